@@ -1,0 +1,2 @@
+//! The Agora node: everything around the pure core that touches the network,
+//! the disk and the clock.

@@ -1,0 +1,4 @@
+//! `agora`: the node and client command-line interface.
+fn main() {
+    println!("agora {}", env!("CARGO_PKG_VERSION"));
+}

@@ -1,0 +1,1 @@
+//! Whole-system tests for Agora; the test targets live in `tests/tests/`.
