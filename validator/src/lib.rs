@@ -1,1 +1,20 @@
-//! x
+//! The deterministic heart of Agora.
+//!
+//! Everything a validator *decides* lives here, and nothing else: no I/O, no
+//! tokio, no clock, no randomness of its own. Hosts (the node, the simulator)
+//! feed events in and carry actions out. See ARCHITECTURE.md for the map.
+
+#![deny(missing_docs)]
+
+pub mod block;
+pub mod certificate;
+pub mod crypto;
+pub mod lottery;
+pub mod signing;
+pub mod types;
+pub mod validator_set;
+
+pub use certificate::{CertificateError, CommitCertificate};
+pub use crypto::{Hash, PublicKey, SecretKey, Signature};
+pub use types::{Address, ChainId, Height, Power, Round, VoteType};
+pub use validator_set::{Validator, ValidatorSet};

@@ -1,0 +1,249 @@
+//! Commit certificates (DESIGN §7): proof that more than 2/3 of a height's
+//! voting power precommitted one block, in constant size plus a bitmap.
+
+use crate::crypto::{BlsError, Hash, PublicKey, Signature, hash::hash_from_slice, sha3_256};
+use crate::signing::vote_bytes;
+use crate::types::{ChainId, Height, Power, Round, VoteType};
+use crate::validator_set::ValidatorSet;
+use agora_proto::v1 as pb;
+use prost::Message;
+
+/// Why a certificate is not valid.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CertificateError {
+    /// A bit is set for a validator index the set does not have.
+    #[error("signer bit {index} out of range for a set of {set_len} validators")]
+    SignerOutOfRange {
+        /// The offending bit index.
+        index: usize,
+        /// Size of the validator set.
+        set_len: usize,
+    },
+    /// The bitmap is longer than the set needs (one encoding per certificate).
+    #[error("signer bitmap has {got} bytes, the set needs {expected}")]
+    BitmapLength {
+        /// Bytes needed for the set.
+        expected: usize,
+        /// Bytes given.
+        got: usize,
+    },
+    /// The signers hold at most 2/3 of the power.
+    #[error("insufficient power: signers hold {signed} of {total}")]
+    InsufficientPower {
+        /// Power of the signers.
+        signed: Power,
+        /// Total power of the set.
+        total: Power,
+    },
+    /// The aggregate signature does not verify for the signers.
+    #[error("aggregate signature does not verify")]
+    BadSignature,
+    /// The certificate is for another height than expected.
+    #[error("certificate is for height {got}, expected {expected}")]
+    WrongHeight {
+        /// Height expected by the caller.
+        expected: Height,
+        /// Height in the certificate.
+        got: Height,
+    },
+    /// The certificate commits another block than expected.
+    #[error("certificate commits block {got}, expected {expected}")]
+    WrongBlock {
+        /// Block hash expected (hex).
+        expected: String,
+        /// Block hash in the certificate (hex).
+        got: String,
+    },
+    /// A field does not decode (hash length, signature encoding).
+    #[error("malformed certificate: {0}")]
+    Malformed(String),
+}
+
+/// A decoded commit certificate. The signature is already subgroup-checked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CommitCertificate {
+    /// Height of the committed block.
+    pub height: Height,
+    /// Round in which it was committed.
+    pub round: Round,
+    /// Hash of the committed block's header.
+    pub block_hash: Hash,
+    /// Bitmap of signers over the canonical validator order (LSB first).
+    pub signers: Vec<u8>,
+    /// Aggregate of the signers' precommit signatures.
+    pub aggregate_signature: Signature,
+}
+
+/// Number of bitmap bytes a set of `n` validators needs.
+pub fn bitmap_len(n: usize) -> usize {
+    n.div_ceil(8)
+}
+
+/// Whether bit `i` of a bitmap is set.
+pub fn bit(bitmap: &[u8], i: usize) -> bool {
+    bitmap.get(i / 8).is_some_and(|b| b & (1 << (i % 8)) != 0)
+}
+
+/// Sets bit `i` of a bitmap, growing it as needed.
+pub fn set_bit(bitmap: &mut Vec<u8>, i: usize) {
+    if bitmap.len() <= i / 8 {
+        bitmap.resize(i / 8 + 1, 0);
+    }
+    bitmap[i / 8] |= 1 << (i % 8);
+}
+
+impl CommitCertificate {
+    /// Builds a certificate from precommits for (height, round, block_hash),
+    /// given as (canonical index, signature) pairs whose signatures the caller
+    /// has verified. Duplicate indices are counted once.
+    pub fn from_precommits(
+        set: &ValidatorSet,
+        height: Height,
+        round: Round,
+        block_hash: Hash,
+        precommits: &[(usize, Signature)],
+    ) -> Result<Self, CertificateError> {
+        let mut signers = vec![0u8; bitmap_len(set.len())];
+        let mut sigs = Vec::with_capacity(precommits.len());
+        for (i, s) in precommits {
+            if *i >= set.len() {
+                return Err(CertificateError::SignerOutOfRange {
+                    index: *i,
+                    set_len: set.len(),
+                });
+            }
+            if !bit(&signers, *i) {
+                set_bit(&mut signers, *i);
+                sigs.push(s);
+            }
+        }
+        let aggregate_signature =
+            Signature::aggregate(&sigs).map_err(|e| CertificateError::Malformed(e.to_string()))?;
+        Ok(Self {
+            height,
+            round,
+            block_hash,
+            signers,
+            aggregate_signature,
+        })
+    }
+
+    /// Indices of the signers; checks that every set bit is in range and that
+    /// the bitmap has exactly the length the set needs.
+    pub fn signer_indices(&self, set_len: usize) -> Result<Vec<usize>, CertificateError> {
+        let mut out = Vec::new();
+        for (byte_i, b) in self.signers.iter().enumerate() {
+            for bit_i in 0..8 {
+                if b & (1 << bit_i) != 0 {
+                    let i = byte_i * 8 + bit_i;
+                    if i >= set_len {
+                        return Err(CertificateError::SignerOutOfRange { index: i, set_len });
+                    }
+                    out.push(i);
+                }
+            }
+        }
+        if self.signers.len() != bitmap_len(set_len) {
+            return Err(CertificateError::BitmapLength {
+                expected: bitmap_len(set_len),
+                got: self.signers.len(),
+            });
+        }
+        Ok(out)
+    }
+
+    /// Summed power of the signers.
+    pub fn signed_power(&self, set: &ValidatorSet) -> Result<Power, CertificateError> {
+        let idx = self.signer_indices(set.len())?;
+        Ok(idx.iter().map(|i| set.validators()[*i].power).sum())
+    }
+
+    /// Verifies the certificate against the validator set of its height: the
+    /// bitmap, the power (> 2/3), then one FastAggregateVerify over the
+    /// precommit signing bytes. The cheap checks come first so a bad
+    /// certificate costs no pairing.
+    pub fn verify(&self, chain: &ChainId, set: &ValidatorSet) -> Result<(), CertificateError> {
+        let idx = self.signer_indices(set.len())?;
+        let signed: Power = idx.iter().map(|i| set.validators()[*i].power).sum();
+        if !set.is_quorum(signed) {
+            return Err(CertificateError::InsufficientPower {
+                signed,
+                total: set.total_power(),
+            });
+        }
+        let keys: Vec<&PublicKey> = idx
+            .iter()
+            .map(|i| &set.validators()[*i].public_key)
+            .collect();
+        let msg = vote_bytes(
+            chain,
+            VoteType::Precommit,
+            self.height,
+            self.round,
+            &self.block_hash,
+        );
+        self.aggregate_signature
+            .fast_aggregate_verify(&msg, &keys)
+            .map_err(|_| CertificateError::BadSignature)
+    }
+
+    /// [`Self::verify`], and that it commits `block_hash` at `height`.
+    pub fn verify_for(
+        &self,
+        chain: &ChainId,
+        set: &ValidatorSet,
+        height: Height,
+        block_hash: &Hash,
+    ) -> Result<(), CertificateError> {
+        if self.height != height {
+            return Err(CertificateError::WrongHeight {
+                expected: height,
+                got: self.height,
+            });
+        }
+        if &self.block_hash != block_hash {
+            return Err(CertificateError::WrongBlock {
+                expected: hex::encode(block_hash),
+                got: hex::encode(self.block_hash),
+            });
+        }
+        self.verify(chain, set)
+    }
+
+    /// The protobuf form.
+    pub fn to_proto(&self) -> pb::CommitCertificate {
+        pb::CommitCertificate {
+            height: self.height,
+            round: self.round,
+            block_hash: self.block_hash.to_vec(),
+            signers: self.signers.clone(),
+            aggregate_signature: self.aggregate_signature.to_bytes().to_vec(),
+        }
+    }
+
+    /// Decodes a certificate from the wire (strict signature decoding).
+    pub fn from_proto(p: &pb::CommitCertificate) -> Result<Self, CertificateError> {
+        let block_hash = hash_from_slice(&p.block_hash)
+            .ok_or_else(|| CertificateError::Malformed("block hash must be 32 bytes".into()))?;
+        let aggregate_signature =
+            Signature::from_bytes(&p.aggregate_signature).map_err(|e: BlsError| {
+                CertificateError::Malformed(format!("aggregate signature: {e}"))
+            })?;
+        // 100,000 validators need 12,500 bytes; anything longer is junk.
+        if p.signers.len() > 16 * 1024 {
+            return Err(CertificateError::Malformed("signer bitmap too long".into()));
+        }
+        Ok(Self {
+            height: p.height,
+            round: p.round,
+            block_hash,
+            signers: p.signers.clone(),
+            aggregate_signature,
+        })
+    }
+
+    /// Hash of the encoded certificate, carried by the next header as `last_commit_hash`.
+    pub fn hash(&self) -> Hash {
+        sha3_256(&self.to_proto().encode_to_vec())
+    }
+}
