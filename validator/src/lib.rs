@@ -9,6 +9,7 @@
 pub mod block;
 pub mod certificate;
 pub mod crypto;
+pub mod ledger;
 pub mod lottery;
 pub mod signing;
 pub mod types;
