@@ -138,13 +138,19 @@ fn op() -> impl Strategy<Value = Op> {
     prop_oneof![
         3 => (0..7usize, 0..7usize, 0..300 * UNIT)
             .prop_map(|(from, to, amount)| Op::Transfer { from, to, amount }),
-        3 => (0..7usize, 0..6usize, 0..200 * UNIT)
+        3 => (0..7usize, 0..3usize, 0..200 * UNIT)
             .prop_map(|(who, val, amount)| Op::Bond { who, val, amount }),
-        3 => (0..7usize, 0..6usize, 0..=17u128)
+        1 => (0..7usize, 0..6usize, 0..200 * UNIT)
+            .prop_map(|(who, val, amount)| Op::Bond { who, val, amount }),
+        4 => (0..7usize, 0..3usize, 0..=17u128)
+            .prop_map(|(who, val, num)| Op::Unbond { who, val, num }),
+        1 => (0..7usize, 0..6usize, 0..=17u128)
             .prop_map(|(who, val, num)| Op::Unbond { who, val, num }),
         1 => (0..4usize, 3..6usize, 0..60 * UNIT)
             .prop_map(|(who, key, bond)| Op::CreateValidator { who, key, bond }),
         1 => (0..7usize, 0..6usize).prop_map(|(who, val)| Op::Unjail { who, val }),
+        // Mostly recent infractions by genesis validators, so slashes meet unbonding entries.
+        2 => (0..3usize, 1..=3u64).prop_map(|(val, back)| Op::Evidence { val, back }),
         1 => (0..6usize, 1..=UNBONDING + 1).prop_map(|(val, back)| Op::Evidence { val, back }),
         1 => Just(Op::Replay),
         1 => (0..7usize, any::<bool>()).prop_map(|(who, ahead)| Op::WrongNonce { who, ahead }),
@@ -458,11 +464,11 @@ fn run(blocks: Vec<Vec<Op>>) -> Result<(usize, usize), TestCaseError> {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 48, max_shrink_iters: 200, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: 64, max_shrink_iters: 200, ..ProptestConfig::default() })]
 
     #[test]
     fn random_blocks_keep_every_ledger_invariant(
-        blocks in prop::collection::vec(prop::collection::vec(op(), 0..5), 1..14)
+        blocks in prop::collection::vec(prop::collection::vec(op(), 0..5), 1..20)
     ) {
         run(blocks)?;
     }

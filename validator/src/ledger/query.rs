@@ -56,7 +56,7 @@ impl ValidatorView {
         Self {
             address: v.address,
             operator: v.operator,
-            public_key: v.public_key.clone(),
+            public_key: v.public_key,
             tokens: v.tokens,
             shares: v.shares,
             power: voting_power(v.tokens, &state.params),

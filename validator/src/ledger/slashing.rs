@@ -350,9 +350,7 @@ pub fn slash(
         .get(&offender)?
         .power;
     // power · power_reduction ≤ the tokens bonded at h, which fit in u128.
-    let stake_at_h = u128::from(power)
-        .checked_mul(state.params.power_reduction)
-        .unwrap_or(u128::MAX);
+    let stake_at_h = u128::from(power).saturating_mul(state.params.power_reduction);
     let target = mul_div_floor(stake_at_h, u128::from(bps), 10_000).unwrap_or(0);
 
     let first_counted = infraction_height.saturating_sub(1);

@@ -365,7 +365,7 @@ pub fn decode(bytes: &[u8]) -> Result<State, SnapshotError> {
                 .ok_or_else(|| invalid("validator set names an unknown validator"))?;
             members.push(Validator {
                 address: a,
-                public_key: rec.public_key.clone(),
+                public_key: rec.public_key,
                 power,
             });
         }

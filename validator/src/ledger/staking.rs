@@ -13,7 +13,7 @@
 //! operation can ever create tokens.
 
 use super::amount::mul_div_floor;
-use super::state::{Account, State, UnbondingEntry, ValidatorRecord};
+use super::state::{State, UnbondingEntry, ValidatorRecord};
 use super::tx::{TxError, TxKind};
 use crate::types::{Address, Height};
 
@@ -111,7 +111,7 @@ pub fn plan(
                 validators: vec![ValidatorRecord {
                     address,
                     operator: signer,
-                    public_key: consensus_key.clone(),
+                    public_key: *consensus_key,
                     tokens: *self_bond,
                     shares: *self_bond,
                     jailed: false,
@@ -264,11 +264,7 @@ pub fn plan(
 /// Writes an effect computed by [`plan`] on the same state.
 pub fn apply(state: &mut State, effect: Effect) {
     for (a, balance) in effect.accounts {
-        state
-            .accounts
-            .entry(a)
-            .or_insert_with(Account::default)
-            .balance = balance;
+        state.accounts.entry(a).or_default().balance = balance;
     }
     for v in effect.validators {
         state.validators.insert(v.address, v);

@@ -169,6 +169,10 @@ impl TxError {
 }
 
 /// What a transaction asks for, with amounts parsed.
+// CreateValidator carries a decoded key and signature (blst points, a few
+// hundred bytes); values are short-lived, one per transaction, so boxing
+// would cost an allocation for nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum TxKind {
     /// Move tokens to another account.

@@ -31,7 +31,7 @@ pub fn compute_active_set(state: &State) -> Option<ValidatorSet> {
         .into_iter()
         .map(|v| Validator {
             address: v.address,
-            public_key: v.public_key.clone(),
+            public_key: v.public_key,
             power: voting_power(v.tokens, &state.params),
         })
         .collect();
