@@ -60,7 +60,7 @@ fn biased_pick(favoured: usize) -> impl Fn(&ValidatorSet, &Hash, u64, u32) -> us
     move |set, seed, h, r| {
         let coin =
             sha3_256(&[seed.as_slice(), &h.to_be_bytes(), &r.to_be_bytes(), b"bias"].concat());
-        if u16::from_be_bytes([coin[0], coin[1]]) % 50 == 0 {
+        if u16::from_be_bytes([coin[0], coin[1]]).is_multiple_of(50) {
             favoured
         } else {
             fair_pick(set, seed, h, r)
