@@ -9,8 +9,10 @@
 //! VRF proof verifies (which yields the next seed); and finally the
 //! certificate (one FastAggregateVerify).
 //!
-//! Trust flows forward: the sets of heights 1 and 2 come from genesis; the
-//! header of height h, certified by the set of h, commits to the set of h+1.
+//! Trust flows forward: the set of height 1 comes from genesis; the header of
+//! height h, certified by the set of h, commits to the set of h+1 in
+//! `next_validators_hash` (that set was computed at the end of h−1: DESIGN §6,
+//! a set computed at the end of h takes effect at h+2 and header h+1 carries it).
 
 use crate::block::{header_hash, list_hash};
 use crate::certificate::{CertificateError, CommitCertificate};
@@ -146,20 +148,18 @@ pub struct ChainVerifier {
     prev_hash: Hash,
     seed: Hash,
     set: ValidatorSet,
-    next_set: ValidatorSet,
 }
 
 impl ChainVerifier {
     /// Starts at genesis: `seed0` from the genesis file, and the validator set
-    /// of heights 1 and 2 (both are the genesis set).
+    /// of height 1 derived from the genesis file.
     pub fn from_genesis(chain: ChainId, seed0: Hash, genesis_set: ValidatorSet) -> Self {
         Self {
             chain,
             next_height: 1,
             prev_hash: ZERO_HASH,
             seed: seed0,
-            set: genesis_set.clone(),
-            next_set: genesis_set,
+            set: genesis_set,
         }
     }
 
@@ -178,26 +178,20 @@ impl ChainVerifier {
         &self.set
     }
 
-    /// The trusted validator set of the height after next (what the last
-    /// verified header committed to).
-    pub fn following_validator_set(&self) -> &ValidatorSet {
-        &self.next_set
-    }
-
     /// Hash of the last verified block (zero before height 1).
     pub fn last_block_hash(&self) -> Hash {
         self.prev_hash
     }
 
-    /// Verifies the next header with its certificate. `set_after` is the
-    /// validator set of height + 2, which this header commits to in
-    /// `next_validators_hash` (DESIGN §6: a set computed at the end of h takes
-    /// effect at h+2). On success the verifier advances one height.
+    /// Verifies the next header with its certificate. `next_set` is the
+    /// validator set of height + 1, which this header commits to in
+    /// `next_validators_hash`. On success the verifier advances one height and
+    /// trusts `next_set` for it.
     pub fn verify_next(
         &mut self,
         header: &pb::Header,
         cert: &CommitCertificate,
-        set_after: &ValidatorSet,
+        next_set: &ValidatorSet,
     ) -> Result<VerifiedBlock, ChainError> {
         let h = header.height;
         if h != self.next_height {
@@ -223,7 +217,7 @@ impl ChainVerifier {
         if header.validators_hash.as_slice() != self.set.hash().as_slice() {
             return Err(ChainError::ValidatorsHashMismatch { height: h });
         }
-        if header.next_validators_hash.as_slice() != set_after.hash().as_slice() {
+        if header.next_validators_hash.as_slice() != next_set.hash().as_slice() {
             return Err(ChainError::NextValidatorsMismatch { height: h });
         }
         if header.proposal_round > cert.round {
@@ -265,7 +259,7 @@ impl ChainVerifier {
         self.seed = seed;
         self.prev_hash = block_hash;
         self.next_height = h + 1;
-        self.set = std::mem::replace(&mut self.next_set, set_after.clone());
+        self.set = next_set.clone();
         Ok(VerifiedBlock {
             height: h,
             block_hash,
