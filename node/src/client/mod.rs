@@ -1,6 +1,8 @@
 //! Client-side commands of `agora`: talking to a node over gRPC.
 
 pub mod audit;
+pub mod query;
+pub mod tx;
 
 /// Connects a gRPC channel to `endpoint` (`http://host:port`, or `host:port`).
 pub async fn connect(endpoint: &str) -> Result<tonic::transport::Channel, tonic::transport::Error> {
