@@ -8,6 +8,7 @@
 
 pub mod block;
 pub mod certificate;
+pub mod consensus;
 pub mod crypto;
 pub mod lottery;
 pub mod signing;
