@@ -676,6 +676,12 @@ impl Consensus {
             let ev = evidence::conflicting_proposals(e.signed.clone(), signed);
             if let Some(ev) = self.evidence.admit(ev) {
                 out.push(Output::EvidenceFound(ev));
+                // Remember the second block too (once per round, so bounded):
+                // other validators may lock on it, and its votes must count.
+                let block = block.clone();
+                if let Some(hs) = self.hs.as_mut() {
+                    hs.blocks.entry(block_hash).or_insert(block);
+                }
             }
             return;
         }
@@ -747,11 +753,9 @@ impl Consensus {
             return self.reject(RejectReason::UnknownValidator(who), out);
         };
         let set = &hs.params.validator_set;
+        let keep_conflicting = value.is_none_or(|b| hs.blocks.contains_key(&b));
         let vs = hs.votes.entry((r, vote_type)).or_default();
-        if vs
-            .get(idx)
-            .is_some_and(|s| s.value == value && s.vote.signature == v.signature)
-        {
+        if vs.contains(idx, &value, &v.signature) {
             return; // duplicate delivery: these bytes were already decoded
         }
         let who = set.validators()[idx].address.to_string();
@@ -765,7 +769,7 @@ impl Consensus {
             round: r,
             vote_type,
         };
-        match vs.insert(&ctx, mode, idx, value, sig, v.clone()) {
+        match vs.insert(&ctx, mode, idx, value, sig, v.clone(), keep_conflicting) {
             Insert::Added | Insert::Duplicate => {}
             Insert::BadSignature => self.reject(RejectReason::BadSignature(who), out),
             Insert::Equivocation(first) => {

@@ -59,15 +59,22 @@ pub enum Insert {
     Equivocation(Box<pb::Vote>),
 }
 
-/// Votes of one (round, type): at most one per validator, so its size is
-/// bounded by the validator set.
+/// How many values one validator may have stored in one (round, type)
+/// before votes for blocks this node does not know are no longer kept.
+pub const MAX_UNKNOWN_VALUES_PER_VOTER: usize = 3;
+
+/// Votes of one (round, type). A validator normally has one vote here; an
+/// equivocating one may have more, one per value, but only for values the
+/// caller allows (nil and blocks it knows), so the size stays bounded. Counting
+/// an equivocator's vote for each value it signed is sound for per-value
+/// quorums (two quorums for different values would need more than a third of
+/// the power to equivocate), and it is what lets an honest node see a polka
+/// that other honest nodes saw, whichever of the conflicting votes it got first.
 #[derive(Debug, Clone, Default)]
 pub struct VoteSet {
-    votes: BTreeMap<usize, StoredVote>,
+    votes: BTreeMap<(usize, Value), StoredVote>,
     verified_power: BTreeMap<Value, Power>,
     pending_power: BTreeMap<Value, Power>,
-    verified_any: Power,
-    pending_any: Power,
     aggregate_checks: u64,
     single_checks: u64,
 }
@@ -107,9 +114,33 @@ impl VoteContext<'_> {
     }
 }
 
+fn slot_range(idx: usize) -> std::ops::RangeInclusive<(usize, Value)> {
+    (idx, None)..=(idx, Some([0xff; 32]))
+}
+
 impl VoteSet {
+    /// Whether exactly this vote (value and signature bytes) is stored.
+    pub fn contains(&self, idx: usize, value: &Value, signature: &[u8]) -> bool {
+        self.votes
+            .get(&(idx, *value))
+            .is_some_and(|v| v.vote.signature == signature)
+    }
+
+    fn check_stored(&mut self, ctx: &VoteContext<'_>, key: (usize, Value)) {
+        if let Some(v) = self.votes.get(&key)
+            && !v.verified
+        {
+            let ok = ctx.verify_one(key.0, &key.1, &v.signature);
+            self.single_checks += 1;
+            self.settle(key, ok);
+        }
+    }
+
     /// Inserts a decoded vote of validator `idx`. In per-vote mode, or when a
-    /// conflict must be judged, signatures are checked here.
+    /// conflict must be judged, signatures are checked here. `keep_conflicting`
+    /// says whether a verified vote that conflicts with an earlier one may be
+    /// stored too (the caller allows nil and known blocks).
+    #[allow(clippy::too_many_arguments)]
     pub fn insert(
         &mut self,
         ctx: &VoteContext<'_>,
@@ -118,52 +149,60 @@ impl VoteSet {
         value: Value,
         signature: Signature,
         vote: pb::Vote,
+        keep_conflicting: bool,
     ) -> Insert {
-        if let Some(existing) = self.votes.get(&idx) {
-            if existing.value == value && existing.vote.signature == vote.signature {
+        if let Some(existing) = self.votes.get(&(idx, value)) {
+            if existing.vote.signature == vote.signature {
                 return Insert::Duplicate;
             }
-            // Something different arrived for a slot: settle the stored vote
-            // first, so that a forged first vote can neither hide the real one
-            // nor frame its validator.
-            if !existing.verified {
-                let ok = ctx.verify_one(idx, &existing.value, &existing.signature);
-                self.single_checks += 1;
-                self.settle(idx, ok);
-            }
-        }
-        if let Some(existing) = self.votes.get(&idx) {
-            if existing.value == value {
-                // Same value, other bytes: BLS is deterministic, so these are bad.
+            // Same value, other bytes: BLS is deterministic, so one of them is
+            // bad. Settle the stored one so a forged first vote cannot hide
+            // the real one.
+            self.check_stored(ctx, (idx, value));
+            if self.votes.contains_key(&(idx, value)) {
                 return Insert::BadSignature;
             }
-            self.single_checks += 1;
-            if !ctx.verify_one(idx, &value, &signature) {
-                return Insert::BadSignature;
-            }
-            return Insert::Equivocation(Box::new(existing.vote.clone()));
         }
-        let verified = match mode {
-            VerifyMode::PerVote => {
-                self.single_checks += 1;
-                if !ctx.verify_one(idx, &value, &signature) {
-                    return Insert::BadSignature;
+        let others: Vec<(usize, Value)> = self.votes.range(slot_range(idx)).map(|(k, _)| *k).collect();
+        if others.is_empty() {
+            let verified = match mode {
+                VerifyMode::PerVote => {
+                    self.single_checks += 1;
+                    if !ctx.verify_one(idx, &value, &signature) {
+                        return Insert::BadSignature;
+                    }
+                    true
                 }
-                true
+                VerifyMode::Aggregate => false,
+            };
+            self.add(idx, value, ctx.set.validators()[idx].power, signature, verified, vote);
+            return Insert::Added;
+        }
+        // A conflict: judge both sides by their own signatures, so that a
+        // forgery can neither frame a validator nor hide its real vote.
+        self.single_checks += 1;
+        if !ctx.verify_one(idx, &value, &signature) {
+            return Insert::BadSignature;
+        }
+        for k in &others {
+            self.check_stored(ctx, *k);
+        }
+        let first = others
+            .iter()
+            .find_map(|k| self.votes.get(k).map(|v| v.vote.clone()));
+        let power = ctx.set.validators()[idx].power;
+        match first {
+            None => {
+                self.add(idx, value, power, signature, true, vote);
+                Insert::Added
             }
-            VerifyMode::Aggregate => false,
-        };
-        self.add(
-            idx,
-            StoredVote {
-                value,
-                power: ctx.set.validators()[idx].power,
-                signature,
-                verified,
-                vote,
-            },
-        );
-        Insert::Added
+            Some(first) => {
+                if keep_conflicting || others.len() < MAX_UNKNOWN_VALUES_PER_VOTER {
+                    self.add(idx, value, power, signature, true, vote);
+                }
+                Insert::Equivocation(Box::new(first))
+            }
+        }
     }
 
     /// Inserts this validator's own vote, which needs no check.
@@ -175,35 +214,42 @@ impl VoteSet {
         signature: Signature,
         vote: pb::Vote,
     ) {
-        if self.votes.contains_key(&idx) {
+        if self.votes.contains_key(&(idx, value)) {
             return;
         }
-        self.add(
-            idx,
+        self.add(idx, value, set.validators()[idx].power, signature, true, vote);
+    }
+
+    fn add(
+        &mut self,
+        idx: usize,
+        value: Value,
+        power: Power,
+        signature: Signature,
+        verified: bool,
+        vote: pb::Vote,
+    ) {
+        let bucket = if verified {
+            &mut self.verified_power
+        } else {
+            &mut self.pending_power
+        };
+        *bucket.entry(value).or_default() += power;
+        self.votes.insert(
+            (idx, value),
             StoredVote {
                 value,
-                power: set.validators()[idx].power,
+                power,
                 signature,
-                verified: true,
+                verified,
                 vote,
             },
         );
     }
 
-    fn add(&mut self, idx: usize, v: StoredVote) {
-        if v.verified {
-            *self.verified_power.entry(v.value).or_default() += v.power;
-            self.verified_any += v.power;
-        } else {
-            *self.pending_power.entry(v.value).or_default() += v.power;
-            self.pending_any += v.power;
-        }
-        self.votes.insert(idx, v);
-    }
-
     /// Marks a pending vote as verified (`ok`), or drops it.
-    fn settle(&mut self, idx: usize, ok: bool) {
-        let Some(v) = self.votes.get_mut(&idx) else {
+    fn settle(&mut self, key: (usize, Value), ok: bool) {
+        let Some(v) = self.votes.get_mut(&key) else {
             return;
         };
         if v.verified {
@@ -213,13 +259,11 @@ impl VoteSet {
         if let Some(p) = self.pending_power.get_mut(&value) {
             *p -= power;
         }
-        self.pending_any -= power;
         if ok {
             v.verified = true;
             *self.verified_power.entry(value).or_default() += power;
-            self.verified_any += power;
         } else {
-            self.votes.remove(&idx);
+            self.votes.remove(&key);
         }
     }
 
@@ -231,7 +275,7 @@ impl VoteSet {
             .votes
             .iter()
             .filter(|(_, v)| !v.verified && v.value == *value)
-            .map(|(i, _)| *i)
+            .map(|((i, _), _)| *i)
             .collect();
         if pending.is_empty() {
             return Vec::new();
@@ -242,11 +286,14 @@ impl VoteSet {
             let i = pending[0];
             ctx.set.validators()[i]
                 .public_key
-                .verify(&msg, &self.votes[&i].signature)
+                .verify(&msg, &self.votes[&(i, *value)].signature)
                 .is_ok()
         } else {
             self.aggregate_checks += 1;
-            let sigs: Vec<&Signature> = pending.iter().map(|i| &self.votes[i].signature).collect();
+            let sigs: Vec<&Signature> = pending
+                .iter()
+                .map(|i| &self.votes[&(*i, *value)].signature)
+                .collect();
             let keys: Vec<&PublicKey> = pending
                 .iter()
                 .map(|i| &ctx.set.validators()[*i].public_key)
@@ -258,19 +305,19 @@ impl VoteSet {
         let mut bad = Vec::new();
         if ok_all {
             for i in pending {
-                self.settle(i, true);
+                self.settle((i, *value), true);
             }
         } else if pending.len() == 1 {
-            self.settle(pending[0], false);
+            self.settle((pending[0], *value), false);
             bad.push(pending[0]);
         } else {
             for i in pending {
                 self.single_checks += 1;
                 let ok = ctx.set.validators()[i]
                     .public_key
-                    .verify(&msg, &self.votes[&i].signature)
+                    .verify(&msg, &self.votes[&(i, *value)].signature)
                     .is_ok();
-                self.settle(i, ok);
+                self.settle((i, *value), ok);
                 if !ok {
                     bad.push(i);
                 }
@@ -304,14 +351,26 @@ impl VoteSet {
         self.verified_power(value) + self.pending_power.get(value).copied().unwrap_or(0)
     }
 
-    /// Verified power over all values.
+    /// Power of the distinct validators with a verified vote.
     pub fn verified_any(&self) -> Power {
-        self.verified_any
+        self.any_power(true)
     }
 
-    /// Verified plus pending power over all values.
+    /// Power of the distinct validators with any vote, verified or not.
     pub fn potential_any(&self) -> Power {
-        self.verified_any + self.pending_any
+        self.any_power(false)
+    }
+
+    fn any_power(&self, verified_only: bool) -> Power {
+        let mut last = None;
+        let mut sum = 0;
+        for ((i, _), v) in &self.votes {
+            if (v.verified || !verified_only) && last != Some(*i) {
+                sum += v.power;
+                last = Some(*i);
+            }
+        }
+        sum
     }
 
     /// Whether a verified quorum voted for `value`, verifying pending votes
@@ -330,24 +389,27 @@ impl VoteSet {
     /// Whether verified votes of any values reach `threshold`, verifying
     /// pending votes only if they could make the difference.
     pub fn threshold_any(&mut self, ctx: &VoteContext<'_>, threshold: &impl Fn(Power) -> bool) -> bool {
-        if threshold(self.verified_any) {
+        if threshold(self.verified_any()) {
             return true;
         }
         if !threshold(self.potential_any()) {
             return false;
         }
         self.verify_all_pending(ctx);
-        threshold(self.verified_any)
+        threshold(self.verified_any())
     }
 
     /// Verified voters (canonical indices), for counting distinct senders.
     pub fn verified_voters(&self) -> impl Iterator<Item = usize> + '_ {
-        self.votes.iter().filter(|(_, v)| v.verified).map(|(i, _)| *i)
+        self.votes
+            .iter()
+            .filter(|(_, v)| v.verified)
+            .map(|((i, _), _)| *i)
     }
 
     /// All voters, verified or not.
     pub fn all_voters(&self) -> impl Iterator<Item = usize> + '_ {
-        self.votes.keys().copied()
+        self.votes.keys().map(|(i, _)| *i)
     }
 
     /// (index, signature) of the verified votes for `value`, in canonical order.
@@ -355,13 +417,8 @@ impl VoteSet {
         self.votes
             .iter()
             .filter(|(_, v)| v.verified && v.value == *value)
-            .map(|(i, v)| (*i, v.signature))
+            .map(|((i, _), v)| (*i, v.signature))
             .collect()
-    }
-
-    /// The stored vote of validator `idx`.
-    pub fn get(&self, idx: usize) -> Option<&StoredVote> {
-        self.votes.get(&idx)
     }
 
     /// (aggregate checks, single checks) done so far.
