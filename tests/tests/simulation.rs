@@ -7,7 +7,7 @@
 //!
 //! A failing seed is printed with its violations and the command that replays it.
 
-use agora_tests::sim::{Report, Scenario, Sim};
+use agora_tests::sim::{Report, Scenario, Sim, Violation};
 use agora_validator::consensus::{ConsensusConfig, TestFault, TimeoutConfig};
 
 const DEFAULT_SEEDS: u64 = 40;
@@ -98,12 +98,16 @@ fn same_seed_replays_exactly() {
 }
 
 /// The negative control: with quorum lowered to half the power, the
-/// simulator must find a safety violation within the default seeds.
+/// simulator must find an agreement violation (two honest validators
+/// deciding different blocks) within the default seeds.
 #[test]
 fn negative_control_half_quorum_is_caught() {
     let found = (0..DEFAULT_SEEDS).find_map(|seed| {
         let r = run(seed, TestFault::HalfQuorum);
-        r.violations.iter().any(|v| v.is_safety()).then_some((seed, r))
+        r.violations
+            .iter()
+            .any(|v| matches!(v, Violation::Agreement { .. }))
+            .then_some((seed, r))
     });
     let (seed, r) = found.expect("a broken quorum rule must be caught by the default seeds");
     eprintln!("negative control: seed {seed} violated safety: {:?}", r.violations);
