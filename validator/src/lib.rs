@@ -9,6 +9,7 @@
 pub mod block;
 pub mod certificate;
 pub mod chain_verifier;
+pub mod consensus;
 pub mod crypto;
 pub mod lottery;
 pub mod signing;
