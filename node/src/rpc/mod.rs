@@ -6,6 +6,7 @@
 //! message a person can act on.
 
 pub mod api;
+pub mod ledger_views;
 pub mod limits;
 pub mod query;
 pub mod staking;

@@ -139,10 +139,22 @@ mod tests {
             SignDecision::SignNew(s) => s,
             other => panic!("expected SignNew, got {other:?}"),
         };
-        assert_eq!(check(Some(&s), 5, 1, SignStep::Prevote, b"a"), SignDecision::SignAgain);
-        assert_eq!(check(Some(&s), 5, 1, SignStep::Prevote, b"b"), SignDecision::Refuse);
-        assert_eq!(check(Some(&s), 5, 0, SignStep::Precommit, b"a"), SignDecision::Refuse);
-        assert_eq!(check(Some(&s), 4, 9, SignStep::Precommit, b"a"), SignDecision::Refuse);
+        assert_eq!(
+            check(Some(&s), 5, 1, SignStep::Prevote, b"a"),
+            SignDecision::SignAgain
+        );
+        assert_eq!(
+            check(Some(&s), 5, 1, SignStep::Prevote, b"b"),
+            SignDecision::Refuse
+        );
+        assert_eq!(
+            check(Some(&s), 5, 0, SignStep::Precommit, b"a"),
+            SignDecision::Refuse
+        );
+        assert_eq!(
+            check(Some(&s), 4, 9, SignStep::Precommit, b"a"),
+            SignDecision::Refuse
+        );
         assert!(matches!(
             check(Some(&s), 5, 1, SignStep::Precommit, b"b"),
             SignDecision::SignNew(_)
@@ -162,9 +174,15 @@ mod tests {
             signed_hash: [9; 32],
         };
         assert_eq!(SigningState::from_bytes(&s.to_bytes()), Ok(s));
-        assert_eq!(SigningState::from_bytes(&[0; 3]), Err(SigningStateError::Length(3)));
+        assert_eq!(
+            SigningState::from_bytes(&[0; 3]),
+            Err(SigningStateError::Length(3))
+        );
         let mut b = s.to_bytes();
         b[12] = 7;
-        assert_eq!(SigningState::from_bytes(&b), Err(SigningStateError::Step(7)));
+        assert_eq!(
+            SigningState::from_bytes(&b),
+            Err(SigningStateError::Step(7))
+        );
     }
 }
