@@ -1,7 +1,9 @@
 //! Double-sign evidence and slashing (DESIGN §8).
 //!
-//! Three kinds of evidence are accepted, each in one canonical encoding (the
-//! half with the smaller block hash first):
+//! Three kinds of evidence are accepted, each in the one canonical encoding
+//! that `consensus::evidence` defines and checks (the half with the smaller
+//! block hash first), so the node that reports evidence and the ledger that
+//! punishes it agree byte for byte:
 //! - two votes by one validator for the same height, round and type with
 //!   different block hashes (an empty hash is nil, the same as 32 zero bytes);
 //! - two different proposals by one validator for the same height and round;
@@ -25,10 +27,9 @@
 
 use super::amount::{fraction_bps, mul_div_floor};
 use super::state::{SlashEvent, State};
-use crate::certificate::{CertificateError, CommitCertificate};
-use crate::crypto::{Hash, Signature, ZERO_HASH, hash::hash_from_slice, sha3_256};
-use crate::signing::{proposal_bytes, vote_bytes};
-use crate::types::{Address, Height, VoteType};
+use crate::consensus::evidence as consensus_evidence;
+use crate::crypto::{Hash, sha3_256};
+use crate::types::{Address, Height};
 use crate::validator_set::ValidatorSet;
 use agora_proto::v1 as pb;
 use prost::Message;
@@ -42,12 +43,10 @@ pub enum EvidenceError {
     /// A field is missing or does not decode.
     #[error("malformed evidence: {0}")]
     Malformed(String),
-    /// The two halves are in the wrong order (smaller block hash first).
-    #[error("evidence is not in canonical order: the half with the smaller block hash goes first")]
-    NotCanonical,
-    /// The two halves do not conflict (same block, or different height/round/type/signer).
-    #[error("the two halves do not conflict: {0}")]
-    NotConflicting(String),
+    /// The consensus verifier refused it: not canonical, not conflicting,
+    /// mismatched halves, or a signature or certificate that does not verify.
+    #[error(transparent)]
+    Invalid(#[from] consensus_evidence::EvidenceError),
     /// The infraction is at or after the current height.
     #[error("infraction height {infraction} is not before the current height {current}")]
     FromTheFuture {
@@ -79,17 +78,6 @@ pub enum EvidenceError {
         /// Infraction height.
         height: Height,
     },
-    /// A signature does not verify.
-    #[error("signature of {0} does not verify")]
-    BadSignature(&'static str),
-    /// A certificate does not verify against the set of its height.
-    #[error("certificate {which} is invalid: {source}")]
-    BadCertificate {
-        /// "a" or "b".
-        which: &'static str,
-        /// Why.
-        source: CertificateError,
-    },
     /// The offender was already tombstoned (this infraction or an earlier one was punished).
     #[error("validator {0} is already tombstoned")]
     AlreadyTombstoned(Address),
@@ -112,20 +100,22 @@ pub struct Infraction {
     pub evidence_hash: Hash,
 }
 
-fn vote_hash(b: &[u8]) -> Result<Hash, EvidenceError> {
-    if b.is_empty() {
-        return Ok(ZERO_HASH);
+/// Height of the infraction, read from the first half (the structural
+/// checks that both halves agree come later, in the consensus verifier).
+fn infraction_height(ev: &pb::Evidence) -> Result<Height, EvidenceError> {
+    use pb::evidence::Kind;
+    let missing = || EvidenceError::Malformed("a half of the evidence is missing".into());
+    match ev
+        .kind
+        .as_ref()
+        .ok_or_else(|| EvidenceError::Malformed("no evidence kind".into()))?
+    {
+        Kind::DuplicateVote(d) => d.vote_a.as_ref().map(|v| v.height).ok_or_else(missing),
+        Kind::ConflictingProposals(c) => {
+            c.proposal_a.as_ref().map(|p| p.height).ok_or_else(missing)
+        }
+        Kind::ConflictingCertificates(c) => c.cert_a.as_ref().map(|c| c.height).ok_or_else(missing),
     }
-    hash_from_slice(b).ok_or_else(|| EvidenceError::Malformed("block hash must be 32 bytes".into()))
-}
-
-fn sig(b: &[u8], which: &str) -> Result<Signature, EvidenceError> {
-    Signature::from_bytes(b)
-        .map_err(|e| EvidenceError::Malformed(format!("{which} signature: {e}")))
-}
-
-fn addr(b: &[u8]) -> Result<Address, EvidenceError> {
-    Address::from_slice(b).map_err(|e| EvidenceError::Malformed(e.to_string()))
 }
 
 /// The validator set in effect at `height`, after the window checks.
@@ -149,15 +139,10 @@ fn set_at(state: &State, height: Height, current: Height) -> Result<&ValidatorSe
         .ok_or(EvidenceError::UnknownHeight(height))
 }
 
-fn not_tombstoned(state: &State, a: Address) -> Result<(), EvidenceError> {
-    match state.validators.get(&a) {
-        Some(v) if v.tombstoned => Err(EvidenceError::AlreadyTombstoned(a)),
-        _ => Ok(()),
-    }
-}
-
-/// Verifies evidence for inclusion in the block at height `current`.
-/// Cheap structural checks come before any pairing.
+/// Verifies evidence for inclusion in the block at height `current`: size,
+/// evidence window, then the consensus verifier (canonical form, conflict,
+/// signatures against the set of the infraction height), then drops
+/// offenders that are already tombstoned.
 pub fn verify_evidence(
     state: &State,
     ev: &pb::Evidence,
@@ -169,168 +154,37 @@ pub fn verify_evidence(
             "evidence is {size} bytes, the limit is {MAX_EVIDENCE_BYTES}"
         )));
     }
-    let evidence_hash = sha3_256(&ev.encode_to_vec());
-    let chain = &state.chain_id;
-    use pb::evidence::Kind;
-    match ev
-        .kind
-        .as_ref()
-        .ok_or_else(|| EvidenceError::Malformed("no evidence kind".into()))?
-    {
-        Kind::DuplicateVote(d) => {
-            let (Some(a), Some(b)) = (d.vote_a.as_ref(), d.vote_b.as_ref()) else {
-                return Err(EvidenceError::Malformed("both votes are required".into()));
-            };
-            let vt = VoteType::from_i32(a.vote_type)
-                .ok_or_else(|| EvidenceError::Malformed("unknown vote type".into()))?;
-            if a.vote_type != b.vote_type
-                || a.height != b.height
-                || a.round != b.round
-                || a.validator_address != b.validator_address
-            {
-                return Err(EvidenceError::NotConflicting(
-                    "votes differ in type, height, round or validator".into(),
-                ));
+    let height = infraction_height(ev)?;
+    let set = set_at(state, height, current)?;
+    let info =
+        consensus_evidence::verify_evidence(&state.chain_id, set, ev).map_err(|e| match e {
+            consensus_evidence::EvidenceError::NotAValidator(address) => {
+                EvidenceError::NotAValidator { address, height }
             }
-            let (ha, hb) = (vote_hash(&a.block_hash)?, vote_hash(&b.block_hash)?);
-            if ha == hb {
-                return Err(EvidenceError::NotConflicting(
-                    "both votes are for the same block".into(),
-                ));
-            }
-            if ha > hb {
-                return Err(EvidenceError::NotCanonical);
-            }
-            let who = addr(&a.validator_address)?;
-            let (sa, sb) = (sig(&a.signature, "vote a")?, sig(&b.signature, "vote b")?);
-            let set = set_at(state, a.height, current)?;
-            let v = set.get(&who).ok_or(EvidenceError::NotAValidator {
-                address: who,
-                height: a.height,
-            })?;
-            not_tombstoned(state, who)?;
-            v.public_key
-                .verify(&vote_bytes(chain, vt, a.height, a.round, &ha), &sa)
-                .map_err(|_| EvidenceError::BadSignature("vote a"))?;
-            v.public_key
-                .verify(&vote_bytes(chain, vt, b.height, b.round, &hb), &sb)
-                .map_err(|_| EvidenceError::BadSignature("vote b"))?;
-            Ok(Infraction {
-                height: a.height,
-                offenders: vec![who],
-                evidence_hash,
-            })
-        }
-        Kind::ConflictingProposals(c) => {
-            let (Some(a), Some(b)) = (c.proposal_a.as_ref(), c.proposal_b.as_ref()) else {
-                return Err(EvidenceError::Malformed(
-                    "both proposals are required".into(),
-                ));
-            };
-            if a.height != b.height
-                || a.round != b.round
-                || a.proposer_address != b.proposer_address
-            {
-                return Err(EvidenceError::NotConflicting(
-                    "proposals differ in height, round or proposer".into(),
-                ));
-            }
-            let ha = hash_from_slice(&a.block_hash)
-                .ok_or_else(|| EvidenceError::Malformed("block hash must be 32 bytes".into()))?;
-            let hb = hash_from_slice(&b.block_hash)
-                .ok_or_else(|| EvidenceError::Malformed("block hash must be 32 bytes".into()))?;
-            if a.pol_round < -1 || b.pol_round < -1 {
-                return Err(EvidenceError::Malformed("pol_round below -1".into()));
-            }
-            match (ha, a.pol_round).cmp(&(hb, b.pol_round)) {
-                std::cmp::Ordering::Equal => {
-                    return Err(EvidenceError::NotConflicting(
-                        "the proposals are identical".into(),
-                    ));
-                }
-                std::cmp::Ordering::Greater => return Err(EvidenceError::NotCanonical),
-                std::cmp::Ordering::Less => {}
-            }
-            let who = addr(&a.proposer_address)?;
-            let (sa, sb) = (
-                sig(&a.signature, "proposal a")?,
-                sig(&b.signature, "proposal b")?,
-            );
-            let set = set_at(state, a.height, current)?;
-            let v = set.get(&who).ok_or(EvidenceError::NotAValidator {
-                address: who,
-                height: a.height,
-            })?;
-            not_tombstoned(state, who)?;
-            v.public_key
-                .verify(
-                    &proposal_bytes(chain, a.height, a.round, a.pol_round, &ha),
-                    &sa,
-                )
-                .map_err(|_| EvidenceError::BadSignature("proposal a"))?;
-            v.public_key
-                .verify(
-                    &proposal_bytes(chain, b.height, b.round, b.pol_round, &hb),
-                    &sb,
-                )
-                .map_err(|_| EvidenceError::BadSignature("proposal b"))?;
-            Ok(Infraction {
-                height: a.height,
-                offenders: vec![who],
-                evidence_hash,
-            })
-        }
-        Kind::ConflictingCertificates(c) => {
-            let (Some(a), Some(b)) = (c.cert_a.as_ref(), c.cert_b.as_ref()) else {
-                return Err(EvidenceError::Malformed(
-                    "both certificates are required".into(),
-                ));
-            };
-            let ca = CommitCertificate::from_proto(a)
-                .map_err(|source| EvidenceError::BadCertificate { which: "a", source })?;
-            let cb = CommitCertificate::from_proto(b)
-                .map_err(|source| EvidenceError::BadCertificate { which: "b", source })?;
-            if ca.height != cb.height {
-                return Err(EvidenceError::NotConflicting(
-                    "certificates differ in height".into(),
-                ));
-            }
-            if ca.block_hash == cb.block_hash {
-                return Err(EvidenceError::NotConflicting(
-                    "both certificates commit the same block".into(),
-                ));
-            }
-            if ca.block_hash > cb.block_hash {
-                return Err(EvidenceError::NotCanonical);
-            }
-            let set = set_at(state, ca.height, current)?;
-            let ia = ca
-                .signer_indices(set.len())
-                .map_err(|source| EvidenceError::BadCertificate { which: "a", source })?;
-            let ib = cb
-                .signer_indices(set.len())
-                .map_err(|source| EvidenceError::BadCertificate { which: "b", source })?;
-            // Indices are ascending, so the intersection comes out in address order.
-            let offenders: Vec<Address> = ia
-                .iter()
-                .filter(|i| ib.binary_search(i).is_ok())
-                .map(|i| set.validators()[*i].address)
-                .filter(|a| not_tombstoned(state, *a).is_ok())
-                .collect();
-            if offenders.is_empty() {
-                return Err(EvidenceError::NothingToSlash);
-            }
-            ca.verify(chain, set)
-                .map_err(|source| EvidenceError::BadCertificate { which: "a", source })?;
-            cb.verify(chain, set)
-                .map_err(|source| EvidenceError::BadCertificate { which: "b", source })?;
-            Ok(Infraction {
-                height: ca.height,
-                offenders,
-                evidence_hash,
-            })
-        }
+            other => EvidenceError::Invalid(other),
+        })?;
+    if info.height != height {
+        return Err(EvidenceError::Malformed(
+            "halves at different heights".into(),
+        ));
     }
+    let single = (info.offenders.len() == 1).then(|| info.offenders[0]);
+    let offenders: Vec<Address> = info
+        .offenders
+        .into_iter()
+        .filter(|a| !state.validators.get(a).is_some_and(|v| v.tombstoned))
+        .collect();
+    if offenders.is_empty() {
+        return Err(match single {
+            Some(a) => EvidenceError::AlreadyTombstoned(a),
+            None => EvidenceError::NothingToSlash,
+        });
+    }
+    Ok(Infraction {
+        height,
+        offenders,
+        evidence_hash: sha3_256(&ev.encode_to_vec()),
+    })
 }
 
 /// Slashes, jails and tombstones one offender for an infraction at

@@ -2,6 +2,7 @@
 
 use super::*;
 use crate::certificate::CommitCertificate;
+use crate::consensus::evidence::EvidenceError as CE;
 use crate::crypto::SecretKey;
 use crate::signing::{proposal_bytes, vote_bytes};
 use crate::types::VoteType;
@@ -697,7 +698,10 @@ fn evidence_window_and_validity_checks() {
     if let Some(pb::evidence::Kind::DuplicateVote(d)) = ev.kind.as_mut() {
         std::mem::swap(&mut d.vote_a, &mut d.vote_b);
     }
-    assert_eq!(l.check_evidence(&ev), Err(EvidenceError::NotCanonical));
+    assert_eq!(
+        l.check_evidence(&ev),
+        Err(EvidenceError::Invalid(CE::NotCanonical))
+    );
     // Same block twice: no conflict.
     let same = pb::Evidence {
         kind: Some(pb::evidence::Kind::DuplicateVote(
@@ -707,10 +711,10 @@ fn evidence_window_and_validity_checks() {
             },
         )),
     };
-    assert!(matches!(
+    assert_eq!(
         l.check_evidence(&same),
-        Err(EvidenceError::NotConflicting(_))
-    ));
+        Err(EvidenceError::Invalid(CE::NotConflicting))
+    );
     // A forged half.
     let mut forged = duplicate_vote(&c, 5);
     if let Some(pb::evidence::Kind::DuplicateVote(d)) = forged.kind.as_mut()
@@ -720,7 +724,7 @@ fn evidence_window_and_validity_checks() {
     }
     assert_eq!(
         l.check_evidence(&forged),
-        Err(EvidenceError::BadSignature("vote b"))
+        Err(EvidenceError::Invalid(CE::BadSignature('b')))
     );
     // Different rounds do not conflict.
     let rounds = pb::Evidence {
@@ -733,7 +737,7 @@ fn evidence_window_and_validity_checks() {
     };
     assert!(matches!(
         l.check_evidence(&rounds),
-        Err(EvidenceError::NotConflicting(_))
+        Err(EvidenceError::Invalid(CE::Mismatch(_)))
     ));
     assert!(matches!(
         l.check_evidence(&pb::Evidence { kind: None }),
