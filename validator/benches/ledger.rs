@@ -103,6 +103,34 @@ fn bench(c: &mut Criterion) {
             BatchSize::LargeInput,
         )
     });
+    // The state machine alone: transactions decoded and signatures taken as
+    // verified, to separate execution (and the app hash) from cryptography.
+    let chain = ChainId::new(CHAIN).expect("chain");
+    let decoded: Vec<tx::DecodedTx> = txs
+        .iter()
+        .map(|t| tx::decode(&chain, t).expect("valid"))
+        .collect();
+    g.bench_function("block_1000_transfers_execution_only", |b| {
+        b.iter_batched(
+            || ledger.clone(),
+            |mut l| {
+                l.begin_block(1).expect("begin");
+                for d in &decoded {
+                    assert!(l.deliver_decoded(d, true).is_ok());
+                }
+                black_box(l.end_block().expect("end").app_hash)
+            },
+            BatchSize::LargeInput,
+        )
+    });
+    g.bench_function("decode_1000_transfers", |b| {
+        b.iter(|| {
+            txs.iter()
+                .map(|t| tx::decode(&chain, t).map(|d| d.nonce))
+                .filter(Result::is_ok)
+                .count()
+        })
+    });
     g.finish();
 }
 
