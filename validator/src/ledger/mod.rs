@@ -33,6 +33,13 @@
 //! - [`Ledger::encode`] / [`Ledger::decode`] snapshot the whole state between
 //!   blocks; the app hash is SHA3-256 of that encoding.
 //!
+//! Costs (benches/ledger.rs, 1,000 transfers): executing them and hashing
+//! the state takes about 1.5 ms; the rest is cryptography. Decoding checks
+//! the subgroup of every key and signature (~110 µs a transaction idle), so a
+//! host that already decoded a transaction at mempool admission should keep
+//! the [`DecodedTx`] and use [`tx::verify_signatures`] +
+//! [`Ledger::deliver_decoded`] instead of decoding twice.
+//!
 //! Invariant, checked by the property tests: `total_supply() +
 //! slashed_total()` equals the genesis supply after every block.
 
