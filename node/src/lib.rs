@@ -1,2 +1,7 @@
 //! The Agora node: everything around the pure core that touches the network,
 //! the disk and the clock.
+
+#![deny(missing_docs)]
+
+pub mod storage;
+pub mod transport;
