@@ -3,5 +3,6 @@
 
 #![deny(missing_docs)]
 
+pub mod mempool;
 pub mod storage;
 pub mod transport;
