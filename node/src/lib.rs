@@ -3,6 +3,10 @@
 
 #![deny(missing_docs)]
 
+pub mod config;
+pub mod genesis;
+pub mod home;
+pub mod keys;
 pub mod mempool;
 pub mod storage;
 pub mod transport;
