@@ -8,5 +8,6 @@ pub mod genesis;
 pub mod home;
 pub mod keys;
 pub mod mempool;
+pub mod metrics;
 pub mod storage;
 pub mod transport;
