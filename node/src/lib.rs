@@ -9,5 +9,6 @@ pub mod home;
 pub mod keys;
 pub mod mempool;
 pub mod metrics;
+pub mod node;
 pub mod storage;
 pub mod transport;
