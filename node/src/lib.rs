@@ -3,6 +3,7 @@
 
 #![deny(missing_docs)]
 
+pub mod client;
 pub mod config;
 pub mod genesis;
 pub mod home;
@@ -10,5 +11,6 @@ pub mod keys;
 pub mod mempool;
 pub mod metrics;
 pub mod node;
+pub mod rpc;
 pub mod storage;
 pub mod transport;

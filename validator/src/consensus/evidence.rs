@@ -1,0 +1,328 @@
+//! Evidence of double signing in its canonical form (DESIGN §8) and its
+//! verification.
+//!
+//! One infraction has exactly one encoding: the two halves are ordered by
+//! block hash (nil counts as 32 zero bytes), smaller first; halves with equal
+//! hashes (proposals that differ only in their POL round) are ordered by their
+//! protobuf encoding. [`EvidenceLog`] remembers which infractions were already
+//! reported so each is emitted once. [`verify_evidence`] is pure and is what
+//! the ledger uses to accept submitted evidence.
+
+use crate::certificate::CommitCertificate;
+use crate::crypto::{Hash, Signature, ZERO_HASH, hash::hash_from_slice};
+use crate::signing::{proposal_bytes, vote_bytes};
+use crate::types::{Address, ChainId, Height, Round, VoteType};
+use crate::validator_set::ValidatorSet;
+use agora_proto::v1 as pb;
+use prost::Message;
+use std::collections::BTreeSet;
+
+/// Why evidence is not valid.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum EvidenceError {
+    /// The evidence has no kind or a half is missing.
+    #[error("evidence is incomplete: {0}")]
+    Incomplete(&'static str),
+    /// The halves are not about the same signer, height, round and type.
+    #[error("halves do not match: {0}")]
+    Mismatch(&'static str),
+    /// The halves sign the same thing; that is not an equivocation.
+    #[error("halves are identical in what they sign")]
+    NotConflicting,
+    /// The halves are not in canonical order.
+    #[error("halves are not in canonical order (smaller block hash first)")]
+    NotCanonical,
+    /// A field does not decode.
+    #[error("malformed evidence: {0}")]
+    Malformed(String),
+    /// The offender is not in the validator set of that height.
+    #[error("{0} is not a validator at that height")]
+    NotAValidator(Address),
+    /// A signature does not verify.
+    #[error("signature of half {0} does not verify")]
+    BadSignature(char),
+    /// A conflicting-certificates half does not verify.
+    #[error("certificate {0} does not verify: {1}")]
+    BadCertificate(char, String),
+}
+
+/// What verified evidence proves.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EvidenceInfo {
+    /// Height of the infraction.
+    pub height: Height,
+    /// Validators that double signed (one for votes and proposals; the
+    /// intersection of the signers for conflicting certificates).
+    pub offenders: Vec<Address>,
+}
+
+/// Identity of one infraction, used to deduplicate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct InfractionKey {
+    /// The offender.
+    pub offender: Address,
+    /// Height.
+    pub height: Height,
+    /// Round.
+    pub round: Round,
+    /// 0 for proposals, else the vote type code.
+    pub kind: u8,
+}
+
+/// Block hash of a vote, with nil (empty or zeros) as zeros; None if malformed.
+pub fn vote_hash(v: &pb::Vote) -> Option<Hash> {
+    if v.block_hash.is_empty() {
+        Some(ZERO_HASH)
+    } else {
+        hash_from_slice(&v.block_hash)
+    }
+}
+
+fn block_hash_of(bytes: &[u8]) -> Option<Hash> {
+    hash_from_slice(bytes)
+}
+
+fn ordered<M: Message>(a: M, ha: Hash, b: M, hb: Hash) -> (M, M) {
+    let swap = match ha.cmp(&hb) {
+        std::cmp::Ordering::Less => false,
+        std::cmp::Ordering::Greater => true,
+        std::cmp::Ordering::Equal => a.encode_to_vec() > b.encode_to_vec(),
+    };
+    if swap { (b, a) } else { (a, b) }
+}
+
+/// Canonical DuplicateVote evidence from two conflicting votes (either order).
+/// Votes with malformed hashes order as nil; verification rejects them anyway.
+pub fn duplicate_vote(a: pb::Vote, b: pb::Vote) -> pb::Evidence {
+    let ha = vote_hash(&a).unwrap_or(ZERO_HASH);
+    let hb = vote_hash(&b).unwrap_or(ZERO_HASH);
+    let (vote_a, vote_b) = ordered(a, ha, b, hb);
+    pb::Evidence {
+        kind: Some(pb::evidence::Kind::DuplicateVote(
+            pb::DuplicateVoteEvidence {
+                vote_a: Some(vote_a),
+                vote_b: Some(vote_b),
+            },
+        )),
+    }
+}
+
+/// The signed part of a proposal (what evidence carries instead of the block).
+pub fn signed_proposal(p: &pb::Proposal, block_hash: &Hash) -> pb::SignedProposal {
+    pb::SignedProposal {
+        height: p.height,
+        round: p.round,
+        pol_round: p.pol_round,
+        block_hash: block_hash.to_vec(),
+        proposer_address: p.proposer_address.clone(),
+        signature: p.signature.clone(),
+    }
+}
+
+/// Canonical ConflictingProposals evidence from two signed proposals (either order).
+pub fn conflicting_proposals(a: pb::SignedProposal, b: pb::SignedProposal) -> pb::Evidence {
+    let ha = block_hash_of(&a.block_hash).unwrap_or(ZERO_HASH);
+    let hb = block_hash_of(&b.block_hash).unwrap_or(ZERO_HASH);
+    let (proposal_a, proposal_b) = ordered(a, ha, b, hb);
+    pb::Evidence {
+        kind: Some(pb::evidence::Kind::ConflictingProposals(
+            pb::ConflictingProposalsEvidence {
+                proposal_a: Some(proposal_a),
+                proposal_b: Some(proposal_b),
+            },
+        )),
+    }
+}
+
+/// The infraction an evidence is about, without verifying it (None for
+/// conflicting certificates, which may name many validators, or malformed input).
+pub fn infraction_key(ev: &pb::Evidence) -> Option<InfractionKey> {
+    match ev.kind.as_ref()? {
+        pb::evidence::Kind::DuplicateVote(d) => {
+            let a = d.vote_a.as_ref()?;
+            Some(InfractionKey {
+                offender: Address::from_slice(&a.validator_address).ok()?,
+                height: a.height,
+                round: a.round,
+                kind: u8::try_from(a.vote_type).ok()?,
+            })
+        }
+        pb::evidence::Kind::ConflictingProposals(c) => {
+            let a = c.proposal_a.as_ref()?;
+            Some(InfractionKey {
+                offender: Address::from_slice(&a.proposer_address).ok()?,
+                height: a.height,
+                round: a.round,
+                kind: 0,
+            })
+        }
+        pb::evidence::Kind::ConflictingCertificates(_) => None,
+    }
+}
+
+/// Remembers reported infractions so each is emitted once.
+#[derive(Debug, Clone, Default)]
+pub struct EvidenceLog {
+    seen: BTreeSet<InfractionKey>,
+}
+
+impl EvidenceLog {
+    /// Records `ev`; returns it if its infraction is new.
+    pub fn admit(&mut self, ev: pb::Evidence) -> Option<pb::Evidence> {
+        let key = infraction_key(&ev)?;
+        self.seen.insert(key).then_some(ev)
+    }
+
+    /// Whether the infraction was already reported.
+    pub fn contains(&self, key: &InfractionKey) -> bool {
+        self.seen.contains(key)
+    }
+
+    /// Forgets infractions below `height` (they can no longer occur live).
+    pub fn prune_below(&mut self, height: Height) {
+        self.seen.retain(|k| k.height >= height);
+    }
+}
+
+fn sig(bytes: &[u8], half: char) -> Result<Signature, EvidenceError> {
+    Signature::from_bytes(bytes).map_err(|e| EvidenceError::Malformed(format!("half {half}: {e}")))
+}
+
+/// Verifies evidence against the validator set of its height: shape,
+/// canonical order, conflict, membership and both signatures.
+pub fn verify_evidence(
+    chain: &ChainId,
+    set: &ValidatorSet,
+    ev: &pb::Evidence,
+) -> Result<EvidenceInfo, EvidenceError> {
+    match ev
+        .kind
+        .as_ref()
+        .ok_or(EvidenceError::Incomplete("no kind"))?
+    {
+        pb::evidence::Kind::DuplicateVote(d) => {
+            let a = d
+                .vote_a
+                .as_ref()
+                .ok_or(EvidenceError::Incomplete("vote a"))?;
+            let b = d
+                .vote_b
+                .as_ref()
+                .ok_or(EvidenceError::Incomplete("vote b"))?;
+            if a.validator_address != b.validator_address {
+                return Err(EvidenceError::Mismatch("validator"));
+            }
+            if a.height != b.height || a.round != b.round || a.vote_type != b.vote_type {
+                return Err(EvidenceError::Mismatch("height, round or type"));
+            }
+            let vt = VoteType::from_i32(a.vote_type)
+                .ok_or_else(|| EvidenceError::Malformed("vote type".into()))?;
+            let ha = vote_hash(a).ok_or_else(|| EvidenceError::Malformed("hash a".into()))?;
+            let hb = vote_hash(b).ok_or_else(|| EvidenceError::Malformed("hash b".into()))?;
+            if ha == hb {
+                return Err(EvidenceError::NotConflicting);
+            }
+            if ha > hb {
+                return Err(EvidenceError::NotCanonical);
+            }
+            let addr = Address::from_slice(&a.validator_address)
+                .map_err(|e| EvidenceError::Malformed(e.to_string()))?;
+            let v = set.get(&addr).ok_or(EvidenceError::NotAValidator(addr))?;
+            for (half, vote, h) in [('a', a, ha), ('b', b, hb)] {
+                let s = sig(&vote.signature, half)?;
+                let msg = vote_bytes(chain, vt, vote.height, vote.round, &h);
+                v.public_key
+                    .verify(&msg, &s)
+                    .map_err(|_| EvidenceError::BadSignature(half))?;
+            }
+            Ok(EvidenceInfo {
+                height: a.height,
+                offenders: vec![addr],
+            })
+        }
+        pb::evidence::Kind::ConflictingProposals(c) => {
+            let a = c
+                .proposal_a
+                .as_ref()
+                .ok_or(EvidenceError::Incomplete("proposal a"))?;
+            let b = c
+                .proposal_b
+                .as_ref()
+                .ok_or(EvidenceError::Incomplete("proposal b"))?;
+            if a.proposer_address != b.proposer_address {
+                return Err(EvidenceError::Mismatch("proposer"));
+            }
+            if a.height != b.height || a.round != b.round {
+                return Err(EvidenceError::Mismatch("height or round"));
+            }
+            let ha = block_hash_of(&a.block_hash)
+                .ok_or_else(|| EvidenceError::Malformed("hash a".into()))?;
+            let hb = block_hash_of(&b.block_hash)
+                .ok_or_else(|| EvidenceError::Malformed("hash b".into()))?;
+            if ha == hb && a.pol_round == b.pol_round {
+                return Err(EvidenceError::NotConflicting);
+            }
+            if ha > hb || (ha == hb && a.encode_to_vec() > b.encode_to_vec()) {
+                return Err(EvidenceError::NotCanonical);
+            }
+            let addr = Address::from_slice(&a.proposer_address)
+                .map_err(|e| EvidenceError::Malformed(e.to_string()))?;
+            let v = set.get(&addr).ok_or(EvidenceError::NotAValidator(addr))?;
+            for (half, p, h) in [('a', a, ha), ('b', b, hb)] {
+                let s = sig(&p.signature, half)?;
+                let msg = proposal_bytes(chain, p.height, p.round, p.pol_round, &h);
+                v.public_key
+                    .verify(&msg, &s)
+                    .map_err(|_| EvidenceError::BadSignature(half))?;
+            }
+            Ok(EvidenceInfo {
+                height: a.height,
+                offenders: vec![addr],
+            })
+        }
+        pb::evidence::Kind::ConflictingCertificates(c) => {
+            let pa = c
+                .cert_a
+                .as_ref()
+                .ok_or(EvidenceError::Incomplete("cert a"))?;
+            let pb_ = c
+                .cert_b
+                .as_ref()
+                .ok_or(EvidenceError::Incomplete("cert b"))?;
+            let a = CommitCertificate::from_proto(pa)
+                .map_err(|e| EvidenceError::BadCertificate('a', e.to_string()))?;
+            let b = CommitCertificate::from_proto(pb_)
+                .map_err(|e| EvidenceError::BadCertificate('b', e.to_string()))?;
+            if a.height != b.height {
+                return Err(EvidenceError::Mismatch("height"));
+            }
+            if a.block_hash == b.block_hash {
+                return Err(EvidenceError::NotConflicting);
+            }
+            if a.block_hash > b.block_hash {
+                return Err(EvidenceError::NotCanonical);
+            }
+            a.verify(chain, set)
+                .map_err(|e| EvidenceError::BadCertificate('a', e.to_string()))?;
+            b.verify(chain, set)
+                .map_err(|e| EvidenceError::BadCertificate('b', e.to_string()))?;
+            let ia = a
+                .signer_indices(set.len())
+                .map_err(|e| EvidenceError::BadCertificate('a', e.to_string()))?;
+            let ib: BTreeSet<usize> = b
+                .signer_indices(set.len())
+                .map_err(|e| EvidenceError::BadCertificate('b', e.to_string()))?
+                .into_iter()
+                .collect();
+            let offenders = ia
+                .into_iter()
+                .filter(|i| ib.contains(i))
+                .map(|i| set.validators()[i].address)
+                .collect();
+            Ok(EvidenceInfo {
+                height: a.height,
+                offenders,
+            })
+        }
+    }
+}
