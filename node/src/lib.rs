@@ -5,6 +5,7 @@
 
 pub mod client;
 pub mod config;
+pub mod driver;
 pub mod genesis;
 pub mod home;
 pub mod keys;
