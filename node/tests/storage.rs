@@ -52,6 +52,7 @@ fn commit(s: &Storage, height: u64) {
         block: &b,
         certificate: &c,
         state: &state,
+        seed: &[height as u8 ^ 0xaa; 32],
         txs: &txs,
     })
     .unwrap();
@@ -77,6 +78,7 @@ fn blocks_certificates_and_state_survive_reopen() {
         let hash = header_hash(b.header.as_ref().unwrap());
         assert_eq!(s.height_of_block(&hash).unwrap(), Some(h));
         assert_eq!(s.state(h).unwrap(), Some(format!("state-{h}").into_bytes()));
+        assert_eq!(s.seed(h).unwrap(), Some([h as u8 ^ 0xaa; 32]));
         assert_eq!(s.tx(&[h as u8; 32]).unwrap().map(|r| r.height), Some(h));
     }
     assert_eq!(s.latest_state().unwrap(), Some((3, b"state-3".to_vec())));
@@ -97,6 +99,7 @@ fn inconsistent_commits_are_refused_and_change_nothing() {
         block: &b,
         certificate: &c,
         state: b"x",
+        seed: &[0; 32],
         txs: &[],
     });
     assert!(matches!(err, Err(StorageError::Invalid(_))));
@@ -107,6 +110,7 @@ fn inconsistent_commits_are_refused_and_change_nothing() {
         block: &b2,
         certificate: &c3,
         state: b"x",
+        seed: &[0; 32],
         txs: &[],
     });
     assert!(matches!(err, Err(StorageError::Invalid(_))));

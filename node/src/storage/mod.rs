@@ -20,7 +20,7 @@
 //!    crash the double-sign guard remembers everything that may have been seen
 //!    by others (DESIGN §6).
 //! 2. [`Storage::commit_block`] — `Immediate`, one transaction holding the
-//!    block, its certificate, the resulting ledger state, the transaction
+//!    block, its certificate, the resulting ledger state and chain seed, the transaction
 //!    index, and the truncation of the WAL for that height, so that a restart
 //!    never sees a block without its state or a stale WAL for a decided height.
 //! 3. [`Storage::wal_append`] with `durable = true` — `Immediate`. Inputs
@@ -51,6 +51,8 @@ const BLOCKS: TableDefinition<u64, &[u8]> = TableDefinition::new("blocks");
 const BLOCK_HEIGHTS: TableDefinition<&[u8], u64> = TableDefinition::new("block_heights");
 const CERTIFICATES: TableDefinition<u64, &[u8]> = TableDefinition::new("certificates");
 const STATES: TableDefinition<u64, &[u8]> = TableDefinition::new("states");
+/// seed_h of DESIGN §5 by height: a restarted node needs seed_{h−1} to start height h.
+const SEEDS: TableDefinition<u64, &[u8]> = TableDefinition::new("seeds");
 const EVIDENCE: TableDefinition<&[u8], &[u8]> = TableDefinition::new("evidence");
 const TXS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("txs");
 const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
@@ -106,6 +108,8 @@ pub struct CommittedBlock<'a> {
     pub certificate: &'a CommitCertificate,
     /// The ledger state after applying the block, as the ledger encodes it.
     pub state: &'a [u8],
+    /// The chain seed after this block (seed_height).
+    pub seed: &'a Hash,
     /// The outcome of each transaction of the block, by hash.
     pub txs: &'a [(Hash, TxRecord)],
 }
@@ -142,6 +146,7 @@ impl Storage {
             txn.open_table(BLOCK_HEIGHTS)?;
             txn.open_table(CERTIFICATES)?;
             txn.open_table(STATES)?;
+            txn.open_table(SEEDS)?;
             txn.open_table(EVIDENCE)?;
             txn.open_table(TXS)?;
             txn.open_table(META)?;
@@ -226,6 +231,7 @@ impl Storage {
             txn.open_table(CERTIFICATES)?
                 .insert(height, cert_bytes.as_slice())?;
             txn.open_table(STATES)?.insert(height, c.state)?;
+            txn.open_table(SEEDS)?.insert(height, c.seed.as_slice())?;
             {
                 let mut txs = txn.open_table(TXS)?;
                 for (h, rec) in c.txs {
@@ -291,6 +297,15 @@ impl Storage {
         self.get_bytes(CERTIFICATES, height)?
             .map(|b| {
                 CommitCertificate::decode(b.as_slice()).map_err(|e| self.corrupt("certificate", e))
+            })
+            .transpose()
+    }
+
+    /// The chain seed after the block at a height.
+    pub fn seed(&self, height: u64) -> Result<Option<Hash>, StorageError> {
+        self.get_bytes(SEEDS, height)?
+            .map(|b| {
+                <Hash>::try_from(b.as_slice()).map_err(|_| self.corrupt("seed", "not 32 bytes"))
             })
             .transpose()
     }
