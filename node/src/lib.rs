@@ -15,3 +15,4 @@ pub mod node;
 pub mod rpc;
 pub mod storage;
 pub mod transport;
+pub mod wal;
