@@ -14,5 +14,6 @@ pub mod metrics;
 pub mod node;
 pub mod rpc;
 pub mod storage;
+pub mod sync;
 pub mod transport;
 pub mod wal;
