@@ -13,6 +13,7 @@ pub mod mempool;
 pub mod metrics;
 pub mod node;
 pub mod rpc;
+pub mod runner;
 pub mod storage;
 pub mod sync;
 pub mod transport;

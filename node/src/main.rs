@@ -144,7 +144,9 @@ fn main() -> Result<()> {
                 let node = Node::start(&Home::new(&home))
                     .await
                     .with_context(|| format!("starting node from {}", home.display()))?;
-                node.run(shutdown_signal()).await;
+                node.run(shutdown_signal())
+                    .await
+                    .context("consensus driver failed")?;
                 anyhow::Ok(())
             })?;
         }

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use agora_validator::{ChainId, SecretKey};
 use tokio::sync::{mpsc, watch};
-use tracing::{debug, info};
+use tracing::info;
 
 use crate::config::Config;
 use crate::genesis::LoadedGenesis;
@@ -128,42 +128,28 @@ impl Node {
         })
     }
 
-    /// Runs until `shutdown` resolves, then shuts down gracefully.
-    pub async fn run(mut self, shutdown: impl std::future::Future<Output = ()>) {
-        tokio::pin!(shutdown);
-        // ===================== CONSENSUS DRIVER SEAM =====================
-        // The driver (driver.rs, not yet written) takes over this loop: it
-        // feeds consensus Inputs from `self.events` (only votes/proposals from
-        // peers whose identity is `PeerIdentity::Validator` count as such) and
-        // from timers, and executes Outputs: persist the signing state with
-        // `Storage::save_signing_state` BEFORE broadcasting anything signed,
-        // append inputs to the WAL, `Storage::commit_block` decided blocks
-        // with the ledger's state, update the mempool, answer block requests.
-        // Until then the node keeps its peers and metrics up and drops messages.
-        // =================================================================
-        loop {
-            tokio::select! {
-                _ = &mut shutdown => break,
-                ev = self.events.recv() => match ev {
-                    None => break,
-                    Some(TransportEvent::Message { peer, message, .. }) => {
-                        Metrics::inc(&self.metrics.messages_received);
-                        debug!(%peer, kind = ?message.kind.as_ref().map(std::mem::discriminant), "message (no driver yet)");
-                    }
-                    Some(_) => {
-                        let peers = self.transport.peers();
-                        Metrics::set(&self.metrics.peers, peers.len() as u64);
-                        Metrics::set(
-                            &self.metrics.validator_peers,
-                            peers.iter().filter(|p| p.identity.validator_address().is_some()).count() as u64,
-                        );
-                    }
-                },
+    /// Runs the consensus driver until `shutdown` resolves (or a fatal
+    /// error), then shuts down gracefully: peers are told, the metrics
+    /// server stops. Everything acknowledged was already durable.
+    pub async fn run(
+        mut self,
+        shutdown: impl std::future::Future<Output = ()>,
+    ) -> Result<(), crate::runner::RunError> {
+        let result = match crate::runner::Runner::new(&self) {
+            Ok(runner) => {
+                let (_, dummy) = mpsc::channel(1);
+                let events = std::mem::replace(&mut self.events, dummy);
+                runner.run(events, shutdown).await
             }
+            Err(e) => Err(e),
+        };
+        if let Err(e) = &result {
+            tracing::error!(error = %e, "consensus driver stopped");
         }
         info!("shutting down");
         self.stop.send_replace(true);
         self.transport.shutdown().await;
         info!("stopped");
+        result
     }
 }
