@@ -158,6 +158,11 @@ fn four_validators_commit_survive_kill_and_agree() {
     let mut children: Vec<Child> = homes.iter().zip(&logs).map(|(h, l)| start(h, l)).collect();
     let all: Vec<usize> = (0..N).collect();
     wait_heights(&metrics, &all, 10, 120, &logs);
+    // Throughput with four validators (debug build, shortened timeouts; informational).
+    let (t0, h0) = (Instant::now(), height(metrics[0]).unwrap_or(0));
+    wait_heights(&metrics, &all, h0 + 20, 120, &logs);
+    let rate = (height(metrics[0]).unwrap_or(0) - h0) as f64 / t0.elapsed().as_secs_f64();
+    eprintln!("4 validators: {rate:.1} heights/s");
 
     // SIGKILL one validator; the other three (3/4 > 2/3 of the power) go on.
     children[3].kill().unwrap();
