@@ -1,6 +1,6 @@
 //! Assembly of a running node from its home directory: configuration,
-//! genesis, keys, storage, transport and metrics. The consensus driver plugs
-//! in at the marked seam in [`Node::run`].
+//! genesis, keys, storage, transport and metrics. [`Node::run`] hands them to
+//! the consensus driver ([`crate::runner::Runner`]).
 
 use std::sync::Arc;
 
