@@ -1,4 +1,20 @@
 //! The Agora node: everything around the pure core that touches the network,
 //! the disk and the clock.
+
+#![deny(missing_docs)]
+
 pub mod client;
+pub mod config;
+pub mod driver;
+pub mod genesis;
+pub mod home;
+pub mod keys;
+pub mod mempool;
+pub mod metrics;
+pub mod node;
 pub mod rpc;
+pub mod runner;
+pub mod storage;
+pub mod sync;
+pub mod transport;
+pub mod wal;

@@ -1,4 +1,201 @@
 //! `agora`: the node and client command-line interface.
-fn main() {
-    println!("agora {}", env!("CARGO_PKG_VERSION"));
+
+use std::path::PathBuf;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use agora_node::home::{self, Home};
+use agora_node::keys;
+use agora_node::node::Node;
+use anyhow::{Context, Result, bail};
+use clap::{Parser, Subcommand};
+use tracing_subscriber::EnvFilter;
+
+#[derive(Parser)]
+#[command(name = "agora", version, about = "Agora proof-of-stake BFT node")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Create a home directory: keys, TLS certificate, config.toml and a single-validator genesis.
+    Init {
+        /// Home directory to create.
+        #[arg(long)]
+        home: PathBuf,
+        /// Chain id (1-255 printable ASCII characters).
+        #[arg(long)]
+        chain_id: String,
+        /// Human-readable node name.
+        #[arg(long)]
+        moniker: Option<String>,
+    },
+    /// Run the node from its home directory until SIGINT or SIGTERM.
+    Start {
+        /// Home directory.
+        #[arg(long)]
+        home: PathBuf,
+        /// Log as JSON lines instead of text (filter with RUST_LOG).
+        #[arg(long)]
+        log_json: bool,
+    },
+    /// Manage account keys in HOME/keys.
+    Keys {
+        #[command(subcommand)]
+        command: KeysCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum KeysCommand {
+    /// Generate a new key NAME (stored in HOME/keys/NAME.key, mode 0600).
+    Add {
+        /// Key name (letters, digits, '-' and '_').
+        name: String,
+        /// Home directory.
+        #[arg(long)]
+        home: PathBuf,
+    },
+    /// List the keys and their addresses.
+    List {
+        /// Home directory.
+        #[arg(long)]
+        home: PathBuf,
+    },
+    /// Show the address and public key of key NAME ("validator" for the consensus key).
+    Show {
+        /// Key name.
+        name: String,
+        /// Home directory.
+        #[arg(long)]
+        home: PathBuf,
+    },
+}
+
+fn init_tracing(json: bool) {
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter);
+    if json {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}
+
+fn valid_name(name: &str) -> Result<()> {
+    if name.is_empty()
+        || name.len() > 64
+        || !name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+    {
+        bail!("key name {name:?} must be 1-64 letters, digits, '-' or '_'");
+    }
+    if name == "tls" {
+        bail!("key name \"tls\" is reserved for the node's TLS key");
+    }
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let term = signal(SignalKind::terminate());
+    let int = signal(SignalKind::interrupt());
+    match (term, int) {
+        (Ok(mut term), Ok(mut int)) => {
+            tokio::select! {
+                _ = term.recv() => tracing::info!("SIGTERM received"),
+                _ = int.recv() => tracing::info!("SIGINT received"),
+            }
+        }
+        _ => {
+            // Without signal handlers, Ctrl-C still works through tokio's fallback.
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    }
+}
+
+fn main() -> Result<()> {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Init {
+            home,
+            chain_id,
+            moniker,
+        } => {
+            let now = SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map(|d| d.as_millis() as u64)
+                .unwrap_or(0);
+            let h = Home::new(&home);
+            let s = home::init(&h, &chain_id, moniker.as_deref(), now)
+                .with_context(|| format!("initialising {}", home.display()))?;
+            println!("initialised {}", home.display());
+            println!("chain id:      {chain_id}");
+            println!("validator:     {}", s.address);
+            println!("public key:    {}", s.public_key_hex);
+            println!("genesis hash:  {}", s.genesis_hash_hex);
+        }
+        Command::Start { home, log_json } => {
+            init_tracing(log_json);
+            let rt = tokio::runtime::Runtime::new().context("starting the tokio runtime")?;
+            rt.block_on(async {
+                let node = Node::start(&Home::new(&home))
+                    .await
+                    .with_context(|| format!("starting node from {}", home.display()))?;
+                node.run(shutdown_signal())
+                    .await
+                    .context("consensus driver failed")?;
+                anyhow::Ok(())
+            })?;
+        }
+        Command::Keys { command } => match command {
+            KeysCommand::Add { name, home } => {
+                valid_name(&name)?;
+                let h = Home::new(&home);
+                let path = h.account_key(&name);
+                if !h.keys_dir().is_dir() {
+                    bail!(
+                        "{} is not a directory; run `agora init` first",
+                        h.keys_dir().display()
+                    );
+                }
+                let info = keys::save(&path, &keys::generate()?)?;
+                println!(
+                    "{name}\t{}\t{}",
+                    info.address,
+                    hex::encode(info.public_key.to_bytes())
+                );
+            }
+            KeysCommand::List { home } => {
+                let h = Home::new(&home);
+                let dir = h.keys_dir();
+                let mut names: Vec<String> = std::fs::read_dir(&dir)
+                    .with_context(|| format!("reading {}", dir.display()))?
+                    .filter_map(|e| e.ok())
+                    .filter_map(|e| {
+                        let n = e.file_name().to_string_lossy().to_string();
+                        n.strip_suffix(".key").map(str::to_string)
+                    })
+                    .filter(|n| n != "tls")
+                    .collect();
+                names.sort();
+                for name in names {
+                    match keys::info(&h.account_key(&name)) {
+                        Ok(i) => println!("{name}\t{}", i.address),
+                        Err(e) => println!("{name}\t<unreadable: {e}>"),
+                    }
+                }
+            }
+            KeysCommand::Show { name, home } => {
+                valid_name(&name)?;
+                let i = keys::info(&Home::new(&home).account_key(&name))?;
+                println!("name:       {name}");
+                println!("address:    {}", i.address);
+                println!("public key: {}", hex::encode(i.public_key.to_bytes()));
+            }
+        },
+    }
+    Ok(())
 }

@@ -1,0 +1,245 @@
+//! `config.toml`: the node's local settings (addresses, peers, timeouts,
+//! limits). Everything the chain agrees on lives in the genesis instead.
+
+use std::net::SocketAddr;
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+use crate::mempool::MempoolConfig;
+
+/// Why the configuration could not be read or written.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read or written.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file.
+        path: String,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// The file is not valid TOML for this configuration.
+    #[error("{path}: {source}")]
+    Parse {
+        /// The file.
+        path: String,
+        /// The cause (with line and column).
+        source: toml::de::Error,
+    },
+    /// A value is out of range.
+    #[error("{path}: {message}")]
+    Invalid {
+        /// The file.
+        path: String,
+        /// What is wrong.
+        message: String,
+    },
+}
+
+/// The whole configuration file.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// A human-readable name for logs.
+    pub moniker: String,
+    /// Peer-to-peer networking.
+    pub p2p: P2pConfig,
+    /// The gRPC server.
+    pub grpc: GrpcConfig,
+    /// The Prometheus endpoint.
+    pub metrics: MetricsConfig,
+    /// Consensus timeouts and block limits.
+    pub consensus: ConsensusConfig,
+    /// Mempool limits.
+    pub mempool: MempoolConfig,
+}
+
+/// Peer-to-peer settings.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct P2pConfig {
+    /// UDP address of the QUIC endpoint.
+    pub listen: SocketAddr,
+    /// Addresses of peers to stay connected to.
+    pub peers: Vec<SocketAddr>,
+    /// Connections at most.
+    pub max_peers: usize,
+}
+
+/// gRPC settings.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct GrpcConfig {
+    /// TCP address of the gRPC server.
+    pub listen: SocketAddr,
+}
+
+/// Metrics settings.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct MetricsConfig {
+    /// Whether to serve /metrics.
+    pub enabled: bool,
+    /// TCP address of the metrics endpoint.
+    pub listen: SocketAddr,
+}
+
+/// Consensus timeouts (Tendermint's, growing by `*_delta_ms` per round) and block limits.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ConsensusConfig {
+    /// Wait for a proposal in round 0.
+    pub timeout_propose_ms: u64,
+    /// Added per round.
+    pub timeout_propose_delta_ms: u64,
+    /// Wait after any 2/3 prevotes in round 0.
+    pub timeout_prevote_ms: u64,
+    /// Added per round.
+    pub timeout_prevote_delta_ms: u64,
+    /// Wait after any 2/3 precommits in round 0.
+    pub timeout_precommit_ms: u64,
+    /// Added per round.
+    pub timeout_precommit_delta_ms: u64,
+    /// Pause after a commit before the next height (lets slow votes arrive).
+    pub timeout_commit_ms: u64,
+    /// Largest block the proposer builds, in encoded bytes.
+    pub max_block_bytes: usize,
+    /// Most transactions per block.
+    pub max_block_txs: usize,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            moniker: "agora-node".into(),
+            p2p: P2pConfig::default(),
+            grpc: GrpcConfig::default(),
+            metrics: MetricsConfig::default(),
+            consensus: ConsensusConfig::default(),
+            mempool: MempoolConfig::default(),
+        }
+    }
+}
+
+impl Default for P2pConfig {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([0, 0, 0, 0], 26656)),
+            peers: Vec::new(),
+            max_peers: 200,
+        }
+    }
+}
+
+impl Default for GrpcConfig {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 9090)),
+        }
+    }
+}
+
+impl Default for MetricsConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            listen: SocketAddr::from(([127, 0, 0, 1], 26660)),
+        }
+    }
+}
+
+impl Default for ConsensusConfig {
+    fn default() -> Self {
+        Self {
+            timeout_propose_ms: 1_000,
+            timeout_propose_delta_ms: 500,
+            timeout_prevote_ms: 500,
+            timeout_prevote_delta_ms: 250,
+            timeout_precommit_ms: 500,
+            timeout_precommit_delta_ms: 250,
+            timeout_commit_ms: 200,
+            max_block_bytes: 4 * 1024 * 1024 - 64 * 1024,
+            max_block_txs: 10_000,
+        }
+    }
+}
+
+impl Config {
+    /// Reads and validates a configuration file.
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let p = path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Io {
+            path: p.clone(),
+            source,
+        })?;
+        let cfg: Config = toml::from_str(&text).map_err(|source| ConfigError::Parse {
+            path: p.clone(),
+            source,
+        })?;
+        cfg.validate()
+            .map_err(|message| ConfigError::Invalid { path: p, message })?;
+        Ok(cfg)
+    }
+
+    /// The configuration as TOML text.
+    pub fn to_toml(&self) -> String {
+        toml::to_string_pretty(self).unwrap_or_else(|e| format!("# unserialisable: {e}\n"))
+    }
+
+    /// Checks ranges that serde cannot.
+    pub fn validate(&self) -> Result<(), String> {
+        let c = &self.consensus;
+        if c.timeout_propose_ms == 0 || c.timeout_prevote_ms == 0 || c.timeout_precommit_ms == 0 {
+            return Err("consensus timeouts must be positive".into());
+        }
+        // The block travels in one frame (proposal or block response).
+        if c.max_block_bytes == 0
+            || c.max_block_bytes > crate::transport::wire::MAX_BLOCK_FRAME - 64 * 1024
+        {
+            return Err(format!(
+                "consensus.max_block_bytes must be in 1..={}",
+                crate::transport::wire::MAX_BLOCK_FRAME - 64 * 1024
+            ));
+        }
+        if self.mempool.max_txs == 0 || self.mempool.max_bytes == 0 {
+            return Err("mempool limits must be positive".into());
+        }
+        if self.p2p.max_peers == 0 {
+            return Err("p2p.max_peers must be positive".into());
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_round_trips_through_toml() {
+        let c = Config::default();
+        let back: Config = toml::from_str(&c.to_toml()).unwrap();
+        assert_eq!(back, c);
+        assert!(c.validate().is_ok());
+    }
+
+    #[test]
+    fn partial_file_uses_defaults_and_unknown_keys_fail() {
+        let c: Config =
+            toml::from_str("moniker = \"x\"\n[p2p]\npeers = [\"127.0.0.1:1\"]\n").unwrap();
+        assert_eq!(c.moniker, "x");
+        assert_eq!(c.p2p.peers.len(), 1);
+        assert_eq!(c.grpc, GrpcConfig::default());
+        assert!(toml::from_str::<Config>("bogus = 1").is_err());
+    }
+
+    #[test]
+    fn load_reports_path_and_bad_values() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("config.toml");
+        std::fs::write(&p, "[consensus]\ntimeout_propose_ms = 0\n").unwrap();
+        let e = Config::load(&p).unwrap_err().to_string();
+        assert!(e.contains("config.toml") && e.contains("timeouts"), "{e}");
+    }
+}

@@ -1,0 +1,522 @@
+//! The mempool: transactions waiting for a block.
+//!
+//! Bounded in count and in bytes; de-duplicated by transaction hash; each
+//! transaction is checked at admission by a caller-supplied [`TxChecker`] (the
+//! ledger's `check_tx` plugs in there: signature, chain id, balance, nonce
+//! against committed state). Per sender, pending nonces must be contiguous
+//! from the account's next nonce, so arrival order per sender *is* nonce
+//! order, and a proposer reaping in arrival order never leaves a gap.
+//! After each commit, [`Mempool::update`] removes the included transactions
+//! and re-checks the rest against the new state.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+
+use agora_proto::v1::Transaction;
+use agora_validator::block::tx_hash;
+use agora_validator::{Address, Hash};
+use prost::Message;
+
+/// Limits of a [`Mempool`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct MempoolConfig {
+    /// Transactions at most.
+    pub max_txs: usize,
+    /// Sum of encoded transaction sizes at most.
+    pub max_bytes: usize,
+    /// Largest single encoded transaction.
+    pub max_tx_bytes: usize,
+}
+
+impl Default for MempoolConfig {
+    fn default() -> Self {
+        Self {
+            max_txs: 10_000,
+            max_bytes: 64 * 1024 * 1024,
+            max_tx_bytes: 32 * 1024,
+        }
+    }
+}
+
+/// Why the checker is being asked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CheckMode {
+    /// First admission: check everything, signatures included.
+    New,
+    /// Re-check after a commit: the signature was verified at admission and
+    /// need not be verified again; the state-dependent checks must be.
+    Recheck,
+}
+
+/// What the checker learned about an acceptable transaction.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Admission {
+    /// The sender's address (derived from the transaction's public key).
+    pub sender: Address,
+    /// The transaction's nonce.
+    pub nonce: u64,
+    /// The sender's next nonce in the committed state.
+    pub account_nonce: u64,
+}
+
+/// Checks a transaction against the current committed state.
+pub trait TxChecker {
+    /// `Ok` with the sender and nonces if the transaction may enter a block,
+    /// `Err` with a reason a person can act on otherwise.
+    fn check(&self, tx: &Transaction, mode: CheckMode) -> Result<Admission, String>;
+}
+
+impl<F: Fn(&Transaction, CheckMode) -> Result<Admission, String>> TxChecker for F {
+    fn check(&self, tx: &Transaction, mode: CheckMode) -> Result<Admission, String> {
+        self(tx, mode)
+    }
+}
+
+/// Why a transaction was not admitted.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum MempoolError {
+    /// Already pending.
+    #[error("transaction already in the mempool")]
+    Duplicate,
+    /// Larger than the per-transaction limit.
+    #[error("transaction of {size} bytes exceeds the limit of {max}")]
+    TooLarge {
+        /// Its size.
+        size: usize,
+        /// The limit.
+        max: usize,
+    },
+    /// The mempool is at its count or byte limit.
+    #[error("mempool full ({txs} transactions, {bytes} bytes)")]
+    Full {
+        /// Pending transactions.
+        txs: usize,
+        /// Pending bytes.
+        bytes: usize,
+    },
+    /// The checker rejected it.
+    #[error("rejected: {0}")]
+    Rejected(String),
+    /// Its nonce was already used by a committed transaction.
+    #[error("nonce {got} already used; the account's next nonce is {next}")]
+    NonceTooLow {
+        /// The transaction's nonce.
+        got: u64,
+        /// The account's next nonce.
+        next: u64,
+    },
+    /// A pending transaction of the same sender has this nonce.
+    #[error("a pending transaction already has nonce {0}")]
+    NonceTaken(u64),
+    /// The nonce leaves a gap after the sender's pending transactions.
+    #[error("nonce {got} leaves a gap; the next acceptable nonce is {expected}")]
+    NonceGap {
+        /// The transaction's nonce.
+        got: u64,
+        /// The nonce that would be accepted.
+        expected: u64,
+    },
+}
+
+#[derive(Debug, Clone)]
+struct Entry {
+    tx: Transaction,
+    hash: Hash,
+    size: usize,
+    sender: Address,
+    nonce: u64,
+}
+
+/// The pool of pending transactions.
+#[derive(Debug, Default)]
+pub struct Mempool {
+    cfg: MempoolConfig,
+    next_seq: u64,
+    by_seq: BTreeMap<u64, Entry>,
+    by_hash: HashMap<Hash, u64>,
+    by_sender: HashMap<Address, BTreeMap<u64, u64>>,
+    bytes: usize,
+}
+
+/// Bytes a transaction adds to an encoded block: the field key (1 byte), the
+/// length prefix and the transaction itself.
+pub fn block_cost(size: usize) -> usize {
+    1 + prost::length_delimiter_len(size) + size
+}
+
+impl Mempool {
+    /// An empty mempool with these limits.
+    pub fn new(cfg: MempoolConfig) -> Self {
+        Self {
+            cfg,
+            ..Self::default()
+        }
+    }
+
+    /// Pending transactions.
+    pub fn len(&self) -> usize {
+        self.by_seq.len()
+    }
+
+    /// Whether nothing is pending.
+    pub fn is_empty(&self) -> bool {
+        self.by_seq.is_empty()
+    }
+
+    /// Sum of the pending transactions' encoded sizes.
+    pub fn bytes(&self) -> usize {
+        self.bytes
+    }
+
+    /// Whether a transaction is pending.
+    pub fn contains(&self, hash: &Hash) -> bool {
+        self.by_hash.contains_key(hash)
+    }
+
+    /// A pending transaction by hash.
+    pub fn get(&self, hash: &Hash) -> Option<&Transaction> {
+        self.by_hash
+            .get(hash)
+            .and_then(|s| self.by_seq.get(s))
+            .map(|e| &e.tx)
+    }
+
+    /// Admits a transaction; returns its hash. Cheap checks (size, duplicate,
+    /// room) run before the checker, which may verify a signature.
+    pub fn add(&mut self, tx: Transaction, checker: &impl TxChecker) -> Result<Hash, MempoolError> {
+        let size = tx.encoded_len();
+        if size > self.cfg.max_tx_bytes {
+            return Err(MempoolError::TooLarge {
+                size,
+                max: self.cfg.max_tx_bytes,
+            });
+        }
+        let hash = tx_hash(&tx);
+        if self.by_hash.contains_key(&hash) {
+            return Err(MempoolError::Duplicate);
+        }
+        if self.len() >= self.cfg.max_txs || self.bytes + size > self.cfg.max_bytes {
+            return Err(MempoolError::Full {
+                txs: self.len(),
+                bytes: self.bytes,
+            });
+        }
+        let adm = checker
+            .check(&tx, CheckMode::New)
+            .map_err(MempoolError::Rejected)?;
+        let pending = self.by_sender.get(&adm.sender);
+        let expected = pending
+            .and_then(|p| p.last_key_value())
+            .map_or(adm.account_nonce, |(n, _)| n + 1)
+            .max(adm.account_nonce);
+        if adm.nonce < adm.account_nonce {
+            return Err(MempoolError::NonceTooLow {
+                got: adm.nonce,
+                next: adm.account_nonce,
+            });
+        }
+        if adm.nonce < expected {
+            return Err(MempoolError::NonceTaken(adm.nonce));
+        }
+        if adm.nonce > expected {
+            return Err(MempoolError::NonceGap {
+                got: adm.nonce,
+                expected,
+            });
+        }
+        let seq = self.next_seq;
+        self.next_seq += 1;
+        self.by_hash.insert(hash, seq);
+        self.by_sender
+            .entry(adm.sender)
+            .or_default()
+            .insert(adm.nonce, seq);
+        self.bytes += size;
+        self.by_seq.insert(
+            seq,
+            Entry {
+                tx,
+                hash,
+                size,
+                sender: adm.sender,
+                nonce: adm.nonce,
+            },
+        );
+        Ok(hash)
+    }
+
+    fn remove_seq(&mut self, seq: u64) -> Option<Entry> {
+        let e = self.by_seq.remove(&seq)?;
+        self.by_hash.remove(&e.hash);
+        if let Some(m) = self.by_sender.get_mut(&e.sender) {
+            m.remove(&e.nonce);
+            if m.is_empty() {
+                self.by_sender.remove(&e.sender);
+            }
+        }
+        self.bytes -= e.size;
+        Some(e)
+    }
+
+    /// Transactions for a block: in arrival order (which per sender is nonce
+    /// order), at most `max_txs`, with a total [`block_cost`] of at most
+    /// `max_bytes`. A transaction that does not fit is skipped together with
+    /// its sender's later ones, so the block never has a nonce gap.
+    pub fn reap(&self, max_bytes: usize, max_txs: usize) -> Vec<Transaction> {
+        let mut out = Vec::new();
+        let mut used = 0usize;
+        let mut blocked: HashSet<Address> = HashSet::new();
+        for e in self.by_seq.values() {
+            if out.len() >= max_txs {
+                break;
+            }
+            if blocked.contains(&e.sender) {
+                continue;
+            }
+            let cost = block_cost(e.size);
+            if used + cost > max_bytes {
+                blocked.insert(e.sender);
+                continue;
+            }
+            used += cost;
+            out.push(e.tx.clone());
+        }
+        out
+    }
+
+    /// After a commit: drops the transactions the block included, then
+    /// re-checks every other one against the new state and drops those that
+    /// became invalid (and, per sender, every later nonce). Returns the
+    /// dropped-as-invalid ones with the reason.
+    pub fn update(&mut self, included: &[Hash], checker: &impl TxChecker) -> Vec<(Hash, String)> {
+        for h in included {
+            if let Some(seq) = self.by_hash.get(h).copied() {
+                self.remove_seq(seq);
+            }
+        }
+        let mut dropped = Vec::new();
+        let senders: Vec<Address> = self.by_sender.keys().copied().collect();
+        for sender in senders {
+            let seqs: Vec<u64> = self
+                .by_sender
+                .get(&sender)
+                .map(|m| m.values().copied().collect())
+                .unwrap_or_default();
+            let mut expected: Option<u64> = None;
+            let mut failed: Option<String> = None;
+            for seq in seqs {
+                let Some(e) = self.by_seq.get(&seq) else {
+                    continue;
+                };
+                if failed.is_none() {
+                    match checker.check(&e.tx, CheckMode::Recheck) {
+                        Err(r) => failed = Some(r),
+                        Ok(adm) => {
+                            let want = *expected.get_or_insert(adm.account_nonce);
+                            if adm.nonce != want {
+                                failed = Some(format!(
+                                    "nonce {} no longer follows the account's next nonce {want}",
+                                    adm.nonce
+                                ));
+                            } else {
+                                expected = Some(want + 1);
+                            }
+                        }
+                    }
+                    if failed.is_none() {
+                        continue;
+                    }
+                }
+                if let Some(e) = self.remove_seq(seq) {
+                    let reason = failed.clone().unwrap_or_default();
+                    dropped.push((e.hash, reason));
+                }
+            }
+        }
+        dropped
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use agora_proto::v1::{Transfer, TxBody, tx_body};
+    use std::cell::RefCell;
+    use std::collections::HashMap;
+
+    /// A fake ledger: senders are identified by the first public-key byte,
+    /// nonces and "valid" flags come from a table the test mutates.
+    struct FakeLedger {
+        nonces: RefCell<HashMap<u8, u64>>,
+        banned: RefCell<HashSet<u8>>,
+        checks: RefCell<usize>,
+    }
+
+    impl FakeLedger {
+        fn new() -> Self {
+            Self {
+                nonces: RefCell::new(HashMap::new()),
+                banned: RefCell::new(HashSet::new()),
+                checks: RefCell::new(0),
+            }
+        }
+    }
+
+    impl TxChecker for FakeLedger {
+        fn check(&self, tx: &Transaction, _mode: CheckMode) -> Result<Admission, String> {
+            *self.checks.borrow_mut() += 1;
+            let who = tx.public_key[0];
+            if self.banned.borrow().contains(&who) {
+                return Err("insufficient balance".into());
+            }
+            let body = tx.body.as_ref().ok_or("no body")?;
+            Ok(Admission {
+                sender: Address([who; 20]),
+                nonce: body.nonce,
+                account_nonce: self.nonces.borrow().get(&who).copied().unwrap_or(0),
+            })
+        }
+    }
+
+    fn tx(who: u8, nonce: u64, pad: usize) -> Transaction {
+        Transaction {
+            body: Some(TxBody {
+                chain_id: "t".into(),
+                nonce,
+                kind: Some(tx_body::Kind::Transfer(Transfer {
+                    to: vec![0; pad],
+                    amount: "1".into(),
+                })),
+            }),
+            public_key: vec![who; 48],
+            signature: vec![0; 96],
+        }
+    }
+
+    #[test]
+    fn dedup_nonce_rules_and_limits() {
+        let l = FakeLedger::new();
+        let mut m = Mempool::new(MempoolConfig {
+            max_txs: 3,
+            max_bytes: 1_000_000,
+            max_tx_bytes: 1_000,
+        });
+        m.add(tx(1, 0, 20), &l).unwrap();
+        assert_eq!(m.add(tx(1, 0, 20), &l), Err(MempoolError::Duplicate));
+        assert_eq!(m.add(tx(1, 0, 21), &l), Err(MempoolError::NonceTaken(0)));
+        assert_eq!(
+            m.add(tx(1, 2, 20), &l),
+            Err(MempoolError::NonceGap {
+                got: 2,
+                expected: 1
+            })
+        );
+        l.nonces.borrow_mut().insert(2, 5);
+        assert_eq!(
+            m.add(tx(2, 4, 20), &l),
+            Err(MempoolError::NonceTooLow { got: 4, next: 5 })
+        );
+        m.add(tx(2, 5, 20), &l).unwrap();
+        m.add(tx(1, 1, 20), &l).unwrap();
+        assert!(matches!(
+            m.add(tx(3, 0, 20), &l),
+            Err(MempoolError::Full { .. })
+        ));
+        assert!(matches!(
+            m.add(tx(3, 0, 2_000), &l),
+            Err(MempoolError::TooLarge { .. })
+        ));
+        assert_eq!(m.len(), 3);
+        let total: usize = [tx(1, 0, 20), tx(2, 5, 20), tx(1, 1, 20)]
+            .iter()
+            .map(|t| t.encoded_len())
+            .sum();
+        assert_eq!(m.bytes(), total);
+    }
+
+    #[test]
+    fn byte_limit_and_cheap_checks_first() {
+        let l = FakeLedger::new();
+        let one = tx(1, 0, 100).encoded_len();
+        let mut m = Mempool::new(MempoolConfig {
+            max_txs: 100,
+            max_bytes: one * 2 + 10, // nonce 1 encodes 2 bytes longer than nonce 0
+            max_tx_bytes: 10_000,
+        });
+        m.add(tx(1, 0, 100), &l).unwrap();
+        m.add(tx(1, 1, 100), &l).unwrap();
+        let before = *l.checks.borrow();
+        assert!(matches!(
+            m.add(tx(2, 0, 100), &l),
+            Err(MempoolError::Full { .. })
+        ));
+        assert_eq!(m.add(tx(1, 0, 100), &l), Err(MempoolError::Duplicate));
+        assert_eq!(
+            *l.checks.borrow(),
+            before,
+            "the checker is not run for rejects it cannot change"
+        );
+    }
+
+    #[test]
+    fn reap_respects_bytes_count_and_sender_order() {
+        let l = FakeLedger::new();
+        let mut m = Mempool::new(MempoolConfig::default());
+        m.add(tx(1, 0, 10), &l).unwrap();
+        m.add(tx(2, 0, 10), &l).unwrap();
+        m.add(tx(1, 1, 500), &l).unwrap(); // big
+        m.add(tx(1, 2, 10), &l).unwrap(); // must not be reaped without nonce 1
+        m.add(tx(3, 0, 10), &l).unwrap();
+        let small = block_cost(tx(1, 0, 10).encoded_len());
+        let got = m.reap(small * 3, 100);
+        let ids: Vec<(u8, u64)> = got
+            .iter()
+            .map(|t| (t.public_key[0], t.body.as_ref().unwrap().nonce))
+            .collect();
+        assert_eq!(ids, vec![(1, 0), (2, 0), (3, 0)]);
+        let total: usize = got.iter().map(|t| block_cost(t.encoded_len())).sum();
+        assert!(total <= small * 3);
+        assert_eq!(m.reap(usize::MAX, 2).len(), 2);
+        let all = m.reap(usize::MAX, usize::MAX);
+        assert_eq!(all.len(), 5);
+        // Encoded as a block's txs, the cost is exact.
+        let b = agora_proto::v1::Block {
+            txs: all.clone(),
+            ..Default::default()
+        };
+        let cost: usize = all.iter().map(|t| block_cost(t.encoded_len())).sum();
+        assert_eq!(b.encoded_len(), cost);
+    }
+
+    #[test]
+    fn update_removes_included_and_invalidated() {
+        let l = FakeLedger::new();
+        let mut m = Mempool::new(MempoolConfig::default());
+        let a0 = m.add(tx(1, 0, 10), &l).unwrap();
+        let a1 = m.add(tx(1, 1, 10), &l).unwrap();
+        let a2 = m.add(tx(1, 2, 10), &l).unwrap();
+        let b0 = m.add(tx(2, 0, 10), &l).unwrap();
+        let b1 = m.add(tx(2, 1, 10), &l).unwrap();
+        let c0 = m.add(tx(3, 0, 10), &l).unwrap();
+        // Block includes a0; sender 1 now at nonce 1. Sender 2 went broke.
+        l.nonces.borrow_mut().insert(1, 1);
+        l.banned.borrow_mut().insert(2);
+        let dropped = m.update(&[a0], &l);
+        let mut dropped_hashes: Vec<Hash> = dropped.iter().map(|(h, _)| *h).collect();
+        dropped_hashes.sort();
+        let mut want = vec![b0, b1];
+        want.sort();
+        assert_eq!(dropped_hashes, want);
+        assert!(dropped.iter().all(|(_, r)| r.contains("balance")));
+        assert!(!m.contains(&a0));
+        assert!(m.contains(&a1) && m.contains(&a2) && m.contains(&c0));
+        // Sender 3's nonce 0 got used elsewhere (another node's block): dropped.
+        l.nonces.borrow_mut().insert(3, 1);
+        let dropped = m.update(&[], &l);
+        assert_eq!(dropped.len(), 1);
+        assert_eq!(dropped[0].0, c0);
+        assert_eq!(m.len(), 2);
+        assert_eq!(m.bytes(), 2 * tx(1, 1, 10).encoded_len());
+        // Then a new tx from sender 1 continues after the pending ones.
+        m.add(tx(1, 3, 10), &l).unwrap();
+    }
+}

@@ -1,0 +1,155 @@
+//! Assembly of a running node from its home directory: configuration,
+//! genesis, keys, storage, transport and metrics. [`Node::run`] hands them to
+//! the consensus driver ([`crate::runner::Runner`]).
+
+use std::sync::Arc;
+
+use agora_validator::{ChainId, SecretKey};
+use tokio::sync::{mpsc, watch};
+use tracing::info;
+
+use crate::config::Config;
+use crate::genesis::LoadedGenesis;
+use crate::home::{Home, HomeError};
+use crate::metrics::{self, Metrics};
+use crate::storage::{Storage, StorageError};
+use crate::transport::{Transport, TransportConfig, TransportError, TransportEvent};
+
+/// Why the node could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum NodeError {
+    /// The home directory is incomplete or invalid.
+    #[error(transparent)]
+    Home(#[from] HomeError),
+    /// The database could not be opened.
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+    /// The transport could not start.
+    #[error(transparent)]
+    Transport(#[from] TransportError),
+    /// The genesis chain id is invalid.
+    #[error("genesis chain id: {0}")]
+    ChainId(String),
+    /// The metrics listener could not be bound.
+    #[error("binding metrics on {addr}: {source}")]
+    Metrics {
+        /// The address.
+        addr: std::net::SocketAddr,
+        /// The cause.
+        source: std::io::Error,
+    },
+}
+
+/// A started node.
+pub struct Node {
+    /// Local settings.
+    pub config: Config,
+    /// The genesis and its file hash.
+    pub genesis: LoadedGenesis,
+    /// The chain id.
+    pub chain: ChainId,
+    /// The validator key.
+    pub key: SecretKey,
+    /// Storage.
+    pub storage: Arc<Storage>,
+    /// The peer-to-peer transport.
+    pub transport: Transport,
+    /// Metrics.
+    pub metrics: Arc<Metrics>,
+    /// The bound metrics address, if enabled.
+    pub metrics_addr: Option<std::net::SocketAddr>,
+    events: mpsc::Receiver<TransportEvent>,
+    stop: watch::Sender<bool>,
+}
+
+impl std::fmt::Debug for Node {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Node")
+            .field("chain", &self.chain)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Node {
+    /// Loads everything from `home` and starts transport and metrics.
+    pub async fn start(home: &Home) -> Result<Self, NodeError> {
+        let config = home.load_config()?;
+        let genesis = home.load_genesis()?;
+        let chain = ChainId::new(genesis.genesis.chain_id.clone())
+            .map_err(|e| NodeError::ChainId(e.to_string()))?;
+        let key = home.load_validator_key()?;
+        let tls = home.load_tls()?;
+        let storage = Arc::new(Storage::open(home.db())?);
+        let height = storage.latest_height()?.unwrap_or(0);
+        let metrics = Metrics::new();
+        Metrics::set(&metrics.height, height);
+
+        let mut tcfg =
+            TransportConfig::new(config.p2p.listen, chain.clone(), tls, Some(key.clone()));
+        tcfg.peers = config.p2p.peers.clone();
+        tcfg.max_peers = config.p2p.max_peers;
+        let (transport, events) = Transport::start(tcfg)?;
+        transport.set_height(height);
+
+        let (stop, stop_rx) = watch::channel(false);
+        let metrics_addr = if config.metrics.enabled {
+            let l = tokio::net::TcpListener::bind(config.metrics.listen)
+                .await
+                .map_err(|source| NodeError::Metrics {
+                    addr: config.metrics.listen,
+                    source,
+                })?;
+            let addr = l.local_addr().ok();
+            tokio::spawn(metrics::serve(l, metrics.clone(), stop_rx));
+            addr
+        } else {
+            None
+        };
+        info!(
+            moniker = %config.moniker,
+            chain = %chain,
+            height,
+            p2p = ?transport.local_addr(),
+            metrics = ?metrics_addr,
+            genesis_hash = %hex::encode(genesis.file_hash),
+            "node started"
+        );
+        Ok(Self {
+            config,
+            genesis,
+            chain,
+            key,
+            storage,
+            transport,
+            metrics,
+            metrics_addr,
+            events,
+            stop,
+        })
+    }
+
+    /// Runs the consensus driver until `shutdown` resolves (or a fatal
+    /// error), then shuts down gracefully: peers are told, the metrics
+    /// server stops. Everything acknowledged was already durable.
+    pub async fn run(
+        mut self,
+        shutdown: impl std::future::Future<Output = ()>,
+    ) -> Result<(), crate::runner::RunError> {
+        let result = match crate::runner::Runner::new(&self) {
+            Ok(runner) => {
+                let (_, dummy) = mpsc::channel(1);
+                let events = std::mem::replace(&mut self.events, dummy);
+                runner.run(events, shutdown).await
+            }
+            Err(e) => Err(e),
+        };
+        if let Err(e) = &result {
+            tracing::error!(error = %e, "consensus driver stopped");
+        }
+        info!("shutting down");
+        self.stop.send_replace(true);
+        self.transport.shutdown().await;
+        info!("stopped");
+        result
+    }
+}

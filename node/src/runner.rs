@@ -1,0 +1,587 @@
+//! The consensus driver's main loop: feeds the core with inputs from the
+//! transport, timers and the WAL, answers its requests with the ledger, and
+//! stores decided blocks.
+//!
+//! Order of effects for safety: every input is appended to the WAL before the
+//! core sees it (not fsynced on its own: the signing-state fsync that precedes
+//! anything we send makes it durable); outputs run through [`Executor`], which
+//! persists the signing state durably before any later broadcast; a decided
+//! block is applied to the ledger and stored with its certificate, state and
+//! seed in one durable transaction before the next height starts.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use agora_proto::v1::{self as pb, PeerMessage, peer_message::Kind};
+use agora_validator::block::{header_hash, list_hash, tx_hash};
+use agora_validator::consensus::{
+    Consensus, ConsensusConfig, Decision, HeightParams, Input, TimeoutConfig,
+};
+use agora_validator::crypto::{ZERO_HASH, vrf};
+use agora_validator::ledger::{Ledger, TxOutcome as LedgerOutcome};
+use agora_validator::{ChainId, CommitCertificate, Hash, Height};
+use tokio::sync::mpsc;
+use tracing::{debug, info};
+
+use crate::driver::{DriverError, Executor, HostRequest, consensus_input, restore_signing_state};
+use crate::mempool::{Admission, CheckMode, Mempool};
+use crate::metrics::Metrics;
+use crate::node::Node;
+use crate::storage::{CommittedBlock, Storage, TxOutcome, TxRecord};
+use crate::sync::{PeerHeights, serve_request};
+use crate::transport::{Transport, TransportEvent};
+use crate::wal;
+
+/// Why the driver stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    /// Executing outputs failed.
+    #[error(transparent)]
+    Driver(#[from] DriverError),
+    /// Storage failed.
+    #[error(transparent)]
+    Storage(#[from] crate::storage::StorageError),
+    /// The stored or genesis ledger state is unusable.
+    #[error("ledger: {0}")]
+    Ledger(String),
+    /// A decided block could not be applied.
+    #[error("applying decided block {height}: {reason}")]
+    Apply {
+        /// Height.
+        height: Height,
+        /// Why.
+        reason: String,
+    },
+}
+
+/// Pending evidence kept for the next proposal at most.
+const MAX_PENDING_EVIDENCE: usize = 64;
+/// Blocks asked for per sync request.
+const SYNC_BATCH: u32 = 64;
+
+struct Tip {
+    seed: Hash,
+    parent_hash: Hash,
+    last_commit: Option<CommitCertificate>,
+}
+
+/// The running driver.
+pub struct Runner {
+    chain: ChainId,
+    storage: Arc<Storage>,
+    transport: Transport,
+    metrics: Arc<Metrics>,
+    ledger: Ledger,
+    core: Consensus,
+    mempool: Mempool,
+    exec: Executor<Arc<Storage>, Transport>,
+    timers: mpsc::Receiver<Input>,
+    peers: PeerHeights,
+    evidence: Vec<pb::Evidence>,
+    tip: Tip,
+    height: Height,
+    commit_delay: Duration,
+    max_block_bytes: usize,
+    max_block_txs: usize,
+    next_start: Option<tokio::time::Instant>,
+    last_sync_request: Option<Instant>,
+    height_started: Instant,
+}
+
+fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+impl Runner {
+    /// Restores the chain tip, ledger and signing state from storage (or genesis).
+    pub fn new(node: &Node) -> Result<Self, RunError> {
+        let storage = node.storage.clone();
+        let latest = storage.latest_height()?.unwrap_or(0);
+        let ledger = match storage.latest_state()? {
+            Some((_, bytes)) => {
+                Ledger::decode(&bytes).map_err(|e| RunError::Ledger(e.to_string()))?
+            }
+            None => Ledger::from_genesis(&node.genesis.genesis)
+                .map_err(|e| RunError::Ledger(e.to_string()))?,
+        };
+        let tip = if latest == 0 {
+            Tip {
+                seed: vrf::genesis_seed(&node.genesis.file_hash),
+                parent_hash: ZERO_HASH,
+                last_commit: None,
+            }
+        } else {
+            let block = storage
+                .block(latest)?
+                .ok_or_else(|| RunError::Ledger(format!("block {latest} missing")))?;
+            let header = block
+                .header
+                .as_ref()
+                .ok_or_else(|| RunError::Ledger(format!("block {latest} has no header")))?;
+            let cert = storage
+                .certificate(latest)?
+                .and_then(|c| CommitCertificate::from_proto(&c).ok());
+            Tip {
+                seed: storage
+                    .seed(latest)?
+                    .ok_or_else(|| RunError::Ledger(format!("seed {latest} missing")))?,
+                parent_hash: header_hash(header),
+                last_commit: cert,
+            }
+        };
+        let c = &node.config.consensus;
+        let config = ConsensusConfig {
+            timeouts: TimeoutConfig {
+                propose_base_ms: c.timeout_propose_ms,
+                propose_increment_ms: c.timeout_propose_delta_ms,
+                prevote_base_ms: c.timeout_prevote_ms,
+                prevote_increment_ms: c.timeout_prevote_delta_ms,
+                precommit_base_ms: c.timeout_precommit_ms,
+                precommit_increment_ms: c.timeout_precommit_delta_ms,
+            },
+            ..Default::default()
+        };
+        let signing = restore_signing_state(&storage)?;
+        let core = Consensus::new(config, node.chain.clone(), Some(node.key.clone()), signing);
+        let (tx, timers) = mpsc::channel(1024);
+        let exec = Executor::new(
+            storage.clone(),
+            node.transport.clone(),
+            node.metrics.clone(),
+            tx,
+        );
+        Ok(Self {
+            chain: node.chain.clone(),
+            storage,
+            transport: node.transport.clone(),
+            metrics: node.metrics.clone(),
+            ledger,
+            core,
+            mempool: Mempool::new(node.config.mempool),
+            exec,
+            timers,
+            peers: PeerHeights::default(),
+            evidence: Vec::new(),
+            tip,
+            height: latest + 1,
+            commit_delay: Duration::from_millis(c.timeout_commit_ms),
+            max_block_bytes: c.max_block_bytes,
+            max_block_txs: c.max_block_txs,
+            next_start: None,
+            last_sync_request: None,
+            height_started: Instant::now(),
+        })
+    }
+
+    /// Starts the current height and replays its WAL records.
+    pub fn begin(&mut self) -> Result<(), RunError> {
+        self.start_height()?;
+        let replay = wal::replay(&self.storage.wal_records()?, self.height)
+            .map_err(|e| RunError::Ledger(e.to_string()))?;
+        if !replay.is_empty() {
+            info!(height = self.height, inputs = replay.len(), "replaying WAL");
+        }
+        for input in replay {
+            // Not re-logged: these records are already in the WAL.
+            self.feed_unlogged(input)?;
+        }
+        Ok(())
+    }
+
+    fn start_height(&mut self) -> Result<(), RunError> {
+        let h = self.height;
+        let set = self
+            .ledger
+            .validator_set(h)
+            .cloned()
+            .ok_or_else(|| RunError::Ledger(format!("no validator set for height {h}")))?;
+        self.height_started = Instant::now();
+        let params = HeightParams {
+            height: h,
+            validator_set: set,
+            prev_seed: self.tip.seed,
+            parent_hash: self.tip.parent_hash,
+            last_commit: self.tip.last_commit.clone(),
+        };
+        self.feed_unlogged(Input::StartHeight(Box::new(params)))
+    }
+
+    fn feed(&mut self, input: Input) -> Result<(), RunError> {
+        if let Some((h, rec)) = wal::encode_input(&input)
+            && h == self.height
+        {
+            self.storage.wal_append(h, &rec, false)?;
+        }
+        self.feed_unlogged(input)
+    }
+
+    fn feed_unlogged(&mut self, input: Input) -> Result<(), RunError> {
+        let mut queue = VecDeque::from([input]);
+        let mut first = true;
+        while let Some(input) = queue.pop_front() {
+            if !first
+                && let Some((h, rec)) = wal::encode_input(&input)
+                && h == self.height
+            {
+                self.storage.wal_append(h, &rec, false)?;
+            }
+            first = false;
+            let outputs = self.core.handle(input);
+            for req in self.exec.execute(outputs)? {
+                match req {
+                    HostRequest::Propose { height, round } => {
+                        let block = self.template(height);
+                        queue.push_back(Input::ProposalContent {
+                            height,
+                            round,
+                            block,
+                        });
+                    }
+                    HostRequest::Validate {
+                        height,
+                        round,
+                        block,
+                    } => {
+                        let valid = self.validate(height, &block);
+                        let block_hash = block.header.as_ref().map_or(ZERO_HASH, header_hash);
+                        queue.push_back(Input::BlockValidity {
+                            height,
+                            round,
+                            block_hash,
+                            valid,
+                        });
+                    }
+                    HostRequest::Commit(d) => self.commit(*d)?,
+                }
+            }
+        }
+        Metrics::set(&self.metrics.round, u64::from(self.core.round()));
+        Ok(())
+    }
+
+    fn template(&self, height: Height) -> pb::Block {
+        let header_budget = 2048;
+        let txs = self.mempool.reap(
+            self.max_block_bytes.saturating_sub(header_budget),
+            self.max_block_txs,
+        );
+        let evidence: Vec<pb::Evidence> = self
+            .evidence
+            .iter()
+            .filter(|e| self.ledger.check_evidence(e).is_ok())
+            .cloned()
+            .collect();
+        let set_hash = |h| self.ledger.validator_set(h).map(|s| s.hash().to_vec());
+        let header = pb::Header {
+            chain_id: self.chain.as_str().to_string(),
+            height,
+            parent_hash: self.tip.parent_hash.to_vec(),
+            txs_hash: list_hash(&txs).to_vec(),
+            evidence_hash: list_hash(&evidence).to_vec(),
+            last_commit_hash: self
+                .tip
+                .last_commit
+                .as_ref()
+                .map_or(ZERO_HASH, |c| c.hash())
+                .to_vec(),
+            app_hash: self.ledger.app_hash().to_vec(),
+            validators_hash: set_hash(height).unwrap_or_default(),
+            next_validators_hash: set_hash(height + 1).unwrap_or_default(),
+            time_ms: now_ms(),
+            ..Default::default()
+        };
+        pb::Block {
+            header: Some(header),
+            txs,
+            evidence,
+            last_commit: self.tip.last_commit.as_ref().map(|c| c.to_proto()),
+        }
+    }
+
+    /// The host's content check (the core checks proposer, VRF, height, chain, parent).
+    fn validate(&self, height: Height, block: &pb::Block) -> bool {
+        use prost::Message;
+        let Some(h) = block.header.as_ref() else {
+            return false;
+        };
+        let set_hash = |x| self.ledger.validator_set(x).map(|s| s.hash().to_vec());
+        let last_commit_ok = match (&block.last_commit, height) {
+            (None, 1) => h.last_commit_hash == ZERO_HASH.to_vec(),
+            (Some(c), hh) if hh > 1 => CommitCertificate::from_proto(c).is_ok_and(|c| {
+                c.height == hh - 1
+                    && c.block_hash == self.tip.parent_hash
+                    && c.hash().to_vec() == h.last_commit_hash
+                    && self
+                        .ledger
+                        .validator_set(hh - 1)
+                        .is_some_and(|s| c.verify(&self.chain, s).is_ok())
+            }),
+            _ => false,
+        };
+        last_commit_ok
+            && block.encoded_len() <= self.max_block_bytes
+            && block.txs.len() <= self.max_block_txs
+            && h.txs_hash == list_hash(&block.txs).to_vec()
+            && h.evidence_hash == list_hash(&block.evidence).to_vec()
+            && h.app_hash == self.ledger.app_hash().to_vec()
+            && Some(h.validators_hash.clone()) == set_hash(height)
+            && Some(h.next_validators_hash.clone()) == set_hash(height + 1)
+            && block
+                .evidence
+                .iter()
+                .all(|e| self.ledger.check_evidence(e).is_ok())
+    }
+
+    fn commit(&mut self, d: Decision) -> Result<(), RunError> {
+        let h = d.height;
+        let randomness: Vec<u64> = (0..d.block.txs.len())
+            .map(|_| rand::random::<u64>() | 1)
+            .collect();
+        let result = self
+            .ledger
+            .apply_block(h, &d.block.txs, &d.block.evidence, &randomness)
+            .map_err(|e| RunError::Apply {
+                height: h,
+                reason: e.to_string(),
+            })?;
+        let records: Vec<(Hash, TxRecord)> = result
+            .receipts
+            .iter()
+            .enumerate()
+            .map(|(i, r)| {
+                let outcome = match r.outcome {
+                    LedgerOutcome::Ok => TxOutcome::Committed,
+                    LedgerOutcome::Failed(_) => TxOutcome::Failed,
+                    LedgerOutcome::Rejected(_) => TxOutcome::Rejected,
+                };
+                (
+                    r.hash,
+                    TxRecord {
+                        height: h,
+                        index: i as u32,
+                        outcome: outcome as i32,
+                        reason: if r.is_ok() {
+                            String::new()
+                        } else {
+                            r.log.clone()
+                        },
+                    },
+                )
+            })
+            .collect();
+        let cert = d.certificate.to_proto();
+        // DURABILITY: block, certificate, state, seed and tx index in one
+        // Immediate transaction (Storage::commit_block), which also drops the
+        // height's WAL.
+        self.storage.commit_block(CommittedBlock {
+            block: &d.block,
+            certificate: &cert,
+            state: &self.ledger.encode(),
+            seed: &d.seed,
+            txs: &records,
+        })?;
+        let included: Vec<Hash> = d.block.txs.iter().map(tx_hash).collect();
+        let ledger = &self.ledger;
+        let checker = |tx: &pb::Transaction, _m: CheckMode| {
+            ledger
+                .check_tx(tx)
+                .map(|c| Admission {
+                    sender: c.signer,
+                    nonce: c.nonce,
+                    account_nonce: c.next_nonce,
+                })
+                .map_err(|e| e.to_string())
+        };
+        self.mempool.update(&included, &checker);
+        self.evidence.retain(|e| !d.block.evidence.contains(e));
+        Metrics::set(&self.metrics.height, h);
+        Metrics::set(&self.metrics.mempool_txs, self.mempool.len() as u64);
+        Metrics::set(&self.metrics.mempool_bytes, self.mempool.bytes() as u64);
+        Metrics::inc(&self.metrics.certificates_verified);
+        self.metrics
+            .observe_step(crate::metrics::Step::Commit, self.height_started.elapsed());
+        info!(height = h, round = d.round, txs = d.block.txs.len(), hash = %hex::encode(&d.block_hash[..8]), "committed");
+        self.tip = Tip {
+            seed: d.seed,
+            parent_hash: d.block_hash,
+            last_commit: Some(d.certificate),
+        };
+        self.height = h + 1;
+        self.transport.set_height(h);
+        self.transport.broadcast(&PeerMessage {
+            kind: Some(Kind::Status(pb::StatusUpdate { latest_height: h })),
+        });
+        self.next_start = Some(tokio::time::Instant::now() + self.commit_delay);
+        Ok(())
+    }
+
+    fn on_event(&mut self, ev: TransportEvent) -> Result<(), RunError> {
+        match &ev {
+            TransportEvent::Connected { peer, .. } => {
+                let _ = self.transport.send(
+                    *peer,
+                    &PeerMessage {
+                        kind: Some(Kind::Status(pb::StatusUpdate {
+                            latest_height: self.height - 1,
+                        })),
+                    },
+                );
+                self.update_peer_metrics();
+                return Ok(());
+            }
+            TransportEvent::Disconnected { peer } => {
+                self.peers.remove(peer);
+                self.update_peer_metrics();
+                return Ok(());
+            }
+            TransportEvent::Message { .. } => {}
+        }
+        Metrics::inc(&self.metrics.messages_received);
+        let TransportEvent::Message { peer, message, .. } = &ev else {
+            return Ok(());
+        };
+        let peer = *peer;
+        match &message.kind {
+            Some(Kind::Transaction(tx)) => {
+                let ledger = &self.ledger;
+                let checker = |tx: &pb::Transaction, _m: CheckMode| {
+                    ledger
+                        .check_tx(tx)
+                        .map(|c| Admission {
+                            sender: c.signer,
+                            nonce: c.nonce,
+                            account_nonce: c.next_nonce,
+                        })
+                        .map_err(|e| e.to_string())
+                };
+                if self.mempool.add(tx.clone(), &checker).is_ok() {
+                    self.transport.broadcast(message);
+                    Metrics::set(&self.metrics.mempool_txs, self.mempool.len() as u64);
+                }
+            }
+            Some(Kind::Evidence(e)) => {
+                if self.ledger.check_evidence(e).is_ok() && !self.evidence.contains(e) {
+                    if self.storage.put_evidence(e)? {
+                        Metrics::inc(&self.metrics.evidence_seen);
+                    }
+                    if self.evidence.len() < MAX_PENDING_EVIDENCE {
+                        self.evidence.push(e.clone());
+                    }
+                    self.transport.broadcast(message);
+                }
+            }
+            Some(Kind::BlockRequest(req)) => {
+                let resp = serve_request(&self.storage, req)?;
+                let _ = self.transport.send(
+                    peer,
+                    &PeerMessage {
+                        kind: Some(Kind::BlockResponse(resp)),
+                    },
+                );
+            }
+            Some(Kind::BlockResponse(resp)) => {
+                self.peers.update(peer, resp.latest_height);
+                self.last_sync_request = None;
+                for cb in &resp.blocks {
+                    let (Some(block), Some(cert)) = (&cb.block, &cb.certificate) else {
+                        continue;
+                    };
+                    let Ok(certificate) = CommitCertificate::from_proto(cert) else {
+                        continue;
+                    };
+                    if certificate.height != self.height {
+                        continue;
+                    }
+                    self.feed_unlogged(Input::SyncedBlock {
+                        block: block.clone(),
+                        certificate,
+                    })?;
+                    // A synced decision starts the next height at once.
+                    if self.next_start.is_some() {
+                        self.next_start = None;
+                        self.start_height()?;
+                    }
+                }
+                self.maybe_sync();
+            }
+            Some(Kind::Status(s)) => {
+                self.peers.update(peer, s.latest_height);
+                self.maybe_sync();
+            }
+            _ => {
+                if let Some((_, input)) = consensus_input(ev) {
+                    self.feed(input)?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn maybe_sync(&mut self) {
+        let ours = self.height - 1;
+        // Only when at least two heights behind: one behind is normal gossip lag.
+        let Some((peer, theirs)) = self.peers.best_ahead(ours + 1) else {
+            return;
+        };
+        if self
+            .last_sync_request
+            .is_some_and(|t| t.elapsed() < Duration::from_secs(2))
+        {
+            return;
+        }
+        debug!(%peer, ours, theirs, "requesting blocks");
+        self.last_sync_request = Some(Instant::now());
+        let _ = self.transport.send(
+            peer,
+            &PeerMessage {
+                kind: Some(Kind::BlockRequest(pb::BlockRequest {
+                    from_height: self.height,
+                    count: SYNC_BATCH,
+                })),
+            },
+        );
+    }
+
+    fn update_peer_metrics(&self) {
+        let peers = self.transport.peers();
+        Metrics::set(&self.metrics.peers, peers.len() as u64);
+        Metrics::set(
+            &self.metrics.validator_peers,
+            peers
+                .iter()
+                .filter(|p| p.identity.validator_address().is_some())
+                .count() as u64,
+        );
+    }
+
+    /// Runs until `shutdown` resolves or a fatal error.
+    pub async fn run(
+        mut self,
+        mut events: mpsc::Receiver<TransportEvent>,
+        shutdown: impl std::future::Future<Output = ()>,
+    ) -> Result<(), RunError> {
+        tokio::pin!(shutdown);
+        self.begin()?;
+        loop {
+            let start_at = self.next_start;
+            tokio::select! {
+                _ = &mut shutdown => return Ok(()),
+                _ = async { match start_at { Some(t) => tokio::time::sleep_until(t).await, None => std::future::pending().await } } => {
+                    self.next_start = None;
+                    self.start_height()?;
+                }
+                t = self.timers.recv() => if let Some(t) = t {
+                    self.feed(t)?;
+                },
+                ev = events.recv() => match ev {
+                    Some(ev) => self.on_event(ev)?,
+                    None => return Ok(()),
+                },
+            }
+        }
+    }
+}

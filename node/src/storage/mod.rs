@@ -1,0 +1,472 @@
+//! Durable storage of a node in one redb file.
+//!
+//! Tables: blocks by height, block hash → height, commit certificates by
+//! height, ledger state snapshots by height (opaque bytes from the ledger),
+//! evidence by hash, the transaction index (hash → height and outcome), the
+//! consensus signing state, and the write-ahead log of the current height's
+//! consensus inputs.
+//!
+//! # Where durability is promised, and how
+//!
+//! redb commits with `Durability::Immediate` write the data, fsync it, then
+//! write and fsync the new root (its two-phase commit); after `commit()`
+//! returns, the transaction survives a crash or power loss. A commit with
+//! `Durability::None` is atomic but only becomes durable with the next
+//! `Immediate` commit (redb orders commits, so an `Immediate` commit makes all
+//! earlier ones durable too). Exactly three operations promise durability:
+//!
+//! 1. [`Storage::save_signing_state`] — `Immediate`. The node calls it
+//!    *before* a vote or proposal it signed leaves the process, so that after a
+//!    crash the double-sign guard remembers everything that may have been seen
+//!    by others (DESIGN §6).
+//! 2. [`Storage::commit_block`] — `Immediate`, one transaction holding the
+//!    block, its certificate, the resulting ledger state and chain seed, the transaction
+//!    index, and the truncation of the WAL for that height, so that a restart
+//!    never sees a block without its state or a stale WAL for a decided height.
+//! 3. [`Storage::wal_append`] with `durable = true` — `Immediate`. Inputs
+//!    appended with `durable = false` become durable with the next durable
+//!    write; the driver asks for durability before it acts on an input in a way
+//!    others can observe (in practice, the signing-state write does it).
+//!
+//! When the database file is created, its directory is fsynced as well, so
+//! the file's directory entry itself survives a crash.
+
+mod records;
+
+use std::fs::File;
+use std::path::{Path, PathBuf};
+
+use agora_proto::v1::{Block, CommitCertificate, Evidence};
+use agora_validator::Hash;
+use agora_validator::block::header_hash;
+use agora_validator::crypto::sha3_256;
+use prost::Message;
+use redb::{
+    Database, Durability, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition,
+};
+
+pub use records::{TxOutcome, TxRecord};
+
+const BLOCKS: TableDefinition<u64, &[u8]> = TableDefinition::new("blocks");
+const BLOCK_HEIGHTS: TableDefinition<&[u8], u64> = TableDefinition::new("block_heights");
+const CERTIFICATES: TableDefinition<u64, &[u8]> = TableDefinition::new("certificates");
+const STATES: TableDefinition<u64, &[u8]> = TableDefinition::new("states");
+/// seed_h of DESIGN §5 by height: a restarted node needs seed_{h−1} to start height h.
+const SEEDS: TableDefinition<u64, &[u8]> = TableDefinition::new("seeds");
+const EVIDENCE: TableDefinition<&[u8], &[u8]> = TableDefinition::new("evidence");
+const TXS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("txs");
+const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
+/// Key: sequence number; value: height (8 bytes, big-endian) ‖ record.
+const WAL: TableDefinition<u64, &[u8]> = TableDefinition::new("wal");
+
+const META_LATEST: &str = "latest_height";
+const META_SIGNING: &str = "signing_state";
+
+/// Largest stored value accepted back from disk (guards against a corrupt length).
+const MAX_VALUE: usize = 64 * 1024 * 1024;
+
+/// Why a storage operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StorageError {
+    /// redb failed (I/O error, corruption it detected, ...).
+    #[error("database {path}: {source}")]
+    Db {
+        /// The database file.
+        path: PathBuf,
+        /// The cause.
+        source: Box<redb::Error>,
+    },
+    /// Creating the file or syncing its directory failed.
+    #[error("database {path}: {source}")]
+    Io {
+        /// The database file.
+        path: PathBuf,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// A stored value does not decode.
+    #[error("database {path}: corrupt {what}: {detail}")]
+    Corrupt {
+        /// The database file.
+        path: PathBuf,
+        /// Which value.
+        what: &'static str,
+        /// Why it is corrupt.
+        detail: String,
+    },
+    /// The caller passed an inconsistent block (no header, cert for another height...).
+    #[error("invalid input: {0}")]
+    Invalid(String),
+}
+
+/// A block decided by consensus, with everything stored with it atomically.
+#[derive(Debug, Clone, Copy)]
+pub struct CommittedBlock<'a> {
+    /// The block.
+    pub block: &'a Block,
+    /// The certificate that commits it (same height and block hash).
+    pub certificate: &'a CommitCertificate,
+    /// The ledger state after applying the block, as the ledger encodes it.
+    pub state: &'a [u8],
+    /// The chain seed after this block (seed_height).
+    pub seed: &'a Hash,
+    /// The outcome of each transaction of the block, by hash.
+    pub txs: &'a [(Hash, TxRecord)],
+}
+
+/// The node's database.
+pub struct Storage {
+    db: Database,
+    path: PathBuf,
+}
+
+impl std::fmt::Debug for Storage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Storage").field("path", &self.path).finish()
+    }
+}
+
+impl Storage {
+    /// Opens (or creates) the database at `path`.
+    pub fn open(path: impl AsRef<Path>) -> Result<Self, StorageError> {
+        let path = path.as_ref().to_path_buf();
+        let existed = path.exists();
+        let db = Database::create(&path).map_err(|e| db_err(&path, e))?;
+        if !existed {
+            // The file is new: make its directory entry durable too.
+            sync_parent_dir(&path).map_err(|source| StorageError::Io {
+                path: path.clone(),
+                source,
+            })?;
+        }
+        let s = Self { db, path };
+        // Create every table up front so that readers never meet a missing one.
+        s.write(Durability::Immediate, |txn| {
+            txn.open_table(BLOCKS)?;
+            txn.open_table(BLOCK_HEIGHTS)?;
+            txn.open_table(CERTIFICATES)?;
+            txn.open_table(STATES)?;
+            txn.open_table(SEEDS)?;
+            txn.open_table(EVIDENCE)?;
+            txn.open_table(TXS)?;
+            txn.open_table(META)?;
+            txn.open_table(WAL)?;
+            Ok(())
+        })?;
+        Ok(s)
+    }
+
+    /// The database file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn write<T>(
+        &self,
+        durability: Durability,
+        f: impl FnOnce(&redb::WriteTransaction) -> Result<T, redb::Error>,
+    ) -> Result<T, StorageError> {
+        let run = || -> Result<T, redb::Error> {
+            let mut txn = self.db.begin_write()?;
+            txn.set_durability(durability)?;
+            let out = f(&txn)?;
+            txn.commit()?;
+            Ok(out)
+        };
+        run().map_err(|e| db_err(&self.path, e))
+    }
+
+    fn read<T>(
+        &self,
+        f: impl FnOnce(&redb::ReadTransaction) -> Result<T, redb::Error>,
+    ) -> Result<T, StorageError> {
+        let run = || -> Result<T, redb::Error> {
+            let txn = self.db.begin_read()?;
+            f(&txn)
+        };
+        run().map_err(|e| db_err(&self.path, e))
+    }
+
+    fn corrupt(&self, what: &'static str, detail: impl ToString) -> StorageError {
+        StorageError::Corrupt {
+            path: self.path.clone(),
+            what,
+            detail: detail.to_string(),
+        }
+    }
+
+    /// Stores a decided block, its certificate, the state after it and its
+    /// transactions' outcomes in ONE durable transaction, and truncates the WAL
+    /// up to its height. Durable when this returns (see the module docs).
+    pub fn commit_block(&self, c: CommittedBlock<'_>) -> Result<(), StorageError> {
+        let header = c
+            .block
+            .header
+            .as_ref()
+            .ok_or_else(|| StorageError::Invalid("block without header".into()))?;
+        let height = header.height;
+        let hash = header_hash(header);
+        if c.certificate.height != height || c.certificate.block_hash != hash {
+            return Err(StorageError::Invalid(format!(
+                "certificate is for height {} block {}, block is height {height} hash {}",
+                c.certificate.height,
+                hex::encode(&c.certificate.block_hash),
+                hex::encode(hash)
+            )));
+        }
+        if let Some(latest) = self.latest_height()?
+            && height <= latest
+        {
+            return Err(StorageError::Invalid(format!(
+                "height {height} is not above the latest stored height {latest}"
+            )));
+        }
+        let block_bytes = c.block.encode_to_vec();
+        let cert_bytes = c.certificate.encode_to_vec();
+        self.write(Durability::Immediate, |txn| {
+            txn.open_table(BLOCKS)?
+                .insert(height, block_bytes.as_slice())?;
+            txn.open_table(BLOCK_HEIGHTS)?
+                .insert(hash.as_slice(), height)?;
+            txn.open_table(CERTIFICATES)?
+                .insert(height, cert_bytes.as_slice())?;
+            txn.open_table(STATES)?.insert(height, c.state)?;
+            txn.open_table(SEEDS)?.insert(height, c.seed.as_slice())?;
+            {
+                let mut txs = txn.open_table(TXS)?;
+                for (h, rec) in c.txs {
+                    txs.insert(h.as_slice(), rec.encode_to_vec().as_slice())?;
+                }
+            }
+            txn.open_table(META)?
+                .insert(META_LATEST, height.to_be_bytes().as_slice())?;
+            txn.open_table(WAL)?
+                .retain(|_, v| wal_height(v).is_none_or(|h| h > height))?;
+            Ok(())
+        })
+    }
+
+    /// The height of the latest stored block.
+    pub fn latest_height(&self) -> Result<Option<u64>, StorageError> {
+        let raw = self.read(|txn| {
+            Ok(txn
+                .open_table(META)?
+                .get(META_LATEST)?
+                .map(|v| v.value().to_vec()))
+        })?;
+        raw.map(|v| {
+            <[u8; 8]>::try_from(v.as_slice())
+                .map(u64::from_be_bytes)
+                .map_err(|_| self.corrupt("latest height", "not 8 bytes"))
+        })
+        .transpose()
+    }
+
+    fn get_bytes<K: redb::Key + 'static>(
+        &self,
+        table: TableDefinition<K, &'static [u8]>,
+        key: impl std::borrow::Borrow<K::SelfType<'static>>,
+    ) -> Result<Option<Vec<u8>>, StorageError> {
+        let v =
+            self.read(|txn| Ok(txn.open_table(table)?.get(key)?.map(|v| v.value().to_vec())))?;
+        if v.as_ref().is_some_and(|v| v.len() > MAX_VALUE) {
+            return Err(self.corrupt("value", "too large"));
+        }
+        Ok(v)
+    }
+
+    /// The block at a height.
+    pub fn block(&self, height: u64) -> Result<Option<Block>, StorageError> {
+        self.get_bytes(BLOCKS, height)?
+            .map(|b| Block::decode(b.as_slice()).map_err(|e| self.corrupt("block", e)))
+            .transpose()
+    }
+
+    /// The height of the block with this hash.
+    pub fn height_of_block(&self, hash: &Hash) -> Result<Option<u64>, StorageError> {
+        self.read(|txn| {
+            Ok(txn
+                .open_table(BLOCK_HEIGHTS)?
+                .get(hash.as_slice())?
+                .map(|v| v.value()))
+        })
+    }
+
+    /// The certificate of the block at a height.
+    pub fn certificate(&self, height: u64) -> Result<Option<CommitCertificate>, StorageError> {
+        self.get_bytes(CERTIFICATES, height)?
+            .map(|b| {
+                CommitCertificate::decode(b.as_slice()).map_err(|e| self.corrupt("certificate", e))
+            })
+            .transpose()
+    }
+
+    /// The chain seed after the block at a height.
+    pub fn seed(&self, height: u64) -> Result<Option<Hash>, StorageError> {
+        self.get_bytes(SEEDS, height)?
+            .map(|b| {
+                <Hash>::try_from(b.as_slice()).map_err(|_| self.corrupt("seed", "not 32 bytes"))
+            })
+            .transpose()
+    }
+
+    /// The ledger state stored after the block at a height.
+    pub fn state(&self, height: u64) -> Result<Option<Vec<u8>>, StorageError> {
+        self.get_bytes(STATES, height)
+    }
+
+    /// The latest ledger state and its height.
+    pub fn latest_state(&self) -> Result<Option<(u64, Vec<u8>)>, StorageError> {
+        let Some(h) = self.latest_height()? else {
+            return Ok(None);
+        };
+        let s = self
+            .state(h)?
+            .ok_or_else(|| self.corrupt("state", format!("missing at latest height {h}")))?;
+        Ok(Some((h, s)))
+    }
+
+    /// Deletes state snapshots below `height` (blocks and certificates stay).
+    pub fn prune_states_below(&self, height: u64) -> Result<(), StorageError> {
+        self.write(Durability::None, |txn| {
+            txn.open_table(STATES)?.retain(|h, _| h >= height)?;
+            Ok(())
+        })
+    }
+
+    /// Stores evidence by its hash; returns false if it was already stored.
+    /// Not durable by itself: evidence is re-gossiped and re-submittable.
+    pub fn put_evidence(&self, ev: &Evidence) -> Result<bool, StorageError> {
+        let bytes = ev.encode_to_vec();
+        let h = sha3_256(&bytes);
+        self.write(Durability::None, |txn| {
+            let mut t = txn.open_table(EVIDENCE)?;
+            if t.get(h.as_slice())?.is_some() {
+                return Ok(false);
+            }
+            t.insert(h.as_slice(), bytes.as_slice())?;
+            Ok(true)
+        })
+    }
+
+    /// All stored evidence.
+    pub fn evidence(&self) -> Result<Vec<Evidence>, StorageError> {
+        let raw = self.read(|txn| {
+            txn.open_table(EVIDENCE)?
+                .iter()?
+                .map(|r| r.map(|(_, v)| v.value().to_vec()))
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(Into::into)
+        })?;
+        raw.iter()
+            .map(|b| Evidence::decode(b.as_slice()).map_err(|e| self.corrupt("evidence", e)))
+            .collect()
+    }
+
+    /// Records the outcome of a transaction outside a block commit (e.g. rejected).
+    pub fn put_tx(&self, hash: &Hash, rec: &TxRecord) -> Result<(), StorageError> {
+        self.write(Durability::None, |txn| {
+            txn.open_table(TXS)?
+                .insert(hash.as_slice(), rec.encode_to_vec().as_slice())?;
+            Ok(())
+        })
+    }
+
+    /// What is known about a transaction.
+    pub fn tx(&self, hash: &Hash) -> Result<Option<TxRecord>, StorageError> {
+        let v = self.read(|txn| {
+            Ok(txn
+                .open_table(TXS)?
+                .get(hash.as_slice())?
+                .map(|v| v.value().to_vec()))
+        })?;
+        v.map(|b| TxRecord::decode(b.as_slice()).map_err(|e| self.corrupt("tx record", e)))
+            .transpose()
+    }
+
+    /// Persists the consensus signing state (the double-sign guard's memory).
+    ///
+    /// DURABILITY PROMISE: `Immediate` — fsynced before this returns. The
+    /// driver calls it before any message signed under this state is sent, so
+    /// a crash can never forget a signature others may have seen.
+    pub fn save_signing_state(&self, state: &[u8]) -> Result<(), StorageError> {
+        self.write(Durability::Immediate, |txn| {
+            txn.open_table(META)?.insert(META_SIGNING, state)?;
+            Ok(())
+        })
+    }
+
+    /// The last persisted signing state.
+    pub fn signing_state(&self) -> Result<Option<Vec<u8>>, StorageError> {
+        self.get_bytes(META, META_SIGNING)
+    }
+
+    /// Appends a consensus input of `height` to the WAL. With `durable`, the
+    /// record (and every earlier one) is fsynced before this returns.
+    pub fn wal_append(
+        &self,
+        height: u64,
+        record: &[u8],
+        durable: bool,
+    ) -> Result<(), StorageError> {
+        let mut v = Vec::with_capacity(8 + record.len());
+        v.extend_from_slice(&height.to_be_bytes());
+        v.extend_from_slice(record);
+        let d = if durable {
+            Durability::Immediate
+        } else {
+            Durability::None
+        };
+        self.write(d, |txn| {
+            let mut t = txn.open_table(WAL)?;
+            let next = t.last()?.map_or(0, |(k, _)| k.value() + 1);
+            t.insert(next, v.as_slice())?;
+            Ok(())
+        })
+    }
+
+    /// The WAL records in append order, with their heights.
+    pub fn wal_records(&self) -> Result<Vec<(u64, Vec<u8>)>, StorageError> {
+        let raw = self.read(|txn| {
+            txn.open_table(WAL)?
+                .iter()?
+                .map(|r| r.map(|(_, v)| v.value().to_vec()))
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(Into::into)
+        })?;
+        raw.into_iter()
+            .map(|v| {
+                let h = wal_height(&v)
+                    .ok_or_else(|| self.corrupt("wal record", "shorter than 8 bytes"))?;
+                Ok((h, v[8..].to_vec()))
+            })
+            .collect()
+    }
+
+    /// Number of WAL records.
+    pub fn wal_len(&self) -> Result<u64, StorageError> {
+        self.read(|txn| Ok(txn.open_table(WAL)?.len()?))
+    }
+}
+
+fn wal_height(v: &[u8]) -> Option<u64> {
+    v.get(..8)
+        .and_then(|b| <[u8; 8]>::try_from(b).ok())
+        .map(u64::from_be_bytes)
+}
+
+fn db_err(path: &Path, e: impl Into<redb::Error>) -> StorageError {
+    StorageError::Db {
+        path: path.to_path_buf(),
+        source: Box::new(e.into()),
+    }
+}
+
+/// fsyncs the directory containing `path`, making a newly created entry durable.
+pub fn sync_parent_dir(path: &Path) -> std::io::Result<()> {
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    File::open(dir)?.sync_all()
+}

@@ -1,0 +1,185 @@
+//! Block sync, serving side and bookkeeping: answering a peer's
+//! `BlockRequest` from storage within the frame budget, and remembering how
+//! far each peer is so a lagging node knows whom to ask.
+//!
+//! The fetching side feeds each received `CertifiedBlock` to the core as
+//! `Input::SyncedBlock`; the core verifies the certificate against the
+//! validator set the node derived itself, so nothing a peer sends is trusted.
+
+use std::collections::HashMap;
+
+use agora_proto::v1::{BlockRequest, BlockResponse, CertifiedBlock};
+use prost::Message;
+
+use crate::storage::{Storage, StorageError};
+use crate::transport::PeerId;
+use crate::transport::wire::MAX_BLOCK_FRAME;
+
+/// Most blocks returned per request, whatever was asked.
+pub const MAX_BLOCKS_PER_RESPONSE: u32 = 128;
+/// Bytes kept free in a response frame for the envelope.
+const ENVELOPE_SLACK: usize = 1024;
+
+/// Answers a block request: consecutive blocks with their certificates from
+/// `from_height`, as many as fit in one frame (at least one if it exists and
+/// fits at all), plus our latest height.
+pub fn serve_request(storage: &Storage, req: &BlockRequest) -> Result<BlockResponse, StorageError> {
+    let latest = storage.latest_height()?.unwrap_or(0);
+    let mut resp = BlockResponse {
+        blocks: Vec::new(),
+        latest_height: latest,
+    };
+    let budget = MAX_BLOCK_FRAME - ENVELOPE_SLACK;
+    let count = req.count.min(MAX_BLOCKS_PER_RESPONSE);
+    let mut used = resp.encoded_len();
+    for h in req.from_height.max(1)..req.from_height.max(1).saturating_add(u64::from(count)) {
+        if h > latest {
+            break;
+        }
+        let (Some(block), Some(cert)) = (storage.block(h)?, storage.certificate(h)?) else {
+            break;
+        };
+        let item = CertifiedBlock {
+            block: Some(block),
+            certificate: Some(cert),
+        };
+        let len = item.encoded_len();
+        let cost = 1 + prost::length_delimiter_len(len) + len;
+        if used + cost > budget {
+            break;
+        }
+        used += cost;
+        resp.blocks.push(item);
+    }
+    Ok(resp)
+}
+
+/// Latest heights peers announced (Hello, StatusUpdate, BlockResponse).
+#[derive(Debug, Default)]
+pub struct PeerHeights {
+    heights: HashMap<PeerId, u64>,
+}
+
+impl PeerHeights {
+    /// Records a peer's announced height (heights only move forward).
+    pub fn update(&mut self, peer: PeerId, height: u64) {
+        let e = self.heights.entry(peer).or_insert(0);
+        *e = (*e).max(height);
+    }
+
+    /// Forgets a disconnected peer.
+    pub fn remove(&mut self, peer: &PeerId) {
+        self.heights.remove(peer);
+    }
+
+    /// The peer furthest ahead of `our_height`, if any is ahead.
+    pub fn best_ahead(&self, our_height: u64) -> Option<(PeerId, u64)> {
+        self.heights
+            .iter()
+            .filter(|(_, h)| **h > our_height)
+            .max_by_key(|(id, h)| (**h, std::cmp::Reverse(**id)))
+            .map(|(id, h)| (*id, *h))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::storage::CommittedBlock;
+    use agora_proto::v1::{Block, CommitCertificate, Header, Transaction};
+    use agora_validator::block::header_hash;
+
+    fn store(s: &Storage, h: u64, pad: usize) {
+        let header = Header {
+            height: h,
+            ..Default::default()
+        };
+        let cert = CommitCertificate {
+            height: h,
+            block_hash: header_hash(&header).to_vec(),
+            ..Default::default()
+        };
+        let block = Block {
+            header: Some(header),
+            txs: vec![Transaction {
+                signature: vec![0; pad],
+                ..Default::default()
+            }],
+            ..Default::default()
+        };
+        s.commit_block(CommittedBlock {
+            block: &block,
+            certificate: &cert,
+            state: b"s",
+            seed: &[0; 32],
+            txs: &[],
+        })
+        .unwrap();
+    }
+
+    #[test]
+    fn serves_consecutive_blocks_within_the_frame_budget() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = Storage::open(dir.path().join("db")).unwrap();
+        for h in 1..=5 {
+            store(&s, h, 10);
+        }
+        let r = serve_request(
+            &s,
+            &BlockRequest {
+                from_height: 2,
+                count: 10,
+            },
+        )
+        .unwrap();
+        let hs: Vec<u64> = r
+            .blocks
+            .iter()
+            .map(|b| b.block.as_ref().unwrap().header.as_ref().unwrap().height)
+            .collect();
+        assert_eq!(hs, vec![2, 3, 4, 5]);
+        assert_eq!(r.latest_height, 5);
+        assert!(
+            serve_request(
+                &s,
+                &BlockRequest {
+                    from_height: 9,
+                    count: 3
+                }
+            )
+            .unwrap()
+            .blocks
+            .is_empty()
+        );
+
+        // Big blocks: the response stays within one frame.
+        let dir = tempfile::tempdir().unwrap();
+        let s = Storage::open(dir.path().join("db")).unwrap();
+        for h in 1..=4 {
+            store(&s, h, 1_500_000);
+        }
+        let r = serve_request(
+            &s,
+            &BlockRequest {
+                from_height: 1,
+                count: 4,
+            },
+        )
+        .unwrap();
+        assert_eq!(r.blocks.len(), 2);
+        assert!(r.encoded_len() <= MAX_BLOCK_FRAME);
+    }
+
+    #[test]
+    fn best_peer_ahead() {
+        let mut p = PeerHeights::default();
+        assert_eq!(p.best_ahead(0), None);
+        p.update(PeerId([1; 32]), 10);
+        p.update(PeerId([2; 32]), 12);
+        p.update(PeerId([2; 32]), 3); // never goes back
+        assert_eq!(p.best_ahead(5), Some((PeerId([2; 32]), 12)));
+        assert_eq!(p.best_ahead(12), None);
+        p.remove(&PeerId([2; 32]));
+        assert_eq!(p.best_ahead(5), Some((PeerId([1; 32]), 10)));
+    }
+}

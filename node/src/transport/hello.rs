@@ -1,0 +1,167 @@
+//! The Hello exchange that binds a connection's TLS certificate to a validator
+//! identity (a BLS key).
+//!
+//! Each side signs `"agora/hello/v1" ‖ chain_id ‖ SHA3-256(its own TLS
+//! certificate DER)` with its BLS key. The other side checks the signature
+//! against the certificate it actually saw in the TLS handshake of *this*
+//! connection, so a Hello cannot be replayed by a node with another TLS key:
+//! whoever holds the certificate's private key (TLS proved that) is the holder
+//! of the BLS key (the Hello proved that).
+
+use agora_proto::v1::Hello;
+use agora_validator::crypto::sha3_256;
+use agora_validator::{Address, ChainId, PublicKey, SecretKey, Signature};
+
+/// Domain-separation prefix of the Hello signing bytes.
+pub const HELLO_PREFIX: &[u8] = b"agora/hello/v1";
+
+/// Who a connected peer proved to be.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PeerIdentity {
+    /// The peer proved possession of this BLS key; its votes may count (if the
+    /// key is in the validator set of the height in question).
+    Validator {
+        /// The peer's BLS public key.
+        public_key: PublicKey,
+        /// Address of that key.
+        address: Address,
+    },
+    /// The peer proved no validator identity. Whatever it sends is gossip to
+    /// be verified on its own merits; it never speaks *as* a validator.
+    FullNode,
+}
+
+impl PeerIdentity {
+    /// The validator address, if the peer proved one.
+    pub fn validator_address(&self) -> Option<Address> {
+        match self {
+            Self::Validator { address, .. } => Some(*address),
+            Self::FullNode => None,
+        }
+    }
+}
+
+/// Why a Hello was not accepted as proof of a validator identity.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum HelloError {
+    /// The peer is on another chain; the connection must be closed.
+    #[error("peer is on chain {theirs:?}, we are on {ours:?}")]
+    ChainMismatch {
+        /// Our chain id.
+        ours: String,
+        /// The chain id the peer announced.
+        theirs: String,
+    },
+    /// The public key does not decode (wrong length, not in the subgroup).
+    #[error("hello public key is invalid")]
+    BadPublicKey,
+    /// The signature does not decode or does not verify for this connection's certificate.
+    #[error("hello signature does not verify for the certificate on this connection")]
+    BadSignature,
+}
+
+/// The bytes a node signs in its Hello for a given certificate.
+pub fn hello_bytes(chain: &ChainId, cert_der: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(HELLO_PREFIX.len() + 1 + chain.as_str().len() + 32);
+    out.extend_from_slice(HELLO_PREFIX);
+    chain.encode_into(&mut out);
+    out.extend_from_slice(&sha3_256(cert_der));
+    out
+}
+
+/// Our Hello: signed with the validator key if we have one, unsigned (full node) otherwise.
+pub fn make_hello(
+    chain: &ChainId,
+    key: Option<&SecretKey>,
+    own_cert_der: &[u8],
+    height: u64,
+) -> Hello {
+    match key {
+        Some(sk) => Hello {
+            chain_id: chain.as_str().to_string(),
+            bls_public_key: sk.public_key().to_bytes().to_vec(),
+            signature: sk
+                .sign(&hello_bytes(chain, own_cert_der))
+                .to_bytes()
+                .to_vec(),
+            height,
+        },
+        None => Hello {
+            chain_id: chain.as_str().to_string(),
+            bls_public_key: Vec::new(),
+            signature: Vec::new(),
+            height,
+        },
+    }
+}
+
+/// Checks a peer's Hello against the certificate seen on the connection.
+///
+/// `Ok(FullNode)` when the peer claims no key; an error when it claims one and
+/// cannot prove it, or is on another chain.
+pub fn verify_hello(
+    hello: &Hello,
+    chain: &ChainId,
+    peer_cert_der: &[u8],
+) -> Result<PeerIdentity, HelloError> {
+    if hello.chain_id != chain.as_str() {
+        return Err(HelloError::ChainMismatch {
+            ours: chain.as_str().to_string(),
+            theirs: hello.chain_id.chars().take(64).collect(),
+        });
+    }
+    if hello.bls_public_key.is_empty() && hello.signature.is_empty() {
+        return Ok(PeerIdentity::FullNode);
+    }
+    let public_key =
+        PublicKey::from_bytes(&hello.bls_public_key).map_err(|_| HelloError::BadPublicKey)?;
+    let sig = Signature::from_bytes(&hello.signature).map_err(|_| HelloError::BadSignature)?;
+    public_key
+        .verify(&hello_bytes(chain, peer_cert_der), &sig)
+        .map_err(|_| HelloError::BadSignature)?;
+    Ok(PeerIdentity::Validator {
+        address: Address::of(&public_key),
+        public_key,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(b: u8) -> SecretKey {
+        SecretKey::from_seed(&[b; 32]).unwrap()
+    }
+
+    #[test]
+    fn valid_hello_proves_identity() {
+        let chain = ChainId::new("t").unwrap();
+        let sk = key(1);
+        let h = make_hello(&chain, Some(&sk), b"cert-a", 5);
+        let id = verify_hello(&h, &chain, b"cert-a").unwrap();
+        assert_eq!(id.validator_address(), Some(Address::of(&sk.public_key())));
+    }
+
+    #[test]
+    fn hello_for_another_certificate_is_rejected() {
+        let chain = ChainId::new("t").unwrap();
+        let h = make_hello(&chain, Some(&key(1)), b"cert-a", 5);
+        assert_eq!(
+            verify_hello(&h, &chain, b"cert-b"),
+            Err(HelloError::BadSignature)
+        );
+    }
+
+    #[test]
+    fn other_chain_is_rejected_and_unsigned_is_full_node() {
+        let chain = ChainId::new("t").unwrap();
+        let other = ChainId::new("u").unwrap();
+        let h = make_hello(&other, Some(&key(1)), b"c", 0);
+        assert!(matches!(
+            verify_hello(&h, &chain, b"c"),
+            Err(HelloError::ChainMismatch { .. })
+        ));
+        let h = make_hello(&chain, None, b"c", 0);
+        assert_eq!(verify_hello(&h, &chain, b"c"), Ok(PeerIdentity::FullNode));
+    }
+}

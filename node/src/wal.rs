@@ -1,0 +1,278 @@
+//! Encoding of consensus inputs for the write-ahead log, and replay.
+//!
+//! The driver appends every input of the current height (except
+//! `StartHeight`, which is rebuilt from storage, and `SyncedBlock`, which
+//! decides the height and is then stored as a block) before feeding it to the
+//! core. After a crash it restores the signing state, sends `StartHeight` for
+//! the first undecided height, then replays that height's WAL records in
+//! order: the core rebuilds its vote sets, locks and round, and its
+//! double-sign guard refuses to sign anything different from what it signed
+//! before the crash. Our own block template (`ProposalContent`) is logged too,
+//! so that a replayed proposal is the same proposal, not a refused new one.
+
+use agora_proto::v1 as pb;
+use agora_validator::consensus::{Input, Timeout, TimeoutStep};
+use agora_validator::{Hash, Height};
+use prost::Message;
+
+/// One WAL record.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct WalRecord {
+    /// The input.
+    #[prost(oneof = "WalInput", tags = "1, 2, 3, 4, 5")]
+    pub input: Option<WalInput>,
+}
+
+/// The inputs that are logged.
+#[derive(Clone, PartialEq, prost::Oneof)]
+pub enum WalInput {
+    /// A proposal from the network.
+    #[prost(message, tag = "1")]
+    Proposal(pb::Proposal),
+    /// A vote from the network.
+    #[prost(message, tag = "2")]
+    Vote(pb::Vote),
+    /// A fired timeout.
+    #[prost(message, tag = "3")]
+    Timeout(WalTimeout),
+    /// The host's verdict on a block.
+    #[prost(message, tag = "4")]
+    Validity(WalValidity),
+    /// Our block template.
+    #[prost(message, tag = "5")]
+    Content(WalContent),
+}
+
+/// A fired timeout.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct WalTimeout {
+    /// Height.
+    #[prost(uint64, tag = "1")]
+    pub height: u64,
+    /// Round.
+    #[prost(uint32, tag = "2")]
+    pub round: u32,
+    /// 0 propose, 1 prevote, 2 precommit.
+    #[prost(uint32, tag = "3")]
+    pub step: u32,
+}
+
+/// A block verdict.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct WalValidity {
+    /// Height.
+    #[prost(uint64, tag = "1")]
+    pub height: u64,
+    /// Round.
+    #[prost(uint32, tag = "2")]
+    pub round: u32,
+    /// Block hash.
+    #[prost(bytes = "vec", tag = "3")]
+    pub block_hash: Vec<u8>,
+    /// Verdict.
+    #[prost(bool, tag = "4")]
+    pub valid: bool,
+}
+
+/// Our block template.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct WalContent {
+    /// Height.
+    #[prost(uint64, tag = "1")]
+    pub height: u64,
+    /// Round.
+    #[prost(uint32, tag = "2")]
+    pub round: u32,
+    /// The template.
+    #[prost(message, optional, tag = "3")]
+    pub block: Option<pb::Block>,
+}
+
+/// Why a WAL record could not be read back.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum WalError {
+    /// Not a valid record.
+    #[error("undecodable WAL record: {0}")]
+    Decode(String),
+}
+
+fn step_code(s: TimeoutStep) -> u32 {
+    match s {
+        TimeoutStep::Propose => 0,
+        TimeoutStep::Prevote => 1,
+        TimeoutStep::Precommit => 2,
+    }
+}
+
+/// The record for an input, with its height; `None` for inputs not logged.
+pub fn encode_input(input: &Input) -> Option<(Height, Vec<u8>)> {
+    let (height, rec) = match input {
+        Input::Proposal(p) => (p.height, WalInput::Proposal(p.clone())),
+        Input::Vote(v) => (v.height, WalInput::Vote(v.clone())),
+        Input::TimeoutFired(t) => (
+            t.height,
+            WalInput::Timeout(WalTimeout {
+                height: t.height,
+                round: t.round,
+                step: step_code(t.step),
+            }),
+        ),
+        Input::BlockValidity {
+            height,
+            round,
+            block_hash,
+            valid,
+        } => (
+            *height,
+            WalInput::Validity(WalValidity {
+                height: *height,
+                round: *round,
+                block_hash: block_hash.to_vec(),
+                valid: *valid,
+            }),
+        ),
+        Input::ProposalContent {
+            height,
+            round,
+            block,
+        } => (
+            *height,
+            WalInput::Content(WalContent {
+                height: *height,
+                round: *round,
+                block: Some(block.clone()),
+            }),
+        ),
+        Input::StartHeight(_) | Input::SyncedBlock { .. } => return None,
+    };
+    Some((height, WalRecord { input: Some(rec) }.encode_to_vec()))
+}
+
+/// The input a record holds.
+pub fn decode_input(bytes: &[u8]) -> Result<Input, WalError> {
+    let rec = WalRecord::decode(bytes).map_err(|e| WalError::Decode(e.to_string()))?;
+    Ok(
+        match rec
+            .input
+            .ok_or_else(|| WalError::Decode("empty record".into()))?
+        {
+            WalInput::Proposal(p) => Input::Proposal(p),
+            WalInput::Vote(v) => Input::Vote(v),
+            WalInput::Timeout(t) => Input::TimeoutFired(Timeout {
+                height: t.height,
+                round: t.round,
+                step: match t.step {
+                    0 => TimeoutStep::Propose,
+                    1 => TimeoutStep::Prevote,
+                    2 => TimeoutStep::Precommit,
+                    s => return Err(WalError::Decode(format!("timeout step {s}"))),
+                },
+            }),
+            WalInput::Validity(v) => Input::BlockValidity {
+                height: v.height,
+                round: v.round,
+                block_hash: Hash::try_from(v.block_hash.as_slice())
+                    .map_err(|_| WalError::Decode("block hash not 32 bytes".into()))?,
+                valid: v.valid,
+            },
+            WalInput::Content(c) => Input::ProposalContent {
+                height: c.height,
+                round: c.round,
+                block: c
+                    .block
+                    .ok_or_else(|| WalError::Decode("content without block".into()))?,
+            },
+        },
+    )
+}
+
+/// The inputs to replay for `height`, in append order, from stored records.
+pub fn replay(records: &[(Height, Vec<u8>)], height: Height) -> Result<Vec<Input>, WalError> {
+    records
+        .iter()
+        .filter(|(h, _)| *h == height)
+        .map(|(_, b)| decode_input(b))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::storage::Storage;
+
+    fn inputs() -> Vec<Input> {
+        vec![
+            Input::Proposal(pb::Proposal {
+                height: 4,
+                round: 1,
+                pol_round: -1,
+                ..Default::default()
+            }),
+            Input::Vote(pb::Vote {
+                vote_type: 1,
+                height: 4,
+                round: 1,
+                ..Default::default()
+            }),
+            Input::TimeoutFired(Timeout {
+                height: 4,
+                round: 1,
+                step: TimeoutStep::Precommit,
+            }),
+            Input::BlockValidity {
+                height: 4,
+                round: 1,
+                block_hash: [3; 32],
+                valid: true,
+            },
+            Input::ProposalContent {
+                height: 4,
+                round: 2,
+                block: pb::Block::default(),
+            },
+        ]
+    }
+
+    fn same(a: &Input, b: &Input) -> bool {
+        format!("{a:?}") == format!("{b:?}")
+    }
+
+    #[test]
+    fn inputs_survive_storage_and_replay_in_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("db");
+        {
+            let s = Storage::open(&path).unwrap();
+            let (h, b) = encode_input(&Input::Vote(pb::Vote {
+                height: 3,
+                ..Default::default()
+            }))
+            .unwrap();
+            s.wal_append(h, &b, false).unwrap();
+            for i in inputs() {
+                let (h, b) = encode_input(&i).unwrap();
+                assert_eq!(h, 4);
+                s.wal_append(h, &b, true).unwrap();
+            }
+        }
+        let s = Storage::open(&path).unwrap();
+        let got = replay(&s.wal_records().unwrap(), 4).unwrap();
+        let want = inputs();
+        assert_eq!(got.len(), want.len());
+        assert!(got.iter().zip(&want).all(|(a, b)| same(a, b)));
+    }
+
+    #[test]
+    fn garbage_and_bad_fields_are_errors() {
+        assert!(decode_input(&[0xff, 0xff]).is_err());
+        assert!(decode_input(&[]).is_err());
+        let bad = WalRecord {
+            input: Some(WalInput::Timeout(WalTimeout {
+                height: 1,
+                round: 0,
+                step: 9,
+            })),
+        };
+        assert!(decode_input(&bad.encode_to_vec()).is_err());
+    }
+}

@@ -1,0 +1,165 @@
+//! The `agora` binary: init, keys, and start/stop of a real process with a
+//! /metrics scrape and graceful SIGTERM shutdown.
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+fn agora() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_agora"))
+}
+
+fn run_ok(args: &[&str]) -> String {
+    let out = agora().args(args).output().unwrap();
+    assert!(
+        out.status.success(),
+        "agora {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+fn free_tcp_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+#[test]
+fn init_keys_and_refusals() {
+    let dir = tempfile::tempdir().unwrap();
+    let home = dir.path().join("h");
+    let h = home.to_str().unwrap();
+    let out = run_ok(&[
+        "init",
+        "--home",
+        h,
+        "--chain-id",
+        "cli-test",
+        "--moniker",
+        "m",
+    ]);
+    assert!(out.contains("validator:"), "{out}");
+    // A second init must refuse, with a message naming the file.
+    let again = agora()
+        .args(["init", "--home", h, "--chain-id", "cli-test"])
+        .output()
+        .unwrap();
+    assert!(!again.status.success());
+    assert!(String::from_utf8_lossy(&again.stderr).contains("already exists"));
+
+    let added = run_ok(&["keys", "add", "alice", "--home", h]);
+    let alice_addr = added.split('\t').nth(1).unwrap().to_string();
+    let list = run_ok(&["keys", "list", "--home", h]);
+    assert!(list.contains(&format!("alice\t{alice_addr}")), "{list}");
+    assert!(list.contains("validator\t"), "{list}");
+    assert!(!list.contains("tls"), "{list}");
+    let show = run_ok(&["keys", "show", "alice", "--home", h]);
+    assert!(show.contains(&alice_addr), "{show}");
+    assert!(!show.contains("secret"), "{show}");
+    let bad = agora()
+        .args(["keys", "add", "../evil", "--home", h])
+        .output()
+        .unwrap();
+    assert!(!bad.status.success());
+}
+
+fn scrape(port: u16) -> Option<String> {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    s.write_all(b"GET /metrics HTTP/1.1\r\n\r\n").ok()?;
+    let mut out = String::new();
+    s.read_to_string(&mut out).ok()?;
+    Some(out)
+}
+
+fn set_local_ports(home: &Path, metrics_port: u16) {
+    let p = home.join("config.toml");
+    let text = std::fs::read_to_string(&p).unwrap();
+    let mut cfg: toml::Table = toml::from_str(&text).unwrap();
+    cfg["p2p"]["listen"] = toml::Value::String("127.0.0.1:0".into());
+    cfg["metrics"]["listen"] = toml::Value::String(format!("127.0.0.1:{metrics_port}"));
+    std::fs::write(&p, toml::to_string(&cfg).unwrap()).unwrap();
+}
+
+#[test]
+fn start_serves_metrics_and_stops_on_sigterm() {
+    let dir = tempfile::tempdir().unwrap();
+    let home = dir.path().join("h");
+    let h = home.to_str().unwrap();
+    run_ok(&["init", "--home", h, "--chain-id", "cli-test"]);
+    let port = free_tcp_port();
+    set_local_ports(&home, port);
+    let mut child = agora()
+        .args(["start", "--home", h, "--log-json"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let body = loop {
+        if let Some(b) = scrape(port) {
+            break b;
+        }
+        if let Ok(Some(status)) = child.try_wait() {
+            let mut err = String::new();
+            child
+                .stderr
+                .take()
+                .unwrap()
+                .read_to_string(&mut err)
+                .unwrap();
+            panic!("node exited early with {status}: {err}");
+        }
+        assert!(Instant::now() < deadline, "metrics never came up");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(body.starts_with("HTTP/1.1 200"), "{body}");
+    // A single-validator chain commits blocks on its own: wait for a few.
+    let height = |b: &str| -> u64 {
+        b.lines()
+            .find_map(|l| l.strip_prefix("agora_height "))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0)
+    };
+    let mut body = body;
+    while height(&body) < 3 {
+        assert!(Instant::now() < deadline, "no blocks committed: {body}");
+        std::thread::sleep(Duration::from_millis(50));
+        body = scrape(port).unwrap_or_default();
+    }
+    assert!(home.join("data/node.redb").exists());
+
+    let pid = child.id().to_string();
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        assert!(Instant::now() < deadline, "node did not stop on SIGTERM");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert!(status.success(), "exit status {status}");
+    let mut out = String::new();
+    child
+        .stdout
+        .take()
+        .unwrap()
+        .read_to_string(&mut out)
+        .unwrap();
+    assert!(
+        out.contains("\"node started\"") && out.contains("\"stopped\""),
+        "{out}"
+    );
+}

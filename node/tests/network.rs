@@ -1,0 +1,215 @@
+//! Four real `agora` processes on loopback: they commit blocks together, one
+//! is killed with SIGKILL and restarted and catches up, and afterwards every
+//! node stores the same blocks and no evidence exists.
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use agora_node::storage::Storage;
+use agora_validator::block::header_hash;
+
+const N: usize = 4;
+
+fn free_port(udp: bool) -> u16 {
+    if udp {
+        std::net::UdpSocket::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port()
+    } else {
+        std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port()
+    }
+}
+
+fn height(port: u16) -> Option<u64> {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    s.write_all(b"GET /metrics HTTP/1.1\r\n\r\n").ok()?;
+    let mut out = String::new();
+    s.read_to_string(&mut out).ok()?;
+    out.lines()
+        .find_map(|l| l.strip_prefix("agora_height "))
+        .and_then(|v| v.parse().ok())
+}
+
+fn start(home: &Path, log: &Path) -> Child {
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(log)
+        .unwrap();
+    Command::new(env!("CARGO_BIN_EXE_agora"))
+        .args(["start", "--home", home.to_str().unwrap()])
+        .env("RUST_LOG", "info")
+        .stdout(log.try_clone().unwrap())
+        .stderr(log)
+        .stdin(Stdio::null())
+        .spawn()
+        .unwrap()
+}
+
+fn wait_heights(ports: &[u16], which: &[usize], at_least: u64, secs: u64, logs: &[PathBuf]) {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    loop {
+        let hs: Vec<u64> = which
+            .iter()
+            .map(|&i| height(ports[i]).unwrap_or(0))
+            .collect();
+        if hs.iter().all(|h| *h >= at_least) {
+            return;
+        }
+        if Instant::now() > deadline {
+            let tail: String = logs
+                .iter()
+                .map(|l| {
+                    let t = std::fs::read_to_string(l).unwrap_or_default();
+                    let lines: Vec<&str> = t.lines().collect();
+                    lines[lines.len().saturating_sub(15)..].join("\n")
+                })
+                .collect::<Vec<_>>()
+                .join("\n-----\n");
+            panic!("nodes {which:?} at heights {hs:?}, wanted {at_least}\n{tail}");
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn stop(child: &mut Child) {
+    let pid = child.id().to_string();
+    let _ = Command::new("kill").args(["-TERM", &pid]).status();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while child.try_wait().unwrap().is_none() {
+        assert!(Instant::now() < deadline, "node did not stop");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn four_validators_commit_survive_kill_and_agree() {
+    let dir = tempfile::tempdir().unwrap();
+    let homes: Vec<PathBuf> = (0..N).map(|i| dir.path().join(format!("n{i}"))).collect();
+    let logs: Vec<PathBuf> = (0..N)
+        .map(|i| dir.path().join(format!("n{i}.log")))
+        .collect();
+    for (i, h) in homes.iter().enumerate() {
+        let out = Command::new(env!("CARGO_BIN_EXE_agora"))
+            .args([
+                "init",
+                "--home",
+                h.to_str().unwrap(),
+                "--chain-id",
+                "net-test",
+            ])
+            .args(["--moniker", &format!("v{i}")])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    // One genesis with all four validators, byte-identical in every home.
+    let mut genesis: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(homes[0].join("genesis.json")).unwrap()).unwrap();
+    let (mut vals, mut accts) = (Vec::new(), Vec::new());
+    for h in &homes {
+        let g: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(h.join("genesis.json")).unwrap()).unwrap();
+        vals.extend(g["validators"].as_array().unwrap().iter().cloned());
+        accts.extend(g["accounts"].as_array().unwrap().iter().cloned());
+    }
+    genesis["validators"] = serde_json::Value::Array(vals);
+    genesis["accounts"] = serde_json::Value::Array(accts);
+    let gtext = serde_json::to_string_pretty(&genesis).unwrap();
+    let p2p: Vec<u16> = (0..N).map(|_| free_port(true)).collect();
+    let metrics: Vec<u16> = (0..N).map(|_| free_port(false)).collect();
+    for (i, h) in homes.iter().enumerate() {
+        std::fs::write(h.join("genesis.json"), &gtext).unwrap();
+        let mut cfg: toml::Table =
+            toml::from_str(&std::fs::read_to_string(h.join("config.toml")).unwrap()).unwrap();
+        let peers: Vec<toml::Value> = (0..N)
+            .filter(|j| *j != i)
+            .map(|j| toml::Value::String(format!("127.0.0.1:{}", p2p[j])))
+            .collect();
+        cfg["p2p"]["listen"] = toml::Value::String(format!("127.0.0.1:{}", p2p[i]));
+        cfg["p2p"]["peers"] = toml::Value::Array(peers);
+        cfg["metrics"]["listen"] = toml::Value::String(format!("127.0.0.1:{}", metrics[i]));
+        let c = cfg["consensus"].as_table_mut().unwrap();
+        for (k, v) in [
+            ("timeout_propose_ms", 400),
+            ("timeout_prevote_ms", 200),
+            ("timeout_precommit_ms", 200),
+            ("timeout_commit_ms", 20),
+        ] {
+            c.insert(k.into(), toml::Value::Integer(v));
+        }
+        std::fs::write(h.join("config.toml"), toml::to_string(&cfg).unwrap()).unwrap();
+    }
+
+    let mut children: Vec<Child> = homes.iter().zip(&logs).map(|(h, l)| start(h, l)).collect();
+    let all: Vec<usize> = (0..N).collect();
+    wait_heights(&metrics, &all, 10, 120, &logs);
+    // Throughput with four validators (debug build, shortened timeouts; informational).
+    let (t0, h0) = (Instant::now(), height(metrics[0]).unwrap_or(0));
+    wait_heights(&metrics, &all, h0 + 20, 120, &logs);
+    let rate = (height(metrics[0]).unwrap_or(0) - h0) as f64 / t0.elapsed().as_secs_f64();
+    eprintln!("4 validators: {rate:.1} heights/s");
+
+    // SIGKILL one validator; the other three (3/4 > 2/3 of the power) go on.
+    children[3].kill().unwrap();
+    children[3].wait().unwrap();
+    let h_kill = (0..3)
+        .map(|i| height(metrics[i]).unwrap_or(0))
+        .max()
+        .unwrap();
+    wait_heights(&metrics, &[0, 1, 2], h_kill + 10, 120, &logs);
+
+    // Restart it: it resumes from its storage and catches up.
+    children[3] = start(&homes[3], &logs[3]);
+    let target = (0..3)
+        .map(|i| height(metrics[i]).unwrap_or(0))
+        .max()
+        .unwrap()
+        + 5;
+    wait_heights(&metrics, &all, target, 120, &logs);
+
+    for c in &mut children {
+        stop(c);
+    }
+    let dbs: Vec<Storage> = homes
+        .iter()
+        .map(|h| Storage::open(h.join("data/node.redb")).unwrap())
+        .collect();
+    let common = dbs
+        .iter()
+        .map(|d| d.latest_height().unwrap().unwrap())
+        .min()
+        .unwrap();
+    assert!(common >= target, "common height {common} below {target}");
+    for h in 1..=common {
+        let hashes: Vec<_> = dbs
+            .iter()
+            .map(|d| header_hash(d.block(h).unwrap().unwrap().header.as_ref().unwrap()))
+            .collect();
+        assert!(
+            hashes.iter().all(|x| *x == hashes[0]),
+            "height {h}: nodes disagree"
+        );
+        assert!(dbs.iter().all(|d| d.certificate(h).unwrap().is_some()));
+    }
+    for d in &dbs {
+        assert!(
+            d.evidence().unwrap().is_empty(),
+            "evidence found: double signing"
+        );
+    }
+}

@@ -1,0 +1,257 @@
+//! Storage on real files: atomic block commits, reopening, the WAL, the
+//! signing state, and an acknowledged write surviving `kill -9` of the writer.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use agora_node::storage::{CommittedBlock, Storage, StorageError, TxOutcome, TxRecord};
+use agora_proto::v1::{
+    Block, CommitCertificate, DuplicateVoteEvidence, Evidence, Header, Vote, evidence,
+};
+use agora_validator::block::header_hash;
+
+fn block(height: u64) -> (Block, CommitCertificate) {
+    let header = Header {
+        chain_id: "agora-test".into(),
+        height,
+        parent_hash: vec![height as u8; 32],
+        time_ms: 1_000 + height,
+        ..Default::default()
+    };
+    let hash = header_hash(&header);
+    let cert = CommitCertificate {
+        height,
+        round: 0,
+        block_hash: hash.to_vec(),
+        signers: vec![1],
+        aggregate_signature: vec![9; 96],
+    };
+    (
+        Block {
+            header: Some(header),
+            ..Default::default()
+        },
+        cert,
+    )
+}
+
+fn commit(s: &Storage, height: u64) {
+    let (b, c) = block(height);
+    let state = format!("state-{height}").into_bytes();
+    let txs = [(
+        [height as u8; 32],
+        TxRecord {
+            height,
+            index: 0,
+            outcome: TxOutcome::Committed as i32,
+            reason: String::new(),
+        },
+    )];
+    s.commit_block(CommittedBlock {
+        block: &b,
+        certificate: &c,
+        state: &state,
+        seed: &[height as u8 ^ 0xaa; 32],
+        txs: &txs,
+    })
+    .unwrap();
+}
+
+#[test]
+fn blocks_certificates_and_state_survive_reopen() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("node.redb");
+    {
+        let s = Storage::open(&path).unwrap();
+        assert_eq!(s.latest_height().unwrap(), None);
+        for h in 1..=3 {
+            commit(&s, h);
+        }
+    }
+    let s = Storage::open(&path).unwrap();
+    assert_eq!(s.latest_height().unwrap(), Some(3));
+    for h in 1..=3 {
+        let (b, c) = block(h);
+        assert_eq!(s.block(h).unwrap(), Some(b.clone()));
+        assert_eq!(s.certificate(h).unwrap(), Some(c));
+        let hash = header_hash(b.header.as_ref().unwrap());
+        assert_eq!(s.height_of_block(&hash).unwrap(), Some(h));
+        assert_eq!(s.state(h).unwrap(), Some(format!("state-{h}").into_bytes()));
+        assert_eq!(s.seed(h).unwrap(), Some([h as u8 ^ 0xaa; 32]));
+        assert_eq!(s.tx(&[h as u8; 32]).unwrap().map(|r| r.height), Some(h));
+    }
+    assert_eq!(s.latest_state().unwrap(), Some((3, b"state-3".to_vec())));
+    assert_eq!(s.block(4).unwrap(), None);
+    s.prune_states_below(3).unwrap();
+    assert_eq!(s.state(2).unwrap(), None);
+    assert!(s.block(2).unwrap().is_some());
+}
+
+#[test]
+fn inconsistent_commits_are_refused_and_change_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = Storage::open(dir.path().join("db")).unwrap();
+    commit(&s, 1);
+    // Same height again.
+    let (b, c) = block(1);
+    let err = s.commit_block(CommittedBlock {
+        block: &b,
+        certificate: &c,
+        state: b"x",
+        seed: &[0; 32],
+        txs: &[],
+    });
+    assert!(matches!(err, Err(StorageError::Invalid(_))));
+    // Certificate for another block.
+    let (b2, _) = block(2);
+    let (_, c3) = block(3);
+    let err = s.commit_block(CommittedBlock {
+        block: &b2,
+        certificate: &c3,
+        state: b"x",
+        seed: &[0; 32],
+        txs: &[],
+    });
+    assert!(matches!(err, Err(StorageError::Invalid(_))));
+    assert_eq!(s.latest_height().unwrap(), Some(1));
+    assert_eq!(s.state(1).unwrap(), Some(b"state-1".to_vec()));
+}
+
+#[test]
+fn wal_is_truncated_by_the_commit_of_its_height() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("db");
+    {
+        let s = Storage::open(&path).unwrap();
+        s.wal_append(1, b"proposal", false).unwrap();
+        s.wal_append(1, b"vote-a", false).unwrap();
+        s.wal_append(2, b"future", true).unwrap();
+    }
+    let s = Storage::open(&path).unwrap();
+    let recs = s.wal_records().unwrap();
+    assert_eq!(
+        recs,
+        vec![
+            (1, b"proposal".to_vec()),
+            (1, b"vote-a".to_vec()),
+            (2, b"future".to_vec())
+        ]
+    );
+    commit(&s, 1);
+    assert_eq!(s.wal_records().unwrap(), vec![(2, b"future".to_vec())]);
+    s.wal_append(2, b"next", false).unwrap();
+    assert_eq!(s.wal_len().unwrap(), 2);
+}
+
+#[test]
+fn signing_state_and_evidence_persist() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("db");
+    let ev = Evidence {
+        kind: Some(evidence::Kind::DuplicateVote(DuplicateVoteEvidence {
+            vote_a: Some(Vote {
+                height: 3,
+                ..Default::default()
+            }),
+            vote_b: Some(Vote {
+                height: 3,
+                round: 1,
+                ..Default::default()
+            }),
+        })),
+    };
+    {
+        let s = Storage::open(&path).unwrap();
+        assert_eq!(s.signing_state().unwrap(), None);
+        s.save_signing_state(b"h=5 r=0 step=prevote").unwrap();
+        assert!(s.put_evidence(&ev).unwrap());
+        assert!(!s.put_evidence(&ev).unwrap(), "stored once");
+        // Make the non-durable evidence write durable too.
+        s.save_signing_state(b"h=5 r=1 step=precommit").unwrap();
+    }
+    let s = Storage::open(&path).unwrap();
+    assert_eq!(
+        s.signing_state().unwrap(),
+        Some(b"h=5 r=1 step=precommit".to_vec())
+    );
+    assert_eq!(s.evidence().unwrap(), vec![ev]);
+}
+
+const CHILD_ENV: &str = "AGORA_STORAGE_KILL_CHILD_DB";
+
+/// In the child: write signing states and blocks forever, printing each one
+/// after the call that made it durable returned. The parent kills us.
+#[test]
+fn kill_child_writer() {
+    let Ok(path) = std::env::var(CHILD_ENV) else {
+        return; // Only meaningful as the child of `acknowledged_writes_survive_kill_9`.
+    };
+    let s = Storage::open(&path).unwrap();
+    let mut h = s.latest_height().unwrap().unwrap_or(0);
+    loop {
+        h += 1;
+        s.save_signing_state(&h.to_be_bytes()).unwrap();
+        println!("signed {h}");
+        commit(&s, h);
+        println!("committed {h}");
+    }
+}
+
+#[test]
+fn acknowledged_writes_survive_kill_9() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("db");
+    let exe = std::env::current_exe().unwrap();
+    for round in 0..3 {
+        let mut child = Command::new(&exe)
+            .args([
+                "--exact",
+                "kill_child_writer",
+                "--nocapture",
+                "--test-threads=1",
+            ])
+            .env(CHILD_ENV, &path)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        let (mut signed, mut committed) = (0u64, 0u64);
+        let deadline = Instant::now() + Duration::from_secs(60);
+        // Kill at a different point each round, in the middle of the write loop.
+        let target = 5 + 7 * round;
+        while committed < target {
+            assert!(Instant::now() < deadline, "child too slow");
+            let line = lines.next().expect("child ended early").unwrap();
+            if let Some(n) = line.strip_prefix("signed ") {
+                signed = n.parse().unwrap();
+            } else if let Some(n) = line.strip_prefix("committed ") {
+                committed = n.parse().unwrap();
+            }
+        }
+        child.kill().unwrap(); // SIGKILL
+        child.wait().unwrap();
+
+        let s = Storage::open(&path).unwrap();
+        let latest = s.latest_height().unwrap().unwrap();
+        assert!(
+            latest >= committed,
+            "acknowledged commit {committed} lost (latest {latest})"
+        );
+        let sig = s.signing_state().unwrap().unwrap();
+        let sig = u64::from_be_bytes(sig.as_slice().try_into().unwrap());
+        assert!(
+            sig >= signed,
+            "acknowledged signing state {signed} lost (found {sig})"
+        );
+        for h in 1..=latest {
+            assert!(s.block(h).unwrap().is_some(), "block {h} missing");
+            assert!(
+                s.certificate(h).unwrap().is_some(),
+                "certificate {h} missing"
+            );
+            assert!(s.state(h).unwrap().is_some(), "state {h} missing");
+        }
+    }
+}
