@@ -3,6 +3,7 @@
 
 #![deny(missing_docs)]
 
+pub mod api;
 pub mod client;
 pub mod config;
 pub mod driver;

@@ -3,6 +3,7 @@
 use std::path::PathBuf;
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use agora_node::client::cli;
 use agora_node::home::{self, Home};
 use agora_node::keys;
 use agora_node::node::Node;
@@ -45,6 +46,14 @@ enum Command {
         #[command(subcommand)]
         command: KeysCommand,
     },
+    /// Sign a transaction locally, submit it to a node, and wait for the outcome.
+    Tx(cli::TxArgs),
+    /// Read chain state from a node.
+    Query(cli::QueryArgs),
+    /// Verify a node's chain from genesis (certificates, header links,
+    /// validator-set transitions, lottery winners and VRF proofs), trusting
+    /// only the genesis file.
+    Audit(cli::AuditArgs),
 }
 
 #[derive(Subcommand)]
@@ -116,9 +125,32 @@ async fn shutdown_signal() {
     }
 }
 
-fn main() -> Result<()> {
+fn client<F: std::future::Future<Output = Result<std::process::ExitCode>>>(
+    f: impl FnOnce() -> F,
+) -> Result<std::process::ExitCode> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("starting the tokio runtime")?;
+    rt.block_on(f())
+}
+
+fn main() -> std::process::ExitCode {
+    match real_main() {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+fn real_main() -> Result<std::process::ExitCode> {
     let cli = Cli::parse();
     match cli.command {
+        Command::Tx(a) => return client(|| cli::run_tx(a)),
+        Command::Query(a) => return client(|| cli::run_query(a)),
+        Command::Audit(a) => return client(|| cli::run_audit(a)),
         Command::Init {
             home,
             chain_id,
@@ -197,5 +229,5 @@ fn main() -> Result<()> {
             }
         },
     }
-    Ok(())
+    Ok(std::process::ExitCode::SUCCESS)
 }

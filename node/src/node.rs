@@ -135,11 +135,35 @@ impl Node {
         mut self,
         shutdown: impl std::future::Future<Output = ()>,
     ) -> Result<(), crate::runner::RunError> {
-        let result = match crate::runner::Runner::new(&self) {
+        let (to_runner, api_rx) = mpsc::channel(1024);
+        let (commits, _) = tokio::sync::broadcast::channel(1024);
+        let shared = match self.shared(to_runner, commits) {
+            Ok(s) => s,
+            Err(e) => {
+                self.stop.send_replace(true);
+                self.transport.shutdown().await;
+                return Err(e);
+            }
+        };
+        let mut grpc_task = None;
+        match tokio::net::TcpListener::bind(self.config.grpc.listen).await {
+            Ok(l) => {
+                info!(grpc = ?l.local_addr().ok(), "gRPC listening");
+                let mut stop = self.stop.subscribe();
+                let api = Arc::new(crate::api::Api(shared.clone()));
+                grpc_task = Some(tokio::spawn(crate::rpc::serve(api, l, async move {
+                    let _ = stop.wait_for(|s| *s).await;
+                })));
+            }
+            Err(e) => {
+                tracing::error!(addr = %self.config.grpc.listen, error = %e, "cannot bind gRPC; running without it")
+            }
+        }
+        let result = match crate::runner::Runner::new(&self, shared) {
             Ok(runner) => {
                 let (_, dummy) = mpsc::channel(1);
                 let events = std::mem::replace(&mut self.events, dummy);
-                runner.run(events, shutdown).await
+                runner.run(events, api_rx, shutdown).await
             }
             Err(e) => Err(e),
         };
@@ -149,7 +173,65 @@ impl Node {
         info!("shutting down");
         self.stop.send_replace(true);
         self.transport.shutdown().await;
+        if let Some(t) = grpc_task {
+            let _ = t.await;
+        }
         info!("stopped");
         result
+    }
+
+    /// The snapshot shared with the gRPC services, as of the stored tip.
+    fn shared(
+        &self,
+        to_runner: mpsc::Sender<crate::api::ApiRequest>,
+        commits: tokio::sync::broadcast::Sender<u64>,
+    ) -> Result<Arc<crate::api::Shared>, crate::runner::RunError> {
+        use crate::runner::RunError;
+        use agora_validator::ledger::Ledger;
+        use prost::Message;
+        let ledger = match self.storage.latest_state()? {
+            Some((_, bytes)) => {
+                Ledger::decode(&bytes).map_err(|e| RunError::Ledger(e.to_string()))?
+            }
+            None => Ledger::from_genesis(&self.genesis.genesis)
+                .map_err(|e| RunError::Ledger(e.to_string()))?,
+        };
+        let genesis_set = Ledger::from_genesis(&self.genesis.genesis)
+            .ok()
+            .and_then(|l| l.validator_set(1).cloned())
+            .ok_or_else(|| RunError::Ledger("genesis has no validator set".into()))?;
+        let mut changes = std::collections::BTreeMap::new();
+        changes.insert(1, genesis_set);
+        for (h, bytes) in self.storage.validator_sets()? {
+            let set = agora_proto::v1::ValidatorSet::decode(bytes.as_slice())
+                .ok()
+                .and_then(|p| agora_validator::ValidatorSet::from_proto(&p).ok())
+                .ok_or_else(|| {
+                    RunError::Ledger(format!("stored validator set of height {h} is corrupt"))
+                })?;
+            changes.insert(h, set);
+        }
+        let latest = self.storage.latest_height()?.unwrap_or(0);
+        let latest_hash = match latest {
+            0 => [0u8; 32],
+            h => self
+                .storage
+                .block(h)?
+                .and_then(|b| b.header.map(|hd| agora_validator::block::header_hash(&hd)))
+                .unwrap_or([0u8; 32]),
+        };
+        Ok(Arc::new(crate::api::Shared {
+            chain: self.chain.clone(),
+            address: agora_validator::Address::of(&self.key.public_key()),
+            storage: self.storage.clone(),
+            ledger: std::sync::RwLock::new(ledger),
+            latest: std::sync::RwLock::new((latest, latest_hash)),
+            set_changes: std::sync::RwLock::new(changes),
+            pending: std::sync::Mutex::new(Default::default()),
+            rejected: std::sync::Mutex::new(Default::default()),
+            commits,
+            to_runner,
+            metrics: self.metrics.clone(),
+        }))
     }
 }

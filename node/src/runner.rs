@@ -24,6 +24,7 @@ use agora_validator::{ChainId, CommitCertificate, Hash, Height};
 use tokio::sync::mpsc;
 use tracing::{debug, info};
 
+use crate::api::{ApiRequest, Shared};
 use crate::driver::{DriverError, Executor, HostRequest, consensus_input, restore_signing_state};
 use crate::mempool::{Admission, CheckMode, Mempool};
 use crate::metrics::Metrics;
@@ -87,6 +88,7 @@ pub struct Runner {
     next_start: Option<tokio::time::Instant>,
     last_sync_request: Option<Instant>,
     height_started: Instant,
+    shared: Arc<Shared>,
 }
 
 fn now_ms() -> u64 {
@@ -98,7 +100,7 @@ fn now_ms() -> u64 {
 
 impl Runner {
     /// Restores the chain tip, ledger and signing state from storage (or genesis).
-    pub fn new(node: &Node) -> Result<Self, RunError> {
+    pub fn new(node: &Node, shared: Arc<Shared>) -> Result<Self, RunError> {
         let storage = node.storage.clone();
         let latest = storage.latest_height()?.unwrap_or(0);
         let ledger = match storage.latest_state()? {
@@ -174,6 +176,7 @@ impl Runner {
             next_start: None,
             last_sync_request: None,
             height_started: Instant::now(),
+            shared,
         })
     }
 
@@ -234,7 +237,7 @@ impl Runner {
             for req in self.exec.execute(outputs)? {
                 match req {
                     HostRequest::Propose { height, round } => {
-                        let block = self.template(height);
+                        let block = self.template(height, round);
                         queue.push_back(Input::ProposalContent {
                             height,
                             round,
@@ -263,7 +266,7 @@ impl Runner {
         Ok(())
     }
 
-    fn template(&self, height: Height) -> pb::Block {
+    fn template(&self, height: Height, round: u32) -> pb::Block {
         let header_budget = 2048;
         let txs = self.mempool.reap(
             self.max_block_bytes.saturating_sub(header_budget),
@@ -292,6 +295,9 @@ impl Runner {
             validators_hash: set_hash(height).unwrap_or_default(),
             next_validators_hash: set_hash(height + 1).unwrap_or_default(),
             time_ms: now_ms(),
+            // The lottery round this proposer won: auditors check the
+            // proposer against (height, proposal_round).
+            proposal_round: round,
             ..Default::default()
         };
         pb::Block {
@@ -396,7 +402,10 @@ impl Runner {
                 })
                 .map_err(|e| e.to_string())
         };
-        self.mempool.update(&included, &checker);
+        let dropped = self.mempool.update(&included, &checker);
+        for (hash, reason) in dropped {
+            self.shared.remember_rejection(hash, reason);
+        }
         self.evidence.retain(|e| !d.block.evidence.contains(e));
         Metrics::set(&self.metrics.height, h);
         Metrics::set(&self.metrics.mempool_txs, self.mempool.len() as u64);
@@ -416,6 +425,103 @@ impl Runner {
             kind: Some(Kind::Status(pb::StatusUpdate { latest_height: h })),
         });
         self.next_start = Some(tokio::time::Instant::now() + self.commit_delay);
+        self.publish(h, d.block_hash)?;
+        Ok(())
+    }
+
+    /// Publishes the post-commit snapshot to the API and records a
+    /// validator-set change (the set for h+2, computed by this block).
+    fn publish(&mut self, h: Height, block_hash: Hash) -> Result<(), RunError> {
+        if let (Some(next), prev) = (
+            self.ledger.validator_set(h + 2),
+            self.ledger.validator_set(h + 1),
+        ) && prev.map(|p| p.hash()) != Some(next.hash())
+        {
+            use prost::Message;
+            self.storage
+                .put_validator_set(h + 2, &next.to_proto().encode_to_vec())?;
+            if let Ok(mut c) = self.shared.set_changes.write() {
+                c.insert(h + 2, next.clone());
+            }
+        }
+        if let Ok(mut l) = self.shared.ledger.write() {
+            *l = self.ledger.clone();
+        }
+        if let Ok(mut l) = self.shared.latest.write() {
+            *l = (h, block_hash);
+        }
+        self.publish_pending();
+        let _ = self.shared.commits.send(h);
+        Ok(())
+    }
+
+    fn publish_pending(&self) {
+        if let Ok(mut p) = self.shared.pending.lock() {
+            *p = self.mempool.hashes().collect();
+        }
+    }
+
+    fn admit(&mut self, tx: pb::Transaction) -> Result<Hash, crate::mempool::MempoolError> {
+        let ledger = &self.ledger;
+        let checker = |tx: &pb::Transaction, _m: CheckMode| {
+            ledger
+                .check_tx(tx)
+                .map(|c| Admission {
+                    sender: c.signer,
+                    nonce: c.nonce,
+                    account_nonce: c.next_nonce,
+                })
+                .map_err(|e| e.to_string())
+        };
+        let r = self.mempool.add(tx, &checker);
+        if r.is_ok() {
+            Metrics::set(&self.metrics.mempool_txs, self.mempool.len() as u64);
+            Metrics::set(&self.metrics.mempool_bytes, self.mempool.bytes() as u64);
+            self.publish_pending();
+        }
+        r
+    }
+
+    fn on_api(&mut self, req: ApiRequest) -> Result<(), RunError> {
+        use crate::rpc::ApiError;
+        match req {
+            ApiRequest::SubmitTx { tx, reply } => {
+                let res = match self.admit(tx.clone()) {
+                    Ok(h) => {
+                        self.transport.broadcast(&PeerMessage {
+                            kind: Some(Kind::Transaction(tx)),
+                        });
+                        Ok(h)
+                    }
+                    Err(e) => Err(crate::mempool::api_error(&e)),
+                };
+                let _ = reply.send(res);
+            }
+            ApiRequest::SubmitEvidence { evidence, reply } => {
+                let res = match self.ledger.check_evidence(&evidence) {
+                    Err(e) => Err(ApiError::FailedPrecondition(format!(
+                        "evidence refused: {e}"
+                    ))),
+                    Ok(_) => {
+                        use prost::Message;
+                        let hash = agora_validator::crypto::sha3_256(&evidence.encode_to_vec());
+                        if self.storage.put_evidence(&evidence)? {
+                            Metrics::inc(&self.metrics.evidence_seen);
+                        }
+                        if !self.evidence.contains(&evidence)
+                            && self.evidence.len() < MAX_PENDING_EVIDENCE
+                        {
+                            self.evidence.push(evidence.clone());
+                        }
+                        self.transport.broadcast(&PeerMessage {
+                            kind: Some(Kind::Evidence(evidence)),
+                        });
+                        Ok(hash)
+                    }
+                };
+                let _ = reply.send(res);
+            }
+        }
         Ok(())
     }
 
@@ -447,20 +553,8 @@ impl Runner {
         let peer = *peer;
         match &message.kind {
             Some(Kind::Transaction(tx)) => {
-                let ledger = &self.ledger;
-                let checker = |tx: &pb::Transaction, _m: CheckMode| {
-                    ledger
-                        .check_tx(tx)
-                        .map(|c| Admission {
-                            sender: c.signer,
-                            nonce: c.nonce,
-                            account_nonce: c.next_nonce,
-                        })
-                        .map_err(|e| e.to_string())
-                };
-                if self.mempool.add(tx.clone(), &checker).is_ok() {
+                if self.admit(tx.clone()).is_ok() {
                     self.transport.broadcast(message);
-                    Metrics::set(&self.metrics.mempool_txs, self.mempool.len() as u64);
                 }
             }
             Some(Kind::Evidence(e)) => {
@@ -562,6 +656,7 @@ impl Runner {
     pub async fn run(
         mut self,
         mut events: mpsc::Receiver<TransportEvent>,
+        mut api: mpsc::Receiver<ApiRequest>,
         shutdown: impl std::future::Future<Output = ()>,
     ) -> Result<(), RunError> {
         tokio::pin!(shutdown);
@@ -574,6 +669,9 @@ impl Runner {
                     self.next_start = None;
                     self.start_height()?;
                 }
+                r = api.recv() => if let Some(r) = r {
+                    self.on_api(r)?;
+                },
                 t = self.timers.recv() => if let Some(t) = t {
                     self.feed(t)?;
                 },

@@ -1,6 +1,7 @@
 //! Client-side commands of `agora`: talking to a node over gRPC.
 
 pub mod audit;
+pub mod cli;
 pub mod query;
 pub mod tx;
 

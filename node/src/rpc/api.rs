@@ -66,11 +66,17 @@ pub trait NodeApi: Send + Sync + 'static {
     /// Notified with the height after every commit.
     fn subscribe_commits(&self) -> broadcast::Receiver<u64>;
     /// Admits a signed transaction to the mempool; returns its hash.
-    fn submit_tx(&self, tx: pb::Transaction) -> Result<Vec<u8>, ApiError>;
+    fn submit_tx(
+        &self,
+        tx: pb::Transaction,
+    ) -> impl std::future::Future<Output = Result<Vec<u8>, ApiError>> + Send;
     /// Where a transaction stands.
     fn tx(&self, hash: &[u8]) -> Option<TxInfo>;
     /// Verifies and queues evidence for inclusion; returns its hash.
-    fn submit_evidence(&self, evidence: pb::Evidence) -> Result<Vec<u8>, ApiError>;
+    fn submit_evidence(
+        &self,
+        evidence: pb::Evidence,
+    ) -> impl std::future::Future<Output = Result<Vec<u8>, ApiError>> + Send;
     /// A validator's staking record.
     fn validator(&self, address: &[u8]) -> Option<pb::ValidatorRecord>;
     /// Validators after `after` (an address), at most `limit`.

@@ -40,7 +40,7 @@ impl<A: NodeApi> StakingService<A> {
                 kind_name(kind)
             )));
         }
-        let hash = self.api.submit_tx(tx)?;
+        let hash = self.api.submit_tx(tx).await?;
         if !req.wait_for_commit {
             return Ok(Response::new(pb::SubmitTxResponse {
                 tx_hash: hash,
@@ -160,7 +160,7 @@ impl<A: NodeApi> Staking for StakingService<A> {
         if ev.kind.is_none() {
             return Err(ApiError::InvalidArgument("evidence has no kind".into()).into());
         }
-        let evidence_hash = self.api.submit_evidence(ev)?;
+        let evidence_hash = self.api.submit_evidence(ev).await?;
         Ok(Response::new(pb::SubmitEvidenceResponse { evidence_hash }))
     }
 }

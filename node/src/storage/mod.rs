@@ -32,6 +32,7 @@
 //! the file's directory entry itself survives a crash.
 
 mod records;
+mod sets;
 
 use std::fs::File;
 use std::path::{Path, PathBuf};

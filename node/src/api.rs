@@ -1,0 +1,247 @@
+//! What the gRPC services see of a running node.
+//!
+//! The runner (the only writer) publishes a snapshot after every commit: the
+//! ledger after the block, the tip, the mempool's contents, and validator-set
+//! changes. Reads are served from that snapshot under short read locks, so
+//! gRPC never waits for consensus. Writes (transactions, evidence) go to the
+//! runner over a channel and are answered with the runner's own verdict.
+
+use crate::rpc::{ApiError, NodeApi, TxInfo, api::Page, ledger_views};
+use crate::storage::{Storage, TxOutcome};
+use agora_proto::v1 as pb;
+use agora_validator::ledger::Ledger;
+use agora_validator::{Address, ChainId, Hash, ValidatorSet};
+use std::collections::{BTreeMap, HashSet, VecDeque};
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex, RwLock};
+use tokio::sync::{broadcast, mpsc, oneshot};
+
+/// Rejections remembered for GetTx (transactions dropped by a re-check).
+const MAX_REMEMBERED_REJECTIONS: usize = 10_000;
+
+/// A write request from the API to the runner.
+#[derive(Debug)]
+pub enum ApiRequest {
+    /// Admit a transaction to the mempool (and gossip it).
+    SubmitTx {
+        /// The signed transaction.
+        tx: pb::Transaction,
+        /// The runner's verdict: the hash, or why not.
+        reply: oneshot::Sender<Result<Hash, ApiError>>,
+    },
+    /// Queue evidence for inclusion (and gossip it).
+    SubmitEvidence {
+        /// The evidence.
+        evidence: pb::Evidence,
+        /// The runner's verdict.
+        reply: oneshot::Sender<Result<Hash, ApiError>>,
+    },
+}
+
+/// The snapshot the runner publishes and the API reads.
+pub struct Shared {
+    /// The chain.
+    pub chain: ChainId,
+    /// This node's validator address.
+    pub address: Address,
+    /// The database (reads only from here).
+    pub storage: Arc<Storage>,
+    /// The ledger after the latest committed block.
+    pub ledger: RwLock<Ledger>,
+    /// Latest committed height and block hash.
+    pub latest: RwLock<(u64, Hash)>,
+    /// Validator sets by the height they take effect, at every change.
+    pub set_changes: RwLock<BTreeMap<u64, ValidatorSet>>,
+    /// Hashes of the transactions in the mempool.
+    pub pending: Mutex<HashSet<Hash>>,
+    /// Transactions dropped from the mempool by a re-check, with the reason.
+    pub rejected: Mutex<VecDeque<(Hash, String)>>,
+    /// Notified with the height after each commit.
+    pub commits: broadcast::Sender<u64>,
+    /// Requests to the runner.
+    pub to_runner: mpsc::Sender<ApiRequest>,
+    /// Metrics (round and peers for GetStatus).
+    pub metrics: Arc<crate::metrics::Metrics>,
+}
+
+impl Shared {
+    /// Remembers why a transaction was dropped.
+    pub fn remember_rejection(&self, hash: Hash, reason: String) {
+        if let Ok(mut r) = self.rejected.lock() {
+            if r.len() >= MAX_REMEMBERED_REJECTIONS {
+                r.pop_front();
+            }
+            r.push_back((hash, reason));
+        }
+    }
+
+    /// The validator set of a height: from the ledger's window, else the
+    /// last recorded change at or before it.
+    pub fn validator_set_at(&self, height: u64) -> Option<ValidatorSet> {
+        if let Ok(l) = self.ledger.read()
+            && let Some(s) = l.validator_set(height)
+        {
+            return Some(s.clone());
+        }
+        let changes = self.set_changes.read().ok()?;
+        changes.range(..=height).next_back().map(|(_, s)| s.clone())
+    }
+
+    async fn ask(
+        &self,
+        make: impl FnOnce(oneshot::Sender<Result<Hash, ApiError>>) -> ApiRequest,
+    ) -> Result<Vec<u8>, ApiError> {
+        let (reply, rx) = oneshot::channel();
+        self.to_runner
+            .try_send(make(reply))
+            .map_err(|_| ApiError::Unavailable("the node is busy; try again".into()))?;
+        let h = rx
+            .await
+            .map_err(|_| ApiError::Unavailable("the node is shutting down".into()))??;
+        Ok(h.to_vec())
+    }
+}
+
+/// The gRPC view of a node.
+pub struct Api(pub Arc<Shared>);
+
+impl NodeApi for Api {
+    fn status(&self) -> pb::GetStatusResponse {
+        let s = &self.0;
+        let (h, hash) = s.latest.read().map(|g| *g).unwrap_or((0, [0; 32]));
+        pb::GetStatusResponse {
+            chain_id: s.chain.to_string(),
+            latest_height: h,
+            latest_block_hash: if h == 0 { Vec::new() } else { hash.to_vec() },
+            round: s.metrics.round.load(Ordering::Relaxed) as u32,
+            node_address: s.address.0.to_vec(),
+            peers: s.metrics.peers.load(Ordering::Relaxed) as u32,
+        }
+    }
+
+    fn block(&self, height: u64) -> Option<(pb::Block, Vec<u8>)> {
+        let b = self.0.storage.block(height).ok()??;
+        let hash = agora_validator::block::header_hash(b.header.as_ref()?).to_vec();
+        Some((b, hash))
+    }
+
+    fn certificate(&self, height: u64) -> Option<(pb::CommitCertificate, pb::Header)> {
+        let c = self.0.storage.certificate(height).ok()??;
+        let h = self.0.storage.block(height).ok()??.header?;
+        Some((c, h))
+    }
+
+    fn validator_set(&self, height: u64) -> Option<(u64, pb::ValidatorSet)> {
+        let h = if height == 0 {
+            self.0.latest.read().map(|g| g.0 + 1).unwrap_or(1)
+        } else {
+            height
+        };
+        self.0.validator_set_at(h).map(|s| (h, s.to_proto()))
+    }
+
+    fn subscribe_commits(&self) -> broadcast::Receiver<u64> {
+        self.0.commits.subscribe()
+    }
+
+    async fn submit_tx(&self, tx: pb::Transaction) -> Result<Vec<u8>, ApiError> {
+        self.0.ask(|reply| ApiRequest::SubmitTx { tx, reply }).await
+    }
+
+    fn tx(&self, hash: &[u8]) -> Option<TxInfo> {
+        let h: Hash = hash.try_into().ok()?;
+        if let Ok(Some(rec)) = self.0.storage.tx(&h) {
+            let status = match TxOutcome::try_from(rec.outcome) {
+                Ok(TxOutcome::Committed) => pb::TxStatus::Committed,
+                Ok(TxOutcome::Failed) => pb::TxStatus::Failed,
+                Ok(TxOutcome::Rejected) => pb::TxStatus::Rejected,
+                _ => pb::TxStatus::Unspecified,
+            };
+            let tx = self
+                .0
+                .storage
+                .block(rec.height)
+                .ok()
+                .flatten()
+                .and_then(|b| b.txs.get(rec.index as usize).cloned());
+            return Some(TxInfo {
+                status,
+                height: rec.height,
+                log: if rec.reason.is_empty() {
+                    "ok".into()
+                } else {
+                    rec.reason
+                },
+                tx,
+            });
+        }
+        if self.0.pending.lock().ok()?.contains(&h) {
+            return Some(TxInfo {
+                status: pb::TxStatus::Pending,
+                height: 0,
+                log: "in the mempool".into(),
+                tx: None,
+            });
+        }
+        let rejected = self.0.rejected.lock().ok()?;
+        rejected
+            .iter()
+            .rev()
+            .find(|(x, _)| *x == h)
+            .map(|(_, reason)| TxInfo {
+                status: pb::TxStatus::Rejected,
+                height: 0,
+                log: reason.clone(),
+                tx: None,
+            })
+    }
+
+    async fn submit_evidence(&self, evidence: pb::Evidence) -> Result<Vec<u8>, ApiError> {
+        self.0
+            .ask(|reply| ApiRequest::SubmitEvidence { evidence, reply })
+            .await
+    }
+
+    fn validator(&self, address: &[u8]) -> Option<pb::ValidatorRecord> {
+        ledger_views::validator(&*self.0.ledger.read().ok()?, address)
+    }
+
+    fn validators(&self, after: &[u8], limit: usize) -> Page<pb::ValidatorRecord> {
+        match self.0.ledger.read() {
+            Ok(l) => ledger_views::validators(&l, after, limit),
+            Err(_) => (Vec::new(), Vec::new()),
+        }
+    }
+
+    fn account(&self, address: &[u8]) -> pb::GetAccountResponse {
+        match self.0.ledger.read() {
+            Ok(l) => ledger_views::account(&l, address),
+            Err(_) => pb::GetAccountResponse::default(),
+        }
+    }
+
+    fn delegation(&self, delegator: &[u8], validator: &[u8]) -> Option<pb::Delegation> {
+        ledger_views::delegation_of(&*self.0.ledger.read().ok()?, delegator, validator)
+    }
+
+    fn delegations(&self, delegator: &[u8], after: &[u8], limit: usize) -> Page<pb::Delegation> {
+        match self.0.ledger.read() {
+            Ok(l) => ledger_views::delegations(&l, delegator, after, limit),
+            Err(_) => (Vec::new(), Vec::new()),
+        }
+    }
+
+    fn unbonding(&self, delegator: &[u8], after: &[u8], limit: usize) -> Page<pb::UnbondingEntry> {
+        match self.0.ledger.read() {
+            Ok(l) => ledger_views::unbonding(&l, delegator, after, limit),
+            Err(_) => (Vec::new(), Vec::new()),
+        }
+    }
+
+    fn slashes(&self, validator: &[u8], after: &[u8], limit: usize) -> Page<pb::SlashingEvent> {
+        match self.0.ledger.read() {
+            Ok(l) => ledger_views::slashes(&l, validator, after, limit),
+            Err(_) => (Vec::new(), Vec::new()),
+        }
+    }
+}

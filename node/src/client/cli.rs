@@ -1,0 +1,354 @@
+//! The client subcommands of `agora` (`tx`, `query`, `audit`): argument
+//! parsing and printing around [`super::tx`], [`super::query`] and
+//! [`super::audit`].
+
+use super::audit::{self, AuditConfig};
+use super::query::{self, QueryKind};
+use super::tx::{self, TxAction};
+use crate::home::Home;
+use agora_validator::ledger::Ledger;
+use agora_validator::{Address, SecretKey};
+use anyhow::{Context, Result, bail};
+use clap::{Args, Subcommand, ValueEnum};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+/// Output format.
+#[derive(Clone, Copy, Debug, ValueEnum, PartialEq, Eq)]
+pub enum Output {
+    /// Indented JSON or sentences for people.
+    Text,
+    /// One JSON document.
+    Json,
+}
+
+/// Options shared by `agora tx` subcommands.
+#[derive(Args, Debug)]
+pub struct TxArgs {
+    /// What to do.
+    #[command(subcommand)]
+    pub cmd: TxCmd,
+    /// gRPC endpoint of a node.
+    #[arg(long, global = true, default_value = "127.0.0.1:9090")]
+    pub node: String,
+    /// Home directory holding the signing key.
+    #[arg(long, global = true)]
+    pub home: Option<PathBuf>,
+    /// Key name in HOME/keys (`validator` is the consensus key).
+    #[arg(long, global = true, default_value = "validator")]
+    pub from: String,
+    /// Return once admitted instead of waiting for the commit.
+    #[arg(long, global = true)]
+    pub no_wait: bool,
+    /// Output format.
+    #[arg(short = 'o', long, global = true, value_enum, default_value = "text")]
+    pub output: Output,
+}
+
+/// `agora tx` subcommands.
+#[derive(Subcommand, Debug)]
+pub enum TxCmd {
+    /// Delegate AMOUNT tokens to VALIDATOR.
+    Bond {
+        /// Validator address.
+        validator: String,
+        /// Tokens in base units.
+        amount: u128,
+    },
+    /// Unbond SHARES from VALIDATOR (paid out after the unbonding period).
+    Unbond {
+        /// Validator address.
+        validator: String,
+        /// Shares to unbond.
+        shares: u128,
+    },
+    /// Send AMOUNT tokens to TO.
+    Transfer {
+        /// Recipient address.
+        to: String,
+        /// Tokens in base units.
+        amount: u128,
+    },
+    /// Register a validator whose consensus key is --consensus-key, self-bonding SELF_BOND.
+    CreateValidator {
+        /// Self-bond in base units.
+        self_bond: u128,
+        /// Key name of the consensus key.
+        #[arg(long, default_value = "validator")]
+        consensus_key: String,
+    },
+    /// Release VALIDATOR from jail.
+    Unjail {
+        /// Validator address.
+        validator: String,
+    },
+}
+
+/// Options of `agora query`.
+#[derive(Args, Debug)]
+pub struct QueryArgs {
+    /// What to read.
+    #[command(subcommand)]
+    pub cmd: QueryCmd,
+    /// gRPC endpoint of a node.
+    #[arg(long, global = true, default_value = "127.0.0.1:9090")]
+    pub node: String,
+    /// Output format.
+    #[arg(short = 'o', long, global = true, value_enum, default_value = "text")]
+    pub output: Output,
+}
+
+/// `agora query` subcommands.
+#[derive(Subcommand, Debug)]
+pub enum QueryCmd {
+    /// Chain id, latest height and block hash.
+    Status,
+    /// A block.
+    Block {
+        /// Height.
+        height: u64,
+    },
+    /// A commit certificate and its header.
+    Cert {
+        /// Height.
+        height: u64,
+    },
+    /// The validator set of a height (0: the next height).
+    Validators {
+        /// Height.
+        #[arg(default_value_t = 0)]
+        height: u64,
+    },
+    /// One validator's staking record.
+    Validator {
+        /// Address.
+        address: String,
+    },
+    /// One delegation.
+    Delegation {
+        /// Delegator address.
+        delegator: String,
+        /// Validator address.
+        validator: String,
+    },
+    /// A delegator's delegations.
+    Delegations {
+        /// Delegator address.
+        delegator: String,
+    },
+    /// A delegator's unbonding entries.
+    Unbonding {
+        /// Delegator address.
+        delegator: String,
+    },
+    /// Slashing events (of one validator, or all).
+    Slashes {
+        /// Validator address.
+        validator: Option<String>,
+    },
+    /// An account's balance and nonce.
+    Account {
+        /// Address.
+        address: String,
+    },
+    /// A transaction's status.
+    Tx {
+        /// Transaction hash (hex).
+        hash: String,
+    },
+}
+
+/// Options of `agora audit`.
+#[derive(Args, Debug)]
+pub struct AuditArgs {
+    /// gRPC endpoint of the node to audit.
+    #[arg(long, default_value = "127.0.0.1:9090")]
+    pub node: String,
+    /// The genesis file: the only thing trusted.
+    #[arg(long)]
+    pub genesis: PathBuf,
+    /// First height to report on (verification always starts at genesis).
+    #[arg(long, default_value_t = 1)]
+    pub from: u64,
+    /// Last height to verify (default: the node's latest).
+    #[arg(long)]
+    pub to: Option<u64>,
+    /// Output format.
+    #[arg(short = 'o', long, value_enum, default_value = "text")]
+    pub output: Output,
+}
+
+fn addr(s: &str) -> Result<Address> {
+    Address::from_hex(s).with_context(|| format!("{s:?} is not an address (40 hex digits)"))
+}
+
+fn print(output: Output, v: &serde_json::Value) {
+    match output {
+        Output::Json => println!("{v}"),
+        Output::Text => println!("{}", serde_json::to_string_pretty(v).unwrap_or_default()),
+    }
+}
+
+fn load_key(home: &Option<PathBuf>, name: &str) -> Result<SecretKey> {
+    let Some(home) = home else {
+        bail!("--home is required to find the key {name:?}");
+    };
+    let h = Home::new(home);
+    let path = if name == "validator" {
+        h.validator_key()
+    } else {
+        h.account_key(name)
+    };
+    crate::keys::load(&path).with_context(|| format!("loading key {name:?}"))
+}
+
+async fn channel(node: &str) -> Result<tonic::transport::Channel> {
+    super::connect(node)
+        .await
+        .with_context(|| format!("connecting to {node}"))
+}
+
+/// `agora tx ...`: exits non-zero when the transaction was rejected or failed.
+pub async fn run_tx(a: TxArgs) -> Result<ExitCode> {
+    let sender = load_key(&a.home, &a.from)?;
+    let action = match a.cmd {
+        TxCmd::Bond { validator, amount } => TxAction::Bond {
+            validator: addr(&validator)?,
+            amount,
+        },
+        TxCmd::Unbond { validator, shares } => TxAction::Unbond {
+            validator: addr(&validator)?,
+            shares,
+        },
+        TxCmd::Transfer { to, amount } => TxAction::Transfer {
+            to: addr(&to)?,
+            amount,
+        },
+        TxCmd::CreateValidator {
+            self_bond,
+            consensus_key,
+        } => TxAction::CreateValidator {
+            consensus_key: Box::new(load_key(&a.home, &consensus_key)?),
+            self_bond,
+        },
+        TxCmd::Unjail { validator } => TxAction::Unjail {
+            validator: addr(&validator)?,
+        },
+    };
+    let r = tx::submit(channel(&a.node).await?, &sender, &action, !a.no_wait).await?;
+    print(a.output, &tx::outcome_json(&r));
+    let bad = matches!(tx::status_name(r.status), "rejected" | "failed");
+    Ok(if bad {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+/// `agora query ...`.
+pub async fn run_query(a: QueryArgs) -> Result<ExitCode> {
+    let q = match a.cmd {
+        QueryCmd::Status => QueryKind::Status,
+        QueryCmd::Block { height } => QueryKind::Block(height),
+        QueryCmd::Cert { height } => QueryKind::Cert(height),
+        QueryCmd::Validators { height } => QueryKind::Validators(height),
+        QueryCmd::Validator { address } => QueryKind::Validator(addr(&address)?),
+        QueryCmd::Delegation {
+            delegator,
+            validator,
+        } => QueryKind::Delegation {
+            delegator: addr(&delegator)?,
+            validator: addr(&validator)?,
+        },
+        QueryCmd::Delegations { delegator } => QueryKind::Delegations(addr(&delegator)?),
+        QueryCmd::Unbonding { delegator } => QueryKind::Unbonding(addr(&delegator)?),
+        QueryCmd::Slashes { validator } => {
+            QueryKind::Slashes(validator.as_deref().map(addr).transpose()?)
+        }
+        QueryCmd::Account { address } => QueryKind::Account(addr(&address)?),
+        QueryCmd::Tx { hash } => {
+            let b = hex::decode(&hash).context("the transaction hash must be hex")?;
+            QueryKind::Tx(
+                b.try_into()
+                    .map_err(|_| anyhow::anyhow!("the transaction hash must be 32 bytes"))?,
+            )
+        }
+    };
+    let v = query::run(channel(&a.node).await?, &q)
+        .await
+        .map_err(|s| anyhow::anyhow!("{:?}: {}", s.code(), s.message()))?;
+    print(a.output, &v);
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `agora audit ...`: exits non-zero on the first failure.
+pub async fn run_audit(a: AuditArgs) -> Result<ExitCode> {
+    let g = crate::genesis::load(&a.genesis)
+        .with_context(|| format!("loading {}", a.genesis.display()))?;
+    let ledger = Ledger::from_genesis(&g.genesis).context("the genesis file is not valid")?;
+    let set = ledger
+        .validator_set(1)
+        .cloned()
+        .context("the genesis file has no validator set")?;
+    let cfg = AuditConfig {
+        chain: ledger.chain_id().clone(),
+        seed0: agora_validator::crypto::vrf::genesis_seed(&g.file_hash),
+        genesis_set: set,
+        from: a.from,
+        to: a.to,
+    };
+    match audit::audit(channel(&a.node).await?, cfg).await {
+        Ok(r) => {
+            let secs = r.elapsed.as_secs_f64().max(1e-9);
+            let rate = r.verified_total as f64 / secs;
+            let v = serde_json::json!({
+                "ok": true,
+                "verified": r.verified,
+                "verified_from_genesis": r.verified_total,
+                "from": r.from,
+                "to": r.to,
+                "seconds": secs,
+                "certificates_per_second": rate,
+                "validator_set_changes": r.set_changes,
+                "evidence_included": r.evidence.len(),
+                "slashes": r.slashes.iter().map(query::slash_json).collect::<Vec<_>>(),
+            });
+            match a.output {
+                Output::Json => println!("{v}"),
+                Output::Text => {
+                    println!(
+                        "OK: verified {} certificates (heights {}..={}; {} from genesis) in {secs:.2}s ({rate:.0}/s); {} validator-set changes; {} evidence included",
+                        r.verified,
+                        r.from,
+                        r.to,
+                        r.verified_total,
+                        r.set_changes,
+                        r.evidence.len()
+                    );
+                    for s in &r.slashes {
+                        println!(
+                            "slash: validator {} for double signing at height {} (slashed at {}): {} tokens, {} bps{}",
+                            hex::encode(&s.validator),
+                            s.infraction_height,
+                            s.slash_height,
+                            s.amount,
+                            s.fraction_bps,
+                            if s.tombstoned { ", tombstoned" } else { "" }
+                        );
+                    }
+                }
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(e) => {
+            match a.output {
+                Output::Json => println!(
+                    "{}",
+                    serde_json::json!({"ok": false, "error": e.to_string()})
+                ),
+                Output::Text => println!("AUDIT FAILED: {e}"),
+            }
+            Ok(ExitCode::FAILURE)
+        }
+    }
+}
