@@ -434,9 +434,9 @@ impl Consensus {
         let my_index = self.address.and_then(|a| params.validator_set.index_of(&a));
         // After a restart mid-height, resume at the last signed round: the
         // earlier rounds cannot be voted in again anyway.
-        let first_round = match self.signing {
-            Some(s) if s.height == h => s.round,
-            _ => 0,
+        let (first_round, locked) = match self.signing {
+            Some(s) if s.height == h => (s.round, s.locked),
+            _ => (0, None),
         };
         self.evidence.prune_below(h.saturating_sub(1));
         self.hs = Some(HeightState {
@@ -444,7 +444,7 @@ impl Consensus {
             my_index,
             round: 0,
             step: Step::Propose,
-            locked: None,
+            locked,
             valid: None,
             proposals: BTreeMap::new(),
             blocks: BTreeMap::new(),
@@ -508,14 +508,23 @@ impl Consensus {
 
     fn guarded_sign(
         &mut self,
-        height: Height,
-        round: Round,
         step: SignStep,
+        round: Round,
         bytes: &[u8],
+        value: Hash,
         out: &mut Vec<Output>,
     ) -> Option<Signature> {
         let key = self.key.as_ref()?;
-        match signing_state::check(self.signing.as_ref(), height, round, step, bytes) {
+        let hs = self.hs.as_ref()?;
+        let req = signing_state::SignRequest {
+            height: hs.params.height,
+            round,
+            step,
+            bytes,
+            value,
+            locked: hs.locked,
+        };
+        match signing_state::check(self.signing.as_ref(), &req) {
             SignDecision::SignNew(s) => {
                 self.signing = Some(s);
                 out.push(Output::PersistSigningState(s));
@@ -542,7 +551,7 @@ impl Consensus {
             return;
         };
         let bytes = proposal_bytes(&self.chain, h, round, pol_round, &block_hash);
-        let Some(sig) = self.guarded_sign(h, round, SignStep::Propose, &bytes, out) else {
+        let Some(sig) = self.guarded_sign(SignStep::Propose, round, &bytes, block_hash, out) else {
             return;
         };
         let proposal = pb::Proposal {
@@ -573,13 +582,24 @@ impl Consensus {
             return;
         };
         let (h, r) = (hs.params.height, hs.round);
-        let hash = value.unwrap_or(ZERO_HASH);
-        let bytes = vote_bytes(&self.chain, vote_type, h, r, &hash);
         let step = match vote_type {
             VoteType::Prevote => SignStep::Prevote,
             VoteType::Precommit => SignStep::Precommit,
         };
-        let Some(sig) = self.guarded_sign(h, r, step, &bytes, out) else {
+        let mut value = value;
+        let mut bytes = vote_bytes(&self.chain, vote_type, h, r, &value.unwrap_or(ZERO_HASH));
+        let mut sig = self.guarded_sign(step, r, &bytes, value.unwrap_or(ZERO_HASH), out);
+        if sig.is_none()
+            && let Some(s) = self.signing
+            && (s.height, s.round, s.step) == (h, r, step)
+        {
+            // Restarted after signing this very step: send the same vote
+            // again (identical bytes), rather than a different one or none.
+            value = (s.value != ZERO_HASH).then_some(s.value);
+            bytes = vote_bytes(&self.chain, vote_type, h, r, &s.value);
+            sig = self.guarded_sign(step, r, &bytes, s.value, out);
+        }
+        let Some(sig) = sig else {
             return;
         };
         let vote = pb::Vote {
