@@ -92,8 +92,18 @@ fn same_seed_replays_exactly() {
     let a = run(7, TestFault::None);
     let b = run(7, TestFault::None);
     assert_eq!(
-        (a.end_time_ms, a.events, a.min_honest_height, a.evidence_count),
-        (b.end_time_ms, b.events, b.min_honest_height, b.evidence_count)
+        (
+            a.end_time_ms,
+            a.events,
+            a.min_honest_height,
+            a.evidence_count
+        ),
+        (
+            b.end_time_ms,
+            b.events,
+            b.min_honest_height,
+            b.evidence_count
+        )
     );
 }
 
@@ -110,5 +120,8 @@ fn negative_control_half_quorum_is_caught() {
             .then_some((seed, r))
     });
     let (seed, r) = found.expect("a broken quorum rule must be caught by the default seeds");
-    eprintln!("negative control: seed {seed} violated safety: {:?}", r.violations);
+    eprintln!(
+        "negative control: seed {seed} violated safety: {:?}",
+        r.violations
+    );
 }

@@ -179,7 +179,9 @@ fn describe_input(i: &Input) -> String {
         ),
         Input::StartHeight(p) => format!("start height {}", p.height),
         Input::TimeoutFired(t) => format!("timeout {t:?}"),
-        Input::BlockValidity { block_hash, valid, .. } => {
+        Input::BlockValidity {
+            block_hash, valid, ..
+        } => {
             format!("validity {} {valid}", short(block_hash))
         }
         Input::ProposalContent { height, round, .. } => format!("content h={height} r={round}"),
@@ -189,9 +191,18 @@ fn describe_input(i: &Input) -> String {
 
 fn describe_output(o: &Output) -> String {
     match o {
-        Output::BroadcastProposal(p) => format!("broadcast {}", describe_input(&Input::Proposal(p.clone()))),
-        Output::BroadcastVote(v) => format!("broadcast {}", describe_input(&Input::Vote(v.clone()))),
-        Output::Decided(d) => format!("DECIDED h={} r={} {}", d.height, d.round, short(&d.block_hash)),
+        Output::BroadcastProposal(p) => {
+            format!("broadcast {}", describe_input(&Input::Proposal(p.clone())))
+        }
+        Output::BroadcastVote(v) => {
+            format!("broadcast {}", describe_input(&Input::Vote(v.clone())))
+        }
+        Output::Decided(d) => format!(
+            "DECIDED h={} r={} {}",
+            d.height,
+            d.round,
+            short(&d.block_hash)
+        ),
         Output::ValidateBlock { round, .. } => format!("validate r={round}"),
         Output::EvidenceFound(_) => "evidence".into(),
         other => format!("{other:?}"),
@@ -296,6 +307,7 @@ impl Sim {
         n.chain.clear();
         n.own_messages.clear();
         n.relay.clear();
+        n.seen.clear();
         n.received.clear();
         n.peer_heights.clear();
         n.last_sync_request = None;
@@ -478,25 +490,16 @@ impl Sim {
         let Some(core) = self.nodes[to].core.as_ref() else {
             return;
         };
-        let (own_h, own_r, max_ahead) = (core.height(), core.round(), core.config().max_rounds_ahead);
+        let (own_h, own_r, max_ahead) =
+            (core.height(), core.round(), core.config().max_rounds_ahead);
         let msg_hr = match &wire {
             Wire::Proposal(p) => Some((p.height, p.round)),
             Wire::Vote(v) => Some((v.height, v.round)),
             _ => None,
         };
-        if let Some((h, r)) = msg_hr {
+        if let Some((h, _)) = msg_hr {
             let seen = self.nodes[to].peer_heights.entry(from).or_default();
             *seen = (*seen).max(h);
-            if let Some(tag) = tag
-                && h == own_h
-                && r <= own_r.saturating_add(max_ahead)
-            {
-                self.nodes[to]
-                    .received
-                    .entry(tag.key)
-                    .or_default()
-                    .insert(tag.content);
-            }
             if h > own_h {
                 self.maybe_sync(to, from);
             }
@@ -511,11 +514,26 @@ impl Sim {
             };
             let key = sha3_256(&bytes);
             if self.nodes[to].seen.insert(key) {
-                let accepted = self.feed(to, match wire.clone() {
-                    Wire::Proposal(p) => Input::Proposal(p),
-                    Wire::Vote(v) => Input::Vote(v),
-                    _ => unreachable!("only proposals and votes have a height"),
-                });
+                // What the checker expects to become evidence: validly signed
+                // messages the core was actually given at its height and
+                // within its round window.
+                if let Some(tag) = tag
+                    && msg_hr.is_some_and(|(_, r)| r <= own_r.saturating_add(max_ahead))
+                {
+                    self.nodes[to]
+                        .received
+                        .entry(tag.key)
+                        .or_default()
+                        .insert(tag.content);
+                }
+                let accepted = self.feed(
+                    to,
+                    match wire.clone() {
+                        Wire::Proposal(p) => Input::Proposal(p),
+                        Wire::Vote(v) => Input::Vote(v),
+                        _ => unreachable!("only proposals and votes have a height"),
+                    },
+                );
                 if accepted {
                     self.nodes[to].relay.entry(key).or_insert((wire, tag));
                 }
@@ -537,7 +555,8 @@ impl Sim {
             }
             Wire::SyncRequest(h) => {
                 if let Some(d) = self.nodes[to].chain.get(&h) {
-                    let resp = Wire::SyncResponse(Box::new((d.block.clone(), d.certificate.clone())));
+                    let resp =
+                        Wire::SyncResponse(Box::new((d.block.clone(), d.certificate.clone())));
                     self.send(to, from, resp, None);
                 }
             }
@@ -552,7 +571,9 @@ impl Sim {
 
     fn maybe_sync(&mut self, node: usize, peer: usize) {
         let n = &mut self.nodes[node];
-        if n.last_sync_request.is_some_and(|t| self.now < t + SYNC_RETRY_MS) {
+        if n.last_sync_request
+            .is_some_and(|t| self.now < t + SYNC_RETRY_MS)
+        {
             return;
         }
         n.last_sync_request = Some(self.now);
@@ -573,7 +594,11 @@ impl Sim {
                 return false;
             };
             let trace = self.trace == Some(i);
-            let desc = if trace { describe_input(&input) } else { String::new() };
+            let desc = if trace {
+                describe_input(&input)
+            } else {
+                String::new()
+            };
             let outputs = core.handle(input);
             if trace {
                 eprintln!("[{} ms] node {i} <- {desc}", self.now);
@@ -706,9 +731,8 @@ impl Sim {
         };
         match (&block.last_commit, height) {
             (None, 1) => header.last_commit_hash == ZERO_HASH.to_vec(),
-            (Some(c), h) if h > 1 => CommitCertificate::from_proto(c).is_ok_and(|c| {
-                c.height == h - 1 && c.hash().to_vec() == header.last_commit_hash
-            }),
+            (Some(c), h) if h > 1 => CommitCertificate::from_proto(c)
+                .is_ok_and(|c| c.height == h - 1 && c.hash().to_vec() == header.last_commit_hash),
             _ => false,
         }
     }
@@ -806,7 +830,9 @@ impl Sim {
 
     fn send_vote(&mut self, i: usize, v: pb::Vote) {
         let tag = self.vote_tag(&v);
-        self.nodes[i].own_messages.push((Wire::Vote(v.clone()), tag));
+        self.nodes[i]
+            .own_messages
+            .push((Wire::Vote(v.clone()), tag));
         match self.nodes[i].behaviour {
             Behaviour::Honest | Behaviour::Silent => self.broadcast(i, Wire::Vote(v), tag),
             Behaviour::Equivocator => {

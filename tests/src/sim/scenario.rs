@@ -78,8 +78,16 @@ impl Scenario {
         }
         let delay_min_ms = rng.random_range(1..=20);
         let delay_max_ms = delay_min_ms + rng.random_range(5..=300);
-        let loss = if rng.random_bool(0.5) { rng.random_range(0.0..0.2) } else { 0.0 };
-        let duplication = if rng.random_bool(0.5) { rng.random_range(0.0..0.15) } else { 0.0 };
+        let loss = if rng.random_bool(0.5) {
+            rng.random_range(0.0..0.2)
+        } else {
+            0.0
+        };
+        let duplication = if rng.random_bool(0.5) {
+            rng.random_range(0.0..0.15)
+        } else {
+            0.0
+        };
         let partition = rng.random_bool(0.5).then(|| {
             let mut side = BTreeSet::new();
             while side.is_empty() || side.len() == n {
@@ -88,7 +96,9 @@ impl Scenario {
             let start = rng.random_range(0..3_000);
             (side, start, start + rng.random_range(500..6_000))
         });
-        let honest: Vec<usize> = (0..n).filter(|i| behaviours[*i] == Behaviour::Honest).collect();
+        let honest: Vec<usize> = (0..n)
+            .filter(|i| behaviours[*i] == Behaviour::Honest)
+            .collect();
         let mut crashes = Vec::new();
         if rng.random_bool(0.4) {
             let k = rng.random_range(1..=2usize.min(honest.len()));

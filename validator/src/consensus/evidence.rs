@@ -98,10 +98,12 @@ pub fn duplicate_vote(a: pb::Vote, b: pb::Vote) -> pb::Evidence {
     let hb = vote_hash(&b).unwrap_or(ZERO_HASH);
     let (vote_a, vote_b) = ordered(a, ha, b, hb);
     pb::Evidence {
-        kind: Some(pb::evidence::Kind::DuplicateVote(pb::DuplicateVoteEvidence {
-            vote_a: Some(vote_a),
-            vote_b: Some(vote_b),
-        })),
+        kind: Some(pb::evidence::Kind::DuplicateVote(
+            pb::DuplicateVoteEvidence {
+                vote_a: Some(vote_a),
+                vote_b: Some(vote_b),
+            },
+        )),
     }
 }
 
@@ -193,10 +195,20 @@ pub fn verify_evidence(
     set: &ValidatorSet,
     ev: &pb::Evidence,
 ) -> Result<EvidenceInfo, EvidenceError> {
-    match ev.kind.as_ref().ok_or(EvidenceError::Incomplete("no kind"))? {
+    match ev
+        .kind
+        .as_ref()
+        .ok_or(EvidenceError::Incomplete("no kind"))?
+    {
         pb::evidence::Kind::DuplicateVote(d) => {
-            let a = d.vote_a.as_ref().ok_or(EvidenceError::Incomplete("vote a"))?;
-            let b = d.vote_b.as_ref().ok_or(EvidenceError::Incomplete("vote b"))?;
+            let a = d
+                .vote_a
+                .as_ref()
+                .ok_or(EvidenceError::Incomplete("vote a"))?;
+            let b = d
+                .vote_b
+                .as_ref()
+                .ok_or(EvidenceError::Incomplete("vote b"))?;
             if a.validator_address != b.validator_address {
                 return Err(EvidenceError::Mismatch("validator"));
             }
@@ -269,8 +281,14 @@ pub fn verify_evidence(
             })
         }
         pb::evidence::Kind::ConflictingCertificates(c) => {
-            let pa = c.cert_a.as_ref().ok_or(EvidenceError::Incomplete("cert a"))?;
-            let pb_ = c.cert_b.as_ref().ok_or(EvidenceError::Incomplete("cert b"))?;
+            let pa = c
+                .cert_a
+                .as_ref()
+                .ok_or(EvidenceError::Incomplete("cert a"))?;
+            let pb_ = c
+                .cert_b
+                .as_ref()
+                .ok_or(EvidenceError::Incomplete("cert b"))?;
             let a = CommitCertificate::from_proto(pa)
                 .map_err(|e| EvidenceError::BadCertificate('a', e.to_string()))?;
             let b = CommitCertificate::from_proto(pb_)

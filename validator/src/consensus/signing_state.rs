@@ -194,12 +194,27 @@ mod tests {
             other => panic!("expected SignNew, got {other:?}"),
         };
         let c = |r: SignRequest<'_>| check(Some(&s), &r);
-        assert_eq!(c(req(5, 1, SignStep::Prevote, b"a")), SignDecision::SignAgain);
+        assert_eq!(
+            c(req(5, 1, SignStep::Prevote, b"a")),
+            SignDecision::SignAgain
+        );
         assert_eq!(c(req(5, 1, SignStep::Prevote, b"b")), SignDecision::Refuse);
-        assert_eq!(c(req(5, 0, SignStep::Precommit, b"a")), SignDecision::Refuse);
-        assert_eq!(c(req(4, 9, SignStep::Precommit, b"a")), SignDecision::Refuse);
-        assert!(matches!(c(req(5, 1, SignStep::Precommit, b"b")), SignDecision::SignNew(_)));
-        assert!(matches!(c(req(6, 0, SignStep::Propose, b"b")), SignDecision::SignNew(_)));
+        assert_eq!(
+            c(req(5, 0, SignStep::Precommit, b"a")),
+            SignDecision::Refuse
+        );
+        assert_eq!(
+            c(req(4, 9, SignStep::Precommit, b"a")),
+            SignDecision::Refuse
+        );
+        assert!(matches!(
+            c(req(5, 1, SignStep::Precommit, b"b")),
+            SignDecision::SignNew(_)
+        ));
+        assert!(matches!(
+            c(req(6, 0, SignStep::Propose, b"b")),
+            SignDecision::SignNew(_)
+        ));
     }
 
     #[test]
@@ -213,11 +228,17 @@ mod tests {
             locked: Some(([4; 32], 2)),
         };
         assert_eq!(SigningState::from_bytes(&s.to_bytes()), Ok(s));
-        assert_eq!(SigningState::from_bytes(&[0; 3]), Err(SigningStateError::Length(3)));
+        assert_eq!(
+            SigningState::from_bytes(&[0; 3]),
+            Err(SigningStateError::Length(3))
+        );
         let unlocked = SigningState { locked: None, ..s };
         assert_eq!(SigningState::from_bytes(&unlocked.to_bytes()), Ok(unlocked));
         let mut b = s.to_bytes();
         b[12] = 7;
-        assert_eq!(SigningState::from_bytes(&b), Err(SigningStateError::Step(7)));
+        assert_eq!(
+            SigningState::from_bytes(&b),
+            Err(SigningStateError::Step(7))
+        );
     }
 }

@@ -445,7 +445,9 @@ impl Consensus {
             round: 0,
             step: Step::Propose,
             locked,
-            valid: None,
+            // A restored lock is also a valid value: there was a polka for it
+            // in its round (validRound ≥ lockedRound always holds).
+            valid: locked,
             proposals: BTreeMap::new(),
             blocks: BTreeMap::new(),
             validity: BTreeMap::new(),
@@ -711,10 +713,16 @@ impl Consensus {
             return self.reject(RejectReason::BadHeader("proposer address"), out);
         };
         if p.pol_round == -1 && creator_addr != expected.address {
-            return self.reject(RejectReason::BadHeader("fresh block from another proposer"), out);
+            return self.reject(
+                RejectReason::BadHeader("fresh block from another proposer"),
+                out,
+            );
         }
         let Some(creator) = set.get(&creator_addr) else {
-            return self.reject(RejectReason::BadHeader("block creator not a validator"), out);
+            return self.reject(
+                RejectReason::BadHeader("block creator not a validator"),
+                out,
+            );
         };
         let vrf_ok = Signature::from_bytes(&header.vrf_proof)
             .ok()
@@ -828,7 +836,13 @@ impl Consensus {
         }
     }
 
-    fn on_content(&mut self, height: Height, round: Round, mut block: pb::Block, out: &mut Vec<Output>) {
+    fn on_content(
+        &mut self,
+        height: Height,
+        round: Round,
+        mut block: pb::Block,
+        out: &mut Vec<Output>,
+    ) {
         let Some(hs) = self.hs.as_ref() else { return };
         if hs.params.height != height
             || hs.round != round
@@ -842,7 +856,10 @@ impl Consensus {
             return;
         };
         let Some(header) = block.header.as_mut() else {
-            return self.reject(RejectReason::Malformed("block template without header"), out);
+            return self.reject(
+                RejectReason::Malformed("block template without header"),
+                out,
+            );
         };
         if header.height != height
             || header.chain_id != self.chain.as_str()
@@ -871,9 +888,12 @@ impl Consensus {
             return self.reject(RejectReason::Malformed("synced block without header"), out);
         };
         let hash = header_hash(header);
-        if let Err(e) =
-            cert.verify_for(&self.chain, &hs.params.validator_set, hs.params.height, &hash)
-        {
+        if let Err(e) = cert.verify_for(
+            &self.chain,
+            &hs.params.validator_set,
+            hs.params.height,
+            &hash,
+        ) {
             return self.reject(RejectReason::BadCertificate(e.to_string()), out);
         }
         let Ok(proof) = Signature::from_bytes(&header.vrf_proof) else {
@@ -914,7 +934,9 @@ impl Consensus {
     /// Verified quorum for `value` (or for any value when None) at (round, type).
     fn tally(&mut self, round: Round, vote_type: VoteType, value: Option<&Value>) -> bool {
         let fault = self.config.test_fault;
-        let Some(hs) = self.hs.as_mut() else { return false };
+        let Some(hs) = self.hs.as_mut() else {
+            return false;
+        };
         let set = &hs.params.validator_set;
         let Some(vs) = hs.votes.get_mut(&(round, vote_type)) else {
             return false;
@@ -960,9 +982,10 @@ impl Consensus {
                 }
                 s
             };
-            let proposer = hs.proposals.get(&r).map(|_| {
-                set.index_of(&lottery::proposer(set, &hs.params.prev_seed, h, r).address)
-            });
+            let proposer = hs
+                .proposals
+                .get(&r)
+                .map(|_| set.index_of(&lottery::proposer(set, &hs.params.prev_seed, h, r).address));
             let power = |s: &BTreeSet<usize>| -> Power {
                 let mut s = s.clone();
                 if let Some(Some(p)) = proposer {
@@ -993,7 +1016,9 @@ impl Consensus {
     }
 
     fn fire_one(&mut self, out: &mut Vec<Output>) -> bool {
-        let Some(hs) = self.hs.as_ref() else { return false };
+        let Some(hs) = self.hs.as_ref() else {
+            return false;
+        };
         if hs.decided {
             return false;
         }
@@ -1015,7 +1040,9 @@ impl Consensus {
             self.start_round(r, out);
             return true;
         }
-        let Some(hs) = self.hs.as_ref() else { return false };
+        let Some(hs) = self.hs.as_ref() else {
+            return false;
+        };
         let round = hs.round;
         let step = hs.step;
         let proposal = hs.proposals.get(&round).cloned();
@@ -1038,8 +1065,7 @@ impl Consensus {
                     }
                     // Line 28.
                     Some(vr) if vr < round && self.quorum_prevotes_for(vr, &Some(v)) => {
-                        let free = ignore_lock
-                            || locked.is_none_or(|(lv, lr)| lr <= vr || lv == v);
+                        let free = ignore_lock || locked.is_none_or(|(lv, lr)| lr <= vr || lv == v);
                         let value = (valid && free).then_some(v);
                         self.cast_vote(VoteType::Prevote, value, out);
                         self.set_step(Step::Prevote);
@@ -1049,7 +1075,9 @@ impl Consensus {
                 }
             }
         }
-        let Some(hs) = self.hs.as_ref() else { return false };
+        let Some(hs) = self.hs.as_ref() else {
+            return false;
+        };
         // Line 34.
         if step == Step::Prevote
             && !hs.prevote_timeout_done.contains(&round)

@@ -4,10 +4,10 @@ use super::evidence::{infraction_key, vote_hash};
 use super::*;
 use crate::block::header_hash;
 use crate::crypto::{Hash, SecretKey, ZERO_HASH, sha3_256, vrf};
+use crate::lottery;
 use crate::signing::{proposal_bytes, vote_bytes};
 use crate::types::{Address, ChainId, Height, Round, VoteType};
 use crate::validator_set::{Validator, ValidatorSet};
-use crate::lottery;
 use agora_proto::v1 as pb;
 use std::collections::VecDeque;
 
@@ -116,7 +116,13 @@ impl Net {
             block_hash: value.map(|v| v.to_vec()).unwrap_or_default(),
             validator_address: self.set.validators()[i].address.0.to_vec(),
             signature: self.keys[i]
-                .sign(&vote_bytes(&self.chain, t, h, r, &value.unwrap_or(ZERO_HASH)))
+                .sign(&vote_bytes(
+                    &self.chain,
+                    t,
+                    h,
+                    r,
+                    &value.unwrap_or(ZERO_HASH),
+                ))
                 .to_bytes()
                 .to_vec(),
         }
@@ -189,7 +195,11 @@ fn run_happy_path(n: &Net) -> Vec<Vec<String>> {
                         block: n.template(height, 42),
                     },
                 )),
-                Output::ValidateBlock { height, round, block } => queue.push_back((
+                Output::ValidateBlock {
+                    height,
+                    round,
+                    block,
+                } => queue.push_back((
                     i,
                     Input::BlockValidity {
                         height,
@@ -232,7 +242,11 @@ fn happy_path_commits_with_a_valid_certificate() {
                         block: n.template(height, 42),
                     },
                 )),
-                Output::ValidateBlock { height, round, block } => queue.push_back((
+                Output::ValidateBlock {
+                    height,
+                    round,
+                    block,
+                } => queue.push_back((
                     i,
                     Input::BlockValidity {
                         height,
@@ -251,7 +265,10 @@ fn happy_path_commits_with_a_valid_certificate() {
     let first = &decisions[0].1;
     let proposer = n.proposer(1, 0);
     let header = first.block.header.as_ref().expect("header");
-    assert_eq!(header.proposer_address, n.set.validators()[proposer].address.0.to_vec());
+    assert_eq!(
+        header.proposer_address,
+        n.set.validators()[proposer].address.0.to_vec()
+    );
     let proof = crate::crypto::Signature::from_bytes(&header.vrf_proof).expect("proof");
     assert_eq!(first.seed, vrf::next_seed(&n.seed, &vrf::output(&proof)));
     for (_, d) in &decisions {
@@ -291,8 +308,14 @@ fn proposal_from_non_proposer_is_rejected() {
     let other = (p + 1) % 4;
     let (block, _) = n.block(other, 1, 1);
     let out = c.handle(Input::Proposal(n.proposal(other, 1, 0, -1, &block)));
-    assert!(matches!(rejections(&out)[..], [RejectReason::NotProposer { .. }]), "{out:?}");
-    assert!(!out.iter().any(|o| matches!(o, Output::ValidateBlock { .. })));
+    assert!(
+        matches!(rejections(&out)[..], [RejectReason::NotProposer { .. }]),
+        "{out:?}"
+    );
+    assert!(
+        !out.iter()
+            .any(|o| matches!(o, Output::ValidateBlock { .. }))
+    );
 }
 
 #[test]
@@ -303,20 +326,30 @@ fn bad_vrf_and_bad_signature_are_rejected() {
     let p = n.proposer(1, 0);
     // VRF proof for the wrong height.
     let (mut block, _) = n.block(p, 1, 1);
-    block.header.as_mut().expect("header").vrf_proof =
-        vrf::prove(&n.keys[p], &n.chain, 2, &n.seed).to_bytes().to_vec();
+    block.header.as_mut().expect("header").vrf_proof = vrf::prove(&n.keys[p], &n.chain, 2, &n.seed)
+        .to_bytes()
+        .to_vec();
     let out = c.handle(Input::Proposal(n.proposal(p, 1, 0, -1, &block)));
-    assert!(matches!(rejections(&out)[..], [RejectReason::BadVrf(_)]), "{out:?}");
+    assert!(
+        matches!(rejections(&out)[..], [RejectReason::BadVrf(_)]),
+        "{out:?}"
+    );
     // Signature over another round.
     let (block, _) = n.block(p, 1, 1);
     let mut prop = n.proposal(p, 1, 0, -1, &block);
     prop.signature = n.proposal(p, 1, 1, -1, &block).signature;
     let out = c.handle(Input::Proposal(prop));
-    assert!(matches!(rejections(&out)[..], [RejectReason::BadSignature(_)]), "{out:?}");
+    assert!(
+        matches!(rejections(&out)[..], [RejectReason::BadSignature(_)]),
+        "{out:?}"
+    );
     // The genuine proposal is accepted.
     let out = c.handle(Input::Proposal(n.proposal(p, 1, 0, -1, &block)));
     assert!(rejections(&out).is_empty());
-    assert!(out.iter().any(|o| matches!(o, Output::ValidateBlock { .. })));
+    assert!(
+        out.iter()
+            .any(|o| matches!(o, Output::ValidateBlock { .. }))
+    );
 }
 
 #[test]
@@ -341,8 +374,17 @@ fn lock_is_kept_against_a_new_value_and_released_by_a_later_polka() {
     let p0 = n.proposer(1, 0);
     let (bv, v) = n.block(p0, 1, 1);
     c.handle(Input::Proposal(n.proposal(p0, 1, 0, -1, &bv)));
-    let out = c.handle(Input::BlockValidity { height: 1, round: 0, block_hash: v, valid: true });
-    assert_eq!(votes_cast(&out)[0].block_hash, v.to_vec(), "prevotes the proposal");
+    let out = c.handle(Input::BlockValidity {
+        height: 1,
+        round: 0,
+        block_hash: v,
+        valid: true,
+    });
+    assert_eq!(
+        votes_cast(&out)[0].block_hash,
+        v.to_vec(),
+        "prevotes the proposal"
+    );
     let mut out = Vec::new();
     for i in (0..4).filter(|i| *i != me).take(2) {
         out.extend(c.handle(Input::Vote(n.vote(i, VoteType::Prevote, 1, 0, Some(v)))));
@@ -353,32 +395,60 @@ fn lock_is_kept_against_a_new_value_and_released_by_a_later_polka() {
     assert_eq!(pc[0].vote_type, VoteType::Precommit as i32);
     assert_eq!(pc[0].block_hash, v.to_vec());
     // Round 1: a new value w without POL → prevote nil (locked on v).
-    c.handle(Input::TimeoutFired(Timeout { height: 1, round: 0, step: TimeoutStep::Precommit }));
+    c.handle(Input::TimeoutFired(Timeout {
+        height: 1,
+        round: 0,
+        step: TimeoutStep::Precommit,
+    }));
     assert_eq!(c.round(), 1);
     let p1 = n.proposer(1, 1);
     let (bw, w) = n.block(p1, 1, 2);
     c.handle(Input::Proposal(n.proposal(p1, 1, 1, -1, &bw)));
-    let out = c.handle(Input::BlockValidity { height: 1, round: 1, block_hash: w, valid: true });
+    let out = c.handle(Input::BlockValidity {
+        height: 1,
+        round: 1,
+        block_hash: w,
+        valid: true,
+    });
     let pv = votes_cast(&out);
     assert_eq!(pv.len(), 1);
-    assert!(pv[0].block_hash.is_empty(), "locked: prevote nil for another value");
+    assert!(
+        pv[0].block_hash.is_empty(),
+        "locked: prevote nil for another value"
+    );
     // Our prevote timeout ends round 1's prevote step (precommit nil); then
     // the others' prevotes for w arrive (a polka we see late), and round 2
     // re-proposes w with POL round 1 → the lock from round 0 is released.
-    let out = c.handle(Input::TimeoutFired(Timeout { height: 1, round: 1, step: TimeoutStep::Prevote }));
+    let out = c.handle(Input::TimeoutFired(Timeout {
+        height: 1,
+        round: 1,
+        step: TimeoutStep::Prevote,
+    }));
     assert!(votes_cast(&out)[0].block_hash.is_empty(), "precommit nil");
     for i in (0..4).filter(|i| *i != me) {
         c.handle(Input::Vote(n.vote(i, VoteType::Prevote, 1, 1, Some(w))));
     }
-    assert_eq!(c.locked(), Some((v, 0)), "already precommitted nil in round 1: no relock");
+    assert_eq!(
+        c.locked(),
+        Some((v, 0)),
+        "already precommitted nil in round 1: no relock"
+    );
     assert_eq!(c.valid(), Some((w, 1)), "but w becomes the valid value");
-    c.handle(Input::TimeoutFired(Timeout { height: 1, round: 1, step: TimeoutStep::Precommit }));
+    c.handle(Input::TimeoutFired(Timeout {
+        height: 1,
+        round: 1,
+        step: TimeoutStep::Precommit,
+    }));
     assert_eq!(c.round(), 2);
     let p2 = n.proposer(1, 2);
     let out = c.handle(Input::Proposal(n.proposal(p2, 1, 2, 1, &bw)));
     let pv = votes_cast(&out);
     assert_eq!(pv.len(), 1, "{out:?}");
-    assert_eq!(pv[0].block_hash, w.to_vec(), "POL round 1 ≥ locked round 0 unlocks");
+    assert_eq!(
+        pv[0].block_hash,
+        w.to_vec(),
+        "POL round 1 ≥ locked round 0 unlocks"
+    );
 }
 
 #[test]
@@ -390,27 +460,50 @@ fn double_sign_guard_survives_restart() {
     let p0 = n.proposer(1, 0);
     let (bv, v) = n.block(p0, 1, 1);
     c.handle(Input::Proposal(n.proposal(p0, 1, 0, -1, &bv)));
-    let first = c.handle(Input::BlockValidity { height: 1, round: 0, block_hash: v, valid: true });
+    let first = c.handle(Input::BlockValidity {
+        height: 1,
+        round: 0,
+        block_hash: v,
+        valid: true,
+    });
     // Persist comes before the broadcast it protects.
-    let persist = first.iter().position(|o| matches!(o, Output::PersistSigningState(_)));
-    let send = first.iter().position(|o| matches!(o, Output::BroadcastVote(_)));
+    let persist = first
+        .iter()
+        .position(|o| matches!(o, Output::PersistSigningState(_)));
+    let send = first
+        .iter()
+        .position(|o| matches!(o, Output::BroadcastVote(_)));
     assert!(persist.is_some() && persist < send, "{first:?}");
     let saved = c.signing_state().expect("signed");
     // Restart with the saved state: a proposal for another block in the
     // same round must not produce a second, different prevote.
-    let mut c2 = Consensus::new(ConsensusConfig::default(), n.chain.clone(), Some(n.key(me)), Some(saved));
+    let mut c2 = Consensus::new(
+        ConsensusConfig::default(),
+        n.chain.clone(),
+        Some(n.key(me)),
+        Some(saved),
+    );
     c2.handle(Input::StartHeight(Box::new(n.params(1))));
     assert_eq!(c2.round(), 0);
     let (bw, w) = n.block(p0, 1, 2);
     c2.handle(Input::Proposal(n.proposal(p0, 1, 0, -1, &bw)));
-    let out = c2.handle(Input::BlockValidity { height: 1, round: 0, block_hash: w, valid: true });
+    let out = c2.handle(Input::BlockValidity {
+        height: 1,
+        round: 0,
+        block_hash: w,
+        valid: true,
+    });
     // The guard refuses the prevote for w; the core sends its earlier prevote
     // for v again instead (the same bytes, so no double sign).
     let again = votes_cast(&out);
     assert_eq!(c2.stats().refused_signatures, 1);
     assert_eq!(again.len(), 1, "{out:?}");
     assert_eq!(again[0].block_hash, v.to_vec());
-    assert_eq!(again[0], votes_cast(&first)[0], "identical to the vote before the crash");
+    assert_eq!(
+        again[0],
+        votes_cast(&first)[0],
+        "identical to the vote before the crash"
+    );
 }
 
 #[test]
@@ -422,21 +515,44 @@ fn lock_survives_restart() {
     let p0 = n.proposer(1, 0);
     let (bv, v) = n.block(p0, 1, 1);
     c.handle(Input::Proposal(n.proposal(p0, 1, 0, -1, &bv)));
-    c.handle(Input::BlockValidity { height: 1, round: 0, block_hash: v, valid: true });
+    c.handle(Input::BlockValidity {
+        height: 1,
+        round: 0,
+        block_hash: v,
+        valid: true,
+    });
     for i in (0..4).filter(|i| *i != me).take(2) {
         c.handle(Input::Vote(n.vote(i, VoteType::Prevote, 1, 0, Some(v))));
     }
     assert_eq!(c.locked(), Some((v, 0)));
-    let saved = SigningState::from_bytes(&c.signing_state().expect("signed").to_bytes()).expect("decodes");
-    let mut c2 = Consensus::new(ConsensusConfig::default(), n.chain.clone(), Some(n.key(me)), Some(saved));
+    let saved =
+        SigningState::from_bytes(&c.signing_state().expect("signed").to_bytes()).expect("decodes");
+    let mut c2 = Consensus::new(
+        ConsensusConfig::default(),
+        n.chain.clone(),
+        Some(n.key(me)),
+        Some(saved),
+    );
     c2.handle(Input::StartHeight(Box::new(n.params(1))));
     assert_eq!(c2.locked(), Some((v, 0)), "the lock is restored");
-    c2.handle(Input::TimeoutFired(Timeout { height: 1, round: 0, step: TimeoutStep::Precommit }));
+    c2.handle(Input::TimeoutFired(Timeout {
+        height: 1,
+        round: 0,
+        step: TimeoutStep::Precommit,
+    }));
     let p1 = n.proposer(1, 1);
     let (bw, w) = n.block(p1, 1, 2);
     c2.handle(Input::Proposal(n.proposal(p1, 1, 1, -1, &bw)));
-    let out = c2.handle(Input::BlockValidity { height: 1, round: 1, block_hash: w, valid: true });
-    assert!(votes_cast(&out)[0].block_hash.is_empty(), "still locked on v: prevote nil");
+    let out = c2.handle(Input::BlockValidity {
+        height: 1,
+        round: 1,
+        block_hash: w,
+        valid: true,
+    });
+    assert!(
+        votes_cast(&out)[0].block_hash.is_empty(),
+        "still locked on v: prevote nil"
+    );
 }
 
 #[test]
@@ -476,13 +592,22 @@ fn forged_conflicting_vote_frames_nobody() {
     let n = net(&[1, 1, 1, 1]);
     let mut c = Consensus::new(ConsensusConfig::default(), n.chain.clone(), None, None);
     c.handle(Input::StartHeight(Box::new(n.params(1))));
-    c.handle(Input::Vote(n.vote(1, VoteType::Prevote, 1, 0, Some([7; 32]))));
+    c.handle(Input::Vote(n.vote(
+        1,
+        VoteType::Prevote,
+        1,
+        0,
+        Some([7; 32]),
+    )));
     // Validator 3 signs, claiming to be validator 1, for another value.
     let mut forged = n.vote(3, VoteType::Prevote, 1, 0, None);
     forged.validator_address = n.set.validators()[1].address.0.to_vec();
     let out = c.handle(Input::Vote(forged));
     assert!(evidence_of(&out).is_empty());
-    assert!(matches!(rejections(&out)[..], [RejectReason::BadSignature(_)]));
+    assert!(matches!(
+        rejections(&out)[..],
+        [RejectReason::BadSignature(_)]
+    ));
 }
 
 #[test]
@@ -506,13 +631,22 @@ fn conflicting_proposals_become_evidence() {
 fn future_height_buffer_is_bounded_and_replayed() {
     let n = net(&[1, 1, 1, 1]);
     let cfg = ConsensusConfig {
-        buffer: BufferConfig { max_messages: 4, max_heights_ahead: 2 },
+        buffer: BufferConfig {
+            max_messages: 4,
+            max_heights_ahead: 2,
+        },
         ..Default::default()
     };
     let mut c = Consensus::new(cfg, n.chain.clone(), None, None);
     c.handle(Input::StartHeight(Box::new(n.params(1))));
     for r in 0..10 {
-        c.handle(Input::Vote(n.vote(r % 4, VoteType::Prevote, 2, r as u32, None)));
+        c.handle(Input::Vote(n.vote(
+            r % 4,
+            VoteType::Prevote,
+            2,
+            r as u32,
+            None,
+        )));
     }
     c.handle(Input::Vote(n.vote(0, VoteType::Prevote, 9, 0, None)));
     assert_eq!(c.buffered(), (4, 7));
@@ -537,8 +671,16 @@ fn votes_are_verified_once_per_quorum_and_bad_ones_are_dropped() {
         c.handle(Input::Vote(n.vote(i, VoteType::Precommit, 1, 0, v)));
     }
     let s = c.stats();
-    assert_eq!((s.aggregate_checks, s.single_checks), (1, 3), "aggregate failed, then per-vote");
+    assert_eq!(
+        (s.aggregate_checks, s.single_checks),
+        (1, 3),
+        "aggregate failed, then per-vote"
+    );
     c.handle(Input::Vote(n.vote(3, VoteType::Precommit, 1, 0, v)));
     let s = c.stats();
-    assert_eq!((s.aggregate_checks, s.single_checks), (1, 4), "the last one completes the quorum");
+    assert_eq!(
+        (s.aggregate_checks, s.single_checks),
+        (1, 4),
+        "the last one completes the quorum"
+    );
 }

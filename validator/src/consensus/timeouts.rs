@@ -75,10 +75,17 @@ mod tests {
     #[test]
     fn timeouts_grow_with_round() {
         let c = TimeoutConfig::default();
-        for step in [TimeoutStep::Propose, TimeoutStep::Prevote, TimeoutStep::Precommit] {
+        for step in [
+            TimeoutStep::Propose,
+            TimeoutStep::Prevote,
+            TimeoutStep::Precommit,
+        ] {
             assert!(c.duration_ms(step, 1) > c.duration_ms(step, 0));
             assert!(c.duration_ms(step, 10) > c.duration_ms(step, 9));
         }
-        assert_eq!(c.duration_ms(TimeoutStep::Propose, u32::MAX), 3000 + 500 * u64::from(u32::MAX));
+        assert_eq!(
+            c.duration_ms(TimeoutStep::Propose, u32::MAX),
+            3000 + 500 * u64::from(u32::MAX)
+        );
     }
 }

@@ -163,7 +163,8 @@ impl VoteSet {
                 return Insert::BadSignature;
             }
         }
-        let others: Vec<(usize, Value)> = self.votes.range(slot_range(idx)).map(|(k, _)| *k).collect();
+        let others: Vec<(usize, Value)> =
+            self.votes.range(slot_range(idx)).map(|(k, _)| *k).collect();
         if others.is_empty() {
             let verified = match mode {
                 VerifyMode::PerVote => {
@@ -175,7 +176,14 @@ impl VoteSet {
                 }
                 VerifyMode::Aggregate => false,
             };
-            self.add(idx, value, ctx.set.validators()[idx].power, signature, verified, vote);
+            self.add(
+                idx,
+                value,
+                ctx.set.validators()[idx].power,
+                signature,
+                verified,
+                vote,
+            );
             return Insert::Added;
         }
         // A conflict: judge both sides by their own signatures, so that a
@@ -217,7 +225,14 @@ impl VoteSet {
         if self.votes.contains_key(&(idx, value)) {
             return;
         }
-        self.add(idx, value, set.validators()[idx].power, signature, true, vote);
+        self.add(
+            idx,
+            value,
+            set.validators()[idx].power,
+            signature,
+            true,
+            vote,
+        );
     }
 
     fn add(
@@ -375,7 +390,12 @@ impl VoteSet {
 
     /// Whether a verified quorum voted for `value`, verifying pending votes
     /// for it only if they could make the difference.
-    pub fn quorum_for(&mut self, ctx: &VoteContext<'_>, value: &Value, quorum: &impl Fn(Power) -> bool) -> bool {
+    pub fn quorum_for(
+        &mut self,
+        ctx: &VoteContext<'_>,
+        value: &Value,
+        quorum: &impl Fn(Power) -> bool,
+    ) -> bool {
         if quorum(self.verified_power(value)) {
             return true;
         }
@@ -388,7 +408,11 @@ impl VoteSet {
 
     /// Whether verified votes of any values reach `threshold`, verifying
     /// pending votes only if they could make the difference.
-    pub fn threshold_any(&mut self, ctx: &VoteContext<'_>, threshold: &impl Fn(Power) -> bool) -> bool {
+    pub fn threshold_any(
+        &mut self,
+        ctx: &VoteContext<'_>,
+        threshold: &impl Fn(Power) -> bool,
+    ) -> bool {
         if threshold(self.verified_any()) {
             return true;
         }
