@@ -41,7 +41,7 @@ const SYNC_RETRY_MS: u64 = 200;
 /// A message on the simulated wire.
 #[derive(Debug, Clone)]
 enum Wire {
-    Proposal(pb::Proposal),
+    Proposal(Box<pb::Proposal>),
     Vote(pb::Vote),
     /// Bytes that claim to be a vote (junk from a Byzantine sender).
     Raw(Vec<u8>),
@@ -192,7 +192,10 @@ fn describe_input(i: &Input) -> String {
 fn describe_output(o: &Output) -> String {
     match o {
         Output::BroadcastProposal(p) => {
-            format!("broadcast {}", describe_input(&Input::Proposal(p.clone())))
+            format!(
+                "broadcast {}",
+                describe_input(&Input::Proposal((**p).clone()))
+            )
         }
         Output::BroadcastVote(v) => {
             format!("broadcast {}", describe_input(&Input::Vote(v.clone())))
@@ -529,7 +532,7 @@ impl Sim {
                 let accepted = self.feed(
                     to,
                     match wire.clone() {
-                        Wire::Proposal(p) => Input::Proposal(p),
+                        Wire::Proposal(p) => Input::Proposal(*p),
                         Wire::Vote(v) => Input::Vote(v),
                         _ => unreachable!("only proposals and votes have a height"),
                     },
@@ -542,7 +545,7 @@ impl Sim {
         }
         match wire {
             Wire::Proposal(p) => {
-                self.feed(to, Input::Proposal(p));
+                self.feed(to, Input::Proposal(*p));
             }
             Wire::Vote(v) => {
                 self.feed(to, Input::Vote(v));
@@ -620,7 +623,7 @@ impl Sim {
     fn act(&mut self, i: usize, o: Output, inputs: &mut std::collections::VecDeque<Input>) {
         match o {
             Output::PersistSigningState(s) => self.nodes[i].persisted = Some(s),
-            Output::BroadcastProposal(p) => self.send_proposal(i, p),
+            Output::BroadcastProposal(p) => self.send_proposal(i, *p),
             Output::BroadcastVote(v) => self.send_vote(i, v),
             Output::ScheduleTimeout {
                 timeout,
@@ -789,9 +792,9 @@ impl Sim {
         let behaviour = self.nodes[i].behaviour;
         self.nodes[i]
             .own_messages
-            .push((Wire::Proposal(p.clone()), tag));
+            .push((Wire::Proposal(Box::new(p.clone())), tag));
         if behaviour != Behaviour::Equivocator || p.pol_round != -1 {
-            self.broadcast(i, Wire::Proposal(p), tag);
+            self.broadcast(i, Wire::Proposal(Box::new(p)), tag);
             return;
         }
         // A second block for the same (height, round), signed directly with the key.
@@ -806,10 +809,10 @@ impl Sim {
         let alt_tag = self.proposal_tag(&alt);
         let (a, b) = self.halves(i);
         for j in a {
-            self.send(i, j, Wire::Proposal(p.clone()), tag);
+            self.send(i, j, Wire::Proposal(Box::new(p.clone())), tag);
         }
         for j in &b {
-            self.send(i, *j, Wire::Proposal(alt.clone()), alt_tag);
+            self.send(i, *j, Wire::Proposal(Box::new(alt.clone())), alt_tag);
         }
         self.splits.insert((p.height, p.round), (b, alt_hash));
     }
@@ -900,14 +903,14 @@ impl Sim {
                 Wire::Raw(w.encode_to_vec())
             }
             // A proposal for a round in someone else's name.
-            _ => Wire::Proposal(pb::Proposal {
+            _ => Wire::Proposal(Box::new(pb::Proposal {
                 height: v.height,
                 round: v.round,
                 pol_round: -1,
                 block: Some(self.template(i, v.height.max(1))),
                 proposer_address: self.address(victim),
                 signature: secret(&self.keys[i]).sign(b"junk").to_bytes().to_vec(),
-            }),
+            })),
         };
         self.send(i, to, wire, None);
     }

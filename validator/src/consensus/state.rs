@@ -163,7 +163,7 @@ pub enum Output {
     /// `BroadcastVote` that comes after it in the same output vector.
     PersistSigningState(SigningState),
     /// Send this proposal to every peer.
-    BroadcastProposal(pb::Proposal),
+    BroadcastProposal(Box<pb::Proposal>),
     /// Send this vote to every peer.
     BroadcastVote(pb::Vote),
     /// Fire `Input::TimeoutFired(timeout)` after `duration_ms`.
@@ -462,7 +462,7 @@ impl Consensus {
         self.start_round(first_round, out);
         for m in self.buffer.take(h) {
             match m {
-                Buffered::Proposal(p) => self.on_proposal(p, out),
+                Buffered::Proposal(p) => self.on_proposal(*p, out),
                 Buffered::Vote(v) => self.on_vote(v, out),
             }
             self.run_rules(out);
@@ -575,7 +575,7 @@ impl Consensus {
             // The host built it; our own block needs no second opinion.
             hs.validity.entry(block_hash).or_insert(true);
         }
-        out.push(Output::BroadcastProposal(proposal));
+        out.push(Output::BroadcastProposal(Box::new(proposal)));
     }
 
     fn cast_vote(&mut self, vote_type: VoteType, value: Value, out: &mut Vec<Output>) {
@@ -644,9 +644,10 @@ impl Consensus {
 
     fn on_proposal(&mut self, p: pb::Proposal, out: &mut Vec<Output>) {
         let (h, r) = (p.height, p.round);
-        let Some(Buffered::Proposal(p)) = self.admit(h, r, Buffered::Proposal(p)) else {
+        let Some(Buffered::Proposal(p)) = self.admit(h, r, Buffered::Proposal(Box::new(p))) else {
             return;
         };
+        let p = *p;
         let Some(hs) = self.hs.as_ref() else { return };
         let set = &hs.params.validator_set;
         let Some(block) = p.block.as_ref() else {

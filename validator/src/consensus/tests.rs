@@ -176,7 +176,7 @@ fn run_happy_path(n: &Net) -> Vec<Vec<String>> {
                 Output::BroadcastProposal(p) => {
                     for j in 0..cores.len() {
                         if j != i {
-                            queue.push_back((j, Input::Proposal(p.clone())));
+                            queue.push_back((j, Input::Proposal((*p).clone())));
                         }
                     }
                 }
@@ -230,7 +230,7 @@ fn happy_path_commits_with_a_valid_certificate() {
             match o {
                 Output::BroadcastProposal(p) => (0..4)
                     .filter(|j| *j != i)
-                    .for_each(|j| queue.push_back((j, Input::Proposal(p.clone())))),
+                    .for_each(|j| queue.push_back((j, Input::Proposal((*p).clone())))),
                 Output::BroadcastVote(v) => (0..4)
                     .filter(|j| *j != i)
                     .for_each(|j| queue.push_back((j, Input::Vote(v.clone())))),
