@@ -8,8 +8,10 @@
 
 pub mod block;
 pub mod certificate;
+pub mod chain_verifier;
 pub mod consensus;
 pub mod crypto;
+pub mod ledger;
 pub mod lottery;
 pub mod signing;
 pub mod types;

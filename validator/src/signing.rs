@@ -70,3 +70,24 @@ pub fn tx_bytes(chain: &ChainId, body_hash: &Hash) -> Vec<u8> {
     out.extend_from_slice(body_hash);
     out
 }
+
+/// SHA3-256 of a transaction body's protobuf encoding (what the signature commits to).
+pub fn tx_body_hash(body: &agora_proto::v1::TxBody) -> Hash {
+    crate::crypto::sha3_256(&prost::Message::encode_to_vec(body))
+}
+
+/// Signs a transaction body as its sender: the signature covers
+/// [`tx_bytes`] of the body's hash, and the sender's public key is attached
+/// (the sender's address is derived from it).
+pub fn sign_transaction(
+    chain: &ChainId,
+    sender: &crate::crypto::SecretKey,
+    body: agora_proto::v1::TxBody,
+) -> agora_proto::v1::Transaction {
+    let sig = sender.sign(&tx_bytes(chain, &tx_body_hash(&body)));
+    agora_proto::v1::Transaction {
+        body: Some(body),
+        public_key: sender.public_key().to_bytes().to_vec(),
+        signature: sig.to_bytes().to_vec(),
+    }
+}

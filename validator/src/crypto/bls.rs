@@ -372,7 +372,9 @@ mod tests {
         let pks: Vec<PublicKey> = sks.iter().map(|s| s.public_key()).collect();
         let msgs: Vec<Vec<u8>> = (0..6u8).map(|i| vec![i; 10]).collect();
         let mut sigs: Vec<Signature> = sks.iter().zip(&msgs).map(|(s, m)| s.sign(m)).collect();
-        let rands: Vec<u64> = (1..=6).map(|i| i * 0x9e37_79b9_7f4a_7c15).collect();
+        let rands: Vec<u64> = (1..=6u64)
+            .map(|i| i.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1)
+            .collect();
         let items = |sigs: &[Signature]| -> Vec<(usize, Signature)> {
             sigs.iter().copied().enumerate().collect()
         };

@@ -1,0 +1,287 @@
+//! `agora query ...`: read chain state from a node and render it as JSON.
+
+use super::tx::status_name;
+use agora_proto::v1 as pb;
+use agora_proto::v1::query_client::QueryClient;
+use agora_validator::Address;
+use serde_json::{Value, json};
+use tonic::transport::Channel;
+
+/// One query.
+#[derive(Debug, Clone)]
+pub enum QueryKind {
+    /// Chain id, latest height and hash.
+    Status,
+    /// A block by height.
+    Block(u64),
+    /// A commit certificate by height.
+    Cert(u64),
+    /// The validator set of a height (0: latest).
+    Validators(u64),
+    /// One validator's staking record.
+    Validator(Address),
+    /// One delegation.
+    Delegation {
+        /// Delegator.
+        delegator: Address,
+        /// Validator.
+        validator: Address,
+    },
+    /// A delegator's delegations.
+    Delegations(Address),
+    /// A delegator's unbonding entries.
+    Unbonding(Address),
+    /// Slashing events (of one validator, or all).
+    Slashes(Option<Address>),
+    /// An account.
+    Account(Address),
+    /// A transaction by hash.
+    Tx([u8; 32]),
+}
+
+fn header_json(h: &pb::Header) -> Value {
+    json!({
+        "chain_id": h.chain_id,
+        "height": h.height,
+        "proposal_round": h.proposal_round,
+        "parent_hash": hex::encode(&h.parent_hash),
+        "proposer": hex::encode(&h.proposer_address),
+        "vrf_proof": hex::encode(&h.vrf_proof),
+        "txs_hash": hex::encode(&h.txs_hash),
+        "evidence_hash": hex::encode(&h.evidence_hash),
+        "last_commit_hash": hex::encode(&h.last_commit_hash),
+        "app_hash": hex::encode(&h.app_hash),
+        "validators_hash": hex::encode(&h.validators_hash),
+        "next_validators_hash": hex::encode(&h.next_validators_hash),
+        "time_ms": h.time_ms,
+    })
+}
+
+fn cert_json(c: &pb::CommitCertificate) -> Value {
+    json!({
+        "height": c.height,
+        "round": c.round,
+        "block_hash": hex::encode(&c.block_hash),
+        "signers": hex::encode(&c.signers),
+        "aggregate_signature": hex::encode(&c.aggregate_signature),
+    })
+}
+
+fn validator_json(v: &pb::ValidatorRecord) -> Value {
+    json!({
+        "address": hex::encode(&v.address),
+        "operator": hex::encode(&v.operator),
+        "consensus_public_key": hex::encode(&v.consensus_public_key),
+        "tokens": v.tokens,
+        "shares": v.shares,
+        "power": v.power,
+        "jailed": v.jailed,
+        "tombstoned": v.tombstoned,
+        "jailed_until": v.jailed_until,
+        "active": v.active,
+    })
+}
+
+fn delegation_json(d: &pb::Delegation) -> Value {
+    json!({
+        "delegator": hex::encode(&d.delegator),
+        "validator": hex::encode(&d.validator),
+        "shares": d.shares,
+        "tokens": d.tokens,
+    })
+}
+
+/// A slashing event as JSON.
+pub fn slash_json(e: &pb::SlashingEvent) -> Value {
+    json!({
+        "validator": hex::encode(&e.validator),
+        "infraction_height": e.infraction_height,
+        "slash_height": e.slash_height,
+        "amount": e.amount,
+        "fraction_bps": e.fraction_bps,
+        "evidence_hash": hex::encode(&e.evidence_hash),
+        "tombstoned": e.tombstoned,
+    })
+}
+
+/// Runs one query and renders the answer.
+pub async fn run(channel: Channel, q: &QueryKind) -> Result<Value, tonic::Status> {
+    let mut c = QueryClient::new(channel).max_decoding_message_size(32 * 1024 * 1024);
+    Ok(match q {
+        QueryKind::Status => {
+            let s = c.get_status(pb::GetStatusRequest {}).await?.into_inner();
+            json!({
+                "chain_id": s.chain_id,
+                "latest_height": s.latest_height,
+                "latest_block_hash": hex::encode(&s.latest_block_hash),
+                "round": s.round,
+                "node_address": hex::encode(&s.node_address),
+                "peers": s.peers,
+            })
+        }
+        QueryKind::Block(h) => {
+            let r = c
+                .get_block(pb::GetBlockRequest { height: *h })
+                .await?
+                .into_inner();
+            let b = r.block.unwrap_or_default();
+            json!({
+                "block_hash": hex::encode(&r.block_hash),
+                "header": b.header.as_ref().map(header_json),
+                "txs": b.txs.len(),
+                "evidence": b.evidence.len(),
+                "last_commit": b.last_commit.as_ref().map(cert_json),
+            })
+        }
+        QueryKind::Cert(h) => {
+            let r = c
+                .get_commit_certificate(pb::GetCommitCertificateRequest { height: *h })
+                .await?
+                .into_inner();
+            json!({
+                "certificate": r.certificate.as_ref().map(cert_json),
+                "header": r.header.as_ref().map(header_json),
+            })
+        }
+        QueryKind::Validators(h) => {
+            let r = c
+                .get_validator_set(pb::GetValidatorSetRequest { height: *h })
+                .await?
+                .into_inner();
+            let set = r.validator_set.unwrap_or_default();
+            json!({
+                "height": r.height,
+                "hash": hex::encode(&set.hash),
+                "validators": set.validators.iter().map(|v| json!({
+                    "address": hex::encode(&v.address),
+                    "public_key": hex::encode(&v.public_key),
+                    "power": v.power,
+                })).collect::<Vec<_>>(),
+            })
+        }
+        QueryKind::Validator(a) => {
+            let r = c
+                .get_validator(pb::GetValidatorRequest {
+                    address: a.0.to_vec(),
+                })
+                .await?
+                .into_inner();
+            r.validator
+                .as_ref()
+                .map(validator_json)
+                .unwrap_or(Value::Null)
+        }
+        QueryKind::Delegation {
+            delegator,
+            validator,
+        } => {
+            let r = c
+                .get_delegation(pb::GetDelegationRequest {
+                    delegator: delegator.0.to_vec(),
+                    validator: validator.0.to_vec(),
+                })
+                .await?
+                .into_inner();
+            r.delegation
+                .as_ref()
+                .map(delegation_json)
+                .unwrap_or(Value::Null)
+        }
+        QueryKind::Delegations(d) => {
+            let mut all = Vec::new();
+            let mut token = Vec::new();
+            for _ in 0..1000 {
+                let r = c
+                    .list_delegations(pb::ListDelegationsRequest {
+                        delegator: d.0.to_vec(),
+                        page: Some(pb::PageRequest {
+                            page_token: token,
+                            limit: 200,
+                        }),
+                    })
+                    .await?
+                    .into_inner();
+                all.extend(r.delegations.iter().map(delegation_json));
+                token = r.page.map(|p| p.next_page_token).unwrap_or_default();
+                if token.is_empty() {
+                    break;
+                }
+            }
+            Value::Array(all)
+        }
+        QueryKind::Unbonding(d) => {
+            let mut all = Vec::new();
+            let mut token = Vec::new();
+            for _ in 0..1000 {
+                let r = c
+                    .list_unbonding(pb::ListUnbondingRequest {
+                        delegator: d.0.to_vec(),
+                        page: Some(pb::PageRequest {
+                            page_token: token,
+                            limit: 200,
+                        }),
+                    })
+                    .await?
+                    .into_inner();
+                all.extend(r.entries.iter().map(|e| {
+                    json!({
+                        "delegator": hex::encode(&e.delegator),
+                        "validator": hex::encode(&e.validator),
+                        "creation_height": e.creation_height,
+                        "completion_height": e.completion_height,
+                        "initial_balance": e.initial_balance,
+                        "balance": e.balance,
+                    })
+                }));
+                token = r.page.map(|p| p.next_page_token).unwrap_or_default();
+                if token.is_empty() {
+                    break;
+                }
+            }
+            Value::Array(all)
+        }
+        QueryKind::Slashes(v) => {
+            let mut all = Vec::new();
+            let mut token = Vec::new();
+            for _ in 0..1000 {
+                let r = c
+                    .list_slashing_events(pb::ListSlashingEventsRequest {
+                        validator: v.map(|a| a.0.to_vec()).unwrap_or_default(),
+                        page: Some(pb::PageRequest {
+                            page_token: token,
+                            limit: 200,
+                        }),
+                    })
+                    .await?
+                    .into_inner();
+                all.extend(r.events.iter().map(slash_json));
+                token = r.page.map(|p| p.next_page_token).unwrap_or_default();
+                if token.is_empty() {
+                    break;
+                }
+            }
+            Value::Array(all)
+        }
+        QueryKind::Account(a) => {
+            let r = c
+                .get_account(pb::GetAccountRequest {
+                    address: a.0.to_vec(),
+                })
+                .await?
+                .into_inner();
+            json!({ "address": hex::encode(&r.address), "balance": r.balance, "nonce": r.nonce })
+        }
+        QueryKind::Tx(h) => {
+            let r = c
+                .get_tx(pb::GetTxRequest { hash: h.to_vec() })
+                .await?
+                .into_inner();
+            json!({
+                "tx_hash": hex::encode(&r.tx_hash),
+                "status": status_name(r.status),
+                "height": r.height,
+                "log": r.log,
+            })
+        }
+    })
+}

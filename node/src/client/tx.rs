@@ -1,0 +1,170 @@
+//! `agora tx ...`: build a transaction, sign it locally, submit it, and wait
+//! for its outcome. Keys never leave this process; only the signed
+//! transaction is sent.
+
+use agora_proto::v1 as pb;
+use agora_proto::v1::query_client::QueryClient;
+use agora_proto::v1::staking_client::StakingClient;
+use agora_validator::signing::sign_transaction;
+use agora_validator::{Address, ChainId, SecretKey};
+use tonic::transport::Channel;
+
+/// What to do.
+#[derive(Debug, Clone)]
+pub enum TxAction {
+    /// Delegate `amount` tokens to `validator`.
+    Bond {
+        /// Validator address.
+        validator: Address,
+        /// Tokens (base units).
+        amount: u128,
+    },
+    /// Turn `shares` back into tokens, paid out after the unbonding period.
+    Unbond {
+        /// Validator address.
+        validator: Address,
+        /// Shares to unbond.
+        shares: u128,
+    },
+    /// Send tokens.
+    Transfer {
+        /// Recipient.
+        to: Address,
+        /// Tokens (base units).
+        amount: u128,
+    },
+    /// Register the sender's validator with a consensus key.
+    CreateValidator {
+        /// The consensus key (its public key and proof of possession are sent).
+        consensus_key: Box<SecretKey>,
+        /// Self-bond in tokens.
+        self_bond: u128,
+    },
+    /// Leave jail.
+    Unjail {
+        /// Validator address.
+        validator: Address,
+    },
+}
+
+/// Why a submission failed.
+#[derive(Debug, thiserror::Error)]
+pub enum TxClientError {
+    /// The node refused the request; its message says why.
+    #[error("{}: {}", code_name(.0.code()), .0.message())]
+    Refused(Box<tonic::Status>),
+}
+
+impl From<tonic::Status> for TxClientError {
+    fn from(s: tonic::Status) -> Self {
+        Self::Refused(Box::new(s))
+    }
+}
+
+fn code_name(c: tonic::Code) -> &'static str {
+    match c {
+        tonic::Code::InvalidArgument => "invalid argument",
+        tonic::Code::FailedPrecondition => "rejected",
+        tonic::Code::NotFound => "not found",
+        tonic::Code::Unavailable => "node unavailable",
+        tonic::Code::DeadlineExceeded => "timed out",
+        _ => "error",
+    }
+}
+
+/// The body kind of an action.
+pub fn body_kind(action: &TxAction) -> pb::tx_body::Kind {
+    use pb::tx_body::Kind;
+    match action {
+        TxAction::Bond { validator, amount } => Kind::Bond(pb::Bond {
+            validator: validator.0.to_vec(),
+            amount: amount.to_string(),
+        }),
+        TxAction::Unbond { validator, shares } => Kind::Unbond(pb::Unbond {
+            validator: validator.0.to_vec(),
+            shares: shares.to_string(),
+        }),
+        TxAction::Transfer { to, amount } => Kind::Transfer(pb::Transfer {
+            to: to.0.to_vec(),
+            amount: amount.to_string(),
+        }),
+        TxAction::CreateValidator {
+            consensus_key,
+            self_bond,
+        } => Kind::CreateValidator(pb::CreateValidator {
+            consensus_public_key: consensus_key.public_key().to_bytes().to_vec(),
+            proof_of_possession: consensus_key.prove_possession().to_bytes().to_vec(),
+            self_bond: self_bond.to_string(),
+        }),
+        TxAction::Unjail { validator } => Kind::Unjail(pb::Unjail {
+            validator: validator.0.to_vec(),
+        }),
+    }
+}
+
+/// Signs `action` from `sender` with its next nonce (read from the node) and
+/// the node's chain id, submits it through the matching Staking method and,
+/// if `wait`, waits for the outcome.
+pub async fn submit(
+    channel: Channel,
+    sender: &SecretKey,
+    action: &TxAction,
+    wait: bool,
+) -> Result<pb::SubmitTxResponse, TxClientError> {
+    let mut query = QueryClient::new(channel.clone());
+    let status = query
+        .get_status(pb::GetStatusRequest {})
+        .await?
+        .into_inner();
+    let chain = ChainId::new(status.chain_id.clone()).map_err(|e| {
+        tonic::Status::invalid_argument(format!("node reports an invalid chain id: {e}"))
+    })?;
+    let me = Address::of(&sender.public_key());
+    let account = query
+        .get_account(pb::GetAccountRequest {
+            address: me.0.to_vec(),
+        })
+        .await?
+        .into_inner();
+    let body = pb::TxBody {
+        chain_id: chain.to_string(),
+        nonce: account.nonce,
+        kind: Some(body_kind(action)),
+    };
+    let tx = sign_transaction(&chain, sender, body);
+    let req = pb::SubmitTxRequest {
+        tx: Some(tx),
+        wait_for_commit: wait,
+        timeout_ms: 0,
+    };
+    let mut staking = StakingClient::new(channel);
+    let resp = match action {
+        TxAction::Bond { .. } => staking.bond(req).await?,
+        TxAction::Unbond { .. } => staking.unbond(req).await?,
+        TxAction::Transfer { .. } => staking.transfer(req).await?,
+        TxAction::CreateValidator { .. } => staking.create_validator(req).await?,
+        TxAction::Unjail { .. } => staking.unjail(req).await?,
+    };
+    Ok(resp.into_inner())
+}
+
+/// Human name of a transaction status.
+pub fn status_name(s: i32) -> &'static str {
+    match pb::TxStatus::try_from(s) {
+        Ok(pb::TxStatus::Pending) => "pending",
+        Ok(pb::TxStatus::Committed) => "committed",
+        Ok(pb::TxStatus::Rejected) => "rejected",
+        Ok(pb::TxStatus::Failed) => "failed",
+        _ => "unknown",
+    }
+}
+
+/// The outcome as JSON (for `-o json`).
+pub fn outcome_json(r: &pb::SubmitTxResponse) -> serde_json::Value {
+    serde_json::json!({
+        "tx_hash": hex::encode(&r.tx_hash),
+        "status": status_name(r.status),
+        "height": r.height,
+        "log": r.log,
+    })
+}

@@ -1,0 +1,139 @@
+//! Answers to the ledger half of [`NodeApi`](super::NodeApi), in protobuf
+//! terms, with page tokens: an address for validators and delegations,
+//! validator address ‖ entry id (u64) for unbonding entries, and the event id
+//! (u64) for slashes. A page shorter than asked for is the last one.
+
+use super::api::Page;
+use agora_proto::v1 as pb;
+use agora_validator::Address;
+use agora_validator::ledger::{DelegationView, Ledger, SlashEvent, UnbondingEntry, ValidatorView};
+
+fn addr(bytes: &[u8]) -> Option<Address> {
+    Address::from_slice(bytes).ok()
+}
+
+fn next_token<T>(items: &[T], limit: usize, key: impl Fn(&T) -> Vec<u8>) -> Vec<u8> {
+    match items.last() {
+        Some(last) if items.len() >= limit => key(last),
+        _ => Vec::new(),
+    }
+}
+
+/// A validator view as the API's record.
+pub fn validator_record(v: &ValidatorView) -> pb::ValidatorRecord {
+    pb::ValidatorRecord {
+        address: v.address.0.to_vec(),
+        operator: v.operator.0.to_vec(),
+        consensus_public_key: v.public_key.to_bytes().to_vec(),
+        tokens: v.tokens.to_string(),
+        shares: v.shares.to_string(),
+        power: v.power,
+        jailed: v.jailed,
+        tombstoned: v.tombstoned,
+        jailed_until: v.jailed_until,
+        active: v.active,
+    }
+}
+
+fn delegation(d: &DelegationView) -> pb::Delegation {
+    pb::Delegation {
+        delegator: d.delegator.0.to_vec(),
+        validator: d.validator.0.to_vec(),
+        shares: d.shares.to_string(),
+        tokens: d.tokens.to_string(),
+    }
+}
+
+fn unbonding_entry(e: &UnbondingEntry) -> pb::UnbondingEntry {
+    pb::UnbondingEntry {
+        delegator: e.delegator.0.to_vec(),
+        validator: e.validator.0.to_vec(),
+        creation_height: e.creation_height,
+        completion_height: e.completion_height,
+        initial_balance: e.initial_balance.to_string(),
+        balance: e.balance.to_string(),
+    }
+}
+
+/// A slash event as the API's record.
+pub fn slash_event(e: &SlashEvent) -> pb::SlashingEvent {
+    pb::SlashingEvent {
+        validator: e.validator.0.to_vec(),
+        infraction_height: e.infraction_height,
+        slash_height: e.slash_height,
+        amount: e.amount.to_string(),
+        fraction_bps: e.fraction_bps,
+        evidence_hash: e.evidence_hash.to_vec(),
+        tombstoned: e.tombstoned,
+    }
+}
+
+/// One validator.
+pub fn validator(l: &Ledger, a: &[u8]) -> Option<pb::ValidatorRecord> {
+    l.validator(&addr(a)?).as_ref().map(validator_record)
+}
+
+/// A page of validators after the address `after`.
+pub fn validators(l: &Ledger, after: &[u8], limit: usize) -> Page<pb::ValidatorRecord> {
+    let views = l.validators(addr(after), limit);
+    let next = next_token(&views, limit, |v| v.address.0.to_vec());
+    (views.iter().map(validator_record).collect(), next)
+}
+
+/// An account (zero balance and nonce for an address never seen).
+pub fn account(l: &Ledger, a: &[u8]) -> pb::GetAccountResponse {
+    let acct = addr(a).map(|a| l.account(&a)).unwrap_or_default();
+    pb::GetAccountResponse {
+        address: a.to_vec(),
+        balance: acct.balance.to_string(),
+        nonce: acct.nonce,
+    }
+}
+
+/// One delegation.
+pub fn delegation_of(l: &Ledger, d: &[u8], v: &[u8]) -> Option<pb::Delegation> {
+    l.delegation(&addr(d)?, &addr(v)?).as_ref().map(delegation)
+}
+
+/// A page of a delegator's delegations after the validator address `after`.
+pub fn delegations(l: &Ledger, d: &[u8], after: &[u8], limit: usize) -> Page<pb::Delegation> {
+    let Some(d) = addr(d) else {
+        return (Vec::new(), Vec::new());
+    };
+    let views = l.delegations(&d, addr(after), limit);
+    let next = next_token(&views, limit, |v| v.validator.0.to_vec());
+    (views.iter().map(delegation).collect(), next)
+}
+
+/// A page of a delegator's unbonding entries after `validator ‖ id`.
+pub fn unbonding(l: &Ledger, d: &[u8], after: &[u8], limit: usize) -> Page<pb::UnbondingEntry> {
+    let Some(d) = addr(d) else {
+        return (Vec::new(), Vec::new());
+    };
+    let start = (after.len() == 28)
+        .then(|| {
+            let v = addr(&after[..20])?;
+            let id = u64::from_be_bytes(after[20..].try_into().ok()?);
+            Some((v, id))
+        })
+        .flatten();
+    let entries = l.unbonding(&d, start, limit);
+    let next = next_token(&entries, limit, |e| {
+        let mut t = e.validator.0.to_vec();
+        t.extend_from_slice(&e.id.to_be_bytes());
+        t
+    });
+    (entries.iter().map(unbonding_entry).collect(), next)
+}
+
+/// A page of slash events (of one validator, or all when `v` is empty) after event id `after`.
+pub fn slashes(l: &Ledger, v: &[u8], after: &[u8], limit: usize) -> Page<pb::SlashingEvent> {
+    let filter = if v.is_empty() { None } else { addr(v) };
+    if !v.is_empty() && filter.is_none() {
+        return (Vec::new(), Vec::new());
+    }
+    let start = <[u8; 8]>::try_from(after).ok().map(u64::from_be_bytes);
+    let events = l.slash_events(filter.as_ref(), start, limit);
+    let next = next_token(&events, limit, |e| e.id.to_be_bytes().to_vec());
+    (events.iter().map(slash_event).collect(), next)
+}

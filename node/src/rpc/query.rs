@@ -1,0 +1,297 @@
+//! The `agora.v1.Query` service: reads of chain state for delegators and auditors.
+
+use super::api::NodeApi;
+use super::limits::{self, MAX_KEY_BYTES};
+use agora_proto::v1 as pb;
+use agora_proto::v1::query_server::Query;
+use std::pin::Pin;
+use std::sync::Arc;
+use tokio::sync::mpsc;
+use tonic::codegen::tokio_stream::Stream;
+use tonic::{Request, Response, Status};
+
+/// Implements `agora.v1.Query` over a [`NodeApi`].
+pub struct QueryService<A: NodeApi> {
+    api: Arc<A>,
+}
+
+impl<A: NodeApi> QueryService<A> {
+    /// A service answering from `api`.
+    pub fn new(api: Arc<A>) -> Self {
+        Self { api }
+    }
+}
+
+/// Checks a 20-byte address field from a client.
+fn address(field: &str, bytes: &[u8]) -> Result<(), Status> {
+    if bytes.len() != 20 {
+        return Err(Status::invalid_argument(format!(
+            "`{field}` must be a 20-byte address (40 hex digits), got {} bytes",
+            bytes.len()
+        )));
+    }
+    Ok(())
+}
+
+/// The page token and size of a request.
+fn page(p: &Option<pb::PageRequest>) -> Result<(Vec<u8>, usize), Status> {
+    let (token, limit) = p
+        .as_ref()
+        .map(|p| (p.page_token.clone(), p.limit))
+        .unwrap_or_default();
+    if token.len() > MAX_KEY_BYTES {
+        return Err(Status::invalid_argument("page_token is too long"));
+    }
+    Ok((token, limits::page_size(limit)))
+}
+
+fn page_response(next: Vec<u8>) -> Option<pb::PageResponse> {
+    Some(pb::PageResponse {
+        next_page_token: next,
+    })
+}
+
+fn height_arg(h: u64) -> Result<u64, Status> {
+    if h == 0 {
+        return Err(Status::invalid_argument("height must be 1 or more"));
+    }
+    Ok(h)
+}
+
+/// Stream of certificates for StreamCommitCertificates.
+pub type CertStream =
+    Pin<Box<dyn Stream<Item = Result<pb::GetCommitCertificateResponse, Status>> + Send>>;
+
+/// Items buffered per certificate stream before the sender waits for the client.
+const STREAM_BUFFER: usize = 64;
+
+/// Sends stored certificates from `next` on, then live ones as they commit,
+/// in order and without gaps: every notification only says "something new",
+/// and the certificates themselves are read from storage by height, so a
+/// lagging subscriber re-reads instead of skipping.
+async fn pump_certificates<A: NodeApi>(
+    api: Arc<A>,
+    mut next: u64,
+    tx: mpsc::Sender<Result<pb::GetCommitCertificateResponse, Status>>,
+) {
+    let mut commits = api.subscribe_commits();
+    loop {
+        let latest = api.status().latest_height;
+        while next <= latest {
+            let Some((certificate, header)) = api.certificate(next) else {
+                // Not stored (pruned or not yet written): stop rather than skip.
+                let _ = tx
+                    .send(Err(Status::not_found(format!(
+                        "certificate {next} is not stored"
+                    ))))
+                    .await;
+                return;
+            };
+            let item = pb::GetCommitCertificateResponse {
+                certificate: Some(certificate),
+                header: Some(header),
+            };
+            if tx.send(Ok(item)).await.is_err() {
+                return; // client went away
+            }
+            next += 1;
+        }
+        match commits.recv().await {
+            Ok(_) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
+            Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
+        }
+    }
+}
+
+#[tonic::async_trait]
+impl<A: NodeApi> Query for QueryService<A> {
+    async fn get_status(
+        &self,
+        _r: Request<pb::GetStatusRequest>,
+    ) -> Result<Response<pb::GetStatusResponse>, Status> {
+        Ok(Response::new(self.api.status()))
+    }
+
+    async fn get_block(
+        &self,
+        r: Request<pb::GetBlockRequest>,
+    ) -> Result<Response<pb::GetBlockResponse>, Status> {
+        let h = height_arg(r.into_inner().height)?;
+        let (block, block_hash) = self
+            .api
+            .block(h)
+            .ok_or_else(|| Status::not_found(format!("no block at height {h}")))?;
+        Ok(Response::new(pb::GetBlockResponse {
+            block: Some(block),
+            block_hash,
+        }))
+    }
+
+    async fn get_commit_certificate(
+        &self,
+        r: Request<pb::GetCommitCertificateRequest>,
+    ) -> Result<Response<pb::GetCommitCertificateResponse>, Status> {
+        let h = height_arg(r.into_inner().height)?;
+        let (certificate, header) = self
+            .api
+            .certificate(h)
+            .ok_or_else(|| Status::not_found(format!("no certificate at height {h}")))?;
+        Ok(Response::new(pb::GetCommitCertificateResponse {
+            certificate: Some(certificate),
+            header: Some(header),
+        }))
+    }
+
+    type StreamCommitCertificatesStream = CertStream;
+
+    async fn stream_commit_certificates(
+        &self,
+        r: Request<pb::StreamCommitCertificatesRequest>,
+    ) -> Result<Response<Self::StreamCommitCertificatesStream>, Status> {
+        let from = r.into_inner().from_height.max(1);
+        let (tx, rx) = mpsc::channel(STREAM_BUFFER);
+        tokio::spawn(pump_certificates(self.api.clone(), from, tx));
+        let stream = tonic::codegen::tokio_stream::wrappers::ReceiverStream::new(rx);
+        Ok(Response::new(Box::pin(stream)))
+    }
+
+    async fn get_validator_set(
+        &self,
+        r: Request<pb::GetValidatorSetRequest>,
+    ) -> Result<Response<pb::GetValidatorSetResponse>, Status> {
+        let h = r.into_inner().height;
+        let (height, set) = self
+            .api
+            .validator_set(h)
+            .ok_or_else(|| Status::not_found(format!("no validator set known for height {h}")))?;
+        Ok(Response::new(pb::GetValidatorSetResponse {
+            height,
+            validator_set: Some(set),
+        }))
+    }
+
+    async fn get_validator(
+        &self,
+        r: Request<pb::GetValidatorRequest>,
+    ) -> Result<Response<pb::GetValidatorResponse>, Status> {
+        let a = r.into_inner().address;
+        address("address", &a)?;
+        let v = self
+            .api
+            .validator(&a)
+            .ok_or_else(|| Status::not_found(format!("no validator {}", hex::encode(&a))))?;
+        Ok(Response::new(pb::GetValidatorResponse {
+            validator: Some(v),
+        }))
+    }
+
+    async fn list_validators(
+        &self,
+        r: Request<pb::ListValidatorsRequest>,
+    ) -> Result<Response<pb::ListValidatorsResponse>, Status> {
+        let (after, limit) = page(&r.into_inner().page)?;
+        let (validators, next) = self.api.validators(&after, limit);
+        Ok(Response::new(pb::ListValidatorsResponse {
+            validators,
+            page: page_response(next),
+        }))
+    }
+
+    async fn get_account(
+        &self,
+        r: Request<pb::GetAccountRequest>,
+    ) -> Result<Response<pb::GetAccountResponse>, Status> {
+        let a = r.into_inner().address;
+        address("address", &a)?;
+        Ok(Response::new(self.api.account(&a)))
+    }
+
+    async fn get_delegation(
+        &self,
+        r: Request<pb::GetDelegationRequest>,
+    ) -> Result<Response<pb::GetDelegationResponse>, Status> {
+        let r = r.into_inner();
+        address("delegator", &r.delegator)?;
+        address("validator", &r.validator)?;
+        let d = self
+            .api
+            .delegation(&r.delegator, &r.validator)
+            .ok_or_else(|| {
+                Status::not_found(format!(
+                    "{} has no delegation to {}",
+                    hex::encode(&r.delegator),
+                    hex::encode(&r.validator)
+                ))
+            })?;
+        Ok(Response::new(pb::GetDelegationResponse {
+            delegation: Some(d),
+        }))
+    }
+
+    async fn list_delegations(
+        &self,
+        r: Request<pb::ListDelegationsRequest>,
+    ) -> Result<Response<pb::ListDelegationsResponse>, Status> {
+        let r = r.into_inner();
+        address("delegator", &r.delegator)?;
+        let (after, limit) = page(&r.page)?;
+        let (delegations, next) = self.api.delegations(&r.delegator, &after, limit);
+        Ok(Response::new(pb::ListDelegationsResponse {
+            delegations,
+            page: page_response(next),
+        }))
+    }
+
+    async fn list_unbonding(
+        &self,
+        r: Request<pb::ListUnbondingRequest>,
+    ) -> Result<Response<pb::ListUnbondingResponse>, Status> {
+        let r = r.into_inner();
+        address("delegator", &r.delegator)?;
+        let (after, limit) = page(&r.page)?;
+        let (entries, next) = self.api.unbonding(&r.delegator, &after, limit);
+        Ok(Response::new(pb::ListUnbondingResponse {
+            entries,
+            page: page_response(next),
+        }))
+    }
+
+    async fn list_slashing_events(
+        &self,
+        r: Request<pb::ListSlashingEventsRequest>,
+    ) -> Result<Response<pb::ListSlashingEventsResponse>, Status> {
+        let r = r.into_inner();
+        if !r.validator.is_empty() {
+            address("validator", &r.validator)?;
+        }
+        let (after, limit) = page(&r.page)?;
+        let (events, next) = self.api.slashes(&r.validator, &after, limit);
+        Ok(Response::new(pb::ListSlashingEventsResponse {
+            events,
+            page: page_response(next),
+        }))
+    }
+
+    async fn get_tx(
+        &self,
+        r: Request<pb::GetTxRequest>,
+    ) -> Result<Response<pb::GetTxResponse>, Status> {
+        let h = r.into_inner().hash;
+        if h.len() != 32 {
+            return Err(Status::invalid_argument(format!(
+                "`hash` must be a 32-byte transaction hash, got {} bytes",
+                h.len()
+            )));
+        }
+        let info = self.api.tx(&h).ok_or_else(|| {
+            Status::not_found(format!("transaction {} is unknown", hex::encode(&h)))
+        })?;
+        Ok(Response::new(pb::GetTxResponse {
+            tx_hash: h,
+            status: info.status as i32,
+            height: info.height,
+            log: info.log,
+            tx: info.tx,
+        }))
+    }
+}

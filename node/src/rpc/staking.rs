@@ -1,0 +1,166 @@
+//! The `agora.v1.Staking` service: signed transactions in, outcomes out.
+
+use super::api::{ApiError, NodeApi};
+use super::limits;
+use agora_proto::v1 as pb;
+use agora_proto::v1::staking_server::Staking;
+use agora_proto::v1::tx_body::Kind;
+use std::sync::Arc;
+use std::time::Duration;
+use tonic::{Request, Response, Status};
+
+/// Implements `agora.v1.Staking` over a [`NodeApi`].
+pub struct StakingService<A: NodeApi> {
+    api: Arc<A>,
+}
+
+impl<A: NodeApi> StakingService<A> {
+    /// A service answering from `api`.
+    pub fn new(api: Arc<A>) -> Self {
+        Self { api }
+    }
+
+    async fn submit(
+        &self,
+        req: pb::SubmitTxRequest,
+        method: &'static str,
+        accepts: fn(&Kind) -> bool,
+    ) -> Result<Response<pb::SubmitTxResponse>, Status> {
+        let tx = req.tx.ok_or_else(|| {
+            Status::invalid_argument("missing field `tx`: send a signed transaction")
+        })?;
+        let kind = tx
+            .body
+            .as_ref()
+            .and_then(|b| b.kind.as_ref())
+            .ok_or_else(|| Status::invalid_argument("transaction has no body or no kind"))?;
+        if !accepts(kind) {
+            return Err(Status::invalid_argument(format!(
+                "{method} takes a {method} transaction; this one is a {}",
+                kind_name(kind)
+            )));
+        }
+        let hash = self.api.submit_tx(tx)?;
+        if !req.wait_for_commit {
+            return Ok(Response::new(pb::SubmitTxResponse {
+                tx_hash: hash,
+                status: pb::TxStatus::Pending as i32,
+                height: 0,
+                log: "accepted into the mempool".into(),
+            }));
+        }
+        let timeout = limits::wait_timeout(req.timeout_ms);
+        let out = wait_for_outcome(self.api.as_ref(), &hash, timeout).await;
+        Ok(Response::new(out))
+    }
+}
+
+/// Human name of a transaction kind, for error messages.
+pub fn kind_name(kind: &Kind) -> &'static str {
+    match kind {
+        Kind::Transfer(_) => "Transfer",
+        Kind::CreateValidator(_) => "CreateValidator",
+        Kind::Bond(_) => "Bond",
+        Kind::Unbond(_) => "Unbond",
+        Kind::Unjail(_) => "Unjail",
+    }
+}
+
+/// Waits until the transaction leaves the pending state or `timeout` passes.
+/// Reads the status after subscribing, so a commit between the two is not missed.
+pub async fn wait_for_outcome<A: NodeApi + ?Sized>(
+    api: &A,
+    hash: &[u8],
+    timeout: Duration,
+) -> pb::SubmitTxResponse {
+    let mut commits = api.subscribe_commits();
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        if let Some(info) = api.tx(hash)
+            && info.status != pb::TxStatus::Pending
+        {
+            return pb::SubmitTxResponse {
+                tx_hash: hash.to_vec(),
+                status: info.status as i32,
+                height: info.height,
+                log: info.log,
+            };
+        }
+        match tokio::time::timeout_at(deadline, commits.recv()).await {
+            Ok(Ok(_)) | Ok(Err(tokio::sync::broadcast::error::RecvError::Lagged(_))) => continue,
+            Ok(Err(tokio::sync::broadcast::error::RecvError::Closed)) | Err(_) => {
+                return pb::SubmitTxResponse {
+                    tx_hash: hash.to_vec(),
+                    status: pb::TxStatus::Pending as i32,
+                    height: 0,
+                    log: format!(
+                        "still pending after {} ms; query it with GetTx",
+                        timeout.as_millis()
+                    ),
+                };
+            }
+        }
+    }
+}
+
+#[tonic::async_trait]
+impl<A: NodeApi> Staking for StakingService<A> {
+    async fn bond(
+        &self,
+        r: Request<pb::SubmitTxRequest>,
+    ) -> Result<Response<pb::SubmitTxResponse>, Status> {
+        self.submit(r.into_inner(), "Bond", |k| matches!(k, Kind::Bond(_)))
+            .await
+    }
+
+    async fn unbond(
+        &self,
+        r: Request<pb::SubmitTxRequest>,
+    ) -> Result<Response<pb::SubmitTxResponse>, Status> {
+        self.submit(r.into_inner(), "Unbond", |k| matches!(k, Kind::Unbond(_)))
+            .await
+    }
+
+    async fn create_validator(
+        &self,
+        r: Request<pb::SubmitTxRequest>,
+    ) -> Result<Response<pb::SubmitTxResponse>, Status> {
+        self.submit(r.into_inner(), "CreateValidator", |k| {
+            matches!(k, Kind::CreateValidator(_))
+        })
+        .await
+    }
+
+    async fn unjail(
+        &self,
+        r: Request<pb::SubmitTxRequest>,
+    ) -> Result<Response<pb::SubmitTxResponse>, Status> {
+        self.submit(r.into_inner(), "Unjail", |k| matches!(k, Kind::Unjail(_)))
+            .await
+    }
+
+    async fn transfer(
+        &self,
+        r: Request<pb::SubmitTxRequest>,
+    ) -> Result<Response<pb::SubmitTxResponse>, Status> {
+        self.submit(r.into_inner(), "Transfer", |k| {
+            matches!(k, Kind::Transfer(_))
+        })
+        .await
+    }
+
+    async fn submit_evidence(
+        &self,
+        r: Request<pb::SubmitEvidenceRequest>,
+    ) -> Result<Response<pb::SubmitEvidenceResponse>, Status> {
+        let ev = r
+            .into_inner()
+            .evidence
+            .ok_or_else(|| Status::invalid_argument("missing field `evidence`"))?;
+        if ev.kind.is_none() {
+            return Err(ApiError::InvalidArgument("evidence has no kind".into()).into());
+        }
+        let evidence_hash = self.api.submit_evidence(ev)?;
+        Ok(Response::new(pb::SubmitEvidenceResponse { evidence_hash }))
+    }
+}

@@ -1,0 +1,405 @@
+//! The canonical byte encoding of the whole state: the snapshot the node
+//! stores and reloads, and the preimage of the app hash.
+//!
+//! Fixed-width big-endian fields, collections as a u32 count then their
+//! entries in ascending key order. Decoding is strict: every count is bounded
+//! by the bytes left, keys must be strictly ascending (one state, one
+//! encoding), keys and signatures are strictly decoded, and the invariants
+//! that tie the collections together are re-checked, so malformed or
+//! tampered bytes are rejected without a panic.
+
+use super::params::Params;
+use super::state::{Account, SlashEvent, State, UnbondingEntry, ValidatorRecord};
+use crate::crypto::{Hash, PublicKey};
+use crate::types::{Address, ChainId, Height};
+use crate::validator_set::{Validator, ValidatorSet};
+use std::collections::{BTreeMap, BTreeSet};
+
+/// Leading bytes of every snapshot; changes when the format does.
+pub const MAGIC: &[u8] = b"agora/ledger/v1";
+
+/// Why snapshot bytes were rejected.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SnapshotError {
+    /// The bytes end early.
+    #[error("snapshot truncated while reading {0}")]
+    Truncated(&'static str),
+    /// Bytes follow the state.
+    #[error("snapshot has {0} trailing bytes")]
+    Trailing(usize),
+    /// The magic/version does not match.
+    #[error("not a ledger snapshot of this version")]
+    BadMagic,
+    /// A field holds an impossible value, or the parts disagree.
+    #[error("invalid snapshot: {0}")]
+    Invalid(String),
+}
+
+struct Writer(Vec<u8>);
+
+impl Writer {
+    fn u8(&mut self, v: u8) {
+        self.0.push(v);
+    }
+    fn u32(&mut self, v: u32) {
+        self.0.extend_from_slice(&v.to_be_bytes());
+    }
+    fn u64(&mut self, v: u64) {
+        self.0.extend_from_slice(&v.to_be_bytes());
+    }
+    fn u128(&mut self, v: u128) {
+        self.0.extend_from_slice(&v.to_be_bytes());
+    }
+    fn bytes(&mut self, v: &[u8]) {
+        self.0.extend_from_slice(v);
+    }
+    fn count(&mut self, n: usize) {
+        // Collections are bounded far below 2^32 by the bytes they take.
+        self.u32(u32::try_from(n).unwrap_or(u32::MAX));
+    }
+    fn addr(&mut self, a: &Address) {
+        self.bytes(&a.0);
+    }
+}
+
+struct Reader<'a> {
+    buf: &'a [u8],
+}
+
+impl<'a> Reader<'a> {
+    fn take(&mut self, n: usize, what: &'static str) -> Result<&'a [u8], SnapshotError> {
+        if self.buf.len() < n {
+            return Err(SnapshotError::Truncated(what));
+        }
+        let (h, t) = self.buf.split_at(n);
+        self.buf = t;
+        Ok(h)
+    }
+    fn arr<const N: usize>(&mut self, what: &'static str) -> Result<[u8; N], SnapshotError> {
+        let mut a = [0u8; N];
+        a.copy_from_slice(self.take(N, what)?);
+        Ok(a)
+    }
+    fn u8(&mut self, what: &'static str) -> Result<u8, SnapshotError> {
+        Ok(self.arr::<1>(what)?[0])
+    }
+    fn bool(&mut self, what: &'static str) -> Result<bool, SnapshotError> {
+        match self.u8(what)? {
+            0 => Ok(false),
+            1 => Ok(true),
+            _ => Err(SnapshotError::Invalid(format!("{what} is not 0 or 1"))),
+        }
+    }
+    fn u32(&mut self, what: &'static str) -> Result<u32, SnapshotError> {
+        Ok(u32::from_be_bytes(self.arr(what)?))
+    }
+    fn u64(&mut self, what: &'static str) -> Result<u64, SnapshotError> {
+        Ok(u64::from_be_bytes(self.arr(what)?))
+    }
+    fn u128(&mut self, what: &'static str) -> Result<u128, SnapshotError> {
+        Ok(u128::from_be_bytes(self.arr(what)?))
+    }
+    fn addr(&mut self, what: &'static str) -> Result<Address, SnapshotError> {
+        Ok(Address(self.arr(what)?))
+    }
+    /// A count of items each at least `min_size` bytes long, bounded by what is left.
+    fn count(&mut self, min_size: usize, what: &'static str) -> Result<usize, SnapshotError> {
+        let n = self.u32(what)? as usize;
+        if n.saturating_mul(min_size) > self.buf.len() {
+            return Err(SnapshotError::Truncated(what));
+        }
+        Ok(n)
+    }
+}
+
+fn invalid(s: impl Into<String>) -> SnapshotError {
+    SnapshotError::Invalid(s.into())
+}
+
+/// Encodes the state canonically.
+pub fn encode(s: &State) -> Vec<u8> {
+    let mut w = Writer(Vec::with_capacity(
+        256 + s.accounts.len() * 44 + s.validators.len() * 140 + s.delegations.len() * 56,
+    ));
+    w.bytes(MAGIC);
+    let chain = s.chain_id.as_str().as_bytes();
+    w.u8(chain.len() as u8);
+    w.bytes(chain);
+    let p = &s.params;
+    w.u128(p.power_reduction);
+    w.u64(p.unbonding_period);
+    w.u32(p.max_validators);
+    w.u128(p.min_self_bond);
+    w.u32(p.slash_fraction_double_sign_bps);
+    w.u32(p.max_unbonding_entries);
+    w.u64(p.jail_period);
+    w.u64(s.height);
+    w.u128(s.genesis_supply);
+    w.u128(s.slashed_total);
+    w.u64(s.next_unbonding_id);
+
+    w.count(s.accounts.len());
+    for (a, acct) in &s.accounts {
+        w.addr(a);
+        w.u128(acct.balance);
+        w.u64(acct.nonce);
+    }
+    w.count(s.validators.len());
+    for v in s.validators.values() {
+        w.addr(&v.address);
+        w.addr(&v.operator);
+        w.bytes(&v.public_key.to_bytes());
+        w.u128(v.tokens);
+        w.u128(v.shares);
+        w.u8(u8::from(v.jailed));
+        w.u64(v.jailed_until);
+        w.u8(u8::from(v.tombstoned));
+    }
+    w.count(s.delegations.len());
+    for ((d, v), shares) in &s.delegations {
+        w.addr(d);
+        w.addr(v);
+        w.u128(*shares);
+    }
+    w.count(s.unbonding.len());
+    for e in s.unbonding.values() {
+        w.addr(&e.delegator);
+        w.addr(&e.validator);
+        w.u64(e.id);
+        w.u64(e.creation_height);
+        w.u64(e.completion_height);
+        w.u128(e.initial_balance);
+        w.u128(e.balance);
+    }
+    w.count(s.slash_events.len());
+    for ev in &s.slash_events {
+        w.addr(&ev.validator);
+        w.u64(ev.infraction_height);
+        w.u64(ev.slash_height);
+        w.u128(ev.from_bonded);
+        w.u128(ev.from_unbonding);
+        w.u32(ev.fraction_bps);
+        w.bytes(&ev.evidence_hash);
+        w.u8(u8::from(ev.tombstoned));
+    }
+    w.count(s.validator_sets.len());
+    for (h, set) in &s.validator_sets {
+        w.u64(*h);
+        w.count(set.len());
+        for v in set.validators() {
+            // Keys are resolved through the validator records on decode.
+            w.addr(&v.address);
+            w.u64(v.power);
+        }
+    }
+    w.0
+}
+
+/// Decodes and validates a snapshot.
+pub fn decode(bytes: &[u8]) -> Result<State, SnapshotError> {
+    let mut r = Reader { buf: bytes };
+    if r.take(MAGIC.len(), "magic")? != MAGIC {
+        return Err(SnapshotError::BadMagic);
+    }
+    let n = r.u8("chain id length")? as usize;
+    let chain = std::str::from_utf8(r.take(n, "chain id")?).map_err(|_| invalid("chain id"))?;
+    let chain_id = ChainId::new(chain).map_err(|e| invalid(e.to_string()))?;
+    let params = Params {
+        power_reduction: r.u128("params")?,
+        unbonding_period: r.u64("params")?,
+        max_validators: r.u32("params")?,
+        min_self_bond: r.u128("params")?,
+        slash_fraction_double_sign_bps: r.u32("params")?,
+        max_unbonding_entries: r.u32("params")?,
+        jail_period: r.u64("params")?,
+    };
+    params.validate().map_err(|e| invalid(e.to_string()))?;
+    let height = r.u64("height")?;
+    let genesis_supply = r.u128("genesis supply")?;
+    let slashed_total = r.u128("slashed total")?;
+    let next_unbonding_id = r.u64("next unbonding id")?;
+
+    let mut accounts = BTreeMap::new();
+    let mut last: Option<Address> = None;
+    for _ in 0..r.count(44, "accounts")? {
+        let a = r.addr("account")?;
+        if last.is_some_and(|l| l >= a) {
+            return Err(invalid("accounts out of order"));
+        }
+        last = Some(a);
+        let acct = Account {
+            balance: r.u128("account")?,
+            nonce: r.u64("account")?,
+        };
+        accounts.insert(a, acct);
+    }
+
+    let mut validators = BTreeMap::new();
+    let mut last: Option<Address> = None;
+    for _ in 0..r.count(130, "validators")? {
+        let address = r.addr("validator")?;
+        if last.is_some_and(|l| l >= address) {
+            return Err(invalid("validators out of order"));
+        }
+        last = Some(address);
+        let operator = r.addr("validator")?;
+        let public_key = PublicKey::from_bytes(r.take(48, "validator key")?)
+            .map_err(|e| invalid(format!("validator key: {e}")))?;
+        if Address::of(&public_key) != address {
+            return Err(invalid("validator address does not match its key"));
+        }
+        let v = ValidatorRecord {
+            address,
+            operator,
+            public_key,
+            tokens: r.u128("validator")?,
+            shares: r.u128("validator")?,
+            jailed: r.bool("jailed")?,
+            jailed_until: r.u64("validator")?,
+            tombstoned: r.bool("tombstoned")?,
+        };
+        if v.tombstoned && !v.jailed {
+            return Err(invalid("tombstoned validator not jailed"));
+        }
+        validators.insert(address, v);
+    }
+
+    let mut delegations = BTreeMap::new();
+    let mut last = None;
+    let mut share_sums: BTreeMap<Address, u128> = BTreeMap::new();
+    for _ in 0..r.count(56, "delegations")? {
+        let k = (r.addr("delegation")?, r.addr("delegation")?);
+        if last.is_some_and(|l| l >= k) {
+            return Err(invalid("delegations out of order"));
+        }
+        last = Some(k);
+        let shares = r.u128("delegation")?;
+        if shares == 0 || !validators.contains_key(&k.1) {
+            return Err(invalid("empty delegation or unknown validator"));
+        }
+        let sum = share_sums.entry(k.1).or_insert(0);
+        *sum = sum
+            .checked_add(shares)
+            .ok_or_else(|| invalid("shares overflow"))?;
+        delegations.insert(k, shares);
+    }
+    for v in validators.values() {
+        if share_sums.get(&v.address).copied().unwrap_or(0) != v.shares {
+            return Err(invalid(format!("shares of {} do not add up", v.address)));
+        }
+    }
+
+    let mut unbonding = BTreeMap::new();
+    let mut last = None;
+    for _ in 0..r.count(96, "unbonding")? {
+        let e = UnbondingEntry {
+            delegator: r.addr("unbonding")?,
+            validator: r.addr("unbonding")?,
+            id: r.u64("unbonding")?,
+            creation_height: r.u64("unbonding")?,
+            completion_height: r.u64("unbonding")?,
+            initial_balance: r.u128("unbonding")?,
+            balance: r.u128("unbonding")?,
+        };
+        let k = (e.delegator, e.validator, e.id);
+        if last.is_some_and(|l| l >= k) {
+            return Err(invalid("unbonding entries out of order"));
+        }
+        last = Some(k);
+        if e.balance > e.initial_balance
+            || e.id >= next_unbonding_id
+            || e.completion_height <= height
+            || !validators.contains_key(&e.validator)
+        {
+            return Err(invalid("impossible unbonding entry"));
+        }
+        unbonding.insert(k, e);
+    }
+
+    let n = r.count(105, "slash events")?;
+    let mut slash_events = Vec::with_capacity(n);
+    for id in 0..n {
+        let validator = r.addr("slash event")?;
+        let infraction_height = r.u64("slash event")?;
+        let slash_height = r.u64("slash event")?;
+        let from_bonded = r.u128("slash event")?;
+        let from_unbonding = r.u128("slash event")?;
+        let fraction_bps = r.u32("slash event")?;
+        let evidence_hash: Hash = r.arr("slash event")?;
+        let tombstoned = r.bool("slash event")?;
+        let amount = from_bonded
+            .checked_add(from_unbonding)
+            .ok_or_else(|| invalid("slash amount overflow"))?;
+        slash_events.push(SlashEvent {
+            id: id as u64,
+            validator,
+            infraction_height,
+            slash_height,
+            amount,
+            from_bonded,
+            from_unbonding,
+            fraction_bps,
+            evidence_hash,
+            tombstoned,
+        });
+    }
+
+    let mut validator_sets = BTreeMap::new();
+    let mut last: Option<Height> = None;
+    for _ in 0..r.count(12, "validator sets")? {
+        let h = r.u64("validator set")?;
+        if last.is_some_and(|l| l >= h) {
+            return Err(invalid("validator sets out of order"));
+        }
+        last = Some(h);
+        let m = r.count(28, "validator set members")?;
+        let mut members: Vec<Validator> = Vec::with_capacity(m);
+        for _ in 0..m {
+            let a = r.addr("validator set member")?;
+            if members.last().is_some_and(|l| l.address >= a) {
+                return Err(invalid("validator set members out of order"));
+            }
+            let power = r.u64("validator set member")?;
+            let rec = validators
+                .get(&a)
+                .ok_or_else(|| invalid("validator set names an unknown validator"))?;
+            members.push(Validator {
+                address: a,
+                public_key: rec.public_key.clone(),
+                power,
+            });
+        }
+        let set = ValidatorSet::new(members).map_err(|e| invalid(e.to_string()))?;
+        validator_sets.insert(h, set);
+    }
+    if !r.buf.is_empty() {
+        return Err(SnapshotError::Trailing(r.buf.len()));
+    }
+    let mut state = State {
+        chain_id,
+        params,
+        height,
+        genesis_supply,
+        slashed_total,
+        accounts,
+        validators,
+        delegations,
+        unbonding,
+        next_unbonding_id,
+        slash_events,
+        validator_sets,
+        maturity: BTreeSet::new(),
+    };
+    state.rebuild_maturity();
+    let supply = state
+        .total_supply()
+        .and_then(|t| t.checked_add(slashed_total))
+        .ok_or_else(|| invalid("supply overflow"))?;
+    if supply != genesis_supply {
+        return Err(invalid("balances do not add up to the genesis supply"));
+    }
+    if !state.validator_sets.contains_key(&height.saturating_add(2)) {
+        return Err(invalid("the validator set two heights ahead is missing"));
+    }
+    Ok(state)
+}

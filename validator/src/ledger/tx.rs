@@ -1,0 +1,442 @@
+//! Transactions: decoding and stateless validation of a signed
+//! `pb::Transaction`, and the error a person gets when one is refused.
+
+use super::amount::{AmountError, parse_amount};
+use crate::block::tx_hash;
+use crate::crypto::bls::BatchItem;
+use crate::crypto::{Hash, PublicKey, Signature, sha3_256};
+use crate::signing::tx_bytes;
+use crate::types::{Address, ChainId, Height};
+use agora_proto::v1 as pb;
+use prost::Message;
+
+/// Largest encoded transaction accepted (a CreateValidator is ~250 bytes).
+pub const MAX_TX_BYTES: usize = 4 * 1024;
+
+/// Why a transaction was refused or failed. The messages are written for the
+/// person who sent it: they say what to change.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TxError {
+    /// The transaction does not have the required shape.
+    #[error("malformed transaction: {0}")]
+    Malformed(String),
+    /// The encoded transaction is too large.
+    #[error("transaction is {size} bytes, the limit is {max}")]
+    TooLarge {
+        /// Encoded size.
+        size: usize,
+        /// Limit.
+        max: usize,
+    },
+    /// Signed for another chain.
+    #[error("transaction is for chain {got:?}, this chain is {expected:?}")]
+    WrongChainId {
+        /// This chain.
+        expected: String,
+        /// The chain id in the transaction.
+        got: String,
+    },
+    /// The signer's public key does not decode.
+    #[error("bad public key: {0}")]
+    BadPublicKey(String),
+    /// The signature does not verify for the signer over the body.
+    #[error("bad signature: the signature does not verify for this body, key and chain")]
+    BadSignature,
+    /// The signer has never received tokens, so it has no account.
+    #[error("account {0} does not exist; fund it first")]
+    UnknownAccount(Address),
+    /// The nonce is not the account's next nonce.
+    #[error("wrong nonce: expected {expected}, got {got}")]
+    WrongNonce {
+        /// The account's next nonce.
+        expected: u64,
+        /// The transaction's nonce.
+        got: u64,
+    },
+    /// Not enough tokens.
+    #[error("insufficient balance: need {need}, have {have}")]
+    InsufficientBalance {
+        /// Tokens the transaction needs.
+        need: u128,
+        /// Tokens the account holds.
+        have: u128,
+    },
+    /// A zero amount or zero shares.
+    #[error("amount must be greater than zero")]
+    ZeroAmount,
+    /// No validator with that address.
+    #[error("unknown validator {0}")]
+    UnknownValidator(Address),
+    /// A validator with this consensus key already exists.
+    #[error("validator {0} already exists")]
+    ValidatorExists(Address),
+    /// The proof of possession of the consensus key does not verify.
+    #[error("proof of possession does not verify for the consensus key")]
+    BadProofOfPossession,
+    /// The self-bond is below the chain's minimum.
+    #[error("self-bond {got} is below the minimum {min}")]
+    SelfBondTooSmall {
+        /// The chain's minimum self-bond.
+        min: u128,
+        /// The self-bond given (or left).
+        got: u128,
+    },
+    /// The delegator has no delegation with that validator.
+    #[error("no delegation from {delegator} to {validator}")]
+    NoDelegation {
+        /// Delegator.
+        delegator: Address,
+        /// Validator.
+        validator: Address,
+    },
+    /// Fewer shares delegated than asked to unbond.
+    #[error("insufficient shares: asked to unbond {need}, delegation holds {have}")]
+    InsufficientShares {
+        /// Shares asked for.
+        need: u128,
+        /// Shares held.
+        have: u128,
+    },
+    /// The pair already has the maximum number of pending unbonding entries.
+    #[error(
+        "too many unbonding entries: {max} are pending with this validator; wait for one to complete"
+    )]
+    TooManyUnbondingEntries {
+        /// The cap.
+        max: u32,
+    },
+    /// The shares are worth less than one token at the current exchange rate.
+    #[error("unbonding {shares} shares is worth zero tokens; unbond more shares")]
+    UnbondTooSmall {
+        /// Shares asked for.
+        shares: u128,
+    },
+    /// The bond buys zero shares at the current exchange rate.
+    #[error("bonding {amount} buys zero shares at the current exchange rate; bond more")]
+    BondTooSmall {
+        /// Tokens offered.
+        amount: u128,
+    },
+    /// The validator was slashed to zero tokens and cannot take delegations.
+    #[error("validator {0} has no tokens left backing its shares")]
+    ValidatorInsolvent(Address),
+    /// Only the validator's operator may do this.
+    #[error("only the operator {operator} of validator {validator} may unjail it")]
+    NotOperator {
+        /// Validator.
+        validator: Address,
+        /// Its operator.
+        operator: Address,
+    },
+    /// The validator is not jailed.
+    #[error("validator {0} is not jailed")]
+    NotJailed(Address),
+    /// The validator is tombstoned (double signed) and can never validate again.
+    #[error(
+        "validator {0} is tombstoned for double signing and can never be unjailed or bonded to"
+    )]
+    Tombstoned(Address),
+    /// The jail has not expired yet.
+    #[error("validator is jailed until height {until}; now at {now}")]
+    StillJailed {
+        /// First height at which unjailing is allowed.
+        until: Height,
+        /// Current height.
+        now: Height,
+    },
+    /// A balance or total would exceed 128 bits.
+    #[error("amount overflows 128 bits")]
+    Overflow,
+}
+
+impl TxError {
+    /// True for errors that make a transaction invalid for inclusion (no
+    /// state change at all, nonce not consumed); false for errors of
+    /// execution, which consume the nonce so the transaction cannot be
+    /// replayed later when it would succeed.
+    pub fn is_rejection(&self) -> bool {
+        matches!(
+            self,
+            TxError::Malformed(_)
+                | TxError::TooLarge { .. }
+                | TxError::WrongChainId { .. }
+                | TxError::BadPublicKey(_)
+                | TxError::BadSignature
+                | TxError::UnknownAccount(_)
+                | TxError::WrongNonce { .. }
+        )
+    }
+}
+
+/// What a transaction asks for, with amounts parsed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TxKind {
+    /// Move tokens to another account.
+    Transfer {
+        /// Recipient.
+        to: Address,
+        /// Tokens.
+        amount: u128,
+    },
+    /// Register a validator with the signer as operator.
+    CreateValidator {
+        /// Consensus key (strictly decoded).
+        consensus_key: PublicKey,
+        /// Proof of possession of that key (verified by the ledger).
+        proof_of_possession: Signature,
+        /// Tokens the operator self-bonds.
+        self_bond: u128,
+    },
+    /// Delegate tokens for shares.
+    Bond {
+        /// Validator address.
+        validator: Address,
+        /// Tokens.
+        amount: u128,
+    },
+    /// Turn shares back into tokens, paid after the unbonding period.
+    Unbond {
+        /// Validator address.
+        validator: Address,
+        /// Shares.
+        shares: u128,
+    },
+    /// Release a validator from a (non-permanent) jail.
+    Unjail {
+        /// Validator address.
+        validator: Address,
+    },
+}
+
+/// A transaction that decoded and passed every stateless check except the
+/// signature, which [`DecodedTx::verify_signature`] (or a batch) checks.
+#[derive(Debug, Clone)]
+pub struct DecodedTx {
+    /// Hash of the full signed encoding: the transaction's id.
+    pub hash: Hash,
+    /// Signer's key.
+    pub public_key: PublicKey,
+    /// Signer's address: `Address::of(public_key)`.
+    pub signer: Address,
+    /// Account nonce the transaction claims.
+    pub nonce: u64,
+    /// The operation.
+    pub kind: TxKind,
+    /// The bytes the signature covers.
+    pub sign_bytes: Vec<u8>,
+    /// The signature.
+    pub signature: Signature,
+}
+
+fn amount(field: &str, s: &str) -> Result<u128, TxError> {
+    parse_amount(s).map_err(|e: AmountError| TxError::Malformed(format!("{field}: {e}")))
+}
+
+fn address(field: &str, b: &[u8]) -> Result<Address, TxError> {
+    Address::from_slice(b).map_err(|e| TxError::Malformed(format!("{field}: {e}")))
+}
+
+/// Decodes a transaction and checks everything that needs no state and no
+/// pairing: size, body present, chain id, key and signature encodings,
+/// amounts. The signature itself is not verified here.
+pub fn decode(chain: &ChainId, tx: &pb::Transaction) -> Result<DecodedTx, TxError> {
+    let size = tx.encoded_len();
+    if size > MAX_TX_BYTES {
+        return Err(TxError::TooLarge {
+            size,
+            max: MAX_TX_BYTES,
+        });
+    }
+    let body = tx
+        .body
+        .as_ref()
+        .ok_or_else(|| TxError::Malformed("body is missing".into()))?;
+    if body.chain_id != chain.as_str() {
+        return Err(TxError::WrongChainId {
+            expected: chain.as_str().to_string(),
+            got: body.chain_id.clone(),
+        });
+    }
+    let public_key =
+        PublicKey::from_bytes(&tx.public_key).map_err(|e| TxError::BadPublicKey(e.to_string()))?;
+    let signature = Signature::from_bytes(&tx.signature)
+        .map_err(|e| TxError::Malformed(format!("signature: {e}")))?;
+    use pb::tx_body::Kind;
+    let kind = match body
+        .kind
+        .as_ref()
+        .ok_or_else(|| TxError::Malformed("body has no operation".into()))?
+    {
+        Kind::Transfer(t) => TxKind::Transfer {
+            to: address("transfer.to", &t.to)?,
+            amount: amount("transfer.amount", &t.amount)?,
+        },
+        Kind::CreateValidator(c) => TxKind::CreateValidator {
+            consensus_key: PublicKey::from_bytes(&c.consensus_public_key).map_err(|e| {
+                TxError::Malformed(format!("create_validator.consensus_public_key: {e}"))
+            })?,
+            proof_of_possession: Signature::from_bytes(&c.proof_of_possession).map_err(|e| {
+                TxError::Malformed(format!("create_validator.proof_of_possession: {e}"))
+            })?,
+            self_bond: amount("create_validator.self_bond", &c.self_bond)?,
+        },
+        Kind::Bond(b) => TxKind::Bond {
+            validator: address("bond.validator", &b.validator)?,
+            amount: amount("bond.amount", &b.amount)?,
+        },
+        Kind::Unbond(u) => TxKind::Unbond {
+            validator: address("unbond.validator", &u.validator)?,
+            shares: amount("unbond.shares", &u.shares)?,
+        },
+        Kind::Unjail(u) => TxKind::Unjail {
+            validator: address("unjail.validator", &u.validator)?,
+        },
+    };
+    let body_hash = sha3_256(&body.encode_to_vec());
+    Ok(DecodedTx {
+        hash: tx_hash(tx),
+        signer: Address::of(&public_key),
+        public_key,
+        nonce: body.nonce,
+        kind,
+        sign_bytes: tx_bytes(chain, &body_hash),
+        signature,
+    })
+}
+
+impl DecodedTx {
+    /// Verifies the signature over `tx_bytes(chain, sha3(body))`.
+    pub fn verify_signature(&self) -> Result<(), TxError> {
+        self.public_key
+            .verify(&self.sign_bytes, &self.signature)
+            .map_err(|_| TxError::BadSignature)
+    }
+}
+
+/// Verifies the signatures of many decoded transactions, one pairing product
+/// for the lot when all are valid. `randomness` must hold one non-zero,
+/// unpredictable u64 per transaction (the core has no randomness of its own).
+/// Returns one verdict per transaction; when the batch fails (or the
+/// randomness is unusable) every signature is checked on its own, so the
+/// verdicts never depend on the randomness.
+pub fn verify_signatures(txs: &[&DecodedTx], randomness: &[u64]) -> Vec<bool> {
+    if txs.is_empty() {
+        return Vec::new();
+    }
+    let items: Vec<BatchItem<'_>> = txs
+        .iter()
+        .map(|t| BatchItem {
+            key: &t.public_key,
+            msg: &t.sign_bytes,
+            sig: &t.signature,
+        })
+        .collect();
+    if crate::crypto::bls::batch_verify(&items, randomness).is_ok() {
+        return vec![true; txs.len()];
+    }
+    txs.iter().map(|t| t.verify_signature().is_ok()).collect()
+}
+
+/// Signs a transaction body: a helper for clients, tests and benches.
+pub fn sign(sk: &crate::crypto::SecretKey, chain: &ChainId, body: pb::TxBody) -> pb::Transaction {
+    let body_hash = sha3_256(&body.encode_to_vec());
+    let sig = sk.sign(&tx_bytes(chain, &body_hash));
+    pb::Transaction {
+        body: Some(body),
+        public_key: sk.public_key().to_bytes().to_vec(),
+        signature: sig.to_bytes().to_vec(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::crypto::SecretKey;
+
+    fn sk() -> SecretKey {
+        SecretKey::from_seed(&[7; 32]).expect("seed")
+    }
+
+    fn body(chain: &str) -> pb::TxBody {
+        pb::TxBody {
+            chain_id: chain.into(),
+            nonce: 3,
+            kind: Some(pb::tx_body::Kind::Transfer(pb::Transfer {
+                to: vec![9; 20],
+                amount: "10".into(),
+            })),
+        }
+    }
+
+    #[test]
+    fn decode_checks_each_field() {
+        let chain = ChainId::new("test").expect("chain");
+        let tx = sign(&sk(), &chain, body("test"));
+        let d = decode(&chain, &tx).expect("valid");
+        assert_eq!(d.signer, Address::of(&sk().public_key()));
+        assert_eq!(d.nonce, 3);
+        assert!(d.verify_signature().is_ok());
+
+        let other = sign(&sk(), &chain, body("other"));
+        assert!(matches!(
+            decode(&chain, &other),
+            Err(TxError::WrongChainId { .. })
+        ));
+
+        let mut tampered = tx.clone();
+        if let Some(b) = tampered.body.as_mut() {
+            b.nonce = 4;
+        }
+        let d = decode(&chain, &tampered).expect("decodes");
+        assert_eq!(d.verify_signature(), Err(TxError::BadSignature));
+
+        let mut nobody = tx.clone();
+        nobody.body = None;
+        assert!(matches!(
+            decode(&chain, &nobody),
+            Err(TxError::Malformed(_))
+        ));
+
+        let mut badkey = tx.clone();
+        badkey.public_key = vec![0; 48];
+        assert!(matches!(
+            decode(&chain, &badkey),
+            Err(TxError::BadPublicKey(_))
+        ));
+
+        let mut b = body("test");
+        b.kind = Some(pb::tx_body::Kind::Transfer(pb::Transfer {
+            to: vec![9; 19],
+            amount: "10".into(),
+        }));
+        assert!(matches!(
+            decode(&chain, &sign(&sk(), &chain, b)),
+            Err(TxError::Malformed(_))
+        ));
+
+        let mut big = tx;
+        big.signature = vec![0; MAX_TX_BYTES];
+        assert!(matches!(
+            decode(&chain, &big),
+            Err(TxError::TooLarge { .. })
+        ));
+    }
+
+    #[test]
+    fn batch_verdicts_match_single_verification() {
+        let chain = ChainId::new("test").expect("chain");
+        let good = decode(&chain, &sign(&sk(), &chain, body("test"))).expect("valid");
+        let mut bad = good.clone();
+        bad.sign_bytes.push(0);
+        assert_eq!(
+            verify_signatures(&[&good, &good], &[1, 2]),
+            vec![true, true]
+        );
+        assert_eq!(
+            verify_signatures(&[&good, &bad], &[1, 2]),
+            vec![true, false]
+        );
+        // Unusable randomness falls back to single checks, same verdicts.
+        assert_eq!(verify_signatures(&[&good, &bad], &[]), vec![true, false]);
+    }
+}
