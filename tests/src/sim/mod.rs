@@ -41,7 +41,7 @@ const SYNC_RETRY_MS: u64 = 200;
 /// A message on the simulated wire.
 #[derive(Debug, Clone)]
 enum Wire {
-    Proposal(pb::Proposal),
+    Proposal(Box<pb::Proposal>),
     Vote(pb::Vote),
     /// Bytes that claim to be a vote (junk from a Byzantine sender).
     Raw(Vec<u8>),
@@ -192,7 +192,10 @@ fn describe_input(i: &Input) -> String {
 fn describe_output(o: &Output) -> String {
     match o {
         Output::BroadcastProposal(p) => {
-            format!("broadcast {}", describe_input(&Input::Proposal(p.clone())))
+            format!(
+                "broadcast {}",
+                describe_input(&Input::Proposal((**p).clone()))
+            )
         }
         Output::BroadcastVote(v) => {
             format!("broadcast {}", describe_input(&Input::Vote(v.clone())))
@@ -307,6 +310,7 @@ impl Sim {
         n.chain.clear();
         n.own_messages.clear();
         n.relay.clear();
+        n.seen.clear();
         n.received.clear();
         n.peer_heights.clear();
         n.last_sync_request = None;
@@ -496,19 +500,9 @@ impl Sim {
             Wire::Vote(v) => Some((v.height, v.round)),
             _ => None,
         };
-        if let Some((h, r)) = msg_hr {
+        if let Some((h, _)) = msg_hr {
             let seen = self.nodes[to].peer_heights.entry(from).or_default();
             *seen = (*seen).max(h);
-            if let Some(tag) = tag
-                && h == own_h
-                && r <= own_r.saturating_add(max_ahead)
-            {
-                self.nodes[to]
-                    .received
-                    .entry(tag.key)
-                    .or_default()
-                    .insert(tag.content);
-            }
             if h > own_h {
                 self.maybe_sync(to, from);
             }
@@ -523,10 +517,22 @@ impl Sim {
             };
             let key = sha3_256(&bytes);
             if self.nodes[to].seen.insert(key) {
+                // What the checker expects to become evidence: validly signed
+                // messages the core was actually given at its height and
+                // within its round window.
+                if let Some(tag) = tag
+                    && msg_hr.is_some_and(|(_, r)| r <= own_r.saturating_add(max_ahead))
+                {
+                    self.nodes[to]
+                        .received
+                        .entry(tag.key)
+                        .or_default()
+                        .insert(tag.content);
+                }
                 let accepted = self.feed(
                     to,
                     match wire.clone() {
-                        Wire::Proposal(p) => Input::Proposal(p),
+                        Wire::Proposal(p) => Input::Proposal(*p),
                         Wire::Vote(v) => Input::Vote(v),
                         _ => unreachable!("only proposals and votes have a height"),
                     },
@@ -539,7 +545,7 @@ impl Sim {
         }
         match wire {
             Wire::Proposal(p) => {
-                self.feed(to, Input::Proposal(p));
+                self.feed(to, Input::Proposal(*p));
             }
             Wire::Vote(v) => {
                 self.feed(to, Input::Vote(v));
@@ -617,7 +623,7 @@ impl Sim {
     fn act(&mut self, i: usize, o: Output, inputs: &mut std::collections::VecDeque<Input>) {
         match o {
             Output::PersistSigningState(s) => self.nodes[i].persisted = Some(s),
-            Output::BroadcastProposal(p) => self.send_proposal(i, p),
+            Output::BroadcastProposal(p) => self.send_proposal(i, *p),
             Output::BroadcastVote(v) => self.send_vote(i, v),
             Output::ScheduleTimeout {
                 timeout,
@@ -786,9 +792,9 @@ impl Sim {
         let behaviour = self.nodes[i].behaviour;
         self.nodes[i]
             .own_messages
-            .push((Wire::Proposal(p.clone()), tag));
+            .push((Wire::Proposal(Box::new(p.clone())), tag));
         if behaviour != Behaviour::Equivocator || p.pol_round != -1 {
-            self.broadcast(i, Wire::Proposal(p), tag);
+            self.broadcast(i, Wire::Proposal(Box::new(p)), tag);
             return;
         }
         // A second block for the same (height, round), signed directly with the key.
@@ -803,10 +809,10 @@ impl Sim {
         let alt_tag = self.proposal_tag(&alt);
         let (a, b) = self.halves(i);
         for j in a {
-            self.send(i, j, Wire::Proposal(p.clone()), tag);
+            self.send(i, j, Wire::Proposal(Box::new(p.clone())), tag);
         }
         for j in &b {
-            self.send(i, *j, Wire::Proposal(alt.clone()), alt_tag);
+            self.send(i, *j, Wire::Proposal(Box::new(alt.clone())), alt_tag);
         }
         self.splits.insert((p.height, p.round), (b, alt_hash));
     }
@@ -897,14 +903,14 @@ impl Sim {
                 Wire::Raw(w.encode_to_vec())
             }
             // A proposal for a round in someone else's name.
-            _ => Wire::Proposal(pb::Proposal {
+            _ => Wire::Proposal(Box::new(pb::Proposal {
                 height: v.height,
                 round: v.round,
                 pol_round: -1,
                 block: Some(self.template(i, v.height.max(1))),
                 proposer_address: self.address(victim),
                 signature: secret(&self.keys[i]).sign(b"junk").to_bytes().to_vec(),
-            }),
+            })),
         };
         self.send(i, to, wire, None);
     }

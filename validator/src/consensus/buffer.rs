@@ -16,7 +16,7 @@ use std::collections::BTreeMap;
 #[derive(Debug, Clone, PartialEq)]
 pub enum Buffered {
     /// A proposal.
-    Proposal(pb::Proposal),
+    Proposal(Box<pb::Proposal>),
     /// A vote.
     Vote(pb::Vote),
 }

@@ -26,7 +26,7 @@ pub enum SignStep {
 }
 
 /// Length of [`SigningState::to_bytes`].
-pub const SIGNING_STATE_LEN: usize = 8 + 4 + 1 + 32;
+pub const SIGNING_STATE_LEN: usize = 8 + 4 + 1 + 32 + 32 + 1 + 32 + 4;
 
 /// Why persisted signing-state bytes do not decode.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -37,6 +37,9 @@ pub enum SigningStateError {
     /// Unknown step code.
     #[error("unknown signing step code {0}")]
     Step(u8),
+    /// Lock flag other than 0 or 1.
+    #[error("bad lock flag {0}")]
+    LockFlag(u8),
 }
 
 /// The last thing signed; persisted by the host.
@@ -50,6 +53,13 @@ pub struct SigningState {
     pub step: SignStep,
     /// SHA3-256 of the signing bytes of the last signature.
     pub signed_hash: Hash,
+    /// The block hash that was signed (zero for nil), so that after a restart
+    /// the same vote can be sent again instead of none.
+    pub value: Hash,
+    /// The lock held at `height` when signing (value, round). Persisting it
+    /// keeps a restarted validator from forgetting its lock, which would make
+    /// it behave like a faulty one.
+    pub locked: Option<(Hash, Round)>,
 }
 
 /// The guard's answer to a signing request.
@@ -70,7 +80,13 @@ impl SigningState {
         out[..8].copy_from_slice(&self.height.to_be_bytes());
         out[8..12].copy_from_slice(&self.round.to_be_bytes());
         out[12] = self.step as u8;
-        out[13..].copy_from_slice(&self.signed_hash);
+        out[13..45].copy_from_slice(&self.signed_hash);
+        out[45..77].copy_from_slice(&self.value);
+        if let Some((v, r)) = self.locked {
+            out[77] = 1;
+            out[78..110].copy_from_slice(&v);
+            out[110..114].copy_from_slice(&r.to_be_bytes());
+        }
         out
     }
 
@@ -89,13 +105,27 @@ impl SigningState {
             2 => SignStep::Precommit,
             s => return Err(SigningStateError::Step(s)),
         };
-        let mut signed_hash = [0u8; 32];
-        signed_hash.copy_from_slice(&b[13..]);
+        let hash_at = |i: usize| {
+            let mut x = [0u8; 32];
+            x.copy_from_slice(&b[i..i + 32]);
+            x
+        };
+        let locked = match b[77] {
+            0 => None,
+            1 => {
+                let mut lr = [0u8; 4];
+                lr.copy_from_slice(&b[110..114]);
+                Some((hash_at(78), u32::from_be_bytes(lr)))
+            }
+            f => return Err(SigningStateError::LockFlag(f)),
+        };
         Ok(Self {
             height: u64::from_be_bytes(h),
             round: u32::from_be_bytes(r),
             step,
-            signed_hash,
+            signed_hash: hash_at(13),
+            value: hash_at(45),
+            locked,
         })
     }
 
@@ -104,20 +134,33 @@ impl SigningState {
     }
 }
 
-/// Decides whether `bytes` may be signed at (height, round, step) given the
-/// last signing state (None: never signed).
-pub fn check(
-    last: Option<&SigningState>,
-    height: Height,
-    round: Round,
-    step: SignStep,
-    bytes: &[u8],
-) -> SignDecision {
+/// What a signing request is about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SignRequest<'a> {
+    /// Height.
+    pub height: Height,
+    /// Round.
+    pub round: Round,
+    /// Step.
+    pub step: SignStep,
+    /// The exact bytes to sign.
+    pub bytes: &'a [u8],
+    /// The block hash they commit to (zero for nil).
+    pub value: Hash,
+    /// The lock held when signing.
+    pub locked: Option<(Hash, Round)>,
+}
+
+/// Decides whether a request may be signed given the last signing state
+/// (None: never signed).
+pub fn check(last: Option<&SigningState>, req: &SignRequest<'_>) -> SignDecision {
     let next = SigningState {
-        height,
-        round,
-        step,
-        signed_hash: sha3_256(bytes),
+        height: req.height,
+        round: req.round,
+        step: req.step,
+        signed_hash: sha3_256(req.bytes),
+        value: req.value,
+        locked: req.locked,
     };
     match last {
         None => SignDecision::SignNew(next),
@@ -133,34 +176,43 @@ pub fn check(
 mod tests {
     use super::*;
 
+    fn req(height: Height, round: Round, step: SignStep, bytes: &[u8]) -> SignRequest<'_> {
+        SignRequest {
+            height,
+            round,
+            step,
+            bytes,
+            value: [0; 32],
+            locked: None,
+        }
+    }
+
     #[test]
     fn guard_orders_and_refuses() {
-        let s = match check(None, 5, 1, SignStep::Prevote, b"a") {
+        let s = match check(None, &req(5, 1, SignStep::Prevote, b"a")) {
             SignDecision::SignNew(s) => s,
             other => panic!("expected SignNew, got {other:?}"),
         };
+        let c = |r: SignRequest<'_>| check(Some(&s), &r);
         assert_eq!(
-            check(Some(&s), 5, 1, SignStep::Prevote, b"a"),
+            c(req(5, 1, SignStep::Prevote, b"a")),
             SignDecision::SignAgain
         );
+        assert_eq!(c(req(5, 1, SignStep::Prevote, b"b")), SignDecision::Refuse);
         assert_eq!(
-            check(Some(&s), 5, 1, SignStep::Prevote, b"b"),
+            c(req(5, 0, SignStep::Precommit, b"a")),
             SignDecision::Refuse
         );
         assert_eq!(
-            check(Some(&s), 5, 0, SignStep::Precommit, b"a"),
-            SignDecision::Refuse
-        );
-        assert_eq!(
-            check(Some(&s), 4, 9, SignStep::Precommit, b"a"),
+            c(req(4, 9, SignStep::Precommit, b"a")),
             SignDecision::Refuse
         );
         assert!(matches!(
-            check(Some(&s), 5, 1, SignStep::Precommit, b"b"),
+            c(req(5, 1, SignStep::Precommit, b"b")),
             SignDecision::SignNew(_)
         ));
         assert!(matches!(
-            check(Some(&s), 6, 0, SignStep::Propose, b"b"),
+            c(req(6, 0, SignStep::Propose, b"b")),
             SignDecision::SignNew(_)
         ));
     }
@@ -172,12 +224,16 @@ mod tests {
             round: 3,
             step: SignStep::Precommit,
             signed_hash: [9; 32],
+            value: [3; 32],
+            locked: Some(([4; 32], 2)),
         };
         assert_eq!(SigningState::from_bytes(&s.to_bytes()), Ok(s));
         assert_eq!(
             SigningState::from_bytes(&[0; 3]),
             Err(SigningStateError::Length(3))
         );
+        let unlocked = SigningState { locked: None, ..s };
+        assert_eq!(SigningState::from_bytes(&unlocked.to_bytes()), Ok(unlocked));
         let mut b = s.to_bytes();
         b[12] = 7;
         assert_eq!(

@@ -163,7 +163,7 @@ pub enum Output {
     /// `BroadcastVote` that comes after it in the same output vector.
     PersistSigningState(SigningState),
     /// Send this proposal to every peer.
-    BroadcastProposal(pb::Proposal),
+    BroadcastProposal(Box<pb::Proposal>),
     /// Send this vote to every peer.
     BroadcastVote(pb::Vote),
     /// Fire `Input::TimeoutFired(timeout)` after `duration_ms`.
@@ -434,9 +434,9 @@ impl Consensus {
         let my_index = self.address.and_then(|a| params.validator_set.index_of(&a));
         // After a restart mid-height, resume at the last signed round: the
         // earlier rounds cannot be voted in again anyway.
-        let first_round = match self.signing {
-            Some(s) if s.height == h => s.round,
-            _ => 0,
+        let (first_round, locked) = match self.signing {
+            Some(s) if s.height == h => (s.round, s.locked),
+            _ => (0, None),
         };
         self.evidence.prune_below(h.saturating_sub(1));
         self.hs = Some(HeightState {
@@ -444,8 +444,10 @@ impl Consensus {
             my_index,
             round: 0,
             step: Step::Propose,
-            locked: None,
-            valid: None,
+            locked,
+            // A restored lock is also a valid value: there was a polka for it
+            // in its round (validRound ≥ lockedRound always holds).
+            valid: locked,
             proposals: BTreeMap::new(),
             blocks: BTreeMap::new(),
             validity: BTreeMap::new(),
@@ -460,7 +462,7 @@ impl Consensus {
         self.start_round(first_round, out);
         for m in self.buffer.take(h) {
             match m {
-                Buffered::Proposal(p) => self.on_proposal(p, out),
+                Buffered::Proposal(p) => self.on_proposal(*p, out),
                 Buffered::Vote(v) => self.on_vote(v, out),
             }
             self.run_rules(out);
@@ -508,14 +510,23 @@ impl Consensus {
 
     fn guarded_sign(
         &mut self,
-        height: Height,
-        round: Round,
         step: SignStep,
+        round: Round,
         bytes: &[u8],
+        value: Hash,
         out: &mut Vec<Output>,
     ) -> Option<Signature> {
         let key = self.key.as_ref()?;
-        match signing_state::check(self.signing.as_ref(), height, round, step, bytes) {
+        let hs = self.hs.as_ref()?;
+        let req = signing_state::SignRequest {
+            height: hs.params.height,
+            round,
+            step,
+            bytes,
+            value,
+            locked: hs.locked,
+        };
+        match signing_state::check(self.signing.as_ref(), &req) {
             SignDecision::SignNew(s) => {
                 self.signing = Some(s);
                 out.push(Output::PersistSigningState(s));
@@ -542,7 +553,7 @@ impl Consensus {
             return;
         };
         let bytes = proposal_bytes(&self.chain, h, round, pol_round, &block_hash);
-        let Some(sig) = self.guarded_sign(h, round, SignStep::Propose, &bytes, out) else {
+        let Some(sig) = self.guarded_sign(SignStep::Propose, round, &bytes, block_hash, out) else {
             return;
         };
         let proposal = pb::Proposal {
@@ -564,7 +575,7 @@ impl Consensus {
             // The host built it; our own block needs no second opinion.
             hs.validity.entry(block_hash).or_insert(true);
         }
-        out.push(Output::BroadcastProposal(proposal));
+        out.push(Output::BroadcastProposal(Box::new(proposal)));
     }
 
     fn cast_vote(&mut self, vote_type: VoteType, value: Value, out: &mut Vec<Output>) {
@@ -573,13 +584,24 @@ impl Consensus {
             return;
         };
         let (h, r) = (hs.params.height, hs.round);
-        let hash = value.unwrap_or(ZERO_HASH);
-        let bytes = vote_bytes(&self.chain, vote_type, h, r, &hash);
         let step = match vote_type {
             VoteType::Prevote => SignStep::Prevote,
             VoteType::Precommit => SignStep::Precommit,
         };
-        let Some(sig) = self.guarded_sign(h, r, step, &bytes, out) else {
+        let mut value = value;
+        let mut bytes = vote_bytes(&self.chain, vote_type, h, r, &value.unwrap_or(ZERO_HASH));
+        let mut sig = self.guarded_sign(step, r, &bytes, value.unwrap_or(ZERO_HASH), out);
+        if sig.is_none()
+            && let Some(s) = self.signing
+            && (s.height, s.round, s.step) == (h, r, step)
+        {
+            // Restarted after signing this very step: send the same vote
+            // again (identical bytes), rather than a different one or none.
+            value = (s.value != ZERO_HASH).then_some(s.value);
+            bytes = vote_bytes(&self.chain, vote_type, h, r, &s.value);
+            sig = self.guarded_sign(step, r, &bytes, s.value, out);
+        }
+        let Some(sig) = sig else {
             return;
         };
         let vote = pb::Vote {
@@ -622,9 +644,10 @@ impl Consensus {
 
     fn on_proposal(&mut self, p: pb::Proposal, out: &mut Vec<Output>) {
         let (h, r) = (p.height, p.round);
-        let Some(Buffered::Proposal(p)) = self.admit(h, r, Buffered::Proposal(p)) else {
+        let Some(Buffered::Proposal(p)) = self.admit(h, r, Buffered::Proposal(Box::new(p))) else {
             return;
         };
+        let p = *p;
         let Some(hs) = self.hs.as_ref() else { return };
         let set = &hs.params.validator_set;
         let Some(block) = p.block.as_ref() else {
