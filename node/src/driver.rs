@@ -136,7 +136,7 @@ impl<S: DurableStore, G: Gossip> Executor<S, G> {
                 }
                 Output::BroadcastProposal(p) => {
                     self.gossip.broadcast(&PeerMessage {
-                        kind: Some(Kind::Proposal(p)),
+                        kind: Some(Kind::Proposal(*p)),
                     });
                 }
                 Output::BroadcastVote(v) => {
@@ -278,6 +278,8 @@ mod tests {
             round: 0,
             step: SignStep::Prevote,
             signed_hash: [1; 32],
+            value: [2; 32],
+            locked: None,
         }
     }
 

@@ -336,6 +336,40 @@ impl Mempool {
     }
 }
 
+impl Mempool {
+    /// Hashes of every pending transaction.
+    pub fn hashes(&self) -> impl Iterator<Item = Hash> + '_ {
+        self.by_hash.keys().copied()
+    }
+}
+
+/// The gRPC refusal for a failed admission: malformed input (bad bytes,
+/// signature, chain, size) is INVALID_ARGUMENT; a state problem (nonce,
+/// balance, unknown validator, entry limits) is FAILED_PRECONDITION; a full
+/// pool is UNAVAILABLE (try later).
+pub fn api_error(e: &MempoolError) -> crate::rpc::ApiError {
+    use crate::rpc::ApiError;
+    let msg = e.to_string();
+    match e {
+        MempoolError::TooLarge { .. } => ApiError::InvalidArgument(msg),
+        MempoolError::Full { .. } => ApiError::Unavailable(msg),
+        MempoolError::Rejected(m)
+            if [
+                "malformed",
+                "bad signature",
+                "bad public key",
+                "is for chain",
+                "bytes, the limit",
+            ]
+            .iter()
+            .any(|k| m.contains(k)) =>
+        {
+            ApiError::InvalidArgument(msg)
+        }
+        _ => ApiError::FailedPrecondition(msg),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -518,39 +552,5 @@ mod tests {
         assert_eq!(m.bytes(), 2 * tx(1, 1, 10).encoded_len());
         // Then a new tx from sender 1 continues after the pending ones.
         m.add(tx(1, 3, 10), &l).unwrap();
-    }
-}
-
-impl Mempool {
-    /// Hashes of every pending transaction.
-    pub fn hashes(&self) -> impl Iterator<Item = Hash> + '_ {
-        self.by_hash.keys().copied()
-    }
-}
-
-/// The gRPC refusal for a failed admission: malformed input (bad bytes,
-/// signature, chain, size) is INVALID_ARGUMENT; a state problem (nonce,
-/// balance, unknown validator, entry limits) is FAILED_PRECONDITION; a full
-/// pool is UNAVAILABLE (try later).
-pub fn api_error(e: &MempoolError) -> crate::rpc::ApiError {
-    use crate::rpc::ApiError;
-    let msg = e.to_string();
-    match e {
-        MempoolError::TooLarge { .. } => ApiError::InvalidArgument(msg),
-        MempoolError::Full { .. } => ApiError::Unavailable(msg),
-        MempoolError::Rejected(m)
-            if [
-                "malformed",
-                "bad signature",
-                "bad public key",
-                "is for chain",
-                "bytes, the limit",
-            ]
-            .iter()
-            .any(|k| m.contains(k)) =>
-        {
-            ApiError::InvalidArgument(msg)
-        }
-        _ => ApiError::FailedPrecondition(msg),
     }
 }

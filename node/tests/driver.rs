@@ -48,6 +48,8 @@ async fn signing_state_is_durable_before_the_vote_arrives() {
             round: 0,
             step: SignStep::Precommit,
             signed_hash: [h as u8; 32],
+            value: [h as u8; 32],
+            locked: None,
         };
         let v = Vote {
             vote_type: 2,
