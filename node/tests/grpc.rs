@@ -1,0 +1,584 @@
+//! The gRPC API against a real `agora` process: a delegator's bond and
+//! unbond round trip, slashing from submitted evidence, the status codes of
+//! bad requests, and `agora audit` passing on the real chain and failing on
+//! a tampered certificate.
+
+use agora_node::client::tx::{TxAction, submit};
+use agora_node::client::{audit, connect};
+use agora_proto::v1 as pb;
+use agora_proto::v1::query_client::QueryClient;
+use agora_proto::v1::staking_client::StakingClient;
+use agora_validator::ledger::Ledger;
+use agora_validator::signing::{sign_transaction, vote_bytes};
+use agora_validator::{Address, ChainId, SecretKey, VoteType};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+use tonic::Code;
+
+const CHAIN: &str = "grpc-test";
+const UNBONDING: u64 = 12;
+const BOB_FUNDS: u128 = 1_000_000_000_000;
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("free port")
+}
+
+struct Node {
+    child: Option<Child>,
+    home: PathBuf,
+    grpc: String,
+}
+
+impl Node {
+    fn start(&mut self) {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.home.join("node.log"))
+            .expect("log");
+        let child = Command::new(env!("CARGO_BIN_EXE_agora"))
+            .args(["start", "--home", self.home.to_str().expect("utf-8")])
+            .env("RUST_LOG", "info")
+            .stdout(log.try_clone().expect("log"))
+            .stderr(log)
+            .stdin(Stdio::null())
+            .spawn()
+            .expect("spawn agora");
+        self.child = Some(child);
+    }
+
+    fn stop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = Command::new("kill")
+                .args(["-TERM", &c.id().to_string()])
+                .status();
+            let deadline = Instant::now() + Duration::from_secs(20);
+            while c.try_wait().ok().flatten().is_none() {
+                if Instant::now() > deadline {
+                    let _ = c.kill();
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
+    }
+
+    fn log_tail(&self) -> String {
+        let t = std::fs::read_to_string(self.home.join("node.log")).unwrap_or_default();
+        let lines: Vec<&str> = t.lines().collect();
+        lines[lines.len().saturating_sub(20)..].join("\n")
+    }
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+/// A one-validator chain (validator A runs) whose genesis also registers a
+/// tiny validator B (never runs; < 1/3 of the power, so A alone commits) and
+/// funds a delegator, Bob. Returns the node and the keys of A, B and Bob.
+fn setup(dir: &Path) -> (Node, SecretKey, SecretKey, SecretKey) {
+    let home = dir.join("a");
+    let out = Command::new(env!("CARGO_BIN_EXE_agora"))
+        .args([
+            "init",
+            "--home",
+            home.to_str().expect("utf-8"),
+            "--chain-id",
+            CHAIN,
+        ])
+        .output()
+        .expect("agora init");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let a = agora_node::keys::load(&home.join("keys/validator.key")).expect("key a");
+    let b = SecretKey::from_seed(&[0xb0; 32]).expect("key b");
+    let bob = SecretKey::from_seed(&[0xb1; 32]).expect("key bob");
+    let mut g: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(home.join("genesis.json")).expect("read"))
+            .expect("json");
+    g["params"]["unbonding_period"] = serde_json::json!(UNBONDING);
+    let b_addr = Address::of(&b.public_key()).to_string();
+    let accounts = g["accounts"].as_array_mut().expect("accounts");
+    accounts.push(serde_json::json!({"address": b_addr, "balance": "1000000"}));
+    accounts.push(serde_json::json!({
+        "address": Address::of(&bob.public_key()).to_string(),
+        "balance": BOB_FUNDS.to_string(),
+    }));
+    let mut vb = g["validators"][0].clone();
+    vb["operator"] = serde_json::json!(b_addr);
+    vb["consensus_public_key"] = serde_json::json!(hex::encode(b.public_key().to_bytes()));
+    vb["proof_of_possession"] = serde_json::json!(hex::encode(b.prove_possession().to_bytes()));
+    vb["self_bond"] = serde_json::json!("1000000");
+    g["validators"].as_array_mut().expect("validators").push(vb);
+    std::fs::write(
+        home.join("genesis.json"),
+        serde_json::to_vec_pretty(&g).expect("json"),
+    )
+    .expect("write");
+
+    let grpc_port = free_port();
+    let mut cfg: toml::Table =
+        toml::from_str(&std::fs::read_to_string(home.join("config.toml")).expect("read"))
+            .expect("toml");
+    cfg["p2p"]["listen"] = toml::Value::String(format!("127.0.0.1:{}", free_port()));
+    cfg["grpc"]["listen"] = toml::Value::String(format!("127.0.0.1:{grpc_port}"));
+    cfg["metrics"]["listen"] = toml::Value::String(format!("127.0.0.1:{}", free_port()));
+    std::fs::write(
+        home.join("config.toml"),
+        toml::to_string(&cfg).expect("toml"),
+    )
+    .expect("write");
+    let mut node = Node {
+        child: None,
+        home,
+        grpc: format!("127.0.0.1:{grpc_port}"),
+    };
+    node.start();
+    (node, a, b, bob)
+}
+
+async fn client(
+    node: &Node,
+) -> (
+    QueryClient<tonic::transport::Channel>,
+    tonic::transport::Channel,
+) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        if let Ok(ch) = connect(&node.grpc).await {
+            return (QueryClient::new(ch.clone()), ch);
+        }
+        assert!(
+            Instant::now() < deadline,
+            "gRPC never came up\n{}",
+            node.log_tail()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+async fn wait_height(q: &mut QueryClient<tonic::transport::Channel>, node: &Node, h: u64) -> u64 {
+    let deadline = Instant::now() + Duration::from_secs(90);
+    loop {
+        if let Ok(s) = q.get_status(pb::GetStatusRequest {}).await {
+            let latest = s.into_inner().latest_height;
+            if latest >= h {
+                return latest;
+            }
+        }
+        assert!(
+            Instant::now() < deadline,
+            "chain stuck below {h}\n{}",
+            node.log_tail()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+fn power_of(set: &pb::ValidatorSet, a: &Address) -> u64 {
+    set.validators
+        .iter()
+        .find(|v| v.address == a.0)
+        .map_or(0, |v| v.power)
+}
+
+async fn set_at(q: &mut QueryClient<tonic::transport::Channel>, h: u64) -> pb::ValidatorSet {
+    q.get_validator_set(pb::GetValidatorSetRequest { height: h })
+        .await
+        .expect("validator set")
+        .into_inner()
+        .validator_set
+        .expect("set")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn delegator_bonds_unbonds_and_double_signer_is_slashed_over_grpc() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (mut node, a, b, bob) = setup(dir.path());
+    let (mut q, ch) = client(&node).await;
+    wait_height(&mut q, &node, 2).await;
+    let a_addr = Address::of(&a.public_key());
+    let b_addr = Address::of(&b.public_key());
+    let bob_addr = Address::of(&bob.public_key());
+
+    // Bond: the delegation is visible and the power grows two heights later.
+    let amount: u128 = 50_000_000_000;
+    let r = submit(
+        ch.clone(),
+        &bob,
+        &TxAction::Bond {
+            validator: a_addr,
+            amount,
+        },
+        true,
+    )
+    .await
+    .expect("bond");
+    assert_eq!(r.status, pb::TxStatus::Committed as i32, "{}", r.log);
+    let hb = r.height;
+    let d = q
+        .get_delegation(pb::GetDelegationRequest {
+            delegator: bob_addr.0.to_vec(),
+            validator: a_addr.0.to_vec(),
+        })
+        .await
+        .expect("delegation")
+        .into_inner()
+        .delegation
+        .expect("some");
+    assert_eq!(d.tokens, amount.to_string());
+    wait_height(&mut q, &node, hb + 2).await;
+    let before = power_of(&set_at(&mut q, hb + 1).await, &a_addr);
+    let after = power_of(&set_at(&mut q, hb + 2).await, &a_addr);
+    assert_eq!(
+        after,
+        before + (amount / 1_000_000) as u64,
+        "power must grow at h+2"
+    );
+
+    // Unbond: an entry appears and the tokens come back after the period.
+    let shares: u128 = d.shares.parse().expect("shares");
+    let r = submit(
+        ch.clone(),
+        &bob,
+        &TxAction::Unbond {
+            validator: a_addr,
+            shares,
+        },
+        true,
+    )
+    .await
+    .expect("unbond");
+    assert_eq!(r.status, pb::TxStatus::Committed as i32, "{}", r.log);
+    let entries = q
+        .list_unbonding(pb::ListUnbondingRequest {
+            delegator: bob_addr.0.to_vec(),
+            page: None,
+        })
+        .await
+        .expect("unbonding")
+        .into_inner()
+        .entries;
+    assert_eq!(entries.len(), 1);
+    let done = entries[0].completion_height;
+    assert_eq!(done, r.height + UNBONDING);
+    let balance = |q: &mut QueryClient<tonic::transport::Channel>| {
+        let mut q = q.clone();
+        async move {
+            q.get_account(pb::GetAccountRequest {
+                address: bob_addr.0.to_vec(),
+            })
+            .await
+            .expect("account")
+            .into_inner()
+            .balance
+            .parse::<u128>()
+            .expect("amount")
+        }
+    };
+    assert_eq!(balance(&mut q).await, BOB_FUNDS - amount);
+    wait_height(&mut q, &node, done).await;
+    assert_eq!(
+        balance(&mut q).await,
+        BOB_FUNDS,
+        "unbonded tokens are paid out at the completion height"
+    );
+
+    // Double signing by B: submitted evidence slashes exactly 5% and tombstones.
+    let chain = ChainId::new(CHAIN).expect("chain");
+    let latest = wait_height(&mut q, &node, 1).await;
+    let vote = |hash: [u8; 32]| pb::Vote {
+        vote_type: VoteType::Prevote as i32,
+        height: latest,
+        round: 0,
+        block_hash: hash.to_vec(),
+        validator_address: b_addr.0.to_vec(),
+        signature: b
+            .sign(&vote_bytes(&chain, VoteType::Prevote, latest, 0, &hash))
+            .to_bytes()
+            .to_vec(),
+    };
+    let b_tokens: u128 = q
+        .get_validator(pb::GetValidatorRequest {
+            address: b_addr.0.to_vec(),
+        })
+        .await
+        .expect("validator b")
+        .into_inner()
+        .validator
+        .expect("b")
+        .tokens
+        .parse()
+        .expect("tokens");
+    let evidence = pb::Evidence {
+        kind: Some(pb::evidence::Kind::DuplicateVote(
+            pb::DuplicateVoteEvidence {
+                vote_a: Some(vote([1; 32])),
+                vote_b: Some(vote([2; 32])),
+            },
+        )),
+    };
+    let mut staking = StakingClient::new(ch.clone());
+    staking
+        .submit_evidence(pb::SubmitEvidenceRequest {
+            evidence: Some(evidence.clone()),
+        })
+        .await
+        .expect("evidence accepted");
+    let mut commits = latest;
+    let events = loop {
+        let ev = q
+            .list_slashing_events(pb::ListSlashingEventsRequest {
+                validator: b_addr.0.to_vec(),
+                page: None,
+            })
+            .await
+            .expect("slashes")
+            .into_inner()
+            .events;
+        if !ev.is_empty() {
+            break ev;
+        }
+        commits = wait_height(&mut q, &node, commits + 1).await;
+        assert!(
+            commits < latest + 30,
+            "evidence never included\n{}",
+            node.log_tail()
+        );
+    };
+    assert_eq!(events.len(), 1);
+    assert_eq!(events[0].fraction_bps, 500);
+    assert_eq!(events[0].amount, (b_tokens * 500 / 10_000).to_string());
+    assert!(events[0].tombstoned);
+    let vb = q
+        .get_validator(pb::GetValidatorRequest {
+            address: b_addr.0.to_vec(),
+        })
+        .await
+        .expect("validator b")
+        .into_inner()
+        .validator
+        .expect("b");
+    assert!(vb.tombstoned && vb.jailed);
+    // The same infraction is not slashed twice.
+    let again = staking
+        .submit_evidence(pb::SubmitEvidenceRequest {
+            evidence: Some(evidence),
+        })
+        .await
+        .expect_err("already slashed");
+    assert_eq!(again.code(), Code::FailedPrecondition, "{again:?}");
+    node.stop();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_requests_get_the_right_status_codes() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (mut node, a, _b, bob) = setup(dir.path());
+    let (mut q, ch) = client(&node).await;
+    wait_height(&mut q, &node, 1).await;
+    let chain = ChainId::new(CHAIN).expect("chain");
+    let mut staking = StakingClient::new(ch.clone());
+    let a_addr = Address::of(&a.public_key());
+    let body = |nonce: u64| pb::TxBody {
+        chain_id: CHAIN.into(),
+        nonce,
+        kind: Some(pb::tx_body::Kind::Bond(pb::Bond {
+            validator: a_addr.0.to_vec(),
+            amount: "1000".into(),
+        })),
+    };
+    let req = |tx: pb::Transaction| pb::SubmitTxRequest {
+        tx: Some(tx),
+        wait_for_commit: true,
+        timeout_ms: 20_000,
+    };
+
+    let good = sign_transaction(&chain, &bob, body(0));
+    let r = staking
+        .bond(req(good.clone()))
+        .await
+        .expect("bond")
+        .into_inner();
+    assert_eq!(r.status, pb::TxStatus::Committed as i32, "{}", r.log);
+    // Replaying the same signed transaction: its nonce is spent.
+    let replay = staking.bond(req(good)).await.expect_err("replay");
+    assert_eq!(replay.code(), Code::FailedPrecondition, "{replay:?}");
+    assert!(replay.message().contains("nonce"), "{}", replay.message());
+    // A bad signature.
+    let mut forged = sign_transaction(&chain, &bob, body(1));
+    forged.signature = sign_transaction(&chain, &bob, body(7)).signature;
+    let e = staking.bond(req(forged)).await.expect_err("forged");
+    assert_eq!(e.code(), Code::InvalidArgument, "{e:?}");
+    // Signed for another chain.
+    let other = ChainId::new("other-chain").expect("chain");
+    let mut wrong_chain = body(1);
+    wrong_chain.chain_id = "other-chain".into();
+    let e = staking
+        .bond(req(sign_transaction(&other, &bob, wrong_chain)))
+        .await
+        .expect_err("chain");
+    assert_eq!(e.code(), Code::InvalidArgument, "{e:?}");
+    // A Transfer sent to the Bond method.
+    let transfer = sign_transaction(
+        &chain,
+        &bob,
+        pb::TxBody {
+            chain_id: CHAIN.into(),
+            nonce: 1,
+            kind: Some(pb::tx_body::Kind::Transfer(pb::Transfer {
+                to: a_addr.0.to_vec(),
+                amount: "1".into(),
+            })),
+        },
+    );
+    let e = staking.bond(req(transfer)).await.expect_err("wrong method");
+    assert_eq!(e.code(), Code::InvalidArgument, "{e:?}");
+    // Missing transaction, malformed address, unknown validator, unknown block.
+    let e = staking
+        .bond(pb::SubmitTxRequest::default())
+        .await
+        .expect_err("empty");
+    assert_eq!(e.code(), Code::InvalidArgument);
+    let e = q
+        .get_account(pb::GetAccountRequest {
+            address: vec![1, 2, 3],
+        })
+        .await
+        .expect_err("short");
+    assert_eq!(e.code(), Code::InvalidArgument);
+    let e = q
+        .get_validator(pb::GetValidatorRequest {
+            address: vec![9; 20],
+        })
+        .await
+        .expect_err("unknown");
+    assert_eq!(e.code(), Code::NotFound);
+    let e = q
+        .get_block(pb::GetBlockRequest { height: 1 << 40 })
+        .await
+        .expect_err("future");
+    assert_eq!(e.code(), Code::NotFound);
+    // Bonding more than Bob has.
+    let e = staking
+        .bond(req(sign_transaction(
+            &chain,
+            &bob,
+            pb::TxBody {
+                chain_id: CHAIN.into(),
+                nonce: 1,
+                kind: Some(pb::tx_body::Kind::Bond(pb::Bond {
+                    validator: a_addr.0.to_vec(),
+                    amount: (BOB_FUNDS * 10).to_string(),
+                })),
+            },
+        )))
+        .await
+        .expect_err("too much");
+    assert_eq!(e.code(), Code::FailedPrecondition, "{e:?}");
+    assert!(e.message().contains("insufficient"), "{}", e.message());
+    // An oversized request is refused, and the node still answers after it.
+    let mut huge = sign_transaction(&chain, &bob, body(1));
+    huge.signature = vec![0; 1 << 20];
+    let e = staking.bond(req(huge)).await.expect_err("huge");
+    assert!(
+        matches!(
+            e.code(),
+            Code::OutOfRange | Code::InvalidArgument | Code::ResourceExhausted
+        ),
+        "{e:?}"
+    );
+    q.get_status(pb::GetStatusRequest {})
+        .await
+        .expect("still serving");
+    node.stop();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn audit_passes_on_the_real_chain_and_fails_on_a_tampered_certificate() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (mut node, _a, _b, _bob) = setup(dir.path());
+    let (mut q, ch) = client(&node).await;
+    let h = wait_height(&mut q, &node, 6).await;
+    let g = agora_node::genesis::load(&node.home.join("genesis.json")).expect("genesis");
+    let ledger = Ledger::from_genesis(&g.genesis).expect("ledger");
+    let cfg = audit::AuditConfig {
+        chain: ledger.chain_id().clone(),
+        seed0: agora_validator::crypto::vrf::genesis_seed(&g.file_hash),
+        genesis_set: ledger.validator_set(1).cloned().expect("set"),
+        from: 1,
+        to: Some(h),
+    };
+    let report = audit::audit(ch.clone(), cfg.clone())
+        .await
+        .expect("audit passes");
+    assert_eq!(report.verified, h);
+    // The CLI agrees, with exit code 0.
+    let out = Command::new(env!("CARGO_BIN_EXE_agora"))
+        .args(["audit", "--node", &node.grpc, "--genesis"])
+        .arg(node.home.join("genesis.json"))
+        .args(["--to", &h.to_string()])
+        .output()
+        .expect("agora audit");
+    assert!(
+        out.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains(&format!("verified {h} certificates")));
+    node.stop();
+
+    // Tamper with the stored certificate of height 3: swap in height 4's signature.
+    {
+        use prost::Message;
+        use redb::{ReadableDatabase, TableDefinition};
+        const CERTS: TableDefinition<u64, &[u8]> = TableDefinition::new("certificates");
+        let db = redb::Database::create(agora_node::home::Home::new(&node.home).db()).expect("db");
+        let (c3, c4) = {
+            let r = db.begin_read().expect("read");
+            let t = r.open_table(CERTS).expect("table");
+            let get = |h: u64| {
+                pb::CommitCertificate::decode(t.get(h).expect("get").expect("stored").value())
+                    .expect("decode")
+            };
+            (get(3), get(4))
+        };
+        let mut bad = c3;
+        bad.aggregate_signature = c4.aggregate_signature;
+        let w = db.begin_write().expect("write");
+        {
+            let mut t = w.open_table(CERTS).expect("table");
+            t.insert(3u64, bad.encode_to_vec().as_slice())
+                .expect("insert");
+        }
+        w.commit().expect("commit");
+    }
+    node.start();
+    let (_q, ch) = client(&node).await;
+    let err = audit::audit(ch, cfg)
+        .await
+        .expect_err("tampered chain must fail");
+    assert!(err.to_string().contains("height 3"), "{err}");
+    let out = Command::new(env!("CARGO_BIN_EXE_agora"))
+        .args(["audit", "--node", &node.grpc, "--genesis"])
+        .arg(node.home.join("genesis.json"))
+        .output()
+        .expect("agora audit");
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stdout).contains("AUDIT FAILED"));
+    node.stop();
+}
