@@ -582,3 +582,56 @@ async fn audit_passes_on_the_real_chain_and_fails_on_a_tampered_certificate() {
     assert!(String::from_utf8_lossy(&out.stdout).contains("AUDIT FAILED"));
     node.stop();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reflection_lists_the_services_and_health_reports_serving() {
+    use tonic_reflection::pb::v1::server_reflection_client::ServerReflectionClient;
+    use tonic_reflection::pb::v1::server_reflection_request::MessageRequest;
+    use tonic_reflection::pb::v1::server_reflection_response::MessageResponse;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (mut node, _a, _b, _bob) = setup(dir.path());
+    let (_q, ch) = client(&node).await;
+    // What `grpcurl -plaintext HOST:PORT list` asks.
+    let mut refl = ServerReflectionClient::new(ch.clone());
+    let req = tonic_reflection::pb::v1::ServerReflectionRequest {
+        host: String::new(),
+        message_request: Some(MessageRequest::ListServices(String::new())),
+    };
+    let mut stream = refl
+        .server_reflection_info(tonic::codegen::tokio_stream::iter(vec![req]))
+        .await
+        .expect("reflection")
+        .into_inner();
+    let resp = stream
+        .message()
+        .await
+        .expect("answer")
+        .expect("one message");
+    let Some(MessageResponse::ListServicesResponse(list)) = resp.message_response else {
+        panic!("unexpected reflection answer");
+    };
+    let names: Vec<String> = list.service.into_iter().map(|s| s.name).collect();
+    for want in [
+        "agora.v1.Query",
+        "agora.v1.Staking",
+        "grpc.health.v1.Health",
+    ] {
+        assert!(
+            names.iter().any(|n| n == want),
+            "{want} missing from {names:?}"
+        );
+    }
+    let mut health = tonic_health::pb::health_client::HealthClient::new(ch);
+    let s = health
+        .check(tonic_health::pb::HealthCheckRequest {
+            service: "agora.v1.Query".into(),
+        })
+        .await
+        .expect("health")
+        .into_inner();
+    assert_eq!(
+        s.status,
+        tonic_health::pb::health_check_response::ServingStatus::Serving as i32
+    );
+    node.stop();
+}

@@ -43,9 +43,16 @@ pub async fn serve<A: NodeApi>(
     let addr = listener
         .local_addr()
         .unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0)));
+    // Both reflection versions: grpcurl and older tools still ask v1alpha.
     let reflection = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(agora_proto::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
         .build_v1()
+        .map_err(|e| RpcError::Reflection(e.to_string()))?;
+    let reflection_alpha = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(agora_proto::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .build_v1alpha()
         .map_err(|e| RpcError::Reflection(e.to_string()))?;
     let (health, health_service) = tonic_health::server::health_reporter();
     health
@@ -65,6 +72,7 @@ pub async fn serve<A: NodeApi>(
         .timeout(limits::MAX_WAIT + std::time::Duration::from_secs(10))
         .add_service(health_service)
         .add_service(reflection)
+        .add_service(reflection_alpha)
         .add_service(query)
         .add_service(staking)
         .serve_with_incoming_shutdown(incoming, shutdown)
