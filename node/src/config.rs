@@ -53,6 +53,18 @@ pub struct Config {
     pub consensus: ConsensusConfig,
     /// Mempool limits.
     pub mempool: MempoolConfig,
+    /// Switches meant only for testnets.
+    pub testing: TestingConfig,
+}
+
+/// Switches meant only for testnets; never set them on a real chain.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TestingConfig {
+    /// Double-sign on purpose: beside every non-nil prevote, also sign and
+    /// send a nil prevote for the same height and round, bypassing the
+    /// double-sign guard, so that evidence and slashing can be watched.
+    pub double_sign: bool,
 }
 
 /// Peer-to-peer settings.
@@ -118,6 +130,7 @@ impl Default for Config {
             metrics: MetricsConfig::default(),
             consensus: ConsensusConfig::default(),
             mempool: MempoolConfig::default(),
+            testing: TestingConfig::default(),
         }
     }
 }

@@ -106,6 +106,7 @@ pub struct Executor<S, G> {
     gossip: G,
     metrics: Arc<Metrics>,
     timers: mpsc::Sender<Input>,
+    double_sign: Option<(agora_validator::SecretKey, agora_validator::ChainId)>,
 }
 
 impl<S: DurableStore, G: Gossip> Executor<S, G> {
@@ -116,7 +117,45 @@ impl<S: DurableStore, G: Gossip> Executor<S, G> {
             gossip,
             metrics,
             timers,
+            double_sign: None,
         }
+    }
+
+    /// Testnet only (`testing.double_sign`): beside every non-nil prevote,
+    /// also send a conflicting nil prevote signed with `key`, on purpose.
+    pub fn with_double_sign(
+        mut self,
+        key: agora_validator::SecretKey,
+        chain: agora_validator::ChainId,
+    ) -> Self {
+        self.double_sign = Some((key, chain));
+        self
+    }
+
+    fn conflicting_prevote(&self, v: &agora_proto::v1::Vote) -> Option<agora_proto::v1::Vote> {
+        use agora_validator::VoteType;
+        let (key, chain) = self.double_sign.as_ref()?;
+        if v.vote_type != VoteType::Prevote as i32 || v.block_hash.iter().all(|b| *b == 0) {
+            return None;
+        }
+        let nil = [0u8; 32];
+        let sig = key.sign(&agora_validator::signing::vote_bytes(
+            chain,
+            VoteType::Prevote,
+            v.height,
+            v.round,
+            &nil,
+        ));
+        tracing::warn!(
+            height = v.height,
+            round = v.round,
+            "testing.double_sign: sending a conflicting nil prevote"
+        );
+        Some(agora_proto::v1::Vote {
+            block_hash: nil.to_vec(),
+            signature: sig.to_bytes().to_vec(),
+            ..v.clone()
+        })
     }
 
     /// Executes `outputs` in order and returns what the caller must answer.
@@ -140,6 +179,11 @@ impl<S: DurableStore, G: Gossip> Executor<S, G> {
                     });
                 }
                 Output::BroadcastVote(v) => {
+                    if let Some(twin) = self.conflicting_prevote(&v) {
+                        self.gossip.broadcast(&PeerMessage {
+                            kind: Some(Kind::Vote(twin)),
+                        });
+                    }
                     self.gossip.broadcast(&PeerMessage {
                         kind: Some(Kind::Vote(v)),
                     });

@@ -174,7 +174,12 @@ impl Node {
         self.stop.send_replace(true);
         self.transport.shutdown().await;
         if let Some(t) = grpc_task {
-            let _ = t.await;
+            // Graceful shutdown waits for open client connections; an idle
+            // client must not keep the node from exiting.
+            let abort = t.abort_handle();
+            if tokio::time::timeout(std::time::Duration::from_secs(3), t).await.is_err() {
+                abort.abort();
+            }
         }
         info!("stopped");
         result

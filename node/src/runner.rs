@@ -150,12 +150,18 @@ impl Runner {
         let signing = restore_signing_state(&storage)?;
         let core = Consensus::new(config, node.chain.clone(), Some(node.key.clone()), signing);
         let (tx, timers) = mpsc::channel(1024);
-        let exec = Executor::new(
+        let mut exec = Executor::new(
             storage.clone(),
             node.transport.clone(),
             node.metrics.clone(),
             tx,
         );
+        if node.config.testing.double_sign {
+            tracing::warn!(
+                "testing.double_sign is on: this validator will double-sign and be slashed"
+            );
+            exec = exec.with_double_sign(node.key.clone(), node.chain.clone());
+        }
         Ok(Self {
             chain: node.chain.clone(),
             storage,

@@ -92,8 +92,17 @@ fn stop(child: &mut Child) {
     }
 }
 
-#[test]
-fn four_validators_commit_survive_kill_and_agree() {
+struct Net {
+    _dir: tempfile::TempDir,
+    homes: Vec<PathBuf>,
+    logs: Vec<PathBuf>,
+    metrics: Vec<u16>,
+    grpc: Vec<u16>,
+}
+
+/// Four validator homes sharing one genesis, with short timeouts and a full
+/// mesh; validators in `double_signers` run with `testing.double_sign`.
+fn build(double_signers: &[usize]) -> Net {
     let dir = tempfile::tempdir().unwrap();
     let homes: Vec<PathBuf> = (0..N).map(|i| dir.path().join(format!("n{i}"))).collect();
     let logs: Vec<PathBuf> = (0..N)
@@ -132,6 +141,7 @@ fn four_validators_commit_survive_kill_and_agree() {
     let gtext = serde_json::to_string_pretty(&genesis).unwrap();
     let p2p: Vec<u16> = (0..N).map(|_| free_port(true)).collect();
     let metrics: Vec<u16> = (0..N).map(|_| free_port(false)).collect();
+    let grpc: Vec<u16> = (0..N).map(|_| free_port(false)).collect();
     for (i, h) in homes.iter().enumerate() {
         std::fs::write(h.join("genesis.json"), &gtext).unwrap();
         let mut cfg: toml::Table =
@@ -143,6 +153,12 @@ fn four_validators_commit_survive_kill_and_agree() {
         cfg["p2p"]["listen"] = toml::Value::String(format!("127.0.0.1:{}", p2p[i]));
         cfg["p2p"]["peers"] = toml::Value::Array(peers);
         cfg["metrics"]["listen"] = toml::Value::String(format!("127.0.0.1:{}", metrics[i]));
+        cfg["grpc"]["listen"] = toml::Value::String(format!("127.0.0.1:{}", grpc[i]));
+        if double_signers.contains(&i) {
+            let mut t = toml::Table::new();
+            t.insert("double_sign".into(), toml::Value::Boolean(true));
+            cfg.insert("testing".into(), toml::Value::Table(t));
+        }
         let c = cfg["consensus"].as_table_mut().unwrap();
         for (k, v) in [
             ("timeout_propose_ms", 400),
@@ -155,12 +171,25 @@ fn four_validators_commit_survive_kill_and_agree() {
         std::fs::write(h.join("config.toml"), toml::to_string(&cfg).unwrap()).unwrap();
     }
 
-    let mut children: Vec<Child> = homes.iter().zip(&logs).map(|(h, l)| start(h, l)).collect();
+    Net {
+        _dir: dir,
+        homes,
+        logs,
+        metrics,
+        grpc,
+    }
+}
+
+#[test]
+fn four_validators_commit_survive_kill_and_agree() {
+    let net = build(&[]);
+    let (homes, logs, metrics) = (&net.homes, &net.logs, &net.metrics);
+    let mut children: Vec<Child> = homes.iter().zip(logs).map(|(h, l)| start(h, l)).collect();
     let all: Vec<usize> = (0..N).collect();
-    wait_heights(&metrics, &all, 10, 120, &logs);
+    wait_heights(metrics, &all, 10, 120, logs);
     // Throughput with four validators (debug build, shortened timeouts; informational).
     let (t0, h0) = (Instant::now(), height(metrics[0]).unwrap_or(0));
-    wait_heights(&metrics, &all, h0 + 20, 120, &logs);
+    wait_heights(metrics, &all, h0 + 20, 120, logs);
     let rate = (height(metrics[0]).unwrap_or(0) - h0) as f64 / t0.elapsed().as_secs_f64();
     eprintln!("4 validators: {rate:.1} heights/s");
 
@@ -171,7 +200,7 @@ fn four_validators_commit_survive_kill_and_agree() {
         .map(|i| height(metrics[i]).unwrap_or(0))
         .max()
         .unwrap();
-    wait_heights(&metrics, &[0, 1, 2], h_kill + 10, 120, &logs);
+    wait_heights(metrics, &[0, 1, 2], h_kill + 10, 120, logs);
 
     // Restart it: it resumes from its storage and catches up.
     children[3] = start(&homes[3], &logs[3]);
@@ -180,7 +209,7 @@ fn four_validators_commit_survive_kill_and_agree() {
         .max()
         .unwrap()
         + 5;
-    wait_heights(&metrics, &all, target, 120, &logs);
+    wait_heights(metrics, &all, target, 120, logs);
 
     for c in &mut children {
         stop(c);
@@ -211,5 +240,77 @@ fn four_validators_commit_survive_kill_and_agree() {
             d.evidence().unwrap().is_empty(),
             "evidence found: double signing"
         );
+    }
+}
+
+#[test]
+fn double_signing_validator_is_slashed_and_tombstoned_while_the_chain_commits() {
+    use agora_proto::v1 as pb;
+    use agora_proto::v1::query_client::QueryClient;
+    let net = build(&[3]);
+    let (homes, logs, metrics) = (&net.homes, &net.logs, &net.metrics);
+    let mut children: Vec<Child> = homes.iter().zip(logs).map(|(h, l)| start(h, l)).collect();
+    let all: Vec<usize> = (0..N).collect();
+    wait_heights(metrics, &all, 3, 120, logs);
+    let byz = agora_node::keys::load(&homes[3].join("keys/validator.key")).unwrap();
+    let byz_addr = agora_validator::Address::of(&byz.public_key());
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let event = rt.block_on(async {
+        let ch = agora_node::client::connect(&format!("127.0.0.1:{}", net.grpc[0]))
+            .await
+            .unwrap();
+        let mut q = QueryClient::new(ch);
+        loop {
+            let ev = q
+                .list_slashing_events(pb::ListSlashingEventsRequest {
+                    validator: byz_addr.0.to_vec(),
+                    page: None,
+                })
+                .await
+                .unwrap()
+                .into_inner()
+                .events;
+            if let Some(e) = ev.into_iter().next() {
+                let v = q
+                    .get_validator(pb::GetValidatorRequest {
+                        address: byz_addr.0.to_vec(),
+                    })
+                    .await
+                    .unwrap()
+                    .into_inner()
+                    .validator
+                    .unwrap();
+                assert!(v.tombstoned && v.jailed, "{v:?}");
+                return e;
+            }
+            assert!(Instant::now() < deadline, "no slash for the double signer");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    });
+    drop(rt);
+    assert_eq!(event.fraction_bps, 500);
+    assert!(event.tombstoned);
+    // The three honest validators (3/4 of the power) keep committing.
+    let h = (0..3)
+        .map(|i| height(metrics[i]).unwrap_or(0))
+        .max()
+        .unwrap();
+    wait_heights(metrics, &[0, 1, 2], h + 5, 120, logs);
+    for c in &mut children {
+        stop(c);
+    }
+    // Evidence names only the double signer.
+    let db = Storage::open(homes[0].join("data/node.redb")).unwrap();
+    let evidence = db.evidence().unwrap();
+    assert!(!evidence.is_empty());
+    for e in evidence {
+        let Some(pb::evidence::Kind::DuplicateVote(d)) = e.kind else {
+            panic!("unexpected evidence kind");
+        };
+        assert_eq!(d.vote_a.unwrap().validator_address, byz_addr.0.to_vec());
     }
 }
