@@ -177,7 +177,10 @@ impl Node {
             // Graceful shutdown waits for open client connections; an idle
             // client must not keep the node from exiting.
             let abort = t.abort_handle();
-            if tokio::time::timeout(std::time::Duration::from_secs(3), t).await.is_err() {
+            if tokio::time::timeout(std::time::Duration::from_secs(3), t)
+                .await
+                .is_err()
+            {
                 abort.abort();
             }
         }
