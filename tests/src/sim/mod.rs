@@ -92,10 +92,6 @@ struct Node {
     persisted: Option<SigningState>,
     /// Decisions of this life, by height.
     chain: BTreeMap<Height, agora_validator::consensus::Decision>,
-    own_messages: Vec<(Wire, Option<SignedTag>)>,
-    /// Messages of the current height received from others, relayed on every
-    /// gossip tick (like Tendermint's vote gossip), deduplicated by hash.
-    relay: BTreeMap<Hash, (Wire, Option<SignedTag>)>,
     /// Hashes of messages fed to the core since the last gossip tick (a
     /// message is fed at most once per tick, so relays stay cheap).
     seen: BTreeSet<Hash>,
@@ -241,8 +237,6 @@ impl Sim {
                 epoch: 0,
                 persisted: None,
                 chain: BTreeMap::new(),
-                own_messages: Vec::new(),
-                relay: BTreeMap::new(),
                 seen: BTreeSet::new(),
                 peer_heights: BTreeMap::new(),
                 last_sync_request: None,
@@ -308,8 +302,6 @@ impl Sim {
         let n = &mut self.nodes[i];
         n.core = Some(core);
         n.chain.clear();
-        n.own_messages.clear();
-        n.relay.clear();
         n.seen.clear();
         n.received.clear();
         n.peer_heights.clear();
@@ -413,13 +405,22 @@ impl Sim {
             }
             Event::Gossip { node, epoch } => {
                 if self.nodes[node].epoch == epoch && self.nodes[node].core.is_some() {
-                    for (w, tag) in self.nodes[node].own_messages.clone() {
-                        self.broadcast(node, w, tag);
-                    }
+                    // Gossip what the core holds (its own and others'
+                    // verified messages of the current height), as
+                    // Tendermint's reactor gossips from its vote sets.
                     self.nodes[node].seen.clear();
-                    let relay: Vec<_> = self.nodes[node].relay.values().cloned().collect();
-                    for (w, tag) in relay {
-                        self.broadcast(node, w, tag);
+                    let (proposals, votes) = self.nodes[node]
+                        .core
+                        .as_ref()
+                        .map(|c| c.gossip_messages())
+                        .unwrap_or_default();
+                    for p in proposals {
+                        let tag = self.proposal_tag(&p);
+                        self.broadcast(node, Wire::Proposal(Box::new(p)), tag);
+                    }
+                    for v in votes {
+                        let tag = self.vote_tag(&v);
+                        self.broadcast(node, Wire::Vote(v), tag);
                     }
                     let at = self.now + GOSSIP_INTERVAL_MS;
                     self.push(at, Event::Gossip { node, epoch });
@@ -431,7 +432,6 @@ impl Sim {
                 params,
             } => {
                 if self.nodes[node].epoch == epoch && self.nodes[node].core.is_some() {
-                    self.nodes[node].relay.clear();
                     self.feed(node, Input::StartHeight(params));
                 }
             }
@@ -529,17 +529,14 @@ impl Sim {
                         .or_default()
                         .insert(tag.content);
                 }
-                let accepted = self.feed(
+                self.feed(
                     to,
-                    match wire.clone() {
+                    match wire {
                         Wire::Proposal(p) => Input::Proposal(*p),
                         Wire::Vote(v) => Input::Vote(v),
                         _ => unreachable!("only proposals and votes have a height"),
                     },
                 );
-                if accepted {
-                    self.nodes[to].relay.entry(key).or_insert((wire, tag));
-                }
             }
             return;
         }
@@ -676,8 +673,6 @@ impl Sim {
                 if h == self.sc.target_height && n.reached_target_at.is_none() {
                     n.reached_target_at = Some(self.now);
                 }
-                n.own_messages.clear();
-                n.relay.clear();
                 let epoch = n.epoch;
                 self.push(
                     self.now,
@@ -790,9 +785,6 @@ impl Sim {
     fn send_proposal(&mut self, i: usize, p: pb::Proposal) {
         let tag = self.proposal_tag(&p);
         let behaviour = self.nodes[i].behaviour;
-        self.nodes[i]
-            .own_messages
-            .push((Wire::Proposal(Box::new(p.clone())), tag));
         if behaviour != Behaviour::Equivocator || p.pol_round != -1 {
             self.broadcast(i, Wire::Proposal(Box::new(p)), tag);
             return;
@@ -833,9 +825,6 @@ impl Sim {
 
     fn send_vote(&mut self, i: usize, v: pb::Vote) {
         let tag = self.vote_tag(&v);
-        self.nodes[i]
-            .own_messages
-            .push((Wire::Vote(v.clone()), tag));
         match self.nodes[i].behaviour {
             Behaviour::Honest | Behaviour::Silent => self.broadcast(i, Wire::Vote(v), tag),
             Behaviour::Equivocator => {
