@@ -90,7 +90,10 @@ struct Node {
     /// Bumped on every restart so that timers of a previous life are ignored.
     epoch: u64,
     persisted: Option<SigningState>,
-    /// Decisions of this life, by height.
+    /// The node's write-ahead log: its own signed messages of the current
+    /// height, durable across restarts and replayed into the core on boot.
+    wal: Vec<Wire>,
+    /// Committed decisions by height (durable: kept across restarts).
     chain: BTreeMap<Height, agora_validator::consensus::Decision>,
     /// Hashes of messages fed to the core since the last gossip tick (a
     /// message is fed at most once per tick, so relays stay cheap).
@@ -237,6 +240,7 @@ impl Sim {
                 epoch: 0,
                 persisted: None,
                 chain: BTreeMap::new(),
+                wal: Vec::new(),
                 seen: BTreeSet::new(),
                 peer_heights: BTreeMap::new(),
                 last_sync_request: None,
@@ -301,20 +305,43 @@ impl Sim {
         );
         let n = &mut self.nodes[i];
         n.core = Some(core);
-        n.chain.clear();
-        n.seen.clear();
+        // A restart keeps what a node persists: the signing state (passed to
+        // the core above) and the committed blocks with their certificates
+        // (its block store). Everything else is lost.
         n.received.clear();
+        n.seen.clear();
         n.peer_heights.clear();
         n.last_sync_request = None;
         let epoch = n.epoch;
-        let params = HeightParams {
-            height: 1,
-            validator_set: self.set.clone(),
-            prev_seed: self.genesis_seed,
-            parent_hash: ZERO_HASH,
-            last_commit: None,
+        let params = match n.chain.values().next_back() {
+            Some(d) => HeightParams {
+                height: d.height + 1,
+                validator_set: self.set.clone(),
+                prev_seed: d.seed,
+                parent_hash: d.block_hash,
+                last_commit: Some(d.certificate.clone()),
+            },
+            None => HeightParams {
+                height: 1,
+                validator_set: self.set.clone(),
+                prev_seed: self.genesis_seed,
+                parent_hash: ZERO_HASH,
+                last_commit: None,
+            },
         };
+        let h = params.height;
         self.feed(i, Input::StartHeight(Box::new(params)));
+        for w in self.nodes[i].wal.clone() {
+            match w {
+                Wire::Proposal(p) if p.height == h => {
+                    self.feed(i, Input::Proposal(*p));
+                }
+                Wire::Vote(v) if v.height == h => {
+                    self.feed(i, Input::Vote(v));
+                }
+                _ => {}
+            }
+        }
         let at = self.now + GOSSIP_INTERVAL_MS;
         self.push(at, Event::Gossip { node: i, epoch });
     }
@@ -414,6 +441,24 @@ impl Sim {
                         .as_ref()
                         .map(|c| c.gossip_messages())
                         .unwrap_or_default();
+                    if self.trace == Some(node) {
+                        eprintln!(
+                            "[{} ms] node {node} gossips {} proposals, {} votes",
+                            self.now,
+                            proposals.len(),
+                            votes.len()
+                        );
+                    }
+                    // The WAL too: after a restart the core holds its own
+                    // replayed votes unverified, and gossips only verified ones.
+                    for w in self.nodes[node].wal.clone() {
+                        let tag = match &w {
+                            Wire::Proposal(p) => self.proposal_tag(p),
+                            Wire::Vote(v) => self.vote_tag(v),
+                            _ => None,
+                        };
+                        self.broadcast(node, w, tag);
+                    }
                     for p in proposals {
                         let tag = self.proposal_tag(&p);
                         self.broadcast(node, Wire::Proposal(Box::new(p)), tag);
@@ -620,8 +665,14 @@ impl Sim {
     fn act(&mut self, i: usize, o: Output, inputs: &mut std::collections::VecDeque<Input>) {
         match o {
             Output::PersistSigningState(s) => self.nodes[i].persisted = Some(s),
-            Output::BroadcastProposal(p) => self.send_proposal(i, *p),
-            Output::BroadcastVote(v) => self.send_vote(i, v),
+            Output::BroadcastProposal(p) => {
+                self.nodes[i].wal.push(Wire::Proposal(p.clone()));
+                self.send_proposal(i, *p)
+            }
+            Output::BroadcastVote(v) => {
+                self.nodes[i].wal.push(Wire::Vote(v.clone()));
+                self.send_vote(i, v)
+            }
             Output::ScheduleTimeout {
                 timeout,
                 duration_ms,
@@ -669,6 +720,7 @@ impl Sim {
                 };
                 let h = d.height;
                 let n = &mut self.nodes[i];
+                n.wal.clear();
                 n.chain.insert(h, d);
                 if h == self.sc.target_height && n.reached_target_at.is_none() {
                     n.reached_target_at = Some(self.now);
