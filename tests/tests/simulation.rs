@@ -50,7 +50,10 @@ fn simulation_honest_majority_is_safe_and_live() {
     let mut failed = Vec::new();
     let mut evidence = 0;
     let seeds = seeds();
-    for &seed in &seeds {
+    for (k, &seed) in seeds.iter().enumerate() {
+        if k > 0 && k % 250 == 0 {
+            eprintln!("... {k} seeds in {:.1?}", started.elapsed());
+        }
         let r = run(seed, TestFault::None);
         evidence += r.evidence_count;
         if std::env::var_os("SIM_VERBOSE").is_some() {

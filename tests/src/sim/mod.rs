@@ -90,12 +90,11 @@ struct Node {
     /// Bumped on every restart so that timers of a previous life are ignored.
     epoch: u64,
     persisted: Option<SigningState>,
-    /// Decisions of this life, by height.
+    /// The node's write-ahead log: its own signed messages of the current
+    /// height, durable across restarts and replayed into the core on boot.
+    wal: Vec<Wire>,
+    /// Committed decisions by height (durable: kept across restarts).
     chain: BTreeMap<Height, agora_validator::consensus::Decision>,
-    own_messages: Vec<(Wire, Option<SignedTag>)>,
-    /// Messages of the current height received from others, relayed on every
-    /// gossip tick (like Tendermint's vote gossip), deduplicated by hash.
-    relay: BTreeMap<Hash, (Wire, Option<SignedTag>)>,
     /// Hashes of messages fed to the core since the last gossip tick (a
     /// message is fed at most once per tick, so relays stay cheap).
     seen: BTreeSet<Hash>,
@@ -241,8 +240,7 @@ impl Sim {
                 epoch: 0,
                 persisted: None,
                 chain: BTreeMap::new(),
-                own_messages: Vec::new(),
-                relay: BTreeMap::new(),
+                wal: Vec::new(),
                 seen: BTreeSet::new(),
                 peer_heights: BTreeMap::new(),
                 last_sync_request: None,
@@ -307,22 +305,43 @@ impl Sim {
         );
         let n = &mut self.nodes[i];
         n.core = Some(core);
-        n.chain.clear();
-        n.own_messages.clear();
-        n.relay.clear();
-        n.seen.clear();
+        // A restart keeps what a node persists: the signing state (passed to
+        // the core above) and the committed blocks with their certificates
+        // (its block store). Everything else is lost.
         n.received.clear();
+        n.seen.clear();
         n.peer_heights.clear();
         n.last_sync_request = None;
         let epoch = n.epoch;
-        let params = HeightParams {
-            height: 1,
-            validator_set: self.set.clone(),
-            prev_seed: self.genesis_seed,
-            parent_hash: ZERO_HASH,
-            last_commit: None,
+        let params = match n.chain.values().next_back() {
+            Some(d) => HeightParams {
+                height: d.height + 1,
+                validator_set: self.set.clone(),
+                prev_seed: d.seed,
+                parent_hash: d.block_hash,
+                last_commit: Some(d.certificate.clone()),
+            },
+            None => HeightParams {
+                height: 1,
+                validator_set: self.set.clone(),
+                prev_seed: self.genesis_seed,
+                parent_hash: ZERO_HASH,
+                last_commit: None,
+            },
         };
+        let h = params.height;
         self.feed(i, Input::StartHeight(Box::new(params)));
+        for w in self.nodes[i].wal.clone() {
+            match w {
+                Wire::Proposal(p) if p.height == h => {
+                    self.feed(i, Input::Proposal(*p));
+                }
+                Wire::Vote(v) if v.height == h => {
+                    self.feed(i, Input::Vote(v));
+                }
+                _ => {}
+            }
+        }
         let at = self.now + GOSSIP_INTERVAL_MS;
         self.push(at, Event::Gossip { node: i, epoch });
     }
@@ -413,13 +432,40 @@ impl Sim {
             }
             Event::Gossip { node, epoch } => {
                 if self.nodes[node].epoch == epoch && self.nodes[node].core.is_some() {
-                    for (w, tag) in self.nodes[node].own_messages.clone() {
+                    // Gossip what the core holds (its own and others'
+                    // verified messages of the current height), as
+                    // Tendermint's reactor gossips from its vote sets.
+                    self.nodes[node].seen.clear();
+                    let (proposals, votes) = self.nodes[node]
+                        .core
+                        .as_ref()
+                        .map(|c| c.gossip_messages())
+                        .unwrap_or_default();
+                    if self.trace == Some(node) {
+                        eprintln!(
+                            "[{} ms] node {node} gossips {} proposals, {} votes",
+                            self.now,
+                            proposals.len(),
+                            votes.len()
+                        );
+                    }
+                    // The WAL too: after a restart the core holds its own
+                    // replayed votes unverified, and gossips only verified ones.
+                    for w in self.nodes[node].wal.clone() {
+                        let tag = match &w {
+                            Wire::Proposal(p) => self.proposal_tag(p),
+                            Wire::Vote(v) => self.vote_tag(v),
+                            _ => None,
+                        };
                         self.broadcast(node, w, tag);
                     }
-                    self.nodes[node].seen.clear();
-                    let relay: Vec<_> = self.nodes[node].relay.values().cloned().collect();
-                    for (w, tag) in relay {
-                        self.broadcast(node, w, tag);
+                    for p in proposals {
+                        let tag = self.proposal_tag(&p);
+                        self.broadcast(node, Wire::Proposal(Box::new(p)), tag);
+                    }
+                    for v in votes {
+                        let tag = self.vote_tag(&v);
+                        self.broadcast(node, Wire::Vote(v), tag);
                     }
                     let at = self.now + GOSSIP_INTERVAL_MS;
                     self.push(at, Event::Gossip { node, epoch });
@@ -431,7 +477,6 @@ impl Sim {
                 params,
             } => {
                 if self.nodes[node].epoch == epoch && self.nodes[node].core.is_some() {
-                    self.nodes[node].relay.clear();
                     self.feed(node, Input::StartHeight(params));
                 }
             }
@@ -529,17 +574,14 @@ impl Sim {
                         .or_default()
                         .insert(tag.content);
                 }
-                let accepted = self.feed(
+                self.feed(
                     to,
-                    match wire.clone() {
+                    match wire {
                         Wire::Proposal(p) => Input::Proposal(*p),
                         Wire::Vote(v) => Input::Vote(v),
                         _ => unreachable!("only proposals and votes have a height"),
                     },
                 );
-                if accepted {
-                    self.nodes[to].relay.entry(key).or_insert((wire, tag));
-                }
             }
             return;
         }
@@ -623,8 +665,14 @@ impl Sim {
     fn act(&mut self, i: usize, o: Output, inputs: &mut std::collections::VecDeque<Input>) {
         match o {
             Output::PersistSigningState(s) => self.nodes[i].persisted = Some(s),
-            Output::BroadcastProposal(p) => self.send_proposal(i, *p),
-            Output::BroadcastVote(v) => self.send_vote(i, v),
+            Output::BroadcastProposal(p) => {
+                self.nodes[i].wal.push(Wire::Proposal(p.clone()));
+                self.send_proposal(i, *p)
+            }
+            Output::BroadcastVote(v) => {
+                self.nodes[i].wal.push(Wire::Vote(v.clone()));
+                self.send_vote(i, v)
+            }
             Output::ScheduleTimeout {
                 timeout,
                 duration_ms,
@@ -672,12 +720,11 @@ impl Sim {
                 };
                 let h = d.height;
                 let n = &mut self.nodes[i];
+                n.wal.clear();
                 n.chain.insert(h, d);
                 if h == self.sc.target_height && n.reached_target_at.is_none() {
                     n.reached_target_at = Some(self.now);
                 }
-                n.own_messages.clear();
-                n.relay.clear();
                 let epoch = n.epoch;
                 self.push(
                     self.now,
@@ -790,9 +837,6 @@ impl Sim {
     fn send_proposal(&mut self, i: usize, p: pb::Proposal) {
         let tag = self.proposal_tag(&p);
         let behaviour = self.nodes[i].behaviour;
-        self.nodes[i]
-            .own_messages
-            .push((Wire::Proposal(Box::new(p.clone())), tag));
         if behaviour != Behaviour::Equivocator || p.pol_round != -1 {
             self.broadcast(i, Wire::Proposal(Box::new(p)), tag);
             return;
@@ -833,9 +877,6 @@ impl Sim {
 
     fn send_vote(&mut self, i: usize, v: pb::Vote) {
         let tag = self.vote_tag(&v);
-        self.nodes[i]
-            .own_messages
-            .push((Wire::Vote(v.clone()), tag));
         match self.nodes[i].behaviour {
             Behaviour::Honest | Behaviour::Silent => self.broadcast(i, Wire::Vote(v), tag),
             Behaviour::Equivocator => {

@@ -32,6 +32,18 @@
 //! in; the core never signs a different thing for a (height, round, step) it
 //! signed before ([`signing_state`]).
 //!
+//! [`Consensus::gossip_messages`] returns the verified proposals and votes of
+//! the current height; the host re-sends them periodically (as Tendermint's
+//! reactor gossips from its vote sets), which is what makes messages lost
+//! before the network healed eventually arrive everywhere.
+//!
+//! Votes are checked lazily in aggregate by default ([`VerifyMode`]); votes
+//! found bad that way are dropped and show in the check counters of
+//! [`Stats`] rather than as `Output::Rejected`.
+//!
+//! [`TestFault`] names deliberately broken rules for the simulator's negative
+//! control; its only variant without the `test-faults` feature is `None`.
+//!
 //! The core is deterministic: the same inputs give the same outputs (all
 //! internal maps are ordered).
 

@@ -379,6 +379,37 @@ impl Consensus {
         s
     }
 
+    /// The verified proposals and votes of the current height, in a fixed
+    /// order, for the host's gossip: re-sending them periodically is what
+    /// lets every honest node eventually see the polkas others saw (including
+    /// an equivocator's votes that reached only some nodes).
+    pub fn gossip_messages(&self) -> (Vec<pb::Proposal>, Vec<pb::Vote>) {
+        let Some(hs) = self.hs.as_ref() else {
+            return (Vec::new(), Vec::new());
+        };
+        let proposals = hs
+            .proposals
+            .values()
+            .filter_map(|e| {
+                Some(pb::Proposal {
+                    height: e.signed.height,
+                    round: e.signed.round,
+                    pol_round: e.signed.pol_round,
+                    block: Some(hs.blocks.get(&e.block_hash)?.clone()),
+                    proposer_address: e.signed.proposer_address.clone(),
+                    signature: e.signed.signature.clone(),
+                })
+            })
+            .collect();
+        let votes = hs
+            .votes
+            .values()
+            .flat_map(|vs| vs.verified_votes())
+            .cloned()
+            .collect();
+        (proposals, votes)
+    }
+
     /// Messages buffered for future heights, and how many were dropped.
     pub fn buffered(&self) -> (usize, u64) {
         (self.buffer.len(), self.buffer.dropped())

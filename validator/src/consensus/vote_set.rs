@@ -431,6 +431,11 @@ impl VoteSet {
             .map(|((i, _), _)| *i)
     }
 
+    /// The verified votes as received, in canonical order.
+    pub fn verified_votes(&self) -> impl Iterator<Item = &pb::Vote> + '_ {
+        self.votes.values().filter(|v| v.verified).map(|v| &v.vote)
+    }
+
     /// All voters, verified or not.
     pub fn all_voters(&self) -> impl Iterator<Item = usize> + '_ {
         self.votes.keys().map(|(i, _)| *i)
