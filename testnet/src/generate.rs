@@ -137,7 +137,9 @@ pub fn hosts_plan(
         let public: SocketAddr = match h.parse::<SocketAddr>() {
             Ok(a) => a,
             Err(_) => {
-                let with_port = if h.rsplit_once(':').is_some_and(|(_, p)| p.parse::<u16>().is_ok())
+                let with_port = if h
+                    .rsplit_once(':')
+                    .is_some_and(|(_, p)| p.parse::<u16>().is_ok())
                 {
                     h.to_string()
                 } else {
@@ -350,7 +352,11 @@ mod tests {
             let key = home.load_validator_key().unwrap();
             assert_eq!(Address::of(&key.public_key()), g.validators[i]);
             assert!(home.load_tls().is_ok());
-            assert_eq!(cfg.testing.double_sign, i == 2, "only the last node double-signs");
+            assert_eq!(
+                cfg.testing.double_sign,
+                i == 2,
+                "only the last node double-signs"
+            );
         }
         let loaded = Home::new(&g.homes[0]).load_genesis().unwrap();
         assert_eq!(loaded.genesis.validators.len(), 3);
@@ -371,13 +377,30 @@ mod tests {
             .map(|s| s.to_string())
             .collect();
         let plan = hosts_plan(&hosts, 26656, "t-net", 20).unwrap();
-        let addrs: Vec<String> = plan.nodes.iter().map(|n| n.p2p_public.to_string()).collect();
+        let addrs: Vec<String> = plan
+            .nodes
+            .iter()
+            .map(|n| n.p2p_public.to_string())
+            .collect();
         assert_eq!(
             addrs,
-            ["10.0.0.1:26656", "10.0.0.2:26656", "10.0.0.1:26666", "10.0.0.3:4000"]
+            [
+                "10.0.0.1:26656",
+                "10.0.0.2:26656",
+                "10.0.0.1:26666",
+                "10.0.0.3:4000"
+            ]
         );
-        assert!(plan.nodes.iter().all(|n| n.p2p_listen.ip().is_unspecified()));
-        assert!(plan.nodes.iter().all(|n| n.grpc_listen.ip().is_unspecified()));
+        assert!(
+            plan.nodes
+                .iter()
+                .all(|n| n.p2p_listen.ip().is_unspecified())
+        );
+        assert!(
+            plan.nodes
+                .iter()
+                .all(|n| n.grpc_listen.ip().is_unspecified())
+        );
         let dup: Vec<String> = vec!["10.0.0.1:5".into(), "10.0.0.1:5".into()];
         assert!(hosts_plan(&dup, 26656, "t-net", 20).is_err());
     }

@@ -226,7 +226,10 @@ fn check_ports(plan: &generate::Plan) -> Result<()> {
     for n in &plan.nodes {
         for a in [n.grpc_listen, n.metrics_listen] {
             std::net::TcpListener::bind(a).with_context(|| {
-                format!("{}: port {} is in use (choose another --base-port)", n.moniker, a)
+                format!(
+                    "{}: port {} is in use (choose another --base-port)",
+                    n.moniker, a
+                )
             })?;
         }
         std::net::UdpSocket::bind(n.p2p_listen).with_context(|| {
@@ -429,7 +432,8 @@ async fn watch(m: &Manifest, children: &mut [Child]) -> Result<()> {
 fn status(dir: &Path) -> Result<ExitCode> {
     let m = Manifest::load(dir)?;
     let rt = runtime()?;
-    let snap = rt.block_on(view::Poller::new(&m).snapshot());
+    // The lazy gRPC channels need the runtime's reactor when created.
+    let snap = rt.block_on(async { view::Poller::new(&m).snapshot().await });
     let exited: Vec<Option<String>> = m
         .nodes
         .iter()

@@ -59,8 +59,13 @@ pub fn spawn_node(agora: &Path, home: &Path, log: &Path) -> Result<Child> {
     if std::env::var_os("RUST_LOG").is_none() {
         cmd.env("RUST_LOG", "info");
     }
-    cmd.spawn()
-        .with_context(|| format!("starting {} start --home {}", agora.display(), home.display()))
+    cmd.spawn().with_context(|| {
+        format!(
+            "starting {} start --home {}",
+            agora.display(),
+            home.display()
+        )
+    })
 }
 
 /// Sends `signal` (`TERM`, `KILL`, ...) to `pid`.

@@ -49,7 +49,7 @@ pub struct Poller {
 }
 
 impl Poller {
-    /// Clients for the manifest's nodes.
+    /// Clients for the manifest's nodes (call inside a tokio runtime).
     pub fn new(m: &Manifest) -> Self {
         let clients = m
             .nodes
@@ -246,7 +246,12 @@ pub fn render(
                 .nodes
                 .iter()
                 .find(|n| n.validator_address == *a)
-                .map(|n| (n.moniker.as_str(), if n.byzantine { "  (double-signs)" } else { "" }))
+                .map(|n| {
+                    (
+                        n.moniker.as_str(),
+                        if n.byzantine { "  (double-signs)" } else { "" },
+                    )
+                })
                 .unwrap_or(("-", ""));
             let _ = writeln!(out, "  {a}  {:<7} power {p}{}", name.0, name.1);
         }

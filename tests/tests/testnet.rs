@@ -84,8 +84,8 @@ fn log_tails(manifest: &serde_json::Value) -> String {
         .into_iter()
         .flatten()
         .map(|n| {
-            let t = std::fs::read_to_string(n["log"].as_str().unwrap_or_default())
-                .unwrap_or_default();
+            let t =
+                std::fs::read_to_string(n["log"].as_str().unwrap_or_default()).unwrap_or_default();
             let lines: Vec<&str> = t.lines().collect();
             lines[lines.len().saturating_sub(10)..].join("\n")
         })
@@ -174,7 +174,10 @@ fn testnet_up_commits_audits_and_goes_down() {
     loop {
         let hs = rt.block_on(heights(&endpoints));
         if hs.iter().all(|h| h.is_some_and(|h| h > TARGET_HEIGHT)) {
-            eprintln!("all nodes past height {TARGET_HEIGHT} after {:?}: {hs:?}", t0.elapsed());
+            eprintln!(
+                "all nodes past height {TARGET_HEIGHT} after {:?}: {hs:?}",
+                t0.elapsed()
+            );
             break;
         }
         assert!(
@@ -198,6 +201,9 @@ fn testnet_up_commits_audits_and_goes_down() {
     assert!(down.status.success(), "agora-testnet down failed");
     guard.armed = false;
     let still: Vec<u64> = pids.iter().copied().filter(|p| alive(*p)).collect();
-    assert!(still.is_empty(), "processes still running after down: {still:?}");
+    assert!(
+        still.is_empty(),
+        "processes still running after down: {still:?}"
+    );
     assert!(rt.block_on(heights(&endpoints)).iter().all(Option::is_none));
 }
