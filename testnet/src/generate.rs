@@ -293,8 +293,10 @@ pub fn generate(plan: &Plan, out: &Path) -> Result<Generated> {
     }
 
     for (i, (node, home)) in plan.nodes.iter().zip(&homes).enumerate() {
-        let mut cfg = Config::default();
-        cfg.moniker = node.moniker.clone();
+        let mut cfg = Config {
+            moniker: node.moniker.clone(),
+            ..Config::default()
+        };
         cfg.p2p.listen = node.p2p_listen;
         cfg.p2p.peers = plan
             .nodes

@@ -210,8 +210,8 @@ pub fn render(
     );
     let _ = writeln!(
         out,
-        "{:<7} {:<22} {:>8} {:>6} {:>6} {:>11}  {}",
-        "node", "grpc", "height", "round", "peers", "commit", "validator"
+        "{:<7} {:<22} {:>8} {:>6} {:>6} {:>11}  validator",
+        "node", "grpc", "height", "round", "peers", "commit"
     );
     for (i, n) in m.nodes.iter().enumerate() {
         let s = snap.nodes.get(i).cloned().unwrap_or_default();
