@@ -70,16 +70,19 @@ pub fn spawn_node(agora: &Path, home: &Path, log: &Path) -> Result<Child> {
 
 /// Sends `signal` (`TERM`, `KILL`, ...) to `pid`.
 pub fn send_signal(pid: u32, signal: &str) -> Result<()> {
-    let st = Command::new("kill")
+    let out = Command::new("kill")
         .arg("-s")
         .arg(signal)
         .arg(pid.to_string())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
+        .stdin(Stdio::null())
+        .output()
         .context("running kill(1)")?;
-    if !st.success() && is_running(pid, None) {
-        bail!("kill -s {signal} {pid} failed");
+    if !out.status.success() && is_running(pid, None) {
+        bail!(
+            "kill -s {signal} {pid} failed ({}): {}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
     }
     Ok(())
 }
@@ -133,9 +136,12 @@ impl Target<'_> {
 /// Stops every target: SIGTERM to all, wait up to `grace`, SIGKILL the rest,
 /// and wait for them too. Returns the pids that had to be killed.
 pub fn stop_all(targets: &mut [Target<'_>], grace: Duration) -> Result<Vec<u32>> {
+    // A failed SIGTERM is reported but not fatal: SIGKILL follows anyway.
     for t in targets.iter_mut() {
-        if t.alive() {
-            send_signal(t.pid, "TERM")?;
+        if t.alive()
+            && let Err(e) = send_signal(t.pid, "TERM")
+        {
+            eprintln!("warning: {e:#}");
         }
     }
     let wait = |targets: &mut [Target<'_>], deadline: Instant| {
@@ -153,7 +159,11 @@ pub fn stop_all(targets: &mut [Target<'_>], grace: Duration) -> Result<Vec<u32>>
     let mut killed = Vec::new();
     for t in targets.iter_mut() {
         if t.alive() {
-            send_signal(t.pid, "KILL")?;
+            // Our own children are killed directly, without kill(1).
+            match t.child.as_mut() {
+                Some(c) => c.kill().with_context(|| format!("SIGKILL to {}", t.pid))?,
+                None => send_signal(t.pid, "KILL")?,
+            }
             killed.push(t.pid);
         }
     }
