@@ -154,6 +154,49 @@ fn real_main() -> Result<ExitCode> {
                 );
             }
             println!("genesis: {}", g.genesis.display());
+            // A manifest without pids, so that `status --dir OUT` can watch the
+            // remote network from here.
+            let out_abs = out
+                .canonicalize()
+                .with_context(|| format!("resolving {}", out.display()))?;
+            Manifest {
+                chain_id: chain_id.clone(),
+                dir: out_abs.clone(),
+                agora_bin: PathBuf::from("agora"),
+                genesis: out_abs.join("genesis.json"),
+                nodes: plan
+                    .nodes
+                    .iter()
+                    .zip(&g.homes)
+                    .zip(&g.validators)
+                    .enumerate()
+                    .map(|(i, ((n, home), v))| NodeEntry {
+                        index: i,
+                        moniker: n.moniker.clone(),
+                        home: home.clone(),
+                        grpc: std::net::SocketAddr::new(n.p2p_public.ip(), n.grpc_listen.port())
+                            .to_string(),
+                        p2p: n.p2p_public.to_string(),
+                        metrics: std::net::SocketAddr::new(
+                            n.p2p_public.ip(),
+                            n.metrics_listen.port(),
+                        )
+                        .to_string(),
+                        validator_address: v.to_string(),
+                        log: PathBuf::from("node.log"),
+                        pid: None,
+                        byzantine: false,
+                    })
+                    .collect(),
+                delegators: g.delegators.clone(),
+                byzantine: ByzantineNote::default(),
+            }
+            .save()?;
+            println!(
+                "manifest: {} (`agora-testnet status --dir {}` polls the hosts' gRPC)",
+                Manifest::path(&out_abs).display(),
+                out.display()
+            );
             println!(
                 "delegator keys: {} (agora tx ... --home {} --from delegatorN)",
                 out.join("delegators/keys").display(),
