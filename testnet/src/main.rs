@@ -1,4 +1,529 @@
-//! `agora-testnet`: local testnets in one command.
-fn main() {
-    println!("agora-testnet {}", env!("CARGO_PKG_VERSION"));
+//! `agora-testnet`: local Agora testnets in one command.
+//!
+//! * `up` generates homes and a shared genesis, starts one `agora start` per
+//!   validator, writes `DIR/testnet.json` and shows a live view until Ctrl-C
+//!   (or exits at once with `--detach`);
+//! * `status` prints one snapshot of a running testnet;
+//! * `down` stops the processes listed in `DIR/testnet.json`;
+//! * `generate` writes homes for validators on separate machines.
+
+mod generate;
+mod manifest;
+mod procs;
+mod view;
+
+use std::io::{IsTerminal, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, ExitCode};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use clap::{Parser, Subcommand};
+
+use manifest::{ByzantineNote, Manifest, NodeEntry};
+
+#[derive(Parser)]
+#[command(name = "agora-testnet", version, about = "Local Agora testnets")]
+struct Cli {
+    #[command(subcommand)]
+    command: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Generate a testnet, start its validators and watch them until Ctrl-C.
+    Up {
+        /// Validators to run.
+        #[arg(long, default_value_t = 4)]
+        validators: usize,
+        /// Testnet directory (homes, logs, testnet.json).
+        #[arg(long, default_value = "target/agora-testnet")]
+        dir: PathBuf,
+        /// Node i uses p2p (UDP) base+10i, gRPC base+10i+1, metrics base+10i+2.
+        #[arg(long, default_value_t = 27000)]
+        base_port: u16,
+        /// Validators (the last K) that double-sign on purpose (config
+        /// `testing.double_sign`), so that evidence and slashing can be watched.
+        #[arg(long, default_value_t = 0)]
+        byzantine: usize,
+        /// Leave the nodes running and exit once testnet.json is written.
+        #[arg(long)]
+        detach: bool,
+        /// Chain id.
+        #[arg(long, default_value = "agora-testnet")]
+        chain_id: String,
+        /// Genesis unbonding period (and jail period), in heights.
+        #[arg(long, default_value_t = 20)]
+        unbonding_period: u64,
+        /// Delete DIR first if it holds a stopped testnet.
+        #[arg(long)]
+        reset: bool,
+    },
+    /// Stop the processes of a testnet started with `up --detach`.
+    Down {
+        /// Testnet directory.
+        #[arg(long, default_value = "target/agora-testnet")]
+        dir: PathBuf,
+    },
+    /// Print one snapshot of a testnet.
+    Status {
+        /// Testnet directory.
+        #[arg(long, default_value = "target/agora-testnet")]
+        dir: PathBuf,
+    },
+    /// Write homes for validators on separate machines (copy OUT/nodeI to host I).
+    Generate {
+        /// Comma-separated hosts (IP or name, optionally :p2p-port), one per validator.
+        #[arg(long, value_delimiter = ',', required = true)]
+        hosts: Vec<String>,
+        /// Output directory.
+        #[arg(long)]
+        out: PathBuf,
+        /// p2p port when a host gives none (gRPC +1, metrics +2).
+        #[arg(long, default_value_t = 26656)]
+        base_port: u16,
+        /// Chain id.
+        #[arg(long, default_value = "agora-testnet")]
+        chain_id: String,
+        /// Genesis unbonding period (and jail period), in heights.
+        #[arg(long, default_value_t = 20)]
+        unbonding_period: u64,
+    },
+}
+
+fn main() -> ExitCode {
+    match real_main() {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("starting the tokio runtime")
+}
+
+fn real_main() -> Result<ExitCode> {
+    match Cli::parse().command {
+        Cmd::Up {
+            validators,
+            dir,
+            base_port,
+            byzantine,
+            detach,
+            chain_id,
+            unbonding_period,
+            reset,
+        } => up(UpArgs {
+            validators,
+            dir,
+            base_port,
+            byzantine,
+            detach,
+            chain_id,
+            unbonding_period,
+            reset,
+        }),
+        Cmd::Down { dir } => down(&dir),
+        Cmd::Status { dir } => status(&dir),
+        Cmd::Generate {
+            hosts,
+            out,
+            base_port,
+            chain_id,
+            unbonding_period,
+        } => {
+            let plan = generate::hosts_plan(&hosts, base_port, &chain_id, unbonding_period)?;
+            refuse_nonempty(&out)?;
+            let g = generate::generate(&plan, &out)?;
+            println!("wrote {} homes under {}", g.homes.len(), out.display());
+            for ((node, home), v) in plan.nodes.iter().zip(&g.homes).zip(&g.validators) {
+                println!(
+                    "  {}: copy {} to {} and run `agora start --home <it>`; p2p {}, gRPC :{}, metrics :{}; validator {v}",
+                    node.moniker,
+                    home.display(),
+                    node.p2p_public.ip(),
+                    node.p2p_public,
+                    node.grpc_listen.port(),
+                    node.metrics_listen.port()
+                );
+            }
+            println!("genesis: {}", g.genesis.display());
+            // A manifest without pids, so that `status --dir OUT` can watch the
+            // remote network from here.
+            let out_abs = out
+                .canonicalize()
+                .with_context(|| format!("resolving {}", out.display()))?;
+            Manifest {
+                chain_id: chain_id.clone(),
+                dir: out_abs.clone(),
+                agora_bin: PathBuf::from("agora"),
+                genesis: out_abs.join("genesis.json"),
+                nodes: plan
+                    .nodes
+                    .iter()
+                    .zip(&g.homes)
+                    .zip(&g.validators)
+                    .enumerate()
+                    .map(|(i, ((n, home), v))| NodeEntry {
+                        index: i,
+                        moniker: n.moniker.clone(),
+                        home: home.clone(),
+                        grpc: std::net::SocketAddr::new(n.p2p_public.ip(), n.grpc_listen.port())
+                            .to_string(),
+                        p2p: n.p2p_public.to_string(),
+                        metrics: std::net::SocketAddr::new(
+                            n.p2p_public.ip(),
+                            n.metrics_listen.port(),
+                        )
+                        .to_string(),
+                        validator_address: v.to_string(),
+                        log: PathBuf::from("node.log"),
+                        pid: None,
+                        byzantine: false,
+                    })
+                    .collect(),
+                delegators: g.delegators.clone(),
+                byzantine: ByzantineNote::default(),
+            }
+            .save()?;
+            println!(
+                "manifest: {} (`agora-testnet status --dir {}` polls the hosts' gRPC)",
+                Manifest::path(&out_abs).display(),
+                out.display()
+            );
+            println!(
+                "delegator keys: {} (agora tx ... --home {} --from delegatorN)",
+                out.join("delegators/keys").display(),
+                out.join("delegators").display()
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+struct UpArgs {
+    validators: usize,
+    dir: PathBuf,
+    base_port: u16,
+    byzantine: usize,
+    detach: bool,
+    chain_id: String,
+    unbonding_period: u64,
+    reset: bool,
+}
+
+/// Fails unless `dir` is absent or empty.
+fn refuse_nonempty(dir: &Path) -> Result<()> {
+    if let Ok(mut rd) = std::fs::read_dir(dir)
+        && rd.next().is_some()
+    {
+        bail!("{} is not empty; choose another directory", dir.display());
+    }
+    Ok(())
+}
+
+/// Makes `dir` ready for a new testnet: absent, empty, or (with `--reset`) a
+/// stopped testnet, which is deleted. Anything else is left alone.
+fn prepare_dir(dir: &Path, reset: bool) -> Result<()> {
+    let Ok(mut rd) = std::fs::read_dir(dir) else {
+        return Ok(());
+    };
+    if rd.next().is_none() {
+        return Ok(());
+    }
+    let Ok(m) = Manifest::load(dir) else {
+        bail!(
+            "{} is not empty and holds no testnet.json; choose another --dir",
+            dir.display()
+        );
+    };
+    let running: Vec<u32> = m
+        .nodes
+        .iter()
+        .filter_map(|n| n.pid.filter(|p| procs::is_running(*p, Some(&n.home))))
+        .collect();
+    if !running.is_empty() {
+        bail!(
+            "the testnet in {} is running (pids {running:?}); run `agora-testnet down --dir {}` first",
+            dir.display(),
+            dir.display()
+        );
+    }
+    if !reset {
+        bail!(
+            "{} holds a stopped testnet; pass --reset to delete it and start a new one",
+            dir.display()
+        );
+    }
+    std::fs::remove_dir_all(dir).with_context(|| format!("deleting {}", dir.display()))
+}
+
+/// Fails if a TCP port the plan needs is taken (UDP is checked by the node).
+fn check_ports(plan: &generate::Plan) -> Result<()> {
+    for n in &plan.nodes {
+        for a in [n.grpc_listen, n.metrics_listen] {
+            std::net::TcpListener::bind(a).with_context(|| {
+                format!(
+                    "{}: port {} is in use (choose another --base-port)",
+                    n.moniker, a
+                )
+            })?;
+        }
+        std::net::UdpSocket::bind(n.p2p_listen).with_context(|| {
+            format!(
+                "{}: UDP port {} is in use (choose another --base-port)",
+                n.moniker, n.p2p_listen
+            )
+        })?;
+    }
+    Ok(())
+}
+
+fn up(a: UpArgs) -> Result<ExitCode> {
+    let agora = procs::find_agora()?;
+    if a.byzantine > a.validators {
+        bail!(
+            "--byzantine {} exceeds --validators {}",
+            a.byzantine,
+            a.validators
+        );
+    }
+    prepare_dir(&a.dir, a.reset)?;
+    let mut plan =
+        generate::loopback_plan(a.validators, a.base_port, &a.chain_id, a.unbonding_period)?;
+    plan.byzantine = a.byzantine;
+    check_ports(&plan)?;
+    std::fs::create_dir_all(&a.dir).with_context(|| format!("creating {}", a.dir.display()))?;
+    let dir = a
+        .dir
+        .canonicalize()
+        .with_context(|| format!("resolving {}", a.dir.display()))?;
+    let g = generate::generate(&plan, &dir)?;
+    // Each double signer is tombstoned and leaves the set; more than a third
+    // of the power double-signing at once can stall the chain before that.
+    let byzantine = ByzantineNote {
+        requested: a.byzantine,
+        applied: a.byzantine,
+        note: (a.byzantine * 3 >= a.validators && a.byzantine > 0).then(|| {
+            format!(
+                "{} of {} validators double-sign: at least a third of the power, so the chain may stall until they are tombstoned",
+                a.byzantine, a.validators
+            )
+        }),
+    };
+    if let Some(n) = &byzantine.note {
+        eprintln!("note: {n}");
+    }
+    let mut m = Manifest {
+        chain_id: a.chain_id.clone(),
+        dir: dir.clone(),
+        agora_bin: agora.clone(),
+        genesis: g.genesis.clone(),
+        nodes: plan
+            .nodes
+            .iter()
+            .zip(&g.homes)
+            .zip(&g.validators)
+            .enumerate()
+            .map(|(i, ((n, home), v))| NodeEntry {
+                index: i,
+                moniker: n.moniker.clone(),
+                home: home.clone(),
+                grpc: n.grpc_listen.to_string(),
+                p2p: n.p2p_public.to_string(),
+                metrics: n.metrics_listen.to_string(),
+                validator_address: v.to_string(),
+                log: home.join("node.log"),
+                pid: None,
+                byzantine: i >= a.validators - a.byzantine,
+            })
+            .collect(),
+        delegators: g.delegators.clone(),
+        byzantine,
+    };
+    let mut children: Vec<Child> = Vec::new();
+    for n in &mut m.nodes {
+        match procs::spawn_node(&agora, &n.home, &n.log) {
+            Ok(c) => {
+                n.pid = Some(c.id());
+                children.push(c);
+            }
+            Err(e) => {
+                stop_children(&m, &mut children);
+                return Err(e);
+            }
+        }
+    }
+    if let Err(e) = m.save() {
+        stop_children(&m, &mut children);
+        return Err(e);
+    }
+    print_started(&m);
+    if a.detach {
+        println!(
+            "detached; stop with `agora-testnet down --dir {}`",
+            dir.display()
+        );
+        return Ok(ExitCode::SUCCESS);
+    }
+    let r = runtime().and_then(|rt| rt.block_on(watch(&m, &mut children)));
+    stop_children(&m, &mut children);
+    r?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn print_started(m: &Manifest) {
+    println!(
+        "started {} validators of chain {:?} in {}",
+        m.nodes.len(),
+        m.chain_id,
+        m.dir.display()
+    );
+    for n in &m.nodes {
+        println!(
+            "  {}  pid {:<7} grpc {}  p2p {}  metrics {}  validator {}{}",
+            n.moniker,
+            n.pid.map(|p| p.to_string()).unwrap_or_default(),
+            n.grpc,
+            n.p2p,
+            n.metrics,
+            n.validator_address,
+            if n.byzantine { "  (double-signs)" } else { "" }
+        );
+    }
+    for d in &m.delegators {
+        println!(
+            "  delegator {}  {}  balance {}  (agora tx bond <validator> <amount> --home {} --from {} --node {})",
+            d.name,
+            d.address,
+            d.balance,
+            m.dir.join("delegators").display(),
+            d.name,
+            m.nodes.first().map(|n| n.grpc.as_str()).unwrap_or("-")
+        );
+    }
+    println!("  manifest {}", Manifest::path(&m.dir).display());
+}
+
+fn stop_children(m: &Manifest, children: &mut [Child]) {
+    let mut targets: Vec<procs::Target<'_>> = children
+        .iter_mut()
+        .zip(&m.nodes)
+        .map(|(c, n)| procs::Target {
+            pid: c.id(),
+            home: &n.home,
+            child: Some(c),
+        })
+        .collect();
+    match procs::stop_all(&mut targets, procs::TERM_GRACE) {
+        Ok(killed) if killed.is_empty() => println!("stopped {} nodes", targets.len()),
+        Ok(killed) => println!(
+            "stopped {} nodes ({} with SIGKILL after {:?}: {killed:?})",
+            targets.len(),
+            killed.len(),
+            procs::TERM_GRACE
+        ),
+        Err(e) => eprintln!("error stopping nodes: {e:#}"),
+    }
+}
+
+/// Refreshes the view every second until SIGINT or SIGTERM.
+async fn watch(m: &Manifest, children: &mut [Child]) -> Result<()> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate()).context("installing a SIGTERM handler")?;
+    let mut int = signal(SignalKind::interrupt()).context("installing a SIGINT handler")?;
+    let poller = view::Poller::new(m);
+    let mut tracker = view::IntervalTracker::default();
+    let mut exited: Vec<Option<String>> = vec![None; children.len()];
+    let tty = std::io::stdout().is_terminal();
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = term.recv() => break,
+            _ = int.recv() => break,
+        }
+        for (c, e) in children.iter_mut().zip(exited.iter_mut()) {
+            if e.is_none()
+                && let Ok(Some(st)) = c.try_wait()
+            {
+                *e = Some(format!("{st} (see its node.log)"));
+            }
+        }
+        let snap = poller.snapshot().await;
+        tracker.observe(&snap, Instant::now());
+        let text = view::render(m, &snap, &tracker, &exited);
+        let mut out = std::io::stdout().lock();
+        if tty {
+            // Clear the screen and home the cursor, then redraw.
+            let _ = write!(out, "\x1b[2J\x1b[H{text}\n(Ctrl-C stops the testnet)\n");
+        } else {
+            let _ = writeln!(out, "{text}");
+        }
+        let _ = out.flush();
+    }
+    println!("stopping...");
+    Ok(())
+}
+
+fn status(dir: &Path) -> Result<ExitCode> {
+    let m = Manifest::load(dir)?;
+    let rt = runtime()?;
+    // The lazy gRPC channels need the runtime's reactor when created.
+    let snap = rt.block_on(async { view::Poller::new(&m).snapshot().await });
+    let exited: Vec<Option<String>> = m
+        .nodes
+        .iter()
+        .map(|n| match n.pid {
+            Some(p) if !procs::is_running(p, Some(&n.home)) => Some(format!("pid {p} not running")),
+            _ => None,
+        })
+        .collect();
+    print!(
+        "{}",
+        view::render(&m, &snap, &view::IntervalTracker::default(), &exited)
+    );
+    let up = snap.nodes.iter().filter(|n| n.error.is_none()).count();
+    Ok(if up == m.nodes.len() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+fn down(dir: &Path) -> Result<ExitCode> {
+    let mut m = Manifest::load(dir)?;
+    let mut targets: Vec<procs::Target<'_>> = m
+        .nodes
+        .iter()
+        .filter_map(|n| {
+            n.pid.map(|pid| procs::Target {
+                pid,
+                home: &n.home,
+                child: None,
+            })
+        })
+        .collect();
+    let killed = procs::stop_all(&mut targets, procs::TERM_GRACE)?;
+    let n = targets.len();
+    drop(targets);
+    for node in &mut m.nodes {
+        node.pid = None;
+    }
+    m.save()?;
+    if killed.is_empty() {
+        println!("stopped the testnet in {} ({n} nodes)", m.dir.display());
+    } else {
+        println!(
+            "stopped the testnet in {} ({n} nodes; SIGKILL needed for {killed:?})",
+            m.dir.display()
+        );
+    }
+    Ok(ExitCode::SUCCESS)
 }
