@@ -31,6 +31,15 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Cmd {
+    /// Run one node from its home (what `agora start` does). `up` uses it when
+    /// no `agora` binary sits next to this one, so `cargo run -p
+    /// agora-testnet -- up` works on its own.
+    #[command(hide = true)]
+    Start {
+        /// Home directory.
+        #[arg(long)]
+        home: std::path::PathBuf,
+    },
     /// Generate a testnet, start its validators and watch them until Ctrl-C.
     Up {
         /// Validators to run.
@@ -108,8 +117,40 @@ fn runtime() -> Result<tokio::runtime::Runtime> {
         .context("starting the tokio runtime")
 }
 
+/// Runs a node in this process until SIGINT or SIGTERM.
+fn run_node(home: &std::path::Path) -> Result<ExitCode> {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt().with_env_filter(filter).init();
+    let rt = tokio::runtime::Runtime::new().context("starting the tokio runtime")?;
+    rt.block_on(async {
+        let node = agora_node::node::Node::start(&agora_node::home::Home::new(home))
+            .await
+            .with_context(|| format!("starting node from {}", home.display()))?;
+        node.run(async {
+            use tokio::signal::unix::{SignalKind, signal};
+            match signal(SignalKind::terminate()) {
+                Ok(mut term) => {
+                    tokio::select! {
+                        _ = term.recv() => {}
+                        _ = tokio::signal::ctrl_c() => {}
+                    }
+                }
+                Err(_) => {
+                    let _ = tokio::signal::ctrl_c().await;
+                }
+            }
+        })
+        .await
+        .context("consensus driver failed")?;
+        anyhow::Ok(())
+    })?;
+    Ok(ExitCode::SUCCESS)
+}
+
 fn real_main() -> Result<ExitCode> {
     match Cli::parse().command {
+        Cmd::Start { home } => run_node(&home),
         Cmd::Up {
             validators,
             dir,
