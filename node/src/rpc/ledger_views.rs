@@ -6,7 +6,7 @@
 use super::api::Page;
 use agora_proto::v1 as pb;
 use agora_validator::Address;
-use agora_validator::ledger::{DelegationView, Ledger, SlashEvent, UnbondingEntry, ValidatorView};
+use agora_validator::ledger::Ledger;
 
 fn addr(bytes: &[u8]) -> Option<Address> {
     Address::from_slice(bytes).ok()
@@ -19,65 +19,16 @@ fn next_token<T>(items: &[T], limit: usize, key: impl Fn(&T) -> Vec<u8>) -> Vec<
     }
 }
 
-/// A validator view as the API's record.
-pub fn validator_record(v: &ValidatorView) -> pb::ValidatorRecord {
-    pb::ValidatorRecord {
-        address: v.address.0.to_vec(),
-        operator: v.operator.0.to_vec(),
-        consensus_public_key: v.public_key.to_bytes().to_vec(),
-        tokens: v.tokens.to_string(),
-        shares: v.shares.to_string(),
-        power: v.power,
-        jailed: v.jailed,
-        tombstoned: v.tombstoned,
-        jailed_until: v.jailed_until,
-        active: v.active,
-    }
-}
-
-fn delegation(d: &DelegationView) -> pb::Delegation {
-    pb::Delegation {
-        delegator: d.delegator.0.to_vec(),
-        validator: d.validator.0.to_vec(),
-        shares: d.shares.to_string(),
-        tokens: d.tokens.to_string(),
-    }
-}
-
-fn unbonding_entry(e: &UnbondingEntry) -> pb::UnbondingEntry {
-    pb::UnbondingEntry {
-        delegator: e.delegator.0.to_vec(),
-        validator: e.validator.0.to_vec(),
-        creation_height: e.creation_height,
-        completion_height: e.completion_height,
-        initial_balance: e.initial_balance.to_string(),
-        balance: e.balance.to_string(),
-    }
-}
-
-/// A slash event as the API's record.
-pub fn slash_event(e: &SlashEvent) -> pb::SlashingEvent {
-    pb::SlashingEvent {
-        validator: e.validator.0.to_vec(),
-        infraction_height: e.infraction_height,
-        slash_height: e.slash_height,
-        amount: e.amount.to_string(),
-        fraction_bps: e.fraction_bps,
-        evidence_hash: e.evidence_hash.to_vec(),
-        tombstoned: e.tombstoned,
-    }
-}
-
 /// One validator.
 pub fn validator(l: &Ledger, a: &[u8]) -> Option<pb::ValidatorRecord> {
-    l.validator(&addr(a)?).as_ref().map(validator_record)
+    l.validator(&addr(a)?).map(|v| v.to_proto())
 }
 
 /// A page of validators after the address `after`.
 pub fn validators(l: &Ledger, after: &[u8], limit: usize) -> Page<pb::ValidatorRecord> {
     let views = l.validators(addr(after), limit);
     let next = next_token(&views, limit, |v| v.address.0.to_vec());
-    (views.iter().map(validator_record).collect(), next)
+    (views.iter().map(|v| v.to_proto()).collect(), next)
 }
 
 /// An account (zero balance and nonce for an address never seen).
@@ -92,7 +43,7 @@ pub fn account(l: &Ledger, a: &[u8]) -> pb::GetAccountResponse {
 
 /// One delegation.
 pub fn delegation_of(l: &Ledger, d: &[u8], v: &[u8]) -> Option<pb::Delegation> {
-    l.delegation(&addr(d)?, &addr(v)?).as_ref().map(delegation)
+    l.delegation(&addr(d)?, &addr(v)?).map(|d| d.to_proto())
 }
 
 /// A page of a delegator's delegations after the validator address `after`.
@@ -102,7 +53,7 @@ pub fn delegations(l: &Ledger, d: &[u8], after: &[u8], limit: usize) -> Page<pb:
     };
     let views = l.delegations(&d, addr(after), limit);
     let next = next_token(&views, limit, |v| v.validator.0.to_vec());
-    (views.iter().map(delegation).collect(), next)
+    (views.iter().map(|d| d.to_proto()).collect(), next)
 }
 
 /// A page of a delegator's unbonding entries after `validator ‖ id`.
@@ -123,7 +74,7 @@ pub fn unbonding(l: &Ledger, d: &[u8], after: &[u8], limit: usize) -> Page<pb::U
         t.extend_from_slice(&e.id.to_be_bytes());
         t
     });
-    (entries.iter().map(unbonding_entry).collect(), next)
+    (entries.iter().map(|e| e.to_proto()).collect(), next)
 }
 
 /// A page of slash events (of one validator, or all when `v` is empty) after event id `after`.
@@ -135,5 +86,5 @@ pub fn slashes(l: &Ledger, v: &[u8], after: &[u8], limit: usize) -> Page<pb::Sla
     let start = <[u8; 8]>::try_from(after).ok().map(u64::from_be_bytes);
     let events = l.slash_events(filter.as_ref(), start, limit);
     let next = next_token(&events, limit, |e| e.id.to_be_bytes().to_vec());
-    (events.iter().map(slash_event).collect(), next)
+    (events.iter().map(|e| e.to_proto()).collect(), next)
 }
