@@ -58,6 +58,8 @@ pub enum RunError {
 
 /// Pending evidence kept for the next proposal at most.
 const MAX_PENDING_EVIDENCE: usize = 64;
+/// How often the current height's messages are re-sent.
+const REGOSSIP_INTERVAL: Duration = Duration::from_millis(1000);
 /// Blocks asked for per sync request.
 const SYNC_BATCH: u32 = 64;
 
@@ -461,6 +463,20 @@ impl Runner {
         Ok(())
     }
 
+    fn regossip(&self) {
+        let (proposals, votes) = self.core.gossip_messages();
+        for p in proposals {
+            self.transport.broadcast(&PeerMessage {
+                kind: Some(Kind::Proposal(p)),
+            });
+        }
+        for v in votes {
+            self.transport.broadcast(&PeerMessage {
+                kind: Some(Kind::Vote(v)),
+            });
+        }
+    }
+
     fn publish_pending(&self) {
         if let Ok(mut p) = self.shared.pending.lock() {
             *p = self.mempool.hashes().collect();
@@ -667,6 +683,12 @@ impl Runner {
     ) -> Result<(), RunError> {
         tokio::pin!(shutdown);
         self.begin()?;
+        // Periodic re-gossip of the current height's verified proposals and
+        // votes: a message lost to a dropped connection or a full queue (or an
+        // equivocator's vote that reached only some nodes) still reaches
+        // everyone, which liveness needs. Receivers drop what they have seen.
+        let mut regossip = tokio::time::interval(REGOSSIP_INTERVAL);
+        regossip.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             let start_at = self.next_start;
             tokio::select! {
@@ -675,6 +697,7 @@ impl Runner {
                     self.next_start = None;
                     self.start_height()?;
                 }
+                _ = regossip.tick() => self.regossip(),
                 r = api.recv() => if let Some(r) = r {
                     self.on_api(r)?;
                 },
