@@ -4,6 +4,7 @@
 //! * `SIM_SEED=<seed>` replays one seed exactly.
 //! * `SIM_SEEDS=<n>` runs seeds 0..n (default: a count sized for a debug
 //!   `cargo test` within about two minutes).
+//! * `SIM_THREADS=<k>` runs k seeds at a time (default: one per core).
 //!
 //! A failing seed is printed with its violations and the command that replays it.
 
@@ -44,48 +45,88 @@ fn run(seed: u64, fault: TestFault) -> Report {
     Sim::new(Scenario::generate(seed, TARGET_HEIGHT), config(fault)).run()
 }
 
+/// How many seeds run at once: `SIM_THREADS`, else one per core. Seeds are
+/// independent and each is deterministic, so running them side by side
+/// changes nothing but the wall time.
+fn threads() -> usize {
+    std::env::var("SIM_THREADS")
+        .ok()
+        .and_then(|s| s.trim().parse().ok())
+        .or_else(|| std::thread::available_parallelism().ok().map(|n| n.get()))
+        .unwrap_or(1)
+        .max(1)
+}
+
+/// Runs one honest-majority seed, printing what a reviewer needs to replay a
+/// failure. Returns the evidence count and whether the seed failed.
+fn check_seed(seed: u64) -> (usize, bool) {
+    let r = run(seed, TestFault::None);
+    if std::env::var_os("SIM_VERBOSE").is_some() {
+        let sc = Scenario::generate(seed, TARGET_HEIGHT);
+        eprintln!(
+            "seed {seed}: n={} byz={:?} end={}ms events={} height={} evidence={} violations={}",
+            sc.powers.len(),
+            sc.behaviours,
+            r.end_time_ms,
+            r.events,
+            r.min_honest_height,
+            r.evidence_count,
+            r.violations.len()
+        );
+    }
+    let failed = !r.violations.is_empty();
+    if failed {
+        // One eprintln per failure so parallel workers do not interleave lines.
+        let mut msg = format!(
+            "seed {seed} FAILED (replay: SIM_SEED={seed} cargo test -p agora-tests --test simulation): {:?}\n  scenario: {:?}",
+            r.violations,
+            Scenario::generate(seed, TARGET_HEIGHT)
+        );
+        for line in &r.final_states {
+            msg.push_str("\n  ");
+            msg.push_str(line);
+        }
+        eprintln!("{msg}");
+    }
+    (r.evidence_count, failed)
+}
+
 #[test]
 fn simulation_honest_majority_is_safe_and_live() {
+    use std::sync::Mutex;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
     let started = std::time::Instant::now();
-    let mut failed = Vec::new();
-    let mut evidence = 0;
     let seeds = seeds();
-    for (k, &seed) in seeds.iter().enumerate() {
-        if k > 0 && k % 250 == 0 {
-            eprintln!("... {k} seeds in {:.1?}", started.elapsed());
+    let next = AtomicUsize::new(0);
+    let evidence = AtomicUsize::new(0);
+    let failed = Mutex::new(Vec::new());
+    std::thread::scope(|s| {
+        for _ in 0..threads().min(seeds.len()) {
+            s.spawn(|| {
+                loop {
+                    let k = next.fetch_add(1, Ordering::Relaxed);
+                    let Some(&seed) = seeds.get(k) else { break };
+                    if k > 0 && k % 250 == 0 {
+                        eprintln!("... {k} seeds started after {:.1?}", started.elapsed());
+                    }
+                    let (ev, bad) = check_seed(seed);
+                    evidence.fetch_add(ev, Ordering::Relaxed);
+                    if bad {
+                        failed.lock().unwrap_or_else(|e| e.into_inner()).push(seed);
+                    }
+                }
+            });
         }
-        let r = run(seed, TestFault::None);
-        evidence += r.evidence_count;
-        if std::env::var_os("SIM_VERBOSE").is_some() {
-            let sc = Scenario::generate(seed, TARGET_HEIGHT);
-            eprintln!(
-                "seed {seed}: n={} byz={:?} end={}ms events={} height={} evidence={} violations={}",
-                sc.powers.len(),
-                sc.behaviours,
-                r.end_time_ms,
-                r.events,
-                r.min_honest_height,
-                r.evidence_count,
-                r.violations.len()
-            );
-        }
-        if !r.violations.is_empty() {
-            eprintln!(
-                "seed {seed} FAILED (replay: SIM_SEED={seed} cargo test -p agora-tests --test simulation): {:?}\n  scenario: {:?}",
-                r.violations,
-                Scenario::generate(seed, TARGET_HEIGHT)
-            );
-            for line in &r.final_states {
-                eprintln!("  {line}");
-            }
-            failed.push(seed);
-        }
-    }
+    });
+    let mut failed = failed.into_inner().unwrap_or_else(|e| e.into_inner());
+    failed.sort_unstable();
     eprintln!(
-        "{} seeds in {:.1?}, {} evidence items from honest validators",
+        "{} seeds in {:.1?} on {} threads, {} evidence items from honest validators",
         seeds.len(),
         started.elapsed(),
-        evidence
+        threads().min(seeds.len()),
+        evidence.into_inner()
     );
     assert!(failed.is_empty(), "failing seeds: {failed:?}");
 }
