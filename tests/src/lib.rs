@@ -1,6 +1,11 @@
 //! Whole-system tests for Agora; the test targets live in `tests/tests/`.
 //!
-//! [`sim`] is the deterministic simulator of the consensus core used by the
-//! `simulation` test target.
+//! * [`sim`]: the deterministic simulator of the consensus core used by the
+//!   `simulation` test target;
+//! * [`harness`]: real `agora` / `agora-testnet` processes for the
+//!   multi-process targets;
+//! * [`udp_relay`]: a UDP relay that cuts and heals links between nodes.
 
+pub mod harness;
 pub mod sim;
+pub mod udp_relay;

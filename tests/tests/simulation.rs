@@ -107,7 +107,7 @@ fn simulation_honest_majority_is_safe_and_live() {
                 loop {
                     let k = next.fetch_add(1, Ordering::Relaxed);
                     let Some(&seed) = seeds.get(k) else { break };
-                    if k > 0 && k % 250 == 0 {
+                    if k > 0 && k.is_multiple_of(250) {
                         eprintln!("... {k} seeds started after {:.1?}", started.elapsed());
                     }
                     let (ev, bad) = check_seed(seed);
