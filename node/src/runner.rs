@@ -399,18 +399,9 @@ impl Runner {
             txs: &records,
         })?;
         let included: Vec<Hash> = d.block.txs.iter().map(tx_hash).collect();
-        let ledger = &self.ledger;
-        let checker = |tx: &pb::Transaction, _m: CheckMode| {
-            ledger
-                .check_tx(tx)
-                .map(|c| Admission {
-                    sender: c.signer,
-                    nonce: c.nonce,
-                    account_nonce: c.next_nonce,
-                })
-                .map_err(|e| e.to_string())
-        };
-        let dropped = self.mempool.update(&included, &checker);
+        let dropped = self
+            .mempool
+            .update(&included, &ledger_checker(&self.ledger));
         for (hash, reason) in dropped {
             self.shared.remember_rejection(hash, reason);
         }
@@ -484,18 +475,7 @@ impl Runner {
     }
 
     fn admit(&mut self, tx: pb::Transaction) -> Result<Hash, crate::mempool::MempoolError> {
-        let ledger = &self.ledger;
-        let checker = |tx: &pb::Transaction, _m: CheckMode| {
-            ledger
-                .check_tx(tx)
-                .map(|c| Admission {
-                    sender: c.signer,
-                    nonce: c.nonce,
-                    account_nonce: c.next_nonce,
-                })
-                .map_err(|e| e.to_string())
-        };
-        let r = self.mempool.add(tx, &checker);
+        let r = self.mempool.add(tx, &ledger_checker(&self.ledger));
         if r.is_ok() {
             Metrics::set(&self.metrics.mempool_txs, self.mempool.len() as u64);
             Metrics::set(&self.metrics.mempool_bytes, self.mempool.bytes() as u64);
@@ -710,5 +690,24 @@ impl Runner {
                 },
             }
         }
+    }
+}
+
+/// The mempool's view of the ledger: full checks at admission, state checks
+/// only (no second signature verification) when re-checking after a commit.
+fn ledger_checker(
+    ledger: &Ledger,
+) -> impl Fn(&pb::Transaction, CheckMode) -> Result<Admission, String> + '_ {
+    move |tx, mode| {
+        match mode {
+            CheckMode::New => ledger.check_tx(tx),
+            CheckMode::Recheck => ledger.recheck_tx(tx),
+        }
+        .map(|c| Admission {
+            sender: c.signer,
+            nonce: c.nonce,
+            account_nonce: c.next_nonce,
+        })
+        .map_err(|e| e.to_string())
     }
 }

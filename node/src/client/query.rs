@@ -104,6 +104,50 @@ pub fn slash_json(e: &pb::SlashingEvent) -> Value {
     })
 }
 
+/// Pages requested per call when listing.
+const PAGE_LIMIT: u32 = 200;
+/// Pages followed at most, so a server that keeps returning tokens cannot
+/// keep the client looping for ever.
+const MAX_PAGES: usize = 1000;
+
+/// One page's items and the server's paging answer.
+type Page = (Vec<Value>, Option<pb::PageResponse>);
+
+/// Follows page tokens from the first page until the server returns none
+/// (at most [`MAX_PAGES`]), concatenating the items as a JSON array.
+async fn all_pages<F, Fut>(mut fetch: F) -> Result<Value, tonic::Status>
+where
+    F: FnMut(pb::PageRequest) -> Fut,
+    Fut: std::future::Future<Output = Result<Page, tonic::Status>>,
+{
+    let mut all = Vec::new();
+    let mut token = Vec::new();
+    for _ in 0..MAX_PAGES {
+        let (items, page) = fetch(pb::PageRequest {
+            page_token: token,
+            limit: PAGE_LIMIT,
+        })
+        .await?;
+        all.extend(items);
+        token = page.map(|p| p.next_page_token).unwrap_or_default();
+        if token.is_empty() {
+            break;
+        }
+    }
+    Ok(Value::Array(all))
+}
+
+fn unbonding_json(e: &pb::UnbondingEntry) -> Value {
+    json!({
+        "delegator": hex::encode(&e.delegator),
+        "validator": hex::encode(&e.validator),
+        "creation_height": e.creation_height,
+        "completion_height": e.completion_height,
+        "initial_balance": e.initial_balance,
+        "balance": e.balance,
+    })
+}
+
 /// Runs one query and renders the answer.
 pub async fn run(channel: Channel, q: &QueryKind) -> Result<Value, tonic::Status> {
     let mut c = QueryClient::new(channel).max_decoding_message_size(32 * 1024 * 1024);
@@ -188,79 +232,52 @@ pub async fn run(channel: Channel, q: &QueryKind) -> Result<Value, tonic::Status
                 .unwrap_or(Value::Null)
         }
         QueryKind::Delegations(d) => {
-            let mut all = Vec::new();
-            let mut token = Vec::new();
-            for _ in 0..1000 {
-                let r = c
-                    .list_delegations(pb::ListDelegationsRequest {
-                        delegator: d.0.to_vec(),
-                        page: Some(pb::PageRequest {
-                            page_token: token,
-                            limit: 200,
-                        }),
-                    })
-                    .await?
-                    .into_inner();
-                all.extend(r.delegations.iter().map(delegation_json));
-                token = r.page.map(|p| p.next_page_token).unwrap_or_default();
-                if token.is_empty() {
-                    break;
+            all_pages(|page| {
+                let mut c = c.clone();
+                async move {
+                    let r = c
+                        .list_delegations(pb::ListDelegationsRequest {
+                            delegator: d.0.to_vec(),
+                            page: Some(page),
+                        })
+                        .await?
+                        .into_inner();
+                    Ok((r.delegations.iter().map(delegation_json).collect(), r.page))
                 }
-            }
-            Value::Array(all)
+            })
+            .await?
         }
         QueryKind::Unbonding(d) => {
-            let mut all = Vec::new();
-            let mut token = Vec::new();
-            for _ in 0..1000 {
-                let r = c
-                    .list_unbonding(pb::ListUnbondingRequest {
-                        delegator: d.0.to_vec(),
-                        page: Some(pb::PageRequest {
-                            page_token: token,
-                            limit: 200,
-                        }),
-                    })
-                    .await?
-                    .into_inner();
-                all.extend(r.entries.iter().map(|e| {
-                    json!({
-                        "delegator": hex::encode(&e.delegator),
-                        "validator": hex::encode(&e.validator),
-                        "creation_height": e.creation_height,
-                        "completion_height": e.completion_height,
-                        "initial_balance": e.initial_balance,
-                        "balance": e.balance,
-                    })
-                }));
-                token = r.page.map(|p| p.next_page_token).unwrap_or_default();
-                if token.is_empty() {
-                    break;
+            all_pages(|page| {
+                let mut c = c.clone();
+                async move {
+                    let r = c
+                        .list_unbonding(pb::ListUnbondingRequest {
+                            delegator: d.0.to_vec(),
+                            page: Some(page),
+                        })
+                        .await?
+                        .into_inner();
+                    Ok((r.entries.iter().map(unbonding_json).collect(), r.page))
                 }
-            }
-            Value::Array(all)
+            })
+            .await?
         }
         QueryKind::Slashes(v) => {
-            let mut all = Vec::new();
-            let mut token = Vec::new();
-            for _ in 0..1000 {
-                let r = c
-                    .list_slashing_events(pb::ListSlashingEventsRequest {
-                        validator: v.map(|a| a.0.to_vec()).unwrap_or_default(),
-                        page: Some(pb::PageRequest {
-                            page_token: token,
-                            limit: 200,
-                        }),
-                    })
-                    .await?
-                    .into_inner();
-                all.extend(r.events.iter().map(slash_json));
-                token = r.page.map(|p| p.next_page_token).unwrap_or_default();
-                if token.is_empty() {
-                    break;
+            all_pages(|page| {
+                let mut c = c.clone();
+                async move {
+                    let r = c
+                        .list_slashing_events(pb::ListSlashingEventsRequest {
+                            validator: v.map(|a| a.0.to_vec()).unwrap_or_default(),
+                            page: Some(page),
+                        })
+                        .await?
+                        .into_inner();
+                    Ok((r.events.iter().map(slash_json).collect(), r.page))
                 }
-            }
-            Value::Array(all)
+            })
+            .await?
         }
         QueryKind::Account(a) => {
             let r = c

@@ -359,8 +359,23 @@ impl Ledger {
     /// [`MAX_NONCE_GAP`] ahead of) the account's next nonce; for the next
     /// nonce itself, also runs every staking rule against the current state.
     pub fn check_tx(&self, tx: &pb::Transaction) -> Result<TxCheck, TxError> {
+        self.check_tx_inner(tx, true)
+    }
+
+    /// The mempool's re-check after a commit: [`Ledger::check_tx`] without
+    /// the signature check. Only for transactions that passed `check_tx`
+    /// before: their signature cannot have become invalid, while nonces and
+    /// balances can, and a BLS verification per pending transaction per
+    /// block would cost more than the block itself.
+    pub fn recheck_tx(&self, tx: &pb::Transaction) -> Result<TxCheck, TxError> {
+        self.check_tx_inner(tx, false)
+    }
+
+    fn check_tx_inner(&self, tx: &pb::Transaction, verify: bool) -> Result<TxCheck, TxError> {
         let d = tx::decode(&self.state.chain_id, tx)?;
-        d.verify_signature()?;
+        if verify {
+            d.verify_signature()?;
+        }
         let acct = self
             .state
             .accounts

@@ -332,6 +332,34 @@ fn check_tx_admits_future_nonces_and_checks_rules_for_the_next() {
     );
 }
 
+/// The re-check after a commit skips only the signature: state rules (the
+/// nonce that a commit consumed, the balance a commit spent) still apply.
+#[test]
+fn recheck_tx_skips_the_signature_but_not_the_state() {
+    let mut l = ledger(1);
+    let a = user(1);
+    let mut forged = tx(&a, 0, transfer(addr(&user(2)), UNIT));
+    forged.signature = a.sign(b"something else").to_bytes().to_vec();
+    assert_eq!(l.check_tx(&forged), Err(TxError::BadSignature));
+    assert!(l.recheck_tx(&forged).is_ok());
+    let first = tx(&a, 0, transfer(addr(&user(2)), UNIT));
+    block(&mut l, std::slice::from_ref(&first), &[]);
+    assert_eq!(
+        l.recheck_tx(&first),
+        Err(TxError::WrongNonce {
+            expected: 1,
+            got: 0
+        })
+    );
+    assert_eq!(
+        l.recheck_tx(&tx(&a, 1, transfer(addr(&user(2)), 1000 * UNIT))),
+        Err(TxError::InsufficientBalance {
+            need: 1000 * UNIT,
+            have: 999 * UNIT
+        })
+    );
+}
+
 fn create_validator(c: &SecretKey, pop_of: &SecretKey, self_bond: u128) -> Kind {
     Kind::CreateValidator(pb::CreateValidator {
         consensus_public_key: c.public_key().to_bytes().to_vec(),
