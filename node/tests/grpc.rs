@@ -3,6 +3,7 @@
 //! bad requests, and `agora audit` passing on the real chain and failing on
 //! a tampered certificate.
 
+use agora_node::client::query::{self, QueryKind};
 use agora_node::client::tx::{TxAction, submit};
 use agora_node::client::{audit, connect};
 use agora_proto::v1 as pb;
@@ -240,6 +241,13 @@ async fn delegator_bonds_unbonds_and_double_signer_is_slashed_over_grpc() {
         .delegation
         .expect("some");
     assert_eq!(d.tokens, amount.to_string());
+    // `agora query delegations` (the CLI's query code) sees the same.
+    let listed = query::run(ch.clone(), &QueryKind::Delegations(bob_addr))
+        .await
+        .expect("query delegations");
+    let listed = listed.as_array().expect("a JSON array");
+    assert_eq!(listed.len(), 1, "{listed:?}");
+    assert_eq!(listed[0]["tokens"], amount.to_string(), "{listed:?}");
     wait_height(&mut q, &node, hb + 2).await;
     let before = power_of(&set_at(&mut q, hb + 1).await, &a_addr);
     let after = power_of(&set_at(&mut q, hb + 2).await, &a_addr);
@@ -275,6 +283,17 @@ async fn delegator_bonds_unbonds_and_double_signer_is_slashed_over_grpc() {
     assert_eq!(entries.len(), 1);
     let done = entries[0].completion_height;
     assert_eq!(done, r.height + UNBONDING);
+    let listed = query::run(ch.clone(), &QueryKind::Unbonding(bob_addr))
+        .await
+        .expect("query unbonding");
+    assert_eq!(
+        listed.as_array().map(|a| a
+            .iter()
+            .map(|e| e["completion_height"].as_u64())
+            .collect::<Vec<_>>()),
+        Some(vec![Some(done)]),
+        "{listed}"
+    );
     let balance = |q: &mut QueryClient<tonic::transport::Channel>| {
         let mut q = q.clone();
         async move {
