@@ -188,6 +188,25 @@ fn sig(bytes: &[u8], half: char) -> Result<Signature, EvidenceError> {
     Signature::from_bytes(bytes).map_err(|e| EvidenceError::Malformed(format!("half {half}: {e}")))
 }
 
+/// Checks that both halves of a double-sign (signature and the bytes it
+/// must sign, halves `a` then `b`) were signed by the member of `set` whose
+/// address is `address`, and returns that address (the offender).
+fn both_signed_by(
+    set: &ValidatorSet,
+    address: &[u8],
+    halves: [(&Vec<u8>, Vec<u8>); 2],
+) -> Result<Address, EvidenceError> {
+    let addr = Address::from_slice(address).map_err(|e| EvidenceError::Malformed(e.to_string()))?;
+    let v = set.get(&addr).ok_or(EvidenceError::NotAValidator(addr))?;
+    for (half, (signature, msg)) in ['a', 'b'].into_iter().zip(halves) {
+        let s = sig(signature, half)?;
+        v.public_key
+            .verify(&msg, &s)
+            .map_err(|_| EvidenceError::BadSignature(half))?;
+    }
+    Ok(addr)
+}
+
 /// Verifies evidence against the validator set of its height: shape,
 /// canonical order, conflict, membership and both signatures.
 pub fn verify_evidence(
@@ -225,16 +244,12 @@ pub fn verify_evidence(
             if ha > hb {
                 return Err(EvidenceError::NotCanonical);
             }
-            let addr = Address::from_slice(&a.validator_address)
-                .map_err(|e| EvidenceError::Malformed(e.to_string()))?;
-            let v = set.get(&addr).ok_or(EvidenceError::NotAValidator(addr))?;
-            for (half, vote, h) in [('a', a, ha), ('b', b, hb)] {
-                let s = sig(&vote.signature, half)?;
-                let msg = vote_bytes(chain, vt, vote.height, vote.round, &h);
-                v.public_key
-                    .verify(&msg, &s)
-                    .map_err(|_| EvidenceError::BadSignature(half))?;
-            }
+            let signed = |v: &pb::Vote, h| vote_bytes(chain, vt, v.height, v.round, &h);
+            let addr = both_signed_by(
+                set,
+                &a.validator_address,
+                [(&a.signature, signed(a, ha)), (&b.signature, signed(b, hb))],
+            )?;
             Ok(EvidenceInfo {
                 height: a.height,
                 offenders: vec![addr],
@@ -265,16 +280,14 @@ pub fn verify_evidence(
             if ha > hb || (ha == hb && a.encode_to_vec() > b.encode_to_vec()) {
                 return Err(EvidenceError::NotCanonical);
             }
-            let addr = Address::from_slice(&a.proposer_address)
-                .map_err(|e| EvidenceError::Malformed(e.to_string()))?;
-            let v = set.get(&addr).ok_or(EvidenceError::NotAValidator(addr))?;
-            for (half, p, h) in [('a', a, ha), ('b', b, hb)] {
-                let s = sig(&p.signature, half)?;
-                let msg = proposal_bytes(chain, p.height, p.round, p.pol_round, &h);
-                v.public_key
-                    .verify(&msg, &s)
-                    .map_err(|_| EvidenceError::BadSignature(half))?;
-            }
+            let signed = |p: &pb::SignedProposal, h| {
+                proposal_bytes(chain, p.height, p.round, p.pol_round, &h)
+            };
+            let addr = both_signed_by(
+                set,
+                &a.proposer_address,
+                [(&a.signature, signed(a, ha)), (&b.signature, signed(b, hb))],
+            )?;
             Ok(EvidenceInfo {
                 height: a.height,
                 offenders: vec![addr],
