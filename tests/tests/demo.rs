@@ -4,48 +4,21 @@
 //! each step itself; this test checks that it says so for all seven, exits
 //! 0, and leaves no node running.
 //!
-//! Like tests/testnet.rs, it takes the binaries from the target directory it
-//! runs from (`cargo build -p agora-node -p agora-testnet` first when running
-//! `cargo test -p agora-tests` alone).
+//! Like the other process tests, it takes the binaries from the target
+//! directory it runs from (`cargo build -p agora-node -p agora-testnet` first
+//! when running `cargo test -p agora-tests` alone).
 
 use std::io::Read;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use agora_tests::harness::{alive, bin};
 use rand::Rng;
 
 const STEPS: usize = 7;
 /// The demo takes about 15 s on an idle machine; a loaded CI box is slower.
 const DEADLINE: Duration = Duration::from_secs(300);
-
-fn bin(name: &str) -> PathBuf {
-    // target/<profile>/deps/demo-<hash> -> target/<profile>
-    let dir = std::env::current_exe()
-        .expect("test executable path")
-        .parent()
-        .and_then(Path::parent)
-        .expect("the test executable lives in target/<profile>/deps")
-        .to_path_buf();
-    let p = dir.join(name);
-    assert!(
-        p.is_file(),
-        "{} is missing: build the binaries first with `cargo build -p agora-node -p agora-testnet` (same profile and CARGO_TARGET_DIR), or run `cargo test --workspace`",
-        p.display()
-    );
-    p
-}
-
-fn alive(pid: u32) -> bool {
-    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-        Ok(s) => !matches!(
-            s.rsplit_once(')')
-                .and_then(|(_, r)| r.split_whitespace().next()),
-            Some("Z") | Some("X")
-        ),
-        Err(_) => false,
-    }
-}
 
 /// Stops the demo if the test ends early: SIGTERM (the demo then stops its
 /// nodes), SIGKILL after a grace period, then `agora-testnet down` for any
@@ -180,7 +153,7 @@ fn demo_walks_every_step_and_exits_zero() {
     assert!(stdout.contains("all 7 steps ok"), "{stdout}");
 
     // Every node it started (four, plus the double signer's restart) is gone.
-    let pids: Vec<u32> = stdout
+    let pids: Vec<u64> = stdout
         .split("pid ")
         .skip(1)
         .filter_map(|s| {
@@ -190,7 +163,7 @@ fn demo_walks_every_step_and_exits_zero() {
         })
         .collect();
     assert_eq!(pids.len(), 5, "expected 5 node pids in:\n{stdout}");
-    let still: Vec<u32> = pids.iter().copied().filter(|p| alive(*p)).collect();
+    let still: Vec<u64> = pids.iter().copied().filter(|p| alive(*p)).collect();
     assert!(still.is_empty(), "nodes still running: {still:?}");
     let manifest: serde_json::Value =
         serde_json::from_slice(&std::fs::read(dir.join("testnet.json")).expect("testnet.json"))
