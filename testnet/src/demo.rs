@@ -724,8 +724,7 @@ impl<'a> Demo<'a> {
             "the balance changed before the payout: {before} -> {mid}"
         );
         let done = e.completion_height;
-        let deadline = HEIGHTS_DEADLINE + POLL * 5 * u32::try_from(UNBONDING_PERIOD).unwrap_or(1);
-        self.wait_height(done, deadline).await?;
+        self.wait_height(done, HEIGHTS_DEADLINE).await?;
         let after = self.balance(&d).await?;
         detail!("delegator0 balance: {before} before, {after} at height {done}");
         ensure!(
