@@ -5,8 +5,11 @@
 //!   (or exits at once with `--detach`);
 //! * `status` prints one snapshot of a running testnet;
 //! * `down` stops the processes listed in `DIR/testnet.json`;
-//! * `generate` writes homes for validators on separate machines.
+//! * `generate` writes homes for validators on separate machines;
+//! * `demo` walks a newcomer through bonding, unbonding, slashing and audit.
 
+mod demo;
+mod evidence;
 mod generate;
 mod manifest;
 mod procs;
@@ -79,6 +82,16 @@ enum Cmd {
         /// Testnet directory.
         #[arg(long, default_value = "target/agora-testnet")]
         dir: PathBuf,
+    },
+    /// A scripted walk: 4 validators, bond, unbond, a double signer slashed
+    /// and tombstoned, then an audit from genesis. Exits 0 only if every step held.
+    Demo {
+        /// Testnet directory (a stopped testnet there is replaced).
+        #[arg(long, default_value = "target/agora-demo")]
+        dir: PathBuf,
+        /// Node i uses p2p (UDP) base+10i, gRPC base+10i+1, metrics base+10i+2.
+        #[arg(long, default_value_t = 27100)]
+        base_port: u16,
     },
     /// Write homes for validators on separate machines (copy OUT/nodeI to host I).
     Generate {
@@ -172,6 +185,7 @@ fn real_main() -> Result<ExitCode> {
         }),
         Cmd::Down { dir } => down(&dir),
         Cmd::Status { dir } => status(&dir),
+        Cmd::Demo { dir, base_port } => demo::run(demo::DemoArgs { dir, base_port }),
         Cmd::Generate {
             hosts,
             out,

@@ -1,6 +1,8 @@
 //! The live view: per-node height, round, peers and commit interval (from
-//! gRPC GetStatus), the validator set's power (GetValidatorSet) and slashes
-//! (ListSlashingEvents), polled from the nodes listed in the manifest.
+//! gRPC GetStatus), the validator set's power (GetValidatorSet), slashes
+//! (ListSlashingEvents) and the evidence behind the most recent ones (from
+//! the blocks that included it, see [`crate::evidence`]), polled from the
+//! nodes listed in the manifest.
 
 use std::collections::HashMap;
 use std::fmt::Write as _;
@@ -10,12 +12,15 @@ use agora_proto::v1 as pb;
 use agora_proto::v1::query_client::QueryClient;
 use tonic::transport::{Channel, Endpoint};
 
+use crate::evidence::{EvidenceFinder, EvidenceRow, all_slashes};
 use crate::manifest::Manifest;
 
 /// Per-request deadline: a stopped node must not stall the view.
 const RPC_TIMEOUT: Duration = Duration::from_millis(800);
-/// Slashing events shown at most.
+/// Slashing events shown at most (the most recent ones).
 const MAX_SLASHES_SHOWN: usize = 10;
+/// Pieces of committed evidence shown at most (the most recent ones).
+pub const MAX_EVIDENCE_SHOWN: usize = 3;
 
 /// One node's state as last seen.
 #[derive(Debug, Clone, Default)]
@@ -39,13 +44,16 @@ pub struct Snapshot {
     pub powers: Vec<(String, u64)>,
     /// Height of that validator set.
     pub set_height: u64,
-    /// The slashing events.
+    /// The most recent slashing events, oldest first.
     pub slashes: Vec<pb::SlashingEvent>,
+    /// The most recent committed evidence, newest first.
+    pub evidence: Vec<EvidenceRow>,
 }
 
 /// gRPC clients to every node, connected lazily and reconnecting on their own.
 pub struct Poller {
     clients: Vec<Option<QueryClient<Channel>>>,
+    evidence: EvidenceFinder,
 }
 
 impl Poller {
@@ -67,11 +75,14 @@ impl Poller {
                     })
             })
             .collect();
-        Self { clients }
+        Self {
+            clients,
+            evidence: EvidenceFinder::default(),
+        }
     }
 
-    /// Reads every node's status concurrently, then the validator set and
-    /// slashes from the first node that answered.
+    /// Reads every node's status concurrently, then the validator set,
+    /// slashes and recent evidence from the first node that answered.
     pub async fn snapshot(&self) -> Snapshot {
         let mut tasks = tokio::task::JoinSet::new();
         for (i, c) in self.clients.iter().enumerate() {
@@ -130,18 +141,13 @@ impl Poller {
                     })
                     .unwrap_or_default();
             }
-            if let Ok(r) = c
-                .list_slashing_events(pb::ListSlashingEventsRequest {
-                    validator: Vec::new(),
-                    page: Some(pb::PageRequest {
-                        page_token: Vec::new(),
-                        limit: MAX_SLASHES_SHOWN as u32,
-                    }),
-                })
-                .await
-            {
-                snap.slashes = r.into_inner().events;
-                snap.slashes.truncate(MAX_SLASHES_SHOWN);
+            if let Ok(events) = all_slashes(&mut c, &[]).await {
+                snap.evidence = self
+                    .evidence
+                    .recent(&mut c, &events, MAX_EVIDENCE_SHOWN)
+                    .await;
+                let skip = events.len().saturating_sub(MAX_SLASHES_SHOWN);
+                snap.slashes = events.into_iter().skip(skip).collect();
             }
         }
         snap
@@ -273,8 +279,169 @@ pub fn render(
             );
         }
     }
+    render_evidence(m, &snap.evidence, &mut out);
     if let Some(note) = &m.byzantine.note {
         let _ = writeln!(out, "note: {note}");
     }
     out
+}
+
+/// The moniker of a validator address, or `-`.
+fn moniker<'a>(m: &'a Manifest, address: &str) -> &'a str {
+    m.nodes
+        .iter()
+        .find(|n| n.validator_address == address)
+        .map_or("-", |n| n.moniker.as_str())
+}
+
+/// The "recent evidence" pane.
+fn render_evidence(m: &Manifest, evidence: &[EvidenceRow], out: &mut String) {
+    if evidence.is_empty() {
+        let _ = writeln!(out, "recent evidence: none");
+        return;
+    }
+    let _ = writeln!(out, "recent evidence (newest first):");
+    for e in evidence {
+        let who = e
+            .validators
+            .iter()
+            .map(|v| format!("{} ({})", v, moniker(m, v)))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let round = e.round.map(|r| r.to_string()).unwrap_or_else(|| "?".into());
+        let _ = writeln!(
+            out,
+            "  {} at height {} round {round} by {who}; committed at height {}",
+            e.kind, e.height, e.committed_at
+        );
+        if let Some((a, b)) = &e.conflicting {
+            let short = |h: &str| -> String {
+                if h.chars().all(|c| c == '0') {
+                    "nil".into()
+                } else {
+                    format!("{}…", &h[..h.len().min(12)])
+                }
+            };
+            let _ = writeln!(out, "    signed both {} and {}", short(a), short(b));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::manifest::{ByzantineNote, NodeEntry};
+    use std::path::PathBuf;
+
+    fn manifest() -> Manifest {
+        let nodes = (0..2)
+            .map(|i| NodeEntry {
+                index: i,
+                moniker: format!("node{i}"),
+                home: PathBuf::from(format!("/t/node{i}")),
+                grpc: format!("127.0.0.1:{}", 27001 + 10 * i),
+                p2p: format!("127.0.0.1:{}", 27000 + 10 * i),
+                metrics: format!("127.0.0.1:{}", 27002 + 10 * i),
+                validator_address: format!("{i}").repeat(40),
+                log: PathBuf::from("node.log"),
+                pid: None,
+                byzantine: i == 1,
+            })
+            .collect();
+        Manifest {
+            chain_id: "view-test".into(),
+            dir: PathBuf::from("/t"),
+            agora_bin: PathBuf::from("agora"),
+            genesis: PathBuf::from("/t/genesis.json"),
+            nodes,
+            delegators: Vec::new(),
+            byzantine: ByzantineNote::default(),
+        }
+    }
+
+    fn snapshot() -> Snapshot {
+        Snapshot {
+            nodes: vec![
+                NodeStatus {
+                    height: 40,
+                    round: 0,
+                    peers: 1,
+                    error: None,
+                };
+                2
+            ],
+            powers: vec![("0".repeat(40), 100)],
+            set_height: 41,
+            slashes: Vec::new(),
+            evidence: Vec::new(),
+        }
+    }
+
+    fn pane(text: &str) -> Vec<&str> {
+        let start = text
+            .lines()
+            .position(|l| l.starts_with("recent evidence"))
+            .expect("the pane is always shown");
+        text.lines()
+            .skip(start)
+            .take_while(|l| l.starts_with("recent evidence") || l.starts_with("  "))
+            .collect()
+    }
+
+    #[test]
+    fn evidence_pane_says_none_without_evidence() {
+        let text = render(
+            &manifest(),
+            &snapshot(),
+            &IntervalTracker::default(),
+            &[None, None],
+        );
+        assert_eq!(pane(&text), ["recent evidence: none"], "{text}");
+    }
+
+    #[test]
+    fn evidence_pane_names_validator_kind_heights_and_round() {
+        let m = manifest();
+        let offender = "1".repeat(40);
+        let mut snap = snapshot();
+        snap.evidence = vec![
+            EvidenceRow {
+                validators: vec![offender.clone()],
+                kind: "duplicate vote (prevote)".into(),
+                height: 31,
+                round: Some(2),
+                committed_at: 33,
+                hash: "ab".repeat(32),
+                conflicting: Some(("0".repeat(64), "cd".repeat(32))),
+            },
+            EvidenceRow {
+                validators: vec!["f".repeat(40)],
+                kind: "conflicting proposals".into(),
+                height: 12,
+                round: None,
+                committed_at: 14,
+                hash: "ef".repeat(32),
+                conflicting: None,
+            },
+        ];
+        let text = render(&m, &snap, &IntervalTracker::default(), &[None, None]);
+        let lines = pane(&text);
+        assert_eq!(lines.len(), 4, "{text}");
+        assert_eq!(lines[0], "recent evidence (newest first):");
+        assert_eq!(
+            lines[1],
+            format!(
+                "  duplicate vote (prevote) at height 31 round 2 by {offender} (node1); committed at height 33"
+            )
+        );
+        assert_eq!(lines[2], "    signed both nil and cdcdcdcdcdcd…");
+        // An unknown address and an unread round are shown as such.
+        assert_eq!(
+            lines[3],
+            format!(
+                "  conflicting proposals at height 12 round ? by {} (-); committed at height 14",
+                "f".repeat(40)
+            )
+        );
+    }
 }
