@@ -418,3 +418,93 @@ async fn simultaneous_dial_settles_on_one_connection() {
     a.shutdown().await;
     b.shutdown().await;
 }
+
+/// A peer that crashes (no CONNECTION_CLOSE reaches us) and restarts must be
+/// back at once, not after our idle timeout: its new connection carries a
+/// new Hello incarnation and replaces the dead one, even where the
+/// duplicate tie-break would otherwise keep the old connection (ours,
+/// dialled by the lower id).
+#[test]
+fn restarted_peer_replaces_its_dead_connection_at_once() {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    // A must hold the lower id, so the tie-break alone would favour A's
+    // connection to the crashed B.
+    let tls_a = TlsIdentity::generate().unwrap();
+    let a_id = PeerId::of_cert(&tls_a.cert);
+    let tls_b = loop {
+        let t = TlsIdentity::generate().unwrap();
+        if PeerId::of_cert(&t.cert) > a_id {
+            break t;
+        }
+    };
+    let kb = key(2);
+    // B runs on a runtime of its own, so that it can die without a word.
+    let b_rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    let (b, _rb) = b_rt
+        .block_on(async { Transport::start(config(tls_b.clone(), Some(kb.clone()), vec![])) })
+        .unwrap();
+    let b_addr = b.local_addr().unwrap();
+    let b_id = b.local_peer_id();
+    rt.block_on(async {
+        let mut cfg = config(tls_a, Some(key(1)), vec![b_addr]);
+        // Far longer than the deadline below: only the incarnation can help.
+        cfg.idle_timeout = Duration::from_secs(60);
+        let (a, mut ra) = Transport::start(cfg).unwrap();
+        let a_addr = a.local_addr().unwrap();
+        wait_for(&mut ra, |e| {
+            matches!(e, TransportEvent::Connected { peer, .. } if *peer == b_id).then_some(())
+        })
+        .await;
+
+        // Crash: B's tasks (its endpoint driver among them) vanish with its
+        // runtime, so nothing more is sent; then its socket is released.
+        b_rt.shutdown_background();
+        drop(b);
+
+        // B restarts on the same address and dials A.
+        let end = Instant::now() + DEADLINE;
+        let (b2, mut rb2) = loop {
+            let mut cfg = config(tls_b.clone(), Some(kb.clone()), vec![a_addr]);
+            cfg.listen = b_addr;
+            match Transport::start(cfg) {
+                Ok(x) => break x,
+                Err(e) => {
+                    assert!(Instant::now() < end, "could not rebind {b_addr}: {e}");
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+            }
+        };
+        let restarted = Instant::now();
+        // A's gossip reaches the new B well within the old idle timeout.
+        let mut round = 200;
+        loop {
+            assert!(
+                restarted.elapsed() < Duration::from_secs(10),
+                "the restarted peer was not reconnected"
+            );
+            round += 1;
+            a.broadcast(&vote(round));
+            let got = timeout(Duration::from_millis(200), async {
+                loop {
+                    if let Some(TransportEvent::Message { .. }) = rb2.recv().await {
+                        return;
+                    }
+                }
+            })
+            .await;
+            if got.is_ok() {
+                break;
+            }
+        }
+        a.shutdown().await;
+        b2.shutdown().await;
+    });
+}

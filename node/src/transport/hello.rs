@@ -85,12 +85,15 @@ pub fn make_hello(
                 .to_bytes()
                 .to_vec(),
             height,
+            // The transport fills in its own incarnation.
+            incarnation: 0,
         },
         None => Hello {
             chain_id: chain.as_str().to_string(),
             bls_public_key: Vec::new(),
             signature: Vec::new(),
             height,
+            incarnation: 0,
         },
     }
 }

@@ -241,12 +241,23 @@ enum ConnectError {
     Write(String),
 }
 
+/// A connection whose Hellos were exchanged and checked.
+struct Handshaken {
+    conn: quinn::Connection,
+    peer: PeerId,
+    identity: PeerIdentity,
+    /// The peer's `Hello.incarnation`.
+    incarnation: u64,
+}
+
 struct PeerEntry {
     conn: quinn::Connection,
     identity: PeerIdentity,
     remote: SocketAddr,
     outbound: bool,
     initiator: PeerId,
+    /// The peer process's Hello incarnation (new on each restart).
+    incarnation: u64,
     queue: mpsc::Sender<Arc<Vec<u8>>>,
 }
 
@@ -256,6 +267,8 @@ struct Inner {
     key: Option<SecretKey>,
     own_cert: Vec<u8>,
     local_id: PeerId,
+    /// Ours, sent in every Hello (see `Hello.incarnation`).
+    incarnation: u64,
     cfg: TransportConfig,
     peers: Mutex<HashMap<PeerId, PeerEntry>>,
     seen: Mutex<SeenCache>,
@@ -314,6 +327,7 @@ impl Transport {
             chain: cfg.chain_id.clone(),
             key: cfg.validator_key.clone(),
             local_id: PeerId::of_cert(&own_cert),
+            incarnation: rand::random(),
             own_cert,
             seen: Mutex::new(SeenCache::new(cfg.seen_cache)),
             cfg,
@@ -446,8 +460,8 @@ impl Transport {
                 .await
                 .unwrap_or(Err(ConnectError::Timeout));
                 match res {
-                    Ok((conn, peer, identity)) => {
-                        t.register(conn, peer, identity, false);
+                    Ok(h) => {
+                        t.register(h, false);
                     }
                     Err(e) => debug!(%remote, error = %e, "inbound handshake failed"),
                 }
@@ -483,9 +497,10 @@ impl Transport {
             .await
             .unwrap_or(Err(ConnectError::Timeout));
             match attempt {
-                Ok((conn, peer, identity)) => {
-                    known = Some(peer);
-                    if self.register(conn.clone(), peer, identity, true) {
+                Ok(h) => {
+                    known = Some(h.peer);
+                    let conn = h.conn.clone();
+                    if self.register(h, true) {
                         backoff = self.inner.cfg.backoff_initial;
                         tokio::select! {
                             _ = conn.closed() => {},
@@ -525,7 +540,7 @@ impl Transport {
         &self,
         conn: quinn::Connection,
         dialer: bool,
-    ) -> Result<(quinn::Connection, PeerId, PeerIdentity), ConnectError> {
+    ) -> Result<Handshaken, ConnectError> {
         let cert = tls::peer_certificate(&conn).ok_or(ConnectError::NoCertificate)?;
         let peer = PeerId::of_cert(&cert);
         if peer == self.inner.local_id {
@@ -536,13 +551,15 @@ impl Transport {
             conn.close(close_code::BANNED.into(), b"banned");
             return Err(ConnectError::Banned);
         }
+        let mut hello = hello::make_hello(
+            &self.inner.chain,
+            self.inner.key.as_ref(),
+            &self.inner.own_cert,
+            self.inner.height.load(Ordering::Relaxed),
+        );
+        hello.incarnation = self.inner.incarnation;
         let ours = PeerMessage {
-            kind: Some(Kind::Hello(hello::make_hello(
-                &self.inner.chain,
-                self.inner.key.as_ref(),
-                &self.inner.own_cert,
-                self.inner.height.load(Ordering::Relaxed),
-            ))),
+            kind: Some(Kind::Hello(hello)),
         };
         let ours = wire::encode_frame(&ours);
         let theirs = if dialer {
@@ -598,18 +615,28 @@ impl Transport {
                 PeerIdentity::FullNode
             }
         };
-        Ok((conn, peer, identity))
+        Ok(Handshaken {
+            conn,
+            peer,
+            identity,
+            incarnation: theirs.incarnation,
+        })
     }
 
     /// Adds a connection to the peer table (or drops it as a duplicate) and
     /// starts its reader and writer. Returns whether it was kept.
-    fn register(
-        &self,
-        conn: quinn::Connection,
-        peer: PeerId,
-        identity: PeerIdentity,
-        outbound: bool,
-    ) -> bool {
+    ///
+    /// Two live connections to one peer arise when both sides dial at once;
+    /// the one initiated by the lower id wins, so both sides keep the same
+    /// one. A connection from a new incarnation (the peer restarted) always
+    /// wins: the old one is dead even if it has not timed out yet.
+    fn register(&self, h: Handshaken, outbound: bool) -> bool {
+        let Handshaken {
+            conn,
+            peer,
+            identity,
+            incarnation,
+        } = h;
         let initiator = if outbound { self.inner.local_id } else { peer };
         let (queue, rx) = mpsc::channel(self.inner.cfg.outbound_queue.max(1));
         {
@@ -618,7 +645,9 @@ impl Transport {
                 && old.conn.close_reason().is_none()
             {
                 let preferred = self.inner.local_id.min(peer);
-                let keep_old = old.initiator != initiator && old.initiator == preferred;
+                let keep_old = old.incarnation == incarnation
+                    && old.initiator != initiator
+                    && old.initiator == preferred;
                 if keep_old {
                     conn.close(close_code::DUPLICATE.into(), b"duplicate");
                     return false;
@@ -633,6 +662,7 @@ impl Transport {
                     remote: conn.remote_address(),
                     outbound,
                     initiator,
+                    incarnation,
                     queue,
                 },
             );

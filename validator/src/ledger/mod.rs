@@ -522,21 +522,41 @@ impl Ledger {
         evidence: &[pb::Evidence],
         randomness: &[u64],
     ) -> Result<BlockResult, BlockError> {
+        self.apply_block_with_verified(height, txs, evidence, randomness, &|_| false)
+    }
+
+    /// [`Ledger::apply_block`] for a host that already verified some of the
+    /// block's transactions: those whose hash `verified` accepts keep their
+    /// signature as valid without a second BLS check. A transaction's hash
+    /// covers its signature and its signing bytes depend only on the chain
+    /// id, so a signature once valid for that hash stays valid. The outcome
+    /// is the same as `apply_block`'s whenever `verified` tells the truth.
+    pub fn apply_block_with_verified(
+        &mut self,
+        height: Height,
+        txs: &[pb::Transaction],
+        evidence: &[pb::Evidence],
+        randomness: &[u64],
+        verified: &dyn Fn(&Hash) -> bool,
+    ) -> Result<BlockResult, BlockError> {
         self.begin_block(height)?;
         let evidence = evidence.iter().map(|e| self.apply_evidence(e)).collect();
         let decoded: Vec<Result<DecodedTx, (Hash, TxError)>> = txs
             .iter()
             .map(|t| tx::decode(&self.state.chain_id, t).map_err(|e| (crate::block::tx_hash(t), e)))
             .collect();
-        let ok_refs: Vec<&DecodedTx> = decoded.iter().filter_map(|d| d.as_ref().ok()).collect();
-        let rand: Vec<u64> = randomness.iter().take(ok_refs.len()).copied().collect();
-        let verdicts = tx::verify_signatures(&ok_refs, &rand);
-        let mut verdicts = verdicts.into_iter();
+        let to_check: Vec<&DecodedTx> = decoded
+            .iter()
+            .filter_map(|d| d.as_ref().ok())
+            .filter(|d| !verified(&d.hash))
+            .collect();
+        let rand: Vec<u64> = randomness.iter().take(to_check.len()).copied().collect();
+        let mut verdicts = tx::verify_signatures(&to_check, &rand).into_iter();
         let mut receipts = Vec::with_capacity(txs.len());
         for d in &decoded {
             match d {
                 Ok(d) => {
-                    let ok = verdicts.next().unwrap_or(false);
+                    let ok = verified(&d.hash) || verdicts.next().unwrap_or(false);
                     receipts.push(self.deliver_decoded(d, ok));
                 }
                 Err((h, e)) => receipts.push(TxReceipt::new(*h, TxOutcome::Rejected(e.clone()))),

@@ -360,6 +360,27 @@ fn recheck_tx_skips_the_signature_but_not_the_state() {
     );
 }
 
+/// Transactions the host already verified skip the BLS check and end in
+/// the same state; the others are still verified.
+#[test]
+fn pre_verified_transactions_give_the_same_state_and_others_are_still_checked() {
+    let (mut plain, mut trusting) = (ledger(1), ledger(1));
+    let a = user(1);
+    let good = tx(&a, 0, transfer(addr(&user(2)), UNIT));
+    let mut forged = tx(&a, 1, transfer(addr(&user(2)), UNIT));
+    forged.signature = a.sign(b"something else").to_bytes().to_vec();
+    let txs = [good.clone(), forged];
+    let good_hash = crate::block::tx_hash(&good);
+    let r1 = plain.apply_block(1, &txs, &[], &[1, 2]).expect("block 1");
+    let r2 = trusting
+        .apply_block_with_verified(1, &txs, &[], &[1, 2], &|h| *h == good_hash)
+        .expect("block 1");
+    assert_eq!(plain.app_hash(), trusting.app_hash());
+    assert_eq!(r1.receipts, r2.receipts);
+    assert_eq!(rejected(&r2.receipts[1]), &TxError::BadSignature);
+    assert_eq!(trusting.account(&addr(&user(1))).nonce, 1);
+}
+
 fn create_validator(c: &SecretKey, pop_of: &SecretKey, self_bond: u128) -> Kind {
     Kind::CreateValidator(pb::CreateValidator {
         consensus_public_key: c.public_key().to_bytes().to_vec(),
