@@ -463,7 +463,14 @@ impl Runner {
         Ok(())
     }
 
-    fn regossip(&self) {
+    fn regossip(&mut self) {
+        // One height behind is normal gossip lag for a moment. Still one
+        // behind a whole interval later means we missed that height's
+        // messages, and the others no longer send them (they moved on, and
+        // may need our vote for their height): fetch the block instead.
+        if self.height_started.elapsed() >= REGOSSIP_INTERVAL {
+            self.request_blocks_if_behind(0);
+        }
         let (proposals, votes) = self.core.gossip_messages();
         for p in proposals {
             self.transport.broadcast(&PeerMessage {
@@ -627,9 +634,16 @@ impl Runner {
     }
 
     fn maybe_sync(&mut self) {
+        // At once only when at least two heights behind: one behind is
+        // normal gossip lag (`regossip` handles one behind for too long).
+        self.request_blocks_if_behind(1);
+    }
+
+    /// Asks the peer furthest ahead for blocks if it is more than `slack`
+    /// heights ahead of our last committed one (at most one request per 2 s).
+    fn request_blocks_if_behind(&mut self, slack: u64) {
         let ours = self.height - 1;
-        // Only when at least two heights behind: one behind is normal gossip lag.
-        let Some((peer, theirs)) = self.peers.best_ahead(ours + 1) else {
+        let Some((peer, theirs)) = self.peers.best_ahead(ours + slack) else {
             return;
         };
         if self
