@@ -170,7 +170,12 @@ impl PublicKey {
 
     /// Verifies `sig` over `msg` under the signature DST.
     pub fn verify(&self, msg: &[u8], sig: &Signature) -> Result<(), BlsError> {
-        check(sig.0.verify(false, msg, SIG_DST, &[], &self.0, false))
+        let verify = || check(sig.0.verify(false, msg, SIG_DST, &[], &self.0, false));
+        #[cfg(feature = "verify-memo")]
+        if memo::is_on() {
+            return memo::verdict(&[b"v", &self.to_bytes(), &sig.to_bytes(), msg], verify);
+        }
+        verify()
     }
 
     /// Verifies a proof of possession of this key.
@@ -216,9 +221,16 @@ impl Signature {
                 got: bytes.len(),
             });
         }
-        imp::Signature::sig_validate(bytes, true)
-            .map(Self)
-            .map_err(map_decode)
+        let decode = || {
+            imp::Signature::sig_validate(bytes, true)
+                .map(Self)
+                .map_err(map_decode)
+        };
+        #[cfg(feature = "verify-memo")]
+        if memo::is_on() {
+            return memo::decoded(bytes, decode);
+        }
+        decode()
     }
 
     /// The 96-byte compressed encoding.
@@ -246,7 +258,16 @@ impl Signature {
             return Err(BlsError::Empty);
         }
         let raw: Vec<&imp::PublicKey> = keys.iter().map(|k| &k.0).collect();
-        check(self.0.fast_aggregate_verify(false, msg, SIG_DST, &raw))
+        let verify = || check(self.0.fast_aggregate_verify(false, msg, SIG_DST, &raw));
+        #[cfg(feature = "verify-memo")]
+        if memo::is_on() {
+            let sig = self.to_bytes();
+            let key_bytes: Vec<[u8; PUBLIC_KEY_LEN]> = keys.iter().map(|k| k.to_bytes()).collect();
+            let mut parts: Vec<&[u8]> = vec![b"f", &sig, msg];
+            parts.extend(key_bytes.iter().map(|k| &k[..]));
+            return memo::verdict(&parts, verify);
+        }
+        verify()
     }
 
     /// Like [`Self::fast_aggregate_verify`] with the keys already summed.
@@ -311,9 +332,115 @@ pub fn batch_verify(items: &[BatchItem<'_>], randomness: &[u64]) -> Result<(), B
     ))
 }
 
+/// Per-thread memoisation of signature decoding and verification, for the
+/// deterministic simulator only: there, every in-process validator checks
+/// the same signatures, and a seed would otherwise spend most of its time
+/// re-verifying what another simulated validator already verified.
+/// Verification is a pure function of its inputs, so a remembered verdict is
+/// exactly the verdict a fresh check would give; nothing else changes.
+/// Compiled only with the `verify-memo` feature, and off until
+/// [`enable_verify_memo`] is called on a thread.
+#[cfg(feature = "verify-memo")]
+mod memo {
+    use super::{BlsError, SIGNATURE_LEN, Signature};
+    use crate::crypto::hash::{Hash, sha3_256_parts};
+    use std::cell::{Cell, RefCell};
+    use std::collections::HashMap;
+
+    /// Entries kept per table before it is cleared (bounds the memory).
+    const MAX_ENTRIES: usize = 200_000;
+
+    thread_local! {
+        static ON: Cell<bool> = const { Cell::new(false) };
+        static VERDICTS: RefCell<HashMap<Hash, Result<(), BlsError>>> = RefCell::new(HashMap::new());
+        static DECODED: RefCell<HashMap<[u8; SIGNATURE_LEN], Result<Signature, BlsError>>> =
+            RefCell::new(HashMap::new());
+    }
+
+    pub fn enable() {
+        ON.with(|on| on.set(true));
+    }
+
+    pub fn is_on() -> bool {
+        ON.with(Cell::get)
+    }
+
+    fn remember<K: std::hash::Hash + Eq, V: Clone>(
+        table: &RefCell<HashMap<K, V>>,
+        key: K,
+        compute: impl FnOnce() -> V,
+    ) -> V {
+        if let Some(v) = table.borrow().get(&key) {
+            return v.clone();
+        }
+        let v = compute();
+        let mut t = table.borrow_mut();
+        if t.len() >= MAX_ENTRIES {
+            t.clear();
+        }
+        t.insert(key, v.clone());
+        v
+    }
+
+    /// The verdict for the check identified by `parts`, computed at most
+    /// once per thread.
+    pub fn verdict(
+        parts: &[&[u8]],
+        check: impl FnOnce() -> Result<(), BlsError>,
+    ) -> Result<(), BlsError> {
+        let key = sha3_256_parts(parts);
+        VERDICTS.with(|t| remember(t, key, check))
+    }
+
+    /// The decoding of a signature, computed at most once per thread.
+    pub fn decoded(
+        bytes: &[u8],
+        decode: impl FnOnce() -> Result<Signature, BlsError>,
+    ) -> Result<Signature, BlsError> {
+        match <[u8; SIGNATURE_LEN]>::try_from(bytes) {
+            Ok(key) => DECODED.with(|t| remember(t, key, decode)),
+            Err(_) => decode(),
+        }
+    }
+}
+
+/// Turns on memoised signature checks for the calling thread (simulator
+/// only; see the `verify-memo` feature). Results are unchanged: only repeated
+/// work is skipped.
+#[cfg(feature = "verify-memo")]
+pub fn enable_verify_memo() {
+    memo::enable();
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Memoised checks give exactly the fresh verdicts, for good and bad
+    /// signatures alike, however often they are asked.
+    #[cfg(feature = "verify-memo")]
+    #[test]
+    fn memoised_checks_give_the_same_verdicts() {
+        std::thread::spawn(|| {
+            enable_verify_memo();
+            let (k1, k2) = (key(1).public_key(), key(2).public_key());
+            let s1 = key(1).sign(b"m");
+            let s2 = key(2).sign(b"m");
+            let agg = Signature::aggregate(&[&s1, &s2]).unwrap();
+            for _ in 0..3 {
+                assert!(k1.verify(b"m", &s1).is_ok());
+                assert_eq!(k1.verify(b"n", &s1), Err(BlsError::VerifyFailed));
+                assert_eq!(k2.verify(b"m", &s1), Err(BlsError::VerifyFailed));
+                assert!(agg.fast_aggregate_verify(b"m", &[&k1, &k2]).is_ok());
+                assert!(agg.fast_aggregate_verify(b"m", &[&k1]).is_err());
+                assert!(agg.fast_aggregate_verify(b"x", &[&k1, &k2]).is_err());
+                assert_eq!(Signature::from_bytes(&s1.to_bytes()), Ok(s1));
+                assert!(Signature::from_bytes(&[0xff; SIGNATURE_LEN]).is_err());
+            }
+        })
+        .join()
+        .unwrap();
+    }
 
     fn key(i: u8) -> SecretKey {
         SecretKey::from_seed(&[i; 32]).expect("32-byte seed")
