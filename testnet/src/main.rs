@@ -5,8 +5,10 @@
 //!   (or exits at once with `--detach`);
 //! * `status` prints one snapshot of a running testnet;
 //! * `down` stops the processes listed in `DIR/testnet.json`;
-//! * `generate` writes homes for validators on separate machines.
+//! * `generate` writes homes for validators on separate machines;
+//! * `bench` measures a fresh testnet (see `bench.rs`).
 
+mod bench;
 mod generate;
 mod manifest;
 mod procs;
@@ -80,6 +82,9 @@ enum Cmd {
         #[arg(long, default_value = "target/agora-testnet")]
         dir: PathBuf,
     },
+    /// Start a fresh testnet, measure heights/s, commit latency, tx/s, CPU
+    /// and catch-up, write DIR/bench.json and bench.svg, stop it.
+    Bench(bench::BenchArgs),
     /// Write homes for validators on separate machines (copy OUT/nodeI to host I).
     Generate {
         /// Comma-separated hosts (IP or name, optionally :p2p-port), one per validator.
@@ -172,6 +177,7 @@ fn real_main() -> Result<ExitCode> {
         }),
         Cmd::Down { dir } => down(&dir),
         Cmd::Status { dir } => status(&dir),
+        Cmd::Bench(a) => bench::run(a),
         Cmd::Generate {
             hosts,
             out,
