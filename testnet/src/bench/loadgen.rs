@@ -72,7 +72,7 @@ pub struct Account {
 /// The interval between one worker's submissions so that `accounts`
 /// workers together offer `rate` transactions per second.
 pub fn worker_interval(rate: f64, accounts: usize) -> Option<Duration> {
-    if !(rate > 0.0) || accounts == 0 || !rate.is_finite() {
+    if rate.is_nan() || rate <= 0.0 || accounts == 0 || !rate.is_finite() {
         return None;
     }
     Some(Duration::from_secs_f64(accounts as f64 / rate))
