@@ -48,6 +48,8 @@ const START_DEADLINE: Duration = Duration::from_secs(90);
 const POLL: Duration = Duration::from_millis(20);
 /// Longest measured window accepted.
 const MAX_DURATION_S: f64 = 3600.0;
+/// GetBlock requests in flight while counting transactions.
+const BLOCK_FETCHES: usize = 8;
 /// Most load-generating accounts.
 const MAX_ACCOUNTS: usize = 256;
 
@@ -150,6 +152,11 @@ struct CpuOut {
     ms_per_validator_height: Option<f64>,
     /// The bench process itself (load generator, stream, polling).
     bench_process_percent: f64,
+    /// /proc/loadavg (1, 5, 15 min) at the end of the window: other work on
+    /// the machine competes with the nodes.
+    loadavg: Option<[f64; 3]>,
+    /// Cores available to this process.
+    cores: usize,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -502,6 +509,12 @@ async fn heights(clients: &[QueryClient<Channel>]) -> Vec<Option<u64>> {
     out
 }
 
+fn loadavg() -> Option<[f64; 3]> {
+    let t = std::fs::read_to_string("/proc/loadavg").ok()?;
+    let mut f = t.split_whitespace().map(|x| x.parse::<f64>().ok());
+    Some([f.next()??, f.next()??, f.next()??])
+}
+
 fn cpu_ticks(pids: &[Option<u32>]) -> Vec<Option<u64>> {
     pids.iter()
         .map(|p| {
@@ -625,18 +638,41 @@ async fn measure(nodes: &mut Nodes, a: &BenchArgs, timeouts: Timeouts) -> Result
         .map(|h| h.unwrap_or(0))
         .collect();
 
-    // 4. Transactions per committed block.
-    let mut q = clients[0].clone();
-    for c in commits.iter_mut().skip(1) {
-        let b = tokio::time::timeout(
-            RPC_TIMEOUT,
-            q.get_block(pb::GetBlockRequest { height: c.height }),
-        )
-        .await
-        .with_context(|| format!("GetBlock({}) timed out", c.height))?
-        .with_context(|| format!("GetBlock({})", c.height))?;
-        c.txs = b.into_inner().block.map_or(0, |b| b.txs.len() as u64);
+    // 4. Transactions per committed block, a few requests at a time.
+    let t_count = Instant::now();
+    let mut pending = commits.iter().skip(1).map(|c| c.height);
+    let mut fetches = tokio::task::JoinSet::new();
+    let mut txs_at = std::collections::HashMap::new();
+    loop {
+        while fetches.len() < BLOCK_FETCHES {
+            let Some(h) = pending.next() else { break };
+            let mut q = clients[0].clone();
+            fetches.spawn(async move {
+                let r = tokio::time::timeout(
+                    RPC_TIMEOUT,
+                    q.get_block(pb::GetBlockRequest { height: h }),
+                )
+                .await;
+                (h, r)
+            });
+        }
+        let Some(done) = fetches.join_next().await else {
+            break;
+        };
+        let (h, r) = done.context("a GetBlock task failed")?;
+        let b = r
+            .with_context(|| format!("GetBlock({h}) timed out"))?
+            .with_context(|| format!("GetBlock({h})"))?;
+        txs_at.insert(h, b.into_inner().block.map_or(0, |b| b.txs.len() as u64));
     }
+    for c in commits.iter_mut().skip(1) {
+        c.txs = txs_at.get(&c.height).copied().unwrap_or(0);
+    }
+    eprintln!(
+        "bench: counted the transactions of {} blocks in {:.2} s",
+        txs_at.len(),
+        t_count.elapsed().as_secs_f64()
+    );
 
     // 5. Numbers.
     let heights_in_window = commits
@@ -664,6 +700,8 @@ async fn measure(nodes: &mut Nodes, a: &BenchArgs, timeouts: Timeouts) -> Result
             (Some(a), Some(b)) => b.saturating_sub(a) as f64 * 100.0 / cpu_hz / wall_s,
             _ => f64::NAN,
         },
+        loadavg: loadavg(),
+        cores: std::thread::available_parallelism().map_or(1, |n| n.get()),
     };
     let series = measure::buckets(&commits, a.duration);
 

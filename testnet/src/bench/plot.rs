@@ -6,12 +6,12 @@ use std::fmt::Write as _;
 /// Width of the whole picture, px.
 const WIDTH: f64 = 900.0;
 /// Height of one panel including its margins, px.
-const PANEL_HEIGHT: f64 = 240.0;
+const PANEL_HEIGHT: f64 = 260.0;
 /// Space above the first panel for the title.
 const TITLE_SPACE: f64 = 40.0;
 const LEFT: f64 = 70.0;
 const RIGHT: f64 = 30.0;
-const TOP: f64 = 28.0;
+const TOP: f64 = 46.0;
 const BOTTOM: f64 = 42.0;
 const TICKS: usize = 5;
 
