@@ -189,6 +189,8 @@ struct BenchResult {
     heights_per_s: f64,
     /// Time between successive commits seen from node0.
     latency_ms: Option<LatencySummary>,
+    /// Heights in the window decided in a round above 0 (a timeout fired).
+    heights_after_round_0: u64,
     txs_committed: u64,
     tx_per_s: f64,
     #[serde(flatten)]
@@ -602,10 +604,13 @@ async fn measure(nodes: &mut Nodes, a: &BenchArgs, timeouts: Timeouts) -> Result
     let cpu0 = cpu_ticks(&pids);
     let self0 = measure::read_cpu_ticks(std::process::id()).map(|t| t.total());
     let header_height = |r: &pb::GetCommitCertificateResponse| r.header.as_ref().map(|h| h.height);
+    let round =
+        |r: &pb::GetCommitCertificateResponse| r.certificate.as_ref().map_or(0, |c| c.round);
     let mut commits = vec![Commit {
         at_s: 0.0,
         height: header_height(&first).context("certificate without header")?,
         txs: 0,
+        round: round(&first),
     }];
     let end = t0 + window;
     loop {
@@ -618,6 +623,7 @@ async fn measure(nodes: &mut Nodes, a: &BenchArgs, timeouts: Timeouts) -> Result
                     at_s,
                     height: h,
                     txs: 0,
+                    round: round(&r),
                 });
             }
             Ok(Ok(None)) => bail!("node0 ended the certificate stream"),
@@ -739,6 +745,7 @@ async fn measure(nodes: &mut Nodes, a: &BenchArgs, timeouts: Timeouts) -> Result
         heights: heights_in_window,
         heights_per_s: heights_in_window as f64 / wall_s,
         latency_ms: measure::summarize(&lat),
+        heights_after_round_0: commits.iter().skip(1).filter(|c| c.round > 0).count() as u64,
         txs_committed,
         tx_per_s: txs_committed as f64 / wall_s,
         load: counters.report(),
@@ -897,6 +904,11 @@ fn summary(r: &BenchResult) -> String {
         ),
         None => row(&mut s, "latency", "no commits".into()),
     }
+    row(
+        &mut s,
+        "heights decided in round > 0",
+        r.heights_after_round_0.to_string(),
+    );
     row(
         &mut s,
         "txs committed (tx/s)",

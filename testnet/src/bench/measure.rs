@@ -12,6 +12,8 @@ pub struct Commit {
     pub height: u64,
     /// Transactions in the block.
     pub txs: u64,
+    /// The round that decided it (above 0: a timeout or a failed round).
+    pub round: u32,
 }
 
 /// Summary of a sample of latencies, in milliseconds.
@@ -98,6 +100,8 @@ pub struct SecondBucket {
     pub txs: u64,
     /// Median latency of the heights committed during this second.
     pub p50_latency_ms: Option<f64>,
+    /// Heights committed during this second that needed more than round 0.
+    pub later_rounds: u64,
 }
 
 /// Buckets the commits of a window `duration_s` long into whole seconds.
@@ -113,6 +117,7 @@ pub fn buckets(commits: &[Commit], duration_s: f64) -> Vec<SecondBucket> {
             heights: 0,
             txs: 0,
             p50_latency_ms: None,
+            later_rounds: 0,
         })
         .collect();
     let mut lat: Vec<Vec<f64>> = vec![Vec::new(); seconds];
@@ -126,6 +131,7 @@ pub fn buckets(commits: &[Commit], duration_s: f64) -> Vec<SecondBucket> {
         let b = &mut out[index(c.at_s)];
         b.heights += c.height.saturating_sub(w[0].height);
         b.txs += c.txs;
+        b.later_rounds += u64::from(c.round > 0);
     }
     for (at, ms) in latencies_ms(commits) {
         if in_window(at) {
@@ -202,7 +208,12 @@ mod tests {
     use super::*;
 
     fn c(at_s: f64, height: u64, txs: u64) -> Commit {
-        Commit { at_s, height, txs }
+        Commit {
+            at_s,
+            height,
+            txs,
+            round: 0,
+        }
     }
 
     #[test]
@@ -251,9 +262,13 @@ mod tests {
     fn buckets_count_heights_txs_and_carry_height() {
         // Window of 3 s: commits in seconds 0 and 2, none in second 1, one
         // after the window.
+        let late = Commit {
+            round: 2,
+            ..c(0.25, 6, 2)
+        };
         let cs = [
             c(0.0, 5, 9), // opens the window: not counted
-            c(0.25, 6, 2),
+            late,
             c(0.5, 7, 3),
             c(2.5, 8, 4),
             c(3.2, 9, 100),
@@ -270,6 +285,10 @@ mod tests {
         assert_eq!(b[0].p50_latency_ms, Some(250.0));
         assert_eq!(b[1].p50_latency_ms, None);
         assert_eq!(b[2].p50_latency_ms, Some(2000.0));
+        assert_eq!(
+            b.iter().map(|b| b.later_rounds).collect::<Vec<_>>(),
+            [1, 0, 0]
+        );
         let total: u64 = b.iter().map(|b| b.heights).sum();
         assert_eq!(total, 8 - 5, "heights inside the window");
     }
