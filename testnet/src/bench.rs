@@ -944,6 +944,16 @@ fn summary(r: &BenchResult) -> String {
         "bench process CPU %",
         format!("{:.0}", r.cpu.bench_process_percent),
     );
+    if let Some(l) = r.cpu.loadavg {
+        row(
+            &mut s,
+            "machine load (1/5/15 min)",
+            format!(
+                "{:.1} {:.1} {:.1} on {} cores",
+                l[0], l[1], l[2], r.cpu.cores
+            ),
+        );
+    }
     match (&r.catch_up, &r.catch_up_note) {
         (Some(c), _) => row(
             &mut s,

@@ -30,10 +30,14 @@ pub struct LoadCounters {
     rejected: AtomicU64,
     failed: AtomicU64,
     resyncs: AtomicU64,
+    examples: std::sync::Mutex<Vec<String>>,
 }
 
+/// Distinct refusal messages kept as examples.
+const MAX_EXAMPLES: usize = 5;
+
 /// What the load generator did.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct LoadReport {
     /// Transactions sent.
     pub submitted: u64,
@@ -45,6 +49,8 @@ pub struct LoadReport {
     pub failed: u64,
     /// Times a worker re-read its account's nonce after a refusal.
     pub nonce_resyncs: u64,
+    /// A few distinct refusal or failure messages (digits replaced by `#`).
+    pub rejection_examples: Vec<String>,
 }
 
 impl LoadCounters {
@@ -57,6 +63,21 @@ impl LoadCounters {
             rejected: g(&self.rejected),
             failed: g(&self.failed),
             nonce_resyncs: g(&self.resyncs),
+            rejection_examples: self.examples.lock().map(|e| e.clone()).unwrap_or_default(),
+        }
+    }
+
+    fn note_refusal(&self, message: &str) {
+        let generic: String = message
+            .chars()
+            .take(200)
+            .map(|c| if c.is_ascii_digit() { '#' } else { c })
+            .collect();
+        if let Ok(mut e) = self.examples.lock()
+            && e.len() < MAX_EXAMPLES
+            && !e.contains(&generic)
+        {
+            e.push(generic);
         }
     }
 }
@@ -136,12 +157,29 @@ async fn account_nonce(q: &mut QueryClient<Channel>, a: &Address) -> Option<u64>
     .map(|r| r.into_inner().nonce)
 }
 
-/// The nonce a refusal message names as acceptable ("... the next
-/// acceptable nonce is N" / "... the account's next nonce is N").
-pub fn nonce_hint(message: &str) -> Option<u64> {
-    let tail = message.rsplit_once("nonce is ")?.1;
-    let digits: String = tail.chars().take_while(|c| c.is_ascii_digit()).collect();
-    digits.parse().ok()
+/// The nonce to use after a refusal with `message` of a transaction with
+/// `nonce`, from what the node said; `None` when the message does not tell
+/// (then the account is read again).
+pub fn nonce_after_refusal(nonce: u64, message: &str) -> Option<u64> {
+    let number_after = |marker: &str| -> Option<u64> {
+        let tail = message.rsplit_once(marker)?.1;
+        let digits: String = tail.chars().take_while(|c| c.is_ascii_digit()).collect();
+        digits.parse().ok()
+    };
+    // "... the next acceptable nonce is N", "... the account's next nonce is N"
+    if let Some(n) = number_after("nonce is ") {
+        return Some(n);
+    }
+    // "wrong nonce: expected N, got M" (the committed next nonce)
+    if let Some(n) = number_after("expected ") {
+        return Some(n);
+    }
+    // Taken by a pending transaction (perhaps our own whose answer was
+    // lost): the next one is free or tells which is.
+    if message.contains("already has nonce") || message.contains("already in the mempool") {
+        return Some(nonce + 1);
+    }
+    None
 }
 
 async fn worker(
@@ -192,23 +230,23 @@ async fn worker(
             Err(s)
                 if matches!(
                     s.code(),
-                    tonic::Code::Unavailable | tonic::Code::DeadlineExceeded
+                    tonic::Code::Unavailable
+                        | tonic::Code::DeadlineExceeded
+                        | tonic::Code::Cancelled
                 ) =>
             {
-                // Unknown outcome: the next attempt learns the nonce.
+                // Unknown outcome: the same transaction goes again (signing
+                // is deterministic, so if it was admitted the node answers
+                // "already in the mempool" and the worker moves on).
                 counters.failed.fetch_add(1, Ordering::Relaxed);
-                counters.resyncs.fetch_add(1, Ordering::Relaxed);
-                if let Some(n) = account_nonce(&mut query, &acct.address).await {
-                    nonce = nonce.max(n);
-                }
+                counters.note_refusal(s.message());
             }
             Err(s) => {
                 counters.rejected.fetch_add(1, Ordering::Relaxed);
+                counters.note_refusal(s.message());
                 counters.resyncs.fetch_add(1, Ordering::Relaxed);
-                nonce = match nonce_hint(s.message()) {
+                nonce = match nonce_after_refusal(nonce, s.message()) {
                     Some(n) => n,
-                    // Taken by a pending transaction: try the one after it.
-                    None if s.message().contains("already has nonce") => nonce + 1,
                     None => account_nonce(&mut query, &acct.address)
                         .await
                         .unwrap_or(nonce),
@@ -232,19 +270,22 @@ mod tests {
     }
 
     #[test]
-    fn nonce_hints_from_refusals() {
+    fn nonces_after_refusals() {
+        let f = nonce_after_refusal;
         assert_eq!(
-            nonce_hint("nonce 7 leaves a gap; the next acceptable nonce is 5"),
+            f(7, "nonce 7 leaves a gap; the next acceptable nonce is 5"),
             Some(5)
         );
         assert_eq!(
-            nonce_hint("rejected: nonce 2 already used; the account's next nonce is 12"),
+            f(
+                2,
+                "rejected: nonce 2 already used; the account's next nonce is 12"
+            ),
             Some(12)
         );
-        assert_eq!(
-            nonce_hint("a pending transaction already has nonce 3"),
-            None
-        );
-        assert_eq!(nonce_hint("mempool full"), None);
+        assert_eq!(f(3, "rejected: wrong nonce: expected 14, got 3"), Some(14));
+        assert_eq!(f(3, "a pending transaction already has nonce 3"), Some(4));
+        assert_eq!(f(9, "transaction already in the mempool"), Some(10));
+        assert_eq!(f(9, "mempool full"), None);
     }
 }
