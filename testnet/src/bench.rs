@@ -297,14 +297,19 @@ pub fn run(a: BenchArgs) -> Result<ExitCode> {
         use tokio::signal::unix::{SignalKind, signal};
         let mut term = signal(SignalKind::terminate()).context("installing a SIGTERM handler")?;
         let mut int = signal(SignalKind::interrupt()).context("installing a SIGINT handler")?;
-        tokio::select! {
-            r = measure(&mut nodes, &a, timeouts) => r,
-            _ = term.recv() => Err(anyhow!("interrupted (SIGTERM)")),
-            _ = int.recv() => Err(anyhow!("interrupted (SIGINT)")),
-        }
+        anyhow::Ok(tokio::select! {
+            r = measure(&mut nodes, &a, timeouts) => Some(r),
+            _ = term.recv() => None,
+            _ = int.recv() => None,
+        })
     });
     drop(rt);
     let stopped = nodes.stop_all();
+    let Some(r) = r? else {
+        eprintln!("bench: interrupted; every node was stopped");
+        // 128 + SIGINT, as a shell reports an interrupted command.
+        return stopped.map(|()| ExitCode::from(130));
+    };
     let mut result = r.map_err(|e| {
         let tails = nodes.log_tails();
         anyhow!("{e:#}\n{tails}")
