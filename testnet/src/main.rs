@@ -6,8 +6,10 @@
 //! * `status` prints one snapshot of a running testnet;
 //! * `down` stops the processes listed in `DIR/testnet.json`;
 //! * `generate` writes homes for validators on separate machines;
-//! * `demo` walks a newcomer through bonding, unbonding, slashing and audit.
+//! * `demo` walks a newcomer through bonding, unbonding, slashing and audit;
+//! * `bench` measures a fresh testnet (see `bench.rs`).
 
+mod bench;
 mod demo;
 mod evidence;
 mod generate;
@@ -93,6 +95,9 @@ enum Cmd {
         #[arg(long, default_value_t = 27100)]
         base_port: u16,
     },
+    /// Start a fresh testnet, measure heights/s, commit latency, tx/s, CPU
+    /// and catch-up, write DIR/bench.json and bench.svg, stop it.
+    Bench(bench::BenchArgs),
     /// Write homes for validators on separate machines (copy OUT/nodeI to host I).
     Generate {
         /// Comma-separated hosts (IP or name, optionally :p2p-port), one per validator.
@@ -186,6 +191,7 @@ fn real_main() -> Result<ExitCode> {
         Cmd::Down { dir } => down(&dir),
         Cmd::Status { dir } => status(&dir),
         Cmd::Demo { dir, base_port } => demo::run(demo::DemoArgs { dir, base_port }),
+        Cmd::Bench(a) => bench::run(a),
         Cmd::Generate {
             hosts,
             out,
