@@ -696,7 +696,13 @@ impl Runner {
             let start_at = self.next_start;
             tokio::select! {
                 _ = &mut shutdown => return Ok(()),
-                _ = async { match start_at { Some(t) => tokio::time::sleep_until(t).await, None => std::future::pending().await } } => {
+                // A due start (timeout_commit 0) is taken at once: a timer
+                // would round it up to the next millisecond tick.
+                _ = async { match start_at {
+                    Some(t) if t <= tokio::time::Instant::now() => {}
+                    Some(t) => tokio::time::sleep_until(t).await,
+                    None => std::future::pending().await,
+                } } => {
                     self.next_start = None;
                     self.start_height()?;
                 }
