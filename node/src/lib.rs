@@ -18,4 +18,5 @@ pub mod runner;
 pub mod storage;
 pub mod sync;
 pub mod transport;
+pub mod tx_verifier;
 pub mod wal;

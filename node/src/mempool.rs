@@ -180,9 +180,10 @@ impl Mempool {
             .map(|e| &e.tx)
     }
 
-    /// Admits a transaction; returns its hash. Cheap checks (size, duplicate,
-    /// room) run before the checker, which may verify a signature.
-    pub fn add(&mut self, tx: Transaction, checker: &impl TxChecker) -> Result<Hash, MempoolError> {
+    /// The checks that cost nothing (size, duplicate, room), made before a
+    /// transaction's signature is checked; `add` makes them again. Returns
+    /// the transaction's hash.
+    pub fn precheck(&self, tx: &Transaction) -> Result<Hash, MempoolError> {
         let size = tx.encoded_len();
         if size > self.cfg.max_tx_bytes {
             return Err(MempoolError::TooLarge {
@@ -190,7 +191,7 @@ impl Mempool {
                 max: self.cfg.max_tx_bytes,
             });
         }
-        let hash = tx_hash(&tx);
+        let hash = tx_hash(tx);
         if self.by_hash.contains_key(&hash) {
             return Err(MempoolError::Duplicate);
         }
@@ -200,6 +201,14 @@ impl Mempool {
                 bytes: self.bytes,
             });
         }
+        Ok(hash)
+    }
+
+    /// Admits a transaction; returns its hash. Cheap checks (size, duplicate,
+    /// room) run before the checker, which may verify a signature.
+    pub fn add(&mut self, tx: Transaction, checker: &impl TxChecker) -> Result<Hash, MempoolError> {
+        let hash = self.precheck(&tx)?;
+        let size = tx.encoded_len();
         let adm = checker
             .check(&tx, CheckMode::New)
             .map_err(MempoolError::Rejected)?;

@@ -29,9 +29,11 @@ use crate::driver::{DriverError, Executor, HostRequest, consensus_input, restore
 use crate::mempool::{Admission, CheckMode, Mempool};
 use crate::metrics::Metrics;
 use crate::node::Node;
+use crate::rpc::ApiError;
 use crate::storage::{CommittedBlock, Storage, TxOutcome, TxRecord};
 use crate::sync::{PeerHeights, serve_request};
 use crate::transport::{Transport, TransportEvent};
+use crate::tx_verifier::{Checked, Origin, TxVerifier};
 use crate::wal;
 
 /// Why the driver stopped.
@@ -46,6 +48,9 @@ pub enum RunError {
     /// The stored or genesis ledger state is unusable.
     #[error("ledger: {0}")]
     Ledger(String),
+    /// The transaction verifier thread could not be started.
+    #[error("starting the transaction verifier: {0}")]
+    Verifier(std::io::Error),
     /// A decided block could not be applied.
     #[error("applying decided block {height}: {reason}")]
     Apply {
@@ -62,6 +67,8 @@ const MAX_PENDING_EVIDENCE: usize = 64;
 const REGOSSIP_INTERVAL: Duration = Duration::from_millis(1000);
 /// Blocks asked for per sync request.
 const SYNC_BATCH: u32 = 64;
+/// Transactions waiting for their signature check at most.
+const VERIFY_QUEUE: usize = 4096;
 
 struct Tip {
     seed: Hash,
@@ -78,6 +85,8 @@ pub struct Runner {
     ledger: Ledger,
     core: Consensus,
     mempool: Mempool,
+    verifier: TxVerifier,
+    checked: Option<mpsc::Receiver<Checked>>,
     exec: Executor<Arc<Storage>, Transport>,
     timers: mpsc::Receiver<Input>,
     peers: PeerHeights,
@@ -164,6 +173,8 @@ impl Runner {
             );
             exec = exec.with_double_sign(node.key.clone(), node.chain.clone());
         }
+        let (verifier, checked) =
+            TxVerifier::start(node.chain.clone(), VERIFY_QUEUE).map_err(RunError::Verifier)?;
         Ok(Self {
             chain: node.chain.clone(),
             storage,
@@ -172,6 +183,8 @@ impl Runner {
             ledger,
             core,
             mempool: Mempool::new(node.config.mempool),
+            verifier,
+            checked: Some(checked),
             exec,
             timers,
             peers: PeerHeights::default(),
@@ -410,7 +423,7 @@ impl Runner {
         let included: Vec<Hash> = d.block.txs.iter().map(tx_hash).collect();
         let dropped = self
             .mempool
-            .update(&included, &ledger_checker(&self.ledger));
+            .update(&included, &verified_checker(&self.ledger));
         for (hash, reason) in dropped {
             self.shared.remember_rejection(hash, reason);
         }
@@ -490,8 +503,43 @@ impl Runner {
         }
     }
 
+    /// Sends a transaction to the signature checker after the cheap checks
+    /// (size, duplicate, room); its verdict comes back to [`Self::on_checked`].
+    fn verify_then_admit(&mut self, tx: pb::Transaction, origin: Origin) {
+        if let Err(e) = self.mempool.precheck(&tx) {
+            if let Origin::Client(reply) = origin {
+                let _ = reply.send(Err(crate::mempool::api_error(&e)));
+            }
+            return;
+        }
+        if let Err(Origin::Client(reply)) = self.verifier.submit(tx, origin) {
+            let _ = reply.send(Err(ApiError::Unavailable(
+                "the node is busy checking transactions; retry shortly".into(),
+            )));
+        }
+    }
+
+    /// Admits a transaction whose signature was checked, gossips it on, and
+    /// answers the client that submitted it, if any.
+    fn on_checked(&mut self, c: Checked) {
+        let tx = c.tx;
+        let result = match c.verdict {
+            Err(reason) => Err(crate::mempool::MempoolError::Rejected(reason)),
+            Ok(()) => self.admit(tx.clone()),
+        };
+        if result.is_ok() {
+            self.transport.broadcast(&PeerMessage {
+                kind: Some(Kind::Transaction(tx)),
+            });
+        }
+        if let Origin::Client(reply) = c.origin {
+            let _ = reply.send(result.map_err(|e| crate::mempool::api_error(&e)));
+        }
+    }
+
+    /// Adds a transaction whose signature is already verified.
     fn admit(&mut self, tx: pb::Transaction) -> Result<Hash, crate::mempool::MempoolError> {
-        let r = self.mempool.add(tx, &ledger_checker(&self.ledger));
+        let r = self.mempool.add(tx, &verified_checker(&self.ledger));
         if r.is_ok() {
             Metrics::set(&self.metrics.mempool_txs, self.mempool.len() as u64);
             Metrics::set(&self.metrics.mempool_bytes, self.mempool.bytes() as u64);
@@ -504,16 +552,7 @@ impl Runner {
         use crate::rpc::ApiError;
         match req {
             ApiRequest::SubmitTx { tx, reply } => {
-                let res = match self.admit(tx.clone()) {
-                    Ok(h) => {
-                        self.transport.broadcast(&PeerMessage {
-                            kind: Some(Kind::Transaction(tx)),
-                        });
-                        Ok(h)
-                    }
-                    Err(e) => Err(crate::mempool::api_error(&e)),
-                };
-                let _ = reply.send(res);
+                self.verify_then_admit(tx, Origin::Client(reply));
             }
             ApiRequest::SubmitEvidence { evidence, reply } => {
                 let res = match self.ledger.check_evidence(&evidence) {
@@ -571,9 +610,7 @@ impl Runner {
         let peer = *peer;
         match &message.kind {
             Some(Kind::Transaction(tx)) => {
-                if self.admit(tx.clone()).is_ok() {
-                    self.transport.broadcast(message);
-                }
+                self.verify_then_admit(tx.clone(), Origin::Peer);
             }
             Some(Kind::Evidence(e)) => {
                 if self.ledger.check_evidence(e).is_ok() && !self.evidence.contains(e) {
@@ -685,6 +722,10 @@ impl Runner {
         shutdown: impl std::future::Future<Output = ()>,
     ) -> Result<(), RunError> {
         tokio::pin!(shutdown);
+        let mut checked = self
+            .checked
+            .take()
+            .ok_or_else(|| RunError::Ledger("the runner was already run".into()))?;
         self.begin()?;
         // Periodic re-gossip of the current height's verified proposals and
         // votes: a message lost to a dropped connection or a full queue (or an
@@ -713,6 +754,9 @@ impl Runner {
                 t = self.timers.recv() => if let Some(t) = t {
                     self.feed(t)?;
                 },
+                c = checked.recv() => if let Some(c) = c {
+                    self.on_checked(c);
+                },
                 ev = events.recv() => match ev {
                     Some(ev) => self.on_event(ev)?,
                     None => return Ok(()),
@@ -722,21 +766,20 @@ impl Runner {
     }
 }
 
-/// The mempool's view of the ledger: full checks at admission, state checks
-/// only (no second signature verification) when re-checking after a commit.
-fn ledger_checker(
+/// The mempool's view of the ledger for transactions whose signature the
+/// [`TxVerifier`] already checked: the state checks alone, at admission and
+/// when re-checking after a commit.
+fn verified_checker(
     ledger: &Ledger,
 ) -> impl Fn(&pb::Transaction, CheckMode) -> Result<Admission, String> + '_ {
-    move |tx, mode| {
-        match mode {
-            CheckMode::New => ledger.check_tx(tx),
-            CheckMode::Recheck => ledger.recheck_tx(tx),
-        }
-        .map(|c| Admission {
-            sender: c.signer,
-            nonce: c.nonce,
-            account_nonce: c.next_nonce,
-        })
-        .map_err(|e| e.to_string())
+    move |tx, _mode: CheckMode| {
+        ledger
+            .recheck_tx(tx)
+            .map(|c| Admission {
+                sender: c.signer,
+                nonce: c.nonce,
+                account_nonce: c.next_nonce,
+            })
+            .map_err(|e| e.to_string())
     }
 }
