@@ -96,6 +96,34 @@ fn stop(child: &mut Child) {
     }
 }
 
+/// The node processes of a test; whatever still runs when the test ends
+/// (a failed assertion included) is killed, so no node outlives its test.
+struct Nodes(Vec<Child>);
+
+impl std::ops::Deref for Nodes {
+    type Target = Vec<Child>;
+    fn deref(&self) -> &Vec<Child> {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for Nodes {
+    fn deref_mut(&mut self) -> &mut Vec<Child> {
+        &mut self.0
+    }
+}
+
+impl Drop for Nodes {
+    fn drop(&mut self) {
+        for c in &mut self.0 {
+            if let Ok(None) = c.try_wait() {
+                let _ = c.kill();
+                let _ = c.wait();
+            }
+        }
+    }
+}
+
 struct Net {
     _dir: tempfile::TempDir,
     homes: Vec<PathBuf>,
@@ -188,7 +216,7 @@ fn build(double_signers: &[usize]) -> Net {
 fn four_validators_commit_survive_kill_and_agree() {
     let net = build(&[]);
     let (homes, logs, metrics) = (&net.homes, &net.logs, &net.metrics);
-    let mut children: Vec<Child> = homes.iter().zip(logs).map(|(h, l)| start(h, l)).collect();
+    let mut children = Nodes(homes.iter().zip(logs).map(|(h, l)| start(h, l)).collect());
     let all: Vec<usize> = (0..N).collect();
     wait_heights(metrics, &all, 10, 120, logs);
     // Throughput with four validators (debug build, shortened timeouts; informational).
@@ -216,7 +244,7 @@ fn four_validators_commit_survive_kill_and_agree() {
         + 5;
     wait_heights(metrics, &all, target.max(MIN_HEIGHTS), 180, logs);
 
-    for c in &mut children {
+    for c in children.iter_mut() {
         stop(c);
     }
     assert_stored_chains_agree(homes, target.max(MIN_HEIGHTS));
@@ -278,7 +306,7 @@ fn validators_killed_at_random_moments_never_double_sign() {
     let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
     let net = build(&[]);
     let (homes, logs, metrics) = (&net.homes, &net.logs, &net.metrics);
-    let mut children: Vec<Child> = homes.iter().zip(logs).map(|(h, l)| start(h, l)).collect();
+    let mut children = Nodes(homes.iter().zip(logs).map(|(h, l)| start(h, l)).collect());
     let all: Vec<usize> = (0..N).collect();
     wait_heights(metrics, &all, 3, 120, logs);
     for round in 0..ROUNDS {
@@ -305,7 +333,7 @@ fn validators_killed_at_random_moments_never_double_sign() {
         .max()
         .unwrap();
     wait_heights(metrics, &all, tip + 3, 120, logs);
-    for c in &mut children {
+    for c in children.iter_mut() {
         stop(c);
     }
     assert_stored_chains_agree(homes, tip + 3);
@@ -317,7 +345,7 @@ fn double_signing_validator_is_slashed_and_tombstoned_while_the_chain_commits() 
     use agora_proto::v1::query_client::QueryClient;
     let net = build(&[3]);
     let (homes, logs, metrics) = (&net.homes, &net.logs, &net.metrics);
-    let mut children: Vec<Child> = homes.iter().zip(logs).map(|(h, l)| start(h, l)).collect();
+    let mut children = Nodes(homes.iter().zip(logs).map(|(h, l)| start(h, l)).collect());
     let all: Vec<usize> = (0..N).collect();
     wait_heights(metrics, &all, 3, 120, logs);
     let byz = agora_node::keys::load(&homes[3].join("keys/validator.key")).unwrap();
@@ -368,7 +396,7 @@ fn double_signing_validator_is_slashed_and_tombstoned_while_the_chain_commits() 
         .max()
         .unwrap();
     wait_heights(metrics, &[0, 1, 2], h + 5, 120, logs);
-    for c in &mut children {
+    for c in children.iter_mut() {
         stop(c);
     }
     // Evidence names only the double signer.
