@@ -7,10 +7,13 @@
 //! in a queue ordered by (time, sequence number).
 //!
 //! The hosts model what the real node does around the core: they persist the
-//! signing state before sending (a restart keeps only that), rebroadcast their
-//! own messages of the current height periodically (gossip, which makes lost
-//! messages eventually arrive), and fetch decided blocks with their
-//! certificates from peers that are ahead (block sync).
+//! signing state before sending, keep a WAL of the current height's inputs
+//! (a restart keeps the signing state, the WAL and the committed blocks, and
+//! replays the WAL), re-gossip periodically the current height's messages
+//! the core verified and their own (which makes lost messages, and an
+//! equivocator's votes that reached only some nodes, eventually arrive
+//! everywhere), and fetch decided blocks with their certificates from peers
+//! that are ahead (block sync).
 
 mod checks;
 mod scenario;
@@ -90,9 +93,17 @@ struct Node {
     /// Bumped on every restart so that timers of a previous life are ignored.
     epoch: u64,
     persisted: Option<SigningState>,
-    /// The node's write-ahead log: its own signed messages of the current
-    /// height, durable across restarts and replayed into the core on boot.
+    /// Its own signed messages of the current height, which the host
+    /// re-sends on every gossip tick (after a restart the core holds them
+    /// unverified, and gossips only verified ones).
     wal: Vec<Wire>,
+    /// The whole WAL, as the node keeps it: every proposal and vote of the
+    /// current height, ours and those received, in order, replayed on boot
+    /// (others' messages are not re-sent by the host itself; the core
+    /// gossips them once verified).
+    log: Vec<Wire>,
+    /// Hashes of the received messages in `log`, so each is logged once.
+    log_keys: BTreeSet<Hash>,
     /// Committed decisions by height (durable: kept across restarts).
     chain: BTreeMap<Height, agora_validator::consensus::Decision>,
     /// Hashes of messages fed to the core since the last gossip tick (a
@@ -241,6 +252,8 @@ impl Sim {
                 persisted: None,
                 chain: BTreeMap::new(),
                 wal: Vec::new(),
+                log: Vec::new(),
+                log_keys: BTreeSet::new(),
                 seen: BTreeSet::new(),
                 peer_heights: BTreeMap::new(),
                 last_sync_request: None,
@@ -306,8 +319,9 @@ impl Sim {
         let n = &mut self.nodes[i];
         n.core = Some(core);
         // A restart keeps what a node persists: the signing state (passed to
-        // the core above) and the committed blocks with their certificates
-        // (its block store). Everything else is lost.
+        // the core above), the WAL of the current height (replayed below)
+        // and the committed blocks with their certificates (its block
+        // store). Everything else is lost.
         n.received.clear();
         n.seen.clear();
         n.peer_heights.clear();
@@ -331,7 +345,7 @@ impl Sim {
         };
         let h = params.height;
         self.feed(i, Input::StartHeight(Box::new(params)));
-        for w in self.nodes[i].wal.clone() {
+        for w in self.nodes[i].log.clone() {
             match w {
                 Wire::Proposal(p) if p.height == h => {
                     self.feed(i, Input::Proposal(*p));
@@ -562,6 +576,9 @@ impl Sim {
             };
             let key = sha3_256(&bytes);
             if self.nodes[to].seen.insert(key) {
+                if self.nodes[to].log_keys.insert(key) {
+                    self.nodes[to].log.push(wire.clone());
+                }
                 // What the checker expects to become evidence: validly signed
                 // messages the core was actually given at its height and
                 // within its round window.
@@ -667,10 +684,12 @@ impl Sim {
             Output::PersistSigningState(s) => self.nodes[i].persisted = Some(s),
             Output::BroadcastProposal(p) => {
                 self.nodes[i].wal.push(Wire::Proposal(p.clone()));
+                self.nodes[i].log.push(Wire::Proposal(p.clone()));
                 self.send_proposal(i, *p)
             }
             Output::BroadcastVote(v) => {
                 self.nodes[i].wal.push(Wire::Vote(v.clone()));
+                self.nodes[i].log.push(Wire::Vote(v.clone()));
                 self.send_vote(i, v)
             }
             Output::ScheduleTimeout {
@@ -721,6 +740,8 @@ impl Sim {
                 let h = d.height;
                 let n = &mut self.nodes[i];
                 n.wal.clear();
+                n.log.clear();
+                n.log_keys.clear();
                 n.chain.insert(h, d);
                 if h == self.sc.target_height && n.reached_target_at.is_none() {
                     n.reached_target_at = Some(self.now);
