@@ -32,7 +32,7 @@ use tokio::time::Instant;
 use tonic::transport::Channel;
 
 use crate::generate;
-use crate::manifest::{ByzantineNote, Manifest, NodeEntry};
+use crate::manifest::{ByzantineNote, Manifest};
 use crate::procs;
 use measure::{Commit, LatencySummary, SecondBucket};
 
@@ -244,33 +244,7 @@ pub fn run(a: BenchArgs) -> Result<ExitCode> {
         std::fs::write(home.config(), cfg.to_toml())
             .with_context(|| format!("writing {}", home.config().display()))?;
     }
-    let m = Manifest {
-        chain_id: CHAIN_ID.into(),
-        dir: dir.clone(),
-        agora_bin: agora.clone(),
-        genesis: g.genesis.clone(),
-        nodes: plan
-            .nodes
-            .iter()
-            .zip(&g.homes)
-            .zip(&g.validators)
-            .enumerate()
-            .map(|(i, ((n, home), v))| NodeEntry {
-                index: i,
-                moniker: n.moniker.clone(),
-                home: home.clone(),
-                grpc: n.grpc_listen.to_string(),
-                p2p: n.p2p_public.to_string(),
-                metrics: n.metrics_listen.to_string(),
-                validator_address: v.to_string(),
-                log: home.join("node.log"),
-                pid: None,
-                byzantine: false,
-            })
-            .collect(),
-        delegators: g.delegators.clone(),
-        byzantine: ByzantineNote::default(),
-    };
+    let m = Manifest::loopback(CHAIN_ID, &dir, &agora, &plan, &g, ByzantineNote::default());
     let out = a.out.clone().unwrap_or_else(|| dir.join("bench.json"));
     let svg = out.with_extension("svg");
     let mut nodes = Nodes {

@@ -29,7 +29,7 @@ use tonic::transport::{Channel, Endpoint};
 
 use crate::evidence::{EvidenceFinder, all_slashes};
 use crate::generate;
-use crate::manifest::{ByzantineNote, Manifest, NodeEntry};
+use crate::manifest::{ByzantineNote, Manifest};
 use crate::procs;
 
 /// What `agora-testnet demo` takes.
@@ -309,33 +309,7 @@ async fn start(net: &mut Net, agora: &Path, a: &DemoArgs) -> Result<((), String)
         .canonicalize()
         .with_context(|| format!("resolving {}", a.dir.display()))?;
     let g = generate::generate(&plan, &dir)?;
-    let m = Manifest {
-        chain_id: CHAIN_ID.into(),
-        dir: dir.clone(),
-        agora_bin: agora.to_path_buf(),
-        genesis: g.genesis.clone(),
-        nodes: plan
-            .nodes
-            .iter()
-            .zip(&g.homes)
-            .zip(&g.validators)
-            .enumerate()
-            .map(|(i, ((n, home), v))| NodeEntry {
-                index: i,
-                moniker: n.moniker.clone(),
-                home: home.clone(),
-                grpc: n.grpc_listen.to_string(),
-                p2p: n.p2p_public.to_string(),
-                metrics: n.metrics_listen.to_string(),
-                validator_address: v.to_string(),
-                log: home.join("node.log"),
-                pid: None,
-                byzantine: false,
-            })
-            .collect(),
-        delegators: g.delegators.clone(),
-        byzantine: ByzantineNote::default(),
-    };
+    let m = Manifest::loopback(CHAIN_ID, &dir, agora, &plan, &g, ByzantineNote::default());
     net.children = (0..m.nodes.len()).map(|_| None).collect();
     net.manifest = Some(m);
     for i in 0..VALIDATORS {

@@ -381,33 +381,7 @@ fn up(a: UpArgs) -> Result<ExitCode> {
     if let Some(n) = &byzantine.note {
         eprintln!("note: {n}");
     }
-    let mut m = Manifest {
-        chain_id: a.chain_id.clone(),
-        dir: dir.clone(),
-        agora_bin: agora.clone(),
-        genesis: g.genesis.clone(),
-        nodes: plan
-            .nodes
-            .iter()
-            .zip(&g.homes)
-            .zip(&g.validators)
-            .enumerate()
-            .map(|(i, ((n, home), v))| NodeEntry {
-                index: i,
-                moniker: n.moniker.clone(),
-                home: home.clone(),
-                grpc: n.grpc_listen.to_string(),
-                p2p: n.p2p_public.to_string(),
-                metrics: n.metrics_listen.to_string(),
-                validator_address: v.to_string(),
-                log: home.join("node.log"),
-                pid: None,
-                byzantine: i >= a.validators - a.byzantine,
-            })
-            .collect(),
-        delegators: g.delegators.clone(),
-        byzantine,
-    };
+    let mut m = Manifest::loopback(&a.chain_id, &dir, &agora, &plan, &g, byzantine);
     let mut children: Vec<Child> = Vec::new();
     for n in &mut m.nodes {
         match procs::spawn_node(&agora, &n.home, &n.log) {

@@ -82,6 +82,47 @@ pub struct ByzantineNote {
 }
 
 impl Manifest {
+    /// The manifest of a loopback testnet just generated from `plan` into
+    /// `dir` (nodes not started yet: no pids). The last `byzantine.applied`
+    /// nodes are marked as double signers.
+    pub fn loopback(
+        chain_id: &str,
+        dir: &Path,
+        agora_bin: &Path,
+        plan: &crate::generate::Plan,
+        g: &crate::generate::Generated,
+        byzantine: ByzantineNote,
+    ) -> Self {
+        let first_byzantine = plan.nodes.len().saturating_sub(byzantine.applied);
+        Manifest {
+            chain_id: chain_id.to_string(),
+            dir: dir.to_path_buf(),
+            agora_bin: agora_bin.to_path_buf(),
+            genesis: g.genesis.clone(),
+            nodes: plan
+                .nodes
+                .iter()
+                .zip(&g.homes)
+                .zip(&g.validators)
+                .enumerate()
+                .map(|(i, ((n, home), v))| NodeEntry {
+                    index: i,
+                    moniker: n.moniker.clone(),
+                    home: home.clone(),
+                    grpc: n.grpc_listen.to_string(),
+                    p2p: n.p2p_public.to_string(),
+                    metrics: n.metrics_listen.to_string(),
+                    validator_address: v.to_string(),
+                    log: home.join("node.log"),
+                    pid: None,
+                    byzantine: i >= first_byzantine,
+                })
+                .collect(),
+            delegators: g.delegators.clone(),
+            byzantine,
+        }
+    }
+
     /// Path of the manifest in `dir`.
     pub fn path(dir: &Path) -> PathBuf {
         dir.join(MANIFEST_FILE)
