@@ -11,7 +11,7 @@
 use agora_tests::sim::{Report, Scenario, Sim, Violation};
 use agora_validator::consensus::{ConsensusConfig, TestFault, TimeoutConfig};
 
-const DEFAULT_SEEDS: u64 = 40;
+const DEFAULT_SEEDS: u64 = 200;
 const TARGET_HEIGHT: u64 = 4;
 
 fn config(fault: TestFault) -> ConsensusConfig {
