@@ -93,6 +93,35 @@ fn validator_peers(t: &Transport) -> Vec<Address> {
     v
 }
 
+/// Broadcasts a fresh vote from `from` every 200 ms until `to` receives a
+/// message; false if none arrives within `within` (gossip is best effort
+/// while connections are replaced).
+async fn resend_until_received(
+    from: &Transport,
+    to: &mut Receiver<TransportEvent>,
+    first_round: u32,
+    within: Duration,
+) -> bool {
+    let end = Instant::now() + within;
+    let mut round = first_round;
+    while Instant::now() < end {
+        round += 1;
+        from.broadcast(&vote(round));
+        let got = timeout(Duration::from_millis(200), async {
+            loop {
+                if let Some(TransportEvent::Message { .. }) = to.recv().await {
+                    return;
+                }
+            }
+        })
+        .await;
+        if got.is_ok() {
+            return true;
+        }
+    }
+    false
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_validators_mesh_gossip_and_dedup() {
     let (ka, kb, kc) = (key(1), key(2), key(3));
@@ -395,24 +424,10 @@ async fn simultaneous_dial_settles_on_one_connection() {
     wait_until(&mut rb, || b.peers().len() == 1).await;
     // Gossip is best effort while duplicate connections are being closed:
     // resend until one copy arrives, then check that both sides still hold one connection.
-    let end = Instant::now() + DEADLINE;
-    let mut round = 100;
-    loop {
-        assert!(Instant::now() < end, "no message got through");
-        round += 1;
-        a.broadcast(&vote(round));
-        let got = timeout(Duration::from_millis(200), async {
-            loop {
-                if let Some(TransportEvent::Message { .. }) = rb.recv().await {
-                    return;
-                }
-            }
-        })
-        .await;
-        if got.is_ok() {
-            break;
-        }
-    }
+    assert!(
+        resend_until_received(&a, &mut rb, 100, DEADLINE).await,
+        "no message got through"
+    );
     assert_eq!(a.peers().len(), 1);
     assert_eq!(b.peers().len(), 1);
     a.shutdown().await;
@@ -482,28 +497,11 @@ fn restarted_peer_replaces_its_dead_connection_at_once() {
                 }
             }
         };
-        let restarted = Instant::now();
         // A's gossip reaches the new B well within the old idle timeout.
-        let mut round = 200;
-        loop {
-            assert!(
-                restarted.elapsed() < Duration::from_secs(10),
-                "the restarted peer was not reconnected"
-            );
-            round += 1;
-            a.broadcast(&vote(round));
-            let got = timeout(Duration::from_millis(200), async {
-                loop {
-                    if let Some(TransportEvent::Message { .. }) = rb2.recv().await {
-                        return;
-                    }
-                }
-            })
-            .await;
-            if got.is_ok() {
-                break;
-            }
-        }
+        assert!(
+            resend_until_received(&a, &mut rb2, 200, Duration::from_secs(10)).await,
+            "the restarted peer was not reconnected"
+        );
         a.shutdown().await;
         b2.shutdown().await;
     });

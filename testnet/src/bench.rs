@@ -223,7 +223,7 @@ pub fn run(a: BenchArgs) -> Result<ExitCode> {
     prepare_dir(&a.dir)?;
     let mut plan = generate::loopback_plan(a.validators, a.base_port, CHAIN_ID, 20)?;
     plan.delegators = a.accounts;
-    check_ports(&plan)?;
+    crate::check_ports(&plan)?;
     std::fs::create_dir_all(&a.dir).with_context(|| format!("creating {}", a.dir.display()))?;
     let dir = a
         .dir
@@ -315,11 +315,7 @@ fn prepare_dir(dir: &Path) -> Result<()> {
         );
     }
     if let Ok(m) = Manifest::load(dir) {
-        let running: Vec<u32> = m
-            .nodes
-            .iter()
-            .filter_map(|n| n.pid.filter(|p| procs::is_running(*p, Some(&n.home))))
-            .collect();
+        let running = m.running_pids();
         if !running.is_empty() {
             bail!(
                 "the bench testnet in {} still runs (pids {running:?}); stop it with `agora-testnet down --dir {}`",
@@ -329,27 +325,6 @@ fn prepare_dir(dir: &Path) -> Result<()> {
         }
     }
     std::fs::remove_dir_all(dir).with_context(|| format!("deleting {}", dir.display()))
-}
-
-/// Fails if a port the plan needs is taken.
-fn check_ports(plan: &generate::Plan) -> Result<()> {
-    for n in &plan.nodes {
-        for a in [n.grpc_listen, n.metrics_listen] {
-            std::net::TcpListener::bind(a).with_context(|| {
-                format!(
-                    "{}: port {a} is in use (choose another --base-port)",
-                    n.moniker
-                )
-            })?;
-        }
-        std::net::UdpSocket::bind(n.p2p_listen).with_context(|| {
-            format!(
-                "{}: UDP port {} is in use (choose another --base-port)",
-                n.moniker, n.p2p_listen
-            )
-        })?;
-    }
-    Ok(())
 }
 
 /// The node processes, stopped on drop whatever happens.

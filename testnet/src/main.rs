@@ -46,33 +46,7 @@ enum Cmd {
         home: std::path::PathBuf,
     },
     /// Generate a testnet, start its validators and watch them until Ctrl-C.
-    Up {
-        /// Validators to run.
-        #[arg(long, default_value_t = 4)]
-        validators: usize,
-        /// Testnet directory (homes, logs, testnet.json).
-        #[arg(long, default_value = "target/agora-testnet")]
-        dir: PathBuf,
-        /// Node i uses p2p (UDP) base+10i, gRPC base+10i+1, metrics base+10i+2.
-        #[arg(long, default_value_t = 27000)]
-        base_port: u16,
-        /// Validators (the last K) that double-sign on purpose (config
-        /// `testing.double_sign`), so that evidence and slashing can be watched.
-        #[arg(long, default_value_t = 0)]
-        byzantine: usize,
-        /// Leave the nodes running and exit once testnet.json is written.
-        #[arg(long)]
-        detach: bool,
-        /// Chain id.
-        #[arg(long, default_value = "agora-testnet")]
-        chain_id: String,
-        /// Genesis unbonding period (and jail period), in heights.
-        #[arg(long, default_value_t = 20)]
-        unbonding_period: u64,
-        /// Delete DIR first if it holds a stopped testnet.
-        #[arg(long)]
-        reset: bool,
-    },
+    Up(UpArgs),
     /// Stop the processes of a testnet started with `up --detach`.
     Down {
         /// Testnet directory.
@@ -169,25 +143,7 @@ fn run_node(home: &std::path::Path) -> Result<ExitCode> {
 fn real_main() -> Result<ExitCode> {
     match Cli::parse().command {
         Cmd::Start { home } => run_node(&home),
-        Cmd::Up {
-            validators,
-            dir,
-            base_port,
-            byzantine,
-            detach,
-            chain_id,
-            unbonding_period,
-            reset,
-        } => up(UpArgs {
-            validators,
-            dir,
-            base_port,
-            byzantine,
-            detach,
-            chain_id,
-            unbonding_period,
-            reset,
-        }),
+        Cmd::Up(a) => up(a),
         Cmd::Down { dir } => down(&dir),
         Cmd::Status { dir } => status(&dir),
         Cmd::Demo { dir, base_port } => demo::run(demo::DemoArgs { dir, base_port }),
@@ -268,14 +224,33 @@ fn real_main() -> Result<ExitCode> {
     }
 }
 
+/// Options of `up`.
+#[derive(clap::Args)]
 struct UpArgs {
+    /// Validators to run.
+    #[arg(long, default_value_t = 4)]
     validators: usize,
+    /// Testnet directory (homes, logs, testnet.json).
+    #[arg(long, default_value = "target/agora-testnet")]
     dir: PathBuf,
+    /// Node i uses p2p (UDP) base+10i, gRPC base+10i+1, metrics base+10i+2.
+    #[arg(long, default_value_t = 27000)]
     base_port: u16,
+    /// Validators (the last K) that double-sign on purpose (config
+    /// `testing.double_sign`), so that evidence and slashing can be watched.
+    #[arg(long, default_value_t = 0)]
     byzantine: usize,
+    /// Leave the nodes running and exit once testnet.json is written.
+    #[arg(long)]
     detach: bool,
+    /// Chain id.
+    #[arg(long, default_value = "agora-testnet")]
     chain_id: String,
+    /// Genesis unbonding period (and jail period), in heights.
+    #[arg(long, default_value_t = 20)]
     unbonding_period: u64,
+    /// Delete DIR first if it holds a stopped testnet.
+    #[arg(long)]
     reset: bool,
 }
 
@@ -304,11 +279,7 @@ fn prepare_dir(dir: &Path, reset: bool) -> Result<()> {
             dir.display()
         );
     };
-    let running: Vec<u32> = m
-        .nodes
-        .iter()
-        .filter_map(|n| n.pid.filter(|p| procs::is_running(*p, Some(&n.home))))
-        .collect();
+    let running = m.running_pids();
     if !running.is_empty() {
         bail!(
             "the testnet in {} is running (pids {running:?}); run `agora-testnet down --dir {}` first",
@@ -325,8 +296,8 @@ fn prepare_dir(dir: &Path, reset: bool) -> Result<()> {
     std::fs::remove_dir_all(dir).with_context(|| format!("deleting {}", dir.display()))
 }
 
-/// Fails if a TCP port the plan needs is taken (UDP is checked by the node).
-fn check_ports(plan: &generate::Plan) -> Result<()> {
+/// Fails if a port the plan needs (gRPC, metrics, p2p) is taken.
+pub(crate) fn check_ports(plan: &generate::Plan) -> Result<()> {
     for n in &plan.nodes {
         for a in [n.grpc_listen, n.metrics_listen] {
             std::net::TcpListener::bind(a).with_context(|| {

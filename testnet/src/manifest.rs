@@ -123,6 +123,18 @@ impl Manifest {
         }
     }
 
+    /// Pids of the listed nodes that still run (checked against their homes,
+    /// so a reused pid does not count).
+    pub fn running_pids(&self) -> Vec<u32> {
+        self.nodes
+            .iter()
+            .filter_map(|n| {
+                n.pid
+                    .filter(|p| crate::procs::is_running(*p, Some(&n.home)))
+            })
+            .collect()
+    }
+
     /// Path of the manifest in `dir`.
     pub fn path(dir: &Path) -> PathBuf {
         dir.join(MANIFEST_FILE)
