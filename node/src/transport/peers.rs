@@ -1,18 +1,26 @@
 //! Book-keeping shared by the transport's tasks: the bounded cache of gossip
 //! already seen, and the penalties (and temporary bans) of misbehaving peers.
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::{HashMap, VecDeque};
 use std::time::{Duration, Instant};
 
 use agora_validator::Hash;
 
 use super::PeerId;
 
+/// A copy of a message first seen longer ago than this is delivered again.
+/// Relayed copies arriving together are still dropped, but the runner's
+/// re-gossip (every second) reaches a node that received a message and had to
+/// drop it, for instance because it was then too many heights behind; a
+/// cache that never forgot would keep such a node stalled once it caught up.
+pub const REDELIVER_AFTER: Duration = Duration::from_millis(1_000);
+
 /// A bounded set of message hashes, forgetting the oldest first. Used to
-/// deliver each gossiped message to the node once however many peers relay it.
+/// deliver each gossiped message to the node once however many peers relay
+/// it (within [`REDELIVER_AFTER`]).
 #[derive(Debug)]
 pub struct SeenCache {
-    set: HashSet<Hash>,
+    seen_at: HashMap<Hash, Instant>,
     order: VecDeque<Hash>,
     capacity: usize,
 }
@@ -22,22 +30,33 @@ impl SeenCache {
     pub fn new(capacity: usize) -> Self {
         let capacity = capacity.max(1);
         Self {
-            set: HashSet::with_capacity(capacity.min(1 << 16)),
+            seen_at: HashMap::with_capacity(capacity.min(1 << 16)),
             order: VecDeque::with_capacity(capacity.min(1 << 16)),
             capacity,
         }
     }
 
-    /// Records `h`; returns true if it was not already present.
+    /// Records `h` as seen now; returns true if it should be delivered: not
+    /// seen before, or seen more than [`REDELIVER_AFTER`] ago.
     pub fn insert(&mut self, h: Hash) -> bool {
-        if !self.set.insert(h) {
-            return false;
+        self.insert_at(h, Instant::now())
+    }
+
+    /// [`Self::insert`] at a given time.
+    pub fn insert_at(&mut self, h: Hash, now: Instant) -> bool {
+        if let Some(at) = self.seen_at.get_mut(&h) {
+            if now.saturating_duration_since(*at) < REDELIVER_AFTER {
+                return false;
+            }
+            *at = now;
+            return true;
         }
+        self.seen_at.insert(h, now);
         self.order.push_back(h);
         if self.order.len() > self.capacity
             && let Some(old) = self.order.pop_front()
         {
-            self.set.remove(&old);
+            self.seen_at.remove(&old);
         }
         true
     }
@@ -122,6 +141,18 @@ mod tests {
         assert_eq!(c.len(), 3);
         assert!(!c.insert([4; 32]));
         assert!(c.insert([0; 32]), "oldest must have been forgotten");
+    }
+
+    #[test]
+    fn seen_cache_delivers_a_copy_again_after_the_redelivery_window() {
+        let mut c = SeenCache::new(10);
+        let t0 = Instant::now();
+        assert!(c.insert_at([1; 32], t0));
+        assert!(!c.insert_at([1; 32], t0 + REDELIVER_AFTER / 2));
+        assert!(c.insert_at([1; 32], t0 + REDELIVER_AFTER));
+        // The window restarts from the redelivery.
+        assert!(!c.insert_at([1; 32], t0 + REDELIVER_AFTER + REDELIVER_AFTER / 2));
+        assert_eq!(c.len(), 1);
     }
 
     #[test]
