@@ -171,11 +171,12 @@ struct CatchUp {
     height_at_first_answer: u64,
     /// Its height once level with the others.
     caught_up_height: u64,
-    /// Blocks gained between the first answer and catching up.
+    /// Blocks gained from the stop to catching up (the node may sync some
+    /// before its gRPC port first answers).
     blocks: u64,
     /// From the restart to the first answer (process start, storage open).
     startup_seconds: f64,
-    /// From the first answer to catching up.
+    /// From the restart to catching up, startup included.
     seconds: f64,
     /// blocks / seconds.
     blocks_per_s: f64,
@@ -753,8 +754,8 @@ async fn catch_up(nodes: &mut Nodes, clients: &[QueryClient<Channel>], k: u64) -
             let (t_first, h_first) = *first.get_or_insert((now, vh));
             let lh = height(leader).await.unwrap_or(u64::MAX);
             if vh >= leader_height_at_restart && vh + 1 >= lh {
-                let seconds = now.duration_since(t_first).as_secs_f64();
-                let blocks = vh.saturating_sub(h_first);
+                let seconds = now.duration_since(t_spawn).as_secs_f64();
+                let blocks = vh.saturating_sub(height_at_stop);
                 return Ok(CatchUp {
                     node: name,
                     height_at_stop,
@@ -913,7 +914,7 @@ fn summary(r: &BenchResult) -> String {
             &mut s,
             "catch-up",
             format!(
-                "{}: {} blocks in {:.2} s = {:.0} blocks/s (startup {:.2} s)",
+                "{}: {} blocks in {:.2} s = {:.0} blocks/s (restart to level, {:.2} s of it startup)",
                 c.node, c.blocks, c.seconds, c.blocks_per_s, c.startup_seconds
             ),
         ),
