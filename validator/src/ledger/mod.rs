@@ -7,14 +7,14 @@
 //! ```text
 //! let mut ledger = Ledger::from_genesis(&genesis)?;     // height 0
 //! // header of block 1 carries ledger.app_hash()
-//! ledger.begin_block(1)?;
+//! ledger.begin_block(1, &BlockInfo::of_block(&block))?;  // downtime window
 //! for ev in &block.evidence { ledger.apply_evidence(ev)?; }  // slashes first
 //! for tx in &block.txs { ledger.deliver_tx(tx); }            // receipts
-//! let end = ledger.end_block()?;   // matured unbonding paid, set for h+2, app hash
+//! let end = ledger.end_block()?;   // rewards, matured unbonding, set for h+2, app hash
 //! ```
 //!
 //! or, in one call with batch signature verification,
-//! [`Ledger::apply_block`]`(height, txs, evidence, randomness)`.
+//! [`Ledger::apply_block`]`(height, info, txs, evidence, randomness)`.
 //!
 //! - Block h: evidence is applied first, then the transactions in order,
 //!   then unbonding entries whose completion height is h are paid out, then
@@ -23,10 +23,12 @@
 //!   always known after block h, and the sets of the evidence window behind.
 //! - The header of block h carries the app hash of the state after block h−1
 //!   ([`Ledger::app_hash`] before `begin_block(h)`); genesis is "after block 0".
-//! - A transaction with a bad signature, wrong chain id, wrong nonce or from
-//!   an unknown account is *rejected*: no state change. One that passes those
-//!   but breaks a staking rule *fails*: its nonce is consumed (so it can
-//!   never be replayed later, when it might succeed) and nothing else changes.
+//! - A transaction with a bad signature, wrong chain id, wrong nonce, a fee
+//!   below `min_fee` or that its account cannot pay, or from an unknown
+//!   account is *rejected*: no state change, no fee. One that passes those
+//!   but breaks a staking rule *fails*: it pays its fee and its nonce is
+//!   consumed (so it can never be replayed later, when it might succeed),
+//!   and nothing else changes.
 //! - [`Ledger::check_tx`] is the mempool's admission test: it accepts future
 //!   nonces (up to [`MAX_NONCE_GAP`] ahead) and runs the full rule check for
 //!   the next nonce.
@@ -40,12 +42,15 @@
 //! the [`DecodedTx`] and use [`tx::verify_signatures`] +
 //! [`Ledger::deliver_decoded`] instead of decoding twice.
 //!
-//! Invariant, checked by the property tests: `total_supply() +
-//! slashed_total()` equals the genesis supply after every block.
+//! Invariant, checked by the property tests after every block: genesis
+//! supply + minted = balances + bonded + unbonding + unclaimed rewards +
+//! burnt by slashing ([`Supply::balances_out`]).
 
 pub mod amount;
+pub mod downtime;
 pub mod params;
 pub mod query;
+pub mod rewards;
 pub mod slashing;
 pub mod snapshot;
 pub mod staking;
@@ -57,7 +62,10 @@ pub use params::{Params, ParamsError};
 pub use query::{DelegationView, ValidatorView};
 pub use slashing::{EvidenceError, Infraction};
 pub use snapshot::SnapshotError;
-pub use state::{Account, SlashEvent, UnbondingEntry};
+pub use state::{
+    Account, Commission, JailReason, RedelegationEntry, SlashEvent, SlashReason, Supply,
+    UnbondingEntry,
+};
 pub use tx::{DecodedTx, TxError, TxKind};
 
 use crate::crypto::{Hash, PublicKey, Signature, sha3_256};
@@ -65,7 +73,7 @@ use crate::types::{Address, ChainId, Height};
 use crate::validator_set::ValidatorSet;
 use agora_proto::v1 as pb;
 use amount::parse_amount;
-use state::{State, ValidatorRecord};
+use state::{Delegation, State, ValidatorRecord};
 use std::collections::{BTreeMap, BTreeSet};
 
 /// How far ahead of the account's next nonce the mempool may accept a transaction.
@@ -150,6 +158,8 @@ pub struct TxCheck {
     pub nonce: u64,
     /// The signer's next nonce now; a larger `nonce` waits in the mempool.
     pub next_nonce: u64,
+    /// The fee it offers (at least `min_fee`).
+    pub fee: u128,
 }
 
 /// How a delivered transaction ended.
@@ -189,11 +199,54 @@ impl TxReceipt {
     }
 }
 
+/// What the ledger must know of a block besides its transactions and
+/// evidence: who proposed it (for the proposer's bonus) and who signed the
+/// certificate it carries (for the signers' rewards and the downtime window).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct BlockInfo {
+    /// The proposer's address (`Header.proposer_address`).
+    pub proposer: Option<Address>,
+    /// Signer bitmap of the certificate of height − 1 that the block
+    /// carries, over the validator set of height − 1 (`None` at height 1).
+    /// The host has verified the certificate; the ledger only reads the bits.
+    pub last_commit_signers: Option<Vec<u8>>,
+}
+
+impl BlockInfo {
+    /// The information a block carries in its header and last commit.
+    pub fn of_block(block: &pb::Block) -> Self {
+        Self {
+            proposer: block
+                .header
+                .as_ref()
+                .and_then(|h| Address::from_slice(&h.proposer_address).ok()),
+            last_commit_signers: block.last_commit.as_ref().map(|c| c.signers.clone()),
+        }
+    }
+}
+
+/// The block being executed, between `begin_block` and `end_block`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct BlockInProgress {
+    height: Height,
+    proposer: Option<Address>,
+    /// Signers of the carried certificate with their power in its set.
+    signers: Vec<(Address, crate::types::Power)>,
+    /// Fees paid by the block's transactions so far.
+    fees: u128,
+    /// Validators jailed for downtime at the start of the block.
+    downtime: Vec<SlashEvent>,
+}
+
 /// What the end of a block produces.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EndBlock {
     /// The block's height.
     pub height: Height,
+    /// Validators jailed and slashed for downtime by this block.
+    pub downtime: Vec<SlashEvent>,
+    /// Fees paid by the block's transactions.
+    pub fees: u128,
     /// Unbonding entries paid out at this height.
     pub matured: Vec<UnbondingEntry>,
     /// The validator set in effect at `height + 2`.
@@ -217,14 +270,14 @@ pub struct BlockResult {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Ledger {
     state: State,
-    /// Height of the block being executed, between `begin_block` and `end_block`.
-    block: Option<Height>,
+    /// The block being executed, between `begin_block` and `end_block`.
+    block: Option<BlockInProgress>,
 }
 
 fn genesis_validator(
     index: usize,
     gv: &pb::GenesisValidator,
-) -> Result<(Address, PublicKey, u128), GenesisError> {
+) -> Result<(Address, PublicKey, u128, Commission), GenesisError> {
     let bad = |reason: String| GenesisError::Validator { index, reason };
     let operator = Address::from_slice(&gv.operator).map_err(|e| bad(format!("operator: {e}")))?;
     let key = PublicKey::from_bytes(&gv.consensus_public_key)
@@ -234,7 +287,14 @@ fn genesis_validator(
     key.verify_possession(&pop)
         .map_err(|_| bad("proof of possession does not verify".into()))?;
     let bond = parse_amount(&gv.self_bond).map_err(|e| bad(format!("self_bond: {e}")))?;
-    Ok((operator, key, bond))
+    let commission = Commission {
+        rate_bps: gv.commission_rate_bps,
+        max_rate_bps: gv.commission_max_rate_bps,
+        max_change_bps: gv.commission_max_change_bps,
+        changed_at: 0,
+    };
+    staking::check_commission(&commission).map_err(|e| bad(e.to_string()))?;
+    Ok((operator, key, bond, commission))
 }
 
 impl Ledger {
@@ -280,6 +340,8 @@ impl Ledger {
             height: 0,
             genesis_supply: supply,
             slashed_total: 0,
+            minted_total: 0,
+            community_pool: 0,
             accounts,
             validators: BTreeMap::new(),
             delegations: BTreeMap::new(),
@@ -288,10 +350,14 @@ impl Ledger {
             slash_events: Vec::new(),
             validator_sets: BTreeMap::new(),
             maturity: BTreeSet::new(),
+            redelegations: BTreeMap::new(),
+            next_redelegation_id: 0,
+            redelegation_maturity: BTreeSet::new(),
+            signing: BTreeMap::new(),
         };
         for (index, gv) in g.validators.iter().enumerate() {
             let bad = |reason: String| GenesisError::Validator { index, reason };
-            let (operator, key, bond) = genesis_validator(index, gv)?;
+            let (operator, key, bond, commission) = genesis_validator(index, gv)?;
             let address = Address::of(&key);
             if state.validators.contains_key(&address) {
                 return Err(bad(format!("duplicate validator {address}")));
@@ -323,9 +389,19 @@ impl Ledger {
                     jailed: false,
                     jailed_until: 0,
                     tombstoned: false,
+                    jail_reason: JailReason::None,
+                    commission,
+                    reward_per_share: 0,
+                    outstanding_rewards: 0,
                 },
             );
-            state.delegations.insert((operator, address), bond);
+            state.delegations.insert(
+                (operator, address),
+                Delegation {
+                    shares: bond,
+                    reward_entry: 0,
+                },
+            );
         }
         let set = validator_updates::compute_active_set(&state)
             .ok_or(GenesisError::NoActiveValidators)?;
@@ -351,13 +427,16 @@ impl Ledger {
 
     /// Height at which the state is being changed: the block in progress, or the next one.
     fn working_height(&self) -> Height {
-        self.block.unwrap_or(self.state.height.saturating_add(1))
+        self.block
+            .as_ref()
+            .map_or(self.state.height.saturating_add(1), |b| b.height)
     }
 
-    /// Mempool admission: decodes, verifies the signature, requires an
-    /// existing account and a nonce not behind (nor more than
-    /// [`MAX_NONCE_GAP`] ahead of) the account's next nonce; for the next
-    /// nonce itself, also runs every staking rule against the current state.
+    /// Mempool admission: decodes, verifies the signature, requires a fee of
+    /// at least `min_fee`, an existing account that can pay it and a nonce
+    /// not behind (nor more than [`MAX_NONCE_GAP`] ahead of) the account's
+    /// next nonce; for the next nonce itself, also runs every staking rule
+    /// against the current state with the fee paid.
     pub fn check_tx(&self, tx: &pb::Transaction) -> Result<TxCheck, TxError> {
         self.check_tx_inner(tx, true)
     }
@@ -376,6 +455,10 @@ impl Ledger {
         if verify {
             d.verify_signature()?;
         }
+        let min = self.state.params.min_fee;
+        if d.fee < min {
+            return Err(TxError::FeeTooLow { min, got: d.fee });
+        }
         let acct = self
             .state
             .accounts
@@ -387,21 +470,31 @@ impl Ledger {
                 got: d.nonce,
             });
         }
+        if acct.balance < d.fee {
+            return Err(TxError::CannotPayFee {
+                fee: d.fee,
+                have: acct.balance,
+            });
+        }
         if d.nonce == acct.nonce {
-            staking::plan(&self.state, d.signer, &d.kind, self.working_height())?;
+            staking::plan(&self.state, d.signer, &d.kind, self.working_height(), d.fee)?;
         }
         Ok(TxCheck {
             hash: d.hash,
             signer: d.signer,
             nonce: d.nonce,
             next_nonce: acct.nonce,
+            fee: d.fee,
         })
     }
 
-    /// Starts executing block `height` (the next one).
-    pub fn begin_block(&mut self, height: Height) -> Result<(), BlockError> {
-        if let Some(h) = self.block {
-            return Err(BlockError::InProgress(h));
+    /// Starts executing block `height` (the next one): records the
+    /// certificate it carries in every signer's downtime window (jailing
+    /// and slashing those that missed too many) and remembers the proposer
+    /// and signers for the rewards paid at `end_block`.
+    pub fn begin_block(&mut self, height: Height, info: &BlockInfo) -> Result<(), BlockError> {
+        if let Some(b) = &self.block {
+            return Err(BlockError::InProgress(b.height));
         }
         let expected = self.state.height.saturating_add(1);
         if height != expected {
@@ -410,7 +503,24 @@ impl Ledger {
                 got: height,
             });
         }
-        self.block = Some(height);
+        let certified = height - 1;
+        let mut signers = Vec::new();
+        let mut downtime = Vec::new();
+        if let (Some(bitmap), Some(set)) = (
+            info.last_commit_signers.as_ref().filter(|_| certified > 0),
+            self.state.validator_sets.get(&certified).cloned(),
+        ) {
+            signers = downtime::signers_of(&set, bitmap);
+            downtime =
+                downtime::record_certificate(&mut self.state, &set, bitmap, certified, height);
+        }
+        self.block = Some(BlockInProgress {
+            height,
+            proposer: info.proposer,
+            signers,
+            fees: 0,
+            downtime,
+        });
         Ok(())
     }
 
@@ -424,7 +534,11 @@ impl Ledger {
     /// jails and tombstones each offender. Applying the same evidence twice
     /// fails with [`EvidenceError::AlreadyTombstoned`] and slashes nothing.
     pub fn apply_evidence(&mut self, ev: &pb::Evidence) -> Result<Vec<SlashEvent>, EvidenceError> {
-        let current = self.block.ok_or(EvidenceError::NoBlockInProgress)?;
+        let current = self
+            .block
+            .as_ref()
+            .ok_or(EvidenceError::NoBlockInProgress)?
+            .height;
         let inf = slashing::verify_evidence(&self.state, ev, current)?;
         Ok(inf
             .offenders
@@ -450,13 +564,17 @@ impl Ledger {
     /// computed (alone or in a batch, see [`tx::verify_signatures`]).
     pub fn deliver_decoded(&mut self, d: &DecodedTx, signature_ok: bool) -> TxReceipt {
         let reject = |e| TxReceipt::new(d.hash, TxOutcome::Rejected(e));
-        let Some(height) = self.block else {
+        let Some(block) = self.block.as_mut() else {
             return reject(TxError::Malformed("no block in progress".into()));
         };
         if !signature_ok {
             return reject(TxError::BadSignature);
         }
-        let Some(acct) = self.state.accounts.get(&d.signer) else {
+        let min = self.state.params.min_fee;
+        if d.fee < min {
+            return reject(TxError::FeeTooLow { min, got: d.fee });
+        }
+        let Some(acct) = self.state.accounts.get_mut(&d.signer) else {
             return reject(TxError::UnknownAccount(d.signer));
         };
         if d.nonce != acct.nonce {
@@ -465,26 +583,47 @@ impl Ledger {
                 got: d.nonce,
             });
         }
-        let outcome = match staking::plan(&self.state, d.signer, &d.kind, height) {
+        // From here on the transaction is included: it pays its fee and
+        // consumes its nonce whether or not the operation succeeds.
+        let Some(after_fee) = acct.balance.checked_sub(d.fee) else {
+            return reject(TxError::CannotPayFee {
+                fee: d.fee,
+                have: acct.balance,
+            });
+        };
+        acct.balance = after_fee;
+        acct.nonce = acct.nonce.saturating_add(1);
+        // Fees are part of the supply, which fits in u128.
+        block.fees = block.fees.saturating_add(d.fee);
+        let height = block.height;
+        let outcome = match staking::plan(&self.state, d.signer, &d.kind, height, 0) {
             Ok(effect) => {
                 staking::apply(&mut self.state, effect);
                 TxOutcome::Ok
             }
             Err(e) => TxOutcome::Failed(e),
         };
-        if let Some(a) = self.state.accounts.get_mut(&d.signer) {
-            a.nonce = a.nonce.saturating_add(1);
-        }
         TxReceipt::new(d.hash, outcome)
     }
 
-    /// Finishes the block in progress: pays matured unbonding entries,
-    /// computes the set for `height + 2` (keeping the previous one if no
-    /// validator qualifies), prunes sets outside the evidence window and
-    /// returns the new app hash.
+    /// Finishes the block in progress: mints the block reward and pays the
+    /// block's rewards (see [`rewards`]), pays matured unbonding entries,
+    /// completes matured redelegations, computes the set for `height + 2`
+    /// (keeping the previous one if no validator qualifies), prunes sets
+    /// outside the evidence window and returns the new app hash.
     pub fn end_block(&mut self) -> Result<EndBlock, BlockError> {
-        let height = self.block.ok_or(BlockError::NoBlock)?;
+        let block = self.block.take().ok_or(BlockError::NoBlock)?;
+        let height = block.height;
         let target = height.saturating_add(2);
+        let reward = self.state.params.block_reward;
+        // block_reward ≤ 2^60, so the minted total cannot overflow in 2^64 blocks.
+        self.state.minted_total = self.state.minted_total.saturating_add(reward);
+        rewards::distribute(
+            &mut self.state,
+            reward.saturating_add(block.fees),
+            block.proposer,
+            &block.signers,
+        );
         // Payouts do not change bonded tokens, so the set can be computed first.
         let next = validator_updates::compute_active_set(&self.state)
             .or_else(|| {
@@ -494,8 +633,8 @@ impl Ledger {
                     .cloned()
             })
             .ok_or(BlockError::NoValidatorSet(height.saturating_add(1)))?;
-        self.block = None;
         let matured = staking::mature_unbonding(&mut self.state, height);
+        staking::mature_redelegations(&mut self.state, height);
         self.state.validator_sets.insert(target, next.clone());
         // Evidence in the next block (height+1) may name heights down to
         // height + 2 − unbonding_period.
@@ -506,6 +645,8 @@ impl Ledger {
         self.state.height = height;
         Ok(EndBlock {
             height,
+            downtime: block.downtime,
+            fees: block.fees,
             matured,
             next_validator_set: next,
             app_hash: self.app_hash(),
@@ -518,11 +659,12 @@ impl Ledger {
     pub fn apply_block(
         &mut self,
         height: Height,
+        info: &BlockInfo,
         txs: &[pb::Transaction],
         evidence: &[pb::Evidence],
         randomness: &[u64],
     ) -> Result<BlockResult, BlockError> {
-        self.apply_block_with_verified(height, txs, evidence, randomness, &|_| false)
+        self.apply_block_with_verified(height, info, txs, evidence, randomness, &|_| false)
     }
 
     /// [`Ledger::apply_block`] for a host that already verified some of the
@@ -534,12 +676,13 @@ impl Ledger {
     pub fn apply_block_with_verified(
         &mut self,
         height: Height,
+        info: &BlockInfo,
         txs: &[pb::Transaction],
         evidence: &[pb::Evidence],
         randomness: &[u64],
         verified: &dyn Fn(&Hash) -> bool,
     ) -> Result<BlockResult, BlockError> {
-        self.begin_block(height)?;
+        self.begin_block(height, info)?;
         let evidence = evidence.iter().map(|e| self.apply_evidence(e)).collect();
         let decoded: Vec<Result<DecodedTx, (Hash, TxError)>> = txs
             .iter()
@@ -581,7 +724,7 @@ impl Ledger {
         self.state.validator_sets.get(&height)
     }
 
-    /// Tokens in existence: balances, bonded and unbonding.
+    /// Tokens in existence: balances, bonded, unbonding and unclaimed rewards.
     pub fn total_supply(&self) -> u128 {
         // Bounded by the genesis supply, which fits; saturation is unreachable.
         self.state.total_supply().unwrap_or(u128::MAX)
@@ -595,6 +738,42 @@ impl Ledger {
     /// The supply at genesis.
     pub fn genesis_supply(&self) -> u128 {
         self.state.genesis_supply
+    }
+
+    /// Where every token is; `supply().balances_out()` always holds.
+    pub fn supply(&self) -> Supply {
+        // Every part is bounded by genesis + minted, which fits in u128.
+        self.state.supply().unwrap_or_default()
+    }
+
+    /// Rewards a delegation has accrued and not yet withdrawn.
+    pub fn rewards(&self, delegator: &Address, validator: &Address) -> Option<u128> {
+        let d = self.state.delegations.get(&(*delegator, *validator))?;
+        let v = self.state.validators.get(validator)?;
+        Some(rewards::pending(v, d))
+    }
+
+    /// A delegator's pending redelegation entries by (source, destination,
+    /// id), starting after `start_after`.
+    pub fn redelegations(
+        &self,
+        delegator: &Address,
+        start_after: Option<(Address, Address, u64)>,
+        limit: usize,
+    ) -> Vec<RedelegationEntry> {
+        use std::ops::Bound::{Excluded, Included};
+        let d = *delegator;
+        let (zero, ff) = (Address([0; 20]), Address([0xff; 20]));
+        let lo = match start_after {
+            Some((s, t, id)) => Excluded((d, s, t, id)),
+            None => Included((d, zero, zero, 0)),
+        };
+        self.state
+            .redelegations
+            .range((lo, Included((d, ff, ff, u64::MAX))))
+            .take(query::page_limit(limit))
+            .map(|(_, e)| e.clone())
+            .collect()
     }
 
     /// An account (zero balance and nonce if it does not exist).
@@ -627,7 +806,7 @@ impl Ledger {
         self.state
             .delegations
             .get(&(*delegator, *validator))
-            .map(|s| DelegationView::new(&self.state, *delegator, *validator, *s))
+            .map(|d| DelegationView::new(&self.state, *delegator, *validator, d))
     }
 
     /// A delegator's delegations in validator order, starting after `start_after`.
@@ -647,7 +826,7 @@ impl Ledger {
             .delegations
             .range((lo, Included((d, Address([0xff; 20])))))
             .take(query::page_limit(limit))
-            .map(|((d, v), s)| DelegationView::new(&self.state, *d, *v, *s))
+            .map(|((d, v), del)| DelegationView::new(&self.state, *d, *v, del))
             .collect()
     }
 

@@ -48,6 +48,24 @@ pub struct Params {
     pub max_unbonding_entries: u32,
     /// Heights a validator stays jailed after its self-bond fell below the minimum.
     pub jail_period: Height,
+    /// Least fee a transaction must pay.
+    pub min_fee: u128,
+    /// Tokens minted by every block.
+    pub block_reward: u128,
+    /// Share of a block's rewards paid to its proposer, in basis points.
+    pub proposer_bonus_bps: u32,
+    /// Heights between two commission changes of one validator.
+    pub commission_epoch: Height,
+    /// Certificates over which missed precommits are counted.
+    pub signed_blocks_window: u64,
+    /// Least fraction of the window a validator must sign, in basis points.
+    pub min_signed_per_window_bps: u32,
+    /// Heights a validator jailed for downtime stays jailed.
+    pub downtime_jail_heights: Height,
+    /// Fraction of bonded tokens slashed for downtime, in basis points.
+    pub slash_fraction_downtime_bps: u32,
+    /// Most redelegation entries per (delegator, source, destination).
+    pub max_redelegation_entries: u32,
 }
 
 /// Default base units per unit of power.
@@ -64,6 +82,24 @@ pub const DEFAULT_SLASH_BPS: u32 = 500;
 pub const DEFAULT_MAX_UNBONDING_ENTRIES: u32 = 7;
 /// Default jail period.
 pub const DEFAULT_JAIL_PERIOD: Height = 10;
+/// Default least fee per transaction.
+pub const DEFAULT_MIN_FEE: u128 = 1_000;
+/// Default tokens minted per block: one unit of voting power.
+pub const DEFAULT_BLOCK_REWARD: u128 = 1_000_000;
+/// Default proposer bonus: 5%.
+pub const DEFAULT_PROPOSER_BONUS_BPS: u32 = 500;
+/// Default heights between commission changes.
+pub const DEFAULT_COMMISSION_EPOCH: Height = 100;
+/// Default signing window.
+pub const DEFAULT_SIGNED_BLOCKS_WINDOW: u64 = 100;
+/// Default least signed fraction of the window: 50%.
+pub const DEFAULT_MIN_SIGNED_PER_WINDOW_BPS: u32 = 5_000;
+/// Default downtime jail.
+pub const DEFAULT_DOWNTIME_JAIL_HEIGHTS: Height = 600;
+/// Default downtime slash: 0.01%.
+pub const DEFAULT_SLASH_DOWNTIME_BPS: u32 = 1;
+/// Default cap of redelegation entries per (delegator, source, destination).
+pub const DEFAULT_MAX_REDELEGATION_ENTRIES: u32 = 7;
 
 impl Default for Params {
     fn default() -> Self {
@@ -75,7 +111,28 @@ impl Default for Params {
             slash_fraction_double_sign_bps: DEFAULT_SLASH_BPS,
             max_unbonding_entries: DEFAULT_MAX_UNBONDING_ENTRIES,
             jail_period: DEFAULT_JAIL_PERIOD,
+            min_fee: DEFAULT_MIN_FEE,
+            block_reward: DEFAULT_BLOCK_REWARD,
+            proposer_bonus_bps: DEFAULT_PROPOSER_BONUS_BPS,
+            commission_epoch: DEFAULT_COMMISSION_EPOCH,
+            signed_blocks_window: DEFAULT_SIGNED_BLOCKS_WINDOW,
+            min_signed_per_window_bps: DEFAULT_MIN_SIGNED_PER_WINDOW_BPS,
+            downtime_jail_heights: DEFAULT_DOWNTIME_JAIL_HEIGHTS,
+            slash_fraction_downtime_bps: DEFAULT_SLASH_DOWNTIME_BPS,
+            max_redelegation_entries: DEFAULT_MAX_REDELEGATION_ENTRIES,
         }
+    }
+}
+
+impl Params {
+    /// Most precommits a validator may miss in one window without being
+    /// jailed: `window − ceil(window · min_signed / 10_000)`; missing more
+    /// than this means it signed less than `min_signed_per_window`.
+    pub fn max_missed_per_window(&self) -> u64 {
+        let w = u128::from(self.signed_blocks_window);
+        let need = (w * u128::from(self.min_signed_per_window_bps)).div_ceil(10_000);
+        // need ≤ w, both fit in u64.
+        u64::try_from(w - need.min(w)).unwrap_or(0)
     }
 }
 
@@ -115,6 +172,27 @@ impl Params {
                 DEFAULT_MAX_UNBONDING_ENTRIES,
             ),
             jail_period: or_default(p.jail_period, DEFAULT_JAIL_PERIOD),
+            min_fee: amount_or("min_fee", &p.min_fee, DEFAULT_MIN_FEE)?,
+            block_reward: amount_or("block_reward", &p.block_reward, DEFAULT_BLOCK_REWARD)?,
+            proposer_bonus_bps: or_default(p.proposer_bonus_bps, DEFAULT_PROPOSER_BONUS_BPS),
+            commission_epoch: or_default(p.commission_epoch, DEFAULT_COMMISSION_EPOCH),
+            signed_blocks_window: or_default(p.signed_blocks_window, DEFAULT_SIGNED_BLOCKS_WINDOW),
+            min_signed_per_window_bps: or_default(
+                p.min_signed_per_window_bps,
+                DEFAULT_MIN_SIGNED_PER_WINDOW_BPS,
+            ),
+            downtime_jail_heights: or_default(
+                p.downtime_jail_heights,
+                DEFAULT_DOWNTIME_JAIL_HEIGHTS,
+            ),
+            slash_fraction_downtime_bps: or_default(
+                p.slash_fraction_downtime_bps,
+                DEFAULT_SLASH_DOWNTIME_BPS,
+            ),
+            max_redelegation_entries: or_default(
+                p.max_redelegation_entries,
+                DEFAULT_MAX_REDELEGATION_ENTRIES,
+            ),
         };
         params.validate()?;
         Ok(params)
@@ -182,6 +260,58 @@ impl Params {
             "1..=100",
         )?;
         range("jail_period", self.jail_period, 1, 1 << 40, "1..=2^40")?;
+        // Bounds every block's mint so a u128 supply never overflows in 2^64 blocks.
+        range("block_reward", self.block_reward, 0, 1 << 60, "0..=2^60")?;
+        range(
+            "proposer_bonus_bps",
+            self.proposer_bonus_bps,
+            1,
+            10_000,
+            "1..=10000",
+        )?;
+        range(
+            "commission_epoch",
+            self.commission_epoch,
+            1,
+            1 << 40,
+            "1..=2^40",
+        )?;
+        // Each validator keeps one bit per height of the window.
+        range(
+            "signed_blocks_window",
+            self.signed_blocks_window,
+            1,
+            100_000,
+            "1..=100000",
+        )?;
+        range(
+            "min_signed_per_window_bps",
+            self.min_signed_per_window_bps,
+            1,
+            10_000,
+            "1..=10000",
+        )?;
+        range(
+            "downtime_jail_heights",
+            self.downtime_jail_heights,
+            1,
+            1 << 40,
+            "1..=2^40",
+        )?;
+        range(
+            "slash_fraction_downtime_bps",
+            self.slash_fraction_downtime_bps,
+            1,
+            10_000,
+            "1..=10000",
+        )?;
+        range(
+            "max_redelegation_entries",
+            self.max_redelegation_entries,
+            1,
+            100,
+            "1..=100",
+        )?;
         Ok(())
     }
 
@@ -195,6 +325,15 @@ impl Params {
             slash_fraction_double_sign_bps: self.slash_fraction_double_sign_bps,
             max_unbonding_entries: self.max_unbonding_entries,
             jail_period: self.jail_period,
+            min_fee: self.min_fee.to_string(),
+            block_reward: self.block_reward.to_string(),
+            proposer_bonus_bps: self.proposer_bonus_bps,
+            commission_epoch: self.commission_epoch,
+            signed_blocks_window: self.signed_blocks_window,
+            min_signed_per_window_bps: self.min_signed_per_window_bps,
+            downtime_jail_heights: self.downtime_jail_heights,
+            slash_fraction_downtime_bps: self.slash_fraction_downtime_bps,
+            max_redelegation_entries: self.max_redelegation_entries,
         }
     }
 }
@@ -212,7 +351,36 @@ mod tests {
         assert_eq!(p.max_validators, 100);
         assert_eq!(p.slash_fraction_double_sign_bps, 500);
         assert_eq!(p.max_unbonding_entries, 7);
+        assert_eq!(p.proposer_bonus_bps, 500);
+        assert_eq!(p.signed_blocks_window, 100);
+        assert_eq!(p.min_signed_per_window_bps, 5_000);
+        assert_eq!(p.downtime_jail_heights, 600);
+        assert_eq!(p.slash_fraction_downtime_bps, 1);
+        assert_eq!(p.max_redelegation_entries, 7);
+        assert_eq!(p.max_missed_per_window(), 50);
         assert_eq!(Params::from_proto(None), Ok(Params::default()));
+        // Amount parameters have presence: "0" is zero, not the default.
+        let free = pb::GenesisParams {
+            min_fee: "0".into(),
+            block_reward: "0".into(),
+            ..Default::default()
+        };
+        let p = Params::from_proto(Some(&free)).expect("zero fee and reward");
+        assert_eq!((p.min_fee, p.block_reward), (0, 0));
+    }
+
+    #[test]
+    fn max_missed_rounds_toward_jailing_less() {
+        let p = |window, bps| Params {
+            signed_blocks_window: window,
+            min_signed_per_window_bps: bps,
+            ..Params::default()
+        };
+        // Must sign ceil(window · fraction): 3 of 5 at 50%, so 2 may be missed.
+        assert_eq!(p(5, 5_000).max_missed_per_window(), 2);
+        assert_eq!(p(10, 10_000).max_missed_per_window(), 0);
+        assert_eq!(p(10, 1).max_missed_per_window(), 9);
+        assert_eq!(p(100, 9_999).max_missed_per_window(), 0);
     }
 
     #[test]

@@ -1,8 +1,12 @@
 //! Read-only views of the ledger for the query API, their protobuf forms, and
 //! deterministic pagination (start after a key, at most `limit` items).
 
+use super::rewards;
 use super::staking::shares_to_tokens;
-use super::state::{SlashEvent, State, UnbondingEntry, ValidatorRecord};
+use super::state::{
+    Commission, Delegation, JailReason, RedelegationEntry, SlashEvent, SlashReason, State, Supply,
+    UnbondingEntry, ValidatorRecord,
+};
 use super::validator_updates::voting_power;
 use crate::crypto::PublicKey;
 use crate::types::{Address, Height, Power};
@@ -45,6 +49,16 @@ pub struct ValidatorView {
     pub tombstoned: bool,
     /// In the most recently computed active set (the one in effect two heights on).
     pub active: bool,
+    /// Commission rate and bounds.
+    pub commission: Commission,
+    /// Precommits missing from the current signing window.
+    pub missed_blocks: u64,
+    /// Certificates counted in the current window (at most its size).
+    pub window_counted: u64,
+    /// Why it is jailed.
+    pub jail_reason: JailReason,
+    /// Delegators' rewards not yet withdrawn.
+    pub outstanding_rewards: u128,
 }
 
 impl ValidatorView {
@@ -64,6 +78,18 @@ impl ValidatorView {
             jailed_until: v.jailed_until,
             tombstoned: v.tombstoned,
             active,
+            commission: v.commission,
+            missed_blocks: state.signing.get(&v.address).map_or(0, |i| i.missed),
+            window_counted: state
+                .signing
+                .get(&v.address)
+                .map_or(0, |i| i.counted.min(state.params.signed_blocks_window)),
+            jail_reason: if v.jailed {
+                v.jail_reason
+            } else {
+                JailReason::None
+            },
+            outstanding_rewards: v.outstanding_rewards,
         }
     }
 
@@ -80,6 +106,19 @@ impl ValidatorView {
             tombstoned: self.tombstoned,
             jailed_until: self.jailed_until,
             active: self.active,
+            commission_rate_bps: self.commission.rate_bps,
+            commission_max_rate_bps: self.commission.max_rate_bps,
+            commission_max_change_bps: self.commission.max_change_bps,
+            commission_changed_at: self.commission.changed_at,
+            missed_blocks: self.missed_blocks,
+            window_counted: self.window_counted,
+            jail_reason: match self.jail_reason {
+                JailReason::None => pb::JailReason::Unspecified,
+                JailReason::SelfBond => pb::JailReason::SelfBond,
+                JailReason::Downtime => pb::JailReason::Downtime,
+                JailReason::DoubleSign => pb::JailReason::DoubleSign,
+            } as i32,
+            outstanding_rewards: self.outstanding_rewards.to_string(),
         }
     }
 }
@@ -95,20 +134,24 @@ pub struct DelegationView {
     pub shares: u128,
     /// Their value in tokens at the current exchange rate, rounded down.
     pub tokens: u128,
+    /// Rewards accrued and not yet withdrawn.
+    pub rewards: u128,
 }
 
 impl DelegationView {
-    pub(crate) fn new(state: &State, delegator: Address, validator: Address, shares: u128) -> Self {
-        let tokens = state
-            .validators
-            .get(&validator)
-            .map(|v| shares_to_tokens(v, shares))
-            .unwrap_or(0);
+    pub(crate) fn new(
+        state: &State,
+        delegator: Address,
+        validator: Address,
+        d: &Delegation,
+    ) -> Self {
+        let v = state.validators.get(&validator);
         Self {
             delegator,
             validator,
-            shares,
-            tokens,
+            shares: d.shares,
+            tokens: v.map_or(0, |v| shares_to_tokens(v, d.shares)),
+            rewards: v.map_or(0, |v| rewards::pending(v, d)),
         }
     }
 
@@ -146,8 +189,50 @@ impl SlashEvent {
             slash_height: self.slash_height,
             amount: self.amount.to_string(),
             fraction_bps: self.fraction_bps,
-            evidence_hash: self.evidence_hash.to_vec(),
+            evidence_hash: match self.reason {
+                SlashReason::DoubleSign => self.evidence_hash.to_vec(),
+                SlashReason::Downtime => Vec::new(),
+            },
             tombstoned: self.tombstoned,
+            reason: match self.reason {
+                SlashReason::DoubleSign => pb::SlashReason::DoubleSign,
+                SlashReason::Downtime => pb::SlashReason::Downtime,
+            } as i32,
+            from_bonded: self.from_bonded.to_string(),
+            from_unbonding: self.from_unbonding.to_string(),
+            from_redelegations: self.from_redelegations.to_string(),
+        }
+    }
+}
+
+impl RedelegationEntry {
+    /// The protobuf form.
+    pub fn to_proto(&self) -> pb::RedelegationEntry {
+        pb::RedelegationEntry {
+            delegator: self.delegator.0.to_vec(),
+            src_validator: self.src.0.to_vec(),
+            dst_validator: self.dst.0.to_vec(),
+            creation_height: self.creation_height,
+            completion_height: self.completion_height,
+            initial_balance: self.initial_balance.to_string(),
+            shares_dst: self.shares_dst.to_string(),
+        }
+    }
+}
+
+impl Supply {
+    /// The protobuf form, after block `height`.
+    pub fn to_proto(&self, height: Height) -> pb::GetSupplyResponse {
+        pb::GetSupplyResponse {
+            height,
+            genesis_supply: self.genesis.to_string(),
+            minted: self.minted.to_string(),
+            balances: self.balances.to_string(),
+            bonded: self.bonded.to_string(),
+            unbonding: self.unbonding.to_string(),
+            unclaimed_rewards: self.unclaimed_rewards.to_string(),
+            burned: self.burned.to_string(),
+            community_pool: self.community_pool.to_string(),
         }
     }
 }

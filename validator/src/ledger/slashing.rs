@@ -24,9 +24,18 @@
 //! rest comes from the validator's bonded tokens (never more than it holds),
 //! so every delegator loses in proportion to its shares. The offender is
 //! jailed and tombstoned; a tombstoned validator is never slashed again.
+//!
+//! Stake redelegated away from the offender at h−1 or later (still counted
+//! in its power at h) and whose entry is pending pays too: the entry's
+//! `floor(initial_balance · bps / 10_000)` tokens are taken back from the
+//! destination as shares of the delegation the move bought (never more than
+//! the entry's shares or the delegation holds), and burnt. Those tokens
+//! count towards the slash, like unbonding entries.
 
 use super::amount::{fraction_bps, mul_div_floor};
-use super::state::{SlashEvent, State};
+use super::rewards;
+use super::staking::shares_to_tokens;
+use super::state::{JailReason, SlashEvent, SlashReason, State};
 use crate::consensus::evidence as consensus_evidence;
 use crate::crypto::{Hash, sha3_256};
 use crate::types::{Address, Height};
@@ -216,13 +225,20 @@ pub fn slash(
             from_unbonding = from_unbonding.saturating_add(cut);
         }
     }
+    let from_redelegations = slash_redelegations(state, offender, first_counted, bps);
     let v = state.validators.get_mut(&offender)?;
-    let from_bonded = target.saturating_sub(from_unbonding).min(v.tokens);
+    let from_bonded = target
+        .saturating_sub(from_unbonding)
+        .saturating_sub(from_redelegations)
+        .min(v.tokens);
     v.tokens -= from_bonded;
     v.jailed = true;
     v.jailed_until = Height::MAX;
     v.tombstoned = true;
-    let amount = from_bonded.saturating_add(from_unbonding);
+    v.jail_reason = JailReason::DoubleSign;
+    let amount = from_bonded
+        .saturating_add(from_unbonding)
+        .saturating_add(from_redelegations);
     state.slashed_total = state.slashed_total.saturating_add(amount);
     let event = SlashEvent {
         id: state.slash_events.len() as u64,
@@ -232,10 +248,75 @@ pub fn slash(
         amount,
         from_bonded,
         from_unbonding,
+        from_redelegations,
         fraction_bps: bps,
         evidence_hash,
         tombstoned: true,
+        reason: SlashReason::DoubleSign,
     };
     state.slash_events.push(event.clone());
     Some(event)
+}
+
+/// Slashes the pending redelegations away from `offender` created at
+/// `first_counted` or later; returns the tokens burnt.
+fn slash_redelegations(
+    state: &mut State,
+    offender: Address,
+    first_counted: Height,
+    bps: u32,
+) -> u128 {
+    let keys: Vec<_> = state
+        .redelegations
+        .iter()
+        .filter(|(_, e)| e.src == offender && e.creation_height >= first_counted)
+        .map(|(k, _)| *k)
+        .collect();
+    let mut burnt: u128 = 0;
+    for key in keys {
+        let Some(e) = state.redelegations.get(&key).cloned() else {
+            continue;
+        };
+        let want = fraction_bps(e.initial_balance, bps);
+        let Some(dst) = state.validators.get(&e.dst).cloned() else {
+            continue;
+        };
+        let Some(d) = state.delegations.get(&(e.delegator, e.dst)).copied() else {
+            continue;
+        };
+        // Shares worth `want` tokens, rounded up so rounding does not shorten
+        // the slash, then capped by what the entry and delegation hold.
+        let mut shares = mul_div_floor(want, dst.shares, dst.tokens.max(1)).unwrap_or(u128::MAX);
+        if shares_to_tokens(&dst, shares) < want {
+            shares = shares.saturating_add(1);
+        }
+        let shares = shares.min(e.shares_dst).min(d.shares);
+        let mut nd = dst;
+        let tokens = shares_to_tokens(&nd, shares).min(want);
+        // Settle the delegation's rewards before its shares change.
+        let owed = rewards::settle(&mut nd, Some(&d));
+        nd.shares -= shares;
+        nd.tokens -= tokens;
+        let left = d.shares - shares;
+        let entry = nd.reward_per_share;
+        state.validators.insert(nd.address, nd);
+        if left == 0 {
+            state.delegations.remove(&(e.delegator, e.dst));
+        } else {
+            state.delegations.insert(
+                (e.delegator, e.dst),
+                super::state::Delegation {
+                    shares: left,
+                    reward_entry: entry,
+                },
+            );
+        }
+        let acct = state.accounts.entry(e.delegator).or_default();
+        acct.balance = acct.balance.saturating_add(owed);
+        if let Some(entry) = state.redelegations.get_mut(&key) {
+            entry.shares_dst -= shares;
+        }
+        burnt = burnt.saturating_add(tokens);
+    }
+    burnt
 }

@@ -9,14 +9,17 @@
 //! tampered bytes are rejected without a panic.
 
 use super::params::Params;
-use super::state::{Account, SlashEvent, State, UnbondingEntry, ValidatorRecord};
+use super::state::{
+    Account, Commission, Delegation, JailReason, RedelegationEntry, SigningInfo, SlashEvent,
+    SlashReason, State, UnbondingEntry, ValidatorRecord,
+};
 use crate::crypto::{Hash, PublicKey};
 use crate::types::{Address, ChainId, Height};
 use crate::validator_set::{Validator, ValidatorSet};
 use std::collections::{BTreeMap, BTreeSet};
 
 /// Leading bytes of every snapshot; changes when the format does.
-pub const MAGIC: &[u8] = b"agora/ledger/v1";
+pub const MAGIC: &[u8] = b"agora/ledger/v2";
 
 /// Why snapshot bytes were rejected.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -133,10 +136,22 @@ pub fn encode(s: &State) -> Vec<u8> {
     w.u32(p.slash_fraction_double_sign_bps);
     w.u32(p.max_unbonding_entries);
     w.u64(p.jail_period);
+    w.u128(p.min_fee);
+    w.u128(p.block_reward);
+    w.u32(p.proposer_bonus_bps);
+    w.u64(p.commission_epoch);
+    w.u64(p.signed_blocks_window);
+    w.u32(p.min_signed_per_window_bps);
+    w.u64(p.downtime_jail_heights);
+    w.u32(p.slash_fraction_downtime_bps);
+    w.u32(p.max_redelegation_entries);
     w.u64(s.height);
     w.u128(s.genesis_supply);
     w.u128(s.slashed_total);
+    w.u128(s.minted_total);
+    w.u128(s.community_pool);
     w.u64(s.next_unbonding_id);
+    w.u64(s.next_redelegation_id);
 
     w.count(s.accounts.len());
     for (a, acct) in &s.accounts {
@@ -154,12 +169,20 @@ pub fn encode(s: &State) -> Vec<u8> {
         w.u8(u8::from(v.jailed));
         w.u64(v.jailed_until);
         w.u8(u8::from(v.tombstoned));
+        w.u8(v.jail_reason.code());
+        w.u32(v.commission.rate_bps);
+        w.u32(v.commission.max_rate_bps);
+        w.u32(v.commission.max_change_bps);
+        w.u64(v.commission.changed_at);
+        w.u128(v.reward_per_share);
+        w.u128(v.outstanding_rewards);
     }
     w.count(s.delegations.len());
-    for ((d, v), shares) in &s.delegations {
+    for ((d, v), del) in &s.delegations {
         w.addr(d);
         w.addr(v);
-        w.u128(*shares);
+        w.u128(del.shares);
+        w.u128(del.reward_entry);
     }
     w.count(s.unbonding.len());
     for e in s.unbonding.values() {
@@ -171,6 +194,24 @@ pub fn encode(s: &State) -> Vec<u8> {
         w.u128(e.initial_balance);
         w.u128(e.balance);
     }
+    w.count(s.redelegations.len());
+    for e in s.redelegations.values() {
+        w.addr(&e.delegator);
+        w.addr(&e.src);
+        w.addr(&e.dst);
+        w.u64(e.id);
+        w.u64(e.creation_height);
+        w.u64(e.completion_height);
+        w.u128(e.initial_balance);
+        w.u128(e.shares_dst);
+    }
+    w.count(s.signing.len());
+    for (a, info) in &s.signing {
+        w.addr(a);
+        w.u64(info.counted);
+        w.u64(info.missed);
+        w.bytes(&info.bits);
+    }
     w.count(s.slash_events.len());
     for ev in &s.slash_events {
         w.addr(&ev.validator);
@@ -178,9 +219,14 @@ pub fn encode(s: &State) -> Vec<u8> {
         w.u64(ev.slash_height);
         w.u128(ev.from_bonded);
         w.u128(ev.from_unbonding);
+        w.u128(ev.from_redelegations);
         w.u32(ev.fraction_bps);
         w.bytes(&ev.evidence_hash);
         w.u8(u8::from(ev.tombstoned));
+        w.u8(match ev.reason {
+            SlashReason::DoubleSign => 0,
+            SlashReason::Downtime => 1,
+        });
     }
     w.count(s.validator_sets.len());
     for (h, set) in &s.validator_sets {
@@ -212,12 +258,24 @@ pub fn decode(bytes: &[u8]) -> Result<State, SnapshotError> {
         slash_fraction_double_sign_bps: r.u32("params")?,
         max_unbonding_entries: r.u32("params")?,
         jail_period: r.u64("params")?,
+        min_fee: r.u128("params")?,
+        block_reward: r.u128("params")?,
+        proposer_bonus_bps: r.u32("params")?,
+        commission_epoch: r.u64("params")?,
+        signed_blocks_window: r.u64("params")?,
+        min_signed_per_window_bps: r.u32("params")?,
+        downtime_jail_heights: r.u64("params")?,
+        slash_fraction_downtime_bps: r.u32("params")?,
+        max_redelegation_entries: r.u32("params")?,
     };
     params.validate().map_err(|e| invalid(e.to_string()))?;
     let height = r.u64("height")?;
     let genesis_supply = r.u128("genesis supply")?;
     let slashed_total = r.u128("slashed total")?;
+    let minted_total = r.u128("minted total")?;
+    let community_pool = r.u128("community pool")?;
     let next_unbonding_id = r.u64("next unbonding id")?;
+    let next_redelegation_id = r.u64("next redelegation id")?;
 
     let mut accounts = BTreeMap::new();
     let mut last: Option<Address> = None;
@@ -236,7 +294,7 @@ pub fn decode(bytes: &[u8]) -> Result<State, SnapshotError> {
 
     let mut validators = BTreeMap::new();
     let mut last: Option<Address> = None;
-    for _ in 0..r.count(130, "validators")? {
+    for _ in 0..r.count(183, "validators")? {
         let address = r.addr("validator")?;
         if last.is_some_and(|l| l >= address) {
             return Err(invalid("validators out of order"));
@@ -257,23 +315,35 @@ pub fn decode(bytes: &[u8]) -> Result<State, SnapshotError> {
             jailed: r.bool("jailed")?,
             jailed_until: r.u64("validator")?,
             tombstoned: r.bool("tombstoned")?,
+            jail_reason: JailReason::from_code(r.u8("jail reason")?)
+                .ok_or_else(|| invalid("unknown jail reason"))?,
+            commission: Commission {
+                rate_bps: r.u32("commission")?,
+                max_rate_bps: r.u32("commission")?,
+                max_change_bps: r.u32("commission")?,
+                changed_at: r.u64("commission")?,
+            },
+            reward_per_share: r.u128("validator")?,
+            outstanding_rewards: r.u128("validator")?,
         };
         if v.tombstoned && !v.jailed {
             return Err(invalid("tombstoned validator not jailed"));
         }
+        super::staking::check_commission(&v.commission).map_err(|e| invalid(e.to_string()))?;
         validators.insert(address, v);
     }
 
     let mut delegations = BTreeMap::new();
     let mut last = None;
     let mut share_sums: BTreeMap<Address, u128> = BTreeMap::new();
-    for _ in 0..r.count(56, "delegations")? {
+    for _ in 0..r.count(72, "delegations")? {
         let k = (r.addr("delegation")?, r.addr("delegation")?);
         if last.is_some_and(|l| l >= k) {
             return Err(invalid("delegations out of order"));
         }
         last = Some(k);
         let shares = r.u128("delegation")?;
+        let reward_entry = r.u128("delegation")?;
         if shares == 0 || !validators.contains_key(&k.1) {
             return Err(invalid("empty delegation or unknown validator"));
         }
@@ -281,7 +351,13 @@ pub fn decode(bytes: &[u8]) -> Result<State, SnapshotError> {
         *sum = sum
             .checked_add(shares)
             .ok_or_else(|| invalid("shares overflow"))?;
-        delegations.insert(k, shares);
+        delegations.insert(
+            k,
+            Delegation {
+                shares,
+                reward_entry,
+            },
+        );
     }
     for v in validators.values() {
         if share_sums.get(&v.address).copied().unwrap_or(0) != v.shares {
@@ -316,7 +392,57 @@ pub fn decode(bytes: &[u8]) -> Result<State, SnapshotError> {
         unbonding.insert(k, e);
     }
 
-    let n = r.count(105, "slash events")?;
+    let mut redelegations = BTreeMap::new();
+    let mut last = None;
+    for _ in 0..r.count(116, "redelegations")? {
+        let e = RedelegationEntry {
+            delegator: r.addr("redelegation")?,
+            src: r.addr("redelegation")?,
+            dst: r.addr("redelegation")?,
+            id: r.u64("redelegation")?,
+            creation_height: r.u64("redelegation")?,
+            completion_height: r.u64("redelegation")?,
+            initial_balance: r.u128("redelegation")?,
+            shares_dst: r.u128("redelegation")?,
+        };
+        let k = (e.delegator, e.src, e.dst, e.id);
+        if last.is_some_and(|l| l >= k) {
+            return Err(invalid("redelegation entries out of order"));
+        }
+        last = Some(k);
+        if e.id >= next_redelegation_id
+            || e.completion_height <= height
+            || !validators.contains_key(&e.src)
+            || !validators.contains_key(&e.dst)
+        {
+            return Err(invalid("impossible redelegation entry"));
+        }
+        redelegations.insert(k, e);
+    }
+
+    let window = params.signed_blocks_window;
+    let bit_bytes = usize::try_from(window.div_ceil(8)).map_err(|_| invalid("window"))?;
+    let mut signing = BTreeMap::new();
+    let mut last: Option<Address> = None;
+    for _ in 0..r.count(36 + bit_bytes, "signing windows")? {
+        let a = r.addr("signing window")?;
+        if last.is_some_and(|l| l >= a) {
+            return Err(invalid("signing windows out of order"));
+        }
+        last = Some(a);
+        let info = SigningInfo {
+            counted: r.u64("signing window")?,
+            missed: r.u64("signing window")?,
+            bits: r.take(bit_bytes, "signing window")?.to_vec(),
+        };
+        let set_bits: u64 = info.bits.iter().map(|b| u64::from(b.count_ones())).sum();
+        if info.missed != set_bits || info.missed > window.min(info.counted) {
+            return Err(invalid("signing window does not add up"));
+        }
+        signing.insert(a, info);
+    }
+
+    let n = r.count(122, "slash events")?;
     let mut slash_events = Vec::with_capacity(n);
     for id in 0..n {
         let validator = r.addr("slash event")?;
@@ -324,11 +450,18 @@ pub fn decode(bytes: &[u8]) -> Result<State, SnapshotError> {
         let slash_height = r.u64("slash event")?;
         let from_bonded = r.u128("slash event")?;
         let from_unbonding = r.u128("slash event")?;
+        let from_redelegations = r.u128("slash event")?;
         let fraction_bps = r.u32("slash event")?;
         let evidence_hash: Hash = r.arr("slash event")?;
         let tombstoned = r.bool("slash event")?;
+        let reason = match r.u8("slash event")? {
+            0 => SlashReason::DoubleSign,
+            1 => SlashReason::Downtime,
+            _ => return Err(invalid("unknown slash reason")),
+        };
         let amount = from_bonded
             .checked_add(from_unbonding)
+            .and_then(|a| a.checked_add(from_redelegations))
             .ok_or_else(|| invalid("slash amount overflow"))?;
         slash_events.push(SlashEvent {
             id: id as u64,
@@ -338,9 +471,11 @@ pub fn decode(bytes: &[u8]) -> Result<State, SnapshotError> {
             amount,
             from_bonded,
             from_unbonding,
+            from_redelegations,
             fraction_bps,
             evidence_hash,
             tombstoned,
+            reason,
         });
     }
 
@@ -381,6 +516,8 @@ pub fn decode(bytes: &[u8]) -> Result<State, SnapshotError> {
         height,
         genesis_supply,
         slashed_total,
+        minted_total,
+        community_pool,
         accounts,
         validators,
         delegations,
@@ -389,14 +526,17 @@ pub fn decode(bytes: &[u8]) -> Result<State, SnapshotError> {
         slash_events,
         validator_sets,
         maturity: BTreeSet::new(),
+        redelegations,
+        next_redelegation_id,
+        redelegation_maturity: BTreeSet::new(),
+        signing,
     };
     state.rebuild_maturity();
-    let supply = state
-        .total_supply()
-        .and_then(|t| t.checked_add(slashed_total))
-        .ok_or_else(|| invalid("supply overflow"))?;
-    if supply != genesis_supply {
-        return Err(invalid("balances do not add up to the genesis supply"));
+    let supply = state.supply().ok_or_else(|| invalid("supply overflow"))?;
+    if !supply.balances_out() {
+        return Err(invalid(
+            "balances do not add up to the genesis supply plus the minted rewards",
+        ));
     }
     if !state.validator_sets.contains_key(&height.saturating_add(2)) {
         return Err(invalid("the validator set two heights ahead is missing"));

@@ -1,5 +1,6 @@
 //! The staking rules of DESIGN §8: Transfer, CreateValidator, Bond, Unbond,
-//! Unjail, and the payout of matured unbonding entries.
+//! Unjail, Redelegate, WithdrawRewards, EditValidator, and the completion
+//! of matured unbonding and redelegation entries.
 //!
 //! Each operation is split in two: [`plan`] reads the state, checks every
 //! rule and computes the final value of everything it will write, and
@@ -10,10 +11,15 @@
 //! `floor(amount · shares / tokens)` shares and an unbond gets
 //! `floor(shares · tokens / total_shares)` tokens. The remainder stays in the
 //! validator's tokens and benefits the delegators who remain, so no
-//! operation can ever create tokens.
+//! operation can ever create tokens. Every operation that changes a
+//! delegation's shares first settles its rewards (see `rewards`), paying
+//! what it is owed to the delegator's account.
 
 use super::amount::mul_div_floor;
-use super::state::{State, UnbondingEntry, ValidatorRecord};
+use super::rewards;
+use super::state::{
+    Commission, Delegation, JailReason, RedelegationEntry, State, UnbondingEntry, ValidatorRecord,
+};
 use super::tx::{TxError, TxKind};
 use crate::types::{Address, Height};
 
@@ -24,10 +30,12 @@ pub struct Effect {
     pub accounts: Vec<(Address, u128)>,
     /// Validators in their new form.
     pub validators: Vec<ValidatorRecord>,
-    /// Delegations with their new share count (zero deletes).
-    pub delegations: Vec<((Address, Address), u128)>,
+    /// Delegations in their new form (zero shares deletes).
+    pub delegations: Vec<((Address, Address), Delegation)>,
     /// A new unbonding entry (its id is assigned on apply).
     pub unbonding: Option<UnbondingEntry>,
+    /// A new redelegation entry (its id is assigned on apply).
+    pub redelegation: Option<RedelegationEntry>,
 }
 
 /// The token value of `shares` of a validator, rounded down.
@@ -39,43 +47,103 @@ pub fn shares_to_tokens(v: &ValidatorRecord, shares: u128) -> u128 {
     mul_div_floor(shares, v.tokens, v.shares).unwrap_or(0)
 }
 
+/// Shares that `amount` tokens buy from a validator, rounded down (the
+/// first bond into an empty validator buys one share per token).
+fn tokens_to_shares(v: &ValidatorRecord, amount: u128) -> Result<u128, TxError> {
+    if v.shares == 0 {
+        Ok(amount)
+    } else if v.tokens == 0 {
+        Err(TxError::ValidatorInsolvent(v.address))
+    } else {
+        mul_div_floor(amount, v.shares, v.tokens).ok_or(TxError::Overflow)
+    }
+}
+
 fn validator<'a>(state: &'a State, a: &Address) -> Result<&'a ValidatorRecord, TxError> {
     state.validators.get(a).ok_or(TxError::UnknownValidator(*a))
 }
 
+/// Checks commission parameters given at registration.
+pub fn check_commission(c: &Commission) -> Result<(), TxError> {
+    if c.max_rate_bps > 10_000 {
+        return Err(TxError::InvalidCommission(format!(
+            "maximum rate {} bps is above 10000 (100%)",
+            c.max_rate_bps
+        )));
+    }
+    if c.rate_bps > c.max_rate_bps {
+        return Err(TxError::CommissionAboveMax {
+            rate: c.rate_bps,
+            max: c.max_rate_bps,
+        });
+    }
+    if c.max_change_bps > c.max_rate_bps {
+        return Err(TxError::InvalidCommission(format!(
+            "maximum change {} bps is above the maximum rate {} bps",
+            c.max_change_bps, c.max_rate_bps
+        )));
+    }
+    Ok(())
+}
+
+/// Adds to a balance, failing on overflow.
+fn add(a: u128, b: u128) -> Result<u128, TxError> {
+    a.checked_add(b).ok_or(TxError::Overflow)
+}
+
+/// Jails a validator whose operator's remaining self-bond (`own_shares`)
+/// fell below the minimum: a validator must keep its own stake at risk.
+fn jail_if_self_bond_low(
+    state: &State,
+    v: &mut ValidatorRecord,
+    signer: Address,
+    own_shares: u128,
+    height: Height,
+) {
+    let p = &state.params;
+    if signer == v.operator && !v.jailed && shares_to_tokens(v, own_shares) < p.min_self_bond {
+        v.jailed = true;
+        v.jail_reason = JailReason::SelfBond;
+        v.jailed_until = height.saturating_add(p.jail_period);
+    }
+}
+
 /// Checks an operation by `signer` at `height` against the state and
-/// computes its effect, without changing anything.
+/// computes its effect, without changing anything. `fee` is what the signer
+/// pays before the operation runs (the ledger deducts it from the state
+/// before calling with 0; the mempool's check passes the fee itself).
 pub fn plan(
     state: &State,
     signer: Address,
     kind: &TxKind,
     height: Height,
+    fee: u128,
 ) -> Result<Effect, TxError> {
-    let p = &state.params;
-    let balance = state.account(&signer).balance;
+    let have = state.account(&signer).balance;
+    let balance = have
+        .checked_sub(fee)
+        .ok_or(TxError::CannotPayFee { fee, have })?;
+    let spend = |amount: u128| {
+        balance
+            .checked_sub(amount)
+            .ok_or(TxError::InsufficientBalance {
+                need: amount,
+                have: balance,
+            })
+    };
     match kind {
         TxKind::Transfer { to, amount } => {
-            let amount = *amount;
-            if amount == 0 {
+            if *amount == 0 {
                 return Err(TxError::ZeroAmount);
             }
-            let from_after = balance
-                .checked_sub(amount)
-                .ok_or(TxError::InsufficientBalance {
-                    need: amount,
-                    have: balance,
-                })?;
+            let from_after = spend(*amount)?;
             if *to == signer {
                 return Ok(Effect {
                     accounts: vec![(signer, balance)],
                     ..Effect::default()
                 });
             }
-            let to_after = state
-                .account(to)
-                .balance
-                .checked_add(amount)
-                .ok_or(TxError::Overflow)?;
+            let to_after = add(state.account(to).balance, *amount)?;
             Ok(Effect {
                 accounts: vec![(signer, from_after), (*to, to_after)],
                 ..Effect::default()
@@ -85,23 +153,21 @@ pub fn plan(
             consensus_key,
             proof_of_possession,
             self_bond,
+            commission,
         } => {
-            let address = Address::of(consensus_key);
+            let address = crate::types::Address::of(consensus_key);
             if state.validators.contains_key(&address) {
                 return Err(TxError::ValidatorExists(address));
             }
-            if *self_bond < p.min_self_bond {
+            let min = state.params.min_self_bond;
+            if *self_bond < min {
                 return Err(TxError::SelfBondTooSmall {
-                    min: p.min_self_bond,
+                    min,
                     got: *self_bond,
                 });
             }
-            let after = balance
-                .checked_sub(*self_bond)
-                .ok_or(TxError::InsufficientBalance {
-                    need: *self_bond,
-                    have: balance,
-                })?;
+            check_commission(commission)?;
+            let after = spend(*self_bond)?;
             // The pairing comes last: it is by far the most expensive check.
             consensus_key
                 .verify_possession(proof_of_possession)
@@ -117,148 +183,304 @@ pub fn plan(
                     jailed: false,
                     jailed_until: 0,
                     tombstoned: false,
+                    jail_reason: JailReason::None,
+                    commission: Commission {
+                        changed_at: height,
+                        ..*commission
+                    },
+                    reward_per_share: 0,
+                    outstanding_rewards: 0,
                 }],
-                delegations: vec![((signer, address), *self_bond)],
-                unbonding: None,
+                delegations: vec![(
+                    (signer, address),
+                    Delegation {
+                        shares: *self_bond,
+                        reward_entry: 0,
+                    },
+                )],
+                ..Effect::default()
             })
         }
         TxKind::Bond {
             validator: va,
             amount,
         } => {
-            let amount = *amount;
-            if amount == 0 {
+            if *amount == 0 {
                 return Err(TxError::ZeroAmount);
             }
-            let v = validator(state, va)?;
-            if v.tombstoned {
+            let mut nv = validator(state, va)?.clone();
+            if nv.tombstoned {
                 return Err(TxError::Tombstoned(*va));
             }
-            let after = balance
-                .checked_sub(amount)
-                .ok_or(TxError::InsufficientBalance {
-                    need: amount,
-                    have: balance,
-                })?;
-            let shares = if v.shares == 0 {
-                amount
-            } else if v.tokens == 0 {
-                return Err(TxError::ValidatorInsolvent(*va));
-            } else {
-                mul_div_floor(amount, v.shares, v.tokens).ok_or(TxError::Overflow)?
-            };
+            let after = spend(*amount)?;
+            let shares = tokens_to_shares(&nv, *amount)?;
             if shares == 0 {
-                return Err(TxError::BondTooSmall { amount });
+                return Err(TxError::BondTooSmall { amount: *amount });
             }
-            let mut nv = v.clone();
-            nv.tokens = nv.tokens.checked_add(amount).ok_or(TxError::Overflow)?;
-            nv.shares = nv.shares.checked_add(shares).ok_or(TxError::Overflow)?;
             let key = (signer, *va);
-            let held = state.delegations.get(&key).copied().unwrap_or(0);
+            let held = state.delegations.get(&key);
+            let owed = rewards::settle(&mut nv, held);
+            let d = Delegation {
+                shares: add(held.map_or(0, |d| d.shares), shares)?,
+                reward_entry: nv.reward_per_share,
+            };
+            nv.tokens = add(nv.tokens, *amount)?;
+            nv.shares = add(nv.shares, shares)?;
             Ok(Effect {
-                accounts: vec![(signer, after)],
+                accounts: vec![(signer, add(after, owed)?)],
                 validators: vec![nv],
-                delegations: vec![(key, held.checked_add(shares).ok_or(TxError::Overflow)?)],
-                unbonding: None,
+                delegations: vec![(key, d)],
+                ..Effect::default()
             })
         }
         TxKind::Unbond {
             validator: va,
             shares,
-        } => {
-            let shares = *shares;
-            if shares == 0 {
-                return Err(TxError::ZeroAmount);
-            }
-            let v = validator(state, va)?;
+        } => plan_unbond(state, signer, *va, *shares, height, balance),
+        TxKind::Redelegate { src, dst, shares } => {
+            plan_redelegate(state, signer, (*src, *dst), *shares, height, balance)
+        }
+        TxKind::WithdrawRewards { validator: va } => {
+            let mut nv = validator(state, va)?.clone();
             let key = (signer, *va);
-            let held = state
-                .delegations
-                .get(&key)
-                .copied()
-                .ok_or(TxError::NoDelegation {
-                    delegator: signer,
-                    validator: *va,
-                })?;
-            let left = held
-                .checked_sub(shares)
-                .ok_or(TxError::InsufficientShares {
-                    need: shares,
-                    have: held,
-                })?;
-            let pending = state.entries_of_pair(signer, *va).count();
-            if pending >= p.max_unbonding_entries as usize {
-                return Err(TxError::TooManyUnbondingEntries {
-                    max: p.max_unbonding_entries,
+            let d = state.delegations.get(&key).ok_or(TxError::NoDelegation {
+                delegator: signer,
+                validator: *va,
+            })?;
+            let owed = rewards::settle(&mut nv, Some(d));
+            let d = Delegation {
+                shares: d.shares,
+                reward_entry: nv.reward_per_share,
+            };
+            Ok(Effect {
+                accounts: vec![(signer, add(balance, owed)?)],
+                validators: vec![nv],
+                delegations: vec![(key, d)],
+                ..Effect::default()
+            })
+        }
+        TxKind::EditValidator {
+            validator: va,
+            rate_bps,
+        } => {
+            let mut nv = operated(state, signer, va)?;
+            let c = nv.commission;
+            if *rate_bps > c.max_rate_bps {
+                return Err(TxError::CommissionAboveMax {
+                    rate: *rate_bps,
+                    max: c.max_rate_bps,
                 });
             }
-            let tokens = shares_to_tokens(v, shares);
-            if tokens == 0 {
-                return Err(TxError::UnbondTooSmall { shares });
+            if rate_bps.abs_diff(c.rate_bps) > c.max_change_bps {
+                return Err(TxError::CommissionChangeTooLarge {
+                    from: c.rate_bps,
+                    to: *rate_bps,
+                    max_change: c.max_change_bps,
+                });
             }
-            let mut nv = v.clone();
-            // shares ≤ held ≤ v.shares and tokens ≤ v.tokens by the rounding above.
-            nv.shares = nv.shares.checked_sub(shares).ok_or(TxError::Overflow)?;
-            nv.tokens = nv.tokens.checked_sub(tokens).ok_or(TxError::Overflow)?;
-            // An operator whose self-bond falls below the minimum is jailed:
-            // a validator must keep its own stake at risk.
-            if signer == nv.operator && !nv.jailed && shares_to_tokens(&nv, left) < p.min_self_bond
-            {
-                nv.jailed = true;
-                nv.jailed_until = height.saturating_add(p.jail_period);
+            let next = c.changed_at.saturating_add(state.params.commission_epoch);
+            if height < next {
+                return Err(TxError::CommissionTooSoon {
+                    changed_at: c.changed_at,
+                    next,
+                });
             }
+            nv.commission.rate_bps = *rate_bps;
+            nv.commission.changed_at = height;
             Ok(Effect {
-                accounts: Vec::new(),
+                accounts: vec![(signer, balance)],
                 validators: vec![nv],
-                delegations: vec![(key, left)],
-                unbonding: Some(UnbondingEntry {
-                    delegator: signer,
-                    validator: *va,
-                    id: 0,
-                    creation_height: height,
-                    completion_height: height.saturating_add(p.unbonding_period),
-                    initial_balance: tokens,
-                    balance: tokens,
-                }),
+                ..Effect::default()
             })
         }
         TxKind::Unjail { validator: va } => {
-            let v = validator(state, va)?;
-            if v.operator != signer {
-                return Err(TxError::NotOperator {
-                    validator: *va,
-                    operator: v.operator,
-                });
-            }
-            if v.tombstoned {
+            let mut nv = operated(state, signer, va)?;
+            if nv.tombstoned {
                 return Err(TxError::Tombstoned(*va));
             }
-            if !v.jailed {
+            if !nv.jailed {
                 return Err(TxError::NotJailed(*va));
             }
-            if height < v.jailed_until {
+            if height < nv.jailed_until {
                 return Err(TxError::StillJailed {
-                    until: v.jailed_until,
+                    until: nv.jailed_until,
                     now: height,
                 });
             }
-            let own = state.delegations.get(&(signer, *va)).copied().unwrap_or(0);
-            let own_tokens = shares_to_tokens(v, own);
-            if own_tokens < p.min_self_bond {
+            let own_tokens = shares_to_tokens(&nv, state.shares_of(signer, *va));
+            let min = state.params.min_self_bond;
+            if own_tokens < min {
                 return Err(TxError::SelfBondTooSmall {
-                    min: p.min_self_bond,
+                    min,
                     got: own_tokens,
                 });
             }
-            let mut nv = v.clone();
             nv.jailed = false;
             nv.jailed_until = 0;
+            nv.jail_reason = JailReason::None;
             Ok(Effect {
+                accounts: vec![(signer, balance)],
                 validators: vec![nv],
                 ..Effect::default()
             })
         }
     }
+}
+
+/// The validator `va`, if `signer` is its operator.
+fn operated(state: &State, signer: Address, va: &Address) -> Result<ValidatorRecord, TxError> {
+    let v = validator(state, va)?;
+    if v.operator != signer {
+        return Err(TxError::NotOperator {
+            validator: *va,
+            operator: v.operator,
+        });
+    }
+    Ok(v.clone())
+}
+
+/// Takes `shares` of `va` from the signer's delegation: the validator with
+/// fewer shares and tokens, the new delegation, the tokens they were worth
+/// and the rewards the delegation was owed.
+struct Withdrawal {
+    validator: ValidatorRecord,
+    delegation: Delegation,
+    tokens: u128,
+    owed: u128,
+}
+
+fn withdraw_shares(
+    state: &State,
+    signer: Address,
+    va: Address,
+    shares: u128,
+    height: Height,
+) -> Result<Withdrawal, TxError> {
+    if shares == 0 {
+        return Err(TxError::ZeroAmount);
+    }
+    let mut nv = validator(state, &va)?.clone();
+    let held = state
+        .delegations
+        .get(&(signer, va))
+        .ok_or(TxError::NoDelegation {
+            delegator: signer,
+            validator: va,
+        })?;
+    let left = held
+        .shares
+        .checked_sub(shares)
+        .ok_or(TxError::InsufficientShares {
+            need: shares,
+            have: held.shares,
+        })?;
+    let tokens = shares_to_tokens(&nv, shares);
+    if tokens == 0 {
+        return Err(TxError::UnbondTooSmall { shares });
+    }
+    let owed = rewards::settle(&mut nv, Some(held));
+    // shares ≤ held ≤ nv.shares and tokens ≤ nv.tokens by the rounding above.
+    nv.shares -= shares;
+    nv.tokens -= tokens;
+    jail_if_self_bond_low(state, &mut nv, signer, left, height);
+    let delegation = Delegation {
+        shares: left,
+        reward_entry: nv.reward_per_share,
+    };
+    Ok(Withdrawal {
+        validator: nv,
+        delegation,
+        tokens,
+        owed,
+    })
+}
+
+fn plan_unbond(
+    state: &State,
+    signer: Address,
+    va: Address,
+    shares: u128,
+    height: Height,
+    balance: u128,
+) -> Result<Effect, TxError> {
+    let p = &state.params;
+    let pending = state.entries_of_pair(signer, va).count();
+    if pending >= p.max_unbonding_entries as usize {
+        return Err(TxError::TooManyUnbondingEntries {
+            max: p.max_unbonding_entries,
+        });
+    }
+    let w = withdraw_shares(state, signer, va, shares, height)?;
+    Ok(Effect {
+        accounts: vec![(signer, add(balance, w.owed)?)],
+        validators: vec![w.validator],
+        delegations: vec![((signer, va), w.delegation)],
+        unbonding: Some(UnbondingEntry {
+            delegator: signer,
+            validator: va,
+            id: 0,
+            creation_height: height,
+            completion_height: height.saturating_add(p.unbonding_period),
+            initial_balance: w.tokens,
+            balance: w.tokens,
+        }),
+        redelegation: None,
+    })
+}
+
+fn plan_redelegate(
+    state: &State,
+    signer: Address,
+    (src, dst): (Address, Address),
+    shares: u128,
+    height: Height,
+    balance: u128,
+) -> Result<Effect, TxError> {
+    let p = &state.params;
+    if src == dst {
+        return Err(TxError::SameValidator(src));
+    }
+    let mut nd = validator(state, &dst)?.clone();
+    if nd.tombstoned {
+        return Err(TxError::Tombstoned(dst));
+    }
+    if state.is_redelegating_into(signer, src) {
+        return Err(TxError::RedelegationInProgress { validator: src });
+    }
+    if state.redelegations_of(signer, src, dst).count() >= p.max_redelegation_entries as usize {
+        return Err(TxError::TooManyRedelegationEntries {
+            max: p.max_redelegation_entries,
+        });
+    }
+    let w = withdraw_shares(state, signer, src, shares, height)?;
+    let new_shares = tokens_to_shares(&nd, w.tokens)?;
+    if new_shares == 0 {
+        return Err(TxError::BondTooSmall { amount: w.tokens });
+    }
+    let held = state.delegations.get(&(signer, dst));
+    let owed_dst = rewards::settle(&mut nd, held);
+    nd.tokens = add(nd.tokens, w.tokens)?;
+    nd.shares = add(nd.shares, new_shares)?;
+    let d_dst = Delegation {
+        shares: add(held.map_or(0, |d| d.shares), new_shares)?,
+        reward_entry: nd.reward_per_share,
+    };
+    Ok(Effect {
+        accounts: vec![(signer, add(add(balance, w.owed)?, owed_dst)?)],
+        validators: vec![w.validator, nd],
+        delegations: vec![((signer, src), w.delegation), ((signer, dst), d_dst)],
+        unbonding: None,
+        redelegation: Some(RedelegationEntry {
+            delegator: signer,
+            src,
+            dst,
+            id: 0,
+            creation_height: height,
+            completion_height: height.saturating_add(p.unbonding_period),
+            initial_balance: w.tokens,
+            shares_dst: new_shares,
+        }),
+    })
 }
 
 /// Writes an effect computed by [`plan`] on the same state.
@@ -269,17 +491,37 @@ pub fn apply(state: &mut State, effect: Effect) {
     for v in effect.validators {
         state.validators.insert(v.address, v);
     }
-    for (k, shares) in effect.delegations {
-        if shares == 0 {
+    for (k, d) in effect.delegations {
+        if d.shares == 0 {
             state.delegations.remove(&k);
         } else {
-            state.delegations.insert(k, shares);
+            state.delegations.insert(k, d);
         }
     }
     if let Some(mut e) = effect.unbonding {
         e.id = state.next_unbonding_id;
         state.next_unbonding_id = state.next_unbonding_id.saturating_add(1);
         state.insert_unbonding(e);
+    }
+    if let Some(mut e) = effect.redelegation {
+        e.id = state.next_redelegation_id;
+        state.next_redelegation_id = state.next_redelegation_id.saturating_add(1);
+        state.insert_redelegation(e);
+    }
+}
+
+/// Drops redelegation entries whose completion height is `height` or
+/// earlier: their stake is no longer slashable for the source validator.
+pub fn mature_redelegations(state: &mut State, height: Height) {
+    let last = Address([0xff; 20]);
+    let due: Vec<_> = state
+        .redelegation_maturity
+        .range(..=(height, (last, last, last, u64::MAX)))
+        .copied()
+        .collect();
+    for item in due {
+        state.redelegation_maturity.remove(&item);
+        state.redelegations.remove(&item.1);
     }
 }
 

@@ -2,6 +2,7 @@
 //! `pb::Transaction`, and the error a person gets when one is refused.
 
 use super::amount::{AmountError, parse_amount};
+use super::state::Commission;
 use crate::block::tx_hash;
 use crate::crypto::bls::BatchItem;
 use crate::crypto::{Hash, PublicKey, Signature, sha3_256};
@@ -147,6 +148,74 @@ pub enum TxError {
     /// A balance or total would exceed 128 bits.
     #[error("amount overflows 128 bits")]
     Overflow,
+    /// The fee is below the chain's minimum.
+    #[error("fee {got} is below the minimum fee {min}; pay at least {min}")]
+    FeeTooLow {
+        /// The chain's `min_fee`.
+        min: u128,
+        /// The fee offered.
+        got: u128,
+    },
+    /// The account cannot pay the fee, so the transaction cannot be included.
+    #[error("account holds {have}, which cannot pay the fee {fee}")]
+    CannotPayFee {
+        /// The fee.
+        fee: u128,
+        /// The balance.
+        have: u128,
+    },
+    /// A redelegation to the validator it comes from.
+    #[error("source and destination validator are the same ({0})")]
+    SameValidator(Address),
+    /// Stake redelegated into this validator may not move on before its entry completes.
+    #[error(
+        "stake redelegated into {validator} is still completing; it cannot be redelegated again until then"
+    )]
+    RedelegationInProgress {
+        /// The validator the stake would leave.
+        validator: Address,
+    },
+    /// The (delegator, source, destination) triple has the maximum number of pending entries.
+    #[error(
+        "too many redelegation entries: {max} are pending for this source and destination; wait for one to complete"
+    )]
+    TooManyRedelegationEntries {
+        /// The cap.
+        max: u32,
+    },
+    /// Commission parameters that do not fit together.
+    #[error("invalid commission: {0}")]
+    InvalidCommission(String),
+    /// The new rate is above the validator's maximum rate.
+    #[error("commission rate {rate} bps is above the validator's maximum {max} bps")]
+    CommissionAboveMax {
+        /// Rate asked for.
+        rate: u32,
+        /// The maximum.
+        max: u32,
+    },
+    /// The rate moves further than the maximum change allows.
+    #[error(
+        "commission may change by at most {max_change} bps at a time; {from} to {to} bps is too far"
+    )]
+    CommissionChangeTooLarge {
+        /// Current rate.
+        from: u32,
+        /// Rate asked for.
+        to: u32,
+        /// Largest change.
+        max_change: u32,
+    },
+    /// The commission changed less than one commission epoch ago.
+    #[error(
+        "commission changed at height {changed_at}; the next change is allowed at height {next}"
+    )]
+    CommissionTooSoon {
+        /// Height of the last change.
+        changed_at: Height,
+        /// First height a change is accepted.
+        next: Height,
+    },
 }
 
 impl TxError {
@@ -164,6 +233,8 @@ impl TxError {
                 | TxError::BadSignature
                 | TxError::UnknownAccount(_)
                 | TxError::WrongNonce { .. }
+                | TxError::FeeTooLow { .. }
+                | TxError::CannotPayFee { .. }
         )
     }
 }
@@ -190,6 +261,8 @@ pub enum TxKind {
         proof_of_possession: Signature,
         /// Tokens the operator self-bonds.
         self_bond: u128,
+        /// Commission rate and bounds (`changed_at` is set on execution).
+        commission: Commission,
     },
     /// Delegate tokens for shares.
     Bond {
@@ -210,6 +283,27 @@ pub enum TxKind {
         /// Validator address.
         validator: Address,
     },
+    /// Move shares from one validator to another at once.
+    Redelegate {
+        /// Validator the shares leave.
+        src: Address,
+        /// Validator the stake joins.
+        dst: Address,
+        /// Shares of `src` to move.
+        shares: u128,
+    },
+    /// Pay a delegation's accrued rewards to the signer.
+    WithdrawRewards {
+        /// Validator address.
+        validator: Address,
+    },
+    /// Change a validator's commission rate.
+    EditValidator {
+        /// Validator address.
+        validator: Address,
+        /// New rate, basis points.
+        rate_bps: u32,
+    },
 }
 
 /// A transaction that decoded and passed every stateless check except the
@@ -224,6 +318,8 @@ pub struct DecodedTx {
     pub signer: Address,
     /// Account nonce the transaction claims.
     pub nonce: u64,
+    /// Fee offered.
+    pub fee: u128,
     /// The operation.
     pub kind: TxKind,
     /// The bytes the signature covers.
@@ -283,6 +379,12 @@ pub fn decode(chain: &ChainId, tx: &pb::Transaction) -> Result<DecodedTx, TxErro
                 TxError::Malformed(format!("create_validator.proof_of_possession: {e}"))
             })?,
             self_bond: amount("create_validator.self_bond", &c.self_bond)?,
+            commission: Commission {
+                rate_bps: c.commission_rate_bps,
+                max_rate_bps: c.commission_max_rate_bps,
+                max_change_bps: c.commission_max_change_bps,
+                changed_at: 0,
+            },
         },
         Kind::Bond(b) => TxKind::Bond {
             validator: address("bond.validator", &b.validator)?,
@@ -295,13 +397,27 @@ pub fn decode(chain: &ChainId, tx: &pb::Transaction) -> Result<DecodedTx, TxErro
         Kind::Unjail(u) => TxKind::Unjail {
             validator: address("unjail.validator", &u.validator)?,
         },
+        Kind::Redelegate(r) => TxKind::Redelegate {
+            src: address("redelegate.src_validator", &r.src_validator)?,
+            dst: address("redelegate.dst_validator", &r.dst_validator)?,
+            shares: amount("redelegate.shares", &r.shares)?,
+        },
+        Kind::WithdrawRewards(w) => TxKind::WithdrawRewards {
+            validator: address("withdraw_rewards.validator", &w.validator)?,
+        },
+        Kind::EditValidator(e) => TxKind::EditValidator {
+            validator: address("edit_validator.validator", &e.validator)?,
+            rate_bps: e.commission_rate_bps,
+        },
     };
+    let fee = amount("fee", &body.fee)?;
     let body_hash = sha3_256(&body.encode_to_vec());
     Ok(DecodedTx {
         hash: tx_hash(tx),
         signer: Address::of(&public_key),
         public_key,
         nonce: body.nonce,
+        fee,
         kind,
         sign_bytes: tx_bytes(chain, &body_hash),
         signature,
@@ -365,6 +481,7 @@ mod tests {
         pb::TxBody {
             chain_id: chain.into(),
             nonce: 3,
+            fee: "1000".into(),
             kind: Some(pb::tx_body::Kind::Transfer(pb::Transfer {
                 to: vec![9; 20],
                 amount: "10".into(),
