@@ -244,4 +244,28 @@ impl NodeApi for Api {
             Err(_) => (Vec::new(), Vec::new()),
         }
     }
+
+    fn rewards(&self, delegator: &[u8], validator: &[u8]) -> Option<pb::GetRewardsResponse> {
+        let l = self.0.ledger.read().ok()?;
+        ledger_views::rewards(&l, delegator, validator)
+    }
+
+    fn redelegations(
+        &self,
+        delegator: &[u8],
+        after: &[u8],
+        limit: usize,
+    ) -> Page<pb::RedelegationEntry> {
+        match self.0.ledger.read() {
+            Ok(l) => ledger_views::redelegations(&l, delegator, after, limit),
+            Err(_) => (Vec::new(), Vec::new()),
+        }
+    }
+
+    fn supply(&self) -> pb::GetSupplyResponse {
+        match self.0.ledger.read() {
+            Ok(l) => l.supply().to_proto(l.height()),
+            Err(_) => pb::GetSupplyResponse::default(),
+        }
+    }
 }

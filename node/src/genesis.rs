@@ -52,6 +52,61 @@ pub struct GenesisParamsJson {
     pub max_unbonding_entries: u32,
     /// Heights a jailed validator waits before Unjail.
     pub jail_period: u64,
+    /// Least fee per transaction (decimal u128; "0" for free transactions).
+    #[serde(default = "default_min_fee")]
+    pub min_fee: String,
+    /// Tokens minted per block (decimal u128; may be "0").
+    #[serde(default = "default_block_reward")]
+    pub block_reward: String,
+    /// Proposer's share of a block's rewards, basis points.
+    #[serde(default = "default_proposer_bonus")]
+    pub proposer_bonus_bps: u32,
+    /// Heights between two commission changes.
+    #[serde(default = "default_commission_epoch")]
+    pub commission_epoch: u64,
+    /// Certificates in the downtime window.
+    #[serde(default = "default_window")]
+    pub signed_blocks_window: u64,
+    /// Least signed fraction of the window, basis points.
+    #[serde(default = "default_min_signed")]
+    pub min_signed_per_window_bps: u32,
+    /// Heights a validator jailed for downtime stays jailed.
+    #[serde(default = "default_downtime_jail")]
+    pub downtime_jail_heights: u64,
+    /// Downtime slash, basis points.
+    #[serde(default = "default_downtime_slash")]
+    pub slash_fraction_downtime_bps: u32,
+    /// Redelegation entries per (delegator, source, destination) at most.
+    #[serde(default = "default_redelegation_entries")]
+    pub max_redelegation_entries: u32,
+}
+
+fn default_min_fee() -> String {
+    agora_validator::ledger::params::DEFAULT_MIN_FEE.to_string()
+}
+fn default_block_reward() -> String {
+    agora_validator::ledger::params::DEFAULT_BLOCK_REWARD.to_string()
+}
+fn default_proposer_bonus() -> u32 {
+    agora_validator::ledger::params::DEFAULT_PROPOSER_BONUS_BPS
+}
+fn default_commission_epoch() -> u64 {
+    agora_validator::ledger::params::DEFAULT_COMMISSION_EPOCH
+}
+fn default_window() -> u64 {
+    agora_validator::ledger::params::DEFAULT_SIGNED_BLOCKS_WINDOW
+}
+fn default_min_signed() -> u32 {
+    agora_validator::ledger::params::DEFAULT_MIN_SIGNED_PER_WINDOW_BPS
+}
+fn default_downtime_jail() -> u64 {
+    agora_validator::ledger::params::DEFAULT_DOWNTIME_JAIL_HEIGHTS
+}
+fn default_downtime_slash() -> u32 {
+    agora_validator::ledger::params::DEFAULT_SLASH_DOWNTIME_BPS
+}
+fn default_redelegation_entries() -> u32 {
+    agora_validator::ledger::params::DEFAULT_MAX_REDELEGATION_ENTRIES
 }
 
 impl Default for GenesisParamsJson {
@@ -64,6 +119,15 @@ impl Default for GenesisParamsJson {
             slash_fraction_double_sign_bps: 500,
             max_unbonding_entries: 7,
             jail_period: 100,
+            min_fee: default_min_fee(),
+            block_reward: default_block_reward(),
+            proposer_bonus_bps: default_proposer_bonus(),
+            commission_epoch: default_commission_epoch(),
+            signed_blocks_window: default_window(),
+            min_signed_per_window_bps: default_min_signed(),
+            downtime_jail_heights: default_downtime_jail(),
+            slash_fraction_downtime_bps: default_downtime_slash(),
+            max_redelegation_entries: default_redelegation_entries(),
         }
     }
 }
@@ -90,6 +154,15 @@ pub struct GenesisValidatorJson {
     pub proof_of_possession: String,
     /// Decimal u128 self-bond.
     pub self_bond: String,
+    /// Commission rate, basis points.
+    #[serde(default)]
+    pub commission_rate_bps: u32,
+    /// Highest commission rate it may ever set, basis points.
+    #[serde(default)]
+    pub commission_max_rate_bps: u32,
+    /// Largest commission change per commission epoch, basis points.
+    #[serde(default)]
+    pub commission_max_change_bps: u32,
 }
 
 /// The genesis file.
@@ -201,6 +274,15 @@ impl GenesisJson {
                 slash_fraction_double_sign_bps: p.slash_fraction_double_sign_bps,
                 max_unbonding_entries: p.max_unbonding_entries,
                 jail_period: p.jail_period,
+                min_fee: p.min_fee.clone(),
+                block_reward: p.block_reward.clone(),
+                proposer_bonus_bps: p.proposer_bonus_bps,
+                commission_epoch: p.commission_epoch,
+                signed_blocks_window: p.signed_blocks_window,
+                min_signed_per_window_bps: p.min_signed_per_window_bps,
+                downtime_jail_heights: p.downtime_jail_heights,
+                slash_fraction_downtime_bps: p.slash_fraction_downtime_bps,
+                max_redelegation_entries: p.max_redelegation_entries,
             }),
             accounts: self
                 .accounts
@@ -221,6 +303,9 @@ impl GenesisJson {
                         consensus_public_key: hex_bytes("key", &v.consensus_public_key, 48)?,
                         proof_of_possession: hex_bytes("pop", &v.proof_of_possession, 96)?,
                         self_bond: v.self_bond.clone(),
+                        commission_rate_bps: v.commission_rate_bps,
+                        commission_max_rate_bps: v.commission_max_rate_bps,
+                        commission_max_change_bps: v.commission_max_change_bps,
                     })
                 })
                 .collect::<Result<_, GenesisError>>()?,
@@ -241,6 +326,15 @@ impl GenesisJson {
                 slash_fraction_double_sign_bps: p.slash_fraction_double_sign_bps,
                 max_unbonding_entries: p.max_unbonding_entries,
                 jail_period: p.jail_period,
+                min_fee: p.min_fee,
+                block_reward: p.block_reward,
+                proposer_bonus_bps: p.proposer_bonus_bps,
+                commission_epoch: p.commission_epoch,
+                signed_blocks_window: p.signed_blocks_window,
+                min_signed_per_window_bps: p.min_signed_per_window_bps,
+                downtime_jail_heights: p.downtime_jail_heights,
+                slash_fraction_downtime_bps: p.slash_fraction_downtime_bps,
+                max_redelegation_entries: p.max_redelegation_entries,
             },
             accounts: g
                 .accounts
@@ -258,6 +352,9 @@ impl GenesisJson {
                     consensus_public_key: hex::encode(&v.consensus_public_key),
                     proof_of_possession: hex::encode(&v.proof_of_possession),
                     self_bond: v.self_bond.clone(),
+                    commission_rate_bps: v.commission_rate_bps,
+                    commission_max_rate_bps: v.commission_max_rate_bps,
+                    commission_max_change_bps: v.commission_max_change_bps,
                 })
                 .collect(),
         }
@@ -329,6 +426,9 @@ pub fn single_validator(
             consensus_public_key: hex::encode(pk.to_bytes()),
             proof_of_possession: hex::encode(key.prove_possession().to_bytes()),
             self_bond: "100000000".into(),
+            commission_rate_bps: 1_000,
+            commission_max_rate_bps: 2_000,
+            commission_max_change_bps: 100,
         }],
     }
 }

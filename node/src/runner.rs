@@ -19,7 +19,7 @@ use agora_validator::consensus::{
     Consensus, ConsensusConfig, Decision, HeightParams, Input, TimeoutConfig,
 };
 use agora_validator::crypto::{ZERO_HASH, vrf};
-use agora_validator::ledger::{Ledger, TxOutcome as LedgerOutcome};
+use agora_validator::ledger::{BlockInfo, Ledger, TxOutcome as LedgerOutcome};
 use agora_validator::{ChainId, CommitCertificate, Hash, Height};
 use tokio::sync::mpsc;
 use tracing::{debug, info};
@@ -377,9 +377,14 @@ impl Runner {
         let mempool = &self.mempool;
         let result = self
             .ledger
-            .apply_block_with_verified(h, &d.block.txs, &d.block.evidence, &randomness, &|hash| {
-                mempool.contains(hash)
-            })
+            .apply_block_with_verified(
+                h,
+                &BlockInfo::of_block(&d.block),
+                &d.block.txs,
+                &d.block.evidence,
+                &randomness,
+                &|hash| mempool.contains(hash),
+            )
             .map_err(|e| RunError::Apply {
                 height: h,
                 reason: e.to_string(),
@@ -540,6 +545,12 @@ impl Runner {
     /// Adds a transaction whose signature is already verified.
     fn admit(&mut self, tx: pb::Transaction) -> Result<Hash, crate::mempool::MempoolError> {
         let r = self.mempool.add(tx, &verified_checker(&self.ledger));
+        for hash in self.mempool.take_evicted() {
+            self.shared.remember_rejection(
+                hash,
+                "evicted from the full mempool by a transaction paying more per byte".into(),
+            );
+        }
         if r.is_ok() {
             Metrics::set(&self.metrics.mempool_txs, self.mempool.len() as u64);
             Metrics::set(&self.metrics.mempool_bytes, self.mempool.bytes() as u64);
@@ -779,6 +790,7 @@ fn verified_checker(
                 sender: c.signer,
                 nonce: c.nonce,
                 account_nonce: c.next_nonce,
+                fee: c.fee,
             })
             .map_err(|e| e.to_string())
     }

@@ -414,6 +414,7 @@ async fn bad_requests_get_the_right_status_codes() {
     let a_addr = Address::of(&a.public_key());
     let body = |nonce: u64| pb::TxBody {
         chain_id: CHAIN.into(),
+        fee: "1000".into(),
         nonce,
         kind: Some(pb::tx_body::Kind::Bond(pb::Bond {
             validator: a_addr.0.to_vec(),
@@ -457,6 +458,7 @@ async fn bad_requests_get_the_right_status_codes() {
         &bob,
         pb::TxBody {
             chain_id: CHAIN.into(),
+            fee: "1000".into(),
             nonce: 1,
             kind: Some(pb::tx_body::Kind::Transfer(pb::Transfer {
                 to: a_addr.0.to_vec(),
@@ -498,6 +500,7 @@ async fn bad_requests_get_the_right_status_codes() {
             &bob,
             pb::TxBody {
                 chain_id: CHAIN.into(),
+                fee: "1000".into(),
                 nonce: 1,
                 kind: Some(pb::tx_body::Kind::Bond(pb::Bond {
                     validator: a_addr.0.to_vec(),

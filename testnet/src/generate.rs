@@ -22,6 +22,13 @@ use crate::manifest::DelegatorEntry;
 /// Self-bond of every genesis validator (100 units of power at the default
 /// power reduction of 10^6): equal stakes, so any 3 of 4 form a quorum.
 pub const SELF_BOND: &str = "100000000";
+/// Commission of every generated validator: 10%, at most 20%, moving by at
+/// most 1 point per commission epoch.
+pub const COMMISSION_RATE_BPS: u32 = 1_000;
+/// Highest commission a generated validator may set.
+pub const COMMISSION_MAX_RATE_BPS: u32 = 2_000;
+/// Largest commission change per epoch of a generated validator.
+pub const COMMISSION_MAX_CHANGE_BPS: u32 = 100;
 /// Genesis balance of every validator operator account.
 pub const OPERATOR_BALANCE: &str = "1000000000000";
 /// Genesis balance of every delegator account.
@@ -57,6 +64,10 @@ pub struct Plan {
     pub unbonding_period: u64,
     /// Genesis jail period, in heights.
     pub jail_period: u64,
+    /// Genesis downtime window, in certificates.
+    pub signed_blocks_window: u64,
+    /// Genesis downtime jail, in heights.
+    pub downtime_jail_heights: u64,
     /// Shorten consensus timeouts (loopback networks).
     pub fast_timeouts: bool,
     /// The last this-many nodes double-sign on purpose (`testing.double_sign`).
@@ -113,6 +124,8 @@ pub fn loopback_plan(
         delegators: 3,
         unbonding_period,
         jail_period: unbonding_period,
+        signed_blocks_window: agora_validator::ledger::params::DEFAULT_SIGNED_BLOCKS_WINDOW,
+        downtime_jail_heights: agora_validator::ledger::params::DEFAULT_DOWNTIME_JAIL_HEIGHTS,
         fast_timeouts: true,
         byzantine: 0,
     })
@@ -179,6 +192,8 @@ pub fn hosts_plan(
         delegators: 3,
         unbonding_period,
         jail_period: unbonding_period,
+        signed_blocks_window: agora_validator::ledger::params::DEFAULT_SIGNED_BLOCKS_WINDOW,
+        downtime_jail_heights: agora_validator::ledger::params::DEFAULT_DOWNTIME_JAIL_HEIGHTS,
         fast_timeouts: false,
         byzantine: 0,
     })
@@ -226,6 +241,8 @@ pub fn generate(plan: &Plan, out: &Path) -> Result<Generated> {
         params: GenesisParamsJson {
             unbonding_period: plan.unbonding_period,
             jail_period: plan.jail_period,
+            signed_blocks_window: plan.signed_blocks_window,
+            downtime_jail_heights: plan.downtime_jail_heights,
             ..GenesisParamsJson::default()
         },
         accounts: Vec::new(),
@@ -260,6 +277,9 @@ pub fn generate(plan: &Plan, out: &Path) -> Result<Generated> {
             consensus_public_key: hex::encode(info.public_key.to_bytes()),
             proof_of_possession: hex::encode(key.prove_possession().to_bytes()),
             self_bond: SELF_BOND.into(),
+            commission_rate_bps: COMMISSION_RATE_BPS,
+            commission_max_rate_bps: COMMISSION_MAX_RATE_BPS,
+            commission_max_change_bps: COMMISSION_MAX_CHANGE_BPS,
         });
         homes.push(home);
         validators.push(info.address);

@@ -4,7 +4,7 @@
 
 use agora_proto::v1 as pb;
 use agora_validator::crypto::SecretKey;
-use agora_validator::ledger::{Ledger, tx};
+use agora_validator::ledger::{BlockInfo, Ledger, tx};
 use agora_validator::types::{Address, ChainId};
 use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
 use rand::{Rng, SeedableRng};
@@ -14,7 +14,7 @@ use std::hint::black_box;
 const N: usize = 1000;
 const CHAIN: &str = "agora-bench";
 
-fn setup() -> (Ledger, Vec<pb::Transaction>) {
+fn setup() -> (Ledger, Vec<pb::Transaction>, BlockInfo) {
     let keys: Vec<SecretKey> = (0..N)
         .map(|i| {
             let mut seed = [0u8; 32];
@@ -46,6 +46,9 @@ fn setup() -> (Ledger, Vec<pb::Transaction>) {
             consensus_public_key: val.public_key().to_bytes().to_vec(),
             proof_of_possession: val.prove_possession().to_bytes().to_vec(),
             self_bond: "10000000".into(),
+            commission_rate_bps: 1_000,
+            commission_max_rate_bps: 2_000,
+            commission_max_change_bps: 100,
         }],
     };
     let ledger = Ledger::from_genesis(&genesis).expect("genesis");
@@ -61,6 +64,7 @@ fn setup() -> (Ledger, Vec<pb::Transaction>) {
                 pb::TxBody {
                     chain_id: CHAIN.into(),
                     nonce: 0,
+                    fee: "1000".into(),
                     kind: Some(pb::tx_body::Kind::Transfer(pb::Transfer {
                         to: to.0.to_vec(),
                         amount: "12345".into(),
@@ -69,11 +73,17 @@ fn setup() -> (Ledger, Vec<pb::Transaction>) {
             )
         })
         .collect();
-    (ledger, txs)
+    // Block 1 carries no certificate: the proposer takes the whole pool
+    // (block reward and fees), commission included, so the reward path runs.
+    let info = BlockInfo {
+        proposer: Some(Address::of(&val.public_key())),
+        last_commit_signers: None,
+    };
+    (ledger, txs, info)
 }
 
 fn bench(c: &mut Criterion) {
-    let (ledger, txs) = setup();
+    let (ledger, txs, info) = setup();
     let mut rng = ChaCha20Rng::seed_from_u64(7);
     let mut g = c.benchmark_group("ledger");
     g.sample_size(10);
@@ -84,7 +94,7 @@ fn bench(c: &mut Criterion) {
                 (ledger.clone(), r)
             },
             |(mut l, r)| {
-                let res = l.apply_block(1, &txs, &[], &r).expect("block");
+                let res = l.apply_block(1, &info, &txs, &[], &r).expect("block");
                 assert!(res.receipts.iter().all(|x| x.is_ok()));
                 black_box(res.end.app_hash)
             },
@@ -96,7 +106,7 @@ fn bench(c: &mut Criterion) {
             || ledger.clone(),
             |mut l| {
                 // No randomness: every signature is verified on its own.
-                let res = l.apply_block(1, &txs, &[], &[]).expect("block");
+                let res = l.apply_block(1, &info, &txs, &[], &[]).expect("block");
                 assert!(res.receipts.iter().all(|x| x.is_ok()));
                 black_box(res.end.app_hash)
             },
@@ -114,7 +124,7 @@ fn bench(c: &mut Criterion) {
         b.iter_batched(
             || ledger.clone(),
             |mut l| {
-                l.begin_block(1).expect("begin");
+                l.begin_block(1, &info).expect("begin");
                 for d in &decoded {
                     assert!(l.deliver_decoded(d, true).is_ok());
                 }

@@ -2,11 +2,14 @@
 //! supply conservation with exact slash accounting, no underflow or token
 //! creation in share arithmetic, unbonding paid exactly at its height, exact
 //! slash fractions from bonded and unbonding stake, replay protection, and
-//! evidence that slashes once.
+//! evidence that slashes once. Every transaction pays the default fee and
+//! every block pays its reward to a proposer and the full certificate.
 
 use agora_proto::v1 as pb;
 use agora_validator::crypto::{Hash, SecretKey};
-use agora_validator::ledger::{EvidenceError, Ledger, TxError, TxOutcome, UnbondingEntry, tx};
+use agora_validator::ledger::{
+    BlockInfo, EvidenceError, Ledger, TxError, TxOutcome, UnbondingEntry, tx,
+};
 use agora_validator::signing::vote_bytes;
 use agora_validator::types::{Address, ChainId, Height, VoteType};
 use pb::tx_body::Kind;
@@ -17,6 +20,8 @@ const UNIT: u128 = 1_000_000;
 const UNBONDING: u64 = 5;
 const BPS: u32 = 500;
 const CHAIN: &str = "agora-props";
+/// The default `min_fee`, paid by every transaction.
+const FEE: u128 = 1_000;
 
 fn sk(i: u8) -> SecretKey {
     SecretKey::from_seed(&[i; 32]).expect("32-byte seed")
@@ -60,6 +65,9 @@ fn genesis() -> pb::Genesis {
             consensus_public_key: c.public_key().to_bytes().to_vec(),
             proof_of_possession: c.prove_possession().to_bytes().to_vec(),
             self_bond: (10 * UNIT * (u128::from(i) + 1) + 3).to_string(),
+            commission_rate_bps: 1_000 * u32::from(i),
+            commission_max_rate_bps: 5_000,
+            commission_max_change_bps: 100,
         });
     }
     pb::Genesis {
@@ -88,6 +96,7 @@ fn sign_body(k: &SecretKey, chain_id: &str, nonce: u64, kind: Kind) -> pb::Trans
         pb::TxBody {
             chain_id: chain_id.into(),
             nonce,
+            fee: FEE.to_string(),
             kind: Some(kind),
         },
     )
@@ -197,7 +206,12 @@ fn fail(e: impl std::fmt::Display) -> TestCaseError {
 
 /// Invariants that must hold between blocks.
 fn check_invariants(l: &Ledger) -> Result<(), TestCaseError> {
-    prop_assert_eq!(l.total_supply() + l.slashed_total(), l.genesis_supply());
+    let supply = l.supply();
+    prop_assert!(supply.balances_out(), "supply identity: {:?}", supply);
+    prop_assert_eq!(
+        l.total_supply() + l.slashed_total(),
+        l.genesis_supply() + supply.minted
+    );
     let events: u128 = l
         .slash_events(None, None, 1000)
         .iter()
@@ -278,6 +292,9 @@ fn build_tx(
                 consensus_public_key: c.public_key().to_bytes().to_vec(),
                 proof_of_possession: c.prove_possession().to_bytes().to_vec(),
                 self_bond: bond.to_string(),
+                commission_rate_bps: 700,
+                commission_max_rate_bps: 2_000,
+                commission_max_change_bps: 50,
             });
             (sign_body(&k, CHAIN, nonce(&k), kind), true)
         }
@@ -377,6 +394,8 @@ fn evidence(
             }
             let tokens = before_tokens.ok_or_else(|| fail("validator missing"))?;
             let from_bonded = target.saturating_sub(from_unbonding).min(tokens);
+            // No redelegations in this harness (see economics_props.rs).
+            prop_assert_eq!(e.from_redelegations, 0);
             prop_assert_eq!(e.from_unbonding, from_unbonding);
             prop_assert_eq!(e.from_bonded, from_bonded);
             prop_assert_eq!(e.amount, from_bonded + from_unbonding);
@@ -399,6 +418,24 @@ fn evidence(
     Ok(())
 }
 
+/// Block `h`'s information: proposed by the first member of its set, and
+/// carrying a certificate signed by every member of the set of `h − 1`.
+fn full_certificate(l: &Ledger, h: Height) -> BlockInfo {
+    let proposer = l
+        .validator_set(h)
+        .and_then(|s| s.validators().first().map(|v| v.address));
+    let signers = (h > 1)
+        .then(|| {
+            l.validator_set(h - 1)
+                .map(|s| vec![0xff; s.len().div_ceil(8)])
+        })
+        .flatten();
+    BlockInfo {
+        proposer,
+        last_commit_signers: signers,
+    }
+}
+
 /// Runs blocks of ops, checking every property after each step; returns the
 /// number of unbonding payouts and slashes seen.
 fn run(blocks: Vec<Vec<Op>>) -> Result<(usize, usize), TestCaseError> {
@@ -413,7 +450,7 @@ fn run(blocks: Vec<Vec<Op>>) -> Result<(usize, usize), TestCaseError> {
             .filter(|e| e.completion_height == h)
             .map(entry_key)
             .collect();
-        l.begin_block(h).map_err(fail)?;
+        l.begin_block(h, &full_certificate(&l, h)).map_err(fail)?;
         // Evidence applied in an earlier block is refused and slashes nothing.
         if let Some(old) = applied.last() {
             let slashed = l.slashed_total();
@@ -440,6 +477,11 @@ fn run(blocks: Vec<Vec<Op>>) -> Result<(usize, usize), TestCaseError> {
                     last_ok = Some(t);
                 }
                 TxOutcome::Failed(_) => prop_assert!(authentic, "{:?}", op),
+                TxOutcome::Rejected(TxError::CannotPayFee { fee, have }) => {
+                    prop_assert_eq!(*fee, FEE);
+                    prop_assert!(*have < FEE, "an account that can pay was refused");
+                    prop_assert_eq!(l.app_hash(), before, "a rejected tx changes nothing");
+                }
                 TxOutcome::Rejected(e) => {
                     prop_assert!(!authentic, "unexpected rejection: {}", e);
                     prop_assert!(

@@ -40,6 +40,9 @@ pub struct TxArgs {
     /// Return once admitted instead of waiting for the commit.
     #[arg(long, global = true)]
     pub no_wait: bool,
+    /// Fee in base units (at least the chain's min_fee; paid even if the transaction fails).
+    #[arg(long, global = true, default_value_t = tx::DEFAULT_FEE)]
+    pub fee: u128,
     /// Output format.
     #[arg(short = 'o', long, global = true, value_enum, default_value = "text")]
     pub output: Output,
@@ -76,11 +79,42 @@ pub enum TxCmd {
         /// Key name of the consensus key.
         #[arg(long, default_value = "validator")]
         consensus_key: String,
+        /// Commission on delegators' rewards, basis points (1000 = 10%).
+        #[arg(long, default_value_t = 1_000)]
+        commission_rate_bps: u32,
+        /// Highest commission rate ever allowed, basis points.
+        #[arg(long, default_value_t = 2_000)]
+        commission_max_rate_bps: u32,
+        /// Largest commission change per commission epoch, basis points.
+        #[arg(long, default_value_t = 100)]
+        commission_max_change_bps: u32,
     },
     /// Release VALIDATOR from jail.
     Unjail {
         /// Validator address.
         validator: String,
+    },
+    /// Move SHARES from validator SRC to validator DST at once.
+    Redelegate {
+        /// Source validator address.
+        src: String,
+        /// Destination validator address.
+        dst: String,
+        /// Shares of SRC to move.
+        shares: u128,
+    },
+    /// Withdraw the rewards accrued by the delegation to VALIDATOR.
+    WithdrawRewards {
+        /// Validator address.
+        validator: String,
+    },
+    /// Set the commission rate of VALIDATOR (its operator only).
+    EditValidator {
+        /// Validator address.
+        validator: String,
+        /// New commission rate, basis points.
+        #[arg(long)]
+        commission_rate_bps: u32,
     },
 }
 
@@ -156,6 +190,20 @@ pub enum QueryCmd {
         /// Transaction hash (hex).
         hash: String,
     },
+    /// Rewards a delegation has accrued and not yet withdrawn.
+    Rewards {
+        /// Delegator address.
+        delegator: String,
+        /// Validator address.
+        validator: String,
+    },
+    /// A delegator's pending redelegations.
+    Redelegations {
+        /// Delegator address.
+        delegator: String,
+    },
+    /// Where every token is: genesis, minted, balances, bonded, unbonding, unclaimed, burnt.
+    Supply,
 }
 
 /// Options of `agora audit`.
@@ -227,15 +275,39 @@ pub async fn run_tx(a: TxArgs) -> Result<ExitCode> {
         TxCmd::CreateValidator {
             self_bond,
             consensus_key,
+            commission_rate_bps,
+            commission_max_rate_bps,
+            commission_max_change_bps,
         } => TxAction::CreateValidator {
             consensus_key: Box::new(load_key(&a.home, &consensus_key)?),
             self_bond,
+            commission: [
+                commission_rate_bps,
+                commission_max_rate_bps,
+                commission_max_change_bps,
+            ],
         },
         TxCmd::Unjail { validator } => TxAction::Unjail {
             validator: addr(&validator)?,
         },
+        TxCmd::Redelegate { src, dst, shares } => TxAction::Redelegate {
+            src: addr(&src)?,
+            dst: addr(&dst)?,
+            shares,
+        },
+        TxCmd::WithdrawRewards { validator } => TxAction::WithdrawRewards {
+            validator: addr(&validator)?,
+        },
+        TxCmd::EditValidator {
+            validator,
+            commission_rate_bps,
+        } => TxAction::EditValidator {
+            validator: addr(&validator)?,
+            rate_bps: commission_rate_bps,
+        },
     };
-    let r = tx::submit(channel(&a.node).await?, &sender, &action, !a.no_wait).await?;
+    let node = channel(&a.node).await?;
+    let r = tx::submit_with_fee(node, &sender, &action, a.fee, !a.no_wait).await?;
     print(a.output, &tx::outcome_json(&r));
     let bad = matches!(tx::status_name(r.status), "rejected" | "failed");
     Ok(if bad {
@@ -266,6 +338,15 @@ pub async fn run_query(a: QueryArgs) -> Result<ExitCode> {
             QueryKind::Slashes(validator.as_deref().map(addr).transpose()?)
         }
         QueryCmd::Account { address } => QueryKind::Account(addr(&address)?),
+        QueryCmd::Rewards {
+            delegator,
+            validator,
+        } => QueryKind::Rewards {
+            delegator: addr(&delegator)?,
+            validator: addr(&validator)?,
+        },
+        QueryCmd::Redelegations { delegator } => QueryKind::Redelegations(addr(&delegator)?),
+        QueryCmd::Supply => QueryKind::Supply,
         QueryCmd::Tx { hash } => {
             let b = hex::decode(&hash).context("the transaction hash must be hex")?;
             QueryKind::Tx(

@@ -37,6 +37,17 @@ pub enum QueryKind {
     Account(Address),
     /// A transaction by hash.
     Tx([u8; 32]),
+    /// A delegation's accrued rewards.
+    Rewards {
+        /// Delegator.
+        delegator: Address,
+        /// Validator.
+        validator: Address,
+    },
+    /// A delegator's pending redelegations.
+    Redelegations(Address),
+    /// Where every token is.
+    Supply,
 }
 
 fn header_json(h: &pb::Header) -> Value {
@@ -79,6 +90,45 @@ fn validator_json(v: &pb::ValidatorRecord) -> Value {
         "tombstoned": v.tombstoned,
         "jailed_until": v.jailed_until,
         "active": v.active,
+        "jail_reason": jail_reason_name(v.jail_reason),
+        "commission_rate_bps": v.commission_rate_bps,
+        "commission_max_rate_bps": v.commission_max_rate_bps,
+        "commission_max_change_bps": v.commission_max_change_bps,
+        "commission_changed_at": v.commission_changed_at,
+        "missed_blocks": v.missed_blocks,
+        "window_counted": v.window_counted,
+        "outstanding_rewards": v.outstanding_rewards,
+    })
+}
+
+/// Human name of a jail reason.
+pub fn jail_reason_name(r: i32) -> &'static str {
+    match pb::JailReason::try_from(r) {
+        Ok(pb::JailReason::SelfBond) => "self_bond",
+        Ok(pb::JailReason::Downtime) => "downtime",
+        Ok(pb::JailReason::DoubleSign) => "double_sign",
+        _ => "",
+    }
+}
+
+/// Human name of a slash reason.
+pub fn slash_reason_name(r: i32) -> &'static str {
+    match pb::SlashReason::try_from(r) {
+        Ok(pb::SlashReason::DoubleSign) => "double_sign",
+        Ok(pb::SlashReason::Downtime) => "downtime",
+        _ => "unknown",
+    }
+}
+
+fn redelegation_json(e: &pb::RedelegationEntry) -> Value {
+    json!({
+        "delegator": hex::encode(&e.delegator),
+        "src_validator": hex::encode(&e.src_validator),
+        "dst_validator": hex::encode(&e.dst_validator),
+        "creation_height": e.creation_height,
+        "completion_height": e.completion_height,
+        "initial_balance": e.initial_balance,
+        "shares_dst": e.shares_dst,
     })
 }
 
@@ -88,6 +138,7 @@ fn delegation_json(d: &pb::Delegation) -> Value {
         "validator": hex::encode(&d.validator),
         "shares": d.shares,
         "tokens": d.tokens,
+        "rewards": d.rewards,
     })
 }
 
@@ -101,6 +152,10 @@ pub fn slash_json(e: &pb::SlashingEvent) -> Value {
         "fraction_bps": e.fraction_bps,
         "evidence_hash": hex::encode(&e.evidence_hash),
         "tombstoned": e.tombstoned,
+        "reason": slash_reason_name(e.reason),
+        "from_bonded": e.from_bonded,
+        "from_unbonding": e.from_unbonding,
+        "from_redelegations": e.from_redelegations,
     })
 }
 
@@ -287,6 +342,54 @@ pub async fn run(channel: Channel, q: &QueryKind) -> Result<Value, tonic::Status
                 .await?
                 .into_inner();
             json!({ "address": hex::encode(&r.address), "balance": r.balance, "nonce": r.nonce })
+        }
+        QueryKind::Rewards {
+            delegator,
+            validator,
+        } => {
+            let r = c
+                .get_rewards(pb::GetRewardsRequest {
+                    delegator: delegator.0.to_vec(),
+                    validator: validator.0.to_vec(),
+                })
+                .await?
+                .into_inner();
+            json!({
+                "delegator": hex::encode(&r.delegator),
+                "validator": hex::encode(&r.validator),
+                "rewards": r.rewards,
+                "height": r.height,
+            })
+        }
+        QueryKind::Redelegations(d) => {
+            all_pages(|page| {
+                let mut c = c.clone();
+                async move {
+                    let r = c
+                        .list_redelegations(pb::ListRedelegationsRequest {
+                            delegator: d.0.to_vec(),
+                            page: Some(page),
+                        })
+                        .await?
+                        .into_inner();
+                    Ok((r.entries.iter().map(redelegation_json).collect(), r.page))
+                }
+            })
+            .await?
+        }
+        QueryKind::Supply => {
+            let s = c.get_supply(pb::GetSupplyRequest {}).await?.into_inner();
+            json!({
+                "height": s.height,
+                "genesis_supply": s.genesis_supply,
+                "minted": s.minted,
+                "balances": s.balances,
+                "bonded": s.bonded,
+                "unbonding": s.unbonding,
+                "unclaimed_rewards": s.unclaimed_rewards,
+                "community_pool": s.community_pool,
+                "burned": s.burned,
+            })
         }
         QueryKind::Tx(h) => {
             let r = c

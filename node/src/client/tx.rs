@@ -39,11 +39,34 @@ pub enum TxAction {
         consensus_key: Box<SecretKey>,
         /// Self-bond in tokens.
         self_bond: u128,
+        /// Commission rate, its maximum and its largest change per epoch (bps).
+        commission: [u32; 3],
     },
     /// Leave jail.
     Unjail {
         /// Validator address.
         validator: Address,
+    },
+    /// Move `shares` of `src` to `dst` at once.
+    Redelegate {
+        /// Source validator.
+        src: Address,
+        /// Destination validator.
+        dst: Address,
+        /// Shares of `src`.
+        shares: u128,
+    },
+    /// Pay the delegation's accrued rewards to the sender.
+    WithdrawRewards {
+        /// Validator address.
+        validator: Address,
+    },
+    /// Change the commission rate of the sender's validator.
+    EditValidator {
+        /// Validator address.
+        validator: Address,
+        /// New rate, basis points.
+        rate_bps: u32,
     },
 }
 
@@ -91,24 +114,57 @@ pub fn body_kind(action: &TxAction) -> pb::tx_body::Kind {
         TxAction::CreateValidator {
             consensus_key,
             self_bond,
+            commission: [rate, max_rate, max_change],
         } => Kind::CreateValidator(pb::CreateValidator {
             consensus_public_key: consensus_key.public_key().to_bytes().to_vec(),
             proof_of_possession: consensus_key.prove_possession().to_bytes().to_vec(),
             self_bond: self_bond.to_string(),
+            commission_rate_bps: *rate,
+            commission_max_rate_bps: *max_rate,
+            commission_max_change_bps: *max_change,
         }),
         TxAction::Unjail { validator } => Kind::Unjail(pb::Unjail {
             validator: validator.0.to_vec(),
         }),
+        TxAction::Redelegate { src, dst, shares } => Kind::Redelegate(pb::Redelegate {
+            src_validator: src.0.to_vec(),
+            dst_validator: dst.0.to_vec(),
+            shares: shares.to_string(),
+        }),
+        TxAction::WithdrawRewards { validator } => Kind::WithdrawRewards(pb::WithdrawRewards {
+            validator: validator.0.to_vec(),
+        }),
+        TxAction::EditValidator {
+            validator,
+            rate_bps,
+        } => Kind::EditValidator(pb::EditValidator {
+            validator: validator.0.to_vec(),
+            commission_rate_bps: *rate_bps,
+        }),
     }
 }
 
-/// Signs `action` from `sender` with its next nonce (read from the node) and
-/// the node's chain id, submits it through the matching Staking method and,
-/// if `wait`, waits for the outcome.
+/// The fee a client pays unless told otherwise: the default `min_fee`.
+pub const DEFAULT_FEE: u128 = agora_validator::ledger::params::DEFAULT_MIN_FEE;
+
+/// [`submit_with_fee`] paying [`DEFAULT_FEE`].
 pub async fn submit(
     channel: Channel,
     sender: &SecretKey,
     action: &TxAction,
+    wait: bool,
+) -> Result<pb::SubmitTxResponse, TxClientError> {
+    submit_with_fee(channel, sender, action, DEFAULT_FEE, wait).await
+}
+
+/// Signs `action` from `sender` with its next nonce (read from the node),
+/// the node's chain id and `fee`, submits it through the matching Staking
+/// method and, if `wait`, waits for the outcome.
+pub async fn submit_with_fee(
+    channel: Channel,
+    sender: &SecretKey,
+    action: &TxAction,
+    fee: u128,
     wait: bool,
 ) -> Result<pb::SubmitTxResponse, TxClientError> {
     let mut query = QueryClient::new(channel.clone());
@@ -130,6 +186,7 @@ pub async fn submit(
         chain_id: chain.to_string(),
         nonce: account.nonce,
         kind: Some(body_kind(action)),
+        fee: fee.to_string(),
     };
     let tx = sign_transaction(&chain, sender, body);
     let req = pb::SubmitTxRequest {
@@ -144,6 +201,9 @@ pub async fn submit(
         TxAction::Transfer { .. } => staking.transfer(req).await?,
         TxAction::CreateValidator { .. } => staking.create_validator(req).await?,
         TxAction::Unjail { .. } => staking.unjail(req).await?,
+        TxAction::Redelegate { .. } => staking.redelegate(req).await?,
+        TxAction::WithdrawRewards { .. } => staking.withdraw_rewards(req).await?,
+        TxAction::EditValidator { .. } => staking.edit_validator(req).await?,
     };
     Ok(resp.into_inner())
 }

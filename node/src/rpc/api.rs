@@ -91,4 +91,15 @@ pub trait NodeApi: Send + Sync + 'static {
     fn unbonding(&self, delegator: &[u8], after: &[u8], limit: usize) -> Page<pb::UnbondingEntry>;
     /// Slashing events (of one validator, or all when `validator` is empty).
     fn slashes(&self, validator: &[u8], after: &[u8], limit: usize) -> Page<pb::SlashingEvent>;
+    /// Rewards a delegation has accrued (`None` if there is no such delegation).
+    fn rewards(&self, delegator: &[u8], validator: &[u8]) -> Option<pb::GetRewardsResponse>;
+    /// A delegator's redelegation entries after the opaque token `after`.
+    fn redelegations(
+        &self,
+        delegator: &[u8],
+        after: &[u8],
+        limit: usize,
+    ) -> Page<pb::RedelegationEntry>;
+    /// Where every token is, after the latest committed block.
+    fn supply(&self) -> pb::GetSupplyResponse;
 }

@@ -1,7 +1,8 @@
 //! Answers to the ledger half of [`NodeApi`](super::NodeApi), in protobuf
 //! terms, with page tokens: an address for validators and delegations,
-//! validator address ‖ entry id (u64) for unbonding entries, and the event id
-//! (u64) for slashes. A page shorter than asked for is the last one.
+//! validator address ‖ entry id (u64) for unbonding entries, source ‖
+//! destination ‖ entry id for redelegation entries, and the event id (u64)
+//! for slashes. A page shorter than asked for is the last one.
 
 use super::api::Page;
 use agora_proto::v1 as pb;
@@ -87,4 +88,43 @@ pub fn slashes(l: &Ledger, v: &[u8], after: &[u8], limit: usize) -> Page<pb::Sla
     let events = l.slash_events(filter.as_ref(), start, limit);
     let next = next_token(&events, limit, |e| e.id.to_be_bytes().to_vec());
     (events.iter().map(|e| e.to_proto()).collect(), next)
+}
+
+/// The rewards a delegation has accrued, after the latest block.
+pub fn rewards(l: &Ledger, d: &[u8], v: &[u8]) -> Option<pb::GetRewardsResponse> {
+    let r = l.rewards(&addr(d)?, &addr(v)?)?;
+    Some(pb::GetRewardsResponse {
+        delegator: d.to_vec(),
+        validator: v.to_vec(),
+        rewards: r.to_string(),
+        height: l.height(),
+    })
+}
+
+/// A page of a delegator's redelegation entries after `src ‖ dst ‖ id`.
+pub fn redelegations(
+    l: &Ledger,
+    d: &[u8],
+    after: &[u8],
+    limit: usize,
+) -> Page<pb::RedelegationEntry> {
+    let Some(d) = addr(d) else {
+        return (Vec::new(), Vec::new());
+    };
+    let start = (after.len() == 48)
+        .then(|| {
+            let s = addr(&after[..20])?;
+            let t = addr(&after[20..40])?;
+            let id = u64::from_be_bytes(after[40..].try_into().ok()?);
+            Some((s, t, id))
+        })
+        .flatten();
+    let entries = l.redelegations(&d, start, limit);
+    let next = next_token(&entries, limit, |e| {
+        let mut t = e.src.0.to_vec();
+        t.extend_from_slice(&e.dst.0);
+        t.extend_from_slice(&e.id.to_be_bytes());
+        t
+    });
+    (entries.iter().map(|e| e.to_proto()).collect(), next)
 }

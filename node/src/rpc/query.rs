@@ -272,6 +272,47 @@ impl<A: NodeApi> Query for QueryService<A> {
         }))
     }
 
+    async fn get_rewards(
+        &self,
+        r: Request<pb::GetRewardsRequest>,
+    ) -> Result<Response<pb::GetRewardsResponse>, Status> {
+        let r = r.into_inner();
+        address("delegator", &r.delegator)?;
+        address("validator", &r.validator)?;
+        let out = self
+            .api
+            .rewards(&r.delegator, &r.validator)
+            .ok_or_else(|| {
+                Status::not_found(format!(
+                    "{} has no delegation to {}, so it has no rewards there",
+                    hex::encode(&r.delegator),
+                    hex::encode(&r.validator)
+                ))
+            })?;
+        Ok(Response::new(out))
+    }
+
+    async fn list_redelegations(
+        &self,
+        r: Request<pb::ListRedelegationsRequest>,
+    ) -> Result<Response<pb::ListRedelegationsResponse>, Status> {
+        let r = r.into_inner();
+        address("delegator", &r.delegator)?;
+        let (after, limit) = page(&r.page)?;
+        let (entries, next) = self.api.redelegations(&r.delegator, &after, limit);
+        Ok(Response::new(pb::ListRedelegationsResponse {
+            entries,
+            page: page_response(next),
+        }))
+    }
+
+    async fn get_supply(
+        &self,
+        _r: Request<pb::GetSupplyRequest>,
+    ) -> Result<Response<pb::GetSupplyResponse>, Status> {
+        Ok(Response::new(self.api.supply()))
+    }
+
     async fn get_tx(
         &self,
         r: Request<pb::GetTxRequest>,

@@ -63,6 +63,9 @@ pub fn kind_name(kind: &Kind) -> &'static str {
         Kind::Bond(_) => "Bond",
         Kind::Unbond(_) => "Unbond",
         Kind::Unjail(_) => "Unjail",
+        Kind::Redelegate(_) => "Redelegate",
+        Kind::WithdrawRewards(_) => "WithdrawRewards",
+        Kind::EditValidator(_) => "EditValidator",
     }
 }
 
@@ -111,6 +114,36 @@ impl<A: NodeApi> Staking for StakingService<A> {
     ) -> Result<Response<pb::SubmitTxResponse>, Status> {
         self.submit(r.into_inner(), "Bond", |k| matches!(k, Kind::Bond(_)))
             .await
+    }
+
+    async fn redelegate(
+        &self,
+        r: Request<pb::SubmitTxRequest>,
+    ) -> Result<Response<pb::SubmitTxResponse>, Status> {
+        self.submit(r.into_inner(), "Redelegate", |k| {
+            matches!(k, Kind::Redelegate(_))
+        })
+        .await
+    }
+
+    async fn withdraw_rewards(
+        &self,
+        r: Request<pb::SubmitTxRequest>,
+    ) -> Result<Response<pb::SubmitTxResponse>, Status> {
+        self.submit(r.into_inner(), "WithdrawRewards", |k| {
+            matches!(k, Kind::WithdrawRewards(_))
+        })
+        .await
+    }
+
+    async fn edit_validator(
+        &self,
+        r: Request<pb::SubmitTxRequest>,
+    ) -> Result<Response<pb::SubmitTxResponse>, Status> {
+        self.submit(r.into_inner(), "EditValidator", |k| {
+            matches!(k, Kind::EditValidator(_))
+        })
+        .await
     }
 
     async fn unbond(

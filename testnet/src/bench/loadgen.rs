@@ -212,6 +212,7 @@ async fn worker(
                 to: to.0.to_vec(),
                 amount: AMOUNT.to_string(),
             })),
+            fee: agora_node::client::tx::DEFAULT_FEE.to_string(),
         };
         let tx = sign_transaction(&chain, &acct.key, body);
         counters.submitted.fetch_add(1, Ordering::Relaxed);

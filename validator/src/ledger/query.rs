@@ -162,6 +162,7 @@ impl DelegationView {
             validator: self.validator.0.to_vec(),
             shares: self.shares.to_string(),
             tokens: self.tokens.to_string(),
+            rewards: self.rewards.to_string(),
         }
     }
 }

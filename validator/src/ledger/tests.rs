@@ -9,6 +9,8 @@ use crate::types::VoteType;
 use pb::tx_body::Kind;
 
 const UNIT: u128 = 1_000_000;
+/// The fee every test transaction pays: the default `min_fee`.
+const FEE: u128 = params::DEFAULT_MIN_FEE;
 
 fn sk(i: u8) -> SecretKey {
     SecretKey::from_seed(&[i; 32]).expect("32-byte seed")
@@ -53,6 +55,9 @@ fn genesis(n: u8) -> pb::Genesis {
             consensus_public_key: consensus(i).public_key().to_bytes().to_vec(),
             proof_of_possession: consensus(i).prove_possession().to_bytes().to_vec(),
             self_bond: (10 * UNIT * (u128::from(i) + 1)).to_string(),
+            commission_rate_bps: 0,
+            commission_max_rate_bps: 0,
+            commission_max_change_bps: 0,
         });
     }
     pb::Genesis {
@@ -79,6 +84,7 @@ fn tx(k: &SecretKey, nonce: u64, kind: Kind) -> pb::Transaction {
         pb::TxBody {
             chain_id: "agora-test".into(),
             nonce,
+            fee: FEE.to_string(),
             kind: Some(kind),
         },
     )
@@ -108,14 +114,20 @@ fn unjail(v: Address) -> Kind {
     })
 }
 
-/// Executes the next block with these transactions and evidence.
+/// Executes the next block with these transactions and evidence. No
+/// proposer and no certificate: the block's reward and fees go to the
+/// community pool, so balances and stake change only by the transactions.
 fn block(l: &mut Ledger, txs: &[pb::Transaction], ev: &[pb::Evidence]) -> BlockResult {
     let h = l.height() + 1;
     let rand: Vec<u64> = (1..=txs.len() as u64).collect();
-    let r = l.apply_block(h, txs, ev, &rand).expect("block in order");
+    let r = l
+        .apply_block(h, &BlockInfo::default(), txs, ev, &rand)
+        .expect("block in order");
+    let s = l.supply();
+    assert!(s.balances_out(), "supply identity: {s:?}");
     assert_eq!(
         l.total_supply() + l.slashed_total(),
-        l.genesis_supply(),
+        l.genesis_supply() + s.minted,
         "supply conserved"
     );
     r
@@ -218,7 +230,7 @@ fn transfer_moves_tokens_and_nonces_stop_replay() {
     assert_eq!(
         l.account(&addr(&a)),
         Account {
-            balance: 995 * UNIT,
+            balance: 995 * UNIT - FEE,
             nonce: 1
         }
     );
@@ -226,7 +238,8 @@ fn transfer_moves_tokens_and_nonces_stop_replay() {
 
     // The same transaction again: rejected, nothing changes.
     let before = l.app_hash();
-    l.begin_block(l.height() + 1).expect("begin");
+    l.begin_block(l.height() + 1, &BlockInfo::default())
+        .expect("begin");
     let r = l.deliver_tx(&t);
     assert_eq!(
         rejected(&r),
@@ -245,6 +258,7 @@ fn transfer_moves_tokens_and_nonces_stop_replay() {
         pb::TxBody {
             chain_id: "other-chain".into(),
             nonce: 1,
+            fee: FEE.to_string(),
             kind: Some(transfer(addr(&b), 1)),
         },
     );
@@ -275,13 +289,14 @@ fn failed_transaction_consumes_nonce_only() {
         failed(&r.receipts[0]),
         &TxError::InsufficientBalance {
             need: 2000 * UNIT,
-            have: 1000 * UNIT
+            have: 1000 * UNIT - FEE
         }
     );
+    // The failed transaction paid its fee and consumed its nonce.
     assert_eq!(
         l.account(&addr(&a)),
         Account {
-            balance: 1000 * UNIT,
+            balance: 1000 * UNIT - FEE,
             nonce: 1
         }
     );
@@ -323,7 +338,7 @@ fn check_tx_admits_future_nonces_and_checks_rules_for_the_next() {
         l.check_tx(&tx(&a, 0, transfer(addr(&user(2)), 5000 * UNIT))),
         Err(TxError::InsufficientBalance {
             need: 5000 * UNIT,
-            have: 1000 * UNIT
+            have: 1000 * UNIT - FEE
         })
     );
     assert_eq!(
@@ -355,7 +370,7 @@ fn recheck_tx_skips_the_signature_but_not_the_state() {
         l.recheck_tx(&tx(&a, 1, transfer(addr(&user(2)), 1000 * UNIT))),
         Err(TxError::InsufficientBalance {
             need: 1000 * UNIT,
-            have: 999 * UNIT
+            have: 999 * UNIT - 2 * FEE
         })
     );
 }
@@ -371,9 +386,12 @@ fn pre_verified_transactions_give_the_same_state_and_others_are_still_checked() 
     forged.signature = a.sign(b"something else").to_bytes().to_vec();
     let txs = [good.clone(), forged];
     let good_hash = crate::block::tx_hash(&good);
-    let r1 = plain.apply_block(1, &txs, &[], &[1, 2]).expect("block 1");
+    let info = BlockInfo::default();
+    let r1 = plain
+        .apply_block(1, &info, &txs, &[], &[1, 2])
+        .expect("block 1");
     let r2 = trusting
-        .apply_block_with_verified(1, &txs, &[], &[1, 2], &|h| *h == good_hash)
+        .apply_block_with_verified(1, &info, &txs, &[], &[1, 2], &|h| *h == good_hash)
         .expect("block 1");
     assert_eq!(plain.app_hash(), trusting.app_hash());
     assert_eq!(r1.receipts, r2.receipts);
@@ -386,6 +404,9 @@ fn create_validator(c: &SecretKey, pop_of: &SecretKey, self_bond: u128) -> Kind 
         consensus_public_key: c.public_key().to_bytes().to_vec(),
         proof_of_possession: pop_of.prove_possession().to_bytes().to_vec(),
         self_bond: self_bond.to_string(),
+        commission_rate_bps: 0,
+        commission_max_rate_bps: 0,
+        commission_max_change_bps: 0,
     })
 }
 
@@ -429,7 +450,8 @@ fn create_validator_checks_pop_and_min_self_bond_and_joins_at_h_plus_2() {
             .map(|v| v.power),
         Some(50)
     );
-    assert_eq!(l.account(&addr(&a)).balance, 950 * UNIT);
+    // Three transactions paid their fees, two failed.
+    assert_eq!(l.account(&addr(&a)).balance, 950 * UNIT - 3 * FEE);
     assert_eq!(
         l.delegation(&addr(&a), &addr(&c)).map(|d| d.tokens),
         Some(50 * UNIT)
@@ -452,9 +474,13 @@ fn bond_buys_shares_at_the_current_exchange_rate_rounding_down() {
         rec.shares = 10 * UNIT;
     }
     l.state.genesis_supply += 5 * UNIT;
-    l.state
-        .delegations
-        .insert((addr(&operator(0)), v), 10 * UNIT);
+    l.state.delegations.insert(
+        (addr(&operator(0)), v),
+        Delegation {
+            shares: 10 * UNIT,
+            reward_entry: 0,
+        },
+    );
     let r = block(&mut l, &[tx(&user(1), 0, bond(v, 7))], &[]);
     assert!(r.receipts[0].is_ok(), "{}", r.receipts[0].log);
     // 7 · 2/3 = 4.67 → 4 shares.
@@ -484,13 +510,17 @@ fn unbond_pays_out_exactly_at_completion_height() {
     );
     assert_eq!(l.validator_set(h + 2).map(|s| s.total_power()), Some(35));
     empty_blocks(&mut l, 9);
-    assert_eq!(l.account(&addr(&u)).balance, 960 * UNIT, "not before");
+    assert_eq!(
+        l.account(&addr(&u)).balance,
+        960 * UNIT - 2 * FEE,
+        "not before"
+    );
     let r = block(&mut l, &[], &[]);
     assert_eq!(r.end.matured.len(), 1);
     assert_eq!(l.height(), h + 10);
     assert_eq!(
         l.account(&addr(&u)).balance,
-        975 * UNIT,
+        975 * UNIT - 2 * FEE,
         "exactly at completion"
     );
     assert!(l.unbonding(&addr(&u), None, 0).is_empty());
@@ -727,7 +757,7 @@ fn evidence_window_and_validity_checks() {
     let c = consensus(0);
     empty_blocks(&mut l, 12);
     // unbonding_period 10: at block 13, infractions at heights ≥ 4 are accepted.
-    l.begin_block(13).expect("begin");
+    l.begin_block(13, &BlockInfo::default()).expect("begin");
     assert!(matches!(
         l.check_evidence(&duplicate_vote(&c, 3)),
         Err(EvidenceError::TooOld { .. })
@@ -922,7 +952,7 @@ fn snapshot_decode_rejects_damage_without_panicking() {
         b[i] ^= 0x5a;
         if let Ok(l) = Ledger::decode(&b) {
             assert_ne!(l, original);
-            assert_eq!(l.total_supply() + l.slashed_total(), l.genesis_supply());
+            assert!(l.supply().balances_out());
         }
     }
 }
@@ -931,15 +961,18 @@ fn snapshot_decode_rejects_damage_without_panicking() {
 fn blocks_must_come_in_order() {
     let mut l = ledger(1);
     assert_eq!(
-        l.begin_block(2),
+        l.begin_block(2, &BlockInfo::default()),
         Err(BlockError::WrongHeight {
             expected: 1,
             got: 2
         })
     );
     assert_eq!(l.end_block().map(|_| ()), Err(BlockError::NoBlock));
-    l.begin_block(1).expect("begin");
-    assert_eq!(l.begin_block(1), Err(BlockError::InProgress(1)));
+    l.begin_block(1, &BlockInfo::default()).expect("begin");
+    assert_eq!(
+        l.begin_block(1, &BlockInfo::default()),
+        Err(BlockError::InProgress(1))
+    );
     let end = l.end_block().expect("end");
     assert_eq!(end.app_hash, l.app_hash());
     assert_eq!(Some(&end.next_validator_set), l.validator_set(3));

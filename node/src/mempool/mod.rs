@@ -8,8 +8,19 @@
 //! order, and a proposer reaping in arrival order never leaves a gap.
 //! After each commit, [`Mempool::update`] removes the included transactions
 //! and re-checks the rest against the new state.
+//!
+//! Fees (DESIGN §8): blocks are filled by fee per byte, highest first, each
+//! sender's transactions still in nonce order (a heap over the senders'
+//! next transactions). When the pool is full, a newcomer that pays more per
+//! byte evicts the cheapest transaction that is last in its sender's queue
+//! (so no sender is left with a nonce gap); one that pays less is refused
+//! as `Full`, before its signature is checked.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+mod fee_rate;
+
+pub use fee_rate::FeeRate;
+
+use std::collections::{BTreeMap, BinaryHeap, HashMap, HashSet};
 
 use agora_proto::v1::Transaction;
 use agora_validator::block::tx_hash;
@@ -56,6 +67,8 @@ pub struct Admission {
     pub nonce: u64,
     /// The sender's next nonce in the committed state.
     pub account_nonce: u64,
+    /// The fee it offers.
+    pub fee: u128,
 }
 
 /// Checks a transaction against the current committed state.
@@ -85,8 +98,10 @@ pub enum MempoolError {
         /// The limit.
         max: usize,
     },
-    /// The mempool is at its count or byte limit.
-    #[error("mempool full ({txs} transactions, {bytes} bytes)")]
+    /// The mempool is at its count or byte limit and holds nothing cheaper per byte.
+    #[error(
+        "mempool full ({txs} transactions, {bytes} bytes) and nothing pending pays less per byte; raise the fee or retry later"
+    )]
     Full {
         /// Pending transactions.
         txs: usize,
@@ -124,6 +139,17 @@ struct Entry {
     size: usize,
     sender: Address,
     nonce: u64,
+    fee: u128,
+}
+
+impl Entry {
+    fn rate(&self, seq: u64) -> FeeRate {
+        FeeRate {
+            fee: self.fee,
+            size: self.size,
+            seq,
+        }
+    }
 }
 
 /// The pool of pending transactions.
@@ -135,6 +161,8 @@ pub struct Mempool {
     by_hash: HashMap<Hash, u64>,
     by_sender: HashMap<Address, BTreeMap<u64, u64>>,
     bytes: usize,
+    /// Hashes evicted for a better-paying transaction since the last `take_evicted`.
+    evicted: Vec<Hash>,
 }
 
 /// Bytes a transaction adds to an encoded block: the field key (1 byte), the
@@ -195,13 +223,89 @@ impl Mempool {
         if self.by_hash.contains_key(&hash) {
             return Err(MempoolError::Duplicate);
         }
-        if self.len() >= self.cfg.max_txs || self.bytes + size > self.cfg.max_bytes {
-            return Err(MempoolError::Full {
-                txs: self.len(),
-                bytes: self.bytes,
-            });
+        if !self.has_room(size) {
+            let rate = FeeRate::of_tx(tx, size, self.next_seq);
+            if self
+                .cheapest_tail(None)
+                .is_none_or(|(_, r)| r.cmp_rate(&rate).is_ge())
+            {
+                return Err(self.full());
+            }
         }
         Ok(hash)
+    }
+
+    fn has_room(&self, size: usize) -> bool {
+        self.len() < self.cfg.max_txs && self.bytes + size <= self.cfg.max_bytes
+    }
+
+    fn full(&self) -> MempoolError {
+        MempoolError::Full {
+            txs: self.len(),
+            bytes: self.bytes,
+        }
+    }
+
+    /// The cheapest transaction per byte that is last in its sender's queue
+    /// (evicting it leaves no gap), not counting `except`'s transactions.
+    fn cheapest_tail(&self, except: Option<Address>) -> Option<(u64, FeeRate)> {
+        self.by_sender
+            .iter()
+            .filter(|(s, _)| Some(**s) != except)
+            .filter_map(|(_, nonces)| nonces.last_key_value().map(|(_, seq)| *seq))
+            .filter_map(|seq| self.by_seq.get(&seq).map(|e| (seq, e.rate(seq))))
+            .min_by(|a, b| a.1.cmp(&b.1))
+    }
+
+    /// Evicts tail transactions cheaper per byte than `rate` until `size`
+    /// more bytes fit, or fails with `Full` having evicted nothing.
+    fn make_room(
+        &mut self,
+        size: usize,
+        rate: FeeRate,
+        sender: Address,
+    ) -> Result<(), MempoolError> {
+        let mut victims = Vec::new();
+        let (mut txs, mut bytes) = (self.len(), self.bytes);
+        let mut skip: HashSet<u64> = HashSet::new();
+        while txs >= self.cfg.max_txs || bytes + size > self.cfg.max_bytes {
+            // Candidates are re-derived after each pick: a sender's
+            // next-to-last transaction becomes its tail.
+            let pick = self
+                .by_sender
+                .iter()
+                .filter(|(s, _)| **s != sender)
+                .filter_map(|(_, nonces)| {
+                    nonces
+                        .values()
+                        .rev()
+                        .find(|seq| !skip.contains(seq))
+                        .copied()
+                })
+                .filter_map(|seq| self.by_seq.get(&seq).map(|e| (seq, e.rate(seq))))
+                .min_by(|a, b| a.1.cmp(&b.1));
+            match pick {
+                Some((seq, r)) if r.cmp_rate(&rate).is_lt() => {
+                    skip.insert(seq);
+                    let e = &self.by_seq[&seq];
+                    txs -= 1;
+                    bytes -= e.size;
+                    victims.push(seq);
+                }
+                _ => return Err(self.full()),
+            }
+        }
+        for seq in victims {
+            if let Some(e) = self.remove_seq(seq) {
+                self.evicted.push(e.hash);
+            }
+        }
+        Ok(())
+    }
+
+    /// Hashes of the transactions evicted by better-paying ones since the last call.
+    pub fn take_evicted(&mut self) -> Vec<Hash> {
+        std::mem::take(&mut self.evicted)
     }
 
     /// Admits a transaction; returns its hash. Cheap checks (size, duplicate,
@@ -232,6 +336,14 @@ impl Mempool {
                 expected,
             });
         }
+        if !self.has_room(size) {
+            let rate = FeeRate {
+                fee: adm.fee,
+                size,
+                seq: self.next_seq,
+            };
+            self.make_room(size, rate, adm.sender)?;
+        }
         let seq = self.next_seq;
         self.next_seq += 1;
         self.by_hash.insert(hash, seq);
@@ -248,6 +360,7 @@ impl Mempool {
                 size,
                 sender: adm.sender,
                 nonce: adm.nonce,
+                fee: adm.fee,
             },
         );
         Ok(hash)
@@ -266,28 +379,46 @@ impl Mempool {
         Some(e)
     }
 
-    /// Transactions for a block: in arrival order (which per sender is nonce
-    /// order), at most `max_txs`, with a total [`block_cost`] of at most
-    /// `max_bytes`. A transaction that does not fit is skipped together with
-    /// its sender's later ones, so the block never has a nonce gap.
+    /// Transactions for a block: highest fee per byte first (ties in
+    /// arrival order), each sender's in nonce order, at most `max_txs`, with
+    /// a total [`block_cost`] of at most `max_bytes`. A transaction that does
+    /// not fit is skipped together with its sender's later ones, so the
+    /// block never has a nonce gap.
     pub fn reap(&self, max_bytes: usize, max_txs: usize) -> Vec<Transaction> {
         let mut out = Vec::new();
         let mut used = 0usize;
-        let mut blocked: HashSet<Address> = HashSet::new();
-        for e in self.by_seq.values() {
+        // One heap entry per sender: the rate of its next transaction.
+        let mut heap: BinaryHeap<(FeeRate, Address)> = self
+            .by_sender
+            .iter()
+            .filter_map(|(s, nonces)| {
+                let seq = *nonces.values().next()?;
+                Some((self.by_seq.get(&seq)?.rate(seq), *s))
+            })
+            .collect();
+        while let Some((rate, sender)) = heap.pop() {
             if out.len() >= max_txs {
                 break;
             }
-            if blocked.contains(&e.sender) {
+            let Some(e) = self.by_seq.get(&rate.seq) else {
                 continue;
-            }
+            };
             let cost = block_cost(e.size);
             if used + cost > max_bytes {
-                blocked.insert(e.sender);
                 continue;
             }
             used += cost;
             out.push(e.tx.clone());
+            let next = self
+                .by_sender
+                .get(&sender)
+                .and_then(|n| n.range(e.nonce + 1..).next())
+                .map(|(_, seq)| *seq);
+            if let Some(seq) = next
+                && let Some(n) = self.by_seq.get(&seq)
+            {
+                heap.push((n.rate(seq), sender));
+            }
         }
         out
     }
@@ -416,11 +547,16 @@ mod tests {
                 sender: Address([who; 20]),
                 nonce: body.nonce,
                 account_nonce: self.nonces.borrow().get(&who).copied().unwrap_or(0),
+                fee: body.fee.parse().unwrap_or(0),
             })
         }
     }
 
     fn tx(who: u8, nonce: u64, pad: usize) -> Transaction {
+        fee_tx(who, nonce, pad, 1_000)
+    }
+
+    fn fee_tx(who: u8, nonce: u64, pad: usize, fee: u128) -> Transaction {
         Transaction {
             body: Some(TxBody {
                 chain_id: "t".into(),
@@ -429,10 +565,72 @@ mod tests {
                     to: vec![0; pad],
                     amount: "1".into(),
                 })),
+                fee: fee.to_string(),
             }),
             public_key: vec![who; 48],
             signature: vec![0; 96],
         }
+    }
+
+    fn fee_of(t: &Transaction) -> u128 {
+        t.body.as_ref().map_or(0, |b| b.fee.parse().unwrap_or(0))
+    }
+
+    #[test]
+    fn reap_orders_by_fee_per_byte_keeping_each_senders_nonce_order() {
+        let l = FakeLedger::new();
+        let mut m = Mempool::new(MempoolConfig::default());
+        m.add(fee_tx(1, 0, 20, 100), &l).unwrap();
+        m.add(fee_tx(1, 1, 20, 9_000), &l).unwrap();
+        m.add(fee_tx(2, 0, 20, 5_000), &l).unwrap();
+        // Same fee, much larger: a lower rate than sender 2's.
+        m.add(fee_tx(3, 0, 2_000, 5_000), &l).unwrap();
+        let order: Vec<(u8, u64)> = m
+            .reap(usize::MAX, 10)
+            .iter()
+            .map(|t| (t.public_key[0], t.body.as_ref().unwrap().nonce))
+            .collect();
+        // Sender 1's rich nonce 1 must wait for its cheap nonce 0.
+        assert_eq!(order, vec![(2, 0), (3, 0), (1, 0), (1, 1)]);
+        let fees: Vec<u128> = m.reap(usize::MAX, 2).iter().map(fee_of).collect();
+        assert_eq!(fees, vec![5_000, 5_000]);
+    }
+
+    #[test]
+    fn full_pool_evicts_the_cheapest_tail_for_a_better_fee_and_refuses_a_worse_one() {
+        let l = FakeLedger::new();
+        let mut m = Mempool::new(MempoolConfig {
+            max_txs: 3,
+            max_bytes: 1_000_000,
+            max_tx_bytes: 1_000,
+        });
+        let cheap_head = m.add(fee_tx(1, 0, 20, 10), &l).unwrap();
+        let cheap_tail = m.add(fee_tx(1, 1, 20, 50), &l).unwrap();
+        let mid = m.add(fee_tx(2, 0, 20, 2_000), &l).unwrap();
+        // Paying less per byte than every evictable tail: refused before any check.
+        let checks = *l.checks.borrow();
+        assert!(matches!(
+            m.precheck(&fee_tx(3, 0, 20, 20)),
+            Err(MempoolError::Full { .. })
+        ));
+        assert!(matches!(
+            m.add(fee_tx(3, 0, 20, 20), &l),
+            Err(MempoolError::Full { .. })
+        ));
+        assert_eq!(*l.checks.borrow(), checks, "refused before the checker");
+        // Paying more: evicts sender 1's tail (nonce 1), never its head,
+        // which would leave a gap.
+        m.add(fee_tx(3, 0, 20, 3_000), &l).unwrap();
+        assert!(m.contains(&cheap_head) && m.contains(&mid));
+        assert!(!m.contains(&cheap_tail));
+        assert_eq!(m.take_evicted(), vec![cheap_tail]);
+        assert!(m.take_evicted().is_empty());
+        assert_eq!(m.len(), 3);
+        // A sender never evicts its own queue to make room.
+        assert!(matches!(
+            m.add(fee_tx(3, 1, 20, 1), &l),
+            Err(MempoolError::Full { .. })
+        ));
     }
 
     #[test]
