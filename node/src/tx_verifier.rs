@@ -141,6 +141,7 @@ mod tests {
                     to: vec![9; 20],
                     amount: "1".into(),
                 })),
+                fee: "1000".into(),
             },
         )
     }

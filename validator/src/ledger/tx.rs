@@ -122,7 +122,7 @@ pub enum TxError {
     #[error("validator {0} has no tokens left backing its shares")]
     ValidatorInsolvent(Address),
     /// Only the validator's operator may do this.
-    #[error("only the operator {operator} of validator {validator} may unjail it")]
+    #[error("only the operator {operator} of validator {validator} may unjail or edit it")]
     NotOperator {
         /// Validator.
         validator: Address,

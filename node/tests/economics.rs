@@ -1,0 +1,422 @@
+//! Rewards, fees, redelegation and downtime against a real `agora` process
+//! (DESIGN §8): validator B is registered in genesis but never runs, so it
+//! misses every certificate and must be jailed for downtime and slashed
+//! exactly 0.01%, not tombstoned; Bob earns rewards on a delegation to A,
+//! sees them grow and withdraws them; the supply identity holds over gRPC;
+//! and every new request is validated with the usual status codes.
+
+mod support;
+
+use agora_node::client::query::{self, QueryKind};
+use agora_node::client::tx::{DEFAULT_FEE, TxAction, submit, submit_with_fee};
+use agora_proto::v1 as pb;
+use agora_proto::v1::query_client::QueryClient;
+use agora_proto::v1::staking_client::StakingClient;
+use agora_validator::signing::sign_transaction;
+use agora_validator::{Address, ChainId};
+use std::time::{Duration, Instant};
+use support::*;
+use tonic::Code;
+use tonic::transport::Channel;
+
+const WINDOW: u64 = 10;
+const JAIL: u64 = 20;
+/// B's genesis self-bond (see `support::setup_with`).
+const B_BOND: u128 = 1_000_000;
+
+fn amount(s: &str) -> u128 {
+    s.parse().expect("decimal amount")
+}
+
+async fn validator(q: &mut QueryClient<Channel>, a: &Address) -> pb::ValidatorRecord {
+    q.get_validator(pb::GetValidatorRequest {
+        address: a.0.to_vec(),
+    })
+    .await
+    .expect("validator")
+    .into_inner()
+    .validator
+    .expect("record")
+}
+
+async fn downtime_slashes(q: &mut QueryClient<Channel>, a: &Address) -> Vec<pb::SlashingEvent> {
+    q.list_slashing_events(pb::ListSlashingEventsRequest {
+        validator: a.0.to_vec(),
+        page: None,
+    })
+    .await
+    .expect("slashes")
+    .into_inner()
+    .events
+    .into_iter()
+    .filter(|e| e.reason == pb::SlashReason::Downtime as i32)
+    .collect()
+}
+
+async fn rewards(q: &mut QueryClient<Channel>, d: &Address, v: &Address) -> (u128, u64) {
+    let r = q
+        .get_rewards(pb::GetRewardsRequest {
+            delegator: d.0.to_vec(),
+            validator: v.0.to_vec(),
+        })
+        .await
+        .expect("rewards")
+        .into_inner();
+    (amount(&r.rewards), r.height)
+}
+
+async fn balance(q: &mut QueryClient<Channel>, a: &Address) -> u128 {
+    let r = q
+        .get_account(pb::GetAccountRequest {
+            address: a.0.to_vec(),
+        })
+        .await
+        .expect("account")
+        .into_inner();
+    amount(&r.balance)
+}
+
+/// Polls `check` until it returns `Some`, failing with the node's log after 60 s.
+async fn eventually<T, F, Fut>(node: &Node, what: &str, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        if let Some(v) = check().await {
+            return v;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{what} never happened\n{}",
+            node.log_tail()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn absent_validator_is_jailed_for_downtime_and_delegators_earn_and_withdraw_rewards() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (node, a, b, bob) = setup_with(dir.path(), |g| {
+        g["params"]["signed_blocks_window"] = serde_json::json!(WINDOW);
+        g["params"]["downtime_jail_heights"] = serde_json::json!(JAIL);
+    });
+    let (mut q, ch) = client(&node).await;
+    let a_addr = Address::of(&a.public_key());
+    let b_addr = Address::of(&b.public_key());
+    let bob_addr = Address::of(&bob.public_key());
+
+    // Downtime: B signs nothing; with a window of 10 and 50% required it is
+    // jailed once it missed 6, and loses exactly floor(tokens · 1 / 10_000).
+    let ev = eventually(&node, "B's downtime jail", || {
+        let mut q = q.clone();
+        async move { downtime_slashes(&mut q, &b_addr).await.into_iter().next() }
+    })
+    .await;
+    assert!(!ev.tombstoned, "downtime never tombstones: {ev:?}");
+    assert_eq!(amount(&ev.amount), B_BOND / 10_000, "{ev:?}");
+    assert_eq!(ev.fraction_bps, 1);
+    assert!(ev.evidence_hash.is_empty());
+    assert!(
+        (WINDOW / 2 + 1..=WINDOW / 2 + 3).contains(&ev.slash_height),
+        "jailed at {} after missing from every certificate since height 1",
+        ev.slash_height
+    );
+    let rec = validator(&mut q, &b_addr).await;
+    assert!(rec.jailed && !rec.tombstoned, "{rec:?}");
+    assert_eq!(rec.jail_reason, pb::JailReason::Downtime as i32);
+    assert_eq!(rec.jailed_until, ev.slash_height + JAIL);
+    assert_eq!(amount(&rec.tokens), B_BOND - B_BOND / 10_000);
+    // It leaves the set two heights after the jail.
+    wait_height(&mut q, &node, ev.slash_height + 2).await;
+    let set = set_at(&mut q, ev.slash_height + 2).await;
+    assert_eq!(
+        power_of(&set, &b_addr),
+        0,
+        "a jailed validator is not in the set"
+    );
+    // A signs every certificate: nothing missed.
+    assert_eq!(validator(&mut q, &a_addr).await.missed_blocks, 0);
+
+    // Rewards: Bob delegates to A and watches his rewards grow.
+    let r = submit(
+        ch.clone(),
+        &bob,
+        &TxAction::Bond {
+            validator: a_addr,
+            amount: 50_000_000_000,
+        },
+        true,
+    )
+    .await
+    .expect("bond");
+    assert_eq!(r.status, pb::TxStatus::Committed as i32, "{}", r.log);
+    let first = eventually(&node, "rewards to accrue", || {
+        let mut q = q.clone();
+        async move { Some(rewards(&mut q, &bob_addr, &a_addr).await).filter(|r| r.0 > 0) }
+    })
+    .await;
+    let later = eventually(&node, "rewards to grow", || {
+        let mut q = q.clone();
+        async move { Some(rewards(&mut q, &bob_addr, &a_addr).await).filter(|r| r.1 > first.1) }
+    })
+    .await;
+    assert!(
+        later.0 > first.0,
+        "rewards grow each block: {first:?} then {later:?}"
+    );
+    let seen = later.0;
+    let before = balance(&mut q, &bob_addr).await;
+    let r = submit(
+        ch.clone(),
+        &bob,
+        &TxAction::WithdrawRewards { validator: a_addr },
+        true,
+    )
+    .await
+    .expect("withdraw");
+    assert_eq!(r.status, pb::TxStatus::Committed as i32, "{}", r.log);
+    let after = balance(&mut q, &bob_addr).await;
+    // Paid at least what was seen before (more blocks accrued since), minus the fee.
+    assert!(
+        after + DEFAULT_FEE >= before + seen,
+        "withdrew {} but had seen {seen} pending",
+        (after + DEFAULT_FEE).saturating_sub(before)
+    );
+    let (left, _) = rewards(&mut q, &bob_addr, &a_addr).await;
+    assert!(
+        left < seen,
+        "withdrawing resets the pending rewards ({left} ≥ {seen})"
+    );
+
+    // The supply identity over gRPC, as the CLI's `agora query supply` reads it.
+    let s = query::run(ch.clone(), &QueryKind::Supply)
+        .await
+        .expect("supply");
+    let f = |k: &str| amount(s[k].as_str().expect("string"));
+    assert!(f("minted") > 0, "{s}");
+    assert!(f("burned") >= B_BOND / 10_000, "{s}");
+    assert_eq!(
+        f("genesis_supply") + f("minted"),
+        f("balances") + f("bonded") + f("unbonding") + f("unclaimed_rewards") + f("burned"),
+        "{s}"
+    );
+
+    // Redelegation: moves Bob's stake from A to B at once and is listed.
+    let shares = 1_000_000_000;
+    let r = submit(
+        ch.clone(),
+        &bob,
+        &TxAction::Redelegate {
+            src: a_addr,
+            dst: b_addr,
+            shares,
+        },
+        true,
+    )
+    .await
+    .expect("redelegate");
+    assert_eq!(r.status, pb::TxStatus::Committed as i32, "{}", r.log);
+    let listed = query::run(ch.clone(), &QueryKind::Redelegations(bob_addr))
+        .await
+        .expect("redelegations");
+    let listed = listed.as_array().expect("array");
+    assert_eq!(listed.len(), 1, "{listed:?}");
+    assert_eq!(listed[0]["src_validator"], a_addr.to_string());
+    assert_eq!(listed[0]["completion_height"], r.height + UNBONDING_DEFAULT);
+    // A second hop out of B is refused while the first is pending.
+    let e = submit(
+        ch.clone(),
+        &bob,
+        &TxAction::Redelegate {
+            src: b_addr,
+            dst: a_addr,
+            shares: 1,
+        },
+        true,
+    )
+    .await
+    .expect_err("transitive redelegation");
+    assert!(e.to_string().contains("still completing"), "{e}");
+
+    // Unjail after the jail ends: B's operator (B's own key) releases it,
+    // paying the fee from tokens Bob sends it (its genesis funds are all bonded).
+    let r = submit(
+        ch.clone(),
+        &bob,
+        &TxAction::Transfer {
+            to: b_addr,
+            amount: 10 * DEFAULT_FEE + 2 * B_BOND / 10_000,
+        },
+        true,
+    )
+    .await
+    .expect("fund B");
+    assert_eq!(r.status, pb::TxStatus::Committed as i32, "{}", r.log);
+    // The slash took B's self-bond below min_self_bond: the operator must
+    // top it up before Unjail is accepted.
+    let r = submit(
+        ch.clone(),
+        &b,
+        &TxAction::Bond {
+            validator: b_addr,
+            amount: 2 * B_BOND / 10_000,
+        },
+        true,
+    )
+    .await
+    .expect("top up");
+    assert_eq!(r.status, pb::TxStatus::Committed as i32, "{}", r.log);
+    wait_height(&mut q, &node, rec.jailed_until).await;
+    let r = submit(
+        ch.clone(),
+        &b,
+        &TxAction::Unjail { validator: b_addr },
+        true,
+    )
+    .await
+    .expect("unjail");
+    assert_eq!(r.status, pb::TxStatus::Committed as i32, "{}", r.log);
+    // Still absent, so it is counted again from an empty window and jailed again.
+    eventually(&node, "a second downtime jail after unjail", || {
+        let mut q = q.clone();
+        async move { (downtime_slashes(&mut q, &b_addr).await.len() >= 2).then_some(()) }
+    })
+    .await;
+}
+
+/// The unbonding period of `support::setup` chains.
+const UNBONDING_DEFAULT: u64 = UNBONDING;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn new_requests_get_the_right_status_codes() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (node, a, b, bob) = setup(dir.path());
+    let (mut q, ch) = client(&node).await;
+    wait_height(&mut q, &node, 1).await;
+    let a_addr = Address::of(&a.public_key());
+    let b_addr = Address::of(&b.public_key());
+    let bob_addr = Address::of(&bob.public_key());
+    let chain = ChainId::new(CHAIN).expect("chain");
+    let mut staking = StakingClient::new(ch.clone());
+
+    // Queries: short addresses are INVALID_ARGUMENT, a missing delegation NOT_FOUND.
+    let e = q
+        .get_rewards(pb::GetRewardsRequest {
+            delegator: vec![1; 3],
+            validator: a_addr.0.to_vec(),
+        })
+        .await
+        .expect_err("short");
+    assert_eq!(e.code(), Code::InvalidArgument, "{e:?}");
+    let e = q
+        .get_rewards(pb::GetRewardsRequest {
+            delegator: bob_addr.0.to_vec(),
+            validator: a_addr.0.to_vec(),
+        })
+        .await
+        .expect_err("no delegation");
+    assert_eq!(e.code(), Code::NotFound, "{e:?}");
+    let e = q
+        .list_redelegations(pb::ListRedelegationsRequest {
+            delegator: vec![],
+            page: None,
+        })
+        .await
+        .expect_err("empty");
+    assert_eq!(e.code(), Code::InvalidArgument, "{e:?}");
+
+    // A fee below the minimum is refused at admission, naming the minimum.
+    let e = submit_with_fee(
+        ch.clone(),
+        &bob,
+        &TxAction::Transfer {
+            to: a_addr,
+            amount: 1,
+        },
+        DEFAULT_FEE - 1,
+        true,
+    )
+    .await
+    .expect_err("fee too low");
+    let msg = e.to_string();
+    assert!(msg.contains(&format!("minimum fee {DEFAULT_FEE}")), "{msg}");
+
+    // A Transfer sent to the Redelegate method is INVALID_ARGUMENT.
+    let transfer = sign_transaction(
+        &chain,
+        &bob,
+        pb::TxBody {
+            chain_id: CHAIN.into(),
+            fee: DEFAULT_FEE.to_string(),
+            nonce: 0,
+            kind: Some(pb::tx_body::Kind::Transfer(pb::Transfer {
+                to: a_addr.0.to_vec(),
+                amount: "1".into(),
+            })),
+        },
+    );
+    let e = staking
+        .redelegate(pb::SubmitTxRequest {
+            tx: Some(transfer),
+            wait_for_commit: false,
+            timeout_ms: 0,
+        })
+        .await
+        .expect_err("wrong method");
+    assert_eq!(e.code(), Code::InvalidArgument, "{e:?}");
+
+    // State rules are FAILED_PRECONDITION with a message that says why.
+    let cases = [
+        (
+            TxAction::Redelegate {
+                src: a_addr,
+                dst: a_addr,
+                shares: 1,
+            },
+            "same",
+        ),
+        (
+            TxAction::Redelegate {
+                src: a_addr,
+                dst: b_addr,
+                shares: 1,
+            },
+            "no delegation",
+        ),
+        (
+            TxAction::WithdrawRewards { validator: a_addr },
+            "no delegation",
+        ),
+        (
+            TxAction::EditValidator {
+                validator: a_addr,
+                rate_bps: 1_000,
+            },
+            "only the operator",
+        ),
+    ];
+    for (action, want) in cases {
+        let e = submit(ch.clone(), &bob, &action, true)
+            .await
+            .expect_err("refused");
+        let msg = e.to_string();
+        assert!(msg.starts_with("rejected: "), "{action:?}: {msg}");
+        assert!(msg.contains(want), "{action:?}: {msg}");
+    }
+    // The operator may not change the commission before an epoch has passed.
+    let e = submit(
+        ch.clone(),
+        &a,
+        &TxAction::EditValidator {
+            validator: a_addr,
+            rate_bps: 1_050,
+        },
+        true,
+    )
+    .await
+    .expect_err("too soon");
+    assert!(e.to_string().contains("next change is allowed"), "{e}");
+}
