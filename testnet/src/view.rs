@@ -48,6 +48,10 @@ pub struct Snapshot {
     pub slashes: Vec<pb::SlashingEvent>,
     /// The most recent committed evidence, newest first.
     pub evidence: Vec<EvidenceRow>,
+    /// Staking records (commission, missed blocks, jail, rewards) by address hex.
+    pub records: HashMap<String, pb::ValidatorRecord>,
+    /// Where the tokens are (minted, unclaimed rewards, burnt).
+    pub supply: Option<pb::GetSupplyResponse>,
 }
 
 /// gRPC clients to every node, connected lazily and reconnecting on their own.
@@ -140,6 +144,20 @@ impl Poller {
                             .collect()
                     })
                     .unwrap_or_default();
+            }
+            if let Ok(r) = c
+                .list_validators(pb::ListValidatorsRequest { page: None })
+                .await
+            {
+                snap.records = r
+                    .into_inner()
+                    .validators
+                    .into_iter()
+                    .map(|v| (hex::encode(&v.address), v))
+                    .collect();
+            }
+            if let Ok(r) = c.get_supply(pb::GetSupplyRequest {}).await {
+                snap.supply = Some(r.into_inner());
             }
             if let Ok(events) = all_slashes(&mut c, &[]).await {
                 snap.evidence = self
@@ -259,17 +277,42 @@ pub fn render(
                     )
                 })
                 .unwrap_or(("-", ""));
-            let _ = writeln!(out, "  {a}  {:<7} power {p}{}", name.0, name.1);
+            let econ = snap.records.get(a).map(economics).unwrap_or_default();
+            let _ = writeln!(out, "  {a}  {:<7} power {p}{econ}{}", name.0, name.1);
         }
+    }
+    let mut jailed: Vec<_> = snap.records.values().filter(|v| v.jailed).collect();
+    jailed.sort_by(|x, y| x.address.cmp(&y.address));
+    for v in jailed {
+        let a = hex::encode(&v.address);
+        let why = agora_node::client::query::jail_reason_name(v.jail_reason);
+        let until = if v.tombstoned {
+            "for good".to_string()
+        } else {
+            format!("until {}", v.jailed_until)
+        };
+        let _ = writeln!(out, "  {a}  {:<7} jailed ({why}) {until}", moniker(m, &a));
+    }
+    if let Some(s) = &snap.supply {
+        let _ = writeln!(
+            out,
+            "rewards: minted {} since genesis, {} unclaimed by delegators; burnt by slashing {}",
+            s.minted, s.unclaimed_rewards, s.burned
+        );
     }
     if snap.slashes.is_empty() {
         let _ = writeln!(out, "slashes: none");
     } else {
         let _ = writeln!(out, "slashes:");
         for s in &snap.slashes {
+            let what = if s.reason == pb::SlashReason::Downtime as i32 {
+                "was down until"
+            } else {
+                "double-signed at"
+            };
             let _ = writeln!(
                 out,
-                "  {} double-signed at {}, slashed at {}: {} tokens ({} bps){}",
+                "  {} {what} {}, slashed at {}: {} tokens ({} bps){}",
                 hex::encode(&s.validator),
                 s.infraction_height,
                 s.slash_height,
@@ -284,6 +327,19 @@ pub fn render(
         let _ = writeln!(out, "note: {note}");
     }
     out
+}
+
+/// Commission, missed precommits in the window and unclaimed delegator
+/// rewards of one validator, for its line in the set.
+fn economics(v: &pb::ValidatorRecord) -> String {
+    format!(
+        "  commission {}.{:02}%  missed {}/{}  unclaimed rewards {}",
+        v.commission_rate_bps / 100,
+        v.commission_rate_bps % 100,
+        v.missed_blocks,
+        v.window_counted,
+        v.outstanding_rewards
+    )
 }
 
 /// The moniker of a validator address, or `-`.
@@ -374,7 +430,50 @@ mod tests {
             set_height: 41,
             slashes: Vec::new(),
             evidence: Vec::new(),
+            records: HashMap::new(),
+            supply: None,
         }
+    }
+
+    #[test]
+    fn set_lines_show_commission_missed_blocks_and_rewards() {
+        let mut snap = snapshot();
+        let a = "0".repeat(40);
+        snap.records.insert(
+            a.clone(),
+            pb::ValidatorRecord {
+                address: vec![0; 20],
+                commission_rate_bps: 1_050,
+                missed_blocks: 3,
+                window_counted: 100,
+                outstanding_rewards: "4567".into(),
+                ..Default::default()
+            },
+        );
+        snap.supply = Some(pb::GetSupplyResponse {
+            minted: "99".into(),
+            unclaimed_rewards: "4567".into(),
+            burned: "5".into(),
+            ..Default::default()
+        });
+        let text = render(
+            &manifest(),
+            &snap,
+            &IntervalTracker::default(),
+            &[None, None],
+        );
+        let line = text
+            .lines()
+            .find(|l| l.contains(&a))
+            .expect("the validator's line");
+        assert!(
+            line.contains("commission 10.50%  missed 3/100  unclaimed rewards 4567"),
+            "{line}"
+        );
+        assert!(
+            text.contains("rewards: minted 99 since genesis, 4567 unclaimed"),
+            "{text}"
+        );
     }
 
     fn pane(text: &str) -> Vec<&str> {

@@ -658,8 +658,9 @@ mod tests {
         );
         m.add(tx(2, 5, 20), &l).unwrap();
         m.add(tx(1, 1, 20), &l).unwrap();
+        // Full, and the newcomer pays less per byte than anything pending.
         assert!(matches!(
-            m.add(tx(3, 0, 20), &l),
+            m.add(fee_tx(3, 0, 20, 1), &l),
             Err(MempoolError::Full { .. })
         ));
         assert!(matches!(
@@ -687,7 +688,7 @@ mod tests {
         m.add(tx(1, 1, 100), &l).unwrap();
         let before = *l.checks.borrow();
         assert!(matches!(
-            m.add(tx(2, 0, 100), &l),
+            m.add(fee_tx(2, 0, 100, 1), &l),
             Err(MempoolError::Full { .. })
         ));
         assert_eq!(m.add(tx(1, 0, 100), &l), Err(MempoolError::Duplicate));
