@@ -7,11 +7,19 @@
 //! certificate. Validator sets are fetched only when a header commits to a
 //! set different from the current one, and are trusted only because their
 //! hash matches what a certified header committed to.
+//!
+//! With [`audit_with_replay`] the auditor also executes every verified block
+//! on its own ledger built from the genesis file and checks that the state
+//! after block h−1 hashes to the app hash header h commits to: balances,
+//! stake, slashes and rewards are then established from the blocks alone,
+//! and the rewards each validator was paid are reported.
 
 use agora_proto::v1 as pb;
 use agora_proto::v1::query_client::QueryClient;
 use agora_validator::chain_verifier::{ChainError, ChainVerifier, verify_body};
-use agora_validator::{ChainId, CommitCertificate, Hash, ValidatorSet};
+use agora_validator::ledger::{BlockInfo, Ledger};
+use agora_validator::{Address, ChainId, CommitCertificate, Hash, ValidatorSet};
+use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 use tonic::transport::Channel;
 
@@ -58,6 +66,11 @@ pub struct AuditReport {
     pub evidence: Vec<EvidenceSeen>,
     /// Slashing events the node reports.
     pub slashes: Vec<pb::SlashingEvent>,
+    /// Whether the blocks were executed and every app hash checked.
+    pub replayed: bool,
+    /// Block rewards and fees credited to each validator in the reported
+    /// range (commission included), established by the replay.
+    pub rewards: BTreeMap<Address, u128>,
 }
 
 /// Why the audit failed.
@@ -87,6 +100,27 @@ pub enum AuditError {
     /// The requested range is empty or past the node's head.
     #[error("nothing to audit: {0}")]
     Range(String),
+    /// Executing the certified blocks from genesis gives another state than
+    /// the one the chain's headers commit to.
+    #[error(
+        "height {height}: the state after executing blocks 1..{height} from genesis hashes to {computed}, but header {height} commits to {committed}"
+    )]
+    StateMismatch {
+        /// Header whose app hash disagrees.
+        height: u64,
+        /// What replaying computed.
+        computed: String,
+        /// What the header says.
+        committed: String,
+    },
+    /// A certified block could not be executed in order (never for a valid chain).
+    #[error("height {height}: replaying the block failed: {reason}")]
+    Replay {
+        /// Height.
+        height: u64,
+        /// Why.
+        reason: String,
+    },
 }
 
 fn rpc(height: u64) -> impl FnOnce(tonic::Status) -> AuditError {
@@ -96,8 +130,72 @@ fn rpc(height: u64) -> impl FnOnce(tonic::Status) -> AuditError {
     }
 }
 
-/// Runs the audit against a connected node.
+/// Runs the audit against a connected node (certificates and headers only).
 pub async fn audit(channel: Channel, cfg: AuditConfig) -> Result<AuditReport, AuditError> {
+    run(channel, cfg, None).await
+}
+
+/// Runs the audit and also replays every block on `genesis_ledger` (the
+/// ledger built from the genesis file), checking each header's app hash.
+pub async fn audit_with_replay(
+    channel: Channel,
+    cfg: AuditConfig,
+    genesis_ledger: Ledger,
+) -> Result<AuditReport, AuditError> {
+    run(channel, cfg, Some(genesis_ledger)).await
+}
+
+/// Checks that `ledger` (after block h−1) hashes to header h's app hash,
+/// executes block h, and adds the rewards it paid to `rewards` when `count`.
+fn replay_block(
+    ledger: &mut Ledger,
+    block: &pb::Block,
+    h: u64,
+    count: bool,
+    rewards: &mut BTreeMap<Address, u128>,
+) -> Result<(), AuditError> {
+    let header = block.header.as_ref().ok_or(AuditError::Malformed {
+        height: h,
+        what: "block",
+        detail: "missing header".into(),
+    })?;
+    let computed = ledger.app_hash();
+    if computed.as_slice() != header.app_hash.as_slice() {
+        return Err(AuditError::StateMismatch {
+            height: h,
+            computed: hex::encode(computed),
+            committed: hex::encode(&header.app_hash),
+        });
+    }
+    let randomness: Vec<u64> = (0..block.txs.len())
+        .map(|_| rand::random::<u64>() | 1)
+        .collect();
+    let result = ledger
+        .apply_block(
+            h,
+            &BlockInfo::of_block(block),
+            &block.txs,
+            &block.evidence,
+            &randomness,
+        )
+        .map_err(|e| AuditError::Replay {
+            height: h,
+            reason: e.to_string(),
+        })?;
+    if count {
+        for (v, amount) in result.end.rewards {
+            let total = rewards.entry(v).or_default();
+            *total = total.saturating_add(amount);
+        }
+    }
+    Ok(())
+}
+
+async fn run(
+    channel: Channel,
+    cfg: AuditConfig,
+    mut replay: Option<Ledger>,
+) -> Result<AuditReport, AuditError> {
     let mut client = QueryClient::new(channel).max_decoding_message_size(32 * 1024 * 1024);
     let status = client
         .get_status(pb::GetStatusRequest {})
@@ -133,6 +231,8 @@ pub async fn audit(channel: Channel, cfg: AuditConfig) -> Result<AuditReport, Au
         set_changes: 0,
         evidence: Vec::new(),
         slashes: Vec::new(),
+        replayed: replay.is_some(),
+        rewards: BTreeMap::new(),
     };
     for h in 1..=to {
         let block = client
@@ -197,6 +297,9 @@ pub async fn audit(channel: Channel, cfg: AuditConfig) -> Result<AuditReport, Au
             })?
         };
         verifier.verify_next(&header, &cert, &next_set)?;
+        if let Some(ledger) = replay.as_mut() {
+            replay_block(ledger, &block, h, h >= from, &mut report.rewards)?;
+        }
         report.verified_total += 1;
         if h >= from {
             report.verified += 1;

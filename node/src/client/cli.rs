@@ -378,7 +378,7 @@ pub async fn run_audit(a: AuditArgs) -> Result<ExitCode> {
         from: a.from,
         to: a.to,
     };
-    match audit::audit(channel(&a.node).await?, cfg).await {
+    match audit::audit_with_replay(channel(&a.node).await?, cfg, ledger).await {
         Ok(r) => {
             let secs = r.elapsed.as_secs_f64().max(1e-9);
             let rate = r.verified_total as f64 / secs;
@@ -393,31 +393,12 @@ pub async fn run_audit(a: AuditArgs) -> Result<ExitCode> {
                 "validator_set_changes": r.set_changes,
                 "evidence_included": r.evidence.len(),
                 "slashes": r.slashes.iter().map(query::slash_json).collect::<Vec<_>>(),
+                "state_replayed": r.replayed,
+                "rewards_paid": r.rewards.iter().map(|(v, amount)| (v.to_string(), serde_json::json!(amount.to_string()))).collect::<serde_json::Map<_, _>>(),
             });
             match a.output {
                 Output::Json => println!("{v}"),
-                Output::Text => {
-                    println!(
-                        "OK: verified {} certificates (heights {}..={}; {} from genesis) in {secs:.2}s ({rate:.0}/s); {} validator-set changes; {} evidence included",
-                        r.verified,
-                        r.from,
-                        r.to,
-                        r.verified_total,
-                        r.set_changes,
-                        r.evidence.len()
-                    );
-                    for s in &r.slashes {
-                        println!(
-                            "slash: validator {} for double signing at height {} (slashed at {}): {} tokens, {} bps{}",
-                            hex::encode(&s.validator),
-                            s.infraction_height,
-                            s.slash_height,
-                            s.amount,
-                            s.fraction_bps,
-                            if s.tombstoned { ", tombstoned" } else { "" }
-                        );
-                    }
-                }
+                Output::Text => print_audit_text(&r, secs, rate),
             }
             Ok(ExitCode::SUCCESS)
         }
@@ -431,5 +412,39 @@ pub async fn run_audit(a: AuditArgs) -> Result<ExitCode> {
             }
             Ok(ExitCode::FAILURE)
         }
+    }
+}
+
+/// The text form of a successful audit.
+fn print_audit_text(r: &audit::AuditReport, secs: f64, rate: f64) {
+    println!(
+        "OK: verified {} certificates (heights {}..={}; {} from genesis) in {secs:.2}s ({rate:.0}/s); {} validator-set changes; {} evidence included",
+        r.verified,
+        r.from,
+        r.to,
+        r.verified_total,
+        r.set_changes,
+        r.evidence.len()
+    );
+    if r.replayed {
+        println!("state: every block re-executed from genesis; each header's app hash matches");
+    }
+    for (v, amount) in &r.rewards {
+        println!("rewards paid to validator {v}: {amount}");
+    }
+    for s in &r.slashes {
+        let why = match query::slash_reason_name(s.reason) {
+            "downtime" => "downtime",
+            _ => "double signing",
+        };
+        println!(
+            "slash: validator {} for {why} at height {} (slashed at {}): {} tokens, {} bps{}",
+            hex::encode(&s.validator),
+            s.infraction_height,
+            s.slash_height,
+            s.amount,
+            s.fraction_bps,
+            if s.tombstoned { ", tombstoned" } else { "" }
+        );
     }
 }

@@ -247,6 +247,9 @@ pub struct EndBlock {
     pub downtime: Vec<SlashEvent>,
     /// Fees paid by the block's transactions.
     pub fees: u128,
+    /// What each validator was credited from the block's pool (commission
+    /// included), proposer bonus last.
+    pub rewards: Vec<(Address, u128)>,
     /// Unbonding entries paid out at this height.
     pub matured: Vec<UnbondingEntry>,
     /// The validator set in effect at `height + 2`.
@@ -618,7 +621,7 @@ impl Ledger {
         let reward = self.state.params.block_reward;
         // block_reward ≤ 2^60, so the minted total cannot overflow in 2^64 blocks.
         self.state.minted_total = self.state.minted_total.saturating_add(reward);
-        rewards::distribute(
+        let rewards = rewards::distribute(
             &mut self.state,
             reward.saturating_add(block.fees),
             block.proposer,
@@ -647,6 +650,7 @@ impl Ledger {
             height,
             downtime: block.downtime,
             fees: block.fees,
+            rewards,
             matured,
             next_validator_set: next,
             app_hash: self.app_hash(),
@@ -886,3 +890,5 @@ impl Ledger {
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_economics;

@@ -97,21 +97,24 @@ fn credit(state: &mut State, validator: Address, amount: u128) -> u128 {
 /// pro-rata part. `signers` are the validators in the block's certificate
 /// with their power in the certified set. Rounding remainders, and the
 /// whole pool when nobody can receive it, go to the community pool.
+/// Returns what each validator was credited (commission included), in the
+/// order credited.
 pub fn distribute(
     state: &mut State,
     pool: u128,
     proposer: Option<Address>,
     signers: &[(Address, Power)],
-) {
+) -> Vec<(Address, u128)> {
+    let mut paid = Vec::with_capacity(signers.len() + 1);
     if pool == 0 {
-        return;
+        return paid;
     }
     let signed_power: u128 = signers.iter().map(|(_, p)| u128::from(*p)).sum();
     let proposer = proposer.filter(|p| state.validators.contains_key(p));
     let (bonus, rest) = match (proposer, signed_power) {
         (None, 0) => {
             state.community_pool = state.community_pool.saturating_add(pool);
-            return;
+            return paid;
         }
         // No certificate (block 1): the proposer takes the whole pool.
         (Some(_), 0) => (pool, 0),
@@ -126,10 +129,15 @@ pub fn distribute(
         // power ≤ signed_power, so the share ≤ rest and always fits.
         let share = mul_div_floor(rest, u128::from(*power), signed_power).unwrap_or(0);
         leftover -= share;
-        leftover += credit(state, *addr, share);
+        let unassigned = credit(state, *addr, share);
+        leftover += unassigned;
+        paid.push((*addr, share - unassigned));
     }
     if let Some(p) = proposer {
-        leftover += credit(state, p, bonus);
+        let unassigned = credit(state, p, bonus);
+        leftover += unassigned;
+        paid.push((p, bonus - unassigned));
     }
     state.community_pool = state.community_pool.saturating_add(leftover);
+    paid
 }
