@@ -194,6 +194,44 @@ async fn absent_validator_is_jailed_for_downtime_and_delegators_earn_and_withdra
         "withdrawing resets the pending rewards ({left} ≥ {seen})"
     );
 
+    // The same through the `agora` binary: query rewards, then withdraw them.
+    let home = agora_node::home::Home::new(&node.home);
+    agora_node::keys::save(&home.account_key("bob"), &bob).expect("save bob's key");
+    let cli = |args: &[&str]| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_agora"))
+            .args(args)
+            .args(["--node", &node.grpc, "-o", "json"])
+            .output()
+            .expect("agora");
+        let text = String::from_utf8_lossy(&out.stdout).to_string();
+        assert!(
+            out.status.success(),
+            "{args:?}: {text}{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_str::<serde_json::Value>(&text).expect("json")
+    };
+    let (bob_s, a_s) = (bob_addr.to_string(), a_addr.to_string());
+    let shown = cli(&["query", "rewards", &bob_s, &a_s]);
+    assert!(
+        amount(shown["rewards"].as_str().expect("rewards")) > 0,
+        "{shown}"
+    );
+    let home_s = node.home.to_str().expect("utf-8");
+    let done = cli(&[
+        "tx",
+        "withdraw-rewards",
+        &a_s,
+        "--from",
+        "bob",
+        "--home",
+        home_s,
+    ]);
+    assert_eq!(done["status"], "committed", "{done}");
+    let v = cli(&["query", "validator", &a_s]);
+    assert_eq!(v["commission_rate_bps"], 1_000, "{v}");
+    assert_eq!(v["missed_blocks"], 0, "{v}");
+
     // The supply identity over gRPC, as the CLI's `agora query supply` reads it.
     let s = query::run(ch.clone(), &QueryKind::Supply)
         .await
