@@ -1,13 +1,17 @@
 //! `agora-testnet demo`: a scripted walk through Agora for a newcomer.
 //!
-//! Seven steps, each printed as `[n/7] what … ok: values` or
-//! `[n/7] what … FAILED: why`: start four validators; bond from a delegator
+//! Ten steps, each printed as `[n/10] what … ok: values` or
+//! `[n/10] what … FAILED: why`: start four validators; bond from a delegator
 //! through gRPC and watch the validator's power rise two heights later;
-//! unbond part of it and watch the payout; make the last validator
-//! double-sign (stop it, set `testing.double_sign`, restart it) until its
-//! evidence is committed; check the slash to the token (delegators
-//! included), the tombstone and the validator leaving the set; check the
-//! chain keeps committing without it; audit the chain from genesis.
+//! unbond part of it and watch the payout; watch its rewards grow and
+//! withdraw them; stop node2 until it is jailed and slashed for downtime,
+//! restart it and unjail it; make the last validator double-sign (stop it,
+//! set `testing.double_sign`, restart it) while a delegator redelegates away
+//! from it, until its evidence is committed; check the slash to the token
+//! (delegators included), the tombstone and the validator leaving the set;
+//! check the redelegated stake was slashed at its destination; check the
+//! chain keeps committing without it; audit the chain from genesis. The
+//! economics steps live in [`economics`].
 //!
 //! Every wait polls a condition against a deadline. Every process started
 //! here is stopped at the end, on failure, and on Ctrl-C or SIGTERM.
@@ -44,7 +48,7 @@ const VALIDATORS: usize = 4;
 const CHAIN_ID: &str = "agora-demo";
 /// Short, so that the unbonding payout is seen within the demo.
 const UNBONDING_PERIOD: u64 = 10;
-const STEPS: usize = 7;
+const STEPS: usize = 10;
 /// Tokens delegator0 bonds to node0 (50 units of power).
 const BOND: u128 = 50_000_000;
 /// Tokens delegator1 bonds to node3 before it double-signs (20 units of
@@ -69,6 +73,9 @@ macro_rules! detail {
         println!("      {}", format!($($arg)*));
     }};
 }
+
+// After `detail!`, which it uses.
+mod economics;
 
 /// The processes of the demo's testnet; whatever is still running when it
 /// is dropped is killed (the orderly stop is [`Net::stop_all`]).
@@ -244,7 +251,7 @@ async fn step<T>(
     }
 }
 
-/// The seven steps, stopping at the first that fails.
+/// The ten steps, stopping at the first that fails.
 async fn walk(net: &mut Net, agora: &Path, a: &DemoArgs) -> Result<(), usize> {
     step(
         1,
@@ -271,26 +278,44 @@ async fn walk(net: &mut Net, agora: &Path, a: &DemoArgs) -> Result<(), usize> {
         d.unbond(&bonded),
     )
     .await?;
-    let seen = step(
+    step(
         4,
-        "node3 double-signs (restarted with testing.double_sign = true) until evidence is committed",
+        "delegator0's rewards grow and WithdrawRewards pays them (GetRewards)",
+        d.rewards(),
+    )
+    .await?;
+    step(
+        5,
+        "node2 stopped past the signing window is jailed for downtime and slashed, restarted and unjailed",
+        d.downtime(agora),
+    )
+    .await?;
+    let seen = step(
+        6,
+        "node3 double-signs (restarted with testing.double_sign = true) while delegator3 redelegates away, until evidence is committed",
         d.double_sign(agora),
     )
     .await?;
     let slash = step(
-        5,
+        7,
         "node3 is slashed (delegators included), tombstoned and leaves the set",
         d.check_slash(&seen),
     )
     .await?;
     step(
-        6,
+        8,
+        "the stake redelegated away from node3 at or after its infraction is slashed at the destination",
+        d.check_redelegation_slash(&seen),
+    )
+    .await?;
+    step(
+        9,
         "the chain keeps committing without node3",
         d.liveness(slash),
     )
     .await?;
     step(
-        7,
+        10,
         "agora audit: every certificate and validator-set change from genesis",
         d.audit(&seen),
     )
@@ -301,7 +326,11 @@ async fn walk(net: &mut Net, agora: &Path, a: &DemoArgs) -> Result<(), usize> {
 /// Generates the testnet, starts its nodes and waits for the first heights.
 async fn start(net: &mut Net, agora: &Path, a: &DemoArgs) -> Result<((), String)> {
     super::prepare_dir(&a.dir, true)?;
-    let plan = generate::loopback_plan(VALIDATORS, a.base_port, CHAIN_ID, UNBONDING_PERIOD)?;
+    let mut plan = generate::loopback_plan(VALIDATORS, a.base_port, CHAIN_ID, UNBONDING_PERIOD)?;
+    // delegator3 redelegates away from the double signer.
+    plan.delegators = plan.delegators.max(economics::MOVER + 1);
+    plan.signed_blocks_window = economics::SIGNED_BLOCKS_WINDOW;
+    plan.downtime_jail_heights = economics::DOWNTIME_JAIL_HEIGHTS;
     super::check_ports(&plan)?;
     std::fs::create_dir_all(&a.dir).with_context(|| format!("creating {}", a.dir.display()))?;
     let dir = a
@@ -392,6 +421,27 @@ async fn wait_all_heights(
     }
 }
 
+/// Submits `action` signed by `from` through `tx` and waits (at most
+/// [`TX_DEADLINE`]) for it to be committed successfully.
+async fn send_on(tx: Channel, from: &SecretKey, action: TxAction) -> Result<pb::SubmitTxResponse> {
+    let what = format!("{action:?}")
+        .split_whitespace()
+        .next()
+        .unwrap_or("tx")
+        .to_string();
+    let r = tokio::time::timeout(TX_DEADLINE, submit(tx, from, &action, true))
+        .await
+        .map_err(|_| anyhow::anyhow!("{what} not committed within {TX_DEADLINE:?}"))?
+        .with_context(|| format!("submitting {what}"))?;
+    ensure!(
+        r.status == pb::TxStatus::Committed as i32,
+        "{what} {}: {}",
+        agora_node::client::tx::status_name(r.status),
+        r.log
+    );
+    Ok(r)
+}
+
 fn power_of(set: &pb::ValidatorSet, a: &Address) -> Option<u64> {
     set.validators
         .iter()
@@ -415,6 +465,8 @@ struct Seen {
     validator_before: pb::ValidatorRecord,
     delegation_before: pb::Delegation,
     self_delegation_before: Option<pb::Delegation>,
+    /// delegator3's redelegations away from node3 during its restart.
+    moves: economics::Moves,
 }
 
 /// The demo after step 1: clients to node0 and the chain's parameters.
@@ -507,22 +559,7 @@ impl<'a> Demo<'a> {
     }
 
     async fn send(&mut self, from: &SecretKey, action: TxAction) -> Result<pb::SubmitTxResponse> {
-        let what = format!("{action:?}")
-            .split_whitespace()
-            .next()
-            .unwrap_or("tx")
-            .to_string();
-        let r = tokio::time::timeout(TX_DEADLINE, submit(self.tx.clone(), from, &action, true))
-            .await
-            .map_err(|_| anyhow::anyhow!("{what} not committed within {TX_DEADLINE:?}"))?
-            .with_context(|| format!("submitting {what}"))?;
-        ensure!(
-            r.status == pb::TxStatus::Committed as i32,
-            "{what} {}: {}",
-            agora_node::client::tx::status_name(r.status),
-            r.log
-        );
-        Ok(r)
+        send_on(self.tx.clone(), from, action).await
     }
 
     async fn delegation(&mut self, d: &Address, v: &Address) -> Result<pb::Delegation> {
@@ -637,13 +674,15 @@ impl<'a> Demo<'a> {
         let v0 = self.validators[0];
         let shares = b.shares * 2 / 5;
         let before = self.balance(&d).await?;
-        let r = self
-            .send(
+        let (r, seen) = self
+            .send_sampling_rewards(
                 &key,
                 TxAction::Unbond {
                     validator: v0,
                     shares,
                 },
+                &d,
+                &v0,
             )
             .await?;
         let hu = r.height;
@@ -651,6 +690,28 @@ impl<'a> Demo<'a> {
             "unbond of {shares} shares committed at height {hu} (tx {})",
             hex::encode(&r.tx_hash)
         );
+        // The unbond pays the fee and the delegation's pending rewards.
+        let fee = agora_node::client::tx::DEFAULT_FEE;
+        let mid = self.balance(&d).await?;
+        ensure!(
+            mid + fee >= before,
+            "the balance fell by more than the fee at the unbond: {before} -> {mid} (fee {fee})"
+        );
+        let paid = mid + fee - before;
+        detail!(
+            "delegator0 balance {before} -> {mid} at the unbond: {fee} fee paid, {paid} pending rewards paid out{}",
+            match seen.get(&(hu - 1)) {
+                Some(x) => format!(" (= GetRewards after height {}: {x})", hu - 1),
+                None => String::new(),
+            }
+        );
+        if let Some(&x) = seen.get(&(hu - 1)) {
+            ensure!(
+                paid == x,
+                "the unbond paid {paid} rewards, GetRewards said {x} after height {}",
+                hu - 1
+            );
+        }
         let entries = self
             .q
             .list_unbonding(pb::ListUnbondingRequest {
@@ -692,18 +753,18 @@ impl<'a> Demo<'a> {
             "node0's power went {p1} -> {p2}, expected a drop of {}",
             self.power(tokens)
         );
-        let mid = self.balance(&d).await?;
+        let mid2 = self.balance(&d).await?;
         ensure!(
-            mid == before,
-            "the balance changed before the payout: {before} -> {mid}"
+            mid2 == mid,
+            "the balance changed before the payout: {mid} -> {mid2}"
         );
         let done = e.completion_height;
         self.wait_height(done, HEIGHTS_DEADLINE).await?;
         let after = self.balance(&d).await?;
-        detail!("delegator0 balance: {before} before, {after} at height {done}");
+        detail!("delegator0 balance: {mid} after the unbond, {after} at height {done}");
         ensure!(
-            after == before + tokens,
-            "balance {after} at the completion height, expected {before} + {tokens}"
+            after == mid + tokens,
+            "balance {after} at the completion height, expected {mid} + {tokens}"
         );
         let left = self
             .q
@@ -732,11 +793,21 @@ impl<'a> Demo<'a> {
         let va = self.validators[v];
         // A delegator backs node3 first, so the slash shows what delegators lose.
         let (del, hb, p) = self.bond_and_watch(1, v, BYZANTINE_BOND).await?;
-        self.wait_height(hb + 2, HEIGHTS_DEADLINE).await?;
-        detail!("node{v} power {p} from height {}", hb + 2);
+        // delegator3 too, to redelegate away while node3 double-signs.
+        let hm = self.bond_mover().await?;
+        self.wait_height(hm + 2, HEIGHTS_DEADLINE).await?;
+        let p = self.power_at(hm + 2, &va).await?.max(p);
+        detail!("node{v} power {p} from height {}", hm.max(hb) + 2);
         let validator_before = self.validator(&va).await?;
         let self_delegation_before = self.delegation(&va, &va).await.ok();
 
+        // Redelegations are slashed with node3 if created at its infraction
+        // height − 1 or later and before the evidence lands, a window of a
+        // few heights whose start depends on how fast node3 restarts. So
+        // delegator3 moves one slice per block, on its own thread (stopping
+        // and starting nodes blocks this one), from before the stop until
+        // the evidence is committed: some slices land in that window.
+        let mover = self.mover()?.start();
         let stopped_at = latest(&mut self.q).await?;
         self.net.stop_one(v)?;
         let home = self.net.m()?.nodes[v].home.clone();
@@ -778,6 +849,8 @@ impl<'a> Demo<'a> {
             }
             tokio::time::sleep(POLL).await;
         };
+        let mut moves = mover.finish()?;
+        self.snapshot_moves(&mut moves).await?;
         ensure!(
             events.len() == 1,
             "node{v} was slashed {} times; one infraction kind, one tombstone, one slash expected",
@@ -813,19 +886,22 @@ impl<'a> Demo<'a> {
             row.height,
             event.infraction_height
         );
+        let moves_count = moves.count();
         Ok((
             Seen {
                 event,
                 validator_before,
                 delegation_before: del,
                 self_delegation_before,
+                moves,
             },
             format!(
-                "{} at height {} committed at height {}, {:.1} s after the restart",
+                "{} at height {} committed at height {}, {:.1} s after the restart; {} redelegations away from node{v} meanwhile",
                 row.kind,
                 row.height,
                 row.committed_at,
-                t0.elapsed().as_secs_f64()
+                t0.elapsed().as_secs_f64(),
+                moves_count
             ),
         ))
     }
@@ -838,7 +914,7 @@ impl<'a> Demo<'a> {
         let bps = self.params.slash_fraction_double_sign_bps;
         let power = self.power_at(e.infraction_height, &va).await?;
         // No unbonding entry is pending against node3, so it all comes from
-        // its bonded tokens (DESIGN §8).
+        // its bonded tokens and from the redelegations away from it (DESIGN §8).
         let stake = u128::from(power) * self.params.power_reduction;
         let want = stake * u128::from(bps) / 10_000;
         let amount = parse_u128(&e.amount, "slash amount")?;
@@ -861,13 +937,24 @@ impl<'a> Demo<'a> {
         );
         ensure!(amount == want, "slashed {amount}, expected {want}");
         ensure!(e.tombstoned, "the slashing event does not tombstone");
+        let from_bonded = parse_u128(&e.from_bonded, "from_bonded")?;
+        let from_unbonding = parse_u128(&e.from_unbonding, "from_unbonding")?;
+        let from_red = parse_u128(&e.from_redelegations, "from_redelegations")?;
+        detail!(
+            "of which {from_bonded} from node{v}'s bonded tokens, {from_unbonding} from unbonding entries, {from_red} from redelegations"
+        );
+        ensure!(
+            from_unbonding == 0 && from_bonded + from_red == amount,
+            "the parts {from_bonded} + {from_unbonding} + {from_red} do not make {amount} (no unbonding entry is pending against node{v})"
+        );
 
         let after = self.validator(&va).await?;
         let before_tokens = parse_u128(&s.validator_before.tokens, "validator tokens")?;
         let after_tokens = parse_u128(&after.tokens, "validator tokens")?;
         let shares = parse_u128(&after.shares, "validator shares")?;
+        let moved = s.moves.moved();
         detail!(
-            "node{v}: tokens {before_tokens} -> {after_tokens}, jailed {}, tombstoned {}",
+            "node{v}: tokens {before_tokens} -> {after_tokens} ({moved} redelegated away, {from_bonded} slashed), jailed {}, tombstoned {}",
             after.jailed,
             after.tombstoned
         );
@@ -876,8 +963,8 @@ impl<'a> Demo<'a> {
             "node{v} is not jailed and tombstoned"
         );
         ensure!(
-            after_tokens + amount == before_tokens,
-            "node{v}'s tokens went {before_tokens} -> {after_tokens}, not down by {amount}"
+            after_tokens + from_bonded + moved == before_tokens,
+            "node{v}'s tokens went {before_tokens} -> {after_tokens}, not down by {from_bonded} slashed + {moved} redelegated"
         );
         // Every delegator loses in proportion to its shares.
         let (_, d1) = self.delegator(1)?;

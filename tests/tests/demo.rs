@@ -1,8 +1,11 @@
 //! `agora-testnet demo` as a real process: four `agora` validators, a bond
-//! and an unbond through gRPC, a double signer slashed and tombstoned while
-//! the chain keeps committing, and an audit from genesis. The demo checks
-//! each step itself; this test checks that it says so for all seven, exits
-//! 0, and leaves no node running.
+//! and an unbond through gRPC, rewards withdrawn to the token, a validator
+//! jailed and slashed for downtime then unjailed, a double signer slashed
+//! and tombstoned (with the stake redelegated away from it) while the chain
+//! keeps committing, and an audit from genesis. The demo checks each step
+//! itself; this test checks that it says so for all ten, that the
+//! economics steps report what they checked, that it exits 0, and that it
+//! leaves no node running.
 //!
 //! Like the other process tests, it takes the binaries from the target
 //! directory it runs from (`cargo build -p agora-node -p agora-testnet` first
@@ -16,8 +19,9 @@ use std::time::{Duration, Instant};
 use agora_tests::harness::{alive, bin};
 use rand::Rng;
 
-const STEPS: usize = 7;
-/// The demo takes about 15 s on an idle machine; a loaded CI box is slower.
+const STEPS: usize = 10;
+/// The demo takes about 40 s (debug binaries) on an idle machine; a loaded
+/// CI box is slower.
 const DEADLINE: Duration = Duration::from_secs(300);
 
 /// Stops the demo if the test ends early: SIGTERM (the demo then stops its
@@ -130,7 +134,7 @@ fn demo_walks_every_step_and_exits_zero() {
         let (ok, stdout, stderr) = run_demo(&testnet, &agora, &dir, base);
         let ports_taken = stdout
             .lines()
-            .any(|l| l.starts_with("[1/7]") && l.contains("FAILED") && l.contains("in use"));
+            .any(|l| l.starts_with("[1/10]") && l.contains("FAILED") && l.contains("in use"));
         if !ok && ports_taken {
             continue;
         }
@@ -150,9 +154,49 @@ fn demo_walks_every_step_and_exits_zero() {
     }
     assert!(!stdout.contains("FAILED"), "{stdout}");
     assert!(ok, "the demo exited non-zero:\n{stdout}\n{stderr}");
-    assert!(stdout.contains("all 7 steps ok"), "{stdout}");
+    assert!(stdout.contains("all 10 steps ok"), "{stdout}");
 
-    // Every node it started (four, plus the double signer's restart) is gone.
+    // The economics steps say what they checked.
+    let ok_line = |n: usize| {
+        let prefix = format!("[{n}/{STEPS}] ");
+        stdout
+            .lines()
+            .find(|l| l.starts_with(&prefix) && l.contains(" … ok: "))
+            .unwrap_or_default()
+            .to_string()
+    };
+    let rewards = ok_line(4);
+    assert!(
+        rewards.contains("rewards grew") && rewards.contains("withdrew"),
+        "step 4 does not report rewards growing and withdrawn: {rewards}"
+    );
+    assert!(
+        stdout.contains("= the amount withdrawn")
+            || stdout.contains("no GetRewards sample after height"),
+        "step 4 does not compare the withdrawal with GetRewards:\n{stdout}"
+    );
+    let downtime = ok_line(5);
+    for want in [
+        "jailed for downtime",
+        "1 bps",
+        "delegators in proportion",
+        "unjailed at",
+        "back in the set",
+    ] {
+        assert!(downtime.contains(want), "step 5 lacks {want:?}: {downtime}");
+    }
+    assert!(
+        stdout.contains("slashing event: DOWNTIME") && stdout.contains("tombstoned false"),
+        "no untombstoned DOWNTIME slashing event in:\n{stdout}"
+    );
+    let moved = ok_line(8);
+    assert!(
+        moved.contains("redelegations away from node3") && moved.contains("= from_redelegations"),
+        "step 8 does not report the redelegation slash: {moved}"
+    );
+
+    // Every node it started (four, plus node2's restart after its downtime
+    // and the double signer's restart) is gone.
     let pids: Vec<u64> = stdout
         .split("pid ")
         .skip(1)
@@ -162,7 +206,7 @@ fn demo_walks_every_step_and_exits_zero() {
                 .and_then(|p| p.parse().ok())
         })
         .collect();
-    assert_eq!(pids.len(), 5, "expected 5 node pids in:\n{stdout}");
+    assert_eq!(pids.len(), 6, "expected 6 node pids in:\n{stdout}");
     let still: Vec<u64> = pids.iter().copied().filter(|p| alive(*p)).collect();
     assert!(still.is_empty(), "nodes still running: {still:?}");
     let manifest: serde_json::Value =
