@@ -18,5 +18,6 @@ pub mod runner;
 pub mod storage;
 pub mod sync;
 pub mod transport;
+pub mod tx_gossip;
 pub mod tx_verifier;
 pub mod wal;

@@ -100,6 +100,8 @@ pub struct Runner {
     last_sync_request: Option<Instant>,
     height_started: Instant,
     shared: Arc<Shared>,
+    /// Admitted transactions waiting to be gossiped as one batch.
+    tx_outbox: crate::tx_gossip::TxOutbox,
 }
 
 fn now_ms() -> u64 {
@@ -198,6 +200,7 @@ impl Runner {
             last_sync_request: None,
             height_started: Instant::now(),
             shared,
+            tx_outbox: crate::tx_gossip::TxOutbox::default(),
         })
     }
 
@@ -532,10 +535,10 @@ impl Runner {
             Err(reason) => Err(crate::mempool::MempoolError::Rejected(reason)),
             Ok(()) => self.admit(tx.clone()),
         };
-        if result.is_ok() {
-            self.transport.broadcast(&PeerMessage {
-                kind: Some(Kind::Transaction(tx)),
-            });
+        if result.is_ok()
+            && let Some(batch) = self.tx_outbox.push(tx, tokio::time::Instant::now())
+        {
+            self.transport.broadcast(&batch);
         }
         if let Origin::Client(reply) = c.origin {
             let _ = reply.send(result.map_err(|e| crate::mempool::api_error(&e)));
@@ -622,6 +625,11 @@ impl Runner {
         match &message.kind {
             Some(Kind::Transaction(tx)) => {
                 self.verify_then_admit(tx.clone(), Origin::Peer);
+            }
+            Some(Kind::Transactions(batch)) => {
+                for tx in &batch.txs {
+                    self.verify_then_admit(tx.clone(), Origin::Peer);
+                }
             }
             Some(Kind::Evidence(e)) => {
                 if self.ledger.check_evidence(e).is_ok() && !self.evidence.contains(e) {
@@ -759,6 +767,14 @@ impl Runner {
                     self.start_height()?;
                 }
                 _ = regossip.tick() => self.regossip(),
+                _ = async { match self.tx_outbox.deadline() {
+                    Some(t) => tokio::time::sleep_until(t).await,
+                    None => std::future::pending().await,
+                } } => {
+                    if let Some(batch) = self.tx_outbox.take() {
+                        self.transport.broadcast(&batch);
+                    }
+                }
                 r = api.recv() => if let Some(r) = r {
                     self.on_api(r)?;
                 },

@@ -16,6 +16,7 @@
 mod loadgen;
 mod measure;
 mod plot;
+mod txs;
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, ExitCode};
@@ -48,10 +49,8 @@ const START_DEADLINE: Duration = Duration::from_secs(90);
 const POLL: Duration = Duration::from_millis(20);
 /// Longest measured window accepted.
 const MAX_DURATION_S: f64 = 3600.0;
-/// GetBlock requests in flight while counting transactions.
-const BLOCK_FETCHES: usize = 8;
 /// Most load-generating accounts.
-const MAX_ACCOUNTS: usize = 256;
+const MAX_ACCOUNTS: usize = 4096;
 
 /// Arguments of `agora-testnet bench`.
 #[derive(clap::Args, Debug, Clone)]
@@ -79,7 +78,7 @@ pub struct BenchArgs {
     #[arg(long, default_value_t = 200)]
     pub catch_up_blocks: u64,
     /// Funded accounts the load is spread over (nonces are per account).
-    #[arg(long, default_value_t = 16)]
+    #[arg(long, default_value_t = 256)]
     pub accounts: usize,
     /// consensus.timeout_propose_ms (round 0); the per-round delta is a third of it.
     #[arg(long, default_value_t = 150)]
@@ -517,6 +516,8 @@ async fn measure(nodes: &mut Nodes, a: &BenchArgs, timeouts: Timeouts) -> Result
     };
     let window = Duration::from_secs_f64(a.duration);
     let load_until = Instant::now() + warmup + window;
+    // Blocks after this height may hold load transactions.
+    let load_from = height(&clients[0]).await.unwrap_or(0);
     let load = if a.tx_rate > 0.0 {
         let chain = ChainId::new(CHAIN_ID).map_err(|e| anyhow!("chain id: {e}"))?;
         let mut accounts = Vec::new();
@@ -599,41 +600,56 @@ async fn measure(nodes: &mut Nodes, a: &BenchArgs, timeouts: Timeouts) -> Result
         .map(|h| h.unwrap_or(0))
         .collect();
 
-    // 4. Transactions per committed block, a few requests at a time.
+    // 4. Transactions per committed block, then, after the load stopped,
+    //    the blocks that drain the mempools: which submitted transactions
+    //    committed and how long each took.
     let t_count = Instant::now();
-    let mut pending = commits.iter().skip(1).map(|c| c.height);
-    let mut fetches = tokio::task::JoinSet::new();
-    let mut txs_at = std::collections::HashMap::new();
-    loop {
-        while fetches.len() < BLOCK_FETCHES {
-            let Some(h) = pending.next() else { break };
-            let mut q = clients[0].clone();
-            fetches.spawn(async move {
-                let r = tokio::time::timeout(
-                    RPC_TIMEOUT,
-                    q.get_block(pb::GetBlockRequest { height: h }),
-                )
-                .await;
-                (h, r)
-            });
-        }
-        let Some(done) = fetches.join_next().await else {
-            break;
-        };
-        let (h, r) = done.context("a GetBlock task failed")?;
-        let b = r
-            .with_context(|| format!("GetBlock({h}) timed out"))?
-            .with_context(|| format!("GetBlock({h})"))?;
-        txs_at.insert(h, b.into_inner().block.map_or(0, |b| b.txs.len() as u64));
-    }
+    let hashes = txs::hashes_at(&clients[0], commits.iter().skip(1).map(|c| c.height)).await?;
     for c in commits.iter_mut().skip(1) {
-        c.txs = txs_at.get(&c.height).copied().unwrap_or(0);
+        c.txs = hashes.get(&c.height).map_or(0, |v| v.len() as u64);
+    }
+    let submitted = counters.submitted_at();
+    let mut committed_at: Vec<(Instant, Vec<agora_validator::Hash>)> = commits
+        .iter()
+        .skip(1)
+        .map(|c| {
+            let at = t0 + Duration::from_secs_f64(c.at_s);
+            (at, hashes.get(&c.height).cloned().unwrap_or_default())
+        })
+        .collect();
+    // Load transactions committed during the warm-up, before the window's
+    // first certificate: committed, but without a commit time to measure.
+    let first = commits[0].height;
+    let warmup_committed = txs::hashes_at(&clients[0], load_from + 1..=first)
+        .await?
+        .values()
+        .flatten()
+        .filter(|h| submitted.contains_key(*h))
+        .count() as u64;
+    if a.tx_rate > 0.0 {
+        let seen = warmup_committed
+            + committed_at
+                .iter()
+                .flat_map(|(_, h)| h)
+                .filter(|h| submitted.contains_key(*h))
+                .count() as u64;
+        let next = commits.last().map_or(0, |c| c.height) + 1;
+        let accepted = counters.report().accepted;
+        committed_at.extend(txs::drain(&clients[0], next, seen, accepted, &submitted).await?);
     }
     eprintln!(
-        "bench: counted the transactions of {} blocks in {:.2} s",
-        txs_at.len(),
+        "bench: read the transactions of {} blocks in {:.2} s",
+        committed_at.len(),
         t_count.elapsed().as_secs_f64()
     );
+    let mut tx_lat = txs::latencies(
+        &committed_at
+            .iter()
+            .map(|(at, h)| (*at, h.as_slice()))
+            .collect::<Vec<_>>(),
+        &submitted,
+    );
+    tx_lat.sort_by(f64::total_cmp);
 
     // 5. Numbers.
     let heights_in_window = commits
@@ -703,7 +719,12 @@ async fn measure(nodes: &mut Nodes, a: &BenchArgs, timeouts: Timeouts) -> Result
         heights_after_round_0: commits.iter().skip(1).filter(|c| c.round > 0).count() as u64,
         txs_committed,
         tx_per_s: txs_committed as f64 / wall_s,
-        load: counters.report(),
+        load: loadgen::LoadReport {
+            committed: tx_lat.len() as u64 + warmup_committed,
+            tx_latency_ms_p50: loadgen::percentile(&tx_lat, 50.0),
+            tx_latency_ms_p99: loadgen::percentile(&tx_lat, 99.0),
+            ..counters.report()
+        },
         cpu,
         final_heights,
         catch_up,
@@ -871,12 +892,35 @@ fn summary(r: &BenchResult) -> String {
     );
     row(
         &mut s,
-        "submitted/accepted/rejected",
+        "offered/accepted/rejected",
         format!(
-            "{} / {} / {} (failed {})",
-            r.load.submitted, r.load.accepted, r.load.rejected, r.load.failed
+            "{} / {} / {} (failed {}, backlog {}, signer behind {})",
+            r.load.offered,
+            r.load.accepted,
+            r.load.rejected,
+            r.load.failed,
+            r.load.backlog,
+            r.load.signer_behind
         ),
     );
+    row(
+        &mut s,
+        "accepted then committed",
+        format!(
+            "{} of {} (submit-to-commit p50/p99 ms: {} / {})",
+            r.load.committed,
+            r.load.accepted,
+            r.load
+                .tx_latency_ms_p50
+                .map_or("-".into(), |v| format!("{v:.0}")),
+            r.load
+                .tx_latency_ms_p99
+                .map_or("-".into(), |v| format!("{v:.0}"))
+        ),
+    );
+    for (why, n) in &r.load.rejection_reasons {
+        row(&mut s, "  refused", format!("{n} × {why}"));
+    }
     row(
         &mut s,
         "CPU % per node",

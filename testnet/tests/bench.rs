@@ -98,6 +98,16 @@ fn bench_writes_result_and_plot() {
     assert!(f("heights_per_s") > 0.0, "{json:#}");
     assert!(json["txs_committed"].as_u64().unwrap() > 0, "{json:#}");
     assert!(json["accepted"].as_u64().unwrap() > 0, "{json:#}");
+    // Every accepted transfer committed, each with its own submit-to-commit latency.
+    assert_eq!(json["committed"], json["accepted"], "{json:#}");
+    assert!(
+        json["tx_latency_ms_p50"].as_f64().unwrap() > 0.0,
+        "{json:#}"
+    );
+    assert!(
+        json["tx_latency_ms_p99"].as_f64().unwrap() >= json["tx_latency_ms_p50"].as_f64().unwrap()
+    );
+    assert_eq!(json["rejected"], 0, "{json:#}");
     assert!(
         json["latency_ms"]["p50"].as_f64().unwrap() > 0.0,
         "{json:#}"

@@ -55,6 +55,37 @@ impl<A: NodeApi> StakingService<A> {
     }
 }
 
+/// Most transactions in one `SubmitTxs` call.
+pub const MAX_SUBMIT_BATCH: usize = 1_000;
+
+/// Runs `futs` concurrently and returns their outputs in order. Each is
+/// polled first in order, so requests they enqueue on first poll (the
+/// runner's channel is FIFO) arrive in order: one sender's nonces stay in
+/// sequence while the signature checker sees the whole batch at once.
+async fn join_in_order<F: std::future::Future>(futs: Vec<F>) -> Vec<F::Output> {
+    use std::task::Poll;
+    let mut futs: Vec<_> = futs.into_iter().map(Box::pin).collect();
+    let mut out: Vec<Option<F::Output>> = futs.iter().map(|_| None).collect();
+    std::future::poll_fn(|cx| {
+        let mut pending = false;
+        for (f, slot) in futs.iter_mut().zip(out.iter_mut()) {
+            if slot.is_none() {
+                match f.as_mut().poll(cx) {
+                    Poll::Ready(v) => *slot = Some(v),
+                    Poll::Pending => pending = true,
+                }
+            }
+        }
+        if pending {
+            Poll::Pending
+        } else {
+            Poll::Ready(())
+        }
+    })
+    .await;
+    out.into_iter().flatten().collect()
+}
+
 /// Human name of a transaction kind, for error messages.
 pub fn kind_name(kind: &Kind) -> &'static str {
     match kind {
@@ -180,6 +211,44 @@ impl<A: NodeApi> Staking for StakingService<A> {
             matches!(k, Kind::Transfer(_))
         })
         .await
+    }
+
+    async fn submit_txs(
+        &self,
+        r: Request<pb::SubmitTxsRequest>,
+    ) -> Result<Response<pb::SubmitTxsResponse>, Status> {
+        let txs = r.into_inner().txs;
+        if txs.len() > MAX_SUBMIT_BATCH {
+            return Err(Status::invalid_argument(format!(
+                "{} transactions in one call; send at most {MAX_SUBMIT_BATCH}",
+                txs.len()
+            )));
+        }
+        let hashes: Vec<Vec<u8>> = txs
+            .iter()
+            .map(|t| agora_validator::block::tx_hash(t).to_vec())
+            .collect();
+        let verdicts =
+            join_in_order(txs.into_iter().map(|t| self.api.submit_tx(t)).collect()).await;
+        let results = verdicts
+            .into_iter()
+            .zip(hashes)
+            .map(|(v, hash)| match v {
+                Ok(h) => pb::SubmitTxResponse {
+                    tx_hash: h,
+                    status: pb::TxStatus::Pending as i32,
+                    height: 0,
+                    log: "accepted into the mempool".into(),
+                },
+                Err(e) => pb::SubmitTxResponse {
+                    tx_hash: hash,
+                    status: pb::TxStatus::Rejected as i32,
+                    height: 0,
+                    log: e.to_string(),
+                },
+            })
+            .collect();
+        Ok(Response::new(pb::SubmitTxsResponse { results }))
     }
 
     async fn submit_evidence(

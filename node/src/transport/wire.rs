@@ -14,6 +14,9 @@ pub const MAX_FRAME: usize = 4 * 1024 * 1024 + 64 * 1024;
 pub const MAX_BLOCK_FRAME: usize = MAX_FRAME;
 /// Maximum of transaction and evidence frames.
 pub const MAX_TX_FRAME: usize = 64 * 1024;
+/// Maximum of a gossiped transaction batch frame (the sender stops filling a
+/// batch at half of this, see `runner::tx_gossip`).
+pub const MAX_TX_BATCH_FRAME: usize = 512 * 1024;
 /// Maximum of small control frames: votes, hello, status, block requests.
 pub const MAX_SMALL_FRAME: usize = 2 * 1024;
 
@@ -48,6 +51,7 @@ pub fn limit_for(kind: &Kind) -> usize {
     match kind {
         Kind::Proposal(_) | Kind::BlockResponse(_) => MAX_BLOCK_FRAME,
         Kind::Transaction(_) | Kind::Evidence(_) => MAX_TX_FRAME,
+        Kind::Transactions(_) => MAX_TX_BATCH_FRAME,
         Kind::Hello(_) | Kind::Vote(_) | Kind::BlockRequest(_) | Kind::Status(_) => MAX_SMALL_FRAME,
     }
 }

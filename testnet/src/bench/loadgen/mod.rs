@@ -1,85 +1,51 @@
-//! The load generator: signed transfers at a fixed total rate, spread over
-//! several funded accounts. Each account has one worker that submits its
-//! transactions in nonce order and waits for each admission answer before
-//! sending the next (the mempool wants contiguous nonces per sender), so the
-//! accounts run in parallel while each one's nonces stay in order.
+//! The load generator: signed transfers offered at a fixed total rate,
+//! spread over many funded accounts, signed ahead of time ([`signer`]) and
+//! submitted in batches (`Staking.SubmitTxs`), so that neither signing nor
+//! one gRPC call per transaction limits what is offered.
+//!
+//! Every 5 ms the scheduler takes the transactions due by then from the
+//! pre-signed queue and hands each to the submitter of its account's node
+//! (account `k` always goes to node `k % nodes`, so one account's nonces
+//! reach one mempool in order). A submitter sends one batch at a time and
+//! waits for the per-transaction verdicts before the next, which keeps each
+//! account's nonces in order; its queue is bounded ([`SUBMIT_QUEUE`]
+//! batches) and what does not fit is counted as `backlog`, not offered.
+//!
+//! Submission times are kept per transaction hash, so the bench can report
+//! submit-to-commit latency per transaction from the blocks it reads.
 
+mod signer;
+
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use agora_proto::v1 as pb;
 use agora_proto::v1::query_client::QueryClient;
 use agora_proto::v1::staking_client::StakingClient;
-use agora_validator::signing::sign_transaction;
-use agora_validator::{Address, ChainId, SecretKey};
+use agora_validator::{Address, ChainId, Hash, SecretKey};
 use serde::Serialize;
-use tokio::time::{Instant, MissedTickBehavior};
+use tokio::sync::mpsc;
+use tokio::time::Instant;
 use tonic::transport::{Channel, Endpoint};
 
-/// Per-request deadline of a submission.
-const SUBMIT_TIMEOUT: Duration = Duration::from_secs(2);
-/// Tokens moved by each transfer (the accounts hold 10^10).
+use signer::Signed;
+
+/// Per-request deadline of a batch submission.
+const SUBMIT_TIMEOUT: Duration = Duration::from_secs(5);
+/// Tokens moved by each transfer.
 const AMOUNT: u128 = 1;
-
-/// Submission counters shared by the workers.
-#[derive(Debug, Default)]
-pub struct LoadCounters {
-    submitted: AtomicU64,
-    accepted: AtomicU64,
-    rejected: AtomicU64,
-    failed: AtomicU64,
-    resyncs: AtomicU64,
-    examples: std::sync::Mutex<Vec<String>>,
-}
-
-/// Distinct refusal messages kept as examples.
-const MAX_EXAMPLES: usize = 5;
-
-/// What the load generator did.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
-pub struct LoadReport {
-    /// Transactions sent.
-    pub submitted: u64,
-    /// Admitted into a mempool.
-    pub accepted: u64,
-    /// Refused by the node (bad nonce, full mempool, ...).
-    pub rejected: u64,
-    /// Not answered (transport error or timeout).
-    pub failed: u64,
-    /// Times a worker re-read its account's nonce after a refusal.
-    pub nonce_resyncs: u64,
-    /// A few distinct refusal or failure messages (digits replaced by `#`).
-    pub rejection_examples: Vec<String>,
-}
-
-impl LoadCounters {
-    /// The counts so far.
-    pub fn report(&self) -> LoadReport {
-        let g = |a: &AtomicU64| a.load(Ordering::Relaxed);
-        LoadReport {
-            submitted: g(&self.submitted),
-            accepted: g(&self.accepted),
-            rejected: g(&self.rejected),
-            failed: g(&self.failed),
-            nonce_resyncs: g(&self.resyncs),
-            rejection_examples: self.examples.lock().map(|e| e.clone()).unwrap_or_default(),
-        }
-    }
-
-    fn note_refusal(&self, message: &str) {
-        let generic: String = message
-            .chars()
-            .take(200)
-            .map(|c| if c.is_ascii_digit() { '#' } else { c })
-            .collect();
-        if let Ok(mut e) = self.examples.lock()
-            && e.len() < MAX_EXAMPLES
-            && !e.contains(&generic)
-        {
-            e.push(generic);
-        }
-    }
+/// How often the scheduler releases the transactions due.
+const TICK: Duration = Duration::from_millis(5);
+/// Batches waiting per submitter at most.
+const SUBMIT_QUEUE: usize = 16;
+/// Most transactions per `SubmitTxs` call (the server's limit is 1,000).
+const MAX_BATCH: usize = 1_000;
+/// Pre-signed transactions queued at most: two seconds of the rate, within bounds.
+fn signer_queue(rate: f64) -> usize {
+    ((rate * 2.0) as usize).clamp(1_000, 200_000)
 }
 
 /// A funded account the generator sends from.
@@ -90,13 +56,82 @@ pub struct Account {
     pub address: Address,
 }
 
-/// The interval between one worker's submissions so that `accounts`
-/// workers together offer `rate` transactions per second.
-pub fn worker_interval(rate: f64, accounts: usize) -> Option<Duration> {
-    if rate.is_nan() || rate <= 0.0 || accounts == 0 || !rate.is_finite() {
-        return None;
+/// Counters shared by the scheduler and the submitters.
+#[derive(Debug, Default)]
+pub struct LoadCounters {
+    offered: AtomicU64,
+    accepted: AtomicU64,
+    rejected: AtomicU64,
+    failed: AtomicU64,
+    backlog: AtomicU64,
+    signer_behind: AtomicU64,
+    resets: AtomicU64,
+    reasons: Mutex<BTreeMap<String, u64>>,
+    submitted_at: Mutex<HashMap<Hash, Instant>>,
+}
+
+/// What the load generator did.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct LoadReport {
+    /// Transactions sent to a node.
+    pub offered: u64,
+    /// Admitted into a mempool.
+    pub accepted: u64,
+    /// Refused by the node (reasons below).
+    pub rejected: u64,
+    /// Not answered (transport error or timeout).
+    pub failed: u64,
+    /// Due but not sent because a node's submission queue was full.
+    pub backlog: u64,
+    /// Ticks at which fewer pre-signed transactions were ready than due.
+    pub signer_behind: u64,
+    /// Times an account was restarted at a refused nonce.
+    pub nonce_resyncs: u64,
+    /// Refusals by reason (digits replaced by `#`).
+    pub rejection_reasons: BTreeMap<String, u64>,
+    /// Accepted transactions found in a committed block (filled by the bench).
+    pub committed: u64,
+    /// Submit-to-commit latency per transaction, ms (filled by the bench).
+    pub tx_latency_ms_p50: Option<f64>,
+    /// Its 99th percentile.
+    pub tx_latency_ms_p99: Option<f64>,
+}
+
+impl LoadCounters {
+    /// The counts so far (latency and commits are the bench's to fill).
+    pub fn report(&self) -> LoadReport {
+        let g = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        LoadReport {
+            offered: g(&self.offered),
+            accepted: g(&self.accepted),
+            rejected: g(&self.rejected),
+            failed: g(&self.failed),
+            backlog: g(&self.backlog),
+            signer_behind: g(&self.signer_behind),
+            nonce_resyncs: g(&self.resets),
+            rejection_reasons: self.reasons.lock().map(|r| r.clone()).unwrap_or_default(),
+            ..LoadReport::default()
+        }
     }
-    Some(Duration::from_secs_f64(accounts as f64 / rate))
+
+    /// When each submitted transaction was sent, by hash.
+    pub fn submitted_at(&self) -> HashMap<Hash, Instant> {
+        self.submitted_at
+            .lock()
+            .map(|m| m.clone())
+            .unwrap_or_default()
+    }
+
+    fn note_refusal(&self, message: &str) {
+        let generic: String = message
+            .chars()
+            .take(120)
+            .map(|c| if c.is_ascii_digit() { '#' } else { c })
+            .collect();
+        if let Ok(mut r) = self.reasons.lock() {
+            *r.entry(generic).or_default() += 1;
+        }
+    }
 }
 
 /// A channel to `endpoint` (host:port), connected lazily.
@@ -110,9 +145,17 @@ pub fn channel(endpoint: &str) -> Option<Channel> {
         })
 }
 
-/// Submits transfers at `rate` per second in total until `until`, account
-/// `k` sending to node `k % endpoints.len()` and paying the next account.
-/// Returns when every worker has stopped.
+async fn account_nonce(q: &mut QueryClient<Channel>, a: &Address) -> u64 {
+    q.get_account(pb::GetAccountRequest {
+        address: a.0.to_vec(),
+    })
+    .await
+    .map(|r| r.into_inner().nonce)
+    .unwrap_or(0)
+}
+
+/// Offers transfers at `rate` per second in total until `until`, paying
+/// `fee` each. Returns when every submitter has finished.
 pub async fn run(
     endpoints: &[String],
     accounts: Vec<Account>,
@@ -121,140 +164,168 @@ pub async fn run(
     until: Instant,
     counters: Arc<LoadCounters>,
 ) {
-    let Some(interval) = worker_interval(rate, accounts.len()) else {
-        return;
-    };
-    if endpoints.is_empty() {
+    if !(rate > 0.0 && rate.is_finite()) || endpoints.is_empty() || accounts.is_empty() {
         return;
     }
-    let addresses: Vec<Address> = accounts.iter().map(|a| a.address).collect();
-    let n = accounts.len();
+    let channels: Vec<Channel> = endpoints.iter().filter_map(|e| channel(e)).collect();
+    if channels.len() != endpoints.len() {
+        return;
+    }
+    let mut nonces = Vec::with_capacity(accounts.len());
+    for (k, a) in accounts.iter().enumerate() {
+        let mut q = QueryClient::new(channels[k % channels.len()].clone());
+        nonces.push(account_nonce(&mut q, &a.address).await);
+    }
+    let stop = Arc::new(AtomicBool::new(false));
+    let fee = agora_node::client::tx::DEFAULT_FEE;
+    let (mut signed, ctl) = signer::start(
+        accounts,
+        nonces,
+        chain,
+        fee,
+        signer_queue(rate),
+        stop.clone(),
+    );
+    let mut queues = Vec::new();
     let mut tasks = tokio::task::JoinSet::new();
-    for (k, acct) in accounts.into_iter().enumerate() {
-        let Some(ch) = channel(&endpoints[k % endpoints.len()]) else {
-            continue;
-        };
-        let to = addresses[(k + 1) % n];
-        let chain = chain.clone();
-        let counters = counters.clone();
-        // Workers start staggered across one interval so that the total
-        // rate is smooth rather than bursts of `n`.
-        let offset = interval.mul_f64(k as f64 / n as f64);
-        tasks.spawn(async move {
-            tokio::time::sleep(offset).await;
-            worker(ch, acct, to, chain, interval, until, &counters).await;
-        });
+    for ch in channels {
+        let (tx, rx) = mpsc::channel::<Vec<Signed>>(SUBMIT_QUEUE);
+        queues.push(tx);
+        let (ctl, counters) = (ctl.clone(), counters.clone());
+        tasks.spawn(submitter(ch, rx, ctl, counters));
     }
+    schedule(&mut signed, &queues, &ctl, rate, until, &counters).await;
+    stop.store(true, Ordering::Relaxed);
+    drop(signed);
+    drop(queues);
     while tasks.join_next().await.is_some() {}
 }
 
-async fn account_nonce(q: &mut QueryClient<Channel>, a: &Address) -> Option<u64> {
-    q.get_account(pb::GetAccountRequest {
-        address: a.0.to_vec(),
-    })
-    .await
-    .ok()
-    .map(|r| r.into_inner().nonce)
-}
-
-/// The nonce to use after a refusal with `message` of a transaction with
-/// `nonce`, from what the node said; `None` when the message does not tell
-/// (then the account is read again).
-pub fn nonce_after_refusal(nonce: u64, message: &str) -> Option<u64> {
-    let number_after = |marker: &str| -> Option<u64> {
-        let tail = message.rsplit_once(marker)?.1;
-        let digits: String = tail.chars().take_while(|c| c.is_ascii_digit()).collect();
-        digits.parse().ok()
-    };
-    // "... the next acceptable nonce is N", "... the account's next nonce is N"
-    if let Some(n) = number_after("nonce is ") {
-        return Some(n);
-    }
-    // "wrong nonce: expected N, got M" (the committed next nonce)
-    if let Some(n) = number_after("expected ") {
-        return Some(n);
-    }
-    // Taken by a pending transaction (perhaps our own whose answer was
-    // lost): the next one is free or tells which is.
-    if message.contains("already has nonce") || message.contains("already in the mempool") {
-        return Some(nonce + 1);
-    }
-    None
-}
-
-async fn worker(
-    ch: Channel,
-    acct: Account,
-    to: Address,
-    chain: ChainId,
-    interval: Duration,
+/// Releases `rate · elapsed` transactions in total by every tick until `until`.
+async fn schedule(
+    signed: &mut mpsc::Receiver<Signed>,
+    queues: &[mpsc::Sender<Vec<Signed>>],
+    ctl: &signer::Accounts,
+    rate: f64,
     until: Instant,
     counters: &LoadCounters,
 ) {
-    let mut query = QueryClient::new(ch.clone());
-    let mut staking = StakingClient::new(ch);
-    let mut nonce = account_nonce(&mut query, &acct.address).await.unwrap_or(0);
-    let mut tick = tokio::time::interval(interval);
-    // A worker that falls behind skips beats rather than bursting later.
-    tick.set_missed_tick_behavior(MissedTickBehavior::Skip);
-    loop {
-        tokio::select! {
-            _ = tick.tick() => {}
-            _ = tokio::time::sleep_until(until) => return,
-        }
-        if Instant::now() >= until {
-            return;
-        }
-        let body = pb::TxBody {
-            chain_id: chain.to_string(),
-            nonce,
-            kind: Some(pb::tx_body::Kind::Transfer(pb::Transfer {
-                to: to.0.to_vec(),
-                amount: AMOUNT.to_string(),
-            })),
-            fee: agora_node::client::tx::DEFAULT_FEE.to_string(),
-        };
-        let tx = sign_transaction(&chain, &acct.key, body);
-        counters.submitted.fetch_add(1, Ordering::Relaxed);
-        let r = staking
-            .transfer(pb::SubmitTxRequest {
-                tx: Some(tx),
-                wait_for_commit: false,
-                timeout_ms: 0,
-            })
-            .await;
-        match r {
-            Ok(_) => {
-                counters.accepted.fetch_add(1, Ordering::Relaxed);
-                nonce += 1;
+    let start = Instant::now();
+    let mut released: u64 = 0;
+    let mut tick = tokio::time::interval(TICK);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    while Instant::now() < until {
+        tick.tick().await;
+        let due = (start.elapsed().as_secs_f64() * rate) as u64;
+        let mut groups: Vec<Vec<Signed>> = queues.iter().map(|_| Vec::new()).collect();
+        while released < due {
+            match signed.try_recv() {
+                Ok(s) if !ctl.is_current(&s) => continue,
+                Ok(s) => {
+                    released += 1;
+                    groups[s.account % queues.len()].push(s);
+                }
+                Err(_) => {
+                    counters.signer_behind.fetch_add(1, Ordering::Relaxed);
+                    break;
+                }
             }
-            Err(s)
-                if matches!(
-                    s.code(),
-                    tonic::Code::Unavailable
-                        | tonic::Code::DeadlineExceeded
-                        | tonic::Code::Cancelled
-                ) =>
-            {
-                // Unknown outcome: the same transaction goes again (signing
-                // is deterministic, so if it was admitted the node answers
-                // "already in the mempool" and the worker moves on).
-                counters.failed.fetch_add(1, Ordering::Relaxed);
-                counters.note_refusal(s.message());
-            }
-            Err(s) => {
-                counters.rejected.fetch_add(1, Ordering::Relaxed);
-                counters.note_refusal(s.message());
-                counters.resyncs.fetch_add(1, Ordering::Relaxed);
-                nonce = match nonce_after_refusal(nonce, s.message()) {
-                    Some(n) => n,
-                    None => account_nonce(&mut query, &acct.address)
-                        .await
-                        .unwrap_or(nonce),
-                };
+        }
+        for (q, group) in queues.iter().zip(groups) {
+            for batch in chunks(group) {
+                if let Err(e) = q.try_send(batch) {
+                    let batch = match e {
+                        mpsc::error::TrySendError::Full(b)
+                        | mpsc::error::TrySendError::Closed(b) => b,
+                    };
+                    counters
+                        .backlog
+                        .fetch_add(batch.len() as u64, Ordering::Relaxed);
+                    restart_first_of_each(&batch, ctl, counters);
+                }
             }
         }
     }
+}
+
+fn chunks(mut group: Vec<Signed>) -> Vec<Vec<Signed>> {
+    let mut out = Vec::new();
+    while group.len() > MAX_BATCH {
+        let rest = group.split_off(MAX_BATCH);
+        out.push(std::mem::replace(&mut group, rest));
+    }
+    if !group.is_empty() {
+        out.push(group);
+    }
+    out
+}
+
+/// Restarts every account of `batch` at its first nonce there (those
+/// transactions never reached a node, so the account's sequence has a gap).
+fn restart_first_of_each(batch: &[Signed], ctl: &signer::Accounts, counters: &LoadCounters) {
+    for s in batch {
+        if ctl.reset(s.account, s.epoch, s.nonce) {
+            counters.resets.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+}
+
+/// Sends one node's batches one after another and records the verdicts.
+async fn submitter(
+    ch: Channel,
+    mut rx: mpsc::Receiver<Vec<Signed>>,
+    ctl: Arc<signer::Accounts>,
+    counters: Arc<LoadCounters>,
+) {
+    let mut staking = StakingClient::new(ch);
+    while let Some(batch) = rx.recv().await {
+        let batch: Vec<Signed> = batch.into_iter().filter(|s| ctl.is_current(s)).collect();
+        if batch.is_empty() {
+            continue;
+        }
+        let now = Instant::now();
+        if let Ok(mut m) = counters.submitted_at.lock() {
+            m.extend(batch.iter().map(|s| (s.hash, now)));
+        }
+        counters
+            .offered
+            .fetch_add(batch.len() as u64, Ordering::Relaxed);
+        let req = pb::SubmitTxsRequest {
+            txs: batch.iter().map(|s| s.tx.clone()).collect(),
+        };
+        match staking.submit_txs(req).await {
+            Ok(r) => {
+                let results = r.into_inner().results;
+                for (s, res) in batch.iter().zip(&results) {
+                    if res.status == pb::TxStatus::Pending as i32 {
+                        counters.accepted.fetch_add(1, Ordering::Relaxed);
+                    } else {
+                        counters.rejected.fetch_add(1, Ordering::Relaxed);
+                        counters.note_refusal(&res.log);
+                        if ctl.reset(s.account, s.epoch, s.nonce) {
+                            counters.resets.fetch_add(1, Ordering::Relaxed);
+                        }
+                    }
+                }
+            }
+            Err(status) => {
+                counters
+                    .failed
+                    .fetch_add(batch.len() as u64, Ordering::Relaxed);
+                counters.note_refusal(status.message());
+                restart_first_of_each(&batch, &ctl, &counters);
+            }
+        }
+    }
+}
+
+/// Percentile `p` (0..=100) of `sorted` values by nearest rank.
+pub fn percentile(sorted: &[f64], p: f64) -> Option<f64> {
+    if sorted.is_empty() {
+        return None;
+    }
+    let rank = ((p / 100.0) * sorted.len() as f64).ceil() as usize;
+    Some(sorted[rank.clamp(1, sorted.len()) - 1])
 }
 
 #[cfg(test)]
@@ -262,31 +333,37 @@ mod tests {
     use super::*;
 
     #[test]
-    fn intervals_share_the_rate() {
-        assert_eq!(worker_interval(200.0, 16), Some(Duration::from_millis(80)));
-        assert_eq!(worker_interval(20.0, 4), Some(Duration::from_millis(200)));
-        assert_eq!(worker_interval(0.0, 4), None);
-        assert_eq!(worker_interval(f64::NAN, 4), None);
-        assert_eq!(worker_interval(10.0, 0), None);
+    fn percentiles_by_nearest_rank() {
+        let v: Vec<f64> = (1..=100).map(f64::from).collect();
+        assert_eq!(percentile(&v, 50.0), Some(50.0));
+        assert_eq!(percentile(&v, 99.0), Some(99.0));
+        assert_eq!(percentile(&v, 100.0), Some(100.0));
+        assert_eq!(percentile(&[7.0], 99.0), Some(7.0));
+        assert_eq!(percentile(&[], 50.0), None);
     }
 
     #[test]
-    fn nonces_after_refusals() {
-        let f = nonce_after_refusal;
-        assert_eq!(
-            f(7, "nonce 7 leaves a gap; the next acceptable nonce is 5"),
-            Some(5)
-        );
-        assert_eq!(
-            f(
-                2,
-                "rejected: nonce 2 already used; the account's next nonce is 12"
-            ),
-            Some(12)
-        );
-        assert_eq!(f(3, "rejected: wrong nonce: expected 14, got 3"), Some(14));
-        assert_eq!(f(3, "a pending transaction already has nonce 3"), Some(4));
-        assert_eq!(f(9, "transaction already in the mempool"), Some(10));
-        assert_eq!(f(9, "mempool full"), None);
+    fn batches_are_cut_at_the_server_limit() {
+        let make = |i: u64| Signed {
+            account: 0,
+            epoch: 0,
+            nonce: i,
+            hash: [0; 32],
+            tx: pb::Transaction::default(),
+        };
+        let group: Vec<Signed> = (0..2_500).map(make).collect();
+        let sizes: Vec<usize> = chunks(group).iter().map(Vec::len).collect();
+        assert_eq!(sizes, vec![1_000, 1_000, 500]);
+        assert!(chunks(Vec::new()).is_empty());
+    }
+
+    #[test]
+    fn a_refusal_restarts_an_account_once_per_epoch() {
+        let ctl = signer::Accounts::new_for_test(2);
+        assert!(ctl.reset(1, 0, 7));
+        // The same epoch's later refusals (the gap it caused) do not reset again.
+        assert!(!ctl.reset(1, 0, 8));
+        assert!(ctl.reset(1, 1, 7));
+        assert!(ctl.reset(0, 0, 3));
     }
 }

@@ -1,0 +1,113 @@
+//! Transactions are gossiped in batches: what a node admitted over a few
+//! milliseconds travels to each peer as one `TransactionBatch` frame instead
+//! of one frame per transaction, which under load cuts the frames (and the
+//! per-frame work of QUIC, framing and de-duplication) by the batch size.
+//!
+//! Bounds (written down because every buffer has one): a batch is sent when
+//! it holds [`MAX_BATCH_TXS`] transactions or [`MAX_BATCH_BYTES`] encoded
+//! bytes, or [`FLUSH_AFTER`] after its first transaction, whichever comes
+//! first. The receiver rejects a batch frame above
+//! `wire::MAX_TX_BATCH_FRAME` (twice `MAX_BATCH_BYTES`).
+
+use std::time::Duration;
+
+use agora_proto::v1::{PeerMessage, Transaction, TransactionBatch, peer_message::Kind};
+use prost::Message;
+use tokio::time::Instant;
+
+/// Most transactions in one gossiped batch.
+pub const MAX_BATCH_TXS: usize = 512;
+/// Most encoded transaction bytes in one gossiped batch.
+pub const MAX_BATCH_BYTES: usize = 256 * 1024;
+/// Longest a transaction waits in the outbox.
+pub const FLUSH_AFTER: Duration = Duration::from_millis(5);
+
+/// Admitted transactions waiting to be gossiped together.
+#[derive(Debug, Default)]
+pub struct TxOutbox {
+    txs: Vec<Transaction>,
+    bytes: usize,
+    deadline: Option<Instant>,
+}
+
+impl TxOutbox {
+    /// Adds an admitted transaction; returns a batch to send when this one filled it.
+    pub fn push(&mut self, tx: Transaction, now: Instant) -> Option<PeerMessage> {
+        self.bytes += tx.encoded_len();
+        self.txs.push(tx);
+        self.deadline.get_or_insert(now + FLUSH_AFTER);
+        if self.txs.len() >= MAX_BATCH_TXS || self.bytes >= MAX_BATCH_BYTES {
+            return self.take();
+        }
+        None
+    }
+
+    /// When the pending batch must go out (`None` when empty).
+    pub fn deadline(&self) -> Option<Instant> {
+        self.deadline
+    }
+
+    /// The pending batch, emptying the outbox.
+    pub fn take(&mut self) -> Option<PeerMessage> {
+        self.deadline = None;
+        self.bytes = 0;
+        if self.txs.is_empty() {
+            return None;
+        }
+        Some(PeerMessage {
+            kind: Some(Kind::Transactions(TransactionBatch {
+                txs: std::mem::take(&mut self.txs),
+            })),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::transport::wire;
+
+    fn tx(pad: usize) -> Transaction {
+        Transaction {
+            body: None,
+            public_key: vec![1; pad],
+            signature: vec![2; 64],
+        }
+    }
+
+    fn count(m: &PeerMessage) -> usize {
+        match &m.kind {
+            Some(Kind::Transactions(b)) => b.txs.len(),
+            _ => 0,
+        }
+    }
+
+    #[test]
+    fn batches_by_count_bytes_and_deadline() {
+        let now = Instant::now();
+        let mut o = TxOutbox::default();
+        assert!(o.take().is_none() && o.deadline().is_none());
+        for _ in 0..MAX_BATCH_TXS - 1 {
+            assert!(o.push(tx(10), now).is_none());
+        }
+        assert_eq!(o.deadline(), Some(now + FLUSH_AFTER));
+        let full = o.push(tx(10), now).expect("the 512th fills the batch");
+        assert_eq!(count(&full), MAX_BATCH_TXS);
+        assert!(o.deadline().is_none());
+        // Large transactions: the byte bound closes the batch first.
+        let mut sent = None;
+        for i in 0..100 {
+            if let Some(b) = o.push(tx(30_000), now) {
+                sent = Some((i, b));
+                break;
+            }
+        }
+        let (i, b) = sent.expect("byte bound");
+        assert_eq!(i + 1, count(&b));
+        assert!(count(&b) < MAX_BATCH_TXS);
+        // A full batch always fits the receiver's frame bound.
+        assert!(wire::encode_frame(&b).len() <= wire::MAX_TX_BATCH_FRAME);
+        assert_eq!(count(&full), MAX_BATCH_TXS);
+        assert!(wire::encode_frame(&full).len() <= wire::MAX_TX_BATCH_FRAME);
+    }
+}
