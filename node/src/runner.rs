@@ -102,6 +102,8 @@ pub struct Runner {
     shared: Arc<Shared>,
     /// Admitted transactions waiting to be gossiped as one batch.
     tx_outbox: crate::tx_gossip::TxOutbox,
+    /// Precommits of the last committed block that came after its quorum.
+    late_precommits: crate::late_precommits::LatePrecommits,
 }
 
 fn now_ms() -> u64 {
@@ -201,6 +203,7 @@ impl Runner {
             height_started: Instant::now(),
             shared,
             tx_outbox: crate::tx_gossip::TxOutbox::default(),
+            late_precommits: Default::default(),
         })
     }
 
@@ -261,6 +264,7 @@ impl Runner {
             for req in self.exec.execute(outputs)? {
                 match req {
                     HostRequest::Propose { height, round } => {
+                        self.widen_last_commit();
                         let block = self.template(height, round);
                         queue.push_back(Input::ProposalContent {
                             height,
@@ -288,6 +292,24 @@ impl Runner {
         }
         Metrics::set(&self.metrics.round, u64::from(self.core.round()));
         Ok(())
+    }
+
+    /// Adds the precommits that arrived after the quorum to the certificate
+    /// of the parent before it goes into our proposal (see `late_precommits`).
+    fn widen_last_commit(&mut self) {
+        let Some(cert) = &self.tip.last_commit else {
+            return;
+        };
+        let Some(set) = self.ledger.validator_set(cert.height) else {
+            return;
+        };
+        if let Some(wider) = self.late_precommits.widen(cert, set, &self.chain) {
+            debug!(
+                height = cert.height,
+                "certificate widened with late precommits"
+            );
+            self.tip.last_commit = Some(wider);
+        }
     }
 
     fn template(&self, height: Height, round: u32) -> pb::Block {
@@ -443,6 +465,9 @@ impl Runner {
         self.metrics
             .observe_step(crate::metrics::Step::Commit, self.height_started.elapsed());
         info!(height = h, round = d.round, txs = d.block.txs.len(), hash = %hex::encode(&d.block_hash[..8]), "committed");
+        if let Some(set) = self.ledger.validator_set(h) {
+            self.late_precommits.reset(&d.certificate, set);
+        }
         self.tip = Tip {
             seed: d.seed,
             parent_hash: d.block_hash,
@@ -681,6 +706,11 @@ impl Runner {
                 self.maybe_sync();
             }
             _ => {
+                if let Some(Kind::Vote(v)) = &message.kind
+                    && let Some(set) = self.ledger.validator_set(self.height.saturating_sub(1))
+                {
+                    self.late_precommits.offer(v, set);
+                }
                 if let Some((_, input)) = consensus_input(ev) {
                     self.feed(input)?;
                 }

@@ -128,6 +128,42 @@ impl CommitCertificate {
         })
     }
 
+    /// The same certificate with more signers: `extra` precommit signatures
+    /// (canonical index, signature) of the same (height, round, block) are
+    /// added to the aggregate and the bitmap; indices already signing are
+    /// skipped. The caller verifies the result (one FastAggregateVerify):
+    /// a proposer widens the certificate of the previous block with the
+    /// precommits that arrived after the quorum, so that the block rewards
+    /// and the downtime window (DESIGN §8) count every validator that signed
+    /// in time for the next proposal, not only the first > 2/3.
+    pub fn with_more_signers(
+        &self,
+        set: &ValidatorSet,
+        extra: &[(usize, Signature)],
+    ) -> Result<Self, CertificateError> {
+        let mut signers = self.signers.clone();
+        let mut sigs = vec![&self.aggregate_signature];
+        for (i, s) in extra {
+            if *i >= set.len() {
+                return Err(CertificateError::SignerOutOfRange {
+                    index: *i,
+                    set_len: set.len(),
+                });
+            }
+            if !bit(&signers, *i) {
+                set_bit(&mut signers, *i);
+                sigs.push(s);
+            }
+        }
+        let aggregate_signature =
+            Signature::aggregate(&sigs).map_err(|e| CertificateError::Malformed(e.to_string()))?;
+        Ok(Self {
+            signers,
+            aggregate_signature,
+            ..self.clone()
+        })
+    }
+
     /// Indices of the signers; checks that every set bit is in range and that
     /// the bitmap has exactly the length the set needs.
     pub fn signer_indices(&self, set_len: usize) -> Result<Vec<usize>, CertificateError> {
