@@ -6,10 +6,11 @@
 //! Every 5 ms the scheduler takes the transactions due by then from the
 //! pre-signed queue and hands each to the submitter of its account's node
 //! (account `k` always goes to node `k % nodes`, so one account's nonces
-//! reach one mempool in order). A submitter sends one batch at a time and
-//! waits for the per-transaction verdicts before the next, which keeps each
-//! account's nonces in order; its queue is bounded ([`SUBMIT_QUEUE`]
-//! batches) and what does not fit is counted as `backlog`, not offered.
+//! reach one mempool in order). A submitter sends one call at a time (all
+//! that queued meanwhile, up to 1,000 transactions) and waits for the
+//! per-transaction verdicts before the next, which keeps each account's
+//! nonces in order; its queue is bounded ([`SUBMIT_QUEUE`] ticks' worth) and
+//! what does not fit is counted as `backlog`, not offered.
 //!
 //! Submission times are kept per transaction hash, so the bench can report
 //! submit-to-commit latency per transaction from the blocks it reads.
@@ -278,7 +279,25 @@ async fn submitter(
     counters: Arc<LoadCounters>,
 ) {
     let mut staking = StakingClient::new(ch);
-    while let Some(batch) = rx.recv().await {
+    let mut carry: Option<Vec<Signed>> = None;
+    loop {
+        let first = match carry.take() {
+            Some(b) => b,
+            None => match rx.recv().await {
+                Some(b) => b,
+                None => break,
+            },
+        };
+        // Whatever queued up while the last call was out goes in this one,
+        // within the server's limit per call.
+        let mut batch = first;
+        while let Ok(more) = rx.try_recv() {
+            if batch.len() + more.len() > MAX_BATCH {
+                carry = Some(more);
+                break;
+            }
+            batch.extend(more);
+        }
         let batch: Vec<Signed> = batch.into_iter().filter(|s| ctl.is_current(s)).collect();
         if batch.is_empty() {
             continue;
@@ -358,12 +377,27 @@ mod tests {
     }
 
     #[test]
-    fn a_refusal_restarts_an_account_once_per_epoch() {
+    fn a_refusal_restarts_an_account_and_keeps_what_came_before() {
         let ctl = signer::Accounts::new_for_test(2);
+        let s = |account, epoch, nonce| Signed {
+            account,
+            epoch,
+            nonce,
+            hash: [0; 32],
+            tx: pb::Transaction::default(),
+        };
         assert!(ctl.reset(1, 0, 7));
-        // The same epoch's later refusals (the gap it caused) do not reset again.
+        // The refusals the gap caused (nonces after 7) do not reset again.
         assert!(!ctl.reset(1, 0, 8));
+        // Queued before the restart: nonce 6 is still needed, 7 and 8 are not.
+        assert!(ctl.is_current(&s(1, 0, 6)));
+        assert!(!ctl.is_current(&s(1, 0, 7)) && !ctl.is_current(&s(1, 0, 8)));
+        assert!(ctl.is_current(&s(1, 1, 7)));
+        // A refusal of the re-signed 7 restarts again; an earlier 5 too.
         assert!(ctl.reset(1, 1, 7));
-        assert!(ctl.reset(0, 0, 3));
+        assert!(ctl.reset(1, 0, 5));
+        assert!(!ctl.is_current(&s(1, 0, 6)));
+        // Other accounts are untouched.
+        assert!(ctl.is_current(&s(0, 0, 100)));
     }
 }

@@ -7,8 +7,9 @@
 //! When a submission of account `a` at nonce `n` is refused, everything the
 //! thread already signed for `a` after `n` is useless (the node wants
 //! contiguous nonces). [`Accounts::reset`] bumps the account's epoch and
-//! makes the thread restart it at `n`; queued transactions of an older epoch
-//! are dropped unsent.
+//! makes the thread restart it at `n`; a queued transaction of an older
+//! epoch is dropped unsent if its nonce is at or above a restart point since
+//! its epoch (those below are still needed, or the account would have a gap).
 
 use std::sync::Arc;
 use std::sync::Mutex;
@@ -36,10 +37,21 @@ pub struct Signed {
     pub tx: pb::Transaction,
 }
 
-#[derive(Debug, Default, Clone, Copy)]
+#[derive(Debug, Default, Clone)]
 struct Ctl {
     epoch: u64,
     reset_to: Option<u64>,
+    /// Restart nonce of each epoch change so far (`cuts[e]` ended epoch `e`).
+    cuts: Vec<u64>,
+}
+
+impl Ctl {
+    fn wants(&self, epoch: u64, nonce: u64) -> bool {
+        let from = usize::try_from(epoch).unwrap_or(usize::MAX);
+        self.cuts
+            .get(from..)
+            .is_none_or(|c| c.iter().all(|cut| nonce < *cut))
+    }
 }
 
 /// Per-account epochs and pending resets, shared by the signer and the submitters.
@@ -60,24 +72,26 @@ impl Accounts {
         }
     }
 
-    /// Whether `s` still belongs to its account's current epoch.
+    /// Whether `s` is still to be sent: signed in the current epoch, or
+    /// below every restart point since its epoch.
     pub fn is_current(&self, s: &Signed) -> bool {
         self.ctl
             .lock()
-            .map(|c| c.get(s.account).is_some_and(|c| c.epoch == s.epoch))
+            .map(|c| c.get(s.account).is_some_and(|c| c.wants(s.epoch, s.nonce)))
             .unwrap_or(false)
     }
 
-    /// Restarts `account` at `nonce` if `epoch` is still current (a refusal
-    /// in an older epoch is a consequence of an earlier reset). Returns
-    /// whether it reset.
+    /// Restarts `account` at `nonce` unless an earlier restart already
+    /// dropped that transaction (a refusal of a dropped nonce is a
+    /// consequence of that restart). Returns whether it reset.
     pub fn reset(&self, account: usize, epoch: u64, nonce: u64) -> bool {
         let Ok(mut c) = self.ctl.lock() else {
             return false;
         };
         match c.get_mut(account) {
-            Some(ctl) if ctl.epoch == epoch => {
+            Some(ctl) if ctl.wants(epoch, nonce) => {
                 ctl.epoch += 1;
+                ctl.cuts.push(nonce);
                 ctl.reset_to = Some(nonce);
                 true
             }
