@@ -11,7 +11,7 @@
 //! by n is the CPU one validator spends on one height
 //! ("CPU per validator-height"), printed as a table after the criterion lines.
 //!
-//! The time measured is the thread's CPU time (criterion's custom timing),
+//! The time measured is the process's CPU time (criterion's custom timing),
 //! so load from other processes does not inflate it.
 //!
 //! With `--features crypto-counters` and `HEIGHT_COUNTS_ONLY=1` the bench
@@ -27,14 +27,21 @@ use std::time::{Duration, Instant};
 
 const SIZES: [usize; 4] = [4, 16, 64, 100];
 
-/// CPU time of the calling thread (Linux: /proc/thread-self/schedstat), so
-/// that other processes on the machine do not inflate the figures; wall
-/// time where that is not available.
-fn thread_cpu() -> Duration {
+/// CPU time of this process: the sum over its threads
+/// (/proc/self/task/*/schedstat, Linux), so that load from other processes
+/// does not inflate the figures and work blst hands to its thread pool is
+/// not missed. Wall time where that is not available.
+fn process_cpu() -> Duration {
     static START: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
-    std::fs::read_to_string("/proc/thread-self/schedstat")
-        .ok()
-        .and_then(|s| s.split_whitespace().next()?.parse::<u64>().ok())
+    let from_proc = || -> Option<u64> {
+        let mut total = 0;
+        for task in std::fs::read_dir("/proc/self/task").ok()? {
+            let stat = std::fs::read_to_string(task.ok()?.path().join("schedstat")).ok()?;
+            total += stat.split_whitespace().next()?.parse::<u64>().ok()?;
+        }
+        Some(total)
+    };
+    from_proc()
         .map(Duration::from_nanos)
         .unwrap_or_else(|| START.get_or_init(Instant::now).elapsed())
 }
@@ -60,9 +67,9 @@ fn bench(c: &mut Criterion) {
                 let mut total = Duration::ZERO;
                 for _ in 0..iters {
                     let mut net = f.cores();
-                    let t0 = thread_cpu();
+                    let t0 = process_cpu();
                     let decided = run_height(&mut net);
-                    let dt = thread_cpu() - t0;
+                    let dt = process_cpu() - t0;
                     assert!(decided.is_some(), "n={n}: no common decision");
                     samples.push(dt);
                     total += dt;
