@@ -92,7 +92,10 @@ fn unwire(bytes: &[u8]) -> Option<Input> {
 /// Runs the height until every core has decided; returns the decided block
 /// hash if they all agree. `observe(i, f)` wraps every call into core i
 /// (the crypto counters use it to attribute work to validators).
-pub fn run_height_observed(net: &mut Net, mut observe: impl FnMut(usize, &mut dyn FnMut())) -> Option<Hash> {
+pub fn run_height_observed(
+    net: &mut Net,
+    mut observe: impl FnMut(usize, &mut dyn FnMut()),
+) -> Option<Hash> {
     let n = net.cores.len();
     let mut decided: Vec<Option<Hash>> = vec![None; n];
     let mut remaining = n;
@@ -206,7 +209,10 @@ pub fn print_counts(f: &Fixture) {
         .map(|(_, c)| c)
         .collect();
     println!("crypto per validator-height, n = {}", f.n);
-    println!("  {:<28} {:>9} {:>9} {:>9} {:>9}", "operation", "proposer", "other min", "other max", "mean");
+    println!(
+        "  {:<28} {:>9} {:>9} {:>9} {:>9}",
+        "operation", "proposer", "other min", "other max", "mean"
+    );
     for (name, get) in Counts::FIELDS {
         let min = others.iter().map(|c| get(c)).min().unwrap_or(0);
         let max = others.iter().map(|c| get(c)).max().unwrap_or(0);

@@ -779,13 +779,27 @@ fn undecodable_and_off_subgroup_votes_are_dropped_when_verified() {
     vs.insert(&ctx, VerifyMode::Aggregate, 0, v, junk, true);
     vs.insert(&ctx, VerifyMode::Aggregate, 1, v, outside, true);
     for i in 2..5 {
-        vs.insert(&ctx, VerifyMode::Aggregate, i, v, n.vote(i, VoteType::Precommit, 1, 0, v), true);
+        vs.insert(
+            &ctx,
+            VerifyMode::Aggregate,
+            i,
+            v,
+            n.vote(i, VoteType::Precommit, 1, 0, v),
+            true,
+        );
     }
     assert!(!vs.quorum_for(&ctx, &v, &quorum), "3 of 5 verified");
     assert_eq!(vs.verified_power(&v), 3);
     assert_eq!(vs.potential_power(&v), 3, "both bad ones dropped");
     for i in 0..2 {
-        vs.insert(&ctx, VerifyMode::Aggregate, i, v, n.vote(i, VoteType::Precommit, 1, 0, v), true);
+        vs.insert(
+            &ctx,
+            VerifyMode::Aggregate,
+            i,
+            v,
+            n.vote(i, VoteType::Precommit, 1, 0, v),
+            true,
+        );
     }
     assert!(vs.quorum_for(&ctx, &v, &quorum));
     let (signers, sum) = vs.verified_aggregate(&v).expect("verified votes");
@@ -795,5 +809,8 @@ fn undecodable_and_off_subgroup_votes_are_dropped_when_verified() {
             Signature::from_bytes(&n.vote(i, VoteType::Precommit, 1, 0, v).signature).expect("sig")
         })
         .collect();
-    assert_eq!(sum, Signature::aggregate(&sigs.iter().collect::<Vec<_>>()).expect("sum"));
+    assert_eq!(
+        sum,
+        Signature::aggregate(&sigs.iter().collect::<Vec<_>>()).expect("sum")
+    );
 }

@@ -254,7 +254,13 @@ impl VoteSet {
         if self.votes.contains_key(&(idx, value)) {
             return;
         }
-        self.add(idx, value, set.validators()[idx].power, Some(signature), vote);
+        self.add(
+            idx,
+            value,
+            set.validators()[idx].power,
+            Some(signature),
+            vote,
+        );
     }
 
     /// Stores a vote: verified alone if `checked` is its checked signature,

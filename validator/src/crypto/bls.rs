@@ -271,7 +271,12 @@ impl PublicKey {
     /// Verifies `sig` over `msg` under the signature DST.
     pub fn verify(&self, msg: &[u8], sig: &Signature) -> Result<(), BlsError> {
         let verify = || {
-            count!(single_verifies += 1, pairing_checks += 1, miller_loops += 2, hash_to_curve += 1);
+            count!(
+                single_verifies += 1,
+                pairing_checks += 1,
+                miller_loops += 2,
+                hash_to_curve += 1
+            );
             pairing_check(&self.0, msg, &sig.0)
         };
         #[cfg(feature = "verify-memo")]
@@ -284,7 +289,12 @@ impl PublicKey {
     /// Verifies a proof of possession of this key.
     pub fn verify_possession(&self, pop: &Signature) -> Result<(), BlsError> {
         let pk = self.to_bytes();
-        count!(single_verifies += 1, pairing_checks += 1, miller_loops += 2, hash_to_curve += 1);
+        count!(
+            single_verifies += 1,
+            pairing_checks += 1,
+            miller_loops += 2,
+            hash_to_curve += 1
+        );
         check(pop.0.verify(false, &pk, POP_DST, &[], &self.0, false))
     }
 
@@ -534,9 +544,11 @@ pub fn verify_two(
         hash_to_curve += 2
     );
     let mut ctx = blst::Pairing::new(true, SIG_DST);
-    let (pka, sa): (&blst::blst_p1_affine, &blst::blst_p2_affine) = ((&a.0.0).into(), (&a.2.0).into());
+    let (pka, sa): (&blst::blst_p1_affine, &blst::blst_p2_affine) =
+        ((&a.0.0).into(), (&a.2.0).into());
     check(ctx.aggregate(pka, false, sa, false, a.1, &[]))?;
-    let (pkb, sb): (&blst::blst_p1_affine, &blst::blst_p2_affine) = ((&b.0.0).into(), (&b.2.0).into());
+    let (pkb, sb): (&blst::blst_p1_affine, &blst::blst_p2_affine) =
+        ((&b.0.0).into(), (&b.2.0).into());
     let scalar = rho.to_le_bytes();
     check(ctx.mul_n_aggregate(pkb, false, sb, false, &scalar, 64, b.1, &[]))?;
     ctx.commit();
@@ -836,7 +848,10 @@ mod tests {
         assert!(agg.fast_aggregate_verify(b"m", &[&pa, &pb]).is_ok());
         let mut inf = [0u8; SIGNATURE_LEN];
         inf[0] = 0xc0;
-        assert_eq!(UncheckedSignature::from_bytes(&inf), Err(BlsError::Infinity));
+        assert_eq!(
+            UncheckedSignature::from_bytes(&inf),
+            Err(BlsError::Infinity)
+        );
         assert!(UncheckedSignature::from_bytes(&[0xff; SIGNATURE_LEN]).is_err());
         assert!(UncheckedSignature::from_bytes(&[1; 95]).is_err());
     }
@@ -861,7 +876,10 @@ mod tests {
             }
         }
         let t = outside.expect("a point outside G2");
-        assert_eq!(Signature::from_bytes(&t.0.compress()), Err(BlsError::NotInSubgroup));
+        assert_eq!(
+            Signature::from_bytes(&t.0.compress()),
+            Err(BlsError::NotInSubgroup)
+        );
         let s = UncheckedSignature::from(key(13).sign(b"m"));
         assert_eq!(
             UncheckedSignature::aggregate_checked(&[&s, &t]),
