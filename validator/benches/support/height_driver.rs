@@ -154,9 +154,8 @@ pub fn run_height_observed(
                         valid: true,
                     }),
                     Output::Decided(d) => {
-                        if decided[to].replace(d.block_hash).is_none() {
-                            remaining -= 1;
-                        }
+                        remaining -= usize::from(decided[to].is_none());
+                        decided[to] = Some(d.block_hash);
                     }
                     Output::Rejected(r) => panic!("core {to} rejected an honest input: {r}"),
                     _ => {}
