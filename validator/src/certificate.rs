@@ -164,6 +164,40 @@ impl CommitCertificate {
         })
     }
 
+    /// Builds a certificate from the aggregate of verified precommits for
+    /// (height, round, block_hash) of the validators at `signers` (canonical
+    /// indices): the vote set keeps that sum as it verifies, so the decision
+    /// costs no re-aggregation. Duplicate indices are an error.
+    pub fn from_aggregate(
+        set: &ValidatorSet,
+        height: Height,
+        round: Round,
+        block_hash: Hash,
+        signers: &[usize],
+        aggregate_signature: Signature,
+    ) -> Result<Self, CertificateError> {
+        let mut bitmap = vec![0u8; bitmap_len(set.len())];
+        for i in signers {
+            if *i >= set.len() {
+                return Err(CertificateError::SignerOutOfRange {
+                    index: *i,
+                    set_len: set.len(),
+                });
+            }
+            if bit(&bitmap, *i) {
+                return Err(CertificateError::Malformed(format!("signer {i} twice")));
+            }
+            set_bit(&mut bitmap, *i);
+        }
+        Ok(Self {
+            height,
+            round,
+            block_hash,
+            signers: bitmap,
+            aggregate_signature,
+        })
+    }
+
     /// Indices of the signers; checks that every set bit is in range and that
     /// the bitmap has exactly the length the set needs.
     pub fn signer_indices(&self, set_len: usize) -> Result<Vec<usize>, CertificateError> {

@@ -13,8 +13,9 @@
 //! * `Proposal`, `Vote` come from the network, already decoded from protobuf
 //!   by the host, and are verified here: the proposer must be the lottery's
 //!   winner of (h, r), the proposal signature and the header's VRF proof must
-//!   verify, every vote signature is decoded with the subgroup check and is
-//!   verified lazily in aggregate ([`vote_set`]). Rejections come out as
+//!   verify (one randomised two-pair check for a keyed core), and vote
+//!   signatures are decoded only when verified, lazily in aggregate, with one
+//!   subgroup check of each aggregate ([`vote_set`]). Rejections come out as
 //!   `Output::Rejected` and in [`Stats`].
 //! * `TimeoutFired` returns a timeout requested by `ScheduleTimeout`.
 //! * `RequestProposal` asks the host for a block template, answered with

@@ -13,9 +13,11 @@ use super::timeouts::{Timeout, TimeoutConfig, TimeoutStep};
 use super::vote_set::{Insert, Value, VerifyMode, VoteContext, VoteSet};
 use crate::block::header_hash;
 use crate::certificate::CommitCertificate;
-use crate::crypto::{Hash, SecretKey, Signature, ZERO_HASH, hash::hash_from_slice, vrf};
+use crate::crypto::{
+    Hash, SecretKey, Signature, ZERO_HASH, bls, hash::hash_from_slice, sha3_256_parts, vrf,
+};
 use crate::lottery;
-use crate::signing::{proposal_bytes, vote_bytes};
+use crate::signing::{self, proposal_bytes, vote_bytes};
 use crate::types::{Address, ChainId, Height, Power, Round, VoteType};
 use crate::validator_set::ValidatorSet;
 use agora_proto::v1 as pb;
@@ -265,6 +267,10 @@ struct HeightState {
     line36_done: BTreeSet<Round>,
     awaiting_content: Option<Round>,
     decided: bool,
+    /// VRF output of each block whose VRF proof was verified (or made by
+    /// us): a re-proposal of the block skips the check, the decision skips
+    /// re-decoding the proof.
+    vrf_outputs: BTreeMap<Hash, Hash>,
 }
 
 /// The consensus core of one validator (or of an observer without a key).
@@ -273,6 +279,9 @@ pub struct Consensus {
     chain: ChainId,
     key: Option<SecretKey>,
     address: Option<Address>,
+    /// Secret salt of the weights of randomised multi-pairing checks,
+    /// derived from the key (None for an observer, which checks separately).
+    verify_salt: Option<Hash>,
     signing: Option<SigningState>,
     hs: Option<HeightState>,
     buffer: FutureBuffer,
@@ -308,11 +317,15 @@ impl Consensus {
         restored_signing_state: Option<SigningState>,
     ) -> Self {
         let address = secret_key.as_ref().map(|k| Address::of(&k.public_key()));
+        let verify_salt = secret_key
+            .as_ref()
+            .map(|k| sha3_256_parts(&[VERIFY_SALT_PREFIX, &k.to_bytes()[..]]));
         Self {
             config,
             chain,
             key: secret_key,
             address,
+            verify_salt,
             signing: restored_signing_state,
             hs: None,
             buffer: FutureBuffer::new(config.buffer),
@@ -489,6 +502,7 @@ impl Consensus {
             line36_done: BTreeSet::new(),
             awaiting_content: None,
             decided: false,
+            vrf_outputs: BTreeMap::new(),
         });
         self.start_round(first_round, out);
         for m in self.buffer.take(h) {
@@ -722,11 +736,12 @@ impl Consensus {
             return self.reject(RejectReason::BadSignature(sender), out);
         };
         let bytes = proposal_bytes(&self.chain, h, r, p.pol_round, &block_hash);
-        if expected.public_key.verify(&bytes, &sig).is_err() {
-            return self.reject(RejectReason::BadSignature(sender), out);
-        }
-        let signed = evidence::signed_proposal(&p, &block_hash);
         if let Some(e) = existing {
+            // A second proposal for the round: only its signature matters.
+            if expected.public_key.verify(&bytes, &sig).is_err() {
+                return self.reject(RejectReason::BadSignature(sender), out);
+            }
+            let signed = evidence::signed_proposal(&p, &block_hash);
             let ev = evidence::conflicting_proposals(e.signed.clone(), signed);
             if let Some(ev) = self.evidence.admit(ev) {
                 out.push(Output::EvidenceFound(ev));
@@ -739,6 +754,7 @@ impl Consensus {
             }
             return;
         }
+        let signed = evidence::signed_proposal(&p, &block_hash);
         // The block's creator: the proposer itself for a fresh block, or the
         // proposer of an earlier round for a re-proposed valid value.
         let Ok(creator_addr) = Address::from_slice(&header.proposer_address) else {
@@ -756,24 +772,49 @@ impl Consensus {
                 out,
             );
         };
-        let vrf_ok = Signature::from_bytes(&header.vrf_proof)
-            .ok()
-            .and_then(|proof| {
-                vrf::verify(
-                    &creator.public_key,
-                    &self.chain,
-                    h,
-                    &hs.params.prev_seed,
-                    &proof,
-                )
-                .ok()
-            })
-            .is_some();
-        if !vrf_ok {
-            return self.reject(RejectReason::BadVrf(creator_addr), out);
-        }
+        // The proposal signature and the block's VRF proof, each checked
+        // once: one randomised two-pair check when both are new, the
+        // signature alone for a block whose proof was already verified.
+        let vrf_output = match hs.vrf_outputs.get(&block_hash) {
+            Some(o) => {
+                if expected.public_key.verify(&bytes, &sig).is_err() {
+                    return self.reject(RejectReason::BadSignature(sender), out);
+                }
+                *o
+            }
+            None => {
+                let vrf_msg = signing::vrf_input(&self.chain, h, &hs.params.prev_seed);
+                let Ok(proof) = Signature::from_bytes(&header.vrf_proof) else {
+                    // Reported after the signature, as a separate check would.
+                    if expected.public_key.verify(&bytes, &sig).is_err() {
+                        return self.reject(RejectReason::BadSignature(sender), out);
+                    }
+                    return self.reject(RejectReason::BadVrf(creator_addr), out);
+                };
+                let both = self.verify_salt.as_ref().is_some_and(|salt| {
+                    let rho = proposal_check_weight(salt, &sig, &bytes, &proof, &vrf_msg);
+                    bls::verify_two(
+                        (&expected.public_key, &bytes, &sig),
+                        (&creator.public_key, &vrf_msg, &proof),
+                        rho,
+                    )
+                    .is_ok()
+                });
+                if !both {
+                    // Which one is bad (or, for an observer, the plain checks).
+                    if expected.public_key.verify(&bytes, &sig).is_err() {
+                        return self.reject(RejectReason::BadSignature(sender), out);
+                    }
+                    if creator.public_key.verify(&vrf_msg, &proof).is_err() {
+                        return self.reject(RejectReason::BadVrf(creator_addr), out);
+                    }
+                }
+                vrf::output(&proof)
+            }
+        };
         let block = block.clone();
         let Some(hs) = self.hs.as_mut() else { return };
+        hs.vrf_outputs.insert(block_hash, vrf_output);
         hs.proposals.insert(
             r,
             ProposalEntry {
@@ -819,9 +860,12 @@ impl Consensus {
             return; // duplicate delivery: these bytes were already decoded
         }
         let who = set.validators()[idx].address.to_string();
-        let Ok(sig) = Signature::from_bytes(&v.signature) else {
+        // Only the shape is checked on arrival; the signature is decoded
+        // when the vote is verified (never, if its threshold was verified
+        // without it).
+        if v.signature.len() != bls::SIGNATURE_LEN {
             return self.reject(RejectReason::BadSignature(who), out);
-        };
+        }
         let ctx = VoteContext {
             chain: &self.chain,
             set,
@@ -829,7 +873,7 @@ impl Consensus {
             round: r,
             vote_type,
         };
-        match vs.insert(&ctx, mode, idx, value, sig, v.clone(), keep_conflicting) {
+        match vs.insert(&ctx, mode, idx, value, v.clone(), keep_conflicting) {
             Insert::Added | Insert::Duplicate => {}
             Insert::BadSignature => self.reject(RejectReason::BadSignature(who), out),
             Insert::Equivocation(first) => {
@@ -900,12 +944,12 @@ impl Consensus {
             return self.reject(RejectReason::BadHeader("block template"), out);
         }
         header.proposer_address = address.0.to_vec();
-        header.vrf_proof = vrf::prove(key, &self.chain, height, &hs.params.prev_seed)
-            .to_bytes()
-            .to_vec();
+        let proof = vrf::prove(key, &self.chain, height, &hs.params.prev_seed);
+        header.vrf_proof = proof.to_bytes().to_vec();
         let block_hash = header_hash(header);
         if let Some(hs) = self.hs.as_mut() {
             hs.awaiting_content = None;
+            hs.vrf_outputs.insert(block_hash, vrf::output(&proof));
         }
         self.sign_and_send_proposal(round, -1, block, block_hash, out);
     }
@@ -1173,25 +1217,33 @@ impl Consensus {
     fn decide(&mut self, round: Round, v: Hash, out: &mut Vec<Output>) {
         let Some(hs) = self.hs.as_mut() else { return };
         let set = &hs.params.validator_set;
-        let sigs = hs
+        // The sum of the verified precommits is kept by the vote set.
+        let Some((signers, aggregate)) = hs
             .votes
             .get(&(round, VoteType::Precommit))
-            .map(|vs| vs.verified_signatures(&Some(v)))
-            .unwrap_or_default();
+            .and_then(|vs| vs.verified_aggregate(&Some(v)))
+        else {
+            return;
+        };
         let Ok(certificate) =
-            CommitCertificate::from_precommits(set, hs.params.height, round, v, &sigs)
+            CommitCertificate::from_aggregate(set, hs.params.height, round, v, &signers, aggregate)
         else {
             return;
         };
         let Some(block) = hs.blocks.get(&v).cloned() else {
             return;
         };
-        let proof = block
-            .header
-            .as_ref()
-            .and_then(|h| Signature::from_bytes(&h.vrf_proof).ok());
-        let Some(proof) = proof else { return };
-        let seed = vrf::next_seed(&hs.params.prev_seed, &vrf::output(&proof));
+        // Verified when the block arrived; a block only remembered from a
+        // conflicting proposal is decoded here.
+        let output = hs.vrf_outputs.get(&v).copied().or_else(|| {
+            block
+                .header
+                .as_ref()
+                .and_then(|h| Signature::from_bytes(&h.vrf_proof).ok())
+                .map(|p| vrf::output(&p))
+        });
+        let Some(output) = output else { return };
+        let seed = vrf::next_seed(&hs.params.prev_seed, &output);
         hs.decided = true;
         out.push(Output::Decided(Box::new(Decision {
             height: hs.params.height,
@@ -1202,6 +1254,41 @@ impl Consensus {
             seed,
         })));
     }
+}
+
+/// Domain prefix of the salt of randomised checks (derived from the key).
+const VERIFY_SALT_PREFIX: &[u8] = b"agora/verify-salt/v1";
+/// Domain prefix of a proposal check's weight.
+const PROPOSAL_WEIGHT_PREFIX: &[u8] = b"agora/proposal-check-weight/v1";
+
+/// The weight ρ of the VRF pair in a proposal's two-pair check
+/// ([`bls::verify_two`]). The core has no randomness of its own, so ρ is
+/// derived: SHA3-256 over a salt only this node knows (a one-way hash of its
+/// secret key, never sent anywhere) and everything the proposer chose
+/// (signature, proof and both signed messages), first 8 bytes, never zero.
+/// The proposer fixes its bytes before ρ exists and cannot compute ρ without
+/// the salt, so to it ρ is a uniform 64-bit value (random-oracle model): a
+/// pair that is not both valid passes with probability 2⁻⁶⁴ per proposal,
+/// each failed try is a rejected proposal, and the verdict stays a
+/// deterministic function of the inputs (the simulator replays it).
+fn proposal_check_weight(
+    salt: &Hash,
+    sig: &Signature,
+    msg: &[u8],
+    proof: &Signature,
+    vrf_msg: &[u8],
+) -> u64 {
+    let h = sha3_256_parts(&[
+        PROPOSAL_WEIGHT_PREFIX,
+        salt,
+        &sig.to_bytes(),
+        msg,
+        &proof.to_bytes(),
+        vrf_msg,
+    ]);
+    let mut b = [0u8; 8];
+    b.copy_from_slice(&h[..8]);
+    u64::from_le_bytes(b).max(1)
 }
 
 /// The quorum rule: strictly more than 2/3 of the power (or a test fault's rule).

@@ -684,3 +684,133 @@ fn votes_are_verified_once_per_quorum_and_bad_ones_are_dropped() {
         "the last one completes the quorum"
     );
 }
+
+/// The two-pair check of a keyed core (proposal signature and VRF proof in
+/// one randomised pairing equation) gives exactly the verdicts of the
+/// separate checks an observer makes, for good and bad signatures and proofs.
+#[test]
+fn proposal_verdicts_are_the_same_with_the_two_pair_check() {
+    let n = net(&[1, 1, 1, 1]);
+    let p = n.proposer(1, 0);
+    let me = (p + 1) % 4;
+    let (good, _) = n.block(p, 1, 1);
+    let with_proof = |proof: Vec<u8>| {
+        let mut b = good.clone();
+        b.header.as_mut().expect("header").vrf_proof = proof;
+        b
+    };
+    let wrong_height = with_proof(
+        vrf::prove(&n.keys[p], &n.chain, 2, &n.seed)
+            .to_bytes()
+            .to_vec(),
+    );
+    let other_signer = with_proof(
+        vrf::prove(&n.keys[me], &n.chain, 1, &n.seed)
+            .to_bytes()
+            .to_vec(),
+    );
+    let junk = with_proof(vec![0xaa; 96]);
+    let resigned = |b: &pb::Block| {
+        let mut x = n.proposal(p, 1, 0, -1, b);
+        x.signature = n.proposal(p, 1, 1, -1, b).signature;
+        x
+    };
+    let cases = [
+        n.proposal(p, 1, 0, -1, &good),
+        resigned(&good),
+        n.proposal(p, 1, 0, -1, &wrong_height),
+        resigned(&wrong_height),
+        n.proposal(p, 1, 0, -1, &other_signer),
+        n.proposal(p, 1, 0, -1, &junk),
+        resigned(&junk),
+    ];
+    let mut accepted = 0;
+    for case in cases {
+        let verdict = |key: Option<SecretKey>| {
+            let mut c = Consensus::new(ConsensusConfig::default(), n.chain.clone(), key, None);
+            c.handle(Input::StartHeight(Box::new(n.params(1))));
+            let out = c.handle(Input::Proposal(case.clone()));
+            let validate = out
+                .iter()
+                .any(|o| matches!(o, Output::ValidateBlock { .. }));
+            (rejections(&out), validate)
+        };
+        let (observer, keyed) = (verdict(None), verdict(Some(n.key(me))));
+        assert_eq!(observer, keyed);
+        accepted += usize::from(keyed.1);
+    }
+    assert_eq!(accepted, 1, "only the genuine proposal");
+}
+
+/// Vote signatures are decoded only when verified: one that does not decode
+/// and one outside G2 are dropped then (the sum's subgroup check catches the
+/// latter, the per-vote fallback finds it), the good ones count, and the
+/// validators' genuine votes still count when they arrive later. The kept
+/// sum is the sum of the genuine signatures.
+#[test]
+fn undecodable_and_off_subgroup_votes_are_dropped_when_verified() {
+    use super::vote_set::{VoteContext, VoteSet};
+    use crate::crypto::Signature;
+    use crate::crypto::bls::UncheckedSignature;
+    let n = net(&[1, 1, 1, 1, 1]);
+    let v = Some([5u8; 32]);
+    let ctx = VoteContext {
+        chain: &n.chain,
+        set: &n.set,
+        height: 1,
+        round: 0,
+        vote_type: VoteType::Precommit,
+    };
+    let quorum = |p| n.set.is_quorum(p);
+    // A point on the curve outside G2.
+    let mut off = [0u8; 96];
+    off[0] = 0x80;
+    for i in 1..=255u8 {
+        off[95] = i;
+        if UncheckedSignature::from_bytes(&off).is_ok_and(|u| u.check().is_err()) {
+            break;
+        }
+    }
+    let mut vs = VoteSet::default();
+    let mut junk = n.vote(0, VoteType::Precommit, 1, 0, v);
+    junk.signature = vec![0x80; 96];
+    let mut outside = n.vote(1, VoteType::Precommit, 1, 0, v);
+    outside.signature = off.to_vec();
+    vs.insert(&ctx, VerifyMode::Aggregate, 0, v, junk, true);
+    vs.insert(&ctx, VerifyMode::Aggregate, 1, v, outside, true);
+    for i in 2..5 {
+        vs.insert(
+            &ctx,
+            VerifyMode::Aggregate,
+            i,
+            v,
+            n.vote(i, VoteType::Precommit, 1, 0, v),
+            true,
+        );
+    }
+    assert!(!vs.quorum_for(&ctx, &v, &quorum), "3 of 5 verified");
+    assert_eq!(vs.verified_power(&v), 3);
+    assert_eq!(vs.potential_power(&v), 3, "both bad ones dropped");
+    for i in 0..2 {
+        vs.insert(
+            &ctx,
+            VerifyMode::Aggregate,
+            i,
+            v,
+            n.vote(i, VoteType::Precommit, 1, 0, v),
+            true,
+        );
+    }
+    assert!(vs.quorum_for(&ctx, &v, &quorum));
+    let (signers, sum) = vs.verified_aggregate(&v).expect("verified votes");
+    assert_eq!(signers, vec![0, 1, 2, 3, 4]);
+    let sigs: Vec<Signature> = (0..5)
+        .map(|i| {
+            Signature::from_bytes(&n.vote(i, VoteType::Precommit, 1, 0, v).signature).expect("sig")
+        })
+        .collect();
+    assert_eq!(
+        sum,
+        Signature::aggregate(&sigs.iter().collect::<Vec<_>>()).expect("sum")
+    );
+}

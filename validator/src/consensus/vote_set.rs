@@ -1,15 +1,21 @@
 //! Weighted vote tallies for one height, per (round, type, value), with lazy
 //! aggregate verification.
 //!
-//! Every incoming signature is decoded with the subgroup check when it
-//! arrives (`Signature::from_bytes`), but its pairing check is deferred: votes
-//! for the same (round, type, value) sign the same bytes, so when the pending
-//! votes of a value could complete a threshold the protocol asks about, they
-//! are aggregated and checked with one FastAggregateVerify. Only if that fails
-//! are they checked one by one, and the bad ones dropped. Thresholds are only
-//! ever answered from *verified* power. [`VerifyMode::PerVote`] checks each
-//! vote on arrival instead (the baseline the benchmark compares against).
+//! An incoming vote is stored with its signature *bytes*; nothing about the
+//! signature is computed on arrival. Votes for the same (round, type, value)
+//! sign the same bytes, so when the pending votes of a value could complete
+//! a threshold the protocol asks about, their signatures are decompressed,
+//! summed, the *sum* subgroup-checked once, and checked with one
+//! FastAggregateVerify ([`UncheckedSignature`] explains why checking the sum
+//! is sound there). Only if that fails are they checked one by one (each
+//! with its own subgroup check), and the bad ones dropped. Votes that arrive
+//! after their threshold was verified are never decoded at all. Thresholds
+//! are only ever answered from *verified* power. The sum of the verified
+//! signatures of each value is kept, so a decision's certificate costs no
+//! re-aggregation. [`VerifyMode::PerVote`] checks each vote on arrival
+//! instead (the baseline the benchmark compares against).
 
+use crate::crypto::bls::UncheckedSignature;
 use crate::crypto::{Hash, PublicKey, Signature};
 use crate::signing::vote_bytes;
 use crate::types::{ChainId, Height, Power, Round, VoteType};
@@ -37,11 +43,13 @@ pub struct StoredVote {
     pub value: Value,
     /// The voter's power.
     pub power: Power,
-    /// The decoded, subgroup-checked signature.
-    pub signature: Signature,
-    /// Whether the pairing check has passed.
+    /// Whether the pairing check has passed (alone or in an aggregate).
     pub verified: bool,
-    /// The vote as received (kept for evidence).
+    /// Whether this vote's own signature passed the subgroup and pairing
+    /// checks alone (not only as part of a verified aggregate).
+    pub checked_alone: bool,
+    /// The vote as received (kept for evidence; its signature bytes are
+    /// decoded only when the vote is verified).
     pub vote: pb::Vote,
 }
 
@@ -75,6 +83,9 @@ pub struct VoteSet {
     votes: BTreeMap<(usize, Value), StoredVote>,
     verified_power: BTreeMap<Value, Power>,
     pending_power: BTreeMap<Value, Power>,
+    /// Per value, the sum of the verified votes' signatures (a sum of
+    /// checked signatures and of checked aggregates, so itself in G2).
+    verified_sums: BTreeMap<Value, Signature>,
     aggregate_checks: u64,
     single_checks: u64,
 }
@@ -106,11 +117,15 @@ impl VoteContext<'_> {
         )
     }
 
-    fn verify_one(&self, idx: usize, value: &Value, sig: &Signature) -> bool {
+    /// The full check of one vote's signature bytes: strict decoding
+    /// (subgroup check) and the pairing check. The checked signature if good.
+    fn verify_one(&self, idx: usize, value: &Value, signature: &[u8]) -> Option<Signature> {
+        let sig = Signature::from_bytes(signature).ok()?;
         self.set.validators()[idx]
             .public_key
-            .verify(&self.msg(value), sig)
-            .is_ok()
+            .verify(&self.msg(value), &sig)
+            .ok()
+            .map(|()| sig)
     }
 }
 
@@ -130,24 +145,41 @@ impl VoteSet {
         if let Some(v) = self.votes.get(&key)
             && !v.verified
         {
-            let ok = ctx.verify_one(key.0, &key.1, &v.signature);
+            let ok = ctx.verify_one(key.0, &key.1, &v.vote.signature);
             self.single_checks += 1;
             self.settle(key, ok);
         }
     }
 
-    /// Inserts a decoded vote of validator `idx`. In per-vote mode, or when a
-    /// conflict must be judged, signatures are checked here. `keep_conflicting`
-    /// says whether a verified vote that conflicts with an earlier one may be
-    /// stored too (the caller allows nil and known blocks).
-    #[allow(clippy::too_many_arguments)]
+    /// Whether a stored vote's signature verifies alone (needed before it
+    /// is used as evidence: a vote verified only inside an aggregate might
+    /// not). Checked at most once.
+    fn provable(&mut self, ctx: &VoteContext<'_>, key: (usize, Value)) -> bool {
+        let Some(v) = self.votes.get(&key) else {
+            return false;
+        };
+        if v.checked_alone {
+            return true;
+        }
+        self.single_checks += 1;
+        let ok = ctx.verify_one(key.0, &key.1, &v.vote.signature).is_some();
+        if ok && let Some(v) = self.votes.get_mut(&key) {
+            v.checked_alone = true;
+        }
+        ok
+    }
+
+    /// Inserts a vote of validator `idx` (its signature still bytes). In
+    /// per-vote mode, or when a conflict must be judged, signatures are
+    /// checked here. `keep_conflicting` says whether a verified vote that
+    /// conflicts with an earlier one may be stored too (the caller allows nil
+    /// and known blocks).
     pub fn insert(
         &mut self,
         ctx: &VoteContext<'_>,
         mode: VerifyMode,
         idx: usize,
         value: Value,
-        signature: Signature,
         vote: pb::Vote,
         keep_conflicting: bool,
     ) -> Insert {
@@ -165,50 +197,47 @@ impl VoteSet {
         }
         let others: Vec<(usize, Value)> =
             self.votes.range(slot_range(idx)).map(|(k, _)| *k).collect();
+        let power = ctx.set.validators()[idx].power;
         if others.is_empty() {
-            let verified = match mode {
+            let checked = match mode {
                 VerifyMode::PerVote => {
                     self.single_checks += 1;
-                    if !ctx.verify_one(idx, &value, &signature) {
+                    let Some(sig) = ctx.verify_one(idx, &value, &vote.signature) else {
                         return Insert::BadSignature;
-                    }
-                    true
+                    };
+                    Some(sig)
                 }
-                VerifyMode::Aggregate => false,
+                VerifyMode::Aggregate => None,
             };
-            self.add(
-                idx,
-                value,
-                ctx.set.validators()[idx].power,
-                signature,
-                verified,
-                vote,
-            );
+            self.add(idx, value, power, checked, vote);
             return Insert::Added;
         }
         // A conflict: judge both sides by their own signatures, so that a
         // forgery can neither frame a validator nor hide its real vote.
         self.single_checks += 1;
-        if !ctx.verify_one(idx, &value, &signature) {
+        let Some(sig) = ctx.verify_one(idx, &value, &vote.signature) else {
             return Insert::BadSignature;
-        }
+        };
         for k in &others {
             self.check_stored(ctx, *k);
         }
-        let first = others
-            .iter()
-            .find_map(|k| self.votes.get(k).map(|v| v.vote.clone()));
-        let power = ctx.set.validators()[idx].power;
+        let first = others.iter().find(|k| self.votes.contains_key(k)).copied();
         match first {
             None => {
-                self.add(idx, value, power, signature, true, vote);
+                self.add(idx, value, power, Some(sig), vote);
                 Insert::Added
             }
             Some(first) => {
                 if keep_conflicting || others.len() < MAX_UNKNOWN_VALUES_PER_VOTER {
-                    self.add(idx, value, power, signature, true, vote);
+                    self.add(idx, value, power, Some(sig), vote);
                 }
-                Insert::Equivocation(Box::new(first))
+                // Evidence needs both halves valid alone; a first vote that
+                // only passed inside an aggregate is checked alone now.
+                if self.provable(ctx, first) {
+                    Insert::Equivocation(Box::new(self.votes[&first].vote.clone()))
+                } else {
+                    Insert::Added
+                }
             }
         }
     }
@@ -229,41 +258,55 @@ impl VoteSet {
             idx,
             value,
             set.validators()[idx].power,
-            signature,
-            true,
+            Some(signature),
             vote,
         );
     }
 
+    /// Stores a vote: verified alone if `checked` is its checked signature,
+    /// pending otherwise.
     fn add(
         &mut self,
         idx: usize,
         value: Value,
         power: Power,
-        signature: Signature,
-        verified: bool,
+        checked: Option<Signature>,
         vote: pb::Vote,
     ) {
+        let verified = checked.is_some();
         let bucket = if verified {
             &mut self.verified_power
         } else {
             &mut self.pending_power
         };
         *bucket.entry(value).or_default() += power;
+        if let Some(sig) = checked {
+            self.add_to_sum(value, sig);
+        }
         self.votes.insert(
             (idx, value),
             StoredVote {
                 value,
                 power,
-                signature,
                 verified,
+                checked_alone: verified,
                 vote,
             },
         );
     }
 
-    /// Marks a pending vote as verified (`ok`), or drops it.
-    fn settle(&mut self, key: (usize, Value), ok: bool) {
+    fn add_to_sum(&mut self, value: Value, sig: Signature) {
+        let sum = match self.verified_sums.get(&value) {
+            Some(old) => Signature::aggregate(&[old, &sig]).unwrap_or(sig),
+            None => sig,
+        };
+        self.verified_sums.insert(value, sum);
+    }
+
+    /// Marks a pending vote as verified (`ok`), or drops it. The caller
+    /// adds verified signatures to the value's sum; `alone` says whether the
+    /// vote was checked alone.
+    fn settle_only(&mut self, key: (usize, Value), ok: bool, alone: bool) {
         let Some(v) = self.votes.get_mut(&key) else {
             return;
         };
@@ -276,9 +319,19 @@ impl VoteSet {
         }
         if ok {
             v.verified = true;
+            v.checked_alone = alone;
             *self.verified_power.entry(value).or_default() += power;
         } else {
             self.votes.remove(&key);
+        }
+    }
+
+    /// Settles one vote checked alone (`checked` is its signature if good).
+    fn settle(&mut self, key: (usize, Value), checked: Option<Signature>) {
+        let pending = self.votes.get(&key).is_some_and(|v| !v.verified);
+        self.settle_only(key, checked.is_some(), true);
+        if pending && let Some(sig) = checked {
+            self.add_to_sum(key.1, sig);
         }
     }
 
@@ -295,46 +348,52 @@ impl VoteSet {
         if pending.is_empty() {
             return Vec::new();
         }
-        let msg = ctx.msg(value);
-        let ok_all = if pending.len() == 1 {
-            self.single_checks += 1;
-            let i = pending[0];
-            ctx.set.validators()[i]
-                .public_key
-                .verify(&msg, &self.votes[&(i, *value)].signature)
-                .is_ok()
-        } else {
-            self.aggregate_checks += 1;
-            let sigs: Vec<&Signature> = pending
-                .iter()
-                .map(|i| &self.votes[&(*i, *value)].signature)
-                .collect();
-            let keys: Vec<&PublicKey> = pending
-                .iter()
-                .map(|i| &ctx.set.validators()[*i].public_key)
-                .collect();
-            Signature::aggregate(&sigs)
-                .and_then(|agg| agg.fast_aggregate_verify(&msg, &keys))
-                .is_ok()
-        };
         let mut bad = Vec::new();
-        if ok_all {
-            for i in pending {
-                self.settle((i, *value), true);
+        if pending.len() == 1 {
+            let key = (pending[0], *value);
+            self.check_stored(ctx, key);
+            if !self.votes.contains_key(&key) {
+                bad.push(pending[0]);
             }
-        } else if pending.len() == 1 {
-            self.settle((pending[0], *value), false);
-            bad.push(pending[0]);
-        } else {
-            for i in pending {
-                self.single_checks += 1;
-                let ok = ctx.set.validators()[i]
-                    .public_key
-                    .verify(&msg, &self.votes[&(i, *value)].signature)
-                    .is_ok();
-                self.settle((i, *value), ok);
-                if !ok {
+            return bad;
+        }
+        // Decompress (no subgroup check); what does not decode is bad.
+        let mut decoded: Vec<(usize, UncheckedSignature)> = Vec::with_capacity(pending.len());
+        for i in pending {
+            match UncheckedSignature::from_bytes(&self.votes[&(i, *value)].vote.signature) {
+                Ok(s) => decoded.push((i, s)),
+                Err(_) => {
+                    self.settle_only((i, *value), false, false);
                     bad.push(i);
+                }
+            }
+        }
+        if decoded.is_empty() {
+            return bad;
+        }
+        let msg = ctx.msg(value);
+        self.aggregate_checks += 1;
+        let sigs: Vec<&UncheckedSignature> = decoded.iter().map(|(_, s)| s).collect();
+        let keys: Vec<&PublicKey> = decoded
+            .iter()
+            .map(|(i, _)| &ctx.set.validators()[*i].public_key)
+            .collect();
+        // One subgroup check of the sum, then one FastAggregateVerify.
+        let aggregate = UncheckedSignature::aggregate_checked(&sigs)
+            .and_then(|agg| agg.fast_aggregate_verify(&msg, &keys).map(|()| agg));
+        match aggregate {
+            Ok(agg) => {
+                for (i, _) in &decoded {
+                    self.settle_only((*i, *value), true, false);
+                }
+                self.add_to_sum(*value, agg);
+            }
+            Err(_) => {
+                for (i, _) in decoded {
+                    self.check_stored(ctx, (i, *value));
+                    if !self.votes.contains_key(&(i, *value)) {
+                        bad.push(i);
+                    }
                 }
             }
         }
@@ -441,13 +500,17 @@ impl VoteSet {
         self.votes.keys().map(|(i, _)| *i)
     }
 
-    /// (index, signature) of the verified votes for `value`, in canonical order.
-    pub fn verified_signatures(&self, value: &Value) -> Vec<(usize, Signature)> {
-        self.votes
+    /// The canonical indices of the verified votes for `value` and the sum
+    /// of their signatures (None if there are none).
+    pub fn verified_aggregate(&self, value: &Value) -> Option<(Vec<usize>, Signature)> {
+        let sum = *self.verified_sums.get(value)?;
+        let signers = self
+            .votes
             .iter()
             .filter(|(_, v)| v.verified && v.value == *value)
-            .map(|((i, _), v)| (*i, v.signature))
-            .collect()
+            .map(|((i, _), _)| *i)
+            .collect();
+        Some((signers, sum))
     }
 
     /// (aggregate checks, single checks) done so far.

@@ -70,6 +70,86 @@ fn check(e: BLST_ERROR) -> Result<(), BlsError> {
     }
 }
 
+/// Counts the work of one operation (feature `crypto-counters`; nothing
+/// otherwise).
+macro_rules! count {
+    ($($op:ident += $n:expr),* $(,)?) => {
+        #[cfg(feature = "crypto-counters")]
+        {
+            $(counters::add(counters::Op::$op, $n as u64);)*
+        }
+    };
+}
+
+/// Process-wide counters of the cryptographic operations actually performed
+/// (feature `crypto-counters`, for the benches that count the consensus
+/// path's crypto per validator-height; off in every build that does not
+/// name the feature). Relaxed atomics: a few nanoseconds against
+/// microseconds of curve arithmetic.
+#[cfg(feature = "crypto-counters")]
+pub mod counters {
+    use std::sync::atomic::{AtomicU64, Ordering};
+
+    macro_rules! ops {
+        ($($op:ident: $doc:literal),* $(,)?) => {
+            /// One kind of counted operation.
+            #[derive(Debug, Clone, Copy)]
+            #[allow(non_camel_case_types)]
+            pub enum Op { $(#[doc = $doc] $op),* }
+
+            /// A snapshot of every counter.
+            #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+            #[allow(non_snake_case)]
+            pub struct Counts { $(#[doc = $doc] pub $op: u64),* }
+
+            const N_OPS: usize = [$(Op::$op),*].len();
+            static COUNTERS: [AtomicU64; N_OPS] = [const { AtomicU64::new(0) }; N_OPS];
+
+            /// The current totals.
+            pub fn snapshot() -> Counts {
+                Counts { $($op: COUNTERS[Op::$op as usize].load(Ordering::Relaxed)),* }
+            }
+
+            impl Counts {
+                /// Field names and getters, in table order.
+                pub const FIELDS: &'static [(&'static str, fn(&Counts) -> u64)] =
+                    &[$((stringify!($op), |c: &Counts| c.$op)),*];
+
+                /// Field-wise difference (`self` taken after `earlier`).
+                pub fn minus(&self, earlier: &Counts) -> Counts {
+                    Counts { $($op: self.$op - earlier.$op),* }
+                }
+
+                /// Field-wise sum.
+                pub fn plus(&self, other: &Counts) -> Counts {
+                    Counts { $($op: self.$op + other.$op),* }
+                }
+            }
+        };
+    }
+
+    ops! {
+        signings: "Signatures made (proposal, votes, VRF proofs, PoPs).",
+        hash_to_curve: "Messages hashed to G2 (one per sign and per message verified).",
+        pairing_checks: "Pairing equations checked (final exponentiations).",
+        miller_loops: "Miller loops (pairs in all pairing equations).",
+        single_verifies: "Single-signature verifications.",
+        fast_aggregate_verifies: "FastAggregateVerify calls.",
+        multi_pairing_checks: "Randomised multi-pair checks (proposal + VRF, batches).",
+        sig_decompressions: "Signatures decompressed from 96 bytes.",
+        sig_subgroup_checks: "G2 subgroup checks (single signatures or aggregates).",
+        pk_decodes: "Public keys decoded (decompression + G1 subgroup check).",
+        sig_aggregations: "Signature aggregations (calls).",
+        sig_points_added: "Signatures summed in aggregations.",
+        pk_points_added: "Public keys summed (FastAggregateVerify, key aggregation).",
+    }
+
+    /// Adds `n` to one counter.
+    pub fn add(op: Op, n: u64) {
+        COUNTERS[op as usize].fetch_add(n, Ordering::Relaxed);
+    }
+}
+
 /// A BLS secret key. Zeroized on drop (blst's key zeroizes itself; the
 /// serialised copies this type hands out are [`zeroize::Zeroizing`]), and
 /// never printed by `Debug`.
@@ -115,12 +195,14 @@ impl SecretKey {
 
     /// Signs `msg` with the signature DST.
     pub fn sign(&self, msg: &[u8]) -> Signature {
+        count!(signings += 1, hash_to_curve += 1);
         Signature(self.0.sign(msg, SIG_DST, &[]))
     }
 
     /// The proof of possession: a signature of the compressed public key under the PoP DST.
     pub fn prove_possession(&self) -> Signature {
         let pk = self.public_key().to_bytes();
+        count!(signings += 1, hash_to_curve += 1);
         Signature(self.0.sign(&pk, POP_DST, &[]))
     }
 }
@@ -145,6 +227,23 @@ impl Drop for SecretKey {
     }
 }
 
+/// e(key, H(msg)) = e(g1, sig) for a checked key and signature, computed on
+/// the calling thread. (blst's `verify` and `fast_aggregate_verify` hand
+/// the hash and one Miller loop to its thread pool: the same CPU, plus a
+/// thread hop, and invisible to a per-thread CPU budget; the core is meant
+/// to be single-threaded.)
+fn pairing_check(key: &imp::PublicKey, msg: &[u8], sig: &imp::Signature) -> Result<(), BlsError> {
+    let mut ctx = blst::Pairing::new(true, SIG_DST);
+    let (pk, s): (&blst::blst_p1_affine, &blst::blst_p2_affine) = (key.into(), sig.into());
+    check(ctx.aggregate(pk, false, s, false, msg, &[]))?;
+    ctx.commit();
+    if ctx.finalverify(None) {
+        Ok(())
+    } else {
+        Err(BlsError::VerifyFailed)
+    }
+}
+
 /// A validated BLS public key (in G1, not infinity, in the subgroup).
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub struct PublicKey(imp::PublicKey);
@@ -158,6 +257,7 @@ impl PublicKey {
                 got: bytes.len(),
             });
         }
+        count!(pk_decodes += 1);
         imp::PublicKey::key_validate(bytes)
             .map(Self)
             .map_err(map_decode)
@@ -170,7 +270,15 @@ impl PublicKey {
 
     /// Verifies `sig` over `msg` under the signature DST.
     pub fn verify(&self, msg: &[u8], sig: &Signature) -> Result<(), BlsError> {
-        let verify = || check(sig.0.verify(false, msg, SIG_DST, &[], &self.0, false));
+        let verify = || {
+            count!(
+                single_verifies += 1,
+                pairing_checks += 1,
+                miller_loops += 2,
+                hash_to_curve += 1
+            );
+            pairing_check(&self.0, msg, &sig.0)
+        };
         #[cfg(feature = "verify-memo")]
         if memo::is_on() {
             return memo::verdict(&[b"v", &self.to_bytes(), &sig.to_bytes(), msg], verify);
@@ -181,6 +289,12 @@ impl PublicKey {
     /// Verifies a proof of possession of this key.
     pub fn verify_possession(&self, pop: &Signature) -> Result<(), BlsError> {
         let pk = self.to_bytes();
+        count!(
+            single_verifies += 1,
+            pairing_checks += 1,
+            miller_loops += 2,
+            hash_to_curve += 1
+        );
         check(pop.0.verify(false, &pk, POP_DST, &[], &self.0, false))
     }
 
@@ -189,6 +303,7 @@ impl PublicKey {
         if keys.is_empty() {
             return Err(BlsError::Empty);
         }
+        count!(pk_points_added += keys.len());
         let raw: Vec<&imp::PublicKey> = keys.iter().map(|k| &k.0).collect();
         imp::AggregatePublicKey::aggregate(&raw, false)
             .map(|a| PublicKey(a.to_public_key()))
@@ -222,6 +337,7 @@ impl Signature {
             });
         }
         let decode = || {
+            count!(sig_decompressions += 1, sig_subgroup_checks += 1);
             imp::Signature::sig_validate(bytes, true)
                 .map(Self)
                 .map_err(map_decode)
@@ -244,6 +360,7 @@ impl Signature {
         if sigs.is_empty() {
             return Err(BlsError::Empty);
         }
+        count!(sig_aggregations += 1, sig_points_added += sigs.len());
         let raw: Vec<&imp::Signature> = sigs.iter().map(|s| &s.0).collect();
         imp::AggregateSignature::aggregate(&raw, false)
             .map(|a| Signature(a.to_signature()))
@@ -258,7 +375,19 @@ impl Signature {
             return Err(BlsError::Empty);
         }
         let raw: Vec<&imp::PublicKey> = keys.iter().map(|k| &k.0).collect();
-        let verify = || check(self.0.fast_aggregate_verify(false, msg, SIG_DST, &raw));
+        let verify = || {
+            count!(
+                fast_aggregate_verifies += 1,
+                pairing_checks += 1,
+                miller_loops += 2,
+                hash_to_curve += 1,
+                pk_points_added += raw.len(),
+            );
+            let key = imp::AggregatePublicKey::aggregate(&raw, false)
+                .map_err(map_decode)?
+                .to_public_key();
+            pairing_check(&key, msg, &self.0)
+        };
         #[cfg(feature = "verify-memo")]
         if memo::is_on() {
             let sig = self.to_bytes();
@@ -276,10 +405,13 @@ impl Signature {
         msg: &[u8],
         aggregate_key: &PublicKey,
     ) -> Result<(), BlsError> {
-        check(
-            self.0
-                .fast_aggregate_verify_pre_aggregated(false, msg, SIG_DST, &aggregate_key.0),
-        )
+        count!(
+            fast_aggregate_verifies += 1,
+            pairing_checks += 1,
+            miller_loops += 2,
+            hash_to_curve += 1,
+        );
+        pairing_check(&aggregate_key.0, msg, &self.0)
     }
 }
 
@@ -287,6 +419,143 @@ impl fmt::Debug for Signature {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let b = self.to_bytes();
         write!(f, "Signature({}..)", hex::encode(&b[..8]))
+    }
+}
+
+/// A signature decompressed from its 96 bytes (a point on the curve, not the
+/// point at infinity) whose membership in the prime-order subgroup has **not**
+/// been checked. It cannot be verified on its own: it is either checked
+/// ([`Self::check`], which gives a [`Signature`]) or summed with others and
+/// the sum checked ([`Self::aggregate_checked`]).
+///
+/// Why checking the sum is enough where a quorum of votes is verified with
+/// one FastAggregateVerify (the argument of ARCHITECTURE.md, "The consensus
+/// path's crypto"): the curve group E2(Fp2) is G2 × T with T the cofactor
+/// part (gcd(r, h2) = 1), so each σᵢ = aᵢ + tᵢ with aᵢ ∈ G2, tᵢ ∈ T, and
+/// Σσᵢ = Σaᵢ + Σtᵢ. The sum passing the subgroup check means Σtᵢ = 0, so the
+/// sum *is* Σaᵢ, and the pairing equation then says exactly what it says for
+/// subgroup-checked inputs. The projection σ ↦ aᵢ is efficiently computable
+/// ([h2·(h2⁻¹ mod r)]σ), so an adversary who makes a false aggregate pass
+/// with torsion parts yields one who does so without them: no forgery against
+/// an honest signer becomes possible. What torsion can do is what colluding
+/// signers can always do with FastAggregateVerify (shift value between their
+/// own signatures while the sum stays right); an individual vote of theirs
+/// may then not verify alone, so such a vote is checked alone (subgroup and
+/// pairing) before it is ever used as evidence.
+///
+/// With random weights (batch verification of *distinct* messages) this
+/// argument fails — a small-order tᵢ cancels with probability 1/ord(tᵢ) — so
+/// [`batch_verify`] and [`verify_two`] keep taking checked [`Signature`]s.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct UncheckedSignature(imp::Signature);
+
+impl UncheckedSignature {
+    /// Decompresses 96 bytes: on the curve, not infinity; no subgroup check.
+    pub fn from_bytes(bytes: &[u8]) -> Result<Self, BlsError> {
+        if bytes.len() != SIGNATURE_LEN {
+            return Err(BlsError::WrongLength {
+                expected: SIGNATURE_LEN,
+                got: bytes.len(),
+            });
+        }
+        // Compressed form with the infinity flag: never a valid signature.
+        if bytes[0] & 0x40 != 0 {
+            return Err(BlsError::Infinity);
+        }
+        count!(sig_decompressions += 1);
+        imp::Signature::uncompress(bytes)
+            .map(Self)
+            .map_err(map_decode)
+    }
+
+    /// The subgroup check: a [`Signature`] if the point is in G2.
+    pub fn check(&self) -> Result<Signature, BlsError> {
+        count!(sig_subgroup_checks += 1);
+        if self.0.subgroup_check() {
+            Ok(Signature(self.0))
+        } else {
+            Err(BlsError::NotInSubgroup)
+        }
+    }
+
+    /// Sums the signatures (no check of the parts) and subgroup-checks the
+    /// sum; see the type's documentation for why that is sound before a
+    /// FastAggregateVerify of the sum.
+    pub fn aggregate_checked(sigs: &[&UncheckedSignature]) -> Result<Signature, BlsError> {
+        if sigs.is_empty() {
+            return Err(BlsError::Empty);
+        }
+        count!(
+            sig_aggregations += 1,
+            sig_points_added += sigs.len(),
+            sig_subgroup_checks += 1
+        );
+        let raw: Vec<&imp::Signature> = sigs.iter().map(|s| &s.0).collect();
+        let agg = imp::AggregateSignature::aggregate(&raw, false).map_err(map_decode)?;
+        if !agg.subgroup_check() {
+            return Err(BlsError::NotInSubgroup);
+        }
+        let sig = agg.to_signature();
+        if sig.compress()[0] & 0x40 != 0 {
+            return Err(BlsError::Infinity);
+        }
+        Ok(Signature(sig))
+    }
+}
+
+impl From<Signature> for UncheckedSignature {
+    fn from(s: Signature) -> Self {
+        Self(s.0)
+    }
+}
+
+impl fmt::Debug for UncheckedSignature {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let b = self.0.compress();
+        write!(f, "UncheckedSignature({}..)", hex::encode(&b[..8]))
+    }
+}
+
+/// Verifies two signatures over two messages with one randomised pairing
+/// equation: e(g1, σa + ρ·σb) = e(pka, H(ma)) · e(pkb, H(mb))^ρ, three Miller
+/// loops and one final exponentiation instead of four and two.
+///
+/// Sound when ρ ≠ 0 is unpredictable to whoever chose the signatures: write
+/// σa = sa + Δa, σb = sb + Δb with sa, sb the (unique) valid signatures and
+/// Δ ∈ G2 (both inputs are subgroup-checked [`Signature`]s, and G2 has prime
+/// order r). The equation holds iff Δa + ρ·Δb = 0: if Δb = 0 that forces
+/// Δa = 0, and if Δb ≠ 0 it holds for exactly one ρ mod r, hit with
+/// probability 2⁻⁶⁴ by a 64-bit ρ the signer could not predict. `Ok` thus
+/// means both signatures are valid (so a VRF proof checked this way is still
+/// *the* unique proof). The caller supplies ρ (the core has no randomness of
+/// its own); with ρ = 0 this returns an error.
+pub fn verify_two(
+    a: (&PublicKey, &[u8], &Signature),
+    b: (&PublicKey, &[u8], &Signature),
+    rho: u64,
+) -> Result<(), BlsError> {
+    if rho == 0 {
+        return Err(BlsError::BadEncoding);
+    }
+    count!(
+        multi_pairing_checks += 1,
+        pairing_checks += 1,
+        miller_loops += 3,
+        hash_to_curve += 2
+    );
+    let mut ctx = blst::Pairing::new(true, SIG_DST);
+    let (pka, sa): (&blst::blst_p1_affine, &blst::blst_p2_affine) =
+        ((&a.0.0).into(), (&a.2.0).into());
+    check(ctx.aggregate(pka, false, sa, false, a.1, &[]))?;
+    let (pkb, sb): (&blst::blst_p1_affine, &blst::blst_p2_affine) =
+        ((&b.0.0).into(), (&b.2.0).into());
+    let scalar = rho.to_le_bytes();
+    check(ctx.mul_n_aggregate(pkb, false, sb, false, &scalar, 64, b.1, &[]))?;
+    ctx.commit();
+    if ctx.finalverify(None) {
+        Ok(())
+    } else {
+        Err(BlsError::VerifyFailed)
     }
 }
 
@@ -316,6 +585,12 @@ pub fn batch_verify(items: &[BatchItem<'_>], randomness: &[u64]) -> Result<(), B
     if randomness.len() != items.len() || randomness.contains(&0) {
         return Err(BlsError::BadEncoding);
     }
+    count!(
+        multi_pairing_checks += 1,
+        pairing_checks += 1,
+        miller_loops += items.len() + 1,
+        hash_to_curve += items.len(),
+    );
     let msgs: Vec<&[u8]> = items.iter().map(|i| i.msg).collect();
     let keys: Vec<&imp::PublicKey> = items.iter().map(|i| &i.key.0).collect();
     let sigs: Vec<&imp::Signature> = items.iter().map(|i| &i.sig.0).collect();
@@ -520,6 +795,96 @@ mod tests {
         sigs[3] = sks[3].sign(b"other");
         assert!(build(&items(&sigs)).is_err());
         assert_eq!(build(&Vec::new()), Err(BlsError::Empty));
+    }
+
+    #[test]
+    fn verify_two_agrees_with_two_single_checks() {
+        let (a, b) = (key(9), key(10));
+        let (pa, pb) = (a.public_key(), b.public_key());
+        let (sa, sb) = (a.sign(b"ma"), b.sign(b"mb"));
+        let other = a.sign(b"other");
+        // With weight 1 the check is a plain aggregate check, which cannot
+        // tell which pair a signature belongs to: why the weight must be
+        // unpredictable to the signer.
+        assert!(verify_two((&pa, b"ma", &sb), (&pb, b"mb", &sa), 1).is_ok());
+        for rho in [2u64, 0x9e37_79b9_7f4a_7c15, u64::MAX] {
+            let two = |x: &Signature, mx: &[u8], y: &Signature, my: &[u8]| {
+                verify_two((&pa, mx, x), (&pb, my, y), rho).is_ok()
+            };
+            assert!(two(&sa, b"ma", &sb, b"mb"));
+            assert!(!two(&other, b"ma", &sb, b"mb"));
+            assert!(!two(&sa, b"ma", &sb, b"mX"));
+            assert!(!two(&sb, b"ma", &sa, b"mb"), "signatures swapped");
+            assert!(!two(&sa, b"mb", &sb, b"ma"), "messages swapped");
+        }
+        // Two wrong signatures whose errors cancel for rho = 1 are caught by
+        // any other weight: (sa + d) + (sb - d) sums to sa + sb.
+        let d = a.sign(b"delta");
+        let sa_d = Signature::aggregate(&[&sa, &d]).unwrap();
+        let neg_d = {
+            let mut bytes = d.to_bytes();
+            bytes[0] ^= 0x20; // the sort flag: the negated point
+            Signature::from_bytes(&bytes).unwrap()
+        };
+        let sb_d = Signature::aggregate(&[&sb, &neg_d]).unwrap();
+        assert!(verify_two((&pa, b"ma", &sa_d), (&pb, b"mb", &sb_d), 1).is_ok());
+        assert!(verify_two((&pa, b"ma", &sa_d), (&pb, b"mb", &sb_d), 7).is_err());
+        assert_eq!(
+            verify_two((&pa, b"ma", &sa), (&pb, b"mb", &sb), 0),
+            Err(BlsError::BadEncoding)
+        );
+    }
+
+    #[test]
+    fn unchecked_signatures_aggregate_to_the_checked_sum() {
+        let (a, b) = (key(11), key(12));
+        let (pa, pb) = (a.public_key(), b.public_key());
+        let (sa, sb) = (a.sign(b"m"), b.sign(b"m"));
+        let ua = UncheckedSignature::from_bytes(&sa.to_bytes()).unwrap();
+        let ub = UncheckedSignature::from_bytes(&sb.to_bytes()).unwrap();
+        assert_eq!(ua.check(), Ok(sa));
+        let agg = UncheckedSignature::aggregate_checked(&[&ua, &ub]).unwrap();
+        assert_eq!(agg, Signature::aggregate(&[&sa, &sb]).unwrap());
+        assert!(agg.fast_aggregate_verify(b"m", &[&pa, &pb]).is_ok());
+        let mut inf = [0u8; SIGNATURE_LEN];
+        inf[0] = 0xc0;
+        assert_eq!(
+            UncheckedSignature::from_bytes(&inf),
+            Err(BlsError::Infinity)
+        );
+        assert!(UncheckedSignature::from_bytes(&[0xff; SIGNATURE_LEN]).is_err());
+        assert!(UncheckedSignature::from_bytes(&[1; 95]).is_err());
+    }
+
+    /// A point on the curve outside G2 decodes unchecked, fails its own
+    /// check, and makes any sum it is in fail the sum's check, unless its
+    /// torsion is cancelled by another (which the sum's check then rightly
+    /// accepts: the sum is the honest sum).
+    #[test]
+    fn points_outside_the_subgroup_are_caught_alone_and_in_sums() {
+        // Find an x whose point is on the curve but not in G2 (almost all are).
+        let mut bytes = [0u8; SIGNATURE_LEN];
+        let mut outside = None;
+        for i in 1..=255u8 {
+            bytes[0] = 0x80;
+            bytes[SIGNATURE_LEN - 1] = i;
+            if let Ok(u) = UncheckedSignature::from_bytes(&bytes)
+                && u.check().is_err()
+            {
+                outside = Some(u);
+                break;
+            }
+        }
+        let t = outside.expect("a point outside G2");
+        assert_eq!(
+            Signature::from_bytes(&t.0.compress()),
+            Err(BlsError::NotInSubgroup)
+        );
+        let s = UncheckedSignature::from(key(13).sign(b"m"));
+        assert_eq!(
+            UncheckedSignature::aggregate_checked(&[&s, &t]),
+            Err(BlsError::NotInSubgroup)
+        );
     }
 
     #[test]
