@@ -131,6 +131,17 @@ impl NodeApi for Api {
         Some((c, h))
     }
 
+    fn certified_block(&self, height: u64) -> Option<pb::CertifiedBlockEntry> {
+        let block = self.0.storage.block(height).ok()??;
+        let certificate = self.0.storage.certificate(height).ok()??;
+        let block_hash = agora_validator::block::header_hash(block.header.as_ref()?).to_vec();
+        Some(pb::CertifiedBlockEntry {
+            block: Some(block),
+            certificate: Some(certificate),
+            block_hash,
+        })
+    }
+
     fn validator_set(&self, height: u64) -> Option<(u64, pb::ValidatorSet)> {
         let h = if height == 0 {
             self.0.latest.read().map(|g| g.0 + 1).unwrap_or(1)

@@ -65,8 +65,11 @@ pub enum RunError {
 const MAX_PENDING_EVIDENCE: usize = 64;
 /// How often the current height's messages are re-sent.
 const REGOSSIP_INTERVAL: Duration = Duration::from_millis(1000);
-/// Blocks asked for per sync request.
-const SYNC_BATCH: u32 = 64;
+/// Blocks asked for per sync request (a response is bounded by one block
+/// frame too; the serving side caps it at `sync::MAX_BLOCKS_PER_RESPONSE`).
+/// Applying a block costs a few milliseconds (certificate check, execution,
+/// one fsync), so a batch is about a second of work per round trip.
+const SYNC_BATCH: u32 = 256;
 /// Transactions waiting for their signature check at most.
 const VERIFY_QUEUE: usize = 4096;
 

@@ -1,7 +1,7 @@
 //! The gRPC API against a real `agora` process: a delegator's bond and
 //! unbond round trip, slashing from submitted evidence, the status codes of
-//! bad requests, and `agora audit` passing on the real chain and failing on
-//! a tampered certificate.
+//! bad requests, `GetBlocks` ranges, and `agora audit` (batched) passing on
+//! the real chain and failing on a tampered certificate at its height.
 
 use agora_node::client::audit;
 use agora_node::client::query::{self, QueryKind};
@@ -312,6 +312,17 @@ async fn bad_requests_get_the_right_status_codes() {
         .await
         .expect_err("future");
     assert_eq!(e.code(), Code::NotFound);
+    // GetBlocks: height 0, no blocks asked, past the head.
+    let range = |from_height, max_blocks| pb::GetBlocksRequest {
+        from_height,
+        max_blocks,
+    };
+    let e = q.get_blocks(range(0, 5)).await.expect_err("height 0");
+    assert_eq!(e.code(), Code::InvalidArgument, "{e:?}");
+    let e = q.get_blocks(range(1, 0)).await.expect_err("zero blocks");
+    assert_eq!(e.code(), Code::InvalidArgument, "{e:?}");
+    let e = q.get_blocks(range(1 << 40, 5)).await.expect_err("future");
+    assert_eq!(e.code(), Code::NotFound, "{e:?}");
     // Bonding more than Bob has.
     let e = staking
         .bond(req(sign_transaction(
@@ -367,6 +378,58 @@ async fn audit_passes_on_the_real_chain_and_fails_on_a_tampered_certificate() {
         .await
         .expect("audit passes");
     assert_eq!(report.verified, h);
+
+    // GetBlocks: consecutive blocks with the certificates that commit them,
+    // the same as GetBlock and GetCommitCertificate give one by one.
+    let r = q
+        .get_blocks(pb::GetBlocksRequest {
+            from_height: 2,
+            max_blocks: 3,
+        })
+        .await
+        .expect("range")
+        .into_inner();
+    assert_eq!(r.blocks.len(), 3);
+    assert!(r.latest_height >= h);
+    for (i, entry) in r.blocks.iter().enumerate() {
+        let height = 2 + i as u64;
+        let block = entry.block.as_ref().expect("block");
+        let header = block.header.as_ref().expect("header");
+        assert_eq!(header.height, height);
+        assert_eq!(
+            entry.block_hash,
+            agora_validator::block::header_hash(header).to_vec()
+        );
+        let cert = entry.certificate.as_ref().expect("certificate");
+        assert_eq!((cert.height, &cert.block_hash), (height, &entry.block_hash));
+        let one = q
+            .get_block(pb::GetBlockRequest { height })
+            .await
+            .expect("block")
+            .into_inner();
+        assert_eq!(one.block.as_ref(), Some(block));
+        let c = q
+            .get_commit_certificate(pb::GetCommitCertificateRequest { height })
+            .await
+            .expect("certificate")
+            .into_inner();
+        assert_eq!(c.certificate.as_ref(), Some(cert));
+    }
+    // Asking for more than exists returns up to the head; more than the cap, the cap.
+    let r = q
+        .get_blocks(pb::GetBlocksRequest {
+            from_height: 1,
+            max_blocks: u32::MAX,
+        })
+        .await
+        .expect("range")
+        .into_inner();
+    assert!(r.blocks.len() as u64 >= h && r.blocks.len() <= 256);
+    let last = r
+        .blocks
+        .last()
+        .and_then(|b| b.block.as_ref()?.header.as_ref());
+    assert_eq!(last.map(|hd| hd.height), Some(r.blocks.len() as u64));
     // The CLI agrees, with exit code 0.
     let out = Command::new(env!("CARGO_BIN_EXE_agora"))
         .args(["audit", "--node", &node.grpc, "--genesis"])

@@ -13,12 +13,22 @@
 //! height h, certified by the set of h, commits to the set of h+1 in
 //! `next_validators_hash` (that set was computed at the end of h−1: DESIGN §6,
 //! a set computed at the end of h takes effect at h+2 and header h+1 carries it).
+//!
+//! [`ChainVerifier::verify_batch`] does the same for many heights at once: the
+//! cheap checks run per header in order, the pairing checks (VRF proof under
+//! the proposer's key; certificate signature under the sum of its signers'
+//! keys over the precommit bytes) are deferred into one randomised
+//! multi-pairing with scalars from the caller, and a failing batch is bisected
+//! so the error names the same check and height as block-by-block
+//! verification would.
 
 use crate::block::{header_hash, list_hash};
 use crate::certificate::{CertificateError, CommitCertificate};
-use crate::crypto::{Hash, Signature, ZERO_HASH, vrf};
+use crate::crypto::bls::{self, BatchItem, BlsError};
+use crate::crypto::{Hash, PublicKey, Signature, ZERO_HASH, vrf};
 use crate::lottery;
-use crate::types::{Address, ChainId, Height};
+use crate::signing::{vote_bytes, vrf_input};
+use crate::types::{Address, ChainId, Height, Power, VoteType};
 use crate::validator_set::ValidatorSet;
 use agora_proto::v1 as pb;
 
@@ -186,87 +196,322 @@ impl ChainVerifier {
     /// Verifies the next header with its certificate. `next_set` is the
     /// validator set of height + 1, which this header commits to in
     /// `next_validators_hash`. On success the verifier advances one height and
-    /// trusts `next_set` for it.
+    /// trusts `next_set` for it. Its two pairings are checked right away, in
+    /// the order the checks are listed in the module documentation.
     pub fn verify_next(
         &mut self,
         header: &pb::Header,
         cert: &CommitCertificate,
         next_set: &ValidatorSet,
     ) -> Result<VerifiedBlock, ChainError> {
-        let h = header.height;
-        if h != self.next_height {
-            return Err(ChainError::HeightGap {
-                expected: self.next_height,
-                got: h,
-            });
+        let mut deferred = Vec::with_capacity(2);
+        let staged = stage(
+            &self.chain,
+            &self.cursor(),
+            header,
+            cert,
+            next_set,
+            &mut deferred,
+        );
+        // The pairings staged before a structural failure come first in the
+        // order of checks, so they are settled before that failure is reported.
+        for d in &deferred {
+            d.verify_alone()?;
         }
-        if header.chain_id != self.chain.as_str() {
-            return Err(ChainError::WrongChain {
-                height: h,
-                expected: self.chain.to_string(),
-                got: header.chain_id.chars().take(64).collect(),
-            });
-        }
-        if header.parent_hash.as_slice() != self.prev_hash.as_slice() {
-            return Err(ChainError::BrokenLink {
-                height: h,
-                expected: hex::encode(self.prev_hash),
-                got: hex::encode(&header.parent_hash),
-            });
-        }
-        if header.validators_hash.as_slice() != self.set.hash().as_slice() {
-            return Err(ChainError::ValidatorsHashMismatch { height: h });
-        }
-        if header.next_validators_hash.as_slice() != next_set.hash().as_slice() {
-            return Err(ChainError::NextValidatorsMismatch { height: h });
-        }
-        if header.proposal_round > cert.round {
-            return Err(ChainError::RoundOrder {
-                height: h,
-                proposal_round: header.proposal_round,
-                commit_round: cert.round,
-            });
-        }
-        let winner = lottery::proposer(&self.set, &self.seed, h, header.proposal_round);
-        if header.proposer_address.as_slice() != winner.address.0.as_slice() {
-            return Err(ChainError::WrongProposer {
-                height: h,
-                round: header.proposal_round,
-                expected: winner.address.to_string(),
-                got: hex::encode(&header.proposer_address),
-            });
-        }
-        let proof = Signature::from_bytes(&header.vrf_proof).map_err(|e| ChainError::BadVrf {
-            height: h,
-            reason: e.to_string(),
-        })?;
-        let output =
-            vrf::verify(&winner.public_key, &self.chain, h, &self.seed, &proof).map_err(|e| {
-                ChainError::BadVrf {
-                    height: h,
-                    reason: e.to_string(),
-                }
-            })?;
-        let block_hash = header_hash(header);
-        if cert.height != h || cert.block_hash != block_hash {
-            return Err(ChainError::CertificateMismatch { height: h });
-        }
-        cert.verify(&self.chain, &self.set)
-            .map_err(|source| ChainError::Certificate { height: h, source })?;
-
-        let seed = vrf::next_seed(&self.seed, &output);
-        let proposer = winner.address;
-        self.seed = seed;
-        self.prev_hash = block_hash;
-        self.next_height = h + 1;
-        self.set = next_set.clone();
-        Ok(VerifiedBlock {
-            height: h,
-            block_hash,
-            seed,
-            proposer,
-        })
+        let block = staged?;
+        self.advance(&block, next_set);
+        Ok(block)
     }
+
+    /// Verifies consecutive blocks, doing every cheap check per header in
+    /// order but deferring the pairing checks (each header's VRF proof and each
+    /// certificate's aggregate signature, over the aggregate of its signers'
+    /// keys) into one randomised batch verification.
+    ///
+    /// `randomness` holds [`SCALARS_PER_STEP`] non-zero scalars per step from
+    /// a source the chain's authors cannot predict (the core has no randomness
+    /// of its own). With fewer, or a zero among them, every pairing is checked
+    /// on its own: same verdicts, only slower.
+    ///
+    /// The verdict is the one [`Self::verify_next`] would give block by block
+    /// (up to the batch's 2^-64 soundness error): when the batch fails, halves
+    /// are re-checked (the first half first) down to single items, so the
+    /// error names the first failing check and its height. On success the
+    /// verifier stands after the last step; on failure it stands at the
+    /// failing height, every block before it verified.
+    pub fn verify_batch(
+        &mut self,
+        steps: &[ChainStep<'_>],
+        randomness: &[u64],
+    ) -> Result<Vec<VerifiedBlock>, ChainError> {
+        let mut deferred = Vec::with_capacity(steps.len() * SCALARS_PER_STEP);
+        let mut blocks = Vec::with_capacity(steps.len());
+        let mut cursor = self.cursor();
+        let mut structural = None;
+        for step in steps {
+            let staged = stage(
+                &self.chain,
+                &cursor,
+                step.header,
+                step.cert,
+                step.next_set,
+                &mut deferred,
+            );
+            match staged {
+                Ok(block) => {
+                    cursor = Cursor {
+                        next_height: block.height + 1,
+                        prev_hash: block.block_hash,
+                        seed: block.seed,
+                        set: step.next_set,
+                    };
+                    blocks.push(block);
+                }
+                Err(e) => {
+                    structural = Some(e);
+                    break;
+                }
+            }
+        }
+        // A failing pairing precedes any structural failure in the order of
+        // checks: the structural one is only reached if all staged pairings pass.
+        let (error, good) = match settle(&deferred, randomness) {
+            Some(bad) => {
+                let good = blocks.iter().take_while(|b| b.height < bad.height).count();
+                (Some(bad.error()), good)
+            }
+            None => (structural, blocks.len()),
+        };
+        for (block, step) in blocks.iter().zip(steps).take(good) {
+            self.advance(block, step.next_set);
+        }
+        match error {
+            Some(e) => Err(e),
+            None => Ok(blocks),
+        }
+    }
+
+    fn cursor(&self) -> Cursor<'_> {
+        Cursor {
+            next_height: self.next_height,
+            prev_hash: self.prev_hash,
+            seed: self.seed,
+            set: &self.set,
+        }
+    }
+
+    fn advance(&mut self, block: &VerifiedBlock, next_set: &ValidatorSet) {
+        self.seed = block.seed;
+        self.prev_hash = block.block_hash;
+        self.next_height = block.height + 1;
+        if self.set.hash() != next_set.hash() {
+            self.set = next_set.clone();
+        }
+    }
+}
+
+/// Random scalars [`ChainVerifier::verify_batch`] needs per block: one for
+/// the VRF proof, one for the certificate.
+pub const SCALARS_PER_STEP: usize = 2;
+
+/// One block for [`ChainVerifier::verify_batch`].
+#[derive(Debug, Clone, Copy)]
+pub struct ChainStep<'a> {
+    /// The block's header.
+    pub header: &'a pb::Header,
+    /// The certificate that commits it.
+    pub cert: &'a CommitCertificate,
+    /// The validator set of the next height, which the header commits to.
+    pub next_set: &'a ValidatorSet,
+}
+
+/// What the verifier trusts before a block: the state after its parent.
+#[derive(Debug, Clone, Copy)]
+struct Cursor<'a> {
+    next_height: Height,
+    prev_hash: Hash,
+    seed: Hash,
+    set: &'a ValidatorSet,
+}
+
+/// Which pairing check a deferred item is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Check {
+    /// The header's VRF proof under the proposer's key.
+    Vrf,
+    /// The certificate's aggregate signature under its signers' summed key.
+    Certificate,
+}
+
+/// A pairing check left for later: `sig` over `msg` under `key`.
+#[derive(Debug, Clone)]
+struct Deferred {
+    height: Height,
+    check: Check,
+    key: PublicKey,
+    msg: Vec<u8>,
+    sig: Signature,
+}
+
+impl Deferred {
+    /// The error [`ChainVerifier::verify_next`] reports when this check fails.
+    fn error(&self) -> ChainError {
+        match self.check {
+            Check::Vrf => ChainError::BadVrf {
+                height: self.height,
+                reason: BlsError::VerifyFailed.to_string(),
+            },
+            Check::Certificate => ChainError::Certificate {
+                height: self.height,
+                source: CertificateError::BadSignature,
+            },
+        }
+    }
+
+    fn verify_alone(&self) -> Result<(), ChainError> {
+        self.key
+            .verify(&self.msg, &self.sig)
+            .map_err(|_| self.error())
+    }
+}
+
+/// The first failing deferred check in order, if any: one randomised batch,
+/// then halves (the earlier half first) when it fails.
+fn settle<'a>(items: &'a [Deferred], randomness: &[u64]) -> Option<&'a Deferred> {
+    if items.is_empty() {
+        return None;
+    }
+    if randomness.len() < items.len() || randomness[..items.len()].contains(&0) {
+        return items.iter().find(|d| d.verify_alone().is_err());
+    }
+    first_failure(items, &randomness[..items.len()])
+}
+
+fn first_failure<'a>(items: &'a [Deferred], randomness: &[u64]) -> Option<&'a Deferred> {
+    if items.len() == 1 {
+        return items.iter().find(|d| d.verify_alone().is_err());
+    }
+    let batch: Vec<BatchItem<'_>> = items
+        .iter()
+        .map(|d| BatchItem {
+            key: &d.key,
+            msg: &d.msg,
+            sig: &d.sig,
+        })
+        .collect();
+    if bls::batch_verify(&batch, randomness).is_ok() {
+        return None;
+    }
+    let mid = items.len() / 2;
+    first_failure(&items[..mid], &randomness[..mid])
+        .or_else(|| first_failure(&items[mid..], &randomness[mid..]))
+}
+
+/// Every check of one block but the pairings, in order; the pairings are
+/// pushed to `deferred` at the point of the order where they belong (a
+/// structural error after the VRF check leaves the VRF item pushed).
+fn stage(
+    chain: &ChainId,
+    at: &Cursor<'_>,
+    header: &pb::Header,
+    cert: &CommitCertificate,
+    next_set: &ValidatorSet,
+    deferred: &mut Vec<Deferred>,
+) -> Result<VerifiedBlock, ChainError> {
+    let h = header.height;
+    if h != at.next_height {
+        return Err(ChainError::HeightGap {
+            expected: at.next_height,
+            got: h,
+        });
+    }
+    if header.chain_id != chain.as_str() {
+        return Err(ChainError::WrongChain {
+            height: h,
+            expected: chain.to_string(),
+            got: header.chain_id.chars().take(64).collect(),
+        });
+    }
+    if header.parent_hash.as_slice() != at.prev_hash.as_slice() {
+        return Err(ChainError::BrokenLink {
+            height: h,
+            expected: hex::encode(at.prev_hash),
+            got: hex::encode(&header.parent_hash),
+        });
+    }
+    if header.validators_hash.as_slice() != at.set.hash().as_slice() {
+        return Err(ChainError::ValidatorsHashMismatch { height: h });
+    }
+    if header.next_validators_hash.as_slice() != next_set.hash().as_slice() {
+        return Err(ChainError::NextValidatorsMismatch { height: h });
+    }
+    if header.proposal_round > cert.round {
+        return Err(ChainError::RoundOrder {
+            height: h,
+            proposal_round: header.proposal_round,
+            commit_round: cert.round,
+        });
+    }
+    let winner = lottery::proposer(at.set, &at.seed, h, header.proposal_round);
+    if header.proposer_address.as_slice() != winner.address.0.as_slice() {
+        return Err(ChainError::WrongProposer {
+            height: h,
+            round: header.proposal_round,
+            expected: winner.address.to_string(),
+            got: hex::encode(&header.proposer_address),
+        });
+    }
+    let proof = Signature::from_bytes(&header.vrf_proof).map_err(|e| ChainError::BadVrf {
+        height: h,
+        reason: e.to_string(),
+    })?;
+    deferred.push(Deferred {
+        height: h,
+        check: Check::Vrf,
+        key: winner.public_key,
+        msg: vrf_input(chain, h, &at.seed),
+        sig: proof,
+    });
+    let block_hash = header_hash(header);
+    if cert.height != h || cert.block_hash != block_hash {
+        return Err(ChainError::CertificateMismatch { height: h });
+    }
+    let idx = cert
+        .signer_indices(at.set.len())
+        .map_err(|source| ChainError::Certificate { height: h, source })?;
+    let signed: Power = idx.iter().map(|i| at.set.validators()[*i].power).sum();
+    if !at.set.is_quorum(signed) {
+        return Err(ChainError::Certificate {
+            height: h,
+            source: CertificateError::InsufficientPower {
+                signed,
+                total: at.set.total_power(),
+            },
+        });
+    }
+    let keys: Vec<&PublicKey> = idx
+        .iter()
+        .map(|i| &at.set.validators()[*i].public_key)
+        .collect();
+    // Keys with proofs of possession never sum to infinity; if they did,
+    // FastAggregateVerify would fail too.
+    let key = PublicKey::aggregate(&keys).map_err(|_| ChainError::Certificate {
+        height: h,
+        source: CertificateError::BadSignature,
+    })?;
+    deferred.push(Deferred {
+        height: h,
+        check: Check::Certificate,
+        key,
+        msg: vote_bytes(chain, VoteType::Precommit, h, cert.round, &cert.block_hash),
+        sig: cert.aggregate_signature,
+    });
+    Ok(VerifiedBlock {
+        height: h,
+        block_hash,
+        seed: vrf::next_seed(&at.seed, &vrf::output(&proof)),
+        proposer: winner.address,
+    })
 }
 
 /// Checks that a block's body matches the commitments in its header:

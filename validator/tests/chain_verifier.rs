@@ -1,15 +1,20 @@
 //! The chain verifier accepts an honestly built chain and names the first
-//! tampered field of a dishonest one.
+//! tampered field of a dishonest one, block by block and in randomised
+//! batches alike.
 
 use agora_proto::v1 as pb;
 use agora_validator::block::{header_hash, list_hash};
 use agora_validator::certificate::{CertificateError, CommitCertificate};
-use agora_validator::chain_verifier::{ChainError, ChainVerifier, verify_body};
+use agora_validator::chain_verifier::{
+    ChainError, ChainStep, ChainVerifier, SCALARS_PER_STEP, VerifiedBlock, verify_body,
+};
 use agora_validator::crypto::{Hash, SecretKey, ZERO_HASH, sha3_256, vrf};
 use agora_validator::lottery;
 use agora_validator::signing::vote_bytes;
 use agora_validator::types::{ChainId, VoteType};
 use agora_validator::validator_set::{Validator, ValidatorSet};
+use rand::{RngCore, SeedableRng};
+use rand_chacha::ChaCha20Rng;
 
 struct Chain {
     chain: ChainId,
@@ -188,4 +193,200 @@ fn body_commitments_are_checked() {
             ..
         })
     ));
+}
+
+/// Verifies `c` in batches of `batch` heights with seeded random scalars;
+/// returns the blocks verified and where the verifier stands.
+fn verify_batched(
+    c: &Chain,
+    batch: usize,
+    scalars: impl Fn(&mut ChaCha20Rng) -> u64,
+) -> (Result<Vec<VerifiedBlock>, ChainError>, u64) {
+    let mut rng = ChaCha20Rng::seed_from_u64(batch as u64);
+    let mut v = ChainVerifier::from_genesis(c.chain.clone(), c.seed0, c.set.clone());
+    let mut all = Vec::new();
+    for chunk in c.blocks.chunks(batch) {
+        let steps: Vec<ChainStep<'_>> = chunk
+            .iter()
+            .map(|(header, cert)| ChainStep {
+                header,
+                cert,
+                next_set: &c.set,
+            })
+            .collect();
+        let rands: Vec<u64> = (0..steps.len() * SCALARS_PER_STEP)
+            .map(|_| scalars(&mut rng))
+            .collect();
+        match v.verify_batch(&steps, &rands) {
+            Ok(blocks) => all.extend(blocks),
+            Err(e) => return (Err(e), v.next_height()),
+        }
+    }
+    (Ok(all), v.next_height())
+}
+
+fn random(rng: &mut ChaCha20Rng) -> u64 {
+    rng.next_u64() | 1
+}
+
+/// Block by block, for comparison: the blocks and where the verifier stands.
+fn verify_one_by_one(c: &Chain) -> (Result<Vec<VerifiedBlock>, ChainError>, u64) {
+    let mut v = ChainVerifier::from_genesis(c.chain.clone(), c.seed0, c.set.clone());
+    let mut all = Vec::new();
+    for (header, cert) in &c.blocks {
+        match v.verify_next(header, cert, &c.set) {
+            Ok(b) => all.push(b),
+            Err(e) => return (Err(e), v.next_height()),
+        }
+    }
+    (Ok(all), v.next_height())
+}
+
+#[test]
+fn honest_chain_verifies_in_batches() {
+    let c = build(20, |h| (h % 3) as u32);
+    let (one, _) = verify_one_by_one(&c);
+    let one = one.expect("valid chain");
+    for batch in [1, 3, 8, 20, 64] {
+        let (got, at) = verify_batched(&c, batch, random);
+        assert_eq!(got.as_ref(), Ok(&one), "batch of {batch}");
+        assert_eq!(at, 21);
+    }
+    // Without usable randomness every pairing is checked alone: same verdict.
+    assert_eq!(verify_batched(&c, 20, |_| 0).0, Ok(one));
+}
+
+/// The aggregate signature of `k` replaced by that of another height (the
+/// next, or height 1 for the last).
+fn tamper_signature(c: &mut Chain, k: u64) {
+    let other = c.blocks[k as usize % c.blocks.len()].1.aggregate_signature;
+    c.blocks[k as usize - 1].1.aggregate_signature = other;
+}
+
+/// The VRF proof of `k` replaced by the right proposer's proof of another input.
+fn tamper_vrf(c: &mut Chain, k: u64) {
+    let header = &c.blocks[k as usize - 1].0;
+    let proposer = agora_validator::Address::from_slice(&header.proposer_address).expect("address");
+    let wi = c.set.index_of(&proposer).expect("member");
+    c.blocks[k as usize - 1].0.vrf_proof = vrf::prove(&c.keys[wi], &c.chain, 999, &ZERO_HASH)
+        .to_bytes()
+        .to_vec();
+}
+
+#[test]
+fn tampered_certificate_in_the_middle_of_a_batch_is_reported_at_its_height() {
+    let mut c = build(20, |_| 0);
+    tamper_signature(&mut c, 11);
+    for batch in [20, 8, 5] {
+        let (got, at) = verify_batched(&c, batch, random);
+        assert_eq!(
+            got,
+            Err(ChainError::Certificate {
+                height: 11,
+                source: CertificateError::BadSignature
+            }),
+            "batch of {batch}"
+        );
+        // Every block before it was verified.
+        assert_eq!(at, 11);
+    }
+}
+
+#[test]
+fn tampered_vrf_proof_in_the_middle_of_a_batch_is_reported_at_its_height() {
+    let mut c = build(20, |_| 0);
+    tamper_vrf(&mut c, 9);
+    // The header was changed, so its certificate no longer matches: per-item
+    // order reports the VRF first, and so must the batch.
+    let (got, at) = verify_batched(&c, 20, random);
+    assert!(
+        matches!(got, Err(ChainError::BadVrf { height: 9, .. })),
+        "{got:?}"
+    );
+    assert_eq!(at, 9);
+    assert_eq!(verify_one_by_one(&c), (got, at));
+}
+
+#[test]
+fn batch_verdict_equals_per_item_verdict() {
+    let tamperings: Vec<(&str, Box<dyn Fn(&mut Chain)>)> = vec![
+        ("nothing", Box::new(|_| {})),
+        ("signature at 1", Box::new(|c| tamper_signature(c, 1))),
+        ("signature at 7", Box::new(|c| tamper_signature(c, 7))),
+        ("signature at 20", Box::new(|c| tamper_signature(c, 20))),
+        ("vrf at 4", Box::new(|c| tamper_vrf(c, 4))),
+        ("vrf at 20", Box::new(|c| tamper_vrf(c, 20))),
+        (
+            "vrf at 13 and signature at 6",
+            Box::new(|c| {
+                tamper_vrf(c, 13);
+                tamper_signature(c, 6);
+            }),
+        ),
+        (
+            "signature at 12, parent link at 15",
+            Box::new(|c| {
+                tamper_signature(c, 12);
+                c.blocks[14].0.parent_hash[0] ^= 1;
+            }),
+        ),
+        (
+            "parent link at 10, signature at 15",
+            Box::new(|c| {
+                c.blocks[9].0.parent_hash[0] ^= 1;
+                tamper_signature(c, 15);
+            }),
+        ),
+        (
+            "signers below quorum at 8",
+            Box::new(|c| c.blocks[7].1.signers = vec![0b0001]),
+        ),
+        (
+            "next set at 16",
+            Box::new(|c| c.blocks[15].0.next_validators_hash = vec![7; 32]),
+        ),
+        (
+            "height gap at 5",
+            Box::new(|c| {
+                c.blocks.remove(4);
+            }),
+        ),
+    ];
+    for (what, tamper) in &tamperings {
+        let mut c = build(20, |h| (h % 2) as u32);
+        tamper(&mut c);
+        let want = verify_one_by_one(&c);
+        for batch in [1, 4, 7, 20] {
+            assert_eq!(
+                verify_batched(&c, batch, random),
+                want,
+                "{what}, batch {batch}"
+            );
+        }
+    }
+}
+
+/// Negative control: without random weights a batch is fooled by two
+/// certificates whose signatures were swapped (their sum is unchanged), which
+/// is why the scalars must be random. Block by block, and with random scalars,
+/// the swap is caught at the first of the two heights.
+#[test]
+fn negative_control_swapped_signatures_fool_an_unweighted_batch() {
+    let mut c = build(20, |_| 0);
+    let (s5, s6) = (
+        c.blocks[4].1.aggregate_signature,
+        c.blocks[5].1.aggregate_signature,
+    );
+    c.blocks[4].1.aggregate_signature = s6;
+    c.blocks[5].1.aggregate_signature = s5;
+    let caught = Err(ChainError::Certificate {
+        height: 5,
+        source: CertificateError::BadSignature,
+    });
+    assert_eq!(verify_one_by_one(&c).0, caught);
+    assert_eq!(verify_batched(&c, 20, random).0, caught);
+    assert!(
+        verify_batched(&c, 20, |_| 1).0.is_ok(),
+        "unit weights cannot see a swap"
+    );
 }

@@ -1,10 +1,13 @@
 //! `agora audit`: verify a chain served by a node, trusting only the genesis file.
 //!
-//! Walks from height 1 (trust only flows forward from genesis), fetching each
-//! block and its certificate over gRPC, and checks with
-//! [`ChainVerifier`]: header links, the validator set each header names and
-//! the next one it commits to, the lottery winner and its VRF proof, and the
-//! certificate. Validator sets are fetched only when a header commits to a
+//! Walks from height 1 (trust only flows forward from genesis), fetching
+//! blocks with their certificates over gRPC in ranges of [`RANGE`] heights
+//! (`Query.GetBlocks`; the next ranges are fetched while the current one is
+//! verified), and checks each range with [`ChainVerifier::verify_batch`]:
+//! header links, the validator set each header names and the next one it
+//! commits to and the lottery winner per header, then every VRF proof and
+//! certificate of the range in one randomised batch (bisected on failure, so
+//! the failing height is still named). Validator sets are fetched only when a header commits to a
 //! set different from the current one, and are trusted only because their
 //! hash matches what a certified header committed to.
 //!
@@ -16,11 +19,15 @@
 
 use agora_proto::v1 as pb;
 use agora_proto::v1::query_client::QueryClient;
-use agora_validator::chain_verifier::{ChainError, ChainVerifier, verify_body};
+use agora_validator::chain_verifier::{
+    ChainError, ChainStep, ChainVerifier, SCALARS_PER_STEP, verify_body,
+};
 use agora_validator::ledger::{BlockInfo, Ledger};
 use agora_validator::{Address, ChainId, CommitCertificate, Hash, ValidatorSet};
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
+use tokio::sync::mpsc;
 use tonic::transport::Channel;
 
 /// What to audit.
@@ -191,10 +198,256 @@ fn replay_block(
     Ok(())
 }
 
+/// Heights asked per `GetBlocks` request, and verified per batch.
+pub const RANGE: u32 = 64;
+/// Ranges fetched ahead of the one being verified.
+const PREFETCH: usize = 2;
+
+/// One fetched height: the block and the certificate that commits it.
+type Fetched = (pb::Block, pb::CommitCertificate);
+
+/// Fetches `from..=to` in ranges and sends them in order; a node without
+/// `GetBlocks` is asked height by height. Stops at the first error (sent on).
+async fn fetch_ranges(
+    mut client: QueryClient<Channel>,
+    from: u64,
+    to: u64,
+    tx: mpsc::Sender<Result<Vec<Fetched>, AuditError>>,
+) {
+    let mut next = from;
+    let mut ranges = true;
+    while next <= to {
+        let got = if ranges {
+            match fetch_range(&mut client, next, to).await {
+                Err(AuditError::Rpc { status, .. })
+                    if status.code() == tonic::Code::Unimplemented =>
+                {
+                    ranges = false;
+                    continue;
+                }
+                r => r,
+            }
+        } else {
+            fetch_one(&mut client, next).await.map(|f| vec![f])
+        };
+        let stop = got.is_err();
+        if let Ok(blocks) = &got {
+            next += blocks.len() as u64;
+        }
+        if tx.send(got).await.is_err() || stop {
+            return;
+        }
+    }
+}
+
+/// One `GetBlocks` response, checked to be consecutive from `from`, cut at `to`.
+async fn fetch_range(
+    client: &mut QueryClient<Channel>,
+    from: u64,
+    to: u64,
+) -> Result<Vec<Fetched>, AuditError> {
+    let want = (to - from + 1).min(u64::from(RANGE)) as u32;
+    let resp = client
+        .get_blocks(pb::GetBlocksRequest {
+            from_height: from,
+            max_blocks: want,
+        })
+        .await
+        .map_err(rpc(from))?
+        .into_inner();
+    let mut out = Vec::with_capacity(resp.blocks.len());
+    for (i, entry) in resp.blocks.into_iter().take(want as usize).enumerate() {
+        let h = from + i as u64;
+        let malformed = |detail: &str| AuditError::Malformed {
+            height: h,
+            what: "GetBlocks response",
+            detail: detail.into(),
+        };
+        let block = entry.block.ok_or_else(|| malformed("missing block"))?;
+        let certificate = entry
+            .certificate
+            .ok_or_else(|| malformed("missing certificate"))?;
+        if block.header.as_ref().map(|hd| hd.height) != Some(h) {
+            return Err(malformed(
+                "blocks are not consecutive from the height asked",
+            ));
+        }
+        out.push((block, certificate));
+    }
+    if out.is_empty() {
+        return Err(AuditError::Malformed {
+            height: from,
+            what: "GetBlocks response",
+            detail: "no blocks".into(),
+        });
+    }
+    Ok(out)
+}
+
+/// One height with `GetBlock` and `GetCommitCertificate` (older nodes).
+async fn fetch_one(client: &mut QueryClient<Channel>, h: u64) -> Result<Fetched, AuditError> {
+    let block = client
+        .get_block(pb::GetBlockRequest { height: h })
+        .await
+        .map_err(rpc(h))?
+        .into_inner()
+        .block
+        .ok_or(AuditError::Malformed {
+            height: h,
+            what: "block",
+            detail: "missing".into(),
+        })?;
+    let certified = client
+        .get_commit_certificate(pb::GetCommitCertificateRequest { height: h })
+        .await
+        .map_err(rpc(h))?
+        .into_inner();
+    if certified.header.is_none() || certified.header != block.header {
+        return Err(AuditError::Malformed {
+            height: h,
+            what: "certificate response",
+            detail: "its header differs from the block's header".into(),
+        });
+    }
+    let cert = certified.certificate.ok_or(AuditError::Malformed {
+        height: h,
+        what: "certificate",
+        detail: "missing".into(),
+    })?;
+    Ok((block, cert))
+}
+
+/// A fetched height ready for the verifier.
+struct Prepared {
+    block: pb::Block,
+    header: pb::Header,
+    cert: CommitCertificate,
+    next_set: Arc<ValidatorSet>,
+}
+
+/// Decodes a fetched range and finds each height's next validator set
+/// (fetched only when a header commits to a different one; trusted only once
+/// the verifier has checked it against that header). Stops at the first
+/// height that cannot be prepared and returns its error with the heights
+/// before it, which must still be verified first.
+async fn prepare(
+    client: &mut QueryClient<Channel>,
+    current: &mut Arc<ValidatorSet>,
+    set_changes: &mut u64,
+    fetched: Vec<Fetched>,
+) -> (Vec<Prepared>, Option<AuditError>) {
+    let mut out = Vec::with_capacity(fetched.len());
+    for (block, cert_pb) in fetched {
+        match prepare_one(client, current, set_changes, block, cert_pb).await {
+            Ok(p) => out.push(p),
+            Err(e) => return (out, Some(e)),
+        }
+    }
+    (out, None)
+}
+
+async fn prepare_one(
+    client: &mut QueryClient<Channel>,
+    current: &mut Arc<ValidatorSet>,
+    set_changes: &mut u64,
+    block: pb::Block,
+    cert_pb: pb::CommitCertificate,
+) -> Result<Prepared, AuditError> {
+    let header = block.header.clone().ok_or(AuditError::Malformed {
+        height: 0,
+        what: "block",
+        detail: "missing header".into(),
+    })?;
+    let h = header.height;
+    let cert = CommitCertificate::from_proto(&cert_pb).map_err(|e| AuditError::Malformed {
+        height: h,
+        what: "certificate",
+        detail: e.to_string(),
+    })?;
+    verify_body(&block)?;
+    if header.next_validators_hash.as_slice() != current.hash().as_slice() {
+        *set_changes += 1;
+        let resp = client
+            .get_validator_set(pb::GetValidatorSetRequest { height: h + 1 })
+            .await
+            .map_err(rpc(h + 1))?
+            .into_inner();
+        let set_pb = resp.validator_set.ok_or(AuditError::Malformed {
+            height: h + 1,
+            what: "validator set",
+            detail: "missing".into(),
+        })?;
+        let set = ValidatorSet::from_proto(&set_pb).map_err(|e| AuditError::Malformed {
+            height: h + 1,
+            what: "validator set",
+            detail: e.to_string(),
+        })?;
+        *current = Arc::new(set);
+    }
+    Ok(Prepared {
+        block,
+        header,
+        cert,
+        next_set: current.clone(),
+    })
+}
+
+/// What the verification carries from range to range.
+struct Walk {
+    verifier: ChainVerifier,
+    replay: Option<Ledger>,
+    report: AuditReport,
+}
+
+/// Verifies a prepared range as one batch, then replays its blocks in order
+/// (the app-hash check stays per block). When the batch fails, the blocks
+/// before the failing height are still replayed first, so the error reported
+/// is the first one in height order, as when verifying block by block.
+fn verify_range(w: &mut Walk, range: Vec<Prepared>) -> Result<(), AuditError> {
+    if range.is_empty() {
+        return Ok(());
+    }
+    let steps: Vec<ChainStep<'_>> = range
+        .iter()
+        .map(|p| ChainStep {
+            header: &p.header,
+            cert: &p.cert,
+            next_set: &p.next_set,
+        })
+        .collect();
+    let randomness: Vec<u64> = (0..steps.len() * SCALARS_PER_STEP)
+        .map(|_| rand::random::<u64>() | 1)
+        .collect();
+    let verdict = w.verifier.verify_batch(&steps, &randomness);
+    let verified_to = w.verifier.next_height();
+    let from = w.report.from;
+    for p in range {
+        let h = p.header.height;
+        if h >= verified_to {
+            break;
+        }
+        if let Some(ledger) = w.replay.as_mut() {
+            replay_block(ledger, &p.block, h, h >= from, &mut w.report.rewards)?;
+        }
+        w.report.verified_total += 1;
+        if h >= from {
+            w.report.verified += 1;
+            w.report
+                .evidence
+                .extend(p.block.evidence.into_iter().map(|evidence| EvidenceSeen {
+                    height: h,
+                    evidence,
+                }));
+        }
+    }
+    verdict?;
+    Ok(())
+}
+
 async fn run(
     channel: Channel,
     cfg: AuditConfig,
-    mut replay: Option<Ledger>,
+    replay: Option<Ledger>,
 ) -> Result<AuditReport, AuditError> {
     let mut client = QueryClient::new(channel).max_decoding_message_size(32 * 1024 * 1024);
     let status = client
@@ -221,96 +474,73 @@ async fn run(
         )));
     }
     let started = Instant::now();
-    let mut verifier = ChainVerifier::from_genesis(cfg.chain.clone(), cfg.seed0, cfg.genesis_set);
-    let mut report = AuditReport {
-        verified: 0,
-        verified_total: 0,
-        from,
-        to,
-        elapsed: Duration::ZERO,
-        set_changes: 0,
-        evidence: Vec::new(),
-        slashes: Vec::new(),
-        replayed: replay.is_some(),
-        rewards: BTreeMap::new(),
-    };
-    for h in 1..=to {
-        let block = client
-            .get_block(pb::GetBlockRequest { height: h })
-            .await
-            .map_err(rpc(h))?
-            .into_inner()
-            .block
-            .ok_or(AuditError::Malformed {
-                height: h,
-                what: "block",
-                detail: "missing".into(),
-            })?;
-        let certified = client
-            .get_commit_certificate(pb::GetCommitCertificateRequest { height: h })
-            .await
-            .map_err(rpc(h))?
-            .into_inner();
-        let header = block.header.clone().ok_or(AuditError::Malformed {
-            height: h,
-            what: "block",
-            detail: "missing header".into(),
-        })?;
-        if certified.header.as_ref() != Some(&header) {
-            return Err(AuditError::Malformed {
-                height: h,
-                what: "certificate response",
-                detail: "its header differs from the block's header".into(),
-            });
-        }
-        let cert_pb = certified.certificate.ok_or(AuditError::Malformed {
-            height: h,
-            what: "certificate",
-            detail: "missing".into(),
-        })?;
-        let cert = CommitCertificate::from_proto(&cert_pb).map_err(|e| AuditError::Malformed {
-            height: h,
-            what: "certificate",
-            detail: e.to_string(),
-        })?;
-        verify_body(&block)?;
-        let next_set = if header.next_validators_hash.as_slice()
-            == verifier.validator_set().hash().as_slice()
-        {
-            verifier.validator_set().clone()
-        } else {
-            report.set_changes += 1;
-            let resp = client
-                .get_validator_set(pb::GetValidatorSetRequest { height: h + 1 })
-                .await
-                .map_err(rpc(h + 1))?
-                .into_inner();
-            let set_pb = resp.validator_set.ok_or(AuditError::Malformed {
-                height: h + 1,
-                what: "validator set",
-                detail: "missing".into(),
-            })?;
-            ValidatorSet::from_proto(&set_pb).map_err(|e| AuditError::Malformed {
-                height: h + 1,
-                what: "validator set",
-                detail: e.to_string(),
-            })?
-        };
-        verifier.verify_next(&header, &cert, &next_set)?;
-        if let Some(ledger) = replay.as_mut() {
-            replay_block(ledger, &block, h, h >= from, &mut report.rewards)?;
-        }
-        report.verified_total += 1;
-        if h >= from {
-            report.verified += 1;
-            report
-                .evidence
-                .extend(block.evidence.into_iter().map(|evidence| EvidenceSeen {
-                    height: h,
-                    evidence,
-                }));
-        }
+    let mut current = Arc::new(cfg.genesis_set.clone());
+    let mut walk = Some(Walk {
+        verifier: ChainVerifier::from_genesis(cfg.chain.clone(), cfg.seed0, cfg.genesis_set),
+        replay,
+        report: AuditReport {
+            verified: 0,
+            verified_total: 0,
+            from,
+            to,
+            elapsed: Duration::ZERO,
+            set_changes: 0,
+            evidence: Vec::new(),
+            slashes: Vec::new(),
+            replayed: false,
+            rewards: BTreeMap::new(),
+        },
+    });
+    if let Some(w) = walk.as_mut() {
+        w.report.replayed = w.replay.is_some();
     }
+    // The next range is fetched while the current one is verified.
+    let (tx, mut rx) = mpsc::channel(PREFETCH);
+    let fetcher = tokio::spawn(fetch_ranges(client.clone(), 1, to, tx));
+    let mut set_changes = 0;
+    let walked: Result<(), AuditError> = async {
+        while let Some(fetched) = rx.recv().await {
+            let (range, stopped) =
+                prepare(&mut client, &mut current, &mut set_changes, fetched?).await;
+            let mut w = walk.take().ok_or_else(|| AuditError::Replay {
+                height: 0,
+                reason: "the verifier was lost".into(),
+            })?;
+            // Pairings are CPU work: off the (possibly single) async thread,
+            // so the fetcher keeps going meanwhile.
+            let (w, verdict) = tokio::task::spawn_blocking(move || {
+                let verdict = verify_range(&mut w, range);
+                (w, verdict)
+            })
+            .await
+            .map_err(|e| AuditError::Replay {
+                height: 0,
+                reason: format!("the verification task failed: {e}"),
+            })?;
+            walk = Some(w);
+            verdict?;
+            if let Some(e) = stopped {
+                return Err(e);
+            }
+        }
+        Ok(())
+    }
+    .await;
+    fetcher.abort();
+    walked?;
+    let mut report = walk.map(|w| w.report).ok_or_else(|| AuditError::Replay {
+        height: 0,
+        reason: "the verifier was lost".into(),
+    })?;
+    if report.verified_total < to {
+        return Err(AuditError::Rpc {
+            height: report.verified_total + 1,
+            status: Box::new(tonic::Status::unavailable(
+                "the node stopped sending blocks",
+            )),
+        });
+    }
+    report.set_changes = set_changes;
     report.elapsed = started.elapsed();
     let mut token = Vec::new();
     // A node that never ends its pages must not keep the auditor forever.

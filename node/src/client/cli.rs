@@ -418,7 +418,7 @@ pub async fn run_audit(a: AuditArgs) -> Result<ExitCode> {
 /// The text form of a successful audit.
 fn print_audit_text(r: &audit::AuditReport, secs: f64, rate: f64) {
     println!(
-        "OK: verified {} certificates (heights {}..={}; {} from genesis) in {secs:.2}s ({rate:.0}/s); {} validator-set changes; {} evidence included",
+        "OK: verified {} certificates (heights {}..={}; {} from genesis) in {secs:.2}s ({rate:.0} certificates/s); {} validator-set changes; {} evidence included",
         r.verified,
         r.from,
         r.to,

@@ -61,6 +61,16 @@ pub trait NodeApi: Send + Sync + 'static {
     fn block(&self, height: u64) -> Option<(pb::Block, Vec<u8>)>;
     /// The commit certificate of a height and the header it commits.
     fn certificate(&self, height: u64) -> Option<(pb::CommitCertificate, pb::Header)>;
+    /// A committed block with its certificate and hash.
+    fn certified_block(&self, height: u64) -> Option<pb::CertifiedBlockEntry> {
+        let (block, block_hash) = self.block(height)?;
+        let (certificate, _) = self.certificate(height)?;
+        Some(pb::CertifiedBlockEntry {
+            block: Some(block),
+            certificate: Some(certificate),
+            block_hash,
+        })
+    }
     /// The validator set of a height (0: the next height to be decided).
     fn validator_set(&self, height: u64) -> Option<(u64, pb::ValidatorSet)>;
     /// Notified with the height after every commit.

@@ -7,6 +7,12 @@ use std::time::Duration;
 pub const MAX_REQUEST_BYTES: usize = 64 * 1024;
 /// Largest response (a full block).
 pub const MAX_RESPONSE_BYTES: usize = 16 * 1024 * 1024;
+/// Blocks per GetBlocks response at most.
+pub const MAX_RANGE_BLOCKS: usize = 256;
+/// Encoded bytes of the blocks in a GetBlocks response at most, past the
+/// first block (one block is at most a block frame, about 4 MiB, so a
+/// response stays well within [`MAX_RESPONSE_BYTES`]).
+pub const MAX_RANGE_BYTES: usize = 8 * 1024 * 1024;
 /// Items per page when the client does not say.
 pub const DEFAULT_PAGE: usize = 50;
 /// Items per page at most.

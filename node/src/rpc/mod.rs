@@ -67,7 +67,17 @@ pub async fn serve<A: NodeApi>(
     let staking = StakingServer::new(staking::StakingService::new(api))
         .max_decoding_message_size(limits::MAX_REQUEST_BYTES)
         .max_encoding_message_size(limits::MAX_RESPONSE_BYTES);
-    let incoming = tonic::codegen::tokio_stream::wrappers::TcpListenerStream::new(listener);
+    // Small responses must not wait for the client's delayed ACK (Nagle):
+    // without TCP_NODELAY every store-backed query took about 40 ms.
+    let incoming = tonic::codegen::tokio_stream::StreamExt::map(
+        tonic::codegen::tokio_stream::wrappers::TcpListenerStream::new(listener),
+        |conn| {
+            if let Ok(stream) = &conn {
+                let _ = stream.set_nodelay(true);
+            }
+            conn
+        },
+    );
     tonic::transport::Server::builder()
         .timeout(limits::MAX_WAIT + std::time::Duration::from_secs(10))
         .add_service(health_service)

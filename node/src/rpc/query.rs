@@ -1,7 +1,7 @@
 //! The `agora.v1.Query` service: reads of chain state for delegators and auditors.
 
 use super::api::NodeApi;
-use super::limits::{self, MAX_KEY_BYTES};
+use super::limits::{self, MAX_KEY_BYTES, MAX_RANGE_BLOCKS, MAX_RANGE_BYTES};
 use agora_proto::v1 as pb;
 use agora_proto::v1::query_server::Query;
 use std::pin::Pin;
@@ -56,6 +56,27 @@ fn height_arg(h: u64) -> Result<u64, Status> {
         return Err(Status::invalid_argument("height must be 1 or more"));
     }
     Ok(h)
+}
+
+/// Consecutive certified blocks `from..=last`, stopping at the first one not
+/// stored or, past the first, once [`MAX_RANGE_BYTES`] would be exceeded.
+fn certified_range<A: NodeApi>(api: &A, from: u64, last: u64) -> Vec<pb::CertifiedBlockEntry> {
+    use prost::Message;
+    let mut out = Vec::new();
+    let mut used = 0usize;
+    for h in from..=last {
+        let Some(item) = api.certified_block(h) else {
+            break;
+        };
+        let len = item.encoded_len();
+        let cost = 1 + prost::length_delimiter_len(len) + len;
+        if !out.is_empty() && used + cost > MAX_RANGE_BYTES {
+            break;
+        }
+        used += cost;
+        out.push(item);
+    }
+    out
 }
 
 /// Stream of certificates for StreamCommitCertificates.
@@ -139,6 +160,44 @@ impl<A: NodeApi> Query for QueryService<A> {
         Ok(Response::new(pb::GetCommitCertificateResponse {
             certificate: Some(certificate),
             header: Some(header),
+        }))
+    }
+
+    async fn get_blocks(
+        &self,
+        r: Request<pb::GetBlocksRequest>,
+    ) -> Result<Response<pb::GetBlocksResponse>, Status> {
+        let r = r.into_inner();
+        if r.from_height == 0 {
+            return Err(Status::invalid_argument("from_height must be 1 or more"));
+        }
+        if r.max_blocks == 0 {
+            return Err(Status::invalid_argument(format!(
+                "max_blocks must be 1 or more (at most {MAX_RANGE_BLOCKS} are returned)"
+            )));
+        }
+        let from = r.from_height;
+        let latest = self.api.status().latest_height;
+        if from > latest {
+            return Err(Status::not_found(format!(
+                "no block at height {from}; the latest height is {latest}"
+            )));
+        }
+        let max = (r.max_blocks as usize).min(MAX_RANGE_BLOCKS) as u64;
+        let last = latest.min(from.saturating_add(max - 1));
+        let api = self.api.clone();
+        // Store reads off the async workers.
+        let blocks = tokio::task::spawn_blocking(move || certified_range(&*api, from, last))
+            .await
+            .map_err(|_| Status::internal("reading the blocks failed"))?;
+        if blocks.is_empty() {
+            return Err(Status::not_found(format!(
+                "block {from} is not stored on this node"
+            )));
+        }
+        Ok(Response::new(pb::GetBlocksResponse {
+            blocks,
+            latest_height: latest,
         }))
     }
 
