@@ -307,9 +307,12 @@ fn tampered_vrf_proof_in_the_middle_of_a_batch_is_reported_at_its_height() {
     assert_eq!(verify_one_by_one(&c), (got, at));
 }
 
+/// A named way to break a chain.
+type Tampering = (&'static str, Box<dyn Fn(&mut Chain)>);
+
 #[test]
 fn batch_verdict_equals_per_item_verdict() {
-    let tamperings: Vec<(&str, Box<dyn Fn(&mut Chain)>)> = vec![
+    let tamperings: Vec<Tampering> = vec![
         ("nothing", Box::new(|_| {})),
         ("signature at 1", Box::new(|c| tamper_signature(c, 1))),
         ("signature at 7", Box::new(|c| tamper_signature(c, 7))),
