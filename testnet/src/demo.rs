@@ -23,7 +23,7 @@ use agora_node::home::Home;
 use agora_proto::v1 as pb;
 use agora_proto::v1::query_client::QueryClient;
 use agora_validator::ledger::{Ledger, Params};
-use agora_validator::{Address, SecretKey};
+use agora_validator::{AccountSecretKey, Address};
 use anyhow::{Context, Result, bail, ensure};
 use tonic::transport::{Channel, Endpoint};
 
@@ -456,16 +456,16 @@ impl<'a> Demo<'a> {
         })
     }
 
-    fn delegator(&self, i: usize) -> Result<(SecretKey, Address)> {
+    fn delegator(&self, i: usize) -> Result<(AccountSecretKey, Address)> {
         let d = self
             .net
             .m()?
             .delegators
             .get(i)
             .with_context(|| format!("the testnet has no delegator{i}"))?;
-        let key = agora_node::keys::load(&d.key_file)
+        let key = agora_node::keys::load_account(&d.key_file)
             .with_context(|| format!("loading {}", d.key_file.display()))?;
-        let addr = Address::of(&key.public_key());
+        let addr = Address::of_account(&key.public_key());
         Ok((key, addr))
     }
 
@@ -506,7 +506,7 @@ impl<'a> Demo<'a> {
         }
     }
 
-    async fn send(&mut self, from: &SecretKey, action: TxAction) -> Result<pb::SubmitTxResponse> {
+    async fn send(&mut self, from: &AccountSecretKey, action: TxAction) -> Result<pb::SubmitTxResponse> {
         let what = format!("{action:?}")
             .split_whitespace()
             .next()

@@ -1,6 +1,7 @@
-//! Home directories for a whole testnet: one validator key, TLS identity and
+//! Home directories for a whole testnet: one validator (BLS consensus) key,
+//! one operator (Ed25519 account) key, TLS identity and
 //! config.toml per node, one shared genesis (byte-identical in every home)
-//! with all validators' proofs of possession, and funded delegator keys.
+//! with all validators' proofs of possession, and funded Ed25519 delegator keys.
 
 use std::net::SocketAddr;
 use std::os::unix::fs::DirBuilderExt;
@@ -81,6 +82,8 @@ pub struct Generated {
     pub homes: Vec<PathBuf>,
     /// Validator address per node, in plan order.
     pub validators: Vec<Address>,
+    /// Operator account (Ed25519, `keys/operator.key` in its home) per node.
+    pub operators: Vec<Address>,
     /// The delegator accounts.
     pub delegators: Vec<DelegatorEntry>,
     /// `DIR/genesis.json`, a copy of every home's genesis.
@@ -250,6 +253,7 @@ pub fn generate(plan: &Plan, out: &Path) -> Result<Generated> {
     };
     let mut homes = Vec::new();
     let mut validators = Vec::new();
+    let mut operators = Vec::new();
     for node in &plan.nodes {
         let home = Home::new(out.join(&node.moniker));
         if home.config().exists() {
@@ -264,17 +268,19 @@ pub fn generate(plan: &Plan, out: &Path) -> Result<Generated> {
         mkdir_private(&home.data_dir())?;
         let key = keys::generate()?;
         let info = keys::save(&home.validator_key(), &key)?;
+        let op = keys::save_account(&home.operator_key(), &keys::generate_account()?)?;
         let tls = TlsIdentity::generate()?;
         write(&home.tls_cert(), &tls.cert_pem())?;
         keys::write_secret_file(&home.tls_key(), tls.key_pem().as_bytes())?;
-        let operator = info.address.to_string();
+        operators.push(op.address);
+        let operator = op.address.to_string();
         genesis.accounts.push(GenesisAccountJson {
             address: operator.clone(),
             balance: OPERATOR_BALANCE.into(),
         });
         genesis.validators.push(GenesisValidatorJson {
             operator,
-            consensus_public_key: hex::encode(info.public_key.to_bytes()),
+            consensus_public_key: hex::encode(&info.public_key),
             proof_of_possession: hex::encode(key.prove_possession().to_bytes()),
             self_bond: SELF_BOND.into(),
             commission_rate_bps: COMMISSION_RATE_BPS,
@@ -291,7 +297,7 @@ pub fn generate(plan: &Plan, out: &Path) -> Result<Generated> {
     for i in 0..plan.delegators {
         let name = format!("delegator{i}");
         let key_file = dkeys.join(format!("{name}.key"));
-        let info = keys::save(&key_file, &keys::generate()?)?;
+        let info = keys::save_account(&key_file, &keys::generate_account()?)?;
         genesis.accounts.push(GenesisAccountJson {
             address: info.address.to_string(),
             balance: DELEGATOR_BALANCE.into(),
@@ -347,6 +353,7 @@ pub fn generate(plan: &Plan, out: &Path) -> Result<Generated> {
     Ok(Generated {
         homes: homes.iter().map(|h| h.root().to_path_buf()).collect(),
         validators,
+        operators,
         delegators,
         genesis: gpath,
     })
@@ -373,6 +380,8 @@ mod tests {
             assert!(!cfg.p2p.peers.contains(&cfg.p2p.listen));
             let key = home.load_validator_key().unwrap();
             assert_eq!(Address::of(&key.public_key()), g.validators[i]);
+            let op = keys::load_account(&home.operator_key()).unwrap();
+            assert_eq!(Address::of_account(&op.public_key()), g.operators[i]);
             assert!(home.load_tls().is_ok());
             assert_eq!(
                 cfg.testing.double_sign,

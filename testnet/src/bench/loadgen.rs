@@ -12,7 +12,7 @@ use agora_proto::v1 as pb;
 use agora_proto::v1::query_client::QueryClient;
 use agora_proto::v1::staking_client::StakingClient;
 use agora_validator::signing::sign_transaction;
-use agora_validator::{Address, ChainId, SecretKey};
+use agora_validator::{AccountSecretKey, Address, ChainId};
 use serde::Serialize;
 use tokio::time::{Instant, MissedTickBehavior};
 use tonic::transport::{Channel, Endpoint};
@@ -85,7 +85,7 @@ impl LoadCounters {
 /// A funded account the generator sends from.
 pub struct Account {
     /// Its key.
-    pub key: SecretKey,
+    pub key: AccountSecretKey,
     /// Its address.
     pub address: Address,
 }
