@@ -169,7 +169,12 @@ pub fn read_secret_file(path: &Path) -> Result<Zeroizing<Vec<u8>>, KeyError> {
     Ok(Zeroizing::new(std::fs::read(path).map_err(io)?))
 }
 
-fn write_key_file(path: &Path, kind: KeyKind, public: &[u8], secret: &[u8]) -> Result<KeyInfo, KeyError> {
+fn write_key_file(
+    path: &Path,
+    kind: KeyKind,
+    public: &[u8],
+    secret: &[u8],
+) -> Result<KeyInfo, KeyError> {
     let info = KeyInfo {
         kind,
         address: Address::of_key_bytes(public),

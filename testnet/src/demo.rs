@@ -506,7 +506,11 @@ impl<'a> Demo<'a> {
         }
     }
 
-    async fn send(&mut self, from: &AccountSecretKey, action: TxAction) -> Result<pb::SubmitTxResponse> {
+    async fn send(
+        &mut self,
+        from: &AccountSecretKey,
+        action: TxAction,
+    ) -> Result<pb::SubmitTxResponse> {
         let what = format!("{action:?}")
             .split_whitespace()
             .next()

@@ -82,8 +82,6 @@ pub struct Generated {
     pub homes: Vec<PathBuf>,
     /// Validator address per node, in plan order.
     pub validators: Vec<Address>,
-    /// Operator account (Ed25519, `keys/operator.key` in its home) per node.
-    pub operators: Vec<Address>,
     /// The delegator accounts.
     pub delegators: Vec<DelegatorEntry>,
     /// `DIR/genesis.json`, a copy of every home's genesis.
@@ -253,7 +251,6 @@ pub fn generate(plan: &Plan, out: &Path) -> Result<Generated> {
     };
     let mut homes = Vec::new();
     let mut validators = Vec::new();
-    let mut operators = Vec::new();
     for node in &plan.nodes {
         let home = Home::new(out.join(&node.moniker));
         if home.config().exists() {
@@ -272,7 +269,6 @@ pub fn generate(plan: &Plan, out: &Path) -> Result<Generated> {
         let tls = TlsIdentity::generate()?;
         write(&home.tls_cert(), &tls.cert_pem())?;
         keys::write_secret_file(&home.tls_key(), tls.key_pem().as_bytes())?;
-        operators.push(op.address);
         let operator = op.address.to_string();
         genesis.accounts.push(GenesisAccountJson {
             address: operator.clone(),
@@ -353,7 +349,6 @@ pub fn generate(plan: &Plan, out: &Path) -> Result<Generated> {
     Ok(Generated {
         homes: homes.iter().map(|h| h.root().to_path_buf()).collect(),
         validators,
-        operators,
         delegators,
         genesis: gpath,
     })
@@ -380,8 +375,13 @@ mod tests {
             assert!(!cfg.p2p.peers.contains(&cfg.p2p.listen));
             let key = home.load_validator_key().unwrap();
             assert_eq!(Address::of(&key.public_key()), g.validators[i]);
+            // The operator is the home's Ed25519 account key, not the consensus key.
             let op = keys::load_account(&home.operator_key()).unwrap();
-            assert_eq!(Address::of_account(&op.public_key()), g.operators[i]);
+            let genesis = home.load_genesis().unwrap().genesis;
+            assert_eq!(
+                genesis.validators[i].operator,
+                Address::of_account(&op.public_key()).0.to_vec()
+            );
             assert!(home.load_tls().is_ok());
             assert_eq!(
                 cfg.testing.double_sign,

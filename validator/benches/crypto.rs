@@ -5,8 +5,7 @@
 use agora_validator::certificate::CommitCertificate;
 use agora_validator::crypto::ed25519::{AccountBatchItem, verify_batch};
 use agora_validator::crypto::{
-    AccountPublicKey, AccountSecretKey, AccountSignature, PublicKey, SecretKey, Signature,
-    sha3_256,
+    AccountPublicKey, AccountSecretKey, AccountSignature, PublicKey, SecretKey, Signature, sha3_256,
 };
 use agora_validator::lottery;
 use agora_validator::signing::vote_bytes;
@@ -77,9 +76,15 @@ fn accounts(c: &mut Criterion) {
         .map(|i| format!("agora/tx/v1 bench {i}").into_bytes())
         .collect();
     let esigs: Vec<AccountSignature> = eks.iter().zip(&msgs).map(|(k, m)| k.sign(m)).collect();
-    c.bench_function("ed25519/sign", |b| b.iter(|| eks[0].sign(black_box(&msgs[0]))));
+    c.bench_function("ed25519/sign", |b| {
+        b.iter(|| eks[0].sign(black_box(&msgs[0])))
+    });
     c.bench_function("ed25519/verify", |b| {
-        b.iter(|| epks[0].verify(black_box(&msgs[0]), black_box(&esigs[0])).is_ok())
+        b.iter(|| {
+            epks[0]
+                .verify(black_box(&msgs[0]), black_box(&esigs[0]))
+                .is_ok()
+        })
     });
     let pk_bytes = epks[0].to_bytes();
     c.bench_function("ed25519/public_key_decode", |b| {
@@ -109,7 +114,9 @@ fn accounts(c: &mut Criterion) {
             sig: &bsigs[i],
         })
         .collect();
-    let rand: Vec<u64> = (1..=N as u64).map(|i| i.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1).collect();
+    let rand: Vec<u64> = (1..=N as u64)
+        .map(|i| i.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1)
+        .collect();
     c.bench_function("bls/batch_verify_64", |b| {
         b.iter(|| agora_validator::crypto::bls::batch_verify(black_box(&bitems), &rand).is_ok())
     });

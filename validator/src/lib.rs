@@ -21,5 +21,5 @@ pub use certificate::{CertificateError, CommitCertificate};
 pub use crypto::{
     AccountPublicKey, AccountSecretKey, AccountSignature, Hash, PublicKey, SecretKey, Signature,
 };
-pub use types::{Address, HasAddress, ChainId, Height, Power, Round, VoteType};
+pub use types::{Address, ChainId, HasAddress, Height, Power, Round, VoteType};
 pub use validator_set::{Validator, ValidatorSet};

@@ -4,11 +4,11 @@
 
 use agora_proto::v1 as pb;
 use agora_validator::crypto::{AccountSecretKey, Hash, SecretKey};
-use agora_validator::types::HasAddress;
 use agora_validator::ledger::{
     BlockInfo, BlockResult, JailReason, Ledger, SlashReason, TxError, TxOutcome, TxReceipt, tx,
 };
 use agora_validator::signing::vote_bytes;
+use agora_validator::types::HasAddress;
 use agora_validator::types::{Address, ChainId, Height, VoteType};
 use pb::tx_body::Kind;
 
@@ -144,7 +144,9 @@ fn block_with(
     ev: &[pb::Evidence],
 ) -> BlockResult {
     let h = l.height() + 1;
-    let r = l.apply_block(h, info, txs, ev, &[h as u8; 32]).expect("block");
+    let r = l
+        .apply_block(h, info, txs, ev, &[h as u8; 32])
+        .expect("block");
     let s = l.supply();
     assert!(s.balances_out(), "supply identity after block {h}: {s:?}");
     r

@@ -127,7 +127,8 @@ fn identity_genesis() -> pb::Genesis {
 /// The transaction of an op at the signer's next nonce.
 fn build(l: &Ledger, op: &Op, fee: u128) -> Option<(AccountSecretKey, pb::Transaction)> {
     let people: Vec<Address> = (0..7).map(|i| addr(&signer(i))).collect();
-    let held = |k: &AccountSecretKey, v: Address| l.delegation(&addr(k), &v).map_or(1, |d| d.shares);
+    let held =
+        |k: &AccountSecretKey, v: Address| l.delegation(&addr(k), &v).map_or(1, |d| d.shares);
     let (k, kind, fee) = match *op {
         Op::Transfer { from, to, amount } => (
             signer(from),

@@ -7,11 +7,11 @@
 
 use agora_proto::v1 as pb;
 use agora_validator::crypto::{AccountSecretKey, Hash, SecretKey};
-use agora_validator::types::HasAddress;
 use agora_validator::ledger::{
     BlockInfo, EvidenceError, Ledger, TxError, TxOutcome, UnbondingEntry, tx,
 };
 use agora_validator::signing::vote_bytes;
+use agora_validator::types::HasAddress;
 use agora_validator::types::{Address, ChainId, Height, VoteType};
 use pb::tx_body::Kind;
 use proptest::prelude::*;

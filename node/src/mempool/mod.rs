@@ -675,7 +675,10 @@ mod tests {
         });
         m.add(tx(1, 0, 20), (), &l).unwrap();
         assert_eq!(m.add(tx(1, 0, 20), (), &l), Err(MempoolError::Duplicate));
-        assert_eq!(m.add(tx(1, 0, 21), (), &l), Err(MempoolError::NonceTaken(0)));
+        assert_eq!(
+            m.add(tx(1, 0, 21), (), &l),
+            Err(MempoolError::NonceTaken(0))
+        );
         assert_eq!(
             m.add(tx(1, 2, 20), (), &l),
             Err(MempoolError::NonceGap {

@@ -193,7 +193,11 @@ pub fn verify_batch(items: &[AccountBatchItem<'_>], seed: &[u8; 32]) -> Vec<bool
         _ => {
             let mut v = batch::Verifier::new();
             for it in items {
-                v.queue((VerificationKeyBytes::from(*it.key.as_bytes()), it.sig.0, it.msg));
+                v.queue((
+                    VerificationKeyBytes::from(*it.key.as_bytes()),
+                    it.sig.0,
+                    it.msg,
+                ));
             }
             if v.verify(SeedRng::new(seed)).is_ok() {
                 vec![true; items.len()]
@@ -212,7 +216,11 @@ pub fn verify_batch(items: &[AccountBatchItem<'_>], seed: &[u8; 32]) -> Vec<bool
 pub fn batch_equation_holds(items: &[AccountBatchItem<'_>], seed: &[u8; 32]) -> bool {
     let mut v = batch::Verifier::new();
     for it in items {
-        v.queue((VerificationKeyBytes::from(*it.key.as_bytes()), it.sig.0, it.msg));
+        v.queue((
+            VerificationKeyBytes::from(*it.key.as_bytes()),
+            it.sig.0,
+            it.msg,
+        ));
     }
     v.verify(SeedRng::new(seed)).is_ok()
 }
@@ -441,7 +449,11 @@ mod tests {
     fn agree(key: &AccountPublicKey, msg: &[u8], sig: &AccountSignature) -> bool {
         let single = key.verify(msg, sig).is_ok();
         let item = AccountBatchItem { key, msg, sig };
-        assert_eq!(batch_equation_holds(&[item], &[1; 32]), single, "{key:?} {sig:?}");
+        assert_eq!(
+            batch_equation_holds(&[item], &[1; 32]),
+            single,
+            "{key:?} {sig:?}"
+        );
         let good_key = sk(9).public_key();
         let good_sig = sk(9).sign(b"other");
         let good = AccountBatchItem {
@@ -508,7 +520,10 @@ mod tests {
                 // s = 1: [8]B is not small order, so the equation fails.
                 let mut one = [0u8; 32];
                 one[0] = 1;
-                assert!(!agree(&key, b"m", &sig_of(r, &one)), "A {an}, R {rn}, s = 1");
+                assert!(
+                    !agree(&key, b"m", &sig_of(r, &one)),
+                    "A {an}, R {rn}, s = 1"
+                );
             }
         }
     }

@@ -685,6 +685,9 @@ impl Ledger {
         batch_seed: &[u8; 32],
         known: &dyn Fn(&Hash) -> Option<&'k DecodedTx>,
     ) -> Result<BlockResult, BlockError> {
+        // One per transaction of the block, short-lived: boxing the decoded
+        // ones would cost an allocation each for nothing.
+        #[allow(clippy::large_enum_variant)]
         enum Prepared<'k> {
             Known(&'k DecodedTx),
             Fresh(DecodedTx),

@@ -4,8 +4,8 @@ use super::*;
 use crate::certificate::CommitCertificate;
 use crate::consensus::evidence::EvidenceError as CE;
 use crate::crypto::{AccountSecretKey, SecretKey};
-use crate::types::HasAddress;
 use crate::signing::{proposal_bytes, vote_bytes};
+use crate::types::HasAddress;
 use crate::types::VoteType;
 use pb::tx_body::Kind;
 
@@ -373,8 +373,8 @@ fn recheck_decoded_skips_decoding_and_signature_but_not_the_state() {
             got: 0
         })
     );
-    let big = tx::decode(&chain(), &tx(&a, 1, transfer(addr(&user(2)), 1000 * UNIT)))
-        .expect("decodes");
+    let big =
+        tx::decode(&chain(), &tx(&a, 1, transfer(addr(&user(2)), 1000 * UNIT))).expect("decodes");
     assert_eq!(
         l.recheck_decoded(&big),
         Err(TxError::InsufficientBalance {

@@ -7,8 +7,8 @@
 
 use super::*;
 use crate::crypto::{AccountSecretKey, SecretKey};
-use crate::types::HasAddress;
 use crate::signing::vote_bytes;
+use crate::types::HasAddress;
 use crate::types::VoteType;
 use pb::tx_body::Kind;
 
@@ -183,7 +183,9 @@ fn info(l: &Ledger, proposer: Option<Address>, absent: &[Address]) -> BlockInfo 
 /// Executes the next block and checks the supply identity.
 fn run(l: &mut Ledger, info: &BlockInfo, txs: &[pb::Transaction]) -> BlockResult {
     let h = l.height() + 1;
-    let r = l.apply_block(h, info, txs, &[], &[h as u8; 32]).expect("block");
+    let r = l
+        .apply_block(h, info, txs, &[], &[h as u8; 32])
+        .expect("block");
     let s = l.supply();
     assert!(s.balances_out(), "supply identity after block {h}: {s:?}");
     assert_eq!(

@@ -576,14 +576,8 @@ mod tests {
         let mut bad = good.clone();
         bad.sign_bytes.push(0);
         for seed in [[0u8; 32], [1; 32], [0xff; 32]] {
-            assert_eq!(
-                verify_signatures(&[&good, &good], &seed),
-                vec![true, true]
-            );
-            assert_eq!(
-                verify_signatures(&[&good, &bad], &seed),
-                vec![true, false]
-            );
+            assert_eq!(verify_signatures(&[&good, &good], &seed), vec![true, true]);
+            assert_eq!(verify_signatures(&[&good, &bad], &seed), vec![true, false]);
             assert_eq!(verify_signatures(&[&bad], &seed), vec![false]);
         }
         assert!(verify_signatures(&[], &[0; 32]).is_empty());

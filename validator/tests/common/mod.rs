@@ -6,10 +6,10 @@
 pub use agora_proto::v1 as pb;
 use agora_validator::crypto::Hash;
 pub use agora_validator::crypto::{AccountSecretKey, SecretKey};
-pub use agora_validator::types::HasAddress;
 use agora_validator::ledger::{BlockInfo, Ledger, tx};
 use agora_validator::signing::vote_bytes;
 pub use agora_validator::types::Address;
+pub use agora_validator::types::HasAddress;
 use agora_validator::types::{ChainId, Height, VoteType};
 use pb::tx_body::Kind;
 use proptest::prelude::TestCaseError;
