@@ -796,4 +796,45 @@ mod tests {
         // Then a new tx from sender 1 continues after the pending ones.
         m.add(tx(1, 3, 10), (), &l).unwrap();
     }
+
+    /// Decode once: the pool keeps what the host decoded each transaction
+    /// to, hands exactly that to the checker at admission and at every
+    /// re-check, and gives it back by hash for block execution.
+    #[test]
+    fn keeps_the_decoded_form_and_rechecks_with_it() {
+        let decodes = RefCell::new(0usize);
+        // The host's decoding: a stand-in for DecodedTx (sender, nonce).
+        let decode = |t: &Transaction| {
+            *decodes.borrow_mut() += 1;
+            (t.public_key[0], t.body.as_ref().unwrap().nonce)
+        };
+        let account_nonce = RefCell::new(0u64);
+        let rechecks = RefCell::new(0usize);
+        let checker = |_tx: &Transaction, d: &(u8, u64), mode: CheckMode| {
+            if mode == CheckMode::Recheck {
+                *rechecks.borrow_mut() += 1;
+            }
+            Ok(Admission {
+                sender: Address([d.0; 20]),
+                nonce: d.1,
+                account_nonce: *account_nonce.borrow(),
+                fee: 1_000,
+            })
+        };
+        let mut m = Mempool::new(MempoolConfig::default());
+        let txs: Vec<Transaction> = (0..3).map(|n| tx(1, n, 10)).collect();
+        let hashes: Vec<Hash> = txs
+            .iter()
+            .map(|t| m.add(t.clone(), decode(t), &checker).unwrap())
+            .collect();
+        assert_eq!(*decodes.borrow(), 3);
+        assert_eq!(m.decoded(&hashes[1]), Some(&(1, 1)));
+        *account_nonce.borrow_mut() = 1;
+        assert!(m.update(&hashes[..1], &checker).is_empty());
+        m.update(&[], &checker);
+        assert_eq!(*rechecks.borrow(), 4, "two re-checks of the two left");
+        assert_eq!(*decodes.borrow(), 3, "re-checks never decode");
+        assert_eq!(m.decoded(&hashes[0]), None);
+        assert_eq!(m.decoded(&hashes[2]), Some(&(1, 2)));
+    }
 }
