@@ -405,14 +405,16 @@ pub fn load(path: &Path) -> Result<LoadedGenesis, GenesisError> {
     })
 }
 
-/// A genesis with one validator whose operator account is the validator key's address.
+/// A genesis with one validator: consensus key `key`, operated (and
+/// self-bonded) by the Ed25519 account `operator`, which is funded.
 pub fn single_validator(
     chain_id: &ChainId,
     key: &agora_validator::SecretKey,
+    operator: Address,
     genesis_time_ms: u64,
 ) -> GenesisJson {
     let pk = key.public_key();
-    let operator = Address::of(&pk).to_string();
+    let operator = operator.to_string();
     GenesisJson {
         chain_id: chain_id.as_str().to_string(),
         genesis_time_ms,
@@ -436,11 +438,12 @@ pub fn single_validator(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use agora_validator::SecretKey;
+    use agora_validator::{AccountSecretKey, SecretKey};
 
     fn sample() -> GenesisJson {
         let k = SecretKey::from_seed(&[3; 32]).unwrap();
-        single_validator(&ChainId::new("c").unwrap(), &k, 5)
+        let op = AccountSecretKey::from_seed(&[3; 32]).public_key();
+        single_validator(&ChainId::new("c").unwrap(), &k, Address::of_account(&op), 5)
     }
 
     #[test]

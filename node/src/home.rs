@@ -6,9 +6,10 @@
 //!   genesis.json         the chain's genesis (genesis.rs)
 //!   keys/                0700
 //!     validator.key      BLS consensus key, 0600 (keys.rs)
+//!     operator.key       Ed25519 account key of the validator's operator, 0600
 //!     tls.crt            self-signed TLS certificate (PEM)
 //!     tls.key            its private key (PEM, PKCS#8), 0600
-//!     NAME.key           account keys made by `agora keys add`
+//!     NAME.key           Ed25519 account keys made by `agora keys add`
 //!   data/                0700
 //!     node.redb          storage (storage/)
 //! ```
@@ -87,6 +88,10 @@ impl Home {
     pub fn validator_key(&self) -> PathBuf {
         self.keys_dir().join("validator.key")
     }
+    /// `keys/operator.key`: the operator's Ed25519 account key.
+    pub fn operator_key(&self) -> PathBuf {
+        self.account_key("operator")
+    }
     /// `keys/NAME.key`.
     pub fn account_key(&self, name: &str) -> PathBuf {
         self.keys_dir().join(format!("{name}.key"))
@@ -164,10 +169,12 @@ impl Home {
 /// What `init` created.
 #[derive(Debug, Clone)]
 pub struct InitSummary {
-    /// The validator's address (also its operator account).
+    /// The validator's address (of its BLS consensus key).
     pub address: Address,
     /// Hex of the validator's BLS public key.
     pub public_key_hex: String,
+    /// The operator's account address (of its Ed25519 key, `operator.key`).
+    pub operator: Address,
     /// SHA3-256 of genesis.json, hex.
     pub genesis_hash_hex: String,
 }
@@ -192,6 +199,7 @@ pub fn init(
 
     let key = keys::generate()?;
     let info = keys::save(&home.validator_key(), &key)?;
+    let operator = keys::save_account(&home.operator_key(), &keys::generate_account()?)?;
     let tls = TlsIdentity::generate()?;
     home.write_public(&home.tls_cert(), &tls.cert_pem())?;
     keys::write_secret_file(&home.tls_key(), tls.key_pem().as_bytes())?;
@@ -200,7 +208,7 @@ pub fn init(
     if let Some(m) = moniker {
         cfg.moniker = m.to_string();
     }
-    let g = genesis::single_validator(&chain, &key, genesis_time_ms);
+    let g = genesis::single_validator(&chain, &key, operator.address, genesis_time_ms);
     g.validate()?;
     let gtext = g.to_json();
     home.write_public(&home.genesis(), &gtext)?;
@@ -208,7 +216,8 @@ pub fn init(
     home.write_public(&home.config(), &cfg.to_toml())?;
     Ok(InitSummary {
         address: info.address,
-        public_key_hex: hex::encode(info.public_key.to_bytes()),
+        public_key_hex: hex::encode(&info.public_key),
+        operator: operator.address,
         genesis_hash_hex: hex::encode(agora_validator::crypto::sha3_256(gtext.as_bytes())),
     })
 }
@@ -237,7 +246,11 @@ mod tests {
                 .to_vec()
         );
         assert!(home.load_tls().is_ok());
-        for p in [home.validator_key(), home.tls_key()] {
+        let op = keys::load_account(&home.operator_key()).unwrap();
+        assert_eq!(Address::of_account(&op.public_key()), s.operator);
+        assert_eq!(g.genesis.validators[0].operator, s.operator.0.to_vec());
+        assert_ne!(s.operator, s.address);
+        for p in [home.validator_key(), home.operator_key(), home.tls_key()] {
             let mode = std::fs::metadata(&p).unwrap().permissions().mode() & 0o777;
             assert_eq!(mode, 0o600, "{}", p.display());
         }

@@ -41,7 +41,7 @@ enum Command {
         #[arg(long)]
         log_json: bool,
     },
-    /// Manage account keys in HOME/keys.
+    /// Manage Ed25519 account keys in HOME/keys.
     Keys {
         #[command(subcommand)]
         command: KeysCommand,
@@ -58,7 +58,7 @@ enum Command {
 
 #[derive(Subcommand)]
 enum KeysCommand {
-    /// Generate a new key NAME (stored in HOME/keys/NAME.key, mode 0600).
+    /// Generate a new Ed25519 account key NAME (stored in HOME/keys/NAME.key, mode 0600).
     Add {
         /// Key name (letters, digits, '-' and '_').
         name: String,
@@ -66,7 +66,7 @@ enum KeysCommand {
         #[arg(long)]
         home: PathBuf,
     },
-    /// List the keys and their addresses.
+    /// List the keys, their addresses and kinds (ed25519 accounts, the bls12-381 validator key).
     List {
         /// Home directory.
         #[arg(long)]
@@ -167,6 +167,7 @@ fn real_main() -> Result<std::process::ExitCode> {
             println!("chain id:      {chain_id}");
             println!("validator:     {}", s.address);
             println!("public key:    {}", s.public_key_hex);
+            println!("operator:      {} (keys/operator.key, Ed25519)", s.operator);
             println!("genesis hash:  {}", s.genesis_hash_hex);
         }
         Command::Start { home, log_json } => {
@@ -193,11 +194,11 @@ fn real_main() -> Result<std::process::ExitCode> {
                         h.keys_dir().display()
                     );
                 }
-                let info = keys::save(&path, &keys::generate()?)?;
+                let info = keys::save_account(&path, &keys::generate_account()?)?;
                 println!(
                     "{name}\t{}\t{}",
                     info.address,
-                    hex::encode(info.public_key.to_bytes())
+                    hex::encode(&info.public_key)
                 );
             }
             KeysCommand::List { home } => {
@@ -215,7 +216,7 @@ fn real_main() -> Result<std::process::ExitCode> {
                 names.sort();
                 for name in names {
                     match keys::info(&h.account_key(&name)) {
-                        Ok(i) => println!("{name}\t{}", i.address),
+                        Ok(i) => println!("{name}\t{}\t{}", i.address, i.kind),
                         Err(e) => println!("{name}\t<unreadable: {e}>"),
                     }
                 }
@@ -225,7 +226,8 @@ fn real_main() -> Result<std::process::ExitCode> {
                 let i = keys::info(&Home::new(&home).account_key(&name))?;
                 println!("name:       {name}");
                 println!("address:    {}", i.address);
-                println!("public key: {}", hex::encode(i.public_key.to_bytes()));
+                println!("kind:       {}", i.kind);
+                println!("public key: {}", hex::encode(&i.public_key));
             }
         },
     }

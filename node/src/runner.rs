@@ -19,7 +19,7 @@ use agora_validator::consensus::{
     Consensus, ConsensusConfig, Decision, HeightParams, Input, TimeoutConfig,
 };
 use agora_validator::crypto::{ZERO_HASH, vrf};
-use agora_validator::ledger::{BlockInfo, Ledger, TxOutcome as LedgerOutcome};
+use agora_validator::ledger::{BlockInfo, DecodedTx, Ledger, TxOutcome as LedgerOutcome};
 use agora_validator::{ChainId, CommitCertificate, Hash, Height};
 use tokio::sync::mpsc;
 use tracing::{debug, info};
@@ -87,7 +87,8 @@ pub struct Runner {
     metrics: Arc<Metrics>,
     ledger: Ledger,
     core: Consensus,
-    mempool: Mempool,
+    /// Pending transactions, kept decoded and verified (decode once).
+    mempool: Mempool<DecodedTx>,
     verifier: TxVerifier,
     checked: Option<mpsc::Receiver<Checked>>,
     exec: Executor<Arc<Storage>, Transport>,
@@ -397,21 +398,20 @@ impl Runner {
 
     fn commit(&mut self, d: Decision) -> Result<(), RunError> {
         let h = d.height;
-        let randomness: Vec<u64> = (0..d.block.txs.len())
-            .map(|_| rand::random::<u64>() | 1)
-            .collect();
-        // Transactions still in our mempool had their signatures verified
-        // at admission; only the others are verified here.
+        let batch_seed: [u8; 32] = rand::random();
+        // Transactions still in our mempool were decoded and their
+        // signatures verified at admission: block execution takes their
+        // decoded form; only the others are decoded and verified here.
         let mempool = &self.mempool;
         let result = self
             .ledger
-            .apply_block_with_verified(
+            .apply_block_with_decoded(
                 h,
                 &BlockInfo::of_block(&d.block),
                 &d.block.txs,
                 &d.block.evidence,
-                &randomness,
-                &|hash| mempool.contains(hash),
+                &batch_seed,
+                &|hash| mempool.decoded(hash),
             )
             .map_err(|e| RunError::Apply {
                 height: h,
@@ -561,7 +561,7 @@ impl Runner {
         let tx = c.tx;
         let result = match c.verdict {
             Err(reason) => Err(crate::mempool::MempoolError::Rejected(reason)),
-            Ok(()) => self.admit(tx.clone()),
+            Ok(decoded) => self.admit(tx.clone(), decoded),
         };
         if result.is_ok()
             && let Some(batch) = self.tx_outbox.push(tx, tokio::time::Instant::now())
@@ -574,8 +574,14 @@ impl Runner {
     }
 
     /// Adds a transaction whose signature is already verified.
-    fn admit(&mut self, tx: pb::Transaction) -> Result<Hash, crate::mempool::MempoolError> {
-        let r = self.mempool.add(tx, &verified_checker(&self.ledger));
+    fn admit(
+        &mut self,
+        tx: pb::Transaction,
+        decoded: DecodedTx,
+    ) -> Result<Hash, crate::mempool::MempoolError> {
+        let r = self
+            .mempool
+            .add(tx, decoded, &verified_checker(&self.ledger));
         for hash in self.mempool.take_evicted() {
             self.shared.remember_rejection(
                 hash,
@@ -826,15 +832,16 @@ impl Runner {
     }
 }
 
-/// The mempool's view of the ledger for transactions whose signature the
-/// [`TxVerifier`] already checked: the state checks alone, at admission and
-/// when re-checking after a commit.
+/// The mempool's view of the ledger for transactions the [`TxVerifier`]
+/// already decoded and verified: the state checks alone
+/// ([`Ledger::recheck_decoded`]), at admission and when re-checking after a
+/// commit; nothing is decoded or verified again.
 fn verified_checker(
     ledger: &Ledger,
-) -> impl Fn(&pb::Transaction, CheckMode) -> Result<Admission, String> + '_ {
-    move |tx, _mode: CheckMode| {
+) -> impl Fn(&pb::Transaction, &DecodedTx, CheckMode) -> Result<Admission, String> + '_ {
+    move |_tx, d, _mode: CheckMode| {
         ledger
-            .recheck_tx(tx)
+            .recheck_decoded(d)
             .map(|c| Admission {
                 sender: c.signer,
                 nonce: c.nonce,

@@ -109,7 +109,7 @@ async fn absent_validator_is_jailed_for_downtime_and_delegators_earn_and_withdra
     let (mut q, ch) = client(&node).await;
     let a_addr = Address::of(&a.public_key());
     let b_addr = Address::of(&b.public_key());
-    let bob_addr = Address::of(&bob.public_key());
+    let bob_addr = Address::of_account(&bob.public_key());
 
     // Downtime: B signs nothing; with a window of 10 and 50% required it is
     // jailed once it missed 6, and loses exactly floor(tokens · 1 / 10_000).
@@ -196,7 +196,7 @@ async fn absent_validator_is_jailed_for_downtime_and_delegators_earn_and_withdra
 
     // The same through the `agora` binary: query rewards, then withdraw them.
     let home = agora_node::home::Home::new(&node.home);
-    agora_node::keys::save(&home.account_key("bob"), &bob).expect("save bob's key");
+    agora_node::keys::save_account(&home.account_key("bob"), &bob).expect("save bob's key");
     let cli = |args: &[&str]| {
         let out = std::process::Command::new(env!("CARGO_BIN_EXE_agora"))
             .args(args)
@@ -282,13 +282,13 @@ async fn absent_validator_is_jailed_for_downtime_and_delegators_earn_and_withdra
     .expect_err("transitive redelegation");
     assert!(e.to_string().contains("still completing"), "{e}");
 
-    // Unjail after the jail ends: B's operator (B's own key) releases it,
+    // Unjail after the jail ends: B's operator (its Ed25519 account) releases it,
     // paying the fee from tokens Bob sends it (its genesis funds are all bonded).
     let r = submit(
         ch.clone(),
         &bob,
         &TxAction::Transfer {
-            to: b_addr,
+            to: b.operator_address(),
             amount: 10 * DEFAULT_FEE + 2 * B_BOND / 10_000,
         },
         true,
@@ -300,7 +300,7 @@ async fn absent_validator_is_jailed_for_downtime_and_delegators_earn_and_withdra
     // top it up before Unjail is accepted.
     let r = submit(
         ch.clone(),
-        &b,
+        &b.operator,
         &TxAction::Bond {
             validator: b_addr,
             amount: 2 * B_BOND / 10_000,
@@ -313,7 +313,7 @@ async fn absent_validator_is_jailed_for_downtime_and_delegators_earn_and_withdra
     wait_height(&mut q, &node, rec.jailed_until).await;
     let r = submit(
         ch.clone(),
-        &b,
+        &b.operator,
         &TxAction::Unjail { validator: b_addr },
         true,
     )
@@ -339,7 +339,7 @@ async fn new_requests_get_the_right_status_codes() {
     wait_height(&mut q, &node, 1).await;
     let a_addr = Address::of(&a.public_key());
     let b_addr = Address::of(&b.public_key());
-    let bob_addr = Address::of(&bob.public_key());
+    let bob_addr = Address::of_account(&bob.public_key());
     let chain = ChainId::new(CHAIN).expect("chain");
     let mut staking = StakingClient::new(ch.clone());
 
@@ -450,7 +450,7 @@ async fn new_requests_get_the_right_status_codes() {
     // The operator may not change the commission before an epoch has passed.
     let e = submit(
         ch.clone(),
-        &a,
+        &a.operator,
         &TxAction::EditValidator {
             validator: a_addr,
             rate_bps: 1_050,

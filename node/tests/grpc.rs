@@ -27,7 +27,7 @@ async fn delegator_bonds_unbonds_and_double_signer_is_slashed_over_grpc() {
     wait_height(&mut q, &node, 2).await;
     let a_addr = Address::of(&a.public_key());
     let b_addr = Address::of(&b.public_key());
-    let bob_addr = Address::of(&bob.public_key());
+    let bob_addr = Address::of_account(&bob.public_key());
 
     // Bond: the delegation is visible and the power grows two heights later.
     let amount: u128 = 50_000_000_000;

@@ -522,9 +522,9 @@ async fn measure(nodes: &mut Nodes, a: &BenchArgs, timeouts: Timeouts) -> Result
         let chain = ChainId::new(CHAIN_ID).map_err(|e| anyhow!("chain id: {e}"))?;
         let mut accounts = Vec::new();
         for d in &nodes.m.delegators {
-            let key = agora_node::keys::load(&d.key_file)
+            let key = agora_node::keys::load_account(&d.key_file)
                 .with_context(|| format!("loading {}", d.key_file.display()))?;
-            let address = Address::of(&key.public_key());
+            let address = Address::of_account(&key.public_key());
             accounts.push(loadgen::Account { key, address });
         }
         let endpoints: Vec<String> = nodes.m.nodes.iter().map(|e| e.grpc.clone()).collect();

@@ -27,7 +27,7 @@ use agora_node::home::Home;
 use agora_proto::v1 as pb;
 use agora_proto::v1::query_client::QueryClient;
 use agora_validator::ledger::{Ledger, Params};
-use agora_validator::{Address, SecretKey};
+use agora_validator::{AccountSecretKey, Address};
 use anyhow::{Context, Result, bail, ensure};
 use tonic::transport::{Channel, Endpoint};
 
@@ -423,7 +423,7 @@ async fn wait_all_heights(
 
 /// Submits `action` signed by `from` through `tx` and waits (at most
 /// [`TX_DEADLINE`]) for it to be committed successfully.
-async fn send_on(tx: Channel, from: &SecretKey, action: TxAction) -> Result<pb::SubmitTxResponse> {
+async fn send_on(tx: Channel, from: &AccountSecretKey, action: TxAction) -> Result<pb::SubmitTxResponse> {
     let what = format!("{action:?}")
         .split_whitespace()
         .next()
@@ -508,16 +508,16 @@ impl<'a> Demo<'a> {
         })
     }
 
-    fn delegator(&self, i: usize) -> Result<(SecretKey, Address)> {
+    fn delegator(&self, i: usize) -> Result<(AccountSecretKey, Address)> {
         let d = self
             .net
             .m()?
             .delegators
             .get(i)
             .with_context(|| format!("the testnet has no delegator{i}"))?;
-        let key = agora_node::keys::load(&d.key_file)
+        let key = agora_node::keys::load_account(&d.key_file)
             .with_context(|| format!("loading {}", d.key_file.display()))?;
-        let addr = Address::of(&key.public_key());
+        let addr = Address::of_account(&key.public_key());
         Ok((key, addr))
     }
 
@@ -558,7 +558,7 @@ impl<'a> Demo<'a> {
         }
     }
 
-    async fn send(&mut self, from: &SecretKey, action: TxAction) -> Result<pb::SubmitTxResponse> {
+    async fn send(&mut self, from: &AccountSecretKey, action: TxAction) -> Result<pb::SubmitTxResponse> {
         send_on(self.tx.clone(), from, action).await
     }
 

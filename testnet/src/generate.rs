@@ -1,6 +1,7 @@
-//! Home directories for a whole testnet: one validator key, TLS identity and
+//! Home directories for a whole testnet: one validator (BLS consensus) key,
+//! one operator (Ed25519 account) key, TLS identity and
 //! config.toml per node, one shared genesis (byte-identical in every home)
-//! with all validators' proofs of possession, and funded delegator keys.
+//! with all validators' proofs of possession, and funded Ed25519 delegator keys.
 
 use std::net::SocketAddr;
 use std::os::unix::fs::DirBuilderExt;
@@ -264,17 +265,18 @@ pub fn generate(plan: &Plan, out: &Path) -> Result<Generated> {
         mkdir_private(&home.data_dir())?;
         let key = keys::generate()?;
         let info = keys::save(&home.validator_key(), &key)?;
+        let op = keys::save_account(&home.operator_key(), &keys::generate_account()?)?;
         let tls = TlsIdentity::generate()?;
         write(&home.tls_cert(), &tls.cert_pem())?;
         keys::write_secret_file(&home.tls_key(), tls.key_pem().as_bytes())?;
-        let operator = info.address.to_string();
+        let operator = op.address.to_string();
         genesis.accounts.push(GenesisAccountJson {
             address: operator.clone(),
             balance: OPERATOR_BALANCE.into(),
         });
         genesis.validators.push(GenesisValidatorJson {
             operator,
-            consensus_public_key: hex::encode(info.public_key.to_bytes()),
+            consensus_public_key: hex::encode(&info.public_key),
             proof_of_possession: hex::encode(key.prove_possession().to_bytes()),
             self_bond: SELF_BOND.into(),
             commission_rate_bps: COMMISSION_RATE_BPS,
@@ -291,7 +293,7 @@ pub fn generate(plan: &Plan, out: &Path) -> Result<Generated> {
     for i in 0..plan.delegators {
         let name = format!("delegator{i}");
         let key_file = dkeys.join(format!("{name}.key"));
-        let info = keys::save(&key_file, &keys::generate()?)?;
+        let info = keys::save_account(&key_file, &keys::generate_account()?)?;
         genesis.accounts.push(GenesisAccountJson {
             address: info.address.to_string(),
             balance: DELEGATOR_BALANCE.into(),
@@ -373,6 +375,13 @@ mod tests {
             assert!(!cfg.p2p.peers.contains(&cfg.p2p.listen));
             let key = home.load_validator_key().unwrap();
             assert_eq!(Address::of(&key.public_key()), g.validators[i]);
+            // The operator is the home's Ed25519 account key, not the consensus key.
+            let op = keys::load_account(&home.operator_key()).unwrap();
+            let genesis = home.load_genesis().unwrap().genesis;
+            assert_eq!(
+                genesis.validators[i].operator,
+                Address::of_account(&op.public_key()).0.to_vec()
+            );
             assert!(home.load_tls().is_ok());
             assert_eq!(
                 cfg.testing.double_sign,

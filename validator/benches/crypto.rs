@@ -1,8 +1,12 @@
 //! Hot paths of the core: BLS sign/verify, FastAggregateVerify, certificate
-//! verification and the proposer lottery.
+//! verification and the proposer lottery; account signatures (Ed25519,
+//! single and batch) beside the BLS ones they replaced.
 
 use agora_validator::certificate::CommitCertificate;
-use agora_validator::crypto::{PublicKey, SecretKey, Signature, sha3_256};
+use agora_validator::crypto::ed25519::{AccountBatchItem, verify_batch};
+use agora_validator::crypto::{
+    AccountPublicKey, AccountSecretKey, AccountSignature, PublicKey, SecretKey, Signature, sha3_256,
+};
 use agora_validator::lottery;
 use agora_validator::signing::vote_bytes;
 use agora_validator::types::{ChainId, VoteType};
@@ -59,6 +63,65 @@ fn bls(c: &mut Criterion) {
     });
 }
 
+/// Account signatures: Ed25519 (ZIP-215) single and batch verification of
+/// 64 distinct keys and messages, and the BLS batch of the same shape that
+/// accounts used before.
+fn accounts(c: &mut Criterion) {
+    const N: usize = 64;
+    let eks: Vec<AccountSecretKey> = (0..N)
+        .map(|i| AccountSecretKey::from_seed(&sha3_256(&(i as u64).to_be_bytes())))
+        .collect();
+    let epks: Vec<AccountPublicKey> = eks.iter().map(|k| k.public_key()).collect();
+    let msgs: Vec<Vec<u8>> = (0..N)
+        .map(|i| format!("agora/tx/v1 bench {i}").into_bytes())
+        .collect();
+    let esigs: Vec<AccountSignature> = eks.iter().zip(&msgs).map(|(k, m)| k.sign(m)).collect();
+    c.bench_function("ed25519/sign", |b| {
+        b.iter(|| eks[0].sign(black_box(&msgs[0])))
+    });
+    c.bench_function("ed25519/verify", |b| {
+        b.iter(|| {
+            epks[0]
+                .verify(black_box(&msgs[0]), black_box(&esigs[0]))
+                .is_ok()
+        })
+    });
+    let pk_bytes = epks[0].to_bytes();
+    c.bench_function("ed25519/public_key_decode", |b| {
+        b.iter(|| AccountPublicKey::from_bytes(black_box(&pk_bytes)).is_ok())
+    });
+    let items: Vec<AccountBatchItem<'_>> = (0..N)
+        .map(|i| AccountBatchItem {
+            key: &epks[i],
+            msg: &msgs[i],
+            sig: &esigs[i],
+        })
+        .collect();
+    c.bench_function("ed25519/batch_verify_64", |b| {
+        b.iter(|| verify_batch(black_box(&items), &[7; 32]).iter().all(|v| *v))
+    });
+    c.bench_function("ed25519/single_verify_64", |b| {
+        b.iter(|| items.iter().all(|it| it.key.verify(it.msg, it.sig).is_ok()))
+    });
+
+    let bks = keys(N);
+    let bpks: Vec<PublicKey> = bks.iter().map(|k| k.public_key()).collect();
+    let bsigs: Vec<Signature> = bks.iter().zip(&msgs).map(|(k, m)| k.sign(m)).collect();
+    let bitems: Vec<agora_validator::crypto::bls::BatchItem<'_>> = (0..N)
+        .map(|i| agora_validator::crypto::bls::BatchItem {
+            key: &bpks[i],
+            msg: &msgs[i],
+            sig: &bsigs[i],
+        })
+        .collect();
+    let rand: Vec<u64> = (1..=N as u64)
+        .map(|i| i.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1)
+        .collect();
+    c.bench_function("bls/batch_verify_64", |b| {
+        b.iter(|| agora_validator::crypto::bls::batch_verify(black_box(&bitems), &rand).is_ok())
+    });
+}
+
 fn certificates(c: &mut Criterion) {
     let chain = ChainId::new("bench").expect("chain");
     let mut g = c.benchmark_group("certificate/verify");
@@ -105,5 +168,5 @@ fn lottery_pick(c: &mut Criterion) {
     });
 }
 
-criterion_group!(benches, bls, certificates, lottery_pick);
+criterion_group!(benches, bls, accounts, certificates, lottery_pick);
 criterion_main!(benches);

@@ -18,6 +18,8 @@ pub mod types;
 pub mod validator_set;
 
 pub use certificate::{CertificateError, CommitCertificate};
-pub use crypto::{Hash, PublicKey, SecretKey, Signature};
-pub use types::{Address, ChainId, Height, Power, Round, VoteType};
+pub use crypto::{
+    AccountPublicKey, AccountSecretKey, AccountSignature, Hash, PublicKey, SecretKey, Signature,
+};
+pub use types::{Address, ChainId, HasAddress, Height, Power, Round, VoteType};
 pub use validator_set::{Validator, ValidatorSet};

@@ -76,12 +76,12 @@ pub fn tx_body_hash(body: &agora_proto::v1::TxBody) -> Hash {
     crate::crypto::sha3_256(&prost::Message::encode_to_vec(body))
 }
 
-/// Signs a transaction body as its sender: the signature covers
-/// [`tx_bytes`] of the body's hash, and the sender's public key is attached
-/// (the sender's address is derived from it).
+/// Signs a transaction body as its sender with its Ed25519 account key:
+/// the signature covers [`tx_bytes`] of the body's hash, and the sender's
+/// 32-byte public key is attached (the sender's address is derived from it).
 pub fn sign_transaction(
     chain: &ChainId,
-    sender: &crate::crypto::SecretKey,
+    sender: &crate::crypto::AccountSecretKey,
     body: agora_proto::v1::TxBody,
 ) -> agora_proto::v1::Transaction {
     let sig = sender.sign(&tx_bytes(chain, &tx_body_hash(&body)));

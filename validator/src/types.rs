@@ -1,7 +1,7 @@
 //! Small value types shared across the core: chain id, addresses, heights and
 //! rounds, vote types, and domain votes decoded from the wire.
 
-use crate::crypto::{Hash, PublicKey, sha3_256};
+use crate::crypto::{AccountPublicKey, Hash, PublicKey, sha3_256};
 use std::fmt;
 
 /// Block height; the first block is height 1.
@@ -59,14 +59,26 @@ impl fmt::Display for ChainId {
     }
 }
 
-/// A 20-byte address: the first 20 bytes of SHA3-256 of a compressed public key.
+/// A 20-byte address: the first 20 bytes of SHA3-256 of a public key's
+/// bytes (the 32-byte Ed25519 key of an account, the 48-byte compressed BLS
+/// key of a consensus key).
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
 pub struct Address(pub [u8; 20]);
 
 impl Address {
-    /// The address of a public key.
+    /// The address of a consensus (BLS) public key.
     pub fn of(key: &PublicKey) -> Self {
-        let h = sha3_256(&key.to_bytes());
+        Self::of_key_bytes(&key.to_bytes())
+    }
+
+    /// The address of an account (Ed25519) public key.
+    pub fn of_account(key: &AccountPublicKey) -> Self {
+        Self::of_key_bytes(key.as_bytes())
+    }
+
+    /// The first 20 bytes of SHA3-256 of a public key's bytes.
+    pub fn of_key_bytes(key: &[u8]) -> Self {
+        let h = sha3_256(key);
         let mut a = [0u8; 20];
         a.copy_from_slice(&h[..20]);
         Self(a)
@@ -102,6 +114,37 @@ impl fmt::Display for Address {
 impl fmt::Debug for Address {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "Address({})", hex::encode(self.0))
+    }
+}
+
+/// Keys that have an address (DESIGN §3): consensus (BLS) and account
+/// (Ed25519) keys, public or secret.
+pub trait HasAddress {
+    /// The address of the (public half of the) key.
+    fn address(&self) -> Address;
+}
+
+impl HasAddress for PublicKey {
+    fn address(&self) -> Address {
+        Address::of(self)
+    }
+}
+
+impl HasAddress for crate::crypto::SecretKey {
+    fn address(&self) -> Address {
+        Address::of(&self.public_key())
+    }
+}
+
+impl HasAddress for AccountPublicKey {
+    fn address(&self) -> Address {
+        Address::of_account(self)
+    }
+}
+
+impl HasAddress for crate::crypto::AccountSecretKey {
+    fn address(&self) -> Address {
+        Address::of_account(&self.public_key())
     }
 }
 

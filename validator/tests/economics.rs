@@ -3,11 +3,12 @@
 //! its boundaries.
 
 use agora_proto::v1 as pb;
-use agora_validator::crypto::{Hash, SecretKey};
+use agora_validator::crypto::{AccountSecretKey, Hash, SecretKey};
 use agora_validator::ledger::{
     BlockInfo, BlockResult, JailReason, Ledger, SlashReason, TxError, TxOutcome, TxReceipt, tx,
 };
 use agora_validator::signing::vote_bytes;
+use agora_validator::types::HasAddress;
 use agora_validator::types::{Address, ChainId, Height, VoteType};
 use pb::tx_body::Kind;
 
@@ -18,17 +19,20 @@ const UNBONDING: u64 = 10;
 fn sk(i: u8) -> SecretKey {
     SecretKey::from_seed(&[i; 32]).expect("32-byte seed")
 }
-fn user(i: u8) -> SecretKey {
-    sk(i)
+fn acct(i: u8) -> AccountSecretKey {
+    AccountSecretKey::from_seed(&[i; 32])
 }
-fn operator(i: u8) -> SecretKey {
-    sk(100 + i)
+fn user(i: u8) -> AccountSecretKey {
+    acct(i)
+}
+fn operator(i: u8) -> AccountSecretKey {
+    acct(100 + i)
 }
 fn consensus(i: u8) -> SecretKey {
     sk(200 + i)
 }
-fn addr(k: &SecretKey) -> Address {
-    Address::of(&k.public_key())
+fn addr(k: &impl HasAddress) -> Address {
+    k.address()
 }
 fn val(i: u8) -> Address {
     addr(&consensus(i))
@@ -84,7 +88,7 @@ fn ledger(params: pb::GenesisParams) -> Ledger {
 }
 
 /// A zero-fee transaction at the signer's next nonce plus `ahead`.
-fn tx_at(l: &Ledger, k: &SecretKey, ahead: u64, kind: Kind) -> pb::Transaction {
+fn tx_at(l: &Ledger, k: &AccountSecretKey, ahead: u64, kind: Kind) -> pb::Transaction {
     let body = pb::TxBody {
         chain_id: CHAIN.into(),
         nonce: l.account(&addr(k)).nonce + ahead,
@@ -140,8 +144,9 @@ fn block_with(
     ev: &[pb::Evidence],
 ) -> BlockResult {
     let h = l.height() + 1;
-    let rand: Vec<u64> = (1..=txs.len() as u64).collect();
-    let r = l.apply_block(h, info, txs, ev, &rand).expect("block");
+    let r = l
+        .apply_block(h, info, txs, ev, &[h as u8; 32])
+        .expect("block");
     let s = l.supply();
     assert!(s.balances_out(), "supply identity after block {h}: {s:?}");
     r
@@ -162,7 +167,7 @@ fn failed(r: &TxReceipt) -> &TxError {
 fn tokens(l: &Ledger, v: Address) -> u128 {
     l.validator(&v).expect("validator").tokens
 }
-fn delegated(l: &Ledger, d: &SecretKey, v: Address) -> (u128, u128) {
+fn delegated(l: &Ledger, d: &AccountSecretKey, v: Address) -> (u128, u128) {
     l.delegation(&addr(d), &v)
         .map_or((0, 0), |x| (x.shares, x.tokens))
 }
@@ -348,7 +353,7 @@ fn double_sign_slash_reaches_redelegations_from_h_minus_1_only() {
         20 * UNIT,
         "others keep theirs"
     );
-    let shares_dst = |u: &SecretKey| l.redelegations(&addr(u), None, 0)[0].shares_dst;
+    let shares_dst = |u: &AccountSecretKey| l.redelegations(&addr(u), None, 0)[0].shares_dst;
     assert_eq!(shares_dst(&u1), 20 * UNIT);
     assert_eq!(shares_dst(&u2), 30 * UNIT - 3 * UNIT / 2);
     assert_eq!(l.slashed_total(), target);

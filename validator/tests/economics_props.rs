@@ -125,9 +125,10 @@ fn identity_genesis() -> pb::Genesis {
 }
 
 /// The transaction of an op at the signer's next nonce.
-fn build(l: &Ledger, op: &Op, fee: u128) -> Option<(SecretKey, pb::Transaction)> {
+fn build(l: &Ledger, op: &Op, fee: u128) -> Option<(AccountSecretKey, pb::Transaction)> {
     let people: Vec<Address> = (0..7).map(|i| addr(&signer(i))).collect();
-    let held = |k: &SecretKey, v: Address| l.delegation(&addr(k), &v).map_or(1, |d| d.shares);
+    let held =
+        |k: &AccountSecretKey, v: Address| l.delegation(&addr(k), &v).map_or(1, |d| d.shares);
     let (k, kind, fee) = match *op {
         Op::Transfer { from, to, amount } => (
             signer(from),
@@ -380,7 +381,7 @@ fn scripted_identity_run_reaches_downtime_and_redelegation_slashing() {
 fn identity_check_catches_a_supply_off_by_one() {
     let mut l = Ledger::from_genesis(&identity_genesis()).expect("genesis");
     let i = info(&l, Some(val(0)), 0);
-    l.apply_block(1, &i, &[], &[], &[]).expect("block 1");
+    l.apply_block(1, &i, &[], &[], &[0; 32]).expect("block 1");
     let good = l.supply();
     assert!(good.balances_out());
     assert!(good.minted > 0 && good.unclaimed_rewards > 0 && good.bonded > 0);

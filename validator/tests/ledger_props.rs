@@ -6,11 +6,12 @@
 //! every block pays its reward to a proposer and the full certificate.
 
 use agora_proto::v1 as pb;
-use agora_validator::crypto::{Hash, SecretKey};
+use agora_validator::crypto::{AccountSecretKey, Hash, SecretKey};
 use agora_validator::ledger::{
     BlockInfo, EvidenceError, Ledger, TxError, TxOutcome, UnbondingEntry, tx,
 };
 use agora_validator::signing::vote_bytes;
+use agora_validator::types::HasAddress;
 use agora_validator::types::{Address, ChainId, Height, VoteType};
 use pb::tx_body::Kind;
 use proptest::prelude::*;
@@ -26,8 +27,11 @@ const FEE: u128 = 1_000;
 fn sk(i: u8) -> SecretKey {
     SecretKey::from_seed(&[i; 32]).expect("32-byte seed")
 }
-fn addr(k: &SecretKey) -> Address {
-    Address::of(&k.public_key())
+fn acct(i: u8) -> AccountSecretKey {
+    AccountSecretKey::from_seed(&[i; 32])
+}
+fn addr(k: &impl HasAddress) -> Address {
+    k.address()
 }
 /// Genesis consensus keys 201..=203, then keys 211..=213 for validators created by users.
 fn consensus_keys() -> Vec<SecretKey> {
@@ -37,24 +41,24 @@ fn consensus_keys() -> Vec<SecretKey> {
 fn signer_seeds() -> Vec<u8> {
     (1..=4).chain(101..=103).collect()
 }
-fn signer(i: usize) -> SecretKey {
+fn signer(i: usize) -> AccountSecretKey {
     let all = signer_seeds();
-    sk(all[i % all.len()])
+    acct(all[i % all.len()])
 }
 fn everyone() -> Vec<Address> {
-    signer_seeds().into_iter().map(|i| addr(&sk(i))).collect()
+    signer_seeds().into_iter().map(|i| addr(&acct(i))).collect()
 }
 
 fn genesis() -> pb::Genesis {
     let mut accounts: Vec<pb::GenesisAccount> = (1..=4)
         .map(|i| pb::GenesisAccount {
-            address: addr(&sk(i)).0.to_vec(),
+            address: addr(&acct(i)).0.to_vec(),
             balance: (1000 * UNIT + u128::from(i) * 7).to_string(),
         })
         .collect();
     let mut validators = Vec::new();
     for i in 0..3u8 {
-        let op = sk(101 + i);
+        let op = acct(101 + i);
         let c = sk(201 + i);
         accounts.push(pb::GenesisAccount {
             address: addr(&op).0.to_vec(),
@@ -89,7 +93,7 @@ fn chain() -> ChainId {
     ChainId::new(CHAIN).expect("chain id")
 }
 
-fn sign_body(k: &SecretKey, chain_id: &str, nonce: u64, kind: Kind) -> pb::Transaction {
+fn sign_body(k: &AccountSecretKey, chain_id: &str, nonce: u64, kind: Kind) -> pb::Transaction {
     tx::sign(
         k,
         &chain(),
@@ -254,7 +258,7 @@ fn build_tx(
     op: &Op,
     last_ok: &Option<pb::Transaction>,
 ) -> Option<(pb::Transaction, bool)> {
-    let nonce = |k: &SecretKey| l.account(&addr(k)).nonce;
+    let nonce = |k: &AccountSecretKey| l.account(&addr(k)).nonce;
     let vals = consensus_keys();
     let people = everyone();
     Some(match op {

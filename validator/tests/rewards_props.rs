@@ -69,8 +69,8 @@ fn run_pro_rata(
     );
     let mut l = Ledger::from_genesis(&g).map_err(fail)?;
     let v = val(0);
-    let who: Vec<SecretKey> = [101u8, 1, 2, 3].into_iter().map(sk).collect();
-    let payer = sk(4);
+    let who: Vec<AccountSecretKey> = [101u8, 1, 2, 3].into_iter().map(acct).collect();
+    let payer = acct(4);
     let (mut upper, mut lower, mut paid) = ([0u128; 4], [0u128; 4], [0u128; 4]);
     let mut credited = 0u128;
     let n = blocks.len();

@@ -174,16 +174,14 @@ fn replay_block(
             committed: hex::encode(&header.app_hash),
         });
     }
-    let randomness: Vec<u64> = (0..block.txs.len())
-        .map(|_| rand::random::<u64>() | 1)
-        .collect();
+    let batch_seed: [u8; 32] = rand::random();
     let result = ledger
         .apply_block(
             h,
             &BlockInfo::of_block(block),
             &block.txs,
             &block.evidence,
-            &randomness,
+            &batch_seed,
         )
         .map_err(|e| AuditError::Replay {
             height: h,

@@ -7,7 +7,7 @@ use super::query::{self, QueryKind};
 use super::tx::{self, TxAction};
 use crate::home::Home;
 use agora_validator::ledger::Ledger;
-use agora_validator::{Address, SecretKey};
+use agora_validator::{AccountSecretKey, Address, SecretKey};
 use anyhow::{Context, Result, bail};
 use clap::{Args, Subcommand, ValueEnum};
 use std::path::PathBuf;
@@ -34,8 +34,9 @@ pub struct TxArgs {
     /// Home directory holding the signing key.
     #[arg(long, global = true)]
     pub home: Option<PathBuf>,
-    /// Key name in HOME/keys (`validator` is the consensus key).
-    #[arg(long, global = true, default_value = "validator")]
+    /// Ed25519 account key name in HOME/keys that signs (`operator` is the
+    /// validator's operator account made by `agora init`).
+    #[arg(long, global = true, default_value = "operator")]
     pub from: String,
     /// Return once admitted instead of waiting for the commit.
     #[arg(long, global = true)]
@@ -237,6 +238,14 @@ fn print(output: Output, v: &serde_json::Value) {
     }
 }
 
+fn load_account_key(home: &Option<PathBuf>, name: &str) -> Result<AccountSecretKey> {
+    let Some(home) = home else {
+        bail!("--home is required to find the key {name:?}");
+    };
+    let path = Home::new(home).account_key(name);
+    crate::keys::load_account(&path).with_context(|| format!("loading account key {name:?}"))
+}
+
 fn load_key(home: &Option<PathBuf>, name: &str) -> Result<SecretKey> {
     let Some(home) = home else {
         bail!("--home is required to find the key {name:?}");
@@ -258,7 +267,7 @@ async fn channel(node: &str) -> Result<tonic::transport::Channel> {
 
 /// `agora tx ...`: exits non-zero when the transaction was rejected or failed.
 pub async fn run_tx(a: TxArgs) -> Result<ExitCode> {
-    let sender = load_key(&a.home, &a.from)?;
+    let sender = load_account_key(&a.home, &a.from)?;
     let action = match a.cmd {
         TxCmd::Bond { validator, amount } => TxAction::Bond {
             validator: addr(&validator)?,

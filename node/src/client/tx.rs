@@ -6,7 +6,7 @@ use agora_proto::v1 as pb;
 use agora_proto::v1::query_client::QueryClient;
 use agora_proto::v1::staking_client::StakingClient;
 use agora_validator::signing::sign_transaction;
-use agora_validator::{Address, ChainId, SecretKey};
+use agora_validator::{AccountSecretKey, Address, ChainId, SecretKey};
 use tonic::transport::Channel;
 
 /// What to do.
@@ -150,7 +150,7 @@ pub const DEFAULT_FEE: u128 = agora_validator::ledger::params::DEFAULT_MIN_FEE;
 /// [`submit_with_fee`] paying [`DEFAULT_FEE`].
 pub async fn submit(
     channel: Channel,
-    sender: &SecretKey,
+    sender: &AccountSecretKey,
     action: &TxAction,
     wait: bool,
 ) -> Result<pb::SubmitTxResponse, TxClientError> {
@@ -162,7 +162,7 @@ pub async fn submit(
 /// method and, if `wait`, waits for the outcome.
 pub async fn submit_with_fee(
     channel: Channel,
-    sender: &SecretKey,
+    sender: &AccountSecretKey,
     action: &TxAction,
     fee: u128,
     wait: bool,
@@ -175,7 +175,7 @@ pub async fn submit_with_fee(
     let chain = ChainId::new(status.chain_id.clone()).map_err(|e| {
         tonic::Status::invalid_argument(format!("node reports an invalid chain id: {e}"))
     })?;
-    let me = Address::of(&sender.public_key());
+    let me = Address::of_account(&sender.public_key());
     let account = query
         .get_account(pb::GetAccountRequest {
             address: me.0.to_vec(),

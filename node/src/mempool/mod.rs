@@ -1,9 +1,16 @@
 //! The mempool: transactions waiting for a block.
 //!
 //! Bounded in count and in bytes; de-duplicated by transaction hash; each
-//! transaction is checked at admission by a caller-supplied [`TxChecker`] (the
-//! ledger's `check_tx` plugs in there: signature, chain id, balance, nonce
-//! against committed state). Per sender, pending nonces must be contiguous
+//! transaction is checked at admission by a caller-supplied [`TxChecker`]
+//! against committed state (the node plugs in the ledger's
+//! `recheck_decoded`: fee, balance, nonce, staking rules).
+//!
+//! Decode once: the pool keeps, beside each transaction, what its host
+//! decoded it to (`D`; the node stores the [`agora_validator::ledger::DecodedTx`]
+//! whose signature its verifier checked). The checker sees that decoded
+//! form, so the re-check after a commit is a state check with no decoding,
+//! and block execution takes the decoded form of every transaction the
+//! pool holds ([`Mempool::decoded`]). Per sender, pending nonces must be contiguous
 //! from the account's next nonce, so arrival order per sender *is* nonce
 //! order, and a proposer reaping in arrival order never leaves a gap.
 //! After each commit, [`Mempool::update`] removes the included transactions
@@ -71,16 +78,17 @@ pub struct Admission {
     pub fee: u128,
 }
 
-/// Checks a transaction against the current committed state.
-pub trait TxChecker {
+/// Checks a transaction (its wire form and what the host decoded it to)
+/// against the current committed state.
+pub trait TxChecker<D> {
     /// `Ok` with the sender and nonces if the transaction may enter a block,
     /// `Err` with a reason a person can act on otherwise.
-    fn check(&self, tx: &Transaction, mode: CheckMode) -> Result<Admission, String>;
+    fn check(&self, tx: &Transaction, decoded: &D, mode: CheckMode) -> Result<Admission, String>;
 }
 
-impl<F: Fn(&Transaction, CheckMode) -> Result<Admission, String>> TxChecker for F {
-    fn check(&self, tx: &Transaction, mode: CheckMode) -> Result<Admission, String> {
-        self(tx, mode)
+impl<D, F: Fn(&Transaction, &D, CheckMode) -> Result<Admission, String>> TxChecker<D> for F {
+    fn check(&self, tx: &Transaction, decoded: &D, mode: CheckMode) -> Result<Admission, String> {
+        self(tx, decoded, mode)
     }
 }
 
@@ -133,8 +141,9 @@ pub enum MempoolError {
 }
 
 #[derive(Debug, Clone)]
-struct Entry {
+struct Entry<D> {
     tx: Transaction,
+    decoded: D,
     hash: Hash,
     size: usize,
     sender: Address,
@@ -142,7 +151,7 @@ struct Entry {
     fee: u128,
 }
 
-impl Entry {
+impl<D> Entry<D> {
     fn rate(&self, seq: u64) -> FeeRate {
         FeeRate {
             fee: self.fee,
@@ -152,12 +161,12 @@ impl Entry {
     }
 }
 
-/// The pool of pending transactions.
-#[derive(Debug, Default)]
-pub struct Mempool {
+/// The pool of pending transactions, each with what its host decoded it to (`D`).
+#[derive(Debug)]
+pub struct Mempool<D> {
     cfg: MempoolConfig,
     next_seq: u64,
-    by_seq: BTreeMap<u64, Entry>,
+    by_seq: BTreeMap<u64, Entry<D>>,
     by_hash: HashMap<Hash, u64>,
     by_sender: HashMap<Address, BTreeMap<u64, u64>>,
     bytes: usize,
@@ -171,12 +180,17 @@ pub fn block_cost(size: usize) -> usize {
     1 + prost::length_delimiter_len(size) + size
 }
 
-impl Mempool {
+impl<D> Mempool<D> {
     /// An empty mempool with these limits.
     pub fn new(cfg: MempoolConfig) -> Self {
         Self {
             cfg,
-            ..Self::default()
+            next_seq: 0,
+            by_seq: BTreeMap::new(),
+            by_hash: HashMap::new(),
+            by_sender: HashMap::new(),
+            bytes: 0,
+            evicted: Vec::new(),
         }
     }
 
@@ -206,6 +220,14 @@ impl Mempool {
             .get(hash)
             .and_then(|s| self.by_seq.get(s))
             .map(|e| &e.tx)
+    }
+
+    /// What the host decoded a pending transaction to, by hash.
+    pub fn decoded(&self, hash: &Hash) -> Option<&D> {
+        self.by_hash
+            .get(hash)
+            .and_then(|s| self.by_seq.get(s))
+            .map(|e| &e.decoded)
     }
 
     /// The checks that cost nothing (size, duplicate, room), made before a
@@ -308,13 +330,18 @@ impl Mempool {
         std::mem::take(&mut self.evicted)
     }
 
-    /// Admits a transaction; returns its hash. Cheap checks (size, duplicate,
-    /// room) run before the checker, which may verify a signature.
-    pub fn add(&mut self, tx: Transaction, checker: &impl TxChecker) -> Result<Hash, MempoolError> {
+    /// Admits a transaction with its decoded form; returns its hash. Cheap
+    /// checks (size, duplicate, room) run before the checker.
+    pub fn add(
+        &mut self,
+        tx: Transaction,
+        decoded: D,
+        checker: &impl TxChecker<D>,
+    ) -> Result<Hash, MempoolError> {
         let hash = self.precheck(&tx)?;
         let size = tx.encoded_len();
         let adm = checker
-            .check(&tx, CheckMode::New)
+            .check(&tx, &decoded, CheckMode::New)
             .map_err(MempoolError::Rejected)?;
         let pending = self.by_sender.get(&adm.sender);
         let expected = pending
@@ -356,6 +383,7 @@ impl Mempool {
             seq,
             Entry {
                 tx,
+                decoded,
                 hash,
                 size,
                 sender: adm.sender,
@@ -366,7 +394,7 @@ impl Mempool {
         Ok(hash)
     }
 
-    fn remove_seq(&mut self, seq: u64) -> Option<Entry> {
+    fn remove_seq(&mut self, seq: u64) -> Option<Entry<D>> {
         let e = self.by_seq.remove(&seq)?;
         self.by_hash.remove(&e.hash);
         if let Some(m) = self.by_sender.get_mut(&e.sender) {
@@ -427,7 +455,11 @@ impl Mempool {
     /// re-checks every other one against the new state and drops those that
     /// became invalid (and, per sender, every later nonce). Returns the
     /// dropped-as-invalid ones with the reason.
-    pub fn update(&mut self, included: &[Hash], checker: &impl TxChecker) -> Vec<(Hash, String)> {
+    pub fn update(
+        &mut self,
+        included: &[Hash],
+        checker: &impl TxChecker<D>,
+    ) -> Vec<(Hash, String)> {
         for h in included {
             if let Some(seq) = self.by_hash.get(h).copied() {
                 self.remove_seq(seq);
@@ -448,7 +480,7 @@ impl Mempool {
                     continue;
                 };
                 if failed.is_none() {
-                    match checker.check(&e.tx, CheckMode::Recheck) {
+                    match checker.check(&e.tx, &e.decoded, CheckMode::Recheck) {
                         Err(r) => failed = Some(r),
                         Ok(adm) => {
                             let want = *expected.get_or_insert(adm.account_nonce);
@@ -476,7 +508,7 @@ impl Mempool {
     }
 }
 
-impl Mempool {
+impl<D> Mempool<D> {
     /// Hashes of every pending transaction.
     pub fn hashes(&self) -> impl Iterator<Item = Hash> + '_ {
         self.by_hash.keys().copied()
@@ -535,8 +567,8 @@ mod tests {
         }
     }
 
-    impl TxChecker for FakeLedger {
-        fn check(&self, tx: &Transaction, _mode: CheckMode) -> Result<Admission, String> {
+    impl TxChecker<()> for FakeLedger {
+        fn check(&self, tx: &Transaction, _: &(), _mode: CheckMode) -> Result<Admission, String> {
             *self.checks.borrow_mut() += 1;
             let who = tx.public_key[0];
             if self.banned.borrow().contains(&who) {
@@ -579,12 +611,12 @@ mod tests {
     #[test]
     fn reap_orders_by_fee_per_byte_keeping_each_senders_nonce_order() {
         let l = FakeLedger::new();
-        let mut m = Mempool::new(MempoolConfig::default());
-        m.add(fee_tx(1, 0, 20, 100), &l).unwrap();
-        m.add(fee_tx(1, 1, 20, 9_000), &l).unwrap();
-        m.add(fee_tx(2, 0, 20, 5_000), &l).unwrap();
+        let mut m = Mempool::<()>::new(MempoolConfig::default());
+        m.add(fee_tx(1, 0, 20, 100), (), &l).unwrap();
+        m.add(fee_tx(1, 1, 20, 9_000), (), &l).unwrap();
+        m.add(fee_tx(2, 0, 20, 5_000), (), &l).unwrap();
         // Same fee, much larger: a lower rate than sender 2's.
-        m.add(fee_tx(3, 0, 2_000, 5_000), &l).unwrap();
+        m.add(fee_tx(3, 0, 2_000, 5_000), (), &l).unwrap();
         let order: Vec<(u8, u64)> = m
             .reap(usize::MAX, 10)
             .iter()
@@ -599,14 +631,14 @@ mod tests {
     #[test]
     fn full_pool_evicts_the_cheapest_tail_for_a_better_fee_and_refuses_a_worse_one() {
         let l = FakeLedger::new();
-        let mut m = Mempool::new(MempoolConfig {
+        let mut m = Mempool::<()>::new(MempoolConfig {
             max_txs: 3,
             max_bytes: 1_000_000,
             max_tx_bytes: 1_000,
         });
-        let cheap_head = m.add(fee_tx(1, 0, 20, 10), &l).unwrap();
-        let cheap_tail = m.add(fee_tx(1, 1, 20, 50), &l).unwrap();
-        let mid = m.add(fee_tx(2, 0, 20, 2_000), &l).unwrap();
+        let cheap_head = m.add(fee_tx(1, 0, 20, 10), (), &l).unwrap();
+        let cheap_tail = m.add(fee_tx(1, 1, 20, 50), (), &l).unwrap();
+        let mid = m.add(fee_tx(2, 0, 20, 2_000), (), &l).unwrap();
         // Paying less per byte than every evictable tail: refused before any check.
         let checks = *l.checks.borrow();
         assert!(matches!(
@@ -614,13 +646,13 @@ mod tests {
             Err(MempoolError::Full { .. })
         ));
         assert!(matches!(
-            m.add(fee_tx(3, 0, 20, 20), &l),
+            m.add(fee_tx(3, 0, 20, 20), (), &l),
             Err(MempoolError::Full { .. })
         ));
         assert_eq!(*l.checks.borrow(), checks, "refused before the checker");
         // Paying more: evicts sender 1's tail (nonce 1), never its head,
         // which would leave a gap.
-        m.add(fee_tx(3, 0, 20, 3_000), &l).unwrap();
+        m.add(fee_tx(3, 0, 20, 3_000), (), &l).unwrap();
         assert!(m.contains(&cheap_head) && m.contains(&mid));
         assert!(!m.contains(&cheap_tail));
         assert_eq!(m.take_evicted(), vec![cheap_tail]);
@@ -628,7 +660,7 @@ mod tests {
         assert_eq!(m.len(), 3);
         // A sender never evicts its own queue to make room.
         assert!(matches!(
-            m.add(fee_tx(3, 1, 20, 1), &l),
+            m.add(fee_tx(3, 1, 20, 1), (), &l),
             Err(MempoolError::Full { .. })
         ));
     }
@@ -636,16 +668,19 @@ mod tests {
     #[test]
     fn dedup_nonce_rules_and_limits() {
         let l = FakeLedger::new();
-        let mut m = Mempool::new(MempoolConfig {
+        let mut m = Mempool::<()>::new(MempoolConfig {
             max_txs: 3,
             max_bytes: 1_000_000,
             max_tx_bytes: 1_000,
         });
-        m.add(tx(1, 0, 20), &l).unwrap();
-        assert_eq!(m.add(tx(1, 0, 20), &l), Err(MempoolError::Duplicate));
-        assert_eq!(m.add(tx(1, 0, 21), &l), Err(MempoolError::NonceTaken(0)));
+        m.add(tx(1, 0, 20), (), &l).unwrap();
+        assert_eq!(m.add(tx(1, 0, 20), (), &l), Err(MempoolError::Duplicate));
         assert_eq!(
-            m.add(tx(1, 2, 20), &l),
+            m.add(tx(1, 0, 21), (), &l),
+            Err(MempoolError::NonceTaken(0))
+        );
+        assert_eq!(
+            m.add(tx(1, 2, 20), (), &l),
             Err(MempoolError::NonceGap {
                 got: 2,
                 expected: 1
@@ -653,18 +688,18 @@ mod tests {
         );
         l.nonces.borrow_mut().insert(2, 5);
         assert_eq!(
-            m.add(tx(2, 4, 20), &l),
+            m.add(tx(2, 4, 20), (), &l),
             Err(MempoolError::NonceTooLow { got: 4, next: 5 })
         );
-        m.add(tx(2, 5, 20), &l).unwrap();
-        m.add(tx(1, 1, 20), &l).unwrap();
+        m.add(tx(2, 5, 20), (), &l).unwrap();
+        m.add(tx(1, 1, 20), (), &l).unwrap();
         // Full, and the newcomer pays less per byte than anything pending.
         assert!(matches!(
-            m.add(fee_tx(3, 0, 20, 1), &l),
+            m.add(fee_tx(3, 0, 20, 1), (), &l),
             Err(MempoolError::Full { .. })
         ));
         assert!(matches!(
-            m.add(tx(3, 0, 2_000), &l),
+            m.add(tx(3, 0, 2_000), (), &l),
             Err(MempoolError::TooLarge { .. })
         ));
         assert_eq!(m.len(), 3);
@@ -679,19 +714,19 @@ mod tests {
     fn byte_limit_and_cheap_checks_first() {
         let l = FakeLedger::new();
         let one = tx(1, 0, 100).encoded_len();
-        let mut m = Mempool::new(MempoolConfig {
+        let mut m = Mempool::<()>::new(MempoolConfig {
             max_txs: 100,
             max_bytes: one * 2 + 10, // nonce 1 encodes 2 bytes longer than nonce 0
             max_tx_bytes: 10_000,
         });
-        m.add(tx(1, 0, 100), &l).unwrap();
-        m.add(tx(1, 1, 100), &l).unwrap();
+        m.add(tx(1, 0, 100), (), &l).unwrap();
+        m.add(tx(1, 1, 100), (), &l).unwrap();
         let before = *l.checks.borrow();
         assert!(matches!(
-            m.add(fee_tx(2, 0, 100, 1), &l),
+            m.add(fee_tx(2, 0, 100, 1), (), &l),
             Err(MempoolError::Full { .. })
         ));
-        assert_eq!(m.add(tx(1, 0, 100), &l), Err(MempoolError::Duplicate));
+        assert_eq!(m.add(tx(1, 0, 100), (), &l), Err(MempoolError::Duplicate));
         assert_eq!(
             *l.checks.borrow(),
             before,
@@ -702,12 +737,12 @@ mod tests {
     #[test]
     fn reap_respects_bytes_count_and_sender_order() {
         let l = FakeLedger::new();
-        let mut m = Mempool::new(MempoolConfig::default());
-        m.add(tx(1, 0, 10), &l).unwrap();
-        m.add(tx(2, 0, 10), &l).unwrap();
-        m.add(tx(1, 1, 500), &l).unwrap(); // big
-        m.add(tx(1, 2, 10), &l).unwrap(); // must not be reaped without nonce 1
-        m.add(tx(3, 0, 10), &l).unwrap();
+        let mut m = Mempool::<()>::new(MempoolConfig::default());
+        m.add(tx(1, 0, 10), (), &l).unwrap();
+        m.add(tx(2, 0, 10), (), &l).unwrap();
+        m.add(tx(1, 1, 500), (), &l).unwrap(); // big
+        m.add(tx(1, 2, 10), (), &l).unwrap(); // must not be reaped without nonce 1
+        m.add(tx(3, 0, 10), (), &l).unwrap();
         let small = block_cost(tx(1, 0, 10).encoded_len());
         let got = m.reap(small * 3, 100);
         let ids: Vec<(u8, u64)> = got
@@ -732,13 +767,13 @@ mod tests {
     #[test]
     fn update_removes_included_and_invalidated() {
         let l = FakeLedger::new();
-        let mut m = Mempool::new(MempoolConfig::default());
-        let a0 = m.add(tx(1, 0, 10), &l).unwrap();
-        let a1 = m.add(tx(1, 1, 10), &l).unwrap();
-        let a2 = m.add(tx(1, 2, 10), &l).unwrap();
-        let b0 = m.add(tx(2, 0, 10), &l).unwrap();
-        let b1 = m.add(tx(2, 1, 10), &l).unwrap();
-        let c0 = m.add(tx(3, 0, 10), &l).unwrap();
+        let mut m = Mempool::<()>::new(MempoolConfig::default());
+        let a0 = m.add(tx(1, 0, 10), (), &l).unwrap();
+        let a1 = m.add(tx(1, 1, 10), (), &l).unwrap();
+        let a2 = m.add(tx(1, 2, 10), (), &l).unwrap();
+        let b0 = m.add(tx(2, 0, 10), (), &l).unwrap();
+        let b1 = m.add(tx(2, 1, 10), (), &l).unwrap();
+        let c0 = m.add(tx(3, 0, 10), (), &l).unwrap();
         // Block includes a0; sender 1 now at nonce 1. Sender 2 went broke.
         l.nonces.borrow_mut().insert(1, 1);
         l.banned.borrow_mut().insert(2);
@@ -759,6 +794,47 @@ mod tests {
         assert_eq!(m.len(), 2);
         assert_eq!(m.bytes(), 2 * tx(1, 1, 10).encoded_len());
         // Then a new tx from sender 1 continues after the pending ones.
-        m.add(tx(1, 3, 10), &l).unwrap();
+        m.add(tx(1, 3, 10), (), &l).unwrap();
+    }
+
+    /// Decode once: the pool keeps what the host decoded each transaction
+    /// to, hands exactly that to the checker at admission and at every
+    /// re-check, and gives it back by hash for block execution.
+    #[test]
+    fn keeps_the_decoded_form_and_rechecks_with_it() {
+        let decodes = RefCell::new(0usize);
+        // The host's decoding: a stand-in for DecodedTx (sender, nonce).
+        let decode = |t: &Transaction| {
+            *decodes.borrow_mut() += 1;
+            (t.public_key[0], t.body.as_ref().unwrap().nonce)
+        };
+        let account_nonce = RefCell::new(0u64);
+        let rechecks = RefCell::new(0usize);
+        let checker = |_tx: &Transaction, d: &(u8, u64), mode: CheckMode| {
+            if mode == CheckMode::Recheck {
+                *rechecks.borrow_mut() += 1;
+            }
+            Ok(Admission {
+                sender: Address([d.0; 20]),
+                nonce: d.1,
+                account_nonce: *account_nonce.borrow(),
+                fee: 1_000,
+            })
+        };
+        let mut m = Mempool::new(MempoolConfig::default());
+        let txs: Vec<Transaction> = (0..3).map(|n| tx(1, n, 10)).collect();
+        let hashes: Vec<Hash> = txs
+            .iter()
+            .map(|t| m.add(t.clone(), decode(t), &checker).unwrap())
+            .collect();
+        assert_eq!(*decodes.borrow(), 3);
+        assert_eq!(m.decoded(&hashes[1]), Some(&(1, 1)));
+        *account_nonce.borrow_mut() = 1;
+        assert!(m.update(&hashes[..1], &checker).is_empty());
+        m.update(&[], &checker);
+        assert_eq!(*rechecks.borrow(), 4, "two re-checks of the two left");
+        assert_eq!(*decodes.borrow(), 3, "re-checks never decode");
+        assert_eq!(m.decoded(&hashes[0]), None);
+        assert_eq!(m.decoded(&hashes[2]), Some(&(1, 2)));
     }
 }

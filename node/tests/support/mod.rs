@@ -5,7 +5,32 @@
 use agora_node::client::connect;
 use agora_proto::v1 as pb;
 use agora_proto::v1::query_client::QueryClient;
-use agora_validator::{Address, SecretKey};
+use agora_validator::{AccountSecretKey, Address, PublicKey, SecretKey};
+
+/// A validator's keys: its BLS consensus key (votes, the validator's
+/// address) and its operator's Ed25519 account key (Unjail, EditValidator,
+/// self-bond top-ups).
+pub struct ValidatorKeys {
+    /// The consensus key.
+    pub consensus: SecretKey,
+    /// The operator's account key.
+    pub operator: AccountSecretKey,
+}
+
+impl ValidatorKeys {
+    /// The consensus public key (`Address::of` it is the validator's address).
+    pub fn public_key(&self) -> PublicKey {
+        self.consensus.public_key()
+    }
+    /// Signs with the consensus key.
+    pub fn sign(&self, msg: &[u8]) -> agora_validator::Signature {
+        self.consensus.sign(msg)
+    }
+    /// The operator's account address.
+    pub fn operator_address(&self) -> Address {
+        Address::of_account(&self.operator.public_key())
+    }
+}
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -82,7 +107,7 @@ impl Drop for Node {
 /// funds a delegator, Bob. Returns the node and the keys of A, B and Bob.
 /// B misses every certificate, so the downtime window is made too long to
 /// ever jail it; [`setup_with`] lets a test choose its own parameters.
-pub fn setup(dir: &Path) -> (Node, SecretKey, SecretKey, SecretKey) {
+pub fn setup(dir: &Path) -> (Node, ValidatorKeys, ValidatorKeys, AccountSecretKey) {
     setup_with(dir, |g| {
         g["params"]["signed_blocks_window"] = serde_json::json!(100_000);
     })
@@ -92,7 +117,7 @@ pub fn setup(dir: &Path) -> (Node, SecretKey, SecretKey, SecretKey) {
 pub fn setup_with(
     dir: &Path,
     tweak: impl FnOnce(&mut serde_json::Value),
-) -> (Node, SecretKey, SecretKey, SecretKey) {
+) -> (Node, ValidatorKeys, ValidatorKeys, AccountSecretKey) {
     let home = dir.join("a");
     let out = Command::new(env!("CARGO_BIN_EXE_agora"))
         .args([
@@ -109,24 +134,32 @@ pub fn setup_with(
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let a = agora_node::keys::load(&home.join("keys/validator.key")).expect("key a");
-    let b = SecretKey::from_seed(&[0xb0; 32]).expect("key b");
-    let bob = SecretKey::from_seed(&[0xb1; 32]).expect("key bob");
+    let a = ValidatorKeys {
+        consensus: agora_node::keys::load(&home.join("keys/validator.key")).expect("key a"),
+        operator: agora_node::keys::load_account(&home.join("keys/operator.key"))
+            .expect("operator a"),
+    };
+    let b = ValidatorKeys {
+        consensus: SecretKey::from_seed(&[0xb0; 32]).expect("key b"),
+        operator: AccountSecretKey::from_seed(&[0xb2; 32]),
+    };
+    let bob = AccountSecretKey::from_seed(&[0xb1; 32]);
     let mut g: serde_json::Value =
         serde_json::from_slice(&std::fs::read(home.join("genesis.json")).expect("read"))
             .expect("json");
     g["params"]["unbonding_period"] = serde_json::json!(UNBONDING);
-    let b_addr = Address::of(&b.public_key()).to_string();
+    let b_op = b.operator_address().to_string();
     let accounts = g["accounts"].as_array_mut().expect("accounts");
-    accounts.push(serde_json::json!({"address": b_addr, "balance": "1000000"}));
+    accounts.push(serde_json::json!({"address": b_op, "balance": "1000000"}));
     accounts.push(serde_json::json!({
-        "address": Address::of(&bob.public_key()).to_string(),
+        "address": Address::of_account(&bob.public_key()).to_string(),
         "balance": BOB_FUNDS.to_string(),
     }));
     let mut vb = g["validators"][0].clone();
-    vb["operator"] = serde_json::json!(b_addr);
+    vb["operator"] = serde_json::json!(b_op);
     vb["consensus_public_key"] = serde_json::json!(hex::encode(b.public_key().to_bytes()));
-    vb["proof_of_possession"] = serde_json::json!(hex::encode(b.prove_possession().to_bytes()));
+    vb["proof_of_possession"] =
+        serde_json::json!(hex::encode(b.consensus.prove_possession().to_bytes()));
     vb["self_bond"] = serde_json::json!("1000000");
     g["validators"].as_array_mut().expect("validators").push(vb);
     tweak(&mut g);

@@ -15,7 +15,7 @@ use agora_node::client::tx::{DEFAULT_FEE, TxAction};
 use agora_node::home::Home;
 use agora_proto::v1 as pb;
 use agora_proto::v1::query_client::QueryClient;
-use agora_validator::{Address, SecretKey};
+use agora_validator::{AccountSecretKey, Address};
 use anyhow::{Context, Result, bail, ensure};
 use tonic::transport::Channel;
 
@@ -102,7 +102,7 @@ impl Demo<'_> {
     /// [`SAMPLE`]; returns the response and the rewards seen per height.
     pub(super) async fn send_sampling_rewards(
         &mut self,
-        key: &SecretKey,
+        key: &AccountSecretKey,
         action: TxAction,
         d: &Address,
         v: &Address,
@@ -393,12 +393,11 @@ impl Demo<'_> {
         )
         .await?;
         let home = Home::new(&self.net.m()?.nodes[v].home);
-        let operator = home
-            .load_validator_key()
-            .with_context(|| format!("loading node{v}'s validator key"))?;
+        let operator = agora_node::keys::load_account(&home.operator_key())
+            .with_context(|| format!("loading node{v}'s operator key"))?;
         ensure!(
-            Address::of(&operator.public_key()).0.as_slice() == jailed.operator.as_slice(),
-            "node{v}'s validator key is not its operator key"
+            Address::of_account(&operator.public_key()).0.as_slice() == jailed.operator.as_slice(),
+            "node{v}'s operator key does not match its validator's operator"
         );
         let r = self
             .send(&operator, TxAction::Unjail { validator: va })
@@ -673,7 +672,7 @@ async fn list_redelegations(
 /// delegator3 redelegating slices of its node3 stake, one per block.
 pub(super) struct Mover {
     grpc: String,
-    key: SecretKey,
+    key: AccountSecretKey,
     d: Address,
     src: Address,
     dsts: Vec<(usize, Address)>,

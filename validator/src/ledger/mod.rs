@@ -14,7 +14,7 @@
 //! ```
 //!
 //! or, in one call with batch signature verification,
-//! [`Ledger::apply_block`]`(height, info, txs, evidence, randomness)`.
+//! [`Ledger::apply_block`]`(height, info, txs, evidence, batch_seed)`.
 //!
 //! - Block h: evidence is applied first, then the transactions in order,
 //!   then unbonding entries whose completion height is h are paid out, then
@@ -36,11 +36,13 @@
 //!   blocks; the app hash is SHA3-256 of that encoding.
 //!
 //! Costs (benches/ledger.rs, 1,000 transfers): executing them and hashing
-//! the state takes about 1.5 ms; the rest is cryptography. Decoding checks
-//! the subgroup of every key and signature (~110 µs a transaction idle), so a
-//! host that already decoded a transaction at mempool admission should keep
-//! the [`DecodedTx`] and use [`tx::verify_signatures`] +
-//! [`Ledger::deliver_decoded`] instead of decoding twice.
+//! the state takes about 1.5 ms; the rest is cryptography (an Ed25519
+//! account signature: decompressing the key and verifying it). Decode once:
+//! a host that decoded and verified a transaction at mempool admission
+//! keeps the [`DecodedTx`], re-checks it after each commit with
+//! [`Ledger::recheck_decoded`] (state only) and hands it to
+//! [`Ledger::apply_block_with_decoded`], which decodes and verifies only
+//! the block's other transactions.
 //!
 //! Invariant, checked by the property tests after every block: genesis
 //! supply + minted = balances + bonded + unbonding + unclaimed rewards +
@@ -441,23 +443,18 @@ impl Ledger {
     /// next nonce; for the next nonce itself, also runs every staking rule
     /// against the current state with the fee paid.
     pub fn check_tx(&self, tx: &pb::Transaction) -> Result<TxCheck, TxError> {
-        self.check_tx_inner(tx, true)
-    }
-
-    /// The mempool's re-check after a commit: [`Ledger::check_tx`] without
-    /// the signature check. Only for transactions that passed `check_tx`
-    /// before: their signature cannot have become invalid, while nonces and
-    /// balances can, and a BLS verification per pending transaction per
-    /// block would cost more than the block itself.
-    pub fn recheck_tx(&self, tx: &pb::Transaction) -> Result<TxCheck, TxError> {
-        self.check_tx_inner(tx, false)
-    }
-
-    fn check_tx_inner(&self, tx: &pb::Transaction, verify: bool) -> Result<TxCheck, TxError> {
         let d = tx::decode(&self.state.chain_id, tx)?;
-        if verify {
-            d.verify_signature()?;
-        }
+        d.verify_signature()?;
+        self.recheck_decoded(&d)
+    }
+
+    /// The state checks of [`Ledger::check_tx`] (fee, account, nonce,
+    /// balance, staking rules) for a transaction already decoded and whose
+    /// signature the caller verified: the mempool's admission after its
+    /// batch check, and its re-check after each commit. No decoding, no
+    /// signature check: a signature once valid for a transaction's hash
+    /// stays valid, while nonces and balances change.
+    pub fn recheck_decoded(&self, d: &DecodedTx) -> Result<TxCheck, TxError> {
         let min = self.state.params.min_fee;
         if d.fee < min {
             return Err(TxError::FeeTooLow { min, got: d.fee });
@@ -658,56 +655,77 @@ impl Ledger {
     }
 
     /// Executes a whole block: evidence, then transactions (signatures
-    /// batch-verified with the caller's `randomness`, one non-zero u64 per
-    /// transaction; the outcome never depends on it), then `end_block`.
+    /// batch-verified with scalars drawn from the caller's `batch_seed`;
+    /// the outcome never depends on it), then `end_block`.
     pub fn apply_block(
         &mut self,
         height: Height,
         info: &BlockInfo,
         txs: &[pb::Transaction],
         evidence: &[pb::Evidence],
-        randomness: &[u64],
+        batch_seed: &[u8; 32],
     ) -> Result<BlockResult, BlockError> {
-        self.apply_block_with_verified(height, info, txs, evidence, randomness, &|_| false)
+        self.apply_block_with_decoded(height, info, txs, evidence, batch_seed, &|_| None)
     }
 
-    /// [`Ledger::apply_block`] for a host that already verified some of the
-    /// block's transactions: those whose hash `verified` accepts keep their
-    /// signature as valid without a second BLS check. A transaction's hash
-    /// covers its signature and its signing bytes depend only on the chain
-    /// id, so a signature once valid for that hash stays valid. The outcome
-    /// is the same as `apply_block`'s whenever `verified` tells the truth.
-    pub fn apply_block_with_verified(
+    /// [`Ledger::apply_block`] for a host that already decoded and verified
+    /// some of the block's transactions (its mempool): `known` returns the
+    /// [`DecodedTx`] of a transaction hash whose signature the host
+    /// verified, and that transaction is neither decoded nor verified
+    /// again. A transaction's hash covers its whole encoding and its
+    /// signing bytes depend only on the chain id, so a signature once valid
+    /// for that hash stays valid. The outcome is the same as
+    /// `apply_block`'s whenever `known` tells the truth.
+    pub fn apply_block_with_decoded<'k>(
         &mut self,
         height: Height,
         info: &BlockInfo,
         txs: &[pb::Transaction],
         evidence: &[pb::Evidence],
-        randomness: &[u64],
-        verified: &dyn Fn(&Hash) -> bool,
+        batch_seed: &[u8; 32],
+        known: &dyn Fn(&Hash) -> Option<&'k DecodedTx>,
     ) -> Result<BlockResult, BlockError> {
+        // One per transaction of the block, short-lived: boxing the decoded
+        // ones would cost an allocation each for nothing.
+        #[allow(clippy::large_enum_variant)]
+        enum Prepared<'k> {
+            Known(&'k DecodedTx),
+            Fresh(DecodedTx),
+            Bad(Hash, TxError),
+        }
         self.begin_block(height, info)?;
         let evidence = evidence.iter().map(|e| self.apply_evidence(e)).collect();
-        let decoded: Vec<Result<DecodedTx, (Hash, TxError)>> = txs
+        let prepared: Vec<Prepared<'k>> = txs
             .iter()
-            .map(|t| tx::decode(&self.state.chain_id, t).map_err(|e| (crate::block::tx_hash(t), e)))
-            .collect();
-        let to_check: Vec<&DecodedTx> = decoded
-            .iter()
-            .filter_map(|d| d.as_ref().ok())
-            .filter(|d| !verified(&d.hash))
-            .collect();
-        let rand: Vec<u64> = randomness.iter().take(to_check.len()).copied().collect();
-        let mut verdicts = tx::verify_signatures(&to_check, &rand).into_iter();
-        let mut receipts = Vec::with_capacity(txs.len());
-        for d in &decoded {
-            match d {
-                Ok(d) => {
-                    let ok = verified(&d.hash) || verdicts.next().unwrap_or(false);
-                    receipts.push(self.deliver_decoded(d, ok));
+            .map(|t| {
+                let hash = crate::block::tx_hash(t);
+                match known(&hash) {
+                    Some(d) if d.hash == hash => Prepared::Known(d),
+                    _ => match tx::decode(&self.state.chain_id, t) {
+                        Ok(d) => Prepared::Fresh(d),
+                        Err(e) => Prepared::Bad(hash, e),
+                    },
                 }
-                Err((h, e)) => receipts.push(TxReceipt::new(*h, TxOutcome::Rejected(e.clone()))),
-            }
+            })
+            .collect();
+        let to_check: Vec<&DecodedTx> = prepared
+            .iter()
+            .filter_map(|p| match p {
+                Prepared::Fresh(d) => Some(d),
+                _ => None,
+            })
+            .collect();
+        let mut verdicts = tx::verify_signatures(&to_check, batch_seed).into_iter();
+        let mut receipts = Vec::with_capacity(txs.len());
+        for p in &prepared {
+            receipts.push(match p {
+                Prepared::Known(d) => self.deliver_decoded(d, true),
+                Prepared::Fresh(d) => {
+                    let ok = verdicts.next().unwrap_or(false);
+                    self.deliver_decoded(d, ok)
+                }
+                Prepared::Bad(h, e) => TxReceipt::new(*h, TxOutcome::Rejected(e.clone())),
+            });
         }
         let end = self.end_block()?;
         Ok(BlockResult {

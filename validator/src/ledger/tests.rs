@@ -3,8 +3,9 @@
 use super::*;
 use crate::certificate::CommitCertificate;
 use crate::consensus::evidence::EvidenceError as CE;
-use crate::crypto::SecretKey;
+use crate::crypto::{AccountSecretKey, SecretKey};
 use crate::signing::{proposal_bytes, vote_bytes};
+use crate::types::HasAddress;
 use crate::types::VoteType;
 use pb::tx_body::Kind;
 
@@ -15,17 +16,20 @@ const FEE: u128 = params::DEFAULT_MIN_FEE;
 fn sk(i: u8) -> SecretKey {
     SecretKey::from_seed(&[i; 32]).expect("32-byte seed")
 }
-fn user(i: u8) -> SecretKey {
-    sk(i)
+fn acct(i: u8) -> AccountSecretKey {
+    AccountSecretKey::from_seed(&[i; 32])
 }
-fn operator(i: u8) -> SecretKey {
-    sk(100 + i)
+fn user(i: u8) -> AccountSecretKey {
+    acct(i)
+}
+fn operator(i: u8) -> AccountSecretKey {
+    acct(100 + i)
 }
 fn consensus(i: u8) -> SecretKey {
     sk(200 + i)
 }
-fn addr(k: &SecretKey) -> Address {
-    Address::of(&k.public_key())
+fn addr(k: &impl HasAddress) -> Address {
+    k.address()
 }
 
 fn params() -> pb::GenesisParams {
@@ -77,7 +81,7 @@ fn chain() -> ChainId {
     ChainId::new("agora-test").expect("chain id")
 }
 
-fn tx(k: &SecretKey, nonce: u64, kind: Kind) -> pb::Transaction {
+fn tx(k: &AccountSecretKey, nonce: u64, kind: Kind) -> pb::Transaction {
     tx::sign(
         k,
         &chain(),
@@ -119,9 +123,8 @@ fn unjail(v: Address) -> Kind {
 /// community pool, so balances and stake change only by the transactions.
 fn block(l: &mut Ledger, txs: &[pb::Transaction], ev: &[pb::Evidence]) -> BlockResult {
     let h = l.height() + 1;
-    let rand: Vec<u64> = (1..=txs.len() as u64).collect();
     let r = l
-        .apply_block(h, &BlockInfo::default(), txs, ev, &rand)
+        .apply_block(h, &BlockInfo::default(), txs, ev, &[h as u8; 32])
         .expect("block in order");
     let s = l.supply();
     assert!(s.balances_out(), "supply identity: {s:?}");
@@ -269,7 +272,7 @@ fn transfer_moves_tokens_and_nonces_stop_replay() {
     ));
 
     // Unknown account.
-    let r = block(&mut l, &[tx(&sk(50), 0, transfer(addr(&b), 1))], &[]);
+    let r = block(&mut l, &[tx(&acct(50), 0, transfer(addr(&b), 1))], &[]);
     assert!(matches!(
         rejected(&r.receipts[0]),
         TxError::UnknownAccount(_)
@@ -347,27 +350,33 @@ fn check_tx_admits_future_nonces_and_checks_rules_for_the_next() {
     );
 }
 
-/// The re-check after a commit skips only the signature: state rules (the
-/// nonce that a commit consumed, the balance a commit spent) still apply.
+/// The re-check after a commit takes the decoded transaction and checks
+/// the state alone: it cannot decode or verify (it never sees the bytes),
+/// while the nonce a commit consumed and the balance a commit spent still
+/// count.
 #[test]
-fn recheck_tx_skips_the_signature_but_not_the_state() {
+fn recheck_decoded_skips_decoding_and_signature_but_not_the_state() {
     let mut l = ledger(1);
     let a = user(1);
     let mut forged = tx(&a, 0, transfer(addr(&user(2)), UNIT));
     forged.signature = a.sign(b"something else").to_bytes().to_vec();
     assert_eq!(l.check_tx(&forged), Err(TxError::BadSignature));
-    assert!(l.recheck_tx(&forged).is_ok());
+    let forged_d = tx::decode(&chain(), &forged).expect("decodes");
+    assert!(l.recheck_decoded(&forged_d).is_ok());
     let first = tx(&a, 0, transfer(addr(&user(2)), UNIT));
+    let first_d = tx::decode(&chain(), &first).expect("decodes");
     block(&mut l, std::slice::from_ref(&first), &[]);
     assert_eq!(
-        l.recheck_tx(&first),
+        l.recheck_decoded(&first_d),
         Err(TxError::WrongNonce {
             expected: 1,
             got: 0
         })
     );
+    let big =
+        tx::decode(&chain(), &tx(&a, 1, transfer(addr(&user(2)), 1000 * UNIT))).expect("decodes");
     assert_eq!(
-        l.recheck_tx(&tx(&a, 1, transfer(addr(&user(2)), 1000 * UNIT))),
+        l.recheck_decoded(&big),
         Err(TxError::InsufficientBalance {
             need: 1000 * UNIT,
             have: 999 * UNIT - 2 * FEE
@@ -375,28 +384,36 @@ fn recheck_tx_skips_the_signature_but_not_the_state() {
     );
 }
 
-/// Transactions the host already verified skip the BLS check and end in
-/// the same state; the others are still verified.
+/// Transactions the host already decoded and verified (its mempool) are
+/// neither decoded nor verified again and end in the same state as a plain
+/// apply; the others are still decoded and verified.
 #[test]
-fn pre_verified_transactions_give_the_same_state_and_others_are_still_checked() {
+fn pre_decoded_transactions_give_the_same_state_and_others_are_still_checked() {
     let (mut plain, mut trusting) = (ledger(1), ledger(1));
     let a = user(1);
     let good = tx(&a, 0, transfer(addr(&user(2)), UNIT));
-    let mut forged = tx(&a, 1, transfer(addr(&user(2)), UNIT));
+    let good2 = tx(&a, 1, transfer(addr(&user(3)), UNIT));
+    let mut forged = tx(&a, 2, transfer(addr(&user(2)), UNIT));
     forged.signature = a.sign(b"something else").to_bytes().to_vec();
-    let txs = [good.clone(), forged];
-    let good_hash = crate::block::tx_hash(&good);
+    let txs = [good.clone(), good2, forged];
+    let known = tx::decode(&chain(), &good).expect("decodes");
     let info = BlockInfo::default();
     let r1 = plain
-        .apply_block(1, &info, &txs, &[], &[1, 2])
+        .apply_block(1, &info, &txs, &[], &[1; 32])
         .expect("block 1");
+    let asked = std::cell::Cell::new(0);
     let r2 = trusting
-        .apply_block_with_verified(1, &info, &txs, &[], &[1, 2], &|h| *h == good_hash)
+        .apply_block_with_decoded(1, &info, &txs, &[], &[2; 32], &|h| {
+            asked.set(asked.get() + 1);
+            (*h == known.hash).then_some(&known)
+        })
         .expect("block 1");
+    assert_eq!(asked.get(), 3);
     assert_eq!(plain.app_hash(), trusting.app_hash());
     assert_eq!(r1.receipts, r2.receipts);
-    assert_eq!(rejected(&r2.receipts[1]), &TxError::BadSignature);
-    assert_eq!(trusting.account(&addr(&user(1))).nonce, 1);
+    assert!(r2.receipts[1].is_ok());
+    assert_eq!(rejected(&r2.receipts[2]), &TxError::BadSignature);
+    assert_eq!(trusting.account(&addr(&user(1))).nonce, 2);
 }
 
 fn create_validator(c: &SecretKey, pop_of: &SecretKey, self_bond: u128) -> Kind {
@@ -745,7 +762,7 @@ fn slash_reaches_unbonding_entries_from_h_minus_1_only() {
         l.validator(&v).expect("v").tokens,
         tokens_before - ev.from_bonded
     );
-    let bal = |u: &SecretKey| l.unbonding(&addr(u), None, 0)[0].balance;
+    let bal = |u: &AccountSecretKey| l.unbonding(&addr(u), None, 0)[0].balance;
     assert_eq!(bal(&u1), 40 * UNIT);
     assert_eq!(bal(&u2), 38 * UNIT);
     assert_eq!(bal(&u3), 57 * UNIT);
@@ -769,7 +786,7 @@ fn evidence_window_and_validity_checks() {
     ));
     // Not a validator at that height.
     assert!(matches!(
-        l.check_evidence(&duplicate_vote(&user(1), 5)),
+        l.check_evidence(&duplicate_vote(&sk(1), 5)),
         Err(EvidenceError::NotAValidator { .. })
     ));
     // Halves swapped: not canonical.

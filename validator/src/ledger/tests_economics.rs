@@ -6,8 +6,9 @@
 //! `tests_economics/snapshot.rs`.
 
 use super::*;
-use crate::crypto::SecretKey;
+use crate::crypto::{AccountSecretKey, SecretKey};
 use crate::signing::vote_bytes;
+use crate::types::HasAddress;
 use crate::types::VoteType;
 use pb::tx_body::Kind;
 
@@ -21,17 +22,20 @@ const CHAIN: &str = "agora-econ";
 fn sk(i: u8) -> SecretKey {
     SecretKey::from_seed(&[i; 32]).expect("32-byte seed")
 }
-fn user(i: u8) -> SecretKey {
-    sk(i)
+fn acct(i: u8) -> AccountSecretKey {
+    AccountSecretKey::from_seed(&[i; 32])
 }
-fn operator(i: u8) -> SecretKey {
-    sk(100 + i)
+fn user(i: u8) -> AccountSecretKey {
+    acct(i)
+}
+fn operator(i: u8) -> AccountSecretKey {
+    acct(100 + i)
 }
 fn consensus(i: u8) -> SecretKey {
     sk(200 + i)
 }
-fn addr(k: &SecretKey) -> Address {
-    Address::of(&k.public_key())
+fn addr(k: &impl HasAddress) -> Address {
+    k.address()
 }
 fn val(i: u8) -> Address {
     addr(&consensus(i))
@@ -96,7 +100,7 @@ fn ledger(n: u8, params: pb::GenesisParams, commission: (u32, u32, u32)) -> Ledg
     Ledger::from_genesis(&genesis(n, params, commission)).expect("valid genesis")
 }
 
-fn tx_fee(k: &SecretKey, nonce: u64, fee: u128, kind: Kind) -> pb::Transaction {
+fn tx_fee(k: &AccountSecretKey, nonce: u64, fee: u128, kind: Kind) -> pb::Transaction {
     tx::sign(
         k,
         &chain(),
@@ -110,7 +114,7 @@ fn tx_fee(k: &SecretKey, nonce: u64, fee: u128, kind: Kind) -> pb::Transaction {
 }
 
 /// A transaction paying the chain's `min_fee`, at the signer's next nonce plus `ahead`.
-fn tx_at(l: &Ledger, k: &SecretKey, ahead: u64, kind: Kind) -> pb::Transaction {
+fn tx_at(l: &Ledger, k: &AccountSecretKey, ahead: u64, kind: Kind) -> pb::Transaction {
     let nonce = l.account(&addr(k)).nonce + ahead;
     tx_fee(k, nonce, l.params().min_fee, kind)
 }
@@ -179,8 +183,9 @@ fn info(l: &Ledger, proposer: Option<Address>, absent: &[Address]) -> BlockInfo 
 /// Executes the next block and checks the supply identity.
 fn run(l: &mut Ledger, info: &BlockInfo, txs: &[pb::Transaction]) -> BlockResult {
     let h = l.height() + 1;
-    let rand: Vec<u64> = (1..=txs.len() as u64).collect();
-    let r = l.apply_block(h, info, txs, &[], &rand).expect("block");
+    let r = l
+        .apply_block(h, info, txs, &[], &[h as u8; 32])
+        .expect("block");
     let s = l.supply();
     assert!(s.balances_out(), "supply identity after block {h}: {s:?}");
     assert_eq!(
@@ -279,7 +284,7 @@ fn failing_transaction_pays_its_fee_and_consumes_its_nonce() {
 #[test]
 fn account_that_cannot_pay_the_fee_is_rejected_without_consuming_its_nonce() {
     let mut l = ledger(1, base(), (0, 0, 0));
-    let (poor, rich) = (sk(50), sk(51));
+    let (poor, rich) = (acct(50), acct(51));
     let txs = [
         tx_at(&l, &user(1), 0, transfer(addr(&poor), FEE - 1)),
         tx_at(&l, &user(1), 1, transfer(addr(&rich), FEE)),

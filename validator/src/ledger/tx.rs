@@ -4,8 +4,11 @@
 use super::amount::{AmountError, parse_amount};
 use super::state::Commission;
 use crate::block::tx_hash;
-use crate::crypto::bls::BatchItem;
-use crate::crypto::{Hash, PublicKey, Signature, sha3_256};
+use crate::crypto::ed25519::{AccountBatchItem, AccountKeyError, verify_batch};
+use crate::crypto::{
+    AccountKeyCache, AccountPublicKey, AccountSecretKey, AccountSignature, Hash, PublicKey,
+    Signature, sha3_256,
+};
 use crate::signing::tx_bytes;
 use crate::types::{Address, ChainId, Height};
 use agora_proto::v1 as pb;
@@ -308,13 +311,15 @@ pub enum TxKind {
 
 /// A transaction that decoded and passed every stateless check except the
 /// signature, which [`DecodedTx::verify_signature`] (or a batch) checks.
+/// A host keeps it once the signature is checked (the node's mempool
+/// does), so the transaction is never decoded or verified twice.
 #[derive(Debug, Clone)]
 pub struct DecodedTx {
     /// Hash of the full signed encoding: the transaction's id.
     pub hash: Hash,
-    /// Signer's key.
-    pub public_key: PublicKey,
-    /// Signer's address: `Address::of(public_key)`.
+    /// Signer's account key (Ed25519).
+    pub public_key: AccountPublicKey,
+    /// Signer's address: `Address::of_account(public_key)`.
     pub signer: Address,
     /// Account nonce the transaction claims.
     pub nonce: u64,
@@ -324,8 +329,8 @@ pub struct DecodedTx {
     pub kind: TxKind,
     /// The bytes the signature covers.
     pub sign_bytes: Vec<u8>,
-    /// The signature.
-    pub signature: Signature,
+    /// The signature (Ed25519, ZIP-215).
+    pub signature: AccountSignature,
 }
 
 fn amount(field: &str, s: &str) -> Result<u128, TxError> {
@@ -337,9 +342,27 @@ fn address(field: &str, b: &[u8]) -> Result<Address, TxError> {
 }
 
 /// Decodes a transaction and checks everything that needs no state and no
-/// pairing: size, body present, chain id, key and signature encodings,
-/// amounts. The signature itself is not verified here.
+/// signature check: size, body present, chain id, key and signature
+/// encodings, amounts. The signature itself is not verified here.
 pub fn decode(chain: &ChainId, tx: &pb::Transaction) -> Result<DecodedTx, TxError> {
+    decode_with(chain, tx, AccountPublicKey::from_bytes)
+}
+
+/// [`decode`], taking the signer's decoded key from `keys` (each account's
+/// key is decompressed once, not once per transaction).
+pub fn decode_cached(
+    chain: &ChainId,
+    tx: &pb::Transaction,
+    keys: &mut AccountKeyCache,
+) -> Result<DecodedTx, TxError> {
+    decode_with(chain, tx, |b| keys.get(b))
+}
+
+fn decode_with(
+    chain: &ChainId,
+    tx: &pb::Transaction,
+    account_key: impl FnOnce(&[u8]) -> Result<AccountPublicKey, AccountKeyError>,
+) -> Result<DecodedTx, TxError> {
     let size = tx.encoded_len();
     if size > MAX_TX_BYTES {
         return Err(TxError::TooLarge {
@@ -358,8 +381,8 @@ pub fn decode(chain: &ChainId, tx: &pb::Transaction) -> Result<DecodedTx, TxErro
         });
     }
     let public_key =
-        PublicKey::from_bytes(&tx.public_key).map_err(|e| TxError::BadPublicKey(e.to_string()))?;
-    let signature = Signature::from_bytes(&tx.signature)
+        account_key(&tx.public_key).map_err(|e| TxError::BadPublicKey(e.to_string()))?;
+    let signature = AccountSignature::from_bytes(&tx.signature)
         .map_err(|e| TxError::Malformed(format!("signature: {e}")))?;
     use pb::tx_body::Kind;
     let kind = match body
@@ -414,7 +437,7 @@ pub fn decode(chain: &ChainId, tx: &pb::Transaction) -> Result<DecodedTx, TxErro
     let body_hash = sha3_256(&body.encode_to_vec());
     Ok(DecodedTx {
         hash: tx_hash(tx),
-        signer: Address::of(&public_key),
+        signer: Address::of_account(&public_key),
         public_key,
         nonce: body.nonce,
         fee,
@@ -431,50 +454,43 @@ impl DecodedTx {
             .verify(&self.sign_bytes, &self.signature)
             .map_err(|_| TxError::BadSignature)
     }
+
+    /// Bytes of the transaction's heap data and itself, roughly: for
+    /// memory accounting by hosts that keep decoded transactions.
+    pub fn approx_size(&self) -> usize {
+        std::mem::size_of::<Self>() + self.sign_bytes.len()
+    }
 }
 
-/// Verifies the signatures of many decoded transactions, one pairing product
-/// for the lot when all are valid. `randomness` must hold one non-zero,
-/// unpredictable u64 per transaction (the core has no randomness of its own).
-/// Returns one verdict per transaction; when the batch fails (or the
-/// randomness is unusable) every signature is checked on its own, so the
-/// verdicts never depend on the randomness.
-pub fn verify_signatures(txs: &[&DecodedTx], randomness: &[u64]) -> Vec<bool> {
-    if txs.is_empty() {
-        return Vec::new();
-    }
-    let items: Vec<BatchItem<'_>> = txs
+/// Verifies the signatures of many decoded transactions in one Ed25519
+/// batch (ZIP-215). `seed` must be unpredictable to the senders: the
+/// batch's random scalars are drawn from it (the core has no randomness of
+/// its own). Returns one verdict per transaction; when the batch fails
+/// every signature is checked on its own, and under ZIP-215 a batch passes
+/// only if every single check does, so the verdicts never depend on the seed.
+pub fn verify_signatures(txs: &[&DecodedTx], seed: &[u8; 32]) -> Vec<bool> {
+    let items: Vec<AccountBatchItem<'_>> = txs
         .iter()
-        .map(|t| BatchItem {
+        .map(|t| AccountBatchItem {
             key: &t.public_key,
             msg: &t.sign_bytes,
             sig: &t.signature,
         })
         .collect();
-    if crate::crypto::bls::batch_verify(&items, randomness).is_ok() {
-        return vec![true; txs.len()];
-    }
-    txs.iter().map(|t| t.verify_signature().is_ok()).collect()
+    verify_batch(&items, seed)
 }
 
-/// Signs a transaction body: a helper for clients, tests and benches.
-pub fn sign(sk: &crate::crypto::SecretKey, chain: &ChainId, body: pb::TxBody) -> pb::Transaction {
-    let body_hash = sha3_256(&body.encode_to_vec());
-    let sig = sk.sign(&tx_bytes(chain, &body_hash));
-    pb::Transaction {
-        body: Some(body),
-        public_key: sk.public_key().to_bytes().to_vec(),
-        signature: sig.to_bytes().to_vec(),
-    }
+/// Signs a transaction body with an account key: a helper for clients,
+/// tests and benches (same as [`crate::signing::sign_transaction`]).
+pub fn sign(sk: &AccountSecretKey, chain: &ChainId, body: pb::TxBody) -> pb::Transaction {
+    crate::signing::sign_transaction(chain, sk, body)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::crypto::SecretKey;
-
-    fn sk() -> SecretKey {
-        SecretKey::from_seed(&[7; 32]).expect("seed")
+    fn sk() -> AccountSecretKey {
+        AccountSecretKey::from_seed(&[7; 32])
     }
 
     fn body(chain: &str) -> pb::TxBody {
@@ -494,7 +510,9 @@ mod tests {
         let chain = ChainId::new("test").expect("chain");
         let tx = sign(&sk(), &chain, body("test"));
         let d = decode(&chain, &tx).expect("valid");
-        assert_eq!(d.signer, Address::of(&sk().public_key()));
+        assert_eq!(d.signer, Address::of_account(&sk().public_key()));
+        assert_eq!(tx.public_key.len(), 32);
+        assert_eq!(tx.signature.len(), 64);
         assert_eq!(d.nonce, 3);
         assert!(d.verify_signature().is_ok());
 
@@ -524,6 +542,14 @@ mod tests {
             decode(&chain, &badkey),
             Err(TxError::BadPublicKey(_))
         ));
+        // 32 bytes that are no curve point (y = 2).
+        let mut off_curve = vec![0; 32];
+        off_curve[0] = 2;
+        badkey.public_key = off_curve;
+        assert!(matches!(
+            decode(&chain, &badkey),
+            Err(TxError::BadPublicKey(_))
+        ));
 
         let mut b = body("test");
         b.kind = Some(pb::tx_body::Kind::Transfer(pb::Transfer {
@@ -549,15 +575,24 @@ mod tests {
         let good = decode(&chain, &sign(&sk(), &chain, body("test"))).expect("valid");
         let mut bad = good.clone();
         bad.sign_bytes.push(0);
-        assert_eq!(
-            verify_signatures(&[&good, &good], &[1, 2]),
-            vec![true, true]
-        );
-        assert_eq!(
-            verify_signatures(&[&good, &bad], &[1, 2]),
-            vec![true, false]
-        );
-        // Unusable randomness falls back to single checks, same verdicts.
-        assert_eq!(verify_signatures(&[&good, &bad], &[]), vec![true, false]);
+        for seed in [[0u8; 32], [1; 32], [0xff; 32]] {
+            assert_eq!(verify_signatures(&[&good, &good], &seed), vec![true, true]);
+            assert_eq!(verify_signatures(&[&good, &bad], &seed), vec![true, false]);
+            assert_eq!(verify_signatures(&[&bad], &seed), vec![false]);
+        }
+        assert!(verify_signatures(&[], &[0; 32]).is_empty());
+    }
+
+    #[test]
+    fn cached_decoding_decodes_each_account_key_once() {
+        let chain = ChainId::new("test").expect("chain");
+        let mut cache = AccountKeyCache::new(16);
+        for nonce in 0..5 {
+            let mut b = body("test");
+            b.nonce = nonce;
+            let d = decode_cached(&chain, &sign(&sk(), &chain, b), &mut cache).expect("valid");
+            assert!(d.verify_signature().is_ok());
+        }
+        assert_eq!(cache.decodes(), 1);
     }
 }

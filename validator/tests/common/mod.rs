@@ -5,10 +5,11 @@
 
 pub use agora_proto::v1 as pb;
 use agora_validator::crypto::Hash;
-pub use agora_validator::crypto::SecretKey;
+pub use agora_validator::crypto::{AccountSecretKey, SecretKey};
 use agora_validator::ledger::{BlockInfo, Ledger, tx};
 use agora_validator::signing::vote_bytes;
 pub use agora_validator::types::Address;
+pub use agora_validator::types::HasAddress;
 use agora_validator::types::{ChainId, Height, VoteType};
 use pb::tx_body::Kind;
 use proptest::prelude::TestCaseError;
@@ -22,16 +23,20 @@ pub const UNBONDING: u64 = 5;
 pub fn sk(i: u8) -> SecretKey {
     SecretKey::from_seed(&[i; 32]).expect("32-byte seed")
 }
-pub fn addr(k: &SecretKey) -> Address {
-    Address::of(&k.public_key())
+/// An Ed25519 account key.
+pub fn acct(i: u8) -> AccountSecretKey {
+    AccountSecretKey::from_seed(&[i; 32])
+}
+pub fn addr(k: &impl HasAddress) -> Address {
+    k.address()
 }
 pub fn chain() -> ChainId {
     ChainId::new(CHAIN).expect("chain id")
 }
 /// Signers: users 1..=4 and the operators 101..=103 of validators 201..=203.
 pub const SIGNERS: [u8; 7] = [1, 2, 3, 4, 101, 102, 103];
-pub fn signer(i: usize) -> SecretKey {
-    sk(SIGNERS[i % SIGNERS.len()])
+pub fn signer(i: usize) -> AccountSecretKey {
+    acct(SIGNERS[i % SIGNERS.len()])
 }
 pub fn val(i: usize) -> Address {
     addr(&sk(201 + (i % 3) as u8))
@@ -43,13 +48,13 @@ pub fn fail(e: impl std::fmt::Display) -> TestCaseError {
 pub fn genesis(params: pb::GenesisParams, commission: (u32, u32, u32), n: u8) -> pb::Genesis {
     let mut accounts: Vec<pb::GenesisAccount> = (1..=4)
         .map(|i| pb::GenesisAccount {
-            address: addr(&sk(i)).0.to_vec(),
+            address: addr(&acct(i)).0.to_vec(),
             balance: (1000 * UNIT + u128::from(i) * 7).to_string(),
         })
         .collect();
     let mut validators = Vec::new();
     for i in 0..n {
-        let (op, c) = (sk(101 + i), sk(201 + i));
+        let (op, c) = (acct(101 + i), sk(201 + i));
         accounts.push(pb::GenesisAccount {
             address: addr(&op).0.to_vec(),
             balance: (100 * UNIT).to_string(),
@@ -73,7 +78,7 @@ pub fn genesis(params: pb::GenesisParams, commission: (u32, u32, u32), n: u8) ->
     }
 }
 
-pub fn sign(k: &SecretKey, nonce: u64, fee: u128, kind: Kind) -> pb::Transaction {
+pub fn sign(k: &AccountSecretKey, nonce: u64, fee: u128, kind: Kind) -> pb::Transaction {
     let body = pb::TxBody {
         chain_id: CHAIN.into(),
         nonce,

@@ -26,7 +26,7 @@ use std::time::Duration;
 use agora_proto::v1 as pb;
 use agora_proto::v1::query_client::QueryClient;
 use agora_proto::v1::staking_client::StakingClient;
-use agora_validator::{Address, ChainId, Hash, SecretKey};
+use agora_validator::{AccountSecretKey, Address, ChainId, Hash};
 use serde::Serialize;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
@@ -52,7 +52,7 @@ fn signer_queue(rate: f64) -> usize {
 /// A funded account the generator sends from.
 pub struct Account {
     /// Its key.
-    pub key: SecretKey,
+    pub key: AccountSecretKey,
     /// Its address.
     pub address: Address,
 }

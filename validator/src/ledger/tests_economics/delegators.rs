@@ -241,7 +241,7 @@ fn rewards_accrued_before_a_slash_are_kept() {
             &BlockInfo::default(),
             &[],
             &[duplicate_vote(&consensus(1), 3)],
-            &[],
+            &[0; 32],
         )
         .expect("block 5");
     assert!(r.evidence[0].is_ok(), "{:?}", r.evidence[0]);
