@@ -423,7 +423,11 @@ async fn wait_all_heights(
 
 /// Submits `action` signed by `from` through `tx` and waits (at most
 /// [`TX_DEADLINE`]) for it to be committed successfully.
-async fn send_on(tx: Channel, from: &AccountSecretKey, action: TxAction) -> Result<pb::SubmitTxResponse> {
+async fn send_on(
+    tx: Channel,
+    from: &AccountSecretKey,
+    action: TxAction,
+) -> Result<pb::SubmitTxResponse> {
     let what = format!("{action:?}")
         .split_whitespace()
         .next()
@@ -558,7 +562,11 @@ impl<'a> Demo<'a> {
         }
     }
 
-    async fn send(&mut self, from: &AccountSecretKey, action: TxAction) -> Result<pb::SubmitTxResponse> {
+    async fn send(
+        &mut self,
+        from: &AccountSecretKey,
+        action: TxAction,
+    ) -> Result<pb::SubmitTxResponse> {
         send_on(self.tx.clone(), from, action).await
     }
 
