@@ -468,7 +468,8 @@ struct Seen {
     event: pb::SlashingEvent,
     validator_before: pb::ValidatorRecord,
     delegation_before: pb::Delegation,
-    self_delegation_before: Option<pb::Delegation>,
+    /// The operator account and its self-bond delegation before the slash.
+    self_delegation_before: Option<(Address, pb::Delegation)>,
     /// delegator3's redelegations away from node3 during its restart.
     moves: economics::Moves,
 }
@@ -807,7 +808,8 @@ impl<'a> Demo<'a> {
         let p = self.power_at(hm + 2, &va).await?.max(p);
         detail!("node{v} power {p} from height {}", hm.max(hb) + 2);
         let validator_before = self.validator(&va).await?;
-        let self_delegation_before = self.delegation(&va, &va).await.ok();
+        let op = Address::from_slice(&validator_before.operator).context("the operator address")?;
+        let self_delegation_before = self.delegation(&op, &va).await.ok().map(|d| (op, d));
 
         // Redelegations are slashed with node3 if created at its infraction
         // height − 1 or later and before the evidence lands, a window of a
@@ -977,8 +979,8 @@ impl<'a> Demo<'a> {
         // Every delegator loses in proportion to its shares.
         let (_, d1) = self.delegator(1)?;
         let mut holders = vec![("delegator1", d1, s.delegation_before.clone())];
-        if let Some(sd) = &s.self_delegation_before {
-            holders.push(("self-bond", va, sd.clone()));
+        if let Some((op, sd)) = &s.self_delegation_before {
+            holders.push(("self-bond", *op, sd.clone()));
         }
         for (name, who, before) in holders {
             let now = self.delegation(&who, &va).await?;

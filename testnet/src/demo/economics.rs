@@ -356,7 +356,9 @@ impl Demo<'_> {
         // Every delegator lost the same fraction: its shares are now worth
         // floor(shares · tokens / total shares).
         let mut holders = vec![("delegator2", d2, Some(d_before))];
-        holders.push(("self-bond", va, None));
+        // The self-bond is held by the operator account (Ed25519), not the consensus key.
+        let op = Address::from_slice(&jailed.operator).context("the operator address")?;
+        holders.push(("self-bond", op, None));
         for (name, who, before) in holders {
             let now = self.delegation(&who, &va).await?;
             let sh = parse_u128(&now.shares, "delegation shares")?;
