@@ -460,6 +460,53 @@ async fn new_requests_get_the_right_status_codes() {
     .await
     .expect_err("too soon");
     assert!(e.to_string().contains("next change is allowed"), "{e}");
+
+    // Last, as it leaves two of Bob's transfers pending:
+    // SubmitTxs: in order, one verdict per transaction; a forged one in the
+    // middle is refused alone; more than 1,000 per call is INVALID_ARGUMENT.
+    let transfer_at = |nonce: u64| {
+        sign_transaction(
+            &chain,
+            &bob,
+            pb::TxBody {
+                chain_id: CHAIN.into(),
+                fee: DEFAULT_FEE.to_string(),
+                nonce,
+                kind: Some(pb::tx_body::Kind::Transfer(pb::Transfer {
+                    to: a_addr.0.to_vec(),
+                    amount: "1".into(),
+                })),
+            },
+        )
+    };
+    let mut forged = transfer_at(7);
+    forged.signature[0] ^= 1;
+    let r = staking
+        .submit_txs(pb::SubmitTxsRequest {
+            txs: vec![transfer_at(0), forged, transfer_at(1)],
+        })
+        .await
+        .expect("batch")
+        .into_inner()
+        .results;
+    let statuses: Vec<i32> = r.iter().map(|x| x.status).collect();
+    assert_eq!(
+        statuses,
+        [
+            pb::TxStatus::Pending as i32,
+            pb::TxStatus::Rejected as i32,
+            pb::TxStatus::Pending as i32
+        ],
+        "{r:?}"
+    );
+    assert!(r[1].log.contains("signature"), "{:?}", r[1]);
+    let e = staking
+        .submit_txs(pb::SubmitTxsRequest {
+            txs: vec![pb::Transaction::default(); 1_001],
+        })
+        .await
+        .expect_err("too many");
+    assert_eq!(e.code(), Code::InvalidArgument, "{e:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
