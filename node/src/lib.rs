@@ -10,7 +10,6 @@ pub mod driver;
 pub mod genesis;
 pub mod home;
 pub mod keys;
-pub mod late_precommits;
 pub mod mempool;
 pub mod metrics;
 pub mod node;

@@ -11,6 +11,7 @@ pub mod certificate;
 pub mod chain_verifier;
 pub mod consensus;
 pub mod crypto;
+pub mod engine;
 pub mod ledger;
 pub mod lottery;
 pub mod signing;

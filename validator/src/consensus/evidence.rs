@@ -134,6 +134,31 @@ pub fn conflicting_proposals(a: pb::SignedProposal, b: pb::SignedProposal) -> pb
     }
 }
 
+/// Canonical ConflictingCertificates evidence from two certificates of
+/// different blocks at the same height and round (either order); None when
+/// they do not conflict that way. Not verified here.
+pub fn conflicting_certificates(
+    a: &CommitCertificate,
+    b: &CommitCertificate,
+) -> Option<pb::Evidence> {
+    if a.height != b.height || a.round != b.round || a.block_hash == b.block_hash {
+        return None;
+    }
+    let (a, b) = if a.block_hash < b.block_hash {
+        (a, b)
+    } else {
+        (b, a)
+    };
+    Some(pb::Evidence {
+        kind: Some(pb::evidence::Kind::ConflictingCertificates(
+            pb::ConflictingCertificatesEvidence {
+                cert_a: Some(a.to_proto()),
+                cert_b: Some(b.to_proto()),
+            },
+        )),
+    })
+}
+
 /// The infraction an evidence is about, without verifying it (None for
 /// conflicting certificates, which may name many validators, or malformed input).
 pub fn infraction_key(ev: &pb::Evidence) -> Option<InfractionKey> {
@@ -308,6 +333,11 @@ pub fn verify_evidence(
                 .map_err(|e| EvidenceError::BadCertificate('b', e.to_string()))?;
             if a.height != b.height {
                 return Err(EvidenceError::Mismatch("height"));
+            }
+            // Across rounds an honest validator may precommit two values
+            // (after a later polka); only the same round is accountable.
+            if a.round != b.round {
+                return Err(EvidenceError::Mismatch("round"));
             }
             if a.block_hash == b.block_hash {
                 return Err(EvidenceError::NotConflicting);

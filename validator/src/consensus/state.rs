@@ -37,6 +37,18 @@ pub enum TestFault {
     /// Prevote ignores the lock.
     #[cfg(feature = "test-faults")]
     IgnoreLock,
+    /// Header rules are not enforced: the core accepts a fresh block whose
+    /// `proposal_round` is not its round, and the engine accepts wrong
+    /// `proposal_round`, `time_ms` and `app_hash`.
+    #[cfg(feature = "test-faults")]
+    IgnoreHeaderRules,
+    /// The engine applies synced blocks without checking body against header.
+    #[cfg(feature = "test-faults")]
+    SkipSyncBodyCheck,
+    /// The engine only broadcasts the evidence its own core finds (the old
+    /// behaviour) instead of keeping it in its pool.
+    #[cfg(feature = "test-faults")]
+    DropOwnEvidence,
 }
 
 /// Configuration of the core. Build it with `..Default::default()`.
@@ -766,6 +778,14 @@ impl Consensus {
                 out,
             );
         }
+        // A fresh block names the round it is proposed in: auditors check
+        // its proposer against the lottery of (height, proposal_round).
+        if p.pol_round == -1
+            && header.proposal_round != r
+            && !ignores_header_rules(self.config.test_fault)
+        {
+            return self.reject(RejectReason::BadHeader("proposal round"), out);
+        }
         let Some(creator) = set.get(&creator_addr) else {
             return self.reject(
                 RejectReason::BadHeader("block creator not a validator"),
@@ -944,6 +964,7 @@ impl Consensus {
             return self.reject(RejectReason::BadHeader("block template"), out);
         }
         header.proposer_address = address.0.to_vec();
+        header.proposal_round = round;
         let proof = vrf::prove(key, &self.chain, height, &hs.params.prev_seed);
         header.vrf_proof = proof.to_bytes().to_vec();
         let block_hash = header_hash(header);
@@ -1298,6 +1319,15 @@ fn quorum_with(fault: TestFault, set: &ValidatorSet, power: Power) -> bool {
         #[cfg(feature = "test-faults")]
         TestFault::HalfQuorum => u128::from(power) * 2 >= u128::from(set.total_power()),
         #[cfg(feature = "test-faults")]
-        TestFault::IgnoreLock => set.is_quorum(power),
+        _ => set.is_quorum(power),
     }
+}
+
+#[cfg(feature = "test-faults")]
+fn ignores_header_rules(f: TestFault) -> bool {
+    f == TestFault::IgnoreHeaderRules
+}
+#[cfg(not(feature = "test-faults"))]
+fn ignores_header_rules(_: TestFault) -> bool {
+    false
 }

@@ -111,7 +111,7 @@ pub struct Infraction {
 
 /// Height of the infraction, read from the first half (the structural
 /// checks that both halves agree come later, in the consensus verifier).
-fn infraction_height(ev: &pb::Evidence) -> Result<Height, EvidenceError> {
+pub fn infraction_height(ev: &pb::Evidence) -> Result<Height, EvidenceError> {
     use pb::evidence::Kind;
     let missing = || EvidenceError::Malformed("a half of the evidence is missing".into());
     match ev

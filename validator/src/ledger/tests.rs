@@ -876,48 +876,75 @@ fn conflicting_proposals_slash_the_proposer() {
     assert!(l.validator(&addr(&c)).expect("v").tombstoned);
 }
 
+/// Precommit certificates of height 2 signed by the given members (by
+/// index into `consensus(0..4)`), in `round`.
+fn certificate_of(l: &Ledger, hash: Hash, round: u32, who: &[u8]) -> pb::CommitCertificate {
+    let h = 2;
+    let set = l.validator_set(h).expect("set").clone();
+    let pre: Vec<(usize, crate::crypto::Signature)> = who
+        .iter()
+        .map(|i| {
+            let k = consensus(*i as usize);
+            let idx = set.index_of(&addr(&k)).expect("member");
+            (
+                idx,
+                k.sign(&vote_bytes(&chain(), VoteType::Precommit, h, round, &hash)),
+            )
+        })
+        .collect();
+    CommitCertificate::from_precommits(&set, h, round, hash, &pre)
+        .expect("cert")
+        .to_proto()
+}
+
+fn conflicting_certificates(a: pb::CommitCertificate, b: pb::CommitCertificate) -> pb::Evidence {
+    pb::Evidence {
+        kind: Some(pb::evidence::Kind::ConflictingCertificates(
+            pb::ConflictingCertificatesEvidence {
+                cert_a: Some(a),
+                cert_b: Some(b),
+            },
+        )),
+    }
+}
+
 #[test]
 fn conflicting_certificates_slash_every_double_signer() {
     let mut l = ledger(4);
     empty_blocks(&mut l, 3);
-    let h = 2;
-    let set = l.validator_set(h).expect("set").clone();
-    let keys: Vec<SecretKey> = (0..4).map(consensus).collect();
-    let cert = |hash: Hash, who: &[u8]| {
-        let pre: Vec<(usize, crate::crypto::Signature)> = who
-            .iter()
-            .map(|i| {
-                let k = &keys[*i as usize];
-                let idx = set.index_of(&addr(k)).expect("member");
-                (
-                    idx,
-                    k.sign(&vote_bytes(&chain(), VoteType::Precommit, h, 0, &hash)),
-                )
-            })
-            .collect();
-        CommitCertificate::from_precommits(&set, h, 0, hash, &pre)
-            .expect("cert")
-            .to_proto()
-    };
     // Powers 10, 20, 30, 40 (total 100): {1,2,3} = 90 and {0,2,3} = 80 are quorums.
-    let ev = pb::Evidence {
-        kind: Some(pb::evidence::Kind::ConflictingCertificates(
-            pb::ConflictingCertificatesEvidence {
-                cert_a: Some(cert([5; 32], &[1, 2, 3])),
-                cert_b: Some(cert([6; 32], &[0, 2, 3])),
-            },
-        )),
-    };
+    let ev = conflicting_certificates(
+        certificate_of(&l, [5; 32], 0, &[1, 2, 3]),
+        certificate_of(&l, [6; 32], 0, &[0, 2, 3]),
+    );
     let r = block(&mut l, &[], &[ev]);
     let events = r.evidence[0].as_ref().expect("valid");
     let mut slashed: Vec<Address> = events.iter().map(|e| e.validator).collect();
-    let mut expect = vec![addr(&keys[2]), addr(&keys[3])];
+    let mut expect = vec![addr(&consensus(2)), addr(&consensus(3))];
     slashed.sort();
     expect.sort();
     assert_eq!(slashed, expect);
-    assert!(!l.validator(&addr(&keys[0])).expect("v").tombstoned);
-    assert!(!l.validator(&addr(&keys[1])).expect("v").tombstoned);
+    assert!(!l.validator(&addr(&consensus(0))).expect("v").tombstoned);
+    assert!(!l.validator(&addr(&consensus(1))).expect("v").tombstoned);
     assert_eq!(l.slashed_total(), (30 + 40) * UNIT / 20);
+}
+
+#[test]
+fn certificates_of_different_rounds_are_not_evidence() {
+    // An honest validator may precommit A in round 0 and, after a polka in
+    // round 1, B: two valid certificates of different rounds prove nothing.
+    let mut l = ledger(4);
+    empty_blocks(&mut l, 3);
+    let ev = conflicting_certificates(
+        certificate_of(&l, [5; 32], 0, &[1, 2, 3]),
+        certificate_of(&l, [6; 32], 1, &[0, 2, 3]),
+    );
+    let err = l.check_evidence(&ev).expect_err("different rounds");
+    assert!(err.to_string().contains("round"), "{err}");
+    let r = block(&mut l, &[], &[ev]);
+    assert!(r.evidence[0].is_err());
+    assert_eq!(l.slashed_total(), 0);
+    assert!(!l.validator(&addr(&consensus(2))).expect("v").tombstoned);
 }
 
 // ---- snapshot ----

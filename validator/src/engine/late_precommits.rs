@@ -13,8 +13,8 @@
 //! after one FastAggregateVerify of the result; a bad late signature only
 //! costs that check and the certificate falls back to the one it had.
 
+use crate::{ChainId, CommitCertificate, Signature, ValidatorSet};
 use agora_proto::v1 as pb;
-use agora_validator::{ChainId, CommitCertificate, Signature, ValidatorSet};
 
 /// Late precommits of the last committed block.
 #[derive(Debug, Default)]
@@ -31,7 +31,7 @@ impl LatePrecommits {
     pub fn reset(&mut self, cert: &CommitCertificate, set: &ValidatorSet) {
         self.target = Some((cert.height, cert.round, cert.block_hash));
         self.seen = (0..set.len())
-            .map(|i| agora_validator::certificate::bit(&cert.signers, i))
+            .map(|i| crate::certificate::bit(&cert.signers, i))
             .collect();
         self.sigs.clear();
     }
@@ -49,7 +49,7 @@ impl LatePrecommits {
         {
             return false;
         }
-        let Some(i) = agora_validator::Address::from_slice(&v.validator_address)
+        let Some(i) = crate::Address::from_slice(&v.validator_address)
             .ok()
             .and_then(|a| set.index_of(&a))
         else {
@@ -86,8 +86,8 @@ impl LatePrecommits {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use agora_validator::signing::vote_bytes;
-    use agora_validator::{Address, SecretKey, Validator, VoteType};
+    use crate::signing::vote_bytes;
+    use crate::{Address, SecretKey, Validator, VoteType};
 
     fn keys() -> Vec<SecretKey> {
         (1..=4u8)

@@ -1,0 +1,245 @@
+//! The evidence pool: double-sign evidence waiting to be included in a block.
+//!
+//! One entry point ([`EvidencePool::add`]) for evidence our own core found,
+//! evidence a peer sent and evidence submitted over gRPC. Evidence about the
+//! height still being decided (or the next) cannot be included yet (the
+//! ledger accepts only infractions below the block's height), so it is
+//! *held*: its signatures are checked against that height's validator set at
+//! once, and it becomes *ready* when the chain passes its height. Nothing
+//! valid is dropped for being early.
+//!
+//! Pruning happens at each commit and is a state check only (no signature
+//! is verified twice): an entry goes when a block includes it, when it
+//! leaves the evidence window (`unbonding_period`), or when every offender
+//! it names is tombstoned (moot: the same infraction is never slashed twice).
+//!
+//! Bounds (a hostile peer can send any number of *valid* evidence items only
+//! for validators that really double signed, and each is checked before it
+//! takes room): at most [`MAX_PER_OFFENDER`] entries name one offender, and
+//! the pool holds at most [`MAX_POOL_BYTES`] of encoded evidence (each item
+//! is at most `slashing::MAX_EVIDENCE_BYTES`). The host persists entries
+//! (kept across restarts) and gossips [`EvidencePool::all`] until included.
+
+use crate::consensus::evidence as consensus_evidence;
+use crate::crypto::{Hash, sha3_256};
+use crate::ledger::{Ledger, slashing};
+use crate::types::{Address, Height};
+use agora_proto::v1 as pb;
+use prost::Message;
+use std::collections::BTreeMap;
+
+/// Entries naming one offender, at most: one is enough to slash it.
+pub const MAX_PER_OFFENDER: usize = 4;
+/// Encoded evidence held in total, at most.
+pub const MAX_POOL_BYTES: usize = 1 << 20;
+/// Evidence items one block carries, at most.
+pub const MAX_PER_BLOCK: usize = 16;
+
+/// Why evidence was not taken into the pool.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PoolError {
+    /// It does not verify, or cannot be included (too old, tombstoned...).
+    #[error("evidence refused: {0}")]
+    Invalid(String),
+    /// It is about a height more than one above the one being decided.
+    #[error("evidence about height {infraction} is too far ahead of height {deciding}")]
+    TooFarAhead {
+        /// The infraction height.
+        infraction: Height,
+        /// The height this node is deciding.
+        deciding: Height,
+    },
+    /// The pool already holds enough evidence against its offenders, or is full.
+    #[error("evidence pool full: {0}")]
+    Full(&'static str),
+}
+
+/// What `add` did with valid evidence.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Added {
+    /// New: persist it and gossip it.
+    New(Hash),
+    /// Already held.
+    Duplicate,
+}
+
+#[derive(Debug, Clone)]
+struct Entry {
+    evidence: pb::Evidence,
+    infraction: Height,
+    offenders: Vec<Address>,
+    /// Includable (infraction below the height being decided) and checked
+    /// by the ledger's inclusion rule.
+    ready: bool,
+    bytes: usize,
+}
+
+/// Evidence waiting for inclusion, by the hash of its encoding.
+#[derive(Debug, Clone, Default)]
+pub struct EvidencePool {
+    entries: BTreeMap<Hash, Entry>,
+    bytes: usize,
+}
+
+/// The hash that names evidence in the pool and in storage.
+pub fn evidence_id(ev: &pb::Evidence) -> Hash {
+    sha3_256(&ev.encode_to_vec())
+}
+
+impl EvidencePool {
+    /// Checks `ev` and keeps it. `ledger` is the state after the last
+    /// committed block, so `ledger.height() + 1` is the height being decided.
+    pub fn add(&mut self, ev: pb::Evidence, ledger: &Ledger) -> Result<Added, PoolError> {
+        let id = evidence_id(&ev);
+        if self.entries.contains_key(&id) {
+            return Ok(Added::Duplicate);
+        }
+        let deciding = ledger.height() + 1;
+        let infraction =
+            slashing::infraction_height(&ev).map_err(|e| PoolError::Invalid(e.to_string()))?;
+        let (offenders, ready) = if infraction < deciding {
+            let inf = ledger
+                .check_evidence(&ev)
+                .map_err(|e| PoolError::Invalid(e.to_string()))?;
+            (inf.offenders, true)
+        } else if infraction <= deciding + 1 {
+            // Held: the ledger cannot include it yet, but the set of that
+            // height is known (sets are kept two heights ahead), so its
+            // signatures are checked now and junk never takes room.
+            let set = ledger
+                .validator_set(infraction)
+                .ok_or(PoolError::TooFarAhead {
+                    infraction,
+                    deciding,
+                })?;
+            let bytes = ev.encoded_len();
+            if bytes > slashing::MAX_EVIDENCE_BYTES {
+                return Err(PoolError::Invalid(format!("{bytes} bytes")));
+            }
+            let info = consensus_evidence::verify_evidence(ledger.chain_id(), set, &ev)
+                .map_err(|e| PoolError::Invalid(e.to_string()))?;
+            (info.offenders, false)
+        } else {
+            return Err(PoolError::TooFarAhead {
+                infraction,
+                deciding,
+            });
+        };
+        let bytes = ev.encoded_len();
+        if offenders
+            .iter()
+            .any(|o| self.count_naming(o) >= MAX_PER_OFFENDER)
+        {
+            return Err(PoolError::Full("enough evidence against this offender"));
+        }
+        if self.bytes + bytes > MAX_POOL_BYTES {
+            return Err(PoolError::Full("byte bound reached"));
+        }
+        self.bytes += bytes;
+        self.entries.insert(
+            id,
+            Entry {
+                evidence: ev,
+                infraction,
+                offenders,
+                ready,
+                bytes,
+            },
+        );
+        Ok(Added::New(id))
+    }
+
+    fn count_naming(&self, offender: &Address) -> usize {
+        self.entries
+            .values()
+            .filter(|e| e.offenders.contains(offender))
+            .count()
+    }
+
+    /// Evidence for the next block: ready entries, one per offender, oldest
+    /// infraction first, at most [`MAX_PER_BLOCK`]. Not re-verified: each
+    /// was checked when it became ready, and `on_commit` prunes what the
+    /// state made invalid since.
+    pub fn for_block(&self) -> Vec<pb::Evidence> {
+        let mut ready: Vec<(&Hash, &Entry)> =
+            self.entries.iter().filter(|(_, e)| e.ready).collect();
+        ready.sort_by_key(|(id, e)| (e.infraction, **id));
+        let mut named: Vec<Address> = Vec::new();
+        let mut out = Vec::new();
+        for (_, e) in ready {
+            if out.len() == MAX_PER_BLOCK {
+                break;
+            }
+            if e.offenders.iter().any(|o| named.contains(o)) {
+                continue;
+            }
+            named.extend(e.offenders.iter().copied());
+            out.push(e.evidence.clone());
+        }
+        out
+    }
+
+    /// After a block was applied to `ledger`: drops what it included, what
+    /// expired and what is moot; held entries whose height passed become
+    /// ready (checked by the ledger's rule once). Returns the ids removed,
+    /// for the host to delete from storage in the block's transaction.
+    pub fn on_commit(&mut self, ledger: &Ledger, included: &[pb::Evidence]) -> Vec<Hash> {
+        let deciding = ledger.height() + 1;
+        let window = ledger.params().unbonding_period;
+        let included: Vec<Hash> = included.iter().map(evidence_id).collect();
+        let mut removed = Vec::new();
+        for (id, e) in self.entries.iter_mut() {
+            let gone = included.contains(id)
+                || deciding.saturating_sub(e.infraction) >= window
+                || e.offenders.iter().all(|o| tombstoned(ledger, o))
+                || (!e.ready
+                    && e.infraction < deciding
+                    && match ledger.check_evidence(&e.evidence) {
+                        Ok(inf) => {
+                            e.offenders = inf.offenders;
+                            e.ready = true;
+                            false
+                        }
+                        Err(_) => true,
+                    });
+            if gone {
+                removed.push(*id);
+            }
+        }
+        for id in &removed {
+            if let Some(e) = self.entries.remove(id) {
+                self.bytes -= e.bytes;
+            }
+        }
+        removed
+    }
+
+    /// Every entry, ready or held: gossiped until included.
+    pub fn all(&self) -> impl Iterator<Item = &pb::Evidence> {
+        self.entries.values().map(|e| &e.evidence)
+    }
+
+    /// Whether the pool holds this evidence.
+    pub fn contains(&self, id: &Hash) -> bool {
+        self.entries.contains_key(id)
+    }
+
+    /// Number of entries.
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// Whether the pool is empty.
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// Encoded bytes held (bounded by [`MAX_POOL_BYTES`]).
+    pub fn bytes(&self) -> usize {
+        self.bytes
+    }
+}
+
+fn tombstoned(ledger: &Ledger, a: &Address) -> bool {
+    ledger.validator(a).is_some_and(|v| v.tombstoned)
+}
