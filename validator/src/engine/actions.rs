@@ -14,7 +14,7 @@ use agora_proto::v1 as pb;
 pub enum Action<P> {
     /// Append this input of the current height to the WAL (before anything
     /// after it is sent; the next fsync makes it durable).
-    Wal(Input),
+    Wal(Box<Input>),
     /// Make this signing state durable (fsync) before any later broadcast.
     PersistSigningState(SigningState),
     /// Send to every peer.
