@@ -83,8 +83,14 @@ impl Net {
 
     /// A block created by validator `i` (with its VRF proof).
     fn block(&self, i: usize, h: Height, time: u64) -> (pb::Block, Hash) {
+        self.block_in(i, h, 0, time)
+    }
+
+    /// A fresh block of proposer `i` for round `r` (it names its round).
+    fn block_in(&self, i: usize, h: Height, r: Round, time: u64) -> (pb::Block, Hash) {
         let mut b = self.template(h, time);
         let header = b.header.as_mut().expect("header");
+        header.proposal_round = r;
         header.proposer_address = self.set.validators()[i].address.0.to_vec();
         header.vrf_proof = vrf::prove(&self.keys[i], &self.chain, h, &self.seed)
             .to_bytes()
@@ -319,6 +325,28 @@ fn proposal_from_non_proposer_is_rejected() {
 }
 
 #[test]
+fn fresh_block_naming_another_round_is_rejected() {
+    // Auditors check the proposer against the lottery of proposal_round; a
+    // fresh block that names another round would make a valid chain fail.
+    let n = net(&[1, 1, 1, 1]);
+    let mut c = Consensus::new(ConsensusConfig::default(), n.chain.clone(), None, None);
+    c.handle(Input::StartHeight(Box::new(n.params(1))));
+    let p = n.proposer(1, 0);
+    let (lying, _) = n.block_in(p, 1, 3, 1);
+    let out = c.handle(Input::Proposal(n.proposal(p, 1, 0, -1, &lying)));
+    assert!(
+        matches!(
+            rejections(&out)[..],
+            [RejectReason::BadHeader("proposal round")]
+        ),
+        "{out:?}"
+    );
+    let (honest, _) = n.block_in(p, 1, 0, 1);
+    let out = c.handle(Input::Proposal(n.proposal(p, 1, 0, -1, &honest)));
+    assert!(rejections(&out).is_empty(), "{out:?}");
+}
+
+#[test]
 fn bad_vrf_and_bad_signature_are_rejected() {
     let n = net(&[1, 1, 1, 1]);
     let mut c = Consensus::new(ConsensusConfig::default(), n.chain.clone(), None, None);
@@ -402,7 +430,7 @@ fn lock_is_kept_against_a_new_value_and_released_by_a_later_polka() {
     }));
     assert_eq!(c.round(), 1);
     let p1 = n.proposer(1, 1);
-    let (bw, w) = n.block(p1, 1, 2);
+    let (bw, w) = n.block_in(p1, 1, 1, 2);
     c.handle(Input::Proposal(n.proposal(p1, 1, 1, -1, &bw)));
     let out = c.handle(Input::BlockValidity {
         height: 1,
@@ -541,7 +569,7 @@ fn lock_survives_restart() {
         step: TimeoutStep::Precommit,
     }));
     let p1 = n.proposer(1, 1);
-    let (bw, w) = n.block(p1, 1, 2);
+    let (bw, w) = n.block_in(p1, 1, 1, 2);
     c2.handle(Input::Proposal(n.proposal(p1, 1, 1, -1, &bw)));
     let out = c2.handle(Input::BlockValidity {
         height: 1,
