@@ -570,3 +570,76 @@ fn a_peer_that_announces_a_height_it_does_not_serve_loses_its_claim() {
     drain_sync(&mut late, &mut Vec::new());
     assert_eq!(late.tip_height(), 2);
 }
+
+#[test]
+fn a_slow_answer_to_a_request_given_up_is_dropped_without_charge() {
+    let mut net = Net::new(N);
+    net.run_to(2);
+    let honest = net.commits[0].clone();
+    let mut late = engine(3);
+    late.on_status(1, 2, NOW);
+    // No answer within the timeout: the next poll asks someone else.
+    late.on_status(2, 2, NOW + 1);
+    let req = late.on_status(
+        2,
+        2,
+        NOW + agora_validator::engine::sync::REQUEST_TIMEOUT_MS + 1,
+    );
+    assert!(
+        matches!(&req[..], [Action::RequestBlocks { peer: 2, .. }]),
+        "{req:?}"
+    );
+    // Peer 1's answer finally arrives: not charged, not applied.
+    assert!(
+        late.on_block_response(1, response(&honest, 1, 2))
+            .is_empty()
+    );
+    assert!(
+        late.next_synced_block(NOW, &NoMempool)
+            .expect("sync")
+            .is_none()
+    );
+    // A second unasked answer from it is unsolicited.
+    let a = late.on_block_response(1, response(&honest, 1, 2));
+    assert!(matches!(
+        &a[..],
+        [Action::Penalize {
+            peer: 1,
+            fault: PeerFault::Unsolicited
+        }]
+    ));
+    late.on_block_response(2, response(&honest, 1, 2));
+    drain_sync(&mut late, &mut Vec::new());
+    assert_eq!(late.tip_height(), 2);
+}
+
+#[test]
+fn the_pool_is_bounded_per_offender_and_refuses_heights_far_ahead() {
+    use agora_validator::engine::evidence_pool::MAX_PER_OFFENDER;
+    let mut net = Net::new(N);
+    net.run_to(8);
+    let e = &mut net.engines[0];
+    for h in 1..=MAX_PER_OFFENDER as u64 {
+        e.submit_evidence(equivocation(1, h)).expect("room");
+    }
+    let full = e.submit_evidence(equivocation(1, 7)).expect_err("bound");
+    assert!(
+        matches!(full, agora_validator::engine::PoolError::Full(_)),
+        "{full}"
+    );
+    // Another offender still has room; one entry per offender per block.
+    e.submit_evidence(equivocation(2, 7))
+        .expect("other offender");
+    let ahead = e
+        .submit_evidence(equivocation(2, 20))
+        .expect_err("far ahead");
+    assert!(
+        matches!(
+            ahead,
+            agora_validator::engine::PoolError::TooFarAhead { .. }
+        ),
+        "{ahead}"
+    );
+    assert_eq!(e.pool().len(), MAX_PER_OFFENDER + 1);
+    assert_eq!(e.pool().for_block().len(), 2, "one per offender");
+}

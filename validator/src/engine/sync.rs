@@ -43,6 +43,9 @@ pub struct Request<P> {
 pub struct SyncState<P> {
     claims: BTreeMap<P, Height>,
     in_flight: Option<Request<P>>,
+    /// The last request given up for its timeout: a slow honest peer's
+    /// answer to it is dropped, not charged.
+    timed_out: Option<P>,
     queue: VecDeque<(P, pb::CertifiedBlock)>,
 }
 
@@ -51,6 +54,7 @@ impl<P> Default for SyncState<P> {
         Self {
             claims: BTreeMap::new(),
             in_flight: None,
+            timed_out: None,
             queue: VecDeque::new(),
         }
     }
@@ -66,6 +70,8 @@ pub enum ResponseVerdict {
     },
     /// Nobody asked this peer: dropped unverified.
     Unsolicited,
+    /// The answer to a request we gave up on: dropped, not charged.
+    Late,
     /// The peer claimed to be ahead and served nothing usable.
     FalseHeight,
 }
@@ -95,6 +101,7 @@ impl<P: Copy + Ord> SyncState<P> {
             }
             self.claims.insert(r.peer, committed);
             self.in_flight = None;
+            self.timed_out = Some(r.peer);
         }
         if !self.queue.is_empty() {
             return None;
@@ -122,6 +129,10 @@ impl<P: Copy + Ord> SyncState<P> {
         committed: Height,
     ) -> ResponseVerdict {
         if self.in_flight.is_none_or(|r| r.peer != peer) {
+            if self.timed_out == Some(peer) {
+                self.timed_out = None;
+                return ResponseVerdict::Late;
+            }
             return ResponseVerdict::Unsolicited;
         }
         self.in_flight = None;
