@@ -515,7 +515,7 @@ impl<P: Copy + Ord + std::fmt::Debug> Engine<P> {
         let mut is_first = true;
         while let Some(input) = queue.pop_front() {
             if log && wal_height(&input) == Some(self.core.height()) {
-                out.push(Action::Wal(Box::new(input.clone())));
+                out.push(Action::Wal(input.clone()));
             }
             for o in self.core.handle(input) {
                 match o {
