@@ -473,6 +473,11 @@ impl<P: Copy + Ord + std::fmt::Debug> Engine<P> {
             return Ok(Err(PeerFault::Malformed("block out of order")));
         }
         self.start_into(now_ms, mempool, out)?;
+        if h <= self.tip_height() {
+            // Starting the height decided it from buffered messages: the
+            // block is committed already and nothing is wrong with the peer's.
+            return Ok(Ok(()));
+        }
         if !skip_sync_body_fault(self.fault()) {
             let ctx = self.context();
             if let Err(e) = block_rules::check_block(&ctx, &block, Provenance::Certified) {
