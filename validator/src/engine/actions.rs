@@ -10,6 +10,9 @@ use crate::validator_set::ValidatorSet;
 use agora_proto::v1 as pb;
 
 /// An action for the host, executed in the order given.
+// Actions live in short vectors that are executed at once; boxing the WAL
+// input would add an allocation per logged message for nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone)]
 pub enum Action<P> {
     /// Append this input of the current height to the WAL (before anything
