@@ -185,3 +185,72 @@ impl Tamper {
             .collect()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use agora_validator::block::list_hash;
+    use agora_validator::engine::block_rules::check_body;
+    use agora_validator::{CommitCertificate, Validator, ValidatorSet};
+
+    /// A genuine block of height `h` (its body matches its header).
+    fn genuine(h: u64) -> pb::CertifiedBlock {
+        let key = SecretKey::from_seed(&[5; 32]).unwrap();
+        let set = ValidatorSet::new(vec![Validator::new(key.public_key(), 1)]).unwrap();
+        let parent = [h as u8; 32];
+        let bytes = agora_validator::signing::vote_bytes(
+            &ChainId::new("forge").unwrap(),
+            VoteType::Precommit,
+            h - 1,
+            0,
+            &parent,
+        );
+        let last = (h > 1).then(|| {
+            CommitCertificate::from_precommits(&set, h - 1, 0, parent, &[(0, key.sign(&bytes))])
+                .unwrap()
+        });
+        let header = pb::Header {
+            height: h,
+            txs_hash: list_hash::<pb::Transaction>(&[]).to_vec(),
+            evidence_hash: list_hash::<pb::Evidence>(&[]).to_vec(),
+            last_commit_hash: last.as_ref().map_or([0; 32], |c| c.hash()).to_vec(),
+            ..Default::default()
+        };
+        pb::CertifiedBlock {
+            block: Some(pb::Block {
+                header: Some(header),
+                last_commit: last.map(|c| c.to_proto()),
+                ..Default::default()
+            }),
+            certificate: Some(pb::CommitCertificate::default()),
+        }
+    }
+
+    #[test]
+    fn forged_bodies_keep_their_headers_and_fail_the_body_check() {
+        let mut resp = pb::BlockResponse {
+            blocks: (1..=4).map(genuine).collect(),
+            latest_height: 4,
+        };
+        for b in &resp.blocks {
+            assert_eq!(check_body(b.block.as_ref().unwrap()), Ok(()));
+        }
+        let headers: Vec<_> = resp
+            .blocks
+            .iter()
+            .map(|b| b.block.clone().unwrap().header)
+            .collect();
+        let mut tamper = Tamper::default();
+        let peer = PeerId([9; 32]);
+        tamper.forge(peer, &mut resp);
+        for (b, header) in resp.blocks.iter().zip(&headers) {
+            let block = b.block.as_ref().unwrap();
+            assert_eq!(&block.header, header, "headers stay genuine");
+            assert!(check_body(block).is_err(), "height {:?}", header);
+        }
+        let owed = tamper.unsolicited();
+        assert_eq!(owed.len(), 1);
+        assert_eq!(owed[0].0, peer);
+        assert!(tamper.unsolicited().is_empty(), "sent once");
+    }
+}

@@ -208,6 +208,17 @@ pub fn set_testing(cfg: &mut toml::Table, key: &str) {
 /// nodes whose keys are not in it; short timeouts and a full mesh.
 /// `tweak(i, config)` edits node i's configuration before it starts.
 pub fn build(validators: usize, full_nodes: usize, tweak: impl Fn(usize, &mut toml::Table)) -> Net {
+    build_with(validators, full_nodes, |_| {}, tweak)
+}
+
+/// [`build`] with `genesis_tweak` applied to the shared genesis JSON
+/// (validators in node order) before it is written.
+pub fn build_with(
+    validators: usize,
+    full_nodes: usize,
+    genesis_tweak: impl FnOnce(&mut serde_json::Value),
+    tweak: impl Fn(usize, &mut toml::Table),
+) -> Net {
     let n = validators + full_nodes;
     let dir = tempfile::tempdir().expect("tempdir");
     let homes: Vec<PathBuf> = (0..n).map(|i| dir.path().join(format!("n{i}"))).collect();
@@ -245,6 +256,7 @@ pub fn build(validators: usize, full_nodes: usize, tweak: impl Fn(usize, &mut to
     }
     genesis["validators"] = serde_json::Value::Array(vals);
     genesis["accounts"] = serde_json::Value::Array(accts);
+    genesis_tweak(&mut genesis);
     let gtext = serde_json::to_string_pretty(&genesis).expect("json");
     let p2p: Vec<u16> = (0..n).map(|_| free_port(true)).collect();
     let metrics: Vec<u16> = (0..n).map(|_| free_port(false)).collect();
