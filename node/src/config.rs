@@ -65,6 +65,22 @@ pub struct TestingConfig {
     /// send a nil prevote for the same height and round, bypassing the
     /// double-sign guard, so that evidence and slashing can be watched.
     pub double_sign: bool,
+    /// Double-sign exactly once: one conflicting nil prevote, at the first
+    /// height ≥ 3 where this validator prevotes for a block, then behave.
+    /// "Once" holds across restarts (a durable flag in the database).
+    pub double_sign_once: bool,
+    /// Serve block sync with genuine headers and certificates but forged
+    /// bodies (a fabricated transaction, or the carried last commit
+    /// dropped), and follow each served request with an unsolicited block
+    /// response: a Byzantine sync peer for tests of the syncing side.
+    pub tamper_sync_bodies: bool,
+}
+
+impl TestingConfig {
+    /// Whether any switch is on.
+    pub fn any(&self) -> bool {
+        self.double_sign || self.double_sign_once || self.tamper_sync_bodies
+    }
 }
 
 /// Peer-to-peer settings.
@@ -119,6 +135,8 @@ pub struct ConsensusConfig {
     pub max_block_bytes: usize,
     /// Most transactions per block.
     pub max_block_txs: usize,
+    /// How far a proposed block's `time_ms` may be ahead of the local clock.
+    pub max_clock_drift_ms: u64,
 }
 
 impl Default for Config {
@@ -174,6 +192,7 @@ impl Default for ConsensusConfig {
             timeout_commit_ms: 200,
             max_block_bytes: 4 * 1024 * 1024 - 64 * 1024,
             max_block_txs: 10_000,
+            max_clock_drift_ms: 2_000,
         }
     }
 }

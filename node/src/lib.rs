@@ -6,7 +6,6 @@
 pub mod api;
 pub mod client;
 pub mod config;
-pub mod driver;
 pub mod genesis;
 pub mod home;
 pub mod keys;

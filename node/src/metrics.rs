@@ -26,6 +26,32 @@ pub enum Step {
 }
 
 const STEP_NAMES: [&str; 4] = ["propose", "prevote", "precommit", "commit"];
+
+/// Why a peer was charged (the `reason` label of `agora_peer_penalties_total`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PenaltyReason {
+    /// A proposal or vote the consensus core rejected (counted, not banned).
+    Consensus = 0,
+    /// A block breaking a content rule (relayed proposal body or sync).
+    BadBlock = 1,
+    /// A block response nobody asked for.
+    Unsolicited = 2,
+    /// A claimed height it did not serve.
+    FalseHeight = 3,
+    /// Evidence that does not verify.
+    BadEvidence = 4,
+    /// A structurally broken message.
+    Malformed = 5,
+}
+
+const PENALTY_NAMES: [&str; 6] = [
+    "consensus",
+    "bad_block",
+    "unsolicited",
+    "false_height",
+    "bad_evidence",
+    "malformed",
+];
 /// Histogram bucket upper bounds, in seconds.
 const BUCKETS: [f64; 10] = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0, 5.0];
 
@@ -57,8 +83,8 @@ pub struct Metrics {
     pub evidence_seen: AtomicU64,
     /// Peer messages received.
     pub messages_received: AtomicU64,
-    /// Peers penalised.
-    pub peer_penalties: AtomicU64,
+    /// Peers charged, by [`PenaltyReason`].
+    penalties: [AtomicU64; PENALTY_NAMES.len()],
     steps: [Histogram; 4],
 }
 
@@ -76,6 +102,16 @@ impl Metrics {
     /// Increments a counter.
     pub fn inc(counter: &AtomicU64) {
         counter.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Counts a peer charged for `reason`.
+    pub fn penalty(&self, reason: PenaltyReason) {
+        Self::inc(&self.penalties[reason as usize]);
+    }
+
+    /// How many peers were charged for `reason`.
+    pub fn penalties(&self, reason: PenaltyReason) -> u64 {
+        self.penalties[reason as usize].load(Ordering::Relaxed)
     }
 
     /// Records how long a consensus step took.
@@ -164,13 +200,18 @@ impl Metrics {
             "Peer messages received.",
             &self.messages_received,
         );
-        g(
-            &mut out,
-            "agora_peer_penalties_total",
-            "counter",
-            "Peers penalised for misbehaviour.",
-            &self.peer_penalties,
+        let name = "agora_peer_penalties_total";
+        let _ = writeln!(
+            out,
+            "# HELP {name} Peers charged for misbehaviour, by reason.\n# TYPE {name} counter"
         );
+        for (r, c) in PENALTY_NAMES.iter().zip(&self.penalties) {
+            let _ = writeln!(
+                out,
+                "{name}{{reason=\"{r}\"}} {}",
+                c.load(Ordering::Relaxed)
+            );
+        }
         let name = "agora_step_duration_seconds";
         let _ = writeln!(
             out,
@@ -296,6 +337,7 @@ mod tests {
         Metrics::set(&m.height, 42);
         Metrics::inc(&m.certificates_verified);
         Metrics::inc(&m.certificates_verified);
+        m.penalty(PenaltyReason::BadBlock);
         m.observe_step(Step::Prevote, Duration::from_millis(3));
         let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = l.local_addr().unwrap();
@@ -306,6 +348,14 @@ mod tests {
         assert!(r.starts_with("HTTP/1.1 200 OK"), "{r}");
         assert!(r.contains("\nagora_height 42\n"), "{r}");
         assert!(r.contains("\nagora_certificates_verified_total 2\n"), "{r}");
+        assert!(
+            r.contains("\nagora_peer_penalties_total{reason=\"bad_block\"} 1\n"),
+            "{r}"
+        );
+        assert!(
+            r.contains("\nagora_peer_penalties_total{reason=\"consensus\"} 0\n"),
+            "{r}"
+        );
         assert!(
             r.contains("agora_step_duration_seconds_bucket{step=\"prevote\",le=\"0.005\"} 1"),
             "{r}"

@@ -1,6 +1,6 @@
 //! Assembly of a running node from its home directory: configuration,
 //! genesis, keys, storage, transport and metrics. [`Node::run`] hands them to
-//! the consensus driver ([`crate::runner::Runner`]).
+//! the engine's driver ([`crate::runner::Runner`]).
 
 use std::sync::Arc;
 
@@ -199,15 +199,15 @@ impl Node {
         use prost::Message;
         let ledger = match self.storage.latest_state()? {
             Some((_, bytes)) => {
-                Ledger::decode(&bytes).map_err(|e| RunError::Ledger(e.to_string()))?
+                Ledger::decode(&bytes).map_err(|e| RunError::Restore(e.to_string()))?
             }
             None => Ledger::from_genesis(&self.genesis.genesis)
-                .map_err(|e| RunError::Ledger(e.to_string()))?,
+                .map_err(|e| RunError::Restore(e.to_string()))?,
         };
         let genesis_set = Ledger::from_genesis(&self.genesis.genesis)
             .ok()
             .and_then(|l| l.validator_set(1).cloned())
-            .ok_or_else(|| RunError::Ledger("genesis has no validator set".into()))?;
+            .ok_or_else(|| RunError::Restore("genesis has no validator set".into()))?;
         let mut changes = std::collections::BTreeMap::new();
         changes.insert(1, genesis_set);
         for (h, bytes) in self.storage.validator_sets()? {
@@ -215,7 +215,7 @@ impl Node {
                 .ok()
                 .and_then(|p| agora_validator::ValidatorSet::from_proto(&p).ok())
                 .ok_or_else(|| {
-                    RunError::Ledger(format!("stored validator set of height {h} is corrupt"))
+                    RunError::Restore(format!("stored validator set of height {h} is corrupt"))
                 })?;
             changes.insert(h, set);
         }

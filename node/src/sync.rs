@@ -1,18 +1,17 @@
-//! Block sync, serving side and bookkeeping: answering a peer's
-//! `BlockRequest` from storage within the frame budget, and remembering how
-//! far each peer is so a lagging node knows whom to ask.
+//! Block sync, serving side: answering a peer's `BlockRequest` from storage
+//! within the frame budget.
 //!
-//! The fetching side feeds each received `CertifiedBlock` to the core as
-//! `Input::SyncedBlock`; the core verifies the certificate against the
-//! validator set the node derived itself, so nothing a peer sends is trusted.
-
-use std::collections::HashMap;
+//! The fetching side is the engine's (`agora_validator::engine::sync`): it
+//! tracks the heights peers announce, makes one request at a time, accepts
+//! only answers to it, checks each block's body against its certified
+//! header and has the core verify the certificate against the validator
+//! set this node derived itself, so nothing a peer sends is trusted. The
+//! runner only carries messages (`runner/sync.rs`).
 
 use agora_proto::v1::{BlockRequest, BlockResponse, CertifiedBlock};
 use prost::Message;
 
 use crate::storage::{Storage, StorageError};
-use crate::transport::PeerId;
 use crate::transport::wire::MAX_BLOCK_FRAME;
 
 /// Most blocks returned per request, whatever was asked (the frame budget
@@ -56,34 +55,6 @@ pub fn serve_request(storage: &Storage, req: &BlockRequest) -> Result<BlockRespo
     Ok(resp)
 }
 
-/// Latest heights peers announced (Hello, StatusUpdate, BlockResponse).
-#[derive(Debug, Default)]
-pub struct PeerHeights {
-    heights: HashMap<PeerId, u64>,
-}
-
-impl PeerHeights {
-    /// Records a peer's announced height (heights only move forward).
-    pub fn update(&mut self, peer: PeerId, height: u64) {
-        let e = self.heights.entry(peer).or_insert(0);
-        *e = (*e).max(height);
-    }
-
-    /// Forgets a disconnected peer.
-    pub fn remove(&mut self, peer: &PeerId) {
-        self.heights.remove(peer);
-    }
-
-    /// The peer furthest ahead of `our_height`, if any is ahead.
-    pub fn best_ahead(&self, our_height: u64) -> Option<(PeerId, u64)> {
-        self.heights
-            .iter()
-            .filter(|(_, h)| **h > our_height)
-            .max_by_key(|(id, h)| (**h, std::cmp::Reverse(**id)))
-            .map(|(id, h)| (*id, *h))
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -115,6 +86,8 @@ mod tests {
             state: b"s",
             seed: &[0; 32],
             txs: &[],
+            validator_set: None,
+            evidence_removed: &[],
         })
         .unwrap();
     }
@@ -170,18 +143,5 @@ mod tests {
         .unwrap();
         assert_eq!(r.blocks.len(), 2);
         assert!(r.encoded_len() <= MAX_BLOCK_FRAME);
-    }
-
-    #[test]
-    fn best_peer_ahead() {
-        let mut p = PeerHeights::default();
-        assert_eq!(p.best_ahead(0), None);
-        p.update(PeerId([1; 32]), 10);
-        p.update(PeerId([2; 32]), 12);
-        p.update(PeerId([2; 32]), 3); // never goes back
-        assert_eq!(p.best_ahead(5), Some((PeerId([2; 32]), 12)));
-        assert_eq!(p.best_ahead(12), None);
-        p.remove(&PeerId([2; 32]));
-        assert_eq!(p.best_ahead(5), Some((PeerId([1; 32]), 10)));
     }
 }

@@ -4,12 +4,13 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use agora_node::driver::{Executor, restore_signing_state};
 use agora_node::metrics::Metrics;
+use agora_node::runner::{Executor, restore_signing_state};
 use agora_node::storage::Storage;
 use agora_node::transport::{TlsIdentity, Transport, TransportConfig, TransportEvent};
 use agora_proto::v1::{PeerMessage, Vote, peer_message::Kind};
-use agora_validator::consensus::{Output, SignStep, SigningState};
+use agora_validator::consensus::{SignStep, SigningState};
+use agora_validator::engine::Action;
 use agora_validator::{ChainId, SecretKey};
 use tokio::sync::mpsc;
 use tokio::time::timeout;
@@ -41,7 +42,7 @@ async fn signing_state_is_durable_before_the_vote_arrives() {
     .unwrap();
 
     let (tx, _timers) = mpsc::channel(4);
-    let ex = Executor::new(storage.clone(), a.clone(), Metrics::new(), tx);
+    let mut ex = Executor::new(storage.clone(), a.clone(), Metrics::new(), tx);
     for h in 1..=5u64 {
         let s = SigningState {
             height: h,
@@ -56,11 +57,9 @@ async fn signing_state_is_durable_before_the_vote_arrives() {
             height: h,
             ..Default::default()
         };
-        ex.execute(vec![
-            Output::PersistSigningState(s),
-            Output::BroadcastVote(v),
-        ])
-        .unwrap();
+        for action in [Action::PersistSigningState(s), Action::BroadcastVote(v)] {
+            ex.execute(action).unwrap();
+        }
         let got = timeout(Duration::from_secs(20), async {
             loop {
                 if let Some(TransportEvent::Message {

@@ -1,5 +1,7 @@
-//! Storage on real files: atomic block commits, reopening, the WAL, the
-//! signing state, and an acknowledged write surviving `kill -9` of the writer.
+//! Storage on real files: atomic block commits (with their validator-set
+//! change and evidence-pool removals), reopening, the WAL, the signing
+//! state, the evidence pool, and an acknowledged write surviving `kill -9`
+//! of the writer.
 
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
@@ -37,6 +39,31 @@ fn block(height: u64) -> (Block, CommitCertificate) {
 }
 
 fn commit(s: &Storage, height: u64) {
+    commit_with(s, height, None, &[]);
+}
+
+/// Evidence naming height `h` (distinct per height).
+fn evidence_of(h: u64) -> Evidence {
+    Evidence {
+        kind: Some(evidence::Kind::DuplicateVote(DuplicateVoteEvidence {
+            vote_a: Some(Vote {
+                height: h,
+                ..Default::default()
+            }),
+            vote_b: Some(Vote {
+                height: h,
+                round: 1,
+                ..Default::default()
+            }),
+        })),
+    }
+}
+
+fn id_of(h: u64) -> [u8; 32] {
+    agora_validator::engine::evidence_pool::evidence_id(&evidence_of(h))
+}
+
+fn commit_with(s: &Storage, height: u64, set: Option<(u64, &[u8])>, removed: &[[u8; 32]]) {
     let (b, c) = block(height);
     let state = format!("state-{height}").into_bytes();
     let txs = [(
@@ -54,6 +81,8 @@ fn commit(s: &Storage, height: u64) {
         state: &state,
         seed: &[height as u8 ^ 0xaa; 32],
         txs: &txs,
+        validator_set: set,
+        evidence_removed: removed,
     })
     .unwrap();
 }
@@ -101,6 +130,8 @@ fn inconsistent_commits_are_refused_and_change_nothing() {
         state: b"x",
         seed: &[0; 32],
         txs: &[],
+        validator_set: None,
+        evidence_removed: &[],
     });
     assert!(matches!(err, Err(StorageError::Invalid(_))));
     // Certificate for another block.
@@ -112,6 +143,8 @@ fn inconsistent_commits_are_refused_and_change_nothing() {
         state: b"x",
         seed: &[0; 32],
         txs: &[],
+        validator_set: None,
+        evidence_removed: &[],
     });
     assert!(matches!(err, Err(StorageError::Invalid(_))));
     assert_eq!(s.latest_height().unwrap(), Some(1));
@@ -178,10 +211,52 @@ fn signing_state_and_evidence_persist() {
     assert_eq!(s.evidence().unwrap(), vec![ev]);
 }
 
+#[test]
+fn set_changes_and_pool_removals_commit_with_their_block_and_the_pool_survives_reopen() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("db");
+    {
+        let s = Storage::open(&path).unwrap();
+        for h in 1..=3 {
+            assert!(s.put_pool_evidence(&id_of(h), &evidence_of(h)).unwrap());
+        }
+        assert!(
+            !s.put_pool_evidence(&id_of(1), &evidence_of(1)).unwrap(),
+            "once"
+        );
+        commit_with(&s, 1, Some((3, b"set-3")), &[id_of(1)]);
+        commit_with(&s, 2, None, &[id_of(3)]);
+    }
+    let s = Storage::open(&path).unwrap();
+    assert_eq!(s.latest_height().unwrap(), Some(2));
+    assert_eq!(s.validator_sets().unwrap(), vec![(3, b"set-3".to_vec())]);
+    assert_eq!(s.pool_evidence().unwrap(), vec![evidence_of(2)]);
+    // The query table keeps everything ever accepted.
+    assert_eq!(s.evidence().unwrap().len(), 3);
+    // A refused commit writes none of its set change or removals.
+    let (b, c) = block(2);
+    assert!(
+        s.commit_block(CommittedBlock {
+            block: &b,
+            certificate: &c,
+            state: b"x",
+            seed: &[0; 32],
+            txs: &[],
+            validator_set: Some((4, b"set-4")),
+            evidence_removed: &[id_of(2)],
+        })
+        .is_err()
+    );
+    assert_eq!(s.validator_sets().unwrap().len(), 1);
+    assert_eq!(s.pool_evidence().unwrap(), vec![evidence_of(2)]);
+}
+
 const CHILD_ENV: &str = "AGORA_STORAGE_KILL_CHILD_DB";
 
-/// In the child: write signing states and blocks forever, printing each one
-/// after the call that made it durable returned. The parent kills us.
+/// In the child: write signing states, evidence-pool entries and blocks
+/// forever, printing each one after the call that made it durable returned.
+/// Block h carries the set change for h+2 and retires the pool entry of h.
+/// The parent kills us.
 #[test]
 fn kill_child_writer() {
     let Ok(path) = std::env::var(CHILD_ENV) else {
@@ -193,7 +268,10 @@ fn kill_child_writer() {
         h += 1;
         s.save_signing_state(&h.to_be_bytes()).unwrap();
         println!("signed {h}");
-        commit(&s, h);
+        s.put_pool_evidence(&id_of(h), &evidence_of(h)).unwrap();
+        println!("pooled {h}");
+        let set = format!("set-{}", h + 2).into_bytes();
+        commit_with(&s, h, Some((h + 2, &set)), &[id_of(h)]);
         println!("committed {h}");
     }
 }
@@ -217,7 +295,7 @@ fn acknowledged_writes_survive_kill_9() {
             .spawn()
             .unwrap();
         let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-        let (mut signed, mut committed) = (0u64, 0u64);
+        let (mut signed, mut pooled, mut committed) = (0u64, 0u64, 0u64);
         let deadline = Instant::now() + Duration::from_secs(60);
         // Kill at a different point each round, in the middle of the write loop.
         let target = 5 + 7 * round;
@@ -226,6 +304,8 @@ fn acknowledged_writes_survive_kill_9() {
             let line = lines.next().expect("child ended early").unwrap();
             if let Some(n) = line.strip_prefix("signed ") {
                 signed = n.parse().unwrap();
+            } else if let Some(n) = line.strip_prefix("pooled ") {
+                pooled = n.parse().unwrap();
             } else if let Some(n) = line.strip_prefix("committed ") {
                 committed = n.parse().unwrap();
             }
@@ -245,6 +325,22 @@ fn acknowledged_writes_survive_kill_9() {
             sig >= signed,
             "acknowledged signing state {signed} lost (found {sig})"
         );
+        // Atomic with their blocks: exactly the set changes and pool
+        // removals of the stored blocks, nothing of a block that was not.
+        let sets: Vec<u64> = s.validator_sets().unwrap().iter().map(|x| x.0).collect();
+        assert_eq!(sets, (3..=latest + 2).collect::<Vec<_>>());
+        let pool = s.pool_evidence().unwrap();
+        assert!(
+            pool.iter().all(|e| *e == evidence_of(latest + 1)),
+            "only the entry of the block not yet stored may be pooled: {pool:?}"
+        );
+        if pooled > latest {
+            assert_eq!(
+                pool,
+                vec![evidence_of(latest + 1)],
+                "acknowledged pool entry lost"
+            );
+        }
         for h in 1..=latest {
             assert!(s.block(h).unwrap().is_some(), "block {h} missing");
             assert!(

@@ -73,6 +73,9 @@ pub struct Plan {
     pub fast_timeouts: bool,
     /// The last this-many nodes double-sign on purpose (`testing.double_sign`).
     pub byzantine: usize,
+    /// Those nodes double-sign once (`testing.double_sign_once`) instead of
+    /// at every height.
+    pub byzantine_once: bool,
 }
 
 /// What [`generate`] wrote.
@@ -129,6 +132,7 @@ pub fn loopback_plan(
         downtime_jail_heights: agora_validator::ledger::params::DEFAULT_DOWNTIME_JAIL_HEIGHTS,
         fast_timeouts: true,
         byzantine: 0,
+        byzantine_once: false,
     })
 }
 
@@ -197,6 +201,7 @@ pub fn hosts_plan(
         downtime_jail_heights: agora_validator::ledger::params::DEFAULT_DOWNTIME_JAIL_HEIGHTS,
         fast_timeouts: false,
         byzantine: 0,
+        byzantine_once: false,
     })
 }
 
@@ -340,7 +345,8 @@ pub fn generate(plan: &Plan, out: &Path) -> Result<Generated> {
             c.timeout_precommit_delta_ms = 100;
             c.timeout_commit_ms = 50;
         }
-        cfg.testing.double_sign = i >= first_byzantine;
+        cfg.testing.double_sign = i >= first_byzantine && !plan.byzantine_once;
+        cfg.testing.double_sign_once = i >= first_byzantine && plan.byzantine_once;
         cfg.validate()
             .map_err(|e| anyhow::anyhow!("generated config of {}: {e}", node.moniker))?;
         // config.toml last: its presence marks a completely initialised home.
@@ -388,6 +394,7 @@ mod tests {
                 i == 2,
                 "only the last node double-signs"
             );
+            assert!(!cfg.testing.double_sign_once);
         }
         let loaded = Home::new(&g.homes[0]).load_genesis().unwrap();
         assert_eq!(loaded.genesis.validators.len(), 3);
@@ -399,6 +406,12 @@ mod tests {
         }
         // A second generation into the same directory is refused.
         assert!(generate(&plan, dir.path()).is_err());
+        // --byzantine-once: the same node, once.
+        let dir = tempfile::tempdir().unwrap();
+        plan.byzantine_once = true;
+        let g = generate(&plan, dir.path()).unwrap();
+        let cfg = Home::new(&g.homes[2]).load_config().unwrap();
+        assert!(cfg.testing.double_sign_once && !cfg.testing.double_sign);
     }
 
     #[test]

@@ -240,6 +240,10 @@ struct UpArgs {
     /// `testing.double_sign`), so that evidence and slashing can be watched.
     #[arg(long, default_value_t = 0)]
     byzantine: usize,
+    /// The --byzantine validators double-sign exactly once (config
+    /// `testing.double_sign_once`) instead of at every height.
+    #[arg(long, requires = "byzantine")]
+    byzantine_once: bool,
     /// Leave the nodes running and exit once testnet.json is written.
     #[arg(long)]
     detach: bool,
@@ -330,6 +334,7 @@ fn up(a: UpArgs) -> Result<ExitCode> {
     let mut plan =
         generate::loopback_plan(a.validators, a.base_port, &a.chain_id, a.unbonding_period)?;
     plan.byzantine = a.byzantine;
+    plan.byzantine_once = a.byzantine_once;
     check_ports(&plan)?;
     std::fs::create_dir_all(&a.dir).with_context(|| format!("creating {}", a.dir.display()))?;
     let dir = a

@@ -515,6 +515,19 @@ impl<D> Mempool<D> {
     }
 }
 
+/// What the engine sees of the node's mempool: blocks are filled from it
+/// (by fee per byte) and block execution takes the decoded, verified form
+/// of every transaction it holds.
+impl agora_validator::engine::MempoolView for Mempool<agora_validator::ledger::DecodedTx> {
+    fn reap(&self, max_bytes: usize, max_txs: usize) -> Vec<Transaction> {
+        Mempool::reap(self, max_bytes, max_txs)
+    }
+
+    fn decoded(&self, hash: &Hash) -> Option<&agora_validator::ledger::DecodedTx> {
+        Mempool::decoded(self, hash)
+    }
+}
+
 /// The gRPC refusal for a failed admission: malformed input (bad bytes,
 /// signature, chain, size) is INVALID_ARGUMENT; a state problem (nonce,
 /// balance, unknown validator, entry limits) is FAILED_PRECONDITION; a full

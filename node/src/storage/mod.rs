@@ -2,9 +2,11 @@
 //!
 //! Tables: blocks by height, block hash → height, commit certificates by
 //! height, ledger state snapshots by height (opaque bytes from the ledger),
-//! evidence by hash, the transaction index (hash → height and outcome), the
-//! consensus signing state, and the write-ahead log of the current height's
-//! consensus inputs.
+//! evidence by hash (every piece this node accepted, for queries), the
+//! engine's evidence pool by evidence id (what still waits for inclusion),
+//! validator-set changes by the height they take effect, the transaction
+//! index (hash → height and outcome), the consensus signing state, and the
+//! write-ahead log of the current height's consensus inputs.
 //!
 //! # Where durability is promised, and how
 //!
@@ -54,7 +56,12 @@ const CERTIFICATES: TableDefinition<u64, &[u8]> = TableDefinition::new("certific
 const STATES: TableDefinition<u64, &[u8]> = TableDefinition::new("states");
 /// seed_h of DESIGN §5 by height: a restarted node needs seed_{h−1} to start height h.
 const SEEDS: TableDefinition<u64, &[u8]> = TableDefinition::new("seeds");
+/// Every piece of evidence this node accepted, by SHA3-256 of its encoding (queries).
 const EVIDENCE: TableDefinition<&[u8], &[u8]> = TableDefinition::new("evidence");
+/// The engine's evidence pool: evidence waiting for inclusion, by
+/// `engine::evidence_pool::evidence_id`; entries leave with the block that
+/// retires them (included, expired or moot).
+const EVIDENCE_POOL: TableDefinition<&[u8], &[u8]> = TableDefinition::new("evidence_pool");
 const TXS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("txs");
 const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
 /// Key: sequence number; value: height (8 bytes, big-endian) ‖ record.
@@ -62,6 +69,8 @@ const WAL: TableDefinition<u64, &[u8]> = TableDefinition::new("wal");
 
 const META_LATEST: &str = "latest_height";
 const META_SIGNING: &str = "signing_state";
+/// Prefix of the META keys of [`Storage::set_flag`].
+const META_FLAG: &str = "flag/";
 
 /// Largest stored value accepted back from disk (guards against a corrupt length).
 const MAX_VALUE: usize = 64 * 1024 * 1024;
@@ -113,6 +122,11 @@ pub struct CommittedBlock<'a> {
     pub seed: &'a Hash,
     /// The outcome of each transaction of the block, by hash.
     pub txs: &'a [(Hash, TxRecord)],
+    /// The validator set this block computed, when it differs from the one
+    /// before: (first height it is in effect, encoded `ValidatorSet`).
+    pub validator_set: Option<(u64, &'a [u8])>,
+    /// Evidence-pool entries the block retired (included, expired or moot).
+    pub evidence_removed: &'a [Hash],
 }
 
 /// The node's database.
@@ -149,6 +163,8 @@ impl Storage {
             txn.open_table(STATES)?;
             txn.open_table(SEEDS)?;
             txn.open_table(EVIDENCE)?;
+            txn.open_table(EVIDENCE_POOL)?;
+            txn.open_table(sets::VALIDATOR_SETS)?;
             txn.open_table(TXS)?;
             txn.open_table(META)?;
             txn.open_table(WAL)?;
@@ -196,9 +212,15 @@ impl Storage {
         }
     }
 
-    /// Stores a decided block, its certificate, the state after it and its
-    /// transactions' outcomes in ONE durable transaction, and truncates the WAL
-    /// up to its height. Durable when this returns (see the module docs).
+    /// Stores a decided block, its certificate, the state after it, its
+    /// transactions' outcomes, the validator-set change it made and the
+    /// evidence-pool entries it retired in ONE durable transaction, and
+    /// truncates the WAL up to its height.
+    ///
+    /// FSYNC: `Durability::Immediate`, once per height. The runner starts
+    /// the next height only after this returned, so nothing signed for
+    /// height h+1 can leave the node while block h could still be lost
+    /// (a restart would otherwise rebuild height h from a truncated WAL).
     pub fn commit_block(&self, c: CommittedBlock<'_>) -> Result<(), StorageError> {
         let header = c
             .block
@@ -237,6 +259,15 @@ impl Storage {
                 let mut txs = txn.open_table(TXS)?;
                 for (h, rec) in c.txs {
                     txs.insert(h.as_slice(), rec.encode_to_vec().as_slice())?;
+                }
+            }
+            if let Some((from, set)) = c.validator_set {
+                txn.open_table(sets::VALIDATOR_SETS)?.insert(from, set)?;
+            }
+            {
+                let mut pool = txn.open_table(EVIDENCE_POOL)?;
+                for id in c.evidence_removed {
+                    pool.remove(id.as_slice())?;
                 }
             }
             txn.open_table(META)?
@@ -362,6 +393,63 @@ impl Storage {
         raw.iter()
             .map(|b| Evidence::decode(b.as_slice()).map_err(|e| self.corrupt("evidence", e)))
             .collect()
+    }
+
+    /// Keeps an evidence-pool entry across restarts (and records the
+    /// evidence for queries, like [`Storage::put_evidence`]); returns false
+    /// if the pool already held it.
+    ///
+    /// FSYNC: `Durability::Immediate`. The engine hands out an entry only
+    /// when it is new and verified, and the pool is bounded (at most four
+    /// entries per offender, and only real double signers can be named),
+    /// so these fsyncs are rare; in exchange an entry acknowledged to a
+    /// gRPC client, or the only copy of what our own core detected, cannot
+    /// be lost by a crash before the next block commit (DESIGN §8: evidence
+    /// is kept until it is included or expires).
+    pub fn put_pool_evidence(&self, id: &Hash, ev: &Evidence) -> Result<bool, StorageError> {
+        let bytes = ev.encode_to_vec();
+        let hash = sha3_256(&bytes);
+        self.write(Durability::Immediate, |txn| {
+            let mut pool = txn.open_table(EVIDENCE_POOL)?;
+            if pool.get(id.as_slice())?.is_some() {
+                return Ok(false);
+            }
+            pool.insert(id.as_slice(), bytes.as_slice())?;
+            txn.open_table(EVIDENCE)?
+                .insert(hash.as_slice(), bytes.as_slice())?;
+            Ok(true)
+        })
+    }
+
+    /// The evidence pool as persisted (restored into the engine at start).
+    pub fn pool_evidence(&self) -> Result<Vec<Evidence>, StorageError> {
+        let raw = self.read(|txn| {
+            txn.open_table(EVIDENCE_POOL)?
+                .iter()?
+                .map(|r| r.map(|(_, v)| v.value().to_vec()))
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(Into::into)
+        })?;
+        raw.iter()
+            .map(|b| Evidence::decode(b.as_slice()).map_err(|e| self.corrupt("pool evidence", e)))
+            .collect()
+    }
+
+    /// Sets a named flag durably (FSYNC: `Immediate`, so that something
+    /// meant to happen at most once stays done across a crash).
+    pub fn set_flag(&self, name: &str) -> Result<(), StorageError> {
+        let key = format!("{META_FLAG}{name}");
+        self.write(Durability::Immediate, |txn| {
+            txn.open_table(META)?
+                .insert(key.as_str(), [1u8].as_slice())?;
+            Ok(())
+        })
+    }
+
+    /// Whether a flag was set with [`Storage::set_flag`].
+    pub fn flag(&self, name: &str) -> Result<bool, StorageError> {
+        let key = format!("{META_FLAG}{name}");
+        self.read(|txn| Ok(txn.open_table(META)?.get(key.as_str())?.is_some()))
     }
 
     /// Records the outcome of a transaction outside a block commit (e.g. rejected).

@@ -2,23 +2,15 @@
 //! any height long after the ledger's own window has moved on.
 
 use super::{Storage, StorageError};
-use redb::{Durability, ReadableTable, TableDefinition};
+use redb::{ReadableTable, TableDefinition};
 
-/// Key: first height the set is in effect; value: encoded `ValidatorSet` message.
-const VALIDATOR_SETS: TableDefinition<u64, &[u8]> = TableDefinition::new("validator_sets");
+/// Key: first height the set is in effect; value: encoded `ValidatorSet`
+/// message. Written only by [`Storage::commit_block`], in the transaction of
+/// the block that computed the set.
+pub(super) const VALIDATOR_SETS: TableDefinition<u64, &[u8]> =
+    TableDefinition::new("validator_sets");
 
 impl Storage {
-    /// Records the set in effect from `height` on. Written with
-    /// `Durability::None`: the block commit that follows (Immediate) makes it
-    /// durable in the same fsync.
-    pub fn put_validator_set(&self, height: u64, encoded: &[u8]) -> Result<(), StorageError> {
-        self.write(Durability::None, |txn| {
-            let mut t = txn.open_table(VALIDATOR_SETS)?;
-            t.insert(height, encoded)?;
-            Ok(())
-        })
-    }
-
     /// Every recorded set change, by height.
     pub fn validator_sets(&self) -> Result<Vec<(u64, Vec<u8>)>, StorageError> {
         self.read(|txn| {

@@ -247,3 +247,6 @@ pub async fn set_at(q: &mut QueryClient<tonic::transport::Channel>, h: u64) -> p
         .validator_set
         .expect("set")
 }
+
+pub mod net;
+pub mod relay;

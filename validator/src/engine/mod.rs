@@ -255,7 +255,7 @@ impl<P: Copy + Ord + std::fmt::Debug> Engine<P> {
         };
         self.drive(
             Input::StartHeight(Box::new(params)),
-            false,
+            Log::Answers,
             now_ms,
             mempool,
             out,
@@ -272,7 +272,7 @@ impl<P: Copy + Ord + std::fmt::Debug> Engine<P> {
         mempool: &dyn MempoolView,
     ) -> Result<Vec<Action<P>>, EngineError> {
         let mut out = Vec::new();
-        self.drive(input, false, now_ms, mempool, &mut out)?;
+        self.drive(input, Log::Nothing, now_ms, mempool, &mut out)?;
         Ok(out)
     }
 
@@ -284,7 +284,7 @@ impl<P: Copy + Ord + std::fmt::Debug> Engine<P> {
         mempool: &dyn MempoolView,
     ) -> Result<Vec<Action<P>>, EngineError> {
         let mut out = Vec::new();
-        self.drive(Input::TimeoutFired(t), true, now_ms, mempool, &mut out)?;
+        self.drive(Input::TimeoutFired(t), Log::All, now_ms, mempool, &mut out)?;
         Ok(out)
     }
 
@@ -309,7 +309,7 @@ impl<P: Copy + Ord + std::fmt::Debug> Engine<P> {
             });
             return Ok(out);
         }
-        let rejected = self.drive(Input::Proposal(p), true, now_ms, mempool, &mut out)?;
+        let rejected = self.drive(Input::Proposal(p), Log::All, now_ms, mempool, &mut out)?;
         charge(peer, rejected, &mut out);
         Ok(out)
     }
@@ -331,7 +331,7 @@ impl<P: Copy + Ord + std::fmt::Debug> Engine<P> {
             self.late.offer(&v, set);
             return Ok(out);
         }
-        let rejected = self.drive(Input::Vote(v), true, now_ms, mempool, &mut out)?;
+        let rejected = self.drive(Input::Vote(v), Log::All, now_ms, mempool, &mut out)?;
         charge(peer, rejected, &mut out);
         Ok(out)
     }
@@ -473,6 +473,11 @@ impl<P: Copy + Ord + std::fmt::Debug> Engine<P> {
             return Ok(Err(PeerFault::Malformed("block out of order")));
         }
         self.start_into(now_ms, mempool, out)?;
+        if h <= self.tip_height() {
+            // Starting the height decided it from buffered messages: the
+            // block is committed already and nothing is wrong with the peer's.
+            return Ok(Ok(()));
+        }
         if !skip_sync_body_fault(self.fault()) {
             let ctx = self.context();
             if let Err(e) = block_rules::check_block(&ctx, &block, Provenance::Certified) {
@@ -484,7 +489,7 @@ impl<P: Copy + Ord + std::fmt::Debug> Engine<P> {
                 block,
                 certificate: cert,
             },
-            false,
+            Log::Answers,
             now_ms,
             mempool,
             out,
@@ -505,7 +510,7 @@ impl<P: Copy + Ord + std::fmt::Debug> Engine<P> {
     fn drive(
         &mut self,
         first: Input,
-        log: bool,
+        log: Log,
         now_ms: u64,
         mempool: &dyn MempoolView,
         out: &mut Vec<Action<P>>,
@@ -514,7 +519,12 @@ impl<P: Copy + Ord + std::fmt::Debug> Engine<P> {
         let mut rejected = Vec::new();
         let mut is_first = true;
         while let Some(input) = queue.pop_front() {
-            if log && wal_height(&input) == Some(self.core.height()) {
+            let logged = match log {
+                Log::All => true,
+                Log::Answers => !is_first,
+                Log::Nothing => false,
+            };
+            if logged && wal_height(&input) == Some(self.core.height()) {
                 out.push(Action::Wal(input.clone()));
             }
             for o in self.core.handle(input) {
@@ -640,6 +650,21 @@ impl<P: Copy + Ord + std::fmt::Debug> Engine<P> {
             out.push(Action::BroadcastEvidence(ev));
         }
     }
+}
+
+/// Which inputs of one `drive` go to the WAL.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Log {
+    /// The input and the engine's answers (template, verdicts): a peer's
+    /// message or a timeout.
+    All,
+    /// Only the answers: the first input is rebuilt from the store
+    /// (StartHeight, a synced block), but our own block template and our
+    /// verdicts must be replayed as they were, so that a restarted proposer
+    /// re-sends the proposal it signed instead of a new one its guard refuses.
+    Answers,
+    /// Nothing: a WAL replay (its records are in the WAL already).
+    Nothing,
 }
 
 fn charge<P>(peer: P, rejected: Vec<RejectReason>, out: &mut Vec<Action<P>>)

@@ -1,0 +1,227 @@
+//! Executing the engine's [`Action`]s, in the order given.
+//!
+//! SAFETY RULE (DESIGN §6): a `PersistSigningState` is durable (fsync'ed)
+//! before any later action is looked at; if persisting fails, execution
+//! stops there with an error and nothing after it — in particular no
+//! signed vote or proposal — leaves the node. `Wal` records are appended
+//! without an fsync of their own: the signing-state write that precedes
+//! anything we sign makes them durable, and a record lost with a crash
+//! before that only loses an input the core had not acted on visibly.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use agora_proto::v1::{self as pb, PeerMessage, peer_message::Kind};
+use agora_validator::Hash;
+use agora_validator::consensus::{SigningState, Timeout};
+use agora_validator::engine::{Action, CommitRecord, PeerFault};
+use tokio::sync::mpsc;
+use tracing::{debug, info};
+
+use super::testing::DoubleSigner;
+use crate::metrics::{Metrics, PenaltyReason};
+use crate::storage::{Storage, StorageError};
+use crate::transport::{PeerId, Transport};
+use crate::wal;
+
+/// Why executing an action failed; the node must stop.
+#[derive(Debug, thiserror::Error)]
+pub enum ExecError {
+    /// The signing state could not be made durable. Nothing signed after it
+    /// was sent; the node must stop rather than risk equivocation.
+    #[error("persisting the signing state failed; refusing to send what was signed: {0}")]
+    Persist(StorageError),
+    /// Storage failed.
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+}
+
+/// Where the executor makes things durable.
+pub trait DurableStore {
+    /// Makes the signing state durable before returning (fsync).
+    fn persist_signing_state(&self, s: &SigningState) -> Result<(), StorageError>;
+    /// Appends a WAL record of `height` (no fsync of its own).
+    fn append_wal(&self, height: u64, record: &[u8]) -> Result<(), StorageError>;
+    /// Keeps an evidence-pool entry across restarts; true if new.
+    fn persist_evidence(&self, id: &Hash, ev: &pb::Evidence) -> Result<bool, StorageError>;
+}
+
+impl DurableStore for Storage {
+    fn persist_signing_state(&self, s: &SigningState) -> Result<(), StorageError> {
+        // FSYNC: Storage::save_signing_state commits with Durability::Immediate.
+        self.save_signing_state(&s.to_bytes())
+    }
+    fn append_wal(&self, height: u64, record: &[u8]) -> Result<(), StorageError> {
+        // No fsync: made durable by the next Immediate commit (see above).
+        self.wal_append(height, record, false)
+    }
+    fn persist_evidence(&self, id: &Hash, ev: &pb::Evidence) -> Result<bool, StorageError> {
+        // FSYNC: Immediate (see Storage::put_pool_evidence for why).
+        self.put_pool_evidence(id, ev)
+    }
+}
+
+impl<T: DurableStore> DurableStore for Arc<T> {
+    fn persist_signing_state(&self, s: &SigningState) -> Result<(), StorageError> {
+        (**self).persist_signing_state(s)
+    }
+    fn append_wal(&self, height: u64, record: &[u8]) -> Result<(), StorageError> {
+        (**self).append_wal(height, record)
+    }
+    fn persist_evidence(&self, id: &Hash, ev: &pb::Evidence) -> Result<bool, StorageError> {
+        (**self).persist_evidence(id, ev)
+    }
+}
+
+/// Where the executor sends messages.
+pub trait Network {
+    /// Sends to every connected peer; returns to how many it was queued.
+    fn broadcast(&self, msg: &PeerMessage) -> usize;
+    /// Sends to one peer (dropped if it is gone or its queue is full).
+    fn send(&self, peer: PeerId, msg: &PeerMessage);
+    /// Charges a peer: recorded, banned for a while, disconnected.
+    fn penalize(&self, peer: PeerId, reason: String);
+}
+
+impl Network for Transport {
+    fn broadcast(&self, msg: &PeerMessage) -> usize {
+        Transport::broadcast(self, msg)
+    }
+    fn send(&self, peer: PeerId, msg: &PeerMessage) {
+        if let Err(e) = Transport::send(self, peer, msg) {
+            debug!(%peer, error = %e, "message not sent");
+        }
+    }
+    fn penalize(&self, peer: PeerId, reason: String) {
+        Transport::penalize(self, peer, reason)
+    }
+}
+
+/// What executing one action left for the caller.
+#[derive(Debug)]
+pub enum Executed {
+    /// Nothing.
+    Done,
+    /// A decided height to store (the runner's `commit`), before the next action.
+    Commit(Box<CommitRecord>),
+}
+
+/// Carries out the engine's actions.
+pub struct Executor<S, N> {
+    store: S,
+    net: N,
+    metrics: Arc<Metrics>,
+    timers: mpsc::Sender<Timeout>,
+    double_signer: Option<DoubleSigner>,
+}
+
+fn msg(kind: Kind) -> PeerMessage {
+    PeerMessage { kind: Some(kind) }
+}
+
+impl<S: DurableStore, N: Network> Executor<S, N> {
+    /// An executor; fired timeouts are sent on `timers`.
+    pub fn new(store: S, net: N, metrics: Arc<Metrics>, timers: mpsc::Sender<Timeout>) -> Self {
+        Self {
+            store,
+            net,
+            metrics,
+            timers,
+            double_signer: None,
+        }
+    }
+
+    /// Testnets only (`testing.double_sign`, `testing.double_sign_once`).
+    pub fn with_double_signer(mut self, d: DoubleSigner) -> Self {
+        self.double_signer = Some(d);
+        self
+    }
+
+    /// Executes one action (see the module docs for the ordering rule).
+    pub fn execute(&mut self, action: Action<PeerId>) -> Result<Executed, ExecError> {
+        match action {
+            Action::Wal(input) => {
+                if let Some((h, rec)) = wal::encode_input(&input) {
+                    self.store.append_wal(h, &rec)?;
+                }
+            }
+            Action::PersistSigningState(s) => self
+                .store
+                .persist_signing_state(&s)
+                .map_err(ExecError::Persist)?,
+            Action::BroadcastProposal(p) => {
+                self.net.broadcast(&msg(Kind::Proposal(*p)));
+            }
+            Action::BroadcastVote(v) => self.broadcast_vote(v),
+            Action::BroadcastEvidence(ev) => {
+                self.net.broadcast(&msg(Kind::Evidence(ev)));
+            }
+            Action::ScheduleTimeout {
+                timeout,
+                duration_ms,
+            } => self.schedule(timeout, duration_ms),
+            Action::PersistEvidence(id, ev) => {
+                if self.store.persist_evidence(&id, &ev)? {
+                    Metrics::inc(&self.metrics.evidence_seen);
+                }
+            }
+            Action::Commit(record) => return Ok(Executed::Commit(record)),
+            Action::RequestBlocks { peer, from, count } => {
+                debug!(%peer, from, count, "requesting blocks");
+                let req = pb::BlockRequest {
+                    from_height: from,
+                    count,
+                };
+                self.net.send(peer, &msg(Kind::BlockRequest(req)));
+            }
+            Action::Penalize { peer, fault } => self.penalize(peer, fault),
+            Action::Rejected(r) => debug!(reason = %r, "consensus rejected an input"),
+            Action::InvalidBlock {
+                height,
+                round,
+                error,
+            } => info!(height, round, %error, "invalid block proposed; prevoting nil"),
+        }
+        Ok(Executed::Done)
+    }
+
+    fn broadcast_vote(&mut self, v: pb::Vote) {
+        if let Some(twin) = self.double_signer.as_mut().and_then(|d| d.twin(&v)) {
+            self.net.broadcast(&msg(Kind::Vote(twin)));
+        }
+        self.net.broadcast(&msg(Kind::Vote(v)));
+    }
+
+    /// Every fault is counted by reason. A message the consensus core
+    /// rejected only counts for now (a vote from a peer a round ahead, or
+    /// relayed from a validator that has since left the set, is no proof
+    /// of malice; scoring comes later); every other fault is proof that
+    /// the peer itself sent something wrong, and the transport bans it.
+    fn penalize(&self, peer: PeerId, fault: PeerFault) {
+        let reason = match &fault {
+            PeerFault::Consensus(_) => PenaltyReason::Consensus,
+            PeerFault::BadBlock(_) => PenaltyReason::BadBlock,
+            PeerFault::Unsolicited => PenaltyReason::Unsolicited,
+            PeerFault::FalseHeight => PenaltyReason::FalseHeight,
+            PeerFault::BadEvidence(_) => PenaltyReason::BadEvidence,
+            PeerFault::Malformed(_) => PenaltyReason::Malformed,
+        };
+        self.metrics.penalty(reason);
+        match fault {
+            PeerFault::Consensus(r) => debug!(%peer, reason = %r, "peer sent a rejected message"),
+            other => self.net.penalize(peer, other.to_string()),
+        }
+    }
+
+    fn schedule(&self, timeout: Timeout, duration_ms: u64) {
+        let tx = self.timers.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(duration_ms)).await;
+            // The runner may have stopped; a late timeout is then moot.
+            let _ = tx.send(timeout).await;
+        });
+    }
+}
+
+#[cfg(test)]
+mod tests;

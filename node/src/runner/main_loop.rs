@@ -1,0 +1,159 @@
+//! The select loop: transport events, fired timeouts, the engine's tick,
+//! the next height's start, API requests, checked transactions and the
+//! transaction gossip batch, until shutdown or a fatal error.
+
+use agora_proto::v1::{self as pb, PeerMessage, peer_message::Kind};
+use agora_validator::engine::TICK_MS;
+use std::time::Duration;
+use tokio::sync::mpsc;
+use tracing::warn;
+
+use super::{RunError, Runner, now_ms};
+use crate::api::ApiRequest;
+use crate::metrics::Metrics;
+use crate::transport::{PeerId, PeerIdentity, TransportEvent};
+use crate::tx_verifier::Origin;
+
+impl Runner {
+    /// Runs until `shutdown` resolves or a fatal error.
+    pub async fn run(
+        mut self,
+        mut events: mpsc::Receiver<TransportEvent>,
+        mut api: mpsc::Receiver<ApiRequest>,
+        shutdown: impl std::future::Future<Output = ()>,
+    ) -> Result<(), RunError> {
+        tokio::pin!(shutdown);
+        let mut checked = self
+            .checked
+            .take()
+            .ok_or_else(|| RunError::Restore("the runner was already run".into()))?;
+        self.begin()?;
+        let mut tick = tokio::time::interval(Duration::from_millis(TICK_MS));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            let start_at = self.next_start;
+            tokio::select! {
+                _ = &mut shutdown => return Ok(()),
+                // A due start (timeout_commit 0) is taken at once: a timer
+                // would round it up to the next millisecond tick.
+                _ = async { match start_at {
+                    Some(t) if t <= tokio::time::Instant::now() => {}
+                    Some(t) => tokio::time::sleep_until(t).await,
+                    None => std::future::pending().await,
+                } } => self.start_height()?,
+                _ = tick.tick() => self.on_tick()?,
+                _ = async { match self.tx_outbox.deadline() {
+                    Some(t) => tokio::time::sleep_until(t).await,
+                    None => std::future::pending().await,
+                } } => {
+                    if let Some(batch) = self.tx_outbox.take() {
+                        self.transport.broadcast(&batch);
+                    }
+                }
+                r = api.recv() => if let Some(r) = r {
+                    self.on_api(r)?;
+                },
+                t = self.timers.recv() => if let Some(t) = t {
+                    let actions = self.engine.on_timeout(t, now_ms(), &self.mempool)?;
+                    self.execute(actions)?;
+                },
+                c = checked.recv() => if let Some(c) = c {
+                    self.on_checked(c);
+                },
+                ev = events.recv() => match ev {
+                    Some(ev) => self.on_event(ev)?,
+                    None => return Ok(()),
+                },
+            }
+        }
+    }
+
+    /// Every `TICK_MS`: the engine re-gossips the height's messages and
+    /// pending evidence, and fetches blocks if it has fallen behind.
+    fn on_tick(&mut self) -> Result<(), RunError> {
+        let actions = self.engine.on_tick(now_ms());
+        self.execute(actions)?;
+        self.send_unsolicited();
+        Ok(())
+    }
+
+    fn on_event(&mut self, ev: TransportEvent) -> Result<(), RunError> {
+        match ev {
+            TransportEvent::Connected { peer, .. } => {
+                let status = pb::StatusUpdate {
+                    latest_height: self.engine.tip_height(),
+                };
+                let _ = self.transport.send(
+                    peer,
+                    &PeerMessage {
+                        kind: Some(Kind::Status(status)),
+                    },
+                );
+                self.update_peer_metrics();
+            }
+            TransportEvent::Disconnected { peer } => {
+                self.engine.on_peer_gone(&peer);
+                self.update_peer_metrics();
+            }
+            TransportEvent::Message {
+                peer,
+                identity,
+                message,
+            } => {
+                Metrics::inc(&self.metrics.messages_received);
+                if let Some(kind) = message.kind {
+                    self.on_message(peer, &identity, kind)?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// One peer message to where it belongs. Only peers that proved a
+    /// validator key in the Hello feed proposals and votes (the engine
+    /// still verifies every signature: this is about who may speak).
+    fn on_message(
+        &mut self,
+        peer: PeerId,
+        identity: &PeerIdentity,
+        kind: Kind,
+    ) -> Result<(), RunError> {
+        let now = now_ms();
+        let actions = match kind {
+            Kind::Transaction(tx) => {
+                self.verify_then_admit(tx, Origin::Peer);
+                return Ok(());
+            }
+            Kind::Transactions(batch) => {
+                for tx in batch.txs {
+                    self.verify_then_admit(tx, Origin::Peer);
+                }
+                return Ok(());
+            }
+            Kind::BlockRequest(req) => return self.serve_blocks(peer, &req),
+            Kind::BlockResponse(resp) => return self.on_blocks(peer, resp),
+            Kind::Evidence(ev) => self.engine.on_evidence(peer, ev),
+            Kind::Status(s) => self.engine.on_status(peer, s.latest_height, now),
+            Kind::Proposal(_) | Kind::Vote(_) if *identity == PeerIdentity::FullNode => {
+                warn!(%peer, "vote or proposal from a full node ignored");
+                return Ok(());
+            }
+            Kind::Proposal(p) => self.engine.on_proposal(peer, p, now, &self.mempool)?,
+            Kind::Vote(v) => self.engine.on_vote(peer, v, now, &self.mempool)?,
+            _ => return Ok(()),
+        };
+        self.execute(actions)
+    }
+
+    fn update_peer_metrics(&self) {
+        let peers = self.transport.peers();
+        Metrics::set(&self.metrics.peers, peers.len() as u64);
+        Metrics::set(
+            &self.metrics.validator_peers,
+            peers
+                .iter()
+                .filter(|p| p.identity.validator_address().is_some())
+                .count() as u64,
+        );
+    }
+}

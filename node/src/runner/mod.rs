@@ -1,0 +1,169 @@
+//! The node's driver of the engine ([`agora_validator::engine::Engine`]).
+//!
+//! The engine decides everything about blocks: templates, content rules,
+//! sync acceptance, the evidence pool, what a commit writes. The runner
+//! only moves bytes and time: it feeds the engine what arrives (peer
+//! messages, fired timeouts, a tick every `engine::TICK_MS`, API requests,
+//! WAL records after a restart) with the local clock, and executes the
+//! [`Action`]s it returns, in order. One job per file:
+//!
+//! - `restore.rs` — the engine rebuilt from storage (or genesis), then the
+//!   current height started and its WAL replayed;
+//! - `main_loop.rs` — the select loop and the dispatch of transport events;
+//! - `execute.rs` — executing actions: the persist-before-send rule, WAL
+//!   appends, timers, gossip, block requests, penalties;
+//! - `commit.rs` — a decided height: its record written in one durable
+//!   transaction, the mempool re-checked, the API snapshot published, our
+//!   new height announced, the next height started `timeout_commit` later;
+//! - `sync.rs` — serving block requests and feeding responses to the engine;
+//! - `requests.rs` — API writes (transactions, evidence) and the admission
+//!   of transactions checked by the verifier thread;
+//! - `testing.rs` — the `[testing]` switches (Byzantine behaviour on purpose).
+
+mod commit;
+mod execute;
+mod main_loop;
+mod requests;
+mod restore;
+mod sync;
+mod testing;
+
+pub use execute::{DurableStore, ExecError, Executed, Executor, Network};
+pub use restore::restore_signing_state;
+pub use testing::{DoubleSigner, forge_bodies};
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use agora_validator::engine::{Action, Engine, EngineError};
+use agora_validator::ledger::DecodedTx;
+use tokio::sync::mpsc;
+
+use crate::api::Shared;
+use crate::mempool::Mempool;
+use crate::metrics::Metrics;
+use crate::node::Node;
+use crate::storage::Storage;
+use crate::transport::{PeerId, Transport};
+use crate::tx_verifier::{Checked, TxVerifier};
+
+/// Why the runner stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    /// Executing an action failed (a failed signing-state write included).
+    #[error(transparent)]
+    Exec(#[from] ExecError),
+    /// The engine cannot go on.
+    #[error(transparent)]
+    Engine(#[from] EngineError),
+    /// Storage failed.
+    #[error(transparent)]
+    Storage(#[from] crate::storage::StorageError),
+    /// The stored or genesis state is unusable.
+    #[error("restoring the chain: {0}")]
+    Restore(String),
+    /// The transaction verifier thread could not be started.
+    #[error("starting the transaction verifier: {0}")]
+    Verifier(std::io::Error),
+}
+
+/// Transactions waiting for their signature check at most.
+const VERIFY_QUEUE: usize = 4096;
+
+/// The running driver.
+pub struct Runner {
+    engine: Engine<PeerId>,
+    exec: Executor<Arc<Storage>, Transport>,
+    storage: Arc<Storage>,
+    transport: Transport,
+    metrics: Arc<Metrics>,
+    shared: Arc<Shared>,
+    /// Pending transactions, kept decoded and verified (decode once); the
+    /// engine reads it through `MempoolView`.
+    mempool: Mempool<DecodedTx>,
+    verifier: TxVerifier,
+    checked: Option<mpsc::Receiver<Checked>>,
+    timers: mpsc::Receiver<agora_validator::consensus::Timeout>,
+    /// Admitted transactions waiting to be gossiped as one batch.
+    tx_outbox: crate::tx_gossip::TxOutbox,
+    /// `testing.tamper_sync_bodies`.
+    tamper: Option<testing::Tamper>,
+    /// `timeout_commit`: the pause between a commit and the next height.
+    commit_delay: Duration,
+    /// When the next height starts (set by a commit).
+    next_start: Option<tokio::time::Instant>,
+    /// When the height being decided started (for the step metrics).
+    height_started: std::time::Instant,
+}
+
+/// The local clock in milliseconds since the Unix epoch: the engine's only
+/// notion of time (proposal `time_ms`, the drift check, sync timeouts).
+pub(crate) fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+impl Runner {
+    /// The engine restored from storage (or genesis), its executor, the
+    /// transaction verifier thread and the testing switches.
+    pub fn new(node: &Node, shared: Arc<Shared>) -> Result<Self, RunError> {
+        let storage = node.storage.clone();
+        let restored = restore::restored(&storage, &node.genesis)?;
+        let signing = restore_signing_state(&storage)?;
+        let engine = Engine::new(
+            restore::engine_config(&node.config.consensus),
+            Some(node.key.clone()),
+            signing,
+            restored,
+            rand::random(),
+        );
+        let (timer_tx, timers) = mpsc::channel(1024);
+        let mut exec = Executor::new(
+            storage.clone(),
+            node.transport.clone(),
+            node.metrics.clone(),
+            timer_tx,
+        );
+        testing::warn_if_on(&node.config.testing);
+        if let Some(d) = testing::double_signer(node)? {
+            exec = exec.with_double_signer(d);
+        }
+        let (verifier, checked) =
+            TxVerifier::start(node.chain.clone(), VERIFY_QUEUE).map_err(RunError::Verifier)?;
+        Ok(Self {
+            engine,
+            exec,
+            storage,
+            transport: node.transport.clone(),
+            metrics: node.metrics.clone(),
+            shared,
+            mempool: Mempool::new(node.config.mempool),
+            verifier,
+            checked: Some(checked),
+            timers,
+            tx_outbox: Default::default(),
+            tamper: node
+                .config
+                .testing
+                .tamper_sync_bodies
+                .then(testing::Tamper::default),
+            commit_delay: Duration::from_millis(node.config.consensus.timeout_commit_ms),
+            next_start: None,
+            height_started: std::time::Instant::now(),
+        })
+    }
+
+    /// Executes the engine's actions in order. A commit is handled as soon
+    /// as it comes, so everything after it sees the stored block.
+    fn execute(&mut self, actions: Vec<Action<PeerId>>) -> Result<(), RunError> {
+        for a in actions {
+            if let Executed::Commit(record) = self.exec.execute(a)? {
+                self.commit(*record)?;
+            }
+        }
+        Metrics::set(&self.metrics.round, u64::from(self.engine.core().round()));
+        Ok(())
+    }
+}

@@ -1,0 +1,122 @@
+//! API writes and transaction admission.
+//!
+//! A transaction (from a client or gossiped) passes the mempool's cheap
+//! checks, then its signature is checked on the verifier thread; the
+//! verdict comes back to [`Runner::on_checked`], which admits the decoded
+//! form with the ledger's state checks alone and gossips it in a batch.
+//! Evidence from a client goes to the engine's pool like a peer's.
+
+use agora_proto::v1 as pb;
+use agora_validator::Hash;
+use agora_validator::engine::PoolError;
+use agora_validator::ledger::{DecodedTx, Ledger};
+
+use super::{RunError, Runner};
+use crate::api::ApiRequest;
+use crate::mempool::{Admission, CheckMode, MempoolError, api_error};
+use crate::metrics::Metrics;
+use crate::rpc::ApiError;
+use crate::tx_verifier::{Checked, Origin};
+
+impl Runner {
+    pub(super) fn on_api(&mut self, req: ApiRequest) -> Result<(), RunError> {
+        match req {
+            ApiRequest::SubmitTx { tx, reply } => {
+                self.verify_then_admit(tx, Origin::Client(reply));
+            }
+            ApiRequest::SubmitEvidence { evidence, reply } => {
+                let res = match self.engine.submit_evidence(evidence) {
+                    Ok((id, actions)) => {
+                        // Persisted (fsync) before the client hears "accepted".
+                        self.execute(actions)?;
+                        Ok(id)
+                    }
+                    Err(e @ PoolError::Full(_)) => Err(ApiError::Unavailable(e.to_string())),
+                    Err(e) => Err(ApiError::FailedPrecondition(e.to_string())),
+                };
+                let _ = reply.send(res);
+            }
+        }
+        Ok(())
+    }
+
+    /// Sends a transaction to the signature checker after the cheap checks
+    /// (size, duplicate, room); its verdict comes back to `on_checked`.
+    pub(super) fn verify_then_admit(&mut self, tx: pb::Transaction, origin: Origin) {
+        if let Err(e) = self.mempool.precheck(&tx) {
+            if let Origin::Client(reply) = origin {
+                let _ = reply.send(Err(api_error(&e)));
+            }
+            return;
+        }
+        if let Err(Origin::Client(reply)) = self.verifier.submit(tx, origin) {
+            let _ = reply.send(Err(ApiError::Unavailable(
+                "the node is busy checking transactions; retry shortly".into(),
+            )));
+        }
+    }
+
+    /// Admits a transaction whose signature was checked, gossips it on, and
+    /// answers the client that submitted it, if any.
+    pub(super) fn on_checked(&mut self, c: Checked) {
+        let tx = c.tx;
+        let result = match c.verdict {
+            Err(reason) => Err(MempoolError::Rejected(reason)),
+            Ok(decoded) => self.admit(tx.clone(), decoded),
+        };
+        if result.is_ok()
+            && let Some(batch) = self.tx_outbox.push(tx, tokio::time::Instant::now())
+        {
+            self.transport.broadcast(&batch);
+        }
+        if let Origin::Client(reply) = c.origin {
+            let _ = reply.send(result.map_err(|e| api_error(&e)));
+        }
+    }
+
+    /// Adds a transaction whose signature is already verified.
+    fn admit(&mut self, tx: pb::Transaction, decoded: DecodedTx) -> Result<Hash, MempoolError> {
+        let r = self
+            .mempool
+            .add(tx, decoded, &verified_checker(self.engine.ledger()));
+        for hash in self.mempool.take_evicted() {
+            self.shared.remember_rejection(
+                hash,
+                "evicted from the full mempool by a transaction paying more per byte".into(),
+            );
+        }
+        if r.is_ok() {
+            Metrics::set(&self.metrics.mempool_txs, self.mempool.len() as u64);
+            Metrics::set(&self.metrics.mempool_bytes, self.mempool.bytes() as u64);
+            self.publish_pending();
+        }
+        r
+    }
+
+    /// The mempool's hashes, for GetTx's "pending".
+    pub(super) fn publish_pending(&self) {
+        if let Ok(mut p) = self.shared.pending.lock() {
+            *p = self.mempool.hashes().collect();
+        }
+    }
+}
+
+/// The mempool's view of the ledger for transactions the verifier already
+/// decoded and verified: the state checks alone
+/// ([`Ledger::recheck_decoded`]), at admission and when re-checking after a
+/// commit; nothing is decoded or verified again.
+pub(super) fn verified_checker(
+    ledger: &Ledger,
+) -> impl Fn(&pb::Transaction, &DecodedTx, CheckMode) -> Result<Admission, String> + '_ {
+    move |_tx, d, _mode: CheckMode| {
+        ledger
+            .recheck_decoded(d)
+            .map(|c| Admission {
+                sender: c.signer,
+                nonce: c.nonce,
+                account_nonce: c.next_nonce,
+                fee: c.fee,
+            })
+            .map_err(|e| e.to_string())
+    }
+}

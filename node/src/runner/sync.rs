@@ -1,0 +1,55 @@
+//! Block sync glue. Serving: a peer's request is answered from storage
+//! (`crate::sync::serve_request`). Fetching is the engine's: it decides
+//! when and whom to ask (`Action::RequestBlocks`), accepts only the answer
+//! to its request, and checks each block before it applies it; here a
+//! response is handed over and the queued blocks are applied one by one,
+//! each one's actions (its commit included) executed before the next.
+
+use agora_proto::v1::{self as pb, PeerMessage, peer_message::Kind};
+
+use super::{RunError, Runner, now_ms};
+use crate::sync::serve_request;
+use crate::transport::PeerId;
+
+impl Runner {
+    /// Answers a block request (forged with `testing.tamper_sync_bodies`).
+    pub(super) fn serve_blocks(
+        &mut self,
+        peer: PeerId,
+        req: &pb::BlockRequest,
+    ) -> Result<(), RunError> {
+        let mut resp = serve_request(&self.storage, req)?;
+        if let Some(t) = &mut self.tamper {
+            t.forge(peer, &mut resp);
+        }
+        let _ = self.transport.send(
+            peer,
+            &PeerMessage {
+                kind: Some(Kind::BlockResponse(resp)),
+            },
+        );
+        Ok(())
+    }
+
+    /// Hands a response to the engine, then applies what it queued.
+    pub(super) fn on_blocks(
+        &mut self,
+        peer: PeerId,
+        resp: pb::BlockResponse,
+    ) -> Result<(), RunError> {
+        let actions = self.engine.on_block_response(peer, resp);
+        self.execute(actions)?;
+        while let Some(actions) = self.engine.next_synced_block(now_ms(), &self.mempool)? {
+            self.execute(actions)?;
+        }
+        Ok(())
+    }
+
+    /// `testing.tamper_sync_bodies`: responses nobody asked for.
+    pub(super) fn send_unsolicited(&mut self) {
+        let Some(t) = &mut self.tamper else { return };
+        for (peer, msg) in t.unsolicited() {
+            let _ = self.transport.send(peer, &msg);
+        }
+    }
+}
