@@ -643,3 +643,74 @@ fn the_pool_is_bounded_per_offender_and_refuses_heights_far_ahead() {
     assert_eq!(e.pool().len(), MAX_PER_OFFENDER + 1);
     assert_eq!(e.pool().for_block().len(), 2, "one per offender");
 }
+
+#[test]
+fn an_equivocation_that_arrives_after_the_decision_still_becomes_evidence() {
+    use agora_validator::signing::vote_bytes;
+    use agora_validator::types::VoteType;
+    let mut net = Net::new(N);
+    net.run_to(2);
+    // A validator whose precommit for block 2 is in the certificate (the
+    // others verified it), and a conflicting precommit of the same round
+    // that arrives only now.
+    let cert = net.engines[1].tip().certificate.clone().expect("cert");
+    let set = net.engines[1]
+        .ledger()
+        .validator_set(2)
+        .expect("set")
+        .clone();
+    let signers = cert.signer_indices(set.len()).expect("bits");
+    let k = (0..N)
+        .map(|i| sk(201 + i))
+        .find(|k| signers.contains(&set.index_of(&addr(k)).expect("member")))
+        .expect("a signer");
+    let conflicting = pb::Vote {
+        vote_type: VoteType::Precommit as i32,
+        height: 2,
+        round: cert.round,
+        block_hash: vec![0xee; 32],
+        validator_address: addr(&k).0.to_vec(),
+        signature: k
+            .sign(&vote_bytes(
+                &chain(),
+                VoteType::Precommit,
+                2,
+                cert.round,
+                &[0xee; 32],
+            ))
+            .to_bytes()
+            .to_vec(),
+    };
+    let first = net.engines[1]
+        .on_vote(3, conflicting.clone(), NOW + 50_000, &NoMempool)
+        .expect("vote");
+    assert!(matches!(first[0], Action::PersistEvidence(..)), "{first:?}");
+    assert_eq!(net.engines[1].pool().len(), 1);
+    // Its signature forged: the sender is charged, nothing is kept.
+    let mut forged = conflicting;
+    forged.block_hash = vec![0xdd; 32];
+    forged.signature = sk(209).sign(b"x").to_bytes().to_vec();
+    let before = net.engines[2].pool().len();
+    let a = net.engines[2]
+        .on_vote(3, forged, NOW + 50_000, &NoMempool)
+        .expect("vote");
+    assert_eq!(net.engines[2].pool().len(), before);
+    assert!(
+        matches!(
+            &a[..],
+            [Action::Penalize {
+                peer: 3,
+                fault: PeerFault::BadEvidence(_)
+            }]
+        ),
+        "{a:?}"
+    );
+    // It is included and the signer slashed.
+    net.act(1, first);
+    net.run_to(5);
+    assert!(
+        net.engines
+            .iter()
+            .all(|e| e.ledger().validator(&addr(&k)).expect("v").tombstoned)
+    );
+}

@@ -32,6 +32,7 @@
 pub mod block_rules;
 pub mod evidence_pool;
 pub mod late_precommits;
+pub mod past_votes;
 pub mod sync;
 
 mod actions;
@@ -109,6 +110,8 @@ pub struct Engine<P> {
     sync: SyncState<P>,
     tip: Tip,
     late: LatePrecommits,
+    /// Verified votes of the tip height, for equivocations that arrive late.
+    past_votes: past_votes::PastVotes,
     /// Secret entropy for randomised batch checks of block transactions.
     entropy: Hash,
     /// The core is deciding `tip + 1` (false between a commit and the start
@@ -163,6 +166,7 @@ impl<P: Copy + Ord + std::fmt::Debug> Engine<P> {
             sync: SyncState::default(),
             tip: restored.tip,
             late,
+            past_votes: Default::default(),
             entropy,
             started: false,
             height_started_ms: 0,
@@ -324,11 +328,13 @@ impl<P: Copy + Ord + std::fmt::Debug> Engine<P> {
         mempool: &dyn MempoolView,
     ) -> Result<Vec<Action<P>>, EngineError> {
         let mut out = Vec::new();
-        if v.height == self.tip_height()
-            && v.height > 0
-            && let Some(set) = self.ledger.validator_set(v.height)
-        {
-            self.late.offer(&v, set);
+        if v.height == self.tip_height() && v.height > 0 {
+            if let Some(ev) = self.past_votes.conflict(&v) {
+                self.peer_evidence(peer, ev, &mut out);
+            }
+            if let Some(set) = self.ledger.validator_set(v.height) {
+                self.late.offer(&v, set);
+            }
             return Ok(out);
         }
         let rejected = self.drive(Input::Vote(v), Log::All, now_ms, mempool, &mut out)?;
@@ -340,6 +346,11 @@ impl<P: Copy + Ord + std::fmt::Debug> Engine<P> {
     /// the peer if it does not verify.
     pub fn on_evidence(&mut self, peer: P, ev: pb::Evidence) -> Vec<Action<P>> {
         let mut out = Vec::new();
+        self.peer_evidence(peer, ev, &mut out);
+        out
+    }
+
+    fn peer_evidence(&mut self, peer: P, ev: pb::Evidence, out: &mut Vec<Action<P>>) {
         match self.pool.add(ev.clone(), &self.ledger) {
             Ok(Added::New(id)) => {
                 out.push(Action::PersistEvidence(id, ev.clone()));
@@ -351,7 +362,6 @@ impl<P: Copy + Ord + std::fmt::Debug> Engine<P> {
                 fault: PeerFault::BadEvidence(e.to_string()),
             }),
         }
-        out
     }
 
     /// Evidence submitted by a client: its id and what to do, or why it was refused.
@@ -561,6 +571,8 @@ impl<P: Copy + Ord + std::fmt::Debug> Engine<P> {
                         });
                     }
                     Output::Decided(d) => {
+                        let (_, verified) = self.core.gossip_messages();
+                        self.past_votes.reset(d.height, verified);
                         let record = self.commit(*d, mempool)?;
                         out.push(Action::Commit(Box::new(record)));
                     }
