@@ -884,7 +884,7 @@ fn certificate_of(l: &Ledger, hash: Hash, round: u32, who: &[u8]) -> pb::CommitC
     let pre: Vec<(usize, crate::crypto::Signature)> = who
         .iter()
         .map(|i| {
-            let k = consensus(*i as usize);
+            let k = consensus(*i);
             let idx = set.index_of(&addr(&k)).expect("member");
             (
                 idx,
