@@ -1,0 +1,201 @@
+//! Engine tests: a few validators' engines with instant delivery make a
+//! certified chain; single engines are then fed what a host would feed them.
+
+use super::*;
+use crate::crypto::{AccountSecretKey, sha3_256, vrf};
+use crate::types::HasAddress;
+use std::collections::BTreeMap;
+
+const UNIT: u128 = 1_000_000;
+const NOW: u64 = 10_000;
+
+fn key(i: u8) -> SecretKey {
+    SecretKey::from_seed(&[i + 1; 32]).expect("32-byte seed")
+}
+
+fn genesis(n: u8) -> pb::Genesis {
+    let mut accounts = Vec::new();
+    let mut validators = Vec::new();
+    for i in 0..n {
+        let op = AccountSecretKey::from_seed(&[100 + i; 32]);
+        accounts.push(pb::GenesisAccount {
+            address: op.address().0.to_vec(),
+            balance: (100 * UNIT).to_string(),
+        });
+        validators.push(pb::GenesisValidator {
+            operator: op.address().0.to_vec(),
+            consensus_public_key: key(i).public_key().to_bytes().to_vec(),
+            proof_of_possession: key(i).prove_possession().to_bytes().to_vec(),
+            self_bond: (10 * UNIT).to_string(),
+            commission_rate_bps: 0,
+            commission_max_rate_bps: 0,
+            commission_max_change_bps: 0,
+        });
+    }
+    pb::Genesis {
+        chain_id: "agora-engine-test".into(),
+        genesis_time_ms: 0,
+        params: Some(pb::GenesisParams {
+            unbonding_period: 10,
+            ..Default::default()
+        }),
+        accounts,
+        validators,
+    }
+}
+
+fn at_genesis(n: u8) -> Restored {
+    let ledger = Ledger::from_genesis(&genesis(n)).expect("genesis");
+    Restored {
+        ledger,
+        tip: Tip {
+            seed: vrf::genesis_seed(&sha3_256(b"engine test genesis")),
+            block_hash: ZERO_HASH,
+            time_ms: 0,
+            certificate: None,
+        },
+        evidence: Vec::new(),
+    }
+}
+
+fn engine(k: Option<SecretKey>, restored: Restored) -> Engine<usize> {
+    Engine::new(EngineConfig::default(), k, None, restored, [7; 32])
+}
+
+#[derive(Debug, Clone)]
+enum Msg {
+    Proposal(pb::Proposal),
+    Vote(pb::Vote),
+}
+
+/// `n` validators with instant delivery until each committed `heights`
+/// blocks: validator 0's commit records and every message by height.
+fn make_chain(n: u8, heights: Height) -> (Vec<CommitRecord>, BTreeMap<Height, Vec<Msg>>) {
+    let mut engines: Vec<Engine<usize>> = (0..n)
+        .map(|i| engine(Some(key(i)), at_genesis(n)))
+        .collect();
+    let mut queue = VecDeque::new();
+    for (i, e) in engines.iter_mut().enumerate() {
+        for a in e.start_height(NOW, &NoMempool).expect("start") {
+            queue.push_back((i, a));
+        }
+    }
+    let mut records = Vec::new();
+    let mut msgs: BTreeMap<Height, Vec<Msg>> = BTreeMap::new();
+    while let Some((from, a)) = queue.pop_front() {
+        let (msg, h) = match a {
+            Action::BroadcastProposal(p) => (Msg::Proposal(*p.clone()), p.height),
+            Action::BroadcastVote(v) => (Msg::Vote(v.clone()), v.height),
+            Action::Commit(rec) => {
+                if rec.height < heights {
+                    for a in engines[from].start_height(NOW, &NoMempool).expect("start") {
+                        queue.push_back((from, a));
+                    }
+                }
+                if from == 0 {
+                    records.push(*rec);
+                }
+                continue;
+            }
+            _ => continue,
+        };
+        msgs.entry(h).or_default().push(msg.clone());
+        for (to, e) in engines.iter_mut().enumerate().filter(|(to, _)| *to != from) {
+            let out = match &msg {
+                Msg::Proposal(p) => e.on_proposal(from, p.clone(), NOW, &NoMempool),
+                Msg::Vote(v) => e.on_vote(from, v.clone(), NOW, &NoMempool),
+            };
+            for a in out.expect("engine") {
+                queue.push_back((to, a));
+            }
+        }
+    }
+    assert_eq!(records.len() as u64, heights, "the chain was not made");
+    (records, msgs)
+}
+
+fn certified(rec: &CommitRecord) -> pb::CertifiedBlock {
+    pb::CertifiedBlock {
+        block: Some(rec.block.clone()),
+        certificate: Some(rec.certificate.to_proto()),
+    }
+}
+
+fn penalties(actions: &[Action<usize>]) -> Vec<(usize, PeerFault)> {
+    actions
+        .iter()
+        .filter_map(|a| match a {
+            Action::Penalize { peer, fault } => Some((*peer, fault.clone())),
+            _ => None,
+        })
+        .collect()
+}
+
+fn apply_all_synced(e: &mut Engine<usize>) -> Vec<Action<usize>> {
+    let mut all = Vec::new();
+    while let Some(actions) = e.next_synced_block(NOW, &NoMempool).expect("engine") {
+        all.extend(actions);
+    }
+    all
+}
+
+/// Found by the simulator: a synced block whose height the engine decides
+/// from buffered messages while starting that height (inside
+/// `apply_synced`) is already committed, and must not then be checked as
+/// the next height's block and charged to the honest server.
+#[test]
+fn a_synced_block_decided_while_its_height_starts_is_not_charged() {
+    let (records, msgs) = make_chain(4, 3);
+    let mut o = engine(None, at_genesis(4));
+    // Block 1 by sync.
+    let req = o.on_status(0, 3, NOW);
+    assert!(matches!(
+        req.as_slice(),
+        [Action::RequestBlocks {
+            peer: 0,
+            from: 1,
+            ..
+        }]
+    ));
+    o.on_block_response(
+        0,
+        pb::BlockResponse {
+            blocks: vec![certified(&records[0])],
+            latest_height: 1,
+        },
+    );
+    assert!(penalties(&apply_all_synced(&mut o)).is_empty());
+    assert_eq!(o.tip_height(), 1);
+    assert!(o.awaiting_start());
+    // Height 2's proposal and votes arrive before the height starts: the
+    // core buffers them.
+    for m in &msgs[&2] {
+        let out = match m {
+            Msg::Proposal(p) => o.on_proposal(1, p.clone(), NOW, &NoMempool),
+            Msg::Vote(v) => o.on_vote(1, v.clone(), NOW, &NoMempool),
+        };
+        assert!(penalties(&out.expect("engine")).is_empty());
+    }
+    assert_eq!(o.tip_height(), 1);
+    // Then block 2 comes by sync; starting height 2 decides it from the buffer.
+    let req = o.on_status(0, 3, NOW);
+    assert!(matches!(
+        req.as_slice(),
+        [Action::RequestBlocks {
+            peer: 0,
+            from: 2,
+            ..
+        }]
+    ));
+    o.on_block_response(
+        0,
+        pb::BlockResponse {
+            blocks: vec![certified(&records[1]), certified(&records[2])],
+            latest_height: 3,
+        },
+    );
+    let actions = apply_all_synced(&mut o);
+    assert_eq!(penalties(&actions), Vec::new());
+    assert_eq!(o.tip_height(), 3);
+    assert_eq!(o.tip().block_hash, records[2].block_hash);
+}
