@@ -10,6 +10,10 @@ use crate::validator_set::ValidatorSet;
 use agora_proto::v1 as pb;
 
 /// An action for the host, executed in the order given.
+// `Wal` carries a whole input (a proposal with its block); actions are
+// consumed at once, never stored in bulk, so boxing it would only cost an
+// allocation per record.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone)]
 pub enum Action<P> {
     /// Append this input of the current height to the WAL (before anything

@@ -302,13 +302,13 @@ fn check_proposal_round(
     provenance: Provenance,
 ) -> Result<(), BlockError> {
     let got = h.proposal_round;
-    if let Provenance::Proposal { round, .. } = provenance {
-        if got > round {
-            return Err(BlockError::ProposalRound {
-                got,
-                why: "after the round of the proposal carrying it",
-            });
-        }
+    if let Provenance::Proposal { round, .. } = provenance
+        && got > round
+    {
+        return Err(BlockError::ProposalRound {
+            got,
+            why: "after the round of the proposal carrying it",
+        });
     }
     let set = ctx
         .ledger

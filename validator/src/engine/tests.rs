@@ -64,7 +64,7 @@ fn engine(k: Option<SecretKey>, restored: Restored) -> Engine<usize> {
 
 #[derive(Debug, Clone)]
 enum Msg {
-    Proposal(pb::Proposal),
+    Proposal(Box<pb::Proposal>),
     Vote(pb::Vote),
 }
 
@@ -84,7 +84,7 @@ fn make_chain(n: u8, heights: Height) -> (Vec<CommitRecord>, BTreeMap<Height, Ve
     let mut msgs: BTreeMap<Height, Vec<Msg>> = BTreeMap::new();
     while let Some((from, a)) = queue.pop_front() {
         let (msg, h) = match a {
-            Action::BroadcastProposal(p) => (Msg::Proposal(*p.clone()), p.height),
+            Action::BroadcastProposal(p) => (Msg::Proposal(p.clone()), p.height),
             Action::BroadcastVote(v) => (Msg::Vote(v.clone()), v.height),
             Action::Commit(rec) => {
                 if rec.height < heights {
@@ -102,7 +102,7 @@ fn make_chain(n: u8, heights: Height) -> (Vec<CommitRecord>, BTreeMap<Height, Ve
         msgs.entry(h).or_default().push(msg.clone());
         for (to, e) in engines.iter_mut().enumerate().filter(|(to, _)| *to != from) {
             let out = match &msg {
-                Msg::Proposal(p) => e.on_proposal(from, p.clone(), NOW, &NoMempool),
+                Msg::Proposal(p) => e.on_proposal(from, (**p).clone(), NOW, &NoMempool),
                 Msg::Vote(v) => e.on_vote(from, v.clone(), NOW, &NoMempool),
             };
             for a in out.expect("engine") {
@@ -171,7 +171,7 @@ fn a_synced_block_decided_while_its_height_starts_is_not_charged() {
     // core buffers them.
     for m in &msgs[&2] {
         let out = match m {
-            Msg::Proposal(p) => o.on_proposal(1, p.clone(), NOW, &NoMempool),
+            Msg::Proposal(p) => o.on_proposal(1, (**p).clone(), NOW, &NoMempool),
             Msg::Vote(v) => o.on_vote(1, v.clone(), NOW, &NoMempool),
         };
         assert!(penalties(&out.expect("engine")).is_empty());
