@@ -347,7 +347,9 @@ impl<P: Copy + Ord + std::fmt::Debug> Engine<P> {
                 out.push(Action::PersistEvidence(id, ev.clone()));
                 out.push(Action::BroadcastEvidence(ev));
             }
-            Ok(Added::Duplicate) | Err(PoolError::Full(_) | PoolError::TooFarAhead { .. }) => {}
+            // Moot evidence races with the commit that made it moot.
+            Ok(Added::Duplicate)
+            | Err(PoolError::Full(_) | PoolError::TooFarAhead { .. } | PoolError::Moot(_)) => {}
             Err(e @ PoolError::Invalid(_)) => out.push(Action::Penalize {
                 peer,
                 fault: PeerFault::BadEvidence(e.to_string()),

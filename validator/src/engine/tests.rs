@@ -2,8 +2,11 @@
 //! certified chain; single engines are then fed what a host would feed them.
 
 use super::*;
+use crate::consensus::evidence::duplicate_vote;
 use crate::crypto::{AccountSecretKey, sha3_256, vrf};
-use crate::types::HasAddress;
+use crate::ledger::BlockInfo;
+use crate::signing::vote_bytes;
+use crate::types::{Address, HasAddress, VoteType};
 use std::collections::BTreeMap;
 
 const UNIT: u128 = 1_000_000;
@@ -198,4 +201,71 @@ fn a_synced_block_decided_while_its_height_starts_is_not_charged() {
     assert_eq!(penalties(&actions), Vec::new());
     assert_eq!(o.tip_height(), 3);
     assert_eq!(o.tip().block_hash, records[2].block_hash);
+}
+
+fn prevote(k: &SecretKey, chain: &ChainId, h: Height, round: Round, hash: Hash) -> pb::Vote {
+    pb::Vote {
+        vote_type: VoteType::Prevote as i32,
+        height: h,
+        round,
+        block_hash: hash.to_vec(),
+        validator_address: Address::of(&k.public_key()).0.to_vec(),
+        signature: k
+            .sign(&vote_bytes(chain, VoteType::Prevote, h, round, &hash))
+            .to_bytes()
+            .to_vec(),
+    }
+}
+
+fn double_prevote(k: &SecretKey, chain: &ChainId, h: Height, round: Round) -> pb::Evidence {
+    duplicate_vote(
+        prevote(k, chain, h, round, [1; 32]),
+        prevote(k, chain, h, round, [2; 32]),
+    )
+}
+
+/// Found by the simulator: evidence a peer gossips may become moot (its
+/// offender tombstoned by the block just committed, or out of the window)
+/// before it arrives. That is a race, not a fault: it is dropped, not
+/// charged; evidence that does not verify still is.
+#[test]
+fn moot_evidence_is_dropped_without_charging_the_peer() {
+    let mut r = at_genesis(4);
+    let chain = r.ledger.chain_id().clone();
+    let offender = key(3);
+    let first = double_prevote(&offender, &chain, 1, 0);
+    r.ledger
+        .apply_block(1, &BlockInfo::default(), &[], &[], &[0; 32])
+        .expect("block 1");
+    let slashed = r
+        .ledger
+        .apply_block(
+            2,
+            &BlockInfo::default(),
+            &[],
+            std::slice::from_ref(&first),
+            &[0; 32],
+        )
+        .expect("block 2");
+    assert!(slashed.evidence[0].is_ok(), "{:?}", slashed.evidence);
+    let mut pool = EvidencePool::default();
+    let second = double_prevote(&offender, &chain, 1, 1);
+    assert!(matches!(
+        pool.add(second.clone(), &r.ledger),
+        Err(PoolError::Moot(_))
+    ));
+    let mut e = engine(None, r);
+    assert!(e.on_evidence(5, first).is_empty());
+    assert!(e.on_evidence(5, second).is_empty());
+    // A forged half is still a fault.
+    let mut forged = double_prevote(&key(2), &chain, 1, 0);
+    if let Some(pb::evidence::Kind::DuplicateVote(d)) = forged.kind.as_mut()
+        && let Some(v) = d.vote_b.as_mut()
+    {
+        v.signature = key(1).sign(b"other").to_bytes().to_vec();
+    }
+    assert!(matches!(
+        penalties(&e.on_evidence(5, forged)).as_slice(),
+        [(5, PeerFault::BadEvidence(_))]
+    ));
 }
