@@ -81,7 +81,8 @@ pub enum PeerFault {
     /// A sync response nobody asked it for.
     #[error("unsolicited block response")]
     Unsolicited,
-    /// It claimed a height and then served nothing above ours.
+    /// It claimed a height and then served nothing above ours, or nothing
+    /// within `sync::REQUEST_TIMEOUT_MS`.
     #[error("announced a height it did not serve")]
     FalseHeight,
     /// Evidence that does not verify.

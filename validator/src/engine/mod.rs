@@ -407,15 +407,21 @@ impl<P: Copy + Ord + std::fmt::Debug> Engine<P> {
     }
 
     fn poll_sync(&mut self, now_ms: u64, slack: u64) -> Vec<Action<P>> {
-        self.sync
-            .poll(now_ms, self.tip_height(), slack)
-            .map(|r| Action::RequestBlocks {
+        let mut out = Vec::new();
+        if let Some(peer) = self.sync.expire(now_ms) {
+            out.push(Action::Penalize {
+                peer,
+                fault: PeerFault::FalseHeight,
+            });
+        }
+        out.extend(self.sync.poll(now_ms, self.tip_height(), slack).map(|r| {
+            Action::RequestBlocks {
                 peer: r.peer,
                 from: r.from,
                 count: r.count,
-            })
-            .into_iter()
-            .collect()
+            }
+        }));
+        out
     }
 
     /// A block response from `peer`: queued if it answers our request, else

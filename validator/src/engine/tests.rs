@@ -269,3 +269,37 @@ fn moot_evidence_is_dropped_without_charging_the_peer() {
         [(5, PeerFault::BadEvidence(_))]
     ));
 }
+
+/// Found by the simulator: a peer that announces a false height and never
+/// answers was asked again after every timeout (its next announcement
+/// restored its claim, the highest), so a node behind never caught up.
+/// The timed-out request is now reported like a false announcement, and
+/// the next request goes to another peer.
+#[test]
+fn an_unanswered_sync_request_is_reported_and_the_next_goes_elsewhere() {
+    let mut e = engine(None, at_genesis(4));
+    assert!(
+        e.on_status(2, 5, NOW)
+            .iter()
+            .any(|a| matches!(a, Action::RequestBlocks { peer: 2, .. }))
+    );
+    // The liar claims more, but a request is in flight.
+    assert!(e.on_status(9, 1_000_000, NOW).is_empty());
+    let out = e.on_tick(NOW + sync::REQUEST_TIMEOUT_MS - 1);
+    assert!(penalties(&out).is_empty());
+    let out = e.on_tick(NOW + sync::REQUEST_TIMEOUT_MS);
+    assert_eq!(penalties(&out), vec![(2, PeerFault::FalseHeight)]);
+    assert!(
+        out.iter()
+            .any(|a| matches!(a, Action::RequestBlocks { peer: 9, .. }))
+    );
+    // The liar does not answer either: reported, and honest peer 2's claim,
+    // heard again, is asked.
+    e.on_status(2, 5, NOW + sync::REQUEST_TIMEOUT_MS);
+    let out = e.on_tick(NOW + 2 * sync::REQUEST_TIMEOUT_MS);
+    assert_eq!(penalties(&out), vec![(9, PeerFault::FalseHeight)]);
+    assert!(
+        out.iter()
+            .any(|a| matches!(a, Action::RequestBlocks { peer: 2, .. }))
+    );
+}
