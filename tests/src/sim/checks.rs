@@ -149,7 +149,8 @@ pub enum Violation {
         /// The error.
         error: String,
     },
-    /// An honest validator did not reach the target height in time.
+    /// An honest validator did not reach the target height (and the
+    /// heights deciding each equivocation's inclusion) in time.
     Liveness {
         /// The validator.
         node: usize,
@@ -232,7 +233,9 @@ pub(super) fn on_commit(sim: &mut Sim, node: usize, rec: &CommitRecord) {
                     ),
                 });
             }
-            let parent_time = parent.and_then(|p| p.block.header.as_ref()).map(|p| p.time_ms);
+            let parent_time = parent
+                .and_then(|p| p.block.header.as_ref())
+                .map(|p| p.time_ms);
             if h > 1 && parent_time.is_some_and(|t| header.time_ms <= t) {
                 found.push(Violation::Time {
                     height: h,
@@ -251,8 +254,9 @@ pub(super) fn on_commit(sim: &mut Sim, node: usize, rec: &CommitRecord) {
                     ),
                 });
             }
-            // Validity: the creator won the lottery of some round and its
-            // VRF proof verifies (the chain verifier checks the exact round).
+            // Validity: the creator won the lottery of some round up to the
+            // commit round and its VRF proof verifies (the chain verifier
+            // checks the exact round).
             let prev_seed = match parent {
                 Some(p) => Some(p.seed),
                 None if h == 1 => Some(sim.g.seed0),
@@ -260,7 +264,7 @@ pub(super) fn on_commit(sim: &mut Sim, node: usize, rec: &CommitRecord) {
             };
             if let (Some(set), Some(prev_seed)) = (store.set_at(h), prev_seed) {
                 let ok = Address::from_slice(&header.proposer_address).is_ok_and(|creator| {
-                    let won = (0..=rec.round.max(64))
+                    let won = (0..=rec.round)
                         .any(|r| lottery::proposer(set, &prev_seed, h, r).address == creator);
                     won && set.get(&creator).is_some_and(|v| {
                         Signature::from_bytes(&header.vrf_proof).is_ok_and(|p| {
@@ -387,11 +391,8 @@ pub(super) fn final_checks(sim: &mut Sim) {
     for i in sim.honest_nodes() {
         let n = &sim.nodes[i];
         // The chain from genesis, as `agora audit` checks it.
-        let mut verifier = ChainVerifier::from_genesis(
-            sim.g.chain.clone(),
-            sim.g.seed0,
-            sim.g.set().clone(),
-        );
+        let mut verifier =
+            ChainVerifier::from_genesis(sim.g.chain.clone(), sim.g.seed0, sim.g.set().clone());
         for (h, b) in &n.store.blocks {
             let (Some(header), Some(next)) = (b.block.header.as_ref(), n.store.set_at(h + 1))
             else {
@@ -448,7 +449,9 @@ pub(super) fn final_checks(sim: &mut Sim) {
                 }
             }
         }
-        if n.store.tip_height() < sim.sc.target_height {
+        // The target, and the heights that decide each equivocation's
+        // inclusion (so that every node's ledger can be checked for it).
+        if n.store.tip_height() < sim.required {
             found.push(Violation::Liveness {
                 node: i,
                 reached: n.store.tip_height(),

@@ -50,7 +50,9 @@ impl SimGenesis {
             .map(|i| sha3_256(format!("sim-key-{seed}-{i}").as_bytes()))
             .collect();
         let operators: Vec<AccountSecretKey> = (0..powers.len())
-            .map(|i| AccountSecretKey::from_seed(&sha3_256(format!("sim-op-{seed}-{i}").as_bytes())))
+            .map(|i| {
+                AccountSecretKey::from_seed(&sha3_256(format!("sim-op-{seed}-{i}").as_bytes()))
+            })
             .collect();
         let users: Vec<AccountSecretKey> = (0..USERS)
             .map(|u| {

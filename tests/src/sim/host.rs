@@ -140,7 +140,7 @@ pub struct Node {
     pub mempool: SimMempool,
     /// Hashes of gossip delivered since the last tick (the transport's
     /// de-duplication: the same bytes are delivered again only after it).
-    pub seen: BTreeSet<Hash>,
+    pub seen: BTreeSet<u64>,
     /// Banned peers: (until, strikes).
     pub banned: BTreeMap<usize, (u64, u32)>,
     /// Validly signed contents its core was given, per infraction key, in
@@ -179,7 +179,9 @@ impl Node {
 
     /// Whether `peer` is banned at `now`.
     pub fn is_banned(&self, peer: usize, now: u64) -> bool {
-        self.banned.get(&peer).is_some_and(|(until, _)| *until > now)
+        self.banned
+            .get(&peer)
+            .is_some_and(|(until, _)| *until > now)
     }
 
     /// Loses everything volatile.

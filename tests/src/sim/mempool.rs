@@ -23,8 +23,6 @@ pub struct SimMempool {
     by_sender: BTreeMap<Address, BTreeMap<u64, Hash>>,
     /// Each sender's next nonce in the state after the last commit.
     next_nonce: BTreeMap<Address, u64>,
-    /// Transactions decoded and signature-checked (for the report).
-    decoded: u64,
 }
 
 impl SimMempool {
@@ -38,7 +36,6 @@ impl SimMempool {
         let Ok(d) = tx::decode(chain, t) else {
             return false;
         };
-        self.decoded += 1;
         if d.verify_signature().is_err() {
             return false;
         }
@@ -88,24 +85,9 @@ impl SimMempool {
         }
     }
 
-    /// Everything pending (re-gossiped on every tick).
-    pub fn pending(&self) -> Vec<pb::Transaction> {
-        self.txs.values().map(|(t, _)| t.clone()).collect()
-    }
-
     /// Number of pending transactions.
     pub fn len(&self) -> usize {
         self.txs.len()
-    }
-
-    /// Whether nothing is pending.
-    pub fn is_empty(&self) -> bool {
-        self.txs.is_empty()
-    }
-
-    /// Transactions decoded and verified since the node started.
-    pub fn decoded_count(&self) -> u64 {
-        self.decoded
     }
 }
 

@@ -56,8 +56,9 @@ use std::cmp::Reverse;
 use std::collections::{BTreeMap, BinaryHeap};
 use workload::Workload;
 
-/// First ban of a penalised peer (ms); it doubles with each repeat, up to 64×.
-const BAN_MS: u64 = 1_000;
+/// First ban of a penalised peer (ms; the node's default); it doubles with
+/// each repeat, up to 64×.
+const BAN_MS: u64 = 30_000;
 /// Time between a commit and the start of the next height (ms).
 const TIMEOUT_COMMIT_MS: u64 = 0;
 /// Most events one run may process; a run that needs more is reported.
@@ -99,7 +100,10 @@ impl Wire {
         )
     }
 
-    fn dedup_key(&self) -> Option<Hash> {
+    /// A 64-bit digest of the encoding (SipHash with fixed keys: cheap and
+    /// deterministic; a collision among one run's messages is negligible).
+    fn dedup_key(&self) -> Option<u64> {
+        use std::hash::{DefaultHasher, Hasher};
         let bytes = match self {
             Self::Proposal(p) => p.encode_to_vec(),
             Self::Vote(v) => v.encode_to_vec(),
@@ -108,7 +112,9 @@ impl Wire {
             Self::Txs(t) => pb::TransactionBatch { txs: t.clone() }.encode_to_vec(),
             _ => return None,
         };
-        Some(sha3_256(&bytes))
+        let mut h = DefaultHasher::new();
+        h.write(&bytes);
+        Some(h.finish())
     }
 }
 
@@ -372,7 +378,8 @@ impl Sim {
                 break;
             }
             self.dispatch(ev);
-            if self.done() {
+            // Past a safety violation nothing more is learnt.
+            if self.done() || self.violations.iter().any(Violation::is_safety) {
                 break;
             }
         }
@@ -599,12 +606,6 @@ impl Sim {
             .unwrap_or_default();
         self.exec(i, actions, Origin::Relay);
         self.send_status(i);
-        if self.honest(i) {
-            let pending = self.nodes[i].mempool.pending();
-            if !pending.is_empty() {
-                self.broadcast(i, Wire::Txs(pending), None);
-            }
-        }
         if let Some(outs) = self.with_byz(i, |b, cx| b.tick(cx)) {
             self.emit(i, outs);
         }
@@ -976,7 +977,11 @@ impl Sim {
             return;
         }
         if self.trace == Some(to) {
-            eprintln!("[{} ms] node {to} <- {from}: {}", self.now, describe_wire(&wire));
+            eprintln!(
+                "[{} ms] node {to} <- {from}: {}",
+                self.now,
+                describe_wire(&wire)
+            );
         }
         if let Some(outs) = self.with_byz(to, |b, cx| b.received(cx, from, &wire)) {
             self.emit(to, outs);
@@ -984,7 +989,9 @@ impl Sim {
         match wire {
             Wire::Proposal(p) => {
                 if let Some(tag) = tag
-                    && p.block.as_ref().is_some_and(|b| block_rules::check_body(b).is_ok())
+                    && p.block
+                        .as_ref()
+                        .is_some_and(|b| block_rules::check_body(b).is_ok())
                 {
                     self.record_tag(to, tag);
                 }
@@ -1015,12 +1022,19 @@ impl Sim {
                 self.exec(to, actions, Origin::Relay);
             }
             Wire::Txs(txs) => {
+                // Admitted transactions are relayed once, as the node's
+                // transaction gossip does.
                 if self.honest(to) {
                     let n = &mut self.nodes[to];
-                    if let Some(e) = n.engine.as_ref() {
-                        for t in &txs {
-                            n.mempool.add(&self.g.chain, t, e.ledger());
-                        }
+                    let admitted: Vec<pb::Transaction> = match n.engine.as_ref() {
+                        Some(e) => txs
+                            .into_iter()
+                            .filter(|t| n.mempool.add(&self.g.chain, t, e.ledger()))
+                            .collect(),
+                        None => Vec::new(),
+                    };
+                    if !admitted.is_empty() {
+                        self.broadcast(to, Wire::Txs(admitted), None);
                     }
                 }
             }

@@ -18,9 +18,9 @@ mod junk;
 mod one_off;
 mod tampering_server;
 
+use super::Wire;
 use super::host::Store;
 use super::scenario::Behaviour;
-use super::Wire;
 use agora_proto::v1 as pb;
 use agora_validator::block::header_hash;
 use agora_validator::consensus::evidence::infraction_key;
