@@ -17,7 +17,10 @@ use agora_proto::v1 as pb;
 #[derive(Debug, Clone)]
 pub enum Action<P> {
     /// Append this input of the current height to the WAL (before anything
-    /// after it is sent; the next fsync makes it durable).
+    /// after it is sent; the next fsync makes it durable). Our own
+    /// proposals and votes are logged too, right before they are sent (and
+    /// after the signing state that allows them), so that a restarted core
+    /// has them again and gossips them.
     Wal(Input),
     /// Make this signing state durable (fsync) before any later broadcast.
     PersistSigningState(SigningState),

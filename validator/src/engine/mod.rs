@@ -536,8 +536,18 @@ impl<P: Copy + Ord + std::fmt::Debug> Engine<P> {
             for o in self.core.handle(input) {
                 match o {
                     Output::PersistSigningState(s) => out.push(Action::PersistSigningState(s)),
-                    Output::BroadcastProposal(p) => out.push(Action::BroadcastProposal(p)),
-                    Output::BroadcastVote(v) => out.push(Action::BroadcastVote(v)),
+                    // Our own messages go to the WAL too (after the signing
+                    // state that allows them): a restarted core gets them back
+                    // and gossips them, or a peer that missed one (our vote,
+                    // which we may not sign again) could wait for it forever.
+                    Output::BroadcastProposal(p) => {
+                        out.push(Action::Wal(Input::Proposal((*p).clone())));
+                        out.push(Action::BroadcastProposal(p));
+                    }
+                    Output::BroadcastVote(v) => {
+                        out.push(Action::Wal(Input::Vote(v.clone())));
+                        out.push(Action::BroadcastVote(v));
+                    }
                     Output::ScheduleTimeout {
                         timeout,
                         duration_ms,

@@ -303,3 +303,90 @@ fn an_unanswered_sync_request_is_reported_and_the_next_goes_elsewhere() {
             .any(|a| matches!(a, Action::RequestBlocks { peer: 2, .. }))
     );
 }
+
+fn votes_of(actions: &[Action<usize>]) -> Vec<pb::Vote> {
+    actions
+        .iter()
+        .filter_map(|a| match a {
+            Action::BroadcastVote(v) => Some(v.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Found by the simulator: a validator that prevoted and precommitted,
+/// crashed and restarted had neither vote again (they were outputs, not
+/// WAL inputs) and may not sign its prevote again (its signing state is
+/// past it); a peer that had missed that prevote waited for it forever and
+/// the height stalled. Our own messages now go to the WAL, so the
+/// restarted core has them and gossips them.
+#[test]
+fn a_restarted_validator_gossips_the_votes_it_signed_before() {
+    let mut es: Vec<Engine<usize>> = (0..4)
+        .map(|i| engine(Some(key(i)), at_genesis(4)))
+        .collect();
+    let starts: Vec<Vec<Action<usize>>> = es
+        .iter_mut()
+        .map(|e| e.start_height(NOW, &NoMempool).expect("start"))
+        .collect();
+    let proposer = starts
+        .iter()
+        .position(|a| a.iter().any(|x| matches!(x, Action::BroadcastProposal(_))))
+        .expect("a proposer");
+    let proposal = starts[proposer]
+        .iter()
+        .find_map(|a| match a {
+            Action::BroadcastProposal(p) => Some((**p).clone()),
+            _ => None,
+        })
+        .expect("proposal");
+    let v = (proposer + 1) % 4;
+    let mut log = starts[v].clone();
+    let mut prevotes = votes_of(&starts[proposer]);
+    for (i, e) in es.iter_mut().enumerate().filter(|(i, _)| *i != proposer) {
+        let out = e
+            .on_proposal(proposer, proposal.clone(), NOW, &NoMempool)
+            .expect("engine");
+        prevotes.extend(votes_of(&out));
+        if i == v {
+            log.extend(out);
+        }
+    }
+    let mine = Address::of(&key(v as u8).public_key()).0.to_vec();
+    for pv in prevotes.iter().filter(|pv| pv.validator_address != mine) {
+        log.extend(
+            es[v]
+                .on_vote(0, pv.clone(), NOW, &NoMempool)
+                .expect("engine"),
+        );
+    }
+    let signed: Vec<pb::Vote> = votes_of(&log);
+    assert_eq!(signed.len(), 2, "a prevote and a precommit: {signed:?}");
+    // Restart from what the host persisted.
+    let signing = log.iter().rev().find_map(|a| match a {
+        Action::PersistSigningState(s) => Some(*s),
+        _ => None,
+    });
+    let wal: Vec<Input> = log
+        .iter()
+        .filter_map(|a| match a {
+            Action::Wal(i) => Some(i.clone()),
+            _ => None,
+        })
+        .collect();
+    let mut restarted = Engine::new(
+        EngineConfig::default(),
+        Some(key(v as u8)),
+        signing,
+        at_genesis(4),
+        [8; 32],
+    );
+    restarted.start_height(NOW, &NoMempool).expect("start");
+    for input in wal {
+        restarted.replay(input, NOW, &NoMempool).expect("replay");
+    }
+    let gossip = votes_of(&restarted.on_tick(NOW + TICK_MS));
+    for vote in &signed {
+        assert!(gossip.contains(vote), "{vote:?} is not gossiped again");
+    }
+}
