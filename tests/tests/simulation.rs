@@ -216,6 +216,21 @@ fn same_seed_replays_exactly() {
     }
 }
 
+/// A crashed node far behind syncs although the peers announcing the
+/// highest heights lie (one answers with nothing, one not at all), and
+/// although the only peer it can reach at first serves forged bodies.
+#[test]
+fn a_restarted_node_syncs_through_lying_and_tampering_peers() {
+    let r = run_scenario(Scenario::false_heights(0), TestFault::None);
+    assert!(r.violations.is_empty(), "{:?}", r.violations);
+    assert!(r.coverage.restarted_and_synced > 0, "{:?}", r.coverage);
+    assert!(r.coverage.false_height_asked > 0, "{:?}", r.coverage);
+    let r = run_scenario(Scenario::tampered_sync(0), TestFault::None);
+    assert!(r.violations.is_empty(), "{:?}", r.violations);
+    assert!(r.coverage.restarted_and_synced > 0, "{:?}", r.coverage);
+    assert!(r.coverage.tampering_asked > 0, "{:?}", r.coverage);
+}
+
 /// The negative control of agreement: with quorum lowered to half the
 /// power, the simulator must find two honest validators committing
 /// different blocks within the default seeds.

@@ -98,8 +98,8 @@ impl MempoolView for SimMempool {
         let mut out = Vec::new();
         let mut bytes = 0;
         for (sender, slot) in &self.by_sender {
-            let mut want = self.next_nonce.get(sender).copied().unwrap_or(0);
-            for (nonce, hash) in slot {
+            let first = self.next_nonce.get(sender).copied().unwrap_or(0);
+            for (want, (nonce, hash)) in (first..).zip(slot) {
                 if *nonce != want {
                     break;
                 }
@@ -110,7 +110,6 @@ impl MempoolView for SimMempool {
                 }
                 bytes += len;
                 out.push(t.clone());
-                want += 1;
             }
         }
         out

@@ -125,6 +125,9 @@ struct SignedTag {
     content: Hash,
 }
 
+// Events are many and short-lived; boxing `Deliver` would cost an
+// allocation per message for nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug)]
 enum Event {
     Deliver {

@@ -249,6 +249,19 @@ impl Scenario {
         sc
     }
 
+    /// Sync through liars: honest node 9 of 10 crashes long enough to fall
+    /// behind (the other seven honest validators go on, even once they ban
+    /// the liars), and two peers announce false heights (one answers
+    /// requests with nothing, one not at all); it must still catch up.
+    pub fn false_heights(seed: u64) -> Self {
+        let mut sc = Self::quiet(seed, 10, 14);
+        sc.behaviours[0] = Behaviour::FalseHeight { answers: false };
+        sc.behaviours[1] = Behaviour::FalseHeight { answers: true };
+        sc.crashes = vec![(9, 1_000, 4_000)];
+        sc.gst_ms = 4_000;
+        sc
+    }
+
     /// Control of the evidence pool: node 6 of 7 equivocates once at height
     /// 1 while it and honest node 0 are cut off from the others, so node 0
     /// is the only honest validator that sees it, and can tell nobody until
