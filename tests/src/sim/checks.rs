@@ -6,7 +6,8 @@
 //! h − 1, the body matches the header (`engine::block_rules::check_body`),
 //! `time_ms` after the parent's and at most the allowed drift ahead of the
 //! clock, validity (the creator won the lottery of some round and its VRF
-//! proof verifies), and no honest validator is slashed.
+//! proof verifies), and no honest validator is slashed. Whenever an
+//! honest engine penalises a peer: that peer is not honest.
 //!
 //! At the end: every honest node's chain passes the chain verifier from
 //! genesis (what `agora audit` runs: parent links, validator-set hashes,
@@ -16,32 +17,37 @@
 //! offender); the evidence honest engines found verifies and names only
 //! Byzantine validators; every equivocation that reached an honest
 //! validator was included and its offender slashed and tombstoned within
-//! [`EVIDENCE_BOUND`]; liveness.
+//! [`EVIDENCE_BOUND`]; liveness (the target height, and the heights that
+//! decide each equivocation's inclusion, within the bound after GST).
 
 use super::Sim;
 use agora_validator::chain_verifier::ChainVerifier;
 use agora_validator::consensus::evidence::{InfractionKey, verify_evidence};
 use agora_validator::crypto::{Signature, ZERO_HASH, vrf};
-use agora_validator::engine::{CommitRecord, block_rules};
+use agora_validator::engine::{CommitRecord, TICK_MS, block_rules};
 use agora_validator::ledger::{Ledger, slashing};
 use agora_validator::{Address, Height, lottery};
 use std::collections::BTreeSet;
 
 /// The evidence bound: an equivocation that reached an honest validator is
 /// included, and its offender slashed, by the `EVIDENCE_BOUND`-th block
-/// created by an honest validator above the reference height
-/// R = max(infraction height, highest honest height at GST).
+/// created by an honest validator above the reference height R: the
+/// highest height an honest validator had committed one tick and one
+/// maximal network delay after the later of GST and the time the
+/// equivocation first reached an honest validator (and at least the
+/// infraction height).
 ///
-/// Why it holds: the engine keeps what its core finds in its pool and
-/// gossips the pool every tick, so after GST every honest pool holds the
-/// evidence within a tick and a delay (a pool takes evidence about the
-/// height it decides or the next, and a node that lags catches up by
-/// sync); the ledger can include it from the height after the infraction;
-/// and every honest proposer puts its pool's ready evidence in its block.
-/// A block created by a Byzantine validator may leave it out, which is why
-/// only honest-created blocks count. The bound leaves room for blocks
-/// created before the evidence arrived (heights can be shorter than a tick).
-pub const EVIDENCE_BOUND: u64 = 4;
+/// Why it holds: the engine keeps what its core finds in its pool
+/// (persisted across restarts) and broadcasts it at once and on every tick,
+/// so from that moment on every honest pool holds it (a pool takes evidence
+/// about the height it decides or the next, and a node further behind
+/// catches up by sync and gets it with the next tick). Every block above
+/// R + 1 was created after that moment (its creator committed the height
+/// below it, above R), and every honest creator includes its pool's ready
+/// evidence. Block R + 1 may have been created earlier, and a Byzantine
+/// creator may leave the evidence out, which is why only honest-created
+/// blocks count and the bound is 2.
+pub const EVIDENCE_BOUND: u64 = 2;
 
 /// A property that failed.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -300,8 +306,25 @@ enum Inclusion {
     Pending,
 }
 
+/// The reference height R of [`EVIDENCE_BOUND`] (None while that moment
+/// is still ahead).
+fn reference(sim: &Sim, key: &InfractionKey) -> Option<Height> {
+    let (reached, _) = sim.infractions.get(key)?;
+    let moment = (*reached).max(sim.sc.gst_ms) + TICK_MS + sim.sc.delay_max_ms;
+    if sim.now < moment {
+        return None;
+    }
+    let committed = sim
+        .decided
+        .iter()
+        .take_while(|(_, d)| d.time <= moment)
+        .last()
+        .map_or(0, |(h, _)| *h);
+    Some(committed.max(key.height))
+}
+
 fn deadline(sim: &Sim, key: &InfractionKey) -> Option<Height> {
-    let r = key.height.max(sim.gst_height?);
+    let r = reference(sim, key)?;
     sim.decided
         .range(r + 1..)
         .filter(|(_, d)| d.honest_creator)
@@ -343,12 +366,11 @@ pub(super) fn evidence_progress(sim: &Sim) -> (bool, Height) {
 /// The most honest-created blocks above the reference height that an
 /// inclusion took (what [`EVIDENCE_BOUND`] bounds).
 pub(super) fn max_evidence_delay(sim: &Sim) -> u64 {
-    let Some(gst) = sim.gst_height else { return 0 };
     sim.infractions
         .keys()
         .filter_map(|k| {
             let s = slash_height(sim, &k.offender)?;
-            let r = k.height.max(gst);
+            let r = reference(sim, k)?;
             if s <= r {
                 return Some(0);
             }

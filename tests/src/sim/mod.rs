@@ -243,6 +243,8 @@ struct Decided {
     hash: Hash,
     node: usize,
     app_hash: Hash,
+    /// When (simulated ms).
+    time: u64,
     /// Whether an honest validator created the block.
     honest_creator: bool,
     /// Validators the block slashed for double signing.
@@ -271,8 +273,6 @@ pub struct Sim {
     decided: BTreeMap<Height, Decided>,
     /// Equivocations that reached an honest validator: first time, node.
     infractions: BTreeMap<InfractionKey, (u64, usize)>,
-    /// Highest height an honest node had committed at GST.
-    gst_height: Option<Height>,
     /// Height every honest node must reach before the run may end.
     required: Height,
     /// Whether an equivocation's inclusion deadline is still ahead.
@@ -321,7 +321,6 @@ impl Sim {
             processed: 0,
             decided: BTreeMap::new(),
             infractions: BTreeMap::new(),
-            gst_height: None,
             violations: Vec::new(),
             trace: std::env::var("SIM_TRACE").ok().and_then(|s| s.parse().ok()),
         };
@@ -367,10 +366,6 @@ impl Sim {
             if t > deadline {
                 break;
             }
-            if self.gst_height.is_none() && t >= self.sc.gst_ms {
-                self.gst_height = Some(self.max_honest_height());
-                self.update_required();
-            }
             self.now = t;
             let Some(ev) = self.events.remove(&id) else {
                 continue;
@@ -385,9 +380,6 @@ impl Sim {
             if self.done() || self.violations.iter().any(Violation::is_safety) {
                 break;
             }
-        }
-        if self.gst_height.is_none() {
-            self.gst_height = Some(self.max_honest_height());
         }
         checks::final_checks(&mut self);
         self.report()
@@ -476,13 +468,6 @@ impl Sim {
         c.txs_ok = checks::txs_ok(self);
         c.max_evidence_delay = checks::max_evidence_delay(self);
         c
-    }
-
-    fn max_honest_height(&self) -> Height {
-        self.honest_nodes()
-            .map(|i| self.nodes[i].store.tip_height())
-            .max()
-            .unwrap_or(0)
     }
 
     fn update_required(&mut self) {
@@ -765,6 +750,7 @@ impl Sim {
                     hash: rec.block_hash,
                     node: i,
                     app_hash: rec.app_hash,
+                    time: self.now,
                     honest_creator,
                     slashed,
                     set_change: rec.validator_set_change.is_some(),
@@ -991,19 +977,15 @@ impl Sim {
         }
         match wire {
             Wire::Proposal(p) => {
-                if let Some(tag) = tag
-                    && p.block
-                        .as_ref()
-                        .is_some_and(|b| block_rules::check_body(b).is_ok())
-                {
-                    self.record_tag(to, tag);
+                if let Some(tag) = tag {
+                    self.record_tag(to, tag, p.block.as_ref());
                 }
                 let r = self.with_engine(to, |e, m, now| e.on_proposal(from, *p, now, m));
                 self.exec_result(to, r, Origin::Own);
             }
             Wire::Vote(v) => {
                 if let Some(tag) = tag {
-                    self.record_tag(to, tag);
+                    self.record_tag(to, tag, None);
                 }
                 let r = self.with_engine(to, |e, m, now| e.on_vote(from, v, now, m));
                 self.exec_result(to, r, Origin::Own);
@@ -1082,9 +1064,11 @@ impl Sim {
 
     /// Records a validly signed proposal or vote that the receiver's core
     /// is actually given at its height, within its round window, from a
-    /// member of that height's set: what the checker expects to become
-    /// evidence when two contents share an infraction key.
-    fn record_tag(&mut self, to: usize, tag: SignedTag) {
+    /// member of that height's set (a proposal only with a body that
+    /// matches its header: the engine drops any other before its core):
+    /// what the checker expects to become evidence when two contents share
+    /// an infraction key.
+    fn record_tag(&mut self, to: usize, tag: SignedTag, block: Option<&pb::Block>) {
         if !self.honest(to) {
             return;
         }
@@ -1100,6 +1084,14 @@ impl Sim {
                 .validator_set(tag.key.height)
                 .is_some_and(|s| s.get(&tag.key.offender).is_some());
         if !counts {
+            return;
+        }
+        if self.nodes[to]
+            .received
+            .get(&tag.key)
+            .is_some_and(|c| c.contains(&tag.content))
+            || block.is_some_and(|b| block_rules::check_body(b).is_err())
+        {
             return;
         }
         let n = &mut self.nodes[to];
