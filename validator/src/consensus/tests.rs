@@ -93,6 +93,19 @@ impl Net {
         (b, hash)
     }
 
+    /// A fresh block for round `r` (its header names the round it is proposed in).
+    fn block_in_round(&self, i: usize, h: Height, r: Round, time: u64) -> (pb::Block, Hash) {
+        let mut b = self.template(h, time);
+        let header = b.header.as_mut().expect("header");
+        header.proposal_round = r;
+        header.proposer_address = self.set.validators()[i].address.0.to_vec();
+        header.vrf_proof = vrf::prove(&self.keys[i], &self.chain, h, &self.seed)
+            .to_bytes()
+            .to_vec();
+        let hash = header_hash(header);
+        (b, hash)
+    }
+
     fn proposal(&self, i: usize, h: Height, r: Round, pol: i32, block: &pb::Block) -> pb::Proposal {
         let hash = header_hash(block.header.as_ref().expect("header"));
         pb::Proposal {
@@ -402,7 +415,7 @@ fn lock_is_kept_against_a_new_value_and_released_by_a_later_polka() {
     }));
     assert_eq!(c.round(), 1);
     let p1 = n.proposer(1, 1);
-    let (bw, w) = n.block(p1, 1, 2);
+    let (bw, w) = n.block_in_round(p1, 1, 1, 2);
     c.handle(Input::Proposal(n.proposal(p1, 1, 1, -1, &bw)));
     let out = c.handle(Input::BlockValidity {
         height: 1,
@@ -541,7 +554,7 @@ fn lock_survives_restart() {
         step: TimeoutStep::Precommit,
     }));
     let p1 = n.proposer(1, 1);
-    let (bw, w) = n.block(p1, 1, 2);
+    let (bw, w) = n.block_in_round(p1, 1, 1, 2);
     c2.handle(Input::Proposal(n.proposal(p1, 1, 1, -1, &bw)));
     let out = c2.handle(Input::BlockValidity {
         height: 1,
