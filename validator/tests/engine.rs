@@ -572,7 +572,7 @@ fn a_peer_that_announces_a_height_it_does_not_serve_loses_its_claim() {
 }
 
 #[test]
-fn a_slow_answer_to_a_request_given_up_is_dropped_without_charge() {
+fn a_slow_answer_to_a_request_given_up_is_dropped_and_charged_once() {
     let mut net = Net::new(N);
     net.run_to(2);
     let honest = net.commits[0].clone();
@@ -585,11 +585,21 @@ fn a_slow_answer_to_a_request_given_up_is_dropped_without_charge() {
         2,
         NOW + agora_validator::engine::sync::REQUEST_TIMEOUT_MS + 1,
     );
+    // Peer 1 is reported once, as for a height it claimed and did not serve.
     assert!(
-        matches!(&req[..], [Action::RequestBlocks { peer: 2, .. }]),
+        matches!(
+            &req[..],
+            [
+                Action::Penalize {
+                    peer: 1,
+                    fault: PeerFault::FalseHeight
+                },
+                Action::RequestBlocks { peer: 2, .. }
+            ]
+        ),
         "{req:?}"
     );
-    // Peer 1's answer finally arrives: not charged, not applied.
+    // Peer 1's answer finally arrives: not charged again, not applied.
     assert!(
         late.on_block_response(1, response(&honest, 1, 2))
             .is_empty()

@@ -1,121 +1,219 @@
-//! A deterministic simulator of the consensus core.
+//! A deterministic simulator of whole validators: the same
+//! [`Engine`](agora_validator::engine::Engine) the node drives, with the
+//! real staking ledger, over a simulated network.
 //!
-//! N validators, each a pure [`Consensus`] core wrapped in a small host, talk
-//! over a simulated network whose every decision (delay, loss, duplication,
-//! partitions, crashes, Byzantine behaviour) comes from one seeded ChaCha
-//! generator, so a seed replays a run exactly. Time is simulated: events sit
-//! in a queue ordered by (time, sequence number).
+//! N validators, each an `Engine<usize>` (peers are node indices) in a
+//! small host, start from one genesis built per seed ([`genesis`]) and
+//! execute a seeded workload of transfers, bonds and unbonds ([`workload`])
+//! that their mempools ([`mempool`]) admit once (decoded and verified) and
+//! the engine reaps into blocks. Every decision of the network (delay,
+//! loss, duplication, reordering, partitions, crashes, Byzantine choices)
+//! comes from one seeded ChaCha generator, so a seed replays exactly. Time
+//! is simulated: events sit in a queue ordered by (time, sequence number).
 //!
-//! The hosts model what the real node does around the core: they persist the
-//! signing state before sending, keep a WAL of the current height's inputs
-//! (a restart keeps the signing state, the WAL and the committed blocks, and
-//! replays the WAL), re-gossip periodically the current height's messages
-//! the core verified and their own (which makes lost messages, and an
-//! equivocator's votes that reached only some nodes, eventually arrive
-//! everywhere), and fetch decided blocks with their certificates from peers
-//! that are ahead (block sync).
+//! The host ([`host`]) does what the node does around its engine: executes
+//! the engine's actions in order (signing state and WAL persisted before
+//! anything is sent), keeps what the node persists (signing state, the WAL
+//! of the current height, committed blocks and certificates, the state
+//! after the last one, validator-set changes, evidence-pool entries) and on
+//! restart rebuilds the engine from them and replays the WAL; calls
+//! `on_tick` every `TICK_MS` (re-gossip, sync polling) and sends its
+//! height in `Status` messages; answers `BlockRequest`s from its store and
+//! feeds `BlockResponse`s to the engine; bans a peer the engine penalises
+//! (the transport's temporary, doubling ban) and tells the engine when a
+//! connection goes (crash, partition, ban). Connections are reliable for
+//! requests and responses; gossip may be lost before GST and duplicated.
+//!
+//! Byzantine validators ([`byzantine`]) run the same engine behind a module
+//! that rewrites what they send. The properties checked on every run are
+//! in [`checks`].
 
+mod byzantine;
 mod checks;
+mod genesis;
+mod host;
+mod mempool;
 mod scenario;
+mod workload;
 
-pub use checks::Violation;
-pub use scenario::{Behaviour, Scenario};
+pub use checks::{EVIDENCE_BOUND, Violation};
+pub use scenario::{Behaviour, HeaderFault, Scenario};
 
 use agora_proto::v1 as pb;
 use agora_validator::block::header_hash;
-use agora_validator::consensus::evidence::InfractionKey;
-use agora_validator::consensus::{
-    Consensus, ConsensusConfig, HeightParams, Input, Output, SigningState, Timeout,
-};
-use agora_validator::crypto::{Hash, SecretKey, ZERO_HASH, sha3_256, vrf};
-use agora_validator::signing::{proposal_bytes, vote_bytes};
-use agora_validator::{ChainId, CommitCertificate, Height, Round, ValidatorSet, VoteType};
+use agora_validator::consensus::ConsensusConfig;
+use agora_validator::consensus::evidence::{InfractionKey, infraction_key};
+use agora_validator::crypto::{Hash, SecretKey, ZERO_HASH, sha3_256};
+use agora_validator::engine::{Action, Engine, EngineConfig, PeerFault, TICK_MS, block_rules};
+use agora_validator::{Address, Height};
+use byzantine::{Cx, Out};
+use genesis::SimGenesis;
+use host::{Node, StoredBlock, serve_blocks};
 use prost::Message;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use std::cmp::Reverse;
-use std::collections::{BTreeMap, BTreeSet, BinaryHeap};
+use std::collections::{BTreeMap, BinaryHeap};
+use workload::Workload;
 
-/// How often a host rebroadcasts its own messages of the current height (ms).
-const GOSSIP_INTERVAL_MS: u64 = 1_000;
-/// Least time between two sync requests of one host (ms).
-const SYNC_RETRY_MS: u64 = 200;
+/// First ban of a penalised peer (ms; the node's default); it doubles with
+/// each repeat, up to 64×.
+const BAN_MS: u64 = 30_000;
+/// Time between a commit and the start of the next height (ms).
+const TIMEOUT_COMMIT_MS: u64 = 0;
+/// Most events one run may process; a run that needs more is reported.
+const MAX_EVENTS: u64 = 3_000_000;
 
 /// A message on the simulated wire.
 #[derive(Debug, Clone)]
-enum Wire {
+pub enum Wire {
+    /// A proposal with its block.
     Proposal(Box<pb::Proposal>),
+    /// A vote.
     Vote(pb::Vote),
     /// Bytes that claim to be a vote (junk from a Byzantine sender).
     Raw(Vec<u8>),
-    SyncRequest(Height),
-    SyncResponse(Box<(pb::Block, CommitCertificate)>),
+    /// Double-sign evidence.
+    Evidence(pb::Evidence),
+    /// Transactions (mempool gossip).
+    Txs(Vec<pb::Transaction>),
+    /// The sender's latest committed height.
+    Status(Height),
+    /// Blocks wanted.
+    BlockRequest {
+        /// First height.
+        from: Height,
+        /// How many.
+        count: u32,
+    },
+    /// Blocks with their certificates.
+    BlockResponse(Box<pb::BlockResponse>),
 }
 
-/// What the simulator knows about a validly signed message (never shown to cores).
+impl Wire {
+    /// Gossip (may be lost before GST, duplicated, and is de-duplicated by
+    /// the receiving transport); the rest travels on reliable streams.
+    fn is_gossip(&self) -> bool {
+        !matches!(
+            self,
+            Self::Status(_) | Self::BlockRequest { .. } | Self::BlockResponse(_)
+        )
+    }
+
+    /// A 64-bit digest of the encoding (SipHash with fixed keys: cheap and
+    /// deterministic; a collision among one run's messages is negligible).
+    fn dedup_key(&self) -> Option<u64> {
+        use std::hash::{DefaultHasher, Hasher};
+        let bytes = match self {
+            Self::Proposal(p) => p.encode_to_vec(),
+            Self::Vote(v) => v.encode_to_vec(),
+            Self::Raw(b) => b.clone(),
+            Self::Evidence(e) => e.encode_to_vec(),
+            Self::Txs(t) => pb::TransactionBatch { txs: t.clone() }.encode_to_vec(),
+            _ => return None,
+        };
+        let mut h = DefaultHasher::new();
+        h.write(&bytes);
+        Some(h.finish())
+    }
+}
+
+/// What the simulator knows about a validly signed message (never shown to engines).
 #[derive(Debug, Clone, Copy)]
 struct SignedTag {
     key: InfractionKey,
     content: Hash,
 }
 
+// Events are many and short-lived; boxing `Deliver` would cost an
+// allocation per message for nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug)]
 enum Event {
     Deliver {
         from: usize,
+        from_epoch: u64,
         to: usize,
+        to_epoch: u64,
         wire: Wire,
         tag: Option<SignedTag>,
     },
     Timer {
         node: usize,
         epoch: u64,
-        timeout: Timeout,
+        timeout: agora_validator::consensus::Timeout,
     },
-    Gossip {
+    Tick {
         node: usize,
         epoch: u64,
     },
-    /// The host finished executing a block and starts the next height.
     StartHeight {
         node: usize,
         epoch: u64,
-        params: Box<HeightParams>,
     },
     Crash(usize),
     Restart(usize),
+    PartitionStart,
+    Workload,
 }
 
-/// One validator's host.
-struct Node {
-    core: Option<Consensus>,
-    behaviour: Behaviour,
-    /// Bumped on every restart so that timers of a previous life are ignored.
-    epoch: u64,
-    persisted: Option<SigningState>,
-    /// Its own signed messages of the current height, which the host
-    /// re-sends on every gossip tick (after a restart the core holds them
-    /// unverified, and gossips only verified ones).
-    wal: Vec<Wire>,
-    /// The whole WAL, as the node keeps it: every proposal and vote of the
-    /// current height, ours and those received, in order, replayed on boot
-    /// (others' messages are not re-sent by the host itself; the core
-    /// gossips them once verified).
-    log: Vec<Wire>,
-    /// Hashes of the received messages in `log`, so each is logged once.
-    log_keys: BTreeSet<Hash>,
-    /// Committed decisions by height (durable: kept across restarts).
-    chain: BTreeMap<Height, agora_validator::consensus::Decision>,
-    /// Hashes of messages fed to the core since the last gossip tick (a
-    /// message is fed at most once per tick, so relays stay cheap).
-    seen: BTreeSet<Hash>,
-    peer_heights: BTreeMap<usize, Height>,
-    last_sync_request: Option<u64>,
-    /// Validly signed contents received per infraction key, in this life.
-    received: BTreeMap<InfractionKey, BTreeSet<Hash>>,
-    /// Evidence emitted, over all lives.
-    evidence: Vec<pb::Evidence>,
-    reached_target_at: Option<u64>,
+/// Where a batch of actions came from (for what the checker records).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Origin {
+    /// The engine's own work on a message, timeout or start: evidence it
+    /// broadcasts is evidence its core found.
+    Own,
+    /// Relaying: peers' evidence, the pool's re-gossip.
+    Relay,
+    /// Applying synced blocks.
+    Sync,
+}
+
+/// What the seeds exercised, summed by the test for its coverage asserts.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Coverage {
+    /// Blocks honest nodes applied through sync.
+    pub synced_blocks: u64,
+    /// Honest nodes that restarted and then synced at least two blocks.
+    pub restarted_and_synced: u64,
+    /// Sync requests honest nodes sent to a tampering server.
+    pub tampering_asked: u64,
+    /// Sync requests honest nodes sent to a false-height peer.
+    pub false_height_asked: u64,
+    /// Penalties honest nodes charged to Byzantine peers.
+    pub penalties: u64,
+    /// Counters of the Byzantine modules, by name.
+    pub byzantine: BTreeMap<&'static str, u64>,
+    /// Equivocations that reached an honest validator.
+    pub equivocations: u64,
+    /// Offenders slashed by a committed block.
+    pub slashed: u64,
+    /// Validator-set changes committed.
+    pub set_changes: u64,
+    /// Transactions executed successfully.
+    pub txs_ok: u64,
+    /// Largest number of honest-created blocks after the reference height
+    /// an inclusion took (see `checks::EVIDENCE_BOUND`).
+    pub max_evidence_delay: u64,
+}
+
+impl Coverage {
+    /// Adds `other` in.
+    pub fn add(&mut self, o: &Coverage) {
+        self.synced_blocks += o.synced_blocks;
+        self.restarted_and_synced += o.restarted_and_synced;
+        self.tampering_asked += o.tampering_asked;
+        self.false_height_asked += o.false_height_asked;
+        self.penalties += o.penalties;
+        for (k, v) in &o.byzantine {
+            *self.byzantine.entry(k).or_default() += v;
+        }
+        self.equivocations += o.equivocations;
+        self.slashed += o.slashed;
+        self.set_changes += o.set_changes;
+        self.txs_ok += o.txs_ok;
+        self.max_evidence_delay = self.max_evidence_delay.max(o.max_evidence_delay);
+    }
 }
 
 /// Outcome of one run.
@@ -125,165 +223,117 @@ pub struct Report {
     pub seed: u64,
     /// What went wrong (empty if the run passed).
     pub violations: Vec<Violation>,
-    /// Highest height decided by every live honest validator.
+    /// Lowest committed height among honest validators at the end.
     pub min_honest_height: Height,
     /// Simulated time at the end (ms).
     pub end_time_ms: u64,
     /// Events processed.
     pub events: u64,
-    /// Evidence items emitted by honest validators.
+    /// Evidence items honest validators' engines found.
     pub evidence_count: usize,
-    /// Each node's final consensus state, for diagnosing a failing seed.
+    /// What the run exercised.
+    pub coverage: Coverage,
+    /// Each node's final state, for diagnosing a failing seed.
     pub final_states: Vec<String>,
+}
+
+/// The first honest decision of a height.
+#[derive(Debug, Clone)]
+struct Decided {
+    hash: Hash,
+    node: usize,
+    app_hash: Hash,
+    /// When (simulated ms).
+    time: u64,
+    /// Whether an honest validator created the block.
+    honest_creator: bool,
+    /// Validators the block slashed for double signing.
+    slashed: Vec<Address>,
+    /// Whether it changed the validator set (of height + 2).
+    set_change: bool,
+    /// Transactions it executed successfully.
+    txs_ok: u64,
 }
 
 /// The simulator of one seed.
 pub struct Sim {
     sc: Scenario,
-    config: ConsensusConfig,
+    config: EngineConfig,
     rng: ChaCha8Rng,
-    chain: ChainId,
-    set: ValidatorSet,
-    keys: Vec<[u8; 32]>,
-    genesis_seed: Hash,
+    g: SimGenesis,
+    keys: Vec<SecretKey>,
     nodes: Vec<Node>,
+    workload: Workload,
     queue: BinaryHeap<Reverse<(u64, u64)>>,
     events: BTreeMap<u64, Event>,
     seq: u64,
     now: u64,
     processed: u64,
-    /// First honest decision per height: (block hash, decider).
-    decided: BTreeMap<Height, (Hash, usize)>,
-    /// Split made by an equivocating proposer: (height, round) → (second half, block B hash).
-    splits: BTreeMap<(Height, Round), (BTreeSet<usize>, Hash)>,
+    /// First honest decision per height.
+    decided: BTreeMap<Height, Decided>,
+    /// Equivocations that reached an honest validator: first time, node.
+    infractions: BTreeMap<InfractionKey, (u64, usize)>,
+    /// Height every honest node must reach before the run may end.
+    required: Height,
+    /// Whether an equivocation's inclusion deadline is still ahead.
+    evidence_pending: bool,
     violations: Vec<Violation>,
-    /// Node whose inputs and outputs are printed (`SIM_TRACE=<node>`).
+    /// Node whose traffic is printed (`SIM_TRACE=<node>`).
     trace: Option<usize>,
-}
-
-fn short(b: &[u8]) -> String {
-    hex::encode(&b[..b.len().min(4)])
-}
-
-fn describe_input(i: &Input) -> String {
-    match i {
-        Input::Proposal(p) => format!(
-            "proposal h={} r={} pol={} from={} block={}",
-            p.height,
-            p.round,
-            p.pol_round,
-            short(&p.proposer_address),
-            p.block
-                .as_ref()
-                .and_then(|b| b.header.as_ref())
-                .map(|h| short(&header_hash(h)))
-                .unwrap_or_default()
-        ),
-        Input::Vote(v) => format!(
-            "vote t={} h={} r={} from={} value={}",
-            v.vote_type,
-            v.height,
-            v.round,
-            short(&v.validator_address),
-            short(&v.block_hash)
-        ),
-        Input::StartHeight(p) => format!("start height {}", p.height),
-        Input::TimeoutFired(t) => format!("timeout {t:?}"),
-        Input::BlockValidity {
-            block_hash, valid, ..
-        } => {
-            format!("validity {} {valid}", short(block_hash))
-        }
-        Input::ProposalContent { height, round, .. } => format!("content h={height} r={round}"),
-        Input::SyncedBlock { certificate, .. } => format!("synced h={}", certificate.height),
-    }
-}
-
-fn describe_output(o: &Output) -> String {
-    match o {
-        Output::BroadcastProposal(p) => {
-            format!(
-                "broadcast {}",
-                describe_input(&Input::Proposal((**p).clone()))
-            )
-        }
-        Output::BroadcastVote(v) => {
-            format!("broadcast {}", describe_input(&Input::Vote(v.clone())))
-        }
-        Output::Decided(d) => format!(
-            "DECIDED h={} r={} {}",
-            d.height,
-            d.round,
-            short(&d.block_hash)
-        ),
-        Output::ValidateBlock { round, .. } => format!("validate r={round}"),
-        Output::EvidenceFound(_) => "evidence".into(),
-        other => format!("{other:?}"),
-    }
-}
-
-/// Most events one run may process; a run that needs more is reported.
-const MAX_EVENTS: u64 = 3_000_000;
-
-fn secret(seed: &[u8; 32]) -> SecretKey {
-    SecretKey::from_seed(seed).expect("32-byte seed is a valid key seed")
 }
 
 impl Sim {
     /// Builds the simulator of `sc` with `config` for every core.
     pub fn new(sc: Scenario, config: ConsensusConfig) -> Self {
         let rng = ChaCha8Rng::seed_from_u64(sc.seed ^ 0x5eed_0fa6_0a00);
-        let keys: Vec<[u8; 32]> = (0..sc.powers.len())
-            .map(|i| sha3_256(format!("sim-key-{}-{i}", sc.seed).as_bytes()))
-            .collect();
-        let validators = keys
+        let g = SimGenesis::new(sc.seed, &sc.powers);
+        let keys = (0..sc.powers.len()).map(|i| g.key(i)).collect();
+        let honest: Vec<bool> = sc.behaviours.iter().map(Behaviour::is_honest).collect();
+        let workload = Workload::new(sc.seed, &g, &honest);
+        let mut nodes: Vec<Node> = sc
+            .behaviours
             .iter()
-            .zip(&sc.powers)
-            .map(|(k, p)| agora_validator::Validator::new(secret(k).public_key(), *p))
+            .map(|b| Node::new(*b, byzantine::make(*b)))
             .collect();
-        let set = ValidatorSet::new(validators).expect("scenario powers are valid");
-        let chain = ChainId::new("agora-sim").expect("valid chain id");
-        let genesis_seed = vrf::genesis_seed(&sha3_256(b"sim genesis"));
-        let nodes = (0..keys.len())
-            .map(|i| Node {
-                core: None,
-                behaviour: sc.behaviours[i],
-                epoch: 0,
-                persisted: None,
-                chain: BTreeMap::new(),
-                wal: Vec::new(),
-                log: Vec::new(),
-                log_keys: BTreeSet::new(),
-                seen: BTreeSet::new(),
-                peer_heights: BTreeMap::new(),
-                last_sync_request: None,
-                received: BTreeMap::new(),
-                evidence: Vec::new(),
-                reached_target_at: None,
-            })
-            .collect();
+        for n in &mut nodes {
+            n.store.sets = [1, 2]
+                .into_iter()
+                .filter_map(|h| Some((h, g.ledger.validator_set(h)?.clone())))
+                .collect();
+        }
         let mut sim = Self {
+            required: sc.target_height,
+            evidence_pending: false,
             sc,
-            config,
+            config: EngineConfig {
+                consensus: config,
+                ..Default::default()
+            },
             rng,
-            chain,
-            set,
+            g,
             keys,
-            genesis_seed,
             nodes,
+            workload,
             queue: BinaryHeap::new(),
             events: BTreeMap::new(),
             seq: 0,
             now: 0,
             processed: 0,
             decided: BTreeMap::new(),
-            splits: BTreeMap::new(),
+            infractions: BTreeMap::new(),
             violations: Vec::new(),
             trace: std::env::var("SIM_TRACE").ok().and_then(|s| s.parse().ok()),
         };
         for (node, at, back) in sim.sc.crashes.clone() {
             sim.push(at, Event::Crash(node));
             sim.push(back, Event::Restart(node));
+        }
+        if let Some((_, start, _)) = &sim.sc.partition {
+            sim.push(*start, Event::PartitionStart);
+        }
+        if sim.sc.tx_interval_ms > 0 {
+            let d = sim.workload.next_delay(sim.sc.tx_interval_ms);
+            sim.push(d, Event::Workload);
         }
         for i in 0..sim.nodes.len() {
             if sim.nodes[i].behaviour != Behaviour::Silent {
@@ -300,67 +350,16 @@ impl Sim {
     }
 
     fn honest(&self, i: usize) -> bool {
-        self.nodes[i].behaviour == Behaviour::Honest
+        self.nodes[i].behaviour.is_honest()
     }
 
-    fn address(&self, i: usize) -> Vec<u8> {
-        agora_validator::Address::of(&secret(&self.keys[i]).public_key())
-            .0
-            .to_vec()
+    fn honest_nodes(&self) -> impl Iterator<Item = usize> + '_ {
+        (0..self.nodes.len()).filter(|i| self.honest(*i))
     }
 
-    fn boot(&mut self, i: usize) {
-        let core = Consensus::new(
-            self.config,
-            self.chain.clone(),
-            Some(secret(&self.keys[i])),
-            self.nodes[i].persisted,
-        );
-        let n = &mut self.nodes[i];
-        n.core = Some(core);
-        // A restart keeps what a node persists: the signing state (passed to
-        // the core above), the WAL of the current height (replayed below)
-        // and the committed blocks with their certificates (its block
-        // store). Everything else is lost.
-        n.received.clear();
-        n.seen.clear();
-        n.peer_heights.clear();
-        n.last_sync_request = None;
-        let epoch = n.epoch;
-        let params = match n.chain.values().next_back() {
-            Some(d) => HeightParams {
-                height: d.height + 1,
-                validator_set: self.set.clone(),
-                prev_seed: d.seed,
-                parent_hash: d.block_hash,
-                last_commit: Some(d.certificate.clone()),
-            },
-            None => HeightParams {
-                height: 1,
-                validator_set: self.set.clone(),
-                prev_seed: self.genesis_seed,
-                parent_hash: ZERO_HASH,
-                last_commit: None,
-            },
-        };
-        let h = params.height;
-        self.feed(i, Input::StartHeight(Box::new(params)));
-        for w in self.nodes[i].log.clone() {
-            match w {
-                Wire::Proposal(p) if p.height == h => {
-                    self.feed(i, Input::Proposal(*p));
-                }
-                Wire::Vote(v) if v.height == h => {
-                    self.feed(i, Input::Vote(v));
-                }
-                _ => {}
-            }
-        }
-        let at = self.now + GOSSIP_INTERVAL_MS;
-        self.push(at, Event::Gossip { node: i, epoch });
-    }
-
-    /// Runs to the target height or the deadline, then checks everything.
+    /// Runs until every honest validator reached the required height (the
+    /// target, or later while an equivocation's inclusion deadline is
+    /// pending), or the liveness deadline; then checks everything.
     pub fn run(mut self) -> Report {
         let deadline = self.sc.gst_ms + self.sc.liveness_bound_ms;
         while let Some(Reverse((t, id))) = self.queue.pop() {
@@ -377,129 +376,506 @@ impl Sim {
                 break;
             }
             self.dispatch(ev);
-            if self.all_reached() {
+            // Past a safety violation nothing more is learnt.
+            if self.done() || self.violations.iter().any(Violation::is_safety) {
                 break;
             }
         }
         checks::final_checks(&mut self);
-        let min_honest_height = (0..self.nodes.len())
-            .filter(|i| self.honest(*i))
-            .map(|i| self.nodes[i].chain.keys().next_back().copied().unwrap_or(0))
+        self.report()
+    }
+
+    fn report(self) -> Report {
+        let min_honest_height = self
+            .honest_nodes()
+            .map(|i| self.nodes[i].store.tip_height())
             .min()
             .unwrap_or(0);
-        let evidence_count = (0..self.nodes.len())
-            .filter(|i| self.honest(*i))
-            .map(|i| self.nodes[i].evidence.len())
+        let evidence_count = self
+            .honest_nodes()
+            .map(|i| self.nodes[i].own_evidence.len())
             .sum();
+        let coverage = self.coverage();
         let final_states = self
             .nodes
             .iter()
             .enumerate()
-            .map(|(i, n)| match &n.core {
-                Some(c) => format!(
-                    "node {i} {:?}: h={} r={} step={:?} locked={:?} valid={:?} decided={} stats={:?}",
-                    n.behaviour,
-                    c.height(),
-                    c.round(),
-                    c.step(),
-                    c.locked().map(|(v, r)| (hex::encode(&v[..4]), r)),
-                    c.valid().map(|(v, r)| (hex::encode(&v[..4]), r)),
-                    c.is_decided(),
-                    c.stats()
-                ),
+            .map(|(i, n)| match &n.engine {
+                Some(e) => {
+                    let c = e.core();
+                    format!(
+                        "node {i} {:?}: tip={} h={} r={} step={:?} locked={:?} valid={:?} pool={} mempool={} stats={:?} core={:?}",
+                        n.behaviour,
+                        e.tip_height(),
+                        c.height(),
+                        c.round(),
+                        c.step(),
+                        c.locked().map(|(v, r)| (hex::encode(&v[..4]), r)),
+                        c.valid().map(|(v, r)| (hex::encode(&v[..4]), r)),
+                        e.pool().len(),
+                        n.mempool.len(),
+                        n.stats,
+                        c.stats()
+                    )
+                }
                 None => format!("node {i} {:?}: down", n.behaviour),
             })
             .collect();
         Report {
-            final_states,
             seed: self.sc.seed,
             violations: self.violations,
             min_honest_height,
             end_time_ms: self.now,
             events: self.processed,
             evidence_count,
+            coverage,
+            final_states,
         }
     }
 
-    fn all_reached(&self) -> bool {
-        self.nodes.iter().all(|n| {
-            n.behaviour != Behaviour::Honest || n.chain.contains_key(&self.sc.target_height)
-        })
+    fn coverage(&self) -> Coverage {
+        let mut c = Coverage {
+            equivocations: self.infractions.len() as u64,
+            ..Default::default()
+        };
+        for i in self.honest_nodes() {
+            let s = &self.nodes[i].stats;
+            c.synced_blocks += s.synced;
+            for (peer, k) in &s.asked {
+                match self.nodes[*peer].behaviour {
+                    Behaviour::TamperingServer => c.tampering_asked += k,
+                    Behaviour::FalseHeight { .. } => c.false_height_asked += k,
+                    _ => {}
+                }
+            }
+            c.penalties += s.penalized.values().sum::<u64>();
+        }
+        c.restarted_and_synced = self
+            .honest_nodes()
+            .filter(|i| self.nodes[*i].stats.restarts > 0 && self.nodes[*i].stats.synced >= 2)
+            .count() as u64;
+        for n in &self.nodes {
+            if let Some(b) = &n.byz {
+                for (k, v) in b.counters() {
+                    *c.byzantine.entry(k).or_default() += v;
+                }
+            }
+        }
+        for d in self.decided.values() {
+            c.slashed += d.slashed.len() as u64;
+        }
+        c.set_changes = checks::set_changes(self);
+        c.txs_ok = checks::txs_ok(self);
+        c.max_evidence_delay = checks::max_evidence_delay(self);
+        c
     }
+
+    fn update_required(&mut self) {
+        let (pending, height) = checks::evidence_progress(self);
+        self.evidence_pending = pending;
+        self.required = self.sc.target_height.max(height);
+    }
+
+    fn done(&self) -> bool {
+        !self.evidence_pending
+            && self.honest_nodes().all(|i| {
+                self.nodes[i].engine.is_some() && self.nodes[i].store.tip_height() >= self.required
+            })
+    }
+
+    // ---- events --------------------------------------------------------------
 
     fn dispatch(&mut self, ev: Event) {
         match ev {
             Event::Deliver {
                 from,
+                from_epoch,
                 to,
+                to_epoch,
                 wire,
                 tag,
-            } => self.deliver(from, to, wire, tag),
+            } => self.deliver(from, from_epoch, to, to_epoch, wire, tag),
             Event::Timer {
                 node,
                 epoch,
                 timeout,
             } => {
-                if self.nodes[node].epoch == epoch && self.nodes[node].core.is_some() {
-                    self.feed(node, Input::TimeoutFired(timeout));
+                if self.live(node, epoch) {
+                    let r = self.with_engine(node, |e, m, now| e.on_timeout(timeout, now, m));
+                    self.exec_result(node, r, Origin::Own);
                 }
             }
-            Event::Gossip { node, epoch } => {
-                if self.nodes[node].epoch == epoch && self.nodes[node].core.is_some() {
-                    // Gossip what the core holds (its own and others'
-                    // verified messages of the current height), as
-                    // Tendermint's reactor gossips from its vote sets.
-                    self.nodes[node].seen.clear();
-                    let (proposals, votes) = self.nodes[node]
-                        .core
-                        .as_ref()
-                        .map(|c| c.gossip_messages())
-                        .unwrap_or_default();
-                    if self.trace == Some(node) {
-                        eprintln!(
-                            "[{} ms] node {node} gossips {} proposals, {} votes",
-                            self.now,
-                            proposals.len(),
-                            votes.len()
-                        );
-                    }
-                    // The WAL too: after a restart the core holds its own
-                    // replayed votes unverified, and gossips only verified ones.
-                    for w in self.nodes[node].wal.clone() {
-                        let tag = match &w {
-                            Wire::Proposal(p) => self.proposal_tag(p),
-                            Wire::Vote(v) => self.vote_tag(v),
-                            _ => None,
-                        };
-                        self.broadcast(node, w, tag);
-                    }
-                    for p in proposals {
-                        let tag = self.proposal_tag(&p);
-                        self.broadcast(node, Wire::Proposal(Box::new(p)), tag);
-                    }
-                    for v in votes {
-                        let tag = self.vote_tag(&v);
-                        self.broadcast(node, Wire::Vote(v), tag);
-                    }
-                    let at = self.now + GOSSIP_INTERVAL_MS;
-                    self.push(at, Event::Gossip { node, epoch });
+            Event::Tick { node, epoch } => {
+                if self.live(node, epoch) {
+                    self.tick(node);
+                    let at = self.now + TICK_MS;
+                    self.push(at, Event::Tick { node, epoch });
                 }
             }
-            Event::StartHeight {
-                node,
-                epoch,
-                params,
-            } => {
-                if self.nodes[node].epoch == epoch && self.nodes[node].core.is_some() {
-                    self.feed(node, Input::StartHeight(params));
+            Event::StartHeight { node, epoch } => {
+                if self.live(node, epoch) {
+                    let r = self.with_engine(node, |e, m, now| e.start_height(now, m));
+                    self.exec_result(node, r, Origin::Own);
                 }
             }
             Event::Crash(i) => {
-                let n = &mut self.nodes[i];
-                n.core = None;
-                n.epoch += 1;
+                self.nodes[i].crash();
+                for j in 0..self.nodes.len() {
+                    if let Some(e) = self.nodes[j].engine.as_mut() {
+                        e.on_peer_gone(&i);
+                    }
+                }
             }
             Event::Restart(i) => self.boot(i),
+            Event::PartitionStart => {
+                // Connections across the cut time out and close.
+                for a in 0..self.nodes.len() {
+                    for b in 0..self.nodes.len() {
+                        if self.partitioned(a, b)
+                            && let Some(e) = self.nodes[a].engine.as_mut()
+                        {
+                            e.on_peer_gone(&b);
+                        }
+                    }
+                }
+            }
+            Event::Workload => self.submit_tx(),
+        }
+    }
+
+    fn live(&self, node: usize, epoch: u64) -> bool {
+        self.nodes[node].epoch == epoch && self.nodes[node].engine.is_some()
+    }
+
+    fn boot(&mut self, i: usize) {
+        let restored = match self.nodes[i].store.restore(&self.g.ledger, self.g.seed0) {
+            Ok(r) => r,
+            Err(e) => {
+                self.violations.push(Violation::Engine {
+                    node: i,
+                    error: format!("restore: {e}"),
+                });
+                return;
+            }
+        };
+        let epoch = self.nodes[i].epoch;
+        if epoch > 0 {
+            self.nodes[i].stats.restarts += 1;
+        }
+        let entropy = sha3_256(format!("sim-entropy-{}-{i}-{epoch}", self.sc.seed).as_bytes());
+        let engine = Engine::new(
+            self.config,
+            Some(self.keys[i].clone()),
+            self.nodes[i].store.signing,
+            restored,
+            entropy,
+        );
+        self.nodes[i].engine = Some(engine);
+        let r = self.with_engine(i, |e, m, now| e.start_height(now, m));
+        self.exec_result(i, r, Origin::Own);
+        // A restart keeps what a node persists; replay the WAL of the
+        // height being decided.
+        for input in self.nodes[i].store.wal.clone() {
+            let r = self.with_engine(i, |e, m, now| e.replay(input, now, m));
+            self.exec_result(i, r, Origin::Own);
+        }
+        self.send_status(i);
+        let first = self.now + self.rng.random_range(1..=TICK_MS);
+        self.push(first, Event::Tick { node: i, epoch });
+    }
+
+    fn tick(&mut self, i: usize) {
+        self.nodes[i].seen.clear();
+        let now = self.now;
+        let actions = self.nodes[i]
+            .engine
+            .as_mut()
+            .map(|e| e.on_tick(now))
+            .unwrap_or_default();
+        self.exec(i, actions, Origin::Relay);
+        self.send_status(i);
+        if let Some(outs) = self.with_byz(i, |b, cx| b.tick(cx)) {
+            self.emit(i, outs);
+        }
+    }
+
+    fn send_status(&mut self, i: usize) {
+        let tip = self.nodes[i].store.tip_height();
+        let h = self.nodes[i].byz.as_ref().map_or(tip, |b| b.announce(tip));
+        self.broadcast(i, Wire::Status(h), None);
+    }
+
+    fn submit_tx(&mut self) {
+        let (tx, pick) = self.workload.next_tx();
+        let live: Vec<usize> = self
+            .honest_nodes()
+            .filter(|i| self.nodes[*i].engine.is_some())
+            .collect();
+        if !live.is_empty() {
+            let i = live[(pick % live.len() as u64) as usize];
+            let n = &mut self.nodes[i];
+            if let Some(e) = n.engine.as_ref() {
+                n.mempool.add(&self.g.chain, &tx, e.ledger());
+            }
+            self.broadcast(i, Wire::Txs(vec![tx]), None);
+        }
+        let d = self.workload.next_delay(self.sc.tx_interval_ms);
+        self.push(self.now + d, Event::Workload);
+    }
+
+    // ---- the host: engine calls and actions ------------------------------------
+
+    /// Calls the engine of node `i` with its mempool and the clock.
+    fn with_engine<R>(
+        &mut self,
+        i: usize,
+        f: impl FnOnce(&mut Engine<usize>, &mempool::SimMempool, u64) -> R,
+    ) -> Option<R> {
+        let now = self.now;
+        let n = &mut self.nodes[i];
+        let e = n.engine.as_mut()?;
+        Some(f(e, &n.mempool, now))
+    }
+
+    fn exec_result(
+        &mut self,
+        i: usize,
+        r: Option<Result<Vec<Action<usize>>, agora_validator::engine::EngineError>>,
+        origin: Origin,
+    ) {
+        match r {
+            Some(Ok(actions)) => self.exec(i, actions, origin),
+            Some(Err(e)) => self.engine_failed(i, e.to_string()),
+            None => {}
+        }
+    }
+
+    fn engine_failed(&mut self, i: usize, error: String) {
+        self.violations.push(Violation::Engine { node: i, error });
+        self.nodes[i].crash();
+    }
+
+    /// Executes the engine's actions in order.
+    fn exec(&mut self, i: usize, actions: Vec<Action<usize>>, origin: Origin) {
+        for a in actions {
+            if self.nodes[i].engine.is_none() {
+                return;
+            }
+            if self.trace == Some(i) {
+                eprintln!("[{} ms] node {i} -> {}", self.now, describe_action(&a));
+            }
+            match a {
+                Action::Wal(input) => self.nodes[i].store.wal.push(input),
+                Action::PersistSigningState(s) => self.nodes[i].store.signing = Some(s),
+                Action::BroadcastProposal(p) => {
+                    let outs = self
+                        .with_byz(i, |b, cx| b.proposal(cx, (*p).clone()))
+                        .unwrap_or_else(|| vec![Out::all(Wire::Proposal(p))]);
+                    self.emit(i, outs);
+                }
+                Action::BroadcastVote(v) => {
+                    let outs = self
+                        .with_byz(i, |b, cx| b.vote(cx, v.clone()))
+                        .unwrap_or_else(|| vec![Out::all(Wire::Vote(v))]);
+                    self.emit(i, outs);
+                }
+                Action::BroadcastEvidence(ev) => {
+                    self.note_evidence(i, &ev);
+                    if origin != Origin::Relay {
+                        self.nodes[i].own_evidence.push(ev.clone());
+                    }
+                    self.broadcast(i, Wire::Evidence(ev), None);
+                }
+                Action::ScheduleTimeout {
+                    timeout,
+                    duration_ms,
+                } => {
+                    let epoch = self.nodes[i].epoch;
+                    self.push(
+                        self.now + duration_ms,
+                        Event::Timer {
+                            node: i,
+                            epoch,
+                            timeout,
+                        },
+                    );
+                }
+                Action::PersistEvidence(id, ev) => {
+                    self.note_evidence(i, &ev);
+                    self.nodes[i].store.evidence.insert(id, ev);
+                }
+                Action::Commit(rec) => {
+                    if origin == Origin::Sync {
+                        self.nodes[i].stats.synced += 1;
+                    }
+                    self.on_commit(i, *rec);
+                }
+                Action::RequestBlocks { peer, from, count } => {
+                    *self.nodes[i].stats.asked.entry(peer).or_default() += 1;
+                    self.send(i, peer, Wire::BlockRequest { from, count }, None);
+                }
+                Action::Penalize { peer, fault } => self.penalize(i, peer, fault),
+                Action::InvalidBlock { .. } => self.nodes[i].stats.invalid_blocks += 1,
+                Action::Rejected(_) => {}
+            }
+        }
+    }
+
+    fn note_evidence(&mut self, i: usize, ev: &pb::Evidence) {
+        if let Some(k) = infraction_key(ev) {
+            self.nodes[i].evidence_offenders.insert(k.offender);
+        }
+    }
+
+    fn on_commit(&mut self, i: usize, rec: agora_validator::engine::CommitRecord) {
+        checks::on_commit(self, i, &rec);
+        let h = rec.height;
+        let honest_creator = rec
+            .block
+            .header
+            .as_ref()
+            .and_then(|hd| Address::from_slice(&hd.proposer_address).ok())
+            .and_then(|a| self.g.addresses.iter().position(|x| *x == a))
+            .is_some_and(|j| self.honest(j));
+        if self.honest(i) && !self.decided.contains_key(&h) {
+            let slashed = rec
+                .result
+                .evidence
+                .iter()
+                .flat_map(|r| r.iter().flatten().map(|e| e.validator))
+                .collect();
+            self.decided.insert(
+                h,
+                Decided {
+                    hash: rec.block_hash,
+                    node: i,
+                    app_hash: rec.app_hash,
+                    time: self.now,
+                    honest_creator,
+                    slashed,
+                    set_change: rec.validator_set_change.is_some(),
+                    txs_ok: rec.result.receipts.iter().filter(|r| r.is_ok()).count() as u64,
+                },
+            );
+        }
+        let n = &mut self.nodes[i];
+        n.store.wal.clear();
+        for id in &rec.evidence_removed {
+            n.store.evidence.remove(id);
+        }
+        if let Some((at, set)) = rec.validator_set_change {
+            n.store.sets.insert(at, set);
+        }
+        for ev in &rec.block.evidence {
+            if let Some(k) = infraction_key(ev) {
+                n.evidence_offenders.insert(k.offender);
+            }
+        }
+        if let Some(e) = n.engine.as_ref() {
+            n.mempool.on_commit(&rec.block, e.ledger());
+        }
+        n.store.state = Some(rec.state);
+        n.store.blocks.insert(
+            h,
+            StoredBlock {
+                block: rec.block,
+                block_hash: rec.block_hash,
+                certificate: rec.certificate,
+                seed: rec.seed,
+                app_hash: rec.app_hash,
+            },
+        );
+        let epoch = n.epoch;
+        self.push(
+            self.now + TIMEOUT_COMMIT_MS,
+            Event::StartHeight { node: i, epoch },
+        );
+        self.send_status(i);
+        if self.honest(i) {
+            self.update_required();
+        }
+    }
+
+    fn penalize(&mut self, i: usize, peer: usize, fault: PeerFault) {
+        *self.nodes[i].stats.penalized.entry(peer).or_default() += 1;
+        if self.honest(i) && self.honest(peer) {
+            self.violations.push(Violation::HonestPenalized {
+                node: i,
+                peer,
+                fault: fault.to_string(),
+            });
+        }
+        let now = self.now;
+        let n = &mut self.nodes[i];
+        let (until, strikes) = n.banned.entry(peer).or_insert((0, 0));
+        *strikes += 1;
+        *until = now + (BAN_MS << (*strikes - 1).min(6));
+        if let Some(e) = n.engine.as_mut() {
+            e.on_peer_gone(&peer);
+        }
+    }
+
+    /// Runs `f` on node `i`'s Byzantine module, if it has one.
+    fn with_byz<R>(
+        &mut self,
+        i: usize,
+        f: impl FnOnce(&mut dyn byzantine::Byzantine, &mut Cx<'_>) -> R,
+    ) -> Option<R> {
+        let mut b = self.nodes[i].byz.take()?;
+        let mut cx = Cx {
+            me: i,
+            n: self.nodes.len(),
+            chain: &self.g.chain,
+            key: &self.keys[i],
+            addresses: &self.g.addresses,
+            rng: &mut self.rng,
+            store: &self.nodes[i].store,
+        };
+        let r = f(b.as_mut(), &mut cx);
+        self.nodes[i].byz = Some(b);
+        Some(r)
+    }
+
+    fn emit(&mut self, i: usize, outs: Vec<Out>) {
+        for o in outs {
+            let tag = if o.genuine { self.tag(&o.wire) } else { None };
+            match o.to {
+                Some(j) => self.send(i, j, o.wire, tag),
+                None => self.broadcast(i, o.wire, tag),
+            }
+        }
+    }
+
+    fn tag(&self, w: &Wire) -> Option<SignedTag> {
+        match w {
+            Wire::Proposal(p) => {
+                let hash = header_hash(p.block.as_ref()?.header.as_ref()?);
+                Some(SignedTag {
+                    key: InfractionKey {
+                        offender: Address::from_slice(&p.proposer_address).ok()?,
+                        height: p.height,
+                        round: p.round,
+                        kind: 0,
+                    },
+                    content: sha3_256(&[&hash[..], &p.pol_round.to_be_bytes()].concat()),
+                })
+            }
+            Wire::Vote(v) => {
+                let mut content = ZERO_HASH;
+                if v.block_hash.len() == 32 {
+                    content.copy_from_slice(&v.block_hash);
+                }
+                Some(SignedTag {
+                    key: InfractionKey {
+                        offender: Address::from_slice(&v.validator_address).ok()?,
+                        height: v.height,
+                        round: v.round,
+                        kind: u8::try_from(v.vote_type).ok()?,
+                    },
+                    content,
+                })
+            }
+            _ => None,
         }
     }
 
@@ -515,17 +891,29 @@ impl Sim {
     }
 
     fn send(&mut self, from: usize, to: usize, wire: Wire, tag: Option<SignedTag>) {
-        if from == to || self.partitioned(from, to) {
+        if from == to || self.partitioned(from, to) || self.nodes[to].engine.is_none() {
             return;
         }
-        if self.now < self.sc.gst_ms && self.sc.loss > 0.0 && self.rng.random_bool(self.sc.loss) {
+        if self.nodes[from].is_banned(to, self.now) {
             return;
         }
-        let copies = if self.sc.duplication > 0.0 && self.rng.random_bool(self.sc.duplication) {
+        let gossip = wire.is_gossip() || matches!(wire, Wire::Status(_));
+        if gossip
+            && self.now < self.sc.gst_ms
+            && self.sc.loss > 0.0
+            && self.rng.random_bool(self.sc.loss)
+        {
+            return;
+        }
+        let copies = if wire.is_gossip()
+            && self.sc.duplication > 0.0
+            && self.rng.random_bool(self.sc.duplication)
+        {
             2
         } else {
             1
         };
+        let (from_epoch, to_epoch) = (self.nodes[from].epoch, self.nodes[to].epoch);
         for _ in 0..copies {
             let delay = self
                 .rng
@@ -534,7 +922,9 @@ impl Sim {
                 self.now + delay,
                 Event::Deliver {
                     from,
+                    from_epoch,
                     to,
+                    to_epoch,
                     wire: wire.clone(),
                     tag,
                 },
@@ -548,432 +938,231 @@ impl Sim {
         }
     }
 
-    fn deliver(&mut self, from: usize, to: usize, wire: Wire, tag: Option<SignedTag>) {
-        let Some(core) = self.nodes[to].core.as_ref() else {
-            return;
-        };
-        let (own_h, own_r, max_ahead) =
-            (core.height(), core.round(), core.config().max_rounds_ahead);
-        let msg_hr = match &wire {
-            Wire::Proposal(p) => Some((p.height, p.round)),
-            Wire::Vote(v) => Some((v.height, v.round)),
-            _ => None,
-        };
-        if let Some((h, _)) = msg_hr {
-            let seen = self.nodes[to].peer_heights.entry(from).or_default();
-            *seen = (*seen).max(h);
-            if h > own_h {
-                self.maybe_sync(to, from);
-            }
-        }
-        if let Some((h, _)) = msg_hr
-            && h == own_h
+    fn deliver(
+        &mut self,
+        from: usize,
+        from_epoch: u64,
+        to: usize,
+        to_epoch: u64,
+        wire: Wire,
+        tag: Option<SignedTag>,
+    ) {
+        // A connection of a previous life of either end, or cut meanwhile,
+        // delivers nothing more.
+        if self.nodes[to].epoch != to_epoch
+            || self.nodes[to].engine.is_none()
+            || self.nodes[from].epoch != from_epoch
+            || self.partitioned(from, to)
+            || self.nodes[to].is_banned(from, self.now)
         {
-            let bytes = match &wire {
-                Wire::Proposal(p) => p.encode_to_vec(),
-                Wire::Vote(v) => v.encode_to_vec(),
-                _ => Vec::new(),
-            };
-            let key = sha3_256(&bytes);
-            if self.nodes[to].seen.insert(key) {
-                if self.nodes[to].log_keys.insert(key) {
-                    self.nodes[to].log.push(wire.clone());
-                }
-                // What the checker expects to become evidence: validly signed
-                // messages the core was actually given at its height and
-                // within its round window.
-                if let Some(tag) = tag
-                    && msg_hr.is_some_and(|(_, r)| r <= own_r.saturating_add(max_ahead))
-                {
-                    self.nodes[to]
-                        .received
-                        .entry(tag.key)
-                        .or_default()
-                        .insert(tag.content);
-                }
-                self.feed(
-                    to,
-                    match wire {
-                        Wire::Proposal(p) => Input::Proposal(*p),
-                        Wire::Vote(v) => Input::Vote(v),
-                        _ => unreachable!("only proposals and votes have a height"),
-                    },
-                );
-            }
             return;
+        }
+        if !self.honest(to) && byzantine::selfish_drop(&self.g.addresses[to], &wire) {
+            return;
+        }
+        if let Some(key) = wire.dedup_key()
+            && !self.nodes[to].seen.insert(key)
+        {
+            return;
+        }
+        if self.trace == Some(to) {
+            eprintln!(
+                "[{} ms] node {to} <- {from}: {}",
+                self.now,
+                describe_wire(&wire)
+            );
+        }
+        if let Some(outs) = self.with_byz(to, |b, cx| b.received(cx, from, &wire)) {
+            self.emit(to, outs);
         }
         match wire {
             Wire::Proposal(p) => {
-                self.feed(to, Input::Proposal(*p));
+                if let Some(tag) = tag {
+                    self.record_tag(to, tag, p.block.as_ref());
+                }
+                let r = self.with_engine(to, |e, m, now| e.on_proposal(from, *p, now, m));
+                self.exec_result(to, r, Origin::Own);
             }
             Wire::Vote(v) => {
-                self.feed(to, Input::Vote(v));
+                if let Some(tag) = tag {
+                    self.record_tag(to, tag, None);
+                }
+                let r = self.with_engine(to, |e, m, now| e.on_vote(from, v, now, m));
+                self.exec_result(to, r, Origin::Own);
             }
-            Wire::Raw(bytes) => {
-                // The host decodes; junk that does not decode never reaches the core.
-                if let Ok(v) = pb::Vote::decode(bytes.as_slice()) {
-                    self.feed(to, Input::Vote(v));
+            Wire::Raw(bytes) => match pb::Vote::decode(bytes.as_slice()) {
+                Ok(v) => {
+                    let r = self.with_engine(to, |e, m, now| e.on_vote(from, v, now, m));
+                    self.exec_result(to, r, Origin::Own);
+                }
+                // The transport refuses what does not decode.
+                Err(_) => self.penalize(to, from, PeerFault::Malformed("undecodable message")),
+            },
+            Wire::Evidence(ev) => {
+                let actions = self.nodes[to]
+                    .engine
+                    .as_mut()
+                    .map(|e| e.on_evidence(from, ev))
+                    .unwrap_or_default();
+                self.exec(to, actions, Origin::Relay);
+            }
+            Wire::Txs(txs) => {
+                // Admitted transactions are relayed once, as the node's
+                // transaction gossip does.
+                if self.honest(to) {
+                    let n = &mut self.nodes[to];
+                    let admitted: Vec<pb::Transaction> = match n.engine.as_ref() {
+                        Some(e) => txs
+                            .into_iter()
+                            .filter(|t| n.mempool.add(&self.g.chain, t, e.ledger()))
+                            .collect(),
+                        None => Vec::new(),
+                    };
+                    if !admitted.is_empty() {
+                        self.broadcast(to, Wire::Txs(admitted), None);
+                    }
                 }
             }
-            Wire::SyncRequest(h) => {
-                if let Some(d) = self.nodes[to].chain.get(&h) {
-                    let resp =
-                        Wire::SyncResponse(Box::new((d.block.clone(), d.certificate.clone())));
-                    self.send(to, from, resp, None);
+            Wire::Status(h) => {
+                let now = self.now;
+                let actions = self.nodes[to]
+                    .engine
+                    .as_mut()
+                    .map(|e| e.on_status(from, h, now))
+                    .unwrap_or_default();
+                self.exec(to, actions, Origin::Relay);
+            }
+            Wire::BlockRequest { from: fh, count } => {
+                match self.with_byz(to, |b, cx| b.serve(cx, from, fh, count)) {
+                    Some(Some(outs)) => self.emit(to, outs),
+                    _ => {
+                        let resp = serve_blocks(&self.nodes[to].store, fh, count);
+                        self.send(to, from, Wire::BlockResponse(Box::new(resp)), None);
+                    }
                 }
             }
-            Wire::SyncResponse(b) => {
-                let (block, certificate) = *b;
-                if certificate.height == own_h {
-                    self.feed(to, Input::SyncedBlock { block, certificate });
+            Wire::BlockResponse(resp) => {
+                let actions = self.nodes[to]
+                    .engine
+                    .as_mut()
+                    .map(|e| e.on_block_response(from, *resp))
+                    .unwrap_or_default();
+                self.exec(to, actions, Origin::Relay);
+                loop {
+                    match self.with_engine(to, |e, m, now| e.next_synced_block(now, m)) {
+                        Some(Ok(Some(actions))) => self.exec(to, actions, Origin::Sync),
+                        Some(Err(e)) => {
+                            self.engine_failed(to, e.to_string());
+                            break;
+                        }
+                        _ => break,
+                    }
                 }
             }
         }
     }
 
-    fn maybe_sync(&mut self, node: usize, peer: usize) {
-        let n = &mut self.nodes[node];
-        if n.last_sync_request
-            .is_some_and(|t| self.now < t + SYNC_RETRY_MS)
+    /// Records a validly signed proposal or vote that the receiver's core
+    /// is actually given at its height, within its round window, from a
+    /// member of that height's set (a proposal only with a body that
+    /// matches its header: the engine drops any other before its core):
+    /// what the checker expects to become evidence when two contents share
+    /// an infraction key.
+    fn record_tag(&mut self, to: usize, tag: SignedTag, block: Option<&pb::Block>) {
+        if !self.honest(to) {
+            return;
+        }
+        let Some(e) = self.nodes[to].engine.as_ref() else {
+            return;
+        };
+        let c = e.core();
+        let counts = !e.awaiting_start()
+            && tag.key.height == e.height()
+            && c.height() == e.height()
+            && tag.key.round <= c.round().saturating_add(c.config().max_rounds_ahead)
+            && e.ledger()
+                .validator_set(tag.key.height)
+                .is_some_and(|s| s.get(&tag.key.offender).is_some());
+        if !counts {
+            return;
+        }
+        if self.nodes[to]
+            .received
+            .get(&tag.key)
+            .is_some_and(|c| c.contains(&tag.content))
+            || block.is_some_and(|b| block_rules::check_body(b).is_err())
         {
             return;
         }
-        n.last_sync_request = Some(self.now);
-        let h = n.core.as_ref().map_or(0, |c| c.height());
-        self.send(node, peer, Wire::SyncRequest(h), None);
-    }
-
-    // ---- host ----------------------------------------------------------------
-
-    /// Feeds an input and everything the host answers in turn; returns
-    /// false if the core rejected the first input.
-    fn feed(&mut self, i: usize, input: Input) -> bool {
-        let mut inputs = std::collections::VecDeque::from([input]);
-        let mut first = true;
-        let mut accepted = true;
-        while let Some(input) = inputs.pop_front() {
-            let Some(core) = self.nodes[i].core.as_mut() else {
-                return false;
-            };
-            let trace = self.trace == Some(i);
-            let desc = if trace {
-                describe_input(&input)
-            } else {
-                String::new()
-            };
-            let outputs = core.handle(input);
-            if trace {
-                eprintln!("[{} ms] node {i} <- {desc}", self.now);
-                for o in &outputs {
-                    eprintln!("    -> {}", describe_output(o));
-                }
-            }
+        let n = &mut self.nodes[to];
+        let contents = n.received.entry(tag.key).or_default();
+        contents.insert(tag.content);
+        if contents.len() >= 2 {
+            n.infractions_seen.insert(tag.key);
+            let now = self.now;
+            let first = !self.infractions.contains_key(&tag.key);
+            self.infractions.entry(tag.key).or_insert((now, to));
             if first {
-                accepted = !outputs.iter().any(|o| matches!(o, Output::Rejected(_)));
-                first = false;
-            }
-            for o in outputs {
-                self.act(i, o, &mut inputs);
-            }
-        }
-        accepted
-    }
-
-    fn act(&mut self, i: usize, o: Output, inputs: &mut std::collections::VecDeque<Input>) {
-        match o {
-            Output::PersistSigningState(s) => self.nodes[i].persisted = Some(s),
-            Output::BroadcastProposal(p) => {
-                self.nodes[i].wal.push(Wire::Proposal(p.clone()));
-                self.nodes[i].log.push(Wire::Proposal(p.clone()));
-                self.send_proposal(i, *p)
-            }
-            Output::BroadcastVote(v) => {
-                self.nodes[i].wal.push(Wire::Vote(v.clone()));
-                self.nodes[i].log.push(Wire::Vote(v.clone()));
-                self.send_vote(i, v)
-            }
-            Output::ScheduleTimeout {
-                timeout,
-                duration_ms,
-            } => {
-                let epoch = self.nodes[i].epoch;
-                self.push(
-                    self.now + duration_ms,
-                    Event::Timer {
-                        node: i,
-                        epoch,
-                        timeout,
-                    },
-                );
-            }
-            Output::RequestProposal { height, round } => {
-                let block = self.template(i, height);
-                inputs.push_back(Input::ProposalContent {
-                    height,
-                    round,
-                    block,
-                });
-            }
-            Output::ValidateBlock {
-                height,
-                round,
-                block,
-            } => {
-                let valid = self.validate(i, height, &block);
-                inputs.push_back(Input::BlockValidity {
-                    height,
-                    round,
-                    block_hash: block.header.as_ref().map(header_hash).unwrap_or(ZERO_HASH),
-                    valid,
-                });
-            }
-            Output::Decided(d) => {
-                let d = *d;
-                checks::on_decision(self, i, &d);
-                let params = HeightParams {
-                    height: d.height + 1,
-                    validator_set: self.set.clone(),
-                    prev_seed: d.seed,
-                    parent_hash: d.block_hash,
-                    last_commit: Some(d.certificate.clone()),
-                };
-                let h = d.height;
-                let n = &mut self.nodes[i];
-                n.wal.clear();
-                n.log.clear();
-                n.log_keys.clear();
-                n.chain.insert(h, d);
-                if h == self.sc.target_height && n.reached_target_at.is_none() {
-                    n.reached_target_at = Some(self.now);
-                }
-                let epoch = n.epoch;
-                self.push(
-                    self.now,
-                    Event::StartHeight {
-                        node: i,
-                        epoch,
-                        params: Box::new(params),
-                    },
-                );
-                let n = &mut self.nodes[i];
-                // Keep syncing while a peer is known to be ahead.
-                let ahead = n
-                    .peer_heights
-                    .iter()
-                    .filter(|(_, ph)| **ph > h + 1)
-                    .map(|(p, _)| *p)
-                    .next();
-                if let Some(peer) = ahead {
-                    n.last_sync_request = Some(self.now);
-                    self.send(i, peer, Wire::SyncRequest(h + 1), None);
-                }
-            }
-            Output::EvidenceFound(ev) => self.nodes[i].evidence.push(ev),
-            Output::Rejected(_) => {}
-        }
-    }
-
-    fn template(&self, i: usize, height: Height) -> pb::Block {
-        let last = self.nodes[i].chain.get(&(height - 1));
-        let parent_hash = last.map_or(ZERO_HASH, |d| d.block_hash);
-        let last_commit = last.map(|d| d.certificate.to_proto());
-        let header = pb::Header {
-            chain_id: self.chain.as_str().to_string(),
-            height,
-            parent_hash: parent_hash.to_vec(),
-            last_commit_hash: last.map_or(ZERO_HASH, |d| d.certificate.hash()).to_vec(),
-            validators_hash: self.set.hash().to_vec(),
-            next_validators_hash: self.set.hash().to_vec(),
-            time_ms: self.now,
-            ..Default::default()
-        };
-        pb::Block {
-            header: Some(header),
-            txs: Vec::new(),
-            evidence: Vec::new(),
-            last_commit,
-        }
-    }
-
-    /// The host's content check: the block carries the previous certificate.
-    fn validate(&self, _i: usize, height: Height, block: &pb::Block) -> bool {
-        let Some(header) = block.header.as_ref() else {
-            return false;
-        };
-        match (&block.last_commit, height) {
-            (None, 1) => header.last_commit_hash == ZERO_HASH.to_vec(),
-            (Some(c), h) if h > 1 => CommitCertificate::from_proto(c)
-                .is_ok_and(|c| c.height == h - 1 && c.hash().to_vec() == header.last_commit_hash),
-            _ => false,
-        }
-    }
-
-    fn proposal_tag(&self, p: &pb::Proposal) -> Option<SignedTag> {
-        let hash = header_hash(p.block.as_ref()?.header.as_ref()?);
-        let offender = agora_validator::Address::from_slice(&p.proposer_address).ok()?;
-        Some(SignedTag {
-            key: InfractionKey {
-                offender,
-                height: p.height,
-                round: p.round,
-                kind: 0,
-            },
-            content: sha3_256(&[&hash[..], &p.pol_round.to_be_bytes()].concat()),
-        })
-    }
-
-    fn vote_tag(&self, v: &pb::Vote) -> Option<SignedTag> {
-        let offender = agora_validator::Address::from_slice(&v.validator_address).ok()?;
-        let mut content = ZERO_HASH;
-        if !v.block_hash.is_empty() {
-            content.copy_from_slice(&v.block_hash);
-        }
-        Some(SignedTag {
-            key: InfractionKey {
-                offender,
-                height: v.height,
-                round: v.round,
-                kind: v.vote_type as u8,
-            },
-            content,
-        })
-    }
-
-    fn halves(&mut self, i: usize) -> (Vec<usize>, BTreeSet<usize>) {
-        let mut a = Vec::new();
-        let mut b = BTreeSet::new();
-        for j in 0..self.nodes.len() {
-            if j == i {
-                continue;
-            }
-            if self.rng.random_bool(0.5) {
-                a.push(j);
-            } else {
-                b.insert(j);
-            }
-        }
-        (a, b)
-    }
-
-    fn send_proposal(&mut self, i: usize, p: pb::Proposal) {
-        let tag = self.proposal_tag(&p);
-        let behaviour = self.nodes[i].behaviour;
-        if behaviour != Behaviour::Equivocator || p.pol_round != -1 {
-            self.broadcast(i, Wire::Proposal(Box::new(p)), tag);
-            return;
-        }
-        // A second block for the same (height, round), signed directly with the key.
-        let mut alt = p.clone();
-        let Some(header) = alt.block.as_mut().and_then(|b| b.header.as_mut()) else {
-            return;
-        };
-        header.time_ms += 1;
-        let alt_hash = header_hash(header);
-        let bytes = proposal_bytes(&self.chain, p.height, p.round, p.pol_round, &alt_hash);
-        alt.signature = secret(&self.keys[i]).sign(&bytes).to_bytes().to_vec();
-        let alt_tag = self.proposal_tag(&alt);
-        let (a, b) = self.halves(i);
-        for j in a {
-            self.send(i, j, Wire::Proposal(Box::new(p.clone())), tag);
-        }
-        for j in &b {
-            self.send(i, *j, Wire::Proposal(Box::new(alt.clone())), alt_tag);
-        }
-        self.splits.insert((p.height, p.round), (b, alt_hash));
-    }
-
-    fn signed_vote(&self, i: usize, v: &pb::Vote, value: Hash) -> pb::Vote {
-        let vt = VoteType::from_i32(v.vote_type).unwrap_or(VoteType::Prevote);
-        let bytes = vote_bytes(&self.chain, vt, v.height, v.round, &value);
-        pb::Vote {
-            block_hash: if value == ZERO_HASH {
-                Vec::new()
-            } else {
-                value.to_vec()
-            },
-            signature: secret(&self.keys[i]).sign(&bytes).to_bytes().to_vec(),
-            ..v.clone()
-        }
-    }
-
-    fn send_vote(&mut self, i: usize, v: pb::Vote) {
-        let tag = self.vote_tag(&v);
-        match self.nodes[i].behaviour {
-            Behaviour::Honest | Behaviour::Silent => self.broadcast(i, Wire::Vote(v), tag),
-            Behaviour::Equivocator => {
-                let (a, b, other) = match self.splits.get(&(v.height, v.round)) {
-                    // Vote for block A to the half that saw A, for B to the other.
-                    Some((half_b, alt)) if !v.block_hash.is_empty() => {
-                        let a: Vec<usize> = (0..self.nodes.len())
-                            .filter(|j| *j != i && !half_b.contains(j))
-                            .collect();
-                        (a, half_b.clone(), *alt)
-                    }
-                    _ => {
-                        let (a, b) = self.halves(i);
-                        let other = if v.block_hash.is_empty() {
-                            sha3_256(&v.round.to_be_bytes())
-                        } else {
-                            ZERO_HASH
-                        };
-                        (a, b, other)
-                    }
-                };
-                let w = self.signed_vote(i, &v, other);
-                let wtag = self.vote_tag(&w);
-                for j in a {
-                    self.send(i, j, Wire::Vote(v.clone()), tag);
-                }
-                for j in b {
-                    self.send(i, j, Wire::Vote(w.clone()), wtag);
-                }
-            }
-            Behaviour::Junk => {
-                self.broadcast(i, Wire::Vote(v.clone()), tag);
-                self.send_junk(i, &v);
+                self.update_required();
             }
         }
     }
+}
 
-    fn send_junk(&mut self, i: usize, v: &pb::Vote) {
-        let n = self.nodes.len();
-        let to = self.rng.random_range(0..n);
-        let victim = self.rng.random_range(0..n);
-        let kind = self.rng.random_range(0..5);
-        let wire = match kind {
-            // Random bytes.
-            0 => {
-                let len = self.rng.random_range(0..200);
-                Wire::Raw((0..len).map(|_| self.rng.random()).collect())
-            }
-            // A signature that does not decode.
-            1 => {
-                let mut w = v.clone();
-                w.signature = (0..96).map(|_| self.rng.random()).collect();
-                Wire::Vote(w)
-            }
-            // Our own valid signature, claimed in another validator's name.
-            2 => {
-                let mut w = v.clone();
-                w.validator_address = self.address(victim);
-                Wire::Vote(w)
-            }
-            // A valid encoding signing other bytes.
-            3 => {
-                let mut w = v.clone();
-                w.signature = secret(&self.keys[i]).sign(b"junk").to_bytes().to_vec();
-                Wire::Raw(w.encode_to_vec())
-            }
-            // A proposal for a round in someone else's name.
-            _ => Wire::Proposal(Box::new(pb::Proposal {
-                height: v.height,
-                round: v.round,
-                pol_round: -1,
-                block: Some(self.template(i, v.height.max(1))),
-                proposer_address: self.address(victim),
-                signature: secret(&self.keys[i]).sign(b"junk").to_bytes().to_vec(),
-            })),
-        };
-        self.send(i, to, wire, None);
+fn short(b: &[u8]) -> String {
+    hex::encode(&b[..b.len().min(4)])
+}
+
+fn describe_wire(w: &Wire) -> String {
+    match w {
+        Wire::Proposal(p) => format!(
+            "proposal h={} r={} pol={} from={} block={}",
+            p.height,
+            p.round,
+            p.pol_round,
+            short(&p.proposer_address),
+            p.block
+                .as_ref()
+                .and_then(|b| b.header.as_ref())
+                .map(|h| short(&header_hash(h)))
+                .unwrap_or_default()
+        ),
+        Wire::Vote(v) => format!(
+            "vote t={} h={} r={} from={} value={}",
+            v.vote_type,
+            v.height,
+            v.round,
+            short(&v.validator_address),
+            short(&v.block_hash)
+        ),
+        Wire::Raw(b) => format!("{} raw bytes", b.len()),
+        Wire::Evidence(e) => format!("evidence {:?}", infraction_key(e)),
+        Wire::Txs(t) => format!("{} txs", t.len()),
+        Wire::Status(h) => format!("status {h}"),
+        Wire::BlockRequest { from, count } => format!("request {from}+{count}"),
+        Wire::BlockResponse(r) => format!(
+            "response {} blocks, latest {}",
+            r.blocks.len(),
+            r.latest_height
+        ),
+    }
+}
+
+fn describe_action(a: &Action<usize>) -> String {
+    match a {
+        Action::BroadcastProposal(p) => {
+            format!("broadcast {}", describe_wire(&Wire::Proposal(p.clone())))
+        }
+        Action::BroadcastVote(v) => format!("broadcast {}", describe_wire(&Wire::Vote(v.clone()))),
+        Action::Commit(r) => format!(
+            "COMMIT h={} r={} {} txs={} evidence={}",
+            r.height,
+            r.round,
+            short(&r.block_hash),
+            r.block.txs.len(),
+            r.block.evidence.len()
+        ),
+        Action::Wal(_) => "wal".into(),
+        other => format!("{other:?}").chars().take(200).collect(),
     }
 }

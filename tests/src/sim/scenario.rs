@@ -1,11 +1,26 @@
 //! Random scenarios: one seed fixes the validators, their power, who is
-//! Byzantine and how, and every network fault.
+//! Byzantine and how, every network fault and the workload; plus the
+//! hand-built scenarios of the negative controls.
 
 use rand::{Rng, SeedableRng, seq::SliceRandom};
 use rand_chacha::ChaCha8Rng;
 use std::collections::BTreeSet;
 
-/// How a validator behaves.
+/// How a proposer breaks the header rules (DESIGN §6).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HeaderFault {
+    /// `proposal_round` is the round after the one it proposes in.
+    WrongRound,
+    /// `time_ms` far beyond the allowed clock drift.
+    FutureTime,
+    /// `time_ms` equal to the parent's (not after it).
+    StaleTime,
+    /// `app_hash` that is not the state after the parent.
+    WrongAppHash,
+}
+
+/// How a validator behaves. Each Byzantine behaviour is one module of
+/// `sim::byzantine`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Behaviour {
     /// Follows the protocol (it may still crash and restart).
@@ -13,11 +28,39 @@ pub enum Behaviour {
     /// Byzantine: never sends anything.
     Silent,
     /// Byzantine: proposes two blocks to two halves of the peers and sends
-    /// conflicting votes to different peers.
+    /// conflicting votes to different peers, at every height.
     Equivocator,
     /// Byzantine: follows the protocol but also sends junk bytes, bad
     /// signatures and votes forged in other validators' names.
     Junk,
+    /// Byzantine: signs two different prevotes once, at its first prevote
+    /// from `at_height` on, sends both to everyone, then behaves.
+    OneOffEquivocator {
+        /// First height at which it equivocates.
+        at_height: u64,
+    },
+    /// Byzantine: every fresh block it proposes breaks a header rule (the
+    /// proposal is signed again over the broken header).
+    BadProposer(HeaderFault),
+    /// Byzantine: answers sync requests with genuine headers and
+    /// certificates but forged bodies, and sends unsolicited responses.
+    TamperingServer,
+    /// Byzantine: announces a huge height; when asked, answers with no
+    /// blocks (`answers`) or not at all.
+    FalseHeight {
+        /// Whether it answers requests (with nothing).
+        answers: bool,
+    },
+    /// Byzantine: relays every proposal it receives with a swapped body
+    /// (header and signature untouched).
+    BodySwapper,
+}
+
+impl Behaviour {
+    /// Whether the validator is honest.
+    pub fn is_honest(&self) -> bool {
+        *self == Self::Honest
+    }
 }
 
 /// Everything a run depends on.
@@ -25,7 +68,7 @@ pub enum Behaviour {
 pub struct Scenario {
     /// The seed.
     pub seed: u64,
-    /// Voting power per node.
+    /// Voting power per node (its genesis self-bond in units of power).
     pub powers: Vec<u64>,
     /// Behaviour per node.
     pub behaviours: Vec<Behaviour>,
@@ -33,9 +76,9 @@ pub struct Scenario {
     pub delay_min_ms: u64,
     /// Largest one-way delay (ms).
     pub delay_max_ms: u64,
-    /// Loss probability before GST.
+    /// Loss probability of gossip before GST.
     pub loss: f64,
-    /// Duplication probability.
+    /// Duplication probability of gossip.
     pub duplication: f64,
     /// One side of a partition, and when it starts and heals (ms).
     pub partition: Option<(BTreeSet<usize>, u64, u64)>,
@@ -43,10 +86,35 @@ pub struct Scenario {
     pub crashes: Vec<(usize, u64, u64)>,
     /// Global stabilisation time: every partition healed, every node restarted, loss off.
     pub gst_ms: u64,
-    /// Height every honest validator must reach.
+    /// Height every honest validator must reach (the run goes on past it
+    /// while an equivocation's inclusion deadline is not reached).
     pub target_height: u64,
     /// Simulated time after GST within which the target must be reached (ms).
     pub liveness_bound_ms: u64,
+    /// Mean time between two workload transactions (ms); 0: no workload.
+    pub tx_interval_ms: u64,
+}
+
+fn byzantine_kind(rng: &mut ChaCha8Rng) -> Behaviour {
+    match rng.random_range(0..12) {
+        0 => Behaviour::Silent,
+        1 => Behaviour::Junk,
+        2 | 3 => Behaviour::Equivocator,
+        4 | 5 => Behaviour::OneOffEquivocator {
+            at_height: rng.random_range(1..=4),
+        },
+        6 => Behaviour::BadProposer(HeaderFault::WrongRound),
+        7 => Behaviour::BadProposer(match rng.random_range(0..3) {
+            0 => HeaderFault::FutureTime,
+            1 => HeaderFault::StaleTime,
+            _ => HeaderFault::WrongAppHash,
+        }),
+        8 | 9 => Behaviour::TamperingServer,
+        10 => Behaviour::FalseHeight {
+            answers: rng.random_bool(0.5),
+        },
+        _ => Behaviour::BodySwapper,
+    }
 }
 
 impl Scenario {
@@ -57,20 +125,18 @@ impl Scenario {
         let powers: Vec<u64> = (0..n).map(|_| rng.random_range(1..=10u64)).collect();
         let total: u64 = powers.iter().sum();
         let mut behaviours = vec![Behaviour::Honest; n];
-        if rng.random_bool(0.75) {
+        if rng.random_bool(0.8) {
             let mut order: Vec<usize> = (0..n).collect();
             order.shuffle(&mut rng);
             let mut byz = 0;
             for i in order {
-                // Strictly less than a third of the power.
+                // Strictly less than a third of the power. The workload
+                // only bonds to honest validators and unbonds what it
+                // bonded, so the share only shrinks.
                 if 3 * (byz + powers[i]) < total {
                     byz += powers[i];
-                    behaviours[i] = match rng.random_range(0..4) {
-                        0 => Behaviour::Silent,
-                        1 => Behaviour::Junk,
-                        _ => Behaviour::Equivocator,
-                    };
-                    if rng.random_bool(0.5) {
+                    behaviours[i] = byzantine_kind(&mut rng);
+                    if rng.random_bool(0.4) {
                         break;
                     }
                 }
@@ -88,7 +154,7 @@ impl Scenario {
         } else {
             0.0
         };
-        let partition = rng.random_bool(0.5).then(|| {
+        let partition = rng.random_bool(0.4).then(|| {
             let mut side = BTreeSet::new();
             while side.is_empty() || side.len() == n {
                 side = (0..n).filter(|_| rng.random_bool(0.5)).collect();
@@ -100,13 +166,20 @@ impl Scenario {
             .filter(|i| behaviours[*i] == Behaviour::Honest)
             .collect();
         let mut crashes = Vec::new();
-        if rng.random_bool(0.4) {
+        if rng.random_bool(0.5) {
             let k = rng.random_range(1..=2usize.min(honest.len()));
             let mut pick = honest.clone();
             pick.shuffle(&mut rng);
             for node in pick.into_iter().take(k) {
-                let at = rng.random_range(0..6_000);
-                crashes.push((node, at, at + rng.random_range(300..4_000)));
+                let at = rng.random_range(0..5_000);
+                // Half of the crashes are long enough for the others to
+                // move several heights on: the node must sync.
+                let down = if rng.random_bool(0.5) {
+                    rng.random_range(300..2_000)
+                } else {
+                    rng.random_range(2_000..7_000)
+                };
+                crashes.push((node, at, at + down));
             }
         }
         let gst_ms = partition
@@ -115,6 +188,11 @@ impl Scenario {
             .chain(crashes.iter().map(|c| c.2))
             .max()
             .unwrap_or(0);
+        let tx_interval_ms = if rng.random_bool(0.9) {
+            rng.random_range(50..400)
+        } else {
+            0
+        };
         Self {
             seed,
             powers,
@@ -128,7 +206,72 @@ impl Scenario {
             gst_ms,
             target_height,
             liveness_bound_ms: 60_000,
+            tx_interval_ms,
         }
+    }
+
+    /// A quiet network of `n` validators of power 1 (negative controls).
+    fn quiet(seed: u64, n: usize, target_height: u64) -> Self {
+        Self {
+            seed,
+            powers: vec![1; n],
+            behaviours: vec![Behaviour::Honest; n],
+            delay_min_ms: 5,
+            delay_max_ms: 60,
+            loss: 0.0,
+            duplication: 0.0,
+            partition: None,
+            crashes: Vec::new(),
+            gst_ms: 0,
+            target_height,
+            liveness_bound_ms: 30_000,
+            tx_interval_ms: 100,
+        }
+    }
+
+    /// Control of the header rules: node 3 of 4 breaks `fault` in every
+    /// block it proposes.
+    pub fn bad_proposer(seed: u64, fault: HeaderFault) -> Self {
+        let mut sc = Self::quiet(seed, 4, 8);
+        sc.behaviours[3] = Behaviour::BadProposer(fault);
+        sc
+    }
+
+    /// Control of the sync body check: honest node 6 of 7 crashes, and when
+    /// it restarts the only peer it can reach for two seconds is the
+    /// tampering server (node 0), so it asks that one for the blocks it missed.
+    pub fn tampered_sync(seed: u64) -> Self {
+        let mut sc = Self::quiet(seed, 7, 12);
+        sc.behaviours[0] = Behaviour::TamperingServer;
+        sc.crashes = vec![(6, 1_000, 4_000)];
+        sc.partition = Some(([0, 6].into_iter().collect(), 4_000, 6_000));
+        sc.gst_ms = 6_000;
+        sc
+    }
+
+    /// Sync through liars: honest node 9 of 10 crashes long enough to fall
+    /// behind (the other seven honest validators go on, even once they ban
+    /// the liars), and two peers announce false heights (one answers
+    /// requests with nothing, one not at all); it must still catch up.
+    pub fn false_heights(seed: u64) -> Self {
+        let mut sc = Self::quiet(seed, 10, 14);
+        sc.behaviours[0] = Behaviour::FalseHeight { answers: false };
+        sc.behaviours[1] = Behaviour::FalseHeight { answers: true };
+        sc.crashes = vec![(9, 1_000, 4_000)];
+        sc.gst_ms = 4_000;
+        sc
+    }
+
+    /// Control of the evidence pool: node 6 of 7 equivocates once at height
+    /// 1 while it and honest node 0 are cut off from the others, so node 0
+    /// is the only honest validator that sees it, and can tell nobody until
+    /// the partition heals.
+    pub fn hidden_equivocation(seed: u64) -> Self {
+        let mut sc = Self::quiet(seed, 7, 6);
+        sc.behaviours[6] = Behaviour::OneOffEquivocator { at_height: 1 };
+        sc.partition = Some(([0, 6].into_iter().collect(), 0, 4_000));
+        sc.gst_ms = 4_000;
+        sc
     }
 
     /// Summed power of the Byzantine validators.
@@ -136,7 +279,7 @@ impl Scenario {
         self.powers
             .iter()
             .zip(&self.behaviours)
-            .filter(|(_, b)| **b != Behaviour::Honest)
+            .filter(|(_, b)| !b.is_honest())
             .map(|(p, _)| *p)
             .sum()
     }

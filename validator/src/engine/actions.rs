@@ -10,13 +10,17 @@ use crate::validator_set::ValidatorSet;
 use agora_proto::v1 as pb;
 
 /// An action for the host, executed in the order given.
-// Actions live in short vectors that are executed at once; boxing the WAL
-// input would add an allocation per logged message for nothing.
+// `Wal` carries a whole input (a proposal with its block); actions are
+// consumed at once, never stored in bulk, so boxing it would only cost an
+// allocation per record.
 #[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone)]
 pub enum Action<P> {
     /// Append this input of the current height to the WAL (before anything
-    /// after it is sent; the next fsync makes it durable).
+    /// after it is sent; the next fsync makes it durable). Our own
+    /// proposals and votes are logged too, right before they are sent (and
+    /// after the signing state that allows them), so that a restarted core
+    /// has them again and gossips them.
     Wal(Input),
     /// Make this signing state durable (fsync) before any later broadcast.
     PersistSigningState(SigningState),
@@ -80,7 +84,8 @@ pub enum PeerFault {
     /// A sync response nobody asked it for.
     #[error("unsolicited block response")]
     Unsolicited,
-    /// It claimed a height and then served nothing above ours.
+    /// It claimed a height and then served nothing above ours, or nothing
+    /// within `sync::REQUEST_TIMEOUT_MS`.
     #[error("announced a height it did not serve")]
     FalseHeight,
     /// Evidence that does not verify.

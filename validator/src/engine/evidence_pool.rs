@@ -41,6 +41,11 @@ pub enum PoolError {
     /// It does not verify, or cannot be included (too old, tombstoned...).
     #[error("evidence refused: {0}")]
     Invalid(String),
+    /// It verifies but can no longer be included: its offenders are all
+    /// tombstoned already, or it left the evidence window. Gossip races
+    /// with commits, so an honest peer may send it: not a fault.
+    #[error("evidence moot: {0}")]
+    Moot(String),
     /// It is about a height more than one above the one being decided.
     #[error("evidence about height {infraction} is too far ahead of height {deciding}")]
     TooFarAhead {
@@ -98,9 +103,7 @@ impl EvidencePool {
         let infraction =
             slashing::infraction_height(&ev).map_err(|e| PoolError::Invalid(e.to_string()))?;
         let (offenders, ready) = if infraction < deciding {
-            let inf = ledger
-                .check_evidence(&ev)
-                .map_err(|e| PoolError::Invalid(e.to_string()))?;
+            let inf = ledger.check_evidence(&ev).map_err(refusal)?;
             (inf.offenders, true)
         } else if infraction <= deciding + 1 {
             // Held: the ledger cannot include it yet, but the set of that
@@ -237,6 +240,17 @@ impl EvidencePool {
     /// Encoded bytes held (bounded by [`MAX_POOL_BYTES`]).
     pub fn bytes(&self) -> usize {
         self.bytes
+    }
+}
+
+/// Why the ledger's inclusion rule refuses evidence, as a pool error.
+fn refusal(e: slashing::EvidenceError) -> PoolError {
+    use slashing::EvidenceError as E;
+    match e {
+        E::TooOld { .. } | E::UnknownHeight(_) | E::AlreadyTombstoned(_) | E::NothingToSlash => {
+            PoolError::Moot(e.to_string())
+        }
+        other => PoolError::Invalid(other.to_string()),
     }
 }
 

@@ -37,6 +37,8 @@ pub mod sync;
 
 mod actions;
 mod commit;
+#[cfg(test)]
+mod tests;
 
 pub use actions::{Action, CommitRecord, PeerFault};
 pub use block_rules::{BlockError, BlockLimits, MempoolView, NoMempool, Tip};
@@ -356,7 +358,9 @@ impl<P: Copy + Ord + std::fmt::Debug> Engine<P> {
                 out.push(Action::PersistEvidence(id, ev.clone()));
                 out.push(Action::BroadcastEvidence(ev));
             }
-            Ok(Added::Duplicate) | Err(PoolError::Full(_) | PoolError::TooFarAhead { .. }) => {}
+            // Moot evidence races with the commit that made it moot.
+            Ok(Added::Duplicate)
+            | Err(PoolError::Full(_) | PoolError::TooFarAhead { .. } | PoolError::Moot(_)) => {}
             Err(e @ PoolError::Invalid(_)) => out.push(Action::Penalize {
                 peer,
                 fault: PeerFault::BadEvidence(e.to_string()),
@@ -413,15 +417,21 @@ impl<P: Copy + Ord + std::fmt::Debug> Engine<P> {
     }
 
     fn poll_sync(&mut self, now_ms: u64, slack: u64) -> Vec<Action<P>> {
-        self.sync
-            .poll(now_ms, self.tip_height(), slack)
-            .map(|r| Action::RequestBlocks {
+        let mut out = Vec::new();
+        if let Some(peer) = self.sync.expire(now_ms) {
+            out.push(Action::Penalize {
+                peer,
+                fault: PeerFault::FalseHeight,
+            });
+        }
+        out.extend(self.sync.poll(now_ms, self.tip_height(), slack).map(|r| {
+            Action::RequestBlocks {
                 peer: r.peer,
                 from: r.from,
                 count: r.count,
-            })
-            .into_iter()
-            .collect()
+            }
+        }));
+        out
     }
 
     /// A block response from `peer`: queued if it answers our request, else
@@ -483,9 +493,10 @@ impl<P: Copy + Ord + std::fmt::Debug> Engine<P> {
             return Ok(Err(PeerFault::Malformed("block out of order")));
         }
         self.start_into(now_ms, mempool, out)?;
+        // Starting the height feeds the core what it buffered for it, which
+        // may have decided it: then this block is already committed.
         if h <= self.tip_height() {
-            // Starting the height decided it from buffered messages: the
-            // block is committed already and nothing is wrong with the peer's.
+            self.notice_certificate(&cert, out);
             return Ok(Ok(()));
         }
         if !skip_sync_body_fault(self.fault()) {
@@ -537,7 +548,22 @@ impl<P: Copy + Ord + std::fmt::Debug> Engine<P> {
             if logged && wal_height(&input) == Some(self.core.height()) {
                 out.push(Action::Wal(input.clone()));
             }
-            for o in self.core.handle(input) {
+            let outputs = self.core.handle(input);
+            for (i, o) in outputs.iter().enumerate() {
+                if let Output::PersistSigningState(_) = o
+                    && !matches!(log, Log::Nothing)
+                {
+                    // Our own messages go to the WAL too: a restarted core
+                    // gets them back and gossips them, or a peer that missed
+                    // one (our vote, which we may not sign again) could wait
+                    // for it forever. They are appended *before* the signing
+                    // state that allows them, so its fsync makes them durable
+                    // too; redb makes commits durable in order, so a record
+                    // can never outlive a signing state that was lost.
+                    out.extend(own_messages_after(&outputs[i + 1..]).map(Action::Wal));
+                }
+            }
+            for o in outputs {
                 match o {
                     Output::PersistSigningState(s) => out.push(Action::PersistSigningState(s)),
                     Output::BroadcastProposal(p) => out.push(Action::BroadcastProposal(p)),
@@ -703,6 +729,19 @@ fn wal_height(input: &Input) -> Option<Height> {
         }
         Input::StartHeight(_) | Input::SyncedBlock { .. } => None,
     }
+}
+
+/// The messages the core signed right after a `PersistSigningState`, as
+/// WAL inputs (up to the next signing state).
+fn own_messages_after(outputs: &[Output]) -> impl Iterator<Item = Input> + '_ {
+    outputs
+        .iter()
+        .take_while(|o| !matches!(o, Output::PersistSigningState(_)))
+        .filter_map(|o| match o {
+            Output::BroadcastProposal(p) => Some(Input::Proposal((**p).clone())),
+            Output::BroadcastVote(v) => Some(Input::Vote(v.clone())),
+            _ => None,
+        })
 }
 
 /// Header rules the `IgnoreHeaderRules` fault switches off.

@@ -91,6 +91,24 @@ impl<P: Copy + Ord> SyncState<P> {
         }
     }
 
+    /// Gives up the request in flight if it has been unanswered for
+    /// [`REQUEST_TIMEOUT_MS`]: its peer loses its claim and is returned, to
+    /// be reported like a false announcement (it claimed a height and did
+    /// not serve it). Without this, a peer that re-announces a false height
+    /// after every timeout would be asked again and again, and a node that
+    /// is behind would never catch up.
+    pub fn expire(&mut self, now_ms: u64) -> Option<P> {
+        let r = self.in_flight?;
+        if now_ms.saturating_sub(r.sent_ms) < REQUEST_TIMEOUT_MS {
+            return None;
+        }
+        self.in_flight = None;
+        self.claims.remove(&r.peer);
+        // Its answer may still come: dropped then, not charged twice.
+        self.timed_out = Some(r.peer);
+        Some(r.peer)
+    }
+
     /// A request to make, if a peer claims more than `slack` heights above
     /// `committed` and none is in flight (a timed-out one is given up and
     /// its peer's claim dropped).

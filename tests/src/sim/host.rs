@@ -1,0 +1,196 @@
+//! What a simulated node keeps: its durable store (what the real node
+//! persists in redb) and the volatile rest, lost on a crash.
+
+use super::byzantine::Byzantine;
+use super::mempool::SimMempool;
+use super::scenario::Behaviour;
+use agora_proto::v1 as pb;
+use agora_validator::consensus::evidence::InfractionKey;
+use agora_validator::consensus::{Input, SigningState};
+use agora_validator::crypto::Hash;
+use agora_validator::engine::{Engine, Restored, Tip};
+use agora_validator::ledger::Ledger;
+use agora_validator::{Address, CommitCertificate, Height, ValidatorSet};
+use std::collections::{BTreeMap, BTreeSet};
+
+/// Most blocks one response carries (the node caps a response at 512).
+const MAX_SERVED: u32 = 512;
+
+/// A committed block as the store keeps it.
+#[derive(Debug, Clone)]
+pub struct StoredBlock {
+    /// The block.
+    pub block: pb::Block,
+    /// Its hash.
+    pub block_hash: Hash,
+    /// The certificate that committed it here.
+    pub certificate: CommitCertificate,
+    /// seed of its height.
+    pub seed: Hash,
+    /// App hash of the state after it.
+    pub app_hash: Hash,
+}
+
+/// What survives a crash: the signing state, the WAL of the current
+/// height, the committed blocks with their certificates, the state after
+/// the last one, the validator-set changes and the evidence pool.
+#[derive(Debug, Default)]
+pub struct Store {
+    /// The last signing state persisted.
+    pub signing: Option<SigningState>,
+    /// Inputs of the height being decided, in order.
+    pub wal: Vec<Input>,
+    /// Committed blocks by height.
+    pub blocks: BTreeMap<Height, StoredBlock>,
+    /// Ledger snapshot after the last block.
+    pub state: Option<Vec<u8>>,
+    /// Validator sets by the height they take effect (1 and 2 from
+    /// genesis, then each change).
+    pub sets: BTreeMap<Height, ValidatorSet>,
+    /// Evidence-pool entries.
+    pub evidence: BTreeMap<Hash, pb::Evidence>,
+}
+
+impl Store {
+    /// Height of the last committed block.
+    pub fn tip_height(&self) -> Height {
+        self.blocks.keys().next_back().copied().unwrap_or(0)
+    }
+
+    /// The validator set in effect at `h`.
+    pub fn set_at(&self, h: Height) -> Option<&ValidatorSet> {
+        self.sets.range(..=h).next_back().map(|(_, s)| s)
+    }
+
+    /// What the engine is rebuilt from at boot.
+    pub fn restore(&self, genesis: &Ledger, seed0: Hash) -> Result<Restored, String> {
+        let evidence = self.evidence.values().cloned().collect();
+        let Some(last) = self.blocks.values().next_back() else {
+            return Ok(Restored {
+                ledger: genesis.clone(),
+                tip: Tip {
+                    seed: seed0,
+                    block_hash: [0; 32],
+                    time_ms: 0,
+                    certificate: None,
+                },
+                evidence,
+            });
+        };
+        let bytes = self.state.as_ref().ok_or("no state stored")?;
+        let ledger = Ledger::decode(bytes).map_err(|e| e.to_string())?;
+        Ok(Restored {
+            ledger,
+            tip: Tip {
+                seed: last.seed,
+                block_hash: last.block_hash,
+                time_ms: last.block.header.as_ref().map_or(0, |h| h.time_ms),
+                certificate: Some(last.certificate.clone()),
+            },
+            evidence,
+        })
+    }
+}
+
+/// An honest answer to a block request from this store.
+pub fn serve_blocks(store: &Store, from: Height, count: u32) -> pb::BlockResponse {
+    let to = from.saturating_add(u64::from(count.min(MAX_SERVED)));
+    pb::BlockResponse {
+        blocks: store
+            .blocks
+            .range(from..to)
+            .map(|(_, b)| pb::CertifiedBlock {
+                block: Some(b.block.clone()),
+                certificate: Some(b.certificate.to_proto()),
+            })
+            .collect(),
+        latest_height: store.tip_height(),
+    }
+}
+
+/// Counters of one node, over all its lives.
+#[derive(Debug, Clone, Default)]
+pub struct NodeStats {
+    /// Blocks applied through sync.
+    pub synced: u64,
+    /// Sync requests sent, by the peer asked.
+    pub asked: BTreeMap<usize, u64>,
+    /// Penalties charged, by peer.
+    pub penalized: BTreeMap<usize, u64>,
+    /// Proposals judged invalid.
+    pub invalid_blocks: u64,
+    /// Restarts.
+    pub restarts: u64,
+}
+
+/// One validator's host.
+pub struct Node {
+    /// Its behaviour.
+    pub behaviour: Behaviour,
+    /// Its Byzantine module, if any.
+    pub byz: Option<Box<dyn Byzantine>>,
+    /// The engine (None while crashed, or for a silent validator).
+    pub engine: Option<Engine<usize>>,
+    /// Bumped on every restart: timers and connections of a previous life
+    /// are dead.
+    pub epoch: u64,
+    /// Durable.
+    pub store: Store,
+    /// Volatile from here on.
+    pub mempool: SimMempool,
+    /// Hashes of gossip delivered since the last tick (the transport's
+    /// de-duplication: the same bytes are delivered again only after it).
+    pub seen: BTreeSet<u64>,
+    /// Banned peers: (until, strikes).
+    pub banned: BTreeMap<usize, (u64, u32)>,
+    /// Validly signed contents its core was given, per infraction key, in
+    /// this life.
+    pub received: BTreeMap<InfractionKey, BTreeSet<Hash>>,
+    /// Offenders named by evidence it found, kept, relayed or committed
+    /// (over all lives).
+    pub evidence_offenders: BTreeSet<Address>,
+    /// Evidence its own engine found (over all lives).
+    pub own_evidence: Vec<pb::Evidence>,
+    /// Infractions it received both halves of (over all lives).
+    pub infractions_seen: BTreeSet<InfractionKey>,
+    /// Counters.
+    pub stats: NodeStats,
+}
+
+impl Node {
+    /// A node that has not booted yet.
+    pub fn new(behaviour: Behaviour, byz: Option<Box<dyn Byzantine>>) -> Self {
+        Self {
+            behaviour,
+            byz,
+            engine: None,
+            epoch: 0,
+            store: Store::default(),
+            mempool: SimMempool::default(),
+            seen: BTreeSet::new(),
+            banned: BTreeMap::new(),
+            received: BTreeMap::new(),
+            evidence_offenders: BTreeSet::new(),
+            own_evidence: Vec::new(),
+            infractions_seen: BTreeSet::new(),
+            stats: NodeStats::default(),
+        }
+    }
+
+    /// Whether `peer` is banned at `now`.
+    pub fn is_banned(&self, peer: usize, now: u64) -> bool {
+        self.banned
+            .get(&peer)
+            .is_some_and(|(until, _)| *until > now)
+    }
+
+    /// Loses everything volatile.
+    pub fn crash(&mut self) {
+        self.engine = None;
+        self.epoch += 1;
+        self.mempool = SimMempool::default();
+        self.seen.clear();
+        self.banned.clear();
+        self.received.clear();
+    }
+}

@@ -1,0 +1,392 @@
+//! Engine tests: a few validators' engines with instant delivery make a
+//! certified chain; single engines are then fed what a host would feed them.
+
+use super::*;
+use crate::consensus::evidence::duplicate_vote;
+use crate::crypto::{AccountSecretKey, sha3_256, vrf};
+use crate::ledger::BlockInfo;
+use crate::signing::vote_bytes;
+use crate::types::{Address, HasAddress, VoteType};
+use std::collections::BTreeMap;
+
+const UNIT: u128 = 1_000_000;
+const NOW: u64 = 10_000;
+
+fn key(i: u8) -> SecretKey {
+    SecretKey::from_seed(&[i + 1; 32]).expect("32-byte seed")
+}
+
+fn genesis(n: u8) -> pb::Genesis {
+    let mut accounts = Vec::new();
+    let mut validators = Vec::new();
+    for i in 0..n {
+        let op = AccountSecretKey::from_seed(&[100 + i; 32]);
+        accounts.push(pb::GenesisAccount {
+            address: op.address().0.to_vec(),
+            balance: (100 * UNIT).to_string(),
+        });
+        validators.push(pb::GenesisValidator {
+            operator: op.address().0.to_vec(),
+            consensus_public_key: key(i).public_key().to_bytes().to_vec(),
+            proof_of_possession: key(i).prove_possession().to_bytes().to_vec(),
+            self_bond: (10 * UNIT).to_string(),
+            commission_rate_bps: 0,
+            commission_max_rate_bps: 0,
+            commission_max_change_bps: 0,
+        });
+    }
+    pb::Genesis {
+        chain_id: "agora-engine-test".into(),
+        genesis_time_ms: 0,
+        params: Some(pb::GenesisParams {
+            unbonding_period: 10,
+            ..Default::default()
+        }),
+        accounts,
+        validators,
+    }
+}
+
+fn at_genesis(n: u8) -> Restored {
+    let ledger = Ledger::from_genesis(&genesis(n)).expect("genesis");
+    Restored {
+        ledger,
+        tip: Tip {
+            seed: vrf::genesis_seed(&sha3_256(b"engine test genesis")),
+            block_hash: ZERO_HASH,
+            time_ms: 0,
+            certificate: None,
+        },
+        evidence: Vec::new(),
+    }
+}
+
+fn engine(k: Option<SecretKey>, restored: Restored) -> Engine<usize> {
+    Engine::new(EngineConfig::default(), k, None, restored, [7; 32])
+}
+
+#[derive(Debug, Clone)]
+enum Msg {
+    Proposal(Box<pb::Proposal>),
+    Vote(pb::Vote),
+}
+
+/// `n` validators with instant delivery until each committed `heights`
+/// blocks: validator 0's commit records and every message by height.
+fn make_chain(n: u8, heights: Height) -> (Vec<CommitRecord>, BTreeMap<Height, Vec<Msg>>) {
+    let mut engines: Vec<Engine<usize>> = (0..n)
+        .map(|i| engine(Some(key(i)), at_genesis(n)))
+        .collect();
+    let mut queue = VecDeque::new();
+    for (i, e) in engines.iter_mut().enumerate() {
+        for a in e.start_height(NOW, &NoMempool).expect("start") {
+            queue.push_back((i, a));
+        }
+    }
+    let mut records = Vec::new();
+    let mut msgs: BTreeMap<Height, Vec<Msg>> = BTreeMap::new();
+    while let Some((from, a)) = queue.pop_front() {
+        let (msg, h) = match a {
+            Action::BroadcastProposal(p) => (Msg::Proposal(p.clone()), p.height),
+            Action::BroadcastVote(v) => (Msg::Vote(v.clone()), v.height),
+            Action::Commit(rec) => {
+                if rec.height < heights {
+                    for a in engines[from].start_height(NOW, &NoMempool).expect("start") {
+                        queue.push_back((from, a));
+                    }
+                }
+                if from == 0 {
+                    records.push(*rec);
+                }
+                continue;
+            }
+            _ => continue,
+        };
+        msgs.entry(h).or_default().push(msg.clone());
+        for (to, e) in engines.iter_mut().enumerate().filter(|(to, _)| *to != from) {
+            let out = match &msg {
+                Msg::Proposal(p) => e.on_proposal(from, (**p).clone(), NOW, &NoMempool),
+                Msg::Vote(v) => e.on_vote(from, v.clone(), NOW, &NoMempool),
+            };
+            for a in out.expect("engine") {
+                queue.push_back((to, a));
+            }
+        }
+    }
+    assert_eq!(records.len() as u64, heights, "the chain was not made");
+    (records, msgs)
+}
+
+fn certified(rec: &CommitRecord) -> pb::CertifiedBlock {
+    pb::CertifiedBlock {
+        block: Some(rec.block.clone()),
+        certificate: Some(rec.certificate.to_proto()),
+    }
+}
+
+fn penalties(actions: &[Action<usize>]) -> Vec<(usize, PeerFault)> {
+    actions
+        .iter()
+        .filter_map(|a| match a {
+            Action::Penalize { peer, fault } => Some((*peer, fault.clone())),
+            _ => None,
+        })
+        .collect()
+}
+
+fn apply_all_synced(e: &mut Engine<usize>) -> Vec<Action<usize>> {
+    let mut all = Vec::new();
+    while let Some(actions) = e.next_synced_block(NOW, &NoMempool).expect("engine") {
+        all.extend(actions);
+    }
+    all
+}
+
+/// Found by the simulator: a synced block whose height the engine decides
+/// from buffered messages while starting that height (inside
+/// `apply_synced`) is already committed, and must not then be checked as
+/// the next height's block and charged to the honest server.
+#[test]
+fn a_synced_block_decided_while_its_height_starts_is_not_charged() {
+    let (records, msgs) = make_chain(4, 3);
+    let mut o = engine(None, at_genesis(4));
+    // Block 1 by sync.
+    let req = o.on_status(0, 3, NOW);
+    assert!(matches!(
+        req.as_slice(),
+        [Action::RequestBlocks {
+            peer: 0,
+            from: 1,
+            ..
+        }]
+    ));
+    o.on_block_response(
+        0,
+        pb::BlockResponse {
+            blocks: vec![certified(&records[0])],
+            latest_height: 1,
+        },
+    );
+    assert!(penalties(&apply_all_synced(&mut o)).is_empty());
+    assert_eq!(o.tip_height(), 1);
+    assert!(o.awaiting_start());
+    // Height 2's proposal and votes arrive before the height starts: the
+    // core buffers them.
+    for m in &msgs[&2] {
+        let out = match m {
+            Msg::Proposal(p) => o.on_proposal(1, (**p).clone(), NOW, &NoMempool),
+            Msg::Vote(v) => o.on_vote(1, v.clone(), NOW, &NoMempool),
+        };
+        assert!(penalties(&out.expect("engine")).is_empty());
+    }
+    assert_eq!(o.tip_height(), 1);
+    // Then block 2 comes by sync; starting height 2 decides it from the buffer.
+    let req = o.on_status(0, 3, NOW);
+    assert!(matches!(
+        req.as_slice(),
+        [Action::RequestBlocks {
+            peer: 0,
+            from: 2,
+            ..
+        }]
+    ));
+    o.on_block_response(
+        0,
+        pb::BlockResponse {
+            blocks: vec![certified(&records[1]), certified(&records[2])],
+            latest_height: 3,
+        },
+    );
+    let actions = apply_all_synced(&mut o);
+    assert_eq!(penalties(&actions), Vec::new());
+    assert_eq!(o.tip_height(), 3);
+    assert_eq!(o.tip().block_hash, records[2].block_hash);
+}
+
+fn prevote(k: &SecretKey, chain: &ChainId, h: Height, round: Round, hash: Hash) -> pb::Vote {
+    pb::Vote {
+        vote_type: VoteType::Prevote as i32,
+        height: h,
+        round,
+        block_hash: hash.to_vec(),
+        validator_address: Address::of(&k.public_key()).0.to_vec(),
+        signature: k
+            .sign(&vote_bytes(chain, VoteType::Prevote, h, round, &hash))
+            .to_bytes()
+            .to_vec(),
+    }
+}
+
+fn double_prevote(k: &SecretKey, chain: &ChainId, h: Height, round: Round) -> pb::Evidence {
+    duplicate_vote(
+        prevote(k, chain, h, round, [1; 32]),
+        prevote(k, chain, h, round, [2; 32]),
+    )
+}
+
+/// Found by the simulator: evidence a peer gossips may become moot (its
+/// offender tombstoned by the block just committed, or out of the window)
+/// before it arrives. That is a race, not a fault: it is dropped, not
+/// charged; evidence that does not verify still is.
+#[test]
+fn moot_evidence_is_dropped_without_charging_the_peer() {
+    let mut r = at_genesis(4);
+    let chain = r.ledger.chain_id().clone();
+    let offender = key(3);
+    let first = double_prevote(&offender, &chain, 1, 0);
+    r.ledger
+        .apply_block(1, &BlockInfo::default(), &[], &[], &[0; 32])
+        .expect("block 1");
+    let slashed = r
+        .ledger
+        .apply_block(
+            2,
+            &BlockInfo::default(),
+            &[],
+            std::slice::from_ref(&first),
+            &[0; 32],
+        )
+        .expect("block 2");
+    assert!(slashed.evidence[0].is_ok(), "{:?}", slashed.evidence);
+    let mut pool = EvidencePool::default();
+    let second = double_prevote(&offender, &chain, 1, 1);
+    assert!(matches!(
+        pool.add(second.clone(), &r.ledger),
+        Err(PoolError::Moot(_))
+    ));
+    let mut e = engine(None, r);
+    assert!(e.on_evidence(5, first).is_empty());
+    assert!(e.on_evidence(5, second).is_empty());
+    // A forged half is still a fault.
+    let mut forged = double_prevote(&key(2), &chain, 1, 0);
+    if let Some(pb::evidence::Kind::DuplicateVote(d)) = forged.kind.as_mut()
+        && let Some(v) = d.vote_b.as_mut()
+    {
+        v.signature = key(1).sign(b"other").to_bytes().to_vec();
+    }
+    assert!(matches!(
+        penalties(&e.on_evidence(5, forged)).as_slice(),
+        [(5, PeerFault::BadEvidence(_))]
+    ));
+}
+
+/// Found by the simulator: a peer that announces a false height and never
+/// answers was asked again after every timeout (its next announcement
+/// restored its claim, the highest), so a node behind never caught up.
+/// The timed-out request is now reported like a false announcement, and
+/// the next request goes to another peer.
+#[test]
+fn an_unanswered_sync_request_is_reported_and_the_next_goes_elsewhere() {
+    let mut e = engine(None, at_genesis(4));
+    assert!(
+        e.on_status(2, 5, NOW)
+            .iter()
+            .any(|a| matches!(a, Action::RequestBlocks { peer: 2, .. }))
+    );
+    // The liar claims more, but a request is in flight.
+    assert!(e.on_status(9, 1_000_000, NOW).is_empty());
+    let out = e.on_tick(NOW + sync::REQUEST_TIMEOUT_MS - 1);
+    assert!(penalties(&out).is_empty());
+    let out = e.on_tick(NOW + sync::REQUEST_TIMEOUT_MS);
+    assert_eq!(penalties(&out), vec![(2, PeerFault::FalseHeight)]);
+    assert!(
+        out.iter()
+            .any(|a| matches!(a, Action::RequestBlocks { peer: 9, .. }))
+    );
+    // The liar does not answer either: reported, and honest peer 2's claim,
+    // heard again, is asked.
+    e.on_status(2, 5, NOW + sync::REQUEST_TIMEOUT_MS);
+    let out = e.on_tick(NOW + 2 * sync::REQUEST_TIMEOUT_MS);
+    assert_eq!(penalties(&out), vec![(9, PeerFault::FalseHeight)]);
+    assert!(
+        out.iter()
+            .any(|a| matches!(a, Action::RequestBlocks { peer: 2, .. }))
+    );
+}
+
+fn votes_of(actions: &[Action<usize>]) -> Vec<pb::Vote> {
+    actions
+        .iter()
+        .filter_map(|a| match a {
+            Action::BroadcastVote(v) => Some(v.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Found by the simulator: a validator that prevoted and precommitted,
+/// crashed and restarted had neither vote again (they were outputs, not
+/// WAL inputs) and may not sign its prevote again (its signing state is
+/// past it); a peer that had missed that prevote waited for it forever and
+/// the height stalled. Our own messages now go to the WAL, so the
+/// restarted core has them and gossips them.
+#[test]
+fn a_restarted_validator_gossips_the_votes_it_signed_before() {
+    let mut es: Vec<Engine<usize>> = (0..4)
+        .map(|i| engine(Some(key(i)), at_genesis(4)))
+        .collect();
+    let starts: Vec<Vec<Action<usize>>> = es
+        .iter_mut()
+        .map(|e| e.start_height(NOW, &NoMempool).expect("start"))
+        .collect();
+    let proposer = starts
+        .iter()
+        .position(|a| a.iter().any(|x| matches!(x, Action::BroadcastProposal(_))))
+        .expect("a proposer");
+    let proposal = starts[proposer]
+        .iter()
+        .find_map(|a| match a {
+            Action::BroadcastProposal(p) => Some((**p).clone()),
+            _ => None,
+        })
+        .expect("proposal");
+    let v = (proposer + 1) % 4;
+    let mut log = starts[v].clone();
+    let mut prevotes = votes_of(&starts[proposer]);
+    for (i, e) in es.iter_mut().enumerate().filter(|(i, _)| *i != proposer) {
+        let out = e
+            .on_proposal(proposer, proposal.clone(), NOW, &NoMempool)
+            .expect("engine");
+        prevotes.extend(votes_of(&out));
+        if i == v {
+            log.extend(out);
+        }
+    }
+    let mine = Address::of(&key(v as u8).public_key()).0.to_vec();
+    for pv in prevotes.iter().filter(|pv| pv.validator_address != mine) {
+        log.extend(
+            es[v]
+                .on_vote(0, pv.clone(), NOW, &NoMempool)
+                .expect("engine"),
+        );
+    }
+    let signed: Vec<pb::Vote> = votes_of(&log);
+    assert_eq!(signed.len(), 2, "a prevote and a precommit: {signed:?}");
+    // Restart from what the host persisted.
+    let signing = log.iter().rev().find_map(|a| match a {
+        Action::PersistSigningState(s) => Some(*s),
+        _ => None,
+    });
+    let wal: Vec<Input> = log
+        .iter()
+        .filter_map(|a| match a {
+            Action::Wal(i) => Some(i.clone()),
+            _ => None,
+        })
+        .collect();
+    let mut restarted = Engine::new(
+        EngineConfig::default(),
+        Some(key(v as u8)),
+        signing,
+        at_genesis(4),
+        [8; 32],
+    );
+    restarted.start_height(NOW, &NoMempool).expect("start");
+    for input in wal {
+        restarted.replay(input, NOW, &NoMempool).expect("replay");
+    }
+    let gossip = votes_of(&restarted.on_tick(NOW + TICK_MS));
+    for vote in &signed {
+        assert!(gossip.contains(vote), "{vote:?} is not gossiped again");
+    }
+}
