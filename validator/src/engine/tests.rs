@@ -3,11 +3,11 @@
 
 use super::*;
 use crate::consensus::evidence::duplicate_vote;
-use crate::crypto::{AccountSecretKey, sha3_256, vrf};
+use crate::crypto::{AccountSecretKey, ZERO_HASH, sha3_256, vrf};
 use crate::ledger::BlockInfo;
 use crate::signing::vote_bytes;
-use crate::types::{Address, HasAddress, VoteType};
-use std::collections::BTreeMap;
+use crate::types::{Address, HasAddress, Round, VoteType};
+use std::collections::{BTreeMap, VecDeque};
 
 const UNIT: u128 = 1_000_000;
 const NOW: u64 = 10_000;

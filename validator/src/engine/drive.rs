@@ -1,0 +1,278 @@
+//! The core loop of the engine: feeding the consensus core and answering
+//! its requests (our block, block verdicts, the commit, evidence) itself,
+//! so that they never reach the host.
+
+use super::actions::{Action, PeerFault};
+use super::block_rules::{self, BlockError, Context, MempoolView, Provenance};
+use super::evidence_pool::Added;
+use super::{Engine, EngineError};
+use crate::block::header_hash;
+use crate::certificate::CommitCertificate;
+use crate::consensus::evidence::conflicting_certificates;
+use crate::consensus::{Input, Output, RejectReason, TestFault};
+use crate::crypto::ZERO_HASH;
+use crate::types::{Height, Round};
+use agora_proto::v1 as pb;
+use std::collections::VecDeque;
+
+impl<P: Copy + Ord + std::fmt::Debug> Engine<P> {
+    // ---- the core loop -------------------------------------------------------
+
+    /// Feeds `first` and everything the engine answers in turn; returns the
+    /// core's rejections of `first` itself (to charge its sender).
+    pub(super) fn drive(
+        &mut self,
+        first: Input,
+        log: Log,
+        now_ms: u64,
+        mempool: &dyn MempoolView,
+        out: &mut Vec<Action<P>>,
+    ) -> Result<Vec<RejectReason>, EngineError> {
+        let mut queue = VecDeque::from([first]);
+        let mut rejected = Vec::new();
+        let mut is_first = true;
+        while let Some(input) = queue.pop_front() {
+            let logged = match log {
+                Log::All => true,
+                Log::Answers => !is_first,
+                Log::Nothing => false,
+            };
+            if logged && wal_height(&input) == Some(self.core.height()) {
+                out.push(Action::Wal(input.clone()));
+            }
+            let outputs = self.core.handle(input);
+            for (i, o) in outputs.iter().enumerate() {
+                if let Output::PersistSigningState(_) = o
+                    && !matches!(log, Log::Nothing)
+                {
+                    // Our own messages go to the WAL too: a restarted core
+                    // gets them back and gossips them, or a peer that missed
+                    // one (our vote, which we may not sign again) could wait
+                    // for it forever. They are appended *before* the signing
+                    // state that allows them, so its fsync makes them durable
+                    // too; redb makes commits durable in order, so a record
+                    // can never outlive a signing state that was lost.
+                    out.extend(own_messages_after(&outputs[i + 1..]).map(Action::Wal));
+                }
+            }
+            for o in outputs {
+                match o {
+                    Output::PersistSigningState(s) => out.push(Action::PersistSigningState(s)),
+                    Output::BroadcastProposal(p) => out.push(Action::BroadcastProposal(p)),
+                    Output::BroadcastVote(v) => out.push(Action::BroadcastVote(v)),
+                    Output::ScheduleTimeout {
+                        timeout,
+                        duration_ms,
+                    } => out.push(Action::ScheduleTimeout {
+                        timeout,
+                        duration_ms,
+                    }),
+                    Output::RequestProposal { height, round } => {
+                        let block = self.propose(round, now_ms, mempool);
+                        queue.push_back(Input::ProposalContent {
+                            height,
+                            round,
+                            block,
+                        });
+                    }
+                    Output::ValidateBlock {
+                        height,
+                        round,
+                        block,
+                    } => {
+                        let valid = self.validate(round, &block, now_ms, out);
+                        queue.push_back(Input::BlockValidity {
+                            height,
+                            round,
+                            block_hash: block.header.as_ref().map_or(ZERO_HASH, header_hash),
+                            valid,
+                        });
+                    }
+                    Output::Decided(d) => {
+                        let (_, verified) = self.core.gossip_messages();
+                        self.past_votes.reset(d.height, verified);
+                        let record = self.commit(*d, mempool)?;
+                        out.push(Action::Commit(Box::new(record)));
+                    }
+                    Output::EvidenceFound(ev) => self.own_evidence(ev, out),
+                    Output::Rejected(r) => {
+                        if is_first {
+                            rejected.push(r.clone());
+                        }
+                        out.push(Action::Rejected(r));
+                    }
+                }
+            }
+            is_first = false;
+        }
+        Ok(rejected)
+    }
+
+    pub(super) fn context(&self) -> Context<'_> {
+        Context {
+            chain: &self.chain,
+            ledger: &self.ledger,
+            tip: &self.tip,
+            height: self.height(),
+            limits: &self.config.limits,
+        }
+    }
+
+    /// Our block for `round`: the parent's certificate widened with late
+    /// precommits first (so the signers who were slower are paid too).
+    fn propose(&mut self, round: Round, now_ms: u64, mempool: &dyn MempoolView) -> pb::Block {
+        if let Some(cert) = &self.tip.certificate
+            && let Some(set) = self.ledger.validator_set(cert.height)
+            && let Some(wider) = self.late.widen(cert, set, &self.chain)
+        {
+            self.tip.certificate = Some(wider);
+        }
+        let evidence = self.pool.for_block();
+        block_rules::build_block(&self.context(), round, now_ms, mempool, evidence)
+    }
+
+    fn validate(
+        &mut self,
+        round: Round,
+        block: &pb::Block,
+        now_ms: u64,
+        out: &mut Vec<Action<P>>,
+    ) -> bool {
+        let ctx = self.context();
+        let verdict = block_rules::check_block(&ctx, block, Provenance::Proposal { round, now_ms });
+        let Err(e) = verdict else { return true };
+        if lenient_header_fault(self.fault()) && header_rule(&e) {
+            return true;
+        }
+        if let (BlockError::LastCommit(_), Some(c)) = (&e, &block.last_commit)
+            && let Ok(c) = CommitCertificate::from_proto(c)
+        {
+            self.notice_certificate(&c, out);
+        }
+        out.push(Action::InvalidBlock {
+            height: self.height(),
+            round,
+            error: e,
+        });
+        false
+    }
+
+    /// A certificate for our tip height that commits another block in the
+    /// same round is proof that more than 1/3 of the power double signed:
+    /// both go into the pool as evidence (which verifies them).
+    pub(super) fn notice_certificate(
+        &mut self,
+        theirs: &CommitCertificate,
+        out: &mut Vec<Action<P>>,
+    ) {
+        let Some(ours) = &self.tip.certificate else {
+            return;
+        };
+        if let Some(ev) = conflicting_certificates(ours, theirs) {
+            self.own_evidence(ev, out);
+        }
+    }
+
+    pub(super) fn own_evidence(&mut self, ev: pb::Evidence, out: &mut Vec<Action<P>>) {
+        if drop_own_evidence_fault(self.fault()) {
+            // The old behaviour, for the negative control: broadcast only.
+            out.push(Action::BroadcastEvidence(ev));
+            return;
+        }
+        if let Ok(Added::New(id)) = self.pool.add(ev.clone(), &self.ledger) {
+            out.push(Action::PersistEvidence(id, ev.clone()));
+            out.push(Action::BroadcastEvidence(ev));
+        }
+    }
+}
+
+/// Which inputs of one `drive` go to the WAL.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Log {
+    /// The input and the engine's answers (template, verdicts): a peer's
+    /// message or a timeout.
+    All,
+    /// Only the answers: the first input is rebuilt from the store
+    /// (StartHeight, a synced block), but our own block template and our
+    /// verdicts must be replayed as they were, so that a restarted proposer
+    /// re-sends the proposal it signed instead of a new one its guard refuses.
+    Answers,
+    /// Nothing: a WAL replay (its records are in the WAL already).
+    Nothing,
+}
+
+pub(super) fn charge<P>(peer: P, rejected: Vec<RejectReason>, out: &mut Vec<Action<P>>)
+where
+    P: Copy,
+{
+    if let Some(r) = rejected.into_iter().next() {
+        out.push(Action::Penalize {
+            peer,
+            fault: PeerFault::Consensus(r),
+        });
+    }
+}
+
+/// The height a consensus input belongs to, for the WAL (StartHeight and
+/// synced blocks are rebuilt from the store, not logged).
+fn wal_height(input: &Input) -> Option<Height> {
+    match input {
+        Input::Proposal(p) => Some(p.height),
+        Input::Vote(v) => Some(v.height),
+        Input::TimeoutFired(t) => Some(t.height),
+        Input::BlockValidity { height, .. } | Input::ProposalContent { height, .. } => {
+            Some(*height)
+        }
+        Input::StartHeight(_) | Input::SyncedBlock { .. } => None,
+    }
+}
+
+/// The messages the core signed right after a `PersistSigningState`, as
+/// WAL inputs (up to the next signing state).
+fn own_messages_after(outputs: &[Output]) -> impl Iterator<Item = Input> + '_ {
+    outputs
+        .iter()
+        .take_while(|o| !matches!(o, Output::PersistSigningState(_)))
+        .filter_map(|o| match o {
+            Output::BroadcastProposal(p) => Some(Input::Proposal((**p).clone())),
+            Output::BroadcastVote(v) => Some(Input::Vote(v.clone())),
+            _ => None,
+        })
+}
+
+/// Header rules the `IgnoreHeaderRules` fault switches off.
+fn header_rule(e: &BlockError) -> bool {
+    matches!(
+        e,
+        BlockError::ProposalRound { .. }
+            | BlockError::Time { .. }
+            | BlockError::StateMismatch("app_hash")
+    )
+}
+
+#[cfg(feature = "test-faults")]
+fn lenient_header_fault(f: TestFault) -> bool {
+    f == TestFault::IgnoreHeaderRules
+}
+#[cfg(not(feature = "test-faults"))]
+fn lenient_header_fault(_: TestFault) -> bool {
+    false
+}
+
+#[cfg(feature = "test-faults")]
+fn drop_own_evidence_fault(f: TestFault) -> bool {
+    f == TestFault::DropOwnEvidence
+}
+#[cfg(not(feature = "test-faults"))]
+fn drop_own_evidence_fault(_: TestFault) -> bool {
+    false
+}
+
+#[cfg(feature = "test-faults")]
+pub(super) fn skip_sync_body_fault(f: TestFault) -> bool {
+    f == TestFault::SkipSyncBodyCheck
+}
+#[cfg(not(feature = "test-faults"))]
+pub(super) fn skip_sync_body_fault(_: TestFault) -> bool {
+    false
+}

@@ -1,0 +1,157 @@
+//! The engine's block-sync inputs: peers' heights, re-gossip ticks, block
+//! responses and the synced blocks they carry (see [`super::sync`] for the
+//! bookkeeping and what is charged to whom).
+
+use super::actions::{Action, PeerFault};
+use super::block_rules::{self, MempoolView, Provenance};
+use super::drive::{Log, skip_sync_body_fault};
+use super::sync::ResponseVerdict;
+use super::{Engine, EngineError, TICK_MS};
+use crate::certificate::CommitCertificate;
+use crate::consensus::Input;
+use crate::types::Height;
+use agora_proto::v1 as pb;
+
+impl<P: Copy + Ord + std::fmt::Debug> Engine<P> {
+    /// A peer's latest committed height: fetch blocks at once when two or
+    /// more behind (one behind is normal gossip lag).
+    pub fn on_status(&mut self, peer: P, height: Height, now_ms: u64) -> Vec<Action<P>> {
+        self.sync.note_height(peer, height);
+        self.poll_sync(now_ms, 1)
+    }
+
+    /// A peer disconnected.
+    pub fn on_peer_gone(&mut self, peer: &P) {
+        self.sync.remove(peer);
+    }
+
+    /// Every [`TICK_MS`]: re-gossip the current height's verified messages
+    /// and the pending evidence; fetch the block if still one height behind
+    /// a whole tick after the height started (the others moved on and no
+    /// longer send its messages).
+    pub fn on_tick(&mut self, now_ms: u64) -> Vec<Action<P>> {
+        let slack = if now_ms.saturating_sub(self.height_started_ms) >= TICK_MS {
+            0
+        } else {
+            1
+        };
+        let mut out = self.poll_sync(now_ms, slack);
+        let (proposals, votes) = self.core.gossip_messages();
+        out.extend(
+            proposals
+                .into_iter()
+                .map(|p| Action::BroadcastProposal(Box::new(p))),
+        );
+        out.extend(votes.into_iter().map(Action::BroadcastVote));
+        out.extend(self.pool.all().cloned().map(Action::BroadcastEvidence));
+        out
+    }
+
+    fn poll_sync(&mut self, now_ms: u64, slack: u64) -> Vec<Action<P>> {
+        let mut out = Vec::new();
+        if let Some(peer) = self.sync.expire(now_ms) {
+            out.push(Action::Penalize {
+                peer,
+                fault: PeerFault::FalseHeight,
+            });
+        }
+        out.extend(self.sync.poll(now_ms, self.tip_height(), slack).map(|r| {
+            Action::RequestBlocks {
+                peer: r.peer,
+                from: r.from,
+                count: r.count,
+            }
+        }));
+        out
+    }
+
+    /// A block response from `peer`: queued if it answers our request, else
+    /// dropped unverified and charged. The host then calls
+    /// [`Engine::next_synced_block`] until it returns None.
+    pub fn on_block_response(&mut self, peer: P, resp: pb::BlockResponse) -> Vec<Action<P>> {
+        match self.sync.on_response(peer, resp, self.tip_height()) {
+            ResponseVerdict::Accepted { .. } | ResponseVerdict::Late => Vec::new(),
+            ResponseVerdict::Unsolicited => vec![Action::Penalize {
+                peer,
+                fault: PeerFault::Unsolicited,
+            }],
+            ResponseVerdict::FalseHeight => vec![Action::Penalize {
+                peer,
+                fault: PeerFault::FalseHeight,
+            }],
+        }
+    }
+
+    /// Applies the next queued synced block, if any (see [`sync`]).
+    pub fn next_synced_block(
+        &mut self,
+        now_ms: u64,
+        mempool: &dyn MempoolView,
+    ) -> Result<Option<Vec<Action<P>>>, EngineError> {
+        let Some((peer, cb)) = self.sync.next_block() else {
+            return Ok(None);
+        };
+        let mut out = Vec::new();
+        if let Err(fault) = self.apply_synced(peer, cb, now_ms, mempool, &mut out)? {
+            self.sync.drop_queue_from(&peer);
+            out.push(Action::Penalize { peer, fault });
+        }
+        Ok(Some(out))
+    }
+
+    fn apply_synced(
+        &mut self,
+        _peer: P,
+        cb: pb::CertifiedBlock,
+        now_ms: u64,
+        mempool: &dyn MempoolView,
+        out: &mut Vec<Action<P>>,
+    ) -> Result<Result<(), PeerFault>, EngineError> {
+        let (Some(block), Some(cert)) = (cb.block, cb.certificate) else {
+            return Ok(Err(PeerFault::Malformed("block or certificate missing")));
+        };
+        let Ok(cert) = CommitCertificate::from_proto(&cert) else {
+            return Ok(Err(PeerFault::Malformed("certificate")));
+        };
+        let h = block.header.as_ref().map_or(0, |hd| hd.height);
+        if h <= self.tip_height() {
+            if h == self.tip_height() {
+                self.notice_certificate(&cert, out);
+            }
+            return Ok(Ok(()));
+        }
+        if h != self.height() || cert.height != h {
+            return Ok(Err(PeerFault::Malformed("block out of order")));
+        }
+        self.start_into(now_ms, mempool, out)?;
+        // Starting the height feeds the core what it buffered for it, which
+        // may have decided it: then this block is already committed.
+        if h <= self.tip_height() {
+            self.notice_certificate(&cert, out);
+            return Ok(Ok(()));
+        }
+        if !skip_sync_body_fault(self.fault()) {
+            let ctx = self.context();
+            if let Err(e) = block_rules::check_block(&ctx, &block, Provenance::Certified) {
+                return Ok(Err(PeerFault::BadBlock(e)));
+            }
+        }
+        let rejected = self.drive(
+            Input::SyncedBlock {
+                block,
+                certificate: cert,
+            },
+            Log::Answers,
+            now_ms,
+            mempool,
+            out,
+        )?;
+        if let Some(r) = rejected.into_iter().next() {
+            return Ok(Err(PeerFault::Consensus(r)));
+        }
+        if self.sync.next_is_empty() {
+            out.extend(self.poll_sync(now_ms, 1));
+        }
+        Ok(Ok(()))
+    }
+}
