@@ -36,6 +36,8 @@ pub struct Request<P> {
     pub count: u32,
     /// When it was sent (host clock, ms).
     pub sent_ms: u64,
+    /// The height the peer claimed when it was asked.
+    pub claimed: Height,
 }
 
 /// Peers' claimed heights and the request in flight.
@@ -124,7 +126,7 @@ impl<P: Copy + Ord> SyncState<P> {
         if !self.queue.is_empty() {
             return None;
         }
-        let (peer, _) = self
+        let (peer, claimed) = self
             .claims
             .iter()
             .filter(|(_, h)| **h > committed + slack)
@@ -134,6 +136,7 @@ impl<P: Copy + Ord> SyncState<P> {
             from: committed + 1,
             count: SYNC_BATCH,
             sent_ms: now_ms,
+            claimed: *claimed,
         };
         self.in_flight = Some(r);
         Some(r)
@@ -153,8 +156,15 @@ impl<P: Copy + Ord> SyncState<P> {
             }
             return ResponseVerdict::Unsolicited;
         }
-        self.in_flight = None;
-        let claimed = self.claims.get(&peer).copied().unwrap_or(0);
+        let Some(asked) = self.in_flight.take() else {
+            return ResponseVerdict::Unsolicited;
+        };
+        // Judged against what was asked, not against where we are now:
+        // consensus may have taken us past its blocks in the meantime.
+        let served = resp
+            .blocks
+            .iter()
+            .any(|b| block_height(b).is_some_and(|h| h >= asked.from));
         let usable: Vec<pb::CertifiedBlock> = resp
             .blocks
             .into_iter()
@@ -163,11 +173,11 @@ impl<P: Copy + Ord> SyncState<P> {
             .collect();
         // What it says now replaces what it claimed before.
         self.claims.insert(peer, resp.latest_height);
+        if !served && asked.claimed >= asked.from {
+            self.claims.insert(peer, committed);
+            return ResponseVerdict::FalseHeight;
+        }
         if usable.is_empty() {
-            if claimed > committed {
-                self.claims.insert(peer, committed);
-                return ResponseVerdict::FalseHeight;
-            }
             return ResponseVerdict::Accepted { queued: 0 };
         }
         let queued = usable.len();
@@ -199,4 +209,50 @@ impl<P: Copy + Ord> SyncState<P> {
 
 fn block_height(b: &pb::CertifiedBlock) -> Option<Height> {
     b.block.as_ref()?.header.as_ref().map(|h| h.height)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn blocks(heights: std::ops::RangeInclusive<Height>, latest: Height) -> pb::BlockResponse {
+        pb::BlockResponse {
+            blocks: heights
+                .map(|height| pb::CertifiedBlock {
+                    block: Some(pb::Block {
+                        header: Some(pb::Header {
+                            height,
+                            ..Default::default()
+                        }),
+                        ..Default::default()
+                    }),
+                    certificate: None,
+                })
+                .collect(),
+            latest_height: latest,
+        }
+    }
+
+    #[test]
+    fn an_answer_overtaken_by_consensus_is_not_a_false_height() {
+        // Asked at height 2 for 3.., the peer then reached 5; by the time
+        // its answer (3..=4) arrives consensus took us to 4 on its own.
+        let mut s = SyncState::<u8>::default();
+        s.note_height(1, 4);
+        let r = s.poll(0, 2, 1).expect("request");
+        assert_eq!((r.peer, r.from, r.claimed), (1, 3, 4));
+        s.note_height(1, 5);
+        assert_eq!(
+            s.on_response(1, blocks(3..=4, 4), 4),
+            ResponseVerdict::Accepted { queued: 0 }
+        );
+        // The same peer claiming 5 and serving nothing of it is caught.
+        s.note_height(1, 5);
+        let r = s.poll(1, 4, 0).expect("request");
+        assert_eq!(r.from, 5);
+        assert_eq!(
+            s.on_response(1, blocks(1..=4, 4), 4),
+            ResponseVerdict::FalseHeight
+        );
+    }
 }
