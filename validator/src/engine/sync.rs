@@ -43,6 +43,9 @@ pub struct Request<P> {
 pub struct SyncState<P> {
     claims: BTreeMap<P, Height>,
     in_flight: Option<Request<P>>,
+    /// The claim the request in flight was made on (a later announcement
+    /// may overtake the answer: the answer is judged against this one).
+    asked_claim: Height,
     queue: VecDeque<(P, pb::CertifiedBlock)>,
 }
 
@@ -51,6 +54,7 @@ impl<P> Default for SyncState<P> {
         Self {
             claims: BTreeMap::new(),
             in_flight: None,
+            asked_claim: 0,
             queue: VecDeque::new(),
         }
     }
@@ -115,11 +119,12 @@ impl<P: Copy + Ord> SyncState<P> {
         if !self.queue.is_empty() {
             return None;
         }
-        let (peer, _) = self
+        let (peer, claim) = self
             .claims
             .iter()
             .filter(|(_, h)| **h > committed + slack)
             .max_by_key(|(p, h)| (**h, std::cmp::Reverse(**p)))?;
+        self.asked_claim = *claim;
         let r = Request {
             peer: *peer,
             from: committed + 1,
@@ -141,7 +146,10 @@ impl<P: Copy + Ord> SyncState<P> {
             return ResponseVerdict::Unsolicited;
         }
         self.in_flight = None;
-        let claimed = self.claims.get(&peer).copied().unwrap_or(0);
+        // The claim we asked on: a newer announcement may have overtaken
+        // this answer (and we may have committed what we asked for
+        // meanwhile), which makes no liar.
+        let claimed = self.asked_claim;
         let usable: Vec<pb::CertifiedBlock> = resp
             .blocks
             .into_iter()
@@ -186,4 +194,53 @@ impl<P: Copy + Ord> SyncState<P> {
 
 fn block_height(b: &pb::CertifiedBlock) -> Option<Height> {
     b.block.as_ref()?.header.as_ref().map(|h| h.height)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn certified(h: Height) -> pb::CertifiedBlock {
+        pb::CertifiedBlock {
+            block: Some(pb::Block {
+                header: Some(pb::Header {
+                    height: h,
+                    ..Default::default()
+                }),
+                ..Default::default()
+            }),
+            certificate: None,
+        }
+    }
+
+    /// Found by the simulator: we asked a peer that claimed height 1 while
+    /// we had 0, committed block 1 ourselves meanwhile, and its next status
+    /// (height 2) overtook its answer (block 1, latest 1). That answer has
+    /// nothing for us, but the peer did not lie: it is judged against the
+    /// claim we asked on, not the newer one.
+    #[test]
+    fn an_announcement_that_overtakes_the_answer_makes_no_liar() {
+        let mut s = SyncState::<u8>::default();
+        s.note_height(0, 1);
+        let r = s.poll(0, 0, 0).expect("a request");
+        assert_eq!((r.peer, r.from), (0, 1));
+        s.note_height(0, 2);
+        let answer = pb::BlockResponse {
+            blocks: vec![certified(1)],
+            latest_height: 1,
+        };
+        assert_eq!(
+            s.on_response(0, answer, 1),
+            ResponseVerdict::Accepted { queued: 0 }
+        );
+        // A peer that claims more than it serves still is a liar.
+        s.note_height(1, 9);
+        let r = s.poll(10, 1, 1).expect("a request");
+        assert_eq!(r.peer, 1);
+        let empty = pb::BlockResponse {
+            blocks: Vec::new(),
+            latest_height: 9,
+        };
+        assert_eq!(s.on_response(1, empty, 1), ResponseVerdict::FalseHeight);
+    }
 }
