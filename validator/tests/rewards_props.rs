@@ -52,6 +52,21 @@ fn reward_block() -> impl Strategy<Value = RewardBlock> {
         .prop_map(|(ops, fee, paid)| RewardBlock { ops, fee, paid })
 }
 
+/// What the validator's delegators are credited from a block's pool when
+/// this one validator both proposes and signs: the proposer bonus and the
+/// signers' part are two credits, and commission is taken from each
+/// (rounded down each time), so the delegators' part can exceed
+/// `pool − floor(pool · rate)` by one token. Block 1 carries no certificate:
+/// the proposer takes the whole pool in one credit.
+fn delegators_part(pool: u128, rate: u32, bonus_bps: u32, first_block: bool) -> u128 {
+    let after_commission = |c: u128| c - c * u128::from(rate) / 10_000;
+    if first_block {
+        return after_commission(pool);
+    }
+    let bonus = pool * u128::from(bonus_bps) / 10_000;
+    after_commission(bonus) + after_commission(pool - bonus)
+}
+
 fn run_pro_rata(
     reward: u128,
     rate: u32,
@@ -138,8 +153,8 @@ fn run_pro_rata(
         if !blk.paid {
             continue;
         }
-        let pool = reward + blk.fee;
-        let part = pool - pool * u128::from(rate) / 10_000;
+        let bonus_bps = l.params().proposer_bonus_bps;
+        let part = delegators_part(reward + blk.fee, rate, bonus_bps, h == 1);
         credited += part;
         let total = l.validator(&v).ok_or_else(|| fail("validator"))?.shares;
         for (d, k) in who.iter().enumerate() {
