@@ -9,15 +9,22 @@
 use crate::rpc::{ApiError, NodeApi, TxInfo, api::Page, ledger_views};
 use crate::storage::{Storage, TxOutcome};
 use agora_proto::v1 as pb;
-use agora_validator::ledger::Ledger;
+use agora_validator::consensus::CheckedEvidence;
+use agora_validator::ledger::{Ledger, slashing};
 use agora_validator::{Address, ChainId, Hash, ValidatorSet};
 use std::collections::{BTreeMap, HashSet, VecDeque};
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, RwLock};
-use tokio::sync::{broadcast, mpsc, oneshot};
+use tokio::sync::{Semaphore, broadcast, mpsc, oneshot};
 
 /// Rejections remembered for GetTx (transactions dropped by a re-check).
 const MAX_REMEMBERED_REJECTIONS: usize = 10_000;
+
+/// Evidence submissions checked at once, at most. A check costs a few
+/// pairings (about 2 ms each here); two checkers keep a flood of forged
+/// submissions from occupying more than the machine's two cores' worth of
+/// blocking threads, and never touch the consensus thread.
+pub const MAX_EVIDENCE_CHECKS: usize = 2;
 
 /// A write request from the API to the runner.
 #[derive(Debug)]
@@ -31,8 +38,8 @@ pub enum ApiRequest {
     },
     /// Queue evidence for inclusion (and gossip it).
     SubmitEvidence {
-        /// The evidence.
-        evidence: pb::Evidence,
+        /// The evidence, its signatures already checked on a worker thread.
+        evidence: CheckedEvidence,
         /// The runner's verdict.
         reply: oneshot::Sender<Result<Hash, ApiError>>,
     },
@@ -62,6 +69,10 @@ pub struct Shared {
     pub to_runner: mpsc::Sender<ApiRequest>,
     /// Metrics (round and peers for GetStatus).
     pub metrics: Arc<crate::metrics::Metrics>,
+    /// Evidence checks running on worker threads; at most
+    /// [`MAX_EVIDENCE_CHECKS`] at once, further submissions are refused
+    /// (UNAVAILABLE) rather than queued.
+    pub evidence_checks: Arc<Semaphore>,
 }
 
 impl Shared {
@@ -104,6 +115,37 @@ impl Shared {
 
 /// The gRPC view of a node.
 pub struct Api(pub Arc<Shared>);
+
+impl Api {
+    /// Checks submitted evidence's signatures on a blocking worker thread
+    /// against the validator set of its infraction height (as the latest
+    /// snapshot knows it). The runner then takes it with state checks only,
+    /// after comparing that set with its own, so a stale snapshot can only
+    /// cause a refusal, never an acceptance.
+    async fn check_evidence(&self, evidence: pb::Evidence) -> Result<CheckedEvidence, ApiError> {
+        let height = slashing::infraction_height(&evidence)
+            .map_err(|e| ApiError::InvalidArgument(e.to_string()))?;
+        let set = self.0.validator_set_at(height).ok_or_else(|| {
+            ApiError::FailedPrecondition(format!("no validator set known for height {height}"))
+        })?;
+        let permit = self
+            .0
+            .evidence_checks
+            .clone()
+            .try_acquire_owned()
+            .map_err(|_| {
+                ApiError::Unavailable("the node is busy checking evidence; try again".into())
+            })?;
+        let chain = self.0.chain.clone();
+        let checked = tokio::task::spawn_blocking(move || {
+            let _permit = permit;
+            CheckedEvidence::check(&chain, &set, evidence)
+        })
+        .await
+        .map_err(|_| ApiError::Unavailable("the evidence checker stopped".into()))?;
+        checked.map_err(|e| ApiError::FailedPrecondition(format!("evidence refused: {e}")))
+    }
+}
 
 impl NodeApi for Api {
     fn status(&self) -> pb::GetStatusResponse {
@@ -208,6 +250,7 @@ impl NodeApi for Api {
     }
 
     async fn submit_evidence(&self, evidence: pb::Evidence) -> Result<Vec<u8>, ApiError> {
+        let evidence = self.check_evidence(evidence).await?;
         self.0
             .ask(|reply| ApiRequest::SubmitEvidence { evidence, reply })
             .await

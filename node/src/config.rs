@@ -101,6 +101,40 @@ pub struct P2pConfig {
 pub struct GrpcConfig {
     /// TCP address of the gRPC server.
     pub listen: SocketAddr,
+    /// Open connections at most.
+    pub max_connections: usize,
+    /// Open connections from one IP address at most.
+    pub max_connections_per_ip: usize,
+    /// Concurrent HTTP/2 streams per connection.
+    pub max_streams_per_connection: u32,
+    /// Requests being answered on one connection at most.
+    pub max_requests_per_connection: usize,
+    /// Requests being answered in total at most.
+    pub max_requests: usize,
+    /// Certificate streams open at most.
+    pub max_certificate_streams: usize,
+    /// `GetBlocks` reads running at most.
+    pub max_block_ranges: usize,
+    /// PEM certificate chain for TLS on the gRPC listener (with
+    /// `tls_key_file`; relative to the home folder). Unset: plain TCP.
+    pub tls_cert_file: Option<std::path::PathBuf>,
+    /// PEM private key for TLS on the gRPC listener.
+    pub tls_key_file: Option<std::path::PathBuf>,
+}
+
+impl GrpcConfig {
+    /// The server limits these settings give.
+    pub fn limits(&self) -> crate::rpc::ServerLimits {
+        crate::rpc::ServerLimits {
+            max_connections: self.max_connections,
+            max_connections_per_ip: self.max_connections_per_ip,
+            max_streams_per_connection: self.max_streams_per_connection,
+            max_requests_per_connection: self.max_requests_per_connection,
+            max_requests: self.max_requests,
+            max_certificate_streams: self.max_certificate_streams,
+            max_block_ranges: self.max_block_ranges,
+        }
+    }
 }
 
 /// Metrics settings.
@@ -165,8 +199,18 @@ impl Default for P2pConfig {
 
 impl Default for GrpcConfig {
     fn default() -> Self {
+        let l = crate::rpc::ServerLimits::default();
         Self {
             listen: SocketAddr::from(([127, 0, 0, 1], 9090)),
+            max_connections: l.max_connections,
+            max_connections_per_ip: l.max_connections_per_ip,
+            max_streams_per_connection: l.max_streams_per_connection,
+            max_requests_per_connection: l.max_requests_per_connection,
+            max_requests: l.max_requests,
+            max_certificate_streams: l.max_certificate_streams,
+            max_block_ranges: l.max_block_ranges,
+            tls_cert_file: None,
+            tls_key_file: None,
         }
     }
 }

@@ -52,6 +52,30 @@ const PENALTY_NAMES: [&str; 6] = [
     "bad_evidence",
     "malformed",
 ];
+/// Why the gRPC server refused a connection or a request (the `reason`
+/// label of `agora_grpc_refused_total`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GrpcRefusal {
+    /// The server held its maximum number of connections.
+    Connections = 0,
+    /// That client address held its maximum number of connections.
+    ConnectionsPerIp = 1,
+    /// The maximum number of certificate streams was open.
+    CertificateStreams = 2,
+    /// The maximum number of block-range reads was running.
+    BlockRanges = 3,
+    /// The maximum number of evidence checks was running.
+    EvidenceChecks = 4,
+}
+
+const GRPC_REFUSAL_NAMES: [&str; 5] = [
+    "connections",
+    "connections_per_ip",
+    "certificate_streams",
+    "block_ranges",
+    "evidence_checks",
+];
+
 /// Histogram bucket upper bounds, in seconds.
 const BUCKETS: [f64; 10] = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0, 5.0];
 
@@ -86,6 +110,8 @@ pub struct Metrics {
     /// Peers charged, by [`PenaltyReason`].
     penalties: [AtomicU64; PENALTY_NAMES.len()],
     steps: [Histogram; 4],
+    /// gRPC refusals, by [`GrpcRefusal`].
+    grpc_refused: [AtomicU64; GRPC_REFUSAL_NAMES.len()],
 }
 
 impl Metrics {
@@ -112,6 +138,16 @@ impl Metrics {
     /// How many peers were charged for `reason`.
     pub fn penalties(&self, reason: PenaltyReason) -> u64 {
         self.penalties[reason as usize].load(Ordering::Relaxed)
+    }
+
+    /// Counts a gRPC connection or request refused for `reason`.
+    pub fn grpc_refused(&self, reason: GrpcRefusal) {
+        Self::inc(&self.grpc_refused[reason as usize]);
+    }
+
+    /// How many gRPC connections or requests were refused for `reason`.
+    pub fn grpc_refusals(&self, reason: GrpcRefusal) -> u64 {
+        self.grpc_refused[reason as usize].load(Ordering::Relaxed)
     }
 
     /// Records how long a consensus step took.
@@ -206,6 +242,18 @@ impl Metrics {
             "# HELP {name} Peers charged for misbehaviour, by reason.\n# TYPE {name} counter"
         );
         for (r, c) in PENALTY_NAMES.iter().zip(&self.penalties) {
+            let _ = writeln!(
+                out,
+                "{name}{{reason=\"{r}\"}} {}",
+                c.load(Ordering::Relaxed)
+            );
+        }
+        let name = "agora_grpc_refused_total";
+        let _ = writeln!(
+            out,
+            "# HELP {name} gRPC connections and requests refused by a limit, by reason.\n# TYPE {name} counter"
+        );
+        for (r, c) in GRPC_REFUSAL_NAMES.iter().zip(&self.grpc_refused) {
             let _ = writeln!(
                 out,
                 "{name}{{reason=\"{r}\"}} {}",

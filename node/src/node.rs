@@ -30,6 +30,14 @@ pub enum NodeError {
     /// The genesis chain id is invalid.
     #[error("genesis chain id: {0}")]
     ChainId(String),
+    /// The gRPC TLS certificate or key could not be read.
+    #[error("gRPC TLS: reading {path}: {source}")]
+    GrpcTls {
+        /// The file.
+        path: std::path::PathBuf,
+        /// The cause.
+        source: std::io::Error,
+    },
     /// The metrics listener could not be bound.
     #[error("binding metrics on {addr}: {source}")]
     Metrics {
@@ -58,6 +66,8 @@ pub struct Node {
     pub metrics: Arc<Metrics>,
     /// The bound metrics address, if enabled.
     pub metrics_addr: Option<std::net::SocketAddr>,
+    /// The gRPC listener's TLS identity, when the operator configured one.
+    grpc_tls: Option<tonic::transport::ServerTlsConfig>,
     events: mpsc::Receiver<TransportEvent>,
     stop: watch::Sender<bool>,
 }
@@ -79,6 +89,7 @@ impl Node {
             .map_err(|e| NodeError::ChainId(e.to_string()))?;
         let key = home.load_validator_key()?;
         let tls = home.load_tls()?;
+        let grpc_tls = grpc_tls(home, &config)?;
         let storage = Arc::new(Storage::open(home.db())?);
         let height = storage.latest_height()?.unwrap_or(0);
         let metrics = Metrics::new();
@@ -123,6 +134,7 @@ impl Node {
             transport,
             metrics,
             metrics_addr,
+            grpc_tls,
             events,
             stop,
         })
@@ -151,9 +163,16 @@ impl Node {
                 info!(grpc = ?l.local_addr().ok(), "gRPC listening");
                 let mut stop = self.stop.subscribe();
                 let api = Arc::new(crate::api::Api(shared.clone()));
-                grpc_task = Some(tokio::spawn(crate::rpc::serve(api, l, async move {
-                    let _ = stop.wait_for(|s| *s).await;
-                })));
+                grpc_task = Some(tokio::spawn(crate::rpc::serve(
+                    api,
+                    l,
+                    self.config.grpc.limits(),
+                    self.grpc_tls.clone(),
+                    self.metrics.clone(),
+                    async move {
+                        let _ = stop.wait_for(|s| *s).await;
+                    },
+                )));
             }
             Err(e) => {
                 tracing::error!(addr = %self.config.grpc.listen, error = %e, "cannot bind gRPC; running without it")
@@ -240,6 +259,28 @@ impl Node {
             commits,
             to_runner,
             metrics: self.metrics.clone(),
+            evidence_checks: Arc::new(tokio::sync::Semaphore::new(crate::api::MAX_EVIDENCE_CHECKS)),
         }))
     }
+}
+
+/// The gRPC server's TLS identity from `grpc.tls_cert_file` and
+/// `grpc.tls_key_file` (PEM; relative paths are under the home folder), or
+/// `None` when they are not set (plain TCP, the default for a listener on
+/// localhost).
+fn grpc_tls(
+    home: &Home,
+    config: &Config,
+) -> Result<Option<tonic::transport::ServerTlsConfig>, NodeError> {
+    let (Some(cert), Some(key)) = (&config.grpc.tls_cert_file, &config.grpc.tls_key_file) else {
+        return Ok(None);
+    };
+    let read = |p: &std::path::Path| {
+        let path = home.root().join(p);
+        std::fs::read(&path).map_err(|source| NodeError::GrpcTls { path, source })
+    };
+    let identity = tonic::transport::Identity::from_pem(read(cert)?, read(key)?);
+    Ok(Some(
+        tonic::transport::ServerTlsConfig::new().identity(identity),
+    ))
 }

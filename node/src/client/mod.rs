@@ -12,8 +12,24 @@ pub async fn connect(endpoint: &str) -> Result<tonic::transport::Channel, tonic:
     } else {
         format!("http://{endpoint}")
     };
-    tonic::transport::Endpoint::from_shared(url)?
-        .connect_timeout(std::time::Duration::from_secs(5))
-        .connect()
-        .await
+    let mut e = tonic::transport::Endpoint::from_shared(url.clone())?
+        .connect_timeout(std::time::Duration::from_secs(5));
+    if url.starts_with("https://") {
+        e = e.tls_config(client_tls())?;
+    }
+    e.connect().await
 }
+
+/// TLS settings for an `https://` endpoint: the node's certificate (or the
+/// CA that issued it) is read from the PEM file named by [`GRPC_CA_ENV`].
+fn client_tls() -> tonic::transport::ClientTlsConfig {
+    let tls = tonic::transport::ClientTlsConfig::new();
+    match std::env::var_os(GRPC_CA_ENV).map(std::fs::read) {
+        Some(Ok(pem)) => tls.ca_certificate(tonic::transport::Certificate::from_pem(pem)),
+        _ => tls,
+    }
+}
+
+/// Environment variable naming the PEM file a client trusts for a node's
+/// gRPC TLS certificate (`grpc.tls_cert_file` on the node).
+pub const GRPC_CA_ENV: &str = "AGORA_GRPC_CA";

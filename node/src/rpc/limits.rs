@@ -24,6 +24,52 @@ pub const MAX_WAIT: Duration = Duration::from_secs(120);
 /// Longest accepted address or page token.
 pub const MAX_KEY_BYTES: usize = 64;
 
+/// How much of the server its clients may hold at once. Each bound caps
+/// memory as well as work; the worst case with the defaults:
+/// - connections: `max_connections` (256) sockets, each with at most
+///   `max_streams_per_connection` (64) HTTP/2 streams whose request bodies
+///   are cut at [`MAX_REQUEST_BYTES`] (64 KiB) and whose flow-control windows
+///   are hyper's defaults (64 KiB per stream, 1 MiB per connection with
+///   adaptive windows off): about 256 MiB if every window is filled;
+/// - requests being answered: `max_requests` (512) in total, `max_requests_per_connection`
+///   (32) per connection; the excess is refused with UNAVAILABLE at once
+///   (load shedding), never queued;
+/// - block-range reads (`GetBlocks`, up to [`MAX_RANGE_BYTES`] = 8 MiB each,
+///   twice while encoding): `max_block_ranges` (4) at once, 64 MiB;
+/// - certificate streams: `max_certificate_streams` (128) open, each
+///   buffering at most 64 certificates (a few KiB each): under 64 MiB.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServerLimits {
+    /// Open connections at most.
+    pub max_connections: usize,
+    /// Open connections from one IP address at most.
+    pub max_connections_per_ip: usize,
+    /// Concurrent HTTP/2 streams per connection (advertised to the client).
+    pub max_streams_per_connection: u32,
+    /// Requests being answered on one connection at most.
+    pub max_requests_per_connection: usize,
+    /// Requests being answered in total at most.
+    pub max_requests: usize,
+    /// `StreamCommitCertificates` streams open at most.
+    pub max_certificate_streams: usize,
+    /// `GetBlocks` reads running at most.
+    pub max_block_ranges: usize,
+}
+
+impl Default for ServerLimits {
+    fn default() -> Self {
+        Self {
+            max_connections: 256,
+            max_connections_per_ip: 64,
+            max_streams_per_connection: 64,
+            max_requests_per_connection: 32,
+            max_requests: 512,
+            max_certificate_streams: 128,
+            max_block_ranges: 4,
+        }
+    }
+}
+
 /// The page size for a client's `limit`.
 pub fn page_size(limit: u32) -> usize {
     match limit as usize {

@@ -6,12 +6,20 @@
 //! message a person can act on.
 
 pub mod api;
+pub mod conn_limit;
 pub mod ledger_views;
 pub mod limits;
 pub mod query;
 pub mod staking;
 
 pub use api::{ApiError, NodeApi, TxInfo};
+pub use limits::ServerLimits;
+
+use crate::metrics::{GrpcRefusal, Metrics};
+use conn_limit::{ConnLimiter, LimitedConn, Refusal};
+use tonic::codegen::tokio_stream::wrappers::TcpListenerStream;
+use tonic::codegen::tokio_stream::{Stream, StreamExt};
+use tonic::transport::ServerTlsConfig;
 
 use agora_proto::v1::query_server::QueryServer;
 use agora_proto::v1::staking_server::StakingServer;
@@ -24,6 +32,14 @@ pub enum RpcError {
     /// Reflection could not load the descriptor set (a build problem).
     #[error("gRPC reflection: {0}")]
     Reflection(String),
+    /// The TLS certificate or key could not be used.
+    #[error("gRPC TLS on {addr}: {message}")]
+    Tls {
+        /// Address it was to serve on.
+        addr: SocketAddr,
+        /// Why.
+        message: String,
+    },
     /// The server failed (bind, accept).
     #[error("gRPC server on {addr}: {source}")]
     Serve {
@@ -34,10 +50,15 @@ pub enum RpcError {
     },
 }
 
-/// Serves the API on `listener` until `shutdown` resolves.
+/// Serves the API on `listener` until `shutdown` resolves, within `limits`
+/// (see [`ServerLimits`] for what each bound holds), over TLS when `tls` is
+/// given.
 pub async fn serve<A: NodeApi>(
     api: Arc<A>,
     listener: tokio::net::TcpListener,
+    limits: ServerLimits,
+    tls: Option<ServerTlsConfig>,
+    metrics: Arc<Metrics>,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Result<(), RpcError> {
     let addr = listener
@@ -61,25 +82,36 @@ pub async fn serve<A: NodeApi>(
     health
         .set_serving::<StakingServer<staking::StakingService<A>>>()
         .await;
-    let query = QueryServer::new(query::QueryService::new(api.clone()))
-        .max_decoding_message_size(limits::MAX_REQUEST_BYTES)
-        .max_encoding_message_size(limits::MAX_RESPONSE_BYTES);
+    let query = QueryServer::new(query::QueryService::new(
+        api.clone(),
+        &limits,
+        metrics.clone(),
+    ))
+    .max_decoding_message_size(limits::MAX_REQUEST_BYTES)
+    .max_encoding_message_size(limits::MAX_RESPONSE_BYTES);
     let staking = StakingServer::new(staking::StakingService::new(api))
         .max_decoding_message_size(limits::MAX_REQUEST_BYTES)
         .max_encoding_message_size(limits::MAX_RESPONSE_BYTES);
-    // Small responses must not wait for the client's delayed ACK (Nagle):
-    // without TCP_NODELAY every store-backed query took about 40 ms.
-    let incoming = tonic::codegen::tokio_stream::StreamExt::map(
-        tonic::codegen::tokio_stream::wrappers::TcpListenerStream::new(listener),
-        |conn| {
-            if let Ok(stream) = &conn {
-                let _ = stream.set_nodelay(true);
-            }
-            conn
-        },
-    );
-    tonic::transport::Server::builder()
+    let incoming = admitted(listener, &limits, metrics);
+    let mut server = tonic::transport::Server::builder();
+    if let Some(tls) = tls {
+        server = server.tls_config(tls).map_err(|source| RpcError::Tls {
+            addr,
+            message: source.to_string(),
+        })?;
+    }
+    server
         .timeout(limits::MAX_WAIT + std::time::Duration::from_secs(10))
+        .max_concurrent_streams(limits.max_streams_per_connection)
+        .concurrency_limit_per_connection(limits.max_requests_per_connection)
+        // Over a limit, refuse at once (UNAVAILABLE) instead of queueing.
+        .load_shed(true)
+        // A client that stops reading is noticed and its connection closed.
+        .http2_keepalive_interval(Some(std::time::Duration::from_secs(30)))
+        .http2_keepalive_timeout(Some(std::time::Duration::from_secs(10)))
+        .layer(tower::limit::GlobalConcurrencyLimitLayer::new(
+            limits.max_requests,
+        ))
         .add_service(health_service)
         .add_service(reflection)
         .add_service(reflection_alpha)
@@ -88,4 +120,28 @@ pub async fn serve<A: NodeApi>(
         .serve_with_incoming_shutdown(incoming, shutdown)
         .await
         .map_err(|source| RpcError::Serve { addr, source })
+}
+
+/// The accepted connections that fit under the connection limits; the
+/// others are closed at once and counted.
+fn admitted(
+    listener: tokio::net::TcpListener,
+    limits: &ServerLimits,
+    metrics: Arc<Metrics>,
+) -> impl Stream<Item = std::io::Result<LimitedConn>> {
+    let limiter = ConnLimiter::new(limits.max_connections, limits.max_connections_per_ip);
+    TcpListenerStream::new(listener).filter_map(move |conn| match conn {
+        Ok(io) => match LimitedConn::admit(io, &limiter) {
+            Ok(c) => Some(Ok(c)),
+            Err(refusal) => {
+                metrics.grpc_refused(match refusal {
+                    Refusal::Full => GrpcRefusal::Connections,
+                    Refusal::PerIp => GrpcRefusal::ConnectionsPerIp,
+                });
+                tracing::debug!(?refusal, "gRPC connection refused");
+                None
+            }
+        },
+        Err(e) => Some(Err(e)),
+    })
 }

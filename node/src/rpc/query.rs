@@ -1,24 +1,50 @@
 //! The `agora.v1.Query` service: reads of chain state for delegators and auditors.
 
 use super::api::NodeApi;
-use super::limits::{self, MAX_KEY_BYTES, MAX_RANGE_BLOCKS, MAX_RANGE_BYTES};
+use super::limits::{self, MAX_KEY_BYTES, MAX_RANGE_BLOCKS, MAX_RANGE_BYTES, ServerLimits};
+use crate::metrics::{GrpcRefusal, Metrics};
 use agora_proto::v1 as pb;
 use agora_proto::v1::query_server::Query;
 use std::pin::Pin;
 use std::sync::Arc;
-use tokio::sync::mpsc;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
 use tonic::codegen::tokio_stream::Stream;
 use tonic::{Request, Response, Status};
 
 /// Implements `agora.v1.Query` over a [`NodeApi`].
 pub struct QueryService<A: NodeApi> {
     api: Arc<A>,
+    /// Places for open certificate streams (`max_certificate_streams`).
+    streams: Arc<Semaphore>,
+    /// Places for running block-range reads (`max_block_ranges`).
+    ranges: Arc<Semaphore>,
+    metrics: Arc<Metrics>,
 }
 
 impl<A: NodeApi> QueryService<A> {
-    /// A service answering from `api`.
-    pub fn new(api: Arc<A>) -> Self {
-        Self { api }
+    /// A service answering from `api` within `limits`.
+    pub fn new(api: Arc<A>, limits: &ServerLimits, metrics: Arc<Metrics>) -> Self {
+        Self {
+            api,
+            streams: Arc::new(Semaphore::new(limits.max_certificate_streams)),
+            ranges: Arc::new(Semaphore::new(limits.max_block_ranges)),
+            metrics,
+        }
+    }
+
+    /// A place under `sem`, or RESOURCE_EXHAUSTED (counted as `reason`).
+    fn place(
+        &self,
+        sem: &Arc<Semaphore>,
+        reason: GrpcRefusal,
+        what: &str,
+    ) -> Result<OwnedSemaphorePermit, Status> {
+        sem.clone().try_acquire_owned().map_err(|_| {
+            self.metrics.grpc_refused(reason);
+            Status::resource_exhausted(format!(
+                "too many {what} on this node right now; try again later"
+            ))
+        })
     }
 }
 
@@ -117,9 +143,14 @@ async fn pump_certificates<A: NodeApi>(
             }
             next += 1;
         }
-        match commits.recv().await {
-            Ok(_) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
-            Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
+        // Wait for the next commit, or for the client to go away, so a
+        // closed stream frees its place even while the chain is stalled.
+        tokio::select! {
+            r = commits.recv() => match r {
+                Ok(_) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
+                Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
+            },
+            () = tx.closed() => return,
         }
     }
 }
@@ -186,10 +217,14 @@ impl<A: NodeApi> Query for QueryService<A> {
         let max = (r.max_blocks as usize).min(MAX_RANGE_BLOCKS) as u64;
         let last = latest.min(from.saturating_add(max - 1));
         let api = self.api.clone();
+        let place = self.place(&self.ranges, GrpcRefusal::BlockRanges, "block-range reads")?;
         // Store reads off the async workers.
-        let blocks = tokio::task::spawn_blocking(move || certified_range(&*api, from, last))
-            .await
-            .map_err(|_| Status::internal("reading the blocks failed"))?;
+        let blocks = tokio::task::spawn_blocking(move || {
+            let _place = place;
+            certified_range(&*api, from, last)
+        })
+        .await
+        .map_err(|_| Status::internal("reading the blocks failed"))?;
         if blocks.is_empty() {
             return Err(Status::not_found(format!(
                 "block {from} is not stored on this node"
@@ -208,8 +243,17 @@ impl<A: NodeApi> Query for QueryService<A> {
         r: Request<pb::StreamCommitCertificatesRequest>,
     ) -> Result<Response<Self::StreamCommitCertificatesStream>, Status> {
         let from = r.into_inner().from_height.max(1);
+        let place = self.place(
+            &self.streams,
+            GrpcRefusal::CertificateStreams,
+            "certificate streams",
+        )?;
         let (tx, rx) = mpsc::channel(STREAM_BUFFER);
-        tokio::spawn(pump_certificates(self.api.clone(), from, tx));
+        let api = self.api.clone();
+        tokio::spawn(async move {
+            let _place = place; // freed when the stream ends
+            pump_certificates(api, from, tx).await
+        });
         let stream = tonic::codegen::tokio_stream::wrappers::ReceiverStream::new(rx);
         Ok(Response::new(Box::pin(stream)))
     }

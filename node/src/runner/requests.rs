@@ -4,7 +4,9 @@
 //! checks, then its signature is checked on the verifier thread; the
 //! verdict comes back to [`Runner::on_checked`], which admits the decoded
 //! form with the ledger's state checks alone and gossips it in a batch.
-//! Evidence from a client goes to the engine's pool like a peer's.
+//! Evidence from a client arrives with its signatures already checked on a
+//! worker thread (`Api::check_evidence`); the engine's pool takes it with
+//! state checks only.
 
 use agora_proto::v1 as pb;
 use agora_validator::Hash;
@@ -25,13 +27,15 @@ impl Runner {
                 self.verify_then_admit(tx, Origin::Client(reply));
             }
             ApiRequest::SubmitEvidence { evidence, reply } => {
-                let res = match self.engine.submit_evidence(evidence) {
+                let res = match self.engine.submit_checked_evidence(evidence) {
                     Ok((id, actions)) => {
                         // Persisted (fsync) before the client hears "accepted".
                         self.execute(actions)?;
                         Ok(id)
                     }
-                    Err(e @ PoolError::Full(_)) => Err(ApiError::Unavailable(e.to_string())),
+                    Err(e @ (PoolError::Full(_) | PoolError::StaleCheck(_))) => {
+                        Err(ApiError::Unavailable(e.to_string()))
+                    }
                     Err(e) => Err(ApiError::FailedPrecondition(e.to_string())),
                 };
                 let _ = reply.send(res);

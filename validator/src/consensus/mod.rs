@@ -49,6 +49,7 @@
 //! internal maps are ordered).
 
 pub mod buffer;
+pub mod checked_evidence;
 pub mod evidence;
 pub mod signing_state;
 pub mod state;
@@ -59,6 +60,7 @@ pub mod vote_set;
 mod tests;
 
 pub use buffer::BufferConfig;
+pub use checked_evidence::CheckedEvidence;
 pub use evidence::verify_evidence;
 pub use signing_state::{SignStep, SigningState};
 pub use state::{

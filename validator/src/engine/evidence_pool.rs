@@ -20,10 +20,12 @@
 //! is at most `slashing::MAX_EVIDENCE_BYTES`). The host persists entries
 //! (kept across restarts) and gossips [`EvidencePool::all`] until included.
 
+use crate::consensus::CheckedEvidence;
 use crate::consensus::evidence as consensus_evidence;
 use crate::crypto::{Hash, sha3_256};
 use crate::ledger::{Ledger, slashing};
 use crate::types::{Address, Height};
+use crate::validator_set::ValidatorSet;
 use agora_proto::v1 as pb;
 use prost::Message;
 use std::collections::BTreeMap;
@@ -54,6 +56,11 @@ pub enum PoolError {
         /// The height this node is deciding.
         deciding: Height,
     },
+    /// It was checked (on another thread) against a validator set that is
+    /// not this node's set of its infraction height: the check was made on a
+    /// stale view and must be made again.
+    #[error("evidence was checked against a stale validator set for height {0}; submit it again")]
+    StaleCheck(Height),
     /// The pool already holds enough evidence against its offenders, or is full.
     #[error("evidence pool full: {0}")]
     Full(&'static str),
@@ -99,36 +106,86 @@ impl EvidencePool {
         if self.entries.contains_key(&id) {
             return Ok(Added::Duplicate);
         }
-        let deciding = ledger.height() + 1;
         let infraction =
             slashing::infraction_height(&ev).map_err(|e| PoolError::Invalid(e.to_string()))?;
-        let (offenders, ready) = if infraction < deciding {
-            let inf = ledger.check_evidence(&ev).map_err(refusal)?;
-            (inf.offenders, true)
-        } else if infraction <= deciding + 1 {
-            // Held: the ledger cannot include it yet, but the set of that
-            // height is known (sets are kept two heights ahead), so its
-            // signatures are checked now and junk never takes room.
-            let set = ledger
-                .validator_set(infraction)
-                .ok_or(PoolError::TooFarAhead {
-                    infraction,
-                    deciding,
-                })?;
-            let bytes = ev.encoded_len();
-            if bytes > slashing::MAX_EVIDENCE_BYTES {
-                return Err(PoolError::Invalid(format!("{bytes} bytes")));
+        let (offenders, ready) = match Self::stage(infraction, ledger)? {
+            Stage::Ready => (ledger.check_evidence(&ev).map_err(refusal)?.offenders, true),
+            Stage::Held(set) => {
+                // Held: the ledger cannot include it yet, but the set of that
+                // height is known (sets are kept two heights ahead), so its
+                // signatures are checked now and junk never takes room.
+                check_held_size(&ev)?;
+                let info = consensus_evidence::verify_evidence(ledger.chain_id(), set, &ev)
+                    .map_err(|e| PoolError::Invalid(e.to_string()))?;
+                (info.offenders, false)
             }
-            let info = consensus_evidence::verify_evidence(ledger.chain_id(), set, &ev)
-                .map_err(|e| PoolError::Invalid(e.to_string()))?;
-            (info.offenders, false)
-        } else {
-            return Err(PoolError::TooFarAhead {
-                infraction,
-                deciding,
-            });
         };
-        let bytes = ev.encoded_len();
+        self.insert(id, ev, infraction, offenders, ready)
+    }
+
+    /// [`Self::add`] for evidence whose signatures were checked on another
+    /// thread (gRPC submissions): state checks only, after making sure it
+    /// was checked against this ledger's set of its infraction height.
+    pub fn add_checked(
+        &mut self,
+        checked: CheckedEvidence,
+        ledger: &Ledger,
+    ) -> Result<Added, PoolError> {
+        let id = evidence_id(checked.evidence());
+        if self.entries.contains_key(&id) {
+            return Ok(Added::Duplicate);
+        }
+        let infraction = checked.info().height;
+        let (offenders, ready) = match Self::stage(infraction, ledger)? {
+            Stage::Ready => (
+                ledger
+                    .check_checked_evidence(&checked)
+                    .map_err(refusal)?
+                    .offenders,
+                true,
+            ),
+            Stage::Held(set) => {
+                check_held_size(checked.evidence())?;
+                if !checked.checked_against(set) {
+                    return Err(PoolError::StaleCheck(infraction));
+                }
+                (checked.info().offenders.clone(), false)
+            }
+        };
+        let ev = checked.evidence().clone();
+        self.insert(id, ev, infraction, offenders, ready)
+    }
+
+    /// Whether evidence about `infraction` is includable now, held (with the
+    /// set to check it against), or too far ahead.
+    fn stage(infraction: Height, ledger: &Ledger) -> Result<Stage<'_>, PoolError> {
+        let deciding = ledger.height() + 1;
+        if infraction < deciding {
+            return Ok(Stage::Ready);
+        }
+        let too_far = PoolError::TooFarAhead {
+            infraction,
+            deciding,
+        };
+        if infraction > deciding + 1 {
+            return Err(too_far);
+        }
+        ledger
+            .validator_set(infraction)
+            .map(Stage::Held)
+            .ok_or(too_far)
+    }
+
+    /// Takes verified evidence in, within the bounds.
+    fn insert(
+        &mut self,
+        id: Hash,
+        evidence: pb::Evidence,
+        infraction: Height,
+        offenders: Vec<Address>,
+        ready: bool,
+    ) -> Result<Added, PoolError> {
+        let bytes = evidence.encoded_len();
         if offenders
             .iter()
             .any(|o| self.count_naming(o) >= MAX_PER_OFFENDER)
@@ -142,7 +199,7 @@ impl EvidencePool {
         self.entries.insert(
             id,
             Entry {
-                evidence: ev,
+                evidence,
                 infraction,
                 offenders,
                 ready,
@@ -244,12 +301,29 @@ impl EvidencePool {
 }
 
 /// Why the ledger's inclusion rule refuses evidence, as a pool error.
+/// Where evidence about a height stands against the chain.
+enum Stage<'a> {
+    /// Below the height being decided: the ledger's inclusion rule applies.
+    Ready,
+    /// The height being decided or the next: checked against this set, held.
+    Held(&'a ValidatorSet),
+}
+
+fn check_held_size(ev: &pb::Evidence) -> Result<(), PoolError> {
+    let bytes = ev.encoded_len();
+    if bytes > slashing::MAX_EVIDENCE_BYTES {
+        return Err(PoolError::Invalid(format!("{bytes} bytes")));
+    }
+    Ok(())
+}
+
 fn refusal(e: slashing::EvidenceError) -> PoolError {
     use slashing::EvidenceError as E;
     match e {
         E::TooOld { .. } | E::UnknownHeight(_) | E::AlreadyTombstoned(_) | E::NothingToSlash => {
             PoolError::Moot(e.to_string())
         }
+        E::OtherSet(height) => PoolError::StaleCheck(height),
         other => PoolError::Invalid(other.to_string()),
     }
 }

@@ -48,7 +48,8 @@ pub use block_rules::{BlockError, BlockLimits, MempoolView, NoMempool, Tip};
 pub use evidence_pool::{Added, EvidencePool, PoolError};
 
 use crate::consensus::{
-    Consensus, ConsensusConfig, HeightParams, Input, SigningState, TestFault, Timeout,
+    CheckedEvidence, Consensus, ConsensusConfig, HeightParams, Input, SigningState, TestFault,
+    Timeout,
 };
 use crate::crypto::{Hash, SecretKey};
 use crate::ledger::Ledger;
@@ -357,12 +358,34 @@ impl<P: Copy + Ord + std::fmt::Debug> Engine<P> {
             }
             // Moot evidence races with the commit that made it moot.
             Ok(Added::Duplicate)
-            | Err(PoolError::Full(_) | PoolError::TooFarAhead { .. } | PoolError::Moot(_)) => {}
+            | Err(
+                PoolError::Full(_)
+                | PoolError::TooFarAhead { .. }
+                | PoolError::Moot(_)
+                | PoolError::StaleCheck(_),
+            ) => {}
             Err(e @ PoolError::Invalid(_)) => out.push(Action::Penalize {
                 peer,
                 fault: PeerFault::BadEvidence(e.to_string()),
             }),
         }
+    }
+
+    /// Evidence submitted by a client and checked by the host on another
+    /// thread ([`CheckedEvidence::check`]): its id and what to do, or why it
+    /// was refused. Only state checks run here.
+    pub fn submit_checked_evidence(
+        &mut self,
+        checked: CheckedEvidence,
+    ) -> Result<(Hash, Vec<Action<P>>), PoolError> {
+        let ev = checked.evidence().clone();
+        let id = evidence_pool::evidence_id(&ev);
+        let mut out = Vec::new();
+        if let Added::New(_) = self.pool.add_checked(checked, &self.ledger)? {
+            out.push(Action::PersistEvidence(id, ev.clone()));
+            out.push(Action::BroadcastEvidence(ev));
+        }
+        Ok((id, out))
     }
 
     /// Evidence submitted by a client: its id and what to do, or why it was refused.

@@ -7,6 +7,7 @@ use crate::crypto::{AccountSecretKey, ZERO_HASH, sha3_256, vrf};
 use crate::ledger::BlockInfo;
 use crate::signing::vote_bytes;
 use crate::types::{Address, HasAddress, Round, VoteType};
+use crate::validator_set::{Validator, ValidatorSet};
 use std::collections::{BTreeMap, VecDeque};
 
 const UNIT: u128 = 1_000_000;
@@ -389,4 +390,58 @@ fn a_restarted_validator_gossips_the_votes_it_signed_before() {
     for vote in &signed {
         assert!(gossip.contains(vote), "{vote:?} is not gossiped again");
     }
+}
+
+/// gRPC evidence is checked on another thread; the engine then takes it with
+/// state checks only. It gets the same verdicts as the on-thread path, and a
+/// check made against any set other than the ledger's own for that height is
+/// refused as stale (the negative control: a forged "checked" token cannot
+/// smuggle in evidence verified against a set the attacker chose).
+#[test]
+fn evidence_checked_off_thread_is_taken_only_against_the_ledgers_own_set() {
+    let r = at_genesis(4);
+    let chain = r.ledger.chain_id().clone();
+    let own_set = r.ledger.validator_set(1).expect("set of 1").clone();
+    let mut e = engine(None, r);
+    // Held (height 1 is being decided): accepted, persisted, gossiped.
+    let ev = double_prevote(&key(2), &chain, 1, 0);
+    let checked = CheckedEvidence::check(&chain, &own_set, ev.clone()).expect("valid");
+    let (id, actions) = e.submit_checked_evidence(checked.clone()).expect("held");
+    assert_eq!(id, evidence_pool::evidence_id(&ev));
+    assert!(matches!(
+        actions.as_slice(),
+        [Action::PersistEvidence(..), Action::BroadcastEvidence(_)]
+    ));
+    let (_, again) = e.submit_checked_evidence(checked).expect("duplicate");
+    assert!(
+        again.is_empty(),
+        "a duplicate is neither persisted nor gossiped again"
+    );
+    // The same evidence checked against another set (a set where key(2) is a
+    // validator too, so the check itself passes) is refused as stale.
+    let other = ValidatorSet::new(
+        (2..6)
+            .map(|i| Validator::new(key(i).public_key(), 7))
+            .collect(),
+    )
+    .expect("other set");
+    let ev2 = double_prevote(&key(2), &chain, 1, 1);
+    let foreign = CheckedEvidence::check(&chain, &other, ev2.clone()).expect("valid there");
+    assert_eq!(
+        e.submit_checked_evidence(foreign).map(|(id, _)| id),
+        Err(PoolError::StaleCheck(1))
+    );
+    // Ready path (infraction below the height being decided) after one block.
+    let mut r = at_genesis(4);
+    r.ledger
+        .apply_block(1, &BlockInfo::default(), &[], &[], &[0; 32])
+        .expect("block 1");
+    let mut e = engine(None, r);
+    let foreign = CheckedEvidence::check(&chain, &other, ev2.clone()).expect("valid there");
+    assert_eq!(
+        e.submit_checked_evidence(foreign).map(|(id, _)| id),
+        Err(PoolError::StaleCheck(1))
+    );
+    let own = CheckedEvidence::check(&chain, &own_set, ev2).expect("valid");
+    assert!(e.submit_checked_evidence(own).is_ok());
 }

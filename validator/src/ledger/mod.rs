@@ -530,6 +530,16 @@ impl Ledger {
         slashing::verify_evidence(&self.state, ev, self.working_height())
     }
 
+    /// [`Self::check_evidence`] for evidence whose signatures were checked
+    /// on another thread: state checks only, and the set it was checked
+    /// against must be this ledger's set of the infraction height.
+    pub fn check_checked_evidence(
+        &self,
+        checked: &crate::consensus::CheckedEvidence,
+    ) -> Result<Infraction, EvidenceError> {
+        slashing::verify_checked_evidence(&self.state, checked, self.working_height())
+    }
+
     /// Applies evidence in the block in progress: verifies it, then slashes,
     /// jails and tombstones each offender. Applying the same evidence twice
     /// fails with [`EvidenceError::AlreadyTombstoned`] and slashes nothing.

@@ -36,6 +36,7 @@ use super::amount::{fraction_bps, mul_div_floor};
 use super::rewards;
 use super::staking::shares_to_tokens;
 use super::state::{JailReason, SlashEvent, SlashReason, State};
+use crate::consensus::CheckedEvidence;
 use crate::consensus::evidence as consensus_evidence;
 use crate::crypto::{Hash, sha3_256};
 use crate::types::{Address, Height};
@@ -96,6 +97,10 @@ pub enum EvidenceError {
     /// Every validator that signed both certificates is already tombstoned.
     #[error("every validator that signed both certificates is already tombstoned")]
     NothingToSlash,
+    /// The evidence was checked against another validator set than this
+    /// state's set of its infraction height (a stale view; check again).
+    #[error("evidence was checked against another validator set than this node's for height {0}")]
+    OtherSet(Height),
 }
 
 /// A verified infraction: who, and at which height.
@@ -157,12 +162,7 @@ pub fn verify_evidence(
     ev: &pb::Evidence,
     current: Height,
 ) -> Result<Infraction, EvidenceError> {
-    let size = ev.encoded_len();
-    if size > MAX_EVIDENCE_BYTES {
-        return Err(EvidenceError::Malformed(format!(
-            "evidence is {size} bytes, the limit is {MAX_EVIDENCE_BYTES}"
-        )));
-    }
+    check_size(ev)?;
     let height = infraction_height(ev)?;
     let set = set_at(state, height, current)?;
     let info =
@@ -172,6 +172,46 @@ pub fn verify_evidence(
             }
             other => EvidenceError::Invalid(other),
         })?;
+    infraction_of(state, ev, height, info)
+}
+
+/// [`verify_evidence`] for evidence whose signatures were already checked
+/// (on another thread): the same window and tombstone rules, and the set it
+/// was checked against must be this state's set of the infraction height.
+/// No signature is checked here.
+pub fn verify_checked_evidence(
+    state: &State,
+    checked: &CheckedEvidence,
+    current: Height,
+) -> Result<Infraction, EvidenceError> {
+    let ev = checked.evidence();
+    check_size(ev)?;
+    let height = infraction_height(ev)?;
+    let set = set_at(state, height, current)?;
+    if !checked.checked_against(set) {
+        return Err(EvidenceError::OtherSet(height));
+    }
+    infraction_of(state, ev, height, checked.info().clone())
+}
+
+fn check_size(ev: &pb::Evidence) -> Result<(), EvidenceError> {
+    let size = ev.encoded_len();
+    if size > MAX_EVIDENCE_BYTES {
+        return Err(EvidenceError::Malformed(format!(
+            "evidence is {size} bytes, the limit is {MAX_EVIDENCE_BYTES}"
+        )));
+    }
+    Ok(())
+}
+
+/// The infraction verified evidence proves, without the offenders already
+/// tombstoned (the same infraction is never slashed twice).
+fn infraction_of(
+    state: &State,
+    ev: &pb::Evidence,
+    height: Height,
+    info: consensus_evidence::EvidenceInfo,
+) -> Result<Infraction, EvidenceError> {
     if info.height != height {
         return Err(EvidenceError::Malformed(
             "halves at different heights".into(),

@@ -1,0 +1,197 @@
+//! Admission of gRPC connections: at most so many in total and so many
+//! from one IP address, so a client that opens sockets and never uses them
+//! (or a flood of them) cannot take every slot, and every accepted socket
+//! gets TCP_NODELAY.
+//!
+//! A refused connection is closed at once, before any HTTP/2 or TLS work.
+//! Each accepted connection carries a [`Slot`] that frees its place when
+//! the connection is dropped, whoever drops it (hyper at the end of the
+//! connection, or tonic's TLS layer on a failed handshake).
+
+use std::collections::HashMap;
+use std::io;
+use std::net::IpAddr;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::TcpStream;
+use tonic::transport::server::{Connected, TcpConnectInfo};
+
+/// Counts of open connections, in total and per remote IP.
+#[derive(Debug)]
+pub struct ConnLimiter {
+    max_total: usize,
+    max_per_ip: usize,
+    open: Mutex<Open>,
+}
+
+#[derive(Debug, Default)]
+struct Open {
+    total: usize,
+    by_ip: HashMap<IpAddr, usize>,
+}
+
+/// Why a connection was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refusal {
+    /// `max_total` connections are open.
+    Full,
+    /// `max_per_ip` connections from that address are open.
+    PerIp,
+}
+
+impl ConnLimiter {
+    /// A limiter for at most `max_total` connections, `max_per_ip` from one
+    /// address (both at least one).
+    pub fn new(max_total: usize, max_per_ip: usize) -> Arc<Self> {
+        Arc::new(Self {
+            max_total: max_total.max(1),
+            max_per_ip: max_per_ip.max(1),
+            open: Mutex::new(Open::default()),
+        })
+    }
+
+    /// Takes a place for a connection from `ip`, or says why not.
+    pub fn admit(self: &Arc<Self>, ip: IpAddr) -> Result<Slot, Refusal> {
+        let mut open = self.open.lock().unwrap_or_else(|e| e.into_inner());
+        if open.total >= self.max_total {
+            return Err(Refusal::Full);
+        }
+        let n = open.by_ip.entry(ip).or_insert(0);
+        if *n >= self.max_per_ip {
+            return Err(Refusal::PerIp);
+        }
+        *n += 1;
+        open.total += 1;
+        debug_assert!(open.total <= self.max_total);
+        Ok(Slot {
+            limiter: self.clone(),
+            ip,
+        })
+    }
+
+    /// Connections open now.
+    pub fn open(&self) -> usize {
+        self.open.lock().unwrap_or_else(|e| e.into_inner()).total
+    }
+
+    fn release(&self, ip: IpAddr) {
+        let mut open = self.open.lock().unwrap_or_else(|e| e.into_inner());
+        debug_assert!(open.total > 0, "released more slots than taken");
+        open.total = open.total.saturating_sub(1);
+        if let Some(n) = open.by_ip.get_mut(&ip) {
+            *n -= 1;
+            if *n == 0 {
+                open.by_ip.remove(&ip);
+            }
+        }
+    }
+}
+
+/// One connection's place; freed on drop.
+#[derive(Debug)]
+pub struct Slot {
+    limiter: Arc<ConnLimiter>,
+    ip: IpAddr,
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        self.limiter.release(self.ip);
+    }
+}
+
+/// An admitted TCP connection: the socket and its [`Slot`].
+#[derive(Debug)]
+pub struct LimitedConn {
+    io: TcpStream,
+    _slot: Slot,
+}
+
+impl LimitedConn {
+    /// Admits `io` under `limiter` (setting TCP_NODELAY), or refuses it.
+    pub fn admit(io: TcpStream, limiter: &Arc<ConnLimiter>) -> Result<Self, Refusal> {
+        let ip = io
+            .peer_addr()
+            .map(|a| a.ip())
+            .unwrap_or(IpAddr::from([0, 0, 0, 0]));
+        let slot = limiter.admit(ip)?;
+        // Small responses must not wait for the client's delayed ACK
+        // (Nagle): without TCP_NODELAY every store-backed query took ~40 ms.
+        let _ = io.set_nodelay(true);
+        Ok(Self { io, _slot: slot })
+    }
+}
+
+impl Connected for LimitedConn {
+    type ConnectInfo = TcpConnectInfo;
+
+    fn connect_info(&self) -> TcpConnectInfo {
+        self.io.connect_info()
+    }
+}
+
+impl AsyncRead for LimitedConn {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().io).poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for LimitedConn {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.get_mut().io).poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.get_mut().io).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.io.is_write_vectored()
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().io).poll_flush(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().io).poll_shutdown(cx)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn slots_are_bounded_in_total_and_per_address_and_freed_on_drop() {
+        let l = ConnLimiter::new(3, 2);
+        let a = IpAddr::from([10, 0, 0, 1]);
+        let b = IpAddr::from([10, 0, 0, 2]);
+        let c = IpAddr::from([10, 0, 0, 3]);
+        let a1 = l.admit(a).expect("a1");
+        let _a2 = l.admit(a).expect("a2");
+        assert_eq!(l.admit(a).err(), Some(Refusal::PerIp));
+        let _b1 = l.admit(b).expect("b1");
+        assert_eq!(l.admit(c).err(), Some(Refusal::Full));
+        assert_eq!(l.open(), 3);
+        drop(a1);
+        assert_eq!(l.open(), 2);
+        let _c1 = l.admit(c).expect("a freed slot is reused");
+        assert_eq!(l.admit(a).err(), Some(Refusal::Full));
+    }
+}

@@ -1,0 +1,210 @@
+//! The gRPC server's limits and TLS against a real `agora` process: the
+//! excess of certificate streams and connections is refused at once (never
+//! queued), a place is freed when its client leaves, admitted clients keep
+//! working meanwhile, and with `grpc.tls_cert_file` set the listener speaks
+//! TLS only.
+
+use agora_node::client::connect;
+use agora_proto::v1 as pb;
+use agora_proto::v1::query_client::QueryClient;
+use std::time::{Duration, Instant};
+use tonic::Code;
+use tonic::codegen::tokio_stream::StreamExt;
+
+mod support;
+
+use support::*;
+
+/// Stops `node`, applies `edit` to its config.toml, starts it again.
+fn restart_with(node: &mut Node, edit: impl FnOnce(&mut toml::Table)) {
+    node.stop();
+    let path = node.home.join("config.toml");
+    let mut cfg: toml::Table =
+        toml::from_str(&std::fs::read_to_string(&path).expect("read")).expect("toml");
+    edit(&mut cfg);
+    std::fs::write(&path, toml::to_string(&cfg).expect("toml")).expect("write");
+    node.start();
+}
+
+fn grpc_table(cfg: &mut toml::Table) -> &mut toml::Table {
+    cfg.get_mut("grpc")
+        .and_then(|g| g.as_table_mut())
+        .expect("[grpc]")
+}
+
+async fn open_stream(
+    q: &mut QueryClient<tonic::transport::Channel>,
+) -> Result<tonic::Streaming<pb::GetCommitCertificateResponse>, tonic::Status> {
+    let mut s = q
+        .stream_commit_certificates(pb::StreamCommitCertificatesRequest { from_height: 1 })
+        .await?
+        .into_inner();
+    // A place is taken once the first certificate arrives.
+    match s.next().await {
+        Some(Ok(_)) => Ok(s),
+        Some(Err(e)) => Err(e),
+        None => Err(tonic::Status::unknown("stream ended at once")),
+    }
+}
+
+/// Retries `f` until it returns true, for at most 20 s.
+async fn eventually<F, Fut>(what: &str, node: &Node, mut f: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !f().await {
+        assert!(Instant::now() < deadline, "{what}\n{}", node.log_tail());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+async fn status_ok(addr: &str) -> bool {
+    match connect(addr).await {
+        Ok(ch) => QueryClient::new(ch)
+            .get_status(pb::GetStatusRequest {})
+            .await
+            .is_ok(),
+        Err(_) => false,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn certificate_streams_and_connections_beyond_the_limits_are_refused_and_freed() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (mut node, _, _, _) = setup(dir.path());
+    restart_with(&mut node, |cfg| {
+        let g = grpc_table(cfg);
+        g.insert("max_certificate_streams".into(), toml::Value::Integer(2));
+        g.insert("max_connections".into(), toml::Value::Integer(3));
+    });
+    let (mut q, _) = client(&node).await;
+    wait_height(&mut q, &node, 2).await;
+
+    // Streams: two places, the third is refused with RESOURCE_EXHAUSTED.
+    let first = open_stream(&mut q).await.expect("first stream");
+    let _second = open_stream(&mut q).await.expect("second stream");
+    let third = open_stream(&mut q).await.expect_err("over the limit");
+    assert_eq!(third.code(), Code::ResourceExhausted, "{third:?}");
+    // Unary requests on the same connection still work meanwhile.
+    q.get_status(pb::GetStatusRequest {})
+        .await
+        .expect("status while streams are full");
+    // Closing a stream frees its place (even while no block commits).
+    drop(first);
+    let mut q2 = q.clone();
+    eventually("a closed stream never freed its place", &node, || {
+        let mut q = q2.clone();
+        async move { open_stream(&mut q).await.is_ok() }
+    })
+    .await;
+    q2.get_status(pb::GetStatusRequest {})
+        .await
+        .expect("status");
+
+    // Connections: `q` holds one; two idle sockets fill the other places.
+    let idle: Vec<tokio::net::TcpStream> = {
+        let mut v = Vec::new();
+        for _ in 0..2 {
+            v.push(
+                tokio::net::TcpStream::connect(&node.grpc)
+                    .await
+                    .expect("tcp connect"),
+            );
+        }
+        v
+    };
+    // A fourth connection is closed at once: its request fails.
+    eventually("a connection over the limit was served", &node, || async {
+        !status_ok(&node.grpc).await
+    })
+    .await;
+    // The admitted client is not disturbed.
+    q.get_status(pb::GetStatusRequest {})
+        .await
+        .expect("admitted client still served");
+    // When the idle sockets go, new clients are served again.
+    drop(idle);
+    eventually(
+        "freed connection places were never reused",
+        &node,
+        || async { status_ok(&node.grpc).await },
+    )
+    .await;
+    node.stop();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_grpc_listener_speaks_tls_when_configured() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (mut node, _, _, _) = setup(dir.path());
+    let ck = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).expect("cert");
+    let cert_pem = ck.cert.pem();
+    std::fs::write(node.home.join("grpc.crt"), &cert_pem).expect("write cert");
+    std::fs::write(node.home.join("grpc.key"), ck.signing_key.serialize_pem()).expect("write key");
+    restart_with(&mut node, |cfg| {
+        let g = grpc_table(cfg);
+        g.insert(
+            "tls_cert_file".into(),
+            toml::Value::String("grpc.crt".into()),
+        );
+        g.insert(
+            "tls_key_file".into(),
+            toml::Value::String("grpc.key".into()),
+        );
+    });
+    let port = node.grpc.rsplit(':').next().expect("port").to_string();
+    let url = format!("https://localhost:{port}");
+    let tls = tonic::transport::ClientTlsConfig::new()
+        .ca_certificate(tonic::transport::Certificate::from_pem(&cert_pem))
+        .domain_name("localhost");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let status = loop {
+        let ch = tonic::transport::Endpoint::from_shared(url.clone())
+            .expect("url")
+            .tls_config(tls.clone())
+            .expect("tls config")
+            .connect()
+            .await;
+        if let Ok(ch) = ch
+            && let Ok(s) = QueryClient::new(ch)
+                .get_status(pb::GetStatusRequest {})
+                .await
+        {
+            break s.into_inner();
+        }
+        assert!(
+            Instant::now() < deadline,
+            "TLS gRPC never came up\n{}",
+            node.log_tail()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert!(!status.chain_id.is_empty());
+    // Plain HTTP/2 to the same port is not served.
+    assert!(
+        !status_ok(&node.grpc).await,
+        "plaintext served on a TLS listener"
+    );
+    // A client that trusts another certificate refuses the node.
+    let other = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).expect("cert");
+    let wrong = tonic::transport::ClientTlsConfig::new()
+        .ca_certificate(tonic::transport::Certificate::from_pem(other.cert.pem()))
+        .domain_name("localhost");
+    let refused = match tonic::transport::Endpoint::from_shared(url)
+        .expect("url")
+        .tls_config(wrong)
+        .expect("tls config")
+        .connect()
+        .await
+    {
+        Err(_) => true,
+        Ok(ch) => QueryClient::new(ch)
+            .get_status(pb::GetStatusRequest {})
+            .await
+            .is_err(),
+    };
+    assert!(refused, "a client trusting another certificate was served");
+    node.stop();
+}
