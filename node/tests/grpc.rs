@@ -287,6 +287,53 @@ async fn bad_requests_get_the_right_status_codes() {
     );
     let e = staking.bond(req(transfer)).await.expect_err("wrong method");
     assert_eq!(e.code(), Code::InvalidArgument, "{e:?}");
+    // Evidence: checked on a worker thread before the runner sees it. A
+    // forged half is refused with the reason; so is a half signed by a key
+    // that is not a validator, and evidence with no kind.
+    let h = wait_height(&mut q, &node, 1).await;
+    let vote = |k: &agora_validator::SecretKey, hash: [u8; 32]| pb::Vote {
+        vote_type: VoteType::Prevote as i32,
+        height: h,
+        round: 0,
+        block_hash: hash.to_vec(),
+        validator_address: Address::of(&k.public_key()).0.to_vec(),
+        signature: k
+            .sign(&vote_bytes(&chain, VoteType::Prevote, h, 0, &hash))
+            .to_bytes()
+            .to_vec(),
+    };
+    let evidence = |a: pb::Vote, b: pb::Vote| pb::SubmitEvidenceRequest {
+        evidence: Some(pb::Evidence {
+            kind: Some(pb::evidence::Kind::DuplicateVote(
+                pb::DuplicateVoteEvidence {
+                    vote_a: Some(a),
+                    vote_b: Some(b),
+                },
+            )),
+        }),
+    };
+    let mut forged_b = vote(&a.consensus, [2; 32]);
+    forged_b.signature = vote(&a.consensus, [3; 32]).signature;
+    let e = staking
+        .submit_evidence(evidence(vote(&a.consensus, [1; 32]), forged_b))
+        .await
+        .expect_err("forged evidence");
+    assert_eq!(e.code(), Code::FailedPrecondition, "{e:?}");
+    assert!(e.message().contains("signature"), "{}", e.message());
+    let stranger = agora_validator::SecretKey::from_seed(&[0x5e; 32]).expect("key");
+    let e = staking
+        .submit_evidence(evidence(vote(&stranger, [1; 32]), vote(&stranger, [2; 32])))
+        .await
+        .expect_err("not a validator");
+    assert_eq!(e.code(), Code::FailedPrecondition, "{e:?}");
+    assert!(e.message().contains("not a validator"), "{}", e.message());
+    let e = staking
+        .submit_evidence(pb::SubmitEvidenceRequest {
+            evidence: Some(pb::Evidence { kind: None }),
+        })
+        .await
+        .expect_err("no kind");
+    assert_eq!(e.code(), Code::InvalidArgument, "{e:?}");
     // Missing transaction, malformed address, unknown validator, unknown block.
     let e = staking
         .bond(pb::SubmitTxRequest::default())
