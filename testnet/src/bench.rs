@@ -16,6 +16,7 @@
 mod loadgen;
 mod measure;
 mod plot;
+mod query_latency;
 mod txs;
 
 use std::path::{Path, PathBuf};
@@ -198,6 +199,8 @@ struct BenchResult {
     cpu: CpuOut,
     /// Every node's height at the end of the window.
     final_heights: Vec<u64>,
+    /// Single-query gRPC round trips on node0, after the window.
+    query_latency: Option<query_latency::QueryLatency>,
     catch_up: Option<CatchUp>,
     /// Why catch-up was not measured, if it was not.
     catch_up_note: Option<String>,
@@ -682,7 +685,13 @@ async fn measure(nodes: &mut Nodes, a: &BenchArgs, timeouts: Timeouts) -> Result
     };
     let series = measure::buckets(&commits, a.duration);
 
-    // 6. Catch-up.
+    // 6. Query latency (before catch-up stops a node).
+    let query_latency = match final_heights.iter().copied().max() {
+        Some(latest) if latest >= 1 => Some(query_latency::measure(&clients[0], latest).await),
+        _ => None,
+    };
+
+    // 7. Catch-up.
     let (catch_up, catch_up_note) = if a.catch_up_blocks == 0 {
         (None, Some("skipped (--catch-up-blocks 0)".to_string()))
     } else if n < 4 {
@@ -727,6 +736,7 @@ async fn measure(nodes: &mut Nodes, a: &BenchArgs, timeouts: Timeouts) -> Result
         },
         cpu,
         final_heights,
+        query_latency,
         catch_up,
         catch_up_note,
         series,
@@ -879,6 +889,19 @@ fn summary(r: &BenchResult) -> String {
             format!("{:.1} / {:.1} / {:.1} / {:.1}", l.p50, l.p99, l.max, l.mean),
         ),
         None => row(&mut s, "latency", "no commits".into()),
+    }
+    if let Some(q) = &r.query_latency {
+        for (name, l) in [
+            ("GetStatus ms p50/p99", &q.get_status_ms),
+            (
+                "GetCommitCertificate ms p50/p99",
+                &q.get_commit_certificate_ms,
+            ),
+        ] {
+            if let Some(l) = l {
+                row(&mut s, name, format!("{:.3} / {:.3}", l.p50, l.p99));
+            }
+        }
     }
     row(
         &mut s,

@@ -114,6 +114,14 @@ fn bench_writes_result_and_plot() {
     );
     assert_eq!(json["cpu"]["per_node_percent"].as_array().unwrap().len(), 4);
     assert!(json["cpu"]["ms_per_validator_height"].as_f64().unwrap() > 0.0);
+    // Every timed query answered (a failure would drop a sample).
+    for q in ["get_status_ms", "get_commit_certificate_ms"] {
+        assert_eq!(
+            json["query_latency"][q]["samples"].as_u64(),
+            Some(300),
+            "{json:#}"
+        );
+    }
     let cu = &json["catch_up"];
     assert!(
         cu["blocks"].as_u64().unwrap_or(0) >= CATCH_UP_BLOCKS,
