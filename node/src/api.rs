@@ -134,6 +134,9 @@ impl Api {
             .clone()
             .try_acquire_owned()
             .map_err(|_| {
+                self.0
+                    .metrics
+                    .grpc_refused(crate::metrics::GrpcRefusal::EvidenceChecks);
                 ApiError::Unavailable("the node is busy checking evidence; try again".into())
             })?;
         let chain = self.0.chain.clone();
