@@ -12,6 +12,8 @@
 //!     NAME.key           Ed25519 account keys made by `agora keys add`
 //!   data/                0700
 //!     node.redb          storage (storage/)
+//!     signing_state.json the double-sign guard's last signature
+//!                        (storage/signing_file.rs); never delete or roll back
 //! ```
 
 use std::os::unix::fs::DirBuilderExt;
@@ -111,6 +113,11 @@ impl Home {
     /// `data/node.redb`.
     pub fn db(&self) -> PathBuf {
         self.data_dir().join("node.redb")
+    }
+
+    /// `data/signing_state.json`: the last signature of the validator key.
+    pub fn signing_state(&self) -> PathBuf {
+        self.data_dir().join("signing_state.json")
     }
 
     /// Reads the configuration.

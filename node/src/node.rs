@@ -42,6 +42,8 @@ pub enum NodeError {
 
 /// A started node.
 pub struct Node {
+    /// The home directory.
+    pub home: Home,
     /// Local settings.
     pub config: Config,
     /// The genesis and its file hash.
@@ -115,6 +117,7 @@ impl Node {
             "node started"
         );
         Ok(Self {
+            home: home.clone(),
             config,
             genesis,
             chain,
