@@ -149,6 +149,12 @@ impl Home {
         Ok(TlsIdentity::from_pem(&cert, key)?)
     }
 
+    /// Creates `data/` (0700) if it is missing: an operator may have wiped it
+    /// to resync; the node then starts empty (and its signing gate waits).
+    pub fn ensure_data_dir(&self) -> Result<(), HomeError> {
+        self.mkdir_private(&self.data_dir())
+    }
+
     fn mkdir_private(&self, dir: &Path) -> Result<(), HomeError> {
         std::fs::DirBuilder::new()
             .recursive(true)

@@ -81,6 +81,7 @@ impl Node {
             .map_err(|e| NodeError::ChainId(e.to_string()))?;
         let key = home.load_validator_key()?;
         let tls = home.load_tls()?;
+        home.ensure_data_dir()?;
         let storage = Arc::new(Storage::open(home.db())?);
         let height = storage.latest_height()?.unwrap_or(0);
         let metrics = Metrics::new();
