@@ -318,7 +318,17 @@ mod tests {
         s.wal_append(9, &[0xff], true).unwrap();
         let e = replay_entries(&s.wal_entries().unwrap(), 4, &path).unwrap_err();
         let text = e.to_string();
-        assert!(matches!(e, WalError::Corrupt { seq: 1, height: 4, .. }), "{e:?}");
+        assert!(
+            matches!(
+                e,
+                WalError::Corrupt {
+                    seq: 1,
+                    height: 4,
+                    ..
+                }
+            ),
+            "{e:?}"
+        );
         assert!(text.contains(&path.display().to_string()), "{text}");
         assert!(text.contains("Do NOT delete the database"), "{text}");
     }

@@ -7,8 +7,8 @@ use std::time::Duration;
 
 use agora_node::metrics::Metrics;
 use agora_node::runner::{Executor, NodeStore, restore_signing_state};
-use agora_node::storage::signing_file::SigningFile;
 use agora_node::storage::Storage;
+use agora_node::storage::signing_file::SigningFile;
 use agora_node::transport::{TlsIdentity, Transport, TransportConfig, TransportEvent};
 use agora_proto::v1::{PeerMessage, Vote, peer_message::Kind};
 use agora_validator::consensus::{SignStep, SigningState};
@@ -66,7 +66,11 @@ async fn signing_state_is_durable_before_the_vote_arrives() {
             ..Default::default()
         };
         let wal = Action::Wal(agora_validator::consensus::Input::Vote(v.clone()));
-        for action in [wal, Action::PersistSigningState(s), Action::BroadcastVote(v)] {
+        for action in [
+            wal,
+            Action::PersistSigningState(s),
+            Action::BroadcastVote(v),
+        ] {
             ex.execute(action).unwrap();
         }
         let got = timeout(Duration::from_secs(20), async {

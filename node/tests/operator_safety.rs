@@ -26,10 +26,10 @@ const N: usize = 4;
 const CHECK: i64 = 20;
 
 fn set_check(cfg: &mut toml::Table, heights: i64) {
-    cfg["consensus"]
-        .as_table_mut()
-        .expect("consensus")
-        .insert("double_sign_check_heights".into(), toml::Value::Integer(heights));
+    cfg["consensus"].as_table_mut().expect("consensus").insert(
+        "double_sign_check_heights".into(),
+        toml::Value::Integer(heights),
+    );
 }
 
 fn agora(args: &[&str]) -> Output {
@@ -116,7 +116,10 @@ fn validators_without_signing_state_wait_then_sign() {
     std::fs::remove_dir_all(net.homes[3].join("data")).unwrap();
     let wiped_at = max_height(&net.metrics, &[0, 1, 2]);
     nodes[3] = start(&net.homes[3], &net.logs[3]);
-    assert!(watch_until_signing(&net, 3, 180), "node 3 never seen waiting");
+    assert!(
+        watch_until_signing(&net, 3, 180),
+        "node 3 never seen waiting"
+    );
     let log3 = log_of(&net.logs[3]);
     assert!(log3.contains("signing paused"), "{log3}");
 
@@ -126,7 +129,10 @@ fn validators_without_signing_state_wait_then_sign() {
     std::fs::remove_file(net.homes[2].join("data/signing_state.json")).unwrap();
     let lost_at = max_height(&net.metrics, &[0, 1, 3]);
     nodes[2] = start(&net.homes[2], &net.logs[2]);
-    assert!(watch_until_signing(&net, 2, 180), "node 2 never seen waiting");
+    assert!(
+        watch_until_signing(&net, 2, 180),
+        "node 2 never seen waiting"
+    );
     let log2 = log_of(&net.logs[2]);
     assert!(
         log2.contains("signing paused") && log2.contains("signing state is missing"),
@@ -153,7 +159,10 @@ fn validators_without_signing_state_wait_then_sign() {
     let end = max_height(&net.metrics, &all) + CHECK as u64 + 10;
     wait_heights(&net.metrics, &all, end, 180, &net.logs);
     let log1 = &log_of(&net.logs[1])[before..];
-    assert!(!log1.contains("signing paused") && !log1.contains("ALARM"), "{log1}");
+    assert!(
+        !log1.contains("signing paused") && !log1.contains("ALARM"),
+        "{log1}"
+    );
     for c in nodes.iter_mut() {
         stop(c);
     }
@@ -195,7 +204,8 @@ fn a_second_instance_of_a_key_raises_the_alarm_and_stops_signing() {
     assert!(status.success());
     let (p2p, metrics, grpc) = (free_port(true), free_port(false), free_port(false));
     let cfg_path = twin.join("config.toml");
-    let mut cfg: toml::Table = toml::from_str(&std::fs::read_to_string(&cfg_path).unwrap()).unwrap();
+    let mut cfg: toml::Table =
+        toml::from_str(&std::fs::read_to_string(&cfg_path).unwrap()).unwrap();
     let addr = |port: u16| toml::Value::String(format!("127.0.0.1:{port}"));
     cfg["p2p"]["listen"] = addr(p2p);
     cfg["metrics"]["listen"] = addr(metrics);
@@ -208,14 +218,18 @@ fn a_second_instance_of_a_key_raises_the_alarm_and_stops_signing() {
     let mut logs = net.logs.clone();
     logs.push(twin_log.clone());
     let alarmed = |p: u16| metric(p, "agora_double_sign_alarms_total").unwrap_or(0) >= 1;
-    wait_for("a double-sign alarm", 180, &logs, || ports.iter().any(|p| alarmed(*p)));
+    wait_for("a double-sign alarm", 180, &logs, || {
+        ports.iter().any(|p| alarmed(*p))
+    });
     let which = if alarmed(ports[0]) { 0 } else { 1 };
     let port = ports[which];
     let log = log_of(if which == 0 { &net.logs[3] } else { &twin_log });
     assert!(log.contains("DOUBLE-SIGN ALARM"), "{log}");
     eprintln!(
         "instance {which} alarmed: {}",
-        log.lines().find(|l| l.contains("DOUBLE-SIGN ALARM")).unwrap_or_default()
+        log.lines()
+            .find(|l| l.contains("DOUBLE-SIGN ALARM"))
+            .unwrap_or_default()
     );
     // It stays stopped while the chain goes on.
     let h = max_height(&net.metrics, &[0, 1, 2]);
@@ -235,7 +249,8 @@ fn solo_home(dir: &Path, name: &str, chain: &str) -> PathBuf {
     ]);
     assert!(out.status.success(), "{}", text(&out));
     let cfg_path = home.join("config.toml");
-    let mut cfg: toml::Table = toml::from_str(&std::fs::read_to_string(&cfg_path).unwrap()).unwrap();
+    let mut cfg: toml::Table =
+        toml::from_str(&std::fs::read_to_string(&cfg_path).unwrap()).unwrap();
     let addr = |port: u16| toml::Value::String(format!("127.0.0.1:{port}"));
     cfg["p2p"]["listen"] = addr(free_port(true));
     cfg["metrics"]["listen"] = addr(free_port(false));
@@ -282,7 +297,14 @@ fn export_import_round_trip_refuses_foreign_and_never_lowers() {
     run_solo(&home, 3);
     let h = home.to_str().unwrap();
     let export = dir.path().join("export.json");
-    let out = agora(&["signing-state", "export", "--home", h, "--out", export.to_str().unwrap()]);
+    let out = agora(&[
+        "signing-state",
+        "export",
+        "--home",
+        h,
+        "--out",
+        export.to_str().unwrap(),
+    ]);
     assert!(out.status.success(), "{}", text(&out));
     let doc = read_doc(&export);
     assert_eq!(doc["format"], "agora-signing-state/1");
@@ -298,8 +320,18 @@ fn export_import_round_trip_refuses_foreign_and_never_lowers() {
 
     // Round trip into a home without state: imported as is.
     std::fs::remove_file(home.join("data/signing_state.json")).unwrap();
-    let out = agora(&["signing-state", "import", "--home", h, export.to_str().unwrap()]);
-    assert!(out.status.success() && text(&out).contains("imported"), "{}", text(&out));
+    let out = agora(&[
+        "signing-state",
+        "import",
+        "--home",
+        h,
+        export.to_str().unwrap(),
+    ]);
+    assert!(
+        out.status.success() && text(&out).contains("imported"),
+        "{}",
+        text(&out)
+    );
     assert_eq!(read_doc(&home.join("data/signing_state.json")), doc);
 
     // An older export never lowers the local state.
@@ -307,8 +339,18 @@ fn export_import_round_trip_refuses_foreign_and_never_lowers() {
     older["last_signed"]["height"] = serde_json::json!(1);
     let older_path = dir.path().join("older.json");
     std::fs::write(&older_path, older.to_string()).unwrap();
-    let out = agora(&["signing-state", "import", "--home", h, older_path.to_str().unwrap()]);
-    assert!(out.status.success() && text(&out).contains("kept"), "{}", text(&out));
+    let out = agora(&[
+        "signing-state",
+        "import",
+        "--home",
+        h,
+        older_path.to_str().unwrap(),
+    ]);
+    assert!(
+        out.status.success() && text(&out).contains("kept"),
+        "{}",
+        text(&out)
+    );
     assert_eq!(read_doc(&home.join("data/signing_state.json")), doc);
 
     // A newer one is taken.
@@ -316,7 +358,13 @@ fn export_import_round_trip_refuses_foreign_and_never_lowers() {
     newer["last_signed"]["height"] = serde_json::json!(signed + 100);
     let newer_path = dir.path().join("newer.json");
     std::fs::write(&newer_path, newer.to_string()).unwrap();
-    let out = agora(&["signing-state", "import", "--home", h, newer_path.to_str().unwrap()]);
+    let out = agora(&[
+        "signing-state",
+        "import",
+        "--home",
+        h,
+        newer_path.to_str().unwrap(),
+    ]);
     assert!(out.status.success(), "{}", text(&out));
     assert_eq!(
         read_doc(&home.join("data/signing_state.json"))["last_signed"]["height"],
@@ -329,7 +377,11 @@ fn export_import_round_trip_refuses_foreign_and_never_lowers() {
     let fc = dir.path().join("fc.json");
     std::fs::write(&fc, foreign_chain.to_string()).unwrap();
     let out = agora(&["signing-state", "import", "--home", h, fc.to_str().unwrap()]);
-    assert!(!out.status.success() && text(&out).contains("chain-b"), "{}", text(&out));
+    assert!(
+        !out.status.success() && text(&out).contains("chain-b"),
+        "{}",
+        text(&out)
+    );
     let other = solo_home(dir.path(), "b", "chain-a");
     let out = agora(&[
         "signing-state",

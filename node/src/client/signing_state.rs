@@ -9,8 +9,8 @@
 
 use std::path::{Path, PathBuf};
 
-use agora_validator::{ChainId, PublicKey};
 use agora_validator::consensus::SigningState;
+use agora_validator::{ChainId, PublicKey};
 
 use crate::home::{Home, HomeError};
 use crate::storage::signing_file::{SigningDoc, SigningFile, SigningFileError, newer};
@@ -29,7 +29,9 @@ pub enum SigningCliError {
     #[error("{0}: no signing state (this validator never signed, or the file was lost)")]
     Nothing(PathBuf),
     /// A node is running on this home.
-    #[error("the database {path} is in use ({source}); stop the node before exporting or importing its signing state")]
+    #[error(
+        "the database {path} is in use ({source}); stop the node before exporting or importing its signing state"
+    )]
     NodeRunning {
         /// The database.
         path: PathBuf,
@@ -79,7 +81,7 @@ fn ensure_stopped(home: &Home) -> Result<(), SigningCliError> {
 pub fn export(home: &Home) -> Result<String, SigningCliError> {
     ensure_stopped(home)?;
     let (chain, key) = identity(home)?;
-    let file = SigningFile::new(home.signing_state(), chain.clone(), key.clone());
+    let file = SigningFile::new(home.signing_state(), chain.clone(), key);
     let state = file
         .load()?
         .ok_or_else(|| SigningCliError::Nothing(file.path().to_path_buf()))?;
@@ -90,7 +92,7 @@ pub fn export(home: &Home) -> Result<String, SigningCliError> {
 pub fn import(home: &Home, from: &Path) -> Result<Imported, SigningCliError> {
     ensure_stopped(home)?;
     let (chain, key) = identity(home)?;
-    let file = SigningFile::new(home.signing_state(), chain.clone(), key.clone());
+    let file = SigningFile::new(home.signing_state(), chain.clone(), key);
     let text = std::fs::read_to_string(from).map_err(|source| SigningCliError::Io {
         path: from.to_path_buf(),
         source,

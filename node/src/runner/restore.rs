@@ -10,8 +10,8 @@ use agora_validator::consensus::{
 use agora_validator::crypto::{ZERO_HASH, vrf};
 use agora_validator::engine::{BlockLimits, EngineConfig, Restored, Tip};
 use agora_validator::ledger::Ledger;
-use agora_validator::{CommitCertificate, block::header_hash};
 use agora_validator::{Address, PublicKey};
+use agora_validator::{CommitCertificate, block::header_hash};
 use tracing::{info, warn};
 
 use super::{ExecError, RunError, Runner, now_ms};
@@ -102,11 +102,12 @@ pub fn restore_signing_state(
     let Some(bytes) = storage.signing_state()? else {
         return Ok(None);
     };
-    let s = SigningState::from_bytes(&bytes).map_err(|e| crate::storage::StorageError::Corrupt {
-        path: storage.path().to_path_buf(),
-        what: "signing state",
-        detail: e.to_string(),
-    })?;
+    let s =
+        SigningState::from_bytes(&bytes).map_err(|e| crate::storage::StorageError::Corrupt {
+            path: storage.path().to_path_buf(),
+            what: "signing state",
+            detail: e.to_string(),
+        })?;
     file.save(&s).map_err(crate::storage::StorageError::from)?;
     storage.remove_signing_state()?;
     info!(file = %file.path().display(), height = s.height, "moved the signing state from the database to its own file");
@@ -190,7 +191,9 @@ fn signed_above(
         let set = agora_proto::v1::ValidatorSet::decode(bytes.as_slice())
             .ok()
             .and_then(|p| agora_validator::ValidatorSet::from_proto(&p).ok())
-            .ok_or_else(|| RunError::Restore(format!("stored validator set of height {h} is corrupt")))?;
+            .ok_or_else(|| {
+                RunError::Restore(format!("stored validator set of height {h} is corrupt"))
+            })?;
         sets.insert(h, set);
     }
     for h in (from..=latest).rev() {

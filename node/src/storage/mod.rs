@@ -569,7 +569,10 @@ impl Storage {
         raw.into_iter()
             .map(|(seq, v)| {
                 let h = wal_height(&v).ok_or_else(|| {
-                    self.corrupt("wal record", format!("record {seq} is shorter than 8 bytes"))
+                    self.corrupt(
+                        "wal record",
+                        format!("record {seq} is shorter than 8 bytes"),
+                    )
                 })?;
                 Ok((seq, h, v[8..].to_vec()))
             })

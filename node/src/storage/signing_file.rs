@@ -235,7 +235,9 @@ impl SigningDoc {
 /// The later of two signing states: import never lowers a newer local state.
 pub fn newer(local: Option<SigningState>, incoming: SigningState) -> SigningState {
     match local {
-        Some(l) if (l.height, l.round, l.step) >= (incoming.height, incoming.round, incoming.step) => {
+        Some(l)
+            if (l.height, l.round, l.step) >= (incoming.height, incoming.round, incoming.step) =>
+        {
             l
         }
         _ => incoming,

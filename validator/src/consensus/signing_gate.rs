@@ -194,7 +194,9 @@ impl SigningGate {
         match self.status {
             GateStatus::Unknown if height > 0 => self.wait(WaitReason::MissingState),
             GateStatus::Open
-                if our_signature && signed_up_to.is_none_or(|s| height > s) && self.required > 0 =>
+                if our_signature
+                    && signed_up_to.is_none_or(|s| height > s)
+                    && self.required > 0 =>
             {
                 // Our key signed a height we have no record of signing: the
                 // state we run with is older than the chain.

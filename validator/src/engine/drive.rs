@@ -41,8 +41,7 @@ impl<P: Copy + Ord + std::fmt::Debug> Engine<P> {
             };
             let height = self.core.height();
             let record = (logged && wal_height(&input) == Some(height)).then(|| input.clone());
-            self.core
-                .set_signing_allowed(self.watch.gate.may_sign());
+            self.core.set_signing_allowed(self.watch.gate.may_sign());
             let outputs = self.core.handle(input);
             // Logged only if the core took it (see `wal_filter`), and placed
             // before everything it caused, so the WAL still leads every send.
@@ -111,11 +110,14 @@ impl<P: Copy + Ord + std::fmt::Debug> Engine<P> {
                     Output::Decided(d) => {
                         let (_, verified) = self.core.gossip_messages();
                         self.past_votes.reset(d.height, verified);
-                        let ours = self
-                            .watch
-                            .signed_certificate(&d.certificate, self.ledger.validator_set(d.height));
+                        let ours = self.watch.signed_certificate(
+                            &d.certificate,
+                            self.ledger.validator_set(d.height),
+                        );
                         let signed_up_to = self.core.signing_state().map(|s| s.height);
-                        self.watch.gate.on_commit(d.height, live, ours, signed_up_to);
+                        self.watch
+                            .gate
+                            .on_commit(d.height, live, ours, signed_up_to);
                         let record = self.commit(*d, mempool)?;
                         out.push(Action::Commit(Box::new(record)));
                     }

@@ -119,8 +119,8 @@ impl KeyWatch {
         if self.own.get(&(m.height, m.round, m.step)) == Some(&sha3_256(&m.bytes)) {
             return false; // our own message, relayed back
         }
-        let valid = Signature::from_bytes(&m.signature)
-            .is_ok_and(|sig| pk.verify(&m.bytes, &sig).is_ok());
+        let valid =
+            Signature::from_bytes(&m.signature).is_ok_and(|sig| pk.verify(&m.bytes, &sig).is_ok());
         if valid {
             self.gate.on_foreign_signature(m.height);
         }

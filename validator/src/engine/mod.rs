@@ -41,9 +41,9 @@ mod drive;
 use drive::{Log, charge};
 mod key_watch;
 mod sync_inputs;
-mod wal_filter;
 #[cfg(test)]
 mod tests;
+mod wal_filter;
 
 pub use actions::{Action, CommitRecord, PeerFault};
 pub use block_rules::{BlockError, BlockLimits, MempoolView, NoMempool, Tip};
@@ -145,7 +145,8 @@ impl<P: Copy + Ord + std::fmt::Debug> Engine<P> {
         entropy: Hash,
     ) -> Self {
         let chain = restored.ledger.chain_id().clone();
-        let watch = key_watch::KeyWatch::new(key.as_ref().map(|k| k.public_key()), signing.as_ref());
+        let watch =
+            key_watch::KeyWatch::new(key.as_ref().map(|k| k.public_key()), signing.as_ref());
         let core = Consensus::new(config.consensus, chain.clone(), key, signing);
         let mut pool = EvidencePool::default();
         for ev in restored.evidence {

@@ -86,7 +86,10 @@ mod tests {
         });
         let rejected = [Output::Rejected(RejectReason::Malformed("x"))];
         assert!(!f.admit(3, &other, &rejected));
-        assert!(f.admit(3, &other, &[]), "rejection is not remembered as logged");
+        assert!(
+            f.admit(3, &other, &[]),
+            "rejection is not remembered as logged"
+        );
         // A new height starts afresh.
         assert!(f.admit(4, &v, &[]));
         let t = Input::TimeoutFired(crate::consensus::Timeout {
