@@ -48,22 +48,26 @@ impl Reported {
         if status == self.status {
             return;
         }
-        let was_waiting = matches!(self.status, GateStatus::Waiting { .. });
+        let before = match self.status {
+            GateStatus::Waiting { reason, .. } => Some(std::mem::discriminant(&reason)),
+            _ => None,
+        };
         self.status = status;
         self.set_gauges(gate, metrics);
         match status {
             GateStatus::Open => info!("signing enabled: no foreign signature of this key was seen"),
             GateStatus::Unknown => {}
             GateStatus::Waiting { reason, remaining } => {
-                // The count going down is routine; a new reason or a restart
-                // of the count is worth the warn line.
-                if !was_waiting || remaining == gate.required() {
+                // A new reason is worth the warn line; the count going down,
+                // or starting again for the same reason (every synced block
+                // our key signed before a wipe), is routine.
+                if before != Some(std::mem::discriminant(&reason)) {
                     warn!(
                         remaining_heights = remaining,
                         "signing paused: {reason}; following the chain without signing until {remaining} heights pass without any message of this key"
                     );
                 } else {
-                    info!(remaining_heights = remaining, "signing still paused");
+                    info!(remaining_heights = remaining, %reason, "signing still paused");
                 }
             }
             GateStatus::Alarmed { height } => error!(
