@@ -171,6 +171,11 @@ pub struct ConsensusConfig {
     pub max_block_txs: usize,
     /// How far a proposed block's `time_ms` may be ahead of the local clock.
     pub max_clock_drift_ms: u64,
+    /// Heights a validator whose signing state is missing or older than
+    /// the chain watches, signing nothing, before it signs: each must pass
+    /// without any message of its key it did not sign itself. 0 switches
+    /// the wait off (not the alarm on a second instance of the key).
+    pub double_sign_check_heights: u64,
 }
 
 impl Default for Config {
@@ -237,6 +242,7 @@ impl Default for ConsensusConfig {
             max_block_bytes: 4 * 1024 * 1024 - 64 * 1024,
             max_block_txs: 10_000,
             max_clock_drift_ms: 2_000,
+            double_sign_check_heights: 10,
         }
     }
 }

@@ -12,6 +12,8 @@
 //!     NAME.key           Ed25519 account keys made by `agora keys add`
 //!   data/                0700
 //!     node.redb          storage (storage/)
+//!     signing_state.json the double-sign guard's last signature
+//!                        (storage/signing_file.rs); never delete or roll back
 //! ```
 
 use std::os::unix::fs::DirBuilderExt;
@@ -113,6 +115,11 @@ impl Home {
         self.data_dir().join("node.redb")
     }
 
+    /// `data/signing_state.json`: the last signature of the validator key.
+    pub fn signing_state(&self) -> PathBuf {
+        self.data_dir().join("signing_state.json")
+    }
+
     /// Reads the configuration.
     pub fn load_config(&self) -> Result<Config, HomeError> {
         Ok(Config::load(&self.config())?)
@@ -140,6 +147,12 @@ impl Home {
             message: "not PEM text".into(),
         })?;
         Ok(TlsIdentity::from_pem(&cert, key)?)
+    }
+
+    /// Creates `data/` (0700) if it is missing: an operator may have wiped it
+    /// to resync; the node then starts empty (and its signing gate waits).
+    pub fn ensure_data_dir(&self) -> Result<(), HomeError> {
+        self.mkdir_private(&self.data_dir())
     }
 
     fn mkdir_private(&self, dir: &Path) -> Result<(), HomeError> {

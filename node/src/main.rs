@@ -50,6 +50,12 @@ enum Command {
     Tx(cli::TxArgs),
     /// Read chain state from a node.
     Query(cli::QueryArgs),
+    /// Export or import the validator's signing state (the double-sign
+    /// guard's memory) in its JSON interchange form; the node must be stopped.
+    SigningState {
+        #[command(subcommand)]
+        command: SigningStateCommand,
+    },
     /// Verify a node's chain from genesis (certificates, header links,
     /// validator-set transitions, lottery winners and VRF proofs), trusting
     /// only the genesis file.
@@ -80,6 +86,60 @@ enum KeysCommand {
         #[arg(long)]
         home: PathBuf,
     },
+}
+
+#[derive(Subcommand)]
+enum SigningStateCommand {
+    /// Write HOME's signing state as JSON (to stdout, or --out FILE).
+    Export {
+        /// Home directory.
+        #[arg(long)]
+        home: PathBuf,
+        /// Output file (written atomically); stdout if absent.
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+    /// Import a signing state exported for this chain and key; the later of
+    /// it and the local state is kept (an import never lowers it).
+    Import {
+        /// Home directory.
+        #[arg(long)]
+        home: PathBuf,
+        /// The exported JSON file.
+        file: PathBuf,
+    },
+}
+
+fn signing_state_command(command: SigningStateCommand) -> Result<()> {
+    use agora_node::client::signing_state::{self as ss, Imported};
+    match command {
+        SigningStateCommand::Export { home, out } => {
+            let text = ss::export(&Home::new(&home))?;
+            match out {
+                Some(path) => {
+                    let tmp = path.with_extension("tmp");
+                    std::fs::write(&tmp, &text)
+                        .and_then(|_| std::fs::rename(&tmp, &path))
+                        .with_context(|| format!("writing {}", path.display()))?;
+                    eprintln!("exported to {}", path.display());
+                }
+                None => print!("{text}"),
+            }
+        }
+        SigningStateCommand::Import { home, file } => {
+            let show = |s: &agora_validator::consensus::SigningState| {
+                format!("height {} round {} step {:?}", s.height, s.round, s.step)
+            };
+            match ss::import(&Home::new(&home), &file)? {
+                Imported::Replaced(s) => println!("imported: last signed {}", show(&s)),
+                Imported::KeptLocal(s) => println!(
+                    "kept the local signing state, which is as new or newer: last signed {}",
+                    show(&s)
+                ),
+            }
+        }
+    }
+    Ok(())
 }
 
 fn init_tracing(json: bool) {
@@ -151,6 +211,7 @@ fn real_main() -> Result<std::process::ExitCode> {
         Command::Tx(a) => return client(|| cli::run_tx(a)),
         Command::Query(a) => return client(|| cli::run_query(a)),
         Command::Audit(a) => return client(|| cli::run_audit(a)),
+        Command::SigningState { command } => signing_state_command(command)?,
         Command::Init {
             home,
             chain_id,

@@ -107,6 +107,14 @@ pub struct Metrics {
     pub evidence_seen: AtomicU64,
     /// Peer messages received.
     pub messages_received: AtomicU64,
+    /// 1 when this validator may sign, 0 while its signing gate waits or
+    /// after a double-sign alarm.
+    pub signing_enabled: AtomicU64,
+    /// Quiet heights the signing gate still waits for (0 when not waiting).
+    pub signing_wait_remaining: AtomicU64,
+    /// Messages signed by our key that this instance did not sign, seen
+    /// while signing: another instance runs the key.
+    pub double_sign_alarms: AtomicU64,
     /// Peers charged, by [`PenaltyReason`].
     penalties: [AtomicU64; PENALTY_NAMES.len()],
     steps: [Histogram; 4],
@@ -235,6 +243,27 @@ impl Metrics {
             "counter",
             "Peer messages received.",
             &self.messages_received,
+        );
+        g(
+            &mut out,
+            "agora_signing_enabled",
+            "gauge",
+            "1 if this validator signs votes and proposals, 0 if its signing gate holds it back.",
+            &self.signing_enabled,
+        );
+        g(
+            &mut out,
+            "agora_signing_wait_remaining_heights",
+            "gauge",
+            "Heights without a foreign signature of our key still needed before signing.",
+            &self.signing_wait_remaining,
+        );
+        g(
+            &mut out,
+            "agora_double_sign_alarms_total",
+            "counter",
+            "Messages signed by this validator's key that this instance did not sign.",
+            &self.double_sign_alarms,
         );
         let name = "agora_peer_penalties_total";
         let _ = writeln!(

@@ -50,6 +50,8 @@ pub enum NodeError {
 
 /// A started node.
 pub struct Node {
+    /// The home directory.
+    pub home: Home,
     /// Local settings.
     pub config: Config,
     /// The genesis and its file hash.
@@ -90,6 +92,7 @@ impl Node {
         let key = home.load_validator_key()?;
         let tls = home.load_tls()?;
         let grpc_tls = grpc_tls(home, &config)?;
+        home.ensure_data_dir()?;
         let storage = Arc::new(Storage::open(home.db())?);
         let height = storage.latest_height()?.unwrap_or(0);
         let metrics = Metrics::new();
@@ -126,6 +129,7 @@ impl Node {
             "node started"
         );
         Ok(Self {
+            home: home.clone(),
             config,
             genesis,
             chain,

@@ -9,6 +9,12 @@
 //! double-sign guard refuses to sign anything different from what it signed
 //! before the crash. Our own block template (`ProposalContent`) is logged too,
 //! so that a replayed proposal is the same proposal, not a refused new one.
+//!
+//! What is logged is bounded by the engine (`engine::wal_filter`): only
+//! inputs the core took, each once. Each record is one redb transaction,
+//! atomic, so a crash mid-append leaves no torn record: the log simply ends
+//! before it. A record that does not decode is therefore corruption, and
+//! [`replay_entries`] names it instead of starting from a partial log.
 
 use agora_proto::v1 as pb;
 use agora_validator::consensus::{Input, Timeout, TimeoutStep};
@@ -94,6 +100,20 @@ pub enum WalError {
     /// Not a valid record.
     #[error("undecodable WAL record: {0}")]
     Decode(String),
+    /// A stored record of the height to replay does not decode.
+    #[error(
+        "WAL record {seq} (height {height}) in {path} is corrupt: {detail}. The node will not start from a partial log of the height it was deciding. Do NOT delete the database: it holds the chain and this log, which lets the validator re-send what it signed and prove its lock (its signing state still guards against double signing). Stop here, keep a copy of the data directory, and restore it from a backup"
+    )]
+    Corrupt {
+        /// Sequence number of the record in the WAL table.
+        seq: u64,
+        /// The height it was logged for.
+        height: Height,
+        /// The database file.
+        path: std::path::PathBuf,
+        /// Why it does not decode.
+        detail: String,
+    },
 }
 
 fn step_code(s: TimeoutStep) -> u32 {
@@ -186,6 +206,30 @@ pub fn decode_input(bytes: &[u8]) -> Result<Input, WalError> {
     )
 }
 
+/// The inputs to replay for `height`, in append order, from the store's
+/// entries (sequence number, height, record) of the database at `path`.
+pub fn replay_entries(
+    entries: &[(u64, Height, Vec<u8>)],
+    height: Height,
+    path: &std::path::Path,
+) -> Result<Vec<Input>, WalError> {
+    entries
+        .iter()
+        .filter(|(_, h, _)| *h == height)
+        .map(|(seq, h, b)| {
+            decode_input(b).map_err(|e| WalError::Corrupt {
+                seq: *seq,
+                height: *h,
+                path: path.to_path_buf(),
+                detail: match e {
+                    WalError::Decode(d) => d,
+                    other => other.to_string(),
+                },
+            })
+        })
+        .collect()
+}
+
 /// The inputs to replay for `height`, in append order, from stored records.
 pub fn replay(records: &[(Height, Vec<u8>)], height: Height) -> Result<Vec<Input>, WalError> {
     records
@@ -260,6 +304,33 @@ mod tests {
         let want = inputs();
         assert_eq!(got.len(), want.len());
         assert!(got.iter().zip(&want).all(|(a, b)| same(a, b)));
+    }
+
+    #[test]
+    fn a_corrupt_record_is_named_with_its_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("db");
+        let s = Storage::open(&path).unwrap();
+        let (h, b) = encode_input(&inputs()[0]).unwrap();
+        s.wal_append(h, &b, false).unwrap();
+        s.wal_append(h, &[0xff, 0xff, 0xff], true).unwrap();
+        // Records of other heights are not read.
+        s.wal_append(9, &[0xff], true).unwrap();
+        let e = replay_entries(&s.wal_entries().unwrap(), 4, &path).unwrap_err();
+        let text = e.to_string();
+        assert!(
+            matches!(
+                e,
+                WalError::Corrupt {
+                    seq: 1,
+                    height: 4,
+                    ..
+                }
+            ),
+            "{e:?}"
+        );
+        assert!(text.contains(&path.display().to_string()), "{text}");
+        assert!(text.contains("Do NOT delete the database"), "{text}");
     }
 
     #[test]

@@ -1,12 +1,14 @@
 //! The executor against real storage and a real QUIC peer: when a peer
-//! receives a signed vote, the signing state that allowed it is already on disk.
+//! receives a signed vote, the signing state that allowed it is already on
+//! disk (its file), and so is the WAL record of the vote.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use agora_node::metrics::Metrics;
-use agora_node::runner::{Executor, restore_signing_state};
+use agora_node::runner::{Executor, NodeStore, restore_signing_state};
 use agora_node::storage::Storage;
+use agora_node::storage::signing_file::SigningFile;
 use agora_node::transport::{TlsIdentity, Transport, TransportConfig, TransportEvent};
 use agora_proto::v1::{PeerMessage, Vote, peer_message::Kind};
 use agora_validator::consensus::{SignStep, SigningState};
@@ -42,7 +44,13 @@ async fn signing_state_is_durable_before_the_vote_arrives() {
     .unwrap();
 
     let (tx, _timers) = mpsc::channel(4);
-    let mut ex = Executor::new(storage.clone(), a.clone(), Metrics::new(), tx);
+    let file = SigningFile::new(
+        dir.path().join("signing_state.json"),
+        ChainId::new("drv").unwrap(),
+        key(1).public_key(),
+    );
+    let store = NodeStore::new(storage.clone(), file.clone());
+    let mut ex = Executor::new(store, a.clone(), Metrics::new(), tx);
     for h in 1..=5u64 {
         let s = SigningState {
             height: h,
@@ -57,7 +65,12 @@ async fn signing_state_is_durable_before_the_vote_arrives() {
             height: h,
             ..Default::default()
         };
-        for action in [Action::PersistSigningState(s), Action::BroadcastVote(v)] {
+        let wal = Action::Wal(agora_validator::consensus::Input::Vote(v.clone()));
+        for action in [
+            wal,
+            Action::PersistSigningState(s),
+            Action::BroadcastVote(v),
+        ] {
             ex.execute(action).unwrap();
         }
         let got = timeout(Duration::from_secs(20), async {
@@ -77,8 +90,11 @@ async fn signing_state_is_durable_before_the_vote_arrives() {
         .await
         .unwrap();
         assert_eq!(got.height, h);
-        // At arrival, the state that allowed signing it is committed durably.
-        assert_eq!(restore_signing_state(&storage).unwrap(), Some(s));
+        // At arrival, the state that allowed signing it is in its file, and
+        // the vote's WAL record (appended before it, made durable by it) is
+        // in the store.
+        assert_eq!(restore_signing_state(&storage, &file).unwrap(), Some(s));
+        assert_eq!(storage.wal_records().unwrap().last().unwrap().0, h);
     }
     a.shutdown().await;
     b.shutdown().await;

@@ -1,8 +1,10 @@
-//! Client-side commands of `agora`: talking to a node over gRPC.
+//! Client-side commands of `agora`: talking to a node over gRPC, and
+//! `signing-state` export/import on a stopped node's home.
 
 pub mod audit;
 pub mod cli;
 pub mod query;
+pub mod signing_state;
 pub mod tx;
 
 /// Connects a gRPC channel to `endpoint` (`http://host:port`, or `host:port`).

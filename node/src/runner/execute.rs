@@ -4,9 +4,12 @@
 //! before any later action is looked at; if persisting fails, execution
 //! stops there with an error and nothing after it — in particular no
 //! signed vote or proposal — leaves the node. `Wal` records are appended
-//! without an fsync of their own: the signing-state write that precedes
-//! anything we sign makes them durable, and a record lost with a crash
-//! before that only loses an input the core had not acted on visibly.
+//! without an fsync of their own: persisting a signing state first makes
+//! the WAL durable (one `Immediate` redb commit), then writes the
+//! signing-state file (fsync, rename, fsync of the directory), so every
+//! input that led to a signature, and our own message itself, is on disk
+//! before the signature can leave; a record lost with a crash before that
+//! only loses an input the core had not acted on visibly.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -20,6 +23,7 @@ use tracing::{debug, info};
 
 use super::testing::DoubleSigner;
 use crate::metrics::{Metrics, PenaltyReason};
+use crate::storage::signing_file::SigningFile;
 use crate::storage::{Storage, StorageError};
 use crate::transport::{PeerId, Transport};
 use crate::wal;
@@ -46,18 +50,36 @@ pub trait DurableStore {
     fn persist_evidence(&self, id: &Hash, ev: &pb::Evidence) -> Result<bool, StorageError>;
 }
 
-impl DurableStore for Storage {
+/// The node's durable store: the database and the signing-state file.
+#[derive(Debug, Clone)]
+pub struct NodeStore {
+    storage: Arc<Storage>,
+    signing: SigningFile,
+}
+
+impl NodeStore {
+    /// The store over `storage` and the signing-state file `signing`.
+    pub fn new(storage: Arc<Storage>, signing: SigningFile) -> Self {
+        Self { storage, signing }
+    }
+}
+
+impl DurableStore for NodeStore {
     fn persist_signing_state(&self, s: &SigningState) -> Result<(), StorageError> {
-        // FSYNC: Storage::save_signing_state commits with Durability::Immediate.
-        self.save_signing_state(&s.to_bytes())
+        // FSYNC 1: the WAL (our own messages were appended right before this
+        // state, and the inputs that led to them before that) becomes durable
+        // first, so a signature on disk always has its record on disk.
+        self.storage.sync_wal()?;
+        // FSYNC 2: the file itself (temp file fsynced, renamed, dir fsynced).
+        Ok(self.signing.save(s)?)
     }
     fn append_wal(&self, height: u64, record: &[u8]) -> Result<(), StorageError> {
-        // No fsync: made durable by the next Immediate commit (see above).
-        self.wal_append(height, record, false)
+        // No fsync: made durable by the next signing-state write (see above).
+        self.storage.wal_append(height, record, false)
     }
     fn persist_evidence(&self, id: &Hash, ev: &pb::Evidence) -> Result<bool, StorageError> {
         // FSYNC: Immediate (see Storage::put_pool_evidence for why).
-        self.put_pool_evidence(id, ev)
+        self.storage.put_pool_evidence(id, ev)
     }
 }
 
@@ -113,6 +135,10 @@ pub struct Executor<S, N> {
     metrics: Arc<Metrics>,
     timers: mpsc::Sender<Timeout>,
     double_signer: Option<DoubleSigner>,
+    /// Votes the host signed itself (the testing double signer) since the
+    /// last [`Executor::take_host_signed`]: at most one per vote broadcast
+    /// in one batch of actions, taken after every batch.
+    host_signed: Vec<pb::Vote>,
 }
 
 fn msg(kind: Kind) -> PeerMessage {
@@ -128,6 +154,7 @@ impl<S: DurableStore, N: Network> Executor<S, N> {
             metrics,
             timers,
             double_signer: None,
+            host_signed: Vec::new(),
         }
     }
 
@@ -185,8 +212,15 @@ impl<S: DurableStore, N: Network> Executor<S, N> {
         Ok(Executed::Done)
     }
 
+    /// The votes the host signed itself since the last call, for the
+    /// engine's record of what this key signed.
+    pub fn take_host_signed(&mut self) -> Vec<pb::Vote> {
+        std::mem::take(&mut self.host_signed)
+    }
+
     fn broadcast_vote(&mut self, v: pb::Vote) {
         if let Some(twin) = self.double_signer.as_mut().and_then(|d| d.twin(&v)) {
+            self.host_signed.push(twin.clone());
             self.net.broadcast(&msg(Kind::Vote(twin)));
         }
         self.net.broadcast(&msg(Kind::Vote(v)));

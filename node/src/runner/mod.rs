@@ -7,8 +7,10 @@
 //! WAL records after a restart) with the local clock, and executes the
 //! [`Action`]s it returns, in order. One job per file:
 //!
-//! - `restore.rs` — the engine rebuilt from storage (or genesis), then the
+//! - `restore.rs` — the engine rebuilt from storage (or genesis), the
+//!   signing state from its file and the signing gate it implies, then the
 //!   current height started and its WAL replayed;
+//! - `gate.rs` — the signing gate's state in the log and the metrics;
 //! - `main_loop.rs` — the select loop and the dispatch of transport events;
 //! - `execute.rs` — executing actions: the persist-before-send rule, WAL
 //!   appends, timers, gossip, block requests, penalties;
@@ -22,13 +24,14 @@
 
 mod commit;
 mod execute;
+mod gate;
 mod main_loop;
 mod requests;
 mod restore;
 mod sync;
 mod testing;
 
-pub use execute::{DurableStore, ExecError, Executed, Executor, Network};
+pub use execute::{DurableStore, ExecError, Executed, Executor, Network, NodeStore};
 pub use restore::restore_signing_state;
 pub use testing::{DoubleSigner, forge_bodies};
 
@@ -62,6 +65,9 @@ pub enum RunError {
     /// The stored or genesis state is unusable.
     #[error("restoring the chain: {0}")]
     Restore(String),
+    /// The WAL of the height being decided is corrupt.
+    #[error(transparent)]
+    Wal(#[from] crate::wal::WalError),
     /// The transaction verifier thread could not be started.
     #[error("starting the transaction verifier: {0}")]
     Verifier(std::io::Error),
@@ -73,7 +79,9 @@ const VERIFY_QUEUE: usize = 4096;
 /// The running driver.
 pub struct Runner {
     engine: Engine<PeerId>,
-    exec: Executor<Arc<Storage>, Transport>,
+    exec: Executor<NodeStore, Transport>,
+    /// The signing gate's state as last reported (log and metrics).
+    gate_seen: gate::Reported,
     storage: Arc<Storage>,
     transport: Transport,
     metrics: Arc<Metrics>,
@@ -111,17 +119,33 @@ impl Runner {
     pub fn new(node: &Node, shared: Arc<Shared>) -> Result<Self, RunError> {
         let storage = node.storage.clone();
         let restored = restore::restored(&storage, &node.genesis)?;
-        let signing = restore_signing_state(&storage)?;
+        let file = crate::storage::signing_file::SigningFile::new(
+            node.home.signing_state(),
+            node.chain.clone(),
+            node.key.public_key(),
+        );
+        let signing = restore_signing_state(&storage, &file)?;
+        let gate = restore::signing_gate(
+            &storage,
+            &node.genesis,
+            &restored,
+            signing.as_ref(),
+            &node.key.public_key(),
+            node.config.consensus.double_sign_check_heights,
+        )?;
+        restore::announce_gate(&gate, &file);
         let engine = Engine::new(
             restore::engine_config(&node.config.consensus),
             Some(node.key.clone()),
             signing,
             restored,
             rand::random(),
-        );
+        )
+        .with_signing_gate(gate);
+        let gate_seen = gate::Reported::new(engine.signing_gate(), &node.metrics);
         let (timer_tx, timers) = mpsc::channel(1024);
         let mut exec = Executor::new(
-            storage.clone(),
+            NodeStore::new(storage.clone(), file),
             node.transport.clone(),
             node.metrics.clone(),
             timer_tx,
@@ -135,6 +159,7 @@ impl Runner {
         Ok(Self {
             engine,
             exec,
+            gate_seen,
             storage,
             transport: node.transport.clone(),
             metrics: node.metrics.clone(),
@@ -163,6 +188,11 @@ impl Runner {
                 self.commit(*record)?;
             }
         }
+        for v in self.exec.take_host_signed() {
+            self.engine.record_own_vote(&v);
+        }
+        self.gate_seen
+            .update(self.engine.signing_gate(), &self.metrics);
         Metrics::set(&self.metrics.round, u64::from(self.engine.core().round()));
         Ok(())
     }

@@ -1,18 +1,24 @@
 //! Restoring the engine after a start or a crash: the ledger, the tip and
 //! the evidence pool from storage (or genesis before block 1), the signing
-//! state, then the current height started and its WAL records replayed.
+//! state from its file (moved there from an older store once) and the
+//! signing gate it implies, then the current height started and its WAL
+//! records replayed.
 
-use agora_validator::consensus::{ConsensusConfig, SigningState, TimeoutConfig};
+use agora_validator::consensus::{
+    ConsensusConfig, SigningGate, SigningState, TimeoutConfig, WaitReason,
+};
 use agora_validator::crypto::{ZERO_HASH, vrf};
 use agora_validator::engine::{BlockLimits, EngineConfig, Restored, Tip};
 use agora_validator::ledger::Ledger;
+use agora_validator::{Address, PublicKey};
 use agora_validator::{CommitCertificate, block::header_hash};
-use tracing::info;
+use tracing::{info, warn};
 
 use super::{ExecError, RunError, Runner, now_ms};
 use crate::config;
 use crate::genesis::LoadedGenesis;
 use crate::storage::Storage;
+use crate::storage::signing_file::SigningFile;
 use crate::wal;
 
 /// What the engine needs from the store: the ledger after the last stored
@@ -82,20 +88,147 @@ pub(super) fn engine_config(c: &config::ConsensusConfig) -> EngineConfig {
     }
 }
 
-/// The signing state persisted before the last stop, for the engine.
-pub fn restore_signing_state(storage: &Storage) -> Result<Option<SigningState>, ExecError> {
-    storage
-        .signing_state()?
-        .map(|b| {
-            SigningState::from_bytes(&b).map_err(|e| {
-                ExecError::Storage(crate::storage::StorageError::Corrupt {
-                    path: storage.path().to_path_buf(),
-                    what: "signing state",
-                    detail: e.to_string(),
-                })
-            })
-        })
-        .transpose()
+/// The signing state persisted before the last stop, for the engine: the
+/// file's, or, when there is no file yet, the one an older node kept in
+/// the store, which is then moved to the file (written durably first,
+/// removed from the store after, so a crash in between loses nothing).
+pub fn restore_signing_state(
+    storage: &Storage,
+    file: &SigningFile,
+) -> Result<Option<SigningState>, ExecError> {
+    if let Some(s) = file.load().map_err(crate::storage::StorageError::from)? {
+        return Ok(Some(s));
+    }
+    let Some(bytes) = storage.signing_state()? else {
+        return Ok(None);
+    };
+    let s =
+        SigningState::from_bytes(&bytes).map_err(|e| crate::storage::StorageError::Corrupt {
+            path: storage.path().to_path_buf(),
+            what: "signing state",
+            detail: e.to_string(),
+        })?;
+    file.save(&s).map_err(crate::storage::StorageError::from)?;
+    storage.remove_signing_state()?;
+    info!(file = %file.path().display(), height = s.height, "moved the signing state from the database to its own file");
+    Ok(Some(s))
+}
+
+/// Most stored certificates read at start to see whether our key signed
+/// above our signing state (the rest is watched as blocks arrive).
+const STALE_SCAN_HEIGHTS: u64 = 10_000;
+
+/// The signing gate for what was restored (see
+/// `agora_validator::consensus::signing_gate`):
+///
+/// - no state, no block: a fresh chain or a wiped validator; the first
+///   peer status decides (a chain whose only validator is us opens at once:
+///   there is nobody to hear from);
+/// - no state but blocks: the state was lost; wait;
+/// - a state older than stored certificates that carry our signature: the
+///   state is stale (a backup, a copy); wait;
+/// - otherwise open.
+pub(super) fn signing_gate(
+    storage: &Storage,
+    genesis: &LoadedGenesis,
+    restored: &Restored,
+    state: Option<&SigningState>,
+    key: &PublicKey,
+    required: u64,
+) -> Result<SigningGate, RunError> {
+    let latest = storage.latest_height()?.unwrap_or(0);
+    let me = Address::of(key);
+    let gate = match state {
+        None if latest == 0 => {
+            let solo = restored
+                .ledger
+                .validator_set(1)
+                .is_some_and(|set| set.len() == 1 && set.index_of(&me).is_some());
+            if solo {
+                SigningGate::open(required)
+            } else {
+                SigningGate::unknown(required)
+            }
+        }
+        None => SigningGate::waiting(required, WaitReason::MissingState),
+        Some(s) => match signed_above(storage, genesis, &me, s.height, latest)? {
+            Some(h) => SigningGate::waiting(
+                required,
+                WaitReason::StaleState {
+                    signed: s.height,
+                    observed: h,
+                },
+            ),
+            None => SigningGate::open(required),
+        },
+    };
+    Ok(gate)
+}
+
+/// The highest stored height above `signed` whose certificate carries our
+/// signature (the last [`STALE_SCAN_HEIGHTS`] heights are read).
+fn signed_above(
+    storage: &Storage,
+    genesis: &LoadedGenesis,
+    me: &Address,
+    signed: u64,
+    latest: u64,
+) -> Result<Option<u64>, RunError> {
+    use prost::Message;
+    let from = signed.max(latest.saturating_sub(STALE_SCAN_HEIGHTS)) + 1;
+    if from > latest {
+        return Ok(None);
+    }
+    // The set of each height: the genesis set, then every stored change.
+    let mut sets = std::collections::BTreeMap::new();
+    if let Some(set) = Ledger::from_genesis(&genesis.genesis)
+        .ok()
+        .and_then(|l| l.validator_set(1).cloned())
+    {
+        sets.insert(1u64, set);
+    }
+    for (h, bytes) in storage.validator_sets()? {
+        let set = agora_proto::v1::ValidatorSet::decode(bytes.as_slice())
+            .ok()
+            .and_then(|p| agora_validator::ValidatorSet::from_proto(&p).ok())
+            .ok_or_else(|| {
+                RunError::Restore(format!("stored validator set of height {h} is corrupt"))
+            })?;
+        sets.insert(h, set);
+    }
+    for h in (from..=latest).rev() {
+        let Some(cert) = storage.certificate(h)? else {
+            continue;
+        };
+        let Some((_, set)) = sets.range(..=h).next_back() else {
+            continue;
+        };
+        if set
+            .index_of(me)
+            .is_some_and(|i| agora_validator::certificate::bit(&cert.signers, i))
+        {
+            return Ok(Some(h));
+        }
+    }
+    Ok(None)
+}
+
+/// Logs the gate's state at start (one warn line when it holds signing back).
+pub(super) fn announce_gate(gate: &SigningGate, file: &SigningFile) {
+    use agora_validator::consensus::GateStatus;
+    match gate.status() {
+        GateStatus::Open => info!(file = %file.path().display(), "signing enabled"),
+        GateStatus::Unknown => warn!(
+            file = %file.path().display(),
+            "signing paused: no signing state and no blocks; waiting for the first peer to tell whether the chain is new (height 0) or running"
+        ),
+        GateStatus::Waiting { reason, remaining } => warn!(
+            file = %file.path().display(),
+            remaining_heights = remaining,
+            "signing paused: {reason}; following the chain without signing until {remaining} heights pass without any message of this key"
+        ),
+        GateStatus::Alarmed { .. } => {}
+    }
 }
 
 impl Runner {
@@ -106,8 +239,7 @@ impl Runner {
     /// before the start, which logs our own new template.
     pub(super) fn begin(&mut self) -> Result<(), RunError> {
         let h = self.engine.height();
-        let replay = wal::replay(&self.storage.wal_records()?, h)
-            .map_err(|e| RunError::Restore(e.to_string()))?;
+        let replay = wal::replay_entries(&self.storage.wal_entries()?, h, self.storage.path())?;
         self.start_height()?;
         if !replay.is_empty() {
             info!(height = h, inputs = replay.len(), "replaying WAL");

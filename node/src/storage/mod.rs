@@ -5,8 +5,10 @@
 //! evidence by hash (every piece this node accepted, for queries), the
 //! engine's evidence pool by evidence id (what still waits for inclusion),
 //! validator-set changes by the height they take effect, the transaction
-//! index (hash → height and outcome), the consensus signing state, and the
-//! write-ahead log of the current height's consensus inputs.
+//! index (hash → height and outcome), and the write-ahead log of the
+//! current height's consensus inputs. The signing state lives in its own
+//! file ([`signing_file`]); a store written by an older node may still hold
+//! it, and the runner moves it to the file once.
 //!
 //! # Where durability is promised, and how
 //!
@@ -17,10 +19,12 @@
 //! `Immediate` commit (redb orders commits, so an `Immediate` commit makes all
 //! earlier ones durable too). Exactly three operations promise durability:
 //!
-//! 1. [`Storage::save_signing_state`] — `Immediate`. The node calls it
-//!    *before* a vote or proposal it signed leaves the process, so that after a
-//!    crash the double-sign guard remembers everything that may have been seen
-//!    by others (DESIGN §6).
+//! 1. [`Storage::sync_wal`] — `Immediate`, with nothing written: it makes
+//!    every earlier WAL append durable. The node calls it right before it
+//!    writes the signing-state file ([`signing_file`]), which in turn is
+//!    durable before a vote or proposal signed under it leaves the process
+//!    (DESIGN §6), so our own messages and the inputs that led to them are
+//!    on disk whenever the signature is.
 //! 2. [`Storage::commit_block`] — `Immediate`, one transaction holding the
 //!    block, its certificate, the resulting ledger state and chain seed, the transaction
 //!    index, and the truncation of the WAL for that height, so that a restart
@@ -35,6 +39,7 @@
 
 mod records;
 mod sets;
+pub mod signing_file;
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
@@ -95,7 +100,9 @@ pub enum StorageError {
         source: std::io::Error,
     },
     /// A stored value does not decode.
-    #[error("database {path}: corrupt {what}: {detail}")]
+    #[error(
+        "database {path}: corrupt {what}: {detail}. Do NOT delete the database or the data directory (a wiped validator must resync and wait before it may sign again): stop the node, keep a copy of the data directory, and restore it from a backup or a trusted peer's copy"
+    )]
     Corrupt {
         /// The database file.
         path: PathBuf,
@@ -104,6 +111,9 @@ pub enum StorageError {
         /// Why it is corrupt.
         detail: String,
     },
+    /// The signing-state file could not be read, written or used.
+    #[error(transparent)]
+    SigningFile(#[from] signing_file::SigningFileError),
     /// The caller passed an inconsistent block (no header, cert for another height...).
     #[error("invalid input: {0}")]
     Invalid(String),
@@ -473,11 +483,11 @@ impl Storage {
             .transpose()
     }
 
-    /// Persists the consensus signing state (the double-sign guard's memory).
+    /// Persists the consensus signing state in the store. Only stores of
+    /// older nodes hold it (the node keeps it in [`signing_file`] now);
+    /// kept for tests of the migration.
     ///
-    /// DURABILITY PROMISE: `Immediate` — fsynced before this returns. The
-    /// driver calls it before any message signed under this state is sent, so
-    /// a crash can never forget a signature others may have seen.
+    /// FSYNC: `Immediate`.
     pub fn save_signing_state(&self, state: &[u8]) -> Result<(), StorageError> {
         self.write(Durability::Immediate, |txn| {
             txn.open_table(META)?.insert(META_SIGNING, state)?;
@@ -485,9 +495,28 @@ impl Storage {
         })
     }
 
-    /// The last persisted signing state.
+    /// The signing state an older node left in the store, if any.
     pub fn signing_state(&self) -> Result<Option<Vec<u8>>, StorageError> {
         self.get_bytes(META, META_SIGNING)
+    }
+
+    /// Deletes the store's signing state once it was moved to its file.
+    ///
+    /// FSYNC: `Immediate`, so that a later loss of the file cannot be
+    /// masked by a stale copy here.
+    pub fn remove_signing_state(&self) -> Result<(), StorageError> {
+        self.write(Durability::Immediate, |txn| {
+            txn.open_table(META)?.remove(META_SIGNING)?;
+            Ok(())
+        })
+    }
+
+    /// Makes every earlier write durable (WAL appends made without fsync).
+    ///
+    /// FSYNC: an `Immediate` commit that writes nothing; redb's durable
+    /// commit persists all earlier non-durable commits with it.
+    pub fn sync_wal(&self) -> Result<(), StorageError> {
+        self.write(Durability::Immediate, |_| Ok(()))
     }
 
     /// Appends a consensus input of `height` to the WAL. With `durable`, the
@@ -516,18 +545,36 @@ impl Storage {
 
     /// The WAL records in append order, with their heights.
     pub fn wal_records(&self) -> Result<Vec<(u64, Vec<u8>)>, StorageError> {
+        Ok(self
+            .wal_entries()?
+            .into_iter()
+            .map(|(_, h, r)| (h, r))
+            .collect())
+    }
+
+    /// The WAL records in append order: (sequence number, height, record).
+    ///
+    /// A record is written by one redb transaction, which is atomic: a
+    /// crash in the middle of an append leaves the whole record or none,
+    /// so the log has no torn tail and any record that does not decode is
+    /// corruption, reported with its sequence number.
+    pub fn wal_entries(&self) -> Result<Vec<(u64, u64, Vec<u8>)>, StorageError> {
         let raw = self.read(|txn| {
             txn.open_table(WAL)?
                 .iter()?
-                .map(|r| r.map(|(_, v)| v.value().to_vec()))
+                .map(|r| r.map(|(k, v)| (k.value(), v.value().to_vec())))
                 .collect::<Result<Vec<_>, _>>()
                 .map_err(Into::into)
         })?;
         raw.into_iter()
-            .map(|v| {
-                let h = wal_height(&v)
-                    .ok_or_else(|| self.corrupt("wal record", "shorter than 8 bytes"))?;
-                Ok((h, v[8..].to_vec()))
+            .map(|(seq, v)| {
+                let h = wal_height(&v).ok_or_else(|| {
+                    self.corrupt(
+                        "wal record",
+                        format!("record {seq} is shorter than 8 bytes"),
+                    )
+                })?;
+                Ok((seq, h, v[8..].to_vec()))
             })
             .collect()
     }

@@ -51,6 +51,7 @@
 pub mod buffer;
 pub mod checked_evidence;
 pub mod evidence;
+pub mod signing_gate;
 pub mod signing_state;
 pub mod state;
 pub mod timeouts;
@@ -62,6 +63,7 @@ mod tests;
 pub use buffer::BufferConfig;
 pub use checked_evidence::CheckedEvidence;
 pub use evidence::verify_evidence;
+pub use signing_gate::{GateStatus, SigningGate, WaitReason};
 pub use signing_state::{SignStep, SigningState};
 pub use state::{
     Consensus, ConsensusConfig, Decision, HeightParams, Input, Output, RejectReason, Stats, Step,

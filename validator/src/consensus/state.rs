@@ -295,6 +295,8 @@ pub struct Consensus {
     /// derived from the key (None for an observer, which checks separately).
     verify_salt: Option<Hash>,
     signing: Option<SigningState>,
+    /// The host's signing gate allows signing ([`super::signing_gate`]).
+    signing_allowed: bool,
     hs: Option<HeightState>,
     buffer: FutureBuffer,
     evidence: EvidenceLog,
@@ -339,6 +341,7 @@ impl Consensus {
             address,
             verify_salt,
             signing: restored_signing_state,
+            signing_allowed: true,
             hs: None,
             buffer: FutureBuffer::new(config.buffer),
             evidence: EvidenceLog::default(),
@@ -379,6 +382,12 @@ impl Consensus {
     /// The last signing state (what the host has been told to persist).
     pub fn signing_state(&self) -> Option<SigningState> {
         self.signing
+    }
+
+    /// Allows or forbids every signature (the engine's signing gate). A
+    /// forbidden signature is refused like one the guard refuses.
+    pub fn set_signing_allowed(&mut self, allowed: bool) {
+        self.signing_allowed = allowed;
     }
 
     /// This validator's address, if it has a key.
@@ -575,6 +584,10 @@ impl Consensus {
     ) -> Option<Signature> {
         let key = self.key.as_ref()?;
         let hs = self.hs.as_ref()?;
+        if !self.signing_allowed {
+            self.stats.refused_signatures += 1;
+            return None;
+        }
         let req = signing_state::SignRequest {
             height: hs.params.height,
             round,

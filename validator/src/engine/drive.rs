@@ -28,6 +28,8 @@ impl<P: Copy + Ord + std::fmt::Debug> Engine<P> {
         mempool: &dyn MempoolView,
         out: &mut Vec<Action<P>>,
     ) -> Result<Vec<RejectReason>, EngineError> {
+        // A height decided from a synced block was not watched live.
+        let live = !matches!(first, Input::SyncedBlock { .. });
         let mut queue = VecDeque::from([first]);
         let mut rejected = Vec::new();
         let mut is_first = true;
@@ -37,10 +39,17 @@ impl<P: Copy + Ord + std::fmt::Debug> Engine<P> {
                 Log::Answers => !is_first,
                 Log::Nothing => false,
             };
-            if logged && wal_height(&input) == Some(self.core.height()) {
-                out.push(Action::Wal(input.clone()));
-            }
+            let height = self.core.height();
+            let record = (logged && wal_height(&input) == Some(height)).then(|| input.clone());
+            self.core.set_signing_allowed(self.watch.gate.may_sign());
             let outputs = self.core.handle(input);
+            // Logged only if the core took it (see `wal_filter`), and placed
+            // before everything it caused, so the WAL still leads every send.
+            if let Some(rec) = record
+                && self.wal_filter.admit(height, &rec, &outputs)
+            {
+                out.push(Action::Wal(rec));
+            }
             for (i, o) in outputs.iter().enumerate() {
                 if let Output::PersistSigningState(_) = o
                     && !matches!(log, Log::Nothing)
@@ -58,8 +67,18 @@ impl<P: Copy + Ord + std::fmt::Debug> Engine<P> {
             for o in outputs {
                 match o {
                     Output::PersistSigningState(s) => out.push(Action::PersistSigningState(s)),
-                    Output::BroadcastProposal(p) => out.push(Action::BroadcastProposal(p)),
-                    Output::BroadcastVote(v) => out.push(Action::BroadcastVote(v)),
+                    Output::BroadcastProposal(p) => {
+                        if let Some(m) = super::key_watch::Signed::of_proposal(&self.chain, &p) {
+                            self.watch.record(&m);
+                        }
+                        out.push(Action::BroadcastProposal(p))
+                    }
+                    Output::BroadcastVote(v) => {
+                        if let Some(m) = super::key_watch::Signed::of_vote(&self.chain, &v) {
+                            self.watch.record(&m);
+                        }
+                        out.push(Action::BroadcastVote(v))
+                    }
                     Output::ScheduleTimeout {
                         timeout,
                         duration_ms,
@@ -91,6 +110,14 @@ impl<P: Copy + Ord + std::fmt::Debug> Engine<P> {
                     Output::Decided(d) => {
                         let (_, verified) = self.core.gossip_messages();
                         self.past_votes.reset(d.height, verified);
+                        let ours = self.watch.signed_certificate(
+                            &d.certificate,
+                            self.ledger.validator_set(d.height),
+                        );
+                        let signed_up_to = self.core.signing_state().map(|s| s.height);
+                        self.watch
+                            .gate
+                            .on_commit(d.height, live, ours, signed_up_to);
                         let record = self.commit(*d, mempool)?;
                         out.push(Action::Commit(Box::new(record)));
                     }

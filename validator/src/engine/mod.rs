@@ -39,17 +39,19 @@ mod actions;
 mod commit;
 mod drive;
 use drive::{Log, charge};
+mod key_watch;
 mod sync_inputs;
 #[cfg(test)]
 mod tests;
+mod wal_filter;
 
 pub use actions::{Action, CommitRecord, PeerFault};
 pub use block_rules::{BlockError, BlockLimits, MempoolView, NoMempool, Tip};
 pub use evidence_pool::{Added, EvidencePool, PoolError};
 
 use crate::consensus::{
-    CheckedEvidence, Consensus, ConsensusConfig, HeightParams, Input, SigningState, TestFault,
-    Timeout,
+    CheckedEvidence, Consensus, ConsensusConfig, HeightParams, Input, SigningGate, SigningState,
+    TestFault, Timeout,
 };
 use crate::crypto::{Hash, SecretKey};
 use crate::ledger::Ledger;
@@ -114,6 +116,10 @@ pub struct Engine<P> {
     past_votes: past_votes::PastVotes,
     /// Secret entropy for randomised batch checks of block transactions.
     entropy: Hash,
+    /// What our key signed, and the signing gate.
+    watch: key_watch::KeyWatch,
+    /// Which inputs of the current height were logged (WAL bound).
+    wal_filter: wal_filter::WalFilter,
     /// The core is deciding `tip + 1` (false between a commit and the start
     /// of the next height).
     started: bool,
@@ -140,6 +146,8 @@ impl<P: Copy + Ord + std::fmt::Debug> Engine<P> {
         entropy: Hash,
     ) -> Self {
         let chain = restored.ledger.chain_id().clone();
+        let watch =
+            key_watch::KeyWatch::new(key.as_ref().map(|k| k.public_key()), signing.as_ref());
         let core = Consensus::new(config.consensus, chain.clone(), key, signing);
         let mut pool = EvidencePool::default();
         for ev in restored.evidence {
@@ -168,12 +176,26 @@ impl<P: Copy + Ord + std::fmt::Debug> Engine<P> {
             late,
             past_votes: Default::default(),
             entropy,
+            watch,
+            wal_filter: Default::default(),
             started: false,
             height_started_ms: 0,
         }
     }
 
+    /// The engine with `gate` deciding whether it may sign (the host builds
+    /// it from what it restored; the default gate is open).
+    pub fn with_signing_gate(mut self, gate: SigningGate) -> Self {
+        self.watch.gate = gate;
+        self
+    }
+
     // ---- accessors ---------------------------------------------------------
+
+    /// The signing gate: whether this validator signs, and why not.
+    pub fn signing_gate(&self) -> &SigningGate {
+        &self.watch.gate
+    }
 
     /// The ledger after the last committed block.
     pub fn ledger(&self) -> &Ledger {
@@ -250,6 +272,7 @@ impl<P: Copy + Ord + std::fmt::Debug> Engine<P> {
             .ok_or(EngineError::NoValidatorSet(h))?;
         self.started = true;
         self.height_started_ms = now_ms;
+        self.watch.prune_below(h);
         let params = HeightParams {
             height: h,
             validator_set: set,
@@ -276,8 +299,52 @@ impl<P: Copy + Ord + std::fmt::Debug> Engine<P> {
         mempool: &dyn MempoolView,
     ) -> Result<Vec<Action<P>>, EngineError> {
         let mut out = Vec::new();
+        // Our own messages come back from the WAL: remember them as ours, so
+        // that their relayed copies are not taken for another instance's.
+        if let Some(m) = self.own_message(&input) {
+            self.watch.record(&m);
+        }
         self.drive(input, Log::Nothing, now_ms, mempool, &mut out)?;
         Ok(out)
+    }
+
+    /// The signing position of `input` if it is a proposal or vote of our key.
+    fn own_message(&self, input: &Input) -> Option<key_watch::Signed> {
+        match input {
+            Input::Vote(v) if self.watch.is_ours(&v.validator_address) => {
+                key_watch::Signed::of_vote(&self.chain, v)
+            }
+            Input::Proposal(p) if self.watch.is_ours(&p.proposer_address) => {
+                key_watch::Signed::of_proposal(&self.chain, p)
+            }
+            _ => None,
+        }
+    }
+
+    /// A proposal or vote of our key from the network, for a height not yet
+    /// decided, that this instance did not sign: told to the gate (alarm
+    /// when signing, a new wait otherwise). The message still goes on to
+    /// the core like any other.
+    fn watch_incoming(&mut self, input: &Input) {
+        let height = match input {
+            Input::Vote(v) => v.height,
+            Input::Proposal(p) => p.height,
+            _ => return,
+        };
+        if height < self.height() {
+            return;
+        }
+        if let Some(m) = self.own_message(input) {
+            self.watch.check_incoming(&m);
+        }
+    }
+
+    /// Records a vote the host signed itself (`testing.double_sign`), so
+    /// that its relayed copies are known as ours.
+    pub fn record_own_vote(&mut self, v: &pb::Vote) {
+        if let Some(m) = key_watch::Signed::of_vote(&self.chain, v) {
+            self.watch.record(&m);
+        }
     }
 
     /// A timeout the core scheduled fired.
@@ -313,7 +380,9 @@ impl<P: Copy + Ord + std::fmt::Debug> Engine<P> {
             });
             return Ok(out);
         }
-        let rejected = self.drive(Input::Proposal(p), Log::All, now_ms, mempool, &mut out)?;
+        let input = Input::Proposal(p);
+        self.watch_incoming(&input);
+        let rejected = self.drive(input, Log::All, now_ms, mempool, &mut out)?;
         charge(peer, rejected, &mut out);
         Ok(out)
     }
@@ -337,7 +406,9 @@ impl<P: Copy + Ord + std::fmt::Debug> Engine<P> {
             }
             return Ok(out);
         }
-        let rejected = self.drive(Input::Vote(v), Log::All, now_ms, mempool, &mut out)?;
+        let input = Input::Vote(v);
+        self.watch_incoming(&input);
+        let rejected = self.drive(input, Log::All, now_ms, mempool, &mut out)?;
         charge(peer, rejected, &mut out);
         Ok(out)
     }

@@ -17,6 +17,9 @@ impl<P: Copy + Ord + std::fmt::Debug> Engine<P> {
     /// more behind (one behind is normal gossip lag).
     pub fn on_status(&mut self, peer: P, height: Height, now_ms: u64) -> Vec<Action<P>> {
         self.sync.note_height(peer, height);
+        // A fresh validator with no signing state learns here whether the
+        // chain is new (height 0) or was running without it.
+        self.watch.gate.observe_chain_height(height);
         self.poll_sync(now_ms, 1)
     }
 
