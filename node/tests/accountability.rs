@@ -315,7 +315,7 @@ async fn a_configured_validator_connects_when_strangers_fill_the_table() {
 /// votes (duplicates: never charged) and a stale vote for height 0 (never
 /// checked, never charged), then votes in the node's name for other values
 /// with garbage signatures: each conflicts with the node's own vote, is
-/// checked at once and fails, and is charged 25 points. Three leave it
+/// checked at once and fails, and is charged 30 points. Three leave it
 /// connected; the fourth reaches 100: banned and disconnected. A fresh
 /// certificate from the same socket is refused; from another socket (a
 /// negative control for the address binding) it is accepted.
@@ -355,25 +355,33 @@ fn forged_votes_are_charged_until_the_sender_is_banned_by_certificate_and_addres
         // The node's own votes, as it gossips them to us.
         let mut own: Vec<Vote> = Vec::new();
         let end = Instant::now() + DEADLINE;
-        while own.len() < 2 {
-            assert!(Instant::now() < end, "no votes from the node");
+        // (Alone with half the power it prevotes nil in round 0 and waits
+        // there: no quorum ever starts a timeout. One vote is all it has.)
+        while own.is_empty() {
+            assert!(
+                Instant::now() < end,
+                "no votes from the node: {:?}\n{}",
+                conn.close_reason(),
+                log_tails(&logs, 30)
+            );
             let Ok(Ok(mut recv)) = timeout(Duration::from_secs(5), conn.accept_uni()).await else {
                 continue;
             };
+            let got = wire::read_frame(&mut recv, wire::MAX_FRAME).await;
             if let Ok((
                 PeerMessage {
                     kind: Some(Kind::Vote(v)),
                 },
                 _,
-            )) = wire::read_frame(&mut recv, wire::MAX_FRAME).await
+            )) = got
                 && !own.contains(&v)
             {
                 own.push(v);
             }
         }
         // Stale and duplicate: must never be charged.
-        for v in &own {
-            send_raw(&conn, &frame(Kind::Vote(v.clone())), true).await;
+        for _ in 0..3 {
+            send_raw(&conn, &frame(Kind::Vote(own[0].clone())), true).await;
         }
         let mut stale = own[0].clone();
         stale.height = 0;
@@ -399,7 +407,7 @@ fn forged_votes_are_charged_until_the_sender_is_banned_by_certificate_and_addres
             3,
             "the genuine and stale votes were not charged"
         );
-        assert!(conn.close_reason().is_none(), "75 points: still connected");
+        assert!(conn.close_reason().is_none(), "90 points: still connected");
         send_raw(&conn, &forged(4), true).await;
         assert_eq!(
             closed_with(&conn, DEADLINE).await,

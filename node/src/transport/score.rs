@@ -40,21 +40,21 @@ pub enum ChargeReason {
     /// A frame over its kind's limit, or undecodable bytes: 100 (at once).
     Frame = 0,
     /// A proposal or vote the consensus core rejected (bad signature, VRF
-    /// or certificate, not the proposer, unknown validator, bad header): 25.
+    /// or certificate, not the proposer, unknown validator, bad header): 30.
     Consensus = 1,
     /// A block breaking a content rule (relayed body, synced block): 100.
     BadBlock = 2,
-    /// A block response nobody asked for: 25. (A slow honest peer's answer
+    /// A block response nobody asked for: 30. (A slow honest peer's answer
     /// to a request given up is not charged; see `engine::sync`.)
     Unsolicited = 3,
-    /// A height announced and not served: 25 (a slow link can time out).
+    /// A height announced and not served: 30 (a slow link can time out).
     FalseHeight = 4,
-    /// Evidence that does not verify: 50.
+    /// Evidence that does not verify: 60.
     BadEvidence = 5,
     /// A structurally broken message (a synced block without certificate,
     /// out of order): 100.
     Malformed = 6,
-    /// A Hello that claims a validator key and does not prove it: 50.
+    /// A Hello that claims a validator key and does not prove it: 60.
     BadHello = 7,
 }
 
@@ -71,12 +71,15 @@ impl ChargeReason {
         Self::BadHello,
     ];
 
-    /// Points charged per offence.
+    /// Points charged per offence. Not divisors of the threshold: scores
+    /// decay continuously, so four charges of 25 a second apart would sum
+    /// to just under 100. Three charges of 30 never ban; a fourth within
+    /// about 30 s does; two of 60 ban within about 35 s of each other.
     pub fn points(self) -> f64 {
         match self {
-            Self::Frame | Self::BadBlock | Self::Malformed => 100.0,
-            Self::BadEvidence | Self::BadHello => 50.0,
-            Self::Consensus | Self::Unsolicited | Self::FalseHeight => 25.0,
+            Self::Frame | Self::BadBlock | Self::Malformed => BAN_THRESHOLD,
+            Self::BadEvidence | Self::BadHello => 60.0,
+            Self::Consensus | Self::Unsolicited | Self::FalseHeight => 30.0,
         }
     }
 
@@ -259,7 +262,7 @@ mod tests {
         let mut s = Scores::default();
         for i in 0..3 {
             let v = s.charge(peer, Some(addr), ChargeReason::Consensus, BAN, t0);
-            assert_eq!(v, Verdict::Charged(25.0 * f64::from(i + 1)));
+            assert_eq!(v, Verdict::Charged(30.0 * f64::from(i + 1)));
         }
         assert!(!s.is_banned(&peer, t0));
         assert_eq!(
@@ -273,13 +276,23 @@ mod tests {
         assert!(s.is_addr_banned(&again, t0 + BAN / 2));
         assert!(!s.is_addr_banned(&again, t0 + BAN));
 
+        // Four faults spread over 30 s still ban (30 s is half a half-life).
+        let spread = PeerId([4; 32]);
+        let verdicts: Vec<Verdict> = (0..4u64)
+            .map(|i| {
+                let at = t0 + Duration::from_secs(10 * i);
+                s.charge(spread, None, ChargeReason::Consensus, BAN, at)
+            })
+            .collect();
+        assert_eq!(verdicts[3], Verdict::Banned(BAN), "{verdicts:?}");
+
         // Negative control: the same four faults a half-life apart never
-        // reach the threshold (25, 37.5, 43.75, 46.9).
+        // reach the threshold (30, 45, 52.5, 56.25).
         let other = PeerId([2; 32]);
         let mut t = t0;
         for _ in 0..4 {
             let v = s.charge(other, None, ChargeReason::Consensus, BAN, t);
-            assert!(matches!(v, Verdict::Charged(p) if p < 50.0), "{v:?}");
+            assert!(matches!(v, Verdict::Charged(p) if p < 60.0), "{v:?}");
             t += HALF_LIFE;
         }
         assert!(!s.is_banned(&other, t));
