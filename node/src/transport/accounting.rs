@@ -22,6 +22,9 @@ impl Transport {
         self.charge_at(peer, remote, reason, detail);
     }
 
+    /// [`Self::charge`] with the remote address given: during the
+    /// handshake, or from a reader whose peer may already have left the
+    /// table (its address is still banned).
     pub(super) fn charge_at(
         &self,
         peer: PeerId,
