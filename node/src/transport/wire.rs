@@ -167,7 +167,7 @@ async fn read_body(
     len: usize,
     first: u8,
 ) -> Result<(PeerMessage, usize), WireError> {
-    debug_assert!(len >= 1 && len <= MAX_FRAME);
+    debug_assert!((1..=MAX_FRAME).contains(&len));
     let mut body = vec![0u8; len];
     body[0] = first;
     recv.read_exact(&mut body[1..])
