@@ -12,6 +12,8 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Semaphore, watch};
 
+use crate::transport::ChargeReason;
+
 /// Consensus steps whose durations are recorded.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Step {
@@ -76,6 +78,35 @@ const GRPC_REFUSAL_NAMES: [&str; 5] = [
     "evidence_checks",
 ];
 
+/// What a dropped piece of work exceeded (the `kind` label of
+/// `agora_budget_dropped_total`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BudgetKind {
+    /// A message over its peer's signature-check bucket.
+    Checks = 0,
+    /// A block request over its peer's serving bucket.
+    Serve = 1,
+    /// A frame over its peer's outbound queue (frames or bytes).
+    Outbound = 2,
+    /// An incoming connection beyond the handshakes in progress.
+    Handshakes = 3,
+    /// An incoming connection from a stranger with no stranger slot left.
+    Slots = 4,
+    /// An incoming connection from a banned address.
+    Banned = 5,
+}
+
+const BUDGET_NAMES: [&str; 6] = [
+    "checks",
+    "serve",
+    "outbound",
+    "handshakes",
+    "slots",
+    "banned_address",
+];
+
+const CHARGE_COUNT: usize = ChargeReason::ALL.len();
+
 /// Histogram bucket upper bounds, in seconds.
 const BUCKETS: [f64; 10] = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0, 5.0];
 
@@ -117,6 +148,12 @@ pub struct Metrics {
     pub double_sign_alarms: AtomicU64,
     /// Peers charged, by [`PenaltyReason`].
     penalties: [AtomicU64; PENALTY_NAMES.len()],
+    /// Charges to peers' scores, by [`ChargeReason`].
+    charges: [AtomicU64; CHARGE_COUNT],
+    /// Bans, by the [`ChargeReason`] that reached the threshold.
+    bans: [AtomicU64; CHARGE_COUNT],
+    /// Work dropped for a budget, by [`BudgetKind`].
+    budget_drops: [AtomicU64; BUDGET_NAMES.len()],
     steps: [Histogram; 4],
     /// gRPC refusals, by [`GrpcRefusal`].
     grpc_refused: [AtomicU64; GRPC_REFUSAL_NAMES.len()],
@@ -156,6 +193,36 @@ impl Metrics {
     /// How many gRPC connections or requests were refused for `reason`.
     pub fn grpc_refusals(&self, reason: GrpcRefusal) -> u64 {
         self.grpc_refused[reason as usize].load(Ordering::Relaxed)
+    }
+
+    /// Counts a charge to a peer's score.
+    pub fn charge(&self, reason: ChargeReason) {
+        Self::inc(&self.charges[reason as usize]);
+    }
+
+    /// Charges so far for `reason`.
+    pub fn charges(&self, reason: ChargeReason) -> u64 {
+        self.charges[reason as usize].load(Ordering::Relaxed)
+    }
+
+    /// Counts a ban.
+    pub fn ban(&self, reason: ChargeReason) {
+        Self::inc(&self.bans[reason as usize]);
+    }
+
+    /// Bans so far for `reason`.
+    pub fn bans(&self, reason: ChargeReason) -> u64 {
+        self.bans[reason as usize].load(Ordering::Relaxed)
+    }
+
+    /// Counts work dropped for a budget.
+    pub fn budget_drop(&self, kind: BudgetKind) {
+        Self::inc(&self.budget_drops[kind as usize]);
+    }
+
+    /// Work dropped so far for `kind`.
+    pub fn budget_drops(&self, kind: BudgetKind) -> u64 {
+        self.budget_drops[kind as usize].load(Ordering::Relaxed)
     }
 
     /// Records how long a consensus step took.
@@ -289,6 +356,44 @@ impl Metrics {
                 c.load(Ordering::Relaxed)
             );
         }
+        let labelled = |out: &mut String,
+                        name: &str,
+                        help: &str,
+                        label: &str,
+                        rows: &mut dyn Iterator<Item = (&str, &AtomicU64)>| {
+            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter");
+            for (l, c) in rows {
+                let _ = writeln!(
+                    out,
+                    "{name}{{{label}=\"{l}\"}} {}",
+                    c.load(Ordering::Relaxed)
+                );
+            }
+        };
+        labelled(
+            &mut out,
+            "agora_peer_charges_total",
+            "Charges to peers' misbehaviour scores, by reason.",
+            "reason",
+            &mut ChargeReason::ALL
+                .iter()
+                .map(|r| r.label())
+                .zip(&self.charges),
+        );
+        labelled(
+            &mut out,
+            "agora_peer_bans_total",
+            "Peers banned, by the reason that reached the threshold.",
+            "reason",
+            &mut ChargeReason::ALL.iter().map(|r| r.label()).zip(&self.bans),
+        );
+        labelled(
+            &mut out,
+            "agora_budget_dropped_total",
+            "Work dropped unverified for a per-peer or node budget, by kind.",
+            "kind",
+            &mut BUDGET_NAMES.iter().copied().zip(&self.budget_drops),
+        );
         let name = "agora_step_duration_seconds";
         let _ = writeln!(
             out,
@@ -415,6 +520,10 @@ mod tests {
         Metrics::inc(&m.certificates_verified);
         Metrics::inc(&m.certificates_verified);
         m.penalty(PenaltyReason::BadBlock);
+        m.charge(ChargeReason::Consensus);
+        m.charge(ChargeReason::Consensus);
+        m.ban(ChargeReason::Consensus);
+        m.budget_drop(BudgetKind::Checks);
         m.observe_step(Step::Prevote, Duration::from_millis(3));
         let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = l.local_addr().unwrap();
@@ -433,6 +542,15 @@ mod tests {
             r.contains("\nagora_peer_penalties_total{reason=\"consensus\"} 0\n"),
             "{r}"
         );
+        for line in [
+            "agora_peer_charges_total{reason=\"consensus\"} 2",
+            "agora_peer_charges_total{reason=\"frame\"} 0",
+            "agora_peer_bans_total{reason=\"consensus\"} 1",
+            "agora_budget_dropped_total{kind=\"checks\"} 1",
+            "agora_budget_dropped_total{kind=\"serve\"} 0",
+        ] {
+            assert!(r.contains(&format!("\n{line}\n")), "{line} in {r}");
+        }
         assert!(
             r.contains("agora_step_duration_seconds_bucket{step=\"prevote\",le=\"0.005\"} 1"),
             "{r}"

@@ -102,6 +102,7 @@ impl Node {
             TransportConfig::new(config.p2p.listen, chain.clone(), tls, Some(key.clone()));
         tcfg.peers = config.p2p.peers.clone();
         tcfg.max_peers = config.p2p.max_peers;
+        tcfg.metrics = metrics.clone();
         let (transport, events) = Transport::start(tcfg)?;
         transport.set_height(height);
 

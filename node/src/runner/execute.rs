@@ -25,7 +25,7 @@ use super::testing::DoubleSigner;
 use crate::metrics::{Metrics, PenaltyReason};
 use crate::storage::signing_file::SigningFile;
 use crate::storage::{Storage, StorageError};
-use crate::transport::{PeerId, Transport};
+use crate::transport::{ChargeReason, PeerId, Transport};
 use crate::wal;
 
 /// Why executing an action failed; the node must stop.
@@ -101,8 +101,8 @@ pub trait Network {
     fn broadcast(&self, msg: &PeerMessage) -> usize;
     /// Sends to one peer (dropped if it is gone or its queue is full).
     fn send(&self, peer: PeerId, msg: &PeerMessage);
-    /// Charges a peer: recorded, banned for a while, disconnected.
-    fn penalize(&self, peer: PeerId, reason: String);
+    /// Charges a peer's score (banned and disconnected past the threshold).
+    fn charge(&self, peer: PeerId, reason: ChargeReason, detail: String);
 }
 
 impl Network for Transport {
@@ -114,8 +114,8 @@ impl Network for Transport {
             debug!(%peer, error = %e, "message not sent");
         }
     }
-    fn penalize(&self, peer: PeerId, reason: String) {
-        Transport::penalize(self, peer, reason)
+    fn charge(&self, peer: PeerId, reason: ChargeReason, detail: String) {
+        Transport::charge(self, peer, reason, &detail)
     }
 }
 
@@ -226,25 +226,23 @@ impl<S: DurableStore, N: Network> Executor<S, N> {
         self.net.broadcast(&msg(Kind::Vote(v)));
     }
 
-    /// Every fault is counted by reason. A message the consensus core
-    /// rejected only counts for now (a vote from a peer a round ahead, or
-    /// relayed from a validator that has since left the set, is no proof
-    /// of malice; scoring comes later); every other fault is proof that
-    /// the peer itself sent something wrong, and the transport bans it.
+    /// Every fault is counted by reason and charged to the peer's score
+    /// (`transport::score`: points per reason, decaying; banned past the
+    /// threshold). The engine reports only inputs that *failed* a check —
+    /// a stale or duplicate message is ignored, never charged — so an
+    /// honest peer is never charged, and a consensus rejection (a bad
+    /// signature, a vote from outside the set) is charged like the rest.
     fn penalize(&self, peer: PeerId, fault: PeerFault) {
-        let reason = match &fault {
-            PeerFault::Consensus(_) => PenaltyReason::Consensus,
-            PeerFault::BadBlock(_) => PenaltyReason::BadBlock,
-            PeerFault::Unsolicited => PenaltyReason::Unsolicited,
-            PeerFault::FalseHeight => PenaltyReason::FalseHeight,
-            PeerFault::BadEvidence(_) => PenaltyReason::BadEvidence,
-            PeerFault::Malformed(_) => PenaltyReason::Malformed,
+        let (reason, charge) = match &fault {
+            PeerFault::Consensus(_) => (PenaltyReason::Consensus, ChargeReason::Consensus),
+            PeerFault::BadBlock(_) => (PenaltyReason::BadBlock, ChargeReason::BadBlock),
+            PeerFault::Unsolicited => (PenaltyReason::Unsolicited, ChargeReason::Unsolicited),
+            PeerFault::FalseHeight => (PenaltyReason::FalseHeight, ChargeReason::FalseHeight),
+            PeerFault::BadEvidence(_) => (PenaltyReason::BadEvidence, ChargeReason::BadEvidence),
+            PeerFault::Malformed(_) => (PenaltyReason::Malformed, ChargeReason::Malformed),
         };
         self.metrics.penalty(reason);
-        match fault {
-            PeerFault::Consensus(r) => debug!(%peer, reason = %r, "peer sent a rejected message"),
-            other => self.net.penalize(peer, other.to_string()),
-        }
+        self.net.charge(peer, charge, fault.to_string());
     }
 
     fn schedule(&self, timeout: Timeout, duration_ms: u64) {

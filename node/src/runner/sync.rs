@@ -6,19 +6,28 @@
 //! each one's actions (its commit included) executed before the next.
 
 use agora_proto::v1::{self as pb, PeerMessage, peer_message::Kind};
+use prost::Message;
+use tracing::debug;
 
 use super::{RunError, Runner, now_ms};
 use crate::sync::serve_request;
 use crate::transport::PeerId;
 
 impl Runner {
-    /// Answers a block request (forged with `testing.tamper_sync_bodies`).
+    /// Answers a block request (forged with `testing.tamper_sync_bodies`)
+    /// if the peer's serving budget allows (checked before any block is
+    /// read; the bytes served are taken after, see `transport::budget`).
     pub(super) fn serve_blocks(
         &mut self,
         peer: PeerId,
         req: &pb::BlockRequest,
     ) -> Result<(), RunError> {
+        if !self.transport.may_serve(&peer) {
+            debug!(%peer, from = req.from_height, "block request over the serving budget; dropped");
+            return Ok(());
+        }
         let mut resp = serve_request(&self.storage, req)?;
+        self.transport.served(&peer, resp.encoded_len());
         if let Some(t) = &mut self.tamper {
             t.forge(peer, &mut resp);
         }

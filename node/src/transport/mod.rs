@@ -16,15 +16,18 @@
 //! (the initiator only dials when it has none), and otherwise the connection
 //! initiated by the smaller `PeerId` wins.
 
+pub mod accounting;
+pub mod budget;
 pub mod hello;
 pub mod peers;
+pub mod score;
 pub mod tls;
 pub mod wire;
 
 use std::collections::HashMap;
 use std::fmt;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -34,8 +37,12 @@ use agora_validator::{ChainId, SecretKey};
 use tokio::sync::{Semaphore, mpsc, watch};
 use tracing::{debug, info, warn};
 
+use crate::metrics::{BudgetKind, Metrics};
+use budget::{BudgetConfig, PeerBudget};
 pub use hello::PeerIdentity;
-use peers::{Penalties, SeenCache};
+use peers::SeenCache;
+pub use score::ChargeReason;
+use score::Scores;
 pub use tls::TlsIdentity;
 use wire::WireError;
 
@@ -112,11 +119,31 @@ pub struct TransportConfig {
     pub event_capacity: usize,
     /// Frames queued per peer before further ones are dropped.
     pub outbound_queue: usize,
+    /// Bytes of frames queued per peer before further ones are dropped
+    /// ([`MAX_OUTBOUND_BYTES`] by default).
+    pub outbound_bytes: usize,
+    /// Handshakes (QUIC + Hello) in progress at most
+    /// ([`MAX_HANDSHAKES`] by default); more incoming ones are refused.
+    pub max_handshakes: usize,
+    /// Per-peer budgets for expensive work.
+    pub budget: BudgetConfig,
+    /// Where charges, bans and budget drops are counted.
+    pub metrics: Arc<Metrics>,
     /// How many gossip hashes are remembered for de-duplication.
     pub seen_cache: usize,
-    /// Ban after the first offence (doubling on repeats).
+    /// The first ban's length (doubling on repeats, see [`score`]).
     pub ban: Duration,
 }
+
+/// Default bound of the bytes queued for one peer: 32 MiB, eight maximal
+/// block frames (a proposal or sync answer is at most one 4 MiB frame).
+pub const MAX_OUTBOUND_BYTES: usize = 32 * 1024 * 1024;
+/// Bytes of frames one connection may have in the reading at once: 16 MiB
+/// (four maximal block frames). A frame's length is reserved from it
+/// before its body is allocated; a peer opening many large streams waits.
+pub const MAX_INBOUND_BYTES: usize = 16 * 1024 * 1024;
+/// Default bound of the handshakes in progress: 64.
+pub const MAX_HANDSHAKES: usize = 64;
 
 impl TransportConfig {
     /// A configuration with defaults for everything but identity and address.
@@ -141,6 +168,10 @@ impl TransportConfig {
             stream_timeout: Duration::from_secs(30),
             event_capacity: 8192,
             outbound_queue: 4096,
+            outbound_bytes: MAX_OUTBOUND_BYTES,
+            max_handshakes: MAX_HANDSHAKES,
+            budget: BudgetConfig::default(),
+            metrics: Metrics::new(),
             seen_cache: 100_000,
             ban: Duration::from_secs(30),
         }
@@ -211,7 +242,8 @@ pub enum TransportError {
     /// No connection to this peer.
     #[error("peer {0} is not connected")]
     NotConnected(PeerId),
-    /// The peer's outbound queue is full; the message was dropped.
+    /// The peer's outbound queue is full (in frames or bytes); the message
+    /// was dropped.
     #[error("outbound queue of peer {0} is full")]
     QueueFull(PeerId),
 }
@@ -259,6 +291,23 @@ struct PeerEntry {
     /// The peer process's Hello incarnation (new on each restart).
     incarnation: u64,
     queue: mpsc::Sender<Arc<Vec<u8>>>,
+    /// Bytes in `queue` (and not yet handed to QUIC).
+    queued: Arc<AtomicUsize>,
+    /// Its budgets for expensive work.
+    budget: PeerBudget,
+}
+
+impl PeerEntry {
+    /// Queues a frame if the peer's queue has room in frames and bytes.
+    fn enqueue(&self, frame: Arc<Vec<u8>>, max_bytes: usize) -> bool {
+        let len = frame.len();
+        let before = self.queued.fetch_add(len, Ordering::AcqRel);
+        if before + len > max_bytes || self.queue.try_send(frame).is_err() {
+            self.queued.fetch_sub(len, Ordering::AcqRel);
+            return false;
+        }
+        true
+    }
 }
 
 struct Inner {
@@ -272,7 +321,9 @@ struct Inner {
     cfg: TransportConfig,
     peers: Mutex<HashMap<PeerId, PeerEntry>>,
     seen: Mutex<SeenCache>,
-    penalties: Mutex<Penalties>,
+    scores: Mutex<Scores>,
+    /// Permits for handshakes in progress.
+    handshakes: Arc<Semaphore>,
     events: mpsc::Sender<TransportEvent>,
     height: AtomicU64,
     changes: watch::Sender<u64>,
@@ -330,9 +381,10 @@ impl Transport {
             incarnation: rand::random(),
             own_cert,
             seen: Mutex::new(SeenCache::new(cfg.seen_cache)),
+            handshakes: Arc::new(Semaphore::new(cfg.max_handshakes.max(1))),
             cfg,
             peers: Mutex::new(HashMap::new()),
-            penalties: Mutex::new(Penalties::default()),
+            scores: Mutex::new(Scores::default()),
             events,
             height: AtomicU64::new(0),
             changes: watch::Sender::new(0),
@@ -374,9 +426,14 @@ impl Transport {
             .collect()
     }
 
-    /// How many times a peer was penalised.
+    /// How many times a peer was charged.
     pub fn penalty_count(&self, peer: &PeerId) -> u32 {
-        lock(&self.inner.penalties).get(peer).map_or(0, |p| p.count)
+        lock(&self.inner.scores).get(peer).map_or(0, |p| p.charges)
+    }
+
+    /// Whether a peer's certificate is banned now.
+    pub fn is_banned(&self, peer: &PeerId) -> bool {
+        lock(&self.inner.scores).is_banned(peer, Instant::now())
     }
 
     /// Starts dialling (and keeps redialling) another address.
@@ -389,9 +446,12 @@ impl Transport {
         let frame = Arc::new(wire::encode_frame(msg));
         let peers = lock(&self.inner.peers);
         let e = peers.get(&peer).ok_or(TransportError::NotConnected(peer))?;
-        e.queue
-            .try_send(frame)
-            .map_err(|_| TransportError::QueueFull(peer))
+        if e.enqueue(frame, self.inner.cfg.outbound_bytes) {
+            Ok(())
+        } else {
+            self.inner.cfg.metrics.budget_drop(BudgetKind::Outbound);
+            Err(TransportError::QueueFull(peer))
+        }
     }
 
     /// Sends a message to every connected peer; returns to how many it was queued.
@@ -404,24 +464,14 @@ impl Transport {
         let peers = lock(&self.inner.peers);
         let mut n = 0;
         for (id, e) in peers.iter() {
-            if e.queue.try_send(frame.clone()).is_ok() {
+            if e.enqueue(frame.clone(), self.inner.cfg.outbound_bytes) {
                 n += 1;
             } else {
+                self.inner.cfg.metrics.budget_drop(BudgetKind::Outbound);
                 debug!(peer = %id, "outbound queue full; gossip dropped");
             }
         }
         n
-    }
-
-    /// Penalises a peer (for instance for a message that failed verification
-    /// upstream): records it, bans it for a while and closes its connection.
-    pub fn penalize(&self, peer: PeerId, reason: impl Into<String>) {
-        let reason = reason.into();
-        warn!(%peer, %reason, "penalising peer");
-        lock(&self.inner.penalties).record(peer, reason, self.inner.cfg.ban, Instant::now());
-        if let Some(e) = lock(&self.inner.peers).get(&peer) {
-            e.conn.close(close_code::MISBEHAVED.into(), b"misbehaved");
-        }
     }
 
     /// Closes every connection and the endpoint, and waits (bounded) until
@@ -446,13 +496,21 @@ impl Transport {
                 _ = stop.wait_for(|s| *s) => None,
             };
             let Some(incoming) = incoming else { break };
-            if lock(&self.inner.peers).len() >= self.inner.cfg.max_peers {
+            let remote = incoming.remote_address();
+            if let Err(why) = self.admits(remote) {
+                self.inner.cfg.metrics.budget_drop(why);
+                debug!(%remote, ?why, "incoming connection refused");
                 incoming.refuse();
                 continue;
             }
+            let Ok(permit) = self.inner.handshakes.clone().try_acquire_owned() else {
+                self.inner.cfg.metrics.budget_drop(BudgetKind::Handshakes);
+                incoming.refuse();
+                continue;
+            };
             let t = self.clone();
             tokio::spawn(async move {
-                let remote = incoming.remote_address();
+                let _permit = permit;
                 let res = tokio::time::timeout(t.inner.cfg.handshake_timeout, async {
                     let conn = incoming.await?;
                     t.handshake(conn, false).await
@@ -547,7 +605,15 @@ impl Transport {
             conn.close(close_code::HANDSHAKE.into(), b"self");
             return Err(ConnectError::SelfConnection);
         }
-        if lock(&self.inner.penalties).is_banned(&peer, Instant::now()) {
+        let banned = {
+            let scores = lock(&self.inner.scores);
+            let now = Instant::now();
+            scores.is_banned(&peer, now)
+                || self
+                    .ban_key(conn.remote_address())
+                    .is_some_and(|a| scores.is_addr_banned(&a, now))
+        };
+        if banned {
             conn.close(close_code::BANNED.into(), b"banned");
             return Err(ConnectError::Banned);
         }
@@ -606,12 +672,16 @@ impl Transport {
                 // A claimed but unproven validator identity: it may still
                 // relay gossip as a full node, but never speaks as a validator.
                 warn!(%peer, error = %e, "peer failed to prove its validator identity; treating it as a full node");
-                lock(&self.inner.penalties).record(
+                self.charge_at(
                     peer,
-                    e.to_string(),
-                    Duration::ZERO,
-                    Instant::now(),
+                    Some(conn.remote_address()),
+                    ChargeReason::BadHello,
+                    &e.to_string(),
                 );
+                if lock(&self.inner.scores).is_banned(&peer, Instant::now()) {
+                    conn.close(close_code::BANNED.into(), b"banned");
+                    return Err(ConnectError::Banned);
+                }
                 PeerIdentity::FullNode
             }
         };
@@ -639,6 +709,7 @@ impl Transport {
         } = h;
         let initiator = if outbound { self.inner.local_id } else { peer };
         let (queue, rx) = mpsc::channel(self.inner.cfg.outbound_queue.max(1));
+        let queued = Arc::new(AtomicUsize::new(0));
         {
             let mut peers = lock(&self.inner.peers);
             if let Some(old) = peers.get(&peer)
@@ -664,6 +735,8 @@ impl Transport {
                     initiator,
                     incarnation,
                     queue,
+                    queued: queued.clone(),
+                    budget: PeerBudget::new(&self.inner.cfg.budget, Instant::now()),
                 },
             );
         }
@@ -674,12 +747,13 @@ impl Transport {
             identity: identity.clone(),
             remote: conn.remote_address(),
         });
-        tokio::spawn(write_loop(conn.clone(), rx));
+        tokio::spawn(write_loop(conn.clone(), rx, queued));
         tokio::spawn(self.clone().read_loop(conn, peer, identity));
         true
     }
 
     async fn read_loop(self, conn: quinn::Connection, peer: PeerId, identity: PeerIdentity) {
+        let inbound = Arc::new(Semaphore::new(MAX_INBOUND_BYTES));
         loop {
             let mut recv = match conn.accept_uni().await {
                 Ok(r) => r,
@@ -688,16 +762,22 @@ impl Transport {
             let t = self.clone();
             let conn = conn.clone();
             let identity = identity.clone();
+            let inbound = inbound.clone();
             tokio::spawn(async move {
                 let res = tokio::time::timeout(
                     t.inner.cfg.stream_timeout,
-                    wire::read_frame(&mut recv, wire::MAX_FRAME),
+                    wire::read_frame_within(&mut recv, wire::MAX_FRAME, &inbound),
                 )
                 .await;
                 match res {
                     Ok(Ok((msg, _))) => t.deliver(peer, identity, msg).await,
                     Ok(Err(e)) if e.is_misbehaviour() => {
-                        t.penalize(peer, e.to_string());
+                        t.charge_at(
+                            peer,
+                            Some(conn.remote_address()),
+                            ChargeReason::Frame,
+                            &e.to_string(),
+                        );
                         conn.close(close_code::MISBEHAVED.into(), b"bad frame");
                     }
                     Ok(Err(e)) => debug!(%peer, error = %e, "stream failed"),
@@ -733,6 +813,19 @@ impl Transport {
         if matches!(kind, Kind::Hello(_)) {
             return;
         }
+        // Within the peer's budget, or dropped before anything verifies it.
+        // Checked before the seen-cache: a copy dropped here must not make
+        // another peer's copy of the same message look like a duplicate.
+        let cost = accounting::check_cost(kind);
+        if cost > 0 {
+            let fits = lock(&self.inner.peers)
+                .get_mut(&peer)
+                .is_some_and(|e| e.budget.checks.try_take(cost, Instant::now()));
+            if !fits {
+                self.inner.cfg.metrics.budget_drop(BudgetKind::Checks);
+                return;
+            }
+        }
         if is_gossip(kind) {
             use prost::Message;
             let h = sha3_256(&message.encode_to_vec());
@@ -754,8 +847,13 @@ impl Transport {
 
 /// Writes queued frames, each on a new unidirectional stream. Streams are
 /// opened in queue order and written concurrently (bounded), so a large frame
-/// does not delay small ones behind it.
-async fn write_loop(conn: quinn::Connection, mut rx: mpsc::Receiver<Arc<Vec<u8>>>) {
+/// does not delay small ones behind it. A frame's bytes leave `queued` once
+/// written to its stream.
+async fn write_loop(
+    conn: quinn::Connection,
+    mut rx: mpsc::Receiver<Arc<Vec<u8>>>,
+    queued: Arc<AtomicUsize>,
+) {
     let permits = Arc::new(Semaphore::new(64));
     while let Some(frame) = rx.recv().await {
         let Ok(permit) = permits.clone().acquire_owned().await else {
@@ -765,10 +863,13 @@ async fn write_loop(conn: quinn::Connection, mut rx: mpsc::Receiver<Arc<Vec<u8>>
             s = conn.open_uni() => match s { Ok(s) => s, Err(_) => break },
             _ = conn.closed() => break,
         };
+        let queued = queued.clone();
         tokio::spawn(async move {
             if send.write_all(&frame).await.is_ok() {
                 let _ = send.finish();
             }
+            // Written (QUIC holds it now, within its flow control window).
+            queued.fetch_sub(frame.len(), Ordering::AcqRel);
             drop(permit);
         });
     }

@@ -1,8 +1,13 @@
 //! Framing of peer messages on QUIC streams: a 4-byte big-endian length, then
-//! the protobuf `PeerMessage`. Every frame is bounded twice: by a hard maximum
-//! checked against the length prefix *before* reading the body, and by a
-//! per-kind maximum checked after decoding (a vote has no business being
-//! 1 MiB even if the hard maximum would allow it).
+//! the protobuf `PeerMessage`. Every frame is bounded by its kind's maximum
+//! *before* its body is read or allocated: the body of a `PeerMessage` is its
+//! one `oneof` field, so the body's first byte is that field's key (field
+//! number × 8 + 2), which names the kind ([`kind_of_key`]). A vote frame
+//! therefore cannot make the node allocate more than [`MAX_SMALL_FRAME`],
+//! whatever its length prefix claims. This changes nothing on the wire
+//! (prost writes the only field first, as every encoder does); a body whose
+//! first byte is no known kind gets the smallest limit and then fails to
+//! decode. The limit is checked again after decoding.
 
 use agora_proto::v1::{PeerMessage, peer_message::Kind};
 use prost::Message;
@@ -56,6 +61,24 @@ pub fn limit_for(kind: &Kind) -> usize {
     }
 }
 
+/// The limit of a frame whose body starts with `key`: the limit of the kind
+/// that key names, or [`MAX_SMALL_FRAME`] for anything else.
+pub fn limit_for_key(key: u8) -> usize {
+    match kind_of_key(key) {
+        Some(2 | 7) => MAX_BLOCK_FRAME,
+        Some(4 | 5) => MAX_TX_FRAME,
+        Some(9) => MAX_TX_BATCH_FRAME,
+        _ => MAX_SMALL_FRAME,
+    }
+}
+
+/// The `PeerMessage.kind` field number a body's first byte (a protobuf key
+/// of wire type 2, length-delimited) names, if it is one of ours (1–9).
+pub fn kind_of_key(key: u8) -> Option<u8> {
+    let (field, wire_type) = (key >> 3, key & 7);
+    (wire_type == 2 && (1..=9).contains(&field)).then_some(field)
+}
+
 /// Encodes a message as one frame (length prefix + body).
 pub fn encode_frame(msg: &PeerMessage) -> Vec<u8> {
     let len = msg.encoded_len();
@@ -85,21 +108,69 @@ pub fn decode_body(body: &[u8]) -> Result<PeerMessage, WireError> {
     Ok(msg)
 }
 
-/// Reads one frame from a stream. `max` bounds the length prefix.
+/// Reads one frame from a stream. `max` bounds the length prefix; the
+/// kind's limit (from the body's first byte) bounds it before the rest of
+/// the body is read.
 pub async fn read_frame(
     recv: &mut quinn::RecvStream,
     max: usize,
 ) -> Result<(PeerMessage, usize), WireError> {
-    let mut len_buf = [0u8; 4];
-    recv.read_exact(&mut len_buf)
+    let (len, first) = read_head(recv, max).await?;
+    read_body(recv, len, first).await
+}
+
+/// [`read_frame`] that first takes the frame's length in permits (bytes)
+/// from `budget`, held until the body is decoded: the bytes a connection's
+/// frames may hold at once while they are read are bounded by the budget,
+/// and a sender beyond it waits (and QUIC flow control holds it back).
+pub async fn read_frame_within(
+    recv: &mut quinn::RecvStream,
+    max: usize,
+    budget: &std::sync::Arc<tokio::sync::Semaphore>,
+) -> Result<(PeerMessage, usize), WireError> {
+    let (len, first) = read_head(recv, max).await?;
+    let permits = u32::try_from(len).unwrap_or(u32::MAX);
+    let _held = budget
+        .clone()
+        .acquire_many_owned(permits)
         .await
         .map_err(|e| WireError::Stream(e.to_string()))?;
-    let len = u32::from_be_bytes(len_buf) as usize;
+    read_body(recv, len, first).await
+}
+
+/// The length prefix and the body's first byte, checked against `max` and
+/// against the limit of the kind that byte names.
+async fn read_head(recv: &mut quinn::RecvStream, max: usize) -> Result<(usize, u8), WireError> {
+    let mut head = [0u8; 5];
+    recv.read_exact(&mut head[..4])
+        .await
+        .map_err(|e| WireError::Stream(e.to_string()))?;
+    let len = u32::from_be_bytes([head[0], head[1], head[2], head[3]]) as usize;
     if len > max {
         return Err(WireError::Oversized { len, limit: max });
     }
+    if len == 0 {
+        return Err(WireError::Undecodable("empty message".into()));
+    }
+    recv.read_exact(&mut head[4..])
+        .await
+        .map_err(|e| WireError::Stream(e.to_string()))?;
+    let limit = limit_for_key(head[4]).min(max);
+    if len > limit {
+        return Err(WireError::Oversized { len, limit });
+    }
+    Ok((len, head[4]))
+}
+
+async fn read_body(
+    recv: &mut quinn::RecvStream,
+    len: usize,
+    first: u8,
+) -> Result<(PeerMessage, usize), WireError> {
+    debug_assert!((1..=MAX_FRAME).contains(&len));
     let mut body = vec![0u8; len];
-    recv.read_exact(&mut body)
+    body[0] = first;
+    recv.read_exact(&mut body[1..])
         .await
         .map_err(|e| WireError::Stream(e.to_string()))?;
     Ok((decode_body(&body)?, len))
@@ -121,6 +192,32 @@ mod tests {
             f.len() - 4
         );
         assert_eq!(decode_body(&f[4..]).unwrap(), msg);
+    }
+
+    #[test]
+    fn the_first_body_byte_names_the_kind_and_its_limit() {
+        let kinds = [
+            (Kind::Hello(Default::default()), MAX_SMALL_FRAME),
+            (Kind::Proposal(Default::default()), MAX_BLOCK_FRAME),
+            (Kind::Vote(Default::default()), MAX_SMALL_FRAME),
+            (Kind::Evidence(Default::default()), MAX_TX_FRAME),
+            (Kind::Transaction(Default::default()), MAX_TX_FRAME),
+            (Kind::BlockRequest(Default::default()), MAX_SMALL_FRAME),
+            (Kind::BlockResponse(Default::default()), MAX_BLOCK_FRAME),
+            (Kind::Status(Default::default()), MAX_SMALL_FRAME),
+            (Kind::Transactions(Default::default()), MAX_TX_BATCH_FRAME),
+        ];
+        for (kind, limit) in kinds {
+            let f = encode_frame(&PeerMessage {
+                kind: Some(kind.clone()),
+            });
+            assert_eq!(limit_for_key(f[4]), limit, "{kind:?}");
+            assert_eq!(limit_for(&kind), limit, "{kind:?}");
+        }
+        // Not a length-delimited field 1..=9: the smallest limit.
+        for key in [0x00, 0x08, 0x50, 0x52, 0xff] {
+            assert_eq!(limit_for_key(key), MAX_SMALL_FRAME, "{key:#x}");
+        }
     }
 
     #[test]

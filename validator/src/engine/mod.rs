@@ -49,6 +49,7 @@ pub use actions::{Action, CommitRecord, PeerFault};
 pub use block_rules::{BlockError, BlockLimits, MempoolView, NoMempool, Tip};
 pub use evidence_pool::{Added, EvidencePool, PoolError};
 
+use crate::consensus::buffer::{Buffered, ByteLimits, FutureBuffer};
 use crate::consensus::{
     CheckedEvidence, Consensus, ConsensusConfig, HeightParams, Input, SigningGate, SigningState,
     TestFault, Timeout,
@@ -114,6 +115,10 @@ pub struct Engine<P> {
     late: LatePrecommits,
     /// Verified votes of the tip height, for equivocations that arrive late.
     past_votes: past_votes::PastVotes,
+    /// Peers' messages for heights not started yet, with their senders, so
+    /// that one found bad when its height starts is charged to whoever sent
+    /// it (bounded in count, bytes and bytes per claimed validator).
+    future: FutureBuffer<P>,
     /// Secret entropy for randomised batch checks of block transactions.
     entropy: Hash,
     /// What our key signed, and the signing gate.
@@ -175,6 +180,7 @@ impl<P: Copy + Ord + std::fmt::Debug> Engine<P> {
             tip: restored.tip,
             late,
             past_votes: Default::default(),
+            future: FutureBuffer::with_limits(config.consensus.buffer, ByteLimits::default()),
             entropy,
             watch,
             wal_filter: Default::default(),
@@ -287,7 +293,39 @@ impl<P: Copy + Ord + std::fmt::Debug> Engine<P> {
             mempool,
             out,
         )?;
+        // What peers sent for this height before it started, each as if it
+        // arrived now, so that its sender is charged if it is bad.
+        for (peer, msg) in self.future.take_tagged(h) {
+            let input = match msg {
+                Buffered::Proposal(p) => Input::Proposal(*p),
+                Buffered::Vote(v) => Input::Vote(v),
+            };
+            self.watch_incoming(&input);
+            let rejected = self.drive(input, Log::All, now_ms, mempool, out)?;
+            charge(peer, rejected, out);
+        }
         Ok(())
+    }
+
+    /// The height the core is at, if a peer's message for `height` must
+    /// wait for its height to start (in [`Self::future`]).
+    fn waits(&self, height: Height) -> Option<Height> {
+        let current = if self.started {
+            self.height()
+        } else {
+            self.tip_height()
+        };
+        (height > current).then_some(current)
+    }
+
+    /// Peers' messages waiting for their height: how many, their bytes, and
+    /// how many were dropped (out of the window or over a bound).
+    pub fn future_buffer(&self) -> (usize, usize, u64) {
+        (
+            self.future.len(),
+            self.future.bytes(),
+            self.future.dropped(),
+        )
     }
 
     /// Feeds a WAL record of the current height again after a restart (it
@@ -380,6 +418,12 @@ impl<P: Copy + Ord + std::fmt::Debug> Engine<P> {
             });
             return Ok(out);
         }
+        if let Some(current) = self.waits(p.height) {
+            let h = p.height;
+            self.future
+                .push_tagged(current, h, peer, Buffered::Proposal(Box::new(p)));
+            return Ok(out);
+        }
         let input = Input::Proposal(p);
         self.watch_incoming(&input);
         let rejected = self.drive(input, Log::All, now_ms, mempool, &mut out)?;
@@ -404,6 +448,11 @@ impl<P: Copy + Ord + std::fmt::Debug> Engine<P> {
             if let Some(set) = self.ledger.validator_set(v.height) {
                 self.late.offer(&v, set);
             }
+            return Ok(out);
+        }
+        if let Some(current) = self.waits(v.height) {
+            self.future
+                .push_tagged(current, v.height, peer, Buffered::Vote(v));
             return Ok(out);
         }
         let input = Input::Vote(v);

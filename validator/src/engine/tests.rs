@@ -508,3 +508,39 @@ fn a_foreign_vote_of_our_key_raises_the_alarm_and_stops_signing() {
     assert!(run(false), "without the foreign vote height 2 is signed");
     assert!(!run(true), "after the alarm nothing is signed");
 }
+
+/// Messages for a height not started yet wait in the engine with their
+/// senders; when the height starts, one that fails its check is charged to
+/// the peer that sent it (the core's own buffer could not say who), and
+/// the valid ones are not. Messages for the next height wait on.
+#[test]
+fn a_bad_message_buffered_for_its_height_is_charged_to_its_sender_when_it_starts() {
+    let mut e = engine(Some(key(0)), at_genesis(4));
+    let chain = e.chain().clone();
+    let good = prevote(&key(2), &chain, 1, 0, [3; 32]);
+    let mut bad = prevote(&key(1), &chain, 1, 0, [3; 32]);
+    bad.signature.pop(); // structurally broken: not 96 bytes
+    let next = prevote(&key(3), &chain, 2, 0, [4; 32]);
+    let mut out = Vec::new();
+    for (peer, v) in [(5, bad), (6, good), (7, next)] {
+        out.extend(e.on_vote(peer, v, NOW, &NoMempool).expect("engine"));
+    }
+    assert_eq!(
+        penalties(&out),
+        Vec::new(),
+        "nothing is checked before its height"
+    );
+    assert_eq!(e.future_buffer().0, 3);
+    let started = e.start_height(NOW, &NoMempool).expect("start");
+    let charged = penalties(&started);
+    assert_eq!(charged.len(), 1, "{charged:?}");
+    assert_eq!(charged[0].0, 5);
+    assert!(
+        matches!(
+            charged[0].1,
+            PeerFault::Consensus(crate::consensus::RejectReason::BadSignature(_))
+        ),
+        "{charged:?}"
+    );
+    assert_eq!(e.future_buffer().0, 1, "height 2's vote waits on");
+}

@@ -55,8 +55,8 @@ impl Network for &Log {
             self.push(format!("request {}", r.from_height));
         }
     }
-    fn penalize(&self, _: PeerId, reason: String) {
-        self.push(format!("penalize {reason}"));
+    fn charge(&self, _: PeerId, reason: ChargeReason, detail: String) {
+        self.push(format!("charge {} {detail}", reason.label()));
     }
 }
 
@@ -124,7 +124,7 @@ async fn persists_before_sending_and_stops_when_persisting_fails() {
 }
 
 #[tokio::test]
-async fn consensus_rejections_are_counted_but_only_proven_faults_ban() {
+async fn every_fault_is_counted_and_charged_with_its_reason() {
     let log = Log::default();
     let (tx, _rx) = mpsc::channel(4);
     let metrics = Metrics::new();
@@ -162,10 +162,11 @@ async fn consensus_rejections_are_counted_but_only_proven_faults_ban() {
     )
     .unwrap();
     let got = log.take();
-    assert_eq!(got.len(), 3, "{got:?}");
-    assert!(got[0].starts_with("penalize bad block"), "{got:?}");
-    assert!(got[1].starts_with("penalize unsolicited"), "{got:?}");
-    assert_eq!(got[2], "request 7");
+    assert_eq!(got.len(), 4, "{got:?}");
+    assert!(got[0].starts_with("charge consensus "), "{got:?}");
+    assert!(got[1].starts_with("charge bad_block bad block"), "{got:?}");
+    assert!(got[2].starts_with("charge unsolicited "), "{got:?}");
+    assert_eq!(got[3], "request 7");
     assert_eq!(metrics.penalties(PenaltyReason::Consensus), 1);
     assert_eq!(metrics.penalties(PenaltyReason::BadBlock), 1);
     assert_eq!(metrics.penalties(PenaltyReason::Unsolicited), 1);
