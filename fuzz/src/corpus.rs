@@ -109,7 +109,10 @@ pub fn seeds() -> Vec<(&'static str, Vec<Seed>)> {
             })),
         ),
         ("evidence", frame(Kind::Evidence(ev.clone()))),
-        ("proposal_1", frame(Kind::Proposal(chain.proposals[0].clone()))),
+        (
+            "proposal_1",
+            frame(Kind::Proposal(chain.proposals[0].clone())),
+        ),
         (
             "block_response",
             frame(Kind::BlockResponse(pb::BlockResponse {
@@ -142,7 +145,10 @@ pub fn seeds() -> Vec<(&'static str, Vec<Seed>)> {
             "validator",
             hello_frame(fixtures::CHAIN, Some(1), PEER_CERT_DER),
         ),
-        ("full_node", hello_frame(fixtures::CHAIN, None, PEER_CERT_DER)),
+        (
+            "full_node",
+            hello_frame(fixtures::CHAIN, None, PEER_CERT_DER),
+        ),
         (
             "other_chain",
             hello_frame("another-chain", Some(1), PEER_CERT_DER),
@@ -237,7 +243,10 @@ pub fn seeds() -> Vec<(&'static str, Vec<Seed>)> {
     block_seeds.push(("no_header".into(), no_header.encode_to_vec()));
     let mut with_evidence = blocks[1].clone();
     with_evidence.evidence.push(ev);
-    block_seeds.push(("block_2_foreign_evidence".into(), with_evidence.encode_to_vec()));
+    block_seeds.push((
+        "block_2_foreign_evidence".into(),
+        with_evidence.encode_to_vec(),
+    ));
 
     vec![
         ("wire", wire_seeds),

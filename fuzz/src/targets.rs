@@ -60,7 +60,10 @@ fn read_frame(data: &[u8], max: usize) -> Option<PeerMessage> {
         .kind
         .as_ref()
         .unwrap_or_else(|| panic!("decode_body accepted a message without a kind"));
-    assert!(body.len() <= wire::limit_for(kind), "frame over its kind's limit accepted");
+    assert!(
+        body.len() <= wire::limit_for(kind),
+        "frame over its kind's limit accepted"
+    );
     Some(msg)
 }
 
@@ -294,7 +297,10 @@ pub fn signing_state(data: &[u8]) {
         locked: s.locked,
     };
     assert!(
-        !matches!(signing_state::check(Some(&s), &same), SignDecision::SignNew(_)),
+        !matches!(
+            signing_state::check(Some(&s), &same),
+            SignDecision::SignNew(_)
+        ),
         "the guard signs anew at the position it last signed"
     );
     let later = [
@@ -323,17 +329,19 @@ fn proposer_of_1_0() -> u8 {
     static P: OnceLock<u8> = OnceLock::new();
     *P.get_or_init(|| {
         (0..fixtures::VALIDATORS)
-            .find(|i| *i != wal_validator() && {
-                let mut e = Engine::<usize>::new(
-                    EngineConfig::default(),
-                    Some(fixtures::validator_key(*i)),
-                    None,
-                    world().genesis.clone(),
-                    [9; 32],
-                );
-                e.start_height(NOW_MS, &NoMempool)
-                    .map(|a| a.iter().any(|a| matches!(a, Action::BroadcastProposal(_))))
-                    .unwrap_or(false)
+            .find(|i| {
+                *i != wal_validator() && {
+                    let mut e = Engine::<usize>::new(
+                        EngineConfig::default(),
+                        Some(fixtures::validator_key(*i)),
+                        None,
+                        world().genesis.clone(),
+                        [9; 32],
+                    );
+                    e.start_height(NOW_MS, &NoMempool)
+                        .map(|a| a.iter().any(|a| matches!(a, Action::BroadcastProposal(_))))
+                        .unwrap_or(false)
+                }
             })
             .unwrap_or(0)
     })
@@ -350,7 +358,10 @@ pub fn certificate(data: &[u8]) {
     let Ok(c) = CommitCertificate::from_proto(&p) else {
         return;
     };
-    assert_eq!(CommitCertificate::from_proto(&c.to_proto()).as_ref(), Ok(&c));
+    assert_eq!(
+        CommitCertificate::from_proto(&c.to_proto()).as_ref(),
+        Ok(&c)
+    );
     let _ = c.hash();
     let w = world();
     let _ = c.signer_indices(w.set.len());
@@ -385,7 +396,11 @@ pub fn tx(data: &[u8]) {
     };
     let single = d.verify_signature().is_ok();
     let batch = tx::verify_signatures(&[&d], &[3; 32]);
-    assert_eq!(batch, vec![single], "batch and single verification disagree");
+    assert_eq!(
+        batch,
+        vec![single],
+        "batch and single verification disagree"
+    );
     let recheck = ledger.recheck_decoded(&d);
     if single {
         assert_eq!(check.is_ok(), recheck.is_ok());
@@ -396,9 +411,8 @@ pub fn tx(data: &[u8]) {
     }
     let _ = next.deliver_decoded(&d, true);
     if next.end_block().is_ok() {
-        Ledger::decode(&next.encode()).unwrap_or_else(|e| {
-            panic!("executing a transaction made an invalid state: {e}")
-        });
+        Ledger::decode(&next.encode())
+            .unwrap_or_else(|e| panic!("executing a transaction made an invalid state: {e}"));
     }
 }
 

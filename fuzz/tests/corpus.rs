@@ -41,9 +41,17 @@ fn corpus_holds_every_generated_seed() {
         for (name, bytes) in seeds {
             let path = corpus_dir().join(target).join(&name);
             let stored = std::fs::read(&path).unwrap_or_else(|e| {
-                panic!("{}: {e} (run `cargo run -p agora-fuzz --bin gen_corpus`)", path.display())
+                panic!(
+                    "{}: {e} (run `cargo run -p agora-fuzz --bin gen_corpus`)",
+                    path.display()
+                )
             });
-            assert_eq!(stored, bytes, "{} is stale: regenerate the corpus", path.display());
+            assert_eq!(
+                stored,
+                bytes,
+                "{} is stale: regenerate the corpus",
+                path.display()
+            );
         }
     }
 }
