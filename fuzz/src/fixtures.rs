@@ -223,6 +223,12 @@ impl MempoolView for OnceMempool {
     }
 }
 
+/// A message one engine broadcast to the others.
+enum Gossip {
+    Proposal(Box<pb::Proposal>),
+    Vote(pb::Vote),
+}
+
 /// What the real engine produced while four validators made [`HEIGHTS`]
 /// blocks with instant delivery.
 #[derive(Debug, Clone)]
@@ -271,20 +277,14 @@ pub fn make_chain() -> Chain {
     while let Some((from, a)) = queue.pop_front() {
         steps += 1;
         assert!(steps < 1_000_000, "the reference chain does not progress");
-        let deliver: Box<dyn Fn(&mut Engine<usize>) -> Vec<Action<usize>>> = match a {
+        let msg = match a {
             Action::BroadcastProposal(p) => {
                 out.proposals.push((*p).clone());
-                Box::new(move |e: &mut Engine<usize>| {
-                    e.on_proposal(from, (*p).clone(), NOW_MS, &OnceMempool::default())
-                        .expect("engine")
-                })
+                Gossip::Proposal(p)
             }
             Action::BroadcastVote(v) => {
                 out.votes.push(v.clone());
-                Box::new(move |e: &mut Engine<usize>| {
-                    e.on_vote(from, v.clone(), NOW_MS, &OnceMempool::default())
-                        .expect("engine")
-                })
+                Gossip::Vote(v)
             }
             Action::Wal(input) => {
                 if from == 0 {
@@ -311,7 +311,12 @@ pub fn make_chain() -> Chain {
             _ => continue,
         };
         for (to, e) in engines.iter_mut().enumerate().filter(|(to, _)| *to != from) {
-            for a in deliver(e) {
+            let none = OnceMempool::default();
+            let actions = match &msg {
+                Gossip::Proposal(p) => e.on_proposal(from, (**p).clone(), NOW_MS, &none),
+                Gossip::Vote(v) => e.on_vote(from, v.clone(), NOW_MS, &none),
+            };
+            for a in actions.expect("engine") {
                 queue.push_back((to, a));
             }
         }
