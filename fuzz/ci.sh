@@ -20,4 +20,9 @@ if [ "$SECS" = 0 ]; then
     echo "== FUZZ_SECONDS=0: AFL++ run skipped"
     exit 0
 fi
+# The instrumented build (every dependency, opt-level 3, one codegen unit:
+# about 16 CPU-minutes from scratch) is kept beside the tools, so only the
+# first run on a machine pays for it.
+export FUZZ_TOOLS=${FUZZ_TOOLS:-$HOME/.cache/agora-fuzz}
+export FUZZ_BUILD_DIR=${FUZZ_BUILD_DIR:-$FUZZ_TOOLS/target}
 FUZZ_JOBS=${FUZZ_JOBS:-$(nproc)} exec bash "$ROOT/fuzz/run.sh" "$SECS"

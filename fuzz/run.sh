@@ -13,8 +13,8 @@
 #                      (`cargo install cargo-afl`, `cargo afl config --build`)
 #                      when missing
 #   FUZZ_OUT=DIR       AFL++ output directories (default target/fuzz-out)
-#   CARGO_TARGET_DIR   as usual (default target/); the instrumented build
-#                      goes to $CARGO_TARGET_DIR/afl
+#   FUZZ_BUILD_DIR     where the instrumented build goes (default
+#                      ${CARGO_TARGET_DIR:-target}/afl)
 #   FUZZ_EXECS=N       stop a target after N executions (AFL++ -E) instead
 #                      of, or before, SECONDS
 set -euo pipefail
@@ -28,7 +28,7 @@ ROOT=$(cd "$(dirname "$0")/.." && pwd)
 TOOLS=${FUZZ_TOOLS:-$HOME/.cache/agora-fuzz}
 OUT=${FUZZ_OUT:-$ROOT/target/fuzz-out}
 JOBS=${FUZZ_JOBS:-1}
-BUILD_DIR=${CARGO_TARGET_DIR:-$ROOT/target}/afl
+BUILD_DIR=${FUZZ_BUILD_DIR:-${CARGO_TARGET_DIR:-$ROOT/target}/afl}
 
 export PATH="$TOOLS/bin:$PATH"
 # cargo-afl keeps AFL++ under $XDG_DATA_HOME/afl.rs.
@@ -38,7 +38,7 @@ if ! command -v cargo-afl >/dev/null 2>&1; then
     echo "== installing cargo-afl into $TOOLS (crates.io)"
     CARGO_TARGET_DIR="$TOOLS/build" cargo install --locked cargo-afl --root "$TOOLS"
 fi
-if ! cargo afl fuzz -h >/dev/null 2>&1; then
+if ! compgen -G "$XDG_DATA_HOME/afl.rs/rustc-$(rustc -V | cut -d' ' -f2)-*/afl.rs-*/afl/bin/afl-fuzz" >/dev/null; then
     echo "== building AFL++ (cargo afl config --build)"
     cargo afl config --build
 fi
