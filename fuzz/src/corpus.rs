@@ -1,0 +1,261 @@
+//! The seed corpus: small valid inputs of every target made by the real
+//! encoders from the reference chain of [`crate::fixtures`], plus a few
+//! edge cases each. `gen_corpus` writes them under `fuzz/corpus/<target>/`.
+
+use agora_node::transport::{hello, wire};
+use agora_node::wal;
+use agora_proto::v1::{self as pb, PeerMessage, peer_message::Kind};
+use agora_validator::consensus::evidence::duplicate_vote;
+use agora_validator::consensus::signing_state::SIGNING_STATE_LEN;
+use agora_validator::signing::vote_bytes;
+use agora_validator::{Address, VoteType};
+use prost::Message;
+
+use crate::fixtures::{self, Chain, PEER_CERT_DER};
+
+/// One seed: its file name and bytes.
+pub type Seed = (String, Vec<u8>);
+
+fn frame(kind: Kind) -> Vec<u8> {
+    wire::encode_frame(&PeerMessage { kind: Some(kind) })
+}
+
+fn named(items: impl IntoIterator<Item = (impl Into<String>, Vec<u8>)>) -> Vec<Seed> {
+    items.into_iter().map(|(n, b)| (n.into(), b)).collect()
+}
+
+/// An equivocation of the first prevote's signer: the same (height, round)
+/// voted for another block, signed with its key.
+fn evidence(chain: &Chain) -> pb::Evidence {
+    let v = chain
+        .votes
+        .iter()
+        .find(|v| v.vote_type == VoteType::Prevote as i32)
+        .cloned()
+        .unwrap_or_else(|| panic!("the reference chain has no prevote"));
+    let i = (0..fixtures::VALIDATORS)
+        .find(|i| {
+            Address::of(&fixtures::validator_key(*i).public_key()).0[..] == v.validator_address[..]
+        })
+        .unwrap_or_else(|| panic!("prevote of an unknown validator"));
+    let other = [0xab; 32];
+    let mut w = v.clone();
+    w.block_hash = other.to_vec();
+    w.signature = fixtures::validator_key(i)
+        .sign(&vote_bytes(
+            &fixtures::chain_id(),
+            VoteType::Prevote,
+            v.height,
+            v.round,
+            &other,
+        ))
+        .to_bytes()
+        .to_vec();
+    duplicate_vote(v, w)
+}
+
+fn hello_frame(chain: &str, key: Option<u8>, cert: &[u8]) -> Vec<u8> {
+    let chain = agora_validator::ChainId::new(chain).unwrap_or_else(|_| unreachable!("chain"));
+    let k = key.map(fixtures::validator_key);
+    let mut h = hello::make_hello(&chain, k.as_ref(), cert, 3);
+    h.incarnation = 77;
+    frame(Kind::Hello(h))
+}
+
+/// One WAL value as the store keeps it (8-byte height, then the record),
+/// behind the 2-byte length the `wal` target splits its input by.
+fn wal_value(height: u64, record: &[u8]) -> Vec<u8> {
+    let mut v = Vec::new();
+    let len = u16::try_from(8 + record.len()).unwrap_or_else(|_| panic!("WAL record too long"));
+    v.extend_from_slice(&len.to_be_bytes());
+    v.extend_from_slice(&height.to_be_bytes());
+    v.extend_from_slice(record);
+    v
+}
+
+/// Every target's seeds, by target name.
+pub fn seeds() -> Vec<(&'static str, Vec<Seed>)> {
+    let chain = fixtures::make_chain();
+    let txs = fixtures::sample_txs();
+    let blocks: Vec<pb::Block> = chain.records.iter().map(|r| r.block.clone()).collect();
+    let certs: Vec<pb::CommitCertificate> = chain
+        .records
+        .iter()
+        .map(|r| r.certificate.to_proto())
+        .collect();
+    let ev = evidence(&chain);
+
+    let mut wire_seeds = named([
+        (
+            "hello",
+            hello_frame(fixtures::CHAIN, Some(0), PEER_CERT_DER),
+        ),
+        (
+            "status",
+            frame(Kind::Status(pb::StatusUpdate { latest_height: 3 })),
+        ),
+        (
+            "block_request",
+            frame(Kind::BlockRequest(pb::BlockRequest {
+                from_height: 1,
+                count: 3,
+            })),
+        ),
+        ("transaction", frame(Kind::Transaction(txs[0].clone()))),
+        (
+            "transactions",
+            frame(Kind::Transactions(pb::TransactionBatch {
+                txs: txs[..3].to_vec(),
+            })),
+        ),
+        ("evidence", frame(Kind::Evidence(ev.clone()))),
+        (
+            "proposal_1",
+            frame(Kind::Proposal(chain.proposals[0].clone())),
+        ),
+        (
+            "block_response",
+            frame(Kind::BlockResponse(pb::BlockResponse {
+                blocks: chain
+                    .records
+                    .iter()
+                    .take(2)
+                    .map(|r| pb::CertifiedBlock {
+                        block: Some(r.block.clone()),
+                        certificate: Some(r.certificate.to_proto()),
+                    })
+                    .collect(),
+                latest_height: 3,
+            })),
+        ),
+        ("empty_body", 0u32.to_be_bytes().to_vec()),
+        ("oversized_prefix", vec![0xff, 0xff, 0xff, 0xff, 0x0a]),
+        ("truncated", {
+            let mut f = frame(Kind::Status(pb::StatusUpdate { latest_height: 9 }));
+            f.pop();
+            f
+        }),
+    ]);
+    for (i, v) in chain.votes.iter().take(3).enumerate() {
+        wire_seeds.push((format!("vote_{i}"), frame(Kind::Vote(v.clone()))));
+    }
+
+    let hello_seeds = named([
+        (
+            "validator",
+            hello_frame(fixtures::CHAIN, Some(1), PEER_CERT_DER),
+        ),
+        (
+            "full_node",
+            hello_frame(fixtures::CHAIN, None, PEER_CERT_DER),
+        ),
+        (
+            "other_chain",
+            hello_frame("another-chain", Some(1), PEER_CERT_DER),
+        ),
+        (
+            "other_certificate",
+            hello_frame(fixtures::CHAIN, Some(2), b"another certificate"),
+        ),
+        (
+            "not_a_hello",
+            frame(Kind::Status(pb::StatusUpdate { latest_height: 1 })),
+        ),
+    ]);
+
+    let mut wal_all = Vec::new();
+    let mut wal_seeds = Vec::new();
+    for (i, input) in chain.wal.iter().enumerate() {
+        let Some((h, rec)) = wal::encode_input(input) else {
+            continue;
+        };
+        let v = wal_value(h, &rec);
+        if h == 1 {
+            wal_all.extend_from_slice(&v);
+        }
+        if i < 6 {
+            wal_seeds.push((format!("record_{i}"), v));
+        }
+    }
+    wal_seeds.push(("height_1".into(), wal_all));
+    let timeout = |step: u32| {
+        wal::WalRecord {
+            input: Some(wal::WalInput::Timeout(wal::WalTimeout {
+                height: 1,
+                round: 0,
+                step,
+            })),
+        }
+        .encode_to_vec()
+    };
+    wal_seeds.push(("timeout".into(), wal_value(1, &timeout(2))));
+    wal_seeds.push(("bad_step".into(), wal_value(1, &timeout(7))));
+    wal_seeds.push(("short_value".into(), vec![0, 3, 0, 0, 1]));
+
+    let mut snapshot_seeds = vec![("genesis".to_string(), {
+        fixtures::at_genesis().ledger.encode()
+    })];
+    for r in &chain.records {
+        snapshot_seeds.push((format!("after_{}", r.height), r.state.clone()));
+    }
+    let mut truncated = chain.records[0].state.clone();
+    truncated.truncate(truncated.len() / 2);
+    snapshot_seeds.push(("truncated".into(), truncated));
+
+    let mut signing_seeds = Vec::new();
+    let mut seen = std::collections::BTreeSet::new();
+    for s in &chain.signing_states {
+        let b = s.to_bytes().to_vec();
+        if seen.insert((s.step as u8, s.locked.is_some())) {
+            signing_seeds.push((format!("state_{}", signing_seeds.len()), b));
+        }
+    }
+    let mut bad_flag = chain.signing_states[0].to_bytes().to_vec();
+    bad_flag[77] = 2;
+    signing_seeds.push(("bad_lock_flag".into(), bad_flag));
+    signing_seeds.push(("short".into(), vec![0; SIGNING_STATE_LEN - 1]));
+
+    let mut cert_seeds: Vec<Seed> = certs
+        .iter()
+        .enumerate()
+        .map(|(i, c)| (format!("height_{}", i + 1), c.encode_to_vec()))
+        .collect();
+    let mut wide = certs[0].clone();
+    wide.signers = vec![0xff; 2];
+    cert_seeds.push(("bitmap_too_long".into(), wide.encode_to_vec()));
+
+    let mut tx_seeds: Vec<Seed> = txs
+        .iter()
+        .enumerate()
+        .map(|(i, t)| (format!("tx_{i}"), t.encode_to_vec()))
+        .collect();
+    let mut no_body = txs[0].clone();
+    no_body.body = None;
+    tx_seeds.push(("no_body".into(), no_body.encode_to_vec()));
+
+    let mut block_seeds: Vec<Seed> = blocks
+        .iter()
+        .enumerate()
+        .map(|(i, b)| (format!("block_{}", i + 1), b.encode_to_vec()))
+        .collect();
+    let mut no_header = blocks[0].clone();
+    no_header.header = None;
+    block_seeds.push(("no_header".into(), no_header.encode_to_vec()));
+    let mut with_evidence = blocks[1].clone();
+    with_evidence.evidence.push(ev);
+    block_seeds.push((
+        "block_2_foreign_evidence".into(),
+        with_evidence.encode_to_vec(),
+    ));
+
+    vec![
+        ("wire", wire_seeds),
+        ("hello", hello_seeds),
+        ("wal", wal_seeds),
+        ("snapshot", snapshot_seeds),
+        ("signing_state", signing_seeds),
+        ("certificate", cert_seeds),
+        ("tx", tx_seeds),
+        ("block", block_seeds),
+    ]
+}
