@@ -15,7 +15,7 @@ use agora_node::transport::{
     ChargeReason, PeerId, TlsIdentity, Transport, TransportConfig, TransportEvent, close_code,
     hello, tls, wire,
 };
-use agora_proto::v1::{PeerMessage, Vote, peer_message::Kind};
+use agora_proto::v1::{PeerMessage, StatusUpdate, Vote, peer_message::Kind};
 use agora_validator::{ChainId, SecretKey};
 use tokio::sync::mpsc::Receiver;
 use tokio::time::{Instant, timeout};
@@ -354,6 +354,14 @@ fn forged_votes_are_charged_until_the_sender_is_banned_by_certificate_and_addres
         let conn = connect(&ep, server, &chain_id, Some(&forger), &id)
             .await
             .expect("connect");
+        // Like every peer, say our height on connecting: a node without a
+        // signing state learns from it that the chain is new and may sign.
+        send_raw(
+            &conn,
+            &frame(Kind::Status(StatusUpdate { latest_height: 0 })),
+            true,
+        )
+        .await;
 
         // The node's own votes, as it gossips them to us.
         let mut own: Vec<Vote> = Vec::new();
