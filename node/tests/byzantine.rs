@@ -82,7 +82,7 @@ fn restarted_validator_refuses_forged_sync_bodies_and_ends_on_the_honest_chain()
     assert!(
         charged
             .iter()
-            .any(|(p, why)| *p == t_id && why.starts_with("bad block")),
+            .any(|(p, why)| *p == t_id && why.starts_with("bad_block")),
         "T ({t_id}) was not charged for a bad block: {charged:?}"
     );
     assert!(
@@ -109,7 +109,7 @@ fn peer_id(net: &Net, i: usize) -> String {
 fn penalised_peers(log: &std::path::Path) -> Vec<(String, String)> {
     let text = std::fs::read_to_string(log).unwrap_or_default();
     text.lines()
-        .filter(|l| l.contains("penalising peer"))
+        .filter(|l| l.contains("peer charged") || l.contains("peer banned"))
         .filter_map(|l| {
             let l = strip_ansi(l);
             let peer = l

@@ -52,7 +52,8 @@ pub fn start(home: &Path, log: &Path) -> Child {
         .expect("log");
     Command::new(env!("CARGO_BIN_EXE_agora"))
         .args(["start", "--home", home.to_str().expect("utf-8")])
-        .env("RUST_LOG", "info")
+        // Charges below the ban threshold are debug lines; tests read them.
+        .env("RUST_LOG", "info,agora_node::transport::accounting=debug")
         .stdout(log.try_clone().expect("log"))
         .stderr(log)
         .stdin(Stdio::null())
