@@ -140,10 +140,13 @@ pub(super) fn signing_gate(
     let me = Address::of(key);
     let gate = match state {
         None if latest == 0 => {
-            let solo = restored
-                .ledger
-                .validator_set(1)
-                .is_some_and(|set| set.len() == 1 && set.index_of(&me).is_some());
+            // Alone holding a quorum (a one-validator chain, or one whose
+            // others are too small to matter): no peer can tell the chain's
+            // height, and no block can have been made without this key.
+            let solo = restored.ledger.validator_set(1).is_some_and(|set| {
+                set.get(&me)
+                    .is_some_and(|v| 3 * u128::from(v.power) > 2 * u128::from(set.total_power()))
+            });
             if solo {
                 SigningGate::open(required)
             } else {
