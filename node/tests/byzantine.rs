@@ -118,7 +118,12 @@ fn penalised_peers(log: &std::path::Path) -> Vec<(String, String)> {
                 .split_whitespace()
                 .next()?
                 .to_string();
-            let reason = l.split("reason=").nth(1)?.to_string();
+            // `reason="bad_block" detail=...`: the label without its quotes.
+            let reason = l
+                .split("reason=")
+                .nth(1)?
+                .trim_start_matches('"')
+                .replacen('"', "", 1);
             Some((peer, reason))
         })
         .collect()
