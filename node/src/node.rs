@@ -220,7 +220,6 @@ impl Node {
     ) -> Result<Arc<crate::api::Shared>, crate::runner::RunError> {
         use crate::runner::RunError;
         use agora_validator::ledger::Ledger;
-        use prost::Message;
         let ledger = match self.storage.latest_state()? {
             Some((_, bytes)) => {
                 Ledger::decode(&bytes).map_err(|e| RunError::Restore(e.to_string()))?
@@ -232,17 +231,7 @@ impl Node {
             .ok()
             .and_then(|l| l.validator_set(1).cloned())
             .ok_or_else(|| RunError::Restore("genesis has no validator set".into()))?;
-        let mut changes = std::collections::BTreeMap::new();
-        changes.insert(1, genesis_set);
-        for (h, bytes) in self.storage.validator_sets()? {
-            let set = agora_proto::v1::ValidatorSet::decode(bytes.as_slice())
-                .ok()
-                .and_then(|p| agora_validator::ValidatorSet::from_proto(&p).ok())
-                .ok_or_else(|| {
-                    RunError::Restore(format!("stored validator set of height {h} is corrupt"))
-                })?;
-            changes.insert(h, set);
-        }
+        let changes = self.storage.set_changes(genesis_set)?;
         let latest = self.storage.latest_height()?.unwrap_or(0);
         let latest_hash = match latest {
             0 => [0u8; 32],

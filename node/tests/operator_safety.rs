@@ -171,8 +171,10 @@ fn validators_without_signing_state_wait_then_sign() {
     // for at least CHECK heights past the chain it came back to, then signs
     // again; with the check off the key signs sooner than any waiting one.
     let h0 = &net.homes[0];
-    let first3 = first_signed(h0, set_index(&net.homes, 3), wiped_at + 1, end);
-    let first2 = first_signed(h0, set_index(&net.homes, 2), lost_at + 1, end);
+    // A killed node may already have precommitted the height in flight
+    // (the others' height + 1): that signature is from before the loss.
+    let first3 = first_signed(h0, set_index(&net.homes, 3), wiped_at + 2, end);
+    let first2 = first_signed(h0, set_index(&net.homes, 2), lost_at + 2, end);
     let first1 = first_signed(h0, set_index(&net.homes, 1), control_at + 1, end);
     eprintln!(
         "wiped at {wiped_at}, first signed {first3:?}; file lost at {lost_at}, first signed {first2:?}; check off at {control_at}, first signed {first1:?}; end {end}"
@@ -186,8 +188,16 @@ fn validators_without_signing_state_wait_then_sign() {
 /// Two instances of one validator (a copied home, both started): at least
 /// one sees a message of its key it did not sign, raises the alarm and
 /// stops signing for good.
+///
+/// The twins share one TLS identity, so each other node keeps one
+/// connection to "them" at a time and replaces it whenever the other
+/// instance reconnects. While they sign the same bytes nothing can be seen
+/// (and nothing is slashable); they part when the key is the proposer (each
+/// stamps its own clock into its block). A validator that connects is sent
+/// the height so far (`Engine::on_peer_connected`), so the replacing twin
+/// receives what the replaced one signed, and a message of our key for a
+/// later height is foreign on arrival (a twin running ahead).
 #[test]
-#[ignore = "fails since the peer-budgets merge: two instances sharing one TLS identity keep replacing each other's connection and the alarm never fires within 180 s; to be fixed (issue 11)"]
 fn a_second_instance_of_a_key_raises_the_alarm_and_stops_signing() {
     let net = build(N, 0, |_, cfg| set_check(cfg, CHECK));
     let mut nodes = net.start_all();
@@ -211,6 +221,11 @@ fn a_second_instance_of_a_key_raises_the_alarm_and_stops_signing() {
     cfg["p2p"]["listen"] = addr(p2p);
     cfg["metrics"]["listen"] = addr(metrics);
     cfg["grpc"]["listen"] = addr(grpc);
+    // Copied configs get edited. Two instances on one host with the same
+    // timings can stay in lockstep for long stretches, signing the very
+    // same bytes (harmless, and invisible by design); another pause before
+    // each height makes them stamp different times into their proposals.
+    cfg["consensus"]["timeout_commit_ms"] = toml::Value::Integer(45);
     std::fs::write(&cfg_path, toml::to_string(&cfg).unwrap()).unwrap();
     let twin_log = net.dir.path().join("n3-twin.log");
     nodes[3] = start(&net.homes[3], &net.logs[3]);

@@ -183,6 +183,10 @@ impl<S: DurableStore, N: Network> Executor<S, N> {
             Action::BroadcastEvidence(ev) => {
                 self.net.broadcast(&msg(Kind::Evidence(ev)));
             }
+            Action::SendProposal { peer, proposal } => {
+                self.net.send(peer, &msg(Kind::Proposal(*proposal)));
+            }
+            Action::SendVote { peer, vote } => self.net.send(peer, &msg(Kind::Vote(vote))),
             Action::ScheduleTimeout {
                 timeout,
                 duration_ms,

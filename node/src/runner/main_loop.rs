@@ -79,7 +79,7 @@ impl Runner {
 
     fn on_event(&mut self, ev: TransportEvent) -> Result<(), RunError> {
         match ev {
-            TransportEvent::Connected { peer, .. } => {
+            TransportEvent::Connected { peer, identity, .. } => {
                 let status = pb::StatusUpdate {
                     latest_height: self.engine.tip_height(),
                 };
@@ -89,6 +89,10 @@ impl Runner {
                         kind: Some(Kind::Status(status)),
                     },
                 );
+                let actions = self
+                    .engine
+                    .on_peer_connected(peer, identity.validator_address().as_ref());
+                self.execute(actions)?;
                 self.update_peer_metrics();
             }
             TransportEvent::Disconnected { peer } => {

@@ -177,28 +177,18 @@ fn signed_above(
     signed: u64,
     latest: u64,
 ) -> Result<Option<u64>, RunError> {
-    use prost::Message;
     let from = signed.max(latest.saturating_sub(STALE_SCAN_HEIGHTS)) + 1;
     if from > latest {
         return Ok(None);
     }
     // The set of each height: the genesis set, then every stored change.
-    let mut sets = std::collections::BTreeMap::new();
-    if let Some(set) = Ledger::from_genesis(&genesis.genesis)
+    let Some(genesis_set) = Ledger::from_genesis(&genesis.genesis)
         .ok()
         .and_then(|l| l.validator_set(1).cloned())
-    {
-        sets.insert(1u64, set);
-    }
-    for (h, bytes) in storage.validator_sets()? {
-        let set = agora_proto::v1::ValidatorSet::decode(bytes.as_slice())
-            .ok()
-            .and_then(|p| agora_validator::ValidatorSet::from_proto(&p).ok())
-            .ok_or_else(|| {
-                RunError::Restore(format!("stored validator set of height {h} is corrupt"))
-            })?;
-        sets.insert(h, set);
-    }
+    else {
+        return Ok(None);
+    };
+    let sets = storage.set_changes(genesis_set)?;
     for h in (from..=latest).rev() {
         let Some(cert) = storage.certificate(h)? else {
             continue;

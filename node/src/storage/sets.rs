@@ -1,7 +1,11 @@
 //! Validator sets at every change, so that an auditor can fetch the set of
 //! any height long after the ledger's own window has moved on.
 
+use std::collections::BTreeMap;
+
 use super::{Storage, StorageError};
+use agora_validator::ValidatorSet;
+use prost::Message;
 use redb::{ReadableTable, TableDefinition};
 
 /// Key: first height the set is in effect; value: encoded `ValidatorSet`
@@ -24,5 +28,23 @@ impl Storage {
                 .collect::<Result<Vec<_>, _>>()
                 .map_err(Into::into)
         })
+    }
+
+    /// The set in effect from each height where it changed: `genesis` from
+    /// height 1, then every recorded change, decoded. The set of height `h`
+    /// is the last entry at or below `h`.
+    pub fn set_changes(
+        &self,
+        genesis: ValidatorSet,
+    ) -> Result<BTreeMap<u64, ValidatorSet>, StorageError> {
+        let mut sets = BTreeMap::from([(1, genesis)]);
+        for (h, bytes) in self.validator_sets()? {
+            let set = agora_proto::v1::ValidatorSet::decode(bytes.as_slice())
+                .map_err(|e| e.to_string())
+                .and_then(|p| ValidatorSet::from_proto(&p).map_err(|e| e.to_string()))
+                .map_err(|e| self.corrupt("validator set", format!("height {h}: {e}")))?;
+            sets.insert(h, set);
+        }
+        Ok(sets)
     }
 }

@@ -39,11 +39,10 @@ pub const CHAIN: &str = "grpc-test";
 pub const UNBONDING: u64 = 12;
 pub const BOB_FUNDS: u128 = 1_000_000_000_000;
 
+/// A TCP port the OS just called free, never one handed out before in
+/// this test process (see `net::free_port`).
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("free port")
+    net::free_port(false)
 }
 
 pub struct Node {

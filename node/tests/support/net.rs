@@ -12,17 +12,28 @@ use std::time::{Duration, Instant};
 use agora_node::storage::Storage;
 use agora_validator::block::header_hash;
 
+/// A port the OS just called free, never one handed out before in this
+/// test process: the OS hands a just-closed port out again, and a node given
+/// the same port for two listeners (metrics and gRPC, say) runs without one.
 pub fn free_port(udp: bool) -> u16 {
-    if udp {
-        std::net::UdpSocket::bind("127.0.0.1:0")
-            .and_then(|s| s.local_addr())
-            .expect("udp port")
-            .port()
-    } else {
-        std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|s| s.local_addr())
-            .expect("tcp port")
-            .port()
+    static GIVEN: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
+    loop {
+        let port = if udp {
+            std::net::UdpSocket::bind("127.0.0.1:0")
+                .and_then(|s| s.local_addr())
+                .expect("udp port")
+                .port()
+        } else {
+            std::net::TcpListener::bind("127.0.0.1:0")
+                .and_then(|s| s.local_addr())
+                .expect("tcp port")
+                .port()
+        };
+        let mut given = GIVEN.lock().unwrap_or_else(|e| e.into_inner());
+        if !given.contains(&port) {
+            given.push(port);
+            return port;
+        }
     }
 }
 

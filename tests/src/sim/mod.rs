@@ -710,6 +710,10 @@ impl Sim {
                     }
                     self.on_commit(i, *rec);
                 }
+                Action::SendProposal { peer, proposal } => {
+                    self.send(i, peer, Wire::Proposal(proposal), None);
+                }
+                Action::SendVote { peer, vote } => self.send(i, peer, Wire::Vote(vote), None),
                 Action::RequestBlocks { peer, from, count } => {
                     *self.nodes[i].stats.asked.entry(peer).or_default() += 1;
                     self.send(i, peer, Wire::BlockRequest { from, count }, None);

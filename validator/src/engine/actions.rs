@@ -30,6 +30,20 @@ pub enum Action<P> {
     BroadcastVote(pb::Vote),
     /// Send to every peer (new evidence, and pending evidence on every tick).
     BroadcastEvidence(pb::Evidence),
+    /// Send to one peer (the height so far, to a validator that connected).
+    SendProposal {
+        /// The peer.
+        peer: P,
+        /// A proposal of the current height, with its block.
+        proposal: Box<pb::Proposal>,
+    },
+    /// Send to one peer (the height so far, to a validator that connected).
+    SendVote {
+        /// The peer.
+        peer: P,
+        /// A verified vote of the current height.
+        vote: pb::Vote,
+    },
     /// Call [`super::Engine::on_timeout`] with `timeout` after `duration_ms`.
     ScheduleTimeout {
         /// The timeout.

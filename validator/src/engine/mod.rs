@@ -296,11 +296,11 @@ impl<P: Copy + Ord + std::fmt::Debug> Engine<P> {
         // What peers sent for this height before it started, each as if it
         // arrived now, so that its sender is charged if it is bad.
         for (peer, msg) in self.future.take_tagged(h) {
+            // Messages of our key were watched on arrival (`watch_incoming`).
             let input = match msg {
                 Buffered::Proposal(p) => Input::Proposal(*p),
                 Buffered::Vote(v) => Input::Vote(v),
             };
-            self.watch_incoming(&input);
             let rejected = self.drive(input, Log::All, now_ms, mempool, out)?;
             charge(peer, rejected, out);
         }
@@ -349,12 +349,8 @@ impl<P: Copy + Ord + std::fmt::Debug> Engine<P> {
     /// The signing position of `input` if it is a proposal or vote of our key.
     fn own_message(&self, input: &Input) -> Option<key_watch::Signed> {
         match input {
-            Input::Vote(v) if self.watch.is_ours(&v.validator_address) => {
-                key_watch::Signed::of_vote(&self.chain, v)
-            }
-            Input::Proposal(p) if self.watch.is_ours(&p.proposer_address) => {
-                key_watch::Signed::of_proposal(&self.chain, p)
-            }
+            Input::Vote(v) => self.our_vote(v),
+            Input::Proposal(p) => self.our_proposal(p),
             _ => None,
         }
     }
@@ -362,19 +358,40 @@ impl<P: Copy + Ord + std::fmt::Debug> Engine<P> {
     /// A proposal or vote of our key from the network, for a height not yet
     /// decided, that this instance did not sign: told to the gate (alarm
     /// when signing, a new wait otherwise). The message still goes on to
-    /// the core like any other.
-    fn watch_incoming(&mut self, input: &Input) {
-        let height = match input {
-            Input::Vote(v) => v.height,
-            Input::Proposal(p) => p.height,
-            _ => return,
-        };
+    /// the core (or waits for its height) like any other.
+    ///
+    /// A message for a later height than the one being decided is checked
+    /// on arrival, not when its height starts: this instance cannot have
+    /// signed it (a height starts only after the one before it is durable),
+    /// a second instance running a height ahead is seen only that way, and
+    /// the verdict is in before this instance signs anything at that height.
+    /// This relies on the host feeding no peer message between a restart
+    /// and the WAL replay (`node::runner` restores, starts and replays
+    /// before its loop reads the network), so our own messages of the
+    /// current height are known before their relayed copies arrive.
+    fn watch_incoming(&mut self, height: Height, m: Option<key_watch::Signed>) {
         if height < self.height() {
             return;
         }
-        if let Some(m) = self.own_message(input) {
+        if let Some(m) = m {
             self.watch.check_incoming(&m);
         }
+    }
+
+    /// The signing position of a vote of our key.
+    fn our_vote(&self, v: &pb::Vote) -> Option<key_watch::Signed> {
+        self.watch
+            .is_ours(&v.validator_address)
+            .then(|| key_watch::Signed::of_vote(&self.chain, v))
+            .flatten()
+    }
+
+    /// The signing position of a proposal of our key.
+    fn our_proposal(&self, p: &pb::Proposal) -> Option<key_watch::Signed> {
+        self.watch
+            .is_ours(&p.proposer_address)
+            .then(|| key_watch::Signed::of_proposal(&self.chain, p))
+            .flatten()
     }
 
     /// Records a vote the host signed itself (`testing.double_sign`), so
@@ -418,6 +435,7 @@ impl<P: Copy + Ord + std::fmt::Debug> Engine<P> {
             });
             return Ok(out);
         }
+        self.watch_incoming(p.height, self.our_proposal(&p));
         if let Some(current) = self.waits(p.height) {
             let h = p.height;
             self.future
@@ -425,7 +443,6 @@ impl<P: Copy + Ord + std::fmt::Debug> Engine<P> {
             return Ok(out);
         }
         let input = Input::Proposal(p);
-        self.watch_incoming(&input);
         let rejected = self.drive(input, Log::All, now_ms, mempool, &mut out)?;
         charge(peer, rejected, &mut out);
         Ok(out)
@@ -450,13 +467,13 @@ impl<P: Copy + Ord + std::fmt::Debug> Engine<P> {
             }
             return Ok(out);
         }
+        self.watch_incoming(v.height, self.our_vote(&v));
         if let Some(current) = self.waits(v.height) {
             self.future
                 .push_tagged(current, v.height, peer, Buffered::Vote(v));
             return Ok(out);
         }
         let input = Input::Vote(v);
-        self.watch_incoming(&input);
         let rejected = self.drive(input, Log::All, now_ms, mempool, &mut out)?;
         charge(peer, rejected, &mut out);
         Ok(out)

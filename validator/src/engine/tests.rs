@@ -544,3 +544,90 @@ fn a_bad_message_buffered_for_its_height_is_charged_to_its_sender_when_it_starts
     );
     assert_eq!(e.future_buffer().0, 1, "height 2's vote waits on");
 }
+
+/// A validator of the set that connects is sent the height so far (the
+/// proposal and every verified vote), at once; a peer that proved no key,
+/// or a key outside the set, is sent nothing.
+#[test]
+fn a_connecting_validator_is_sent_the_height_so_far_and_an_outsider_nothing() {
+    let (_, msgs) = make_chain(4, 1);
+    let mut e = engine(None, at_genesis(4));
+    e.start_height(NOW, &NoMempool).expect("start");
+    let mut fed_votes = 0;
+    // Everything but validator 3's messages: the height is not decided yet.
+    let from_3 = Address::of(&key(3).public_key()).0.to_vec();
+    for m in &msgs[&1] {
+        match m {
+            Msg::Proposal(p) if p.proposer_address != from_3 => {
+                e.on_proposal(9, (**p).clone(), NOW, &NoMempool)
+                    .expect("proposal");
+            }
+            Msg::Vote(v)
+                if v.validator_address != from_3 && v.vote_type == VoteType::Prevote as i32 =>
+            {
+                e.on_vote(9, v.clone(), NOW, &NoMempool).expect("vote");
+                fed_votes += 1;
+            }
+            _ => {}
+        }
+    }
+    assert!(fed_votes >= 2, "the chain had too few prevotes to feed");
+    let validator = Address::of(&key(3).public_key());
+    let sent = e.on_peer_connected(3, Some(&validator));
+    let proposals = sent
+        .iter()
+        .filter(|a| matches!(a, Action::SendProposal { peer: 3, .. }))
+        .count();
+    let votes = sent
+        .iter()
+        .filter(|a| matches!(a, Action::SendVote { peer: 3, .. }))
+        .count();
+    assert_eq!(proposals + votes, sent.len(), "{sent:?}");
+    assert!(votes >= fed_votes, "{votes} votes sent, {fed_votes} fed");
+    let outsider = Address::of(&key(42).public_key());
+    assert!(e.on_peer_connected(8, Some(&outsider)).is_empty());
+    assert!(e.on_peer_connected(8, None).is_empty());
+}
+
+/// A second instance running a height ahead is seen by the messages it
+/// signs for that later height: this instance cannot have signed them yet,
+/// so a valid one raises the alarm at once (not when its height starts).
+/// A forgery claiming our key does not.
+#[test]
+fn a_vote_of_our_key_for_a_later_height_raises_the_alarm_on_arrival() {
+    use crate::consensus::{GateStatus, SigningGate};
+    let ours = |height: Height, value: u8, forged: bool| {
+        let bytes = vote_bytes(
+            &ChainId::new("agora-engine-test").unwrap(),
+            VoteType::Prevote,
+            height,
+            0,
+            &[value; 32],
+        );
+        let signer = if forged { key(1) } else { key(0) };
+        pb::Vote {
+            vote_type: VoteType::Prevote as i32,
+            height,
+            round: 0,
+            block_hash: vec![value; 32],
+            validator_address: Address::of(&key(0).public_key()).0.to_vec(),
+            signature: signer.sign(&bytes).to_bytes().to_vec(),
+        }
+    };
+    let fresh = || engine(Some(key(0)), at_genesis(4)).with_signing_gate(SigningGate::open(2));
+
+    // Started at height 1: a forgery for height 3 is not foreign.
+    let mut e = fresh();
+    e.start_height(NOW, &NoMempool).expect("start");
+    e.on_vote(5, ours(3, 9, true), NOW, &NoMempool)
+        .expect("vote");
+    assert_eq!(e.signing_gate().alarms(), 0);
+    assert!(e.signing_gate().may_sign());
+
+    // A valid vote of our key for height 3 is foreign, though it waits.
+    e.on_vote(5, ours(3, 9, false), NOW, &NoMempool)
+        .expect("vote");
+    assert_eq!(e.signing_gate().status(), GateStatus::Alarmed { height: 3 });
+    assert_eq!(e.signing_gate().alarms(), 1);
+    assert_eq!(e.future_buffer().0, 2, "both still wait for height 3");
+}
