@@ -22,10 +22,11 @@ use agora_proto::v1 as pb;
 use agora_validator::ChainId;
 use agora_validator::crypto::AccountKeyCache;
 use agora_validator::ledger::DecodedTx;
-use agora_validator::ledger::tx::{decode_cached, verify_signatures};
+use agora_validator::ledger::tx::{TxError, decode_cached, verify_signatures};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::rpc::ApiError;
+use crate::transport::PeerId;
 use agora_validator::Hash;
 
 /// Most transactions checked in one batch.
@@ -36,8 +37,9 @@ const KEY_CACHE: usize = 100_000;
 /// Who is waiting for a transaction's verdict.
 #[derive(Debug)]
 pub enum Origin {
-    /// A peer gossiped it: admit it (and gossip it on) if valid, drop it if not.
-    Peer,
+    /// A peer gossiped it: admit it (and gossip it on) if valid; if not,
+    /// drop it and charge the peer.
+    Peer(PeerId),
     /// A client submitted it and waits for the hash or an error.
     Client(oneshot::Sender<Result<Hash, ApiError>>),
 }
@@ -51,7 +53,7 @@ pub struct Checked {
     pub origin: Origin,
     /// The decoded transaction if it decodes and its signature is valid,
     /// else why not.
-    pub verdict: Result<DecodedTx, String>,
+    pub verdict: Result<DecodedTx, TxError>,
 }
 
 /// The sending side of the verifier; dropping it stops the thread.
@@ -128,9 +130,9 @@ fn check_batch(
         .zip(decoded)
         .map(|((tx, origin), d)| {
             let verdict = match d {
-                Err(e) => Err(e.to_string()),
+                Err(e) => Err(e),
                 Ok(d) if sig_ok.next().unwrap_or(false) => Ok(d),
-                Ok(_) => Err(agora_validator::ledger::tx::TxError::BadSignature.to_string()),
+                Ok(_) => Err(TxError::BadSignature),
             };
             Checked {
                 tx,
@@ -174,7 +176,7 @@ mod tests {
         let garbage = pb::Transaction::default();
         let jobs = [tx(1, 0), forged, tx(1, 1), garbage];
         for j in jobs.iter().cloned() {
-            v.submit(j, Origin::Peer).expect("room");
+            v.submit(j, Origin::Peer(PeerId([0; 32]))).expect("room");
         }
         let mut verdicts = Vec::new();
         while verdicts.len() < jobs.len() {
@@ -196,7 +198,7 @@ mod tests {
     fn a_full_queue_gives_the_transaction_back() {
         let (jobs, _rx) = std_mpsc::sync_channel(1);
         let v = TxVerifier { jobs };
-        assert!(v.submit(tx(1, 0), Origin::Peer).is_ok());
-        assert!(v.submit(tx(1, 1), Origin::Peer).is_err());
+        assert!(v.submit(tx(1, 0), Origin::Peer(PeerId([0; 32]))).is_ok());
+        assert!(v.submit(tx(1, 1), Origin::Peer(PeerId([0; 32]))).is_err());
     }
 }

@@ -1,8 +1,9 @@
 //! Peer accountability and budgets over real QUIC on loopback: per-kind
 //! frame caps checked before a body is read, a signature flood dropped
 //! before anything verifies it, stranger slots that leave room for the
-//! configured peers, and (against a real `agora` process) forged votes
-//! charged to their sender until it is banned, by certificate and address.
+//! configured peers, and (against a real `agora` process) forged votes and
+//! gossiped transactions charged to their sender until it is banned, by
+//! certificate and address.
 
 mod support;
 
@@ -459,6 +460,88 @@ fn forged_votes_are_charged_until_the_sender_is_banned_by_certificate_and_addres
         assert!(other.is_ok(), "{other:?}");
     });
     assert_eq!(charged(ChargeReason::Frame.label()), 0);
+    stop(&mut node[0]);
+}
+
+/// A peer (a full node: no key needed) gossips transactions. One that
+/// verifies but fails a state check (its account does not exist) can go
+/// stale in honest hands: never charged. Forged signatures are: 30 points
+/// each, so the fourth bans and disconnects the sender.
+#[test]
+fn forged_transactions_are_charged_to_the_peer_that_gossiped_them() {
+    use agora_proto::v1 as pb;
+    use agora_validator::AccountSecretKey;
+    use support::net::*;
+    let net = build(2, 0, |_, _| {});
+    let mut node = Nodes(vec![start(&net.homes[0], &net.logs[0])]);
+    let metrics = net.metrics[0];
+    let server: SocketAddr = format!("127.0.0.1:{}", net.p2p[0]).parse().unwrap();
+    let logs = net.logs[..1].to_vec();
+    wait_for("metrics", 60, &logs, || {
+        metric(metrics, "agora_height").is_some()
+    });
+    let charged = || {
+        metric(
+            metrics,
+            "agora_peer_charges_total{reason=\"bad_transaction\"}",
+        )
+        .unwrap_or(0)
+    };
+    let chain_id = chain("net-test");
+    let tx = |seed: u8, nonce: u64| {
+        let body = pb::TxBody {
+            chain_id: "net-test".into(),
+            nonce,
+            kind: Some(pb::tx_body::Kind::Transfer(pb::Transfer {
+                to: vec![9; 20],
+                amount: "1".into(),
+            })),
+            fee: "1000".into(),
+        };
+        let sk = AccountSecretKey::from_seed(&[seed; 32]);
+        agora_validator::ledger::tx::sign(&sk, &chain_id, body)
+    };
+    let forged = |nonce: u64| {
+        let mut t = tx(1, nonce);
+        t.signature = tx(2, nonce).signature;
+        frame(Kind::Transaction(t))
+    };
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let ep = client_endpoint();
+        let id = TlsIdentity::generate().unwrap();
+        let conn = connect(&ep, server, &chain_id, None, &id)
+            .await
+            .expect("connect");
+        send_raw(&conn, &frame(Kind::Transaction(tx(3, 0))), true).await;
+        for nonce in 1..=3 {
+            send_raw(&conn, &forged(nonce), true).await;
+        }
+        let end = Instant::now() + DEADLINE;
+        while charged() < 3 {
+            assert!(
+                Instant::now() < end,
+                "forged transactions not charged\n{}",
+                log_tails(&logs, 30)
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        assert_eq!(charged(), 3, "the stale-but-valid transaction was charged");
+        assert!(conn.close_reason().is_none(), "90 points: still connected");
+        send_raw(&conn, &forged(4), true).await;
+        assert_eq!(
+            closed_with(&conn, DEADLINE).await,
+            Some(close_code::MISBEHAVED)
+        );
+        assert_eq!(
+            metric(metrics, "agora_peer_bans_total{reason=\"bad_transaction\"}"),
+            Some(1)
+        );
+    });
     stop(&mut node[0]);
 }
 

@@ -125,12 +125,12 @@ impl Runner {
         let now = now_ms();
         let actions = match kind {
             Kind::Transaction(tx) => {
-                self.verify_then_admit(tx, Origin::Peer);
+                self.verify_then_admit(tx, Origin::Peer(peer));
                 return Ok(());
             }
             Kind::Transactions(batch) => {
                 for tx in batch.txs {
-                    self.verify_then_admit(tx, Origin::Peer);
+                    self.verify_then_admit(tx, Origin::Peer(peer));
                 }
                 return Ok(());
             }

@@ -18,6 +18,7 @@ use crate::api::ApiRequest;
 use crate::mempool::{Admission, CheckMode, MempoolError, api_error};
 use crate::metrics::Metrics;
 use crate::rpc::ApiError;
+use crate::transport::ChargeReason;
 use crate::tx_verifier::{Checked, Origin};
 
 impl Runner {
@@ -65,7 +66,13 @@ impl Runner {
     pub(super) fn on_checked(&mut self, c: Checked) {
         let tx = c.tx;
         let result = match c.verdict {
-            Err(reason) => Err(MempoolError::Rejected(reason)),
+            Err(reason) => {
+                if let Origin::Peer(peer) = &c.origin {
+                    self.transport
+                        .charge(*peer, ChargeReason::BadTransaction, &reason.to_string());
+                }
+                Err(MempoolError::Rejected(reason.to_string()))
+            }
             Ok(decoded) => self.admit(tx.clone(), decoded),
         };
         if result.is_ok()

@@ -56,11 +56,16 @@ pub enum ChargeReason {
     Malformed = 6,
     /// A Hello that claims a validator key and does not prove it: 60.
     BadHello = 7,
+    /// A gossiped transaction that fails a stateless check (decoding, chain
+    /// id, signature): 30. The sender admitted it before gossiping, so it
+    /// is at fault; a transaction that only fails a state check (nonce,
+    /// balance) can go stale in honest hands and is never charged.
+    BadTransaction = 8,
 }
 
 impl ChargeReason {
     /// Every reason, in label order.
-    pub const ALL: [Self; 8] = [
+    pub const ALL: [Self; 9] = [
         Self::Frame,
         Self::Consensus,
         Self::BadBlock,
@@ -69,6 +74,7 @@ impl ChargeReason {
         Self::BadEvidence,
         Self::Malformed,
         Self::BadHello,
+        Self::BadTransaction,
     ];
 
     /// Points charged per offence. Not divisors of the threshold: scores
@@ -79,7 +85,7 @@ impl ChargeReason {
         match self {
             Self::Frame | Self::BadBlock | Self::Malformed => BAN_THRESHOLD,
             Self::BadEvidence | Self::BadHello => 60.0,
-            Self::Consensus | Self::Unsolicited | Self::FalseHeight => 30.0,
+            Self::Consensus | Self::Unsolicited | Self::FalseHeight | Self::BadTransaction => 30.0,
         }
     }
 
@@ -94,6 +100,7 @@ impl ChargeReason {
             Self::BadEvidence => "bad_evidence",
             Self::Malformed => "malformed",
             Self::BadHello => "bad_hello",
+            Self::BadTransaction => "bad_transaction",
         }
     }
 }
