@@ -719,6 +719,13 @@ impl Consensus {
         };
         let p = *p;
         let Some(hs) = self.hs.as_ref() else { return };
+        // Decided: the block is in hand and nothing more is voted here. A
+        // host that decided by a synced block has applied it already and
+        // would judge this one against the next height.
+        if hs.decided {
+            self.stats.ignored += 1;
+            return;
+        }
         let set = &hs.params.validator_set;
         let Some(block) = p.block.as_ref() else {
             return self.reject(RejectReason::Malformed("proposal without block"), out);

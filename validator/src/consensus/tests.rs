@@ -842,3 +842,41 @@ fn undecodable_and_off_subgroup_votes_are_dropped_when_verified() {
         Signature::aggregate(&sigs.iter().collect::<Vec<_>>()).expect("sum")
     );
 }
+
+/// Once a height is decided its proposals are moot: a later round's
+/// proposal is neither kept nor sent for validation. (A node that decided
+/// by a synced block has already applied it, so its host would judge the
+/// block against the next height and report a valid block invalid.)
+#[test]
+fn a_proposal_for_a_decided_height_is_not_validated() {
+    let n = net(&[1, 1, 1, 1]);
+    let mut c = Consensus::new(ConsensusConfig::default(), n.chain.clone(), None, None);
+    c.handle(Input::StartHeight(Box::new(n.params(1))));
+    let p0 = n.proposer(1, 0);
+    let (b0, h0) = n.block_in(p0, 1, 0, 1);
+    let out = c.handle(Input::Proposal(n.proposal(p0, 1, 0, -1, &b0)));
+    assert!(
+        out.iter()
+            .any(|o| matches!(o, Output::ValidateBlock { .. }))
+    );
+    c.handle(Input::BlockValidity {
+        height: 1,
+        round: 0,
+        block_hash: h0,
+        valid: true,
+    });
+    let mut decided = false;
+    for i in 0..3 {
+        let out = c.handle(Input::Vote(n.vote(i, VoteType::Precommit, 1, 0, Some(h0))));
+        decided |= out.iter().any(|o| matches!(o, Output::Decided(_)));
+    }
+    assert!(decided && c.is_decided());
+    let p1 = n.proposer(1, 1);
+    let (b1, _) = n.block_in(p1, 1, 1, 2);
+    let out = c.handle(Input::Proposal(n.proposal(p1, 1, 1, -1, &b1)));
+    assert!(
+        !out.iter()
+            .any(|o| matches!(o, Output::ValidateBlock { .. })),
+        "{out:?}"
+    );
+}
