@@ -34,6 +34,10 @@ impl Transport {
     ) {
         let metrics = &self.inner.cfg.metrics;
         metrics.charge(reason);
+        if !self.inner.cfg.bans {
+            debug!(%peer, reason = reason.label(), %detail, "peer charged (bans are off)");
+            return;
+        }
         let addr = remote.and_then(|a| self.ban_key(a));
         let verdict =
             lock(&self.inner.scores).charge(peer, addr, reason, self.inner.cfg.ban, Instant::now());

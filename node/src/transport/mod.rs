@@ -133,6 +133,9 @@ pub struct TransportConfig {
     pub seen_cache: usize,
     /// The first ban's length (doubling on repeats, see [`score`]).
     pub ban: Duration,
+    /// Whether charges lead to bans (always, except in the negative
+    /// control of the attack tests: `testing.disable_bans`).
+    pub bans: bool,
 }
 
 /// Default bound of the bytes queued for one peer: 32 MiB, eight maximal
@@ -142,8 +145,35 @@ pub const MAX_OUTBOUND_BYTES: usize = 32 * 1024 * 1024;
 /// (four maximal block frames). A frame's length is reserved from it
 /// before its body is allocated; a peer opening many large streams waits.
 pub const MAX_INBOUND_BYTES: usize = 16 * 1024 * 1024;
+/// Bytes of decoded messages of all peers together that were handed to
+/// the runner and not yet handled (in the event channel, or the one being
+/// handled): 64 MiB, sixteen maximal frames. A message takes its length
+/// from this budget before it enters the channel and gives it back when
+/// the runner drops the event; the reader waits meanwhile, still holding
+/// its connection's [`MAX_INBOUND_BYTES`] share, so neither the channel
+/// nor readers waiting for it can hold more. Without it the channel's
+/// [`EVENT_CAPACITY`] messages of up to 4 MiB each could hold 32 GiB.
+pub const MAX_EVENT_BYTES: usize = 64 * 1024 * 1024;
 /// Default bound of the handshakes in progress: 64.
 pub const MAX_HANDSHAKES: usize = 64;
+/// Default capacity of the inbound event channel (messages of every peer
+/// waiting for the runner).
+pub const EVENT_CAPACITY: usize = 8192;
+/// Default bound of the frames queued per peer.
+pub const OUTBOUND_QUEUE_FRAMES: usize = 4096;
+/// Default number of gossip hashes remembered for de-duplication.
+pub const SEEN_CACHE: usize = 100_000;
+/// Unidirectional streams a peer may have open towards us at once (one
+/// message each).
+pub const MAX_UNI_STREAMS: u32 = 256;
+/// QUIC flow-control window of one stream: bytes a peer may send on a
+/// stream before we read them. quinn's default, set here by name because
+/// `MAX_UNI_STREAMS` times it bounds what quinn buffers per connection
+/// (see `crate::memory`).
+pub const STREAM_RECEIVE_WINDOW: u32 = 1_250_000;
+/// Bytes QUIC keeps sent but unacknowledged per connection (quinn's
+/// default, named for the same reason).
+pub const SEND_WINDOW: u64 = 10_000_000;
 
 impl TransportConfig {
     /// A configuration with defaults for everything but identity and address.
@@ -166,14 +196,15 @@ impl TransportConfig {
             keep_alive: Duration::from_secs(1),
             idle_timeout: Duration::from_secs(10),
             stream_timeout: Duration::from_secs(30),
-            event_capacity: 8192,
-            outbound_queue: 4096,
+            event_capacity: EVENT_CAPACITY,
+            outbound_queue: OUTBOUND_QUEUE_FRAMES,
             outbound_bytes: MAX_OUTBOUND_BYTES,
             max_handshakes: MAX_HANDSHAKES,
             budget: BudgetConfig::default(),
             metrics: Metrics::new(),
-            seen_cache: 100_000,
+            seen_cache: SEEN_CACHE,
             ban: Duration::from_secs(30),
+            bans: true,
         }
     }
 }
@@ -201,6 +232,9 @@ pub enum TransportEvent {
         identity: PeerIdentity,
         /// The message.
         message: PeerMessage,
+        /// Its share of [`MAX_EVENT_BYTES`], given back when the event is
+        /// dropped (after the runner handled it).
+        held: EventBytes,
     },
     /// A peer's connection closed.
     Disconnected {
@@ -208,6 +242,11 @@ pub enum TransportEvent {
         peer: PeerId,
     },
 }
+
+/// A message's share of [`MAX_EVENT_BYTES`]; freed when the last clone of
+/// its event is dropped.
+#[derive(Debug, Clone)]
+pub struct EventBytes(#[allow(dead_code)] Arc<tokio::sync::OwnedSemaphorePermit>);
 
 /// A connected peer as listed by [`Transport::peers`].
 #[derive(Debug, Clone)]
@@ -324,6 +363,9 @@ struct Inner {
     scores: Mutex<Scores>,
     /// Permits for handshakes in progress.
     handshakes: Arc<Semaphore>,
+    /// Bytes of messages handed to the runner and not yet handled
+    /// ([`MAX_EVENT_BYTES`]).
+    event_bytes: Arc<Semaphore>,
     events: mpsc::Sender<TransportEvent>,
     height: AtomicU64,
     changes: watch::Sender<u64>,
@@ -356,7 +398,9 @@ impl Transport {
         cfg: TransportConfig,
     ) -> Result<(Self, mpsc::Receiver<TransportEvent>), TransportError> {
         let mut tc = quinn::TransportConfig::default();
-        tc.max_concurrent_uni_streams(256u32.into());
+        tc.max_concurrent_uni_streams(MAX_UNI_STREAMS.into());
+        tc.stream_receive_window(STREAM_RECEIVE_WINDOW.into());
+        tc.send_window(SEND_WINDOW);
         // One bidirectional stream per connection: the Hello.
         tc.max_concurrent_bidi_streams(1u32.into());
         tc.keep_alive_interval(Some(cfg.keep_alive));
@@ -382,6 +426,7 @@ impl Transport {
             own_cert,
             seen: Mutex::new(SeenCache::new(cfg.seen_cache)),
             handshakes: Arc::new(Semaphore::new(cfg.max_handshakes.max(1))),
+            event_bytes: Arc::new(Semaphore::new(MAX_EVENT_BYTES)),
             cfg,
             peers: Mutex::new(HashMap::new()),
             scores: Mutex::new(Scores::default()),
@@ -770,7 +815,7 @@ impl Transport {
                 )
                 .await;
                 match res {
-                    Ok(Ok((msg, _))) => t.deliver(peer, identity, msg).await,
+                    Ok(Ok((msg, len, held))) => t.deliver(peer, identity, msg, len, held).await,
                     Ok(Err(e)) if e.is_misbehaviour() => {
                         t.charge_at(
                             peer,
@@ -806,7 +851,18 @@ impl Transport {
         }
     }
 
-    async fn deliver(&self, peer: PeerId, identity: PeerIdentity, message: PeerMessage) {
+    /// Hands a message to the runner if the peer's budget allows and it is
+    /// not a gossip copy already seen. `len` is its frame length and
+    /// `reading` the connection's share of [`MAX_INBOUND_BYTES`] it holds,
+    /// kept until the message's share of [`MAX_EVENT_BYTES`] is taken.
+    async fn deliver(
+        &self,
+        peer: PeerId,
+        identity: PeerIdentity,
+        message: PeerMessage,
+        len: usize,
+        reading: tokio::sync::OwnedSemaphorePermit,
+    ) {
         let Some(kind) = message.kind.as_ref() else {
             return;
         };
@@ -833,6 +889,17 @@ impl Transport {
                 return;
             }
         }
+        let permits = u32::try_from(len).unwrap_or(u32::MAX);
+        let Ok(held) = self
+            .inner
+            .event_bytes
+            .clone()
+            .acquire_many_owned(permits)
+            .await
+        else {
+            return;
+        };
+        drop(reading);
         let _ = self
             .inner
             .events
@@ -840,6 +907,7 @@ impl Transport {
                 peer,
                 identity,
                 message,
+                held: EventBytes(Arc::new(held)),
             })
             .await;
     }

@@ -39,9 +39,28 @@ pub enum WireError {
     /// The body is not a valid `PeerMessage`, or carries no message at all.
     #[error("undecodable peer message: {0}")]
     Undecodable(String),
-    /// The stream ended or failed before a whole frame arrived.
+    /// The peer finished the stream (a clean end, not a reset or a lost
+    /// connection) before the frame it announced was complete: an honest
+    /// sender finishes a stream only after writing the whole frame.
+    #[error("stream finished after {got} bytes of a frame part of {wanted}")]
+    Truncated {
+        /// Bytes of the part being read that arrived.
+        got: usize,
+        /// Bytes that part needed.
+        wanted: usize,
+    },
+    /// The stream failed (reset, connection lost) before a whole frame arrived.
     #[error("stream error: {0}")]
     Stream(String),
+}
+
+/// The error of a `read_exact` of `wanted` bytes: a clean early finish is
+/// the peer's doing ([`WireError::Truncated`]), anything else a broken stream.
+fn read_error(e: quinn::ReadExactError, wanted: usize) -> WireError {
+    match e {
+        quinn::ReadExactError::FinishedEarly(got) => WireError::Truncated { got, wanted },
+        quinn::ReadExactError::ReadError(e) => WireError::Stream(e.to_string()),
+    }
 }
 
 impl WireError {
@@ -120,22 +139,24 @@ pub async fn read_frame(
 }
 
 /// [`read_frame`] that first takes the frame's length in permits (bytes)
-/// from `budget`, held until the body is decoded: the bytes a connection's
-/// frames may hold at once while they are read are bounded by the budget,
-/// and a sender beyond it waits (and QUIC flow control holds it back).
+/// from `budget`, and returns them with the message: the bytes a
+/// connection's frames may hold at once, while they are read and until the
+/// caller lets go of the decoded message, are bounded by the budget, and a
+/// sender beyond it waits (and QUIC flow control holds it back).
 pub async fn read_frame_within(
     recv: &mut quinn::RecvStream,
     max: usize,
     budget: &std::sync::Arc<tokio::sync::Semaphore>,
-) -> Result<(PeerMessage, usize), WireError> {
+) -> Result<(PeerMessage, usize, tokio::sync::OwnedSemaphorePermit), WireError> {
     let (len, first) = read_head(recv, max).await?;
     let permits = u32::try_from(len).unwrap_or(u32::MAX);
-    let _held = budget
+    let held = budget
         .clone()
         .acquire_many_owned(permits)
         .await
         .map_err(|e| WireError::Stream(e.to_string()))?;
-    read_body(recv, len, first).await
+    let (msg, len) = read_body(recv, len, first).await?;
+    Ok((msg, len, held))
 }
 
 /// The length prefix and the body's first byte, checked against `max` and
@@ -144,7 +165,7 @@ async fn read_head(recv: &mut quinn::RecvStream, max: usize) -> Result<(usize, u
     let mut head = [0u8; 5];
     recv.read_exact(&mut head[..4])
         .await
-        .map_err(|e| WireError::Stream(e.to_string()))?;
+        .map_err(|e| read_error(e, 4))?;
     let len = u32::from_be_bytes([head[0], head[1], head[2], head[3]]) as usize;
     if len > max {
         return Err(WireError::Oversized { len, limit: max });
@@ -154,7 +175,7 @@ async fn read_head(recv: &mut quinn::RecvStream, max: usize) -> Result<(usize, u
     }
     recv.read_exact(&mut head[4..])
         .await
-        .map_err(|e| WireError::Stream(e.to_string()))?;
+        .map_err(|e| read_error(e, 1))?;
     let limit = limit_for_key(head[4]).min(max);
     if len > limit {
         return Err(WireError::Oversized { len, limit });
@@ -172,7 +193,7 @@ async fn read_body(
     body[0] = first;
     recv.read_exact(&mut body[1..])
         .await
-        .map_err(|e| WireError::Stream(e.to_string()))?;
+        .map_err(|e| read_error(e, len - 1))?;
     Ok((decode_body(&body)?, len))
 }
 
