@@ -360,6 +360,50 @@ async fn a_configured_validator_connects_when_strangers_fill_the_table() {
     a.shutdown().await;
 }
 
+/// Strangers dialling at once cannot overfill the table: admission is
+/// checked again, under the table's lock, when each handshake is done.
+/// Before, only the check when a connection arrived existed, and every
+/// handshake that started while the table had room was let in: 12 at once
+/// into a table of 2 all got in (seen in the attack tests as 203 peers in
+/// a table of 200). The refused ones are counted as `slots`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn strangers_connecting_at_once_do_not_overfill_the_table() {
+    let metrics = Metrics::new();
+    let mut cfg = config(local(), vec![]);
+    cfg.max_peers = 2;
+    cfg.metrics = metrics.clone();
+    let (a, mut ra) = Transport::start(cfg).unwrap();
+    let a_addr = a.local_addr().unwrap();
+    let attempts: Vec<_> = (0..12u8)
+        .map(|i| {
+            tokio::spawn(async move {
+                let ep = client_endpoint();
+                let c = connect(
+                    &ep,
+                    a_addr,
+                    &chain("agora-test"),
+                    Some(&key(30 + i)),
+                    &TlsIdentity::generate().unwrap(),
+                )
+                .await;
+                (ep, c)
+            })
+        })
+        .collect();
+    let mut held = Vec::new();
+    for t in attempts {
+        held.push(t.await.unwrap());
+    }
+    wait_until(&mut ra, || {
+        metrics.budget_drops(BudgetKind::Slots) + a.peers().len() as u64 >= 12
+    })
+    .await;
+    assert_eq!(a.peers().len(), 2, "the table holds max_peers");
+    assert_eq!(metrics.budget_drops(BudgetKind::Slots), 10);
+    drop(held);
+    a.shutdown().await;
+}
+
 /// Forged votes against a real `agora` validator (alone of two, so height
 /// 1 never ends and its own votes stay in its vote sets). A stranger that
 /// proves some BLS key connects, first sends back the node's own genuine

@@ -122,6 +122,16 @@ impl Testnet {
     fn logs(&self) -> &[PathBuf] {
         &self.net.logs
     }
+
+    /// The last charge and ban lines of node 0's log, for failure messages.
+    fn charge_lines(&self) -> String {
+        let log = std::fs::read_to_string(&self.net.logs[0]).unwrap_or_default();
+        let lines: Vec<&str> = log
+            .lines()
+            .filter(|l| l.contains("peer charged") || l.contains("peer banned"))
+            .collect();
+        lines[lines.len().saturating_sub(6)..].join("\n")
+    }
 }
 
 /// What one attack did to node 0.
@@ -309,7 +319,12 @@ fn unsolicited_sync_responses(tn: &Testnet) {
             |t, d| async move { byzantine::sync_responses::unsolicited(&t, tip, d, 20).await },
         )
     });
-    assert!(banned >= 1, "never banned: {:?}", m.report);
+    assert!(
+        banned >= 1,
+        "never banned: {:?}\n{}",
+        m.report,
+        tn.charge_lines()
+    );
     assert!(m.report.closed_with(close_code::MISBEHAVED) >= 1);
 }
 
@@ -453,26 +468,33 @@ fn connection_exhaustion(tn: &Testnet) {
 }
 
 fn consensus_flood(tn: &Testnet) {
-    let h = tn.tip() + 1;
     let (m, banned) = delta(tn, &[&bans("consensus")], || {
         under_attack(tn, "consensus_flood", WINDOW, |t, d| async move {
-            byzantine::consensus_flood::run(&t, h, d, 200).await
+            byzantine::consensus_flood::run(&t, d, 200).await
         })
     });
-    assert!(banned >= 1, "never banned: {:?}", m.report);
+    assert!(
+        banned >= 1,
+        "never banned: {:?}\n{}",
+        m.report,
+        tn.charge_lines()
+    );
     assert!(m.report.closed_with(close_code::MISBEHAVED) >= 1);
 }
 
 fn evidence_flood(tn: &Testnet) {
-    let h = tn.tip();
     let victim = tn.validator_address(1);
     let (m, banned) = delta(tn, &[&bans("bad_evidence")], || {
-        under_attack(tn, "evidence_flood", WINDOW, |t, d| {
-            let victim = victim.clone();
-            async move { byzantine::evidence_flood::run(&t, h, &victim, d, 100).await }
+        under_attack(tn, "evidence_flood", WINDOW, |t, d| async move {
+            byzantine::evidence_flood::run(&t, &victim, d, 100).await
         })
     });
-    assert!(banned >= 1, "never banned: {:?}", m.report);
+    assert!(
+        banned >= 1,
+        "never banned: {:?}\n{}",
+        m.report,
+        tn.charge_lines()
+    );
     assert!(m.report.closed_with(close_code::MISBEHAVED) >= 1);
 }
 

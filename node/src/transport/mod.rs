@@ -757,6 +757,12 @@ impl Transport {
         let queued = Arc::new(AtomicUsize::new(0));
         {
             let mut peers = lock(&self.inner.peers);
+            let stranger = !outbound && !self.is_configured(conn.remote_address());
+            if stranger && !peers.contains_key(&peer) && !self.stranger_slot_free(&peers) {
+                self.inner.cfg.metrics.budget_drop(BudgetKind::Slots);
+                conn.close(close_code::FULL.into(), b"full");
+                return false;
+            }
             if let Some(old) = peers.get(&peer)
                 && old.conn.close_reason().is_none()
             {

@@ -9,7 +9,7 @@ use agora_validator::crypto::sha3_256;
 use agora_validator::{Address, ChainId, SecretKey, VoteType, signing};
 use tokio::time::Instant;
 
-use super::flood::{Pace, flood};
+use super::flood::{Pace, flood, frame};
 use super::peer::self_made_key;
 use super::{AttackError, Report, Target};
 
@@ -37,12 +37,18 @@ pub fn vote(chain: &ChainId, key: &SecretKey, height: u64, n: u64) -> Vote {
 /// every `n`.
 pub fn proposal(chain: &ChainId, key: &SecretKey, height: u64, n: u64) -> Proposal {
     let proposer = Address::of(&key.public_key()).0.to_vec();
+    // The body hashes match the (empty) body, so the node gets past the
+    // body check to the proposer's and signatures' checks.
+    let empty = agora_validator::block::list_hash::<agora_proto::v1::Transaction>(&[]).to_vec();
     let header = Header {
         chain_id: chain.as_str().to_string(),
         height,
         parent_hash: sha3_256(&n.to_be_bytes()).to_vec(),
         proposer_address: proposer.clone(),
         time_ms: n,
+        txs_hash: empty.clone(),
+        evidence_hash: empty,
+        last_commit_hash: vec![0; 32],
         ..Default::default()
     };
     let hash = agora_validator::block::header_hash(&header);
@@ -60,14 +66,9 @@ pub fn proposal(chain: &ChainId, key: &SecretKey, height: u64, n: u64) -> Propos
     }
 }
 
-/// Floods votes and proposals (every fourth message) for `height` until
-/// `deadline`, at about `per_sec` messages a second.
-pub async fn run(
-    target: &Target,
-    height: u64,
-    deadline: Instant,
-    per_sec: u64,
-) -> Result<Report, AttackError> {
+/// Floods votes and proposals (every fourth message) for the height the
+/// node is deciding until `deadline`, at about `per_sec` messages a second.
+pub async fn run(target: &Target, deadline: Instant, per_sec: u64) -> Result<Report, AttackError> {
     let chain = target.chain.clone();
     let key = std::cell::RefCell::new(None);
     flood(
@@ -79,15 +80,15 @@ pub async fn run(
             *key.borrow_mut() = Some(k.clone());
             Ok(Some(k))
         },
-        |n| {
+        |n, tip| {
             let key = key.borrow();
             let Some(k) = key.as_ref() else {
                 unreachable!("a key is made before the first message")
             };
             if n % 4 == 3 {
-                Kind::Proposal(proposal(&chain, k, height, n))
+                frame(Kind::Proposal(proposal(&chain, k, tip + 1, n)))
             } else {
-                Kind::Vote(vote(&chain, k, height, n))
+                frame(Kind::Vote(vote(&chain, k, tip + 1, n)))
             }
         },
     )

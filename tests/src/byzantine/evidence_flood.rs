@@ -9,7 +9,7 @@ use agora_proto::v1::{Vote, peer_message::Kind};
 use tokio::time::Instant;
 
 use super::consensus_flood::vote;
-use super::flood::{Pace, flood};
+use super::flood::{Pace, flood, frame};
 use super::peer::self_made_key;
 use super::{AttackError, Report, Target};
 
@@ -46,25 +46,31 @@ pub fn bad_evidence(
     })
 }
 
-/// Floods bad evidence about `height` (in `victim`'s name every other
-/// time) until `deadline`, at about `per_sec` pieces a second.
+/// Floods bad evidence about the node's latest height (in `victim`'s name
+/// every other time) until `deadline`, at about `per_sec` pieces a second.
 pub async fn run(
     target: &Target,
-    height: u64,
     victim: &[u8],
     deadline: Instant,
     per_sec: u64,
 ) -> Result<Report, AttackError> {
-    // Made ahead: the flood's closure cannot fail.
-    let pieces = (0..256)
-        .map(|n| bad_evidence(target, height, victim, n))
-        .collect::<Result<Vec<_>, _>>()?;
-    flood(
+    let mut failed = None;
+    let report = flood(
         target,
         deadline,
         Pace::per_sec(per_sec),
         |_| Ok(None),
-        |n| Kind::Evidence(pieces[(n % pieces.len() as u64) as usize].clone()),
+        |n, tip| match bad_evidence(target, tip.max(1), victim, n) {
+            Ok(ev) => frame(Kind::Evidence(ev)),
+            Err(e) => {
+                failed = Some(e);
+                Vec::new()
+            }
+        },
     )
-    .await
+    .await?;
+    match failed {
+        Some(e) => Err(e),
+        None => Ok(report),
+    }
 }

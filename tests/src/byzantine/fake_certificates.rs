@@ -7,7 +7,7 @@
 use agora_proto::v1::{BlockResponse, peer_message::Kind};
 use tokio::time::Instant;
 
-use super::flood::{Pace, flood};
+use super::flood::{Pace, flood, frame};
 use super::sync_responses::fake_certified_block;
 use super::{AttackError, Report, Target};
 
@@ -20,18 +20,19 @@ pub async fn run(
     deadline: Instant,
     per_sec: u64,
 ) -> Result<Report, AttackError> {
-    let response = Kind::BlockResponse(BlockResponse {
+    // Encoded once: the attacker's CPU is the nodes' CPU on this machine.
+    let response = frame(Kind::BlockResponse(BlockResponse {
         blocks: (0..blocks_per_response)
             .map(|i| fake_certified_block(&target.chain, tip + 1 + i, i))
             .collect(),
         latest_height: tip + blocks_per_response,
-    });
+    }));
     flood(
         target,
         deadline,
         Pace::per_sec(per_sec),
         |_| Ok(None),
-        |_| response.clone(),
+        |_, _| response.clone(),
     )
     .await
 }

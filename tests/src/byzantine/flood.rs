@@ -2,9 +2,12 @@
 //! send messages until the node closes the connection, count how it closed,
 //! and come back as someone new, until the deadline.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use agora_proto::v1::peer_message::Kind;
+use agora_node::transport::wire;
+use agora_proto::v1::{PeerMessage, peer_message::Kind};
 use agora_validator::SecretKey;
 use tokio::time::Instant;
 
@@ -33,14 +36,16 @@ impl Pace {
 }
 
 /// Floods until `deadline`: each connection proves `key(i)` (None: a full
-/// node) for the i-th connection and sends `message(n)` for the n-th
-/// message overall until the node closes it.
+/// node) for the i-th connection and sends the frame `message(n, tip)` for
+/// the n-th message overall, `tip` being the node's latest height as it
+/// last told us (its status on connecting and after every commit; 0 until
+/// it said), until the node closes it.
 pub async fn flood(
     target: &Target,
     deadline: Instant,
     pace: Pace,
     mut key: impl FnMut(u64) -> Result<Option<SecretKey>, AttackError>,
-    mut message: impl FnMut(u64) -> Kind,
+    mut message: impl FnMut(u64, u64) -> Vec<u8>,
 ) -> Result<Report, AttackError> {
     let mut report = Report::default();
     let mut connection = 0u64;
@@ -50,9 +55,16 @@ pub async fn flood(
         let Some(peer) = connect_until(target, k.as_ref(), deadline, &mut report).await? else {
             break;
         };
+        let tip = follow_tip(&peer);
+        // The node says its height right after the handshake.
+        let said = Instant::now() + Duration::from_secs(1);
+        while tip.load(Ordering::Relaxed) == 0 && Instant::now() < said {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
         while Instant::now() < deadline && !peer.is_closed() {
             for _ in 0..pace.per_tick {
-                if !peer.send(message(report.sent)).await {
+                let frame = message(report.sent, tip.load(Ordering::Relaxed));
+                if peer.send_raw(&frame, true).await.is_none() {
                     break;
                 }
                 report.sent += 1;
@@ -65,4 +77,29 @@ pub async fn flood(
         peer.conn.close(0u32.into(), b"done");
     }
     Ok(report)
+}
+
+/// Reads everything the node sends on `peer`'s connection (so its
+/// streams do not pile up) and keeps the highest height it announced.
+pub fn follow_tip(peer: &super::Peer) -> Arc<AtomicU64> {
+    let tip = Arc::new(AtomicU64::new(0));
+    let (conn, seen) = (peer.conn.clone(), tip.clone());
+    tokio::spawn(async move {
+        while let Ok(mut recv) = conn.accept_uni().await {
+            let seen = seen.clone();
+            tokio::spawn(async move {
+                if let Ok((msg, _)) = wire::read_frame(&mut recv, wire::MAX_FRAME).await
+                    && let Some(Kind::Status(s)) = msg.kind
+                {
+                    seen.fetch_max(s.latest_height, Ordering::Relaxed);
+                }
+            });
+        }
+    });
+    tip
+}
+
+/// One message as the frame a flood sends.
+pub fn frame(kind: Kind) -> Vec<u8> {
+    wire::encode_frame(&PeerMessage { kind: Some(kind) })
 }

@@ -18,7 +18,7 @@ use agora_validator::crypto::sha3_256;
 use tokio::time::Instant;
 
 use super::false_height::CLAIM_AHEAD;
-use super::flood::{Pace, flood};
+use super::flood::{Pace, flood, frame};
 use super::peer::{connect_until, record_close};
 use super::{AttackError, Report, Target};
 
@@ -62,11 +62,12 @@ pub async fn unsolicited(
         deadline,
         Pace::per_sec(per_sec),
         |_| Ok(None),
-        |n| {
-            Kind::BlockResponse(BlockResponse {
+        |n, now| {
+            let tip = now.max(tip);
+            frame(Kind::BlockResponse(BlockResponse {
                 blocks: vec![fake_certified_block(&chain, tip + 1, n)],
                 latest_height: tip + 1,
-            })
+            }))
         },
     )
     .await
