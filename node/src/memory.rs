@@ -146,10 +146,9 @@ pub fn worst_case_with(
         },
         Term {
             what: "QUIC receive buffers (data on open streams not read yet)",
-            bound_by: "(MAX_UNI_STREAMS + 1 Hello stream) × STREAM_RECEIVE_WINDOW, node/src/transport/mod.rs",
+            bound_by: "RECEIVE_WINDOW, node/src/transport/mod.rs",
             per_peer: true,
-            bytes: (u64::from(transport::MAX_UNI_STREAMS) + 1)
-                * u64::from(transport::STREAM_RECEIVE_WINDOW),
+            bytes: u64::from(transport::RECEIVE_WINDOW),
         },
         Term {
             what: "outbound queue",

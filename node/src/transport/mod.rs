@@ -168,9 +168,20 @@ pub const SEEN_CACHE: usize = 100_000;
 pub const MAX_UNI_STREAMS: u32 = 256;
 /// QUIC flow-control window of one stream: bytes a peer may send on a
 /// stream before we read them. quinn's default, set here by name because
-/// `MAX_UNI_STREAMS` times it bounds what quinn buffers per connection
-/// (see `crate::memory`).
+/// it is part of what quinn may buffer per connection (see
+/// [`RECEIVE_WINDOW`] and `crate::memory`).
 pub const STREAM_RECEIVE_WINDOW: u32 = 1_250_000;
+/// QUIC flow-control window of a whole connection: bytes a peer may have
+/// sent on all its streams together that we have not read yet: 32 MiB,
+/// [`MAX_INBOUND_BYTES`] for the frames being read plus 16 MiB for the
+/// beginnings of frames waiting for their turn. Without it (quinn's default
+/// is unlimited) only the per-stream window bounded a connection, and a
+/// peer opening [`MAX_UNI_STREAMS`] streams of large frames made the node
+/// buffer 320 MB (the attack tests' stream flood measured 421 MiB of RSS).
+/// An honest peer never comes near it: it has a few large frames in flight
+/// at most (one proposal per round, one sync answer per request), and the
+/// frames being read always have room for their bodies.
+pub const RECEIVE_WINDOW: u32 = (MAX_INBOUND_BYTES + 16 * 1024 * 1024) as u32;
 /// Bytes QUIC keeps sent but unacknowledged per connection (quinn's
 /// default, named for the same reason).
 pub const SEND_WINDOW: u64 = 10_000_000;
@@ -400,6 +411,7 @@ impl Transport {
         let mut tc = quinn::TransportConfig::default();
         tc.max_concurrent_uni_streams(MAX_UNI_STREAMS.into());
         tc.stream_receive_window(STREAM_RECEIVE_WINDOW.into());
+        tc.receive_window(RECEIVE_WINDOW.into());
         tc.send_window(SEND_WINDOW);
         // One bidirectional stream per connection: the Hello.
         tc.max_concurrent_bidi_streams(1u32.into());

@@ -28,9 +28,16 @@ pub struct Pace {
 impl Pace {
     /// About `n` messages per second.
     pub fn per_sec(n: u64) -> Self {
-        Self {
-            per_tick: (n / 100).max(1),
-            tick: Duration::from_millis(10),
+        if n >= 100 {
+            Self {
+                per_tick: n / 100,
+                tick: Duration::from_millis(10),
+            }
+        } else {
+            Self {
+                per_tick: 1,
+                tick: Duration::from_millis(1000 / n.max(1)),
+            }
         }
     }
 }
