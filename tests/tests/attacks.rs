@@ -415,6 +415,16 @@ fn truncated_frames(tn: &Testnet) {
     );
 }
 
+fn amplifying_frames(tn: &Testnet) {
+    let (m, banned) = delta(tn, &[&bans("frame")], || {
+        under_attack(tn, "amplifying_frames", WINDOW, |t, d| async move {
+            byzantine::frames::amplifying_frames(&t, 4 << 20, d, 10).await
+        })
+    });
+    assert!(banned >= 1, "never banned: {:?}", m.report);
+    assert!(m.report.closed_with(close_code::MISBEHAVED) >= 1);
+}
+
 fn stream_flood(tn: &Testnet) {
     use agora_node::transport::{MAX_INBOUND_BYTES, MAX_UNI_STREAMS, RECEIVE_WINDOW};
     let m = under_attack(tn, "stream_flood", WINDOW, |t, d| async move {
@@ -534,7 +544,7 @@ fn grpc_submissions(tn: &Testnet) {
 
 type Case = (&'static str, fn(&Testnet));
 
-const CASES: [Case; 14] = [
+const CASES: [Case; 15] = [
     ("false_height", false_height),
     ("unsolicited_sync_responses", unsolicited_sync_responses),
     ("tampered_sync_responses", tampered_sync_responses),
@@ -543,6 +553,7 @@ const CASES: [Case; 14] = [
     ("garbage_frames", garbage_frames),
     ("oversized_frames", oversized_frames),
     ("truncated_frames", truncated_frames),
+    ("amplifying_frames", amplifying_frames),
     ("stream_flood", stream_flood),
     ("connection_exhaustion", connection_exhaustion),
     ("consensus_flood", consensus_flood),

@@ -18,6 +18,7 @@
 
 pub mod accounting;
 pub mod budget;
+pub mod decoded;
 pub mod hello;
 pub mod peers;
 pub mod score;
@@ -145,13 +146,13 @@ pub const MAX_OUTBOUND_BYTES: usize = 32 * 1024 * 1024;
 /// (four maximal block frames). A frame's length is reserved from it
 /// before its body is allocated; a peer opening many large streams waits.
 pub const MAX_INBOUND_BYTES: usize = 16 * 1024 * 1024;
-/// Bytes of decoded messages of all peers together that were handed to
-/// the runner and not yet handled (in the event channel, or the one being
-/// handled): 64 MiB, sixteen maximal frames. A message takes its length
-/// from this budget before it enters the channel and gives it back when
-/// the runner drops the event; the reader waits meanwhile, still holding
-/// its connection's [`MAX_INBOUND_BYTES`] share, so neither the channel
-/// nor readers waiting for it can hold more. Without it the channel's
+/// Bytes of decoded messages of all peers together (by their
+/// [`decoded::estimate`]), from the moment they are decoded until the
+/// runner has handled them (in the event channel, or the one being
+/// handled): 64 MiB. A frame's body takes its estimate from this budget
+/// *before* it is decoded and the event gives it back when the runner drops
+/// it; the reader waits meanwhile, holding only the body's bytes under its
+/// connection's [`MAX_INBOUND_BYTES`] share. Without it the channel's
 /// [`EVENT_CAPACITY`] messages of up to 4 MiB each could hold 32 GiB.
 pub const MAX_EVENT_BYTES: usize = 64 * 1024 * 1024;
 /// Default bound of the handshakes in progress: 64.
@@ -827,13 +828,14 @@ impl Transport {
             let identity = identity.clone();
             let inbound = inbound.clone();
             tokio::spawn(async move {
-                let res = tokio::time::timeout(
-                    t.inner.cfg.stream_timeout,
-                    wire::read_frame_within(&mut recv, wire::MAX_FRAME, &inbound),
-                )
+                let res = tokio::time::timeout(t.inner.cfg.stream_timeout, async {
+                    let (body, reading) =
+                        wire::read_body_within(&mut recv, wire::MAX_FRAME, &inbound).await?;
+                    t.decode(body, reading).await
+                })
                 .await;
                 match res {
-                    Ok(Ok((msg, len, held))) => t.deliver(peer, identity, msg, len, held).await,
+                    Ok(Ok((msg, held))) => t.deliver(peer, identity, msg, held).await,
                     Ok(Err(e)) if e.is_misbehaviour() => {
                         t.charge_at(
                             peer,
@@ -869,17 +871,37 @@ impl Transport {
         }
     }
 
+    /// Decodes a frame's body once its decoded estimate (refused if out of
+    /// proportion, see [`decoded`]) is taken from [`MAX_EVENT_BYTES`]:
+    /// meanwhile only the body's bytes are held, under `reading`, the
+    /// connection's share of [`MAX_INBOUND_BYTES`], let go once decoded.
+    async fn decode(
+        &self,
+        body: Vec<u8>,
+        reading: tokio::sync::OwnedSemaphorePermit,
+    ) -> Result<(PeerMessage, tokio::sync::OwnedSemaphorePermit), WireError> {
+        let estimate = decoded::checked_estimate(&body)?;
+        let held = self
+            .inner
+            .event_bytes
+            .clone()
+            .acquire_many_owned(u32::try_from(estimate).unwrap_or(u32::MAX))
+            .await
+            .map_err(|e| WireError::Stream(e.to_string()))?;
+        let msg = wire::decode_body(&body)?;
+        drop((body, reading));
+        Ok((msg, held))
+    }
+
     /// Hands a message to the runner if the peer's budget allows and it is
-    /// not a gossip copy already seen. `len` is its frame length and
-    /// `reading` the connection's share of [`MAX_INBOUND_BYTES`] it holds,
-    /// kept until the message's share of [`MAX_EVENT_BYTES`] is taken.
+    /// not a gossip copy already seen. `held` is its share of
+    /// [`MAX_EVENT_BYTES`], travelling with the event.
     async fn deliver(
         &self,
         peer: PeerId,
         identity: PeerIdentity,
         message: PeerMessage,
-        len: usize,
-        reading: tokio::sync::OwnedSemaphorePermit,
+        held: tokio::sync::OwnedSemaphorePermit,
     ) {
         let Some(kind) = message.kind.as_ref() else {
             return;
@@ -907,17 +929,6 @@ impl Transport {
                 return;
             }
         }
-        let permits = u32::try_from(len).unwrap_or(u32::MAX);
-        let Ok(held) = self
-            .inner
-            .event_bytes
-            .clone()
-            .acquire_many_owned(permits)
-            .await
-        else {
-            return;
-        };
-        drop(reading);
         let _ = self
             .inner
             .events

