@@ -22,7 +22,7 @@ pub fn bad_evidence(
     n: u64,
 ) -> Result<Evidence, AttackError> {
     let (mut a, mut b): (Vote, Vote);
-    if n % 2 == 0 {
+    if n.is_multiple_of(2) {
         let key = self_made_key(0xe0_0000 + n)?;
         a = vote(&target.chain, &key, height, 2 * n);
         b = vote(&target.chain, &key, height, 2 * n + 1);

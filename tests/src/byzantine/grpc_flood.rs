@@ -165,7 +165,7 @@ fn forged_or_malformed_tx(
     n: u64,
     i: usize,
 ) -> pb::Transaction {
-    if i % 2 == 0 {
+    if i.is_multiple_of(2) {
         return pb::Transaction {
             body: None,
             public_key: vec![i as u8; 7],
