@@ -264,12 +264,14 @@ fn assert_agree_at(tn: &Testnet, name: &str, h: u64) {
     }
 }
 
-/// Growth of a counter of node 0 across `f`.
+/// Growth of the sum of some counters of node 0 across `f` (printed).
 fn delta(tn: &Testnet, names: &[&str], f: impl FnOnce() -> Measured) -> (Measured, u64) {
     let sum = |tn: &Testnet| names.iter().map(|n| tn.m(n)).sum::<u64>();
     let before = sum(tn);
     let m = f();
-    (m, sum(tn) - before)
+    let d = sum(tn) - before;
+    eprintln!("  node 0: {} +{d}", names.join(" + "));
+    (m, d)
 }
 
 fn charges(reason: &str) -> String {
@@ -648,11 +650,38 @@ fn main() {
     // Cases catch their panics; a message is enough, backtraces of
     // expected failures (the controls) would bury the report.
     std::panic::set_hook(Box::new(|info| eprintln!("{info}")));
-    // Arguments that are not flags filter the cases by name, like libtest.
-    let filters: Vec<String> = std::env::args()
-        .skip(1)
-        .filter(|a| !a.starts_with('-'))
-        .collect();
+    // Arguments that are not flags filter the cases by name, like libtest;
+    // libtest's flags are accepted (and their values skipped).
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.iter().any(|a| a == "--list") {
+        for (name, _) in CASES {
+            println!("{name}: test");
+        }
+        return;
+    }
+    if args.iter().any(|a| a == "--ignored") {
+        return; // nothing here is ignored
+    }
+    let takes_value = [
+        "--test-threads",
+        "--skip",
+        "--color",
+        "--format",
+        "--logfile",
+        "-Z",
+    ];
+    let mut filters = Vec::new();
+    let mut skip_next = false;
+    for a in args {
+        if std::mem::take(&mut skip_next) {
+            continue;
+        }
+        if a.starts_with('-') {
+            skip_next = takes_value.contains(&a.as_str());
+        } else {
+            filters.push(a);
+        }
+    }
     let selected =
         |name: &str| filters.is_empty() || filters.iter().any(|f| name.contains(f.as_str()));
     let cases: Vec<Case> = CASES.iter().copied().filter(|(n, _)| selected(n)).collect();
