@@ -646,6 +646,10 @@ fn finish(mut tn: Testnet, failed: &mut Vec<String>) {
     }
 }
 
+/// The negative controls' names (for filters and `--list`).
+const CONTROL_RATE: &str = "controls_rate_catches_a_stall";
+const CONTROL_BANS: &str = "controls_disabled_bans_fail_the_flood_case";
+
 fn main() {
     // Cases catch their panics; a message is enough, backtraces of
     // expected failures (the controls) would bury the report.
@@ -654,7 +658,11 @@ fn main() {
     // libtest's flags are accepted (and their values skipped).
     let args: Vec<String> = std::env::args().skip(1).collect();
     if args.iter().any(|a| a == "--list") {
-        for (name, _) in CASES {
+        for name in CASES
+            .iter()
+            .map(|(n, _)| *n)
+            .chain([CONTROL_RATE, CONTROL_BANS])
+        {
             println!("{name}: test");
         }
         return;
@@ -687,21 +695,21 @@ fn main() {
     let cases: Vec<Case> = CASES.iter().copied().filter(|(n, _)| selected(n)).collect();
     let t0 = Instant::now();
     let mut failed = Vec::new();
-    if !cases.is_empty() || selected("controls_rate") {
+    if !cases.is_empty() || selected(CONTROL_RATE) {
         let mut tn = Testnet::start(|_, _| {});
         run_cases(&tn, &cases, &mut failed);
-        if selected("controls_rate") {
+        if selected(CONTROL_RATE) {
             let r = std::panic::catch_unwind(AssertUnwindSafe(|| {
                 controls_rate_catches_a_stall(&mut tn)
             }));
             if r.is_err() {
-                failed.push("controls_rate_catches_a_stall".into());
+                failed.push(CONTROL_RATE.into());
             }
         }
         finish(tn, &mut failed);
     }
-    if selected("controls_no_bans") && !controls_stopped_catches_no_bans() {
-        failed.push("controls_no_bans".into());
+    if selected(CONTROL_BANS) && !controls_stopped_catches_no_bans() {
+        failed.push(CONTROL_BANS.into());
     }
     eprintln!("attacks: {:.1} s", t0.elapsed().as_secs_f64());
     if !failed.is_empty() {
