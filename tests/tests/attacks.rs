@@ -24,7 +24,7 @@
 //! processes are always stopped. `cargo test -p agora-tests --test attacks
 //! -- frames` runs the cases whose names contain `frames`.
 //!
-//! Negative controls (`controls_*` cases): the rate assertion fails when two
+//! Negative controls (`controls_*`): the rate assertion fails when two
 //! of the four validators are frozen (SIGSTOP) during a window, and the
 //! assertion "the attacker was stopped" fails for the forged-vote flood
 //! when the node's bans are switched off (`testing.disable_bans`).
