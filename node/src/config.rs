@@ -74,12 +74,16 @@ pub struct TestingConfig {
     /// dropped), and follow each served request with an unsolicited block
     /// response: a Byzantine sync peer for tests of the syncing side.
     pub tamper_sync_bodies: bool,
+    /// Never ban or disconnect a peer for its charges (they are still
+    /// counted): the defence switched off, for the attack tests' negative
+    /// control.
+    pub disable_bans: bool,
 }
 
 impl TestingConfig {
     /// Whether any switch is on.
     pub fn any(&self) -> bool {
-        self.double_sign || self.double_sign_once || self.tamper_sync_bodies
+        self.double_sign || self.double_sign_once || self.tamper_sync_bodies || self.disable_bans
     }
 }
 

@@ -9,6 +9,7 @@ pub mod config;
 pub mod genesis;
 pub mod home;
 pub mod keys;
+pub mod memory;
 pub mod mempool;
 pub mod metrics;
 pub mod node;

@@ -103,6 +103,12 @@ impl Node {
         tcfg.peers = config.p2p.peers.clone();
         tcfg.max_peers = config.p2p.max_peers;
         tcfg.metrics = metrics.clone();
+        if config.testing.disable_bans {
+            tracing::error!(
+                "testing.disable_bans is ON: misbehaving peers are charged but never banned"
+            );
+            tcfg.bans = false;
+        }
         let (transport, events) = Transport::start(tcfg)?;
         transport.set_height(height);
 

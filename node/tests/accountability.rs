@@ -181,6 +181,54 @@ async fn an_oversized_vote_frame_is_refused_before_its_body_is_read() {
     a.shutdown().await;
 }
 
+/// A frame cut short by a clean finish of its stream is the sender's
+/// doing (an honest sender finishes a stream only after the whole frame):
+/// charged as a bad frame and the connection closed, like garbage. Before
+/// this, quinn's early finish was read as a broken stream, so an attacker
+/// could make the node allocate and read up to 4 MiB per stream, again and
+/// again, without ever being charged. Negative control: a stream reset
+/// (not finished) before its frame is complete is no fault.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_truncated_frame_is_charged_and_closes_the_connection() {
+    let (a, mut ra) = Transport::start(config(local(), vec![])).unwrap();
+    let a_addr = a.local_addr().unwrap();
+    let id = TlsIdentity::generate().unwrap();
+    let ep = client_endpoint();
+    let conn = connect(&ep, a_addr, &chain("agora-test"), Some(&key(5)), &id)
+        .await
+        .unwrap();
+    let peer = PeerId::of_cert(&id.cert);
+    // A proposal announced at 64 KiB, 1 KiB of it sent.
+    let mut head = (64u32 << 10).to_be_bytes().to_vec();
+    head.extend_from_slice(&[0x12]);
+    head.extend(std::iter::repeat_n(0u8, 1024));
+
+    // Control: reset, not finished. A vote sent after it still arrives.
+    let mut reset = send_raw(&conn, &head, false).await;
+    let _ = reset.reset(0u32.into());
+    send_raw(&conn, &wire::encode_frame(&vote(1)), true).await;
+    let got = timeout(DEADLINE, async {
+        loop {
+            if let Some(TransportEvent::Message { message, .. }) = ra.recv().await {
+                return message;
+            }
+        }
+    })
+    .await
+    .expect("the vote after a reset stream is delivered");
+    assert_eq!(got, vote(1));
+    assert_eq!(a.penalty_count(&peer), 0, "a reset stream is no fault");
+
+    // Finished early: charged, closed.
+    send_raw(&conn, &head, true).await;
+    assert_eq!(
+        closed_with(&conn, Duration::from_secs(10)).await,
+        Some(close_code::MISBEHAVED)
+    );
+    wait_until(&mut ra, || a.penalty_count(&peer) == 1).await;
+    a.shutdown().await;
+}
+
 /// 300 distinct votes from one peer whose check bucket holds 50 (refilled
 /// at 5/s): at most what the bucket allowed is delivered to the node, the
 /// rest is dropped in the transport, before any verification, and counted.
@@ -310,6 +358,50 @@ async fn a_configured_validator_connects_when_strangers_fill_the_table() {
     assert_eq!(a.peers().len(), 3);
     assert_eq!(metrics.budget_drops(BudgetKind::Slots), 1);
     drop(b_conn);
+    a.shutdown().await;
+}
+
+/// Strangers dialling at once cannot overfill the table: admission is
+/// checked again, under the table's lock, when each handshake is done.
+/// Before, only the check when a connection arrived existed, and every
+/// handshake that started while the table had room was let in: 12 at once
+/// into a table of 2 all got in (seen in the attack tests as 203 peers in
+/// a table of 200). The refused ones are counted as `slots`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn strangers_connecting_at_once_do_not_overfill_the_table() {
+    let metrics = Metrics::new();
+    let mut cfg = config(local(), vec![]);
+    cfg.max_peers = 2;
+    cfg.metrics = metrics.clone();
+    let (a, mut ra) = Transport::start(cfg).unwrap();
+    let a_addr = a.local_addr().unwrap();
+    let attempts: Vec<_> = (0..12u8)
+        .map(|i| {
+            tokio::spawn(async move {
+                let ep = client_endpoint();
+                let c = connect(
+                    &ep,
+                    a_addr,
+                    &chain("agora-test"),
+                    Some(&key(30 + i)),
+                    &TlsIdentity::generate().unwrap(),
+                )
+                .await;
+                (ep, c)
+            })
+        })
+        .collect();
+    let mut held = Vec::new();
+    for t in attempts {
+        held.push(t.await.unwrap());
+    }
+    wait_until(&mut ra, || {
+        metrics.budget_drops(BudgetKind::Slots) + a.peers().len() as u64 >= 12
+    })
+    .await;
+    assert_eq!(a.peers().len(), 2, "the table holds max_peers");
+    assert_eq!(metrics.budget_drops(BudgetKind::Slots), 10);
+    drop(held);
     a.shutdown().await;
 }
 

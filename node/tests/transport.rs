@@ -189,6 +189,7 @@ async fn three_validators_mesh_gossip_and_dedup() {
             message: PeerMessage {
                 kind: Some(Kind::Status(s)),
             },
+            ..
         } if s.latest_height == 42 => Some((*peer, identity.clone())),
         _ => None,
     })

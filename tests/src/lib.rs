@@ -4,8 +4,11 @@
 //!   `simulation` test target;
 //! * [`harness`]: real `agora` / `agora-testnet` processes for the
 //!   multi-process targets;
-//! * [`udp_relay`]: a UDP relay that cuts and heals links between nodes.
+//! * [`udp_relay`]: a UDP relay that cuts and heals links between nodes;
+//! * [`byzantine`]: a Byzantine peer and gRPC client that attack a real
+//!   node over the real wire protocol, for the `attacks` test target.
 
+pub mod byzantine;
 pub mod harness;
 pub mod sim;
 pub mod udp_relay;

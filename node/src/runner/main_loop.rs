@@ -103,6 +103,7 @@ impl Runner {
                 peer,
                 identity,
                 message,
+                ..
             } => {
                 Metrics::inc(&self.metrics.messages_received);
                 if let Some(kind) = message.kind {

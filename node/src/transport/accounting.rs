@@ -34,6 +34,10 @@ impl Transport {
     ) {
         let metrics = &self.inner.cfg.metrics;
         metrics.charge(reason);
+        if !self.inner.cfg.bans {
+            debug!(%peer, reason = reason.label(), %detail, "peer charged (bans are off)");
+            return;
+        }
         let addr = remote.and_then(|a| self.ban_key(a));
         let verdict =
             lock(&self.inner.scores).charge(peer, addr, reason, self.inner.cfg.ban, Instant::now());
@@ -74,19 +78,31 @@ impl Transport {
         if self.is_configured(remote) {
             return Ok(());
         }
+        if !self.stranger_slot_free(&lock(&self.inner.peers)) {
+            return Err(BudgetKind::Slots);
+        }
+        Ok(())
+    }
+
+    /// Whether the table has room for one more stranger: at most
+    /// `max_peers` minus the configured peers. Checked when a connection
+    /// arrives and again when its handshake is done, under the table's
+    /// lock: handshakes run concurrently, so the first check alone let up
+    /// to [`super::MAX_HANDSHAKES`] strangers past a full table.
+    pub(super) fn stranger_slot_free(
+        &self,
+        peers: &std::collections::HashMap<PeerId, super::PeerEntry>,
+    ) -> bool {
         let stranger_slots = self
             .inner
             .cfg
             .max_peers
             .saturating_sub(self.inner.cfg.peers.len());
-        let strangers = lock(&self.inner.peers)
+        let strangers = peers
             .values()
             .filter(|e| !self.is_configured(e.remote))
             .count();
-        if strangers >= stranger_slots {
-            return Err(BudgetKind::Slots);
-        }
-        Ok(())
+        strangers < stranger_slots
     }
 
     /// Whether a block request of `peer` may be served now (its serving

@@ -18,6 +18,7 @@
 
 pub mod accounting;
 pub mod budget;
+pub mod decoded;
 pub mod hello;
 pub mod peers;
 pub mod score;
@@ -133,6 +134,9 @@ pub struct TransportConfig {
     pub seen_cache: usize,
     /// The first ban's length (doubling on repeats, see [`score`]).
     pub ban: Duration,
+    /// Whether charges lead to bans (always, except in the negative
+    /// control of the attack tests: `testing.disable_bans`).
+    pub bans: bool,
 }
 
 /// Default bound of the bytes queued for one peer: 32 MiB, eight maximal
@@ -142,8 +146,46 @@ pub const MAX_OUTBOUND_BYTES: usize = 32 * 1024 * 1024;
 /// (four maximal block frames). A frame's length is reserved from it
 /// before its body is allocated; a peer opening many large streams waits.
 pub const MAX_INBOUND_BYTES: usize = 16 * 1024 * 1024;
+/// Bytes of decoded messages of all peers together (by their
+/// [`decoded::estimate`]), from the moment they are decoded until the
+/// runner has handled them (in the event channel, or the one being
+/// handled): 64 MiB. A frame's body takes its estimate from this budget
+/// *before* it is decoded and the event gives it back when the runner drops
+/// it; the reader waits meanwhile, holding only the body's bytes under its
+/// connection's [`MAX_INBOUND_BYTES`] share. Without it the channel's
+/// [`EVENT_CAPACITY`] messages of up to 4 MiB each could hold 32 GiB.
+pub const MAX_EVENT_BYTES: usize = 64 * 1024 * 1024;
 /// Default bound of the handshakes in progress: 64.
 pub const MAX_HANDSHAKES: usize = 64;
+/// Default capacity of the inbound event channel (messages of every peer
+/// waiting for the runner).
+pub const EVENT_CAPACITY: usize = 8192;
+/// Default bound of the frames queued per peer.
+pub const OUTBOUND_QUEUE_FRAMES: usize = 4096;
+/// Default number of gossip hashes remembered for de-duplication.
+pub const SEEN_CACHE: usize = 100_000;
+/// Unidirectional streams a peer may have open towards us at once (one
+/// message each).
+pub const MAX_UNI_STREAMS: u32 = 256;
+/// QUIC flow-control window of one stream: bytes a peer may send on a
+/// stream before we read them. quinn's default, set here by name because
+/// it is part of what quinn may buffer per connection (see
+/// [`RECEIVE_WINDOW`] and `crate::memory`).
+pub const STREAM_RECEIVE_WINDOW: u32 = 1_250_000;
+/// QUIC flow-control window of a whole connection: bytes a peer may have
+/// sent on all its streams together that we have not read yet: 32 MiB,
+/// [`MAX_INBOUND_BYTES`] for the frames being read plus 16 MiB for the
+/// beginnings of frames waiting for their turn. Without it (quinn's default
+/// is unlimited) only the per-stream window bounded a connection, and a
+/// peer opening [`MAX_UNI_STREAMS`] streams of large frames made the node
+/// buffer 320 MB (the attack tests' stream flood measured 421 MiB of RSS).
+/// An honest peer never comes near it: it has a few large frames in flight
+/// at most (one proposal per round, one sync answer per request), and the
+/// frames being read always have room for their bodies.
+pub const RECEIVE_WINDOW: u32 = (MAX_INBOUND_BYTES + 16 * 1024 * 1024) as u32;
+/// Bytes QUIC keeps sent but unacknowledged per connection (quinn's
+/// default, named for the same reason).
+pub const SEND_WINDOW: u64 = 10_000_000;
 
 impl TransportConfig {
     /// A configuration with defaults for everything but identity and address.
@@ -166,14 +208,15 @@ impl TransportConfig {
             keep_alive: Duration::from_secs(1),
             idle_timeout: Duration::from_secs(10),
             stream_timeout: Duration::from_secs(30),
-            event_capacity: 8192,
-            outbound_queue: 4096,
+            event_capacity: EVENT_CAPACITY,
+            outbound_queue: OUTBOUND_QUEUE_FRAMES,
             outbound_bytes: MAX_OUTBOUND_BYTES,
             max_handshakes: MAX_HANDSHAKES,
             budget: BudgetConfig::default(),
             metrics: Metrics::new(),
-            seen_cache: 100_000,
+            seen_cache: SEEN_CACHE,
             ban: Duration::from_secs(30),
+            bans: true,
         }
     }
 }
@@ -201,6 +244,9 @@ pub enum TransportEvent {
         identity: PeerIdentity,
         /// The message.
         message: PeerMessage,
+        /// Its share of [`MAX_EVENT_BYTES`], given back when the event is
+        /// dropped (after the runner handled it).
+        held: EventBytes,
     },
     /// A peer's connection closed.
     Disconnected {
@@ -208,6 +254,11 @@ pub enum TransportEvent {
         peer: PeerId,
     },
 }
+
+/// A message's share of [`MAX_EVENT_BYTES`]; freed when the last clone of
+/// its event is dropped.
+#[derive(Debug, Clone)]
+pub struct EventBytes(#[allow(dead_code)] Arc<tokio::sync::OwnedSemaphorePermit>);
 
 /// A connected peer as listed by [`Transport::peers`].
 #[derive(Debug, Clone)]
@@ -324,6 +375,9 @@ struct Inner {
     scores: Mutex<Scores>,
     /// Permits for handshakes in progress.
     handshakes: Arc<Semaphore>,
+    /// Bytes of messages handed to the runner and not yet handled
+    /// ([`MAX_EVENT_BYTES`]).
+    event_bytes: Arc<Semaphore>,
     events: mpsc::Sender<TransportEvent>,
     height: AtomicU64,
     changes: watch::Sender<u64>,
@@ -356,7 +410,10 @@ impl Transport {
         cfg: TransportConfig,
     ) -> Result<(Self, mpsc::Receiver<TransportEvent>), TransportError> {
         let mut tc = quinn::TransportConfig::default();
-        tc.max_concurrent_uni_streams(256u32.into());
+        tc.max_concurrent_uni_streams(MAX_UNI_STREAMS.into());
+        tc.stream_receive_window(STREAM_RECEIVE_WINDOW.into());
+        tc.receive_window(RECEIVE_WINDOW.into());
+        tc.send_window(SEND_WINDOW);
         // One bidirectional stream per connection: the Hello.
         tc.max_concurrent_bidi_streams(1u32.into());
         tc.keep_alive_interval(Some(cfg.keep_alive));
@@ -382,6 +439,7 @@ impl Transport {
             own_cert,
             seen: Mutex::new(SeenCache::new(cfg.seen_cache)),
             handshakes: Arc::new(Semaphore::new(cfg.max_handshakes.max(1))),
+            event_bytes: Arc::new(Semaphore::new(MAX_EVENT_BYTES)),
             cfg,
             peers: Mutex::new(HashMap::new()),
             scores: Mutex::new(Scores::default()),
@@ -712,6 +770,12 @@ impl Transport {
         let queued = Arc::new(AtomicUsize::new(0));
         {
             let mut peers = lock(&self.inner.peers);
+            let stranger = !outbound && !self.is_configured(conn.remote_address());
+            if stranger && !peers.contains_key(&peer) && !self.stranger_slot_free(&peers) {
+                self.inner.cfg.metrics.budget_drop(BudgetKind::Slots);
+                conn.close(close_code::FULL.into(), b"full");
+                return false;
+            }
             if let Some(old) = peers.get(&peer)
                 && old.conn.close_reason().is_none()
             {
@@ -764,13 +828,14 @@ impl Transport {
             let identity = identity.clone();
             let inbound = inbound.clone();
             tokio::spawn(async move {
-                let res = tokio::time::timeout(
-                    t.inner.cfg.stream_timeout,
-                    wire::read_frame_within(&mut recv, wire::MAX_FRAME, &inbound),
-                )
+                let res = tokio::time::timeout(t.inner.cfg.stream_timeout, async {
+                    let (body, reading) =
+                        wire::read_body_within(&mut recv, wire::MAX_FRAME, &inbound).await?;
+                    t.decode(body, reading).await
+                })
                 .await;
                 match res {
-                    Ok(Ok((msg, _))) => t.deliver(peer, identity, msg).await,
+                    Ok(Ok((msg, held))) => t.deliver(peer, identity, msg, held).await,
                     Ok(Err(e)) if e.is_misbehaviour() => {
                         t.charge_at(
                             peer,
@@ -806,7 +871,38 @@ impl Transport {
         }
     }
 
-    async fn deliver(&self, peer: PeerId, identity: PeerIdentity, message: PeerMessage) {
+    /// Decodes a frame's body once its decoded estimate (refused if out of
+    /// proportion, see [`decoded`]) is taken from [`MAX_EVENT_BYTES`]:
+    /// meanwhile only the body's bytes are held, under `reading`, the
+    /// connection's share of [`MAX_INBOUND_BYTES`], let go once decoded.
+    async fn decode(
+        &self,
+        body: Vec<u8>,
+        reading: tokio::sync::OwnedSemaphorePermit,
+    ) -> Result<(PeerMessage, tokio::sync::OwnedSemaphorePermit), WireError> {
+        let estimate = decoded::checked_estimate(&body)?;
+        let held = self
+            .inner
+            .event_bytes
+            .clone()
+            .acquire_many_owned(u32::try_from(estimate).unwrap_or(u32::MAX))
+            .await
+            .map_err(|e| WireError::Stream(e.to_string()))?;
+        let msg = wire::decode_body(&body)?;
+        drop((body, reading));
+        Ok((msg, held))
+    }
+
+    /// Hands a message to the runner if the peer's budget allows and it is
+    /// not a gossip copy already seen. `held` is its share of
+    /// [`MAX_EVENT_BYTES`], travelling with the event.
+    async fn deliver(
+        &self,
+        peer: PeerId,
+        identity: PeerIdentity,
+        message: PeerMessage,
+        held: tokio::sync::OwnedSemaphorePermit,
+    ) {
         let Some(kind) = message.kind.as_ref() else {
             return;
         };
@@ -840,6 +936,7 @@ impl Transport {
                 peer,
                 identity,
                 message,
+                held: EventBytes(Arc::new(held)),
             })
             .await;
     }

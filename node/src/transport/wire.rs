@@ -39,9 +39,37 @@ pub enum WireError {
     /// The body is not a valid `PeerMessage`, or carries no message at all.
     #[error("undecodable peer message: {0}")]
     Undecodable(String),
-    /// The stream ended or failed before a whole frame arrived.
+    /// The body would decode into far more memory than its length (empty
+    /// entries of a repeated field; see [`super::decoded`]).
+    #[error("a body of {len} bytes would decode into about {estimate} bytes")]
+    Amplified {
+        /// The body's length.
+        len: usize,
+        /// Its decoded estimate.
+        estimate: usize,
+    },
+    /// The peer finished the stream (a clean end, not a reset or a lost
+    /// connection) before the frame it announced was complete: an honest
+    /// sender finishes a stream only after writing the whole frame.
+    #[error("stream finished after {got} bytes of a frame part of {wanted}")]
+    Truncated {
+        /// Bytes of the part being read that arrived.
+        got: usize,
+        /// Bytes that part needed.
+        wanted: usize,
+    },
+    /// The stream failed (reset, connection lost) before a whole frame arrived.
     #[error("stream error: {0}")]
     Stream(String),
+}
+
+/// The error of a `read_exact` of `wanted` bytes: a clean early finish is
+/// the peer's doing ([`WireError::Truncated`]), anything else a broken stream.
+fn read_error(e: quinn::ReadExactError, wanted: usize) -> WireError {
+    match e {
+        quinn::ReadExactError::FinishedEarly(got) => WireError::Truncated { got, wanted },
+        quinn::ReadExactError::ReadError(e) => WireError::Stream(e.to_string()),
+    }
 }
 
 impl WireError {
@@ -91,8 +119,11 @@ pub fn encode_frame(msg: &PeerMessage) -> Vec<u8> {
     out
 }
 
-/// Decodes and bounds a frame body.
+/// Decodes and bounds a frame body; a body that would decode into far more
+/// than its length is refused before decoding
+/// ([`super::decoded::checked_estimate`]).
 pub fn decode_body(body: &[u8]) -> Result<PeerMessage, WireError> {
+    super::decoded::checked_estimate(body)?;
     let msg = PeerMessage::decode(body).map_err(|e| WireError::Undecodable(e.to_string()))?;
     let kind = msg
         .kind
@@ -119,23 +150,25 @@ pub async fn read_frame(
     read_body(recv, len, first).await
 }
 
-/// [`read_frame`] that first takes the frame's length in permits (bytes)
-/// from `budget`, held until the body is decoded: the bytes a connection's
-/// frames may hold at once while they are read are bounded by the budget,
-/// and a sender beyond it waits (and QUIC flow control holds it back).
-pub async fn read_frame_within(
+/// Reads one frame's body, undecoded, after taking its length in permits
+/// (bytes) from `budget`, and returns it with them: the bytes a
+/// connection's frames may hold at once, while they are read and until the
+/// caller lets go of them, are bounded by the budget, and a sender beyond
+/// it waits (and QUIC flow control holds it back).
+pub async fn read_body_within(
     recv: &mut quinn::RecvStream,
     max: usize,
     budget: &std::sync::Arc<tokio::sync::Semaphore>,
-) -> Result<(PeerMessage, usize), WireError> {
+) -> Result<(Vec<u8>, tokio::sync::OwnedSemaphorePermit), WireError> {
     let (len, first) = read_head(recv, max).await?;
     let permits = u32::try_from(len).unwrap_or(u32::MAX);
-    let _held = budget
+    let held = budget
         .clone()
         .acquire_many_owned(permits)
         .await
         .map_err(|e| WireError::Stream(e.to_string()))?;
-    read_body(recv, len, first).await
+    let body = read_raw_body(recv, len, first).await?;
+    Ok((body, held))
 }
 
 /// The length prefix and the body's first byte, checked against `max` and
@@ -144,7 +177,7 @@ async fn read_head(recv: &mut quinn::RecvStream, max: usize) -> Result<(usize, u
     let mut head = [0u8; 5];
     recv.read_exact(&mut head[..4])
         .await
-        .map_err(|e| WireError::Stream(e.to_string()))?;
+        .map_err(|e| read_error(e, 4))?;
     let len = u32::from_be_bytes([head[0], head[1], head[2], head[3]]) as usize;
     if len > max {
         return Err(WireError::Oversized { len, limit: max });
@@ -154,7 +187,7 @@ async fn read_head(recv: &mut quinn::RecvStream, max: usize) -> Result<(usize, u
     }
     recv.read_exact(&mut head[4..])
         .await
-        .map_err(|e| WireError::Stream(e.to_string()))?;
+        .map_err(|e| read_error(e, 1))?;
     let limit = limit_for_key(head[4]).min(max);
     if len > limit {
         return Err(WireError::Oversized { len, limit });
@@ -167,13 +200,22 @@ async fn read_body(
     len: usize,
     first: u8,
 ) -> Result<(PeerMessage, usize), WireError> {
+    let body = read_raw_body(recv, len, first).await?;
+    Ok((decode_body(&body)?, len))
+}
+
+async fn read_raw_body(
+    recv: &mut quinn::RecvStream,
+    len: usize,
+    first: u8,
+) -> Result<Vec<u8>, WireError> {
     debug_assert!((1..=MAX_FRAME).contains(&len));
     let mut body = vec![0u8; len];
     body[0] = first;
     recv.read_exact(&mut body[1..])
         .await
-        .map_err(|e| WireError::Stream(e.to_string()))?;
-    Ok((decode_body(&body)?, len))
+        .map_err(|e| read_error(e, len - 1))?;
+    Ok(body)
 }
 
 #[cfg(test)]

@@ -12,6 +12,31 @@ use std::time::{Duration, Instant};
 use agora_node::storage::Storage;
 use agora_validator::block::header_hash;
 
+/// The `agora` binary. Cargo names it to this package's tests; the
+/// `agora-tests` crate includes this file too (its attack tests), and
+/// there it lies beside the test executable's `deps/`, in
+/// `target/<profile>/` (built by `cargo test --workspace`, or first with
+/// `cargo build -p agora-node --bin agora`).
+pub fn agora_bin() -> PathBuf {
+    match option_env!("CARGO_BIN_EXE_agora") {
+        Some(p) => PathBuf::from(p),
+        None => {
+            let exe = std::env::current_exe().expect("test executable path");
+            let bin = exe
+                .parent()
+                .and_then(Path::parent)
+                .expect("the test executable lives in target/<profile>/deps")
+                .join("agora");
+            assert!(
+                bin.is_file(),
+                "{} is missing: `cargo build -p agora-node --bin agora` first",
+                bin.display()
+            );
+            bin
+        }
+    }
+}
+
 /// A port the OS just called free, never one handed out before in this
 /// test process: the OS hands a just-closed port out again, and a node given
 /// the same port for two listeners (metrics and gRPC, say) runs without one.
@@ -61,7 +86,7 @@ pub fn start(home: &Path, log: &Path) -> Child {
         .append(true)
         .open(log)
         .expect("log");
-    Command::new(env!("CARGO_BIN_EXE_agora"))
+    Command::new(agora_bin())
         .args(["start", "--home", home.to_str().expect("utf-8")])
         // Charges below the ban threshold are debug lines; tests read them.
         .env("RUST_LOG", "info,agora_node::transport::accounting=debug")
@@ -196,7 +221,7 @@ impl Net {
 
     /// `agora audit` of node `i`'s chain up to `to`, trusting only the genesis.
     pub fn audit(&self, i: usize, to: u64) -> std::process::Output {
-        Command::new(env!("CARGO_BIN_EXE_agora"))
+        Command::new(agora_bin())
             .args(["audit", "--node", &format!("127.0.0.1:{}", self.grpc[i])])
             .arg("--genesis")
             .arg(self.homes[i].join("genesis.json"))
@@ -238,7 +263,7 @@ pub fn build_with(
         .map(|i| dir.path().join(format!("n{i}.log")))
         .collect();
     for (i, h) in homes.iter().enumerate() {
-        let out = Command::new(env!("CARGO_BIN_EXE_agora"))
+        let out = Command::new(agora_bin())
             .args(["init", "--home", h.to_str().expect("utf-8")])
             .args(["--chain-id", "net-test", "--moniker", &format!("v{i}")])
             .output()

@@ -1,0 +1,293 @@
+//! The worst-case memory of a node with N peers, as a sum of the bounded
+//! buffers in the code (ARCHITECTURE.md, "Worst-case memory").
+//!
+//! Each [`Term`] names the constant that bounds it and the file it lives
+//! in, so the document, this function and the code cannot drift apart
+//! silently: the terms are computed from the constants themselves, and the
+//! attack tests (`tests/tests/attacks.rs`) compare a node's RSS with
+//! [`worst_case`] of the peers it had.
+//!
+//! Where a buffer's elements carry bookkeeping besides their bytes (hash
+//! maps, queues of `Arc`s), a per-entry overhead is stated next to it; it
+//! is an upper estimate of the allocator's and the collection's share, not
+//! a measurement.
+
+use crate::config::Config;
+use crate::mempool::MempoolConfig;
+use crate::rpc::ServerLimits;
+use crate::transport;
+use crate::transport::wire::MAX_BLOCK_FRAME;
+use agora_validator::consensus::buffer::MAX_BUFFER_BYTES;
+use agora_validator::engine::evidence_pool::MAX_POOL_BYTES;
+
+/// Resident memory of an idle node besides its buffers: code, tokio's
+/// worker and blocking threads, TLS and QUIC state of the endpoint,
+/// allocator slack. An upper estimate: an idle debug-build node on the
+/// 4-validator testnet resides in about 30 MiB.
+pub const BASELINE: u64 = 96 * MIB;
+/// Per-connection state that is not a buffer: quinn's connection (packet
+/// spaces, crypto, congestion control), the reader task of every open
+/// stream ([`transport::MAX_UNI_STREAMS`]) and the writer's 64 stream tasks,
+/// the peer's budgets and score entries. An upper estimate.
+pub const CONNECTION_STATE: u64 = 2 * MIB;
+/// Bookkeeping per queued outbound frame (the `Arc<Vec<u8>>` and its slot).
+pub const FRAME_OVERHEAD: u64 = 64;
+/// Bookkeeping per remembered gossip hash (hash-map entry with its key and
+/// time at ≤ 50% load, plus the eviction queue's slot).
+pub const SEEN_ENTRY: u64 = 192;
+/// Bookkeeping per mempool transaction besides its encoding (the decoded
+/// form with its parsed key, the index entries by hash, sender and fee).
+pub const MEMPOOL_ENTRY: u64 = 1024;
+/// redb's page cache (its default, `redb::Builder::new`, which
+/// `storage::Storage::open` uses): filled only with pages read, so a young
+/// chain uses far less.
+pub const REDB_CACHE: u64 = 1024 * MIB;
+
+const MIB: u64 = 1024 * 1024;
+/// `VERIFY_QUEUE` of `node/src/runner/mod.rs` (private there): the
+/// capacity of each of the signature checker's two channels.
+const VERIFY_QUEUE: u64 = 4096;
+/// The capacity of the channel from gRPC to the runner (`node/src/node.rs`).
+const API_QUEUE: u64 = 1024;
+
+/// One bounded buffer in the sum.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Term {
+    /// What the buffer holds.
+    pub what: &'static str,
+    /// The constants or settings bounding it, and where they live.
+    pub bound_by: &'static str,
+    /// Whether the term is counted once per peer.
+    pub per_peer: bool,
+    /// Bytes, for one peer if `per_peer`.
+    pub bytes: u64,
+}
+
+/// The worst case of a node: every term and their sum for `peers` peers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MemoryBound {
+    /// The number of peers the sum is for.
+    pub peers: u64,
+    /// The terms.
+    pub terms: Vec<Term>,
+}
+
+impl MemoryBound {
+    /// Bytes per peer (the sum of the per-peer terms).
+    pub fn per_peer(&self) -> u64 {
+        self.terms
+            .iter()
+            .filter(|t| t.per_peer)
+            .map(|t| t.bytes)
+            .sum()
+    }
+
+    /// Bytes that do not grow with the peers.
+    pub fn fixed(&self) -> u64 {
+        self.terms
+            .iter()
+            .filter(|t| !t.per_peer)
+            .map(|t| t.bytes)
+            .sum()
+    }
+
+    /// The bound: `fixed + peers × per_peer`.
+    pub fn total(&self) -> u64 {
+        self.fixed() + self.peers * self.per_peer()
+    }
+}
+
+impl std::fmt::Display for MemoryBound {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        for t in &self.terms {
+            let scope = if t.per_peer { "per peer" } else { "once" };
+            writeln!(
+                f,
+                "{:>12} B {scope:>8}  {} ({})",
+                t.bytes, t.what, t.bound_by
+            )?;
+        }
+        write!(
+            f,
+            "{} + {} × {} = {} B ({} MiB)",
+            self.fixed(),
+            self.peers,
+            self.per_peer(),
+            self.total(),
+            self.total() / MIB
+        )
+    }
+}
+
+/// The worst-case memory of a node configured by `config` with `peers`
+/// connections, and `state_bytes` of ledger state (the ledger lives in
+/// memory; it grows with the chain's accounts, not with anything a peer
+/// can send for free).
+pub fn worst_case(config: &Config, peers: u64, state_bytes: u64) -> MemoryBound {
+    worst_case_with(&config.grpc.limits(), &config.mempool, peers, state_bytes)
+}
+
+/// [`worst_case`] from the parts of the configuration that matter.
+pub fn worst_case_with(
+    grpc: &ServerLimits,
+    mempool: &MempoolConfig,
+    peers: u64,
+    state_bytes: u64,
+) -> MemoryBound {
+    let u = |n: usize| n as u64;
+    let block_frame = u(MAX_BLOCK_FRAME);
+    let terms = vec![
+        // ---- per peer ----
+        Term {
+            what: "frame bodies being read or waiting to be decoded",
+            bound_by: "MAX_INBOUND_BYTES, node/src/transport/mod.rs",
+            per_peer: true,
+            bytes: u(transport::MAX_INBOUND_BYTES),
+        },
+        Term {
+            what: "QUIC receive buffers (data on open streams not read yet)",
+            bound_by: "RECEIVE_WINDOW, node/src/transport/mod.rs",
+            per_peer: true,
+            bytes: u64::from(transport::RECEIVE_WINDOW),
+        },
+        Term {
+            what: "outbound queue",
+            bound_by: "MAX_OUTBOUND_BYTES + OUTBOUND_QUEUE_FRAMES × FRAME_OVERHEAD, node/src/transport/mod.rs, node/src/memory.rs",
+            per_peer: true,
+            bytes: u(transport::MAX_OUTBOUND_BYTES)
+                + u(transport::OUTBOUND_QUEUE_FRAMES) * FRAME_OVERHEAD,
+        },
+        Term {
+            what: "QUIC send buffer (sent, not acknowledged)",
+            bound_by: "SEND_WINDOW, node/src/transport/mod.rs",
+            per_peer: true,
+            bytes: transport::SEND_WINDOW,
+        },
+        Term {
+            what: "connection state, stream tasks, budgets",
+            bound_by: "CONNECTION_STATE, node/src/memory.rs",
+            per_peer: true,
+            bytes: CONNECTION_STATE,
+        },
+        // ---- once ----
+        Term {
+            what: "baseline: code, threads, endpoint",
+            bound_by: "BASELINE, node/src/memory.rs",
+            per_peer: false,
+            bytes: BASELINE,
+        },
+        Term {
+            what: "decoded messages, until the runner handled them (by their decoded estimate; twice it for the allocator's headers)",
+            bound_by: "2 × MAX_EVENT_BYTES, node/src/transport/mod.rs, decoded.rs",
+            per_peer: false,
+            bytes: 2 * u(transport::MAX_EVENT_BYTES),
+        },
+        Term {
+            what: "transactions waiting for or leaving the signature checker",
+            bound_by: "2 × VERIFY_QUEUE × (mempool.max_tx_bytes + MEMPOOL_ENTRY), node/src/runner/mod.rs, node/src/tx_verifier.rs",
+            per_peer: false,
+            bytes: 2 * VERIFY_QUEUE * (u(mempool.max_tx_bytes) + MEMPOOL_ENTRY),
+        },
+        Term {
+            what: "gRPC writes waiting for the runner",
+            bound_by: "API_QUEUE × MAX_REQUEST_BYTES, node/src/node.rs, node/src/rpc/limits.rs",
+            per_peer: false,
+            bytes: API_QUEUE * u(crate::rpc::limits::MAX_REQUEST_BYTES),
+        },
+        Term {
+            what: "gossip de-duplication cache",
+            bound_by: "SEEN_CACHE × SEEN_ENTRY, node/src/transport/mod.rs, node/src/memory.rs",
+            per_peer: false,
+            bytes: u(transport::SEEN_CACHE) * SEEN_ENTRY,
+        },
+        Term {
+            what: "future-height buffers (engine and core, each)",
+            bound_by: "2 × MAX_BUFFER_BYTES, validator/src/consensus/buffer.rs",
+            per_peer: false,
+            bytes: 2 * u(MAX_BUFFER_BYTES),
+        },
+        Term {
+            what: "evidence pool",
+            bound_by: "MAX_POOL_BYTES, validator/src/engine/evidence_pool.rs",
+            per_peer: false,
+            bytes: u(MAX_POOL_BYTES),
+        },
+        Term {
+            what: "sync: the answer being applied and the one being served",
+            bound_by: "2 × MAX_BLOCK_FRAME, node/src/transport/wire.rs (engine/sync.rs queues ≤ one answer)",
+            per_peer: false,
+            bytes: 2 * block_frame,
+        },
+        Term {
+            what: "the block being decided (proposal, our copy, its execution)",
+            bound_by: "3 × MAX_BLOCK_FRAME, node/src/transport/wire.rs",
+            per_peer: false,
+            bytes: 3 * block_frame,
+        },
+        Term {
+            what: "mempool",
+            bound_by: "mempool.max_bytes + mempool.max_txs × MEMPOOL_ENTRY, node/src/mempool/mod.rs",
+            per_peer: false,
+            bytes: u(mempool.max_bytes) + u(mempool.max_txs) * MEMPOOL_ENTRY,
+        },
+        Term {
+            what: "gRPC HTTP/2 receive windows",
+            bound_by: "max_connections × 1 MiB (hyper's connection window), node/src/rpc/limits.rs",
+            per_peer: false,
+            bytes: u(grpc.max_connections) * MIB,
+        },
+        Term {
+            what: "gRPC answers being built (a block and its encoding each at most)",
+            bound_by: "max_requests × 2 × MAX_BLOCK_FRAME, node/src/rpc/limits.rs",
+            per_peer: false,
+            bytes: u(grpc.max_requests) * 2 * block_frame,
+        },
+        Term {
+            what: "gRPC block ranges (encoded twice)",
+            bound_by: "max_block_ranges × 2 × MAX_RANGE_BYTES, node/src/rpc/limits.rs",
+            per_peer: false,
+            bytes: u(grpc.max_block_ranges) * 2 * u(crate::rpc::limits::MAX_RANGE_BYTES),
+        },
+        Term {
+            what: "gRPC certificate streams",
+            bound_by: "max_certificate_streams × STREAM_BUFFER (64) × 8 KiB, node/src/rpc/query.rs",
+            per_peer: false,
+            bytes: u(grpc.max_certificate_streams) * 64 * 8 * 1024,
+        },
+        Term {
+            what: "redb page cache",
+            bound_by: "REDB_CACHE, node/src/memory.rs (redb's default)",
+            per_peer: false,
+            bytes: REDB_CACHE,
+        },
+        Term {
+            what: "ledger state",
+            bound_by: "the state_bytes argument",
+            per_peer: false,
+            bytes: state_bytes,
+        },
+    ];
+    MemoryBound { peers, terms }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_bound_is_fixed_plus_peers_times_per_peer() {
+        let cfg = Config::default();
+        let zero = worst_case(&cfg, 0, 0);
+        let four = worst_case(&cfg, 4, 0);
+        assert_eq!(zero.total(), zero.fixed());
+        assert_eq!(four.total() - zero.total(), 4 * four.per_peer());
+        // Every per-peer buffer is in: inbound, QUIC both ways, outbound.
+        assert!(
+            four.per_peer() > (transport::MAX_INBOUND_BYTES + transport::MAX_OUTBOUND_BYTES) as u64
+        );
+        assert!(four.to_string().contains("MAX_INBOUND_BYTES"));
+        // The table ARCHITECTURE.md quotes (`cargo test -p agora-node --lib
+        // memory -- --nocapture`).
+        eprintln!("{}\n{}", worst_case(&cfg, 3, 0), worst_case(&cfg, 200, 0));
+    }
+}
