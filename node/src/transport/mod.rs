@@ -180,8 +180,11 @@ pub const STREAM_RECEIVE_WINDOW: u32 = 1_250_000;
 /// peer opening [`MAX_UNI_STREAMS`] streams of large frames made the node
 /// buffer 320 MB (the attack tests' stream flood measured 421 MiB of RSS).
 /// An honest peer never comes near it: it has a few large frames in flight
-/// at most (one proposal per round, one sync answer per request), and the
-/// frames being read always have room for their bodies.
+/// at most (one proposal per round, one sync answer per request). The
+/// frames being read find room for their bodies as long as the frames
+/// waiting for [`MAX_INBOUND_BYTES`] hold less than 16 MiB of beginnings
+/// (a dozen maximal frames at once); a peer that sends more stalls only
+/// its own connection, until the stream timeout drops its streams.
 pub const RECEIVE_WINDOW: u32 = (MAX_INBOUND_BYTES + 16 * 1024 * 1024) as u32;
 /// Bytes QUIC keeps sent but unacknowledged per connection (quinn's
 /// default, named for the same reason).

@@ -20,8 +20,10 @@
 //! - [`grpc_flood`] — a gRPC client opening thousands of certificate
 //!   streams and submitting malformed and forged transactions and evidence.
 //!
-//! Every behaviour runs until a deadline and returns a [`Report`] of what it
-//! did and how the node answered (how often it was disconnected, refused,
+//! [`peer`] (one attacker connection) and [`flood`] (connect, send until
+//! closed, come back as someone new) are what they share. Every behaviour
+//! runs until a deadline and returns a [`Report`] of what it did and how
+//! the node answered (how often it was disconnected, refused,
 //! held back); the tests compare that with the node's metrics.
 
 pub mod connections;
@@ -95,18 +97,6 @@ pub struct Report {
 }
 
 impl Report {
-    /// Adds another report's counts to this one.
-    pub fn merge(&mut self, other: Report) {
-        self.connected += other.connected;
-        self.refused += other.refused;
-        self.closed.extend(other.closed);
-        self.sent += other.sent;
-        self.rejected += other.rejected;
-        self.accepted += other.accepted;
-        self.bytes_written += other.bytes_written;
-        self.received += other.received;
-    }
-
     /// How many connections the node closed with `code`.
     pub fn closed_with(&self, code: u32) -> usize {
         self.closed.iter().filter(|c| **c == code).count()
