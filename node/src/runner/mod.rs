@@ -96,6 +96,8 @@ pub struct Runner {
     tx_outbox: crate::tx_gossip::TxOutbox,
     /// `testing.tamper_sync_bodies`.
     tamper: Option<testing::Tamper>,
+    /// Block requests being served off the loop (see `sync::SERVE_TASKS`).
+    serving: Arc<tokio::sync::Semaphore>,
     /// `timeout_commit`: the pause between a commit and the next height.
     commit_delay: Duration,
     /// When the next height starts (set by a commit).
@@ -174,6 +176,7 @@ impl Runner {
                 .testing
                 .tamper_sync_bodies
                 .then(testing::Tamper::default),
+            serving: Arc::new(tokio::sync::Semaphore::new(sync::SERVE_TASKS)),
             commit_delay: Duration::from_millis(node.config.consensus.timeout_commit_ms),
             next_start: None,
             height_started: std::time::Instant::now(),
