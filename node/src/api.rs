@@ -196,6 +196,23 @@ impl NodeApi for Api {
         self.0.validator_set_at(h).map(|s| (h, s.to_proto()))
     }
 
+    fn set_change_heights(&self) -> Vec<u64> {
+        let Ok(changes) = self.0.set_changes.read() else {
+            return Vec::new();
+        };
+        // A recorded entry may repeat the set before it (a change computed
+        // back to the same set); only a different hash is a crossing.
+        let mut out = Vec::new();
+        let mut previous = None;
+        for (h, set) in changes.iter() {
+            if previous.is_some_and(|p| p != set.hash()) {
+                out.push(*h);
+            }
+            previous = Some(set.hash());
+        }
+        out
+    }
+
     fn subscribe_commits(&self) -> broadcast::Receiver<u64> {
         self.0.commits.subscribe()
     }

@@ -49,6 +49,8 @@ pub struct Config {
     pub grpc: GrpcConfig,
     /// The Prometheus endpoint.
     pub metrics: MetricsConfig,
+    /// The web explorer (off by default).
+    pub explorer: ExplorerConfig,
     /// Consensus timeouts and block limits.
     pub consensus: ConsensusConfig,
     /// Mempool limits.
@@ -78,12 +80,20 @@ pub struct TestingConfig {
     /// counted): the defence switched off, for the attack tests' negative
     /// control.
     pub disable_bans: bool,
+    /// Serve every certificate through the explorer's JSON gateway with one
+    /// bit of its aggregate signature flipped, so that a test can watch the
+    /// browser's own verification turn red.
+    pub tamper_explorer_certificates: bool,
 }
 
 impl TestingConfig {
     /// Whether any switch is on.
     pub fn any(&self) -> bool {
-        self.double_sign || self.double_sign_once || self.tamper_sync_bodies || self.disable_bans
+        self.double_sign
+            || self.double_sign_once
+            || self.tamper_sync_bodies
+            || self.disable_bans
+            || self.tamper_explorer_certificates
     }
 }
 
@@ -151,6 +161,27 @@ pub struct MetricsConfig {
     pub listen: SocketAddr,
 }
 
+/// Web explorer settings: an HTTP listener serving the explorer page and
+/// its JSON gateway (see `crate::explorer`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ExplorerConfig {
+    /// Whether to serve the explorer. Off by default: a validator should
+    /// not serve web pages unless its operator asks for it.
+    pub enabled: bool,
+    /// TCP address of the explorer.
+    pub listen: SocketAddr,
+}
+
+impl Default for ExplorerConfig {
+    fn default() -> Self {
+        Self {
+            enabled: false,
+            listen: SocketAddr::from(([127, 0, 0, 1], 26670)),
+        }
+    }
+}
+
 /// Consensus timeouts (Tendermint's, growing by `*_delta_ms` per round) and block limits.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -189,6 +220,7 @@ impl Default for Config {
             p2p: P2pConfig::default(),
             grpc: GrpcConfig::default(),
             metrics: MetricsConfig::default(),
+            explorer: ExplorerConfig::default(),
             consensus: ConsensusConfig::default(),
             mempool: MempoolConfig::default(),
             testing: TestingConfig::default(),

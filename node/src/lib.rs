@@ -6,8 +6,10 @@
 pub mod api;
 pub mod client;
 pub mod config;
+pub mod explorer;
 pub mod genesis;
 pub mod home;
+pub mod http;
 pub mod keys;
 pub mod memory;
 pub mod mempool;

@@ -124,7 +124,17 @@ impl std::fmt::Display for MemoryBound {
 /// memory; it grows with the chain's accounts, not with anything a peer
 /// can send for free).
 pub fn worst_case(config: &Config, peers: u64, state_bytes: u64) -> MemoryBound {
-    worst_case_with(&config.grpc.limits(), &config.mempool, peers, state_bytes)
+    let mut bound = worst_case_with(&config.grpc.limits(), &config.mempool, peers, state_bytes);
+    if config.explorer.enabled {
+        bound.terms.push(Term {
+            what: "explorer answers being built (a block and its JSON each at most)",
+            bound_by: "explorer::MAX_CONNECTIONS × explorer::MAX_ANSWER_FACTOR × MAX_BLOCK_FRAME, node/src/explorer/mod.rs",
+            per_peer: false,
+            bytes: (crate::explorer::MAX_CONNECTIONS * crate::explorer::MAX_ANSWER_FACTOR) as u64
+                * MAX_BLOCK_FRAME as u64,
+        });
+    }
+    bound
 }
 
 /// [`worst_case`] from the parts of the configuration that matter.

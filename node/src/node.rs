@@ -151,6 +151,59 @@ impl Node {
         })
     }
 
+    /// Serves the web explorer (config `[explorer]`) until the node stops.
+    /// A configured explorer that cannot bind stops the start: an operator
+    /// who asked for it should not find it silently missing.
+    async fn start_explorer(
+        &self,
+        api: Arc<crate::api::Api>,
+    ) -> Result<(), crate::runner::RunError> {
+        let cfg = &self.config.explorer;
+        let listener = tokio::net::TcpListener::bind(cfg.listen)
+            .await
+            .map_err(|source| crate::runner::RunError::Explorer {
+                what: format!("binding {}", cfg.listen),
+                source,
+            })?;
+        // The page's root of trust is this file: serve the bytes whose hash
+        // seeded this chain, never a file edited since the start.
+        let path = self.home.genesis();
+        let genesis = std::fs::read(&path).map_err(|source| crate::runner::RunError::Explorer {
+            what: format!("reading {}", path.display()),
+            source,
+        })?;
+        if agora_validator::crypto::sha3_256(&genesis) != self.genesis.file_hash {
+            return Err(crate::runner::RunError::Explorer {
+                what: format!("{} changed since the node started", path.display()),
+                source: std::io::Error::other("genesis hash mismatch"),
+            });
+        }
+        let tamper = self.config.testing.tamper_explorer_certificates;
+        if tamper {
+            tracing::error!(
+                "testing.tamper_explorer_certificates is ON: the explorer serves forged certificates"
+            );
+        }
+        let query = crate::rpc::query::QueryService::new(
+            api.clone(),
+            &self.config.grpc.limits(),
+            self.metrics.clone(),
+        );
+        let gateway = Arc::new(crate::explorer::Gateway::new(
+            query,
+            api,
+            genesis.into(),
+            tamper,
+        ));
+        info!(explorer = ?listener.local_addr().ok(), "explorer listening");
+        tokio::spawn(crate::explorer::serve(
+            listener,
+            gateway,
+            self.stop.subscribe(),
+        ));
+        Ok(())
+    }
+
     /// Runs the consensus driver until `shutdown` resolves (or a fatal
     /// error), then shuts down gracefully: peers are told, the metrics
     /// server stops. Everything acknowledged was already durable.
@@ -175,7 +228,7 @@ impl Node {
                 let mut stop = self.stop.subscribe();
                 let api = Arc::new(crate::api::Api(shared.clone()));
                 grpc_task = Some(tokio::spawn(crate::rpc::serve(
-                    api,
+                    api.clone(),
                     l,
                     self.config.grpc.limits(),
                     self.grpc_tls.clone(),
@@ -187,6 +240,14 @@ impl Node {
             }
             Err(e) => {
                 tracing::error!(addr = %self.config.grpc.listen, error = %e, "cannot bind gRPC; running without it")
+            }
+        }
+        if self.config.explorer.enabled {
+            let api = Arc::new(crate::api::Api(shared.clone()));
+            if let Err(e) = self.start_explorer(api).await {
+                self.stop.send_replace(true);
+                self.transport.shutdown().await;
+                return Err(e);
             }
         }
         let result = match crate::runner::Runner::new(&self, shared) {

@@ -50,6 +50,8 @@ pub struct NodePlan {
     pub grpc_listen: SocketAddr,
     /// Metrics listen address.
     pub metrics_listen: SocketAddr,
+    /// Explorer listen address, where the explorer is on (node0 of `up`).
+    pub explorer_listen: Option<SocketAddr>,
 }
 
 /// Everything [`generate`] needs.
@@ -92,11 +94,12 @@ pub struct Generated {
 }
 
 /// Ports of node `i` on one machine: p2p (UDP) = base + 10i, gRPC = +1,
-/// metrics = +2, so that every port of a 4-node net at 27000 is easy to guess.
+/// metrics = +2 (and the explorer, where it is on, = +3), so that every port
+/// of a 4-node net at 27000 is easy to guess.
 pub fn ports(base: u16, i: usize) -> Result<(u16, u16, u16)> {
     let p2p = usize::from(base) + 10 * i;
-    if p2p + 2 > usize::from(u16::MAX) {
-        bail!("--base-port {base} leaves no room for node {i} (ports base+10i..base+10i+2)");
+    if p2p + 3 > usize::from(u16::MAX) {
+        bail!("--base-port {base} leaves no room for node {i} (ports base+10i..base+10i+3)");
     }
     Ok((p2p as u16, p2p as u16 + 1, p2p as u16 + 2))
 }
@@ -119,6 +122,8 @@ pub fn loopback_plan(
                 p2p_public: lo(p),
                 grpc_listen: lo(g),
                 metrics_listen: lo(m),
+                // The explorer is on for node0 only: one page to open.
+                explorer_listen: (i == 0).then(|| lo(p + 3)),
             })
         })
         .collect::<Result<_>>()?;
@@ -189,6 +194,7 @@ pub fn hosts_plan(
             p2p_public: public,
             grpc_listen: any(p + 1),
             metrics_listen: any(p + 2),
+            explorer_listen: None,
         });
     }
     Ok(Plan {
@@ -335,6 +341,10 @@ pub fn generate(plan: &Plan, out: &Path) -> Result<Generated> {
         cfg.grpc.listen = node.grpc_listen;
         cfg.metrics.enabled = true;
         cfg.metrics.listen = node.metrics_listen;
+        if let Some(e) = node.explorer_listen {
+            cfg.explorer.enabled = true;
+            cfg.explorer.listen = e;
+        }
         if plan.fast_timeouts {
             let c = &mut cfg.consensus;
             c.timeout_propose_ms = 600;

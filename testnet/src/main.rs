@@ -199,6 +199,7 @@ fn real_main() -> Result<ExitCode> {
                             n.metrics_listen.port(),
                         )
                         .to_string(),
+                        explorer: None,
                         validator_address: v.to_string(),
                         log: PathBuf::from("node.log"),
                         pid: None,
@@ -303,7 +304,10 @@ fn prepare_dir(dir: &Path, reset: bool) -> Result<()> {
 /// Fails if a port the plan needs (gRPC, metrics, p2p) is taken.
 pub(crate) fn check_ports(plan: &generate::Plan) -> Result<()> {
     for n in &plan.nodes {
-        for a in [n.grpc_listen, n.metrics_listen] {
+        for a in [n.grpc_listen, n.metrics_listen]
+            .into_iter()
+            .chain(n.explorer_listen)
+        {
             std::net::TcpListener::bind(a).with_context(|| {
                 format!(
                     "{}: port {} is in use (choose another --base-port)",
@@ -407,6 +411,11 @@ fn print_started(m: &Manifest) {
             n.validator_address,
             if n.byzantine { "  (double-signs)" } else { "" }
         );
+        if let Some(url) = &n.explorer {
+            println!(
+                "  explorer {url}  (open it in a browser: it checks every certificate itself)"
+            );
+        }
     }
     for d in &m.delegators {
         println!(

@@ -46,6 +46,9 @@ pub struct NodeEntry {
     pub p2p: String,
     /// Prometheus endpoint (host:port, path /metrics).
     pub metrics: String,
+    /// Web explorer URL, where it is on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub explorer: Option<String>,
     /// The validator's address (also its operator account).
     pub validator_address: String,
     /// Where its stdout and stderr go.
@@ -112,6 +115,7 @@ impl Manifest {
                     grpc: n.grpc_listen.to_string(),
                     p2p: n.p2p_public.to_string(),
                     metrics: n.metrics_listen.to_string(),
+                    explorer: n.explorer_listen.map(|a| format!("http://{a}/")),
                     validator_address: v.to_string(),
                     log: home.join("node.log"),
                     pid: None,

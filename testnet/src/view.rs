@@ -398,6 +398,7 @@ mod tests {
                 grpc: format!("127.0.0.1:{}", 27001 + 10 * i),
                 p2p: format!("127.0.0.1:{}", 27000 + 10 * i),
                 metrics: format!("127.0.0.1:{}", 27002 + 10 * i),
+                explorer: None,
                 validator_address: format!("{i}").repeat(40),
                 log: PathBuf::from("node.log"),
                 pid: None,

@@ -73,6 +73,9 @@ pub trait NodeApi: Send + Sync + 'static {
     }
     /// The validator set of a height (0: the next height to be decided).
     fn validator_set(&self, height: u64) -> Option<(u64, pb::ValidatorSet)>;
+    /// Heights `c ≥ 2` whose validator set differs from that of `c − 1`,
+    /// ascending: where a client walking the sets from genesis must cross.
+    fn set_change_heights(&self) -> Vec<u64>;
     /// Notified with the height after every commit.
     fn subscribe_commits(&self) -> broadcast::Receiver<u64>;
     /// Admits a signed transaction to the mempool; returns its hash.

@@ -68,6 +68,14 @@ pub enum RunError {
     /// The WAL of the height being decided is corrupt.
     #[error(transparent)]
     Wal(#[from] crate::wal::WalError),
+    /// The configured explorer could not start.
+    #[error("explorer: {what}: {source}")]
+    Explorer {
+        /// What failed (binding its address, reading the genesis).
+        what: String,
+        /// The cause.
+        source: std::io::Error,
+    },
     /// The transaction verifier thread could not be started.
     #[error("starting the transaction verifier: {0}")]
     Verifier(std::io::Error),
