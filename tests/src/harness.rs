@@ -312,3 +312,11 @@ impl Drop for Testnet {
         }
     }
 }
+
+/// A loopback TCP port that was free a moment ago (the OS picks it).
+pub fn free_tcp_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("binding an ephemeral port")
+}

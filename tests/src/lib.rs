@@ -8,6 +8,7 @@
 //! * [`byzantine`]: a Byzantine peer and gRPC client that attack a real
 //!   node over the real wire protocol, for the `attacks` test target.
 
+pub mod browser;
 pub mod byzantine;
 pub mod harness;
 pub mod sim;

@@ -1,0 +1,193 @@
+//! The web explorer in a real headless Chromium against a real 4-validator
+//! testnet (`agora-testnet up --byzantine 1`, processes on loopback):
+//!
+//! 1. the latest height shown advances by itself;
+//! 2. the certificates on the front page are verified by the browser;
+//! 3. a block page says "verified by your browser" and draws the signers;
+//! 4. the double signer's slash is listed, and the block that slashed it
+//!    shows the evidence;
+//! 5. negative control: node0 restarted with
+//!    `testing.tamper_explorer_certificates` serves forged certificates,
+//!    and the same block page turns red with the browser's exact reason.
+//!
+//! A failed step saves a screenshot under `target/explorer-screenshots/`.
+//! Without Chromium and ChromeDriver the test skips, unless
+//! `AGORA_REQUIRE_BROWSER=1` (as in `.ci/run`).
+
+use std::time::Duration;
+
+use agora_tests::browser::{Browser, with_screenshot};
+use agora_tests::harness::{Testnet, alive, signal};
+use serde_json::Value;
+
+const WAIT: Duration = Duration::from_secs(60);
+
+fn number(v: &Value) -> u64 {
+    v.as_u64()
+        .or_else(|| v.as_str().and_then(|s| s.trim().parse().ok()))
+        .unwrap_or(0)
+}
+
+fn latest_height(b: &Browser) -> u64 {
+    let v = b
+        .wait_for(
+            "a latest height is shown",
+            "return document.querySelector('#latest-height')?.textContent ?? ''",
+            WAIT,
+            |v| number(v) > 0,
+        )
+        .unwrap();
+    number(&v)
+}
+
+/// Opens `#/block/{h}` afresh and waits until the certificate's check ends;
+/// returns its state and text.
+fn block_verdict(b: &Browser, url: &str, h: u64) -> (String, String) {
+    b.goto("about:blank").unwrap();
+    b.goto(&format!("{url}#/block/{h}")).unwrap();
+    let v = b
+        .wait_for(
+            "the certificate check ends",
+            "const e = document.querySelector('#cert-status'); \
+             return e ? [e.dataset.state, e.textContent.trim()] : null",
+            WAIT,
+            |v| v[0].as_str().is_some_and(|s| s == "verified" || s == "failed"),
+        )
+        .unwrap();
+    (
+        v[0].as_str().unwrap_or_default().to_string(),
+        v[1].as_str().unwrap_or_default().to_string(),
+    )
+}
+
+#[test]
+fn the_explorer_verifies_certificates_in_a_real_browser() {
+    let Some(browser) = Browser::launch_or_skip("the_explorer_verifies_certificates") else {
+        return;
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let mut net = Testnet::up(&tmp.path().join("net"), 4, &["--byzantine", "1"]);
+    let url = net.manifest["nodes"][0]["explorer"]
+        .as_str()
+        .expect("up serves the explorer on node0")
+        .to_string();
+    let byzantine: String = net.manifest["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|n| n["byzantine"].as_bool() == Some(true))
+        .and_then(|n| n["validator_address"].as_str())
+        .expect("one double signer")
+        .to_string();
+
+    // 1. Heights advance on the page without a reload.
+    let first = with_screenshot(&browser, "1-latest-height", || {
+        browser.goto(&url).unwrap();
+        let h = latest_height(&browser);
+        browser
+            .wait_for(
+                "the shown height advances",
+                "return document.querySelector('#latest-height')?.textContent ?? ''",
+                WAIT,
+                |v| number(v) >= h + 3,
+            )
+            .unwrap();
+        h
+    });
+
+    // 2. The front page's certificates are checked in the browser.
+    with_screenshot(&browser, "2-front-page", || {
+        let v = browser
+            .wait_for(
+                "front-page certificates verified",
+                "const s = [...document.querySelectorAll('#blocks .cert-badge')] \
+                   .map(e => e.dataset.state); return s",
+                WAIT,
+                |v| {
+                    let s: Vec<&str> = v
+                        .as_array()
+                        .map(|a| a.iter().filter_map(Value::as_str).collect())
+                        .unwrap_or_default();
+                    s.len() >= 3 && s.iter().all(|x| *x == "verified")
+                },
+            )
+            .unwrap();
+        eprintln!("front page: {} certificates verified", v.as_array().unwrap().len());
+    });
+
+    // 3. A block page: verified, with the signer bitmap drawn.
+    let h = first.max(5);
+    let status_color = "return getComputedStyle(document.querySelector('#cert-status')).color";
+    let verified_color = with_screenshot(&browser, "3-block-page", || {
+        let (state, text) = block_verdict(&browser, &url, h);
+        assert_eq!((state.as_str(), text.as_str()), ("verified", "verified by your browser"));
+        let signed = browser
+            .eval("return document.querySelectorAll('#signers .signer.signed').length")
+            .unwrap();
+        assert!(number(&signed) >= 3, "signers drawn: {signed}");
+        browser.eval(status_color).unwrap()
+    });
+
+    // 4. The double signer's slash and the evidence that caused it.
+    with_screenshot(&browser, "4-slashing", || {
+        browser.goto(&format!("{url}#/slashing")).unwrap();
+        let script = format!(
+            "const r = document.querySelector('tr.slash-event[data-validator=\"{byzantine}\"]'); \
+             if (!r) {{ location.hash = '#/slashing?' + Date.now(); return null; }} \
+             const a = r.querySelector('a[href*=\"#/block/\"]'); \
+             return a ? a.getAttribute('href') : ''"
+        );
+        let href = browser
+            .wait_for("the double signer's slash is listed", &script, WAIT, |v| {
+                v.as_str().is_some_and(|s| s.contains("#/block/"))
+            })
+            .unwrap();
+        let slash_height: u64 = href
+            .as_str()
+            .and_then(|s| s.rsplit('/').next())
+            .and_then(|s| s.parse().ok())
+            .expect("a block link");
+        browser.goto(&format!("{url}#/block/{slash_height}")).unwrap();
+        browser
+            .wait_for(
+                "the slashing block shows evidence",
+                "return document.querySelectorAll('.evidence-item').length",
+                WAIT,
+                |v| number(v) >= 1,
+            )
+            .unwrap();
+    });
+
+    // 5. Negative control: forged certificates turn the page red.
+    with_screenshot(&browser, "5-tampered", || {
+        let pid = net.pid(0);
+        signal(pid, "KILL");
+        let t0 = std::time::Instant::now();
+        while alive(pid) {
+            assert!(t0.elapsed() < WAIT, "node0 survived SIGKILL");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let cfg_path = net.home(0).join("config.toml");
+        let cfg = std::fs::read_to_string(&cfg_path).unwrap();
+        let switched = cfg.replace(
+            "tamper_explorer_certificates = false",
+            "tamper_explorer_certificates = true",
+        );
+        assert_ne!(cfg, switched, "the switch is in node0's config");
+        std::fs::write(&cfg_path, switched).unwrap();
+        net.restart(0);
+        let addr = url.trim_start_matches("http://").trim_end_matches('/').to_string();
+        let t0 = std::time::Instant::now();
+        while std::net::TcpStream::connect(&addr).is_err() {
+            assert!(t0.elapsed() < WAIT, "node0's explorer did not come back");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let (state, text) = block_verdict(&browser, &url, h);
+        assert_eq!(state, "failed", "{text}");
+        assert!(text.starts_with("verification failed: "), "{text}");
+        let color = browser.eval(status_color).unwrap();
+        assert_ne!(color, verified_color, "a failure is drawn unlike a success");
+        eprintln!("tampered: {text} ({color}; verified was {verified_color})");
+    });
+    net.down();
+}
