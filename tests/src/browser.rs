@@ -211,17 +211,7 @@ impl Browser {
             self.port,
             body.len()
         )?;
-        let mut raw = Vec::new();
-        s.read_to_end(&mut raw)?;
-        let text = String::from_utf8_lossy(&raw);
-        let (head, payload) = text
-            .split_once("\r\n\r\n")
-            .ok_or_else(|| std::io::Error::other("no HTTP head from chromedriver"))?;
-        let payload = if head.to_ascii_lowercase().contains("transfer-encoding: chunked") {
-            dechunk(payload)
-        } else {
-            payload.to_string()
-        };
+        let payload = read_response(&mut s)?;
         let v: Value = serde_json::from_str(&payload)
             .map_err(|e| std::io::Error::other(format!("chromedriver answered {payload:?}: {e}")))?;
         let value = v["value"].clone();
@@ -266,6 +256,48 @@ fn screenshot_dir() -> PathBuf {
         .parent()
         .map(|p| p.join("explorer-screenshots"))
         .unwrap_or_else(|| PathBuf::from("explorer-screenshots"))
+}
+
+/// Reads one HTTP response's body: by its Content-Length, chunked, or to
+/// the end (ChromeDriver may keep the connection open, so reading to the end
+/// alone would wait for the timeout).
+fn read_response(s: &mut TcpStream) -> std::io::Result<String> {
+    let mut raw = Vec::new();
+    let mut buf = [0u8; 8192];
+    let head_end = loop {
+        let n = s.read(&mut buf)?;
+        if n == 0 {
+            return Err(std::io::Error::other("chromedriver closed before answering"));
+        }
+        raw.extend_from_slice(&buf[..n]);
+        if let Some(i) = raw.windows(4).position(|w| w == b"\r\n\r\n") {
+            break i + 4;
+        }
+    };
+    let head = String::from_utf8_lossy(&raw[..head_end]).to_ascii_lowercase();
+    let length = head
+        .lines()
+        .find_map(|l| l.strip_prefix("content-length:"))
+        .and_then(|v| v.trim().parse::<usize>().ok());
+    let chunked = head.contains("transfer-encoding: chunked");
+    loop {
+        let body = &raw[head_end..];
+        let done = match length {
+            Some(n) => body.len() >= n,
+            None if chunked => body.windows(5).any(|w| w == b"0\r\n\r\n"),
+            None => false,
+        };
+        if done {
+            break;
+        }
+        let n = s.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        raw.extend_from_slice(&buf[..n]);
+    }
+    let body = String::from_utf8_lossy(&raw[head_end..]).into_owned();
+    Ok(if chunked { dechunk(&body) } else { body })
 }
 
 fn dechunk(s: &str) -> String {
