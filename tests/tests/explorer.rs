@@ -40,6 +40,50 @@ fn latest_height(b: &Browser) -> u64 {
     number(&v)
 }
 
+/// One raw HTTP/1.1 exchange with the explorer: status code and body.
+fn http(addr: &str, request: &str) -> (u16, String) {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    s.write_all(request.as_bytes()).unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).unwrap();
+    let code = out
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    let body = out.split_once("\r\n\r\n").map(|(_, b)| b.to_string());
+    (code, body.unwrap_or_default())
+}
+
+/// What a hostile or careless client gets from the gateway: a status and
+/// a message, never a hang or a huge answer.
+fn gateway_refuses_bad_requests(addr: &str) {
+    let get = |path: &str| http(addr, &format!("GET {path} HTTP/1.1\r\nHost: x\r\n\r\n"));
+    let (code, body) = get("/api/status");
+    assert_eq!(code, 200, "{body}");
+    let (code, body) = get("/api/block/999999999");
+    assert_eq!(code, 404, "{body}");
+    assert!(body.contains("\"error\""), "{body}");
+    let (code, body) = get("/api/block/0");
+    assert_eq!(code, 400, "{body}");
+    let (code, body) = get("/api/validator/zz");
+    assert_eq!(code, 400, "{body}");
+    assert!(body.contains("40 hex digits"), "{body}");
+    let (code, _) = get("/api/nothing");
+    assert_eq!(code, 404);
+    let (code, body) = get("/api/blocks?limit=100000");
+    assert_eq!(code, 200, "{body}");
+    let v: Value = serde_json::from_str(&body).unwrap();
+    assert!(v["blocks"].as_array().unwrap().len() <= 50, "the list is capped");
+    let (code, _) = http(addr, "POST /api/status HTTP/1.1\r\nContent-Length: 0\r\n\r\n");
+    assert_eq!(code, 405);
+    // A head past 8 KiB that never ends (sent whole, so that the server has
+    // read everything when it answers and closes without a reset).
+    let big = format!("GET /{}", "a".repeat(8_300));
+    assert_eq!(http(addr, &big).0, 431);
+}
+
 /// Opens `#/block/{h}` afresh and waits until the certificate's check ends;
 /// returns its state and text.
 fn block_verdict(b: &Browser, url: &str, h: u64) -> (String, String) {
@@ -79,6 +123,9 @@ fn the_explorer_verifies_certificates_in_a_real_browser() {
         .and_then(|n| n["validator_address"].as_str())
         .expect("one double signer")
         .to_string();
+
+    let addr = url.trim_start_matches("http://").trim_end_matches('/').to_string();
+    gateway_refuses_bad_requests(&addr);
 
     // 1. Heights advance on the page without a reload.
     let first = with_screenshot(&browser, "1-latest-height", || {
@@ -176,7 +223,6 @@ fn the_explorer_verifies_certificates_in_a_real_browser() {
         assert_ne!(cfg, switched, "the switch is in node0's config");
         std::fs::write(&cfg_path, switched).unwrap();
         net.restart(0);
-        let addr = url.trim_start_matches("http://").trim_end_matches('/').to_string();
         let t0 = std::time::Instant::now();
         while std::net::TcpStream::connect(&addr).is_err() {
             assert!(t0.elapsed() < WAIT, "node0's explorer did not come back");
