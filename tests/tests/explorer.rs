@@ -40,6 +40,15 @@ fn latest_height(b: &Browser) -> u64 {
     number(&v)
 }
 
+/// Waits until `addr` accepts TCP connections.
+fn wait_listening(addr: &str) {
+    let t0 = std::time::Instant::now();
+    while std::net::TcpStream::connect(addr).is_err() {
+        assert!(t0.elapsed() < WAIT, "the explorer at {addr} does not listen");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
 /// One raw HTTP/1.1 exchange with the explorer: status code and body.
 fn http(addr: &str, request: &str) -> (u16, String) {
     use std::io::{Read, Write};
@@ -125,6 +134,7 @@ fn the_explorer_verifies_certificates_in_a_real_browser() {
         .to_string();
 
     let addr = url.trim_start_matches("http://").trim_end_matches('/').to_string();
+    wait_listening(&addr);
     gateway_refuses_bad_requests(&addr);
 
     // 1. Heights advance on the page without a reload.
@@ -181,9 +191,12 @@ fn the_explorer_verifies_certificates_in_a_real_browser() {
         let script = format!(
             "const r = document.querySelector('tr.slash-event[data-validator=\"{byzantine}\"]'); \
              if (!r) {{ location.hash = '#/slashing?' + Date.now(); return null; }} \
-             const a = r.querySelector('a[href*=\"#/block/\"]'); \
-             return a ? a.getAttribute('href') : ''"
+             const hs = [...r.querySelectorAll('a[href*=\"#/block/\"]')] \
+               .map(a => Number(a.getAttribute('href').split('/').pop())); \
+             return hs.length ? '#/block/' + Math.max(...hs) : ''"
         );
+        // The row links the infraction and the slash heights; the slash
+        // height (the larger) is the block that carried the evidence.
         let href = browser
             .wait_for("the double signer's slash is listed", &script, WAIT, |v| {
                 v.as_str().is_some_and(|s| s.contains("#/block/"))
@@ -223,11 +236,7 @@ fn the_explorer_verifies_certificates_in_a_real_browser() {
         assert_ne!(cfg, switched, "the switch is in node0's config");
         std::fs::write(&cfg_path, switched).unwrap();
         net.restart(0);
-        let t0 = std::time::Instant::now();
-        while std::net::TcpStream::connect(&addr).is_err() {
-            assert!(t0.elapsed() < WAIT, "node0's explorer did not come back");
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        wait_listening(&addr);
         let (state, text) = block_verdict(&browser, &url, h);
         assert_eq!(state, "failed", "{text}");
         assert!(text.starts_with("verification failed: "), "{text}");
