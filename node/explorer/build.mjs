@@ -13,4 +13,4 @@ const banner = (what) => `/* Agora explorer ${what}. Built by esbuild ${esbuildV
 const common = { bundle: true, format: 'esm', platform: 'neutral', target: 'es2022', legalComments: 'none', logLevel: 'info' };
 
 await build({ ...common, entryPoints: ['src/app.js'], outfile: 'dist/app.js', minify: true, banner: { js: banner('page') } });
-await build({ ...common, entryPoints: ['test/bundle-entry.js'], outfile: 'dist/verify.test-bundle.js', banner: { js: banner('test bundle') } });
+await build({ ...common, entryPoints: ['testkit/bundle-entry.js'], outfile: 'dist/verify.test-bundle.js', banner: { js: banner('test bundle') } });

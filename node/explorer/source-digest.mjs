@@ -13,7 +13,7 @@ function files(dir) {
 }
 
 export function sourceDigest() {
-  const inputs = [...files(join(here, 'src')), join(here, 'test', 'bundle-entry.js'), join(here, 'package-lock.json')]
+  const inputs = [...files(join(here, 'src')), join(here, 'testkit', 'bundle-entry.js'), join(here, 'package-lock.json')]
     .map((f) => relative(here, f).split('\\').join('/'))
     .sort();
   const h = createHash('sha256');

@@ -1,4 +1,4 @@
-/* Agora explorer test bundle. Built by esbuild 0.28.2 from @noble/curves 2.4.0, @noble/hashes 2.4.0 (MIT). Rebuild: cd node/explorer && npm ci && npm run build. source-digest c3d2b8575a64b2dc41c7f15bbcb60d050a2121ff26905f8ac31fcc4504826187 */
+/* Agora explorer test bundle. Built by esbuild 0.28.2 from @noble/curves 2.4.0, @noble/hashes 2.4.0 (MIT). Rebuild: cd node/explorer && npm ci && npm run build. source-digest dbdc06cdf1c4a12e429193aa04a0764c2ed608aa13be0b0d3d7b999f9fca9d5c */
 
 // node_modules/@noble/hashes/_u64.js
 var U32_MASK64 = /* @__PURE__ */ (() => BigInt(2 ** 32 - 1))();
