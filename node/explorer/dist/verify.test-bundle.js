@@ -1,4 +1,4 @@
-/* Agora explorer test bundle. Built by esbuild 0.28.2 from @noble/curves 2.4.0, @noble/hashes 2.4.0 (MIT). Rebuild: cd node/explorer && npm ci && npm run build. source-digest dbdc06cdf1c4a12e429193aa04a0764c2ed608aa13be0b0d3d7b999f9fca9d5c */
+/* Agora explorer test bundle. Built by esbuild 0.28.2 from @noble/curves 2.4.0, @noble/hashes 2.4.0 (MIT). Rebuild: cd node/explorer && npm ci && npm run build. source-digest 63870b721c1c23b492c639d59e4d9d6ed08a8d8546d285981d76729d39871c8e */
 
 // node_modules/@noble/hashes/_u64.js
 var U32_MASK64 = /* @__PURE__ */ (() => BigInt(2 ** 32 - 1))();
@@ -4805,17 +4805,18 @@ var ChainWalker = class {
     for (const s of this.sets) if (s.from <= height) found = s.set;
     return found;
   }
-  // The list is refetched only for heights beyond what it is known to cover;
-  // it covers at least any height that existed before it was fetched.
+  // The list is complete up to the latest height the node reported before
+  // serving it; it is refetched only for heights beyond that.
   async refreshChanges(height) {
     if (height <= this.changesCoverage) return;
-    const reply = await this.getJson("/api/set_changes");
-    const heights = reply.heights;
+    const latest = Number((await this.getJson("/api/status")).latest_height);
+    if (!(height <= latest)) throw new FetchError(`height ${height} is not committed yet (latest ${latest})`);
+    const heights = (await this.getJson("/api/set_changes")).heights;
     if (!Array.isArray(heights) || !heights.every((c, i) => Number.isSafeInteger(c) && c >= 2 && (i === 0 || c > heights[i - 1]))) {
       throw new FetchError("/api/set_changes: heights must be ascending integers \u2265 2");
     }
     this.changes = heights;
-    this.changesCoverage = Math.max(height, Number(reply.latest_height) || 0);
+    this.changesCoverage = latest;
   }
   async walkTo(height) {
     await this.refreshChanges(height);
@@ -4862,7 +4863,7 @@ var ChainWalker = class {
     if (header.height !== BigInt(height)) {
       return { ok: false, reason: `the node served header ${header.height} for height ${height}` };
     }
-    if (!reply.certificate) return { ok: false, reason: "the node served no certificate" };
+    if (!reply.certificate) throw new FetchError(`/api/certificate/${height}: no certificate yet`);
     const result = verifyCertificate(headerBytes, reply.certificate, set, this.chainId);
     return { ...result, header };
   }

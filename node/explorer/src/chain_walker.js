@@ -35,7 +35,7 @@ export class ChainWalker {
     this.sets = []; // [{ from, set }] ascending by `from`; the set trusted from `from` on
     this.failure = null; // { from, reason }: heights ≥ from cannot be verified
     this.changes = [];
-    this.changesCoverage = 0; // the set_changes list is known complete up to this height
+    this.changesCoverage = 0; // the set_changes list is complete up to this height
     this.queue = Promise.resolve(); // one verification at a time: the walk mutates state
     this.ready = null;
   }
@@ -119,17 +119,18 @@ export class ChainWalker {
     return found;
   }
 
-  // The list is refetched only for heights beyond what it is known to cover;
-  // it covers at least any height that existed before it was fetched.
+  // The list is complete up to the latest height the node reported before
+  // serving it; it is refetched only for heights beyond that.
   async refreshChanges(height) {
     if (height <= this.changesCoverage) return;
-    const reply = await this.getJson('/api/set_changes');
-    const heights = reply.heights;
+    const latest = Number((await this.getJson('/api/status')).latest_height);
+    if (!(height <= latest)) throw new FetchError(`height ${height} is not committed yet (latest ${latest})`);
+    const heights = (await this.getJson('/api/set_changes')).heights;
     if (!Array.isArray(heights) || !heights.every((c, i) => Number.isSafeInteger(c) && c >= 2 && (i === 0 || c > heights[i - 1]))) {
       throw new FetchError('/api/set_changes: heights must be ascending integers ≥ 2');
     }
     this.changes = heights;
-    this.changesCoverage = Math.max(height, Number(reply.latest_height) || 0);
+    this.changesCoverage = latest;
   }
 
   async walkTo(height) {
@@ -180,7 +181,8 @@ export class ChainWalker {
     if (header.height !== BigInt(height)) {
       return { ok: false, reason: `the node served header ${header.height} for height ${height}` };
     }
-    if (!reply.certificate) return { ok: false, reason: 'the node served no certificate' };
+    // The newest block's certificate may not exist yet: not a failure, retry later.
+    if (!reply.certificate) throw new FetchError(`/api/certificate/${height}: no certificate yet`);
     const result = verifyCertificate(headerBytes, reply.certificate, set, this.chainId);
     return { ...result, header };
   }

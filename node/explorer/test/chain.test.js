@@ -161,17 +161,21 @@ test('verifyCertificate: height and chain checks', () => {
 
 test('a missing reply is a FetchError (retry later), not a failed verification', async () => {
   const { walker } = setup();
-  await assert.rejects(walker.verifyHeight(TOP + 1), (e) => e instanceof FetchError && /HTTP 404: no such resource/.test(e.message));
+  await assert.rejects(walker.verifyHeight(TOP + 1), (e) => e instanceof FetchError && e.message === `height ${TOP + 1} is not committed yet (latest ${TOP})`);
+  const { walker: other } = setup((c) => c.certs.delete(TOP));
+  await assert.rejects(other.verifyHeight(TOP), (e) => e instanceof FetchError && /HTTP 404: no such resource/.test(e.message));
   assert.equal((await walker.verifyHeight(TOP)).ok, true);
 });
 
 test('set changes learnt after the first walk are fetched again for later heights', async () => {
+  // The node at height 3 (a set change at 4 not listed yet), then at TOP.
   const { chain, walker } = setup((c) => {
     c.changes = [];
-    c.setChangesExtra = { latest_height: 3 };
+    c.latest = 3;
   });
   assert.equal((await walker.verifyHeight(2)).ok, true);
+  await assert.rejects(walker.verifyHeight(5), FetchError);
   chain.changes = [4];
-  chain.setChangesExtra = { latest_height: TOP };
+  chain.latest = TOP;
   assert.equal((await walker.verifyHeight(5)).ok, true);
 });

@@ -81,7 +81,7 @@ export function buildChain() {
     headers.set(h, bytes);
     certs.set(h, certify(setAt(h), h, h % 3, parent, honestSigners(setAt(h))));
   }
-  return { genesis: genesisText(), headers, certs, changes: [CHANGE], sets: new Map([[1, SET_A], [CHANGE, SET_B]]) };
+  return { genesis: genesisText(), latest: TOP, headers, certs, changes: [CHANGE], sets: new Map([[1, SET_A], [CHANGE, SET_B]]) };
 }
 
 const json = (status, body) => new Response(JSON.stringify(body), { status, headers: { 'content-type': 'application/json' } });
@@ -93,8 +93,10 @@ export function gateway(chain) {
     fetchFn.paths.push(path);
     let m;
     if (path === '/api/genesis') return new Response(chain.genesis);
-    if (path === '/api/set_changes') return json(200, { heights: chain.changes, ...chain.setChangesExtra });
-    if ((m = path.match(/^\/api\/(block|certificate)\/(\d+)$/)) && chain.headers.has(Number(m[2]))) {
+    if (path === '/api/status') return json(200, { chain_id: CHAIN_ID, latest_height: chain.latest, round: 0, peers: 0 });
+    if (path === '/api/set_changes') return json(200, { heights: chain.changes });
+    if ((m = path.match(/^\/api\/(block|certificate)\/(\d+)$/)) && chain.headers.has(Number(m[2]))
+      && (m[1] === 'block' || chain.certs.has(Number(m[2])))) {
       const h = Number(m[2]);
       return json(200, { height: h, header_bytes: bytesToHex(chain.headers.get(h)), certificate: chain.certs.get(h) ?? null });
     }
