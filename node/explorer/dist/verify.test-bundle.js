@@ -1,4 +1,4 @@
-/* Agora explorer test bundle. Built by esbuild 0.28.2 from @noble/curves 2.4.0, @noble/hashes 2.4.0 (MIT). Rebuild: cd node/explorer && npm ci && npm run build. source-digest 63870b721c1c23b492c639d59e4d9d6ed08a8d8546d285981d76729d39871c8e */
+/* Agora explorer test bundle. Built by esbuild 0.28.2 from @noble/curves 2.4.0, @noble/hashes 2.4.0 (MIT). Rebuild: cd node/explorer && npm ci && npm run build. source-digest a3b2558efcb48482ef4ce32854bc6a4ab67ec16d3652acd1515e82a069269dc2 */
 
 // node_modules/@noble/hashes/_u64.js
 var U32_MASK64 = /* @__PURE__ */ (() => BigInt(2 ** 32 - 1))();
@@ -4609,12 +4609,12 @@ function genesisSet(genesis) {
   const bytes = typeof genesis === "string" ? new TextEncoder().encode(genesis) : genesis;
   const genesisHash = bytesToHex2(sha3(bytes));
   const g = JSON.parse(new TextDecoder("utf-8", { fatal: true }).decode(bytes));
-  if (typeof g.chain_id !== "string" || g.chain_id === "") throw new Error("genesis: chain_id missing");
+  if (typeof g.chain_id !== "string" || g.chain_id === "") throw new Error("chain_id missing");
   const params = g.params ?? {};
   const reduction = params.power_reduction ? amount("params.power_reduction", params.power_reduction) : DEFAULT_POWER_REDUCTION;
-  if (reduction === 0n) throw new Error("genesis: params.power_reduction must be positive");
+  if (reduction === 0n) throw new Error("params.power_reduction must be positive");
   const maxValidators = Number(params.max_validators) || DEFAULT_MAX_VALIDATORS;
-  if (!Array.isArray(g.validators) || g.validators.length === 0) throw new Error("genesis: no validators");
+  if (!Array.isArray(g.validators) || g.validators.length === 0) throw new Error("no validators");
   const candidates = g.validators.map((v, i) => {
     const key = hexField(`validators[${i}].consensus_public_key`, v.consensus_public_key, 48);
     const pop = hexField(`validators[${i}].proof_of_possession`, v.proof_of_possession, 96);
@@ -4629,7 +4629,7 @@ function genesisSet(genesis) {
     return { address: bytesToHex2(addressOf(key)), public_key: key, tokens, power: tokens / reduction };
   });
   const active = candidates.filter((v) => v.power > 0n).sort((a, b) => a.tokens !== b.tokens ? b.tokens > a.tokens ? 1 : -1 : a.address < b.address ? -1 : 1).slice(0, maxValidators);
-  if (active.length === 0) throw new Error("genesis: no validator has at least one unit of voting power");
+  if (active.length === 0) throw new Error("no validator has at least one unit of voting power");
   return { chainId: g.chain_id, genesisHash, set: new ValidatorSet(active) };
 }
 
@@ -4746,7 +4746,12 @@ var ChainWalker = class {
     return resp;
   }
   async getJson(path) {
-    return (await this.getResponse(path)).json();
+    const resp = await this.getResponse(path);
+    try {
+      return await resp.json();
+    } catch (e) {
+      throw new FetchError(`${path}: not JSON: ${e.message}`);
+    }
   }
   // Loads the genesis set (once; retried after a fetch error) and checks
   // that header 1 names it, so a node on another genesis fails at once.

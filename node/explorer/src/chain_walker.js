@@ -55,7 +55,12 @@ export class ChainWalker {
   }
 
   async getJson(path) {
-    return (await this.getResponse(path)).json();
+    const resp = await this.getResponse(path);
+    try {
+      return await resp.json();
+    } catch (e) {
+      throw new FetchError(`${path}: not JSON: ${e.message}`);
+    }
   }
 
   // Loads the genesis set (once; retried after a fetch error) and checks

@@ -32,12 +32,12 @@ export function genesisSet(genesis) {
   const bytes = typeof genesis === 'string' ? new TextEncoder().encode(genesis) : genesis;
   const genesisHash = bytesToHex(sha3(bytes));
   const g = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(bytes));
-  if (typeof g.chain_id !== 'string' || g.chain_id === '') throw new Error('genesis: chain_id missing');
+  if (typeof g.chain_id !== 'string' || g.chain_id === '') throw new Error('chain_id missing');
   const params = g.params ?? {};
   const reduction = params.power_reduction ? amount('params.power_reduction', params.power_reduction) : DEFAULT_POWER_REDUCTION;
-  if (reduction === 0n) throw new Error('genesis: params.power_reduction must be positive');
+  if (reduction === 0n) throw new Error('params.power_reduction must be positive');
   const maxValidators = Number(params.max_validators) || DEFAULT_MAX_VALIDATORS;
-  if (!Array.isArray(g.validators) || g.validators.length === 0) throw new Error('genesis: no validators');
+  if (!Array.isArray(g.validators) || g.validators.length === 0) throw new Error('no validators');
 
   const candidates = g.validators.map((v, i) => {
     const key = hexField(`validators[${i}].consensus_public_key`, v.consensus_public_key, 48);
@@ -59,6 +59,6 @@ export function genesisSet(genesis) {
     .filter((v) => v.power > 0n)
     .sort((a, b) => (a.tokens !== b.tokens ? (b.tokens > a.tokens ? 1 : -1) : a.address < b.address ? -1 : 1))
     .slice(0, maxValidators);
-  if (active.length === 0) throw new Error('genesis: no validator has at least one unit of voting power');
+  if (active.length === 0) throw new Error('no validator has at least one unit of voting power');
   return { chainId: g.chain_id, genesisHash, set: new ValidatorSet(active) };
 }

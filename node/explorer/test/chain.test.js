@@ -141,6 +141,16 @@ test('negative: header 1 of another genesis', async () => {
   assert.equal(r.reason, 'header 1 validators_hash does not match the genesis validator set');
 });
 
+test('negative: a genesis with an invalid proof of possession fails every height', async () => {
+  const { walker } = setup((c) => {
+    const g = JSON.parse(c.genesis);
+    g.validators[0].proof_of_possession = g.validators[1].proof_of_possession;
+    c.genesis = JSON.stringify(g);
+  });
+  assert.equal((await walker.verifyHeight(1)).reason, 'genesis: validators[0]: proof of possession does not verify');
+  assert.match(walker.genesisHash, /^[0-9a-f]{64}$/, 'the hash is still shown, to compare');
+});
+
 test('negative: the node serves another height\'s header', async () => {
   const { walker } = setup((c) => {
     c.headers.set(5, c.headers.get(6));

@@ -48,7 +48,7 @@ test('malformed keys and amounts are rejected', () => {
     g.validators[0].self_bond = '1e9';
   });
   assert.throws(() => genesisSet(bond), { message: 'validators[0].self_bond: "1e9" is not a decimal amount' });
-  assert.throws(() => genesisSet(edit((g) => { g.params.power_reduction = '0'; })), { message: 'genesis: params.power_reduction must be positive' });
+  assert.throws(() => genesisSet(edit((g) => { g.params.power_reduction = '0'; })), { message: 'params.power_reduction must be positive' });
 });
 
 test('parameters: empty power_reduction is the default, max_validators keeps the most bonded', () => {
