@@ -1,4 +1,4 @@
-/* Agora explorer test bundle. Built by esbuild 0.28.2 from @noble/curves 2.4.0, @noble/hashes 2.4.0 (MIT). Rebuild: cd node/explorer && npm ci && npm run build. source-digest a3b2558efcb48482ef4ce32854bc6a4ab67ec16d3652acd1515e82a069269dc2 */
+/* Agora explorer test bundle. Built by esbuild 0.28.2 from @noble/curves 2.4.0, @noble/hashes 2.4.0 (MIT). Rebuild: cd node/explorer && npm ci && npm run build. source-digest 0fa995cacc0c29eaf5a731aae0c515b6d8ec1acd56d5ea899ada807b4e91c7a4 */
 
 // node_modules/@noble/hashes/_u64.js
 var U32_MASK64 = /* @__PURE__ */ (() => BigInt(2 ** 32 - 1))();
