@@ -21,7 +21,10 @@ fn the_explorer_page_tests_pass_under_node() {
         Ok(out) => out,
         Err(e) => {
             let required = std::env::var("AGORA_REQUIRE_BROWSER").is_ok_and(|v| v == "1");
-            assert!(!required, "AGORA_REQUIRE_BROWSER=1 but `node` cannot run: {e}");
+            assert!(
+                !required,
+                "AGORA_REQUIRE_BROWSER=1 but `node` cannot run: {e}"
+            );
             eprintln!("SKIPPED the explorer page tests: `node` cannot run ({e})");
             return;
         }

@@ -116,7 +116,9 @@ impl Browser {
         let t0 = Instant::now();
         while TcpStream::connect(("127.0.0.1", port)).is_err() {
             if t0.elapsed() > Duration::from_secs(20) {
-                return Err(std::io::Error::other("chromedriver did not listen within 20 s").into());
+                return Err(
+                    std::io::Error::other("chromedriver did not listen within 20 s").into(),
+                );
             }
             std::thread::sleep(Duration::from_millis(50));
         }
@@ -201,7 +203,12 @@ impl Browser {
     }
 
     /// One WebDriver command; its `value`, or the driver's error.
-    fn command(&self, method: &str, path: &str, body: Option<Value>) -> Result<Value, BrowserError> {
+    fn command(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<Value>,
+    ) -> Result<Value, BrowserError> {
         let body = body.map(|b| b.to_string()).unwrap_or_default();
         let mut s = TcpStream::connect(("127.0.0.1", self.port))?;
         s.set_read_timeout(Some(Duration::from_secs(60)))?;
@@ -212,8 +219,9 @@ impl Browser {
             body.len()
         )?;
         let payload = read_response(&mut s)?;
-        let v: Value = serde_json::from_str(&payload)
-            .map_err(|e| std::io::Error::other(format!("chromedriver answered {payload:?}: {e}")))?;
+        let v: Value = serde_json::from_str(&payload).map_err(|e| {
+            std::io::Error::other(format!("chromedriver answered {payload:?}: {e}"))
+        })?;
         let value = v["value"].clone();
         if let Some(err) = value.get("error").and_then(Value::as_str) {
             return Err(BrowserError::Command {
@@ -267,7 +275,9 @@ fn read_response(s: &mut TcpStream) -> std::io::Result<String> {
     let head_end = loop {
         let n = s.read(&mut buf)?;
         if n == 0 {
-            return Err(std::io::Error::other("chromedriver closed before answering"));
+            return Err(std::io::Error::other(
+                "chromedriver closed before answering",
+            ));
         }
         raw.extend_from_slice(&buf[..n]);
         if let Some(i) = raw.windows(4).position(|w| w == b"\r\n\r\n") {
@@ -304,7 +314,9 @@ fn dechunk(s: &str) -> String {
     let mut out = String::new();
     let mut rest = s;
     while let Some((size, tail)) = rest.split_once("\r\n") {
-        let Ok(n) = usize::from_str_radix(size.trim(), 16) else { break };
+        let Ok(n) = usize::from_str_radix(size.trim(), 16) else {
+            break;
+        };
         if n == 0 || tail.len() < n {
             break;
         }

@@ -44,7 +44,10 @@ fn latest_height(b: &Browser) -> u64 {
 fn wait_listening(addr: &str) {
     let t0 = std::time::Instant::now();
     while std::net::TcpStream::connect(addr).is_err() {
-        assert!(t0.elapsed() < WAIT, "the explorer at {addr} does not listen");
+        assert!(
+            t0.elapsed() < WAIT,
+            "the explorer at {addr} does not listen"
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
 }
@@ -84,8 +87,14 @@ fn gateway_refuses_bad_requests(addr: &str) {
     let (code, body) = get("/api/blocks?limit=100000");
     assert_eq!(code, 200, "{body}");
     let v: Value = serde_json::from_str(&body).unwrap();
-    assert!(v["blocks"].as_array().unwrap().len() <= 50, "the list is capped");
-    let (code, _) = http(addr, "POST /api/status HTTP/1.1\r\nContent-Length: 0\r\n\r\n");
+    assert!(
+        v["blocks"].as_array().unwrap().len() <= 50,
+        "the list is capped"
+    );
+    let (code, _) = http(
+        addr,
+        "POST /api/status HTTP/1.1\r\nContent-Length: 0\r\n\r\n",
+    );
     assert_eq!(code, 405);
     // A head past 8 KiB that never ends (sent whole, so that the server has
     // read everything when it answers and closes without a reset).
@@ -104,7 +113,10 @@ fn block_verdict(b: &Browser, url: &str, h: u64) -> (String, String) {
             "const e = document.querySelector('#cert-status'); \
              return e ? [e.dataset.state, e.textContent.trim()] : null",
             WAIT,
-            |v| v[0].as_str().is_some_and(|s| s == "verified" || s == "failed"),
+            |v| {
+                v[0].as_str()
+                    .is_some_and(|s| s == "verified" || s == "failed")
+            },
         )
         .unwrap();
     (
@@ -133,7 +145,10 @@ fn the_explorer_verifies_certificates_in_a_real_browser() {
         .expect("one double signer")
         .to_string();
 
-    let addr = url.trim_start_matches("http://").trim_end_matches('/').to_string();
+    let addr = url
+        .trim_start_matches("http://")
+        .trim_end_matches('/')
+        .to_string();
     wait_listening(&addr);
     gateway_refuses_bad_requests(&addr);
 
@@ -169,7 +184,10 @@ fn the_explorer_verifies_certificates_in_a_real_browser() {
                 },
             )
             .unwrap();
-        eprintln!("front page: {} certificates verified", v.as_array().unwrap().len());
+        eprintln!(
+            "front page: {} certificates verified",
+            v.as_array().unwrap().len()
+        );
     });
 
     // 3. A block page: verified, with the signer bitmap drawn.
@@ -177,7 +195,10 @@ fn the_explorer_verifies_certificates_in_a_real_browser() {
     let status_color = "return getComputedStyle(document.querySelector('#cert-status')).color";
     let verified_color = with_screenshot(&browser, "3-block-page", || {
         let (state, text) = block_verdict(&browser, &url, h);
-        assert_eq!((state.as_str(), text.as_str()), ("verified", "verified by your browser"));
+        assert_eq!(
+            (state.as_str(), text.as_str()),
+            ("verified", "verified by your browser")
+        );
         let signed = browser
             .eval("return document.querySelectorAll('#signers .signer.signed').length")
             .unwrap();
@@ -207,7 +228,9 @@ fn the_explorer_verifies_certificates_in_a_real_browser() {
             .and_then(|s| s.rsplit('/').next())
             .and_then(|s| s.parse().ok())
             .expect("a block link");
-        browser.goto(&format!("{url}#/block/{slash_height}")).unwrap();
+        browser
+            .goto(&format!("{url}#/block/{slash_height}"))
+            .unwrap();
         browser
             .wait_for(
                 "the slashing block shows evidence",

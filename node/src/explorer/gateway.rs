@@ -104,7 +104,15 @@ impl<A: NodeApi> Gateway<A> {
         let parts: Vec<&str> = route.split('/').collect();
         match parts.as_slice() {
             ["status"] => self.status().await,
-            ["set_changes"] => Ok(json!({ "heights": self.api.set_change_heights() })),
+            ["set_changes"] => {
+                // The latest height first: the list is complete up to it
+                // (a change recorded after the read is past it).
+                let latest = self.api.status().latest_height;
+                Ok(json!({
+                    "latest_height": latest,
+                    "heights": self.api.set_change_heights(),
+                }))
+            }
             ["validator_set", h] => self.validator_set(height(h)?).await,
             ["blocks"] => self.blocks(params).await,
             ["certificate", h] => self.certificate(height(h)?).await,
