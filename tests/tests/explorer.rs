@@ -102,6 +102,21 @@ fn gateway_refuses_bad_requests(addr: &str) {
     assert_eq!(http(addr, &big).0, 431);
 }
 
+/// Waits until the block page has checked its header, transactions and
+/// evidence against the certified block, and requires that they match.
+fn content_verified(b: &Browser) {
+    let v = b
+        .wait_for(
+            "the block's lists are checked",
+            "const e = document.querySelector('#content-status'); \
+             return e ? [e.dataset.state, e.textContent.trim()] : null",
+            WAIT,
+            |v| v[0].as_str().is_some_and(|s| s != "pending"),
+        )
+        .unwrap();
+    assert_eq!(v[0], "verified", "{}", v[1]);
+}
+
 /// Opens `#/block/{h}` afresh and waits until the certificate's check ends;
 /// returns its state and text.
 fn block_verdict(b: &Browser, url: &str, h: u64) -> (String, String) {
@@ -203,6 +218,7 @@ fn the_explorer_verifies_certificates_in_a_real_browser() {
             .eval("return document.querySelectorAll('#signers .signer.signed').length")
             .unwrap();
         assert!(number(&signed) >= 3, "signers drawn: {signed}");
+        content_verified(&browser);
         browser.eval(status_color).unwrap()
     });
 
@@ -239,6 +255,8 @@ fn the_explorer_verifies_certificates_in_a_real_browser() {
                 |v| number(v) >= 1,
             )
             .unwrap();
+        // The evidence shown is the evidence the certified header commits to.
+        content_verified(&browser);
     });
 
     // 5. Negative control: forged certificates turn the page red.

@@ -1,4 +1,4 @@
-/* Agora explorer test bundle. Built by esbuild 0.28.2 from @noble/curves 2.4.0, @noble/hashes 2.4.0 (MIT). Rebuild: cd node/explorer && npm ci && npm run build. source-digest 0fa995cacc0c29eaf5a731aae0c515b6d8ec1acd56d5ea899ada807b4e91c7a4 */
+/* Agora explorer test bundle. Built by esbuild 0.28.2 from @noble/curves 2.4.0, @noble/hashes 2.4.0 (MIT). Rebuild: cd node/explorer && npm ci && npm run build. source-digest c1a5d3e5d66e79b36fe0b08e171a1d3396c052031546053c9a19326175cf8ca6 */
 
 // node_modules/@noble/hashes/_u64.js
 var U32_MASK64 = /* @__PURE__ */ (() => BigInt(2 ** 32 - 1))();
@@ -4870,9 +4870,51 @@ var ChainWalker = class {
     }
     if (!reply.certificate) throw new FetchError(`/api/certificate/${height}: no certificate yet`);
     const result = verifyCertificate(headerBytes, reply.certificate, set, this.chainId);
-    return { ...result, header };
+    return { ...result, header, blockHash: bytesToHex2(sha3(headerBytes)) };
   }
 };
+
+// src/block_content.js
+function listHash(items) {
+  return sha3(concat(...items.map((b) => sha3(b))));
+}
+var fail2 = (reason) => ({ ok: false, reason });
+function checkList(name, commitment, encoded, shown) {
+  if (!Array.isArray(encoded)) return fail2(`the node did not serve the encoded ${name}`);
+  let items;
+  try {
+    items = encoded.map(hexToBytes2);
+  } catch (e) {
+    return fail2(`encoded ${name} are not hex: ${e.message}`);
+  }
+  const got = listHash(items);
+  if (!equalBytes(got, commitment)) {
+    return fail2(`${name} hash to ${bytesToHex2(got)}, the header commits to ${bytesToHex2(commitment)}`);
+  }
+  if (shown.length > items.length) return fail2(`${shown.length} ${name} shown, ${items.length} committed`);
+  for (let i = 0; i < shown.length; i++) {
+    if (shown[i].hash !== bytesToHex2(sha3(items[i]))) return fail2(`${name} #${i} shown is not the one committed`);
+  }
+  return { ok: true };
+}
+function checkBlockContent(block, certifiedHash) {
+  let headerBytes;
+  let header;
+  try {
+    headerBytes = hexToBytes2(block.header_bytes);
+    header = decodeHeader(headerBytes);
+  } catch (e) {
+    return fail2(`header bytes do not decode: ${e.message}`);
+  }
+  const hash = bytesToHex2(sha3(headerBytes));
+  if (hash !== certifiedHash) return fail2(`the header shown (${hash}) is not the certified block (${certifiedHash})`);
+  if (block.txs_total !== void 0 && block.txs_total !== block.txs_encoded?.length) {
+    return fail2(`the node counts ${block.txs_total} transactions but served ${block.txs_encoded?.length ?? 0}`);
+  }
+  const txs = checkList("transactions", header.txs_hash, block.txs_encoded, block.txs);
+  if (!txs.ok) return txs;
+  return checkList("evidence", header.evidence_hash, block.evidence_encoded, block.evidence);
+}
 export {
   ChainWalker,
   FetchError,
@@ -4883,10 +4925,12 @@ export {
   blockHash,
   bls12_381,
   bytesToHex2 as bytesToHex,
+  checkBlockContent,
   decodeHeader,
   fastAggregateVerify,
   genesisSet,
   hexToBytes2 as hexToBytes,
+  listHash,
   precommitSigningBytes,
   publicKeyFromBytes,
   sha3,

@@ -189,6 +189,7 @@ export class ChainWalker {
     // The newest block's certificate may not exist yet: not a failure, retry later.
     if (!reply.certificate) throw new FetchError(`/api/certificate/${height}: no certificate yet`);
     const result = verifyCertificate(headerBytes, reply.certificate, set, this.chainId);
-    return { ...result, header };
+    // The certified block's hash, for checking what a page shows of it.
+    return { ...result, header, blockHash: bytesToHex(sha3(headerBytes)) };
   }
 }

@@ -7,3 +7,4 @@ export { addressOf, validatorSetHash, ValidatorSet } from './validator_set.js';
 export { genesisSet } from './genesis.js';
 export { blockHash, precommitSigningBytes, verifyCommit, verifyCertificate } from './certificate.js';
 export { ChainWalker, FetchError } from './chain_walker.js';
+export { checkBlockContent, listHash } from './block_content.js';

@@ -254,7 +254,9 @@ impl<A: NodeApi> Gateway<A> {
             "certificate": certificate,
             "txs_total": block.txs.len(),
             "txs": txs,
+            "txs_encoded": block.txs.iter().map(json::encoded).collect::<Vec<_>>(),
             "evidence": block.evidence.iter().map(json::evidence).collect::<Vec<_>>(),
+            "evidence_encoded": block.evidence.iter().map(json::encoded).collect::<Vec<_>>(),
         }))
     }
 

@@ -39,6 +39,13 @@ pub fn header_bytes(x: &pb::Header) -> String {
     h(&x.encode_to_vec())
 }
 
+/// A list item's exact protobuf encoding, in hex: what the header's
+/// `txs_hash` / `evidence_hash` commit to, so the page checks the lists it
+/// shows against the certified header.
+pub fn encoded(m: &impl Message) -> String {
+    h(&m.encode_to_vec())
+}
+
 /// A commit certificate.
 pub fn certificate(c: &pb::CommitCertificate) -> Value {
     json!({

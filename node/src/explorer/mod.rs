@@ -34,9 +34,9 @@ pub use gateway::Gateway;
 pub const MAX_CONNECTIONS: usize = 8;
 
 /// Memory of one answer in units of the largest block frame: the decoded
-/// block (×1), its JSON with bytes in hex (×2 for hex, ×1 for field names
-/// and outcomes).
-pub const MAX_ANSWER_FACTOR: usize = 4;
+/// block (×1), its encoded lists in hex (×2), its JSON fields with bytes in
+/// hex (×2 for hex, ×1 for field names and outcomes).
+pub const MAX_ANSWER_FACTOR: usize = 6;
 
 const INDEX_HTML: &[u8] = include_bytes!("../../explorer/static/index.html");
 const STYLE_CSS: &[u8] = include_bytes!("../../explorer/static/style.css");

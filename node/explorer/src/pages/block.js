@@ -4,14 +4,29 @@
 import { getJson } from '../api.js';
 import { errorBox, fields, h, replaceChildren, table } from '../dom.js';
 import { addressLink, hex, powerShare, time } from '../format.js';
-import { bytesToHex, decodeHeader, hexToBytes, sha3 } from '../verify.js';
+import { bytesToHex, checkBlockContent, decodeHeader, hexToBytes, sha3 } from '../verify.js';
 import { verify } from '../verifier.js';
 
 const RETRY_MS = 2000;
 
-// The gateway serves transactions and evidence as JSON, not as the encoded
-// lists txs_hash and evidence_hash commit to, so the browser cannot check them.
-const UNVERIFIED = () => h('p', { class: 'muted' }, 'As reported by the node: your browser verifies the header, not this list.');
+// Whether the header, transactions and evidence shown are the certified
+// block's (checked once the certificate is verified).
+function contentView() {
+  const status = h('p', { id: 'content-status', dataset: { state: 'pending' } }, 'checking the lists against the certified header…');
+  const settle = (block, certResult) => {
+    if (!certResult.ok) {
+      status.dataset.state = 'failed';
+      status.textContent = 'not checked: the certificate did not verify';
+      return;
+    }
+    const r = checkBlockContent(block, certResult.blockHash);
+    status.dataset.state = r.ok ? 'verified' : 'failed';
+    status.textContent = r.ok
+      ? 'header, transactions and evidence match the certified block'
+      : `content check failed: ${r.reason}`;
+  };
+  return { node: status, settle };
+}
 
 function headerView(headerBytes) {
   let hd;
@@ -60,7 +75,7 @@ function evidenceList(evidence) {
 }
 
 // The certificate section; fills in as the walker answers.
-function certificateView(height) {
+function certificateView(height, onSettled) {
   const status = h('p', { id: 'cert-status', dataset: { state: 'pending' } }, 'verifying in your browser…');
   const power = h('p', { id: 'signed-power' });
   const signers = h('div', { id: 'signers' });
@@ -75,6 +90,7 @@ function certificateView(height) {
       return;
     }
     status.textContent = state === 'verified' ? 'verified by your browser' : `verification failed: ${result.reason}`;
+    onSettled(result);
     if (result.validators) {
       replaceChildren(signers, result.validators.map((v, i) => h('span', {
         class: `signer ${result.signers?.[i] ? 'signed' : 'missing'}`,
@@ -94,16 +110,22 @@ export function render(view, [heightText]) {
     replaceChildren(view, errorBox(`Not a block height: ${heightText}`));
     return () => {};
   }
-  const cert = certificateView(height);
+  const content = contentView();
+  let block = null;
+  let certResult = null;
+  const settle = () => block && certResult && content.settle(block, certResult);
+  const cert = certificateView(height, (r) => { certResult = r; settle(); });
   getJson(`/api/block/${height}`).then((b) => {
+    block = b;
     replaceChildren(view,
       h('h2', {}, `Block ${height}`),
       h('nav', { class: 'pager' }, height > 1 ? h('a', { href: `#/block/${height - 1}` }, `‹ ${height - 1}`) : null,
         h('a', { href: `#/block/${height + 1}` }, `${height + 1} ›`)),
-      cert.node,
+      cert.node, content.node,
       h('h3', {}, 'Header'), headerView(b.header_bytes),
-      h('h3', {}, `Transactions (${b.txs.length})`), UNVERIFIED(), txTable(b.txs),
-      h('h3', {}, `Evidence (${b.evidence.length})`), UNVERIFIED(), evidenceList(b.evidence));
+      h('h3', {}, `Transactions (${b.txs_total ?? b.txs.length})`), txTable(b.txs),
+      h('h3', {}, `Evidence (${b.evidence.length})`), evidenceList(b.evidence));
+    settle();
   }).catch((e) => replaceChildren(view, h('h2', {}, `Block ${height}`), errorBox(`Could not load block ${height}: ${e.message}`), cert.node));
   return cert.stop;
 }
