@@ -358,8 +358,8 @@ fn check_dockerfile(path: &Path) -> Result<(), Defect> {
     }
     let user = text
         .lines()
-        .filter_map(|l| l.strip_prefix("USER "))
-        .last()
+        .rev()
+        .find_map(|l| l.strip_prefix("USER "))
         .ok_or_else(|| Defect::Dockerfile("no USER: runs as root".into()))?;
     if user.starts_with("root") || user.starts_with('0') {
         return Err(Defect::Dockerfile(format!("runs as {user}")));
