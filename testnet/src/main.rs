@@ -5,11 +5,13 @@
 //!   (or exits at once with `--detach`);
 //! * `status` prints one snapshot of a running testnet;
 //! * `down` stops the processes listed in `DIR/testnet.json`;
-//! * `generate` writes homes for validators on separate machines;
+//! * `generate` writes homes for validators on separate machines (`--hosts`)
+//!   or in Docker containers on one bridge network (`--compose`);
 //! * `demo` walks a newcomer through bonding, unbonding, slashing and audit;
 //! * `bench` measures a fresh testnet (see `bench.rs`).
 
 mod bench;
+mod compose;
 mod demo;
 mod evidence;
 mod generate;
@@ -25,7 +27,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand};
 
-use manifest::{ByzantineNote, Manifest, NodeEntry};
+use manifest::{ByzantineNote, Manifest};
 
 #[derive(Parser)]
 #[command(name = "agora-testnet", version, about = "Local Agora testnets")]
@@ -72,24 +74,10 @@ enum Cmd {
     /// Start a fresh testnet, measure heights/s, commit latency, tx/s, CPU
     /// and catch-up, write DIR/bench.json and bench.svg, stop it.
     Bench(bench::BenchArgs),
-    /// Write homes for validators on separate machines (copy OUT/nodeI to host I).
-    Generate {
-        /// Comma-separated hosts (IP or name, optionally :p2p-port), one per validator.
-        #[arg(long, value_delimiter = ',', required = true)]
-        hosts: Vec<String>,
-        /// Output directory.
-        #[arg(long)]
-        out: PathBuf,
-        /// p2p port when a host gives none (gRPC +1, metrics +2).
-        #[arg(long, default_value_t = 26656)]
-        base_port: u16,
-        /// Chain id.
-        #[arg(long, default_value = "agora-testnet")]
-        chain_id: String,
-        /// Genesis unbonding period (and jail period), in heights.
-        #[arg(long, default_value_t = 20)]
-        unbonding_period: u64,
-    },
+    /// Write homes for validators on separate machines (`--hosts`: copy
+    /// OUT/nodeI to host I) or in Docker containers on this one
+    /// (`--compose`: OUT/docker-compose.yml runs them on one bridge network).
+    Generate(GenerateArgs),
 }
 
 fn main() -> ExitCode {
@@ -148,81 +136,109 @@ fn real_main() -> Result<ExitCode> {
         Cmd::Status { dir } => status(&dir),
         Cmd::Demo { dir, base_port } => demo::run(demo::DemoArgs { dir, base_port }),
         Cmd::Bench(a) => bench::run(a),
-        Cmd::Generate {
-            hosts,
-            out,
-            base_port,
-            chain_id,
-            unbonding_period,
-        } => {
-            let plan = generate::hosts_plan(&hosts, base_port, &chain_id, unbonding_period)?;
-            refuse_nonempty(&out)?;
-            let g = generate::generate(&plan, &out)?;
-            println!("wrote {} homes under {}", g.homes.len(), out.display());
-            for ((node, home), v) in plan.nodes.iter().zip(&g.homes).zip(&g.validators) {
-                println!(
-                    "  {}: copy {} to {} and run `agora start --home <it>`; p2p {}, gRPC :{}, metrics :{}; validator {v}",
-                    node.moniker,
-                    home.display(),
-                    node.p2p_public.ip(),
-                    node.p2p_public,
-                    node.grpc_listen.port(),
-                    node.metrics_listen.port()
-                );
-            }
-            println!("genesis: {}", g.genesis.display());
-            // A manifest without pids, so that `status --dir OUT` can watch the
-            // remote network from here.
-            let out_abs = out
-                .canonicalize()
-                .with_context(|| format!("resolving {}", out.display()))?;
-            Manifest {
-                chain_id: chain_id.clone(),
-                dir: out_abs.clone(),
-                agora_bin: PathBuf::from("agora"),
-                genesis: out_abs.join("genesis.json"),
-                nodes: plan
-                    .nodes
-                    .iter()
-                    .zip(&g.homes)
-                    .zip(&g.validators)
-                    .enumerate()
-                    .map(|(i, ((n, home), v))| NodeEntry {
-                        index: i,
-                        moniker: n.moniker.clone(),
-                        home: home.clone(),
-                        grpc: std::net::SocketAddr::new(n.p2p_public.ip(), n.grpc_listen.port())
-                            .to_string(),
-                        p2p: n.p2p_public.to_string(),
-                        metrics: std::net::SocketAddr::new(
-                            n.p2p_public.ip(),
-                            n.metrics_listen.port(),
-                        )
-                        .to_string(),
-                        explorer: None,
-                        validator_address: v.to_string(),
-                        log: PathBuf::from("node.log"),
-                        pid: None,
-                        byzantine: false,
-                    })
-                    .collect(),
-                delegators: g.delegators.clone(),
-                byzantine: ByzantineNote::default(),
-            }
-            .save()?;
-            println!(
-                "manifest: {} (`agora-testnet status --dir {}` polls the hosts' gRPC)",
-                Manifest::path(&out_abs).display(),
-                out.display()
-            );
-            println!(
-                "delegator keys: {} (agora tx ... --home {} --from delegatorN)",
-                out.join("delegators/keys").display(),
-                out.join("delegators").display()
-            );
-            Ok(ExitCode::SUCCESS)
-        }
+        Cmd::Generate(a) => generate_cmd(a),
     }
+}
+
+/// Options of `generate`.
+#[derive(clap::Args)]
+#[command(group(clap::ArgGroup::new("mode").required(true).args(["hosts", "compose"])))]
+struct GenerateArgs {
+    /// Comma-separated hosts (IP or name, optionally :p2p-port), one per validator.
+    #[arg(long, value_delimiter = ',')]
+    hosts: Vec<String>,
+    /// Validators as containers of one Docker Compose project on one bridge
+    /// network: writes OUT/docker-compose.yml beside the homes.
+    #[arg(long)]
+    compose: bool,
+    /// Validators to generate (with --compose).
+    #[arg(long, default_value_t = 4, requires = "compose")]
+    validators: usize,
+    /// Subnet of the bridge network (with --compose); node i is host 10+i.
+    #[arg(long, default_value = compose::DEFAULT_SUBNET, requires = "compose")]
+    subnet: compose::Subnet,
+    /// Ports on 127.0.0.1 of this machine (with --compose): node i's gRPC at
+    /// base+10i+1, metrics at base+10i+2.
+    #[arg(long, default_value_t = 27000, requires = "compose")]
+    publish_base_port: u16,
+    /// Docker build context: the Agora repository root holding
+    /// testnet/docker/Dockerfile (with --compose; default: the source tree
+    /// this binary was built from).
+    #[arg(long, requires = "compose")]
+    docker_context: Option<PathBuf>,
+    /// Output directory.
+    #[arg(long)]
+    out: PathBuf,
+    /// p2p port when a host gives none (gRPC +1, metrics +2; with --hosts).
+    #[arg(long, default_value_t = 26656, conflicts_with = "compose")]
+    base_port: u16,
+    /// Chain id.
+    #[arg(long, default_value = "agora-testnet")]
+    chain_id: String,
+    /// Genesis unbonding period (and jail period), in heights.
+    #[arg(long, default_value_t = 20)]
+    unbonding_period: u64,
+}
+
+fn generate_cmd(a: GenerateArgs) -> Result<ExitCode> {
+    if a.compose {
+        refuse_nonempty(&a.out)?;
+        compose::run(compose::ComposeArgs {
+            validators: a.validators,
+            subnet: a.subnet,
+            publish_base_port: a.publish_base_port,
+            context: a.docker_context.unwrap_or_else(compose::default_context),
+            chain_id: a.chain_id,
+            unbonding_period: a.unbonding_period,
+            out: a.out,
+        })?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    let (hosts, out, chain_id) = (a.hosts, a.out, a.chain_id);
+    let plan = generate::hosts_plan(&hosts, a.base_port, &chain_id, a.unbonding_period)?;
+    refuse_nonempty(&out)?;
+    let g = generate::generate(&plan, &out)?;
+    println!("wrote {} homes under {}", g.homes.len(), out.display());
+    for ((node, home), v) in plan.nodes.iter().zip(&g.homes).zip(&g.validators) {
+        println!(
+            "  {}: copy {} to {} and run `agora start --home <it>`; p2p {}, gRPC :{}, metrics :{}; validator {v}",
+            node.moniker,
+            home.display(),
+            node.p2p_public.ip(),
+            node.p2p_public,
+            node.grpc_listen.port(),
+            node.metrics_listen.port()
+        );
+    }
+    println!("genesis: {}", g.genesis.display());
+    // A manifest without pids, so that `status --dir OUT` can watch the
+    // remote network from here.
+    let out_abs = out
+        .canonicalize()
+        .with_context(|| format!("resolving {}", out.display()))?;
+    let endpoints: Vec<_> = plan
+        .nodes
+        .iter()
+        .map(|n| {
+            let ip = n.p2p_public.ip();
+            (
+                std::net::SocketAddr::new(ip, n.grpc_listen.port()),
+                std::net::SocketAddr::new(ip, n.metrics_listen.port()),
+            )
+        })
+        .collect();
+    Manifest::remote(&chain_id, &out_abs, &plan, &g, &endpoints).save()?;
+    println!(
+        "manifest: {} (`agora-testnet status --dir {}` polls the hosts' gRPC)",
+        Manifest::path(&out_abs).display(),
+        out.display()
+    );
+    println!(
+        "delegator keys: {} (agora tx ... --home {} --from delegatorN)",
+        out.join("delegators/keys").display(),
+        out.join("delegators").display()
+    );
+    Ok(ExitCode::SUCCESS)
 }
 
 /// Options of `up`.

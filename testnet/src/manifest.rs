@@ -127,6 +127,47 @@ impl Manifest {
         }
     }
 
+    /// The manifest of nodes that run elsewhere (other machines or
+    /// containers; no pids): `endpoints[i]` is where node i's gRPC and
+    /// metrics are reachable from here, so that `status --dir` can poll them.
+    pub fn remote(
+        chain_id: &str,
+        dir: &Path,
+        plan: &crate::generate::Plan,
+        g: &crate::generate::Generated,
+        endpoints: &[(std::net::SocketAddr, std::net::SocketAddr)],
+    ) -> Self {
+        Manifest {
+            chain_id: chain_id.to_string(),
+            dir: dir.to_path_buf(),
+            agora_bin: PathBuf::from("agora"),
+            genesis: dir.join("genesis.json"),
+            nodes: plan
+                .nodes
+                .iter()
+                .zip(&g.homes)
+                .zip(&g.validators)
+                .zip(endpoints)
+                .enumerate()
+                .map(|(i, (((n, home), v), (grpc, metrics)))| NodeEntry {
+                    index: i,
+                    moniker: n.moniker.clone(),
+                    home: home.clone(),
+                    grpc: grpc.to_string(),
+                    p2p: n.p2p_public.to_string(),
+                    metrics: metrics.to_string(),
+                    explorer: None,
+                    validator_address: v.to_string(),
+                    log: PathBuf::from("node.log"),
+                    pid: None,
+                    byzantine: false,
+                })
+                .collect(),
+            delegators: g.delegators.clone(),
+            byzantine: ByzantineNote::default(),
+        }
+    }
+
     /// Pids of the listed nodes that still run (checked against their homes,
     /// so a reused pid does not count).
     pub fn running_pids(&self) -> Vec<u32> {
