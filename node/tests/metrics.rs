@@ -50,8 +50,8 @@ fn committing_nodes_time_every_step_and_count_rounds_peers_and_certificates() {
         start(&net.homes[1], &logs[1]),
     ]);
     wait_heights(ports, &[0, 1], 6, 60, logs);
-    for i in 0..2 {
-        let s = scrape(ports[i]);
+    for (i, port) in ports.iter().enumerate().take(2) {
+        let s = scrape(*port);
         let height = get(&s, "agora_height");
         for step in ["propose", "prevote", "precommit", "commit"] {
             assert!(
