@@ -160,7 +160,7 @@ impl NodeApi for Api {
             latest_block_hash: if h == 0 { Vec::new() } else { hash.to_vec() },
             round: s.metrics.round.load(Ordering::Relaxed) as u32,
             node_address: s.address.0.to_vec(),
-            peers: s.metrics.peers.load(Ordering::Relaxed) as u32,
+            peers: s.metrics.peers_total() as u32,
         }
     }
 

@@ -6,7 +6,8 @@
 //!   (`tamper_sync_bodies`): it stores none of them, charges the peer, and
 //!   ends on the honest chain, which `agora audit` verifies from genesis;
 //! - a validator that double-signs exactly once (`double_sign_once`) is
-//!   slashed: the evidence is included and it is tombstoned and jailed.
+//!   slashed: the evidence is included (each honest node counts it in
+//!   `agora_evidence_included_total`) and it is tombstoned and jailed.
 
 mod support;
 
@@ -214,6 +215,11 @@ fn validator_double_signing_once_is_slashed_tombstoned_and_jailed() {
         1,
         "exactly one conflicting vote"
     );
+    // Each honest node committed the block carrying it, and counted it once.
+    for (i, port) in metrics.iter().enumerate().take(3) {
+        let included = metric(*port, "agora_evidence_included_total");
+        assert_eq!(included, Some(1), "node {i}: evidence included");
+    }
     for c in nodes.iter_mut() {
         stop(c);
     }

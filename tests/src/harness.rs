@@ -176,6 +176,14 @@ impl Testnet {
             .collect()
     }
 
+    /// Prometheus endpoint (host:port, path `/metrics`) of node `i`.
+    pub fn metrics(&self, i: usize) -> String {
+        self.nodes()[i]["metrics"]
+            .as_str()
+            .expect("node metrics endpoint")
+            .to_string()
+    }
+
     /// Current pid of node `i`.
     pub fn pid(&self, i: usize) -> u64 {
         self.nodes()[i]["pid"].as_u64().expect("node pid")

@@ -181,7 +181,12 @@ where
             let (mut peak_rss, mut peak_peers) = (0u64, 0u64);
             while !done.load(Ordering::Relaxed) {
                 peak_rss = peak_rss.max(rss(pid).unwrap_or(0));
-                peak_peers = peak_peers.max(metric(metrics_port, "agora_peers").unwrap_or(0));
+                let peers: u64 = ["validator", "full"]
+                    .map(|k| metric(metrics_port, &format!("agora_peers{{kind=\"{k}\"}}")))
+                    .into_iter()
+                    .map(|p| p.unwrap_or(0))
+                    .sum();
+                peak_peers = peak_peers.max(peers);
                 std::thread::sleep(Duration::from_millis(100));
             }
             (peak_rss, peak_peers)
@@ -471,7 +476,7 @@ fn connection_exhaustion(tn: &Testnet) {
     );
     // The configured validators kept their reserved slots throughout.
     assert_eq!(
-        tn.m("agora_validator_peers"),
+        tn.m("agora_peers{kind=\"validator\"}"),
         3,
         "a validator lost its slot"
     );

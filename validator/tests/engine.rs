@@ -354,7 +354,11 @@ fn every_header_rule_refuses_its_violation() {
         now_ms: NOW + 10,
     };
     let good = proposal_block(e, 0);
-    block_rules::check_block(&ctx, &good, live).expect("the block we build passes");
+    let checked = block_rules::check_block(&ctx, &good, live).expect("the block we build passes");
+    assert!(
+        !checked.carried_certificate_verified,
+        "the certificate we committed the tip with is not verified again"
+    );
     type Tamper = fn(&mut pb::Block);
     type Expect = fn(&BlockError) -> bool;
     let cases: Vec<(&str, Tamper, Expect)> = vec![

@@ -15,7 +15,7 @@ use tracing::info;
 
 use super::requests::verified_checker;
 use super::{RunError, Runner};
-use crate::metrics::{Metrics, Step};
+use crate::metrics::Metrics;
 use crate::storage::{CommittedBlock, TxOutcome, TxRecord};
 
 impl Runner {
@@ -38,9 +38,9 @@ impl Runner {
         Metrics::set(&self.metrics.height, h);
         Metrics::set(&self.metrics.mempool_txs, self.mempool.len() as u64);
         Metrics::set(&self.metrics.mempool_bytes, self.mempool.bytes() as u64);
-        Metrics::inc(&self.metrics.certificates_verified);
         self.metrics
-            .observe_step(Step::Commit, self.height_started.elapsed());
+            .committed(rec.round.saturating_add(1), rec.block.evidence.len());
+        self.update_peer_metrics();
         info!(
             height = h,
             round = rec.round,

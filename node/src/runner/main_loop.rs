@@ -150,15 +150,19 @@ impl Runner {
         self.execute(actions)
     }
 
-    fn update_peer_metrics(&self) {
+    /// Counts the connected peers by kind: a validator proved a key in the
+    /// validator set of the height being decided; every other peer (no key,
+    /// or a key outside the set) is a full node. Run on every connection
+    /// change and commit (the set changes with heights).
+    pub(super) fn update_peer_metrics(&self) {
         let peers = self.transport.peers();
-        Metrics::set(&self.metrics.peers, peers.len() as u64);
-        Metrics::set(
-            &self.metrics.validator_peers,
-            peers
-                .iter()
-                .filter(|p| p.identity.validator_address().is_some())
-                .count() as u64,
-        );
+        let set = self.engine.ledger().validator_set(self.engine.height());
+        let validators = peers
+            .iter()
+            .filter_map(|p| p.identity.validator_address())
+            .filter(|a| set.is_some_and(|s| s.index_of(a).is_some()))
+            .count();
+        self.metrics
+            .set_peers(validators as u64, (peers.len() - validators) as u64);
     }
 }

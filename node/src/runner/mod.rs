@@ -16,7 +16,9 @@
 //!   appends, timers, gossip, block requests, penalties;
 //! - `commit.rs` — a decided height: its record written in one durable
 //!   transaction, the mempool re-checked, the API snapshot published, our
-//!   new height announced, the next height started `timeout_commit` later;
+//!   new height announced, the next height started `timeout_commit` later
+//!   (the consensus steps are timed in `Runner::execute`, by
+//!   [`crate::metrics::StepClock`]);
 //! - `sync.rs` — serving block requests and feeding responses to the engine;
 //! - `requests.rs` — API writes (transactions, evidence) and the admission
 //!   of transactions checked by the verifier thread;
@@ -44,7 +46,7 @@ use tokio::sync::mpsc;
 
 use crate::api::Shared;
 use crate::mempool::Mempool;
-use crate::metrics::Metrics;
+use crate::metrics::{Metrics, Phase, StepClock};
 use crate::node::Node;
 use crate::storage::Storage;
 use crate::transport::{PeerId, Transport};
@@ -110,8 +112,8 @@ pub struct Runner {
     commit_delay: Duration,
     /// When the next height starts (set by a commit).
     next_start: Option<tokio::time::Instant>,
-    /// When the height being decided started (for the step metrics).
-    height_started: std::time::Instant,
+    /// Times the consensus steps from the engine's observed phases.
+    steps: StepClock,
 }
 
 /// The local clock in milliseconds since the Unix epoch: the engine's only
@@ -187,13 +189,14 @@ impl Runner {
             serving: Arc::new(tokio::sync::Semaphore::new(sync::SERVE_TASKS)),
             commit_delay: Duration::from_millis(node.config.consensus.timeout_commit_ms),
             next_start: None,
-            height_started: std::time::Instant::now(),
+            steps: StepClock::default(),
         })
     }
 
     /// Executes the engine's actions in order. A commit is handled as soon
     /// as it comes, so everything after it sees the stored block.
     fn execute(&mut self, actions: Vec<Action<PeerId>>) -> Result<(), RunError> {
+        self.observe_steps();
         for a in actions {
             if let Executed::Commit(record) = self.exec.execute(a)? {
                 self.commit(*record)?;
@@ -205,6 +208,19 @@ impl Runner {
         self.gate_seen
             .update(self.engine.signing_gate(), &self.metrics);
         Metrics::set(&self.metrics.round, u64::from(self.engine.core().round()));
+        self.metrics
+            .set_certificates_verified(self.engine.certificates_verified());
         Ok(())
+    }
+
+    /// Feeds the step clock the engine's phase right after it handled an
+    /// input (every input's actions pass through [`Self::execute`]), before
+    /// the actions run: a step ends when the engine leaves it, so the time
+    /// to store a decided block counts in `commit`, not `precommit`.
+    fn observe_steps(&mut self) {
+        let phase = Phase::of(&self.engine);
+        for (step, d) in self.steps.observe(phase, std::time::Instant::now()) {
+            self.metrics.observe_step(step, d);
+        }
     }
 }

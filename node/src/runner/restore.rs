@@ -247,9 +247,6 @@ impl Runner {
     /// Starts deciding the next height (nothing if the engine already did).
     pub(super) fn start_height(&mut self) -> Result<(), RunError> {
         self.next_start = None;
-        if self.engine.awaiting_start() {
-            self.height_started = std::time::Instant::now();
-        }
         let actions = self.engine.start_height(now_ms(), &self.mempool)?;
         self.execute(actions)
     }

@@ -241,6 +241,8 @@ pub struct Stats {
     pub aggregate_checks: u64,
     /// Single-signature checks on votes.
     pub single_checks: u64,
+    /// Commit certificates of synced blocks verified and found valid.
+    pub synced_certificates_verified: u64,
 }
 
 /// Step of the current round.
@@ -1013,6 +1015,7 @@ impl Consensus {
         ) {
             return self.reject(RejectReason::BadCertificate(e.to_string()), out);
         }
+        self.stats.synced_certificates_verified += 1;
         let Ok(proof) = Signature::from_bytes(&header.vrf_proof) else {
             return self.reject(RejectReason::BadCertificate("vrf proof".into()), out);
         };

@@ -239,6 +239,15 @@ pub fn check_body(block: &pb::Block) -> Result<(), BlockError> {
     Ok(())
 }
 
+/// What [`check_block`] did beyond passing a block, for the host's metrics.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Checked {
+    /// The carried certificate's signature was verified (and is valid):
+    /// false for a synced block, block 1, or a certificate that is the one
+    /// we committed the tip with (verified already).
+    pub carried_certificate_verified: bool,
+}
+
 /// Every content rule for a block at `ctx.height` (see the module docs).
 /// Cheap comparisons run first; for a live proposal the carried
 /// certificate's pairing (skipped when it is the certificate we committed
@@ -247,7 +256,7 @@ pub fn check_block(
     ctx: &Context<'_>,
     block: &pb::Block,
     provenance: Provenance,
-) -> Result<(), BlockError> {
+) -> Result<Checked, BlockError> {
     let h = block.header.as_ref().ok_or(BlockError::NoHeader)?;
     if h.height != ctx.height {
         return Err(BlockError::Height {
@@ -278,9 +287,9 @@ pub fn check_block(
     check_time(ctx, h, provenance)?;
     let carried = check_last_commit_links(ctx, block)?;
     if provenance == Provenance::Certified {
-        return Ok(());
+        return Ok(Checked::default());
     }
-    verify_last_commit(ctx, carried.as_ref())?;
+    let carried_certificate_verified = verify_last_commit(ctx, carried.as_ref())?;
     for (index, e) in block.evidence.iter().enumerate() {
         ctx.ledger
             .check_evidence(e)
@@ -289,7 +298,9 @@ pub fn check_block(
                 reason: err.to_string(),
             })?;
     }
-    Ok(())
+    Ok(Checked {
+        carried_certificate_verified,
+    })
 }
 
 /// `proposal_round` names the lottery round the block's creator won: the
@@ -368,13 +379,14 @@ fn check_last_commit_links(
 }
 
 /// The one we committed the tip with was verified already; another one
-/// (other signers) is checked against the parent's set.
+/// (other signers) is checked against the parent's set. True if a
+/// signature was verified.
 fn verify_last_commit(
     ctx: &Context<'_>,
     carried: Option<&CommitCertificate>,
-) -> Result<(), BlockError> {
+) -> Result<bool, BlockError> {
     let Some(carried) = carried else {
-        return Ok(());
+        return Ok(false);
     };
     if ctx
         .tip
@@ -382,7 +394,7 @@ fn verify_last_commit(
         .as_ref()
         .is_some_and(|ours| ours.hash() == carried.hash())
     {
-        return Ok(());
+        return Ok(false);
     }
     let set = ctx
         .ledger
@@ -390,7 +402,8 @@ fn verify_last_commit(
         .ok_or_else(|| BlockError::LastCommit("no validator set for the parent".into()))?;
     carried
         .verify(ctx.chain, set)
-        .map_err(|e| BlockError::LastCommit(e.to_string()))
+        .map_err(|e| BlockError::LastCommit(e.to_string()))?;
+    Ok(true)
 }
 
 /// The hash of a block's header (zero if it has none).

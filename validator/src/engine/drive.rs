@@ -167,7 +167,15 @@ impl<P: Copy + Ord + std::fmt::Debug> Engine<P> {
     ) -> bool {
         let ctx = self.context();
         let verdict = block_rules::check_block(&ctx, block, Provenance::Proposal { round, now_ms });
-        let Err(e) = verdict else { return true };
+        let e = match verdict {
+            Ok(checked) => {
+                if checked.carried_certificate_verified {
+                    self.carried_certificates_verified += 1;
+                }
+                return true;
+            }
+            Err(e) => e,
+        };
         if lenient_header_fault(self.fault()) && header_rule(&e) {
             return true;
         }

@@ -46,7 +46,7 @@ mod tests;
 mod wal_filter;
 
 pub use actions::{Action, CommitRecord, PeerFault};
-pub use block_rules::{BlockError, BlockLimits, MempoolView, NoMempool, Tip};
+pub use block_rules::{BlockError, BlockLimits, Checked, MempoolView, NoMempool, Tip};
 pub use evidence_pool::{Added, EvidencePool, PoolError};
 
 use crate::consensus::buffer::{Buffered, ByteLimits, FutureBuffer};
@@ -129,6 +129,19 @@ pub struct Engine<P> {
     /// of the next height).
     started: bool,
     height_started_ms: u64,
+    /// Carried certificates of live proposals verified and found valid.
+    carried_certificates_verified: u64,
+}
+
+/// Commit certificates the engine verified and found valid, by where they
+/// came from (certificates it assembled itself or held already are not
+/// verified again and not counted).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CertificatesVerified {
+    /// Carried by a live proposal for its parent block.
+    pub carried: u64,
+    /// Delivered by block sync with the block it commits.
+    pub synced: u64,
 }
 
 impl<P> std::fmt::Debug for Engine<P> {
@@ -186,6 +199,7 @@ impl<P: Copy + Ord + std::fmt::Debug> Engine<P> {
             wal_filter: Default::default(),
             started: false,
             height_started_ms: 0,
+            carried_certificates_verified: 0,
         }
     }
 
@@ -231,6 +245,14 @@ impl<P: Copy + Ord + std::fmt::Debug> Engine<P> {
     /// The consensus core (for metrics and diagnostics).
     pub fn core(&self) -> &Consensus {
         &self.core
+    }
+
+    /// Commit certificates verified so far (for metrics).
+    pub fn certificates_verified(&self) -> CertificatesVerified {
+        CertificatesVerified {
+            carried: self.carried_certificates_verified,
+            synced: self.core.stats().synced_certificates_verified,
+        }
     }
 
     /// The evidence pool.
