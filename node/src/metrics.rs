@@ -1,9 +1,8 @@
 //! Prometheus metrics: gauges, counters and histograms in atomics
 //! (`registry.rs`, `histogram.rs`, their label values in `labels.rs`),
 //! rendered in the text exposition format (`render.rs`), the consensus
-//! step clock the runner feeds (`steps.rs`), and a deliberately tiny
-//! HTTP/1.1 server on a tokio `TcpListener` (one request per connection,
-//! request size and time bounded, `GET /metrics` only).
+//! step clock the runner feeds (`steps.rs`), served as `GET /metrics` by the
+//! node's tiny HTTP server (`crate::http`).
 
 mod histogram;
 mod labels;
@@ -12,11 +11,11 @@ mod render;
 mod steps;
 
 use std::sync::Arc;
-use std::time::Duration;
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{Semaphore, watch};
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+use crate::http::{Handler, Response};
 
 pub use histogram::{Buckets, Histogram, Rounds, Snapshot, StepSeconds};
 pub use labels::{BudgetKind, CertificateSource, GrpcRefusal, PeerKind, PenaltyReason, Step};
@@ -24,91 +23,32 @@ pub use registry::Metrics;
 pub use render::STEP_HELP;
 pub use steps::{Phase, StepClock};
 
-/// Largest request accepted (request line and headers).
-const MAX_REQUEST: usize = 8 * 1024;
-/// A client must send its request and read the answer within this.
-const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
 /// Concurrent scrapes at most; further connections wait.
 const MAX_CONNECTIONS: usize = 16;
 
-/// Serves `/metrics` on `listener` until `shutdown` becomes true.
-pub async fn serve(
-    listener: TcpListener,
-    metrics: Arc<Metrics>,
-    mut shutdown: watch::Receiver<bool>,
-) {
-    let limit = Arc::new(Semaphore::new(MAX_CONNECTIONS));
-    loop {
-        let accepted = tokio::select! {
-            a = listener.accept() => a,
-            _ = shutdown.wait_for(|s| *s) => return,
-        };
-        let Ok((stream, _)) = accepted else { continue };
-        let Ok(permit) = limit.clone().acquire_owned().await else {
-            return;
-        };
+/// Serves `/metrics` on `listener` until `shutdown` becomes true, with the
+/// node's tiny HTTP server ([`crate::http`]: GET only, 8 KiB heads, 10 s per
+/// exchange).
+pub async fn serve(listener: TcpListener, metrics: Arc<Metrics>, shutdown: watch::Receiver<bool>) {
+    let handler: Handler = Arc::new(move |target: String| {
         let m = metrics.clone();
-        tokio::spawn(async move {
-            let _ = tokio::time::timeout(REQUEST_TIMEOUT, handle(stream, &m)).await;
-            drop(permit);
-        });
-    }
-}
-
-async fn handle(mut stream: TcpStream, metrics: &Metrics) -> std::io::Result<()> {
-    let mut buf = Vec::with_capacity(1024);
-    let mut chunk = [0u8; 1024];
-    loop {
-        let n = stream.read(&mut chunk).await?;
-        if n == 0 {
-            return Ok(());
-        }
-        buf.extend_from_slice(&chunk[..n]);
-        if buf.windows(4).any(|w| w == b"\r\n\r\n") {
-            break;
-        }
-        if buf.len() > MAX_REQUEST {
-            return respond(
-                &mut stream,
-                "431 Request Header Fields Too Large",
-                "too large\n",
-            )
-            .await;
-        }
-    }
-    let line = buf.split(|b| *b == b'\n').next().unwrap_or_default();
-    let line = String::from_utf8_lossy(line);
-    let mut parts = line.split_whitespace();
-    let (method, path) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""));
-    match (method, path) {
-        ("GET", "/metrics") => {
-            let body = metrics.render();
-            let head = format!(
-                "HTTP/1.1 200 OK\r\nContent-Type: text/plain; version=0.0.4\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-                body.len()
-            );
-            stream.write_all(head.as_bytes()).await?;
-            stream.write_all(body.as_bytes()).await?;
-            stream.shutdown().await
-        }
-        ("GET", _) => respond(&mut stream, "404 Not Found", "try /metrics\n").await,
-        _ => respond(&mut stream, "405 Method Not Allowed", "GET only\n").await,
-    }
-}
-
-async fn respond(stream: &mut TcpStream, status: &str, body: &str) -> std::io::Result<()> {
-    let msg = format!(
-        "HTTP/1.1 {status}\r\nContent-Type: text/plain\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
-    );
-    stream.write_all(msg.as_bytes()).await?;
-    stream.shutdown().await
+        Box::pin(async move {
+            match target.split_once('?').map_or(target.as_str(), |(p, _)| p) {
+                "/metrics" => Response::ok("text/plain; version=0.0.4", m.render()),
+                _ => Response::text("404 Not Found", "try /metrics\n"),
+            }
+        })
+    });
+    crate::http::serve(listener, handler, MAX_CONNECTIONS, shutdown).await
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::transport::ChargeReason;
+    use std::time::Duration;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::net::TcpStream;
 
     async fn get(addr: std::net::SocketAddr, req: &[u8]) -> String {
         let mut s = TcpStream::connect(addr).await.unwrap();
@@ -199,7 +139,7 @@ mod tests {
                 .starts_with("HTTP/1.1 405")
         );
         // Exactly what the server reads before refusing, so no unread bytes turn its close into a reset.
-        let huge = vec![b'a'; MAX_REQUEST + 1024];
+        let huge = vec![b'a'; crate::http::MAX_REQUEST_BYTES + 1024];
         assert!(get(addr, &huge).await.starts_with("HTTP/1.1 431"));
 
         tx.send_replace(true);
