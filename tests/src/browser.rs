@@ -8,6 +8,7 @@
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -100,7 +101,11 @@ impl Browser {
 
     fn launch() -> Result<Browser, BrowserError> {
         let port = crate::harness::free_tcp_port();
+        // Its own process group, so that Chromium, which ChromeDriver starts,
+        // is stopped with it on every path (a session that never opened
+        // cannot be closed with DELETE).
         let driver = Command::new(CHROMEDRIVER)
+            .process_group(0)
             .arg(format!("--port={port}"))
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -238,6 +243,9 @@ impl Drop for Browser {
         if !self.session.is_empty() {
             let _ = self.command("DELETE", &format!("/session/{}", self.session), None);
         }
+        let _ = Command::new("kill")
+            .args(["-KILL", "--", &format!("-{}", self.driver.id())])
+            .status();
         let _ = self.driver.kill();
         let _ = self.driver.wait();
     }
