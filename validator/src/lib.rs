@@ -13,6 +13,7 @@ pub mod consensus;
 pub mod crypto;
 pub mod engine;
 pub mod ledger;
+pub mod light_client;
 pub mod lottery;
 pub mod signing;
 pub mod types;
