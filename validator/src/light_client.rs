@@ -17,6 +17,7 @@
 //!   1/3 faulty power) and its own set's quorum signed it too. When the
 //!   overlap is too small, the range is bisected until the steps succeed,
 //!   down to sequential steps.
+//!
 //! A set that has since unbonded could sign another history (long-range
 //! attack): start from a recent checkpoint, within the unbonding period.
 //!

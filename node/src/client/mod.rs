@@ -3,6 +3,7 @@
 
 pub mod audit;
 pub mod cli;
+pub mod light_audit;
 pub mod query;
 pub mod signing_state;
 pub mod tx;
