@@ -28,13 +28,14 @@ fn number(v: &Value) -> u64 {
         .unwrap_or(0)
 }
 
-fn latest_height(b: &Browser) -> u64 {
+/// Waits until the shown latest height reaches `at_least`; returns it.
+fn latest_height(b: &Browser, what: &str, at_least: u64) -> u64 {
     let v = b
         .wait_for(
-            "a latest height is shown",
+            what,
             "return document.querySelector('#latest-height')?.textContent ?? ''",
             WAIT,
-            |v| number(v) > 0,
+            |v| number(v) >= at_least,
         )
         .unwrap();
     number(&v)
@@ -170,15 +171,8 @@ fn the_explorer_verifies_certificates_in_a_real_browser() {
     // 1. Heights advance on the page without a reload.
     let first = with_screenshot(&browser, "1-latest-height", || {
         browser.goto(&url).unwrap();
-        let h = latest_height(&browser);
-        browser
-            .wait_for(
-                "the shown height advances",
-                "return document.querySelector('#latest-height')?.textContent ?? ''",
-                WAIT,
-                |v| number(v) >= h + 3,
-            )
-            .unwrap();
+        let h = latest_height(&browser, "a latest height is shown", 1);
+        latest_height(&browser, "the shown height advances", h + 3);
         h
     });
 
