@@ -51,6 +51,8 @@ pub struct Config {
     pub metrics: MetricsConfig,
     /// The web explorer (off by default).
     pub explorer: ExplorerConfig,
+    /// What the store keeps.
+    pub storage: StorageConfig,
     /// Consensus timeouts and block limits.
     pub consensus: ConsensusConfig,
     /// Mempool limits.
@@ -161,6 +163,22 @@ pub struct MetricsConfig {
     pub listen: SocketAddr,
 }
 
+/// Store settings.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct StorageConfig {
+    /// Ledger-state snapshots kept, the latest included (0: keep every
+    /// one). Only the latest is read (to restart); older ones are for an
+    /// operator's inspection. Blocks and certificates are always kept.
+    pub keep_states: u64,
+}
+
+impl Default for StorageConfig {
+    fn default() -> Self {
+        Self { keep_states: 100 }
+    }
+}
+
 /// Web explorer settings: an HTTP listener serving the explorer page and
 /// its JSON gateway (see `crate::explorer`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -221,6 +239,7 @@ impl Default for Config {
             grpc: GrpcConfig::default(),
             metrics: MetricsConfig::default(),
             explorer: ExplorerConfig::default(),
+            storage: StorageConfig::default(),
             consensus: ConsensusConfig::default(),
             mempool: MempoolConfig::default(),
             testing: TestingConfig::default(),

@@ -55,6 +55,21 @@ impl Runner {
         });
         self.next_start = Some(tokio::time::Instant::now() + self.commit_delay);
         self.publish(&rec);
+        self.prune_states(h)?;
+        Ok(())
+    }
+
+    /// Drops state snapshots older than the last `keep_states`, every
+    /// [`PRUNE_EVERY`] heights (so the store keeps at most `keep_states +
+    /// PRUNE_EVERY` of them). Only the latest snapshot is ever read, to
+    /// restart, and it is never dropped. Not fsynced on its own: a crash
+    /// before the next durable commit brings old snapshots back, harmlessly.
+    fn prune_states(&self, h: u64) -> Result<(), RunError> {
+        if self.keep_states == 0 || h % PRUNE_EVERY != 0 || h <= self.keep_states {
+            return Ok(());
+        }
+        debug_assert!(h + 1 - self.keep_states <= h, "the latest snapshot stays");
+        self.storage.prune_states_below(h + 1 - self.keep_states)?;
         Ok(())
     }
 
@@ -99,6 +114,9 @@ impl Runner {
         let _ = s.commits.send(rec.height);
     }
 }
+
+/// Heights between two prunings of old state snapshots.
+pub(super) const PRUNE_EVERY: u64 = 16;
 
 /// The transaction index entries of a committed block.
 fn tx_records(rec: &CommitRecord) -> Vec<(Hash, TxRecord)> {

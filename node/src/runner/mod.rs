@@ -110,6 +110,8 @@ pub struct Runner {
     serving: Arc<tokio::sync::Semaphore>,
     /// `timeout_commit`: the pause between a commit and the next height.
     commit_delay: Duration,
+    /// `storage.keep_states` (0: keep every snapshot).
+    keep_states: u64,
     /// When the next height starts (set by a commit).
     next_start: Option<tokio::time::Instant>,
     /// Times the consensus steps from the engine's observed phases.
@@ -188,6 +190,7 @@ impl Runner {
                 .then(testing::Tamper::default),
             serving: Arc::new(tokio::sync::Semaphore::new(sync::SERVE_TASKS)),
             commit_delay: Duration::from_millis(node.config.consensus.timeout_commit_ms),
+            keep_states: node.config.storage.keep_states,
             next_start: None,
             steps: StepClock::default(),
         })

@@ -368,6 +368,18 @@ impl Storage {
         Ok(Some((h, s)))
     }
 
+    /// Heights that hold a state snapshot, ascending.
+    pub fn state_heights(&self) -> Result<Vec<u64>, StorageError> {
+        self.read(|txn| {
+            let t = txn.open_table(STATES)?;
+            let mut out = Vec::new();
+            for e in t.iter()? {
+                out.push(e?.0.value());
+            }
+            Ok(out)
+        })
+    }
+
     /// Deletes state snapshots below `height` (blocks and certificates stay).
     pub fn prune_states_below(&self, height: u64) -> Result<(), StorageError> {
         self.write(Durability::None, |txn| {
