@@ -65,7 +65,7 @@ impl Runner {
     /// restart, and it is never dropped. Not fsynced on its own: a crash
     /// before the next durable commit brings old snapshots back, harmlessly.
     fn prune_states(&self, h: u64) -> Result<(), RunError> {
-        if self.keep_states == 0 || h % PRUNE_EVERY != 0 || h <= self.keep_states {
+        if self.keep_states == 0 || !h.is_multiple_of(PRUNE_EVERY) || h <= self.keep_states {
             return Ok(());
         }
         debug_assert!(h + 1 - self.keep_states <= h, "the latest snapshot stays");
