@@ -112,6 +112,9 @@ pub struct Runner {
     next_start: Option<tokio::time::Instant>,
     /// When the height being decided started (for the step metrics).
     height_started: std::time::Instant,
+    /// Heights decided by sync, applied by the engine, not yet stored
+    /// (see `sync.rs`: stored as one run before anything acknowledges them).
+    synced: Vec<agora_validator::engine::CommitRecord>,
 }
 
 /// The local clock in milliseconds since the Unix epoch: the engine's only
@@ -188,6 +191,7 @@ impl Runner {
             commit_delay: Duration::from_millis(node.config.consensus.timeout_commit_ms),
             next_start: None,
             height_started: std::time::Instant::now(),
+            synced: Vec::new(),
         })
     }
 
@@ -199,12 +203,18 @@ impl Runner {
                 self.commit(*record)?;
             }
         }
+        self.after_actions();
+        Ok(())
+    }
+
+    /// What follows every batch of actions: votes the host signed itself,
+    /// the signing gate and round metrics.
+    fn after_actions(&mut self) {
         for v in self.exec.take_host_signed() {
             self.engine.record_own_vote(&v);
         }
         self.gate_seen
             .update(self.engine.signing_gate(), &self.metrics);
         Metrics::set(&self.metrics.round, u64::from(self.engine.core().round()));
-        Ok(())
     }
 }
