@@ -380,27 +380,36 @@ fn a_run_of_blocks_is_stored_like_single_commits_and_atomically() {
             (b, c, state, [h as u8 ^ 0xaa; 32], txs)
         })
         .collect();
-    let committed = |range: std::ops::Range<usize>, bad: Option<usize>| -> Vec<CommittedBlock<'_>> {
-        range
-            .map(|i| {
-                let (b, c, state, seed, txs) = &parts[i];
-                // A certificate of another block makes block `bad` invalid.
-                let c = if Some(i) == bad { &parts[(i + 1) % 4].1 } else { c };
-                CommittedBlock {
-                    block: b,
-                    certificate: c,
-                    state,
-                    seed,
-                    txs,
-                    validator_set: None,
-                    evidence_removed: &[],
-                }
-            })
-            .collect()
-    };
+    let committed =
+        |range: std::ops::Range<usize>, bad: Option<usize>| -> Vec<CommittedBlock<'_>> {
+            range
+                .map(|i| {
+                    let (b, c, state, seed, txs) = &parts[i];
+                    // A certificate of another block makes block `bad` invalid.
+                    let c = if Some(i) == bad {
+                        &parts[(i + 1) % 4].1
+                    } else {
+                        c
+                    };
+                    CommittedBlock {
+                        block: b,
+                        certificate: c,
+                        state,
+                        seed,
+                        txs,
+                        validator_set: None,
+                        evidence_removed: &[],
+                    }
+                })
+                .collect()
+        };
     let err = run.commit_blocks(&committed(0..4, Some(2)));
     assert!(matches!(err, Err(StorageError::Invalid(_))));
-    assert_eq!(run.latest_height().unwrap(), None, "nothing of a bad run is stored");
+    assert_eq!(
+        run.latest_height().unwrap(),
+        None,
+        "nothing of a bad run is stored"
+    );
     assert_eq!(run.block(1).unwrap(), None);
     run.commit_blocks(&committed(0..2, None)).unwrap();
     run.commit_blocks(&committed(2..4, None)).unwrap();
@@ -410,7 +419,10 @@ fn a_run_of_blocks_is_stored_like_single_commits_and_atomically() {
         assert_eq!(run.certificate(h).unwrap(), one.certificate(h).unwrap());
         assert_eq!(run.state(h).unwrap(), one.state(h).unwrap());
         assert_eq!(run.seed(h).unwrap(), one.seed(h).unwrap());
-        assert_eq!(run.tx(&[h as u8; 32]).unwrap(), one.tx(&[h as u8; 32]).unwrap());
+        assert_eq!(
+            run.tx(&[h as u8; 32]).unwrap(),
+            one.tx(&[h as u8; 32]).unwrap()
+        );
     }
     // A run must start above the stored tip.
     let err = run.commit_blocks(&committed(3..4, None));

@@ -26,21 +26,36 @@ fn assert_consistent_prefix(path: &Path) -> u64 {
     let tip = d.latest_height().expect("latest").unwrap_or(0);
     let mut parent = [0u8; 32];
     for h in 1..=tip {
-        let block = d.block(h).expect("read").unwrap_or_else(|| panic!("block {h} missing"));
+        let block = d
+            .block(h)
+            .expect("read")
+            .unwrap_or_else(|| panic!("block {h} missing"));
         let header = block.header.as_ref().expect("header");
         assert_eq!(header.height, h);
-        assert_eq!(header.parent_hash, parent, "height {h}: not linked to its parent");
+        assert_eq!(
+            header.parent_hash, parent,
+            "height {h}: not linked to its parent"
+        );
         let hash = header_hash(header);
-        let cert = d.certificate(h).expect("read").unwrap_or_else(|| panic!("certificate {h} missing"));
+        let cert = d
+            .certificate(h)
+            .expect("read")
+            .unwrap_or_else(|| panic!("certificate {h} missing"));
         assert_eq!(cert.height, h);
-        assert_eq!(cert.block_hash, hash, "height {h}: certificate of another block");
+        assert_eq!(
+            cert.block_hash, hash,
+            "height {h}: certificate of another block"
+        );
         assert!(d.seed(h).expect("read").is_some(), "seed {h} missing");
         assert!(d.state(h).expect("read").is_some(), "state {h} missing");
         parent = hash;
     }
     let state = d.state(tip).expect("read").expect("state at tip");
     Ledger::decode(&state).expect("the state at the tip decodes");
-    assert!(d.block(tip + 1).expect("read").is_none(), "a block above the tip");
+    assert!(
+        d.block(tip + 1).expect("read").is_none(),
+        "a block above the tip"
+    );
     tip
 }
 

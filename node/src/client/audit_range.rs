@@ -212,10 +212,16 @@ fn verify_decoded(
             report.verified += 1;
             report
                 .evidence
-                .extend(d.p.block.evidence.iter().cloned().map(|evidence| EvidenceSeen {
-                    height: h,
-                    evidence,
-                }));
+                .extend(
+                    d.p.block
+                        .evidence
+                        .iter()
+                        .cloned()
+                        .map(|evidence| EvidenceSeen {
+                            height: h,
+                            evidence,
+                        }),
+                );
         }
         pending.push(d.p.block.clone());
         *parent = Some((d.p.cert.clone(), d.cert.clone()));
@@ -237,7 +243,11 @@ fn decode_parallel(
         .iter()
         .enumerate()
         .map(|(i, p)| {
-            let prev = if i == 0 { parent } else { Some(&range[i - 1].cert) };
+            let prev = if i == 0 {
+                parent
+            } else {
+                Some(&range[i - 1].cert)
+            };
             p.block.last_commit.is_some() && p.block.last_commit.as_ref() == prev
         })
         .collect();

@@ -615,7 +615,9 @@ pub fn batch_verify(items: &[BatchItem<'_>], randomness: &[u64]) -> Result<(), B
 /// scalars or a zero among them every item is checked alone.
 pub fn first_invalid(items: &[BatchItem<'_>], randomness: &[u64]) -> Option<usize> {
     if randomness.len() < items.len() || randomness[..items.len()].contains(&0) {
-        return items.iter().position(|i| i.key.verify(i.msg, i.sig).is_err());
+        return items
+            .iter()
+            .position(|i| i.key.verify(i.msg, i.sig).is_err());
     }
     bisect(items, &randomness[..items.len()], 0)
 }

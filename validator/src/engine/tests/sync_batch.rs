@@ -58,9 +58,16 @@ fn a_tampered_certificate_mid_batch_is_refused_and_charged_after_the_blocks_befo
         [true, true, true, true, false, false, false, false]
     );
     let actions = apply_all_synced(&mut o);
-    assert_eq!(o.tip_height(), 4, "blocks before the bad one applied, not it");
+    assert_eq!(
+        o.tip_height(),
+        4,
+        "blocks before the bad one applied, not it"
+    );
     assert_eq!(o.tip().block_hash, records[3].block_hash);
-    assert!(bad_certificate(&actions), "its peer is charged: {actions:?}");
+    assert!(
+        bad_certificate(&actions),
+        "its peer is charged: {actions:?}"
+    );
     let commits = actions
         .iter()
         .filter(|a| matches!(a, Action::Commit(_)))
