@@ -129,8 +129,8 @@ pub enum Input {
     /// A block and its certificate obtained by block sync; decides the
     /// current height if the certificate verifies.
     SyncedBlock {
-        /// The block.
-        block: pb::Block,
+        /// The block (boxed: the largest variant otherwise).
+        block: Box<pb::Block>,
         /// Its commit certificate.
         certificate: CommitCertificate,
         /// The hash of the validator set this very certificate value was
@@ -485,7 +485,7 @@ impl Consensus {
                 block,
                 certificate,
                 verified_against,
-            } => self.on_synced(block, certificate, verified_against, &mut out),
+            } => self.on_synced(*block, certificate, verified_against, &mut out),
         }
         self.run_rules(&mut out);
         out

@@ -95,9 +95,9 @@ impl<P: Copy + Ord + std::fmt::Debug> Engine<P> {
         let tip = self.tip_height();
         let (ledger, chain) = (&self.ledger, &self.chain);
         let mut out = Vec::new();
-        let mut expect = tip + 1;
         let mut peer = None;
-        for (index, q) in self.sync.queued_mut().enumerate().take(SYNC_CHECK_BATCH) {
+        let queued = self.sync.queued_mut().enumerate().take(SYNC_CHECK_BATCH);
+        for (expect, (index, q)) in (tip + 1..).zip(queued) {
             if *peer.get_or_insert(q.peer) != q.peer || block_height(&q.block) != Some(expect) {
                 break;
             }
@@ -131,7 +131,6 @@ impl<P: Copy + Ord + std::fmt::Debug> Engine<P> {
                 key,
                 msg,
             });
-            expect += 1;
         }
         out
     }

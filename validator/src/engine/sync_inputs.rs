@@ -176,7 +176,7 @@ impl<P: Copy + Ord + std::fmt::Debug> Engine<P> {
         }
         let rejected = self.drive(
             Input::SyncedBlock {
-                block,
+                block: Box::new(block),
                 certificate: cert,
                 verified_against,
             },
