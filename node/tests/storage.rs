@@ -351,3 +351,80 @@ fn acknowledged_writes_survive_kill_9() {
         }
     }
 }
+
+/// A run of synced blocks (`commit_blocks`): the same rows as committing
+/// them one by one, and all or nothing — a bad block anywhere in the run
+/// leaves the store as it was (the negative control: the valid blocks
+/// before it are not stored either, so the store stays a chain prefix).
+#[test]
+fn a_run_of_blocks_is_stored_like_single_commits_and_atomically() {
+    let dir = tempfile::tempdir().unwrap();
+    let one = Storage::open(dir.path().join("one")).unwrap();
+    let run = Storage::open(dir.path().join("run")).unwrap();
+    for h in 1..=4 {
+        commit(&one, h);
+    }
+    let parts: Vec<_> = (1..=4u64)
+        .map(|h| {
+            let (b, c) = block(h);
+            let state = format!("state-{h}").into_bytes();
+            let txs = vec![(
+                [h as u8; 32],
+                TxRecord {
+                    height: h,
+                    index: 0,
+                    outcome: TxOutcome::Committed as i32,
+                    reason: String::new(),
+                },
+            )];
+            (b, c, state, [h as u8 ^ 0xaa; 32], txs)
+        })
+        .collect();
+    let committed =
+        |range: std::ops::Range<usize>, bad: Option<usize>| -> Vec<CommittedBlock<'_>> {
+            range
+                .map(|i| {
+                    let (b, c, state, seed, txs) = &parts[i];
+                    // A certificate of another block makes block `bad` invalid.
+                    let c = if Some(i) == bad {
+                        &parts[(i + 1) % 4].1
+                    } else {
+                        c
+                    };
+                    CommittedBlock {
+                        block: b,
+                        certificate: c,
+                        state,
+                        seed,
+                        txs,
+                        validator_set: None,
+                        evidence_removed: &[],
+                    }
+                })
+                .collect()
+        };
+    let err = run.commit_blocks(&committed(0..4, Some(2)));
+    assert!(matches!(err, Err(StorageError::Invalid(_))));
+    assert_eq!(
+        run.latest_height().unwrap(),
+        None,
+        "nothing of a bad run is stored"
+    );
+    assert_eq!(run.block(1).unwrap(), None);
+    run.commit_blocks(&committed(0..2, None)).unwrap();
+    run.commit_blocks(&committed(2..4, None)).unwrap();
+    assert_eq!(run.latest_height().unwrap(), Some(4));
+    for h in 1..=4 {
+        assert_eq!(run.block(h).unwrap(), one.block(h).unwrap());
+        assert_eq!(run.certificate(h).unwrap(), one.certificate(h).unwrap());
+        assert_eq!(run.state(h).unwrap(), one.state(h).unwrap());
+        assert_eq!(run.seed(h).unwrap(), one.seed(h).unwrap());
+        assert_eq!(
+            run.tx(&[h as u8; 32]).unwrap(),
+            one.tx(&[h as u8; 32]).unwrap()
+        );
+    }
+    // A run must start above the stored tip.
+    let err = run.commit_blocks(&committed(3..4, None));
+    assert!(matches!(err, Err(StorageError::Invalid(_))));
+}

@@ -101,6 +101,7 @@ fn chain(c: &mut Criterion) {
             header,
             cert,
             next_set: &ch.set,
+            vrf_proof: None,
         })
         .collect();
     let rands = scalars(steps.len() * SCALARS_PER_STEP);

@@ -265,6 +265,12 @@ impl CommitCertificate {
         height: Height,
         block_hash: &Hash,
     ) -> Result<(), CertificateError> {
+        self.matches(height, block_hash)?;
+        self.verify(chain, set)
+    }
+
+    /// That it commits `block_hash` at `height` (no signature check).
+    pub fn matches(&self, height: Height, block_hash: &Hash) -> Result<(), CertificateError> {
         if self.height != height {
             return Err(CertificateError::WrongHeight {
                 expected: height,
@@ -277,7 +283,41 @@ impl CommitCertificate {
                 got: hex::encode(self.block_hash),
             });
         }
-        self.verify(chain, set)
+        Ok(())
+    }
+
+    /// Every check of [`Self::verify`] but the pairing: the bitmap and the
+    /// power, then the signers' keys summed. Returns the summed key and the
+    /// precommit signing bytes the aggregate signature must verify over, for
+    /// a randomised batch of many certificates (`crate::crypto::bls::batch_verify`).
+    pub fn stage(
+        &self,
+        chain: &ChainId,
+        set: &ValidatorSet,
+    ) -> Result<(PublicKey, Vec<u8>), CertificateError> {
+        let idx = self.signer_indices(set.len())?;
+        let signed: Power = idx.iter().map(|i| set.validators()[*i].power).sum();
+        if !set.is_quorum(signed) {
+            return Err(CertificateError::InsufficientPower {
+                signed,
+                total: set.total_power(),
+            });
+        }
+        let keys: Vec<&PublicKey> = idx
+            .iter()
+            .map(|i| &set.validators()[*i].public_key)
+            .collect();
+        // Keys with proofs of possession never sum to infinity; if they did,
+        // FastAggregateVerify would fail too.
+        let key = PublicKey::aggregate(&keys).map_err(|_| CertificateError::BadSignature)?;
+        let msg = vote_bytes(
+            chain,
+            VoteType::Precommit,
+            self.height,
+            self.round,
+            &self.block_hash,
+        );
+        Ok((key, msg))
     }
 
     /// The protobuf form.

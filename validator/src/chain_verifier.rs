@@ -208,9 +208,12 @@ impl ChainVerifier {
         let staged = stage(
             &self.chain,
             &self.cursor(),
-            header,
-            cert,
-            next_set,
+            ChainStep {
+                header,
+                cert,
+                next_set,
+                vrf_proof: None,
+            },
             &mut deferred,
         );
         // The pairings staged before a structural failure come first in the
@@ -249,14 +252,7 @@ impl ChainVerifier {
         let mut cursor = self.cursor();
         let mut structural = None;
         for step in steps {
-            let staged = stage(
-                &self.chain,
-                &cursor,
-                step.header,
-                step.cert,
-                step.next_set,
-                &mut deferred,
-            );
+            let staged = stage(&self.chain, &cursor, *step, &mut deferred);
             match staged {
                 Ok(block) => {
                     cursor = Cursor {
@@ -323,6 +319,10 @@ pub struct ChainStep<'a> {
     pub cert: &'a CommitCertificate,
     /// The validator set of the next height, which the header commits to.
     pub next_set: &'a ValidatorSet,
+    /// The header's VRF proof if the caller already decoded it (from
+    /// exactly `header.vrf_proof`, e.g. on another thread), else None and
+    /// it is decoded here.
+    pub vrf_proof: Option<&'a Signature>,
 }
 
 /// What the verifier trusts before a block: the state after its parent.
@@ -413,11 +413,15 @@ fn first_failure<'a>(items: &'a [Deferred], randomness: &[u64]) -> Option<&'a De
 fn stage(
     chain: &ChainId,
     at: &Cursor<'_>,
-    header: &pb::Header,
-    cert: &CommitCertificate,
-    next_set: &ValidatorSet,
+    step: ChainStep<'_>,
     deferred: &mut Vec<Deferred>,
 ) -> Result<VerifiedBlock, ChainError> {
+    let ChainStep {
+        header,
+        cert,
+        next_set,
+        vrf_proof,
+    } = step;
     let h = header.height;
     if h != at.next_height {
         return Err(ChainError::HeightGap {
@@ -461,10 +465,13 @@ fn stage(
             got: hex::encode(&header.proposer_address),
         });
     }
-    let proof = Signature::from_bytes(&header.vrf_proof).map_err(|e| ChainError::BadVrf {
-        height: h,
-        reason: e.to_string(),
-    })?;
+    let proof = match vrf_proof {
+        Some(p) => *p,
+        None => Signature::from_bytes(&header.vrf_proof).map_err(|e| ChainError::BadVrf {
+            height: h,
+            reason: e.to_string(),
+        })?,
+    };
     deferred.push(Deferred {
         height: h,
         check: Check::Vrf,
@@ -517,6 +524,16 @@ fn stage(
 /// Checks that a block's body matches the commitments in its header:
 /// transactions, evidence and the carried certificate of the parent.
 pub fn verify_body(block: &pb::Block) -> Result<(), ChainError> {
+    verify_body_with(block, None)
+}
+
+/// [`verify_body`] with the carried certificate already decoded by the
+/// caller (from exactly `block.last_commit`, e.g. because it is the same
+/// bytes as the parent's certificate, decoded once): not decoded again.
+pub fn verify_body_with(
+    block: &pb::Block,
+    last_commit: Option<&CommitCertificate>,
+) -> Result<(), ChainError> {
     let header = block.header.as_ref().ok_or(ChainError::Malformed {
         height: 0,
         what: "missing header",
@@ -534,14 +551,15 @@ pub fn verify_body(block: &pb::Block) -> Result<(), ChainError> {
             what: "evidence_hash",
         });
     }
-    let last_commit_hash = match &block.last_commit {
-        Some(c) => CommitCertificate::from_proto(c)
+    let last_commit_hash = match (&block.last_commit, last_commit) {
+        (Some(_), Some(decoded)) => decoded.hash(),
+        (Some(c), None) => CommitCertificate::from_proto(c)
             .map_err(|_| ChainError::BodyMismatch {
                 height: h,
                 what: "last_commit",
             })?
             .hash(),
-        None => ZERO_HASH,
+        (None, _) => ZERO_HASH,
     };
     if header.last_commit_hash.as_slice() != last_commit_hash.as_slice() {
         return Err(ChainError::BodyMismatch {

@@ -212,6 +212,7 @@ fn verify_batched(
                 header,
                 cert,
                 next_set: &c.set,
+                vrf_proof: None,
             })
             .collect();
         let rands: Vec<u64> = (0..steps.len() * SCALARS_PER_STEP)

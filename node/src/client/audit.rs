@@ -19,11 +19,11 @@
 
 use agora_proto::v1 as pb;
 use agora_proto::v1::query_client::QueryClient;
-use agora_validator::chain_verifier::{
-    ChainError, ChainStep, ChainVerifier, SCALARS_PER_STEP, verify_body,
-};
-use agora_validator::ledger::{BlockInfo, Ledger};
-use agora_validator::{Address, ChainId, CommitCertificate, Hash, ValidatorSet};
+use agora_validator::chain_verifier::{ChainError, ChainVerifier};
+use agora_validator::ledger::Ledger;
+use agora_validator::{Address, ChainId, Hash, ValidatorSet};
+
+use super::audit_range::{Prepared, Walk, verify_range};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -152,50 +152,6 @@ pub async fn audit_with_replay(
     run(channel, cfg, Some(genesis_ledger)).await
 }
 
-/// Checks that `ledger` (after block h−1) hashes to header h's app hash,
-/// executes block h, and adds the rewards it paid to `rewards` when `count`.
-fn replay_block(
-    ledger: &mut Ledger,
-    block: &pb::Block,
-    h: u64,
-    count: bool,
-    rewards: &mut BTreeMap<Address, u128>,
-) -> Result<(), AuditError> {
-    let header = block.header.as_ref().ok_or(AuditError::Malformed {
-        height: h,
-        what: "block",
-        detail: "missing header".into(),
-    })?;
-    let computed = ledger.app_hash();
-    if computed.as_slice() != header.app_hash.as_slice() {
-        return Err(AuditError::StateMismatch {
-            height: h,
-            computed: hex::encode(computed),
-            committed: hex::encode(&header.app_hash),
-        });
-    }
-    let batch_seed: [u8; 32] = rand::random();
-    let result = ledger
-        .apply_block(
-            h,
-            &BlockInfo::of_block(block),
-            &block.txs,
-            &block.evidence,
-            &batch_seed,
-        )
-        .map_err(|e| AuditError::Replay {
-            height: h,
-            reason: e.to_string(),
-        })?;
-    if count {
-        for (v, amount) in result.end.rewards {
-            let total = rewards.entry(v).or_default();
-            *total = total.saturating_add(amount);
-        }
-    }
-    Ok(())
-}
-
 /// Heights asked per `GetBlocks` request, and verified per batch.
 pub const RANGE: u32 = 64;
 /// Ranges fetched ahead of the one being verified.
@@ -315,19 +271,12 @@ async fn fetch_one(client: &mut QueryClient<Channel>, h: u64) -> Result<Fetched,
     Ok((block, cert))
 }
 
-/// A fetched height ready for the verifier.
-struct Prepared {
-    block: pb::Block,
-    header: pb::Header,
-    cert: CommitCertificate,
-    next_set: Arc<ValidatorSet>,
-}
-
-/// Decodes a fetched range and finds each height's next validator set
-/// (fetched only when a header commits to a different one; trusted only once
-/// the verifier has checked it against that header). Stops at the first
-/// height that cannot be prepared and returns its error with the heights
-/// before it, which must still be verified first.
+/// Finds each fetched height's next validator set (fetched only when a
+/// header commits to a different one; trusted only once the verifier has
+/// checked it against that header). Decoding is left to the blocking side
+/// (`audit_range`). Stops at the first height that cannot be prepared and
+/// returns its error with the heights before it, which must still be
+/// verified first.
 async fn prepare(
     client: &mut QueryClient<Channel>,
     current: &mut Arc<ValidatorSet>,
@@ -357,12 +306,6 @@ async fn prepare_one(
         detail: "missing header".into(),
     })?;
     let h = header.height;
-    let cert = CommitCertificate::from_proto(&cert_pb).map_err(|e| AuditError::Malformed {
-        height: h,
-        what: "certificate",
-        detail: e.to_string(),
-    })?;
-    verify_body(&block)?;
     if header.next_validators_hash.as_slice() != current.hash().as_slice() {
         *set_changes += 1;
         let resp = client
@@ -385,61 +328,9 @@ async fn prepare_one(
     Ok(Prepared {
         block,
         header,
-        cert,
+        cert: cert_pb,
         next_set: current.clone(),
     })
-}
-
-/// What the verification carries from range to range.
-struct Walk {
-    verifier: ChainVerifier,
-    replay: Option<Ledger>,
-    report: AuditReport,
-}
-
-/// Verifies a prepared range as one batch, then replays its blocks in order
-/// (the app-hash check stays per block). When the batch fails, the blocks
-/// before the failing height are still replayed first, so the error reported
-/// is the first one in height order, as when verifying block by block.
-fn verify_range(w: &mut Walk, range: Vec<Prepared>) -> Result<(), AuditError> {
-    if range.is_empty() {
-        return Ok(());
-    }
-    let steps: Vec<ChainStep<'_>> = range
-        .iter()
-        .map(|p| ChainStep {
-            header: &p.header,
-            cert: &p.cert,
-            next_set: &p.next_set,
-        })
-        .collect();
-    let randomness: Vec<u64> = (0..steps.len() * SCALARS_PER_STEP)
-        .map(|_| rand::random::<u64>() | 1)
-        .collect();
-    let verdict = w.verifier.verify_batch(&steps, &randomness);
-    let verified_to = w.verifier.next_height();
-    let from = w.report.from;
-    for p in range {
-        let h = p.header.height;
-        if h >= verified_to {
-            break;
-        }
-        if let Some(ledger) = w.replay.as_mut() {
-            replay_block(ledger, &p.block, h, h >= from, &mut w.report.rewards)?;
-        }
-        w.report.verified_total += 1;
-        if h >= from {
-            w.report.verified += 1;
-            w.report
-                .evidence
-                .extend(p.block.evidence.into_iter().map(|evidence| EvidenceSeen {
-                    height: h,
-                    evidence,
-                }));
-        }
-    }
-    verdict?;
-    Ok(())
 }
 
 async fn run(
@@ -476,6 +367,9 @@ async fn run(
     let mut walk = Some(Walk {
         verifier: ChainVerifier::from_genesis(cfg.chain.clone(), cfg.seed0, cfg.genesis_set),
         replay,
+        rewards: BTreeMap::new(),
+        pending: Vec::new(),
+        parent: None,
         report: AuditReport {
             verified: 0,
             verified_total: 0,
@@ -525,11 +419,21 @@ async fn run(
     }
     .await;
     fetcher.abort();
-    walked?;
-    let mut report = walk.map(|w| w.report).ok_or_else(|| AuditError::Replay {
+    let mut w = walk.ok_or_else(|| AuditError::Replay {
         height: 0,
         reason: "the verifier was lost".into(),
     })?;
+    // The verified blocks still waiting are replayed first, whatever
+    // happened: a replay failure among them is the earlier height.
+    let w = tokio::task::spawn_blocking(move || w.finish().map(|()| w))
+        .await
+        .map_err(|e| AuditError::Replay {
+            height: 0,
+            reason: format!("the replay task failed: {e}"),
+        })??;
+    walked?;
+    let mut report = w.report;
+    report.rewards = w.rewards;
     if report.verified_total < to {
         return Err(AuditError::Rpc {
             height: report.verified_total + 1,

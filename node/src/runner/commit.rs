@@ -3,7 +3,8 @@
 //! transaction, the mempool is re-checked against the new state, the API
 //! snapshot is published, peers hear our new height, and the next height
 //! is scheduled `timeout_commit` later (late commit: slow precommits still
-//! arrive and widen the certificate our next proposal carries).
+//! arrive and widen the certificate our next proposal carries). Blocks
+//! applied by sync are written as one run (`flush_synced`, see `sync.rs`).
 
 use agora_proto::v1::{self as pb, PeerMessage, peer_message::Kind};
 use agora_validator::Hash;
@@ -21,14 +22,39 @@ use crate::storage::{CommittedBlock, TxOutcome, TxRecord};
 impl Runner {
     /// Stores and publishes a decided height (see the module docs).
     pub(super) fn commit(&mut self, rec: CommitRecord) -> Result<(), RunError> {
-        let h = rec.height;
         debug_assert_eq!(
             self.engine.tip_height(),
-            h,
+            rec.height,
             "the engine's ledger is at the record"
         );
-        self.store(&rec)?;
-        let included: Vec<Hash> = rec.block.txs.iter().map(tx_hash).collect();
+        let recs = [rec];
+        self.store(&recs)?;
+        self.acknowledge(&recs)
+    }
+
+    /// Stores the synced heights applied since the last call in one durable
+    /// transaction, then acknowledges them (see `sync.rs` for when).
+    pub(super) fn flush_synced(&mut self) -> Result<(), RunError> {
+        if self.synced.is_empty() {
+            return Ok(());
+        }
+        let recs = std::mem::take(&mut self.synced);
+        self.store(&recs)?;
+        self.acknowledge(&recs)
+    }
+
+    /// After the records are durable, and only then: the mempool re-checked
+    /// against the new state, metrics, our height announced, the gRPC
+    /// snapshot published, the next height scheduled.
+    fn acknowledge(&mut self, recs: &[CommitRecord]) -> Result<(), RunError> {
+        let Some(last) = recs.last() else {
+            return Ok(());
+        };
+        let h = last.height;
+        let included: Vec<Hash> = recs
+            .iter()
+            .flat_map(|r| r.block.txs.iter().map(tx_hash))
+            .collect();
         let dropped = self
             .mempool
             .update(&included, &verified_checker(self.engine.ledger()));
@@ -38,34 +64,40 @@ impl Runner {
         Metrics::set(&self.metrics.height, h);
         Metrics::set(&self.metrics.mempool_txs, self.mempool.len() as u64);
         Metrics::set(&self.metrics.mempool_bytes, self.mempool.bytes() as u64);
-        self.metrics
-            .committed(rec.round.saturating_add(1), rec.block.evidence.len());
+        for rec in recs {
+            self.metrics
+                .committed(rec.round.saturating_add(1), rec.block.evidence.len());
+            info!(
+                height = rec.height,
+                round = rec.round,
+                txs = rec.block.txs.len(),
+                evidence = rec.block.evidence.len(),
+                hash = %hex::encode(&rec.block_hash[..8]),
+                "committed"
+            );
+        }
         self.update_peer_metrics();
-        info!(
-            height = h,
-            round = rec.round,
-            txs = rec.block.txs.len(),
-            evidence = rec.block.evidence.len(),
-            hash = %hex::encode(&rec.block_hash[..8]),
-            "committed"
-        );
         self.transport.set_height(h);
         self.transport.broadcast(&PeerMessage {
             kind: Some(Kind::Status(pb::StatusUpdate { latest_height: h })),
         });
         self.next_start = Some(tokio::time::Instant::now() + self.commit_delay);
-        self.publish(&rec);
-        self.prune_states(h)?;
-        Ok(())
+        self.publish(recs);
+        self.prune_states(recs[0].height, h)
     }
 
     /// Drops state snapshots older than the last `keep_states`, every
-    /// [`PRUNE_EVERY`] heights (so the store keeps at most `keep_states +
-    /// PRUNE_EVERY` of them). Only the latest snapshot is ever read, to
-    /// restart, and it is never dropped. Not fsynced on its own: a crash
-    /// before the next durable commit brings old snapshots back, harmlessly.
-    fn prune_states(&self, h: u64) -> Result<(), RunError> {
-        if self.keep_states == 0 || !h.is_multiple_of(PRUNE_EVERY) || h <= self.keep_states {
+    /// [`PRUNE_EVERY`] heights: after a run of heights `first..=h` (one
+    /// height when live, up to a sync response when catching up) that
+    /// crossed a multiple of it. The store so keeps at most `keep_states`
+    /// plus one run or `PRUNE_EVERY` of them. Only the latest snapshot is
+    /// ever read, to restart, and it is never dropped. Not fsynced on its
+    /// own: a crash before the next durable commit brings old snapshots
+    /// back, harmlessly.
+    fn prune_states(&self, first: u64, h: u64) -> Result<(), RunError> {
+        debug_assert!(first >= 1 && first <= h, "a run of committed heights");
+        let crossed = (first - 1) / PRUNE_EVERY != h / PRUNE_EVERY;
+        if self.keep_states == 0 || !crossed || h <= self.keep_states {
             return Ok(());
         }
         debug_assert!(h + 1 - self.keep_states <= h, "the latest snapshot stays");
@@ -73,45 +105,62 @@ impl Runner {
         Ok(())
     }
 
-    /// FSYNC: one `Durability::Immediate` transaction (Storage::commit_block)
-    /// holding the block, certificate, state, seed, transaction outcomes,
-    /// the validator-set change and the evidence-pool removals, and
-    /// truncating the height's WAL. Durable before the next height starts.
-    fn store(&self, rec: &CommitRecord) -> Result<(), RunError> {
-        let txs = tx_records(rec);
-        let cert = rec.certificate.to_proto();
-        let set = rec
-            .validator_set_change
-            .as_ref()
-            .map(|(from, set)| (*from, set.to_proto().encode_to_vec()));
-        self.storage.commit_block(CommittedBlock {
-            block: &rec.block,
-            certificate: &cert,
-            state: &rec.state,
-            seed: &rec.seed,
-            txs: &txs,
-            validator_set: set.as_ref().map(|(h, b)| (*h, b.as_slice())),
-            evidence_removed: &rec.evidence_removed,
-        })?;
+    /// FSYNC: one `Durability::Immediate` transaction (Storage::commit_blocks)
+    /// holding, for each record, the block, certificate, state, seed,
+    /// transaction outcomes, the validator-set change and the evidence-pool
+    /// removals, and truncating the WAL up to the last one. A live commit
+    /// is one record, durable before the next height starts; a run of
+    /// synced blocks is one transaction for the run.
+    fn store(&self, recs: &[CommitRecord]) -> Result<(), RunError> {
+        let txs: Vec<_> = recs.iter().map(tx_records).collect();
+        let certs: Vec<_> = recs.iter().map(|r| r.certificate.to_proto()).collect();
+        let sets: Vec<_> = recs
+            .iter()
+            .map(|r| {
+                r.validator_set_change
+                    .as_ref()
+                    .map(|(from, set)| (*from, set.to_proto().encode_to_vec()))
+            })
+            .collect();
+        let run: Vec<CommittedBlock<'_>> = recs
+            .iter()
+            .enumerate()
+            .map(|(i, rec)| CommittedBlock {
+                block: &rec.block,
+                certificate: &certs[i],
+                state: &rec.state,
+                seed: &rec.seed,
+                txs: &txs[i],
+                validator_set: sets[i].as_ref().map(|(h, b)| (*h, b.as_slice())),
+                evidence_removed: &rec.evidence_removed,
+            })
+            .collect();
+        self.storage.commit_blocks(&run)?;
         Ok(())
     }
 
-    /// The post-commit snapshot the gRPC services read.
-    fn publish(&self, rec: &CommitRecord) {
+    /// The post-commit snapshot the gRPC services read (the ledger is
+    /// copied once for the whole run).
+    fn publish(&self, recs: &[CommitRecord]) {
         let s = &self.shared;
-        if let Some((from, set)) = &rec.validator_set_change
-            && let Ok(mut c) = s.set_changes.write()
-        {
-            c.insert(*from, set.clone());
+        let Some(last) = recs.last() else { return };
+        if let Ok(mut c) = s.set_changes.write() {
+            for rec in recs {
+                if let Some((from, set)) = &rec.validator_set_change {
+                    c.insert(*from, set.clone());
+                }
+            }
         }
         if let Ok(mut l) = s.ledger.write() {
             *l = self.engine.ledger().clone();
         }
         if let Ok(mut l) = s.latest.write() {
-            *l = (rec.height, rec.block_hash);
+            *l = (last.height, last.block_hash);
         }
         self.publish_pending();
-        let _ = s.commits.send(rec.height);
+        for rec in recs {
+            let _ = s.commits.send(rec.height);
+        }
     }
 }
 

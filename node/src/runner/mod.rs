@@ -116,6 +116,9 @@ pub struct Runner {
     next_start: Option<tokio::time::Instant>,
     /// Times the consensus steps from the engine's observed phases.
     steps: StepClock,
+    /// Heights decided by sync, applied by the engine, not yet stored
+    /// (see `sync.rs`: stored as one run before anything acknowledges them).
+    synced: Vec<agora_validator::engine::CommitRecord>,
 }
 
 /// The local clock in milliseconds since the Unix epoch: the engine's only
@@ -193,6 +196,7 @@ impl Runner {
             keep_states: node.config.storage.keep_states,
             next_start: None,
             steps: StepClock::default(),
+            synced: Vec::new(),
         })
     }
 
@@ -205,6 +209,13 @@ impl Runner {
                 self.commit(*record)?;
             }
         }
+        self.after_actions();
+        Ok(())
+    }
+
+    /// What follows every batch of actions: votes the host signed itself,
+    /// the signing gate and round metrics.
+    fn after_actions(&mut self) {
         for v in self.exec.take_host_signed() {
             self.engine.record_own_vote(&v);
         }
@@ -213,7 +224,6 @@ impl Runner {
         Metrics::set(&self.metrics.round, u64::from(self.engine.core().round()));
         self.metrics
             .set_certificates_verified(self.engine.certificates_verified());
-        Ok(())
     }
 
     /// Feeds the step clock the engine's phase right after it handled an

@@ -9,7 +9,9 @@ use agora_proto::v1::{self as pb, PeerMessage, peer_message::Kind};
 use prost::Message;
 use tracing::{debug, warn};
 
-use super::{RunError, Runner, now_ms};
+use agora_validator::engine::Action;
+
+use super::{Executed, RunError, Runner, now_ms};
 use crate::metrics::BudgetKind;
 use crate::sync::serve_request;
 use crate::transport::PeerId;
@@ -22,6 +24,25 @@ use crate::transport::PeerId;
 /// that finds the slot taken is dropped like one over the budget (a
 /// syncing peer asks again).
 pub(super) const SERVE_TASKS: usize = 1;
+
+/// Synced heights stored in one durable transaction, at most.
+pub(super) const SYNC_RUN: usize = 512;
+
+/// Actions that may run while synced heights wait for their durable write:
+/// they neither sign nor tell anyone anything about our state (a block
+/// request only asks; a WAL record is made durable by the next fsync anyway).
+fn quiet(a: &Action<PeerId>) -> bool {
+    matches!(
+        a,
+        Action::Commit(_)
+            | Action::Wal(_)
+            | Action::ScheduleTimeout { .. }
+            | Action::RequestBlocks { .. }
+            | Action::Penalize { .. }
+            | Action::Rejected(_)
+            | Action::InvalidBlock { .. }
+    )
+}
 
 impl Runner {
     /// Answers a block request if the peer's serving budget allows
@@ -77,7 +98,13 @@ impl Runner {
         Ok(())
     }
 
-    /// Hands a response to the engine, then applies what it queued.
+    /// Hands a response to the engine, then applies what it queued. The
+    /// heights decided from it are stored as runs of up to [`SYNC_RUN`] in
+    /// one durable transaction each (`flush_synced`), not one fsync per
+    /// height; nothing is acknowledged (status, gRPC) before its run is
+    /// durable, and the run is flushed before any action that signs or
+    /// tells peers something (see [`quiet`]), so no signature can leave
+    /// while a height it builds on could still be lost.
     pub(super) fn on_blocks(
         &mut self,
         peer: PeerId,
@@ -85,12 +112,34 @@ impl Runner {
     ) -> Result<(), RunError> {
         let actions = self.engine.on_block_response(peer, resp);
         self.execute(actions)?;
-        while let Some(actions) = self.engine.next_synced_block(now_ms(), &self.mempool)? {
-            self.execute(actions)?;
-        }
-        Ok(())
+        let applied = (|| {
+            while let Some(actions) = self.engine.next_synced_block(now_ms(), &self.mempool)? {
+                self.execute_synced(actions)?;
+            }
+            Ok::<(), RunError>(())
+        })();
+        // What was applied before an error is still stored (it was valid).
+        let flushed = self.flush_synced();
+        applied.and(flushed)
     }
 
+    /// [`Runner::execute`] for the actions of one synced block: its commit
+    /// joins the pending run instead of being stored at once.
+    fn execute_synced(&mut self, actions: Vec<Action<PeerId>>) -> Result<(), RunError> {
+        for a in actions {
+            if !quiet(&a) {
+                self.flush_synced()?;
+            }
+            if let Executed::Commit(record) = self.exec.execute(a)? {
+                self.synced.push(*record);
+                if self.synced.len() >= SYNC_RUN {
+                    self.flush_synced()?;
+                }
+            }
+        }
+        self.after_actions();
+        Ok(())
+    }
     /// `testing.tamper_sync_bodies`: responses nobody asked for.
     pub(super) fn send_unsolicited(&mut self) {
         let Some(t) = &mut self.tamper else { return };

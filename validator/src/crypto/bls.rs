@@ -607,6 +607,34 @@ pub fn batch_verify(items: &[BatchItem<'_>], randomness: &[u64]) -> Result<(), B
     ))
 }
 
+/// The index of the first item whose signature does not verify, if any:
+/// one randomised batch over all of them, then halves (the earlier half
+/// first) when it fails, down to single checks, so the answer is the one
+/// checking each item alone in order gives (up to the batch's 2^-64
+/// soundness error). `randomness` as for [`batch_verify`]; with too few
+/// scalars or a zero among them every item is checked alone.
+pub fn first_invalid(items: &[BatchItem<'_>], randomness: &[u64]) -> Option<usize> {
+    if randomness.len() < items.len() || randomness[..items.len()].contains(&0) {
+        return items
+            .iter()
+            .position(|i| i.key.verify(i.msg, i.sig).is_err());
+    }
+    bisect(items, &randomness[..items.len()], 0)
+}
+
+fn bisect(items: &[BatchItem<'_>], randomness: &[u64], offset: usize) -> Option<usize> {
+    match items {
+        [] => None,
+        [one] => one.key.verify(one.msg, one.sig).is_err().then_some(offset),
+        _ if batch_verify(items, randomness).is_ok() => None,
+        _ => {
+            let mid = items.len() / 2;
+            bisect(&items[..mid], &randomness[..mid], offset)
+                .or_else(|| bisect(&items[mid..], &randomness[mid..], offset + mid))
+        }
+    }
+}
+
 /// Per-thread memoisation of signature decoding and verification, for the
 /// deterministic simulator only: there, every in-process validator checks
 /// the same signatures, and a seed would otherwise spend most of its time

@@ -38,6 +38,13 @@ pub fn output(proof: &Signature) -> Hash {
     sha3_256(&proof.to_bytes())
 }
 
+/// [`output`] from the proof's 96 compressed bytes, without decoding them
+/// (for a proof in a certified header, which the node does not verify:
+/// the same value `output` gives for every proof that decodes).
+pub fn output_of_bytes(proof: &[u8; crate::crypto::bls::SIGNATURE_LEN]) -> Hash {
+    sha3_256(proof)
+}
+
 /// `seed_h = SHA3-256("agora/seed/v1" ‖ seed_{h−1} ‖ vrf_output_h)`.
 pub fn next_seed(prev_seed: &Hash, vrf_output: &Hash) -> Hash {
     sha3_256_parts(&[SEED_PREFIX, prev_seed, vrf_output])

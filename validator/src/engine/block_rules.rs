@@ -220,6 +220,16 @@ pub fn build_block(
 /// evidence and carried certificate, by their hashes. A certified header
 /// with a body that passes this is the genuine block.
 pub fn check_body(block: &pb::Block) -> Result<(), BlockError> {
+    check_body_with(block, None).map(|_| ())
+}
+
+/// [`check_body`] that decodes the carried certificate once and returns
+/// it; `known` is a certificate already decoded (the tip's): when the block
+/// carries exactly its bytes it is used instead of decoding them again.
+fn check_body_with(
+    block: &pb::Block,
+    known: Option<&CommitCertificate>,
+) -> Result<Option<CommitCertificate>, BlockError> {
     let h = block.header.as_ref().ok_or(BlockError::NoHeader)?;
     if h.txs_hash != list_hash(&block.txs) {
         return Err(BlockError::BodyMismatch("txs_hash"));
@@ -228,15 +238,19 @@ pub fn check_body(block: &pb::Block) -> Result<(), BlockError> {
         return Err(BlockError::BodyMismatch("evidence_hash"));
     }
     let carried = match &block.last_commit {
-        None => ZERO_HASH,
-        Some(c) => CommitCertificate::from_proto(c)
-            .map_err(|e| BlockError::LastCommit(e.to_string()))?
-            .hash(),
+        None => None,
+        Some(c) => match known.filter(|k| k.to_proto() == *c) {
+            Some(k) => Some(k.clone()),
+            None => Some(
+                CommitCertificate::from_proto(c)
+                    .map_err(|e| BlockError::LastCommit(e.to_string()))?,
+            ),
+        },
     };
-    if h.last_commit_hash != carried {
+    if h.last_commit_hash != carried.as_ref().map_or(ZERO_HASH, CommitCertificate::hash) {
         return Err(BlockError::BodyMismatch("last_commit_hash"));
     }
-    Ok(())
+    Ok(carried)
 }
 
 /// What [`check_block`] did beyond passing a block, for the host's metrics.
@@ -273,7 +287,7 @@ pub fn check_block(
             ctx.limits.max_block_txs
         )));
     }
-    check_body(block)?;
+    let carried = check_body_with(block, ctx.tip.certificate.as_ref())?;
     if h.app_hash != ctx.ledger.app_hash() {
         return Err(BlockError::StateMismatch("app_hash"));
     }
@@ -285,7 +299,7 @@ pub fn check_block(
     }
     check_proposal_round(ctx, h, provenance)?;
     check_time(ctx, h, provenance)?;
-    let carried = check_last_commit_links(ctx, block)?;
+    let carried = check_last_commit_links(ctx, carried)?;
     if provenance == Provenance::Certified {
         return Ok(Checked::default());
     }
@@ -357,16 +371,14 @@ fn check_time(ctx: &Context<'_>, h: &pb::Header, provenance: Provenance) -> Resu
     Ok(())
 }
 
-/// The carried certificate decodes and commits the parent block.
+/// The carried certificate (decoded by the body check) commits the parent block.
 fn check_last_commit_links(
     ctx: &Context<'_>,
-    block: &pb::Block,
+    carried: Option<CommitCertificate>,
 ) -> Result<Option<CommitCertificate>, BlockError> {
-    let carried = match (&block.last_commit, ctx.height) {
+    let carried = match (carried, ctx.height) {
         (None, 1) => return Ok(None),
-        (Some(c), h) if h > 1 => {
-            CommitCertificate::from_proto(c).map_err(|e| BlockError::LastCommit(e.to_string()))?
-        }
+        (Some(c), h) if h > 1 => c,
         (None, _) => return Err(BlockError::LastCommit("missing".into())),
         (Some(_), _) => return Err(BlockError::LastCommit("block 1 carries one".into())),
     };

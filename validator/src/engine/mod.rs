@@ -40,6 +40,7 @@ mod commit;
 mod drive;
 use drive::{Log, charge};
 mod key_watch;
+mod sync_batch;
 mod sync_inputs;
 #[cfg(test)]
 mod tests;

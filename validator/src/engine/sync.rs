@@ -8,10 +8,13 @@
 //! request unanswered for [`REQUEST_TIMEOUT_MS`] is given up the same way.
 //!
 //! Bounds: one claimed height per connected peer; one request in flight;
-//! the queue of blocks taken from a response holds at most
+//! the queue of blocks taken from responses holds at most
 //! [`MAX_QUEUED_BLOCKS`] (the serving side caps a response at 512 blocks
-//! and one 4 MiB frame).
+//! and one 4 MiB frame). The next range is asked for while up to half of
+//! that is still queued (pipelining), from the last queued height on.
 
+use crate::certificate::CommitCertificate;
+use crate::crypto::Hash;
 use crate::types::Height;
 use agora_proto::v1 as pb;
 use std::collections::{BTreeMap, VecDeque};
@@ -40,6 +43,27 @@ pub struct Request<P> {
     pub claimed: Height,
 }
 
+/// A queued synced block and the peer that served it.
+#[derive(Debug, Clone)]
+pub struct Queued<P> {
+    /// The peer that served it.
+    pub peer: P,
+    /// The block and its certificate, as received.
+    pub block: pb::CertifiedBlock,
+    /// Its certificate, decoded and verified ahead in a batch
+    /// (`sync_batch.rs`), or None.
+    pub checked: Option<Checked>,
+}
+
+/// A certificate decoded and verified ahead of its block's turn.
+#[derive(Debug, Clone)]
+pub struct Checked {
+    /// The decoded certificate (not decoded again).
+    pub cert: CommitCertificate,
+    /// The hash of the validator set its signature verified under.
+    pub set_hash: Hash,
+}
+
 /// Peers' claimed heights and the request in flight.
 #[derive(Debug, Clone)]
 pub struct SyncState<P> {
@@ -48,7 +72,11 @@ pub struct SyncState<P> {
     /// The last request given up for its timeout: a slow honest peer's
     /// answer to it is dropped, not charged.
     timed_out: Option<P>,
-    queue: VecDeque<(P, pb::CertifiedBlock)>,
+    queue: VecDeque<Queued<P>>,
+    /// The last height a batched certificate check looked at: a block up
+    /// to it that is still unchecked failed there and is verified alone,
+    /// never batched again.
+    pub(super) batched_through: Height,
 }
 
 impl<P> Default for SyncState<P> {
@@ -58,6 +86,7 @@ impl<P> Default for SyncState<P> {
             in_flight: None,
             timed_out: None,
             queue: VecDeque::new(),
+            batched_through: 0,
         }
     }
 }
@@ -112,8 +141,11 @@ impl<P: Copy + Ord> SyncState<P> {
     }
 
     /// A request to make, if a peer claims more than `slack` heights above
-    /// `committed` and none is in flight (a timed-out one is given up and
-    /// its peer's claim dropped).
+    /// what we have (`committed`, or the last queued block) and none is in
+    /// flight (a timed-out one is given up and its peer's claim dropped).
+    /// Pipelined: the next range is asked for while the queue still holds
+    /// up to half of [`MAX_QUEUED_BLOCKS`], so it travels while the queued
+    /// blocks are applied.
     pub fn poll(&mut self, now_ms: u64, committed: Height, slack: u64) -> Option<Request<P>> {
         if let Some(r) = self.in_flight {
             if now_ms.saturating_sub(r.sent_ms) < REQUEST_TIMEOUT_MS {
@@ -123,23 +155,29 @@ impl<P: Copy + Ord> SyncState<P> {
             self.in_flight = None;
             self.timed_out = Some(r.peer);
         }
-        if !self.queue.is_empty() {
+        if self.queue.len() > MAX_QUEUED_BLOCKS / 2 {
             return None;
         }
+        let have = self.last_queued().unwrap_or(committed).max(committed);
         let (peer, claimed) = self
             .claims
             .iter()
-            .filter(|(_, h)| **h > committed + slack)
+            .filter(|(_, h)| **h > have + slack)
             .max_by_key(|(p, h)| (**h, std::cmp::Reverse(**p)))?;
         let r = Request {
             peer: *peer,
-            from: committed + 1,
+            from: have + 1,
             count: SYNC_BATCH,
             sent_ms: now_ms,
             claimed: *claimed,
         };
         self.in_flight = Some(r);
         Some(r)
+    }
+
+    /// The height of the last queued block.
+    fn last_queued(&self) -> Option<Height> {
+        self.queue.back().and_then(|q| block_height(&q.block))
     }
 
     /// Takes a response from `peer`: queued if it answers our request.
@@ -165,11 +203,14 @@ impl<P: Copy + Ord> SyncState<P> {
             .blocks
             .iter()
             .any(|b| block_height(b).is_some_and(|h| h >= asked.from));
+        // Only what follows what we have, queued or committed.
+        let have = self.last_queued().unwrap_or(committed).max(committed);
+        let room = MAX_QUEUED_BLOCKS.saturating_sub(self.queue.len());
         let usable: Vec<pb::CertifiedBlock> = resp
             .blocks
             .into_iter()
-            .filter(|b| block_height(b).is_some_and(|h| h > committed))
-            .take(MAX_QUEUED_BLOCKS)
+            .filter(|b| block_height(b).is_some_and(|h| h > have))
+            .take(room)
             .collect();
         // What it says now replaces what it claimed before.
         self.claims.insert(peer, resp.latest_height);
@@ -181,18 +222,32 @@ impl<P: Copy + Ord> SyncState<P> {
             return ResponseVerdict::Accepted { queued: 0 };
         }
         let queued = usable.len();
-        self.queue.extend(usable.into_iter().map(|b| (peer, b)));
+        self.queue.extend(usable.into_iter().map(|block| Queued {
+            peer,
+            block,
+            checked: None,
+        }));
         ResponseVerdict::Accepted { queued }
     }
 
     /// The next queued block and the peer that served it.
-    pub fn next_block(&mut self) -> Option<(P, pb::CertifiedBlock)> {
+    pub fn next_block(&mut self) -> Option<Queued<P>> {
         self.queue.pop_front()
+    }
+
+    /// The queued blocks, in order, for the batched certificate check.
+    pub(super) fn queued_mut(&mut self) -> impl Iterator<Item = &mut Queued<P>> {
+        self.queue.iter_mut()
+    }
+
+    /// The height of the next queued block, if any.
+    pub(super) fn front_height(&self) -> Option<Height> {
+        self.queue.front().and_then(|q| block_height(&q.block))
     }
 
     /// Drops the rest of a response after one of its blocks was bad.
     pub fn drop_queue_from(&mut self, peer: &P) {
-        self.queue.retain(|(p, _)| p != peer);
+        self.queue.retain(|q| q.peer != *peer);
         self.claims.remove(peer);
     }
 
@@ -201,13 +256,18 @@ impl<P: Copy + Ord> SyncState<P> {
         self.queue.is_empty()
     }
 
+    /// Whether the queue is low enough to ask for the next range (see [`Self::poll`]).
+    pub fn wants_more(&self) -> bool {
+        self.in_flight.is_none() && self.queue.len() <= MAX_QUEUED_BLOCKS / 2
+    }
+
     /// The request in flight.
     pub fn in_flight(&self) -> Option<Request<P>> {
         self.in_flight
     }
 }
 
-fn block_height(b: &pb::CertifiedBlock) -> Option<Height> {
+pub(super) fn block_height(b: &pb::CertifiedBlock) -> Option<Height> {
     b.block.as_ref()?.header.as_ref().map(|h| h.height)
 }
 

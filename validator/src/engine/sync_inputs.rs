@@ -5,7 +5,7 @@
 use super::actions::{Action, PeerFault};
 use super::block_rules::{self, MempoolView, Provenance};
 use super::drive::{Log, skip_sync_body_fault};
-use super::sync::ResponseVerdict;
+use super::sync::{Queued, ResponseVerdict};
 use super::{Engine, EngineError, TICK_MS};
 use crate::certificate::CommitCertificate;
 use crate::consensus::Input;
@@ -112,17 +112,21 @@ impl<P: Copy + Ord + std::fmt::Debug> Engine<P> {
         }
     }
 
-    /// Applies the next queued synced block, if any (see [`sync`]).
+    /// Applies the next queued synced block, if any (see [`sync`]); the
+    /// certificates of the queued run from it are verified first, in one
+    /// batch (see [`super::sync_batch`]).
     pub fn next_synced_block(
         &mut self,
         now_ms: u64,
         mempool: &dyn MempoolView,
     ) -> Result<Option<Vec<Action<P>>>, EngineError> {
-        let Some((peer, cb)) = self.sync.next_block() else {
+        self.check_queued_certificates();
+        let Some(q) = self.sync.next_block() else {
             return Ok(None);
         };
+        let peer = q.peer;
         let mut out = Vec::new();
-        if let Err(fault) = self.apply_synced(peer, cb, now_ms, mempool, &mut out)? {
+        if let Err(fault) = self.apply_synced(q, now_ms, mempool, &mut out)? {
             self.sync.drop_queue_from(&peer);
             out.push(Action::Penalize { peer, fault });
         }
@@ -131,17 +135,21 @@ impl<P: Copy + Ord + std::fmt::Debug> Engine<P> {
 
     fn apply_synced(
         &mut self,
-        _peer: P,
-        cb: pb::CertifiedBlock,
+        q: Queued<P>,
         now_ms: u64,
         mempool: &dyn MempoolView,
         out: &mut Vec<Action<P>>,
     ) -> Result<Result<(), PeerFault>, EngineError> {
-        let (Some(block), Some(cert)) = (cb.block, cb.certificate) else {
+        let (Some(block), Some(cert)) = (q.block.block, q.block.certificate) else {
             return Ok(Err(PeerFault::Malformed("block or certificate missing")));
         };
-        let Ok(cert) = CommitCertificate::from_proto(&cert) else {
-            return Ok(Err(PeerFault::Malformed("certificate")));
+        // Decoded once: by the batched check if it ran, else here.
+        let (cert, verified_against) = match q.checked {
+            Some(c) => (c.cert, Some(c.set_hash)),
+            None => match CommitCertificate::from_proto(&cert) {
+                Ok(c) => (c, None),
+                Err(_) => return Ok(Err(PeerFault::Malformed("certificate"))),
+            },
         };
         let h = block.header.as_ref().map_or(0, |hd| hd.height);
         if h <= self.tip_height() {
@@ -168,8 +176,9 @@ impl<P: Copy + Ord + std::fmt::Debug> Engine<P> {
         }
         let rejected = self.drive(
             Input::SyncedBlock {
-                block,
+                block: Box::new(block),
                 certificate: cert,
+                verified_against,
             },
             Log::Answers,
             now_ms,
@@ -179,7 +188,10 @@ impl<P: Copy + Ord + std::fmt::Debug> Engine<P> {
         if let Some(r) = rejected.into_iter().next() {
             return Ok(Err(PeerFault::Consensus(r)));
         }
-        if self.sync.next_is_empty() {
+        // Pipelined: once the queue is down to half, the next range is asked
+        // for (from the last queued height), and travels while the rest of
+        // the queue is applied.
+        if self.sync.wants_more() {
             out.extend(self.poll_sync(now_ms, 1));
         }
         Ok(Ok(()))

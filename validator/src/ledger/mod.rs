@@ -277,6 +277,38 @@ pub struct Ledger {
     state: State,
     /// The block being executed, between `begin_block` and `end_block`.
     block: Option<BlockInProgress>,
+    /// The canonical encoding of `state` and its hash, made once per block
+    /// (at `end_block`, at genesis, when decoded) and dropped by
+    /// `begin_block`: the app hash, the header check of the next block and
+    /// the stored snapshot all read it instead of encoding the state again.
+    sealed: Sealed,
+}
+
+/// The encoded state between blocks and its SHA3-256 (see [`Ledger::app_hash`]).
+/// Derived from `state`, so it takes no part in comparing ledgers.
+#[derive(Clone, Default)]
+struct Sealed(Option<(std::sync::Arc<[u8]>, Hash)>);
+
+impl Sealed {
+    fn of(state: &State) -> Self {
+        let bytes = snapshot::encode(state);
+        let hash = sha3_256(&bytes);
+        Self(Some((bytes.into(), hash)))
+    }
+}
+
+impl PartialEq for Sealed {
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
+}
+
+impl Eq for Sealed {}
+
+impl std::fmt::Debug for Sealed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(if self.0.is_some() { "Sealed" } else { "Open" })
+    }
 }
 
 fn genesis_validator(
@@ -412,7 +444,12 @@ impl Ledger {
             .ok_or(GenesisError::NoActiveValidators)?;
         state.validator_sets.insert(1, set.clone());
         state.validator_sets.insert(2, set);
-        Ok(Self { state, block: None })
+        let sealed = Sealed::of(&state);
+        Ok(Self {
+            state,
+            block: None,
+            sealed,
+        })
     }
 
     /// The chain id.
@@ -497,6 +534,8 @@ impl Ledger {
             return Err(BlockError::InProgress(b.height));
         }
         let expected = self.state.height.saturating_add(1);
+        // The state is about to change: the sealed encoding goes stale.
+        self.sealed = Sealed::default();
         if height != expected {
             return Err(BlockError::WrongHeight {
                 expected,
@@ -660,7 +699,7 @@ impl Ledger {
             rewards,
             matured,
             next_validator_set: next,
-            app_hash: self.app_hash(),
+            app_hash: self.seal(),
         })
     }
 
@@ -745,9 +784,19 @@ impl Ledger {
         })
     }
 
-    /// Commitment to the whole state: SHA3-256 of its canonical encoding.
+    /// Commitment to the whole state: SHA3-256 of its canonical encoding
+    /// (computed once per block, at `end_block`; recomputed only mid-block).
     pub fn app_hash(&self) -> Hash {
-        sha3_256(&snapshot::encode(&self.state))
+        match &self.sealed.0 {
+            Some((_, hash)) if self.block.is_none() => *hash,
+            _ => sha3_256(&snapshot::encode(&self.state)),
+        }
+    }
+
+    /// Encodes and hashes the state once, for the app hash and the snapshot.
+    fn seal(&mut self) -> Hash {
+        self.sealed = Sealed::of(&self.state);
+        self.app_hash()
     }
 
     /// The validator set in effect at `height`, if still kept (the evidence
@@ -902,16 +951,25 @@ impl Ledger {
             .collect()
     }
 
-    /// The canonical encoding of the whole state (between blocks).
+    /// The canonical encoding of the whole state (between blocks): the
+    /// encoding made at `end_block`, copied, not made again.
     pub fn encode(&self) -> Vec<u8> {
-        snapshot::encode(&self.state)
+        match &self.sealed.0 {
+            Some((bytes, _)) if self.block.is_none() => bytes.to_vec(),
+            _ => snapshot::encode(&self.state),
+        }
     }
 
     /// Restores a ledger from [`Self::encode`] output, rejecting malformed bytes.
     pub fn decode(bytes: &[u8]) -> Result<Self, SnapshotError> {
+        let state = snapshot::decode(bytes)?;
+        // Canonical: a decoded snapshot re-encodes to itself, but the
+        // encoding is made from the state, never trusted from the bytes.
+        let sealed = Sealed::of(&state);
         Ok(Self {
-            state: snapshot::decode(bytes)?,
+            state,
             block: None,
+            sealed,
         })
     }
 }
