@@ -233,6 +233,18 @@ impl CommitCertificate {
     /// precommit signing bytes. The cheap checks come first so a bad
     /// certificate costs no pairing.
     pub fn verify(&self, chain: &ChainId, set: &ValidatorSet) -> Result<(), CertificateError> {
+        let keys = self.quorum_keys(set)?;
+        self.aggregate_signature
+            .fast_aggregate_verify(&self.signing_bytes(chain), &keys)
+            .map_err(|_| CertificateError::BadSignature)
+    }
+
+    /// The signers' keys, once the bitmap fits `set` and their power is
+    /// more than 2/3 of it (the cheap checks, before any pairing).
+    fn quorum_keys<'s>(
+        &self,
+        set: &'s ValidatorSet,
+    ) -> Result<Vec<&'s PublicKey>, CertificateError> {
         let idx = self.signer_indices(set.len())?;
         let signed: Power = idx.iter().map(|i| set.validators()[*i].power).sum();
         if !set.is_quorum(signed) {
@@ -241,20 +253,21 @@ impl CommitCertificate {
                 total: set.total_power(),
             });
         }
-        let keys: Vec<&PublicKey> = idx
+        Ok(idx
             .iter()
             .map(|i| &set.validators()[*i].public_key)
-            .collect();
-        let msg = vote_bytes(
+            .collect())
+    }
+
+    /// The precommit signing bytes every signer signed.
+    fn signing_bytes(&self, chain: &ChainId) -> Vec<u8> {
+        vote_bytes(
             chain,
             VoteType::Precommit,
             self.height,
             self.round,
             &self.block_hash,
-        );
-        self.aggregate_signature
-            .fast_aggregate_verify(&msg, &keys)
-            .map_err(|_| CertificateError::BadSignature)
+        )
     }
 
     /// [`Self::verify`], and that it commits `block_hash` at `height`.
@@ -295,28 +308,11 @@ impl CommitCertificate {
         chain: &ChainId,
         set: &ValidatorSet,
     ) -> Result<(PublicKey, Vec<u8>), CertificateError> {
-        let idx = self.signer_indices(set.len())?;
-        let signed: Power = idx.iter().map(|i| set.validators()[*i].power).sum();
-        if !set.is_quorum(signed) {
-            return Err(CertificateError::InsufficientPower {
-                signed,
-                total: set.total_power(),
-            });
-        }
-        let keys: Vec<&PublicKey> = idx
-            .iter()
-            .map(|i| &set.validators()[*i].public_key)
-            .collect();
+        let keys = self.quorum_keys(set)?;
         // Keys with proofs of possession never sum to infinity; if they did,
         // FastAggregateVerify would fail too.
         let key = PublicKey::aggregate(&keys).map_err(|_| CertificateError::BadSignature)?;
-        let msg = vote_bytes(
-            chain,
-            VoteType::Precommit,
-            self.height,
-            self.round,
-            &self.block_hash,
-        );
+        let msg = self.signing_bytes(chain);
         Ok((key, msg))
     }
 
