@@ -11,6 +11,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "agora/v1/genesis.proto",
         "agora/v1/services.proto",
         "agora/v1/p2p.proto",
+        "agora/v1/state.proto",
     ];
     for f in &files {
         println!("cargo:rerun-if-changed={f}");

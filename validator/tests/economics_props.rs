@@ -284,7 +284,7 @@ fn run_identity(blocks: Vec<Block>) -> Result<Seen, TestCaseError> {
             let Some((k, t)) = build(&l, op, fee) else {
                 continue;
             };
-            let before = (l.app_hash(), l.account(&addr(&k)));
+            let before = (l.state_digest(), l.account(&addr(&k)));
             let r = l.deliver_tx(&t);
             match &r.outcome {
                 TxOutcome::Rejected(e) => {
@@ -300,7 +300,7 @@ fn run_identity(blocks: Vec<Block>) -> Result<Seen, TestCaseError> {
                         TxError::CannotPayFee { have, .. } => prop_assert!(*have < fee),
                         other => prop_assert!(false, "unexpected rejection {}", other),
                     }
-                    prop_assert_eq!((l.app_hash(), l.account(&addr(&k))), before);
+                    prop_assert_eq!((l.state_digest(), l.account(&addr(&k))), before);
                 }
                 outcome => {
                     prop_assert!(!matches!(op, Op::LowFee { .. }), "fee below minimum taken");

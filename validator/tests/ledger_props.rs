@@ -347,7 +347,7 @@ fn evidence(
     let k = &consensus_keys()[val];
     let v = addr(k);
     let ev = duplicate_vote(k, h);
-    let before_hash = l.app_hash();
+    let before_hash = l.state_digest();
     let before_entries = all_entries(l);
     let before_tokens = l.validator(&v).map(|x| x.tokens);
     let power = l.validator_set(h).and_then(|s| s.get(&v)).map(|x| x.power);
@@ -415,7 +415,7 @@ fn evidence(
         }
     }
     prop_assert_eq!(
-        l.app_hash(),
+        l.state_digest(),
         before_hash,
         "rejected evidence changes nothing"
     );
@@ -469,7 +469,7 @@ fn run(blocks: Vec<Vec<Op>>) -> Result<(usize, usize), TestCaseError> {
             let Some((t, authentic)) = build_tx(&l, op, &last_ok) else {
                 continue;
             };
-            let before = l.app_hash();
+            let before = l.state_digest();
             let r = l.deliver_tx(&t);
             match &r.outcome {
                 TxOutcome::Ok => {
@@ -484,7 +484,7 @@ fn run(blocks: Vec<Vec<Op>>) -> Result<(usize, usize), TestCaseError> {
                 TxOutcome::Rejected(TxError::CannotPayFee { fee, have }) => {
                     prop_assert_eq!(*fee, FEE);
                     prop_assert!(*have < FEE, "an account that can pay was refused");
-                    prop_assert_eq!(l.app_hash(), before, "a rejected tx changes nothing");
+                    prop_assert_eq!(l.state_digest(), before, "a rejected tx changes nothing");
                 }
                 TxOutcome::Rejected(e) => {
                     prop_assert!(!authentic, "unexpected rejection: {}", e);
@@ -493,7 +493,7 @@ fn run(blocks: Vec<Vec<Op>>) -> Result<(usize, usize), TestCaseError> {
                         "{}",
                         e
                     );
-                    prop_assert_eq!(l.app_hash(), before, "a rejected tx changes nothing");
+                    prop_assert_eq!(l.state_digest(), before, "a rejected tx changes nothing");
                 }
             }
         }

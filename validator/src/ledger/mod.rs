@@ -50,6 +50,7 @@
 
 pub mod amount;
 pub mod downtime;
+pub mod merkle;
 pub mod params;
 pub mod query;
 pub mod rewards;
@@ -57,6 +58,7 @@ pub mod slashing;
 pub mod snapshot;
 pub mod staking;
 pub mod state;
+mod tracked;
 pub mod tx;
 pub mod validator_updates;
 
@@ -70,11 +72,12 @@ pub use state::{
 };
 pub use tx::{DecodedTx, TxError, TxKind};
 
-use crate::crypto::{Hash, PublicKey, Signature, sha3_256};
+use crate::crypto::{Hash, PublicKey, Signature};
 use crate::types::{Address, ChainId, Height};
 use crate::validator_set::ValidatorSet;
 use agora_proto::v1 as pb;
 use amount::parse_amount;
+use merkle::StateTree;
 use state::{Delegation, State, ValidatorRecord};
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -277,38 +280,9 @@ pub struct Ledger {
     state: State,
     /// The block being executed, between `begin_block` and `end_block`.
     block: Option<BlockInProgress>,
-    /// The canonical encoding of `state` and its hash, made once per block
-    /// (at `end_block`, at genesis, when decoded) and dropped by
-    /// `begin_block`: the app hash, the header check of the next block and
-    /// the stored snapshot all read it instead of encoding the state again.
-    sealed: Sealed,
-}
-
-/// The encoded state between blocks and its SHA3-256 (see [`Ledger::app_hash`]).
-/// Derived from `state`, so it takes no part in comparing ledgers.
-#[derive(Clone, Default)]
-struct Sealed(Option<(std::sync::Arc<[u8]>, Hash)>);
-
-impl Sealed {
-    fn of(state: &State) -> Self {
-        let bytes = snapshot::encode(state);
-        let hash = sha3_256(&bytes);
-        Self(Some((bytes.into(), hash)))
-    }
-}
-
-impl PartialEq for Sealed {
-    fn eq(&self, _: &Self) -> bool {
-        true
-    }
-}
-
-impl Eq for Sealed {}
-
-impl std::fmt::Debug for Sealed {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(if self.0.is_some() { "Sealed" } else { "Open" })
-    }
+    /// The state's Merkle tree, moved on once per block (at `end_block`):
+    /// its root is the app hash.
+    tree: StateTree,
 }
 
 fn genesis_validator(
@@ -379,18 +353,18 @@ impl Ledger {
             slashed_total: 0,
             minted_total: 0,
             community_pool: 0,
-            accounts,
-            validators: BTreeMap::new(),
-            delegations: BTreeMap::new(),
-            unbonding: BTreeMap::new(),
+            accounts: accounts.into(),
+            validators: Default::default(),
+            delegations: Default::default(),
+            unbonding: Default::default(),
             next_unbonding_id: 0,
             slash_events: Vec::new(),
-            validator_sets: BTreeMap::new(),
+            validator_sets: Default::default(),
             maturity: BTreeSet::new(),
-            redelegations: BTreeMap::new(),
+            redelegations: Default::default(),
             next_redelegation_id: 0,
             redelegation_maturity: BTreeSet::new(),
-            signing: BTreeMap::new(),
+            signing: Default::default(),
         };
         for (index, gv) in g.validators.iter().enumerate() {
             let bad = |reason: String| GenesisError::Validator { index, reason };
@@ -444,11 +418,11 @@ impl Ledger {
             .ok_or(GenesisError::NoActiveValidators)?;
         state.validator_sets.insert(1, set.clone());
         state.validator_sets.insert(2, set);
-        let sealed = Sealed::of(&state);
+        let tree = StateTree::build(&mut state);
         Ok(Self {
             state,
             block: None,
-            sealed,
+            tree,
         })
     }
 
@@ -534,8 +508,6 @@ impl Ledger {
             return Err(BlockError::InProgress(b.height));
         }
         let expected = self.state.height.saturating_add(1);
-        // The state is about to change: the sealed encoding goes stale.
-        self.sealed = Sealed::default();
         if height != expected {
             return Err(BlockError::WrongHeight {
                 expected,
@@ -690,7 +662,7 @@ impl Ledger {
         let keep_from = height
             .saturating_add(2)
             .saturating_sub(self.state.params.unbonding_period);
-        self.state.validator_sets = self.state.validator_sets.split_off(&keep_from);
+        self.state.validator_sets.remove_below(&keep_from);
         self.state.height = height;
         Ok(EndBlock {
             height,
@@ -784,19 +756,31 @@ impl Ledger {
         })
     }
 
-    /// Commitment to the whole state: SHA3-256 of its canonical encoding
-    /// (computed once per block, at `end_block`; recomputed only mid-block).
+    /// The app hash of the state after the last executed block: the root
+    /// of its Merkle tree (DESIGN §3; leaves in `state.proto`). Mid-block it
+    /// is still the root before the block.
     pub fn app_hash(&self) -> Hash {
-        match &self.sealed.0 {
-            Some((_, hash)) if self.block.is_none() => *hash,
-            _ => sha3_256(&snapshot::encode(&self.state)),
-        }
+        self.tree.root()
     }
 
-    /// Encodes and hashes the state once, for the app hash and the snapshot.
+    /// A digest of the whole current state, mid-block included: SHA3-256
+    /// of its snapshot encoding. O(state); for checks that a step changed
+    /// nothing (the app hash moves only at `end_block`).
+    pub fn state_digest(&self) -> Hash {
+        crate::crypto::sha3_256(&snapshot::encode(&self.state))
+    }
+
+    /// Moves the tree on with what the block changed; its new root.
     fn seal(&mut self) -> Hash {
-        self.sealed = Sealed::of(&self.state);
-        self.app_hash()
+        self.tree.advance(&mut self.state);
+        self.tree.root()
+    }
+
+    /// A proof of a leaf's value (or absence) in the state of `height`
+    /// (one of the last [`merkle::PROVABLE_VERSIONS`] heights this ledger
+    /// executed or was restored at); keys are made by [`merkle::leaves`].
+    pub fn prove(&self, key: &[u8], height: Height) -> Result<pb::StateProof, merkle::ProveError> {
+        self.tree.prove(key, height)
     }
 
     /// The validator set in effect at `height`, if still kept (the evidence
@@ -951,25 +935,22 @@ impl Ledger {
             .collect()
     }
 
-    /// The canonical encoding of the whole state (between blocks): the
-    /// encoding made at `end_block`, copied, not made again.
+    /// The canonical encoding of the whole state (the snapshot the node
+    /// stores).
     pub fn encode(&self) -> Vec<u8> {
-        match &self.sealed.0 {
-            Some((bytes, _)) if self.block.is_none() => bytes.to_vec(),
-            _ => snapshot::encode(&self.state),
-        }
+        snapshot::encode(&self.state)
     }
 
-    /// Restores a ledger from [`Self::encode`] output, rejecting malformed bytes.
+    /// Restores a ledger from [`Self::encode`] output, rejecting malformed
+    /// bytes; its tree is rebuilt from the state, so only the restored
+    /// height is provable until more blocks run.
     pub fn decode(bytes: &[u8]) -> Result<Self, SnapshotError> {
-        let state = snapshot::decode(bytes)?;
-        // Canonical: a decoded snapshot re-encodes to itself, but the
-        // encoding is made from the state, never trusted from the bytes.
-        let sealed = Sealed::of(&state);
+        let mut state = snapshot::decode(bytes)?;
+        let tree = StateTree::build(&mut state);
         Ok(Self {
             state,
             block: None,
-            sealed,
+            tree,
         })
     }
 }

@@ -4,10 +4,11 @@
 //! decision) is the same on every node.
 
 use super::params::Params;
+use super::tracked::TrackedMap;
 use crate::crypto::{Hash, PublicKey};
 use crate::types::{Address, ChainId, Height};
 use crate::validator_set::ValidatorSet;
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 
 /// An account: spendable tokens and the number of transactions it has had
 /// executed (its next nonce).
@@ -272,30 +273,30 @@ pub struct State {
     /// split and pools without a recipient. Counted as unclaimed rewards.
     pub community_pool: u128,
     /// Accounts by address.
-    pub accounts: BTreeMap<Address, Account>,
+    pub accounts: TrackedMap<Address, Account>,
     /// Validators by consensus address (never removed, so old sets stay resolvable).
-    pub validators: BTreeMap<Address, ValidatorRecord>,
+    pub validators: TrackedMap<Address, ValidatorRecord>,
     /// Delegations by (delegator, validator).
-    pub delegations: BTreeMap<(Address, Address), Delegation>,
+    pub delegations: TrackedMap<(Address, Address), Delegation>,
     /// Pending unbonding entries.
-    pub unbonding: BTreeMap<UnbondingKey, UnbondingEntry>,
+    pub unbonding: TrackedMap<UnbondingKey, UnbondingEntry>,
     /// Id of the next unbonding entry.
     pub next_unbonding_id: u64,
     /// Every slash so far, in order (`id` is the index).
     pub slash_events: Vec<SlashEvent>,
     /// Validator sets by the height they are in effect at: the evidence
     /// window behind, the current height and the two ahead.
-    pub validator_sets: BTreeMap<Height, ValidatorSet>,
+    pub validator_sets: TrackedMap<Height, ValidatorSet>,
     /// Derived index of `unbonding` by completion height (not encoded).
     pub maturity: BTreeSet<(Height, UnbondingKey)>,
     /// Pending redelegation entries.
-    pub redelegations: BTreeMap<RedelegationKey, RedelegationEntry>,
+    pub redelegations: TrackedMap<RedelegationKey, RedelegationEntry>,
     /// Id of the next redelegation entry.
     pub next_redelegation_id: u64,
     /// Derived index of `redelegations` by completion height (not encoded).
     pub redelegation_maturity: BTreeSet<(Height, RedelegationKey)>,
     /// Missed-precommit windows of validators that have been in a set.
-    pub signing: BTreeMap<Address, SigningInfo>,
+    pub signing: TrackedMap<Address, SigningInfo>,
 }
 
 impl State {

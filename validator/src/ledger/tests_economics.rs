@@ -240,10 +240,10 @@ fn fee_below_min_is_refused_with_the_minimum_and_changes_nothing() {
     assert_eq!(l.check_tx(&exact).map(|c| c.fee), Ok(FEE));
 
     l.begin_block(1, &BlockInfo::default()).expect("begin");
-    let before = (l.app_hash(), l.account(&addr(&u)));
+    let before = (l.state_digest(), l.account(&addr(&u)));
     let r = l.deliver_tx(&low);
     assert_eq!(outcome_err(&r), ("rejected", &err));
-    assert_eq!((l.app_hash(), l.account(&addr(&u))), before);
+    assert_eq!((l.state_digest(), l.account(&addr(&u))), before);
     let r = l.deliver_tx(&exact);
     assert!(r.is_ok(), "{}", r.log);
     let end = l.end_block().expect("end");

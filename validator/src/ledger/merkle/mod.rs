@@ -1,0 +1,217 @@
+//! The authenticated state: a Jellyfish Merkle tree (`jmt`, SHA3-256) over
+//! the ledger's leaves ([`leaves`]), whose root is the app hash (DESIGN §3).
+//!
+//! Each block updates the tree with exactly the leaves it changed (the keys
+//! its [`super::tracked::TrackedMap`]s recorded), as version = its height:
+//! O(changes · log n), not O(state). The nodes live in a [`NodeStore`]
+//! shared by every clone of a ledger (the engine's and the copy the gRPC
+//! services read), so publishing the ledger after a commit does not copy
+//! the tree. Versions only grow: a clone that falls behind the shared store
+//! and then executes a block (tests that fork a ledger) rebuilds a tree of
+//! its own from its whole state, which is always correct.
+//!
+//! The last [`PROVABLE_VERSIONS`] versions stay provable; older replaced
+//! nodes are dropped.
+
+pub mod leaves;
+pub mod proof;
+mod store;
+
+use crate::crypto::Hash;
+use crate::types::Height;
+use agora_proto::v1 as pb;
+use jmt::{JellyfishMerkleTree, KeyHash};
+use leaves::LeafChange;
+use store::NodeStore;
+use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
+
+/// How many recent versions (heights) of the state can be proven.
+pub const PROVABLE_VERSIONS: u64 = 128;
+
+/// SHA3-256 as `jmt`'s hasher (its blanket impl needs another `digest`).
+#[derive(Clone)]
+pub struct Sha3(sha3::Sha3_256);
+
+impl jmt::SimpleHasher for Sha3 {
+    fn new() -> Self {
+        use sha3::Digest;
+        Self(sha3::Sha3_256::new())
+    }
+    fn update(&mut self, data: &[u8]) {
+        sha3::Digest::update(&mut self.0, data);
+    }
+    fn finalize(self) -> [u8; 32] {
+        sha3::Digest::finalize(self.0).into()
+    }
+}
+
+/// Why a proof could not be made.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ProveError {
+    /// The height is pruned, not reached yet, or before this node's restore.
+    #[error("the state of height {height} is not provable here (provable: {from}..={to})")]
+    NotProvable {
+        /// Height asked for.
+        height: Height,
+        /// Oldest provable height.
+        from: Height,
+        /// Newest provable height.
+        to: Height,
+    },
+    /// The tree store lacks a node it should hold (a bug, not an input).
+    #[error("state tree: {0}")]
+    Tree(String),
+}
+
+/// A ledger's view of the shared tree: the version its state is at and that
+/// version's root.
+#[derive(Clone)]
+pub(crate) struct StateTree {
+    store: Arc<RwLock<NodeStore>>,
+    version: Height,
+    root: Hash,
+    /// How many slash events (appended only) the tree holds.
+    slash_events: usize,
+}
+
+impl std::fmt::Debug for StateTree {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "StateTree(v{} {})", self.version, hex::encode(self.root))
+    }
+}
+
+/// Ledgers compare by state; equal states have equal roots.
+impl PartialEq for StateTree {
+    fn eq(&self, other: &Self) -> bool {
+        self.version == other.version && self.root == other.root
+    }
+}
+
+impl Eq for StateTree {}
+
+fn read(s: &RwLock<NodeStore>) -> RwLockReadGuard<'_, NodeStore> {
+    // A panic while holding the lock leaves the store as it was before the
+    // write began or fully written (writes do not fail half-way).
+    s.read().unwrap_or_else(|e| e.into_inner())
+}
+
+fn write(s: &RwLock<NodeStore>) -> RwLockWriteGuard<'_, NodeStore> {
+    s.write().unwrap_or_else(|e| e.into_inner())
+}
+
+impl StateTree {
+    /// A tree built whole from a state's leaves at `version`.
+    pub(crate) fn build(state: &mut super::state::State) -> Self {
+        leaves::clear_changes(state);
+        let version = state.height;
+        let mut store = NodeStore::empty_before(version);
+        let all = leaves::all(state)
+            .into_iter()
+            .map(|(k, v)| (KeyHash::with::<Sha3>(&k), Some(v)));
+        let (root, batch) = JellyfishMerkleTree::<_, Sha3>::new(&store)
+            .put_value_set(all, version)
+            // Building from an empty root cannot miss a node.
+            .expect("state tree built from an empty store");
+        store.write(version, batch);
+        Self {
+            store: Arc::new(RwLock::new(store)),
+            version,
+            root: root.0,
+            slash_events: state.slash_events.len(),
+        }
+    }
+
+    /// The root of this state: the app hash.
+    pub(crate) fn root(&self) -> Hash {
+        self.root
+    }
+
+    /// Moves the tree to the state after block `state.height`, with the
+    /// leaves that block changed.
+    pub(crate) fn advance(&mut self, state: &mut super::state::State) {
+        let version = state.height;
+        debug_assert_eq!(version, self.version + 1, "one version per block");
+        let changes = leaves::changed(state, self.slash_events);
+        let shared = self.store.clone();
+        let mut store = write(&shared);
+        if store.latest() != Some(self.version) {
+            // Another clone moved the shared store on: this ledger forked.
+            drop(store);
+            *self = Self::build(state);
+            return;
+        }
+        match Self::update(&store, changes, version) {
+            Ok((root, batch)) => {
+                store.write(version, batch);
+                store.prune(version.saturating_sub(PROVABLE_VERSIONS - 1));
+                self.version = version;
+                self.root = root;
+                self.slash_events = state.slash_events.len();
+            }
+            Err(_) => {
+                // Unreachable while the store holds this version's nodes;
+                // a whole rebuild is still the right answer.
+                drop(store);
+                *self = Self::build(state);
+            }
+        }
+    }
+
+    fn update(
+        store: &NodeStore,
+        changes: Vec<LeafChange>,
+        version: Height,
+    ) -> anyhow::Result<(Hash, jmt::storage::TreeUpdateBatch)> {
+        let set = changes
+            .into_iter()
+            .map(|(k, v)| (KeyHash::with::<Sha3>(&k), v));
+        let (root, batch) = JellyfishMerkleTree::<_, Sha3>::new(store).put_value_set(set, version)?;
+        Ok((root.0, batch))
+    }
+
+    /// Nodes the shared store holds (for tests of its bound).
+    #[cfg(test)]
+    pub(crate) fn node_count(&self) -> usize {
+        read(&self.store).node_count()
+    }
+
+    /// `jmt`'s own proof, for checking our verifier against its.
+    #[cfg(test)]
+    pub(crate) fn jmt_proof(&self, key: &[u8], height: Height) -> jmt::proof::SparseMerkleProof<Sha3> {
+        let store = read(&self.store);
+        JellyfishMerkleTree::<_, Sha3>::new(&*store)
+            .get_with_proof(KeyHash::with::<Sha3>(key), height)
+            .expect("provable")
+            .1
+    }
+
+    /// A proof of `key`'s value (or absence) in the state of `height`.
+    pub(crate) fn prove(&self, key: &[u8], height: Height) -> Result<pb::StateProof, ProveError> {
+        let store = read(&self.store);
+        let (from, to) = store.provable().unwrap_or((0, 0));
+        if height < from || height > to.min(self.version) {
+            return Err(ProveError::NotProvable {
+                height,
+                from,
+                to: to.min(self.version),
+            });
+        }
+        let tree = JellyfishMerkleTree::<_, Sha3>::new(&*store);
+        let (value, proof) = tree
+            .get_with_proof(KeyHash::with::<Sha3>(key), height)
+            .map_err(|e| ProveError::Tree(e.to_string()))?;
+        let (leaf, siblings) = proof::from_jmt(&proof).map_err(|e| ProveError::Tree(e.to_string()))?;
+        let present = value.is_some();
+        let other = leaf.filter(|_| !present);
+        Ok(pb::StateProof {
+            height,
+            key: key.to_vec(),
+            value: value.unwrap_or_default(),
+            present,
+            other_key_hash: other.map(|(k, _)| k.to_vec()).unwrap_or_default(),
+            other_value_hash: other.map(|(_, v)| v.to_vec()).unwrap_or_default(),
+            siblings: siblings.iter().map(|s| s.to_vec()).collect(),
+        })
+    }
+}
+

@@ -1,0 +1,214 @@
+//! The authenticated state: the app hash is the root of the tree over the
+//! leaves of `state.proto`, moved on by exactly what each block changed, and
+//! proofs of membership and absence verify against it, tampered ones not.
+
+use super::*;
+use crate::ledger::merkle::leaves::{
+    account_key, delegation_key, slash_event_key, unbonding_key, validator_key,
+};
+use crate::ledger::merkle::proof::{ProofError, verify};
+use crate::ledger::merkle::{PROVABLE_VERSIONS, ProveError};
+use prost::Message;
+
+/// The tree moved on block by block has the root of a tree built whole
+/// from the same state: nothing a block changed was missed.
+#[test]
+fn incremental_root_equals_a_tree_built_whole() {
+    let mut l = busy_ledger();
+    let v = addr(&consensus(1));
+    for (i, txs) in [
+        vec![tx(&user(3), 0, bond(v, 5 * UNIT))],
+        vec![tx(&user(3), 1, unbond(v, UNIT))],
+        vec![],
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        block(&mut l, &txs, &[]);
+        let whole = Ledger::decode(&l.encode()).expect("decodes");
+        assert_eq!(whole.app_hash(), l.app_hash(), "after block {i}");
+    }
+    // Past the unbonding period: entries mature and old sets are dropped,
+    // both deletions from the tree.
+    empty_blocks(&mut l, 12);
+    assert_eq!(Ledger::decode(&l.encode()).unwrap().app_hash(), l.app_hash());
+}
+
+#[test]
+fn membership_proofs_verify_and_show_the_leaf_values() {
+    let l = busy_ledger();
+    let h = l.height();
+    let root = l.app_hash();
+    let u = addr(&user(1));
+    let p = l.prove(&account_key(&u), h).expect("provable");
+    verify(&p, &account_key(&u), &root).expect("account proof");
+    assert!(p.present);
+    let leaf = pb::AccountLeaf::decode(&p.value[..]).expect("leaf");
+    assert_eq!(leaf.balance, l.account(&u).balance.to_string());
+    assert_eq!(leaf.nonce, l.account(&u).nonce);
+
+    let v = addr(&consensus(1));
+    for key in [
+        validator_key(&v),
+        delegation_key(&u, &v),
+        unbonding_key(&u, &v, 0),
+        slash_event_key(0),
+    ] {
+        let p = l.prove(&key, h).expect("provable");
+        assert!(p.present, "{key:?}");
+        verify(&p, &key, &root).expect("membership proof");
+    }
+}
+
+#[test]
+fn absence_is_proven_and_cannot_be_claimed_for_a_present_key() {
+    let l = busy_ledger();
+    let (h, root) = (l.height(), l.app_hash());
+    let nobody = Address([0x42; 20]);
+    let key = account_key(&nobody);
+    let p = l.prove(&key, h).expect("provable");
+    assert!(!p.present && p.value.is_empty());
+    verify(&p, &key, &root).expect("non-membership proof");
+
+    // The same proof does not speak for another key.
+    let other = account_key(&addr(&user(1)));
+    assert_eq!(verify(&p, &other, &root), Err(ProofError::WrongKey));
+    let mut renamed = p.clone();
+    renamed.key = other.clone();
+    assert!(verify(&renamed, &other, &root).is_err(), "absence of a present key");
+
+    // Claiming a present key absent (its membership proof, value dropped).
+    let mut hidden = l.prove(&other, h).expect("provable");
+    hidden.present = false;
+    hidden.value.clear();
+    assert!(verify(&hidden, &other, &root).is_err());
+}
+
+#[test]
+fn tampered_proofs_are_rejected_with_the_reason() {
+    let l = busy_ledger();
+    let (h, root) = (l.height(), l.app_hash());
+    let key = account_key(&addr(&user(2)));
+    let good = l.prove(&key, h).expect("provable");
+    verify(&good, &key, &root).expect("untampered");
+
+    let mut value = good.clone();
+    let mut leaf = pb::AccountLeaf::decode(&value.value[..]).unwrap();
+    leaf.balance = "999999999999".into();
+    value.value = leaf.encode_to_vec();
+    assert!(matches!(
+        verify(&value, &key, &root),
+        Err(ProofError::RootMismatch { .. })
+    ));
+
+    let mut sibling = good.clone();
+    sibling.siblings[0][0] ^= 1;
+    assert!(matches!(
+        verify(&sibling, &key, &root),
+        Err(ProofError::RootMismatch { .. })
+    ));
+
+    let mut short = good.clone();
+    short.siblings.pop();
+    assert!(verify(&short, &key, &root).is_err());
+
+    let mut bad_len = good.clone();
+    bad_len.siblings[0].push(0);
+    assert!(matches!(
+        verify(&bad_len, &key, &root),
+        Err(ProofError::Malformed(_))
+    ));
+
+    // Against another height's root.
+    let mut later = l.clone();
+    block(&mut later, &[tx(&user(2), 1, transfer(addr(&user(3)), 1))], &[]);
+    assert!(verify(&good, &key, &later.app_hash()).is_err());
+}
+
+/// Older heights stay provable against their own app hash, up to the
+/// retention bound; beyond it the error says what is provable.
+#[test]
+fn recent_heights_are_provable_and_pruned_ones_say_so() {
+    let mut l = ledger(2);
+    let key = account_key(&addr(&user(1)));
+    let mut roots = vec![l.app_hash()];
+    for i in 0..(PROVABLE_VERSIONS + 5) {
+        let t = tx(&user(1), i, transfer(addr(&user(2)), 1));
+        block(&mut l, &[t], &[]);
+        roots.push(l.app_hash());
+    }
+    let tip = l.height();
+    for h in [tip, tip - 1, tip + 1 - PROVABLE_VERSIONS] {
+        let p = l.prove(&key, h).expect("provable");
+        verify(&p, &key, &roots[h as usize]).expect("against its own height");
+        let nonce = pb::AccountLeaf::decode(&p.value[..]).unwrap().nonce;
+        assert_eq!(nonce, h, "the value of that height, not the latest");
+    }
+    let old = tip - PROVABLE_VERSIONS;
+    assert_eq!(
+        l.prove(&key, old),
+        Err(ProveError::NotProvable {
+            height: old,
+            from: tip + 1 - PROVABLE_VERSIONS,
+            to: tip
+        })
+    );
+    assert!(matches!(
+        l.prove(&key, tip + 1),
+        Err(ProveError::NotProvable { .. })
+    ));
+}
+
+/// Replaced nodes are dropped once their versions leave the provable
+/// window, so a long run's tree does not grow with its length.
+#[test]
+fn the_store_does_not_grow_with_the_number_of_blocks() {
+    let mut l = ledger(2);
+    let mut nonce = 0;
+    let mut run = |l: &mut Ledger, n: u64| {
+        for _ in 0..n {
+            block(l, &[tx(&user(1), nonce, transfer(addr(&user(2)), 1))], &[]);
+            nonce += 1;
+        }
+        l.tree.node_count()
+    };
+    let first = run(&mut l, PROVABLE_VERSIONS * 2);
+    let second = run(&mut l, PROVABLE_VERSIONS * 2);
+    assert!(second <= first + first / 10, "{first} nodes, then {second}");
+}
+
+/// A fork of a ledger (a clone that executes its own block) keeps a correct
+/// root without disturbing the original's proofs.
+#[test]
+fn a_forked_clone_keeps_both_trees_right() {
+    let mut a = busy_ledger();
+    let mut b = a.clone();
+    block(&mut a, &[tx(&user(2), 1, transfer(addr(&user(3)), 1))], &[]);
+    block(&mut b, &[tx(&user(2), 1, transfer(addr(&user(3)), 2))], &[]);
+    assert_ne!(a.app_hash(), b.app_hash());
+    for l in [&a, &b] {
+        assert_eq!(Ledger::decode(&l.encode()).unwrap().app_hash(), l.app_hash());
+        let key = account_key(&addr(&user(3)));
+        verify(&l.prove(&key, l.height()).unwrap(), &key, &l.app_hash()).expect("proof");
+    }
+}
+
+/// Our verifier and `jmt`'s agree on proofs it made, for present and
+/// absent keys.
+#[test]
+fn the_independent_verifier_agrees_with_jmt() {
+    use crate::ledger::merkle::Sha3;
+    use jmt::{KeyHash, RootHash};
+    let l = busy_ledger();
+    let (h, root) = (l.height(), l.app_hash());
+    for i in 0..64u8 {
+        let key = account_key(&Address([i; 20]));
+        let ours = l.prove(&key, h).expect("provable");
+        verify(&ours, &key, &root).expect("ours");
+        let theirs = l.tree.jmt_proof(&key, h);
+        let value = ours.present.then_some(&ours.value[..]);
+        theirs
+            .verify(RootHash(root), KeyHash::with::<Sha3>(&key), value)
+            .expect("jmt's");
+    }
+}
