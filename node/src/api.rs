@@ -73,6 +73,8 @@ pub struct Shared {
     /// [`MAX_EVIDENCE_CHECKS`] at once, further submissions are refused
     /// (UNAVAILABLE) rather than queued.
     pub evidence_checks: Arc<Semaphore>,
+    /// `testing.tamper_state_proofs`: forge the value of every proof served.
+    pub tamper_state_proofs: bool,
 }
 
 impl Shared {
@@ -334,6 +336,23 @@ impl NodeApi for Api {
             Ok(l) => ledger_views::redelegations(&l, delegator, after, limit),
             Err(_) => (Vec::new(), Vec::new()),
         }
+    }
+
+    fn prove(&self, keys: &[Vec<u8>]) -> Result<Vec<pb::StateProof>, ApiError> {
+        let l = self
+            .0
+            .ledger
+            .read()
+            .map_err(|_| ApiError::Unavailable("the ledger view is unavailable".into()))?;
+        let mut proofs = ledger_views::prove(&l, keys)?;
+        if self.0.tamper_state_proofs {
+            for p in &mut proofs {
+                if let Some(b) = p.value.last_mut() {
+                    *b ^= 1;
+                }
+            }
+        }
+        Ok(proofs)
     }
 
     fn supply(&self) -> pb::GetSupplyResponse {

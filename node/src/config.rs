@@ -86,6 +86,10 @@ pub struct TestingConfig {
     /// bit of its aggregate signature flipped, so that a test can watch the
     /// browser's own verification turn red.
     pub tamper_explorer_certificates: bool,
+    /// Serve every state proof (`prove` queries) with one bit of the proven
+    /// value flipped, so that a test can watch `agora query --prove` refuse
+    /// it.
+    pub tamper_state_proofs: bool,
 }
 
 impl TestingConfig {
@@ -96,6 +100,7 @@ impl TestingConfig {
             || self.tamper_sync_bodies
             || self.disable_bans
             || self.tamper_explorer_certificates
+            || self.tamper_state_proofs
     }
 }
 

@@ -308,6 +308,9 @@ impl Node {
                 .and_then(|b| b.header.map(|hd| agora_validator::block::header_hash(&hd)))
                 .unwrap_or([0u8; 32]),
         };
+        if self.config.testing.tamper_state_proofs {
+            tracing::error!("testing.tamper_state_proofs is ON: gRPC serves forged state proofs");
+        }
         Ok(Arc::new(crate::api::Shared {
             chain: self.chain.clone(),
             address: agora_validator::Address::of(&self.key.public_key()),
@@ -321,6 +324,7 @@ impl Node {
             to_runner,
             metrics: self.metrics.clone(),
             evidence_checks: Arc::new(tokio::sync::Semaphore::new(crate::api::MAX_EVIDENCE_CHECKS)),
+            tamper_state_proofs: self.config.testing.tamper_state_proofs,
         }))
     }
 }

@@ -260,6 +260,7 @@ fn slashed(
         loop {
             let events = q
                 .list_slashing_events(pb::ListSlashingEventsRequest {
+                    prove: false,
                     validator: byz.0.to_vec(),
                     page: None,
                 })
@@ -270,6 +271,7 @@ fn slashed(
             if let Some(e) = events.into_iter().next() {
                 let v = q
                     .get_validator(pb::GetValidatorRequest {
+                        prove: false,
                         address: byz.0.to_vec(),
                     })
                     .await

@@ -33,6 +33,7 @@ fn amount(s: &str) -> u128 {
 
 async fn validator(q: &mut QueryClient<Channel>, a: &Address) -> pb::ValidatorRecord {
     q.get_validator(pb::GetValidatorRequest {
+        prove: false,
         address: a.0.to_vec(),
     })
     .await
@@ -44,6 +45,7 @@ async fn validator(q: &mut QueryClient<Channel>, a: &Address) -> pb::ValidatorRe
 
 async fn downtime_slashes(q: &mut QueryClient<Channel>, a: &Address) -> Vec<pb::SlashingEvent> {
     q.list_slashing_events(pb::ListSlashingEventsRequest {
+        prove: false,
         validator: a.0.to_vec(),
         page: None,
     })
@@ -71,6 +73,7 @@ async fn rewards(q: &mut QueryClient<Channel>, d: &Address, v: &Address) -> (u12
 async fn balance(q: &mut QueryClient<Channel>, a: &Address) -> u128 {
     let r = q
         .get_account(pb::GetAccountRequest {
+            prove: false,
             address: a.0.to_vec(),
         })
         .await
@@ -362,6 +365,7 @@ async fn new_requests_get_the_right_status_codes() {
     assert_eq!(e.code(), Code::NotFound, "{e:?}");
     let e = q
         .list_redelegations(pb::ListRedelegationsRequest {
+            prove: false,
             delegator: vec![],
             page: None,
         })

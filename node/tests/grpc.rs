@@ -46,6 +46,7 @@ async fn delegator_bonds_unbonds_and_double_signer_is_slashed_over_grpc() {
     let hb = r.height;
     let d = q
         .get_delegation(pb::GetDelegationRequest {
+            prove: false,
             delegator: bob_addr.0.to_vec(),
             validator: a_addr.0.to_vec(),
         })
@@ -87,6 +88,7 @@ async fn delegator_bonds_unbonds_and_double_signer_is_slashed_over_grpc() {
     assert_eq!(r.status, pb::TxStatus::Committed as i32, "{}", r.log);
     let entries = q
         .list_unbonding(pb::ListUnbondingRequest {
+            prove: false,
             delegator: bob_addr.0.to_vec(),
             page: None,
         })
@@ -112,6 +114,7 @@ async fn delegator_bonds_unbonds_and_double_signer_is_slashed_over_grpc() {
         let mut q = q.clone();
         async move {
             q.get_account(pb::GetAccountRequest {
+                prove: false,
                 address: bob_addr.0.to_vec(),
             })
             .await
@@ -151,6 +154,7 @@ async fn delegator_bonds_unbonds_and_double_signer_is_slashed_over_grpc() {
     };
     let b_tokens: u128 = q
         .get_validator(pb::GetValidatorRequest {
+            prove: false,
             address: b_addr.0.to_vec(),
         })
         .await
@@ -180,6 +184,7 @@ async fn delegator_bonds_unbonds_and_double_signer_is_slashed_over_grpc() {
     let events = loop {
         let ev = q
             .list_slashing_events(pb::ListSlashingEventsRequest {
+                prove: false,
                 validator: b_addr.0.to_vec(),
                 page: None,
             })
@@ -203,6 +208,7 @@ async fn delegator_bonds_unbonds_and_double_signer_is_slashed_over_grpc() {
     assert!(events[0].tombstoned);
     let vb = q
         .get_validator(pb::GetValidatorRequest {
+            prove: false,
             address: b_addr.0.to_vec(),
         })
         .await
@@ -342,6 +348,7 @@ async fn bad_requests_get_the_right_status_codes() {
     assert_eq!(e.code(), Code::InvalidArgument);
     let e = q
         .get_account(pb::GetAccountRequest {
+            prove: false,
             address: vec![1, 2, 3],
         })
         .await
@@ -349,6 +356,7 @@ async fn bad_requests_get_the_right_status_codes() {
     assert_eq!(e.code(), Code::InvalidArgument);
     let e = q
         .get_validator(pb::GetValidatorRequest {
+            prove: false,
             address: vec![9; 20],
         })
         .await

@@ -574,6 +574,7 @@ impl<'a> Demo<'a> {
     async fn delegation(&mut self, d: &Address, v: &Address) -> Result<pb::Delegation> {
         self.q
             .get_delegation(pb::GetDelegationRequest {
+                prove: false,
                 delegator: d.0.to_vec(),
                 validator: v.0.to_vec(),
             })
@@ -587,6 +588,7 @@ impl<'a> Demo<'a> {
     async fn validator(&mut self, v: &Address) -> Result<pb::ValidatorRecord> {
         self.q
             .get_validator(pb::GetValidatorRequest {
+                prove: false,
                 address: v.0.to_vec(),
             })
             .await
@@ -600,6 +602,7 @@ impl<'a> Demo<'a> {
         let r = self
             .q
             .get_account(pb::GetAccountRequest {
+                prove: false,
                 address: a.0.to_vec(),
             })
             .await
@@ -724,6 +727,7 @@ impl<'a> Demo<'a> {
         let entries = self
             .q
             .list_unbonding(pb::ListUnbondingRequest {
+                prove: false,
                 delegator: d.0.to_vec(),
                 page: None,
             })
@@ -778,6 +782,7 @@ impl<'a> Demo<'a> {
         let left = self
             .q
             .list_unbonding(pb::ListUnbondingRequest {
+                prove: false,
                 delegator: d.0.to_vec(),
                 page: None,
             })

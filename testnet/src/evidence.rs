@@ -112,6 +112,7 @@ pub async fn all_slashes(
     for _ in 0..MAX_EVENT_PAGES {
         let page = c
             .list_slashing_events(pb::ListSlashingEventsRequest {
+                prove: false,
                 validator: validator.to_vec(),
                 page: Some(pb::PageRequest {
                     page_token: token,

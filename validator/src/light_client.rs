@@ -114,6 +114,17 @@ pub enum LightError {
 }
 
 impl Trusted {
+    /// Trust the genesis set, as the state "after height 0": the header of
+    /// height 1 must name this set and have the all-zero parent hash.
+    pub fn from_genesis(validators: ValidatorSet) -> Self {
+        Self {
+            height: 0,
+            block_hash: [0; 32],
+            next_validators_hash: validators.hash().to_vec(),
+            validators,
+        }
+    }
+
     /// Trust `block` because its header hashes to `checkpoint` (the user's
     /// trusted hash); its set must be the one the header names.
     pub fn from_checkpoint(block: &LightBlock, checkpoint: &Hash) -> Result<Self, LightError> {

@@ -246,3 +246,22 @@ fn a_forged_certificate_on_the_target_is_refused() {
         "{r:?}"
     );
 }
+
+/// Trusting the genesis set reaches any height by skipping and bisecting;
+/// another set posing as genesis reaches none.
+#[test]
+fn trust_from_genesis_reaches_the_top_and_a_wrong_genesis_set_does_not() {
+    let (id, blocks) = chain();
+    let fetch = |h: u64| Ok::<_, String>(at(&blocks, h));
+    let genesis = Trusted::from_genesis(set_of(&members(1)));
+    let first = verify_step(&id, &genesis, &at(&blocks, 1)).expect("height 1 from genesis");
+    assert_eq!(first.block_hash, header_hash(&at(&blocks, 1).header));
+    let (t, path) = verify_skipping(&id, genesis, TOP, fetch).expect("skipping from genesis");
+    assert_eq!(t.height, TOP);
+    assert!(path.len() < TOP as usize, "skipped some heights: {path:?}");
+
+    let impostor = Trusted::from_genesis(set_of(&[9, 10, 11, 12]));
+    let err = verify_step(&id, &impostor, &at(&blocks, 1)).expect_err("not the genesis set");
+    assert!(err.to_string().contains("validators_hash"), "{err}");
+    assert!(verify_skipping(&id, impostor, TOP, fetch).is_err());
+}

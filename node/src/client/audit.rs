@@ -449,6 +449,7 @@ async fn run(
     for _ in 0..10_000 {
         let page = client
             .list_slashing_events(pb::ListSlashingEventsRequest {
+                prove: false,
                 validator: Vec::new(),
                 page: Some(pb::PageRequest {
                     page_token: token,

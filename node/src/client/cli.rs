@@ -3,6 +3,7 @@
 //! [`super::audit`].
 
 use super::audit::{self, AuditConfig};
+use super::prove;
 use super::query::{self, QueryKind};
 use super::tx::{self, TxAction};
 use crate::home::Home;
@@ -131,6 +132,22 @@ pub struct QueryArgs {
     /// Output format.
     #[arg(short = 'o', long, global = true, value_enum, default_value = "text")]
     pub output: Output,
+    /// Check the answer instead of believing the node (account, validator,
+    /// delegation, unbonding, slashes, redelegations): each value comes with
+    /// a Merkle proof against the app hash of height H, read from the header
+    /// of H + 1, which the light client verifies from --genesis or --trust.
+    /// Shows the proven values. A list's items are each proven; that none
+    /// was left out is not.
+    #[arg(long, global = true)]
+    pub prove: bool,
+    /// With --prove: the genesis file, whose validator set is trusted.
+    #[arg(long, global = true, value_name = "PATH")]
+    pub genesis: Option<PathBuf>,
+    /// With --prove: trust this block HEIGHT:HASH instead of genesis (it
+    /// must be at or below the proven height + 1; recent, within the
+    /// unbonding period). Trust assumption as `agora audit --trust --skip`.
+    #[arg(long, global = true, value_name = "HEIGHT:HASH", value_parser = super::light_audit::parse_checkpoint)]
+    pub trust: Option<(u64, agora_validator::crypto::Hash)>,
 }
 
 /// `agora query` subcommands.
@@ -344,47 +361,71 @@ pub async fn run_tx(a: TxArgs) -> Result<ExitCode> {
 
 /// `agora query ...`.
 pub async fn run_query(a: QueryArgs) -> Result<ExitCode> {
-    let q = match a.cmd {
+    let q = match &a.cmd {
         QueryCmd::Status => QueryKind::Status,
-        QueryCmd::Block { height } => QueryKind::Block(height),
-        QueryCmd::Cert { height } => QueryKind::Cert(height),
-        QueryCmd::Validators { height } => QueryKind::Validators(height),
-        QueryCmd::Validator { address } => QueryKind::Validator(addr(&address)?),
+        QueryCmd::Block { height } => QueryKind::Block(*height),
+        QueryCmd::Cert { height } => QueryKind::Cert(*height),
+        QueryCmd::Validators { height } => QueryKind::Validators(*height),
+        QueryCmd::Validator { address } => QueryKind::Validator(addr(address)?),
         QueryCmd::Delegation {
             delegator,
             validator,
         } => QueryKind::Delegation {
-            delegator: addr(&delegator)?,
-            validator: addr(&validator)?,
+            delegator: addr(delegator)?,
+            validator: addr(validator)?,
         },
-        QueryCmd::Delegations { delegator } => QueryKind::Delegations(addr(&delegator)?),
-        QueryCmd::Unbonding { delegator } => QueryKind::Unbonding(addr(&delegator)?),
+        QueryCmd::Delegations { delegator } => QueryKind::Delegations(addr(delegator)?),
+        QueryCmd::Unbonding { delegator } => QueryKind::Unbonding(addr(delegator)?),
         QueryCmd::Slashes { validator } => {
             QueryKind::Slashes(validator.as_deref().map(addr).transpose()?)
         }
-        QueryCmd::Account { address } => QueryKind::Account(addr(&address)?),
+        QueryCmd::Account { address } => QueryKind::Account(addr(address)?),
         QueryCmd::Rewards {
             delegator,
             validator,
         } => QueryKind::Rewards {
-            delegator: addr(&delegator)?,
-            validator: addr(&validator)?,
+            delegator: addr(delegator)?,
+            validator: addr(validator)?,
         },
-        QueryCmd::Redelegations { delegator } => QueryKind::Redelegations(addr(&delegator)?),
+        QueryCmd::Redelegations { delegator } => QueryKind::Redelegations(addr(delegator)?),
         QueryCmd::Supply => QueryKind::Supply,
         QueryCmd::Tx { hash } => {
-            let b = hex::decode(&hash).context("the transaction hash must be hex")?;
+            let b = hex::decode(hash).context("the transaction hash must be hex")?;
             QueryKind::Tx(
                 b.try_into()
                     .map_err(|_| anyhow::anyhow!("the transaction hash must be 32 bytes"))?,
             )
         }
     };
+    if a.prove {
+        let trust = prove_trust(&a)?;
+        let v = prove::run(channel(&a.node).await?, &q, trust).await?;
+        print(a.output, &v);
+        return Ok(ExitCode::SUCCESS);
+    }
     let v = query::run(channel(&a.node).await?, &q)
         .await
         .map_err(|s| anyhow::anyhow!("{:?}: {}", s.code(), s.message()))?;
     print(a.output, &v);
     Ok(ExitCode::SUCCESS)
+}
+
+/// What `--prove` trusts: a checkpoint, else the genesis file's set.
+fn prove_trust(a: &QueryArgs) -> Result<prove::Trust> {
+    if let Some((h, hash)) = a.trust {
+        return Ok(prove::Trust::Checkpoint(h, hash));
+    }
+    let path = a
+        .genesis
+        .as_ref()
+        .context("--prove needs --genesis PATH (or --trust HEIGHT:HASH) to know whom to trust")?;
+    let g = crate::genesis::load(path).with_context(|| format!("loading {}", path.display()))?;
+    let ledger = Ledger::from_genesis(&g.genesis).context("the genesis file is not valid")?;
+    let set = ledger
+        .validator_set(1)
+        .cloned()
+        .context("the genesis file has no validator set")?;
+    Ok(prove::Trust::Genesis(ledger.chain_id().clone(), set))
 }
 
 /// `agora audit ...`: exits non-zero on the first failure.

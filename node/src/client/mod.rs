@@ -5,6 +5,7 @@ pub mod audit;
 mod audit_range;
 pub mod cli;
 pub mod light_audit;
+pub mod prove;
 pub mod query;
 pub mod signing_state;
 pub mod tx;

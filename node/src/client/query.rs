@@ -261,6 +261,7 @@ pub async fn run(channel: Channel, q: &QueryKind) -> Result<Value, tonic::Status
         QueryKind::Validator(a) => {
             let r = c
                 .get_validator(pb::GetValidatorRequest {
+                    prove: false,
                     address: a.0.to_vec(),
                 })
                 .await?
@@ -276,6 +277,7 @@ pub async fn run(channel: Channel, q: &QueryKind) -> Result<Value, tonic::Status
         } => {
             let r = c
                 .get_delegation(pb::GetDelegationRequest {
+                    prove: false,
                     delegator: delegator.0.to_vec(),
                     validator: validator.0.to_vec(),
                 })
@@ -308,6 +310,7 @@ pub async fn run(channel: Channel, q: &QueryKind) -> Result<Value, tonic::Status
                 async move {
                     let r = c
                         .list_unbonding(pb::ListUnbondingRequest {
+                            prove: false,
                             delegator: d.0.to_vec(),
                             page: Some(page),
                         })
@@ -324,6 +327,7 @@ pub async fn run(channel: Channel, q: &QueryKind) -> Result<Value, tonic::Status
                 async move {
                     let r = c
                         .list_slashing_events(pb::ListSlashingEventsRequest {
+                            prove: false,
                             validator: v.map(|a| a.0.to_vec()).unwrap_or_default(),
                             page: Some(page),
                         })
@@ -337,6 +341,7 @@ pub async fn run(channel: Channel, q: &QueryKind) -> Result<Value, tonic::Status
         QueryKind::Account(a) => {
             let r = c
                 .get_account(pb::GetAccountRequest {
+                    prove: false,
                     address: a.0.to_vec(),
                 })
                 .await?
@@ -367,6 +372,7 @@ pub async fn run(channel: Channel, q: &QueryKind) -> Result<Value, tonic::Status
                 async move {
                     let r = c
                         .list_redelegations(pb::ListRedelegationsRequest {
+                            prove: false,
                             delegator: d.0.to_vec(),
                             page: Some(page),
                         })

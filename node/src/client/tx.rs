@@ -178,6 +178,7 @@ pub async fn submit_with_fee(
     let me = Address::of_account(&sender.public_key());
     let account = query
         .get_account(pb::GetAccountRequest {
+            prove: false,
             address: me.0.to_vec(),
         })
         .await?

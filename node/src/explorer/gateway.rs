@@ -283,7 +283,10 @@ impl<A: NodeApi> Gateway<A> {
     async fn validator(&self, a: Vec<u8>) -> Result<Value, Failure> {
         let v = self
             .query
-            .get_validator(Request::new(pb::GetValidatorRequest { address: a.clone() }))
+            .get_validator(Request::new(pb::GetValidatorRequest {
+                prove: false,
+                address: a.clone(),
+            }))
             .await?
             .into_inner()
             .validator
@@ -301,6 +304,7 @@ impl<A: NodeApi> Gateway<A> {
             let r = self
                 .query
                 .list_slashing_events(Request::new(pb::ListSlashingEventsRequest {
+                    prove: false,
                     validator: validator.clone(),
                     page: Some(page(token)),
                 }))
@@ -322,7 +326,10 @@ impl<A: NodeApi> Gateway<A> {
     async fn delegator(&self, a: Vec<u8>) -> Result<Value, Failure> {
         let acct = self
             .query
-            .get_account(Request::new(pb::GetAccountRequest { address: a.clone() }))
+            .get_account(Request::new(pb::GetAccountRequest {
+                prove: false,
+                address: a.clone(),
+            }))
             .await?
             .into_inner();
         let delegations = self
@@ -336,6 +343,7 @@ impl<A: NodeApi> Gateway<A> {
         let unbonding = self
             .query
             .list_unbonding(Request::new(pb::ListUnbondingRequest {
+                prove: false,
                 delegator: a.clone(),
                 page: Some(page(Vec::new())),
             }))
@@ -344,6 +352,7 @@ impl<A: NodeApi> Gateway<A> {
         let redelegations = self
             .query
             .list_redelegations(Request::new(pb::ListRedelegationsRequest {
+                prove: false,
                 delegator: a,
                 page: Some(page(Vec::new())),
             }))

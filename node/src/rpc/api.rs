@@ -115,4 +115,7 @@ pub trait NodeApi: Send + Sync + 'static {
     ) -> Page<pb::RedelegationEntry>;
     /// Where every token is, after the latest committed block.
     fn supply(&self) -> pb::GetSupplyResponse;
+    /// Proofs of these state keys (see `state.proto`) in the latest state,
+    /// whose app hash the next committed header will carry.
+    fn prove(&self, keys: &[Vec<u8>]) -> Result<Vec<pb::StateProof>, ApiError>;
 }

@@ -4,10 +4,12 @@
 //! destination ‖ entry id for redelegation entries, and the event id (u64)
 //! for slashes. A page shorter than asked for is the last one.
 
+use super::ApiError;
 use super::api::Page;
 use agora_proto::v1 as pb;
 use agora_validator::Address;
 use agora_validator::ledger::Ledger;
+use agora_validator::ledger::merkle::ProveError;
 
 fn addr(bytes: &[u8]) -> Option<Address> {
     Address::from_slice(bytes).ok()
@@ -36,6 +38,7 @@ pub fn validators(l: &Ledger, after: &[u8], limit: usize) -> Page<pb::ValidatorR
 pub fn account(l: &Ledger, a: &[u8]) -> pb::GetAccountResponse {
     let acct = addr(a).map(|a| l.account(&a)).unwrap_or_default();
     pb::GetAccountResponse {
+        proof: Default::default(),
         address: a.to_vec(),
         balance: acct.balance.to_string(),
         nonce: acct.nonce,
@@ -127,4 +130,20 @@ pub fn redelegations(
         t
     });
     (entries.iter().map(|e| e.to_proto()).collect(), next)
+}
+
+/// Proofs of `keys` in the latest state (the one the other answers are read
+/// from). Its app hash is carried by the next header, which the client
+/// waits for: proving an older state instead would let a listed item be
+/// "absent" from its own proof.
+pub fn prove(l: &Ledger, keys: &[Vec<u8>]) -> Result<Vec<pb::StateProof>, ApiError> {
+    let height = l.height();
+    keys.iter()
+        .map(|k| {
+            l.prove(k, height).map_err(|e| match e {
+                ProveError::NotProvable { .. } => ApiError::FailedPrecondition(e.to_string()),
+                ProveError::Tree(_) => ApiError::Unavailable(e.to_string()),
+            })
+        })
+        .collect()
 }

@@ -9,6 +9,7 @@ pub mod api;
 pub mod conn_limit;
 pub mod ledger_views;
 pub mod limits;
+pub mod proofs;
 pub mod query;
 pub mod staking;
 

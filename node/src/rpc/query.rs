@@ -2,6 +2,7 @@
 
 use super::api::NodeApi;
 use super::limits::{self, MAX_KEY_BYTES, MAX_RANGE_BLOCKS, MAX_RANGE_BYTES, ServerLimits};
+use super::proofs;
 use crate::metrics::{GrpcRefusal, Metrics};
 use agora_proto::v1 as pb;
 use agora_proto::v1::query_server::Query;
@@ -277,14 +278,17 @@ impl<A: NodeApi> Query for QueryService<A> {
         &self,
         r: Request<pb::GetValidatorRequest>,
     ) -> Result<Response<pb::GetValidatorResponse>, Status> {
-        let a = r.into_inner().address;
-        address("address", &a)?;
-        let v = self
-            .api
-            .validator(&a)
-            .ok_or_else(|| Status::not_found(format!("no validator {}", hex::encode(&a))))?;
+        let r = r.into_inner();
+        address("address", &r.address)?;
+        let proof = proofs::of_key(&*self.api, r.prove, || proofs::validator(&r.address))?;
+        let v = self.api.validator(&r.address);
+        if v.is_none() && proof.is_none() {
+            let a = hex::encode(&r.address);
+            return Err(Status::not_found(format!("no validator {a}")));
+        }
         Ok(Response::new(pb::GetValidatorResponse {
-            validator: Some(v),
+            validator: v,
+            proof,
         }))
     }
 
@@ -304,9 +308,13 @@ impl<A: NodeApi> Query for QueryService<A> {
         &self,
         r: Request<pb::GetAccountRequest>,
     ) -> Result<Response<pb::GetAccountResponse>, Status> {
-        let a = r.into_inner().address;
-        address("address", &a)?;
-        Ok(Response::new(self.api.account(&a)))
+        let r = r.into_inner();
+        address("address", &r.address)?;
+        let proof = proofs::of_key(&*self.api, r.prove, || proofs::account(&r.address))?;
+        Ok(Response::new(pb::GetAccountResponse {
+            proof,
+            ..self.api.account(&r.address)
+        }))
     }
 
     async fn get_delegation(
@@ -316,18 +324,20 @@ impl<A: NodeApi> Query for QueryService<A> {
         let r = r.into_inner();
         address("delegator", &r.delegator)?;
         address("validator", &r.validator)?;
-        let d = self
-            .api
-            .delegation(&r.delegator, &r.validator)
-            .ok_or_else(|| {
-                Status::not_found(format!(
-                    "{} has no delegation to {}",
-                    hex::encode(&r.delegator),
-                    hex::encode(&r.validator)
-                ))
-            })?;
+        let proof = proofs::of_key(&*self.api, r.prove, || {
+            proofs::delegation(&r.delegator, &r.validator)
+        })?;
+        let d = self.api.delegation(&r.delegator, &r.validator);
+        if d.is_none() && proof.is_none() {
+            return Err(Status::not_found(format!(
+                "{} has no delegation to {}",
+                hex::encode(&r.delegator),
+                hex::encode(&r.validator)
+            )));
+        }
         Ok(Response::new(pb::GetDelegationResponse {
-            delegation: Some(d),
+            delegation: d,
+            proof,
         }))
     }
 
@@ -354,6 +364,7 @@ impl<A: NodeApi> Query for QueryService<A> {
         let (after, limit) = page(&r.page)?;
         let (entries, next) = self.api.unbonding(&r.delegator, &after, limit);
         Ok(Response::new(pb::ListUnbondingResponse {
+            proofs: proofs::of_items(&*self.api, r.prove, &entries, proofs::unbonding)?,
             entries,
             page: page_response(next),
         }))
@@ -370,6 +381,7 @@ impl<A: NodeApi> Query for QueryService<A> {
         let (after, limit) = page(&r.page)?;
         let (events, next) = self.api.slashes(&r.validator, &after, limit);
         Ok(Response::new(pb::ListSlashingEventsResponse {
+            proofs: proofs::of_items(&*self.api, r.prove, &events, proofs::slash_event)?,
             events,
             page: page_response(next),
         }))
@@ -404,6 +416,7 @@ impl<A: NodeApi> Query for QueryService<A> {
         let (after, limit) = page(&r.page)?;
         let (entries, next) = self.api.redelegations(&r.delegator, &after, limit);
         Ok(Response::new(pb::ListRedelegationsResponse {
+            proofs: proofs::of_items(&*self.api, r.prove, &entries, proofs::redelegation)?,
             entries,
             page: page_response(next),
         }))

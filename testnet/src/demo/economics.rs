@@ -653,6 +653,7 @@ async fn list_redelegations(
     for _ in 0..64 {
         let page = q
             .list_redelegations(pb::ListRedelegationsRequest {
+                prove: false,
                 delegator: d.0.to_vec(),
                 page: Some(pb::PageRequest {
                     page_token: token,
@@ -740,6 +741,7 @@ impl Mover {
             })?;
         let held = q
             .get_delegation(pb::GetDelegationRequest {
+                prove: false,
                 delegator: self.d.0.to_vec(),
                 validator: self.src.0.to_vec(),
             })

@@ -177,6 +177,7 @@ impl UnbondingEntry {
             completion_height: self.completion_height,
             initial_balance: self.initial_balance.to_string(),
             balance: self.balance.to_string(),
+            id: self.id,
         }
     }
 }
@@ -202,6 +203,7 @@ impl SlashEvent {
             from_bonded: self.from_bonded.to_string(),
             from_unbonding: self.from_unbonding.to_string(),
             from_redelegations: self.from_redelegations.to_string(),
+            id: self.id,
         }
     }
 }
@@ -217,6 +219,7 @@ impl RedelegationEntry {
             completion_height: self.completion_height,
             initial_balance: self.initial_balance.to_string(),
             shares_dst: self.shares_dst.to_string(),
+            id: self.id,
         }
     }
 }

@@ -148,6 +148,7 @@ pub fn channel(endpoint: &str) -> Option<Channel> {
 
 async fn account_nonce(q: &mut QueryClient<Channel>, a: &Address) -> u64 {
     q.get_account(pb::GetAccountRequest {
+        prove: false,
         address: a.0.to_vec(),
     })
     .await

@@ -22,8 +22,8 @@ use crate::types::Height;
 use agora_proto::v1 as pb;
 use jmt::{JellyfishMerkleTree, KeyHash};
 use leaves::LeafChange;
-use store::NodeStore;
 use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use store::NodeStore;
 
 /// How many recent versions (heights) of the state can be proven.
 pub const PROVABLE_VERSIONS: u64 = 128;
@@ -165,7 +165,8 @@ impl StateTree {
         let set = changes
             .into_iter()
             .map(|(k, v)| (KeyHash::with::<Sha3>(&k), v));
-        let (root, batch) = JellyfishMerkleTree::<_, Sha3>::new(store).put_value_set(set, version)?;
+        let (root, batch) =
+            JellyfishMerkleTree::<_, Sha3>::new(store).put_value_set(set, version)?;
         Ok((root.0, batch))
     }
 
@@ -177,7 +178,11 @@ impl StateTree {
 
     /// `jmt`'s own proof, for checking our verifier against its.
     #[cfg(test)]
-    pub(crate) fn jmt_proof(&self, key: &[u8], height: Height) -> jmt::proof::SparseMerkleProof<Sha3> {
+    pub(crate) fn jmt_proof(
+        &self,
+        key: &[u8],
+        height: Height,
+    ) -> jmt::proof::SparseMerkleProof<Sha3> {
         let store = read(&self.store);
         JellyfishMerkleTree::<_, Sha3>::new(&*store)
             .get_with_proof(KeyHash::with::<Sha3>(key), height)
@@ -200,7 +205,8 @@ impl StateTree {
         let (value, proof) = tree
             .get_with_proof(KeyHash::with::<Sha3>(key), height)
             .map_err(|e| ProveError::Tree(e.to_string()))?;
-        let (leaf, siblings) = proof::from_jmt(&proof).map_err(|e| ProveError::Tree(e.to_string()))?;
+        let (leaf, siblings) =
+            proof::from_jmt(&proof).map_err(|e| ProveError::Tree(e.to_string()))?;
         let present = value.is_some();
         let other = leaf.filter(|_| !present);
         Ok(pb::StateProof {
@@ -214,4 +220,3 @@ impl StateTree {
         })
     }
 }
-

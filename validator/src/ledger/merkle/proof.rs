@@ -76,7 +76,11 @@ pub fn verify(proof: &pb::StateProof, key: &[u8], app_hash: &Hash) -> Result<(),
     };
     let start = match (proof.present, other) {
         (true, None) => leaf_hash(&key_hash, &sha3_256(&proof.value)),
-        (true, Some(_)) => return Err(ProofError::Malformed("a membership proof has no other leaf")),
+        (true, Some(_)) => {
+            return Err(ProofError::Malformed(
+                "a membership proof has no other leaf",
+            ));
+        }
         (false, _) if !proof.value.is_empty() => {
             return Err(ProofError::Malformed("an absent key has a value"));
         }
@@ -114,13 +118,16 @@ pub fn verify(proof: &pb::StateProof, key: &[u8], app_hash: &Hash) -> Result<(),
     Ok(())
 }
 
+/// A leaf as a proof names it: its key hash and value hash.
+pub(crate) type LeafHashes = (Hash, Hash);
+
 /// Reads `jmt`'s proof through its borsh encoding, the one public view of
 /// its siblings: `Option<leaf>` (tag, key hash, value hash), then a `u32`
 /// little-endian count of nodes, each a tag (0 empty, 1 internal with left
 /// and right hashes, 2 leaf with key and value hashes).
 pub(crate) fn from_jmt(
     proof: &jmt::proof::SparseMerkleProof<super::Sha3>,
-) -> Result<(Option<(Hash, Hash)>, Vec<Hash>), ProofError> {
+) -> Result<(Option<LeafHashes>, Vec<Hash>), ProofError> {
     let bytes = borsh::to_vec(proof).map_err(|_| ProofError::Malformed("jmt proof"))?;
     let mut r = bytes.as_slice();
     let mut take = |n: usize| take_bytes(&mut r, n);
