@@ -810,18 +810,23 @@ impl Mover {
         tx: &Channel,
         done: usize,
     ) -> Result<Slice> {
-        let held = q
+        let r = q
             .get_delegation(pb::GetDelegationRequest {
                 delegator: self.d.0.to_vec(),
                 validator: self.src.0.to_vec(),
             })
-            .await
-            .context("GetDelegation")?
-            .into_inner()
-            .delegation
-            .map(|x| parse_u128(&x.shares, "delegation shares"))
-            .transpose()?
-            .unwrap_or(0);
+            .await;
+        // The last slice removes the delegation: NotFound then means none left.
+        let held = match r {
+            Err(s) if s.code() == tonic::Code::NotFound => 0,
+            r => r
+                .context("GetDelegation")?
+                .into_inner()
+                .delegation
+                .map(|x| parse_u128(&x.shares, "delegation shares"))
+                .transpose()?
+                .unwrap_or(0),
+        };
         if held < SLICE {
             detail!(
                 "delegator{MOVER} has {held} node3 shares left after {done} redelegations, less than a slice of {SLICE}: it stops moving"
