@@ -8,7 +8,7 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use agora_node::client::tx::{DEFAULT_FEE, TxAction};
@@ -31,10 +31,9 @@ pub(super) const DOWNTIME_NODE: usize = 2;
 pub(super) const DOWNTIME_BOND: u128 = 10_000_000;
 /// Signing window of the demo's genesis, in certificates. More than 30
 /// misses jail a validator: short enough for a quick step, long enough that
-/// node3's restart into double-signing mode does not. That restart is
-/// usually a few heights, but node3's votes were once seen to reach no peer
-/// (no evidence, no precommit in a certificate) for 23 heights: with 40
-/// certificates it was jailed for downtime before its evidence landed. 30
+/// node3's restart into double-signing mode does not. Its evidence usually
+/// lands a few heights after the restart, but once 23: with a window of 40
+/// node3 was jailed for downtime (more than 20 misses) before that. 30
 /// misses match the mover's budget ([`MOVER_BOND`] / [`SLICE`] heights).
 pub(super) const SIGNED_BLOCKS_WINDOW: u64 = 60;
 /// Downtime jail of the demo's genesis, in heights.
@@ -43,10 +42,10 @@ pub(super) const DOWNTIME_JAIL_HEIGHTS: u64 = 30;
 pub(super) const MOVER: usize = 3;
 /// Tokens the mover bonds to node3 before it double-signs: 30 slices, one
 /// per block from just before node3's stop until its evidence is committed.
-/// That took 9 to 12 heights in local runs (blocks come every ~80 ms and the
-/// evidence can land 8 heights after node3's first double vote), and 20
-/// slices were seen to run out. Still small enough that the other three keep
-/// more than 2/3 of the power while node3 is down (node3 has 150 of ~490).
+/// Local runs took 4 to 12 (blocks come every ~80 ms), but 24 in one where
+/// the evidence landed 23 heights after node3's restart: 20 would have run
+/// out. Still small enough that the other three keep more than 2/3 of the
+/// power while node3 is down (node3 has 150 of ~490).
 pub(super) const MOVER_BOND: u128 = 30_000_000;
 /// Shares of node3 moved by each redelegation (1:1 with tokens while node3
 /// is unslashed: the 5% cut of each is exact). A whole unit of power, so
@@ -62,8 +61,8 @@ const SAMPLE: Duration = Duration::from_millis(20);
 /// proposer timeout each).
 const JAIL_DEADLINE: Duration = Duration::from_secs(90);
 /// Longest wait for the mover's first redelegation: its transaction's own
-/// deadline plus the three queries around it (the mover fails first if
-/// either runs out; this only bounds the wait should it hang).
+/// deadline plus the queries around it (the mover fails first if one of
+/// those runs out; this only bounds the wait should it hang).
 const FIRST_MOVE_DEADLINE: Duration =
     Duration::from_secs(TX_DEADLINE.as_secs() + 4 * RPC_TIMEOUT.as_secs());
 
@@ -698,13 +697,13 @@ async fn list_redelegations(
 ///
 /// Redelegations are slashed with node3 if created at its infraction height
 /// h − 1 or later and before the block carrying its evidence: a window of
-/// two or three heights. Its start is not known in advance: node3's first
-/// vote after the restart may be for the height after the last one it
-/// stored before it stopped (seen: double-signed 0.6 s after the restart,
-/// before the mover noticed its new process), so h − 1 may be any height
-/// from the stop on. Only a slice every block from before the stop covers
-/// it. The first slice is committed before node3 is stopped (the demo waits
-/// for it), so at least one entry precedes any infraction. Should the
+/// two or three heights. Its start is not known in advance: node3 may
+/// double-sign at once, at the height after the last one it stored before
+/// it stopped (seen: evidence committed 0.4 s after the restart), or many
+/// heights later, so h − 1 may be any height from the stop on. Only a slice
+/// every block from before the stop covers it. The demo stops node3 only
+/// once the first slice is committed and node3 has stored a later block, so
+/// that entry always precedes the slashed range. Should the
 /// [`MOVER_BOND`] / [`SLICE`] slices run out before the evidence (a very
 /// slow restart), the mover stops rather than submit a redelegation the
 /// chain would refuse, and step 8's check says so if no entry fell in the
@@ -724,9 +723,8 @@ pub(super) struct Mover {
 struct Flags {
     /// Set once the evidence is committed (or the demo gave up): no new slice.
     stop: AtomicBool,
-    /// Redelegations committed so far.
-    committed: AtomicUsize,
-    /// The block of the first one (0 until then).
+    /// The block of the first redelegation, once committed (0 until then:
+    /// height 0 holds no transaction).
     first: AtomicU64,
 }
 
@@ -793,7 +791,6 @@ impl Mover {
                     break;
                 }
             }
-            flags.committed.store(made.len(), Ordering::SeqCst);
             if flags.stop.load(Ordering::SeqCst) {
                 break;
             }
@@ -883,7 +880,11 @@ impl Running {
     /// its block; fails with the mover's own error if it stopped before.
     pub(super) async fn first_move(&mut self, net: &mut Net) -> Result<u64> {
         let t0 = Instant::now();
-        while self.flags.committed.load(Ordering::SeqCst) == 0 {
+        loop {
+            let first = self.flags.first.load(Ordering::SeqCst);
+            if first != 0 {
+                return Ok(first);
+            }
             net.check_alive()?;
             if self.thread.as_ref().is_none_or(|t| t.is_finished()) {
                 self.join()?;
@@ -896,7 +897,6 @@ impl Running {
             }
             tokio::time::sleep(POLL).await;
         }
-        Ok(self.flags.first.load(Ordering::SeqCst))
     }
 
     /// Stops the mover after its transaction in flight; returns what it made.
