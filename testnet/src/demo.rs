@@ -820,9 +820,19 @@ impl<'a> Demo<'a> {
         // height − 1 or later and before the evidence lands, a window of a
         // few heights whose start depends on how fast node3 restarts. So
         // delegator3 moves one slice per block, on its own thread (stopping
-        // and starting nodes blocks this one), from before the stop until
-        // the evidence is committed: some slices land in that window.
-        let mover = self.mover()?.start();
+        // and starting nodes blocks this one), until the evidence is
+        // committed: some slices land in that window. Restarted, node3 votes
+        // first at the height after the last one it stored, so its
+        // infraction height h is at least that + 1. node3 is stopped only
+        // once it has stored a block after the one holding the first slice:
+        // then h − 1 is past that block, and at least one entry precedes the
+        // slashed range however late the mover's thread gets going.
+        let mut mover = self.mover()?.start();
+        let first = mover.first_move(self.net).await?;
+        let node3 = query_client(&self.net.m()?.nodes[v].grpc)?;
+        let seen = wait_all_heights(self.net, &[node3], first + 1, HEIGHTS_DEADLINE)
+            .await
+            .with_context(|| format!("waiting for node{v} to store height {}", first + 1))?;
         let stopped_at = latest(&mut self.q).await?;
         self.net.stop_one(v)?;
         let home = self.net.m()?.nodes[v].home.clone();
@@ -845,7 +855,8 @@ impl<'a> Demo<'a> {
             m.save()?;
         }
         detail!(
-            "node{v} stopped at height {stopped_at}, restarted as pid {pid} with testing.double_sign = true in {}",
+            "node{v} stopped at height {stopped_at} (it had stored {} > {first}, the first slice's block), restarted as pid {pid} with testing.double_sign = true in {}",
+            seen.first().copied().unwrap_or_default(),
             h.config().display()
         );
         let t0 = Instant::now();

@@ -8,7 +8,7 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use agora_node::client::tx::{DEFAULT_FEE, TxAction};
@@ -20,8 +20,8 @@ use anyhow::{Context, Result, bail, ensure};
 use tonic::transport::Channel;
 
 use super::{
-    Demo, HEIGHTS_DEADLINE, POLL, RPC_TIMEOUT, Seen, VALIDATORS, endpoint, latest, parse_u128,
-    power_of, query_client, send_on,
+    Demo, HEIGHTS_DEADLINE, Net, POLL, RPC_TIMEOUT, Seen, TX_DEADLINE, VALIDATORS, endpoint,
+    latest, parse_u128, power_of, query_client, send_on,
 };
 use crate::evidence::all_slashes;
 
@@ -29,18 +29,28 @@ use crate::evidence::all_slashes;
 pub(super) const DOWNTIME_NODE: usize = 2;
 /// Tokens delegator2 bonds to the validator that goes down.
 pub(super) const DOWNTIME_BOND: u128 = 10_000_000;
-/// Signing window of the demo's genesis, in certificates. More than 20
+/// Signing window of the demo's genesis, in certificates. More than 30
 /// misses jail a validator: short enough for a quick step, long enough that
-/// node3's restart into double-signing mode (a few heights) does not.
-pub(super) const SIGNED_BLOCKS_WINDOW: u64 = 40;
+/// node3's restart into double-signing mode does not. Its evidence usually
+/// lands a few heights after the restart, but once 23: with a window of 40
+/// node3 was jailed for downtime (more than 20 misses) before that. 30
+/// misses match the mover's budget ([`MOVER_BOND`] / [`SLICE`] heights).
+pub(super) const SIGNED_BLOCKS_WINDOW: u64 = 60;
 /// Downtime jail of the demo's genesis, in heights.
 pub(super) const DOWNTIME_JAIL_HEIGHTS: u64 = 30;
 /// The delegator that redelegates away from the double signer.
 pub(super) const MOVER: usize = 3;
-/// Tokens the mover bonds to node3 before it double-signs.
-pub(super) const MOVER_BOND: u128 = 20_000_000;
+/// Tokens the mover bonds to node3 before it double-signs: 30 slices, one
+/// per block from just before node3's stop until its evidence is committed.
+/// Local runs took 4 to 12 (blocks come every ~80 ms), but 24 in one where
+/// the evidence landed 23 heights after node3's restart: 20 would have run
+/// out. Still small enough that the other three keep more than 2/3 of the
+/// power while node3 is down (node3 has 150 of ~490).
+pub(super) const MOVER_BOND: u128 = 30_000_000;
 /// Shares of node3 moved by each redelegation (1:1 with tokens while node3
-/// is unslashed: the 5% cut of each is exact).
+/// is unslashed: the 5% cut of each is exact). A whole unit of power, so
+/// that node3's stake stays its power x the power reduction, which step 7's
+/// exact 5% per delegator relies on: smaller slices cannot buy more moves.
 const SLICE: u128 = 1_000_000;
 /// Destinations of the redelegations, in order of use (never slashed, so
 /// their shares stay 1:1 with tokens).
@@ -50,6 +60,11 @@ const SAMPLE: Duration = Duration::from_millis(20);
 /// Longest wait for the downtime jail (the window's misses at up to a
 /// proposer timeout each).
 const JAIL_DEADLINE: Duration = Duration::from_secs(90);
+/// Longest wait for the mover's first redelegation: its transaction's own
+/// deadline plus the queries around it (the mover fails first if one of
+/// those runs out; this only bounds the wait should it hang).
+const FIRST_MOVE_DEADLINE: Duration =
+    Duration::from_secs(TX_DEADLINE.as_secs() + 4 * RPC_TIMEOUT.as_secs());
 
 /// One redelegation the demo made: what ListRedelegations said right after
 /// its commit (its initial balance never changes).
@@ -68,6 +83,9 @@ pub(super) struct Moves {
     listed: Vec<pb::RedelegationEntry>,
     /// The mover's delegations to the destinations at that moment.
     delegations: Vec<(usize, Option<pb::Delegation>)>,
+    /// The node3 shares the mover had left when it stopped for want of a
+    /// whole slice, if it ran out before node3's evidence was committed.
+    short: Option<u128>,
 }
 
 impl Moves {
@@ -590,10 +608,13 @@ impl Demo<'_> {
         }
         ensure!(
             n_slashed > 0,
-            "none of the {} redelegations (heights {:?}) was created at or after the infraction height {h} - 1 and before the slash at {}",
+            "none of the {} redelegations (heights {:?}) was created at or after the infraction height {h} - 1 and before the slash at {}{}",
             m.made.len(),
             m.made.iter().map(|x| x.creation_height).collect::<Vec<_>>(),
-            e.slash_height
+            e.slash_height,
+            m.short.map_or_else(String::new, |held| format!(
+                " (delegator{MOVER} ran out of node3 shares first: {held} left, a slice is {SLICE})"
+            ))
         );
         ensure!(
             from_red == want_total,
@@ -672,8 +693,24 @@ async fn list_redelegations(
     Ok(all)
 }
 
-/// delegator3 redelegating slices of its node3 stake, one per block.
+/// delegator3 redelegating slices of its node3 stake away from it, one per
+/// block, from before node3 is stopped until its evidence is committed.
+///
+/// Redelegations are slashed with node3 if created at its infraction height
+/// h − 1 or later and before the block carrying its evidence: a window of
+/// two or three heights. Its start is not known in advance: node3 may
+/// double-sign at once, at the height after the last one it stored before
+/// it stopped (seen: evidence committed 0.4 s after the restart), or many
+/// heights later, so h − 1 may be any height from the stop on. Only a slice
+/// every block from before the stop covers it. The demo stops node3 only
+/// once the first slice is committed and node3 has stored a later block, so
+/// that entry always precedes the slashed range. Should the
+/// [`MOVER_BOND`] / [`SLICE`] slices run out before the evidence (a very
+/// slow restart), the mover stops rather than submit a redelegation the
+/// chain would refuse, and step 8's check says so if no entry fell in the
+/// window.
 pub(super) struct Mover {
+    /// node0, where it queries and submits.
     grpc: String,
     key: AccountSecretKey,
     d: Address,
@@ -682,51 +719,119 @@ pub(super) struct Mover {
     max: usize,
 }
 
+/// What the demo's thread and the mover's share.
+#[derive(Default)]
+struct Flags {
+    /// Set once the evidence is committed (or the demo gave up): no new slice.
+    stop: AtomicBool,
+    /// The block of the first redelegation, once committed (0 until then:
+    /// height 0 holds no transaction).
+    first: AtomicU64,
+}
+
+/// What the mover's thread returns.
+struct Made {
+    made: Vec<Move>,
+    short: Option<u128>,
+}
+
+/// One attempt at moving a slice.
+enum Slice {
+    Moved(Move),
+    /// Fewer node3 shares than a slice are left (the delegation's shares).
+    Short(u128),
+}
+
 /// A [`Mover`] running on its own thread; dropping it stops it.
 pub(super) struct Running {
-    stop: Arc<AtomicBool>,
-    thread: Option<std::thread::JoinHandle<Result<Vec<Move>>>>,
+    flags: Arc<Flags>,
+    thread: Option<std::thread::JoinHandle<Result<Made>>>,
 }
 
 impl Mover {
     /// Runs the mover on a thread with its own runtime and clients (the
     /// demo's thread blocks while it stops and starts node processes).
     pub(super) fn start(self) -> Running {
-        let stop = Arc::new(AtomicBool::new(false));
-        let flag = stop.clone();
+        let flags = Arc::new(Flags::default());
+        let shared = flags.clone();
         let thread = std::thread::spawn(move || {
             let rt = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()
                 .context("starting the redelegation thread's runtime")?;
-            rt.block_on(self.run(&flag))
+            rt.block_on(self.run(&shared))
         });
         Running {
-            stop,
+            flags,
             thread: Some(thread),
         }
     }
 
-    async fn run(self, stop: &AtomicBool) -> Result<Vec<Move>> {
+    async fn run(self, flags: &Flags) -> Result<Made> {
         let mut q = query_client(&self.grpc)?;
         let tx = endpoint(&self.grpc)?
             .connect_timeout(RPC_TIMEOUT)
             .connect_lazy();
         let mut made = Vec::new();
-        while !stop.load(Ordering::SeqCst) {
-            self.slice(&mut q, &tx, &mut made).await?;
+        let mut short = None;
+        // The first slice is made whatever `stop` says: the demo waits for
+        // it (see `Running::first_move`).
+        loop {
+            match self.slice(&mut q, &tx, made.len()).await? {
+                Slice::Moved(m) => {
+                    if made.is_empty() {
+                        flags.first.store(m.creation_height, Ordering::SeqCst);
+                    }
+                    made.push(m);
+                }
+                Slice::Short(held) if made.is_empty() => bail!(
+                    "delegator{MOVER} holds {held} node3 shares, less than one slice of {SLICE}"
+                ),
+                Slice::Short(held) => {
+                    short = Some(held);
+                    break;
+                }
+            }
+            if flags.stop.load(Ordering::SeqCst) {
+                break;
+            }
         }
-        Ok(made)
+        Ok(Made { made, short })
     }
 
-    /// Moves one slice to a destination that still has room for an entry;
-    /// records the entry.
+    /// Moves one slice to a destination that still has room for an entry
+    /// and returns the entry, or says how few node3 shares are left if they
+    /// no longer make a slice (the chain would refuse the redelegation).
     async fn slice(
         &self,
         q: &mut QueryClient<Channel>,
         tx: &Channel,
-        made: &mut Vec<Move>,
-    ) -> Result<()> {
+        done: usize,
+    ) -> Result<Slice> {
+        let r = q
+            .get_delegation(pb::GetDelegationRequest {
+                delegator: self.d.0.to_vec(),
+                validator: self.src.0.to_vec(),
+                prove: false,
+            })
+            .await;
+        // The last slice removes the delegation: NotFound then means none left.
+        let held = match r {
+            Err(s) if s.code() == tonic::Code::NotFound => 0,
+            r => r
+                .context("GetDelegation")?
+                .into_inner()
+                .delegation
+                .map(|x| parse_u128(&x.shares, "delegation shares"))
+                .transpose()?
+                .unwrap_or(0),
+        };
+        if held < SLICE {
+            detail!(
+                "delegator{MOVER} has {held} node3 shares left after {done} redelegations, less than a slice of {SLICE}: it stops moving"
+            );
+            return Ok(Slice::Short(held));
+        }
         let listed = list_redelegations(q, &self.d).await?;
         let (dst, da) = self
             .dsts
@@ -739,24 +844,6 @@ impl Mover {
                     self.max
                 )
             })?;
-        let held = q
-            .get_delegation(pb::GetDelegationRequest {
-                prove: false,
-                delegator: self.d.0.to_vec(),
-                validator: self.src.0.to_vec(),
-            })
-            .await
-            .context("GetDelegation")?
-            .into_inner()
-            .delegation
-            .map(|x| parse_u128(&x.shares, "delegation shares"))
-            .transpose()?
-            .unwrap_or(0);
-        ensure!(
-            held >= SLICE,
-            "delegator{MOVER} has no node3 shares left to move after {} redelegations and node3's evidence is still not committed",
-            made.len()
-        );
         let r = send_on(
             tx.clone(),
             &self.key,
@@ -782,34 +869,60 @@ impl Mover {
             "delegator{MOVER} redelegates {SLICE} shares node3 -> node{dst} at height {} ({initial} tokens)",
             r.height
         );
-        made.push(Move {
+        Ok(Slice::Moved(Move {
             dst,
             creation_height: r.height,
             initial,
-        });
-        Ok(())
+        }))
     }
 }
 
 impl Running {
+    /// Waits until the mover's first redelegation is committed and returns
+    /// its block; fails with the mover's own error if it stopped before.
+    pub(super) async fn first_move(&mut self, net: &mut Net) -> Result<u64> {
+        let t0 = Instant::now();
+        loop {
+            let first = self.flags.first.load(Ordering::SeqCst);
+            if first != 0 {
+                return Ok(first);
+            }
+            net.check_alive()?;
+            if self.thread.as_ref().is_none_or(|t| t.is_finished()) {
+                self.join()?;
+                bail!("the redelegation thread ended before its first redelegation");
+            }
+            if t0.elapsed() > FIRST_MOVE_DEADLINE {
+                bail!(
+                    "delegator{MOVER}'s first redelegation was not committed within {FIRST_MOVE_DEADLINE:?}"
+                );
+            }
+            tokio::time::sleep(POLL).await;
+        }
+    }
+
     /// Stops the mover after its transaction in flight; returns what it made.
     pub(super) fn finish(mut self) -> Result<Moves> {
-        self.stop.store(true, Ordering::SeqCst);
-        let made = self
-            .thread
+        self.flags.stop.store(true, Ordering::SeqCst);
+        let Made { made, short } = self.join()?;
+        Ok(Moves {
+            made,
+            short,
+            ..Moves::default()
+        })
+    }
+
+    fn join(&mut self) -> Result<Made> {
+        self.thread
             .take()
             .context("the redelegation thread was already joined")?
             .join()
-            .map_err(|_| anyhow::anyhow!("the redelegation thread panicked"))??;
-        Ok(Moves {
-            made,
-            ..Moves::default()
-        })
+            .map_err(|_| anyhow::anyhow!("the redelegation thread panicked"))?
     }
 }
 
 impl Drop for Running {
     fn drop(&mut self) {
-        self.stop.store(true, Ordering::SeqCst);
+        self.flags.stop.store(true, Ordering::SeqCst);
     }
 }
