@@ -2,8 +2,8 @@
 //! the ledger's leaves ([`leaves`]), whose root is the app hash (DESIGN §3).
 //!
 //! Each block updates the tree with exactly the leaves it changed (the keys
-//! its [`super::tracked::TrackedMap`]s recorded), as version = its height:
-//! O(changes · log n), not O(state). The nodes live in a [`NodeStore`]
+//! its [`super::tracked::TrackedMap`]s recorded), as version 2h + 1 (see
+//! [`state_version`]): O(changes · log n), not O(state). The nodes live in a [`NodeStore`]
 //! shared by every clone of a ledger (the engine's and the copy the gRPC
 //! services read), so publishing the ledger after a commit does not copy
 //! the tree. Versions only grow: a clone that falls behind the shared store
@@ -20,12 +20,12 @@ mod store;
 use crate::crypto::Hash;
 use crate::types::Height;
 use agora_proto::v1 as pb;
-use jmt::{JellyfishMerkleTree, KeyHash};
+use jmt::{JellyfishMerkleTree, KeyHash, Version};
 use leaves::LeafChange;
 use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use store::NodeStore;
 
-/// How many recent versions (heights) of the state can be proven.
+/// How many recent heights of the state can be proven.
 pub const PROVABLE_VERSIONS: u64 = 128;
 
 /// SHA3-256 as `jmt`'s hasher (its blanket impl needs another `digest`).
@@ -99,24 +99,43 @@ fn write(s: &RwLock<NodeStore>) -> RwLockWriteGuard<'_, NodeStore> {
     s.write().unwrap_or_else(|e| e.into_inner())
 }
 
+/// The tree version holding the state after block `h`: its root is the app
+/// hash. Each block writes two versions: `2h` with the leaves the block
+/// deleted (and the globals leaf, so it is never empty), then `2h + 1` with
+/// every leaf it wrote, through `jmt`'s batch insertion, which hashes each
+/// touched node once (its one-key-at-a-time path rehashes the path to the
+/// root for every key, ~5× the work for a block of transfers) but takes no
+/// deletions. The even versions are never proven.
+fn state_version(h: Height) -> Version {
+    2 * h + 1
+}
+
+/// Heights whose versions a store holds (see [`state_version`]).
+fn provable_heights(store: &NodeStore) -> Option<(Height, Height)> {
+    store
+        .provable()
+        .map(|(oldest, latest)| (oldest / 2, latest.saturating_sub(1) / 2))
+}
+
 impl StateTree {
-    /// A tree built whole from a state's leaves at `version`.
+    /// A tree built whole from a state's leaves, at its height.
     pub(crate) fn build(state: &mut super::state::State) -> Self {
         leaves::clear_changes(state);
-        let version = state.height;
+        let version = state_version(state.height);
         let mut store = NodeStore::empty_before(version);
-        let all = leaves::all(state)
+        let all: Vec<_> = leaves::all(state)
             .into_iter()
-            .map(|(k, v)| (KeyHash::with::<Sha3>(&k), Some(v)));
-        let (root, batch) = JellyfishMerkleTree::<_, Sha3>::new(&store)
-            .put_value_set(all, version)
+            .map(|(k, v)| (KeyHash::with::<Sha3>(&k), v))
+            .collect();
+        let (roots, batch) = JellyfishMerkleTree::<_, Sha3>::new(&store)
+            .batch_put_value_sets(vec![all], None, version)
             // Building from an empty root cannot miss a node.
             .expect("state tree built from an empty store");
         store.write(version, batch);
         Self {
             store: Arc::new(RwLock::new(store)),
-            version,
-            root: root.0,
+            version: state.height,
+            root: roots[0].0,
             slash_events: state.slash_events.len(),
         }
     }
@@ -129,22 +148,22 @@ impl StateTree {
     /// Moves the tree to the state after block `state.height`, with the
     /// leaves that block changed.
     pub(crate) fn advance(&mut self, state: &mut super::state::State) {
-        let version = state.height;
-        debug_assert_eq!(version, self.version + 1, "one version per block");
+        let height = state.height;
+        debug_assert_eq!(height, self.version + 1, "one version per block");
         let changes = leaves::changed(state, self.slash_events);
         let shared = self.store.clone();
         let mut store = write(&shared);
-        if store.latest() != Some(self.version) {
+        if store.latest() != Some(state_version(self.version)) {
             // Another clone moved the shared store on: this ledger forked.
             drop(store);
             *self = Self::build(state);
             return;
         }
-        match Self::update(&store, changes, version) {
-            Ok((root, batch)) => {
-                store.write(version, batch);
-                store.prune(version.saturating_sub(PROVABLE_VERSIONS - 1));
-                self.version = version;
+        match Self::update(&mut store, changes, height) {
+            Ok(root) => {
+                let keep_from = height.saturating_add(1).saturating_sub(PROVABLE_VERSIONS);
+                store.prune(2 * keep_from);
+                self.version = height;
                 self.root = root;
                 self.slash_events = state.slash_events.len();
             }
@@ -157,17 +176,34 @@ impl StateTree {
         }
     }
 
+    /// Writes block `height`'s two versions; the root of the second.
     fn update(
-        store: &NodeStore,
+        store: &mut NodeStore,
         changes: Vec<LeafChange>,
-        version: Height,
-    ) -> anyhow::Result<(Hash, jmt::storage::TreeUpdateBatch)> {
-        let set = changes
-            .into_iter()
-            .map(|(k, v)| (KeyHash::with::<Sha3>(&k), v));
-        let (root, batch) =
-            JellyfishMerkleTree::<_, Sha3>::new(store).put_value_set(set, version)?;
-        Ok((root.0, batch))
+        height: Height,
+    ) -> anyhow::Result<Hash> {
+        let mut deletions = Vec::new();
+        let mut writes = Vec::with_capacity(changes.len());
+        for (k, v) in changes {
+            let kh = KeyHash::with::<Sha3>(&k);
+            match v {
+                Some(v) => writes.push((kh, v)),
+                None => deletions.push((kh, None)),
+            }
+        }
+        // `leaves::changed` puts the globals leaf first: it keeps the
+        // deletion version non-empty (an empty one would write no root).
+        let globals = writes.first().cloned().map(|(k, v)| (k, Some(v)));
+        debug_assert!(globals.is_some(), "the globals leaf changes every block");
+        deletions.extend(globals);
+        let tree = JellyfishMerkleTree::<_, Sha3>::new(&*store);
+        let (_, batch) = tree.put_value_set(deletions, 2 * height)?;
+        store.write(2 * height, batch);
+        let tree = JellyfishMerkleTree::<_, Sha3>::new(&*store);
+        let (roots, batch) =
+            tree.batch_put_value_sets(vec![writes], None, state_version(height))?;
+        store.write(state_version(height), batch);
+        Ok(roots[0].0)
     }
 
     /// Nodes the shared store holds (for tests of its bound).
@@ -185,7 +221,7 @@ impl StateTree {
     ) -> jmt::proof::SparseMerkleProof<Sha3> {
         let store = read(&self.store);
         JellyfishMerkleTree::<_, Sha3>::new(&*store)
-            .get_with_proof(KeyHash::with::<Sha3>(key), height)
+            .get_with_proof(KeyHash::with::<Sha3>(key), state_version(height))
             .expect("provable")
             .1
     }
@@ -193,7 +229,7 @@ impl StateTree {
     /// A proof of `key`'s value (or absence) in the state of `height`.
     pub(crate) fn prove(&self, key: &[u8], height: Height) -> Result<pb::StateProof, ProveError> {
         let store = read(&self.store);
-        let (from, to) = store.provable().unwrap_or((0, 0));
+        let (from, to) = provable_heights(&store).unwrap_or((0, 0));
         if height < from || height > to.min(self.version) {
             return Err(ProveError::NotProvable {
                 height,
@@ -203,7 +239,7 @@ impl StateTree {
         }
         let tree = JellyfishMerkleTree::<_, Sha3>::new(&*store);
         let (value, proof) = tree
-            .get_with_proof(KeyHash::with::<Sha3>(key), height)
+            .get_with_proof(KeyHash::with::<Sha3>(key), state_version(height))
             .map_err(|e| ProveError::Tree(e.to_string()))?;
         let (leaf, siblings) =
             proof::from_jmt(&proof).map_err(|e| ProveError::Tree(e.to_string()))?;

@@ -1,0 +1,156 @@
+//! Block execution against a small and a large state (issue 13's target:
+//! 1,000 transfers with 1 M accounts in the state cost at most 2× the same
+//! block with 1 k). Transactions are pre-decoded and their signatures taken
+//! as verified, so what is measured is the state machine and the app hash
+//! (the Merkle tree update), not cryptography, which does not depend on the
+//! state's size. Blocks run one after another on one ledger, each from the
+//! same 1,000 senders (next nonce) to recipients spread over the state.
+//!
+//! `AGORA_BENCH_BIG_STATE` sets the large state's account count (default
+//! 1,000,000; building it takes a while and ~1 GB).
+
+use agora_proto::v1 as pb;
+use agora_validator::crypto::{AccountSecretKey, SecretKey};
+use agora_validator::ledger::{BlockInfo, Ledger, tx};
+use agora_validator::types::{Address, ChainId};
+use criterion::{Criterion, criterion_group, criterion_main};
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha20Rng;
+use std::hint::black_box;
+use std::time::Instant;
+
+const SENDERS: usize = 1000;
+const CHAIN: &str = "agora-bench";
+
+struct Setup {
+    ledger: Ledger,
+    senders: Vec<AccountSecretKey>,
+    /// Every account address (senders first), for recipients.
+    addresses: Vec<Address>,
+    chain: ChainId,
+    height: u64,
+    rng: ChaCha20Rng,
+}
+
+fn setup(total: usize) -> Setup {
+    let senders: Vec<AccountSecretKey> = (0..SENDERS)
+        .map(|i| {
+            let mut seed = [0u8; 32];
+            seed[..8].copy_from_slice(&(i as u64).to_be_bytes());
+            seed[8] = 2;
+            AccountSecretKey::from_seed(&seed)
+        })
+        .collect();
+    let mut rng = ChaCha20Rng::seed_from_u64(13);
+    let mut addresses: Vec<Address> = senders
+        .iter()
+        .map(|k| Address::of_account(&k.public_key()))
+        .collect();
+    // With the operator's account, `total` accounts in all.
+    addresses.extend((SENDERS..total.saturating_sub(1)).map(|_| Address(rng.random())));
+    let val = SecretKey::from_seed(&[0xee; 32]).expect("seed");
+    let op = Address::of_account(&AccountSecretKey::from_seed(&[0xef; 32]).public_key());
+    let mut accounts: Vec<pb::GenesisAccount> = addresses
+        .iter()
+        .map(|a| pb::GenesisAccount {
+            address: a.0.to_vec(),
+            balance: "1000000000".into(),
+        })
+        .collect();
+    accounts.push(pb::GenesisAccount {
+        address: op.0.to_vec(),
+        balance: "10000000".into(),
+    });
+    let genesis = pb::Genesis {
+        chain_id: CHAIN.into(),
+        genesis_time_ms: 0,
+        params: None,
+        accounts,
+        validators: vec![pb::GenesisValidator {
+            operator: op.0.to_vec(),
+            consensus_public_key: val.public_key().to_bytes().to_vec(),
+            proof_of_possession: val.prove_possession().to_bytes().to_vec(),
+            self_bond: "10000000".into(),
+            commission_rate_bps: 1_000,
+            commission_max_rate_bps: 2_000,
+            commission_max_change_bps: 100,
+        }],
+    };
+    let t0 = Instant::now();
+    let ledger = Ledger::from_genesis(&genesis).expect("genesis");
+    eprintln!(
+        "{total} accounts: genesis ledger and tree built in {:?}",
+        t0.elapsed()
+    );
+    Setup {
+        ledger,
+        senders,
+        addresses,
+        chain: ChainId::new(CHAIN).expect("chain"),
+        height: 0,
+        rng,
+    }
+}
+
+impl Setup {
+    /// The next block's transfers, decoded (signing is not measured).
+    fn next_block(&mut self) -> Vec<tx::DecodedTx> {
+        let nonce = self.height;
+        self.height += 1;
+        let n = self.addresses.len();
+        self.senders
+            .iter()
+            .map(|k| {
+                let to = self.addresses[self.rng.random_range(0..n)];
+                let t = tx::sign(
+                    k,
+                    &self.chain,
+                    pb::TxBody {
+                        chain_id: CHAIN.into(),
+                        nonce,
+                        fee: "1000".into(),
+                        kind: Some(pb::tx_body::Kind::Transfer(pb::Transfer {
+                            to: to.0.to_vec(),
+                            amount: "12345".into(),
+                        })),
+                    },
+                );
+                tx::decode(&self.chain, &t).expect("valid")
+            })
+            .collect()
+    }
+}
+
+fn bench(c: &mut Criterion) {
+    let big: usize = std::env::var("AGORA_BENCH_BIG_STATE")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1_000_000);
+    let mut g = c.benchmark_group("state_scaling");
+    g.sample_size(10);
+    for total in [SENDERS, big] {
+        let mut s = setup(total);
+        let info = BlockInfo::default();
+        g.bench_function(format!("block_1000_transfers_{total}_accounts"), |b| {
+            b.iter_custom(|iters| {
+                let mut spent = std::time::Duration::ZERO;
+                for _ in 0..iters {
+                    let decoded = s.next_block();
+                    let t0 = Instant::now();
+                    let h = s.ledger.height() + 1;
+                    s.ledger.begin_block(h, &info).expect("begin");
+                    for d in &decoded {
+                        assert!(s.ledger.deliver_decoded(d, true).is_ok());
+                    }
+                    black_box(s.ledger.end_block().expect("end").app_hash);
+                    spent += t0.elapsed();
+                }
+                spent
+            })
+        });
+    }
+    g.finish();
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);
