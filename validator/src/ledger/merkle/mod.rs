@@ -10,9 +10,18 @@
 //! and then executes a block (tests that fork a ledger) rebuilds a tree of
 //! its own from its whole state, which is always correct.
 //!
+//! [`StateTree::advance`] also hands back the changes it applied, for the
+//! host to apply to its stored leaves. They come from the state's own
+//! record of what it touched (per ledger clone), not from the shared node
+//! store, so they are the exact difference between this ledger's previous
+//! state and its new one on every path, the rebuilds included: a rebuild
+//! only concerns the tree's nodes. Hosts restore a state from its leaves
+//! with [`decode`].
+//!
 //! The last [`PROVABLE_VERSIONS`] versions stay provable; older replaced
 //! nodes are dropped.
 
+pub mod decode;
 pub mod leaves;
 pub mod proof;
 mod store;
@@ -22,8 +31,8 @@ use crate::types::Height;
 use agora_proto::v1 as pb;
 use jmt::{JellyfishMerkleTree, KeyHash};
 use leaves::LeafChange;
-use store::NodeStore;
 use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use store::NodeStore;
 
 /// How many recent versions (heights) of the state can be proven.
 pub const PROVABLE_VERSIONS: u64 = 128;
@@ -127,8 +136,16 @@ impl StateTree {
     }
 
     /// Moves the tree to the state after block `state.height`, with the
-    /// leaves that block changed.
-    pub(crate) fn advance(&mut self, state: &mut super::state::State) {
+    /// leaves that block changed, and returns those changes (new value, or
+    /// `None` for a removed leaf).
+    ///
+    /// The changes are complete on every path: they are what the state
+    /// recorded since the last `advance` or `build` of this ledger, taken
+    /// before the tree is touched. When the tree is rebuilt whole (this
+    /// ledger forked off the shared store, or an update failed) the same
+    /// list is returned: a store holding this ledger's previous leaves
+    /// that applies it holds exactly the new state's leaves.
+    pub(crate) fn advance(&mut self, state: &mut super::state::State) -> Vec<LeafChange> {
         let version = state.height;
         debug_assert_eq!(version, self.version + 1, "one version per block");
         let changes = leaves::changed(state, self.slash_events);
@@ -138,9 +155,9 @@ impl StateTree {
             // Another clone moved the shared store on: this ledger forked.
             drop(store);
             *self = Self::build(state);
-            return;
+            return changes;
         }
-        match Self::update(&store, changes, version) {
+        match Self::update(&store, &changes, version) {
             Ok((root, batch)) => {
                 store.write(version, batch);
                 store.prune(version.saturating_sub(PROVABLE_VERSIONS - 1));
@@ -155,17 +172,19 @@ impl StateTree {
                 *self = Self::build(state);
             }
         }
+        changes
     }
 
     fn update(
         store: &NodeStore,
-        changes: Vec<LeafChange>,
+        changes: &[LeafChange],
         version: Height,
     ) -> anyhow::Result<(Hash, jmt::storage::TreeUpdateBatch)> {
         let set = changes
-            .into_iter()
-            .map(|(k, v)| (KeyHash::with::<Sha3>(&k), v));
-        let (root, batch) = JellyfishMerkleTree::<_, Sha3>::new(store).put_value_set(set, version)?;
+            .iter()
+            .map(|(k, v)| (KeyHash::with::<Sha3>(k), v.clone()));
+        let (root, batch) =
+            JellyfishMerkleTree::<_, Sha3>::new(store).put_value_set(set, version)?;
         Ok((root.0, batch))
     }
 
@@ -177,7 +196,11 @@ impl StateTree {
 
     /// `jmt`'s own proof, for checking our verifier against its.
     #[cfg(test)]
-    pub(crate) fn jmt_proof(&self, key: &[u8], height: Height) -> jmt::proof::SparseMerkleProof<Sha3> {
+    pub(crate) fn jmt_proof(
+        &self,
+        key: &[u8],
+        height: Height,
+    ) -> jmt::proof::SparseMerkleProof<Sha3> {
         let store = read(&self.store);
         JellyfishMerkleTree::<_, Sha3>::new(&*store)
             .get_with_proof(KeyHash::with::<Sha3>(key), height)
@@ -200,7 +223,8 @@ impl StateTree {
         let (value, proof) = tree
             .get_with_proof(KeyHash::with::<Sha3>(key), height)
             .map_err(|e| ProveError::Tree(e.to_string()))?;
-        let (leaf, siblings) = proof::from_jmt(&proof).map_err(|e| ProveError::Tree(e.to_string()))?;
+        let (leaf, siblings) =
+            proof::from_jmt(&proof).map_err(|e| ProveError::Tree(e.to_string()))?;
         let present = value.is_some();
         let other = leaf.filter(|_| !present);
         Ok(pb::StateProof {
@@ -214,4 +238,3 @@ impl StateTree {
         })
     }
 }
-

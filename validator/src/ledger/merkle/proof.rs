@@ -76,7 +76,11 @@ pub fn verify(proof: &pb::StateProof, key: &[u8], app_hash: &Hash) -> Result<(),
     };
     let start = match (proof.present, other) {
         (true, None) => leaf_hash(&key_hash, &sha3_256(&proof.value)),
-        (true, Some(_)) => return Err(ProofError::Malformed("a membership proof has no other leaf")),
+        (true, Some(_)) => {
+            return Err(ProofError::Malformed(
+                "a membership proof has no other leaf",
+            ));
+        }
         (false, _) if !proof.value.is_empty() => {
             return Err(ProofError::Malformed("an absent key has a value"));
         }

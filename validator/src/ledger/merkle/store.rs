@@ -64,7 +64,10 @@ impl NodeStore {
 
     /// Stores what one version's update made.
     pub(crate) fn write(&mut self, version: Version, batch: TreeUpdateBatch) {
-        debug_assert!(self.latest.is_none_or(|l| l < version), "versions only grow");
+        debug_assert!(
+            self.latest.is_none_or(|l| l < version),
+            "versions only grow"
+        );
         for (k, n) in batch.node_batch.nodes() {
             self.nodes.insert(k.clone(), n.clone());
         }

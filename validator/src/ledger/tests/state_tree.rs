@@ -31,7 +31,10 @@ fn incremental_root_equals_a_tree_built_whole() {
     // Past the unbonding period: entries mature and old sets are dropped,
     // both deletions from the tree.
     empty_blocks(&mut l, 12);
-    assert_eq!(Ledger::decode(&l.encode()).unwrap().app_hash(), l.app_hash());
+    assert_eq!(
+        Ledger::decode(&l.encode()).unwrap().app_hash(),
+        l.app_hash()
+    );
 }
 
 #[test]
@@ -75,7 +78,10 @@ fn absence_is_proven_and_cannot_be_claimed_for_a_present_key() {
     assert_eq!(verify(&p, &other, &root), Err(ProofError::WrongKey));
     let mut renamed = p.clone();
     renamed.key = other.clone();
-    assert!(verify(&renamed, &other, &root).is_err(), "absence of a present key");
+    assert!(
+        verify(&renamed, &other, &root).is_err(),
+        "absence of a present key"
+    );
 
     // Claiming a present key absent (its membership proof, value dropped).
     let mut hidden = l.prove(&other, h).expect("provable");
@@ -121,7 +127,11 @@ fn tampered_proofs_are_rejected_with_the_reason() {
 
     // Against another height's root.
     let mut later = l.clone();
-    block(&mut later, &[tx(&user(2), 1, transfer(addr(&user(3)), 1))], &[]);
+    block(
+        &mut later,
+        &[tx(&user(2), 1, transfer(addr(&user(3)), 1))],
+        &[],
+    );
     assert!(verify(&good, &key, &later.app_hash()).is_err());
 }
 
@@ -187,7 +197,10 @@ fn a_forked_clone_keeps_both_trees_right() {
     block(&mut b, &[tx(&user(2), 1, transfer(addr(&user(3)), 2))], &[]);
     assert_ne!(a.app_hash(), b.app_hash());
     for l in [&a, &b] {
-        assert_eq!(Ledger::decode(&l.encode()).unwrap().app_hash(), l.app_hash());
+        assert_eq!(
+            Ledger::decode(&l.encode()).unwrap().app_hash(),
+            l.app_hash()
+        );
         let key = account_key(&addr(&user(3)));
         verify(&l.prove(&key, l.height()).unwrap(), &key, &l.app_hash()).expect("proof");
     }
