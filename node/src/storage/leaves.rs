@@ -17,6 +17,9 @@ use agora_validator::ledger::LeafChange;
 /// Leaf key (kind byte and fixed-width fields) → leaf value.
 pub(super) const STATE_LEAVES: TableDefinition<&[u8], &[u8]> = TableDefinition::new("state_leaves");
 
+/// One stored leaf: key, value.
+pub type Leaf = (Vec<u8>, Vec<u8>);
+
 /// The table older nodes kept whole-state snapshots in, by height.
 const LEGACY_STATES: &str = "states";
 
@@ -63,7 +66,7 @@ pub(super) fn check_layout(
 impl Storage {
     /// Every stored leaf (key, value), in key order: the state after the
     /// latest stored block, or the genesis state before block 1.
-    pub fn state_leaves(&self) -> Result<Vec<(Vec<u8>, Vec<u8>)>, StorageError> {
+    pub fn state_leaves(&self) -> Result<Vec<Leaf>, StorageError> {
         let rows = self.read(|txn| {
             txn.open_table(STATE_LEAVES)?
                 .iter()?
@@ -83,7 +86,7 @@ impl Storage {
     ///
     /// FSYNC: `Durability::Immediate`, so block 1's changes always apply
     /// to a durable genesis state.
-    pub fn reset_state_leaves(&self, leaves: &[(Vec<u8>, Vec<u8>)]) -> Result<(), StorageError> {
+    pub fn reset_state_leaves(&self, leaves: &[Leaf]) -> Result<(), StorageError> {
         if let Some(h) = self.latest_height()? {
             return Err(StorageError::Invalid(format!(
                 "the state leaves are set at genesis only; block {h} is stored"

@@ -118,13 +118,17 @@ pub fn verify(proof: &pb::StateProof, key: &[u8], app_hash: &Hash) -> Result<(),
     Ok(())
 }
 
+/// A `jmt` proof's parts: its leaf (key hash, value hash), if any, and
+/// its siblings.
+pub(crate) type JmtParts = (Option<(Hash, Hash)>, Vec<Hash>);
+
 /// Reads `jmt`'s proof through its borsh encoding, the one public view of
 /// its siblings: `Option<leaf>` (tag, key hash, value hash), then a `u32`
 /// little-endian count of nodes, each a tag (0 empty, 1 internal with left
 /// and right hashes, 2 leaf with key and value hashes).
 pub(crate) fn from_jmt(
     proof: &jmt::proof::SparseMerkleProof<super::Sha3>,
-) -> Result<(Option<(Hash, Hash)>, Vec<Hash>), ProofError> {
+) -> Result<JmtParts, ProofError> {
     let bytes = borsh::to_vec(proof).map_err(|_| ProofError::Malformed("jmt proof"))?;
     let mut r = bytes.as_slice();
     let mut take = |n: usize| take_bytes(&mut r, n);
