@@ -195,10 +195,10 @@ pub fn seeds() -> Vec<(&'static str, Vec<Seed>)> {
     let mut snapshot_seeds = vec![("genesis".to_string(), {
         fixtures::at_genesis().ledger.encode()
     })];
-    for r in &chain.records {
-        snapshot_seeds.push((format!("after_{}", r.height), r.state.clone()));
+    for (height, ledger) in fixtures::ledgers_after(&chain) {
+        snapshot_seeds.push((format!("after_{height}"), ledger.encode()));
     }
-    let mut truncated = chain.records[0].state.clone();
+    let mut truncated = fixtures::ledgers_after(&chain)[0].1.encode();
     truncated.truncate(truncated.len() / 2);
     snapshot_seeds.push(("truncated".into(), truncated));
 

@@ -245,6 +245,26 @@ pub struct Chain {
     pub signing_states: Vec<SigningState>,
 }
 
+/// The ledger after each record of `chain`, rebuilt as a node does: the
+/// genesis leaves with each block's `state_changes` applied.
+pub fn ledgers_after(chain: &Chain) -> Vec<(u64, Ledger)> {
+    let mut leaves: std::collections::BTreeMap<Vec<u8>, Vec<u8>> =
+        at_genesis().ledger.leaves().into_iter().collect();
+    let mut out = Vec::with_capacity(chain.records.len());
+    for rec in &chain.records {
+        for (k, v) in &rec.state_changes {
+            match v {
+                Some(v) => leaves.insert(k.clone(), v.clone()),
+                None => leaves.remove(k),
+            };
+        }
+        let ledger =
+            Ledger::from_leaves(&leaves).unwrap_or_else(|e| panic!("state {}: {e}", rec.height));
+        out.push((rec.height, ledger));
+    }
+    out
+}
+
 /// Runs four engines until validator 0 committed [`HEIGHTS`] blocks; block
 /// 1 carries [`sample_txs`].
 pub fn make_chain() -> Chain {
@@ -351,7 +371,7 @@ pub fn world() -> &'static World {
         let chain = make_chain();
         let rec = &chain.records[0];
         let after_block_1 = Restored {
-            ledger: Ledger::decode(&rec.state).unwrap_or_else(|e| panic!("state 1: {e}")),
+            ledger: ledgers_after(&chain)[0].1.clone(),
             tip: Tip {
                 seed: rec.seed,
                 block_hash: rec.block_hash,

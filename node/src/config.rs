@@ -169,19 +169,15 @@ pub struct MetricsConfig {
 }
 
 /// Store settings.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct StorageConfig {
-    /// Ledger-state snapshots kept, the latest included (0: keep every
-    /// one). Only the latest is read (to restart); older ones are for an
-    /// operator's inspection. Blocks and certificates are always kept.
-    pub keep_states: u64,
-}
-
-impl Default for StorageConfig {
-    fn default() -> Self {
-        Self { keep_states: 100 }
-    }
+    /// Obsolete and ignored: older nodes kept this many whole-state
+    /// snapshots; the store now holds one copy of the state, as leaves
+    /// updated by each block. Still accepted so that existing config
+    /// files load; the node warns when it is set.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub keep_states: Option<u64>,
 }
 
 /// Web explorer settings: an HTTP listener serving the explorer page and

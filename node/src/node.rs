@@ -287,13 +287,7 @@ impl Node {
     ) -> Result<Arc<crate::api::Shared>, crate::runner::RunError> {
         use crate::runner::RunError;
         use agora_validator::ledger::Ledger;
-        let ledger = match self.storage.latest_state()? {
-            Some((_, bytes)) => {
-                Ledger::decode(&bytes).map_err(|e| RunError::Restore(e.to_string()))?
-            }
-            None => Ledger::from_genesis(&self.genesis.genesis)
-                .map_err(|e| RunError::Restore(e.to_string()))?,
-        };
+        let ledger = crate::runner::stored_ledger(&self.storage, &self.genesis)?;
         let genesis_set = Ledger::from_genesis(&self.genesis.genesis)
             .ok()
             .and_then(|l| l.validator_set(1).cloned())

@@ -83,7 +83,7 @@ mod tests {
         s.commit_block(CommittedBlock {
             block: &block,
             certificate: &cert,
-            state: b"s",
+            state_changes: &[],
             seed: &[0; 32],
             txs: &[],
             validator_set: None,

@@ -1,7 +1,7 @@
-//! Storage on real files: atomic block commits (with their validator-set
-//! change and evidence-pool removals), reopening, the WAL, the signing
-//! state, the evidence pool, and an acknowledged write surviving `kill -9`
-//! of the writer.
+//! Storage on real files: atomic block commits (with their state-leaf
+//! changes, validator-set change and evidence-pool removals), reopening,
+//! the WAL, the signing state, the evidence pool, an old store refused,
+//! and an acknowledged write surviving `kill -9` of the writer.
 
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
@@ -12,6 +12,30 @@ use agora_proto::v1::{
     Block, CommitCertificate, DuplicateVoteEvidence, Evidence, Header, Vote, evidence,
 };
 use agora_validator::block::header_hash;
+use agora_validator::ledger::LeafChange;
+
+type Leaves = Vec<(Vec<u8>, Vec<u8>)>;
+
+/// Block h's leaf changes: the globals leaf rewritten, leaf [1, h]
+/// inserted and leaf [1, h − 1] removed.
+fn changes(h: u64) -> Vec<LeafChange> {
+    let mut c = vec![
+        (vec![0], Some(format!("globals-{h}").into_bytes())),
+        (vec![1, h as u8], Some(format!("leaf-{h}").into_bytes())),
+    ];
+    if h > 1 {
+        c.push((vec![1, h as u8 - 1], None));
+    }
+    c
+}
+
+/// The leaves after block h (from an empty genesis).
+fn leaves_after(h: u64) -> Leaves {
+    vec![
+        (vec![0], format!("globals-{h}").into_bytes()),
+        (vec![1, h as u8], format!("leaf-{h}").into_bytes()),
+    ]
+}
 
 fn block(height: u64) -> (Block, CommitCertificate) {
     let header = Header {
@@ -65,7 +89,7 @@ fn id_of(h: u64) -> [u8; 32] {
 
 fn commit_with(s: &Storage, height: u64, set: Option<(u64, &[u8])>, removed: &[[u8; 32]]) {
     let (b, c) = block(height);
-    let state = format!("state-{height}").into_bytes();
+    let state = changes(height);
     let txs = [(
         [height as u8; 32],
         TxRecord {
@@ -78,7 +102,7 @@ fn commit_with(s: &Storage, height: u64, set: Option<(u64, &[u8])>, removed: &[[
     s.commit_block(CommittedBlock {
         block: &b,
         certificate: &c,
-        state: &state,
+        state_changes: &state,
         seed: &[height as u8 ^ 0xaa; 32],
         txs: &txs,
         validator_set: set,
@@ -106,15 +130,17 @@ fn blocks_certificates_and_state_survive_reopen() {
         assert_eq!(s.certificate(h).unwrap(), Some(c));
         let hash = header_hash(b.header.as_ref().unwrap());
         assert_eq!(s.height_of_block(&hash).unwrap(), Some(h));
-        assert_eq!(s.state(h).unwrap(), Some(format!("state-{h}").into_bytes()));
         assert_eq!(s.seed(h).unwrap(), Some([h as u8 ^ 0xaa; 32]));
         assert_eq!(s.tx(&[h as u8; 32]).unwrap().map(|r| r.height), Some(h));
     }
-    assert_eq!(s.latest_state().unwrap(), Some((3, b"state-3".to_vec())));
+    // One copy of the state: block 3's, each block's changes applied.
+    assert_eq!(s.state_leaves().unwrap(), leaves_after(3));
     assert_eq!(s.block(4).unwrap(), None);
-    s.prune_states_below(3).unwrap();
-    assert_eq!(s.state(2).unwrap(), None);
-    assert!(s.block(2).unwrap().is_some());
+    // Genesis leaves are set before block 1 only.
+    assert!(matches!(
+        s.reset_state_leaves(&leaves_after(0)),
+        Err(StorageError::Invalid(_))
+    ));
 }
 
 #[test]
@@ -127,7 +153,7 @@ fn inconsistent_commits_are_refused_and_change_nothing() {
     let err = s.commit_block(CommittedBlock {
         block: &b,
         certificate: &c,
-        state: b"x",
+        state_changes: &changes(9),
         seed: &[0; 32],
         txs: &[],
         validator_set: None,
@@ -140,7 +166,7 @@ fn inconsistent_commits_are_refused_and_change_nothing() {
     let err = s.commit_block(CommittedBlock {
         block: &b2,
         certificate: &c3,
-        state: b"x",
+        state_changes: &changes(9),
         seed: &[0; 32],
         txs: &[],
         validator_set: None,
@@ -148,7 +174,7 @@ fn inconsistent_commits_are_refused_and_change_nothing() {
     });
     assert!(matches!(err, Err(StorageError::Invalid(_))));
     assert_eq!(s.latest_height().unwrap(), Some(1));
-    assert_eq!(s.state(1).unwrap(), Some(b"state-1".to_vec()));
+    assert_eq!(s.state_leaves().unwrap(), leaves_after(1));
 }
 
 #[test]
@@ -239,7 +265,7 @@ fn set_changes_and_pool_removals_commit_with_their_block_and_the_pool_survives_r
         s.commit_block(CommittedBlock {
             block: &b,
             certificate: &c,
-            state: b"x",
+            state_changes: &changes(9),
             seed: &[0; 32],
             txs: &[],
             validator_set: Some((4, b"set-4")),
@@ -347,8 +373,9 @@ fn acknowledged_writes_survive_kill_9() {
                 s.certificate(h).unwrap().is_some(),
                 "certificate {h} missing"
             );
-            assert!(s.state(h).unwrap().is_some(), "state {h} missing");
         }
+        // The state is the latest block's, never one ahead or behind.
+        assert_eq!(s.state_leaves().unwrap(), leaves_after(latest));
     }
 }
 
@@ -367,7 +394,7 @@ fn a_run_of_blocks_is_stored_like_single_commits_and_atomically() {
     let parts: Vec<_> = (1..=4u64)
         .map(|h| {
             let (b, c) = block(h);
-            let state = format!("state-{h}").into_bytes();
+            let state = changes(h);
             let txs = vec![(
                 [h as u8; 32],
                 TxRecord {
@@ -394,7 +421,7 @@ fn a_run_of_blocks_is_stored_like_single_commits_and_atomically() {
                     CommittedBlock {
                         block: b,
                         certificate: c,
-                        state,
+                        state_changes: state,
                         seed,
                         txs,
                         validator_set: None,
@@ -411,20 +438,56 @@ fn a_run_of_blocks_is_stored_like_single_commits_and_atomically() {
         "nothing of a bad run is stored"
     );
     assert_eq!(run.block(1).unwrap(), None);
+    assert!(
+        run.state_leaves().unwrap().is_empty(),
+        "no leaf of a bad run"
+    );
     run.commit_blocks(&committed(0..2, None)).unwrap();
     run.commit_blocks(&committed(2..4, None)).unwrap();
     assert_eq!(run.latest_height().unwrap(), Some(4));
     for h in 1..=4 {
         assert_eq!(run.block(h).unwrap(), one.block(h).unwrap());
         assert_eq!(run.certificate(h).unwrap(), one.certificate(h).unwrap());
-        assert_eq!(run.state(h).unwrap(), one.state(h).unwrap());
         assert_eq!(run.seed(h).unwrap(), one.seed(h).unwrap());
         assert_eq!(
             run.tx(&[h as u8; 32]).unwrap(),
             one.tx(&[h as u8; 32]).unwrap()
         );
     }
+    assert_eq!(run.state_leaves().unwrap(), leaves_after(4));
+    assert_eq!(run.state_leaves().unwrap(), one.state_leaves().unwrap());
     // A run must start above the stored tip.
     let err = run.commit_blocks(&committed(3..4, None));
     assert!(matches!(err, Err(StorageError::Invalid(_))));
+}
+
+/// A store written by an older node (whole snapshots in `states`, no
+/// `state_leaves`) is refused with what to do, not read as an empty state.
+#[test]
+fn an_old_store_with_state_snapshots_is_refused_with_advice() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("old.redb");
+    {
+        let db = redb::Database::create(&path).unwrap();
+        let txn = db.begin_write().unwrap();
+        {
+            let old: redb::TableDefinition<u64, &[u8]> = redb::TableDefinition::new("states");
+            txn.open_table(old)
+                .unwrap()
+                .insert(7, b"snapshot".as_slice())
+                .unwrap();
+        }
+        txn.commit().unwrap();
+    }
+    let err = Storage::open(&path).unwrap_err();
+    assert!(matches!(err, StorageError::OldLayout { .. }), "{err}");
+    let msg = err.to_string();
+    assert!(
+        msg.contains("older agora") && msg.contains("signing_state.json"),
+        "{msg}"
+    );
+    // Negative control: a store of this version opens.
+    let fresh = dir.path().join("new.redb");
+    drop(Storage::open(&fresh).unwrap());
+    Storage::open(&fresh).unwrap();
 }

@@ -83,30 +83,12 @@ impl Runner {
         });
         self.next_start = Some(tokio::time::Instant::now() + self.commit_delay);
         self.publish(recs);
-        self.prune_states(recs[0].height, h)
-    }
-
-    /// Drops state snapshots older than the last `keep_states`, every
-    /// [`PRUNE_EVERY`] heights: after a run of heights `first..=h` (one
-    /// height when live, up to a sync response when catching up) that
-    /// crossed a multiple of it. The store so keeps at most `keep_states`
-    /// plus one run or `PRUNE_EVERY` of them. Only the latest snapshot is
-    /// ever read, to restart, and it is never dropped. Not fsynced on its
-    /// own: a crash before the next durable commit brings old snapshots
-    /// back, harmlessly.
-    fn prune_states(&self, first: u64, h: u64) -> Result<(), RunError> {
-        debug_assert!(first >= 1 && first <= h, "a run of committed heights");
-        let crossed = (first - 1) / PRUNE_EVERY != h / PRUNE_EVERY;
-        if self.keep_states == 0 || !crossed || h <= self.keep_states {
-            return Ok(());
-        }
-        debug_assert!(h + 1 - self.keep_states <= h, "the latest snapshot stays");
-        self.storage.prune_states_below(h + 1 - self.keep_states)?;
         Ok(())
     }
 
     /// FSYNC: one `Durability::Immediate` transaction (Storage::commit_blocks)
-    /// holding, for each record, the block, certificate, state, seed,
+    /// holding, for each record, the block, certificate, the state leaves
+    /// it changed (applied to `state_leaves` in order), seed,
     /// transaction outcomes, the validator-set change and the evidence-pool
     /// removals, and truncating the WAL up to the last one. A live commit
     /// is one record, durable before the next height starts; a run of
@@ -128,7 +110,7 @@ impl Runner {
             .map(|(i, rec)| CommittedBlock {
                 block: &rec.block,
                 certificate: &certs[i],
-                state: &rec.state,
+                state_changes: &rec.state_changes,
                 seed: &rec.seed,
                 txs: &txs[i],
                 validator_set: sets[i].as_ref().map(|(h, b)| (*h, b.as_slice())),
@@ -163,9 +145,6 @@ impl Runner {
         }
     }
 }
-
-/// Heights between two prunings of old state snapshots.
-pub(super) const PRUNE_EVERY: u64 = 16;
 
 /// The transaction index entries of a committed block.
 fn tx_records(rec: &CommitRecord) -> Vec<(Hash, TxRecord)> {

@@ -35,6 +35,7 @@ mod testing;
 
 pub use execute::{DurableStore, ExecError, Executed, Executor, Network, NodeStore};
 pub use restore::restore_signing_state;
+pub(crate) use restore::stored_ledger;
 pub use testing::{DoubleSigner, forge_bodies};
 
 use std::sync::Arc;
@@ -110,8 +111,6 @@ pub struct Runner {
     serving: Arc<tokio::sync::Semaphore>,
     /// `timeout_commit`: the pause between a commit and the next height.
     commit_delay: Duration,
-    /// `storage.keep_states` (0: keep every snapshot).
-    keep_states: u64,
     /// When the next height starts (set by a commit).
     next_start: Option<tokio::time::Instant>,
     /// Times the consensus steps from the engine's observed phases.
@@ -135,6 +134,11 @@ impl Runner {
     /// transaction verifier thread and the testing switches.
     pub fn new(node: &Node, shared: Arc<Shared>) -> Result<Self, RunError> {
         let storage = node.storage.clone();
+        if node.config.storage.keep_states.is_some() {
+            tracing::warn!(
+                "storage.keep_states is obsolete and ignored: the store keeps one copy of the state (its leaves, updated by each block); remove it from config.toml"
+            );
+        }
         let restored = restore::restored(&storage, &node.genesis)?;
         let file = crate::storage::signing_file::SigningFile::new(
             node.home.signing_state(),
@@ -193,7 +197,6 @@ impl Runner {
                 .then(testing::Tamper::default),
             serving: Arc::new(tokio::sync::Semaphore::new(sync::SERVE_TASKS)),
             commit_delay: Duration::from_millis(node.config.consensus.timeout_commit_ms),
-            keep_states: node.config.storage.keep_states,
             next_start: None,
             steps: StepClock::default(),
             synced: Vec::new(),

@@ -21,15 +21,36 @@ use crate::storage::Storage;
 use crate::storage::signing_file::SigningFile;
 use crate::wal;
 
+/// The ledger after the last stored block, from the stored state leaves;
+/// the genesis ledger before block 1.
+pub(crate) fn stored_ledger(
+    storage: &Storage,
+    genesis: &LoadedGenesis,
+) -> Result<Ledger, RunError> {
+    let bad = |m: String| RunError::Restore(m);
+    let Some(latest) = storage.latest_height()? else {
+        return Ledger::from_genesis(&genesis.genesis).map_err(|e| bad(e.to_string()));
+    };
+    let leaves = storage.state_leaves()?;
+    if leaves.is_empty() {
+        return Err(bad(format!(
+            "blocks up to height {latest} are stored but no state leaves"
+        )));
+    }
+    Ledger::from_leaves(leaves).map_err(|e| bad(format!("stored state leaves: {e}")))
+}
+
 /// What the engine needs from the store: the ledger after the last stored
-/// block, that block as the tip, and the persisted evidence pool.
+/// block, that block as the tip, and the persisted evidence pool. Before
+/// block 1 the genesis state's leaves are (re)written, so that block 1's
+/// changes apply to them.
 pub(super) fn restored(storage: &Storage, genesis: &LoadedGenesis) -> Result<Restored, RunError> {
     let bad = |m: String| RunError::Restore(m);
-    let ledger = match storage.latest_state()? {
-        Some((_, bytes)) => Ledger::decode(&bytes).map_err(|e| bad(e.to_string()))?,
-        None => Ledger::from_genesis(&genesis.genesis).map_err(|e| bad(e.to_string()))?,
-    };
+    let ledger = stored_ledger(storage, genesis)?;
     let latest = storage.latest_height()?.unwrap_or(0);
+    if latest == 0 {
+        storage.reset_state_leaves(&ledger.leaves())?;
+    }
     let tip = if latest == 0 {
         Tip {
             seed: vrf::genesis_seed(&genesis.file_hash),

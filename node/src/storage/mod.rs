@@ -1,7 +1,8 @@
 //! Durable storage of a node in one redb file.
 //!
 //! Tables: blocks by height, block hash → height, commit certificates by
-//! height, ledger state snapshots by height (opaque bytes from the ledger),
+//! height, the ledger state of the tip as its tree leaves (`state_leaves`,
+//! leaf key → value, see [`leaves`]),
 //! evidence by hash (every piece this node accepted, for queries), the
 //! engine's evidence pool by evidence id (what still waits for inclusion),
 //! validator-set changes by the height they take effect, the transaction
@@ -26,9 +27,11 @@
 //!    (DESIGN §6), so our own messages and the inputs that led to them are
 //!    on disk whenever the signature is.
 //! 2. [`Storage::commit_block`] — `Immediate`, one transaction holding the
-//!    block, its certificate, the resulting ledger state and chain seed, the transaction
-//!    index, and the truncation of the WAL for that height, so that a restart
-//!    never sees a block without its state or a stale WAL for a decided height.
+//!    block, its certificate, the state leaves it changed (inserted or
+//!    removed in `state_leaves`) and chain seed, the transaction index, and
+//!    the truncation of the WAL for that height, so that a restart never
+//!    sees a block without its state or a stale WAL for a decided height
+//!    ([`Storage::commit_blocks`]: the same for a synced run, one fsync).
 //! 3. [`Storage::wal_append`] with `durable = true` — `Immediate`. Inputs
 //!    appended with `durable = false` become durable with the next durable
 //!    write; the driver asks for durability before it acts on an input in a way
@@ -37,6 +40,8 @@
 //! When the database file is created, its directory is fsynced as well, so
 //! the file's directory entry itself survives a crash.
 
+mod commit;
+mod leaves;
 mod records;
 mod sets;
 pub mod signing_file;
@@ -46,19 +51,18 @@ use std::path::{Path, PathBuf};
 
 use agora_proto::v1::{Block, CommitCertificate, Evidence};
 use agora_validator::Hash;
-use agora_validator::block::header_hash;
 use agora_validator::crypto::sha3_256;
 use prost::Message;
 use redb::{
     Database, Durability, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition,
 };
 
+pub use commit::CommittedBlock;
 pub use records::{TxOutcome, TxRecord};
 
 const BLOCKS: TableDefinition<u64, &[u8]> = TableDefinition::new("blocks");
 const BLOCK_HEIGHTS: TableDefinition<&[u8], u64> = TableDefinition::new("block_heights");
 const CERTIFICATES: TableDefinition<u64, &[u8]> = TableDefinition::new("certificates");
-const STATES: TableDefinition<u64, &[u8]> = TableDefinition::new("states");
 /// seed_h of DESIGN §5 by height: a restarted node needs seed_{h−1} to start height h.
 const SEEDS: TableDefinition<u64, &[u8]> = TableDefinition::new("seeds");
 /// Every piece of evidence this node accepted, by SHA3-256 of its encoding (queries).
@@ -114,29 +118,18 @@ pub enum StorageError {
     /// The signing-state file could not be read, written or used.
     #[error(transparent)]
     SigningFile(#[from] signing_file::SigningFileError),
+    /// The store keeps the ledger state the way older nodes did (whole
+    /// snapshots per height in table `states`), which this node does not read.
+    #[error(
+        "database {path} was written by an older agora that stored whole state snapshots (table `states`); this version stores the state as leaves (table `state_leaves`) and cannot read it. Either keep running the older version, or stop the node, move this database file aside (do NOT delete or move `data/signing_state.json`, which keeps this validator from double signing) and start again: the node syncs the chain from its peers and signs again once its signing state allows"
+    )]
+    OldLayout {
+        /// The database file.
+        path: PathBuf,
+    },
     /// The caller passed an inconsistent block (no header, cert for another height...).
     #[error("invalid input: {0}")]
     Invalid(String),
-}
-
-/// A block decided by consensus, with everything stored with it atomically.
-#[derive(Debug, Clone, Copy)]
-pub struct CommittedBlock<'a> {
-    /// The block.
-    pub block: &'a Block,
-    /// The certificate that commits it (same height and block hash).
-    pub certificate: &'a CommitCertificate,
-    /// The ledger state after applying the block, as the ledger encodes it.
-    pub state: &'a [u8],
-    /// The chain seed after this block (seed_height).
-    pub seed: &'a Hash,
-    /// The outcome of each transaction of the block, by hash.
-    pub txs: &'a [(Hash, TxRecord)],
-    /// The validator set this block computed, when it differs from the one
-    /// before: (first height it is in effect, encoded `ValidatorSet`).
-    pub validator_set: Option<(u64, &'a [u8])>,
-    /// Evidence-pool entries the block retired (included, expired or moot).
-    pub evidence_removed: &'a [Hash],
 }
 
 /// The node's database.
@@ -164,13 +157,14 @@ impl Storage {
                 source,
             })?;
         }
+        leaves::check_layout(&db, &path)?;
         let s = Self { db, path };
         // Create every table up front so that readers never meet a missing one.
         s.write(Durability::Immediate, |txn| {
             txn.open_table(BLOCKS)?;
             txn.open_table(BLOCK_HEIGHTS)?;
             txn.open_table(CERTIFICATES)?;
-            txn.open_table(STATES)?;
+            txn.open_table(leaves::STATE_LEAVES)?;
             txn.open_table(SEEDS)?;
             txn.open_table(EVIDENCE)?;
             txn.open_table(EVIDENCE_POOL)?;
@@ -220,63 +214,6 @@ impl Storage {
             what,
             detail: detail.to_string(),
         }
-    }
-
-    /// Stores a decided block, its certificate, the state after it, its
-    /// transactions' outcomes, the validator-set change it made and the
-    /// evidence-pool entries it retired in ONE durable transaction, and
-    /// truncates the WAL up to its height.
-    ///
-    /// FSYNC: `Durability::Immediate`, once per height. The runner starts
-    /// the next height only after this returned, so nothing signed for
-    /// height h+1 can leave the node while block h could still be lost
-    /// (a restart would otherwise rebuild height h from a truncated WAL).
-    pub fn commit_block(&self, c: CommittedBlock<'_>) -> Result<(), StorageError> {
-        self.commit_blocks(std::slice::from_ref(&c))
-    }
-
-    /// [`Self::commit_block`] for a run of consecutive decided blocks (block
-    /// sync), each written exactly as `commit_block` writes it, all in ONE
-    /// durable transaction: after a crash either every block of the run is
-    /// stored or none is, and the store is always a prefix of the chain.
-    ///
-    /// FSYNC: `Durability::Immediate`, once per run instead of once per
-    /// height (an fsync costs milliseconds here, more than executing an
-    /// empty block). The caller acknowledges none of these heights (status
-    /// to peers, gRPC snapshot) and signs nothing before this returned.
-    pub fn commit_blocks(&self, run: &[CommittedBlock<'_>]) -> Result<(), StorageError> {
-        let Some(last) = run.last() else {
-            return Ok(());
-        };
-        // Each height above the one before it (the stored tip first), as
-        // `commit_block` has always required.
-        let mut above = self.latest_height()?;
-        let mut encoded = Vec::with_capacity(run.len());
-        for c in run {
-            let (height, hash) = check_committed(c)?;
-            if let Some(latest) = above
-                && height <= latest
-            {
-                return Err(StorageError::Invalid(format!(
-                    "height {height} is not above the latest stored height {latest}"
-                )));
-            }
-            above = Some(height);
-            let block = c.block.encode_to_vec();
-            let cert = c.certificate.encode_to_vec();
-            encoded.push((height, hash, block, cert));
-        }
-        let top = check_committed(last)?.0;
-        self.write(Durability::Immediate, |txn| {
-            for (c, (height, hash, block, cert)) in run.iter().zip(&encoded) {
-                write_committed(txn, c, *height, hash, block, cert)?;
-            }
-            txn.open_table(META)?
-                .insert(META_LATEST, top.to_be_bytes().as_slice())?;
-            txn.open_table(WAL)?
-                .retain(|_, v| wal_height(v).is_none_or(|h| h > top))?;
-            Ok(())
-        })
     }
 
     /// The height of the latest stored block.
@@ -341,42 +278,6 @@ impl Storage {
                 <Hash>::try_from(b.as_slice()).map_err(|_| self.corrupt("seed", "not 32 bytes"))
             })
             .transpose()
-    }
-
-    /// The ledger state stored after the block at a height.
-    pub fn state(&self, height: u64) -> Result<Option<Vec<u8>>, StorageError> {
-        self.get_bytes(STATES, height)
-    }
-
-    /// The latest ledger state and its height.
-    pub fn latest_state(&self) -> Result<Option<(u64, Vec<u8>)>, StorageError> {
-        let Some(h) = self.latest_height()? else {
-            return Ok(None);
-        };
-        let s = self
-            .state(h)?
-            .ok_or_else(|| self.corrupt("state", format!("missing at latest height {h}")))?;
-        Ok(Some((h, s)))
-    }
-
-    /// Heights that hold a state snapshot, ascending.
-    pub fn state_heights(&self) -> Result<Vec<u64>, StorageError> {
-        self.read(|txn| {
-            let t = txn.open_table(STATES)?;
-            let mut out = Vec::new();
-            for e in t.iter()? {
-                out.push(e?.0.value());
-            }
-            Ok(out)
-        })
-    }
-
-    /// Deletes state snapshots below `height` (blocks and certificates stay).
-    pub fn prune_states_below(&self, height: u64) -> Result<(), StorageError> {
-        self.write(Durability::None, |txn| {
-            txn.open_table(STATES)?.retain(|h, _| h >= height)?;
-            Ok(())
-        })
     }
 
     /// Stores evidence by its hash; returns false if it was already stored.
@@ -592,58 +493,6 @@ fn wal_height(v: &[u8]) -> Option<u64> {
     v.get(..8)
         .and_then(|b| <[u8; 8]>::try_from(b).ok())
         .map(u64::from_be_bytes)
-}
-
-/// The height and hash of a block to store, after checking its certificate
-/// commits that block.
-fn check_committed(c: &CommittedBlock<'_>) -> Result<(u64, Hash), StorageError> {
-    let header = c
-        .block
-        .header
-        .as_ref()
-        .ok_or_else(|| StorageError::Invalid("block without header".into()))?;
-    let height = header.height;
-    let hash = header_hash(header);
-    if c.certificate.height != height || c.certificate.block_hash != hash {
-        return Err(StorageError::Invalid(format!(
-            "certificate is for height {} block {}, block is height {height} hash {}",
-            c.certificate.height,
-            hex::encode(&c.certificate.block_hash),
-            hex::encode(hash)
-        )));
-    }
-    Ok((height, hash))
-}
-
-/// The rows of one committed block (see [`Storage::commit_blocks`]).
-fn write_committed(
-    txn: &redb::WriteTransaction,
-    c: &CommittedBlock<'_>,
-    height: u64,
-    hash: &Hash,
-    block: &[u8],
-    cert: &[u8],
-) -> Result<(), redb::Error> {
-    txn.open_table(BLOCKS)?.insert(height, block)?;
-    txn.open_table(BLOCK_HEIGHTS)?
-        .insert(hash.as_slice(), height)?;
-    txn.open_table(CERTIFICATES)?.insert(height, cert)?;
-    txn.open_table(STATES)?.insert(height, c.state)?;
-    txn.open_table(SEEDS)?.insert(height, c.seed.as_slice())?;
-    {
-        let mut txs = txn.open_table(TXS)?;
-        for (h, rec) in c.txs {
-            txs.insert(h.as_slice(), rec.encode_to_vec().as_slice())?;
-        }
-    }
-    if let Some((from, set)) = c.validator_set {
-        txn.open_table(sets::VALIDATOR_SETS)?.insert(from, set)?;
-    }
-    let mut pool = txn.open_table(EVIDENCE_POOL)?;
-    for id in c.evidence_removed {
-        pool.remove(id.as_slice())?;
-    }
-    Ok(())
 }
 
 fn db_err(path: &Path, e: impl Into<redb::Error>) -> StorageError {

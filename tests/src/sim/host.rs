@@ -42,8 +42,10 @@ pub struct Store {
     pub wal: Vec<Input>,
     /// Committed blocks by height.
     pub blocks: BTreeMap<Height, StoredBlock>,
-    /// Ledger snapshot after the last block.
-    pub state: Option<Vec<u8>>,
+    /// The state leaves after the last block, as a node stores them
+    /// (empty until the first commit writes the genesis leaves; then each
+    /// block's `state_changes` applied).
+    pub leaves: BTreeMap<Vec<u8>, Vec<u8>>,
     /// Validator sets by the height they take effect (1 and 2 from
     /// genesis, then each change).
     pub sets: BTreeMap<Height, ValidatorSet>,
@@ -77,8 +79,10 @@ impl Store {
                 evidence,
             });
         };
-        let bytes = self.state.as_ref().ok_or("no state stored")?;
-        let ledger = Ledger::decode(bytes).map_err(|e| e.to_string())?;
+        if self.leaves.is_empty() {
+            return Err("no state stored".into());
+        }
+        let ledger = Ledger::from_leaves(&self.leaves).map_err(|e| e.to_string())?;
         Ok(Restored {
             ledger,
             tip: Tip {

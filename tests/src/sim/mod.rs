@@ -778,7 +778,15 @@ impl Sim {
         if let Some(e) = n.engine.as_ref() {
             n.mempool.on_commit(&rec.block, e.ledger());
         }
-        n.store.state = Some(rec.state);
+        if n.store.leaves.is_empty() {
+            n.store.leaves = self.g.ledger.leaves().into_iter().collect();
+        }
+        for (k, v) in rec.state_changes {
+            match v {
+                Some(v) => n.store.leaves.insert(k, v),
+                None => n.store.leaves.remove(&k),
+            };
+        }
         n.store.blocks.insert(
             h,
             StoredBlock {

@@ -111,7 +111,7 @@ pub enum PeerFault {
 }
 
 /// Everything one decided height writes, in one durable transaction: the
-/// block, its certificate, the state after it, the seed, the transaction
+/// block, its certificate, the leaves of the state it changed, the seed, the transaction
 /// outcomes, the validator-set change and the evidence-pool change.
 #[derive(Debug, Clone)]
 pub struct CommitRecord {
@@ -127,8 +127,10 @@ pub struct CommitRecord {
     pub certificate: CommitCertificate,
     /// seed_height.
     pub seed: Hash,
-    /// The ledger's snapshot after the block.
-    pub state: Vec<u8>,
+    /// The leaves the block changed (new value, or `None`: removed),
+    /// taken out of `result.end.state_changes`: applied to the stored
+    /// leaves of the state before the block, they give the state after it.
+    pub state_changes: Vec<crate::ledger::LeafChange>,
     /// The app hash of that state.
     pub app_hash: Hash,
     /// Evidence results, transaction receipts, payouts, the next set.

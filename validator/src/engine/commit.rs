@@ -23,7 +23,7 @@ impl<P: Copy + Ord + std::fmt::Debug> Engine<P> {
         // ZIP-215 the verdicts never depend on them.
         let batch_seed =
             sha3_256_parts(&[b"agora-engine-batch", &self.entropy[..], &h.to_be_bytes()]);
-        let result = self
+        let mut result = self
             .ledger
             .apply_block_with_decoded(
                 h,
@@ -61,7 +61,8 @@ impl<P: Copy + Ord + std::fmt::Debug> Engine<P> {
             height: h,
             round: d.round,
             app_hash: result.end.app_hash,
-            state: self.ledger.encode(),
+            // Moved, not copied: the record carries them once.
+            state_changes: std::mem::take(&mut result.end.state_changes),
             block: d.block,
             block_hash: d.block_hash,
             certificate: d.certificate,

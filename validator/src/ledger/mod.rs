@@ -33,7 +33,10 @@
 //!   nonces (up to [`MAX_NONCE_GAP`] ahead) and runs the full rule check for
 //!   the next nonce.
 //! - [`Ledger::encode`] / [`Ledger::decode`] snapshot the whole state between
-//!   blocks; the app hash is SHA3-256 of that encoding.
+//!   blocks (tests, fuzzing, [`Ledger::state_digest`]). A node stores the
+//!   state as its tree leaves instead: [`Ledger::leaves`] at genesis, then
+//!   each block's [`EndBlock::state_changes`], and restores with
+//!   [`Ledger::from_leaves`].
 //!
 //! Costs (benches/ledger.rs, 1,000 transfers): executing them and hashing
 //! the state takes about 1.5 ms; the rest is cryptography (an Ed25519
@@ -50,6 +53,7 @@
 
 pub mod amount;
 pub mod downtime;
+pub mod invariants;
 pub mod merkle;
 pub mod params;
 pub mod query;
@@ -62,6 +66,9 @@ mod tracked;
 pub mod tx;
 pub mod validator_updates;
 
+pub use invariants::InvariantError;
+pub use merkle::decode::LeafError;
+pub use merkle::leaves::{LeafChange, LeafKey};
 pub use params::{Params, ParamsError};
 pub use query::{DelegationView, ValidatorView};
 pub use slashing::{EvidenceError, Infraction};
@@ -261,6 +268,11 @@ pub struct EndBlock {
     pub next_validator_set: ValidatorSet,
     /// The app hash of the state after this block (carried by the header of `height + 1`).
     pub app_hash: Hash,
+    /// The leaves this block changed (new value, or `None`: removed), in
+    /// ascending key order within each kind: applied to the leaves of the
+    /// state before the block they give exactly [`Ledger::leaves`] after
+    /// it. What a node writes to its store per block.
+    pub state_changes: Vec<LeafChange>,
 }
 
 /// The result of [`Ledger::apply_block`].
@@ -664,6 +676,7 @@ impl Ledger {
             .saturating_sub(self.state.params.unbonding_period);
         self.state.validator_sets.remove_below(&keep_from);
         self.state.height = height;
+        let (app_hash, state_changes) = self.seal();
         Ok(EndBlock {
             height,
             downtime: block.downtime,
@@ -671,7 +684,8 @@ impl Ledger {
             rewards,
             matured,
             next_validator_set: next,
-            app_hash: self.seal(),
+            app_hash,
+            state_changes,
         })
     }
 
@@ -770,10 +784,11 @@ impl Ledger {
         crate::crypto::sha3_256(&snapshot::encode(&self.state))
     }
 
-    /// Moves the tree on with what the block changed; its new root.
-    fn seal(&mut self) -> Hash {
-        self.tree.advance(&mut self.state);
-        self.tree.root()
+    /// Moves the tree on with what the block changed; its new root and
+    /// the changed leaves.
+    fn seal(&mut self) -> (Hash, Vec<LeafChange>) {
+        let changes = self.tree.advance(&mut self.state);
+        (self.tree.root(), changes)
     }
 
     /// A proof of a leaf's value (or absence) in the state of `height`
@@ -939,6 +954,32 @@ impl Ledger {
     /// stores).
     pub fn encode(&self) -> Vec<u8> {
         snapshot::encode(&self.state)
+    }
+
+    /// Every leaf of the state (key, value), in ascending key order: what
+    /// a node stores at genesis; each block's
+    /// [`EndBlock::state_changes`] keep it up to date.
+    pub fn leaves(&self) -> Vec<(LeafKey, Vec<u8>)> {
+        merkle::leaves::all(&self.state)
+    }
+
+    /// Restores a ledger from its leaves (any order), rejecting unknown
+    /// kinds, wrong key lengths, repeated keys, values that do not decode
+    /// or are not canonical, and states whose parts disagree. Its tree is
+    /// rebuilt from the state, so only the restored height is provable
+    /// until more blocks run.
+    pub fn from_leaves<K, V>(leaves: impl IntoIterator<Item = (K, V)>) -> Result<Self, LeafError>
+    where
+        K: AsRef<[u8]>,
+        V: AsRef<[u8]>,
+    {
+        let mut state = merkle::decode::state(leaves)?;
+        let tree = StateTree::build(&mut state);
+        Ok(Self {
+            state,
+            block: None,
+            tree,
+        })
     }
 
     /// Restores a ledger from [`Self::encode`] output, rejecting malformed

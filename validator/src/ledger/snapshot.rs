@@ -5,8 +5,9 @@
 //! entries in ascending key order. Decoding is strict: every count is bounded
 //! by the bytes left, keys must be strictly ascending (one state, one
 //! encoding), keys and signatures are strictly decoded, and the invariants
-//! that tie the collections together are re-checked, so malformed or
-//! tampered bytes are rejected without a panic.
+//! that tie the collections together are re-checked
+//! ([`super::invariants::check`], shared with restoring from leaves), so
+//! malformed or tampered bytes are rejected without a panic.
 
 use super::params::Params;
 use super::state::{
@@ -268,7 +269,6 @@ pub fn decode(bytes: &[u8]) -> Result<State, SnapshotError> {
         slash_fraction_downtime_bps: r.u32("params")?,
         max_redelegation_entries: r.u32("params")?,
     };
-    params.validate().map_err(|e| invalid(e.to_string()))?;
     let height = r.u64("height")?;
     let genesis_supply = r.u128("genesis supply")?;
     let slashed_total = r.u128("slashed total")?;
@@ -303,9 +303,6 @@ pub fn decode(bytes: &[u8]) -> Result<State, SnapshotError> {
         let operator = r.addr("validator")?;
         let public_key = PublicKey::from_bytes(r.take(48, "validator key")?)
             .map_err(|e| invalid(format!("validator key: {e}")))?;
-        if Address::of(&public_key) != address {
-            return Err(invalid("validator address does not match its key"));
-        }
         let v = ValidatorRecord {
             address,
             operator,
@@ -326,16 +323,11 @@ pub fn decode(bytes: &[u8]) -> Result<State, SnapshotError> {
             reward_per_share: r.u128("validator")?,
             outstanding_rewards: r.u128("validator")?,
         };
-        if v.tombstoned && !v.jailed {
-            return Err(invalid("tombstoned validator not jailed"));
-        }
-        super::staking::check_commission(&v.commission).map_err(|e| invalid(e.to_string()))?;
         validators.insert(address, v);
     }
 
     let mut delegations = BTreeMap::new();
     let mut last = None;
-    let mut share_sums: BTreeMap<Address, u128> = BTreeMap::new();
     for _ in 0..r.count(72, "delegations")? {
         let k = (r.addr("delegation")?, r.addr("delegation")?);
         if last.is_some_and(|l| l >= k) {
@@ -344,13 +336,6 @@ pub fn decode(bytes: &[u8]) -> Result<State, SnapshotError> {
         last = Some(k);
         let shares = r.u128("delegation")?;
         let reward_entry = r.u128("delegation")?;
-        if shares == 0 || !validators.contains_key(&k.1) {
-            return Err(invalid("empty delegation or unknown validator"));
-        }
-        let sum = share_sums.entry(k.1).or_insert(0);
-        *sum = sum
-            .checked_add(shares)
-            .ok_or_else(|| invalid("shares overflow"))?;
         delegations.insert(
             k,
             Delegation {
@@ -358,11 +343,6 @@ pub fn decode(bytes: &[u8]) -> Result<State, SnapshotError> {
                 reward_entry,
             },
         );
-    }
-    for v in validators.values() {
-        if share_sums.get(&v.address).copied().unwrap_or(0) != v.shares {
-            return Err(invalid(format!("shares of {} do not add up", v.address)));
-        }
     }
 
     let mut unbonding = BTreeMap::new();
@@ -382,13 +362,6 @@ pub fn decode(bytes: &[u8]) -> Result<State, SnapshotError> {
             return Err(invalid("unbonding entries out of order"));
         }
         last = Some(k);
-        if e.balance > e.initial_balance
-            || e.id >= next_unbonding_id
-            || e.completion_height <= height
-            || !validators.contains_key(&e.validator)
-        {
-            return Err(invalid("impossible unbonding entry"));
-        }
         unbonding.insert(k, e);
     }
 
@@ -410,13 +383,6 @@ pub fn decode(bytes: &[u8]) -> Result<State, SnapshotError> {
             return Err(invalid("redelegation entries out of order"));
         }
         last = Some(k);
-        if e.id >= next_redelegation_id
-            || e.completion_height <= height
-            || !validators.contains_key(&e.src)
-            || !validators.contains_key(&e.dst)
-        {
-            return Err(invalid("impossible redelegation entry"));
-        }
         redelegations.insert(k, e);
     }
 
@@ -435,10 +401,6 @@ pub fn decode(bytes: &[u8]) -> Result<State, SnapshotError> {
             missed: r.u64("signing window")?,
             bits: r.take(bit_bytes, "signing window")?.to_vec(),
         };
-        let set_bits: u64 = info.bits.iter().map(|b| u64::from(b.count_ones())).sum();
-        if info.missed != set_bits || info.missed > window.min(info.counted) {
-            return Err(invalid("signing window does not add up"));
-        }
         signing.insert(a, info);
     }
 
@@ -532,14 +494,7 @@ pub fn decode(bytes: &[u8]) -> Result<State, SnapshotError> {
         signing: signing.into(),
     };
     state.rebuild_maturity();
-    let supply = state.supply().ok_or_else(|| invalid("supply overflow"))?;
-    if !supply.balances_out() {
-        return Err(invalid(
-            "balances do not add up to the genesis supply plus the minted rewards",
-        ));
-    }
-    if !state.validator_sets.contains_key(&height.saturating_add(2)) {
-        return Err(invalid("the validator set two heights ahead is missing"));
-    }
+    // What ties the collections together: shared with restoring from leaves.
+    super::invariants::check(&state).map_err(|e| invalid(e.0))?;
     Ok(state)
 }

@@ -1022,4 +1022,5 @@ fn blocks_must_come_in_order() {
     assert_eq!(Some(&end.next_validator_set), l.validator_set(3));
 }
 
+mod leaves_store;
 mod state_tree;

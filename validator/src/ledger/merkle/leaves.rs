@@ -216,7 +216,9 @@ fn signing_info(i: &SigningInfo) -> Vec<u8> {
     .encode_to_vec()
 }
 
-/// Every leaf of a state, for building its tree whole.
+/// Every leaf of a state, in ascending key order (kinds in byte order, and
+/// within a kind the fixed-width big-endian fields sort as the maps do):
+/// for building its tree whole, and what a store holds at genesis.
 pub(crate) fn all(s: &State) -> Vec<(LeafKey, Vec<u8>)> {
     let mut out = Vec::with_capacity(
         1 + s.accounts.len() + s.validators.len() * 2 + s.delegations.len() + s.unbonding.len(),
@@ -262,7 +264,7 @@ pub(crate) fn all(s: &State) -> Vec<(LeafKey, Vec<u8>)> {
 }
 
 /// A changed leaf: its new value, or `None` when it was removed.
-pub(crate) type LeafChange = (LeafKey, Option<Vec<u8>>);
+pub type LeafChange = (LeafKey, Option<Vec<u8>>);
 
 fn changes_of<K: Ord + Clone, V>(
     map: &mut super::super::tracked::TrackedMap<K, V>,

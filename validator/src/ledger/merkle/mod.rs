@@ -10,9 +10,18 @@
 //! and then executes a block (tests that fork a ledger) rebuilds a tree of
 //! its own from its whole state, which is always correct.
 //!
+//! [`StateTree::advance`] also hands back the changes it applied, for the
+//! host to apply to its stored leaves. They come from the state's own
+//! record of what it touched (per ledger clone), not from the shared node
+//! store, so they are the exact difference between this ledger's previous
+//! state and its new one on every path, the rebuilds included: a rebuild
+//! only concerns the tree's nodes. Hosts restore a state from its leaves
+//! with [`decode`].
+//!
 //! The last [`PROVABLE_VERSIONS`] versions stay provable; older replaced
 //! nodes are dropped.
 
+pub mod decode;
 pub mod leaves;
 pub mod proof;
 mod store;
@@ -146,8 +155,16 @@ impl StateTree {
     }
 
     /// Moves the tree to the state after block `state.height`, with the
-    /// leaves that block changed.
-    pub(crate) fn advance(&mut self, state: &mut super::state::State) {
+    /// leaves that block changed, and returns those changes (new value, or
+    /// `None` for a removed leaf).
+    ///
+    /// The changes are complete on every path: they are what the state
+    /// recorded since the last `advance` or `build` of this ledger, taken
+    /// before the tree is touched. When the tree is rebuilt whole (this
+    /// ledger forked off the shared store, or an update failed) the same
+    /// list is returned: a store holding this ledger's previous leaves
+    /// that applies it holds exactly the new state's leaves.
+    pub(crate) fn advance(&mut self, state: &mut super::state::State) -> Vec<LeafChange> {
         let height = state.height;
         debug_assert_eq!(height, self.version + 1, "one version per block");
         let changes = leaves::changed(state, self.slash_events);
@@ -157,9 +174,9 @@ impl StateTree {
             // Another clone moved the shared store on: this ledger forked.
             drop(store);
             *self = Self::build(state);
-            return;
+            return changes;
         }
-        match Self::update(&mut store, changes, height) {
+        match Self::update(&mut store, &changes, height) {
             Ok(root) => {
                 let keep_from = height.saturating_add(1).saturating_sub(PROVABLE_VERSIONS);
                 store.prune(2 * keep_from);
@@ -174,20 +191,21 @@ impl StateTree {
                 *self = Self::build(state);
             }
         }
+        changes
     }
 
     /// Writes block `height`'s two versions; the root of the second.
     fn update(
         store: &mut NodeStore,
-        changes: Vec<LeafChange>,
+        changes: &[LeafChange],
         height: Height,
     ) -> anyhow::Result<Hash> {
         let mut deletions = Vec::new();
         let mut writes = Vec::with_capacity(changes.len());
         for (k, v) in changes {
-            let kh = KeyHash::with::<Sha3>(&k);
+            let kh = KeyHash::with::<Sha3>(k);
             match v {
-                Some(v) => writes.push((kh, v)),
+                Some(v) => writes.push((kh, v.clone())),
                 None => deletions.push((kh, None)),
             }
         }

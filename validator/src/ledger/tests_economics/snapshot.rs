@@ -86,7 +86,24 @@ fn snapshot_with_broken_supply_or_window_is_rejected() {
             matches!(Ledger::decode(&t.encode()), Err(SnapshotError::Invalid(_))),
             "tampered snapshot #{i} accepted"
         );
+        // The same invariants guard a restore from the stored leaves.
+        assert!(
+            matches!(
+                Ledger::from_leaves(t.leaves()),
+                Err(LeafError::Inconsistent(_))
+            ),
+            "tampered leaves #{i} accepted"
+        );
     }
-    // The untouched one still decodes.
+    // The untouched one still decodes, both ways.
     assert!(Ledger::decode(&l.encode()).is_ok());
+    assert!(Ledger::from_leaves(l.leaves()).is_ok());
+}
+
+#[test]
+fn every_economic_field_comes_back_from_the_leaves() {
+    let l = economic_ledger();
+    let back = Ledger::from_leaves(l.leaves()).expect("restores");
+    assert_eq!(back, l);
+    assert_eq!(back.app_hash(), l.app_hash());
 }
