@@ -5,7 +5,7 @@
 //! (the node's path for transactions its mempool holds).
 
 use agora_proto::v1 as pb;
-use agora_validator::crypto::{AccountSecretKey, SecretKey};
+use agora_validator::crypto::AccountSecretKey;
 use agora_validator::ledger::{BlockInfo, Ledger, tx};
 use agora_validator::types::{Address, ChainId};
 use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
@@ -14,7 +14,9 @@ use rand_chacha::ChaCha20Rng;
 use std::hint::black_box;
 
 const N: usize = 1000;
-const CHAIN: &str = "agora-bench";
+#[path = "support/bench_genesis.rs"]
+mod bench_genesis;
+use bench_genesis::CHAIN;
 
 fn setup() -> (Ledger, Vec<pb::Transaction>, BlockInfo) {
     let keys: Vec<AccountSecretKey> = (0..N)
@@ -25,34 +27,8 @@ fn setup() -> (Ledger, Vec<pb::Transaction>, BlockInfo) {
             AccountSecretKey::from_seed(&seed)
         })
         .collect();
-    let val = SecretKey::from_seed(&[0xee; 32]).expect("seed");
-    let mut accounts: Vec<pb::GenesisAccount> = keys
-        .iter()
-        .map(|k| pb::GenesisAccount {
-            address: Address::of_account(&k.public_key()).0.to_vec(),
-            balance: "1000000000".into(),
-        })
-        .collect();
-    let op = Address::of_account(&AccountSecretKey::from_seed(&[0xef; 32]).public_key());
-    accounts.push(pb::GenesisAccount {
-        address: op.0.to_vec(),
-        balance: "10000000".into(),
-    });
-    let genesis = pb::Genesis {
-        chain_id: CHAIN.into(),
-        genesis_time_ms: 0,
-        params: None,
-        accounts,
-        validators: vec![pb::GenesisValidator {
-            operator: op.0.to_vec(),
-            consensus_public_key: val.public_key().to_bytes().to_vec(),
-            proof_of_possession: val.prove_possession().to_bytes().to_vec(),
-            self_bond: "10000000".into(),
-            commission_rate_bps: 1_000,
-            commission_max_rate_bps: 2_000,
-            commission_max_change_bps: 100,
-        }],
-    };
+    let val = bench_genesis::validator_key();
+    let genesis = bench_genesis::genesis(keys.iter().map(|k| Address::of_account(&k.public_key())));
     let ledger = Ledger::from_genesis(&genesis).expect("genesis");
     let chain = ChainId::new(CHAIN).expect("chain");
     let txs = keys
@@ -93,7 +69,7 @@ fn bench(c: &mut Criterion) {
         b.iter_batched(
             || {
                 let r: [u8; 32] = rng.random();
-                (ledger.clone(), r)
+                (ledger.fork(), r)
             },
             |(mut l, r)| {
                 let res = l.apply_block(1, &info, &txs, &[], &r).expect("block");
@@ -105,7 +81,7 @@ fn bench(c: &mut Criterion) {
     });
     g.bench_function("block_1000_transfers_single_verify", |b| {
         b.iter_batched(
-            || ledger.clone(),
+            || ledger.fork(),
             |mut l| {
                 // Decode and verify every signature on its own.
                 l.begin_block(1, &info).expect("begin");
@@ -129,7 +105,7 @@ fn bench(c: &mut Criterion) {
     let by_hash: std::collections::HashMap<_, _> = decoded.iter().map(|d| (d.hash, d)).collect();
     g.bench_function("block_1000_transfers_pre_decoded", |b| {
         b.iter_batched(
-            || ledger.clone(),
+            || ledger.fork(),
             |mut l| {
                 let res = l
                     .apply_block_with_decoded(1, &info, &txs, &[], &[0; 32], &|h| {
@@ -144,7 +120,7 @@ fn bench(c: &mut Criterion) {
     });
     g.bench_function("block_1000_transfers_execution_only", |b| {
         b.iter_batched(
-            || ledger.clone(),
+            || ledger.fork(),
             |mut l| {
                 l.begin_block(1, &info).expect("begin");
                 for d in &decoded {

@@ -10,7 +10,7 @@
 //! 1,000,000; building it takes a while and ~1 GB).
 
 use agora_proto::v1 as pb;
-use agora_validator::crypto::{AccountSecretKey, SecretKey};
+use agora_validator::crypto::AccountSecretKey;
 use agora_validator::ledger::{BlockInfo, Ledger, tx};
 use agora_validator::types::{Address, ChainId};
 use criterion::{Criterion, criterion_group, criterion_main};
@@ -20,7 +20,9 @@ use std::hint::black_box;
 use std::time::Instant;
 
 const SENDERS: usize = 1000;
-const CHAIN: &str = "agora-bench";
+#[path = "support/bench_genesis.rs"]
+mod bench_genesis;
+use bench_genesis::CHAIN;
 
 struct Setup {
     ledger: Ledger,
@@ -48,34 +50,7 @@ fn setup(total: usize) -> Setup {
         .collect();
     // With the operator's account, `total` accounts in all.
     addresses.extend((SENDERS..total.saturating_sub(1)).map(|_| Address(rng.random())));
-    let val = SecretKey::from_seed(&[0xee; 32]).expect("seed");
-    let op = Address::of_account(&AccountSecretKey::from_seed(&[0xef; 32]).public_key());
-    let mut accounts: Vec<pb::GenesisAccount> = addresses
-        .iter()
-        .map(|a| pb::GenesisAccount {
-            address: a.0.to_vec(),
-            balance: "1000000000".into(),
-        })
-        .collect();
-    accounts.push(pb::GenesisAccount {
-        address: op.0.to_vec(),
-        balance: "10000000".into(),
-    });
-    let genesis = pb::Genesis {
-        chain_id: CHAIN.into(),
-        genesis_time_ms: 0,
-        params: None,
-        accounts,
-        validators: vec![pb::GenesisValidator {
-            operator: op.0.to_vec(),
-            consensus_public_key: val.public_key().to_bytes().to_vec(),
-            proof_of_possession: val.prove_possession().to_bytes().to_vec(),
-            self_bond: "10000000".into(),
-            commission_rate_bps: 1_000,
-            commission_max_rate_bps: 2_000,
-            commission_max_change_bps: 100,
-        }],
-    };
+    let genesis = bench_genesis::genesis(addresses.iter().copied());
     let t0 = Instant::now();
     let ledger = Ledger::from_genesis(&genesis).expect("genesis");
     eprintln!(

@@ -777,6 +777,20 @@ impl Ledger {
         self.tree.root()
     }
 
+    /// A copy that will execute blocks of its own beside this ledger (a
+    /// speculative run, a benchmark's fresh start): it gets its own copy of
+    /// the Merkle tree's nodes. A plain `clone` shares them — right for a
+    /// read-only copy such as the one the gRPC services read — and a shared
+    /// copy that executes a block after the other moved on rebuilds its
+    /// tree from its whole state.
+    pub fn fork(&self) -> Self {
+        Self {
+            state: self.state.clone(),
+            block: self.block.clone(),
+            tree: self.tree.fork(),
+        }
+    }
+
     /// A digest of the whole current state, mid-block included: SHA3-256
     /// of its snapshot encoding. O(state); for checks that a step changed
     /// nothing (the app hash moves only at `end_block`).

@@ -149,6 +149,16 @@ impl StateTree {
         }
     }
 
+    /// A copy with a store of its own (O(nodes)), for a ledger that will
+    /// execute blocks beside this one.
+    pub(crate) fn fork(&self) -> Self {
+        let store = read(&self.store).clone();
+        Self {
+            store: Arc::new(RwLock::new(store)),
+            ..self.clone()
+        }
+    }
+
     /// The root of this state: the app hash.
     pub(crate) fn root(&self) -> Hash {
         self.root

@@ -191,18 +191,20 @@ fn the_store_does_not_grow_with_the_number_of_blocks() {
 /// root without disturbing the original's proofs.
 #[test]
 fn a_forked_clone_keeps_both_trees_right() {
-    let mut a = busy_ledger();
-    let mut b = a.clone();
-    block(&mut a, &[tx(&user(2), 1, transfer(addr(&user(3)), 1))], &[]);
-    block(&mut b, &[tx(&user(2), 1, transfer(addr(&user(3)), 2))], &[]);
-    assert_ne!(a.app_hash(), b.app_hash());
-    for l in [&a, &b] {
-        assert_eq!(
-            Ledger::decode(&l.encode()).unwrap().app_hash(),
-            l.app_hash()
-        );
-        let key = account_key(&addr(&user(3)));
-        verify(&l.prove(&key, l.height()).unwrap(), &key, &l.app_hash()).expect("proof");
+    for copy in [Ledger::clone, Ledger::fork] {
+        let mut a = busy_ledger();
+        let mut b = copy(&a);
+        block(&mut a, &[tx(&user(2), 1, transfer(addr(&user(3)), 1))], &[]);
+        block(&mut b, &[tx(&user(2), 1, transfer(addr(&user(3)), 2))], &[]);
+        assert_ne!(a.app_hash(), b.app_hash());
+        for l in [&a, &b] {
+            assert_eq!(
+                Ledger::decode(&l.encode()).unwrap().app_hash(),
+                l.app_hash()
+            );
+            let key = account_key(&addr(&user(3)));
+            verify(&l.prove(&key, l.height()).unwrap(), &key, &l.app_hash()).expect("proof");
+        }
     }
 }
 
