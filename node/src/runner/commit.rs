@@ -121,8 +121,8 @@ impl Runner {
         Ok(())
     }
 
-    /// The post-commit snapshot the gRPC services read (the ledger is
-    /// copied once for the whole run).
+    /// The post-commit snapshot the gRPC services read (brought up to the
+    /// engine's ledger once for the whole run).
     fn publish(&self, recs: &[CommitRecord]) {
         let s = &self.shared;
         let Some(last) = recs.last() else { return };
@@ -134,7 +134,13 @@ impl Runner {
             }
         }
         if let Ok(mut l) = s.ledger.write() {
-            *l = self.engine.ledger().clone();
+            // The gRPC copy follows with the run's leaf changes: O(changes),
+            // where a fresh clone would copy the whole state every block.
+            let leader = self.engine.ledger();
+            let changes = recs.iter().map(|r| r.state_changes.as_slice());
+            if !l.follow(changes, leader) {
+                *l = leader.clone();
+            }
         }
         if let Ok(mut l) = s.latest.write() {
             *l = (last.height, last.block_hash);

@@ -777,6 +777,33 @@ impl Ledger {
         self.tree.root()
     }
 
+    /// Brings this read-only copy up to `leader`, which executed the blocks
+    /// whose leaf changes (`EndBlock::state_changes`, in order) are given:
+    /// O(changes), where `clone` is O(state). Returns false when it cannot
+    /// (the blocks do not lead from this copy's height to the leader's, or
+    /// a change does not decode); this copy is then unusable and the caller
+    /// replaces it with a clone.
+    pub fn follow<'c>(
+        &mut self,
+        blocks: impl IntoIterator<Item = &'c [LeafChange]>,
+        leader: &Ledger,
+    ) -> bool {
+        let mut height = self.state.height;
+        let mut followed = self.block.is_none();
+        for changes in blocks {
+            height += 1;
+            followed = followed && merkle::follow::apply(&mut self.state, changes).is_ok();
+            // Each block's globals leaf carries its height.
+            followed = followed && self.state.height == height;
+        }
+        if !followed || height != leader.state.height {
+            return false;
+        }
+        self.tree = leader.tree.clone();
+        debug_assert!(self.state == leader.state, "a follower matches its leader");
+        true
+    }
+
     /// A copy that will execute blocks of its own beside this ledger (a
     /// speculative run, a benchmark's fresh start): it gets its own copy of
     /// the Merkle tree's nodes. A plain `clone` shares them — right for a

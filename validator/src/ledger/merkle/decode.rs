@@ -168,7 +168,7 @@ fn first_difference<'a>(
 
 /// A key or value error, with the key in hex (kind and length errors are
 /// already typed; the rest are value errors).
-enum AddError {
+pub(super) enum AddError {
     Kind,
     Length(LeafKind, usize),
     Value(String),
@@ -180,7 +180,7 @@ impl From<String> for AddError {
     }
 }
 
-fn value_error(k: &[u8], e: AddError) -> LeafError {
+pub(super) fn value_error(k: &[u8], e: AddError) -> LeafError {
     let key = hex::encode(k);
     match e {
         AddError::Kind => LeafError::UnknownKind { key },
@@ -194,19 +194,19 @@ fn value_error(k: &[u8], e: AddError) -> LeafError {
     }
 }
 
-fn addr(b: &[u8]) -> Address {
+pub(super) fn addr(b: &[u8]) -> Address {
     let mut a = [0u8; 20];
     a.copy_from_slice(&b[..20]);
     Address(a)
 }
 
-fn u64_at(b: &[u8]) -> u64 {
+pub(super) fn u64_at(b: &[u8]) -> u64 {
     let mut a = [0u8; 8];
     a.copy_from_slice(&b[..8]);
     u64::from_be_bytes(a)
 }
 
-fn amount(field: &str, s: &str) -> Result<u128, String> {
+pub(super) fn amount(field: &str, s: &str) -> Result<u128, String> {
     parse_amount(s).map_err(|e| format!("{field}: {e}"))
 }
 
@@ -214,62 +214,109 @@ fn decode<M: Message + Default>(v: &[u8]) -> Result<M, String> {
     M::decode(v).map_err(|e| format!("value does not decode: {e}"))
 }
 
-impl Parts {
-    /// Files one leaf; key lengths are checked before any field is read.
-    fn add(&mut self, k: &[u8], v: &[u8]) -> Result<(), AddError> {
-        let kind = k
-            .first()
-            .and_then(|b| LeafKind::from_byte(*b))
-            .ok_or(AddError::Kind)?;
-        if k.len() != kind.key_len() {
-            return Err(AddError::Length(kind, kind.key_len()));
+/// One leaf, decoded.
+pub(super) enum Leaf {
+    Globals(pb::StateGlobals),
+    Account(Address, Account),
+    Validator(ValidatorRecord),
+    Delegation((Address, Address), Delegation),
+    Unbonding(UnbondingEntry),
+    Redelegation(RedelegationEntry),
+    SlashEvent(SlashEvent),
+    ValidatorSet(Height, ValidatorSet),
+    SigningInfo(Address, SigningInfo),
+}
+
+/// A key's kind and fields, its length checked before any field is read.
+pub(super) fn parse_key(k: &[u8]) -> Result<(LeafKind, &[u8]), AddError> {
+    let kind = k
+        .first()
+        .and_then(|b| LeafKind::from_byte(*b))
+        .ok_or(AddError::Kind)?;
+    if k.len() != kind.key_len() {
+        return Err(AddError::Length(kind, kind.key_len()));
+    }
+    Ok((kind, &k[1..]))
+}
+
+/// Decodes one leaf.
+pub(super) fn parse(k: &[u8], v: &[u8]) -> Result<Leaf, AddError> {
+    let (kind, f) = parse_key(k)?;
+    Ok(match kind {
+        LeafKind::Globals => Leaf::Globals(decode(v)?),
+        LeafKind::Account => {
+            let a: pb::AccountLeaf = decode(v)?;
+            let balance = amount("balance", &a.balance)?;
+            Leaf::Account(
+                addr(f),
+                Account {
+                    balance,
+                    nonce: a.nonce,
+                },
+            )
         }
-        let f = &k[1..];
-        match kind {
-            LeafKind::Globals => self.globals = Some(decode(v)?),
-            LeafKind::Account => {
-                let a: pb::AccountLeaf = decode(v)?;
-                let balance = amount("balance", &a.balance)?;
-                let nonce = a.nonce;
-                self.accounts.insert(addr(f), Account { balance, nonce });
+        LeafKind::Validator => Leaf::Validator(validator(addr(f), decode(v)?)?),
+        LeafKind::Delegation => {
+            let d: pb::DelegationLeaf = decode(v)?;
+            let del = Delegation {
+                shares: amount("shares", &d.shares)?,
+                reward_entry: amount("reward_entry", &d.reward_entry)?,
+            };
+            Leaf::Delegation((addr(f), addr(&f[20..])), del)
+        }
+        LeafKind::Unbonding => Leaf::Unbonding(unbonding(
+            addr(f),
+            addr(&f[20..]),
+            u64_at(&f[40..]),
+            decode(v)?,
+        )?),
+        LeafKind::Redelegation => {
+            let (d, s, t) = (addr(f), addr(&f[20..]), addr(&f[40..]));
+            Leaf::Redelegation(redelegation(d, s, t, u64_at(&f[60..]), decode(v)?)?)
+        }
+        LeafKind::SlashEvent => Leaf::SlashEvent(slash_event(u64_at(f), decode(v)?)?),
+        LeafKind::ValidatorSet => Leaf::ValidatorSet(u64_at(f), validator_set(decode(v)?)?),
+        LeafKind::SigningInfo => {
+            let i: pb::SigningInfoLeaf = decode(v)?;
+            let info = SigningInfo {
+                counted: i.counted,
+                missed: i.missed,
+                bits: i.bits,
+            };
+            Leaf::SigningInfo(addr(f), info)
+        }
+    })
+}
+
+impl Parts {
+    /// Files one leaf.
+    fn add(&mut self, k: &[u8], v: &[u8]) -> Result<(), AddError> {
+        match parse(k, v)? {
+            Leaf::Globals(g) => self.globals = Some(g),
+            Leaf::Account(a, acct) => {
+                self.accounts.insert(a, acct);
             }
-            LeafKind::Validator => {
-                let r = validator(addr(f), decode(v)?)?;
+            Leaf::Validator(r) => {
                 self.validators.insert(r.address, r);
             }
-            LeafKind::Delegation => {
-                let d: pb::DelegationLeaf = decode(v)?;
-                let del = Delegation {
-                    shares: amount("shares", &d.shares)?,
-                    reward_entry: amount("reward_entry", &d.reward_entry)?,
-                };
-                self.delegations.insert((addr(f), addr(&f[20..])), del);
+            Leaf::Delegation(k, d) => {
+                self.delegations.insert(k, d);
             }
-            LeafKind::Unbonding => {
-                let e = unbonding(addr(f), addr(&f[20..]), u64_at(&f[40..]), decode(v)?)?;
+            Leaf::Unbonding(e) => {
                 self.unbonding.insert((e.delegator, e.validator, e.id), e);
             }
-            LeafKind::Redelegation => {
-                let (d, s, t) = (addr(f), addr(&f[20..]), addr(&f[40..]));
-                let e = redelegation(d, s, t, u64_at(&f[60..]), decode(v)?)?;
-                self.redelegations.insert((d, s, t, e.id), e);
+            Leaf::Redelegation(e) => {
+                self.redelegations
+                    .insert((e.delegator, e.src, e.dst, e.id), e);
             }
-            LeafKind::SlashEvent => {
-                let e = slash_event(u64_at(f), decode(v)?)?;
+            Leaf::SlashEvent(e) => {
                 self.slash_events.insert(e.id, e);
             }
-            LeafKind::ValidatorSet => {
-                let set = validator_set(decode(v)?)?;
-                self.validator_sets.insert(u64_at(f), set);
+            Leaf::ValidatorSet(h, set) => {
+                self.validator_sets.insert(h, set);
             }
-            LeafKind::SigningInfo => {
-                let i: pb::SigningInfoLeaf = decode(v)?;
-                let info = SigningInfo {
-                    counted: i.counted,
-                    missed: i.missed,
-                    bits: i.bits,
-                };
-                self.signing.insert(addr(f), info);
+            Leaf::SigningInfo(a, i) => {
+                self.signing.insert(a, i);
             }
         }
         Ok(())

@@ -22,6 +22,7 @@
 //! nodes are dropped.
 
 pub mod decode;
+pub(crate) mod follow;
 pub mod leaves;
 pub mod proof;
 mod store;
