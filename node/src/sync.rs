@@ -169,7 +169,10 @@ mod tests {
         assert_eq!((r.blocks.len(), r.lowest_height), (4, 1));
         assert_eq!(s.prune_blocks_below(6).unwrap(), 5);
         let r = serve_request(&s, &ask(2)).unwrap();
-        assert!(r.blocks.is_empty(), "no later block in place of a pruned one");
+        assert!(
+            r.blocks.is_empty(),
+            "no later block in place of a pruned one"
+        );
         assert_eq!((r.lowest_height, r.latest_height), (6, 10));
         let r = serve_request(&s, &ask(6)).unwrap();
         assert_eq!((r.blocks.len(), r.lowest_height), (4, 6));

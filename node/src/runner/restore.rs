@@ -17,8 +17,8 @@ use tracing::{info, warn};
 use super::{ExecError, RunError, Runner, now_ms};
 use crate::config;
 use crate::genesis::LoadedGenesis;
-use crate::storage::{PrunePolicy, PruneResolved, Storage};
 use crate::storage::signing_file::SigningFile;
+use crate::storage::{PrunePolicy, PruneResolved, Storage};
 use crate::wal;
 
 /// The ledger after the last stored block, from the stored state leaves;
@@ -94,7 +94,10 @@ pub(super) fn prune_policy(keep_blocks: u64, unbonding_period: u64) -> Option<Pr
     match PrunePolicy::new(keep_blocks, unbonding_period) {
         PruneResolved::KeepAll => None,
         PruneResolved::Keep(p) => {
-            info!(keep_blocks = p.keep(), "pruning blocks older than the last keep_blocks heights");
+            info!(
+                keep_blocks = p.keep(),
+                "pruning blocks older than the last keep_blocks heights"
+            );
             Some(p)
         }
         PruneResolved::Raised { policy, configured } => {
