@@ -103,7 +103,7 @@ fn stored(s: &Storage, h: u64) -> bool {
 }
 
 fn policy(keep_blocks: u64) -> Option<PrunePolicy> {
-    match PrunePolicy::new(keep_blocks, UNBONDING) {
+    match PrunePolicy::resolve(keep_blocks, UNBONDING) {
         PruneResolved::KeepAll => None,
         PruneResolved::Keep(p) | PruneResolved::Raised { policy: p, .. } => Some(p),
     }

@@ -8,7 +8,7 @@
 
 mod support;
 
-use std::path::PathBuf;
+use std::path::Path;
 
 use agora_node::storage::Storage;
 use agora_node::storage::prune::EVIDENCE_MARGIN;
@@ -87,7 +87,7 @@ async fn assert_pruned_answers(port: u16, tip: u64) {
 }
 
 /// Blocks `from..=to` stored by `a` and `b` are the same bytes.
-fn assert_agree(a: &PathBuf, b: &PathBuf, from: u64, to: u64) {
+fn assert_agree(a: &Path, b: &Path, from: u64, to: u64) {
     let a = Storage::open(a.join("data/node.redb")).expect("open");
     let b = Storage::open(b.join("data/node.redb")).expect("open");
     for h in from..=to {

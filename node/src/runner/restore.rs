@@ -91,7 +91,7 @@ pub(super) fn restored(storage: &Storage, genesis: &LoadedGenesis) -> Result<Res
 /// `storage::prune`): None keeps every block; a value below the evidence
 /// window is raised to it, with a warning.
 pub(super) fn prune_policy(keep_blocks: u64, unbonding_period: u64) -> Option<PrunePolicy> {
-    match PrunePolicy::new(keep_blocks, unbonding_period) {
+    match PrunePolicy::resolve(keep_blocks, unbonding_period) {
         PruneResolved::KeepAll => None,
         PruneResolved::Keep(p) => {
             info!(

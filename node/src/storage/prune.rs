@@ -10,7 +10,7 @@
 //!   certificate is the last commit the next block carries. The state
 //!   itself is `state_leaves` (the tip's only), untouched here.
 //! - The last `unbonding_period + EVIDENCE_MARGIN` heights, whatever the
-//!   configuration says ([`PrunePolicy::new`]). Evidence is accepted while
+//!   configuration says ([`PrunePolicy::resolve`]). Evidence is accepted while
 //!   `current − infraction < unbonding_period` (DESIGN §8); our own checks
 //!   need only the validator set of the infraction height (ledger and
 //!   `validator_sets`, never pruned), but whoever verifies a slash, checks
@@ -57,7 +57,7 @@ pub struct PrunePolicy {
     keep: u64,
 }
 
-/// What [`PrunePolicy::new`] made of the configured value.
+/// What [`PrunePolicy::resolve`] made of the configured value.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Resolved {
     /// `keep_blocks = 0`: every block is kept.
@@ -79,7 +79,7 @@ impl PrunePolicy {
     /// EVIDENCE_MARGIN` is raised to it (the caller logs a warning) rather
     /// than refused: the operator asked for "as few as possible", and
     /// keeping more is always safe.
-    pub fn new(keep_blocks: u64, unbonding_period: u64) -> Resolved {
+    pub fn resolve(keep_blocks: u64, unbonding_period: u64) -> Resolved {
         if keep_blocks == 0 {
             return Resolved::KeepAll;
         }
@@ -102,7 +102,7 @@ impl PrunePolicy {
     /// `tip` (every [`PRUNE_EVERY`] heights) and anything lies below it.
     pub fn due(&self, tip: u64) -> Option<u64> {
         debug_assert!(self.keep >= EVIDENCE_MARGIN, "the tip is always kept");
-        if tip % PRUNE_EVERY != 0 {
+        if !tip.is_multiple_of(PRUNE_EVERY) {
             return None;
         }
         let floor = tip.saturating_sub(self.keep) + 1;
@@ -204,15 +204,15 @@ mod tests {
 
     #[test]
     fn a_policy_below_the_evidence_window_is_raised_and_zero_keeps_all() {
-        assert_eq!(PrunePolicy::new(0, 100), Resolved::KeepAll);
+        assert_eq!(PrunePolicy::resolve(0, 100), Resolved::KeepAll);
         assert_eq!(
-            PrunePolicy::new(10, 100),
+            PrunePolicy::resolve(10, 100),
             Resolved::Raised {
                 policy: PrunePolicy { keep: 164 },
                 configured: 10
             }
         );
-        let Resolved::Keep(p) = PrunePolicy::new(1_000, 100) else {
+        let Resolved::Keep(p) = PrunePolicy::resolve(1_000, 100) else {
             panic!("kept as configured")
         };
         assert_eq!(p.keep(), 1_000);

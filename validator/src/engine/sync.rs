@@ -336,8 +336,11 @@ mod tests {
         let r = s.poll(0, 2, 1).expect("request");
         assert_eq!((r.peer, r.from), (1, 3));
         // Peer 1 keeps 40..=100 only: an empty answer saying so.
-        let mut pruned = blocks(1..=0, 100);
-        pruned.lowest_height = 40;
+        let pruned = pb::BlockResponse {
+            blocks: Vec::new(),
+            latest_height: 100,
+            lowest_height: 40,
+        };
         assert_eq!(
             s.on_response(1, pruned.clone(), 2),
             ResponseVerdict::Pruned { lowest: 40 }
