@@ -126,6 +126,7 @@ pub fn seeds() -> Vec<(&'static str, Vec<Seed>)> {
                     })
                     .collect(),
                 latest_height: 3,
+                lowest_height: 0,
             })),
         ),
         ("empty_body", 0u32.to_be_bytes().to_vec()),

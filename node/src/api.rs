@@ -172,6 +172,15 @@ impl NodeApi for Api {
         Some((b, hash))
     }
 
+    fn lowest_height(&self) -> u64 {
+        self.0
+            .storage
+            .lowest_block_height()
+            .ok()
+            .flatten()
+            .unwrap_or(1)
+    }
+
     fn certificate(&self, height: u64) -> Option<(pb::CommitCertificate, pb::Header)> {
         let c = self.0.storage.certificate(height).ok()??;
         let h = self.0.storage.block(height).ok()??.header?;

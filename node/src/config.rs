@@ -178,6 +178,16 @@ pub struct StorageConfig {
     /// files load; the node warns when it is set.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub keep_states: Option<u64>,
+    /// Blocks kept: 0 (the default) keeps every block; N > 0 keeps at
+    /// least the last N heights' blocks, certificates, seeds, block-hash
+    /// and transaction index entries and deletes older ones every few
+    /// commits, so the store stays bounded. A value below the chain's
+    /// `unbonding_period` + `storage::prune::EVIDENCE_MARGIN` is raised to
+    /// that (with a warning at start): heights inside the evidence window
+    /// are always kept. A pruned node cannot serve older heights (gRPC
+    /// answers NOT_FOUND saying so, block sync tells peers its lowest
+    /// height); `agora audit` from genesis needs a node that keeps all.
+    pub keep_blocks: u64,
 }
 
 /// Web explorer settings: an HTTP listener serving the explorer page and
@@ -370,6 +380,14 @@ mod tests {
         assert_eq!(c.p2p.peers.len(), 1);
         assert_eq!(c.grpc, GrpcConfig::default());
         assert!(toml::from_str::<Config>("bogus = 1").is_err());
+    }
+
+    #[test]
+    fn keep_blocks_defaults_to_keeping_everything() {
+        assert_eq!(Config::default().storage.keep_blocks, 0);
+        let c: Config = toml::from_str("[storage]\nkeep_blocks = 500\n").unwrap();
+        assert_eq!(c.storage.keep_blocks, 500);
+        assert!(toml::from_str::<Config>("[storage]\nkeep_blocks = -1\n").is_err());
     }
 
     #[test]

@@ -23,12 +23,19 @@ const ENVELOPE_SLACK: usize = 1024;
 
 /// Answers a block request: consecutive blocks with their certificates from
 /// `from_height`, as many as fit in one frame (at least one if it exists and
-/// fits at all), plus our latest height.
+/// fits at all), plus our latest height and the lowest height we store.
+///
+/// A node that prunes (`storage.keep_blocks`) has no blocks below its
+/// floor: asked from there it serves none (never a later block in their
+/// place: the asker needs consecutive heights) and its `lowest_height`,
+/// read after the blocks so that a prune running meanwhile shows, tells
+/// the asker to look elsewhere without charging us (`engine::sync`).
 pub fn serve_request(storage: &Storage, req: &BlockRequest) -> Result<BlockResponse, StorageError> {
     let latest = storage.latest_height()?.unwrap_or(0);
     let mut resp = BlockResponse {
         blocks: Vec::new(),
         latest_height: latest,
+        lowest_height: 0,
     };
     let budget = MAX_BLOCK_FRAME - ENVELOPE_SLACK;
     let count = req.count.min(MAX_BLOCKS_PER_RESPONSE);
@@ -52,6 +59,7 @@ pub fn serve_request(storage: &Storage, req: &BlockRequest) -> Result<BlockRespo
         used += cost;
         resp.blocks.push(item);
     }
+    resp.lowest_height = storage.lowest_block_height()?.unwrap_or(0);
     Ok(resp)
 }
 
@@ -143,5 +151,30 @@ mod tests {
         .unwrap();
         assert_eq!(r.blocks.len(), 2);
         assert!(r.encoded_len() <= MAX_BLOCK_FRAME);
+    }
+
+    #[test]
+    fn a_pruned_store_serves_nothing_below_its_floor_and_says_where_it_starts() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = Storage::open(dir.path().join("db")).unwrap();
+        for h in 1..=10 {
+            store(&s, h, 10);
+        }
+        let ask = |from| BlockRequest {
+            from_height: from,
+            count: 4,
+        };
+        // Unpruned: served from 1, the floor is 1.
+        let r = serve_request(&s, &ask(2)).unwrap();
+        assert_eq!((r.blocks.len(), r.lowest_height), (4, 1));
+        assert_eq!(s.prune_blocks_below(6).unwrap(), 5);
+        let r = serve_request(&s, &ask(2)).unwrap();
+        assert!(
+            r.blocks.is_empty(),
+            "no later block in place of a pruned one"
+        );
+        assert_eq!((r.lowest_height, r.latest_height), (6, 10));
+        let r = serve_request(&s, &ask(6)).unwrap();
+        assert_eq!((r.blocks.len(), r.lowest_height), (4, 6));
     }
 }

@@ -456,6 +456,7 @@ fn response(src: &[CommitRecord], from: u64, latest: u64) -> pb::BlockResponse {
             })
             .collect(),
         latest_height: latest,
+        lowest_height: 0,
     }
 }
 
@@ -552,6 +553,7 @@ fn a_peer_that_announces_a_height_it_does_not_serve_loses_its_claim() {
         pb::BlockResponse {
             blocks: vec![],
             latest_height: 1_000_000,
+            lowest_height: 0,
         },
     );
     assert!(
@@ -565,6 +567,38 @@ fn a_peer_that_announces_a_height_it_does_not_serve_loses_its_claim() {
         "{a:?}"
     );
     // The honest peer is asked next.
+    let req = late.on_status(2, 2, NOW + 1);
+    assert!(
+        matches!(&req[..], [Action::RequestBlocks { peer: 2, .. }]),
+        "{req:?}"
+    );
+    late.on_block_response(2, response(&honest, 1, 2));
+    drain_sync(&mut late, &mut Vec::new());
+    assert_eq!(late.tip_height(), 2);
+}
+
+/// A peer that pruned the heights we need (`storage.keep_blocks`) says so
+/// in its answer: it is not charged, not asked again for them, and the
+/// heights come from a peer that keeps them. The negative control is
+/// `a_peer_that_announces_a_height_it_does_not_serve_loses_its_claim`
+/// (the same empty answer without a floor is charged).
+#[test]
+fn a_peer_that_pruned_the_heights_asked_is_not_charged_and_not_asked_again() {
+    let mut net = Net::new(N);
+    net.run_to(2);
+    let honest = net.commits[0].clone();
+    let mut late = engine(3);
+    late.on_status(1, 1_000, NOW);
+    let a = late.on_block_response(
+        1,
+        pb::BlockResponse {
+            blocks: vec![],
+            latest_height: 1_000,
+            lowest_height: 500,
+        },
+    );
+    assert!(a.is_empty(), "a pruned peer is not charged: {a:?}");
+    // Peer 1 still claims 1,000, more than peer 2, yet peer 2 is asked.
     let req = late.on_status(2, 2, NOW + 1);
     assert!(
         matches!(&req[..], [Action::RequestBlocks { peer: 2, .. }]),

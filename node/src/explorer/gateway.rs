@@ -167,7 +167,10 @@ impl<A: NodeApi> Gateway<A> {
         if before == 0 {
             return Ok(json!({ "latest_height": latest, "blocks": [] }));
         }
-        let from = before.saturating_sub(limit - 1).max(1);
+        // A pruning node lists only what it holds; a page entirely below
+        // its floor gets the pruned-height answer from get_blocks.
+        let lowest = self.api.lowest_height().min(before);
+        let from = before.saturating_sub(limit - 1).max(lowest).max(1);
         let r = self
             .query
             .get_blocks(Request::new(pb::GetBlocksRequest {

@@ -59,6 +59,11 @@ pub trait NodeApi: Send + Sync + 'static {
     fn status(&self) -> pb::GetStatusResponse;
     /// A committed block and its hash.
     fn block(&self, height: u64) -> Option<(pb::Block, Vec<u8>)>;
+    /// The lowest height whose block this node stores: 1 unless it prunes
+    /// (`storage.keep_blocks`); below it, blocks are gone, not missing.
+    fn lowest_height(&self) -> u64 {
+        1
+    }
     /// The commit certificate of a height and the header it commits.
     fn certificate(&self, height: u64) -> Option<(pb::CommitCertificate, pb::Header)>;
     /// A committed block with its certificate and hash.

@@ -10,6 +10,7 @@ pub mod conn_limit;
 pub mod ledger_views;
 pub mod limits;
 pub mod proofs;
+pub mod pruned;
 pub mod query;
 pub mod staking;
 

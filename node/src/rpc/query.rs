@@ -3,6 +3,7 @@
 use super::api::NodeApi;
 use super::limits::{self, MAX_KEY_BYTES, MAX_RANGE_BLOCKS, MAX_RANGE_BYTES, ServerLimits};
 use super::proofs;
+use super::pruned;
 use crate::metrics::{GrpcRefusal, Metrics};
 use agora_proto::v1 as pb;
 use agora_proto::v1::query_server::Query;
@@ -129,9 +130,7 @@ async fn pump_certificates<A: NodeApi>(
             let Some((certificate, header)) = api.certificate(next) else {
                 // Not stored (pruned or not yet written): stop rather than skip.
                 let _ = tx
-                    .send(Err(Status::not_found(format!(
-                        "certificate {next} is not stored"
-                    ))))
+                    .send(Err(pruned::missing(&*api, "certificate", next)))
                     .await;
                 return;
             };
@@ -173,7 +172,7 @@ impl<A: NodeApi> Query for QueryService<A> {
         let (block, block_hash) = self
             .api
             .block(h)
-            .ok_or_else(|| Status::not_found(format!("no block at height {h}")))?;
+            .ok_or_else(|| pruned::missing(&*self.api, "block", h))?;
         Ok(Response::new(pb::GetBlockResponse {
             block: Some(block),
             block_hash,
@@ -188,7 +187,7 @@ impl<A: NodeApi> Query for QueryService<A> {
         let (certificate, header) = self
             .api
             .certificate(h)
-            .ok_or_else(|| Status::not_found(format!("no certificate at height {h}")))?;
+            .ok_or_else(|| pruned::missing(&*self.api, "certificate", h))?;
         Ok(Response::new(pb::GetCommitCertificateResponse {
             certificate: Some(certificate),
             header: Some(header),
@@ -227,9 +226,7 @@ impl<A: NodeApi> Query for QueryService<A> {
         .await
         .map_err(|_| Status::internal("reading the blocks failed"))?;
         if blocks.is_empty() {
-            return Err(Status::not_found(format!(
-                "block {from} is not stored on this node"
-            )));
+            return Err(pruned::missing(&*self.api, "block", from));
         }
         Ok(Response::new(pb::GetBlocksResponse {
             blocks,
@@ -440,9 +437,10 @@ impl<A: NodeApi> Query for QueryService<A> {
                 h.len()
             )));
         }
-        let info = self.api.tx(&h).ok_or_else(|| {
-            Status::not_found(format!("transaction {} is unknown", hex::encode(&h)))
-        })?;
+        let info = self
+            .api
+            .tx(&h)
+            .ok_or_else(|| pruned::unknown_tx(&*self.api, &h))?;
         Ok(Response::new(pb::GetTxResponse {
             tx_hash: h,
             status: info.status as i32,

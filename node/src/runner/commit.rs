@@ -83,6 +83,20 @@ impl Runner {
         });
         self.next_start = Some(tokio::time::Instant::now() + self.commit_delay);
         self.publish(recs);
+        self.prune_old_blocks(h)
+    }
+
+    /// Deletes heights below the kept window when due (`storage::prune`),
+    /// after the commit, in a transaction of its own. A synced run may
+    /// step over a multiple of `PRUNE_EVERY`; the next one due catches up.
+    fn prune_old_blocks(&self, tip: u64) -> Result<(), RunError> {
+        let Some(policy) = &self.prune else {
+            return Ok(());
+        };
+        let deleted = self.storage.prune(policy, tip)?;
+        if deleted > 0 {
+            tracing::debug!(tip, deleted, "pruned old blocks");
+        }
         Ok(())
     }
 

@@ -118,6 +118,8 @@ pub struct Runner {
     /// Heights decided by sync, applied by the engine, not yet stored
     /// (see `sync.rs`: stored as one run before anything acknowledges them).
     synced: Vec<agora_validator::engine::CommitRecord>,
+    /// `storage.keep_blocks` resolved (None: keep every block).
+    prune: Option<crate::storage::PrunePolicy>,
 }
 
 /// The local clock in milliseconds since the Unix epoch: the engine's only
@@ -140,6 +142,10 @@ impl Runner {
             );
         }
         let restored = restore::restored(&storage, &node.genesis)?;
+        let prune = restore::prune_policy(
+            node.config.storage.keep_blocks,
+            restored.ledger.params().unbonding_period,
+        );
         let file = crate::storage::signing_file::SigningFile::new(
             node.home.signing_state(),
             node.chain.clone(),
@@ -198,6 +204,7 @@ impl Runner {
             serving: Arc::new(tokio::sync::Semaphore::new(sync::SERVE_TASKS)),
             commit_delay: Duration::from_millis(node.config.consensus.timeout_commit_ms),
             next_start: None,
+            prune,
             steps: StepClock::default(),
             synced: Vec::new(),
         })

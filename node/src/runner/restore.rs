@@ -17,8 +17,8 @@ use tracing::{info, warn};
 use super::{ExecError, RunError, Runner, now_ms};
 use crate::config;
 use crate::genesis::LoadedGenesis;
-use crate::storage::Storage;
 use crate::storage::signing_file::SigningFile;
+use crate::storage::{PrunePolicy, PruneResolved, Storage};
 use crate::wal;
 
 /// The ledger after the last stored block, from the stored state leaves;
@@ -85,6 +85,33 @@ pub(super) fn restored(storage: &Storage, genesis: &LoadedGenesis) -> Result<Res
         tip,
         evidence: storage.pool_evidence()?,
     })
+}
+
+/// `storage.keep_blocks` against the chain's unbonding period (see
+/// `storage::prune`): None keeps every block; a value below the evidence
+/// window is raised to it, with a warning.
+pub(super) fn prune_policy(keep_blocks: u64, unbonding_period: u64) -> Option<PrunePolicy> {
+    match PrunePolicy::resolve(keep_blocks, unbonding_period) {
+        PruneResolved::KeepAll => None,
+        PruneResolved::Keep(p) => {
+            info!(
+                keep_blocks = p.keep(),
+                "pruning blocks older than the last keep_blocks heights"
+            );
+            Some(p)
+        }
+        PruneResolved::Raised { policy, configured } => {
+            warn!(
+                configured,
+                keep_blocks = policy.keep(),
+                unbonding_period,
+                "storage.keep_blocks is below the evidence window (unbonding_period + {}); keeping {} heights instead",
+                crate::storage::prune::EVIDENCE_MARGIN,
+                policy.keep()
+            );
+            Some(policy)
+        }
+    }
 }
 
 /// The engine's configuration from the node's `[consensus]` section.

@@ -7,7 +7,7 @@
 
 use agora_proto::v1::{self as pb, PeerMessage, peer_message::Kind};
 use prost::Message;
-use tracing::{debug, warn};
+use tracing::{debug, info, warn};
 
 use agora_validator::engine::Action;
 
@@ -110,6 +110,12 @@ impl Runner {
         peer: PeerId,
         resp: pb::BlockResponse,
     ) -> Result<(), RunError> {
+        if resp.blocks.is_empty() && resp.lowest_height > self.engine.tip_height() + 1 {
+            // Not a fault (the engine asks someone else); only an operator
+            // whose every peer prunes this far needs to know.
+            info!(%peer, lowest = resp.lowest_height, need = self.engine.tip_height() + 1,
+                "peer pruned the heights we need; syncing from peers that keep them");
+        }
         let actions = self.engine.on_block_response(peer, resp);
         self.execute(actions)?;
         let applied = (|| {

@@ -231,6 +231,7 @@ mod tests {
         let mut resp = pb::BlockResponse {
             blocks: (1..=4).map(genuine).collect(),
             latest_height: 4,
+            lowest_height: 0,
         };
         for b in &resp.blocks {
             assert_eq!(check_body(b.block.as_ref().unwrap()), Ok(()));

@@ -11,6 +11,10 @@
 //! file ([`signing_file`]); a store written by an older node may still hold
 //! it, and the runner moves it to the file once.
 //!
+//! Every block is kept unless `storage.keep_blocks` is set; then heights
+//! below the last `keep_blocks` (never fewer than the evidence window) are
+//! deleted every few commits ([`prune`], which says what is never deleted).
+//!
 //! # Where durability is promised, and how
 //!
 //! redb commits with `Durability::Immediate` write the data, fsync it, then
@@ -42,6 +46,7 @@
 
 mod commit;
 mod leaves;
+pub mod prune;
 mod records;
 mod sets;
 pub mod signing_file;
@@ -58,6 +63,7 @@ use redb::{
 };
 
 pub use commit::CommittedBlock;
+pub use prune::{PrunePolicy, Resolved as PruneResolved};
 pub use records::{TxOutcome, TxRecord};
 
 const BLOCKS: TableDefinition<u64, &[u8]> = TableDefinition::new("blocks");

@@ -236,6 +236,7 @@ mod tests {
                 3
             ],
             latest_height: 9,
+            lowest_height: 0,
         }));
         assert!(
             checked_estimate(&response).unwrap()
@@ -253,6 +254,7 @@ mod tests {
         let response = body(Kind::BlockResponse(pb::BlockResponse {
             blocks: vec![pb::CertifiedBlock::default(); 10_000],
             latest_height: 0,
+            lowest_height: 0,
         }));
         assert!(matches!(
             checked_estimate(&response),

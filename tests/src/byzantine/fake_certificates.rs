@@ -26,6 +26,7 @@ pub async fn run(
             .map(|i| fake_certified_block(&target.chain, tip + 1 + i, i))
             .collect(),
         latest_height: tip + blocks_per_response,
+        lowest_height: 0,
     }));
     flood(
         target,

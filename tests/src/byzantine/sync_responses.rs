@@ -67,6 +67,7 @@ pub async fn unsolicited(
             frame(Kind::BlockResponse(BlockResponse {
                 blocks: vec![fake_certified_block(&chain, tip + 1, n)],
                 latest_height: tip + 1,
+                lowest_height: 0,
             }))
         },
     )
@@ -108,6 +109,7 @@ pub async fn tampered(target: &Target, tip: u64, deadline: Instant) -> Result<Re
                 let answer = Kind::BlockResponse(BlockResponse {
                     blocks,
                     latest_height: tip + CLAIM_AHEAD,
+                    lowest_height: 0,
                 });
                 if peer.send(answer).await {
                     report.accepted += 1;

@@ -109,6 +109,7 @@ pub fn serve_blocks(store: &Store, from: Height, count: u32) -> pb::BlockRespons
             })
             .collect(),
         latest_height: store.tip_height(),
+        lowest_height: 0,
     }
 }
 

@@ -7,6 +7,13 @@
 //! loses its claim and is reported, so the next request goes elsewhere. A
 //! request unanswered for [`REQUEST_TIMEOUT_MS`] is given up the same way.
 //!
+//! A peer may prune old blocks (`storage.keep_blocks` of a node). Its
+//! answer says the lowest height it still stores (`lowest_height`); an
+//! empty answer to a request below that is no false announcement: the
+//! peer is not reported, and it is not asked again while what we need
+//! next lies below its floor ([`SyncState::poll`] skips it), so a node far
+//! behind syncs from peers that keep its heights and charges nobody.
+//!
 //! Bounds: one claimed height per connected peer; one request in flight;
 //! the queue of blocks taken from responses holds at most
 //! [`MAX_QUEUED_BLOCKS`] (the serving side caps a response at 512 blocks
@@ -68,6 +75,9 @@ pub struct Checked {
 #[derive(Debug, Clone)]
 pub struct SyncState<P> {
     claims: BTreeMap<P, Height>,
+    /// The lowest height each peer said it stores (only peers that prune;
+    /// one entry per connected peer at most, forgotten with its claim).
+    floors: BTreeMap<P, Height>,
     in_flight: Option<Request<P>>,
     /// The last request given up for its timeout: a slow honest peer's
     /// answer to it is dropped, not charged.
@@ -83,6 +93,7 @@ impl<P> Default for SyncState<P> {
     fn default() -> Self {
         Self {
             claims: BTreeMap::new(),
+            floors: BTreeMap::new(),
             in_flight: None,
             timed_out: None,
             queue: VecDeque::new(),
@@ -105,6 +116,13 @@ pub enum ResponseVerdict {
     Late,
     /// The peer claimed to be ahead and served nothing usable.
     FalseHeight,
+    /// The peer served nothing because it pruned what was asked (its
+    /// answer's `lowest_height` is above the first height asked): not a
+    /// fault, and it is not asked again below that height.
+    Pruned {
+        /// The lowest height the peer stores.
+        lowest: Height,
+    },
 }
 
 impl<P: Copy + Ord> SyncState<P> {
@@ -117,6 +135,7 @@ impl<P: Copy + Ord> SyncState<P> {
     /// Forgets a disconnected peer (and a request to it).
     pub fn remove(&mut self, peer: &P) {
         self.claims.remove(peer);
+        self.floors.remove(peer);
         if self.in_flight.is_some_and(|r| r.peer == *peer) {
             self.in_flight = None;
         }
@@ -145,7 +164,8 @@ impl<P: Copy + Ord> SyncState<P> {
     /// flight (a timed-out one is given up and its peer's claim dropped).
     /// Pipelined: the next range is asked for while the queue still holds
     /// up to half of [`MAX_QUEUED_BLOCKS`], so it travels while the queued
-    /// blocks are applied.
+    /// blocks are applied. A peer that said it pruned the next height we
+    /// need is not asked (see the module docs).
     pub fn poll(&mut self, now_ms: u64, committed: Height, slack: u64) -> Option<Request<P>> {
         if let Some(r) = self.in_flight {
             if now_ms.saturating_sub(r.sent_ms) < REQUEST_TIMEOUT_MS {
@@ -159,10 +179,12 @@ impl<P: Copy + Ord> SyncState<P> {
             return None;
         }
         let have = self.last_queued().unwrap_or(committed).max(committed);
+        let floors = &self.floors;
+        let serves_next = |p: &P| floors.get(p).is_none_or(|f| *f <= have + 1);
         let (peer, claimed) = self
             .claims
             .iter()
-            .filter(|(_, h)| **h > have + slack)
+            .filter(|(p, h)| **h > have + slack && serves_next(p))
             .max_by_key(|(p, h)| (**h, std::cmp::Reverse(**p)))?;
         let r = Request {
             peer: *peer,
@@ -214,6 +236,18 @@ impl<P: Copy + Ord> SyncState<P> {
             .collect();
         // What it says now replaces what it claimed before.
         self.claims.insert(peer, resp.latest_height);
+        if resp.lowest_height > 1 {
+            self.floors.insert(peer, resp.lowest_height);
+        } else {
+            self.floors.remove(&peer);
+        }
+        if !served && resp.lowest_height > asked.from {
+            // Pruned there: its claim stands (it does hold the heights it
+            // announced), but `poll` will not ask it for ours.
+            return ResponseVerdict::Pruned {
+                lowest: resp.lowest_height,
+            };
+        }
         if !served && asked.claimed >= asked.from {
             self.claims.insert(peer, committed);
             return ResponseVerdict::FalseHeight;
@@ -290,7 +324,38 @@ mod tests {
                 })
                 .collect(),
             latest_height: latest,
+            lowest_height: 0,
         }
+    }
+
+    #[test]
+    fn a_peer_that_pruned_the_heights_asked_is_skipped_not_charged() {
+        let mut s = SyncState::<u8>::default();
+        s.note_height(1, 100);
+        s.note_height(2, 90);
+        let r = s.poll(0, 2, 1).expect("request");
+        assert_eq!((r.peer, r.from), (1, 3));
+        // Peer 1 keeps 40..=100 only: an empty answer saying so.
+        let pruned = pb::BlockResponse {
+            blocks: Vec::new(),
+            latest_height: 100,
+            lowest_height: 40,
+        };
+        assert_eq!(
+            s.on_response(1, pruned.clone(), 2),
+            ResponseVerdict::Pruned { lowest: 40 }
+        );
+        // The next request goes to peer 2, although peer 1 claims more.
+        let r = s.poll(1, 2, 1).expect("request");
+        assert_eq!((r.peer, r.from), (2, 3));
+        // Negative control: the same empty answer claiming nothing pruned
+        // (or a floor at or below what was asked) is a false height.
+        let mut lying = pruned;
+        lying.lowest_height = 3;
+        assert_eq!(s.on_response(2, lying, 2), ResponseVerdict::FalseHeight);
+        // Once we are past its floor, peer 1 is asked again.
+        let r = s.poll(2, 39, 1).expect("request");
+        assert_eq!((r.peer, r.from), (1, 40));
     }
 
     #[test]

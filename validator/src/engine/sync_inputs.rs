@@ -100,7 +100,10 @@ impl<P: Copy + Ord + std::fmt::Debug> Engine<P> {
     /// [`Engine::next_synced_block`] until it returns None.
     pub fn on_block_response(&mut self, peer: P, resp: pb::BlockResponse) -> Vec<Action<P>> {
         match self.sync.on_response(peer, resp, self.tip_height()) {
-            ResponseVerdict::Accepted { .. } | ResponseVerdict::Late => Vec::new(),
+            // A peer that pruned what we asked is not at fault (see `sync`).
+            ResponseVerdict::Accepted { .. }
+            | ResponseVerdict::Late
+            | ResponseVerdict::Pruned { .. } => Vec::new(),
             ResponseVerdict::Unsolicited => vec![Action::Penalize {
                 peer,
                 fault: PeerFault::Unsolicited,

@@ -166,6 +166,7 @@ fn a_synced_block_decided_while_its_height_starts_is_not_charged() {
         pb::BlockResponse {
             blocks: vec![certified(&records[0])],
             latest_height: 1,
+            lowest_height: 0,
         },
     );
     assert!(penalties(&apply_all_synced(&mut o)).is_empty());
@@ -196,6 +197,7 @@ fn a_synced_block_decided_while_its_height_starts_is_not_charged() {
         pb::BlockResponse {
             blocks: vec![certified(&records[1]), certified(&records[2])],
             latest_height: 3,
+            lowest_height: 0,
         },
     );
     let actions = apply_all_synced(&mut o);

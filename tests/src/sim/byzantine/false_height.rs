@@ -35,6 +35,7 @@ impl Byzantine for FalseHeight {
         let resp = pb::BlockResponse {
             blocks: Vec::new(),
             latest_height: cx.store.tip_height() + LIE,
+            lowest_height: 0,
         };
         Some(vec![Out::to(peer, Wire::BlockResponse(Box::new(resp)))])
     }

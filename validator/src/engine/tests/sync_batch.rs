@@ -24,6 +24,7 @@ fn response(records: &[CommitRecord], bad: Option<Height>) -> pb::BlockResponse 
     pb::BlockResponse {
         blocks,
         latest_height: records.len() as Height,
+        lowest_height: 0,
     }
 }
 
