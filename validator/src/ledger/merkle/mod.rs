@@ -220,9 +220,13 @@ impl StateTree {
                 None => deletions.push((kh, None)),
             }
         }
-        // `leaves::changed` puts the globals leaf first: it keeps the
-        // deletion version non-empty (an empty one would write no root).
-        let globals = writes.first().cloned().map(|(k, v)| (k, Some(v)));
+        // The globals leaf (it changes every block) keeps the deletion
+        // version non-empty: an empty one would write no root.
+        let globals_hash = KeyHash::with::<Sha3>(leaves::globals_key());
+        let globals = writes
+            .iter()
+            .find(|(k, _)| *k == globals_hash)
+            .map(|(k, v)| (*k, Some(v.clone())));
         debug_assert!(globals.is_some(), "the globals leaf changes every block");
         deletions.extend(globals);
         let tree = JellyfishMerkleTree::<_, Sha3>::new(&*store);

@@ -14,10 +14,8 @@ use std::collections::{BTreeMap, HashMap};
 /// constructors to itself, so the root path is built from its empty
 /// borsh form (a zero nibble count and no bytes).
 fn root_key(version: Version) -> NodeKey {
-    let mut bytes = version.to_le_bytes().to_vec();
-    bytes.extend_from_slice(&0u64.to_le_bytes());
-    bytes.extend_from_slice(&0u32.to_le_bytes());
-    let path: NibblePath = borsh::from_slice(&bytes[8..]).expect("the empty nibble path");
+    // borsh: a u64 nibble count, then a u32-length byte vector; both zero.
+    let path: NibblePath = borsh::from_slice(&[0u8; 12]).expect("the empty nibble path");
     debug_assert!(path.is_empty());
     NodeKey::new(version, path)
 }
