@@ -133,7 +133,22 @@ pub fn wire(data: &[u8]) {
             let _ = e.on_status(PEER, s.latest_height, NOW_MS);
             let _ = e.on_tick(NOW_MS + 10_000);
         }
-        Kind::BlockRequest(_) => {}
+        Kind::BlockRequest(_) | Kind::SnapshotRequest(_) | Kind::ChunkRequest(_) => {}
+        Kind::SnapshotOffer(o) => {
+            // A joiner checks the manifest against a certified app hash.
+            let m = o.manifest.unwrap_or_default();
+            let _ = agora_validator::ledger::merkle::chunks::verify_manifest(&m, &[0; 32]);
+        }
+        Kind::ChunkResponse(r) => {
+            // Checked against the genesis state's own manifest.
+            let leaves = w.genesis.ledger.leaves();
+            let split = agora_validator::ledger::merkle::chunks::split(leaves);
+            let _ = agora_validator::ledger::merkle::chunks::verify_chunk(
+                &split.manifest,
+                r.index,
+                &r.leaves,
+            );
+        }
         Kind::BlockResponse(resp) => {
             // A response counts only if it answers our request: claim the
             // chain's height first so the engine asks this peer.

@@ -53,6 +53,8 @@ pub struct Config {
     pub explorer: ExplorerConfig,
     /// What the store keeps.
     pub storage: StorageConfig,
+    /// Serving snapshots to joining nodes, and joining by state sync.
+    pub state_sync: StateSyncConfig,
     /// Consensus timeouts and block limits.
     pub consensus: ConsensusConfig,
     /// Mempool limits.
@@ -90,6 +92,10 @@ pub struct TestingConfig {
     /// value flipped, so that a test can watch `agora query --prove` refuse
     /// it.
     pub tamper_state_proofs: bool,
+    /// Serve every state-sync chunk with one byte added to its first
+    /// leaf's value (offers stay genuine), so that a test can watch a
+    /// joining node refuse the chunks and charge this peer.
+    pub tamper_snapshot_chunks: bool,
 }
 
 impl TestingConfig {
@@ -101,6 +107,7 @@ impl TestingConfig {
             || self.disable_bans
             || self.tamper_explorer_certificates
             || self.tamper_state_proofs
+            || self.tamper_snapshot_chunks
     }
 }
 
@@ -190,6 +197,68 @@ pub struct StorageConfig {
     pub keep_blocks: u64,
 }
 
+/// State sync (see `crate::state_sync`). Serving: every node with
+/// `snapshot_interval` > 0 takes a snapshot of its state every that many
+/// heights and keeps the last two for peers. Joining: a node whose store is
+/// empty and `enable` is set starts from a peer's snapshot instead of
+/// replaying from genesis.
+///
+/// Trust (as CometBFT's light client): `trust_height` and `trust_hash` name
+/// a block the operator trusts, taken from a source they trust (their own
+/// node, an explorer they verified). The snapshot's app hash is verified
+/// from it by the light client over `rpc_servers` (more than 1/3 of the
+/// trusted set's power must sign any height it skips to), so the checkpoint
+/// must be recent: within the unbonding period, while its validators still
+/// have stake to lose.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct StateSyncConfig {
+    /// Heights between snapshots served to peers; 0 serves none.
+    pub snapshot_interval: u64,
+    /// Join by state sync when the store is empty.
+    pub enable: bool,
+    /// Height of the trusted block (1 or more).
+    pub trust_height: u64,
+    /// Hash of the trusted block's header, 64 hex digits.
+    pub trust_hash: String,
+    /// gRPC endpoints (`http://host:port`) the light client fetches headers,
+    /// certificates and validator sets from; any one answering will do,
+    /// since nothing they serve is believed without verification.
+    pub rpc_servers: Vec<String>,
+    /// How long to wait for a peer's answer to a snapshot or chunk request
+    /// before asking another peer (the silent one is not charged: a slow
+    /// link is not a fault).
+    pub chunk_timeout_ms: u64,
+}
+
+impl Default for StateSyncConfig {
+    fn default() -> Self {
+        Self {
+            snapshot_interval: 1000,
+            enable: false,
+            trust_height: 0,
+            trust_hash: String::new(),
+            rpc_servers: Vec::new(),
+            chunk_timeout_ms: 10_000,
+        }
+    }
+}
+
+impl StateSyncConfig {
+    /// The trusted checkpoint, checked: a height from 1 and a 32-byte hash.
+    pub fn checkpoint(&self) -> Result<(u64, agora_validator::Hash), String> {
+        if self.trust_height == 0 {
+            return Err("state_sync.trust_height must be set (a height from 1)".into());
+        }
+        let bytes = hex::decode(&self.trust_hash)
+            .map_err(|_| "state_sync.trust_hash is not hex".to_string())?;
+        let hash = bytes
+            .try_into()
+            .map_err(|_| "state_sync.trust_hash must be 32 bytes (64 hex digits)".to_string())?;
+        Ok((self.trust_height, hash))
+    }
+}
+
 /// Web explorer settings: an HTTP listener serving the explorer page and
 /// its JSON gateway (see `crate::explorer`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -251,6 +320,7 @@ impl Default for Config {
             metrics: MetricsConfig::default(),
             explorer: ExplorerConfig::default(),
             storage: StorageConfig::default(),
+            state_sync: StateSyncConfig::default(),
             consensus: ConsensusConfig::default(),
             mempool: MempoolConfig::default(),
             testing: TestingConfig::default(),
@@ -356,6 +426,19 @@ impl Config {
         if self.p2p.max_peers == 0 {
             return Err("p2p.max_peers must be positive".into());
         }
+        let ss = &self.state_sync;
+        if ss.enable {
+            ss.checkpoint()?;
+            if ss.rpc_servers.is_empty() {
+                return Err("state_sync.rpc_servers must name at least one gRPC endpoint to verify the snapshot's header with".into());
+            }
+            if self.p2p.peers.is_empty() {
+                return Err("state sync needs p2p.peers to fetch the snapshot from".into());
+            }
+        }
+        if ss.chunk_timeout_ms == 0 {
+            return Err("state_sync.chunk_timeout_ms must be positive".into());
+        }
         Ok(())
     }
 }
@@ -388,6 +471,33 @@ mod tests {
         let c: Config = toml::from_str("[storage]\nkeep_blocks = 500\n").unwrap();
         assert_eq!(c.storage.keep_blocks, 500);
         assert!(toml::from_str::<Config>("[storage]\nkeep_blocks = -1\n").is_err());
+    }
+
+    #[test]
+    fn state_sync_needs_a_checkpoint_and_servers_when_enabled() {
+        let c = Config::default();
+        assert!(!c.state_sync.enable && c.state_sync.snapshot_interval > 0);
+        let on = |extra: &str| {
+            toml::from_str::<Config>(&format!(
+                "[p2p]\npeers = [\"127.0.0.1:1\"]\n[state_sync]\nenable = true\n{extra}"
+            ))
+            .unwrap()
+            .validate()
+        };
+        let hash = "ab".repeat(32);
+        let servers = "rpc_servers = [\"http://127.0.0.1:9090\"]\n";
+        assert!(on(servers).unwrap_err().contains("trust_height"));
+        let e = on(&format!(
+            "trust_height = 5\ntrust_hash = \"abcd\"\n{servers}"
+        ))
+        .unwrap_err();
+        assert!(e.contains("64 hex digits"), "{e}");
+        let e = on(&format!("trust_height = 5\ntrust_hash = \"{hash}\"\n")).unwrap_err();
+        assert!(e.contains("rpc_servers"), "{e}");
+        on(&format!(
+            "trust_height = 5\ntrust_hash = \"{hash}\"\n{servers}"
+        ))
+        .unwrap();
     }
 
     #[test]

@@ -17,6 +17,7 @@ pub mod metrics;
 pub mod node;
 pub mod rpc;
 pub mod runner;
+pub mod state_sync;
 pub mod storage;
 pub mod sync;
 pub mod transport;

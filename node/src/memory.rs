@@ -276,6 +276,12 @@ pub fn worst_case_with(
             per_peer: false,
             bytes: state_bytes,
         },
+        Term {
+            what: "state-sync snapshots served (leaves split in chunks)",
+            bound_by: "state_sync::serve::KEEP × the state_bytes argument",
+            per_peer: false,
+            bytes: crate::state_sync::serve::KEEP as u64 * state_bytes,
+        },
     ];
     MemoryBound { peers, terms }
 }

@@ -211,6 +211,21 @@ impl Node {
         mut self,
         shutdown: impl std::future::Future<Output = ()>,
     ) -> Result<(), crate::runner::RunError> {
+        tokio::pin!(shutdown);
+        match self.state_sync_if_empty(&mut shutdown).await {
+            Ok(true) => {}
+            Ok(false) => {
+                self.stop.send_replace(true);
+                self.transport.shutdown().await;
+                return Ok(());
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "state sync stopped");
+                self.stop.send_replace(true);
+                self.transport.shutdown().await;
+                return Err(e.into());
+            }
+        }
         let (to_runner, api_rx) = mpsc::channel(1024);
         let (commits, _) = tokio::sync::broadcast::channel(1024);
         let shared = match self.shared(to_runner, commits) {
@@ -277,6 +292,34 @@ impl Node {
         }
         info!("stopped");
         result
+    }
+
+    /// Fills an empty store from a peer's snapshot when `state_sync.enable`
+    /// is set (see `crate::state_sync::join`). False when `shutdown`
+    /// resolved first.
+    async fn state_sync_if_empty(
+        &mut self,
+        shutdown: &mut std::pin::Pin<&mut impl std::future::Future<Output = ()>>,
+    ) -> Result<bool, crate::state_sync::StateSyncError> {
+        if !self.config.state_sync.enable || self.storage.latest_height()?.is_some() {
+            return Ok(true);
+        }
+        let joiner = crate::state_sync::Joiner::new(
+            &self.config.state_sync,
+            &self.chain,
+            &self.storage,
+            &self.transport,
+            &mut self.events,
+        )?;
+        tokio::select! {
+            _ = shutdown.as_mut() => Ok(false),
+            r = joiner.run() => {
+                let h = r?;
+                self.transport.set_height(h);
+                Metrics::set(&self.metrics.height, h);
+                Ok(true)
+            }
+        }
     }
 
     /// The snapshot shared with the gRPC services, as of the stored tip.

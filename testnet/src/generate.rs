@@ -78,7 +78,17 @@ pub struct Plan {
     /// Those nodes double-sign once (`testing.double_sign_once`) instead of
     /// at every height.
     pub byzantine_once: bool,
+    /// Funded accounts without keys added to genesis (a large state, for
+    /// state-sync and state-scaling runs); their addresses are derived
+    /// from their index, so two runs hold the same state.
+    pub extra_accounts: usize,
+    /// Every node's `state_sync.snapshot_interval`.
+    pub snapshot_interval: u64,
 }
+
+/// Snapshot interval of testnet nodes: short, so a node added to a young
+/// testnet finds a snapshot within seconds.
+pub const TESTNET_SNAPSHOT_INTERVAL: u64 = 100;
 
 /// What [`generate`] wrote.
 #[derive(Debug, Clone)]
@@ -136,6 +146,8 @@ pub fn loopback_plan(
         signed_blocks_window: agora_validator::ledger::params::DEFAULT_SIGNED_BLOCKS_WINDOW,
         downtime_jail_heights: agora_validator::ledger::params::DEFAULT_DOWNTIME_JAIL_HEIGHTS,
         fast_timeouts: true,
+        extra_accounts: 0,
+        snapshot_interval: TESTNET_SNAPSHOT_INTERVAL,
         byzantine: 0,
         byzantine_once: false,
     })
@@ -208,6 +220,8 @@ pub fn hosts_plan(
         fast_timeouts: false,
         byzantine: 0,
         byzantine_once: false,
+        extra_accounts: 0,
+        snapshot_interval: agora_node::config::StateSyncConfig::default().snapshot_interval,
     })
 }
 
@@ -317,6 +331,12 @@ pub fn generate(plan: &Plan, out: &Path) -> Result<Generated> {
         });
     }
 
+    genesis
+        .accounts
+        .extend((0..plan.extra_accounts).map(|i| GenesisAccountJson {
+            address: extra_account(i).to_string(),
+            balance: EXTRA_ACCOUNT_BALANCE.into(),
+        }));
     genesis.validate().context("the generated genesis")?;
     let gtext = genesis.to_json();
     let gpath = out.join("genesis.json");
@@ -339,6 +359,16 @@ pub fn generate(plan: &Plan, out: &Path) -> Result<Generated> {
             .map(|(_, n)| n.p2p_public)
             .collect();
         cfg.grpc.listen = node.grpc_listen;
+        cfg.state_sync.snapshot_interval = plan.snapshot_interval;
+        // A node of this testnet started with an empty store can join by
+        // state sync with `enable` and a trusted height and hash set.
+        cfg.state_sync.rpc_servers = plan
+            .nodes
+            .iter()
+            .enumerate()
+            .filter(|(j, _)| *j != i)
+            .map(|(_, n)| format!("http://{}:{}", n.p2p_public.ip(), n.grpc_listen.port()))
+            .collect();
         cfg.metrics.enabled = true;
         cfg.metrics.listen = node.metrics_listen;
         if let Some(e) = node.explorer_listen {
@@ -368,6 +398,21 @@ pub fn generate(plan: &Plan, out: &Path) -> Result<Generated> {
         delegators,
         genesis: gpath,
     })
+}
+
+/// Balance of each extra genesis account, base units.
+const EXTRA_ACCOUNT_BALANCE: &str = "1000";
+
+/// The address of extra account `i`: the first 20 bytes of
+/// SHA3-256("agora/testnet/extra-account" ‖ i as u64 big-endian).
+pub fn extra_account(i: usize) -> Address {
+    let h = agora_validator::crypto::sha3_256_parts(&[
+        b"agora/testnet/extra-account",
+        &(i as u64).to_be_bytes(),
+    ]);
+    let mut a = [0u8; 20];
+    a.copy_from_slice(&h[..20]);
+    Address(a)
 }
 
 #[cfg(test)]

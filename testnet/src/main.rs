@@ -273,6 +273,13 @@ struct UpArgs {
     /// Delete DIR first if it holds a stopped testnet.
     #[arg(long)]
     reset: bool,
+    /// Funded accounts without keys added to genesis, for a large state
+    /// (state sync, state scaling).
+    #[arg(long, default_value_t = 0)]
+    extra_accounts: usize,
+    /// Heights between the snapshots each node serves for state sync.
+    #[arg(long, default_value_t = generate::TESTNET_SNAPSHOT_INTERVAL)]
+    snapshot_interval: u64,
 }
 
 /// Fails unless `dir` is absent or empty.
@@ -354,6 +361,8 @@ fn up(a: UpArgs) -> Result<ExitCode> {
     let mut plan =
         generate::loopback_plan(a.validators, a.base_port, &a.chain_id, a.unbonding_period)?;
     plan.byzantine = a.byzantine;
+    plan.extra_accounts = a.extra_accounts;
+    plan.snapshot_interval = a.snapshot_interval;
     plan.byzantine_once = a.byzantine_once;
     check_ports(&plan)?;
     std::fs::create_dir_all(&a.dir).with_context(|| format!("creating {}", a.dir.display()))?;

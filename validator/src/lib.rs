@@ -16,6 +16,7 @@ pub mod ledger;
 pub mod light_client;
 pub mod lottery;
 pub mod signing;
+pub mod state_sync;
 pub mod types;
 pub mod validator_set;
 

@@ -48,7 +48,7 @@ pub fn parse_checkpoint(s: &str) -> Result<(u64, Hash), String> {
 }
 
 /// One height's header, certificate and set from the node.
-pub(super) async fn fetch(client: &mut QueryClient<Channel>, h: u64) -> Result<LightBlock, String> {
+pub(crate) async fn fetch(client: &mut QueryClient<Channel>, h: u64) -> Result<LightBlock, String> {
     let c = client
         .get_commit_certificate(pb::GetCommitCertificateRequest { height: h })
         .await

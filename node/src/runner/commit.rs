@@ -83,6 +83,7 @@ impl Runner {
         });
         self.next_start = Some(tokio::time::Instant::now() + self.commit_delay);
         self.publish(recs);
+        self.maybe_snapshot(h, false);
         self.prune_old_blocks(h)
     }
 

@@ -137,6 +137,8 @@ impl Runner {
             }
             Kind::BlockRequest(req) => return self.serve_blocks(peer, &req),
             Kind::BlockResponse(resp) => return self.on_blocks(peer, resp),
+            Kind::SnapshotRequest(_) => return self.serve_offer(peer),
+            Kind::ChunkRequest(req) => return self.serve_chunk(peer, &req),
             Kind::Evidence(ev) => self.engine.on_evidence(peer, ev),
             Kind::Status(s) => self.engine.on_status(peer, s.latest_height, now),
             Kind::Proposal(_) | Kind::Vote(_) if *identity == PeerIdentity::FullNode => {

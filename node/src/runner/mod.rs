@@ -30,6 +30,7 @@ mod gate;
 mod main_loop;
 mod requests;
 mod restore;
+mod snapshots;
 mod sync;
 mod testing;
 
@@ -82,6 +83,9 @@ pub enum RunError {
     /// The transaction verifier thread could not be started.
     #[error("starting the transaction verifier: {0}")]
     Verifier(std::io::Error),
+    /// State sync could not fill the empty store.
+    #[error(transparent)]
+    StateSync(#[from] crate::state_sync::StateSyncError),
 }
 
 /// Transactions waiting for their signature check at most.
@@ -120,6 +124,11 @@ pub struct Runner {
     synced: Vec<agora_validator::engine::CommitRecord>,
     /// `storage.keep_blocks` resolved (None: keep every block).
     prune: Option<crate::storage::PrunePolicy>,
+    snapshots: crate::state_sync::Snapshots,
+    snapshot_interval: u64,
+    last_snapshot: u64,
+    /// `testing.tamper_snapshot_chunks`.
+    tamper_chunks: bool,
 }
 
 /// The local clock in milliseconds since the Unix epoch: the engine's only
@@ -205,6 +214,10 @@ impl Runner {
             commit_delay: Duration::from_millis(node.config.consensus.timeout_commit_ms),
             next_start: None,
             prune,
+            snapshots: crate::state_sync::Snapshots::default(),
+            snapshot_interval: node.config.state_sync.snapshot_interval,
+            last_snapshot: 0,
+            tamper_chunks: node.config.testing.tamper_snapshot_chunks,
             steps: StepClock::default(),
             synced: Vec::new(),
         })

@@ -281,6 +281,7 @@ impl Runner {
     pub(super) fn begin(&mut self) -> Result<(), RunError> {
         let h = self.engine.height();
         let replay = wal::replay_entries(&self.storage.wal_entries()?, h, self.storage.path())?;
+        self.maybe_snapshot(self.engine.tip_height(), true);
         self.start_height()?;
         if !replay.is_empty() {
             info!(height = h, inputs = replay.len(), "replaying WAL");

@@ -39,6 +39,9 @@ pub(super) fn warn_if_on(t: &TestingConfig) {
     if t.tamper_sync_bodies {
         error!("testing.tamper_sync_bodies is ON: this node serves forged blocks to syncing peers");
     }
+    if t.tamper_snapshot_chunks {
+        error!("testing.tamper_snapshot_chunks is ON: this node serves forged state-sync chunks");
+    }
     error!("these are Byzantine faults on purpose; never set them on a real chain");
     error!("{line}");
 }

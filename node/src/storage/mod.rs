@@ -50,6 +50,7 @@ pub mod prune;
 mod records;
 mod sets;
 pub mod signing_file;
+mod synced_state;
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
@@ -65,6 +66,7 @@ use redb::{
 pub use commit::CommittedBlock;
 pub use prune::{PrunePolicy, Resolved as PruneResolved};
 pub use records::{TxOutcome, TxRecord};
+pub use synced_state::{SnapshotBase, TipLeaves, TipState};
 
 const BLOCKS: TableDefinition<u64, &[u8]> = TableDefinition::new("blocks");
 const BLOCK_HEIGHTS: TableDefinition<&[u8], u64> = TableDefinition::new("block_heights");

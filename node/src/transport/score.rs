@@ -61,11 +61,14 @@ pub enum ChargeReason {
     /// is at fault; a transaction that only fails a state check (nonce,
     /// balance) can go stale in honest hands and is never charged.
     BadTransaction = 8,
+    /// A snapshot manifest or chunk (state sync) that does not hash to the
+    /// certified app hash: 100 (honest state cannot hash otherwise).
+    BadSnapshot = 9,
 }
 
 impl ChargeReason {
     /// Every reason, in label order.
-    pub const ALL: [Self; 9] = [
+    pub const ALL: [Self; 10] = [
         Self::Frame,
         Self::Consensus,
         Self::BadBlock,
@@ -75,6 +78,7 @@ impl ChargeReason {
         Self::Malformed,
         Self::BadHello,
         Self::BadTransaction,
+        Self::BadSnapshot,
     ];
 
     /// Points charged per offence. Not divisors of the threshold: scores
@@ -83,7 +87,7 @@ impl ChargeReason {
     /// about 30 s does; two of 60 ban within about 35 s of each other.
     pub fn points(self) -> f64 {
         match self {
-            Self::Frame | Self::BadBlock | Self::Malformed => BAN_THRESHOLD,
+            Self::Frame | Self::BadBlock | Self::Malformed | Self::BadSnapshot => BAN_THRESHOLD,
             Self::BadEvidence | Self::BadHello => 60.0,
             Self::Consensus | Self::Unsolicited | Self::FalseHeight | Self::BadTransaction => 30.0,
         }
@@ -101,6 +105,7 @@ impl ChargeReason {
             Self::Malformed => "malformed",
             Self::BadHello => "bad_hello",
             Self::BadTransaction => "bad_transaction",
+            Self::BadSnapshot => "bad_snapshot",
         }
     }
 }

@@ -82,10 +82,18 @@ impl WireError {
 /// The largest encoding allowed for a message of this kind.
 pub fn limit_for(kind: &Kind) -> usize {
     match kind {
-        Kind::Proposal(_) | Kind::BlockResponse(_) => MAX_BLOCK_FRAME,
+        Kind::Proposal(_)
+        | Kind::BlockResponse(_)
+        | Kind::SnapshotOffer(_)
+        | Kind::ChunkResponse(_) => MAX_BLOCK_FRAME,
         Kind::Transaction(_) | Kind::Evidence(_) => MAX_TX_FRAME,
         Kind::Transactions(_) => MAX_TX_BATCH_FRAME,
-        Kind::Hello(_) | Kind::Vote(_) | Kind::BlockRequest(_) | Kind::Status(_) => MAX_SMALL_FRAME,
+        Kind::Hello(_)
+        | Kind::Vote(_)
+        | Kind::BlockRequest(_)
+        | Kind::Status(_)
+        | Kind::SnapshotRequest(_)
+        | Kind::ChunkRequest(_) => MAX_SMALL_FRAME,
     }
 }
 
@@ -93,7 +101,7 @@ pub fn limit_for(kind: &Kind) -> usize {
 /// that key names, or [`MAX_SMALL_FRAME`] for anything else.
 pub fn limit_for_key(key: u8) -> usize {
     match kind_of_key(key) {
-        Some(2 | 7) => MAX_BLOCK_FRAME,
+        Some(2 | 7 | 11 | 13) => MAX_BLOCK_FRAME,
         Some(4 | 5) => MAX_TX_FRAME,
         Some(9) => MAX_TX_BATCH_FRAME,
         _ => MAX_SMALL_FRAME,
@@ -101,10 +109,10 @@ pub fn limit_for_key(key: u8) -> usize {
 }
 
 /// The `PeerMessage.kind` field number a body's first byte (a protobuf key
-/// of wire type 2, length-delimited) names, if it is one of ours (1–9).
+/// of wire type 2, length-delimited) names, if it is one of ours (1–13).
 pub fn kind_of_key(key: u8) -> Option<u8> {
     let (field, wire_type) = (key >> 3, key & 7);
-    (wire_type == 2 && (1..=9).contains(&field)).then_some(field)
+    (wire_type == 2 && (1..=13).contains(&field)).then_some(field)
 }
 
 /// Encodes a message as one frame (length prefix + body).
@@ -248,6 +256,10 @@ mod tests {
             (Kind::BlockResponse(Default::default()), MAX_BLOCK_FRAME),
             (Kind::Status(Default::default()), MAX_SMALL_FRAME),
             (Kind::Transactions(Default::default()), MAX_TX_BATCH_FRAME),
+            (Kind::SnapshotRequest(Default::default()), MAX_SMALL_FRAME),
+            (Kind::SnapshotOffer(Default::default()), MAX_BLOCK_FRAME),
+            (Kind::ChunkRequest(Default::default()), MAX_SMALL_FRAME),
+            (Kind::ChunkResponse(Default::default()), MAX_BLOCK_FRAME),
         ];
         for (kind, limit) in kinds {
             let f = encode_frame(&PeerMessage {

@@ -1023,4 +1023,5 @@ fn blocks_must_come_in_order() {
 }
 
 mod leaves_store;
+mod snapshot_chunks;
 mod state_tree;

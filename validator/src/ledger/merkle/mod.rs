@@ -21,6 +21,7 @@
 //! The last [`PROVABLE_VERSIONS`] versions stay provable; older replaced
 //! nodes are dropped.
 
+pub mod chunks;
 pub mod decode;
 pub(crate) mod follow;
 pub mod leaves;

@@ -1,0 +1,212 @@
+//! Which chunk to ask of which peer, and what to make of each answer: the
+//! joiner's download of one snapshot, as a state machine without I/O (the
+//! caller sends the requests it returns and feeds it the answers), so the
+//! hostile cases are tested without a network.
+//!
+//! - Requests go round-robin to the peers that offered this snapshot, at
+//!   most [`PER_PEER`] in flight each, so no one peer holds the download.
+//! - An answer is taken only from the peer it was asked of, for a chunk in
+//!   flight; anything else is ignored (a late answer to a request given up
+//!   is not a fault).
+//! - A chunk that does not hash to its root in the verified manifest is
+//!   refused, its peer is dropped from the sources and reported for a
+//!   charge, and the chunk is asked of another peer.
+//! - A peer that says the snapshot is gone, or is silent past the timeout,
+//!   is dropped or skipped without a charge.
+//!
+//! Bound: leaves are kept only after their chunk verified, so what is held
+//! is at most the authentic state; answers in flight are at most
+//! `PER_PEER` frames per source.
+
+use std::collections::{BTreeSet, HashMap, VecDeque};
+use std::time::{Duration, Instant};
+
+use agora_proto::v1 as pb;
+use agora_validator::ledger::merkle::chunks::{ChunkError, verify_chunk};
+
+use crate::transport::PeerId;
+
+/// Chunk requests in flight to one peer at once.
+pub const PER_PEER: usize = 4;
+
+/// What an answer was.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Verdict {
+    /// The chunk verified and is kept.
+    Accepted,
+    /// Not an answer to a request in flight to that peer: ignored.
+    Ignored,
+    /// The peer no longer holds the snapshot: dropped as a source.
+    Gone,
+    /// The chunk does not verify: the peer is dropped and to be charged.
+    Bad(ChunkError),
+}
+
+/// The download of one snapshot (see the module docs).
+#[derive(Debug)]
+pub struct ChunkFetcher {
+    height: u64,
+    manifest: pb::SnapshotManifest,
+    timeout: Duration,
+    sources: Vec<PeerId>,
+    next_source: usize,
+    missing: VecDeque<u32>,
+    in_flight: HashMap<u32, (PeerId, Instant)>,
+    received: Vec<Option<Vec<pb::StateLeaf>>>,
+    remaining: usize,
+}
+
+impl ChunkFetcher {
+    /// A download of the snapshot of `height` whose `manifest` was verified
+    /// against the certified app hash, from the peers that offered it.
+    /// Chunks the manifest says are empty are done at once (an empty
+    /// chunk's root is the placeholder, which the manifest check binds).
+    pub fn new(
+        height: u64,
+        manifest: pb::SnapshotManifest,
+        sources: Vec<PeerId>,
+        timeout: Duration,
+    ) -> Self {
+        let n = manifest.chunks.len();
+        let mut received = vec![None; n];
+        let mut missing = VecDeque::new();
+        for (i, c) in manifest.chunks.iter().enumerate() {
+            if c.leaves == 0 {
+                received[i] = Some(Vec::new());
+            } else {
+                missing.push_back(i as u32);
+            }
+        }
+        let remaining = missing.len();
+        Self {
+            height,
+            manifest,
+            timeout,
+            sources,
+            next_source: 0,
+            missing,
+            in_flight: HashMap::new(),
+            received,
+            remaining,
+        }
+    }
+
+    /// The snapshot's height.
+    pub fn height(&self) -> u64 {
+        self.height
+    }
+
+    /// Chunks not yet verified.
+    pub fn remaining(&self) -> usize {
+        self.remaining
+    }
+
+    /// Whether every chunk verified.
+    pub fn is_done(&self) -> bool {
+        self.remaining == 0
+    }
+
+    /// Whether any peer is left to ask.
+    pub fn has_sources(&self) -> bool {
+        !self.sources.is_empty()
+    }
+
+    /// Gives back requests silent past the timeout, then the requests to
+    /// send now, filling each source up to [`PER_PEER`] in flight.
+    pub fn requests(&mut self, now: Instant) -> Vec<(PeerId, pb::ChunkRequest)> {
+        let expired: Vec<u32> = self
+            .in_flight
+            .iter()
+            .filter(|(_, (_, at))| now.duration_since(*at) >= self.timeout)
+            .map(|(i, _)| *i)
+            .collect();
+        for i in expired {
+            self.in_flight.remove(&i);
+            self.missing.push_back(i);
+        }
+        let mut out = Vec::new();
+        let mut load: HashMap<PeerId, usize> = HashMap::new();
+        for (p, _) in self.in_flight.values() {
+            *load.entry(*p).or_default() += 1;
+        }
+        let mut full = BTreeSet::new();
+        while !self.missing.is_empty() && full.len() < self.sources.len() {
+            let peer = self.sources[self.next_source % self.sources.len()];
+            self.next_source = self.next_source.wrapping_add(1);
+            let n = load.entry(peer).or_default();
+            if *n >= PER_PEER {
+                full.insert(peer);
+                continue;
+            }
+            let Some(index) = self.missing.pop_front() else {
+                break;
+            };
+            *n += 1;
+            self.in_flight.insert(index, (peer, now));
+            out.push((
+                peer,
+                pb::ChunkRequest {
+                    height: self.height,
+                    index,
+                },
+            ));
+        }
+        out
+    }
+
+    /// Takes `peer`'s answer.
+    pub fn on_response(&mut self, peer: PeerId, r: pb::ChunkResponse) -> Verdict {
+        if r.height != self.height {
+            return Verdict::Ignored;
+        }
+        match self.in_flight.get(&r.index) {
+            Some((asked, _)) if *asked == peer => {}
+            _ => return Verdict::Ignored,
+        }
+        self.in_flight.remove(&r.index);
+        if r.unavailable {
+            self.missing.push_front(r.index);
+            self.drop_source(peer);
+            return Verdict::Gone;
+        }
+        if let Err(e) = verify_chunk(&self.manifest, r.index, &r.leaves) {
+            self.missing.push_front(r.index);
+            self.drop_source(peer);
+            return Verdict::Bad(e);
+        }
+        let slot = &mut self.received[r.index as usize];
+        debug_assert!(slot.is_none(), "a chunk in flight was not received yet");
+        *slot = Some(r.leaves);
+        self.remaining -= 1;
+        Verdict::Accepted
+    }
+
+    /// Stops asking `peer` (gone, or it served a bad chunk); what was in
+    /// flight to it is asked of others.
+    pub fn drop_source(&mut self, peer: PeerId) {
+        self.sources.retain(|p| *p != peer);
+        let theirs: Vec<u32> = self
+            .in_flight
+            .iter()
+            .filter(|(_, (p, _))| *p == peer)
+            .map(|(i, _)| *i)
+            .collect();
+        for i in theirs {
+            self.in_flight.remove(&i);
+            self.missing.push_front(i);
+        }
+    }
+
+    /// Every leaf, once done (chunk by chunk, each in key-hash order).
+    pub fn into_leaves(self) -> impl Iterator<Item = (Vec<u8>, Vec<u8>)> {
+        debug_assert!(self.is_done());
+        self.received
+            .into_iter()
+            .flatten()
+            .flatten()
+            .map(|l| (l.key, l.value))
+    }
+}
+
+#[cfg(test)]
+mod tests;

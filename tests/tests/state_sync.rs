@@ -1,0 +1,252 @@
+//! State sync with real processes: a validator whose store is empty joins a
+//! running testnet from a snapshot (verified against the app hash of a
+//! header its light client verified from a trusted checkpoint), follows
+//! blocks from there and votes. On the way: a wrong checkpoint stops the
+//! node with a clear error, and a peer serving forged chunks is charged
+//! and routed around.
+
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use agora_proto::v1 as pb;
+use agora_proto::v1::query_client::QueryClient;
+use agora_tests::harness::{Testnet, alive, signal};
+
+const WAIT: Duration = Duration::from_secs(120);
+const LATE: usize = 3;
+const FORGER: usize = 2;
+
+fn rt() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+async fn client(net: &Testnet, i: usize) -> QueryClient<tonic::transport::Channel> {
+    QueryClient::connect(format!("http://{}", net.endpoints()[i]))
+        .await
+        .expect("gRPC")
+}
+
+fn block_hash(net: &Testnet, i: usize, h: u64) -> Option<Vec<u8>> {
+    rt().block_on(async {
+        let r = client(net, i)
+            .await
+            .get_block(pb::GetBlockRequest { height: h })
+            .await
+            .ok()?;
+        Some(r.into_inner().block_hash)
+    })
+}
+
+/// Sets `[section] key = value` pairs in node `i`'s config.toml.
+fn configure(net: &Testnet, i: usize, section: &str, pairs: &[(&str, toml::Value)]) {
+    let path = net.home(i).join("config.toml");
+    let mut cfg: toml::Table = std::fs::read_to_string(&path).unwrap().parse().unwrap();
+    let t = cfg
+        .entry(section)
+        .or_insert_with(|| toml::Value::Table(Default::default()))
+        .as_table_mut()
+        .unwrap();
+    for (k, v) in pairs {
+        t.insert((*k).to_string(), v.clone());
+    }
+    std::fs::write(&path, toml::to_string(&cfg).unwrap()).unwrap();
+}
+
+fn stop(net: &Testnet, i: usize) {
+    let pid = net.pid(i);
+    signal(pid, "KILL");
+    let t0 = Instant::now();
+    while alive(pid) {
+        assert!(
+            t0.elapsed() < Duration::from_secs(10),
+            "node {i} did not die"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn log(net: &Testnet, i: usize) -> String {
+    let path = net.manifest["nodes"][i]["log"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    std::fs::read_to_string(path).unwrap_or_default()
+}
+
+fn wait_log(net: &Testnet, i: usize, needle: &str, within: Duration) {
+    let t0 = Instant::now();
+    while !log(net, i).contains(needle) {
+        assert!(
+            t0.elapsed() < within,
+            "node {i} never logged {needle:?}:\n{}",
+            net.log_tails()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// Whether validator `who` signed height `h`: its precommit is in the
+/// certificate block h + 1 carries (widened by late precommits), as node 0
+/// serves it, read against the set of height h.
+fn signed(net: &Testnet, who: &agora_validator::Address, h: u64) -> bool {
+    rt().block_on(async {
+        let mut c = client(net, 0).await;
+        let Ok(next) = c.get_block(pb::GetBlockRequest { height: h + 1 }).await else {
+            return false;
+        };
+        let Some(cert) = next.into_inner().block.and_then(|b| b.last_commit) else {
+            return false;
+        };
+        let set = c
+            .get_validator_set(pb::GetValidatorSetRequest { height: h })
+            .await
+            .unwrap()
+            .into_inner()
+            .validator_set
+            .unwrap();
+        let Some(i) = set.validators.iter().position(|v| v.address == who.0) else {
+            return false;
+        };
+        cert.signers
+            .get(i / 8)
+            .is_some_and(|b| b & (1 << (i % 8)) != 0)
+    })
+}
+
+#[test]
+fn a_late_validator_joins_by_state_sync_and_then_votes() {
+    let tmp = tempfile::tempdir().unwrap();
+    // AGORA_STATE_SYNC_DIR keeps the testnet (logs, stores) for a look after.
+    let dir = std::env::var_os("AGORA_STATE_SYNC_DIR")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| tmp.path().join("net"));
+    let mut net = Testnet::up(
+        &dir,
+        4,
+        &["--snapshot-interval", "10", "--extra-accounts", "3000"],
+    );
+    // The late validator never keeps anything: stopped and wiped at once.
+    stop(&net, LATE);
+    std::fs::remove_dir_all(net.home(LATE).join("data")).unwrap();
+    net.wait_heights(&[0, 1, 2], 8, WAIT);
+    let trust_height = 5;
+    let trust = block_hash(&net, 0, trust_height).expect("block 5");
+
+    // A wrong checkpoint: the node refuses to start, saying why.
+    let mut wrong = trust.clone();
+    wrong[0] ^= 1;
+    configure(
+        &net,
+        LATE,
+        "state_sync",
+        &[
+            ("enable", true.into()),
+            ("trust_height", (trust_height as i64).into()),
+            ("trust_hash", hex::encode(&wrong).into()),
+        ],
+    );
+    let out_path = tmp.path().join("wrong-checkpoint.log");
+    let mut child = Command::new(&net.agora_bin)
+        .args(["start", "--home"])
+        .arg(net.home(LATE))
+        .stdout(std::fs::File::create(&out_path).unwrap())
+        .stderr(std::fs::File::create(tmp.path().join("wrong-checkpoint.err")).unwrap())
+        .spawn()
+        .unwrap();
+    let t0 = Instant::now();
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        if t0.elapsed() > WAIT {
+            let _ = child.kill();
+            panic!("a node with a wrong checkpoint kept running");
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert!(!status.success());
+    let err = std::fs::read_to_string(&out_path).unwrap()
+        + &std::fs::read_to_string(tmp.path().join("wrong-checkpoint.err")).unwrap();
+    assert!(err.contains("checkpoint does not hold"), "{err}");
+
+    // One serving peer forges every chunk it serves.
+    stop(&net, FORGER);
+    configure(
+        &net,
+        FORGER,
+        "testing",
+        &[("tamper_snapshot_chunks", true.into())],
+    );
+    net.restart(FORGER);
+    // A snapshot at 10 by now (and the forger's own at its restart). The
+    // late validator must sign before it misses half the downtime window
+    // (50 of 100 heights) and is jailed: it joins early and waits only two
+    // heights for its signing gate.
+    net.wait_heights(&[0, 1, 2], 15, WAIT);
+    configure(
+        &net,
+        LATE,
+        "consensus",
+        &[("double_sign_check_heights", 2.into())],
+    );
+
+    configure(
+        &net,
+        LATE,
+        "state_sync",
+        &[("trust_hash", hex::encode(&trust).into())],
+    );
+    let t0 = Instant::now();
+    net.restart(LATE);
+    wait_log(&net, LATE, "state sync: snapshot installed", WAIT);
+    let joined_in = t0.elapsed();
+    let tip = net.tip();
+    net.wait_heights(&[LATE], tip + 5, WAIT);
+    eprintln!("joined by state sync in {joined_in:.1?}; following at {tip}+5");
+
+    // It started from a snapshot, not from genesis: block 1 is not there,
+    // and what it follows is the chain the others hold.
+    assert!(
+        block_hash(&net, LATE, 1).is_none(),
+        "block 1 on a state-synced node"
+    );
+    let h = tip + 2;
+    assert_eq!(block_hash(&net, LATE, h), block_hash(&net, 0, h));
+    let text = log(&net, LATE);
+    assert!(!text.contains("replaying"), "no replay from genesis");
+
+    // The forger offered the same snapshot as the others, so it was asked
+    // for chunks: they were refused and it was charged, and the install
+    // went through with the honest peers' chunks.
+    assert!(
+        text.contains("forged chunk refused"),
+        "the forged chunks were seen"
+    );
+    assert!(text.contains("bad_snapshot"), "and charged:\n{text}");
+
+    // It votes: its signature reaches certificates once its signing gate
+    // (double_sign_check_heights) opened.
+    let key = agora_node::keys::load(&net.home(LATE).join("keys/validator.key")).unwrap();
+    let me = agora_validator::Address::of(&key.public_key());
+    let t1 = Instant::now();
+    loop {
+        let tip = net.tip();
+        if (tip.saturating_sub(6)..tip.saturating_sub(1)).any(|h| signed(&net, &me, h)) {
+            break;
+        }
+        assert!(
+            t1.elapsed() < WAIT,
+            "the joined validator never signed:\n{}",
+            log(&net, LATE)
+                .lines()
+                .filter(|l| !l.contains("committed"))
+                .collect::<Vec<_>>()
+                .join("\n")
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    net.down();
+}
