@@ -177,3 +177,68 @@ fn the_store_stops_growing_when_blocks_are_pruned() {
     );
     assert!(pruned_2m * 3 < all_2m, "pruning saved little");
 }
+
+/// What a pruned store may hold, whatever the number of heights: the kept
+/// window of blocks (`keep` heights of ~16.5 KiB here, with their
+/// certificates, seeds and index rows), the state's leaves, and redb's free
+/// pages. Stated for this test's chain (80 kept heights, 1,000 accounts):
+/// the file stays under 4 MiB, at 1,000 heights as at 100,000.
+const PRUNED_STORE_BOUND: u64 = 4 * 1024 * 1024;
+
+/// A long run with pruning on: each height stores a padded block and
+/// changes the globals leaf and four of 1,000 account leaves, as a busy
+/// chain would; the file's size, sampled along the way, never passes
+/// [`PRUNED_STORE_BOUND`]. `AGORA_PRUNE_RUN_HEIGHTS` sets the run's length
+/// (default 1,000; the 100,000-height figure is measured with it).
+#[test]
+fn a_long_pruned_run_stays_under_its_stated_bound() {
+    let heights: u64 = std::env::var("AGORA_PRUNE_RUN_HEIGHTS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1_000);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("node.redb");
+    let s = Storage::open(&path).expect("open");
+    let account = |i: u64| {
+        let mut k = vec![1u8];
+        k.extend_from_slice(&i.to_be_bytes());
+        k
+    };
+    let genesis: Vec<(Vec<u8>, Vec<u8>)> = (0..1_000).map(|i| (account(i), vec![0; 24])).collect();
+    s.reset_state_leaves(&genesis).expect("genesis leaves");
+    let p = policy(1).expect("pruning");
+    let t0 = std::time::Instant::now();
+    let mut largest = 0;
+    for h in 1..=heights {
+        let (block, cert, txs) = certified(h);
+        let mut changes = vec![(vec![0u8], Some(h.to_be_bytes().to_vec()))];
+        changes.extend((0..4).map(|j| (account((h * 4 + j) % 1_000), Some(vec![h as u8; 24]))));
+        s.commit_block(CommittedBlock {
+            block: &block,
+            certificate: &cert,
+            state_changes: &changes,
+            seed: &[h as u8; 32],
+            txs: &txs,
+            validator_set: None,
+            evidence_removed: &[],
+        })
+        .expect("commit");
+        s.prune(&p, h).expect("prune");
+        if h % 500 == 0 || h == heights {
+            largest = largest.max(std::fs::metadata(&path).expect("stat").len());
+        }
+    }
+    eprintln!(
+        "pruned run of {heights} heights (keep {}): largest store {largest} B, {:.1?}",
+        p.keep(),
+        t0.elapsed()
+    );
+    assert_eq!(
+        s.block_count().expect("read"),
+        heights - (heights - heights % PRUNE_EVERY) + p.keep()
+    );
+    assert!(
+        largest <= PRUNED_STORE_BOUND,
+        "the pruned store reached {largest} B, over its bound of {PRUNED_STORE_BOUND} B"
+    );
+}
