@@ -212,9 +212,9 @@ impl Node {
         shutdown: impl std::future::Future<Output = ()>,
     ) -> Result<(), crate::runner::RunError> {
         tokio::pin!(shutdown);
-        match self.state_sync_if_empty(&mut shutdown).await {
-            Ok(true) => {}
-            Ok(false) => {
+        let synced = match self.state_sync_if_empty(&mut shutdown).await {
+            Ok(Some(synced)) => synced,
+            Ok(None) => {
                 self.stop.send_replace(true);
                 self.transport.shutdown().await;
                 return Ok(());
@@ -225,17 +225,24 @@ impl Node {
                 self.transport.shutdown().await;
                 return Err(e.into());
             }
-        }
+        };
+        // The stored state, built once: the engine's ledger and the gRPC
+        // copy share its tree (state sync hands over the one it rebuilt).
+        let ledger = match synced {
+            Some(l) => Ok(l),
+            None => crate::runner::stored_ledger(&self.storage, &self.genesis),
+        };
         let (to_runner, api_rx) = mpsc::channel(1024);
         let (commits, _) = tokio::sync::broadcast::channel(1024);
-        let shared = match self.shared(to_runner, commits) {
-            Ok(s) => s,
-            Err(e) => {
-                self.stop.send_replace(true);
-                self.transport.shutdown().await;
-                return Err(e);
-            }
-        };
+        let (shared, ledger) =
+            match ledger.and_then(|l| Ok((self.shared(to_runner, commits, l.clone())?, l))) {
+                Ok(s) => s,
+                Err(e) => {
+                    self.stop.send_replace(true);
+                    self.transport.shutdown().await;
+                    return Err(e);
+                }
+            };
         let mut grpc_task = None;
         match tokio::net::TcpListener::bind(self.config.grpc.listen).await {
             Ok(l) => {
@@ -265,7 +272,7 @@ impl Node {
                 return Err(e);
             }
         }
-        let result = match crate::runner::Runner::new(&self, shared) {
+        let result = match crate::runner::Runner::new(&self, shared, ledger) {
             Ok(runner) => {
                 let (_, dummy) = mpsc::channel(1);
                 let events = std::mem::replace(&mut self.events, dummy);
@@ -295,14 +302,16 @@ impl Node {
     }
 
     /// Fills an empty store from a peer's snapshot when `state_sync.enable`
-    /// is set (see `crate::state_sync::join`). False when `shutdown`
-    /// resolved first.
+    /// is set (see `crate::state_sync::join`): `Some(Some(ledger))` after a
+    /// state sync, `Some(None)` when there was none to do, `None` when
+    /// `shutdown` resolved first.
     async fn state_sync_if_empty(
         &mut self,
         shutdown: &mut std::pin::Pin<&mut impl std::future::Future<Output = ()>>,
-    ) -> Result<bool, crate::state_sync::StateSyncError> {
+    ) -> Result<Option<Option<agora_validator::ledger::Ledger>>, crate::state_sync::StateSyncError>
+    {
         if !self.config.state_sync.enable || self.storage.latest_height()?.is_some() {
-            return Ok(true);
+            return Ok(Some(None));
         }
         let joiner = crate::state_sync::Joiner::new(
             &self.config.state_sync,
@@ -312,12 +321,13 @@ impl Node {
             &mut self.events,
         )?;
         tokio::select! {
-            _ = shutdown.as_mut() => Ok(false),
+            _ = shutdown.as_mut() => Ok(None),
             r = joiner.run() => {
-                let h = r?;
+                let ledger = r?;
+                let h = ledger.height();
                 self.transport.set_height(h);
                 Metrics::set(&self.metrics.height, h);
-                Ok(true)
+                Ok(Some(Some(ledger)))
             }
         }
     }
@@ -327,10 +337,10 @@ impl Node {
         &self,
         to_runner: mpsc::Sender<crate::api::ApiRequest>,
         commits: tokio::sync::broadcast::Sender<u64>,
+        ledger: agora_validator::ledger::Ledger,
     ) -> Result<Arc<crate::api::Shared>, crate::runner::RunError> {
         use crate::runner::RunError;
         use agora_validator::ledger::Ledger;
-        let ledger = crate::runner::stored_ledger(&self.storage, &self.genesis)?;
         let genesis_set = Ledger::from_genesis(&self.genesis.genesis)
             .ok()
             .and_then(|l| l.validator_set(1).cloned())

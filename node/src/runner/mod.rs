@@ -143,14 +143,21 @@ pub(crate) fn now_ms() -> u64 {
 impl Runner {
     /// The engine restored from storage (or genesis), its executor, the
     /// transaction verifier thread and the testing switches.
-    pub fn new(node: &Node, shared: Arc<Shared>) -> Result<Self, RunError> {
+    /// A runner over `node`'s store, transport and keys; `ledger` is the
+    /// stored state ([`stored_ledger`]), read once per start and shared
+    /// with the gRPC copy in `shared`.
+    pub fn new(
+        node: &Node,
+        shared: Arc<Shared>,
+        ledger: agora_validator::ledger::Ledger,
+    ) -> Result<Self, RunError> {
         let storage = node.storage.clone();
         if node.config.storage.keep_states.is_some() {
             tracing::warn!(
                 "storage.keep_states is obsolete and ignored: the store keeps one copy of the state (its leaves, updated by each block); remove it from config.toml"
             );
         }
-        let restored = restore::restored(&storage, &node.genesis)?;
+        let restored = restore::restored(&storage, &node.genesis, ledger)?;
         let prune = restore::prune_policy(
             node.config.storage.keep_blocks,
             restored.ledger.params().unbonding_period,

@@ -40,13 +40,16 @@ pub(crate) fn stored_ledger(
     Ledger::from_leaves(leaves).map_err(|e| bad(format!("stored state leaves: {e}")))
 }
 
-/// What the engine needs from the store: the ledger after the last stored
-/// block, that block as the tip, and the persisted evidence pool. Before
-/// block 1 the genesis state's leaves are (re)written, so that block 1's
-/// changes apply to them.
-pub(super) fn restored(storage: &Storage, genesis: &LoadedGenesis) -> Result<Restored, RunError> {
+/// What the engine needs from the store: `ledger` (the one
+/// [`stored_ledger`] read, built once per start), the last stored block as
+/// the tip, and the persisted evidence pool. Before block 1 the genesis
+/// state's leaves are (re)written, so that block 1's changes apply to them.
+pub(super) fn restored(
+    storage: &Storage,
+    genesis: &LoadedGenesis,
+    ledger: Ledger,
+) -> Result<Restored, RunError> {
     let bad = |m: String| RunError::Restore(m);
-    let ledger = stored_ledger(storage, genesis)?;
     let latest = storage.latest_height()?.unwrap_or(0);
     if latest == 0 {
         storage.reset_state_leaves(&ledger.leaves())?;

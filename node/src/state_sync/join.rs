@@ -64,7 +64,7 @@ pub enum StateSyncError {
 
 /// What one pass over the steps came to.
 enum Pass {
-    Installed,
+    Installed(Box<Ledger>),
     Retry,
 }
 
@@ -100,8 +100,9 @@ impl<'a> Joiner<'a> {
         })
     }
 
-    /// Runs until a verified snapshot is installed.
-    pub async fn run(mut self) -> Result<u64, StateSyncError> {
+    /// Runs until a verified snapshot is installed; the ledger rebuilt
+    /// from it.
+    pub async fn run(mut self) -> Result<Ledger, StateSyncError> {
         let t0 = Instant::now();
         info!(
             trust_height = self.checkpoint.0,
@@ -109,14 +110,13 @@ impl<'a> Joiner<'a> {
             "state sync: looking for a snapshot"
         );
         loop {
-            if let Pass::Installed = self.pass().await? {
-                let h = self.storage.latest_height()?.unwrap_or(0);
+            if let Pass::Installed(ledger) = self.pass().await? {
                 info!(
-                    height = h,
+                    height = ledger.height(),
                     seconds = t0.elapsed().as_secs_f64(),
                     "state sync: snapshot installed; following blocks from here"
                 );
-                return Ok(h);
+                return Ok(*ledger);
             }
         }
     }
@@ -187,8 +187,8 @@ impl<'a> Joiner<'a> {
             self.offers.clear();
             return Ok(Pass::Retry);
         };
-        self.install(anchor, leaves).await?;
-        Ok(Pass::Installed)
+        let ledger = self.install(anchor, leaves).await?;
+        Ok(Pass::Installed(Box::new(ledger)))
     }
 
     /// Charges `peer` for a snapshot that does not verify and forgets its offer.
@@ -354,7 +354,7 @@ impl<'a> Joiner<'a> {
         &self,
         anchor: Anchor,
         leaves: Vec<(Vec<u8>, Vec<u8>)>,
-    ) -> Result<(), StateSyncError> {
+    ) -> Result<Ledger, StateSyncError> {
         let t0 = Instant::now();
         let (ledger, leaves) = tokio::task::spawn_blocking(move || {
             Ledger::from_leaves(leaves.iter().map(|(k, v)| (k, v))).map(|l| (l, leaves))
@@ -393,6 +393,6 @@ impl<'a> Joiner<'a> {
             ms = t0.elapsed().as_millis() as u64,
             "state sync: state rebuilt and stored"
         );
-        Ok(())
+        Ok(ledger)
     }
 }
