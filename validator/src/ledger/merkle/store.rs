@@ -5,10 +5,21 @@
 //! them (about one per 15 leaves), and for each of the last
 //! [`super::PROVABLE_VERSIONS`] versions the nodes and values it replaced.
 //! Older replaced nodes are dropped by [`NodeStore::prune`].
+//!
+//! Layout, for a state of millions of leaves: the nodes of the provable
+//! window are kept per version ([`Nodes`]), so the churn of each block's
+//! new and replaced nodes never grows or rehashes a table of the whole
+//! tree (one table over every node rehashed its millions of entries,
+//! taking up to seconds, whenever the window's replaced nodes grew it);
+//! a key's value history is a short vector, not a `BTreeMap` (a node of
+//! ~370 bytes per key, most of them holding one value).
 
 use jmt::storage::{LeafNode, NibblePath, Node, NodeKey, TreeReader, TreeUpdateBatch};
 use jmt::{KeyHash, OwnedValue, Version};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
+
+/// A hash map with a fast, per-process seeded hasher (see Cargo.toml).
+type Map<K, V> = std::collections::HashMap<K, V, foldhash::fast::RandomState>;
 
 /// The key of a version's root (the empty nibble path). `jmt` keeps its
 /// constructors to itself, so the root path is built from its empty
@@ -20,11 +31,85 @@ fn root_key(version: Version) -> NodeKey {
     NodeKey::new(version, path)
 }
 
+/// The tree's nodes: those of the provable window by the version that
+/// wrote them, older ones in one table.
+///
+/// A node of version v is in `recent[v]` when that table exists, else in
+/// `settled`. Replaced nodes mostly leave `recent` tables (they are young),
+/// and `settled` only takes each version's survivors as it leaves the
+/// window, so it grows with the state, not with the churn.
+#[derive(Debug, Clone, Default)]
+struct Nodes {
+    /// Nodes of versions below the provable window still in the tree.
+    settled: Map<NodeKey, Node>,
+    /// Nodes of each version in the window.
+    recent: BTreeMap<Version, Map<NodeKey, Node>>,
+}
+
+impl Nodes {
+    fn get(&self, key: &NodeKey) -> Option<&Node> {
+        match self.recent.get(&key.version()) {
+            Some(nodes) => nodes.get(key),
+            None => self.settled.get(key),
+        }
+    }
+
+    /// Stores a version's nodes (its table is made once, at its size).
+    fn insert_version<'a>(
+        &mut self,
+        version: Version,
+        nodes: impl ExactSizeIterator<Item = (&'a NodeKey, &'a Node)>,
+    ) {
+        let table = self.recent.entry(version).or_default();
+        table.reserve(nodes.len());
+        for (k, n) in nodes {
+            table.insert(k.clone(), n.clone());
+        }
+    }
+
+    fn remove(&mut self, key: &NodeKey) {
+        let version = key.version();
+        match self.recent.get_mut(&version) {
+            Some(nodes) => {
+                nodes.remove(key);
+                if nodes.is_empty() {
+                    self.recent.remove(&version);
+                }
+            }
+            None => {
+                self.settled.remove(key);
+            }
+        }
+    }
+
+    /// Moves the nodes of versions below `version` to `settled`.
+    fn settle_below(&mut self, version: Version) {
+        let kept = self.recent.split_off(&version);
+        for (_, mut nodes) in std::mem::replace(&mut self.recent, kept) {
+            // A whole tree's build is one version: adopt its table rather
+            // than copy a million nodes into a small one.
+            if nodes.len() > self.settled.len() {
+                std::mem::swap(&mut nodes, &mut self.settled);
+            }
+            self.settled.extend(nodes);
+        }
+    }
+
+    #[cfg(test)]
+    fn len(&self) -> usize {
+        self.settled.len() + self.recent.values().map(Map::len).sum::<usize>()
+    }
+}
+
+/// A key's values by version, oldest first (versions only grow, so
+/// appending keeps the order).
+type History = Vec<(Version, Option<OwnedValue>)>;
+
 /// Nodes by key, value history by key hash, and what each version replaced.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct NodeStore {
-    nodes: HashMap<NodeKey, Node>,
-    values: HashMap<KeyHash, BTreeMap<Version, Option<OwnedValue>>>,
+    nodes: Nodes,
+    values: Map<KeyHash, History>,
     /// Nodes replaced at a version: unreachable from that version's root on.
     stale_nodes: BTreeMap<Version, Vec<NodeKey>>,
     /// Values replaced at a version: (key hash, version of the old value).
@@ -44,7 +129,8 @@ impl NodeStore {
             ..Self::default()
         };
         if let Some(before) = version.checked_sub(1) {
-            s.nodes.insert(root_key(before), Node::Null);
+            s.nodes
+                .insert_version(before, [(&root_key(before), &Node::Null)].into_iter());
             s.latest = Some(before);
         }
         s
@@ -66,15 +152,14 @@ impl NodeStore {
             self.latest.is_none_or(|l| l < version),
             "versions only grow"
         );
-        for (k, n) in batch.node_batch.nodes() {
-            self.nodes.insert(k.clone(), n.clone());
-        }
+        self.nodes
+            .insert_version(version, batch.node_batch.nodes().iter());
         for ((v, kh), value) in batch.node_batch.values() {
             let history = self.values.entry(*kh).or_default();
-            if let Some((&old, _)) = history.range(..*v).next_back() {
+            if let Some(&(old, _)) = history.last() {
                 self.stale_values.entry(*v).or_default().push((*kh, old));
             }
-            history.insert(*v, value.clone());
+            history.push((*v, value.clone()));
         }
         for s in batch.stale_node_index_batch {
             self.stale_nodes
@@ -98,14 +183,17 @@ impl NodeStore {
         {
             self.nodes.remove(&key);
         }
+        self.nodes.settle_below(keep_from);
         let kept = self.stale_values.split_off(&keep_from.saturating_add(1));
         for (kh, old) in std::mem::replace(&mut self.stale_values, kept)
             .into_values()
             .flatten()
         {
             if let Some(history) = self.values.get_mut(&kh) {
-                history.remove(&old);
-                if history.values().all(Option::is_none) {
+                if let Ok(i) = history.binary_search_by_key(&old, |(v, _)| *v) {
+                    history.remove(i);
+                }
+                if history.iter().all(|(_, v)| v.is_none()) {
                     self.values.remove(&kh);
                 }
             }
@@ -133,12 +221,58 @@ impl TreeReader for NodeStore {
         Ok(self
             .values
             .get(&key_hash)
-            .and_then(|h| h.range(..=max_version).next_back())
+            .and_then(|h| {
+                let newer = h.partition_point(|(v, _)| *v <= max_version);
+                h[..newer].last()
+            })
             .and_then(|(_, v)| v.clone()))
     }
 
     fn get_rightmost_leaf(&self) -> anyhow::Result<Option<(NodeKey, LeafNode)>> {
         // Only jmt's restore and overwrite paths ask for it; neither is used.
         anyhow::bail!("the in-memory state tree does not index its rightmost leaf")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ledger::merkle::Sha3;
+    use jmt::{JellyfishMerkleTree, RootHash};
+
+    /// Versions written, pruned to a window of 10, settled on the way: every
+    /// version in the window still proves each key's value of its time.
+    #[test]
+    fn the_window_stays_provable_across_settling_and_pruning() {
+        let key = |i: u64| KeyHash::with::<Sha3>(i.to_be_bytes());
+        let mut store = NodeStore::empty_before(0);
+        let mut roots: Vec<RootHash> = Vec::new();
+        // Key i is rewritten every i + 1 versions, so nodes of many ages
+        // are replaced while young and while settled.
+        let value = |i: u64, v: u64| (v / (i + 1)).to_be_bytes().to_vec();
+        for v in 0..60u64 {
+            let set: Vec<_> = (0..20)
+                .filter(|i| v % (i + 1) == 0)
+                .map(|i| (key(i), value(i, v)))
+                .collect();
+            let (r, batch) = JellyfishMerkleTree::<_, Sha3>::new(&store)
+                .batch_put_value_sets(vec![set], None, v)
+                .expect("update");
+            store.write(v, batch);
+            roots.push(r[0]);
+            store.prune(v.saturating_sub(9));
+        }
+        assert_eq!(store.provable(), Some((50, 59)));
+        let tree = JellyfishMerkleTree::<_, Sha3>::new(&store);
+        for v in 50..60u64 {
+            for i in 0..20 {
+                let (got, proof) = tree.get_with_proof(key(i), v).expect("provable");
+                // The value written at the last multiple of i + 1.
+                let want = value(i, v - v % (i + 1));
+                assert_eq!(got.as_deref(), Some(&want[..]), "key {i} at {v}");
+                proof.verify(roots[v as usize], key(i), got).expect("proof");
+            }
+        }
+        assert!(store.nodes.recent.keys().all(|&v| v >= 50));
     }
 }
