@@ -181,8 +181,9 @@ pub struct GenesisJson {
     pub validators: Vec<GenesisValidatorJson>,
 }
 
-/// Most accounts and validators accepted in a genesis file.
-pub const MAX_GENESIS_ENTRIES: usize = 100_000;
+/// Most accounts and validators accepted in a genesis file: what the
+/// ledger accepts (a chain may start with a million funded accounts).
+pub const MAX_GENESIS_ENTRIES: usize = agora_validator::ledger::MAX_GENESIS_ACCOUNTS;
 
 fn amount(field: &str, s: &str) -> Result<u128, GenesisError> {
     s.parse::<u128>()
@@ -378,7 +379,8 @@ pub struct LoadedGenesis {
 }
 
 /// Largest genesis file read.
-pub const MAX_GENESIS_FILE: u64 = 64 * 1024 * 1024;
+/// (A million accounts take about 75 MB of JSON.)
+pub const MAX_GENESIS_FILE: u64 = 128 * 1024 * 1024;
 
 /// Reads, parses and validates a genesis file.
 pub fn load(path: &Path) -> Result<LoadedGenesis, GenesisError> {
