@@ -44,6 +44,9 @@ const ASK_EVERY: Duration = Duration::from_secs(2);
 const GATHER: Duration = Duration::from_millis(500);
 /// How often the download is driven (requests, timeouts) between answers.
 const TICK: Duration = Duration::from_millis(100);
+/// How long the offers of a peer whose snapshot header could not be
+/// verified are ignored.
+const SET_ASIDE: Duration = Duration::from_secs(30);
 
 /// Why state sync stopped (every other failure is retried).
 #[derive(Debug, thiserror::Error)]
@@ -77,6 +80,8 @@ pub struct Joiner<'a> {
     events: &'a mut mpsc::Receiver<TransportEvent>,
     checkpoint: (u64, Hash),
     offers: HashMap<PeerId, pb::SnapshotOffer>,
+    /// Peers whose offers are ignored until the instant given.
+    set_aside: HashMap<PeerId, Instant>,
 }
 
 impl<'a> Joiner<'a> {
@@ -97,6 +102,7 @@ impl<'a> Joiner<'a> {
             events,
             checkpoint,
             offers: HashMap::new(),
+            set_aside: HashMap::new(),
         })
     }
 
@@ -145,9 +151,17 @@ impl<'a> Joiner<'a> {
             }
             Err(AnchorFetchError::Seed(e)) => return Ok(self.refuse(peer, &e.to_string())),
             Err(e) => {
-                warn!(error = %e, "state sync: cannot verify the snapshot's header yet; retrying");
-                self.offers.clear();
-                tokio::time::sleep(ASK_EVERY).await;
+                // Not provably the peer's fault (the servers may lag behind
+                // it), but an offer no server can back is set aside for a
+                // while, so a peer announcing a height that does not exist
+                // cannot hold the sync on its offer.
+                warn!(%peer, height = offer.height, error = %e,
+                    "state sync: cannot verify the snapshot's header; trying other offers");
+                self.offers.remove(&peer);
+                self.set_aside.insert(peer, Instant::now() + SET_ASIDE);
+                if self.offers.is_empty() {
+                    tokio::time::sleep(ASK_EVERY).await;
+                }
                 return Ok(Pass::Retry);
             }
         };
@@ -271,7 +285,11 @@ impl<'a> Joiner<'a> {
             }
             TransportEvent::Message { peer, message, .. } => match message.kind {
                 Some(Kind::SnapshotOffer(o)) if o.height > 0 => {
-                    self.offers.insert(peer, o);
+                    let now = Instant::now();
+                    self.set_aside.retain(|_, until| *until > now);
+                    if !self.set_aside.contains_key(&peer) {
+                        self.offers.insert(peer, o);
+                    }
                 }
                 Some(Kind::ChunkResponse(r)) => {
                     if let Some(f) = fetch {
