@@ -163,7 +163,7 @@ pub fn encode_input(input: &Input) -> Option<(Height, Vec<u8>)> {
                 block: Some(block.clone()),
             }),
         ),
-        Input::StartHeight(_) | Input::SyncedBlock { .. } => return None,
+        Input::StartHeight(_) | Input::SyncedBlock { .. } | Input::SigningResumed => return None,
     };
     Some((height, WalRecord { input: Some(rec) }.encode_to_vec()))
 }

@@ -131,66 +131,14 @@ impl<'a> Joiner<'a> {
         let Some((peer, offer)) = self.best_offer().await? else {
             return Ok(Pass::Retry);
         };
-        let seed: Hash = match offer.seed.as_slice().try_into() {
-            Ok(s) => s,
-            Err(_) => return Ok(self.refuse(peer, "a seed that is not 32 bytes")),
+        let Some(anchor) = self.anchor_of(peer, &offer).await? else {
+            return Ok(Pass::Retry);
         };
-        let t0 = Instant::now();
-        let anchor = match anchor::verify(
-            &self.cfg.rpc_servers,
-            self.chain,
-            self.checkpoint,
-            offer.height,
-            &seed,
-        )
-        .await
-        {
-            Ok(a) => a,
-            Err(e @ AnchorFetchError::Checkpoint(_)) => {
-                return Err(StateSyncError::Config(e.to_string()));
-            }
-            Err(AnchorFetchError::Seed(e)) => return Ok(self.refuse(peer, &e.to_string())),
-            Err(e) => {
-                // Not provably the peer's fault (the servers may lag behind
-                // it), but an offer no server can back is set aside for a
-                // while, so a peer announcing a height that does not exist
-                // cannot hold the sync on its offer.
-                warn!(%peer, height = offer.height, error = %e,
-                    "state sync: cannot verify the snapshot's header; trying other offers");
-                self.offers.remove(&peer);
-                self.set_aside.insert(peer, Instant::now() + SET_ASIDE);
-                if self.offers.is_empty() {
-                    tokio::time::sleep(ASK_EVERY).await;
-                }
-                return Ok(Pass::Retry);
-            }
-        };
-        info!(
-            height = anchor.height,
-            ms = t0.elapsed().as_millis() as u64,
-            "state sync: snapshot header verified from the checkpoint"
-        );
         let manifest = offer.manifest.clone().unwrap_or_default();
         if let Err(e) = verify_manifest(&manifest, &anchor.app_hash) {
             return Ok(self.refuse(peer, &e.to_string()));
         }
-        // Every peer offering the same verified manifest is a source; one
-        // offering another manifest for this height is checked the same way.
-        let mut sources = Vec::new();
-        for (p, o) in self.offers.clone() {
-            if o.height != offer.height {
-                continue;
-            }
-            match o.manifest {
-                Some(m) if m == manifest => sources.push(p),
-                Some(m) => {
-                    if let Err(e) = verify_manifest(&m, &anchor.app_hash) {
-                        self.refuse(p, &e.to_string());
-                    }
-                }
-                None => {}
-            }
-        }
+        let sources = self.sources(offer.height, &manifest, &anchor.app_hash);
         let fetcher = ChunkFetcher::new(
             anchor.height,
             manifest,
@@ -203,6 +151,75 @@ impl<'a> Joiner<'a> {
         };
         let ledger = self.install(anchor, leaves).await?;
         Ok(Pass::Installed(Box::new(ledger)))
+    }
+
+    /// The verified anchor of `peer`'s offer; None (the offer dropped or
+    /// set aside) when it cannot be had now.
+    async fn anchor_of(
+        &mut self,
+        peer: PeerId,
+        offer: &pb::SnapshotOffer,
+    ) -> Result<Option<Anchor>, StateSyncError> {
+        let Ok(seed) = Hash::try_from(offer.seed.as_slice()) else {
+            self.refuse(peer, "a seed that is not 32 bytes");
+            return Ok(None);
+        };
+        let t0 = Instant::now();
+        let servers = &self.cfg.rpc_servers;
+        match anchor::verify(servers, self.chain, self.checkpoint, offer.height, &seed).await {
+            Ok(a) => {
+                info!(
+                    height = a.height,
+                    ms = t0.elapsed().as_millis() as u64,
+                    "state sync: snapshot header verified from the checkpoint"
+                );
+                Ok(Some(a))
+            }
+            Err(e @ AnchorFetchError::Checkpoint(_)) => Err(StateSyncError::Config(e.to_string())),
+            Err(AnchorFetchError::Seed(e)) => {
+                self.refuse(peer, &e.to_string());
+                Ok(None)
+            }
+            Err(e) => {
+                // Not provably the peer's fault (the servers may lag behind
+                // it), but an offer no server can back is set aside for a
+                // while, so a peer announcing a height that does not exist
+                // cannot hold the sync on its offer.
+                warn!(%peer, height = offer.height, error = %e,
+                    "state sync: cannot verify the snapshot's header; trying other offers");
+                self.offers.remove(&peer);
+                self.set_aside.insert(peer, Instant::now() + SET_ASIDE);
+                if self.offers.is_empty() {
+                    tokio::time::sleep(ASK_EVERY).await;
+                }
+                Ok(None)
+            }
+        }
+    }
+
+    /// The peers offering `manifest` (verified) at `height`: the sources of
+    /// its chunks. One offering another manifest for this height is checked
+    /// the same way and charged if it does not verify.
+    fn sources(
+        &mut self,
+        height: u64,
+        manifest: &pb::SnapshotManifest,
+        app_hash: &Hash,
+    ) -> Vec<PeerId> {
+        let mut sources = Vec::new();
+        for (p, o) in self.offers.clone() {
+            match o.manifest {
+                _ if o.height != height => {}
+                Some(m) if m == *manifest => sources.push(p),
+                Some(m) => {
+                    if let Err(e) = verify_manifest(&m, app_hash) {
+                        self.refuse(p, &e.to_string());
+                    }
+                }
+                None => {}
+            }
+        }
+        sources
     }
 
     /// Charges `peer` for a snapshot that does not verify and forgets its offer.

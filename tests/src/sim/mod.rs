@@ -1043,6 +1043,10 @@ impl Sim {
                     .map(|e| e.on_status(from, h, now))
                     .unwrap_or_default();
                 self.exec(to, actions, Origin::Relay);
+                // As the node's runner does: a status may open a fresh
+                // validator's signing gate in the middle of a step.
+                let r = self.with_engine(to, |e, m, now| e.resume_signing(now, m));
+                self.exec_result(to, r, Origin::Relay);
             }
             Wire::BlockRequest { from: fh, count } => {
                 match self.with_byz(to, |b, cx| b.serve(cx, from, fh, count)) {

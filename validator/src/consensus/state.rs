@@ -126,6 +126,14 @@ pub enum Input {
         /// The block template.
         block: pb::Block,
     },
+    /// Signing is allowed again (the host's signing gate opened while this
+    /// height was under way): the vote of the current round and step that
+    /// was not signed while it was closed is cast now, nil. Without it a
+    /// validator whose gate opened mid-step would sit in the step without
+    /// its vote, and a set that needs that vote for two thirds of any
+    /// votes would wait forever: nothing times out a step short of them.
+    /// Nil is always safe to vote (it neither locks nor breaks a lock).
+    SigningResumed,
     /// A block and its certificate obtained by block sync; decides the
     /// current height if the certificate verifies.
     SyncedBlock {
@@ -291,6 +299,10 @@ struct HeightState {
     /// us): a re-proposal of the block skips the check, the decision skips
     /// re-decoding the proof.
     vrf_outputs: BTreeMap<Hash, Hash>,
+    /// The vote of (round, type) this validator owed when signing was not
+    /// allowed (its signing gate closed), cast nil by
+    /// [`Input::SigningResumed`] if it is still the current step's.
+    missed_vote: Option<(Round, VoteType)>,
 }
 
 /// The consensus core of one validator (or of an observer without a key).
@@ -392,6 +404,12 @@ impl Consensus {
         self.signing
     }
 
+    /// Whether a vote of the current step went unsigned while signing was
+    /// not allowed (see [`Input::SigningResumed`]).
+    pub fn owes_vote(&self) -> bool {
+        self.hs.as_ref().is_some_and(|hs| hs.missed_vote.is_some())
+    }
+
     /// Allows or forbids every signature (the engine's signing gate). A
     /// forbidden signature is refused like one the guard refuses.
     pub fn set_signing_allowed(&mut self, allowed: bool) {
@@ -483,6 +501,7 @@ impl Consensus {
                 round,
                 block,
             } => self.on_content(height, round, block, &mut out),
+            Input::SigningResumed => self.resume_signing(&mut out),
             Input::SyncedBlock {
                 block,
                 certificate,
@@ -534,6 +553,7 @@ impl Consensus {
             awaiting_content: None,
             decided: false,
             vrf_outputs: BTreeMap::new(),
+            missed_vote: None,
         });
         self.start_round(first_round, out);
         for m in self.buffer.take(h) {
@@ -664,6 +684,13 @@ impl Consensus {
             return;
         };
         let (h, r) = (hs.params.height, hs.round);
+        if !self.signing_allowed {
+            self.stats.refused_signatures += 1;
+            if let Some(hs) = self.hs.as_mut() {
+                hs.missed_vote = Some((r, vote_type));
+            }
+            return;
+        }
         let step = match vote_type {
             VoteType::Prevote => SignStep::Prevote,
             VoteType::Precommit => SignStep::Precommit,
@@ -953,6 +980,22 @@ impl Consensus {
             // Line 65.
             TimeoutStep::Precommit => self.start_round(t.round.saturating_add(1), out),
             _ => {}
+        }
+    }
+
+    /// [`Input::SigningResumed`]: the missed vote, if this round and step
+    /// still owe it.
+    fn resume_signing(&mut self, out: &mut Vec<Output>) {
+        let Some(hs) = self.hs.as_mut() else { return };
+        let Some((round, vote_type)) = hs.missed_vote.take() else {
+            return;
+        };
+        let step = match vote_type {
+            VoteType::Prevote => Step::Prevote,
+            VoteType::Precommit => Step::Precommit,
+        };
+        if round == hs.round && hs.step == step && !hs.decided && self.signing_allowed {
+            self.cast_vote(vote_type, None, out);
         }
     }
 

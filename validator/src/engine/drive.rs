@@ -258,7 +258,7 @@ fn wal_height(input: &Input) -> Option<Height> {
         Input::BlockValidity { height, .. } | Input::ProposalContent { height, .. } => {
             Some(*height)
         }
-        Input::StartHeight(_) | Input::SyncedBlock { .. } => None,
+        Input::StartHeight(_) | Input::SyncedBlock { .. } | Input::SigningResumed => None,
     }
 }
 

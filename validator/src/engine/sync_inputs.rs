@@ -23,6 +23,23 @@ impl<P: Copy + Ord + std::fmt::Debug> Engine<P> {
         self.poll_sync(now_ms, 1)
     }
 
+    /// Casts the vote the core owes when the signing gate opened while
+    /// this height was under way (the gate of a fresh validator opens on a
+    /// peer's status, possibly after the core already passed a step it
+    /// could not sign; see `Input::SigningResumed`). Hosts call it after
+    /// [`Self::on_status`]; nothing when nothing is owed.
+    pub fn resume_signing(
+        &mut self,
+        now_ms: u64,
+        mempool: &dyn MempoolView,
+    ) -> Result<Vec<Action<P>>, EngineError> {
+        let mut out = Vec::new();
+        if self.started && self.watch.gate.may_sign() && self.core.owes_vote() {
+            self.drive(Input::SigningResumed, Log::All, now_ms, mempool, &mut out)?;
+        }
+        Ok(out)
+    }
+
     /// A peer connected. A validator of the current set is sent what this
     /// height has so far (its proposals and verified votes) instead of
     /// waiting up to a tick for the re-gossip: a reconnecting validator
