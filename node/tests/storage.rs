@@ -491,3 +491,26 @@ fn an_old_store_with_state_snapshots_is_refused_with_advice() {
     drop(Storage::open(&fresh).unwrap());
     Storage::open(&fresh).unwrap();
 }
+
+/// A database is created under a temporary name and renamed into place, so
+/// a node killed while creating it leaves nothing the next start refuses:
+/// a leftover temporary file is replaced. A half-made file at the real
+/// path (which this creation never leaves) is still refused, never
+/// deleted: the node does not guess that a store it cannot read is empty.
+#[test]
+fn creation_is_atomic_and_a_leftover_temporary_file_is_replaced() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("node.redb");
+    let tmp = dir.path().join("node.redb.new");
+    std::fs::write(&tmp, b"half a database").expect("leftover");
+    let s = Storage::open(&path).expect("created past the leftover");
+    assert_eq!(s.latest_height().expect("read"), None);
+    assert!(!tmp.exists(), "the temporary name is gone");
+    drop(s);
+    Storage::open(&path).expect("reopened");
+
+    let broken = dir.path().join("broken.redb");
+    std::fs::write(&broken, b"half a database").expect("broken");
+    assert!(Storage::open(&broken).is_err());
+    assert_eq!(std::fs::read(&broken).expect("kept"), b"half a database");
+}

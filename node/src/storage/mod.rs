@@ -156,15 +156,10 @@ impl Storage {
     /// Opens (or creates) the database at `path`.
     pub fn open(path: impl AsRef<Path>) -> Result<Self, StorageError> {
         let path = path.as_ref().to_path_buf();
-        let existed = path.exists();
-        let db = Database::create(&path).map_err(|e| db_err(&path, e))?;
-        if !existed {
-            // The file is new: make its directory entry durable too.
-            sync_parent_dir(&path).map_err(|source| StorageError::Io {
-                path: path.clone(),
-                source,
-            })?;
+        if !path.exists() {
+            create_fresh(&path)?;
         }
+        let db = Database::create(&path).map_err(|e| db_err(&path, e))?;
         leaves::check_layout(&db, &path)?;
         let s = Self { db, path };
         // Create every table up front so that readers never meet a missing one.
@@ -508,6 +503,28 @@ fn db_err(path: &Path, e: impl Into<redb::Error>) -> StorageError {
         path: path.to_path_buf(),
         source: Box::new(e.into()),
     }
+}
+
+/// Creates an empty database at `path` so that a process killed part-way
+/// (a node stopped the instant it started) never leaves a half-made file
+/// there, which the next start could not open ("not a redb database"): it
+/// is made under a temporary name, fsynced, renamed into place (atomic),
+/// and the directory entry fsynced. A temporary file left by a crash is
+/// replaced.
+fn create_fresh(path: &Path) -> Result<(), StorageError> {
+    let tmp = path.with_extension("redb.new");
+    let io = |source| StorageError::Io {
+        path: path.to_path_buf(),
+        source,
+    };
+    match std::fs::remove_file(&tmp) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(io(e)),
+        _ => {}
+    }
+    drop(Database::create(&tmp).map_err(|e| db_err(&tmp, e))?);
+    File::open(&tmp).and_then(|f| f.sync_all()).map_err(io)?;
+    std::fs::rename(&tmp, path).map_err(io)?;
+    sync_parent_dir(path).map_err(io)
 }
 
 /// fsyncs the directory containing `path`, making a newly created entry durable.
