@@ -280,6 +280,11 @@ struct UpArgs {
     /// Heights between the snapshots each node serves for state sync.
     #[arg(long, default_value_t = generate::TESTNET_SNAPSHOT_INTERVAL)]
     snapshot_interval: u64,
+    /// Genesis downtime window, in certificates (a validator missing more
+    /// than half of it is jailed); large values keep a validator started
+    /// late from being jailed before it signs.
+    #[arg(long, default_value_t = agora_validator::ledger::params::DEFAULT_SIGNED_BLOCKS_WINDOW)]
+    signed_blocks_window: u64,
 }
 
 /// Fails unless `dir` is absent or empty.
@@ -363,6 +368,7 @@ fn up(a: UpArgs) -> Result<ExitCode> {
     plan.byzantine = a.byzantine;
     plan.extra_accounts = a.extra_accounts;
     plan.snapshot_interval = a.snapshot_interval;
+    plan.signed_blocks_window = a.signed_blocks_window;
     plan.byzantine_once = a.byzantine_once;
     check_ports(&plan)?;
     std::fs::create_dir_all(&a.dir).with_context(|| format!("creating {}", a.dir.display()))?;
