@@ -246,7 +246,7 @@ fn wal_validator() -> u8 {
 /// WAL records: the values of the WAL table as `Storage::wal_records`
 /// reads them (8-byte big-endian height, then the record), the replay of
 /// height 1 (`wal::replay`), and the restart that follows: a validator's
-/// engine started at height 1 and fed every replayed input.
+/// engine resumed at height 1 from the replayed inputs (`Engine::resume`).
 pub fn wal(data: &[u8]) {
     let mut records = Vec::new();
     for v in wal_values(data) {
@@ -265,10 +265,14 @@ pub fn wal(data: &[u8]) {
         return;
     };
     let w = world();
-    let mut e = started_engine(&w.genesis, Some(wal_validator()), None);
-    for input in replay.into_iter().take(64) {
-        let _ = e.replay(input, NOW_MS, &NoMempool);
-    }
+    let mut e: Engine<usize> = Engine::new(
+        EngineConfig::default(),
+        Some(fixtures::validator_key(wal_validator())),
+        None,
+        w.genesis.clone(),
+        [9; 32],
+    );
+    let _ = e.resume(replay.into_iter().take(64).collect(), NOW_MS, &NoMempool);
 }
 
 /// Ledger state snapshots: `Ledger::decode` (what a node restores its

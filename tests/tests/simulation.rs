@@ -171,6 +171,10 @@ fn simulation_honest_majority_is_safe_and_live() {
                 coverage.restarted_and_synced,
             ),
             (
+                "crashes inside a signing-state write",
+                coverage.torn_crashes,
+            ),
+            (
                 "sync requests to a tampering server",
                 coverage.tampering_asked,
             ),
@@ -312,6 +316,26 @@ fn negative_control_skip_sync_body_check_is_caught() {
         TestFault::SkipSyncBodyCheck,
         Scenario::tampered_sync,
         |v| matches!(v, Violation::BodyMismatch { .. }),
+    );
+}
+
+/// The WAL's own signatures: a proposer that dies inside the signing-state
+/// write of its proposal (WAL on disk, signing state not) and restarts
+/// without adopting the WAL's signatures proposes a new block at the same
+/// position and then gossips the old one: evidence against an honest
+/// validator.
+#[test]
+fn negative_control_forget_logged_signatures_is_caught() {
+    control(
+        "ForgetLoggedSignatures",
+        TestFault::ForgetLoggedSignatures,
+        Scenario::torn_proposal,
+        |v| {
+            matches!(
+                v,
+                Violation::BadEvidence { .. } | Violation::HonestSlashed { .. }
+            )
+        },
     );
 }
 

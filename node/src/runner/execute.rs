@@ -119,6 +119,56 @@ impl Network for Transport {
     }
 }
 
+/// One line about a piece of evidence for the log: its kind, where and by whom.
+struct EvidenceSummary<'a>(&'a pb::Evidence);
+
+impl std::fmt::Display for EvidenceSummary<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        use pb::evidence::Kind as E;
+        let short = |b: &[u8]| hex::encode(&b[..b.len().min(8)]);
+        match &self.0.kind {
+            Some(E::DuplicateVote(d)) => {
+                let (a, b) = (
+                    d.vote_a.clone().unwrap_or_default(),
+                    d.vote_b.clone().unwrap_or_default(),
+                );
+                write!(
+                    f,
+                    "duplicate vote type {} at {}/{} by {}: {} vs {}",
+                    a.vote_type,
+                    a.height,
+                    a.round,
+                    short(&a.validator_address),
+                    short(&a.block_hash),
+                    short(&b.block_hash)
+                )
+            }
+            Some(E::ConflictingProposals(c)) => {
+                let (a, b) = (
+                    c.proposal_a.clone().unwrap_or_default(),
+                    c.proposal_b.clone().unwrap_or_default(),
+                );
+                write!(
+                    f,
+                    "conflicting proposals at {}/{} by {}: {} (pol {}) vs {} (pol {})",
+                    a.height,
+                    a.round,
+                    short(&a.proposer_address),
+                    short(&a.block_hash),
+                    a.pol_round,
+                    short(&b.block_hash),
+                    b.pol_round
+                )
+            }
+            Some(E::ConflictingCertificates(c)) => {
+                let h = c.cert_a.as_ref().map_or(0, |c| c.height);
+                write!(f, "conflicting certificates at height {h}")
+            }
+            None => write!(f, "empty"),
+        }
+    }
+}
+
 /// What executing one action left for the caller.
 #[derive(Debug)]
 pub enum Executed {
@@ -177,6 +227,7 @@ impl<S: DurableStore, N: Network> Executor<S, N> {
                 .persist_signing_state(&s)
                 .map_err(ExecError::Persist)?,
             Action::BroadcastProposal(p) => {
+                debug!(height = p.height, round = p.round, "proposing");
                 self.net.broadcast(&msg(Kind::Proposal(*p)));
             }
             Action::BroadcastVote(v) => self.broadcast_vote(v),
@@ -190,9 +241,13 @@ impl<S: DurableStore, N: Network> Executor<S, N> {
             Action::ScheduleTimeout {
                 timeout,
                 duration_ms,
-            } => self.schedule(timeout, duration_ms),
+            } => {
+                debug!(?timeout, duration_ms, "timeout scheduled");
+                self.schedule(timeout, duration_ms)
+            }
             Action::PersistEvidence(id, ev) => {
                 if self.store.persist_evidence(&id, &ev)? {
+                    info!(evidence = %EvidenceSummary(&ev), "double-signing evidence in the pool");
                     Metrics::inc(&self.metrics.evidence_seen);
                 }
             }
@@ -223,6 +278,13 @@ impl<S: DurableStore, N: Network> Executor<S, N> {
     }
 
     fn broadcast_vote(&mut self, v: pb::Vote) {
+        debug!(
+            height = v.height,
+            round = v.round,
+            kind = v.vote_type,
+            nil = v.block_hash.is_empty(),
+            "voting"
+        );
         if let Some(twin) = self.double_signer.as_mut().and_then(|d| d.twin(&v)) {
             self.host_signed.push(twin.clone());
             self.net.broadcast(&msg(Kind::Vote(twin)));

@@ -276,24 +276,23 @@ pub(super) fn announce_gate(gate: &SigningGate, file: &SigningFile) {
 }
 
 impl Runner {
-    /// Starts the first undecided height and replays its WAL records: the
-    /// core rebuilds its vote sets, locks and round, and its double-sign
-    /// guard (restored from the signing state) refuses to sign anything
-    /// different from what it signed before the stop. The records are read
-    /// before the start, which logs our own new template.
+    /// Starts the first undecided height and replays its WAL records
+    /// ([`agora_validator::engine::Engine::resume`]): the core rebuilds its
+    /// vote sets, locks and round, and its double-sign guard (the restored
+    /// signing state, advanced past any signature of ours the WAL holds)
+    /// refuses to sign anything different from what it signed before the
+    /// stop. The records are read before the start, which logs our own new
+    /// template.
     pub(super) fn begin(&mut self) -> Result<(), RunError> {
         let h = self.engine.height();
         let replay = wal::replay_entries(&self.storage.wal_entries()?, h, self.storage.path())?;
         self.maybe_snapshot(self.engine.tip_height(), true);
-        self.start_height()?;
         if !replay.is_empty() {
             info!(height = h, inputs = replay.len(), "replaying WAL");
         }
-        for input in replay {
-            let actions = self.engine.replay(input, now_ms(), &self.mempool)?;
-            self.execute(actions)?;
-        }
-        Ok(())
+        self.next_start = None;
+        let actions = self.engine.resume(replay, now_ms(), &self.mempool)?;
+        self.execute(actions)
     }
 
     /// Starts deciding the next height (nothing if the engine already did).

@@ -89,7 +89,11 @@ pub fn start(home: &Path, log: &Path) -> Child {
     Command::new(agora_bin())
         .args(["start", "--home", home.to_str().expect("utf-8")])
         // Charges below the ban threshold are debug lines; tests read them.
-        .env("RUST_LOG", "info,agora_node::transport::accounting=debug")
+        .env(
+            "RUST_LOG",
+            std::env::var("AGORA_TEST_NODE_LOG")
+                .unwrap_or_else(|_| "info,agora_node::transport::accounting=debug".into()),
+        )
         .stdout(log.try_clone().expect("log"))
         .stderr(log)
         .stdin(Stdio::null())
@@ -124,14 +128,18 @@ pub fn log_tails(logs: &[PathBuf], lines: usize) -> String {
 }
 
 /// Polls `check` every 100 ms until it holds; panics with the logs' tails
-/// after `secs`.
+/// after `secs` (the last 15 lines of each, or `AGORA_TEST_LOG_LINES`).
 pub fn wait_for(what: &str, secs: u64, logs: &[PathBuf], mut check: impl FnMut() -> bool) {
     let deadline = Instant::now() + Duration::from_secs(secs);
+    let lines = std::env::var("AGORA_TEST_LOG_LINES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(15);
     while !check() {
         assert!(
             Instant::now() < deadline,
             "{what}: not within {secs} s\n{}",
-            log_tails(logs, 15)
+            log_tails(logs, lines)
         );
         std::thread::sleep(Duration::from_millis(100));
     }

@@ -126,6 +126,8 @@ pub struct NodeStats {
     pub invalid_blocks: u64,
     /// Restarts.
     pub restarts: u64,
+    /// Crashes inside a signing-state write.
+    pub torn_crashes: u64,
 }
 
 /// One validator's host.
@@ -160,6 +162,9 @@ pub struct Node {
     pub infractions_seen: BTreeSet<InfractionKey>,
     /// Counters.
     pub stats: NodeStats,
+    /// A torn crash waiting for its signing-state write (see
+    /// [`super::Torn`]), with how long the node then stays down.
+    pub torn_crash: Option<(super::Torn, u64)>,
 }
 
 impl Node {
@@ -179,6 +184,7 @@ impl Node {
             own_evidence: Vec::new(),
             infractions_seen: BTreeSet::new(),
             stats: NodeStats::default(),
+            torn_crash: None,
         }
     }
 

@@ -37,12 +37,12 @@ mod scenario;
 mod workload;
 
 pub use checks::{EVIDENCE_BOUND, Violation};
-pub use scenario::{Behaviour, HeaderFault, Scenario};
+pub use scenario::{Behaviour, Crash, HeaderFault, Scenario, Torn};
 
 use agora_proto::v1 as pb;
 use agora_validator::block::header_hash;
-use agora_validator::consensus::ConsensusConfig;
 use agora_validator::consensus::evidence::{InfractionKey, infraction_key};
+use agora_validator::consensus::{ConsensusConfig, SignStep, SigningState};
 use agora_validator::crypto::{Hash, SecretKey, ZERO_HASH, sha3_256};
 use agora_validator::engine::{Action, Engine, EngineConfig, PeerFault, TICK_MS, block_rules};
 use agora_validator::{Address, Height};
@@ -151,8 +151,11 @@ enum Event {
         node: usize,
         epoch: u64,
     },
-    Crash(usize),
+    /// A crash of a node (torn: armed, for how long it will be down).
+    Crash(usize, Torn, u64),
     Restart(usize),
+    /// A torn crash whose write has not come is called off.
+    Disarm(usize),
     PartitionStart,
     Workload,
 }
@@ -176,6 +179,8 @@ pub struct Coverage {
     pub synced_blocks: u64,
     /// Honest nodes that restarted and then synced at least two blocks.
     pub restarted_and_synced: u64,
+    /// Crashes inside a signing-state write (the WAL ahead of it).
+    pub torn_crashes: u64,
     /// Sync requests honest nodes sent to a tampering server.
     pub tampering_asked: u64,
     /// Sync requests honest nodes sent to a false-height peer.
@@ -202,6 +207,7 @@ impl Coverage {
     pub fn add(&mut self, o: &Coverage) {
         self.synced_blocks += o.synced_blocks;
         self.restarted_and_synced += o.restarted_and_synced;
+        self.torn_crashes += o.torn_crashes;
         self.tampering_asked += o.tampering_asked;
         self.false_height_asked += o.false_height_asked;
         self.penalties += o.penalties;
@@ -324,9 +330,13 @@ impl Sim {
             violations: Vec::new(),
             trace: std::env::var("SIM_TRACE").ok().and_then(|s| s.parse().ok()),
         };
-        for (node, at, back) in sim.sc.crashes.clone() {
-            sim.push(at, Event::Crash(node));
-            sim.push(back, Event::Restart(node));
+        for c in sim.sc.crashes.clone() {
+            sim.push(c.at, Event::Crash(c.node, c.torn, c.down));
+            if c.torn == Torn::No {
+                sim.push(c.at + c.down, Event::Restart(c.node));
+            } else {
+                sim.push(c.at + Crash::TORN_WINDOW_MS, Event::Disarm(c.node));
+            }
         }
         if let Some((_, start, _)) = &sim.sc.partition {
             sim.push(*start, Event::PartitionStart);
@@ -449,6 +459,7 @@ impl Sim {
                 }
             }
             c.penalties += s.penalized.values().sum::<u64>();
+            c.torn_crashes += s.torn_crashes;
         }
         c.restarted_and_synced = self
             .honest_nodes()
@@ -518,15 +529,10 @@ impl Sim {
                     self.exec_result(node, r, Origin::Own);
                 }
             }
-            Event::Crash(i) => {
-                self.nodes[i].crash();
-                for j in 0..self.nodes.len() {
-                    if let Some(e) = self.nodes[j].engine.as_mut() {
-                        e.on_peer_gone(&i);
-                    }
-                }
-            }
+            Event::Crash(i, Torn::No, _) => self.crash(i),
+            Event::Crash(i, torn, down) => self.nodes[i].torn_crash = Some((torn, down)),
             Event::Restart(i) => self.boot(i),
+            Event::Disarm(i) => self.nodes[i].torn_crash = None,
             Event::PartitionStart => {
                 // Connections across the cut time out and close.
                 for a in 0..self.nodes.len() {
@@ -540,6 +546,16 @@ impl Sim {
                 }
             }
             Event::Workload => self.submit_tx(),
+        }
+    }
+
+    /// Node `i` loses everything volatile; its peers see it go.
+    fn crash(&mut self, i: usize) {
+        self.nodes[i].crash();
+        for j in 0..self.nodes.len() {
+            if let Some(e) = self.nodes[j].engine.as_mut() {
+                e.on_peer_gone(&i);
+            }
         }
     }
 
@@ -571,14 +587,11 @@ impl Sim {
             entropy,
         );
         self.nodes[i].engine = Some(engine);
-        let r = self.with_engine(i, |e, m, now| e.start_height(now, m));
+        // A restart keeps what a node persists; the engine resumes the
+        // height being decided from its WAL.
+        let wal = self.nodes[i].store.wal.clone();
+        let r = self.with_engine(i, |e, m, now| e.resume(wal, now, m));
         self.exec_result(i, r, Origin::Own);
-        // A restart keeps what a node persists; replay the WAL of the
-        // height being decided.
-        for input in self.nodes[i].store.wal.clone() {
-            let r = self.with_engine(i, |e, m, now| e.replay(input, now, m));
-            self.exec_result(i, r, Origin::Own);
-        }
         self.send_status(i);
         let first = self.now + self.rng.random_range(1..=TICK_MS);
         self.push(first, Event::Tick { node: i, epoch });
@@ -655,6 +668,21 @@ impl Sim {
         self.nodes[i].crash();
     }
 
+    /// Whether node `i`'s armed torn crash falls on this signing-state
+    /// write (it is then consumed): how long the node stays down.
+    fn tears_here(&mut self, i: usize, s: &SigningState) -> Option<u64> {
+        let (torn, down) = self.nodes[i].torn_crash?;
+        let hit = match torn {
+            Torn::NextSigning => true,
+            Torn::NextProposal => s.step == SignStep::Propose,
+            Torn::No => false,
+        };
+        if hit {
+            self.nodes[i].torn_crash = None;
+        }
+        hit.then_some(down)
+    }
+
     /// Executes the engine's actions in order.
     fn exec(&mut self, i: usize, actions: Vec<Action<usize>>, origin: Origin) {
         for a in actions {
@@ -666,7 +694,17 @@ impl Sim {
             }
             match a {
                 Action::Wal(input) => self.nodes[i].store.wal.push(input),
-                Action::PersistSigningState(s) => self.nodes[i].store.signing = Some(s),
+                Action::PersistSigningState(s) => {
+                    if let Some(down) = self.tears_here(i, &s) {
+                        // Dies inside the write: the WAL is on disk, the
+                        // signing state is not, nothing after it happens.
+                        self.nodes[i].stats.torn_crashes += 1;
+                        self.crash(i);
+                        self.push(self.now + down, Event::Restart(i));
+                        return;
+                    }
+                    self.nodes[i].store.signing = Some(s)
+                }
                 Action::BroadcastProposal(p) => {
                     let outs = self
                         .with_byz(i, |b, cx| b.proposal(cx, (*p).clone()))

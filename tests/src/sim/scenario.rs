@@ -63,6 +63,57 @@ impl Behaviour {
     }
 }
 
+/// A crash of an honest node.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Crash {
+    /// The node.
+    pub node: usize,
+    /// When it crashes (ms); a torn crash is armed then, and disarmed
+    /// [`Crash::TORN_WINDOW_MS`] later if its write has not come.
+    pub at: u64,
+    /// How long it stays down (ms).
+    pub down: u64,
+    /// Where the crash falls.
+    pub torn: Torn,
+}
+
+impl Crash {
+    /// How long a torn crash waits for its write.
+    pub const TORN_WINDOW_MS: u64 = 2_000;
+
+    /// A crash between two batches of actions at `at`, back at `back`.
+    pub fn clean(node: usize, at: u64, back: u64) -> Self {
+        Self {
+            node,
+            at,
+            down: back - at,
+            torn: Torn::No,
+        }
+    }
+
+    /// The latest time it can be back up.
+    pub fn latest_back(&self) -> u64 {
+        match self.torn {
+            Torn::No => self.at + self.down,
+            _ => self.at + Self::TORN_WINDOW_MS + self.down,
+        }
+    }
+}
+
+/// Where a crash falls relative to the node's writes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Torn {
+    /// Between two batches of actions: every write of the last one done.
+    No,
+    /// Inside the node's next signing-state write after `at` (back `down`
+    /// after it): the WAL
+    /// records before it are on disk (the host fsyncs the WAL first), the
+    /// signing state is not, and nothing after it happened.
+    NextSigning,
+    /// Like `NextSigning`, at the next write that covers a proposal.
+    NextProposal,
+}
+
 /// Everything a run depends on.
 #[derive(Debug, Clone)]
 pub struct Scenario {
@@ -82,8 +133,8 @@ pub struct Scenario {
     pub duplication: f64,
     /// One side of a partition, and when it starts and heals (ms).
     pub partition: Option<(BTreeSet<usize>, u64, u64)>,
-    /// (node, crash time, restart time) for honest nodes.
-    pub crashes: Vec<(usize, u64, u64)>,
+    /// Crashes of honest nodes.
+    pub crashes: Vec<Crash>,
     /// Global stabilisation time: every partition healed, every node restarted, loss off.
     pub gst_ms: u64,
     /// Height every honest validator must reach (the run goes on past it
@@ -179,13 +230,23 @@ impl Scenario {
                 } else {
                     rng.random_range(2_000..7_000)
                 };
-                crashes.push((node, at, at + down));
+                let torn = match rng.random_range(0..4) {
+                    0 => Torn::NextSigning,
+                    1 => Torn::NextProposal,
+                    _ => Torn::No,
+                };
+                crashes.push(Crash {
+                    node,
+                    at,
+                    down,
+                    torn,
+                });
             }
         }
         let gst_ms = partition
             .iter()
             .map(|p| p.2)
-            .chain(crashes.iter().map(|c| c.2))
+            .chain(crashes.iter().map(Crash::latest_back))
             .max()
             .unwrap_or(0);
         let tx_interval_ms = if rng.random_bool(0.9) {
@@ -243,7 +304,7 @@ impl Scenario {
     pub fn tampered_sync(seed: u64) -> Self {
         let mut sc = Self::quiet(seed, 7, 12);
         sc.behaviours[0] = Behaviour::TamperingServer;
-        sc.crashes = vec![(6, 1_000, 4_000)];
+        sc.crashes = vec![Crash::clean(6, 1_000, 4_000)];
         sc.partition = Some(([0, 6].into_iter().collect(), 4_000, 6_000));
         sc.gst_ms = 6_000;
         sc
@@ -257,7 +318,7 @@ impl Scenario {
         let mut sc = Self::quiet(seed, 10, 14);
         sc.behaviours[0] = Behaviour::FalseHeight { answers: false };
         sc.behaviours[1] = Behaviour::FalseHeight { answers: true };
-        sc.crashes = vec![(9, 1_000, 4_000)];
+        sc.crashes = vec![Crash::clean(9, 1_000, 4_000)];
         sc.gst_ms = 4_000;
         sc
     }
@@ -271,6 +332,21 @@ impl Scenario {
         sc.behaviours[6] = Behaviour::OneOffEquivocator { at_height: 1 };
         sc.partition = Some(([0, 6].into_iter().collect(), 0, 4_000));
         sc.gst_ms = 4_000;
+        sc
+    }
+
+    /// Control of the WAL's signatures: honest node 0 of 4 dies inside the
+    /// signing-state write of its first proposal (the WAL holds the
+    /// proposal and its prevote, the signing state does not) and comes
+    /// back 50 ms later, before the others give up on its round.
+    pub fn torn_proposal(seed: u64) -> Self {
+        let mut sc = Self::quiet(seed, 4, 8);
+        sc.crashes = vec![Crash {
+            node: 0,
+            at: 0,
+            down: 50,
+            torn: Torn::NextProposal,
+        }];
         sc
     }
 

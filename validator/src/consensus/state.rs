@@ -49,6 +49,10 @@ pub enum TestFault {
     /// behaviour) instead of keeping it in its pool.
     #[cfg(feature = "test-faults")]
     DropOwnEvidence,
+    /// A restarted engine does not adopt the signatures of its WAL that the
+    /// signing state misses (see `engine::restart`).
+    #[cfg(feature = "test-faults")]
+    ForgetLoggedSignatures,
 }
 
 /// Configuration of the core. Build it with `..Default::default()`.
@@ -402,6 +406,21 @@ impl Consensus {
     /// The last signing state (what the host has been told to persist).
     pub fn signing_state(&self) -> Option<SigningState> {
         self.signing
+    }
+
+    /// Advances the double-sign guard to `s`, a signature of this key that
+    /// the restored signing state does not cover (found in the WAL after a
+    /// crash: see `engine::restart`). Returns the new state, which the host
+    /// must persist before anything signed after it is sent; None if `s` is
+    /// not past the current state (it is covered already, or it conflicts
+    /// with it and the guard keeps what was persisted).
+    pub fn adopt_signature(&mut self, s: SigningState) -> Option<SigningState> {
+        let at = |x: &SigningState| (x.height, x.round, x.step);
+        if self.signing.is_some_and(|cur| at(&s) <= at(&cur)) {
+            return None;
+        }
+        self.signing = Some(s);
+        Some(s)
     }
 
     /// Whether a vote of the current step went unsigned while signing was

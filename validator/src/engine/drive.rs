@@ -59,8 +59,9 @@ impl<P: Copy + Ord + std::fmt::Debug> Engine<P> {
                     // one (our vote, which we may not sign again) could wait
                     // for it forever. They are appended *before* the signing
                     // state that allows them, so its fsync makes them durable
-                    // too; redb makes commits durable in order, so a record
-                    // can never outlive a signing state that was lost.
+                    // too. A crash between that fsync and the signing state's
+                    // own write leaves records the restored state does not
+                    // cover: `restart` adopts them before signing anything.
                     out.extend(own_messages_after(&outputs[i + 1..]).map(Action::Wal));
                 }
             }

@@ -31,6 +31,8 @@ pub(super) struct Signed {
     height: Height,
     round: Round,
     step: SignStep,
+    /// The block hash signed (zero for a nil vote).
+    value: Hash,
     bytes: Vec<u8>,
     signature: Vec<u8>,
 }
@@ -50,6 +52,7 @@ impl Signed {
                 VoteType::Prevote => SignStep::Prevote,
                 VoteType::Precommit => SignStep::Precommit,
             },
+            value,
             bytes: vote_bytes(chain, vote_type, v.height, v.round, &value),
             signature: v.signature.clone(),
         })
@@ -63,9 +66,47 @@ impl Signed {
             height: p.height,
             round: p.round,
             step: SignStep::Propose,
+            value: hash,
             bytes: proposal_bytes(chain, p.height, p.round, p.pol_round, &hash),
             signature: p.signature.clone(),
         })
+    }
+}
+
+impl Signed {
+    /// Its height.
+    pub(super) fn height(&self) -> Height {
+        self.height
+    }
+
+    /// Its signing position.
+    pub(super) fn position(&self) -> (Height, Round, SignStep) {
+        (self.height, self.round, self.step)
+    }
+
+    /// The signing state that covers this signature, holding `locked`.
+    pub(super) fn as_signing_state(&self, locked: Option<(Hash, Round)>) -> SigningState {
+        SigningState {
+            height: self.height,
+            round: self.round,
+            step: self.step,
+            signed_hash: sha3_256(&self.bytes),
+            value: self.value,
+            locked,
+        }
+    }
+
+    /// Whether it is a precommit for a block (the core locks on that block
+    /// in the same step, Tendermint's line 36).
+    pub(super) fn locks(&self) -> Option<(Hash, Round)> {
+        (self.step == SignStep::Precommit && self.value != ZERO_HASH)
+            .then_some((self.value, self.round))
+    }
+
+    /// Whether the signature verifies under `key`.
+    pub(super) fn verifies(&self, key: &PublicKey) -> bool {
+        Signature::from_bytes(&self.signature)
+            .is_ok_and(|sig| key.verify(&self.bytes, &sig).is_ok())
     }
 }
 
@@ -90,6 +131,11 @@ impl KeyWatch {
             own,
             gate: SigningGate::default(),
         }
+    }
+
+    /// Our public key (None for an observer).
+    pub(super) fn key(&self) -> Option<&PublicKey> {
+        self.key.as_ref().map(|(_, k)| k)
     }
 
     /// Whether `address` is our key's.
@@ -119,8 +165,7 @@ impl KeyWatch {
         if self.own.get(&(m.height, m.round, m.step)) == Some(&sha3_256(&m.bytes)) {
             return false; // our own message, relayed back
         }
-        let valid =
-            Signature::from_bytes(&m.signature).is_ok_and(|sig| pk.verify(&m.bytes, &sig).is_ok());
+        let valid = m.verifies(pk);
         if valid {
             self.gate.on_foreign_signature(m.height);
         }

@@ -40,6 +40,7 @@ mod commit;
 mod drive;
 use drive::{Log, charge};
 mod key_watch;
+mod restart;
 mod sync_batch;
 mod sync_inputs;
 #[cfg(test)]
@@ -349,24 +350,6 @@ impl<P: Copy + Ord + std::fmt::Debug> Engine<P> {
             self.future.bytes(),
             self.future.dropped(),
         )
-    }
-
-    /// Feeds a WAL record of the current height again after a restart (it
-    /// is not logged a second time).
-    pub fn replay(
-        &mut self,
-        input: Input,
-        now_ms: u64,
-        mempool: &dyn MempoolView,
-    ) -> Result<Vec<Action<P>>, EngineError> {
-        let mut out = Vec::new();
-        // Our own messages come back from the WAL: remember them as ours, so
-        // that their relayed copies are not taken for another instance's.
-        if let Some(m) = self.own_message(&input) {
-            self.watch.record(&m);
-        }
-        self.drive(input, Log::Nothing, now_ms, mempool, &mut out)?;
-        Ok(out)
     }
 
     /// The signing position of `input` if it is a proposal or vote of our key.

@@ -384,10 +384,7 @@ fn a_restarted_validator_gossips_the_votes_it_signed_before() {
         at_genesis(4),
         [8; 32],
     );
-    restarted.start_height(NOW, &NoMempool).expect("start");
-    for input in wal {
-        restarted.replay(input, NOW, &NoMempool).expect("replay");
-    }
+    restarted.resume(wal, NOW, &NoMempool).expect("resume");
     let gossip = votes_of(&restarted.on_tick(NOW + TICK_MS));
     for vote in &signed {
         assert!(gossip.contains(vote), "{vote:?} is not gossiped again");
@@ -634,5 +631,6 @@ fn a_vote_of_our_key_for_a_later_height_raises_the_alarm_on_arrival() {
     assert_eq!(e.future_buffer().0, 2, "both still wait for height 3");
 }
 
+mod restart;
 mod state_sync_anchor;
 mod sync_batch;

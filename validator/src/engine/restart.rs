@@ -1,0 +1,95 @@
+//! A restart: what the engine does with the WAL of the height it was
+//! deciding, before it signs anything.
+//!
+//! The WAL holds the inputs that moved the core and our own messages, which
+//! are appended in front of the signing state that allows them (see
+//! `drive`). The host's fsync of the WAL comes first and the signing
+//! state's file second, so a crash between the two leaves signatures on
+//! disk that the restored signing state does not cover. They were never
+//! sent (nothing is sent before its signing state is durable), but they
+//! exist: the replay brings them back and the engine gossips them like
+//! every own message. A guard that does not know them lets the core sign a
+//! *different* message at the same position first: a double sign. (Found
+//! by the real-process kill test: a proposer killed right there proposed a
+//! new block at restart, then gossiped the old one with its prevote.)
+//!
+//! So [`Engine::resume`] first adopts them: the signing state advances to
+//! the highest of them (an action the host persists before any later one),
+//! and only then is the height started and the WAL replayed. A message the
+//! adopted state covers is either the one signed there or one below it,
+//! and each position in the WAL holds at most one of our signatures (the
+//! guard allowed each), so nothing signed after the restart can conflict.
+
+use super::block_rules::MempoolView;
+use super::drive::Log;
+use super::key_watch::Signed;
+use super::{Action, Engine, EngineError};
+use crate::consensus::{Input, TestFault};
+
+impl<P: Copy + Ord + std::fmt::Debug> Engine<P> {
+    /// Resumes the height being decided after a restart: adopts the WAL's
+    /// signatures of our key that the signing state misses (see the module
+    /// docs), starts the height, and feeds `wal` (its records, in order)
+    /// again. The records are not logged a second time.
+    pub fn resume(
+        &mut self,
+        wal: Vec<Input>,
+        now_ms: u64,
+        mempool: &dyn MempoolView,
+    ) -> Result<Vec<Action<P>>, EngineError> {
+        let mut out = self.adopt_logged_signatures(&wal);
+        self.start_into(now_ms, mempool, &mut out)?;
+        for input in wal {
+            // Our own messages come back: remember them as ours, so that
+            // their relayed copies are not taken for another instance's.
+            if let Some(m) = self.own_message(&input) {
+                self.watch.record(&m);
+            }
+            self.drive(input, Log::Nothing, now_ms, mempool, &mut out)?;
+        }
+        Ok(out)
+    }
+
+    /// The signing state advanced past every valid signature of our key in
+    /// `wal` (records of the current height), as an action to persist; none
+    /// if the restored state covers them all.
+    fn adopt_logged_signatures(&mut self, wal: &[Input]) -> Vec<Action<P>> {
+        let Some(key) = self.watch.key().cloned() else {
+            return Vec::new();
+        };
+        if forget_logged_signatures_fault(self.config.consensus.test_fault) {
+            return Vec::new();
+        }
+        let h = self.height();
+        let mut ours: Vec<Signed> = wal
+            .iter()
+            .filter_map(|i| self.own_message(i))
+            .filter(|m| m.height() == h && m.verifies(&key))
+            .collect();
+        ours.sort_by_key(Signed::position);
+        // The lock the core held when it signed the last of them: a
+        // precommit for a block is signed in the step that locks on it.
+        let restored = self.core.signing_state();
+        let mut locked = restored.filter(|s| s.height == h).and_then(|s| s.locked);
+        let mut adopted = None;
+        for m in &ours {
+            locked = m.locks().or(locked);
+            if let Some(s) = self.core.adopt_signature(m.as_signing_state(locked)) {
+                adopted = Some(s);
+            }
+        }
+        adopted
+            .map(Action::PersistSigningState)
+            .into_iter()
+            .collect()
+    }
+}
+
+#[cfg(feature = "test-faults")]
+fn forget_logged_signatures_fault(f: TestFault) -> bool {
+    f == TestFault::ForgetLoggedSignatures
+}
+#[cfg(not(feature = "test-faults"))]
+fn forget_logged_signatures_fault(_: TestFault) -> bool {
+    false
+}

@@ -1,0 +1,79 @@
+//! A restart after a crash inside the signing-state write (`restart.rs`).
+
+use super::*;
+
+/// A proposer's first batch of actions: its proposal and prevote are in
+/// the WAL before the signing state that allows them. The crash falls in
+/// that write: the WAL is on disk, the signing state (None: never signed)
+/// is not. The restarted engine must cover both signatures before it signs
+/// anything, so it never proposes another block at that position, and it
+/// sends the old proposal and prevote again, unchanged.
+#[test]
+fn signatures_in_the_wal_are_adopted_before_anything_is_signed() {
+    let (proposer, first) = (0..4u8)
+        .find_map(|i| {
+            let mut e = engine(Some(key(i)), at_genesis(4));
+            let out = e.start_height(NOW, &NoMempool).expect("start");
+            out.iter()
+                .any(|a| matches!(a, Action::BroadcastProposal(_)))
+                .then_some((i, out))
+        })
+        .expect("a proposer at height 1");
+    let torn = first
+        .iter()
+        .position(|a| matches!(a, Action::PersistSigningState(_)))
+        .expect("a signing-state write");
+    let wal: Vec<Input> = first[..torn]
+        .iter()
+        .filter_map(|a| match a {
+            Action::Wal(i) => Some(i.clone()),
+            _ => None,
+        })
+        .collect();
+    let sent_before: Vec<Action<usize>> = first[torn..].to_vec();
+    let old_proposal = sent_before
+        .iter()
+        .find_map(|a| match a {
+            Action::BroadcastProposal(p) => Some((**p).clone()),
+            _ => None,
+        })
+        .expect("the proposal");
+    let old_prevote = votes_of(&sent_before).pop().expect("the prevote");
+
+    // Later in time, so a new block would differ from the old one.
+    let later = NOW + 7_000;
+    let mut restarted = Engine::new(
+        EngineConfig::default(),
+        Some(key(proposer)),
+        None,
+        at_genesis(4),
+        [9; 32],
+    );
+    let out = restarted.resume(wal, later, &NoMempool).expect("resume");
+    let mut sent = out.clone();
+    sent.extend(restarted.on_tick(later + TICK_MS));
+    for a in &sent {
+        if let Action::BroadcastProposal(p) = a {
+            assert_eq!(**p, old_proposal, "a second proposal at (1, 0)");
+        }
+    }
+    let votes = votes_of(&sent);
+    assert!(
+        votes
+            .iter()
+            .all(|v| v == &old_prevote || v.vote_type != old_prevote.vote_type),
+        "a second prevote at (1, 0): {votes:?}"
+    );
+    assert!(
+        votes.contains(&old_prevote),
+        "the old prevote is sent again"
+    );
+    // Adopted first, so persisted before anything else is sent.
+    match out.first() {
+        Some(Action::PersistSigningState(s)) => {
+            assert_eq!((s.height, s.round), (1, 0));
+            assert_eq!(s.step, crate::consensus::SignStep::Prevote);
+        }
+        other => panic!("the adopted signing state must come first, got {other:?}"),
+    }
+}
