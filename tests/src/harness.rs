@@ -267,15 +267,25 @@ impl Testnet {
         .expect("writing testnet.json");
     }
 
-    /// The last lines of every node's log, for failure messages.
+    /// The last lines of every node's log, with whether its process is
+    /// alive, for failure messages (`AGORA_TEST_LOG_LINES`, default 10).
     pub fn log_tails(&self) -> String {
+        let keep = std::env::var("AGORA_TEST_LOG_LINES")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(10);
         self.nodes()
             .iter()
             .map(|n| {
                 let t = std::fs::read_to_string(n["log"].as_str().unwrap_or_default())
                     .unwrap_or_default();
                 let lines: Vec<&str> = t.lines().collect();
-                lines[lines.len().saturating_sub(10)..].join("\n")
+                let pid = n["pid"].as_u64().unwrap_or(0);
+                format!(
+                    "pid {pid} alive: {}\n{}",
+                    alive(pid),
+                    lines[lines.len().saturating_sub(keep)..].join("\n")
+                )
             })
             .collect::<Vec<_>>()
             .join("\n-----\n")
