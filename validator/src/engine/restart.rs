@@ -13,12 +13,20 @@
 //! by the real-process kill test: a proposer killed right there proposed a
 //! new block at restart, then gossiped the old one with its prevote.)
 //!
-//! So [`Engine::resume`] first adopts them: the signing state advances to
-//! the highest of them (an action the host persists before any later one),
-//! and only then is the height started and the WAL replayed. A message the
-//! adopted state covers is either the one signed there or one below it,
-//! and each position in the WAL holds at most one of our signatures (the
-//! guard allowed each), so nothing signed after the restart can conflict.
+//! So [`Engine::resume`] first adopts them: the core's guard advances to
+//! the highest of them, and only then is the height started and the WAL
+//! replayed. A message the adopted state covers is either the one signed
+//! there or one below it, and each position in the WAL holds at most one of
+//! our signatures (the guard allowed each), so nothing signed after the
+//! restart can conflict.
+//!
+//! The adopted state is not written to the signing-state file. It need not
+//! be: the WAL keeps those records until their height is committed, so
+//! every restart adopts them again, and once the height is committed no
+//! signature can be made at it. And it must not be: written into a data
+//! directory whose signing-state file was removed (or restored from an old
+//! backup), it would make the next start trust a state that covers only
+//! what this WAL holds, and skip the wait of the signing gate.
 
 use super::block_rules::MempoolView;
 use super::drive::Log;
@@ -37,7 +45,8 @@ impl<P: Copy + Ord + std::fmt::Debug> Engine<P> {
         now_ms: u64,
         mempool: &dyn MempoolView,
     ) -> Result<Vec<Action<P>>, EngineError> {
-        let mut out = self.adopt_logged_signatures(&wal);
+        self.adopt_logged_signatures(&wal);
+        let mut out = Vec::new();
         self.start_into(now_ms, mempool, &mut out)?;
         for input in wal {
             // Our own messages come back: remember them as ours, so that
@@ -50,15 +59,14 @@ impl<P: Copy + Ord + std::fmt::Debug> Engine<P> {
         Ok(out)
     }
 
-    /// The signing state advanced past every valid signature of our key in
-    /// `wal` (records of the current height), as an action to persist; none
-    /// if the restored state covers them all.
-    fn adopt_logged_signatures(&mut self, wal: &[Input]) -> Vec<Action<P>> {
+    /// Advances the core's guard past every valid signature of our key in
+    /// `wal` (records of the current height) that it does not cover.
+    fn adopt_logged_signatures(&mut self, wal: &[Input]) {
         let Some(key) = self.watch.key().cloned() else {
-            return Vec::new();
+            return;
         };
         if forget_logged_signatures_fault(self.config.consensus.test_fault) {
-            return Vec::new();
+            return;
         }
         let h = self.height();
         let mut ours: Vec<Signed> = wal
@@ -71,17 +79,10 @@ impl<P: Copy + Ord + std::fmt::Debug> Engine<P> {
         // precommit for a block is signed in the step that locks on it.
         let restored = self.core.signing_state();
         let mut locked = restored.filter(|s| s.height == h).and_then(|s| s.locked);
-        let mut adopted = None;
         for m in &ours {
             locked = m.locks().or(locked);
-            if let Some(s) = self.core.adopt_signature(m.as_signing_state(locked)) {
-                adopted = Some(s);
-            }
+            self.core.adopt_signature(m.as_signing_state(locked));
         }
-        adopted
-            .map(Action::PersistSigningState)
-            .into_iter()
-            .collect()
     }
 }
 
