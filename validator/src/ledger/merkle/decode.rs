@@ -239,8 +239,17 @@ pub(super) fn parse_key(k: &[u8]) -> Result<(LeafKind, &[u8]), AddError> {
     Ok((kind, &k[1..]))
 }
 
-/// Decodes one leaf.
+/// Decodes one leaf, checking every BLS key it holds.
 pub(super) fn parse(k: &[u8], v: &[u8]) -> Result<Leaf, AddError> {
+    parse_with(k, v, &|_| None)
+}
+
+/// A key already checked, found by its 48 bytes (None: decode and check).
+pub(super) type KnownKey<'a> = &'a dyn Fn(&[u8]) -> Option<PublicKey>;
+
+/// Decodes one leaf; a BLS key `known` returns is taken as it is instead
+/// of being decoded and subgroup-checked again.
+pub(super) fn parse_with(k: &[u8], v: &[u8], known: KnownKey<'_>) -> Result<Leaf, AddError> {
     let (kind, f) = parse_key(k)?;
     Ok(match kind {
         LeafKind::Globals => Leaf::Globals(decode(v)?),
@@ -255,7 +264,7 @@ pub(super) fn parse(k: &[u8], v: &[u8]) -> Result<Leaf, AddError> {
                 },
             )
         }
-        LeafKind::Validator => Leaf::Validator(validator(addr(f), decode(v)?)?),
+        LeafKind::Validator => Leaf::Validator(validator(addr(f), decode(v)?, known)?),
         LeafKind::Delegation => {
             let d: pb::DelegationLeaf = decode(v)?;
             let del = Delegation {
@@ -275,7 +284,7 @@ pub(super) fn parse(k: &[u8], v: &[u8]) -> Result<Leaf, AddError> {
             Leaf::Redelegation(redelegation(d, s, t, u64_at(&f[60..]), decode(v)?)?)
         }
         LeafKind::SlashEvent => Leaf::SlashEvent(slash_event(u64_at(f), decode(v)?)?),
-        LeafKind::ValidatorSet => Leaf::ValidatorSet(u64_at(f), validator_set(decode(v)?)?),
+        LeafKind::ValidatorSet => Leaf::ValidatorSet(u64_at(f), validator_set(decode(v)?, known)?),
         LeafKind::SigningInfo => {
             let i: pb::SigningInfoLeaf = decode(v)?;
             let info = SigningInfo {
@@ -387,7 +396,19 @@ fn params(p: &pb::GenesisParams) -> Result<Params, String> {
     Ok(params)
 }
 
-fn validator(address: Address, v: pb::ValidatorLeaf) -> Result<ValidatorRecord, String> {
+/// `bytes` as a checked key: the one `known` holds, or decoded and checked.
+fn key(bytes: &[u8], known: KnownKey<'_>) -> Result<PublicKey, String> {
+    match known(bytes) {
+        Some(k) => Ok(k),
+        None => PublicKey::from_bytes(bytes).map_err(|e| e.to_string()),
+    }
+}
+
+fn validator(
+    address: Address,
+    v: pb::ValidatorLeaf,
+    known: KnownKey<'_>,
+) -> Result<ValidatorRecord, String> {
     let jail_reason = u8::try_from(v.jail_reason)
         .ok()
         .and_then(JailReason::from_code)
@@ -395,7 +416,7 @@ fn validator(address: Address, v: pb::ValidatorLeaf) -> Result<ValidatorRecord, 
     Ok(ValidatorRecord {
         address,
         operator: Address::from_slice(&v.operator).map_err(|e| format!("operator: {e}"))?,
-        public_key: PublicKey::from_bytes(&v.public_key).map_err(|e| format!("public key: {e}"))?,
+        public_key: key(&v.public_key, known).map_err(|e| format!("public key: {e}"))?,
         tokens: amount("tokens", &v.tokens)?,
         shares: amount("shares", &v.shares)?,
         jailed: v.jailed,
@@ -474,12 +495,12 @@ fn slash_event(id: u64, e: pb::SlashEventLeaf) -> Result<SlashEvent, String> {
     })
 }
 
-fn validator_set(s: pb::ValidatorSetLeaf) -> Result<ValidatorSet, String> {
+fn validator_set(s: pb::ValidatorSetLeaf, known: KnownKey<'_>) -> Result<ValidatorSet, String> {
     let members = s
         .validators
         .iter()
         .map(|m| {
-            PublicKey::from_bytes(&m.public_key)
+            key(&m.public_key, known)
                 .map(|k| Validator::new(k, m.power))
                 .map_err(|e| format!("member key: {e}"))
         })

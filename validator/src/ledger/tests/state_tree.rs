@@ -308,3 +308,32 @@ fn a_follower_kept_up_by_leaf_changes_equals_its_leader() {
     let rest = all_changes[1..].iter().map(Vec::as_slice);
     assert!(!missed.follow(rest, &leader));
 }
+
+/// The follower takes a validator's key from what it holds only when the
+/// leaf carries the very same bytes; a key it does not hold is decoded and
+/// checked, so a change with a broken key is refused.
+#[test]
+fn a_follower_checks_every_key_it_does_not_hold() {
+    let mut leader = ledger(3);
+    let follower = leader.clone();
+    let v = addr(&consensus(1));
+    let bonding = [tx(&user(1), 0, bond(v, 50 * UNIT))];
+    let changes = block(&mut leader, &bonding, &[]).end.state_changes;
+    let kind = crate::ledger::merkle::leaves::LeafKind::Validator as u8;
+    assert!(
+        changes.iter().any(|(k, _)| k[0] == kind),
+        "a bond changes its validator"
+    );
+    // The changes as they are: every key is one the follower holds.
+    assert!(follower.clone().follow([changes.as_slice()], &leader));
+    // One key byte flipped: not a key the follower holds, and not a key.
+    let mut broken = changes.clone();
+    let (_, v) = broken
+        .iter_mut()
+        .find(|(k, _)| k[0] == kind)
+        .expect("a validator leaf");
+    let mut leaf = pb::ValidatorLeaf::decode(v.as_deref().expect("put")).expect("leaf");
+    leaf.public_key[0] ^= 0x3f;
+    *v = Some(leaf.encode_to_vec());
+    assert!(!follower.clone().follow([broken.as_slice()], &leader));
+}
