@@ -113,6 +113,8 @@ pub struct Runner {
     tamper: Option<testing::Tamper>,
     /// Block requests being served off the loop (see `sync::SERVE_TASKS`).
     serving: Arc<tokio::sync::Semaphore>,
+    /// Peers whose block request waits for `serving`.
+    serve_queue: sync::ServeQueue,
     /// `timeout_commit`: the pause between a commit and the next height.
     commit_delay: Duration,
     /// When the next height starts (set by a commit).
@@ -218,6 +220,7 @@ impl Runner {
                 .tamper_sync_bodies
                 .then(testing::Tamper::default),
             serving: Arc::new(tokio::sync::Semaphore::new(sync::SERVE_TASKS)),
+            serve_queue: sync::ServeQueue::default(),
             commit_delay: Duration::from_millis(node.config.consensus.timeout_commit_ms),
             next_start: None,
             prune,

@@ -15,15 +15,45 @@ use super::{Executed, RunError, Runner, now_ms};
 use crate::metrics::BudgetKind;
 use crate::sync::serve_request;
 use crate::transport::PeerId;
+use std::collections::BTreeSet;
+use std::sync::{Arc, Mutex};
 
 /// Block requests served at once, on blocking threads. Reading, decoding
 /// and re-encoding up to a 4 MiB response took the consensus loop's time
 /// before (a request flood that never read the replies cut the commit rate
 /// to a third in a debug build); off the loop, one at a time, a flood costs
 /// at most one core and its own peers' budgets, never a height. A request
-/// that finds the slot taken is dropped like one over the budget (a
-/// syncing peer asks again).
+/// that finds the slot taken waits for it, one per peer ([`ServeQueue`]):
+/// dropping it cost the asker a whole request timeout and made it charge
+/// an honest server for a false height (seen as a 5 s stall in catch-up).
 pub(super) const SERVE_TASKS: usize = 1;
+
+/// The peers with a block request waiting for the serving slot.
+///
+/// Bound: one waiting request (a small task holding a 16-byte request)
+/// per connected peer, so at most `p2p.max_peers`; a peer whose request is
+/// already waiting has its next one dropped (a syncing node has one
+/// request in flight, so only a peer breaking that sends a second).
+#[derive(Debug, Clone, Default)]
+pub(super) struct ServeQueue(Arc<Mutex<BTreeSet<PeerId>>>);
+
+impl ServeQueue {
+    /// Whether `peer` may wait (it had no request waiting); it then does.
+    fn enter(&self, peer: PeerId) -> bool {
+        self.0
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(peer)
+    }
+
+    /// `peer`'s request got the slot.
+    fn leave(&self, peer: &PeerId) {
+        self.0
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(peer);
+    }
+}
 
 /// Synced heights stored in one durable transaction, at most.
 pub(super) const SYNC_RUN: usize = 512;
@@ -60,24 +90,30 @@ impl Runner {
         if self.tamper.is_some() {
             return self.serve_tampered(peer, req);
         }
-        let Ok(permit) = self.serving.clone().try_acquire_owned() else {
+        if !self.serve_queue.enter(peer) {
             self.metrics.budget_drop(BudgetKind::Serve);
-            debug!(%peer, from = req.from_height, "block request while serving another; dropped");
+            debug!(%peer, from = req.from_height, "second block request while one waits; dropped");
             return Ok(());
-        };
+        }
         let (storage, transport, req) = (self.storage.clone(), self.transport.clone(), *req);
-        tokio::task::spawn_blocking(move || {
-            let _permit = permit;
-            match serve_request(&storage, &req) {
-                Ok(resp) => {
-                    transport.served(&peer, resp.encoded_len());
-                    let msg = PeerMessage {
-                        kind: Some(Kind::BlockResponse(resp)),
-                    };
-                    let _ = transport.send(peer, &msg);
+        let (serving, queue) = (self.serving.clone(), self.serve_queue.clone());
+        tokio::spawn(async move {
+            let permit = serving.acquire_owned().await;
+            queue.leave(&peer);
+            let Ok(permit) = permit else { return };
+            tokio::task::spawn_blocking(move || {
+                let _permit = permit;
+                match serve_request(&storage, &req) {
+                    Ok(resp) => {
+                        transport.served(&peer, resp.encoded_len());
+                        let msg = PeerMessage {
+                            kind: Some(Kind::BlockResponse(resp)),
+                        };
+                        let _ = transport.send(peer, &msg);
+                    }
+                    Err(e) => warn!(%peer, error = %e, "block request not served: storage error"),
                 }
-                Err(e) => warn!(%peer, error = %e, "block request not served: storage error"),
-            }
+            });
         });
         Ok(())
     }
