@@ -46,7 +46,6 @@ use agora_node::config::Config;
 use agora_node::transport::close_code;
 use agora_proto::v1 as pb;
 use agora_tests::byzantine::{self, Report, Target};
-use agora_validator::ChainId;
 use net::{Net, Nodes, build, height, metric, stop, wait_heights};
 
 /// Undisturbed measurement before each attack.
@@ -72,18 +71,8 @@ impl Testnet {
         let nodes = net.start_all();
         wait_heights(&net.metrics, &[0, 1, 2, 3], 3, 120, &net.logs);
         let config = Config::load(&net.homes[0].join("config.toml")).expect("node 0's config");
-        let target = Target {
-            p2p: format!("127.0.0.1:{}", net.p2p[0]).parse().expect("addr"),
-            grpc: format!("127.0.0.1:{}", net.grpc[0]).parse().expect("addr"),
-            chain: ChainId::new("net-test").expect("chain id"),
-        };
-        // The attacker gets one core's worth of threads: it shares the
-        // machine with the four nodes it attacks.
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(1)
-            .enable_all()
-            .build()
-            .expect("runtime");
+        let target = Target::loopback(net.p2p[0], net.grpc[0], "net-test");
+        let rt = Target::attacker_runtime();
         Self {
             net,
             nodes,

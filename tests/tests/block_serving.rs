@@ -12,7 +12,6 @@ use std::time::{Duration, Instant};
 
 use agora_proto::v1::{BlockRequest, peer_message::Kind};
 use agora_tests::byzantine::{Peer, Target};
-use agora_validator::ChainId;
 use net::{build, stop, wait_heights};
 
 /// Syncing peers asking at once.
@@ -27,16 +26,8 @@ fn block_requests_arriving_together_are_all_answered() {
     let mut nodes = net.start_all();
     // Long enough that serving one request takes a while.
     wait_heights(&net.metrics, &[0, 1, 2, 3], 150, 180, &net.logs);
-    let target = Target {
-        p2p: format!("127.0.0.1:{}", net.p2p[0]).parse().expect("addr"),
-        grpc: format!("127.0.0.1:{}", net.grpc[0]).parse().expect("addr"),
-        chain: ChainId::new("net-test").expect("chain id"),
-    };
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .enable_all()
-        .build()
-        .expect("runtime");
+    let target = Target::loopback(net.p2p[0], net.grpc[0], "net-test");
+    let rt = Target::attacker_runtime();
     let answered = rt.block_on(async {
         let mut peers = Vec::new();
         for _ in 0..ASKERS {

@@ -119,53 +119,18 @@ impl Network for Transport {
     }
 }
 
-/// One line about a piece of evidence for the log: its kind, where and by whom.
-struct EvidenceSummary<'a>(&'a pb::Evidence);
-
-impl std::fmt::Display for EvidenceSummary<'_> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        use pb::evidence::Kind as E;
-        let short = |b: &[u8]| hex::encode(&b[..b.len().min(8)]);
-        match &self.0.kind {
-            Some(E::DuplicateVote(d)) => {
-                let (a, b) = (
-                    d.vote_a.clone().unwrap_or_default(),
-                    d.vote_b.clone().unwrap_or_default(),
-                );
-                write!(
-                    f,
-                    "duplicate vote type {} at {}/{} by {}: {} vs {}",
-                    a.vote_type,
-                    a.height,
-                    a.round,
-                    short(&a.validator_address),
-                    short(&a.block_hash),
-                    short(&b.block_hash)
-                )
-            }
-            Some(E::ConflictingProposals(c)) => {
-                let (a, b) = (
-                    c.proposal_a.clone().unwrap_or_default(),
-                    c.proposal_b.clone().unwrap_or_default(),
-                );
-                write!(
-                    f,
-                    "conflicting proposals at {}/{} by {}: {} (pol {}) vs {} (pol {})",
-                    a.height,
-                    a.round,
-                    short(&a.proposer_address),
-                    short(&a.block_hash),
-                    a.pol_round,
-                    short(&b.block_hash),
-                    b.pol_round
-                )
-            }
-            Some(E::ConflictingCertificates(c)) => {
-                let h = c.cert_a.as_ref().map_or(0, |c| c.height);
-                write!(f, "conflicting certificates at height {h}")
-            }
-            None => write!(f, "empty"),
-        }
+/// One line for each piece of evidence the pool takes: who, where, which kind
+/// (0 a proposal, else the vote type), so a double sign shows in the log.
+fn log_new_evidence(ev: &pb::Evidence) {
+    match agora_validator::consensus::evidence::infraction_key(ev) {
+        Some(k) => info!(
+            offender = %k.offender,
+            height = k.height,
+            round = k.round,
+            kind = k.kind,
+            "double-signing evidence in the pool"
+        ),
+        None => info!("double-signing evidence in the pool: conflicting certificates"),
     }
 }
 
@@ -247,7 +212,7 @@ impl<S: DurableStore, N: Network> Executor<S, N> {
             }
             Action::PersistEvidence(id, ev) => {
                 if self.store.persist_evidence(&id, &ev)? {
-                    info!(evidence = %EvidenceSummary(&ev), "double-signing evidence in the pool");
+                    log_new_evidence(&ev);
                     Metrics::inc(&self.metrics.evidence_seen);
                 }
             }

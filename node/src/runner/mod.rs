@@ -111,10 +111,9 @@ pub struct Runner {
     tx_outbox: crate::tx_gossip::TxOutbox,
     /// `testing.tamper_sync_bodies`.
     tamper: Option<testing::Tamper>,
-    /// Block requests being served off the loop (see `sync::SERVE_TASKS`).
-    serving: Arc<tokio::sync::Semaphore>,
-    /// Peers whose block request waits for `serving`.
-    serve_queue: sync::ServeQueue,
+    /// Block requests being served off the loop, and those waiting (see
+    /// `sync::SERVE_TASKS`).
+    serving: sync::ServeSlot,
     /// `timeout_commit`: the pause between a commit and the next height.
     commit_delay: Duration,
     /// When the next height starts (set by a commit).
@@ -219,8 +218,7 @@ impl Runner {
                 .testing
                 .tamper_sync_bodies
                 .then(testing::Tamper::default),
-            serving: Arc::new(tokio::sync::Semaphore::new(sync::SERVE_TASKS)),
-            serve_queue: sync::ServeQueue::default(),
+            serving: sync::ServeSlot::default(),
             commit_delay: Duration::from_millis(node.config.consensus.timeout_commit_ms),
             next_start: None,
             prune,

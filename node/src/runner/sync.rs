@@ -23,35 +23,54 @@ use std::sync::{Arc, Mutex};
 /// before (a request flood that never read the replies cut the commit rate
 /// to a third in a debug build); off the loop, one at a time, a flood costs
 /// at most one core and its own peers' budgets, never a height. A request
-/// that finds the slot taken waits for it, one per peer ([`ServeQueue`]):
+/// that finds the slot taken waits for it, one per peer ([`ServeSlot`]):
 /// dropping it cost the asker a whole request timeout and made it charge
 /// an honest server for a false height (seen as a 5 s stall in catch-up).
 pub(super) const SERVE_TASKS: usize = 1;
 
-/// The peers with a block request waiting for the serving slot.
-///
-/// Bound: one waiting request (a small task holding a 16-byte request)
-/// per connected peer, so at most `p2p.max_peers`; a peer whose request is
-/// already waiting has its next one dropped (a syncing node has one
-/// request in flight, so only a peer breaking that sends a second).
-#[derive(Debug, Clone, Default)]
-pub(super) struct ServeQueue(Arc<Mutex<BTreeSet<PeerId>>>);
+/// Block requests waiting for the serving slot, at most (see [`ServeSlot`]).
+pub(super) const SERVE_WAITING: usize = 64;
 
-impl ServeQueue {
-    /// Whether `peer` may wait (it had no request waiting); it then does.
+/// The serving slot ([`SERVE_TASKS`]) and the peers whose request waits
+/// for it.
+///
+/// Bound: at most one waiting request per peer and [`SERVE_WAITING`] in
+/// all (each a small task holding a 16-byte request); a peer's second
+/// request while one waits, or any request past the bound, is dropped (a
+/// syncing node has one request in flight, so only a peer breaking that,
+/// or a crowd of new identities, meets a drop).
+#[derive(Debug, Clone)]
+pub(super) struct ServeSlot {
+    permits: Arc<tokio::sync::Semaphore>,
+    waiting: Arc<Mutex<BTreeSet<PeerId>>>,
+}
+
+impl Default for ServeSlot {
+    fn default() -> Self {
+        Self {
+            permits: Arc::new(tokio::sync::Semaphore::new(SERVE_TASKS)),
+            waiting: Arc::default(),
+        }
+    }
+}
+
+impl ServeSlot {
+    /// Whether `peer` may wait (no request of its own waits, and there is
+    /// room); it then does.
     fn enter(&self, peer: PeerId) -> bool {
-        self.0
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(peer)
+        let mut w = self.waiting.lock().unwrap_or_else(|e| e.into_inner());
+        w.len() < SERVE_WAITING && w.insert(peer)
     }
 
-    /// `peer`'s request got the slot.
-    fn leave(&self, peer: &PeerId) {
-        self.0
+    /// Waits for the slot for `peer` (which [`Self::enter`]ed), and leaves
+    /// the waiting set when it is its turn.
+    async fn take(&self, peer: &PeerId) -> Option<tokio::sync::OwnedSemaphorePermit> {
+        let permit = self.permits.clone().acquire_owned().await.ok();
+        self.waiting
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .remove(peer);
+        permit
     }
 }
 
@@ -90,17 +109,17 @@ impl Runner {
         if self.tamper.is_some() {
             return self.serve_tampered(peer, req);
         }
-        if !self.serve_queue.enter(peer) {
+        if !self.serving.enter(peer) {
             self.metrics.budget_drop(BudgetKind::Serve);
-            debug!(%peer, from = req.from_height, "second block request while one waits; dropped");
+            debug!(%peer, from = req.from_height, "block request while one waits (or too many wait); dropped");
             return Ok(());
         }
         let (storage, transport, req) = (self.storage.clone(), self.transport.clone(), *req);
-        let (serving, queue) = (self.serving.clone(), self.serve_queue.clone());
+        let serving = self.serving.clone();
         tokio::spawn(async move {
-            let permit = serving.acquire_owned().await;
-            queue.leave(&peer);
-            let Ok(permit) = permit else { return };
+            let Some(permit) = serving.take(&peer).await else {
+                return;
+            };
             tokio::task::spawn_blocking(move || {
                 let _permit = permit;
                 match serve_request(&storage, &req) {

@@ -55,6 +55,28 @@ pub struct Target {
     pub chain: ChainId,
 }
 
+impl Target {
+    /// A node on this machine, by its ports, running `chain`.
+    pub fn loopback(p2p: u16, grpc: u16, chain: &str) -> Self {
+        let at = |port: u16| SocketAddr::from(([127, 0, 0, 1], port));
+        Self {
+            p2p: at(p2p),
+            grpc: at(grpc),
+            chain: ChainId::new(chain).expect("a valid chain id"),
+        }
+    }
+
+    /// A runtime for the attacker: one core's worth of threads, since it
+    /// shares the machine with the nodes it attacks.
+    pub fn attacker_runtime() -> tokio::runtime::Runtime {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .expect("runtime")
+    }
+}
+
 /// Why the attacker itself failed (not how the node answered: that is
 /// in the [`Report`]).
 #[derive(Debug, thiserror::Error)]
