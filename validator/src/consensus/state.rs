@@ -410,16 +410,17 @@ impl Consensus {
 
     /// Advances the double-sign guard to `s`, a signature of this key that
     /// the restored signing state does not cover (found in the WAL after a
-    /// crash: see `engine::restart`, which says why it is not persisted).
-    /// Nothing changes if `s` is not past the current state (it is covered
-    /// already, or it conflicts with it and the guard keeps what was
-    /// persisted). Call it before the height starts.
-    pub fn adopt_signature(&mut self, s: SigningState) {
+    /// crash: see `engine::restart`, which says when the host persists it).
+    /// Returns `s` if the guard moved; None if `s` is not past the current
+    /// state (it is covered already, or it conflicts with it and the guard
+    /// keeps what was persisted). Call it before the height starts.
+    pub fn adopt_signature(&mut self, s: SigningState) -> Option<SigningState> {
         let at = |x: &SigningState| (x.height, x.round, x.step);
         if self.signing.is_some_and(|cur| at(&s) <= at(&cur)) {
-            return;
+            return None;
         }
         self.signing = Some(s);
+        Some(s)
     }
 
     /// Whether a vote of the current step went unsigned while signing was

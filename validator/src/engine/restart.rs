@@ -20,19 +20,19 @@
 //! our signatures (the guard allowed each), so nothing signed after the
 //! restart can conflict.
 //!
-//! The adopted state is not written to the signing-state file. It need not
-//! be: the WAL keeps those records until their height is committed, so
-//! every restart adopts them again, and once the height is committed no
-//! signature can be made at it. And it must not be: written into a data
-//! directory whose signing-state file was removed (or restored from an old
-//! backup), it would make the next start trust a state that covers only
-//! what this WAL holds, and skip the wait of the signing gate.
+//! The adopted state is persisted like any new signing state (an action
+//! before every other), so the file covers every signature that leaves the
+//! node (DESIGN §8). One exception: while the signing gate waits (the file
+//! was missing, or older than the chain shows), it stays in memory. Written
+//! then, the file would cover only what this WAL holds and let the next
+//! start skip the gate's wait; and it need not be, since the WAL keeps those
+//! records until their height commits, so every restart adopts them again.
 
 use super::block_rules::MempoolView;
 use super::drive::Log;
 use super::key_watch::Signed;
 use super::{Action, Engine, EngineError};
-use crate::consensus::{Input, TestFault};
+use crate::consensus::{GateStatus, Input, SigningState, TestFault};
 
 impl<P: Copy + Ord + std::fmt::Debug> Engine<P> {
     /// Resumes the height being decided after a restart: adopts the WAL's
@@ -45,8 +45,12 @@ impl<P: Copy + Ord + std::fmt::Debug> Engine<P> {
         now_ms: u64,
         mempool: &dyn MempoolView,
     ) -> Result<Vec<Action<P>>, EngineError> {
-        self.adopt_logged_signatures(&wal);
         let mut out = Vec::new();
+        if let Some(s) = self.adopt_logged_signatures(&wal)
+            && self.persists_adopted()
+        {
+            out.push(Action::PersistSigningState(s));
+        }
         self.start_into(now_ms, mempool, &mut out)?;
         for input in wal {
             // Our own messages come back: remember them as ours, so that
@@ -59,14 +63,22 @@ impl<P: Copy + Ord + std::fmt::Debug> Engine<P> {
         Ok(out)
     }
 
+    /// Whether an adopted signing state goes to the file: unless the gate
+    /// waits (see the module docs).
+    fn persists_adopted(&self) -> bool {
+        matches!(
+            self.watch.gate.status(),
+            GateStatus::Open | GateStatus::Unknown
+        )
+    }
+
     /// Advances the core's guard past every valid signature of our key in
-    /// `wal` (records of the current height) that it does not cover.
-    fn adopt_logged_signatures(&mut self, wal: &[Input]) {
-        let Some(key) = self.watch.key().cloned() else {
-            return;
-        };
+    /// `wal` (records of the current height) that it does not cover; the
+    /// new state, if it moved.
+    fn adopt_logged_signatures(&mut self, wal: &[Input]) -> Option<SigningState> {
+        let key = self.watch.key().cloned()?;
         if forget_logged_signatures_fault(self.config.consensus.test_fault) {
-            return;
+            return None;
         }
         let h = self.height();
         let mut ours: Vec<Signed> = wal
@@ -79,10 +91,15 @@ impl<P: Copy + Ord + std::fmt::Debug> Engine<P> {
         // precommit for a block is signed in the step that locks on it.
         let restored = self.core.signing_state();
         let mut locked = restored.filter(|s| s.height == h).and_then(|s| s.locked);
+        let mut adopted = None;
         for m in &ours {
             locked = m.locks().or(locked);
-            self.core.adopt_signature(m.as_signing_state(locked));
+            adopted = self
+                .core
+                .adopt_signature(m.as_signing_state(locked))
+                .or(adopted);
         }
+        adopted
     }
 }
 

@@ -2,14 +2,10 @@
 
 use super::*;
 
-/// A proposer's first batch of actions: its proposal and prevote are in
-/// the WAL before the signing state that allows them. The crash falls in
-/// that write: the WAL is on disk, the signing state (None: never signed)
-/// is not. The restarted engine must cover both signatures before it signs
-/// anything, so it never proposes another block at that position, and it
-/// sends the old proposal and prevote again, unchanged.
-#[test]
-fn signatures_in_the_wal_are_adopted_before_anything_is_signed() {
+/// A proposer's first batch of actions at height 1 cut at its first
+/// signing-state write: the proposer, the whole batch, the WAL records
+/// before the cut (what a crash there leaves on disk) and the cut's index.
+fn torn_first_batch() -> (u8, Vec<Action<usize>>, Vec<Input>, usize) {
     let (proposer, first) = (0..4u8)
         .find_map(|i| {
             let mut e = engine(Some(key(i)), at_genesis(4));
@@ -30,6 +26,18 @@ fn signatures_in_the_wal_are_adopted_before_anything_is_signed() {
             _ => None,
         })
         .collect();
+    (proposer, first, wal, torn)
+}
+
+/// A proposer's first batch of actions: its proposal and prevote are in
+/// the WAL before the signing state that allows them. The crash falls in
+/// that write: the WAL is on disk, the signing state (None: never signed)
+/// is not. The restarted engine must cover both signatures before it signs
+/// anything, so it never proposes another block at that position, and it
+/// sends the old proposal and prevote again, unchanged.
+#[test]
+fn signatures_in_the_wal_are_adopted_before_anything_is_signed() {
+    let (proposer, first, wal, torn) = torn_first_batch();
     let sent_before: Vec<Action<usize>> = first[torn..].to_vec();
     let old_proposal = sent_before
         .iter()
@@ -68,14 +76,40 @@ fn signatures_in_the_wal_are_adopted_before_anything_is_signed() {
         votes.contains(&old_prevote),
         "the old prevote is sent again"
     );
-    // The guard covers the adopted prevote; nothing new was persisted (the
-    // WAL keeps the records, so the next restart adopts them again).
-    let guard = restarted.core().signing_state().expect("adopted");
-    assert_eq!((guard.height, guard.round), (1, 0));
-    assert_eq!(guard.step, crate::consensus::SignStep::Prevote);
+    // The adopted prevote is persisted before anything else (the gate is
+    // open: the restored state, here none at genesis, is trusted).
+    match out.first() {
+        Some(Action::PersistSigningState(s)) => {
+            assert_eq!((s.height, s.round), (1, 0));
+            assert_eq!(s.step, crate::consensus::SignStep::Prevote);
+        }
+        other => panic!("the adopted signing state must come first, got {other:?}"),
+    }
+}
+
+/// While the signing gate waits (the state file was missing or stale), the
+/// adopted state only guards: written, it would let the next start skip the
+/// wait. The old messages are still the only ones at their positions.
+#[test]
+fn a_waiting_gate_adopts_without_writing_the_file() {
+    use crate::consensus::{SigningGate, WaitReason};
+    let (proposer, _, wal, _) = torn_first_batch();
+    let mut restarted: Engine<usize> = Engine::new(
+        EngineConfig::default(),
+        Some(key(proposer)),
+        None,
+        at_genesis(4),
+        [9; 32],
+    )
+    .with_signing_gate(SigningGate::waiting(2, WaitReason::MissingState));
+    let out = restarted
+        .resume(wal, NOW + 7_000, &NoMempool)
+        .expect("resume");
     assert!(
         !out.iter()
             .any(|a| matches!(a, Action::PersistSigningState(_))),
-        "nothing new was signed"
+        "nothing written while the gate waits"
     );
+    let guard = restarted.core().signing_state().expect("adopted");
+    assert_eq!(guard.step, crate::consensus::SignStep::Prevote);
 }
