@@ -113,7 +113,8 @@ pub fn wire(data: &[u8]) {
         Kind::Transactions(batch) => {
             let mut keys = AccountKeyCache::new(64);
             for t in batch.txs.iter().take(64) {
-                let _ = tx::decode_cached(&w.chain, t, &mut keys);
+                let _ =
+                    tx::decode_cached(&w.chain, t, agora_validator::block::tx_hash(t), &mut keys);
             }
         }
         Kind::Proposal(p) => {
@@ -383,7 +384,7 @@ pub fn tx(data: &[u8]) {
     let ledger = &w.genesis.ledger;
     let decoded = tx::decode(&w.chain, &t);
     let mut keys = AccountKeyCache::new(4);
-    let cached = tx::decode_cached(&w.chain, &t, &mut keys);
+    let cached = tx::decode_cached(&w.chain, &t, agora_validator::block::tx_hash(&t), &mut keys);
     assert_eq!(decoded.is_ok(), cached.is_ok(), "cached decoding disagrees");
     let check = ledger.check_tx(&t);
     let Ok(d) = decoded else {

@@ -34,6 +34,10 @@ const MAX_BATCH: usize = 128;
 /// Most decoded account keys kept (32 bytes + a curve point each).
 const KEY_CACHE: usize = 100_000;
 
+/// A transaction to check, with its hash (computed by the mempool's
+/// precheck) and who waits for the verdict.
+type Job = (pb::Transaction, Hash, Origin);
+
 /// Who is waiting for a transaction's verdict.
 #[derive(Debug)]
 pub enum Origin {
@@ -58,7 +62,7 @@ pub struct Checked {
 
 /// The sending side of the verifier; dropping it stops the thread.
 pub struct TxVerifier {
-    jobs: std_mpsc::SyncSender<(pb::Transaction, Origin)>,
+    jobs: std_mpsc::SyncSender<Job>,
 }
 
 impl TxVerifier {
@@ -78,20 +82,15 @@ impl TxVerifier {
 
     /// Queues a transaction; if the queue is full (or the thread is gone)
     /// the transaction is dropped and its origin handed back for an answer.
-    pub fn submit(&self, tx: pb::Transaction, origin: Origin) -> Result<(), Origin> {
-        self.jobs.try_send((tx, origin)).map_err(|e| match e {
-            std_mpsc::TrySendError::Full((_, o)) | std_mpsc::TrySendError::Disconnected((_, o)) => {
-                o
-            }
+    pub fn submit(&self, tx: pb::Transaction, hash: Hash, origin: Origin) -> Result<(), Origin> {
+        self.jobs.try_send((tx, hash, origin)).map_err(|e| match e {
+            std_mpsc::TrySendError::Full((_, _, o))
+            | std_mpsc::TrySendError::Disconnected((_, _, o)) => o,
         })
     }
 }
 
-fn run(
-    chain: ChainId,
-    jobs: std_mpsc::Receiver<(pb::Transaction, Origin)>,
-    out: mpsc::Sender<Checked>,
-) {
+fn run(chain: ChainId, jobs: std_mpsc::Receiver<Job>, out: mpsc::Sender<Checked>) {
     let mut keys = AccountKeyCache::new(KEY_CACHE);
     // Blocks for the first job, then takes whatever else is already queued.
     while let Ok(first) = jobs.recv() {
@@ -111,14 +110,10 @@ fn run(
 }
 
 /// Decodes and verifies a batch; one verdict per job, in order.
-fn check_batch(
-    chain: &ChainId,
-    keys: &mut AccountKeyCache,
-    batch: Vec<(pb::Transaction, Origin)>,
-) -> Vec<Checked> {
+fn check_batch(chain: &ChainId, keys: &mut AccountKeyCache, batch: Vec<Job>) -> Vec<Checked> {
     let decoded: Vec<_> = batch
         .iter()
-        .map(|(tx, _)| decode_cached(chain, tx, keys))
+        .map(|(tx, hash, _)| decode_cached(chain, tx, *hash, keys))
         .collect();
     let ok: Vec<_> = decoded.iter().filter_map(|d| d.as_ref().ok()).collect();
     // An unpredictable seed for the batch's scalars, so invalid signatures
@@ -128,7 +123,7 @@ fn check_batch(
     batch
         .into_iter()
         .zip(decoded)
-        .map(|((tx, origin), d)| {
+        .map(|((tx, _, origin), d)| {
             let verdict = match d {
                 Err(e) => Err(e),
                 Ok(d) if sig_ok.next().unwrap_or(false) => Ok(d),
@@ -176,7 +171,9 @@ mod tests {
         let garbage = pb::Transaction::default();
         let jobs = [tx(1, 0), forged, tx(1, 1), garbage];
         for j in jobs.iter().cloned() {
-            v.submit(j, Origin::Peer(PeerId([0; 32]))).expect("room");
+            let hash = agora_validator::block::tx_hash(&j);
+            v.submit(j, hash, Origin::Peer(PeerId([0; 32])))
+                .expect("room");
         }
         let mut verdicts = Vec::new();
         while verdicts.len() < jobs.len() {
@@ -198,7 +195,12 @@ mod tests {
     fn a_full_queue_gives_the_transaction_back() {
         let (jobs, _rx) = std_mpsc::sync_channel(1);
         let v = TxVerifier { jobs };
-        assert!(v.submit(tx(1, 0), Origin::Peer(PeerId([0; 32]))).is_ok());
-        assert!(v.submit(tx(1, 1), Origin::Peer(PeerId([0; 32]))).is_err());
+        let (a, b) = (tx(1, 0), tx(1, 1));
+        let (ha, hb) = (
+            agora_validator::block::tx_hash(&a),
+            agora_validator::block::tx_hash(&b),
+        );
+        assert!(v.submit(a, ha, Origin::Peer(PeerId([0; 32]))).is_ok());
+        assert!(v.submit(b, hb, Origin::Peer(PeerId([0; 32]))).is_err());
     }
 }

@@ -17,6 +17,7 @@ use agora_proto::v1::query_client::QueryClient;
 use agora_proto::v1::staking_client::StakingClient;
 use agora_validator::signing::sign_transaction;
 use agora_validator::{Address, ChainId};
+use prost::Message;
 use std::time::{Duration, Instant};
 use support::*;
 use tonic::Code;
@@ -511,6 +512,33 @@ async fn new_requests_get_the_right_status_codes() {
         .await
         .expect_err("too many");
     assert_eq!(e.code(), Code::InvalidArgument, "{e:?}");
+    // A full batch of ordinary transfers fits the server's request limit
+    // (it once did not: 64 KiB held about 400); a batch past the limit in
+    // bytes is refused as a whole, with the limit in the message.
+    let full: Vec<_> = (2..1_002).map(transfer_at).collect();
+    assert!(
+        full.iter().map(|t| t.encoded_len()).sum::<usize>()
+            < agora_node::rpc::limits::MAX_REQUEST_BYTES
+    );
+    let r = staking
+        .submit_txs(pb::SubmitTxsRequest { txs: full })
+        .await
+        .expect("a full batch of transfers")
+        .into_inner()
+        .results;
+    assert_eq!(r.len(), 1_000);
+    let padded = pb::Transaction {
+        signature: vec![0; 4_000],
+        ..transfer_at(0)
+    };
+    let e = staking
+        .submit_txs(pb::SubmitTxsRequest {
+            txs: vec![padded; 80],
+        })
+        .await
+        .expect_err("too many bytes");
+    assert_eq!(e.code(), Code::OutOfRange, "{e:?}");
+    assert!(e.message().contains("too large"), "{e:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

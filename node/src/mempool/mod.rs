@@ -234,6 +234,13 @@ impl<D> Mempool<D> {
     /// transaction's signature is checked; `add` makes them again. Returns
     /// the transaction's hash.
     pub fn precheck(&self, tx: &Transaction) -> Result<Hash, MempoolError> {
+        self.precheck_hashed(tx, tx_hash(tx))
+    }
+
+    /// [`Mempool::precheck`] with the transaction's hash already computed
+    /// (by the decoder): hashing means encoding the transaction again.
+    fn precheck_hashed(&self, tx: &Transaction, hash: Hash) -> Result<Hash, MempoolError> {
+        debug_assert_eq!(hash, tx_hash(tx));
         let size = tx.encoded_len();
         if size > self.cfg.max_tx_bytes {
             return Err(MempoolError::TooLarge {
@@ -241,7 +248,6 @@ impl<D> Mempool<D> {
                 max: self.cfg.max_tx_bytes,
             });
         }
-        let hash = tx_hash(tx);
         if self.by_hash.contains_key(&hash) {
             return Err(MempoolError::Duplicate);
         }
@@ -338,7 +344,19 @@ impl<D> Mempool<D> {
         decoded: D,
         checker: &impl TxChecker<D>,
     ) -> Result<Hash, MempoolError> {
-        let hash = self.precheck(&tx)?;
+        let hash = tx_hash(&tx);
+        self.add_hashed(tx, hash, decoded, checker)
+    }
+
+    /// [`Mempool::add`] for a transaction whose hash the decoder computed.
+    pub fn add_hashed(
+        &mut self,
+        tx: Transaction,
+        hash: Hash,
+        decoded: D,
+        checker: &impl TxChecker<D>,
+    ) -> Result<Hash, MempoolError> {
+        self.precheck_hashed(&tx, hash)?;
         let size = tx.encoded_len();
         let adm = checker
             .check(&tx, &decoded, CheckMode::New)

@@ -2,9 +2,12 @@
 
 use std::time::Duration;
 
-/// Largest request body the server decodes (a transaction or evidence with
-/// two votes is a few hundred bytes; this leaves room and nothing more).
-pub const MAX_REQUEST_BYTES: usize = 64 * 1024;
+/// Largest request body the server decodes. A transaction or evidence with
+/// two votes is a few hundred bytes; the largest request is a `SubmitTxs`
+/// batch, and this lets one carry its 1,000 transactions at their usual
+/// size (a transfer is about 150 bytes). A batch of larger transactions
+/// must be split by its sender; the refusal names both limits.
+pub const MAX_REQUEST_BYTES: usize = 256 * 1024;
 /// Largest response (a full block).
 pub const MAX_RESPONSE_BYTES: usize = 16 * 1024 * 1024;
 /// Blocks per GetBlocks response at most.
@@ -28,12 +31,13 @@ pub const MAX_KEY_BYTES: usize = 64;
 /// memory as well as work; the worst case with the defaults:
 /// - connections: `max_connections` (256) sockets, each with at most
 ///   `max_streams_per_connection` (64) HTTP/2 streams whose request bodies
-///   are cut at [`MAX_REQUEST_BYTES`] (64 KiB) and whose flow-control windows
+///   are cut at [`MAX_REQUEST_BYTES`] (256 KiB) and whose flow-control windows
 ///   are hyper's defaults (64 KiB per stream, 1 MiB per connection with
 ///   adaptive windows off): about 256 MiB if every window is filled;
 /// - requests being answered: `max_requests` (512) in total, `max_requests_per_connection`
 ///   (32) per connection; the excess is refused with UNAVAILABLE at once
-///   (load shedding), never queued;
+///   (load shedding), never queued. Their decoded bodies: at most 512 ×
+///   256 KiB = 128 MiB;
 /// - block-range reads (`GetBlocks`, up to [`MAX_RANGE_BYTES`] = 8 MiB each,
 ///   twice while encoding): `max_block_ranges` (4) at once, 64 MiB;
 /// - certificate streams: `max_certificate_streams` (128) open, each

@@ -55,7 +55,8 @@ impl<A: NodeApi> StakingService<A> {
     }
 }
 
-/// Most transactions in one `SubmitTxs` call.
+/// Most transactions in one `SubmitTxs` call (whose encoded size is also
+/// bounded, by `limits::MAX_REQUEST_BYTES`).
 pub const MAX_SUBMIT_BATCH: usize = 1_000;
 
 /// Runs `futs` concurrently and returns their outputs in order. Each is

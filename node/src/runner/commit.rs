@@ -8,7 +8,6 @@
 
 use agora_proto::v1::{self as pb, PeerMessage, peer_message::Kind};
 use agora_validator::Hash;
-use agora_validator::block::tx_hash;
 use agora_validator::engine::CommitRecord;
 use agora_validator::ledger::TxOutcome as LedgerOutcome;
 use prost::Message;
@@ -51,9 +50,14 @@ impl Runner {
             return Ok(());
         };
         let h = last.height;
+        // The receipts hold each transaction's hash, one per transaction
+        // of the block: no need to encode and hash them again.
         let included: Vec<Hash> = recs
             .iter()
-            .flat_map(|r| r.block.txs.iter().map(tx_hash))
+            .flat_map(|r| {
+                debug_assert_eq!(r.result.receipts.len(), r.block.txs.len());
+                r.result.receipts.iter().map(|t| t.hash)
+            })
             .collect();
         let dropped = self
             .mempool

@@ -480,13 +480,19 @@ impl Consensus {
                 })
             })
             .collect();
-        let votes = hs
-            .votes
-            .values()
-            .flat_map(|vs| vs.verified_votes())
-            .cloned()
-            .collect();
-        (proposals, votes)
+        (proposals, self.verified_votes())
+    }
+
+    /// The verified votes of the current height, without the proposals
+    /// (whose blocks [`Consensus::gossip_messages`] would copy).
+    pub fn verified_votes(&self) -> Vec<pb::Vote> {
+        self.hs.as_ref().map_or_else(Vec::new, |hs| {
+            hs.votes
+                .values()
+                .flat_map(|vs| vs.verified_votes())
+                .cloned()
+                .collect()
+        })
     }
 
     /// Messages buffered for future heights, and how many were dropped.
@@ -908,14 +914,16 @@ impl Consensus {
                 vrf::output(&proof)
             }
         };
-        let block = block.clone();
+        let pol_round = p.pol_round;
+        // Moved, not cloned: a block holds every transaction of the height.
+        let Some(block) = p.block else { return };
         let Some(hs) = self.hs.as_mut() else { return };
         hs.vrf_outputs.insert(block_hash, vrf_output);
         hs.proposals.insert(
             r,
             ProposalEntry {
                 block_hash,
-                pol_round: u32::try_from(p.pol_round).ok(),
+                pol_round: u32::try_from(pol_round).ok(),
                 signed,
             },
         );

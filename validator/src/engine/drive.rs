@@ -109,8 +109,7 @@ impl<P: Copy + Ord + std::fmt::Debug> Engine<P> {
                         });
                     }
                     Output::Decided(d) => {
-                        let (_, verified) = self.core.gossip_messages();
-                        self.past_votes.reset(d.height, verified);
+                        self.past_votes.reset(d.height, self.core.verified_votes());
                         let ours = self.watch.signed_certificate(
                             &d.certificate,
                             self.ledger.validator_set(d.height),

@@ -345,22 +345,27 @@ fn address(field: &str, b: &[u8]) -> Result<Address, TxError> {
 /// signature check: size, body present, chain id, key and signature
 /// encodings, amounts. The signature itself is not verified here.
 pub fn decode(chain: &ChainId, tx: &pb::Transaction) -> Result<DecodedTx, TxError> {
-    decode_with(chain, tx, AccountPublicKey::from_bytes)
+    decode_with(chain, tx, tx_hash(tx), AccountPublicKey::from_bytes)
 }
 
 /// [`decode`], taking the signer's decoded key from `keys` (each account's
-/// key is decompressed once, not once per transaction).
+/// key is decompressed once, not once per transaction) and the
+/// transaction's hash from the caller, who computed it at admission
+/// (hashing means encoding the transaction again).
 pub fn decode_cached(
     chain: &ChainId,
     tx: &pb::Transaction,
+    hash: Hash,
     keys: &mut AccountKeyCache,
 ) -> Result<DecodedTx, TxError> {
-    decode_with(chain, tx, |b| keys.get(b))
+    debug_assert_eq!(hash, tx_hash(tx));
+    decode_with(chain, tx, hash, |b| keys.get(b))
 }
 
 fn decode_with(
     chain: &ChainId,
     tx: &pb::Transaction,
+    hash: Hash,
     account_key: impl FnOnce(&[u8]) -> Result<AccountPublicKey, AccountKeyError>,
 ) -> Result<DecodedTx, TxError> {
     let size = tx.encoded_len();
@@ -436,7 +441,7 @@ fn decode_with(
     let fee = amount("fee", &body.fee)?;
     let body_hash = sha3_256(&body.encode_to_vec());
     Ok(DecodedTx {
-        hash: tx_hash(tx),
+        hash,
         signer: Address::of_account(&public_key),
         public_key,
         nonce: body.nonce,
@@ -590,7 +595,9 @@ mod tests {
         for nonce in 0..5 {
             let mut b = body("test");
             b.nonce = nonce;
-            let d = decode_cached(&chain, &sign(&sk(), &chain, b), &mut cache).expect("valid");
+            let tx = sign(&sk(), &chain, b);
+            let d = decode_cached(&chain, &tx, tx_hash(&tx), &mut cache).expect("valid");
+            assert_eq!(d.hash, tx_hash(&tx));
             assert!(d.verify_signature().is_ok());
         }
         assert_eq!(cache.decodes(), 1);

@@ -27,6 +27,7 @@ use agora_proto::v1 as pb;
 use agora_proto::v1::query_client::QueryClient;
 use agora_proto::v1::staking_client::StakingClient;
 use agora_validator::{AccountSecretKey, Address, ChainId, Hash};
+use prost::Message;
 use serde::Serialize;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
@@ -42,8 +43,11 @@ const AMOUNT: u128 = 1;
 const TICK: Duration = Duration::from_millis(5);
 /// Batches waiting per submitter at most.
 const SUBMIT_QUEUE: usize = 16;
-/// Most transactions per `SubmitTxs` call (the server's limit is 1,000).
-const MAX_BATCH: usize = 1_000;
+/// Most transactions per `SubmitTxs` call (the server's limit).
+const MAX_BATCH: usize = agora_node::rpc::staking::MAX_SUBMIT_BATCH;
+/// Most encoded bytes of transactions per call: the server decodes at most
+/// `MAX_REQUEST_BYTES` per request; the rest is room for the framing.
+const MAX_BATCH_BYTES: usize = agora_node::rpc::limits::MAX_REQUEST_BYTES * 7 / 8;
 /// Pre-signed transactions queued at most: two seconds of the rate, within bounds.
 fn signer_queue(rate: f64) -> usize {
     ((rate * 2.0) as usize).clamp(1_000, 200_000)
@@ -250,14 +254,22 @@ async fn schedule(
     }
 }
 
-fn chunks(mut group: Vec<Signed>) -> Vec<Vec<Signed>> {
+/// `group` cut into calls within the server's limits, in order.
+fn chunks(group: Vec<Signed>) -> Vec<Vec<Signed>> {
     let mut out = Vec::new();
-    while group.len() > MAX_BATCH {
-        let rest = group.split_off(MAX_BATCH);
-        out.push(std::mem::replace(&mut group, rest));
+    let mut cur: Vec<Signed> = Vec::new();
+    let mut bytes = 0;
+    for s in group {
+        let size = s.tx.encoded_len();
+        if !cur.is_empty() && (cur.len() == MAX_BATCH || bytes + size > MAX_BATCH_BYTES) {
+            out.push(std::mem::take(&mut cur));
+            bytes = 0;
+        }
+        bytes += size;
+        cur.push(s);
     }
-    if !group.is_empty() {
-        out.push(group);
+    if !cur.is_empty() {
+        out.push(cur);
     }
     out
 }
@@ -292,11 +304,14 @@ async fn submitter(
         // Whatever queued up while the last call was out goes in this one,
         // within the server's limit per call.
         let mut batch = first;
+        let mut bytes: usize = batch.iter().map(|s| s.tx.encoded_len()).sum();
         while let Ok(more) = rx.try_recv() {
-            if batch.len() + more.len() > MAX_BATCH {
+            let more_bytes: usize = more.iter().map(|s| s.tx.encoded_len()).sum();
+            if batch.len() + more.len() > MAX_BATCH || bytes + more_bytes > MAX_BATCH_BYTES {
                 carry = Some(more);
                 break;
             }
+            bytes += more_bytes;
             batch.extend(more);
         }
         let batch: Vec<Signed> = batch.into_iter().filter(|s| ctl.is_current(s)).collect();
