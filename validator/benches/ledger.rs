@@ -6,7 +6,7 @@
 
 use agora_proto::v1 as pb;
 use agora_validator::crypto::AccountSecretKey;
-use agora_validator::ledger::{BlockInfo, Ledger, tx};
+use agora_validator::ledger::{BlockInfo, KnownTxs, Ledger, tx};
 use agora_validator::types::{Address, ChainId};
 use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
 use rand::{Rng, SeedableRng};
@@ -103,14 +103,24 @@ fn bench(c: &mut Criterion) {
     // The node's path for a block of transactions its mempool holds: the
     // decoded, verified form is looked up by hash, nothing is decoded again.
     let by_hash: std::collections::HashMap<_, _> = decoded.iter().map(|d| (d.hash, d)).collect();
+    // And the hashes its body check computed.
+    let hashes: Vec<_> = decoded.iter().map(|d| d.hash).collect();
     g.bench_function("block_1000_transfers_pre_decoded", |b| {
         b.iter_batched(
             || ledger.fork(),
             |mut l| {
                 let res = l
-                    .apply_block_with_decoded(1, &info, &txs, &[], &[0; 32], &|h| {
-                        by_hash.get(h).copied()
-                    })
+                    .apply_block_with_decoded(
+                        1,
+                        &info,
+                        &txs,
+                        &[],
+                        &[0; 32],
+                        KnownTxs {
+                            hashes: Some(&hashes),
+                            decoded: &|h| by_hash.get(h).copied(),
+                        },
+                    )
                     .expect("block");
                 assert!(res.receipts.iter().all(|x| x.is_ok()));
                 black_box(res.end.app_hash)

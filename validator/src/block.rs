@@ -19,6 +19,16 @@ pub fn list_hash<M: Message>(items: &[M]) -> Hash {
     sha3_256(&buf)
 }
 
+/// The hash of each transaction of a block, in order.
+pub fn tx_hashes(txs: &[pb::Transaction]) -> Vec<Hash> {
+    txs.iter().map(tx_hash).collect()
+}
+
+/// [`list_hash`] of items whose hashes are already known.
+pub fn hash_list(hashes: &[Hash]) -> Hash {
+    sha3_256(hashes.as_flattened())
+}
+
 /// Hash of a transaction (its full signed encoding): its id in the mempool and in queries.
 pub fn tx_hash(tx: &pb::Transaction) -> Hash {
     sha3_256(&tx.encode_to_vec())

@@ -6,7 +6,7 @@
 //! core has already checked what it signs over (height, chain, parent,
 //! proposer, VRF proof, proposal signature) before it asks.
 
-use crate::block::{header_hash, list_hash};
+use crate::block::{hash_list, header_hash, list_hash, tx_hashes};
 use crate::certificate::CommitCertificate;
 use crate::crypto::{Hash, ZERO_HASH};
 use crate::ledger::{DecodedTx, Ledger};
@@ -220,18 +220,30 @@ pub fn build_block(
 /// evidence and carried certificate, by their hashes. A certified header
 /// with a body that passes this is the genuine block.
 pub fn check_body(block: &pb::Block) -> Result<(), BlockError> {
-    check_body_with(block, None).map(|_| ())
+    check_body_hashes(block).map(|_| ())
 }
 
-/// [`check_body`] that decodes the carried certificate once and returns
-/// it; `known` is a certificate already decoded (the tip's): when the block
-/// carries exactly its bytes it is used instead of decoding them again.
+/// [`check_body`], returning the hash of each transaction (for
+/// `BodyHashes`, so that they are not computed again).
+pub fn check_body_hashes(block: &pb::Block) -> Result<Vec<Hash>, BlockError> {
+    let hashes = tx_hashes(&block.txs);
+    check_body_with(block, &hashes, None)?;
+    Ok(hashes)
+}
+
+/// [`check_body`] with the transactions' hashes given (computed from
+/// `block.txs`, or remembered from a body of the same header that passed),
+/// that decodes the carried certificate once and returns it; `known` is a
+/// certificate already decoded (the tip's): when the block carries exactly
+/// its bytes it is used instead of decoding them again.
 fn check_body_with(
     block: &pb::Block,
+    tx_hashes: &[Hash],
     known: Option<&CommitCertificate>,
 ) -> Result<Option<CommitCertificate>, BlockError> {
     let h = block.header.as_ref().ok_or(BlockError::NoHeader)?;
-    if h.txs_hash != list_hash(&block.txs) {
+    debug_assert_eq!(tx_hashes.len(), block.txs.len());
+    if tx_hashes.len() != block.txs.len() || h.txs_hash != hash_list(tx_hashes) {
         return Err(BlockError::BodyMismatch("txs_hash"));
     }
     if h.evidence_hash != list_hash(&block.evidence) {
@@ -271,6 +283,17 @@ pub fn check_block(
     block: &pb::Block,
     provenance: Provenance,
 ) -> Result<Checked, BlockError> {
+    check_block_with(ctx, block, provenance, None)
+}
+
+/// [`check_block`] with the transactions' hashes, when a body of this
+/// block's header passed [`check_body`] already (`BodyHashes`).
+pub fn check_block_with(
+    ctx: &Context<'_>,
+    block: &pb::Block,
+    provenance: Provenance,
+    tx_hashes: Option<&[Hash]>,
+) -> Result<Checked, BlockError> {
     let h = block.header.as_ref().ok_or(BlockError::NoHeader)?;
     if h.height != ctx.height {
         return Err(BlockError::Height {
@@ -287,7 +310,15 @@ pub fn check_block(
             ctx.limits.max_block_txs
         )));
     }
-    let carried = check_body_with(block, ctx.tip.certificate.as_ref())?;
+    let computed;
+    let tx_hashes = match tx_hashes {
+        Some(h) => h,
+        None => {
+            computed = self::tx_hashes(&block.txs);
+            &computed
+        }
+    };
+    let carried = check_body_with(block, tx_hashes, ctx.tip.certificate.as_ref())?;
     if h.app_hash != ctx.ledger.app_hash() {
         return Err(BlockError::StateMismatch("app_hash"));
     }

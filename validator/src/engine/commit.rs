@@ -6,7 +6,7 @@ use super::block_rules::{MempoolView, Tip};
 use super::{Engine, EngineError};
 use crate::consensus::Decision;
 use crate::crypto::sha3_256_parts;
-use crate::ledger::BlockInfo;
+use crate::ledger::{BlockInfo, KnownTxs};
 
 impl<P: Copy + Ord + std::fmt::Debug> Engine<P> {
     /// Executes `d` on the ledger (transactions the mempool view holds are
@@ -31,7 +31,10 @@ impl<P: Copy + Ord + std::fmt::Debug> Engine<P> {
                 &d.block.txs,
                 &d.block.evidence,
                 &batch_seed,
-                &|hash| mempool.decoded(hash),
+                KnownTxs {
+                    hashes: self.bodies.get(&d.block_hash),
+                    decoded: &|hash| mempool.decoded(hash),
+                },
             )
             .map_err(|e| EngineError::Apply {
                 height: h,
@@ -57,6 +60,7 @@ impl<P: Copy + Ord + std::fmt::Debug> Engine<P> {
             certificate: Some(d.certificate.clone()),
         };
         self.started = false;
+        self.bodies.clear();
         Ok(CommitRecord {
             height: h,
             round: d.round,

@@ -166,7 +166,13 @@ impl<P: Copy + Ord + std::fmt::Debug> Engine<P> {
         out: &mut Vec<Action<P>>,
     ) -> bool {
         let ctx = self.context();
-        let verdict = block_rules::check_block(&ctx, block, Provenance::Proposal { round, now_ms });
+        // The body's hashes, if its proposal's body check computed them.
+        let hashes = block
+            .header
+            .as_ref()
+            .and_then(|h| self.bodies.get(&header_hash(h)));
+        let provenance = Provenance::Proposal { round, now_ms };
+        let verdict = block_rules::check_block_with(&ctx, block, provenance, hashes);
         let e = match verdict {
             Ok(checked) => {
                 if checked.carried_certificate_verified {

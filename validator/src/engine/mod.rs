@@ -36,6 +36,7 @@ pub mod past_votes;
 pub mod sync;
 
 mod actions;
+mod body_hashes;
 mod commit;
 mod drive;
 use drive::{Log, charge};
@@ -51,6 +52,7 @@ pub use actions::{Action, CommitRecord, PeerFault};
 pub use block_rules::{BlockError, BlockLimits, Checked, MempoolView, NoMempool, Tip};
 pub use evidence_pool::{Added, EvidencePool, PoolError};
 
+use crate::block::header_hash;
 use crate::consensus::buffer::{Buffered, ByteLimits, FutureBuffer};
 use crate::consensus::{
     CheckedEvidence, Consensus, ConsensusConfig, HeightParams, Input, SigningGate, SigningState,
@@ -117,6 +119,8 @@ pub struct Engine<P> {
     late: LatePrecommits,
     /// Verified votes of the tip height, for equivocations that arrive late.
     past_votes: past_votes::PastVotes,
+    /// Transaction hashes of the bodies checked at this height.
+    bodies: body_hashes::BodyHashes,
     /// Peers' messages for heights not started yet, with their senders, so
     /// that one found bad when its height starts is charged to whoever sent
     /// it (bounded in count, bytes and bytes per claimed validator).
@@ -195,6 +199,7 @@ impl<P: Copy + Ord + std::fmt::Debug> Engine<P> {
             tip: restored.tip,
             late,
             past_votes: Default::default(),
+            bodies: Default::default(),
             future: FutureBuffer::with_limits(config.consensus.buffer, ByteLimits::default()),
             entropy,
             watch,
@@ -432,14 +437,23 @@ impl<P: Copy + Ord + std::fmt::Debug> Engine<P> {
         mempool: &dyn MempoolView,
     ) -> Result<Vec<Action<P>>, EngineError> {
         let mut out = Vec::new();
-        if let Some(block) = &p.block
-            && let Err(e) = block_rules::check_body(block)
-        {
-            out.push(Action::Penalize {
-                peer,
-                fault: PeerFault::BadBlock(e),
-            });
-            return Ok(out);
+        if let Some(block) = &p.block {
+            match block_rules::check_body_hashes(block) {
+                Err(e) => {
+                    out.push(Action::Penalize {
+                        peer,
+                        fault: PeerFault::BadBlock(e),
+                    });
+                    return Ok(out);
+                }
+                Ok(hashes) => {
+                    if let Some(header) = &block.header
+                        && p.height == self.height()
+                    {
+                        self.bodies.insert(header_hash(header), hashes);
+                    }
+                }
+            }
         }
         self.watch_incoming(p.height, self.our_proposal(&p));
         if let Some(current) = self.waits(p.height) {

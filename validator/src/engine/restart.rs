@@ -28,7 +28,7 @@
 //! start skip the gate's wait; and it need not be, since the WAL keeps those
 //! records until their height commits, so every restart adopts them again.
 
-use super::block_rules::MempoolView;
+use super::block_rules::{self, MempoolView};
 use super::drive::Log;
 use super::key_watch::Signed;
 use super::{Action, Engine, EngineError};
@@ -53,6 +53,16 @@ impl<P: Copy + Ord + std::fmt::Debug> Engine<P> {
         }
         self.start_into(now_ms, mempool, &mut out)?;
         for input in wal {
+            // A logged proposal's body is checked like a peer's: the core
+            // must hold only bodies that match their headers (and
+            // `BodyHashes` relies on it). A record that fails is not ours to
+            // trust: the file was damaged or altered; it is skipped.
+            if let Input::Proposal(p) = &input
+                && let Some(block) = &p.block
+                && block_rules::check_body(block).is_err()
+            {
+                continue;
+            }
             // Our own messages come back: remember them as ours, so that
             // their relayed copies are not taken for another instance's.
             if let Some(m) = self.own_message(&input) {

@@ -186,6 +186,18 @@ pub enum TxOutcome {
     Rejected(TxError),
 }
 
+/// What the host already holds of a block's transactions, so that
+/// [`Ledger::apply_block_with_decoded`] neither hashes, decodes nor verifies
+/// them again.
+#[derive(Clone, Copy)]
+pub struct KnownTxs<'a, 'k> {
+    /// The hash of each transaction, in order, from the body check; used
+    /// only if there is one per transaction.
+    pub hashes: Option<&'a [Hash]>,
+    /// The decoded, verified form of a transaction, by hash.
+    pub decoded: &'a dyn Fn(&Hash) -> Option<&'k DecodedTx>,
+}
+
 /// The result of delivering one transaction.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TxReceipt {
@@ -701,7 +713,11 @@ impl Ledger {
         evidence: &[pb::Evidence],
         batch_seed: &[u8; 32],
     ) -> Result<BlockResult, BlockError> {
-        self.apply_block_with_decoded(height, info, txs, evidence, batch_seed, &|_| None)
+        let nothing = KnownTxs {
+            hashes: None,
+            decoded: &|_| None,
+        };
+        self.apply_block_with_decoded(height, info, txs, evidence, batch_seed, nothing)
     }
 
     /// [`Ledger::apply_block`] for a host that already decoded and verified
@@ -719,8 +735,11 @@ impl Ledger {
         txs: &[pb::Transaction],
         evidence: &[pb::Evidence],
         batch_seed: &[u8; 32],
-        known: &dyn Fn(&Hash) -> Option<&'k DecodedTx>,
+        known: KnownTxs<'_, 'k>,
     ) -> Result<BlockResult, BlockError> {
+        // Hashes remembered from the body check, if they fit this body.
+        let tx_hashes = known.hashes.filter(|h| h.len() == txs.len());
+        let known = known.decoded;
         // One per transaction of the block, short-lived: boxing the decoded
         // ones would cost an allocation each for nothing.
         #[allow(clippy::large_enum_variant)]
@@ -733,8 +752,10 @@ impl Ledger {
         let evidence = evidence.iter().map(|e| self.apply_evidence(e)).collect();
         let prepared: Vec<Prepared<'k>> = txs
             .iter()
-            .map(|t| {
-                let hash = crate::block::tx_hash(t);
+            .enumerate()
+            .map(|(i, t)| {
+                let hash = tx_hashes.map_or_else(|| crate::block::tx_hash(t), |h| h[i]);
+                debug_assert_eq!(hash, crate::block::tx_hash(t));
                 match known(&hash) {
                     Some(d) if d.hash == hash => Prepared::Known(d),
                     _ => match tx::decode(&self.state.chain_id, t) {

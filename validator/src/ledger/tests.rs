@@ -402,11 +402,22 @@ fn pre_decoded_transactions_give_the_same_state_and_others_are_still_checked() {
         .apply_block(1, &info, &txs, &[], &[1; 32])
         .expect("block 1");
     let asked = std::cell::Cell::new(0);
+    let hashes = crate::block::tx_hashes(&txs);
     let r2 = trusting
-        .apply_block_with_decoded(1, &info, &txs, &[], &[2; 32], &|h| {
-            asked.set(asked.get() + 1);
-            (*h == known.hash).then_some(&known)
-        })
+        .apply_block_with_decoded(
+            1,
+            &info,
+            &txs,
+            &[],
+            &[2; 32],
+            KnownTxs {
+                hashes: Some(&hashes),
+                decoded: &|h| {
+                    asked.set(asked.get() + 1);
+                    (*h == known.hash).then_some(&known)
+                },
+            },
+        )
         .expect("block 1");
     assert_eq!(asked.get(), 3);
     assert_eq!(plain.app_hash(), trusting.app_hash());

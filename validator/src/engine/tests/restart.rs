@@ -113,3 +113,56 @@ fn a_waiting_gate_adopts_without_writing_the_file() {
     let guard = restarted.core().signing_state().expect("adopted");
     assert_eq!(guard.step, crate::consensus::SignStep::Prevote);
 }
+
+/// A WAL record of a peer's proposal whose body was altered (one
+/// transaction added, the signed header kept) is skipped on replay: the
+/// core must hold only bodies that match their headers. Kept, it would
+/// stand in for the genuine block (the core keeps the first body of a
+/// header), and the genuine proposal arriving afterwards would be judged
+/// by the altered body: no prevote for it.
+#[test]
+fn an_altered_proposal_in_the_wal_does_not_stand_in_for_the_genuine_block() {
+    let (proposer, first, _, _) = torn_first_batch();
+    let genuine = first
+        .iter()
+        .find_map(|a| match a {
+            Action::BroadcastProposal(p) => Some((**p).clone()),
+            _ => None,
+        })
+        .expect("the proposal");
+    let block_hash = header_hash(
+        genuine
+            .block
+            .as_ref()
+            .and_then(|b| b.header.as_ref())
+            .expect("header"),
+    );
+    let mut altered = genuine.clone();
+    if let Some(b) = altered.block.as_mut() {
+        b.txs.push(pb::Transaction::default());
+    }
+    let me = (proposer + 1) % 4;
+    let mut restarted = Engine::new(
+        EngineConfig::default(),
+        Some(key(me)),
+        None,
+        at_genesis(4),
+        [9; 32],
+    );
+    let mut out = restarted
+        .resume(vec![Input::Proposal(altered)], NOW, &NoMempool)
+        .expect("resume");
+    out.extend(
+        restarted
+            .on_proposal(usize::from(proposer), genuine, NOW, &NoMempool)
+            .expect("proposal"),
+    );
+    let prevotes: Vec<pb::Vote> = votes_of(&out)
+        .into_iter()
+        .filter(|v| v.vote_type == pb::VoteType::Prevote as i32)
+        .collect();
+    assert!(
+        prevotes.iter().any(|v| v.block_hash == block_hash),
+        "no prevote for the genuine block: {prevotes:?}"
+    );
+}

@@ -1,0 +1,74 @@
+//! The transaction hashes of the block bodies checked at this height, by
+//! header hash: a block's transactions are encoded and hashed once per node,
+//! when its proposal arrives (the body check in `Engine::on_proposal`), not
+//! again when the core asks for the block's validation nor when the decided
+//! block is applied. Under load this hashing was a third of the consensus
+//! loop's time (600-transaction blocks, hashed three times).
+//!
+//! Why keying by header hash is sound: an entry is made only for a body
+//! that passed the check, that is, whose transaction-hash list hashes to
+//! the header's `txs_hash`. Every body that passes under one header has the
+//! same list (SHA3-256 collision resistance), so an entry is the list of
+//! any checked body of its header. The engine consults it only for bodies
+//! that were checked: proposals from peers (checked before the core sees
+//! them) and WAL records (checked on replay, `restart.rs`); our own block
+//! misses the cache and is hashed.
+//!
+//! Bound: `MAX_BODIES` entries, each at most `max_block_txs` × 32 bytes
+//! (the default limits: 8 × 10,000 × 32 B = 2.5 MiB); emptied at each
+//! commit. When full, new entries are not kept: a miss only costs hashing.
+
+use std::collections::HashMap;
+
+use crate::crypto::Hash;
+
+/// Bodies remembered per height at most (one per round, proposals beyond
+/// the eighth round are hashed again).
+const MAX_BODIES: usize = 8;
+
+/// Transaction hashes of checked bodies, by header hash.
+#[derive(Debug, Default)]
+pub struct BodyHashes {
+    by_header: HashMap<Hash, Vec<Hash>>,
+}
+
+impl BodyHashes {
+    /// Remembers the transaction hashes of a body that passed the body check
+    /// under the header hashing to `header`.
+    pub fn insert(&mut self, header: Hash, tx_hashes: Vec<Hash>) {
+        if self.by_header.len() < MAX_BODIES {
+            self.by_header.entry(header).or_insert(tx_hashes);
+        }
+    }
+
+    /// The transaction hashes of the checked body of `header`, if remembered.
+    pub fn get(&self, header: &Hash) -> Option<&[Hash]> {
+        self.by_header.get(header).map(Vec::as_slice)
+    }
+
+    /// Forgets every body (a height was committed).
+    pub fn clear(&mut self) {
+        self.by_header.clear();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Entries past the bound are not kept, the first body of a header
+    /// stays, and a commit empties the cache.
+    #[test]
+    fn bounded_first_kept_cleared() {
+        let mut b = BodyHashes::default();
+        for i in 0..=MAX_BODIES as u8 {
+            b.insert([i; 32], vec![[i; 32]]);
+        }
+        assert_eq!(b.get(&[0; 32]), Some(&[[0u8; 32]][..]));
+        assert_eq!(b.get(&[MAX_BODIES as u8; 32]), None, "past the bound");
+        b.insert([0; 32], vec![[7; 32]]);
+        assert_eq!(b.get(&[0; 32]), Some(&[[0u8; 32]][..]), "first kept");
+        b.clear();
+        assert_eq!(b.get(&[0; 32]), None);
+    }
+}
