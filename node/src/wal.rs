@@ -126,8 +126,16 @@ fn step_code(s: TimeoutStep) -> u32 {
 
 /// The record for an input, with its height; `None` for inputs not logged.
 pub fn encode_input(input: &Input) -> Option<(Height, Vec<u8>)> {
+    // A proposal or our template carries a whole block: its record is
+    // written from the borrowed message, the same bytes as the `WalRecord`
+    // holding a copy (tested), without copying every transaction.
     let (height, rec) = match input {
-        Input::Proposal(p) => (p.height, WalInput::Proposal(p.clone())),
+        Input::Proposal(p) => return Some((p.height, encode_borrowed(1, p))),
+        Input::ProposalContent {
+            height,
+            round,
+            block,
+        } => return Some((*height, encode_content(*height, *round, block))),
         Input::Vote(v) => (v.height, WalInput::Vote(v.clone())),
         Input::TimeoutFired(t) => (
             t.height,
@@ -151,21 +159,41 @@ pub fn encode_input(input: &Input) -> Option<(Height, Vec<u8>)> {
                 valid: *valid,
             }),
         ),
-        Input::ProposalContent {
-            height,
-            round,
-            block,
-        } => (
-            *height,
-            WalInput::Content(WalContent {
-                height: *height,
-                round: *round,
-                block: Some(block.clone()),
-            }),
-        ),
         Input::StartHeight(_) | Input::SyncedBlock { .. } | Input::SigningResumed => return None,
     };
     Some((height, WalRecord { input: Some(rec) }.encode_to_vec()))
+}
+
+/// A `WalRecord` whose `input` is the message `m` under `tag`.
+fn encode_borrowed(tag: u32, m: &impl Message) -> Vec<u8> {
+    let len = prost::encoding::message::encoded_len(tag, m);
+    let mut buf = Vec::with_capacity(len);
+    prost::encoding::message::encode(tag, m, &mut buf);
+    buf
+}
+
+/// A `WalRecord` holding `WalInput::Content` for `block`, field by field
+/// as prost writes `WalContent` (proto3: zero scalars are left out).
+fn encode_content(height: Height, round: u32, block: &pb::Block) -> Vec<u8> {
+    use prost::encoding::{WireType, encode_key, encode_varint, message, uint32, uint64};
+    let mut inner = message::encoded_len(3, block);
+    if height != 0 {
+        inner += uint64::encoded_len(1, &height);
+    }
+    if round != 0 {
+        inner += uint32::encoded_len(2, &round);
+    }
+    let mut buf = Vec::with_capacity(inner + 16);
+    encode_key(5, WireType::LengthDelimited, &mut buf);
+    encode_varint(inner as u64, &mut buf);
+    if height != 0 {
+        uint64::encode(1, &height, &mut buf);
+    }
+    if round != 0 {
+        uint32::encode(2, &round, &mut buf);
+    }
+    message::encode(3, block, &mut buf);
+    buf
 }
 
 /// The input a record holds.
@@ -304,6 +332,46 @@ mod tests {
         let want = inputs();
         assert_eq!(got.len(), want.len());
         assert!(got.iter().zip(&want).all(|(a, b)| same(a, b)));
+    }
+
+    /// The records written from borrowed blocks are the bytes prost writes
+    /// for a `WalRecord` holding copies, zero heights and rounds included.
+    #[test]
+    fn borrowed_records_are_the_owned_encoding() {
+        let block = pb::Block {
+            txs: vec![pb::Transaction {
+                signature: vec![7; 64],
+                ..Default::default()
+            }],
+            ..Default::default()
+        };
+        for (height, round) in [(4, 2), (0, 0), (9, 0), (0, 3)] {
+            let owned = WalRecord {
+                input: Some(WalInput::Content(WalContent {
+                    height,
+                    round,
+                    block: Some(block.clone()),
+                })),
+            };
+            let input = Input::ProposalContent {
+                height,
+                round,
+                block: block.clone(),
+            };
+            assert_eq!(encode_input(&input).unwrap().1, owned.encode_to_vec());
+            let p = pb::Proposal {
+                height,
+                round,
+                pol_round: -1,
+                block: Some(block.clone()),
+                ..Default::default()
+            };
+            let owned = WalRecord {
+                input: Some(WalInput::Proposal(p.clone())),
+            };
+            let got = encode_input(&Input::Proposal(p)).unwrap().1;
+            assert_eq!(got, owned.encode_to_vec());
+        }
     }
 
     #[test]
