@@ -131,7 +131,7 @@ pub fn wire(data: &[u8]) {
         }
         Kind::Status(s) => {
             let mut e = started_engine(&w.genesis, None, None);
-            let _ = e.on_status(PEER, s.latest_height, NOW_MS);
+            let _ = e.on_status(PEER, s.latest_height, NOW_MS, &NoMempool);
             let _ = e.on_tick(NOW_MS + 10_000);
         }
         Kind::BlockRequest(_) | Kind::SnapshotRequest(_) | Kind::ChunkRequest(_) => {}
@@ -154,7 +154,7 @@ pub fn wire(data: &[u8]) {
             // A response counts only if it answers our request: claim the
             // chain's height first so the engine asks this peer.
             let mut e = started_engine(&w.genesis, None, None);
-            let _ = e.on_status(PEER, fixtures::HEIGHTS, NOW_MS);
+            let _ = e.on_status(PEER, fixtures::HEIGHTS, NOW_MS, &NoMempool);
             let _ = e.on_tick(NOW_MS + 10_000);
             let _ = e.on_block_response(PEER, resp);
             for _ in 0..fixtures::HEIGHTS + 1 {

@@ -482,7 +482,7 @@ fn sync_takes_only_solicited_blocks_whose_body_matches_the_certified_header() {
         }]
     ));
     // Peer 1 claims height 6: we ask it.
-    let req = late.on_status(1, 6, NOW);
+    let req = late.on_status(1, 6, NOW, &NoMempool).expect("status");
     assert!(
         matches!(
             &req[..],
@@ -518,7 +518,9 @@ fn sync_takes_only_solicited_blocks_whose_body_matches_the_certified_header() {
         }
     )));
     // A second, honest peer serves the rest.
-    let req = late.on_status(2, 6, NOW + 20_000);
+    let req = late
+        .on_status(2, 6, NOW + 20_000, &NoMempool)
+        .expect("status");
     assert!(
         matches!(
             &req[..],
@@ -547,7 +549,8 @@ fn a_peer_that_announces_a_height_it_does_not_serve_loses_its_claim() {
     net.run_to(2);
     let honest = net.commits[0].clone();
     let mut late = engine(3);
-    late.on_status(1, 1_000_000, NOW);
+    late.on_status(1, 1_000_000, NOW, &NoMempool)
+        .expect("status");
     let a = late.on_block_response(
         1,
         pb::BlockResponse {
@@ -567,7 +570,7 @@ fn a_peer_that_announces_a_height_it_does_not_serve_loses_its_claim() {
         "{a:?}"
     );
     // The honest peer is asked next.
-    let req = late.on_status(2, 2, NOW + 1);
+    let req = late.on_status(2, 2, NOW + 1, &NoMempool).expect("status");
     assert!(
         matches!(&req[..], [Action::RequestBlocks { peer: 2, .. }]),
         "{req:?}"
@@ -588,7 +591,7 @@ fn a_peer_that_pruned_the_heights_asked_is_not_charged_and_not_asked_again() {
     net.run_to(2);
     let honest = net.commits[0].clone();
     let mut late = engine(3);
-    late.on_status(1, 1_000, NOW);
+    late.on_status(1, 1_000, NOW, &NoMempool).expect("status");
     let a = late.on_block_response(
         1,
         pb::BlockResponse {
@@ -599,7 +602,7 @@ fn a_peer_that_pruned_the_heights_asked_is_not_charged_and_not_asked_again() {
     );
     assert!(a.is_empty(), "a pruned peer is not charged: {a:?}");
     // Peer 1 still claims 1,000, more than peer 2, yet peer 2 is asked.
-    let req = late.on_status(2, 2, NOW + 1);
+    let req = late.on_status(2, 2, NOW + 1, &NoMempool).expect("status");
     assert!(
         matches!(&req[..], [Action::RequestBlocks { peer: 2, .. }]),
         "{req:?}"
@@ -615,14 +618,17 @@ fn a_slow_answer_to_a_request_given_up_is_dropped_and_charged_once() {
     net.run_to(2);
     let honest = net.commits[0].clone();
     let mut late = engine(3);
-    late.on_status(1, 2, NOW);
+    late.on_status(1, 2, NOW, &NoMempool).expect("status");
     // No answer within the timeout: the next poll asks someone else.
-    late.on_status(2, 2, NOW + 1);
-    let req = late.on_status(
-        2,
-        2,
-        NOW + agora_validator::engine::sync::REQUEST_TIMEOUT_MS + 1,
-    );
+    late.on_status(2, 2, NOW + 1, &NoMempool).expect("status");
+    let req = late
+        .on_status(
+            2,
+            2,
+            NOW + agora_validator::engine::sync::REQUEST_TIMEOUT_MS + 1,
+            &NoMempool,
+        )
+        .expect("status");
     // Peer 1 is reported once, as for a height it claimed and did not serve.
     assert!(
         matches!(

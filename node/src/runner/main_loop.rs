@@ -140,12 +140,9 @@ impl Runner {
             Kind::SnapshotRequest(_) => return self.serve_offer(peer),
             Kind::ChunkRequest(req) => return self.serve_chunk(peer, &req),
             Kind::Evidence(ev) => self.engine.on_evidence(peer, ev),
-            Kind::Status(s) => {
-                let mut actions = self.engine.on_status(peer, s.latest_height, now);
-                // A status may open a fresh validator's signing gate mid-step.
-                actions.extend(self.engine.resume_signing(now, &self.mempool)?);
-                actions
-            }
+            Kind::Status(s) => self
+                .engine
+                .on_status(peer, s.latest_height, now, &self.mempool)?,
             Kind::Proposal(_) | Kind::Vote(_) if *identity == PeerIdentity::FullNode => {
                 warn!(%peer, "vote or proposal from a full node ignored");
                 return Ok(());

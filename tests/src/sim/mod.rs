@@ -1074,16 +1074,7 @@ impl Sim {
                 }
             }
             Wire::Status(h) => {
-                let now = self.now;
-                let actions = self.nodes[to]
-                    .engine
-                    .as_mut()
-                    .map(|e| e.on_status(from, h, now))
-                    .unwrap_or_default();
-                self.exec(to, actions, Origin::Relay);
-                // As the node's runner does: a status may open a fresh
-                // validator's signing gate in the middle of a step.
-                let r = self.with_engine(to, |e, m, now| e.resume_signing(now, m));
+                let r = self.with_engine(to, |e, m, now| e.on_status(from, h, now, m));
                 self.exec_result(to, r, Origin::Relay);
             }
             Wire::BlockRequest { from: fh, count } => {

@@ -14,30 +14,41 @@ use agora_proto::v1 as pb;
 
 impl<P: Copy + Ord + std::fmt::Debug> Engine<P> {
     /// A peer's latest committed height: fetch blocks at once when two or
-    /// more behind (one behind is normal gossip lag).
-    pub fn on_status(&mut self, peer: P, height: Height, now_ms: u64) -> Vec<Action<P>> {
+    /// more behind (one behind is normal gossip lag). A status may also
+    /// open a fresh validator's signing gate in the middle of a step; the
+    /// vote the core owes then is cast here (`resume_signing`), so no host
+    /// has to remember to ask.
+    pub fn on_status(
+        &mut self,
+        peer: P,
+        height: Height,
+        now_ms: u64,
+        mempool: &dyn MempoolView,
+    ) -> Result<Vec<Action<P>>, EngineError> {
         self.sync.note_height(peer, height);
         // A fresh validator with no signing state learns here whether the
         // chain is new (height 0) or was running without it.
         self.watch.gate.observe_chain_height(height);
-        self.poll_sync(now_ms, 1)
+        let mut out = self.poll_sync(now_ms, 1);
+        self.resume_signing(now_ms, mempool, &mut out)?;
+        Ok(out)
     }
 
     /// Casts the vote the core owes when the signing gate opened while
     /// this height was under way (the gate of a fresh validator opens on a
     /// peer's status, possibly after the core already passed a step it
-    /// could not sign; see `Input::SigningResumed`). Hosts call it after
-    /// [`Self::on_status`]; nothing when nothing is owed.
-    pub fn resume_signing(
+    /// could not sign; see `Input::SigningResumed`); nothing when nothing
+    /// is owed.
+    fn resume_signing(
         &mut self,
         now_ms: u64,
         mempool: &dyn MempoolView,
-    ) -> Result<Vec<Action<P>>, EngineError> {
-        let mut out = Vec::new();
+        out: &mut Vec<Action<P>>,
+    ) -> Result<(), EngineError> {
         if self.started && self.watch.gate.may_sign() && self.core.owes_vote() {
-            self.drive(Input::SigningResumed, Log::All, now_ms, mempool, &mut out)?;
+            self.drive(Input::SigningResumed, Log::All, now_ms, mempool, out)?;
         }
-        Ok(out)
+        Ok(())
     }
 
     /// A peer connected. A validator of the current set is sent what this

@@ -152,7 +152,7 @@ fn a_synced_block_decided_while_its_height_starts_is_not_charged() {
     let (records, msgs) = make_chain(4, 3);
     let mut o = engine(None, at_genesis(4));
     // Block 1 by sync.
-    let req = o.on_status(0, 3, NOW);
+    let req = o.on_status(0, 3, NOW, &NoMempool).expect("status");
     assert!(matches!(
         req.as_slice(),
         [Action::RequestBlocks {
@@ -183,7 +183,7 @@ fn a_synced_block_decided_while_its_height_starts_is_not_charged() {
     }
     assert_eq!(o.tip_height(), 1);
     // Then block 2 comes by sync; starting height 2 decides it from the buffer.
-    let req = o.on_status(0, 3, NOW);
+    let req = o.on_status(0, 3, NOW, &NoMempool).expect("status");
     assert!(matches!(
         req.as_slice(),
         [Action::RequestBlocks {
@@ -282,12 +282,17 @@ fn moot_evidence_is_dropped_without_charging_the_peer() {
 fn an_unanswered_sync_request_is_reported_and_the_next_goes_elsewhere() {
     let mut e = engine(None, at_genesis(4));
     assert!(
-        e.on_status(2, 5, NOW)
+        e.on_status(2, 5, NOW, &NoMempool)
+            .expect("status")
             .iter()
             .any(|a| matches!(a, Action::RequestBlocks { peer: 2, .. }))
     );
     // The liar claims more, but a request is in flight.
-    assert!(e.on_status(9, 1_000_000, NOW).is_empty());
+    assert!(
+        e.on_status(9, 1_000_000, NOW, &NoMempool)
+            .expect("status")
+            .is_empty()
+    );
     let out = e.on_tick(NOW + sync::REQUEST_TIMEOUT_MS - 1);
     assert!(penalties(&out).is_empty());
     let out = e.on_tick(NOW + sync::REQUEST_TIMEOUT_MS);
@@ -298,7 +303,8 @@ fn an_unanswered_sync_request_is_reported_and_the_next_goes_elsewhere() {
     );
     // The liar does not answer either: reported, and honest peer 2's claim,
     // heard again, is asked.
-    e.on_status(2, 5, NOW + sync::REQUEST_TIMEOUT_MS);
+    e.on_status(2, 5, NOW + sync::REQUEST_TIMEOUT_MS, &NoMempool)
+        .expect("status");
     let out = e.on_tick(NOW + 2 * sync::REQUEST_TIMEOUT_MS);
     assert_eq!(penalties(&out), vec![(9, PeerFault::FalseHeight)]);
     assert!(

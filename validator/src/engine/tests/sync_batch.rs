@@ -32,7 +32,13 @@ fn response(records: &[CommitRecord], bad: Option<Height>) -> pb::BlockResponse 
 fn asked(resp: pb::BlockResponse) -> Engine<usize> {
     let mut o = engine(None, at_genesis(4));
     let latest = resp.latest_height;
-    assert_eq!(o.on_status(0, latest, NOW).len(), 1, "a request");
+    assert_eq!(
+        o.on_status(0, latest, NOW, &NoMempool)
+            .expect("status")
+            .len(),
+        1,
+        "a request"
+    );
     assert!(o.on_block_response(0, resp).is_empty());
     o
 }
