@@ -510,7 +510,9 @@ async fn measure(nodes: &mut Nodes, a: &BenchArgs, timeouts: Timeouts) -> Result
         a.duration
     );
 
-    // 2. Load, started a moment before the window so that it is steady.
+    // 2. Load, signed before the window (the generator's signing would
+    // otherwise take CPU from the nodes on this shared machine), started a
+    // moment before it so that it is steady.
     let counters = Arc::new(loadgen::LoadCounters::default());
     let warmup = if a.tx_rate > 0.0 {
         Duration::from_secs(1)
@@ -518,27 +520,21 @@ async fn measure(nodes: &mut Nodes, a: &BenchArgs, timeouts: Timeouts) -> Result
         Duration::ZERO
     };
     let window = Duration::from_secs_f64(a.duration);
-    let load_until = Instant::now() + warmup + window;
-    // Blocks after this height may hold load transactions.
-    let load_from = height(&clients[0]).await.unwrap_or(0);
-    let load = if a.tx_rate > 0.0 {
-        let chain = ChainId::new(CHAIN_ID).map_err(|e| anyhow!("chain id: {e}"))?;
-        let mut accounts = Vec::new();
-        for d in &nodes.m.delegators {
-            let key = agora_node::keys::load_account(&d.key_file)
-                .with_context(|| format!("loading {}", d.key_file.display()))?;
-            let address = Address::of_account(&key.public_key());
-            accounts.push(loadgen::Account { key, address });
-        }
-        let endpoints: Vec<String> = nodes.m.nodes.iter().map(|e| e.grpc.clone()).collect();
-        let counters = counters.clone();
-        let rate = a.tx_rate;
-        Some(tokio::spawn(async move {
-            loadgen::run(&endpoints, accounts, chain, rate, load_until, counters).await;
-        }))
+    let prepared = if a.tx_rate > 0.0 {
+        let ahead = (a.tx_rate * (warmup + window).as_secs_f64() * 1.1) as usize;
+        let ahead = ahead.min(loadgen::MAX_AHEAD);
+        eprintln!("bench: signing {ahead} transfers ahead of the window");
+        Some(prepare_load(nodes, a.tx_rate, ahead).await?)
     } else {
         None
     };
+    let load_until = Instant::now() + warmup + window;
+    // Blocks after this height may hold load transactions.
+    let load_from = height(&clients[0]).await.unwrap_or(0);
+    let load = prepared.map(|p| {
+        let counters = counters.clone();
+        tokio::spawn(async move { p.run(load_until, counters).await })
+    });
     tokio::time::sleep(warmup).await;
 
     // 3. The window opens with the first certificate streamed after now.
@@ -917,13 +913,14 @@ fn summary(r: &BenchResult) -> String {
         &mut s,
         "offered/accepted/rejected",
         format!(
-            "{} / {} / {} (failed {}, backlog {}, signer behind {})",
+            "{} / {} / {} (failed {}, backlog {}, signer behind {}, retried busy {})",
             r.load.offered,
             r.load.accepted,
             r.load.rejected,
             r.load.failed,
             r.load.backlog,
-            r.load.signer_behind
+            r.load.signer_behind,
+            r.load.retried_busy
         ),
     );
     row(
@@ -989,4 +986,21 @@ fn summary(r: &BenchResult) -> String {
         (None, None) => {}
     }
     s
+}
+
+/// The load generator for `nodes`: their funded accounts, transfers signed
+/// `ahead` before this returns.
+async fn prepare_load(nodes: &Nodes, rate: f64, ahead: usize) -> Result<loadgen::Prepared> {
+    let chain = ChainId::new(CHAIN_ID).map_err(|e| anyhow!("chain id: {e}"))?;
+    let mut accounts = Vec::new();
+    for d in &nodes.m.delegators {
+        let key = agora_node::keys::load_account(&d.key_file)
+            .with_context(|| format!("loading {}", d.key_file.display()))?;
+        let address = Address::of_account(&key.public_key());
+        accounts.push(loadgen::Account { key, address });
+    }
+    let endpoints: Vec<String> = nodes.m.nodes.iter().map(|e| e.grpc.clone()).collect();
+    loadgen::prepare(&endpoints, accounts, chain, rate, ahead)
+        .await
+        .context("the load generator could not start (bad endpoints?)")
 }

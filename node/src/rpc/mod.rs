@@ -8,6 +8,11 @@
 pub mod api;
 pub mod conn_limit;
 pub mod ledger_views;
+/// The refusal of a transaction the node had no room to check (its
+/// signature checker's queue was full): the same transaction may be sent
+/// again unchanged, which keeps the sender's nonces contiguous.
+pub const BUSY_CHECKING_TXS: &str = "the node is busy checking transactions; retry shortly";
+
 pub mod limits;
 pub mod proofs;
 pub mod pruned;

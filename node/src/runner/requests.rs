@@ -59,7 +59,7 @@ impl Runner {
         };
         if let Err(Origin::Client(reply)) = self.verifier.submit(tx, hash, origin) {
             let _ = reply.send(Err(ApiError::Unavailable(
-                "the node is busy checking transactions; retry shortly".into(),
+                crate::rpc::BUSY_CHECKING_TXS.into(),
             )));
         }
     }

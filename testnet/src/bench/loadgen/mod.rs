@@ -48,10 +48,19 @@ const MAX_BATCH: usize = agora_node::rpc::staking::MAX_SUBMIT_BATCH;
 /// Most encoded bytes of transactions per call: the server decodes at most
 /// `MAX_REQUEST_BYTES` per request; the rest is room for the framing.
 const MAX_BATCH_BYTES: usize = agora_node::rpc::limits::MAX_REQUEST_BYTES * 7 / 8;
-/// Pre-signed transactions queued at most: two seconds of the rate, within bounds.
+/// Signed transactions queued at most: two seconds of the rate, within bounds.
 fn signer_queue(rate: f64) -> usize {
     ((rate * 2.0) as usize).clamp(1_000, 200_000)
 }
+
+/// Transactions signed ahead at least.
+const MIN_AHEAD: usize = 1_000;
+/// Transactions signed ahead at most: 400,000 transfers of about 300 bytes
+/// each in memory (~120 MB), 20 s at 20,000 tx/s.
+pub const MAX_AHEAD: usize = 400_000;
+/// How long a transaction the node was too busy to take waits before it
+/// is offered again.
+const RETRY_AFTER: Duration = Duration::from_millis(20);
 
 /// A funded account the generator sends from.
 pub struct Account {
@@ -71,6 +80,7 @@ pub struct LoadCounters {
     backlog: AtomicU64,
     signer_behind: AtomicU64,
     resets: AtomicU64,
+    retried: AtomicU64,
     reasons: Mutex<BTreeMap<String, u64>>,
     submitted_at: Mutex<HashMap<Hash, Instant>>,
 }
@@ -92,6 +102,9 @@ pub struct LoadReport {
     pub signer_behind: u64,
     /// Times an account was restarted at a refused nonce.
     pub nonce_resyncs: u64,
+    /// Offers refused because the node was busy checking transactions, and
+    /// sent again unchanged.
+    pub retried_busy: u64,
     /// Refusals by reason (digits replaced by `#`).
     pub rejection_reasons: BTreeMap<String, u64>,
     /// Accepted transactions found in a committed block (filled by the bench).
@@ -114,6 +127,7 @@ impl LoadCounters {
             backlog: g(&self.backlog),
             signer_behind: g(&self.signer_behind),
             nonce_resyncs: g(&self.resets),
+            retried_busy: g(&self.retried),
             rejection_reasons: self.reasons.lock().map(|r| r.clone()).unwrap_or_default(),
             ..LoadReport::default()
         }
@@ -125,6 +139,23 @@ impl LoadCounters {
             .lock()
             .map(|m| m.clone())
             .unwrap_or_default()
+    }
+
+    /// Counts the transactions of `batch` sent for the first time and
+    /// notes when (a retried one keeps its first time: its latency is the
+    /// client's).
+    fn note_offered(&self, batch: &[Signed]) {
+        let now = Instant::now();
+        let mut first = 0;
+        if let Ok(mut m) = self.submitted_at.lock() {
+            for s in batch {
+                if let std::collections::hash_map::Entry::Vacant(e) = m.entry(s.hash) {
+                    e.insert(now);
+                    first += 1;
+                }
+            }
+        }
+        self.offered.fetch_add(first, Ordering::Relaxed);
     }
 
     fn note_refusal(&self, message: &str) {
@@ -160,22 +191,32 @@ async fn account_nonce(q: &mut QueryClient<Channel>, a: &Address) -> u64 {
     .unwrap_or(0)
 }
 
-/// Offers transfers at `rate` per second in total until `until`, paying
-/// `fee` each. Returns when every submitter has finished.
-pub async fn run(
+/// A load ready to run: connected, with its transactions signed ahead.
+pub struct Prepared {
+    channels: Vec<Channel>,
+    signed: mpsc::Receiver<Signed>,
+    ctl: Arc<signer::Accounts>,
+    stop: Arc<AtomicBool>,
+    rate: f64,
+}
+
+/// Connects to `endpoints`, reads the accounts' nonces and signs `ahead`
+/// transfers before returning (at most `MAX_AHEAD`, each a few hundred
+/// bytes in memory), so that the run's signing is done before anything is
+/// measured. `None` if the rate or the endpoints are unusable.
+pub async fn prepare(
     endpoints: &[String],
     accounts: Vec<Account>,
     chain: ChainId,
     rate: f64,
-    until: Instant,
-    counters: Arc<LoadCounters>,
-) {
+    ahead: usize,
+) -> Option<Prepared> {
     if !(rate > 0.0 && rate.is_finite()) || endpoints.is_empty() || accounts.is_empty() {
-        return;
+        return None;
     }
     let channels: Vec<Channel> = endpoints.iter().filter_map(|e| channel(e)).collect();
     if channels.len() != endpoints.len() {
-        return;
+        return None;
     }
     let mut nonces = Vec::with_capacity(accounts.len());
     for (k, a) in accounts.iter().enumerate() {
@@ -183,28 +224,55 @@ pub async fn run(
         nonces.push(account_nonce(&mut q, &a.address).await);
     }
     let stop = Arc::new(AtomicBool::new(false));
-    let fee = agora_node::client::tx::DEFAULT_FEE;
-    let (mut signed, ctl) = signer::start(
+    let ahead = ahead.clamp(MIN_AHEAD, MAX_AHEAD);
+    let plan = signer::SignerPlan {
         accounts,
         nonces,
         chain,
-        fee,
-        signer_queue(rate),
-        stop.clone(),
-    );
-    let mut queues = Vec::new();
-    let mut tasks = tokio::task::JoinSet::new();
-    for ch in channels {
-        let (tx, rx) = mpsc::channel::<Vec<Signed>>(SUBMIT_QUEUE);
-        queues.push(tx);
-        let (ctl, counters) = (ctl.clone(), counters.clone());
-        tasks.spawn(submitter(ch, rx, ctl, counters));
+        fee: agora_node::client::tx::DEFAULT_FEE,
+        queue: signer_queue(rate),
+        presign: ahead,
+    };
+    let (signed, ctl, progress) = signer::start(plan, stop.clone());
+    // The thread pre-signs a multiple of the account count, `ahead` or more.
+    while progress.presigned.load(Ordering::Relaxed) < ahead as u64 {
+        tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    schedule(&mut signed, &queues, &ctl, rate, until, &counters).await;
-    stop.store(true, Ordering::Relaxed);
-    drop(signed);
-    drop(queues);
-    while tasks.join_next().await.is_some() {}
+    Some(Prepared {
+        channels,
+        signed,
+        ctl,
+        stop,
+        rate,
+    })
+}
+
+impl Prepared {
+    /// Offers the signed transfers at the prepared rate until `until`.
+    /// Returns when every submitter has finished.
+    pub async fn run(mut self, until: Instant, counters: Arc<LoadCounters>) {
+        let mut queues = Vec::new();
+        let mut tasks = tokio::task::JoinSet::new();
+        for ch in self.channels {
+            let (tx, rx) = mpsc::channel::<Vec<Signed>>(SUBMIT_QUEUE);
+            queues.push(tx);
+            let (ctl, counters) = (self.ctl.clone(), counters.clone());
+            tasks.spawn(submitter(ch, rx, ctl, counters, until));
+        }
+        schedule(
+            &mut self.signed,
+            &queues,
+            &self.ctl,
+            self.rate,
+            until,
+            &counters,
+        )
+        .await;
+        self.stop.store(true, Ordering::Relaxed);
+        drop(self.signed);
+        drop(queues);
+        while tasks.join_next().await.is_some() {}
+    }
 }
 
 /// Releases `rate · elapsed` transactions in total by every tick until `until`.
@@ -285,55 +353,52 @@ fn restart_first_of_each(batch: &[Signed], ctl: &signer::Accounts, counters: &Lo
 }
 
 /// Sends one node's batches one after another and records the verdicts.
+/// A transaction the node was too busy to check is offered again,
+/// unchanged, until `until`; any other refusal restarts its account.
 async fn submitter(
     ch: Channel,
     mut rx: mpsc::Receiver<Vec<Signed>>,
     ctl: Arc<signer::Accounts>,
     counters: Arc<LoadCounters>,
+    until: Instant,
 ) {
     let mut staking = StakingClient::new(ch);
     let mut carry: Option<Vec<Signed>> = None;
+    let mut retry: Vec<Signed> = Vec::new();
     loop {
-        let first = match carry.take() {
-            Some(b) => b,
-            None => match rx.recv().await {
+        let first = if retry.is_empty() {
+            match carry.take() {
                 Some(b) => b,
-                None => break,
-            },
-        };
-        // Whatever queued up while the last call was out goes in this one,
-        // within the server's limit per call.
-        let mut batch = first;
-        let mut bytes: usize = batch.iter().map(|s| s.tx.encoded_len()).sum();
-        while let Ok(more) = rx.try_recv() {
-            let more_bytes: usize = more.iter().map(|s| s.tx.encoded_len()).sum();
-            if batch.len() + more.len() > MAX_BATCH || bytes + more_bytes > MAX_BATCH_BYTES {
-                carry = Some(more);
+                None => match rx.recv().await {
+                    Some(b) => b,
+                    None => break,
+                },
+            }
+        } else {
+            tokio::time::sleep(RETRY_AFTER).await;
+            if Instant::now() >= until {
                 break;
             }
-            bytes += more_bytes;
-            batch.extend(more);
-        }
+            std::mem::take(&mut retry)
+        };
+        let batch = gather(first, &mut carry, &mut rx);
         let batch: Vec<Signed> = batch.into_iter().filter(|s| ctl.is_current(s)).collect();
         if batch.is_empty() {
             continue;
         }
-        let now = Instant::now();
-        if let Ok(mut m) = counters.submitted_at.lock() {
-            m.extend(batch.iter().map(|s| (s.hash, now)));
-        }
-        counters
-            .offered
-            .fetch_add(batch.len() as u64, Ordering::Relaxed);
+        counters.note_offered(&batch);
         let req = pb::SubmitTxsRequest {
             txs: batch.iter().map(|s| s.tx.clone()).collect(),
         };
         match staking.submit_txs(req).await {
             Ok(r) => {
                 let results = r.into_inner().results;
-                for (s, res) in batch.iter().zip(&results) {
+                for (s, res) in batch.into_iter().zip(&results) {
                     if res.status == pb::TxStatus::Pending as i32 {
                         counters.accepted.fetch_add(1, Ordering::Relaxed);
+                    } else if res.log == agora_node::rpc::BUSY_CHECKING_TXS {
+                        counters.retried.fetch_add(1, Ordering::Relaxed);
+                        retry.push(s);
                     } else {
                         counters.rejected.fetch_add(1, Ordering::Relaxed);
                         counters.note_refusal(&res.log);
@@ -352,6 +417,30 @@ async fn submitter(
             }
         }
     }
+}
+
+/// `first` and whatever else queued up while the last call was out, within
+/// the server's limits per call; what does not fit is carried to the next.
+fn gather(
+    first: Vec<Signed>,
+    carry: &mut Option<Vec<Signed>>,
+    rx: &mut mpsc::Receiver<Vec<Signed>>,
+) -> Vec<Signed> {
+    let mut batch = first;
+    let mut bytes: usize = batch.iter().map(|s| s.tx.encoded_len()).sum();
+    if carry.is_some() {
+        return batch;
+    }
+    while let Ok(more) = rx.try_recv() {
+        let more_bytes: usize = more.iter().map(|s| s.tx.encoded_len()).sum();
+        if batch.len() + more.len() > MAX_BATCH || bytes + more_bytes > MAX_BATCH_BYTES {
+            *carry = Some(more);
+            break;
+        }
+        bytes += more_bytes;
+        batch.extend(more);
+    }
+    batch
 }
 
 /// Percentile `p` (0..=100) of `sorted` values by nearest rank.
