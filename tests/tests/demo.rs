@@ -149,7 +149,8 @@ fn demo_walks_every_step_and_exits_zero() {
             stdout
                 .lines()
                 .any(|l| l.starts_with(&prefix) && l.contains(" … ok: ")),
-            "step {n} is not marked ok:\n{stdout}\n{stderr}"
+            "step {n} is not marked ok:\n{stdout}\n{stderr}\n{}",
+            node_log_tails(&dir)
         );
     }
     assert!(!stdout.contains("FAILED"), "{stdout}");
@@ -220,4 +221,24 @@ fn demo_walks_every_step_and_exits_zero() {
             .all(|n| n["pid"].is_null()),
         "testnet.json still lists pids: {manifest}"
     );
+}
+
+/// The last lines of each node's log (`AGORA_TEST_LOG_LINES`, 40 by
+/// default), for a failure's message: the demo's directory is a temporary
+/// one and is gone once the test ends.
+fn node_log_tails(dir: &Path) -> String {
+    let keep = std::env::var("AGORA_TEST_LOG_LINES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(40);
+    (0..4)
+        .map(|i| {
+            let path = dir.join(format!("node{i}")).join("node.log");
+            let text = std::fs::read_to_string(&path).unwrap_or_default();
+            let lines: Vec<&str> = text.lines().collect();
+            let tail = lines[lines.len().saturating_sub(keep)..].join("\n");
+            format!("--- {} (last {keep} lines)\n{tail}", path.display())
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
 }
