@@ -29,6 +29,17 @@ fn torn_first_batch() -> (u8, Vec<Action<usize>>, Vec<Input>, usize) {
     (proposer, first, wal, torn)
 }
 
+/// The proposal a batch of actions broadcasts.
+fn proposal_of(actions: &[Action<usize>]) -> pb::Proposal {
+    actions
+        .iter()
+        .find_map(|a| match a {
+            Action::BroadcastProposal(p) => Some((**p).clone()),
+            _ => None,
+        })
+        .expect("the proposal")
+}
+
 /// A proposer's first batch of actions: its proposal and prevote are in
 /// the WAL before the signing state that allows them. The crash falls in
 /// that write: the WAL is on disk, the signing state (None: never signed)
@@ -39,13 +50,7 @@ fn torn_first_batch() -> (u8, Vec<Action<usize>>, Vec<Input>, usize) {
 fn signatures_in_the_wal_are_adopted_before_anything_is_signed() {
     let (proposer, first, wal, torn) = torn_first_batch();
     let sent_before: Vec<Action<usize>> = first[torn..].to_vec();
-    let old_proposal = sent_before
-        .iter()
-        .find_map(|a| match a {
-            Action::BroadcastProposal(p) => Some((**p).clone()),
-            _ => None,
-        })
-        .expect("the proposal");
+    let old_proposal = proposal_of(&sent_before);
     let old_prevote = votes_of(&sent_before).pop().expect("the prevote");
 
     // Later in time, so a new block would differ from the old one.
@@ -123,13 +128,7 @@ fn a_waiting_gate_adopts_without_writing_the_file() {
 #[test]
 fn an_altered_proposal_in_the_wal_does_not_stand_in_for_the_genuine_block() {
     let (proposer, first, _, _) = torn_first_batch();
-    let genuine = first
-        .iter()
-        .find_map(|a| match a {
-            Action::BroadcastProposal(p) => Some((**p).clone()),
-            _ => None,
-        })
-        .expect("the proposal");
+    let genuine = proposal_of(&first);
     let block_hash = header_hash(
         genuine
             .block
