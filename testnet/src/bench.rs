@@ -619,12 +619,15 @@ async fn measure(nodes: &mut Nodes, a: &BenchArgs, timeouts: Timeouts) -> Result
     // Load transactions committed during the warm-up, before the window's
     // first certificate: committed, but without a commit time to measure.
     let first = commits[0].height;
-    let warmup_committed = txs::hashes_at(&clients[0], load_from + 1..=first)
-        .await?
-        .values()
-        .flatten()
-        .filter(|h| submitted.contains_key(*h))
-        .count() as u64;
+    let warmup_hashes: Vec<agora_validator::Hash> =
+        txs::hashes_at(&clients[0], load_from + 1..=first)
+            .await?
+            .into_values()
+            .flatten()
+            .filter(|h| submitted.contains_key(h))
+            .collect();
+    let warmup_committed = warmup_hashes.len() as u64;
+    let mut unseen = txs::Unseen::default();
     if a.tx_rate > 0.0 {
         let seen = warmup_committed
             + committed_at
@@ -635,6 +638,15 @@ async fn measure(nodes: &mut Nodes, a: &BenchArgs, timeouts: Timeouts) -> Result
         let next = commits.last().map_or(0, |c| c.height) + 1;
         let accepted = counters.report().accepted;
         committed_at.extend(txs::drain(&clients[0], next, seen, accepted, &submitted).await?);
+        let mut missing = counters.accepted_hashes();
+        for h in committed_at
+            .iter()
+            .flat_map(|(_, h)| h)
+            .chain(&warmup_hashes)
+        {
+            missing.remove(h);
+        }
+        unseen = txs::account_for(&clients, missing.into_iter().collect()).await?;
     }
     eprintln!(
         "bench: read the transactions of {} blocks in {:.2} s",
@@ -728,6 +740,7 @@ async fn measure(nodes: &mut Nodes, a: &BenchArgs, timeouts: Timeouts) -> Result
             committed: tx_lat.len() as u64 + warmup_committed,
             tx_latency_ms_p50: loadgen::percentile(&tx_lat, 50.0),
             tx_latency_ms_p99: loadgen::percentile(&tx_lat, 99.0),
+            unseen,
             ..counters.report()
         },
         cpu,
@@ -938,6 +951,17 @@ fn summary(r: &BenchResult) -> String {
                 .map_or("-".into(), |v| format!("{v:.0}"))
         ),
     );
+    let u = &r.load.unseen;
+    if u.count > 0 {
+        row(
+            &mut s,
+            "accepted, not seen committed",
+            format!(
+                "{} (asked {}: committed {}, pending {}, refused {}, unknown to every node {})",
+                u.count, u.asked, u.committed, u.pending, u.refused, u.unknown
+            ),
+        );
+    }
     for (why, n) in &r.load.rejection_reasons {
         row(&mut s, "  refused", format!("{n} × {why}"));
     }

@@ -100,6 +100,7 @@ fn bench_writes_result_and_plot() {
     assert!(json["accepted"].as_u64().unwrap() > 0, "{json:#}");
     // Every accepted transfer committed, each with its own submit-to-commit latency.
     assert_eq!(json["committed"], json["accepted"], "{json:#}");
+    assert_eq!(json["unseen"]["count"], 0, "{json:#}");
     assert!(
         json["tx_latency_ms_p50"].as_f64().unwrap() > 0.0,
         "{json:#}"

@@ -10,6 +10,7 @@ use agora_proto::v1 as pb;
 use agora_proto::v1::query_client::QueryClient;
 use agora_validator::Hash;
 use anyhow::{Context, Result};
+use serde::Serialize;
 use tokio::time::Instant;
 use tonic::transport::Channel;
 
@@ -17,8 +18,16 @@ use tonic::transport::Channel;
 const FETCHES: usize = 8;
 /// Per-call deadline.
 const RPC_TIMEOUT: Duration = Duration::from_secs(2);
-/// How long the bench waits after the load for accepted transactions to commit.
-pub const DRAIN: Duration = Duration::from_secs(10);
+/// After the load, how long the bench waits without any accepted
+/// transaction newly seen committed before it stops waiting.
+pub const DRAIN_STALL: Duration = Duration::from_secs(10);
+/// After the load, how long the bench waits for accepted transactions to
+/// commit at most (a chain that keeps committing the backlog of full
+/// mempools is followed this long).
+pub const DRAIN_MAX: Duration = Duration::from_secs(60);
+/// Accepted transactions not seen committed that the bench asks the nodes
+/// about at most (one GetTx per node each).
+pub const MAX_ASKED: usize = 20_000;
 
 /// The transaction hashes of each height in `heights`, a few calls at a time.
 pub async fn hashes_at(
@@ -72,8 +81,9 @@ pub fn latencies(
 }
 
 /// After the load stopped: follows node0's new blocks from `next` until every
-/// one of `accepted` submitted transactions was seen or [`DRAIN`] passed.
-/// Returns each new block's hashes with the time it was first seen.
+/// one of `accepted` submitted transactions was seen, none was newly seen
+/// for [`DRAIN_STALL`], or [`DRAIN_MAX`] passed. Returns each new block's
+/// hashes with the time it was first seen.
 pub async fn drain(
     client: &QueryClient<Channel>,
     mut next: u64,
@@ -81,9 +91,10 @@ pub async fn drain(
     accepted: u64,
     submitted: &HashMap<Hash, Instant>,
 ) -> Result<Vec<(Instant, Vec<Hash>)>> {
-    let deadline = Instant::now() + DRAIN;
+    let deadline = Instant::now() + DRAIN_MAX;
+    let mut progress_at = Instant::now();
     let mut out = Vec::new();
-    while seen < accepted && Instant::now() < deadline {
+    while seen < accepted && Instant::now() < deadline && progress_at.elapsed() < DRAIN_STALL {
         let mut q = client.clone();
         let latest = q
             .get_status(pb::GetStatusRequest {})
@@ -99,7 +110,11 @@ pub async fn drain(
         let got = hashes_at(client, next..=latest).await?;
         for h in next..=latest {
             let hashes = got.get(&h).cloned().unwrap_or_default();
-            seen += hashes.iter().filter(|x| submitted.contains_key(*x)).count() as u64;
+            let ours = hashes.iter().filter(|x| submitted.contains_key(*x)).count() as u64;
+            if ours > 0 {
+                seen += ours;
+                progress_at = now;
+            }
             out.push((now, hashes));
         }
         next = latest + 1;
@@ -107,9 +122,111 @@ pub async fn drain(
     Ok(out)
 }
 
+/// What the nodes say of the accepted transactions the bench did not see
+/// committed: "none lost" means `unknown` is 0.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct Unseen {
+    /// Accepted transactions not seen in a block by the end of the drain.
+    pub count: u64,
+    /// Of those, how many were asked about (at most [`MAX_ASKED`]).
+    pub asked: u64,
+    /// A node reports it committed (in a block the drain did not read).
+    pub committed: u64,
+    /// Still in some node's mempool.
+    pub pending: u64,
+    /// A node reports it rejected or failed.
+    pub refused: u64,
+    /// No node knows it: admitted, then dropped.
+    pub unknown: u64,
+}
+
+/// Asks every node (node0 first, the others only while no node has placed
+/// it) about each hash in `unseen`, up to [`MAX_ASKED`] of them, a few calls
+/// at a time, and counts the furthest status any node gives.
+pub async fn account_for(clients: &[QueryClient<Channel>], unseen: Vec<Hash>) -> Result<Unseen> {
+    let mut out = Unseen {
+        count: unseen.len() as u64,
+        ..Unseen::default()
+    };
+    let mut pending = unseen.into_iter().take(MAX_ASKED);
+    let mut asks = tokio::task::JoinSet::new();
+    loop {
+        while asks.len() < FETCHES {
+            let Some(h) = pending.next() else { break };
+            let clients = clients.to_vec();
+            asks.spawn(async move { status_anywhere(&clients, h).await });
+        }
+        let Some(done) = asks.join_next().await else {
+            break;
+        };
+        out.asked += 1;
+        match done.context("a GetTx task failed")?? {
+            Some(pb::TxStatus::Committed) => out.committed += 1,
+            Some(pb::TxStatus::Pending) => out.pending += 1,
+            Some(_) => out.refused += 1,
+            None => out.unknown += 1,
+        }
+    }
+    Ok(out)
+}
+
+/// The furthest status any node gives `hash` (committed, then pending,
+/// then a refusal), or `None` when no node knows it.
+async fn status_anywhere(
+    clients: &[QueryClient<Channel>],
+    hash: Hash,
+) -> Result<Option<pb::TxStatus>> {
+    let mut best: Option<pb::TxStatus> = None;
+    for c in clients {
+        let mut q = c.clone();
+        let asked = tokio::time::timeout(
+            RPC_TIMEOUT,
+            q.get_tx(pb::GetTxRequest {
+                hash: hash.to_vec(),
+            }),
+        )
+        .await
+        .context("GetTx timed out")?;
+        let status = match asked {
+            Ok(r) => r.into_inner().status(),
+            Err(e) if e.code() == tonic::Code::NotFound => continue,
+            Err(e) => return Err(e).context("GetTx"),
+        };
+        best = Some(further(best, status));
+        if status == pb::TxStatus::Committed {
+            break;
+        }
+    }
+    Ok(best)
+}
+
+/// The further along of two nodes' answers: committed, then pending, then
+/// a refusal (a node that refused it says less than one that holds it).
+fn further(known: Option<pb::TxStatus>, other: pb::TxStatus) -> pb::TxStatus {
+    let rank = |s: pb::TxStatus| match s {
+        pb::TxStatus::Committed => 3,
+        pb::TxStatus::Pending => 2,
+        _ => 1,
+    };
+    match known {
+        Some(k) if rank(k) >= rank(other) => k,
+        _ => other,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_furthest_status_any_node_gives_wins() {
+        use pb::TxStatus::{Committed, Failed, Pending, Rejected};
+        assert_eq!(further(None, Rejected), Rejected);
+        assert_eq!(further(Some(Rejected), Pending), Pending);
+        assert_eq!(further(Some(Pending), Failed), Pending);
+        assert_eq!(further(Some(Pending), Committed), Committed);
+        assert_eq!(further(Some(Committed), Pending), Committed);
+    }
 
     #[test]
     fn latency_is_commit_minus_submit_for_our_transactions_only() {

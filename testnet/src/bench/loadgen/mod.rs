@@ -116,6 +116,9 @@ pub struct LoadReport {
     pub tx_latency_ms_p50: Option<f64>,
     /// Its 99th percentile.
     pub tx_latency_ms_p99: Option<f64>,
+    /// Accepted transactions not seen committed, and where the nodes say
+    /// they are (filled by the bench).
+    pub unseen: crate::bench::txs::Unseen,
 }
 
 impl LoadCounters {
@@ -134,6 +137,14 @@ impl LoadCounters {
             rejection_reasons: self.reasons.lock().map(|r| r.clone()).unwrap_or_default(),
             ..LoadReport::default()
         }
+    }
+
+    /// The transactions admitted so far, each once.
+    pub fn accepted_hashes(&self) -> HashSet<Hash> {
+        self.accepted_hashes
+            .lock()
+            .map(|a| a.clone())
+            .unwrap_or_default()
     }
 
     /// When each submitted transaction was sent, by hash.
