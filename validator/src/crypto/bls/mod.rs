@@ -86,6 +86,9 @@ macro_rules! count {
 /// path's crypto per validator-height; off in every build that does not
 /// name the feature). Relaxed atomics: a few nanoseconds against
 /// microseconds of curve arithmetic.
+mod batch;
+pub use batch::{BatchItem, batch_verify, first_invalid};
+
 #[cfg(feature = "crypto-counters")]
 pub mod counters {
     use std::sync::atomic::{AtomicU64, Ordering};
@@ -559,82 +562,6 @@ pub fn verify_two(
     }
 }
 
-/// One item of a batch verification: a key, a message and its signature.
-#[derive(Debug, Clone, Copy)]
-pub struct BatchItem<'a> {
-    /// The signer's key.
-    pub key: &'a PublicKey,
-    /// The signed message.
-    pub msg: &'a [u8],
-    /// The signature to check.
-    pub sig: &'a Signature,
-}
-
-/// Verifies many signatures over distinct messages at once, weighting each by
-/// a random scalar so that invalid signatures cannot cancel out.
-///
-/// The core has no randomness of its own: the caller supplies one non-zero
-/// 64-bit scalar per item from a source the adversary cannot predict (the node
-/// uses the OS generator; the simulator a seeded one). `Ok` means every
-/// signature is valid; on `Err` the caller falls back to per-item checks to
-/// find the bad ones.
-pub fn batch_verify(items: &[BatchItem<'_>], randomness: &[u64]) -> Result<(), BlsError> {
-    if items.is_empty() {
-        return Err(BlsError::Empty);
-    }
-    if randomness.len() != items.len() || randomness.contains(&0) {
-        return Err(BlsError::BadEncoding);
-    }
-    count!(
-        multi_pairing_checks += 1,
-        pairing_checks += 1,
-        miller_loops += items.len() + 1,
-        hash_to_curve += items.len(),
-    );
-    let msgs: Vec<&[u8]> = items.iter().map(|i| i.msg).collect();
-    let keys: Vec<&imp::PublicKey> = items.iter().map(|i| &i.key.0).collect();
-    let sigs: Vec<&imp::Signature> = items.iter().map(|i| &i.sig.0).collect();
-    let rands: Vec<blst::blst_scalar> = randomness
-        .iter()
-        .map(|r| {
-            let mut b = [0u8; 32];
-            b[..8].copy_from_slice(&r.to_le_bytes());
-            blst::blst_scalar { b }
-        })
-        .collect();
-    check(imp::Signature::verify_multiple_aggregate_signatures(
-        &msgs, SIG_DST, &keys, false, &sigs, false, &rands, 64,
-    ))
-}
-
-/// The index of the first item whose signature does not verify, if any:
-/// one randomised batch over all of them, then halves (the earlier half
-/// first) when it fails, down to single checks, so the answer is the one
-/// checking each item alone in order gives (up to the batch's 2^-64
-/// soundness error). `randomness` as for [`batch_verify`]; with too few
-/// scalars or a zero among them every item is checked alone.
-pub fn first_invalid(items: &[BatchItem<'_>], randomness: &[u64]) -> Option<usize> {
-    if randomness.len() < items.len() || randomness[..items.len()].contains(&0) {
-        return items
-            .iter()
-            .position(|i| i.key.verify(i.msg, i.sig).is_err());
-    }
-    bisect(items, &randomness[..items.len()], 0)
-}
-
-fn bisect(items: &[BatchItem<'_>], randomness: &[u64], offset: usize) -> Option<usize> {
-    match items {
-        [] => None,
-        [one] => one.key.verify(one.msg, one.sig).is_err().then_some(offset),
-        _ if batch_verify(items, randomness).is_ok() => None,
-        _ => {
-            let mid = items.len() / 2;
-            bisect(&items[..mid], &randomness[..mid], offset)
-                .or_else(|| bisect(&items[mid..], &randomness[mid..], offset + mid))
-        }
-    }
-}
-
 /// Per-thread memoisation of signature decoding and verification, for the
 /// deterministic simulator only: there, every in-process validator checks
 /// the same signatures, and a seed would otherwise spend most of its time
@@ -794,35 +721,6 @@ mod tests {
         );
         assert!(SecretKey::from_bytes(&[0; 32]).is_err());
         assert!(SecretKey::from_bytes(&[0xff; 32]).is_err());
-    }
-
-    #[test]
-    fn batch_verify_accepts_good_and_rejects_one_bad() {
-        let sks: Vec<SecretKey> = (0..6).map(key).collect();
-        let pks: Vec<PublicKey> = sks.iter().map(|s| s.public_key()).collect();
-        let msgs: Vec<Vec<u8>> = (0..6u8).map(|i| vec![i; 10]).collect();
-        let mut sigs: Vec<Signature> = sks.iter().zip(&msgs).map(|(s, m)| s.sign(m)).collect();
-        let rands: Vec<u64> = (1..=6u64)
-            .map(|i| i.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1)
-            .collect();
-        let items = |sigs: &[Signature]| -> Vec<(usize, Signature)> {
-            sigs.iter().copied().enumerate().collect()
-        };
-        let build = |v: &Vec<(usize, Signature)>| -> Result<(), BlsError> {
-            let items: Vec<BatchItem<'_>> = v
-                .iter()
-                .map(|(i, s)| BatchItem {
-                    key: &pks[*i],
-                    msg: &msgs[*i],
-                    sig: s,
-                })
-                .collect();
-            batch_verify(&items, &rands)
-        };
-        assert!(build(&items(&sigs)).is_ok());
-        sigs[3] = sks[3].sign(b"other");
-        assert!(build(&items(&sigs)).is_err());
-        assert_eq!(build(&Vec::new()), Err(BlsError::Empty));
     }
 
     #[test]
