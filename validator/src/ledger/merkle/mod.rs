@@ -234,18 +234,26 @@ impl StateTree {
                 None => deletions.push((kh, None)),
             }
         }
-        // The globals leaf (it changes every block) keeps the deletion
-        // version non-empty: an empty one would write no root.
-        let globals_hash = KeyHash::with::<Sha3>(leaves::globals_key());
-        let globals = writes
-            .iter()
-            .find(|(k, _)| *k == globals_hash)
-            .map(|(k, v)| (*k, Some(v.clone())));
-        debug_assert!(globals.is_some(), "the globals leaf changes every block");
-        deletions.extend(globals);
-        let tree = JellyfishMerkleTree::<_, Sha3>::new(&*store);
-        let (_, batch) = tree.put_value_set(deletions, 2 * height)?;
-        store.write(2 * height, batch);
+        if deletions.is_empty() {
+            // Most blocks delete nothing: version 2h is then version 2h − 1
+            // unchanged, and its root is carried over as it is (what `jmt`
+            // would write for an empty change, which it refuses to take),
+            // instead of a rewrite of one leaf that rehashes a path.
+            store.carry_root(2 * height)?;
+        } else {
+            // The globals leaf (it changes every block) keeps the deletion
+            // version non-empty: an empty one would write no root.
+            let globals_hash = KeyHash::with::<Sha3>(leaves::globals_key());
+            let globals = writes
+                .iter()
+                .find(|(k, _)| *k == globals_hash)
+                .map(|(k, v)| (*k, Some(v.clone())));
+            debug_assert!(globals.is_some(), "the globals leaf changes every block");
+            deletions.extend(globals);
+            let tree = JellyfishMerkleTree::<_, Sha3>::new(&*store);
+            let (_, batch) = tree.put_value_set(deletions, 2 * height)?;
+            store.write(2 * height, batch);
+        }
         let tree = JellyfishMerkleTree::<_, Sha3>::new(&*store);
         let (roots, batch) =
             tree.batch_put_value_sets(vec![writes], None, state_version(height))?;

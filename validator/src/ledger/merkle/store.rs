@@ -170,6 +170,24 @@ impl NodeStore {
         self.latest = Some(version);
     }
 
+    /// Writes `version` as the latest version unchanged: its root is a copy
+    /// of the latest root, which is replaced (stale) from `version` on,
+    /// exactly as an update that changed nothing would leave them.
+    pub(crate) fn carry_root(&mut self, version: Version) -> anyhow::Result<()> {
+        let Some(latest) = self.latest.filter(|l| *l < version) else {
+            anyhow::bail!("no earlier version to carry into {version}");
+        };
+        let from = root_key(latest);
+        let Some(root) = self.nodes.get(&from).cloned() else {
+            anyhow::bail!("version {latest} has no root");
+        };
+        self.nodes
+            .insert_version(version, [(&root_key(version), &root)].into_iter());
+        self.stale_nodes.entry(version).or_default().push(from);
+        self.latest = Some(version);
+        Ok(())
+    }
+
     /// Drops every node and value only versions below `keep_from` need.
     pub(crate) fn prune(&mut self, keep_from: Version) {
         if keep_from <= self.oldest {
@@ -274,5 +292,43 @@ mod tests {
             }
         }
         assert!(store.nodes.recent.keys().all(|&v| v >= 50));
+    }
+
+    /// A carried version proves what the version before it proved, and
+    /// the roots it replaces are pruned like any replaced node: a run of
+    /// carried versions does not grow the store.
+    #[test]
+    fn carried_roots_prove_the_same_state_and_are_pruned() {
+        let key = |i: u64| KeyHash::with::<Sha3>(i.to_be_bytes());
+        let mut store = NodeStore::empty_before(0);
+        let set: Vec<_> = (0..50).map(|i| (key(i), vec![i as u8; 3])).collect();
+        let (roots, batch) = JellyfishMerkleTree::<_, Sha3>::new(&store)
+            .batch_put_value_sets(vec![set], None, 0)
+            .expect("build");
+        store.write(0, batch);
+        let settled = store.node_count();
+        for v in 1..40u64 {
+            store.carry_root(v).expect("carry");
+            store.prune(v.saturating_sub(9));
+            assert!(
+                store.node_count() <= settled + 10,
+                "at {v}: {}",
+                store.node_count()
+            );
+        }
+        assert_eq!(store.latest(), Some(39));
+        let tree = JellyfishMerkleTree::<_, Sha3>::new(&store);
+        for v in 30..40u64 {
+            let (got, proof) = tree.get_with_proof(key(7), v).expect("provable");
+            assert_eq!(got.as_deref(), Some(&[7u8; 3][..]));
+            proof.verify(roots[0], key(7), got).expect("proof");
+        }
+        // And an update on top of a carried root is an ordinary update.
+        let (next, batch) = JellyfishMerkleTree::<_, Sha3>::new(&store)
+            .batch_put_value_sets(vec![vec![(key(7), vec![1])]], None, 40)
+            .expect("update");
+        store.write(40, batch);
+        assert_ne!(next[0], roots[0]);
+        assert!(store.carry_root(40).is_err(), "versions only grow");
     }
 }
