@@ -6,7 +6,7 @@
 //! `agora_double_sign_alarms_total` current.
 
 use agora_validator::consensus::{GateStatus, SigningGate};
-use tracing::{error, info, warn};
+use tracing::{debug, error, info, warn};
 
 use crate::metrics::Metrics;
 
@@ -48,9 +48,11 @@ impl Reported {
         if status == self.status {
             return;
         }
-        let before = match self.status {
-            GateStatus::Waiting { reason, .. } => Some(std::mem::discriminant(&reason)),
-            _ => None,
+        let (before, counted) = match self.status {
+            GateStatus::Waiting { reason, remaining } => {
+                (Some(std::mem::discriminant(&reason)), Some(remaining))
+            }
+            _ => (None, None),
         };
         self.status = status;
         self.set_gauges(gate, metrics);
@@ -58,16 +60,19 @@ impl Reported {
             GateStatus::Open => info!("signing enabled: no foreign signature of this key was seen"),
             GateStatus::Unknown => {}
             GateStatus::Waiting { reason, remaining } => {
-                // A new reason is worth the warn line; the count going down,
-                // or starting again for the same reason (every synced block
-                // our key signed before a wipe), is routine.
+                // A new reason is worth the warn line; the count going down
+                // is routine; the count starting again for the same reason
+                // happens at every synced block our key signed before a
+                // wipe (thousands in a catch-up), so it is a debug line.
                 if before != Some(std::mem::discriminant(&reason)) {
                     warn!(
                         remaining_heights = remaining,
                         "signing paused: {reason}; following the chain without signing until {remaining} heights pass without any message of this key"
                     );
-                } else {
+                } else if counted.is_some_and(|c| remaining < c) {
                     info!(remaining_heights = remaining, %reason, "signing still paused");
+                } else {
+                    debug!(remaining_heights = remaining, %reason, "signing still paused");
                 }
             }
             GateStatus::Alarmed { height } => error!(

@@ -20,6 +20,7 @@
 
 use super::{BlsError, PublicKey, SIG_DST, Signature, check, imp};
 use blst::MultiPoint;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 /// Items from which the per-item pairing work is split over threads.
 const PARALLEL_FROM: usize = 16;
@@ -78,11 +79,28 @@ fn weighted_keys<'a>(
     items: &[BatchItem<'_>],
     weights: &[[u8; 8]],
 ) -> Result<blst::Pairing<'a>, BlsError> {
+    let next = AtomicUsize::new(0);
+    weighted_keys_from(items, weights, &next)
+}
+
+/// The key side of the items this worker takes: each worker takes the next
+/// untaken item from the shared counter until none is left, so a worker
+/// the scheduler holds back (the cores are shared with other processes)
+/// does not hold the others up with a fixed share.
+fn weighted_keys_from<'a>(
+    items: &[BatchItem<'_>],
+    weights: &[[u8; 8]],
+    next: &AtomicUsize,
+) -> Result<blst::Pairing<'a>, BlsError> {
     debug_assert_eq!(items.len(), weights.len());
     let mut ctx = blst::Pairing::new(true, SIG_DST);
     // `&()` is not a signature: blst takes the key side alone.
     let no_sig: &() = &();
-    for (item, w) in items.iter().zip(weights) {
+    loop {
+        let i = next.fetch_add(1, Ordering::Relaxed);
+        let (Some(item), Some(w)) = (items.get(i), weights.get(i)) else {
+            break;
+        };
         let pk: &blst::blst_p1_affine = (&item.key.0).into();
         check(ctx.mul_n_aggregate(pk, false, no_sig, false, w, 64, item.msg, &[]))?;
     }
@@ -90,28 +108,28 @@ fn weighted_keys<'a>(
     Ok(ctx)
 }
 
-/// [`weighted_keys`] over the machine's cores: one slice of the items per
-/// thread, the partial products merged.
+/// [`weighted_keys`] over the machine's cores: the calling thread and one
+/// more per further core take items from one counter; the partial products
+/// are merged.
 fn keys_side_parallel<'a>(
     items: &[BatchItem<'_>],
     weights: &[[u8; 8]],
 ) -> Result<blst::Pairing<'a>, BlsError> {
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let per = items.len().div_ceil(threads.max(1));
-    let parts: Vec<Result<blst::Pairing<'a>, BlsError>> = std::thread::scope(|s| {
-        let handles: Vec<_> = items
-            .chunks(per)
-            .zip(weights.chunks(per))
-            .map(|(i, w)| s.spawn(move || weighted_keys(i, w)))
+    let next = AtomicUsize::new(0);
+    let (mine, theirs) = std::thread::scope(|s| {
+        let helpers: Vec<_> = (1..threads)
+            .map(|_| s.spawn(|| weighted_keys_from(items, weights, &next)))
             .collect();
-        handles
+        let mine = weighted_keys_from(items, weights, &next);
+        let theirs: Vec<_> = helpers
             .into_iter()
             .map(|h| h.join().unwrap_or(Err(BlsError::VerifyFailed)))
-            .collect()
+            .collect();
+        (mine, theirs)
     });
-    let mut parts = parts.into_iter();
-    let mut acc = parts.next().ok_or(BlsError::Empty)??;
-    for p in parts {
+    let mut acc = mine?;
+    for p in theirs {
         check(acc.merge(&p?))?;
     }
     Ok(acc)
