@@ -170,16 +170,24 @@ impl NodeStore {
         self.latest = Some(version);
     }
 
-    /// Writes `version` as the latest version unchanged: its root is a copy
-    /// of the latest root, which is replaced (stale) from `version` on,
-    /// exactly as an update that changed nothing would leave them.
+    /// Whether `version` has a root.
+    pub(crate) fn has_root(&self, version: Version) -> bool {
+        self.nodes.get(&root_key(version)).is_some()
+    }
+
+    /// Gives `version`, which has no root, the root of `version − 1`
+    /// unchanged: that root is replaced (stale) from `version` on, exactly
+    /// as an update that changed nothing would leave them.
     pub(crate) fn carry_root(&mut self, version: Version) -> anyhow::Result<()> {
-        let Some(latest) = self.latest.filter(|l| *l < version) else {
-            anyhow::bail!("no earlier version to carry into {version}");
+        let Some(before) = version.checked_sub(1) else {
+            anyhow::bail!("version 0 has no version before it to carry");
         };
-        let from = root_key(latest);
+        if self.latest.is_none_or(|l| l > version) || self.has_root(version) {
+            anyhow::bail!("version {version} is not the latest without a root");
+        }
+        let from = root_key(before);
         let Some(root) = self.nodes.get(&from).cloned() else {
-            anyhow::bail!("version {latest} has no root");
+            anyhow::bail!("version {before} has no root");
         };
         self.nodes
             .insert_version(version, [(&root_key(version), &root)].into_iter());
@@ -294,6 +302,56 @@ mod tests {
         assert!(store.nodes.recent.keys().all(|&v| v >= 50));
     }
 
+    /// Block updates as `StateTree::update` makes them (deletion version,
+    /// then the writes) give the root of the same state built whole: with
+    /// nothing deleted, with a key deleted, and with a deletion of a key
+    /// the tree never held (a key made and removed within one block).
+    #[test]
+    fn block_updates_match_the_state_built_whole() {
+        use super::super::StateTree;
+        use std::collections::BTreeMap;
+        let mut state: BTreeMap<Vec<u8>, Vec<u8>> =
+            (0..30u8).map(|i| (vec![i], vec![i; 4])).collect();
+        let whole = |state: &BTreeMap<Vec<u8>, Vec<u8>>| {
+            let set = state
+                .iter()
+                .map(|(k, v)| (KeyHash::with::<Sha3>(k), v.clone()))
+                .collect();
+            let s = NodeStore::empty_before(0);
+            JellyfishMerkleTree::<_, Sha3>::new(&s)
+                .batch_put_value_sets(vec![set], None, 0)
+                .expect("build")
+                .0[0]
+                .0
+        };
+        let mut store = NodeStore::empty_before(1);
+        let set = state
+            .iter()
+            .map(|(k, v)| (KeyHash::with::<Sha3>(k), v.clone()))
+            .collect();
+        let (_, batch) = JellyfishMerkleTree::<_, Sha3>::new(&store)
+            .batch_put_value_sets(vec![set], None, 1)
+            .expect("genesis");
+        store.write(1, batch);
+        let blocks: [Vec<(Vec<u8>, Option<Vec<u8>>)>; 4] = [
+            vec![(vec![1], Some(vec![9]))],
+            vec![(vec![2], None), (vec![3], Some(vec![8]))],
+            vec![(vec![200], None), (vec![4], Some(vec![7]))],
+            vec![(vec![5], None), (vec![201], None), (vec![6], Some(vec![6]))],
+        ];
+        for (h, changes) in (1..).zip(blocks) {
+            for (k, v) in &changes {
+                match v {
+                    Some(v) => state.insert(k.clone(), v.clone()),
+                    None => state.remove(k),
+                };
+            }
+            let root = StateTree::update(&mut store, &changes, h).expect("update");
+            assert_eq!(root, whole(&state), "after block {h}");
+            assert!(store.has_root(2 * h) && store.has_root(2 * h + 1));
+        }
+    }
+
     /// A carried version proves what the version before it proved, and
     /// the roots it replaces are pruned like any replaced node: a run of
     /// carried versions does not grow the store.
@@ -329,6 +387,7 @@ mod tests {
             .expect("update");
         store.write(40, batch);
         assert_ne!(next[0], roots[0]);
-        assert!(store.carry_root(40).is_err(), "versions only grow");
+        assert!(store.carry_root(40).is_err(), "40 has a root");
+        assert!(store.carry_root(39).is_err(), "versions only grow");
     }
 }
