@@ -333,7 +333,7 @@ mod tests {
             .batch_put_value_sets(vec![set], None, 1)
             .expect("genesis");
         store.write(1, batch);
-        let blocks: [Vec<(Vec<u8>, Option<Vec<u8>>)>; 4] = [
+        let blocks: [Vec<super::super::leaves::LeafChange>; 4] = [
             vec![(vec![1], Some(vec![9]))],
             vec![(vec![2], None), (vec![3], Some(vec![8]))],
             vec![(vec![200], None), (vec![4], Some(vec![7]))],
