@@ -277,7 +277,7 @@ mod tests {
         let (pks, msgs, good_sigs, w) = signed(20);
         let mut bad_sigs = good_sigs.clone();
         bad_sigs.swap(4, 5);
-        for len in [2usize, 5, 6, 20] {
+        for len in [1usize, 2, 5, 6, 20] {
             for good in [true, false] {
                 let sigs = if good { &good_sigs } else { &bad_sigs };
                 let sigs = &sigs[..len];
@@ -304,5 +304,8 @@ mod tests {
                 assert_eq!(ours.is_ok(), good || len <= 4, "len {len}, good {good}");
             }
         }
+        // One item whose signature is another message's.
+        let other = [good_sigs[1]];
+        assert!(batch_verify(&items(&pks[..1], &msgs[..1], &other), &w[..1]).is_err());
     }
 }
