@@ -143,14 +143,20 @@ fn demo_walks_every_step_and_exits_zero() {
     }
     let (ok, stdout, stderr) = result.expect("no free base port found");
 
-    for n in 1..=STEPS {
+    let failed = (1..=STEPS).find(|n| {
         let prefix = format!("[{n}/{STEPS}] ");
-        assert!(
-            stdout
-                .lines()
-                .any(|l| l.starts_with(&prefix) && l.contains(" … ok: ")),
-            "step {n} is not marked ok:\n{stdout}\n{stderr}\n{}",
-            node_log_tails(&dir)
+        !stdout
+            .lines()
+            .any(|l| l.starts_with(&prefix) && l.contains(" … ok: "))
+    });
+    if let Some(n) = failed {
+        // The node logs and stores stay for a post-mortem (a flaky step's
+        // cause is in them, and the temporary directory would go with `tmp`).
+        let tails = node_log_tails(&dir);
+        let kept = tmp.keep();
+        panic!(
+            "step {n} is not marked ok:\n{stdout}\n{stderr}\n{tails}\nthe demo's directory is kept: {}",
+            kept.display()
         );
     }
     assert!(!stdout.contains("FAILED"), "{stdout}");

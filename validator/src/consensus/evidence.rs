@@ -185,6 +185,56 @@ pub fn infraction_key(ev: &pb::Evidence) -> Option<InfractionKey> {
     }
 }
 
+/// What `ev` claims, for a person reading why it was refused: its kind, the
+/// offender, height and round, and the first bytes of each half's block
+/// hash and signature (enough to tell which messages were paired).
+pub fn describe(ev: &pb::Evidence) -> String {
+    let short = |b: &[u8]| -> String { b.iter().take(4).map(|x| format!("{x:02x}")).collect() };
+    match ev.kind.as_ref() {
+        Some(pb::evidence::Kind::DuplicateVote(d)) => {
+            let half = |v: Option<&pb::Vote>| {
+                v.map_or("missing".to_string(), |v| {
+                    format!(
+                        "type {} h {} r {} block {} sig {}",
+                        v.vote_type,
+                        v.height,
+                        v.round,
+                        short(&v.block_hash),
+                        short(&v.signature)
+                    )
+                })
+            };
+            format!(
+                "duplicate vote of {}: a [{}], b [{}]",
+                short(d.vote_a.as_ref().map_or(&[][..], |v| &v.validator_address)),
+                half(d.vote_a.as_ref()),
+                half(d.vote_b.as_ref())
+            )
+        }
+        Some(pb::evidence::Kind::ConflictingProposals(c)) => {
+            let half = |p: Option<&pb::SignedProposal>| {
+                p.map_or("missing".to_string(), |p| {
+                    format!(
+                        "h {} r {} pol {} block {} sig {}",
+                        p.height,
+                        p.round,
+                        p.pol_round,
+                        short(&p.block_hash),
+                        short(&p.signature)
+                    )
+                })
+            };
+            format!(
+                "conflicting proposals: a [{}], b [{}]",
+                half(c.proposal_a.as_ref()),
+                half(c.proposal_b.as_ref())
+            )
+        }
+        Some(pb::evidence::Kind::ConflictingCertificates(_)) => "conflicting certificates".into(),
+        None => "no kind".into(),
+    }
+}
+
 /// Remembers reported infractions so each is emitted once.
 #[derive(Debug, Clone, Default)]
 pub struct EvidenceLog {
@@ -367,5 +417,43 @@ pub fn verify_evidence(
                 offenders,
             })
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A refused duplicate vote is described by both halves, so a ban line
+    /// says which two messages were paired.
+    #[test]
+    fn a_duplicate_vote_is_described_by_both_halves() {
+        let vote = |hash: u8, sig: u8| pb::Vote {
+            vote_type: 1,
+            height: 103,
+            round: 2,
+            block_hash: vec![hash; 32],
+            validator_address: vec![0xab; 20],
+            signature: vec![sig; 96],
+        };
+        let ev = pb::Evidence {
+            kind: Some(pb::evidence::Kind::DuplicateVote(
+                pb::DuplicateVoteEvidence {
+                    vote_a: Some(vote(0, 0x11)),
+                    vote_b: Some(vote(0x7f, 0x22)),
+                },
+            )),
+        };
+        let d = describe(&ev);
+        assert!(d.starts_with("duplicate vote of abababab"), "{d}");
+        assert!(
+            d.contains("a [type 1 h 103 r 2 block 00000000 sig 11111111]"),
+            "{d}"
+        );
+        assert!(
+            d.contains("b [type 1 h 103 r 2 block 7f7f7f7f sig 22222222]"),
+            "{d}"
+        );
+        assert_eq!(describe(&pb::Evidence { kind: None }), "no kind");
     }
 }

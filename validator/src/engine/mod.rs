@@ -523,7 +523,12 @@ impl<P: Copy + Ord + std::fmt::Debug> Engine<P> {
             ) => {}
             Err(e @ PoolError::Invalid(_)) => out.push(Action::Penalize {
                 peer,
-                fault: PeerFault::BadEvidence(e.to_string()),
+                // What was refused, so that a ban in an operator's log
+                // says which messages the evidence paired.
+                fault: PeerFault::BadEvidence(format!(
+                    "{e} ({})",
+                    crate::consensus::evidence::describe(&ev)
+                )),
             }),
         }
     }
