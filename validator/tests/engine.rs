@@ -6,6 +6,7 @@
 mod common;
 
 use agora_validator::block::header_hash;
+use agora_validator::consensus::RejectReason;
 use agora_validator::consensus::evidence::vote_hash;
 use agora_validator::crypto::vrf;
 use agora_validator::engine::block_rules::{self, Context, Provenance};
@@ -740,7 +741,9 @@ fn an_equivocation_that_arrives_after_the_decision_still_becomes_evidence() {
         .expect("vote");
     assert!(matches!(first[0], Action::PersistEvidence(..)), "{first:?}");
     assert_eq!(net.engines[1].pool().len(), 1);
-    // Its signature forged: the sender is charged, nothing is kept.
+    // Its signature forged: the sender is charged for a bad signature
+    // (the vote is the forgery, not the evidence built from it), nothing
+    // is kept.
     let mut forged = conflicting;
     forged.block_hash = vec![0xdd; 32];
     forged.signature = sk(209).sign(b"x").to_bytes().to_vec();
@@ -754,7 +757,7 @@ fn an_equivocation_that_arrives_after_the_decision_still_becomes_evidence() {
             &a[..],
             [Action::Penalize {
                 peer: 3,
-                fault: PeerFault::BadEvidence(_)
+                fault: PeerFault::Consensus(RejectReason::BadSignature(_))
             }]
         ),
         "{a:?}"

@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use agora_proto::v1::{self as pb, PeerMessage, peer_message::Kind};
-use agora_validator::{ChainId, SecretKey, VoteType};
+use agora_validator::{Address, ChainId, SecretKey, VoteType};
 use tracing::{error, warn};
 
 use super::RunError;
@@ -63,6 +63,8 @@ pub(super) fn double_signer(node: &Node) -> Result<Option<DoubleSigner>, RunErro
 /// double-sign guard: always, or exactly once.
 pub struct DoubleSigner {
     key: SecretKey,
+    /// Our validator address: only our own votes get a twin.
+    me: Address,
     chain: ChainId,
     /// For `once`: where "done" is kept, and whether it is.
     once: Option<(Arc<Storage>, bool)>,
@@ -72,6 +74,7 @@ impl DoubleSigner {
     /// At every prevote for a block.
     pub fn always(key: SecretKey, chain: ChainId) -> Self {
         Self {
+            me: Address::of(&key.public_key()),
             key,
             chain,
             once: None,
@@ -87,15 +90,22 @@ impl DoubleSigner {
     ) -> Result<Self, crate::storage::StorageError> {
         let done = storage.flag(DOUBLE_SIGNED_FLAG)?;
         Ok(Self {
+            me: Address::of(&key.public_key()),
             key,
             chain,
             once: Some((storage, done)),
         })
     }
 
-    /// The conflicting vote to send before `v`, if one is due.
+    /// The conflicting vote to send before `v`, if one is due. The host
+    /// also re-gossips the other validators' votes of the height: those
+    /// are not ours to twin (a "twin" of another's vote would carry our
+    /// signature under its address, a forgery that peers charge to us).
     pub fn twin(&mut self, v: &pb::Vote) -> Option<pb::Vote> {
-        if v.vote_type != VoteType::Prevote as i32 || v.block_hash.iter().all(|b| *b == 0) {
+        if v.validator_address != self.me.as_bytes()
+            || v.vote_type != VoteType::Prevote as i32
+            || v.block_hash.iter().all(|b| *b == 0)
+        {
             return None;
         }
         if let Some((storage, done)) = &mut self.once {
@@ -227,6 +237,53 @@ mod tests {
             }),
             certificate: Some(pb::CommitCertificate::default()),
         }
+    }
+
+    /// A prevote for block `b` at height 7, round 1, signed by `key`.
+    fn prevote(chain: &ChainId, key: &SecretKey, b: [u8; 32]) -> pb::Vote {
+        let bytes = agora_validator::signing::vote_bytes(chain, VoteType::Prevote, 7, 1, &b);
+        pb::Vote {
+            vote_type: VoteType::Prevote as i32,
+            height: 7,
+            round: 1,
+            block_hash: b.to_vec(),
+            validator_address: Address::of(&key.public_key()).as_bytes().to_vec(),
+            signature: key.sign(&bytes).to_bytes().to_vec(),
+        }
+    }
+
+    /// The double signer twins only its own prevotes for a block, and the
+    /// pair is evidence that verifies. The host re-gossips the others'
+    /// votes through the same path: a twin of one of those would be a
+    /// forgery under another's address, and the peers that paired it with
+    /// the real vote charged us for bad evidence (the demo's step-6 flake).
+    #[test]
+    fn only_our_own_prevotes_get_a_twin_and_the_pair_is_valid_evidence() {
+        let chain = ChainId::new("twin").unwrap();
+        let (me, other) = (
+            SecretKey::from_seed(&[1; 32]).unwrap(),
+            SecretKey::from_seed(&[2; 32]).unwrap(),
+        );
+        let set = ValidatorSet::new(vec![
+            Validator::new(me.public_key(), 1),
+            Validator::new(other.public_key(), 1),
+        ])
+        .unwrap();
+        let mut ds = DoubleSigner::always(me.clone(), chain.clone());
+        assert!(
+            ds.twin(&prevote(&chain, &other, [3; 32])).is_none(),
+            "not ours"
+        );
+        assert!(ds.twin(&prevote(&chain, &me, [0; 32])).is_none(), "nil");
+        let mut precommit = prevote(&chain, &me, [3; 32]);
+        precommit.vote_type = VoteType::Precommit as i32;
+        assert!(ds.twin(&precommit).is_none(), "precommit");
+        let ours = prevote(&chain, &me, [3; 32]);
+        let twin = ds.twin(&ours).expect("our prevote for a block");
+        let ev = agora_validator::consensus::evidence::duplicate_vote(twin, ours);
+        let info = agora_validator::consensus::evidence::verify_evidence(&chain, &set, &ev)
+            .expect("the pair is valid evidence");
+        assert_eq!(info.offenders, vec![Address::of(&me.public_key())]);
     }
 
     #[test]

@@ -282,6 +282,27 @@ fn both_signed_by(
     Ok(addr)
 }
 
+/// Whether one vote's own signature verifies under its validator's key in
+/// `set`. For the rare refusal that must tell which half was bad; evidence
+/// itself is verified by [`verify_evidence`].
+pub fn vote_verifies(chain: &ChainId, set: &ValidatorSet, v: &pb::Vote) -> bool {
+    let (Some(vt), Some(hash)) = (VoteType::from_i32(v.vote_type), vote_hash(v)) else {
+        return false;
+    };
+    let Some(validator) = Address::from_slice(&v.validator_address)
+        .ok()
+        .and_then(|a| set.get(&a))
+    else {
+        return false;
+    };
+    Signature::from_bytes(&v.signature).is_ok_and(|s| {
+        validator
+            .public_key
+            .verify(&vote_bytes(chain, vt, v.height, v.round, &hash), &s)
+            .is_ok()
+    })
+}
+
 /// Verifies evidence against the validator set of its height: shape,
 /// canonical order, conflict, membership and both signatures.
 pub fn verify_evidence(

@@ -40,6 +40,7 @@ mod body_hashes;
 mod commit;
 mod drive;
 use drive::{Log, charge};
+mod evidence_inputs;
 mod key_watch;
 mod restart;
 mod sync_batch;
@@ -55,8 +56,7 @@ pub use evidence_pool::{Added, EvidencePool, PoolError};
 use crate::block::header_hash;
 use crate::consensus::buffer::{Buffered, ByteLimits, FutureBuffer};
 use crate::consensus::{
-    CheckedEvidence, Consensus, ConsensusConfig, HeightParams, Input, SigningGate, SigningState,
-    TestFault, Timeout,
+    Consensus, ConsensusConfig, HeightParams, Input, SigningGate, SigningState, TestFault, Timeout,
 };
 use crate::crypto::{Hash, SecretKey};
 use crate::ledger::Ledger;
@@ -480,7 +480,7 @@ impl<P: Copy + Ord + std::fmt::Debug> Engine<P> {
         let mut out = Vec::new();
         if v.height == self.tip_height() && v.height > 0 {
             if let Some(ev) = self.past_votes.conflict(&v) {
-                self.peer_evidence(peer, ev, &mut out);
+                self.past_vote_evidence(peer, &v, ev, &mut out);
             }
             if let Some(set) = self.ledger.validator_set(v.height) {
                 self.late.offer(&v, set);
@@ -497,70 +497,5 @@ impl<P: Copy + Ord + std::fmt::Debug> Engine<P> {
         let rejected = self.drive(input, Log::All, now_ms, mempool, &mut out)?;
         charge(peer, rejected, &mut out);
         Ok(out)
-    }
-
-    /// Evidence a peer sent: kept and relayed if new and valid, charged to
-    /// the peer if it does not verify.
-    pub fn on_evidence(&mut self, peer: P, ev: pb::Evidence) -> Vec<Action<P>> {
-        let mut out = Vec::new();
-        self.peer_evidence(peer, ev, &mut out);
-        out
-    }
-
-    fn peer_evidence(&mut self, peer: P, ev: pb::Evidence, out: &mut Vec<Action<P>>) {
-        match self.pool.add(ev.clone(), &self.ledger) {
-            Ok(Added::New(id)) => {
-                out.push(Action::PersistEvidence(id, ev.clone()));
-                out.push(Action::BroadcastEvidence(ev));
-            }
-            // Moot evidence races with the commit that made it moot.
-            Ok(Added::Duplicate)
-            | Err(
-                PoolError::Full(_)
-                | PoolError::TooFarAhead { .. }
-                | PoolError::Moot(_)
-                | PoolError::StaleCheck(_),
-            ) => {}
-            Err(e @ PoolError::Invalid(_)) => out.push(Action::Penalize {
-                peer,
-                // What was refused, so that a ban in an operator's log
-                // says which messages the evidence paired.
-                fault: PeerFault::BadEvidence(format!(
-                    "{e} ({})",
-                    crate::consensus::evidence::describe(&ev)
-                )),
-            }),
-        }
-    }
-
-    /// Evidence submitted by a client and checked by the host on another
-    /// thread ([`CheckedEvidence::check`]): its id and what to do, or why it
-    /// was refused. Only state checks run here.
-    pub fn submit_checked_evidence(
-        &mut self,
-        checked: CheckedEvidence,
-    ) -> Result<(Hash, Vec<Action<P>>), PoolError> {
-        let ev = checked.evidence().clone();
-        let id = evidence_pool::evidence_id(&ev);
-        let mut out = Vec::new();
-        if let Added::New(_) = self.pool.add_checked(checked, &self.ledger)? {
-            out.push(Action::PersistEvidence(id, ev.clone()));
-            out.push(Action::BroadcastEvidence(ev));
-        }
-        Ok((id, out))
-    }
-
-    /// Evidence submitted by a client: its id and what to do, or why it was refused.
-    pub fn submit_evidence(
-        &mut self,
-        ev: pb::Evidence,
-    ) -> Result<(Hash, Vec<Action<P>>), PoolError> {
-        let id = evidence_pool::evidence_id(&ev);
-        let mut out = Vec::new();
-        if let Added::New(_) = self.pool.add(ev.clone(), &self.ledger)? {
-            out.push(Action::PersistEvidence(id, ev.clone()));
-            out.push(Action::BroadcastEvidence(ev));
-        }
-        Ok((id, out))
     }
 }

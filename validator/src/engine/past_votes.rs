@@ -32,19 +32,28 @@ impl PastVotes {
     }
 
     /// Evidence if `v` is for the kept height and conflicts with a kept
-    /// vote of the same validator, round and type. Each kept vote yields
-    /// evidence once. `v`'s signature is not checked here: the evidence
-    /// pool verifies the evidence before keeping it.
-    pub fn conflict(&mut self, v: &pb::Vote) -> Option<pb::Evidence> {
+    /// vote of the same validator, round and type. `v`'s signature is not
+    /// checked here: the evidence pool verifies the evidence, and the
+    /// caller [`Self::spend`]s the kept vote once it did, so a forgery
+    /// cannot use the kept vote up before the real conflicting vote comes.
+    pub fn conflict(&self, v: &pb::Vote) -> Option<pb::Evidence> {
         if v.height != self.height {
             return None;
         }
-        let key = (v.validator_address.clone(), v.round, v.vote_type);
-        let kept = self.votes.get(&key)?;
+        let kept = self.votes.get(&Self::key(v))?;
         if vote_hash(kept)? == vote_hash(v)? {
             return None;
         }
-        let kept = self.votes.remove(&key)?;
-        Some(duplicate_vote(kept, v.clone()))
+        Some(duplicate_vote(kept.clone(), v.clone()))
+    }
+
+    /// The kept vote `v` conflicts with has made its evidence (or was
+    /// itself bad): it yields no more.
+    pub fn spend(&mut self, v: &pb::Vote) {
+        self.votes.remove(&Self::key(v));
+    }
+
+    fn key(v: &pb::Vote) -> Key {
+        (v.validator_address.clone(), v.round, v.vote_type)
     }
 }

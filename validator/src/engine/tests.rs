@@ -3,6 +3,7 @@
 
 use super::*;
 use crate::consensus::evidence::duplicate_vote;
+use crate::consensus::{CheckedEvidence, RejectReason};
 use crate::crypto::{AccountSecretKey, ZERO_HASH, sha3_256, vrf};
 use crate::ledger::BlockInfo;
 use crate::signing::vote_bytes;
@@ -640,3 +641,68 @@ fn a_vote_of_our_key_for_a_later_height_raises_the_alarm_on_arrival() {
 mod restart;
 mod state_sync_anchor;
 mod sync_batch;
+
+/// Found in the demo: a vote for the height just decided that conflicts
+/// with the vote kept there becomes evidence. A forged one (another key's
+/// signature under a validator's name) is charged to its sender as a bad
+/// signature, not as bad evidence, and it does not use the kept vote up:
+/// the validator's real conflicting vote, coming after it, is still proof.
+#[test]
+fn a_forged_late_conflicting_vote_is_charged_and_the_real_one_still_proves() {
+    let (_, msgs) = make_chain(4, 1);
+    let mut o = engine(None, at_genesis(4));
+    o.start_height(NOW, &NoMempool).expect("start");
+    for m in &msgs[&1] {
+        let out = match m {
+            Msg::Proposal(p) => o.on_proposal(1, (**p).clone(), NOW, &NoMempool),
+            Msg::Vote(v) => o.on_vote(1, v.clone(), NOW, &NoMempool),
+        };
+        assert!(penalties(&out.expect("engine")).is_empty());
+    }
+    assert_eq!(o.tip_height(), 1, "height 1 decided from its messages");
+    let chain = o.ledger.chain_id().clone();
+    let prevotes: Vec<pb::Vote> = msgs[&1]
+        .iter()
+        .filter_map(|m| match m {
+            Msg::Vote(v) if v.vote_type == VoteType::Prevote as i32 => Some(v.clone()),
+            _ => None,
+        })
+        .filter(|v| v.block_hash != ZERO_HASH && !v.block_hash.is_empty())
+        .collect();
+    let mut proved = 0;
+    for real in &prevotes {
+        let i = (0..4u8)
+            .find(|i| Address::of(&key(*i).public_key()).0.to_vec() == real.validator_address)
+            .expect("a validator's vote");
+        let mut forged = prevote(&key((i + 1) % 4), &chain, 1, real.round, ZERO_HASH);
+        forged.validator_address = real.validator_address.clone();
+        let out = o.on_vote(7, forged, NOW, &NoMempool).expect("engine");
+        let charged = penalties(&out);
+        if charged.is_empty() {
+            continue; // this vote was not among those the core verified
+        }
+        assert!(
+            matches!(
+                charged.as_slice(),
+                [(7, PeerFault::Consensus(RejectReason::BadSignature(_)))]
+            ),
+            "{charged:?}"
+        );
+        assert!(
+            !out.iter()
+                .any(|a| matches!(a, Action::BroadcastEvidence(_)))
+        );
+        let twin = prevote(&key(i), &chain, 1, real.round, ZERO_HASH);
+        let out = o.on_vote(8, twin, NOW, &NoMempool).expect("engine");
+        assert!(penalties(&out).is_empty());
+        assert!(
+            out.iter().any(|a| matches!(a, Action::PersistEvidence(..))),
+            "the real conflicting vote of validator {i} is evidence"
+        );
+        proved += 1;
+    }
+    assert!(
+        proved >= 3,
+        "a quorum of prevotes was kept; {proved} proved"
+    );
+}
