@@ -156,7 +156,7 @@ pub fn wire(data: &[u8]) {
             let mut e = started_engine(&w.genesis, None, None);
             let _ = e.on_status(PEER, fixtures::HEIGHTS, NOW_MS, &NoMempool);
             let _ = e.on_tick(NOW_MS + 10_000);
-            let _ = e.on_block_response(PEER, resp);
+            let _ = e.on_block_response(PEER, resp, NOW_MS);
             for _ in 0..fixtures::HEIGHTS + 1 {
                 match e.next_synced_block(NOW_MS + 10_000, &NoMempool) {
                     Ok(Some(_)) => {}

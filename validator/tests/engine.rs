@@ -474,7 +474,7 @@ fn sync_takes_only_solicited_blocks_whose_body_matches_the_certified_header() {
     let honest = net.commits[0].clone();
     let mut late = engine(3);
     // Unsolicited: dropped before any check, charged to the sender.
-    let a = late.on_block_response(1, response(&honest, 1, 6));
+    let a = late.on_block_response(1, response(&honest, 1, 6), NOW);
     assert!(matches!(
         &a[..],
         [Action::Penalize {
@@ -503,7 +503,7 @@ fn sync_takes_only_solicited_blocks_whose_body_matches_the_certified_header() {
         .expect("b")
         .txs
         .push(pb::Transaction::default());
-    assert!(late.on_block_response(1, forged).is_empty());
+    assert!(late.on_block_response(1, forged, NOW).is_empty());
     let mut out = Vec::new();
     drain_sync(&mut late, &mut out);
     assert_eq!(
@@ -533,7 +533,7 @@ fn sync_takes_only_solicited_blocks_whose_body_matches_the_certified_header() {
         ),
         "{req:?}"
     );
-    late.on_block_response(2, response(&honest, 3, 6));
+    late.on_block_response(2, response(&honest, 3, 6), NOW);
     let mut out = Vec::new();
     drain_sync(&mut late, &mut out);
     assert_eq!(late.tip_height(), 6);
@@ -559,6 +559,7 @@ fn a_peer_that_announces_a_height_it_does_not_serve_loses_its_claim() {
             latest_height: 1_000_000,
             lowest_height: 0,
         },
+        NOW,
     );
     assert!(
         matches!(
@@ -576,7 +577,7 @@ fn a_peer_that_announces_a_height_it_does_not_serve_loses_its_claim() {
         matches!(&req[..], [Action::RequestBlocks { peer: 2, .. }]),
         "{req:?}"
     );
-    late.on_block_response(2, response(&honest, 1, 2));
+    late.on_block_response(2, response(&honest, 1, 2), NOW);
     drain_sync(&mut late, &mut Vec::new());
     assert_eq!(late.tip_height(), 2);
 }
@@ -600,6 +601,7 @@ fn a_peer_that_pruned_the_heights_asked_is_not_charged_and_not_asked_again() {
             latest_height: 1_000,
             lowest_height: 500,
         },
+        NOW,
     );
     assert!(a.is_empty(), "a pruned peer is not charged: {a:?}");
     // Peer 1 still claims 1,000, more than peer 2, yet peer 2 is asked.
@@ -608,7 +610,7 @@ fn a_peer_that_pruned_the_heights_asked_is_not_charged_and_not_asked_again() {
         matches!(&req[..], [Action::RequestBlocks { peer: 2, .. }]),
         "{req:?}"
     );
-    late.on_block_response(2, response(&honest, 1, 2));
+    late.on_block_response(2, response(&honest, 1, 2), NOW);
     drain_sync(&mut late, &mut Vec::new());
     assert_eq!(late.tip_height(), 2);
 }
@@ -646,7 +648,7 @@ fn a_slow_answer_to_a_request_given_up_is_dropped_and_charged_once() {
     );
     // Peer 1's answer finally arrives: not charged again, not applied.
     assert!(
-        late.on_block_response(1, response(&honest, 1, 2))
+        late.on_block_response(1, response(&honest, 1, 2), NOW)
             .is_empty()
     );
     assert!(
@@ -655,7 +657,7 @@ fn a_slow_answer_to_a_request_given_up_is_dropped_and_charged_once() {
             .is_none()
     );
     // A second unasked answer from it is unsolicited.
-    let a = late.on_block_response(1, response(&honest, 1, 2));
+    let a = late.on_block_response(1, response(&honest, 1, 2), NOW);
     assert!(matches!(
         &a[..],
         [Action::Penalize {
@@ -663,7 +665,7 @@ fn a_slow_answer_to_a_request_given_up_is_dropped_and_charged_once() {
             fault: PeerFault::Unsolicited
         }]
     ));
-    late.on_block_response(2, response(&honest, 1, 2));
+    late.on_block_response(2, response(&honest, 1, 2), NOW);
     drain_sync(&mut late, &mut Vec::new());
     assert_eq!(late.tip_height(), 2);
 }

@@ -60,6 +60,18 @@ impl Runner {
                 c = checked.recv() => if let Some(c) = c {
                     self.on_checked(c);
                 },
+                v = async { match self.certificate_job.as_mut() {
+                    Some(rx) => rx.await,
+                    None => std::future::pending().await,
+                } } => self.on_certificate_verdict(v)?,
+                // Synced blocks left for another turn (see `sync.rs`).
+                _ = std::future::ready(()), if self.engine.synced_block_ready() => {
+                    self.apply_synced_chunk()?;
+                    // This branch is always ready while blocks wait: yield
+                    // so that the transport's tasks (the next response, our
+                    // request's send) run between chunks.
+                    tokio::task::yield_now().await;
+                }
                 ev = events.recv() => match ev {
                     Some(ev) => self.on_event(ev)?,
                     None => return Ok(()),

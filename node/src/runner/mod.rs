@@ -123,6 +123,10 @@ pub struct Runner {
     /// Heights decided by sync, applied by the engine, not yet stored
     /// (see `sync.rs`: stored as one run before anything acknowledges them).
     synced: Vec<agora_validator::engine::CommitRecord>,
+    /// The verdict of the certificate job running on a blocking thread
+    /// (at most one; see `sync.rs`).
+    certificate_job:
+        Option<tokio::sync::oneshot::Receiver<agora_validator::engine::CertificateVerdict>>,
     /// `storage.keep_blocks` resolved (None: keep every block).
     prune: Option<crate::storage::PrunePolicy>,
     snapshots: crate::state_sync::Snapshots,
@@ -228,6 +232,7 @@ impl Runner {
             tamper_chunks: node.config.testing.tamper_snapshot_chunks,
             steps: StepClock::default(),
             synced: Vec::new(),
+            certificate_job: None,
         })
     }
 

@@ -1087,13 +1087,18 @@ impl Sim {
                 }
             }
             Wire::BlockResponse(resp) => {
-                let actions = self.nodes[to]
-                    .engine
-                    .as_mut()
-                    .map(|e| e.on_block_response(from, *resp))
+                let actions = self
+                    .with_engine(to, |e, _, now| e.on_block_response(from, *resp, now))
                     .unwrap_or_default();
                 self.exec(to, actions, Origin::Relay);
                 loop {
+                    // As the node does: each unverified run is checked as a
+                    // job (here at once, on this thread) before it applies.
+                    if let Some(e) = self.nodes[to].engine.as_mut()
+                        && let Some(job) = e.take_certificate_job()
+                    {
+                        e.on_certificate_verdict(job.run());
+                    }
                     match self.with_engine(to, |e, m, now| e.next_synced_block(now, m)) {
                         Some(Ok(Some(actions))) => self.exec(to, actions, Origin::Sync),
                         Some(Err(e)) => {

@@ -37,6 +37,7 @@ pub mod sync;
 
 mod actions;
 mod body_hashes;
+mod certificate_job;
 mod commit;
 mod drive;
 use drive::{Log, charge};
@@ -51,6 +52,7 @@ mod wal_filter;
 
 pub use actions::{Action, CommitRecord, PeerFault};
 pub use block_rules::{BlockError, BlockLimits, Checked, MempoolView, NoMempool, Tip};
+pub use certificate_job::{CertificateJob, CertificateVerdict};
 pub use evidence_pool::{Added, EvidencePool, PoolError};
 
 use crate::block::header_hash;

@@ -16,9 +16,11 @@
 //!
 //! Bounds: one claimed height per connected peer; one request in flight;
 //! the queue of blocks taken from responses holds at most
-//! [`MAX_QUEUED_BLOCKS`] (the serving side caps a response at 512 blocks
-//! and one 4 MiB frame). The next range is asked for while up to half of
-//! that is still queued (pipelining), from the last queued height on.
+//! [`MAX_QUEUED_BLOCKS`], three responses of [`SYNC_BATCH`] (each one
+//! 4 MiB frame at most: 12 MiB). The next range is asked for while up to
+//! two responses are still queued (pipelining, [`REQUEST_BELOW`]), from
+//! the last queued height on: the answer travels, and its certificates
+//! are checked off the loop, while the queue is applied.
 
 use crate::certificate::CommitCertificate;
 use crate::crypto::Hash;
@@ -32,8 +34,11 @@ use std::collections::{BTreeMap, VecDeque};
 pub const SYNC_BATCH: u32 = 256;
 /// A request unanswered this long is given up (ms).
 pub const REQUEST_TIMEOUT_MS: u64 = 5_000;
-/// Blocks kept from one response, at most.
-pub const MAX_QUEUED_BLOCKS: usize = 512;
+/// Blocks queued from responses, at most.
+pub const MAX_QUEUED_BLOCKS: usize = 3 * SYNC_BATCH as usize;
+/// The next range is asked for once the queue holds this many blocks or
+/// fewer, so that a whole answer always finds room.
+pub const REQUEST_BELOW: usize = MAX_QUEUED_BLOCKS - SYNC_BATCH as usize;
 
 /// A request in flight.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -87,6 +92,13 @@ pub struct SyncState<P> {
     /// to it that is still unchecked failed there and is verified alone,
     /// never batched again.
     pub(super) batched_through: Height,
+    /// The heights of the certificate job out on another thread, whose
+    /// blocks wait for its verdict (`sync_batch.rs`).
+    pub(super) job: Option<std::ops::RangeInclusive<Height>>,
+    /// No job is taken before the tip is two heights below this one: a
+    /// job's certificate failed its cheap checks against the guessed set
+    /// there (see `sync_batch.rs`).
+    pub(super) job_not_before: Height,
 }
 
 impl<P> Default for SyncState<P> {
@@ -98,6 +110,8 @@ impl<P> Default for SyncState<P> {
             timed_out: None,
             queue: VecDeque::new(),
             batched_through: 0,
+            job: None,
+            job_not_before: 0,
         }
     }
 }
@@ -163,7 +177,7 @@ impl<P: Copy + Ord> SyncState<P> {
     /// what we have (`committed`, or the last queued block) and none is in
     /// flight (a timed-out one is given up and its peer's claim dropped).
     /// Pipelined: the next range is asked for while the queue still holds
-    /// up to half of [`MAX_QUEUED_BLOCKS`], so it travels while the queued
+    /// up to [`REQUEST_BELOW`] blocks, so it travels while the queued
     /// blocks are applied. A peer that said it pruned the next height we
     /// need is not asked (see the module docs).
     pub fn poll(&mut self, now_ms: u64, committed: Height, slack: u64) -> Option<Request<P>> {
@@ -175,7 +189,7 @@ impl<P: Copy + Ord> SyncState<P> {
             self.in_flight = None;
             self.timed_out = Some(r.peer);
         }
-        if self.queue.len() > MAX_QUEUED_BLOCKS / 2 {
+        if self.queue.len() > REQUEST_BELOW {
             return None;
         }
         let have = self.last_queued().unwrap_or(committed).max(committed);
@@ -274,6 +288,15 @@ impl<P: Copy + Ord> SyncState<P> {
         self.queue.iter_mut()
     }
 
+    /// The queue position and height of the first queued block above `h`.
+    pub(super) fn first_queued_above(&self, h: Height) -> Option<(usize, Height)> {
+        self.queue
+            .iter()
+            .enumerate()
+            .filter_map(|(i, q)| block_height(&q.block).map(|qh| (i, qh)))
+            .find(|(_, qh)| *qh > h)
+    }
+
     /// The height of the next queued block, if any.
     pub(super) fn front_height(&self) -> Option<Height> {
         self.queue.front().and_then(|q| block_height(&q.block))
@@ -292,7 +315,7 @@ impl<P: Copy + Ord> SyncState<P> {
 
     /// Whether the queue is low enough to ask for the next range (see [`Self::poll`]).
     pub fn wants_more(&self) -> bool {
-        self.in_flight.is_none() && self.queue.len() <= MAX_QUEUED_BLOCKS / 2
+        self.in_flight.is_none() && self.queue.len() <= REQUEST_BELOW
     }
 
     /// The request in flight.

@@ -23,6 +23,20 @@
 //! (`SyncState::batched_through`) and none is decoded twice (the decoded
 //! certificate travels with its block).
 //!
+//! Off the engine's thread: a host may take the next unbatched run as a
+//! [`CertificateJob`] ([`Engine::take_certificate_job`]: copies of the
+//! run's headers and certificates, see `certificate_job.rs`), run it on
+//! another thread ([`CertificateJob::run`], a pure function of its data:
+//! decoding, cheap checks and the batch) while it applies the blocks
+//! queued before it, and hand the [`CertificateVerdict`] back
+//! ([`Engine::on_certificate_verdict`]). Until then the run's blocks wait:
+//! [`Engine::next_synced_block`] returns None for them and
+//! [`Engine::synced_block_ready`] says false. The verdict marks the
+//! blocks it verified exactly as the in-line batch does, matched by
+//! height and block hash, so blocks dropped or applied meanwhile are
+//! skipped; blocks of the run after its first failed cheap check may be
+//! batched again. Hosts that never take a job get the in-line batch.
+//!
 //! The scalars: the engine has no randomness of its own; they are derived
 //! from the host's secret `entropy` and a digest of every item of the batch
 //! (Fiat–Shamir with a secret key, as `bls::verify_two` does): fixed only
@@ -30,26 +44,14 @@
 //! holding an invalid signature passes with probability about 2^-64.
 
 use super::Engine;
+use super::certificate_job::verified_prefix;
+use super::certificate_job::{CertificateJob, CertificateVerdict, Pending, Staged, stage_one};
 use super::sync::{Checked, block_height};
 use crate::block::header_hash;
-use crate::certificate::CommitCertificate;
-use crate::crypto::bls::{self, BatchItem};
-use crate::crypto::{Hash, PublicKey, Signature, sha3_256_parts};
-use crate::types::Height;
 
 /// Certificates verified in one batch, at most (a sync response holds up to
 /// `SYNC_BATCH` blocks; a batch this size is about 0.1 s of pairings).
 pub const SYNC_CHECK_BATCH: usize = 256;
-
-/// One certificate staged for the batch.
-struct Staged {
-    index: usize,
-    height: Height,
-    cert: CommitCertificate,
-    set_hash: Hash,
-    key: PublicKey,
-    msg: Vec<u8>,
-}
 
 impl<P: Copy + Ord + std::fmt::Debug> Engine<P> {
     /// Verifies the certificates of the queued run starting at the next
@@ -61,43 +63,142 @@ impl<P: Copy + Ord + std::fmt::Debug> Engine<P> {
         if front <= self.sync.batched_through {
             return;
         }
-        let staged = self.stage_queued();
+        let staged = self.stage_front();
         self.sync.batched_through = staged.last().map_or(front, |s| s.height);
         if staged.len() < 2 {
             // A lone certificate is verified by the core as before.
             return;
         }
-        let items: Vec<BatchItem<'_>> = staged
-            .iter()
-            .map(|s| BatchItem {
-                key: &s.key,
-                msg: &s.msg,
-                sig: &s.cert.aggregate_signature,
-            })
-            .collect();
-        let scalars = self.batch_scalars(&staged);
-        let good = bls::first_invalid(&items, &scalars).unwrap_or(staged.len());
-        let mut verified = staged.into_iter().take(good).peekable();
-        for (i, q) in self.sync.queued_mut().enumerate() {
-            let Some(s) = verified.next_if(|s| s.index == i) else {
-                continue;
+        let good = verified_prefix(&staged, &self.entropy);
+        self.mark_checked(staged, good);
+    }
+
+    /// The next queued run no batch looked at yet (consecutive heights
+    /// above the tip, one peer's, at most [`SYNC_CHECK_BATCH`]), copied
+    /// into a job for another thread; None while a job is out. Its blocks
+    /// wait for [`Self::on_certificate_verdict`].
+    pub fn take_certificate_job(&mut self) -> Option<CertificateJob> {
+        if self.sync.job.is_some() {
+            return None;
+        }
+        let tip = self.tip_height();
+        if tip + 2 < self.sync.job_not_before {
+            return None;
+        }
+        let sets = [
+            self.ledger.validator_set(tip + 1)?.clone(),
+            self.ledger.validator_set(tip + 2)?.clone(),
+        ];
+        let (start, first) = self
+            .sync
+            .first_queued_above(self.sync.batched_through.max(tip))?;
+        let mut pending = Vec::new();
+        let mut peer = None;
+        let queued = self.sync.queued_mut().skip(start).take(SYNC_CHECK_BATCH);
+        for (height, q) in (first..).zip(queued) {
+            if *peer.get_or_insert(q.peer) != q.peer || block_height(&q.block) != Some(height) {
+                break;
+            }
+            let (Some(block), Some(cert)) = (&q.block.block, &q.block.certificate) else {
+                break;
             };
-            q.checked = Some(Checked {
-                cert: s.cert,
-                set_hash: s.set_hash,
+            let Some(header) = &block.header else { break };
+            pending.push(Pending {
+                height,
+                header: header.clone(),
+                cert: cert.clone(),
             });
+        }
+        let job = CertificateJob {
+            chain: self.chain.clone(),
+            tip,
+            sets,
+            pending,
+            entropy: self.entropy,
+        };
+        if job.pending.is_empty() {
+            return None;
+        }
+        self.sync.batched_through = *job.heights().end();
+        self.sync.job = Some(job.heights());
+        Some(job)
+    }
+
+    /// The verdict of the job taken last: its verified blocks still
+    /// queued are marked, and the blocks it held back may be applied.
+    /// Blocks from its first failed cheap check on may be batched again.
+    pub fn on_certificate_verdict(&mut self, v: CertificateVerdict) {
+        self.sync.job = None;
+        let (start, end) = (*v.heights.start(), *v.heights.end());
+        // The first height the job did not stage, if it stopped early.
+        let stopped = start + v.staged.len() as u64;
+        if self.sync.batched_through == end && stopped <= end {
+            self.sync.batched_through = if stopped > v.tip + 2 {
+                // Checked against a guessed set (the set changed there):
+                // batched again once the tip is close enough to know it.
+                self.sync.job_not_before = stopped;
+                stopped - 1
+            } else {
+                // Failed against its known set: left to the core, and not
+                // taken into a job again (a host would loop on it).
+                stopped
+            };
+        }
+        self.mark_checked(v.staged, v.good);
+    }
+
+    /// The job taken last will not be answered (its thread was lost): its
+    /// blocks go on unverified, to the in-line batch or the core.
+    pub fn abandon_certificate_job(&mut self) {
+        if let Some(job) = self.sync.job.take() {
+            self.sync.batched_through = job.start().saturating_sub(1);
         }
     }
 
-    /// The cheap checks of the queued run, in order, stopping at the first
-    /// block that fails one (it is left to the normal path).
-    fn stage_queued(&mut self) -> Vec<Staged> {
+    /// Whether [`Self::next_synced_block`] has a block to apply now (one
+    /// is queued and not held back by a job out).
+    pub fn synced_block_ready(&self) -> bool {
+        self.sync
+            .front_height()
+            .is_some_and(|h| !self.sync.job.as_ref().is_some_and(|j| j.contains(&h)))
+    }
+
+    /// Marks the first `good` of `staged` verified, on the queued blocks
+    /// they still match (same height, same block).
+    fn mark_checked(&mut self, staged: Vec<Staged>, good: usize) {
+        let mut verified = staged.into_iter().take(good).peekable();
+        for q in self.sync.queued_mut() {
+            let Some(h) = block_height(&q.block) else {
+                continue;
+            };
+            while verified.next_if(|s| s.height < h).is_some() {}
+            let matches = |s: &Staged| {
+                s.height == h
+                    && q.block
+                        .block
+                        .as_ref()
+                        .and_then(|b| b.header.as_ref())
+                        .is_some_and(|hd| header_hash(hd) == s.cert.block_hash)
+            };
+            if let Some(s) = verified.next_if(matches) {
+                q.checked = Some(Checked {
+                    cert: s.cert,
+                    set_hash: s.set_hash,
+                });
+            }
+        }
+    }
+
+    /// The cheap checks of the queued run from the front (which must be
+    /// the height after the tip), in order, stopping at the first block
+    /// that fails one (it is left to the normal path).
+    fn stage_front(&mut self) -> Vec<Staged> {
         let tip = self.tip_height();
         let (ledger, chain) = (&self.ledger, &self.chain);
         let mut out = Vec::new();
         let mut peer = None;
-        let queued = self.sync.queued_mut().enumerate().take(SYNC_CHECK_BATCH);
-        for (expect, (index, q)) in (tip + 1..).zip(queued) {
+        let queued = self.sync.queued_mut().take(SYNC_CHECK_BATCH);
+        for (expect, q) in (tip + 1..).zip(queued) {
             if *peer.get_or_insert(q.peer) != q.peer || block_height(&q.block) != Some(expect) {
                 break;
             }
@@ -110,46 +211,11 @@ impl<P: Copy + Ord + std::fmt::Debug> Engine<P> {
                 break;
             };
             let Some(header) = &block.header else { break };
-            let set_hash = set.hash();
-            if header.validators_hash.as_slice() != set_hash.as_slice() {
-                break;
+            match stage_one(chain, set, expect, header, cert) {
+                Some(s) => out.push(s),
+                None => break,
             }
-            let Ok(cert) = CommitCertificate::from_proto(cert) else {
-                break;
-            };
-            if cert.matches(expect, &header_hash(header)).is_err() {
-                break;
-            }
-            let Ok((key, msg)) = cert.stage(chain, set) else {
-                break;
-            };
-            out.push(Staged {
-                index,
-                height: expect,
-                cert,
-                set_hash,
-                key,
-                msg,
-            });
         }
         out
-    }
-
-    /// One non-zero scalar per item from the host's secret entropy and a
-    /// digest of the whole batch (see the module docs).
-    fn batch_scalars(&self, staged: &[Staged]) -> Vec<u64> {
-        let mut digest = sha3_256_parts(&[b"agora-engine-sync-batch", &self.entropy[..]]);
-        for s in staged {
-            let sig: [u8; 96] = Signature::to_bytes(&s.cert.aggregate_signature);
-            digest = sha3_256_parts(&[&digest, &s.key.to_bytes(), &s.msg, &sig]);
-        }
-        (0..staged.len() as u64)
-            .map(|i| {
-                let r = sha3_256_parts(&[&digest, &i.to_be_bytes()]);
-                let mut b = [0u8; 8];
-                b.copy_from_slice(&r[..8]);
-                u64::from_be_bytes(b) | 1
-            })
-            .collect()
     }
 }

@@ -125,9 +125,19 @@ impl<P: Copy + Ord + std::fmt::Debug> Engine<P> {
 
     /// A block response from `peer`: queued if it answers our request, else
     /// dropped unverified and charged. The host then calls
-    /// [`Engine::next_synced_block`] until it returns None.
-    pub fn on_block_response(&mut self, peer: P, resp: pb::BlockResponse) -> Vec<Action<P>> {
+    /// [`Engine::next_synced_block`] until it returns None. If the queue
+    /// has room for another answer, the next range is asked for at once
+    /// (pipelining: it travels while this one is checked and applied).
+    pub fn on_block_response(
+        &mut self,
+        peer: P,
+        resp: pb::BlockResponse,
+        now_ms: u64,
+    ) -> Vec<Action<P>> {
         match self.sync.on_response(peer, resp, self.tip_height()) {
+            ResponseVerdict::Accepted { queued } if queued > 0 && self.sync.wants_more() => {
+                self.poll_sync(now_ms, 1)
+            }
             // A peer that pruned what we asked is not at fault (see `sync`).
             ResponseVerdict::Accepted { .. }
             | ResponseVerdict::Late
@@ -151,6 +161,9 @@ impl<P: Copy + Ord + std::fmt::Debug> Engine<P> {
         now_ms: u64,
         mempool: &dyn MempoolView,
     ) -> Result<Option<Vec<Action<P>>>, EngineError> {
+        if !self.synced_block_ready() {
+            return Ok(None); // nothing queued, or held for a job's verdict
+        }
         self.check_queued_certificates();
         let Some(q) = self.sync.next_block() else {
             return Ok(None);

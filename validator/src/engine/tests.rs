@@ -169,6 +169,7 @@ fn a_synced_block_decided_while_its_height_starts_is_not_charged() {
             latest_height: 1,
             lowest_height: 0,
         },
+        NOW,
     );
     assert!(penalties(&apply_all_synced(&mut o)).is_empty());
     assert_eq!(o.tip_height(), 1);
@@ -200,6 +201,7 @@ fn a_synced_block_decided_while_its_height_starts_is_not_charged() {
             latest_height: 3,
             lowest_height: 0,
         },
+        NOW,
     );
     let actions = apply_all_synced(&mut o);
     assert_eq!(penalties(&actions), Vec::new());

@@ -39,7 +39,7 @@ fn asked(resp: pb::BlockResponse) -> Engine<usize> {
         1,
         "a request"
     );
-    assert!(o.on_block_response(0, resp).is_empty());
+    assert!(o.on_block_response(0, resp, NOW).is_empty());
     o
 }
 
@@ -125,4 +125,119 @@ fn the_core_trusts_a_batch_verdict_only_for_its_own_set() {
 fn o_set_hash() -> Hash {
     let l = Ledger::from_genesis(&genesis(4)).expect("genesis");
     l.validator_set(1).expect("set of height 1").hash()
+}
+
+/// The job path (a host verifying on another thread): the run's blocks
+/// wait for the verdict, then apply exactly as after the in-line batch.
+#[test]
+fn a_job_holds_its_blocks_until_its_verdict_then_they_apply() {
+    let (records, _) = make_chain(4, 6);
+    let mut o = asked(response(&records, None));
+    assert!(o.synced_block_ready());
+    let job = o.take_certificate_job().expect("a job for the run");
+    assert_eq!(job.heights(), 1..=6);
+    assert!(o.take_certificate_job().is_none(), "one job at a time");
+    assert!(!o.synced_block_ready(), "held for the verdict");
+    assert!(
+        o.next_synced_block(NOW, &NoMempool)
+            .expect("engine")
+            .is_none()
+    );
+    assert_eq!(o.tip_height(), 0);
+    o.on_certificate_verdict(job.run());
+    assert_eq!(checked_flags(&mut o), [true; 6]);
+    assert!(o.synced_block_ready());
+    let actions = apply_all_synced(&mut o);
+    assert!(penalties(&actions).is_empty(), "{actions:?}");
+    assert_eq!(o.tip_height(), 6);
+    assert_eq!(o.tip().block_hash, records[5].block_hash);
+}
+
+/// A tampered certificate in the middle of a job: the blocks before it
+/// apply, it is refused and its peer charged, as with the in-line batch.
+#[test]
+fn a_tampered_certificate_mid_job_is_refused_and_charged_after_the_blocks_before_it() {
+    let (records, _) = make_chain(4, 8);
+    let mut o = asked(response(&records, Some(5)));
+    let job = o.take_certificate_job().expect("a job");
+    o.on_certificate_verdict(job.run());
+    assert_eq!(
+        checked_flags(&mut o),
+        [true, true, true, true, false, false, false, false]
+    );
+    let actions = apply_all_synced(&mut o);
+    assert_eq!(o.tip_height(), 4);
+    assert!(bad_certificate(&actions), "{actions:?}");
+    assert!(o.sync.next_is_empty());
+}
+
+/// A job whose verdict is lost (its thread died) releases its blocks
+/// unverified: they are checked on the loop, and a bad certificate among
+/// them is still refused (losing a verdict never means trusting a block).
+#[test]
+fn an_abandoned_job_leaves_its_blocks_to_the_loop_which_still_refuses_a_bad_one() {
+    let (records, _) = make_chain(4, 8);
+    let mut o = asked(response(&records, Some(3)));
+    let job = o.take_certificate_job().expect("a job");
+    drop(job);
+    assert!(!o.synced_block_ready());
+    o.abandon_certificate_job();
+    assert!(o.synced_block_ready());
+    assert_eq!(checked_flags(&mut o), [false; 8], "nothing marked");
+    let actions = apply_all_synced(&mut o);
+    assert_eq!(o.tip_height(), 2);
+    assert!(bad_certificate(&actions), "{actions:?}");
+}
+
+/// A verdict marks only the queued blocks it was made for: blocks applied
+/// meanwhile are gone from the queue and the rest still match by height
+/// and block hash. Negative control: a verdict whose certificates are for
+/// other blocks (here: shifted by one height) marks nothing.
+#[test]
+fn a_verdict_marks_only_the_blocks_it_verified() {
+    let (records, _) = make_chain(4, 6);
+    let mut o = asked(response(&records, None));
+    let job = o.take_certificate_job().expect("a job");
+    let mut verdict = job.run();
+    assert_eq!(verdict.good, 6);
+    // The certificates shifted one height up: no height and hash pair matches.
+    for (s, r) in verdict.staged.iter_mut().zip(records.iter().skip(1)) {
+        s.cert = r.certificate.clone();
+    }
+    verdict.staged.pop();
+    verdict.good = 5;
+    o.on_certificate_verdict(verdict);
+    assert_eq!(checked_flags(&mut o), [false; 6]);
+    // They are still applied, each certificate verified by the core.
+    let actions = apply_all_synced(&mut o);
+    assert!(penalties(&actions).is_empty(), "{actions:?}");
+    assert_eq!(o.tip_height(), 6);
+}
+
+/// A job whose first certificate fails a cheap check (here it does not
+/// decode) releases its blocks, and that block is not taken into a job
+/// again (else a host would loop on it): the next job starts after it,
+/// and the core refuses the bad block and charges its peer.
+#[test]
+fn a_job_whose_first_certificate_fails_a_cheap_check_moves_on() {
+    let (records, _) = make_chain(4, 6);
+    let mut resp = response(&records, None);
+    if let Some(c) = resp.blocks[0].certificate.as_mut() {
+        c.aggregate_signature = vec![1; 96];
+    }
+    let mut o = asked(resp);
+    let job = o.take_certificate_job().expect("a job");
+    assert_eq!(job.heights(), 1..=6);
+    o.on_certificate_verdict(job.run());
+    assert_eq!(checked_flags(&mut o), [false; 6]);
+    let next = o.take_certificate_job().expect("the rest of the run");
+    assert_eq!(next.heights(), 2..=6);
+    o.on_certificate_verdict(next.run());
+    assert_eq!(checked_flags(&mut o), [false, true, true, true, true, true]);
+    let actions = apply_all_synced(&mut o);
+    assert_eq!(o.tip_height(), 0);
+    assert!(
+        penalties(&actions).iter().any(|(peer, _)| *peer == 0),
+        "{actions:?}"
+    );
 }
