@@ -75,8 +75,8 @@ impl<P: Copy + Ord + std::fmt::Debug> Engine<P> {
 
     /// The next queued run no batch looked at yet (consecutive heights
     /// above the tip, one peer's, at most [`SYNC_CHECK_BATCH`]), copied
-    /// into a job for another thread; None while a job is out. Its blocks
-    /// wait for [`Self::on_certificate_verdict`].
+    /// into a job for another thread; None while a job is out or for a
+    /// lone block. Its blocks wait for [`Self::on_certificate_verdict`].
     pub fn take_certificate_job(&mut self) -> Option<CertificateJob> {
         if self.sync.job.is_some() {
             return None;
@@ -116,7 +116,9 @@ impl<P: Copy + Ord + std::fmt::Debug> Engine<P> {
             pending,
             entropy: self.entropy,
         };
-        if job.pending.is_empty() {
+        if job.pending.len() < 2 {
+            // A lone block (a validator one height behind) is checked by
+            // the core at once: a thread's round trip would only delay it.
             return None;
         }
         self.sync.batched_through = *job.heights().end();

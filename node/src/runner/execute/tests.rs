@@ -219,9 +219,21 @@ async fn double_sign_once_sends_one_conflicting_prevote_even_across_restarts() {
         let mut nil = vote(4);
         nil.block_hash = vec![0; 32];
         let votes = [vote(1), vote(2), nil, vote(3), vote(4), vote(5)];
+        // Our own votes (only those get a twin).
+        let me = agora_validator::Address::of(&key.public_key())
+            .as_bytes()
+            .to_vec();
         run(
             &mut ex,
-            votes.into_iter().map(Action::BroadcastVote).collect(),
+            votes
+                .into_iter()
+                .map(|v| {
+                    Action::BroadcastVote(Vote {
+                        validator_address: me.clone(),
+                        ..v
+                    })
+                })
+                .collect(),
         )
         .unwrap();
     }
@@ -240,8 +252,15 @@ async fn double_sign_once_sends_one_conflicting_prevote_even_across_restarts() {
         ]
     );
     let storage = Arc::new(Storage::open(&path).unwrap());
+    let me = agora_validator::Address::of(&key.public_key())
+        .as_bytes()
+        .to_vec();
     let d = DoubleSigner::once(key, chain, storage).unwrap();
     let mut ex = executor(&log, false).with_double_signer(d);
-    run(&mut ex, vec![Action::BroadcastVote(vote(9))]).unwrap();
+    let ours = Vote {
+        validator_address: me,
+        ..vote(9)
+    };
+    run(&mut ex, vec![Action::BroadcastVote(ours)]).unwrap();
     assert_eq!(log.take(), vec!["vote 9 ab"], "once, also after a restart");
 }

@@ -241,3 +241,20 @@ fn a_job_whose_first_certificate_fails_a_cheap_check_moves_on() {
         "{actions:?}"
     );
 }
+
+/// A lone queued block (a validator one height behind) is not made a job:
+/// the core checks it at once, with no thread round trip in the way.
+#[test]
+fn a_lone_block_is_not_made_a_job() {
+    let (records, _) = make_chain(4, 3);
+    let mut o = engine(None, at_genesis(4));
+    o.on_status(0, 3, NOW, &NoMempool).expect("status");
+    let mut resp = response(&records[..1], None);
+    resp.latest_height = 3;
+    o.on_block_response(0, resp, NOW);
+    assert!(o.take_certificate_job().is_none());
+    assert!(o.synced_block_ready());
+    let actions = apply_all_synced(&mut o);
+    assert!(penalties(&actions).is_empty(), "{actions:?}");
+    assert_eq!(o.tip_height(), 1);
+}
