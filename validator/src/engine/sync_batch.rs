@@ -44,8 +44,9 @@
 //! holding an invalid signature passes with probability about 2^-64.
 
 use super::Engine;
-use super::certificate_job::verified_prefix;
-use super::certificate_job::{CertificateJob, CertificateVerdict, Pending, Staged, stage_one};
+use super::certificate_job::{
+    CertificateJob, CertificateVerdict, Pending, Staged, stage_one, verified_prefix,
+};
 use super::sync::{Checked, block_height};
 use crate::block::header_hash;
 
@@ -85,10 +86,6 @@ impl<P: Copy + Ord + std::fmt::Debug> Engine<P> {
         if tip + 2 < self.sync.job_not_before {
             return None;
         }
-        let sets = [
-            self.ledger.validator_set(tip + 1)?.clone(),
-            self.ledger.validator_set(tip + 2)?.clone(),
-        ];
         let (start, first) = self
             .sync
             .first_queued_above(self.sync.batched_through.max(tip))?;
@@ -109,18 +106,21 @@ impl<P: Copy + Ord + std::fmt::Debug> Engine<P> {
                 cert: cert.clone(),
             });
         }
-        let job = CertificateJob {
-            chain: self.chain.clone(),
-            tip,
-            sets,
-            pending,
-            entropy: self.entropy,
-        };
-        if job.pending.len() < 2 {
+        if pending.len() < 2 {
             // A lone block (a validator one height behind) is checked by
             // the core at once: a thread's round trip would only delay it.
             return None;
         }
+        let job = CertificateJob {
+            chain: self.chain.clone(),
+            tip,
+            sets: [
+                self.ledger.validator_set(tip + 1)?.clone(),
+                self.ledger.validator_set(tip + 2)?.clone(),
+            ],
+            pending,
+            entropy: self.entropy,
+        };
         self.sync.batched_through = *job.heights().end();
         self.sync.job = Some(job.heights());
         Some(job)
