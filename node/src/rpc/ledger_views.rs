@@ -142,7 +142,6 @@ pub fn prove(l: &Ledger, keys: &[Vec<u8>]) -> Result<Vec<pb::StateProof>, ApiErr
         .map(|k| {
             l.prove(k, height).map_err(|e| match e {
                 ProveError::NotProvable { .. } => ApiError::FailedPrecondition(e.to_string()),
-                ProveError::Tree(_) => ApiError::Unavailable(e.to_string()),
             })
         })
         .collect()

@@ -43,7 +43,16 @@ pub fn leaf_hash(key_hash: &Hash, value_hash: &Hash) -> Hash {
     sha3_256_parts(&[LEAF_DOMAIN, key_hash, value_hash])
 }
 
-fn internal_hash(left: &Hash, right: &Hash) -> Hash {
+#[cfg(test)]
+thread_local! {
+    /// Internal hashes computed on this thread (tests count them).
+    pub(super) static INTERNAL_HASHES: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
+}
+
+/// The hash of an internal range from its halves' hashes.
+pub(super) fn internal_hash(left: &Hash, right: &Hash) -> Hash {
+    #[cfg(test)]
+    INTERNAL_HASHES.with(|c| c.set(c.get() + 1));
     sha3_256_parts(&[INTERNAL_DOMAIN, left, right])
 }
 
@@ -119,12 +128,15 @@ pub fn verify(proof: &pb::StateProof, key: &[u8], app_hash: &Hash) -> Result<(),
 }
 
 /// A leaf as a proof names it: its key hash and value hash.
+#[cfg(test)]
 pub(crate) type LeafHashes = (Hash, Hash);
 
 /// Reads `jmt`'s proof through its borsh encoding, the one public view of
 /// its siblings: `Option<leaf>` (tag, key hash, value hash), then a `u32`
 /// little-endian count of nodes, each a tag (0 empty, 1 internal with left
-/// and right hashes, 2 leaf with key and value hashes).
+/// and right hashes, 2 leaf with key and value hashes). Tests only: the
+/// state tree is checked against `jmt`.
+#[cfg(test)]
 pub(crate) fn from_jmt(
     proof: &jmt::proof::SparseMerkleProof<super::Sha3>,
 ) -> Result<(Option<LeafHashes>, Vec<Hash>), ProofError> {
@@ -153,6 +165,7 @@ pub(crate) fn from_jmt(
     Ok((leaf, siblings))
 }
 
+#[cfg(test)]
 fn take_bytes<'a>(r: &mut &'a [u8], n: usize) -> Result<&'a [u8], ProofError> {
     if r.len() < n {
         return Err(ProofError::Malformed("jmt proof truncated"));
@@ -162,6 +175,7 @@ fn take_bytes<'a>(r: &mut &'a [u8], n: usize) -> Result<&'a [u8], ProofError> {
     Ok(h)
 }
 
+#[cfg(test)]
 fn hash_n<const N: usize>(b: &[u8]) -> Result<[u8; N], ProofError> {
     b.try_into().map_err(|_| ProofError::Malformed("length"))
 }

@@ -208,23 +208,46 @@ fn a_forked_clone_keeps_both_trees_right() {
     }
 }
 
-/// Our verifier and `jmt`'s agree on proofs it made, for present and
-/// absent keys.
+/// A ledger's app hash is the root `jmt` (the reference the state tree is
+/// checked against) computes over the same leaves, and `jmt`'s verifier
+/// accepts the proofs the ledger makes, for present and absent keys.
 #[test]
-fn the_independent_verifier_agrees_with_jmt() {
+fn jmt_agrees_with_the_ledgers_root_and_proofs() {
     use crate::ledger::merkle::Sha3;
-    use jmt::{KeyHash, RootHash};
+    use crate::ledger::merkle::proof::from_jmt;
+    use jmt::mock::MockTreeStore;
+    use jmt::{JellyfishMerkleTree, KeyHash, RootHash};
     let l = busy_ledger();
     let (h, root) = (l.height(), l.app_hash());
+    let reference = MockTreeStore::new(true);
+    let leaves = l.leaves().into_iter();
+    let set = leaves.map(|(k, v)| (KeyHash::with::<Sha3>(&k), Some(v)));
+    let (theirs, batch) = JellyfishMerkleTree::<_, Sha3>::new(&reference)
+        .put_value_set(set, 0)
+        .expect("jmt build");
+    reference.write_tree_update_batch(batch).expect("jmt write");
+    assert_eq!(theirs.0, root, "jmt's root over the ledger's leaves");
     for i in 0..64u8 {
         let key = account_key(&Address([i; 20]));
         let ours = l.prove(&key, h).expect("provable");
         verify(&ours, &key, &root).expect("ours");
-        let theirs = l.tree.jmt_proof(&key, h);
+        let (_, jmt_proof) = JellyfishMerkleTree::<_, Sha3>::new(&reference)
+            .get_with_proof(KeyHash::with::<Sha3>(&key), 0)
+            .expect("jmt proof");
         let value = ours.present.then_some(&ours.value[..]);
-        theirs
+        jmt_proof
             .verify(RootHash(root), KeyHash::with::<Sha3>(&key), value)
-            .expect("jmt's");
+            .expect("jmt's proof");
+        // And it is the same proof: same siblings, same other leaf.
+        let (leaf, siblings) = from_jmt(&jmt_proof).expect("jmt proof reads");
+        let siblings: Vec<Vec<u8>> = siblings.iter().map(|s| s.to_vec()).collect();
+        assert_eq!(ours.siblings, siblings, "siblings of key {i}");
+        if !ours.present {
+            let other = leaf.map(|(k, v)| (k.to_vec(), v.to_vec()));
+            let mine = (!ours.other_key_hash.is_empty())
+                .then(|| (ours.other_key_hash.clone(), ours.other_value_hash.clone()));
+            assert_eq!(mine, other, "other leaf of key {i}");
+        }
     }
 }
 

@@ -1,0 +1,373 @@
+//! The state tree's nodes and leaves for the provable window of versions
+//! (one version per height), updated in place of `jmt` (see `mod.rs` for
+//! why): a 16-ary tree over the key hashes' nibbles whose root is the
+//! sparse binary Merkle root `state.proto` defines, so `jmt` — kept as a
+//! test dependency — computes the same roots and proofs (tests below).
+//!
+//! Shape (canonical, so equal leaf sets give equal trees): a leaf sits in
+//! the shallowest slot its key hash's nibbles make unique; an internal
+//! node always has two or more leaves below it (a node left with one leaf
+//! hands that leaf up to its parent; one left with none disappears).
+//!
+//! Versions share what they did not change. Nodes and leaves live in two
+//! arenas and are never changed once written: an update writes new nodes
+//! along the changed paths and records the ones it replaced as stale at
+//! its height. A node stale at height h is part of versions below h only,
+//! so [`Tree::prune`] frees it once no version below h is kept.
+//!
+//! Bound: one leaf (key hash and value) per live key, the internal nodes
+//! above them (about one per 3–15 leaves), and what the kept versions
+//! replaced; `StateTree` keeps [`super::PROVABLE_VERSIONS`] versions.
+
+use super::node::{Child, Internal, Range, Slot};
+use super::proof::{PLACEHOLDER, leaf_hash};
+use crate::crypto::{Hash, sha3_256};
+use crate::types::Height;
+use std::collections::BTreeMap;
+
+/// A stored leaf.
+#[derive(Debug, Clone, Default)]
+struct Leaf {
+    key_hash: Hash,
+    value: Box<[u8]>,
+}
+
+/// One key's change in a version: its new value, or `None` to remove it.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Change<'a> {
+    /// SHA3-256 of the leaf's key.
+    pub key_hash: Hash,
+    /// The new value.
+    pub value: Option<&'a [u8]>,
+}
+
+/// What a proof of one key is made of (see `proof.rs` for the wire form).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct PathProof {
+    /// The key's value, if present.
+    pub value: Option<Vec<u8>>,
+    /// For an absent key: the one leaf (key hash, value hash) alone in the
+    /// subtree where the key's path ends, if that subtree is not empty.
+    pub other: Option<(Hash, Hash)>,
+    /// Sibling hashes from the deepest level up.
+    pub siblings: Vec<Hash>,
+}
+
+/// An arena slot list with reuse of freed indices.
+#[derive(Debug, Clone, Default)]
+struct Arena<T> {
+    items: Vec<T>,
+    free: Vec<u32>,
+}
+
+impl<T: Default> Arena<T> {
+    fn put(&mut self, item: T) -> u32 {
+        match self.free.pop() {
+            Some(i) => {
+                self.items[i as usize] = item;
+                i
+            }
+            None => {
+                let i = u32::try_from(self.items.len()).expect("fewer than 2^32 tree items");
+                self.items.push(item);
+                i
+            }
+        }
+    }
+
+    /// Frees an item, dropping what it holds now (not when reused).
+    fn free(&mut self, i: u32) {
+        self.items[i as usize] = T::default();
+        self.free.push(i);
+    }
+
+    fn get(&self, i: u32) -> &T {
+        &self.items[i as usize]
+    }
+
+    #[cfg(test)]
+    fn live(&self) -> usize {
+        self.items.len() - self.free.len()
+    }
+}
+
+/// Nibble `depth` of a key hash (most significant first).
+fn nibble(key_hash: &Hash, depth: usize) -> u8 {
+    let b = key_hash[depth / 2];
+    if depth.is_multiple_of(2) { b >> 4 } else { b & 0x0f }
+}
+
+/// The versions of the state tree still provable.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Tree {
+    nodes: Arena<Internal>,
+    leaves: Arena<Leaf>,
+    /// Each version's root (`None`: the empty tree).
+    roots: BTreeMap<Height, Option<Slot>>,
+    /// What each version replaced: part of the versions below it only.
+    stale: BTreeMap<Height, Vec<Child>>,
+}
+
+impl Tree {
+    /// A tree holding `leaves` (key hash, value; distinct key hashes, any
+    /// order) as version `height`.
+    pub(crate) fn build(height: Height, leaves: Vec<(Hash, Vec<u8>)>) -> Self {
+        let mut tree = Self::default();
+        let mut slots: Vec<(Hash, Slot)> = leaves
+            .into_iter()
+            .map(|(k, v)| tree.new_leaf(k, v.into_boxed_slice()))
+            .collect();
+        slots.sort_unstable_by_key(|s| s.0);
+        debug_assert!(slots.windows(2).all(|w| w[0].0 != w[1].0), "distinct keys");
+        let root = tree.build_slots(0, &slots);
+        tree.roots.insert(height, root);
+        tree
+    }
+
+    /// The newest version.
+    pub(crate) fn latest(&self) -> Option<Height> {
+        self.roots.last_key_value().map(|(h, _)| *h)
+    }
+
+    /// The oldest and newest versions kept.
+    pub(crate) fn provable(&self) -> Option<(Height, Height)> {
+        Some((*self.roots.first_key_value()?.0, self.latest()?))
+    }
+
+    /// The root hash of a version.
+    pub(crate) fn root(&self, height: Height) -> Option<Hash> {
+        let root = self.roots.get(&height)?;
+        Some(root.map_or(PLACEHOLDER, |s| s.hash))
+    }
+
+    /// Writes version `height` (above the latest) as the latest version
+    /// with `changes` applied, and returns its root. Removing a key the
+    /// tree does not hold changes nothing.
+    pub(crate) fn update(&mut self, height: Height, changes: &mut [Change<'_>]) -> Hash {
+        let latest = self.latest().expect("a tree has a version");
+        assert!(
+            height > latest,
+            "versions only grow: {height} after {latest}"
+        );
+        changes.sort_unstable_by_key(|c| c.key_hash);
+        debug_assert!(
+            changes.windows(2).all(|w| w[0].key_hash != w[1].key_hash),
+            "one change per key"
+        );
+        let mut stale = Vec::new();
+        let old = self.roots[&latest];
+        let root = self.update_slot(old, 0, changes, &mut stale);
+        self.roots.insert(height, root);
+        if !stale.is_empty() {
+            self.stale.insert(height, stale);
+        }
+        root.map_or(PLACEHOLDER, |s| s.hash)
+    }
+
+    /// Drops the versions below `keep_from` and every node and leaf only
+    /// they used. The latest version is always kept.
+    pub(crate) fn prune(&mut self, keep_from: Height) {
+        let keep_from = keep_from.min(self.latest().unwrap_or(keep_from));
+        self.roots = self.roots.split_off(&keep_from);
+        // Stale at h: used by versions below h only, so unused once the
+        // oldest kept version is h or above.
+        let kept = self.stale.split_off(&keep_from.saturating_add(1));
+        for child in std::mem::replace(&mut self.stale, kept)
+            .into_values()
+            .flatten()
+        {
+            match child {
+                Child::Leaf(i) => self.leaves.free(i),
+                Child::Node(i) => self.nodes.free(i),
+            }
+        }
+    }
+
+    /// Nodes and leaves held (for tests of the bound).
+    #[cfg(test)]
+    pub(crate) fn item_count(&self) -> usize {
+        self.nodes.live() + self.leaves.live()
+    }
+
+    /// The value of `key_hash` in version `height` with the path that
+    /// proves it (or its absence); `None` if the version is not kept.
+    pub(crate) fn prove(&self, key_hash: &Hash, height: Height) -> Option<PathProof> {
+        let mut slot = *self.roots.get(&height)?;
+        let mut siblings = Vec::new();
+        let mut depth = 0;
+        let (value, other) = loop {
+            let Some(s) = slot else { break (None, None) };
+            match s.child {
+                Child::Node(i) => {
+                    slot = self
+                        .nodes
+                        .get(i)
+                        .descend(nibble(key_hash, depth), &mut siblings);
+                    depth += 1;
+                }
+                Child::Leaf(i) => {
+                    let leaf = self.leaves.get(i);
+                    if leaf.key_hash == *key_hash {
+                        break (Some(leaf.value.to_vec()), None);
+                    }
+                    break (None, Some((leaf.key_hash, sha3_256(&leaf.value))));
+                }
+            }
+        };
+        siblings.reverse();
+        Some(PathProof {
+            value,
+            other,
+            siblings,
+        })
+    }
+
+    fn new_leaf(&mut self, key_hash: Hash, value: Box<[u8]>) -> (Hash, Slot) {
+        let hash = leaf_hash(&key_hash, &sha3_256(&value));
+        let i = self.leaves.put(Leaf { key_hash, value });
+        let slot = Slot {
+            hash,
+            child: Child::Leaf(i),
+        };
+        (key_hash, slot)
+    }
+
+    /// The subtree at nibble depth `depth` holding `slots` (sorted by key
+    /// hash, all sharing the first `depth` nibbles): nothing, a lone leaf,
+    /// or a new node.
+    fn build_slots(&mut self, depth: usize, slots: &[(Hash, Slot)]) -> Option<Slot> {
+        match slots {
+            [] => return None,
+            [(_, one)] => return Some(*one),
+            _ => {}
+        }
+        debug_assert!(depth < 64, "distinct key hashes part within 64 nibbles");
+        let mut children: [Option<Slot>; 16] = [None; 16];
+        let mut rest = slots;
+        while let Some((first, _)) = rest.first() {
+            let n = nibble(first, depth);
+            let len = rest.partition_point(|(k, _)| nibble(k, depth) == n);
+            children[usize::from(n)] = self.build_slots(depth + 1, &rest[..len]);
+            rest = &rest[len..];
+        }
+        let (node, hash) = Internal::new(&children, None, u16::MAX);
+        Some(Slot {
+            hash,
+            child: Child::Node(self.nodes.put(node)),
+        })
+    }
+
+    /// The subtree at `depth` that `old` was, with `changes` (sorted, all
+    /// on its path) applied. What it replaces goes to `stale`.
+    fn update_slot(
+        &mut self,
+        old: Option<Slot>,
+        depth: usize,
+        changes: &[Change<'_>],
+        stale: &mut Vec<Child>,
+    ) -> Option<Slot> {
+        match old {
+            Some(
+                s @ Slot {
+                    child: Child::Node(i),
+                    ..
+                },
+            ) => self.update_node(s, i, depth, changes, stale),
+            _ => self.update_leaf(old, depth, changes, stale),
+        }
+    }
+
+    /// A subtree that was one leaf (or nothing), with `changes` applied.
+    fn update_leaf(
+        &mut self,
+        old: Option<Slot>,
+        depth: usize,
+        changes: &[Change<'_>],
+        stale: &mut Vec<Child>,
+    ) -> Option<Slot> {
+        let mut slots = Vec::with_capacity(changes.len() + 1);
+        let mut changed = false;
+        // The old leaf's key, when its value stays as it is.
+        let mut kept = None;
+        if let Some(
+            s @ Slot {
+                child: Child::Leaf(i),
+                ..
+            },
+        ) = old
+        {
+            let leaf = self.leaves.get(i);
+            let change = changes.binary_search_by(|c| c.key_hash.cmp(&leaf.key_hash));
+            match change {
+                Ok(c) if changes[c].value != Some(&leaf.value[..]) => {
+                    stale.push(Child::Leaf(i));
+                    changed = true;
+                }
+                _ => {
+                    kept = Some(leaf.key_hash);
+                    slots.push((leaf.key_hash, s));
+                }
+            }
+        }
+        for c in changes {
+            if let (Some(v), false) = (c.value, kept == Some(c.key_hash)) {
+                let leaf = self.new_leaf(c.key_hash, v.into());
+                slots.push(leaf);
+                changed = true;
+            }
+        }
+        if !changed {
+            return old;
+        }
+        slots.sort_unstable_by_key(|s| s.0);
+        self.build_slots(depth, &slots)
+    }
+
+    /// Node `i` (held by `old`) at `depth`, with `changes` applied: a new
+    /// node, or what is left of it (a lone leaf, or nothing) when fewer
+    /// than two leaves remain.
+    fn update_node(
+        &mut self,
+        old: Slot,
+        i: u32,
+        depth: usize,
+        changes: &[Change<'_>],
+        stale: &mut Vec<Child>,
+    ) -> Option<Slot> {
+        let mut children: [Option<Slot>; 16] = [None; 16];
+        for (n, s) in self.nodes.get(i).children() {
+            children[usize::from(n)] = Some(*s);
+        }
+        let mut dirty = 0u16;
+        let mut rest = changes;
+        while let Some(first) = rest.first() {
+            let n = nibble(&first.key_hash, depth);
+            let len = rest.partition_point(|c| nibble(&c.key_hash, depth) == n);
+            let old = children[usize::from(n)];
+            let new = self.update_slot(old, depth + 1, &rest[..len], stale);
+            if new != old {
+                children[usize::from(n)] = new;
+                dirty |= 1 << n;
+            }
+            rest = &rest[len..];
+        }
+        if dirty == 0 {
+            return Some(old);
+        }
+        let base = self.nodes.get(i);
+        let (node, hash) = Internal::new(&children, Some(base), dirty);
+        stale.push(Child::Node(i));
+        match node.range(0) {
+            Range::Empty => None,
+            Range::Lone(n) => children[usize::from(n)],
+            Range::Many => Some(Slot {
+                hash,
+                child: Child::Node(self.nodes.put(node)),
+            }),
+        }
+    }
+}
+
+#[cfg(test)]
+#[path = "tests/tree.rs"]
+mod tests;
