@@ -94,7 +94,11 @@ impl<T: Default> Arena<T> {
 /// Nibble `depth` of a key hash (most significant first).
 fn nibble(key_hash: &Hash, depth: usize) -> u8 {
     let b = key_hash[depth / 2];
-    if depth.is_multiple_of(2) { b >> 4 } else { b & 0x0f }
+    if depth.is_multiple_of(2) {
+        b >> 4
+    } else {
+        b & 0x0f
+    }
 }
 
 /// The versions of the state tree still provable.
