@@ -178,10 +178,7 @@ impl StateTree {
         }
         let mut update: Vec<Change<'_>> = changes
             .iter()
-            .map(|(k, v)| Change {
-                key_hash: sha3_256(k),
-                value: v.as_deref(),
-            })
+            .map(|(k, v)| Change::new(k, v.as_deref()))
             .collect();
         self.root = store.update(height, &mut update);
         store.prune(height.saturating_add(1).saturating_sub(PROVABLE_VERSIONS));
@@ -205,15 +202,6 @@ impl StateTree {
             .then(|| store.prove(&sha3_256(key), height))
             .flatten()
             .ok_or(ProveError::NotProvable { height, from, to })?;
-        let present = proof.value.is_some();
-        Ok(pb::StateProof {
-            height,
-            key: key.to_vec(),
-            value: proof.value.unwrap_or_default(),
-            present,
-            other_key_hash: proof.other.map(|(k, _)| k.to_vec()).unwrap_or_default(),
-            other_value_hash: proof.other.map(|(_, v)| v.to_vec()).unwrap_or_default(),
-            siblings: proof.siblings.iter().map(|s| s.to_vec()).collect(),
-        })
+        Ok(proof.into_wire(key, height))
     }
 }

@@ -114,7 +114,7 @@ impl Internal {
             let stale = if reuse.is_some() { dirty } else { u16::MAX };
             for p in (0..INNER).rev() {
                 if MASKS[p] & stale != 0 {
-                    inner[p] = node.range_hash(p, &inner);
+                    inner[p] = node.range_hash(p, |q| inner[q]);
                 }
             }
             let root = inner[0];
@@ -153,22 +153,23 @@ impl Internal {
             .zip(self.slots.iter())
     }
 
-    /// The range at `p` hashed from its halves' hashes in `inner` (for
-    /// inner positions) or the slots (for nibbles).
-    fn range_hash(&self, p: usize, inner: &[Hash; INNER]) -> Hash {
+    /// The hash of the range at heap position `p` by the hash rule, with
+    /// `half(q)` giving the hash of inner range `q` when `p` has two or
+    /// more leaves below (nibble positions are read from the slots).
+    fn range_hash(&self, p: usize, half: impl Fn(usize) -> Hash) -> Hash {
         match self.range(p) {
             Range::Empty => PLACEHOLDER,
             Range::Lone(n) => self.nibble_hash(n),
             Range::Many if p >= INNER => self.nibble_hash((p - INNER) as u8),
             Range::Many => {
-                let half = |q: usize| {
+                let side = |q: usize| {
                     if q >= INNER {
                         self.nibble_hash((q - INNER) as u8)
                     } else {
-                        inner[q]
+                        half(q)
                     }
                 };
-                internal_hash(&half(2 * p + 1), &half(2 * p + 2))
+                internal_hash(&side(2 * p + 1), &side(2 * p + 2))
             }
         }
     }
@@ -183,12 +184,7 @@ impl Internal {
         if let (Some(inner), true) = (&self.inner, p < INNER) {
             return inner[p];
         }
-        match self.range(p) {
-            Range::Empty => PLACEHOLDER,
-            Range::Lone(n) => self.nibble_hash(n),
-            Range::Many if p >= INNER => self.nibble_hash((p - INNER) as u8),
-            Range::Many => internal_hash(&self.hash_at(2 * p + 1), &self.hash_at(2 * p + 2)),
-        }
+        self.range_hash(p, |q| self.hash_at(q))
     }
 
     /// Follows nibble `n` down the node's four bit levels, pushing the

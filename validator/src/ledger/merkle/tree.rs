@@ -23,6 +23,7 @@ use super::node::{Child, Internal, Range, Slot};
 use super::proof::{PLACEHOLDER, leaf_hash};
 use crate::crypto::{Hash, sha3_256};
 use crate::types::Height;
+use agora_proto::v1 as pb;
 use std::collections::BTreeMap;
 
 /// A stored leaf.
@@ -41,6 +42,16 @@ pub(crate) struct Change<'a> {
     pub value: Option<&'a [u8]>,
 }
 
+impl<'a> Change<'a> {
+    /// The change of the leaf with this key.
+    pub(crate) fn new(key: &[u8], value: Option<&'a [u8]>) -> Self {
+        Self {
+            key_hash: sha3_256(key),
+            value,
+        }
+    }
+}
+
 /// What a proof of one key is made of (see `proof.rs` for the wire form).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct PathProof {
@@ -51,6 +62,21 @@ pub(crate) struct PathProof {
     pub other: Option<(Hash, Hash)>,
     /// Sibling hashes from the deepest level up.
     pub siblings: Vec<Hash>,
+}
+
+impl PathProof {
+    /// The proof as the wire carries it, for `key` in the state of `height`.
+    pub(crate) fn into_wire(self, key: &[u8], height: Height) -> pb::StateProof {
+        pb::StateProof {
+            height,
+            key: key.to_vec(),
+            present: self.value.is_some(),
+            value: self.value.unwrap_or_default(),
+            other_key_hash: self.other.map(|(k, _)| k.to_vec()).unwrap_or_default(),
+            other_value_hash: self.other.map(|(_, v)| v.to_vec()).unwrap_or_default(),
+            siblings: self.siblings.iter().map(|s| s.to_vec()).collect(),
+        }
+    }
 }
 
 /// An arena slot list with reuse of freed indices.
@@ -99,6 +125,23 @@ fn nibble(key_hash: &Hash, depth: usize) -> u8 {
     } else {
         b & 0x0f
     }
+}
+
+/// `items` (sorted by key hash, all sharing the first `depth` nibbles)
+/// split into runs by the nibble at `depth`.
+fn by_nibble<T>(
+    items: &[T],
+    depth: usize,
+    key_hash: impl Fn(&T) -> &Hash,
+) -> impl Iterator<Item = (u8, &[T])> {
+    let mut rest = items;
+    std::iter::from_fn(move || {
+        let n = nibble(key_hash(rest.first()?), depth);
+        let len = rest.partition_point(|t| nibble(key_hash(t), depth) == n);
+        let (run, tail) = rest.split_at(len);
+        rest = tail;
+        Some((n, run))
+    })
 }
 
 /// The versions of the state tree still provable.
@@ -247,12 +290,8 @@ impl Tree {
         }
         debug_assert!(depth < 64, "distinct key hashes part within 64 nibbles");
         let mut children: [Option<Slot>; 16] = [None; 16];
-        let mut rest = slots;
-        while let Some((first, _)) = rest.first() {
-            let n = nibble(first, depth);
-            let len = rest.partition_point(|(k, _)| nibble(k, depth) == n);
-            children[usize::from(n)] = self.build_slots(depth + 1, &rest[..len]);
-            rest = &rest[len..];
+        for (n, run) in by_nibble(slots, depth, |(k, _)| k) {
+            children[usize::from(n)] = self.build_slots(depth + 1, run);
         }
         let (node, hash) = Internal::new(&children, None, u16::MAX);
         Some(Slot {
@@ -343,17 +382,13 @@ impl Tree {
             children[usize::from(n)] = Some(*s);
         }
         let mut dirty = 0u16;
-        let mut rest = changes;
-        while let Some(first) = rest.first() {
-            let n = nibble(&first.key_hash, depth);
-            let len = rest.partition_point(|c| nibble(&c.key_hash, depth) == n);
+        for (n, run) in by_nibble(changes, depth, |c| &c.key_hash) {
             let old = children[usize::from(n)];
-            let new = self.update_slot(old, depth + 1, &rest[..len], stale);
+            let new = self.update_slot(old, depth + 1, run, stale);
             if new != old {
                 children[usize::from(n)] = new;
                 dirty |= 1 << n;
             }
-            rest = &rest[len..];
         }
         if dirty == 0 {
             return Some(old);

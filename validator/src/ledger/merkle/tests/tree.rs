@@ -5,7 +5,6 @@
 use super::*;
 use crate::ledger::merkle::Sha3;
 use crate::ledger::merkle::proof::{self, from_jmt};
-use agora_proto::v1 as pb;
 use jmt::mock::MockTreeStore;
 use jmt::{JellyfishMerkleTree, KeyHash};
 use rand::{Rng, SeedableRng};
@@ -41,10 +40,7 @@ fn random_changes(
 fn apply(tree: &mut Tree, height: Height, changes: &BTreeMap<Vec<u8>, Option<Vec<u8>>>) -> Hash {
     let mut list: Vec<Change<'_>> = changes
         .iter()
-        .map(|(k, v)| Change {
-            key_hash: sha3_256(k),
-            value: v.as_deref(),
-        })
+        .map(|(k, v)| Change::new(k, v.as_deref()))
         .collect();
     tree.update(height, &mut list)
 }
@@ -62,18 +58,6 @@ fn jmt_apply(
         .expect("jmt update");
     store.write_tree_update_batch(batch).expect("jmt write");
     root.0
-}
-
-fn wire(k: &[u8], p: PathProof, height: Height) -> pb::StateProof {
-    pb::StateProof {
-        height,
-        key: k.to_vec(),
-        present: p.value.is_some(),
-        value: p.value.unwrap_or_default(),
-        other_key_hash: p.other.map(|(k, _)| k.to_vec()).unwrap_or_default(),
-        other_value_hash: p.other.map(|(_, v)| v.to_vec()).unwrap_or_default(),
-        siblings: p.siblings.iter().map(|s| s.to_vec()).collect(),
-    }
 }
 
 /// Both trees hold the same state at every version: equal roots, and for
@@ -113,7 +97,7 @@ fn roots_and_proofs_match_jmt_over_random_versions() {
             if mine.value.is_none() {
                 assert_eq!(mine.other, leaf, "other leaf of {k:?} at {h}");
             }
-            proof::verify(&wire(&k, mine, h), &k, &ours).expect("our proof verifies");
+            proof::verify(&mine.into_wire(&k, h), &k, &ours).expect("our proof verifies");
         }
     }
 }
@@ -183,7 +167,7 @@ fn the_window_stays_provable_and_bounded_while_pruned() {
             let k = key(i);
             let p = tree.prove(&sha3_256(&k), v).expect("kept");
             assert_eq!(p.value, Some(value(i, v - v % (u64::from(i) + 1))));
-            proof::verify(&wire(&k, p, v), &k, &roots[v as usize]).expect("proof");
+            proof::verify(&p.into_wire(&k, v), &k, &roots[v as usize]).expect("proof");
         }
     }
     let (early, late) = (sizes[50], sizes[298]);
@@ -202,30 +186,16 @@ fn floor(all: &[Hash], changed: &[Hash]) -> u64 {
         let many = paths
             .iter()
             .filter(|p| {
-                all.iter()
-                    .filter(|h| h.starts_with_bits(p))
-                    .nth(1)
-                    .is_some()
+                let under = |h: &&Hash| p.iter().enumerate().all(|(i, b)| bit(h, i) == *b);
+                all.iter().filter(under).nth(1).is_some()
             })
             .count() as u64;
         if many == 0 {
-            return count;
+            break;
         }
         count += many;
     }
     count
-}
-
-trait StartsWithBits {
-    fn starts_with_bits(&self, bits: &[bool]) -> bool;
-}
-
-impl StartsWithBits for Hash {
-    fn starts_with_bits(&self, bits: &[bool]) -> bool {
-        bits.iter()
-            .enumerate()
-            .all(|(i, b)| (self[i / 8] & (0x80 >> (i % 8)) != 0) == *b)
-    }
 }
 
 /// An update rehashes little more than the definition forces: a dense
@@ -305,7 +275,7 @@ proptest::proptest! {
                 let k = key(i);
                 let p = tree.prove(&sha3_256(&k), h).expect("latest is kept");
                 proptest::prop_assert_eq!(p.value.as_ref(), state.get(&k));
-                proptest::prop_assert!(proof::verify(&wire(&k, p, h), &k, &root).is_ok());
+                proptest::prop_assert!(proof::verify(&p.into_wire(&k, h), &k, &root).is_ok());
             }
         }
     }
