@@ -1,0 +1,316 @@
+//! The Tendermint state machine (Buchman, Kwon, Milosevic 2018, Algorithm 1)
+//! with voting power, as a pure event-in / actions-out core.
+//!
+//! See the module documentation of [`crate::consensus`] for the API contract.
+//! The "upon" rules of the paper are evaluated after every input by
+//! [`Consensus::run_rules`] until none fires; the line numbers in comments
+//! refer to Algorithm 1 of the paper.
+
+mod decide;
+mod interface;
+mod proposal;
+mod rounds;
+mod rules;
+mod signing;
+mod votes;
+
+pub use interface::{
+    ConsensusConfig, Decision, HeightParams, Input, Output, RejectReason, Stats, Step, TestFault,
+};
+
+use super::buffer::{Buffered, FutureBuffer};
+use super::evidence::EvidenceLog;
+use super::signing_state::SigningState;
+use super::vote_set::{Value, VoteSet};
+use crate::crypto::{Hash, SecretKey, ZERO_HASH, hash::hash_from_slice, sha3_256_parts};
+use crate::types::{Address, ChainId, Height, Round, VoteType};
+use agora_proto::v1 as pb;
+use std::collections::{BTreeMap, BTreeSet};
+
+#[derive(Debug, Clone)]
+struct ProposalEntry {
+    block_hash: Hash,
+    pol_round: Option<Round>,
+    signed: pb::SignedProposal,
+}
+
+#[derive(Debug)]
+struct HeightState {
+    params: HeightParams,
+    my_index: Option<usize>,
+    round: Round,
+    step: Step,
+    locked: Option<(Hash, Round)>,
+    valid: Option<(Hash, Round)>,
+    proposals: BTreeMap<Round, ProposalEntry>,
+    blocks: BTreeMap<Hash, pb::Block>,
+    validity: BTreeMap<Hash, bool>,
+    validation_requested: BTreeSet<Hash>,
+    votes: BTreeMap<(Round, VoteType), VoteSet>,
+    prevote_timeout_done: BTreeSet<Round>,
+    precommit_timeout_done: BTreeSet<Round>,
+    line36_done: BTreeSet<Round>,
+    awaiting_content: Option<Round>,
+    decided: bool,
+    /// VRF output of each block whose VRF proof was verified (or made by
+    /// us): a re-proposal of the block skips the check, the decision skips
+    /// re-decoding the proof.
+    vrf_outputs: BTreeMap<Hash, Hash>,
+    /// The vote of (round, type) this validator owed when signing was not
+    /// allowed (its signing gate closed), cast nil by
+    /// [`Input::SigningResumed`] if it is still the current step's.
+    missed_vote: Option<(Round, VoteType)>,
+}
+
+/// The consensus core of one validator (or of an observer without a key).
+pub struct Consensus {
+    config: ConsensusConfig,
+    chain: ChainId,
+    key: Option<SecretKey>,
+    address: Option<Address>,
+    /// Secret salt of the weights of randomised multi-pairing checks,
+    /// derived from the key (None for an observer, which checks separately).
+    verify_salt: Option<Hash>,
+    signing: Option<SigningState>,
+    /// The host's signing gate allows signing ([`super::signing_gate`]).
+    signing_allowed: bool,
+    hs: Option<HeightState>,
+    buffer: FutureBuffer,
+    evidence: EvidenceLog,
+    stats: Stats,
+}
+
+impl std::fmt::Debug for Consensus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Consensus")
+            .field("address", &self.address)
+            .field("height", &self.height())
+            .field("round", &self.round())
+            .finish()
+    }
+}
+
+fn value_of(bytes: &[u8]) -> Option<Value> {
+    if bytes.is_empty() {
+        return Some(None);
+    }
+    let h = hash_from_slice(bytes)?;
+    Some(if h == ZERO_HASH { None } else { Some(h) })
+}
+
+impl Consensus {
+    /// A core for `chain`. `secret_key` is None for a non-voting observer;
+    /// `restored_signing_state` is the last state the host persisted.
+    pub fn new(
+        config: ConsensusConfig,
+        chain: ChainId,
+        secret_key: Option<SecretKey>,
+        restored_signing_state: Option<SigningState>,
+    ) -> Self {
+        let address = secret_key.as_ref().map(|k| Address::of(&k.public_key()));
+        let verify_salt = secret_key
+            .as_ref()
+            .map(|k| sha3_256_parts(&[VERIFY_SALT_PREFIX, &k.to_bytes()[..]]));
+        Self {
+            config,
+            chain,
+            key: secret_key,
+            address,
+            verify_salt,
+            signing: restored_signing_state,
+            signing_allowed: true,
+            hs: None,
+            buffer: FutureBuffer::new(config.buffer),
+            evidence: EvidenceLog::default(),
+            stats: Stats::default(),
+        }
+    }
+
+    /// Current height (0 before the first `StartHeight`).
+    pub fn height(&self) -> Height {
+        self.hs.as_ref().map_or(0, |h| h.params.height)
+    }
+
+    /// Current round.
+    pub fn round(&self) -> Round {
+        self.hs.as_ref().map_or(0, |h| h.round)
+    }
+
+    /// Current step.
+    pub fn step(&self) -> Step {
+        self.hs.as_ref().map_or(Step::Propose, |h| h.step)
+    }
+
+    /// Locked value and round.
+    pub fn locked(&self) -> Option<(Hash, Round)> {
+        self.hs.as_ref().and_then(|h| h.locked)
+    }
+
+    /// Valid value and round.
+    pub fn valid(&self) -> Option<(Hash, Round)> {
+        self.hs.as_ref().and_then(|h| h.valid)
+    }
+
+    /// Whether the current height is decided.
+    pub fn is_decided(&self) -> bool {
+        self.hs.as_ref().is_some_and(|h| h.decided)
+    }
+
+    /// The last signing state (what the host has been told to persist).
+    pub fn signing_state(&self) -> Option<SigningState> {
+        self.signing
+    }
+
+    /// Advances the double-sign guard to `s`, a signature of this key that
+    /// the restored signing state does not cover (found in the WAL after a
+    /// crash: see `engine::restart`, which says when the host persists it).
+    /// Returns `s` if the guard moved; None if `s` is not past the current
+    /// state (it is covered already, or it conflicts with it and the guard
+    /// keeps what was persisted). Call it before the height starts.
+    pub fn adopt_signature(&mut self, s: SigningState) -> Option<SigningState> {
+        let at = |x: &SigningState| (x.height, x.round, x.step);
+        if self.signing.is_some_and(|cur| at(&s) <= at(&cur)) {
+            return None;
+        }
+        self.signing = Some(s);
+        Some(s)
+    }
+
+    /// Whether a vote of the current step went unsigned while signing was
+    /// not allowed (see [`Input::SigningResumed`]).
+    pub fn owes_vote(&self) -> bool {
+        self.hs.as_ref().is_some_and(|hs| hs.missed_vote.is_some())
+    }
+
+    /// Allows or forbids every signature (the engine's signing gate). A
+    /// forbidden signature is refused like one the guard refuses.
+    pub fn set_signing_allowed(&mut self, allowed: bool) {
+        self.signing_allowed = allowed;
+    }
+
+    /// This validator's address, if it has a key.
+    pub fn address(&self) -> Option<Address> {
+        self.address
+    }
+
+    /// The configured maximum rounds ahead kept.
+    pub fn config(&self) -> &ConsensusConfig {
+        &self.config
+    }
+
+    /// Counters, including the vote checks of the current height.
+    pub fn stats(&self) -> Stats {
+        let mut s = self.stats;
+        if let Some(hs) = &self.hs {
+            for vs in hs.votes.values() {
+                let (a, b) = vs.checks();
+                s.aggregate_checks += a;
+                s.single_checks += b;
+            }
+        }
+        s
+    }
+
+    /// The verified proposals and votes of the current height, in a fixed
+    /// order, for the host's gossip: re-sending them periodically is what
+    /// lets every honest node eventually see the polkas others saw (including
+    /// an equivocator's votes that reached only some nodes).
+    pub fn gossip_messages(&self) -> (Vec<pb::Proposal>, Vec<pb::Vote>) {
+        let Some(hs) = self.hs.as_ref() else {
+            return (Vec::new(), Vec::new());
+        };
+        let proposals = hs
+            .proposals
+            .values()
+            .filter_map(|e| {
+                Some(pb::Proposal {
+                    height: e.signed.height,
+                    round: e.signed.round,
+                    pol_round: e.signed.pol_round,
+                    block: Some(hs.blocks.get(&e.block_hash)?.clone()),
+                    proposer_address: e.signed.proposer_address.clone(),
+                    signature: e.signed.signature.clone(),
+                })
+            })
+            .collect();
+        (proposals, self.verified_votes())
+    }
+
+    /// The verified votes of the current height, without the proposals
+    /// (whose blocks [`Consensus::gossip_messages`] would copy).
+    pub fn verified_votes(&self) -> Vec<pb::Vote> {
+        self.hs.as_ref().map_or_else(Vec::new, |hs| {
+            hs.votes
+                .values()
+                .flat_map(|vs| vs.verified_votes())
+                .cloned()
+                .collect()
+        })
+    }
+
+    /// Messages buffered for future heights, and how many were dropped.
+    pub fn buffered(&self) -> (usize, u64) {
+        (self.buffer.len(), self.buffer.dropped())
+    }
+
+    /// Feeds one event and returns the resulting actions, in order.
+    pub fn handle(&mut self, input: Input) -> Vec<Output> {
+        let mut out = Vec::new();
+        match input {
+            Input::StartHeight(p) => self.start_height(*p, &mut out),
+            Input::Proposal(p) => self.on_proposal(p, &mut out),
+            Input::Vote(v) => self.on_vote(v, &mut out),
+            Input::TimeoutFired(t) => self.on_timeout(t, &mut out),
+            Input::BlockValidity {
+                height,
+                block_hash,
+                valid,
+                ..
+            } => {
+                if let Some(hs) = self.hs.as_mut()
+                    && hs.params.height == height
+                    && hs.blocks.contains_key(&block_hash)
+                {
+                    hs.validity.insert(block_hash, valid);
+                }
+            }
+            Input::ProposalContent {
+                height,
+                round,
+                block,
+            } => self.on_content(height, round, block, &mut out),
+            Input::SigningResumed => self.resume_signing(&mut out),
+            Input::SyncedBlock {
+                block,
+                certificate,
+                verified_against,
+            } => self.on_synced(*block, certificate, verified_against, &mut out),
+        }
+        self.run_rules(&mut out);
+        out
+    }
+
+    fn reject(&mut self, reason: RejectReason, out: &mut Vec<Output>) {
+        self.stats.rejected += 1;
+        out.push(Output::Rejected(reason));
+    }
+
+    /// Where a message of (height, round) goes: Some(()) to process now.
+    fn admit(&mut self, height: Height, round: Round, msg: Buffered) -> Option<Buffered> {
+        let current = self.height();
+        if self.hs.is_none() || height > current {
+            if !self.buffer.push(current, height, msg) {
+                self.stats.ignored += 1;
+            }
+            return None;
+        }
+        if height < current || round > self.round().saturating_add(self.config.max_rounds_ahead) {
+            self.stats.ignored += 1;
+            return None;
+        }
+        Some(msg)
+    }
+}
+
+/// Domain prefix of the salt of randomised checks (derived from the key).
+const VERIFY_SALT_PREFIX: &[u8] = b"agora/verify-salt/v1";

@@ -1,0 +1,286 @@
+//! A proposal from the network: its header rules, its signature and the
+//! block's VRF proof (checked together, once), and a second proposal of a
+//! round turned into evidence.
+
+use super::super::buffer::Buffered;
+use super::super::evidence;
+use super::{Consensus, Output, ProposalEntry, RejectReason, TestFault};
+use crate::block::header_hash;
+use crate::crypto::{Hash, Signature, bls, sha3_256_parts, vrf};
+use crate::lottery;
+use crate::signing::{self, proposal_bytes};
+use crate::types::Address;
+use crate::validator_set::Validator;
+use agora_proto::v1 as pb;
+
+/// A proposal whose header fits the height, with what checking it needs.
+struct Arrived {
+    block_hash: Hash,
+    /// The lottery's proposer of the round: the only allowed sender.
+    proposer: Validator,
+    /// The bytes the proposer signed.
+    bytes: Vec<u8>,
+    sig: Signature,
+}
+
+impl Consensus {
+    /// A proposal from the network (the paper's `⟨PROPOSAL, h, r, v, vr⟩`):
+    /// kept, and its block sent for validation, once its header fits the
+    /// height and its signature and the block's VRF proof verify. A second
+    /// proposal of a round is evidence.
+    pub(super) fn on_proposal(&mut self, p: pb::Proposal, out: &mut Vec<Output>) {
+        let (h, r) = (p.height, p.round);
+        let Some(Buffered::Proposal(p)) = self.admit(h, r, Buffered::Proposal(Box::new(p))) else {
+            return;
+        };
+        let p = *p;
+        let Some(hs) = self.hs.as_ref() else { return };
+        // Decided: the block is in hand and nothing more is voted here. A
+        // host that decided by a synced block has applied it already and
+        // would judge this one against the next height.
+        if hs.decided {
+            self.stats.ignored += 1;
+            return;
+        }
+        let second = hs.proposals.contains_key(&r);
+        let arrived = match self.arrive(&p) {
+            Ok(Some(a)) => a,
+            Ok(None) => return, // a duplicate delivery
+            Err(reason) => return self.reject(reason, out),
+        };
+        if second {
+            return self.on_second_proposal(p, &arrived, out);
+        }
+        match self.verify_fresh(&p, &arrived) {
+            Ok(vrf_output) => self.keep_proposal(p, arrived.block_hash, vrf_output, out),
+            Err(reason) => self.reject(reason, out),
+        }
+    }
+
+    /// The checks that need no signature: the proposal comes from the
+    /// round's proposer and its header fits the height. None for a duplicate
+    /// delivery of the round's proposal.
+    fn arrive(&self, p: &pb::Proposal) -> Result<Option<Arrived>, RejectReason> {
+        let hs = self.hs.as_ref().expect("admitted: a height is under way");
+        let (h, r) = (p.height, p.round);
+        let block = p
+            .block
+            .as_ref()
+            .ok_or(RejectReason::Malformed("proposal without block"))?;
+        let header = block
+            .header
+            .as_ref()
+            .ok_or(RejectReason::Malformed("block without header"))?;
+        let expected = lottery::proposer(&hs.params.validator_set, &hs.params.prev_seed, h, r);
+        if p.proposer_address != expected.address.0 {
+            return Err(RejectReason::NotProposer {
+                round: r,
+                expected: expected.address,
+                got: hex::encode(&p.proposer_address),
+            });
+        }
+        if p.pol_round < -1 || i64::from(p.pol_round) >= i64::from(r) {
+            return Err(RejectReason::Malformed("pol_round"));
+        }
+        if header.height != h {
+            return Err(RejectReason::BadHeader("height"));
+        }
+        if header.chain_id != self.chain.as_str() {
+            return Err(RejectReason::BadHeader("chain id"));
+        }
+        if header.parent_hash != hs.params.parent_hash {
+            return Err(RejectReason::BadHeader("parent hash"));
+        }
+        let block_hash = header_hash(header);
+        let existing = hs.proposals.get(&r);
+        if existing.is_some_and(|e| e.signed.signature == p.signature && e.block_hash == block_hash)
+        {
+            return Ok(None);
+        }
+        let sig = Signature::from_bytes(&p.signature)
+            .map_err(|_| RejectReason::BadSignature(expected.address.to_string()))?;
+        Ok(Some(Arrived {
+            block_hash,
+            proposer: expected.clone(),
+            bytes: proposal_bytes(&self.chain, h, r, p.pol_round, &block_hash),
+            sig,
+        }))
+    }
+
+    /// A second proposal for the round: only its signature matters, and
+    /// with the first it is evidence of double signing.
+    fn on_second_proposal(&mut self, p: pb::Proposal, a: &Arrived, out: &mut Vec<Output>) {
+        if a.proposer.public_key.verify(&a.bytes, &a.sig).is_err() {
+            return self.reject(
+                RejectReason::BadSignature(a.proposer.address.to_string()),
+                out,
+            );
+        }
+        let Some(first) = self.hs.as_ref().and_then(|hs| hs.proposals.get(&p.round)) else {
+            return;
+        };
+        let signed = evidence::signed_proposal(&p, &a.block_hash);
+        let ev = evidence::conflicting_proposals(first.signed.clone(), signed);
+        if let Some(ev) = self.evidence.admit(ev) {
+            out.push(Output::EvidenceFound(ev));
+            // Remember the second block too (once per round, so bounded):
+            // other validators may lock on it, and its votes must count.
+            if let (Some(hs), Some(block)) = (self.hs.as_mut(), p.block) {
+                hs.blocks.entry(a.block_hash).or_insert(block);
+            }
+        }
+    }
+
+    /// The checks of a round's first proposal that need its block's
+    /// creator and the signatures; returns the block's VRF output.
+    fn verify_fresh(&self, p: &pb::Proposal, a: &Arrived) -> Result<Hash, RejectReason> {
+        let hs = self.hs.as_ref().expect("admitted: a height is under way");
+        let header = p.block.as_ref().and_then(|b| b.header.as_ref());
+        let header = header.expect("checked on arrival");
+        let creator = self.block_creator(p, header, &a.proposer)?;
+        // The proposal signature and the block's VRF proof, each checked
+        // once: one randomised two-pair check when both are new, the
+        // signature alone for a block whose proof was already verified.
+        let bad_signature = || RejectReason::BadSignature(a.proposer.address.to_string());
+        let signature_ok = || a.proposer.public_key.verify(&a.bytes, &a.sig).is_ok();
+        if let Some(o) = hs.vrf_outputs.get(&a.block_hash) {
+            return if signature_ok() {
+                Ok(*o)
+            } else {
+                Err(bad_signature())
+            };
+        }
+        let vrf_msg = signing::vrf_input(&self.chain, p.height, &hs.params.prev_seed);
+        let Ok(proof) = Signature::from_bytes(&header.vrf_proof) else {
+            // Reported after the signature, as a separate check would.
+            return Err(if signature_ok() {
+                RejectReason::BadVrf(creator.address)
+            } else {
+                bad_signature()
+            });
+        };
+        let both = self.verify_salt.as_ref().is_some_and(|salt| {
+            let rho = proposal_check_weight(salt, &a.sig, &a.bytes, &proof, &vrf_msg);
+            bls::verify_two(
+                (&a.proposer.public_key, &a.bytes, &a.sig),
+                (&creator.public_key, &vrf_msg, &proof),
+                rho,
+            )
+            .is_ok()
+        });
+        if !both {
+            // Which one is bad (or, for an observer, the plain checks).
+            if !signature_ok() {
+                return Err(bad_signature());
+            }
+            if creator.public_key.verify(&vrf_msg, &proof).is_err() {
+                return Err(RejectReason::BadVrf(creator.address));
+            }
+        }
+        Ok(vrf::output(&proof))
+    }
+
+    /// The block's creator: the proposer itself for a fresh block, or the
+    /// proposer of an earlier round for a re-proposed valid value.
+    fn block_creator(
+        &self,
+        p: &pb::Proposal,
+        header: &pb::Header,
+        proposer: &Validator,
+    ) -> Result<&Validator, RejectReason> {
+        let hs = self.hs.as_ref().expect("admitted: a height is under way");
+        let creator = Address::from_slice(&header.proposer_address)
+            .map_err(|_| RejectReason::BadHeader("proposer address"))?;
+        let fresh = p.pol_round == -1;
+        if fresh && creator != proposer.address {
+            return Err(RejectReason::BadHeader("fresh block from another proposer"));
+        }
+        // A fresh block names the round it is proposed in: auditors check
+        // its proposer against the lottery of (height, proposal_round).
+        if fresh
+            && header.proposal_round != p.round
+            && !ignores_header_rules(self.config.test_fault)
+        {
+            return Err(RejectReason::BadHeader("proposal round"));
+        }
+        hs.params
+            .validator_set
+            .get(&creator)
+            .ok_or(RejectReason::BadHeader("block creator not a validator"))
+    }
+
+    /// Keeps a verified first proposal of its round and asks the host to
+    /// validate its block (once per block).
+    fn keep_proposal(
+        &mut self,
+        p: pb::Proposal,
+        block_hash: Hash,
+        vrf_output: Hash,
+        out: &mut Vec<Output>,
+    ) {
+        let signed = evidence::signed_proposal(&p, &block_hash);
+        let (h, r) = (p.height, p.round);
+        // Moved, not cloned: a block holds every transaction of the height.
+        let Some(block) = p.block else { return };
+        let Some(hs) = self.hs.as_mut() else { return };
+        hs.vrf_outputs.insert(block_hash, vrf_output);
+        hs.proposals.insert(
+            r,
+            ProposalEntry {
+                block_hash,
+                pol_round: u32::try_from(p.pol_round).ok(),
+                signed,
+            },
+        );
+        if !hs.validity.contains_key(&block_hash) && hs.validation_requested.insert(block_hash) {
+            out.push(Output::ValidateBlock {
+                height: h,
+                round: r,
+                block: Box::new(block.clone()),
+            });
+        }
+        hs.blocks.entry(block_hash).or_insert(block);
+    }
+}
+
+/// Domain prefix of a proposal check's weight.
+const PROPOSAL_WEIGHT_PREFIX: &[u8] = b"agora/proposal-check-weight/v1";
+
+/// The weight ρ of the VRF pair in a proposal's two-pair check
+/// ([`bls::verify_two`]). The core has no randomness of its own, so ρ is
+/// derived: SHA3-256 over a salt only this node knows (a one-way hash of its
+/// secret key, never sent anywhere) and everything the proposer chose
+/// (signature, proof and both signed messages), first 8 bytes, never zero.
+/// The proposer fixes its bytes before ρ exists and cannot compute ρ without
+/// the salt, so to it ρ is a uniform 64-bit value (random-oracle model): a
+/// pair that is not both valid passes with probability 2⁻⁶⁴ per proposal,
+/// each failed try is a rejected proposal, and the verdict stays a
+/// deterministic function of the inputs (the simulator replays it).
+fn proposal_check_weight(
+    salt: &Hash,
+    sig: &Signature,
+    msg: &[u8],
+    proof: &Signature,
+    vrf_msg: &[u8],
+) -> u64 {
+    let h = sha3_256_parts(&[
+        PROPOSAL_WEIGHT_PREFIX,
+        salt,
+        &sig.to_bytes(),
+        msg,
+        &proof.to_bytes(),
+        vrf_msg,
+    ]);
+    let mut b = [0u8; 8];
+    b.copy_from_slice(&h[..8]);
+    u64::from_le_bytes(b).max(1)
+}
+
+#[cfg(feature = "test-faults")]
+fn ignores_header_rules(f: TestFault) -> bool {
+    f == TestFault::IgnoreHeaderRules
+}
+#[cfg(not(feature = "test-faults"))]
+fn ignores_header_rules(_: TestFault) -> bool {
+    false
+}
