@@ -1,5 +1,7 @@
-//! The canonical byte encoding of the whole state: the snapshot the node
-//! stores and reloads, and the preimage of the app hash.
+//! The canonical byte encoding of the whole state, for tests, fuzzing and
+//! [`super::Ledger::state_digest`]. The node does not store it and the app
+//! hash is not taken over it: both use the state's tree leaves
+//! ([`super::merkle`]), so a block costs what it changed.
 //!
 //! Fixed-width big-endian fields, collections as a u32 count then their
 //! entries in ascending key order. Decoding is strict: every count is bounded
