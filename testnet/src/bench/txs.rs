@@ -14,10 +14,12 @@ use serde::Serialize;
 use tokio::time::Instant;
 use tonic::transport::Channel;
 
+use super::loadgen::{self, LoadCounters, LoadReport};
+use super::measure::Commit;
+use super::rpc::RPC_TIMEOUT;
+
 /// GetBlock calls in flight at once.
 const FETCHES: usize = 8;
-/// Per-call deadline.
-const RPC_TIMEOUT: Duration = Duration::from_secs(2);
 /// After the load, how long the bench waits without any accepted
 /// transaction newly seen committed before it stops waiting.
 pub const DRAIN_STALL: Duration = Duration::from_secs(10);
@@ -28,6 +30,141 @@ pub const DRAIN_MAX: Duration = Duration::from_secs(60);
 /// Accepted transactions not seen committed that the bench asks the nodes
 /// about at most (one GetTx per node each).
 pub const MAX_ASKED: usize = 20_000;
+
+/// What became of the load's transactions.
+pub struct Outcome {
+    /// Submit-to-commit latencies (ms) of those seen committed in the window
+    /// or the drain, sorted.
+    pub latencies_ms: Vec<f64>,
+    /// Load transactions committed during the warm-up, before the window.
+    pub warmup_committed: u64,
+    /// The accepted ones not seen committed.
+    pub unseen: Unseen,
+}
+
+impl Outcome {
+    /// The load generator's `report` completed with what became of its
+    /// transactions.
+    pub fn report(self, report: LoadReport) -> LoadReport {
+        LoadReport {
+            committed: self.latencies_ms.len() as u64 + self.warmup_committed,
+            tx_latency_ms_p50: loadgen::percentile(&self.latencies_ms, 50.0),
+            tx_latency_ms_p99: loadgen::percentile(&self.latencies_ms, 99.0),
+            unseen: self.unseen,
+            ..report
+        }
+    }
+}
+
+/// Counts the transactions of the window's `commits` (all but the first,
+/// which opened the window at `t0`) and, when there was `load`, follows the
+/// blocks that drain the mempools after it: which transactions `counters`
+/// saw submitted were committed, and how long each took. Blocks above
+/// `load_from` may hold load transactions.
+pub async fn outcome(
+    clients: &[QueryClient<Channel>],
+    commits: &mut [Commit],
+    t0: Instant,
+    load_from: u64,
+    counters: &LoadCounters,
+    load: bool,
+) -> Result<Outcome> {
+    let t_count = Instant::now();
+    let mut committed_at = window_blocks(&clients[0], commits, t0).await?;
+    let submitted = counters.submitted_at();
+    // Load transactions committed during the warm-up, before the window's
+    // first certificate: committed, but without a commit time to measure.
+    let first = commits[0].height;
+    let warmup_hashes: Vec<Hash> = hashes_at(&clients[0], load_from + 1..=first)
+        .await?
+        .into_values()
+        .flatten()
+        .filter(|h| submitted.contains_key(h))
+        .collect();
+    let mut unseen = Unseen::default();
+    if load {
+        let next = commits.last().map_or(0, |c| c.height) + 1;
+        unseen = drain_and_account(
+            clients,
+            &mut committed_at,
+            &warmup_hashes,
+            next,
+            &submitted,
+            counters,
+        )
+        .await?;
+    }
+    eprintln!(
+        "bench: read the transactions of {} blocks in {:.2} s",
+        committed_at.len(),
+        t_count.elapsed().as_secs_f64()
+    );
+    let mut latencies_ms = latencies(
+        &committed_at
+            .iter()
+            .map(|(at, h)| (*at, h.as_slice()))
+            .collect::<Vec<_>>(),
+        &submitted,
+    );
+    latencies_ms.sort_by(f64::total_cmp);
+    Ok(Outcome {
+        latencies_ms,
+        warmup_committed: warmup_hashes.len() as u64,
+        unseen,
+    })
+}
+
+/// Reads the blocks of the window's `commits`: sets the transaction count
+/// of each but the first (which opened the window at `t0`) and returns their
+/// transaction hashes with the time each was committed.
+async fn window_blocks(
+    client: &QueryClient<Channel>,
+    commits: &mut [Commit],
+    t0: Instant,
+) -> Result<Vec<(Instant, Vec<Hash>)>> {
+    let hashes = hashes_at(client, commits.iter().skip(1).map(|c| c.height)).await?;
+    for c in commits.iter_mut().skip(1) {
+        c.txs = hashes.get(&c.height).map_or(0, |v| v.len() as u64);
+    }
+    Ok(commits
+        .iter()
+        .skip(1)
+        .map(|c| {
+            let at = t0 + Duration::from_secs_f64(c.at_s);
+            (at, hashes.get(&c.height).cloned().unwrap_or_default())
+        })
+        .collect())
+}
+
+/// After the load: adds the blocks from `next` on that drain the mempools
+/// to `committed_at`, then asks the nodes about the accepted transactions
+/// seen neither there nor in `warmup_hashes`.
+async fn drain_and_account(
+    clients: &[QueryClient<Channel>],
+    committed_at: &mut Vec<(Instant, Vec<Hash>)>,
+    warmup_hashes: &[Hash],
+    next: u64,
+    submitted: &HashMap<Hash, Instant>,
+    counters: &LoadCounters,
+) -> Result<Unseen> {
+    let seen = warmup_hashes.len() as u64
+        + committed_at
+            .iter()
+            .flat_map(|(_, h)| h)
+            .filter(|h| submitted.contains_key(*h))
+            .count() as u64;
+    let accepted = counters.report().accepted;
+    committed_at.extend(drain(&clients[0], next, seen, accepted, submitted).await?);
+    let mut missing = counters.accepted_hashes();
+    for h in committed_at
+        .iter()
+        .flat_map(|(_, h)| h)
+        .chain(warmup_hashes)
+    {
+        missing.remove(h);
+    }
+    account_for(clients, missing.into_iter().collect()).await
+}
 
 /// The transaction hashes of each height in `heights`, a few calls at a time.
 pub async fn hashes_at(
