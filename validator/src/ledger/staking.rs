@@ -123,116 +123,26 @@ pub fn plan(
     let balance = have
         .checked_sub(fee)
         .ok_or(TxError::CannotPayFee { fee, have })?;
-    let spend = |amount: u128| {
-        balance
-            .checked_sub(amount)
-            .ok_or(TxError::InsufficientBalance {
-                need: amount,
-                have: balance,
-            })
-    };
     match kind {
-        TxKind::Transfer { to, amount } => {
-            if *amount == 0 {
-                return Err(TxError::ZeroAmount);
-            }
-            let from_after = spend(*amount)?;
-            if *to == signer {
-                return Ok(Effect {
-                    accounts: vec![(signer, balance)],
-                    ..Effect::default()
-                });
-            }
-            let to_after = add(state.account(to).balance, *amount)?;
-            Ok(Effect {
-                accounts: vec![(signer, from_after), (*to, to_after)],
-                ..Effect::default()
-            })
-        }
+        TxKind::Transfer { to, amount } => plan_transfer(state, signer, *to, *amount, balance),
         TxKind::CreateValidator {
             consensus_key,
             proof_of_possession,
             self_bond,
             commission,
         } => {
-            let address = crate::types::Address::of(consensus_key);
-            if state.validators.contains_key(&address) {
-                return Err(TxError::ValidatorExists(address));
-            }
-            let min = state.params.min_self_bond;
-            if *self_bond < min {
-                return Err(TxError::SelfBondTooSmall {
-                    min,
-                    got: *self_bond,
-                });
-            }
-            check_commission(commission)?;
-            let after = spend(*self_bond)?;
-            // The pairing comes last: it is by far the most expensive check.
-            consensus_key
-                .verify_possession(proof_of_possession)
-                .map_err(|_| TxError::BadProofOfPossession)?;
-            Ok(Effect {
-                accounts: vec![(signer, after)],
-                validators: vec![ValidatorRecord {
-                    address,
-                    operator: signer,
-                    public_key: *consensus_key,
-                    tokens: *self_bond,
-                    shares: *self_bond,
-                    jailed: false,
-                    jailed_until: 0,
-                    tombstoned: false,
-                    jail_reason: JailReason::None,
-                    commission: Commission {
-                        changed_at: height,
-                        ..*commission
-                    },
-                    reward_per_share: 0,
-                    outstanding_rewards: 0,
-                }],
-                delegations: vec![(
-                    (signer, address),
-                    Delegation {
-                        shares: *self_bond,
-                        reward_entry: 0,
-                    },
-                )],
-                ..Effect::default()
-            })
+            let new = NewValidator {
+                consensus_key,
+                proof_of_possession,
+                self_bond: *self_bond,
+                commission,
+            };
+            plan_create_validator(state, signer, &new, height, balance)
         }
         TxKind::Bond {
             validator: va,
             amount,
-        } => {
-            if *amount == 0 {
-                return Err(TxError::ZeroAmount);
-            }
-            let mut nv = validator(state, va)?.clone();
-            if nv.tombstoned {
-                return Err(TxError::Tombstoned(*va));
-            }
-            let after = spend(*amount)?;
-            let shares = tokens_to_shares(&nv, *amount)?;
-            if shares == 0 {
-                return Err(TxError::BondTooSmall { amount: *amount });
-            }
-            let key = (signer, *va);
-            let held = state.delegations.get(&key);
-            let owed = rewards::settle(&mut nv, held);
-            let d = Delegation {
-                shares: add(held.map_or(0, |d| d.shares), shares)?,
-                reward_entry: nv.reward_per_share,
-            };
-            nv.tokens = add(nv.tokens, *amount)?;
-            nv.shares = add(nv.shares, shares)?;
-            Ok(Effect {
-                accounts: vec![(signer, add(after, owed)?)],
-                validators: vec![nv],
-                delegations: vec![(key, d)],
-                ..Effect::default()
-            })
-        }
+        } => plan_bond(state, signer, *va, *amount, balance),
         TxKind::Unbond {
             validator: va,
             shares,
@@ -241,90 +151,248 @@ pub fn plan(
             plan_redelegate(state, signer, (*src, *dst), *shares, height, balance)
         }
         TxKind::WithdrawRewards { validator: va } => {
-            let mut nv = validator(state, va)?.clone();
-            let key = (signer, *va);
-            let d = state.delegations.get(&key).ok_or(TxError::NoDelegation {
-                delegator: signer,
-                validator: *va,
-            })?;
-            let owed = rewards::settle(&mut nv, Some(d));
-            let d = Delegation {
-                shares: d.shares,
-                reward_entry: nv.reward_per_share,
-            };
-            Ok(Effect {
-                accounts: vec![(signer, add(balance, owed)?)],
-                validators: vec![nv],
-                delegations: vec![(key, d)],
-                ..Effect::default()
-            })
+            plan_withdraw_rewards(state, signer, *va, balance)
         }
         TxKind::EditValidator {
             validator: va,
             rate_bps,
-        } => {
-            let mut nv = operated(state, signer, va)?;
-            let c = nv.commission;
-            if *rate_bps > c.max_rate_bps {
-                return Err(TxError::CommissionAboveMax {
-                    rate: *rate_bps,
-                    max: c.max_rate_bps,
-                });
-            }
-            if rate_bps.abs_diff(c.rate_bps) > c.max_change_bps {
-                return Err(TxError::CommissionChangeTooLarge {
-                    from: c.rate_bps,
-                    to: *rate_bps,
-                    max_change: c.max_change_bps,
-                });
-            }
-            let next = c.changed_at.saturating_add(state.params.commission_epoch);
-            if height < next {
-                return Err(TxError::CommissionTooSoon {
-                    changed_at: c.changed_at,
-                    next,
-                });
-            }
-            nv.commission.rate_bps = *rate_bps;
-            nv.commission.changed_at = height;
-            Ok(Effect {
-                accounts: vec![(signer, balance)],
-                validators: vec![nv],
-                ..Effect::default()
-            })
-        }
-        TxKind::Unjail { validator: va } => {
-            let mut nv = operated(state, signer, va)?;
-            if nv.tombstoned {
-                return Err(TxError::Tombstoned(*va));
-            }
-            if !nv.jailed {
-                return Err(TxError::NotJailed(*va));
-            }
-            if height < nv.jailed_until {
-                return Err(TxError::StillJailed {
-                    until: nv.jailed_until,
-                    now: height,
-                });
-            }
-            let own_tokens = shares_to_tokens(&nv, state.shares_of(signer, *va));
-            let min = state.params.min_self_bond;
-            if own_tokens < min {
-                return Err(TxError::SelfBondTooSmall {
-                    min,
-                    got: own_tokens,
-                });
-            }
-            nv.jailed = false;
-            nv.jailed_until = 0;
-            nv.jail_reason = JailReason::None;
-            Ok(Effect {
-                accounts: vec![(signer, balance)],
-                validators: vec![nv],
-                ..Effect::default()
-            })
-        }
+        } => plan_edit_validator(state, signer, *va, *rate_bps, height, balance),
+        TxKind::Unjail { validator: va } => plan_unjail(state, signer, *va, height, balance),
     }
+}
+
+/// What the signer has left after spending `amount` of `balance`.
+fn spend(balance: u128, amount: u128) -> Result<u128, TxError> {
+    balance
+        .checked_sub(amount)
+        .ok_or(TxError::InsufficientBalance {
+            need: amount,
+            have: balance,
+        })
+}
+
+fn plan_transfer(
+    state: &State,
+    signer: Address,
+    to: Address,
+    amount: u128,
+    balance: u128,
+) -> Result<Effect, TxError> {
+    if amount == 0 {
+        return Err(TxError::ZeroAmount);
+    }
+    let from_after = spend(balance, amount)?;
+    if to == signer {
+        return Ok(Effect {
+            accounts: vec![(signer, balance)],
+            ..Effect::default()
+        });
+    }
+    let to_after = add(state.account(&to).balance, amount)?;
+    Ok(Effect {
+        accounts: vec![(signer, from_after), (to, to_after)],
+        ..Effect::default()
+    })
+}
+
+/// The fields of a create-validator transaction.
+struct NewValidator<'a> {
+    consensus_key: &'a crate::crypto::PublicKey,
+    proof_of_possession: &'a crate::crypto::Signature,
+    self_bond: u128,
+    commission: &'a Commission,
+}
+
+fn plan_create_validator(
+    state: &State,
+    signer: Address,
+    new: &NewValidator<'_>,
+    height: Height,
+    balance: u128,
+) -> Result<Effect, TxError> {
+    let address = crate::types::Address::of(new.consensus_key);
+    if state.validators.contains_key(&address) {
+        return Err(TxError::ValidatorExists(address));
+    }
+    let min = state.params.min_self_bond;
+    if new.self_bond < min {
+        return Err(TxError::SelfBondTooSmall {
+            min,
+            got: new.self_bond,
+        });
+    }
+    check_commission(new.commission)?;
+    let after = spend(balance, new.self_bond)?;
+    // The pairing comes last: it is by far the most expensive check.
+    new.consensus_key
+        .verify_possession(new.proof_of_possession)
+        .map_err(|_| TxError::BadProofOfPossession)?;
+    Ok(Effect {
+        accounts: vec![(signer, after)],
+        validators: vec![ValidatorRecord {
+            address,
+            operator: signer,
+            public_key: *new.consensus_key,
+            tokens: new.self_bond,
+            shares: new.self_bond,
+            jailed: false,
+            jailed_until: 0,
+            tombstoned: false,
+            jail_reason: JailReason::None,
+            commission: Commission {
+                changed_at: height,
+                ..*new.commission
+            },
+            reward_per_share: 0,
+            outstanding_rewards: 0,
+        }],
+        delegations: vec![(
+            (signer, address),
+            Delegation {
+                shares: new.self_bond,
+                reward_entry: 0,
+            },
+        )],
+        ..Effect::default()
+    })
+}
+
+fn plan_bond(
+    state: &State,
+    signer: Address,
+    va: Address,
+    amount: u128,
+    balance: u128,
+) -> Result<Effect, TxError> {
+    if amount == 0 {
+        return Err(TxError::ZeroAmount);
+    }
+    let mut nv = validator(state, &va)?.clone();
+    if nv.tombstoned {
+        return Err(TxError::Tombstoned(va));
+    }
+    let after = spend(balance, amount)?;
+    let shares = tokens_to_shares(&nv, amount)?;
+    if shares == 0 {
+        return Err(TxError::BondTooSmall { amount });
+    }
+    let key = (signer, va);
+    let held = state.delegations.get(&key);
+    let owed = rewards::settle(&mut nv, held);
+    let d = Delegation {
+        shares: add(held.map_or(0, |d| d.shares), shares)?,
+        reward_entry: nv.reward_per_share,
+    };
+    nv.tokens = add(nv.tokens, amount)?;
+    nv.shares = add(nv.shares, shares)?;
+    Ok(Effect {
+        accounts: vec![(signer, add(after, owed)?)],
+        validators: vec![nv],
+        delegations: vec![(key, d)],
+        ..Effect::default()
+    })
+}
+
+fn plan_withdraw_rewards(
+    state: &State,
+    signer: Address,
+    va: Address,
+    balance: u128,
+) -> Result<Effect, TxError> {
+    let mut nv = validator(state, &va)?.clone();
+    let key = (signer, va);
+    let d = state.delegations.get(&key).ok_or(TxError::NoDelegation {
+        delegator: signer,
+        validator: va,
+    })?;
+    let owed = rewards::settle(&mut nv, Some(d));
+    let d = Delegation {
+        shares: d.shares,
+        reward_entry: nv.reward_per_share,
+    };
+    Ok(Effect {
+        accounts: vec![(signer, add(balance, owed)?)],
+        validators: vec![nv],
+        delegations: vec![(key, d)],
+        ..Effect::default()
+    })
+}
+
+fn plan_edit_validator(
+    state: &State,
+    signer: Address,
+    va: Address,
+    rate_bps: u32,
+    height: Height,
+    balance: u128,
+) -> Result<Effect, TxError> {
+    let mut nv = operated(state, signer, &va)?;
+    let c = nv.commission;
+    if rate_bps > c.max_rate_bps {
+        return Err(TxError::CommissionAboveMax {
+            rate: rate_bps,
+            max: c.max_rate_bps,
+        });
+    }
+    if rate_bps.abs_diff(c.rate_bps) > c.max_change_bps {
+        return Err(TxError::CommissionChangeTooLarge {
+            from: c.rate_bps,
+            to: rate_bps,
+            max_change: c.max_change_bps,
+        });
+    }
+    let next = c.changed_at.saturating_add(state.params.commission_epoch);
+    if height < next {
+        return Err(TxError::CommissionTooSoon {
+            changed_at: c.changed_at,
+            next,
+        });
+    }
+    nv.commission.rate_bps = rate_bps;
+    nv.commission.changed_at = height;
+    Ok(Effect {
+        accounts: vec![(signer, balance)],
+        validators: vec![nv],
+        ..Effect::default()
+    })
+}
+
+fn plan_unjail(
+    state: &State,
+    signer: Address,
+    va: Address,
+    height: Height,
+    balance: u128,
+) -> Result<Effect, TxError> {
+    let mut nv = operated(state, signer, &va)?;
+    if nv.tombstoned {
+        return Err(TxError::Tombstoned(va));
+    }
+    if !nv.jailed {
+        return Err(TxError::NotJailed(va));
+    }
+    if height < nv.jailed_until {
+        return Err(TxError::StillJailed {
+            until: nv.jailed_until,
+            now: height,
+        });
+    }
+    let own_tokens = shares_to_tokens(&nv, state.shares_of(signer, va));
+    let min = state.params.min_self_bond;
+    if own_tokens < min {
+        return Err(TxError::SelfBondTooSmall {
+            min,
+            got: own_tokens,
+        });
+    }
+    nv.jailed = false;
+    nv.jailed_until = 0;
+    nv.jail_reason = JailReason::None;
+    Ok(Effect {
+        accounts: vec![(signer, balance)],
+        validators: vec![nv],
+        ..Effect::default()
+    })
 }
 
 /// The validator `va`, if `signer` is its operator.
