@@ -131,23 +131,7 @@ pub fn encode(s: &State) -> Vec<u8> {
     let chain = s.chain_id.as_str().as_bytes();
     w.u8(chain.len() as u8);
     w.bytes(chain);
-    let p = &s.params;
-    w.u128(p.power_reduction);
-    w.u64(p.unbonding_period);
-    w.u32(p.max_validators);
-    w.u128(p.min_self_bond);
-    w.u32(p.slash_fraction_double_sign_bps);
-    w.u32(p.max_unbonding_entries);
-    w.u64(p.jail_period);
-    w.u128(p.min_fee);
-    w.u128(p.block_reward);
-    w.u32(p.proposer_bonus_bps);
-    w.u64(p.commission_epoch);
-    w.u64(p.signed_blocks_window);
-    w.u32(p.min_signed_per_window_bps);
-    w.u64(p.downtime_jail_heights);
-    w.u32(p.slash_fraction_downtime_bps);
-    w.u32(p.max_redelegation_entries);
+    write_params(&mut w, &s.params);
     w.u64(s.height);
     w.u128(s.genesis_supply);
     w.u128(s.slashed_total);
@@ -164,21 +148,7 @@ pub fn encode(s: &State) -> Vec<u8> {
     }
     w.count(s.validators.len());
     for v in s.validators.values() {
-        w.addr(&v.address);
-        w.addr(&v.operator);
-        w.bytes(&v.public_key.to_bytes());
-        w.u128(v.tokens);
-        w.u128(v.shares);
-        w.u8(u8::from(v.jailed));
-        w.u64(v.jailed_until);
-        w.u8(u8::from(v.tombstoned));
-        w.u8(v.jail_reason.code());
-        w.u32(v.commission.rate_bps);
-        w.u32(v.commission.max_rate_bps);
-        w.u32(v.commission.max_change_bps);
-        w.u64(v.commission.changed_at);
-        w.u128(v.reward_per_share);
-        w.u128(v.outstanding_rewards);
+        write_validator(&mut w, v);
     }
     w.count(s.delegations.len());
     for ((d, v), del) in &s.delegations {
@@ -187,6 +157,70 @@ pub fn encode(s: &State) -> Vec<u8> {
         w.u128(del.shares);
         w.u128(del.reward_entry);
     }
+    write_entries(&mut w, s);
+    w.count(s.signing.len());
+    for (a, info) in &s.signing {
+        w.addr(a);
+        w.u64(info.counted);
+        w.u64(info.missed);
+        w.bytes(&info.bits);
+    }
+    w.count(s.slash_events.len());
+    for ev in &s.slash_events {
+        write_slash_event(&mut w, ev);
+    }
+    w.count(s.validator_sets.len());
+    for (h, set) in &s.validator_sets {
+        w.u64(*h);
+        w.count(set.len());
+        for v in set.validators() {
+            // Keys are resolved through the validator records on decode.
+            w.addr(&v.address);
+            w.u64(v.power);
+        }
+    }
+    w.0
+}
+
+fn write_params(w: &mut Writer, p: &Params) {
+    w.u128(p.power_reduction);
+    w.u64(p.unbonding_period);
+    w.u32(p.max_validators);
+    w.u128(p.min_self_bond);
+    w.u32(p.slash_fraction_double_sign_bps);
+    w.u32(p.max_unbonding_entries);
+    w.u64(p.jail_period);
+    w.u128(p.min_fee);
+    w.u128(p.block_reward);
+    w.u32(p.proposer_bonus_bps);
+    w.u64(p.commission_epoch);
+    w.u64(p.signed_blocks_window);
+    w.u32(p.min_signed_per_window_bps);
+    w.u64(p.downtime_jail_heights);
+    w.u32(p.slash_fraction_downtime_bps);
+    w.u32(p.max_redelegation_entries);
+}
+
+fn write_validator(w: &mut Writer, v: &ValidatorRecord) {
+    w.addr(&v.address);
+    w.addr(&v.operator);
+    w.bytes(&v.public_key.to_bytes());
+    w.u128(v.tokens);
+    w.u128(v.shares);
+    w.u8(u8::from(v.jailed));
+    w.u64(v.jailed_until);
+    w.u8(u8::from(v.tombstoned));
+    w.u8(v.jail_reason.code());
+    w.u32(v.commission.rate_bps);
+    w.u32(v.commission.max_rate_bps);
+    w.u32(v.commission.max_change_bps);
+    w.u64(v.commission.changed_at);
+    w.u128(v.reward_per_share);
+    w.u128(v.outstanding_rewards);
+}
+
+/// The unbonding, then the redelegation entries.
+fn write_entries(w: &mut Writer, s: &State) {
     w.count(s.unbonding.len());
     for e in s.unbonding.values() {
         w.addr(&e.delegator);
@@ -208,40 +242,22 @@ pub fn encode(s: &State) -> Vec<u8> {
         w.u128(e.initial_balance);
         w.u128(e.shares_dst);
     }
-    w.count(s.signing.len());
-    for (a, info) in &s.signing {
-        w.addr(a);
-        w.u64(info.counted);
-        w.u64(info.missed);
-        w.bytes(&info.bits);
-    }
-    w.count(s.slash_events.len());
-    for ev in &s.slash_events {
-        w.addr(&ev.validator);
-        w.u64(ev.infraction_height);
-        w.u64(ev.slash_height);
-        w.u128(ev.from_bonded);
-        w.u128(ev.from_unbonding);
-        w.u128(ev.from_redelegations);
-        w.u32(ev.fraction_bps);
-        w.bytes(&ev.evidence_hash);
-        w.u8(u8::from(ev.tombstoned));
-        w.u8(match ev.reason {
-            SlashReason::DoubleSign => 0,
-            SlashReason::Downtime => 1,
-        });
-    }
-    w.count(s.validator_sets.len());
-    for (h, set) in &s.validator_sets {
-        w.u64(*h);
-        w.count(set.len());
-        for v in set.validators() {
-            // Keys are resolved through the validator records on decode.
-            w.addr(&v.address);
-            w.u64(v.power);
-        }
-    }
-    w.0
+}
+
+fn write_slash_event(w: &mut Writer, ev: &SlashEvent) {
+    w.addr(&ev.validator);
+    w.u64(ev.infraction_height);
+    w.u64(ev.slash_height);
+    w.u128(ev.from_bonded);
+    w.u128(ev.from_unbonding);
+    w.u128(ev.from_redelegations);
+    w.u32(ev.fraction_bps);
+    w.bytes(&ev.evidence_hash);
+    w.u8(u8::from(ev.tombstoned));
+    w.u8(match ev.reason {
+        SlashReason::DoubleSign => 0,
+        SlashReason::Downtime => 1,
+    });
 }
 
 /// Decodes and validates a snapshot.
@@ -253,7 +269,104 @@ pub fn decode(bytes: &[u8]) -> Result<State, SnapshotError> {
     let n = r.u8("chain id length")? as usize;
     let chain = std::str::from_utf8(r.take(n, "chain id")?).map_err(|_| invalid("chain id"))?;
     let chain_id = ChainId::new(chain).map_err(|e| invalid(e.to_string()))?;
-    let params = Params {
+    let params = read_params(&mut r)?;
+    let height = r.u64("height")?;
+    let genesis_supply = r.u128("genesis supply")?;
+    let slashed_total = r.u128("slashed total")?;
+    let minted_total = r.u128("minted total")?;
+    let community_pool = r.u128("community pool")?;
+    let next_unbonding_id = r.u64("next unbonding id")?;
+    let next_redelegation_id = r.u64("next redelegation id")?;
+    let accounts = r.sorted(44, "accounts", "accounts out of order", |r| {
+        let a = r.addr("account")?;
+        let balance = r.u128("account")?;
+        let nonce = r.u64("account")?;
+        Ok((a, Account { balance, nonce }))
+    })?;
+    let validators = r.sorted(183, "validators", "validators out of order", read_validator)?;
+    let delegations = r.sorted(72, "delegations", "delegations out of order", |r| {
+        let k = (r.addr("delegation")?, r.addr("delegation")?);
+        let shares = r.u128("delegation")?;
+        let reward_entry = r.u128("delegation")?;
+        Ok((
+            k,
+            Delegation {
+                shares,
+                reward_entry,
+            },
+        ))
+    })?;
+    let unbonding = r.sorted(
+        96,
+        "unbonding",
+        "unbonding entries out of order",
+        read_unbonding,
+    )?;
+    let redelegations = r.sorted(
+        116,
+        "redelegations",
+        "redelegation entries out of order",
+        read_redelegation,
+    )?;
+    let signing = read_signing_windows(&mut r, params.signed_blocks_window)?;
+    let slash_events = read_slash_events(&mut r)?;
+    let validator_sets = r.sorted(12, "validator sets", "validator sets out of order", |r| {
+        read_validator_set(r, &validators)
+    })?;
+    if !r.buf.is_empty() {
+        return Err(SnapshotError::Trailing(r.buf.len()));
+    }
+    let mut state = State {
+        chain_id,
+        params,
+        height,
+        genesis_supply,
+        slashed_total,
+        minted_total,
+        community_pool,
+        accounts: accounts.into(),
+        validators: validators.into(),
+        delegations: delegations.into(),
+        unbonding: unbonding.into(),
+        next_unbonding_id,
+        slash_events,
+        validator_sets: validator_sets.into(),
+        maturity: BTreeSet::new(),
+        redelegations: redelegations.into(),
+        next_redelegation_id,
+        redelegation_maturity: BTreeSet::new(),
+        signing: signing.into(),
+    };
+    state.rebuild_maturity();
+    // What ties the collections together: shared with restoring from leaves.
+    super::invariants::check(&state).map_err(|e| invalid(e.0))?;
+    Ok(state)
+}
+
+impl Reader<'_> {
+    /// A counted run of records (each at least `min_size` bytes) whose keys
+    /// strictly ascend: one state, one encoding.
+    fn sorted<K: Ord, V>(
+        &mut self,
+        min_size: usize,
+        what: &'static str,
+        out_of_order: &'static str,
+        mut read: impl FnMut(&mut Self) -> Result<(K, V), SnapshotError>,
+    ) -> Result<BTreeMap<K, V>, SnapshotError> {
+        let mut map = BTreeMap::new();
+        for _ in 0..self.count(min_size, what)? {
+            let (k, v) = read(self)?;
+            if map.last_key_value().is_some_and(|(last, _)| *last >= k) {
+                return Err(invalid(out_of_order));
+            }
+            map.insert(k, v);
+        }
+        Ok(map)
+    }
+}
+
+fn read_params(r: &mut Reader) -> Result<Params, SnapshotError> {
+    Ok(Params {
         power_reduction: r.u128("params")?,
         unbonding_period: r.u64("params")?,
         max_validators: r.u32("params")?,
@@ -270,142 +383,92 @@ pub fn decode(bytes: &[u8]) -> Result<State, SnapshotError> {
         downtime_jail_heights: r.u64("params")?,
         slash_fraction_downtime_bps: r.u32("params")?,
         max_redelegation_entries: r.u32("params")?,
+    })
+}
+
+fn read_validator(r: &mut Reader) -> Result<(Address, ValidatorRecord), SnapshotError> {
+    let address = r.addr("validator")?;
+    let operator = r.addr("validator")?;
+    let public_key = PublicKey::from_bytes(r.take(48, "validator key")?)
+        .map_err(|e| invalid(format!("validator key: {e}")))?;
+    let v = ValidatorRecord {
+        address,
+        operator,
+        public_key,
+        tokens: r.u128("validator")?,
+        shares: r.u128("validator")?,
+        jailed: r.bool("jailed")?,
+        jailed_until: r.u64("validator")?,
+        tombstoned: r.bool("tombstoned")?,
+        jail_reason: JailReason::from_code(r.u8("jail reason")?)
+            .ok_or_else(|| invalid("unknown jail reason"))?,
+        commission: Commission {
+            rate_bps: r.u32("commission")?,
+            max_rate_bps: r.u32("commission")?,
+            max_change_bps: r.u32("commission")?,
+            changed_at: r.u64("commission")?,
+        },
+        reward_per_share: r.u128("validator")?,
+        outstanding_rewards: r.u128("validator")?,
     };
-    let height = r.u64("height")?;
-    let genesis_supply = r.u128("genesis supply")?;
-    let slashed_total = r.u128("slashed total")?;
-    let minted_total = r.u128("minted total")?;
-    let community_pool = r.u128("community pool")?;
-    let next_unbonding_id = r.u64("next unbonding id")?;
-    let next_redelegation_id = r.u64("next redelegation id")?;
+    Ok((address, v))
+}
 
-    let mut accounts = BTreeMap::new();
-    let mut last: Option<Address> = None;
-    for _ in 0..r.count(44, "accounts")? {
-        let a = r.addr("account")?;
-        if last.is_some_and(|l| l >= a) {
-            return Err(invalid("accounts out of order"));
-        }
-        last = Some(a);
-        let acct = Account {
-            balance: r.u128("account")?,
-            nonce: r.u64("account")?,
-        };
-        accounts.insert(a, acct);
-    }
+fn read_unbonding(
+    r: &mut Reader,
+) -> Result<((Address, Address, u64), UnbondingEntry), SnapshotError> {
+    let e = UnbondingEntry {
+        delegator: r.addr("unbonding")?,
+        validator: r.addr("unbonding")?,
+        id: r.u64("unbonding")?,
+        creation_height: r.u64("unbonding")?,
+        completion_height: r.u64("unbonding")?,
+        initial_balance: r.u128("unbonding")?,
+        balance: r.u128("unbonding")?,
+    };
+    Ok(((e.delegator, e.validator, e.id), e))
+}
 
-    let mut validators = BTreeMap::new();
-    let mut last: Option<Address> = None;
-    for _ in 0..r.count(183, "validators")? {
-        let address = r.addr("validator")?;
-        if last.is_some_and(|l| l >= address) {
-            return Err(invalid("validators out of order"));
-        }
-        last = Some(address);
-        let operator = r.addr("validator")?;
-        let public_key = PublicKey::from_bytes(r.take(48, "validator key")?)
-            .map_err(|e| invalid(format!("validator key: {e}")))?;
-        let v = ValidatorRecord {
-            address,
-            operator,
-            public_key,
-            tokens: r.u128("validator")?,
-            shares: r.u128("validator")?,
-            jailed: r.bool("jailed")?,
-            jailed_until: r.u64("validator")?,
-            tombstoned: r.bool("tombstoned")?,
-            jail_reason: JailReason::from_code(r.u8("jail reason")?)
-                .ok_or_else(|| invalid("unknown jail reason"))?,
-            commission: Commission {
-                rate_bps: r.u32("commission")?,
-                max_rate_bps: r.u32("commission")?,
-                max_change_bps: r.u32("commission")?,
-                changed_at: r.u64("commission")?,
-            },
-            reward_per_share: r.u128("validator")?,
-            outstanding_rewards: r.u128("validator")?,
-        };
-        validators.insert(address, v);
-    }
+type RedelegationKey = (Address, Address, Address, u64);
 
-    let mut delegations = BTreeMap::new();
-    let mut last = None;
-    for _ in 0..r.count(72, "delegations")? {
-        let k = (r.addr("delegation")?, r.addr("delegation")?);
-        if last.is_some_and(|l| l >= k) {
-            return Err(invalid("delegations out of order"));
-        }
-        last = Some(k);
-        let shares = r.u128("delegation")?;
-        let reward_entry = r.u128("delegation")?;
-        delegations.insert(
-            k,
-            Delegation {
-                shares,
-                reward_entry,
-            },
-        );
-    }
+fn read_redelegation(
+    r: &mut Reader,
+) -> Result<(RedelegationKey, RedelegationEntry), SnapshotError> {
+    let e = RedelegationEntry {
+        delegator: r.addr("redelegation")?,
+        src: r.addr("redelegation")?,
+        dst: r.addr("redelegation")?,
+        id: r.u64("redelegation")?,
+        creation_height: r.u64("redelegation")?,
+        completion_height: r.u64("redelegation")?,
+        initial_balance: r.u128("redelegation")?,
+        shares_dst: r.u128("redelegation")?,
+    };
+    Ok(((e.delegator, e.src, e.dst, e.id), e))
+}
 
-    let mut unbonding = BTreeMap::new();
-    let mut last = None;
-    for _ in 0..r.count(96, "unbonding")? {
-        let e = UnbondingEntry {
-            delegator: r.addr("unbonding")?,
-            validator: r.addr("unbonding")?,
-            id: r.u64("unbonding")?,
-            creation_height: r.u64("unbonding")?,
-            completion_height: r.u64("unbonding")?,
-            initial_balance: r.u128("unbonding")?,
-            balance: r.u128("unbonding")?,
-        };
-        let k = (e.delegator, e.validator, e.id);
-        if last.is_some_and(|l| l >= k) {
-            return Err(invalid("unbonding entries out of order"));
-        }
-        last = Some(k);
-        unbonding.insert(k, e);
-    }
-
-    let mut redelegations = BTreeMap::new();
-    let mut last = None;
-    for _ in 0..r.count(116, "redelegations")? {
-        let e = RedelegationEntry {
-            delegator: r.addr("redelegation")?,
-            src: r.addr("redelegation")?,
-            dst: r.addr("redelegation")?,
-            id: r.u64("redelegation")?,
-            creation_height: r.u64("redelegation")?,
-            completion_height: r.u64("redelegation")?,
-            initial_balance: r.u128("redelegation")?,
-            shares_dst: r.u128("redelegation")?,
-        };
-        let k = (e.delegator, e.src, e.dst, e.id);
-        if last.is_some_and(|l| l >= k) {
-            return Err(invalid("redelegation entries out of order"));
-        }
-        last = Some(k);
-        redelegations.insert(k, e);
-    }
-
-    let window = params.signed_blocks_window;
+fn read_signing_windows(
+    r: &mut Reader,
+    window: u64,
+) -> Result<BTreeMap<Address, SigningInfo>, SnapshotError> {
     let bit_bytes = usize::try_from(window.div_ceil(8)).map_err(|_| invalid("window"))?;
-    let mut signing = BTreeMap::new();
-    let mut last: Option<Address> = None;
-    for _ in 0..r.count(36 + bit_bytes, "signing windows")? {
-        let a = r.addr("signing window")?;
-        if last.is_some_and(|l| l >= a) {
-            return Err(invalid("signing windows out of order"));
-        }
-        last = Some(a);
-        let info = SigningInfo {
-            counted: r.u64("signing window")?,
-            missed: r.u64("signing window")?,
-            bits: r.take(bit_bytes, "signing window")?.to_vec(),
-        };
-        signing.insert(a, info);
-    }
+    r.sorted(
+        36 + bit_bytes,
+        "signing windows",
+        "signing windows out of order",
+        |r| {
+            let a = r.addr("signing window")?;
+            let info = SigningInfo {
+                counted: r.u64("signing window")?,
+                missed: r.u64("signing window")?,
+                bits: r.take(bit_bytes, "signing window")?.to_vec(),
+            };
+            Ok((a, info))
+        },
+    )
+}
 
+fn read_slash_events(r: &mut Reader) -> Result<Vec<SlashEvent>, SnapshotError> {
     let n = r.count(122, "slash events")?;
     let mut slash_events = Vec::with_capacity(n);
     for id in 0..n {
@@ -442,61 +505,32 @@ pub fn decode(bytes: &[u8]) -> Result<State, SnapshotError> {
             reason,
         });
     }
+    Ok(slash_events)
+}
 
-    let mut validator_sets = BTreeMap::new();
-    let mut last: Option<Height> = None;
-    for _ in 0..r.count(12, "validator sets")? {
-        let h = r.u64("validator set")?;
-        if last.is_some_and(|l| l >= h) {
-            return Err(invalid("validator sets out of order"));
+/// One height's validator set; keys come from the validator records.
+fn read_validator_set(
+    r: &mut Reader,
+    validators: &BTreeMap<Address, ValidatorRecord>,
+) -> Result<(Height, ValidatorSet), SnapshotError> {
+    let h = r.u64("validator set")?;
+    let m = r.count(28, "validator set members")?;
+    let mut members: Vec<Validator> = Vec::with_capacity(m);
+    for _ in 0..m {
+        let a = r.addr("validator set member")?;
+        if members.last().is_some_and(|l| l.address >= a) {
+            return Err(invalid("validator set members out of order"));
         }
-        last = Some(h);
-        let m = r.count(28, "validator set members")?;
-        let mut members: Vec<Validator> = Vec::with_capacity(m);
-        for _ in 0..m {
-            let a = r.addr("validator set member")?;
-            if members.last().is_some_and(|l| l.address >= a) {
-                return Err(invalid("validator set members out of order"));
-            }
-            let power = r.u64("validator set member")?;
-            let rec = validators
-                .get(&a)
-                .ok_or_else(|| invalid("validator set names an unknown validator"))?;
-            members.push(Validator {
-                address: a,
-                public_key: rec.public_key,
-                power,
-            });
-        }
-        let set = ValidatorSet::new(members).map_err(|e| invalid(e.to_string()))?;
-        validator_sets.insert(h, set);
+        let power = r.u64("validator set member")?;
+        let rec = validators
+            .get(&a)
+            .ok_or_else(|| invalid("validator set names an unknown validator"))?;
+        members.push(Validator {
+            address: a,
+            public_key: rec.public_key,
+            power,
+        });
     }
-    if !r.buf.is_empty() {
-        return Err(SnapshotError::Trailing(r.buf.len()));
-    }
-    let mut state = State {
-        chain_id,
-        params,
-        height,
-        genesis_supply,
-        slashed_total,
-        minted_total,
-        community_pool,
-        accounts: accounts.into(),
-        validators: validators.into(),
-        delegations: delegations.into(),
-        unbonding: unbonding.into(),
-        next_unbonding_id,
-        slash_events,
-        validator_sets: validator_sets.into(),
-        maturity: BTreeSet::new(),
-        redelegations: redelegations.into(),
-        next_redelegation_id,
-        redelegation_maturity: BTreeSet::new(),
-        signing: signing.into(),
-    };
-    state.rebuild_maturity();
-    // What ties the collections together: shared with restoring from leaves.
-    super::invariants::check(&state).map_err(|e| invalid(e.0))?;
-    Ok(state)
+    let set = ValidatorSet::new(members).map_err(|e| invalid(e.to_string()))?;
+    Ok((h, set))
 }
