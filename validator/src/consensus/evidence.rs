@@ -8,7 +8,7 @@
 //! reported so each is emitted once. [`verify_evidence`] is pure and is what
 //! the ledger uses to accept submitted evidence.
 
-use crate::certificate::CommitCertificate;
+use crate::certificate::{CertificateError, CommitCertificate};
 use crate::crypto::{Hash, Signature, ZERO_HASH, hash::hash_from_slice};
 use crate::signing::{proposal_bytes, vote_bytes};
 use crate::types::{Address, ChainId, Height, Round, VoteType};
@@ -315,130 +315,151 @@ pub fn verify_evidence(
         .as_ref()
         .ok_or(EvidenceError::Incomplete("no kind"))?
     {
-        pb::evidence::Kind::DuplicateVote(d) => {
-            let a = d
-                .vote_a
-                .as_ref()
-                .ok_or(EvidenceError::Incomplete("vote a"))?;
-            let b = d
-                .vote_b
-                .as_ref()
-                .ok_or(EvidenceError::Incomplete("vote b"))?;
-            if a.validator_address != b.validator_address {
-                return Err(EvidenceError::Mismatch("validator"));
-            }
-            if a.height != b.height || a.round != b.round || a.vote_type != b.vote_type {
-                return Err(EvidenceError::Mismatch("height, round or type"));
-            }
-            let vt = VoteType::from_i32(a.vote_type)
-                .ok_or_else(|| EvidenceError::Malformed("vote type".into()))?;
-            let ha = vote_hash(a).ok_or_else(|| EvidenceError::Malformed("hash a".into()))?;
-            let hb = vote_hash(b).ok_or_else(|| EvidenceError::Malformed("hash b".into()))?;
-            if ha == hb {
-                return Err(EvidenceError::NotConflicting);
-            }
-            if ha > hb {
-                return Err(EvidenceError::NotCanonical);
-            }
-            let signed = |v: &pb::Vote, h| vote_bytes(chain, vt, v.height, v.round, &h);
-            let addr = both_signed_by(
-                set,
-                &a.validator_address,
-                [(&a.signature, signed(a, ha)), (&b.signature, signed(b, hb))],
-            )?;
-            Ok(EvidenceInfo {
-                height: a.height,
-                offenders: vec![addr],
-            })
-        }
-        pb::evidence::Kind::ConflictingProposals(c) => {
-            let a = c
-                .proposal_a
-                .as_ref()
-                .ok_or(EvidenceError::Incomplete("proposal a"))?;
-            let b = c
-                .proposal_b
-                .as_ref()
-                .ok_or(EvidenceError::Incomplete("proposal b"))?;
-            if a.proposer_address != b.proposer_address {
-                return Err(EvidenceError::Mismatch("proposer"));
-            }
-            if a.height != b.height || a.round != b.round {
-                return Err(EvidenceError::Mismatch("height or round"));
-            }
-            let ha = block_hash_of(&a.block_hash)
-                .ok_or_else(|| EvidenceError::Malformed("hash a".into()))?;
-            let hb = block_hash_of(&b.block_hash)
-                .ok_or_else(|| EvidenceError::Malformed("hash b".into()))?;
-            if ha == hb && a.pol_round == b.pol_round {
-                return Err(EvidenceError::NotConflicting);
-            }
-            if ha > hb || (ha == hb && a.encode_to_vec() > b.encode_to_vec()) {
-                return Err(EvidenceError::NotCanonical);
-            }
-            let signed = |p: &pb::SignedProposal, h| {
-                proposal_bytes(chain, p.height, p.round, p.pol_round, &h)
-            };
-            let addr = both_signed_by(
-                set,
-                &a.proposer_address,
-                [(&a.signature, signed(a, ha)), (&b.signature, signed(b, hb))],
-            )?;
-            Ok(EvidenceInfo {
-                height: a.height,
-                offenders: vec![addr],
-            })
-        }
+        pb::evidence::Kind::DuplicateVote(d) => verify_duplicate_vote(chain, set, d),
+        pb::evidence::Kind::ConflictingProposals(c) => verify_conflicting_proposals(chain, set, c),
         pb::evidence::Kind::ConflictingCertificates(c) => {
-            let pa = c
-                .cert_a
-                .as_ref()
-                .ok_or(EvidenceError::Incomplete("cert a"))?;
-            let pb_ = c
-                .cert_b
-                .as_ref()
-                .ok_or(EvidenceError::Incomplete("cert b"))?;
-            let a = CommitCertificate::from_proto(pa)
-                .map_err(|e| EvidenceError::BadCertificate('a', e.to_string()))?;
-            let b = CommitCertificate::from_proto(pb_)
-                .map_err(|e| EvidenceError::BadCertificate('b', e.to_string()))?;
-            if a.height != b.height {
-                return Err(EvidenceError::Mismatch("height"));
-            }
-            // Across rounds an honest validator may precommit two values
-            // (after a later polka); only the same round is accountable.
-            if a.round != b.round {
-                return Err(EvidenceError::Mismatch("round"));
-            }
-            if a.block_hash == b.block_hash {
-                return Err(EvidenceError::NotConflicting);
-            }
-            if a.block_hash > b.block_hash {
-                return Err(EvidenceError::NotCanonical);
-            }
-            a.verify(chain, set)
-                .map_err(|e| EvidenceError::BadCertificate('a', e.to_string()))?;
-            b.verify(chain, set)
-                .map_err(|e| EvidenceError::BadCertificate('b', e.to_string()))?;
-            let ia = a
-                .signer_indices(set.len())
-                .map_err(|e| EvidenceError::BadCertificate('a', e.to_string()))?;
-            let ib: BTreeSet<usize> = b
-                .signer_indices(set.len())
-                .map_err(|e| EvidenceError::BadCertificate('b', e.to_string()))?
-                .into_iter()
-                .collect();
-            let offenders = ia
-                .into_iter()
-                .filter(|i| ib.contains(i))
-                .map(|i| set.validators()[i].address)
-                .collect();
-            Ok(EvidenceInfo {
-                height: a.height,
-                offenders,
-            })
+            verify_conflicting_certificates(chain, set, c)
         }
     }
+}
+
+/// Two votes of one validator for different values at the same height,
+/// round and type.
+fn verify_duplicate_vote(
+    chain: &ChainId,
+    set: &ValidatorSet,
+    d: &pb::DuplicateVoteEvidence,
+) -> Result<EvidenceInfo, EvidenceError> {
+    let a = d
+        .vote_a
+        .as_ref()
+        .ok_or(EvidenceError::Incomplete("vote a"))?;
+    let b = d
+        .vote_b
+        .as_ref()
+        .ok_or(EvidenceError::Incomplete("vote b"))?;
+    if a.validator_address != b.validator_address {
+        return Err(EvidenceError::Mismatch("validator"));
+    }
+    if a.height != b.height || a.round != b.round || a.vote_type != b.vote_type {
+        return Err(EvidenceError::Mismatch("height, round or type"));
+    }
+    let vt = VoteType::from_i32(a.vote_type)
+        .ok_or_else(|| EvidenceError::Malformed("vote type".into()))?;
+    let ha = vote_hash(a).ok_or_else(|| EvidenceError::Malformed("hash a".into()))?;
+    let hb = vote_hash(b).ok_or_else(|| EvidenceError::Malformed("hash b".into()))?;
+    if ha == hb {
+        return Err(EvidenceError::NotConflicting);
+    }
+    if ha > hb {
+        return Err(EvidenceError::NotCanonical);
+    }
+    let signed = |v: &pb::Vote, h| vote_bytes(chain, vt, v.height, v.round, &h);
+    let addr = both_signed_by(
+        set,
+        &a.validator_address,
+        [(&a.signature, signed(a, ha)), (&b.signature, signed(b, hb))],
+    )?;
+    Ok(EvidenceInfo {
+        height: a.height,
+        offenders: vec![addr],
+    })
+}
+
+/// Two proposals of one proposer for the same height and round that differ
+/// in block or valid round.
+fn verify_conflicting_proposals(
+    chain: &ChainId,
+    set: &ValidatorSet,
+    c: &pb::ConflictingProposalsEvidence,
+) -> Result<EvidenceInfo, EvidenceError> {
+    let a = c
+        .proposal_a
+        .as_ref()
+        .ok_or(EvidenceError::Incomplete("proposal a"))?;
+    let b = c
+        .proposal_b
+        .as_ref()
+        .ok_or(EvidenceError::Incomplete("proposal b"))?;
+    if a.proposer_address != b.proposer_address {
+        return Err(EvidenceError::Mismatch("proposer"));
+    }
+    if a.height != b.height || a.round != b.round {
+        return Err(EvidenceError::Mismatch("height or round"));
+    }
+    let ha =
+        block_hash_of(&a.block_hash).ok_or_else(|| EvidenceError::Malformed("hash a".into()))?;
+    let hb =
+        block_hash_of(&b.block_hash).ok_or_else(|| EvidenceError::Malformed("hash b".into()))?;
+    if ha == hb && a.pol_round == b.pol_round {
+        return Err(EvidenceError::NotConflicting);
+    }
+    if ha > hb || (ha == hb && a.encode_to_vec() > b.encode_to_vec()) {
+        return Err(EvidenceError::NotCanonical);
+    }
+    let signed =
+        |p: &pb::SignedProposal, h| proposal_bytes(chain, p.height, p.round, p.pol_round, &h);
+    let addr = both_signed_by(
+        set,
+        &a.proposer_address,
+        [(&a.signature, signed(a, ha)), (&b.signature, signed(b, hb))],
+    )?;
+    Ok(EvidenceInfo {
+        height: a.height,
+        offenders: vec![addr],
+    })
+}
+
+/// Two valid certificates of one height and round for different blocks:
+/// every validator that signed both is an offender.
+fn verify_conflicting_certificates(
+    chain: &ChainId,
+    set: &ValidatorSet,
+    c: &pb::ConflictingCertificatesEvidence,
+) -> Result<EvidenceInfo, EvidenceError> {
+    let bad =
+        |side: char| move |e: CertificateError| EvidenceError::BadCertificate(side, e.to_string());
+    let pa = c
+        .cert_a
+        .as_ref()
+        .ok_or(EvidenceError::Incomplete("cert a"))?;
+    let pb_ = c
+        .cert_b
+        .as_ref()
+        .ok_or(EvidenceError::Incomplete("cert b"))?;
+    let a = CommitCertificate::from_proto(pa).map_err(bad('a'))?;
+    let b = CommitCertificate::from_proto(pb_).map_err(bad('b'))?;
+    if a.height != b.height {
+        return Err(EvidenceError::Mismatch("height"));
+    }
+    // Across rounds an honest validator may precommit two values
+    // (after a later polka); only the same round is accountable.
+    if a.round != b.round {
+        return Err(EvidenceError::Mismatch("round"));
+    }
+    if a.block_hash == b.block_hash {
+        return Err(EvidenceError::NotConflicting);
+    }
+    if a.block_hash > b.block_hash {
+        return Err(EvidenceError::NotCanonical);
+    }
+    a.verify(chain, set).map_err(bad('a'))?;
+    b.verify(chain, set).map_err(bad('b'))?;
+    let ia = a.signer_indices(set.len()).map_err(bad('a'))?;
+    let ib: BTreeSet<usize> = b
+        .signer_indices(set.len())
+        .map_err(bad('b'))?
+        .into_iter()
+        .collect();
+    let offenders = ia
+        .into_iter()
+        .filter(|i| ib.contains(i))
+        .map(|i| set.validators()[i].address)
+        .collect();
+    Ok(EvidenceInfo {
+        height: a.height,
+        offenders,
+    })
 }
 
 #[cfg(test)]
