@@ -39,100 +39,128 @@ impl<P: Copy + Ord + std::fmt::Debug> Engine<P> {
                 Log::Answers => !is_first,
                 Log::Nothing => false,
             };
-            let height = self.core.height();
-            let record = (logged && wal_height(&input) == Some(height)).then(|| input.clone());
-            self.core.set_signing_allowed(self.watch.gate.may_sign());
-            let outputs = self.core.handle(input);
-            // Logged only if the core took it (see `wal_filter`), and placed
-            // before everything it caused, so the WAL still leads every send.
-            if let Some(rec) = record
-                && self.wal_filter.admit(height, &rec, &outputs)
-            {
-                out.push(Action::Wal(rec));
-            }
-            for (i, o) in outputs.iter().enumerate() {
-                if let Output::PersistSigningState(_) = o
-                    && !matches!(log, Log::Nothing)
-                {
-                    // Our own messages go to the WAL too: a restarted core
-                    // gets them back and gossips them, or a peer that missed
-                    // one (our vote, which we may not sign again) could wait
-                    // for it forever. They are appended *before* the signing
-                    // state that allows them, so its fsync makes them durable
-                    // too. A crash between that fsync and the signing state's
-                    // own write leaves records the restored state does not
-                    // cover: `restart` adopts them before signing anything.
-                    out.extend(own_messages_after(&outputs[i + 1..]).map(Action::Wal));
-                }
-            }
+            let outputs = self.feed(input, logged, !matches!(log, Log::Nothing), out);
             for o in outputs {
-                match o {
-                    Output::PersistSigningState(s) => out.push(Action::PersistSigningState(s)),
-                    Output::BroadcastProposal(p) => {
-                        if let Some(m) = super::key_watch::Signed::of_proposal(&self.chain, &p) {
-                            self.watch.record(&m);
-                        }
-                        out.push(Action::BroadcastProposal(p))
-                    }
-                    Output::BroadcastVote(v) => {
-                        if let Some(m) = super::key_watch::Signed::of_vote(&self.chain, &v) {
-                            self.watch.record(&m);
-                        }
-                        out.push(Action::BroadcastVote(v))
-                    }
-                    Output::ScheduleTimeout {
-                        timeout,
-                        duration_ms,
-                    } => out.push(Action::ScheduleTimeout {
-                        timeout,
-                        duration_ms,
-                    }),
-                    Output::RequestProposal { height, round } => {
-                        let block = self.propose(round, now_ms, mempool);
-                        queue.push_back(Input::ProposalContent {
-                            height,
-                            round,
-                            block,
-                        });
-                    }
-                    Output::ValidateBlock {
-                        height,
-                        round,
-                        block,
-                    } => {
-                        let valid = self.validate(round, &block, now_ms, out);
-                        queue.push_back(Input::BlockValidity {
-                            height,
-                            round,
-                            block_hash: block.header.as_ref().map_or(ZERO_HASH, header_hash),
-                            valid,
-                        });
-                    }
-                    Output::Decided(d) => {
-                        self.past_votes.reset(d.height, self.core.verified_votes());
-                        let ours = self.watch.signed_certificate(
-                            &d.certificate,
-                            self.ledger.validator_set(d.height),
-                        );
-                        let signed_up_to = self.core.signing_state().map(|s| s.height);
-                        self.watch
-                            .gate
-                            .on_commit(d.height, live, ours, signed_up_to);
-                        let record = self.commit(*d, mempool)?;
-                        out.push(Action::Commit(Box::new(record)));
-                    }
-                    Output::EvidenceFound(ev) => self.own_evidence(ev, out),
-                    Output::Rejected(r) => {
-                        if is_first {
-                            rejected.push(r.clone());
-                        }
-                        out.push(Action::Rejected(r));
-                    }
+                if is_first && let Output::Rejected(r) = &o {
+                    rejected.push(r.clone());
+                }
+                if let Some(next) = self.answer(o, live, now_ms, mempool, out)? {
+                    queue.push_back(next);
                 }
             }
             is_first = false;
         }
         Ok(rejected)
+    }
+
+    /// Hands one input to the core and returns what it asks for. The input
+    /// (if `logged`) and our own messages it caused (if `log_own`) go to the
+    /// WAL ahead of everything else it caused.
+    fn feed(
+        &mut self,
+        input: Input,
+        logged: bool,
+        log_own: bool,
+        out: &mut Vec<Action<P>>,
+    ) -> Vec<Output> {
+        let height = self.core.height();
+        let record = (logged && wal_height(&input) == Some(height)).then(|| input.clone());
+        self.core.set_signing_allowed(self.watch.gate.may_sign());
+        let outputs = self.core.handle(input);
+        // Logged only if the core took it (see `wal_filter`), and placed
+        // before everything it caused, so the WAL still leads every send.
+        if let Some(rec) = record
+            && self.wal_filter.admit(height, &rec, &outputs)
+        {
+            out.push(Action::Wal(rec));
+        }
+        for (i, o) in outputs.iter().enumerate() {
+            if let Output::PersistSigningState(_) = o
+                && log_own
+            {
+                // Our own messages go to the WAL too: a restarted core
+                // gets them back and gossips them, or a peer that missed
+                // one (our vote, which we may not sign again) could wait
+                // for it forever. They are appended *before* the signing
+                // state that allows them, so its fsync makes them durable
+                // too. A crash between that fsync and the signing state's
+                // own write leaves records the restored state does not
+                // cover: `restart` adopts them before signing anything.
+                out.extend(own_messages_after(&outputs[i + 1..]).map(Action::Wal));
+            }
+        }
+        outputs
+    }
+
+    /// Carries out one of the core's outputs: an action for the host, or an
+    /// answer the engine gives itself (our block, a block's verdict, the
+    /// commit), returned as the core's next input.
+    fn answer(
+        &mut self,
+        o: Output,
+        live: bool,
+        now_ms: u64,
+        mempool: &dyn MempoolView,
+        out: &mut Vec<Action<P>>,
+    ) -> Result<Option<Input>, EngineError> {
+        match o {
+            Output::PersistSigningState(s) => out.push(Action::PersistSigningState(s)),
+            Output::BroadcastProposal(p) => {
+                if let Some(m) = super::key_watch::Signed::of_proposal(&self.chain, &p) {
+                    self.watch.record(&m);
+                }
+                out.push(Action::BroadcastProposal(p))
+            }
+            Output::BroadcastVote(v) => {
+                if let Some(m) = super::key_watch::Signed::of_vote(&self.chain, &v) {
+                    self.watch.record(&m);
+                }
+                out.push(Action::BroadcastVote(v))
+            }
+            Output::ScheduleTimeout {
+                timeout,
+                duration_ms,
+            } => out.push(Action::ScheduleTimeout {
+                timeout,
+                duration_ms,
+            }),
+            Output::RequestProposal { height, round } => {
+                let block = self.propose(round, now_ms, mempool);
+                return Ok(Some(Input::ProposalContent {
+                    height,
+                    round,
+                    block,
+                }));
+            }
+            Output::ValidateBlock {
+                height,
+                round,
+                block,
+            } => {
+                let valid = self.validate(round, &block, now_ms, out);
+                return Ok(Some(Input::BlockValidity {
+                    height,
+                    round,
+                    block_hash: block.header.as_ref().map_or(ZERO_HASH, header_hash),
+                    valid,
+                }));
+            }
+            Output::Decided(d) => {
+                self.past_votes.reset(d.height, self.core.verified_votes());
+                let ours = self
+                    .watch
+                    .signed_certificate(&d.certificate, self.ledger.validator_set(d.height));
+                let signed_up_to = self.core.signing_state().map(|s| s.height);
+                self.watch
+                    .gate
+                    .on_commit(d.height, live, ours, signed_up_to);
+                let record = self.commit(*d, mempool)?;
+                out.push(Action::Commit(Box::new(record)));
+            }
+            Output::EvidenceFound(ev) => self.own_evidence(ev, out),
+            Output::Rejected(r) => out.push(Action::Rejected(r)),
+        }
+        Ok(None)
     }
 
     pub(super) fn context(&self) -> Context<'_> {
