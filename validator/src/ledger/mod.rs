@@ -54,6 +54,7 @@
 pub mod amount;
 mod commitment;
 pub mod downtime;
+mod genesis;
 pub mod invariants;
 pub mod merkle;
 pub mod params;
@@ -67,6 +68,7 @@ mod tracked;
 pub mod tx;
 pub mod validator_updates;
 
+pub use genesis::{GenesisError, MAX_GENESIS_ACCOUNTS, MAX_GENESIS_VALIDATORS};
 pub use invariants::InvariantError;
 pub use merkle::decode::LeafError;
 pub use merkle::leaves::{LeafChange, LeafKey};
@@ -80,62 +82,15 @@ pub use state::{
 };
 pub use tx::{DecodedTx, TxError, TxKind};
 
-use crate::crypto::{Hash, PublicKey, Signature};
+use crate::crypto::Hash;
 use crate::types::{Address, ChainId, Height};
 use crate::validator_set::ValidatorSet;
 use agora_proto::v1 as pb;
-use amount::parse_amount;
 use merkle::StateTree;
-use state::{Delegation, State, ValidatorRecord};
-use std::collections::{BTreeMap, BTreeSet};
+use state::State;
 
 /// How far ahead of the account's next nonce the mempool may accept a transaction.
 pub const MAX_NONCE_GAP: u64 = 64;
-/// Most accounts a genesis file may fund.
-pub const MAX_GENESIS_ACCOUNTS: usize = 1_000_000;
-/// Most validators a genesis file may register.
-pub const MAX_GENESIS_VALIDATORS: usize = 10_000;
-
-/// Why a genesis file was rejected.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum GenesisError {
-    /// The chain id is not valid.
-    #[error("bad chain id: {0}")]
-    ChainId(String),
-    /// The parameters are not valid.
-    #[error(transparent)]
-    Params(#[from] ParamsError),
-    /// An account entry is malformed or repeated.
-    #[error("genesis account #{index}: {reason}")]
-    Account {
-        /// Position in the file.
-        index: usize,
-        /// What is wrong.
-        reason: String,
-    },
-    /// A validator entry is malformed, repeated, unfunded or lacks a valid proof of possession.
-    #[error("genesis validator #{index}: {reason}")]
-    Validator {
-        /// Position in the file.
-        index: usize,
-        /// What is wrong.
-        reason: String,
-    },
-    /// Too many entries.
-    #[error("genesis has too many {0}")]
-    TooMany(&'static str),
-    /// The supply does not fit the voting-power arithmetic.
-    #[error("total supply {supply} is too large for power_reduction {power_reduction}")]
-    SupplyTooLarge {
-        /// Total supply.
-        supply: u128,
-        /// The power reduction.
-        power_reduction: u128,
-    },
-    /// No validator has at least one unit of voting power.
-    #[error("no genesis validator has at least one unit of voting power")]
-    NoActiveValidators,
-}
 
 /// Why a block-level call was refused (the node called things out of order).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -310,147 +265,7 @@ pub struct Ledger {
     tree: StateTree,
 }
 
-fn genesis_validator(
-    index: usize,
-    gv: &pb::GenesisValidator,
-) -> Result<(Address, PublicKey, u128, Commission), GenesisError> {
-    let bad = |reason: String| GenesisError::Validator { index, reason };
-    let operator = Address::from_slice(&gv.operator).map_err(|e| bad(format!("operator: {e}")))?;
-    let key = PublicKey::from_bytes(&gv.consensus_public_key)
-        .map_err(|e| bad(format!("consensus public key: {e}")))?;
-    let pop = Signature::from_bytes(&gv.proof_of_possession)
-        .map_err(|e| bad(format!("proof of possession: {e}")))?;
-    key.verify_possession(&pop)
-        .map_err(|_| bad("proof of possession does not verify".into()))?;
-    let bond = parse_amount(&gv.self_bond).map_err(|e| bad(format!("self_bond: {e}")))?;
-    let commission = Commission {
-        rate_bps: gv.commission_rate_bps,
-        max_rate_bps: gv.commission_max_rate_bps,
-        max_change_bps: gv.commission_max_change_bps,
-        changed_at: 0,
-    };
-    staking::check_commission(&commission).map_err(|e| bad(e.to_string()))?;
-    Ok((operator, key, bond, commission))
-}
-
 impl Ledger {
-    /// Builds the state at height 0 from a genesis file: funds the accounts,
-    /// registers the validators (each proof of possession checked) with
-    /// their self-bonds taken from their operators' balances, and computes
-    /// the set in effect at heights 1 and 2.
-    pub fn from_genesis(g: &pb::Genesis) -> Result<Self, GenesisError> {
-        let chain_id =
-            ChainId::new(g.chain_id.clone()).map_err(|e| GenesisError::ChainId(e.to_string()))?;
-        let params = Params::from_proto(g.params.as_ref())?;
-        if g.accounts.len() > MAX_GENESIS_ACCOUNTS {
-            return Err(GenesisError::TooMany("accounts"));
-        }
-        if g.validators.len() > MAX_GENESIS_VALIDATORS {
-            return Err(GenesisError::TooMany("validators"));
-        }
-        let mut accounts = BTreeMap::new();
-        let mut supply: u128 = 0;
-        for (index, a) in g.accounts.iter().enumerate() {
-            let bad = |reason: String| GenesisError::Account { index, reason };
-            let addr = Address::from_slice(&a.address).map_err(|e| bad(e.to_string()))?;
-            let balance = parse_amount(&a.balance).map_err(|e| bad(format!("balance: {e}")))?;
-            if accounts
-                .insert(addr, Account { balance, nonce: 0 })
-                .is_some()
-            {
-                return Err(bad(format!("duplicate account {addr}")));
-            }
-            supply = supply
-                .checked_add(balance)
-                .ok_or_else(|| bad("total supply overflows 128 bits".into()))?;
-        }
-        if supply / params.power_reduction > u128::from(crate::validator_set::MAX_TOTAL_POWER) {
-            return Err(GenesisError::SupplyTooLarge {
-                supply,
-                power_reduction: params.power_reduction,
-            });
-        }
-        let mut state = State {
-            chain_id,
-            params,
-            height: 0,
-            genesis_supply: supply,
-            slashed_total: 0,
-            minted_total: 0,
-            community_pool: 0,
-            accounts: accounts.into(),
-            validators: Default::default(),
-            delegations: Default::default(),
-            unbonding: Default::default(),
-            next_unbonding_id: 0,
-            slash_events: Vec::new(),
-            validator_sets: Default::default(),
-            maturity: BTreeSet::new(),
-            redelegations: Default::default(),
-            next_redelegation_id: 0,
-            redelegation_maturity: BTreeSet::new(),
-            signing: Default::default(),
-        };
-        for (index, gv) in g.validators.iter().enumerate() {
-            let bad = |reason: String| GenesisError::Validator { index, reason };
-            let (operator, key, bond, commission) = genesis_validator(index, gv)?;
-            let address = Address::of(&key);
-            if state.validators.contains_key(&address) {
-                return Err(bad(format!("duplicate validator {address}")));
-            }
-            if bond < state.params.min_self_bond {
-                return Err(bad(format!(
-                    "self_bond {bond} is below min_self_bond {}",
-                    state.params.min_self_bond
-                )));
-            }
-            let acct = state
-                .accounts
-                .get_mut(&operator)
-                .ok_or_else(|| bad(format!("operator {operator} has no genesis account")))?;
-            acct.balance = acct.balance.checked_sub(bond).ok_or_else(|| {
-                bad(format!(
-                    "operator {operator} holds {} but self-bonds {bond}",
-                    acct.balance
-                ))
-            })?;
-            state.validators.insert(
-                address,
-                ValidatorRecord {
-                    address,
-                    operator,
-                    public_key: key,
-                    tokens: bond,
-                    shares: bond,
-                    jailed: false,
-                    jailed_until: 0,
-                    tombstoned: false,
-                    jail_reason: JailReason::None,
-                    commission,
-                    reward_per_share: 0,
-                    outstanding_rewards: 0,
-                },
-            );
-            state.delegations.insert(
-                (operator, address),
-                Delegation {
-                    shares: bond,
-                    reward_entry: 0,
-                },
-            );
-        }
-        let set = validator_updates::compute_active_set(&state)
-            .ok_or(GenesisError::NoActiveValidators)?;
-        state.validator_sets.insert(1, set.clone());
-        state.validator_sets.insert(2, set);
-        let tree = StateTree::build(&mut state);
-        Ok(Self {
-            state,
-            block: None,
-            tree,
-        })
-    }
-
     /// The chain id.
     pub fn chain_id(&self) -> &ChainId {
         &self.state.chain_id
@@ -790,158 +605,6 @@ impl Ledger {
             receipts,
             end,
         })
-    }
-
-    /// The validator set in effect at `height`, if still kept (the evidence
-    /// window behind the last block, and up to two heights ahead).
-    pub fn validator_set(&self, height: Height) -> Option<&ValidatorSet> {
-        self.state.validator_sets.get(&height)
-    }
-
-    /// Tokens in existence: balances, bonded, unbonding and unclaimed rewards.
-    pub fn total_supply(&self) -> u128 {
-        // Bounded by the genesis supply, which fits; saturation is unreachable.
-        self.state.total_supply().unwrap_or(u128::MAX)
-    }
-
-    /// Tokens burnt by slashing since genesis.
-    pub fn slashed_total(&self) -> u128 {
-        self.state.slashed_total
-    }
-
-    /// The supply at genesis.
-    pub fn genesis_supply(&self) -> u128 {
-        self.state.genesis_supply
-    }
-
-    /// Where every token is; `supply().balances_out()` always holds.
-    pub fn supply(&self) -> Supply {
-        // Every part is bounded by genesis + minted, which fits in u128.
-        self.state.supply().unwrap_or_default()
-    }
-
-    /// Rewards a delegation has accrued and not yet withdrawn.
-    pub fn rewards(&self, delegator: &Address, validator: &Address) -> Option<u128> {
-        let d = self.state.delegations.get(&(*delegator, *validator))?;
-        let v = self.state.validators.get(validator)?;
-        Some(rewards::pending(v, d))
-    }
-
-    /// A delegator's pending redelegation entries by (source, destination,
-    /// id), starting after `start_after`.
-    pub fn redelegations(
-        &self,
-        delegator: &Address,
-        start_after: Option<(Address, Address, u64)>,
-        limit: usize,
-    ) -> Vec<RedelegationEntry> {
-        use std::ops::Bound::{Excluded, Included};
-        let d = *delegator;
-        let (zero, ff) = (Address([0; 20]), Address([0xff; 20]));
-        let lo = match start_after {
-            Some((s, t, id)) => Excluded((d, s, t, id)),
-            None => Included((d, zero, zero, 0)),
-        };
-        self.state
-            .redelegations
-            .range((lo, Included((d, ff, ff, u64::MAX))))
-            .take(query::page_limit(limit))
-            .map(|(_, e)| e.clone())
-            .collect()
-    }
-
-    /// An account (zero balance and nonce if it does not exist).
-    pub fn account(&self, a: &Address) -> Account {
-        self.state.account(a)
-    }
-
-    /// A validator.
-    pub fn validator(&self, a: &Address) -> Option<ValidatorView> {
-        self.state
-            .validators
-            .get(a)
-            .map(|v| ValidatorView::new(&self.state, v))
-    }
-
-    /// Validators in address order, starting after `start_after`.
-    pub fn validators(&self, start_after: Option<Address>, limit: usize) -> Vec<ValidatorView> {
-        use std::ops::Bound::{Excluded, Unbounded};
-        let lo = start_after.map_or(Unbounded, Excluded);
-        self.state
-            .validators
-            .range((lo, Unbounded))
-            .take(query::page_limit(limit))
-            .map(|(_, v)| ValidatorView::new(&self.state, v))
-            .collect()
-    }
-
-    /// One delegation with its token value.
-    pub fn delegation(&self, delegator: &Address, validator: &Address) -> Option<DelegationView> {
-        self.state
-            .delegations
-            .get(&(*delegator, *validator))
-            .map(|d| DelegationView::new(&self.state, *delegator, *validator, d))
-    }
-
-    /// A delegator's delegations in validator order, starting after `start_after`.
-    pub fn delegations(
-        &self,
-        delegator: &Address,
-        start_after: Option<Address>,
-        limit: usize,
-    ) -> Vec<DelegationView> {
-        use std::ops::Bound::{Excluded, Included};
-        let d = *delegator;
-        let lo = match start_after {
-            Some(v) => Excluded((d, v)),
-            None => Included((d, Address([0; 20]))),
-        };
-        self.state
-            .delegations
-            .range((lo, Included((d, Address([0xff; 20])))))
-            .take(query::page_limit(limit))
-            .map(|((d, v), del)| DelegationView::new(&self.state, *d, *v, del))
-            .collect()
-    }
-
-    /// A delegator's pending unbonding entries, by (validator, id), starting after `start_after`.
-    pub fn unbonding(
-        &self,
-        delegator: &Address,
-        start_after: Option<(Address, u64)>,
-        limit: usize,
-    ) -> Vec<UnbondingEntry> {
-        use std::ops::Bound::{Excluded, Included};
-        let d = *delegator;
-        let lo = match start_after {
-            Some((v, id)) => Excluded((d, v, id)),
-            None => Included((d, Address([0; 20]), 0)),
-        };
-        self.state
-            .unbonding
-            .range((lo, Included((d, Address([0xff; 20]), u64::MAX))))
-            .take(query::page_limit(limit))
-            .map(|(_, e)| e.clone())
-            .collect()
-    }
-
-    /// Slash events in order, optionally of one validator, with ids after `start_after`.
-    pub fn slash_events(
-        &self,
-        validator: Option<&Address>,
-        start_after: Option<u64>,
-        limit: usize,
-    ) -> Vec<SlashEvent> {
-        let from = start_after.map_or(0, |i| i.saturating_add(1));
-        let from = usize::try_from(from).unwrap_or(usize::MAX);
-        self.state
-            .slash_events
-            .iter()
-            .skip(from)
-            .filter(|e| validator.is_none_or(|v| e.validator == *v))
-            .take(query::page_limit(limit))
-            .cloned()
-            .collect()
     }
 }
 

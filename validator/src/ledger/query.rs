@@ -1,15 +1,17 @@
 //! Read-only views of the ledger for the query API, their protobuf forms, and
 //! deterministic pagination (start after a key, at most `limit` items).
 
+use super::Ledger;
 use super::rewards;
 use super::staking::shares_to_tokens;
 use super::state::{
-    Commission, Delegation, JailReason, RedelegationEntry, SlashEvent, SlashReason, State, Supply,
-    UnbondingEntry, ValidatorRecord,
+    Account, Commission, Delegation, JailReason, RedelegationEntry, SlashEvent, SlashReason, State,
+    Supply, UnbondingEntry, ValidatorRecord,
 };
 use super::validator_updates::voting_power;
 use crate::crypto::PublicKey;
 use crate::types::{Address, Height, Power};
+use crate::validator_set::ValidatorSet;
 use agora_proto::v1 as pb;
 
 /// Largest page a query returns.
@@ -238,5 +240,160 @@ impl Supply {
             burned: self.burned.to_string(),
             community_pool: self.community_pool.to_string(),
         }
+    }
+}
+
+/// The read side of the ledger, as the query API serves it.
+impl Ledger {
+    /// The validator set in effect at `height`, if still kept (the evidence
+    /// window behind the last block, and up to two heights ahead).
+    pub fn validator_set(&self, height: Height) -> Option<&ValidatorSet> {
+        self.state.validator_sets.get(&height)
+    }
+
+    /// Tokens in existence: balances, bonded, unbonding and unclaimed rewards.
+    pub fn total_supply(&self) -> u128 {
+        // Bounded by the genesis supply, which fits; saturation is unreachable.
+        self.state.total_supply().unwrap_or(u128::MAX)
+    }
+
+    /// Tokens burnt by slashing since genesis.
+    pub fn slashed_total(&self) -> u128 {
+        self.state.slashed_total
+    }
+
+    /// The supply at genesis.
+    pub fn genesis_supply(&self) -> u128 {
+        self.state.genesis_supply
+    }
+
+    /// Where every token is; `supply().balances_out()` always holds.
+    pub fn supply(&self) -> Supply {
+        // Every part is bounded by genesis + minted, which fits in u128.
+        self.state.supply().unwrap_or_default()
+    }
+
+    /// Rewards a delegation has accrued and not yet withdrawn.
+    pub fn rewards(&self, delegator: &Address, validator: &Address) -> Option<u128> {
+        let d = self.state.delegations.get(&(*delegator, *validator))?;
+        let v = self.state.validators.get(validator)?;
+        Some(rewards::pending(v, d))
+    }
+
+    /// A delegator's pending redelegation entries by (source, destination,
+    /// id), starting after `start_after`.
+    pub fn redelegations(
+        &self,
+        delegator: &Address,
+        start_after: Option<(Address, Address, u64)>,
+        limit: usize,
+    ) -> Vec<RedelegationEntry> {
+        use std::ops::Bound::{Excluded, Included};
+        let d = *delegator;
+        let (zero, ff) = (Address([0; 20]), Address([0xff; 20]));
+        let lo = match start_after {
+            Some((s, t, id)) => Excluded((d, s, t, id)),
+            None => Included((d, zero, zero, 0)),
+        };
+        self.state
+            .redelegations
+            .range((lo, Included((d, ff, ff, u64::MAX))))
+            .take(page_limit(limit))
+            .map(|(_, e)| e.clone())
+            .collect()
+    }
+
+    /// An account (zero balance and nonce if it does not exist).
+    pub fn account(&self, a: &Address) -> Account {
+        self.state.account(a)
+    }
+
+    /// A validator.
+    pub fn validator(&self, a: &Address) -> Option<ValidatorView> {
+        self.state
+            .validators
+            .get(a)
+            .map(|v| ValidatorView::new(&self.state, v))
+    }
+
+    /// Validators in address order, starting after `start_after`.
+    pub fn validators(&self, start_after: Option<Address>, limit: usize) -> Vec<ValidatorView> {
+        use std::ops::Bound::{Excluded, Unbounded};
+        let lo = start_after.map_or(Unbounded, Excluded);
+        self.state
+            .validators
+            .range((lo, Unbounded))
+            .take(page_limit(limit))
+            .map(|(_, v)| ValidatorView::new(&self.state, v))
+            .collect()
+    }
+
+    /// One delegation with its token value.
+    pub fn delegation(&self, delegator: &Address, validator: &Address) -> Option<DelegationView> {
+        self.state
+            .delegations
+            .get(&(*delegator, *validator))
+            .map(|d| DelegationView::new(&self.state, *delegator, *validator, d))
+    }
+
+    /// A delegator's delegations in validator order, starting after `start_after`.
+    pub fn delegations(
+        &self,
+        delegator: &Address,
+        start_after: Option<Address>,
+        limit: usize,
+    ) -> Vec<DelegationView> {
+        use std::ops::Bound::{Excluded, Included};
+        let d = *delegator;
+        let lo = match start_after {
+            Some(v) => Excluded((d, v)),
+            None => Included((d, Address([0; 20]))),
+        };
+        self.state
+            .delegations
+            .range((lo, Included((d, Address([0xff; 20])))))
+            .take(page_limit(limit))
+            .map(|((d, v), del)| DelegationView::new(&self.state, *d, *v, del))
+            .collect()
+    }
+
+    /// A delegator's pending unbonding entries, by (validator, id), starting after `start_after`.
+    pub fn unbonding(
+        &self,
+        delegator: &Address,
+        start_after: Option<(Address, u64)>,
+        limit: usize,
+    ) -> Vec<UnbondingEntry> {
+        use std::ops::Bound::{Excluded, Included};
+        let d = *delegator;
+        let lo = match start_after {
+            Some((v, id)) => Excluded((d, v, id)),
+            None => Included((d, Address([0; 20]), 0)),
+        };
+        self.state
+            .unbonding
+            .range((lo, Included((d, Address([0xff; 20]), u64::MAX))))
+            .take(page_limit(limit))
+            .map(|(_, e)| e.clone())
+            .collect()
+    }
+
+    /// Slash events in order, optionally of one validator, with ids after `start_after`.
+    pub fn slash_events(
+        &self,
+        validator: Option<&Address>,
+        start_after: Option<u64>,
+        limit: usize,
+    ) -> Vec<SlashEvent> {
+        let from = start_after.map_or(0, |i| i.saturating_add(1));
+        let from = usize::try_from(from).unwrap_or(usize::MAX);
+        self.state
+            .slash_events
+            .iter()
+            .skip(from)
+            .filter(|e| validator.is_none_or(|v| e.validator == *v))
+            .take(page_limit(limit))
+            .cloned()
+            .collect()
     }
 }

@@ -1,5 +1,6 @@
 //! Unit tests of the ledger rules, one or more per rule of DESIGN §8.
 
+use super::state::Delegation;
 use super::*;
 use crate::certificate::CommitCertificate;
 use crate::consensus::evidence::EvidenceError as CE;
