@@ -28,7 +28,7 @@ use crate::crypto::bls::{self, BatchItem, BlsError};
 use crate::crypto::{Hash, PublicKey, Signature, ZERO_HASH, vrf};
 use crate::lottery;
 use crate::signing::{vote_bytes, vrf_input};
-use crate::types::{Address, ChainId, Height, Power, VoteType};
+use crate::types::{Address, ChainId, Height, Power, Round, VoteType};
 use crate::validator_set::ValidatorSet;
 use agora_proto::v1 as pb;
 
@@ -423,39 +423,7 @@ fn stage(
         vrf_proof,
     } = step;
     let h = header.height;
-    if h != at.next_height {
-        return Err(ChainError::HeightGap {
-            expected: at.next_height,
-            got: h,
-        });
-    }
-    if header.chain_id != chain.as_str() {
-        return Err(ChainError::WrongChain {
-            height: h,
-            expected: chain.to_string(),
-            got: header.chain_id.chars().take(64).collect(),
-        });
-    }
-    if header.parent_hash.as_slice() != at.prev_hash.as_slice() {
-        return Err(ChainError::BrokenLink {
-            height: h,
-            expected: hex::encode(at.prev_hash),
-            got: hex::encode(&header.parent_hash),
-        });
-    }
-    if header.validators_hash.as_slice() != at.set.hash().as_slice() {
-        return Err(ChainError::ValidatorsHashMismatch { height: h });
-    }
-    if header.next_validators_hash.as_slice() != next_set.hash().as_slice() {
-        return Err(ChainError::NextValidatorsMismatch { height: h });
-    }
-    if header.proposal_round > cert.round {
-        return Err(ChainError::RoundOrder {
-            height: h,
-            proposal_round: header.proposal_round,
-            commit_round: cert.round,
-        });
-    }
+    check_links(chain, at, header, next_set, cert.round)?;
     let winner = lottery::proposer(at.set, &at.seed, h, header.proposal_round);
     if header.proposer_address.as_slice() != winner.address.0.as_slice() {
         return Err(ChainError::WrongProposer {
@@ -483,22 +451,85 @@ fn stage(
     if cert.height != h || cert.block_hash != block_hash {
         return Err(ChainError::CertificateMismatch { height: h });
     }
+    deferred.push(certificate_item(chain, at.set, cert)?);
+    Ok(VerifiedBlock {
+        height: h,
+        block_hash,
+        seed: vrf::next_seed(&at.seed, &vrf::output(&proof)),
+        proposer: winner.address,
+    })
+}
+
+/// The header's links to the chain so far: height, chain id, parent,
+/// validator sets, and a proposal round no later than the commit round.
+fn check_links(
+    chain: &ChainId,
+    at: &Cursor<'_>,
+    header: &pb::Header,
+    next_set: &ValidatorSet,
+    commit_round: Round,
+) -> Result<(), ChainError> {
+    let h = header.height;
+    if h != at.next_height {
+        return Err(ChainError::HeightGap {
+            expected: at.next_height,
+            got: h,
+        });
+    }
+    if header.chain_id != chain.as_str() {
+        return Err(ChainError::WrongChain {
+            height: h,
+            expected: chain.to_string(),
+            got: header.chain_id.chars().take(64).collect(),
+        });
+    }
+    if header.parent_hash.as_slice() != at.prev_hash.as_slice() {
+        return Err(ChainError::BrokenLink {
+            height: h,
+            expected: hex::encode(at.prev_hash),
+            got: hex::encode(&header.parent_hash),
+        });
+    }
+    if header.validators_hash.as_slice() != at.set.hash().as_slice() {
+        return Err(ChainError::ValidatorsHashMismatch { height: h });
+    }
+    if header.next_validators_hash.as_slice() != next_set.hash().as_slice() {
+        return Err(ChainError::NextValidatorsMismatch { height: h });
+    }
+    if header.proposal_round > commit_round {
+        return Err(ChainError::RoundOrder {
+            height: h,
+            proposal_round: header.proposal_round,
+            commit_round,
+        });
+    }
+    Ok(())
+}
+
+/// The certificate's pairing, deferred to the batch, once its signers are
+/// known to hold more than two thirds of the set's power.
+fn certificate_item(
+    chain: &ChainId,
+    set: &ValidatorSet,
+    cert: &CommitCertificate,
+) -> Result<Deferred, ChainError> {
+    let h = cert.height;
     let idx = cert
-        .signer_indices(at.set.len())
+        .signer_indices(set.len())
         .map_err(|source| ChainError::Certificate { height: h, source })?;
-    let signed: Power = idx.iter().map(|i| at.set.validators()[*i].power).sum();
-    if !at.set.is_quorum(signed) {
+    let signed: Power = idx.iter().map(|i| set.validators()[*i].power).sum();
+    if !set.is_quorum(signed) {
         return Err(ChainError::Certificate {
             height: h,
             source: CertificateError::InsufficientPower {
                 signed,
-                total: at.set.total_power(),
+                total: set.total_power(),
             },
         });
     }
     let keys: Vec<&PublicKey> = idx
         .iter()
-        .map(|i| &at.set.validators()[*i].public_key)
+        .map(|i| &set.validators()[*i].public_key)
         .collect();
     // Keys with proofs of possession never sum to infinity; if they did,
     // FastAggregateVerify would fail too.
@@ -506,18 +537,12 @@ fn stage(
         height: h,
         source: CertificateError::BadSignature,
     })?;
-    deferred.push(Deferred {
+    Ok(Deferred {
         height: h,
         check: Check::Certificate,
         key,
         msg: vote_bytes(chain, VoteType::Precommit, h, cert.round, &cert.block_hash),
         sig: cert.aggregate_signature,
-    });
-    Ok(VerifiedBlock {
-        height: h,
-        block_hash,
-        seed: vrf::next_seed(&at.seed, &vrf::output(&proof)),
-        proposer: winner.address,
     })
 }
 
