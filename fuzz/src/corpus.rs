@@ -77,14 +77,21 @@ fn wal_value(height: u64, record: &[u8]) -> Vec<u8> {
 pub fn seeds() -> Vec<(&'static str, Vec<Seed>)> {
     let chain = fixtures::make_chain();
     let txs = fixtures::sample_txs();
-    let blocks: Vec<pb::Block> = chain.records.iter().map(|r| r.block.clone()).collect();
-    let certs: Vec<pb::CommitCertificate> = chain
-        .records
-        .iter()
-        .map(|r| r.certificate.to_proto())
-        .collect();
     let ev = evidence(&chain);
+    vec![
+        ("wire", wire_seeds(&chain, &txs, &ev)),
+        ("hello", hello_seeds()),
+        ("wal", wal_seeds(&chain)),
+        ("snapshot", snapshot_seeds(&chain)),
+        ("signing_state", signing_seeds(&chain)),
+        ("certificate", certificate_seeds(&chain)),
+        ("tx", tx_seeds(&txs)),
+        ("block", block_seeds(&chain, ev)),
+    ]
+}
 
+/// Framed peer messages of every kind, and broken frames.
+fn wire_seeds(chain: &Chain, txs: &[pb::Transaction], ev: &pb::Evidence) -> Vec<Seed> {
     let mut wire_seeds = named([
         (
             "hello",
@@ -140,8 +147,13 @@ pub fn seeds() -> Vec<(&'static str, Vec<Seed>)> {
     for (i, v) in chain.votes.iter().take(3).enumerate() {
         wire_seeds.push((format!("vote_{i}"), frame(Kind::Vote(v.clone()))));
     }
+    wire_seeds
+}
 
-    let hello_seeds = named([
+/// Hellos of a validator, a full node, another chain, another certificate,
+/// and a message that is not a hello.
+fn hello_seeds() -> Vec<Seed> {
+    named([
         (
             "validator",
             hello_frame(fixtures::CHAIN, Some(1), PEER_CERT_DER),
@@ -162,8 +174,12 @@ pub fn seeds() -> Vec<(&'static str, Vec<Seed>)> {
             "not_a_hello",
             frame(Kind::Status(pb::StatusUpdate { latest_height: 1 })),
         ),
-    ]);
+    ])
+}
 
+/// WAL values of the chain's first records, all of height 1 in one
+/// input, and broken ones.
+fn wal_seeds(chain: &Chain) -> Vec<Seed> {
     let mut wal_all = Vec::new();
     let mut wal_seeds = Vec::new();
     for (i, input) in chain.wal.iter().enumerate() {
@@ -192,17 +208,25 @@ pub fn seeds() -> Vec<(&'static str, Vec<Seed>)> {
     wal_seeds.push(("timeout".into(), wal_value(1, &timeout(2))));
     wal_seeds.push(("bad_step".into(), wal_value(1, &timeout(7))));
     wal_seeds.push(("short_value".into(), vec![0, 3, 0, 0, 1]));
+    wal_seeds
+}
 
+/// Ledger snapshots at genesis and after each height, and a truncated one.
+fn snapshot_seeds(chain: &Chain) -> Vec<Seed> {
     let mut snapshot_seeds = vec![("genesis".to_string(), {
         fixtures::at_genesis().ledger.encode()
     })];
-    for (height, ledger) in fixtures::ledgers_after(&chain) {
+    for (height, ledger) in fixtures::ledgers_after(chain) {
         snapshot_seeds.push((format!("after_{height}"), ledger.encode()));
     }
-    let mut truncated = fixtures::ledgers_after(&chain)[0].1.encode();
+    let mut truncated = fixtures::ledgers_after(chain)[0].1.encode();
     truncated.truncate(truncated.len() / 2);
     snapshot_seeds.push(("truncated".into(), truncated));
+    snapshot_seeds
+}
 
+/// One signing state of each (step, locked) kind, and broken ones.
+fn signing_seeds(chain: &Chain) -> Vec<Seed> {
     let mut signing_seeds = Vec::new();
     let mut seen = std::collections::BTreeSet::new();
     for s in &chain.signing_states {
@@ -215,7 +239,16 @@ pub fn seeds() -> Vec<(&'static str, Vec<Seed>)> {
     bad_flag[77] = 2;
     signing_seeds.push(("bad_lock_flag".into(), bad_flag));
     signing_seeds.push(("short".into(), vec![0; SIGNING_STATE_LEN - 1]));
+    signing_seeds
+}
 
+/// The chain's certificates, and one with a signer bitmap too long.
+fn certificate_seeds(chain: &Chain) -> Vec<Seed> {
+    let certs: Vec<pb::CommitCertificate> = chain
+        .records
+        .iter()
+        .map(|r| r.certificate.to_proto())
+        .collect();
     let mut cert_seeds: Vec<Seed> = certs
         .iter()
         .enumerate()
@@ -224,7 +257,11 @@ pub fn seeds() -> Vec<(&'static str, Vec<Seed>)> {
     let mut wide = certs[0].clone();
     wide.signers = vec![0xff; 2];
     cert_seeds.push(("bitmap_too_long".into(), wide.encode_to_vec()));
+    cert_seeds
+}
 
+/// Sample transactions, and one without a body.
+fn tx_seeds(txs: &[pb::Transaction]) -> Vec<Seed> {
     let mut tx_seeds: Vec<Seed> = txs
         .iter()
         .enumerate()
@@ -233,7 +270,13 @@ pub fn seeds() -> Vec<(&'static str, Vec<Seed>)> {
     let mut no_body = txs[0].clone();
     no_body.body = None;
     tx_seeds.push(("no_body".into(), no_body.encode_to_vec()));
+    tx_seeds
+}
 
+/// The chain's blocks, one without a header, and one carrying evidence
+/// from elsewhere.
+fn block_seeds(chain: &Chain, ev: pb::Evidence) -> Vec<Seed> {
+    let blocks: Vec<pb::Block> = chain.records.iter().map(|r| r.block.clone()).collect();
     let mut block_seeds: Vec<Seed> = blocks
         .iter()
         .enumerate()
@@ -248,15 +291,5 @@ pub fn seeds() -> Vec<(&'static str, Vec<Seed>)> {
         "block_2_foreign_evidence".into(),
         with_evidence.encode_to_vec(),
     ));
-
-    vec![
-        ("wire", wire_seeds),
-        ("hello", hello_seeds),
-        ("wal", wal_seeds),
-        ("snapshot", snapshot_seeds),
-        ("signing_state", signing_seeds),
-        ("certificate", cert_seeds),
-        ("tx", tx_seeds),
-        ("block", block_seeds),
-    ]
+    block_seeds
 }
