@@ -338,12 +338,59 @@ async fn prepare_one(
     })
 }
 
+/// The audit: checks the node serves the genesis file's chain, walks and
+/// verifies `1..=to` while the next ranges are fetched, finishes the
+/// replay, then collects the node's slashing events.
 async fn run(
     channel: Channel,
     cfg: AuditConfig,
     replay: Option<Ledger>,
 ) -> Result<AuditReport, AuditError> {
     let mut client = QueryClient::new(channel).max_decoding_message_size(32 * 1024 * 1024);
+    let (from, to) = audited_range(&mut client, &cfg).await?;
+    let started = Instant::now();
+    let mut current = Arc::new(cfg.genesis_set.clone());
+    let mut walk = Some(start_walk(cfg, replay, from, to));
+    // The next range is fetched while the current one is verified.
+    let (tx, mut rx) = mpsc::channel(PREFETCH);
+    let fetcher = tokio::spawn(fetch_ranges(client.clone(), 1, to, tx));
+    let mut set_changes = 0;
+    let walked = walk_ranges(
+        &mut client,
+        &mut rx,
+        &mut walk,
+        &mut current,
+        &mut set_changes,
+    )
+    .await;
+    fetcher.abort();
+    // The verified blocks still waiting are replayed first, whatever
+    // happened: a replay failure among them is the earlier height.
+    let w = finish_walk(walk).await?;
+    walked?;
+    let mut report = w.report;
+    report.rewards = w.rewards;
+    if report.verified_total < to {
+        return Err(AuditError::Rpc {
+            height: report.verified_total + 1,
+            status: Box::new(tonic::Status::unavailable(
+                "the node stopped sending blocks",
+            )),
+        });
+    }
+    report.set_changes = set_changes;
+    report.elapsed = started.elapsed();
+    collect_slashes(&mut client, to, &mut report.slashes).await?;
+    Ok(report)
+}
+
+/// The heights to report on, `from..=to`, once the node is known to serve
+/// the genesis file's chain: `to` defaults to (and is capped at) the
+/// node's latest height.
+async fn audited_range(
+    client: &mut QueryClient<Channel>,
+    cfg: &AuditConfig,
+) -> Result<(u64, u64), AuditError> {
     let status = client
         .get_status(pb::GetStatusRequest {})
         .await
@@ -367,9 +414,12 @@ async fn run(
             status.latest_height
         )));
     }
-    let started = Instant::now();
-    let mut current = Arc::new(cfg.genesis_set.clone());
-    let mut walk = Some(Walk {
+    Ok((from, to))
+}
+
+/// A walk from genesis with nothing verified yet, reporting on `from..=to`.
+fn start_walk(cfg: AuditConfig, replay: Option<Ledger>, from: u64, to: u64) -> Walk {
+    let mut w = Walk {
         verifier: ChainVerifier::from_genesis(cfg.chain.clone(), cfg.seed0, cfg.genesis_set),
         replay,
         rewards: BTreeMap::new(),
@@ -387,68 +437,69 @@ async fn run(
             replayed: false,
             rewards: BTreeMap::new(),
         },
-    });
-    if let Some(w) = walk.as_mut() {
-        w.report.replayed = w.replay.is_some();
-    }
-    // The next range is fetched while the current one is verified.
-    let (tx, mut rx) = mpsc::channel(PREFETCH);
-    let fetcher = tokio::spawn(fetch_ranges(client.clone(), 1, to, tx));
-    let mut set_changes = 0;
-    let walked: Result<(), AuditError> = async {
-        while let Some(fetched) = rx.recv().await {
-            let (range, stopped) =
-                prepare(&mut client, &mut current, &mut set_changes, fetched?).await;
-            let mut w = walk.take().ok_or_else(|| AuditError::Replay {
-                height: 0,
-                reason: "the verifier was lost".into(),
-            })?;
-            // Pairings are CPU work: off the (possibly single) async thread,
-            // so the fetcher keeps going meanwhile.
-            let (w, verdict) = tokio::task::spawn_blocking(move || {
-                let verdict = verify_range(&mut w, range);
-                (w, verdict)
-            })
-            .await
-            .map_err(|e| AuditError::Replay {
-                height: 0,
-                reason: format!("the verification task failed: {e}"),
-            })?;
-            walk = Some(w);
-            verdict?;
-            if let Some(e) = stopped {
-                return Err(e);
-            }
+    };
+    w.report.replayed = w.replay.is_some();
+    w
+}
+
+/// Prepares and verifies each fetched range in order until the fetcher
+/// stops or a range fails. The walk is lent to a blocking task per range;
+/// `walk` is left empty only if that task was lost.
+async fn walk_ranges(
+    client: &mut QueryClient<Channel>,
+    rx: &mut mpsc::Receiver<Result<Vec<Fetched>, AuditError>>,
+    walk: &mut Option<Walk>,
+    current: &mut Arc<ValidatorSet>,
+    set_changes: &mut u64,
+) -> Result<(), AuditError> {
+    while let Some(fetched) = rx.recv().await {
+        let (range, stopped) = prepare(client, current, set_changes, fetched?).await;
+        let mut w = walk.take().ok_or_else(|| AuditError::Replay {
+            height: 0,
+            reason: "the verifier was lost".into(),
+        })?;
+        // Pairings are CPU work: off the (possibly single) async thread,
+        // so the fetcher keeps going meanwhile.
+        let (w, verdict) = tokio::task::spawn_blocking(move || {
+            let verdict = verify_range(&mut w, range);
+            (w, verdict)
+        })
+        .await
+        .map_err(|e| AuditError::Replay {
+            height: 0,
+            reason: format!("the verification task failed: {e}"),
+        })?;
+        *walk = Some(w);
+        verdict?;
+        if let Some(e) = stopped {
+            return Err(e);
         }
-        Ok(())
     }
-    .await;
-    fetcher.abort();
+    Ok(())
+}
+
+/// Replays the verified blocks the walk still holds (off the async
+/// thread) and gives the walk back.
+async fn finish_walk(walk: Option<Walk>) -> Result<Walk, AuditError> {
     let mut w = walk.ok_or_else(|| AuditError::Replay {
         height: 0,
         reason: "the verifier was lost".into(),
     })?;
-    // The verified blocks still waiting are replayed first, whatever
-    // happened: a replay failure among them is the earlier height.
-    let w = tokio::task::spawn_blocking(move || w.finish().map(|()| w))
+    tokio::task::spawn_blocking(move || w.finish().map(|()| w))
         .await
         .map_err(|e| AuditError::Replay {
             height: 0,
             reason: format!("the replay task failed: {e}"),
-        })??;
-    walked?;
-    let mut report = w.report;
-    report.rewards = w.rewards;
-    if report.verified_total < to {
-        return Err(AuditError::Rpc {
-            height: report.verified_total + 1,
-            status: Box::new(tonic::Status::unavailable(
-                "the node stopped sending blocks",
-            )),
-        });
-    }
-    report.set_changes = set_changes;
-    report.elapsed = started.elapsed();
+        })?
+}
+
+/// Adds the slashing events the node reports up to height `to`, following
+/// its pages.
+async fn collect_slashes(
+    client: &mut QueryClient<Channel>,
+    to: u64,
+    slashes: &mut Vec<pb::SlashingEvent>,
+) -> Result<(), AuditError> {
     let mut token = Vec::new();
     // A node that never ends its pages must not keep the auditor forever.
     for _ in 0..10_000 {
@@ -464,13 +515,11 @@ async fn run(
             .await
             .map_err(rpc(0))?
             .into_inner();
-        report
-            .slashes
-            .extend(page.events.into_iter().filter(|e| e.slash_height <= to));
+        slashes.extend(page.events.into_iter().filter(|e| e.slash_height <= to));
         token = page.page.map(|p| p.next_page_token).unwrap_or_default();
         if token.is_empty() {
             break;
         }
     }
-    Ok(report)
+    Ok(())
 }

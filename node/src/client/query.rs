@@ -203,211 +203,264 @@ fn unbonding_json(e: &pb::UnbondingEntry) -> Value {
     })
 }
 
+/// The query service of the node being asked.
+type Client = QueryClient<Channel>;
+
 /// Runs one query and renders the answer.
 pub async fn run(channel: Channel, q: &QueryKind) -> Result<Value, tonic::Status> {
     let mut c = QueryClient::new(channel).max_decoding_message_size(32 * 1024 * 1024);
-    Ok(match q {
-        QueryKind::Status => {
-            let s = c.get_status(pb::GetStatusRequest {}).await?.into_inner();
-            json!({
-                "chain_id": s.chain_id,
-                "latest_height": s.latest_height,
-                "latest_block_hash": hex::encode(&s.latest_block_hash),
-                "round": s.round,
-                "node_address": hex::encode(&s.node_address),
-                "peers": s.peers,
-            })
-        }
-        QueryKind::Block(h) => {
-            let r = c
-                .get_block(pb::GetBlockRequest { height: *h })
-                .await?
-                .into_inner();
-            let b = r.block.unwrap_or_default();
-            json!({
-                "block_hash": hex::encode(&r.block_hash),
-                "header": b.header.as_ref().map(header_json),
-                "txs": b.txs.len(),
-                "evidence": b.evidence.len(),
-                "last_commit": b.last_commit.as_ref().map(cert_json),
-            })
-        }
-        QueryKind::Cert(h) => {
-            let r = c
-                .get_commit_certificate(pb::GetCommitCertificateRequest { height: *h })
-                .await?
-                .into_inner();
-            json!({
-                "certificate": r.certificate.as_ref().map(cert_json),
-                "header": r.header.as_ref().map(header_json),
-            })
-        }
-        QueryKind::Validators(h) => {
-            let r = c
-                .get_validator_set(pb::GetValidatorSetRequest { height: *h })
-                .await?
-                .into_inner();
-            let set = r.validator_set.unwrap_or_default();
-            json!({
-                "height": r.height,
-                "hash": hex::encode(&set.hash),
-                "validators": set.validators.iter().map(|v| json!({
-                    "address": hex::encode(&v.address),
-                    "public_key": hex::encode(&v.public_key),
-                    "power": v.power,
-                })).collect::<Vec<_>>(),
-            })
-        }
-        QueryKind::Validator(a) => {
-            let r = c
-                .get_validator(pb::GetValidatorRequest {
-                    prove: false,
-                    address: a.0.to_vec(),
-                })
-                .await?
-                .into_inner();
-            r.validator
-                .as_ref()
-                .map(validator_json)
-                .unwrap_or(Value::Null)
-        }
+    match q {
+        QueryKind::Status => status(&mut c).await,
+        QueryKind::Block(h) => block(&mut c, *h).await,
+        QueryKind::Cert(h) => cert(&mut c, *h).await,
+        QueryKind::Validators(h) => validators(&mut c, *h).await,
+        QueryKind::Validator(a) => validator(&mut c, a).await,
         QueryKind::Delegation {
             delegator,
             validator,
-        } => {
-            let r = c
-                .get_delegation(pb::GetDelegationRequest {
-                    prove: false,
-                    delegator: delegator.0.to_vec(),
-                    validator: validator.0.to_vec(),
-                })
-                .await?
-                .into_inner();
-            r.delegation
-                .as_ref()
-                .map(delegation_json)
-                .unwrap_or(Value::Null)
-        }
-        QueryKind::Delegations(d) => {
-            all_pages(|page| {
-                let mut c = c.clone();
-                async move {
-                    let r = c
-                        .list_delegations(pb::ListDelegationsRequest {
-                            delegator: d.0.to_vec(),
-                            page: Some(page),
-                        })
-                        .await?
-                        .into_inner();
-                    Ok((r.delegations.iter().map(delegation_json).collect(), r.page))
-                }
-            })
-            .await?
-        }
-        QueryKind::Unbonding(d) => {
-            all_pages(|page| {
-                let mut c = c.clone();
-                async move {
-                    let r = c
-                        .list_unbonding(pb::ListUnbondingRequest {
-                            prove: false,
-                            delegator: d.0.to_vec(),
-                            page: Some(page),
-                        })
-                        .await?
-                        .into_inner();
-                    Ok((r.entries.iter().map(unbonding_json).collect(), r.page))
-                }
-            })
-            .await?
-        }
-        QueryKind::Slashes(v) => {
-            all_pages(|page| {
-                let mut c = c.clone();
-                async move {
-                    let r = c
-                        .list_slashing_events(pb::ListSlashingEventsRequest {
-                            prove: false,
-                            validator: v.map(|a| a.0.to_vec()).unwrap_or_default(),
-                            page: Some(page),
-                        })
-                        .await?
-                        .into_inner();
-                    Ok((r.events.iter().map(slash_json).collect(), r.page))
-                }
-            })
-            .await?
-        }
-        QueryKind::Account(a) => {
-            let r = c
-                .get_account(pb::GetAccountRequest {
-                    prove: false,
-                    address: a.0.to_vec(),
-                })
-                .await?
-                .into_inner();
-            json!({ "address": hex::encode(&r.address), "balance": r.balance, "nonce": r.nonce })
-        }
+        } => delegation(&mut c, delegator, validator).await,
+        QueryKind::Delegations(d) => delegations(&c, d).await,
+        QueryKind::Unbonding(d) => unbonding(&c, d).await,
+        QueryKind::Slashes(v) => slashes(&c, *v).await,
+        QueryKind::Account(a) => account(&mut c, a).await,
         QueryKind::Rewards {
             delegator,
             validator,
-        } => {
+        } => rewards(&mut c, delegator, validator).await,
+        QueryKind::Redelegations(d) => redelegations(&c, d).await,
+        QueryKind::Supply => supply(&mut c).await,
+        QueryKind::Tx(h) => tx(&mut c, h).await,
+    }
+}
+
+/// `query status`: chain id, latest height and hash, round and peers.
+async fn status(c: &mut Client) -> Result<Value, tonic::Status> {
+    let s = c.get_status(pb::GetStatusRequest {}).await?.into_inner();
+    Ok(json!({
+        "chain_id": s.chain_id,
+        "latest_height": s.latest_height,
+        "latest_block_hash": hex::encode(&s.latest_block_hash),
+        "round": s.round,
+        "node_address": hex::encode(&s.node_address),
+        "peers": s.peers,
+    }))
+}
+
+/// `query block`: a block's hash, header, counts and last commit.
+async fn block(c: &mut Client, h: u64) -> Result<Value, tonic::Status> {
+    let r = c
+        .get_block(pb::GetBlockRequest { height: h })
+        .await?
+        .into_inner();
+    let b = r.block.unwrap_or_default();
+    Ok(json!({
+        "block_hash": hex::encode(&r.block_hash),
+        "header": b.header.as_ref().map(header_json),
+        "txs": b.txs.len(),
+        "evidence": b.evidence.len(),
+        "last_commit": b.last_commit.as_ref().map(cert_json),
+    }))
+}
+
+/// `query cert`: a height's commit certificate and the header it commits.
+async fn cert(c: &mut Client, h: u64) -> Result<Value, tonic::Status> {
+    let r = c
+        .get_commit_certificate(pb::GetCommitCertificateRequest { height: h })
+        .await?
+        .into_inner();
+    Ok(json!({
+        "certificate": r.certificate.as_ref().map(cert_json),
+        "header": r.header.as_ref().map(header_json),
+    }))
+}
+
+/// `query validators`: the validator set of a height (0: latest).
+async fn validators(c: &mut Client, h: u64) -> Result<Value, tonic::Status> {
+    let r = c
+        .get_validator_set(pb::GetValidatorSetRequest { height: h })
+        .await?
+        .into_inner();
+    let set = r.validator_set.unwrap_or_default();
+    Ok(json!({
+        "height": r.height,
+        "hash": hex::encode(&set.hash),
+        "validators": set.validators.iter().map(|v| json!({
+            "address": hex::encode(&v.address),
+            "public_key": hex::encode(&v.public_key),
+            "power": v.power,
+        })).collect::<Vec<_>>(),
+    }))
+}
+
+/// `query validator`: one validator's staking record (null if none).
+async fn validator(c: &mut Client, a: &Address) -> Result<Value, tonic::Status> {
+    let r = c
+        .get_validator(pb::GetValidatorRequest {
+            prove: false,
+            address: a.0.to_vec(),
+        })
+        .await?
+        .into_inner();
+    Ok(r.validator
+        .as_ref()
+        .map(validator_json)
+        .unwrap_or(Value::Null))
+}
+
+/// `query delegation`: one delegation (null if none).
+async fn delegation(
+    c: &mut Client,
+    delegator: &Address,
+    validator: &Address,
+) -> Result<Value, tonic::Status> {
+    let r = c
+        .get_delegation(pb::GetDelegationRequest {
+            prove: false,
+            delegator: delegator.0.to_vec(),
+            validator: validator.0.to_vec(),
+        })
+        .await?
+        .into_inner();
+    Ok(r.delegation
+        .as_ref()
+        .map(delegation_json)
+        .unwrap_or(Value::Null))
+}
+
+/// `query delegations`: every delegation of a delegator, all pages.
+async fn delegations(c: &Client, d: &Address) -> Result<Value, tonic::Status> {
+    all_pages(|page| {
+        let mut c = c.clone();
+        async move {
             let r = c
-                .get_rewards(pb::GetRewardsRequest {
-                    delegator: delegator.0.to_vec(),
-                    validator: validator.0.to_vec(),
+                .list_delegations(pb::ListDelegationsRequest {
+                    delegator: d.0.to_vec(),
+                    page: Some(page),
                 })
                 .await?
                 .into_inner();
-            json!({
-                "delegator": hex::encode(&r.delegator),
-                "validator": hex::encode(&r.validator),
-                "rewards": r.rewards,
-                "height": r.height,
-            })
-        }
-        QueryKind::Redelegations(d) => {
-            all_pages(|page| {
-                let mut c = c.clone();
-                async move {
-                    let r = c
-                        .list_redelegations(pb::ListRedelegationsRequest {
-                            prove: false,
-                            delegator: d.0.to_vec(),
-                            page: Some(page),
-                        })
-                        .await?
-                        .into_inner();
-                    Ok((r.entries.iter().map(redelegation_json).collect(), r.page))
-                }
-            })
-            .await?
-        }
-        QueryKind::Supply => {
-            let s = c.get_supply(pb::GetSupplyRequest {}).await?.into_inner();
-            json!({
-                "height": s.height,
-                "genesis_supply": s.genesis_supply,
-                "minted": s.minted,
-                "balances": s.balances,
-                "bonded": s.bonded,
-                "unbonding": s.unbonding,
-                "unclaimed_rewards": s.unclaimed_rewards,
-                "community_pool": s.community_pool,
-                "burned": s.burned,
-            })
-        }
-        QueryKind::Tx(h) => {
-            let r = c
-                .get_tx(pb::GetTxRequest { hash: h.to_vec() })
-                .await?
-                .into_inner();
-            json!({
-                "tx_hash": hex::encode(&r.tx_hash),
-                "status": status_name(r.status),
-                "height": r.height,
-                "log": r.log,
-            })
+            Ok((r.delegations.iter().map(delegation_json).collect(), r.page))
         }
     })
+    .await
+}
+
+/// `query unbonding`: every unbonding entry of a delegator, all pages.
+async fn unbonding(c: &Client, d: &Address) -> Result<Value, tonic::Status> {
+    all_pages(|page| {
+        let mut c = c.clone();
+        async move {
+            let r = c
+                .list_unbonding(pb::ListUnbondingRequest {
+                    prove: false,
+                    delegator: d.0.to_vec(),
+                    page: Some(page),
+                })
+                .await?
+                .into_inner();
+            Ok((r.entries.iter().map(unbonding_json).collect(), r.page))
+        }
+    })
+    .await
+}
+
+/// `query slashes`: the slashing events of one validator (or all), all pages.
+async fn slashes(c: &Client, v: Option<Address>) -> Result<Value, tonic::Status> {
+    all_pages(|page| {
+        let mut c = c.clone();
+        async move {
+            let r = c
+                .list_slashing_events(pb::ListSlashingEventsRequest {
+                    prove: false,
+                    validator: v.map(|a| a.0.to_vec()).unwrap_or_default(),
+                    page: Some(page),
+                })
+                .await?
+                .into_inner();
+            Ok((r.events.iter().map(slash_json).collect(), r.page))
+        }
+    })
+    .await
+}
+
+/// `query account`: an account's balance and nonce.
+async fn account(c: &mut Client, a: &Address) -> Result<Value, tonic::Status> {
+    let r = c
+        .get_account(pb::GetAccountRequest {
+            prove: false,
+            address: a.0.to_vec(),
+        })
+        .await?
+        .into_inner();
+    Ok(json!({ "address": hex::encode(&r.address), "balance": r.balance, "nonce": r.nonce }))
+}
+
+/// `query rewards`: a delegation's accrued rewards.
+async fn rewards(
+    c: &mut Client,
+    delegator: &Address,
+    validator: &Address,
+) -> Result<Value, tonic::Status> {
+    let r = c
+        .get_rewards(pb::GetRewardsRequest {
+            delegator: delegator.0.to_vec(),
+            validator: validator.0.to_vec(),
+        })
+        .await?
+        .into_inner();
+    Ok(json!({
+        "delegator": hex::encode(&r.delegator),
+        "validator": hex::encode(&r.validator),
+        "rewards": r.rewards,
+        "height": r.height,
+    }))
+}
+
+/// `query redelegations`: a delegator's pending redelegations, all pages.
+async fn redelegations(c: &Client, d: &Address) -> Result<Value, tonic::Status> {
+    all_pages(|page| {
+        let mut c = c.clone();
+        async move {
+            let r = c
+                .list_redelegations(pb::ListRedelegationsRequest {
+                    prove: false,
+                    delegator: d.0.to_vec(),
+                    page: Some(page),
+                })
+                .await?
+                .into_inner();
+            Ok((r.entries.iter().map(redelegation_json).collect(), r.page))
+        }
+    })
+    .await
+}
+
+/// `query supply`: where every token is.
+async fn supply(c: &mut Client) -> Result<Value, tonic::Status> {
+    let s = c.get_supply(pb::GetSupplyRequest {}).await?.into_inner();
+    Ok(json!({
+        "height": s.height,
+        "genesis_supply": s.genesis_supply,
+        "minted": s.minted,
+        "balances": s.balances,
+        "bonded": s.bonded,
+        "unbonding": s.unbonding,
+        "unclaimed_rewards": s.unclaimed_rewards,
+        "community_pool": s.community_pool,
+        "burned": s.burned,
+    }))
+}
+
+/// `query tx`: a transaction's status and log by hash.
+async fn tx(c: &mut Client, h: &[u8; 32]) -> Result<Value, tonic::Status> {
+    let r = c
+        .get_tx(pb::GetTxRequest { hash: h.to_vec() })
+        .await?
+        .into_inner();
+    Ok(json!({
+        "tx_hash": hex::encode(&r.tx_hash),
+        "status": status_name(r.status),
+        "height": r.height,
+        "log": r.log,
+    }))
 }

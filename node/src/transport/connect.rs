@@ -1,0 +1,109 @@
+//! Setting connections up: accepting incoming ones (within the admission
+//! and handshake bounds) and keeping one to each configured address,
+//! redialling with backoff. Both hand a finished handshake to
+//! [`Transport::register`].
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use tracing::debug;
+
+use super::error::ConnectError;
+use super::{PeerId, Transport};
+use crate::metrics::BudgetKind;
+
+impl Transport {
+    /// Accepts incoming connections until shutdown: refuses those not
+    /// admitted or past the handshake bound, and handshakes with the rest
+    /// (each in its own task, within the handshake timeout).
+    pub(super) async fn accept_loop(self) {
+        let mut stop = self.inner.shutdown.subscribe();
+        loop {
+            let incoming = tokio::select! {
+                i = self.inner.endpoint.accept() => i,
+                _ = stop.wait_for(|s| *s) => None,
+            };
+            let Some(incoming) = incoming else { break };
+            let remote = incoming.remote_address();
+            if let Err(why) = self.admits(remote) {
+                self.inner.cfg.metrics.budget_drop(why);
+                debug!(%remote, ?why, "incoming connection refused");
+                incoming.refuse();
+                continue;
+            }
+            let Ok(permit) = self.inner.handshakes.clone().try_acquire_owned() else {
+                self.inner.cfg.metrics.budget_drop(BudgetKind::Handshakes);
+                incoming.refuse();
+                continue;
+            };
+            let t = self.clone();
+            tokio::spawn(async move {
+                let _permit = permit;
+                let res = tokio::time::timeout(t.inner.cfg.handshake_timeout, async {
+                    let conn = incoming.await?;
+                    t.handshake(conn, false).await
+                })
+                .await
+                .unwrap_or(Err(ConnectError::Timeout));
+                match res {
+                    Ok(h) => {
+                        t.register(h, false);
+                    }
+                    Err(e) => debug!(%remote, error = %e, "inbound handshake failed"),
+                }
+            });
+        }
+    }
+
+    /// Keeps a connection to `addr` alive, redialling with exponential backoff.
+    pub(super) async fn dial_loop(self, addr: SocketAddr) {
+        let mut backoff = self.inner.cfg.backoff_initial;
+        let mut known: Option<PeerId> = None;
+        let mut stop = self.inner.shutdown.subscribe();
+        while !self.is_shut_down() {
+            // Don't dial a peer we are already connected to (it dialled us).
+            // Before we know its id, its address tells: an endpoint dials
+            // from the same UDP socket it listens on.
+            if known.is_none() {
+                known = self.connected_at(addr);
+            }
+            if let Some(id) = known {
+                let mut changes = self.inner.changes.subscribe();
+                while self.is_connected(&id) && !self.is_shut_down() {
+                    tokio::select! {
+                        r = changes.changed() => if r.is_err() { return },
+                        _ = stop.wait_for(|s| *s) => return,
+                    }
+                }
+            }
+            let attempt = tokio::time::timeout(self.inner.cfg.handshake_timeout, async {
+                let conn = self.inner.endpoint.connect(addr, "agora")?.await?;
+                self.handshake(conn, true).await
+            })
+            .await
+            .unwrap_or(Err(ConnectError::Timeout));
+            match attempt {
+                Ok(h) => {
+                    known = Some(h.peer);
+                    let conn = h.conn.clone();
+                    if self.register(h, true) {
+                        backoff = self.inner.cfg.backoff_initial;
+                        tokio::select! {
+                            _ = conn.closed() => {},
+                            _ = stop.wait_for(|s| *s) => return,
+                        }
+                    }
+                }
+                Err(e) => debug!(%addr, error = %e, "dial failed"),
+            }
+            // Jitter keeps restarted nodes from redialling in lock-step.
+            let jitter = rand::random_range(0..=backoff.as_millis() as u64 / 4 + 1);
+            let delay = backoff + Duration::from_millis(jitter);
+            tokio::select! {
+                _ = tokio::time::sleep(delay) => {},
+                _ = stop.wait_for(|s| *s) => return,
+            }
+            backoff = (backoff * 2).min(self.inner.cfg.backoff_max);
+        }
+    }
+}

@@ -1,0 +1,174 @@
+//! The Hello exchange that follows the QUIC handshake: refusing ourselves
+//! and banned peers, trading Hellos on the connection's one bidirectional
+//! stream, and establishing what the peer proved to be.
+
+use std::sync::atomic::Ordering;
+use std::time::Instant;
+
+use agora_proto::v1::{Hello, PeerMessage, peer_message::Kind};
+use tracing::warn;
+
+use super::error::ConnectError;
+use super::hello::{self, PeerIdentity};
+use super::score::ChargeReason;
+use super::wire::{self, WireError};
+use super::{PeerId, Transport, close_code, lock, tls};
+
+/// A connection whose Hellos were exchanged and checked.
+pub(super) struct Handshaken {
+    pub(super) conn: quinn::Connection,
+    pub(super) peer: PeerId,
+    pub(super) identity: PeerIdentity,
+    /// The peer's `Hello.incarnation`.
+    pub(super) incarnation: u64,
+}
+
+impl Transport {
+    /// Exchanges Hellos on the connection's one bidirectional stream (the
+    /// dialler opens it and speaks first) and checks the peer's.
+    pub(super) async fn handshake(
+        &self,
+        conn: quinn::Connection,
+        dialer: bool,
+    ) -> Result<Handshaken, ConnectError> {
+        let cert = tls::peer_certificate(&conn).ok_or(ConnectError::NoCertificate)?;
+        let peer = PeerId::of_cert(&cert);
+        self.refuse_self_or_banned(&conn, peer)?;
+        let theirs = self.exchange_hellos(&conn, dialer).await?;
+        let identity = self.proven_identity(&conn, peer, &cert, &theirs)?;
+        Ok(Handshaken {
+            conn,
+            peer,
+            identity,
+            incarnation: theirs.incarnation,
+        })
+    }
+
+    /// Closes a connection to ourselves, or from a certificate or address
+    /// that is banned now.
+    fn refuse_self_or_banned(
+        &self,
+        conn: &quinn::Connection,
+        peer: PeerId,
+    ) -> Result<(), ConnectError> {
+        if peer == self.inner.local_id {
+            conn.close(close_code::HANDSHAKE.into(), b"self");
+            return Err(ConnectError::SelfConnection);
+        }
+        let banned = {
+            let scores = lock(&self.inner.scores);
+            let now = Instant::now();
+            scores.is_banned(&peer, now)
+                || self
+                    .ban_key(conn.remote_address())
+                    .is_some_and(|a| scores.is_addr_banned(&a, now))
+        };
+        if banned {
+            conn.close(close_code::BANNED.into(), b"banned");
+            return Err(ConnectError::Banned);
+        }
+        Ok(())
+    }
+
+    /// Our Hello: the chain, the validator key's proof (if any), our height
+    /// and incarnation.
+    fn own_hello(&self) -> PeerMessage {
+        let mut hello = hello::make_hello(
+            &self.inner.chain,
+            self.inner.key.as_ref(),
+            &self.inner.own_cert,
+            self.inner.height.load(Ordering::Relaxed),
+        );
+        hello.incarnation = self.inner.incarnation;
+        PeerMessage {
+            kind: Some(Kind::Hello(hello)),
+        }
+    }
+
+    /// Sends our Hello and reads the peer's. The dialler opens the stream
+    /// and speaks first; the acceptor answers only once it has read a frame.
+    async fn exchange_hellos(
+        &self,
+        conn: &quinn::Connection,
+        dialer: bool,
+    ) -> Result<Hello, ConnectError> {
+        let ours = wire::encode_frame(&self.own_hello());
+        let theirs = if dialer {
+            let (mut send, mut recv) = conn.open_bi().await?;
+            send.write_all(&ours)
+                .await
+                .map_err(|e| ConnectError::Write(e.to_string()))?;
+            let _ = send.finish();
+            wire::read_frame(&mut recv, wire::MAX_SMALL_FRAME).await
+        } else {
+            let (mut send, mut recv) = conn.accept_bi().await?;
+            let theirs = wire::read_frame(&mut recv, wire::MAX_SMALL_FRAME).await;
+            if theirs.is_ok() {
+                send.write_all(&ours)
+                    .await
+                    .map_err(|e| ConnectError::Write(e.to_string()))?;
+                let _ = send.finish();
+            }
+            theirs
+        };
+        expect_hello(conn, theirs)
+    }
+
+    /// What the peer's Hello proves it to be. A peer on another chain is
+    /// refused; one that fails to prove a validator identity is charged and
+    /// treated as a full node, unless that charge banned it.
+    fn proven_identity(
+        &self,
+        conn: &quinn::Connection,
+        peer: PeerId,
+        cert: &[u8],
+        theirs: &Hello,
+    ) -> Result<PeerIdentity, ConnectError> {
+        match hello::verify_hello(theirs, &self.inner.chain, cert) {
+            Ok(id) => Ok(id),
+            Err(e @ hello::HelloError::ChainMismatch { .. }) => {
+                conn.close(close_code::CHAIN_MISMATCH.into(), b"chain mismatch");
+                Err(e.into())
+            }
+            Err(e) => {
+                // A claimed but unproven validator identity: it may still
+                // relay gossip as a full node, but never speaks as a validator.
+                warn!(%peer, error = %e, "peer failed to prove its validator identity; treating it as a full node");
+                self.charge_at(
+                    peer,
+                    Some(conn.remote_address()),
+                    ChargeReason::BadHello,
+                    &e.to_string(),
+                );
+                if lock(&self.inner.scores).is_banned(&peer, Instant::now()) {
+                    conn.close(close_code::BANNED.into(), b"banned");
+                    return Err(ConnectError::Banned);
+                }
+                Ok(PeerIdentity::FullNode)
+            }
+        }
+    }
+}
+
+/// The Hello in the peer's first frame; anything else closes the connection.
+fn expect_hello(
+    conn: &quinn::Connection,
+    theirs: Result<(PeerMessage, usize), WireError>,
+) -> Result<Hello, ConnectError> {
+    match theirs {
+        Ok((
+            PeerMessage {
+                kind: Some(Kind::Hello(h)),
+            },
+            _,
+        )) => Ok(h),
+        Ok(_) => {
+            conn.close(close_code::HANDSHAKE.into(), b"expected hello");
+            Err(ConnectError::NotHello)
+        }
+        Err(e) => {
+            conn.close(close_code::HANDSHAKE.into(), b"bad hello");
+            Err(e.into())
+        }
+    }
+}

@@ -1,0 +1,154 @@
+//! The table of connected peers: one [`PeerEntry`] per peer, which
+//! connection is kept when there are two ([`Transport::register`]), and
+//! taking a peer out once its connection closed.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Instant;
+
+use tokio::sync::mpsc;
+use tracing::info;
+
+use super::budget::PeerBudget;
+use super::handshake::Handshaken;
+use super::hello::PeerIdentity;
+use super::outbound::write_loop;
+use super::{PeerId, Transport, TransportEvent, close_code, lock};
+use crate::metrics::BudgetKind;
+
+/// A connected peer: its connection, what it proved, and its outbound queue
+/// and budgets.
+pub(super) struct PeerEntry {
+    pub(super) conn: quinn::Connection,
+    pub(super) identity: PeerIdentity,
+    pub(super) remote: SocketAddr,
+    pub(super) outbound: bool,
+    initiator: PeerId,
+    /// The peer process's Hello incarnation (new on each restart).
+    incarnation: u64,
+    queue: mpsc::Sender<Arc<Vec<u8>>>,
+    /// Bytes in `queue` (and not yet handed to QUIC).
+    queued: Arc<AtomicUsize>,
+    /// Its budgets for expensive work.
+    pub(super) budget: PeerBudget,
+}
+
+impl PeerEntry {
+    /// Queues a frame if the peer's queue has room in frames and bytes.
+    pub(super) fn enqueue(&self, frame: Arc<Vec<u8>>, max_bytes: usize) -> bool {
+        let len = frame.len();
+        let before = self.queued.fetch_add(len, Ordering::AcqRel);
+        if before + len > max_bytes || self.queue.try_send(frame).is_err() {
+            self.queued.fetch_sub(len, Ordering::AcqRel);
+            return false;
+        }
+        true
+    }
+}
+
+impl Transport {
+    /// The peer whose live connection comes from `addr`, if any.
+    pub(super) fn connected_at(&self, addr: SocketAddr) -> Option<PeerId> {
+        lock(&self.inner.peers)
+            .iter()
+            .find(|(_, e)| e.remote == addr && e.conn.close_reason().is_none())
+            .map(|(id, _)| *id)
+    }
+
+    /// Whether `id` has a live connection.
+    pub(super) fn is_connected(&self, id: &PeerId) -> bool {
+        lock(&self.inner.peers)
+            .get(id)
+            .is_some_and(|e| e.conn.close_reason().is_none())
+    }
+
+    /// Adds a connection to the peer table (or drops it as a duplicate) and
+    /// starts its reader and writer. Returns whether it was kept.
+    ///
+    /// Two live connections to one peer arise when both sides dial at once;
+    /// the one initiated by the lower id wins, so both sides keep the same
+    /// one. A connection from a new incarnation (the peer restarted) always
+    /// wins: the old one is dead even if it has not timed out yet.
+    pub(super) fn register(&self, h: Handshaken, outbound: bool) -> bool {
+        let Handshaken {
+            conn,
+            peer,
+            identity,
+            incarnation,
+        } = h;
+        let initiator = if outbound { self.inner.local_id } else { peer };
+        let (queue, rx) = mpsc::channel(self.inner.cfg.outbound_queue.max(1));
+        let queued = Arc::new(AtomicUsize::new(0));
+        {
+            let mut peers = lock(&self.inner.peers);
+            let stranger = !outbound && !self.is_configured(conn.remote_address());
+            if stranger && !peers.contains_key(&peer) && !self.stranger_slot_free(&peers) {
+                self.inner.cfg.metrics.budget_drop(BudgetKind::Slots);
+                conn.close(close_code::FULL.into(), b"full");
+                return false;
+            }
+            if let Some(old) = peers.get(&peer)
+                && old.conn.close_reason().is_none()
+            {
+                let preferred = self.inner.local_id.min(peer);
+                let keep_old = old.incarnation == incarnation
+                    && old.initiator != initiator
+                    && old.initiator == preferred;
+                if keep_old {
+                    conn.close(close_code::DUPLICATE.into(), b"duplicate");
+                    return false;
+                }
+                old.conn.close(close_code::DUPLICATE.into(), b"replaced");
+            }
+            peers.insert(
+                peer,
+                PeerEntry {
+                    conn: conn.clone(),
+                    identity: identity.clone(),
+                    remote: conn.remote_address(),
+                    outbound,
+                    initiator,
+                    incarnation,
+                    queue,
+                    queued: queued.clone(),
+                    budget: PeerBudget::new(&self.inner.cfg.budget, Instant::now()),
+                },
+            );
+        }
+        info!(%peer, remote = %conn.remote_address(), ?identity, outbound, "peer connected");
+        self.inner.changes.send_modify(|g| *g += 1);
+        let _ = self.inner.events.try_send(TransportEvent::Connected {
+            peer,
+            identity: identity.clone(),
+            remote: conn.remote_address(),
+        });
+        tokio::spawn(write_loop(conn.clone(), rx, queued));
+        tokio::spawn(self.clone().read_loop(conn, peer, identity));
+        true
+    }
+
+    /// Takes `peer` out of the table if `conn` is still its connection (a
+    /// newer one may have replaced it), and reports it disconnected.
+    pub(super) async fn unregister(&self, conn: &quinn::Connection, peer: PeerId) {
+        let removed = {
+            let mut peers = lock(&self.inner.peers);
+            let same = peers
+                .get(&peer)
+                .is_some_and(|e| e.conn.stable_id() == conn.stable_id());
+            if same {
+                peers.remove(&peer);
+            }
+            same
+        };
+        if removed {
+            info!(%peer, reason = ?conn.close_reason(), "peer disconnected");
+            self.inner.changes.send_modify(|g| *g += 1);
+            let _ = self
+                .inner
+                .events
+                .send(TransportEvent::Disconnected { peer })
+                .await;
+        }
+    }
+}
