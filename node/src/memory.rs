@@ -144,10 +144,20 @@ pub fn worst_case_with(
     peers: u64,
     state_bytes: u64,
 ) -> MemoryBound {
-    let u = |n: usize| n as u64;
-    let block_frame = u(MAX_BLOCK_FRAME);
-    let terms = vec![
-        // ---- per peer ----
+    let mut terms = per_peer_terms();
+    terms.extend(node_terms(mempool));
+    terms.extend(grpc_terms(grpc));
+    terms.extend(state_terms(state_bytes));
+    MemoryBound { peers, terms }
+}
+
+fn u(n: usize) -> u64 {
+    n as u64
+}
+
+/// What each connected peer can make the node hold.
+fn per_peer_terms() -> Vec<Term> {
+    vec![
         Term {
             what: "frame bodies being read or waiting to be decoded",
             bound_by: "MAX_INBOUND_BYTES, node/src/transport/mod.rs",
@@ -179,7 +189,13 @@ pub fn worst_case_with(
             per_peer: true,
             bytes: CONNECTION_STATE,
         },
-        // ---- once ----
+    ]
+}
+
+/// The node's own queues and buffers, held once whatever the peer count.
+fn node_terms(mempool: &MempoolConfig) -> Vec<Term> {
+    let block_frame = u(MAX_BLOCK_FRAME);
+    vec![
         Term {
             what: "baseline: code, threads, endpoint",
             bound_by: "BASELINE, node/src/memory.rs",
@@ -240,6 +256,13 @@ pub fn worst_case_with(
             per_peer: false,
             bytes: u(mempool.max_bytes) + u(mempool.max_txs) * MEMPOOL_ENTRY,
         },
+    ]
+}
+
+/// What gRPC clients can make the node hold, by the server's limits.
+fn grpc_terms(grpc: &ServerLimits) -> Vec<Term> {
+    let block_frame = u(MAX_BLOCK_FRAME);
+    vec![
         Term {
             what: "gRPC HTTP/2 receive windows",
             bound_by: "max_connections × 1 MiB (hyper's connection window), node/src/rpc/limits.rs",
@@ -264,6 +287,13 @@ pub fn worst_case_with(
             per_peer: false,
             bytes: u(grpc.max_certificate_streams) * 64 * 8 * 1024,
         },
+    ]
+}
+
+/// The state and what is kept of it: the page cache, the ledger and the
+/// snapshots served to syncing peers.
+fn state_terms(state_bytes: u64) -> Vec<Term> {
+    vec![
         Term {
             what: "redb page cache",
             bound_by: "REDB_CACHE, node/src/memory.rs (redb's default)",
@@ -282,8 +312,7 @@ pub fn worst_case_with(
             per_peer: false,
             bytes: crate::state_sync::serve::KEEP as u64 * state_bytes,
         },
-    ];
-    MemoryBound { peers, terms }
+    ]
 }
 
 #[cfg(test)]

@@ -74,7 +74,16 @@ impl Metrics {
     /// The Prometheus text exposition.
     pub fn render(&self) -> String {
         let mut out = String::with_capacity(8192);
-        let o = &mut out;
+        self.render_chain(&mut out);
+        self.render_evidence(&mut out);
+        self.render_signing(&mut out);
+        self.render_peers(&mut out);
+        self.render_histograms(&mut out);
+        out
+    }
+
+    /// Height, round, peers, mempool and certificates verified.
+    fn render_chain(&self, o: &mut String) {
         single(
             o,
             "agora_height",
@@ -126,6 +135,10 @@ impl Metrics {
                 .copied()
                 .zip(&self.certificates_verified),
         );
+    }
+
+    /// Evidence found, included, and messages received.
+    fn render_evidence(&self, o: &mut String) {
         single(
             o,
             "agora_evidence_seen_total",
@@ -147,6 +160,10 @@ impl Metrics {
             "Peer messages received.",
             &self.messages_received,
         );
+    }
+
+    /// The signing gate and the double-sign alarm.
+    fn render_signing(&self, o: &mut String) {
         single(
             o,
             "agora_signing_enabled",
@@ -168,6 +185,10 @@ impl Metrics {
             "Messages signed by this validator's key that this instance did not sign.",
             &self.double_sign_alarms,
         );
+    }
+
+    /// What peers and gRPC clients were charged, banned, refused or dropped.
+    fn render_peers(&self, o: &mut String) {
         labelled(
             o,
             (
@@ -219,6 +240,10 @@ impl Metrics {
             "kind",
             BUDGET_NAMES.iter().copied().zip(&self.budget_drops),
         );
+    }
+
+    /// Step durations and rounds per height.
+    fn render_histograms(&self, o: &mut String) {
         let name = "agora_step_duration_seconds";
         family(o, name, "histogram", STEP_HELP);
         for (step, h) in STEP_NAMES.iter().zip(&self.steps) {
@@ -232,7 +257,6 @@ impl Metrics {
             "Rounds each height this node committed took (its certificate's round + 1), synced heights included.",
         );
         histogram(o, name, "", &self.height_rounds);
-        out
     }
 }
 
