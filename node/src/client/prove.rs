@@ -179,62 +179,80 @@ async fn ask(c: &mut QueryClient<Channel>, q: &QueryKind) -> Result<Answer, Prov
                 r.proof,
             )
         }
-        QueryKind::Unbonding(d) => {
-            let req = pb::ListUnbondingRequest {
-                delegator: d.0.to_vec(),
-                page: None,
-                prove,
-            };
-            let r = c.list_unbonding(req).await?.into_inner();
-            let mut keys = Vec::new();
-            for e in &r.entries {
-                same(&e.delegator, d, "delegator")?;
-                let v = addr(&e.validator)?;
-                keys.push((
-                    format!("unbonding {d} from {v} #{}", e.id),
-                    leaves::unbonding_key(d, &v, e.id),
-                ));
-            }
-            listed(keys, r.proofs)
-        }
-        QueryKind::Redelegations(d) => {
-            let req = pb::ListRedelegationsRequest {
-                delegator: d.0.to_vec(),
-                page: None,
-                prove,
-            };
-            let r = c.list_redelegations(req).await?.into_inner();
-            let mut keys = Vec::new();
-            for e in &r.entries {
-                same(&e.delegator, d, "delegator")?;
-                let (s, t) = (addr(&e.src_validator)?, addr(&e.dst_validator)?);
-                let key = leaves::redelegation_key(d, &s, &t, e.id);
-                keys.push((format!("redelegation {d} {s} → {t} #{}", e.id), key));
-            }
-            listed(keys, r.proofs)
-        }
-        QueryKind::Slashes(v) => {
-            let validator = v.map(|v| v.0.to_vec()).unwrap_or_default();
-            let req = pb::ListSlashingEventsRequest {
-                validator,
-                page: None,
-                prove,
-            };
-            let r = c.list_slashing_events(req).await?.into_inner();
-            let mut keys = Vec::new();
-            for e in &r.events {
-                if let Some(v) = v {
-                    same(&e.validator, v, "validator")?;
-                }
-                keys.push((
-                    format!("slash event #{}", e.id),
-                    leaves::slash_event_key(e.id),
-                ));
-            }
-            listed(keys, r.proofs)
-        }
+        QueryKind::Unbonding(d) => ask_unbonding(c, d).await,
+        QueryKind::Redelegations(d) => ask_redelegations(c, d).await,
+        QueryKind::Slashes(v) => ask_slashes(c, v.as_ref()).await,
         _ => Err(ProveQueryError::Unsupported),
     }
+}
+
+/// A delegator's unbonding entries, each with the key of its leaf.
+async fn ask_unbonding(
+    c: &mut QueryClient<Channel>,
+    d: &Address,
+) -> Result<Answer, ProveQueryError> {
+    let req = pb::ListUnbondingRequest {
+        delegator: d.0.to_vec(),
+        page: None,
+        prove: true,
+    };
+    let r = c.list_unbonding(req).await?.into_inner();
+    let mut keys = Vec::new();
+    for e in &r.entries {
+        same(&e.delegator, d, "delegator")?;
+        let v = addr(&e.validator)?;
+        keys.push((
+            format!("unbonding {d} from {v} #{}", e.id),
+            leaves::unbonding_key(d, &v, e.id),
+        ));
+    }
+    listed(keys, r.proofs)
+}
+
+/// A delegator's redelegation entries, each with the key of its leaf.
+async fn ask_redelegations(
+    c: &mut QueryClient<Channel>,
+    d: &Address,
+) -> Result<Answer, ProveQueryError> {
+    let req = pb::ListRedelegationsRequest {
+        delegator: d.0.to_vec(),
+        page: None,
+        prove: true,
+    };
+    let r = c.list_redelegations(req).await?.into_inner();
+    let mut keys = Vec::new();
+    for e in &r.entries {
+        same(&e.delegator, d, "delegator")?;
+        let (s, t) = (addr(&e.src_validator)?, addr(&e.dst_validator)?);
+        let key = leaves::redelegation_key(d, &s, &t, e.id);
+        keys.push((format!("redelegation {d} {s} → {t} #{}", e.id), key));
+    }
+    listed(keys, r.proofs)
+}
+
+/// Slash events (of one validator, if given), each with the key of its leaf.
+async fn ask_slashes(
+    c: &mut QueryClient<Channel>,
+    v: Option<&Address>,
+) -> Result<Answer, ProveQueryError> {
+    let validator = v.map(|v| v.0.to_vec()).unwrap_or_default();
+    let req = pb::ListSlashingEventsRequest {
+        validator,
+        page: None,
+        prove: true,
+    };
+    let r = c.list_slashing_events(req).await?.into_inner();
+    let mut keys = Vec::new();
+    for e in &r.events {
+        if let Some(v) = v {
+            same(&e.validator, v, "validator")?;
+        }
+        keys.push((
+            format!("slash event #{}", e.id),
+            leaves::slash_event_key(e.id),
+        ));
+    }
+    listed(keys, r.proofs)
 }
 
 /// Waits until the node has committed `height`.
