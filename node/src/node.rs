@@ -215,14 +215,12 @@ impl Node {
         let synced = match self.state_sync_if_empty(&mut shutdown).await {
             Ok(Some(synced)) => synced,
             Ok(None) => {
-                self.stop.send_replace(true);
-                self.transport.shutdown().await;
+                self.stop_network().await;
                 return Ok(());
             }
             Err(e) => {
                 tracing::error!(error = %e, "state sync stopped");
-                self.stop.send_replace(true);
-                self.transport.shutdown().await;
+                self.stop_network().await;
                 return Err(e.into());
             }
         };
@@ -238,37 +236,15 @@ impl Node {
             match ledger.and_then(|l| Ok((self.shared(to_runner, commits, l.clone())?, l))) {
                 Ok(s) => s,
                 Err(e) => {
-                    self.stop.send_replace(true);
-                    self.transport.shutdown().await;
+                    self.stop_network().await;
                     return Err(e);
                 }
             };
-        let mut grpc_task = None;
-        match tokio::net::TcpListener::bind(self.config.grpc.listen).await {
-            Ok(l) => {
-                info!(grpc = ?l.local_addr().ok(), "gRPC listening");
-                let mut stop = self.stop.subscribe();
-                let api = Arc::new(crate::api::Api(shared.clone()));
-                grpc_task = Some(tokio::spawn(crate::rpc::serve(
-                    api.clone(),
-                    l,
-                    self.config.grpc.limits(),
-                    self.grpc_tls.clone(),
-                    self.metrics.clone(),
-                    async move {
-                        let _ = stop.wait_for(|s| *s).await;
-                    },
-                )));
-            }
-            Err(e) => {
-                tracing::error!(addr = %self.config.grpc.listen, error = %e, "cannot bind gRPC; running without it")
-            }
-        }
+        let grpc_task = self.start_grpc(&shared).await;
         if self.config.explorer.enabled {
             let api = Arc::new(crate::api::Api(shared.clone()));
             if let Err(e) = self.start_explorer(api).await {
-                self.stop.send_replace(true);
-                self.transport.shutdown().await;
+                self.stop_network().await;
                 return Err(e);
             }
         }
@@ -284,21 +260,47 @@ impl Node {
             tracing::error!(error = %e, "consensus driver stopped");
         }
         info!("shutting down");
-        self.stop.send_replace(true);
-        self.transport.shutdown().await;
+        self.stop_network().await;
         if let Some(t) = grpc_task {
-            // Graceful shutdown waits for open client connections; an idle
-            // client must not keep the node from exiting.
-            let abort = t.abort_handle();
-            if tokio::time::timeout(std::time::Duration::from_secs(3), t)
-                .await
-                .is_err()
-            {
-                abort.abort();
-            }
+            stop_grpc(t).await;
         }
         info!("stopped");
         result
+    }
+
+    /// Tells every task to stop and closes the peer connections.
+    async fn stop_network(&self) {
+        self.stop.send_replace(true);
+        self.transport.shutdown().await;
+    }
+
+    /// Serves gRPC on the configured address until the node stops; a node
+    /// that cannot bind it runs without it (and says so).
+    async fn start_grpc(
+        &self,
+        shared: &Arc<crate::api::Shared>,
+    ) -> Option<tokio::task::JoinHandle<Result<(), crate::rpc::RpcError>>> {
+        match tokio::net::TcpListener::bind(self.config.grpc.listen).await {
+            Ok(l) => {
+                info!(grpc = ?l.local_addr().ok(), "gRPC listening");
+                let mut stop = self.stop.subscribe();
+                let api = Arc::new(crate::api::Api(shared.clone()));
+                Some(tokio::spawn(crate::rpc::serve(
+                    api.clone(),
+                    l,
+                    self.config.grpc.limits(),
+                    self.grpc_tls.clone(),
+                    self.metrics.clone(),
+                    async move {
+                        let _ = stop.wait_for(|s| *s).await;
+                    },
+                )))
+            }
+            Err(e) => {
+                tracing::error!(addr = %self.config.grpc.listen, error = %e, "cannot bind gRPC; running without it");
+                None
+            }
+        }
     }
 
     /// Fills an empty store from a peer's snapshot when `state_sync.enable`
@@ -395,4 +397,17 @@ fn grpc_tls(
     Ok(Some(
         tonic::transport::ServerTlsConfig::new().identity(identity),
     ))
+}
+
+/// Waits for the gRPC server to finish its graceful shutdown, at most 3 s:
+/// graceful shutdown waits for open client connections, and an idle client
+/// must not keep the node from exiting.
+async fn stop_grpc(t: tokio::task::JoinHandle<Result<(), crate::rpc::RpcError>>) {
+    let abort = t.abort_handle();
+    if tokio::time::timeout(std::time::Duration::from_secs(3), t)
+        .await
+        .is_err()
+    {
+        abort.abort();
+    }
 }
