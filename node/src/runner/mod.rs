@@ -145,12 +145,47 @@ pub(crate) fn now_ms() -> u64 {
         .unwrap_or(0)
 }
 
+/// The engine as the store left it: the ledger restored (and replayed to
+/// the stored tip), the signing state from its file, the signing gate; and
+/// that file, for the executor to write.
+fn restore_engine(
+    node: &Node,
+    ledger: agora_validator::ledger::Ledger,
+) -> Result<(Engine<PeerId>, crate::storage::signing_file::SigningFile), RunError> {
+    let storage = &node.storage;
+    let restored = restore::restored(storage, &node.genesis, ledger)?;
+    let file = crate::storage::signing_file::SigningFile::new(
+        node.home.signing_state(),
+        node.chain.clone(),
+        node.key.public_key(),
+    );
+    let signing = restore_signing_state(storage, &file)?;
+    let gate = restore::signing_gate(
+        storage,
+        &node.genesis,
+        &restored,
+        signing.as_ref(),
+        &node.key.public_key(),
+        node.config.consensus.double_sign_check_heights,
+    )?;
+    restore::announce_gate(&gate, &file);
+    let engine = Engine::new(
+        restore::engine_config(&node.config.consensus),
+        Some(node.key.clone()),
+        signing,
+        restored,
+        rand::random(),
+    )
+    .with_signing_gate(gate);
+    Ok((engine, file))
+}
+
 impl Runner {
-    /// The engine restored from storage (or genesis), its executor, the
-    /// transaction verifier thread and the testing switches.
-    /// A runner over `node`'s store, transport and keys; `ledger` is the
-    /// stored state ([`stored_ledger`]), read once per start and shared
-    /// with the gRPC copy in `shared`.
+    /// A runner over `node`'s store, transport and keys: the engine
+    /// restored from storage (or genesis), its executor, the transaction
+    /// verifier thread and the testing switches. `ledger` is the stored
+    /// state ([`stored_ledger`]), read once per start and shared with the
+    /// gRPC copy in `shared`.
     pub fn new(
         node: &Node,
         shared: Arc<Shared>,
@@ -162,34 +197,11 @@ impl Runner {
                 "storage.keep_states is obsolete and ignored: the store keeps one copy of the state (its leaves, updated by each block); remove it from config.toml"
             );
         }
-        let restored = restore::restored(&storage, &node.genesis, ledger)?;
+        let (engine, file) = restore_engine(node, ledger)?;
         let prune = restore::prune_policy(
             node.config.storage.keep_blocks,
-            restored.ledger.params().unbonding_period,
+            engine.ledger().params().unbonding_period,
         );
-        let file = crate::storage::signing_file::SigningFile::new(
-            node.home.signing_state(),
-            node.chain.clone(),
-            node.key.public_key(),
-        );
-        let signing = restore_signing_state(&storage, &file)?;
-        let gate = restore::signing_gate(
-            &storage,
-            &node.genesis,
-            &restored,
-            signing.as_ref(),
-            &node.key.public_key(),
-            node.config.consensus.double_sign_check_heights,
-        )?;
-        restore::announce_gate(&gate, &file);
-        let engine = Engine::new(
-            restore::engine_config(&node.config.consensus),
-            Some(node.key.clone()),
-            signing,
-            restored,
-            rand::random(),
-        )
-        .with_signing_gate(gate);
         let gate_seen = gate::Reported::new(engine.signing_gate(), &node.metrics);
         let (timer_tx, timers) = mpsc::channel(1024);
         let mut exec = Executor::new(
