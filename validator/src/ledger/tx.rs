@@ -389,12 +389,29 @@ fn decode_with(
         account_key(&tx.public_key).map_err(|e| TxError::BadPublicKey(e.to_string()))?;
     let signature = AccountSignature::from_bytes(&tx.signature)
         .map_err(|e| TxError::Malformed(format!("signature: {e}")))?;
+    let kind = decode_kind(
+        body.kind
+            .as_ref()
+            .ok_or_else(|| TxError::Malformed("body has no operation".into()))?,
+    )?;
+    let fee = amount("fee", &body.fee)?;
+    let body_hash = sha3_256(&body.encode_to_vec());
+    Ok(DecodedTx {
+        hash,
+        signer: Address::of_account(&public_key),
+        public_key,
+        nonce: body.nonce,
+        fee,
+        kind,
+        sign_bytes: tx_bytes(chain, &body_hash),
+        signature,
+    })
+}
+
+/// The operation of a transaction body, every field decoded strictly.
+fn decode_kind(kind: &pb::tx_body::Kind) -> Result<TxKind, TxError> {
     use pb::tx_body::Kind;
-    let kind = match body
-        .kind
-        .as_ref()
-        .ok_or_else(|| TxError::Malformed("body has no operation".into()))?
-    {
+    Ok(match kind {
         Kind::Transfer(t) => TxKind::Transfer {
             to: address("transfer.to", &t.to)?,
             amount: amount("transfer.amount", &t.amount)?,
@@ -437,18 +454,6 @@ fn decode_with(
             validator: address("edit_validator.validator", &e.validator)?,
             rate_bps: e.commission_rate_bps,
         },
-    };
-    let fee = amount("fee", &body.fee)?;
-    let body_hash = sha3_256(&body.encode_to_vec());
-    Ok(DecodedTx {
-        hash,
-        signer: Address::of_account(&public_key),
-        public_key,
-        nonce: body.nonce,
-        fee,
-        kind,
-        sign_bytes: tx_bytes(chain, &body_hash),
-        signature,
     })
 }
 
