@@ -216,81 +216,101 @@ fn real_main() -> Result<std::process::ExitCode> {
             home,
             chain_id,
             moniker,
-        } => {
-            let now = SystemTime::now()
-                .duration_since(UNIX_EPOCH)
-                .map(|d| d.as_millis() as u64)
-                .unwrap_or(0);
-            let h = Home::new(&home);
-            let s = home::init(&h, &chain_id, moniker.as_deref(), now)
-                .with_context(|| format!("initialising {}", home.display()))?;
-            println!("initialised {}", home.display());
-            println!("chain id:      {chain_id}");
-            println!("validator:     {}", s.address);
-            println!("public key:    {}", s.public_key_hex);
-            println!("operator:      {} (keys/operator.key, Ed25519)", s.operator);
-            println!("genesis hash:  {}", s.genesis_hash_hex);
-        }
-        Command::Start { home, log_json } => {
-            init_tracing(log_json);
-            let rt = tokio::runtime::Runtime::new().context("starting the tokio runtime")?;
-            rt.block_on(async {
-                let node = Node::start(&Home::new(&home))
-                    .await
-                    .with_context(|| format!("starting node from {}", home.display()))?;
-                node.run(shutdown_signal())
-                    .await
-                    .context("consensus driver failed")?;
-                anyhow::Ok(())
-            })?;
-        }
+        } => init(&home, &chain_id, moniker.as_deref())?,
+        Command::Start { home, log_json } => start(&home, log_json)?,
         Command::Keys { command } => match command {
-            KeysCommand::Add { name, home } => {
-                valid_name(&name)?;
-                let h = Home::new(&home);
-                let path = h.account_key(&name);
-                if !h.keys_dir().is_dir() {
-                    bail!(
-                        "{} is not a directory; run `agora init` first",
-                        h.keys_dir().display()
-                    );
-                }
-                let info = keys::save_account(&path, &keys::generate_account()?)?;
-                println!(
-                    "{name}\t{}\t{}",
-                    info.address,
-                    hex::encode(&info.public_key)
-                );
-            }
-            KeysCommand::List { home } => {
-                let h = Home::new(&home);
-                let dir = h.keys_dir();
-                let mut names: Vec<String> = std::fs::read_dir(&dir)
-                    .with_context(|| format!("reading {}", dir.display()))?
-                    .filter_map(|e| e.ok())
-                    .filter_map(|e| {
-                        let n = e.file_name().to_string_lossy().to_string();
-                        n.strip_suffix(".key").map(str::to_string)
-                    })
-                    .filter(|n| n != "tls")
-                    .collect();
-                names.sort();
-                for name in names {
-                    match keys::info(&h.account_key(&name)) {
-                        Ok(i) => println!("{name}\t{}\t{}", i.address, i.kind),
-                        Err(e) => println!("{name}\t<unreadable: {e}>"),
-                    }
-                }
-            }
-            KeysCommand::Show { name, home } => {
-                valid_name(&name)?;
-                let i = keys::info(&Home::new(&home).account_key(&name))?;
-                println!("name:       {name}");
-                println!("address:    {}", i.address);
-                println!("kind:       {}", i.kind);
-                println!("public key: {}", hex::encode(&i.public_key));
-            }
+            KeysCommand::Add { name, home } => keys_add(&name, &home)?,
+            KeysCommand::List { home } => keys_list(&home)?,
+            KeysCommand::Show { name, home } => keys_show(&name, &home)?,
         },
     }
     Ok(std::process::ExitCode::SUCCESS)
+}
+
+/// `agora init`: a new home directory (keys, config, genesis).
+fn init(home: &std::path::Path, chain_id: &str, moniker: Option<&str>) -> Result<()> {
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0);
+    let h = Home::new(home);
+    let s = home::init(&h, chain_id, moniker, now)
+        .with_context(|| format!("initialising {}", home.display()))?;
+    println!("initialised {}", home.display());
+    println!("chain id:      {chain_id}");
+    println!("validator:     {}", s.address);
+    println!("public key:    {}", s.public_key_hex);
+    println!("operator:      {} (keys/operator.key, Ed25519)", s.operator);
+    println!("genesis hash:  {}", s.genesis_hash_hex);
+    Ok(())
+}
+
+/// `agora start`: runs the node until a shutdown signal.
+fn start(home: &std::path::Path, log_json: bool) -> Result<()> {
+    init_tracing(log_json);
+    let rt = tokio::runtime::Runtime::new().context("starting the tokio runtime")?;
+    rt.block_on(async {
+        let node = Node::start(&Home::new(home))
+            .await
+            .with_context(|| format!("starting node from {}", home.display()))?;
+        node.run(shutdown_signal())
+            .await
+            .context("consensus driver failed")?;
+        anyhow::Ok(())
+    })?;
+    Ok(())
+}
+
+/// `agora keys add`: a new Ed25519 account key in the home's keys directory.
+fn keys_add(name: &str, home: &std::path::Path) -> Result<()> {
+    valid_name(name)?;
+    let h = Home::new(home);
+    let path = h.account_key(name);
+    if !h.keys_dir().is_dir() {
+        bail!(
+            "{} is not a directory; run `agora init` first",
+            h.keys_dir().display()
+        );
+    }
+    let info = keys::save_account(&path, &keys::generate_account()?)?;
+    println!(
+        "{name}\t{}\t{}",
+        info.address,
+        hex::encode(&info.public_key)
+    );
+    Ok(())
+}
+
+/// `agora keys list`: every key in the home's keys directory.
+fn keys_list(home: &std::path::Path) -> Result<()> {
+    let h = Home::new(home);
+    let dir = h.keys_dir();
+    let mut names: Vec<String> = std::fs::read_dir(&dir)
+        .with_context(|| format!("reading {}", dir.display()))?
+        .filter_map(|e| e.ok())
+        .filter_map(|e| {
+            let n = e.file_name().to_string_lossy().to_string();
+            n.strip_suffix(".key").map(str::to_string)
+        })
+        .filter(|n| n != "tls")
+        .collect();
+    names.sort();
+    for name in names {
+        match keys::info(&h.account_key(&name)) {
+            Ok(i) => println!("{name}\t{}\t{}", i.address, i.kind),
+            Err(e) => println!("{name}\t<unreadable: {e}>"),
+        }
+    }
+    Ok(())
+}
+
+/// `agora keys show`: one key's address, kind and public key.
+fn keys_show(name: &str, home: &std::path::Path) -> Result<()> {
+    valid_name(name)?;
+    let i = keys::info(&Home::new(home).account_key(name))?;
+    println!("name:       {name}");
+    println!("address:    {}", i.address);
+    println!("kind:       {}", i.kind);
+    println!("public key: {}", hex::encode(&i.public_key));
+    Ok(())
 }
