@@ -20,7 +20,9 @@
 //! [`EVIDENCE_BOUND`]; liveness (the target height, and the heights that
 //! decide each equivocation's inclusion, within the bound after GST).
 
-use super::Sim;
+use super::host::StoredBlock;
+use super::{Sim, Violation};
+use agora_proto::v1 as pb;
 use agora_validator::chain_verifier::ChainVerifier;
 use agora_validator::consensus::evidence::{InfractionKey, verify_evidence};
 use agora_validator::crypto::{Signature, ZERO_HASH, vrf};
@@ -49,139 +51,6 @@ use std::collections::BTreeSet;
 /// blocks count and the bound is 2.
 pub const EVIDENCE_BOUND: u64 = 2;
 
-/// A property that failed.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Violation {
-    /// Two honest validators committed different blocks at one height.
-    Agreement {
-        /// Height.
-        height: Height,
-        /// First decider and block.
-        first: (usize, String),
-        /// Conflicting decider and block.
-        second: (usize, String),
-    },
-    /// A committed block was not created by a lottery winner with a valid VRF proof.
-    Validity {
-        /// Height.
-        height: Height,
-        /// Committing node.
-        node: usize,
-    },
-    /// An honest node's chain fails the chain verifier from genesis.
-    Chain {
-        /// The node.
-        node: usize,
-        /// The verifier's error.
-        error: String,
-    },
-    /// App hashes disagree, or a header does not carry the app hash its
-    /// committing node computed after the parent.
-    AppHash {
-        /// Height.
-        height: Height,
-        /// The node.
-        node: usize,
-        /// What differs.
-        detail: String,
-    },
-    /// An honest node applied a block whose body does not match its header.
-    BodyMismatch {
-        /// Height.
-        height: Height,
-        /// The node.
-        node: usize,
-        /// The commitment that fails.
-        error: String,
-    },
-    /// A committed header's `time_ms` breaks the time rule.
-    Time {
-        /// Height.
-        height: Height,
-        /// The node.
-        node: usize,
-        /// What is wrong.
-        detail: String,
-    },
-    /// An equivocation an honest validator received did not become evidence there.
-    MissingEvidence {
-        /// The receiver.
-        node: usize,
-        /// The infraction.
-        key: String,
-    },
-    /// Evidence that does not verify or names an honest validator.
-    BadEvidence {
-        /// The reporter.
-        node: usize,
-        /// Why.
-        reason: String,
-    },
-    /// An equivocation that reached an honest validator was not included
-    /// (its offender slashed) within [`EVIDENCE_BOUND`].
-    EvidenceNotIncluded {
-        /// The infraction.
-        key: String,
-        /// The height it was due by (None: the chain never got there).
-        due: Option<Height>,
-    },
-    /// A slashed offender is not tombstoned in an honest node's ledger.
-    NotTombstoned {
-        /// The node.
-        node: usize,
-        /// The offender.
-        offender: String,
-    },
-    /// A committed block slashed an honest validator.
-    HonestSlashed {
-        /// Height.
-        height: Height,
-        /// The validator.
-        validator: String,
-    },
-    /// An honest engine charged an honest peer with a fault.
-    HonestPenalized {
-        /// The node.
-        node: usize,
-        /// The peer.
-        peer: usize,
-        /// The fault.
-        fault: String,
-    },
-    /// An honest engine failed (it could not apply a decided block).
-    Engine {
-        /// The node.
-        node: usize,
-        /// The error.
-        error: String,
-    },
-    /// An honest validator did not reach the target height (and the
-    /// heights deciding each equivocation's inclusion) in time.
-    Liveness {
-        /// The validator.
-        node: usize,
-        /// Its height at the end.
-        reached: Height,
-    },
-    /// The run needed more events than the budget.
-    EventBudget,
-}
-
-impl Violation {
-    /// Whether this is a safety violation (what honest nodes committed is wrong).
-    pub fn is_safety(&self) -> bool {
-        matches!(
-            self,
-            Self::Agreement { .. }
-                | Self::Validity { .. }
-                | Self::Chain { .. }
-                | Self::AppHash { .. }
-                | Self::BodyMismatch { .. }
-                | Self::Time { .. }
-        )
-    }
-}
-
 /// Checks a commit of an honest node when it happens (before its store
 /// takes the block).
 pub(super) fn on_commit(sim: &mut Sim, node: usize, rec: &CommitRecord) {
@@ -190,6 +59,31 @@ pub(super) fn on_commit(sim: &mut Sim, node: usize, rec: &CommitRecord) {
     }
     let h = rec.height;
     let mut found = Vec::new();
+    agreement(sim, node, rec, &mut found);
+    if let Err(e) = block_rules::check_body(&rec.block) {
+        found.push(Violation::BodyMismatch {
+            height: h,
+            node,
+            error: e.to_string(),
+        });
+    }
+    let parent = sim.nodes[node].store.blocks.get(&(h - 1));
+    match rec.block.header.as_ref() {
+        None => found.push(Violation::Validity { height: h, node }),
+        Some(header) => {
+            app_hash_link(sim, node, rec, header, parent, &mut found);
+            time_rule(sim, node, rec, header, parent, &mut found);
+            validity(sim, node, rec, header, parent, &mut found);
+        }
+    }
+    honest_slashed(sim, rec, &mut found);
+    sim.violations.extend(found);
+}
+
+/// Agreement with the height's first honest decision: the same block, and
+/// the same state computed after it.
+fn agreement(sim: &Sim, node: usize, rec: &CommitRecord, found: &mut Vec<Violation>) {
+    let h = rec.height;
     if let Some(d) = sim.decided.get(&h) {
         if d.hash != rec.block_hash {
             found.push(Violation::Agreement {
@@ -210,80 +104,109 @@ pub(super) fn on_commit(sim: &mut Sim, node: usize, rec: &CommitRecord) {
             });
         }
     }
-    if let Err(e) = block_rules::check_body(&rec.block) {
-        found.push(Violation::BodyMismatch {
+}
+
+/// The header carries the app hash the committing node computed after the
+/// parent (genesis for height 1).
+fn app_hash_link(
+    sim: &Sim,
+    node: usize,
+    rec: &CommitRecord,
+    header: &pb::Header,
+    parent: Option<&StoredBlock>,
+    found: &mut Vec<Violation>,
+) {
+    let h = rec.height;
+    let prev_app = match parent {
+        Some(p) => Some(p.app_hash),
+        None if h == 1 => Some(sim.g.ledger.app_hash()),
+        None => None,
+    };
+    if prev_app.is_some_and(|a| a.as_slice() != header.app_hash.as_slice()) {
+        found.push(Violation::AppHash {
             height: h,
             node,
-            error: e.to_string(),
+            detail: format!(
+                "header carries {}, node {node} computed {} after {}",
+                hex::encode(&header.app_hash),
+                hex::encode(prev_app.unwrap_or(ZERO_HASH)),
+                h - 1
+            ),
         });
     }
+}
+
+/// `time_ms` after the parent's and at most the allowed drift ahead of the
+/// clock.
+fn time_rule(
+    sim: &Sim,
+    node: usize,
+    rec: &CommitRecord,
+    header: &pb::Header,
+    parent: Option<&StoredBlock>,
+    found: &mut Vec<Violation>,
+) {
+    let h = rec.height;
+    let parent_time = parent
+        .and_then(|p| p.block.header.as_ref())
+        .map(|p| p.time_ms);
+    if h > 1 && parent_time.is_some_and(|t| header.time_ms <= t) {
+        found.push(Violation::Time {
+            height: h,
+            node,
+            detail: format!("{} not after the parent's {parent_time:?}", header.time_ms),
+        });
+    }
+    let drift = sim.config.limits.max_clock_drift_ms;
+    if header.time_ms > sim.now + drift {
+        found.push(Violation::Time {
+            height: h,
+            node,
+            detail: format!(
+                "{} more than {drift} ms ahead of the clock {}",
+                header.time_ms, sim.now
+            ),
+        });
+    }
+}
+
+/// Validity: the creator won the lottery of some round up to the commit
+/// round and its VRF proof verifies (the chain verifier checks the exact
+/// round).
+fn validity(
+    sim: &Sim,
+    node: usize,
+    rec: &CommitRecord,
+    header: &pb::Header,
+    parent: Option<&StoredBlock>,
+    found: &mut Vec<Violation>,
+) {
+    let h = rec.height;
     let store = &sim.nodes[node].store;
-    let parent = store.blocks.get(&(h - 1));
-    match rec.block.header.as_ref() {
-        None => found.push(Violation::Validity { height: h, node }),
-        Some(header) => {
-            let prev_app = match parent {
-                Some(p) => Some(p.app_hash),
-                None if h == 1 => Some(sim.g.ledger.app_hash()),
-                None => None,
-            };
-            if prev_app.is_some_and(|a| a.as_slice() != header.app_hash.as_slice()) {
-                found.push(Violation::AppHash {
-                    height: h,
-                    node,
-                    detail: format!(
-                        "header carries {}, node {node} computed {} after {}",
-                        hex::encode(&header.app_hash),
-                        hex::encode(prev_app.unwrap_or(ZERO_HASH)),
-                        h - 1
-                    ),
-                });
-            }
-            let parent_time = parent
-                .and_then(|p| p.block.header.as_ref())
-                .map(|p| p.time_ms);
-            if h > 1 && parent_time.is_some_and(|t| header.time_ms <= t) {
-                found.push(Violation::Time {
-                    height: h,
-                    node,
-                    detail: format!("{} not after the parent's {parent_time:?}", header.time_ms),
-                });
-            }
-            let drift = sim.config.limits.max_clock_drift_ms;
-            if header.time_ms > sim.now + drift {
-                found.push(Violation::Time {
-                    height: h,
-                    node,
-                    detail: format!(
-                        "{} more than {drift} ms ahead of the clock {}",
-                        header.time_ms, sim.now
-                    ),
-                });
-            }
-            // Validity: the creator won the lottery of some round up to the
-            // commit round and its VRF proof verifies (the chain verifier
-            // checks the exact round).
-            let prev_seed = match parent {
-                Some(p) => Some(p.seed),
-                None if h == 1 => Some(sim.g.seed0),
-                None => None,
-            };
-            if let (Some(set), Some(prev_seed)) = (store.set_at(h), prev_seed) {
-                let ok = Address::from_slice(&header.proposer_address).is_ok_and(|creator| {
-                    let won = (0..=rec.round)
-                        .any(|r| lottery::proposer(set, &prev_seed, h, r).address == creator);
-                    won && set.get(&creator).is_some_and(|v| {
-                        Signature::from_bytes(&header.vrf_proof).is_ok_and(|p| {
-                            vrf::verify(&v.public_key, &sim.g.chain, h, &prev_seed, &p).is_ok()
-                        })
-                    })
-                });
-                if !ok {
-                    found.push(Violation::Validity { height: h, node });
-                }
-            }
+    let prev_seed = match parent {
+        Some(p) => Some(p.seed),
+        None if h == 1 => Some(sim.g.seed0),
+        None => None,
+    };
+    if let (Some(set), Some(prev_seed)) = (store.set_at(h), prev_seed) {
+        let ok = Address::from_slice(&header.proposer_address).is_ok_and(|creator| {
+            let won = (0..=rec.round)
+                .any(|r| lottery::proposer(set, &prev_seed, h, r).address == creator);
+            won && set.get(&creator).is_some_and(|v| {
+                Signature::from_bytes(&header.vrf_proof).is_ok_and(|p| {
+                    vrf::verify(&v.public_key, &sim.g.chain, h, &prev_seed, &p).is_ok()
+                })
+            })
+        });
+        if !ok {
+            found.push(Violation::Validity { height: h, node });
         }
     }
+}
+
+/// No validator the block slashed is honest.
+fn honest_slashed(sim: &Sim, rec: &CommitRecord, found: &mut Vec<Violation>) {
+    let h = rec.height;
     for ev in rec.result.evidence.iter().flatten().flatten() {
         let j = sim.g.addresses.iter().position(|a| *a == ev.validator);
         if j.is_none_or(|j| sim.honest(j)) {
@@ -293,7 +216,6 @@ pub(super) fn on_commit(sim: &mut Sim, node: usize, rec: &CommitRecord) {
             });
         }
     }
-    sim.violations.extend(found);
 }
 
 /// Where an equivocation stands.
@@ -411,66 +333,10 @@ pub(super) fn final_checks(sim: &mut Sim) {
         .collect();
     let mut found = Vec::new();
     for i in sim.honest_nodes() {
+        chain_from_genesis(sim, i, &mut found);
+        evidence_became_own(sim, i, &mut found);
+        own_evidence_valid(sim, i, &byzantine, &mut found);
         let n = &sim.nodes[i];
-        // The chain from genesis, as `agora audit` checks it.
-        let mut verifier =
-            ChainVerifier::from_genesis(sim.g.chain.clone(), sim.g.seed0, sim.g.set().clone());
-        for (h, b) in &n.store.blocks {
-            let (Some(header), Some(next)) = (b.block.header.as_ref(), n.store.set_at(h + 1))
-            else {
-                found.push(Violation::Chain {
-                    node: i,
-                    error: format!("height {h}: no header or no set of {}", h + 1),
-                });
-                break;
-            };
-            if let Err(e) = verifier.verify_next(header, &b.certificate, next) {
-                found.push(Violation::Chain {
-                    node: i,
-                    error: e.to_string(),
-                });
-                break;
-            }
-        }
-        let ledger = n.engine.as_ref().map(|e| e.ledger());
-        for key in &n.infractions_seen {
-            if !n.evidence_offenders.contains(&key.offender)
-                && !ledger.is_some_and(|l| tombstoned(l, &key.offender))
-            {
-                found.push(Violation::MissingEvidence {
-                    node: i,
-                    key: format!("{key:?}"),
-                });
-            }
-        }
-        for ev in &n.own_evidence {
-            let set = slashing::infraction_height(ev)
-                .ok()
-                .and_then(|h| n.store.set_at(h));
-            let Some(set) = set else {
-                found.push(Violation::BadEvidence {
-                    node: i,
-                    reason: "no validator set for its height".into(),
-                });
-                continue;
-            };
-            match verify_evidence(&sim.g.chain, set, ev) {
-                Err(e) => found.push(Violation::BadEvidence {
-                    node: i,
-                    reason: e.to_string(),
-                }),
-                Ok(info) => {
-                    for o in info.offenders {
-                        if !byzantine.contains(&o) {
-                            found.push(Violation::BadEvidence {
-                                node: i,
-                                reason: format!("names honest validator {o}"),
-                            });
-                        }
-                    }
-                }
-            }
-        }
         // The target, and the heights that decide each equivocation's
         // inclusion (so that every node's ledger can be checked for it).
         if n.store.tip_height() < sim.required {
@@ -482,20 +348,7 @@ pub(super) fn final_checks(sim: &mut Sim) {
     }
     for key in sim.infractions.keys() {
         match inclusion(sim, key) {
-            Inclusion::Included(s) => {
-                for i in sim.honest_nodes() {
-                    let n = &sim.nodes[i];
-                    if n.store.tip_height() >= s
-                        && let Some(e) = n.engine.as_ref()
-                        && !tombstoned(e.ledger(), &key.offender)
-                    {
-                        found.push(Violation::NotTombstoned {
-                            node: i,
-                            offender: key.offender.to_string(),
-                        });
-                    }
-                }
-            }
+            Inclusion::Included(s) => tombstoned_everywhere(sim, key, s, &mut found),
             Inclusion::Late(d) => found.push(Violation::EvidenceNotIncluded {
                 key: format!("{key:?}"),
                 due: Some(d),
@@ -508,4 +361,102 @@ pub(super) fn final_checks(sim: &mut Sim) {
     }
     found.dedup();
     sim.violations.extend(found);
+}
+
+/// Node `i`'s chain passes the chain verifier from genesis, as `agora
+/// audit` checks it, with the validator sets its store recorded.
+fn chain_from_genesis(sim: &Sim, i: usize, found: &mut Vec<Violation>) {
+    let n = &sim.nodes[i];
+    let mut verifier =
+        ChainVerifier::from_genesis(sim.g.chain.clone(), sim.g.seed0, sim.g.set().clone());
+    for (h, b) in &n.store.blocks {
+        let (Some(header), Some(next)) = (b.block.header.as_ref(), n.store.set_at(h + 1)) else {
+            found.push(Violation::Chain {
+                node: i,
+                error: format!("height {h}: no header or no set of {}", h + 1),
+            });
+            break;
+        };
+        if let Err(e) = verifier.verify_next(header, &b.certificate, next) {
+            found.push(Violation::Chain {
+                node: i,
+                error: e.to_string(),
+            });
+            break;
+        }
+    }
+}
+
+/// Every equivocation node `i` received both halves of became evidence
+/// there (unless its pool already named the offender, or the offender is
+/// tombstoned).
+fn evidence_became_own(sim: &Sim, i: usize, found: &mut Vec<Violation>) {
+    let n = &sim.nodes[i];
+    let ledger = n.engine.as_ref().map(|e| e.ledger());
+    for key in &n.infractions_seen {
+        if !n.evidence_offenders.contains(&key.offender)
+            && !ledger.is_some_and(|l| tombstoned(l, &key.offender))
+        {
+            found.push(Violation::MissingEvidence {
+                node: i,
+                key: format!("{key:?}"),
+            });
+        }
+    }
+}
+
+/// The evidence node `i`'s engine found verifies against the set of its
+/// height and names only Byzantine validators.
+fn own_evidence_valid(
+    sim: &Sim,
+    i: usize,
+    byzantine: &BTreeSet<Address>,
+    found: &mut Vec<Violation>,
+) {
+    let n = &sim.nodes[i];
+    for ev in &n.own_evidence {
+        let set = slashing::infraction_height(ev)
+            .ok()
+            .and_then(|h| n.store.set_at(h));
+        let Some(set) = set else {
+            found.push(Violation::BadEvidence {
+                node: i,
+                reason: "no validator set for its height".into(),
+            });
+            continue;
+        };
+        match verify_evidence(&sim.g.chain, set, ev) {
+            Err(e) => found.push(Violation::BadEvidence {
+                node: i,
+                reason: e.to_string(),
+            }),
+            Ok(info) => {
+                for o in info.offenders {
+                    if !byzantine.contains(&o) {
+                        found.push(Violation::BadEvidence {
+                            node: i,
+                            reason: format!("names honest validator {o}"),
+                        });
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The offender of an equivocation included at height `s` is tombstoned
+/// in the ledger of every honest node that is up and has reached `s`.
+fn tombstoned_everywhere(sim: &Sim, key: &InfractionKey, s: Height, found: &mut Vec<Violation>) {
+    for i in sim.honest_nodes() {
+        let n = &sim.nodes[i];
+        if n.store.tip_height() >= s
+            && let Some(e) = n.engine.as_ref()
+            && !tombstoned(e.ledger(), &key.offender)
+        {
+            found.push(Violation::NotTombstoned {
+                node: i,
+                offender: key.offender.to_string(),
+            });
+        }
+    }
 }

@@ -168,31 +168,86 @@ fn byzantine_kind(rng: &mut ChaCha8Rng) -> Behaviour {
     }
 }
 
+/// Who is Byzantine and how: with probability 0.8, validators in a seeded
+/// order turn Byzantine while their power stays under a third of the
+/// total, stopping early at random.
+fn random_behaviours(rng: &mut ChaCha8Rng, powers: &[u64]) -> Vec<Behaviour> {
+    let n = powers.len();
+    let total: u64 = powers.iter().sum();
+    let mut behaviours = vec![Behaviour::Honest; n];
+    if rng.random_bool(0.8) {
+        let mut order: Vec<usize> = (0..n).collect();
+        order.shuffle(rng);
+        let mut byz = 0;
+        for i in order {
+            // Strictly less than a third of the power. The workload
+            // only bonds to honest validators and unbonds what it
+            // bonded, so the share only shrinks.
+            if 3 * (byz + powers[i]) < total {
+                byz += powers[i];
+                behaviours[i] = byzantine_kind(rng);
+                if rng.random_bool(0.4) {
+                    break;
+                }
+            }
+        }
+    }
+    behaviours
+}
+
+/// With probability 0.4, a partition: one non-empty side short of
+/// everyone, cut for 0.5–6 s starting in the first 3 s.
+fn random_partition(rng: &mut ChaCha8Rng, n: usize) -> Option<(BTreeSet<usize>, u64, u64)> {
+    rng.random_bool(0.4).then(|| {
+        let mut side = BTreeSet::new();
+        while side.is_empty() || side.len() == n {
+            side = (0..n).filter(|_| rng.random_bool(0.5)).collect();
+        }
+        let start = rng.random_range(0..3_000);
+        (side, start, start + rng.random_range(500..6_000))
+    })
+}
+
+/// With probability 0.5, crashes of one or two `honest` nodes in the first
+/// 5 s, half of them torn (see [`Torn`]).
+fn random_crashes(rng: &mut ChaCha8Rng, honest: &[usize]) -> Vec<Crash> {
+    let mut crashes = Vec::new();
+    if rng.random_bool(0.5) {
+        let k = rng.random_range(1..=2usize.min(honest.len()));
+        let mut pick = honest.to_vec();
+        pick.shuffle(rng);
+        for node in pick.into_iter().take(k) {
+            let at = rng.random_range(0..5_000);
+            // Half of the crashes are long enough for the others to
+            // move several heights on: the node must sync.
+            let down = if rng.random_bool(0.5) {
+                rng.random_range(300..2_000)
+            } else {
+                rng.random_range(2_000..7_000)
+            };
+            let torn = match rng.random_range(0..4) {
+                0 => Torn::NextSigning,
+                1 => Torn::NextProposal,
+                _ => Torn::No,
+            };
+            crashes.push(Crash {
+                node,
+                at,
+                down,
+                torn,
+            });
+        }
+    }
+    crashes
+}
+
 impl Scenario {
     /// The scenario of `seed`.
     pub fn generate(seed: u64, target_height: u64) -> Self {
         let mut rng = ChaCha8Rng::seed_from_u64(seed);
         let n = rng.random_range(4..=10usize);
         let powers: Vec<u64> = (0..n).map(|_| rng.random_range(1..=10u64)).collect();
-        let total: u64 = powers.iter().sum();
-        let mut behaviours = vec![Behaviour::Honest; n];
-        if rng.random_bool(0.8) {
-            let mut order: Vec<usize> = (0..n).collect();
-            order.shuffle(&mut rng);
-            let mut byz = 0;
-            for i in order {
-                // Strictly less than a third of the power. The workload
-                // only bonds to honest validators and unbonds what it
-                // bonded, so the share only shrinks.
-                if 3 * (byz + powers[i]) < total {
-                    byz += powers[i];
-                    behaviours[i] = byzantine_kind(&mut rng);
-                    if rng.random_bool(0.4) {
-                        break;
-                    }
-                }
-            }
-        }
+        let behaviours = random_behaviours(&mut rng, &powers);
         let delay_min_ms = rng.random_range(1..=20);
         let delay_max_ms = delay_min_ms + rng.random_range(5..=300);
         let loss = if rng.random_bool(0.5) {
@@ -205,44 +260,11 @@ impl Scenario {
         } else {
             0.0
         };
-        let partition = rng.random_bool(0.4).then(|| {
-            let mut side = BTreeSet::new();
-            while side.is_empty() || side.len() == n {
-                side = (0..n).filter(|_| rng.random_bool(0.5)).collect();
-            }
-            let start = rng.random_range(0..3_000);
-            (side, start, start + rng.random_range(500..6_000))
-        });
+        let partition = random_partition(&mut rng, n);
         let honest: Vec<usize> = (0..n)
             .filter(|i| behaviours[*i] == Behaviour::Honest)
             .collect();
-        let mut crashes = Vec::new();
-        if rng.random_bool(0.5) {
-            let k = rng.random_range(1..=2usize.min(honest.len()));
-            let mut pick = honest.clone();
-            pick.shuffle(&mut rng);
-            for node in pick.into_iter().take(k) {
-                let at = rng.random_range(0..5_000);
-                // Half of the crashes are long enough for the others to
-                // move several heights on: the node must sync.
-                let down = if rng.random_bool(0.5) {
-                    rng.random_range(300..2_000)
-                } else {
-                    rng.random_range(2_000..7_000)
-                };
-                let torn = match rng.random_range(0..4) {
-                    0 => Torn::NextSigning,
-                    1 => Torn::NextProposal,
-                    _ => Torn::No,
-                };
-                crashes.push(Crash {
-                    node,
-                    at,
-                    down,
-                    torn,
-                });
-            }
-        }
+        let crashes = random_crashes(&mut rng, &honest);
         let gst_ms = partition
             .iter()
             .map(|p| p.2)
