@@ -257,11 +257,42 @@ pub fn generate(plan: &Plan, out: &Path) -> Result<Generated> {
     }
     let first_byzantine = plan.nodes.len() - plan.byzantine;
     mkdir_private(out)?;
+    let mut genesis = empty_genesis(plan);
+    let mut homes = Vec::new();
+    let mut validators = Vec::new();
+    for node in &plan.nodes {
+        let (home, validator) = init_home(out, node, &mut genesis)?;
+        homes.push(home);
+        validators.push(validator);
+    }
+    let delegators = create_delegators(plan, out, &mut genesis)?;
+    genesis
+        .accounts
+        .extend((0..plan.extra_accounts).map(|i| GenesisAccountJson {
+            address: extra_account(i).to_string(),
+            balance: EXTRA_ACCOUNT_BALANCE.into(),
+        }));
+    let gpath = write_genesis(&genesis, out, &homes)?;
+    for (i, (node, home)) in plan.nodes.iter().zip(&homes).enumerate() {
+        let cfg = node_config(plan, i, node, first_byzantine)?;
+        // config.toml last: its presence marks a completely initialised home.
+        write(&home.config(), &cfg.to_toml())?;
+    }
+    Ok(Generated {
+        homes: homes.iter().map(|h| h.root().to_path_buf()).collect(),
+        validators,
+        delegators,
+        genesis: gpath,
+    })
+}
+
+/// The plan's genesis, dated now, before any account or validator.
+fn empty_genesis(plan: &Plan) -> GenesisJson {
     let now_ms = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_millis() as u64)
         .unwrap_or(0);
-    let mut genesis = GenesisJson {
+    GenesisJson {
         chain_id: plan.chain_id.clone(),
         genesis_time_ms: now_ms,
         params: GenesisParamsJson {
@@ -273,45 +304,54 @@ pub fn generate(plan: &Plan, out: &Path) -> Result<Generated> {
         },
         accounts: Vec::new(),
         validators: Vec::new(),
-    };
-    let mut homes = Vec::new();
-    let mut validators = Vec::new();
-    for node in &plan.nodes {
-        let home = Home::new(out.join(&node.moniker));
-        if home.config().exists() {
-            bail!(
-                "{} exists: {} already holds a testnet",
-                home.config().display(),
-                out.display()
-            );
-        }
-        mkdir_private(home.root())?;
-        mkdir_private(&home.keys_dir())?;
-        mkdir_private(&home.data_dir())?;
-        let key = keys::generate()?;
-        let info = keys::save(&home.validator_key(), &key)?;
-        let op = keys::save_account(&home.operator_key(), &keys::generate_account()?)?;
-        let tls = TlsIdentity::generate()?;
-        write(&home.tls_cert(), &tls.cert_pem())?;
-        keys::write_secret_file(&home.tls_key(), tls.key_pem().as_bytes())?;
-        let operator = op.address.to_string();
-        genesis.accounts.push(GenesisAccountJson {
-            address: operator.clone(),
-            balance: OPERATOR_BALANCE.into(),
-        });
-        genesis.validators.push(GenesisValidatorJson {
-            operator,
-            consensus_public_key: hex::encode(&info.public_key),
-            proof_of_possession: hex::encode(key.prove_possession().to_bytes()),
-            self_bond: SELF_BOND.into(),
-            commission_rate_bps: COMMISSION_RATE_BPS,
-            commission_max_rate_bps: COMMISSION_MAX_RATE_BPS,
-            commission_max_change_bps: COMMISSION_MAX_CHANGE_BPS,
-        });
-        homes.push(home);
-        validators.push(info.address);
     }
+}
 
+/// Creates `node`'s home under `out` with its validator, operator and TLS
+/// keys (no config.toml yet), and adds its operator account and validator
+/// to `genesis`. Returns the home and the validator address.
+fn init_home(out: &Path, node: &NodePlan, genesis: &mut GenesisJson) -> Result<(Home, Address)> {
+    let home = Home::new(out.join(&node.moniker));
+    if home.config().exists() {
+        bail!(
+            "{} exists: {} already holds a testnet",
+            home.config().display(),
+            out.display()
+        );
+    }
+    mkdir_private(home.root())?;
+    mkdir_private(&home.keys_dir())?;
+    mkdir_private(&home.data_dir())?;
+    let key = keys::generate()?;
+    let info = keys::save(&home.validator_key(), &key)?;
+    let op = keys::save_account(&home.operator_key(), &keys::generate_account()?)?;
+    let tls = TlsIdentity::generate()?;
+    write(&home.tls_cert(), &tls.cert_pem())?;
+    keys::write_secret_file(&home.tls_key(), tls.key_pem().as_bytes())?;
+    let operator = op.address.to_string();
+    genesis.accounts.push(GenesisAccountJson {
+        address: operator.clone(),
+        balance: OPERATOR_BALANCE.into(),
+    });
+    genesis.validators.push(GenesisValidatorJson {
+        operator,
+        consensus_public_key: hex::encode(&info.public_key),
+        proof_of_possession: hex::encode(key.prove_possession().to_bytes()),
+        self_bond: SELF_BOND.into(),
+        commission_rate_bps: COMMISSION_RATE_BPS,
+        commission_max_rate_bps: COMMISSION_MAX_RATE_BPS,
+        commission_max_change_bps: COMMISSION_MAX_CHANGE_BPS,
+    });
+    Ok((home, info.address))
+}
+
+/// Writes the plan's delegator keys under `out/delegators/keys/` and funds
+/// their accounts in `genesis`.
+fn create_delegators(
+    plan: &Plan,
+    out: &Path,
+    genesis: &mut GenesisJson,
+) -> Result<Vec<DelegatorEntry>> {
     let dkeys = out.join("delegators").join("keys");
     mkdir_private(&dkeys)?;
     let mut delegators = Vec::new();
@@ -330,74 +370,70 @@ pub fn generate(plan: &Plan, out: &Path) -> Result<Generated> {
             balance: DELEGATOR_BALANCE.into(),
         });
     }
+    Ok(delegators)
+}
 
-    genesis
-        .accounts
-        .extend((0..plan.extra_accounts).map(|i| GenesisAccountJson {
-            address: extra_account(i).to_string(),
-            balance: EXTRA_ACCOUNT_BALANCE.into(),
-        }));
+/// Validates `genesis` and writes it to `out/genesis.json` and every home;
+/// returns the former's path.
+fn write_genesis(genesis: &GenesisJson, out: &Path, homes: &[Home]) -> Result<PathBuf> {
     genesis.validate().context("the generated genesis")?;
     let gtext = genesis.to_json();
     let gpath = out.join("genesis.json");
     write(&gpath, &gtext)?;
-    for home in &homes {
+    for home in homes {
         write(&home.genesis(), &gtext)?;
     }
+    Ok(gpath)
+}
 
-    for (i, (node, home)) in plan.nodes.iter().zip(&homes).enumerate() {
-        let mut cfg = Config {
-            moniker: node.moniker.clone(),
-            ..Config::default()
-        };
-        cfg.p2p.listen = node.p2p_listen;
-        cfg.p2p.peers = plan
-            .nodes
-            .iter()
-            .enumerate()
-            .filter(|(j, _)| *j != i)
-            .map(|(_, n)| n.p2p_public)
-            .collect();
-        cfg.grpc.listen = node.grpc_listen;
-        cfg.state_sync.snapshot_interval = plan.snapshot_interval;
-        // A node of this testnet started with an empty store can join by
-        // state sync with `enable` and a trusted height and hash set.
-        cfg.state_sync.rpc_servers = plan
-            .nodes
-            .iter()
-            .enumerate()
-            .filter(|(j, _)| *j != i)
-            .map(|(_, n)| format!("http://{}:{}", n.p2p_public.ip(), n.grpc_listen.port()))
-            .collect();
-        cfg.metrics.enabled = true;
-        cfg.metrics.listen = node.metrics_listen;
-        if let Some(e) = node.explorer_listen {
-            cfg.explorer.enabled = true;
-            cfg.explorer.listen = e;
-        }
-        if plan.fast_timeouts {
-            let c = &mut cfg.consensus;
-            c.timeout_propose_ms = 600;
-            c.timeout_propose_delta_ms = 200;
-            c.timeout_prevote_ms = 200;
-            c.timeout_prevote_delta_ms = 100;
-            c.timeout_precommit_ms = 200;
-            c.timeout_precommit_delta_ms = 100;
-            c.timeout_commit_ms = 50;
-        }
-        cfg.testing.double_sign = i >= first_byzantine && !plan.byzantine_once;
-        cfg.testing.double_sign_once = i >= first_byzantine && plan.byzantine_once;
-        cfg.validate()
-            .map_err(|e| anyhow::anyhow!("generated config of {}: {e}", node.moniker))?;
-        // config.toml last: its presence marks a completely initialised home.
-        write(&home.config(), &cfg.to_toml())?;
+/// The validated config.toml of node `i`: it dials every other node, serves
+/// state sync from them, and double-signs if it is one of the last
+/// `plan.byzantine` (from `first_byzantine` on).
+fn node_config(plan: &Plan, i: usize, node: &NodePlan, first_byzantine: usize) -> Result<Config> {
+    let mut cfg = Config {
+        moniker: node.moniker.clone(),
+        ..Config::default()
+    };
+    cfg.p2p.listen = node.p2p_listen;
+    cfg.p2p.peers = plan
+        .nodes
+        .iter()
+        .enumerate()
+        .filter(|(j, _)| *j != i)
+        .map(|(_, n)| n.p2p_public)
+        .collect();
+    cfg.grpc.listen = node.grpc_listen;
+    cfg.state_sync.snapshot_interval = plan.snapshot_interval;
+    // A node of this testnet started with an empty store can join by
+    // state sync with `enable` and a trusted height and hash set.
+    cfg.state_sync.rpc_servers = plan
+        .nodes
+        .iter()
+        .enumerate()
+        .filter(|(j, _)| *j != i)
+        .map(|(_, n)| format!("http://{}:{}", n.p2p_public.ip(), n.grpc_listen.port()))
+        .collect();
+    cfg.metrics.enabled = true;
+    cfg.metrics.listen = node.metrics_listen;
+    if let Some(e) = node.explorer_listen {
+        cfg.explorer.enabled = true;
+        cfg.explorer.listen = e;
     }
-    Ok(Generated {
-        homes: homes.iter().map(|h| h.root().to_path_buf()).collect(),
-        validators,
-        delegators,
-        genesis: gpath,
-    })
+    if plan.fast_timeouts {
+        let c = &mut cfg.consensus;
+        c.timeout_propose_ms = 600;
+        c.timeout_propose_delta_ms = 200;
+        c.timeout_prevote_ms = 200;
+        c.timeout_prevote_delta_ms = 100;
+        c.timeout_precommit_ms = 200;
+        c.timeout_precommit_delta_ms = 100;
+        c.timeout_commit_ms = 50;
+    }
+    cfg.testing.double_sign = i >= first_byzantine && !plan.byzantine_once;
+    cfg.testing.double_sign_once = i >= first_byzantine && plan.byzantine_once;
+    cfg.validate()
+        .map_err(|e| anyhow::anyhow!("generated config of {}: {e}", node.moniker))?;
+    Ok(cfg)
 }
 
 /// Balance of each extra genesis account, base units.

@@ -88,6 +88,23 @@ impl Poller {
     /// Reads every node's status concurrently, then the validator set,
     /// slashes and recent evidence from the first node that answered.
     pub async fn snapshot(&self) -> Snapshot {
+        let mut snap = Snapshot {
+            nodes: self.statuses().await,
+            ..Snapshot::default()
+        };
+        let first = snap
+            .nodes
+            .iter()
+            .position(|n| n.error.is_none())
+            .and_then(|i| self.clients[i].clone());
+        if let Some(mut c) = first {
+            self.read_chain(&mut c, &mut snap).await;
+        }
+        snap
+    }
+
+    /// Every node's status, read concurrently, in manifest order.
+    async fn statuses(&self) -> Vec<NodeStatus> {
         let mut tasks = tokio::task::JoinSet::new();
         for (i, c) in self.clients.iter().enumerate() {
             let c = c.clone();
@@ -119,56 +136,48 @@ impl Poller {
                 },
             };
         }
-        let mut snap = Snapshot {
-            nodes,
-            ..Snapshot::default()
-        };
-        let first = snap
-            .nodes
-            .iter()
-            .position(|n| n.error.is_none())
-            .and_then(|i| self.clients[i].clone());
-        if let Some(mut c) = first {
-            if let Ok(r) = c
-                .get_validator_set(pb::GetValidatorSetRequest { height: 0 })
-                .await
-            {
-                let r = r.into_inner();
-                snap.set_height = r.height;
-                snap.powers = r
-                    .validator_set
-                    .map(|s| {
-                        s.validators
-                            .iter()
-                            .map(|v| (hex::encode(&v.address), v.power))
-                            .collect()
-                    })
-                    .unwrap_or_default();
-            }
-            if let Ok(r) = c
-                .list_validators(pb::ListValidatorsRequest { page: None })
-                .await
-            {
-                snap.records = r
-                    .into_inner()
-                    .validators
-                    .into_iter()
-                    .map(|v| (hex::encode(&v.address), v))
-                    .collect();
-            }
-            if let Ok(r) = c.get_supply(pb::GetSupplyRequest {}).await {
-                snap.supply = Some(r.into_inner());
-            }
-            if let Ok(events) = all_slashes(&mut c, &[]).await {
-                snap.evidence = self
-                    .evidence
-                    .recent(&mut c, &events, MAX_EVIDENCE_SHOWN)
-                    .await;
-                let skip = events.len().saturating_sub(MAX_SLASHES_SHOWN);
-                snap.slashes = events.into_iter().skip(skip).collect();
-            }
+        nodes
+    }
+
+    /// Fills in the validator set, staking records, supply, slashes and
+    /// recent evidence as node `c` reports them (what it cannot answer
+    /// stays empty).
+    async fn read_chain(&self, c: &mut QueryClient<Channel>, snap: &mut Snapshot) {
+        if let Ok(r) = c
+            .get_validator_set(pb::GetValidatorSetRequest { height: 0 })
+            .await
+        {
+            let r = r.into_inner();
+            snap.set_height = r.height;
+            snap.powers = r
+                .validator_set
+                .map(|s| {
+                    s.validators
+                        .iter()
+                        .map(|v| (hex::encode(&v.address), v.power))
+                        .collect()
+                })
+                .unwrap_or_default();
         }
-        snap
+        if let Ok(r) = c
+            .list_validators(pb::ListValidatorsRequest { page: None })
+            .await
+        {
+            snap.records = r
+                .into_inner()
+                .validators
+                .into_iter()
+                .map(|v| (hex::encode(&v.address), v))
+                .collect();
+        }
+        if let Ok(r) = c.get_supply(pb::GetSupplyRequest {}).await {
+            snap.supply = Some(r.into_inner());
+        }
+        if let Ok(events) = all_slashes(c, &[]).await {
+            snap.evidence = self.evidence.recent(c, &events, MAX_EVIDENCE_SHOWN).await;
+            let skip = events.len().saturating_sub(MAX_SLASHES_SHOWN);
+            snap.slashes = events.into_iter().skip(skip).collect();
+        }
     }
 }
 
@@ -232,6 +241,33 @@ pub fn render(
         m.dir.display(),
         m.nodes.len()
     );
+    render_nodes(m, snap, tracker, exited, &mut out);
+    render_set(m, snap, &mut out);
+    render_jailed(m, snap, &mut out);
+    if let Some(s) = &snap.supply {
+        let _ = writeln!(
+            out,
+            "rewards: minted {} since genesis, {} unclaimed by delegators; burnt by slashing {}",
+            s.minted, s.unclaimed_rewards, s.burned
+        );
+    }
+    render_slashes(&snap.slashes, &mut out);
+    render_evidence(m, &snap.evidence, &mut out);
+    if let Some(note) = &m.byzantine.note {
+        let _ = writeln!(out, "note: {note}");
+    }
+    out
+}
+
+/// The table of nodes: height, round, peers and commit interval, or why a
+/// node cannot be read.
+fn render_nodes(
+    m: &Manifest,
+    snap: &Snapshot,
+    tracker: &IntervalTracker,
+    exited: &[Option<String>],
+    out: &mut String,
+) {
     let _ = writeln!(
         out,
         "{:<7} {:<22} {:>8} {:>6} {:>6} {:>11}  validator",
@@ -256,6 +292,10 @@ pub fn render(
             );
         }
     }
+}
+
+/// The validator set: one line per validator with its power and economics.
+fn render_set(m: &Manifest, snap: &Snapshot, out: &mut String) {
     if snap.powers.is_empty() {
         let _ = writeln!(out, "\nvalidator set: (no node reachable)");
     } else {
@@ -281,6 +321,10 @@ pub fn render(
             let _ = writeln!(out, "  {a}  {:<7} power {p}{econ}{}", name.0, name.1);
         }
     }
+}
+
+/// One line per jailed validator: why, and until when.
+fn render_jailed(m: &Manifest, snap: &Snapshot, out: &mut String) {
     let mut jailed: Vec<_> = snap.records.values().filter(|v| v.jailed).collect();
     jailed.sort_by(|x, y| x.address.cmp(&y.address));
     for v in jailed {
@@ -293,18 +337,15 @@ pub fn render(
         };
         let _ = writeln!(out, "  {a}  {:<7} jailed ({why}) {until}", moniker(m, &a));
     }
-    if let Some(s) = &snap.supply {
-        let _ = writeln!(
-            out,
-            "rewards: minted {} since genesis, {} unclaimed by delegators; burnt by slashing {}",
-            s.minted, s.unclaimed_rewards, s.burned
-        );
-    }
-    if snap.slashes.is_empty() {
+}
+
+/// The "slashes" pane.
+fn render_slashes(slashes: &[pb::SlashingEvent], out: &mut String) {
+    if slashes.is_empty() {
         let _ = writeln!(out, "slashes: none");
     } else {
         let _ = writeln!(out, "slashes:");
-        for s in &snap.slashes {
+        for s in slashes {
             let what = if s.reason == pb::SlashReason::Downtime as i32 {
                 "was down until"
             } else {
@@ -322,11 +363,6 @@ pub fn render(
             );
         }
     }
-    render_evidence(m, &snap.evidence, &mut out);
-    if let Some(note) = &m.byzantine.note {
-        let _ = writeln!(out, "note: {note}");
-    }
-    out
 }
 
 /// Commission, missed precommits in the window and unclaimed delegator

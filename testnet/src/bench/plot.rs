@@ -115,33 +115,82 @@ pub fn render(title: &str, x_label: &str, x_max: f64, panels: &[Panel]) -> Strin
     s
 }
 
-fn panel(s: &mut String, p: &Panel, top: f64, x_label: &str, x_max: f64) {
-    let x0 = LEFT;
-    let x1 = WIDTH - RIGHT;
-    let y0 = top + PANEL_HEIGHT - BOTTOM; // bottom of the plot area
-    let y1 = top + TOP; // top of the plot area
-    let y_data_max = p
-        .series
-        .iter()
-        .flat_map(|s| s.points.iter().map(|pt| pt.1))
-        .filter(|v| v.is_finite())
-        .fold(0.0f64, f64::max);
-    let step_y = nice_step(if y_data_max > 0.0 { y_data_max } else { 1.0 });
-    let y_max = (y_data_max / step_y).ceil().max(1.0) * step_y;
-    let sx = |x: f64| x0 + (x / x_max).clamp(0.0, 1.0) * (x1 - x0);
-    let sy = |y: f64| y0 - (y / y_max).clamp(0.0, 1.0) * (y0 - y1);
+/// The plot area of one panel, px, and the data ranges it shows.
+struct Frame {
+    /// Left edge of the plot area.
+    x0: f64,
+    /// Right edge of the plot area.
+    x1: f64,
+    /// Bottom of the plot area.
+    y0: f64,
+    /// Top of the plot area.
+    y1: f64,
+    /// The x range shown is `[0, x_max]`.
+    x_max: f64,
+    /// The y range shown is `[0, y_max]`, a whole number of `step_y`.
+    y_max: f64,
+    /// Y tick step.
+    step_y: f64,
+}
 
+impl Frame {
+    /// The frame of panel `p` whose top is at `top`, the y range rounded up
+    /// to a tick above its largest finite value.
+    fn new(p: &Panel, top: f64, x_max: f64) -> Self {
+        let y_data_max = p
+            .series
+            .iter()
+            .flat_map(|s| s.points.iter().map(|pt| pt.1))
+            .filter(|v| v.is_finite())
+            .fold(0.0f64, f64::max);
+        let step_y = nice_step(if y_data_max > 0.0 { y_data_max } else { 1.0 });
+        Self {
+            x0: LEFT,
+            x1: WIDTH - RIGHT,
+            y0: top + PANEL_HEIGHT - BOTTOM,
+            y1: top + TOP,
+            x_max,
+            y_max: (y_data_max / step_y).ceil().max(1.0) * step_y,
+            step_y,
+        }
+    }
+
+    /// Data x to picture x.
+    fn sx(&self, x: f64) -> f64 {
+        self.x0 + (x / self.x_max).clamp(0.0, 1.0) * (self.x1 - self.x0)
+    }
+
+    /// Data y to picture y.
+    fn sy(&self, y: f64) -> f64 {
+        self.y0 - (y / self.y_max).clamp(0.0, 1.0) * (self.y0 - self.y1)
+    }
+}
+
+/// Draws panel `p`, its top at `top`: title, grid, ticks, axes, lines and
+/// legend.
+fn panel(s: &mut String, p: &Panel, top: f64, x_label: &str, x_max: f64) {
+    let f = Frame::new(p, top, x_max);
     let _ = writeln!(s, r#"<g class="panel">"#);
     let _ = writeln!(
         s,
-        r#"<text x="{x0}" y="{}" font-weight="bold">{}</text>"#,
+        r#"<text x="{}" y="{}" font-weight="bold">{}</text>"#,
+        f.x0,
         top + 18.0,
         escape(&p.title)
     );
-    // Grid and y ticks.
+    y_grid(s, &f);
+    x_ticks(s, &f);
+    axes(s, &f, x_label, &p.y_label);
+    lines_and_legend(s, &f, p, top);
+    s.push_str("</g>\n");
+}
+
+/// Grid and y ticks.
+fn y_grid(s: &mut String, f: &Frame) {
+    let (x0, x1) = (f.x0, f.x1);
     let mut v = 0.0;
-    while v <= y_max + step_y * 1e-9 {
-        let y = sy(v);
+    while v <= f.y_max + f.step_y * 1e-9 {
+        let y = f.sy(v);
         let _ = writeln!(
             s,
             r##"<line x1="{x0}" y1="{y:.1}" x2="{x1}" y2="{y:.1}" stroke="#e4e4e4"/>"##
@@ -153,13 +202,17 @@ fn panel(s: &mut String, p: &Panel, top: f64, x_label: &str, x_max: f64) {
             y + 4.0,
             fmt_tick(v)
         );
-        v += step_y;
+        v += f.step_y;
     }
-    // X ticks.
-    let step_x = nice_step(x_max);
+}
+
+/// X ticks.
+fn x_ticks(s: &mut String, f: &Frame) {
+    let y0 = f.y0;
+    let step_x = nice_step(f.x_max);
     let mut v = 0.0;
-    while v <= x_max + step_x * 1e-9 {
-        let x = sx(v);
+    while v <= f.x_max + step_x * 1e-9 {
+        let x = f.sx(v);
         let _ = writeln!(
             s,
             r#"<line x1="{x:.1}" y1="{y0}" x2="{x:.1}" y2="{}" stroke="black"/>"#,
@@ -173,7 +226,11 @@ fn panel(s: &mut String, p: &Panel, top: f64, x_label: &str, x_max: f64) {
         );
         v += step_x;
     }
-    // Axes and their labels.
+}
+
+/// Axes and their labels.
+fn axes(s: &mut String, f: &Frame, x_label: &str, y_label: &str) {
+    let (x0, x1, y0, y1) = (f.x0, f.x1, f.y0, f.y1);
     let _ = writeln!(
         s,
         r#"<line x1="{x0}" y1="{y0}" x2="{x1}" y2="{y0}" stroke="black"/>"#
@@ -193,15 +250,18 @@ fn panel(s: &mut String, p: &Panel, top: f64, x_label: &str, x_max: f64) {
     let _ = writeln!(
         s,
         r#"<text x="16" y="{ym}" text-anchor="middle" transform="rotate(-90 16 {ym})">{}</text>"#,
-        escape(&p.y_label)
+        escape(y_label)
     );
-    // Lines and legend.
+}
+
+/// Lines and legend.
+fn lines_and_legend(s: &mut String, f: &Frame, p: &Panel, top: f64) {
     for (k, series) in p.series.iter().enumerate() {
         let pts: Vec<String> = series
             .points
             .iter()
             .filter(|(x, y)| x.is_finite() && y.is_finite())
-            .map(|&(x, y)| format!("{:.1},{:.1}", sx(x), sy(y)))
+            .map(|&(x, y)| format!("{:.1},{:.1}", f.sx(x), f.sy(y)))
             .collect();
         let _ = writeln!(
             s,
@@ -209,7 +269,7 @@ fn panel(s: &mut String, p: &Panel, top: f64, x_label: &str, x_max: f64) {
             series.color,
             pts.join(" ")
         );
-        let lx = x1 - 190.0;
+        let lx = f.x1 - 190.0;
         let ly = top + 14.0 + 14.0 * k as f64;
         let _ = writeln!(
             s,
@@ -226,7 +286,6 @@ fn panel(s: &mut String, p: &Panel, top: f64, x_label: &str, x_max: f64) {
             escape(&series.name)
         );
     }
-    s.push_str("</g>\n");
 }
 
 #[cfg(test)]
