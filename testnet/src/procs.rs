@@ -119,6 +119,25 @@ pub struct Target<'a> {
     pub child: Option<&'a mut Child>,
 }
 
+/// Stop targets for the running ones among `children`, one slot per node
+/// of `nodes` (a stopped node's slot is None).
+pub fn running<'a>(
+    children: &'a mut [Option<Child>],
+    nodes: &'a [crate::manifest::NodeEntry],
+) -> Vec<Target<'a>> {
+    children
+        .iter_mut()
+        .zip(nodes)
+        .filter_map(|(c, n)| {
+            c.as_mut().map(|c| Target {
+                pid: c.id(),
+                home: &n.home,
+                child: Some(c),
+            })
+        })
+        .collect()
+}
+
 impl Target<'_> {
     fn alive(&mut self) -> bool {
         if let Some(c) = self.child.as_mut() {

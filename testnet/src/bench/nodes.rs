@@ -95,18 +95,7 @@ impl Nodes {
 
     /// Stops every running node (SIGTERM, then SIGKILL) and records it.
     pub fn stop_all(&mut self) -> Result<()> {
-        let mut targets: Vec<procs::Target<'_>> = self
-            .children
-            .iter_mut()
-            .zip(&self.m.nodes)
-            .filter_map(|(c, n)| {
-                c.as_mut().map(|c| procs::Target {
-                    pid: c.id(),
-                    home: &n.home,
-                    child: Some(c),
-                })
-            })
-            .collect();
+        let mut targets = procs::running(&mut self.children, &self.m.nodes);
         if targets.is_empty() {
             return Ok(());
         }

@@ -86,18 +86,7 @@ impl Net {
         let Some(m) = self.manifest.as_mut() else {
             return;
         };
-        let mut targets: Vec<procs::Target<'_>> = self
-            .children
-            .iter_mut()
-            .zip(&m.nodes)
-            .filter_map(|(c, n)| {
-                c.as_mut().map(|c| procs::Target {
-                    pid: c.id(),
-                    home: &n.home,
-                    child: Some(c),
-                })
-            })
-            .collect();
+        let mut targets = procs::running(&mut self.children, &m.nodes);
         let count = targets.len();
         match procs::stop_all(&mut targets, procs::TERM_GRACE) {
             Ok(killed) if killed.is_empty() => println!("stopped {count} nodes"),
