@@ -244,6 +244,17 @@ fn write(path: &Path, text: &str) -> Result<()> {
     std::fs::write(path, text).with_context(|| format!("writing {}", path.display()))
 }
 
+/// Creates `dir` and generates the testnet of `plan` in it; returns the
+/// directory's absolute path (what the manifest records) and what was made.
+pub fn generate_in(plan: &Plan, dir: &Path) -> Result<(PathBuf, Generated)> {
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    let dir = dir
+        .canonicalize()
+        .with_context(|| format!("resolving {}", dir.display()))?;
+    let g = generate(plan, &dir)?;
+    Ok((dir, g))
+}
+
 /// Writes every home under `out` (`out/nodeI`), the delegator keys under
 /// `out/delegators/keys/`, and `out/genesis.json`. `out` must not hold a
 /// testnet already.

@@ -371,12 +371,7 @@ fn up(a: UpArgs) -> Result<ExitCode> {
     plan.signed_blocks_window = a.signed_blocks_window;
     plan.byzantine_once = a.byzantine_once;
     check_ports(&plan)?;
-    std::fs::create_dir_all(&a.dir).with_context(|| format!("creating {}", a.dir.display()))?;
-    let dir = a
-        .dir
-        .canonicalize()
-        .with_context(|| format!("resolving {}", a.dir.display()))?;
-    let g = generate::generate(&plan, &dir)?;
+    let (dir, g) = generate::generate_in(&plan, &a.dir)?;
     // Each double signer is tombstoned and leaves the set; more than a third
     // of the power double-signing at once can stall the chain before that.
     let byzantine = ByzantineNote {

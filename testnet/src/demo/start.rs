@@ -6,7 +6,7 @@ use std::path::Path;
 use std::time::Instant;
 
 use agora_proto::v1::query_client::QueryClient;
-use anyhow::{Context, Result};
+use anyhow::Result;
 use tonic::transport::Channel;
 
 use super::rpc::{query_client, wait_all_heights};
@@ -25,12 +25,7 @@ pub(super) async fn start(net: &mut Net, agora: &Path, a: &DemoArgs) -> Result<(
     plan.signed_blocks_window = economics::SIGNED_BLOCKS_WINDOW;
     plan.downtime_jail_heights = economics::DOWNTIME_JAIL_HEIGHTS;
     crate::check_ports(&plan)?;
-    std::fs::create_dir_all(&a.dir).with_context(|| format!("creating {}", a.dir.display()))?;
-    let dir = a
-        .dir
-        .canonicalize()
-        .with_context(|| format!("resolving {}", a.dir.display()))?;
-    let g = generate::generate(&plan, &dir)?;
+    let (dir, g) = generate::generate_in(&plan, &a.dir)?;
     let m = Manifest::loopback(CHAIN_ID, &dir, agora, &plan, &g, ByzantineNote::default());
     net.children = (0..m.nodes.len()).map(|_| None).collect();
     net.manifest = Some(m);
