@@ -32,7 +32,7 @@ pub enum ConfigError {
     Invalid {
         /// The file.
         path: String,
-        /// What is wrong.
+        /// Which setting is invalid, and why.
         message: String,
     },
 }

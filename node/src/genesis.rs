@@ -169,7 +169,7 @@ pub struct GenesisValidatorJson {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct GenesisJson {
-    /// The chain id.
+    /// Name of the chain, 1 to 255 printable ASCII bytes; every signature covers it.
     pub chain_id: String,
     /// Milliseconds since the Unix epoch.
     pub genesis_time_ms: u64,

@@ -55,7 +55,7 @@ pub enum KeyError {
     Invalid {
         /// The file.
         path: String,
-        /// What is wrong.
+        /// Why its content is not a usable key.
         message: String,
     },
 }

@@ -56,7 +56,7 @@ pub struct Node {
     pub config: Config,
     /// The genesis and its file hash.
     pub genesis: LoadedGenesis,
-    /// The chain id.
+    /// The genesis chain id; the transport, engine and gRPC bind messages to it.
     pub chain: ChainId,
     /// The validator key.
     pub key: SecretKey,

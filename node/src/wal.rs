@@ -52,10 +52,10 @@ pub enum WalInput {
 /// A fired timeout.
 #[derive(Clone, PartialEq, prost::Message)]
 pub struct WalTimeout {
-    /// Height.
+    /// Height the timeout was scheduled at.
     #[prost(uint64, tag = "1")]
     pub height: u64,
-    /// Round.
+    /// Round the timeout was scheduled at.
     #[prost(uint32, tag = "2")]
     pub round: u32,
     /// 0 propose, 1 prevote, 2 precommit.
@@ -66,16 +66,16 @@ pub struct WalTimeout {
 /// A block verdict.
 #[derive(Clone, PartialEq, prost::Message)]
 pub struct WalValidity {
-    /// Height.
+    /// Height of the block the verdict is about.
     #[prost(uint64, tag = "1")]
     pub height: u64,
-    /// Round.
+    /// Round of the proposal that carried the block.
     #[prost(uint32, tag = "2")]
     pub round: u32,
-    /// Block hash.
+    /// Header hash of the block (32 bytes), the key of the verdict.
     #[prost(bytes = "vec", tag = "3")]
     pub block_hash: Vec<u8>,
-    /// Verdict.
+    /// Whether the host found the block's content valid.
     #[prost(bool, tag = "4")]
     pub valid: bool,
 }
@@ -83,13 +83,13 @@ pub struct WalValidity {
 /// Our block template.
 #[derive(Clone, PartialEq, prost::Message)]
 pub struct WalContent {
-    /// Height.
+    /// Height the template was built for.
     #[prost(uint64, tag = "1")]
     pub height: u64,
-    /// Round.
+    /// Round we proposed it in.
     #[prost(uint32, tag = "2")]
     pub round: u32,
-    /// The template.
+    /// The block the host built; replay proposes this same block again.
     #[prost(message, optional, tag = "3")]
     pub block: Option<pb::Block>,
 }

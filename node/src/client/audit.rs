@@ -123,7 +123,7 @@ pub enum AuditError {
     /// A certified block could not be executed in order (never for a valid chain).
     #[error("height {height}: replaying the block failed: {reason}")]
     Replay {
-        /// Height.
+        /// Height of the block whose replay failed.
         height: u64,
         /// Why.
         reason: String,

@@ -157,23 +157,23 @@ pub enum QueryCmd {
     Status,
     /// A block.
     Block {
-        /// Height.
+        /// Height of the block to show (1 or more).
         height: u64,
     },
     /// A commit certificate and its header.
     Cert {
-        /// Height.
+        /// Height whose certificate to show (1 or more).
         height: u64,
     },
     /// The validator set of a height (0: the next height).
     Validators {
-        /// Height.
+        /// Height whose set to show; 0, the default, is the next height to decide.
         #[arg(default_value_t = 0)]
         height: u64,
     },
     /// One validator's staking record.
     Validator {
-        /// Address.
+        /// The validator's address (40 hex digits).
         address: String,
     },
     /// One delegation.
@@ -200,7 +200,7 @@ pub enum QueryCmd {
     },
     /// An account's balance and nonce.
     Account {
-        /// Address.
+        /// The account's address (40 hex digits).
         address: String,
     },
     /// A transaction's status.

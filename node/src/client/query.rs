@@ -22,9 +22,9 @@ pub enum QueryKind {
     Validator(Address),
     /// One delegation.
     Delegation {
-        /// Delegator.
+        /// The account that delegated.
         delegator: Address,
-        /// Validator.
+        /// The validator it delegated to.
         validator: Address,
     },
     /// A delegator's delegations.
@@ -39,9 +39,9 @@ pub enum QueryKind {
     Tx([u8; 32]),
     /// A delegation's accrued rewards.
     Rewards {
-        /// Delegator.
+        /// The account whose delegation earned the rewards.
         delegator: Address,
-        /// Validator.
+        /// The validator the stake is delegated to.
         validator: Address,
     },
     /// A delegator's pending redelegations.

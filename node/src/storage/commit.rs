@@ -18,7 +18,7 @@ use super::{
 /// A block decided by consensus, with everything stored with it atomically.
 #[derive(Debug, Clone, Copy)]
 pub struct CommittedBlock<'a> {
-    /// The block.
+    /// The decided block; its header gives the height and hash it is stored under.
     pub block: &'a Block,
     /// The certificate that commits it (same height and block hash).
     pub certificate: &'a CommitCertificate,

@@ -60,7 +60,7 @@ pub enum SigningFileError {
     Corrupt {
         /// The file.
         path: PathBuf,
-        /// What is wrong.
+        /// Why the document does not parse or holds a bad value.
         detail: String,
     },
     /// The document is for another chain.
@@ -99,9 +99,9 @@ pub struct LockedDoc {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct LastSignedDoc {
-    /// Height.
+    /// Height of the last message this key signed.
     pub height: u64,
-    /// Round.
+    /// Round of the last message this key signed.
     pub round: u32,
     /// "propose", "prevote" or "precommit".
     pub step: String,
@@ -119,7 +119,7 @@ pub struct LastSignedDoc {
 pub struct SigningDoc {
     /// [`FORMAT`].
     pub format: String,
-    /// The chain id.
+    /// Chain the state belongs to; loading refuses a document for another chain.
     pub chain_id: String,
     /// The validator's BLS public key, hex.
     pub validator_public_key: String,

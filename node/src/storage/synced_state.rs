@@ -77,7 +77,7 @@ impl TipState {
 pub struct SnapshotBase<'a> {
     /// The block of the snapshot's height.
     pub block: &'a Block,
-    /// Its commit certificate.
+    /// The certificate that commits it, which the next block carries as `last_commit`.
     pub certificate: &'a CommitCertificate,
     /// The chain seed after it.
     pub seed: &'a Hash,

@@ -46,9 +46,9 @@ pub enum Action<P> {
     },
     /// Call [`super::Engine::on_timeout`] with `timeout` after `duration_ms`.
     ScheduleTimeout {
-        /// The timeout.
+        /// Height, round and step, passed back to `on_timeout`.
         timeout: Timeout,
-        /// Its duration.
+        /// Milliseconds to wait before the call; grows with the round.
         duration_ms: u64,
     },
     /// Keep this evidence-pool entry across restarts (by its id).
@@ -77,7 +77,7 @@ pub enum Action<P> {
     Rejected(RejectReason),
     /// A proposed block broke a content rule; we prevote nil (observability).
     InvalidBlock {
-        /// Height.
+        /// Height of the proposed block, the one under way.
         height: Height,
         /// Round of the proposal.
         round: Round,
@@ -115,13 +115,13 @@ pub enum PeerFault {
 /// outcomes, the validator-set change and the evidence-pool change.
 #[derive(Debug, Clone)]
 pub struct CommitRecord {
-    /// Height.
+    /// The decided height; the node's latest height once written.
     pub height: Height,
     /// Round of the certificate.
     pub round: Round,
-    /// The block.
+    /// The decided block, as the ledger applied it.
     pub block: pb::Block,
-    /// Its hash.
+    /// Header hash of the block, the value its certificate signs.
     pub block_hash: Hash,
     /// The certificate that commits it.
     pub certificate: CommitCertificate,

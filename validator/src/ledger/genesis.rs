@@ -31,17 +31,17 @@ pub enum GenesisError {
     /// An account entry is malformed or repeated.
     #[error("genesis account #{index}: {reason}")]
     Account {
-        /// Position in the file.
+        /// Zero-based index of the entry in the genesis `accounts` list.
         index: usize,
-        /// What is wrong.
+        /// The first problem found with that entry.
         reason: String,
     },
     /// A validator entry is malformed, repeated, unfunded or lacks a valid proof of possession.
     #[error("genesis validator #{index}: {reason}")]
     Validator {
-        /// Position in the file.
+        /// Zero-based index of the entry in the genesis `validators` list.
         index: usize,
-        /// What is wrong.
+        /// The first problem found with that entry.
         reason: String,
     },
     /// Too many entries.
@@ -50,9 +50,9 @@ pub enum GenesisError {
     /// The supply does not fit the voting-power arithmetic.
     #[error("total supply {supply} is too large for power_reduction {power_reduction}")]
     SupplyTooLarge {
-        /// Total supply.
+        /// Sum of the genesis account balances, in base units.
         supply: u128,
-        /// The power reduction.
+        /// Base units per unit of voting power, from the genesis parameters.
         power_reduction: u128,
     },
     /// No validator has at least one unit of voting power.

@@ -128,9 +128,9 @@ impl ValidatorView {
 /// A delegation with the current token value of its shares.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DelegationView {
-    /// Delegator.
+    /// The account that delegated the stake.
     pub delegator: Address,
-    /// Validator.
+    /// The validator the stake is delegated to.
     pub validator: Address,
     /// Shares held.
     pub shares: u128,

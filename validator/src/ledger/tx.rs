@@ -88,9 +88,9 @@ pub enum TxError {
     /// The delegator has no delegation with that validator.
     #[error("no delegation from {delegator} to {validator}")]
     NoDelegation {
-        /// Delegator.
+        /// The signer, who has no such delegation.
         delegator: Address,
-        /// Validator.
+        /// The validator it named.
         validator: Address,
     },
     /// Fewer shares delegated than asked to unbond.
@@ -127,9 +127,9 @@ pub enum TxError {
     /// Only the validator's operator may do this.
     #[error("only the operator {operator} of validator {validator} may unjail or edit it")]
     NotOperator {
-        /// Validator.
+        /// The validator the transaction named.
         validator: Address,
-        /// Its operator.
+        /// Its operator, the only account that may do this.
         operator: Address,
     },
     /// The validator is not jailed.

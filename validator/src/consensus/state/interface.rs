@@ -99,11 +99,11 @@ pub enum Input {
     TimeoutFired(Timeout),
     /// The host's verdict on a block asked about with `Output::ValidateBlock`.
     BlockValidity {
-        /// Height of the block.
+        /// Height of the block the verdict is about.
         height: Height,
-        /// Round it was proposed in.
+        /// Round of the proposal that carried the block, as in `Output::ValidateBlock`.
         round: Round,
-        /// Its hash.
+        /// Header hash of the block; the verdict is kept under it.
         block_hash: Hash,
         /// Whether its content is valid.
         valid: bool,
@@ -111,9 +111,9 @@ pub enum Input {
     /// The block content asked for with `Output::RequestProposal`; the core
     /// fills `proposer_address` and `vrf_proof` into the header and signs.
     ProposalContent {
-        /// Height.
+        /// Height the content was requested for; ignored unless it is still current.
         height: Height,
-        /// Round.
+        /// Round the content was requested for; ignored unless the core still awaits it.
         round: Round,
         /// The block template.
         block: pb::Block,
@@ -131,7 +131,7 @@ pub enum Input {
     SyncedBlock {
         /// The block (boxed: the largest variant otherwise).
         block: Box<pb::Block>,
-        /// Its commit certificate.
+        /// Precommits for the block, verified against the height's validator set.
         certificate: CommitCertificate,
         /// The hash of the validator set this very certificate value was
         /// already verified against, for its height and block hash (the
@@ -154,11 +154,11 @@ pub enum RejectReason {
     /// The proposal does not come from the lottery's proposer of its round.
     #[error("proposal for round {round} from {got}, the proposer is {expected}")]
     NotProposer {
-        /// Round.
+        /// Round the proposal is for.
         round: Round,
-        /// Lottery winner.
+        /// The lottery's proposer of that round.
         expected: Address,
-        /// Claimed sender.
+        /// Proposer address the proposal names, hex-encoded.
         got: String,
     },
     /// A signature does not verify or does not decode.
@@ -188,25 +188,25 @@ pub enum Output {
     BroadcastVote(pb::Vote),
     /// Fire `Input::TimeoutFired(timeout)` after `duration_ms`.
     ScheduleTimeout {
-        /// The timeout.
+        /// Height, round and step to hand back in `Input::TimeoutFired`.
         timeout: Timeout,
-        /// Its duration.
+        /// Milliseconds to wait before firing it; grows with the round.
         duration_ms: u64,
     },
     /// Build block content for (height, round) and answer with `Input::ProposalContent`.
     RequestProposal {
-        /// Height.
+        /// Height the block is for; echoed in `Input::ProposalContent`.
         height: Height,
-        /// Round.
+        /// Round this validator proposes in; echoed in `Input::ProposalContent`.
         round: Round,
     },
     /// Check this block's content and answer with `Input::BlockValidity`.
     ValidateBlock {
-        /// Height.
+        /// Height the block is for; echoed in `Input::BlockValidity`.
         height: Height,
-        /// Round it was proposed in.
+        /// Round of the proposal that carried it; echoed in `Input::BlockValidity`.
         round: Round,
-        /// The block.
+        /// The proposed block whose content the host checks.
         block: Box<pb::Block>,
     },
     /// The height is decided; the host commits the block and later starts the next height.
@@ -220,15 +220,15 @@ pub enum Output {
 /// A decided block.
 #[derive(Debug, Clone)]
 pub struct Decision {
-    /// Height.
+    /// The height that was decided.
     pub height: Height,
     /// Round of the committing precommits.
     pub round: Round,
-    /// The block.
+    /// The committed block, for the host to execute and store.
     pub block: pb::Block,
-    /// Its hash.
+    /// Header hash of the block, the value the precommits signed.
     pub block_hash: Hash,
-    /// Its commit certificate.
+    /// Precommits of more than two thirds of the power that commit the block.
     pub certificate: CommitCertificate,
     /// seed_height, chained from the block's VRF output.
     pub seed: Hash,
