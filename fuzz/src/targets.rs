@@ -6,6 +6,7 @@
 use agora_node::transport::{hello, wire};
 use agora_node::wal;
 use agora_proto::v1::{self as pb, PeerMessage, peer_message::Kind};
+use agora_validator::consensus::signed_points::SignedPoints;
 use agora_validator::consensus::signing_state::{self, SignDecision, SignRequest};
 use agora_validator::consensus::{Input, SignStep, SigningState};
 use agora_validator::crypto::{AccountKeyCache, sha3_256};
@@ -430,6 +431,8 @@ pub fn block(data: &[u8]) {
     let limits = BlockLimits::default();
     let round = b.header.as_ref().map_or(0, |h| h.proposal_round);
     let mut certified_1 = false;
+    // Nothing signed here: every certificate is hashed and checked plainly.
+    let signed = SignedPoints::default();
     for (restored, height) in [(&w.genesis, 1), (&w.after_block_1, 2)] {
         let ctx = Context {
             chain: &w.chain,
@@ -437,6 +440,7 @@ pub fn block(data: &[u8]) {
             tip: &restored.tip,
             height,
             limits: &limits,
+            signed: &signed,
         };
         let synced = block_rules::check_block(&ctx, &b, Provenance::Certified);
         if height == 1 {

@@ -60,6 +60,7 @@ fn corpus_holds_every_generated_seed() {
 fn seeds_pass_the_deep_checks() {
     use agora_proto::v1 as pb;
     use agora_validator::CommitCertificate;
+    use agora_validator::consensus::signed_points::SignedPoints;
     use agora_validator::engine::BlockLimits;
     use agora_validator::engine::block_rules::{self, Context, Provenance};
     use prost::Message;
@@ -71,6 +72,7 @@ fn seeds_pass_the_deep_checks() {
     cert.verify_for(&w.chain, &w.set, 1, &w.after_block_1.tip.block_hash)
         .expect("the height-1 certificate verifies");
     let limits = BlockLimits::default();
+    let signed = SignedPoints::default();
     for (file, restored, height) in [("block_1", &w.genesis, 1), ("block_2", &w.after_block_1, 2)] {
         let b = pb::Block::decode(read("block", file).as_slice()).unwrap();
         let ctx = Context {
@@ -79,6 +81,7 @@ fn seeds_pass_the_deep_checks() {
             tip: &restored.tip,
             height,
             limits: &limits,
+            signed: &signed,
         };
         block_rules::check_block(&ctx, &b, Provenance::Certified)
             .unwrap_or_else(|e| panic!("{file} is a valid synced block: {e}"));

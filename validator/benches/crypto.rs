@@ -3,6 +3,7 @@
 //! single and batch) beside the BLS ones they replaced.
 
 use agora_validator::certificate::CommitCertificate;
+use agora_validator::crypto::bls::HashedMessage;
 use agora_validator::crypto::ed25519::{AccountBatchItem, verify_batch};
 use agora_validator::crypto::{
     AccountPublicKey, AccountSecretKey, AccountSignature, PublicKey, SecretKey, Signature, sha3_256,
@@ -30,6 +31,13 @@ fn bls(c: &mut Criterion) {
     let msg = b"agora bench message";
     let sig = sk.sign(msg);
     c.bench_function("bls/sign", |b| b.iter(|| sk.sign(black_box(msg))));
+    c.bench_function("bls/hash_to_g2", |b| {
+        b.iter(|| HashedMessage::new(black_box(msg)))
+    });
+    let hashed = HashedMessage::new(msg);
+    c.bench_function("bls/sign_hashed", |b| {
+        b.iter(|| sk.sign_hashed(black_box(&hashed)))
+    });
     c.bench_function("bls/verify", |b| {
         b.iter(|| pk.verify(black_box(msg), black_box(&sig)).is_ok())
     });

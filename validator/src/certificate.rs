@@ -1,6 +1,7 @@
 //! Commit certificates (DESIGN §7): proof that more than 2/3 of a height's
 //! voting power precommitted one block, in constant size plus a bitmap.
 
+use crate::consensus::signed_points::{self, SignedPoints};
 use crate::crypto::{BlsError, Hash, PublicKey, Signature, hash::hash_from_slice, sha3_256};
 use crate::signing::vote_bytes;
 use crate::types::{ChainId, Height, Power, Round, VoteType};
@@ -237,6 +238,25 @@ impl CommitCertificate {
         self.aggregate_signature
             .fast_aggregate_verify(&self.signing_bytes(chain), &keys)
             .map_err(|_| CertificateError::BadSignature)
+    }
+
+    /// [`Self::verify`] from the hashed precommit bytes when `signed` holds
+    /// them (this validator precommitted the same block in the same round),
+    /// so they are not hashed to G2 again.
+    pub fn verify_reusing(
+        &self,
+        chain: &ChainId,
+        set: &ValidatorSet,
+        signed: &SignedPoints,
+    ) -> Result<(), CertificateError> {
+        let keys = self.quorum_keys(set)?;
+        signed_points::fast_aggregate_verify(
+            signed,
+            &self.aggregate_signature,
+            &self.signing_bytes(chain),
+            &keys,
+        )
+        .map_err(|_| CertificateError::BadSignature)
     }
 
     /// The signers' keys, once the bitmap fits `set` and their power is

@@ -329,6 +329,7 @@ fn context<'a>(e: &'a Engine<u8>, limits: &'a agora_validator::engine::BlockLimi
         tip: e.tip(),
         height: e.height(),
         limits,
+        signed: e.core().signed_points(),
     }
 }
 

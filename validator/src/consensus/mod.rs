@@ -51,6 +51,7 @@
 pub mod buffer;
 pub mod checked_evidence;
 pub mod evidence;
+pub mod signed_points;
 pub mod signing_gate;
 pub mod signing_state;
 pub mod state;

@@ -782,12 +782,14 @@ fn undecodable_and_off_subgroup_votes_are_dropped_when_verified() {
     use crate::crypto::bls::UncheckedSignature;
     let n = net(&[1, 1, 1, 1, 1]);
     let v = Some([5u8; 32]);
+    let signed = super::signed_points::SignedPoints::default();
     let ctx = VoteContext {
         chain: &n.chain,
         set: &n.set,
         height: 1,
         round: 0,
         vote_type: VoteType::Precommit,
+        signed: &signed,
     };
     let quorum = |p| n.set.is_quorum(p);
     // A point on the curve outside G2.

@@ -15,6 +15,7 @@
 //! re-aggregation. [`VerifyMode::PerVote`] checks each vote on arrival
 //! instead (the baseline the benchmark compares against).
 
+use super::signed_points::{self, SignedPoints};
 use crate::crypto::bls::UncheckedSignature;
 use crate::crypto::{Hash, PublicKey, Signature};
 use crate::signing::vote_bytes;
@@ -103,6 +104,9 @@ pub struct VoteContext<'a> {
     pub round: Round,
     /// Type.
     pub vote_type: VoteType,
+    /// What this validator signed recently, hashed: a vote message found
+    /// there is not hashed again ([`super::signed_points`]).
+    pub signed: &'a SignedPoints,
 }
 
 impl VoteContext<'_> {
@@ -121,9 +125,8 @@ impl VoteContext<'_> {
     /// (subgroup check) and the pairing check. The checked signature if good.
     fn verify_one(&self, idx: usize, value: &Value, signature: &[u8]) -> Option<Signature> {
         let sig = Signature::from_bytes(signature).ok()?;
-        self.set.validators()[idx]
-            .public_key
-            .verify(&self.msg(value), &sig)
+        let key = &self.set.validators()[idx].public_key;
+        signed_points::verify(self.signed, key, &self.msg(value), &sig)
             .ok()
             .map(|()| sig)
     }
@@ -379,8 +382,9 @@ impl VoteSet {
             .map(|(i, _)| &ctx.set.validators()[*i].public_key)
             .collect();
         // One subgroup check of the sum, then one FastAggregateVerify.
-        let aggregate = UncheckedSignature::aggregate_checked(&sigs)
-            .and_then(|agg| agg.fast_aggregate_verify(&msg, &keys).map(|()| agg));
+        let aggregate = UncheckedSignature::aggregate_checked(&sigs).and_then(|agg| {
+            signed_points::fast_aggregate_verify(ctx.signed, &agg, &msg, &keys).map(|()| agg)
+        });
         match aggregate {
             Ok(agg) => {
                 for (i, _) in &decoded {

@@ -8,6 +8,7 @@
 
 use crate::block::{hash_list, header_hash, list_hash, tx_hashes};
 use crate::certificate::CommitCertificate;
+use crate::consensus::signed_points::SignedPoints;
 use crate::crypto::{Hash, ZERO_HASH};
 use crate::ledger::{DecodedTx, Ledger};
 use crate::lottery;
@@ -160,6 +161,9 @@ pub struct Context<'a> {
     pub height: Height,
     /// Content limits.
     pub limits: &'a BlockLimits,
+    /// What our core signed recently, hashed: the carried certificate's
+    /// precommit bytes are usually among them.
+    pub signed: &'a SignedPoints,
 }
 
 impl Context<'_> {
@@ -444,7 +448,7 @@ fn verify_last_commit(
         .validator_set(ctx.height - 1)
         .ok_or_else(|| BlockError::LastCommit("no validator set for the parent".into()))?;
     carried
-        .verify(ctx.chain, set)
+        .verify_reusing(ctx.chain, set, ctx.signed)
         .map_err(|e| BlockError::LastCommit(e.to_string()))?;
     Ok(true)
 }

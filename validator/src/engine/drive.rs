@@ -170,6 +170,7 @@ impl<P: Copy + Ord + std::fmt::Debug> Engine<P> {
             tip: &self.tip,
             height: self.height(),
             limits: &self.config.limits,
+            signed: self.core.signed_points(),
         }
     }
 
@@ -178,7 +179,9 @@ impl<P: Copy + Ord + std::fmt::Debug> Engine<P> {
     fn propose(&mut self, round: Round, now_ms: u64, mempool: &dyn MempoolView) -> pb::Block {
         if let Some(cert) = &self.tip.certificate
             && let Some(set) = self.ledger.validator_set(cert.height)
-            && let Some(wider) = self.late.widen(cert, set, &self.chain)
+            && let Some(wider) = self
+                .late
+                .widen(cert, set, &self.chain, self.core.signed_points())
         {
             self.tip.certificate = Some(wider);
         }

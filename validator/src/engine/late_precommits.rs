@@ -13,6 +13,7 @@
 //! after one FastAggregateVerify of the result; a bad late signature only
 //! costs that check and the certificate falls back to the one it had.
 
+use crate::consensus::signed_points::SignedPoints;
 use crate::{ChainId, CommitCertificate, Signature, ValidatorSet};
 use agora_proto::v1 as pb;
 
@@ -73,13 +74,17 @@ impl LatePrecommits {
         cert: &CommitCertificate,
         set: &ValidatorSet,
         chain: &ChainId,
+        signed: &SignedPoints,
     ) -> Option<CommitCertificate> {
         if self.sigs.is_empty() || self.target != Some((cert.height, cert.round, cert.block_hash)) {
             return None;
         }
         let sigs = std::mem::take(&mut self.sigs);
         let wider = cert.with_more_signers(set, &sigs).ok()?;
-        wider.verify(chain, set).ok().map(|()| wider)
+        wider
+            .verify_reusing(chain, set, signed)
+            .ok()
+            .map(|()| wider)
     }
 }
 
@@ -137,7 +142,9 @@ mod tests {
             !late.offer(&precommit(&chain, &keys[3], hash), &set),
             "once per signer"
         );
-        let wider = late.widen(&cert, &set, &chain).expect("widened");
+        let wider = late
+            .widen(&cert, &set, &chain, &SignedPoints::default())
+            .expect("widened");
         assert_eq!(wider.signed_power(&set).expect("power"), 40);
         assert!(wider.verify(&chain, &set).is_ok());
         // Negative control: a late "precommit" signed over other bytes is
@@ -147,6 +154,9 @@ mod tests {
         let mut forged = precommit(&chain, &keys[3], hash);
         forged.signature = sig(&keys[0]).to_bytes().to_vec();
         assert!(late.offer(&forged, &set));
-        assert!(late.widen(&cert, &set, &chain).is_none());
+        assert!(
+            late.widen(&cert, &set, &chain, &SignedPoints::default())
+                .is_none()
+        );
     }
 }

@@ -20,6 +20,7 @@ pub use interface::{
 
 use super::buffer::{Buffered, FutureBuffer};
 use super::evidence::EvidenceLog;
+use super::signed_points::SignedPoints;
 use super::signing_state::SigningState;
 use super::vote_set::{Value, VoteSet};
 use crate::crypto::{Hash, SecretKey, ZERO_HASH, hash::hash_from_slice, sha3_256_parts};
@@ -75,6 +76,8 @@ pub struct Consensus {
     /// The host's signing gate allows signing ([`super::signing_gate`]).
     signing_allowed: bool,
     hs: Option<HeightState>,
+    /// The vote messages this validator signed last, hashed to G2.
+    signed: SignedPoints,
     buffer: FutureBuffer,
     evidence: EvidenceLog,
     stats: Stats,
@@ -120,6 +123,7 @@ impl Consensus {
             signing: restored_signing_state,
             signing_allowed: true,
             hs: None,
+            signed: SignedPoints::default(),
             buffer: FutureBuffer::new(config.buffer),
             evidence: EvidenceLog::default(),
             stats: Stats::default(),
@@ -191,6 +195,13 @@ impl Consensus {
     /// This validator's address, if it has a key.
     pub fn address(&self) -> Option<Address> {
         self.address
+    }
+
+    /// What this validator signed recently, hashed to G2: the host's checks
+    /// of the same bytes (the certificate carried by the next block) start
+    /// from these points instead of hashing again.
+    pub fn signed_points(&self) -> &SignedPoints {
+        &self.signed
     }
 
     /// The configured maximum rounds ahead kept.

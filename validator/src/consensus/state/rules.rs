@@ -47,6 +47,7 @@ impl Consensus {
             height: hs.params.height,
             round,
             vote_type,
+            signed: &self.signed,
         };
         let q = |p: Power| quorum_with(fault, set, p);
         match value {
@@ -104,6 +105,7 @@ impl Consensus {
                         height: h,
                         round: r,
                         vote_type: t,
+                        signed: &self.signed,
                     };
                     vs.verify_all_pending(&ctx);
                 }

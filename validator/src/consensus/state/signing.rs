@@ -3,11 +3,12 @@
 //! host's signing gate.
 
 use super::super::evidence;
+use super::super::signed_points::SignedPoints;
 use super::super::signing_state::{self, SignDecision, SignStep};
 use super::super::vote_set::Value;
 use super::{Consensus, Output, ProposalEntry, RejectReason, Step};
 use crate::block::header_hash;
-use crate::crypto::{Hash, Signature, ZERO_HASH, vrf};
+use crate::crypto::{Hash, SecretKey, Signature, ZERO_HASH, vrf};
 use crate::signing::{proposal_bytes, vote_bytes};
 use crate::types::{Height, Round, VoteType};
 use agora_proto::v1 as pb;
@@ -39,9 +40,9 @@ impl Consensus {
             SignDecision::SignNew(s) => {
                 self.signing = Some(s);
                 out.push(Output::PersistSigningState(s));
-                Some(key.sign(bytes))
+                Some(sign(&mut self.signed, key, step, bytes))
             }
-            SignDecision::SignAgain => Some(key.sign(bytes)),
+            SignDecision::SignAgain => Some(sign(&mut self.signed, key, step, bytes)),
             SignDecision::Refuse => {
                 self.stats.refused_signatures += 1;
                 None
@@ -197,5 +198,15 @@ impl Consensus {
         if round == hs.round && hs.step == step && !hs.decided && self.signing_allowed {
             self.cast_vote(vote_type, None, out);
         }
+    }
+}
+
+/// A vote is signed from its hashed message, which is kept for the quorum
+/// check of the same bytes; a proposal is signed plainly (nobody here
+/// checks it again).
+fn sign(signed: &mut SignedPoints, key: &SecretKey, step: SignStep, bytes: &[u8]) -> Signature {
+    match step {
+        SignStep::Propose => key.sign(bytes),
+        SignStep::Prevote | SignStep::Precommit => signed.sign(key, bytes),
     }
 }

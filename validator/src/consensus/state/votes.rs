@@ -49,6 +49,7 @@ impl Consensus {
             height: h,
             round: r,
             vote_type,
+            signed: &self.signed,
         };
         match vs.insert(&ctx, mode, idx, value, v.clone(), keep_conflicting) {
             Insert::Added | Insert::Duplicate => {}

@@ -84,6 +84,9 @@ macro_rules! count {
 mod batch;
 pub use batch::{BatchItem, batch_verify, first_invalid};
 
+mod hashed;
+pub use hashed::HashedMessage;
+
 /// Process-wide counters of the cryptographic operations actually performed
 /// (feature `crypto-counters`, for the benches that count the consensus
 /// path's crypto per validator-height; off in every build that does not
