@@ -98,11 +98,11 @@ pub struct VoteContext<'a> {
     pub chain: &'a ChainId,
     /// The height's validator set.
     pub set: &'a ValidatorSet,
-    /// Height.
+    /// Height the votes are for.
     pub height: Height,
-    /// Round.
+    /// Round the votes are for.
     pub round: Round,
-    /// Type.
+    /// Prevotes or precommits.
     pub vote_type: VoteType,
     /// What this validator signed recently, hashed: a vote message found
     /// there is not hashed again ([`super::signed_points`]).

@@ -18,6 +18,12 @@ fn memoised_checks_give_the_same_verdicts() {
             assert!(agg.fast_aggregate_verify(b"m", &[&k1, &k2]).is_ok());
             assert!(agg.fast_aggregate_verify(b"m", &[&k1]).is_err());
             assert!(agg.fast_aggregate_verify(b"x", &[&k1, &k2]).is_err());
+            // The hashed paths share the plain paths' memo keys.
+            let (m, n) = (HashedMessage::new(b"m"), HashedMessage::new(b"n"));
+            assert!(k1.verify_hashed(&m, &s1).is_ok());
+            assert_eq!(k1.verify_hashed(&n, &s1), Err(BlsError::VerifyFailed));
+            assert!(agg.fast_aggregate_verify_hashed(&m, &[&k1, &k2]).is_ok());
+            assert!(agg.fast_aggregate_verify_hashed(&m, &[&k2]).is_err());
             assert_eq!(Signature::from_bytes(&s1.to_bytes()), Ok(s1));
             assert!(Signature::from_bytes(&[0xff; SIGNATURE_LEN]).is_err());
         }
