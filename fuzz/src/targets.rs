@@ -452,6 +452,7 @@ pub fn block(data: &[u8]) {
         let live = Provenance::Proposal {
             round,
             now_ms: NOW_MS,
+            carried_verified: None,
         };
         let _ = block_rules::check_block(&ctx, &b, live);
     }

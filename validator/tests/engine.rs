@@ -354,6 +354,7 @@ fn every_header_rule_refuses_its_violation() {
     let live = Provenance::Proposal {
         round: 0,
         now_ms: NOW + 10,
+        carried_verified: None,
     };
     let good = proposal_block(e, 0);
     let checked = block_rules::check_block(&ctx, &good, live).expect("the block we build passes");
@@ -436,6 +437,7 @@ fn every_header_rule_refuses_its_violation() {
         let live1 = Provenance::Proposal {
             round: 1,
             now_ms: NOW + 10,
+            carried_verified: None,
         };
         let err = block_rules::check_block(&ctx, &lie, live1).expect_err("wrong winner");
         assert!(matches!(err, BlockError::ProposalRound { .. }), "{err}");

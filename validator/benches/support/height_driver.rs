@@ -147,6 +147,7 @@ pub fn run_height_observed(
                         height,
                         round,
                         block,
+                        ..
                     } => local.push_back(Input::BlockValidity {
                         height,
                         round,

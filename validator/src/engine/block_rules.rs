@@ -138,6 +138,10 @@ pub enum Provenance {
         round: Round,
         /// The local clock (ms since the Unix epoch).
         now_ms: u64,
+        /// The hash of the carried certificate whose signature the core
+        /// verified with the proposal's (`Output::ValidateBlock`), which
+        /// is not verified again here.
+        carried_verified: Option<Hash>,
     },
     /// A block fetched by sync whose certificate the core verifies: no
     /// clock check (it may be old), and neither the carried certificate nor
@@ -227,12 +231,21 @@ pub fn check_body(block: &pb::Block) -> Result<(), BlockError> {
     check_body_hashes(block).map(|_| ())
 }
 
-/// [`check_body`], returning the hash of each transaction (for
-/// `BodyHashes`, so that they are not computed again).
-pub fn check_body_hashes(block: &pb::Block) -> Result<Vec<Hash>, BlockError> {
-    let hashes = tx_hashes(&block.txs);
-    check_body_with(block, &hashes, None)?;
-    Ok(hashes)
+/// What [`check_body_hashes`] computed on the way.
+#[derive(Debug)]
+pub struct CheckedBody {
+    /// The hash of each transaction (for `BodyHashes`, so that they are
+    /// not computed again).
+    pub tx_hashes: Vec<Hash>,
+    /// The carried certificate, decoded.
+    pub carried: Option<CommitCertificate>,
+}
+
+/// [`check_body`], returning what it computed.
+pub fn check_body_hashes(block: &pb::Block) -> Result<CheckedBody, BlockError> {
+    let tx_hashes = tx_hashes(&block.txs);
+    let carried = check_body_with(block, &tx_hashes, None)?;
+    Ok(CheckedBody { tx_hashes, carried })
 }
 
 /// [`check_body`] with the transactions' hashes given (computed from
@@ -272,9 +285,10 @@ fn check_body_with(
 /// What [`check_block`] did beyond passing a block, for the host's metrics.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Checked {
-    /// The carried certificate's signature was verified (and is valid):
-    /// false for a synced block, block 1, or a certificate that is the one
-    /// we committed the tip with (verified already).
+    /// The carried certificate's signature was verified (and is valid),
+    /// here or by the core with the proposal's: false for a synced block,
+    /// block 1, or a certificate that is the one we committed the tip with
+    /// (verified already).
     pub carried_certificate_verified: bool,
 }
 
@@ -338,7 +352,13 @@ pub fn check_block_with(
     if provenance == Provenance::Certified {
         return Ok(Checked::default());
     }
-    let carried_certificate_verified = verify_last_commit(ctx, carried.as_ref())?;
+    let carried_certificate_verified = match provenance {
+        Provenance::Proposal {
+            carried_verified: Some(hash),
+            ..
+        } if h.last_commit_hash == hash => true, // hash of `carried`, checked above
+        _ => verify_last_commit(ctx, carried.as_ref())?,
+    };
     for (index, e) in block.evidence.iter().enumerate() {
         ctx.ledger
             .check_evidence(e)

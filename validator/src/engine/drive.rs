@@ -136,8 +136,14 @@ impl<P: Copy + Ord + std::fmt::Debug> Engine<P> {
                 height,
                 round,
                 block,
+                carried_commit_verified,
             } => {
-                let valid = self.validate(round, &block, now_ms, out);
+                let provenance = Provenance::Proposal {
+                    round,
+                    now_ms,
+                    carried_verified: carried_commit_verified,
+                };
+                let valid = self.validate(round, &block, provenance, out);
                 return Ok(Some(Input::BlockValidity {
                     height,
                     round,
@@ -193,7 +199,7 @@ impl<P: Copy + Ord + std::fmt::Debug> Engine<P> {
         &mut self,
         round: Round,
         block: &pb::Block,
-        now_ms: u64,
+        provenance: Provenance,
         out: &mut Vec<Action<P>>,
     ) -> bool {
         let ctx = self.context();
@@ -202,7 +208,6 @@ impl<P: Copy + Ord + std::fmt::Debug> Engine<P> {
             .header
             .as_ref()
             .and_then(|h| self.bodies.get(&header_hash(h)));
-        let provenance = Provenance::Proposal { round, now_ms };
         let verdict = block_rules::check_block_with(&ctx, block, provenance, hashes);
         let e = match verdict {
             Ok(checked) => {

@@ -37,6 +37,7 @@ pub mod sync;
 
 mod actions;
 mod body_hashes;
+mod carried_commit;
 mod certificate_job;
 mod commit;
 mod drive;
@@ -439,6 +440,7 @@ impl<P: Copy + Ord + std::fmt::Debug> Engine<P> {
         mempool: &dyn MempoolView,
     ) -> Result<Vec<Action<P>>, EngineError> {
         let mut out = Vec::new();
+        let mut carried = None;
         if let Some(block) = &p.block {
             match block_rules::check_body_hashes(block) {
                 Err(e) => {
@@ -448,11 +450,18 @@ impl<P: Copy + Ord + std::fmt::Debug> Engine<P> {
                     });
                     return Ok(out);
                 }
-                Ok(hashes) => {
+                Ok(body) => {
                     if let Some(header) = &block.header
                         && p.height == self.height()
                     {
-                        self.bodies.insert(header_hash(header), hashes);
+                        let hash = header_hash(header);
+                        self.bodies.insert(hash, body.tx_hashes);
+                        // An observer's core checks proposals one by one.
+                        if self.core.address().is_some() {
+                            carried = body
+                                .carried
+                                .and_then(|c| carried_commit::offer(&self.context(), hash, c));
+                        }
                     }
                 }
             }
@@ -463,6 +472,9 @@ impl<P: Copy + Ord + std::fmt::Debug> Engine<P> {
             self.future
                 .push_tagged(current, h, peer, Buffered::Proposal(Box::new(p)));
             return Ok(out);
+        }
+        if let Some(c) = carried {
+            self.core.offer_carried_commit(c);
         }
         let input = Input::Proposal(p);
         let rejected = self.drive(input, Log::All, now_ms, mempool, &mut out)?;

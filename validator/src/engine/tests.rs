@@ -640,6 +640,7 @@ fn a_vote_of_our_key_for_a_later_height_raises_the_alarm_on_arrival() {
     assert_eq!(e.future_buffer().0, 2, "both still wait for height 3");
 }
 
+mod carried_commit;
 mod restart;
 mod state_sync_anchor;
 mod sync_batch;

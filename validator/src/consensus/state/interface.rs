@@ -6,7 +6,7 @@ use super::super::signing_state::SigningState;
 use super::super::timeouts::{Timeout, TimeoutConfig};
 use super::super::vote_set::VerifyMode;
 use crate::certificate::CommitCertificate;
-use crate::crypto::Hash;
+use crate::crypto::{Hash, PublicKey, Signature};
 use crate::types::{Address, Height, Round};
 use crate::validator_set::ValidatorSet;
 use agora_proto::v1 as pb;
@@ -84,6 +84,27 @@ pub struct HeightParams {
     pub parent_hash: Hash,
     /// Certificate of block height−1 (None for height 1), for the host's block template.
     pub last_commit: Option<CommitCertificate>,
+}
+
+/// The certificate of the previous height carried by a proposed block,
+/// made ready by the host for the proposal's one multi-pairing
+/// ([`crate::crypto::bls::verify_weighted`]): the host has decoded it and
+/// done every check but the pairing (it commits the parent, its bitmap fits
+/// the parent's set, its signers hold more than 2/3 of the power) and summed
+/// the signers' keys. Offered with `Consensus::offer_carried_commit` just
+/// before the proposal is fed; used only for the block it names.
+#[derive(Debug, Clone)]
+pub struct CarriedCommit {
+    /// Header hash of the proposed block that carries the certificate.
+    pub block_hash: Hash,
+    /// Hash of the certificate (the block's `last_commit_hash`).
+    pub certificate_hash: Hash,
+    /// The sum of the signers' keys, from the parent height's set.
+    pub key: PublicKey,
+    /// The precommit signing bytes the signers signed.
+    pub msg: Vec<u8>,
+    /// The certificate's aggregate signature.
+    pub sig: Signature,
 }
 
 /// An event fed to the core.
@@ -208,6 +229,10 @@ pub enum Output {
         round: Round,
         /// The proposed block whose content the host checks.
         block: Box<pb::Block>,
+        /// The hash of the certificate the block carries, when its
+        /// signature was verified with the proposal's (the host offered it
+        /// with [`CarriedCommit`]): the host need not verify it again.
+        carried_commit_verified: Option<Hash>,
     },
     /// The height is decided; the host commits the block and later starts the next height.
     Decided(Box<Decision>),
@@ -249,6 +274,9 @@ pub struct Stats {
     pub single_checks: u64,
     /// Commit certificates of synced blocks verified and found valid.
     pub synced_certificates_verified: u64,
+    /// Certificates carried by proposed blocks verified in the proposal's
+    /// own multi-pairing (offered by the host) and found valid.
+    pub carried_commits_verified: u64,
 }
 
 /// Step of the current round.

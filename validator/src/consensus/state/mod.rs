@@ -15,7 +15,8 @@ mod signing;
 mod votes;
 
 pub use interface::{
-    ConsensusConfig, Decision, HeightParams, Input, Output, RejectReason, Stats, Step, TestFault,
+    CarriedCommit, ConsensusConfig, Decision, HeightParams, Input, Output, RejectReason, Stats,
+    Step, TestFault,
 };
 
 use super::buffer::{Buffered, FutureBuffer};
@@ -78,6 +79,9 @@ pub struct Consensus {
     hs: Option<HeightState>,
     /// The vote messages this validator signed last, hashed to G2.
     signed: SignedPoints,
+    /// The carried certificate the host made ready for the next proposal
+    /// it feeds (taken by that proposal, whatever its block).
+    carried_offer: Option<CarriedCommit>,
     buffer: FutureBuffer,
     evidence: EvidenceLog,
     stats: Stats,
@@ -124,6 +128,7 @@ impl Consensus {
             signing_allowed: true,
             hs: None,
             signed: SignedPoints::default(),
+            carried_offer: None,
             buffer: FutureBuffer::new(config.buffer),
             evidence: EvidenceLog::default(),
             stats: Stats::default(),

@@ -4,14 +4,43 @@
 
 use super::super::buffer::Buffered;
 use super::super::evidence;
-use super::{Consensus, Output, ProposalEntry, RejectReason, TestFault};
+use super::{CarriedCommit, Consensus, Output, ProposalEntry, RejectReason, TestFault};
 use crate::block::header_hash;
-use crate::crypto::{Hash, Signature, bls, sha3_256_parts, vrf};
+use crate::crypto::bls::WeightedItem;
+use crate::crypto::{Hash, PublicKey, Signature, bls, sha3_256_parts, vrf};
 use crate::lottery;
 use crate::signing::{self, proposal_bytes};
 use crate::types::Address;
 use crate::validator_set::Validator;
 use agora_proto::v1 as pb;
+
+/// What a proposal's signature checks established.
+struct Verified {
+    /// The block's VRF output (its proof verified).
+    vrf_output: Hash,
+    /// The hash of the carried certificate, if its signature was checked
+    /// with the proposal's.
+    carried_commit_verified: Option<Hash>,
+}
+
+impl Verified {
+    fn vrf_only(vrf_output: Hash) -> Self {
+        Self {
+            vrf_output,
+            carried_commit_verified: None,
+        }
+    }
+}
+
+/// Which signatures one multi-pairing showed valid.
+enum Together {
+    /// The proposal's, the VRF proof and the carried certificate (if any).
+    All,
+    /// The proposal's and the VRF proof, not the carried certificate.
+    ProposalAndVrf,
+    /// Not shown: check one by one.
+    Failed,
+}
 
 /// A proposal whose header fits the height, with what checking it needs.
 struct Arrived {
@@ -29,6 +58,8 @@ impl Consensus {
     /// height and its signature and the block's VRF proof verify. A second
     /// proposal of a round is evidence.
     pub(super) fn on_proposal(&mut self, p: pb::Proposal, out: &mut Vec<Output>) {
+        // Taken whatever happens next: an offer is for this proposal only.
+        let offer = self.carried_offer.take();
         let (h, r) = (p.height, p.round);
         let Some(Buffered::Proposal(p)) = self.admit(h, r, Buffered::Proposal(Box::new(p))) else {
             return;
@@ -51,10 +82,20 @@ impl Consensus {
         if second {
             return self.on_second_proposal(p, &arrived, out);
         }
-        match self.verify_fresh(&p, &arrived) {
-            Ok(vrf_output) => self.keep_proposal(p, arrived.block_hash, vrf_output, out),
+        let carried = offer.filter(|c| c.block_hash == arrived.block_hash);
+        match self.verify_fresh(&p, &arrived, carried.as_ref()) {
+            Ok(verified) => self.keep_proposal(p, arrived.block_hash, verified, out),
             Err(reason) => self.reject(reason, out),
         }
+    }
+
+    /// Makes the certificate carried by the block of the next proposal fed
+    /// ready for that proposal's check (see [`CarriedCommit`]). Only a
+    /// speed-up: without it the host verifies the certificate alone, with
+    /// the same verdict, so an input log replayed without offers decides
+    /// the same.
+    pub fn offer_carried_commit(&mut self, carried: CarriedCommit) {
+        self.carried_offer = Some(carried);
     }
 
     /// The checks that need no signature: the proposal comes from the
@@ -132,20 +173,27 @@ impl Consensus {
     }
 
     /// The checks of a round's first proposal that need its block's
-    /// creator and the signatures; returns the block's VRF output.
-    fn verify_fresh(&self, p: &pb::Proposal, a: &Arrived) -> Result<Hash, RejectReason> {
+    /// creator and the signatures; returns the block's VRF output, and the
+    /// carried certificate's hash if its signature was checked here too.
+    fn verify_fresh(
+        &self,
+        p: &pb::Proposal,
+        a: &Arrived,
+        carried: Option<&CarriedCommit>,
+    ) -> Result<Verified, RejectReason> {
         let hs = self.hs.as_ref().expect("admitted: a height is under way");
         let header = p.block.as_ref().and_then(|b| b.header.as_ref());
         let header = header.expect("checked on arrival");
         let creator = self.block_creator(p, header, &a.proposer)?;
         // The proposal signature and the block's VRF proof, each checked
-        // once: one randomised two-pair check when both are new, the
-        // signature alone for a block whose proof was already verified.
+        // once: one randomised multi-pairing when both are new (with the
+        // carried certificate when the host offered it), the signature
+        // alone for a block whose proof was already verified.
         let bad_signature = || RejectReason::BadSignature(a.proposer.address.to_string());
         let signature_ok = || a.proposer.public_key.verify(&a.bytes, &a.sig).is_ok();
         if let Some(o) = hs.vrf_outputs.get(&a.block_hash) {
             return if signature_ok() {
-                Ok(*o)
+                Ok(Verified::vrf_only(*o))
             } else {
                 Err(bad_signature())
             };
@@ -159,25 +207,61 @@ impl Consensus {
                 bad_signature()
             });
         };
-        let both = self.verify_salt.as_ref().is_some_and(|salt| {
-            let rho = proposal_check_weight(salt, &a.sig, &a.bytes, &proof, &vrf_msg);
-            bls::verify_two(
-                (&a.proposer.public_key, &a.bytes, &a.sig),
-                (&creator.public_key, &vrf_msg, &proof),
-                rho,
-            )
-            .is_ok()
-        });
-        if !both {
-            // Which one is bad (or, for an observer, the plain checks).
-            if !signature_ok() {
-                return Err(bad_signature());
+        let vrf_output = vrf::output(&proof);
+        let proposal = (&a.proposer.public_key, &a.bytes[..], &a.sig);
+        let vrf = (&creator.public_key, &vrf_msg[..], &proof);
+        match self.verify_together(proposal, vrf, carried) {
+            Together::All => {
+                return Ok(Verified {
+                    vrf_output,
+                    carried_commit_verified: carried.map(|c| c.certificate_hash),
+                });
             }
-            if creator.public_key.verify(&vrf_msg, &proof).is_err() {
-                return Err(RejectReason::BadVrf(creator.address));
-            }
+            // The certificate is bad; the host's own check will say so.
+            Together::ProposalAndVrf => return Ok(Verified::vrf_only(vrf_output)),
+            Together::Failed => {}
         }
-        Ok(vrf::output(&proof))
+        // Which one is bad (or, for an observer, the plain checks).
+        if !signature_ok() {
+            return Err(bad_signature());
+        }
+        if creator.public_key.verify(&vrf_msg, &proof).is_err() {
+            return Err(RejectReason::BadVrf(creator.address));
+        }
+        Ok(Verified::vrf_only(vrf_output))
+    }
+
+    /// The proposal's signature, the VRF proof and the carried certificate
+    /// (if offered) in one weighted multi-pairing; when that fails with a
+    /// certificate in it, the first two again without it. An observer has
+    /// no salt for the weights and checks nothing here.
+    fn verify_together(
+        &self,
+        proposal: (&PublicKey, &[u8], &Signature),
+        vrf: (&PublicKey, &[u8], &Signature),
+        carried: Option<&CarriedCommit>,
+    ) -> Together {
+        let Some(salt) = self.verify_salt.as_ref() else {
+            return Together::Failed;
+        };
+        let [vrf_weight, carried_weight] = check_weights(salt, proposal, vrf, carried);
+        let mut items = vec![plain_item(proposal, 1), plain_item(vrf, vrf_weight)];
+        if let Some(c) = carried {
+            items.push(WeightedItem {
+                key: &c.key,
+                msg: &c.msg,
+                hashed: self.signed.get(&c.msg),
+                sig: &c.sig,
+                weight: carried_weight,
+            });
+        }
+        if bls::verify_weighted(&items).is_ok() {
+            return Together::All;
+        }
+        if carried.is_some() && bls::verify_weighted(&items[..2]).is_ok() {
+            return Together::ProposalAndVrf;
+        }
+        Together::Failed
     }
 
     /// The block's creator: the proposer itself for a fresh block, or the
@@ -215,7 +299,7 @@ impl Consensus {
         &mut self,
         p: pb::Proposal,
         block_hash: Hash,
-        vrf_output: Hash,
+        verified: Verified,
         out: &mut Vec<Output>,
     ) {
         let signed = evidence::signed_proposal(&p, &block_hash);
@@ -223,7 +307,9 @@ impl Consensus {
         // Moved, not cloned: a block holds every transaction of the height.
         let Some(block) = p.block else { return };
         let Some(hs) = self.hs.as_mut() else { return };
-        hs.vrf_outputs.insert(block_hash, vrf_output);
+        hs.vrf_outputs.insert(block_hash, verified.vrf_output);
+        self.stats.carried_commits_verified +=
+            u64::from(verified.carried_commit_verified.is_some());
         hs.proposals.insert(
             r,
             ProposalEntry {
@@ -237,43 +323,76 @@ impl Consensus {
                 height: h,
                 round: r,
                 block: Box::new(block.clone()),
+                carried_commit_verified: verified.carried_commit_verified,
             });
         }
         hs.blocks.entry(block_hash).or_insert(block);
     }
 }
 
-/// Domain prefix of a proposal check's weight.
-const PROPOSAL_WEIGHT_PREFIX: &[u8] = b"agora/proposal-check-weight/v1";
-
-/// The weight ρ of the VRF pair in a proposal's two-pair check
-/// ([`bls::verify_two`]). The core has no randomness of its own, so ρ is
-/// derived: SHA3-256 over a salt only this node knows (a one-way hash of its
-/// secret key, never sent anywhere) and everything the proposer chose
-/// (signature, proof and both signed messages), first 8 bytes, never zero.
-/// The proposer fixes its bytes before ρ exists and cannot compute ρ without
-/// the salt, so to it ρ is a uniform 64-bit value (random-oracle model): a
-/// pair that is not both valid passes with probability 2⁻⁶⁴ per proposal,
-/// each failed try is a rejected proposal, and the verdict stays a
-/// deterministic function of the inputs (the simulator replays it).
-fn proposal_check_weight(
-    salt: &Hash,
-    sig: &Signature,
-    msg: &[u8],
-    proof: &Signature,
-    vrf_msg: &[u8],
-) -> u64 {
-    let h = sha3_256_parts(&[
-        PROPOSAL_WEIGHT_PREFIX,
-        salt,
-        &sig.to_bytes(),
+/// One signature of a proposal's check, its message not hashed yet.
+fn plain_item<'a>(
+    (key, msg, sig): (&'a PublicKey, &'a [u8], &'a Signature),
+    weight: u64,
+) -> WeightedItem<'a> {
+    WeightedItem {
+        key,
         msg,
-        &proof.to_bytes(),
-        vrf_msg,
-    ]);
-    let mut b = [0u8; 8];
-    b.copy_from_slice(&h[..8]);
-    u64::from_le_bytes(b).max(1)
+        hashed: None,
+        sig,
+        weight,
+    }
+}
+
+/// Domain prefix of a proposal check's weights.
+const PROPOSAL_WEIGHT_PREFIX: &[u8] = b"agora/proposal-check-weights/v2";
+
+/// The weights of the VRF pair and of the carried certificate in a
+/// proposal's multi-pairing ([`bls::verify_weighted`]; the proposal's own
+/// signature has weight 1). The core has no randomness of its own, so they
+/// are derived: SHA3-256 over a salt only this node knows (a one-way hash
+/// of its secret key, never sent anywhere) and everything the proposer
+/// chose (each signature, key and signed message), 8 bytes each, never
+/// zero. The proposer fixes its bytes before the weights exist and cannot
+/// compute them without the salt, so to it they are independent uniform
+/// 64-bit values (random-oracle model).
+///
+/// Why that is sound: every signature is a subgroup-checked point of G2, a
+/// group of prime order r, so write each as the valid signature plus an
+/// error Δ. The product is one iff Δ₁ + w₂·Δ₂ + w₃·Δ₃ = 0. If Δ₂ or Δ₃ is
+/// not zero, fixing everything else leaves one value of its weight mod r
+/// that satisfies this, hit with probability 2⁻⁶⁴; if both are zero, Δ₁
+/// must be too. So a pass means every signature is valid (a VRF proof so
+/// checked is still *the* unique proof), each failed try is a rejected
+/// proposal, and the verdict is a deterministic function of the inputs
+/// (the simulator replays it).
+fn check_weights(
+    salt: &Hash,
+    proposal: (&PublicKey, &[u8], &Signature),
+    vrf: (&PublicKey, &[u8], &Signature),
+    carried: Option<&CarriedCommit>,
+) -> [u64; 2] {
+    let part = |(key, msg, sig): (&PublicKey, &[u8], &Signature)| {
+        let len = (msg.len() as u64).to_le_bytes();
+        (key.to_bytes(), len, msg.to_vec(), sig.to_bytes())
+    };
+    let mut parts = vec![part(proposal), part(vrf)];
+    if let Some(c) = carried {
+        parts.push(part((&c.key, &c.msg, &c.sig)));
+    }
+    let mut input: Vec<&[u8]> = vec![PROPOSAL_WEIGHT_PREFIX, salt];
+    for (key, len, msg, sig) in &parts {
+        // Keys and signatures have fixed lengths; a message's length goes
+        // first, so no two inputs are encoded alike.
+        input.extend([&key[..], &sig[..], &len[..], msg]);
+    }
+    let h = sha3_256_parts(&input);
+    let weight = |i: usize| {
+        let mut b = [0u8; 8];
+        b.copy_from_slice(&h[8 * i..8 * i + 8]);
+        u64::from_le_bytes(b).max(1)
+    };
+    [weight(0), weight(1)]
 }
 
 #[cfg(feature = "test-faults")]

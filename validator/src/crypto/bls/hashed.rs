@@ -14,7 +14,7 @@
 //! signature and the same verdict (test `hashed_paths_agree_with_the_plain_ones`).
 
 use super::{BlsError, PublicKey, SIG_DST, SecretKey, Signature, imp};
-use blst::{blst_fp12, blst_p2, blst_p2_affine};
+use blst::{blst_p2, blst_p2_affine};
 
 /// H(msg) in G2 for the signature DST, with the bytes it was computed from
 /// (so a caller can tell whether it may stand for a given message).
@@ -57,6 +57,11 @@ impl HashedMessage {
     pub fn message(&self) -> &[u8] {
         &self.msg
     }
+
+    /// The point, in the form blst's pairing takes.
+    pub(super) fn affine(&self) -> &blst_p2_affine {
+        &self.affine
+    }
 }
 
 impl std::fmt::Debug for HashedMessage {
@@ -83,31 +88,12 @@ impl SecretKey {
     }
 }
 
-/// e(key, H) = e(g1, sig) on the calling thread, from a hashed message.
-fn pairing_check_hashed(
-    key: &imp::PublicKey,
-    hashed: &HashedMessage,
-    sig: &imp::Signature,
-) -> Result<(), BlsError> {
-    let mut ctx = blst::Pairing::new(true, SIG_DST);
-    ctx.raw_aggregate(&hashed.affine, key.into());
-    ctx.commit();
-    let mut signed = blst_fp12::default();
-    let sig: &blst_p2_affine = sig.into();
-    blst::Pairing::aggregated(&mut signed, sig);
-    if ctx.finalverify(Some(&signed)) {
-        Ok(())
-    } else {
-        Err(BlsError::VerifyFailed)
-    }
-}
-
 impl PublicKey {
     /// [`PublicKey::verify`] of the message `hashed` was made from.
     pub fn verify_hashed(&self, hashed: &HashedMessage, sig: &Signature) -> Result<(), BlsError> {
         let verify = || {
             count!(single_verifies += 1, pairing_checks += 1, miller_loops += 2);
-            pairing_check_hashed(&self.0, hashed, &sig.0)
+            super::weighted::check_one(self, hashed.message(), Some(hashed), sig)
         };
         // The simulator's memo, under the key of the plain check (same verdict).
         #[cfg(feature = "verify-memo")]
@@ -134,7 +120,7 @@ impl Signature {
                 pairing_checks += 1,
                 miller_loops += 2
             );
-            pairing_check_hashed(&key.0, hashed, &self.0)
+            super::weighted::check_one(&key, hashed.message(), Some(hashed), self)
         };
         // The simulator's memo, under the key of the plain check (same verdict).
         #[cfg(feature = "verify-memo")]

@@ -87,6 +87,9 @@ pub use batch::{BatchItem, batch_verify, first_invalid};
 mod hashed;
 pub use hashed::HashedMessage;
 
+mod weighted;
+pub use weighted::{WeightedItem, verify_weighted};
+
 /// Process-wide counters of the cryptographic operations actually performed
 /// (feature `crypto-counters`, for the benches that count the consensus
 /// path's crypto per validator-height; off in every build that does not
@@ -178,15 +181,7 @@ impl Drop for SecretKey {
 /// thread hop, and invisible to a per-thread CPU budget; the core is meant
 /// to be single-threaded.)
 fn pairing_check(key: &imp::PublicKey, msg: &[u8], sig: &imp::Signature) -> Result<(), BlsError> {
-    let mut ctx = blst::Pairing::new(true, SIG_DST);
-    let (pk, s): (&blst::blst_p1_affine, &blst::blst_p2_affine) = (key.into(), sig.into());
-    check(ctx.aggregate(pk, false, s, false, msg, &[]))?;
-    ctx.commit();
-    if ctx.finalverify(None) {
-        Ok(())
-    } else {
-        Err(BlsError::VerifyFailed)
-    }
+    weighted::check_one(&PublicKey(*key), msg, None, &Signature(*sig))
 }
 
 /// A validated BLS public key (in G1, not infinity, in the subgroup).
@@ -390,7 +385,7 @@ impl fmt::Debug for Signature {
 ///
 /// With random weights (batch verification of *distinct* messages) this
 /// argument fails — a small-order tᵢ cancels with probability 1/ord(tᵢ) — so
-/// [`batch_verify`] and [`verify_two`] keep taking checked [`Signature`]s.
+/// [`batch_verify`] and [`verify_weighted`] keep taking checked [`Signature`]s.
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub struct UncheckedSignature(imp::Signature);
 
@@ -458,49 +453,6 @@ impl fmt::Debug for UncheckedSignature {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let b = self.0.compress();
         write!(f, "UncheckedSignature({}..)", hex::encode(&b[..8]))
-    }
-}
-
-/// Verifies two signatures over two messages with one randomised pairing
-/// equation: e(g1, σa + ρ·σb) = e(pka, H(ma)) · e(pkb, H(mb))^ρ, three Miller
-/// loops and one final exponentiation instead of four and two.
-///
-/// Sound when ρ ≠ 0 is unpredictable to whoever chose the signatures: write
-/// σa = sa + Δa, σb = sb + Δb with sa, sb the (unique) valid signatures and
-/// Δ ∈ G2 (both inputs are subgroup-checked [`Signature`]s, and G2 has prime
-/// order r). The equation holds iff Δa + ρ·Δb = 0: if Δb = 0 that forces
-/// Δa = 0, and if Δb ≠ 0 it holds for exactly one ρ mod r, hit with
-/// probability 2⁻⁶⁴ by a 64-bit ρ the signer could not predict. `Ok` thus
-/// means both signatures are valid (so a VRF proof checked this way is still
-/// *the* unique proof). The caller supplies ρ (the core has no randomness of
-/// its own); with ρ = 0 this returns an error.
-pub fn verify_two(
-    a: (&PublicKey, &[u8], &Signature),
-    b: (&PublicKey, &[u8], &Signature),
-    rho: u64,
-) -> Result<(), BlsError> {
-    if rho == 0 {
-        return Err(BlsError::BadEncoding);
-    }
-    count!(
-        multi_pairing_checks += 1,
-        pairing_checks += 1,
-        miller_loops += 3,
-        hash_to_curve += 2
-    );
-    let mut ctx = blst::Pairing::new(true, SIG_DST);
-    let (pka, sa): (&blst::blst_p1_affine, &blst::blst_p2_affine) =
-        ((&a.0.0).into(), (&a.2.0).into());
-    check(ctx.aggregate(pka, false, sa, false, a.1, &[]))?;
-    let (pkb, sb): (&blst::blst_p1_affine, &blst::blst_p2_affine) =
-        ((&b.0.0).into(), (&b.2.0).into());
-    let scalar = rho.to_le_bytes();
-    check(ctx.mul_n_aggregate(pkb, false, sb, false, &scalar, 64, b.1, &[]))?;
-    ctx.commit();
-    if ctx.finalverify(None) {
-        Ok(())
-    } else {
-        Err(BlsError::VerifyFailed)
     }
 }
 

@@ -83,8 +83,32 @@ fn short_seed_and_zero_key_rejected() {
     assert!(SecretKey::from_bytes(&[0xff; 32]).is_err());
 }
 
+/// Two signatures in one weighted check, the first of weight 1.
+fn verify_two(
+    a: (&PublicKey, &[u8], &Signature),
+    b: (&PublicKey, &[u8], &Signature),
+    rho: u64,
+) -> Result<(), BlsError> {
+    verify_weighted(&[
+        WeightedItem {
+            key: a.0,
+            msg: a.1,
+            hashed: None,
+            sig: a.2,
+            weight: 1,
+        },
+        WeightedItem {
+            key: b.0,
+            msg: b.1,
+            hashed: None,
+            sig: b.2,
+            weight: rho,
+        },
+    ])
+}
+
 #[test]
-fn verify_two_agrees_with_two_single_checks() {
+fn two_weighted_agree_with_two_single_checks() {
     let (a, b) = (key(9), key(10));
     let (pa, pb) = (a.public_key(), b.public_key());
     let (sa, sb) = (a.sign(b"ma"), b.sign(b"mb"));

@@ -205,6 +205,7 @@ fn run_happy_path(n: &Net) -> Vec<Vec<String>> {
                     height,
                     round,
                     block,
+                    ..
                 } => queue.push_back((
                     i,
                     Input::BlockValidity {
@@ -252,6 +253,7 @@ fn happy_path_commits_with_a_valid_certificate() {
                     height,
                     round,
                     block,
+                    ..
                 } => queue.push_back((
                     i,
                     Input::BlockValidity {
@@ -976,3 +978,5 @@ fn without_the_resume_the_three_wait_forever_and_an_old_debt_is_not_paid() {
     let out = cores[2].handle(Input::SigningResumed);
     assert!(votes_cast(&out).is_empty(), "{out:?}");
 }
+
+mod carried;
