@@ -304,13 +304,14 @@ pub fn check_block(
     check_block_with(ctx, block, provenance, None)
 }
 
-/// [`check_block`] with the transactions' hashes, when a body of this
-/// block's header passed [`check_body`] already (`BodyHashes`).
+/// [`check_block`] with what the body check computed, when a body of this
+/// block's header passed it already (`BodyHashes`): the transactions'
+/// hashes and the carried certificate are not computed or decoded again.
 pub fn check_block_with(
     ctx: &Context<'_>,
     block: &pb::Block,
     provenance: Provenance,
-    tx_hashes: Option<&[Hash]>,
+    body: Option<&CheckedBody>,
 ) -> Result<Checked, BlockError> {
     let h = block.header.as_ref().ok_or(BlockError::NoHeader)?;
     if h.height != ctx.height {
@@ -329,14 +330,15 @@ pub fn check_block_with(
         )));
     }
     let computed;
-    let tx_hashes = match tx_hashes {
-        Some(h) => h,
+    let tx_hashes = match body {
+        Some(b) => &b.tx_hashes,
         None => {
             computed = self::tx_hashes(&block.txs);
             &computed
         }
     };
-    let carried = check_body_with(block, tx_hashes, ctx.tip.certificate.as_ref())?;
+    let known = body.and_then(|b| b.carried.as_ref());
+    let carried = check_body_with(block, tx_hashes, known.or(ctx.tip.certificate.as_ref()))?;
     if h.app_hash != ctx.ledger.app_hash() {
         return Err(BlockError::StateMismatch("app_hash"));
     }

@@ -32,7 +32,7 @@ impl<P: Copy + Ord + std::fmt::Debug> Engine<P> {
                 &d.block.evidence,
                 &batch_seed,
                 KnownTxs {
-                    hashes: self.bodies.get(&d.block_hash),
+                    hashes: self.bodies.tx_hashes(&d.block_hash),
                     decoded: &|hash| mempool.decoded(hash),
                 },
             )

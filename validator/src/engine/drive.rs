@@ -203,12 +203,12 @@ impl<P: Copy + Ord + std::fmt::Debug> Engine<P> {
         out: &mut Vec<Action<P>>,
     ) -> bool {
         let ctx = self.context();
-        // The body's hashes, if its proposal's body check computed them.
-        let hashes = block
+        // What its proposal's body check computed, if it ran.
+        let body = block
             .header
             .as_ref()
             .and_then(|h| self.bodies.get(&header_hash(h)));
-        let verdict = block_rules::check_block_with(&ctx, block, provenance, hashes);
+        let verdict = block_rules::check_block_with(&ctx, block, provenance, body);
         let e = match verdict {
             Ok(checked) => {
                 if checked.carried_certificate_verified {

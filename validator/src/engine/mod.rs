@@ -455,13 +455,14 @@ impl<P: Copy + Ord + std::fmt::Debug> Engine<P> {
                         && p.height == self.height()
                     {
                         let hash = header_hash(header);
-                        self.bodies.insert(hash, body.tx_hashes);
                         // An observer's core checks proposals one by one.
                         if self.core.address().is_some() {
                             carried = body
                                 .carried
+                                .clone()
                                 .and_then(|c| carried_commit::offer(&self.context(), hash, c));
                         }
+                        self.bodies.insert(hash, body);
                     }
                 }
             }
