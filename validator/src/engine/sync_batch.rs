@@ -39,7 +39,7 @@
 //!
 //! The scalars: the engine has no randomness of its own; they are derived
 //! from the host's secret `entropy` and a digest of every item of the batch
-//! (Fiat–Shamir with a secret key, as `bls::verify_two` does): fixed only
+//! (Fiat–Shamir with a secret key, as the core's proposal check does): fixed only
 //! once the items are, and unpredictable to whoever made them, so a batch
 //! holding an invalid signature passes with probability about 2^-64.
 
