@@ -36,18 +36,24 @@ fn verdict(
         c.offer_carried_commit(o);
     }
     let out = c.handle(Input::Proposal(proposal.clone()));
-    let validate = out.iter().find_map(|o| match o {
-        Output::ValidateBlock {
-            carried_commit_verified,
-            ..
-        } => Some(*carried_commit_verified),
-        _ => None,
-    });
+    let validate = vouched(&out);
     (
         rejections(&out),
         validate,
         c.stats().carried_commits_verified,
     )
+}
+
+/// What `ValidateBlock` said of the carried certificate; None when the
+/// block was not sent for validation.
+fn vouched(out: &[Output]) -> Option<Option<Hash>> {
+    out.iter().find_map(|o| match o {
+        Output::ValidateBlock {
+            carried_commit_verified,
+            ..
+        } => Some(*carried_commit_verified),
+        _ => None,
+    })
 }
 
 #[test]
@@ -119,12 +125,5 @@ fn an_offer_is_spent_by_the_next_proposal() {
     let out = c.handle(Input::Proposal(wrong));
     assert_eq!(rejections(&out).len(), 1, "{out:?}");
     let out = c.handle(Input::Proposal(proposal));
-    let vouched = out.iter().find_map(|o| match o {
-        Output::ValidateBlock {
-            carried_commit_verified,
-            ..
-        } => Some(*carried_commit_verified),
-        _ => None,
-    });
-    assert_eq!(vouched, Some(None));
+    assert_eq!(vouched(&out), Some(None));
 }
