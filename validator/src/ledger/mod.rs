@@ -609,6 +609,8 @@ impl Ledger {
 }
 
 #[cfg(test)]
+mod test_keys;
+#[cfg(test)]
 mod tests;
 #[cfg(test)]
 mod tests_economics;

@@ -5,10 +5,10 @@
 //! F1 are in `tests_economics/delegators.rs`, the snapshot in
 //! `tests_economics/snapshot.rs`.
 
+use super::test_keys::*;
 use super::*;
 use crate::crypto::{AccountSecretKey, SecretKey};
 use crate::signing::vote_bytes;
-use crate::types::HasAddress;
 use crate::types::VoteType;
 use pb::tx_body::Kind;
 
@@ -19,24 +19,6 @@ const UNIT: u128 = 1_000_000;
 const FEE: u128 = params::DEFAULT_MIN_FEE;
 const CHAIN: &str = "agora-econ";
 
-fn sk(i: u8) -> SecretKey {
-    SecretKey::from_seed(&[i; 32]).expect("32-byte seed")
-}
-fn acct(i: u8) -> AccountSecretKey {
-    AccountSecretKey::from_seed(&[i; 32])
-}
-fn user(i: u8) -> AccountSecretKey {
-    acct(i)
-}
-fn operator(i: u8) -> AccountSecretKey {
-    acct(100 + i)
-}
-fn consensus(i: u8) -> SecretKey {
-    sk(200 + i)
-}
-fn addr(k: &impl HasAddress) -> Address {
-    k.address()
-}
 fn val(i: u8) -> Address {
     addr(&consensus(i))
 }

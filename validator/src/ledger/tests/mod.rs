@@ -3,37 +3,18 @@
 //! staking and slashing in their own files, beside the state tree's.
 
 use super::state::Delegation;
+use super::test_keys::*;
 use super::*;
 use crate::certificate::CommitCertificate;
 use crate::consensus::evidence::EvidenceError as CE;
 use crate::crypto::{AccountSecretKey, SecretKey};
 use crate::signing::{proposal_bytes, vote_bytes};
-use crate::types::HasAddress;
 use crate::types::VoteType;
 use pb::tx_body::Kind;
 
 const UNIT: u128 = 1_000_000;
 /// The fee every test transaction pays: the default `min_fee`.
 const FEE: u128 = params::DEFAULT_MIN_FEE;
-
-fn sk(i: u8) -> SecretKey {
-    SecretKey::from_seed(&[i; 32]).expect("32-byte seed")
-}
-fn acct(i: u8) -> AccountSecretKey {
-    AccountSecretKey::from_seed(&[i; 32])
-}
-fn user(i: u8) -> AccountSecretKey {
-    acct(i)
-}
-fn operator(i: u8) -> AccountSecretKey {
-    acct(100 + i)
-}
-fn consensus(i: u8) -> SecretKey {
-    sk(200 + i)
-}
-fn addr(k: &impl HasAddress) -> Address {
-    k.address()
-}
 
 fn params() -> pb::GenesisParams {
     pb::GenesisParams {
