@@ -138,12 +138,7 @@ impl<P: Copy + Ord + std::fmt::Debug> Engine<P> {
                 block,
                 carried_commit_verified,
             } => {
-                let provenance = Provenance::Proposal {
-                    round,
-                    now_ms,
-                    carried_verified: carried_commit_verified,
-                };
-                let valid = self.validate(round, &block, provenance, out);
+                let valid = self.validate(round, &block, now_ms, carried_commit_verified, out);
                 return Ok(Some(Input::BlockValidity {
                     height,
                     round,
@@ -199,7 +194,8 @@ impl<P: Copy + Ord + std::fmt::Debug> Engine<P> {
         &mut self,
         round: Round,
         block: &pb::Block,
-        provenance: Provenance,
+        now_ms: u64,
+        carried_verified: Option<crate::crypto::Hash>,
         out: &mut Vec<Action<P>>,
     ) -> bool {
         let ctx = self.context();
@@ -208,6 +204,11 @@ impl<P: Copy + Ord + std::fmt::Debug> Engine<P> {
             .header
             .as_ref()
             .and_then(|h| self.bodies.get(&header_hash(h)));
+        let provenance = Provenance::Proposal {
+            round,
+            now_ms,
+            carried_verified,
+        };
         let verdict = block_rules::check_block_with(&ctx, block, provenance, body);
         let e = match verdict {
             Ok(checked) => {

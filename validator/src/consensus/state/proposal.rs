@@ -366,15 +366,15 @@ const PROPOSAL_WEIGHT_PREFIX: &[u8] = b"agora/proposal-check-weights/v2";
 /// checked is still *the* unique proof), each failed try is a rejected
 /// proposal, and the verdict is a deterministic function of the inputs
 /// (the simulator replays it).
-fn check_weights(
+fn check_weights<'a>(
     salt: &Hash,
-    proposal: (&PublicKey, &[u8], &Signature),
-    vrf: (&PublicKey, &[u8], &Signature),
-    carried: Option<&CarriedCommit>,
+    proposal: (&PublicKey, &'a [u8], &Signature),
+    vrf: (&PublicKey, &'a [u8], &Signature),
+    carried: Option<&'a CarriedCommit>,
 ) -> [u64; 2] {
-    let part = |(key, msg, sig): (&PublicKey, &[u8], &Signature)| {
+    let part = |(key, msg, sig): (&PublicKey, &'a [u8], &Signature)| {
         let len = (msg.len() as u64).to_le_bytes();
-        (key.to_bytes(), len, msg.to_vec(), sig.to_bytes())
+        (key.to_bytes(), len, msg, sig.to_bytes())
     };
     let mut parts = vec![part(proposal), part(vrf)];
     if let Some(c) = carried {

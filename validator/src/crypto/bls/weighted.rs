@@ -56,13 +56,30 @@ pub fn verify_weighted(items: &[WeightedItem<'_>]) -> Result<(), BlsError> {
         miller_loops += items.len() + 1,
         hash_to_curve += items.iter().filter(|i| i.hashed.is_none()).count(),
     );
+    product_is_one(items)
+}
+
+/// The equation of the module docs for `items` (not empty, no zero
+/// weight), uncounted: [`verify_weighted`] and [`check_one`] count their
+/// own operations.
+fn product_is_one(items: &[WeightedItem<'_>]) -> Result<(), BlsError> {
+    debug_assert!(!items.is_empty() && items.iter().all(|i| i.weight != 0));
     let mut ctx = blst::Pairing::new(true, SIG_DST);
-    let mut sum = blst_p2::default();
     for item in items {
         add_key_side(&mut ctx, item)?;
-        add_weighted(&mut sum, item.sig, item.weight);
     }
-    product_with_signatures_is_one(ctx, &sum)
+    let sum = match items {
+        // One signature of weight 1 is its own sum: no point arithmetic.
+        [one] if one.weight == 1 => *<&blst_p2_affine>::from(&one.sig.0),
+        _ => {
+            let mut sum = blst_p2::default();
+            for item in items {
+                add_weighted(&mut sum, item.sig, item.weight);
+            }
+            to_affine(&sum)
+        }
+    };
+    product_with_signatures_is_one(ctx, sum)
 }
 
 /// Adds e(w·pk, H(m)) to the context.
@@ -123,26 +140,35 @@ fn times_g1(pk: &blst_p1_affine, w: u64) -> blst_p1_affine {
     out
 }
 
+/// `p` in affine form (the identity as all zeros).
+fn to_affine(p: &blst_p2) -> blst_p2_affine {
+    let mut out = blst_p2_affine::default();
+    // SAFETY: `p` is a valid point and `out` an exclusive out-parameter.
+    unsafe { blst::blst_p2_to_affine(&mut out, p) };
+    out
+}
+
 /// Completes a check whose key side is in `ctx`: adds e(g1, −sum) as one
 /// more pair of the same Miller loop, then one final exponentiation.
-fn product_with_signatures_is_one(mut ctx: blst::Pairing, sum: &blst_p2) -> Result<(), BlsError> {
-    let mut negated = blst_p2_affine::default();
-    let mut y = blst_fp2::default();
-    // SAFETY: valid, initialised values; `negated` and `y` are exclusive
-    // out-parameters, and the generator is blst's static constant.
-    let g1 = unsafe {
-        blst::blst_p2_to_affine(&mut negated, sum);
-        blst::blst_fp2_cneg(&mut y, &negated.y, true);
-        &*blst::blst_p1_affine_generator()
-    };
+fn product_with_signatures_is_one(
+    mut ctx: blst::Pairing,
+    mut sum: blst_p2_affine,
+) -> Result<(), BlsError> {
     // The identity (a sum of signatures that cancels) is not a valid
     // signature of any non-zero key; blst would skip the pair, so refuse
     // it here rather than compare without it.
-    if negated == blst_p2_affine::default() {
+    if sum == blst_p2_affine::default() {
         return Err(BlsError::VerifyFailed);
     }
-    negated.y = y;
-    ctx.raw_aggregate(&negated, g1);
+    let mut y = blst_fp2::default();
+    // SAFETY: valid, initialised values; `y` is an exclusive out-parameter,
+    // and the generator is blst's static constant.
+    let g1 = unsafe {
+        blst::blst_fp2_cneg(&mut y, &sum.y, true);
+        &*blst::blst_p1_affine_generator()
+    };
+    sum.y = y;
+    ctx.raw_aggregate(&sum, g1);
     ctx.commit();
     if ctx.finalverify(None) {
         Ok(())
@@ -158,18 +184,13 @@ pub(super) fn check_one(
     hashed: Option<&HashedMessage>,
     sig: &Signature,
 ) -> Result<(), BlsError> {
-    let mut ctx = blst::Pairing::new(true, SIG_DST);
-    let item = WeightedItem {
+    product_is_one(&[WeightedItem {
         key,
         msg,
         hashed,
         sig,
         weight: 1,
-    };
-    add_key_side(&mut ctx, &item)?;
-    let mut sum = blst_p2::default();
-    add_weighted(&mut sum, sig, 1);
-    product_with_signatures_is_one(ctx, &sum)
+    }])
 }
 
 #[cfg(test)]
