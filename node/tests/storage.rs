@@ -203,6 +203,28 @@ fn wal_is_truncated_by_the_commit_of_its_height() {
     assert_eq!(s.wal_len().unwrap(), 2);
 }
 
+/// WAL records appended without durability wait in memory: the commit of
+/// their height still truncates them (they go into its transaction before
+/// the truncation), later heights' records stay, and a clean close writes
+/// what waits.
+#[test]
+fn waiting_wal_records_are_truncated_with_their_height_and_kept_at_close() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("db");
+    {
+        let s = Storage::open(&path).unwrap();
+        s.wal_append(1, b"proposal", false).unwrap();
+        s.wal_append(2, b"early", false).unwrap();
+        commit(&s, 1);
+        s.wal_append(2, b"vote", false).unwrap();
+    }
+    let s = Storage::open(&path).unwrap();
+    assert_eq!(
+        s.wal_records().unwrap(),
+        vec![(2, b"early".to_vec()), (2, b"vote".to_vec())]
+    );
+}
+
 #[test]
 fn signing_state_and_evidence_persist() {
     let dir = tempfile::tempdir().unwrap();

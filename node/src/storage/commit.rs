@@ -88,7 +88,9 @@ impl Storage {
             encoded.push((height, hash, block, cert));
         }
         let top = check_committed(last)?.0;
-        self.write(Durability::Immediate, |txn| {
+        // The waiting WAL records go in first, so that the truncation below
+        // also removes those of the heights this run decides.
+        self.write_with_wal(Durability::Immediate, |txn| {
             for (c, (height, hash, block, cert)) in run.iter().zip(&encoded) {
                 write_committed(txn, c, *height, hash, block, cert)?;
             }

@@ -24,8 +24,8 @@
 //! `Immediate` commit (redb orders commits, so an `Immediate` commit makes all
 //! earlier ones durable too). Exactly three operations promise durability:
 //!
-//! 1. [`Storage::sync_wal`] — `Immediate`, with nothing written: it makes
-//!    every earlier WAL append durable. The node calls it right before it
+//! 1. [`Storage::sync_wal`] — `Immediate`, writing the WAL records that
+//!    wait in memory ([`wal_log`]): it makes every earlier WAL append durable. The node calls it right before it
 //!    writes the signing-state file ([`signing_file`]), which in turn is
 //!    durable before a vote or proposal signed under it leaves the process
 //!    (DESIGN §6), so our own messages and the inputs that led to them are
@@ -37,9 +37,11 @@
 //!    sees a block without its state or a stale WAL for a decided height
 //!    ([`Storage::commit_blocks`]: the same for a synced run, one fsync).
 //! 3. [`Storage::wal_append`] with `durable = true` — `Immediate`. Inputs
-//!    appended with `durable = false` become durable with the next durable
-//!    write; the driver asks for durability before it acts on an input in a way
-//!    others can observe (in practice, the signing-state write does it).
+//!    appended with `durable = false` wait in memory and become durable with
+//!    the next of these three (a crash loses them either way, as it lost a
+//!    non-durable commit); the driver asks for durability before it acts on
+//!    an input in a way others can observe (in practice, the signing-state
+//!    write does it).
 //!
 //! When the database file is created, its directory is fsynced as well, so
 //! the file's directory entry itself survives a crash.
@@ -51,6 +53,7 @@ mod records;
 mod sets;
 pub mod signing_file;
 mod synced_state;
+mod wal_log;
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
@@ -59,9 +62,7 @@ use agora_proto::v1::{Block, CommitCertificate, Evidence};
 use agora_validator::Hash;
 use agora_validator::crypto::sha3_256;
 use prost::Message;
-use redb::{
-    Database, Durability, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition,
-};
+use redb::{Database, Durability, ReadableDatabase, ReadableTable, TableDefinition};
 
 pub use commit::CommittedBlock;
 pub use prune::{PrunePolicy, Resolved as PruneResolved};
@@ -144,6 +145,18 @@ pub enum StorageError {
 pub struct Storage {
     db: Database,
     path: PathBuf,
+    /// WAL records appended but not yet written ([`wal_log`]).
+    wal_pending: wal_log::WalPending,
+}
+
+impl Drop for Storage {
+    /// Writes the WAL records still waiting (non-durable, as they would have
+    /// been), so that a node stopped cleanly leaves its log complete.
+    fn drop(&mut self) {
+        if let Err(e) = self.write_pending_wal() {
+            tracing::warn!(error = %e, "writing the last WAL records at shutdown");
+        }
+    }
 }
 
 impl std::fmt::Debug for Storage {
@@ -161,7 +174,11 @@ impl Storage {
         }
         let db = Database::create(&path).map_err(|e| db_err(&path, e))?;
         leaves::check_layout(&db, &path)?;
-        let s = Self { db, path };
+        let s = Self {
+            db,
+            path,
+            wal_pending: wal_log::WalPending::default(),
+        };
         // Create every table up front so that readers never meet a missing one.
         s.write(Durability::Immediate, |txn| {
             txn.open_table(BLOCKS)?;
@@ -198,6 +215,19 @@ impl Storage {
             Ok(out)
         };
         run().map_err(|e| db_err(&self.path, e))
+    }
+
+    /// [`Storage::write`] that first writes the WAL records waiting in
+    /// memory into the same transaction ([`wal_log`]).
+    fn write_with_wal<T>(
+        &self,
+        durability: Durability,
+        f: impl FnOnce(&redb::WriteTransaction) -> Result<T, redb::Error>,
+    ) -> Result<T, StorageError> {
+        self.write(durability, |txn| {
+            self.wal_pending.write_into(txn)?;
+            f(txn)
+        })
     }
 
     fn read<T>(
@@ -416,79 +446,6 @@ impl Storage {
             txn.open_table(META)?.remove(META_SIGNING)?;
             Ok(())
         })
-    }
-
-    /// Makes every earlier write durable (WAL appends made without fsync).
-    ///
-    /// FSYNC: an `Immediate` commit that writes nothing; redb's durable
-    /// commit persists all earlier non-durable commits with it.
-    pub fn sync_wal(&self) -> Result<(), StorageError> {
-        self.write(Durability::Immediate, |_| Ok(()))
-    }
-
-    /// Appends a consensus input of `height` to the WAL. With `durable`, the
-    /// record (and every earlier one) is fsynced before this returns.
-    pub fn wal_append(
-        &self,
-        height: u64,
-        record: &[u8],
-        durable: bool,
-    ) -> Result<(), StorageError> {
-        let mut v = Vec::with_capacity(8 + record.len());
-        v.extend_from_slice(&height.to_be_bytes());
-        v.extend_from_slice(record);
-        let d = if durable {
-            Durability::Immediate
-        } else {
-            Durability::None
-        };
-        self.write(d, |txn| {
-            let mut t = txn.open_table(WAL)?;
-            let next = t.last()?.map_or(0, |(k, _)| k.value() + 1);
-            t.insert(next, v.as_slice())?;
-            Ok(())
-        })
-    }
-
-    /// The WAL records in append order, with their heights.
-    pub fn wal_records(&self) -> Result<Vec<(u64, Vec<u8>)>, StorageError> {
-        Ok(self
-            .wal_entries()?
-            .into_iter()
-            .map(|(_, h, r)| (h, r))
-            .collect())
-    }
-
-    /// The WAL records in append order: (sequence number, height, record).
-    ///
-    /// A record is written by one redb transaction, which is atomic: a
-    /// crash in the middle of an append leaves the whole record or none,
-    /// so the log has no torn tail and any record that does not decode is
-    /// corruption, reported with its sequence number.
-    pub fn wal_entries(&self) -> Result<Vec<(u64, u64, Vec<u8>)>, StorageError> {
-        let raw = self.read(|txn| {
-            txn.open_table(WAL)?
-                .iter()?
-                .map(|r| r.map(|(k, v)| (k.value(), v.value().to_vec())))
-                .collect::<Result<Vec<_>, _>>()
-                .map_err(Into::into)
-        })?;
-        raw.into_iter()
-            .map(|(seq, v)| {
-                let h = wal_height(&v).ok_or_else(|| {
-                    self.corrupt(
-                        "wal record",
-                        format!("record {seq} is shorter than 8 bytes"),
-                    )
-                })?;
-                Ok((seq, h, v[8..].to_vec()))
-            })
-            .collect()
-    }
-
-    /// Number of WAL records.
-    pub fn wal_len(&self) -> Result<u64, StorageError> {
-        self.read(|txn| Ok(txn.open_table(WAL)?.len()?))
     }
 }
 
