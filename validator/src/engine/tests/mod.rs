@@ -126,6 +126,21 @@ fn certified(rec: &CommitRecord) -> pb::CertifiedBlock {
     }
 }
 
+/// A prevote signed by `k`.
+fn prevote(k: &SecretKey, chain: &ChainId, h: Height, round: Round, hash: Hash) -> pb::Vote {
+    pb::Vote {
+        vote_type: VoteType::Prevote as i32,
+        height: h,
+        round,
+        block_hash: hash.to_vec(),
+        validator_address: Address::of(&k.public_key()).0.to_vec(),
+        signature: k
+            .sign(&vote_bytes(chain, VoteType::Prevote, h, round, &hash))
+            .to_bytes()
+            .to_vec(),
+    }
+}
+
 fn penalties(actions: &[Action<usize>]) -> Vec<(usize, PeerFault)> {
     actions
         .iter()
@@ -207,73 +222,6 @@ fn a_synced_block_decided_while_its_height_starts_is_not_charged() {
     assert_eq!(penalties(&actions), Vec::new());
     assert_eq!(o.tip_height(), 3);
     assert_eq!(o.tip().block_hash, records[2].block_hash);
-}
-
-fn prevote(k: &SecretKey, chain: &ChainId, h: Height, round: Round, hash: Hash) -> pb::Vote {
-    pb::Vote {
-        vote_type: VoteType::Prevote as i32,
-        height: h,
-        round,
-        block_hash: hash.to_vec(),
-        validator_address: Address::of(&k.public_key()).0.to_vec(),
-        signature: k
-            .sign(&vote_bytes(chain, VoteType::Prevote, h, round, &hash))
-            .to_bytes()
-            .to_vec(),
-    }
-}
-
-fn double_prevote(k: &SecretKey, chain: &ChainId, h: Height, round: Round) -> pb::Evidence {
-    duplicate_vote(
-        prevote(k, chain, h, round, [1; 32]),
-        prevote(k, chain, h, round, [2; 32]),
-    )
-}
-
-/// Found by the simulator: evidence a peer gossips may become moot (its
-/// offender tombstoned by the block just committed, or out of the window)
-/// before it arrives. That is a race, not a fault: it is dropped, not
-/// charged; evidence that does not verify still is.
-#[test]
-fn moot_evidence_is_dropped_without_charging_the_peer() {
-    let mut r = at_genesis(4);
-    let chain = r.ledger.chain_id().clone();
-    let offender = key(3);
-    let first = double_prevote(&offender, &chain, 1, 0);
-    r.ledger
-        .apply_block(1, &BlockInfo::default(), &[], &[], &[0; 32])
-        .expect("block 1");
-    let slashed = r
-        .ledger
-        .apply_block(
-            2,
-            &BlockInfo::default(),
-            &[],
-            std::slice::from_ref(&first),
-            &[0; 32],
-        )
-        .expect("block 2");
-    assert!(slashed.evidence[0].is_ok(), "{:?}", slashed.evidence);
-    let mut pool = EvidencePool::default();
-    let second = double_prevote(&offender, &chain, 1, 1);
-    assert!(matches!(
-        pool.add(second.clone(), &r.ledger),
-        Err(PoolError::Moot(_))
-    ));
-    let mut e = engine(None, r);
-    assert!(e.on_evidence(5, first).is_empty());
-    assert!(e.on_evidence(5, second).is_empty());
-    // A forged half is still a fault.
-    let mut forged = double_prevote(&key(2), &chain, 1, 0);
-    if let Some(pb::evidence::Kind::DuplicateVote(d)) = forged.kind.as_mut()
-        && let Some(v) = d.vote_b.as_mut()
-    {
-        v.signature = key(1).sign(b"other").to_bytes().to_vec();
-    }
-    assert!(matches!(
-        penalties(&e.on_evidence(5, forged)).as_slice(),
-        [(5, PeerFault::BadEvidence(_))]
-    ));
 }
 
 /// Found by the simulator: a peer that announces a false height and never
@@ -400,123 +348,6 @@ fn a_restarted_validator_gossips_the_votes_it_signed_before() {
     }
 }
 
-/// gRPC evidence is checked on another thread; the engine then takes it with
-/// state checks only. It gets the same verdicts as the on-thread path, and a
-/// check made against any set other than the ledger's own for that height is
-/// refused as stale (the negative control: a forged "checked" token cannot
-/// smuggle in evidence verified against a set the attacker chose).
-#[test]
-fn evidence_checked_off_thread_is_taken_only_against_the_ledgers_own_set() {
-    let r = at_genesis(4);
-    let chain = r.ledger.chain_id().clone();
-    let own_set = r.ledger.validator_set(1).expect("set of 1").clone();
-    let mut e = engine(None, r);
-    // Held (height 1 is being decided): accepted, persisted, gossiped.
-    let ev = double_prevote(&key(2), &chain, 1, 0);
-    let checked = CheckedEvidence::check(&chain, &own_set, ev.clone()).expect("valid");
-    let (id, actions) = e.submit_checked_evidence(checked.clone()).expect("held");
-    assert_eq!(id, evidence_pool::evidence_id(&ev));
-    assert!(matches!(
-        actions.as_slice(),
-        [Action::PersistEvidence(..), Action::BroadcastEvidence(_)]
-    ));
-    let (_, again) = e.submit_checked_evidence(checked).expect("duplicate");
-    assert!(
-        again.is_empty(),
-        "a duplicate is neither persisted nor gossiped again"
-    );
-    // The same evidence checked against another set (a set where key(2) is a
-    // validator too, so the check itself passes) is refused as stale.
-    let other = ValidatorSet::new(
-        (2..6)
-            .map(|i| Validator::new(key(i).public_key(), 7))
-            .collect(),
-    )
-    .expect("other set");
-    let ev2 = double_prevote(&key(2), &chain, 1, 1);
-    let foreign = CheckedEvidence::check(&chain, &other, ev2.clone()).expect("valid there");
-    assert_eq!(
-        e.submit_checked_evidence(foreign).map(|(id, _)| id),
-        Err(PoolError::StaleCheck(1))
-    );
-    // Ready path (infraction below the height being decided) after one block.
-    let mut r = at_genesis(4);
-    r.ledger
-        .apply_block(1, &BlockInfo::default(), &[], &[], &[0; 32])
-        .expect("block 1");
-    let mut e = engine(None, r);
-    let foreign = CheckedEvidence::check(&chain, &other, ev2.clone()).expect("valid there");
-    assert_eq!(
-        e.submit_checked_evidence(foreign).map(|(id, _)| id),
-        Err(PoolError::StaleCheck(1))
-    );
-    let own = CheckedEvidence::check(&chain, &own_set, ev2).expect("valid");
-    assert!(e.submit_checked_evidence(own).is_ok());
-}
-
-fn signs(actions: &[Action<usize>]) -> bool {
-    actions
-        .iter()
-        .any(|a| matches!(a, Action::PersistSigningState(_)))
-}
-
-/// A lone validator (it proposes and decides every height by itself): a
-/// waiting gate makes the engine sign nothing until it opens; an open one
-/// signs at once (the negative control).
-#[test]
-fn a_closed_signing_gate_signs_nothing() {
-    use crate::consensus::{SigningGate, WaitReason};
-    let mut open = engine(Some(key(0)), at_genesis(1)).with_signing_gate(SigningGate::open(2));
-    let out = open.start_height(NOW, &NoMempool).expect("start");
-    assert!(signs(&out));
-    assert!(out.iter().any(|a| matches!(a, Action::Commit(_))));
-
-    let mut held = engine(Some(key(0)), at_genesis(1))
-        .with_signing_gate(SigningGate::waiting(2, WaitReason::MissingState));
-    let out = held.start_height(NOW, &NoMempool).expect("start");
-    assert!(!signs(&out), "{out:?}");
-    assert!(
-        !out.iter()
-            .any(|a| matches!(a, Action::BroadcastProposal(_) | Action::BroadcastVote(_)))
-    );
-    assert!(!held.signing_gate().may_sign());
-}
-
-/// Our own messages relayed back are known; a vote of our key we never
-/// signed raises the alarm, and the engine signs nothing more.
-#[test]
-fn a_foreign_vote_of_our_key_raises_the_alarm_and_stops_signing() {
-    use crate::consensus::{GateStatus, SigningGate};
-    let run = |foreign: bool| {
-        let mut e = engine(Some(key(0)), at_genesis(1)).with_signing_gate(SigningGate::open(2));
-        let out = e.start_height(NOW, &NoMempool).expect("start");
-        // Height 1 is decided; its own messages come back by gossip.
-        for a in &out {
-            if let Action::BroadcastVote(v) = a {
-                assert!(e.on_vote(1, v.clone(), NOW, &NoMempool).is_ok());
-            }
-        }
-        assert_eq!(e.signing_gate().alarms(), 0);
-        if foreign {
-            let bytes = vote_bytes(e.chain(), VoteType::Prevote, 2, 3, &[9; 32]);
-            let v = pb::Vote {
-                vote_type: VoteType::Prevote as i32,
-                height: 2,
-                round: 3,
-                block_hash: vec![9; 32],
-                validator_address: Address::of(&key(0).public_key()).0.to_vec(),
-                signature: key(0).sign(&bytes).to_bytes().to_vec(),
-            };
-            e.on_vote(1, v, NOW, &NoMempool).expect("vote");
-            assert_eq!(e.signing_gate().status(), GateStatus::Alarmed { height: 2 });
-            assert_eq!(e.signing_gate().alarms(), 1);
-        }
-        signs(&e.start_height(NOW, &NoMempool).expect("start"))
-    };
-    assert!(run(false), "without the foreign vote height 2 is signed");
-    assert!(!run(true), "after the alarm nothing is signed");
-}
-
 /// Messages for a height not started yet wait in the engine with their
 /// senders; when the height starts, one that fails its check is charged to
 /// the peer that sent it (the core's own buffer could not say who), and
@@ -597,115 +428,9 @@ fn a_connecting_validator_is_sent_the_height_so_far_and_an_outsider_nothing() {
     assert!(e.on_peer_connected(8, None).is_empty());
 }
 
-/// A second instance running a height ahead is seen by the messages it
-/// signs for that later height: this instance cannot have signed them yet,
-/// so a valid one raises the alarm at once (not when its height starts).
-/// A forgery claiming our key does not.
-#[test]
-fn a_vote_of_our_key_for_a_later_height_raises_the_alarm_on_arrival() {
-    use crate::consensus::{GateStatus, SigningGate};
-    let ours = |height: Height, value: u8, forged: bool| {
-        let bytes = vote_bytes(
-            &ChainId::new("agora-engine-test").unwrap(),
-            VoteType::Prevote,
-            height,
-            0,
-            &[value; 32],
-        );
-        let signer = if forged { key(1) } else { key(0) };
-        pb::Vote {
-            vote_type: VoteType::Prevote as i32,
-            height,
-            round: 0,
-            block_hash: vec![value; 32],
-            validator_address: Address::of(&key(0).public_key()).0.to_vec(),
-            signature: signer.sign(&bytes).to_bytes().to_vec(),
-        }
-    };
-    let fresh = || engine(Some(key(0)), at_genesis(4)).with_signing_gate(SigningGate::open(2));
-
-    // Started at height 1: a forgery for height 3 is not foreign.
-    let mut e = fresh();
-    e.start_height(NOW, &NoMempool).expect("start");
-    e.on_vote(5, ours(3, 9, true), NOW, &NoMempool)
-        .expect("vote");
-    assert_eq!(e.signing_gate().alarms(), 0);
-    assert!(e.signing_gate().may_sign());
-
-    // A valid vote of our key for height 3 is foreign, though it waits.
-    e.on_vote(5, ours(3, 9, false), NOW, &NoMempool)
-        .expect("vote");
-    assert_eq!(e.signing_gate().status(), GateStatus::Alarmed { height: 3 });
-    assert_eq!(e.signing_gate().alarms(), 1);
-    assert_eq!(e.future_buffer().0, 2, "both still wait for height 3");
-}
-
 mod carried_commit;
+mod evidence;
 mod restart;
+mod signing_alarm;
 mod state_sync_anchor;
 mod sync_batch;
-
-/// Found in the demo: a vote for the height just decided that conflicts
-/// with the vote kept there becomes evidence. A forged one (another key's
-/// signature under a validator's name) is charged to its sender as a bad
-/// signature, not as bad evidence, and it does not use the kept vote up:
-/// the validator's real conflicting vote, coming after it, is still proof.
-#[test]
-fn a_forged_late_conflicting_vote_is_charged_and_the_real_one_still_proves() {
-    let (_, msgs) = make_chain(4, 1);
-    let mut o = engine(None, at_genesis(4));
-    o.start_height(NOW, &NoMempool).expect("start");
-    for m in &msgs[&1] {
-        let out = match m {
-            Msg::Proposal(p) => o.on_proposal(1, (**p).clone(), NOW, &NoMempool),
-            Msg::Vote(v) => o.on_vote(1, v.clone(), NOW, &NoMempool),
-        };
-        assert!(penalties(&out.expect("engine")).is_empty());
-    }
-    assert_eq!(o.tip_height(), 1, "height 1 decided from its messages");
-    let chain = o.ledger.chain_id().clone();
-    let prevotes: Vec<pb::Vote> = msgs[&1]
-        .iter()
-        .filter_map(|m| match m {
-            Msg::Vote(v) if v.vote_type == VoteType::Prevote as i32 => Some(v.clone()),
-            _ => None,
-        })
-        .filter(|v| v.block_hash != ZERO_HASH && !v.block_hash.is_empty())
-        .collect();
-    let mut proved = 0;
-    for real in &prevotes {
-        let i = (0..4u8)
-            .find(|i| Address::of(&key(*i).public_key()).0.to_vec() == real.validator_address)
-            .expect("a validator's vote");
-        let mut forged = prevote(&key((i + 1) % 4), &chain, 1, real.round, ZERO_HASH);
-        forged.validator_address = real.validator_address.clone();
-        let out = o.on_vote(7, forged, NOW, &NoMempool).expect("engine");
-        let charged = penalties(&out);
-        if charged.is_empty() {
-            continue; // this vote was not among those the core verified
-        }
-        assert!(
-            matches!(
-                charged.as_slice(),
-                [(7, PeerFault::Consensus(RejectReason::BadSignature(_)))]
-            ),
-            "{charged:?}"
-        );
-        assert!(
-            !out.iter()
-                .any(|a| matches!(a, Action::BroadcastEvidence(_)))
-        );
-        let twin = prevote(&key(i), &chain, 1, real.round, ZERO_HASH);
-        let out = o.on_vote(8, twin, NOW, &NoMempool).expect("engine");
-        assert!(penalties(&out).is_empty());
-        assert!(
-            out.iter().any(|a| matches!(a, Action::PersistEvidence(..))),
-            "the real conflicting vote of validator {i} is evidence"
-        );
-        proved += 1;
-    }
-    assert!(
-        proved >= 3,
-        "a quorum of prevotes was kept; {proved} proved"
-    );
-}
