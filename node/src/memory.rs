@@ -4,7 +4,7 @@
 //! Each [`Term`] names the constant that bounds it and the file it lives
 //! in, so the document, this function and the code cannot drift apart
 //! silently: the terms are computed from the constants themselves, and the
-//! attack tests (`tests/tests/attacks.rs`) compare a node's RSS with
+//! attack tests (`tests/tests/attacks/`) compare a node's RSS with
 //! [`worst_case`] of the peers it had.
 //!
 //! Where a buffer's elements carry bookkeeping besides their bytes (hash
