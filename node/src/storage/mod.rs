@@ -25,9 +25,10 @@
 //! earlier ones durable too). Exactly three operations promise durability:
 //!
 //! 1. [`Storage::sync_wal`] — `Immediate`, writing the WAL records that
-//!    wait in memory ([`wal_log`]): it makes every earlier WAL append durable. The node calls it right before it
-//!    writes the signing-state file ([`signing_file`]), which in turn is
-//!    durable before a vote or proposal signed under it leaves the process
+//!    wait in memory (`wal_log.rs`): it makes every earlier WAL append
+//!    durable. The node calls it right before it writes the signing-state
+//!    file ([`signing_file`]), which in turn is durable before a vote or
+//!    proposal signed under it leaves the process
 //!    (DESIGN §6), so our own messages and the inputs that led to them are
 //!    on disk whenever the signature is.
 //! 2. [`Storage::commit_block`] — `Immediate`, one transaction holding the
