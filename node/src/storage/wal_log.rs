@@ -39,20 +39,22 @@ struct Pending {
 }
 
 impl WalPending {
+    /// The records; a panic elsewhere while holding them leaves them whole
+    /// (every change under the lock is a push or a take).
+    fn lock(&self) -> std::sync::MutexGuard<'_, Pending> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
     /// Queues a record; true if the queue is now past its bound.
     fn push(&self, value: Vec<u8>) -> bool {
-        let mut p = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        let mut p = self.lock();
         p.bytes += value.len();
         p.records.push(value);
         p.bytes > WAL_PENDING_MAX
     }
 
     fn is_empty(&self) -> bool {
-        self.0
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .records
-            .is_empty()
+        self.lock().records.is_empty()
     }
 
     /// Inserts every waiting record into the log in `txn`, after its last
@@ -62,7 +64,7 @@ impl WalPending {
     /// with it; the caller (the node's runner) stops on that error.
     pub(super) fn write_into(&self, txn: &redb::WriteTransaction) -> Result<(), redb::Error> {
         let records = {
-            let mut p = self.0.lock().unwrap_or_else(|e| e.into_inner());
+            let mut p = self.lock();
             p.bytes = 0;
             std::mem::take(&mut p.records)
         };

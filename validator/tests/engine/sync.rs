@@ -25,6 +25,19 @@ fn drain_sync(e: &mut Engine<u8>, out: &mut Vec<Action<u8>>) {
     }
 }
 
+/// Peer 2 announces height 2: `late` must ask peer 2 (and nobody else),
+/// then reach height 2 from its answer of `honest`'s blocks.
+fn synced_from_peer_2(late: &mut Engine<u8>, honest: &[CommitRecord]) {
+    let req = late.on_status(2, 2, NOW + 1, &NoMempool).expect("status");
+    assert!(
+        matches!(&req[..], [Action::RequestBlocks { peer: 2, .. }]),
+        "{req:?}"
+    );
+    late.on_block_response(2, response(honest, 1, 2), NOW);
+    drain_sync(late, &mut Vec::new());
+    assert_eq!(late.tip_height(), 2);
+}
+
 #[test]
 fn sync_takes_only_solicited_blocks_whose_body_matches_the_certified_header() {
     let mut net = Net::new(N);
@@ -130,14 +143,7 @@ fn a_peer_that_announces_a_height_it_does_not_serve_loses_its_claim() {
         "{a:?}"
     );
     // The honest peer is asked next.
-    let req = late.on_status(2, 2, NOW + 1, &NoMempool).expect("status");
-    assert!(
-        matches!(&req[..], [Action::RequestBlocks { peer: 2, .. }]),
-        "{req:?}"
-    );
-    late.on_block_response(2, response(&honest, 1, 2), NOW);
-    drain_sync(&mut late, &mut Vec::new());
-    assert_eq!(late.tip_height(), 2);
+    synced_from_peer_2(&mut late, &honest);
 }
 
 /// A peer that pruned the heights we need (`storage.keep_blocks`) says so
@@ -163,14 +169,7 @@ fn a_peer_that_pruned_the_heights_asked_is_not_charged_and_not_asked_again() {
     );
     assert!(a.is_empty(), "a pruned peer is not charged: {a:?}");
     // Peer 1 still claims 1,000, more than peer 2, yet peer 2 is asked.
-    let req = late.on_status(2, 2, NOW + 1, &NoMempool).expect("status");
-    assert!(
-        matches!(&req[..], [Action::RequestBlocks { peer: 2, .. }]),
-        "{req:?}"
-    );
-    late.on_block_response(2, response(&honest, 1, 2), NOW);
-    drain_sync(&mut late, &mut Vec::new());
-    assert_eq!(late.tip_height(), 2);
+    synced_from_peer_2(&mut late, &honest);
 }
 
 #[test]
