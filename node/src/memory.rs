@@ -215,6 +215,12 @@ fn node_terms(mempool: &MempoolConfig) -> Vec<Term> {
             bytes: 2 * VERIFY_QUEUE * (u(mempool.max_tx_bytes) + MEMPOOL_ENTRY),
         },
         Term {
+            what: "WAL records waiting for the next durable write",
+            bound_by: "WAL_PENDING_MAX, node/src/storage/wal_log.rs",
+            per_peer: false,
+            bytes: u(crate::storage::WAL_PENDING_MAX),
+        },
+        Term {
             what: "gRPC writes waiting for the runner",
             bound_by: "API_QUEUE × MAX_REQUEST_BYTES, node/src/node.rs, node/src/rpc/limits.rs",
             per_peer: false,

@@ -89,7 +89,8 @@ pub struct TxVerifier {
     /// in the thread's current batch or a verdict not yet handed to
     /// [`TxVerifier::finished`], so the map holds at most the queue's
     /// capacity + `MAX_BATCH` + the verdict channel's capacity entries
-    /// (about 8,300 × 40 B with the runner's 4,096).
+    /// (about 8,300 × 40 B with the runner's 4,096: inside the 1 KiB per
+    /// transaction that `memory::worst_case` allows for these jobs).
     in_flight: HashMap<Hash, u32>,
 }
 

@@ -69,6 +69,7 @@ pub use commit::CommittedBlock;
 pub use prune::{PrunePolicy, Resolved as PruneResolved};
 pub use records::{TxOutcome, TxRecord};
 pub use synced_state::{SnapshotBase, TipLeaves, TipState};
+pub(crate) use wal_log::WAL_PENDING_MAX;
 
 const BLOCKS: TableDefinition<u64, &[u8]> = TableDefinition::new("blocks");
 const BLOCK_HEIGHTS: TableDefinition<&[u8], u64> = TableDefinition::new("block_heights");

@@ -13,8 +13,9 @@
 //! append, or a reader of the log), in that write's transaction: what
 //! survives a crash is exactly what did before.
 //!
-//! Bound: at most [`WAL_PENDING_MAX`] bytes wait; an append past it writes
-//! them (one non-durable commit). In practice they never get near it: the
+//! Bound: at most [`WAL_PENDING_MAX`] bytes wait (a term of
+//! `memory::worst_case`); an append past it writes them (one non-durable
+//! commit). In practice they never get near it: the
 //! signing-state write before every vote writes them, and the commit of
 //! every height truncates them.
 
@@ -25,7 +26,7 @@ use redb::{Durability, ReadableTable, ReadableTableMetadata};
 use super::{Storage, StorageError, WAL, wal_height};
 
 /// Most bytes of WAL records kept in memory before they are written.
-pub(super) const WAL_PENDING_MAX: usize = 8 << 20;
+pub(crate) const WAL_PENDING_MAX: usize = 8 << 20;
 
 /// WAL records appended but not yet written, oldest first: each is
 /// height (8 bytes, big-endian) ‖ record, the table's value form.
