@@ -20,7 +20,10 @@
 //! - **Alarmed**: while open, a message validly signed by our key arrived
 //!   that this instance never signed: another instance runs the same key.
 //!   Signing stops for good (until the process restarts and an operator
-//!   has looked).
+//!   has looked). A waiting gate raises the same alarm when a foreign
+//!   signature is for a height above one this process already decided
+//!   live (see [`SigningGate::on_foreign_signature`]): that signature
+//!   cannot be an earlier life's, so another instance is signing now.
 //!
 //! Pure: the engine consults it before every signature and feeds it what it
 //! sees; the host feeds it peer heights. It never reads a clock.
@@ -97,6 +100,9 @@ pub struct SigningGate {
     quiet: u64,
     /// Alarms raised (at most one per process, since an alarm is final).
     alarms: u64,
+    /// The highest height this process decided live (followed consensus
+    /// at the chain's tip), whatever the status was then.
+    live_up_to: Option<Height>,
 }
 
 impl Default for SigningGate {
@@ -114,6 +120,7 @@ impl SigningGate {
             required,
             quiet: 0,
             alarms: 0,
+            live_up_to: None,
         }
     }
 
@@ -191,6 +198,29 @@ impl SigningGate {
         our_signature: bool,
         signed_up_to: Option<Height>,
     ) {
+        self.observe_commit(height, live, our_signature, signed_up_to);
+        if live {
+            self.live_up_to = self.live_up_to.max(Some(height));
+        }
+    }
+
+    fn observe_commit(
+        &mut self,
+        height: Height,
+        live: bool,
+        our_signature: bool,
+        signed_up_to: Option<Height>,
+    ) {
+        let waiting = matches!(
+            self.status,
+            GateStatus::Unknown | GateStatus::Waiting { .. }
+        );
+        // Only while not signing: an open gate's own signatures are in its
+        // certificates (one it did not make is the stale case below).
+        if waiting && our_signature && self.signed_by_a_live_instance(height) {
+            self.alarm(height);
+            return;
+        }
         match self.status {
             GateStatus::Unknown if height > 0 => self.wait(WaitReason::MissingState),
             GateStatus::Open
@@ -227,18 +257,42 @@ impl SigningGate {
     /// A message validly signed by our key arrived that this instance did
     /// not sign. Open: another instance runs the key, raise the alarm and
     /// stop for good. Waiting or unknown: start the count again (it may be
-    /// our own earlier life's message, still gossiped).
+    /// our own earlier life's message, still gossiped), unless it is for a
+    /// height above one this process decided live: then it is the alarm.
     pub fn on_foreign_signature(&mut self, height: Height) {
         match self.status {
-            GateStatus::Open => {
-                self.alarms += 1;
-                self.status = GateStatus::Alarmed { height };
-            }
+            GateStatus::Open => self.alarm(height),
             GateStatus::Unknown | GateStatus::Waiting { .. } => {
-                self.wait(WaitReason::ForeignSignature { height })
+                if self.signed_by_a_live_instance(height) {
+                    self.alarm(height);
+                } else {
+                    self.wait(WaitReason::ForeignSignature { height })
+                }
             }
             GateStatus::Alarmed { .. } => {}
         }
+    }
+
+    /// Whether a signature of our key at `height`, not made by this
+    /// instance, must come from another instance running now.
+    ///
+    /// An earlier life of this validator (the process that ran before a
+    /// restart from a stale or missing state) stopped before this process
+    /// started, when the chain's tip was some T; it signed nothing above
+    /// T + 1. This process decided `live_up_to` by following consensus, so
+    /// the chain had reached that height after this process started:
+    /// `live_up_to` ≥ T + 1. A signature above it is therefore fresh.
+    /// (This leans on "live" meaning "at the tip", the same assumption the
+    /// quiet count makes; a peer lagging far behind could bend it, and the
+    /// cost would be an alarm, never a signature.)
+    fn signed_by_a_live_instance(&self, height: Height) -> bool {
+        self.live_up_to.is_some_and(|live| height > live)
+    }
+
+    fn alarm(&mut self, height: Height) {
+        debug_assert!(!matches!(self.status, GateStatus::Alarmed { .. }));
+        self.alarms += 1;
+        self.status = GateStatus::Alarmed { height };
     }
 }
 
@@ -275,28 +329,55 @@ mod tests {
     #[test]
     fn waits_for_quiet_live_heights_and_restarts_the_count() {
         let mut g = SigningGate::waiting(3, WaitReason::MissingState);
-        g.on_commit(10, true, false, None);
-        g.on_commit(11, true, false, None);
-        assert_eq!(remaining(&g), 1);
-        // Our key in a certificate: start again.
-        g.on_commit(12, true, true, None);
-        assert_eq!(remaining(&g), 3);
+        // Our key in a synced certificate: start again (an earlier life's
+        // signature, as far as the gate can tell).
+        g.on_commit(10, false, true, None);
         assert!(matches!(
             g.status(),
             GateStatus::Waiting {
-                reason: WaitReason::ForeignSignature { height: 12 },
-                ..
+                reason: WaitReason::ForeignSignature { height: 10 },
+                remaining: 3
             }
         ));
-        g.on_commit(13, true, false, None);
-        g.on_foreign_signature(14);
+        g.on_commit(11, true, false, None);
+        g.on_commit(12, true, false, None);
+        assert_eq!(remaining(&g), 1);
+        // A message of our key at a height already decided live: again.
+        g.on_foreign_signature(12);
         assert_eq!(remaining(&g), 3);
-        for h in 14..17 {
+        for h in 13..16 {
             assert!(!g.may_sign());
             g.on_commit(h, true, false, None);
         }
         assert!(g.may_sign());
         assert_eq!(g.alarms(), 0);
+    }
+
+    #[test]
+    fn a_fresh_signature_above_a_live_height_is_the_alarm_while_waiting() {
+        // A message: the first live height is the line.
+        let mut g = SigningGate::waiting(3, WaitReason::MissingState);
+        g.on_foreign_signature(5);
+        g.on_commit(5, true, true, None);
+        g.on_foreign_signature(5);
+        assert_eq!(g.alarms(), 0, "{:?}", g.status());
+        g.on_foreign_signature(6);
+        assert_eq!(g.status(), GateStatus::Alarmed { height: 6 });
+        assert_eq!(g.alarms(), 1);
+        // A certificate, even a synced one, above a live height.
+        let mut c = SigningGate::waiting(3, WaitReason::MissingState);
+        c.on_commit(5, true, false, None);
+        c.on_commit(6, false, true, None);
+        assert_eq!(c.status(), GateStatus::Alarmed { height: 6 });
+        // Negative control: without a live height nothing is provably fresh,
+        // however many of our signatures sync brings.
+        let mut s = SigningGate::waiting(3, WaitReason::MissingState);
+        for h in 1..50 {
+            s.on_commit(h, false, true, None);
+            s.on_foreign_signature(h + 1);
+        }
+        assert_eq!(s.alarms(), 0);
+        assert!(!s.may_sign());
     }
 
     #[test]

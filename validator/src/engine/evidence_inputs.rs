@@ -25,6 +25,7 @@ impl<P: Copy + Ord + std::fmt::Debug> Engine<P> {
     ) {
         match self.pool.add(ev.clone(), &self.ledger) {
             Ok(Added::New(id)) => {
+                self.watch_evidence(&id);
                 self.past_votes.spend(v);
                 out.push(Action::PersistEvidence(id, ev.clone()));
                 out.push(Action::BroadcastEvidence(ev));
@@ -63,6 +64,7 @@ impl<P: Copy + Ord + std::fmt::Debug> Engine<P> {
     fn peer_evidence(&mut self, peer: P, ev: pb::Evidence, out: &mut Vec<Action<P>>) {
         match self.pool.add(ev.clone(), &self.ledger) {
             Ok(Added::New(id)) => {
+                self.watch_evidence(&id);
                 out.push(Action::PersistEvidence(id, ev.clone()));
                 out.push(Action::BroadcastEvidence(ev));
             }
@@ -97,6 +99,7 @@ impl<P: Copy + Ord + std::fmt::Debug> Engine<P> {
         let id = evidence_pool::evidence_id(&ev);
         let mut out = Vec::new();
         if let Added::New(_) = self.pool.add_checked(checked, &self.ledger)? {
+            self.watch_evidence(&id);
             out.push(Action::PersistEvidence(id, ev.clone()));
             out.push(Action::BroadcastEvidence(ev));
         }
@@ -111,9 +114,29 @@ impl<P: Copy + Ord + std::fmt::Debug> Engine<P> {
         let id = evidence_pool::evidence_id(&ev);
         let mut out = Vec::new();
         if let Added::New(_) = self.pool.add(ev.clone(), &self.ledger)? {
+            self.watch_evidence(&id);
             out.push(Action::PersistEvidence(id, ev.clone()));
             out.push(Action::BroadcastEvidence(ev));
         }
         Ok((id, out))
+    }
+
+    /// New evidence in the pool that names our key: two conflicting
+    /// signatures of it, of which this instance made at most one. The
+    /// other was made by another holder of the key (or an earlier life of
+    /// this validator): the gate decides which, as for a foreign message
+    /// ([`crate::consensus::SigningGate::on_foreign_signature`]). Evidence
+    /// restored from the store at start does not come through here, nor
+    /// is evidence watched on a host that equivocates on purpose.
+    pub(super) fn watch_evidence(&mut self, id: &Hash) {
+        if self.watch.equivocates_on_purpose {
+            return;
+        }
+        let Some((height, offenders)) = self.pool.offenders_of(id) else {
+            return;
+        };
+        if offenders.iter().any(|a| self.watch.is_ours(&a.0)) {
+            self.watch.gate.on_foreign_signature(height);
+        }
     }
 }

@@ -279,6 +279,13 @@ impl EvidencePool {
         self.entries.values().map(|e| &e.evidence)
     }
 
+    /// The infraction height and offenders of an entry.
+    pub fn offenders_of(&self, id: &Hash) -> Option<(Height, &[Address])> {
+        self.entries
+            .get(id)
+            .map(|e| (e.infraction, e.offenders.as_slice()))
+    }
+
     /// Whether the pool holds this evidence.
     pub fn contains(&self, id: &Hash) -> bool {
         self.entries.contains_key(id)

@@ -118,6 +118,10 @@ pub(super) struct KeyWatch {
     /// SHA3-256 of the signing bytes of what this instance signed, by position.
     own: BTreeMap<(Height, Round, SignStep), Hash>,
     pub(super) gate: SigningGate,
+    /// The host signs conflicting votes on purpose (testnets' fault
+    /// injection, [`super::Engine::record_own_vote`]): evidence against our
+    /// key is then this instance's own doing, not a second instance's.
+    pub(super) equivocates_on_purpose: bool,
 }
 
 impl KeyWatch {
@@ -130,6 +134,7 @@ impl KeyWatch {
             key: key.map(|k| (Address::of(&k), k)),
             own,
             gate: SigningGate::default(),
+            equivocates_on_purpose: false,
         }
     }
 

@@ -409,11 +409,13 @@ impl<P: Copy + Ord + std::fmt::Debug> Engine<P> {
     }
 
     /// Records a vote the host signed itself (`testing.double_sign`), so
-    /// that its relayed copies are known as ours.
+    /// that its relayed copies are known as ours and evidence against our
+    /// key is known as the host's own doing (no alarm).
     pub fn record_own_vote(&mut self, v: &pb::Vote) {
         if let Some(m) = key_watch::Signed::of_vote(&self.chain, v) {
             self.watch.record(&m);
         }
+        self.watch.equivocates_on_purpose = true;
     }
 
     /// A timeout the core scheduled fired.

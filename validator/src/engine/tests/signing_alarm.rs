@@ -109,3 +109,35 @@ fn a_vote_of_our_key_for_a_later_height_raises_the_alarm_on_arrival() {
     assert_eq!(e.signing_gate().alarms(), 1);
     assert_eq!(e.future_buffer().0, 2, "both still wait for height 3");
 }
+
+/// Evidence that our key signed two conflicting votes proves another holder
+/// of the key (this instance signs one vote per position): taken into the
+/// pool, it raises the alarm. Seen in a real-process run: two instances
+/// signed different proposals at the same height and only the evidence,
+/// gossiped by a third node, showed either of them the other's signature.
+/// The negative control is evidence against another validator; a host that
+/// signs the conflicting vote on purpose is not alarmed by its own doing.
+#[test]
+fn evidence_against_our_key_raises_the_alarm() {
+    use crate::consensus::{GateStatus, SigningGate};
+    let run = |offender: u8, on_purpose: bool| {
+        let mut e = engine(Some(key(0)), at_genesis(4)).with_signing_gate(SigningGate::open(2));
+        e.start_height(NOW, &NoMempool).expect("start");
+        let chain = e.chain().clone();
+        let conflicting = prevote(&key(offender), &chain, 1, 0, [2; 32]);
+        if on_purpose {
+            e.record_own_vote(&conflicting);
+        }
+        let ev = duplicate_vote(prevote(&key(offender), &chain, 1, 0, [1; 32]), conflicting);
+        let out = e.on_evidence(5, ev);
+        assert!(
+            out.iter().any(|a| matches!(a, Action::PersistEvidence(..))),
+            "{out:?}"
+        );
+        e.signing_gate().status()
+    };
+    assert_eq!(run(2, false), GateStatus::Open);
+    assert_eq!(run(0, false), GateStatus::Alarmed { height: 1 });
+    // A host that equivocates on purpose (testnets' fault injection).
+    assert_eq!(run(0, true), GateStatus::Open);
+}
