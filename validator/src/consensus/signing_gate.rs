@@ -21,9 +21,10 @@
 //!   that this instance never signed: another instance runs the same key.
 //!   Signing stops for good (until the process restarts and an operator
 //!   has looked). A waiting gate raises the same alarm when a foreign
-//!   signature is for a height above one this process already decided
-//!   live (see [`SigningGate::on_foreign_signature`]): that signature
-//!   cannot be an earlier life's, so another instance is signing now.
+//!   signature is for a height above the first one this process decided
+//!   live, and so does evidence against our key at such a height, whatever
+//!   the status (`SigningGate::signed_by_a_live_instance`): such a
+//!   signature cannot be an earlier life's, so another instance is signing.
 //!
 //! Pure: the engine consults it before every signature and feeds it what it
 //! sees; the host feeds it peer heights. It never reads a clock.
@@ -100,9 +101,9 @@ pub struct SigningGate {
     quiet: u64,
     /// Alarms raised (at most one per process, since an alarm is final).
     alarms: u64,
-    /// The highest height this process decided live (followed consensus
-    /// at the chain's tip), whatever the status was then.
-    live_up_to: Option<Height>,
+    /// The first height this process decided live (followed consensus at
+    /// the chain's tip), whatever the status was then.
+    first_live: Option<Height>,
 }
 
 impl Default for SigningGate {
@@ -120,7 +121,7 @@ impl SigningGate {
             required,
             quiet: 0,
             alarms: 0,
-            live_up_to: None,
+            first_live: None,
         }
     }
 
@@ -200,7 +201,7 @@ impl SigningGate {
     ) {
         self.observe_commit(height, live, our_signature, signed_up_to);
         if live {
-            self.live_up_to = self.live_up_to.max(Some(height));
+            self.first_live.get_or_insert(height);
         }
     }
 
@@ -258,7 +259,7 @@ impl SigningGate {
     /// not sign. Open: another instance runs the key, raise the alarm and
     /// stop for good. Waiting or unknown: start the count again (it may be
     /// our own earlier life's message, still gossiped), unless it is for a
-    /// height above one this process decided live: then it is the alarm.
+    /// height above the first one this process decided live: the alarm.
     pub fn on_foreign_signature(&mut self, height: Height) {
         match self.status {
             GateStatus::Open => self.alarm(height),
@@ -273,20 +274,39 @@ impl SigningGate {
         }
     }
 
+    /// Evidence that our key signed two conflicting messages at `height`:
+    /// this instance signs one message per position, so one of the two is
+    /// another holder's, fresh or an earlier life's. Fresh (above the first
+    /// height decided live): the alarm, whatever the status. Otherwise a
+    /// waiting gate starts its count again, and an open gate ignores it:
+    /// evidence outlives the instance that caused it (it is gossiped until
+    /// included), so an operator who stopped the other instance and
+    /// restarted this one must not be alarmed again by the old evidence.
+    pub fn on_evidence_against_us(&mut self, height: Height) {
+        match self.status {
+            GateStatus::Alarmed { .. } => {}
+            _ if self.signed_by_a_live_instance(height) => self.alarm(height),
+            GateStatus::Unknown | GateStatus::Waiting { .. } => {
+                self.wait(WaitReason::ForeignSignature { height })
+            }
+            GateStatus::Open => {}
+        }
+    }
+
     /// Whether a signature of our key at `height`, not made by this
     /// instance, must come from another instance running now.
     ///
     /// An earlier life of this validator (the process that ran before a
     /// restart from a stale or missing state) stopped before this process
     /// started, when the chain's tip was some T; it signed nothing above
-    /// T + 1. This process decided `live_up_to` by following consensus, so
+    /// T + 1. This process decided `first_live` by following consensus, so
     /// the chain had reached that height after this process started:
-    /// `live_up_to` ≥ T + 1. A signature above it is therefore fresh.
+    /// `first_live` ≥ T + 1. A signature above it is therefore fresh.
     /// (This leans on "live" meaning "at the tip", the same assumption the
     /// quiet count makes; a peer lagging far behind could bend it, and the
     /// cost would be an alarm, never a signature.)
     fn signed_by_a_live_instance(&self, height: Height) -> bool {
-        self.live_up_to.is_some_and(|live| height > live)
+        self.first_live.is_some_and(|live| height > live)
     }
 
     fn alarm(&mut self, height: Height) {
@@ -342,8 +362,8 @@ mod tests {
         g.on_commit(11, true, false, None);
         g.on_commit(12, true, false, None);
         assert_eq!(remaining(&g), 1);
-        // A message of our key at a height already decided live: again.
-        g.on_foreign_signature(12);
+        // A message of our key at the first height decided live: again.
+        g.on_foreign_signature(11);
         assert_eq!(remaining(&g), 3);
         for h in 13..16 {
             assert!(!g.may_sign());
@@ -378,6 +398,27 @@ mod tests {
         }
         assert_eq!(s.alarms(), 0);
         assert!(!s.may_sign());
+    }
+
+    #[test]
+    fn evidence_against_us_alarms_only_when_fresh() {
+        let mut g = SigningGate::open(2);
+        // No height decided live yet: maybe an earlier life's, ignored.
+        g.on_evidence_against_us(4);
+        assert_eq!(g.status(), GateStatus::Open);
+        g.on_commit(5, true, false, Some(5));
+        g.on_evidence_against_us(5);
+        assert_eq!(g.status(), GateStatus::Open);
+        g.on_evidence_against_us(6);
+        assert_eq!(g.status(), GateStatus::Alarmed { height: 6 });
+        g.on_evidence_against_us(7);
+        assert_eq!(g.alarms(), 1);
+        // A waiting gate starts its count again on old evidence.
+        let mut w = SigningGate::waiting(2, WaitReason::MissingState);
+        w.on_commit(5, true, false, None);
+        assert_eq!(remaining(&w), 1);
+        w.on_evidence_against_us(3);
+        assert_eq!(remaining(&w), 2);
     }
 
     #[test]

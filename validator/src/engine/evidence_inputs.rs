@@ -121,13 +121,11 @@ impl<P: Copy + Ord + std::fmt::Debug> Engine<P> {
         Ok((id, out))
     }
 
-    /// New evidence in the pool that names our key: two conflicting
-    /// signatures of it, of which this instance made at most one. The
-    /// other was made by another holder of the key (or an earlier life of
-    /// this validator): the gate decides which, as for a foreign message
-    /// ([`crate::consensus::SigningGate::on_foreign_signature`]). Evidence
-    /// restored from the store at start does not come through here, nor
-    /// is evidence watched on a host that equivocates on purpose.
+    /// New evidence in the pool that names our key: told to the gate
+    /// ([`crate::consensus::SigningGate::on_evidence_against_us`] decides
+    /// whether it proves another instance running now). Evidence restored
+    /// from the store at start does not come through here, nor is evidence
+    /// watched on a host that equivocates on purpose.
     pub(super) fn watch_evidence(&mut self, id: &Hash) {
         if self.watch.equivocates_on_purpose {
             return;
@@ -136,7 +134,7 @@ impl<P: Copy + Ord + std::fmt::Debug> Engine<P> {
             return;
         };
         if offenders.iter().any(|a| self.watch.is_ours(&a.0)) {
-            self.watch.gate.on_foreign_signature(height);
+            self.watch.gate.on_evidence_against_us(height);
         }
     }
 }

@@ -111,33 +111,51 @@ fn a_vote_of_our_key_for_a_later_height_raises_the_alarm_on_arrival() {
 }
 
 /// Evidence that our key signed two conflicting votes proves another holder
-/// of the key (this instance signs one vote per position): taken into the
-/// pool, it raises the alarm. Seen in a real-process run: two instances
-/// signed different proposals at the same height and only the evidence,
-/// gossiped by a third node, showed either of them the other's signature.
-/// The negative control is evidence against another validator; a host that
-/// signs the conflicting vote on purpose is not alarmed by its own doing.
+/// of the key (this instance signs one vote per position). Seen in a
+/// real-process run: two instances signed different proposals at the same
+/// height and only the evidence, gossiped by a third node, showed either of
+/// them the other's signature. Above the first height this process decided
+/// live it is the alarm. The negative controls: evidence against another
+/// validator; evidence of the first live height itself (it may be an
+/// earlier life's, still gossiped); a host that signs the conflicting vote
+/// on purpose.
 #[test]
-fn evidence_against_our_key_raises_the_alarm() {
+fn evidence_against_our_key_above_a_live_height_raises_the_alarm() {
     use crate::consensus::{GateStatus, SigningGate};
-    let run = |offender: u8, on_purpose: bool| {
+    let (_, msgs) = make_chain(4, 1);
+    let ours = Address::of(&key(0).public_key()).0.to_vec();
+    let run = |offender: u8, height: Height, on_purpose: bool| {
         let mut e = engine(Some(key(0)), at_genesis(4)).with_signing_gate(SigningGate::open(2));
         e.start_height(NOW, &NoMempool).expect("start");
+        // Height 1 decided live, from the other three's messages.
+        for m in &msgs[&1] {
+            let _ = match m {
+                Msg::Proposal(p) if p.proposer_address != ours => {
+                    e.on_proposal(1, (**p).clone(), NOW, &NoMempool)
+                }
+                Msg::Vote(v) if v.validator_address != ours => {
+                    e.on_vote(1, v.clone(), NOW, &NoMempool)
+                }
+                _ => continue,
+            }
+            .expect("message");
+        }
+        assert_eq!(e.tip_height(), 1, "height 1 decided");
         let chain = e.chain().clone();
-        let conflicting = prevote(&key(offender), &chain, 1, 0, [2; 32]);
+        let conflicting = prevote(&key(offender), &chain, height, 0, [2; 32]);
         if on_purpose {
             e.record_own_vote(&conflicting);
         }
-        let ev = duplicate_vote(prevote(&key(offender), &chain, 1, 0, [1; 32]), conflicting);
-        let out = e.on_evidence(5, ev);
+        let first = prevote(&key(offender), &chain, height, 0, [1; 32]);
+        let out = e.on_evidence(5, duplicate_vote(first, conflicting));
         assert!(
             out.iter().any(|a| matches!(a, Action::PersistEvidence(..))),
             "{out:?}"
         );
         e.signing_gate().status()
     };
-    assert_eq!(run(2, false), GateStatus::Open);
-    assert_eq!(run(0, false), GateStatus::Alarmed { height: 1 });
-    // A host that equivocates on purpose (testnets' fault injection).
-    assert_eq!(run(0, true), GateStatus::Open);
+    assert_eq!(run(0, 2, false), GateStatus::Alarmed { height: 2 });
+    assert_eq!(run(2, 2, false), GateStatus::Open);
+    assert_eq!(run(0, 1, false), GateStatus::Open);
+    assert_eq!(run(0, 2, true), GateStatus::Open);
 }
