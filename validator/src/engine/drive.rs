@@ -258,9 +258,7 @@ impl<P: Copy + Ord + std::fmt::Debug> Engine<P> {
             return;
         }
         if let Ok(Added::New(id)) = self.pool.add(ev.clone(), &self.ledger) {
-            self.watch_evidence(&id);
-            out.push(Action::PersistEvidence(id, ev.clone()));
-            out.push(Action::BroadcastEvidence(ev));
+            self.evidence_added(id, ev, out);
         }
     }
 }

@@ -25,10 +25,8 @@ impl<P: Copy + Ord + std::fmt::Debug> Engine<P> {
     ) {
         match self.pool.add(ev.clone(), &self.ledger) {
             Ok(Added::New(id)) => {
-                self.watch_evidence(&id);
                 self.past_votes.spend(v);
-                out.push(Action::PersistEvidence(id, ev.clone()));
-                out.push(Action::BroadcastEvidence(ev));
+                self.evidence_added(id, ev, out);
             }
             Ok(Added::Duplicate) | Err(PoolError::Moot(_)) => self.past_votes.spend(v),
             Err(PoolError::Invalid(_)) => {
@@ -64,9 +62,7 @@ impl<P: Copy + Ord + std::fmt::Debug> Engine<P> {
     fn peer_evidence(&mut self, peer: P, ev: pb::Evidence, out: &mut Vec<Action<P>>) {
         match self.pool.add(ev.clone(), &self.ledger) {
             Ok(Added::New(id)) => {
-                self.watch_evidence(&id);
-                out.push(Action::PersistEvidence(id, ev.clone()));
-                out.push(Action::BroadcastEvidence(ev));
+                self.evidence_added(id, ev, out);
             }
             // Moot evidence races with the commit that made it moot.
             Ok(Added::Duplicate)
@@ -99,9 +95,7 @@ impl<P: Copy + Ord + std::fmt::Debug> Engine<P> {
         let id = evidence_pool::evidence_id(&ev);
         let mut out = Vec::new();
         if let Added::New(_) = self.pool.add_checked(checked, &self.ledger)? {
-            self.watch_evidence(&id);
-            out.push(Action::PersistEvidence(id, ev.clone()));
-            out.push(Action::BroadcastEvidence(ev));
+            self.evidence_added(id, ev, &mut out);
         }
         Ok((id, out))
     }
@@ -114,27 +108,25 @@ impl<P: Copy + Ord + std::fmt::Debug> Engine<P> {
         let id = evidence_pool::evidence_id(&ev);
         let mut out = Vec::new();
         if let Added::New(_) = self.pool.add(ev.clone(), &self.ledger)? {
-            self.watch_evidence(&id);
-            out.push(Action::PersistEvidence(id, ev.clone()));
-            out.push(Action::BroadcastEvidence(ev));
+            self.evidence_added(id, ev, &mut out);
         }
         Ok((id, out))
     }
 
-    /// New evidence in the pool that names our key: told to the gate
+    /// What follows new evidence in the pool, whichever way it came: it is
+    /// persisted and gossiped, and the gate is told if it names our key
     /// ([`crate::consensus::SigningGate::on_evidence_against_us`] decides
     /// whether it proves another instance running now). Evidence restored
     /// from the store at start does not come through here, nor is evidence
     /// watched on a host that equivocates on purpose.
-    pub(super) fn watch_evidence(&mut self, id: &Hash) {
-        if self.watch.equivocates_on_purpose {
-            return;
-        }
-        let Some((height, offenders)) = self.pool.offenders_of(id) else {
-            return;
-        };
-        if offenders.iter().any(|a| self.watch.is_ours(&a.0)) {
+    pub(super) fn evidence_added(&mut self, id: Hash, ev: pb::Evidence, out: &mut Vec<Action<P>>) {
+        if let Some((height, offenders)) = self.pool.offenders_of(&id)
+            && !self.watch.equivocates_on_purpose
+            && offenders.iter().any(|a| self.watch.is_ours(&a.0))
+        {
             self.watch.gate.on_evidence_against_us(height);
         }
+        out.push(Action::PersistEvidence(id, ev.clone()));
+        out.push(Action::BroadcastEvidence(ev));
     }
 }
