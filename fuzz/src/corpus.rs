@@ -2,6 +2,8 @@
 //! encoders from the reference chain of [`crate::fixtures`], plus a few
 //! edge cases each. `gen_corpus` writes them under `fuzz/corpus/<target>/`.
 
+use agora_node::storage::signing_doc::SigningDoc;
+use agora_node::storage::signing_slots::{SLOT_BYTES, encode_slot};
 use agora_node::transport::{hello, wire};
 use agora_node::wal;
 use agora_proto::v1::{self as pb, PeerMessage, peer_message::Kind};
@@ -84,6 +86,7 @@ pub fn seeds() -> Vec<(&'static str, Vec<Seed>)> {
         ("wal", wal_seeds(&chain)),
         ("snapshot", snapshot_seeds(&chain)),
         ("signing_state", signing_seeds(&chain)),
+        ("signing_file", signing_file_seeds(&chain)),
         ("certificate", certificate_seeds(&chain)),
         ("tx", tx_seeds(&txs)),
         ("block", block_seeds(&chain, ev)),
@@ -240,6 +243,26 @@ fn signing_seeds(chain: &Chain) -> Vec<Seed> {
     signing_seeds.push(("bad_lock_flag".into(), bad_flag));
     signing_seeds.push(("short".into(), vec![0; SIGNING_STATE_LEN - 1]));
     signing_seeds
+}
+
+/// Signing-state files: two slots, one torn slot, the older one-document
+/// form, and a file cut short.
+fn signing_file_seeds(chain: &Chain) -> Vec<Seed> {
+    let key = fixtures::validator_key(0).public_key();
+    let id = agora_validator::ChainId::new(fixtures::CHAIN).expect("fixture chain id");
+    let doc = |i: usize| SigningDoc::new(&id, &key, &chain.signing_states[i]);
+    let slot = |seq: u64, i: usize| encode_slot(seq, &doc(i)).expect("fits a slot");
+    let mut two = slot(4, 0);
+    two.extend(slot(5, 1));
+    let mut torn = two.clone();
+    torn[SLOT_BYTES + 200] ^= 0x20;
+    let short = two[..SLOT_BYTES + 10].to_vec();
+    named([
+        ("two_slots", two),
+        ("torn_slot", torn),
+        ("one_document", doc(2).to_json().into_bytes()),
+        ("short", short),
+    ])
 }
 
 /// The chain's certificates, and one with a signer bitmap too long.

@@ -3,6 +3,7 @@
 //! what must hold of whatever decodes. A target returns normally for every
 //! input; a panic (or an abort, a hang, a huge allocation) is a finding.
 
+use agora_node::storage::signing_slots::{self, FileContent};
 use agora_node::transport::{hello, wire};
 use agora_node::wal;
 use agora_proto::v1::{self as pb, PeerMessage, peer_message::Kind};
@@ -29,6 +30,7 @@ pub const TARGETS: &[(&str, Target)] = &[
     ("wal", wal),
     ("snapshot", snapshot),
     ("signing_state", signing_state),
+    ("signing_file", signing_file),
     ("certificate", certificate),
     ("tx", tx),
     ("block", block),
@@ -296,6 +298,30 @@ pub fn snapshot(data: &[u8]) {
             panic!("a valid snapshot executed an empty block into an invalid state: {e}")
         });
     }
+}
+
+/// Signing-state file: `signing_slots::parse_file` (what `agora start`
+/// and `signing-state export` read from `HOME/data/signing_state.json`).
+/// Whatever it accepts holds a valid state, and a slot it accepts encodes
+/// back to a slot that parses to the same content.
+pub fn signing_file(data: &[u8]) {
+    let Ok(content) = signing_slots::parse_file(data) else {
+        return;
+    };
+    let doc = match content {
+        FileContent::Single(doc) => doc,
+        FileContent::Slots(slot) => {
+            let line = signing_slots::encode_slot(slot.sequence, &slot.document)
+                .expect("an accepted slot fits a slot again");
+            assert_eq!(
+                signing_slots::parse_slot(&line).as_ref(),
+                Ok(&slot),
+                "a slot round-trips"
+            );
+            slot.document
+        }
+    };
+    assert!(doc.state().is_ok(), "an accepted document holds a state");
 }
 
 /// Signing state: `SigningState::from_bytes` (what a restarted validator

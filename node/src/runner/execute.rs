@@ -6,7 +6,7 @@
 //! signed vote or proposal — leaves the node. `Wal` records are appended
 //! without an fsync of their own: persisting a signing state first makes
 //! the WAL durable (one `Immediate` redb commit), then writes the
-//! signing-state file (fsync, rename, fsync of the directory), so every
+//! signing-state file (one slot overwritten in place, fdatasync), so every
 //! input that led to a signature, and our own message itself, is on disk
 //! before the signature can leave; a record lost with a crash before that
 //! only loses an input the core had not acted on visibly.
@@ -70,7 +70,7 @@ impl DurableStore for NodeStore {
         // state, and the inputs that led to them before that) becomes durable
         // first, so a signature on disk always has its record on disk.
         self.storage.sync_wal()?;
-        // FSYNC 2: the file itself (temp file fsynced, renamed, dir fsynced).
+        // FSYNC 2: the file itself (its older slot overwritten, fdatasync).
         Ok(self.signing.save(s)?)
     }
     fn append_wal(&self, height: u64, record: &[u8]) -> Result<(), StorageError> {

@@ -52,7 +52,9 @@ mod leaves;
 pub mod prune;
 mod records;
 mod sets;
+pub mod signing_doc;
 pub mod signing_file;
+pub mod signing_slots;
 mod synced_state;
 mod wal_log;
 
