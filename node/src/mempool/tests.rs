@@ -9,6 +9,14 @@ struct FakeLedger {
     nonces: RefCell<HashMap<u8, u64>>,
     banned: RefCell<HashSet<u8>>,
     checks: RefCell<usize>,
+    /// Senders whose transactions read only their own account and
+    /// `recipient(who)` (transfers); the others read more (staking).
+    transfers: RefCell<HashSet<u8>>,
+}
+
+/// The recipient of a fake transfer by `who`.
+fn recipient(who: u8) -> Address {
+    Address([who ^ 0x80; 20])
 }
 
 impl FakeLedger {
@@ -17,6 +25,7 @@ impl FakeLedger {
             nonces: RefCell::new(HashMap::new()),
             banned: RefCell::new(HashSet::new()),
             checks: RefCell::new(0),
+            transfers: RefCell::new(HashSet::new()),
         }
     }
 }
@@ -34,6 +43,11 @@ impl TxChecker<()> for FakeLedger {
             nonce: body.nonce,
             account_nonce: self.nonces.borrow().get(&who).copied().unwrap_or(0),
             fee: body.fee.parse().unwrap_or(0),
+            reads: self
+                .transfers
+                .borrow()
+                .contains(&who)
+                .then(|| [Address([who; 20]), recipient(who)]),
         })
     }
 }
@@ -231,7 +245,7 @@ fn update_removes_included_and_invalidated() {
     // Block includes a0; sender 1 now at nonce 1. Sender 2 went broke.
     l.nonces.borrow_mut().insert(1, 1);
     l.banned.borrow_mut().insert(2);
-    let dropped = m.update(&[a0], &l);
+    let dropped = m.update(&[a0], Changed::Everything, &l);
     let mut dropped_hashes: Vec<Hash> = dropped.iter().map(|(h, _)| *h).collect();
     dropped_hashes.sort();
     let mut want = vec![b0, b1];
@@ -242,13 +256,50 @@ fn update_removes_included_and_invalidated() {
     assert!(m.contains(&a1) && m.contains(&a2) && m.contains(&c0));
     // Sender 3's nonce 0 got used elsewhere (another node's block): dropped.
     l.nonces.borrow_mut().insert(3, 1);
-    let dropped = m.update(&[], &l);
+    let dropped = m.update(&[], Changed::Everything, &l);
     assert_eq!(dropped.len(), 1);
     assert_eq!(dropped[0].0, c0);
     assert_eq!(m.len(), 2);
     assert_eq!(m.bytes(), 2 * tx(1, 1, 10).encoded_len());
     // Then a new tx from sender 1 continues after the pending ones.
     m.add(tx(1, 3, 10), (), &l).unwrap();
+}
+
+/// After a commit only senders whose inputs changed are re-checked: one
+/// with a transaction included, one whose transfer reads a changed
+/// account, and any whose transactions read more than accounts. A sender
+/// whose inputs did not change keeps its verdicts; the negative control
+/// re-checks everything and drops the sender the fake ledger turned
+/// invalid behind the scope's back, showing the scope is what kept it.
+#[test]
+fn update_rechecks_only_senders_whose_inputs_changed() {
+    let l = FakeLedger::new();
+    l.transfers.borrow_mut().extend([1, 2, 3]);
+    let mut m = Mempool::<()>::new(MempoolConfig::default());
+    let a0 = m.add(tx(1, 0, 10), (), &l).unwrap();
+    let a1 = m.add(tx(1, 1, 10), (), &l).unwrap();
+    let b0 = m.add(tx(2, 0, 10), (), &l).unwrap();
+    let c0 = m.add(tx(3, 0, 10), (), &l).unwrap();
+    let d0 = m.add(tx(4, 0, 10), (), &l).unwrap();
+    let e0 = m.add(tx(5, 0, 10), (), &l).unwrap();
+    l.transfers.borrow_mut().insert(5);
+    // Sender 5 was admitted as reading more (staking): stays re-checked.
+    *l.checks.borrow_mut() = 0;
+    // The block included a0 and changed sender 2's recipient; sender 3
+    // turned invalid in the fake without any change the scope sees.
+    l.nonces.borrow_mut().insert(1, 1);
+    l.banned.borrow_mut().insert(3);
+    let changed: HashSet<Address> = [Address([1; 20]), recipient(2)].into();
+    let dropped = m.update(&[a0], Changed::Accounts(&changed), &l);
+    assert!(dropped.is_empty(), "{dropped:?}");
+    // a1 (sender 1 had one included), b0 (its recipient changed), d0 and e0
+    // (read more than accounts); not c0.
+    assert_eq!(*l.checks.borrow(), 4);
+    assert!(!m.contains(&a0));
+    assert!([a1, b0, c0, d0, e0].iter().all(|h| m.contains(h)));
+    let dropped = m.update(&[], Changed::Everything, &l);
+    assert_eq!(dropped.len(), 1);
+    assert_eq!(dropped[0].0, c0);
 }
 
 /// Decode once: the pool keeps what the host decoded each transaction
@@ -273,6 +324,7 @@ fn keeps_the_decoded_form_and_rechecks_with_it() {
             nonce: d.1,
             account_nonce: *account_nonce.borrow(),
             fee: 1_000,
+            reads: None,
         })
     };
     let mut m = Mempool::new(MempoolConfig::default());
@@ -284,8 +336,11 @@ fn keeps_the_decoded_form_and_rechecks_with_it() {
     assert_eq!(*decodes.borrow(), 3);
     assert_eq!(m.decoded(&hashes[1]), Some(&(1, 1)));
     *account_nonce.borrow_mut() = 1;
-    assert!(m.update(&hashes[..1], &checker).is_empty());
-    m.update(&[], &checker);
+    assert!(
+        m.update(&hashes[..1], Changed::Everything, &checker)
+            .is_empty()
+    );
+    m.update(&[], Changed::Everything, &checker);
     assert_eq!(*rechecks.borrow(), 4, "two re-checks of the two left");
     assert_eq!(*decodes.borrow(), 3, "re-checks never decode");
     assert_eq!(m.decoded(&hashes[0]), None);

@@ -10,11 +10,13 @@ use agora_proto::v1::{self as pb, PeerMessage, peer_message::Kind};
 use agora_validator::Hash;
 use agora_validator::engine::CommitRecord;
 use agora_validator::ledger::TxOutcome as LedgerOutcome;
+use agora_validator::ledger::recheck;
 use prost::Message;
 use tracing::info;
 
 use super::requests::verified_checker;
 use super::{RunError, Runner};
+use crate::mempool::Changed;
 use crate::metrics::Metrics;
 use crate::storage::{CommittedBlock, TxOutcome, TxRecord};
 
@@ -59,9 +61,15 @@ impl Runner {
                 r.result.receipts.iter().map(|t| t.hash)
             })
             .collect();
-        let dropped = self
-            .mempool
-            .update(&included, &verified_checker(self.engine.ledger()));
+        // Only senders whose inputs the run changed are re-checked
+        // (`ledger::recheck`): accounts are all a transfer's verdict reads.
+        let changed = recheck::changed_accounts(recs.iter().flat_map(|r| &r.state_changes));
+        let dropped = self.mempool.update(
+            &included,
+            Changed::Accounts(&changed),
+            &verified_checker(self.engine.ledger()),
+        );
+        self.unpublish_pending(included.iter().chain(dropped.iter().map(|(h, _)| h)));
         for (hash, reason) in dropped {
             self.shared.remember_rejection(hash, reason);
         }
@@ -164,7 +172,6 @@ impl Runner {
         if let Ok(mut l) = s.latest.write() {
             *l = (last.height, last.block_hash);
         }
-        self.publish_pending();
         for rec in recs {
             let _ = s.commits.send(rec.height);
         }

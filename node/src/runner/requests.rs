@@ -11,7 +11,7 @@
 use agora_proto::v1 as pb;
 use agora_validator::Hash;
 use agora_validator::engine::PoolError;
-use agora_validator::ledger::{DecodedTx, Ledger};
+use agora_validator::ledger::{DecodedTx, Ledger, recheck};
 
 use super::{RunError, Runner};
 use crate::api::ApiRequest;
@@ -123,11 +123,15 @@ impl Runner {
         r
     }
 
-    /// The mempool's hashes, for GetTx's "pending"; rebuilt after a commit,
-    /// which removes and re-checks many transactions at once.
-    pub(super) fn publish_pending(&self) {
+    /// Removes what a commit took out of the mempool (included, or dropped
+    /// by its re-check) from GetTx's "pending" set: O(removed), where
+    /// rebuilding the set cost O(mempool) at every height.
+    pub(super) fn unpublish_pending<'a>(&self, removed: impl IntoIterator<Item = &'a Hash>) {
         if let Ok(mut p) = self.shared.pending.lock() {
-            *p = self.mempool.hashes().collect();
+            for h in removed {
+                p.remove(h);
+            }
+            debug_assert_eq!(p.len(), self.mempool.len());
         }
     }
 }
@@ -147,6 +151,7 @@ pub(super) fn verified_checker(
                 nonce: c.nonce,
                 account_nonce: c.next_nonce,
                 fee: c.fee,
+                reads: recheck::accounts_read(d),
             })
             .map_err(|e| e.to_string())
     }

@@ -59,6 +59,7 @@ pub mod invariants;
 pub mod merkle;
 pub mod params;
 pub mod query;
+pub mod recheck;
 pub mod rewards;
 pub mod slashing;
 pub mod snapshot;

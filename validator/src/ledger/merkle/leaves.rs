@@ -61,6 +61,14 @@ pub fn account_key(a: &Address) -> LeafKey {
     key(LeafKind::Account, &[&a.0])
 }
 
+/// The address of an account leaf's key; None for a key of another kind.
+pub fn account_of_key(k: &[u8]) -> Option<Address> {
+    match k.split_first() {
+        Some((&kind, rest)) if kind == LeafKind::Account as u8 => Address::from_slice(rest).ok(),
+        _ => None,
+    }
+}
+
 /// Key of a validator.
 pub fn validator_key(a: &Address) -> LeafKey {
     key(LeafKind::Validator, &[&a.0])

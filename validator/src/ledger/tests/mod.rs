@@ -317,6 +317,7 @@ fn blocks_must_come_in_order() {
 }
 
 mod leaves_store;
+mod recheck;
 mod slashing;
 mod snapshot_chunks;
 mod staking;
