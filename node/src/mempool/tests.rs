@@ -302,6 +302,39 @@ fn update_rechecks_only_senders_whose_inputs_changed() {
     assert_eq!(dropped[0].0, c0);
 }
 
+/// A peer's copy is dropped unhashed when a pending transaction has its
+/// account key and nonce (the same transaction, or one admission would
+/// refuse as `NonceTaken`), and no longer once that one left the pool.
+#[test]
+fn holds_nonce_names_pending_key_and_nonce_pairs() {
+    let l = FakeLedger::new();
+    let mut m = Mempool::<()>::new(MempoolConfig::default());
+    let ed = |who: u8, nonce: u64, amount: &str| {
+        let mut t = tx(who, nonce, 10);
+        t.public_key = vec![who; 32];
+        if let Some(tx_body::Kind::Transfer(x)) = t.body.as_mut().and_then(|b| b.kind.as_mut()) {
+            x.amount = amount.into();
+        }
+        t
+    };
+    let a0 = m.add(ed(1, 0, "1"), (), &l).unwrap();
+    m.add(ed(1, 1, "1"), (), &l).unwrap();
+    assert!(m.holds_nonce(&ed(1, 0, "1")), "the same transaction");
+    assert!(m.holds_nonce(&ed(1, 0, "2")), "another with its nonce");
+    assert_eq!(
+        m.add(ed(1, 0, "2"), (), &l),
+        Err(MempoolError::NonceTaken(0)),
+        "which admission refuses"
+    );
+    assert!(!m.holds_nonce(&ed(1, 2, "1")) && !m.holds_nonce(&ed(2, 0, "1")));
+    l.nonces.borrow_mut().insert(1, 1);
+    m.update(&[a0], Changed::Everything, &l);
+    assert!(!m.holds_nonce(&ed(1, 0, "1")) && m.holds_nonce(&ed(1, 1, "1")));
+    // A key that is not 32 bytes is never indexed.
+    m.add(tx(3, 0, 10), (), &l).unwrap();
+    assert!(!m.holds_nonce(&tx(3, 0, 10)));
+}
+
 /// Decode once: the pool keeps what the host decoded each transaction
 /// to, hands exactly that to the checker at admission and at every
 /// re-check, and gives it back by hash for block execution.

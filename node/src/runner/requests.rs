@@ -48,6 +48,11 @@ impl Runner {
     /// Sends a transaction to the signature checker after the cheap checks
     /// (size, duplicate, room); its verdict comes back to `on_checked`.
     pub(super) fn verify_then_admit(&mut self, tx: pb::Transaction, origin: Origin) {
+        // A peer's copy of a pending (key, nonce) is dropped unhashed; a
+        // client still gets the precise answer below.
+        if matches!(origin, Origin::Peer(_)) && self.mempool.holds_nonce(&tx) {
+            return;
+        }
         let hash = match self.mempool.precheck(&tx) {
             Ok(hash) => hash,
             Err(e) => {
