@@ -33,10 +33,12 @@
 //! in; the core never signs a different thing for a (height, round, step) it
 //! signed before ([`signing_state`]).
 //!
-//! [`Consensus::gossip_messages`] returns the verified proposals and votes of
-//! the current height; the host re-sends them periodically (as Tendermint's
-//! reactor gossips from its vote sets), which is what makes messages lost
-//! before the network healed eventually arrive everywhere.
+//! [`Consensus::regossip_messages`] returns the current height's verified
+//! votes and the proposals that can still matter; the host re-sends them
+//! periodically (as Tendermint's reactor gossips from its vote sets), which
+//! is what makes messages lost before the network healed eventually arrive
+//! everywhere. [`Consensus::gossip_messages`] holds every proposal too, for
+//! a validator that connects.
 //!
 //! Votes are checked lazily in aggregate by default ([`VerifyMode`]); votes
 //! found bad that way are dropped and show in the check counters of

@@ -83,7 +83,8 @@ impl<P: Copy + Ord + std::fmt::Debug> Engine<P> {
         self.sync.remove(peer);
     }
 
-    /// Every [`TICK_MS`]: re-gossip the current height's verified messages
+    /// Every [`TICK_MS`]: re-gossip the current height's verified votes and
+    /// the proposals that can still matter (`Consensus::regossip_messages`)
     /// and the pending evidence; fetch the block if still one height behind
     /// a whole tick after the height started (the others moved on and no
     /// longer send its messages).
@@ -94,7 +95,7 @@ impl<P: Copy + Ord + std::fmt::Debug> Engine<P> {
             1
         };
         let mut out = self.poll_sync(now_ms, slack);
-        let (proposals, votes) = self.core.gossip_messages();
+        let (proposals, votes) = self.core.regossip_messages();
         out.extend(
             proposals
                 .into_iter()

@@ -38,6 +38,13 @@ fn state_of(slot: &Result<Slot, String>) -> SigningState {
     slot.as_ref().unwrap().document.state().unwrap()
 }
 
+/// The states both slots hold, lowest height first.
+fn held(f: &SigningFile) -> Vec<SigningState> {
+    let mut held: Vec<_> = slots(f).iter().map(state_of).collect();
+    held.sort_by_key(|s| s.height);
+    held
+}
+
 #[test]
 fn save_load_round_trip_without_leftovers() {
     let dir = tempfile::tempdir().unwrap();
@@ -92,10 +99,8 @@ fn a_reopened_file_continues_after_its_newest_slot() {
     let second = file(dir.path(), 1, "c1");
     assert_eq!(second.load().unwrap(), Some(state(4, SignStep::Precommit)));
     second.save(&state(5, SignStep::Precommit)).unwrap();
-    let mut held: Vec<_> = slots(&second).iter().map(state_of).collect();
-    held.sort_by_key(|s| s.height);
     assert_eq!(
-        held,
+        held(&second),
         vec![state(4, SignStep::Precommit), state(5, SignStep::Precommit)]
     );
 }
@@ -151,10 +156,8 @@ fn a_torn_slot_is_refused_and_the_previous_state_read() {
     assert_eq!(reader.load().unwrap(), Some(state(12, SignStep::Prevote)));
     // And the next save goes over the torn slot, keeping 12.
     reader.save(&state(14, SignStep::Prevote)).unwrap();
-    let mut held: Vec<_> = slots(&reader).iter().map(state_of).collect();
-    held.sort_by_key(|s| s.height);
     assert_eq!(
-        held,
+        held(&reader),
         vec![state(12, SignStep::Prevote), state(14, SignStep::Prevote)]
     );
 }

@@ -173,3 +173,68 @@ fn a_proposal_for_a_decided_height_is_not_validated() {
         "{out:?}"
     );
 }
+
+/// The tick's re-gossip carries the current round's proposal and the one
+/// carrying the locked (and valid) block, not every round's: a height that
+/// goes many rounds must not cost more per tick with each round. Negative
+/// control: everything the height holds (`gossip_messages`, what a
+/// connecting validator gets) is every round's proposal.
+#[test]
+fn regossip_carries_the_current_round_and_the_locked_block_only() {
+    let me = 0;
+    let n = net_where_not_proposer(&[1, 1, 1, 1], me, 5);
+    let mut c = n.core(me, ConsensusConfig::default());
+    c.handle(Input::StartHeight(Box::new(n.params(1))));
+    // Round 0: proposal v, a polka for v: locked on v.
+    let p0 = n.proposer(1, 0);
+    let (bv, v) = n.block(p0, 1, 1);
+    c.handle(Input::Proposal(n.proposal(p0, 1, 0, -1, &bv)));
+    c.handle(Input::BlockValidity {
+        height: 1,
+        round: 0,
+        block_hash: v,
+        valid: true,
+    });
+    for i in (0..4).filter(|i| *i != me).take(2) {
+        c.handle(Input::Vote(n.vote(i, VoteType::Prevote, 1, 0, Some(v))));
+    }
+    assert_eq!(c.locked(), Some((v, 0)));
+    // Rounds 1 to 4: a new block each, refused (locked), rounds time out.
+    for r in 1..5 {
+        c.handle(Input::TimeoutFired(Timeout {
+            height: 1,
+            round: r - 1,
+            step: TimeoutStep::Precommit,
+        }));
+        assert_eq!(c.round(), r);
+        let p = n.proposer(1, r);
+        let (b, hash) = n.block_in(p, 1, r, 1 + u64::from(r));
+        c.handle(Input::Proposal(n.proposal(p, 1, r, -1, &b)));
+        c.handle(Input::BlockValidity {
+            height: 1,
+            round: r,
+            block_hash: hash,
+            valid: true,
+        });
+        c.handle(Input::TimeoutFired(Timeout {
+            height: 1,
+            round: r,
+            step: TimeoutStep::Prevote,
+        }));
+    }
+    let rounds = |ps: &[pb::Proposal]| ps.iter().map(|p| p.round).collect::<Vec<_>>();
+    let (all, all_votes) = c.gossip_messages();
+    assert_eq!(
+        rounds(&all),
+        vec![0, 1, 2, 3, 4],
+        "the control holds them all"
+    );
+    let (kept, votes) = c.regossip_messages();
+    assert_eq!(
+        rounds(&kept),
+        vec![0, 4],
+        "the locked block's and the current round's"
+    );
+    assert_eq!(votes, all_votes, "every verified vote is re-sent");
+    assert!(!votes.is_empty());
+}
