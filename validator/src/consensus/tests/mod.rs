@@ -309,6 +309,25 @@ fn net_where_not_proposer(powers: &[u64], me: usize, rounds: Round) -> Net {
     unreachable!()
 }
 
+/// Height 1, round 0 on `c` (validator `me`, not the proposer): the
+/// proposal of a block v, valid, and a polka for v; returns v, locked.
+fn lock_in_round_0(n: &Net, me: usize, c: &mut Consensus) -> Hash {
+    let p0 = n.proposer(1, 0);
+    let (bv, v) = n.block(p0, 1, 1);
+    c.handle(Input::Proposal(n.proposal(p0, 1, 0, -1, &bv)));
+    c.handle(Input::BlockValidity {
+        height: 1,
+        round: 0,
+        block_hash: v,
+        valid: true,
+    });
+    for i in (0..4).filter(|i| *i != me).take(2) {
+        c.handle(Input::Vote(n.vote(i, VoteType::Prevote, 1, 0, Some(v))));
+    }
+    assert_eq!(c.locked(), Some((v, 0)));
+    v
+}
+
 #[test]
 fn round_skip_needs_more_than_a_third() {
     // Powers in canonical order are 3, 3, 3, 3 (total 12): one third is 4+.

@@ -185,20 +185,8 @@ fn regossip_carries_the_current_round_and_the_locked_block_only() {
     let n = net_where_not_proposer(&[1, 1, 1, 1], me, 5);
     let mut c = n.core(me, ConsensusConfig::default());
     c.handle(Input::StartHeight(Box::new(n.params(1))));
-    // Round 0: proposal v, a polka for v: locked on v.
-    let p0 = n.proposer(1, 0);
-    let (bv, v) = n.block(p0, 1, 1);
-    c.handle(Input::Proposal(n.proposal(p0, 1, 0, -1, &bv)));
-    c.handle(Input::BlockValidity {
-        height: 1,
-        round: 0,
-        block_hash: v,
-        valid: true,
-    });
-    for i in (0..4).filter(|i| *i != me).take(2) {
-        c.handle(Input::Vote(n.vote(i, VoteType::Prevote, 1, 0, Some(v))));
-    }
-    assert_eq!(c.locked(), Some((v, 0)));
+    // Round 0: a polka for a block v, locked on it.
+    lock_in_round_0(&n, me, &mut c);
     // Rounds 1 to 4: a new block each, refused (locked), rounds time out.
     for r in 1..5 {
         c.handle(Input::TimeoutFired(Timeout {

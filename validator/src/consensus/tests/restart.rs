@@ -64,19 +64,7 @@ fn lock_survives_restart() {
     let n = net_where_not_proposer(&[1, 1, 1, 1], me, 2);
     let mut c = n.core(me, ConsensusConfig::default());
     c.handle(Input::StartHeight(Box::new(n.params(1))));
-    let p0 = n.proposer(1, 0);
-    let (bv, v) = n.block(p0, 1, 1);
-    c.handle(Input::Proposal(n.proposal(p0, 1, 0, -1, &bv)));
-    c.handle(Input::BlockValidity {
-        height: 1,
-        round: 0,
-        block_hash: v,
-        valid: true,
-    });
-    for i in (0..4).filter(|i| *i != me).take(2) {
-        c.handle(Input::Vote(n.vote(i, VoteType::Prevote, 1, 0, Some(v))));
-    }
-    assert_eq!(c.locked(), Some((v, 0)));
+    let v = lock_in_round_0(&n, me, &mut c);
     let saved =
         SigningState::from_bytes(&c.signing_state().expect("signed").to_bytes()).expect("decodes");
     let mut c2 = Consensus::new(
