@@ -87,7 +87,10 @@ pub struct BenchArgs {
     #[arg(long, default_value_t = 256)]
     pub accounts: usize,
     /// consensus.timeout_propose_ms (round 0); the per-round delta is a third of it.
-    #[arg(long, default_value_t = 150)]
+    /// The default is the local testnet's: a height whose proposal comes on time
+    /// never waits on it, and under heavy load a full block took longer than
+    /// 150 ms to build, send and check here: rounds failed, heights fell to ~1/s.
+    #[arg(long, default_value_t = 600)]
     pub timeout_propose_ms: u64,
     /// consensus.timeout_prevote_ms and timeout_precommit_ms (round 0).
     #[arg(long, default_value_t = 50)]
