@@ -23,8 +23,12 @@
 //! (so no sender is left with a nonce gap); one that pays less is refused
 //! as `Full`, before its signature is checked.
 
+mod checker;
+mod error;
 mod fee_rate;
 
+pub use checker::{Admission, Changed, CheckMode, TxChecker};
+pub use error::{MempoolError, api_error};
 pub use fee_rate::FeeRate;
 
 use std::collections::{BTreeMap, BinaryHeap, HashMap, HashSet};
@@ -53,107 +57,6 @@ impl Default for MempoolConfig {
             max_tx_bytes: 32 * 1024,
         }
     }
-}
-
-/// Why the checker is being asked.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum CheckMode {
-    /// First admission: check everything, signatures included.
-    New,
-    /// Re-check after a commit: the signature was verified at admission and
-    /// need not be verified again; the state-dependent checks must be.
-    Recheck,
-}
-
-/// What the checker learned about an acceptable transaction.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Admission {
-    /// The sender's address (derived from the transaction's public key).
-    pub sender: Address,
-    /// The transaction's nonce.
-    pub nonce: u64,
-    /// The sender's next nonce in the committed state.
-    pub account_nonce: u64,
-    /// The fee it offers.
-    pub fee: u128,
-    /// The only accounts whose state the verdict reads, when those are all
-    /// it reads (`ledger::recheck::accounts_read`); None: it reads more,
-    /// and is re-checked after every commit.
-    pub reads: Option<[Address; 2]>,
-}
-
-/// What a commit changed, for [`Mempool::update`]: which pending
-/// transactions must be checked again.
-#[derive(Debug, Clone, Copy)]
-pub enum Changed<'a> {
-    /// Anything may have changed: re-check every transaction.
-    Everything,
-    /// Only these accounts changed (and state no [`Admission::reads`]
-    /// names): re-check the senders that had a transaction included, or
-    /// hold one whose verdict reads more or reads one of these.
-    Accounts(&'a HashSet<Address>),
-}
-
-/// Checks a transaction (its wire form and what the host decoded it to)
-/// against the current committed state.
-pub trait TxChecker<D> {
-    /// `Ok` with the sender and nonces if the transaction may enter a block,
-    /// `Err` with a reason a person can act on otherwise.
-    fn check(&self, tx: &Transaction, decoded: &D, mode: CheckMode) -> Result<Admission, String>;
-}
-
-impl<D, F: Fn(&Transaction, &D, CheckMode) -> Result<Admission, String>> TxChecker<D> for F {
-    fn check(&self, tx: &Transaction, decoded: &D, mode: CheckMode) -> Result<Admission, String> {
-        self(tx, decoded, mode)
-    }
-}
-
-/// Why a transaction was not admitted.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum MempoolError {
-    /// Already pending.
-    #[error("transaction already in the mempool")]
-    Duplicate,
-    /// Larger than the per-transaction limit.
-    #[error("transaction of {size} bytes exceeds the limit of {max}")]
-    TooLarge {
-        /// Its size.
-        size: usize,
-        /// The limit.
-        max: usize,
-    },
-    /// The mempool is at its count or byte limit and holds nothing cheaper per byte.
-    #[error(
-        "mempool full ({txs} transactions, {bytes} bytes) and nothing pending pays less per byte; raise the fee or retry later"
-    )]
-    Full {
-        /// Pending transactions.
-        txs: usize,
-        /// Pending bytes.
-        bytes: usize,
-    },
-    /// The checker rejected it.
-    #[error("rejected: {0}")]
-    Rejected(String),
-    /// Its nonce was already used by a committed transaction.
-    #[error("nonce {got} already used; the account's next nonce is {next}")]
-    NonceTooLow {
-        /// The transaction's nonce.
-        got: u64,
-        /// The account's next nonce.
-        next: u64,
-    },
-    /// A pending transaction of the same sender has this nonce.
-    #[error("a pending transaction already has nonce {0}")]
-    NonceTaken(u64),
-    /// The nonce leaves a gap after the sender's pending transactions.
-    #[error("nonce {got} leaves a gap; the next acceptable nonce is {expected}")]
-    NonceGap {
-        /// The transaction's nonce.
-        got: u64,
-        /// The nonce that would be accepted.
-        expected: u64,
-    },
 }
 
 #[derive(Debug, Clone)]
@@ -614,33 +517,6 @@ impl agora_validator::engine::MempoolView for Mempool<agora_validator::ledger::D
 
     fn decoded(&self, hash: &Hash) -> Option<&agora_validator::ledger::DecodedTx> {
         Mempool::decoded(self, hash)
-    }
-}
-
-/// The gRPC refusal for a failed admission: malformed input (bad bytes,
-/// signature, chain, size) is INVALID_ARGUMENT; a state problem (nonce,
-/// balance, unknown validator, entry limits) is FAILED_PRECONDITION; a full
-/// pool is UNAVAILABLE (try later).
-pub fn api_error(e: &MempoolError) -> crate::rpc::ApiError {
-    use crate::rpc::ApiError;
-    let msg = e.to_string();
-    match e {
-        MempoolError::TooLarge { .. } => ApiError::InvalidArgument(msg),
-        MempoolError::Full { .. } => ApiError::Unavailable(msg),
-        MempoolError::Rejected(m)
-            if [
-                "malformed",
-                "bad signature",
-                "bad public key",
-                "is for chain",
-                "bytes, the limit",
-            ]
-            .iter()
-            .any(|k| m.contains(k)) =>
-        {
-            ApiError::InvalidArgument(msg)
-        }
-        _ => ApiError::FailedPrecondition(msg),
     }
 }
 
