@@ -38,7 +38,10 @@ use crate::rpc::ApiError;
 use crate::transport::PeerId;
 use agora_validator::Hash;
 
-/// Most transactions checked in one batch.
+/// Most transactions checked in one batch. Larger batches do not pay
+/// here: criterion `ed25519/batch_verify_per_signature` measured 32, 31,
+/// 30, 29, 34 and 31 µs per signature at 32 to 1,024 (2026-12-04), while a
+/// failed batch (a bad signature) costs single checks of all it holds.
 const MAX_BATCH: usize = 128;
 /// Most decoded account keys kept (32 bytes + a curve point each).
 const KEY_CACHE: usize = 100_000;

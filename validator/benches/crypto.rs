@@ -130,6 +130,37 @@ fn accounts(c: &mut Criterion) {
     });
 }
 
+/// Ed25519 batch verification per signature at the batch sizes the
+/// transaction verifier can form: the multiscalar multiplication costs less
+/// per point as the batch grows, which is what `tx_verifier::MAX_BATCH`
+/// trades against the cost of a batch that fails.
+fn account_batch_sizes(c: &mut Criterion) {
+    const MAX: usize = 1024;
+    let eks: Vec<AccountSecretKey> = (0..MAX)
+        .map(|i| AccountSecretKey::from_seed(&sha3_256(&(i as u64).to_be_bytes())))
+        .collect();
+    let epks: Vec<AccountPublicKey> = eks.iter().map(|k| k.public_key()).collect();
+    let msgs: Vec<Vec<u8>> = (0..MAX)
+        .map(|i| format!("agora/tx/v1 bench {i}").into_bytes())
+        .collect();
+    let esigs: Vec<AccountSignature> = eks.iter().zip(&msgs).map(|(k, m)| k.sign(m)).collect();
+    let mut g = c.benchmark_group("ed25519/batch_verify_per_signature");
+    for n in [32, 64, 128, 256, 512, 1024] {
+        let items: Vec<AccountBatchItem<'_>> = (0..n)
+            .map(|i| AccountBatchItem {
+                key: &epks[i],
+                msg: &msgs[i],
+                sig: &esigs[i],
+            })
+            .collect();
+        g.throughput(criterion::Throughput::Elements(n as u64));
+        g.bench_with_input(BenchmarkId::from_parameter(n), &items, |b, items| {
+            b.iter(|| verify_batch(black_box(items), &[7; 32]).iter().all(|v| *v))
+        });
+    }
+    g.finish();
+}
+
 fn certificates(c: &mut Criterion) {
     let chain = ChainId::new("bench").expect("chain");
     let mut g = c.benchmark_group("certificate/verify");
@@ -176,5 +207,12 @@ fn lottery_pick(c: &mut Criterion) {
     });
 }
 
-criterion_group!(benches, bls, accounts, certificates, lottery_pick);
+criterion_group!(
+    benches,
+    bls,
+    accounts,
+    account_batch_sizes,
+    certificates,
+    lottery_pick
+);
 criterion_main!(benches);
