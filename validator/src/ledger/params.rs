@@ -198,120 +198,79 @@ impl Params {
         Ok(params)
     }
 
-    /// Checks ranges; also used after decoding a snapshot.
+    /// Checks ranges; also used after decoding a snapshot. The first
+    /// failing field (in this table's order) is reported.
     pub fn validate(&self) -> Result<(), ParamsError> {
-        fn range<T: PartialOrd + ToString>(
-            field: &'static str,
-            v: T,
-            lo: T,
-            hi: T,
-            text: &'static str,
-        ) -> Result<(), ParamsError> {
-            if v < lo || v > hi {
+        const MAX: u128 = u128::MAX;
+        const BPS: (u128, u128, &str) = (1, 10_000, "1..=10000");
+        const HEIGHTS: (u128, u128, &str) = (1, 1 << 40, "1..=2^40");
+        let p = self;
+        // (field, value, lowest, highest, the range as the operator reads it)
+        let table: [(&'static str, u128, (u128, u128, &'static str)); 15] = [
+            ("power_reduction", p.power_reduction, (1, MAX, "at least 1")),
+            // The evidence window keeps one validator set per height in memory.
+            (
+                "unbonding_period",
+                p.unbonding_period.into(),
+                (2, 1_000_000, "2..=1000000"),
+            ),
+            (
+                "max_validators",
+                p.max_validators.into(),
+                (1, 10_000, "1..=10000"),
+            ),
+            ("min_self_bond", p.min_self_bond, (1, MAX, "at least 1")),
+            (
+                "slash_fraction_double_sign_bps",
+                p.slash_fraction_double_sign_bps.into(),
+                BPS,
+            ),
+            (
+                "max_unbonding_entries",
+                p.max_unbonding_entries.into(),
+                (1, 100, "1..=100"),
+            ),
+            ("jail_period", p.jail_period.into(), HEIGHTS),
+            // Bounds every block's mint so a u128 supply never overflows in 2^64 blocks.
+            ("block_reward", p.block_reward, (0, 1 << 60, "0..=2^60")),
+            ("proposer_bonus_bps", p.proposer_bonus_bps.into(), BPS),
+            ("commission_epoch", p.commission_epoch.into(), HEIGHTS),
+            // Each validator keeps one bit per height of the window.
+            (
+                "signed_blocks_window",
+                p.signed_blocks_window.into(),
+                (1, 100_000, "1..=100000"),
+            ),
+            (
+                "min_signed_per_window_bps",
+                p.min_signed_per_window_bps.into(),
+                BPS,
+            ),
+            (
+                "downtime_jail_heights",
+                p.downtime_jail_heights.into(),
+                HEIGHTS,
+            ),
+            (
+                "slash_fraction_downtime_bps",
+                p.slash_fraction_downtime_bps.into(),
+                BPS,
+            ),
+            (
+                "max_redelegation_entries",
+                p.max_redelegation_entries.into(),
+                (1, 100, "1..=100"),
+            ),
+        ];
+        for (field, value, (lo, hi, range)) in table {
+            if value < lo || value > hi {
                 return Err(ParamsError::OutOfRange {
                     field,
-                    value: v.to_string(),
-                    range: text,
+                    value: value.to_string(),
+                    range,
                 });
             }
-            Ok(())
         }
-        range(
-            "power_reduction",
-            self.power_reduction,
-            1,
-            u128::MAX,
-            "at least 1",
-        )?;
-        // The evidence window keeps one validator set per height in memory.
-        range(
-            "unbonding_period",
-            self.unbonding_period,
-            2,
-            1_000_000,
-            "2..=1000000",
-        )?;
-        range(
-            "max_validators",
-            self.max_validators,
-            1,
-            10_000,
-            "1..=10000",
-        )?;
-        range(
-            "min_self_bond",
-            self.min_self_bond,
-            1,
-            u128::MAX,
-            "at least 1",
-        )?;
-        range(
-            "slash_fraction_double_sign_bps",
-            self.slash_fraction_double_sign_bps,
-            1,
-            10_000,
-            "1..=10000",
-        )?;
-        range(
-            "max_unbonding_entries",
-            self.max_unbonding_entries,
-            1,
-            100,
-            "1..=100",
-        )?;
-        range("jail_period", self.jail_period, 1, 1 << 40, "1..=2^40")?;
-        // Bounds every block's mint so a u128 supply never overflows in 2^64 blocks.
-        range("block_reward", self.block_reward, 0, 1 << 60, "0..=2^60")?;
-        range(
-            "proposer_bonus_bps",
-            self.proposer_bonus_bps,
-            1,
-            10_000,
-            "1..=10000",
-        )?;
-        range(
-            "commission_epoch",
-            self.commission_epoch,
-            1,
-            1 << 40,
-            "1..=2^40",
-        )?;
-        // Each validator keeps one bit per height of the window.
-        range(
-            "signed_blocks_window",
-            self.signed_blocks_window,
-            1,
-            100_000,
-            "1..=100000",
-        )?;
-        range(
-            "min_signed_per_window_bps",
-            self.min_signed_per_window_bps,
-            1,
-            10_000,
-            "1..=10000",
-        )?;
-        range(
-            "downtime_jail_heights",
-            self.downtime_jail_heights,
-            1,
-            1 << 40,
-            "1..=2^40",
-        )?;
-        range(
-            "slash_fraction_downtime_bps",
-            self.slash_fraction_downtime_bps,
-            1,
-            10_000,
-            "1..=10000",
-        )?;
-        range(
-            "max_redelegation_entries",
-            self.max_redelegation_entries,
-            1,
-            100,
-            "1..=100",
-        )?;
         Ok(())
     }
 
@@ -381,6 +340,111 @@ mod tests {
         assert_eq!(p(10, 10_000).max_missed_per_window(), 0);
         assert_eq!(p(10, 1).max_missed_per_window(), 9);
         assert_eq!(p(100, 9_999).max_missed_per_window(), 0);
+    }
+
+    /// Each field of the range table: both ends pass, one past either end
+    /// is refused naming that field (a row with a wrong field, bound or
+    /// order fails here).
+    #[test]
+    fn every_range_accepts_its_ends_and_names_the_field_past_them() {
+        type Set = fn(&mut Params, u128);
+        let rows: [(&str, Set, u128, u128); 15] = [
+            (
+                "power_reduction",
+                |p, v| p.power_reduction = v,
+                1,
+                u128::MAX,
+            ),
+            (
+                "unbonding_period",
+                |p, v| p.unbonding_period = v as u64,
+                2,
+                1_000_000,
+            ),
+            (
+                "max_validators",
+                |p, v| p.max_validators = v as u32,
+                1,
+                10_000,
+            ),
+            ("min_self_bond", |p, v| p.min_self_bond = v, 1, u128::MAX),
+            (
+                "slash_fraction_double_sign_bps",
+                |p, v| p.slash_fraction_double_sign_bps = v as u32,
+                1,
+                10_000,
+            ),
+            (
+                "max_unbonding_entries",
+                |p, v| p.max_unbonding_entries = v as u32,
+                1,
+                100,
+            ),
+            ("jail_period", |p, v| p.jail_period = v as u64, 1, 1 << 40),
+            ("block_reward", |p, v| p.block_reward = v, 0, 1 << 60),
+            (
+                "proposer_bonus_bps",
+                |p, v| p.proposer_bonus_bps = v as u32,
+                1,
+                10_000,
+            ),
+            (
+                "commission_epoch",
+                |p, v| p.commission_epoch = v as u64,
+                1,
+                1 << 40,
+            ),
+            (
+                "signed_blocks_window",
+                |p, v| p.signed_blocks_window = v as u64,
+                1,
+                100_000,
+            ),
+            (
+                "min_signed_per_window_bps",
+                |p, v| p.min_signed_per_window_bps = v as u32,
+                1,
+                10_000,
+            ),
+            (
+                "downtime_jail_heights",
+                |p, v| p.downtime_jail_heights = v as u64,
+                1,
+                1 << 40,
+            ),
+            (
+                "slash_fraction_downtime_bps",
+                |p, v| p.slash_fraction_downtime_bps = v as u32,
+                1,
+                10_000,
+            ),
+            (
+                "max_redelegation_entries",
+                |p, v| p.max_redelegation_entries = v as u32,
+                1,
+                100,
+            ),
+        ];
+        let with = |set: Set, v: u128| {
+            let mut p = Params::default();
+            set(&mut p, v);
+            p.validate()
+        };
+        assert_eq!(Params::default().validate(), Ok(()));
+        for (field, set, lo, hi) in rows {
+            assert_eq!(with(set, lo), Ok(()), "{field} = {lo}");
+            assert_eq!(with(set, hi), Ok(()), "{field} = {hi}");
+            for past in [lo.checked_sub(1), hi.checked_add(1)].into_iter().flatten() {
+                match with(set, past) {
+                    Err(ParamsError::OutOfRange {
+                        field: f, value, ..
+                    }) => {
+                        assert_eq!((f, value), (field, past.to_string()));
+                    }
+                    other => panic!("{field} = {past}: {other:?}"),
+                }
+            }
+        }
     }
 
     #[test]
