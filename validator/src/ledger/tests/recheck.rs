@@ -3,7 +3,7 @@
 //! verdict, and every other kind is re-checked.
 
 use super::*;
-use crate::ledger::recheck::{accounts_read, changed_accounts};
+use crate::ledger::recheck::{accounts_read, changed_accounts, nonce_already_used};
 use crate::ledger::tx::TxKind;
 
 #[test]
@@ -63,4 +63,51 @@ fn a_transfer_whose_accounts_a_block_left_alone_keeps_its_verdict() {
     // re-checked nothing would keep wrong ones), only among the transfers
     // this rule re-checks.
     assert!(moved > 0 && kept > 0, "moved {moved}, kept {kept}");
+}
+
+#[test]
+fn a_used_nonce_is_known_without_a_signature_check_and_stays_used() {
+    let mut l = ledger(2);
+    let (a, b) = (user(1), user(2));
+    let first = tx(&a, 0, transfer(addr(&b), UNIT));
+    assert!(!nonce_already_used(&l, &first), "nothing was committed yet");
+    let r = block(&mut l, std::slice::from_ref(&first), &[]);
+    assert!(r.receipts[0].is_ok(), "{}", r.receipts[0].log);
+    // The committed transaction, and another body at its nonce whose
+    // signature is garbage: both used, and the full check agrees.
+    let mut forged = tx(&a, 0, transfer(addr(&b), 7 * UNIT));
+    forged.signature = vec![0; 64];
+    for t in [&first, &forged] {
+        assert!(nonce_already_used(&l, t));
+        let d = tx::decode(&chain(), t).expect("decodes");
+        assert!(
+            matches!(
+                l.recheck_decoded(&d),
+                Err(TxError::WrongNonce {
+                    expected: 1,
+                    got: 0
+                })
+            ),
+            "{:?}",
+            l.recheck_decoded(&d)
+        );
+    }
+    // Negative controls: the signer's next nonce, and another account's
+    // first one, are not used; neither is a malformed key or a missing body.
+    let next = tx(&a, 1, transfer(addr(&b), UNIT));
+    assert!(!nonce_already_used(&l, &next));
+    assert!(!nonce_already_used(
+        &l,
+        &tx(&b, 0, transfer(addr(&a), UNIT))
+    ));
+    let mut short_key = first.clone();
+    short_key.public_key.truncate(31);
+    assert!(!nonce_already_used(&l, &short_key));
+    let mut no_body = first.clone();
+    no_body.body = None;
+    assert!(!nonce_already_used(&l, &no_body));
+    // Nonces only grow: still used after the next block, which uses 1 too.
+    let r = block(&mut l, std::slice::from_ref(&next), &[]);
+    assert!(r.receipts[0].is_ok(), "{}", r.receipts[0].log);
+    assert!(nonce_already_used(&l, &first) && nonce_already_used(&l, &next));
 }
