@@ -71,19 +71,33 @@ fn bls(c: &mut Criterion) {
     });
 }
 
+/// `n` account keys, their public keys, distinct messages and each key's
+/// signature over its message.
+type AccountFixtures = (
+    Vec<AccountSecretKey>,
+    Vec<AccountPublicKey>,
+    Vec<Vec<u8>>,
+    Vec<AccountSignature>,
+);
+
+fn account_fixtures(n: usize) -> AccountFixtures {
+    let eks: Vec<AccountSecretKey> = (0..n)
+        .map(|i| AccountSecretKey::from_seed(&sha3_256(&(i as u64).to_be_bytes())))
+        .collect();
+    let epks = eks.iter().map(|k| k.public_key()).collect();
+    let msgs: Vec<Vec<u8>> = (0..n)
+        .map(|i| format!("agora/tx/v1 bench {i}").into_bytes())
+        .collect();
+    let esigs = eks.iter().zip(&msgs).map(|(k, m)| k.sign(m)).collect();
+    (eks, epks, msgs, esigs)
+}
+
 /// Account signatures: Ed25519 (ZIP-215) single and batch verification of
 /// 64 distinct keys and messages, and the BLS batch of the same shape that
 /// accounts used before.
 fn accounts(c: &mut Criterion) {
     const N: usize = 64;
-    let eks: Vec<AccountSecretKey> = (0..N)
-        .map(|i| AccountSecretKey::from_seed(&sha3_256(&(i as u64).to_be_bytes())))
-        .collect();
-    let epks: Vec<AccountPublicKey> = eks.iter().map(|k| k.public_key()).collect();
-    let msgs: Vec<Vec<u8>> = (0..N)
-        .map(|i| format!("agora/tx/v1 bench {i}").into_bytes())
-        .collect();
-    let esigs: Vec<AccountSignature> = eks.iter().zip(&msgs).map(|(k, m)| k.sign(m)).collect();
+    let (eks, epks, msgs, esigs) = account_fixtures(N);
     c.bench_function("ed25519/sign", |b| {
         b.iter(|| eks[0].sign(black_box(&msgs[0])))
     });
@@ -136,14 +150,7 @@ fn accounts(c: &mut Criterion) {
 /// trades against the cost of a batch that fails.
 fn account_batch_sizes(c: &mut Criterion) {
     const MAX: usize = 1024;
-    let eks: Vec<AccountSecretKey> = (0..MAX)
-        .map(|i| AccountSecretKey::from_seed(&sha3_256(&(i as u64).to_be_bytes())))
-        .collect();
-    let epks: Vec<AccountPublicKey> = eks.iter().map(|k| k.public_key()).collect();
-    let msgs: Vec<Vec<u8>> = (0..MAX)
-        .map(|i| format!("agora/tx/v1 bench {i}").into_bytes())
-        .collect();
-    let esigs: Vec<AccountSignature> = eks.iter().zip(&msgs).map(|(k, m)| k.sign(m)).collect();
+    let (_, epks, msgs, esigs) = account_fixtures(MAX);
     let mut g = c.benchmark_group("ed25519/batch_verify_per_signature");
     for n in [32, 64, 128, 256, 512, 1024] {
         let items: Vec<AccountBatchItem<'_>> = (0..n)
