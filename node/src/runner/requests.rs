@@ -51,8 +51,9 @@ impl Runner {
         // A peer's copy of a pending (key, nonce), or of a nonce the
         // committed state already used (a relay that arrived after its
         // block: 7% of the relayed copies verified at 3,000 tx/s, 10% at
-        // 5,000), is dropped unhashed and unverified; neither can be admitted. No charge: an honest
-        // relay races the commit. A client still gets the precise answer.
+        // 5,000), is dropped unhashed and unverified: neither can be
+        // admitted. No charge: an honest relay races the commit. A client
+        // still gets the precise answer below.
         if matches!(origin, Origin::Peer(_))
             && (self.mempool.holds_nonce(&tx)
                 || recheck::nonce_already_used(self.engine.ledger(), &tx))
