@@ -92,6 +92,19 @@ fn account_fixtures(n: usize) -> AccountFixtures {
     (eks, epks, msgs, esigs)
 }
 
+/// The fixtures' keys, messages and signatures as batch items, in order.
+fn batch_items<'a>(
+    keys: &'a [AccountPublicKey],
+    msgs: &'a [Vec<u8>],
+    sigs: &'a [AccountSignature],
+) -> Vec<AccountBatchItem<'a>> {
+    keys.iter()
+        .zip(msgs)
+        .zip(sigs)
+        .map(|((key, msg), sig)| AccountBatchItem { key, msg, sig })
+        .collect()
+}
+
 /// Account signatures: Ed25519 (ZIP-215) single and batch verification of
 /// 64 distinct keys and messages, and the BLS batch of the same shape that
 /// accounts used before.
@@ -112,13 +125,7 @@ fn accounts(c: &mut Criterion) {
     c.bench_function("ed25519/public_key_decode", |b| {
         b.iter(|| AccountPublicKey::from_bytes(black_box(&pk_bytes)).is_ok())
     });
-    let items: Vec<AccountBatchItem<'_>> = (0..N)
-        .map(|i| AccountBatchItem {
-            key: &epks[i],
-            msg: &msgs[i],
-            sig: &esigs[i],
-        })
-        .collect();
+    let items = batch_items(&epks, &msgs, &esigs);
     c.bench_function("ed25519/batch_verify_64", |b| {
         b.iter(|| verify_batch(black_box(&items), &[7; 32]).iter().all(|v| *v))
     });
@@ -151,13 +158,7 @@ fn accounts(c: &mut Criterion) {
 fn account_batch_sizes(c: &mut Criterion) {
     const MAX: usize = 1024;
     let (_, epks, msgs, esigs) = account_fixtures(MAX);
-    let all: Vec<AccountBatchItem<'_>> = (0..MAX)
-        .map(|i| AccountBatchItem {
-            key: &epks[i],
-            msg: &msgs[i],
-            sig: &esigs[i],
-        })
-        .collect();
+    let all = batch_items(&epks, &msgs, &esigs);
     let mut g = c.benchmark_group("ed25519/batch_verify_per_signature");
     for n in [32, 64, 128, 256, 512, MAX] {
         let items = &all[..n];
