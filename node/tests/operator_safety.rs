@@ -185,24 +185,25 @@ fn validators_without_signing_state_wait_then_sign() {
     assert!(first1.is_some_and(|h| h < control_at + check), "{first1:?}");
 }
 
-/// Two instances of one validator (a copied home, both started): at least
-/// one sees a message of its key it did not sign, raises the alarm and
-/// stops signing for good.
+/// Two instances of one validator (its home copied to a second machine,
+/// both started): at least one sees a message of its key it did not sign,
+/// raises the alarm and stops signing for good.
 ///
-/// The twins share one TLS identity, so each other node keeps one
-/// connection to "them" at a time and replaces it whenever the other
-/// instance reconnects. While they sign the same bytes nothing can be seen
-/// (and nothing is slashable); they part when the key is the proposer (each
-/// stamps its own clock into its block). A validator that connects is sent
-/// the height so far (`Engine::on_peer_connected`), so the replacing twin
-/// receives what the replaced one signed, and a message of our key for a
-/// later height is foreign on arrival (a twin running ahead). Two other
-/// paths raise it too, and each was seen to decide a run: both twins
-/// signing different proposals at one height, which only the gossiped
-/// evidence shows them; and a copy that starts stale (the chain moved while
-/// the home was copied), waits, and then sees our key sign above a height
-/// it decided live. Before those two paths this test failed about one run
-/// in twenty, with no alarm in 180 s.
+/// The copy gets its own node (TLS) identity, as a second machine set up
+/// with `agora init` and then given the validator's key and data would
+/// have, and dials every node. Both instances then hold steady links, both
+/// follow the chain live, and once their signing gates open (node 3 was
+/// stopped while the chain went on, so both start stale and wait `CHECK`
+/// quiet heights) each soon receives a vote or proposal of the key at a
+/// position it has not signed: a foreign signature while open is the alarm.
+///
+/// An earlier form of this test copied the TLS identity too. Every other
+/// node then keeps one connection to "them" and replaces it whenever the
+/// other instance reconnects; with the copy dialling one node only, that
+/// copy spent a CI run of 3,600 heights catching up by sync a height or two
+/// behind, never deciding a height live and so never signing: safe (one
+/// instance signed, the other waited), but nothing foreign to see, and no
+/// alarm in 180 s (it failed about one run in twenty before that).
 #[test]
 fn a_second_instance_of_a_key_raises_the_alarm_and_stops_signing() {
     let net = build(N, 0, |_, cfg| set_check(cfg, CHECK));
@@ -210,7 +211,7 @@ fn a_second_instance_of_a_key_raises_the_alarm_and_stops_signing() {
     let all: Vec<usize> = (0..N).collect();
     wait_heights(&net.metrics, &all, 5, 120, &net.logs);
     stop(&mut nodes[3]);
-    // The twin: a copy of node 3's home on other ports.
+    // The twin: node 3's home copied, with a node identity of its own.
     let twin = net.dir.path().join("n3-twin");
     let status = Command::new("cp")
         .arg("-a")
@@ -219,6 +220,10 @@ fn a_second_instance_of_a_key_raises_the_alarm_and_stops_signing() {
         .status()
         .unwrap();
     assert!(status.success());
+    let fresh = solo_home(net.dir.path(), "identity-donor", "donor");
+    for file in ["tls.crt", "tls.key"] {
+        std::fs::copy(fresh.join("keys").join(file), twin.join("keys").join(file)).unwrap();
+    }
     let (p2p, metrics, grpc) = (free_port(true), free_port(false), free_port(false));
     let cfg_path = twin.join("config.toml");
     let mut cfg: toml::Table =
@@ -227,19 +232,12 @@ fn a_second_instance_of_a_key_raises_the_alarm_and_stops_signing() {
     cfg["p2p"]["listen"] = addr(p2p);
     cfg["metrics"]["listen"] = addr(metrics);
     cfg["grpc"]["listen"] = addr(grpc);
-    // Copied configs get edited. Two instances on one host with the same
-    // timings can stay in lockstep for long stretches, signing the very
-    // same bytes (harmless, and invisible by design); another pause before
-    // each height makes them stamp different times into their proposals.
+    // Two instances on one host with the same timings can stay in
+    // lockstep, signing the very same bytes (harmless, and invisible by
+    // design); another pause before each height makes them stamp
+    // different times into their proposals.
     cfg["consensus"]["timeout_commit_ms"] = toml::Value::Integer(45);
-    // The twin dials node 2 only. If both instances dialled every node,
-    // each node's one connection to "them" would flip between the two so
-    // often that neither kept up with the chain: both would follow it by
-    // sync a height behind, sign nothing, and so show nothing (seen once
-    // in CI, 2,850 heights without an alarm). This way the original keeps
-    // steady links to nodes 0 and 1 and signs at the tip, and node 2 hands
-    // whichever instance it holds the height's messages of the other.
-    cfg["p2p"]["peers"] = toml::Value::Array(vec![addr(net.p2p[2])]);
+    cfg["p2p"]["peers"] = toml::Value::Array(net.p2p[..3].iter().map(|p| addr(*p)).collect());
     std::fs::write(&cfg_path, toml::to_string(&cfg).unwrap()).unwrap();
     let twin_log = net.dir.path().join("n3-twin.log");
     nodes[3] = start(&net.homes[3], &net.logs[3]);

@@ -213,7 +213,7 @@ pub(super) fn signing_gate(
                     observed: h,
                 },
             ),
-            None => SigningGate::open(required),
+            None => SigningGate::open_on_state(required, s.height),
         },
     };
     Ok(gate)

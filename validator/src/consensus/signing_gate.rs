@@ -22,9 +22,10 @@
 //!   Signing stops for good (until the process restarts and an operator
 //!   has looked). A waiting gate raises the same alarm when a foreign
 //!   signature is for a height above the first one this process decided
-//!   live, and so does evidence against our key at such a height, whatever
-//!   the status (`SigningGate::signed_by_a_live_instance`): such a
-//!   signature cannot be an earlier life's, so another instance is signing.
+//!   live, and so does evidence against our key at such a height, or above
+//!   the current signing state the gate opened on, whatever the status
+//!   (`SigningGate::signed_by_a_live_instance`): such a signature cannot be
+//!   an earlier life's, so another instance is signing.
 //!
 //! Pure: the engine consults it before every signature and feeds it what it
 //! sees; the host feeds it peer heights. It never reads a clock.
@@ -104,6 +105,12 @@ pub struct SigningGate {
     /// The first height this process decided live (followed consensus at
     /// the chain's tip), whatever the status was then.
     first_live: Option<Height>,
+    /// The height of the signing state this process opened on, while that
+    /// state is believed current: the state is written before each
+    /// signature leaves, so every signature an earlier life of this key
+    /// made is at or below it. Cleared as soon as the gate waits (the state
+    /// proved stale, or a foreign signature was seen).
+    state_height: Option<Height>,
 }
 
 impl Default for SigningGate {
@@ -122,6 +129,17 @@ impl SigningGate {
             quiet: 0,
             alarms: 0,
             first_live: None,
+            state_height: None,
+        }
+    }
+
+    /// Open on a restored signing state whose last signature is at
+    /// `signed`, found current (no stored certificate carries our key
+    /// above it).
+    pub fn open_on_state(required: u64, signed: Height) -> Self {
+        Self {
+            state_height: Some(signed),
+            ..Self::open(required)
         }
     }
 
@@ -163,6 +181,7 @@ impl SigningGate {
     }
 
     fn wait(&mut self, reason: WaitReason) {
+        self.state_height = None;
         if self.required == 0 {
             self.status = GateStatus::Open;
             return;
@@ -277,7 +296,8 @@ impl SigningGate {
     /// Evidence that our key signed two conflicting messages at `height`:
     /// this instance signs one message per position, so one of the two is
     /// another holder's, fresh or an earlier life's. Fresh (above the first
-    /// height decided live): the alarm, whatever the status. Otherwise a
+    /// height decided live, or above the current signing state the gate
+    /// opened on): the alarm, whatever the status. Otherwise a
     /// waiting gate starts its count again, and an open gate ignores it:
     /// evidence outlives the instance that caused it (it is gossiped until
     /// included), so an operator who stopped the other instance and
@@ -305,8 +325,16 @@ impl SigningGate {
     /// (This leans on "live" meaning "at the tip", the same assumption the
     /// quiet count makes; a peer lagging far behind could bend it, and the
     /// cost would be an alarm, never a signature.)
+    ///
+    /// A gate opened on a current signing state knows more: an earlier life
+    /// signed nothing above the state's height, so a signature above it is
+    /// fresh too, even before this process decided a height live. Two
+    /// instances started from one copied state sign at the very next
+    /// heights, so this is the only rule that sees them when the evidence
+    /// is for the first height either decides live.
     fn signed_by_a_live_instance(&self, height: Height) -> bool {
         self.first_live.is_some_and(|live| height > live)
+            || self.state_height.is_some_and(|signed| height > signed)
     }
 
     fn alarm(&mut self, height: Height) {
@@ -419,6 +447,43 @@ mod tests {
         assert_eq!(remaining(&w), 1);
         w.on_evidence_against_us(3);
         assert_eq!(remaining(&w), 2);
+    }
+
+    /// Two instances started from one copied signing state (last signature
+    /// at 6) both sign at the next heights; a real-process run saw its only
+    /// evidence at height 10, which the live rule did not cover (no alarm,
+    /// then the key was jailed). Here it comes before any height is decided
+    /// live, and at the first live height itself. Negative controls: evidence at or
+    /// below the state's height (an earlier life's), and a state that
+    /// proved stale (the certificate of height 8 carries our signature).
+    #[test]
+    fn evidence_above_a_current_restored_state_alarms_before_any_live_height() {
+        let mut g = SigningGate::open_on_state(2, 6);
+        g.on_evidence_against_us(6);
+        assert_eq!(g.status(), GateStatus::Open);
+        g.on_commit(7, false, false, Some(6));
+        g.on_evidence_against_us(10);
+        assert_eq!(g.status(), GateStatus::Alarmed { height: 10 });
+
+        let mut live = SigningGate::open_on_state(2, 6);
+        live.on_commit(10, true, true, Some(10));
+        live.on_evidence_against_us(10);
+        assert_eq!(live.status(), GateStatus::Alarmed { height: 10 });
+
+        let mut stale = SigningGate::open_on_state(2, 6);
+        stale.on_commit(8, false, true, Some(6));
+        assert!(!stale.may_sign(), "waits: the state was stale");
+        stale.on_evidence_against_us(9);
+        assert_eq!(
+            remaining(&stale),
+            2,
+            "an earlier life's: the count starts again"
+        );
+        assert_eq!(stale.alarms(), 0);
+
+        let mut plain = SigningGate::open(2);
+        plain.on_evidence_against_us(10);
+        assert_eq!(plain.status(), GateStatus::Open, "no state height known");
     }
 
     #[test]
