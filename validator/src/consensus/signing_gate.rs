@@ -453,9 +453,10 @@ mod tests {
     /// at 6) both sign at the next heights; a real-process run saw its only
     /// evidence at height 10, which the live rule did not cover (no alarm,
     /// then the key was jailed). Here it comes before any height is decided
-    /// live, and at the first live height itself. Negative controls: evidence at or
-    /// below the state's height (an earlier life's), and a state that
-    /// proved stale (the certificate of height 8 carries our signature).
+    /// live, and at the first live height itself. Negative controls:
+    /// evidence at or below the state's height (an earlier life's), a state
+    /// that proved stale (the certificate of height 8 carries our
+    /// signature), and an open gate with no state height.
     #[test]
     fn evidence_above_a_current_restored_state_alarms_before_any_live_height() {
         let mut g = SigningGate::open_on_state(2, 6);
