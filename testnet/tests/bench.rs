@@ -108,6 +108,13 @@ fn bench_writes_result_and_plot() {
     assert!(
         json["tx_latency_ms_p99"].as_f64().unwrap() >= json["tx_latency_ms_p50"].as_f64().unwrap()
     );
+    // Admission comes before the commit, transaction by transaction.
+    let accept_p50 = json["accept_latency_ms_p50"].as_f64().unwrap();
+    assert!(accept_p50 > 0.0, "{json:#}");
+    assert!(
+        accept_p50 <= json["tx_latency_ms_p50"].as_f64().unwrap(),
+        "{json:#}"
+    );
     assert_eq!(json["rejected"], 0, "{json:#}");
     assert!(
         json["latency_ms"]["p50"].as_f64().unwrap() > 0.0,

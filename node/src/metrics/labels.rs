@@ -98,16 +98,22 @@ pub enum BudgetKind {
     Slots = 4,
     /// An incoming connection from a banned address.
     Banned = 5,
+    /// A peer's transaction dropped unverified because the signature
+    /// checker's queue was full (nothing re-sends it: the node then lacks
+    /// it, and refuses its account's later nonces as gaps, until a block
+    /// carries it).
+    TxVerifier = 6,
 }
 
 /// `kind` label values, by [`BudgetKind`].
-pub(super) const BUDGET_NAMES: [&str; 6] = [
+pub(super) const BUDGET_NAMES: [&str; 7] = [
     "checks",
     "serve",
     "outbound",
     "handshakes",
     "slots",
     "banned_address",
+    "tx_verifier",
 ];
 
 /// What a connected peer is (the `kind` label of `agora_peers`).

@@ -422,6 +422,8 @@ mod tests {
         m.committed(1, 2);
         m.committed(1, 0);
         m.budget_drop(BudgetKind::Outbound);
+        m.budget_drop(BudgetKind::TxVerifier);
+        m.budget_drop(BudgetKind::TxVerifier);
         m.ban(ChargeReason::Consensus);
         Metrics::set(&m.mempool_bytes, 1234);
         let (_, s) = parse(&m.render());
@@ -436,6 +438,7 @@ mod tests {
         let budget = "agora_budget_dropped_total";
         assert_eq!(value(&s, budget, &[("kind", "outbound")]), 1.0);
         assert_eq!(value(&s, budget, &[("kind", "checks")]), 0.0);
+        assert_eq!(value(&s, budget, &[("kind", "tx_verifier")]), 2.0);
         let bans = "agora_peer_bans_total";
         assert_eq!(value(&s, bans, &[("reason", "consensus")]), 1.0);
     }

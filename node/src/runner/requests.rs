@@ -16,7 +16,7 @@ use agora_validator::ledger::{DecodedTx, Ledger, recheck};
 use super::{RunError, Runner};
 use crate::api::ApiRequest;
 use crate::mempool::{Admission, CheckMode, MempoolError, api_error};
-use crate::metrics::Metrics;
+use crate::metrics::{BudgetKind, Metrics};
 use crate::rpc::ApiError;
 use crate::transport::ChargeReason;
 use crate::tx_verifier::{Checked, NotQueued, Origin};
@@ -76,7 +76,10 @@ impl Runner {
                 )));
             }
             // Peers are not told; a copy already being checked is no fault.
-            Ok(()) | Err(NotQueued::Busy(Origin::Peer(_)) | NotQueued::AlreadyChecking(_)) => {}
+            Err(NotQueued::Busy(Origin::Peer(_))) => {
+                self.metrics.budget_drop(BudgetKind::TxVerifier);
+            }
+            Ok(()) | Err(NotQueued::AlreadyChecking(_)) => {}
         }
     }
 

@@ -142,9 +142,15 @@ fn load_rows(s: &mut String, r: &BenchResult) {
         s,
         "accepted then committed",
         format!(
-            "{} of {} (submit-to-commit p50/p99 ms: {} / {})",
+            "{} of {} (submit-to-accept p50/p99 ms: {} / {}; submit-to-commit: {} / {})",
             r.load.committed,
             r.load.accepted,
+            r.load
+                .accept_latency_ms_p50
+                .map_or("-".into(), |v| format!("{v:.0}")),
+            r.load
+                .accept_latency_ms_p99
+                .map_or("-".into(), |v| format!("{v:.0}")),
             r.load
                 .tx_latency_ms_p50
                 .map_or("-".into(), |v| format!("{v:.0}")),

@@ -91,6 +91,10 @@ pub struct LoadCounters {
     /// Hashes admitted so far: a restarted account sends the same bytes
     /// again, and an admission is counted once per transaction.
     accepted_hashes: Mutex<HashSet<Hash>>,
+    /// Submit-to-admission time of each admitted transaction, ms: the part
+    /// of its latency spent before the node answered (the node's signature
+    /// queue and checks), apart from the wait for a block.
+    accept_ms: Mutex<Vec<f64>>,
 }
 
 /// What the load generator did.
@@ -115,6 +119,11 @@ pub struct LoadReport {
     pub retried_busy: u64,
     /// Refusals by reason (digits replaced by `#`).
     pub rejection_reasons: BTreeMap<String, u64>,
+    /// Submit-to-admission latency per transaction, ms: how long the node
+    /// took to answer `accepted` (its signature queue and checks).
+    pub accept_latency_ms_p50: Option<f64>,
+    /// Its 99th percentile.
+    pub accept_latency_ms_p99: Option<f64>,
     /// Accepted transactions found in a committed block (filled by the bench).
     pub committed: u64,
     /// Submit-to-commit latency per transaction, ms (filled by the bench).
@@ -130,6 +139,8 @@ impl LoadCounters {
     /// The counts so far (latency and commits are the bench's to fill).
     pub fn report(&self) -> LoadReport {
         let g = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        let mut accept_ms = self.accept_ms.lock().map(|v| v.clone()).unwrap_or_default();
+        accept_ms.sort_by(f64::total_cmp);
         LoadReport {
             offered: g(&self.offered),
             accepted: g(&self.accepted),
@@ -140,6 +151,8 @@ impl LoadCounters {
             nonce_resyncs: g(&self.resets),
             retried_busy: g(&self.retried),
             rejection_reasons: self.reasons.lock().map(|r| r.clone()).unwrap_or_default(),
+            accept_latency_ms_p50: percentile(&accept_ms, 50.0),
+            accept_latency_ms_p99: percentile(&accept_ms, 99.0),
             ..LoadReport::default()
         }
     }
@@ -177,7 +190,8 @@ impl LoadCounters {
         self.offered.fetch_add(first, Ordering::Relaxed);
     }
 
-    /// Counts an admission, once per transaction.
+    /// Counts an admission, once per transaction, and how long after its
+    /// first offer it came.
     fn note_accepted(&self, hash: &Hash) {
         if self
             .accepted_hashes
@@ -185,6 +199,14 @@ impl LoadCounters {
             .is_ok_and(|mut a| a.insert(*hash))
         {
             self.accepted.fetch_add(1, Ordering::Relaxed);
+            let sent = self
+                .submitted_at
+                .lock()
+                .ok()
+                .and_then(|m| m.get(hash).copied());
+            if let (Some(sent), Ok(mut v)) = (sent, self.accept_ms.lock()) {
+                v.push(sent.elapsed().as_secs_f64() * 1e3);
+            }
         }
     }
 
@@ -496,6 +518,23 @@ mod tests {
         c.note_accepted(&[1; 32]);
         c.note_accepted(&[2; 32]);
         assert_eq!(c.report().accepted, 2);
+    }
+
+    /// The admission latency runs from the first offer (a retried offer
+    /// keeps it) and is taken once per transaction.
+    #[test]
+    fn admission_latency_is_timed_from_the_first_offer_once() {
+        let c = LoadCounters::default();
+        let sent = Instant::now() - Duration::from_millis(500);
+        c.submitted_at.lock().unwrap().insert([1; 32], sent);
+        c.note_accepted(&[1; 32]);
+        c.note_accepted(&[1; 32]);
+        c.note_accepted(&[2; 32]); // never offered: no time to take
+        let r = c.report();
+        assert_eq!(c.accept_ms.lock().unwrap().len(), 1);
+        let p50 = r.accept_latency_ms_p50.expect("one latency");
+        assert!((500.0..5_000.0).contains(&p50), "{p50}");
+        assert_eq!(r.accept_latency_ms_p99, Some(p50));
     }
 
     #[test]
