@@ -185,33 +185,41 @@ fn validators_without_signing_state_wait_then_sign() {
     assert!(first1.is_some_and(|h| h < control_at + check), "{first1:?}");
 }
 
-/// Two instances of one validator (its home copied to a second machine,
-/// both started): at least one sees a message of its key it did not sign,
-/// raises the alarm and stops signing for good.
+/// How the second instance of node 3 is set up.
+#[derive(Clone, Copy, PartialEq)]
+enum Twin {
+    /// The home copied whole, TLS identity and peers included.
+    WholeCopy,
+    /// The home copied, with a node (TLS) identity of its own, as a second
+    /// machine set up with `agora init` and then given the validator's key
+    /// and data would have.
+    OwnIdentity,
+}
+
+/// Two instances of one validator (its home copied, both started): at
+/// least one sees a message of its key it did not sign, raises the alarm
+/// and stops signing for good.
 ///
-/// The copy gets its own node (TLS) identity, as a second machine set up
-/// with `agora init` and then given the validator's key and data would
-/// have, and dials every node. Both instances then hold steady links, both
-/// follow the chain live, and once their signing gates open (node 3 was
-/// stopped while the chain went on, so both start stale and wait `CHECK`
-/// quiet heights) each soon receives a vote or proposal of the key at a
-/// position it has not signed: a foreign signature while open is the alarm.
+/// Both restore the same current signing state, so both open at once and
+/// sign at the next heights; each soon receives a vote or proposal of the
+/// key at a position it has not signed (a foreign signature while open),
+/// or evidence of the key above that state (`SigningGate::open_on_state`):
+/// the alarm.
 ///
-/// An earlier form of this test copied the TLS identity too. Every other
-/// node then keeps one connection to "them" and replaces it whenever the
-/// other instance reconnects; with the copy dialling one node only, that
-/// copy spent a CI run of 3,600 heights catching up by sync a height or two
-/// behind, never deciding a height live and so never signing: safe (one
-/// instance signed, the other waited), but nothing foreign to see, and no
-/// alarm in 180 s (it failed about one run in twenty before that).
-#[test]
-fn a_second_instance_of_a_key_raises_the_alarm_and_stops_signing() {
+/// With one TLS identity (`Twin::WholeCopy`) every other node keeps one
+/// connection to "them" and replaces it whenever the other instance
+/// connects. Redialled at once, the two took each other's place at every
+/// peer several times a second, and in a CI run the twin (then dialling
+/// one node only) caught up by sync a height or two behind for 3,600
+/// heights, signing nothing: no alarm in 180 s. Now the peer closes the
+/// older connection as superseded and its instance redials late
+/// (`Transport::note_superseded`), and says so in its log.
+fn twin_raises_the_alarm(twin_kind: Twin) {
     let net = build(N, 0, |_, cfg| set_check(cfg, CHECK));
     let mut nodes = net.start_all();
     let all: Vec<usize> = (0..N).collect();
     wait_heights(&net.metrics, &all, 5, 120, &net.logs);
     stop(&mut nodes[3]);
-    // The twin: node 3's home copied, with a node identity of its own.
     let twin = net.dir.path().join("n3-twin");
     let status = Command::new("cp")
         .arg("-a")
@@ -220,10 +228,6 @@ fn a_second_instance_of_a_key_raises_the_alarm_and_stops_signing() {
         .status()
         .unwrap();
     assert!(status.success());
-    let fresh = solo_home(net.dir.path(), "identity-donor", "donor");
-    for file in ["tls.crt", "tls.key"] {
-        std::fs::copy(fresh.join("keys").join(file), twin.join("keys").join(file)).unwrap();
-    }
     let (p2p, metrics, grpc) = (free_port(true), free_port(false), free_port(false));
     let cfg_path = twin.join("config.toml");
     let mut cfg: toml::Table =
@@ -237,7 +241,13 @@ fn a_second_instance_of_a_key_raises_the_alarm_and_stops_signing() {
     // design); another pause before each height makes them stamp
     // different times into their proposals.
     cfg["consensus"]["timeout_commit_ms"] = toml::Value::Integer(45);
-    cfg["p2p"]["peers"] = toml::Value::Array(net.p2p[..3].iter().map(|p| addr(*p)).collect());
+    if twin_kind == Twin::OwnIdentity {
+        let fresh = solo_home(net.dir.path(), "identity-donor", "donor");
+        for file in ["tls.crt", "tls.key"] {
+            std::fs::copy(fresh.join("keys").join(file), twin.join("keys").join(file)).unwrap();
+        }
+        cfg["p2p"]["peers"] = toml::Value::Array(net.p2p[..3].iter().map(|p| addr(*p)).collect());
+    }
     std::fs::write(&cfg_path, toml::to_string(&cfg).unwrap()).unwrap();
     let twin_log = net.dir.path().join("n3-twin.log");
     nodes[3] = start(&net.homes[3], &net.logs[3]);
@@ -259,11 +269,31 @@ fn a_second_instance_of_a_key_raises_the_alarm_and_stops_signing() {
             .find(|l| l.contains("DOUBLE-SIGN ALARM"))
             .unwrap_or_default()
     );
+    let superseded: u64 = ports
+        .iter()
+        .map(|p| metric(*p, "agora_connections_superseded_total").unwrap_or(0))
+        .sum();
+    match twin_kind {
+        // Each replaced the other somewhere, and was told.
+        Twin::WholeCopy => assert!(superseded >= 1, "no superseded connection"),
+        // Distinct identities: nothing to supersede.
+        Twin::OwnIdentity => assert_eq!(superseded, 0),
+    }
     // It stays stopped while the chain goes on.
     let h = max_height(&net.metrics, &[0, 1, 2]);
     wait_heights(&net.metrics, &[0, 1, 2], h + 5, 120, &logs);
     assert_eq!(metric(port, "agora_signing_enabled"), Some(0));
     assert_eq!(metric(port, "agora_double_sign_alarms_total"), Some(1));
+}
+
+#[test]
+fn a_second_instance_of_a_key_raises_the_alarm_and_stops_signing() {
+    twin_raises_the_alarm(Twin::OwnIdentity);
+}
+
+#[test]
+fn a_home_copied_whole_and_started_twice_raises_the_alarm() {
+    twin_raises_the_alarm(Twin::WholeCopy);
 }
 
 fn solo_home(dir: &Path, name: &str, chain: &str) -> PathBuf {

@@ -507,3 +507,63 @@ fn restarted_peer_replaces_its_dead_connection_at_once() {
         b2.shutdown().await;
     });
 }
+
+/// Two processes presenting one TLS identity (a node's home copied whole,
+/// both started) must not take each other's place at a peer several times
+/// a second: the peer closes the older connection as superseded, and the
+/// process that hears it says so, counts it and redials only after
+/// `backoff_max`. Negative control: two nodes that dial each other at once
+/// (one connection is dropped as a duplicate) count nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn copies_of_one_identity_do_not_flap_at_a_peer() {
+    let with_metrics = |c: TransportConfig| {
+        let m = c.metrics.clone();
+        let (t, rx) = Transport::start(c).unwrap();
+        (t, rx, m)
+    };
+    let (p, mut rp, pm) = with_metrics(config(
+        TlsIdentity::generate().unwrap(),
+        Some(key(1)),
+        vec![],
+    ));
+    let p_addr = p.local_addr().unwrap();
+    let twin_tls = TlsIdentity::generate().unwrap();
+    let twin_id = PeerId::of_cert(&twin_tls.cert);
+    let copy = || {
+        let mut c = config(twin_tls.clone(), Some(key(2)), vec![p_addr]);
+        c.backoff_max = Duration::from_secs(30);
+        with_metrics(c)
+    };
+    let (a1, _r1, m1) = copy();
+    let (a2, _r2, m2) = copy();
+    let window = Instant::now() + Duration::from_secs(3);
+    let mut connects = 0;
+    while Instant::now() < window {
+        if let Ok(Some(TransportEvent::Connected { peer, .. })) =
+            timeout(Duration::from_millis(100), rp.recv()).await
+            && peer == twin_id
+        {
+            connects += 1;
+        }
+    }
+    // One each, and perhaps one more if their first dials crossed.
+    assert!((2..=3).contains(&connects), "{connects} connections in 3 s");
+    let superseded = m1.connections_superseded() + m2.connections_superseded();
+    assert!((1..=2).contains(&superseded), "{superseded}");
+    assert_eq!(pm.connections_superseded(), 0);
+
+    // Two distinct nodes dialling each other at once.
+    let (b, _rb, bm) = with_metrics(config(
+        TlsIdentity::generate().unwrap(),
+        Some(key(3)),
+        vec![p_addr],
+    ));
+    p.add_peer(b.local_addr().unwrap());
+    let b_id = b.local_peer_id();
+    wait_until(&mut rp, || p.peers().iter().any(|x| x.id == b_id)).await;
+    assert_eq!(bm.connections_superseded(), 0);
+    assert_eq!(pm.connections_superseded(), 0);
+    for t in [p, a1, a2, b] {
+        t.shutdown().await;
+    }
+}

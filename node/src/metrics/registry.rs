@@ -40,6 +40,9 @@ pub struct Metrics {
     /// Messages signed by our key that this instance did not sign, seen
     /// while signing: another instance runs the key.
     pub double_sign_alarms: AtomicU64,
+    /// Connections a peer closed because another process presenting this
+    /// node's TLS identity connected to it.
+    pub(super) connections_superseded: AtomicU64,
     /// Connected peers, by [`PeerKind`].
     pub(super) peers: [AtomicU64; PEER_KIND_NAMES.len()],
     /// Commit certificates verified and valid, by [`CertificateSource`].
@@ -123,6 +126,17 @@ impl Metrics {
     /// Evidence included in committed blocks so far.
     pub fn evidence_included(&self) -> u64 {
         self.evidence_included.load(Ordering::Relaxed)
+    }
+
+    /// Counts a connection a peer closed for another process presenting
+    /// our identity.
+    pub fn connection_superseded(&self) {
+        Self::inc(&self.connections_superseded);
+    }
+
+    /// Connections peers closed for another process presenting our identity.
+    pub fn connections_superseded(&self) -> u64 {
+        self.connections_superseded.load(Ordering::Relaxed)
     }
 
     /// Counts a peer charged for `reason`.

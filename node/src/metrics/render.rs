@@ -185,6 +185,13 @@ impl Metrics {
             "Messages signed by this validator's key that this instance did not sign.",
             &self.double_sign_alarms,
         );
+        single(
+            o,
+            "agora_connections_superseded_total",
+            "counter",
+            "Connections peers closed because another process presenting this node's TLS identity connected to them (a copy of this node's home running elsewhere?).",
+            &self.connections_superseded,
+        );
     }
 
     /// What peers and gRPC clients were charged, banned, refused or dropped.
@@ -393,6 +400,7 @@ mod tests {
             ("agora_evidence_included_total", "counter"),
             ("agora_peer_bans_total", "counter"),
             ("agora_budget_dropped_total", "counter"),
+            ("agora_connections_superseded_total", "counter"),
             ("agora_step_duration_seconds", "histogram"),
             ("agora_height_rounds", "histogram"),
         ] {

@@ -75,6 +75,14 @@ impl Transport {
                         _ = stop.wait_for(|s| *s) => return,
                     }
                 }
+                // A copy of this node took our place there: let it be a
+                // while (`Transport::note_superseded`), then look again.
+                if let Some(wait) = self.superseded_wait(&id) {
+                    tokio::select! {
+                        _ = tokio::time::sleep(wait) => continue,
+                        _ = stop.wait_for(|s| *s) => return,
+                    }
+                }
             }
             let attempt = tokio::time::timeout(self.inner.cfg.handshake_timeout, async {
                 let conn = self.inner.endpoint.connect(addr, "agora")?.await?;

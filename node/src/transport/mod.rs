@@ -79,6 +79,12 @@ pub mod close_code {
     pub const BANNED: u32 = 5;
     /// Too many peers.
     pub const FULL: u32 = 6;
+    /// A connection presenting the same identity from another incarnation
+    /// (another process: a restart, or a copy of the node's home running
+    /// elsewhere) took this one's place. The closed side, if it still
+    /// runs, is the copy's twin: it says so and redials late
+    /// (`Transport::superseded`).
+    pub const SUPERSEDED: u32 = 7;
 }
 
 /// A peer's transport identity: SHA3-256 of the DER of its TLS certificate.
@@ -178,6 +184,11 @@ struct Inner {
     height: AtomicU64,
     changes: watch::Sender<u64>,
     shutdown: watch::Sender<bool>,
+    /// When each peer last closed a connection of ours as superseded by
+    /// another process presenting our identity; entries older than
+    /// `backoff_max` are dropped at each insert, so it holds at most the
+    /// peers that did so within that time.
+    superseded: Mutex<HashMap<PeerId, Instant>>,
 }
 
 /// Locks one of the transport's tables.
@@ -245,6 +256,7 @@ impl Transport {
             height: AtomicU64::new(0),
             changes: watch::Sender::new(0),
             shutdown: watch::Sender::new(false),
+            superseded: Mutex::new(HashMap::new()),
         });
         let t = Self { inner };
         tokio::spawn(t.clone().accept_loop());

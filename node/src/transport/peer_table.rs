@@ -5,10 +5,10 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use tokio::sync::mpsc;
-use tracing::info;
+use tracing::{info, warn};
 
 use super::budget::PeerBudget;
 use super::handshake::Handshaken;
@@ -99,7 +99,12 @@ impl Transport {
                     conn.close(close_code::DUPLICATE.into(), b"duplicate");
                     return false;
                 }
-                old.conn.close(close_code::DUPLICATE.into(), b"replaced");
+                if old.incarnation == incarnation {
+                    old.conn.close(close_code::DUPLICATE.into(), b"replaced");
+                } else {
+                    old.conn
+                        .close(close_code::SUPERSEDED.into(), b"another incarnation");
+                }
             }
             peers.insert(
                 peer,
@@ -141,6 +146,9 @@ impl Transport {
             }
             same
         };
+        if is_superseded(conn) {
+            self.note_superseded(peer);
+        }
         if removed {
             info!(%peer, reason = ?conn.close_reason(), "peer disconnected");
             self.inner.changes.send_modify(|g| *g += 1);
@@ -150,5 +158,53 @@ impl Transport {
                 .send(TransportEvent::Disconnected { peer })
                 .await;
         }
+    }
+}
+
+/// Whether the peer closed `conn` because a connection presenting our
+/// identity from another process took its place.
+fn is_superseded(conn: &quinn::Connection) -> bool {
+    matches!(
+        conn.close_reason(),
+        Some(quinn::ConnectionError::ApplicationClosed(ref c))
+            if c.error_code == quinn::VarInt::from_u32(close_code::SUPERSEDED)
+    )
+}
+
+impl Transport {
+    /// A peer closed our connection for another process presenting our
+    /// identity. A restarted node never hears this (its old process is
+    /// gone), so the process that does is running beside a copy of itself:
+    /// said at warn level, counted, and the peer is redialled only after
+    /// `backoff_max` (`superseded_wait`), where redialling at once made
+    /// the two copies take each other's place at every peer several times
+    /// a second (each then followed the chain by sync, signing nothing).
+    /// A peer can send this close falsely; it costs us only the delay to
+    /// that peer.
+    pub(super) fn note_superseded(&self, peer: PeerId) {
+        let now = Instant::now();
+        let keep = self.inner.cfg.backoff_max;
+        {
+            let mut m = lock(&self.inner.superseded);
+            m.retain(|_, at| now.duration_since(*at) < keep);
+            m.insert(peer, now);
+        }
+        self.inner.cfg.metrics.connection_superseded();
+        warn!(
+            %peer,
+            "the peer took a connection from another process presenting this node's TLS identity in place of ours: is a copy of this node's home running elsewhere? Redialling it in {} s",
+            keep.as_secs()
+        );
+    }
+
+    /// How long to hold off redialling `peer` after it superseded our
+    /// connection (None: dial now).
+    pub(super) fn superseded_wait(&self, peer: &PeerId) -> Option<Duration> {
+        let at = *lock(&self.inner.superseded).get(peer)?;
+        self.inner
+            .cfg
+            .backoff_max
+            .checked_sub(at.elapsed())
+            .filter(|d| !d.is_zero())
     }
 }
