@@ -2,13 +2,14 @@
 //! connection is kept when there are two ([`Transport::register`]), and
 //! taking a peer out once its connection closed.
 
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use tokio::sync::mpsc;
-use tracing::{info, warn};
+use tracing::{debug, info, warn};
 
 use super::budget::PeerBudget;
 use super::handshake::Handshaken;
@@ -171,6 +172,19 @@ fn is_superseded(conn: &quinn::Connection) -> bool {
     )
 }
 
+/// Notes that `peer` superseded a connection of ours at `now`, forgetting
+/// what is older than `keep` (so the map holds only the peers that did so
+/// within `keep`); true if it had not done so within `keep` before.
+fn record_superseded(
+    at: &mut HashMap<PeerId, Instant>,
+    peer: PeerId,
+    now: Instant,
+    keep: Duration,
+) -> bool {
+    at.retain(|_, t| now.duration_since(*t) < keep);
+    at.insert(peer, now).is_none()
+}
+
 impl Transport {
     /// A peer closed our connection for another process presenting our
     /// identity. A restarted node never hears this (its old process is
@@ -180,16 +194,18 @@ impl Transport {
     /// the two copies take each other's place at every peer several times
     /// a second (each then followed the chain by sync, signing nothing).
     /// A peer can send this close falsely; it costs us only the delay to
-    /// that peer.
+    /// that peer, and the warning is said once per peer and `backoff_max`
+    /// (a peer that reconnects to close again gets a debug line), so the
+    /// log cannot be flooded faster than connections can be made.
     pub(super) fn note_superseded(&self, peer: PeerId) {
         let now = Instant::now();
         let keep = self.inner.cfg.backoff_max;
-        {
-            let mut m = lock(&self.inner.superseded);
-            m.retain(|_, at| now.duration_since(*at) < keep);
-            m.insert(peer, now);
-        }
+        let first = record_superseded(&mut lock(&self.inner.superseded), peer, now, keep);
         self.inner.cfg.metrics.connection_superseded();
+        if !first {
+            debug!(%peer, "a connection superseded again by a copy of this node");
+            return;
+        }
         warn!(
             %peer,
             "the peer took a connection from another process presenting this node's TLS identity in place of ours: is a copy of this node's home running elsewhere? Redialling it in {} s",
@@ -206,5 +222,46 @@ impl Transport {
             .backoff_max
             .checked_sub(at.elapsed())
             .filter(|d| !d.is_zero())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_superseding_peer_is_news_once_per_window_and_then_forgotten() {
+        let keep = Duration::from_secs(10);
+        let t0 = Instant::now();
+        let (a, b) = (PeerId([1; 32]), PeerId([2; 32]));
+        let mut m = HashMap::new();
+        assert!(record_superseded(&mut m, a, t0, keep));
+        assert!(!record_superseded(
+            &mut m,
+            a,
+            t0 + Duration::from_secs(3),
+            keep
+        ));
+        assert!(record_superseded(
+            &mut m,
+            b,
+            t0 + Duration::from_secs(4),
+            keep
+        ));
+        // Thirteen seconds on, a's last note (at 3 s) is past the window.
+        assert!(record_superseded(
+            &mut m,
+            a,
+            t0 + Duration::from_secs(13) + Duration::from_millis(1),
+            keep
+        ));
+        // b's (at 4 s) is gone too, at the next note past its window.
+        assert!(!record_superseded(
+            &mut m,
+            a,
+            t0 + Duration::from_secs(15),
+            keep
+        ));
+        assert_eq!(m.len(), 1);
     }
 }
