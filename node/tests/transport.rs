@@ -473,6 +473,7 @@ fn restarted_peer_replaces_its_dead_connection_at_once() {
         let mut cfg = config(tls_a, Some(key(1)), vec![b_addr]);
         // Far longer than the deadline below: only the incarnation can help.
         cfg.idle_timeout = Duration::from_secs(60);
+        let a_metrics = cfg.metrics.clone();
         let (a, mut ra) = Transport::start(cfg).unwrap();
         let a_addr = a.local_addr().unwrap();
         wait_for(&mut ra, |e| {
@@ -503,6 +504,8 @@ fn restarted_peer_replaces_its_dead_connection_at_once() {
             resend_until_received(&a, &mut rb2, 200, Duration::from_secs(10)).await,
             "the restarted peer was not reconnected"
         );
+        // A restart is no copy.
+        assert_eq!(a_metrics.peer_copies_seen(), 0);
         a.shutdown().await;
         b2.shutdown().await;
     });
@@ -564,6 +567,36 @@ async fn copies_of_one_identity_do_not_flap_at_a_peer() {
     assert_eq!(bm.connections_superseded(), 0);
     assert_eq!(pm.connections_superseded(), 0);
     for t in [p, a1, a2, b] {
+        t.shutdown().await;
+    }
+}
+
+/// The peer's side of a copied identity: an incarnation it superseded
+/// connecting again cannot be a restart (a restarted process draws a new
+/// incarnation), so two processes present that identity; the peer counts
+/// it (and warns). The restart test above is the negative control: its new
+/// incarnation replaces a dead one and counts nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_peer_tells_two_processes_behind_one_identity() {
+    let pc = config(TlsIdentity::generate().unwrap(), Some(key(1)), vec![]);
+    let pm = pc.metrics.clone();
+    let (p, mut rp) = Transport::start(pc).unwrap();
+    let twin_tls = TlsIdentity::generate().unwrap();
+    // The test config's 500 ms backoff_max: the copies come back quickly.
+    let (a1, _r1) = Transport::start(config(
+        twin_tls.clone(),
+        Some(key(2)),
+        vec![p.local_addr().unwrap()],
+    ))
+    .unwrap();
+    let (a2, _r2) = Transport::start(config(
+        twin_tls,
+        Some(key(2)),
+        vec![p.local_addr().unwrap()],
+    ))
+    .unwrap();
+    wait_until(&mut rp, || pm.peer_copies_seen() >= 1).await;
+    for t in [p, a1, a2] {
         t.shutdown().await;
     }
 }

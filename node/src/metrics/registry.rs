@@ -43,6 +43,9 @@ pub struct Metrics {
     /// Connections a peer closed because another process presenting this
     /// node's TLS identity connected to it.
     pub(super) connections_superseded: AtomicU64,
+    /// Connections from an incarnation of a peer that this node had
+    /// superseded earlier: two processes present that peer's identity.
+    pub(super) peer_copies_seen: AtomicU64,
     /// Connected peers, by [`PeerKind`].
     pub(super) peers: [AtomicU64; PEER_KIND_NAMES.len()],
     /// Commit certificates verified and valid, by [`CertificateSource`].
@@ -137,6 +140,16 @@ impl Metrics {
     /// Connections peers closed for another process presenting our identity.
     pub fn connections_superseded(&self) -> u64 {
         self.connections_superseded.load(Ordering::Relaxed)
+    }
+
+    /// Counts a peer identity seen from an incarnation it had superseded.
+    pub fn peer_copy_seen(&self) {
+        Self::inc(&self.peer_copies_seen);
+    }
+
+    /// Times a peer identity came back from an incarnation it had superseded.
+    pub fn peer_copies_seen(&self) -> u64 {
+        self.peer_copies_seen.load(Ordering::Relaxed)
     }
 
     /// Counts a peer charged for `reason`.

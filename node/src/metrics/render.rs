@@ -192,6 +192,13 @@ impl Metrics {
             "Connections peers closed because another process presenting this node's TLS identity connected to them (a copy of this node's home running elsewhere?).",
             &self.connections_superseded,
         );
+        single(
+            o,
+            "agora_peer_identity_copies_total",
+            "counter",
+            "Connections from an incarnation of a peer that this node had superseded: two processes present that peer's TLS identity (a copy of its home is running).",
+            &self.peer_copies_seen,
+        );
     }
 
     /// What peers and gRPC clients were charged, banned, refused or dropped.
@@ -401,6 +408,7 @@ mod tests {
             ("agora_peer_bans_total", "counter"),
             ("agora_budget_dropped_total", "counter"),
             ("agora_connections_superseded_total", "counter"),
+            ("agora_peer_identity_copies_total", "counter"),
             ("agora_step_duration_seconds", "histogram"),
             ("agora_height_rounds", "histogram"),
         ] {

@@ -28,6 +28,11 @@ pub(super) struct PeerEntry {
     initiator: PeerId,
     /// The peer process's Hello incarnation (new on each restart).
     incarnation: u64,
+    /// The incarnation whose live connection this one superseded, if any.
+    /// A process that restarted never comes back under its old
+    /// incarnation, so that one connecting again proves two processes
+    /// present the peer's identity.
+    superseded: Option<u64>,
     queue: mpsc::Sender<Arc<Vec<u8>>>,
     /// Bytes in `queue` (and not yet handed to QUIC).
     queued: Arc<AtomicUsize>,
@@ -70,7 +75,9 @@ impl Transport {
     /// Two live connections to one peer arise when both sides dial at once;
     /// the one initiated by the lower id wins, so both sides keep the same
     /// one. A connection from a new incarnation (the peer restarted) always
-    /// wins: the old one is dead even if it has not timed out yet.
+    /// wins: the old one is dead even if it has not timed out yet, and if
+    /// it is not, it belongs to a copy of the peer, which the
+    /// `SUPERSEDED` close tells (`note_superseded`).
     pub(super) fn register(&self, h: Handshaken, outbound: bool) -> bool {
         let Handshaken {
             conn,
@@ -81,6 +88,7 @@ impl Transport {
         let initiator = if outbound { self.inner.local_id } else { peer };
         let (queue, rx) = mpsc::channel(self.inner.cfg.outbound_queue.max(1));
         let queued = Arc::new(AtomicUsize::new(0));
+        let mut superseded = None;
         {
             let mut peers = lock(&self.inner.peers);
             let stranger = !outbound && !self.is_configured(conn.remote_address());
@@ -103,6 +111,15 @@ impl Transport {
                 if old.incarnation == incarnation {
                     old.conn.close(close_code::DUPLICATE.into(), b"replaced");
                 } else {
+                    if old.superseded == Some(incarnation) {
+                        self.inner.cfg.metrics.peer_copy_seen();
+                        warn!(
+                            %peer,
+                            ?identity,
+                            "two processes present this peer's TLS identity and take each other's place here: a copy of its home is running; its operator should stop one"
+                        );
+                    }
+                    superseded = Some(old.incarnation);
                     old.conn
                         .close(close_code::SUPERSEDED.into(), b"another incarnation");
                 }
@@ -116,6 +133,7 @@ impl Transport {
                     outbound,
                     initiator,
                     incarnation,
+                    superseded,
                     queue,
                     queued: queued.clone(),
                     budget: PeerBudget::new(&self.inner.cfg.budget, Instant::now()),
