@@ -83,7 +83,7 @@ pub mod close_code {
     /// (another process: a restart, or a copy of the node's home running
     /// elsewhere) took this one's place. The closed side, if it still
     /// runs, is the copy's twin: it says so and redials late
-    /// (`Transport::superseded`).
+    /// (`Transport::note_superseded`).
     pub const SUPERSEDED: u32 = 7;
 }
 
