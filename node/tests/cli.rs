@@ -21,12 +21,12 @@ fn run_ok(args: &[&str]) -> String {
     String::from_utf8(out.stdout).unwrap()
 }
 
+#[path = "../../tests/src/ports.rs"]
+mod ports;
+
+/// A TCP port free now, below the ephemeral range (see `ports`).
 fn free_tcp_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    ports::unused_port(false)
 }
 
 #[test]

@@ -9,7 +9,6 @@ use std::time::{Duration, Instant};
 
 use agora_proto::v1 as pb;
 use agora_proto::v1::query_client::QueryClient;
-use rand::Rng;
 
 /// The directory holding the binaries of the profile the test was built
 /// with: `target/<profile>/deps/<test>-<hash>` → `target/<profile>`.
@@ -115,7 +114,10 @@ impl Testnet {
         let agora_bin = bin("agora");
         let mut started = false;
         for _ in 0..5 {
-            let base: u16 = rand::rng().random_range(3_000..6_000) * 10;
+            // Below the ephemeral range: a node restarted later finds its
+            // ports still free (see `ports`).
+            let span = u16::try_from(validators * 10 + 10).expect("a small testnet");
+            let base = crate::ports::unused_base(span);
             let out = run(Command::new(&testnet_bin)
                 .args(["up", "--detach", "--validators"])
                 .arg(validators.to_string())
@@ -331,10 +333,8 @@ impl Drop for Testnet {
     }
 }
 
-/// A loopback TCP port that was free a moment ago (the OS picks it).
+/// A loopback TCP port that is free now, below the ephemeral range (see
+/// `ports`).
 pub fn free_tcp_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("binding an ephemeral port")
+    crate::ports::unused_port(false)
 }

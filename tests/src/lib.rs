@@ -3,7 +3,7 @@
 //! * [`sim`]: the deterministic simulator of the consensus core used by the
 //!   `simulation` test target;
 //! * [`harness`]: real `agora` / `agora-testnet` processes for the
-//!   multi-process targets;
+//!   multi-process targets, on ports from [`ports`];
 //! * [`udp_relay`]: a UDP relay that cuts and heals links between nodes;
 //! * [`byzantine`]: a Byzantine peer and gRPC client that attack a real
 //!   node over the real wire protocol, for the `attacks` test target.
@@ -11,5 +11,6 @@
 pub mod browser;
 pub mod byzantine;
 pub mod harness;
+pub mod ports;
 pub mod sim;
 pub mod udp_relay;

@@ -37,29 +37,14 @@ pub fn agora_bin() -> PathBuf {
     }
 }
 
-/// A port the OS just called free, never one handed out before in this
-/// test process: the OS hands a just-closed port out again, and a node given
-/// the same port for two listeners (metrics and gRPC, say) runs without one.
+#[path = "../../../tests/src/ports.rs"]
+mod ports;
+
+/// A loopback port (UDP when `udp`) free now, below the OS's ephemeral
+/// range and never handed out before in this test process: a node
+/// restarted later still finds it free (see `ports`).
 pub fn free_port(udp: bool) -> u16 {
-    static GIVEN: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
-    loop {
-        let port = if udp {
-            std::net::UdpSocket::bind("127.0.0.1:0")
-                .and_then(|s| s.local_addr())
-                .expect("udp port")
-                .port()
-        } else {
-            std::net::TcpListener::bind("127.0.0.1:0")
-                .and_then(|s| s.local_addr())
-                .expect("tcp port")
-                .port()
-        };
-        let mut given = GIVEN.lock().unwrap_or_else(|e| e.into_inner());
-        if !given.contains(&port) {
-            given.push(port);
-            return port;
-        }
-    }
+    ports::unused_port(udp)
 }
 
 /// The value of the metric line starting with `name ` (labels included in
