@@ -145,18 +145,10 @@ fn load_rows(s: &mut String, r: &BenchResult) {
             "{} of {} (submit-to-accept p50/p99 ms: {} / {}; submit-to-commit: {} / {})",
             r.load.committed,
             r.load.accepted,
-            r.load
-                .accept_latency_ms_p50
-                .map_or("-".into(), |v| format!("{v:.0}")),
-            r.load
-                .accept_latency_ms_p99
-                .map_or("-".into(), |v| format!("{v:.0}")),
-            r.load
-                .tx_latency_ms_p50
-                .map_or("-".into(), |v| format!("{v:.0}")),
-            r.load
-                .tx_latency_ms_p99
-                .map_or("-".into(), |v| format!("{v:.0}"))
+            ms(r.load.accept_latency_ms_p50),
+            ms(r.load.accept_latency_ms_p99),
+            ms(r.load.tx_latency_ms_p50),
+            ms(r.load.tx_latency_ms_p99),
         ),
     );
     let u = &r.load.unseen;
@@ -173,6 +165,11 @@ fn load_rows(s: &mut String, r: &BenchResult) {
     for (why, n) in &r.load.rejection_reasons {
         row(s, "  refused", format!("{n} × {why}"));
     }
+}
+
+/// A latency in whole milliseconds, or "-" when nothing was measured.
+fn ms(v: Option<f64>) -> String {
+    v.map_or("-".into(), |v| format!("{v:.0}"))
 }
 
 /// CPU use of the nodes, the bench and the machine.
