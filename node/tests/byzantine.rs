@@ -219,7 +219,29 @@ fn validator_double_signing_once_is_slashed_tombstoned_and_jailed() {
     for (i, port) in metrics.iter().enumerate().take(3) {
         let included = metric(*port, "agora_evidence_included_total");
         assert_eq!(included, Some(1), "node {i}: evidence included");
+        assert_eq!(metric(*port, "agora_validator_active"), Some(1), "node {i}");
+        assert_eq!(metric(*port, "agora_validator_jailed"), Some(0), "node {i}");
     }
+    // The double signer's operator is told by its own node, in the log and
+    // the metrics, once it has committed the block that tombstoned it.
+    wait_for(
+        "the double signer's node to see itself jailed",
+        60,
+        logs,
+        || {
+            metric(metrics[3], "agora_validator_jailed") == Some(1)
+                && metric(metrics[3], "agora_validator_active") == Some(0)
+        },
+    );
+    let log = std::fs::read_to_string(&logs[3]).unwrap();
+    assert!(
+        log.contains("this validator is tombstoned for double signing"),
+        "{log}"
+    );
+    assert!(
+        !log.contains("this validator is jailed:"),
+        "said once, as the tombstone"
+    );
     for c in nodes.iter_mut() {
         stop(c);
     }

@@ -40,6 +40,14 @@ pub struct Metrics {
     /// Messages signed by our key that this instance did not sign, seen
     /// while signing: another instance runs the key.
     pub double_sign_alarms: AtomicU64,
+    /// 1 when this node's validator key is in the most recently computed
+    /// active set.
+    pub(crate) validator_active: AtomicU64,
+    /// 1 when this node's validator key is jailed (tombstoned included).
+    pub(crate) validator_jailed: AtomicU64,
+    /// Precommits of this node's key missing from the current signing
+    /// window (a downtime jail falls past half the window).
+    pub(crate) validator_missed_blocks: AtomicU64,
     /// Connections a peer closed because another process presenting this
     /// node's TLS identity connected to it.
     pub(super) connections_superseded: AtomicU64,

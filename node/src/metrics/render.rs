@@ -187,6 +187,27 @@ impl Metrics {
         );
         single(
             o,
+            "agora_validator_active",
+            "gauge",
+            "1 if this node's validator key is in the most recently computed active set.",
+            &self.validator_active,
+        );
+        single(
+            o,
+            "agora_validator_jailed",
+            "gauge",
+            "1 if this node's validator key is jailed (downtime, self-bond, or tombstoned for double signing): it earns nothing until unjailed.",
+            &self.validator_jailed,
+        );
+        single(
+            o,
+            "agora_validator_missed_blocks",
+            "gauge",
+            "Precommits of this node's key missing from the current signing window; more than half the window jails it.",
+            &self.validator_missed_blocks,
+        );
+        single(
+            o,
             "agora_connections_superseded_total",
             "counter",
             "Connections peers closed because another process presenting this node's TLS identity connected to them (a copy of this node's home running elsewhere?).",

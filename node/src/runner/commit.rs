@@ -74,6 +74,7 @@ impl Runner {
             self.shared.remember_rejection(hash, reason);
         }
         Metrics::set(&self.metrics.height, h);
+        self.standing.update(self.engine.ledger(), h, &self.metrics);
         Metrics::set(&self.metrics.mempool_txs, self.mempool.len() as u64);
         Metrics::set(&self.metrics.mempool_bytes, self.mempool.bytes() as u64);
         for rec in recs {

@@ -31,6 +31,7 @@ mod main_loop;
 mod requests;
 mod restore;
 mod snapshots;
+mod standing;
 mod sync;
 mod testing;
 
@@ -97,6 +98,9 @@ pub struct Runner {
     exec: Executor<NodeStore, Transport>,
     /// The signing gate's state as last reported (log and metrics).
     gate_seen: gate::Reported,
+    /// This validator's standing in the ledger as last reported (log and
+    /// metrics).
+    standing: standing::Reported,
     storage: Arc<Storage>,
     transport: Transport,
     metrics: Arc<Metrics>,
@@ -203,6 +207,11 @@ impl Runner {
             engine.ledger().params().unbonding_period,
         );
         let gate_seen = gate::Reported::new(engine.signing_gate(), &node.metrics);
+        let standing = standing::Reported::new(
+            engine.ledger(),
+            agora_validator::Address::of(&node.key.public_key()),
+            &node.metrics,
+        );
         let (timer_tx, timers) = mpsc::channel(1024);
         let mut exec = Executor::new(
             NodeStore::new(storage.clone(), file),
@@ -220,6 +229,7 @@ impl Runner {
             engine,
             exec,
             gate_seen,
+            standing,
             storage,
             transport: node.transport.clone(),
             metrics: node.metrics.clone(),
