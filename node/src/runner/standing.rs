@@ -8,9 +8,10 @@
 //! the validator earns nothing. So every change is one log line (warn when
 //! jailed, error when tombstoned, info otherwise) and the gauges
 //! `agora_validator_active`, `agora_validator_jailed` and
-//! `agora_validator_missed_blocks` are set after every commit (a downtime
-//! jail can be seen coming: it falls when the missed count passes half
-//! the window).
+//! `agora_validator_missed_blocks` are set after every commit. A downtime
+//! jail is seen coming: a warning when the missed count passes half of
+//! what the window allows (`Params::max_missed_per_window`; with the
+//! defaults 25 of 100, the jail falls past 50).
 //!
 //! The standing is read from the ledger the engine just applied (one map
 //! lookup and one search of the latest set per commit); nothing here
@@ -36,6 +37,9 @@ pub(super) struct Standing {
     reason: JailReason,
     /// Precommits missing from the current signing window.
     missed: u64,
+    /// Most precommits the window may miss without a jail
+    /// (`Params::max_missed_per_window`).
+    allowed: u64,
 }
 
 impl Standing {
@@ -50,7 +54,14 @@ impl Standing {
             jailed_until: v.jailed_until,
             reason: v.jail_reason,
             missed: v.missed_blocks,
+            allowed: ledger.params().max_missed_per_window(),
         })
+    }
+
+    /// Past half of what the window allows: a downtime jail is coming if
+    /// this goes on.
+    fn missing_many(&self) -> bool {
+        self.registered && !self.jailed && self.missed > self.allowed / 2
     }
 
     fn set_gauges(&self, metrics: &Metrics) {
@@ -74,6 +85,8 @@ pub(super) enum Change {
     /// Left the active set while not jailed (its power fell below the set's
     /// cut, or it unbonded).
     Left,
+    /// Missed more than half of the precommits the window allows.
+    MissingMany { missed: u64, allowed: u64 },
 }
 
 /// The changes from `before` to `after`, most serious first. Jailing and
@@ -95,6 +108,12 @@ pub(super) fn changes(before: &Standing, after: &Standing) -> Vec<Change> {
         out.push(Change::Joined);
     } else if before.active && !after.active && !after.jailed {
         out.push(Change::Left);
+    }
+    if after.missing_many() && !before.missing_many() {
+        out.push(Change::MissingMany {
+            missed: after.missed,
+            allowed: after.allowed,
+        });
     }
     out
 }
@@ -148,6 +167,12 @@ fn log(c: Change, height: Height) {
         ),
         Change::Unjailed => info!(height, "this validator is no longer jailed"),
         Change::Joined => info!(height, "this validator is in the active set"),
+        Change::MissingMany { missed, allowed } => warn!(
+            height,
+            missed,
+            allowed,
+            "this validator's precommits are missing from {missed} certificates of the signing window; more than {allowed} jails it (is it signing? see agora_signing_enabled, its peers and its clock)"
+        ),
         Change::Left => warn!(
             height,
             "this validator left the active set (its power is below the set's cut, or it unbonded)"
@@ -217,10 +242,40 @@ mod tests {
     }
 
     #[test]
-    fn only_the_missed_count_changing_sets_gauges_without_a_line() {
-        let a = active();
+    fn missed_precommits_are_said_once_past_half_of_what_the_window_allows() {
+        let a = Standing {
+            allowed: 50,
+            ..active()
+        };
         let b = Standing { missed: 3, ..a };
         assert_ne!(a, b, "the gauges are refreshed");
-        assert_eq!(changes(&a, &b), vec![]);
+        assert_eq!(changes(&a, &b), vec![], "a few misses say nothing");
+        let at_half = Standing { missed: 25, ..a };
+        assert_eq!(changes(&b, &at_half), vec![]);
+        let past = Standing { missed: 26, ..a };
+        let warned = vec![Change::MissingMany {
+            missed: 26,
+            allowed: 50,
+        }];
+        assert_eq!(changes(&at_half, &past), warned);
+        // Once, not at every further miss; again after it recovered.
+        assert_eq!(changes(&past, &Standing { missed: 40, ..a }), vec![]);
+        assert_eq!(changes(&past, &at_half), vec![]);
+        assert_eq!(changes(&at_half, &past), warned);
+        // A jailed key is told about its jail, not its misses.
+        let jailed = Standing {
+            missed: 51,
+            jailed: true,
+            active: false,
+            reason: JailReason::Downtime,
+            ..a
+        };
+        assert_eq!(
+            changes(&past, &jailed),
+            vec![Change::Jailed {
+                reason: JailReason::Downtime,
+                until: 0
+            }]
+        );
     }
 }
