@@ -1,6 +1,6 @@
 //! Prometheus metrics: gauges, counters and histograms in atomics
 //! (`registry.rs`, `histogram.rs`, their label values in `labels.rs`),
-//! rendered in the text exposition format (`render.rs`), the consensus
+//! rendered in the text exposition format (`render/`), the consensus
 //! step clock the runner feeds (`steps.rs`), served as `GET /metrics` by the
 //! node's tiny HTTP server (`crate::http`).
 
