@@ -32,6 +32,16 @@ fn set_check(cfg: &mut toml::Table, heights: i64) {
     );
 }
 
+/// A signing window (100,000, the largest) that outlasts these tests.
+/// They stop a validator, restart or copy it, and then wait for it to
+/// sign. Meanwhile the key misses heights of this fast chain. With the
+/// default window (more than 50 of 100 missed), a slow CI machine jailed
+/// the key before it came back. A jailed key signs nothing, so the twin
+/// test saw no alarm in 180 s.
+fn without_downtime_jail(genesis: &mut serde_json::Value) {
+    genesis["params"]["signed_blocks_window"] = serde_json::json!(100_000);
+}
+
 fn agora(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_agora"))
         .args(args)
@@ -102,7 +112,7 @@ fn first_signed(home: &Path, idx: usize, from: u64, to: u64) -> Option<u64> {
 /// check off (0), a validator that lost its file signs at once.
 #[test]
 fn validators_without_signing_state_wait_then_sign() {
-    let net = build(N, 0, |_, cfg| set_check(cfg, CHECK));
+    let net = build_with(N, 0, without_downtime_jail, |_, cfg| set_check(cfg, CHECK));
     let mut nodes = net.start_all();
     let all: Vec<usize> = (0..N).collect();
     wait_heights(&net.metrics, &all, 5, 120, &net.logs);
@@ -215,17 +225,7 @@ enum Twin {
 /// older connection as superseded and its instance redials late
 /// (`Transport::note_superseded`), and says so in its log.
 fn twin_raises_the_alarm(twin_kind: Twin) {
-    // Stopped, copied and started twice, the key misses heights of this
-    // fast chain: with the default window (more than 50 of 100 missed) a
-    // slow CI machine jailed it before the copies came up, and a jailed key
-    // signs nothing, so no alarm came in 180 s. The window here outlasts
-    // the test.
-    let net = build_with(
-        N,
-        0,
-        |g| g["params"]["signed_blocks_window"] = serde_json::json!(100_000),
-        |_, cfg| set_check(cfg, CHECK),
-    );
+    let net = build_with(N, 0, without_downtime_jail, |_, cfg| set_check(cfg, CHECK));
     let mut nodes = net.start_all();
     let all: Vec<usize> = (0..N).collect();
     wait_heights(&net.metrics, &all, 5, 120, &net.logs);
