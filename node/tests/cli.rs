@@ -21,13 +21,9 @@ fn run_ok(args: &[&str]) -> String {
     String::from_utf8(out.stdout).unwrap()
 }
 
+/// Ports below the ephemeral range (see the file).
 #[path = "../../tests/src/ports.rs"]
 mod ports;
-
-/// A TCP port free now, below the ephemeral range (see `ports`).
-fn free_tcp_port() -> u16 {
-    ports::unused_port(false)
-}
 
 #[test]
 fn init_keys_and_refusals() {
@@ -92,7 +88,7 @@ fn start_serves_metrics_and_stops_on_sigterm() {
     let home = dir.path().join("h");
     let h = home.to_str().unwrap();
     run_ok(&["init", "--home", h, "--chain-id", "cli-test"]);
-    let port = free_tcp_port();
+    let port = ports::unused_port(false);
     set_local_ports(&home, port);
     let mut child = agora()
         .args(["start", "--home", h, "--log-json"])

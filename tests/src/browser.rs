@@ -100,7 +100,7 @@ impl Browser {
     }
 
     fn launch() -> Result<Browser, BrowserError> {
-        let port = crate::harness::free_tcp_port();
+        let port = crate::ports::unused_port(false);
         // Its own process group, so that Chromium, which ChromeDriver starts,
         // is stopped with it on every path (a session that never opened
         // cannot be closed with DELETE).

@@ -113,10 +113,10 @@ impl Testnet {
         let testnet_bin = bin("agora-testnet");
         let agora_bin = bin("agora");
         let mut started = false;
+        // Below the ephemeral range: a node restarted later finds its
+        // ports still free (see `ports`).
+        let span = u16::try_from(validators * 10 + 10).expect("a small testnet");
         for _ in 0..5 {
-            // Below the ephemeral range: a node restarted later finds its
-            // ports still free (see `ports`).
-            let span = u16::try_from(validators * 10 + 10).expect("a small testnet");
             let base = crate::ports::unused_base(span);
             let out = run(Command::new(&testnet_bin)
                 .args(["up", "--detach", "--validators"])
@@ -331,10 +331,4 @@ impl Drop for Testnet {
             let _ = self.down();
         }
     }
-}
-
-/// A loopback TCP port that is free now, below the ephemeral range (see
-/// `ports`).
-pub fn free_tcp_port() -> u16 {
-    crate::ports::unused_port(false)
 }
