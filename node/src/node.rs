@@ -6,13 +6,13 @@ use std::sync::Arc;
 
 use agora_validator::{ChainId, SecretKey};
 use tokio::sync::{mpsc, watch};
-use tracing::info;
+use tracing::{info, warn};
 
 use crate::config::Config;
 use crate::genesis::LoadedGenesis;
 use crate::home::{Home, HomeError};
 use crate::metrics::{self, Metrics};
-use crate::storage::{Storage, StorageError};
+use crate::storage::{Binding, Storage, StorageError};
 use crate::transport::{Transport, TransportConfig, TransportError, TransportEvent};
 
 /// Why the node could not start.
@@ -94,6 +94,17 @@ impl Node {
         let grpc_tls = grpc_tls(home, &config)?;
         home.ensure_data_dir()?;
         let storage = Arc::new(Storage::open(home.db())?);
+        match storage.bind_genesis(&genesis.file_hash)? {
+            Binding::Matched => {}
+            Binding::Stamped => info!(
+                genesis_hash = %hex::encode(genesis.file_hash),
+                "store bound to this genesis file"
+            ),
+            Binding::StampedUnchecked => warn!(
+                genesis_hash = %hex::encode(genesis.file_hash),
+                "store written by an older agora without block 1 (pruned or state-synced): bound to this genesis file unchecked"
+            ),
+        }
         let height = storage.latest_height()?.unwrap_or(0);
         let metrics = Metrics::new();
         Metrics::set(&metrics.height, height);

@@ -158,4 +158,51 @@ fn start_serves_metrics_and_stops_on_sigterm() {
         out.contains("\"node started\"") && out.contains("\"stopped\""),
         "{out}"
     );
+    refused_under_another_genesis(&home);
+}
+
+/// The home's store now holds blocks: under another genesis file (the
+/// same chain id, one field changed, as a testnet generated again) the
+/// node refuses to start, naming both, instead of running the old chain.
+fn refused_under_another_genesis(home: &Path) {
+    let path = home.join("genesis.json");
+    let original = std::fs::read(&path).unwrap();
+    let mut g: serde_json::Value = serde_json::from_slice(&original).unwrap();
+    let t = g["genesis_time_ms"].as_u64().unwrap();
+    g["genesis_time_ms"] = (t + 1).into();
+    let other = serde_json::to_vec_pretty(&g).unwrap();
+    std::fs::write(&path, &other).unwrap();
+    let sha3 = |b: &[u8]| hex::encode(agora_validator::crypto::sha3_256(b));
+    let mut child = agora()
+        .args(["start", "--home", home.to_str().unwrap()])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        if Instant::now() > deadline {
+            child.kill().unwrap();
+            panic!("the node ran for 30 s under another genesis");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let mut err = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut err)
+        .unwrap();
+    assert!(
+        !status.success(),
+        "exited cleanly under another genesis: {err}"
+    );
+    assert!(
+        err.contains(&sha3(&original)) && err.contains(&sha3(&other)),
+        "the refusal names both genesis hashes: {err}"
+    );
 }

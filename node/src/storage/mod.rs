@@ -7,7 +7,9 @@
 //! engine's evidence pool by evidence id (what still waits for inclusion),
 //! validator-set changes by the height they take effect, the transaction
 //! index (hash → height and outcome), and the write-ahead log of the
-//! current height's consensus inputs. The signing state lives in its own
+//! current height's consensus inputs; `meta` also says which chain (its
+//! genesis file's hash) and which layout the store holds ([`identity`]).
+//! The signing state lives in its own
 //! file ([`signing_file`]); a store written by an older node may still hold
 //! it, and the runner moves it to the file once.
 //!
@@ -48,6 +50,7 @@
 //! the file's directory entry itself survives a crash.
 
 mod commit;
+mod identity;
 mod leaves;
 pub mod prune;
 mod records;
@@ -68,6 +71,7 @@ use prost::Message;
 use redb::{Database, Durability, ReadableDatabase, ReadableTable, TableDefinition};
 
 pub use commit::CommittedBlock;
+pub use identity::{Binding, STORE_FORMAT};
 pub use prune::{PrunePolicy, Resolved as PruneResolved};
 pub use records::{TxOutcome, TxRecord};
 pub use synced_state::{SnapshotBase, TipLeaves, TipState};
@@ -140,6 +144,31 @@ pub enum StorageError {
         /// The database file.
         path: PathBuf,
     },
+    /// The store holds another chain than the one of the node's genesis
+    /// file ([`Storage::bind_genesis`]).
+    #[error(
+        "database {path} {found}, but this node's genesis file hashes to {expected}: a store holds one chain. If the genesis file was replaced by mistake, put the right one back; if this node is to run the chain of this genesis file, stop it, move the database file aside (not `data/signing_state.json`, which keeps this validator from double signing) and start again: the node syncs that chain from its peers"
+    )]
+    OtherChain {
+        /// The database file.
+        path: PathBuf,
+        /// What ties the store to another genesis.
+        found: String,
+        /// SHA3-256 of the node's genesis file, hex.
+        expected: String,
+    },
+    /// The store was written by a newer node, in a layout this build does
+    /// not know.
+    #[error(
+        "database {path} is in store format {found}, written by a newer agora; this build reads format {format}: run the newer version",
+        format = identity::STORE_FORMAT
+    )]
+    NewerFormat {
+        /// The database file.
+        path: PathBuf,
+        /// The format stamped in the store.
+        found: u32,
+    },
     /// The caller passed an inconsistent block (no header, cert for another height...).
     #[error("invalid input: {0}")]
     Invalid(String),
@@ -178,12 +207,14 @@ impl Storage {
         }
         let db = Database::create(&path).map_err(|e| db_err(&path, e))?;
         leaves::check_layout(&db, &path)?;
+        identity::check_format(&db, &path)?;
         let s = Self {
             db,
             path,
             wal_pending: wal_log::WalPending::default(),
         };
-        // Create every table up front so that readers never meet a missing one.
+        // Create every table up front so that readers never meet a missing
+        // one, and stamp the store's format in the same commit.
         s.write(Durability::Immediate, |txn| {
             txn.open_table(BLOCKS)?;
             txn.open_table(BLOCK_HEIGHTS)?;
@@ -196,7 +227,7 @@ impl Storage {
             txn.open_table(TXS)?;
             txn.open_table(META)?;
             txn.open_table(WAL)?;
-            Ok(())
+            identity::stamp_format(txn)
         })?;
         Ok(s)
     }
