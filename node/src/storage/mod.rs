@@ -8,7 +8,7 @@
 //! validator-set changes by the height they take effect, the transaction
 //! index (hash → height and outcome), and the write-ahead log of the
 //! current height's consensus inputs; `meta` also says which chain (its
-//! genesis file's hash) and which layout the store holds ([`identity`]).
+//! genesis file's hash) and which layout the store holds (`identity.rs`).
 //! The signing state lives in its own
 //! file ([`signing_file`]); a store written by an older node may still hold
 //! it, and the runner moves it to the file once.
