@@ -57,9 +57,13 @@ fn evidence(chain: &Chain) -> pb::Evidence {
 }
 
 fn hello_frame(chain: &str, key: Option<u8>, cert: &[u8]) -> Vec<u8> {
+    hello_frame_of(chain, &fixtures::GENESIS_HASH, key, cert)
+}
+
+fn hello_frame_of(chain: &str, genesis: &[u8; 32], key: Option<u8>, cert: &[u8]) -> Vec<u8> {
     let chain = agora_validator::ChainId::new(chain).unwrap_or_else(|_| unreachable!("chain"));
     let k = key.map(fixtures::validator_key);
-    let mut h = hello::make_hello(&chain, k.as_ref(), cert, 3);
+    let mut h = hello::make_hello(&chain, genesis, k.as_ref(), cert, 3);
     h.incarnation = 77;
     frame(Kind::Hello(h))
 }
@@ -172,6 +176,10 @@ fn hello_seeds() -> Vec<Seed> {
         (
             "other_certificate",
             hello_frame(fixtures::CHAIN, Some(2), b"another certificate"),
+        ),
+        (
+            "other_genesis",
+            hello_frame_of(fixtures::CHAIN, &[0x48; 32], Some(1), PEER_CERT_DER),
         ),
         (
             "not_a_hello",

@@ -30,6 +30,9 @@ pub const NOW_MS: u64 = 10_000;
 /// The DER bytes the fuzzed Hello is checked against (the peer's TLS
 /// certificate as this side saw it; the Hello only hashes it).
 pub const PEER_CERT_DER: &[u8] = b"agora-fuzz peer certificate";
+/// The genesis hash the fuzzed Hello must name (any fixed value: the
+/// Hello only compares it).
+pub const GENESIS_HASH: [u8; 32] = [0x47; 32];
 /// Heights of the reference chain.
 pub const HEIGHTS: u64 = 3;
 

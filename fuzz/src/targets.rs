@@ -17,7 +17,7 @@ use agora_validator::ledger::{BlockInfo, Ledger, tx};
 use agora_validator::{Address, CommitCertificate};
 use prost::Message;
 
-use crate::fixtures::{self, NOW_MS, PEER_CERT_DER, world};
+use crate::fixtures::{self, GENESIS_HASH, NOW_MS, PEER_CERT_DER, world};
 
 /// A fuzz target: arbitrary bytes in, a panic for a finding.
 pub type Target = fn(&[u8]);
@@ -108,7 +108,7 @@ pub fn wire(data: &[u8]) {
     let w = world();
     match kind {
         Kind::Hello(h) => {
-            let _ = hello::verify_hello(&h, &w.chain, PEER_CERT_DER);
+            let _ = hello::verify_hello(&h, &w.chain, &GENESIS_HASH, PEER_CERT_DER);
         }
         Kind::Transaction(t) => {
             let _ = tx::decode(&w.chain, &t);
@@ -180,7 +180,7 @@ pub fn hello(data: &[u8]) {
         return;
     };
     let w = world();
-    match hello::verify_hello(&h, &w.chain, PEER_CERT_DER) {
+    match hello::verify_hello(&h, &w.chain, &GENESIS_HASH, PEER_CERT_DER) {
         Ok(hello::PeerIdentity::Validator {
             public_key,
             address,
@@ -188,9 +188,11 @@ pub fn hello(data: &[u8]) {
             assert_eq!(address, Address::of(&public_key));
             assert_eq!(h.bls_public_key, public_key.to_bytes().to_vec());
             assert_eq!(h.chain_id, w.chain.as_str());
+            assert_eq!(h.genesis_hash, GENESIS_HASH);
         }
         Ok(hello::PeerIdentity::FullNode) => {
             assert!(h.bls_public_key.is_empty() && h.signature.is_empty());
+            assert_eq!(h.genesis_hash, GENESIS_HASH);
         }
         Err(_) => {}
     }

@@ -109,8 +109,13 @@ impl Node {
         let metrics = Metrics::new();
         Metrics::set(&metrics.height, height);
 
-        let mut tcfg =
-            TransportConfig::new(config.p2p.listen, chain.clone(), tls, Some(key.clone()));
+        let mut tcfg = TransportConfig::new(
+            config.p2p.listen,
+            chain.clone(),
+            genesis.file_hash,
+            tls,
+            Some(key.clone()),
+        );
         tcfg.peers = config.p2p.peers.clone();
         tcfg.max_peers = config.p2p.max_peers;
         tcfg.metrics = metrics.clone();

@@ -27,6 +27,9 @@ fn chain(name: &str) -> ChainId {
     ChainId::new(name).unwrap()
 }
 
+/// The genesis hash every transport of these tests announces.
+const GENESIS: [u8; 32] = [0; 32];
+
 fn key(seed: u8) -> SecretKey {
     SecretKey::from_seed(&[seed; 32]).unwrap()
 }
@@ -39,6 +42,7 @@ fn config(listen: SocketAddr, peers: Vec<SocketAddr>) -> TransportConfig {
     let mut c = TransportConfig::new(
         listen,
         chain("agora-test"),
+        GENESIS,
         TlsIdentity::generate().unwrap(),
         Some(key(1)),
     );
@@ -62,6 +66,11 @@ fn vote(round: u32) -> PeerMessage {
     }
 }
 
+/// SHA3-256 of the genesis file in a node's home (what its Hello names).
+fn genesis_of(home: &std::path::Path) -> [u8; 32] {
+    agora_validator::crypto::sha3_256(&std::fs::read(home.join("genesis.json")).unwrap())
+}
+
 /// A client endpoint on its own UDP socket.
 fn client_endpoint() -> quinn::Endpoint {
     quinn::Endpoint::client(local()).unwrap()
@@ -73,6 +82,7 @@ async fn connect(
     ep: &quinn::Endpoint,
     server: SocketAddr,
     chain_id: &ChainId,
+    genesis: &[u8; 32],
     k: Option<&SecretKey>,
     id: &TlsIdentity,
 ) -> Result<quinn::Connection, String> {
@@ -83,7 +93,9 @@ async fn connect(
         .await
         .map_err(|e| e.to_string())?;
     let frame = wire::encode_frame(&PeerMessage {
-        kind: Some(Kind::Hello(hello::make_hello(chain_id, k, &id.cert, 0))),
+        kind: Some(Kind::Hello(hello::make_hello(
+            chain_id, genesis, k, &id.cert, 0,
+        ))),
     });
     let (mut send, mut recv) = conn.open_bi().await.map_err(|e| e.to_string())?;
     send.write_all(&frame).await.map_err(|e| e.to_string())?;
@@ -141,9 +153,16 @@ async fn an_oversized_vote_frame_is_refused_before_its_body_is_read() {
     let a_addr = a.local_addr().unwrap();
     let id = TlsIdentity::generate().unwrap();
     let ep = client_endpoint();
-    let conn = connect(&ep, a_addr, &chain("agora-test"), Some(&key(5)), &id)
-        .await
-        .unwrap();
+    let conn = connect(
+        &ep,
+        a_addr,
+        &chain("agora-test"),
+        &GENESIS,
+        Some(&key(5)),
+        &id,
+    )
+    .await
+    .unwrap();
     let peer = PeerId::of_cert(&id.cert);
     let claim = (3u32 << 20).to_be_bytes();
 
@@ -194,9 +213,16 @@ async fn a_truncated_frame_is_charged_and_closes_the_connection() {
     let a_addr = a.local_addr().unwrap();
     let id = TlsIdentity::generate().unwrap();
     let ep = client_endpoint();
-    let conn = connect(&ep, a_addr, &chain("agora-test"), Some(&key(5)), &id)
-        .await
-        .unwrap();
+    let conn = connect(
+        &ep,
+        a_addr,
+        &chain("agora-test"),
+        &GENESIS,
+        Some(&key(5)),
+        &id,
+    )
+    .await
+    .unwrap();
     let peer = PeerId::of_cert(&id.cert);
     // A proposal announced at 64 KiB, 1 KiB of it sent.
     let mut head = (64u32 << 10).to_be_bytes().to_vec();
@@ -246,9 +272,16 @@ async fn a_signature_flood_is_dropped_before_verification() {
     let a_addr = a.local_addr().unwrap();
     let ep = client_endpoint();
     let id = TlsIdentity::generate().unwrap();
-    let conn = connect(&ep, a_addr, &chain("agora-test"), Some(&key(5)), &id)
-        .await
-        .unwrap();
+    let conn = connect(
+        &ep,
+        a_addr,
+        &chain("agora-test"),
+        &GENESIS,
+        Some(&key(5)),
+        &id,
+    )
+    .await
+    .unwrap();
     let t0 = Instant::now();
     for r in 0..SENT as u32 {
         send_raw(&conn, &wire::encode_frame(&vote(r)), true).await;
@@ -286,6 +319,7 @@ async fn a_signature_flood_is_dropped_before_verification() {
         &client_endpoint(),
         a_addr,
         &chain("agora-test"),
+        &GENESIS,
         Some(&key(6)),
         &id2,
     )
@@ -329,7 +363,7 @@ async fn a_configured_validator_connects_when_strangers_fill_the_table() {
     for seed in [20u8, 21] {
         let ep = client_endpoint();
         let id = TlsIdentity::generate().unwrap();
-        let c = connect(&ep, a_addr, &net, Some(&key(seed)), &id)
+        let c = connect(&ep, a_addr, &net, &GENESIS, Some(&key(seed)), &id)
             .await
             .expect("a stranger slot");
         strangers.push((ep, c));
@@ -339,6 +373,7 @@ async fn a_configured_validator_connects_when_strangers_fill_the_table() {
         &client_endpoint(),
         a_addr,
         &net,
+        &GENESIS,
         Some(&key(22)),
         &TlsIdentity::generate().unwrap(),
     )
@@ -348,7 +383,7 @@ async fn a_configured_validator_connects_when_strangers_fill_the_table() {
 
     let b_ep = quinn::Endpoint::client(b_addr).unwrap();
     let b_tls = TlsIdentity::generate().unwrap();
-    let b_conn = connect(&b_ep, a_addr, &net, Some(&key(2)), &b_tls)
+    let b_conn = connect(&b_ep, a_addr, &net, &GENESIS, Some(&key(2)), &b_tls)
         .await
         .expect("the configured validator gets its reserved slot");
     let b_id = PeerId::of_cert(&b_tls.cert);
@@ -383,6 +418,7 @@ async fn strangers_connecting_at_once_do_not_overfill_the_table() {
                     &ep,
                     a_addr,
                     &chain("agora-test"),
+                    &GENESIS,
                     Some(&key(30 + i)),
                     &TlsIdentity::generate().unwrap(),
                 )
@@ -441,10 +477,11 @@ fn forged_votes_are_charged_until_the_sender_is_banned_by_certificate_and_addres
         .unwrap();
     rt.block_on(async {
         let chain_id = chain("net-test");
+        let genesis = genesis_of(&net.homes[0]);
         let ep = client_endpoint();
         let forger = key(77);
         let id = TlsIdentity::generate().unwrap();
-        let conn = connect(&ep, server, &chain_id, Some(&forger), &id)
+        let conn = connect(&ep, server, &chain_id, &genesis, Some(&forger), &id)
             .await
             .expect("connect");
         // Like every peer, say our height on connecting: a node without a
@@ -527,6 +564,7 @@ fn forged_votes_are_charged_until_the_sender_is_banned_by_certificate_and_addres
             &ep,
             server,
             &chain_id,
+            &genesis,
             Some(&key(78)),
             &TlsIdentity::generate().unwrap(),
         )
@@ -545,6 +583,7 @@ fn forged_votes_are_charged_until_the_sender_is_banned_by_certificate_and_addres
             &client_endpoint(),
             server,
             &chain_id,
+            &genesis,
             Some(&key(79)),
             &TlsIdentity::generate().unwrap(),
         )
@@ -580,6 +619,7 @@ fn forged_transactions_are_charged_to_the_peer_that_gossiped_them() {
         .unwrap_or(0)
     };
     let chain_id = chain("net-test");
+    let genesis = genesis_of(&net.homes[0]);
     let tx = |seed: u8, nonce: u64| {
         let body = pb::TxBody {
             chain_id: "net-test".into(),
@@ -606,7 +646,7 @@ fn forged_transactions_are_charged_to_the_peer_that_gossiped_them() {
     rt.block_on(async {
         let ep = client_endpoint();
         let id = TlsIdentity::generate().unwrap();
-        let conn = connect(&ep, server, &chain_id, None, &id)
+        let conn = connect(&ep, server, &chain_id, &genesis, None, &id)
             .await
             .expect("connect");
         send_raw(&conn, &frame(Kind::Transaction(tx(3, 0))), true).await;

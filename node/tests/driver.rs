@@ -27,12 +27,18 @@ async fn signing_state_is_durable_before_the_vote_arrives() {
     let (a, _ra) = Transport::start(TransportConfig::new(
         local,
         chain.clone(),
+        [0; 32],
         TlsIdentity::generate().unwrap(),
         Some(key(1)),
     ))
     .unwrap();
-    let mut bcfg =
-        TransportConfig::new(local, chain, TlsIdentity::generate().unwrap(), Some(key(2)));
+    let mut bcfg = TransportConfig::new(
+        local,
+        chain,
+        [0; 32],
+        TlsIdentity::generate().unwrap(),
+        Some(key(2)),
+    );
     bcfg.peers = vec![a.local_addr().unwrap()];
     let (b, mut rb) = Transport::start(bcfg).unwrap();
     timeout(Duration::from_secs(20), async {

@@ -16,6 +16,9 @@ use tokio::time::{Instant, timeout};
 
 const DEADLINE: Duration = Duration::from_secs(20);
 
+/// The genesis hash every transport of these tests announces.
+const GENESIS: [u8; 32] = [0; 32];
+
 fn chain() -> ChainId {
     ChainId::new("agora-test").unwrap()
 }
@@ -29,7 +32,7 @@ fn local() -> SocketAddr {
 }
 
 fn config(tls: TlsIdentity, k: Option<SecretKey>, peers: Vec<SocketAddr>) -> TransportConfig {
-    let mut c = TransportConfig::new(local(), chain(), tls, k);
+    let mut c = TransportConfig::new(local(), chain(), GENESIS, tls, k);
     c.peers = peers;
     c.backoff_initial = Duration::from_millis(50);
     c.backoff_max = Duration::from_millis(500);
@@ -260,7 +263,13 @@ async fn bad_hello_signature_is_only_a_full_node() {
     let a_addr = a.local_addr().unwrap();
     let tls_id = TlsIdentity::generate().unwrap();
     // Signed with a real key, but over another certificate: a replayed or forged Hello.
-    let forged = hello::make_hello(&chain(), Some(&key(9)), b"someone else's certificate", 0);
+    let forged = hello::make_hello(
+        &chain(),
+        &GENESIS,
+        Some(&key(9)),
+        b"someone else's certificate",
+        0,
+    );
     let (_ep, conn, reply) = raw_peer(a_addr, forged, &tls_id).await;
     assert!(matches!(
         reply,
@@ -280,7 +289,7 @@ async fn bad_hello_signature_is_only_a_full_node() {
 
     // The same key with a correct Hello for this certificate is a validator.
     let tls2 = TlsIdentity::generate().unwrap();
-    let good = hello::make_hello(&chain(), Some(&key(9)), &tls2.cert, 0);
+    let good = hello::make_hello(&chain(), &GENESIS, Some(&key(9)), &tls2.cert, 0);
     let (_ep2, _conn2, _) = raw_peer(a_addr, good, &tls2).await;
     let id2 = wait_for(&mut ra, |e| match e {
         TransportEvent::Connected { peer, identity, .. }
@@ -305,7 +314,7 @@ async fn oversized_or_garbage_frames_drop_the_sender() {
 
     // 1. A length prefix beyond the hard maximum.
     let t1 = TlsIdentity::generate().unwrap();
-    let h1 = hello::make_hello(&chain(), Some(&key(5)), &t1.cert, 0);
+    let h1 = hello::make_hello(&chain(), &GENESIS, Some(&key(5)), &t1.cert, 0);
     let (_e1, c1, _) = raw_peer(a_addr, h1, &t1).await;
     send_raw(&c1, &(100u32 << 20).to_be_bytes()).await;
     assert_eq!(closed_with(&c1).await, Some(close_code::MISBEHAVED));
@@ -317,7 +326,7 @@ async fn oversized_or_garbage_frames_drop_the_sender() {
 
     // 2. A vote within the hard maximum but over the limit for votes.
     let t2 = TlsIdentity::generate().unwrap();
-    let h2 = hello::make_hello(&chain(), Some(&key(6)), &t2.cert, 0);
+    let h2 = hello::make_hello(&chain(), &GENESIS, Some(&key(6)), &t2.cert, 0);
     let (_e2, c2, _) = raw_peer(a_addr, h2, &t2).await;
     let mut big = vote(0);
     if let Some(Kind::Vote(v)) = big.kind.as_mut() {
@@ -328,7 +337,7 @@ async fn oversized_or_garbage_frames_drop_the_sender() {
 
     // 3. Undecodable bytes.
     let t3 = TlsIdentity::generate().unwrap();
-    let h3 = hello::make_hello(&chain(), None, &t3.cert, 0);
+    let h3 = hello::make_hello(&chain(), &GENESIS, None, &t3.cert, 0);
     let (_e3, c3, _) = raw_peer(a_addr, h3, &t3).await;
     let mut garbage = 5u32.to_be_bytes().to_vec();
     garbage.extend_from_slice(&[0xff; 5]);
@@ -338,7 +347,7 @@ async fn oversized_or_garbage_frames_drop_the_sender() {
     wait_until(&mut ra, || a.penalty_count(&p3) == 1).await;
 
     // A banned peer that comes back is refused.
-    let h1b = hello::make_hello(&chain(), Some(&key(5)), &t1.cert, 0);
+    let h1b = hello::make_hello(&chain(), &GENESIS, Some(&key(5)), &t1.cert, 0);
     let (_e4, c4, _) = raw_peer(a_addr, h1b, &t1).await;
     assert_eq!(closed_with(&c4).await, Some(close_code::BANNED));
 
@@ -354,9 +363,24 @@ async fn other_chain_is_refused() {
     let (a, _ra) = start(Some(key(1)), vec![]);
     let t = TlsIdentity::generate().unwrap();
     let other = ChainId::new("another-chain").unwrap();
-    let h = hello::make_hello(&other, Some(&key(2)), &t.cert, 0);
+    let h = hello::make_hello(&other, &GENESIS, Some(&key(2)), &t.cert, 0);
     let (_e, c, _) = raw_peer(a.local_addr().unwrap(), h, &t).await;
     assert_eq!(closed_with(&c).await, Some(close_code::CHAIN_MISMATCH));
+    assert!(a.peers().is_empty());
+    a.shutdown().await;
+}
+
+/// Same chain id, another genesis file (a testnet generated twice): refused
+/// at the handshake, validator or full node, before any message counts.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn other_genesis_is_refused() {
+    let (a, _ra) = start(Some(key(1)), vec![]);
+    for k in [Some(key(2)), None] {
+        let t = TlsIdentity::generate().unwrap();
+        let h = hello::make_hello(&chain(), &[9; 32], k.as_ref(), &t.cert, 0);
+        let (_e, c, _) = raw_peer(a.local_addr().unwrap(), h, &t).await;
+        assert_eq!(closed_with(&c).await, Some(close_code::GENESIS_MISMATCH));
+    }
     assert!(a.peers().is_empty());
     a.shutdown().await;
 }

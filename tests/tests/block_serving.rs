@@ -26,7 +26,12 @@ fn block_requests_arriving_together_are_all_answered() {
     let mut nodes = net.start_all();
     // Long enough that serving one request takes a while.
     wait_heights(&net.metrics, &[0, 1, 2, 3], 150, 180, &net.logs);
-    let target = Target::loopback(net.p2p[0], net.grpc[0], "net-test");
+    let target = Target::loopback(
+        net.p2p[0],
+        net.grpc[0],
+        "net-test",
+        &net.homes[0].join("genesis.json"),
+    );
     let rt = Target::attacker_runtime();
     let answered = rt.block_on(async {
         let mut peers = Vec::new();

@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use agora_validator::{ChainId, SecretKey};
+use agora_validator::{ChainId, Hash, SecretKey};
 
 use super::budget::BudgetConfig;
 use super::tls::TlsIdentity;
@@ -23,6 +23,8 @@ pub struct TransportConfig {
     pub listen: SocketAddr,
     /// Peers on another chain are refused.
     pub chain_id: ChainId,
+    /// SHA3-256 of the genesis file: peers with another one are refused.
+    pub genesis_hash: Hash,
     /// The BLS key proved in the Hello; `None` runs as a full node.
     pub validator_key: Option<SecretKey>,
     /// The TLS certificate and key.
@@ -73,12 +75,14 @@ impl TransportConfig {
     pub fn new(
         listen: SocketAddr,
         chain_id: ChainId,
+        genesis_hash: Hash,
         tls: TlsIdentity,
         validator_key: Option<SecretKey>,
     ) -> Self {
         Self {
             listen,
             chain_id,
+            genesis_hash,
             validator_key,
             tls,
             peers: Vec::new(),

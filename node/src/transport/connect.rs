@@ -6,7 +6,7 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use tracing::debug;
+use tracing::{debug, warn};
 
 use super::error::ConnectError;
 use super::{PeerId, Transport};
@@ -102,6 +102,13 @@ impl Transport {
                         }
                     }
                 }
+                Err(e) if e.is_network_mismatch() => warn!(
+                    %addr,
+                    error = %e,
+                    chain = %self.inner.chain,
+                    genesis_hash = %hex::encode(self.inner.cfg.genesis_hash),
+                    "peer is on another network: check p2p.peers and that genesis.json is byte-identical on both nodes"
+                ),
                 Err(e) => debug!(%addr, error = %e, "dial failed"),
             }
             // Jitter keeps restarted nodes from redialling in lock-step.

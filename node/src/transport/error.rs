@@ -56,4 +56,28 @@ pub(super) enum ConnectError {
     SelfConnection,
     #[error("write: {0}")]
     Write(String),
+    /// The peer closed the handshake because our Hello names another
+    /// chain id or genesis file than its own.
+    #[error("the peer refused our Hello: its {what} is {theirs:?}, not ours")]
+    RefusedNetwork {
+        /// "chain id" or "genesis file hash".
+        what: &'static str,
+        /// The peer's, from its close reason.
+        theirs: String,
+    },
+}
+
+impl ConnectError {
+    /// The two sides run different chains (chain id or genesis file): a
+    /// configuration error an operator must see, not a transient failure.
+    pub(super) fn is_network_mismatch(&self) -> bool {
+        matches!(
+            self,
+            Self::RefusedNetwork { .. }
+                | Self::Hello(
+                    hello::HelloError::ChainMismatch { .. }
+                        | hello::HelloError::GenesisMismatch { .. }
+                )
+        )
+    }
 }

@@ -75,6 +75,7 @@ impl Transport {
     fn own_hello(&self) -> PeerMessage {
         let mut hello = hello::make_hello(
             &self.inner.chain,
+            &self.inner.cfg.genesis_hash,
             self.inner.key.as_ref(),
             &self.inner.own_cert,
             self.inner.height.load(Ordering::Relaxed),
@@ -114,8 +115,8 @@ impl Transport {
         expect_hello(conn, theirs)
     }
 
-    /// What the peer's Hello proves it to be. A peer on another chain is
-    /// refused; one that fails to prove a validator identity is charged and
+    /// What the peer's Hello proves it to be. A peer on another chain or
+    /// genesis is refused (and, when we dialled it, the operator told); one that fails to prove a validator identity is charged and
     /// treated as a full node, unless that charge banned it.
     fn proven_identity(
         &self,
@@ -124,10 +125,19 @@ impl Transport {
         cert: &[u8],
         theirs: &Hello,
     ) -> Result<PeerIdentity, ConnectError> {
-        match hello::verify_hello(theirs, &self.inner.chain, cert) {
+        let genesis = &self.inner.cfg.genesis_hash;
+        match hello::verify_hello(theirs, &self.inner.chain, genesis, cert) {
             Ok(id) => Ok(id),
+            // The close reason names ours (public anyway), so that the
+            // dialler's operator sees both sides in one log line.
             Err(e @ hello::HelloError::ChainMismatch { .. }) => {
-                conn.close(close_code::CHAIN_MISMATCH.into(), b"chain mismatch");
+                let ours = self.inner.chain.as_str().as_bytes();
+                conn.close(close_code::CHAIN_MISMATCH.into(), ours);
+                Err(e.into())
+            }
+            Err(e @ hello::HelloError::GenesisMismatch { .. }) => {
+                let ours = hex::encode(genesis);
+                conn.close(close_code::GENESIS_MISMATCH.into(), ours.as_bytes());
                 Err(e.into())
             }
             Err(e) => {
@@ -167,8 +177,34 @@ fn expect_hello(
             Err(ConnectError::NotHello)
         }
         Err(e) => {
+            if let Some(refusal) = refused_network(conn) {
+                return Err(refusal);
+            }
             conn.close(close_code::HANDSHAKE.into(), b"bad hello");
             Err(e.into())
         }
     }
+}
+
+/// The refusal, when the peer closed the connection because our Hello
+/// names another chain id or genesis (the dialler learns it only from the
+/// close code; the reason carries the peer's own, shown as at most 64
+/// printable characters).
+fn refused_network(conn: &quinn::Connection) -> Option<ConnectError> {
+    let quinn::ConnectionError::ApplicationClosed(c) = conn.close_reason()? else {
+        return None;
+    };
+    let what = match u32::try_from(c.error_code.into_inner()) {
+        Ok(close_code::CHAIN_MISMATCH) => "chain id",
+        Ok(close_code::GENESIS_MISMATCH) => "genesis file hash",
+        _ => return None,
+    };
+    let theirs = c
+        .reason
+        .iter()
+        .take(64)
+        .filter(|b| b.is_ascii_graphic())
+        .map(|&b| char::from(b))
+        .collect();
+    Some(ConnectError::RefusedNetwork { what, theirs })
 }

@@ -7,10 +7,18 @@
 //! connection, so a Hello cannot be replayed by a node with another TLS key:
 //! whoever holds the certificate's private key (TLS proved that) is the holder
 //! of the BLS key (the Hello proved that).
+//!
+//! The Hello also names the chain id and the genesis file's hash. Peers that
+//! differ in either are refused before anything else is exchanged: two nodes
+//! of one chain id with different genesis files (a testnet generated twice, a
+//! file edited on one machine) would otherwise take each other's blocks for
+//! forgeries and ban each other, and neither log would say why. The genesis
+//! hash is not signed: the TLS channel already binds the Hello to this
+//! connection, and a peer that lies about it only keeps itself out.
 
 use agora_proto::v1::Hello;
 use agora_validator::crypto::sha3_256;
-use agora_validator::{Address, ChainId, PublicKey, SecretKey, Signature};
+use agora_validator::{Address, ChainId, Hash, PublicKey, SecretKey, Signature};
 
 /// Domain-separation prefix of the Hello signing bytes.
 pub const HELLO_PREFIX: &[u8] = b"agora/hello/v1";
@@ -52,6 +60,17 @@ pub enum HelloError {
         /// The chain id the peer announced.
         theirs: String,
     },
+    /// The peer runs the same chain id from another genesis file; the
+    /// connection must be closed.
+    #[error(
+        "peer's genesis file hashes to {theirs}, ours to {ours}: every node of a chain needs a byte-identical genesis.json"
+    )]
+    GenesisMismatch {
+        /// SHA3-256 of our genesis file, hex.
+        ours: String,
+        /// What the peer announced, hex (at most 32 bytes shown).
+        theirs: String,
+    },
     /// The public key does not decode (wrong length, not in the subgroup).
     #[error("hello public key is invalid")]
     BadPublicKey,
@@ -72,6 +91,7 @@ pub fn hello_bytes(chain: &ChainId, cert_der: &[u8]) -> Vec<u8> {
 /// Our Hello: signed with the validator key if we have one, unsigned (full node) otherwise.
 pub fn make_hello(
     chain: &ChainId,
+    genesis_hash: &Hash,
     key: Option<&SecretKey>,
     own_cert_der: &[u8],
     height: u64,
@@ -87,6 +107,7 @@ pub fn make_hello(
             height,
             // The transport fills in its own incarnation.
             incarnation: 0,
+            genesis_hash: genesis_hash.to_vec(),
         },
         None => Hello {
             chain_id: chain.as_str().to_string(),
@@ -94,6 +115,7 @@ pub fn make_hello(
             signature: Vec::new(),
             height,
             incarnation: 0,
+            genesis_hash: genesis_hash.to_vec(),
         },
     }
 }
@@ -101,16 +123,23 @@ pub fn make_hello(
 /// Checks a peer's Hello against the certificate seen on the connection.
 ///
 /// `Ok(FullNode)` when the peer claims no key; an error when it claims one and
-/// cannot prove it, or is on another chain.
+/// cannot prove it, or is on another chain or genesis.
 pub fn verify_hello(
     hello: &Hello,
     chain: &ChainId,
+    genesis_hash: &Hash,
     peer_cert_der: &[u8],
 ) -> Result<PeerIdentity, HelloError> {
     if hello.chain_id != chain.as_str() {
         return Err(HelloError::ChainMismatch {
             ours: chain.as_str().to_string(),
             theirs: hello.chain_id.chars().take(64).collect(),
+        });
+    }
+    if hello.genesis_hash != genesis_hash.as_slice() {
+        return Err(HelloError::GenesisMismatch {
+            ours: hex::encode(genesis_hash),
+            theirs: hex::encode(&hello.genesis_hash[..hello.genesis_hash.len().min(32)]),
         });
     }
     if hello.bls_public_key.is_empty() && hello.signature.is_empty() {
@@ -132,6 +161,8 @@ pub fn verify_hello(
 mod tests {
     use super::*;
 
+    const G: Hash = [7; 32];
+
     fn key(b: u8) -> SecretKey {
         SecretKey::from_seed(&[b; 32]).unwrap()
     }
@@ -140,17 +171,17 @@ mod tests {
     fn valid_hello_proves_identity() {
         let chain = ChainId::new("t").unwrap();
         let sk = key(1);
-        let h = make_hello(&chain, Some(&sk), b"cert-a", 5);
-        let id = verify_hello(&h, &chain, b"cert-a").unwrap();
+        let h = make_hello(&chain, &G, Some(&sk), b"cert-a", 5);
+        let id = verify_hello(&h, &chain, &G, b"cert-a").unwrap();
         assert_eq!(id.validator_address(), Some(Address::of(&sk.public_key())));
     }
 
     #[test]
     fn hello_for_another_certificate_is_rejected() {
         let chain = ChainId::new("t").unwrap();
-        let h = make_hello(&chain, Some(&key(1)), b"cert-a", 5);
+        let h = make_hello(&chain, &G, Some(&key(1)), b"cert-a", 5);
         assert_eq!(
-            verify_hello(&h, &chain, b"cert-b"),
+            verify_hello(&h, &chain, &G, b"cert-b"),
             Err(HelloError::BadSignature)
         );
     }
@@ -159,12 +190,30 @@ mod tests {
     fn other_chain_is_rejected_and_unsigned_is_full_node() {
         let chain = ChainId::new("t").unwrap();
         let other = ChainId::new("u").unwrap();
-        let h = make_hello(&other, Some(&key(1)), b"c", 0);
+        let h = make_hello(&other, &G, Some(&key(1)), b"c", 0);
         assert!(matches!(
-            verify_hello(&h, &chain, b"c"),
+            verify_hello(&h, &chain, &G, b"c"),
             Err(HelloError::ChainMismatch { .. })
         ));
-        let h = make_hello(&chain, None, b"c", 0);
-        assert_eq!(verify_hello(&h, &chain, b"c"), Ok(PeerIdentity::FullNode));
+        let h = make_hello(&chain, &G, None, b"c", 0);
+        assert_eq!(
+            verify_hello(&h, &chain, &G, b"c"),
+            Ok(PeerIdentity::FullNode)
+        );
+    }
+
+    #[test]
+    fn another_genesis_is_rejected_for_validators_and_full_nodes() {
+        let chain = ChainId::new("t").unwrap();
+        for k in [Some(key(1)), None] {
+            let h = make_hello(&chain, &[8; 32], k.as_ref(), b"c", 0);
+            let err = verify_hello(&h, &chain, &G, b"c").unwrap_err();
+            assert!(matches!(err, HelloError::GenesisMismatch { .. }), "{err}");
+            assert!(err.to_string().contains(&hex::encode([8u8; 32])), "{err}");
+            // One that announces no genesis is refused too.
+            let mut h = make_hello(&chain, &G, k.as_ref(), b"c", 0);
+            h.genesis_hash.clear();
+            assert!(verify_hello(&h, &chain, &G, b"c").is_err());
+        }
     }
 }

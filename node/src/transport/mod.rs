@@ -85,6 +85,8 @@ pub mod close_code {
     /// runs, is the copy's twin: it says so and redials late
     /// (`Transport::note_superseded`).
     pub const SUPERSEDED: u32 = 7;
+    /// The peer runs the same chain id from another genesis file.
+    pub const GENESIS_MISMATCH: u32 = 8;
 }
 
 /// A peer's transport identity: SHA3-256 of the DER of its TLS certificate.

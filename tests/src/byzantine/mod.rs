@@ -40,7 +40,7 @@ pub mod sync_responses;
 
 use std::net::SocketAddr;
 
-use agora_validator::ChainId;
+use agora_validator::{ChainId, Hash};
 
 pub use peer::Peer;
 
@@ -53,16 +53,21 @@ pub struct Target {
     pub grpc: SocketAddr,
     /// The chain it runs.
     pub chain: ChainId,
+    /// SHA3-256 of its genesis file (the Hello must name it).
+    pub genesis_hash: Hash,
 }
 
 impl Target {
-    /// A node on this machine, by its ports, running `chain`.
-    pub fn loopback(p2p: u16, grpc: u16, chain: &str) -> Self {
+    /// A node on this machine, by its ports, running `chain` from the
+    /// genesis file at `genesis`.
+    pub fn loopback(p2p: u16, grpc: u16, chain: &str, genesis: &std::path::Path) -> Self {
         let at = |port: u16| SocketAddr::from(([127, 0, 0, 1], port));
+        let file = std::fs::read(genesis).expect("the target's genesis file");
         Self {
             p2p: at(p2p),
             grpc: at(grpc),
             chain: ChainId::new(chain).expect("a valid chain id"),
+            genesis_hash: agora_validator::crypto::sha3_256(&file),
         }
     }
 

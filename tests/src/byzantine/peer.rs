@@ -81,7 +81,7 @@ impl Peer {
                 .map_err(|_| Refusal::Refused(None))?
                 .await
                 .map_err(|e| Refusal::Refused(close_code(&e)))?;
-            let hello = hello::make_hello(&target.chain, key, &tls.cert, 0);
+            let hello = hello::make_hello(&target.chain, &target.genesis_hash, key, &tls.cert, 0);
             let frame = wire::encode_frame(&PeerMessage {
                 kind: Some(Kind::Hello(hello)),
             });

@@ -76,7 +76,12 @@ impl Testnet {
         let nodes = net.start_all();
         wait_heights(&net.metrics, &[0, 1, 2, 3], 3, 120, &net.logs);
         let config = Config::load(&net.homes[0].join("config.toml")).expect("node 0's config");
-        let target = Target::loopback(net.p2p[0], net.grpc[0], "net-test");
+        let target = Target::loopback(
+            net.p2p[0],
+            net.grpc[0],
+            "net-test",
+            &net.homes[0].join("genesis.json"),
+        );
         let rt = Target::attacker_runtime();
         Self {
             net,
