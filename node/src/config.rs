@@ -96,6 +96,9 @@ pub struct TestingConfig {
     /// leaf's value (offers stay genuine), so that a test can watch a
     /// joining node refuse the chunks and charge this peer.
     pub tamper_snapshot_chunks: bool,
+    /// Shift this node's clock by this many milliseconds (negative: behind),
+    /// so that a test can watch a validator with a wrong clock.
+    pub clock_offset_ms: i64,
 }
 
 impl TestingConfig {
@@ -108,6 +111,7 @@ impl TestingConfig {
             || self.tamper_explorer_certificates
             || self.tamper_state_proofs
             || self.tamper_snapshot_chunks
+            || self.clock_offset_ms != 0
     }
 }
 

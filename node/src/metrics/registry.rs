@@ -48,6 +48,10 @@ pub struct Metrics {
     /// Precommits of this node's key missing from the current signing
     /// window (a downtime jail falls past half the window).
     pub(crate) validator_missed_blocks: AtomicU64,
+    /// How far the last committed block's time was ahead of this node's
+    /// clock (0 when it was not): past `max_clock_drift_ms`, proposals are
+    /// refused as from the future (`runner/clock.rs`).
+    pub(crate) clock_behind_ms: AtomicU64,
     /// Connections a peer closed because another process presenting this
     /// node's TLS identity connected to it.
     pub(super) connections_superseded: AtomicU64,

@@ -75,6 +75,11 @@ impl Runner {
         }
         Metrics::set(&self.metrics.height, h);
         self.standing.update(self.engine.ledger(), h, &self.metrics);
+        if let Some(header) = recs.last().and_then(|r| r.block.header.as_ref()) {
+            let now = self.clock.now_ms();
+            self.clock_watch
+                .report(h, header.time_ms, now, &self.metrics);
+        }
         Metrics::set(&self.metrics.mempool_txs, self.mempool.len() as u64);
         Metrics::set(&self.metrics.mempool_bytes, self.mempool.bytes() as u64);
         for rec in recs {

@@ -8,7 +8,7 @@ use std::time::Duration;
 use tokio::sync::mpsc;
 use tracing::warn;
 
-use super::{RunError, Runner, now_ms};
+use super::{RunError, Runner};
 use crate::api::ApiRequest;
 use crate::metrics::Metrics;
 use crate::transport::{PeerId, PeerIdentity, TransportEvent};
@@ -54,7 +54,7 @@ impl Runner {
                     self.on_api(r)?;
                 },
                 t = self.timers.recv() => if let Some(t) = t {
-                    let actions = self.engine.on_timeout(t, now_ms(), &self.mempool)?;
+                    let actions = self.engine.on_timeout(t, self.clock.now_ms(), &self.mempool)?;
                     self.execute(actions)?;
                 },
                 c = checked.recv() => if let Some(c) = c {
@@ -83,7 +83,7 @@ impl Runner {
     /// Every `TICK_MS`: the engine re-gossips the height's messages and
     /// pending evidence, and fetches blocks if it has fallen behind.
     fn on_tick(&mut self) -> Result<(), RunError> {
-        let actions = self.engine.on_tick(now_ms());
+        let actions = self.engine.on_tick(self.clock.now_ms());
         self.execute(actions)?;
         self.send_unsolicited();
         Ok(())
@@ -135,7 +135,7 @@ impl Runner {
         identity: &PeerIdentity,
         kind: Kind,
     ) -> Result<(), RunError> {
-        let now = now_ms();
+        let now = self.clock.now_ms();
         let actions = match kind {
             Kind::Transaction(tx) => {
                 self.verify_then_admit(tx, Origin::Peer(peer));

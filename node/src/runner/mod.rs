@@ -24,6 +24,7 @@
 //!   of transactions checked by the verifier thread;
 //! - `testing.rs` — the `[testing]` switches (Byzantine behaviour on purpose).
 
+mod clock;
 mod commit;
 mod execute;
 mod gate;
@@ -41,7 +42,7 @@ pub(crate) use restore::stored_ledger;
 pub use testing::{DoubleSigner, forge_bodies};
 
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use agora_validator::engine::{Action, Engine, EngineError};
 use agora_validator::ledger::DecodedTx;
@@ -138,15 +139,11 @@ pub struct Runner {
     last_snapshot: u64,
     /// `testing.tamper_snapshot_chunks`.
     tamper_chunks: bool,
-}
-
-/// The local clock in milliseconds since the Unix epoch: the engine's only
-/// notion of time (proposal `time_ms`, the drift check, sync timeouts).
-pub(crate) fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
+    /// The engine's only notion of time (proposal `time_ms`, the drift
+    /// check, sync timeouts).
+    clock: clock::Clock,
+    /// Whether that clock was last seen behind the chain's.
+    clock_watch: clock::ClockWatch,
 }
 
 /// The engine as the store left it: the ledger restored (and replayed to
@@ -255,6 +252,8 @@ impl Runner {
             steps: StepClock::default(),
             synced: Vec::new(),
             certificate_job: None,
+            clock: clock::Clock::with_offset(node.config.testing.clock_offset_ms),
+            clock_watch: clock::ClockWatch::new(node.config.consensus.max_clock_drift_ms),
         })
     }
 

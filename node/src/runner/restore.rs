@@ -14,7 +14,7 @@ use agora_validator::{Address, PublicKey};
 use agora_validator::{CommitCertificate, block::header_hash};
 use tracing::{info, warn};
 
-use super::{ExecError, RunError, Runner, now_ms};
+use super::{ExecError, RunError, Runner};
 use crate::config;
 use crate::genesis::LoadedGenesis;
 use crate::storage::signing_file::SigningFile;
@@ -291,14 +291,18 @@ impl Runner {
             info!(height = h, inputs = replay.len(), "replaying WAL");
         }
         self.next_start = None;
-        let actions = self.engine.resume(replay, now_ms(), &self.mempool)?;
+        let actions = self
+            .engine
+            .resume(replay, self.clock.now_ms(), &self.mempool)?;
         self.execute(actions)
     }
 
     /// Starts deciding the next height (nothing if the engine already did).
     pub(super) fn start_height(&mut self) -> Result<(), RunError> {
         self.next_start = None;
-        let actions = self.engine.start_height(now_ms(), &self.mempool)?;
+        let actions = self
+            .engine
+            .start_height(self.clock.now_ms(), &self.mempool)?;
         self.execute(actions)
     }
 }

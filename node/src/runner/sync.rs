@@ -19,7 +19,7 @@ use tracing::{debug, info, warn};
 
 use agora_validator::engine::{Action, CertificateVerdict};
 
-use super::{Executed, RunError, Runner, now_ms};
+use super::{Executed, RunError, Runner};
 use crate::metrics::BudgetKind;
 use crate::sync::serve_request;
 use crate::transport::PeerId;
@@ -186,7 +186,9 @@ impl Runner {
             info!(%peer, lowest = resp.lowest_height, need = self.engine.tip_height() + 1,
                 "peer pruned the heights we need; syncing from peers that keep them");
         }
-        let actions = self.engine.on_block_response(peer, resp, now_ms());
+        let actions = self
+            .engine
+            .on_block_response(peer, resp, self.clock.now_ms());
         self.execute(actions)?;
         self.apply_synced_chunk()
     }
@@ -198,7 +200,10 @@ impl Runner {
         self.start_certificate_job();
         let applied = (|| {
             for _ in 0..SYNC_CHUNK {
-                let Some(actions) = self.engine.next_synced_block(now_ms(), &self.mempool)? else {
+                let Some(actions) = self
+                    .engine
+                    .next_synced_block(self.clock.now_ms(), &self.mempool)?
+                else {
                     break;
                 };
                 self.execute_synced(actions)?;

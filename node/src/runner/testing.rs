@@ -42,6 +42,12 @@ pub(super) fn warn_if_on(t: &TestingConfig) {
     if t.tamper_snapshot_chunks {
         error!("testing.tamper_snapshot_chunks is ON: this node serves forged state-sync chunks");
     }
+    if t.clock_offset_ms != 0 {
+        error!(
+            offset_ms = t.clock_offset_ms,
+            "testing.clock_offset_ms is ON: this node's clock is shifted"
+        );
+    }
     error!("these are Byzantine faults on purpose; never set them on a real chain");
     error!("{line}");
 }

@@ -225,6 +225,13 @@ impl Metrics {
             "Precommits of this node's key missing from the current signing window; more than the window allows (half of it by default) jails it.",
             &self.validator_missed_blocks,
         );
+        single(
+            o,
+            "agora_clock_behind_ms",
+            "gauge",
+            "How far the last committed block's time was ahead of this node's clock (0 if not); past consensus.max_clock_drift_ms this node refuses proposals as from the future: check NTP.",
+            &self.clock_behind_ms,
+        );
     }
 
     /// What peers and gRPC clients were charged, banned, refused or dropped.

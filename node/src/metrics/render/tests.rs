@@ -320,6 +320,8 @@ fn the_grafana_dashboard_only_queries_metrics_the_node_renders() {
         "agora_peer_bans_total",
         "agora_budget_dropped_total",
         "agora_mempool_bytes",
+        "agora_validator_jailed",
+        "agora_clock_behind_ms",
     ] {
         assert!(used.contains(name), "the dashboard shows no {name}");
     }
