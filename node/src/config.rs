@@ -313,6 +313,10 @@ pub struct ConsensusConfig {
     /// without any message of its key it did not sign itself. 0 switches
     /// the wait off (not the alarm on a second instance of the key).
     pub double_sign_check_heights: u64,
+    /// Warn when no block was committed for this long, and again every
+    /// such period while it lasts, with the connected voting power
+    /// (`runner/stall.rs`). 0 switches the warning off.
+    pub stall_warning_ms: u64,
 }
 
 impl Default for Config {
@@ -383,6 +387,7 @@ impl Default for ConsensusConfig {
             max_block_txs: 10_000,
             max_clock_drift_ms: 2_000,
             double_sign_check_heights: 10,
+            stall_warning_ms: 30_000,
         }
     }
 }

@@ -75,6 +75,9 @@ impl Runner {
         }
         Metrics::set(&self.metrics.height, h);
         self.standing.update(self.engine.ledger(), h, &self.metrics);
+        if let Some(stood) = self.stall.committed(std::time::Instant::now()) {
+            super::stall::info_resumed(h, stood);
+        }
         if let Some(header) = recs.last().and_then(|r| r.block.header.as_ref()) {
             let now = self.clock.now_ms();
             self.clock_watch

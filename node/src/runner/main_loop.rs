@@ -8,9 +8,9 @@ use std::time::Duration;
 use tokio::sync::mpsc;
 use tracing::warn;
 
-use super::{RunError, Runner};
+use super::{RunError, Runner, stall};
 use crate::api::ApiRequest;
-use crate::metrics::Metrics;
+use crate::metrics::{Metrics, Phase};
 use crate::transport::{PeerId, PeerIdentity, TransportEvent};
 use crate::tx_verifier::Origin;
 
@@ -86,7 +86,38 @@ impl Runner {
         let actions = self.engine.on_tick(self.clock.now_ms());
         self.execute(actions)?;
         self.send_unsolicited();
+        if let Some(stood) = self.stall.due(std::time::Instant::now()) {
+            self.warn_stalled(stood);
+        }
         Ok(())
+    }
+
+    /// The stall warning with what this node sees (`stall.rs`).
+    fn warn_stalled(&self, stood: std::time::Duration) {
+        let (height, round, step) = match Phase::of(&self.engine) {
+            Phase::Deciding {
+                height,
+                round,
+                step,
+            } => (height, round, step.label()),
+            Phase::Committing { height } => (height, 0, "commit"),
+        };
+        let at = stall::Deciding {
+            height,
+            round,
+            step,
+            may_sign: self.engine.signing_gate().may_sign(),
+        };
+        let connected: Vec<_> = self
+            .transport
+            .peers()
+            .iter()
+            .filter_map(|p| p.identity.validator_address())
+            .collect();
+        let Some(set) = self.engine.ledger().validator_set(self.engine.height()) else {
+            return;
+        };
+        stall::warn_stalled(stood, at, stall::Reach::of(set, &self.me, &connected));
     }
 
     fn on_event(&mut self, ev: TransportEvent) -> Result<(), RunError> {

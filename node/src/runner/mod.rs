@@ -22,6 +22,11 @@
 //! - `sync.rs` — serving block requests and feeding responses to the engine;
 //! - `requests.rs` — API writes (transactions, evidence) and the admission
 //!   of transactions checked by the verifier thread;
+//! - `standing.rs` — this validator's standing in the ledger, told;
+//! - `clock.rs` — the runner's clock, and a warning when it is behind the
+//!   chain's;
+//! - `stall.rs` — a warning when no block was committed for a while, with
+//!   the voting power this node can hear;
 //! - `testing.rs` — the `[testing]` switches (Byzantine behaviour on purpose).
 
 mod clock;
@@ -32,6 +37,7 @@ mod main_loop;
 mod requests;
 mod restore;
 mod snapshots;
+mod stall;
 mod standing;
 mod sync;
 mod testing;
@@ -144,6 +150,10 @@ pub struct Runner {
     clock: clock::Clock,
     /// Whether that clock was last seen behind the chain's.
     clock_watch: clock::ClockWatch,
+    /// When the last commit and the last stall warning were.
+    stall: stall::StallWatch,
+    /// This node's validator address (what its key would hold in a set).
+    me: agora_validator::Address,
 }
 
 /// The engine as the store left it: the ledger restored (and replayed to
@@ -204,11 +214,8 @@ impl Runner {
             engine.ledger().params().unbonding_period,
         );
         let gate_seen = gate::Reported::new(engine.signing_gate(), &node.metrics);
-        let standing = standing::Reported::new(
-            engine.ledger(),
-            agora_validator::Address::of(&node.key.public_key()),
-            &node.metrics,
-        );
+        let me = agora_validator::Address::of(&node.key.public_key());
+        let standing = standing::Reported::new(engine.ledger(), me, &node.metrics);
         let (timer_tx, timers) = mpsc::channel(1024);
         let mut exec = Executor::new(
             NodeStore::new(storage.clone(), file),
@@ -254,6 +261,11 @@ impl Runner {
             certificate_job: None,
             clock: clock::Clock::with_offset(node.config.testing.clock_offset_ms),
             clock_watch: clock::ClockWatch::new(node.config.consensus.max_clock_drift_ms),
+            stall: stall::StallWatch::new(
+                node.config.consensus.stall_warning_ms,
+                std::time::Instant::now(),
+            ),
+            me,
         })
     }
 
