@@ -248,6 +248,7 @@ pub async fn set_at(q: &mut QueryClient<tonic::transport::Channel>, h: u64) -> p
 }
 
 pub mod net;
+pub mod raw_peer;
 /// The UDP relay of the `agora-tests` crate, shared as source: node tests
 /// cannot depend on that crate.
 #[path = "../../../tests/src/udp_relay.rs"]
