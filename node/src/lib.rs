@@ -6,6 +6,7 @@
 pub mod api;
 pub mod client;
 pub mod config;
+pub mod error_text;
 pub mod explorer;
 pub mod genesis;
 pub mod home;

@@ -199,7 +199,7 @@ fn main() -> std::process::ExitCode {
     match real_main() {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            eprintln!("error: {}", agora_node::error_text::chain_text(&e));
             std::process::ExitCode::FAILURE
         }
     }

@@ -162,3 +162,17 @@ fn a_store_of_a_newer_format_is_refused_and_left_as_it_is() {
     let err = Storage::open(&path).expect_err("corrupt format");
     assert!(matches!(err, StorageError::Corrupt { .. }), "{err}");
 }
+
+/// A second open of one store (another `agora start` on the same home)
+/// says what is going on instead of redb's lock error.
+#[test]
+fn a_store_already_open_is_refused_with_advice() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("node.redb");
+    let first = Storage::open(&path).expect("open");
+    let err = Storage::open(&path).expect_err("second open");
+    assert!(matches!(err, StorageError::InUse { .. }), "{err}");
+    assert!(err.to_string().contains("already running"), "{err}");
+    drop(first);
+    Storage::open(&path).expect("free again");
+}

@@ -84,7 +84,7 @@ fn main() -> ExitCode {
     match real_main() {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            eprintln!("error: {}", agora_node::error_text::chain_text(&e));
             ExitCode::FAILURE
         }
     }
@@ -475,7 +475,10 @@ fn stop_children(m: &Manifest, children: &mut [Child]) {
             killed.len(),
             procs::TERM_GRACE
         ),
-        Err(e) => eprintln!("error stopping nodes: {e:#}"),
+        Err(e) => eprintln!(
+            "error stopping nodes: {}",
+            agora_node::error_text::chain_text(&e)
+        ),
     }
 }
 

@@ -144,6 +144,14 @@ pub enum StorageError {
         /// The database file.
         path: PathBuf,
     },
+    /// Another process holds the database open.
+    #[error(
+        "database {path} is open in another process: is this node already running (a service, another terminal)? One home runs one node"
+    )]
+    InUse {
+        /// The database file.
+        path: PathBuf,
+    },
     /// The store holds another chain than the one of the node's genesis
     /// file ([`Storage::bind_genesis`]).
     #[error(
@@ -205,7 +213,10 @@ impl Storage {
         if !path.exists() {
             create_fresh(&path)?;
         }
-        let db = Database::create(&path).map_err(|e| db_err(&path, e))?;
+        let db = Database::create(&path).map_err(|e| match e {
+            redb::DatabaseError::DatabaseAlreadyOpen => StorageError::InUse { path: path.clone() },
+            e => db_err(&path, e),
+        })?;
         leaves::check_layout(&db, &path)?;
         identity::check_format(&db, &path)?;
         let s = Self {
