@@ -82,6 +82,21 @@ impl std::fmt::Debug for Node {
     }
 }
 
+/// The home's store, bound to its genesis file (`storage/identity.rs`).
+fn open_store(home: &Home, genesis: &LoadedGenesis) -> Result<Arc<Storage>, NodeError> {
+    let storage = Storage::open(home.db())?;
+    let hash = hex::encode(genesis.file_hash);
+    match storage.bind_genesis(&genesis.file_hash)? {
+        Binding::Matched => {}
+        Binding::Stamped => info!(genesis_hash = %hash, "store bound to this genesis file"),
+        Binding::StampedUnchecked => warn!(
+            genesis_hash = %hash,
+            "store written by an older agora without block 1 (pruned or state-synced): bound to this genesis file unchecked"
+        ),
+    }
+    Ok(Arc::new(storage))
+}
+
 impl Node {
     /// Loads everything from `home` and starts transport and metrics.
     pub async fn start(home: &Home) -> Result<Self, NodeError> {
@@ -93,18 +108,7 @@ impl Node {
         let tls = home.load_tls()?;
         let grpc_tls = grpc_tls(home, &config)?;
         home.ensure_data_dir()?;
-        let storage = Arc::new(Storage::open(home.db())?);
-        match storage.bind_genesis(&genesis.file_hash)? {
-            Binding::Matched => {}
-            Binding::Stamped => info!(
-                genesis_hash = %hex::encode(genesis.file_hash),
-                "store bound to this genesis file"
-            ),
-            Binding::StampedUnchecked => warn!(
-                genesis_hash = %hex::encode(genesis.file_hash),
-                "store written by an older agora without block 1 (pruned or state-synced): bound to this genesis file unchecked"
-            ),
-        }
+        let storage = open_store(home, &genesis)?;
         let height = storage.latest_height()?.unwrap_or(0);
         let metrics = Metrics::new();
         Metrics::set(&metrics.height, height);

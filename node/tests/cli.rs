@@ -4,7 +4,7 @@
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
 fn agora() -> Command {
@@ -138,14 +138,7 @@ fn start_serves_metrics_and_stops_on_sigterm() {
             .unwrap()
             .success()
     );
-    let deadline = Instant::now() + Duration::from_secs(20);
-    let status = loop {
-        if let Some(s) = child.try_wait().unwrap() {
-            break s;
-        }
-        assert!(Instant::now() < deadline, "node did not stop on SIGTERM");
-        std::thread::sleep(Duration::from_millis(20));
-    };
+    let status = exited_within(&mut child, 20).expect("node did not stop on SIGTERM");
     assert!(status.success(), "exit status {status}");
     let mut out = String::new();
     child
@@ -159,6 +152,20 @@ fn start_serves_metrics_and_stops_on_sigterm() {
         "{out}"
     );
     refused_under_another_genesis(&home);
+}
+
+/// The child's exit status once it exits, or `None` after `secs`.
+fn exited_within(child: &mut Child, secs: u64) -> Option<ExitStatus> {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            return Some(s);
+        }
+        if Instant::now() > deadline {
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
 }
 
 /// The home's store now holds blocks: under another genesis file (the
@@ -179,16 +186,9 @@ fn refused_under_another_genesis(home: &Path) {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let status = loop {
-        if let Some(s) = child.try_wait().unwrap() {
-            break s;
-        }
-        if Instant::now() > deadline {
-            child.kill().unwrap();
-            panic!("the node ran for 30 s under another genesis");
-        }
-        std::thread::sleep(Duration::from_millis(20));
+    let Some(status) = exited_within(&mut child, 30) else {
+        child.kill().unwrap();
+        panic!("the node ran for 30 s under another genesis");
     };
     let mut err = String::new();
     child
