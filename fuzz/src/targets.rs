@@ -188,11 +188,11 @@ pub fn hello(data: &[u8]) {
             assert_eq!(address, Address::of(&public_key));
             assert_eq!(h.bls_public_key, public_key.to_bytes().to_vec());
             assert_eq!(h.chain_id, w.chain.as_str());
-            assert_eq!(h.genesis_hash, GENESIS_HASH);
+            assert!(h.genesis_hash.is_empty() || h.genesis_hash == GENESIS_HASH);
         }
         Ok(hello::PeerIdentity::FullNode) => {
             assert!(h.bls_public_key.is_empty() && h.signature.is_empty());
-            assert_eq!(h.genesis_hash, GENESIS_HASH);
+            assert!(h.genesis_hash.is_empty() || h.genesis_hash == GENESIS_HASH);
         }
         Err(_) => {}
     }

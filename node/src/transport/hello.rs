@@ -12,8 +12,10 @@
 //! differ in either are refused before anything else is exchanged: two nodes
 //! of one chain id with different genesis files (a testnet generated twice, a
 //! file edited on one machine) would otherwise take each other's blocks for
-//! forgeries and ban each other, and neither log would say why. The genesis
-//! hash is not signed: the TLS channel already binds the Hello to this
+//! forgeries and ban each other, and neither log would say why. A Hello
+//! without a genesis hash (a node from before the field) is let in, so that
+//! a rolling upgrade does not split the chain. The genesis hash is not
+//! signed: the TLS channel already binds the Hello to this
 //! connection, and a peer that lies about it only keeps itself out.
 
 use agora_proto::v1::Hello;
@@ -136,7 +138,10 @@ pub fn verify_hello(
             theirs: hello.chain_id.chars().take(64).collect(),
         });
     }
-    if hello.genesis_hash != genesis_hash.as_slice() {
+    // An empty hash is a node from before the field: refusing it would
+    // split a chain in the middle of a rolling upgrade (with half the
+    // validators upgraded, neither half holds a quorum).
+    if !hello.genesis_hash.is_empty() && hello.genesis_hash != genesis_hash.as_slice() {
         return Err(HelloError::GenesisMismatch {
             ours: hex::encode(genesis_hash),
             theirs: hex::encode(&hello.genesis_hash[..hello.genesis_hash.len().min(32)]),
@@ -210,10 +215,11 @@ mod tests {
             let err = verify_hello(&h, &chain, &G, b"c").unwrap_err();
             assert!(matches!(err, HelloError::GenesisMismatch { .. }), "{err}");
             assert!(err.to_string().contains(&hex::encode([8u8; 32])), "{err}");
-            // One that announces no genesis is refused too.
+            // One that names no genesis (an older node) is let in: a
+            // rolling upgrade must not split the chain.
             let mut h = make_hello(&chain, &G, k.as_ref(), b"c", 0);
             h.genesis_hash.clear();
-            assert!(verify_hello(&h, &chain, &G, b"c").is_err());
+            assert!(verify_hello(&h, &chain, &G, b"c").is_ok());
         }
     }
 }
