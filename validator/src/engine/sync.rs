@@ -155,6 +155,20 @@ impl<P: Copy + Ord> SyncState<P> {
         }
     }
 
+    /// The peer connected again while still connected (its connection was
+    /// replaced: a duplicate dial settled, or it restarted). A request in
+    /// flight to it may have gone with the old connection, and so may its
+    /// answer; waiting for it charged an honest peer a false height after
+    /// [`REQUEST_TIMEOUT_MS`] (seen in `block_pruning_net`). It is given
+    /// up without a charge; an answer that still comes is late (dropped,
+    /// not charged), and the peer keeps its claim, so it is asked again.
+    pub fn reconnected(&mut self, peer: &P) {
+        if self.in_flight.is_some_and(|r| r.peer == *peer) {
+            self.in_flight = None;
+            self.timed_out = Some(*peer);
+        }
+    }
+
     /// Gives up the request in flight if it has been unanswered for
     /// [`REQUEST_TIMEOUT_MS`]: its peer loses its claim and is returned, to
     /// be reported like a false announcement (it claimed a height and did
@@ -349,6 +363,42 @@ mod tests {
             latest_height: latest,
             lowest_height: 0,
         }
+    }
+
+    #[test]
+    fn a_request_to_a_reconnected_peer_is_given_up_uncharged_and_asked_again() {
+        let mut s = SyncState::<u8>::default();
+        s.note_height(1, 100);
+        let r = s.poll(0, 2, 1).expect("request");
+        assert_eq!(r.peer, 1);
+        // Another peer's reconnection changes nothing.
+        s.reconnected(&2);
+        assert_eq!(s.in_flight().map(|r| r.peer), Some(1));
+        s.reconnected(&1);
+        assert!(s.in_flight().is_none());
+        // Nothing to charge when the timeout passes, and the peer is asked
+        // again at once (its claim is kept).
+        assert_eq!(s.expire(REQUEST_TIMEOUT_MS + 1), None);
+        let again = s.poll(1, 2, 1).expect("asked again");
+        assert_eq!((again.peer, again.from), (1, 3));
+        // Negative control: without the reconnection the same request
+        // expires as a false claim.
+        let mut t = SyncState::<u8>::default();
+        t.note_height(1, 100);
+        t.poll(0, 2, 1).expect("request");
+        assert_eq!(t.expire(REQUEST_TIMEOUT_MS + 1), Some(1));
+    }
+
+    #[test]
+    fn a_late_answer_after_a_reconnection_is_dropped_uncharged() {
+        let mut s = SyncState::<u8>::default();
+        s.note_height(1, 100);
+        s.poll(0, 2, 1).expect("request");
+        s.reconnected(&1);
+        assert_eq!(
+            s.on_response(1, blocks(3..=4, 100), 2),
+            ResponseVerdict::Late
+        );
     }
 
     #[test]

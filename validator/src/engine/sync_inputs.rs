@@ -58,7 +58,12 @@ impl<P: Copy + Ord + std::fmt::Debug> Engine<P> {
     /// which replaces its twin's connections, meets the messages its twin
     /// signed (see `key_watch`). Others get nothing: an outsider's
     /// reconnections must not buy it copies of 4 MiB proposals.
-    pub fn on_peer_connected(&self, peer: P, validator: Option<&Address>) -> Vec<Action<P>> {
+    ///
+    /// A peer that connects while connected had its connection replaced:
+    /// a block request in flight to it is given up uncharged
+    /// (`SyncState::reconnected`).
+    pub fn on_peer_connected(&mut self, peer: P, validator: Option<&Address>) -> Vec<Action<P>> {
+        self.sync.reconnected(&peer);
         let in_set = validator.is_some_and(|a| {
             self.ledger
                 .validator_set(self.height())
