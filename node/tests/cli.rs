@@ -102,14 +102,7 @@ fn start_serves_metrics_and_stops_on_sigterm() {
             break b;
         }
         if let Ok(Some(status)) = child.try_wait() {
-            let mut err = String::new();
-            child
-                .stderr
-                .take()
-                .unwrap()
-                .read_to_string(&mut err)
-                .unwrap();
-            panic!("node exited early with {status}: {err}");
+            panic!("node exited early with {status}: {}", stderr_of(&mut child));
         }
         assert!(Instant::now() < deadline, "metrics never came up");
         std::thread::sleep(Duration::from_millis(50));
@@ -154,6 +147,18 @@ fn start_serves_metrics_and_stops_on_sigterm() {
     refused_under_another_genesis(&home);
 }
 
+/// What an exited child wrote to its piped stderr.
+fn stderr_of(child: &mut Child) -> String {
+    let mut err = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut err)
+        .unwrap();
+    err
+}
+
 /// The child's exit status once it exits, or `None` after `secs`.
 fn exited_within(child: &mut Child, secs: u64) -> Option<ExitStatus> {
     let deadline = Instant::now() + Duration::from_secs(secs);
@@ -190,13 +195,7 @@ fn refused_under_another_genesis(home: &Path) {
         child.kill().unwrap();
         panic!("the node ran for 30 s under another genesis");
     };
-    let mut err = String::new();
-    child
-        .stderr
-        .take()
-        .unwrap()
-        .read_to_string(&mut err)
-        .unwrap();
+    let err = stderr_of(&mut child);
     assert!(
         !status.success(),
         "exited cleanly under another genesis: {err}"

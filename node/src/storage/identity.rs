@@ -15,6 +15,7 @@
 //! [`STORE_FORMAT`] and migrates what is older.
 
 use agora_validator::Hash;
+use agora_validator::crypto::bls::SIGNATURE_LEN;
 use agora_validator::crypto::vrf;
 use redb::{Durability, ReadableDatabase, ReadableTable};
 
@@ -130,8 +131,8 @@ impl Storage {
         let proof = block
             .header
             .as_ref()
-            .and_then(|h| <[u8; 96]>::try_from(h.vrf_proof.as_slice()).ok())
-            .ok_or_else(|| self.corrupt("block 1", "no 96-byte VRF proof"))?;
+            .and_then(|h| <[u8; SIGNATURE_LEN]>::try_from(h.vrf_proof.as_slice()).ok())
+            .ok_or_else(|| self.corrupt("block 1", "no VRF proof of a signature's length"))?;
         let expected = vrf::next_seed(
             &vrf::genesis_seed(genesis_hash),
             &vrf::output_of_bytes(&proof),
