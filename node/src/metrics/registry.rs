@@ -52,6 +52,12 @@ pub struct Metrics {
     /// clock (0 when it was not): past `max_clock_drift_ms`, proposals are
     /// refused as from the future (`runner/clock.rs`).
     pub(crate) clock_behind_ms: AtomicU64,
+    /// The median, over the last 16 blocks others proposed and this node
+    /// decided live in their proposal's round, of this node's clock at
+    /// the commit minus the block's time: a round's latency on a healthy
+    /// chain, past `max_clock_drift_ms` when this clock runs ahead
+    /// (`runner/clock.rs`).
+    pub(crate) block_lag_ms: AtomicU64,
     /// Connections a peer closed because another process presenting this
     /// node's TLS identity connected to it.
     pub(super) connections_superseded: AtomicU64,

@@ -30,7 +30,26 @@ impl Runner {
         );
         let recs = [rec];
         self.store(&recs)?;
-        self.acknowledge(&recs)
+        self.acknowledge(&recs)?;
+        let [rec] = recs;
+        self.watch_lag(&rec);
+        Ok(())
+    }
+
+    /// The ahead check of our clock (`clock.rs`) takes the blocks another
+    /// validator proposed and this node decided live in the round that
+    /// proposed them: their lag at commit is a round's latency when our
+    /// clock is right. Synced blocks never come here.
+    fn watch_lag(&mut self, rec: &CommitRecord) {
+        let Some(header) = rec.block.header.as_ref() else {
+            return;
+        };
+        if header.proposal_round != rec.round || header.proposer_address == self.me.0.as_slice() {
+            return;
+        }
+        let now = self.clock.now_ms();
+        self.clock_watch
+            .report_lag(rec.height, header.time_ms, now, &self.metrics);
     }
 
     /// Stores the synced heights applied since the last call in one durable

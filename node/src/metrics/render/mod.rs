@@ -232,6 +232,13 @@ impl Metrics {
             "How far the last committed block's time was ahead of this node's clock (0 if not); past consensus.max_clock_drift_ms this node refuses proposals as from the future: check NTP.",
             &self.clock_behind_ms,
         );
+        single(
+            o,
+            "agora_block_lag_ms",
+            "gauge",
+            "Median, over the last 16 blocks other validators proposed and this node decided in the round that proposed them, of this node's clock at the commit minus the block's time (0 until 16 such blocks); a round's latency on a healthy chain, past consensus.max_clock_drift_ms when this node's clock runs ahead: check NTP.",
+            &self.block_lag_ms,
+        );
     }
 
     /// What peers and gRPC clients were charged, banned, refused or dropped.

@@ -322,6 +322,7 @@ fn the_grafana_dashboard_only_queries_metrics_the_node_renders() {
         "agora_mempool_bytes",
         "agora_validator_jailed",
         "agora_clock_behind_ms",
+        "agora_block_lag_ms",
     ] {
         assert!(used.contains(name), "the dashboard shows no {name}");
     }
