@@ -339,6 +339,21 @@ fn negative_control_forget_logged_signatures_is_caught() {
     );
 }
 
+/// The WAL sync before a lock (`SigningState::wal_first`): after a power
+/// cut of every validator right after its precommit, hosts that did not
+/// sync their WAL before it restart locked on a block whose polka no one
+/// holds (the proposer still has the block), no value can gather a polka
+/// again, and the chain stops; the liveness bound reports it.
+#[test]
+fn negative_control_skip_wal_sync_before_precommit_is_caught() {
+    control(
+        "SkipWalSyncBeforePrecommit",
+        TestFault::SkipWalSyncBeforePrecommit,
+        Scenario::site_power_cut,
+        |v| matches!(v, Violation::Liveness { .. }),
+    );
+}
+
 /// The evidence pool: an equivocation only one honest validator saw, while
 /// cut off, is lost if that validator only broadcasts it once, and the
 /// inclusion bound reports it.

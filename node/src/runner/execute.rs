@@ -66,15 +66,21 @@ impl NodeStore {
 
 impl DurableStore for NodeStore {
     fn persist_signing_state(&self, s: &SigningState) -> Result<(), StorageError> {
-        // FSYNC 1: the WAL (our own messages were appended right before this
-        // state, and the inputs that led to them before that) becomes durable
-        // first, so a signature on disk always has its record on disk.
-        self.storage.sync_wal()?;
+        // FSYNC 1, before a precommit or a proposal (not a prevote): the WAL
+        // (our own messages were appended right before this state, and the
+        // inputs that led to them before that) becomes durable first, so a
+        // lock on disk always has the block and the polka behind it on disk,
+        // and a proposal its block (`SigningState::wal_first` says why, and
+        // why a prevote needs neither).
+        if s.wal_first() {
+            self.storage.sync_wal()?;
+        }
         // FSYNC 2: the file itself (its older slot overwritten, fdatasync).
         Ok(self.signing.save(s)?)
     }
     fn append_wal(&self, height: u64, record: &[u8]) -> Result<(), StorageError> {
-        // No fsync: made durable by the next signing-state write (see above).
+        // No fsync: made durable by the next WAL sync (see above) or block
+        // commit.
         self.storage.wal_append(height, record, false)
     }
     fn persist_evidence(&self, id: &Hash, ev: &pb::Evidence) -> Result<bool, StorageError> {

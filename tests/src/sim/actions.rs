@@ -70,7 +70,7 @@ impl Sim {
         let hit = match torn {
             Torn::NextSigning => true,
             Torn::NextProposal => s.step == SignStep::Propose,
-            Torn::No => false,
+            Torn::AfterPrecommit | Torn::No => false,
         };
         if hit {
             self.nodes[i].torn_crash = None;
@@ -90,6 +90,12 @@ impl Sim {
                 eprintln!("[{} ms] node {i} -> {}", self.now, describe_action(&a));
             }
             self.exec_action(i, a, origin);
+        }
+        if let Some(down) = self.nodes[i].crash_after_batch.take()
+            && self.nodes[i].engine.is_some()
+        {
+            self.crash(i);
+            self.push(self.now + down, Event::Restart(i));
         }
     }
 
@@ -148,16 +154,33 @@ impl Sim {
     /// Persists node `i`'s signing state, unless its armed torn crash falls
     /// on this write.
     fn persist_signing(&mut self, i: usize, s: SigningState) {
+        if s.wal_first() && !(s.step == SignStep::Precommit && self.skips_precommit_wal_sync()) {
+            let store = &mut self.nodes[i].store;
+            store.wal_durable = store.wal.len();
+        }
         if let Some(down) = self.tears_here(i, &s) {
-            // Dies inside the write: the WAL is on disk, the signing state
-            // is not, nothing after it happens (`exec` stops: the node is
-            // down).
+            // Dies inside the write: the WAL is on disk as far as it was
+            // synced, the signing state is not, nothing after it happens
+            // (`exec` stops: the node is down).
             self.nodes[i].stats.torn_crashes += 1;
             self.crash(i);
             self.push(self.now + down, Event::Restart(i));
             return;
         }
-        self.nodes[i].store.signing = Some(s)
+        self.nodes[i].store.signing = Some(s);
+        if s.step == SignStep::Precommit
+            && let Some((Torn::AfterPrecommit, down)) = self.nodes[i].torn_crash
+        {
+            self.nodes[i].torn_crash = None;
+            self.nodes[i].crash_after_batch = Some(down);
+        }
+    }
+
+    /// Whether the host plays a store that does not sync its WAL before a
+    /// precommit (`TestFault::SkipWalSyncBeforePrecommit`).
+    fn skips_precommit_wal_sync(&self) -> bool {
+        self.config.consensus.test_fault
+            == agora_validator::consensus::TestFault::SkipWalSyncBeforePrecommit
     }
 
     /// Sets a timer of node `i`'s current life.

@@ -95,6 +95,7 @@ impl Sim {
         let h = rec.height;
         let n = &mut self.nodes[i];
         n.store.wal.clear();
+        n.store.wal_durable = 0;
         for id in &rec.evidence_removed {
             n.store.evidence.remove(id);
         }

@@ -40,6 +40,11 @@ pub struct Store {
     pub signing: Option<SigningState>,
     /// Inputs of the height being decided, in order.
     pub wal: Vec<Input>,
+    /// How many of `wal`'s records are durable. As in the node, records
+    /// wait in memory until the host syncs the WAL: before a signing state
+    /// that asks for it (`SigningState::wal_first`) and at each commit. A
+    /// crash loses the rest.
+    pub wal_durable: usize,
     /// Committed blocks by height.
     pub blocks: BTreeMap<Height, StoredBlock>,
     /// The state leaves after the last block, as a node stores them
@@ -165,6 +170,9 @@ pub struct Node {
     /// A torn crash waiting for its signing-state write (see
     /// [`super::Torn`]), with how long the node then stays down.
     pub torn_crash: Option<(super::Torn, u64)>,
+    /// A crash due at the end of the batch being executed (`Torn::AfterPrecommit`),
+    /// with how long the node then stays down.
+    pub crash_after_batch: Option<u64>,
 }
 
 impl Node {
@@ -185,6 +193,7 @@ impl Node {
             infractions_seen: BTreeSet::new(),
             stats: NodeStats::default(),
             torn_crash: None,
+            crash_after_batch: None,
         }
     }
 
@@ -197,6 +206,8 @@ impl Node {
 
     /// Loses everything volatile.
     pub fn crash(&mut self) {
+        debug_assert!(self.store.wal_durable <= self.store.wal.len());
+        self.store.wal.truncate(self.store.wal_durable);
         self.engine = None;
         self.epoch += 1;
         self.mempool = SimMempool::default();

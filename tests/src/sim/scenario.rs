@@ -112,6 +112,11 @@ pub enum Torn {
     NextSigning,
     /// Like `NextSigning`, at the next write that covers a proposal.
     NextProposal,
+    /// Right after the batch of actions that sends the node's next
+    /// precommit: the precommit went out, the signing state and the WAL as
+    /// far as the host synced it are on disk, and the rest of the WAL is
+    /// lost.
+    AfterPrecommit,
 }
 
 /// Everything a run depends on.
@@ -228,6 +233,7 @@ fn random_crashes(rng: &mut ChaCha8Rng, honest: &[usize]) -> Vec<Crash> {
             let torn = match rng.random_range(0..4) {
                 0 => Torn::NextSigning,
                 1 => Torn::NextProposal,
+                2 => Torn::AfterPrecommit,
                 _ => Torn::No,
             };
             crashes.push(Crash {
@@ -354,6 +360,23 @@ impl Scenario {
         sc.behaviours[6] = Behaviour::OneOffEquivocator { at_height: 1 };
         sc.partition = Some(([0, 6].into_iter().collect(), 0, 4_000));
         sc.gst_ms = 4_000;
+        sc
+    }
+
+    /// Control of the WAL sync before a lock: a power cut of a whole site
+    /// (all 4 validators, honest) right after each sends its first
+    /// precommit, every one of them locked on the block and none having
+    /// committed it; back 50 ms later. Only their WALs can hold the block.
+    pub fn site_power_cut(seed: u64) -> Self {
+        let mut sc = Self::quiet(seed, 4, 4);
+        sc.crashes = (0..4)
+            .map(|node| Crash {
+                node,
+                at: 0,
+                down: 50,
+                torn: Torn::AfterPrecommit,
+            })
+            .collect();
         sc
     }
 

@@ -74,6 +74,37 @@ pub enum SignDecision {
 }
 
 impl SigningState {
+    /// Whether the host must make its WAL durable before this state (and
+    /// so before the signature it allows leaves the node): for a precommit
+    /// or a proposal, not for a prevote.
+    ///
+    /// A precommit is the signature that locks. A validator locked on v
+    /// prevotes nothing else until a later polka, so if every locked
+    /// validator lost v's block in a crash (a power cut of a whole site,
+    /// after they precommitted and before the commit) no one could
+    /// propose v again and no polka for another value could form: the
+    /// chain would stop for good. Synced first, the WAL holds the proposal
+    /// carrying v and the polka behind the lock, and the replay at restart
+    /// rebuilds the lock, the valid value and the block.
+    ///
+    /// A proposal carries a block that exists nowhere else yet. Synced
+    /// first (with the prevote the core appends beside it), a proposer
+    /// that crashes right after sending it finds it in its WAL, adopts the
+    /// signatures (`engine/restart.rs`) and gossips the same block again,
+    /// instead of losing its round.
+    ///
+    /// A prevote needs neither: safety rests on this state alone (the
+    /// guard refuses other bytes at a signed position, and `value` lets the
+    /// same vote be signed again: BLS is deterministic), and the inputs
+    /// behind a prevote lost in a crash cost at most that round's progress
+    /// for this node, which peers' gossip restores. Own records the WAL
+    /// keeps still come before the state that allowed them, so the
+    /// adoption at restart sees a prefix of them. Skipping this sync is
+    /// one redb commit and fsync fewer per validator-height.
+    pub fn wal_first(&self) -> bool {
+        self.step != SignStep::Prevote
+    }
+
     /// Fixed-width encoding for the host's durable store.
     pub fn to_bytes(&self) -> [u8; SIGNING_STATE_LEN] {
         let mut out = [0u8; SIGNING_STATE_LEN];

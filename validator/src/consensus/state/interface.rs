@@ -41,6 +41,11 @@ pub enum TestFault {
     /// signing state misses (see `engine::restart`).
     #[cfg(feature = "test-faults")]
     ForgetLoggedSignatures,
+    /// The host does not make its WAL durable before a precommit's
+    /// signing state (`SigningState::wal_first` ignored there). Read by
+    /// the simulator's host, which plays the node's store.
+    #[cfg(feature = "test-faults")]
+    SkipWalSyncBeforePrecommit,
 }
 
 /// Configuration of the core. Build it with `..Default::default()`.
