@@ -9,9 +9,9 @@
 //! block the others' polka carries), so its power no longer helps any
 //! polka form: the chain decides only while the others alone hold more
 //! than two thirds, and a few such clocks stall it. Its log said only
-//! "invalid block proposed" at info level. So after each commit the committed block's time is compared with
-//! our clock: more than the drift ahead of it means our clock is behind
-//! the chain's. That is said once per crossing (a warning naming the clock
+//! "invalid block proposed" at info level. So after each commit the
+//! committed block's time is compared with our clock: more than the drift
+//! ahead of it means our clock is behind the chain's. That is said once per crossing (a warning naming the clock
 //! and NTP, an info line when it agrees again, below half the drift), and
 //! the gauge `agora_clock_behind_ms` holds by how much (0 when not behind).
 //!

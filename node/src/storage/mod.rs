@@ -29,10 +29,11 @@
 //! 1. [`Storage::sync_wal`] — `Immediate`, writing the WAL records that
 //!    wait in memory (`wal_log.rs`): it makes every earlier WAL append
 //!    durable. The node calls it right before it writes the signing-state
-//!    file ([`signing_file`]), which in turn is durable before a vote or
-//!    proposal signed under it leaves the process
-//!    (DESIGN §6), so our own messages and the inputs that led to them are
-//!    on disk whenever the signature is.
+//!    file ([`signing_file`]) of a proposal or a precommit
+//!    (`SigningState::wal_first` says why not a prevote's); that file in
+//!    turn is durable before a vote or proposal signed under it leaves the
+//!    process (DESIGN §6), so our own messages and the inputs that led to
+//!    them are on disk whenever such a signature is.
 //! 2. [`Storage::commit_block`] — `Immediate`, one transaction holding the
 //!    block, its certificate, the state leaves it changed (inserted or
 //!    removed in `state_leaves`) and chain seed, the transaction index, and

@@ -16,8 +16,8 @@
 //! Bound: at most [`WAL_PENDING_MAX`] bytes wait (a term of
 //! `memory::worst_case`); an append past it writes them (one non-durable
 //! commit). In practice they never get near it: the
-//! signing-state write before every vote writes them, and the commit of
-//! every height truncates them.
+//! WAL sync before every proposal and precommit writes them, and the
+//! commit of every height truncates them.
 
 use std::sync::Mutex;
 

@@ -3,9 +3,10 @@
 //!
 //! The WAL holds the inputs that moved the core and our own messages, which
 //! are appended in front of the signing state that allows them (see
-//! `drive`). The host's fsync of the WAL comes first and the signing
-//! state's file second, so a crash between the two leaves signatures on
-//! disk that the restored signing state does not cover. They were never
+//! `drive`). Before a proposal's or a precommit's state
+//! (`SigningState::wal_first`) the host's fsync of the WAL comes first and
+//! the signing state's file second, so a crash between the two leaves
+//! signatures on disk that the restored signing state does not cover. They were never
 //! sent (nothing is sent before its signing state is durable), but they
 //! exist: the replay brings them back and the engine gossips them like
 //! every own message. A guard that does not know them lets the core sign a
