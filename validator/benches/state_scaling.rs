@@ -19,6 +19,11 @@ use rand_chacha::ChaCha20Rng;
 use std::hint::black_box;
 use std::time::Instant;
 
+/// The `agora` binary's allocator: the tree's rewritten nodes are
+/// allocated per block, so the allocator is part of what is measured.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 const SENDERS: usize = 1000;
 #[path = "support/bench_genesis.rs"]
 mod bench_genesis;
