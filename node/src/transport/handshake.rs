@@ -199,12 +199,42 @@ fn refused_network(conn: &quinn::Connection) -> Option<ConnectError> {
         Ok(close_code::GENESIS_MISMATCH) => "genesis file hash",
         _ => return None,
     };
-    let theirs = c
-        .reason
+    Some(ConnectError::RefusedNetwork {
+        what,
+        theirs: shown_reason(&c.reason),
+    })
+}
+
+/// Most characters of a peer's close reason we show.
+const MAX_SHOWN_REASON: usize = 64;
+
+/// A close reason as our logs show it: the peer chose those bytes, so at
+/// most [`MAX_SHOWN_REASON`] of them, printable ASCII only (no line breaks
+/// or escape sequences to forge log lines or move a terminal's cursor).
+fn shown_reason(reason: &[u8]) -> String {
+    reason
         .iter()
-        .take(64)
+        .take(MAX_SHOWN_REASON)
         .filter(|b| b.is_ascii_graphic())
         .map(|&b| char::from(b))
-        .collect();
-    Some(ConnectError::RefusedNetwork { what, theirs })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_hostile_close_reason_is_shown_short_and_printable() {
+        // What an honest peer sends: its chain id or genesis hash in hex.
+        let hash = "ab".repeat(32);
+        assert_eq!(shown_reason(hash.as_bytes()), hash);
+        // A forged log line, a terminal escape, bytes that are not UTF-8.
+        let hostile = b"x\n2026-12-04T00:00:00Z  WARN forged\x1b[2J\xff\xfe";
+        let shown = shown_reason(hostile);
+        assert_eq!(shown, "x2026-12-04T00:00:00ZWARNforged[2J");
+        // A long reason (QUIC lets a peer send about a kilobyte).
+        let long = vec![b'z'; 1_000];
+        assert_eq!(shown_reason(&long).len(), MAX_SHOWN_REASON);
+    }
 }
