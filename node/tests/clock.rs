@@ -30,6 +30,23 @@ fn net_with_node_3_off_by(offset_ms: i64) -> Net {
     })
 }
 
+/// Waits until node 3's `gauge` passes the 2 s drift, then expects its
+/// warning that "this machine's clock is {side} the chain's".
+fn node_3_warns(net: &Net, gauge: &str, side: &str) {
+    wait_for(
+        &format!("node 3's {gauge} past the drift"),
+        120,
+        &net.logs,
+        || metric(net.metrics[3], gauge).is_some_and(|ms| ms > 2_000),
+    );
+    let log = std::fs::read_to_string(&net.logs[3]).unwrap_or_default();
+    let warning = format!("this machine's clock is {side} the chain's");
+    assert!(
+        log.contains(&warning),
+        "no warning in node 3's log: {warning}"
+    );
+}
+
 #[test]
 fn a_validator_whose_clock_is_behind_says_so() {
     let _one = ONE_NET.lock().unwrap_or_else(|e| e.into_inner());
@@ -37,14 +54,7 @@ fn a_validator_whose_clock_is_behind_says_so() {
     let mut nodes = net.start_all();
     // The three others decide without it (three quarters of the power).
     wait_heights(&net.metrics, &[0, 1, 2], 5, 120, &net.logs);
-    wait_for("node 3 to find its clock behind", 120, &net.logs, || {
-        metric(net.metrics[3], "agora_clock_behind_ms").is_some_and(|ms| ms > 2_000)
-    });
-    let log = std::fs::read_to_string(&net.logs[3]).unwrap_or_default();
-    assert!(
-        log.contains("this machine's clock is behind the chain's"),
-        "no warning in node 3's log"
-    );
+    node_3_warns(&net, "agora_clock_behind_ms", "behind");
     // Negative control: the nodes whose clocks are right measure nothing
     // behind and say nothing.
     for i in 0..3 {
@@ -69,14 +79,7 @@ fn a_validator_whose_clock_is_ahead_says_so() {
     // Node 3's proposals are refused; the others' blocks are decided in
     // the rounds that proposed them, and node 3 commits them 6 s "late".
     wait_heights(&net.metrics, &[0, 1, 2, 3], 5, 120, &net.logs);
-    wait_for("node 3 to find its clock ahead", 120, &net.logs, || {
-        metric(net.metrics[3], "agora_block_lag_ms").is_some_and(|ms| ms > 2_000)
-    });
-    let log = std::fs::read_to_string(&net.logs[3]).unwrap_or_default();
-    assert!(
-        log.contains("this machine's clock is ahead of the chain's"),
-        "no warning in node 3's log"
-    );
+    node_3_warns(&net, "agora_block_lag_ms", "ahead of");
     // Negative control: the nodes whose clocks are right measure a lag of
     // a round's latency once their windows are full, and say nothing.
     wait_for("the others' lag windows to fill", 120, &net.logs, || {

@@ -132,6 +132,11 @@ impl ClockWatch {
     ) {
         let (ahead, change) = self.observe(block_time_ms, now_ms);
         Metrics::set(&metrics.clock_behind_ms, ahead);
+        self.tell(height, change);
+    }
+
+    /// The log line of a change, if any.
+    fn tell(&self, height: u64, change: Option<ClockChange>) {
         match change {
             Some(ClockChange::Behind { by_ms }) => warn!(
                 height,
@@ -139,10 +144,16 @@ impl ClockWatch {
                 max_clock_drift_ms = self.drift_ms,
                 "this machine's clock is behind the chain's: the block just committed is {by_ms} ms ahead of it, so proposals are refused as from the future and this validator prevotes nil on them (the chain then needs the others' votes alone); is NTP running?"
             ),
+            Some(ClockChange::Ahead { lag_ms }) => warn!(
+                height,
+                median_lag_ms = lag_ms,
+                max_clock_drift_ms = self.drift_ms,
+                "this machine's clock is ahead of the chain's: the last {LAG_WINDOW} blocks others proposed were committed here a median {lag_ms} ms after their own time, so this validator's proposals carry a time the others refuse as from the future and every round it proposes is lost; is NTP running?"
+            ),
             Some(ClockChange::Agrees) => {
                 info!(height, "this machine's clock agrees with the chain's again")
             }
-            _ => {}
+            None => {}
         }
     }
 
@@ -193,18 +204,7 @@ impl ClockWatch {
         if let Some(m) = median {
             Metrics::set(&metrics.block_lag_ms, m);
         }
-        match change {
-            Some(ClockChange::Ahead { lag_ms }) => warn!(
-                height,
-                median_lag_ms = lag_ms,
-                max_clock_drift_ms = self.drift_ms,
-                "this machine's clock is ahead of the chain's: the last {LAG_WINDOW} blocks others proposed were committed here a median {lag_ms} ms after their own time, so this validator's proposals carry a time the others refuse as from the future and every round it proposes is lost; is NTP running?"
-            ),
-            Some(ClockChange::Agrees) => {
-                info!(height, "this machine's clock agrees with the chain's again")
-            }
-            _ => {}
-        }
+        self.tell(height, change);
     }
 }
 
