@@ -3,8 +3,10 @@
 //! `agora_tests::sim`).
 //!
 //! * `SIM_SEED=<seed>` replays one seed exactly.
-//! * `SIM_SEEDS=<n>` runs seeds 0..n (default: a count sized for a debug
-//!   `cargo test` of this whole binary within about two minutes on two cores).
+//! * `SIM_SEEDS=<n>` runs n seeds from `SIM_FIRST_SEED` (default 0; a long
+//!   run can go on where an earlier one stopped), by default a count sized
+//!   for a debug `cargo test` of this whole binary within about two minutes
+//!   on two cores.
 //! * `SIM_THREADS=<k>` runs k seeds at a time (default: one per core).
 //! * `SIM_VERBOSE=1` prints one line per seed; `SIM_TRACE=<node>` prints a
 //!   node's traffic and actions (use with `SIM_SEED`).
@@ -48,11 +50,15 @@ fn seeds() -> Vec<u64> {
         let seed = s.trim().parse().expect("SIM_SEED must be an integer");
         return vec![seed];
     }
-    let n = std::env::var("SIM_SEEDS")
+    let n: u64 = std::env::var("SIM_SEEDS")
         .ok()
         .map(|s| s.trim().parse().expect("SIM_SEEDS must be an integer"))
         .unwrap_or(DEFAULT_SEEDS);
-    (0..n).collect()
+    let first: u64 = std::env::var("SIM_FIRST_SEED")
+        .ok()
+        .map(|s| s.trim().parse().expect("SIM_FIRST_SEED must be an integer"))
+        .unwrap_or(0);
+    (first..first.saturating_add(n)).collect()
 }
 
 fn run_scenario(sc: Scenario, fault: TestFault) -> Report {
