@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use agora_proto::v1::{self as pb, PeerMessage, peer_message::Kind};
 use agora_validator::Hash;
-use agora_validator::consensus::{SigningState, Timeout};
+use agora_validator::consensus::{SigningState, Timeout, WalSync};
 use agora_validator::engine::{Action, CommitRecord, PeerFault};
 use tokio::sync::mpsc;
 use tracing::{debug, info};
@@ -42,8 +42,9 @@ pub enum ExecError {
 
 /// Where the executor makes things durable.
 pub trait DurableStore {
-    /// Makes the signing state durable before returning (fsync).
-    fn persist_signing_state(&self, s: &SigningState) -> Result<(), StorageError>;
+    /// Makes the signing state durable before returning (fsync), the WAL
+    /// first when `wal_first` (the executor's [`WalSync`] decides).
+    fn persist_signing_state(&self, s: &SigningState, wal_first: bool) -> Result<(), StorageError>;
     /// Appends a WAL record of `height` (no fsync of its own).
     fn append_wal(&self, height: u64, record: &[u8]) -> Result<(), StorageError>;
     /// Keeps an evidence-pool entry across restarts; true if new.
@@ -65,14 +66,16 @@ impl NodeStore {
 }
 
 impl DurableStore for NodeStore {
-    fn persist_signing_state(&self, s: &SigningState) -> Result<(), StorageError> {
-        // FSYNC 1, before a precommit or a proposal (not a prevote): the WAL
-        // (our own messages were appended right before this state, and the
-        // inputs that led to them before that) becomes durable first, so a
-        // lock on disk always has the block and the polka behind it on disk,
-        // and a proposal its block (`SigningState::wal_first` says why, and
-        // why a prevote needs neither).
-        if s.wal_first() {
+    fn persist_signing_state(&self, s: &SigningState, wal_first: bool) -> Result<(), StorageError> {
+        // FSYNC 1, before a precommit or a proposal, and before a second
+        // signature at one height while the first one's record waits (not
+        // before a height's first prevote): the WAL (our own messages were
+        // appended right before this state, and the inputs that led to them
+        // before that) becomes durable first, so a lock on disk always has
+        // the block and the polka behind it on disk, a proposal its block,
+        // and every signature but the one this file holds its record
+        // (`SigningState::wal_first` and `WalSync` say why).
+        if wal_first {
             self.storage.sync_wal()?;
         }
         // FSYNC 2: the file itself (its older slot overwritten, fdatasync).
@@ -90,8 +93,8 @@ impl DurableStore for NodeStore {
 }
 
 impl<T: DurableStore> DurableStore for Arc<T> {
-    fn persist_signing_state(&self, s: &SigningState) -> Result<(), StorageError> {
-        (**self).persist_signing_state(s)
+    fn persist_signing_state(&self, s: &SigningState, wal_first: bool) -> Result<(), StorageError> {
+        (**self).persist_signing_state(s, wal_first)
     }
     fn append_wal(&self, height: u64, record: &[u8]) -> Result<(), StorageError> {
         (**self).append_wal(height, record)
@@ -160,6 +163,8 @@ pub struct Executor<S, N> {
     /// last [`Executor::take_host_signed`]: at most one per vote broadcast
     /// in one batch of actions, taken after every batch.
     host_signed: Vec<pb::Vote>,
+    /// Whether the last signature's WAL record is durable.
+    wal_sync: WalSync,
 }
 
 fn msg(kind: Kind) -> PeerMessage {
@@ -176,7 +181,15 @@ impl<S: DurableStore, N: Network> Executor<S, N> {
             timers,
             double_signer: None,
             host_signed: Vec::new(),
+            wal_sync: WalSync::default(),
         }
+    }
+
+    /// Starts the WAL-sync record from the signing state restored at start
+    /// (`WalSync::restored`).
+    pub fn with_restored_signing(mut self, restored: Option<&SigningState>) -> Self {
+        self.wal_sync = WalSync::restored(restored);
+        self
     }
 
     /// Testnets only (`testing.double_sign`, `testing.double_sign_once`).
@@ -193,10 +206,12 @@ impl<S: DurableStore, N: Network> Executor<S, N> {
                     self.store.append_wal(h, &rec)?;
                 }
             }
-            Action::PersistSigningState(s) => self
-                .store
-                .persist_signing_state(&s)
-                .map_err(ExecError::Persist)?,
+            Action::PersistSigningState(s) => {
+                let wal_first = self.wal_sync.before(&s);
+                self.store
+                    .persist_signing_state(&s, wal_first)
+                    .map_err(ExecError::Persist)?
+            }
             Action::BroadcastProposal(p) => {
                 debug!(height = p.height, round = p.round, "proposing");
                 self.net.broadcast(&msg(Kind::Proposal(*p)));

@@ -222,7 +222,8 @@ impl Runner {
             node.transport.clone(),
             node.metrics.clone(),
             timer_tx,
-        );
+        )
+        .with_restored_signing(engine.core().signing_state().as_ref());
         testing::warn_if_on(&node.config.testing);
         if let Some(d) = testing::double_signer(node)? {
             exec = exec.with_double_signer(d);

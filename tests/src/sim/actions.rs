@@ -154,7 +154,8 @@ impl Sim {
     /// Persists node `i`'s signing state, unless its armed torn crash falls
     /// on this write.
     fn persist_signing(&mut self, i: usize, s: SigningState) {
-        if s.wal_first() && !(s.step == SignStep::Precommit && self.skips_precommit_wal_sync()) {
+        let wal_first = self.nodes[i].wal_sync.before(&s);
+        if wal_first && !(s.step == SignStep::Precommit && self.skips_precommit_wal_sync()) {
             let store = &mut self.nodes[i].store;
             store.wal_durable = store.wal.len();
         }

@@ -173,6 +173,9 @@ pub struct Node {
     /// A crash due at the end of the batch being executed (`Torn::AfterPrecommit`),
     /// with how long the node then stays down.
     pub crash_after_batch: Option<u64>,
+    /// Whether its last signature's WAL record is durable (the node's
+    /// executor keeps the same record; rebuilt at boot from the store).
+    pub wal_sync: agora_validator::consensus::WalSync,
 }
 
 impl Node {
@@ -194,6 +197,7 @@ impl Node {
             stats: NodeStats::default(),
             torn_crash: None,
             crash_after_batch: None,
+            wal_sync: Default::default(),
         }
     }
 

@@ -39,6 +39,8 @@ impl Sim {
                 return;
             }
         };
+        let signing = self.nodes[i].store.signing;
+        self.nodes[i].wal_sync = agora_validator::consensus::WalSync::restored(signing.as_ref());
         let epoch = self.nodes[i].epoch;
         if epoch > 0 {
             self.nodes[i].stats.restarts += 1;

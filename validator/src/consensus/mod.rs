@@ -67,7 +67,7 @@ pub use buffer::BufferConfig;
 pub use checked_evidence::CheckedEvidence;
 pub use evidence::verify_evidence;
 pub use signing_gate::{GateStatus, SigningGate, WaitReason};
-pub use signing_state::{SignStep, SigningState};
+pub use signing_state::{SignStep, SigningState, WalSync};
 pub use state::{
     CarriedCommit, Consensus, ConsensusConfig, Decision, HeightParams, Input, Output, RejectReason,
     Stats, Step, TestFault,

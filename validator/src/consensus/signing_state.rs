@@ -62,6 +62,44 @@ pub struct SigningState {
     pub locked: Option<(Hash, Round)>,
 }
 
+/// The host's record of whether its last signature's WAL record is
+/// durable: when the WAL must be synced before the next signing state.
+///
+/// [`SigningState::wal_first`] alone would let two prevotes of one height
+/// go out unsynced (a prevote, a skip to a higher round before any
+/// precommit, a prevote there). After a crash the file covers only the
+/// second, the WAL holds neither, and a peer relaying the first one back
+/// looks like another instance signing with our key: the signing gate's
+/// alarm, which stops this validator for good. So at most one signature
+/// is ever without a durable record, the one the file holds: a signature
+/// at the height of an unsynced one syncs first. The block commit of a
+/// height writes the WAL and closes the height (its own positions are
+/// never checked again), so the next height starts clean. After a restart
+/// the restored state's record may be missing, so its height starts
+/// unsynced.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct WalSync {
+    /// The height of a signature whose WAL record is not durable.
+    unsynced: Option<Height>,
+}
+
+impl WalSync {
+    /// The tracker of a host restarted with `restored` in its file.
+    pub fn restored(restored: Option<&SigningState>) -> Self {
+        Self {
+            unsynced: restored.map(|s| s.height),
+        }
+    }
+
+    /// Whether the WAL must be made durable before `s` is persisted; the
+    /// host must then do so (the answer is recorded).
+    pub fn before(&mut self, s: &SigningState) -> bool {
+        let sync = s.wal_first() || self.unsynced == Some(s.height);
+        self.unsynced = (!sync).then_some(s.height);
+        sync
+    }
+}
+
 /// The guard's answer to a signing request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SignDecision {
@@ -100,7 +138,9 @@ impl SigningState {
     /// for this node, which peers' gossip restores. Own records the WAL
     /// keeps still come before the state that allowed them, so the
     /// adoption at restart sees a prefix of them. Skipping this sync is
-    /// one redb commit and fsync fewer per validator-height.
+    /// one redb commit and fsync fewer per validator-height. A host asks
+    /// through [`WalSync`], which also syncs before a second signature at
+    /// one height while the first one's record is not durable.
     pub fn wal_first(&self) -> bool {
         self.step != SignStep::Prevote
     }
@@ -206,6 +246,46 @@ pub fn check(last: Option<&SigningState>, req: &SignRequest<'_>) -> SignDecision
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn signed(height: Height, round: Round, step: SignStep) -> SigningState {
+        SigningState {
+            height,
+            round,
+            step,
+            signed_hash: [round as u8; 32],
+            value: [1; 32],
+            locked: None,
+        }
+    }
+
+    #[test]
+    fn at_most_one_signature_waits_for_its_wal_record() {
+        use SignStep::*;
+        let mut w = WalSync::default();
+        // A height as usual: only the precommit (and a proposal) sync.
+        assert!(!w.before(&signed(5, 0, Prevote)));
+        assert!(w.before(&signed(5, 0, Precommit)));
+        assert!(w.before(&signed(6, 0, Propose)));
+        assert!(!w.before(&signed(6, 0, Prevote)));
+        // A skip to a later round before precommitting: the second
+        // prevote of the height syncs the first one's record first.
+        assert!(!w.before(&signed(7, 0, Prevote)));
+        assert!(w.before(&signed(7, 2, Prevote)));
+        // The next height starts clean (its block commit wrote the WAL).
+        assert!(!w.before(&signed(8, 0, Prevote)));
+        // Negative control: the rule alone would leave both unsynced.
+        assert!(!signed(7, 0, Prevote).wal_first() && !signed(7, 2, Prevote).wal_first());
+    }
+
+    #[test]
+    fn a_restart_syncs_before_the_first_signature_at_the_restored_height() {
+        let restored = signed(9, 1, SignStep::Prevote);
+        let mut w = WalSync::restored(Some(&restored));
+        assert!(w.before(&signed(9, 2, SignStep::Prevote)));
+        assert!(!w.before(&signed(10, 0, SignStep::Prevote)));
+        // Nothing restored: nothing waits.
+        assert!(!WalSync::restored(None).before(&signed(1, 0, SignStep::Prevote)));
+    }
 
     fn req(height: Height, round: Round, step: SignStep, bytes: &[u8]) -> SignRequest<'_> {
         SignRequest {

@@ -22,9 +22,12 @@ struct FakeStore<'a> {
 }
 
 impl DurableStore for FakeStore<'_> {
-    fn persist_signing_state(&self, s: &SigningState) -> Result<(), StorageError> {
+    fn persist_signing_state(&self, s: &SigningState, wal_first: bool) -> Result<(), StorageError> {
         if self.fail {
             return Err(StorageError::Invalid("disk full".into()));
+        }
+        if wal_first {
+            self.log.push("sync wal".into());
         }
         self.log.push(format!("persist {}", s.height));
         Ok(())
@@ -121,6 +124,49 @@ async fn persists_before_sending_and_stops_when_persisting_fails() {
         vec!["wal 1"],
         "nothing may be sent after a failed persist"
     );
+}
+
+#[tokio::test]
+async fn the_wal_is_synced_before_precommits_and_a_second_prevote_of_a_height() {
+    let log = Log::default();
+    let at = |h: u64, round: u32, step: SignStep| {
+        Action::PersistSigningState(SigningState {
+            round,
+            step,
+            ..state(h)
+        })
+    };
+    run(
+        &mut executor(&log, false),
+        vec![
+            at(1, 0, SignStep::Prevote),
+            at(1, 0, SignStep::Precommit),
+            at(2, 0, SignStep::Prevote),
+            // A skip to round 2 before precommitting in round 0.
+            at(2, 2, SignStep::Prevote),
+        ],
+    )
+    .unwrap();
+    assert_eq!(
+        log.take(),
+        vec![
+            "persist 1",
+            "sync wal",
+            "persist 1",
+            "persist 2",
+            "sync wal",
+            "persist 2"
+        ]
+    );
+    // Restarted with a prevote of height 2 in its file: the first
+    // signature at that height syncs the WAL first.
+    let restored = SigningState {
+        step: SignStep::Prevote,
+        ..state(2)
+    };
+    let mut ex = executor(&log, false).with_restored_signing(Some(&restored));
+    run(&mut ex, vec![at(2, 1, SignStep::Prevote)]).unwrap();
+    assert_eq!(log.take(), vec!["sync wal", "persist 2"]);
 }
 
 #[tokio::test]
