@@ -360,6 +360,19 @@ fn negative_control_skip_wal_sync_before_precommit_is_caught() {
     );
 }
 
+/// The signing gate's alarm: an engine that does not remember the votes it
+/// signed takes their relayed copies for another instance of its key, and
+/// the simulator reports the honest validator's alarm.
+#[test]
+fn negative_control_forget_own_votes_is_caught() {
+    control(
+        "ForgetOwnVotes",
+        TestFault::ForgetOwnVotes,
+        |s| Scenario::generate(s, TARGET_HEIGHT),
+        |v| matches!(v, Violation::HonestAlarm { .. }),
+    );
+}
+
 /// The evidence pool: an equivocation only one honest validator saw, while
 /// cut off, is lost if that validator only broadcasts it once, and the
 /// inclusion bound reports it.

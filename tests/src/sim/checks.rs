@@ -24,6 +24,7 @@ use super::host::StoredBlock;
 use super::{Sim, Violation};
 use agora_proto::v1 as pb;
 use agora_validator::chain_verifier::ChainVerifier;
+use agora_validator::consensus::GateStatus;
 use agora_validator::consensus::evidence::{InfractionKey, verify_evidence};
 use agora_validator::crypto::{Signature, ZERO_HASH, vrf};
 use agora_validator::engine::{CommitRecord, TICK_MS, block_rules};
@@ -337,6 +338,14 @@ pub(super) fn final_checks(sim: &mut Sim) {
         evidence_became_own(sim, i, &mut found);
         own_evidence_valid(sim, i, &byzantine, &mut found);
         let n = &sim.nodes[i];
+        // Alarmed is final, so the gate at the end tells (a node that
+        // crashed after alarming restarts with a gate of its own, and is
+        // missed here).
+        if let Some(GateStatus::Alarmed { height }) =
+            n.engine.as_ref().map(|e| e.signing_gate().status())
+        {
+            found.push(Violation::HonestAlarm { node: i, height });
+        }
         // The target, and the heights that decide each equivocation's
         // inclusion (so that every node's ledger can be checked for it).
         if n.store.tip_height() < sim.required {

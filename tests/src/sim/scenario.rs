@@ -106,9 +106,9 @@ pub enum Torn {
     /// Between two batches of actions: every write of the last one done.
     No,
     /// Inside the node's next signing-state write after `at` (back `down`
-    /// after it): the WAL records before it are on disk if that state asks
-    /// for the WAL first (`SigningState::wal_first`), the signing state is
-    /// not, and nothing after it happened.
+    /// after it): the WAL records before it are on disk if the host synced
+    /// the WAL first for that state (`WalSync`), the signing state is not,
+    /// and nothing after it happened.
     NextSigning,
     /// Like `NextSigning`, at the next write that covers a proposal.
     NextProposal,

@@ -117,6 +117,15 @@ pub enum Violation {
         /// Its height at the end.
         reached: Height,
     },
+    /// An honest validator's signing gate raised the double-sign alarm
+    /// (another instance of its key seemed to sign), which stops it for
+    /// good; the simulator runs one instance per key, so it never should.
+    HonestAlarm {
+        /// The validator whose gate alarmed.
+        node: usize,
+        /// The height the gate names.
+        height: Height,
+    },
     /// The run needed more events than the budget.
     EventBudget,
 }

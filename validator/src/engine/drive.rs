@@ -112,7 +112,9 @@ impl<P: Copy + Ord + std::fmt::Debug> Engine<P> {
                 out.push(Action::BroadcastProposal(p))
             }
             Output::BroadcastVote(v) => {
-                if let Some(m) = super::key_watch::Signed::of_vote(&self.chain, &v) {
+                if let Some(m) = super::key_watch::Signed::of_vote(&self.chain, &v)
+                    && !forget_own_votes_fault(self.config.consensus.test_fault)
+                {
                     self.watch.record(&m);
                 }
                 out.push(Action::BroadcastVote(v))
@@ -351,5 +353,14 @@ pub(super) fn skip_sync_body_fault(f: TestFault) -> bool {
 }
 #[cfg(not(feature = "test-faults"))]
 pub(super) fn skip_sync_body_fault(_: TestFault) -> bool {
+    false
+}
+
+#[cfg(feature = "test-faults")]
+fn forget_own_votes_fault(f: crate::consensus::TestFault) -> bool {
+    f == crate::consensus::TestFault::ForgetOwnVotes
+}
+#[cfg(not(feature = "test-faults"))]
+fn forget_own_votes_fault(_: crate::consensus::TestFault) -> bool {
     false
 }

@@ -46,6 +46,10 @@ pub enum TestFault {
     /// the simulator's host, which plays the node's store.
     #[cfg(feature = "test-faults")]
     SkipWalSyncBeforePrecommit,
+    /// The engine does not record the votes it signs in its key watch, so
+    /// their relayed copies look like another instance's signatures.
+    #[cfg(feature = "test-faults")]
+    ForgetOwnVotes,
 }
 
 /// Configuration of the core. Build it with `..Default::default()`.
