@@ -175,7 +175,10 @@ impl ClockWatch {
         if self.lags.len() < LAG_WINDOW {
             return (None, None);
         }
-        let mut sorted: Vec<u64> = self.lags.iter().copied().collect();
+        let mut sorted = [0u64; LAG_WINDOW];
+        for (slot, lag) in sorted.iter_mut().zip(&self.lags) {
+            *slot = *lag;
+        }
         sorted.sort_unstable();
         // The lower median: more than half the window must lag.
         let median = sorted[(LAG_WINDOW - 1) / 2];

@@ -31,8 +31,7 @@ impl Runner {
         let recs = [rec];
         self.store(&recs)?;
         self.acknowledge(&recs)?;
-        let [rec] = recs;
-        self.watch_lag(&rec);
+        self.watch_lag(&recs[0]);
         Ok(())
     }
 

@@ -42,8 +42,8 @@ pub struct Store {
     pub wal: Vec<Input>,
     /// How many of `wal`'s records are durable. As in the node, records
     /// wait in memory until the host syncs the WAL: before a signing state
-    /// that asks for it (`SigningState::wal_first`) and at each commit. A
-    /// crash loses the rest.
+    /// when its `WalSync` says so, and at each commit. A crash loses the
+    /// rest.
     pub wal_durable: usize,
     /// Committed blocks by height.
     pub blocks: BTreeMap<Height, StoredBlock>,

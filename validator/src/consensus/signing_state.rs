@@ -141,7 +141,7 @@ impl SigningState {
     /// one redb commit and fsync fewer per validator-height. A host asks
     /// through [`WalSync`], which also syncs before a second signature at
     /// one height while the first one's record is not durable.
-    pub fn wal_first(&self) -> bool {
+    fn wal_first(&self) -> bool {
         self.step != SignStep::Prevote
     }
 

@@ -113,7 +113,7 @@ impl<P: Copy + Ord + std::fmt::Debug> Engine<P> {
             }
             Output::BroadcastVote(v) => {
                 if let Some(m) = super::key_watch::Signed::of_vote(&self.chain, &v)
-                    && !forget_own_votes_fault(self.config.consensus.test_fault)
+                    && !forget_own_votes_fault(self.fault())
                 {
                     self.watch.record(&m);
                 }
@@ -357,10 +357,10 @@ pub(super) fn skip_sync_body_fault(_: TestFault) -> bool {
 }
 
 #[cfg(feature = "test-faults")]
-fn forget_own_votes_fault(f: crate::consensus::TestFault) -> bool {
-    f == crate::consensus::TestFault::ForgetOwnVotes
+fn forget_own_votes_fault(f: TestFault) -> bool {
+    f == TestFault::ForgetOwnVotes
 }
 #[cfg(not(feature = "test-faults"))]
-fn forget_own_votes_fault(_: crate::consensus::TestFault) -> bool {
+fn forget_own_votes_fault(_: TestFault) -> bool {
     false
 }
