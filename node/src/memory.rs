@@ -221,6 +221,12 @@ fn node_terms(mempool: &MempoolConfig) -> Vec<Term> {
             bytes: u(crate::storage::WAL_PENDING_MAX),
         },
         Term {
+            what: "a journal fold: the rows waiting (under FOLD_BYTES before the commit that folds them; that commit's own rows are its blocks' changes, counted with the block being decided and the sync answer), copied into the merged map and read back",
+            bound_by: "2 × FOLD_BYTES, node/src/storage/journal/mod.rs",
+            per_peer: false,
+            bytes: 2 * crate::storage::journal::FOLD_BYTES,
+        },
+        Term {
             what: "gRPC writes waiting for the runner",
             bound_by: "API_QUEUE × MAX_REQUEST_BYTES, node/src/node.rs, node/src/rpc/limits.rs",
             per_peer: false,

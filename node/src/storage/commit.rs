@@ -1,7 +1,8 @@
 //! Writing decided blocks: each with everything stored with it (its
-//! certificate, the leaves of the state it changed, the seed, the
-//! transaction index, the validator-set change, the evidence-pool
-//! removals) and the WAL truncated past it, in ONE durable transaction.
+//! certificate, the leaves of the state it changed and its transactions'
+//! outcomes as journal rows, the seed, the validator-set change, the
+//! evidence-pool removals) and the WAL truncated past it, in ONE durable
+//! transaction, which also folds the journals when they are due.
 
 use agora_proto::v1::{Block, CommitCertificate};
 use agora_validator::Hash;
@@ -12,7 +13,7 @@ use redb::Durability;
 
 use super::{
     BLOCK_HEIGHTS, BLOCKS, CERTIFICATES, EVIDENCE_POOL, META, META_LATEST, SEEDS, Storage,
-    StorageError, TXS, TxRecord, WAL, leaves, sets, wal_height,
+    StorageError, TxRecord, WAL, journal, sets, wal_height,
 };
 
 /// A block decided by consensus, with everything stored with it atomically.
@@ -91,9 +92,11 @@ impl Storage {
         // The waiting WAL records go in first, so that the truncation below
         // also removes those of the heights this run decides.
         self.write_with_wal(Durability::Immediate, |txn| {
+            let mut journaled = 0u64;
             for (c, (height, hash, block, cert)) in run.iter().zip(&encoded) {
-                write_committed(txn, c, *height, hash, block, cert)?;
+                journaled += write_committed(txn, c, *height, hash, block, cert)?;
             }
+            journal::account_and_fold(txn, journaled)?;
             txn.open_table(META)?
                 .insert(META_LATEST, top.to_be_bytes().as_slice())?;
             txn.open_table(WAL)?
@@ -124,7 +127,9 @@ fn check_committed(c: &CommittedBlock<'_>) -> Result<(u64, Hash), StorageError> 
     Ok((height, hash))
 }
 
-/// The rows of one committed block (see [`Storage::commit_blocks`]).
+/// The rows of one committed block (see [`Storage::commit_blocks`]); its
+/// leaf changes and transaction outcomes go to the journals (one row each,
+/// see [`journal`]). Returns the journal bytes it added.
 fn write_committed(
     txn: &redb::WriteTransaction,
     c: &CommittedBlock<'_>,
@@ -132,19 +137,18 @@ fn write_committed(
     hash: &Hash,
     block: &[u8],
     cert: &[u8],
-) -> Result<(), redb::Error> {
+) -> Result<u64, redb::Error> {
     txn.open_table(BLOCKS)?.insert(height, block)?;
     txn.open_table(BLOCK_HEIGHTS)?
         .insert(hash.as_slice(), height)?;
     txn.open_table(CERTIFICATES)?.insert(height, cert)?;
-    leaves::apply(txn, c.state_changes)?;
     txn.open_table(SEEDS)?.insert(height, c.seed.as_slice())?;
-    {
-        let mut txs = txn.open_table(TXS)?;
-        for (h, rec) in c.txs {
-            txs.insert(h.as_slice(), rec.encode_to_vec().as_slice())?;
-        }
-    }
+    let leaf_row = journal::leaves::encode(c.state_changes);
+    let tx_row = journal::txs::encode(height, c.txs);
+    txn.open_table(journal::leaves::LEAF_JOURNAL)?
+        .insert(height, leaf_row.as_slice())?;
+    txn.open_table(journal::txs::TX_JOURNAL)?
+        .insert(height, tx_row.as_slice())?;
     if let Some((from, set)) = c.validator_set {
         txn.open_table(sets::VALIDATOR_SETS)?.insert(from, set)?;
     }
@@ -152,5 +156,5 @@ fn write_committed(
     for id in c.evidence_removed {
         pool.remove(id.as_slice())?;
     }
-    Ok(())
+    Ok((leaf_row.len() + tx_row.len()) as u64)
 }

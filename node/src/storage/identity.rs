@@ -22,7 +22,14 @@ use redb::{Durability, ReadableDatabase, ReadableTable};
 use super::{META, Storage, StorageError};
 
 /// The layout this build writes and reads.
-pub const STORE_FORMAT: u32 = 1;
+///
+/// - 1: blocks, state leaves and the transaction index written per height.
+/// - 2: the state leaves and the transaction index reach their tables
+///   through the per-height journals (`journal`). A format-1 store is a
+///   format-2 store with empty journals, so it is stamped 2 at open; a
+///   format-1 node then refuses it rather than read leaves without the
+///   journal.
+pub const STORE_FORMAT: u32 = 2;
 
 const META_FORMAT: &str = "store_format";
 const META_GENESIS: &str = "genesis_hash";
@@ -76,11 +83,14 @@ pub(super) fn check_format(
 }
 
 /// In `Storage::open`'s first commit: stamps [`STORE_FORMAT`] where no
-/// format is stamped yet.
+/// format or an older one is stamped ([`check_format`] refused newer ones;
+/// every older format reads as this one, see [`STORE_FORMAT`]).
 pub(super) fn stamp_format(txn: &redb::WriteTransaction) -> Result<(), redb::Error> {
     let mut meta = txn.open_table(META)?;
-    if meta.get(META_FORMAT)?.is_none() {
-        meta.insert(META_FORMAT, STORE_FORMAT.to_be_bytes().as_slice())?;
+    let current = STORE_FORMAT.to_be_bytes();
+    let stamped = meta.get(META_FORMAT)?.is_some_and(|v| v.value() == current);
+    if !stamped {
+        meta.insert(META_FORMAT, current.as_slice())?;
     }
     Ok(())
 }

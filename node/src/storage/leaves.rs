@@ -2,17 +2,18 @@
 //! table `state_leaves`, key → value, one row per leaf. Genesis writes every
 //! leaf once ([`Storage::reset_state_leaves`]); each block then writes only
 //! the leaves it changed, inside its own commit transaction
-//! (`commit.rs`), so the bytes written per height follow the block's
-//! changes, not the size of the state. A restart reads them all back
-//! ([`Storage::state_leaves`]) into `Ledger::from_leaves`.
+//! (`commit.rs`), as one row of the leaf journal that is folded into this
+//! table every few heights ([`journal`]), so the bytes written per height
+//! follow the block's changes, not the size of the state. A restart reads
+//! them all back ([`Storage::state_leaves`]: this table with the journal
+//! applied) into `Ledger::from_leaves`.
 //!
 //! Stores written before this table existed kept a whole snapshot per
 //! height in table `states`; [`check_layout`] refuses them with what to do.
 
 use redb::{Durability, ReadableDatabase, ReadableTable, TableDefinition, TableHandle};
 
-use super::{MAX_VALUE, Storage, StorageError};
-use agora_validator::ledger::LeafChange;
+use super::{MAX_VALUE, Storage, StorageError, journal};
 
 /// Leaf key (kind byte and fixed-width fields) → leaf value.
 pub(super) const STATE_LEAVES: TableDefinition<&[u8], &[u8]> = TableDefinition::new("state_leaves");
@@ -22,25 +23,6 @@ pub type Leaf = (Vec<u8>, Vec<u8>);
 
 /// The table older nodes kept whole-state snapshots in, by height.
 const LEGACY_STATES: &str = "states";
-
-/// Applies a block's leaf changes in the caller's transaction.
-pub(super) fn apply(
-    txn: &redb::WriteTransaction,
-    changes: &[LeafChange],
-) -> Result<(), redb::Error> {
-    let mut t = txn.open_table(STATE_LEAVES)?;
-    for (k, v) in changes {
-        match v {
-            Some(v) => {
-                t.insert(k.as_slice(), v.as_slice())?;
-            }
-            None => {
-                t.remove(k.as_slice())?;
-            }
-        }
-    }
-    Ok(())
-}
 
 /// Refuses a store whose state is kept the old way (whole snapshots in
 /// `states`, no `state_leaves`): reading it as empty would restart the
@@ -67,13 +49,7 @@ impl Storage {
     /// Every stored leaf (key, value), in key order: the state after the
     /// latest stored block, or the genesis state before block 1.
     pub fn state_leaves(&self) -> Result<Vec<Leaf>, StorageError> {
-        let rows = self.read(|txn| {
-            txn.open_table(STATE_LEAVES)?
-                .iter()?
-                .map(|r| r.map(|(k, v)| (k.value().to_vec(), v.value().to_vec())))
-                .collect::<Result<Vec<_>, _>>()
-                .map_err(Into::into)
-        })?;
+        let rows = self.read(read_tip_leaves)?;
         if rows.iter().any(|(k, v)| k.len() + v.len() > MAX_VALUE) {
             return Err(self.corrupt("state leaf", "too large"));
         }
@@ -93,6 +69,7 @@ impl Storage {
             )));
         }
         self.write(Durability::Immediate, |txn| {
+            journal::clear(txn)?;
             let mut t = txn.open_table(STATE_LEAVES)?;
             t.retain(|_, _| false)?;
             for (k, v) in leaves {
@@ -102,9 +79,20 @@ impl Storage {
         })
     }
 
-    /// Number of stored leaves.
+    /// Number of leaves of the state after the stored tip.
     pub fn state_leaf_count(&self) -> Result<u64, StorageError> {
-        use redb::ReadableTableMetadata;
-        self.read(|txn| Ok(txn.open_table(STATE_LEAVES)?.len()?))
+        Ok(self.state_leaves()?.len() as u64)
     }
+}
+
+/// The state after the stored tip, in key order: `state_leaves` with the
+/// leaf journal's rows applied ([`journal::leaves::overlay`]).
+pub(super) fn read_tip_leaves(txn: &redb::ReadTransaction) -> Result<Vec<Leaf>, redb::Error> {
+    let merged = journal::leaves::merged(&txn.open_table(journal::leaves::LEAF_JOURNAL)?)?;
+    let base = txn.open_table(STATE_LEAVES)?;
+    let rows = base.iter()?.map(|r| {
+        r.map(|(k, v)| (k.value().to_vec(), v.value().to_vec()))
+            .map_err(Into::into)
+    });
+    journal::leaves::overlay(rows, merged)
 }

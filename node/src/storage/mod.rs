@@ -6,7 +6,9 @@
 //! evidence by hash (every piece this node accepted, for queries), the
 //! engine's evidence pool by evidence id (what still waits for inclusion),
 //! validator-set changes by the height they take effect, the transaction
-//! index (hash → height and outcome), and the write-ahead log of the
+//! index (hash → height and outcome), the journals that carry the last few
+//! heights' state and index changes until they are folded into those two
+//! tables ([`journal`]), and the write-ahead log of the
 //! current height's consensus inputs; `meta` also says which chain (its
 //! genesis file's hash) and which layout the store holds (`identity.rs`).
 //! The signing state lives in its own
@@ -52,6 +54,7 @@
 
 mod commit;
 mod identity;
+pub mod journal;
 mod leaves;
 pub mod prune;
 mod records;
@@ -239,6 +242,7 @@ impl Storage {
             txn.open_table(TXS)?;
             txn.open_table(META)?;
             txn.open_table(WAL)?;
+            journal::create(txn)?;
             identity::stamp_format(txn)
         })?;
         Ok(s)
@@ -455,16 +459,10 @@ impl Storage {
         })
     }
 
-    /// What is known about a transaction.
+    /// What is known about a transaction: its record in the newest
+    /// transaction-index journal row holding it, else in `txs`.
     pub fn tx(&self, hash: &Hash) -> Result<Option<TxRecord>, StorageError> {
-        let v = self.read(|txn| {
-            Ok(txn
-                .open_table(TXS)?
-                .get(hash.as_slice())?
-                .map(|v| v.value().to_vec()))
-        })?;
-        v.map(|b| TxRecord::decode(b.as_slice()).map_err(|e| self.corrupt("tx record", e)))
-            .transpose()
+        self.read(|txn| journal::txs::lookup(txn, hash))
     }
 
     /// Persists the consensus signing state in the store. Only stores of

@@ -179,6 +179,8 @@ impl Storage {
                     }
                 }
             }
+            drop(txs);
+            super::journal::txs::drop_below(txn, end)?;
             Ok(deleted)
         })?;
         debug_assert!(

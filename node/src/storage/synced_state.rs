@@ -6,7 +6,7 @@
 use agora_proto::v1::{Block, CommitCertificate};
 use agora_validator::Hash;
 use agora_validator::block::header_hash;
-use redb::{Durability, ReadableDatabase, ReadableTable};
+use redb::{Durability, ReadableDatabase};
 
 use super::leaves::{Leaf, STATE_LEAVES};
 use super::{
@@ -52,12 +52,7 @@ impl TipState {
             else {
                 return Ok(None);
             };
-            let leaves = self
-                .txn
-                .open_table(STATE_LEAVES)?
-                .iter()?
-                .map(|r| r.map(|(k, v)| (k.value().to_vec(), v.value().to_vec())))
-                .collect::<Result<Vec<_>, _>>()?;
+            let leaves = super::leaves::read_tip_leaves(&self.txn)?;
             Ok(Some(TipLeaves {
                 height,
                 seed,
@@ -135,6 +130,7 @@ impl Storage {
             txn.open_table(SEEDS)?
                 .insert(height, base.seed.as_slice())?;
             {
+                super::journal::clear(txn)?;
                 let mut t = txn.open_table(STATE_LEAVES)?;
                 t.retain(|_, _| false)?;
                 for (k, v) in base.leaves {
