@@ -21,17 +21,20 @@
 //! next transactions). When the pool is full, a newcomer that pays more per
 //! byte evicts the cheapest transaction that is last in its sender's queue
 //! (so no sender is left with a nonce gap); one that pays less is refused
-//! as `Full`, before its signature is checked.
+//! as `Full`, before its signature is checked. Both decisions read an index
+//! of the senders' tails ordered by rate ([`tails`]): O(log senders) per
+//! newcomer, not a scan of every sender (criterion `mempool/*`).
 
 mod checker;
 mod error;
 mod fee_rate;
+mod tails;
 
 pub use checker::{Admission, Changed, CheckMode, TxChecker};
 pub use error::{MempoolError, api_error};
 pub use fee_rate::FeeRate;
 
-use std::collections::{BTreeMap, BinaryHeap, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, BinaryHeap, HashMap, HashSet};
 
 use agora_proto::v1::Transaction;
 use agora_validator::block::tx_hash;
@@ -89,6 +92,8 @@ pub struct Mempool<D> {
     by_seq: BTreeMap<u64, Entry<D>>,
     by_hash: HashMap<Hash, u64>,
     by_sender: HashMap<Address, BTreeMap<u64, u64>>,
+    /// Each sender's last transaction by fee per byte: what a full pool evicts.
+    tails: tails::Tails,
     /// (account key, nonce) of every pending transaction: a peer's copy of
     /// one is dropped before it is hashed ([`Mempool::holds_nonce`]).
     key_nonces: HashSet<([u8; 32], u64)>,
@@ -121,6 +126,7 @@ impl<D> Mempool<D> {
             by_seq: BTreeMap::new(),
             by_hash: HashMap::new(),
             by_sender: HashMap::new(),
+            tails: tails::Tails::default(),
             key_nonces: HashSet::new(),
             bytes: 0,
             evicted: Vec::new(),
@@ -221,13 +227,54 @@ impl<D> Mempool<D> {
 
     /// The cheapest transaction per byte that is last in its sender's queue
     /// (evicting it leaves no gap), not counting `except`'s transactions.
+    /// O(log senders): at most two index entries are looked at.
     fn cheapest_tail(&self, except: Option<Address>) -> Option<(u64, FeeRate)> {
-        self.by_sender
-            .iter()
-            .filter(|(s, _)| Some(**s) != except)
-            .filter_map(|(_, nonces)| nonces.last_key_value().map(|(_, seq)| *seq))
-            .filter_map(|seq| self.by_seq.get(&seq).map(|e| (seq, e.rate(seq))))
-            .min_by(|a, b| a.1.cmp(&b.1))
+        let (rate, _) = self.tails.cheapest_first(except).next()?;
+        Some((rate.seq, rate))
+    }
+
+    /// The rate of `sender`'s last pending transaction.
+    fn tail_rate(&self, sender: &Address) -> Option<FeeRate> {
+        let (_, seq) = self.by_sender.get(sender)?.last_key_value()?;
+        self.by_seq.get(seq).map(|e| e.rate(*seq))
+    }
+
+    /// The transactions to evict, in order, so that `size` more bytes fit
+    /// beside a newcomer of `sender` paying `rate`: each the cheapest tail
+    /// cheaper per byte than `rate` (not `sender`'s), a victim's
+    /// predecessor becoming its sender's tail; `Full` if they run out.
+    /// O(victims · log senders): the index gives the tails in order, and
+    /// each victim exposes at most one new candidate.
+    fn victims(
+        &self,
+        size: usize,
+        rate: FeeRate,
+        sender: Address,
+    ) -> Result<Vec<u64>, MempoolError> {
+        let mut victims = Vec::new();
+        let (mut txs, mut bytes) = (self.len(), self.bytes);
+        let mut tails = self.tails.cheapest_first(Some(sender)).peekable();
+        let mut exposed: BTreeSet<(FeeRate, Address)> = BTreeSet::new();
+        while txs >= self.cfg.max_txs || bytes + size > self.cfg.max_bytes {
+            let from_exposed = exposed.first().copied();
+            let pick = match (tails.peek().copied(), from_exposed) {
+                (Some(t), Some(x)) if x < t => exposed.pop_first(),
+                (Some(_), _) => tails.next(),
+                (None, _) => exposed.pop_first(),
+            };
+            let Some((r, owner)) = pick.filter(|(r, _)| r.cmp_rate(&rate).is_lt()) else {
+                return Err(self.full());
+            };
+            let e = &self.by_seq[&r.seq];
+            txs -= 1;
+            bytes -= e.size;
+            victims.push(r.seq);
+            let before = self.by_sender[&owner].range(..e.nonce).next_back();
+            if let Some((_, &prev)) = before {
+                exposed.insert((self.by_seq[&prev].rate(prev), owner));
+            }
+        }
+        Ok(victims)
     }
 
     /// Evicts tail transactions cheaper per byte than `rate` until `size`
@@ -238,36 +285,7 @@ impl<D> Mempool<D> {
         rate: FeeRate,
         sender: Address,
     ) -> Result<(), MempoolError> {
-        let mut victims = Vec::new();
-        let (mut txs, mut bytes) = (self.len(), self.bytes);
-        let mut skip: HashSet<u64> = HashSet::new();
-        while txs >= self.cfg.max_txs || bytes + size > self.cfg.max_bytes {
-            // Candidates are re-derived after each pick: a sender's
-            // next-to-last transaction becomes its tail.
-            let pick = self
-                .by_sender
-                .iter()
-                .filter(|(s, _)| **s != sender)
-                .filter_map(|(_, nonces)| {
-                    nonces
-                        .values()
-                        .rev()
-                        .find(|seq| !skip.contains(seq))
-                        .copied()
-                })
-                .filter_map(|seq| self.by_seq.get(&seq).map(|e| (seq, e.rate(seq))))
-                .min_by(|a, b| a.1.cmp(&b.1));
-            match pick {
-                Some((seq, r)) if r.cmp_rate(&rate).is_lt() => {
-                    skip.insert(seq);
-                    let e = &self.by_seq[&seq];
-                    txs -= 1;
-                    bytes -= e.size;
-                    victims.push(seq);
-                }
-                _ => return Err(self.full()),
-            }
-        }
+        let victims = self.victims(size, rate, sender)?;
         for seq in victims {
             if let Some(e) = self.remove_seq(seq) {
                 self.evicted.push(e.hash);
@@ -336,6 +354,16 @@ impl<D> Mempool<D> {
         }
         let seq = self.next_seq;
         self.next_seq += 1;
+        let old_tail = self.tail_rate(&adm.sender);
+        self.tails.replace(
+            adm.sender,
+            old_tail,
+            Some(FeeRate {
+                fee: adm.fee,
+                size,
+                seq,
+            }),
+        );
         self.by_hash.insert(hash, seq);
         if let Some(k) = key_nonce(&tx, adm.nonce) {
             self.key_nonces.insert(k);
@@ -368,12 +396,26 @@ impl<D> Mempool<D> {
             self.key_nonces.remove(&k);
         }
         debug_assert!(self.key_nonces.len() <= self.by_hash.len());
+        let was_tail = self
+            .by_sender
+            .get(&e.sender)
+            .and_then(|m| m.last_key_value())
+            .is_some_and(|(n, _)| *n == e.nonce);
         if let Some(m) = self.by_sender.get_mut(&e.sender) {
             m.remove(&e.nonce);
             if m.is_empty() {
                 self.by_sender.remove(&e.sender);
             }
         }
+        if was_tail {
+            let new_tail = self.tail_rate(&e.sender);
+            self.tails.replace(e.sender, Some(e.rate(seq)), new_tail);
+        }
+        debug_assert_eq!(
+            self.tails.len(),
+            self.by_sender.len(),
+            "one tail per sender"
+        );
         self.bytes -= e.size;
         Some(e)
     }

@@ -379,3 +379,130 @@ fn keeps_the_decoded_form_and_rechecks_with_it() {
     assert_eq!(m.decoded(&hashes[0]), None);
     assert_eq!(m.decoded(&hashes[2]), Some(&(1, 2)));
 }
+
+/// The cheapest tail found by scanning every sender (the index's reference).
+fn cheapest_tail_by_scan<D>(m: &Mempool<D>, except: Option<Address>) -> Option<(u64, FeeRate)> {
+    m.by_sender
+        .iter()
+        .filter(|(s, _)| Some(**s) != except)
+        .filter_map(|(_, nonces)| nonces.last_key_value().map(|(_, seq)| *seq))
+        .filter_map(|seq| m.by_seq.get(&seq).map(|e| (seq, e.rate(seq))))
+        .min_by(|a, b| a.1.cmp(&b.1))
+}
+
+/// The victims found by re-scanning every sender after each pick.
+fn victims_by_scan<D>(
+    m: &Mempool<D>,
+    size: usize,
+    rate: FeeRate,
+    sender: Address,
+) -> Option<Vec<u64>> {
+    let mut victims = Vec::new();
+    let (mut txs, mut bytes) = (m.len(), m.bytes);
+    let mut skip: HashSet<u64> = HashSet::new();
+    while txs >= m.cfg.max_txs || bytes + size > m.cfg.max_bytes {
+        let pick = m
+            .by_sender
+            .iter()
+            .filter(|(s, _)| **s != sender)
+            .filter_map(|(_, n)| n.values().rev().find(|s| !skip.contains(s)).copied())
+            .filter_map(|seq| m.by_seq.get(&seq).map(|e| (seq, e.rate(seq))))
+            .min_by(|a, b| a.1.cmp(&b.1));
+        let (seq, _) = pick.filter(|(_, r)| r.cmp_rate(&rate).is_lt())?;
+        skip.insert(seq);
+        txs -= 1;
+        bytes -= m.by_seq[&seq].size;
+        victims.push(seq);
+    }
+    Some(victims)
+}
+
+/// Random admissions into a small full pool, commits and re-check drops:
+/// after every step the index names the tail a scan of every sender
+/// names, and the victims it picks for a newcomer are the scan's.
+#[test]
+fn the_tail_index_agrees_with_a_scan_of_every_sender() {
+    let l = FakeLedger::new();
+    let mut m = Mempool::<()>::new(MempoolConfig {
+        max_txs: 24,
+        max_bytes: 6_000,
+        max_tx_bytes: 1_000,
+    });
+    let mut seed = 0x1234_5678_9abc_def1u64;
+    let mut rnd = move |n: u64| {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed % n
+    };
+    let (mut evictions, mut refusals) = (0, 0);
+    for step in 0..3_000 {
+        match rnd(10) {
+            0 => {
+                // A commit includes some senders' first transactions.
+                let firsts: Vec<Hash> = m
+                    .by_sender
+                    .values()
+                    .filter_map(|n| n.values().next())
+                    .filter(|_| rnd(2) == 0)
+                    .map(|seq| m.by_seq[seq].hash)
+                    .collect();
+                for h in &firsts {
+                    let e = &m.by_seq[&m.by_hash[h]];
+                    l.nonces
+                        .borrow_mut()
+                        .insert(e.tx.public_key[0], e.nonce + 1);
+                }
+                m.update(&firsts, Changed::Everything, &l);
+            }
+            1 => {
+                // A sender goes broke: its whole queue is dropped.
+                let who = rnd(12) as u8;
+                l.banned.borrow_mut().insert(who);
+                m.update(&[], Changed::Everything, &l);
+                l.banned.borrow_mut().remove(&who);
+            }
+            _ => {
+                let who = rnd(12) as u8;
+                let account = l.nonces.borrow().get(&who).copied().unwrap_or(0);
+                let pending = m
+                    .by_sender
+                    .get(&Address([who; 20]))
+                    .and_then(|n| n.last_key_value())
+                    .map(|(n, _)| n + 1);
+                let nonce = pending.unwrap_or(account).max(account);
+                let t = fee_tx(
+                    who,
+                    nonce,
+                    rnd(200) as usize,
+                    1 + u128::from(rnd(5_000) as u32),
+                );
+                let size = t.encoded_len();
+                let rate = FeeRate::of_tx(&t, size, m.next_seq);
+                let expected = (!m.has_room(size))
+                    .then(|| victims_by_scan(&m, size, rate, Address([who; 20])));
+                let found =
+                    (!m.has_room(size)).then(|| m.victims(size, rate, Address([who; 20])).ok());
+                assert_eq!(found, expected, "victims at step {step}");
+                match m.add(t, (), &l) {
+                    Ok(_) if expected.as_ref().is_some_and(|v| v.is_some()) => evictions += 1,
+                    Err(MempoolError::Full { .. }) => refusals += 1,
+                    _ => {}
+                }
+                m.take_evicted();
+            }
+        }
+        assert_eq!(m.tails.len(), m.by_sender.len(), "one tail per sender");
+        for except in [None, Some(Address([3; 20]))] {
+            assert_eq!(
+                m.cheapest_tail(except),
+                cheapest_tail_by_scan(&m, except),
+                "cheapest tail at step {step}"
+            );
+        }
+    }
+    assert!(
+        evictions > 50 && refusals > 50,
+        "{evictions} evictions, {refusals} refusals"
+    );
+}
