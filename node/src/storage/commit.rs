@@ -143,12 +143,21 @@ fn write_committed(
         .insert(hash.as_slice(), height)?;
     txn.open_table(CERTIFICATES)?.insert(height, cert)?;
     txn.open_table(SEEDS)?.insert(height, c.seed.as_slice())?;
+    // The leaf row is written even when empty: the journal's length counts
+    // the heights since the last fold. A block without transactions has no
+    // index row (a lookup has nothing to find in it).
     let leaf_row = journal::leaves::encode(c.state_changes);
-    let tx_row = journal::txs::encode(height, c.txs);
     txn.open_table(journal::leaves::LEAF_JOURNAL)?
         .insert(height, leaf_row.as_slice())?;
-    txn.open_table(journal::txs::TX_JOURNAL)?
-        .insert(height, tx_row.as_slice())?;
+    let tx_row = if c.txs.is_empty() {
+        Vec::new()
+    } else {
+        journal::txs::encode(height, c.txs)
+    };
+    if !tx_row.is_empty() {
+        txn.open_table(journal::txs::TX_JOURNAL)?
+            .insert(height, tx_row.as_slice())?;
+    }
     if let Some((from, set)) = c.validator_set {
         txn.open_table(sets::VALIDATOR_SETS)?.insert(from, set)?;
     }
