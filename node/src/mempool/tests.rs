@@ -428,13 +428,8 @@ fn the_tail_index_agrees_with_a_scan_of_every_sender() {
         max_bytes: 6_000,
         max_tx_bytes: 1_000,
     });
-    let mut seed = 0x1234_5678_9abc_def1u64;
-    let mut rnd = move |n: u64| {
-        seed ^= seed << 13;
-        seed ^= seed >> 7;
-        seed ^= seed << 17;
-        seed % n
-    };
+    let mut rng = <rand::rngs::StdRng as rand::SeedableRng>::seed_from_u64(0x1234_5678);
+    let mut rnd = move |n: u64| rand::Rng::random_range(&mut rng, 0..n);
     let (mut evictions, mut refusals) = (0, 0);
     for step in 0..3_000 {
         match rnd(10) {

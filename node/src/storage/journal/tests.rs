@@ -8,6 +8,8 @@ use agora_proto::v1::{Block, CommitCertificate, Header};
 use agora_validator::Hash;
 use agora_validator::block::header_hash;
 use agora_validator::ledger::LeafChange;
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
 use redb::ReadableTableMetadata;
 
 use super::leaves::{self, LEAF_JOURNAL, Merged};
@@ -37,28 +39,12 @@ fn block(height: u64) -> (Block, CommitCertificate) {
     )
 }
 
-/// A small deterministic generator (xorshift64*), so a failure replays.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-}
-
 /// Height h's changes: a few of 40 keys set (to a value naming h) or removed.
-fn changes(rng: &mut Rng, h: u64) -> Vec<LeafChange> {
-    (0..1 + rng.below(6))
+fn changes(rng: &mut StdRng, h: u64) -> Vec<LeafChange> {
+    (0..1 + rng.random_range(0..6u64))
         .map(|i| {
-            let key = vec![2, rng.below(40) as u8];
-            let value = (rng.below(4) > 0).then(|| format!("v{h}.{i}").into_bytes());
+            let key = vec![2, rng.random_range(0..40u64) as u8];
+            let value = (rng.random_range(0..4u64) > 0).then(|| format!("v{h}.{i}").into_bytes());
             (key, value)
         })
         .collect()
@@ -66,10 +52,10 @@ fn changes(rng: &mut Rng, h: u64) -> Vec<LeafChange> {
 
 /// Height h's outcomes: three transactions whose hashes repeat across
 /// heights (one of 64), so later heights must override earlier ones.
-fn outcomes(rng: &mut Rng, h: u64) -> Vec<(Hash, TxRecord)> {
+fn outcomes(rng: &mut StdRng, h: u64) -> Vec<(Hash, TxRecord)> {
     (0..3u32)
         .map(|i| {
-            let failed = rng.below(3) == 0;
+            let failed = rng.random_range(0..3u64) == 0;
             let rec = TxRecord {
                 height: h,
                 index: i,
@@ -84,7 +70,7 @@ fn outcomes(rng: &mut Rng, h: u64) -> Vec<(Hash, TxRecord)> {
                     String::new()
                 },
             };
-            ([rng.below(64) as u8; 32], rec)
+            ([rng.random_range(0..64u64) as u8; 32], rec)
         })
         .collect()
 }
@@ -117,7 +103,8 @@ fn the_store_reads_as_direct_writes_across_folds_and_reopens() {
         .unwrap();
     let mut model: BTreeMap<Vec<u8>, Vec<u8>> = BTreeMap::from([(vec![2, 0], b"genesis".to_vec())]);
     let mut index: HashMap<Hash, TxRecord> = HashMap::new();
-    let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
+    // Seeded, so a failure replays.
+    let mut rng = StdRng::seed_from_u64(0x9e37_79b9_7f4a_7c15);
     let mut folded = 0;
     for h in 1..=3 * FOLD_HEIGHTS + 5 {
         let state = changes(&mut rng, h);
