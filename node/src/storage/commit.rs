@@ -149,14 +149,12 @@ fn write_committed(
     let leaf_row = journal::leaves::encode(c.state_changes);
     txn.open_table(journal::leaves::LEAF_JOURNAL)?
         .insert(height, leaf_row.as_slice())?;
-    let tx_row = if c.txs.is_empty() {
-        Vec::new()
-    } else {
-        journal::txs::encode(height, c.txs)
-    };
-    if !tx_row.is_empty() {
+    let mut journaled = leaf_row.len();
+    if !c.txs.is_empty() {
+        let tx_row = journal::txs::encode(height, c.txs);
         txn.open_table(journal::txs::TX_JOURNAL)?
             .insert(height, tx_row.as_slice())?;
+        journaled += tx_row.len();
     }
     if let Some((from, set)) = c.validator_set {
         txn.open_table(sets::VALIDATOR_SETS)?.insert(from, set)?;
@@ -165,5 +163,5 @@ fn write_committed(
     for id in c.evidence_removed {
         pool.remove(id.as_slice())?;
     }
-    Ok((leaf_row.len() + tx_row.len()) as u64)
+    Ok(journaled as u64)
 }
