@@ -386,7 +386,11 @@ impl<D> Mempool<D> {
                 reads: adm.reads,
             },
         );
-        debug_assert_eq!(self.tails.len(), self.by_sender.len(), "one tail per sender");
+        debug_assert_eq!(
+            self.tails.len(),
+            self.by_sender.len(),
+            "one tail per sender"
+        );
         debug_assert!(
             self.by_sender[&adm.sender].last_key_value() == Some((&adm.nonce, &seq)),
             "a newcomer is its sender's last transaction"
