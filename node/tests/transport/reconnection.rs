@@ -1,0 +1,244 @@
+//! Connections that end and begin again: a restarted peer, simultaneous
+//! dials, copies of one identity, two processes behind one identity.
+
+use super::*;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reconnects_after_peer_restart() {
+    let kb = key(2);
+    let tls_b = TlsIdentity::generate().unwrap();
+    let (b, _rb) = Transport::start(config(tls_b.clone(), Some(kb.clone()), vec![])).unwrap();
+    let b_addr = b.local_addr().unwrap();
+    let b_id = b.local_peer_id();
+    let (a, mut ra) = start(Some(key(1)), vec![b_addr]);
+    wait_for(&mut ra, |e| {
+        matches!(e, TransportEvent::Connected { peer, .. } if *peer == b_id).then_some(())
+    })
+    .await;
+
+    b.shutdown().await;
+    drop(b);
+    wait_for(&mut ra, |e| {
+        matches!(e, TransportEvent::Disconnected { peer } if *peer == b_id).then_some(())
+    })
+    .await;
+
+    // Restart B on the same address (the old socket may take a moment to be released).
+    let end = Instant::now() + DEADLINE;
+    let (b2, mut rb2) = loop {
+        let mut cfg = config(tls_b.clone(), Some(kb.clone()), vec![]);
+        cfg.listen = b_addr;
+        match Transport::start(cfg) {
+            Ok(x) => break x,
+            Err(e) => {
+                assert!(Instant::now() < end, "could not rebind {b_addr}: {e}");
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        }
+    };
+    wait_for(&mut ra, |e| {
+        matches!(e, TransportEvent::Connected { peer, .. } if *peer == b_id).then_some(())
+    })
+    .await;
+    a.broadcast(&vote(9));
+    wait_for(&mut rb2, |e| match e {
+        TransportEvent::Message {
+            message: PeerMessage {
+                kind: Some(Kind::Vote(v)),
+            },
+            ..
+        } if v.round == 9 => Some(()),
+        _ => None,
+    })
+    .await;
+    a.shutdown().await;
+    b2.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn simultaneous_dial_settles_on_one_connection() {
+    let tls_a = TlsIdentity::generate().unwrap();
+    let tls_b = TlsIdentity::generate().unwrap();
+    let (a, mut ra) = Transport::start(config(tls_a, Some(key(1)), vec![])).unwrap();
+    let (b, mut rb) = Transport::start(config(tls_b, Some(key(2)), vec![])).unwrap();
+    a.add_peer(b.local_addr().unwrap());
+    b.add_peer(a.local_addr().unwrap());
+    wait_until(&mut ra, || a.peers().len() == 1).await;
+    wait_until(&mut rb, || b.peers().len() == 1).await;
+    // Gossip is best effort while duplicate connections are being closed:
+    // resend until one copy arrives, then check that both sides still hold one connection.
+    assert!(
+        resend_until_received(&a, &mut rb, 100, DEADLINE).await,
+        "no message got through"
+    );
+    assert_eq!(a.peers().len(), 1);
+    assert_eq!(b.peers().len(), 1);
+    a.shutdown().await;
+    b.shutdown().await;
+}
+
+/// A peer that crashes (no CONNECTION_CLOSE reaches us) and restarts must be
+/// back at once, not after our idle timeout: its new connection carries a
+/// new Hello incarnation and replaces the dead one, even where the
+/// duplicate tie-break would otherwise keep the old connection (ours,
+/// dialled by the lower id).
+#[test]
+fn restarted_peer_replaces_its_dead_connection_at_once() {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    // A must hold the lower id, so the tie-break alone would favour A's
+    // connection to the crashed B.
+    let tls_a = TlsIdentity::generate().unwrap();
+    let a_id = PeerId::of_cert(&tls_a.cert);
+    let tls_b = loop {
+        let t = TlsIdentity::generate().unwrap();
+        if PeerId::of_cert(&t.cert) > a_id {
+            break t;
+        }
+    };
+    let kb = key(2);
+    // B runs on a runtime of its own, so that it can die without a word.
+    let b_rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    let (b, _rb) = b_rt
+        .block_on(async { Transport::start(config(tls_b.clone(), Some(kb.clone()), vec![])) })
+        .unwrap();
+    let b_addr = b.local_addr().unwrap();
+    let b_id = b.local_peer_id();
+    rt.block_on(async {
+        let mut cfg = config(tls_a, Some(key(1)), vec![b_addr]);
+        // Far longer than the deadline below: only the incarnation can help.
+        cfg.idle_timeout = Duration::from_secs(60);
+        let a_metrics = cfg.metrics.clone();
+        let (a, mut ra) = Transport::start(cfg).unwrap();
+        let a_addr = a.local_addr().unwrap();
+        wait_for(&mut ra, |e| {
+            matches!(e, TransportEvent::Connected { peer, .. } if *peer == b_id).then_some(())
+        })
+        .await;
+
+        // Crash: B's tasks (its endpoint driver among them) vanish with its
+        // runtime, so nothing more is sent; then its socket is released.
+        b_rt.shutdown_background();
+        drop(b);
+
+        // B restarts on the same address and dials A.
+        let end = Instant::now() + DEADLINE;
+        let (b2, mut rb2) = loop {
+            let mut cfg = config(tls_b.clone(), Some(kb.clone()), vec![a_addr]);
+            cfg.listen = b_addr;
+            match Transport::start(cfg) {
+                Ok(x) => break x,
+                Err(e) => {
+                    assert!(Instant::now() < end, "could not rebind {b_addr}: {e}");
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+            }
+        };
+        // A's gossip reaches the new B well within the old idle timeout.
+        assert!(
+            resend_until_received(&a, &mut rb2, 200, Duration::from_secs(10)).await,
+            "the restarted peer was not reconnected"
+        );
+        // A restart is no copy.
+        assert_eq!(a_metrics.peer_copies_seen(), 0);
+        a.shutdown().await;
+        b2.shutdown().await;
+    });
+}
+
+/// Two processes presenting one TLS identity (a node's home copied whole,
+/// both started) must not take each other's place at a peer several times
+/// a second: the peer closes the older connection as superseded, and the
+/// process that hears it says so, counts it and redials only after
+/// `backoff_max`. Negative control: two nodes that dial each other at once
+/// (one connection is dropped as a duplicate) count nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn copies_of_one_identity_do_not_flap_at_a_peer() {
+    let with_metrics = |c: TransportConfig| {
+        let m = c.metrics.clone();
+        let (t, rx) = Transport::start(c).unwrap();
+        (t, rx, m)
+    };
+    let (p, mut rp, pm) = with_metrics(config(
+        TlsIdentity::generate().unwrap(),
+        Some(key(1)),
+        vec![],
+    ));
+    let p_addr = p.local_addr().unwrap();
+    let twin_tls = TlsIdentity::generate().unwrap();
+    let twin_id = PeerId::of_cert(&twin_tls.cert);
+    let copy = || {
+        let mut c = config(twin_tls.clone(), Some(key(2)), vec![p_addr]);
+        c.backoff_max = Duration::from_secs(30);
+        with_metrics(c)
+    };
+    let (a1, _r1, m1) = copy();
+    let (a2, _r2, m2) = copy();
+    let window = Instant::now() + Duration::from_secs(3);
+    let mut connects = 0;
+    while Instant::now() < window {
+        if let Ok(Some(TransportEvent::Connected { peer, .. })) =
+            timeout(Duration::from_millis(100), rp.recv()).await
+            && peer == twin_id
+        {
+            connects += 1;
+        }
+    }
+    // One each, and perhaps one more if their first dials crossed.
+    assert!((2..=3).contains(&connects), "{connects} connections in 3 s");
+    let superseded = m1.connections_superseded() + m2.connections_superseded();
+    assert!((1..=2).contains(&superseded), "{superseded}");
+    assert_eq!(pm.connections_superseded(), 0);
+
+    // Two distinct nodes dialling each other at once.
+    let (b, _rb, bm) = with_metrics(config(
+        TlsIdentity::generate().unwrap(),
+        Some(key(3)),
+        vec![p_addr],
+    ));
+    p.add_peer(b.local_addr().unwrap());
+    let b_id = b.local_peer_id();
+    wait_until(&mut rp, || p.peers().iter().any(|x| x.id == b_id)).await;
+    assert_eq!(bm.connections_superseded(), 0);
+    assert_eq!(pm.connections_superseded(), 0);
+    for t in [p, a1, a2, b] {
+        t.shutdown().await;
+    }
+}
+
+/// The peer's side of a copied identity: an incarnation it superseded
+/// connecting again cannot be a restart (a restarted process draws a new
+/// incarnation), so two processes present that identity; the peer counts
+/// it (and warns). The restart test above is the negative control: its new
+/// incarnation replaces a dead one and counts nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_peer_tells_two_processes_behind_one_identity() {
+    let pc = config(TlsIdentity::generate().unwrap(), Some(key(1)), vec![]);
+    let pm = pc.metrics.clone();
+    let (p, mut rp) = Transport::start(pc).unwrap();
+    let twin_tls = TlsIdentity::generate().unwrap();
+    // The test config's 500 ms backoff_max: the copies come back quickly.
+    let (a1, _r1) = Transport::start(config(
+        twin_tls.clone(),
+        Some(key(2)),
+        vec![p.local_addr().unwrap()],
+    ))
+    .unwrap();
+    let (a2, _r2) = Transport::start(config(
+        twin_tls,
+        Some(key(2)),
+        vec![p.local_addr().unwrap()],
+    ))
+    .unwrap();
+    wait_until(&mut rp, || pm.peer_copies_seen() >= 1).await;
+    for t in [p, a1, a2] {
+        t.shutdown().await;
+    }
+}
