@@ -126,11 +126,28 @@ fn check_seed(seed: u64) -> Report {
 
 #[test]
 fn simulation_honest_majority_is_safe_and_live() {
+    let started = std::time::Instant::now();
+    let seeds = seeds();
+    let (failed, coverage, evidence) = run_seeds(&seeds, started);
+    eprintln!(
+        "{} seeds in {:.1?} on {} threads, {evidence} evidence items from honest validators\n{coverage:#?}",
+        seeds.len(),
+        started.elapsed(),
+        threads().min(seeds.len()),
+    );
+    assert!(failed.is_empty(), "failing seeds: {failed:?}");
+    if seeds.len() as u64 >= DEFAULT_SEEDS {
+        assert_scenarios_exercised(&coverage);
+    }
+}
+
+/// Runs every seed on [`threads`] threads; returns the failing seeds
+/// (sorted), the summed coverage and the evidence items honest validators
+/// made.
+fn run_seeds(seeds: &[u64], started: std::time::Instant) -> (Vec<u64>, Coverage, usize) {
     use std::sync::Mutex;
     use std::sync::atomic::{AtomicUsize, Ordering};
 
-    let started = std::time::Instant::now();
-    let seeds = seeds();
     let next = AtomicUsize::new(0);
     let evidence = AtomicUsize::new(0);
     let failed = Mutex::new(Vec::new());
@@ -160,44 +177,39 @@ fn simulation_honest_majority_is_safe_and_live() {
     let mut failed = failed.into_inner().unwrap_or_else(|e| e.into_inner());
     failed.sort_unstable();
     let coverage = coverage.into_inner().unwrap_or_else(|e| e.into_inner());
-    eprintln!(
-        "{} seeds in {:.1?} on {} threads, {} evidence items from honest validators\n{coverage:#?}",
-        seeds.len(),
-        started.elapsed(),
-        threads().min(seeds.len()),
-        evidence.into_inner()
-    );
-    assert!(failed.is_empty(), "failing seeds: {failed:?}");
-    if seeds.len() as u64 >= DEFAULT_SEEDS {
-        // The scenarios must keep exercising what the properties are about.
-        let byz = |k: &str| coverage.byzantine.get(k).copied().unwrap_or(0);
-        for (what, n) in [
-            (
-                "crashed honest nodes that restarted and synced",
-                coverage.restarted_and_synced,
-            ),
-            (
-                "crashes inside a signing-state write",
-                coverage.torn_crashes,
-            ),
-            (
-                "sync requests to a tampering server",
-                coverage.tampering_asked,
-            ),
-            (
-                "sync requests to a false-height peer",
-                coverage.false_height_asked,
-            ),
-            ("unsolicited responses", byz("unsolicited responses")),
-            ("swapped bodies relayed", byz("swapped bodies relayed")),
-            ("bad headers proposed", byz("bad headers proposed")),
-            ("one-off equivocations", byz("one-off equivocations")),
-            ("offenders slashed", coverage.slashed),
-            ("validator-set changes", coverage.set_changes),
-            ("transactions executed", coverage.txs_ok),
-        ] {
-            assert!(n > 0, "no seed exercised: {what}");
-        }
+    (failed, coverage, evidence.into_inner())
+}
+
+/// The default run's scenarios must keep exercising what the properties
+/// are about: each of these happened in at least one seed.
+fn assert_scenarios_exercised(coverage: &Coverage) {
+    let byz = |k: &str| coverage.byzantine.get(k).copied().unwrap_or(0);
+    for (what, n) in [
+        (
+            "crashed honest nodes that restarted and synced",
+            coverage.restarted_and_synced,
+        ),
+        (
+            "crashes inside a signing-state write",
+            coverage.torn_crashes,
+        ),
+        (
+            "sync requests to a tampering server",
+            coverage.tampering_asked,
+        ),
+        (
+            "sync requests to a false-height peer",
+            coverage.false_height_asked,
+        ),
+        ("unsolicited responses", byz("unsolicited responses")),
+        ("swapped bodies relayed", byz("swapped bodies relayed")),
+        ("bad headers proposed", byz("bad headers proposed")),
+        ("one-off equivocations", byz("one-off equivocations")),
+        ("offenders slashed", coverage.slashed),
+        ("validator-set changes", coverage.set_changes),
+        ("transactions executed", coverage.txs_ok),
+    ] {
+        assert!(n > 0, "no seed exercised: {what}");
     }
 }
 
