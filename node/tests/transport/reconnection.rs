@@ -3,6 +3,25 @@
 
 use super::*;
 
+/// Starts a transport on `addr` again, retrying while the old socket is
+/// still being released (until [`DEADLINE`]).
+async fn restart_on(
+    addr: SocketAddr,
+    mut cfg: TransportConfig,
+) -> (Transport, Receiver<TransportEvent>) {
+    cfg.listen = addr;
+    let end = Instant::now() + DEADLINE;
+    loop {
+        match Transport::start(cfg.clone()) {
+            Ok(x) => return x,
+            Err(e) => {
+                assert!(Instant::now() < end, "could not rebind {addr}: {e}");
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        }
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reconnects_after_peer_restart() {
     let kb = key(2);
@@ -24,18 +43,7 @@ async fn reconnects_after_peer_restart() {
     .await;
 
     // Restart B on the same address (the old socket may take a moment to be released).
-    let end = Instant::now() + DEADLINE;
-    let (b2, mut rb2) = loop {
-        let mut cfg = config(tls_b.clone(), Some(kb.clone()), vec![]);
-        cfg.listen = b_addr;
-        match Transport::start(cfg) {
-            Ok(x) => break x,
-            Err(e) => {
-                assert!(Instant::now() < end, "could not rebind {b_addr}: {e}");
-                tokio::time::sleep(Duration::from_millis(20)).await;
-            }
-        }
-    };
+    let (b2, mut rb2) = restart_on(b_addr, config(tls_b.clone(), Some(kb.clone()), vec![])).await;
     wait_for(&mut ra, |e| {
         matches!(e, TransportEvent::Connected { peer, .. } if *peer == b_id).then_some(())
     })
@@ -129,18 +137,11 @@ fn restarted_peer_replaces_its_dead_connection_at_once() {
         drop(b);
 
         // B restarts on the same address and dials A.
-        let end = Instant::now() + DEADLINE;
-        let (b2, mut rb2) = loop {
-            let mut cfg = config(tls_b.clone(), Some(kb.clone()), vec![a_addr]);
-            cfg.listen = b_addr;
-            match Transport::start(cfg) {
-                Ok(x) => break x,
-                Err(e) => {
-                    assert!(Instant::now() < end, "could not rebind {b_addr}: {e}");
-                    tokio::time::sleep(Duration::from_millis(20)).await;
-                }
-            }
-        };
+        let (b2, mut rb2) = restart_on(
+            b_addr,
+            config(tls_b.clone(), Some(kb.clone()), vec![a_addr]),
+        )
+        .await;
         // A's gossip reaches the new B well within the old idle timeout.
         assert!(
             resend_until_received(&a, &mut rb2, 200, Duration::from_secs(10)).await,

@@ -329,38 +329,23 @@ fn header_rule(e: &BlockError) -> bool {
     )
 }
 
-#[cfg(feature = "test-faults")]
-fn lenient_header_fault(f: TestFault) -> bool {
-    f == TestFault::IgnoreHeaderRules
-}
-#[cfg(not(feature = "test-faults"))]
-fn lenient_header_fault(_: TestFault) -> bool {
-    false
-}
-
-#[cfg(feature = "test-faults")]
-fn drop_own_evidence_fault(f: TestFault) -> bool {
-    f == TestFault::DropOwnEvidence
-}
-#[cfg(not(feature = "test-faults"))]
-fn drop_own_evidence_fault(_: TestFault) -> bool {
-    false
+/// `fn $name(f: TestFault) -> bool`: whether `f` is `TestFault::$variant`;
+/// always false without the `test-faults` feature, where the variant does
+/// not exist.
+macro_rules! fault_predicate {
+    ($vis:vis $name:ident, $variant:ident) => {
+        #[cfg(feature = "test-faults")]
+        $vis fn $name(f: TestFault) -> bool {
+            f == TestFault::$variant
+        }
+        #[cfg(not(feature = "test-faults"))]
+        $vis fn $name(_: TestFault) -> bool {
+            false
+        }
+    };
 }
 
-#[cfg(feature = "test-faults")]
-pub(super) fn skip_sync_body_fault(f: TestFault) -> bool {
-    f == TestFault::SkipSyncBodyCheck
-}
-#[cfg(not(feature = "test-faults"))]
-pub(super) fn skip_sync_body_fault(_: TestFault) -> bool {
-    false
-}
-
-#[cfg(feature = "test-faults")]
-fn forget_own_votes_fault(f: TestFault) -> bool {
-    f == TestFault::ForgetOwnVotes
-}
-#[cfg(not(feature = "test-faults"))]
-fn forget_own_votes_fault(_: TestFault) -> bool {
-    false
-}
+fault_predicate!(lenient_header_fault, IgnoreHeaderRules);
+fault_predicate!(drop_own_evidence_fault, DropOwnEvidence);
+fault_predicate!(pub(super) skip_sync_body_fault, SkipSyncBodyCheck);
+fault_predicate!(forget_own_votes_fault, ForgetOwnVotes);
