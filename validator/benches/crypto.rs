@@ -149,6 +149,29 @@ fn accounts(c: &mut Criterion) {
     c.bench_function("bls/batch_verify_64", |b| {
         b.iter(|| agora_validator::crypto::bls::batch_verify(black_box(&bitems), &rand).is_ok())
     });
+    batch_of_recurring_keys(c, &bks, &msgs, &rand);
+}
+
+/// 64 items signed by k keys in turn (a chain's recurring signer sets and
+/// proposers): what a Miller loop shared per key saves at each group size.
+fn batch_of_recurring_keys(c: &mut Criterion, sks: &[SecretKey], msgs: &[Vec<u8>], rand: &[u64]) {
+    const N: usize = 64;
+    let mut g = c.benchmark_group("bls/batch_verify_64_by_keys");
+    for k in [32usize, 16, 8, 2, 1] {
+        let pks: Vec<PublicKey> = (0..N).map(|i| sks[i % k].public_key()).collect();
+        let sigs: Vec<Signature> = (0..N).map(|i| sks[i % k].sign(&msgs[i])).collect();
+        let items: Vec<agora_validator::crypto::bls::BatchItem<'_>> = (0..N)
+            .map(|i| agora_validator::crypto::bls::BatchItem {
+                key: &pks[i],
+                msg: &msgs[i],
+                sig: &sigs[i],
+            })
+            .collect();
+        g.bench_function(format!("{k}"), |b| {
+            b.iter(|| agora_validator::crypto::bls::batch_verify(black_box(&items), rand).is_ok())
+        });
+    }
+    g.finish();
 }
 
 /// Ed25519 batch verification per signature at the batch sizes the

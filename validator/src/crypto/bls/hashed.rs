@@ -28,24 +28,10 @@ pub struct HashedMessage {
 impl HashedMessage {
     /// Hashes `msg` to G2 (hash_to_curve of RFC 9380, the ciphersuite's DST).
     pub fn new(msg: &[u8]) -> Self {
-        count!(hash_to_curve += 1);
-        let mut point = blst_p2::default();
+        let point = hash_to_g2(msg);
         let mut affine = blst_p2_affine::default();
-        // SAFETY: blst reads `msg.len()` bytes of `msg` and `SIG_DST.len()`
-        // bytes of the DST, an empty augmentation (null, 0), and writes one
-        // point into each out-parameter, which are valid and exclusive.
-        unsafe {
-            blst::blst_hash_to_g2(
-                &mut point,
-                msg.as_ptr(),
-                msg.len(),
-                SIG_DST.as_ptr(),
-                SIG_DST.len(),
-                std::ptr::null(),
-                0,
-            );
-            blst::blst_p2_to_affine(&mut affine, &point);
-        }
+        // SAFETY: blst reads the valid point and writes the exclusive affine.
+        unsafe { blst::blst_p2_to_affine(&mut affine, &point) };
         Self {
             msg: msg.to_vec(),
             point,
@@ -62,6 +48,28 @@ impl HashedMessage {
     pub(super) fn affine(&self) -> &blst_p2_affine {
         &self.affine
     }
+}
+
+/// H(msg) in G2 under [`SIG_DST`], in projective form (the batch check
+/// converts many at once to affine, with one inversion).
+pub(super) fn hash_to_g2(msg: &[u8]) -> blst_p2 {
+    count!(hash_to_curve += 1);
+    let mut point = blst_p2::default();
+    // SAFETY: blst reads `msg.len()` bytes of `msg` and `SIG_DST.len()`
+    // bytes of the DST, an empty augmentation (null, 0), and writes one
+    // point into the out-parameter, which is valid and exclusive.
+    unsafe {
+        blst::blst_hash_to_g2(
+            &mut point,
+            msg.as_ptr(),
+            msg.len(),
+            SIG_DST.as_ptr(),
+            SIG_DST.len(),
+            std::ptr::null(),
+            0,
+        );
+    }
+    point
 }
 
 impl std::fmt::Debug for HashedMessage {
