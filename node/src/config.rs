@@ -99,6 +99,10 @@ pub struct TestingConfig {
     /// Shift this node's clock by this many milliseconds (negative: behind),
     /// so that a test can watch a validator with a wrong clock.
     pub clock_offset_ms: i64,
+    /// Leave the first this many block requests unanswered (an answer lost
+    /// on the way), so that a test can watch a syncing peer recover from a
+    /// request that timed out.
+    pub drop_block_requests: u32,
 }
 
 impl TestingConfig {
@@ -112,6 +116,7 @@ impl TestingConfig {
             || self.tamper_state_proofs
             || self.tamper_snapshot_chunks
             || self.clock_offset_ms != 0
+            || self.drop_block_requests != 0
     }
 }
 

@@ -6,7 +6,6 @@
 //! arrive and widen the certificate our next proposal carries). Blocks
 //! applied by sync are written as one run (`flush_synced`, see `sync.rs`).
 
-use agora_proto::v1::{self as pb, PeerMessage, peer_message::Kind};
 use agora_validator::Hash;
 use agora_validator::engine::CommitRecord;
 use agora_validator::ledger::TxOutcome as LedgerOutcome;
@@ -117,9 +116,7 @@ impl Runner {
         }
         self.update_peer_metrics();
         self.transport.set_height(h);
-        self.transport.broadcast(&PeerMessage {
-            kind: Some(Kind::Status(pb::StatusUpdate { latest_height: h })),
-        });
+        self.transport.announce_height();
         self.next_start = Some(tokio::time::Instant::now() + self.commit_delay);
         self.publish(recs);
         self.maybe_snapshot(h, false);

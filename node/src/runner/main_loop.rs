@@ -81,10 +81,21 @@ impl Runner {
     }
 
     /// Every `TICK_MS`: the engine re-gossips the height's messages and
-    /// pending evidence, and fetches blocks if it has fallen behind.
+    /// pending evidence, and fetches blocks if it has fallen behind; our
+    /// height is announced again.
+    ///
+    /// Why again: a syncing peer forgets our claim when a request to us
+    /// times out (the engine's `SyncState::expire`: a false announcement
+    /// costs the claim), and it learns heights only from status messages.
+    /// While the chain advances, each commit announces anew; on a halted
+    /// chain (a lost quorum, a network that restarts with validators
+    /// behind) nothing else would, and one lost answer left a catching-up
+    /// node stalled for good, beside a peer holding every block it needed.
+    /// The simulator's hosts announce on every tick as well.
     fn on_tick(&mut self) -> Result<(), RunError> {
         let actions = self.engine.on_tick(self.clock.now_ms());
         self.execute(actions)?;
+        self.transport.announce_height();
         self.send_unsolicited();
         if let Some(stood) = self.stall.due(std::time::Instant::now()) {
             self.warn_stalled(stood);

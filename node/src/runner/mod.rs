@@ -125,6 +125,8 @@ pub struct Runner {
     /// Block requests being served off the loop, and those waiting (see
     /// `sync::SERVE_TASKS`).
     serving: sync::ServeSlot,
+    /// Block requests still to leave unanswered (`testing.drop_block_requests`).
+    drop_block_requests: u32,
     /// `timeout_commit`: the pause between a commit and the next height.
     commit_delay: Duration,
     /// When the next height starts (set by a commit).
@@ -250,6 +252,7 @@ impl Runner {
                 .tamper_sync_bodies
                 .then(testing::Tamper::default),
             serving: sync::ServeSlot::default(),
+            drop_block_requests: node.config.testing.drop_block_requests,
             commit_delay: Duration::from_millis(node.config.consensus.timeout_commit_ms),
             next_start: None,
             prune,

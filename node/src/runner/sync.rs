@@ -124,6 +124,11 @@ impl Runner {
         if self.tamper.is_some() {
             return self.serve_tampered(peer, req);
         }
+        if self.drop_block_requests > 0 {
+            self.drop_block_requests -= 1;
+            warn!(%peer, from = req.from_height, "block request left unanswered (testing.drop_block_requests)");
+            return Ok(());
+        }
         if !self.serving.enter(peer) {
             self.metrics.budget_drop(BudgetKind::Serve);
             debug!(%peer, from = req.from_height, "block request while one waits (or too many wait); dropped");

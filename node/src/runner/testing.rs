@@ -48,6 +48,12 @@ pub(super) fn warn_if_on(t: &TestingConfig) {
             "testing.clock_offset_ms is ON: this node's clock is shifted"
         );
     }
+    if t.drop_block_requests != 0 {
+        error!(
+            requests = t.drop_block_requests,
+            "testing.drop_block_requests is ON: this node leaves its first block requests unanswered"
+        );
+    }
     error!("these are Byzantine faults on purpose; never set them on a real chain");
     error!("{line}");
 }

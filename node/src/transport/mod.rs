@@ -278,9 +278,20 @@ impl Transport {
         self.inner.local_id
     }
 
-    /// Sets the height announced in future Hellos.
+    /// Sets the height announced in future Hellos and status messages
+    /// (only an acknowledged, durable height).
     pub fn set_height(&self, h: u64) {
         self.inner.height.store(h, Ordering::Relaxed);
+    }
+
+    /// Tells every connected peer the height [`Self::set_height`] last set.
+    pub fn announce_height(&self) {
+        let status = agora_proto::v1::StatusUpdate {
+            latest_height: self.inner.height.load(Ordering::Relaxed),
+        };
+        self.broadcast(&PeerMessage {
+            kind: Some(Kind::Status(status)),
+        });
     }
 
     /// The connected peers.
