@@ -20,9 +20,8 @@
 //! G2 (hash-to-curve clears the cofactor) and every key is a checked point
 //! of G1 (test `grouped_and_item_by_item_agree`).
 
-use super::super::hashed::hash_to_g2;
 use super::super::{BlsError, PublicKey, SIG_DST, check};
-use super::BatchItem;
+use super::{BatchItem, uncleared};
 use blst::{blst_p1_affine, blst_p2, blst_p2_affine};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -165,12 +164,14 @@ impl Work<'_, '_> {
     fn add_chunk(&self, ctx: &mut blst::Pairing, chunk: &[usize]) {
         let key = self.items[chunk[0]].key;
         debug_assert!(chunk.iter().all(|&i| self.items[i].key == key));
+        // Σ rᵢ·H(mᵢ) = h_eff·Σ rᵢ·Qᵢ: one cofactor clearing for the chunk
+        // (`uncleared.rs`).
         let hashes: Vec<blst_p2> = chunk
             .iter()
-            .map(|&i| hash_to_g2(self.items[i].msg))
+            .map(|&i| uncleared::hash_to_e2(self.items[i].msg))
             .collect();
         let scalars: Vec<u8> = chunk.iter().flat_map(|&i| self.weights[i]).collect();
-        let sum = weighted_sum(&hashes, &scalars);
+        let sum = uncleared::clear_cofactor(&weighted_sum(&hashes, &scalars));
         let mut affine = blst_p2_affine::default();
         // SAFETY: blst reads the valid point and writes the exclusive affine.
         unsafe { blst::blst_p2_to_affine(&mut affine, &sum) };

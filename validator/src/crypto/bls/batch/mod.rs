@@ -11,9 +11,10 @@
 //! (Pippenger, in blst) and one Miller loop, instead of blst's
 //! `verify_multiple_aggregate_signatures`, which multiplies each signature
 //! by its weight alone in G2 (a 64-bit G2 multiplication per item, 10–12% of
-//! an audit's CPU). The right side is one hash-to-curve per item and, by
-//! bilinearity, one Miller loop per distinct key (per 64 of its items)
-//! rather than per item ([`key_side`]): a chain's certificates are signed by the same few sets
+//! an audit's CPU). The right side is one hash-to-curve per item (for a
+//! recurring key, all but its last step: one cofactor clearing per chunk,
+//! [`uncleared`]) and, by bilinearity, one Miller loop per distinct key
+//! (per 64 of its items) rather than per item ([`key_side`]): a chain's certificates are signed by the same few sets
 //! of signers and its VRF proofs by the same few proposers. Every signature
 //! is in G2 (checked when it was decoded: a [`Signature`] is always
 //! checked), so their weighted sum is too and the equation means what it
@@ -24,6 +25,7 @@ use super::{BlsError, PublicKey, Signature, imp};
 use blst::MultiPoint;
 
 mod key_side;
+mod uncleared;
 
 /// One item of a batch verification: a key, a message and its signature.
 #[derive(Debug, Clone, Copy)]
