@@ -110,21 +110,28 @@ fn a_large_batch_finds_its_one_bad_signature() {
     }
 }
 
-/// Negative control for the weights: two wrong signatures whose errors
-/// cancel ((σa + d) and (σb − d)) pass with unit weights, and fail with
-/// any others, so the weighted sum really is weighted.
-#[test]
-fn errors_that_cancel_pass_only_without_weights() {
-    let (pks, msgs, sigs, _) = signed(key_side::PARALLEL_FROM as u8 + 2);
+/// `sigs` with items `a` and `b` forged so that their errors cancel:
+/// σa + d and σb − d for a point d of G2.
+fn with_cancelling_errors(sigs: &[Signature], a: usize, b: usize) -> Vec<Signature> {
     let d = key(77).sign(b"delta");
     let neg_d = {
         let mut bytes = d.to_bytes();
         bytes[0] ^= 0x20; // the sort flag: the negated point
         Signature::from_bytes(&bytes).expect("negated point")
     };
-    let mut forged = sigs.clone();
-    forged[3] = Signature::aggregate(&[&sigs[3], &d]).expect("sum");
-    forged[9] = Signature::aggregate(&[&sigs[9], &neg_d]).expect("sum");
+    let mut forged = sigs.to_vec();
+    forged[a] = Signature::aggregate(&[&sigs[a], &d]).expect("sum");
+    forged[b] = Signature::aggregate(&[&sigs[b], &neg_d]).expect("sum");
+    forged
+}
+
+/// Negative control for the weights: two wrong signatures whose errors
+/// cancel ((σa + d) and (σb − d)) pass with unit weights, and fail with
+/// any others, so the weighted sum really is weighted.
+#[test]
+fn errors_that_cancel_pass_only_without_weights() {
+    let (pks, msgs, sigs, _) = signed(key_side::PARALLEL_FROM as u8 + 2);
+    let forged = with_cancelling_errors(&sigs, 3, 9);
     let ones = vec![1u64; pks.len()];
     assert!(batch_verify(&items(&pks, &msgs, &forged), &ones).is_ok());
     let mut w = ones.clone();
@@ -192,15 +199,7 @@ fn grouped_and_item_by_item_agree() {
 fn errors_that_cancel_within_one_key_pass_only_without_weights() {
     let n = key_side::SHARED_FROM as u8 * 2;
     let (pks, msgs, sigs, w) = signed_by(n, |_| 0);
-    let d = key(78).sign(b"delta");
-    let neg_d = {
-        let mut bytes = d.to_bytes();
-        bytes[0] ^= 0x20; // the sort flag: the negated point
-        Signature::from_bytes(&bytes).expect("negated point")
-    };
-    let mut forged = sigs.clone();
-    forged[1] = Signature::aggregate(&[&sigs[1], &d]).expect("sum");
-    forged[6] = Signature::aggregate(&[&sigs[6], &neg_d]).expect("sum");
+    let forged = with_cancelling_errors(&sigs, 1, 6);
     let ones = vec![1u64; pks.len()];
     assert!(batch_verify(&items(&pks, &msgs, &forged), &ones).is_ok());
     assert!(batch_verify(&items(&pks, &msgs, &forged), &w).is_err());
