@@ -89,14 +89,16 @@ fn sswu(u: &blst_fp2) -> (blst_fp2, blst_fp2) {
     } else {
         mul(&c.minus_b_over_a, &add(&c.one, &inverse(&tv)))
     };
-    let (x, y) = match sqrt(&g_prime(&x1)) {
-        Some(y) => (x1, y),
-        None => {
-            let x2 = mul(&zu2, &x1);
-            let y2 = sqrt(&g_prime(&x2)).expect("g(x2) is square when g(x1) is not");
-            (x2, y2)
-        }
+    // The cheap Legendre symbol first: a square root attempted on a
+    // non-square costs as much as one that succeeds.
+    let gx1 = g_prime(&x1);
+    let (x, gx) = if is_square(&gx1) {
+        (x1, gx1)
+    } else {
+        let x2 = mul(&zu2, &x1);
+        (x2, g_prime(&x2))
     };
+    let y = sqrt(&gx).expect("g(x1) or else g(x2) is square");
     let y = if sgn0(u) == sgn0(&y) { y } else { neg(&y) };
     (x, y)
 }
@@ -187,6 +189,11 @@ fn sqrt(a: &blst_fp2) -> Option<blst_fp2> {
     let mut out = blst_fp2::default();
     // SAFETY: as for `add`; blst says whether a root exists.
     unsafe { blst::blst_fp2_sqrt(&mut out, a) }.then_some(out)
+}
+
+fn is_square(a: &blst_fp2) -> bool {
+    // SAFETY: reads one valid element.
+    unsafe { blst::blst_fp2_is_square(a) }
 }
 
 fn is_zero(a: &blst_fp2) -> bool {
