@@ -127,6 +127,15 @@ impl<P: Copy + Ord + std::fmt::Debug> Engine<P> {
                 duration_ms,
             }),
             Output::RequestProposal { height, round } => {
+                if self.certified_in_hand == Some(height) {
+                    // Block sync holds this height's certified block and
+                    // applies it next: a proposal would be built, signed,
+                    // made durable and broadcast for a decided height (and
+                    // it cut a catching-up validator's synced runs short
+                    // at every height it was proposer of).
+                    self.proposal_held_back = Some((height, round));
+                    return Ok(None);
+                }
                 let block = self.propose(round, now_ms, mempool);
                 return Ok(Some(Input::ProposalContent {
                     height,
@@ -179,7 +188,12 @@ impl<P: Copy + Ord + std::fmt::Debug> Engine<P> {
 
     /// Our block for `round`: the parent's certificate widened with late
     /// precommits first (so the signers who were slower are paid too).
-    fn propose(&mut self, round: Round, now_ms: u64, mempool: &dyn MempoolView) -> pb::Block {
+    pub(super) fn propose(
+        &mut self,
+        round: Round,
+        now_ms: u64,
+        mempool: &dyn MempoolView,
+    ) -> pb::Block {
         if let Some(cert) = &self.tip.certificate
             && let Some(set) = self.ledger.validator_set(cert.height)
             && let Some(wider) = self

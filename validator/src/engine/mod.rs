@@ -63,7 +63,7 @@ use crate::consensus::{
 };
 use crate::crypto::{Hash, SecretKey};
 use crate::ledger::Ledger;
-use crate::types::{ChainId, Height};
+use crate::types::{ChainId, Height, Round};
 use agora_proto::v1 as pb;
 use late_precommits::LatePrecommits;
 use sync::SyncState;
@@ -138,6 +138,13 @@ pub struct Engine<P> {
     /// of the next height).
     started: bool,
     height_started_ms: u64,
+    /// Set while `apply_synced` starts the height of the certified block it
+    /// is about to apply: the core's request for our proposal is then held
+    /// back (`drive.rs`), since that height is already decided.
+    certified_in_hand: Option<Height>,
+    /// The proposal held back that way, made after all if the block turns
+    /// out bad (the height is then still open, and we are its proposer).
+    proposal_held_back: Option<(Height, Round)>,
     /// Carried certificates of live proposals verified and found valid.
     carried_certificates_verified: u64,
 }
@@ -209,6 +216,8 @@ impl<P: Copy + Ord + std::fmt::Debug> Engine<P> {
             wal_filter: Default::default(),
             started: false,
             height_started_ms: 0,
+            certified_in_hand: None,
+            proposal_held_back: None,
             carried_certificates_verified: 0,
         }
     }

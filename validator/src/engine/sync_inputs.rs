@@ -183,6 +183,32 @@ impl<P: Copy + Ord + std::fmt::Debug> Engine<P> {
         Ok(Some(out))
     }
 
+    /// The proposal held back while the height started for a synced block
+    /// (`Engine::certified_in_hand`), made now that the block was refused:
+    /// the height is still open and we are its proposer. The core drops it
+    /// if its round has moved on meanwhile.
+    fn propose_held_back(
+        &mut self,
+        now_ms: u64,
+        mempool: &dyn MempoolView,
+        out: &mut Vec<Action<P>>,
+    ) -> Result<(), EngineError> {
+        let Some((height, round)) = self.proposal_held_back.take() else {
+            return Ok(());
+        };
+        if height != self.height() || !self.started {
+            return Ok(());
+        }
+        let block = self.propose(round, now_ms, mempool);
+        let input = Input::ProposalContent {
+            height,
+            round,
+            block,
+        };
+        self.drive(input, Log::All, now_ms, mempool, out)?;
+        Ok(())
+    }
+
     fn apply_synced(
         &mut self,
         q: Queued<P>,
@@ -211,16 +237,21 @@ impl<P: Copy + Ord + std::fmt::Debug> Engine<P> {
         if h != self.height() || cert.height != h {
             return Ok(Err(PeerFault::Malformed("block out of order")));
         }
-        self.start_into(now_ms, mempool, out)?;
+        self.certified_in_hand = Some(h);
+        let started = self.start_into(now_ms, mempool, out);
+        self.certified_in_hand = None;
+        started?;
         // Starting the height feeds the core what it buffered for it, which
         // may have decided it: then this block is already committed.
         if h <= self.tip_height() {
+            self.proposal_held_back = None;
             self.notice_certificate(&cert, out);
             return Ok(Ok(()));
         }
         if !skip_sync_body_fault(self.fault()) {
             let ctx = self.context();
             if let Err(e) = block_rules::check_block(&ctx, &block, Provenance::Certified) {
+                self.propose_held_back(now_ms, mempool, out)?;
                 return Ok(Err(PeerFault::BadBlock(e)));
             }
         }
@@ -236,8 +267,10 @@ impl<P: Copy + Ord + std::fmt::Debug> Engine<P> {
             out,
         )?;
         if let Some(r) = rejected.into_iter().next() {
+            self.propose_held_back(now_ms, mempool, out)?;
             return Ok(Err(PeerFault::Consensus(r)));
         }
+        self.proposal_held_back = None;
         // Pipelined: once the queue is down to half, the next range is asked
         // for (from the last queued height), and travels while the rest of
         // the queue is applied.

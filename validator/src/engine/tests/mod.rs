@@ -151,6 +151,46 @@ fn penalties(actions: &[Action<usize>]) -> Vec<(usize, PeerFault)> {
         .collect()
 }
 
+/// Blocks 1..=n as one response from peer 0, block `bad` (if any) with the
+/// aggregate signature of another height's certificate: a valid G2 point
+/// that does not sign this block.
+fn response(records: &[CommitRecord], bad: Option<Height>) -> pb::BlockResponse {
+    let blocks = records
+        .iter()
+        .map(|r| {
+            let mut cb = certified(r);
+            if Some(r.height) == bad
+                && let Some(c) = cb.certificate.as_mut()
+            {
+                let other = &records[r.height as usize % records.len()];
+                c.aggregate_signature = other.certificate.aggregate_signature.to_bytes().to_vec();
+            }
+            cb
+        })
+        .collect();
+    pb::BlockResponse {
+        blocks,
+        latest_height: records.len() as Height,
+        lowest_height: 0,
+    }
+}
+
+/// An engine at genesis (validator `k`, or an observer) that asked peer 0
+/// for blocks and got `resp`.
+fn asked_by(k: Option<SecretKey>, resp: pb::BlockResponse) -> Engine<usize> {
+    let mut e = engine(k, at_genesis(4));
+    let latest = resp.latest_height;
+    assert_eq!(
+        e.on_status(0, latest, NOW, &NoMempool)
+            .expect("status")
+            .len(),
+        1,
+        "a request"
+    );
+    assert!(e.on_block_response(0, resp, NOW).is_empty());
+    e
+}
+
 fn apply_all_synced(e: &mut Engine<usize>) -> Vec<Action<usize>> {
     let mut all = Vec::new();
     while let Some(actions) = e.next_synced_block(NOW, &NoMempool).expect("engine") {
@@ -434,3 +474,4 @@ mod restart;
 mod signing_alarm;
 mod state_sync_anchor;
 mod sync_batch;
+mod synced_heights;

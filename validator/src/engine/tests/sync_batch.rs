@@ -4,43 +4,9 @@ use super::*;
 use crate::certificate::CommitCertificate;
 use crate::consensus::RejectReason;
 
-/// Blocks 1..=n as one response from peer 0, block `bad` (if any) with the
-/// aggregate signature of another height's certificate: a valid G2 point
-/// that does not sign this block.
-fn response(records: &[CommitRecord], bad: Option<Height>) -> pb::BlockResponse {
-    let blocks = records
-        .iter()
-        .map(|r| {
-            let mut cb = certified(r);
-            if Some(r.height) == bad
-                && let Some(c) = cb.certificate.as_mut()
-            {
-                let other = &records[r.height as usize % records.len()];
-                c.aggregate_signature = other.certificate.aggregate_signature.to_bytes().to_vec();
-            }
-            cb
-        })
-        .collect();
-    pb::BlockResponse {
-        blocks,
-        latest_height: records.len() as Height,
-        lowest_height: 0,
-    }
-}
-
 /// An observer that asked peer 0 and got `resp`.
 fn asked(resp: pb::BlockResponse) -> Engine<usize> {
-    let mut o = engine(None, at_genesis(4));
-    let latest = resp.latest_height;
-    assert_eq!(
-        o.on_status(0, latest, NOW, &NoMempool)
-            .expect("status")
-            .len(),
-        1,
-        "a request"
-    );
-    assert!(o.on_block_response(0, resp, NOW).is_empty());
-    o
+    asked_by(None, resp)
 }
 
 fn checked_flags(o: &mut Engine<usize>) -> Vec<bool> {
@@ -257,4 +223,33 @@ fn a_lone_block_is_not_made_a_job() {
     let actions = apply_all_synced(&mut o);
     assert!(penalties(&actions).is_empty(), "{actions:?}");
     assert_eq!(o.tip_height(), 1);
+}
+
+/// A job taken while nothing verified waits is small ([`FIRST_JOB`]), so
+/// the host starts applying soon; later jobs take up to twice the blocks
+/// ready ahead of them, and never more than [`SYNC_CHECK_BATCH`].
+#[test]
+fn jobs_start_small_and_grow_with_what_is_ready_ahead() {
+    use crate::engine::sync_batch::FIRST_JOB;
+    let n = (FIRST_JOB + 2 * FIRST_JOB + 4) as Height;
+    let (records, _) = make_chain(4, n);
+    let mut o = asked(response(&records, None));
+    let first = o.take_certificate_job().expect("a job");
+    let f = FIRST_JOB as Height;
+    assert_eq!(first.heights(), 1..=f);
+    o.on_certificate_verdict(first.run());
+    let second = o.take_certificate_job().expect("a second job");
+    assert_eq!(second.heights(), f + 1..=3 * f, "twice the {f} ready");
+    // The host applies the first run while the second is verified.
+    for _ in 0..f {
+        o.next_synced_block(NOW, &NoMempool).expect("engine");
+    }
+    o.on_certificate_verdict(second.run());
+    assert_eq!(o.tip_height(), f);
+    let third = o.take_certificate_job().expect("a third job");
+    assert_eq!(third.heights(), 3 * f + 1..=n, "the rest, under the cap");
+    o.on_certificate_verdict(third.run());
+    let actions = apply_all_synced(&mut o);
+    assert!(penalties(&actions).is_empty(), "{actions:?}");
+    assert_eq!(o.tip_height(), n);
 }
