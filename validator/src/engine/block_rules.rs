@@ -7,7 +7,7 @@
 //! proposer, VRF proof, proposal signature) before it asks.
 
 use crate::block::{hash_list, header_hash, list_hash, tx_hashes};
-use crate::certificate::CommitCertificate;
+use crate::certificate::{self, CertificateLink, CommitCertificate};
 use crate::consensus::signed_points::SignedPoints;
 use crate::crypto::{Hash, ZERO_HASH};
 use crate::ledger::{DecodedTx, Ledger};
@@ -259,13 +259,7 @@ fn check_body_with(
     known: Option<&CommitCertificate>,
 ) -> Result<Option<CommitCertificate>, BlockError> {
     let h = block.header.as_ref().ok_or(BlockError::NoHeader)?;
-    debug_assert_eq!(tx_hashes.len(), block.txs.len());
-    if tx_hashes.len() != block.txs.len() || h.txs_hash != hash_list(tx_hashes) {
-        return Err(BlockError::BodyMismatch("txs_hash"));
-    }
-    if h.evidence_hash != list_hash(&block.evidence) {
-        return Err(BlockError::BodyMismatch("evidence_hash"));
-    }
+    check_listed(h, block, tx_hashes)?;
     let carried = match &block.last_commit {
         None => None,
         Some(c) => match known.filter(|k| k.to_proto() == *c) {
@@ -280,6 +274,43 @@ fn check_body_with(
         return Err(BlockError::BodyMismatch("last_commit_hash"));
     }
     Ok(carried)
+}
+
+/// The body's transactions and evidence against the header's hashes.
+fn check_listed(h: &pb::Header, block: &pb::Block, tx_hashes: &[Hash]) -> Result<(), BlockError> {
+    debug_assert_eq!(tx_hashes.len(), block.txs.len());
+    if tx_hashes.len() != block.txs.len() || h.txs_hash != hash_list(tx_hashes) {
+        return Err(BlockError::BodyMismatch("txs_hash"));
+    }
+    if h.evidence_hash != list_hash(&block.evidence) {
+        return Err(BlockError::BodyMismatch("evidence_hash"));
+    }
+    Ok(())
+}
+
+/// [`check_body_with`] for a certified block: the carried certificate is
+/// bound to the header by the hash of its bytes as received, and only its
+/// height and block are read. Its signature is not decoded: the block's
+/// signers (more than 2/3 of the power) checked it before they signed, as
+/// they checked the evidence, which a certified block skips too.
+fn check_certified_body(
+    block: &pb::Block,
+    tx_hashes: &[Hash],
+) -> Result<Option<CertificateLink>, BlockError> {
+    let h = block.header.as_ref().ok_or(BlockError::NoHeader)?;
+    check_listed(h, block, tx_hashes)?;
+    let Some(c) = &block.last_commit else {
+        if h.last_commit_hash != ZERO_HASH {
+            return Err(BlockError::BodyMismatch("last_commit_hash"));
+        }
+        return Ok(None);
+    };
+    if h.last_commit_hash != certificate::encoded_hash(c) {
+        return Err(BlockError::BodyMismatch("last_commit_hash"));
+    }
+    CertificateLink::of_proto(c)
+        .map(Some)
+        .map_err(|e| BlockError::LastCommit(e.to_string()))
 }
 
 /// What [`check_block`] did beyond passing a block, for the host's metrics.
@@ -337,8 +368,14 @@ pub fn check_block_with(
             &computed
         }
     };
-    let known = body.and_then(|b| b.carried.as_ref());
-    let carried = check_body_with(block, tx_hashes, known.or(ctx.tip.certificate.as_ref()))?;
+    let (carried, link) = if provenance == Provenance::Certified {
+        (None, check_certified_body(block, tx_hashes)?)
+    } else {
+        let known = body.and_then(|b| b.carried.as_ref());
+        let c = check_body_with(block, tx_hashes, known.or(ctx.tip.certificate.as_ref()))?;
+        let link = c.as_ref().map(CommitCertificate::link);
+        (c, link)
+    };
     if h.app_hash != ctx.ledger.app_hash() {
         return Err(BlockError::StateMismatch("app_hash"));
     }
@@ -350,7 +387,7 @@ pub fn check_block_with(
     }
     check_proposal_round(ctx, h, provenance)?;
     check_time(ctx, h, provenance)?;
-    let carried = check_last_commit_links(ctx, carried)?;
+    check_last_commit_links(ctx, link)?;
     if provenance == Provenance::Certified {
         return Ok(Checked::default());
     }
@@ -431,10 +468,10 @@ fn check_time(ctx: &Context<'_>, h: &pb::Header, provenance: Provenance) -> Resu
 /// The carried certificate (decoded by the body check) commits the parent block.
 fn check_last_commit_links(
     ctx: &Context<'_>,
-    carried: Option<CommitCertificate>,
-) -> Result<Option<CommitCertificate>, BlockError> {
+    carried: Option<CertificateLink>,
+) -> Result<(), BlockError> {
     let carried = match (carried, ctx.height) {
-        (None, 1) => return Ok(None),
+        (None, 1) => return Ok(()),
         (Some(c), h) if h > 1 => c,
         (None, _) => return Err(BlockError::LastCommit("missing".into())),
         (Some(_), _) => return Err(BlockError::LastCommit("block 1 carries one".into())),
@@ -444,7 +481,7 @@ fn check_last_commit_links(
             "it does not commit the parent block".into(),
         ));
     }
-    Ok(Some(carried))
+    Ok(())
 }
 
 /// The one we committed the tip with was verified already; another one

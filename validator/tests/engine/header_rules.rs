@@ -128,3 +128,60 @@ fn every_header_rule_refuses_its_violation() {
 fn hdr(b: &mut pb::Block) -> &mut pb::Header {
     b.header.as_mut().expect("header")
 }
+
+/// A certified (synced) block's carried certificate is bound to its header
+/// by the hash of its bytes and read for its height and block only: its
+/// signature is not decoded (its signers checked it). A live proposal of
+/// the same bytes decodes it and is refused; a certified block whose
+/// carried bytes differ from what its header committed, or that commit
+/// another block, is refused.
+#[test]
+fn a_certified_block_binds_its_carried_certificate_by_hash_without_decoding_it() {
+    let mut net = Net::new(N);
+    net.run_to(1);
+    let e = &net.engines[0];
+    let limits = Default::default();
+    let ctx = context(e, &limits);
+    let rehash = |b: &mut pb::Block| {
+        let c = b.last_commit.as_ref().expect("carried");
+        hdr(b).last_commit_hash = agora_validator::certificate::encoded_hash(c).to_vec();
+    };
+    let mut unreadable = proposal_block(e, 0);
+    unreadable
+        .last_commit
+        .as_mut()
+        .expect("carried")
+        .aggregate_signature = vec![0xff; 96];
+    rehash(&mut unreadable);
+    block_rules::check_block(&ctx, &unreadable, Provenance::Certified)
+        .expect("certified: bound by its bytes, not decoded");
+    let live = Provenance::Proposal {
+        round: 0,
+        now_ms: NOW + 10,
+        carried_verified: None,
+    };
+    let err = block_rules::check_block(&ctx, &unreadable, live).expect_err("live: decoded");
+    assert!(matches!(err, BlockError::LastCommit(_)), "{err}");
+
+    let mut swapped = proposal_block(e, 0);
+    swapped.last_commit.as_mut().expect("carried").signers[0] ^= 1;
+    let err = block_rules::check_block(&ctx, &swapped, Provenance::Certified)
+        .expect_err("bytes other than the header's");
+    assert!(
+        matches!(err, BlockError::BodyMismatch("last_commit_hash")),
+        "{err}"
+    );
+
+    let mut elsewhere = proposal_block(e, 0);
+    elsewhere.last_commit.as_mut().expect("carried").height = 5;
+    rehash(&mut elsewhere);
+    let err = block_rules::check_block(&ctx, &elsewhere, Provenance::Certified)
+        .expect_err("another block's certificate");
+    assert!(matches!(err, BlockError::LastCommit(_)), "{err}");
+    let mut short = proposal_block(e, 0);
+    short.last_commit.as_mut().expect("carried").block_hash = vec![1; 31];
+    rehash(&mut short);
+    let err = block_rules::check_block(&ctx, &short, Provenance::Certified)
+        .expect_err("a malformed link");
+    assert!(matches!(err, BlockError::LastCommit(_)), "{err}");
+}
