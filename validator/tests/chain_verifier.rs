@@ -195,6 +195,54 @@ fn body_commitments_are_checked() {
     ));
 }
 
+/// The carried certificate is bound to the header by the hash of its bytes:
+/// other bytes (one signer more) are refused, and bytes the header commits
+/// to pass without being decoded (an unreadable signature included: the
+/// header's own certificate vouches for what its signers checked).
+#[test]
+fn the_carried_certificate_is_bound_by_its_bytes() {
+    let c = build(2, |_| 0);
+    let carried = c.blocks[0].1.to_proto();
+    let mut header = c.blocks[1].0.clone();
+    header.last_commit_hash = agora_validator::certificate::encoded_hash(&carried).to_vec();
+    let mut block = pb::Block {
+        header: Some(header.clone()),
+        last_commit: Some(carried.clone()),
+        ..Default::default()
+    };
+    verify_body(&block).expect("the committed bytes");
+    assert_eq!(
+        header.last_commit_hash,
+        c.blocks[0].1.hash().to_vec(),
+        "the bytes' hash is the decoded certificate's"
+    );
+    block.last_commit.as_mut().expect("carried").signers[0] |= 0x08;
+    assert!(matches!(
+        verify_body(&block),
+        Err(ChainError::BodyMismatch {
+            what: "last_commit_hash",
+            ..
+        })
+    ));
+    block.last_commit = None;
+    assert!(matches!(
+        verify_body(&block),
+        Err(ChainError::BodyMismatch {
+            what: "last_commit_hash",
+            ..
+        })
+    ));
+    let mut unreadable = carried;
+    unreadable.aggregate_signature = vec![0xff; 96];
+    header.last_commit_hash = agora_validator::certificate::encoded_hash(&unreadable).to_vec();
+    let block = pb::Block {
+        header: Some(header),
+        last_commit: Some(unreadable),
+        ..Default::default()
+    };
+    verify_body(&block).expect("bound by its bytes, not decoded");
+}
+
 /// Verifies `c` in batches of `batch` heights with seeded random scalars;
 /// returns the blocks verified and where the verifier stands.
 fn verify_batched(

@@ -424,7 +424,6 @@ fn start_walk(cfg: AuditConfig, replay: Option<Ledger>, from: u64, to: u64) -> W
         replay,
         rewards: BTreeMap::new(),
         pending: Vec::new(),
-        parent: None,
         report: AuditReport {
             verified: 0,
             verified_total: 0,

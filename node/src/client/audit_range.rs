@@ -4,10 +4,10 @@
 //! Per range, on a blocking thread:
 //! 1. the replay of the *previous* (already verified) range starts on a
 //!    scoped thread of its own, so execution overlaps verification;
-//! 2. every height's certificate, VRF proof and — when it is not the same
-//!    bytes as the parent's certificate, already decoded — the certificate
-//!    the block carries are decoded (each a G2 subgroup check) on two
-//!    scoped threads, half the range each; nothing is decoded twice;
+//! 2. every height's certificate and VRF proof are decoded (each a G2
+//!    subgroup check) on two scoped threads, half the range each; the
+//!    certificate a block carries is bound to its header by the hash of
+//!    its bytes and not decoded (`chain_verifier::verify_body`);
 //! 3. the bodies are checked against their headers and the range goes to
 //!    [`ChainVerifier::verify_batch`] (one randomised multi-pairing, which
 //!    blst spreads over its own thread pool);
@@ -18,9 +18,7 @@
 //! h the verified blocks before h are replayed before the error is returned.
 
 use agora_proto::v1 as pb;
-use agora_validator::chain_verifier::{
-    ChainStep, ChainVerifier, SCALARS_PER_STEP, verify_body_with,
-};
+use agora_validator::chain_verifier::{ChainStep, ChainVerifier, SCALARS_PER_STEP, verify_body};
 use agora_validator::ledger::{BlockInfo, Ledger};
 use agora_validator::{Address, CommitCertificate, Signature, ValidatorSet};
 use std::collections::BTreeMap;
@@ -42,10 +40,6 @@ struct Decoded {
     cert: CommitCertificate,
     /// None when the proof does not decode: the verifier reports it in order.
     proof: Option<Signature>,
-    /// The carried certificate, decoded here unless it is the parent's.
-    last_commit: Option<CommitCertificate>,
-    /// The carried certificate is the parent's, byte for byte.
-    same_as_parent: bool,
 }
 
 /// What the verification carries from range to range.
@@ -57,8 +51,6 @@ pub(super) struct Walk {
     pub rewards: BTreeMap<Address, u128>,
     /// Verified blocks not replayed yet.
     pub pending: Vec<pb::Block>,
-    /// The last verified height's certificate, as received and decoded.
-    pub parent: Option<(pb::CommitCertificate, CommitCertificate)>,
 }
 
 /// Checks that `ledger` (after block h−1) hashes to header h's app hash
@@ -139,11 +131,10 @@ pub(super) fn verify_range(w: &mut Walk, range: Vec<Prepared>) -> Result<(), Aud
         report,
         rewards,
         pending: next_pending,
-        parent,
     } = w;
     let (replayed, verified) = std::thread::scope(|s| {
         let replayer = s.spawn(|| replay_all(replay.as_mut(), &pending, from, rewards));
-        let verified = verify_decoded(verifier, report, parent, range, next_pending);
+        let verified = verify_decoded(verifier, report, range, next_pending);
         let replayed = replayer.join().unwrap_or_else(|_| {
             Err(AuditError::Replay {
                 height: 0,
@@ -166,21 +157,14 @@ pub(super) fn verify_range(w: &mut Walk, range: Vec<Prepared>) -> Result<(), Aud
 fn verify_decoded(
     verifier: &mut ChainVerifier,
     report: &mut AuditReport,
-    parent: &mut Option<(pb::CommitCertificate, CommitCertificate)>,
     range: Vec<Prepared>,
     pending: &mut Vec<pb::Block>,
 ) -> Result<(), AuditError> {
-    let parent_pb = parent.as_ref().map(|(p, _)| p.clone());
-    let (decoded, mut stopped) = decode_parallel(range, parent_pb.as_ref());
+    let (decoded, mut stopped) = decode_parallel(range);
     // Bodies against headers, cheap and in order; a failure cuts the range.
     let mut good = decoded.len();
     for (i, d) in decoded.iter().enumerate() {
-        let carried = match (d.same_as_parent, i) {
-            (true, 0) => parent.as_ref().map(|(_, c)| c),
-            (true, _) => Some(&decoded[i - 1].cert),
-            (false, _) => d.last_commit.as_ref(),
-        };
-        if let Err(e) = verify_body_with(&d.p.block, carried) {
+        if let Err(e) = verify_body(&d.p.block) {
             good = i;
             stopped = Some(e.into());
             break;
@@ -224,7 +208,6 @@ fn verify_decoded(
                 );
         }
         pending.push(d.p.block.clone());
-        *parent = Some((d.p.cert.clone(), d.cert.clone()));
     }
     verdict?;
     stopped.map_or(Ok(()), Err)
@@ -233,31 +216,13 @@ fn verify_decoded(
 /// Decodes every height's signatures on two threads (half the range each).
 /// Returns the decoded prefix and the error of the first height that does
 /// not decode, if any.
-fn decode_parallel(
-    range: Vec<Prepared>,
-    parent: Option<&pb::CommitCertificate>,
-) -> (Vec<Decoded>, Option<AuditError>) {
-    // Whether each height carries exactly its parent's certificate (then
-    // the parent's decoded value is used; compared before the split).
-    let same: Vec<bool> = range
-        .iter()
-        .enumerate()
-        .map(|(i, p)| {
-            let prev = if i == 0 {
-                parent
-            } else {
-                Some(&range[i - 1].cert)
-            };
-            p.block.last_commit.is_some() && p.block.last_commit.as_ref() == prev
-        })
-        .collect();
+fn decode_parallel(range: Vec<Prepared>) -> (Vec<Decoded>, Option<AuditError>) {
     let mid = range.len().div_ceil(2);
     let mut range = range;
     let second: Vec<Prepared> = range.split_off(mid);
     let (a, b) = std::thread::scope(|s| {
-        let (same_a, same_b) = same.split_at(mid);
-        let t = s.spawn(move || decode_all(second, same_b));
-        let a = decode_all(range, same_a);
+        let t = s.spawn(move || decode_all(second));
+        let a = decode_all(range);
         (a, t.join())
     });
     let b = b.unwrap_or_else(|_| {
@@ -276,15 +241,11 @@ fn decode_parallel(
     (out, None)
 }
 
-fn decode_all(range: Vec<Prepared>, same: &[bool]) -> Vec<Result<Decoded, AuditError>> {
-    range
-        .into_iter()
-        .zip(same)
-        .map(|(p, same)| decode_one(p, *same))
-        .collect()
+fn decode_all(range: Vec<Prepared>) -> Vec<Result<Decoded, AuditError>> {
+    range.into_iter().map(decode_one).collect()
 }
 
-fn decode_one(p: Prepared, same_as_parent: bool) -> Result<Decoded, AuditError> {
+fn decode_one(p: Prepared) -> Result<Decoded, AuditError> {
     let h = p.header.height;
     let cert = CommitCertificate::from_proto(&p.cert).map_err(|e| AuditError::Malformed {
         height: h,
@@ -292,17 +253,5 @@ fn decode_one(p: Prepared, same_as_parent: bool) -> Result<Decoded, AuditError> 
         detail: e.to_string(),
     })?;
     let proof = Signature::from_bytes(&p.header.vrf_proof).ok();
-    // A carried certificate that does not decode is reported by the body
-    // check, in order (it decodes it again only then).
-    let last_commit = match &p.block.last_commit {
-        Some(c) if !same_as_parent => CommitCertificate::from_proto(c).ok(),
-        _ => None,
-    };
-    Ok(Decoded {
-        p,
-        cert,
-        proof,
-        last_commit,
-        same_as_parent,
-    })
+    Ok(Decoded { p, cert, proof })
 }
