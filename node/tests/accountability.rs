@@ -13,9 +13,8 @@ use agora_node::metrics::{BudgetKind, Metrics};
 use agora_node::transport::{
     PeerId, TlsIdentity, Transport, TransportConfig, TransportEvent, close_code, wire,
 };
-use agora_proto::v1::{PeerMessage, Vote, peer_message::Kind};
 use agora_validator::{ChainId, SecretKey};
-use support::raw_peer::{client_endpoint, closed_with, connect, send_raw};
+use support::raw_peer::{client_endpoint, closed_with, connect, filler_vote, send_raw};
 use tokio::sync::mpsc::Receiver;
 use tokio::time::{Instant, timeout};
 
@@ -49,19 +48,6 @@ fn config(listen: SocketAddr, peers: Vec<SocketAddr>) -> TransportConfig {
     c.backoff_max = Duration::from_millis(500);
     c.keep_alive = Duration::from_millis(200);
     c
-}
-
-fn vote(round: u32) -> PeerMessage {
-    PeerMessage {
-        kind: Some(Kind::Vote(Vote {
-            vote_type: 1,
-            height: 1,
-            round,
-            block_hash: vec![7; 32],
-            validator_address: vec![1; 20],
-            signature: vec![2; 96],
-        })),
-    }
 }
 
 /// Waits (driven by events, bounded by the deadline) until `cond` holds.
@@ -107,7 +93,7 @@ async fn an_oversized_vote_frame_is_refused_before_its_body_is_read() {
     let mut proposal_head = claim.to_vec();
     proposal_head.extend_from_slice(&[0x12, 0x80]);
     let _pending = send_raw(&conn, &proposal_head, false).await;
-    send_raw(&conn, &wire::encode_frame(&vote(1)), true).await;
+    send_raw(&conn, &wire::encode_frame(&filler_vote(1)), true).await;
     let t0 = Instant::now();
     let got = timeout(DEADLINE, async {
         loop {
@@ -118,7 +104,7 @@ async fn an_oversized_vote_frame_is_refused_before_its_body_is_read() {
     })
     .await
     .expect("a vote after the pending proposal is delivered");
-    assert_eq!(got, vote(1));
+    assert_eq!(got, filler_vote(1));
     assert_eq!(a.penalty_count(&peer), 0, "a pending proposal is no fault");
 
     // The vote claiming 3 MiB: refused on its first byte.
@@ -169,7 +155,7 @@ async fn a_truncated_frame_is_charged_and_closes_the_connection() {
     // Control: reset, not finished. A vote sent after it still arrives.
     let mut reset = send_raw(&conn, &head, false).await;
     let _ = reset.reset(0u32.into());
-    send_raw(&conn, &wire::encode_frame(&vote(1)), true).await;
+    send_raw(&conn, &wire::encode_frame(&filler_vote(1)), true).await;
     let got = timeout(DEADLINE, async {
         loop {
             if let Some(TransportEvent::Message { message, .. }) = ra.recv().await {
@@ -179,7 +165,7 @@ async fn a_truncated_frame_is_charged_and_closes_the_connection() {
     })
     .await
     .expect("the vote after a reset stream is delivered");
-    assert_eq!(got, vote(1));
+    assert_eq!(got, filler_vote(1));
     assert_eq!(a.penalty_count(&peer), 0, "a reset stream is no fault");
 
     // Finished early: charged, closed.
@@ -221,7 +207,7 @@ async fn a_signature_flood_is_dropped_before_verification() {
     .unwrap();
     let t0 = Instant::now();
     for r in 0..SENT as u32 {
-        send_raw(&conn, &wire::encode_frame(&vote(r)), true).await;
+        send_raw(&conn, &wire::encode_frame(&filler_vote(r)), true).await;
     }
     let mut delivered = 0u64;
     let end = Instant::now() + DEADLINE;
@@ -262,7 +248,7 @@ async fn a_signature_flood_is_dropped_before_verification() {
     )
     .await
     .unwrap();
-    send_raw(&conn2, &wire::encode_frame(&vote(10_000)), true).await;
+    send_raw(&conn2, &wire::encode_frame(&filler_vote(10_000)), true).await;
     let from = timeout(DEADLINE, async {
         loop {
             if let Some(TransportEvent::Message { peer, .. }) = ra.recv().await {

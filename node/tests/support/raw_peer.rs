@@ -76,3 +76,19 @@ pub async fn closed_with(conn: &quinn::Connection, within: Duration) -> Option<u
 pub fn frame(kind: Kind) -> Vec<u8> {
     wire::encode_frame(&PeerMessage { kind: Some(kind) })
 }
+
+/// A prevote of height 1 and `round` from a made-up validator with filler
+/// signature bytes: a well-formed frame for tests of the transport, which
+/// carries votes without judging their signatures.
+pub fn filler_vote(round: u32) -> PeerMessage {
+    PeerMessage {
+        kind: Some(Kind::Vote(agora_proto::v1::Vote {
+            vote_type: 1,
+            height: 1,
+            round,
+            block_hash: vec![7; 32],
+            validator_address: vec![1; 20],
+            signature: vec![2; 96],
+        })),
+    }
+}

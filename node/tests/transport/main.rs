@@ -4,6 +4,8 @@
 
 mod reconnection;
 mod refusals;
+#[path = "../support/mod.rs"]
+mod support;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -13,8 +15,9 @@ use agora_node::transport::{
     PeerId, PeerIdentity, TlsIdentity, Transport, TransportConfig, TransportEvent, close_code,
     hello, tls, wire,
 };
-use agora_proto::v1::{PeerMessage, StatusUpdate, Vote, peer_message::Kind};
+use agora_proto::v1::{PeerMessage, StatusUpdate, peer_message::Kind};
 use agora_validator::{Address, ChainId, SecretKey};
+use support::raw_peer::filler_vote;
 use tokio::sync::mpsc::Receiver;
 use tokio::time::{Instant, timeout};
 
@@ -46,19 +49,6 @@ fn config(tls: TlsIdentity, k: Option<SecretKey>, peers: Vec<SocketAddr>) -> Tra
 
 fn start(k: Option<SecretKey>, peers: Vec<SocketAddr>) -> (Transport, Receiver<TransportEvent>) {
     Transport::start(config(TlsIdentity::generate().unwrap(), k, peers)).unwrap()
-}
-
-fn vote(round: u32) -> PeerMessage {
-    PeerMessage {
-        kind: Some(Kind::Vote(Vote {
-            vote_type: 1,
-            height: 1,
-            round,
-            block_hash: vec![7; 32],
-            validator_address: vec![1; 20],
-            signature: vec![2; 96],
-        })),
-    }
 }
 
 /// Receives events until `f` returns Some, or panics at the deadline.
@@ -113,7 +103,7 @@ async fn resend_until_received(
     let mut round = first_round;
     while Instant::now() < end {
         round += 1;
-        from.broadcast(&vote(round));
+        from.broadcast(&filler_vote(round));
         let got = timeout(Duration::from_millis(200), async {
             loop {
                 if let Some(TransportEvent::Message { .. }) = to.recv().await {
@@ -147,11 +137,11 @@ async fn three_validators_mesh_gossip_and_dedup() {
     assert_eq!(a.peers().len(), 2, "one connection per peer");
 
     // Broadcast a vote from A, twice, then twenty more distinct ones.
-    let v0 = vote(0);
+    let v0 = filler_vote(0);
     assert_eq!(a.broadcast(&v0), 2);
     assert_eq!(a.broadcast(&v0), 2);
     for r in 1..=20 {
-        a.broadcast(&vote(r));
+        a.broadcast(&filler_vote(r));
     }
     for (rx, name) in [(&mut rb, "b"), (&mut rc, "c")] {
         let mut rounds = Vec::new();

@@ -48,7 +48,7 @@ async fn reconnects_after_peer_restart() {
         matches!(e, TransportEvent::Connected { peer, .. } if *peer == b_id).then_some(())
     })
     .await;
-    a.broadcast(&vote(9));
+    a.broadcast(&filler_vote(9));
     wait_for(&mut rb2, |e| match e {
         TransportEvent::Message {
             message: PeerMessage {

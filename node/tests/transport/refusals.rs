@@ -75,7 +75,7 @@ async fn bad_hello_signature_is_only_a_full_node() {
             kind: Some(Kind::Hello(_))
         })
     ));
-    send_raw(&conn, &wire::encode_frame(&vote(3))).await;
+    send_raw(&conn, &wire::encode_frame(&filler_vote(3))).await;
     let (peer, identity) = wait_for(&mut ra, |e| match e {
         TransportEvent::Message { peer, identity, .. } => Some((*peer, identity.clone())),
         _ => None,
@@ -126,7 +126,7 @@ async fn oversized_or_garbage_frames_drop_the_sender() {
     let t2 = TlsIdentity::generate().unwrap();
     let h2 = hello::make_hello(&chain(), &GENESIS, Some(&key(6)), &t2.cert, 0);
     let (_e2, c2, _) = raw_peer(a_addr, h2, &t2).await;
-    let mut big = vote(0);
+    let mut big = filler_vote(0);
     if let Some(Kind::Vote(v)) = big.kind.as_mut() {
         v.signature = vec![0; wire::MAX_SMALL_FRAME + 1];
     }
