@@ -3,7 +3,7 @@
 //! single and batch) beside the BLS ones they replaced.
 
 use agora_validator::certificate::CommitCertificate;
-use agora_validator::crypto::bls::HashedMessage;
+use agora_validator::crypto::bls::{HashedMessage, WeightedItem, verify_weighted};
 use agora_validator::crypto::ed25519::{AccountBatchItem, verify_batch};
 use agora_validator::crypto::{
     AccountPublicKey, AccountSecretKey, AccountSignature, PublicKey, SecretKey, Signature, sha3_256,
@@ -68,6 +68,48 @@ fn bls(c: &mut Criterion) {
     let refs: Vec<&Signature> = sigs.iter().collect();
     c.bench_function("bls/aggregate_100_signatures", |b| {
         b.iter(|| Signature::aggregate(black_box(&refs)).is_ok())
+    });
+    proposal_check(c);
+}
+
+/// The shape of a validator's proposal check: the proposer's signature
+/// (weight 1) and VRF proof under one key, messages not hashed yet, and a
+/// three-signer certificate whose message point the checker already holds.
+fn proposal_check(c: &mut Criterion) {
+    let sks = keys(4);
+    let (proposal, vrf_input, commit) = (b"proposal bytes", b"vrf input", b"precommit bytes");
+    let pk = sks[0].public_key();
+    let (sig, proof) = (sks[0].sign(proposal), sks[0].sign(vrf_input));
+    let pks: Vec<PublicKey> = sks[1..].iter().map(|s| s.public_key()).collect();
+    let apk = PublicKey::aggregate(&pks.iter().collect::<Vec<_>>()).expect("keys");
+    let shares: Vec<Signature> = sks[1..].iter().map(|s| s.sign(commit)).collect();
+    let agg = Signature::aggregate(&shares.iter().collect::<Vec<_>>()).expect("shares");
+    let hashed = HashedMessage::new(commit);
+    let items = [
+        WeightedItem {
+            key: &pk,
+            msg: proposal,
+            hashed: None,
+            sig: &sig,
+            weight: 1,
+        },
+        WeightedItem {
+            key: &pk,
+            msg: vrf_input,
+            hashed: None,
+            sig: &proof,
+            weight: 0x9e37_79b9_7f4a_7c15,
+        },
+        WeightedItem {
+            key: &apk,
+            msg: commit,
+            hashed: Some(&hashed),
+            sig: &agg,
+            weight: 0x6a09_e667_f3bc_c909,
+        },
+    ];
+    c.bench_function("bls/proposal_check_weighted_3", |b| {
+        b.iter(|| verify_weighted(black_box(&items)).is_ok())
     });
 }
 

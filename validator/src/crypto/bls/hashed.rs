@@ -44,6 +44,11 @@ impl HashedMessage {
         &self.msg
     }
 
+    /// The point in projective form (for sums of points).
+    pub(super) fn point(&self) -> &blst_p2 {
+        &self.point
+    }
+
     /// The point, in the form blst's pairing takes.
     pub(super) fn affine(&self) -> &blst_p2_affine {
         &self.affine
@@ -54,6 +59,11 @@ impl HashedMessage {
 /// converts many at once to affine, with one inversion).
 pub(super) fn hash_to_g2(msg: &[u8]) -> blst_p2 {
     count!(hash_to_curve += 1);
+    hash_to_g2_uncounted(msg)
+}
+
+/// [`hash_to_g2`] for a caller that counted the hash itself.
+pub(super) fn hash_to_g2_uncounted(msg: &[u8]) -> blst_p2 {
     let mut point = blst_p2::default();
     // SAFETY: blst reads `msg.len()` bytes of `msg` and `SIG_DST.len()`
     // bytes of the DST, an empty augmentation (null, 0), and writes one
