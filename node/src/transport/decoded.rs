@@ -33,7 +33,20 @@ pub const MAX_DECODE_RATIO: usize = 8;
 /// twice the size of every element of a repeated message field.
 /// `Undecodable` if the wire format is broken on the way.
 pub fn estimate(body: &[u8]) -> Result<usize, WireError> {
-    let mut counts = Counts::default();
+    walk(body, usize::MAX)
+}
+
+/// [`estimate`], stopping with `Amplified` as soon as it passes `allowed`:
+/// a flood of empty entries is refused after the first few thousand of
+/// them, not after a walk over the whole frame (a 4 MiB frame holds two
+/// million; the walk cost the node more than the frame cost the sender).
+fn walk(body: &[u8], allowed: usize) -> Result<usize, WireError> {
+    let fixed = size_of::<pb::PeerMessage>() + body.len();
+    let mut counts = Counts {
+        budget: allowed.saturating_sub(fixed),
+        len: body.len(),
+        ..Counts::default()
+    };
     for field in Fields(body) {
         let (number, payload) = field?;
         match (number, payload) {
@@ -49,7 +62,7 @@ pub fn estimate(body: &[u8]) -> Result<usize, WireError> {
             (7, Some(p)) => {
                 for f in Fields(p) {
                     if let (1, Some(certified)) = f? {
-                        counts.certified_blocks += 1;
+                        counts.add(|c| c.certified_blocks += 1)?;
                         for g in Fields(certified) {
                             if let (1, Some(block)) = g? {
                                 counts.block(block)?;
@@ -62,30 +75,22 @@ pub fn estimate(body: &[u8]) -> Result<usize, WireError> {
             (9, Some(p)) => {
                 for f in Fields(p) {
                     if let (1, Some(_)) = f? {
-                        counts.txs += 1;
+                        counts.add(|c| c.txs += 1)?;
                     }
                 }
             }
             _ => {}
         }
     }
-    let elements = counts.certified_blocks * size_of::<pb::CertifiedBlock>()
-        + counts.txs * size_of::<pb::Transaction>()
-        + counts.evidence * size_of::<pb::Evidence>();
-    Ok(size_of::<pb::PeerMessage>() + body.len() + 2 * elements)
+    Ok(fixed + counts.element_bytes())
 }
 
 /// [`estimate`], refused (`Amplified`) past [`MAX_DECODE_RATIO`] times the
-/// body's length.
+/// body's length, as soon as the walk passes it.
 pub fn checked_estimate(body: &[u8]) -> Result<usize, WireError> {
-    let estimate = estimate(body)?;
     let allowed = size_of::<pb::PeerMessage>() + MAX_DECODE_RATIO * body.len();
-    if estimate > allowed {
-        return Err(WireError::Amplified {
-            len: body.len(),
-            estimate,
-        });
-    }
+    let estimate = walk(body, allowed)?;
+    debug_assert!(estimate <= allowed, "the walk stops past the bound");
     Ok(estimate)
 }
 
@@ -94,15 +99,39 @@ struct Counts {
     certified_blocks: usize,
     txs: usize,
     evidence: usize,
+    /// Element bytes (twice their size) allowed before the walk stops.
+    budget: usize,
+    /// The body's length, for the error.
+    len: usize,
 }
 
 impl Counts {
+    /// Twice the in-memory size of the elements counted so far.
+    fn element_bytes(&self) -> usize {
+        2 * (self.certified_blocks * size_of::<pb::CertifiedBlock>()
+            + self.txs * size_of::<pb::Transaction>()
+            + self.evidence * size_of::<pb::Evidence>())
+    }
+
+    /// Counts one element; `Amplified` once past the budget.
+    fn add(&mut self, count: impl FnOnce(&mut Self)) -> Result<(), WireError> {
+        count(self);
+        let bytes = self.element_bytes();
+        if bytes > self.budget {
+            return Err(WireError::Amplified {
+                len: self.len,
+                estimate: size_of::<pb::PeerMessage>() + self.len + bytes,
+            });
+        }
+        Ok(())
+    }
+
     /// Block.txs (2) and Block.evidence (3).
     fn block(&mut self, block: &[u8]) -> Result<(), WireError> {
         for f in Fields(block) {
             match f? {
-                (2, Some(_)) => self.txs += 1,
-                (3, Some(_)) => self.evidence += 1,
+                (2, Some(_)) => self.add(|c| c.txs += 1)?,
+                (3, Some(_)) => self.add(|c| c.evidence += 1)?,
                 _ => {}
             }
         }
@@ -267,6 +296,35 @@ mod tests {
             checked_estimate(&batch),
             Err(WireError::Amplified { .. })
         ));
+    }
+
+    /// A block response of `entries` empty blocks whose last entry claims
+    /// bytes it does not have.
+    fn empty_entries_then_broken(entries: usize) -> Vec<u8> {
+        let mut inner: Vec<u8> = [0x0a, 0x00].repeat(entries);
+        inner.extend_from_slice(&[0x0a, 0x05]);
+        let mut body = vec![0x3a];
+        let mut n = inner.len() as u64;
+        while n >= 0x80 {
+            body.push((n as u8 & 0x7f) | 0x80);
+            n >>= 7;
+        }
+        body.push(n as u8);
+        body.extend(inner);
+        body
+    }
+
+    /// The checked walk stops at the bound: a frame of empty entries is
+    /// refused before its end is read (the broken tail is never reached),
+    /// while the unbounded estimate walks on to it (negative control).
+    #[test]
+    fn an_amplifying_body_is_refused_before_its_end() {
+        let body = empty_entries_then_broken(100_000);
+        assert!(matches!(
+            checked_estimate(&body),
+            Err(WireError::Amplified { .. })
+        ));
+        assert!(matches!(estimate(&body), Err(WireError::Undecodable(_))));
     }
 
     #[test]
