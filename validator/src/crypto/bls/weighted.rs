@@ -311,6 +311,13 @@ mod tests {
         }
     }
 
+    /// −σ: the same compressed x with the sort flag flipped.
+    fn negated(sig: &Signature) -> Signature {
+        let mut bytes = sig.to_bytes();
+        bytes[0] ^= 0x20;
+        Signature::from_bytes(&bytes).expect("negated point")
+    }
+
     const WEIGHTS: [u64; 3] = [1, 0x9e37_79b9_7f4a_7c15, 0xd1b5_4a32_d192_ed03];
 
     /// Good signatures pass with and without the kept point and with any
@@ -349,11 +356,7 @@ mod tests {
     fn weighted_errors_that_cancel_pass_only_with_unit_weights() {
         let mut t = three();
         let d = key(7).sign(b"delta");
-        let neg_d = {
-            let mut bytes = d.to_bytes();
-            bytes[0] ^= 0x20; // the sort flag: the negated point
-            Signature::from_bytes(&bytes).expect("negated point")
-        };
+        let neg_d = negated(&d);
         t.sigs[1] = Signature::aggregate(&[&t.sigs[1], &d]).expect("sum");
         t.sigs[2] = Signature::aggregate(&[&t.sigs[2], &neg_d]).expect("sum");
         for hashed in [false, true] {
@@ -409,11 +412,7 @@ mod tests {
             t.sigs[bad] = saved;
         }
         let d = key(7).sign(b"delta");
-        let neg_d = {
-            let mut bytes = d.to_bytes();
-            bytes[0] ^= 0x20;
-            Signature::from_bytes(&bytes).expect("negated point")
-        };
+        let neg_d = negated(&d);
         t.sigs[0] = Signature::aggregate(&[&t.sigs[0], &d]).expect("sum");
         t.sigs[1] = Signature::aggregate(&[&t.sigs[1], &neg_d]).expect("sum");
         assert_eq!(verify_weighted(&t.items([1, 1, 1], false)), Ok(()));
@@ -448,11 +447,7 @@ mod tests {
             verify_weighted(&t.items([1, 0, 3], false)),
             Err(BlsError::BadEncoding)
         );
-        let neg = {
-            let mut bytes = t.sigs[0].to_bytes();
-            bytes[0] ^= 0x20;
-            Signature::from_bytes(&bytes).expect("negated point")
-        };
+        let neg = negated(&t.sigs[0]);
         let cancel = [
             WeightedItem {
                 key: &t.keys[0],
