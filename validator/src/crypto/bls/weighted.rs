@@ -70,8 +70,14 @@ pub fn verify_weighted(items: &[WeightedItem<'_>]) -> Result<(), BlsError> {
 #[cfg(feature = "crypto-counters")]
 fn distinct_keys(items: &[WeightedItem<'_>]) -> usize {
     (0..items.len())
-        .filter(|&i| items[..i].iter().all(|o| o.key != items[i].key))
+        .filter(|&i| first_of_its_key(items, i))
         .count()
+}
+
+/// Whether no item before `i` names `items[i]`'s key: the item whose pair
+/// the later ones of that key join.
+fn first_of_its_key(items: &[WeightedItem<'_>], i: usize) -> bool {
+    items[..i].iter().all(|o| o.key != items[i].key)
 }
 
 /// The equation of the module docs for `items` (not empty, no zero
@@ -81,7 +87,7 @@ fn product_is_one(items: &[WeightedItem<'_>]) -> Result<(), BlsError> {
     debug_assert!(!items.is_empty() && items.iter().all(|i| i.weight != 0));
     let mut ctx = blst::Pairing::new(true, SIG_DST);
     for (i, item) in items.iter().enumerate() {
-        if items[..i].iter().any(|o| o.key == item.key) {
+        if !first_of_its_key(items, i) {
             continue; // in the pair of the first item under its key
         }
         let mut same = items[i + 1..]
