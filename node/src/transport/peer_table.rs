@@ -100,15 +100,17 @@ impl Transport {
             if let Some(old) = peers.get(&peer)
                 && old.conn.close_reason().is_none()
             {
-                let preferred = self.inner.local_id.min(peer);
-                let keep_old = old.incarnation == incarnation
-                    && old.initiator != initiator
-                    && old.initiator == preferred;
-                if keep_old {
+                let ours = (self.inner.local_id, peer);
+                let verdict = on_second_connection(
+                    ours,
+                    (old.initiator, old.incarnation),
+                    (initiator, incarnation),
+                );
+                if verdict == Second::Dropped {
                     conn.close(close_code::DUPLICATE.into(), b"duplicate");
                     return false;
                 }
-                if old.incarnation == incarnation {
+                if verdict == Second::ReplacesDuplicate {
                     old.conn.close(close_code::DUPLICATE.into(), b"replaced");
                 } else {
                     if old.superseded == Some(incarnation) {
@@ -180,6 +182,38 @@ impl Transport {
     }
 }
 
+/// What becomes of a second live connection to a peer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Second {
+    /// Both sides dialled at once and the first one is the keeper.
+    Dropped,
+    /// Both sides dialled at once and the second one is the keeper.
+    ReplacesDuplicate,
+    /// The peer restarted: its new incarnation's connection always wins.
+    Supersedes,
+}
+
+/// The duplicate rule of [`Transport::register`], for connections given as
+/// (initiator, the peer's incarnation) between `ends` = (us, the peer).
+/// Within one incarnation the connection initiated by the lower id is kept,
+/// so that both ends keep the same one whichever order their handshakes
+/// finish in (the acceptor's ends half a round trip before the dialler's).
+fn on_second_connection(
+    ends: (PeerId, PeerId),
+    first: (PeerId, u64),
+    second: (PeerId, u64),
+) -> Second {
+    if first.1 != second.1 {
+        return Second::Supersedes;
+    }
+    let keeper = ends.0.min(ends.1);
+    if first.0 != second.0 && first.0 == keeper {
+        Second::Dropped
+    } else {
+        Second::ReplacesDuplicate
+    }
+}
+
 /// Whether the peer closed `conn` because a connection presenting our
 /// identity from another process took its place.
 fn is_superseded(conn: &quinn::Connection) -> bool {
@@ -246,6 +280,56 @@ impl Transport {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A duplicate rule, as [`on_second_connection`].
+    type Rule = fn((PeerId, PeerId), (PeerId, u64), (PeerId, u64)) -> Second;
+
+    /// The connection one end keeps when its two handshakes finish in
+    /// `order` (initiators), under `rule`.
+    fn kept_by(rule: Rule, ends: (PeerId, PeerId), order: [PeerId; 2]) -> PeerId {
+        match rule(ends, (order[0], 7), (order[1], 7)) {
+            Second::Dropped => order[0],
+            Second::ReplacesDuplicate | Second::Supersedes => order[1],
+        }
+    }
+
+    /// Whether both ends keep the same connection for every order in which
+    /// each end's two handshakes can finish.
+    fn ends_always_agree(rule: Rule, a: PeerId, b: PeerId) -> bool {
+        let orders = [[a, b], [b, a]];
+        orders.iter().all(|&at_a| {
+            orders
+                .iter()
+                .all(|&at_b| kept_by(rule, (a, b), at_a) == kept_by(rule, (b, a), at_b))
+        })
+    }
+
+    #[test]
+    fn both_ends_keep_the_same_one_of_two_simultaneous_connections() {
+        let (low, high) = (PeerId([1; 32]), PeerId([2; 32]));
+        assert!(ends_always_agree(on_second_connection, low, high));
+        assert!(ends_always_agree(on_second_connection, high, low));
+        // The keeper is the lower id's, whoever holds it first.
+        assert_eq!(kept_by(on_second_connection, (high, low), [high, low]), low);
+        // Negative control: "the newest connection wins" lets the ends
+        // keep different connections, each closing the other's keeper.
+        let newest_wins =
+            |_: (PeerId, PeerId), _: (PeerId, u64), _: (PeerId, u64)| Second::ReplacesDuplicate;
+        assert!(!ends_always_agree(newest_wins, low, high));
+    }
+
+    #[test]
+    fn a_new_incarnation_supersedes_even_the_keeper() {
+        let (low, high) = (PeerId([1; 32]), PeerId([2; 32]));
+        // Our own dial (we hold the lower id) would win a tie-break, but the
+        // peer restarted.
+        let verdict = on_second_connection((low, high), (low, 7), (high, 8));
+        assert_eq!(verdict, Second::Supersedes);
+        assert_eq!(
+            on_second_connection((low, high), (low, 7), (high, 7)),
+            Second::Dropped
+        );
+    }
 
     #[test]
     fn a_superseding_peer_is_news_once_per_window_and_then_forgotten() {
