@@ -5,8 +5,10 @@
 use agora_validator::certificate::CommitCertificate;
 use agora_validator::crypto::bls::{HashedMessage, WeightedItem, verify_weighted};
 use agora_validator::crypto::ed25519::{AccountBatchItem, verify_batch};
+use agora_validator::crypto::sha3_batch::sha3_256_batch;
 use agora_validator::crypto::{
-    AccountPublicKey, AccountSecretKey, AccountSignature, PublicKey, SecretKey, Signature, sha3_256,
+    AccountPublicKey, AccountSecretKey, AccountSignature, PublicKey, SecretKey, Signature,
+    sha3_256, sha3_256_parts,
 };
 use agora_validator::lottery;
 use agora_validator::signing::vote_bytes;
@@ -281,8 +283,30 @@ fn lottery_pick(c: &mut Criterion) {
     });
 }
 
+/// SHA3-256 of 1,024 internal-node-shaped messages (16 + 32 + 32 bytes):
+/// one at a time against the batch (eight lanes where AVX-512F exists).
+fn hashing(c: &mut Criterion) {
+    let halves: Vec<[u8; 32]> = (0..1025u32).map(|i| sha3_256(&i.to_le_bytes())).collect();
+    let messages: Vec<[&[u8]; 3]> = halves
+        .windows(2)
+        .map(|w| [b"JMT::IntrnalNode".as_slice(), &w[0][..], &w[1][..]])
+        .collect();
+    c.bench_function("hash/sha3_256_1024_one_at_a_time", |b| {
+        b.iter(|| {
+            black_box(&messages)
+                .iter()
+                .map(|m| sha3_256_parts(m))
+                .fold(0u8, |a, h| a ^ h[0])
+        })
+    });
+    c.bench_function("hash/sha3_256_1024_batch", |b| {
+        b.iter(|| sha3_256_batch(black_box(&messages)).len())
+    });
+}
+
 criterion_group!(
     benches,
+    hashing,
     bls,
     accounts,
     account_batch_sizes,

@@ -6,6 +6,7 @@
 pub mod bls;
 pub mod ed25519;
 pub mod hash;
+pub mod sha3_batch;
 pub mod vrf;
 
 pub use bls::{BlsError, PublicKey, SecretKey, Signature};

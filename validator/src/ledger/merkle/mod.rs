@@ -40,6 +40,7 @@ mod node;
 pub mod proof;
 mod tree;
 
+use crate::crypto::sha3_batch::sha3_256_batch;
 use crate::crypto::{Hash, sha3_256};
 use crate::types::Height;
 use agora_proto::v1 as pb;
@@ -176,9 +177,11 @@ impl StateTree {
             *self = Self::build(state);
             return changes;
         }
-        let mut update: Vec<Change<'_>> = changes
-            .iter()
-            .map(|(k, v)| Change::new(k, v.as_deref()))
+        let keys: Vec<[&[u8]; 1]> = changes.iter().map(|(k, _)| [&k[..]]).collect();
+        let mut update: Vec<Change<'_>> = sha3_256_batch(&keys)
+            .into_iter()
+            .zip(&changes)
+            .map(|(key_hash, (_, v))| Change::hashed(key_hash, v.as_deref()))
             .collect();
         self.root = store.update(height, &mut update);
         store.prune(height.saturating_add(1).saturating_sub(PROVABLE_VERSIONS));

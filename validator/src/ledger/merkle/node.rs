@@ -17,8 +17,9 @@
 //! children: most of the bottom level of a big tree) keep no cache:
 //! computing their few non-trivial ranges is cheaper than 480 bytes each.
 
-use super::proof::{PLACEHOLDER, internal_hash};
+use super::proof::{INTERNAL_DOMAIN, PLACEHOLDER, count_internal_hashes, internal_hash};
 use crate::crypto::Hash;
+use crate::crypto::sha3_batch::sha3_256_batch;
 
 /// Where a child lives in the tree's arenas.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -87,15 +88,41 @@ pub(super) struct Internal {
     inner: Option<Box<[Hash; INNER]>>,
 }
 
+/// A node shaped over its children whose own hashes are not computed yet:
+/// [`hash_all`] computes them once every child's hash is known.
+#[derive(Debug)]
+pub(super) struct Unhashed {
+    /// The node; a dense one holds its base's cached inner hashes.
+    pub node: Internal,
+    /// The nibbles whose ranges must be computed (all, without a cache to
+    /// reuse).
+    stale: u16,
+}
+
 impl Internal {
     /// A node over `children` (by nibble), and its hash. `dirty` names the
     /// nibbles that differ from `base`, whose cached inner hashes are
     /// reused for every range holding none of them.
+    #[cfg(test)]
     pub(super) fn new(
         children: &[Option<Slot>; 16],
         base: Option<&Internal>,
         dirty: u16,
     ) -> (Self, Hash) {
+        let mut one = [Self::shape(children, base, dirty)];
+        let root = hash_all(&mut one, |u| u)[0];
+        let [u] = one;
+        (u.node, root)
+    }
+
+    /// A node over `children` (by nibble), its hashes left to [`hash_all`].
+    /// `dirty` names the nibbles that differ from `base`, whose cached
+    /// inner hashes are kept for every range holding none of them.
+    pub(super) fn shape(
+        children: &[Option<Slot>; 16],
+        base: Option<&Internal>,
+        dirty: u16,
+    ) -> Unhashed {
         let mut node = Self::default();
         let mut slots = Vec::with_capacity(children.iter().flatten().count());
         for (n, s) in children.iter().enumerate() {
@@ -108,22 +135,24 @@ impl Internal {
             }
         }
         node.slots = slots.into_boxed_slice();
+        let mut stale = u16::MAX;
         if node.exist.count_ones() >= DENSE {
             let reuse = base.and_then(|b| b.inner.as_deref());
-            let mut inner = Box::new(*reuse.unwrap_or(&[PLACEHOLDER; INNER]));
-            let stale = if reuse.is_some() { dirty } else { u16::MAX };
-            for p in (0..INNER).rev() {
-                if MASKS[p] & stale != 0 {
-                    inner[p] = node.range_hash(p, |q| inner[q]);
-                }
+            if reuse.is_some() {
+                stale = dirty;
             }
-            let root = inner[0];
-            node.inner = Some(inner);
-            (node, root)
-        } else {
-            let root = node.hash_at(0);
-            (node, root)
+            node.inner = Some(Box::new(*reuse.unwrap_or(&[PLACEHOLDER; INNER])));
         }
+        Unhashed { node, stale }
+    }
+
+    /// Sets the hash of the child at nibble `n` (a node that was
+    /// [`Unhashed`] when this one was shaped).
+    pub(super) fn set_child_hash(&mut self, n: u8, hash: Hash) {
+        let bit = 1u16 << n;
+        debug_assert!(self.exist & bit != 0, "a child at nibble {n}");
+        let rank = (self.exist & (bit - 1)).count_ones() as usize;
+        self.slots[rank].hash = hash;
     }
 
     /// What the range at heap position `p` holds.
@@ -178,6 +207,25 @@ impl Internal {
         self.slot(n).map_or(PLACEHOLDER, |s| s.hash)
     }
 
+    /// The cache being filled by [`hash_all`].
+    fn inner_mut(&mut self) -> &mut [Hash; INNER] {
+        self.inner
+            .as_deref_mut()
+            .expect("hash_all gives every node a cache")
+    }
+
+    /// During [`hash_all`]: the hash of half `q` of a range, from the
+    /// cache (filled a level below) or, for a single nibble, its child.
+    fn half_hash(&self, q: usize) -> Hash {
+        if q >= INNER {
+            self.nibble_hash((q - INNER) as u8)
+        } else {
+            self.inner
+                .as_deref()
+                .expect("hash_all gives every node a cache")[q]
+        }
+    }
+
     /// The hash of the range at heap position `p`: read from the cache,
     /// or computed from the slots (sparse nodes).
     pub(super) fn hash_at(&self, p: usize) -> Hash {
@@ -206,6 +254,77 @@ impl Internal {
         debug_assert_eq!(p, INNER + usize::from(n));
         self.slot(n).copied()
     }
+}
+
+/// Computes the inner and root hashes of shaped nodes whose children's
+/// hashes are all set, and returns the roots in order. The ranges of one
+/// bit level of every node are hashed in one batch (`sha3_256_batch`, up
+/// to eight at once): a block's update hands in every new node of one
+/// nibble depth together, so a level holds hundreds of independent hashes
+/// where a single node's path has one.
+pub(super) fn hash_all<T>(
+    items: &mut [T],
+    unhashed: impl Fn(&mut T) -> &mut Unhashed,
+) -> Vec<Hash> {
+    // A sparse node borrows a cache for the pass (dropped at the end); a
+    // dense one fills its own in place.
+    let mut sparse = vec![false; items.len()];
+    for (t, s) in items.iter_mut().zip(&mut sparse) {
+        let u = unhashed(t);
+        if u.node.inner.is_none() {
+            u.node.inner = Some(Box::new([PLACEHOLDER; INNER]));
+            *s = true;
+        }
+    }
+    // (item, heap position, left half, right half) of each hash to compute.
+    let mut pairs: Vec<(usize, usize, Hash, Hash)> = Vec::new();
+    for level in (0..4u32).rev() {
+        pairs.clear();
+        for (k, t) in items.iter_mut().enumerate() {
+            let u = unhashed(t);
+            let positions = (1 << level) - 1..(2 << level) - 1;
+            for (p, mask) in MASKS
+                .iter()
+                .enumerate()
+                .take(positions.end)
+                .skip(positions.start)
+            {
+                if mask & u.stale == 0 {
+                    continue;
+                }
+                let known = match u.node.range(p) {
+                    Range::Empty => PLACEHOLDER,
+                    Range::Lone(n) => u.node.nibble_hash(n),
+                    Range::Many => {
+                        let pair = (u.node.half_hash(2 * p + 1), u.node.half_hash(2 * p + 2));
+                        pairs.push((k, p, pair.0, pair.1));
+                        continue;
+                    }
+                };
+                u.node.inner_mut()[p] = known;
+            }
+        }
+        let messages: Vec<[&[u8]; 3]> = pairs
+            .iter()
+            .map(|(_, _, l, r)| [INTERNAL_DOMAIN, &l[..], &r[..]])
+            .collect();
+        count_internal_hashes(messages.len());
+        for (&(k, p, _, _), h) in pairs.iter().zip(sha3_256_batch(&messages)) {
+            unhashed(&mut items[k]).node.inner_mut()[p] = h;
+        }
+    }
+    items
+        .iter_mut()
+        .zip(sparse)
+        .map(|(t, sparse)| {
+            let node = &mut unhashed(t).node;
+            let root = node.inner_mut()[0];
+            if sparse {
+                node.inner = None;
+            }
+            root
+        })
+        .collect()
 }
 
 #[cfg(test)]

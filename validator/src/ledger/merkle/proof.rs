@@ -7,9 +7,9 @@ use crate::crypto::{Hash, sha3_256, sha3_256_parts};
 use agora_proto::v1 as pb;
 
 /// Domain separator of a leaf node's hash.
-const LEAF_DOMAIN: &[u8] = b"JMT::LeafNode";
+pub(super) const LEAF_DOMAIN: &[u8] = b"JMT::LeafNode";
 /// Domain separator of an internal node's hash.
-const INTERNAL_DOMAIN: &[u8] = b"JMT::IntrnalNode";
+pub(super) const INTERNAL_DOMAIN: &[u8] = b"JMT::IntrnalNode";
 /// The hash of an empty subtree.
 pub const PLACEHOLDER: Hash = *b"SPARSE_MERKLE_PLACEHOLDER_HASH__";
 /// Most siblings a path can have (one per key-hash bit).
@@ -49,10 +49,16 @@ thread_local! {
     pub(super) static INTERNAL_HASHES: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
 }
 
+/// Notes `n` internal hashes computed (counted in tests only).
+pub(super) fn count_internal_hashes(n: usize) {
+    #[cfg(test)]
+    INTERNAL_HASHES.with(|c| c.set(c.get() + n as u64));
+    let _ = n;
+}
+
 /// The hash of an internal range from its halves' hashes.
 pub(super) fn internal_hash(left: &Hash, right: &Hash) -> Hash {
-    #[cfg(test)]
-    INTERNAL_HASHES.with(|c| c.set(c.get() + 1));
+    count_internal_hashes(1);
     sha3_256_parts(&[INTERNAL_DOMAIN, left, right])
 }
 

@@ -19,12 +19,15 @@
 //! above them (about one per 3–15 leaves), and what the kept versions
 //! replaced; `StateTree` keeps [`super::PROVABLE_VERSIONS`] versions.
 
-use super::node::{Child, Internal, Range, Slot};
-use super::proof::{PLACEHOLDER, leaf_hash};
+use super::node::{Child, Internal, Range, Slot, Unhashed, hash_all};
+use super::proof::{LEAF_DOMAIN, PLACEHOLDER};
+use crate::crypto::sha3_batch::sha3_256_batch;
 use crate::crypto::{Hash, sha3_256};
 use crate::types::Height;
 use agora_proto::v1 as pb;
-use std::collections::BTreeMap;
+use std::cmp::Reverse;
+use std::collections::{BTreeMap, HashMap};
+use std::hash::{BuildHasherDefault, Hasher};
 
 /// A stored leaf.
 #[derive(Debug, Clone, Default)]
@@ -40,16 +43,87 @@ pub(crate) struct Change<'a> {
     pub key_hash: Hash,
     /// The new value.
     pub value: Option<&'a [u8]>,
+    /// The new leaf's hash, set by [`Tree::update`] for every change with
+    /// a value (all of a block's at once).
+    leaf_hash: Hash,
 }
 
 impl<'a> Change<'a> {
     /// The change of the leaf with this key.
+    #[cfg(test)]
     pub(crate) fn new(key: &[u8], value: Option<&'a [u8]>) -> Self {
+        Self::hashed(sha3_256(key), value)
+    }
+
+    /// The change of the leaf whose key hashes to `key_hash`.
+    pub(crate) fn hashed(key_hash: Hash, value: Option<&'a [u8]>) -> Self {
         Self {
-            key_hash: sha3_256(key),
+            key_hash,
             value,
+            leaf_hash: PLACEHOLDER,
         }
     }
+}
+
+/// The leaf hashes of (key hash, value) pairs, all in two batches: the
+/// values' hashes, then the leaves'.
+fn leaf_hashes<'a>(leaves: impl Iterator<Item = (&'a Hash, &'a [u8])> + Clone) -> Vec<Hash> {
+    let values: Vec<[&[u8]; 1]> = leaves.clone().map(|(_, v)| [v]).collect();
+    let value_hashes = sha3_256_batch(&values);
+    let nodes: Vec<[&[u8]; 3]> = leaves
+        .zip(&value_hashes)
+        .map(|((k, _), vh)| [LEAF_DOMAIN, &k[..], &vh[..]])
+        .collect();
+    sha3_256_batch(&nodes)
+}
+
+/// Hashes the node arena's indices for a pass's maps: the keys are our
+/// own indices, so SipHash's resistance to chosen keys buys nothing there
+/// and cost a tenth of a 1 M-account block's tree update.
+#[derive(Default)]
+struct IndexHasher(u64);
+
+impl Hasher for IndexHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for b in bytes {
+            self.0 = (self.0 ^ u64::from(*b)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        }
+    }
+
+    fn write_u32(&mut self, n: u32) {
+        self.0 = u64::from(n).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    }
+}
+
+/// Arena index → position, for the nodes of one pass.
+type IndexMap = HashMap<u32, usize, BuildHasherDefault<IndexHasher>>;
+
+/// A node shaped during an update or build, waiting for its hashes.
+#[derive(Debug)]
+struct Fresh {
+    /// Its place in the node arena (reserved when it was shaped).
+    index: u32,
+    /// Its nibble depth: every child is one deeper.
+    depth: usize,
+    /// Its parent's arena index and its nibble there (`None`: the root).
+    parent: Option<(u32, u8)>,
+    unhashed: Unhashed,
+}
+
+/// What one update or build collects on its way down: the items it
+/// replaced, and the nodes it shaped, hashed together at the end
+/// ([`Tree::hash_fresh`]) so that each bit level of a whole nibble depth
+/// is one batch.
+#[derive(Debug, Default)]
+struct Pass {
+    stale: Vec<Child>,
+    fresh: Vec<Fresh>,
+    /// Arena index → position in `fresh`.
+    fresh_at: IndexMap,
 }
 
 /// What a proof of one key is made of (see `proof.rs` for the wire form).
@@ -111,6 +185,11 @@ impl<T: Default> Arena<T> {
         &self.items[i as usize]
     }
 
+    /// Fills a slot [`Self::put`] reserved.
+    fn set(&mut self, i: u32, item: T) {
+        self.items[i as usize] = item;
+    }
+
     #[cfg(test)]
     fn live(&self) -> usize {
         self.items.len() - self.free.len()
@@ -160,13 +239,17 @@ impl Tree {
     /// order) as version `height`.
     pub(crate) fn build(height: Height, leaves: Vec<(Hash, Vec<u8>)>) -> Self {
         let mut tree = Self::default();
+        let hashes = leaf_hashes(leaves.iter().map(|(k, v)| (k, &v[..])));
         let mut slots: Vec<(Hash, Slot)> = leaves
             .into_iter()
-            .map(|(k, v)| tree.new_leaf(k, v.into_boxed_slice()))
+            .zip(hashes)
+            .map(|((k, v), hash)| tree.new_leaf(k, v.into_boxed_slice(), hash))
             .collect();
         slots.sort_unstable_by_key(|s| s.0);
         debug_assert!(slots.windows(2).all(|w| w[0].0 != w[1].0), "distinct keys");
-        let root = tree.build_slots(0, &slots);
+        let mut pass = Pass::default();
+        let root = tree.build_slots(0, &slots, &mut pass);
+        let root = tree.hash_fresh(pass.fresh, root);
         tree.roots.insert(height, root);
         tree
     }
@@ -201,14 +284,95 @@ impl Tree {
             changes.windows(2).all(|w| w[0].key_hash != w[1].key_hash),
             "one change per key"
         );
-        let mut stale = Vec::new();
+        let valued = changes.iter().filter_map(|c| Some((&c.key_hash, c.value?)));
+        let mut hashes = leaf_hashes(valued).into_iter();
+        for c in changes.iter_mut().filter(|c| c.value.is_some()) {
+            c.leaf_hash = hashes.next().expect("a leaf hash per value");
+        }
+        let mut pass = Pass::default();
         let old = self.roots[&latest];
-        let root = self.update_slot(old, 0, changes, &mut stale);
+        let root = self.update_slot(old, 0, changes, &mut pass);
+        let root = self.hash_fresh(pass.fresh, root);
         self.roots.insert(height, root);
-        if !stale.is_empty() {
-            self.stale.insert(height, stale);
+        if !pass.stale.is_empty() {
+            self.stale.insert(height, pass.stale);
         }
         root.map_or(PLACEHOLDER, |s| s.hash)
+    }
+
+    /// Puts a shaped node in the arena (its hashes still to come) and
+    /// links the shaped children it holds to it.
+    fn put_fresh(&mut self, unhashed: Unhashed, depth: usize, pass: &mut Pass) -> Slot {
+        let index = self.nodes.put(Internal::default());
+        for (n, s) in unhashed.node.children() {
+            if let Child::Node(j) = s.child
+                && let Some(&f) = pass.fresh_at.get(&j)
+            {
+                debug_assert_eq!(pass.fresh[f].depth, depth + 1);
+                pass.fresh[f].parent = Some((index, n));
+            }
+        }
+        pass.fresh_at.insert(index, pass.fresh.len());
+        pass.fresh.push(Fresh {
+            index,
+            depth,
+            parent: None,
+            unhashed,
+        });
+        Slot {
+            hash: PLACEHOLDER,
+            child: Child::Node(index),
+        }
+    }
+
+    /// Hashes the nodes a pass shaped, deepest nibble depth first (each
+    /// depth's nodes together, see `node::hash_all`), sets each one's hash
+    /// in its parent, fills their arena slots, and returns `root` with its
+    /// hash set if it is one of them.
+    fn hash_fresh(&mut self, mut fresh: Vec<Fresh>, root: Option<Slot>) -> Option<Slot> {
+        fresh.sort_by_key(|f| Reverse(f.depth));
+        let at: HashMap<u32, usize> = fresh
+            .iter()
+            .enumerate()
+            .map(|(k, f)| (f.index, k))
+            .collect();
+        let mut root_hash = None;
+        let mut start = 0;
+        while start < fresh.len() {
+            let depth = fresh[start].depth;
+            let end = start
+                + fresh[start..]
+                    .iter()
+                    .take_while(|f| f.depth == depth)
+                    .count();
+            let roots = hash_all(&mut fresh[start..end], |f| &mut f.unhashed);
+            for (k, hash) in (start..end).zip(roots) {
+                match fresh[k].parent {
+                    Some((parent, n)) => {
+                        let p = at[&parent];
+                        debug_assert!(p >= end, "a parent is one depth up");
+                        fresh[p].unhashed.node.set_child_hash(n, hash);
+                    }
+                    None => {
+                        debug_assert!(root_hash.is_none(), "one parentless node: the root");
+                        root_hash = Some((fresh[k].index, hash));
+                    }
+                }
+            }
+            start = end;
+        }
+        for f in fresh {
+            self.nodes.set(f.index, f.unhashed.node);
+        }
+        match (root, root_hash) {
+            (Some(mut s), Some((i, hash))) => {
+                debug_assert_eq!(s.child, Child::Node(i), "the parentless node is the root");
+                s.hash = hash;
+                Some(s)
+            }
+            (root, None) => root,
+            (None, Some(_)) => unreachable!("a shaped node is under the root"),
+        }
     }
 
     /// Drops the versions below `keep_from` and every node and leaf only
@@ -269,8 +433,8 @@ impl Tree {
         })
     }
 
-    fn new_leaf(&mut self, key_hash: Hash, value: Box<[u8]>) -> (Hash, Slot) {
-        let hash = leaf_hash(&key_hash, &sha3_256(&value));
+    /// Puts a leaf in the arena; `hash` is its leaf hash (`leaf_hashes`).
+    fn new_leaf(&mut self, key_hash: Hash, value: Box<[u8]>, hash: Hash) -> (Hash, Slot) {
         let i = self.leaves.put(Leaf { key_hash, value });
         let slot = Slot {
             hash,
@@ -282,7 +446,12 @@ impl Tree {
     /// The subtree at nibble depth `depth` holding `slots` (sorted by key
     /// hash, all sharing the first `depth` nibbles): nothing, a lone leaf,
     /// or a new node.
-    fn build_slots(&mut self, depth: usize, slots: &[(Hash, Slot)]) -> Option<Slot> {
+    fn build_slots(
+        &mut self,
+        depth: usize,
+        slots: &[(Hash, Slot)],
+        pass: &mut Pass,
+    ) -> Option<Slot> {
         match slots {
             [] => return None,
             [(_, one)] => return Some(*one),
@@ -291,13 +460,10 @@ impl Tree {
         debug_assert!(depth < 64, "distinct key hashes part within 64 nibbles");
         let mut children: [Option<Slot>; 16] = [None; 16];
         for (n, run) in by_nibble(slots, depth, |(k, _)| k) {
-            children[usize::from(n)] = self.build_slots(depth + 1, run);
+            children[usize::from(n)] = self.build_slots(depth + 1, run, pass);
         }
-        let (node, hash) = Internal::new(&children, None, u16::MAX);
-        Some(Slot {
-            hash,
-            child: Child::Node(self.nodes.put(node)),
-        })
+        let node = Internal::shape(&children, None, u16::MAX);
+        Some(self.put_fresh(node, depth, pass))
     }
 
     /// The subtree at `depth` that `old` was, with `changes` (sorted, all
@@ -307,7 +473,7 @@ impl Tree {
         old: Option<Slot>,
         depth: usize,
         changes: &[Change<'_>],
-        stale: &mut Vec<Child>,
+        pass: &mut Pass,
     ) -> Option<Slot> {
         match old {
             Some(
@@ -315,8 +481,8 @@ impl Tree {
                     child: Child::Node(i),
                     ..
                 },
-            ) => self.update_node(s, i, depth, changes, stale),
-            _ => self.update_leaf(old, depth, changes, stale),
+            ) => self.update_node(s, i, depth, changes, pass),
+            _ => self.update_leaf(old, depth, changes, pass),
         }
     }
 
@@ -326,7 +492,7 @@ impl Tree {
         old: Option<Slot>,
         depth: usize,
         changes: &[Change<'_>],
-        stale: &mut Vec<Child>,
+        pass: &mut Pass,
     ) -> Option<Slot> {
         let mut slots = Vec::with_capacity(changes.len() + 1);
         let mut changed = false;
@@ -343,7 +509,7 @@ impl Tree {
             let change = changes.binary_search_by(|c| c.key_hash.cmp(&leaf.key_hash));
             match change {
                 Ok(c) if changes[c].value != Some(&leaf.value[..]) => {
-                    stale.push(Child::Leaf(i));
+                    pass.stale.push(Child::Leaf(i));
                     changed = true;
                 }
                 _ => {
@@ -354,7 +520,7 @@ impl Tree {
         }
         for c in changes {
             if let (Some(v), false) = (c.value, kept == Some(c.key_hash)) {
-                let leaf = self.new_leaf(c.key_hash, v.into());
+                let leaf = self.new_leaf(c.key_hash, v.into(), c.leaf_hash);
                 slots.push(leaf);
                 changed = true;
             }
@@ -363,7 +529,7 @@ impl Tree {
             return old;
         }
         slots.sort_unstable_by_key(|s| s.0);
-        self.build_slots(depth, &slots)
+        self.build_slots(depth, &slots, pass)
     }
 
     /// Node `i` (held by `old`) at `depth`, with `changes` applied: a new
@@ -375,7 +541,7 @@ impl Tree {
         i: u32,
         depth: usize,
         changes: &[Change<'_>],
-        stale: &mut Vec<Child>,
+        pass: &mut Pass,
     ) -> Option<Slot> {
         let mut children: [Option<Slot>; 16] = [None; 16];
         for (n, s) in self.nodes.get(i).children() {
@@ -384,7 +550,7 @@ impl Tree {
         let mut dirty = 0u16;
         for (n, run) in by_nibble(changes, depth, |c| &c.key_hash) {
             let old = children[usize::from(n)];
-            let new = self.update_slot(old, depth + 1, run, stale);
+            let new = self.update_slot(old, depth + 1, run, pass);
             if new != old {
                 children[usize::from(n)] = new;
                 dirty |= 1 << n;
@@ -394,15 +560,12 @@ impl Tree {
             return Some(old);
         }
         let base = self.nodes.get(i);
-        let (node, hash) = Internal::new(&children, Some(base), dirty);
-        stale.push(Child::Node(i));
-        match node.range(0) {
+        let node = Internal::shape(&children, Some(base), dirty);
+        pass.stale.push(Child::Node(i));
+        match node.node.range(0) {
             Range::Empty => None,
             Range::Lone(n) => children[usize::from(n)],
-            Range::Many => Some(Slot {
-                hash,
-                child: Child::Node(self.nodes.put(node)),
-            }),
+            Range::Many => Some(self.put_fresh(node, depth, pass)),
         }
     }
 }
