@@ -588,7 +588,7 @@ impl Ledger {
                 _ => None,
             })
             .collect();
-        let mut verdicts = tx::verify_signatures(&to_check, batch_seed).into_iter();
+        let mut verdicts = tx::verify_signatures_spread(&to_check, batch_seed).into_iter();
         let mut receipts = Vec::with_capacity(txs.len());
         for p in &prepared {
             receipts.push(match p {

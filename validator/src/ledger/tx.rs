@@ -7,7 +7,7 @@ use crate::block::tx_hash;
 use crate::crypto::ed25519::{AccountBatchItem, AccountKeyError, verify_batch};
 use crate::crypto::{
     AccountKeyCache, AccountPublicKey, AccountSecretKey, AccountSignature, Hash, PublicKey,
-    Signature, sha3_256,
+    Signature, sha3_256, sha3_256_parts,
 };
 use crate::signing::tx_bytes;
 use crate::types::{Address, ChainId, Height};
@@ -490,6 +490,48 @@ pub fn verify_signatures(txs: &[&DecodedTx], seed: &[u8; 32]) -> Vec<bool> {
     verify_batch(&items, seed)
 }
 
+/// Signatures per thread below which [`verify_signatures_spread`] keeps a
+/// batch on the calling thread: a thread and a batch of its own cost about
+/// what a few signatures do, and most blocks a node applies hold only
+/// transactions its mempool already verified.
+const SPREAD_MIN: usize = 64;
+
+/// [`verify_signatures`] over the machine's cores, for a block's
+/// transactions that nobody verified yet (a synced block, an auditor's
+/// replay): the list is cut into one chunk per core (each at least
+/// [`SPREAD_MIN`]), each chunk a batch of its own on a scoped thread with
+/// a seed derived from `seed` and its index. The verdicts are
+/// [`verify_signatures`]'s, in order: each is a single check's under
+/// ZIP-215, whatever the chunking or seeds.
+pub fn verify_signatures_spread(txs: &[&DecodedTx], seed: &[u8; 32]) -> Vec<bool> {
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let chunks = threads.min(txs.len() / SPREAD_MIN).max(1);
+    if chunks == 1 {
+        return verify_signatures(txs, seed);
+    }
+    let size = txs.len().div_ceil(chunks);
+    let chunk_seed =
+        |i: usize| sha3_256_parts(&[b"agora/tx-batch-chunk/v1", seed, &(i as u64).to_be_bytes()]);
+    let verdicts = std::thread::scope(|s| {
+        let others: Vec<_> = txs
+            .chunks(size)
+            .enumerate()
+            .skip(1)
+            .map(|(i, chunk)| {
+                let seed = chunk_seed(i);
+                s.spawn(move || verify_signatures(chunk, &seed))
+            })
+            .collect();
+        let mut verdicts = verify_signatures(&txs[..size], &chunk_seed(0));
+        for t in others {
+            verdicts.extend(t.join().expect("a signature-checking thread panicked"));
+        }
+        verdicts
+    });
+    debug_assert_eq!(verdicts.len(), txs.len());
+    verdicts
+}
+
 /// Signs a transaction body with an account key: a helper for clients,
 /// tests and benches (same as [`crate::signing::sign_transaction`]).
 pub fn sign(sk: &AccountSecretKey, chain: &ChainId, body: pb::TxBody) -> pb::Transaction {
@@ -591,6 +633,36 @@ mod tests {
             assert_eq!(verify_signatures(&[&bad], &seed), vec![false]);
         }
         assert!(verify_signatures(&[], &[0; 32]).is_empty());
+    }
+
+    /// Spread over threads, each verdict stays in its place, bad
+    /// signatures in any chunk (the first, a middle one, the last item)
+    /// among them; below the spread bound it is one batch.
+    #[test]
+    fn spread_verdicts_are_the_single_verdicts_in_order() {
+        let chain = ChainId::new("test").expect("chain");
+        let txs: Vec<DecodedTx> = (0..4 * SPREAD_MIN as u64 + 3)
+            .map(|nonce| {
+                let mut b = body("test");
+                b.nonce = nonce;
+                decode(&chain, &sign(&sk(), &chain, b)).expect("valid")
+            })
+            .collect();
+        let mut txs = txs;
+        let n = txs.len();
+        for i in [0, 2 * SPREAD_MIN + 1, n - 1] {
+            txs[i].sign_bytes.push(0);
+        }
+        let refs: Vec<&DecodedTx> = txs.iter().collect();
+        let want: Vec<bool> = txs.iter().map(|t| t.verify_signature().is_ok()).collect();
+        assert_eq!(want.iter().filter(|ok| !**ok).count(), 3);
+        assert_eq!(verify_signatures_spread(&refs, &[5; 32]), want);
+        let few = &refs[..SPREAD_MIN + 1];
+        assert_eq!(
+            verify_signatures_spread(few, &[5; 32]),
+            want[..SPREAD_MIN + 1]
+        );
+        assert!(verify_signatures_spread(&[], &[5; 32]).is_empty());
     }
 
     #[test]
