@@ -89,6 +89,7 @@ use crate::validator_set::ValidatorSet;
 use agora_proto::v1 as pb;
 use merkle::StateTree;
 use state::State;
+use std::borrow::Cow;
 
 /// How far ahead of the account's next nonce the mempool may accept a transaction.
 pub const MAX_NONCE_GAP: u64 = 64;
@@ -556,48 +557,38 @@ impl Ledger {
         // Hashes remembered from the body check, if they fit this body.
         let tx_hashes = known.hashes.filter(|h| h.len() == txs.len());
         let known = known.decoded;
-        // One per transaction of the block, short-lived: boxing the decoded
-        // ones would cost an allocation each for nothing.
-        #[allow(clippy::large_enum_variant)]
-        enum Prepared<'k> {
-            Known(&'k DecodedTx),
-            Fresh(DecodedTx),
-            Bad(Hash, TxError),
-        }
         self.begin_block(height, info)?;
         let evidence = evidence.iter().map(|e| self.apply_evidence(e)).collect();
-        let prepared: Vec<Prepared<'k>> = txs
+        let hashes: Cow<'_, [Hash]> = match tx_hashes {
+            Some(h) => Cow::Borrowed(h),
+            None => Cow::Owned(crate::block::tx_hashes(txs)),
+        };
+        debug_assert!(
+            txs.iter()
+                .zip(hashes.iter())
+                .all(|(t, h)| crate::block::tx_hash(t) == *h)
+        );
+        let held: Vec<Option<&'k DecodedTx>> = hashes
             .iter()
-            .enumerate()
-            .map(|(i, t)| {
-                let hash = tx_hashes.map_or_else(|| crate::block::tx_hash(t), |h| h[i]);
-                debug_assert_eq!(hash, crate::block::tx_hash(t));
-                match known(&hash) {
-                    Some(d) if d.hash == hash => Prepared::Known(d),
-                    _ => match tx::decode(&self.state.chain_id, t) {
-                        Ok(d) => Prepared::Fresh(d),
-                        Err(e) => Prepared::Bad(hash, e),
-                    },
-                }
-            })
+            .map(|h| known(h).filter(|d| d.hash == *h))
             .collect();
-        let to_check: Vec<&DecodedTx> = prepared
+        // What nobody verified yet is decoded and checked over the cores.
+        let fresh: Vec<(&pb::Transaction, Hash)> = txs
             .iter()
-            .filter_map(|p| match p {
-                Prepared::Fresh(d) => Some(d),
-                _ => None,
-            })
+            .zip(hashes.iter())
+            .zip(&held)
+            .filter(|(_, held)| held.is_none())
+            .map(|((t, h), _)| (t, *h))
             .collect();
-        let mut verdicts = tx::verify_signatures_spread(&to_check, batch_seed).into_iter();
+        let mut checked = tx::check_spread(&self.state.chain_id, &fresh, batch_seed).into_iter();
         let mut receipts = Vec::with_capacity(txs.len());
-        for p in &prepared {
-            receipts.push(match p {
-                Prepared::Known(d) => self.deliver_decoded(d, true),
-                Prepared::Fresh(d) => {
-                    let ok = verdicts.next().unwrap_or(false);
-                    self.deliver_decoded(d, ok)
-                }
-                Prepared::Bad(h, e) => TxReceipt::new(*h, TxOutcome::Rejected(e.clone())),
+        for (h, held) in hashes.iter().zip(held) {
+            receipts.push(match held {
+                Some(d) => self.deliver_decoded(d, true),
+                None => match checked.next().expect("a result per fresh transaction") {
+                    Ok((d, ok)) => self.deliver_decoded(&d, ok),
+                    Err(e) => TxReceipt::new(*h, TxOutcome::Rejected(e)),
+                },
             });
         }
         let end = self.end_block()?;

@@ -348,6 +348,17 @@ pub fn decode(chain: &ChainId, tx: &pb::Transaction) -> Result<DecodedTx, TxErro
     decode_with(chain, tx, tx_hash(tx), AccountPublicKey::from_bytes)
 }
 
+/// [`decode`] with the transaction's hash already computed (a block's
+/// hashes come in one batch, `block::tx_hashes`).
+pub fn decode_hashed(
+    chain: &ChainId,
+    tx: &pb::Transaction,
+    hash: Hash,
+) -> Result<DecodedTx, TxError> {
+    debug_assert_eq!(hash, tx_hash(tx));
+    decode_with(chain, tx, hash, AccountPublicKey::from_bytes)
+}
+
 /// [`decode`], taking the signer's decoded key from `keys` (each account's
 /// key is decompressed once, not once per transaction) and the
 /// transaction's hash from the caller, who computed it at admission
@@ -496,40 +507,67 @@ pub fn verify_signatures(txs: &[&DecodedTx], seed: &[u8; 32]) -> Vec<bool> {
 /// transactions its mempool already verified.
 const SPREAD_MIN: usize = 64;
 
-/// [`verify_signatures`] over the machine's cores, for a block's
-/// transactions that nobody verified yet (a synced block, an auditor's
-/// replay): the list is cut into one chunk per core (each at least
-/// [`SPREAD_MIN`]), each chunk a batch of its own on a scoped thread with
-/// a seed derived from `seed` and its index. The verdicts are
-/// [`verify_signatures`]'s, in order: each is a single check's under
-/// ZIP-215, whatever the chunking or seeds.
-pub fn verify_signatures_spread(txs: &[&DecodedTx], seed: &[u8; 32]) -> Vec<bool> {
+/// Decodes and verifies, over the machine's cores, a block's transactions
+/// that nobody verified yet (a synced block's, an auditor's replay), given
+/// with their hashes: one chunk per core (each at least [`SPREAD_MIN`]),
+/// each decoded and batch-verified on a scoped thread with a seed derived
+/// from `seed` and its index. Per transaction, in order: the decoded
+/// transaction and whether its signature holds, or why it does not
+/// decode. The verdicts are single checks' under ZIP-215, whatever the
+/// chunking or seeds.
+pub fn check_spread(
+    chain: &ChainId,
+    txs: &[(&pb::Transaction, Hash)],
+    seed: &[u8; 32],
+) -> Vec<Result<(DecodedTx, bool), TxError>> {
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
     let chunks = threads.min(txs.len() / SPREAD_MIN).max(1);
     if chunks == 1 {
-        return verify_signatures(txs, seed);
+        return check_chunk(chain, txs, seed);
     }
     let size = txs.len().div_ceil(chunks);
     let chunk_seed =
         |i: usize| sha3_256_parts(&[b"agora/tx-batch-chunk/v1", seed, &(i as u64).to_be_bytes()]);
-    let verdicts = std::thread::scope(|s| {
+    let checked = std::thread::scope(|s| {
         let others: Vec<_> = txs
             .chunks(size)
             .enumerate()
             .skip(1)
             .map(|(i, chunk)| {
                 let seed = chunk_seed(i);
-                s.spawn(move || verify_signatures(chunk, &seed))
+                s.spawn(move || check_chunk(chain, chunk, &seed))
             })
             .collect();
-        let mut verdicts = verify_signatures(&txs[..size], &chunk_seed(0));
+        let mut checked = check_chunk(chain, &txs[..size], &chunk_seed(0));
         for t in others {
-            verdicts.extend(t.join().expect("a signature-checking thread panicked"));
+            checked.extend(t.join().expect("a transaction-checking thread panicked"));
         }
-        verdicts
+        checked
     });
-    debug_assert_eq!(verdicts.len(), txs.len());
-    verdicts
+    debug_assert_eq!(checked.len(), txs.len());
+    checked
+}
+
+/// [`check_spread`]'s work on one chunk: decode each, then one batch over
+/// those that decoded.
+fn check_chunk(
+    chain: &ChainId,
+    txs: &[(&pb::Transaction, Hash)],
+    seed: &[u8; 32],
+) -> Vec<Result<(DecodedTx, bool), TxError>> {
+    let decoded: Vec<Result<DecodedTx, TxError>> = txs
+        .iter()
+        .map(|(t, hash)| decode_hashed(chain, t, *hash))
+        .collect();
+    let verdicts = {
+        let ok: Vec<&DecodedTx> = decoded.iter().filter_map(|d| d.as_ref().ok()).collect();
+        verify_signatures(&ok, seed)
+    };
+    let mut verdicts = verdicts.into_iter();
+    decoded
+        .into_iter()
+        .map(|d| d.map(|d| (d, verdicts.next().unwrap_or(false))))
+        .collect()
 }
 
 /// Signs a transaction body with an account key: a helper for clients,
@@ -635,34 +673,39 @@ mod tests {
         assert!(verify_signatures(&[], &[0; 32]).is_empty());
     }
 
-    /// Spread over threads, each verdict stays in its place, bad
-    /// signatures in any chunk (the first, a middle one, the last item)
-    /// among them; below the spread bound it is one batch.
+    /// Spread over threads, each result stays in its place: bad
+    /// signatures and an undecodable transaction in different chunks (the
+    /// first item, a middle one, the last), each as decoding and checking
+    /// it alone says; below the spread bound it is one chunk.
     #[test]
-    fn spread_verdicts_are_the_single_verdicts_in_order() {
+    fn spread_checks_are_the_single_checks_in_order() {
         let chain = ChainId::new("test").expect("chain");
-        let txs: Vec<DecodedTx> = (0..4 * SPREAD_MIN as u64 + 3)
+        let mut txs: Vec<pb::Transaction> = (0..4 * SPREAD_MIN as u64 + 3)
             .map(|nonce| {
                 let mut b = body("test");
                 b.nonce = nonce;
-                decode(&chain, &sign(&sk(), &chain, b)).expect("valid")
+                sign(&sk(), &chain, b)
             })
             .collect();
-        let mut txs = txs;
         let n = txs.len();
         for i in [0, 2 * SPREAD_MIN + 1, n - 1] {
-            txs[i].sign_bytes.push(0);
+            txs[i].signature[0] ^= 1;
         }
-        let refs: Vec<&DecodedTx> = txs.iter().collect();
-        let want: Vec<bool> = txs.iter().map(|t| t.verify_signature().is_ok()).collect();
-        assert_eq!(want.iter().filter(|ok| !**ok).count(), 3);
-        assert_eq!(verify_signatures_spread(&refs, &[5; 32]), want);
-        let few = &refs[..SPREAD_MIN + 1];
-        assert_eq!(
-            verify_signatures_spread(few, &[5; 32]),
-            want[..SPREAD_MIN + 1]
-        );
-        assert!(verify_signatures_spread(&[], &[5; 32]).is_empty());
+        txs[SPREAD_MIN + 2].body = None;
+        let alone = |t: &pb::Transaction| decode(&chain, t).map(|d| d.verify_signature().is_ok());
+        let want: Vec<Result<bool, TxError>> = txs.iter().map(alone).collect();
+        assert_eq!(want.iter().filter(|w| matches!(w, Ok(false))).count(), 3);
+        assert_eq!(want.iter().filter(|w| w.is_err()).count(), 1);
+        let given: Vec<(&pb::Transaction, Hash)> = txs.iter().map(|t| (t, tx_hash(t))).collect();
+        let got = |list: &[(&pb::Transaction, Hash)]| -> Vec<Result<bool, TxError>> {
+            check_spread(&chain, list, &[5; 32])
+                .into_iter()
+                .map(|r| r.map(|(_, ok)| ok))
+                .collect()
+        };
+        assert_eq!(got(&given), want);
+        assert_eq!(got(&given[..SPREAD_MIN + 3]), want[..SPREAD_MIN + 3]);
+        assert!(got(&[]).is_empty());
     }
 
     #[test]
