@@ -501,8 +501,8 @@ pub fn verify_signatures(txs: &[&DecodedTx], seed: &[u8; 32]) -> Vec<bool> {
     verify_batch(&items, seed)
 }
 
-/// Signatures per thread below which [`verify_signatures_spread`] keeps a
-/// batch on the calling thread: a thread and a batch of its own cost about
+/// Transactions per thread below which [`check_spread`] keeps a block's
+/// unverified transactions on the calling thread: a thread and a batch of its own cost about
 /// what a few signatures do, and most blocks a node applies hold only
 /// transactions its mempool already verified.
 const SPREAD_MIN: usize = 64;
