@@ -348,7 +348,7 @@ fn address(field: &str, b: &[u8]) -> Result<Address, TxError> {
 /// signature check: size, body present, chain id, key and signature
 /// encodings, amounts. The signature itself is not verified here.
 pub fn decode(chain: &ChainId, tx: &pb::Transaction) -> Result<DecodedTx, TxError> {
-    decode_with(chain, tx, tx_hash(tx), AccountPublicKey::from_bytes)
+    decode_hashed(chain, tx, tx_hash(tx))
 }
 
 /// [`decode`] with the transaction's hash already computed (a block's

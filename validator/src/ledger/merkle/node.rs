@@ -17,9 +17,8 @@
 //! children: most of the bottom level of a big tree) keep no cache:
 //! computing their few non-trivial ranges is cheaper than 480 bytes each.
 
-use super::proof::{INTERNAL_DOMAIN, PLACEHOLDER, count_internal_hashes, internal_hash};
+use super::proof::{PLACEHOLDER, internal_hash, internal_hashes};
 use crate::crypto::Hash;
-use crate::crypto::sha3_batch::sha3_256_batch;
 
 /// Where a child lives in the tree's arenas.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -276,10 +275,12 @@ pub(super) fn hash_all<T>(
             *s = true;
         }
     }
-    // (item, heap position, left half, right half) of each hash to compute.
-    let mut pairs: Vec<(usize, usize, Hash, Hash)> = Vec::new();
+    // Each hash to compute: (item, heap position) and its (left, right) halves.
+    let mut targets: Vec<(usize, usize)> = Vec::new();
+    let mut halves: Vec<(Hash, Hash)> = Vec::new();
     for level in (0..4u32).rev() {
-        pairs.clear();
+        targets.clear();
+        halves.clear();
         for (k, t) in items.iter_mut().enumerate() {
             let u = unhashed(t);
             let positions = (1 << level) - 1..(2 << level) - 1;
@@ -296,20 +297,15 @@ pub(super) fn hash_all<T>(
                     Range::Empty => PLACEHOLDER,
                     Range::Lone(n) => u.node.nibble_hash(n),
                     Range::Many => {
-                        let pair = (u.node.half_hash(2 * p + 1), u.node.half_hash(2 * p + 2));
-                        pairs.push((k, p, pair.0, pair.1));
+                        targets.push((k, p));
+                        halves.push((u.node.half_hash(2 * p + 1), u.node.half_hash(2 * p + 2)));
                         continue;
                     }
                 };
                 u.node.inner_mut()[p] = known;
             }
         }
-        let messages: Vec<[&[u8]; 3]> = pairs
-            .iter()
-            .map(|(_, _, l, r)| [INTERNAL_DOMAIN, &l[..], &r[..]])
-            .collect();
-        count_internal_hashes(messages.len());
-        for (&(k, p, _, _), h) in pairs.iter().zip(sha3_256_batch(&messages)) {
+        for (&(k, p), h) in targets.iter().zip(internal_hashes(&halves)) {
             unhashed(&mut items[k]).node.inner_mut()[p] = h;
         }
     }

@@ -3,13 +3,14 @@
 //! than borrowed from `jmt`, so an auditor's check does not trust the code
 //! that built the tree. Tests check it agrees with `jmt`'s own verifier.
 
+use crate::crypto::sha3_batch::sha3_256_batch;
 use crate::crypto::{Hash, sha3_256, sha3_256_parts};
 use agora_proto::v1 as pb;
 
 /// Domain separator of a leaf node's hash.
-pub(super) const LEAF_DOMAIN: &[u8] = b"JMT::LeafNode";
+const LEAF_DOMAIN: &[u8] = b"JMT::LeafNode";
 /// Domain separator of an internal node's hash.
-pub(super) const INTERNAL_DOMAIN: &[u8] = b"JMT::IntrnalNode";
+const INTERNAL_DOMAIN: &[u8] = b"JMT::IntrnalNode";
 /// The hash of an empty subtree.
 pub const PLACEHOLDER: Hash = *b"SPARSE_MERKLE_PLACEHOLDER_HASH__";
 /// Most siblings a path can have (one per key-hash bit).
@@ -50,7 +51,7 @@ thread_local! {
 }
 
 /// Notes `n` internal hashes computed (counted in tests only).
-pub(super) fn count_internal_hashes(n: usize) {
+fn count_internal_hashes(n: usize) {
     #[cfg(test)]
     INTERNAL_HASHES.with(|c| c.set(c.get() + n as u64));
     let _ = n;
@@ -60,6 +61,31 @@ pub(super) fn count_internal_hashes(n: usize) {
 pub(super) fn internal_hash(left: &Hash, right: &Hash) -> Hash {
     count_internal_hashes(1);
     sha3_256_parts(&[INTERNAL_DOMAIN, left, right])
+}
+
+/// [`internal_hash`] of each (left, right) pair, in batches
+/// (`sha3_256_batch`).
+pub(super) fn internal_hashes(halves: &[(Hash, Hash)]) -> Vec<Hash> {
+    count_internal_hashes(halves.len());
+    let messages: Vec<[&[u8]; 3]> = halves
+        .iter()
+        .map(|(l, r)| [INTERNAL_DOMAIN, &l[..], &r[..]])
+        .collect();
+    sha3_256_batch(&messages)
+}
+
+/// [`leaf_hash`] of (key hash, value) pairs, in two batches: the values'
+/// hashes, then the leaves'.
+pub(super) fn leaf_hashes<'a>(
+    leaves: impl Iterator<Item = (&'a Hash, &'a [u8])> + Clone,
+) -> Vec<Hash> {
+    let values: Vec<[&[u8]; 1]> = leaves.clone().map(|(_, v)| [v]).collect();
+    let value_hashes = sha3_256_batch(&values);
+    let nodes: Vec<[&[u8]; 3]> = leaves
+        .zip(&value_hashes)
+        .map(|((k, _), vh)| [LEAF_DOMAIN, &k[..], &vh[..]])
+        .collect();
+    sha3_256_batch(&nodes)
 }
 
 fn hash32(b: &[u8], what: &'static str) -> Result<Hash, ProofError> {

@@ -20,8 +20,7 @@
 //! replaced; `StateTree` keeps [`super::PROVABLE_VERSIONS`] versions.
 
 use super::node::{Child, Internal, Range, Slot, Unhashed, hash_all};
-use super::proof::{LEAF_DOMAIN, PLACEHOLDER};
-use crate::crypto::sha3_batch::sha3_256_batch;
+use super::proof::{PLACEHOLDER, leaf_hashes};
 use crate::crypto::{Hash, sha3_256};
 use crate::types::Height;
 use agora_proto::v1 as pb;
@@ -63,18 +62,6 @@ impl<'a> Change<'a> {
             leaf_hash: PLACEHOLDER,
         }
     }
-}
-
-/// The leaf hashes of (key hash, value) pairs, all in two batches: the
-/// values' hashes, then the leaves'.
-fn leaf_hashes<'a>(leaves: impl Iterator<Item = (&'a Hash, &'a [u8])> + Clone) -> Vec<Hash> {
-    let values: Vec<[&[u8]; 1]> = leaves.clone().map(|(_, v)| [v]).collect();
-    let value_hashes = sha3_256_batch(&values);
-    let nodes: Vec<[&[u8]; 3]> = leaves
-        .zip(&value_hashes)
-        .map(|((k, _), vh)| [LEAF_DOMAIN, &k[..], &vh[..]])
-        .collect();
-    sha3_256_batch(&nodes)
 }
 
 /// Hashes the node arena's indices for a pass's maps: the keys are our
@@ -331,7 +318,7 @@ impl Tree {
     /// hash set if it is one of them.
     fn hash_fresh(&mut self, mut fresh: Vec<Fresh>, root: Option<Slot>) -> Option<Slot> {
         fresh.sort_by_key(|f| Reverse(f.depth));
-        let at: HashMap<u32, usize> = fresh
+        let at: IndexMap = fresh
             .iter()
             .enumerate()
             .map(|(k, f)| (f.index, k))
