@@ -28,18 +28,26 @@ const MIN_SIMD: usize = 3;
 /// parts (as [`sha3_256_parts`]); digests in the messages' order.
 pub fn sha3_256_batch<'a, M: AsRef<[&'a [u8]]>>(messages: &[M]) -> Vec<Hash> {
     let mut out = Vec::with_capacity(messages.len());
+    sha3_256_batch_into(messages, &mut out);
+    out
+}
+
+/// [`sha3_256_batch`], appending the digests to `out` (a buffer the
+/// caller reuses).
+pub fn sha3_256_batch_into<'a, M: AsRef<[&'a [u8]]>>(messages: &[M], out: &mut Vec<Hash>) {
+    let before = out.len();
+    out.reserve(messages.len());
     let mut rest = messages;
     if simd_available() {
         let mut padded: [Vec<u8>; LANES] = Default::default();
         while rest.len() >= MIN_SIMD {
             let (group, tail) = rest.split_at(rest.len().min(LANES));
-            hash_group(group, &mut padded, &mut out);
+            hash_group(group, &mut padded, out);
             rest = tail;
         }
     }
     out.extend(rest.iter().map(|m| sha3_256_parts(m.as_ref())));
-    debug_assert_eq!(out.len(), messages.len());
-    out
+    debug_assert_eq!(out.len() - before, messages.len());
 }
 
 /// Whether the eight-lane path can run on this CPU.

@@ -17,7 +17,7 @@
 //! children: most of the bottom level of a big tree) keep no cache:
 //! computing their few non-trivial ranges is cheaper than 480 bytes each.
 
-use super::proof::{PLACEHOLDER, internal_hash, internal_hashes};
+use super::proof::{PLACEHOLDER, internal_hash};
 use crate::crypto::Hash;
 
 /// Where a child lives in the tree's arenas.
@@ -75,16 +75,22 @@ pub(super) enum Range {
 
 /// An internal node. Immutable once in the arena: a block that changes a
 /// child writes a new node (the old one still serves older versions).
+///
+/// Layout: the child indices sit inline and every hash sits in one heap
+/// buffer, so shaping a node costs one allocation (a 1 M-account block
+/// shapes thousands; two allocations each were a tenth of its update).
 #[derive(Debug, Clone, Default)]
 pub(super) struct Internal {
     /// Bit n set: nibble n has a child.
     exist: u16,
     /// Bit n set: nibble n's child is a leaf.
     leaves: u16,
-    /// The children, in nibble order.
-    slots: Box<[Slot]>,
-    /// Hashes of the inner ranges (heap order), kept by dense nodes.
-    inner: Option<Box<[Hash; INNER]>>,
+    /// The arena index of the child at each nibble (a leaf's or a node's,
+    /// as `leaves` says); meaningless where `exist` has no bit.
+    kids: [u32; 16],
+    /// The children's hashes in nibble order, then — dense nodes only —
+    /// the hashes of the 15 inner ranges (heap order).
+    hashes: Box<[Hash]>,
 }
 
 /// A node shaped over its children whose own hashes are not computed yet:
@@ -108,8 +114,13 @@ impl Internal {
         base: Option<&Internal>,
         dirty: u16,
     ) -> (Self, Hash) {
-        let mut one = [Self::shape(children, base, dirty)];
-        let root = hash_all(&mut one, |u| u)[0];
+        let mut one = [Self::shape(
+            children,
+            base,
+            dirty,
+            &mut BufferPool::default(),
+        )];
+        let root = hash_all(&mut one, |u| u, &mut HashScratch::default())[0];
         let [u] = one;
         (u.node, root)
     }
@@ -121,28 +132,94 @@ impl Internal {
         children: &[Option<Slot>; 16],
         base: Option<&Internal>,
         dirty: u16,
+        pool: &mut BufferPool,
     ) -> Unhashed {
         let mut node = Self::default();
-        let mut slots = Vec::with_capacity(children.iter().flatten().count());
         for (n, s) in children.iter().enumerate() {
             if let Some(s) = s {
                 node.exist |= 1 << n;
-                if matches!(s.child, Child::Leaf(_)) {
-                    node.leaves |= 1 << n;
-                }
-                slots.push(*s);
+                node.kids[n] = match s.child {
+                    Child::Leaf(i) => {
+                        node.leaves |= 1 << n;
+                        i
+                    }
+                    Child::Node(i) => i,
+                };
             }
         }
-        node.slots = slots.into_boxed_slice();
+        let count = node.exist.count_ones() as usize;
+        let dense = count >= DENSE as usize;
+        let mut hashes = pool.take(count + if dense { INNER } else { 0 });
+        for (h, s) in hashes.iter_mut().zip(children.iter().flatten()) {
+            *h = s.hash;
+        }
         let mut stale = u16::MAX;
-        if node.exist.count_ones() >= DENSE {
-            let reuse = base.and_then(|b| b.inner.as_deref());
-            if reuse.is_some() {
-                stale = dirty;
+        if dense {
+            match base.and_then(Internal::inner) {
+                Some(inner) => {
+                    hashes[count..].copy_from_slice(inner);
+                    stale = dirty;
+                }
+                None => hashes[count..].fill(PLACEHOLDER),
             }
-            node.inner = Some(Box::new(*reuse.unwrap_or(&[PLACEHOLDER; INNER])));
         }
+        node.hashes = hashes;
         Unhashed { node, stale }
+    }
+
+    /// `base` with the children at some nibbles replaced (each had a
+    /// child and keeps one), its hashes left to [`hash_all`]. This is the
+    /// common case — a block changing accounts that exist keeps every
+    /// node's shape — so the base's buffer is copied whole and patched
+    /// rather than the node rebuilt child by child.
+    pub(super) fn patched(
+        base: &Internal,
+        replaced: &[(u8, Slot)],
+        pool: &mut BufferPool,
+    ) -> Unhashed {
+        let mut node = Internal {
+            exist: base.exist,
+            leaves: base.leaves,
+            kids: base.kids,
+            hashes: pool.take(base.hashes.len()),
+        };
+        node.hashes.copy_from_slice(&base.hashes);
+        let mut dirty = 0u16;
+        for &(n, s) in replaced {
+            let bit = 1u16 << n;
+            debug_assert!(node.exist & bit != 0, "a replaced child at nibble {n}");
+            node.set_child_hash(n, s.hash);
+            node.kids[usize::from(n)] = match s.child {
+                Child::Leaf(i) => {
+                    node.leaves |= bit;
+                    i
+                }
+                Child::Node(i) => {
+                    node.leaves &= !bit;
+                    i
+                }
+            };
+            dirty |= bit;
+        }
+        // A dense node's cache is its base's: only ranges over a replaced
+        // child are stale. A sparse node computes all of its ranges.
+        let stale = if node.inner().is_some() {
+            dirty
+        } else {
+            u16::MAX
+        };
+        Unhashed { node, stale }
+    }
+
+    /// How many children the node has.
+    fn count(&self) -> usize {
+        self.exist.count_ones() as usize
+    }
+
+    /// The cached inner hashes (heap order), if the node is dense.
+    fn inner(&self) -> Option<&[Hash]> {
+        let count = self.count();
+        (self.hashes.len() > count).then(|| &self.hashes[count..])
     }
 
     /// Sets the hash of the child at nibble `n` (a node that was
@@ -151,39 +228,40 @@ impl Internal {
         let bit = 1u16 << n;
         debug_assert!(self.exist & bit != 0, "a child at nibble {n}");
         let rank = (self.exist & (bit - 1)).count_ones() as usize;
-        self.slots[rank].hash = hash;
+        self.hashes[rank] = hash;
     }
 
     /// What the range at heap position `p` holds.
     pub(super) fn range(&self, p: usize) -> Range {
-        let m = self.exist & MASKS[p];
-        match m.count_ones() {
-            0 => Range::Empty,
-            1 if self.leaves & m != 0 => Range::Lone(m.trailing_zeros() as u8),
-            _ => Range::Many,
-        }
+        range_in(self.exist, self.leaves, p)
     }
 
     /// The child at nibble `n`, if any.
-    pub(super) fn slot(&self, n: u8) -> Option<&Slot> {
+    pub(super) fn slot(&self, n: u8) -> Option<Slot> {
         let bit = 1u16 << n;
         if self.exist & bit == 0 {
             return None;
         }
         let rank = (self.exist & (bit - 1)).count_ones() as usize;
-        Some(&self.slots[rank])
+        let i = self.kids[usize::from(n)];
+        Some(Slot {
+            hash: self.hashes[rank],
+            child: if self.leaves & bit != 0 {
+                Child::Leaf(i)
+            } else {
+                Child::Node(i)
+            },
+        })
     }
 
     /// Every child, with its nibble.
-    pub(super) fn children(&self) -> impl Iterator<Item = (u8, &Slot)> {
-        (0..16u8)
-            .filter(|n| self.exist & (1 << n) != 0)
-            .zip(self.slots.iter())
+    pub(super) fn children(&self) -> impl Iterator<Item = (u8, Slot)> + '_ {
+        (0..16u8).filter_map(|n| Some((n, self.slot(n)?)))
     }
 
     /// The hash of the range at heap position `p` by the hash rule, with
     /// `half(q)` giving the hash of inner range `q` when `p` has two or
-    /// more leaves below (nibble positions are read from the slots).
+    /// more leaves below (nibble positions are read from the children).
     fn range_hash(&self, p: usize, half: impl Fn(usize) -> Hash) -> Hash {
         match self.range(p) {
             Range::Empty => PLACEHOLDER,
@@ -203,32 +281,13 @@ impl Internal {
     }
 
     fn nibble_hash(&self, n: u8) -> Hash {
-        self.slot(n).map_or(PLACEHOLDER, |s| s.hash)
-    }
-
-    /// The cache being filled by [`hash_all`].
-    fn inner_mut(&mut self) -> &mut [Hash; INNER] {
-        self.inner
-            .as_deref_mut()
-            .expect("hash_all gives every node a cache")
-    }
-
-    /// During [`hash_all`]: the hash of half `q` of a range, from the
-    /// cache (filled a level below) or, for a single nibble, its child.
-    fn half_hash(&self, q: usize) -> Hash {
-        if q >= INNER {
-            self.nibble_hash((q - INNER) as u8)
-        } else {
-            self.inner
-                .as_deref()
-                .expect("hash_all gives every node a cache")[q]
-        }
+        nibble_hash_in(self.exist, &self.hashes, n)
     }
 
     /// The hash of the range at heap position `p`: read from the cache,
-    /// or computed from the slots (sparse nodes).
+    /// or computed from the children (sparse nodes).
     pub(super) fn hash_at(&self, p: usize) -> Hash {
-        if let (Some(inner), true) = (&self.inner, p < INNER) {
+        if let (Some(inner), true) = (self.inner(), p < INNER) {
             return inner[p];
         }
         self.range_hash(p, |q| self.hash_at(q))
@@ -243,7 +302,7 @@ impl Internal {
         for level in 0..4 {
             match self.range(p) {
                 Range::Empty => return None,
-                Range::Lone(m) => return self.slot(m).copied(),
+                Range::Lone(m) => return self.slot(m),
                 Range::Many => {}
             }
             let bit = usize::from((n >> (3 - level)) & 1);
@@ -251,77 +310,37 @@ impl Internal {
             p = 2 * p + 1 + bit;
         }
         debug_assert_eq!(p, INNER + usize::from(n));
-        self.slot(n).copied()
+        self.slot(n)
     }
 }
 
-/// Computes the inner and root hashes of shaped nodes whose children's
-/// hashes are all set, and returns the roots in order. The ranges of one
-/// bit level of every node are hashed in one batch (`sha3_256_batch`, up
-/// to eight at once): a block's update hands in every new node of one
-/// nibble depth together, so a level holds hundreds of independent hashes
-/// where a single node's path has one.
-pub(super) fn hash_all<T>(
-    items: &mut [T],
-    unhashed: impl Fn(&mut T) -> &mut Unhashed,
-) -> Vec<Hash> {
-    // A sparse node borrows a cache for the pass (dropped at the end); a
-    // dense one fills its own in place.
-    let mut sparse = vec![false; items.len()];
-    for (t, s) in items.iter_mut().zip(&mut sparse) {
-        let u = unhashed(t);
-        if u.node.inner.is_none() {
-            u.node.inner = Some(Box::new([PLACEHOLDER; INNER]));
-            *s = true;
-        }
+/// What the range at heap position `p` holds in a node whose children
+/// are `exist` and whose leaf children are `leaves`.
+fn range_in(exist: u16, leaves: u16, p: usize) -> Range {
+    let m = exist & MASKS[p];
+    match m.count_ones() {
+        0 => Range::Empty,
+        1 if leaves & m != 0 => Range::Lone(m.trailing_zeros() as u8),
+        _ => Range::Many,
     }
-    // Each hash to compute: (item, heap position) and its (left, right) halves.
-    let mut targets: Vec<(usize, usize)> = Vec::new();
-    let mut halves: Vec<(Hash, Hash)> = Vec::new();
-    for level in (0..4u32).rev() {
-        targets.clear();
-        halves.clear();
-        for (k, t) in items.iter_mut().enumerate() {
-            let u = unhashed(t);
-            let positions = (1 << level) - 1..(2 << level) - 1;
-            for (p, mask) in MASKS
-                .iter()
-                .enumerate()
-                .take(positions.end)
-                .skip(positions.start)
-            {
-                if mask & u.stale == 0 {
-                    continue;
-                }
-                let known = match u.node.range(p) {
-                    Range::Empty => PLACEHOLDER,
-                    Range::Lone(n) => u.node.nibble_hash(n),
-                    Range::Many => {
-                        targets.push((k, p));
-                        halves.push((u.node.half_hash(2 * p + 1), u.node.half_hash(2 * p + 2)));
-                        continue;
-                    }
-                };
-                u.node.inner_mut()[p] = known;
-            }
-        }
-        for (&(k, p), h) in targets.iter().zip(internal_hashes(&halves)) {
-            unhashed(&mut items[k]).node.inner_mut()[p] = h;
-        }
-    }
-    items
-        .iter_mut()
-        .zip(sparse)
-        .map(|(t, sparse)| {
-            let node = &mut unhashed(t).node;
-            let root = node.inner_mut()[0];
-            if sparse {
-                node.inner = None;
-            }
-            root
-        })
-        .collect()
 }
+
+/// The hash of the child at nibble `n` (the placeholder if there is
+/// none), from the children's hashes in nibble order.
+fn nibble_hash_in(exist: u16, kids: &[Hash], n: u8) -> Hash {
+    let bit = 1u16 << n;
+    if exist & bit == 0 {
+        return PLACEHOLDER;
+    }
+    kids[(exist & (bit - 1)).count_ones() as usize]
+}
+
+#[path = "batch_hash.rs"]
+mod batch_hash;
+#[path = "buffer_pool.rs"]
+mod buffer_pool;
+pub(super) use batch_hash::{HashScratch, hash_all};
+pub(super) use buffer_pool::BufferPool;
 
 #[cfg(test)]
 mod tests {
@@ -355,7 +374,7 @@ mod tests {
             children[usize::from(n) + 2] = Some(leaf(n + 1));
         }
         let (base, _) = Internal::new(&children, None, u16::MAX);
-        assert!(base.inner.is_some(), "12 children make a dense node");
+        assert!(base.inner().is_some(), "12 children make a dense node");
         children[5] = Some(leaf(99));
         children[13] = None;
         let dirty = (1 << 5) | (1 << 13);
@@ -365,6 +384,57 @@ mod tests {
         assert_eq!(cached.hash_at(3), fresh.hash_at(3));
         let (_, wrong) = Internal::new(&children, Some(&base), 1 << 5);
         assert_ne!(wrong, want, "an unmarked change keeps a stale range");
+    }
+
+    /// A node patched from its base (children replaced in place, a leaf
+    /// turned into a node among them) has the hashes of the same node
+    /// built from nothing, dense or sparse, and its buffer may come from
+    /// the pool dirty: every hash in it is rewritten. The control: the
+    /// same patch hashed with its base's stale cache trusted whole gives
+    /// another root.
+    #[test]
+    fn a_patched_node_hashes_as_one_built_from_nothing() {
+        let mut pool = BufferPool::default();
+        for count in [2u8, 3, 12, 16] {
+            let mut children: [Option<Slot>; 16] = [None; 16];
+            for n in 0..count {
+                children[usize::from(n)] = Some(leaf(n + 1));
+            }
+            let (base, _) = Internal::new(&children, None, u16::MAX);
+            // A pooled buffer of the right length, full of junk.
+            let len = base.hashes.len();
+            pool.recycle(Internal {
+                hashes: vec![[0xee; 32]; len].into_boxed_slice(),
+                ..Internal::default()
+            });
+            let node = Slot {
+                hash: [77; 32],
+                child: Child::Node(9),
+            };
+            let replaced = [(0, leaf(50)), (count - 1, node)];
+            children[0] = Some(leaf(50));
+            children[usize::from(count - 1)] = Some(node);
+            let (want, want_root) = Internal::new(&children, None, u16::MAX);
+            let mut one = [Internal::patched(&base, &replaced, &mut pool)];
+            assert_eq!(pool.held(), 0, "the pooled buffer was taken");
+            let got_root = hash_all(&mut one, |u| u, &mut HashScratch::default())[0];
+            assert_eq!(got_root, want_root, "{count} children");
+            let got = &one[0].node;
+            assert_eq!(got.slot(count - 1), Some(node));
+            for p in 0..2 * INNER + 1 {
+                assert_eq!(
+                    got.hash_at(p),
+                    want.hash_at(p),
+                    "{count} children, range {p}"
+                );
+            }
+            if count >= DENSE as u8 {
+                let mut trusting = [Internal::patched(&base, &replaced, &mut pool)];
+                trusting[0].stale = 0;
+                let wrong = hash_all(&mut trusting, |u| u, &mut HashScratch::default())[0];
+                assert_ne!(wrong, want_root, "a stale cache trusted whole");
+            }
+        }
     }
 
     /// A lone leaf stands for every range it is alone in; two leaves in a

@@ -3,7 +3,7 @@
 //! than borrowed from `jmt`, so an auditor's check does not trust the code
 //! that built the tree. Tests check it agrees with `jmt`'s own verifier.
 
-use crate::crypto::sha3_batch::sha3_256_batch;
+use crate::crypto::sha3_batch::{sha3_256_batch, sha3_256_batch_into};
 use crate::crypto::{Hash, sha3_256, sha3_256_parts};
 use agora_proto::v1 as pb;
 
@@ -64,14 +64,20 @@ pub(super) fn internal_hash(left: &Hash, right: &Hash) -> Hash {
 }
 
 /// [`internal_hash`] of each (left, right) pair, in batches
-/// (`sha3_256_batch`).
-pub(super) fn internal_hashes(halves: &[(Hash, Hash)]) -> Vec<Hash> {
+/// (`sha3_256_batch`), appended to `out`. The messages are assembled in
+/// a stack array, a chunk at a time: a block's tree update hashes
+/// thousands of pairs, and a heap list of them was a large allocation
+/// (fresh pages) at every bit level.
+pub(super) fn internal_hashes_into(halves: &[(Hash, Hash)], out: &mut Vec<Hash>) {
+    const CHUNK: usize = 256;
     count_internal_hashes(halves.len());
-    let messages: Vec<[&[u8]; 3]> = halves
-        .iter()
-        .map(|(l, r)| [INTERNAL_DOMAIN, &l[..], &r[..]])
-        .collect();
-    sha3_256_batch(&messages)
+    let mut messages: [[&[u8]; 3]; CHUNK] = [[&[]; 3]; CHUNK];
+    for chunk in halves.chunks(CHUNK) {
+        for ((l, r), m) in chunk.iter().zip(&mut messages) {
+            *m = [INTERNAL_DOMAIN, &l[..], &r[..]];
+        }
+        sha3_256_batch_into(&messages[..chunk.len()], out);
+    }
 }
 
 /// [`leaf_hash`] of (key hash, value) pairs, in two batches: the values'

@@ -19,14 +19,13 @@
 //! above them (about one per 3–15 leaves), and what the kept versions
 //! replaced; `StateTree` keeps [`super::PROVABLE_VERSIONS`] versions.
 
-use super::node::{Child, Internal, Range, Slot, Unhashed, hash_all};
+use super::node::{BufferPool, Child, HashScratch, Internal, Range, Slot, Unhashed, hash_all};
 use super::proof::{PLACEHOLDER, leaf_hashes};
 use crate::crypto::{Hash, sha3_256};
 use crate::types::Height;
 use agora_proto::v1 as pb;
 use std::cmp::Reverse;
-use std::collections::{BTreeMap, HashMap};
-use std::hash::{BuildHasherDefault, Hasher};
+use std::collections::BTreeMap;
 
 /// A stored leaf.
 #[derive(Debug, Clone, Default)]
@@ -64,31 +63,6 @@ impl<'a> Change<'a> {
     }
 }
 
-/// Hashes the node arena's indices for a pass's maps: the keys are our
-/// own indices, so SipHash's resistance to chosen keys buys nothing there
-/// and cost a tenth of a 1 M-account block's tree update.
-#[derive(Default)]
-struct IndexHasher(u64);
-
-impl Hasher for IndexHasher {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-
-    fn write(&mut self, bytes: &[u8]) {
-        for b in bytes {
-            self.0 = (self.0 ^ u64::from(*b)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
-        }
-    }
-
-    fn write_u32(&mut self, n: u32) {
-        self.0 = u64::from(n).wrapping_mul(0x9E37_79B9_7F4A_7C15);
-    }
-}
-
-/// Arena index → position, for the nodes of one pass.
-type IndexMap = HashMap<u32, usize, BuildHasherDefault<IndexHasher>>;
-
 /// A node shaped during an update or build, waiting for its hashes.
 #[derive(Debug)]
 struct Fresh {
@@ -111,6 +85,28 @@ struct Pass {
     fresh: Vec<Fresh>,
     /// Arena index → position in `fresh`.
     fresh_at: IndexMap,
+}
+
+/// The buffers of a pass, kept by the tree from one update to the next
+/// so that, once grown, a block reuses them instead of allocating (and
+/// faulting in) fresh memory: a 1 M-account block shapes thousands of
+/// nodes. Bound: about one block's shaped nodes.
+#[derive(Debug, Default)]
+struct Buffers {
+    fresh: Vec<Fresh>,
+    fresh_at: IndexMap,
+    /// `hash_fresh`'s arena index → position map.
+    at: IndexMap,
+    hash: HashScratch,
+    /// Pruned nodes' hash buffers, for the next update's nodes.
+    pool: BufferPool,
+}
+
+/// Clones start with empty buffers: they hold nothing between passes.
+impl Clone for Buffers {
+    fn clone(&self) -> Self {
+        Self::default()
+    }
 }
 
 /// What a proof of one key is made of (see `proof.rs` for the wire form).
@@ -137,49 +133,6 @@ impl PathProof {
             other_value_hash: self.other.map(|(_, v)| v.to_vec()).unwrap_or_default(),
             siblings: self.siblings.iter().map(|s| s.to_vec()).collect(),
         }
-    }
-}
-
-/// An arena slot list with reuse of freed indices.
-#[derive(Debug, Clone, Default)]
-struct Arena<T> {
-    items: Vec<T>,
-    free: Vec<u32>,
-}
-
-impl<T: Default> Arena<T> {
-    fn put(&mut self, item: T) -> u32 {
-        match self.free.pop() {
-            Some(i) => {
-                self.items[i as usize] = item;
-                i
-            }
-            None => {
-                let i = u32::try_from(self.items.len()).expect("fewer than 2^32 tree items");
-                self.items.push(item);
-                i
-            }
-        }
-    }
-
-    /// Frees an item, dropping what it holds now (not when reused).
-    fn free(&mut self, i: u32) {
-        self.items[i as usize] = T::default();
-        self.free.push(i);
-    }
-
-    fn get(&self, i: u32) -> &T {
-        &self.items[i as usize]
-    }
-
-    /// Fills a slot [`Self::put`] reserved.
-    fn set(&mut self, i: u32, item: T) {
-        self.items[i as usize] = item;
-    }
-
-    #[cfg(test)]
-    fn live(&self) -> usize {
-        self.items.len() - self.free.len()
     }
 }
 
@@ -219,6 +172,7 @@ pub(crate) struct Tree {
     roots: BTreeMap<Height, Option<Slot>>,
     /// What each version replaced: part of the versions below it only.
     stale: BTreeMap<Height, Vec<Child>>,
+    buffers: Buffers,
 }
 
 impl Tree {
@@ -234,9 +188,9 @@ impl Tree {
             .collect();
         slots.sort_unstable_by_key(|s| s.0);
         debug_assert!(slots.windows(2).all(|w| w[0].0 != w[1].0), "distinct keys");
-        let mut pass = Pass::default();
+        let mut pass = tree.start_pass();
         let root = tree.build_slots(0, &slots, &mut pass);
-        let root = tree.hash_fresh(pass.fresh, root);
+        let root = tree.finish_pass(&mut pass, root);
         tree.roots.insert(height, root);
         tree
     }
@@ -276,10 +230,10 @@ impl Tree {
         for c in changes.iter_mut().filter(|c| c.value.is_some()) {
             c.leaf_hash = hashes.next().expect("a leaf hash per value");
         }
-        let mut pass = Pass::default();
         let old = self.roots[&latest];
+        let mut pass = self.start_pass();
         let root = self.update_slot(old, 0, changes, &mut pass);
-        let root = self.hash_fresh(pass.fresh, root);
+        let root = self.finish_pass(&mut pass, root);
         self.roots.insert(height, root);
         if !pass.stale.is_empty() {
             self.stale.insert(height, pass.stale);
@@ -287,12 +241,37 @@ impl Tree {
         root.map_or(PLACEHOLDER, |s| s.hash)
     }
 
+    /// A pass with the tree's buffers (empty, their capacity kept).
+    fn start_pass(&mut self) -> Pass {
+        let mut fresh = std::mem::take(&mut self.buffers.fresh);
+        let mut fresh_at = std::mem::take(&mut self.buffers.fresh_at);
+        fresh.clear();
+        fresh_at.clear();
+        Pass {
+            stale: Vec::new(),
+            fresh,
+            fresh_at,
+        }
+    }
+
+    /// Hashes what the pass shaped (see [`Self::hash_fresh`]) and takes
+    /// its buffers back.
+    fn finish_pass(&mut self, pass: &mut Pass, root: Option<Slot>) -> Option<Slot> {
+        let root = self.hash_fresh(&mut pass.fresh, root);
+        self.buffers.fresh = std::mem::take(&mut pass.fresh);
+        self.buffers.fresh_at = std::mem::take(&mut pass.fresh_at);
+        root
+    }
+
     /// Puts a shaped node in the arena (its hashes still to come) and
-    /// links the shaped children it holds to it.
-    fn put_fresh(&mut self, unhashed: Unhashed, depth: usize, pass: &mut Pass) -> Slot {
+    /// links the shaped children it holds to it; `new` names the nibbles
+    /// whose children may have been shaped in this pass (the others are
+    /// its base's, already hashed).
+    fn put_fresh(&mut self, unhashed: Unhashed, depth: usize, new: u16, pass: &mut Pass) -> Slot {
         let index = self.nodes.put(Internal::default());
-        for (n, s) in unhashed.node.children() {
-            if let Child::Node(j) = s.child
+        for n in (0..16u8).filter(|n| new & (1 << n) != 0) {
+            if let Some(s) = unhashed.node.slot(n)
+                && let Child::Node(j) = s.child
                 && let Some(&f) = pass.fresh_at.get(&j)
             {
                 debug_assert_eq!(pass.fresh[f].depth, depth + 1);
@@ -316,13 +295,13 @@ impl Tree {
     /// depth's nodes together, see `node::hash_all`), sets each one's hash
     /// in its parent, fills their arena slots, and returns `root` with its
     /// hash set if it is one of them.
-    fn hash_fresh(&mut self, mut fresh: Vec<Fresh>, root: Option<Slot>) -> Option<Slot> {
+    /// `fresh` is left empty.
+    fn hash_fresh(&mut self, fresh: &mut Vec<Fresh>, root: Option<Slot>) -> Option<Slot> {
         fresh.sort_by_key(|f| Reverse(f.depth));
-        let at: IndexMap = fresh
-            .iter()
-            .enumerate()
-            .map(|(k, f)| (f.index, k))
-            .collect();
+        let mut at = std::mem::take(&mut self.buffers.at);
+        let mut scratch = std::mem::take(&mut self.buffers.hash);
+        at.clear();
+        at.extend(fresh.iter().enumerate().map(|(k, f)| (f.index, k)));
         let mut root_hash = None;
         let mut start = 0;
         while start < fresh.len() {
@@ -332,7 +311,7 @@ impl Tree {
                     .iter()
                     .take_while(|f| f.depth == depth)
                     .count();
-            let roots = hash_all(&mut fresh[start..end], |f| &mut f.unhashed);
+            let roots = hash_all(&mut fresh[start..end], |f| &mut f.unhashed, &mut scratch);
             for (k, hash) in (start..end).zip(roots) {
                 match fresh[k].parent {
                     Some((parent, n)) => {
@@ -348,9 +327,11 @@ impl Tree {
             }
             start = end;
         }
-        for f in fresh {
+        for f in fresh.drain(..) {
             self.nodes.set(f.index, f.unhashed.node);
         }
+        self.buffers.at = at;
+        self.buffers.hash = scratch;
         match (root, root_hash) {
             (Some(mut s), Some((i, hash))) => {
                 debug_assert_eq!(s.child, Child::Node(i), "the parentless node is the root");
@@ -375,8 +356,8 @@ impl Tree {
             .flatten()
         {
             match child {
-                Child::Leaf(i) => self.leaves.free(i),
-                Child::Node(i) => self.nodes.free(i),
+                Child::Leaf(i) => drop(self.leaves.free(i)),
+                Child::Node(i) => self.buffers.pool.recycle(self.nodes.free(i)),
             }
         }
     }
@@ -449,8 +430,8 @@ impl Tree {
         for (n, run) in by_nibble(slots, depth, |(k, _)| k) {
             children[usize::from(n)] = self.build_slots(depth + 1, run, pass);
         }
-        let node = Internal::shape(&children, None, u16::MAX);
-        Some(self.put_fresh(node, depth, pass))
+        let node = Internal::shape(&children, None, u16::MAX, &mut self.buffers.pool);
+        Some(self.put_fresh(node, depth, u16::MAX, pass))
     }
 
     /// The subtree at `depth` that `old` was, with `changes` (sorted, all
@@ -494,8 +475,11 @@ impl Tree {
         {
             let leaf = self.leaves.get(i);
             let change = changes.binary_search_by(|c| c.key_hash.cmp(&leaf.key_hash));
+            // Same key: the leaf changes unless its leaf hash does (equal
+            // leaf hashes mean equal values), which spares reading the old
+            // value — a cache miss per leaf in a big tree.
             match change {
-                Ok(c) if changes[c].value != Some(&leaf.value[..]) => {
+                Ok(c) if changes[c].value.is_none() || changes[c].leaf_hash != s.hash => {
                     pass.stale.push(Child::Leaf(i));
                     changed = true;
                 }
@@ -530,32 +514,56 @@ impl Tree {
         changes: &[Change<'_>],
         pass: &mut Pass,
     ) -> Option<Slot> {
-        let mut children: [Option<Slot>; 16] = [None; 16];
-        for (n, s) in self.nodes.get(i).children() {
-            children[usize::from(n)] = Some(*s);
-        }
+        // The children that changed: (nibble, new child), in nibble order.
+        let mut touched: [(u8, Option<Slot>); 16] = [(0, None); 16];
+        let mut count = 0;
         let mut dirty = 0u16;
+        // Whether every change replaced a child by another (the node keeps
+        // its shape).
+        let mut replaced_only = true;
         for (n, run) in by_nibble(changes, depth, |c| &c.key_hash) {
-            let old = children[usize::from(n)];
-            let new = self.update_slot(old, depth + 1, run, pass);
-            if new != old {
-                children[usize::from(n)] = new;
+            let before = self.nodes.get(i).slot(n);
+            let after = self.update_slot(before, depth + 1, run, pass);
+            if after != before {
+                touched[count] = (n, after);
+                count += 1;
                 dirty |= 1 << n;
+                replaced_only &= before.is_some() && after.is_some();
             }
         }
         if dirty == 0 {
             return Some(old);
         }
-        let base = self.nodes.get(i);
-        let node = Internal::shape(&children, Some(base), dirty);
         pass.stale.push(Child::Node(i));
+        let base = self.nodes.get(i);
+        let pool = &mut self.buffers.pool;
+        let node = if replaced_only {
+            let mut replaced = [(0, old); 16];
+            for (r, &(n, after)) in replaced.iter_mut().zip(&touched[..count]) {
+                *r = (n, after.expect("a replaced child"));
+            }
+            Internal::patched(base, &replaced[..count], pool)
+        } else {
+            let mut children: [Option<Slot>; 16] = [None; 16];
+            for (n, s) in base.children() {
+                children[usize::from(n)] = Some(s);
+            }
+            for &(n, after) in &touched[..count] {
+                children[usize::from(n)] = after;
+            }
+            Internal::shape(&children, Some(base), dirty, pool)
+        };
         match node.node.range(0) {
             Range::Empty => None,
-            Range::Lone(n) => children[usize::from(n)],
-            Range::Many => Some(self.put_fresh(node, depth, pass)),
+            Range::Lone(n) => node.node.slot(n),
+            Range::Many => Some(self.put_fresh(node, depth, dirty, pass)),
         }
     }
 }
+
+#[path = "arena.rs"]
+mod arena;
+use arena::{Arena, IndexMap};
 
 #[cfg(test)]
 #[path = "tests/tree.rs"]
