@@ -69,14 +69,16 @@ impl Clone for HashScratch {
     }
 }
 
-/// Computes the inner and root hashes of shaped nodes whose children's
-/// hashes are all set, and returns the roots in order. The ranges of one
+/// Computes the inner and root hashes of the shaped nodes at positions
+/// `which` of `items`, whose children's hashes are all set, and returns
+/// the roots in `which`'s order (the items stay where they are). The ranges of one
 /// bit level of every node are hashed in one batch (`sha3_256_batch`, up
 /// to eight at once): a block's update hands in every new node of one
 /// nibble depth together, so a level holds hundreds of independent hashes
 /// where a single node's path has one.
 pub(in super::super) fn hash_all<T>(
     items: &mut [T],
+    which: &[u32],
     unhashed: impl Fn(&mut T) -> &mut Unhashed,
     scratch: &mut HashScratch,
 ) -> Vec<Hash> {
@@ -91,8 +93,8 @@ pub(in super::super) fn hash_all<T>(
     // own in place.
     spare.clear();
     lent.clear();
-    for t in items.iter_mut() {
-        let u = unhashed(t);
+    for &w in which {
+        let u = unhashed(&mut items[w as usize]);
         if u.node.inner().is_some() {
             lent.push(None);
         } else {
@@ -104,8 +106,8 @@ pub(in super::super) fn hash_all<T>(
         targets.clear();
         halves.clear();
         let positions = (1 << level) - 1..(2 << level) - 1;
-        for (k, t) in items.iter_mut().enumerate() {
-            let u = unhashed(t);
+        for (k, &w) in which.iter().enumerate() {
+            let u = unhashed(&mut items[w as usize]);
             let stale = u.stale;
             let f = Filling::of(&mut u.node, lent[k].map(|j| &mut spare[j]));
             for p in positions.clone() {
@@ -126,13 +128,16 @@ pub(in super::super) fn hash_all<T>(
         digests.clear();
         internal_hashes_into(halves, digests);
         for (&(k, p), &h) in targets.iter().zip(digests.iter()) {
-            let u = unhashed(&mut items[k]);
+            let u = unhashed(&mut items[which[k] as usize]);
             Filling::of(&mut u.node, lent[k].map(|j| &mut spare[j])).cache[p] = h;
         }
     }
-    items
-        .iter_mut()
+    which
+        .iter()
         .enumerate()
-        .map(|(k, t)| Filling::of(&mut unhashed(t).node, lent[k].map(|j| &mut spare[j])).cache[0])
+        .map(|(k, &w)| {
+            let u = unhashed(&mut items[w as usize]);
+            Filling::of(&mut u.node, lent[k].map(|j| &mut spare[j])).cache[0]
+        })
         .collect()
 }

@@ -120,7 +120,7 @@ impl Internal {
             dirty,
             &mut BufferPool::default(),
         )];
-        let root = hash_all(&mut one, |u| u, &mut HashScratch::default())[0];
+        let root = hash_all(&mut one, &[0], |u| u, &mut HashScratch::default())[0];
         let [u] = one;
         (u.node, root)
     }
@@ -417,7 +417,7 @@ mod tests {
             let (want, want_root) = Internal::new(&children, None, u16::MAX);
             let mut one = [Internal::patched(&base, &replaced, &mut pool)];
             assert_eq!(pool.held(), 0, "the pooled buffer was taken");
-            let got_root = hash_all(&mut one, |u| u, &mut HashScratch::default())[0];
+            let got_root = hash_all(&mut one, &[0], |u| u, &mut HashScratch::default())[0];
             assert_eq!(got_root, want_root, "{count} children");
             let got = &one[0].node;
             assert_eq!(got.slot(count - 1), Some(node));
@@ -431,7 +431,7 @@ mod tests {
             if count >= DENSE as u8 {
                 let mut trusting = [Internal::patched(&base, &replaced, &mut pool)];
                 trusting[0].stale = 0;
-                let wrong = hash_all(&mut trusting, |u| u, &mut HashScratch::default())[0];
+                let wrong = hash_all(&mut trusting, &[0], |u| u, &mut HashScratch::default())[0];
                 assert_ne!(wrong, want_root, "a stale cache trusted whole");
             }
         }

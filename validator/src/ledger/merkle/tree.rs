@@ -19,12 +19,11 @@
 //! above them (about one per 3–15 leaves), and what the kept versions
 //! replaced; `StateTree` keeps [`super::PROVABLE_VERSIONS`] versions.
 
-use super::node::{BufferPool, Child, HashScratch, Internal, Range, Slot, Unhashed, hash_all};
+use super::node::{Child, Internal, Range, Slot, Unhashed, hash_all};
 use super::proof::{PLACEHOLDER, leaf_hashes};
 use crate::crypto::{Hash, sha3_256};
 use crate::types::Height;
 use agora_proto::v1 as pb;
-use std::cmp::Reverse;
 use std::collections::BTreeMap;
 
 /// A stored leaf.
@@ -60,52 +59,6 @@ impl<'a> Change<'a> {
             value,
             leaf_hash: PLACEHOLDER,
         }
-    }
-}
-
-/// A node shaped during an update or build, waiting for its hashes.
-#[derive(Debug)]
-struct Fresh {
-    /// Its place in the node arena (reserved when it was shaped).
-    index: u32,
-    /// Its nibble depth: every child is one deeper.
-    depth: usize,
-    /// Its parent's arena index and its nibble there (`None`: the root).
-    parent: Option<(u32, u8)>,
-    unhashed: Unhashed,
-}
-
-/// What one update or build collects on its way down: the items it
-/// replaced, and the nodes it shaped, hashed together at the end
-/// ([`Tree::hash_fresh`]) so that each bit level of a whole nibble depth
-/// is one batch.
-#[derive(Debug, Default)]
-struct Pass {
-    stale: Vec<Child>,
-    fresh: Vec<Fresh>,
-    /// Arena index → position in `fresh`.
-    fresh_at: IndexMap,
-}
-
-/// The buffers of a pass, kept by the tree from one update to the next
-/// so that, once grown, a block reuses them instead of allocating (and
-/// faulting in) fresh memory: a 1 M-account block shapes thousands of
-/// nodes. Bound: about one block's shaped nodes.
-#[derive(Debug, Default)]
-struct Buffers {
-    fresh: Vec<Fresh>,
-    fresh_at: IndexMap,
-    /// `hash_fresh`'s arena index → position map.
-    at: IndexMap,
-    hash: HashScratch,
-    /// Pruned nodes' hash buffers, for the next update's nodes.
-    pool: BufferPool,
-}
-
-/// Clones start with empty buffers: they hold nothing between passes.
-impl Clone for Buffers {
-    fn clone(&self) -> Self {
-        Self::default()
     }
 }
 
@@ -275,7 +228,8 @@ impl Tree {
                 && let Some(&f) = pass.fresh_at.get(&j)
             {
                 debug_assert_eq!(pass.fresh[f].depth, depth + 1);
-                pass.fresh[f].parent = Some((index, n));
+                // This node's position: it is pushed below.
+                pass.fresh[f].parent = Some((pass.fresh.len(), n));
             }
         }
         pass.fresh_at.insert(index, pass.fresh.len());
@@ -297,40 +251,34 @@ impl Tree {
     /// hash set if it is one of them.
     /// `fresh` is left empty.
     fn hash_fresh(&mut self, fresh: &mut Vec<Fresh>, root: Option<Slot>) -> Option<Slot> {
-        fresh.sort_by_key(|f| Reverse(f.depth));
-        let mut at = std::mem::take(&mut self.buffers.at);
+        let mut order = std::mem::take(&mut self.buffers.order);
         let mut scratch = std::mem::take(&mut self.buffers.hash);
-        at.clear();
-        at.extend(fresh.iter().enumerate().map(|(k, f)| (f.index, k)));
+        by_depth_deepest_first(fresh, &mut order);
         let mut root_hash = None;
-        let mut start = 0;
-        while start < fresh.len() {
-            let depth = fresh[start].depth;
-            let end = start
-                + fresh[start..]
-                    .iter()
-                    .take_while(|f| f.depth == depth)
-                    .count();
-            let roots = hash_all(&mut fresh[start..end], |f| &mut f.unhashed, &mut scratch);
-            for (k, hash) in (start..end).zip(roots) {
-                match fresh[k].parent {
-                    Some((parent, n)) => {
-                        let p = at[&parent];
-                        debug_assert!(p >= end, "a parent is one depth up");
+        let mut rest = &order[..];
+        while let Some(&first) = rest.first() {
+            let depth = fresh[first as usize].depth;
+            let len = rest.partition_point(|&k| fresh[k as usize].depth == depth);
+            let (group, tail) = rest.split_at(len);
+            let roots = hash_all(fresh, group, |f| &mut f.unhashed, &mut scratch);
+            for (&k, hash) in group.iter().zip(roots) {
+                match fresh[k as usize].parent {
+                    Some((p, n)) => {
+                        debug_assert_eq!(fresh[p].depth + 1, depth, "a parent is one depth up");
                         fresh[p].unhashed.node.set_child_hash(n, hash);
                     }
                     None => {
                         debug_assert!(root_hash.is_none(), "one parentless node: the root");
-                        root_hash = Some((fresh[k].index, hash));
+                        root_hash = Some((fresh[k as usize].index, hash));
                     }
                 }
             }
-            start = end;
+            rest = tail;
         }
         for f in fresh.drain(..) {
             self.nodes.set(f.index, f.unhashed.node);
         }
-        self.buffers.at = at;
+        self.buffers.order = order;
         self.buffers.hash = scratch;
         match (root, root_hash) {
             (Some(mut s), Some((i, hash))) => {
@@ -462,6 +410,24 @@ impl Tree {
         changes: &[Change<'_>],
         pass: &mut Pass,
     ) -> Option<Slot> {
+        // The common case, a leaf given a new value, without the general
+        // path's list (the same result: one leaf replaced by one leaf).
+        if let (
+            [c],
+            Some(Slot {
+                hash,
+                child: Child::Leaf(i),
+            }),
+        ) = (changes, old)
+            && let Some(v) = c.value
+            && self.leaves.get(i).key_hash == c.key_hash
+        {
+            if c.leaf_hash == hash {
+                return old;
+            }
+            pass.stale.push(Child::Leaf(i));
+            return Some(self.new_leaf(c.key_hash, v.into(), c.leaf_hash).1);
+        }
         let mut slots = Vec::with_capacity(changes.len() + 1);
         let mut changed = false;
         // The old leaf's key, when its value stays as it is.
@@ -563,7 +529,10 @@ impl Tree {
 
 #[path = "arena.rs"]
 mod arena;
-use arena::{Arena, IndexMap};
+use arena::Arena;
+#[path = "pass.rs"]
+mod pass;
+use pass::{Buffers, Fresh, Pass, by_depth_deepest_first};
 
 #[cfg(test)]
 #[path = "tests/tree.rs"]
