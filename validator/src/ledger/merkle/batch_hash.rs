@@ -17,11 +17,13 @@ struct Filling<'a> {
 }
 
 impl<'a> Filling<'a> {
-    fn of(node: &'a mut Internal, lent: Option<&'a mut [Hash; INNER]>) -> Self {
+    /// The parts of `node`, whose cache is its own or, if `lent` names
+    /// one, `spare[lent]`.
+    fn of(node: &'a mut Internal, lent: Option<usize>, spare: &'a mut [[Hash; INNER]]) -> Self {
         let count = node.count();
         let (kids, own) = node.hashes.split_at_mut(count);
         let cache = match lent {
-            Some(c) => &mut c[..],
+            Some(j) => &mut spare[j][..],
             None => own,
         };
         debug_assert_eq!(cache.len(), INNER, "a cache per node being hashed");
@@ -109,7 +111,7 @@ pub(in super::super) fn hash_all<T>(
         for (k, &w) in which.iter().enumerate() {
             let u = unhashed(&mut items[w as usize]);
             let stale = u.stale;
-            let f = Filling::of(&mut u.node, lent[k].map(|j| &mut spare[j]));
+            let f = Filling::of(&mut u.node, lent[k], spare);
             for p in positions.clone() {
                 if MASKS[p] & stale == 0 {
                     continue;
@@ -129,7 +131,7 @@ pub(in super::super) fn hash_all<T>(
         internal_hashes_into(halves, digests);
         for (&(k, p), &h) in targets.iter().zip(digests.iter()) {
             let u = unhashed(&mut items[which[k] as usize]);
-            Filling::of(&mut u.node, lent[k].map(|j| &mut spare[j])).cache[p] = h;
+            Filling::of(&mut u.node, lent[k], spare).cache[p] = h;
         }
     }
     which
@@ -137,7 +139,7 @@ pub(in super::super) fn hash_all<T>(
         .enumerate()
         .map(|(k, &w)| {
             let u = unhashed(&mut items[w as usize]);
-            Filling::of(&mut u.node, lent[k].map(|j| &mut spare[j])).cache[0]
+            Filling::of(&mut u.node, lent[k], spare).cache[0]
         })
         .collect()
 }

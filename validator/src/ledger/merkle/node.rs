@@ -135,16 +135,10 @@ impl Internal {
         pool: &mut BufferPool,
     ) -> Unhashed {
         let mut node = Self::default();
-        for (n, s) in children.iter().enumerate() {
+        for (n, s) in (0..16u8).zip(children) {
             if let Some(s) = s {
                 node.exist |= 1 << n;
-                node.kids[n] = match s.child {
-                    Child::Leaf(i) => {
-                        node.leaves |= 1 << n;
-                        i
-                    }
-                    Child::Node(i) => i,
-                };
+                node.set_child(n, s.child);
             }
         }
         let count = node.exist.count_ones() as usize;
@@ -174,7 +168,7 @@ impl Internal {
     /// rather than the node rebuilt child by child.
     pub(super) fn patched(
         base: &Internal,
-        replaced: &[(u8, Slot)],
+        replaced: impl IntoIterator<Item = (u8, Slot)>,
         pool: &mut BufferPool,
     ) -> Unhashed {
         let mut node = Internal {
@@ -185,20 +179,11 @@ impl Internal {
         };
         node.hashes.copy_from_slice(&base.hashes);
         let mut dirty = 0u16;
-        for &(n, s) in replaced {
+        for (n, s) in replaced {
             let bit = 1u16 << n;
             debug_assert!(node.exist & bit != 0, "a replaced child at nibble {n}");
             node.set_child_hash(n, s.hash);
-            node.kids[usize::from(n)] = match s.child {
-                Child::Leaf(i) => {
-                    node.leaves |= bit;
-                    i
-                }
-                Child::Node(i) => {
-                    node.leaves &= !bit;
-                    i
-                }
-            };
+            node.set_child(n, s.child);
             dirty |= bit;
         }
         // A dense node's cache is its base's: only ranges over a replaced
@@ -209,6 +194,22 @@ impl Internal {
             u16::MAX
         };
         Unhashed { node, stale }
+    }
+
+    /// Records where the child at nibble `n` (which `exist` holds) lives:
+    /// its arena index, and whether it is a leaf.
+    fn set_child(&mut self, n: u8, child: Child) {
+        let bit = 1u16 << n;
+        self.kids[usize::from(n)] = match child {
+            Child::Leaf(i) => {
+                self.leaves |= bit;
+                i
+            }
+            Child::Node(i) => {
+                self.leaves &= !bit;
+                i
+            }
+        };
     }
 
     /// How many children the node has.
@@ -415,7 +416,7 @@ mod tests {
             children[0] = Some(leaf(50));
             children[usize::from(count - 1)] = Some(node);
             let (want, want_root) = Internal::new(&children, None, u16::MAX);
-            let mut one = [Internal::patched(&base, &replaced, &mut pool)];
+            let mut one = [Internal::patched(&base, replaced, &mut pool)];
             assert_eq!(pool.held(), 0, "the pooled buffer was taken");
             let got_root = hash_all(&mut one, &[0], |u| u, &mut HashScratch::default())[0];
             assert_eq!(got_root, want_root, "{count} children");
@@ -429,7 +430,7 @@ mod tests {
                 );
             }
             if count >= DENSE as u8 {
-                let mut trusting = [Internal::patched(&base, &replaced, &mut pool)];
+                let mut trusting = [Internal::patched(&base, replaced, &mut pool)];
                 trusting[0].stale = 0;
                 let wrong = hash_all(&mut trusting, &[0], |u| u, &mut HashScratch::default())[0];
                 assert_ne!(wrong, want_root, "a stale cache trusted whole");

@@ -504,11 +504,10 @@ impl Tree {
         let base = self.nodes.get(i);
         let pool = &mut self.buffers.pool;
         let node = if replaced_only {
-            let mut replaced = [(0, old); 16];
-            for (r, &(n, after)) in replaced.iter_mut().zip(&touched[..count]) {
-                *r = (n, after.expect("a replaced child"));
-            }
-            Internal::patched(base, &replaced[..count], pool)
+            let replaced = touched[..count]
+                .iter()
+                .map(|&(n, after)| (n, after.expect("a replaced child")));
+            Internal::patched(base, replaced, pool)
         } else {
             let mut children: [Option<Slot>; 16] = [None; 16];
             for (n, s) in base.children() {
