@@ -21,6 +21,7 @@ pub mod runner;
 pub mod state_sync;
 pub mod storage;
 pub mod sync;
+pub mod threads;
 pub mod transport;
 pub mod tx_gossip;
 pub mod tx_verifier;

@@ -259,9 +259,12 @@ fn init(home: &std::path::Path, chain_id: &str, moniker: Option<&str>) -> Result
 /// `agora start`: runs the node until a shutdown signal.
 fn start(home: &std::path::Path, log_json: bool) -> Result<()> {
     init_tracing(log_json);
-    let rt = tokio::runtime::Runtime::new().context("starting the tokio runtime")?;
-    rt.block_on(async {
-        let node = Node::start(&Home::new(home))
+    // Consensus and the transport on this thread, the servers for clients
+    // on a pool of their own (`agora_node::threads` says why).
+    let rt = agora_node::threads::Runtimes::new().context("starting the tokio runtimes")?;
+    let handle = rt.services.handle().clone();
+    rt.consensus.block_on(async {
+        let node = Node::start_on(&Home::new(home), handle)
             .await
             .with_context(|| format!("starting node from {}", home.display()))?;
         node.run(shutdown_signal())

@@ -70,6 +70,9 @@ pub struct Node {
     pub metrics_addr: Option<std::net::SocketAddr>,
     /// The gRPC listener's TLS identity, when the operator configured one.
     grpc_tls: Option<tonic::transport::ServerTlsConfig>,
+    /// The runtime of the servers for clients (gRPC, explorer, metrics);
+    /// see [`Node::start_on`].
+    services: tokio::runtime::Handle,
     events: mpsc::Receiver<TransportEvent>,
     stop: watch::Sender<bool>,
 }
@@ -80,6 +83,18 @@ impl std::fmt::Debug for Node {
             .field("chain", &self.chain)
             .finish_non_exhaustive()
     }
+}
+
+/// A listener bound on `services`' runtime, whose I/O driver then serves
+/// it (a listener made on the caller's runtime would be polled there).
+async fn bind_on(
+    services: &tokio::runtime::Handle,
+    addr: std::net::SocketAddr,
+) -> std::io::Result<tokio::net::TcpListener> {
+    services
+        .spawn(tokio::net::TcpListener::bind(addr))
+        .await
+        .map_err(std::io::Error::other)?
 }
 
 /// The home's store, bound to its genesis file (`storage/identity.rs`).
@@ -98,8 +113,25 @@ fn open_store(home: &Home, genesis: &LoadedGenesis) -> Result<Arc<Storage>, Node
 }
 
 impl Node {
-    /// Loads everything from `home` and starts transport and metrics.
+    /// Loads everything from `home` and starts transport and metrics, all
+    /// on the calling runtime.
     pub async fn start(home: &Home) -> Result<Self, NodeError> {
+        Self::start_on(home, tokio::runtime::Handle::current()).await
+    }
+
+    /// [`Node::start`], with the servers for clients (gRPC, explorer,
+    /// metrics) on the runtime of `services`, while the transport and the
+    /// consensus driver stay on the calling one.
+    ///
+    /// Why two: `agora start` runs consensus and QUIC on one thread, so a
+    /// peer's message reaches the driver, and our votes reach the wire,
+    /// without a wake-up of another thread on the way. Clients' requests
+    /// then must not share that thread: a flood of them would delay the
+    /// votes (see [`crate::threads`]).
+    pub async fn start_on(
+        home: &Home,
+        services: tokio::runtime::Handle,
+    ) -> Result<Self, NodeError> {
         let config = home.load_config()?;
         let genesis = home.load_genesis()?;
         let chain = ChainId::new(genesis.genesis.chain_id.clone())
@@ -134,14 +166,14 @@ impl Node {
 
         let (stop, stop_rx) = watch::channel(false);
         let metrics_addr = if config.metrics.enabled {
-            let l = tokio::net::TcpListener::bind(config.metrics.listen)
+            let l = bind_on(&services, config.metrics.listen)
                 .await
                 .map_err(|source| NodeError::Metrics {
                     addr: config.metrics.listen,
                     source,
                 })?;
             let addr = l.local_addr().ok();
-            tokio::spawn(metrics::serve(l, metrics.clone(), stop_rx));
+            services.spawn(metrics::serve(l, metrics.clone(), stop_rx));
             addr
         } else {
             None
@@ -166,6 +198,7 @@ impl Node {
             metrics,
             metrics_addr,
             grpc_tls,
+            services,
             events,
             stop,
         })
@@ -179,7 +212,7 @@ impl Node {
         api: Arc<crate::api::Api>,
     ) -> Result<(), crate::runner::RunError> {
         let cfg = &self.config.explorer;
-        let listener = tokio::net::TcpListener::bind(cfg.listen)
+        let listener = bind_on(&self.services, cfg.listen)
             .await
             .map_err(|source| crate::runner::RunError::Explorer {
                 what: format!("binding {}", cfg.listen),
@@ -216,7 +249,7 @@ impl Node {
             tamper,
         ));
         info!(explorer = ?listener.local_addr().ok(), "explorer listening");
-        tokio::spawn(crate::explorer::serve(
+        self.services.spawn(crate::explorer::serve(
             listener,
             gateway,
             self.stop.subscribe(),
@@ -300,12 +333,12 @@ impl Node {
         &self,
         shared: &Arc<crate::api::Shared>,
     ) -> Option<tokio::task::JoinHandle<Result<(), crate::rpc::RpcError>>> {
-        match tokio::net::TcpListener::bind(self.config.grpc.listen).await {
+        match bind_on(&self.services, self.config.grpc.listen).await {
             Ok(l) => {
                 info!(grpc = ?l.local_addr().ok(), "gRPC listening");
                 let mut stop = self.stop.subscribe();
                 let api = Arc::new(crate::api::Api(shared.clone()));
-                Some(tokio::spawn(crate::rpc::serve(
+                Some(self.services.spawn(crate::rpc::serve(
                     api.clone(),
                     l,
                     self.config.grpc.limits(),

@@ -102,9 +102,11 @@ fn run_node(home: &std::path::Path) -> Result<ExitCode> {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     tracing_subscriber::fmt().with_env_filter(filter).init();
-    let rt = tokio::runtime::Runtime::new().context("starting the tokio runtime")?;
-    rt.block_on(async {
-        let node = agora_node::node::Node::start(&agora_node::home::Home::new(home))
+    // The same threads as `agora start` (`agora_node::threads`).
+    let rt = agora_node::threads::Runtimes::new().context("starting the tokio runtimes")?;
+    let services = rt.services.handle().clone();
+    rt.consensus.block_on(async {
+        let node = agora_node::node::Node::start_on(&agora_node::home::Home::new(home), services)
             .await
             .with_context(|| format!("starting node from {}", home.display()))?;
         node.run(async {
