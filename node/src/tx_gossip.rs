@@ -21,6 +21,44 @@ pub const MAX_BATCH_TXS: usize = 512;
 pub const MAX_BATCH_BYTES: usize = 256 * 1024;
 /// Longest a transaction waits in the outbox.
 pub const FLUSH_AFTER: Duration = Duration::from_millis(5);
+/// Most encoded bytes of pending transactions handed to a validator when
+/// it connects (see [`handover`]): four full batches.
+pub const HANDOVER_MAX_BYTES: usize = 4 * MAX_BATCH_BYTES;
+
+/// `txs` (what a connecting validator is handed, best-paying first) cut
+/// into gossip batches of at most [`MAX_BATCH_TXS`] transactions and
+/// [`MAX_BATCH_BYTES`] bytes, in order.
+///
+/// Why a handover: gossip carries a transaction to the peers connected
+/// when it is admitted. A validator that restarts, or whose link was down,
+/// would otherwise never hear of what was submitted meanwhile, and would
+/// propose without it whenever the lottery picks it. Only validators of
+/// the current set are handed anything (`runner/main_loop.rs`), so a peer
+/// cannot reconnect over and over to be sent megabytes.
+pub fn handover(txs: Vec<Transaction>) -> Vec<PeerMessage> {
+    let mut out = Vec::new();
+    let mut batch = Vec::new();
+    let mut bytes = 0;
+    for tx in txs {
+        let len = tx.encoded_len();
+        if !batch.is_empty() && (batch.len() >= MAX_BATCH_TXS || bytes + len > MAX_BATCH_BYTES) {
+            out.push(batch_message(std::mem::take(&mut batch)));
+            bytes = 0;
+        }
+        bytes += len;
+        batch.push(tx);
+    }
+    if !batch.is_empty() {
+        out.push(batch_message(batch));
+    }
+    out
+}
+
+fn batch_message(txs: Vec<Transaction>) -> PeerMessage {
+    PeerMessage {
+        kind: Some(Kind::Transactions(TransactionBatch { txs })),
+    }
+}
 
 /// Admitted transactions waiting to be gossiped together.
 #[derive(Debug, Default)]
@@ -54,11 +92,7 @@ impl TxOutbox {
         if self.txs.is_empty() {
             return None;
         }
-        Some(PeerMessage {
-            kind: Some(Kind::Transactions(TransactionBatch {
-                txs: std::mem::take(&mut self.txs),
-            })),
-        })
+        Some(batch_message(std::mem::take(&mut self.txs)))
     }
 }
 

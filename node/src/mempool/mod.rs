@@ -324,8 +324,25 @@ impl<D> Mempool<D> {
         let adm = checker
             .check(&tx, &decoded, CheckMode::New)
             .map_err(MempoolError::Rejected)?;
-        let pending = self.by_sender.get(&adm.sender);
-        let expected = pending
+        self.check_nonce(&adm)?;
+        if !self.has_room(size) {
+            let rate = FeeRate {
+                fee: adm.fee,
+                size,
+                seq: self.next_seq,
+            };
+            self.make_room(size, rate, adm.sender)?;
+        }
+        self.insert(tx, hash, decoded, size, adm);
+        Ok(hash)
+    }
+
+    /// The admission's nonce must be its sender's next: the account's, or
+    /// one past its last pending transaction (no gap, no replacement).
+    fn check_nonce(&self, adm: &Admission) -> Result<(), MempoolError> {
+        let expected = self
+            .by_sender
+            .get(&adm.sender)
             .and_then(|p| p.last_key_value())
             .map_or(adm.account_nonce, |(n, _)| n + 1)
             .max(adm.account_nonce);
@@ -344,14 +361,13 @@ impl<D> Mempool<D> {
                 expected,
             });
         }
-        if !self.has_room(size) {
-            let rate = FeeRate {
-                fee: adm.fee,
-                size,
-                seq: self.next_seq,
-            };
-            self.make_room(size, rate, adm.sender)?;
-        }
+        Ok(())
+    }
+
+    /// Enters an admitted transaction (room already made) in every index:
+    /// by sequence, hash, sender and nonce, key and nonce, and its sender's
+    /// tail rate.
+    fn insert(&mut self, tx: Transaction, hash: Hash, decoded: D, size: usize, adm: Admission) {
         let seq = self.next_seq;
         self.next_seq += 1;
         let old_tail = self.tail_rate(&adm.sender);
@@ -395,7 +411,6 @@ impl<D> Mempool<D> {
             self.by_sender[&adm.sender].last_key_value() == Some((&adm.nonce, &seq)),
             "a newcomer is its sender's last transaction"
         );
-        Ok(hash)
     }
 
     fn remove_seq(&mut self, seq: u64) -> Option<Entry<D>> {

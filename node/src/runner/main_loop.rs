@@ -147,6 +147,7 @@ impl Runner {
                     .engine
                     .on_peer_connected(peer, identity.validator_address().as_ref());
                 self.execute(actions)?;
+                self.hand_over_pending(peer, &identity);
                 self.update_peer_metrics();
             }
             TransportEvent::Disconnected { peer } => {
@@ -166,6 +167,30 @@ impl Runner {
             }
         }
         Ok(())
+    }
+
+    /// A validator of the current set that connects is sent our pending
+    /// transactions, best-paying first, up to
+    /// [`crate::tx_gossip::HANDOVER_MAX_BYTES`] (`tx_gossip::handover` says
+    /// why). Its copies of what it already holds are dropped on arrival.
+    fn hand_over_pending(&self, peer: PeerId, identity: &PeerIdentity) {
+        let Some(address) = identity.validator_address() else {
+            return;
+        };
+        let in_set = self
+            .engine
+            .ledger()
+            .validator_set(self.engine.height())
+            .is_some_and(|set| set.get(&address).is_some());
+        if !in_set || self.mempool.is_empty() {
+            return;
+        }
+        let txs = self
+            .mempool
+            .reap(crate::tx_gossip::HANDOVER_MAX_BYTES, usize::MAX);
+        for batch in crate::tx_gossip::handover(txs) {
+            let _ = self.transport.send(peer, &batch);
+        }
     }
 
     /// One peer message to where it belongs. Only peers that proved a
