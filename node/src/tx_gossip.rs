@@ -9,9 +9,11 @@
 //! first. The receiver rejects a batch frame above
 //! `wire::MAX_TX_BATCH_FRAME` (twice `MAX_BATCH_BYTES`).
 
+use std::collections::HashMap;
 use std::time::Duration;
 
 use agora_proto::v1::{PeerMessage, Transaction, TransactionBatch, peer_message::Kind};
+use agora_validator::Address;
 use prost::Message;
 use tokio::time::Instant;
 
@@ -24,6 +26,35 @@ pub const FLUSH_AFTER: Duration = Duration::from_millis(5);
 /// Most encoded bytes of pending transactions handed to a validator when
 /// it connects (see [`handover`]): four full batches.
 pub const HANDOVER_MAX_BYTES: usize = 4 * MAX_BATCH_BYTES;
+
+/// Shortest time between two handovers to one validator: a validator that
+/// reconnects over and over is handed the pool once per interval.
+pub const HANDOVER_EVERY: Duration = Duration::from_secs(10);
+
+/// When each validator was last handed the pool.
+///
+/// Bound: only validators of the current set are recorded, and an entry
+/// older than [`HANDOVER_EVERY`] is dropped at the next call, so the map
+/// holds at most the set's validators handed the pool in the last
+/// interval.
+#[derive(Debug, Default)]
+pub struct Handovers {
+    last: HashMap<Address, Instant>,
+}
+
+impl Handovers {
+    /// Whether `validator` may be handed the pool at `now`; a yes is
+    /// recorded.
+    pub fn allow(&mut self, validator: Address, now: Instant) -> bool {
+        self.last
+            .retain(|_, t| now.saturating_duration_since(*t) < HANDOVER_EVERY);
+        if self.last.contains_key(&validator) {
+            return false;
+        }
+        self.last.insert(validator, now);
+        true
+    }
+}
 
 /// `txs` (what a connecting validator is handed, best-paying first) cut
 /// into gossip batches of at most [`MAX_BATCH_TXS`] transactions and
@@ -99,6 +130,42 @@ impl TxOutbox {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_validator_is_handed_the_pool_once_per_interval() {
+        let mut h = Handovers::default();
+        let (a, b) = (Address([1; 20]), Address([2; 20]));
+        let t0 = Instant::now();
+        assert!(h.allow(a, t0));
+        assert!(!h.allow(a, t0 + HANDOVER_EVERY / 2), "reconnected too soon");
+        assert!(h.allow(b, t0 + HANDOVER_EVERY / 2), "another validator");
+        assert!(h.allow(a, t0 + HANDOVER_EVERY), "a new interval");
+        assert_eq!(h.last.len(), 2, "b's entry is still in its interval");
+        assert!(h.allow(a, t0 + HANDOVER_EVERY * 3));
+        assert_eq!(h.last.len(), 1, "old entries are dropped");
+    }
+
+    #[test]
+    fn a_handover_is_cut_into_bounded_batches_in_order() {
+        let txs: Vec<Transaction> = (0..MAX_BATCH_TXS + 3).map(|i| tx(i % 7)).collect();
+        let big: Vec<Transaction> = (0..6).map(|_| tx(MAX_BATCH_BYTES / 3)).collect();
+        for input in [txs, big] {
+            let batches = handover(input.clone());
+            let mut back = Vec::new();
+            for b in &batches {
+                let Some(Kind::Transactions(batch)) = &b.kind else {
+                    panic!("not a batch");
+                };
+                let bytes: usize = batch.txs.iter().map(|t| t.encoded_len()).sum();
+                assert!(batch.txs.len() <= MAX_BATCH_TXS);
+                assert!(bytes <= MAX_BATCH_BYTES || batch.txs.len() == 1, "{bytes}");
+                back.extend(batch.txs.iter().cloned());
+            }
+            assert_eq!(back, input, "every transaction, in order");
+            assert!(batches.len() >= 2, "cut");
+        }
+        assert!(handover(Vec::new()).is_empty());
+    }
     use crate::transport::wire;
 
     fn tx(pad: usize) -> Transaction {

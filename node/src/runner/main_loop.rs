@@ -171,9 +171,10 @@ impl Runner {
 
     /// A validator of the current set that connects is sent our pending
     /// transactions, best-paying first, up to
-    /// [`crate::tx_gossip::HANDOVER_MAX_BYTES`] (`tx_gossip::handover` says
+    /// [`crate::tx_gossip::HANDOVER_MAX_BYTES`], at most once per
+    /// [`crate::tx_gossip::HANDOVER_EVERY`] (`tx_gossip::handover` says
     /// why). Its copies of what it already holds are dropped on arrival.
-    fn hand_over_pending(&self, peer: PeerId, identity: &PeerIdentity) {
+    fn hand_over_pending(&mut self, peer: PeerId, identity: &PeerIdentity) {
         let Some(address) = identity.validator_address() else {
             return;
         };
@@ -182,7 +183,10 @@ impl Runner {
             .ledger()
             .validator_set(self.engine.height())
             .is_some_and(|set| set.get(&address).is_some());
-        if !in_set || self.mempool.is_empty() {
+        if !in_set
+            || self.mempool.is_empty()
+            || !self.handovers.allow(address, tokio::time::Instant::now())
+        {
             return;
         }
         let txs = self

@@ -120,6 +120,8 @@ pub struct Runner {
     timers: mpsc::Receiver<agora_validator::consensus::Timeout>,
     /// Admitted transactions waiting to be gossiped as one batch.
     tx_outbox: crate::tx_gossip::TxOutbox,
+    /// When each validator was last handed the pending pool.
+    handovers: crate::tx_gossip::Handovers,
     /// `testing.tamper_sync_bodies`.
     tamper: Option<testing::Tamper>,
     /// Block requests being served off the loop, and those waiting (see
@@ -246,6 +248,7 @@ impl Runner {
             checked: Some(checked),
             timers,
             tx_outbox: Default::default(),
+            handovers: Default::default(),
             tamper: node
                 .config
                 .testing
