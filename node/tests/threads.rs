@@ -11,8 +11,6 @@
 
 mod support;
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::sync::mpsc as std_mpsc;
 use std::time::{Duration, Instant};
 
@@ -22,38 +20,12 @@ use agora_node::node::Node;
 use agora_node::threads::Runtimes;
 use agora_proto::v1 as pb;
 use agora_proto::v1::query_client::QueryClient;
-use support::free_port;
 
 /// How long the status may take while the consensus thread is held, when
 /// the servers have their own threads: generous for a loaded CI machine.
 const ANSWER_WITHIN: Duration = Duration::from_secs(10);
 /// How long the control waits for an answer that cannot come.
 const CONTROL_WAIT: Duration = Duration::from_secs(3);
-
-/// A one-validator home (`agora init`) with free ports; returns it and its
-/// gRPC address.
-fn init_home(dir: &Path) -> (PathBuf, String) {
-    let home = dir.join("v");
-    let out = Command::new(env!("CARGO_BIN_EXE_agora"))
-        .args(["init", "--home", home.to_str().expect("utf-8")])
-        .args(["--chain-id", "threads-test"])
-        .output()
-        .expect("agora init");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let path = home.join("config.toml");
-    let mut cfg: toml::Table =
-        toml::from_str(&std::fs::read_to_string(&path).expect("read")).expect("toml");
-    let grpc = format!("127.0.0.1:{}", free_port());
-    cfg["p2p"]["listen"] = toml::Value::String(format!("127.0.0.1:{}", free_port()));
-    cfg["grpc"]["listen"] = toml::Value::String(grpc.clone());
-    cfg["metrics"]["listen"] = toml::Value::String(format!("127.0.0.1:{}", free_port()));
-    std::fs::write(&path, toml::to_string(&cfg).expect("toml")).expect("write");
-    (home, grpc)
-}
 
 /// Where the node's servers run.
 #[derive(Clone, Copy, Debug)]
@@ -97,8 +69,8 @@ async fn wait_height(q: &mut QueryClient<tonic::transport::Channel>, at_least: u
 /// the thread and waits for the next height (consensus went on); stops the
 /// node. Returns the height answered while the thread was held, if any.
 fn hold_and_ask(servers: Servers) -> Option<u64> {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let (home, grpc) = init_home(dir.path());
+    let net = support::net::build(1, 0, |_, _| {});
+    let (home, grpc) = (net.homes[0].clone(), format!("127.0.0.1:{}", net.grpc[0]));
     let rt = Runtimes::new().expect("runtimes");
     let consensus = rt.consensus.handle().clone();
     let services = match servers {
