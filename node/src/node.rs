@@ -113,15 +113,10 @@ fn open_store(home: &Home, genesis: &LoadedGenesis) -> Result<Arc<Storage>, Node
 }
 
 impl Node {
-    /// Loads everything from `home` and starts transport and metrics, all
-    /// on the calling runtime.
-    pub async fn start(home: &Home) -> Result<Self, NodeError> {
-        Self::start_on(home, tokio::runtime::Handle::current()).await
-    }
-
-    /// [`Node::start`], with the servers for clients (gRPC, explorer,
-    /// metrics) on the runtime of `services`, while the transport and the
-    /// consensus driver stay on the calling one.
+    /// Loads everything from `home` and starts transport and metrics: the
+    /// servers for clients (gRPC, explorer, metrics) on the runtime of
+    /// `services`, the transport and the consensus driver on the calling
+    /// one (pass the calling runtime's handle to keep everything on it).
     ///
     /// Why two: `agora start` runs consensus and QUIC on one thread, so a
     /// peer's message reaches the driver, and our votes reach the wire,

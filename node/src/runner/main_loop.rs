@@ -178,12 +178,7 @@ impl Runner {
         let Some(address) = identity.validator_address() else {
             return;
         };
-        let in_set = self
-            .engine
-            .ledger()
-            .validator_set(self.engine.height())
-            .is_some_and(|set| set.get(&address).is_some());
-        if !in_set
+        if !self.in_current_set(&address)
             || self.mempool.is_empty()
             || !self.handovers.allow(address, tokio::time::Instant::now())
         {
@@ -243,13 +238,21 @@ impl Runner {
     /// change and commit (the set changes with heights).
     pub(super) fn update_peer_metrics(&self) {
         let peers = self.transport.peers();
-        let set = self.engine.ledger().validator_set(self.engine.height());
         let validators = peers
             .iter()
             .filter_map(|p| p.identity.validator_address())
-            .filter(|a| set.is_some_and(|s| s.index_of(a).is_some()))
+            .filter(|a| self.in_current_set(a))
             .count();
         self.metrics
             .set_peers(validators as u64, (peers.len() - validators) as u64);
+    }
+
+    /// Whether `address` is a validator of the height being decided: who
+    /// counts as a validator peer, and who is handed the pending pool.
+    fn in_current_set(&self, address: &agora_validator::Address) -> bool {
+        self.engine
+            .ledger()
+            .validator_set(self.engine.height())
+            .is_some_and(|set| set.index_of(address).is_some())
     }
 }
