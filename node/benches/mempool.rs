@@ -6,21 +6,23 @@
 use agora_node::mempool::{Admission, CheckMode, Mempool, MempoolConfig, TxChecker};
 use agora_proto::v1::{Transaction, Transfer, TxBody, tx_body};
 use agora_validator::Address;
+use agora_validator::ledger::TxError;
 use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
 
 /// Senders are named by the first four key bytes; every nonce is next.
 struct Fresh;
 
 impl TxChecker<()> for Fresh {
-    fn check(&self, tx: &Transaction, _: &(), _: CheckMode) -> Result<Admission, String> {
+    fn check(&self, tx: &Transaction, _: &(), _: CheckMode) -> Result<Admission, TxError> {
         let mut a = [0u8; 20];
         a[..4].copy_from_slice(&tx.public_key[..4]);
-        let body = tx.body.as_ref().ok_or("no body")?;
+        let malformed = |why: &str| TxError::Malformed(why.into());
+        let body = tx.body.as_ref().ok_or_else(|| malformed("no body"))?;
         Ok(Admission {
             sender: Address(a),
             nonce: body.nonce,
             account_nonce: body.nonce,
-            fee: body.fee.parse().map_err(|_| "fee")?,
+            fee: body.fee.parse().map_err(|_| malformed("fee"))?,
             reads: None,
         })
     }

@@ -12,6 +12,7 @@ pub mod genesis;
 pub mod home;
 pub mod http;
 pub mod keys;
+pub mod logging;
 pub mod memory;
 pub mod mempool;
 pub mod metrics;

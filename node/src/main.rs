@@ -9,7 +9,6 @@ use agora_node::keys;
 use agora_node::node::Node;
 use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand};
-use tracing_subscriber::EnvFilter;
 
 #[derive(Parser)]
 #[command(name = "agora", version, about = "Agora proof-of-stake BFT node")]
@@ -142,16 +141,6 @@ fn signing_state_command(command: SigningStateCommand) -> Result<()> {
     Ok(())
 }
 
-fn init_tracing(json: bool) {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter);
-    if json {
-        builder.json().init();
-    } else {
-        builder.init();
-    }
-}
-
 fn valid_name(name: &str) -> Result<()> {
     if name.is_empty()
         || name.len() > 64
@@ -258,7 +247,7 @@ fn init(home: &std::path::Path, chain_id: &str, moniker: Option<&str>) -> Result
 
 /// `agora start`: runs the node until a shutdown signal.
 fn start(home: &std::path::Path, log_json: bool) -> Result<()> {
-    init_tracing(log_json);
+    agora_node::logging::init(log_json);
     // Consensus and the transport on this thread, the servers for clients
     // on a pool of their own (`agora_node::threads` says why).
     let rt = agora_node::threads::Runtimes::new().context("starting the tokio runtimes")?;

@@ -112,7 +112,6 @@ fn penalised_peers(log: &std::path::Path) -> Vec<(String, String)> {
     text.lines()
         .filter(|l| l.contains("peer charged") || l.contains("peer banned"))
         .filter_map(|l| {
-            let l = strip_ansi(l);
             let peer = l
                 .split("peer=")
                 .nth(1)?
@@ -128,23 +127,6 @@ fn penalised_peers(log: &std::path::Path) -> Vec<(String, String)> {
             Some((peer, reason))
         })
         .collect()
-}
-
-fn strip_ansi(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    let mut chars = s.chars();
-    while let Some(c) = chars.next() {
-        if c == '\u{1b}' {
-            for c in chars.by_ref() {
-                if c.is_ascii_alphabetic() {
-                    break;
-                }
-            }
-        } else {
-            out.push(c);
-        }
-    }
-    out
 }
 
 fn local(port: u16) -> std::net::SocketAddr {

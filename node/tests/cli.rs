@@ -79,6 +79,9 @@ fn set_local_ports(home: &Path, metrics_port: u16) {
     let mut cfg: toml::Table = toml::from_str(&text).unwrap();
     cfg["p2p"]["listen"] = toml::Value::String("127.0.0.1:0".into());
     cfg["metrics"]["listen"] = toml::Value::String(format!("127.0.0.1:{metrics_port}"));
+    // Not the default 9090: the tests of this file run at once.
+    let grpc = ports::unused_port(false);
+    cfg["grpc"]["listen"] = toml::Value::String(format!("127.0.0.1:{grpc}"));
     std::fs::write(&p, toml::to_string(&cfg).unwrap()).unwrap();
 }
 
@@ -145,6 +148,51 @@ fn start_serves_metrics_and_stops_on_sigterm() {
         "{out}"
     );
     refused_under_another_genesis(&home);
+}
+
+/// A text log sent to a file (a testnet's `node.log`, a service manager's
+/// redirect) is plain text: colour codes are for a terminal only
+/// (`agora_node::logging`). Before, every line carried them and log
+/// readers had to strip them.
+#[test]
+fn a_text_log_sent_to_a_file_has_no_colour_codes() {
+    let dir = tempfile::tempdir().unwrap();
+    let home = dir.path().join("h");
+    let h = home.to_str().unwrap();
+    run_ok(&["init", "--home", h, "--chain-id", "cli-test"]);
+    set_local_ports(&home, ports::unused_port(false));
+    let log = dir.path().join("node.log");
+    let mut child = agora()
+        .args(["start", "--home", h])
+        .env("RUST_LOG", "info")
+        .env_remove("NO_COLOR")
+        .stdout(std::fs::File::create(&log).unwrap())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let text = loop {
+        let t = std::fs::read_to_string(&log).unwrap_or_default();
+        if t.contains("gRPC listening") {
+            break t;
+        }
+        if let Ok(Some(status)) = child.try_wait() {
+            panic!("node exited with {status}: {}", stderr_of(&mut child));
+        }
+        assert!(Instant::now() < deadline, "no start logged: {t}");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert!(
+        !text.contains('\u{1b}'),
+        "colour codes in a log file: {text:?}"
+    );
+    // Still the text form, fields as key=value.
+    assert!(
+        text.contains(" INFO ") && text.contains("chain=cli-test"),
+        "{text}"
+    );
 }
 
 /// What an exited child wrote to its piped stderr.

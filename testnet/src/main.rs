@@ -99,9 +99,7 @@ fn runtime() -> Result<tokio::runtime::Runtime> {
 
 /// Runs a node in this process until SIGINT or SIGTERM.
 fn run_node(home: &std::path::Path) -> Result<ExitCode> {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    tracing_subscriber::fmt().with_env_filter(filter).init();
+    agora_node::logging::init(false);
     // The same threads as `agora start` (`agora_node::threads`).
     let rt = agora_node::threads::Runtimes::new().context("starting the tokio runtimes")?;
     let services = rt.services.handle().clone();

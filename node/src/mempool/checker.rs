@@ -5,6 +5,7 @@ use std::collections::HashSet;
 
 use agora_proto::v1::Transaction;
 use agora_validator::Address;
+use agora_validator::ledger::TxError;
 
 /// Why the checker is being asked.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -49,12 +50,13 @@ pub enum Changed<'a> {
 /// against the current committed state.
 pub trait TxChecker<D> {
     /// `Ok` with the sender and nonces if the transaction may enter a block,
-    /// `Err` with a reason a person can act on otherwise.
-    fn check(&self, tx: &Transaction, decoded: &D, mode: CheckMode) -> Result<Admission, String>;
+    /// `Err` with the ledger's reason otherwise (its message says what to
+    /// change).
+    fn check(&self, tx: &Transaction, decoded: &D, mode: CheckMode) -> Result<Admission, TxError>;
 }
 
-impl<D, F: Fn(&Transaction, &D, CheckMode) -> Result<Admission, String>> TxChecker<D> for F {
-    fn check(&self, tx: &Transaction, decoded: &D, mode: CheckMode) -> Result<Admission, String> {
+impl<D, F: Fn(&Transaction, &D, CheckMode) -> Result<Admission, TxError>> TxChecker<D> for F {
+    fn check(&self, tx: &Transaction, decoded: &D, mode: CheckMode) -> Result<Admission, TxError> {
         self(tx, decoded, mode)
     }
 }

@@ -1,6 +1,8 @@
 //! Why a transaction was not admitted, and the gRPC status each reason
 //! becomes.
 
+use agora_validator::ledger::TxError;
+
 /// Why a transaction was not admitted.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum MempoolError {
@@ -25,9 +27,11 @@ pub enum MempoolError {
         /// Pending bytes.
         bytes: usize,
     },
-    /// The checker rejected it.
-    #[error("rejected: {0}")]
-    Rejected(String),
+    /// The checker rejected it (the reason alone: the gRPC status code,
+    /// FAILED_PRECONDITION or INVALID_ARGUMENT, already says "rejected",
+    /// and the CLI prints it as such).
+    #[error("{0}")]
+    Rejected(TxError),
     /// Its nonce was already used by a committed transaction.
     #[error("nonce {got} already used; the account's next nonce is {next}")]
     NonceTooLow {
@@ -59,19 +63,67 @@ pub fn api_error(e: &MempoolError) -> crate::rpc::ApiError {
     match e {
         MempoolError::TooLarge { .. } => ApiError::InvalidArgument(msg),
         MempoolError::Full { .. } => ApiError::Unavailable(msg),
-        MempoolError::Rejected(m)
-            if [
-                "malformed",
-                "bad signature",
-                "bad public key",
-                "is for chain",
-                "bytes, the limit",
-            ]
-            .iter()
-            .any(|k| m.contains(k)) =>
-        {
-            ApiError::InvalidArgument(msg)
-        }
+        // What the sender must fix in the transaction itself; every other
+        // reason is about the state it meets.
+        MempoolError::Rejected(
+            TxError::Malformed(_)
+            | TxError::TooLarge { .. }
+            | TxError::WrongChainId { .. }
+            | TxError::BadPublicKey(_)
+            | TxError::BadSignature,
+        ) => ApiError::InvalidArgument(msg),
         _ => ApiError::FailedPrecondition(msg),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::rpc::ApiError;
+    use agora_validator::Address;
+
+    #[test]
+    fn a_refusal_is_classified_by_its_reason_and_says_it_once() {
+        let bad_input = [
+            TxError::Malformed("no body".into()),
+            TxError::TooLarge {
+                size: 5_000,
+                max: 4_096,
+            },
+            TxError::WrongChainId {
+                expected: "a".into(),
+                got: "b".into(),
+            },
+            TxError::BadPublicKey("small order".into()),
+            TxError::BadSignature,
+        ];
+        for e in bad_input {
+            let want = e.to_string();
+            assert_eq!(
+                api_error(&MempoolError::Rejected(e)),
+                ApiError::InvalidArgument(want)
+            );
+        }
+        let state = [
+            TxError::InsufficientBalance { need: 2, have: 1 },
+            TxError::UnknownValidator(Address([7; 20])),
+            TxError::WrongNonce {
+                expected: 1,
+                got: 3,
+            },
+        ];
+        for e in state {
+            let want = e.to_string();
+            // The reason alone: the CLI and gRPC clients print the code.
+            assert!(!want.starts_with("rejected"), "{want}");
+            assert_eq!(
+                api_error(&MempoolError::Rejected(e)),
+                ApiError::FailedPrecondition(want)
+            );
+        }
+        assert!(matches!(
+            api_error(&MempoolError::Full { txs: 1, bytes: 2 }),
+            ApiError::Unavailable(_)
+        ));
     }
 }

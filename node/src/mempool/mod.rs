@@ -546,7 +546,7 @@ impl<D> Mempool<D> {
                 };
                 if failed.is_none() {
                     match checker.check(&e.tx, &e.decoded, CheckMode::Recheck) {
-                        Err(r) => failed = Some(r),
+                        Err(r) => failed = Some(r.to_string()),
                         Ok(adm) => {
                             let want = *expected.get_or_insert(adm.account_nonce);
                             if adm.nonce != want {

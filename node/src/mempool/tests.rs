@@ -1,5 +1,6 @@
 use super::*;
 use agora_proto::v1::{Transfer, TxBody, tx_body};
+use agora_validator::ledger::TxError;
 use std::cell::RefCell;
 use std::collections::HashMap;
 
@@ -31,13 +32,16 @@ impl FakeLedger {
 }
 
 impl TxChecker<()> for FakeLedger {
-    fn check(&self, tx: &Transaction, _: &(), _mode: CheckMode) -> Result<Admission, String> {
+    fn check(&self, tx: &Transaction, _: &(), _mode: CheckMode) -> Result<Admission, TxError> {
         *self.checks.borrow_mut() += 1;
         let who = tx.public_key[0];
         if self.banned.borrow().contains(&who) {
-            return Err("insufficient balance".into());
+            return Err(TxError::InsufficientBalance { need: 1, have: 0 });
         }
-        let body = tx.body.as_ref().ok_or("no body")?;
+        let body = tx
+            .body
+            .as_ref()
+            .ok_or_else(|| TxError::Malformed("no body".into()))?;
         Ok(Admission {
             sender: Address([who; 20]),
             nonce: body.nonce,

@@ -11,7 +11,7 @@
 use agora_proto::v1 as pb;
 use agora_validator::Hash;
 use agora_validator::engine::PoolError;
-use agora_validator::ledger::{DecodedTx, Ledger, recheck};
+use agora_validator::ledger::{DecodedTx, Ledger, TxError, recheck};
 
 use super::{RunError, Runner};
 use crate::api::ApiRequest;
@@ -94,7 +94,7 @@ impl Runner {
                     self.transport
                         .charge(*peer, ChargeReason::BadTransaction, &reason.to_string());
                 }
-                Err(MempoolError::Rejected(reason.to_string()))
+                Err(MempoolError::Rejected(reason))
             }
             Ok(decoded) => self.admit(tx.clone(), decoded),
         };
@@ -157,17 +157,14 @@ impl Runner {
 /// commit; nothing is decoded or verified again.
 pub(super) fn verified_checker(
     ledger: &Ledger,
-) -> impl Fn(&pb::Transaction, &DecodedTx, CheckMode) -> Result<Admission, String> + '_ {
+) -> impl Fn(&pb::Transaction, &DecodedTx, CheckMode) -> Result<Admission, TxError> + '_ {
     move |_tx, d, _mode: CheckMode| {
-        ledger
-            .recheck_decoded(d)
-            .map(|c| Admission {
-                sender: c.signer,
-                nonce: c.nonce,
-                account_nonce: c.next_nonce,
-                fee: c.fee,
-                reads: recheck::accounts_read(d),
-            })
-            .map_err(|e| e.to_string())
+        ledger.recheck_decoded(d).map(|c| Admission {
+            sender: c.signer,
+            nonce: c.nonce,
+            account_nonce: c.next_nonce,
+            fee: c.fee,
+            reads: recheck::accounts_read(d),
+        })
     }
 }
