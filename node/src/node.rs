@@ -177,8 +177,8 @@ impl Node {
             moniker = %config.moniker,
             chain = %chain,
             height,
-            p2p = ?transport.local_addr(),
-            metrics = ?metrics_addr,
+            p2p = %addr_field(transport.local_addr()),
+            metrics = %addr_field(metrics_addr),
             genesis_hash = %hex::encode(genesis.file_hash),
             "node started"
         );
@@ -243,7 +243,7 @@ impl Node {
             genesis.into(),
             tamper,
         ));
-        info!(explorer = ?listener.local_addr().ok(), "explorer listening");
+        info!(explorer = %addr_field(listener.local_addr().ok()), "explorer listening");
         self.services.spawn(crate::explorer::serve(
             listener,
             gateway,
@@ -330,7 +330,7 @@ impl Node {
     ) -> Option<tokio::task::JoinHandle<Result<(), crate::rpc::RpcError>>> {
         match bind_on(&self.services, self.config.grpc.listen).await {
             Ok(l) => {
-                info!(grpc = ?l.local_addr().ok(), "gRPC listening");
+                info!(grpc = %addr_field(l.local_addr().ok()), "gRPC listening");
                 let mut stop = self.stop.subscribe();
                 let api = Arc::new(crate::api::Api(shared.clone()));
                 Some(self.services.spawn(crate::rpc::serve(
@@ -458,4 +458,10 @@ async fn stop_grpc(t: tokio::task::JoinHandle<Result<(), crate::rpc::RpcError>>)
     {
         abort.abort();
     }
+}
+
+/// An address as a log field: `127.0.0.1:9090`, or `off` when there is none
+/// (a service turned off in config.toml), not Rust's `Some(..)`.
+fn addr_field(a: Option<std::net::SocketAddr>) -> String {
+    a.map_or_else(|| "off".to_string(), |a| a.to_string())
 }

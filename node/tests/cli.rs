@@ -188,9 +188,14 @@ fn a_text_log_sent_to_a_file_has_no_colour_codes() {
         !text.contains('\u{1b}'),
         "colour codes in a log file: {text:?}"
     );
-    // Still the text form, fields as key=value.
+    // Still the text form, fields as key=value; addresses as addresses
+    // (not `Some(..)`), a service turned off as `off`.
     assert!(
         text.contains(" INFO ") && text.contains("chain=cli-test"),
+        "{text}"
+    );
+    assert!(
+        text.contains("grpc=127.0.0.1:") && text.contains("metrics=127.0.0.1:"),
         "{text}"
     );
 }
