@@ -7,6 +7,7 @@ use agora_node::client::cli;
 use agora_node::home::{self, Home};
 use agora_node::keys;
 use agora_node::node::Node;
+use agora_node::outln;
 use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand};
 
@@ -122,7 +123,7 @@ fn signing_state_command(command: SigningStateCommand) -> Result<()> {
                         .with_context(|| format!("writing {}", path.display()))?;
                     eprintln!("exported to {}", path.display());
                 }
-                None => print!("{text}"),
+                None => agora_node::client::stdout::write(&text),
             }
         }
         SigningStateCommand::Import { home, file } => {
@@ -130,8 +131,8 @@ fn signing_state_command(command: SigningStateCommand) -> Result<()> {
                 format!("height {} round {} step {:?}", s.height, s.round, s.step)
             };
             match ss::import(&Home::new(&home), &file)? {
-                Imported::Replaced(s) => println!("imported: last signed {}", show(&s)),
-                Imported::KeptLocal(s) => println!(
+                Imported::Replaced(s) => outln!("imported: last signed {}", show(&s)),
+                Imported::KeptLocal(s) => outln!(
                     "kept the local signing state, which is as new or newer: last signed {}",
                     show(&s)
                 ),
@@ -236,12 +237,12 @@ fn init(home: &std::path::Path, chain_id: &str, moniker: Option<&str>) -> Result
     let h = Home::new(home);
     let s = home::init(&h, chain_id, moniker, now)
         .with_context(|| format!("initialising {}", home.display()))?;
-    println!("initialised {}", home.display());
-    println!("chain id:      {chain_id}");
-    println!("validator:     {}", s.address);
-    println!("public key:    {}", s.public_key_hex);
-    println!("operator:      {} (keys/operator.key, Ed25519)", s.operator);
-    println!("genesis hash:  {}", s.genesis_hash_hex);
+    outln!("initialised {}", home.display());
+    outln!("chain id:      {chain_id}");
+    outln!("validator:     {}", s.address);
+    outln!("public key:    {}", s.public_key_hex);
+    outln!("operator:      {} (keys/operator.key, Ed25519)", s.operator);
+    outln!("genesis hash:  {}", s.genesis_hash_hex);
     Ok(())
 }
 
@@ -276,7 +277,7 @@ fn keys_add(name: &str, home: &std::path::Path) -> Result<()> {
         );
     }
     let info = keys::save_account(&path, &keys::generate_account()?)?;
-    println!(
+    outln!(
         "{name}\t{}\t{}",
         info.address,
         hex::encode(&info.public_key)
@@ -300,8 +301,8 @@ fn keys_list(home: &std::path::Path) -> Result<()> {
     names.sort();
     for name in names {
         match keys::info(&h.account_key(&name)) {
-            Ok(i) => println!("{name}\t{}\t{}", i.address, i.kind),
-            Err(e) => println!("{name}\t<unreadable: {e}>"),
+            Ok(i) => outln!("{name}\t{}\t{}", i.address, i.kind),
+            Err(e) => outln!("{name}\t<unreadable: {e}>"),
         }
     }
     Ok(())
@@ -311,9 +312,9 @@ fn keys_list(home: &std::path::Path) -> Result<()> {
 fn keys_show(name: &str, home: &std::path::Path) -> Result<()> {
     valid_name(name)?;
     let i = keys::info(&Home::new(home).account_key(name))?;
-    println!("name:       {name}");
-    println!("address:    {}", i.address);
-    println!("kind:       {}", i.kind);
-    println!("public key: {}", hex::encode(&i.public_key));
+    outln!("name:       {name}");
+    outln!("address:    {}", i.address);
+    outln!("kind:       {}", i.kind);
+    outln!("public key: {}", hex::encode(&i.public_key));
     Ok(())
 }

@@ -64,6 +64,31 @@ fn init_keys_and_refusals() {
     assert!(!bad.status.success());
 }
 
+/// A reader that left (`agora keys list | head -0`): the answer cannot be
+/// delivered, and the command ends as a tool killed by SIGPIPE would (status
+/// 141), without the panic and backtrace `println!` gives on a broken pipe.
+#[test]
+fn a_reader_that_left_ends_the_command_quietly() {
+    let dir = tempfile::tempdir().unwrap();
+    let home = dir.path().join("h");
+    let h = home.to_str().unwrap();
+    run_ok(&["init", "--home", h, "--chain-id", "cli-test"]);
+    // The read end is closed before the command starts, so its first write
+    // meets a broken pipe whatever the timing.
+    let (reader, writer) = std::io::pipe().unwrap();
+    drop(reader);
+    let out = agora()
+        .args(["keys", "list", "--home", h])
+        .env("RUST_BACKTRACE", "1")
+        .stdout(writer)
+        .stderr(Stdio::piped())
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(141), "{err}");
+    assert!(err.is_empty(), "nothing said on stderr: {err}");
+}
+
 fn scrape(port: u16) -> Option<String> {
     let mut s = TcpStream::connect(("127.0.0.1", port)).ok()?;
     s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;

@@ -7,6 +7,7 @@ use super::prove;
 use super::query::{self, QueryKind};
 use super::tx::{self, TxAction};
 use crate::home::Home;
+use crate::outln;
 use agora_validator::ledger::Ledger;
 use agora_validator::{AccountSecretKey, Address, SecretKey};
 use anyhow::{Context, Result, bail};
@@ -266,8 +267,8 @@ fn addr(s: &str) -> Result<Address> {
 
 fn print(output: Output, v: &serde_json::Value) {
     match output {
-        Output::Json => println!("{v}"),
-        Output::Text => println!("{}", serde_json::to_string_pretty(v).unwrap_or_default()),
+        Output::Json => outln!("{v}"),
+        Output::Text => outln!("{}", serde_json::to_string_pretty(v).unwrap_or_default()),
     }
 }
 
@@ -470,18 +471,18 @@ pub async fn run_audit(a: AuditArgs) -> Result<ExitCode> {
                 "rewards_paid": r.rewards.iter().map(|(v, amount)| (v.to_string(), serde_json::json!(amount.to_string()))).collect::<serde_json::Map<_, _>>(),
             });
             match a.output {
-                Output::Json => println!("{v}"),
+                Output::Json => outln!("{v}"),
                 Output::Text => print_audit_text(&r, secs, rate),
             }
             Ok(ExitCode::SUCCESS)
         }
         Err(e) => {
             match a.output {
-                Output::Json => println!(
+                Output::Json => outln!(
                     "{}",
                     serde_json::json!({"ok": false, "error": e.to_string()})
                 ),
-                Output::Text => println!("AUDIT FAILED: {e}"),
+                Output::Text => outln!("AUDIT FAILED: {e}"),
             }
             Ok(ExitCode::FAILURE)
         }
@@ -506,8 +507,8 @@ async fn run_light_audit(
                 "seconds": r.seconds,
             });
             match a.output {
-                Output::Json => println!("{v}"),
-                Output::Text => println!(
+                Output::Json => outln!("{v}"),
+                Output::Text => outln!(
                     "OK: light client ({mode}) from trusted height {} to {}: {} headers verified ({:?}) in {:.2}s",
                     r.from,
                     r.to,
@@ -524,11 +525,11 @@ async fn run_light_audit(
         }
         Err(e) => {
             match a.output {
-                Output::Json => println!(
+                Output::Json => outln!(
                     "{}",
                     serde_json::json!({"ok": false, "mode": mode, "error": e.to_string()})
                 ),
-                Output::Text => println!("AUDIT FAILED: {e}"),
+                Output::Text => outln!("AUDIT FAILED: {e}"),
             }
             Ok(ExitCode::FAILURE)
         }
@@ -537,7 +538,7 @@ async fn run_light_audit(
 
 /// The text form of a successful audit.
 fn print_audit_text(r: &audit::AuditReport, secs: f64, rate: f64) {
-    println!(
+    outln!(
         "OK: verified {} certificates (heights {}..={}; {} from genesis) in {secs:.2}s ({rate:.0} certificates/s); {} validator-set changes; {} evidence included",
         r.verified,
         r.from,
@@ -547,17 +548,17 @@ fn print_audit_text(r: &audit::AuditReport, secs: f64, rate: f64) {
         r.evidence.len()
     );
     if r.replayed {
-        println!("state: every block re-executed from genesis; each header's app hash matches");
+        outln!("state: every block re-executed from genesis; each header's app hash matches");
     }
     for (v, amount) in &r.rewards {
-        println!("rewards paid to validator {v}: {amount}");
+        outln!("rewards paid to validator {v}: {amount}");
     }
     for s in &r.slashes {
         let why = match query::slash_reason_name(s.reason) {
             "downtime" => "downtime",
             _ => "double signing",
         };
-        println!(
+        outln!(
             "slash: validator {} for {why} at height {} (slashed at {}): {} tokens, {} bps{}",
             hex::encode(&s.validator),
             s.infraction_height,

@@ -8,6 +8,7 @@ pub mod light_audit;
 pub mod prove;
 pub mod query;
 pub mod signing_state;
+pub mod stdout;
 pub mod tx;
 
 /// Connects a gRPC channel to `endpoint` (`http://host:port`, or `host:port`).
