@@ -89,6 +89,64 @@ fn a_reader_that_left_ends_the_command_quietly() {
     assert!(err.is_empty(), "nothing said on stderr: {err}");
 }
 
+/// `--node` naming a port that is not gRPC (here an HTTP/1 server, as the
+/// metrics port is): every client command says the answer was not gRPC and
+/// which setting to check, once, not "error: error: transport error" or a
+/// status printed with `Debug`.
+#[test]
+fn a_node_address_that_is_not_grpc_is_named_as_such() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    std::thread::spawn(move || {
+        for conn in listener.incoming() {
+            let Ok(mut conn) = conn else { return };
+            let mut buf = [0u8; 1024];
+            let _ = conn.read(&mut buf);
+            let _ = conn.write_all(b"HTTP/1.1 404 Not Found\r\ncontent-length: 0\r\n\r\n");
+        }
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let home = dir.path().join("h");
+    let h = home.to_str().unwrap();
+    let genesis = home.join("genesis.json");
+    run_ok(&["init", "--home", h, "--chain-id", "cli-test"]);
+    let g = genesis.to_str().unwrap();
+    let account = "00".repeat(20);
+    for args in [
+        vec!["query", "status", "--node", &addr],
+        vec![
+            "query",
+            "account",
+            &account,
+            "--prove",
+            "--genesis",
+            g,
+            "--node",
+            &addr,
+        ],
+        vec!["audit", "--genesis", g, "--node", &addr],
+        vec![
+            "tx", "transfer", &account, "1", "--from", "operator", "--home", h, "--node", &addr,
+        ],
+    ] {
+        let out = agora().args(&args).output().unwrap();
+        let said = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(!out.status.success(), "{args:?}: {said}");
+        assert!(
+            said.contains("no gRPC answer from the node") && said.contains("[grpc] listen"),
+            "{args:?}: {said}"
+        );
+        assert!(
+            !said.contains("error: error") && !said.contains("code:"),
+            "{args:?}: {said}"
+        );
+    }
+}
+
 fn scrape(port: u16) -> Option<String> {
     let mut s = TcpStream::connect(("127.0.0.1", port)).ok()?;
     s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;

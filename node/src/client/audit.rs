@@ -84,7 +84,7 @@ pub struct AuditReport {
 #[derive(Debug, thiserror::Error)]
 pub enum AuditError {
     /// The node could not be reached or refused a request.
-    #[error("node request failed at height {height}: {status}")]
+    #[error("node request failed at height {height}: {}", super::status_text(.status))]
     Rpc {
         /// Height being fetched (0 when not height-specific).
         height: u64,

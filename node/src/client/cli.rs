@@ -406,7 +406,7 @@ pub async fn run_query(a: QueryArgs) -> Result<ExitCode> {
     }
     let v = query::run(channel(&a.node).await?, &q)
         .await
-        .map_err(|s| anyhow::anyhow!("{:?}: {}", s.code(), s.message()))?;
+        .map_err(|s| anyhow::anyhow!("{}", super::status_text(&s)))?;
     print(a.output, &v);
     Ok(ExitCode::SUCCESS)
 }

@@ -52,7 +52,7 @@ pub(crate) async fn fetch(client: &mut QueryClient<Channel>, h: u64) -> Result<L
     let c = client
         .get_commit_certificate(pb::GetCommitCertificateRequest { height: h })
         .await
-        .map_err(|s| s.message().to_string())?
+        .map_err(|s| super::status_text(&s))?
         .into_inner();
     let header = c.header.ok_or("no header in the answer")?;
     let certificate = CommitCertificate::from_proto(&c.certificate.ok_or("no certificate")?)
@@ -60,7 +60,7 @@ pub(crate) async fn fetch(client: &mut QueryClient<Channel>, h: u64) -> Result<L
     let s = client
         .get_validator_set(pb::GetValidatorSetRequest { height: h })
         .await
-        .map_err(|s| s.message().to_string())?
+        .map_err(|s| super::status_text(&s))?
         .into_inner();
     let validators = ValidatorSet::from_proto(&s.validator_set.unwrap_or_default())
         .map_err(|e| format!("validator set: {e}"))?;
@@ -97,7 +97,7 @@ pub async fn run(
             client
                 .get_status(pb::GetStatusRequest {})
                 .await
-                .map_err(|s| fetch_err(from, s.message().to_string()))?
+                .map_err(|s| fetch_err(from, super::status_text(&s)))?
                 .into_inner()
                 .latest_height
         }

@@ -7,9 +7,12 @@ pub mod cli;
 pub mod light_audit;
 pub mod prove;
 pub mod query;
+mod refusal;
 pub mod signing_state;
 pub mod stdout;
 pub mod tx;
+
+pub use refusal::status_text;
 
 /// Connects a gRPC channel to `endpoint` (`http://host:port`, or `host:port`).
 pub async fn connect(endpoint: &str) -> Result<tonic::transport::Channel, tonic::transport::Error> {

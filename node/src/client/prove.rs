@@ -50,13 +50,8 @@ pub enum ProveQueryError {
     )]
     Unsupported,
     /// The node refused or failed.
-    #[error("the node answered {code:?}: {message}")]
-    Node {
-        /// gRPC code.
-        code: tonic::Code,
-        /// Its message.
-        message: String,
-    },
+    #[error("{0}")]
+    Node(String),
     /// The answer does not fit the question.
     #[error("the node's answer is unusable: {0}")]
     Answer(String),
@@ -78,10 +73,7 @@ pub enum ProveQueryError {
 
 impl From<tonic::Status> for ProveQueryError {
     fn from(s: tonic::Status) -> Self {
-        Self::Node {
-            code: s.code(),
-            message: s.message().to_string(),
-        }
+        Self::Node(super::status_text(&s))
     }
 }
 

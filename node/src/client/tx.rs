@@ -74,24 +74,13 @@ pub enum TxAction {
 #[derive(Debug, thiserror::Error)]
 pub enum TxClientError {
     /// The node refused the request; its message says why.
-    #[error("{}: {}", code_name(.0.code()), .0.message())]
+    #[error("{}", super::status_text(.0))]
     Refused(Box<tonic::Status>),
 }
 
 impl From<tonic::Status> for TxClientError {
     fn from(s: tonic::Status) -> Self {
         Self::Refused(Box::new(s))
-    }
-}
-
-fn code_name(c: tonic::Code) -> &'static str {
-    match c {
-        tonic::Code::InvalidArgument => "invalid argument",
-        tonic::Code::FailedPrecondition => "rejected",
-        tonic::Code::NotFound => "not found",
-        tonic::Code::Unavailable => "node unavailable",
-        tonic::Code::DeadlineExceeded => "timed out",
-        _ => "error",
     }
 }
 
