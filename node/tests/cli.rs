@@ -147,6 +147,61 @@ fn a_node_address_that_is_not_grpc_is_named_as_such() {
     }
 }
 
+/// `--node` naming something that accepts the connection and never answers:
+/// the command reports it after `--timeout` instead of waiting for good.
+#[test]
+fn a_node_that_never_answers_is_reported_after_the_timeout() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for conn in listener.incoming() {
+            match conn {
+                Ok(c) => held.push(c),
+                Err(_) => return,
+            }
+        }
+    });
+    for args in [
+        vec!["query", "status", "--timeout", "1", "--node", &addr],
+        vec![
+            "audit",
+            "--trust",
+            &format!("5:{}", "ab".repeat(32)),
+            "--timeout",
+            "1",
+            "--node",
+            &addr,
+        ],
+    ] {
+        let t0 = Instant::now();
+        let mut child = agora()
+            .args(&args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let Some(status) = exited_within(&mut child, 20) else {
+            child.kill().unwrap();
+            panic!("{args:?} still waiting after 20 s");
+        };
+        let mut said = stderr_of(&mut child);
+        child
+            .stdout
+            .take()
+            .unwrap()
+            .read_to_string(&mut said)
+            .unwrap();
+        assert!(!status.success(), "{args:?}: {said}");
+        assert!(said.contains("timed out"), "{args:?}: {said}");
+        assert!(
+            t0.elapsed() < Duration::from_secs(10),
+            "{args:?}: {:?}",
+            t0.elapsed()
+        );
+    }
+}
+
 fn scrape(port: u16) -> Option<String> {
     let mut s = TcpStream::connect(("127.0.0.1", port)).ok()?;
     s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;

@@ -2,8 +2,9 @@
 //! running testnet from a snapshot (verified against the app hash of a
 //! header its light client verified from a trusted checkpoint), follows
 //! blocks from there and votes. On the way: a wrong checkpoint stops the
-//! node with a clear error, and a peer serving forged chunks is charged
-//! and routed around.
+//! node with a clear error, a peer serving forged chunks is charged and
+//! routed around, and a configured gRPC server that never answers is left
+//! for the next one.
 
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -53,6 +54,30 @@ fn configure(net: &Testnet, i: usize, section: &str, pairs: &[(&str, toml::Value
         t.insert((*k).to_string(), v.clone());
     }
     std::fs::write(&path, toml::to_string(&cfg).unwrap()).unwrap();
+}
+
+/// A server that accepts connections and never answers (it holds them
+/// until the test ends), as `http://` endpoint.
+fn silent_server() -> String {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for conn in listener.incoming() {
+            match conn {
+                Ok(c) => held.push(c),
+                Err(_) => return,
+            }
+        }
+    });
+    format!("http://{addr}")
+}
+
+/// Node `i`'s `state_sync.rpc_servers`.
+fn rpc_servers(net: &Testnet, i: usize) -> Vec<toml::Value> {
+    let path = net.home(i).join("config.toml");
+    let cfg: toml::Table = std::fs::read_to_string(&path).unwrap().parse().unwrap();
+    cfg["state_sync"]["rpc_servers"].as_array().unwrap().clone()
 }
 
 fn stop(net: &Testnet, i: usize) {
@@ -203,16 +228,29 @@ fn a_late_validator_joins_by_state_sync_and_then_votes() {
         &[("double_sign_check_heights", 2.into())],
     );
 
+    // The first gRPC server listed accepts and never answers: the light
+    // client leaves it after `SERVER_REQUEST_TIMEOUT` for the next one
+    // (before that bound, the join waited on it for good).
+    let mut servers = vec![toml::Value::from(silent_server())];
+    servers.extend(rpc_servers(&net, LATE));
     configure(
         &net,
         LATE,
         "state_sync",
-        &[("trust_hash", hex::encode(&trust).into())],
+        &[
+            ("trust_hash", hex::encode(&trust).into()),
+            ("rpc_servers", toml::Value::Array(servers)),
+        ],
     );
     let t0 = Instant::now();
     net.restart(LATE);
     wait_log(&net, LATE, "state sync: snapshot installed", WAIT);
     let joined_in = t0.elapsed();
+    let text = log(&net, LATE);
+    assert!(
+        text.contains("did not serve a verifiable anchor") && text.contains("timed out"),
+        "the silent server was left for the next one:\n{text}"
+    );
     let tip = net.tip();
     net.wait_heights(&[LATE], tip + 5, WAIT);
     eprintln!("joined by state sync in {joined_in:.1?}; following at {tip}+5");

@@ -130,6 +130,10 @@ pub struct QueryArgs {
     /// gRPC endpoint of a node.
     #[arg(long, global = true, default_value = "127.0.0.1:9090")]
     pub node: String,
+    /// Longest wait for each answer from the node, in seconds; a node that
+    /// does not answer in time is reported, not waited on.
+    #[arg(long, global = true, default_value_t = super::REQUEST_TIMEOUT.as_secs(), value_name = "SECONDS")]
+    pub timeout: u64,
     /// Output format.
     #[arg(short = 'o', long, global = true, value_enum, default_value = "text")]
     pub output: Output,
@@ -231,6 +235,9 @@ pub struct AuditArgs {
     /// gRPC endpoint of the node to audit.
     #[arg(long, default_value = "127.0.0.1:9090")]
     pub node: String,
+    /// Longest wait for each answer from the node, in seconds.
+    #[arg(long, default_value_t = super::REQUEST_TIMEOUT.as_secs(), value_name = "SECONDS")]
+    pub timeout: u64,
     /// The genesis file: the only thing trusted (not needed with --trust).
     #[arg(long, required_unless_present = "trust")]
     pub genesis: Option<PathBuf>,
@@ -294,7 +301,12 @@ fn load_key(home: &Option<PathBuf>, name: &str) -> Result<SecretKey> {
 }
 
 async fn channel(node: &str) -> Result<tonic::transport::Channel> {
-    super::connect(node)
+    channel_within(node, super::REQUEST_TIMEOUT.as_secs()).await
+}
+
+/// A channel whose every request waits at most `secs` for its answer.
+async fn channel_within(node: &str, secs: u64) -> Result<tonic::transport::Channel> {
+    super::connect_with_timeout(node, std::time::Duration::from_secs(secs.max(1)))
         .await
         .with_context(|| format!("connecting to {node}"))
 }
@@ -400,11 +412,11 @@ pub async fn run_query(a: QueryArgs) -> Result<ExitCode> {
     };
     if a.prove {
         let trust = prove_trust(&a)?;
-        let v = prove::run(channel(&a.node).await?, &q, trust).await?;
+        let v = prove::run(channel_within(&a.node, a.timeout).await?, &q, trust).await?;
         print(a.output, &v);
         return Ok(ExitCode::SUCCESS);
     }
-    let v = query::run(channel(&a.node).await?, &q)
+    let v = query::run(channel_within(&a.node, a.timeout).await?, &q)
         .await
         .map_err(|s| anyhow::anyhow!("{}", super::status_text(&s)))?;
     print(a.output, &v);
@@ -452,7 +464,7 @@ pub async fn run_audit(a: AuditArgs) -> Result<ExitCode> {
         from: a.from,
         to: a.to,
     };
-    match audit::audit_with_replay(channel(&a.node).await?, cfg, ledger).await {
+    match audit::audit_with_replay(channel_within(&a.node, a.timeout).await?, cfg, ledger).await {
         Ok(r) => {
             let secs = r.elapsed.as_secs_f64().max(1e-9);
             let rate = r.verified_total as f64 / secs;
@@ -494,7 +506,13 @@ async fn run_light_audit(
     a: &AuditArgs,
     checkpoint: (u64, agora_validator::crypto::Hash),
 ) -> Result<ExitCode> {
-    let r = super::light_audit::run(channel(&a.node).await?, checkpoint, a.to, a.skip).await;
+    let r = super::light_audit::run(
+        channel_within(&a.node, a.timeout).await?,
+        checkpoint,
+        a.to,
+        a.skip,
+    )
+    .await;
     let mode = if a.skip { "skipping" } else { "sequential" };
     match r {
         Ok(r) => {

@@ -12,17 +12,42 @@ pub mod signing_state;
 pub mod stdout;
 pub mod tx;
 
+use std::time::Duration;
+
 pub use refusal::status_text;
 
-/// Connects a gRPC channel to `endpoint` (`http://host:port`, or `host:port`).
+/// Longest wait for one answer from a node when the caller names none: the
+/// server's default wait for a transaction's commit
+/// ([`crate::rpc::limits::DEFAULT_WAIT`], 30 s) and a margin. Without a
+/// bound, anything that accepts the connection and never answers (a node
+/// stuck or overloaded, a port forwarded to nowhere) held a command, or a
+/// state sync's header fetch, for good.
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(45);
+
+/// How long connecting may take.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Connects a gRPC channel to `endpoint` (`http://host:port`, or
+/// `host:port`), each request bounded by [`REQUEST_TIMEOUT`].
 pub async fn connect(endpoint: &str) -> Result<tonic::transport::Channel, tonic::transport::Error> {
+    connect_with_timeout(endpoint, REQUEST_TIMEOUT).await
+}
+
+/// [`connect`] with each request (until its answer's headers) bounded by
+/// `request_timeout`; one that runs out fails with CANCELLED, "Timeout
+/// expired" (rendered by [`status_text`]).
+pub async fn connect_with_timeout(
+    endpoint: &str,
+    request_timeout: Duration,
+) -> Result<tonic::transport::Channel, tonic::transport::Error> {
     let url = if endpoint.contains("://") {
         endpoint.to_string()
     } else {
         format!("http://{endpoint}")
     };
     let mut e = tonic::transport::Endpoint::from_shared(url.clone())?
-        .connect_timeout(std::time::Duration::from_secs(5));
+        .connect_timeout(CONNECT_TIMEOUT)
+        .timeout(request_timeout);
     if url.starts_with("https://") {
         e = e.tls_config(client_tls())?;
     }

@@ -16,6 +16,10 @@ pub fn status_text(status: &tonic::Status) -> String {
         Code::NotFound => "not found",
         Code::Unavailable => "node unavailable",
         Code::DeadlineExceeded => "timed out",
+        // tonic's own deadline (`connect_with_timeout`) ran out.
+        Code::Cancelled if status.message() == "Timeout expired" => {
+            return "timed out: the node did not answer in time".into();
+        }
         Code::ResourceExhausted => "over the node's limits",
         Code::Unimplemented => "not served by this node",
         Code::Unknown | Code::Internal if status.source().is_some() => {
@@ -68,6 +72,11 @@ mod tests {
         assert!(text.starts_with("no gRPC answer from the node ("), "{text}");
         assert!(text.contains("stream closed"), "{text}");
         assert!(text.contains("[grpc] listen"), "{text}");
+        let s = tonic::Status::cancelled("Timeout expired");
+        assert_eq!(
+            status_text(&s),
+            "timed out: the node did not answer in time"
+        );
         // Without a transport cause an Unknown is the node's own answer.
         let s = tonic::Status::unknown("something odd");
         assert_eq!(status_text(&s), "error: something odd");

@@ -39,10 +39,18 @@ pub enum AnchorFetchError {
     Seed(AnchorError),
 }
 
+/// Longest wait for one answer from a configured gRPC server. One that
+/// accepts connections and never answers (stuck, overloaded, or hostile:
+/// nothing it serves is believed, but its silence was) is left for the next
+/// server after this, instead of holding the join for good.
+pub const SERVER_REQUEST_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// Verifies header `snapshot + 1` from `checkpoint` and the anchor of
-/// `snapshot` with the offered `seed`, trying each server in turn.
+/// `snapshot` with the offered `seed`, trying each server in turn; those
+/// that failed are moved behind the others (in their order), so the next
+/// call starts with one that answered.
 pub async fn verify(
-    servers: &[String],
+    servers: &mut Vec<String>,
     chain: &ChainId,
     checkpoint: (u64, Hash),
     snapshot: u64,
@@ -50,22 +58,51 @@ pub async fn verify(
 ) -> Result<Anchor, AnchorFetchError> {
     let target = snapshot + 1;
     let mut last = String::from("no server configured");
-    for server in servers {
+    let mut failed = Vec::new();
+    let mut result = None;
+    for (i, server) in servers.iter().enumerate() {
         match from_server(server, chain, checkpoint, target, seed).await {
-            Ok(a) => return Ok(a),
+            Ok(a) => {
+                result = Some(Ok(a));
+                break;
+            }
             Err(e @ (AnchorFetchError::Checkpoint(_) | AnchorFetchError::Seed(_))) => {
-                return Err(e);
+                result = Some(Err(e));
+                break;
             }
             Err(e) => {
                 warn!(server, error = %e, "state sync: gRPC server did not serve a verifiable anchor");
                 last = e.to_string();
+                failed.push(i);
             }
         }
+    }
+    to_the_back(servers, &failed);
+    if let Some(r) = result {
+        return r;
     }
     Err(AnchorFetchError::Unavailable {
         height: target,
         last,
     })
+}
+
+/// Moves the servers at `indices` (ascending) behind the others, keeping
+/// the order within each group.
+fn to_the_back(servers: &mut Vec<String>, indices: &[usize]) {
+    if indices.is_empty() {
+        return;
+    }
+    let (mut back, mut front) = (Vec::new(), Vec::new());
+    for (i, s) in servers.drain(..).enumerate() {
+        if indices.binary_search(&i).is_ok() {
+            back.push(s);
+        } else {
+            front.push(s);
+        }
+    }
+    front.append(&mut back);
+    *servers = front;
 }
 
 async fn from_server(
@@ -79,7 +116,7 @@ async fn from_server(
         height: target,
         last: format!("{server}: {last}"),
     };
-    let channel = crate::client::connect(server)
+    let channel = crate::client::connect_with_timeout(server, SERVER_REQUEST_TIMEOUT)
         .await
         .map_err(|e| unavailable(e.to_string()))?;
     let mut client = QueryClient::new(channel);
@@ -154,4 +191,22 @@ async fn block(client: &mut QueryClient<Channel>, h: u64) -> Result<pb::Block, S
         .into_inner()
         .block
         .ok_or_else(|| format!("no block {h} in the answer"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::to_the_back;
+
+    #[test]
+    fn servers_that_failed_go_behind_the_others_in_order() {
+        let names = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        let mut s = names(&["a", "b", "c", "d"]);
+        to_the_back(&mut s, &[0, 2]);
+        assert_eq!(s, names(&["b", "d", "a", "c"]));
+        to_the_back(&mut s, &[]);
+        assert_eq!(s, names(&["b", "d", "a", "c"]));
+        // All failed: the order stays.
+        to_the_back(&mut s, &[0, 1, 2, 3]);
+        assert_eq!(s, names(&["b", "d", "a", "c"]));
+    }
 }

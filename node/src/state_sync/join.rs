@@ -82,6 +82,11 @@ pub struct Joiner<'a> {
     offers: HashMap<PeerId, pb::SnapshotOffer>,
     /// Peers whose offers are ignored until the instant given.
     set_aside: HashMap<PeerId, Instant>,
+    /// `cfg.rpc_servers`, those that last failed moved to the back
+    /// ([`anchor::verify`]): a silent server costs its timeout once, not at
+    /// every offer (peers drop a snapshot a few intervals later, so an offer
+    /// that waited on it every time could go stale every time).
+    servers: Vec<String>,
 }
 
 impl<'a> Joiner<'a> {
@@ -103,6 +108,7 @@ impl<'a> Joiner<'a> {
             checkpoint,
             offers: HashMap::new(),
             set_aside: HashMap::new(),
+            servers: cfg.rpc_servers.clone(),
         })
     }
 
@@ -165,7 +171,7 @@ impl<'a> Joiner<'a> {
             return Ok(None);
         };
         let t0 = Instant::now();
-        let servers = &self.cfg.rpc_servers;
+        let servers = &mut self.servers;
         match anchor::verify(servers, self.chain, self.checkpoint, offer.height, &seed).await {
             Ok(a) => {
                 info!(
