@@ -24,6 +24,9 @@ fn run_ok(args: &[&str]) -> String {
 /// Ports below the ephemeral range (see the file).
 #[path = "../../tests/src/ports.rs"]
 mod ports;
+/// A server that accepts and never answers.
+#[path = "../../tests/src/silent.rs"]
+mod silent;
 
 #[test]
 fn init_keys_and_refusals() {
@@ -151,17 +154,7 @@ fn a_node_address_that_is_not_grpc_is_named_as_such() {
 /// the command reports it after `--timeout` instead of waiting for good.
 #[test]
 fn a_node_that_never_answers_is_reported_after_the_timeout() {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let addr = listener.local_addr().unwrap().to_string();
-    std::thread::spawn(move || {
-        let mut held = Vec::new();
-        for conn in listener.incoming() {
-            match conn {
-                Ok(c) => held.push(c),
-                Err(_) => return,
-            }
-        }
-    });
+    let addr = silent::silent_server().to_string();
     for args in [
         vec!["query", "status", "--timeout", "1", "--node", &addr],
         vec![

@@ -12,6 +12,7 @@ pub mod browser;
 pub mod byzantine;
 pub mod harness;
 pub mod ports;
+pub mod silent;
 pub mod sim;
 pub mod udp_relay;
 

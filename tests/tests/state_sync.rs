@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 use agora_proto::v1 as pb;
 use agora_proto::v1::query_client::QueryClient;
 use agora_tests::harness::{Testnet, alive, signal};
+use agora_tests::silent::silent_server;
 
 const WAIT: Duration = Duration::from_secs(120);
 const LATE: usize = 3;
@@ -54,23 +55,6 @@ fn configure(net: &Testnet, i: usize, section: &str, pairs: &[(&str, toml::Value
         t.insert((*k).to_string(), v.clone());
     }
     std::fs::write(&path, toml::to_string(&cfg).unwrap()).unwrap();
-}
-
-/// A server that accepts connections and never answers (it holds them
-/// until the test ends), as `http://` endpoint.
-fn silent_server() -> String {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let addr = listener.local_addr().unwrap();
-    std::thread::spawn(move || {
-        let mut held = Vec::new();
-        for conn in listener.incoming() {
-            match conn {
-                Ok(c) => held.push(c),
-                Err(_) => return,
-            }
-        }
-    });
-    format!("http://{addr}")
 }
 
 /// Node `i`'s `state_sync.rpc_servers`.
@@ -231,7 +215,7 @@ fn a_late_validator_joins_by_state_sync_and_then_votes() {
     // The first gRPC server listed accepts and never answers: the light
     // client leaves it after `SERVER_REQUEST_TIMEOUT` for the next one
     // (before that bound, the join waited on it for good).
-    let mut servers = vec![toml::Value::from(silent_server())];
+    let mut servers = vec![toml::Value::from(format!("http://{}", silent_server()))];
     servers.extend(rpc_servers(&net, LATE));
     configure(
         &net,
