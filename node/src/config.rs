@@ -152,6 +152,9 @@ pub struct GrpcConfig {
     pub max_certificate_streams: usize,
     /// `GetBlocks` reads running at most.
     pub max_block_ranges: usize,
+    /// Seconds a connection may send nothing (no request, no answer to the
+    /// server's keep-alive ping) before it is closed.
+    pub silent_client_secs: u64,
     /// PEM certificate chain for TLS on the gRPC listener (with
     /// `tls_key_file`; relative to the home folder). Unset: plain TCP.
     pub tls_cert_file: Option<std::path::PathBuf>,
@@ -170,6 +173,7 @@ impl GrpcConfig {
             max_requests: self.max_requests,
             max_certificate_streams: self.max_certificate_streams,
             max_block_ranges: self.max_block_ranges,
+            silent_client: std::time::Duration::from_secs(self.silent_client_secs.max(3)),
         }
     }
 }
@@ -363,6 +367,7 @@ impl Default for GrpcConfig {
             max_requests: l.max_requests,
             max_certificate_streams: l.max_certificate_streams,
             max_block_ranges: l.max_block_ranges,
+            silent_client_secs: l.silent_client.as_secs(),
             tls_cert_file: None,
             tls_key_file: None,
         }

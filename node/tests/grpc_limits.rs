@@ -1,8 +1,10 @@
 //! The gRPC server's limits and TLS against a real `agora` process: the
 //! excess of certificate streams and connections is refused at once (never
 //! queued), a place is freed when its client leaves, admitted clients keep
-//! working meanwhile, and with `grpc.tls_cert_file` set the listener speaks
-//! TLS only.
+//! working meanwhile, a socket that says nothing loses its place after
+//! `grpc.silent_client_secs` while an idle client that answers the
+//! server's pings keeps its own, and with `grpc.tls_cert_file` set the
+//! listener speaks TLS only.
 
 use agora_node::client::connect;
 use agora_proto::v1 as pb;
@@ -132,6 +134,59 @@ async fn certificate_streams_and_connections_beyond_the_limits_are_refused_and_f
         || async { status_ok(&node.grpc).await },
     )
     .await;
+    node.stop();
+}
+
+/// A socket opened and left without a word (not even the HTTP/2 preface)
+/// held its place for good; now the server closes it after
+/// `silent_client_secs`. A client that is idle but alive answers the
+/// server's keep-alive pings and keeps its connection.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_socket_that_says_nothing_loses_its_place() {
+    use tokio::io::AsyncReadExt;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (mut node, _, _, _) = setup(dir.path());
+    restart_with(&mut node, |cfg| {
+        let g = grpc_table(cfg);
+        g.insert("max_connections".into(), toml::Value::Integer(2));
+        g.insert("silent_client_secs".into(), toml::Value::Integer(3));
+    });
+    let (mut q, _) = client(&node).await;
+    wait_height(&mut q, &node, 2).await;
+    // `q` holds one place, a silent socket the other: no third client.
+    let mut silent = tokio::net::TcpStream::connect(&node.grpc)
+        .await
+        .expect("tcp connect");
+    eventually("a connection over the limit was served", &node, || async {
+        !status_ok(&node.grpc).await
+    })
+    .await;
+    // The server closes the silent socket (end of stream or reset).
+    let mut buf = [0u8; 256];
+    let closed = tokio::time::timeout(Duration::from_secs(20), async {
+        loop {
+            match silent.read(&mut buf).await {
+                Ok(0) | Err(_) => return,
+                Ok(_) => {} // the server's HTTP/2 settings
+            }
+        }
+    })
+    .await;
+    assert!(closed.is_ok(), "a silent socket kept its place for 20 s");
+    // `q` was idle as long, and kept its connection: with two sockets
+    // taking whatever places are free (one, if `q` still holds its own),
+    // a reconnection would be refused, yet it is served.
+    let mut fill = Vec::new();
+    for _ in 0..2 {
+        fill.push(
+            tokio::net::TcpStream::connect(&node.grpc)
+                .await
+                .expect("tcp connect"),
+        );
+    }
+    q.get_status(pb::GetStatusRequest {})
+        .await
+        .expect("the idle, live client kept its connection");
     node.stop();
 }
 

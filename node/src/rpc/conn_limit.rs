@@ -3,20 +3,30 @@
 //! (or a flood of them) cannot take every slot, and every accepted socket
 //! gets TCP_NODELAY.
 //!
+//! A connection that sends nothing for `silent_client` (60 s by default) is
+//! closed: before, a socket opened and left without a word held its place
+//! for good (the server waits for the HTTP/2 preface without a clock), so
+//! a few addresses could keep every place taken at no cost. A live client
+//! always speaks within the bound: the server pings an idle one every third
+//! of it (`ServerLimits::keepalive`), and the ping's answer is a read.
+//!
 //! A refused connection is closed at once, before any HTTP/2 or TLS work.
 //! Each accepted connection carries a [`Slot`] that frees its place when
 //! the connection is dropped, whoever drops it (hyper at the end of the
 //! connection, or tonic's TLS layer on a failed handshake).
 
 use std::collections::HashMap;
+use std::future::Future;
 use std::io;
 use std::net::IpAddr;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
+use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
+use tokio::time::Sleep;
 use tonic::transport::server::{Connected, TcpConnectInfo};
 
 /// Counts of open connections, in total and per remote IP.
@@ -108,11 +118,21 @@ impl Drop for Slot {
 pub struct LimitedConn {
     io: TcpStream,
     _slot: Slot,
+    /// How long the client may send nothing.
+    silent_limit: Duration,
+    /// When the client's silence runs out (moved on by every read).
+    silence: Pin<Box<Sleep>>,
 }
 
 impl LimitedConn {
-    /// Admits `io` under `limiter` (setting TCP_NODELAY), or refuses it.
-    pub fn admit(io: TcpStream, limiter: &Arc<ConnLimiter>) -> Result<Self, Refusal> {
+    /// Admits `io` under `limiter` (setting TCP_NODELAY), or refuses it;
+    /// the connection is closed once the client sends nothing for
+    /// `silent_limit`. Must be called within a tokio runtime (its timer).
+    pub fn admit(
+        io: TcpStream,
+        limiter: &Arc<ConnLimiter>,
+        silent_limit: Duration,
+    ) -> Result<Self, Refusal> {
         let ip = io
             .peer_addr()
             .map(|a| a.ip())
@@ -121,7 +141,12 @@ impl LimitedConn {
         // Small responses must not wait for the client's delayed ACK
         // (Nagle): without TCP_NODELAY every store-backed query took ~40 ms.
         let _ = io.set_nodelay(true);
-        Ok(Self { io, _slot: slot })
+        Ok(Self {
+            io,
+            _slot: slot,
+            silent_limit,
+            silence: Box::pin(tokio::time::sleep(silent_limit)),
+        })
     }
 }
 
@@ -139,7 +164,25 @@ impl AsyncRead for LimitedConn {
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.get_mut().io).poll_read(cx, buf)
+        let this = self.get_mut();
+        let before = buf.filled().len();
+        match Pin::new(&mut this.io).poll_read(cx, buf) {
+            Poll::Ready(Ok(())) if buf.filled().len() > before => {
+                let next = tokio::time::Instant::now() + this.silent_limit;
+                this.silence.as_mut().reset(next);
+                Poll::Ready(Ok(()))
+            }
+            Poll::Pending => match this.silence.as_mut().poll(cx) {
+                // The timer's waker is this task's, so the read is polled
+                // again when the silence runs out.
+                Poll::Ready(()) => Poll::Ready(Err(io::Error::new(
+                    io::ErrorKind::TimedOut,
+                    format!("client sent nothing for {:?}", this.silent_limit),
+                ))),
+                Poll::Pending => Poll::Pending,
+            },
+            other => other,
+        }
     }
 }
 

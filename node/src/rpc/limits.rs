@@ -58,6 +58,21 @@ pub struct ServerLimits {
     pub max_certificate_streams: usize,
     /// `GetBlocks` reads running at most.
     pub max_block_ranges: usize,
+    /// Longest a connection may send nothing before it is closed
+    /// (`conn_limit::LimitedConn`). The server pings an idle HTTP/2 client
+    /// every third of it ([`ServerLimits::keepalive`]), so only a client that
+    /// never answers (one that opened a socket and holds it without a word)
+    /// reaches it.
+    pub silent_client: Duration,
+}
+
+impl ServerLimits {
+    /// The HTTP/2 keep-alive ping interval and the wait for its answer: a
+    /// third of [`ServerLimits::silent_client`] each, so a live client's
+    /// answer always comes before the silence bound.
+    pub fn keepalive(&self) -> Duration {
+        self.silent_client / 3
+    }
 }
 
 impl Default for ServerLimits {
@@ -70,6 +85,7 @@ impl Default for ServerLimits {
             max_requests: 512,
             max_certificate_streams: 128,
             max_block_ranges: 4,
+            silent_client: Duration::from_secs(60),
         }
     }
 }

@@ -113,9 +113,10 @@ pub async fn serve<A: NodeApi>(
         .concurrency_limit_per_connection(limits.max_requests_per_connection)
         // Over a limit, refuse at once (UNAVAILABLE) instead of queueing.
         .load_shed(true)
-        // A client that stops reading is noticed and its connection closed.
-        .http2_keepalive_interval(Some(std::time::Duration::from_secs(30)))
-        .http2_keepalive_timeout(Some(std::time::Duration::from_secs(10)))
+        // A client that stops reading is noticed and its connection closed;
+        // a live one answers within `silent_client` (`conn_limit`).
+        .http2_keepalive_interval(Some(limits.keepalive()))
+        .http2_keepalive_timeout(Some(limits.keepalive()))
         .layer(tower::limit::GlobalConcurrencyLimitLayer::new(
             limits.max_requests,
         ))
@@ -137,8 +138,9 @@ fn admitted(
     metrics: Arc<Metrics>,
 ) -> impl Stream<Item = std::io::Result<LimitedConn>> {
     let limiter = ConnLimiter::new(limits.max_connections, limits.max_connections_per_ip);
+    let silent_limit = limits.silent_client;
     TcpListenerStream::new(listener).filter_map(move |conn| match conn {
-        Ok(io) => match LimitedConn::admit(io, &limiter) {
+        Ok(io) => match LimitedConn::admit(io, &limiter, silent_limit) {
             Ok(c) => Some(Ok(c)),
             Err(refusal) => {
                 metrics.grpc_refused(match refusal {
