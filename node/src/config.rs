@@ -132,6 +132,9 @@ pub struct P2pConfig {
     pub max_peers: usize,
 }
 
+/// The least `grpc.silent_client_secs`: a keep-alive ping every second.
+pub const MIN_SILENT_CLIENT_SECS: u64 = 3;
+
 /// gRPC settings.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -173,7 +176,11 @@ impl GrpcConfig {
             max_requests: self.max_requests,
             max_certificate_streams: self.max_certificate_streams,
             max_block_ranges: self.max_block_ranges,
-            silent_client: std::time::Duration::from_secs(self.silent_client_secs.max(3)),
+            // `validate` refuses less; the floor keeps the keep-alive
+            // interval above zero for a config that skipped it.
+            silent_client: std::time::Duration::from_secs(
+                self.silent_client_secs.max(MIN_SILENT_CLIENT_SECS),
+            ),
         }
     }
 }
@@ -445,6 +452,12 @@ impl Config {
         if self.p2p.max_peers == 0 {
             return Err("p2p.max_peers must be positive".into());
         }
+        if self.grpc.silent_client_secs < MIN_SILENT_CLIENT_SECS {
+            return Err(format!(
+                "grpc.silent_client_secs must be at least {MIN_SILENT_CLIENT_SECS} (the server pings an idle client every third of it), not {}",
+                self.grpc.silent_client_secs
+            ));
+        }
         let ss = &self.state_sync;
         if ss.enable {
             ss.checkpoint()?;
@@ -482,6 +495,30 @@ mod tests {
         assert_eq!(c.p2p.peers.len(), 1);
         assert_eq!(c.grpc, GrpcConfig::default());
         assert!(toml::from_str::<Config>("bogus = 1").is_err());
+    }
+
+    #[test]
+    fn a_grpc_silence_bound_below_three_seconds_is_refused() {
+        let with = |secs: u64| {
+            toml::from_str::<Config>(&format!("[grpc]\nsilent_client_secs = {secs}\n"))
+                .unwrap()
+                .validate()
+        };
+        let e = with(2).unwrap_err();
+        assert!(
+            e.contains("silent_client_secs") && e.contains("not 2"),
+            "{e}"
+        );
+        with(MIN_SILENT_CLIENT_SECS).unwrap();
+        let c = Config::default();
+        assert_eq!(
+            c.grpc.limits().silent_client,
+            std::time::Duration::from_secs(60)
+        );
+        assert_eq!(
+            c.grpc.limits().keepalive(),
+            std::time::Duration::from_secs(20)
+        );
     }
 
     #[test]

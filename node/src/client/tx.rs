@@ -76,6 +76,43 @@ pub enum TxClientError {
     /// The node refused the request; its message says why.
     #[error("{}", super::status_text(.0))]
     Refused(Box<tonic::Status>),
+    /// The signed transaction was sent but no answer came (the deadline ran
+    /// out or the connection broke): the node may have taken it, so the
+    /// sender is told how to find out before signing it again.
+    #[error(
+        "{}; the transaction {} may still be committed: `agora query tx {}` tells",
+        super::status_text(.status),
+        hex::encode(.hash),
+        hex::encode(.hash)
+    )]
+    Unanswered {
+        /// The transaction's hash (as `GetTx` takes it).
+        hash: agora_validator::Hash,
+        /// What the client saw.
+        status: Box<tonic::Status>,
+    },
+}
+
+impl TxClientError {
+    /// `status` for a submission of the transaction `hash`: a refusal, or,
+    /// when the answer never came, [`TxClientError::Unanswered`].
+    fn of_submission(hash: agora_validator::Hash, status: tonic::Status) -> Self {
+        use std::error::Error as _;
+        let unanswered = match status.code() {
+            tonic::Code::Cancelled => status.message() == "Timeout expired",
+            // A transport failure, not the node's answer.
+            tonic::Code::Unknown | tonic::Code::Unavailable => status.source().is_some(),
+            _ => false,
+        };
+        if unanswered {
+            Self::Unanswered {
+                hash,
+                status: Box::new(status),
+            }
+        } else {
+            Self::Refused(Box::new(status))
+        }
+    }
 }
 
 impl From<tonic::Status> for TxClientError {
@@ -179,6 +216,7 @@ pub async fn submit_with_fee(
         fee: fee.to_string(),
     };
     let tx = sign_transaction(&chain, sender, body);
+    let hash = agora_validator::block::tx_hash(&tx);
     let req = pb::SubmitTxRequest {
         tx: Some(tx),
         wait_for_commit: wait,
@@ -186,15 +224,16 @@ pub async fn submit_with_fee(
     };
     let mut staking = StakingClient::new(channel);
     let resp = match action {
-        TxAction::Bond { .. } => staking.bond(req).await?,
-        TxAction::Unbond { .. } => staking.unbond(req).await?,
-        TxAction::Transfer { .. } => staking.transfer(req).await?,
-        TxAction::CreateValidator { .. } => staking.create_validator(req).await?,
-        TxAction::Unjail { .. } => staking.unjail(req).await?,
-        TxAction::Redelegate { .. } => staking.redelegate(req).await?,
-        TxAction::WithdrawRewards { .. } => staking.withdraw_rewards(req).await?,
-        TxAction::EditValidator { .. } => staking.edit_validator(req).await?,
-    };
+        TxAction::Bond { .. } => staking.bond(req).await,
+        TxAction::Unbond { .. } => staking.unbond(req).await,
+        TxAction::Transfer { .. } => staking.transfer(req).await,
+        TxAction::CreateValidator { .. } => staking.create_validator(req).await,
+        TxAction::Unjail { .. } => staking.unjail(req).await,
+        TxAction::Redelegate { .. } => staking.redelegate(req).await,
+        TxAction::WithdrawRewards { .. } => staking.withdraw_rewards(req).await,
+        TxAction::EditValidator { .. } => staking.edit_validator(req).await,
+    }
+    .map_err(|s| TxClientError::of_submission(hash, s))?;
     Ok(resp.into_inner())
 }
 
@@ -217,4 +256,32 @@ pub fn outcome_json(r: &pb::SubmitTxResponse) -> serde_json::Value {
         "height": r.height,
         "log": r.log,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_submission_left_unanswered_names_the_hash_to_look_up() {
+        let hash = [7u8; 32];
+        let e = TxClientError::of_submission(hash, tonic::Status::cancelled("Timeout expired"));
+        assert!(matches!(e, TxClientError::Unanswered { .. }));
+        let text = e.to_string();
+        assert!(text.starts_with("timed out"), "{text}");
+        assert!(
+            text.contains(&format!("agora query tx {}", hex::encode(hash))),
+            "{text}"
+        );
+        // The node's own refusal is not a lost answer.
+        let e = TxClientError::of_submission(
+            hash,
+            tonic::Status::failed_precondition("insufficient balance: need 2, have 1"),
+        );
+        assert!(matches!(e, TxClientError::Refused(_)));
+        assert_eq!(
+            e.to_string(),
+            "rejected: insufficient balance: need 2, have 1"
+        );
+    }
 }
