@@ -8,6 +8,19 @@ use std::error::Error as _;
 
 use tonic::Code;
 
+/// Whether `status` is this client's own deadline running out
+/// (`connect_with_timeout`), not an answer of the node.
+pub(super) fn deadline_ran_out(status: &tonic::Status) -> bool {
+    // tonic's fixed message for its `TimeoutExpired`.
+    status.code() == Code::Cancelled && status.message() == "Timeout expired"
+}
+
+/// Whether `status` carries a transport error under it (tonic made it from
+/// a failed connection or exchange): the node's own refusals carry none.
+pub(super) fn from_transport(status: &tonic::Status) -> bool {
+    status.source().is_some()
+}
+
 /// What `status` means for the person who sent the request.
 pub fn status_text(status: &tonic::Status) -> String {
     let kind = match status.code() {
@@ -16,13 +29,12 @@ pub fn status_text(status: &tonic::Status) -> String {
         Code::NotFound => "not found",
         Code::Unavailable => "node unavailable",
         Code::DeadlineExceeded => "timed out",
-        // tonic's own deadline (`connect_with_timeout`) ran out.
-        Code::Cancelled if status.message() == "Timeout expired" => {
+        Code::Cancelled if deadline_ran_out(status) => {
             return "timed out: the node did not answer in time".into();
         }
         Code::ResourceExhausted => "over the node's limits",
         Code::Unimplemented => "not served by this node",
-        Code::Unknown | Code::Internal if status.source().is_some() => {
+        Code::Unknown | Code::Internal if from_transport(status) => {
             return format!(
                 "no gRPC answer from the node ({}); is --node its gRPC address (config.toml [grpc] listen)?",
                 with_causes(status)

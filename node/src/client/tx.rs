@@ -97,13 +97,12 @@ impl TxClientError {
     /// `status` for a submission of the transaction `hash`: a refusal, or,
     /// when the answer never came, [`TxClientError::Unanswered`].
     fn of_submission(hash: agora_validator::Hash, status: tonic::Status) -> Self {
-        use std::error::Error as _;
-        let unanswered = match status.code() {
-            tonic::Code::Cancelled => status.message() == "Timeout expired",
-            // A transport failure, not the node's answer.
-            tonic::Code::Unknown | tonic::Code::Unavailable => status.source().is_some(),
-            _ => false,
-        };
+        use super::refusal::{deadline_ran_out, from_transport};
+        let unanswered = deadline_ran_out(&status)
+            || (matches!(
+                status.code(),
+                tonic::Code::Unknown | tonic::Code::Unavailable
+            ) && from_transport(&status));
         if unanswered {
             Self::Unanswered {
                 hash,

@@ -26,7 +26,7 @@ use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
-use tokio::time::Sleep;
+use tokio::time::{Instant, Sleep};
 use tonic::transport::server::{Connected, TcpConnectInfo};
 
 /// Counts of open connections, in total and per remote IP.
@@ -120,7 +120,11 @@ pub struct LimitedConn {
     _slot: Slot,
     /// How long the client may send nothing.
     silent_limit: Duration,
-    /// When the client's silence runs out (moved on by every read).
+    /// When the client last sent bytes. A read only records it: the timer
+    /// is moved on when it fires, not at every read (a timer-wheel update
+    /// per read of a busy connection is work the hot path need not do).
+    last_read: Instant,
+    /// Fires `silent_limit` after `last_read` at the earliest.
     silence: Pin<Box<Sleep>>,
 }
 
@@ -145,6 +149,7 @@ impl LimitedConn {
             io,
             _slot: slot,
             silent_limit,
+            last_read: Instant::now(),
             silence: Box::pin(tokio::time::sleep(silent_limit)),
         })
     }
@@ -168,20 +173,32 @@ impl AsyncRead for LimitedConn {
         let before = buf.filled().len();
         match Pin::new(&mut this.io).poll_read(cx, buf) {
             Poll::Ready(Ok(())) if buf.filled().len() > before => {
-                let next = tokio::time::Instant::now() + this.silent_limit;
-                this.silence.as_mut().reset(next);
+                this.last_read = Instant::now();
                 Poll::Ready(Ok(()))
             }
-            Poll::Pending => match this.silence.as_mut().poll(cx) {
-                // The timer's waker is this task's, so the read is polled
-                // again when the silence runs out.
-                Poll::Ready(()) => Poll::Ready(Err(io::Error::new(
-                    io::ErrorKind::TimedOut,
-                    format!("client sent nothing for {:?}", this.silent_limit),
-                ))),
-                Poll::Pending => Poll::Pending,
-            },
+            Poll::Pending => this.poll_silence(cx),
             other => other,
+        }
+    }
+}
+
+impl LimitedConn {
+    /// While the read is pending: an error once the client has been silent
+    /// for `silent_limit`, else the timer armed for that moment (its waker
+    /// is this task's, so the read is polled again when it fires).
+    fn poll_silence(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        loop {
+            if self.silence.as_mut().poll(cx).is_pending() {
+                return Poll::Pending;
+            }
+            let runs_out = self.last_read + self.silent_limit;
+            if runs_out <= Instant::now() {
+                return Poll::Ready(Err(io::Error::new(
+                    io::ErrorKind::TimedOut,
+                    format!("client sent nothing for {:?}", self.silent_limit),
+                )));
+            }
+            self.silence.as_mut().reset(runs_out);
         }
     }
 }
