@@ -2,6 +2,9 @@
 //! the disk and the clock.
 
 #![deny(missing_docs)]
+// The command line's answers go through `client::stdout` (`outln!`): `println!`
+// panics when the reader has left.
+#![deny(clippy::print_stdout)]
 
 pub mod api;
 pub mod client;

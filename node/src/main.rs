@@ -1,5 +1,8 @@
 //! `agora`: the node and client command-line interface.
 
+// Answers go through `agora_node::outln!`: `println!` panics when the reader has left.
+#![deny(clippy::print_stdout)]
+
 use std::path::PathBuf;
 use std::time::{SystemTime, UNIX_EPOCH};
 

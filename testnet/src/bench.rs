@@ -41,6 +41,8 @@ use tokio::time::Instant;
 use tonic::transport::Channel;
 
 use crate::procs;
+use crate::say::say;
+use crate::signals::StopSignals;
 use cpu::CpuOut;
 use nodes::Nodes;
 use result::{BenchResult, ConfigOut};
@@ -108,6 +110,16 @@ pub fn run(a: BenchArgs) -> Result<ExitCode> {
     let m = setup::testnet(&a, &agora, timeouts)?;
     let out = a.out.clone().unwrap_or_else(|| m.dir.join("bench.json"));
     let svg = out.with_extension("svg");
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .context("starting the tokio runtime")?;
+    // Before the first node starts: a Ctrl-C from here on stops them.
+    let mut signals = {
+        let _entered = rt.enter();
+        StopSignals::install()?
+    };
     let mut nodes = Nodes::start(m, agora)?;
     eprintln!(
         "bench: {} validators in {}, timeouts {:?}",
@@ -115,15 +127,10 @@ pub fn run(a: BenchArgs) -> Result<ExitCode> {
         nodes.m.dir.display(),
         timeouts
     );
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .context("starting the tokio runtime")?;
-    let r = rt.block_on(measure_until_signal(&mut nodes, &a, timeouts));
+    let r = rt.block_on(measure_until_signal(&mut nodes, &a, timeouts, &mut signals));
     drop(rt);
     let stopped = nodes.stop_all();
-    let Some(r) = r? else {
+    let Some(r) = r else {
         eprintln!("bench: interrupted; every node was stopped");
         // 128 + SIGINT, as a shell reports an interrupted command.
         return stopped.map(|()| ExitCode::from(130));
@@ -158,8 +165,8 @@ fn write(r: &BenchResult, out: &Path, svg: &Path) -> Result<()> {
     std::fs::write(out, json).with_context(|| format!("writing {}", out.display()))?;
     std::fs::write(svg, report::render_svg(r))
         .with_context(|| format!("writing {}", svg.display()))?;
-    print!("{}", report::summary(r));
-    println!("wrote {} and {}", out.display(), svg.display());
+    crate::say::write(&report::summary(r));
+    say!("wrote {} and {}", out.display(), svg.display());
     Ok(())
 }
 
@@ -168,15 +175,12 @@ async fn measure_until_signal(
     nodes: &mut Nodes,
     a: &BenchArgs,
     timeouts: Timeouts,
-) -> Result<Option<Result<BenchResult>>> {
-    use tokio::signal::unix::{SignalKind, signal};
-    let mut term = signal(SignalKind::terminate()).context("installing a SIGTERM handler")?;
-    let mut int = signal(SignalKind::interrupt()).context("installing a SIGINT handler")?;
-    Ok(tokio::select! {
+    signals: &mut StopSignals,
+) -> Option<Result<BenchResult>> {
+    tokio::select! {
         r = measure(nodes, a, timeouts) => Some(r),
-        _ = term.recv() => None,
-        _ = int.recv() => None,
-    })
+        () = signals.recv() => None,
+    }
 }
 
 /// Measures the running testnet: the window, then what follows from it

@@ -21,6 +21,7 @@ use anyhow::{Context, Result, bail};
 use serde_json::{Value, json};
 
 use crate::generate::{self, Generated, Plan};
+use crate::say::say;
 
 /// Subnet of the bridge network unless `--subnet` says otherwise.
 pub const DEFAULT_SUBNET: &str = "172.28.0.0/24";
@@ -335,33 +336,34 @@ pub fn run(a: ComposeArgs) -> Result<()> {
         .collect::<Result<Vec<_>>>()?;
     crate::manifest::Manifest::remote(&a.chain_id, &out, &plan, &g, &endpoints).save()?;
 
-    println!(
+    say!(
         "wrote {} validators for Docker Compose under {} (bridge network {NETWORK:?}, subnet {}, containers run as {user})",
         plan.nodes.len(),
         out.display(),
         a.subnet
     );
     for ((node, v), (grpc, metrics)) in plan.nodes.iter().zip(&g.validators).zip(&endpoints) {
-        println!(
+        say!(
             "  {}: p2p {} on the bridge, gRPC {grpc}, metrics http://{metrics}/metrics; validator {v}",
-            node.moniker, node.p2p_public
+            node.moniker,
+            node.p2p_public
         );
     }
     if let Some(e) = published
         .first()
         .and_then(|p| p.iter().find(|p| p.name == "explorer"))
     {
-        println!("  explorer http://{}/ (node0)", e.host);
+        say!("  explorer http://{}/ (node0)", e.host);
     }
     let file = path.display();
-    println!("build the image and start: docker compose -f {file} up -d --build");
-    println!(
+    say!("build the image and start: docker compose -f {file} up -d --build");
+    say!(
         "watch:                     agora-testnet status --dir {}",
         out.display()
     );
-    println!("logs:                      docker compose -f {file} logs -f node0");
-    println!("stop (homes are kept):     docker compose -f {file} down");
-    println!(
+    say!("logs:                      docker compose -f {file} logs -f node0");
+    say!("stop (homes are kept):     docker compose -f {file} down");
+    say!(
         "delegator keys: {} (agora tx ... --home {} --from delegatorN --node {})",
         out.join("delegators/keys").display(),
         out.join("delegators").display(),

@@ -27,9 +27,11 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 
 use crate::procs;
+use crate::say::say;
+use crate::signals::StopSignals;
 
 /// What `agora-testnet demo` takes.
 pub struct DemoArgs {
@@ -65,7 +67,7 @@ const POLL: Duration = Duration::from_millis(100);
 /// Prints a detail line of the current step.
 macro_rules! detail {
     ($($arg:tt)*) => {{
-        println!("      {}", format!($($arg)*));
+        $crate::say::write(&format!("      {}\n", format!($($arg)*)));
     }};
 }
 
@@ -91,23 +93,21 @@ pub fn run(a: DemoArgs) -> Result<ExitCode> {
     let started = Instant::now();
     let mut net = Net::default();
     let outcome = rt.block_on(async {
-        use tokio::signal::unix::{SignalKind, signal};
-        let mut term = signal(SignalKind::terminate()).context("installing a SIGTERM handler")?;
-        let mut int = signal(SignalKind::interrupt()).context("installing a SIGINT handler")?;
+        // Before step 1 starts the nodes: a Ctrl-C from here on stops them.
+        let mut signals = StopSignals::install()?;
         tokio::select! {
             r = walk(&mut net, &agora, &a) => anyhow::Ok(Some(r)),
-            _ = term.recv() => Ok(None),
-            _ = int.recv() => Ok(None),
+            () = signals.recv() => Ok(None),
         }
     });
-    println!("stopping the testnet...");
+    say!("stopping the testnet...");
     net.stop_all();
     let secs = started.elapsed().as_secs_f64();
     match outcome? {
         Some(Ok(())) => {
-            println!("demo finished in {secs:.1} s: all {STEPS} steps ok");
+            say!("demo finished in {secs:.1} s: all {STEPS} steps ok");
             if let Ok(m) = net.m() {
-                println!(
+                say!(
                     "(homes, logs and testnet.json stay in {}; the next demo run replaces them)",
                     m.dir.display()
                 );
@@ -115,14 +115,14 @@ pub fn run(a: DemoArgs) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Some(Err(failed)) => {
-            println!("demo FAILED after {secs:.1} s at step {failed}");
+            say!("demo FAILED after {secs:.1} s at step {failed}");
             if let Ok(m) = net.m() {
-                println!("node logs: {}/node*/node.log", m.dir.display());
+                say!("node logs: {}/node*/node.log", m.dir.display());
             }
             Ok(ExitCode::FAILURE)
         }
         None => {
-            println!("demo interrupted after {secs:.1} s");
+            say!("demo interrupted after {secs:.1} s");
             Ok(ExitCode::from(130))
         }
     }
@@ -135,15 +135,15 @@ async fn step<T>(
     title: &str,
     f: impl std::future::Future<Output = Result<(T, String)>>,
 ) -> Result<T, usize> {
-    println!("[{n}/{STEPS}] {title} …");
+    say!("[{n}/{STEPS}] {title} …");
     let _ = std::io::stdout().flush();
     match f.await {
         Ok((v, summary)) => {
-            println!("[{n}/{STEPS}] {title} … ok: {summary}");
+            say!("[{n}/{STEPS}] {title} … ok: {summary}");
             Ok(v)
         }
         Err(e) => {
-            println!("[{n}/{STEPS}] {title} … FAILED: {e:#}");
+            say!("[{n}/{STEPS}] {title} … FAILED: {e:#}");
             Err(n)
         }
     }
@@ -160,7 +160,7 @@ async fn walk(net: &mut Net, agora: &Path, a: &DemoArgs) -> Result<(), usize> {
     let mut d = match Demo::new(net) {
         Ok(d) => d,
         Err(e) => {
-            println!("[1/{STEPS}] connecting to node0 … FAILED: {e:#}");
+            say!("[1/{STEPS}] connecting to node0 … FAILED: {e:#}");
             return Err(1);
         }
     };

@@ -10,6 +10,10 @@
 //! * `demo` walks a newcomer through bonding, unbonding, slashing and audit;
 //! * `bench` measures a fresh testnet (see `bench.rs`).
 
+// Output goes through `say!` (`say.rs`): `println!` panics when the reader has
+// left, before the nodes this command started are stopped.
+#![deny(clippy::print_stdout)]
+
 mod bench;
 mod compose;
 mod demo;
@@ -17,17 +21,19 @@ mod evidence;
 mod generate;
 mod manifest;
 mod procs;
+mod say;
+mod signals;
+mod up;
 mod view;
 
-use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
-use std::process::{Child, ExitCode};
-use std::time::{Duration, Instant};
+use std::process::ExitCode;
 
 use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand};
 
-use manifest::{ByzantineNote, Manifest};
+use manifest::Manifest;
+use say::say;
 
 #[derive(Parser)]
 #[command(name = "agora-testnet", version, about = "Local Agora testnets")]
@@ -48,7 +54,7 @@ enum Cmd {
         home: std::path::PathBuf,
     },
     /// Generate a testnet, start its validators and watch them until Ctrl-C.
-    Up(UpArgs),
+    Up(up::UpArgs),
     /// Stop the processes of a testnet started with `up --detach`.
     Down {
         /// Testnet directory.
@@ -82,6 +88,11 @@ enum Cmd {
 
 fn main() -> ExitCode {
     match real_main() {
+        // Output a reader never took: the status of a death by SIGPIPE, once
+        // the command's work (stopping its nodes above all) is done.
+        Ok(_) if say::lost() => {
+            ExitCode::from(agora_node::client::stdout::BROKEN_PIPE_STATUS as u8)
+        }
         Ok(code) => code,
         Err(e) => {
             eprintln!("error: {}", agora_node::error_text::chain_text(&e));
@@ -131,7 +142,7 @@ fn run_node(home: &std::path::Path) -> Result<ExitCode> {
 fn real_main() -> Result<ExitCode> {
     match Cli::parse().command {
         Cmd::Start { home } => run_node(&home),
-        Cmd::Up(a) => up(a),
+        Cmd::Up(a) => up::run(a),
         Cmd::Down { dir } => down(&dir),
         Cmd::Status { dir } => status(&dir),
         Cmd::Demo { dir, base_port } => demo::run(demo::DemoArgs { dir, base_port }),
@@ -198,9 +209,9 @@ fn generate_cmd(a: GenerateArgs) -> Result<ExitCode> {
     let plan = generate::hosts_plan(&hosts, a.base_port, &chain_id, a.unbonding_period)?;
     refuse_nonempty(&out)?;
     let g = generate::generate(&plan, &out)?;
-    println!("wrote {} homes under {}", g.homes.len(), out.display());
+    say!("wrote {} homes under {}", g.homes.len(), out.display());
     for ((node, home), v) in plan.nodes.iter().zip(&g.homes).zip(&g.validators) {
-        println!(
+        say!(
             "  {}: copy {} to {} and run `agora start --home <it>`; p2p {}, gRPC :{}, metrics :{}; validator {v}",
             node.moniker,
             home.display(),
@@ -210,7 +221,7 @@ fn generate_cmd(a: GenerateArgs) -> Result<ExitCode> {
             node.metrics_listen.port()
         );
     }
-    println!("genesis: {}", g.genesis.display());
+    say!("genesis: {}", g.genesis.display());
     // A manifest without pids, so that `status --dir OUT` can watch the
     // remote network from here.
     let out_abs = out
@@ -228,63 +239,17 @@ fn generate_cmd(a: GenerateArgs) -> Result<ExitCode> {
         })
         .collect();
     Manifest::remote(&chain_id, &out_abs, &plan, &g, &endpoints).save()?;
-    println!(
+    say!(
         "manifest: {} (`agora-testnet status --dir {}` polls the hosts' gRPC)",
         Manifest::path(&out_abs).display(),
         out.display()
     );
-    println!(
+    say!(
         "delegator keys: {} (agora tx ... --home {} --from delegatorN)",
         out.join("delegators/keys").display(),
         out.join("delegators").display()
     );
     Ok(ExitCode::SUCCESS)
-}
-
-/// Options of `up`.
-#[derive(clap::Args)]
-struct UpArgs {
-    /// Validators to run.
-    #[arg(long, default_value_t = 4)]
-    validators: usize,
-    /// Testnet directory (homes, logs, testnet.json).
-    #[arg(long, default_value = "target/agora-testnet")]
-    dir: PathBuf,
-    /// Node i uses p2p (UDP) base+10i, gRPC base+10i+1, metrics base+10i+2.
-    #[arg(long, default_value_t = 27000)]
-    base_port: u16,
-    /// Validators (the last K) that double-sign on purpose (config
-    /// `testing.double_sign`), so that evidence and slashing can be watched.
-    #[arg(long, default_value_t = 0)]
-    byzantine: usize,
-    /// The --byzantine validators double-sign exactly once (config
-    /// `testing.double_sign_once`) instead of at every height.
-    #[arg(long, requires = "byzantine")]
-    byzantine_once: bool,
-    /// Leave the nodes running and exit once testnet.json is written.
-    #[arg(long)]
-    detach: bool,
-    /// Chain id.
-    #[arg(long, default_value = "agora-testnet")]
-    chain_id: String,
-    /// Genesis unbonding period (and jail period), in heights.
-    #[arg(long, default_value_t = 20)]
-    unbonding_period: u64,
-    /// Delete DIR first if it holds a stopped testnet.
-    #[arg(long)]
-    reset: bool,
-    /// Funded accounts without keys added to genesis, for a large state
-    /// (state sync, state scaling).
-    #[arg(long, default_value_t = 0)]
-    extra_accounts: usize,
-    /// Heights between the snapshots each node serves for state sync.
-    #[arg(long, default_value_t = generate::TESTNET_SNAPSHOT_INTERVAL)]
-    snapshot_interval: u64,
-    /// Genesis downtime window, in certificates (a validator missing more
-    /// than half of it is jailed); large values keep a validator started
-    /// late from being jailed before it signs.
-    #[arg(long, default_value_t = agora_validator::ledger::params::DEFAULT_SIGNED_BLOCKS_WINDOW)]
-    signed_blocks_window: u64,
 }
 
 /// Fails unless `dir` is absent or empty.
@@ -353,174 +318,6 @@ pub(crate) fn check_ports(plan: &generate::Plan) -> Result<()> {
     Ok(())
 }
 
-fn up(a: UpArgs) -> Result<ExitCode> {
-    let agora = procs::find_agora()?;
-    if a.byzantine > a.validators {
-        bail!(
-            "--byzantine {} exceeds --validators {}",
-            a.byzantine,
-            a.validators
-        );
-    }
-    prepare_dir(&a.dir, a.reset)?;
-    let mut plan =
-        generate::loopback_plan(a.validators, a.base_port, &a.chain_id, a.unbonding_period)?;
-    plan.byzantine = a.byzantine;
-    plan.extra_accounts = a.extra_accounts;
-    plan.snapshot_interval = a.snapshot_interval;
-    plan.signed_blocks_window = a.signed_blocks_window;
-    plan.byzantine_once = a.byzantine_once;
-    check_ports(&plan)?;
-    let (dir, g) = generate::generate_in(&plan, &a.dir)?;
-    // Each double signer is tombstoned and leaves the set; more than a third
-    // of the power double-signing at once can stall the chain before that.
-    let byzantine = ByzantineNote {
-        requested: a.byzantine,
-        applied: a.byzantine,
-        note: (a.byzantine * 3 >= a.validators && a.byzantine > 0).then(|| {
-            format!(
-                "{} of {} validators double-sign: at least a third of the power, so the chain may stall until they are tombstoned",
-                a.byzantine, a.validators
-            )
-        }),
-    };
-    if let Some(n) = &byzantine.note {
-        eprintln!("note: {n}");
-    }
-    let mut m = Manifest::loopback(&a.chain_id, &dir, &agora, &plan, &g, byzantine);
-    let mut children: Vec<Child> = Vec::new();
-    for n in &mut m.nodes {
-        match procs::spawn_node(&agora, &n.home, &n.log) {
-            Ok(c) => {
-                n.pid = Some(c.id());
-                children.push(c);
-            }
-            Err(e) => {
-                stop_children(&m, &mut children);
-                return Err(e);
-            }
-        }
-    }
-    if let Err(e) = m.save() {
-        stop_children(&m, &mut children);
-        return Err(e);
-    }
-    print_started(&m);
-    if a.detach {
-        println!(
-            "detached; stop with `agora-testnet down --dir {}`",
-            dir.display()
-        );
-        return Ok(ExitCode::SUCCESS);
-    }
-    let r = runtime().and_then(|rt| rt.block_on(watch(&m, &mut children)));
-    stop_children(&m, &mut children);
-    r?;
-    Ok(ExitCode::SUCCESS)
-}
-
-fn print_started(m: &Manifest) {
-    println!(
-        "started {} validators of chain {:?} in {}",
-        m.nodes.len(),
-        m.chain_id,
-        m.dir.display()
-    );
-    for n in &m.nodes {
-        println!(
-            "  {}  pid {:<7} grpc {}  p2p {}  metrics {}  validator {}{}",
-            n.moniker,
-            n.pid.map(|p| p.to_string()).unwrap_or_default(),
-            n.grpc,
-            n.p2p,
-            n.metrics,
-            n.validator_address,
-            if n.byzantine { "  (double-signs)" } else { "" }
-        );
-        if let Some(url) = &n.explorer {
-            println!(
-                "  explorer {url}  (open it in a browser: it checks every certificate itself)"
-            );
-        }
-    }
-    for d in &m.delegators {
-        println!(
-            "  delegator {}  {}  balance {}  (agora tx bond <validator> <amount> --home {} --from {} --node {})",
-            d.name,
-            d.address,
-            d.balance,
-            m.dir.join("delegators").display(),
-            d.name,
-            m.nodes.first().map(|n| n.grpc.as_str()).unwrap_or("-")
-        );
-    }
-    println!("  manifest {}", Manifest::path(&m.dir).display());
-}
-
-fn stop_children(m: &Manifest, children: &mut [Child]) {
-    let mut targets: Vec<procs::Target<'_>> = children
-        .iter_mut()
-        .zip(&m.nodes)
-        .map(|(c, n)| procs::Target {
-            pid: c.id(),
-            home: &n.home,
-            child: Some(c),
-        })
-        .collect();
-    match procs::stop_all(&mut targets, procs::TERM_GRACE) {
-        Ok(killed) if killed.is_empty() => println!("stopped {} nodes", targets.len()),
-        Ok(killed) => println!(
-            "stopped {} nodes ({} with SIGKILL after {:?}: {killed:?})",
-            targets.len(),
-            killed.len(),
-            procs::TERM_GRACE
-        ),
-        Err(e) => eprintln!(
-            "error stopping nodes: {}",
-            agora_node::error_text::chain_text(&e)
-        ),
-    }
-}
-
-/// Refreshes the view every second until SIGINT or SIGTERM.
-async fn watch(m: &Manifest, children: &mut [Child]) -> Result<()> {
-    use tokio::signal::unix::{SignalKind, signal};
-    let mut term = signal(SignalKind::terminate()).context("installing a SIGTERM handler")?;
-    let mut int = signal(SignalKind::interrupt()).context("installing a SIGINT handler")?;
-    let poller = view::Poller::new(m);
-    let mut tracker = view::IntervalTracker::default();
-    let mut exited: Vec<Option<String>> = vec![None; children.len()];
-    let tty = std::io::stdout().is_terminal();
-    let mut tick = tokio::time::interval(Duration::from_secs(1));
-    loop {
-        tokio::select! {
-            _ = tick.tick() => {}
-            _ = term.recv() => break,
-            _ = int.recv() => break,
-        }
-        for (c, e) in children.iter_mut().zip(exited.iter_mut()) {
-            if e.is_none()
-                && let Ok(Some(st)) = c.try_wait()
-            {
-                *e = Some(format!("{st} (see its node.log)"));
-            }
-        }
-        let snap = poller.snapshot().await;
-        tracker.observe(&snap, Instant::now());
-        let text = view::render(m, &snap, &tracker, &exited);
-        let mut out = std::io::stdout().lock();
-        if tty {
-            // Clear the screen and home the cursor, then redraw.
-            let _ = write!(out, "\x1b[2J\x1b[H{text}\n(Ctrl-C stops the testnet)\n");
-        } else {
-            let _ = writeln!(out, "{text}");
-        }
-        let _ = out.flush();
-    }
-    println!("stopping...");
-    Ok(())
-}
-
 fn status(dir: &Path) -> Result<ExitCode> {
     let m = Manifest::load(dir)?;
     let rt = runtime()?;
@@ -534,10 +331,12 @@ fn status(dir: &Path) -> Result<ExitCode> {
             _ => None,
         })
         .collect();
-    print!(
-        "{}",
-        view::render(&m, &snap, &view::IntervalTracker::default(), &exited)
-    );
+    say::write(&view::render(
+        &m,
+        &snap,
+        &view::IntervalTracker::default(),
+        &exited,
+    ));
     let up = snap.nodes.iter().filter(|n| n.error.is_none()).count();
     Ok(if up == m.nodes.len() {
         ExitCode::SUCCESS
@@ -567,9 +366,9 @@ fn down(dir: &Path) -> Result<ExitCode> {
     }
     m.save()?;
     if killed.is_empty() {
-        println!("stopped the testnet in {} ({n} nodes)", m.dir.display());
+        say!("stopped the testnet in {} ({n} nodes)", m.dir.display());
     } else {
-        println!(
+        say!(
             "stopped the testnet in {} ({n} nodes; SIGKILL needed for {killed:?})",
             m.dir.display()
         );

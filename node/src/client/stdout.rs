@@ -9,12 +9,18 @@ use std::io::{ErrorKind, Write};
 /// The exit status of a process ended by SIGPIPE (128 + 13).
 pub const BROKEN_PIPE_STATUS: i32 = 141;
 
+/// Writes `text` to stdout and flushes it, returning the write's error (a
+/// reader that left is `ErrorKind::BrokenPipe`) instead of panicking.
+pub fn try_write(text: &str) -> std::io::Result<()> {
+    let mut out = std::io::stdout().lock();
+    out.write_all(text.as_bytes()).and_then(|()| out.flush())
+}
+
 /// Writes `text` to stdout; on a closed pipe or another write error, ends
 /// the process (nothing else is left to do for a command whose answer
 /// cannot be delivered).
 pub fn write(text: &str) {
-    let mut out = std::io::stdout().lock();
-    if let Err(e) = out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+    if let Err(e) = try_write(text) {
         if e.kind() == ErrorKind::BrokenPipe {
             std::process::exit(BROKEN_PIPE_STATUS);
         }

@@ -8,6 +8,7 @@ use anyhow::{Context, Result, bail};
 
 use crate::manifest::Manifest;
 use crate::procs;
+use crate::say::say;
 
 /// The processes of the demo's testnet; whatever is still running when it
 /// is dropped is killed (the orderly stop is [`Net::stop_all`]).
@@ -89,8 +90,8 @@ impl Net {
         let mut targets = procs::running(&mut self.children, &m.nodes);
         let count = targets.len();
         match procs::stop_all(&mut targets, procs::TERM_GRACE) {
-            Ok(killed) if killed.is_empty() => println!("stopped {count} nodes"),
-            Ok(killed) => println!("stopped {count} nodes (SIGKILL needed for {killed:?})"),
+            Ok(killed) if killed.is_empty() => say!("stopped {count} nodes"),
+            Ok(killed) => say!("stopped {count} nodes (SIGKILL needed for {killed:?})"),
             Err(e) => eprintln!("error stopping nodes: {e:#}"),
         }
         drop(targets);
