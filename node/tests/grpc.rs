@@ -499,6 +499,22 @@ async fn audit_passes_on_the_real_chain_and_fails_on_a_tampered_certificate() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(String::from_utf8_lossy(&out.stdout).contains(&format!("verified {h} certificates")));
+    // A height the node does not have yet is refused, not quietly lowered
+    // to the tip with an OK.
+    let beyond = h + 1_000_000;
+    let out = Command::new(env!("CARGO_BIN_EXE_agora"))
+        .args(["audit", "--node", &node.grpc, "--genesis"])
+        .arg(node.home.join("genesis.json"))
+        .args(["--to", &beyond.to_string()])
+        .output()
+        .expect("agora audit");
+    let text =
+        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{text}");
+    assert!(
+        text.contains(&format!("--to {beyond} is past the node's latest height")),
+        "{text}"
+    );
     node.stop();
 
     // Tamper with the stored certificate of height 3: swap in height 4's signature.

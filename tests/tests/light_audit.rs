@@ -60,6 +60,17 @@ fn the_light_client_audits_from_a_checkpoint_across_a_set_change() {
         "skipping verified fewer headers: {skip}"
     );
 
+    // A target the node has not committed is refused before any fetch.
+    let (ok, far) = audit(&net, &["--trust", &checkpoint, "--to", "1000000", "--skip"]);
+    assert!(!ok, "a height past the tip was reported verified: {far}");
+    assert!(
+        far["error"]
+            .as_str()
+            .unwrap_or("")
+            .contains("--to 1000000 is past the node's latest height"),
+        "{far}"
+    );
+
     // Negative control: a checkpoint that is not the served header.
     let wrong = format!("2:{}", block_hash(&net.endpoints()[0], 3));
     let (ok, bad) = audit(&net, &["--trust", &wrong, "--skip"]);

@@ -385,8 +385,8 @@ async fn run(
 }
 
 /// The heights to report on, `from..=to`, once the node is known to serve
-/// the genesis file's chain: `to` defaults to (and is capped at) the
-/// node's latest height.
+/// the genesis file's chain: `to` defaults to the node's latest height and
+/// may not pass it.
 async fn audited_range(
     client: &mut QueryClient<Channel>,
     cfg: &AuditConfig,
@@ -403,10 +403,7 @@ async fn audited_range(
             cfg.chain.as_str()
         )));
     }
-    let to = cfg
-        .to
-        .unwrap_or(status.latest_height)
-        .min(status.latest_height);
+    let to = super::audit_target(cfg.to, status.latest_height).map_err(AuditError::Range)?;
     let from = cfg.from.max(1);
     if to == 0 || from > to {
         return Err(AuditError::Range(format!(

@@ -91,17 +91,13 @@ pub async fn run(
         what: format!("chain_id: {e}"),
     })?;
     let trusted = Trusted::from_checkpoint(&first, &hash)?;
-    let latest = match to {
-        Some(t) => t,
-        None => {
-            client
-                .get_status(pb::GetStatusRequest {})
-                .await
-                .map_err(|s| fetch_err(from, super::status_text(&s)))?
-                .into_inner()
-                .latest_height
-        }
-    };
+    let tip = client
+        .get_status(pb::GetStatusRequest {})
+        .await
+        .map_err(|s| fetch_err(from, super::status_text(&s)))?
+        .into_inner()
+        .latest_height;
+    let latest = super::audit_target(to, tip).map_err(|m| fetch_err(to.unwrap_or(tip), m))?;
     if latest <= from {
         return Ok(LightReport {
             from,

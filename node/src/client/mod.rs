@@ -24,6 +24,20 @@ pub use refusal::status_text;
 /// state sync's header fetch, for good.
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(45);
 
+/// The last height an audit verifies: `to` when the node has it, else the
+/// node's `latest` height. A `--to` past the tip is refused, not quietly
+/// lowered: "verified up to 1,000" must not print OK for a node that holds
+/// 84 heights (a script reading the exit status would believe it).
+pub(crate) fn audit_target(to: Option<u64>, latest: u64) -> Result<u64, String> {
+    match to {
+        Some(t) if t > latest => Err(format!(
+            "--to {t} is past the node's latest height {latest}: a height not yet committed cannot be verified (omit --to to stop at the latest)"
+        )),
+        Some(t) => Ok(t),
+        None => Ok(latest),
+    }
+}
+
 /// How long connecting may take.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -67,3 +81,20 @@ fn client_tls() -> tonic::transport::ClientTlsConfig {
 /// Environment variable naming the PEM file a client trusts for a node's
 /// gRPC TLS certificate (`grpc.tls_cert_file` on the node).
 pub const GRPC_CA_ENV: &str = "AGORA_GRPC_CA";
+
+#[cfg(test)]
+mod tests {
+    use super::audit_target;
+
+    #[test]
+    fn an_audit_stops_at_the_tip_and_refuses_to_pass_it() {
+        assert_eq!(audit_target(None, 84), Ok(84));
+        assert_eq!(audit_target(Some(84), 84), Ok(84));
+        assert_eq!(audit_target(Some(10), 84), Ok(10));
+        let e = audit_target(Some(85), 84).unwrap_err();
+        assert!(
+            e.contains("--to 85 is past the node's latest height 84"),
+            "{e}"
+        );
+    }
+}
