@@ -89,12 +89,19 @@ impl Shared {
     }
 
     /// The validator set of a height: from the ledger's window, else the
-    /// last recorded change at or before it.
+    /// last recorded change at or before it. None past the window's far
+    /// end: the set of h is decided at the end of h − 2, so two heights
+    /// past the latest block there is none yet, and the last change would
+    /// only be a guess (it answered any future height as if decided).
     pub fn validator_set_at(&self, height: u64) -> Option<ValidatorSet> {
-        if let Ok(l) = self.ledger.read()
-            && let Some(s) = l.validator_set(height)
         {
-            return Some(s.clone());
+            let l = self.ledger.read().ok()?;
+            if let Some(s) = l.validator_set(height) {
+                return Some(s.clone());
+            }
+            if height > l.height().saturating_add(2) {
+                return None;
+            }
         }
         let changes = self.set_changes.read().ok()?;
         changes.range(..=height).next_back().map(|(_, s)| s.clone())

@@ -65,6 +65,18 @@ fn init_keys_and_refusals() {
         .output()
         .unwrap();
     assert!(!bad.status.success());
+    // A malformed address is refused before any connection, in one sentence.
+    let bad = agora()
+        .args(["query", "account", "zz", "--node", "127.0.0.1:1"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&bad.stderr);
+    assert!(!bad.status.success());
+    assert_eq!(
+        err.trim(),
+        "error: \"zz\" is not an address (40 hex digits)",
+        "{err}"
+    );
 }
 
 /// A reader that left (`agora keys list | head -0`): the answer cannot be

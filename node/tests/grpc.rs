@@ -367,6 +367,27 @@ async fn bad_requests_get_the_right_status_codes() {
         .await
         .expect_err("future");
     assert_eq!(e.code(), Code::NotFound);
+    // Validator sets: known two heights past the latest block (the set of
+    // h is fixed at the end of h - 2), not beyond, where the node once
+    // answered with its latest set as if it were decided.
+    let latest = q
+        .get_status(pb::GetStatusRequest {})
+        .await
+        .expect("status")
+        .into_inner()
+        .latest_height;
+    let set = |height| pb::GetValidatorSetRequest { height };
+    let known = q
+        .get_validator_set(set(latest + 2))
+        .await
+        .expect("latest + 2");
+    assert_eq!(known.into_inner().height, latest + 2);
+    let e = q
+        .get_validator_set(set(1 << 40))
+        .await
+        .expect_err("future set");
+    assert_eq!(e.code(), Code::NotFound, "{e:?}");
+    assert!(e.message().contains("is decided"), "{}", e.message());
     // GetBlocks: height 0, no blocks asked, past the head.
     let range = |from_height, max_blocks| pb::GetBlocksRequest {
         from_height,

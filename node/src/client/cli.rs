@@ -10,7 +10,7 @@ use crate::home::Home;
 use crate::outln;
 use agora_validator::ledger::Ledger;
 use agora_validator::{AccountSecretKey, Address, SecretKey};
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result, anyhow, bail};
 use clap::{Args, Subcommand, ValueEnum};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -269,7 +269,8 @@ pub struct AuditArgs {
 }
 
 fn addr(s: &str) -> Result<Address> {
-    Address::from_hex(s).with_context(|| format!("{s:?} is not an address (40 hex digits)"))
+    // The parser's own reason says the same again; one sentence is enough.
+    Address::from_hex(s).map_err(|_| anyhow!("{s:?} is not an address (40 hex digits)"))
 }
 
 fn print(output: Output, v: &serde_json::Value) {

@@ -261,10 +261,16 @@ impl<A: NodeApi> Query for QueryService<A> {
         r: Request<pb::GetValidatorSetRequest>,
     ) -> Result<Response<pb::GetValidatorSetResponse>, Status> {
         let h = r.into_inner().height;
-        let (height, set) = self
-            .api
-            .validator_set(h)
-            .ok_or_else(|| Status::not_found(format!("no validator set known for height {h}")))?;
+        let (height, set) = self.api.validator_set(h).ok_or_else(|| {
+            let decided = self.api.status().latest_height.saturating_add(2);
+            if h > decided {
+                Status::not_found(format!(
+                    "no validator set is decided for height {h} yet: a height's set is fixed two heights ahead, so the latest known is {decided}"
+                ))
+            } else {
+                Status::not_found(format!("no validator set known for height {h}"))
+            }
+        })?;
         Ok(Response::new(pb::GetValidatorSetResponse {
             height,
             validator_set: Some(set),
