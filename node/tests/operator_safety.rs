@@ -470,6 +470,27 @@ fn export_import_round_trip_refuses_foreign_and_never_lowers() {
     );
     assert!(!other.join("data/signing_state.json").exists());
     assert_eq!(exported(h)["last_signed"]["height"], signed + 100);
+
+    // Not an export at all: named as such, and not answered with the advice
+    // for the node's own corrupt file ("do NOT delete it ... import an export").
+    let junk = dir.path().join("junk.json");
+    std::fs::write(&junk, "{\"garbage\": 1}").unwrap();
+    let out = agora(&[
+        "signing-state",
+        "import",
+        "--home",
+        h,
+        junk.to_str().unwrap(),
+    ]);
+    let said = text(&out);
+    assert!(!out.status.success(), "{said}");
+    assert!(
+        said.contains("is not a usable signing-state export"),
+        "{said}"
+    );
+    assert!(said.contains("nothing was imported"), "{said}");
+    assert!(!said.contains("do NOT delete"), "{said}");
+    assert_eq!(exported(h)["last_signed"]["height"], signed + 100);
 }
 
 #[test]

@@ -38,6 +38,18 @@ pub enum SigningCliError {
         /// The cause.
         source: StorageError,
     },
+    /// The file given to import is not a usable export. (The node's own
+    /// file being corrupt is [`SigningFileError::Corrupt`], whose advice,
+    /// to keep it and import an export, would be wrong here.)
+    #[error(
+        "{path} is not a usable signing-state export: {detail}; nothing was imported (the home's signing state is unchanged)"
+    )]
+    NotAnExport {
+        /// The file given.
+        path: PathBuf,
+        /// Why the document does not parse or holds a bad value.
+        detail: String,
+    },
     /// The genesis chain id is invalid.
     #[error("genesis chain id: {0}")]
     ChainId(String),
@@ -97,12 +109,16 @@ pub fn import(home: &Home, from: &Path) -> Result<Imported, SigningCliError> {
         path: from.to_path_buf(),
         source,
     })?;
-    let doc = SigningDoc::parse(from, &text)?;
-    doc.check_identity(from, &chain, &key)?;
-    let incoming = doc.state().map_err(|detail| SigningFileError::Corrupt {
+    let not_an_export = |detail| SigningCliError::NotAnExport {
         path: from.to_path_buf(),
         detail,
+    };
+    let doc = SigningDoc::parse(from, &text).map_err(|e| match e {
+        SigningFileError::Corrupt { detail, .. } => not_an_export(detail),
+        other => other.into(),
     })?;
+    doc.check_identity(from, &chain, &key)?;
+    let incoming = doc.state().map_err(not_an_export)?;
     let local = file.load()?;
     let kept = newer(local, incoming);
     if Some(kept) == local {
