@@ -21,12 +21,11 @@ fn run_ok(args: &[&str]) -> String {
     String::from_utf8(out.stdout).unwrap()
 }
 
-/// Ports below the ephemeral range (see the file).
-#[path = "../../tests/src/ports.rs"]
-mod ports;
 /// A server that accepts and never answers.
 #[path = "../../tests/src/silent.rs"]
 mod silent;
+/// A one-validator chain as a real process, with a funded account.
+mod support;
 
 #[test]
 fn init_keys_and_refusals() {
@@ -223,7 +222,7 @@ fn set_local_ports(home: &Path, metrics_port: u16) {
     cfg["p2p"]["listen"] = toml::Value::String("127.0.0.1:0".into());
     cfg["metrics"]["listen"] = toml::Value::String(format!("127.0.0.1:{metrics_port}"));
     // Not the default 9090: the tests of this file run at once.
-    let grpc = ports::unused_port(false);
+    let grpc = support::free_port();
     cfg["grpc"]["listen"] = toml::Value::String(format!("127.0.0.1:{grpc}"));
     std::fs::write(&p, toml::to_string(&cfg).unwrap()).unwrap();
 }
@@ -234,7 +233,7 @@ fn start_serves_metrics_and_stops_on_sigterm() {
     let home = dir.path().join("h");
     let h = home.to_str().unwrap();
     run_ok(&["init", "--home", h, "--chain-id", "cli-test"]);
-    let port = ports::unused_port(false);
+    let port = support::free_port();
     set_local_ports(&home, port);
     let mut child = agora()
         .args(["start", "--home", h, "--log-json"])
@@ -303,7 +302,7 @@ fn a_text_log_sent_to_a_file_has_no_colour_codes() {
     let home = dir.path().join("h");
     let h = home.to_str().unwrap();
     run_ok(&["init", "--home", h, "--chain-id", "cli-test"]);
-    set_local_ports(&home, ports::unused_port(false));
+    set_local_ports(&home, support::free_port());
     let log = dir.path().join("node.log");
     let mut child = agora()
         .args(["start", "--home", h])
@@ -400,4 +399,56 @@ fn refused_under_another_genesis(home: &Path) {
         err.contains(&sha3(&original)) && err.contains(&sha3(&other)),
         "the refusal names both genesis hashes: {err}"
     );
+}
+
+/// `agora tx --nonce`: a second transaction signed before the first
+/// commits. A nonce in use is refused naming the next acceptable one
+/// (whether the first is still pending or already committed),
+/// the named nonce is accepted, and a nonce past it is refused as a gap.
+#[test]
+fn tx_with_an_explicit_nonce() {
+    let dir = tempfile::tempdir().unwrap();
+    let (node, a, _b, bob) = support::setup(dir.path());
+    let home = agora_node::home::Home::new(&node.home);
+    agora_node::keys::save_account(&home.account_key("bob"), &bob).unwrap();
+    let to = a.operator_address().to_string();
+    let h = node.home.to_str().unwrap();
+    let tx = |nonce: &str, amount: &str, wait: bool| {
+        let mut c = agora();
+        c.args(["tx", "transfer", &to, amount, "--from", "bob", "--home", h])
+            .args(["--node", &node.grpc, "--nonce", nonce, "-o", "json"]);
+        if !wait {
+            c.arg("--no-wait");
+        }
+        let out = c.output().unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).to_string()
+            + &String::from_utf8_lossy(&out.stderr);
+        (out.status.success(), text)
+    };
+    // The node may take a moment to serve: the first try waits for it.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let (ok, first) = loop {
+        let (ok, text) = tx("0", "1", false);
+        if ok || Instant::now() > deadline || !text.contains("connect") {
+            break (ok, text);
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    assert!(ok, "{first}\n{}", node.log_tail());
+    // Another transaction with nonce 0 (the same one again would be a
+    // duplicate, refused as such).
+    let (ok, again) = tx("0", "2", false);
+    assert!(!ok, "nonce 0 twice: {again}");
+    // Pending: the mempool's "next acceptable nonce is 1"; committed
+    // already: the ledger's "wrong nonce: expected 1, got 0".
+    assert!(
+        again.contains("nonce is 1") || again.contains("expected 1, got 0"),
+        "{again}"
+    );
+    let (ok, second) = tx("1", "1", true);
+    assert!(ok && second.contains("committed"), "{second}");
+    let (ok, gap) = tx("5", "1", false);
+    assert!(!ok, "{gap}");
+    assert!(gap.contains("nonce 5 leaves a gap"), "{gap}");
+    assert!(gap.contains("next acceptable nonce is 2"), "{gap}");
 }

@@ -46,6 +46,11 @@ pub struct TxArgs {
     /// Fee in base units (at least the chain's min_fee; paid even if the transaction fails).
     #[arg(long, global = true, default_value_t = tx::DEFAULT_FEE)]
     pub fee: u128,
+    /// Nonce to sign with (default: the account's next, read from the
+    /// node). For a second transaction sent before the first commits: the
+    /// node's refusal of a taken nonce names the next acceptable one.
+    #[arg(long, global = true)]
+    pub nonce: Option<u64>,
     /// Output format.
     #[arg(short = 'o', long, global = true, value_enum, default_value = "text")]
     pub output: Output,
@@ -363,7 +368,12 @@ pub async fn run_tx(a: TxArgs) -> Result<ExitCode> {
         },
     };
     let node = channel(&a.node).await?;
-    let r = tx::submit_with_fee(node, &sender, &action, a.fee, !a.no_wait).await?;
+    let how = tx::Submission {
+        fee: a.fee,
+        nonce: a.nonce,
+        wait: !a.no_wait,
+    };
+    let r = tx::submit_as(node, &sender, &action, how).await?;
     print(a.output, &tx::outcome_json(&r));
     let bad = matches!(tx::status_name(r.status), "rejected" | "failed");
     Ok(if bad {

@@ -192,6 +192,36 @@ pub async fn submit_with_fee(
     fee: u128,
     wait: bool,
 ) -> Result<pb::SubmitTxResponse, TxClientError> {
+    let how = Submission {
+        fee,
+        nonce: None,
+        wait,
+    };
+    submit_as(channel, sender, action, how).await
+}
+
+/// How a transaction is signed and submitted.
+#[derive(Debug, Clone, Copy)]
+pub struct Submission {
+    /// The fee, in base units.
+    pub fee: u128,
+    /// The nonce to sign with; `None`: the account's next committed one,
+    /// read from the node. A sender who signs a second transaction before
+    /// the first commits names it (the node's refusal gives the next
+    /// acceptable one).
+    pub nonce: Option<u64>,
+    /// Wait for the outcome instead of returning once admitted.
+    pub wait: bool,
+}
+
+/// Signs `action` from `sender` as `how` says, with the node's chain id,
+/// and submits it through the matching Staking method.
+pub async fn submit_as(
+    channel: Channel,
+    sender: &AccountSecretKey,
+    action: &TxAction,
+    how: Submission,
+) -> Result<pb::SubmitTxResponse, TxClientError> {
     let mut query = QueryClient::new(channel.clone());
     let status = query
         .get_status(pb::GetStatusRequest {})
@@ -200,25 +230,31 @@ pub async fn submit_with_fee(
     let chain = ChainId::new(status.chain_id.clone()).map_err(|e| {
         tonic::Status::invalid_argument(format!("node reports an invalid chain id: {e}"))
     })?;
-    let me = Address::of_account(&sender.public_key());
-    let account = query
-        .get_account(pb::GetAccountRequest {
-            prove: false,
-            address: me.0.to_vec(),
-        })
-        .await?
-        .into_inner();
+    let nonce = match how.nonce {
+        Some(n) => n,
+        None => {
+            let me = Address::of_account(&sender.public_key());
+            query
+                .get_account(pb::GetAccountRequest {
+                    prove: false,
+                    address: me.0.to_vec(),
+                })
+                .await?
+                .into_inner()
+                .nonce
+        }
+    };
     let body = pb::TxBody {
         chain_id: chain.to_string(),
-        nonce: account.nonce,
+        nonce,
         kind: Some(body_kind(action)),
-        fee: fee.to_string(),
+        fee: how.fee.to_string(),
     };
     let tx = sign_transaction(&chain, sender, body);
     let hash = agora_validator::block::tx_hash(&tx);
     let req = pb::SubmitTxRequest {
         tx: Some(tx),
-        wait_for_commit: wait,
+        wait_for_commit: how.wait,
         timeout_ms: 0,
     };
     let mut staking = StakingClient::new(channel);

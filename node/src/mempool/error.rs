@@ -40,9 +40,18 @@ pub enum MempoolError {
         /// The account's next nonce.
         next: u64,
     },
-    /// A pending transaction of the same sender has this nonce.
-    #[error("a pending transaction already has nonce {0}")]
-    NonceTaken(u64),
+    /// A pending transaction of the same sender has this nonce. `next`
+    /// tells a sender who signs several transactions before the first
+    /// commits what to use (`agora tx --nonce`).
+    #[error(
+        "a pending transaction already has nonce {got}; the next acceptable nonce is {next} (or wait for the pending one to commit)"
+    )]
+    NonceTaken {
+        /// The transaction's nonce.
+        got: u64,
+        /// One past the sender's last pending transaction.
+        next: u64,
+    },
     /// The nonce leaves a gap after the sender's pending transactions.
     #[error("nonce {got} leaves a gap; the next acceptable nonce is {expected}")]
     NonceGap {

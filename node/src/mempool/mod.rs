@@ -353,7 +353,10 @@ impl<D> Mempool<D> {
             });
         }
         if adm.nonce < expected {
-            return Err(MempoolError::NonceTaken(adm.nonce));
+            return Err(MempoolError::NonceTaken {
+                got: adm.nonce,
+                next: expected,
+            });
         }
         if adm.nonce > expected {
             return Err(MempoolError::NonceGap {

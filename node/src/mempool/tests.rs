@@ -149,7 +149,7 @@ fn dedup_nonce_rules_and_limits() {
     assert_eq!(m.add(tx(1, 0, 20), (), &l), Err(MempoolError::Duplicate));
     assert_eq!(
         m.add(tx(1, 0, 21), (), &l),
-        Err(MempoolError::NonceTaken(0))
+        Err(MempoolError::NonceTaken { got: 0, next: 1 })
     );
     assert_eq!(
         m.add(tx(1, 2, 20), (), &l),
@@ -327,7 +327,7 @@ fn holds_nonce_names_pending_key_and_nonce_pairs() {
     assert!(m.holds_nonce(&ed(1, 0, "2")), "another with its nonce");
     assert_eq!(
         m.add(ed(1, 0, "2"), (), &l),
-        Err(MempoolError::NonceTaken(0)),
+        Err(MempoolError::NonceTaken { got: 0, next: 2 }),
         "which admission refuses"
     );
     assert!(!m.holds_nonce(&ed(1, 2, "1")) && !m.holds_nonce(&ed(2, 0, "1")));
