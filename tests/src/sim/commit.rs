@@ -10,9 +10,6 @@ use agora_validator::consensus::evidence::infraction_key;
 use agora_validator::crypto::Hash;
 use agora_validator::engine::CommitRecord;
 
-/// Time between a commit and the start of the next height (ms).
-const TIMEOUT_COMMIT_MS: u64 = 0;
-
 /// The first honest decision of a height.
 #[derive(Debug, Clone)]
 pub(super) struct Decided {
@@ -36,16 +33,22 @@ pub(super) struct Decided {
 
 impl Sim {
     /// Node `i`'s engine committed `rec`: checked, recorded, kept; the
-    /// next height starts after `TIMEOUT_COMMIT_MS` and the node announces
+    /// next height starts after the node's commit pause (or earlier, on a
+    /// proposal, see `engine/early_start.rs`) and the node announces
     /// its new height.
     pub(super) fn on_commit(&mut self, i: usize, rec: CommitRecord) {
         checks::on_commit(self, i, &rec);
         self.record_decision(i, &rec);
+        let next = rec.height + 1;
         self.keep_commit(i, rec);
         let epoch = self.nodes[i].epoch;
         self.push(
-            self.now + TIMEOUT_COMMIT_MS,
-            Event::StartHeight { node: i, epoch },
+            self.now + self.sc.commit_pauses_ms[i],
+            Event::StartHeight {
+                node: i,
+                epoch,
+                height: next,
+            },
         );
         self.send_status(i);
         if self.honest(i) {

@@ -99,7 +99,15 @@ enum Event {
     /// Node `node`'s periodic tick (every `TICK_MS`) in its life `epoch`.
     Tick { node: usize, epoch: u64 },
     /// Node `node` starts the height after the one it committed.
-    StartHeight { node: usize, epoch: u64 },
+    StartHeight {
+        node: usize,
+        epoch: u64,
+        /// The height it starts: one whose start came early (on its
+        /// proposal) and was decided meanwhile leaves this event stale, and
+        /// it must not cut the next height's pause short (the node's
+        /// runner keeps one pending start, replaced at each commit).
+        height: u64,
+    },
     /// A crash of a node (torn: armed, for how long it will be down).
     Crash(usize, Torn, u64),
     /// A crashed node boots again from its store.
@@ -317,8 +325,16 @@ impl Sim {
                     self.push(at, Event::Tick { node, epoch });
                 }
             }
-            Event::StartHeight { node, epoch } => {
-                if self.live(node, epoch) {
+            Event::StartHeight {
+                node,
+                epoch,
+                height,
+            } => {
+                let due = self.nodes[node]
+                    .engine
+                    .as_ref()
+                    .is_some_and(|e| e.height() == height);
+                if self.live(node, epoch) && due {
                     let r = self.with_engine(node, |e, m, now| e.start_height(now, m));
                     self.exec_result(node, r, Origin::Own);
                 }

@@ -4,7 +4,7 @@
 
 use super::host::Node;
 use super::{Behaviour, Sim, Violation, checks};
-use agora_validator::Height;
+use agora_validator::{Address, Height};
 use std::collections::BTreeMap;
 
 /// What the seeds exercised, summed by the test for its coverage asserts.
@@ -76,6 +76,11 @@ pub struct Report {
     pub coverage: Coverage,
     /// Each node's final state, for diagnosing a failing seed.
     pub final_states: Vec<String>,
+    /// How many of the certificates carried by the first honest node's
+    /// blocks (those of heights 2 and up: the ones that pay rewards and
+    /// count downtime) hold each node's precommit, by node index, and how
+    /// many certificates were counted.
+    pub carried_signatures: (Vec<u64>, u64),
 }
 
 impl Sim {
@@ -91,6 +96,7 @@ impl Sim {
             .map(|i| self.nodes[i].own_evidence.len())
             .sum();
         let coverage = self.coverage();
+        let carried_signatures = self.carried_signatures();
         let final_states = self
             .nodes
             .iter()
@@ -106,7 +112,39 @@ impl Sim {
             evidence_count,
             coverage,
             final_states,
+            carried_signatures,
         }
+    }
+
+    /// See [`Report::carried_signatures`]. Bits are mapped to nodes in
+    /// genesis's canonical order (by address): meaningful for scenarios
+    /// whose set keeps its members (no workload, no slashing), which are
+    /// the ones that read it.
+    fn carried_signatures(&self) -> (Vec<u64>, u64) {
+        let n = self.g.addresses.len();
+        let mut counts = vec![0u64; n];
+        let mut certificates = 0;
+        let Some(first) = self.honest_nodes().next() else {
+            return (counts, 0);
+        };
+        let mut order: Vec<(usize, Address)> =
+            self.g.addresses.iter().copied().enumerate().collect();
+        order.sort_by_key(|(_, a)| *a);
+        for b in self.nodes[first].store.blocks.values() {
+            let Some(c) = b.block.last_commit.as_ref().filter(|c| c.height >= 2) else {
+                continue;
+            };
+            certificates += 1;
+            for (position, (node, _)) in order.iter().enumerate() {
+                if c.signers
+                    .get(position / 8)
+                    .is_some_and(|byte| byte >> (position % 8) & 1 == 1)
+                {
+                    counts[*node] += 1;
+                }
+            }
+        }
+        (counts, certificates)
     }
 
     /// What the run exercised.

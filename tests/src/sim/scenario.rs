@@ -149,6 +149,11 @@ pub struct Scenario {
     pub liveness_bound_ms: u64,
     /// Mean time between two workload transactions (ms); 0: no workload.
     pub tx_interval_ms: u64,
+    /// Each node's `timeout_commit` (ms): the pause between its commit and
+    /// its next height. Operators choose their own, so nodes differ; a node
+    /// whose pause outlasts the proposer's starts on the next proposal
+    /// (`engine/early_start.rs`).
+    pub commit_pauses_ms: Vec<u64>,
 }
 
 fn byzantine_kind(rng: &mut ChaCha8Rng) -> Behaviour {
@@ -247,6 +252,17 @@ fn random_crashes(rng: &mut ChaCha8Rng, honest: &[usize]) -> Vec<Crash> {
     crashes
 }
 
+/// Half of the scenarios pause nothing after a commit (as the benchmarks
+/// run); the others give each node one of 0, 30, 100 or 300 ms.
+fn random_commit_pauses(rng: &mut ChaCha8Rng, n: usize) -> Vec<u64> {
+    if rng.random_bool(0.5) {
+        return vec![0; n];
+    }
+    (0..n)
+        .map(|_| [0, 30, 100, 300][rng.random_range(0..4usize)])
+        .collect()
+}
+
 impl Scenario {
     /// The scenario of `seed`.
     pub fn generate(seed: u64, target_height: u64) -> Self {
@@ -282,6 +298,9 @@ impl Scenario {
         } else {
             0
         };
+        // Drawn last, so that every earlier draw of a seed is what it was
+        // before pauses were simulated.
+        let commit_pauses_ms = random_commit_pauses(&mut rng, n);
         Self {
             seed,
             powers,
@@ -296,6 +315,7 @@ impl Scenario {
             target_height,
             liveness_bound_ms: 60_000,
             tx_interval_ms,
+            commit_pauses_ms,
         }
     }
 
@@ -315,7 +335,18 @@ impl Scenario {
             target_height,
             liveness_bound_ms: 30_000,
             tx_interval_ms: 100,
+            commit_pauses_ms: vec![0; n],
         }
+    }
+
+    /// Four honest validators, node 3 pausing 300 ms after each commit and
+    /// the others none; no workload, so the set keeps its members (see
+    /// `Report::carried_signatures`).
+    pub fn uneven_pauses(seed: u64) -> Self {
+        let mut sc = Self::quiet(seed, 4, 16);
+        sc.tx_interval_ms = 0;
+        sc.commit_pauses_ms = vec![0, 0, 0, 300];
+        sc
     }
 
     /// Control of the header rules: node 3 of 4 breaks `fault` in every

@@ -42,6 +42,7 @@ mod certificate_job;
 mod commit;
 mod drive;
 use drive::{Log, charge};
+mod early_start;
 mod evidence_inputs;
 mod key_watch;
 mod restart;
@@ -348,6 +349,19 @@ impl<P: Copy + Ord + std::fmt::Debug> Engine<P> {
         Ok(())
     }
 
+    /// Whether a proposal for the next height, arriving before it was
+    /// started, starts it now ([`early_start::starts_on_proposal`]).
+    fn starts_on_proposal(&self) -> bool {
+        #[cfg(feature = "test-faults")]
+        if self.fault() == TestFault::NoEarlyStart {
+            return false;
+        }
+        let h = self.height();
+        self.ledger.validator_set(h).is_some_and(|set| {
+            early_start::starts_on_proposal(self.core.address(), set, &self.tip.seed, h)
+        })
+    }
+
     /// The height the core is at, if a peer's message for `height` must
     /// wait for its height to start (in [`Self::future`]).
     fn waits(&self, height: Height) -> Option<Height> {
@@ -479,6 +493,10 @@ impl<P: Copy + Ord + std::fmt::Debug> Engine<P> {
             }
         }
         self.watch_incoming(p.height, self.our_proposal(&p));
+        if !self.started && p.height == self.height() && self.starts_on_proposal() {
+            // The next height is moving without us (see `early_start.rs`).
+            self.start_into(now_ms, mempool, &mut out)?;
+        }
         if let Some(current) = self.waits(p.height) {
             let h = p.height;
             self.future

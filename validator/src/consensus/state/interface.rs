@@ -50,6 +50,10 @@ pub enum TestFault {
     /// their relayed copies look like another instance's signatures.
     #[cfg(feature = "test-faults")]
     ForgetOwnVotes,
+    /// The engine never starts a height on its proposal before the host's
+    /// `timeout_commit` pause ends (`engine::early_start`).
+    #[cfg(feature = "test-faults")]
+    NoEarlyStart,
 }
 
 /// Configuration of the core. Build it with `..Default::default()`.
