@@ -15,31 +15,12 @@ fn at_height_two(
     records: &[CommitRecord],
     msgs: &BTreeMap<Height, Vec<Msg>>,
 ) -> (Engine<usize>, pb::Proposal, usize) {
-    let proposal = msgs[&2]
-        .iter()
-        .find_map(|m| match m {
-            Msg::Proposal(p) if p.round == 0 => Some((**p).clone()),
-            _ => None,
-        })
-        .expect("height 2 was proposed in round 0");
+    let (proposal, proposer) = proposal_of_height_two(msgs);
+    let proposer = usize::from(proposer);
     let set = at_genesis(4).ledger.validator_set(2).expect("set").clone();
-    let proposer = (0..4u8)
-        .position(|i| Address::of(&key(i).public_key()).0.to_vec() == proposal.proposer_address)
-        .expect("a validator proposed");
     assert!(set.len() == 4);
     let me = (proposer + 1) % 4;
-    let mut e = engine(Some(key(me as u8)), at_genesis(4));
-    e.on_status(0, 3, NOW, &NoMempool).expect("status");
-    e.on_block_response(
-        0,
-        pb::BlockResponse {
-            blocks: vec![certified(&records[0])],
-            latest_height: 1,
-            lowest_height: 0,
-        },
-        NOW,
-    );
-    assert!(penalties(&apply_all_synced(&mut e)).is_empty());
+    let mut e = synced_to_one(Some(key(me as u8)), records);
     e.start_height(NOW, &NoMempool).expect("start");
     assert_eq!(e.height(), 2);
     (e, proposal, proposer)

@@ -4,41 +4,6 @@
 
 use super::*;
 
-/// Validator `me`'s engine with block 1 synced and height 2 not started
-/// yet: where a node is during the pause after a commit.
-fn paused_at_height_two(me: u8, records: &[CommitRecord]) -> Engine<usize> {
-    let mut e = engine(Some(key(me)), at_genesis(4));
-    e.on_status(0, 3, NOW, &NoMempool).expect("status");
-    e.on_block_response(
-        0,
-        pb::BlockResponse {
-            blocks: vec![certified(&records[0])],
-            latest_height: 1,
-            lowest_height: 0,
-        },
-        NOW,
-    );
-    assert!(penalties(&apply_all_synced(&mut e)).is_empty());
-    assert_eq!(e.height(), 2);
-    assert!(e.awaiting_start(), "the pause: height 2 not started");
-    e
-}
-
-/// The chain's round-0 proposal of height 2 and its proposer's index.
-fn proposal_of_height_two(msgs: &BTreeMap<Height, Vec<Msg>>) -> (pb::Proposal, u8) {
-    let p = msgs[&2]
-        .iter()
-        .find_map(|m| match m {
-            Msg::Proposal(p) if p.round == 0 => Some((**p).clone()),
-            _ => None,
-        })
-        .expect("height 2 was proposed in round 0");
-    let proposer = (0..4u8)
-        .find(|i| Address::of(&key(*i).public_key()).0.to_vec() == p.proposer_address)
-        .expect("a validator proposed");
-    (p, proposer)
-}
-
 fn prevotes_for(actions: &[Action<usize>], height: Height) -> usize {
     votes_of(actions)
         .iter()
@@ -51,7 +16,7 @@ fn a_validator_still_pausing_starts_and_prevotes_when_the_proposal_comes() {
     let (records, msgs) = make_chain(4, 2);
     let (proposal, proposer) = proposal_of_height_two(&msgs);
     let me = (proposer + 1) % 4;
-    let mut e = paused_at_height_two(me, &records);
+    let mut e = synced_to_one(Some(key(me)), &records);
     let out = e
         .on_proposal(proposer as usize, proposal, NOW, &NoMempool)
         .expect("engine");
@@ -67,7 +32,7 @@ fn a_validator_still_pausing_starts_and_prevotes_when_the_proposal_comes() {
 fn the_round_zero_proposer_keeps_its_pause_whatever_arrives() {
     let (records, msgs) = make_chain(4, 2);
     let (proposal, proposer) = proposal_of_height_two(&msgs);
-    let mut e = paused_at_height_two(proposer, &records);
+    let mut e = synced_to_one(Some(key(proposer)), &records);
     // Someone else's proposal for height 2 (its own key's, but the lottery
     // picked `proposer`): buffered, not a reason to stop collecting late
     // precommits.
@@ -86,19 +51,7 @@ fn the_round_zero_proposer_keeps_its_pause_whatever_arrives() {
 fn an_observer_follows_as_soon_as_the_proposal_comes() {
     let (records, msgs) = make_chain(4, 2);
     let (proposal, proposer) = proposal_of_height_two(&msgs);
-    let mut e = engine(None, at_genesis(4));
-    e.on_status(0, 3, NOW, &NoMempool).expect("status");
-    e.on_block_response(
-        0,
-        pb::BlockResponse {
-            blocks: vec![certified(&records[0])],
-            latest_height: 1,
-            lowest_height: 0,
-        },
-        NOW,
-    );
-    assert!(penalties(&apply_all_synced(&mut e)).is_empty());
-    assert!(e.awaiting_start());
+    let mut e = synced_to_one(None, &records);
     e.on_proposal(proposer as usize, proposal, NOW, &NoMempool)
         .expect("engine");
     assert!(!e.awaiting_start());

@@ -191,6 +191,42 @@ fn asked_by(k: Option<SecretKey>, resp: pb::BlockResponse) -> Engine<usize> {
     e
 }
 
+/// The chain's round-0 proposal of height 2 and its proposer's index.
+fn proposal_of_height_two(msgs: &BTreeMap<Height, Vec<Msg>>) -> (pb::Proposal, u8) {
+    let p = msgs[&2]
+        .iter()
+        .find_map(|m| match m {
+            Msg::Proposal(p) if p.round == 0 => Some((**p).clone()),
+            _ => None,
+        })
+        .expect("height 2 was proposed in round 0");
+    let proposer = (0..4u8)
+        .find(|i| Address::of(&key(*i).public_key()).0.to_vec() == p.proposer_address)
+        .expect("a validator proposed");
+    (p, proposer)
+}
+
+/// An engine of key `k` (`None`: an observer) with block 1 of `records`
+/// applied through sync, height 2 not started: where a node is during the
+/// pause after a commit.
+fn synced_to_one(k: Option<SecretKey>, records: &[CommitRecord]) -> Engine<usize> {
+    let mut e = engine(k, at_genesis(4));
+    e.on_status(0, 3, NOW, &NoMempool).expect("status");
+    e.on_block_response(
+        0,
+        pb::BlockResponse {
+            blocks: vec![certified(&records[0])],
+            latest_height: 1,
+            lowest_height: 0,
+        },
+        NOW,
+    );
+    assert!(penalties(&apply_all_synced(&mut e)).is_empty());
+    assert_eq!(e.height(), 2);
+    assert!(e.awaiting_start(), "height 2 not started");
+    e
+}
+
 fn apply_all_synced(e: &mut Engine<usize>) -> Vec<Action<usize>> {
     let mut all = Vec::new();
     while let Some(actions) = e.next_synced_block(NOW, &NoMempool).expect("engine") {
