@@ -42,6 +42,12 @@ pub enum HomeError {
         /// The cause.
         source: std::io::Error,
     },
+    /// The directory holds no `config.toml`: not a home at all (a mistyped
+    /// `--home`, or one never made).
+    #[error(
+        "{0} is not an Agora home (it has no config.toml): make one with `agora init --home {0} --chain-id ID`, or give the --home of an existing node"
+    )]
+    NotAHome(String),
     /// Invalid chain id.
     #[error("invalid chain id {0:?}: 1 to 255 printable ASCII characters without spaces")]
     ChainId(String),
@@ -122,6 +128,9 @@ impl Home {
 
     /// Reads the configuration.
     pub fn load_config(&self) -> Result<Config, HomeError> {
+        if !self.config().exists() {
+            return Err(HomeError::NotAHome(self.root.display().to_string()));
+        }
         Ok(Config::load(&self.config())?)
     }
 

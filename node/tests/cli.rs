@@ -64,6 +64,16 @@ fn init_keys_and_refusals() {
         .output()
         .unwrap();
     assert!(!bad.status.success());
+    // A --home that is not one (mistyped, never made) says how to make one.
+    let nowhere = dir.path().join("never-made");
+    let out = agora()
+        .args(["start", "--home", nowhere.to_str().unwrap()])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(err.contains("is not an Agora home"), "{err}");
+    assert!(err.contains("agora init --home"), "{err}");
     // A malformed address is refused before any connection, in one sentence.
     let bad = agora()
         .args(["query", "account", "zz", "--node", "127.0.0.1:1"])
