@@ -99,7 +99,7 @@ impl Shared {
             if let Some(s) = l.validator_set(height) {
                 return Some(s.clone());
             }
-            if height > l.height().saturating_add(2) {
+            if height > l.last_decided_set_height() {
                 return None;
             }
         }
@@ -212,6 +212,14 @@ impl NodeApi for Api {
             height
         };
         self.0.validator_set_at(h).map(|s| (h, s.to_proto()))
+    }
+
+    fn last_decided_set_height(&self) -> u64 {
+        self.0
+            .ledger
+            .read()
+            .map(|l| l.last_decided_set_height())
+            .unwrap_or(0)
     }
 
     fn set_change_heights(&self) -> Vec<u64> {

@@ -78,6 +78,9 @@ pub trait NodeApi: Send + Sync + 'static {
     }
     /// The validator set of a height (0: the next height to be decided).
     fn validator_set(&self, height: u64) -> Option<(u64, pb::ValidatorSet)>;
+    /// The highest height whose validator set is decided (two past the
+    /// latest block).
+    fn last_decided_set_height(&self) -> u64;
     /// Heights `c ≥ 2` whose validator set differs from that of `c − 1`,
     /// ascending: where a client walking the sets from genesis must cross.
     fn set_change_heights(&self) -> Vec<u64>;

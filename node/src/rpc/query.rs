@@ -262,7 +262,7 @@ impl<A: NodeApi> Query for QueryService<A> {
     ) -> Result<Response<pb::GetValidatorSetResponse>, Status> {
         let h = r.into_inner().height;
         let (height, set) = self.api.validator_set(h).ok_or_else(|| {
-            let decided = self.api.status().latest_height.saturating_add(2);
+            let decided = self.api.last_decided_set_height();
             if h > decided {
                 Status::not_found(format!(
                     "no validator set is decided for height {h} yet: a height's set is fixed two heights ahead, so the latest known is {decided}"

@@ -283,6 +283,13 @@ impl Ledger {
         self.state.height
     }
 
+    /// The highest height whose validator set is decided: the set computed
+    /// at the end of block h takes effect at h + 2, so no set past that is
+    /// known yet.
+    pub fn last_decided_set_height(&self) -> Height {
+        self.state.height.saturating_add(2)
+    }
+
     /// Height at which the state is being changed: the block in progress, or the next one.
     fn working_height(&self) -> Height {
         self.block
