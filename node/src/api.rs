@@ -12,7 +12,7 @@ use agora_proto::v1 as pb;
 use agora_validator::consensus::CheckedEvidence;
 use agora_validator::ledger::{Ledger, slashing};
 use agora_validator::{Address, ChainId, Hash, ValidatorSet};
-use std::collections::{BTreeMap, HashSet, VecDeque};
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, RwLock};
 use tokio::sync::{Semaphore, broadcast, mpsc, oneshot};
@@ -61,6 +61,11 @@ pub struct Shared {
     pub set_changes: RwLock<BTreeMap<u64, ValidatorSet>>,
     /// Hashes of the transactions in the mempool.
     pub pending: Mutex<HashSet<Hash>>,
+    /// The next nonce of every sender with transactions in the mempool
+    /// (one past its last pending one): GetAccount's `pending_nonce`, so
+    /// that a client signs a second transaction before the first commits.
+    /// One entry per sender in the mempool (at most `mempool.max_txs`).
+    pub pending_nonces: Mutex<HashMap<Address, u64>>,
     /// Transactions dropped from the mempool by a re-check, with the reason.
     pub rejected: Mutex<VecDeque<(Hash, String)>>,
     /// Notified with the height after each commit.
@@ -314,10 +319,22 @@ impl NodeApi for Api {
     }
 
     fn account(&self, address: &[u8]) -> pb::GetAccountResponse {
-        match self.0.ledger.read() {
+        // The pending nonce is read before the ledger: a commit updates
+        // the ledger first and the mempool after, so a commit between the
+        // two reads can only make the ledger's nonce the larger one, which
+        // the max below takes. (Read the other way round, a commit
+        // including the account's last pending transaction in between
+        // would leave the old committed nonce, already used.)
+        let pending = <[u8; 20]>::try_from(address).ok().and_then(|a| {
+            let p = self.0.pending_nonces.lock().ok()?;
+            p.get(&Address(a)).copied()
+        });
+        let mut a = match self.0.ledger.read() {
             Ok(l) => ledger_views::account(&l, address),
-            Err(_) => pb::GetAccountResponse::default(),
-        }
+            Err(_) => return pb::GetAccountResponse::default(),
+        };
+        a.pending_nonce = pending.map_or(a.nonce, |n| n.max(a.nonce));
+        a
     }
 
     fn delegation(&self, delegator: &[u8], validator: &[u8]) -> Option<pb::Delegation> {

@@ -416,6 +416,7 @@ impl Node {
             latest: std::sync::RwLock::new((latest, latest_hash)),
             set_changes: std::sync::RwLock::new(changes),
             pending: std::sync::Mutex::new(Default::default()),
+            pending_nonces: std::sync::Mutex::new(Default::default()),
             rejected: std::sync::Mutex::new(Default::default()),
             commits,
             to_runner,

@@ -415,35 +415,62 @@ fn refused_under_another_genesis(home: &Path) {
 /// commits. A nonce in use is refused naming the next acceptable one
 /// (whether the first is still pending or already committed),
 /// the named nonce is accepted, and a nonce past it is refused as a gap.
+/// `agora tx transfer <to> <amount>` from bob through `node`, with
+/// `--nonce` when given and `--no-wait` unless `wait`; whether it
+/// succeeded, and its stdout and stderr.
+fn transfer(
+    node: &support::Node,
+    to: &str,
+    amount: &str,
+    nonce: Option<&str>,
+    wait: bool,
+) -> (bool, String) {
+    let h = node.home.to_str().unwrap();
+    let mut c = agora();
+    c.args(["tx", "transfer", to, amount, "--from", "bob", "--home", h])
+        .args(["--node", &node.grpc, "-o", "json"]);
+    if let Some(n) = nonce {
+        c.args(["--nonce", n]);
+    }
+    if !wait {
+        c.arg("--no-wait");
+    }
+    let out = c.output().unwrap();
+    let text =
+        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    (out.status.success(), text)
+}
+
+/// Bob's key saved in the node's home, and his first transfer sent (with
+/// `nonce`, waiting for the commit if `wait`) once the node serves.
+fn first_transfer(
+    node: &support::Node,
+    bob: &agora_validator::AccountSecretKey,
+    to: &str,
+    nonce: Option<&str>,
+    wait: bool,
+) -> (bool, String) {
+    let home = agora_node::home::Home::new(&node.home);
+    agora_node::keys::save_account(&home.account_key("bob"), bob).unwrap();
+    // The node may take a moment to serve: the first try waits for it.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let (ok, text) = transfer(node, to, "1", nonce, wait);
+        if ok || Instant::now() > deadline || !text.contains("connect") {
+            return (ok, text);
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
 #[test]
 fn tx_with_an_explicit_nonce() {
     let dir = tempfile::tempdir().unwrap();
     let (node, a, _b, bob) = support::setup(dir.path());
-    let home = agora_node::home::Home::new(&node.home);
-    agora_node::keys::save_account(&home.account_key("bob"), &bob).unwrap();
     let to = a.operator_address().to_string();
-    let h = node.home.to_str().unwrap();
-    let tx = |nonce: &str, amount: &str, wait: bool| {
-        let mut c = agora();
-        c.args(["tx", "transfer", &to, amount, "--from", "bob", "--home", h])
-            .args(["--node", &node.grpc, "--nonce", nonce, "-o", "json"]);
-        if !wait {
-            c.arg("--no-wait");
-        }
-        let out = c.output().unwrap();
-        let text = String::from_utf8_lossy(&out.stdout).to_string()
-            + &String::from_utf8_lossy(&out.stderr);
-        (out.status.success(), text)
-    };
-    // The node may take a moment to serve: the first try waits for it.
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let (ok, first) = loop {
-        let (ok, text) = tx("0", "1", false);
-        if ok || Instant::now() > deadline || !text.contains("connect") {
-            break (ok, text);
-        }
-        std::thread::sleep(Duration::from_millis(200));
-    };
+    let tx =
+        |nonce: &str, amount: &str, wait: bool| transfer(&node, &to, amount, Some(nonce), wait);
+    let (ok, first) = first_transfer(&node, &bob, &to, Some("0"), false);
     assert!(ok, "{first}\n{}", node.log_tail());
     // Another transaction with nonce 0 (the same one again would be a
     // duplicate, refused as such).
@@ -461,4 +488,45 @@ fn tx_with_an_explicit_nonce() {
     assert!(!ok, "{gap}");
     assert!(gap.contains("nonce 5 leaves a gap"), "{gap}");
     assert!(gap.contains("next acceptable nonce is 2"), "{gap}");
+}
+
+/// A delegator who sends again before the last transaction commits needs
+/// no `--nonce`: GetAccount's `pending_nonce` is past the account's
+/// transactions waiting in the node's mempool, and `agora tx` signs with
+/// it. The chain here cannot commit (validator b, never started, holds
+/// half the power), so every transfer stays pending and each must follow
+/// the one before. Negative control: the committed nonce, what `agora tx`
+/// signed with before, is refused as taken.
+#[test]
+fn back_to_back_transactions_follow_the_pending_ones() {
+    let dir = tempfile::tempdir().unwrap();
+    let (node, a, _b, bob) = support::setup_with(dir.path(), |g| {
+        let a_bond = g["validators"][0]["self_bond"].clone();
+        // accounts[1] is b's operator, which pays b's self-bond.
+        g["accounts"][1]["balance"] = a_bond.clone();
+        g["validators"][1]["self_bond"] = a_bond;
+    });
+    let to = a.operator_address().to_string();
+    let (ok, first) = first_transfer(&node, &bob, &to, None, false);
+    assert!(ok, "{first}\n{}", node.log_tail());
+    for amount in ["2", "3"] {
+        let (ok, next) = transfer(&node, &to, amount, None, false);
+        assert!(ok, "a transfer after pending ones: {next}");
+    }
+    let bob_address = agora_validator::Address::of_account(&bob.public_key()).to_string();
+    let account: serde_json::Value = serde_json::from_str(&run_ok(&[
+        "query",
+        "account",
+        &bob_address,
+        "--node",
+        &node.grpc,
+        "-o",
+        "json",
+    ]))
+    .unwrap();
+    assert_eq!(account["nonce"], 0, "nothing committed: {account}");
+    assert_eq!(account["pending_nonce"], 3, "{account}");
+    let (ok, taken) = transfer(&node, &to, "4", Some("0"), false);
+    assert!(!ok, "the committed nonce again: {taken}");
+    assert!(taken.contains("next acceptable nonce is 3"), "{taken}");
 }

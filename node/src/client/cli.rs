@@ -46,9 +46,9 @@ pub struct TxArgs {
     /// Fee in base units (at least the chain's min_fee; paid even if the transaction fails).
     #[arg(long, global = true, default_value_t = tx::DEFAULT_FEE)]
     pub fee: u128,
-    /// Nonce to sign with (default: the account's next, read from the
-    /// node). For a second transaction sent before the first commits: the
-    /// node's refusal of a taken nonce names the next acceptable one.
+    /// Nonce to sign with (default: the account's next at the node, past
+    /// its transactions pending there). When sending through several
+    /// nodes: a node's refusal of a taken nonce names the next acceptable one.
     #[arg(long, global = true)]
     pub nonce: Option<u64>,
     /// Output format.
@@ -208,7 +208,8 @@ pub enum QueryCmd {
         /// Validator address.
         validator: Option<String>,
     },
-    /// An account's balance and nonce.
+    /// An account's balance, committed nonce and pending nonce (the next
+    /// at this node, past its pending transactions).
     Account {
         /// The account's address (40 hex digits).
         address: String,

@@ -383,7 +383,8 @@ async fn slashes(c: &Client, v: Option<Address>) -> Result<Value, tonic::Status>
     .await
 }
 
-/// `query account`: an account's balance and nonce.
+/// `query account`: an account's balance, committed nonce and the nonce
+/// its next transaction takes at this node (past its pending ones).
 async fn account(c: &mut Client, a: &Address) -> Result<Value, tonic::Status> {
     let r = c
         .get_account(pb::GetAccountRequest {
@@ -392,7 +393,12 @@ async fn account(c: &mut Client, a: &Address) -> Result<Value, tonic::Status> {
         })
         .await?
         .into_inner();
-    Ok(json!({ "address": hex::encode(&r.address), "balance": r.balance, "nonce": r.nonce }))
+    Ok(json!({
+        "address": hex::encode(&r.address),
+        "balance": r.balance,
+        "nonce": r.nonce,
+        "pending_nonce": r.pending_nonce.max(r.nonce),
+    }))
 }
 
 /// `query rewards`: a delegation's accrued rewards.

@@ -205,10 +205,12 @@ pub async fn submit_with_fee(
 pub struct Submission {
     /// The fee, in base units.
     pub fee: u128,
-    /// The nonce to sign with; `None`: the account's next committed one,
-    /// read from the node. A sender who signs a second transaction before
-    /// the first commits names it (the node's refusal gives the next
-    /// acceptable one).
+    /// The nonce to sign with; `None`: the one the node says the account's
+    /// next transaction takes (GetAccount's `pending_nonce`: past the
+    /// account's transactions waiting in that node's mempool, so a second
+    /// transaction sent before the first commits follows it). Named when
+    /// sending through several nodes, or to replace nothing but fill a gap
+    /// (the node's refusal gives the next acceptable one).
     pub nonce: Option<u64>,
     /// Wait for the outcome instead of returning once admitted.
     pub wait: bool,
@@ -234,14 +236,15 @@ pub async fn submit_as(
         Some(n) => n,
         None => {
             let me = Address::of_account(&sender.public_key());
-            query
+            let a = query
                 .get_account(pb::GetAccountRequest {
                     prove: false,
                     address: me.0.to_vec(),
                 })
                 .await?
-                .into_inner()
-                .nonce
+                .into_inner();
+            // A node that predates `pending_nonce` answers 0 for it.
+            a.pending_nonce.max(a.nonce)
         }
     };
     let body = pb::TxBody {

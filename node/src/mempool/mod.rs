@@ -29,6 +29,7 @@ mod checker;
 mod error;
 mod fee_rate;
 mod tails;
+mod update;
 
 pub use checker::{Admission, Changed, CheckMode, TxChecker};
 pub use error::{MempoolError, api_error};
@@ -100,6 +101,11 @@ pub struct Mempool<D> {
     bytes: usize,
     /// Hashes evicted for a better-paying transaction since the last `take_evicted`.
     evicted: Vec<Hash>,
+    /// Senders whose queue changed since the last [`Mempool::take_next_nonces`]:
+    /// what the node's published next nonces must be refreshed for. Bound:
+    /// at most one entry per distinct sender (the node drains it after
+    /// every admission and every commit).
+    touched: HashSet<Address>,
 }
 
 /// The (account key, nonce) index entry of a transaction; None if its key
@@ -130,6 +136,7 @@ impl<D> Mempool<D> {
             key_nonces: HashSet::new(),
             bytes: 0,
             evicted: Vec::new(),
+            touched: HashSet::new(),
         }
     }
 
@@ -299,6 +306,25 @@ impl<D> Mempool<D> {
         std::mem::take(&mut self.evicted)
     }
 
+    /// The nonce `sender`'s next transaction must carry to follow its
+    /// pending ones: one past its last pending nonce; None when it has
+    /// none here (the account's committed nonce applies).
+    pub fn next_nonce(&self, sender: &Address) -> Option<u64> {
+        let (last, _) = self.by_sender.get(sender)?.last_key_value()?;
+        Some(last + 1)
+    }
+
+    /// Each sender whose queue changed since the last call, with its
+    /// [`Mempool::next_nonce`] now: what a published copy must be set to
+    /// (None: removed). O(senders changed).
+    pub fn take_next_nonces(&mut self) -> Vec<(Address, Option<u64>)> {
+        let touched = std::mem::take(&mut self.touched);
+        touched
+            .into_iter()
+            .map(|s| (s, self.next_nonce(&s)))
+            .collect()
+    }
+
     /// Admits a transaction with its decoded form; returns its hash. Cheap
     /// checks (size, duplicate, room) run before the checker.
     pub fn add(
@@ -341,11 +367,8 @@ impl<D> Mempool<D> {
     /// one past its last pending transaction (no gap, no replacement).
     fn check_nonce(&self, adm: &Admission) -> Result<(), MempoolError> {
         let expected = self
-            .by_sender
-            .get(&adm.sender)
-            .and_then(|p| p.last_key_value())
-            .map_or(adm.account_nonce, |(n, _)| n + 1)
-            .max(adm.account_nonce);
+            .next_nonce(&adm.sender)
+            .map_or(adm.account_nonce, |n| n.max(adm.account_nonce));
         if adm.nonce < adm.account_nonce {
             return Err(MempoolError::NonceTooLow {
                 got: adm.nonce,
@@ -391,6 +414,7 @@ impl<D> Mempool<D> {
             .entry(adm.sender)
             .or_default()
             .insert(adm.nonce, seq);
+        self.touched.insert(adm.sender);
         self.bytes += size;
         self.by_seq.insert(
             seq,
@@ -428,6 +452,7 @@ impl<D> Mempool<D> {
             .get(&e.sender)
             .and_then(|m| m.last_key_value())
             .is_some_and(|(n, _)| *n == e.nonce);
+        self.touched.insert(e.sender);
         if let Some(m) = self.by_sender.get_mut(&e.sender) {
             m.remove(&e.nonce);
             if m.is_empty() {
@@ -489,90 +514,6 @@ impl<D> Mempool<D> {
             }
         }
         out
-    }
-
-    /// After a commit: drops the transactions the block included, then
-    /// re-checks the others whose verdict the commit may have changed
-    /// (`changed`; all of them for [`Changed::Everything`]) and drops those
-    /// that became invalid (and, per sender, every later nonce). Returns the
-    /// dropped-as-invalid ones with the reason.
-    ///
-    /// Why not re-check all: the pool holds up to `max_txs` (10,000 by
-    /// default) and a commit came to re-check all of them, at every height,
-    /// while a backlog waited (8.9% of a validator's consensus thread at
-    /// 5,000 tx/s offered). A sender's verdicts depend only on its own
-    /// queue and the state its transactions read, so a sender none of whose
-    /// inputs changed keeps them.
-    pub fn update(
-        &mut self,
-        included: &[Hash],
-        changed: Changed<'_>,
-        checker: &impl TxChecker<D>,
-    ) -> Vec<(Hash, String)> {
-        let mut touched: HashSet<Address> = HashSet::new();
-        for h in included {
-            if let Some(seq) = self.by_hash.get(h).copied()
-                && let Some(e) = self.remove_seq(seq)
-            {
-                touched.insert(e.sender);
-            }
-        }
-        let senders: Vec<Address> = self
-            .by_sender
-            .iter()
-            .filter(|(sender, nonces)| {
-                touched.contains(*sender)
-                    || match changed {
-                        Changed::Everything => true,
-                        Changed::Accounts(accounts) => nonces.values().any(|seq| {
-                            self.by_seq
-                                .get(seq)
-                                .and_then(|e| e.reads)
-                                .is_none_or(|r| r.iter().any(|a| accounts.contains(a)))
-                        }),
-                    }
-            })
-            .map(|(sender, _)| *sender)
-            .collect();
-        let mut dropped = Vec::new();
-        for sender in senders {
-            let seqs: Vec<u64> = self
-                .by_sender
-                .get(&sender)
-                .map(|m| m.values().copied().collect())
-                .unwrap_or_default();
-            let mut expected: Option<u64> = None;
-            let mut failed: Option<String> = None;
-            for seq in seqs {
-                let Some(e) = self.by_seq.get(&seq) else {
-                    continue;
-                };
-                if failed.is_none() {
-                    match checker.check(&e.tx, &e.decoded, CheckMode::Recheck) {
-                        Err(r) => failed = Some(r.to_string()),
-                        Ok(adm) => {
-                            let want = *expected.get_or_insert(adm.account_nonce);
-                            if adm.nonce != want {
-                                failed = Some(format!(
-                                    "nonce {} no longer follows the account's next nonce {want}",
-                                    adm.nonce
-                                ));
-                            } else {
-                                expected = Some(want + 1);
-                            }
-                        }
-                    }
-                    if failed.is_none() {
-                        continue;
-                    }
-                }
-                if let Some(e) = self.remove_seq(seq) {
-                    let reason = failed.clone().unwrap_or_default();
-                    dropped.push((e.hash, reason));
-                }
-            }
-        }
-        dropped
     }
 }
 

@@ -269,6 +269,50 @@ fn update_removes_included_and_invalidated() {
     m.add(tx(1, 3, 10), (), &l).unwrap();
 }
 
+/// The published next nonces follow every change of a sender's queue:
+/// admission, eviction by a better-paying newcomer, inclusion in a block
+/// and a drop by the re-check; only the senders changed are reported.
+#[test]
+fn next_nonces_follow_admission_eviction_inclusion_and_drops() {
+    let l = FakeLedger::new();
+    let mut m = Mempool::<()>::new(MempoolConfig {
+        max_txs: 4,
+        max_bytes: 1_000_000,
+        max_tx_bytes: 1_000,
+    });
+    let sorted = |mut v: Vec<(Address, Option<u64>)>| {
+        v.sort();
+        v
+    };
+    let (one, two, three) = (Address([1; 20]), Address([2; 20]), Address([3; 20]));
+    let a0 = m.add(fee_tx(1, 0, 20, 5_000), (), &l).unwrap();
+    m.add(fee_tx(1, 1, 20, 5_000), (), &l).unwrap();
+    m.add(fee_tx(2, 0, 20, 10), (), &l).unwrap();
+    assert_eq!(m.next_nonce(&one), Some(2));
+    assert_eq!(m.next_nonce(&three), None);
+    assert_eq!(
+        sorted(m.take_next_nonces()),
+        vec![(one, Some(2)), (two, Some(1))]
+    );
+    assert!(m.take_next_nonces().is_empty(), "drained");
+    // Sender 2's only transaction is evicted: its entry is withdrawn.
+    m.add(fee_tx(3, 0, 20, 5_000), (), &l).unwrap();
+    m.add(fee_tx(3, 1, 20, 5_000), (), &l).unwrap();
+    assert_eq!(m.next_nonce(&two), None);
+    assert_eq!(
+        sorted(m.take_next_nonces()),
+        vec![(two, None), (three, Some(2))]
+    );
+    // A block includes sender 1's nonce 0 and sender 3 goes broke.
+    l.nonces.borrow_mut().insert(1, 1);
+    l.banned.borrow_mut().insert(3);
+    m.update(&[a0], Changed::Everything, &l);
+    assert_eq!(
+        sorted(m.take_next_nonces()),
+        vec![(one, Some(2)), (three, None)]
+    );
+}
+
 /// After a commit only senders whose inputs changed are re-checked: one
 /// with a transaction included, one whose transfer reads a changed
 /// account, and any whose transactions read more than accounts. A sender

@@ -34,7 +34,9 @@ pub fn validators(l: &Ledger, after: &[u8], limit: usize) -> Page<pb::ValidatorR
     (views.iter().map(|v| v.to_proto()).collect(), next)
 }
 
-/// An account (zero balance and nonce for an address never seen).
+/// An account (zero balance and nonce for an address never seen), with
+/// `pending_nonce` its committed nonce: the host raises it past the
+/// account's pending transactions, which the ledger does not see.
 pub fn account(l: &Ledger, a: &[u8]) -> pb::GetAccountResponse {
     let acct = addr(a).map(|a| l.account(&a)).unwrap_or_default();
     pb::GetAccountResponse {
@@ -42,6 +44,7 @@ pub fn account(l: &Ledger, a: &[u8]) -> pb::GetAccountResponse {
         address: a.to_vec(),
         balance: acct.balance.to_string(),
         nonce: acct.nonce,
+        pending_nonce: acct.nonce,
     }
 }
 

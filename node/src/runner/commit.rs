@@ -87,6 +87,7 @@ impl Runner {
             &verified_checker(self.engine.ledger()),
         );
         self.unpublish_pending(included.iter().chain(dropped.iter().map(|(h, _)| h)));
+        self.publish_next_nonces();
         for (hash, reason) in dropped {
             self.shared.remember_rejection(hash, reason);
         }

@@ -115,6 +115,7 @@ impl Runner {
             .mempool
             .add_hashed(tx, hash, decoded, &verified_checker(self.engine.ledger()));
         let evicted = self.mempool.take_evicted();
+        self.publish_next_nonces();
         for hash in &evicted {
             self.shared.remember_rejection(
                 *hash,
@@ -147,6 +148,24 @@ impl Runner {
                 p.remove(h);
             }
             debug_assert_eq!(p.len(), self.mempool.len());
+        }
+    }
+
+    /// Publishes the next nonce of every sender whose queue in the mempool
+    /// changed (GetAccount's `pending_nonce`): O(senders changed), called
+    /// after each admission and each commit's mempool update.
+    pub(super) fn publish_next_nonces(&mut self) {
+        let changed = self.mempool.take_next_nonces();
+        if changed.is_empty() {
+            return;
+        }
+        if let Ok(mut p) = self.shared.pending_nonces.lock() {
+            for (sender, next) in changed {
+                match next {
+                    Some(n) => p.insert(sender, n),
+                    None => p.remove(&sender),
+                };
+            }
         }
     }
 }
