@@ -57,3 +57,33 @@ fn an_observer_follows_as_soon_as_the_proposal_comes() {
     assert!(!e.awaiting_start());
     assert_eq!(e.future_buffer().0, 0, "nothing left waiting");
 }
+
+/// What a forger gains by sending a node a proposal of the next height
+/// during its pause: the height starts (its propose timeout a little
+/// earlier), nothing more. The forged proposal is then checked like any
+/// other, charged to its sender and not voted for, and the real one is
+/// prevoted when it comes.
+#[test]
+fn a_forged_proposal_during_the_pause_starts_the_height_and_is_charged() {
+    let (records, msgs) = make_chain(4, 2);
+    let (proposal, proposer) = proposal_of_height_two(&msgs);
+    let me = (proposer + 1) % 4;
+    let forger = (proposer + 2) % 4;
+    let mut e = synced_to_one(Some(key(me)), &records);
+    // The lottery picked `proposer`; the forger claims the slot as itself.
+    let mut forged = proposal.clone();
+    forged.proposer_address = Address::of(&key(forger).public_key()).0.to_vec();
+    let out = e
+        .on_proposal(forger as usize, forged, NOW, &NoMempool)
+        .expect("engine");
+    assert!(!e.awaiting_start(), "the height started: {out:?}");
+    assert_eq!(prevotes_for(&out, 2), 0, "nothing voted for: {out:?}");
+    let charged = penalties(&out);
+    assert_eq!(charged.len(), 1, "{out:?}");
+    assert_eq!(charged[0].0, forger as usize, "charged to its sender: {out:?}");
+    let out = e
+        .on_proposal(proposer as usize, proposal, NOW + 5, &NoMempool)
+        .expect("engine");
+    assert_eq!(prevotes_for(&out, 2), 1, "the real one is prevoted: {out:?}");
+    assert!(penalties(&out).is_empty(), "{out:?}");
+}
