@@ -60,6 +60,21 @@ pub struct NodeEntry {
     pub byzantine: bool,
 }
 
+impl NodeEntry {
+    /// The last `lines` lines of the node's log (empty if unreadable), for
+    /// error reports.
+    pub fn log_tail(&self, lines: usize) -> String {
+        let t = std::fs::read_to_string(&self.log).unwrap_or_default();
+        let all: Vec<&str> = t.lines().collect();
+        let mut s = String::new();
+        for l in &all[all.len().saturating_sub(lines)..] {
+            s.push_str(l);
+            s.push('\n');
+        }
+        s
+    }
+}
+
 /// A funded account for bonding demos.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct DelegatorEntry {

@@ -5,10 +5,8 @@
 //! them. Under the default disposition a signal that arrives before the
 //! handler is installed ends `agora-testnet` on the spot, without unwinding,
 //! and the nodes it had started keep running with nobody to stop them. So
-//! the commands that start nodes install this first, and ask it
-//! ([`StopSignals::arrived`]) before leaving nodes to run on.
-
-use std::task::Poll;
+//! the commands that start nodes install this first, and wait on it
+//! ([`StopSignals::recv`]) while the nodes start and run.
 
 use anyhow::{Context, Result};
 use tokio::signal::unix::{Signal, SignalKind, signal};
@@ -37,53 +35,35 @@ impl StopSignals {
             _ = self.term.recv() => {}
         }
     }
-
-    /// Whether SIGINT or SIGTERM arrived since the last check, without
-    /// waiting for one. The runtime's driver gets a turn first, so that a
-    /// signal the OS already delivered is seen.
-    pub async fn arrived(&mut self) -> bool {
-        tokio::task::yield_now().await;
-        std::future::poll_fn(|cx| {
-            let int = self.int.poll_recv(cx).is_ready();
-            let term = self.term.poll_recv(cx).is_ready();
-            Poll::Ready(int || term)
-        })
-        .await
-    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    /// A signal sent after `install` is queued, seen once by `arrived`, and
+    /// A signal sent after `install` is queued, seen once by `recv`, and
     /// does not end the process.
     #[test]
     fn a_signal_after_install_is_queued_not_fatal() {
+        use std::time::Duration;
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
             .unwrap();
         let _guard = rt.enter();
         let mut s = StopSignals::install().unwrap();
-        assert!(!rt.block_on(s.arrived()), "nothing was sent yet");
+        let quiet = Duration::from_millis(50);
+        let nothing = rt.block_on(tokio::time::timeout(quiet, s.recv()));
+        assert!(nothing.is_err(), "nothing was sent yet");
         let me = std::process::id().to_string();
         let st = std::process::Command::new("kill")
             .args(["-s", "TERM", &me])
             .status()
             .unwrap();
         assert!(st.success());
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-        let seen = loop {
-            if rt.block_on(s.arrived()) {
-                break true;
-            }
-            if std::time::Instant::now() > deadline {
-                break false;
-            }
-            std::thread::sleep(std::time::Duration::from_millis(10));
-        };
-        assert!(seen, "SIGTERM was not seen within 10 s");
-        assert!(!rt.block_on(s.arrived()), "one signal is reported once");
+        let seen = rt.block_on(tokio::time::timeout(Duration::from_secs(10), s.recv()));
+        assert!(seen.is_ok(), "SIGTERM was not seen within 10 s");
+        let again = rt.block_on(tokio::time::timeout(quiet, s.recv()));
+        assert!(again.is_err(), "one signal is reported once");
     }
 }

@@ -85,12 +85,15 @@ pub fn run(a: UpArgs) -> Result<ExitCode> {
     }
     m.save()?;
     print_started(&m);
-    if rt.block_on(signals.arrived()) {
+    // On an error (a node that died, the deadline) the drop stops them all.
+    let ready = rt.block_on(wait_ready(&m, &mut started, &mut signals))?;
+    let Some(height) = ready else {
         say!("interrupted while starting; stopping...");
         started.stop();
         // 128 + SIGINT, as a shell reports an interrupted command.
         return Ok(ExitCode::from(130));
-    }
+    };
+    say!("ready: every node serves gRPC; the chain is at height {height}");
     if a.detach {
         started.leave_running();
         say!(
@@ -103,6 +106,62 @@ pub fn run(a: UpArgs) -> Result<ExitCode> {
     say!("stopping...");
     started.stop();
     Ok(ExitCode::SUCCESS)
+}
+
+/// How long `up` waits for every node to serve gRPC and commit a block.
+/// Four debug-build validators take 1–3 s here.
+const READY_DEADLINE: Duration = Duration::from_secs(60);
+
+/// Waits until every node answers GetStatus at height 1 or more, so that
+/// the commands printed with the nodes work as soon as `up` returns: a
+/// script's first `agora tx` straight after `up --detach` used to meet
+/// "connection refused". Returns the lowest height then, or None if a
+/// signal came first. A node that exits meanwhile, or a node not ready
+/// by [`READY_DEADLINE`], is an error that names it and quotes its log.
+async fn wait_ready(
+    m: &Manifest,
+    started: &mut Started,
+    signals: &mut StopSignals,
+) -> Result<Option<u64>> {
+    let poller = view::Poller::new(m);
+    let deadline = Instant::now() + READY_DEADLINE;
+    let mut tick = tokio::time::interval(Duration::from_millis(100));
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            () = signals.recv() => return Ok(None),
+        }
+        for (c, n) in started.children.iter_mut().zip(&m.nodes) {
+            if let Ok(Some(st)) = c.try_wait() {
+                bail!(
+                    "{} exited while starting ({st}); the end of {}:\n{}",
+                    n.moniker,
+                    n.log.display(),
+                    n.log_tail(10)
+                );
+            }
+        }
+        let nodes = poller.statuses().await;
+        let waiting: Vec<String> = nodes
+            .iter()
+            .zip(&m.nodes)
+            .filter(|(s, _)| s.error.is_some() || s.height == 0)
+            .map(|(s, n)| match &s.error {
+                Some(e) => format!("{}: {e}", n.moniker),
+                None => format!("{}: no block committed", n.moniker),
+            })
+            .collect();
+        if waiting.is_empty() {
+            return Ok(nodes.iter().map(|s| s.height).min());
+        }
+        if Instant::now() >= deadline {
+            bail!(
+                "after {READY_DEADLINE:?} not every node serves a committed chain ({}); see their node.log in {}",
+                waiting.join("; "),
+                m.dir.display()
+            );
+        }
+    }
 }
 
 /// Checks the options, writes the homes and genesis into `a.dir`, and

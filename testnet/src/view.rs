@@ -104,7 +104,7 @@ impl Poller {
     }
 
     /// Every node's status, read concurrently, in manifest order.
-    async fn statuses(&self) -> Vec<NodeStatus> {
+    pub async fn statuses(&self) -> Vec<NodeStatus> {
         let mut tasks = tokio::task::JoinSet::new();
         for (i, c) in self.clients.iter().enumerate() {
             let c = c.clone();

@@ -60,3 +60,34 @@ fn up_refuses_a_directory_that_is_not_a_testnet() {
     assert!(String::from_utf8_lossy(&o.stderr).contains("holds no testnet.json"));
     assert!(dir.path().join("precious.txt").exists());
 }
+
+/// A node that dies while starting fails `up --detach` at once, naming the
+/// node and quoting its log, instead of reporting a testnet that is not
+/// there (the next command would meet "connection refused").
+#[test]
+fn up_reports_a_node_that_died_while_starting() {
+    use std::os::unix::fs::PermissionsExt;
+    let tmp = tempfile::tempdir().unwrap();
+    let fake = tmp.path().join("agora");
+    std::fs::write(
+        &fake,
+        "#!/bin/sh\necho 'error: the disk is on fire' >&2\nexit 3\n",
+    )
+    .unwrap();
+    std::fs::set_permissions(&fake, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let dir = tmp.path().join("net");
+    let o = testnet()
+        .args(["up", "--detach", "--dir"])
+        .arg(&dir)
+        .args(["--base-port", "35400"])
+        .env("AGORA_BIN", &fake)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success(), "{err}");
+    assert!(
+        err.contains("exited while starting (exit status: 3)"),
+        "{err}"
+    );
+    assert!(err.contains("the disk is on fire"), "{err}");
+}

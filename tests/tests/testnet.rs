@@ -1,5 +1,5 @@
-//! `agora-testnet up --detach` as a real process: four `agora` validators
-//! commit past height 10, `agora-testnet status` sees them, `agora audit`
+//! `agora-testnet up --detach` as a real process: it returns once all four
+//! `agora` validators serve a committed chain, they commit past height 10, `agora-testnet status` sees them, `agora audit`
 //! verifies one node's chain from genesis, and `agora-testnet down` stops
 //! every process; and `up` in the foreground stops the nodes it started on
 //! SIGINT even when nobody reads its output any more.
@@ -27,6 +27,13 @@ fn testnet_up_commits_audits_and_goes_down() {
     assert_eq!(net.len(), VALIDATORS);
     let pids: Vec<u64> = (0..net.len()).map(|i| net.pid(i)).collect();
     assert!(pids.iter().all(|p| alive(*p)), "a node died at start");
+    // `up --detach` returns once every node serves a committed chain, so a
+    // script's next command is answered at its first try.
+    let at_return = net.heights();
+    assert!(
+        at_return.iter().all(|h| h.is_some_and(|h| h >= 1)),
+        "up returned before every node served a committed block: {at_return:?}"
+    );
     // Every home holds the same genesis as DIR/genesis.json.
     let genesis = std::fs::read(net.genesis()).unwrap();
     for i in 0..net.len() {

@@ -119,13 +119,8 @@ impl Nodes {
     pub fn log_tails(&self) -> String {
         let mut s = String::new();
         for n in &self.m.nodes {
-            let t = std::fs::read_to_string(&n.log).unwrap_or_default();
-            let lines: Vec<&str> = t.lines().collect();
             s.push_str(&format!("--- {} ({}):\n", n.moniker, n.log.display()));
-            for l in &lines[lines.len().saturating_sub(5)..] {
-                s.push_str(l);
-                s.push('\n');
-            }
+            s.push_str(&n.log_tail(5));
         }
         s
     }

@@ -80,10 +80,17 @@ fn a_forged_proposal_during_the_pause_starts_the_height_and_is_charged() {
     assert_eq!(prevotes_for(&out, 2), 0, "nothing voted for: {out:?}");
     let charged = penalties(&out);
     assert_eq!(charged.len(), 1, "{out:?}");
-    assert_eq!(charged[0].0, forger as usize, "charged to its sender: {out:?}");
+    assert_eq!(
+        charged[0].0, forger as usize,
+        "charged to its sender: {out:?}"
+    );
     let out = e
         .on_proposal(proposer as usize, proposal, NOW + 5, &NoMempool)
         .expect("engine");
-    assert_eq!(prevotes_for(&out, 2), 1, "the real one is prevoted: {out:?}");
+    assert_eq!(
+        prevotes_for(&out, 2),
+        1,
+        "the real one is prevoted: {out:?}"
+    );
     assert!(penalties(&out).is_empty(), "{out:?}");
 }
