@@ -277,6 +277,12 @@ fn start_serves_metrics_and_stops_on_sigterm() {
         body = scrape(port).unwrap_or_default();
     }
     assert!(home.join("data/node.redb").exists());
+    // Transparent huge pages are off for the node (main.rs says why);
+    // kernels before 6.x do not report it.
+    let status = std::fs::read_to_string(format!("/proc/{}/status", child.id())).unwrap();
+    if let Some(thp) = status.lines().find(|l| l.starts_with("THP_enabled:")) {
+        assert!(thp.ends_with('0'), "{thp}");
+    }
 
     let pid = child.id().to_string();
     assert!(
