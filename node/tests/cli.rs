@@ -536,3 +536,40 @@ fn back_to_back_transactions_follow_the_pending_ones() {
     assert!(!ok, "the committed nonce again: {taken}");
     assert!(taken.contains("next acceptable nonce is 3"), "{taken}");
 }
+
+/// `agora tx unjail` without an address, from a validator's home, means
+/// that home's validator: the ledger answers for it by its address (here
+/// "not jailed"). From a home with no validator key it asks for the
+/// address.
+#[test]
+fn unjail_defaults_to_the_homes_validator() {
+    let dir = tempfile::tempdir().unwrap();
+    let (node, a, _b, bob) = support::setup(dir.path());
+    let to = agora_validator::Address::of_account(&bob.public_key()).to_string();
+    let (ok, first) = first_transfer(&node, &bob, &to, None, true);
+    assert!(ok, "{first}\n{}", node.log_tail());
+    let h = node.home.to_str().unwrap();
+    let out = agora()
+        .args(["tx", "unjail", "--home", h, "--node", &node.grpc])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    let own = agora_validator::Address::of(&a.consensus.public_key());
+    assert!(
+        err.contains(&format!("validator {own} is not jailed")),
+        "{err}"
+    );
+    let elsewhere = dir.path().join("no-validator");
+    let home = agora_node::home::Home::new(&elsewhere);
+    std::fs::create_dir_all(elsewhere.join("keys")).unwrap();
+    agora_node::keys::save_account(&home.account_key("bob"), &bob).unwrap();
+    let out = agora()
+        .args(["tx", "unjail", "--home", elsewhere.to_str().unwrap()])
+        .args(["--from", "bob", "--node", &node.grpc])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(err.contains("no VALIDATOR given"), "{err}");
+}

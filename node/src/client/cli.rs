@@ -99,8 +99,9 @@ pub enum TxCmd {
     },
     /// Release VALIDATOR from jail.
     Unjail {
-        /// Validator address.
-        validator: String,
+        /// Validator address (default: the validator whose consensus key
+        /// is in HOME/keys, as in a home made by `agora init`).
+        validator: Option<String>,
     },
     /// Move SHARES from validator SRC to validator DST at once.
     Redelegate {
@@ -118,8 +119,9 @@ pub enum TxCmd {
     },
     /// Set the commission rate of VALIDATOR (its operator only).
     EditValidator {
-        /// Validator address.
-        validator: String,
+        /// Validator address (default: the validator whose consensus key
+        /// is in HOME/keys).
+        validator: Option<String>,
         /// New commission rate, basis points.
         #[arg(long)]
         commission_rate_bps: u32,
@@ -279,6 +281,18 @@ fn addr(s: &str) -> Result<Address> {
     Address::from_hex(s).map_err(|_| anyhow!("{s:?} is not an address (40 hex digits)"))
 }
 
+/// The validator named, or else the one whose consensus key is in the
+/// home: an operator unjails or edits its own validator from its own home
+/// without looking its address up.
+fn validator_or_own(named: Option<&str>, home: &Option<PathBuf>) -> Result<Address> {
+    if let Some(v) = named {
+        return addr(v);
+    }
+    let key = load_key(home, "validator")
+        .context("no VALIDATOR given, and none found in the home: name the validator's address")?;
+    Ok(Address::of(&key.public_key()))
+}
+
 fn print(output: Output, v: &serde_json::Value) {
     match output {
         Output::Json => outln!("{v}"),
@@ -350,7 +364,7 @@ pub async fn run_tx(a: TxArgs) -> Result<ExitCode> {
             ],
         },
         TxCmd::Unjail { validator } => TxAction::Unjail {
-            validator: addr(&validator)?,
+            validator: validator_or_own(validator.as_deref(), &a.home)?,
         },
         TxCmd::Redelegate { src, dst, shares } => TxAction::Redelegate {
             src: addr(&src)?,
@@ -364,7 +378,7 @@ pub async fn run_tx(a: TxArgs) -> Result<ExitCode> {
             validator,
             commission_rate_bps,
         } => TxAction::EditValidator {
-            validator: addr(&validator)?,
+            validator: validator_or_own(validator.as_deref(), &a.home)?,
             rate_bps: commission_rate_bps,
         },
     };
