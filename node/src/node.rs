@@ -448,18 +448,25 @@ fn grpc_tls(
     ))
 }
 
-/// Waits for the gRPC server to finish its graceful shutdown, at most 3 s:
+/// Waits for the gRPC server to finish its graceful shutdown, at most
+/// [`GRPC_STOP_GRACE`]:
 /// graceful shutdown waits for open client connections, and an idle client
 /// must not keep the node from exiting.
 async fn stop_grpc(t: tokio::task::JoinHandle<Result<(), crate::rpc::RpcError>>) {
     let abort = t.abort_handle();
-    if tokio::time::timeout(std::time::Duration::from_secs(3), t)
-        .await
-        .is_err()
-    {
+    if tokio::time::timeout(GRPC_STOP_GRACE, t).await.is_err() {
+        // Said, because it is what made a stop slow: a client that keeps
+        // an idle connection and never reads the server's GOAWAY.
+        tracing::info!(
+            grace = ?GRPC_STOP_GRACE,
+            "gRPC clients still connected when the shutdown grace ended; closing their connections"
+        );
         abort.abort();
     }
 }
+
+/// How long a stopping node lets its gRPC clients finish and leave.
+const GRPC_STOP_GRACE: std::time::Duration = std::time::Duration::from_secs(3);
 
 /// An address as a log field: `127.0.0.1:9090`, or `off` when there is none
 /// (a service turned off in config.toml), not Rust's `Some(..)`.

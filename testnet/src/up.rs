@@ -89,6 +89,7 @@ pub fn run(a: UpArgs) -> Result<ExitCode> {
     let ready = rt.block_on(wait_ready(&m, &mut started, &mut signals))?;
     let Some(height) = ready else {
         say!("interrupted while starting; stopping...");
+        close_connections(rt, signals);
         started.stop();
         // 128 + SIGINT, as a shell reports an interrupted command.
         return Ok(ExitCode::from(130));
@@ -104,8 +105,19 @@ pub fn run(a: UpArgs) -> Result<ExitCode> {
     }
     rt.block_on(watch(&m, &mut started, &mut signals));
     say!("stopping...");
+    close_connections(rt, signals);
     started.stop();
     Ok(ExitCode::SUCCESS)
+}
+
+/// Closes the gRPC connections this command holds to the nodes (the view's,
+/// the readiness wait's) before it stops them, by shutting down the runtime
+/// whose tasks own them. Left open, with nothing polling them while
+/// [`Started::stop`] blocks, they kept every node's gRPC server in its 3 s
+/// shutdown grace: Ctrl-C took 6.7 s to stop four nodes.
+fn close_connections(rt: tokio::runtime::Runtime, signals: StopSignals) {
+    drop(signals);
+    rt.shutdown_background();
 }
 
 /// How long `up` waits for every node to serve gRPC and commit a block.

@@ -79,7 +79,8 @@ fn testnet_up_commits_audits_and_goes_down() {
 /// `agora-testnet up` in the foreground whose stdout nobody reads any more
 /// (`up | tee run.log`, where the terminal's Ctrl-C kills `tee` as well):
 /// SIGINT still stops every node it started, and it ends with the status of
-/// a death by SIGPIPE (141), not a panic. Before `testnet/src/say.rs` the
+/// a death by SIGPIPE (141), not a panic, having closed its gRPC
+/// connections first so no node waits for them. Before `testnet/src/say.rs` the
 /// line printed after the signal panicked and the four nodes, in process
 /// groups of their own, ran on with nobody to stop them.
 #[test]
@@ -89,6 +90,14 @@ fn up_stops_its_nodes_on_sigint_after_its_reader_left() {
     let (mut up, pids) = up_in_foreground(&dir);
     let _reaper = KillOnDrop(pids.clone());
     assert!(pids.iter().all(|p| alive(*p)), "a node died at start");
+    // Every node committing: `up` has connected to each for its view, and
+    // each node stops gracefully (and says so) on its SIGTERM.
+    let deadline = Instant::now() + DEADLINE;
+    let logs = |i: usize| std::fs::read_to_string(dir.join(format!("node{i}/node.log")));
+    while !(0..VALIDATORS).all(|i| logs(i).is_ok_and(|l| l.contains("committed height="))) {
+        assert!(Instant::now() < deadline, "the nodes did not commit");
+        std::thread::sleep(Duration::from_millis(50));
+    }
 
     signal(u64::from(up.id()), "INT");
     let status = wait_exit(&mut up, Duration::from_secs(30));
@@ -100,6 +109,20 @@ fn up_stops_its_nodes_on_sigint_after_its_reader_left() {
     );
     assert_eq!(status.code(), Some(141), "{err}");
     assert!(!err.contains("panicked"), "{err}");
+    // `up` closed its own gRPC connections before stopping the nodes, so
+    // no node waited out its shutdown grace for them (each did, 3 s, before
+    // `up::close_connections`).
+    for i in 0..VALIDATORS {
+        let log = logs(i).unwrap();
+        assert!(
+            log.contains("INFO agora_node::node: stopped"),
+            "node{i} did not log its stop"
+        );
+        assert!(
+            !log.contains("shutdown grace ended"),
+            "node{i} waited for up's gRPC connections"
+        );
+    }
 }
 
 /// Starts `agora-testnet up` (not detached) in `dir` with its stdout a pipe
