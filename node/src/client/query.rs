@@ -397,7 +397,7 @@ async fn account(c: &mut Client, a: &Address) -> Result<Value, tonic::Status> {
         "address": hex::encode(&r.address),
         "balance": r.balance,
         "nonce": r.nonce,
-        "pending_nonce": r.pending_nonce.max(r.nonce),
+        "pending_nonce": super::tx::next_nonce(&r),
     }))
 }
 

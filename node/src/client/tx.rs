@@ -243,8 +243,7 @@ pub async fn submit_as(
                 })
                 .await?
                 .into_inner();
-            // A node that predates `pending_nonce` answers 0 for it.
-            a.pending_nonce.max(a.nonce)
+            next_nonce(&a)
         }
     };
     let body = pb::TxBody {
@@ -273,6 +272,13 @@ pub async fn submit_as(
     }
     .map_err(|s| TxClientError::of_submission(hash, s))?;
     Ok(resp.into_inner())
+}
+
+/// The nonce an account's next transaction takes at the node that answered
+/// `a`: its `pending_nonce`, or its committed nonce from a node that
+/// predates `pending_nonce` (which answers 0 for it).
+pub fn next_nonce(a: &pb::GetAccountResponse) -> u64 {
+    a.pending_nonce.max(a.nonce)
 }
 
 /// Human name of a transaction status.
