@@ -222,6 +222,8 @@ async fn absent_validator_is_jailed_for_downtime_and_delegators_earn_and_withdra
         "{shown}"
     );
     let home_s = node.home.to_str().expect("utf-8");
+    let balance = |shown: serde_json::Value| amount(shown["balance"].as_str().expect("balance"));
+    let before = balance(cli(&["query", "account", &bob_s]));
     let done = cli(&[
         "tx",
         "withdraw-rewards",
@@ -232,6 +234,18 @@ async fn absent_validator_is_jailed_for_downtime_and_delegators_earn_and_withdra
         home_s,
     ]);
     assert_eq!(done["status"], "committed", "{done}");
+    // The receipt says how much was withdrawn, and that is what arrived
+    // (less the fee; nothing else moves Bob's balance meanwhile).
+    let log = done["log"].as_str().expect("log");
+    let withdrawn = log
+        .strip_prefix("ok: withdrew ")
+        .and_then(|rest| rest.strip_suffix(&format!(" in rewards from {a_s}")))
+        .map(amount)
+        .unwrap_or_else(|| panic!("the receipt names the amount: {done}"));
+    let shown_rewards = amount(shown["rewards"].as_str().expect("rewards"));
+    assert!(withdrawn >= shown_rewards, "{withdrawn} < {shown_rewards}");
+    let after = balance(cli(&["query", "account", &bob_s]));
+    assert_eq!(after, before - DEFAULT_FEE + withdrawn, "{done}");
     let v = cli(&["query", "validator", &a_s]);
     assert_eq!(v["commission_rate_bps"], 1_000, "{v}");
     assert_eq!(v["missed_blocks"], 0, "{v}");

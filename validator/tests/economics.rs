@@ -190,6 +190,17 @@ fn redelegation_moves_shares_at_once() {
     let t = tx_at(&l, &u, 0, redelegate(val(0), val(1), 40 * UNIT));
     let r = block(&mut l, &[t]);
     assert!(r.receipts[0].is_ok(), "{}", r.receipts[0].log);
+    let (src, dst) = (val(0), val(1));
+    assert_eq!(
+        r.receipts[0].log,
+        format!(
+            "ok: moved {} from {src} to {dst} for {} shares, slashable for {src}'s \
+             earlier faults until height {}",
+            40 * UNIT,
+            40 * UNIT,
+            2 + UNBONDING
+        )
+    );
     assert_eq!(tokens(&l, val(0)), 70 * UNIT);
     assert_eq!(tokens(&l, val(1)), 60 * UNIT);
     assert_eq!(delegated(&l, &u, val(0)), (60 * UNIT, 60 * UNIT));

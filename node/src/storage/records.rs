@@ -26,7 +26,8 @@ pub struct TxRecord {
     /// The outcome.
     #[prost(enumeration = "TxOutcome", tag = "3")]
     pub outcome: i32,
-    /// Why it failed or was rejected, for people.
+    /// For people, empty for a plain "ok": why it failed or was rejected,
+    /// or what a staking operation did (`ledger::Done`).
     #[prost(string, tag = "4")]
     pub reason: String,
 }

@@ -53,6 +53,7 @@
 
 pub mod amount;
 mod commitment;
+pub mod done;
 pub mod downtime;
 mod genesis;
 pub mod invariants;
@@ -69,6 +70,7 @@ mod tracked;
 pub mod tx;
 pub mod validator_updates;
 
+pub use done::Done;
 pub use genesis::{GenesisError, MAX_GENESIS_ACCOUNTS, MAX_GENESIS_VALIDATORS};
 pub use invariants::InvariantError;
 pub use merkle::decode::LeafError;
@@ -162,11 +164,20 @@ pub struct TxReceipt {
     pub hash: Hash,
     /// How it ended.
     pub outcome: TxOutcome,
-    /// A line for people ("ok" or the error).
+    /// A line for people: "ok", what a staking operation did ([`Done`]),
+    /// or the error.
     pub log: String,
 }
 
 impl TxReceipt {
+    fn succeeded(hash: Hash, done: Done) -> Self {
+        Self {
+            hash,
+            outcome: TxOutcome::Ok,
+            log: done.to_string(),
+        }
+    }
+
     fn new(hash: Hash, outcome: TxOutcome) -> Self {
         let log = match &outcome {
             TxOutcome::Ok => "ok".to_string(),
@@ -466,14 +477,14 @@ impl Ledger {
         // Fees are part of the supply, which fits in u128.
         block.fees = block.fees.saturating_add(d.fee);
         let height = block.height;
-        let outcome = match staking::plan(&self.state, d.signer, &d.kind, height, 0) {
+        match staking::plan(&self.state, d.signer, &d.kind, height, 0) {
             Ok(effect) => {
+                let done = effect.done;
                 staking::apply(&mut self.state, effect);
-                TxOutcome::Ok
+                TxReceipt::succeeded(d.hash, done)
             }
-            Err(e) => TxOutcome::Failed(e),
-        };
-        TxReceipt::new(d.hash, outcome)
+            Err(e) => TxReceipt::new(d.hash, TxOutcome::Failed(e)),
+        }
     }
 
     /// Finishes the block in progress: mints the block reward and pays the

@@ -13,15 +13,21 @@
 //! validator's tokens and benefits the delegators who remain, so no
 //! operation can ever create tokens. Every operation that changes a
 //! delegation's shares first settles its rewards (see `rewards`), paying
-//! what it is owed to the delegator's account.
+//! what it is owed to the delegator's account, and [`plan`] records what
+//! the operation did for its receipt (`Done`). Unbond and Redelegate, which
+//! take shares out of a validator, are in `unbond`.
 
 use super::amount::mul_div_floor;
+use super::done::Done;
 use super::rewards;
 use super::state::{
     Commission, Delegation, JailReason, RedelegationEntry, State, UnbondingEntry, ValidatorRecord,
 };
 use super::tx::{TxError, TxKind};
 use crate::types::{Address, Height};
+use unbond::{plan_redelegate, plan_unbond};
+
+mod unbond;
 
 /// Every value an operation writes, computed in advance by [`plan`].
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -36,6 +42,8 @@ pub struct Effect {
     pub unbonding: Option<UnbondingEntry>,
     /// A new redelegation entry (its id is assigned on apply).
     pub redelegation: Option<RedelegationEntry>,
+    /// What the receipt tells people (amounts the transaction did not carry).
+    pub done: Done,
 }
 
 /// The token value of `shares` of a validator, rounded down.
@@ -253,6 +261,10 @@ fn plan_create_validator(
                 reward_entry: 0,
             },
         )],
+        done: Done::CreatedValidator {
+            validator: address,
+            self_bond: new.self_bond,
+        },
         ..Effect::default()
     })
 }
@@ -289,6 +301,12 @@ fn plan_bond(
         accounts: vec![(signer, add(after, owed)?)],
         validators: vec![nv],
         delegations: vec![(key, d)],
+        done: Done::Bonded {
+            validator: va,
+            amount,
+            shares,
+            rewards_paid: owed,
+        },
         ..Effect::default()
     })
 }
@@ -314,6 +332,10 @@ fn plan_withdraw_rewards(
         accounts: vec![(signer, add(balance, owed)?)],
         validators: vec![nv],
         delegations: vec![(key, d)],
+        done: Done::Withdrew {
+            validator: va,
+            amount: owed,
+        },
         ..Effect::default()
     })
 }
@@ -353,6 +375,10 @@ fn plan_edit_validator(
     Ok(Effect {
         accounts: vec![(signer, balance)],
         validators: vec![nv],
+        done: Done::CommissionSet {
+            validator: va,
+            rate_bps,
+        },
         ..Effect::default()
     })
 }
@@ -391,6 +417,7 @@ fn plan_unjail(
     Ok(Effect {
         accounts: vec![(signer, balance)],
         validators: vec![nv],
+        done: Done::Unjailed { validator: va },
         ..Effect::default()
     })
 }
@@ -405,150 +432,6 @@ fn operated(state: &State, signer: Address, va: &Address) -> Result<ValidatorRec
         });
     }
     Ok(v.clone())
-}
-
-/// Takes `shares` of `va` from the signer's delegation: the validator with
-/// fewer shares and tokens, the new delegation, the tokens they were worth
-/// and the rewards the delegation was owed.
-struct Withdrawal {
-    validator: ValidatorRecord,
-    delegation: Delegation,
-    tokens: u128,
-    owed: u128,
-}
-
-fn withdraw_shares(
-    state: &State,
-    signer: Address,
-    va: Address,
-    shares: u128,
-    height: Height,
-) -> Result<Withdrawal, TxError> {
-    if shares == 0 {
-        return Err(TxError::ZeroAmount);
-    }
-    let mut nv = validator(state, &va)?.clone();
-    let held = state
-        .delegations
-        .get(&(signer, va))
-        .ok_or(TxError::NoDelegation {
-            delegator: signer,
-            validator: va,
-        })?;
-    let left = held
-        .shares
-        .checked_sub(shares)
-        .ok_or(TxError::InsufficientShares {
-            need: shares,
-            have: held.shares,
-        })?;
-    let tokens = shares_to_tokens(&nv, shares);
-    if tokens == 0 {
-        return Err(TxError::UnbondTooSmall { shares });
-    }
-    let owed = rewards::settle(&mut nv, Some(held));
-    // shares ≤ held ≤ nv.shares and tokens ≤ nv.tokens by the rounding above.
-    nv.shares -= shares;
-    nv.tokens -= tokens;
-    jail_if_self_bond_low(state, &mut nv, signer, left, height);
-    let delegation = Delegation {
-        shares: left,
-        reward_entry: nv.reward_per_share,
-    };
-    Ok(Withdrawal {
-        validator: nv,
-        delegation,
-        tokens,
-        owed,
-    })
-}
-
-fn plan_unbond(
-    state: &State,
-    signer: Address,
-    va: Address,
-    shares: u128,
-    height: Height,
-    balance: u128,
-) -> Result<Effect, TxError> {
-    let p = &state.params;
-    let pending = state.entries_of_pair(signer, va).count();
-    if pending >= p.max_unbonding_entries as usize {
-        return Err(TxError::TooManyUnbondingEntries {
-            max: p.max_unbonding_entries,
-        });
-    }
-    let w = withdraw_shares(state, signer, va, shares, height)?;
-    Ok(Effect {
-        accounts: vec![(signer, add(balance, w.owed)?)],
-        validators: vec![w.validator],
-        delegations: vec![((signer, va), w.delegation)],
-        unbonding: Some(UnbondingEntry {
-            delegator: signer,
-            validator: va,
-            id: 0,
-            creation_height: height,
-            completion_height: height.saturating_add(p.unbonding_period),
-            initial_balance: w.tokens,
-            balance: w.tokens,
-        }),
-        redelegation: None,
-    })
-}
-
-fn plan_redelegate(
-    state: &State,
-    signer: Address,
-    (src, dst): (Address, Address),
-    shares: u128,
-    height: Height,
-    balance: u128,
-) -> Result<Effect, TxError> {
-    let p = &state.params;
-    if src == dst {
-        return Err(TxError::SameValidator(src));
-    }
-    let mut nd = validator(state, &dst)?.clone();
-    if nd.tombstoned {
-        return Err(TxError::Tombstoned(dst));
-    }
-    if state.is_redelegating_into(signer, src) {
-        return Err(TxError::RedelegationInProgress { validator: src });
-    }
-    if state.redelegations_of(signer, src, dst).count() >= p.max_redelegation_entries as usize {
-        return Err(TxError::TooManyRedelegationEntries {
-            max: p.max_redelegation_entries,
-        });
-    }
-    let w = withdraw_shares(state, signer, src, shares, height)?;
-    let new_shares = tokens_to_shares(&nd, w.tokens)?;
-    if new_shares == 0 {
-        return Err(TxError::BondTooSmall { amount: w.tokens });
-    }
-    let held = state.delegations.get(&(signer, dst));
-    let owed_dst = rewards::settle(&mut nd, held);
-    nd.tokens = add(nd.tokens, w.tokens)?;
-    nd.shares = add(nd.shares, new_shares)?;
-    let d_dst = Delegation {
-        shares: add(held.map_or(0, |d| d.shares), new_shares)?,
-        reward_entry: nd.reward_per_share,
-    };
-    Ok(Effect {
-        accounts: vec![(signer, add(add(balance, w.owed)?, owed_dst)?)],
-        validators: vec![w.validator, nd],
-        delegations: vec![((signer, src), w.delegation), ((signer, dst), d_dst)],
-        unbonding: None,
-        redelegation: Some(RedelegationEntry {
-            delegator: signer,
-            src,
-            dst,
-            id: 0,
-            creation_height: height,
-            completion_height: height.saturating_add(p.unbonding_period),
-            initial_balance: w.tokens,
-            shares_dst: new_shares,
-        }),
-    })
 }
 
 /// Writes an effect computed by [`plan`] on the same state.

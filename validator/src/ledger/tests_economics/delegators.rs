@@ -173,23 +173,34 @@ fn withdraw_pays_pending_and_resets_it_and_share_changes_settle() {
     let out = outstanding(&l, v);
     let bal = l.account(&u1).balance;
     l.begin_block(6, &info(&l, Some(v), &[])).expect("begin");
-    assert!(l.deliver_tx(&tx_at(&l, &user(1), 0, withdraw(v))).is_ok());
+    let r = l.deliver_tx(&tx_at(&l, &user(1), 0, withdraw(v)));
+    assert!(r.is_ok());
+    // The receipt names the amount the delegator could not know when it signed.
+    assert_eq!(r.log, format!("ok: withdrew {pend1} in rewards from {v}"));
     assert_eq!(l.account(&u1).balance, bal + pend1);
     assert_eq!(l.rewards(&u1, &v), Some(0), "reset");
     assert_eq!(outstanding(&l, v), out - pend1);
     // Bond and unbond settle what is pending to the balance.
     let pend2 = l.rewards(&u2, &v).expect("d");
     let bal2 = l.account(&u2).balance;
-    assert!(l.deliver_tx(&tx_at(&l, &user(2), 0, bond(v, UNIT))).is_ok());
+    let r = l.deliver_tx(&tx_at(&l, &user(2), 0, bond(v, UNIT)));
+    assert_eq!(
+        r.log,
+        format!("ok: bonded {UNIT} to {v} for {UNIT} shares; {pend2} in rewards paid")
+    );
     assert_eq!(l.account(&u2).balance, bal2 + pend2 - UNIT);
     assert_eq!(l.rewards(&u2, &v), Some(0));
     let op = addr(&operator(0));
     let pend_op = l.rewards(&op, &v).expect("d");
     assert!(pend_op > 0);
     let bal_op = l.account(&op).balance;
-    assert!(
-        l.deliver_tx(&tx_at(&l, &operator(0), 0, unbond(v, UNIT)))
-            .is_ok()
+    let r = l.deliver_tx(&tx_at(&l, &operator(0), 0, unbond(v, UNIT)));
+    let paid_at = 6 + base().unbonding_period;
+    assert_eq!(
+        r.log,
+        format!(
+            "ok: unbonding {UNIT} from {v}, paid at height {paid_at}; {pend_op} in rewards paid"
+        )
     );
     assert_eq!(l.account(&op).balance, bal_op + pend_op);
     assert_eq!(l.rewards(&op, &v), Some(0));
