@@ -164,6 +164,10 @@ pub const RECEIVE_WINDOW: u32 = (MAX_INBOUND_BYTES + 16 * 1024 * 1024) as u32;
 /// default, named for the same reason).
 pub const SEND_WINDOW: u64 = 10_000_000;
 
+/// How long [`Transport::shutdown`] waits for its close frames to be sent
+/// (normally well under a millisecond each on loopback).
+pub const CLOSE_NOTICE_WAIT: Duration = Duration::from_secs(2);
+
 /// The state shared by a transport's clones and tasks.
 struct Inner {
     endpoint: quinn::Endpoint,
@@ -355,14 +359,54 @@ impl Transport {
         n
     }
 
-    /// Closes every connection and the endpoint, and waits (bounded) until
-    /// the peers were told.
+    /// Closes every connection and the endpoint, and returns once each
+    /// connected peer was sent our CONNECTION_CLOSE (at most
+    /// [`CLOSE_NOTICE_WAIT`]), so that it drops us at once rather than
+    /// after its idle timeout.
+    ///
+    /// Not `Endpoint::wait_idle`, which waits out every connection's
+    /// draining period (three PTOs). A dial still in its handshake has no
+    /// RTT sample, so its PTO is about a second (quinn's 333 ms initial
+    /// RTT) and its draining about three (quinn-rs/quinn#2147): a node
+    /// stopping while it redialled a peer (one that had just stopped, as
+    /// when a whole testnet stops) waited out the whole 2 s cap. RFC 9000
+    /// §10.2 lets an endpoint that closes its socket end draining early;
+    /// what a peer needs is the close frame itself.
     pub async fn shutdown(&self) {
         self.inner.shutdown.send_replace(true);
+        // Each open connection with the datagrams it had sent. A closed
+        // connection sends nothing but its CONNECTION_CLOSE, so one more
+        // datagram is the notice. (Ordinary traffic sent between this read
+        // and the close could be mistaken for it: then the peer learns by
+        // its idle timeout, as it would from a crash.)
+        let open: Vec<(quinn::Connection, u64)> = lock(&self.inner.peers)
+            .values()
+            .filter(|e| e.conn.close_reason().is_none())
+            .map(|e| (e.conn.clone(), e.conn.stats().udp_tx.datagrams))
+            .collect();
+        for (conn, _) in &open {
+            conn.close(close_code::SHUTDOWN.into(), b"shutdown");
+        }
+        // The rest: connections still in their handshake, unregistered ones.
         self.inner
             .endpoint
             .close(close_code::SHUTDOWN.into(), b"shutdown");
-        let _ = tokio::time::timeout(Duration::from_secs(2), self.inner.endpoint.wait_idle()).await;
+        let told = async {
+            // The stats are read under the connection's lock, which its
+            // driver holds from building a packet to handing it to the
+            // socket. A connection the peer closed first needs no notice.
+            while open.iter().any(|(conn, before)| {
+                matches!(
+                    conn.close_reason(),
+                    Some(quinn::ConnectionError::LocallyClosed)
+                ) && conn.stats().udp_tx.datagrams == *before
+            }) {
+                tokio::time::sleep(Duration::from_millis(1)).await;
+            }
+        };
+        if tokio::time::timeout(CLOSE_NOTICE_WAIT, told).await.is_err() {
+            debug!("shutdown: a peer may not have been sent our close");
+        }
     }
 
     /// Whether [`Self::shutdown`] was called.

@@ -250,3 +250,68 @@ async fn a_peer_tells_two_processes_behind_one_identity() {
         t.shutdown().await;
     }
 }
+
+/// Stopping tells each connected peer at once, and does not wait out a dial
+/// still in its handshake (whose draining period, with no RTT measured,
+/// is about three seconds: quinn-rs/quinn#2147).
+#[test]
+fn shutdown_tells_peers_and_does_not_wait_for_a_dial_in_its_handshake() {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    // A runs on a runtime of its own, dropped as soon as its shutdown
+    // returns: what it had not sent by then is never sent.
+    let a_rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    // A UDP socket that never answers: A's dial to it stays in its handshake.
+    let silent = std::net::UdpSocket::bind(local()).unwrap();
+    let long = |tls, k, peers| {
+        let mut c = config(tls, Some(k), peers);
+        // Far longer than the deadline: only A's close frame can end the
+        // connection at B in time, and only A's shutdown the silent dial.
+        c.idle_timeout = Duration::from_secs(60);
+        c.handshake_timeout = Duration::from_secs(60);
+        c
+    };
+    let (b, mut rb) = rt
+        .block_on(async {
+            Transport::start(long(TlsIdentity::generate().unwrap(), key(2), vec![]))
+        })
+        .unwrap();
+    let peers = vec![b.local_addr().unwrap(), silent.local_addr().unwrap()];
+    let (a, mut ra) = a_rt
+        .block_on(async { Transport::start(long(TlsIdentity::generate().unwrap(), key(1), peers)) })
+        .unwrap();
+    let (a_id, b_id) = (a.local_peer_id(), b.local_peer_id());
+    // Both ends hold the connection (each registers when its own side of
+    // the Hello exchange ends).
+    rt.block_on(async {
+        wait_for(&mut rb, |e| {
+            matches!(e, TransportEvent::Connected { peer, .. } if *peer == a_id).then_some(())
+        })
+        .await;
+        wait_for(&mut ra, |e| {
+            matches!(e, TransportEvent::Connected { peer, .. } if *peer == b_id).then_some(())
+        })
+        .await;
+    });
+
+    let t0 = std::time::Instant::now();
+    a_rt.block_on(a.shutdown());
+    let took = t0.elapsed();
+    a_rt.shutdown_background();
+    // Before, `wait_idle` waited for the silent dial until its 2 s cap.
+    assert!(took < Duration::from_secs(1), "shutdown took {took:?}");
+    rt.block_on(async {
+        wait_for(&mut rb, |e| {
+            matches!(e, TransportEvent::Disconnected { peer } if *peer == a_id).then_some(())
+        })
+        .await;
+        b.shutdown().await;
+    });
+}
