@@ -27,11 +27,20 @@ pub const FLUSH_AFTER: Duration = Duration::from_millis(5);
 /// it connects (see [`handover`]): four full batches.
 pub const HANDOVER_MAX_BYTES: usize = 4 * MAX_BATCH_BYTES;
 
-/// Shortest time between two handovers to one validator: a validator that
-/// reconnects over and over is handed the pool once per interval.
+/// The interval of [`HANDOVERS_PER_INTERVAL`]: a validator that reconnects
+/// over and over is handed the pool at most that often per interval.
 pub const HANDOVER_EVERY: Duration = Duration::from_secs(10);
 
-/// When each validator was last handed the pool.
+/// Handovers to one validator per [`HANDOVER_EVERY`]. Two, not one: when
+/// both ends dial at once, the duplicate rule closes one of the two
+/// connections (`transport/peer_table.rs`), and the handover sent on it
+/// when it connected is lost with it. The connection kept then connects
+/// (or is reported again) a moment later and needs a handover of its own;
+/// with one per interval, a restarted validator lost the pool for 10 s
+/// whenever the two dials crossed.
+pub const HANDOVERS_PER_INTERVAL: u8 = 2;
+
+/// When each validator's interval began and how many handovers it had.
 ///
 /// Bound: only validators of the current set are recorded, and an entry
 /// older than [`HANDOVER_EVERY`] is dropped at the next call, so the map
@@ -39,7 +48,7 @@ pub const HANDOVER_EVERY: Duration = Duration::from_secs(10);
 /// interval.
 #[derive(Debug, Default)]
 pub struct Handovers {
-    last: HashMap<Address, Instant>,
+    last: HashMap<Address, (Instant, u8)>,
 }
 
 impl Handovers {
@@ -47,11 +56,12 @@ impl Handovers {
     /// recorded.
     pub fn allow(&mut self, validator: Address, now: Instant) -> bool {
         self.last
-            .retain(|_, t| now.saturating_duration_since(*t) < HANDOVER_EVERY);
-        if self.last.contains_key(&validator) {
+            .retain(|_, (t, _)| now.saturating_duration_since(*t) < HANDOVER_EVERY);
+        let (_, given) = self.last.entry(validator).or_insert((now, 0));
+        if *given >= HANDOVERS_PER_INTERVAL {
             return false;
         }
-        self.last.insert(validator, now);
+        *given += 1;
         true
     }
 }
@@ -137,7 +147,12 @@ mod tests {
         let (a, b) = (Address([1; 20]), Address([2; 20]));
         let t0 = Instant::now();
         assert!(h.allow(a, t0));
-        assert!(!h.allow(a, t0 + HANDOVER_EVERY / 2), "reconnected too soon");
+        // The one that replaces a twin closed by the duplicate rule.
+        assert!(h.allow(a, t0 + Duration::from_millis(2)), "the second");
+        assert!(
+            !h.allow(a, t0 + HANDOVER_EVERY / 2),
+            "reconnected too often"
+        );
         assert!(h.allow(b, t0 + HANDOVER_EVERY / 2), "another validator");
         assert!(h.allow(a, t0 + HANDOVER_EVERY), "a new interval");
         assert_eq!(h.last.len(), 2, "b's entry is still in its interval");
