@@ -114,7 +114,7 @@ pub fn run(a: UpArgs) -> Result<ExitCode> {
 /// the readiness wait's) before it stops them, by shutting down the runtime
 /// whose tasks own them. Left open, with nothing polling them while
 /// [`Started::stop`] blocks, they kept every node's gRPC server in its 3 s
-/// shutdown grace: Ctrl-C took 6.7 s to stop four nodes.
+/// shutdown grace: Ctrl-C took 5.0 s to stop four nodes.
 fn close_connections(rt: tokio::runtime::Runtime, signals: StopSignals) {
     drop(signals);
     rt.shutdown_background();

@@ -215,13 +215,9 @@ fn tx_records(rec: &CommitRecord) -> Vec<(Hash, TxRecord)> {
                 LedgerOutcome::Failed(_) => TxOutcome::Failed,
                 LedgerOutcome::Rejected(_) => TxOutcome::Rejected,
             };
-            // "ok" is implied by an empty reason (most of a busy block's
-            // transactions are transfers); anything more is kept.
-            let reason = if r.log == "ok" {
-                String::new()
-            } else {
-                r.log.clone()
-            };
+            // A plain "ok" is implied by an empty reason (most of a busy
+            // block's transactions are transfers); anything more is kept.
+            let reason = r.detail().unwrap_or_default().to_owned();
             let rec = TxRecord {
                 height: rec.height,
                 index: i as u32,

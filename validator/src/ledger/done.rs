@@ -16,6 +16,9 @@ use std::fmt;
 
 use crate::types::{Address, Height};
 
+/// The whole log of a success with nothing to add (a transfer).
+pub const PLAIN_OK: &str = "ok";
+
 /// The amounts and heights of a successful operation that its transaction
 /// does not carry.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -91,7 +94,7 @@ pub enum Done {
 impl fmt::Display for Done {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match *self {
-            Done::Ok => f.write_str("ok"),
+            Done::Ok => f.write_str(PLAIN_OK),
             Done::CreatedValidator {
                 validator,
                 self_bond,

@@ -180,10 +180,16 @@ impl TxReceipt {
 
     fn new(hash: Hash, outcome: TxOutcome) -> Self {
         let log = match &outcome {
-            TxOutcome::Ok => "ok".to_string(),
+            TxOutcome::Ok => done::PLAIN_OK.to_string(),
             TxOutcome::Failed(e) | TxOutcome::Rejected(e) => e.to_string(),
         };
         Self { hash, outcome, log }
+    }
+
+    /// The log when it says more than a plain "ok" (why it failed, or what
+    /// a staking operation did): what a transaction index needs to keep.
+    pub fn detail(&self) -> Option<&str> {
+        (self.log != done::PLAIN_OK).then_some(self.log.as_str())
     }
 
     /// Whether it executed.
