@@ -6,7 +6,7 @@
 use std::path::PathBuf;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use agora_node::client::cli;
+use agora_node::client::{audit_cli, cli};
 use agora_node::home::{self, Home};
 use agora_node::keys;
 use agora_node::node::Node;
@@ -62,7 +62,7 @@ enum Command {
     /// Verify a node's chain from genesis (certificates, header links,
     /// validator-set transitions, lottery winners and VRF proofs), trusting
     /// only the genesis file.
-    Audit(cli::AuditArgs),
+    Audit(audit_cli::AuditArgs),
 }
 
 #[derive(Subcommand)]
@@ -237,7 +237,7 @@ fn real_main() -> Result<std::process::ExitCode> {
     match cli.command {
         Command::Tx(a) => return client(|| cli::run_tx(a)),
         Command::Query(a) => return client(|| cli::run_query(a)),
-        Command::Audit(a) => return client(|| cli::run_audit(a)),
+        Command::Audit(a) => return client(|| audit_cli::run_audit(a)),
         Command::SigningState { command } => signing_state_command(command)?,
         Command::Init {
             home,

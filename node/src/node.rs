@@ -97,6 +97,28 @@ async fn bind_on(
         .map_err(std::io::Error::other)?
 }
 
+/// Starts the Prometheus endpoint on `services` if the config enables it;
+/// returns the address it listens on.
+async fn serve_metrics(
+    services: &tokio::runtime::Handle,
+    config: &Config,
+    metrics: &Arc<Metrics>,
+    stop: watch::Receiver<bool>,
+) -> Result<Option<std::net::SocketAddr>, NodeError> {
+    if !config.metrics.enabled {
+        return Ok(None);
+    }
+    let l = bind_on(services, config.metrics.listen)
+        .await
+        .map_err(|source| NodeError::Metrics {
+            addr: config.metrics.listen,
+            source,
+        })?;
+    let addr = l.local_addr().ok();
+    services.spawn(metrics::serve(l, metrics.clone(), stop));
+    Ok(addr)
+}
+
 /// The home's store, bound to its genesis file (`storage/identity.rs`).
 fn open_store(home: &Home, genesis: &LoadedGenesis) -> Result<Arc<Storage>, NodeError> {
     let storage = Storage::open(home.db())?;
@@ -160,19 +182,7 @@ impl Node {
         transport.set_height(height);
 
         let (stop, stop_rx) = watch::channel(false);
-        let metrics_addr = if config.metrics.enabled {
-            let l = bind_on(&services, config.metrics.listen)
-                .await
-                .map_err(|source| NodeError::Metrics {
-                    addr: config.metrics.listen,
-                    source,
-                })?;
-            let addr = l.local_addr().ok();
-            services.spawn(metrics::serve(l, metrics.clone(), stop_rx));
-            addr
-        } else {
-            None
-        };
+        let metrics_addr = serve_metrics(&services, &config, &metrics, stop_rx).await?;
         info!(
             moniker = %config.moniker,
             chain = %chain,

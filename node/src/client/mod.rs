@@ -2,6 +2,7 @@
 //! `signing-state` export/import on a stopped node's home.
 
 pub mod audit;
+pub mod audit_cli;
 mod audit_range;
 pub mod cli;
 pub mod light_audit;

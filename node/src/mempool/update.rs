@@ -33,8 +33,18 @@ impl<D> Mempool<D> {
                 touched.insert(e.sender);
             }
         }
-        let senders: Vec<Address> = self
-            .by_sender
+        let mut dropped = Vec::new();
+        for sender in self.senders_to_recheck(&touched, changed) {
+            self.recheck_sender(sender, checker, &mut dropped);
+        }
+        dropped
+    }
+
+    /// The senders whose queues a commit may have made invalid: those the
+    /// block included transactions of, and those with a transaction that
+    /// reads a changed account (or whose reads are unknown).
+    fn senders_to_recheck(&self, touched: &HashSet<Address>, changed: Changed<'_>) -> Vec<Address> {
+        self.by_sender
             .iter()
             .filter(|(sender, nonces)| {
                 touched.contains(*sender)
@@ -49,45 +59,53 @@ impl<D> Mempool<D> {
                     }
             })
             .map(|(sender, _)| *sender)
-            .collect();
-        let mut dropped = Vec::new();
-        for sender in senders {
-            let seqs: Vec<u64> = self
-                .by_sender
-                .get(&sender)
-                .map(|m| m.values().copied().collect())
-                .unwrap_or_default();
-            let mut expected: Option<u64> = None;
-            let mut failed: Option<String> = None;
-            for seq in seqs {
-                let Some(e) = self.by_seq.get(&seq) else {
-                    continue;
-                };
-                if failed.is_none() {
-                    match checker.check(&e.tx, &e.decoded, CheckMode::Recheck) {
-                        Err(r) => failed = Some(r.to_string()),
-                        Ok(adm) => {
-                            let want = *expected.get_or_insert(adm.account_nonce);
-                            if adm.nonce != want {
-                                failed = Some(format!(
-                                    "nonce {} no longer follows the account's next nonce {want}",
-                                    adm.nonce
-                                ));
-                            } else {
-                                expected = Some(want + 1);
-                            }
+            .collect()
+    }
+
+    /// Re-checks `sender`'s queue in nonce order against the state alone;
+    /// from the first that fails (or no longer follows the account's nonce)
+    /// on, its transactions are removed and pushed on `dropped` with the
+    /// reason.
+    fn recheck_sender(
+        &mut self,
+        sender: Address,
+        checker: &impl TxChecker<D>,
+        dropped: &mut Vec<(Hash, String)>,
+    ) {
+        let seqs: Vec<u64> = self
+            .by_sender
+            .get(&sender)
+            .map(|m| m.values().copied().collect())
+            .unwrap_or_default();
+        let mut expected: Option<u64> = None;
+        let mut failed: Option<String> = None;
+        for seq in seqs {
+            let Some(e) = self.by_seq.get(&seq) else {
+                continue;
+            };
+            if failed.is_none() {
+                match checker.check(&e.tx, &e.decoded, CheckMode::Recheck) {
+                    Err(r) => failed = Some(r.to_string()),
+                    Ok(adm) => {
+                        let want = *expected.get_or_insert(adm.account_nonce);
+                        if adm.nonce != want {
+                            failed = Some(format!(
+                                "nonce {} no longer follows the account's next nonce {want}",
+                                adm.nonce
+                            ));
+                        } else {
+                            expected = Some(want + 1);
                         }
                     }
-                    if failed.is_none() {
-                        continue;
-                    }
                 }
-                if let Some(e) = self.remove_seq(seq) {
-                    let reason = failed.clone().unwrap_or_default();
-                    dropped.push((e.hash, reason));
+                if failed.is_none() {
+                    continue;
                 }
             }
+            if let Some(e) = self.remove_seq(seq) {
+                let reason = failed.clone().unwrap_or_default();
+                dropped.push((e.hash, reason));
+            }
         }
-        dropped
     }
 }

@@ -195,6 +195,29 @@ fn restore_engine(
     Ok((engine, file))
 }
 
+/// The executor of the engine's actions over `node`'s store (with the
+/// signing-state `file` restored alongside `engine`) and transport, with
+/// the testing switches that act on what it sends.
+fn executor(
+    node: &Node,
+    file: crate::storage::signing_file::SigningFile,
+    engine: &Engine<PeerId>,
+    timers: mpsc::Sender<agora_validator::consensus::Timeout>,
+) -> Result<Executor<NodeStore, Transport>, RunError> {
+    let mut exec = Executor::new(
+        NodeStore::new(node.storage.clone(), file),
+        node.transport.clone(),
+        node.metrics.clone(),
+        timers,
+    )
+    .with_restored_signing(engine.core().signing_state().as_ref());
+    testing::warn_if_on(&node.config.testing);
+    if let Some(d) = testing::double_signer(node)? {
+        exec = exec.with_double_signer(d);
+    }
+    Ok(exec)
+}
+
 impl Runner {
     /// A runner over `node`'s store, transport and keys: the engine
     /// restored from storage (or genesis), its executor, the transaction
@@ -221,17 +244,7 @@ impl Runner {
         let me = agora_validator::Address::of(&node.key.public_key());
         let standing = standing::Reported::new(engine.ledger(), me, &node.metrics);
         let (timer_tx, timers) = mpsc::channel(1024);
-        let mut exec = Executor::new(
-            NodeStore::new(storage.clone(), file),
-            node.transport.clone(),
-            node.metrics.clone(),
-            timer_tx,
-        )
-        .with_restored_signing(engine.core().signing_state().as_ref());
-        testing::warn_if_on(&node.config.testing);
-        if let Some(d) = testing::double_signer(node)? {
-            exec = exec.with_double_signer(d);
-        }
+        let exec = executor(node, file, &engine, timer_tx)?;
         let (verifier, checked) =
             TxVerifier::start(node.chain.clone(), VERIFY_QUEUE).map_err(RunError::Verifier)?;
         Ok(Self {

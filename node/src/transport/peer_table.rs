@@ -100,30 +100,13 @@ impl Transport {
             if let Some(old) = peers.get(&peer)
                 && old.conn.close_reason().is_none()
             {
-                let ours = (self.inner.local_id, peer);
-                let verdict = on_second_connection(
-                    ours,
-                    (old.initiator, old.incarnation),
-                    (initiator, incarnation),
-                );
-                if verdict == Second::Dropped {
-                    conn.close(close_code::DUPLICATE.into(), b"duplicate");
-                    return false;
-                }
-                if verdict == Second::ReplacesDuplicate {
-                    old.conn.close(close_code::DUPLICATE.into(), b"replaced");
-                } else {
-                    if old.superseded == Some(incarnation) {
-                        self.inner.cfg.metrics.peer_copy_seen();
-                        warn!(
-                            %peer,
-                            ?identity,
-                            "two processes present this peer's TLS identity and take each other's place here: a copy of its home is running; its operator should stop one"
-                        );
+                match self.settle_second(old, peer, &identity, (initiator, incarnation)) {
+                    Second::Dropped => {
+                        conn.close(close_code::DUPLICATE.into(), b"duplicate");
+                        return false;
                     }
-                    superseded = Some(old.incarnation);
-                    old.conn
-                        .close(close_code::SUPERSEDED.into(), b"another incarnation");
+                    Second::ReplacesDuplicate => {}
+                    Second::Supersedes => superseded = Some(old.incarnation),
                 }
             }
             peers.insert(
@@ -152,6 +135,44 @@ impl Transport {
         tokio::spawn(write_loop(conn.clone(), rx, queued));
         tokio::spawn(self.clone().read_loop(conn, peer, identity));
         true
+    }
+
+    /// A second live connection to `peer`, made by `initiator` from
+    /// `incarnation`, meets `old`: closes `old` unless the new one is the
+    /// one to drop (the caller closes that), and warns when the peer's
+    /// incarnations keep taking each other's place (a copy of its home).
+    fn settle_second(
+        &self,
+        old: &PeerEntry,
+        peer: PeerId,
+        identity: &PeerIdentity,
+        (initiator, incarnation): (PeerId, u64),
+    ) -> Second {
+        let ours = (self.inner.local_id, peer);
+        let verdict = on_second_connection(
+            ours,
+            (old.initiator, old.incarnation),
+            (initiator, incarnation),
+        );
+        match verdict {
+            Second::Dropped => {}
+            Second::ReplacesDuplicate => {
+                old.conn.close(close_code::DUPLICATE.into(), b"replaced");
+            }
+            Second::Supersedes => {
+                if old.superseded == Some(incarnation) {
+                    self.inner.cfg.metrics.peer_copy_seen();
+                    warn!(
+                        %peer,
+                        ?identity,
+                        "two processes present this peer's TLS identity and take each other's place here: a copy of its home is running; its operator should stop one"
+                    );
+                }
+                old.conn
+                    .close(close_code::SUPERSEDED.into(), b"another incarnation");
+            }
+        }
+        verdict
     }
 
     /// Takes `peer` out of the table if `conn` is still its connection (a

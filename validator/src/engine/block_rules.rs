@@ -344,22 +344,7 @@ pub fn check_block_with(
     provenance: Provenance,
     body: Option<&CheckedBody>,
 ) -> Result<Checked, BlockError> {
-    let h = block.header.as_ref().ok_or(BlockError::NoHeader)?;
-    if h.height != ctx.height {
-        return Err(BlockError::Height {
-            expected: ctx.height,
-            got: h.height,
-        });
-    }
-    let size = block.encoded_len();
-    if size > ctx.limits.max_block_bytes || block.txs.len() > ctx.limits.max_block_txs {
-        return Err(BlockError::TooLarge(format!(
-            "{size} bytes and {} transactions; the limits are {} and {}",
-            block.txs.len(),
-            ctx.limits.max_block_bytes,
-            ctx.limits.max_block_txs
-        )));
-    }
+    let h = check_height_and_size(ctx, block)?;
     let computed;
     let tx_hashes = match body {
         Some(b) => &b.tx_hashes,
@@ -376,15 +361,7 @@ pub fn check_block_with(
         let link = c.as_ref().map(CommitCertificate::link);
         (c, link)
     };
-    if h.app_hash != ctx.ledger.app_hash() {
-        return Err(BlockError::StateMismatch("app_hash"));
-    }
-    if h.validators_hash != ctx.set_hash(ctx.height) {
-        return Err(BlockError::StateMismatch("validators_hash"));
-    }
-    if h.next_validators_hash != ctx.set_hash(ctx.height + 1) {
-        return Err(BlockError::StateMismatch("next_validators_hash"));
-    }
+    check_state_hashes(ctx, h)?;
     check_proposal_round(ctx, h, provenance)?;
     check_time(ctx, h, provenance)?;
     check_last_commit_links(ctx, link)?;
@@ -409,6 +386,46 @@ pub fn check_block_with(
     Ok(Checked {
         carried_certificate_verified,
     })
+}
+
+/// The block is of the height being decided and within the size limits;
+/// returns its header.
+fn check_height_and_size<'b>(
+    ctx: &Context<'_>,
+    block: &'b pb::Block,
+) -> Result<&'b pb::Header, BlockError> {
+    let h = block.header.as_ref().ok_or(BlockError::NoHeader)?;
+    if h.height != ctx.height {
+        return Err(BlockError::Height {
+            expected: ctx.height,
+            got: h.height,
+        });
+    }
+    let size = block.encoded_len();
+    if size > ctx.limits.max_block_bytes || block.txs.len() > ctx.limits.max_block_txs {
+        return Err(BlockError::TooLarge(format!(
+            "{size} bytes and {} transactions; the limits are {} and {}",
+            block.txs.len(),
+            ctx.limits.max_block_bytes,
+            ctx.limits.max_block_txs
+        )));
+    }
+    Ok(h)
+}
+
+/// The header's app hash is our state's, and its validator-set hashes are
+/// those of this height's set and the next.
+fn check_state_hashes(ctx: &Context<'_>, h: &pb::Header) -> Result<(), BlockError> {
+    if h.app_hash != ctx.ledger.app_hash() {
+        return Err(BlockError::StateMismatch("app_hash"));
+    }
+    if h.validators_hash != ctx.set_hash(ctx.height) {
+        return Err(BlockError::StateMismatch("validators_hash"));
+    }
+    if h.next_validators_hash != ctx.set_hash(ctx.height + 1) {
+        return Err(BlockError::StateMismatch("next_validators_hash"));
+    }
+    Ok(())
 }
 
 /// `proposal_round` names the lottery round the block's creator won: the

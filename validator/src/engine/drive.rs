@@ -2,14 +2,14 @@
 //! its requests (our block, block verdicts, the commit, evidence) itself,
 //! so that they never reach the host.
 
-use super::actions::{Action, PeerFault};
+use super::actions::{Action, CommitRecord, PeerFault};
 use super::block_rules::{self, BlockError, Context, MempoolView, Provenance};
 use super::evidence_pool::Added;
 use super::{Engine, EngineError};
 use crate::block::header_hash;
 use crate::certificate::CommitCertificate;
 use crate::consensus::evidence::conflicting_certificates;
-use crate::consensus::{Input, Output, RejectReason, TestFault};
+use crate::consensus::{Decision, Input, Output, RejectReason, TestFault};
 use crate::crypto::ZERO_HASH;
 use crate::types::{Height, Round};
 use agora_proto::v1 as pb;
@@ -127,21 +127,7 @@ impl<P: Copy + Ord + std::fmt::Debug> Engine<P> {
                 duration_ms,
             }),
             Output::RequestProposal { height, round } => {
-                if self.certified_in_hand == Some(height) {
-                    // Block sync holds this height's certified block and
-                    // applies it next: a proposal would be built, signed,
-                    // made durable and broadcast for a decided height (and
-                    // it cut a catching-up validator's synced runs short
-                    // at every height it was proposer of).
-                    self.proposal_held_back = Some((height, round));
-                    return Ok(None);
-                }
-                let block = self.propose(round, now_ms, mempool);
-                return Ok(Some(Input::ProposalContent {
-                    height,
-                    round,
-                    block,
-                }));
+                return Ok(self.our_block(height, round, now_ms, mempool));
             }
             Output::ValidateBlock {
                 height,
@@ -158,21 +144,59 @@ impl<P: Copy + Ord + std::fmt::Debug> Engine<P> {
                 }));
             }
             Output::Decided(d) => {
-                self.past_votes.reset(d.height, self.core.verified_votes());
-                let ours = self
-                    .watch
-                    .signed_certificate(&d.certificate, self.ledger.validator_set(d.height));
-                let signed_up_to = self.core.signing_state().map(|s| s.height);
-                self.watch
-                    .gate
-                    .on_commit(d.height, live, ours, signed_up_to);
-                let record = self.commit(*d, mempool)?;
+                let record = self.decided(*d, live, mempool)?;
                 out.push(Action::Commit(Box::new(record)));
             }
             Output::EvidenceFound(ev) => self.own_evidence(ev, out),
             Output::Rejected(r) => out.push(Action::Rejected(r)),
         }
         Ok(None)
+    }
+
+    /// The core asks for our block of (`height`, `round`): built from the
+    /// mempool, unless block sync already holds that height's certified
+    /// block.
+    fn our_block(
+        &mut self,
+        height: Height,
+        round: Round,
+        now_ms: u64,
+        mempool: &dyn MempoolView,
+    ) -> Option<Input> {
+        if self.certified_in_hand == Some(height) {
+            // Block sync holds this height's certified block and applies it
+            // next: a proposal would be built, signed, made durable and
+            // broadcast for a decided height (and it cut a catching-up
+            // validator's synced runs short at every height it was proposer
+            // of).
+            self.proposal_held_back = Some((height, round));
+            return None;
+        }
+        let block = self.propose(round, now_ms, mempool);
+        Some(Input::ProposalContent {
+            height,
+            round,
+            block,
+        })
+    }
+
+    /// The core decided a height: tells the signing gate whether we signed
+    /// its certificate, then commits the block.
+    fn decided(
+        &mut self,
+        d: Decision,
+        live: bool,
+        mempool: &dyn MempoolView,
+    ) -> Result<CommitRecord, EngineError> {
+        self.past_votes.reset(d.height, self.core.verified_votes());
+        let ours = self
+            .watch
+            .signed_certificate(&d.certificate, self.ledger.validator_set(d.height));
+        let signed_up_to = self.core.signing_state().map(|s| s.height);
+        self.watch
+            .gate
+            .on_commit(d.height, live, ours, signed_up_to);
+        self.commit(d, mempool)
     }
 
     pub(super) fn context(&self) -> Context<'_> {

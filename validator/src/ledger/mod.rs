@@ -60,6 +60,7 @@ pub mod invariants;
 pub mod merkle;
 pub mod params;
 pub mod query;
+mod receipt;
 pub mod recheck;
 pub mod rewards;
 pub mod slashing;
@@ -77,6 +78,7 @@ pub use merkle::decode::LeafError;
 pub use merkle::leaves::{LeafChange, LeafKey};
 pub use params::{Params, ParamsError};
 pub use query::{DelegationView, ValidatorView};
+pub use receipt::{TxCheck, TxOutcome, TxReceipt};
 pub use slashing::{EvidenceError, Infraction};
 pub use snapshot::SnapshotError;
 pub use state::{
@@ -119,32 +121,6 @@ pub enum BlockError {
     NoValidatorSet(Height),
 }
 
-/// What [`Ledger::check_tx`] learned about an admissible transaction.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TxCheck {
-    /// The transaction's hash.
-    pub hash: Hash,
-    /// Its signer.
-    pub signer: Address,
-    /// Its nonce.
-    pub nonce: u64,
-    /// The signer's next nonce now; a larger `nonce` waits in the mempool.
-    pub next_nonce: u64,
-    /// The fee it offers (at least `min_fee`).
-    pub fee: u128,
-}
-
-/// How a delivered transaction ended.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum TxOutcome {
-    /// Executed.
-    Ok,
-    /// Passed authentication, broke a staking rule: nonce consumed, nothing else changed.
-    Failed(TxError),
-    /// Not valid for inclusion: no state change at all.
-    Rejected(TxError),
-}
-
 /// What the host already holds of a block's transactions, so that
 /// [`Ledger::apply_block_with_decoded`] neither hashes, decodes nor verifies
 /// them again.
@@ -155,47 +131,6 @@ pub struct KnownTxs<'a, 'k> {
     pub hashes: Option<&'a [Hash]>,
     /// The decoded, verified form of a transaction, by hash.
     pub decoded: &'a dyn Fn(&Hash) -> Option<&'k DecodedTx>,
-}
-
-/// The result of delivering one transaction.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TxReceipt {
-    /// The transaction's hash.
-    pub hash: Hash,
-    /// How it ended.
-    pub outcome: TxOutcome,
-    /// A line for people: "ok", what a staking operation did ([`Done`]),
-    /// or the error.
-    pub log: String,
-}
-
-impl TxReceipt {
-    fn succeeded(hash: Hash, done: Done) -> Self {
-        Self {
-            hash,
-            outcome: TxOutcome::Ok,
-            log: done.to_string(),
-        }
-    }
-
-    fn new(hash: Hash, outcome: TxOutcome) -> Self {
-        let log = match &outcome {
-            TxOutcome::Ok => done::PLAIN_OK.to_string(),
-            TxOutcome::Failed(e) | TxOutcome::Rejected(e) => e.to_string(),
-        };
-        Self { hash, outcome, log }
-    }
-
-    /// The log when it says more than a plain "ok" (why it failed, or what
-    /// a staking operation did): what a transaction index needs to keep.
-    pub fn detail(&self) -> Option<&str> {
-        (self.log != done::PLAIN_OK).then_some(self.log.as_str())
-    }
-
-    /// Whether it executed.
-    pub fn is_ok(&self) -> bool {
-        self.outcome == TxOutcome::Ok
-    }
 }
 
 /// What the ledger must know of a block besides its transactions and

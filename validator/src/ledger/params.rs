@@ -199,14 +199,28 @@ impl Params {
     }
 
     /// Checks ranges; also used after decoding a snapshot. The first
-    /// failing field (in this table's order) is reported.
+    /// failing field (in [`Params::ranges`]' order) is reported.
     pub fn validate(&self) -> Result<(), ParamsError> {
+        for (field, value, (lo, hi, range)) in self.ranges() {
+            if value < lo || value > hi {
+                return Err(ParamsError::OutOfRange {
+                    field,
+                    value: value.to_string(),
+                    range,
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// Every field with its value and its allowed range: (field, value,
+    /// (lowest, highest, the range as the operator reads it)).
+    fn ranges(&self) -> [(&'static str, u128, (u128, u128, &'static str)); 15] {
         const MAX: u128 = u128::MAX;
         const BPS: (u128, u128, &str) = (1, 10_000, "1..=10000");
         const HEIGHTS: (u128, u128, &str) = (1, 1 << 40, "1..=2^40");
         let p = self;
-        // (field, value, lowest, highest, the range as the operator reads it)
-        let table: [(&'static str, u128, (u128, u128, &'static str)); 15] = [
+        [
             ("power_reduction", p.power_reduction, (1, MAX, "at least 1")),
             // The evidence window keeps one validator set per height in memory.
             (
@@ -261,17 +275,7 @@ impl Params {
                 p.max_redelegation_entries.into(),
                 (1, 100, "1..=100"),
             ),
-        ];
-        for (field, value, (lo, hi, range)) in table {
-            if value < lo || value > hi {
-                return Err(ParamsError::OutOfRange {
-                    field,
-                    value: value.to_string(),
-                    range,
-                });
-            }
-        }
-        Ok(())
+        ]
     }
 
     /// The protobuf form (as a genesis file would carry it).

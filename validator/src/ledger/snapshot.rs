@@ -277,25 +277,14 @@ pub fn decode(bytes: &[u8]) -> Result<State, SnapshotError> {
     let community_pool = r.u128("community pool")?;
     let next_unbonding_id = r.u64("next unbonding id")?;
     let next_redelegation_id = r.u64("next redelegation id")?;
-    let accounts = r.sorted(44, "accounts", "accounts out of order", |r| {
-        let a = r.addr("account")?;
-        let balance = r.u128("account")?;
-        let nonce = r.u64("account")?;
-        Ok((a, Account { balance, nonce }))
-    })?;
+    let accounts = r.sorted(44, "accounts", "accounts out of order", read_account)?;
     let validators = r.sorted(183, "validators", "validators out of order", read_validator)?;
-    let delegations = r.sorted(72, "delegations", "delegations out of order", |r| {
-        let k = (r.addr("delegation")?, r.addr("delegation")?);
-        let shares = r.u128("delegation")?;
-        let reward_entry = r.u128("delegation")?;
-        Ok((
-            k,
-            Delegation {
-                shares,
-                reward_entry,
-            },
-        ))
-    })?;
+    let delegations = r.sorted(
+        72,
+        "delegations",
+        "delegations out of order",
+        read_delegation,
+    )?;
     let unbonding = r.sorted(
         96,
         "unbonding",
@@ -384,6 +373,28 @@ fn read_params(r: &mut Reader) -> Result<Params, SnapshotError> {
         slash_fraction_downtime_bps: r.u32("params")?,
         max_redelegation_entries: r.u32("params")?,
     })
+}
+
+/// One account record: address, balance, nonce (44 bytes).
+fn read_account(r: &mut Reader) -> Result<(Address, Account), SnapshotError> {
+    let a = r.addr("account")?;
+    let balance = r.u128("account")?;
+    let nonce = r.u64("account")?;
+    Ok((a, Account { balance, nonce }))
+}
+
+/// One delegation record: delegator, validator, shares, reward entry (72 bytes).
+fn read_delegation(r: &mut Reader) -> Result<((Address, Address), Delegation), SnapshotError> {
+    let k = (r.addr("delegation")?, r.addr("delegation")?);
+    let shares = r.u128("delegation")?;
+    let reward_entry = r.u128("delegation")?;
+    Ok((
+        k,
+        Delegation {
+            shares,
+            reward_entry,
+        },
+    ))
 }
 
 fn read_validator(r: &mut Reader) -> Result<(Address, ValidatorRecord), SnapshotError> {
