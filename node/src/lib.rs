@@ -9,6 +9,7 @@
 pub mod api;
 pub mod client;
 pub mod config;
+pub mod doc_commands;
 pub mod error_text;
 pub mod explorer;
 pub mod genesis;

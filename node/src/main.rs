@@ -344,3 +344,43 @@ fn keys_show(name: &str, home: &std::path::Path) -> Result<()> {
     outln!("public key: {}", hex::encode(&i.public_key));
     Ok(())
 }
+
+#[cfg(test)]
+mod readme_commands {
+    use super::Cli;
+    use agora_node::doc_commands::command_lines;
+    use clap::Parser;
+
+    const README: &str = include_str!("../../README.md");
+
+    /// Every `agora` command README.md gives parses with today's flags and
+    /// subcommands.
+    #[test]
+    fn every_agora_command_in_the_readme_parses() {
+        let lines = command_lines(README, "agora").expect("README placeholders");
+        // The README's delegator, operator and auditor sections: a parse
+        // that found none of them would pass vacuously.
+        assert!(lines.len() >= 15, "only {} agora lines found", lines.len());
+        let broken: Vec<String> = lines
+            .iter()
+            .filter_map(|c| {
+                Cli::try_parse_from(&c.args)
+                    .err()
+                    .map(|e| format!("README.md:{}: {}\n{}", c.line, c.text, e.render()))
+            })
+            .collect();
+        assert!(broken.is_empty(), "{}", broken.join("\n"));
+    }
+
+    /// Negative control: a flag the CLI does not have is refused, so the
+    /// test above can catch a README that names a renamed flag.
+    #[test]
+    fn a_readme_line_with_a_flag_the_cli_lacks_is_caught() {
+        let md = "```\nagora tx bond <validator-address> 5 --frm alice --home h\n```\n";
+        let lines = command_lines(md, "agora").unwrap();
+        assert_eq!(lines.len(), 1);
+        assert!(Cli::try_parse_from(&lines[0].args).is_err());
+        let fixed = lines[0].args.iter().map(|a| a.replace("--frm", "--from"));
+        assert!(Cli::try_parse_from(fixed).is_ok());
+    }
+}

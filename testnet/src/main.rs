@@ -375,3 +375,33 @@ fn down(dir: &Path) -> Result<ExitCode> {
     }
     Ok(ExitCode::SUCCESS)
 }
+
+#[cfg(test)]
+mod readme_commands {
+    use super::Cli;
+    use agora_node::doc_commands::command_lines;
+    use clap::Parser;
+
+    const README: &str = include_str!("../../README.md");
+
+    /// Every `agora-testnet` command README.md gives (as a `cargo run` or
+    /// the built binary) parses with today's flags and subcommands.
+    #[test]
+    fn every_testnet_command_in_the_readme_parses() {
+        let lines = command_lines(README, "agora-testnet").expect("README placeholders");
+        // Quick start, local testnets, benches, Docker: a parse that found
+        // none of them would pass vacuously.
+        assert!(lines.len() >= 8, "only {} lines found", lines.len());
+        let broken: Vec<String> = lines
+            .iter()
+            .filter_map(|c| {
+                Cli::try_parse_from(&c.args)
+                    .err()
+                    .map(|e| format!("README.md:{}: {}\n{}", c.line, c.text, e.render()))
+            })
+            .collect();
+        assert!(broken.is_empty(), "{}", broken.join("\n"));
+        // Negative control: a subcommand it lacks is refused.
+        assert!(Cli::try_parse_from(["agora-testnet", "upp"]).is_err());
+    }
+}
