@@ -80,6 +80,22 @@ pub fn command_lines(markdown: &str, program: &str) -> Result<Vec<DocCommand>, U
     Ok(found)
 }
 
+/// The lines `parse` refuses, each as "line N: TEXT" and the parser's
+/// reason: what a test of a document's commands reports.
+pub fn refused<E: std::fmt::Display>(
+    lines: &[DocCommand],
+    parse: impl Fn(&[String]) -> Result<(), E>,
+) -> Vec<String> {
+    lines
+        .iter()
+        .filter_map(|c| {
+            parse(&c.args)
+                .err()
+                .map(|e| format!("line {}: {}\n{e}", c.line, c.text))
+        })
+        .collect()
+}
+
 /// The line before a shell comment (a `#` that starts a word).
 fn without_comment(line: &str) -> &str {
     match line.find(" #") {

@@ -348,7 +348,7 @@ fn keys_show(name: &str, home: &std::path::Path) -> Result<()> {
 #[cfg(test)]
 mod readme_commands {
     use super::Cli;
-    use agora_node::doc_commands::command_lines;
+    use agora_node::doc_commands::{command_lines, refused};
     use clap::Parser;
 
     const README: &str = include_str!("../../README.md");
@@ -361,15 +361,8 @@ mod readme_commands {
         // The README's delegator, operator and auditor sections: a parse
         // that found none of them would pass vacuously.
         assert!(lines.len() >= 15, "only {} agora lines found", lines.len());
-        let broken: Vec<String> = lines
-            .iter()
-            .filter_map(|c| {
-                Cli::try_parse_from(&c.args)
-                    .err()
-                    .map(|e| format!("README.md:{}: {}\n{}", c.line, c.text, e.render()))
-            })
-            .collect();
-        assert!(broken.is_empty(), "{}", broken.join("\n"));
+        let broken = refused(&lines, |args| Cli::try_parse_from(args).map(drop));
+        assert!(broken.is_empty(), "README.md: {}", broken.join("\n"));
     }
 
     /// Negative control: a flag the CLI does not have is refused, so the

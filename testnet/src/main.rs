@@ -379,7 +379,7 @@ fn down(dir: &Path) -> Result<ExitCode> {
 #[cfg(test)]
 mod readme_commands {
     use super::Cli;
-    use agora_node::doc_commands::command_lines;
+    use agora_node::doc_commands::{command_lines, refused};
     use clap::Parser;
 
     const README: &str = include_str!("../../README.md");
@@ -392,15 +392,8 @@ mod readme_commands {
         // Quick start, local testnets, benches, Docker: a parse that found
         // none of them would pass vacuously.
         assert!(lines.len() >= 8, "only {} lines found", lines.len());
-        let broken: Vec<String> = lines
-            .iter()
-            .filter_map(|c| {
-                Cli::try_parse_from(&c.args)
-                    .err()
-                    .map(|e| format!("README.md:{}: {}\n{}", c.line, c.text, e.render()))
-            })
-            .collect();
-        assert!(broken.is_empty(), "{}", broken.join("\n"));
+        let broken = refused(&lines, |args| Cli::try_parse_from(args).map(drop));
+        assert!(broken.is_empty(), "README.md: {}", broken.join("\n"));
         // Negative control: a subcommand it lacks is refused.
         assert!(Cli::try_parse_from(["agora-testnet", "upp"]).is_err());
     }
