@@ -255,6 +255,12 @@ impl<P: Copy + Ord> SyncState<P> {
             .any(|b| block_height(b).is_some_and(|h| h >= asked.from));
         // Only what follows what we have, queued or committed.
         let have = self.last_queued().unwrap_or(committed).max(committed);
+        if asked.from > have + 1 {
+            // Asked to go on after blocks we have since dropped (one of
+            // them was bad): the answer cannot follow what we have, and
+            // its sender did nothing wrong. Asked again from `have + 1`.
+            return ResponseVerdict::Late;
+        }
         let room = MAX_QUEUED_BLOCKS.saturating_sub(self.queue.len());
         let usable: Vec<pb::CertifiedBlock> = resp
             .blocks
@@ -316,9 +322,15 @@ impl<P: Copy + Ord> SyncState<P> {
         self.queue.front().and_then(|q| block_height(&q.block))
     }
 
-    /// Drops the rest of a response after one of its blocks was bad.
+    /// After `peer`'s block at the front was bad: drops every queued block,
+    /// not only that peer's. The queue is one ascending run, so what
+    /// follows the bad block (the rest of its response, and the pipelined
+    /// answer of another peer after it) can no longer follow what we have;
+    /// kept, the other peer's blocks were refused as out of order and that
+    /// honest peer charged (simulator seed 9012254). Only `peer` loses its
+    /// claim.
     pub fn drop_queue_from(&mut self, peer: &P) {
-        self.queue.retain(|q| q.peer != *peer);
+        self.queue.clear();
         self.claims.remove(peer);
     }
 
@@ -387,6 +399,34 @@ mod tests {
         t.note_height(1, 100);
         t.poll(0, 2, 1).expect("request");
         assert_eq!(t.expire(REQUEST_TIMEOUT_MS + 1), Some(1));
+    }
+
+    #[test]
+    fn a_bad_block_drops_the_whole_queue_and_the_answer_asked_after_it() {
+        let mut s = SyncState::<u8>::default();
+        s.note_height(1, 100);
+        s.note_height(2, 100);
+        // The first peer asked answers 3..=258; the next range is asked
+        // for while those wait in the queue.
+        let first = s.poll(0, 2, 1).expect("request");
+        let r = s.on_response(first.peer, blocks(3..=258, 1_000), 2);
+        assert_eq!(r, ResponseVerdict::Accepted { queued: 256 });
+        let next = s.poll(1, 2, 1).expect("pipelined request");
+        assert_eq!(next.from, 259);
+        // Block 3 of the first answer is bad: everything queued goes.
+        let bad = s.next_block().expect("queued").peer;
+        s.drop_queue_from(&bad);
+        assert!(s.next_is_empty());
+        // The pipelined answer (259..) no longer follows height 2: dropped
+        // uncharged, not queued to be refused as out of order.
+        assert_eq!(
+            s.on_response(next.peer, blocks(259..=300, 1_000), 2),
+            ResponseVerdict::Late
+        );
+        assert!(s.next_is_empty());
+        // And the next request starts where we are.
+        s.note_height(2, 1_000);
+        assert_eq!(s.poll(2, 2, 1).expect("asked again").from, 3);
     }
 
     #[test]
