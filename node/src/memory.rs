@@ -18,6 +18,7 @@ use crate::rpc::ServerLimits;
 use crate::transport;
 use crate::transport::wire::MAX_BLOCK_FRAME;
 use agora_validator::consensus::buffer::MAX_BUFFER_BYTES;
+use agora_validator::crypto::AccountKeyCache;
 use agora_validator::engine::evidence_pool::MAX_POOL_BYTES;
 
 /// Resident memory of an idle node besides its buffers: code, tokio's
@@ -213,6 +214,12 @@ fn node_terms(mempool: &MempoolConfig) -> Vec<Term> {
             bound_by: "2 × VERIFY_QUEUE × (mempool.max_tx_bytes + MEMPOOL_ENTRY), node/src/runner/mod.rs, node/src/tx_verifier.rs",
             per_peer: false,
             bytes: 2 * VERIFY_QUEUE * (u(mempool.max_tx_bytes) + MEMPOOL_ENTRY),
+        },
+        Term {
+            what: "decoded account keys of the signature checker",
+            bound_by: "KEY_CACHE × AccountKeyCache::ENTRY_BYTES, node/src/tx_verifier.rs, validator/src/crypto/ed25519.rs",
+            per_peer: false,
+            bytes: u(crate::tx_verifier::KEY_CACHE * AccountKeyCache::ENTRY_BYTES),
         },
         Term {
             what: "WAL records waiting for the next durable write",

@@ -43,8 +43,9 @@ use agora_validator::Hash;
 /// 30, 29, 34 and 31 µs per signature at 32 to 1,024 (2026-12-04), while a
 /// failed batch (a bad signature) costs single checks of all it holds.
 const MAX_BATCH: usize = 128;
-/// Most decoded account keys kept (32 bytes + a curve point each).
-const KEY_CACHE: usize = 100_000;
+/// Most decoded account keys kept (`AccountKeyCache::ENTRY_BYTES` each,
+/// counted in `memory::node_terms`).
+pub(crate) const KEY_CACHE: usize = 100_000;
 
 /// A transaction to check, with its hash (computed by the mempool's
 /// precheck) and who waits for the verdict.

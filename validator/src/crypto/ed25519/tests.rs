@@ -250,3 +250,141 @@ fn key_cache_decodes_each_key_once_and_stays_bounded() {
     assert_eq!(cache.get(&two), Err(AccountKeyError::NotOnCurve));
     assert!(cache.get(&[0; 5]).is_err());
 }
+
+/// Both curve libraries (`ed25519-consensus`'s and the batch equation's)
+/// accept the same key encodings and decode them to the same point: every
+/// small y, every y just below and above p, with both signs, and random
+/// bytes. A key one accepted and the other refused would be refused
+/// (`AccountPublicKey::from_bytes`), but it must not happen at all.
+#[test]
+fn both_libraries_decode_the_same_keys() {
+    use rand::{Rng, SeedableRng};
+    let mut encodings: Vec<[u8; 32]> = Vec::new();
+    for low in 0u8..40 {
+        let mut small = [0u8; 32];
+        small[0] = low;
+        // p − 20 … p + 19 (p = 2²⁵⁵ − 19): the non-canonical band and its edge.
+        let mut near_p = [0xffu8; 32];
+        near_p[31] = 0x7f;
+        near_p[0] = 0xd9u8.wrapping_add(low);
+        for b in [small, near_p] {
+            let mut neg = b;
+            neg[31] |= 0x80;
+            encodings.extend([b, neg]);
+        }
+    }
+    encodings.extend(small_order_encodings().into_iter().map(|(e, _)| e));
+    let mut rng = rand_chacha::ChaCha20Rng::seed_from_u64(215);
+    encodings.extend((0..4000).map(|_| rng.random::<[u8; 32]>()));
+    let (mut both, mut neither) = (0, 0);
+    for e in &encodings {
+        let ng = curve25519_dalek_ng::edwards::CompressedEdwardsY(*e).decompress();
+        let v4 = CompressedEdwardsY(*e).decompress();
+        match (ng, v4) {
+            (Some(a), Some(b)) => {
+                assert_eq!(a.compress().to_bytes(), b.compress().to_bytes(), "{e:02x?}");
+                assert!(AccountPublicKey::from_bytes(e).is_ok());
+                both += 1;
+            }
+            (None, None) => {
+                assert_eq!(
+                    AccountPublicKey::from_bytes(e),
+                    Err(AccountKeyError::NotOnCurve)
+                );
+                neither += 1;
+            }
+            (a, b) => panic!("{e:02x?}: ed25519-consensus {a:?}, batch {b:?}"),
+        }
+    }
+    // Random y is a curve point about half the time: both cases were met.
+    assert!(both > 1500 && neither > 1500, "{both} / {neither}");
+}
+
+/// One random batch item for the differential test, with the verdict
+/// ZIP-215 gives it (whatever the single check says is asserted too).
+struct Case {
+    key: AccountPublicKey,
+    msg: Vec<u8>,
+    sig: AccountSignature,
+}
+
+fn random_case(rng: &mut rand_chacha::ChaCha20Rng, small: &[([u8; 32], &str)]) -> Case {
+    use rand::Rng;
+    let signer = sk(rng.random_range(0..5u8));
+    let msg: Vec<u8> = (0..rng.random_range(0..40)).map(|_| rng.random()).collect();
+    let small_key = AccountPublicKey::from_bytes(&small[rng.random_range(0..small.len())].0)
+        .expect("ZIP-215 accepts small-order keys");
+    let small_r = small[rng.random_range(0..small.len())].0;
+    let mut one = [0u8; 32];
+    one[0] = 1;
+    let (key, sig) = match rng.random_range(0..100) {
+        // Valid: a real key (five of them, so keys repeat in a batch).
+        0..45 => (signer.public_key(), signer.sign(&msg)),
+        // Valid under ZIP-215: small-order key and R, s = 0.
+        45..80 => (small_key, sig_of(&small_r, &[0; 32])),
+        // Invalid: signed another message.
+        80..85 => (signer.public_key(), signer.sign(b"another message")),
+        // Invalid: s = ℓ, or s = 1, with small-order key and R.
+        85..90 => (small_key, sig_of(&small_r, &ELL)),
+        90..95 => (small_key, sig_of(&small_r, &one)),
+        // Invalid: R changed (off the curve, or the wrong point).
+        _ => {
+            let mut b = signer.sign(&msg).to_bytes();
+            b[rng.random_range(0..32)] ^= 1 << rng.random_range(0..8);
+            (
+                signer.public_key(),
+                AccountSignature::from_bytes(&b).unwrap(),
+            )
+        }
+    };
+    Case { key, msg, sig }
+}
+
+/// Differential test: on random batches mixing valid signatures (keys
+/// repeating), ZIP-215's small-order edge cases and invalid signatures,
+/// our batch equation holds exactly when every single check of
+/// `ed25519-consensus` passes and when `ed25519-consensus`'s own batch
+/// verifier accepts; `verify_batch` gives the single verdicts.
+#[test]
+fn the_batch_equation_agrees_with_ed25519_consensus() {
+    use rand::{Rng, SeedableRng};
+    let small = small_order_encodings();
+    let mut rng = rand_chacha::ChaCha20Rng::seed_from_u64(8032);
+    let (mut held, mut failed) = (0, 0);
+    for round in 0..300u32 {
+        let n = rng.random_range(1..12);
+        let cases: Vec<Case> = (0..n).map(|_| random_case(&mut rng, &small)).collect();
+        let items: Vec<AccountBatchItem<'_>> = cases
+            .iter()
+            .map(|c| AccountBatchItem {
+                key: &c.key,
+                msg: &c.msg,
+                sig: &c.sig,
+            })
+            .collect();
+        let single: Vec<bool> = items
+            .iter()
+            .map(|it| it.key.verify(it.msg, it.sig).is_ok())
+            .collect();
+        let seed: [u8; 32] = rng.random();
+        let mut reference = ed25519_consensus::batch::Verifier::new();
+        for it in &items {
+            reference.queue((
+                ed25519_consensus::VerificationKeyBytes::from(*it.key.as_bytes()),
+                it.sig.0,
+                it.msg,
+            ));
+        }
+        let all = single.iter().all(|v| *v);
+        let ours = batch_equation_holds(&items, &seed);
+        assert_eq!(ours, all, "round {round}: {single:?}");
+        assert_eq!(
+            reference.verify(SeedRng::new(&seed)).is_ok(),
+            all,
+            "round {round}"
+        );
+        assert_eq!(verify_batch(&items, &seed), single, "round {round}");
+        if all { held += 1 } else { failed += 1 }
+    }
+    assert!(held > 50 && failed > 50, "{held} held, {failed} failed");
+}
