@@ -308,6 +308,16 @@ struct Case {
     sig: AccountSignature,
 }
 
+impl Case {
+    fn item(&self) -> AccountBatchItem<'_> {
+        AccountBatchItem {
+            key: &self.key,
+            msg: &self.msg,
+            sig: &self.sig,
+        }
+    }
+}
+
 fn random_case(rng: &mut rand_chacha::ChaCha20Rng, small: &[([u8; 32], &str)]) -> Case {
     use rand::Rng;
     let signer = sk(rng.random_range(0..5u8));
@@ -354,14 +364,7 @@ fn the_batch_equation_agrees_with_ed25519_consensus() {
     for round in 0..300u32 {
         let n = rng.random_range(1..12);
         let cases: Vec<Case> = (0..n).map(|_| random_case(&mut rng, &small)).collect();
-        let items: Vec<AccountBatchItem<'_>> = cases
-            .iter()
-            .map(|c| AccountBatchItem {
-                key: &c.key,
-                msg: &c.msg,
-                sig: &c.sig,
-            })
-            .collect();
+        let items: Vec<AccountBatchItem<'_>> = cases.iter().map(Case::item).collect();
         let single: Vec<bool> = items
             .iter()
             .map(|it| it.key.verify(it.msg, it.sig).is_ok())
