@@ -426,3 +426,47 @@ fn a_validator_with_a_longer_commit_pause_still_signs_the_certificates() {
         "the control signed {without:.2}: the check cannot fail"
     );
 }
+
+/// Cancelling signatures (`sim/byzantine/canceller.rs`): a Byzantine
+/// validator pairs its votes with shifted copies of honest validators'
+/// votes that verify only together. No honest node may charge another for
+/// it (neither for the honest validator's real vote, nor for a copy it
+/// relayed), and the chain goes on. `CANCEL_SEEDS` runs more seeds.
+#[test]
+fn cancelling_vote_pairs_turn_no_honest_node_against_another() {
+    let seeds: u64 = std::env::var("CANCEL_SEEDS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(12);
+    let (mut pairs, mut charged) = (0, 0);
+    for seed in 0..seeds {
+        let sc = Scenario::cancelling_votes(seed);
+        let r = run_scenario(sc.clone(), TestFault::None);
+        assert!(
+            r.violations.is_empty(),
+            "{}",
+            failure_message(&r, &sc, "cancelling votes")
+        );
+        let sent = r.coverage.byzantine.get("cancelling vote pairs sent");
+        pairs += sent.copied().unwrap_or(0);
+        charged += r.coverage.penalties;
+    }
+    eprintln!("cancelling vote pairs sent: {pairs}; charges to the canceller: {charged}");
+    assert!(pairs >= 50, "only {pairs} cancelling pairs were sent");
+    assert!(charged > 0, "the canceller was never charged");
+}
+
+/// Control of the rule that only a check alone vouches for a vote's bytes:
+/// a core that trusts the bytes an aggregate verified takes the
+/// canceller's shifted copy for the honest validator's vote, and rejects
+/// (and charges) the real one, or relays the copy to honest nodes that
+/// charge the relay.
+#[test]
+fn negative_control_trust_aggregated_bytes_is_caught() {
+    control(
+        "trust aggregated bytes",
+        TestFault::TrustAggregatedBytes,
+        Scenario::cancelling_votes,
+        |v| matches!(v, Violation::HonestPenalized { .. }),
+    );
+}

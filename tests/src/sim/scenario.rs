@@ -54,6 +54,10 @@ pub enum Behaviour {
     /// Byzantine: relays every proposal it receives with a swapped body
     /// (header and signature untouched).
     BodySwapper,
+    /// Byzantine: sends its vote paired with an honest validator's vote for
+    /// the same message, the signatures shifted so that only their sum
+    /// verifies.
+    Canceller,
 }
 
 impl Behaviour {
@@ -157,7 +161,7 @@ pub struct Scenario {
 }
 
 fn byzantine_kind(rng: &mut ChaCha8Rng) -> Behaviour {
-    match rng.random_range(0..12) {
+    match rng.random_range(0..13) {
         0 => Behaviour::Silent,
         1 => Behaviour::Junk,
         2 | 3 => Behaviour::Equivocator,
@@ -174,7 +178,8 @@ fn byzantine_kind(rng: &mut ChaCha8Rng) -> Behaviour {
         10 => Behaviour::FalseHeight {
             answers: rng.random_bool(0.5),
         },
-        _ => Behaviour::BodySwapper,
+        11 => Behaviour::BodySwapper,
+        _ => Behaviour::Canceller,
     }
 }
 
@@ -354,6 +359,19 @@ impl Scenario {
     pub fn bad_proposer(seed: u64, fault: HeaderFault) -> Self {
         let mut sc = Self::quiet(seed, 4, 8);
         sc.behaviours[3] = Behaviour::BadProposer(fault);
+        sc
+    }
+
+    /// Cancelling signatures: node 3 of 4 sends its votes paired with
+    /// shifted copies of honest validators' votes (`byzantine/canceller.rs`).
+    pub fn cancelling_votes(seed: u64) -> Self {
+        let mut sc = Self::quiet(seed, 7, 12);
+        sc.behaviours[5] = Behaviour::Canceller;
+        sc.behaviours[6] = Behaviour::Canceller;
+        // A lost vote comes again with the next tick's re-gossip: the
+        // shifted copy then often arrives before the real vote.
+        sc.loss = 0.2;
+        sc.gst_ms = 10_000;
         sc
     }
 

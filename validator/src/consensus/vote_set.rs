@@ -14,7 +14,23 @@
 //! signatures of each value is kept, so a decision's certificate costs no
 //! re-aggregation. [`VerifyMode::PerVote`] checks each vote on arrival
 //! instead (the baseline the benchmark compares against).
+//!
+//! **What an aggregate does not prove.** A verified aggregate proves that
+//! each of its signers signed the message (proofs of possession rule out
+//! rogue keys), so counting its votes is sound. It does not prove that each
+//! vote's *bytes* are that signer's signature: a Byzantine validator can
+//! send its own vote shifted by +X with a copy of an honest validator's
+//! vote shifted by −X, and only their sum verifies. Such bytes must never
+//! be taken for the honest validator's: they are not relayed, not used as
+//! evidence and do not shadow the real vote when it comes. So whatever
+//! depends on one vote's bytes first checks that vote alone ([`Alone`]):
+//! the vote replacing a conflicting stored one, the votes relayed to peers
+//! ([`VoteSet::relayable_votes`]) and the halves of evidence. A stored
+//! vote whose bytes fail alone is handed to the host
+//! ([`VoteSet::take_failed_alone`]) to charge whoever delivered it: an
+//! honest node relays only votes it checked alone.
 
+use super::TestFault;
 use super::signed_points::{self, SignedPoints};
 use crate::crypto::bls::UncheckedSignature;
 use crate::crypto::{Hash, PublicKey, Signature};
@@ -46,12 +62,24 @@ pub struct StoredVote {
     pub power: Power,
     /// Whether the pairing check has passed (alone or in an aggregate).
     pub verified: bool,
-    /// Whether this vote's own signature passed the subgroup and pairing
-    /// checks alone (not only as part of a verified aggregate).
-    pub checked_alone: bool,
+    /// What checking this vote's own signature alone found, if it was.
+    pub alone: Alone,
     /// The vote as received (kept for evidence; its signature bytes are
     /// decoded only when the vote is verified).
     pub vote: pb::Vote,
+}
+
+/// What checking one vote's signature alone (its own subgroup and pairing
+/// checks, not only inside an aggregate) found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Alone {
+    /// Not checked alone: pending, or verified only inside an aggregate.
+    Unchecked,
+    /// The bytes are the validator's signature.
+    Good,
+    /// The bytes fail alone, although an aggregate holding them verified:
+    /// the vote stays counted, but its bytes are never used.
+    Bad,
 }
 
 /// Result of inserting a vote.
@@ -61,6 +89,9 @@ pub enum Insert {
     Added,
     /// The same vote was already stored; ignored.
     Duplicate,
+    /// Bytes of a stored vote that an aggregate verified but that fail
+    /// alone were replaced by these, which verify alone (already counted).
+    Replaced,
     /// The vote's own signature does not verify (checked eagerly here).
     BadSignature,
     /// The validator already voted differently in this round and type, and
@@ -87,6 +118,9 @@ pub struct VoteSet {
     /// Per value, the sum of the verified votes' signatures (a sum of
     /// checked signatures and of checked aggregates, so itself in G2).
     verified_sums: BTreeMap<Value, Signature>,
+    /// Stored votes whose bytes failed alone since the host last took
+    /// them (bounded by the stored votes: each fails alone at most once).
+    failed_alone: Vec<pb::Vote>,
     aggregate_checks: u64,
     single_checks: u64,
 }
@@ -107,6 +141,8 @@ pub struct VoteContext<'a> {
     /// What this validator signed recently, hashed: a vote message found
     /// there is not hashed again ([`super::signed_points`]).
     pub signed: &'a SignedPoints,
+    /// The core's test fault (`TestFault::None` in production).
+    pub fault: TestFault,
 }
 
 impl VoteContext<'_> {
@@ -132,6 +168,15 @@ impl VoteContext<'_> {
     }
 }
 
+#[cfg(feature = "test-faults")]
+fn trusts_aggregated_bytes(f: TestFault) -> bool {
+    f == TestFault::TrustAggregatedBytes
+}
+#[cfg(not(feature = "test-faults"))]
+fn trusts_aggregated_bytes(_: TestFault) -> bool {
+    false
+}
+
 fn slot_range(idx: usize) -> std::ops::RangeInclusive<(usize, Value)> {
     (idx, None)..=(idx, Some([0xff; 32]))
 }
@@ -144,32 +189,35 @@ impl VoteSet {
             .is_some_and(|v| v.vote.signature == signature)
     }
 
-    fn check_stored(&mut self, ctx: &VoteContext<'_>, key: (usize, Value)) {
-        if let Some(v) = self.votes.get(&key)
-            && !v.verified
-        {
-            let ok = ctx.verify_one(key.0, &key.1, &v.vote.signature);
-            self.single_checks += 1;
-            self.settle(key, ok);
+    /// Checks a stored vote's signature alone, at most once: a pending one
+    /// is then verified or dropped, a verified one marked good or bad (it
+    /// stays counted). Whether its bytes verify alone; None if not stored.
+    fn check_alone(&mut self, ctx: &VoteContext<'_>, key: (usize, Value)) -> Option<bool> {
+        let v = self.votes.get(&key)?;
+        match v.alone {
+            Alone::Good => return Some(true),
+            Alone::Bad => return Some(false),
+            Alone::Unchecked if v.verified && trusts_aggregated_bytes(ctx.fault) => {
+                if let Some(v) = self.votes.get_mut(&key) {
+                    v.alone = Alone::Good;
+                }
+                return Some(true);
+            }
+            Alone::Unchecked => {}
         }
-    }
-
-    /// Whether a stored vote's signature verifies alone (needed before it
-    /// is used as evidence: a vote verified only inside an aggregate might
-    /// not). Checked at most once.
-    fn provable(&mut self, ctx: &VoteContext<'_>, key: (usize, Value)) -> bool {
-        let Some(v) = self.votes.get(&key) else {
-            return false;
-        };
-        if v.checked_alone {
-            return true;
-        }
+        let verified = v.verified;
+        let checked = ctx.verify_one(key.0, &key.1, &v.vote.signature);
         self.single_checks += 1;
-        let ok = ctx.verify_one(key.0, &key.1, &v.vote.signature).is_some();
-        if ok && let Some(v) = self.votes.get_mut(&key) {
-            v.checked_alone = true;
+        let ok = checked.is_some();
+        if !verified {
+            self.settle(key, checked);
+        } else if let Some(v) = self.votes.get_mut(&key) {
+            v.alone = if ok { Alone::Good } else { Alone::Bad };
+            if !ok {
+                self.failed_alone.push(v.vote.clone());
+            }
         }
-        ok
+        Some(ok)
     }
 
     /// Inserts a vote of validator `idx` (its signature still bytes). In
@@ -190,12 +238,18 @@ impl VoteSet {
             if existing.vote.signature == vote.signature {
                 return Insert::Duplicate;
             }
-            // Same value, other bytes: BLS is deterministic, so one of them is
-            // bad. Settle the stored one so a forged first vote cannot hide
-            // the real one.
-            self.check_stored(ctx, (idx, value));
-            if self.votes.contains_key(&(idx, value)) {
+            // Same value, other bytes: BLS signing is deterministic, so at
+            // most one of them is the validator's signature. Which one is
+            // decided alone, never by an aggregate, so that neither a forged
+            // first vote nor a shifted copy verified inside an aggregate
+            // can hide the real one (module docs).
+            if self.check_alone(ctx, (idx, value)) == Some(true) {
                 return Insert::BadSignature;
+            }
+            // Still stored: an aggregate verified it. Else it was pending
+            // and is dropped, and this vote is inserted as any other.
+            if self.votes.contains_key(&(idx, value)) {
+                return self.replace_bytes(ctx, (idx, value), vote);
             }
         }
         let others: Vec<(usize, Value)> =
@@ -221,28 +275,45 @@ impl VoteSet {
         let Some(sig) = ctx.verify_one(idx, &value, &vote.signature) else {
             return Insert::BadSignature;
         };
+        // Evidence needs both halves valid alone: the stored side is
+        // checked alone too (a pending one that fails is dropped).
+        let mut first = None;
         for k in &others {
-            self.check_stored(ctx, *k);
+            if self.check_alone(ctx, *k) == Some(true) && first.is_none() {
+                first = Some(*k);
+            }
         }
-        let first = others.iter().find(|k| self.votes.contains_key(k)).copied();
+        let still_stored = others.iter().any(|k| self.votes.contains_key(k));
+        if !still_stored || keep_conflicting || others.len() < MAX_UNKNOWN_VALUES_PER_VOTER {
+            self.add(idx, value, power, Some(sig), vote);
+        }
         match first {
-            None => {
-                self.add(idx, value, power, Some(sig), vote);
-                Insert::Added
-            }
-            Some(first) => {
-                if keep_conflicting || others.len() < MAX_UNKNOWN_VALUES_PER_VOTER {
-                    self.add(idx, value, power, Some(sig), vote);
-                }
-                // Evidence needs both halves valid alone; a first vote that
-                // only passed inside an aggregate is checked alone now.
-                if self.provable(ctx, first) {
-                    Insert::Equivocation(Box::new(self.votes[&first].vote.clone()))
-                } else {
-                    Insert::Added
-                }
-            }
+            Some(first) => Insert::Equivocation(Box::new(self.votes[&first].vote.clone())),
+            None => Insert::Added,
         }
+    }
+
+    /// `vote` for a stored vote whose bytes an aggregate verified but which
+    /// fail alone: it replaces those bytes if it verifies alone. The vote
+    /// stays counted, and the value's sum stays that of the aggregate that
+    /// verified (the same signers), whichever bytes are kept.
+    fn replace_bytes(
+        &mut self,
+        ctx: &VoteContext<'_>,
+        key: (usize, Value),
+        vote: pb::Vote,
+    ) -> Insert {
+        self.single_checks += 1;
+        if ctx.verify_one(key.0, &key.1, &vote.signature).is_none() {
+            return Insert::BadSignature;
+        }
+        let Some(stored) = self.votes.get_mut(&key) else {
+            unreachable!("replace_bytes is called for a stored vote");
+        };
+        debug_assert!(stored.verified && stored.alone == Alone::Bad);
+        stored.vote = vote;
+        stored.alone = Alone::Good;
+        Insert::Replaced
     }
 
     /// Inserts this validator's own vote, which needs no check.
@@ -292,7 +363,11 @@ impl VoteSet {
                 value,
                 power,
                 verified,
-                checked_alone: verified,
+                alone: if verified {
+                    Alone::Good
+                } else {
+                    Alone::Unchecked
+                },
                 vote,
             },
         );
@@ -306,9 +381,10 @@ impl VoteSet {
         self.verified_sums.insert(value, sum);
     }
 
-    /// Marks a pending vote as verified (`ok`), or drops it. The caller
-    /// adds verified signatures to the value's sum; `alone` says whether the
-    /// vote was checked alone.
+    /// Marks a pending vote as verified (`ok`), or drops it (handing it to
+    /// the host, to charge who delivered it). The caller adds verified
+    /// signatures to the value's sum; `alone` says whether the vote was
+    /// checked alone.
     fn settle_only(&mut self, key: (usize, Value), ok: bool, alone: bool) {
         let Some(v) = self.votes.get_mut(&key) else {
             return;
@@ -322,10 +398,12 @@ impl VoteSet {
         }
         if ok {
             v.verified = true;
-            v.checked_alone = alone;
+            if alone {
+                v.alone = Alone::Good;
+            }
             *self.verified_power.entry(value).or_default() += power;
-        } else {
-            self.votes.remove(&key);
+        } else if let Some(dropped) = self.votes.remove(&key) {
+            self.failed_alone.push(dropped.vote);
         }
     }
 
@@ -353,9 +431,7 @@ impl VoteSet {
         }
         let mut bad = Vec::new();
         if pending.len() == 1 {
-            let key = (pending[0], *value);
-            self.check_stored(ctx, key);
-            if !self.votes.contains_key(&key) {
+            if self.check_alone(ctx, (pending[0], *value)) == Some(false) {
                 bad.push(pending[0]);
             }
             return bad;
@@ -394,8 +470,7 @@ impl VoteSet {
             }
             Err(_) => {
                 for (i, _) in decoded {
-                    self.check_stored(ctx, (i, *value));
-                    if !self.votes.contains_key(&(i, *value)) {
+                    if self.check_alone(ctx, (i, *value)) == Some(false) {
                         bad.push(i);
                     }
                 }
@@ -497,6 +572,32 @@ impl VoteSet {
     /// The verified votes as received, in canonical order.
     pub fn verified_votes(&self) -> impl Iterator<Item = &pb::Vote> + '_ {
         self.votes.values().filter(|v| v.verified).map(|v| &v.vote)
+    }
+
+    /// The verified votes whose bytes verify alone, checking alone (once)
+    /// those verified only inside an aggregate: what may be relayed to
+    /// peers, who charge us for a vote that fails alone. In canonical order.
+    pub fn relayable_votes(&mut self, ctx: &VoteContext<'_>) -> Vec<pb::Vote> {
+        let unchecked: Vec<(usize, Value)> = self
+            .votes
+            .iter()
+            .filter(|(_, v)| v.verified && v.alone == Alone::Unchecked)
+            .map(|(k, _)| *k)
+            .collect();
+        for k in unchecked {
+            self.check_alone(ctx, k);
+        }
+        self.votes
+            .values()
+            .filter(|v| v.verified && v.alone == Alone::Good)
+            .map(|v| v.vote.clone())
+            .collect()
+    }
+
+    /// The stored votes whose bytes failed alone since the last call, for
+    /// the host to charge whoever delivered them.
+    pub fn take_failed_alone(&mut self) -> Vec<pb::Vote> {
+        std::mem::take(&mut self.failed_alone)
     }
 
     /// All voters, verified or not.

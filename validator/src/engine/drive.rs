@@ -67,6 +67,7 @@ impl<P: Copy + Ord + std::fmt::Debug> Engine<P> {
         let record = (logged && wal_height(&input) == Some(height)).then(|| input.clone());
         self.core.set_signing_allowed(self.watch.gate.may_sign());
         let outputs = self.core.handle(input);
+        self.charge_failed_alone(out);
         // Logged only if the core took it (see `wal_filter`), and placed
         // before everything it caused, so the WAL still leads every send.
         if let Some(rec) = record
@@ -327,6 +328,23 @@ where
             peer,
             fault: PeerFault::Consensus(r),
         });
+    }
+}
+
+impl<P: Copy + Ord + std::fmt::Debug> Engine<P> {
+    /// Charges the senders of the stored votes whose bytes the core found
+    /// bad alone (`consensus::vote_set` docs); votes of no peer (our WAL's)
+    /// or of one already charged for them are not.
+    pub(super) fn charge_failed_alone(&mut self, out: &mut Vec<Action<P>>) {
+        for v in self.core.take_failed_alone() {
+            if let Some(peer) = self.vote_senders.take(&v) {
+                let who = hex::encode(&v.validator_address);
+                out.push(Action::Penalize {
+                    peer,
+                    fault: PeerFault::Consensus(RejectReason::BadSignature(who)),
+                });
+            }
+        }
     }
 }
 

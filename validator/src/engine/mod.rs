@@ -50,6 +50,7 @@ mod sync_batch;
 mod sync_inputs;
 #[cfg(test)]
 mod tests;
+mod vote_senders;
 mod wal_filter;
 
 pub use actions::{Action, CommitRecord, PeerFault};
@@ -123,6 +124,9 @@ pub struct Engine<P> {
     late: LatePrecommits,
     /// Verified votes of the tip height, for equivocations that arrive late.
     past_votes: past_votes::PastVotes,
+    /// Who sent each vote the core stores at this height, to charge a
+    /// vote whose bytes fail alone later.
+    vote_senders: vote_senders::VoteSenders<P>,
     /// Transaction hashes of the bodies checked at this height.
     bodies: body_hashes::BodyHashes,
     /// Peers' messages for heights not started yet, with their senders, so
@@ -210,6 +214,7 @@ impl<P: Copy + Ord + std::fmt::Debug> Engine<P> {
             tip: restored.tip,
             late,
             past_votes: Default::default(),
+            vote_senders: Default::default(),
             bodies: Default::default(),
             future: FutureBuffer::with_limits(config.consensus.buffer, ByteLimits::default()),
             entropy,
@@ -339,12 +344,14 @@ impl<P: Copy + Ord + std::fmt::Debug> Engine<P> {
         // arrived now, so that its sender is charged if it is bad.
         for (peer, msg) in self.future.take_tagged(h) {
             // Messages of our key were watched on arrival (`watch_incoming`).
-            let input = match msg {
-                Buffered::Proposal(p) => Input::Proposal(*p),
-                Buffered::Vote(v) => Input::Vote(v),
-            };
-            let rejected = self.drive(input, Log::All, now_ms, mempool, out)?;
-            charge(peer, rejected, out);
+            match msg {
+                Buffered::Proposal(p) => {
+                    let input = Input::Proposal(*p);
+                    let rejected = self.drive(input, Log::All, now_ms, mempool, out)?;
+                    charge(peer, rejected, out);
+                }
+                Buffered::Vote(v) => self.drive_peer_vote(peer, v, now_ms, mempool, out)?,
+            }
         }
         Ok(())
     }
@@ -537,9 +544,28 @@ impl<P: Copy + Ord + std::fmt::Debug> Engine<P> {
                 .push_tagged(current, v.height, peer, Buffered::Vote(v));
             return Ok(out);
         }
-        let input = Input::Vote(v);
-        let rejected = self.drive(input, Log::All, now_ms, mempool, &mut out)?;
-        charge(peer, rejected, &mut out);
+        self.drive_peer_vote(peer, v, now_ms, mempool, &mut out)?;
         Ok(out)
+    }
+
+    /// Feeds a peer's vote of the current height and charges the peer if
+    /// the core rejects it; its sender is kept while the core stores it,
+    /// to be charged if its bytes fail alone later (`vote_senders`).
+    fn drive_peer_vote(
+        &mut self,
+        peer: P,
+        v: pb::Vote,
+        now_ms: u64,
+        mempool: &dyn MempoolView,
+        out: &mut Vec<Action<P>>,
+    ) -> Result<(), EngineError> {
+        let probe = self.vote_senders.note(peer, &v).then(|| v.clone());
+        let rejected = self.drive(Input::Vote(v), Log::All, now_ms, mempool, out)?;
+        if let Some(v) = probe {
+            let stored = self.core.holds_vote(&v);
+            self.vote_senders.settle(&v, stored);
+        }
+        charge(peer, rejected, out);
+        Ok(())
     }
 }

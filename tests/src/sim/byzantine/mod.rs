@@ -12,6 +12,7 @@
 
 mod bad_proposer;
 mod body_swapper;
+mod canceller;
 mod equivocator;
 mod false_height;
 mod junk;
@@ -200,6 +201,7 @@ pub(crate) fn make(b: Behaviour) -> Option<Box<dyn Byzantine>> {
         Behaviour::TamperingServer => Box::new(tampering_server::TamperingServer::default()),
         Behaviour::FalseHeight { answers } => Box::new(false_height::FalseHeight::new(answers)),
         Behaviour::BodySwapper => Box::new(body_swapper::BodySwapper::default()),
+        Behaviour::Canceller => Box::new(canceller::Canceller::default()),
     })
 }
 

@@ -54,6 +54,11 @@ pub enum TestFault {
     /// `timeout_commit` pause ends (`engine::early_start`).
     #[cfg(feature = "test-faults")]
     NoEarlyStart,
+    /// A vote an aggregate verified is taken as checked alone (the old
+    /// rule): its bytes are relayed, and they win a conflict with other
+    /// bytes for the same vote (`vote_set` docs).
+    #[cfg(feature = "test-faults")]
+    TrustAggregatedBytes,
 }
 
 /// Configuration of the core. Build it with `..Default::default()`.

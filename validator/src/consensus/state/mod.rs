@@ -23,7 +23,7 @@ use super::buffer::{Buffered, FutureBuffer};
 use super::evidence::EvidenceLog;
 use super::signed_points::SignedPoints;
 use super::signing_state::SigningState;
-use super::vote_set::{Value, VoteSet};
+use super::vote_set::{Value, VoteContext, VoteSet};
 use crate::crypto::{Hash, SecretKey, ZERO_HASH, hash::hash_from_slice, sha3_256_parts};
 use crate::types::{Address, ChainId, Height, Round, VoteType};
 use agora_proto::v1 as pb;
@@ -231,7 +231,7 @@ impl Consensus {
     /// order: what a validator that (re)connects is sent at once
     /// (`Engine::on_peer_connected`), so it meets everything the height
     /// holds, its twin's messages included.
-    pub fn gossip_messages(&self) -> (Vec<pb::Proposal>, Vec<pb::Vote>) {
+    pub fn gossip_messages(&mut self) -> (Vec<pb::Proposal>, Vec<pb::Vote>) {
         self.proposals_and_votes(|_| true)
     }
 
@@ -249,7 +249,7 @@ impl Consensus {
     /// validator kept all four at one height for 100 s, until they were
     /// stopped. A node that missed the block of an older round that is then
     /// decided fetches it by block sync once the others move on.
-    pub fn regossip_messages(&self) -> (Vec<pb::Proposal>, Vec<pb::Vote>) {
+    pub fn regossip_messages(&mut self) -> (Vec<pb::Proposal>, Vec<pb::Vote>) {
         let Some(hs) = self.hs.as_ref() else {
             return (Vec::new(), Vec::new());
         };
@@ -269,9 +269,10 @@ impl Consensus {
     }
 
     /// The verified proposals of the rounds `keep` accepts, and every
-    /// verified vote.
+    /// verified vote whose bytes verify alone (`VoteSet::relayable_votes`:
+    /// peers charge us for a relayed vote that does not).
     fn proposals_and_votes(
-        &self,
+        &mut self,
         keep: impl Fn(Round) -> bool,
     ) -> (Vec<pb::Proposal>, Vec<pb::Vote>) {
         let Some(hs) = self.hs.as_ref() else {
@@ -292,7 +293,62 @@ impl Consensus {
                 })
             })
             .collect();
-        (proposals, self.verified_votes())
+        (proposals, self.relayable_votes())
+    }
+
+    /// The current height's votes that may be relayed, checked alone first
+    /// where an aggregate alone verified them (each at most once).
+    fn relayable_votes(&mut self) -> Vec<pb::Vote> {
+        let Some(hs) = self.hs.as_mut() else {
+            return Vec::new();
+        };
+        let mut out = Vec::new();
+        for ((round, vote_type), vs) in hs.votes.iter_mut() {
+            let ctx = VoteContext {
+                chain: &self.chain,
+                set: &hs.params.validator_set,
+                height: hs.params.height,
+                round: *round,
+                vote_type: *vote_type,
+                signed: &self.signed,
+                fault: self.config.test_fault,
+            };
+            out.extend(vs.relayable_votes(&ctx));
+        }
+        out
+    }
+
+    /// Whether the current height stores exactly this vote (its value and
+    /// signature bytes), pending or verified.
+    pub fn holds_vote(&self, v: &pb::Vote) -> bool {
+        let Some(hs) = self.hs.as_ref().filter(|hs| hs.params.height == v.height) else {
+            return false;
+        };
+        let (Some(vote_type), Some(value)) =
+            (VoteType::from_i32(v.vote_type), value_of(&v.block_hash))
+        else {
+            return false;
+        };
+        let idx = Address::from_slice(&v.validator_address)
+            .ok()
+            .and_then(|a| hs.params.validator_set.index_of(&a));
+        idx.is_some_and(|i| {
+            hs.votes
+                .get(&(v.round, vote_type))
+                .is_some_and(|vs| vs.contains(i, &value, &v.signature))
+        })
+    }
+
+    /// Stored votes of the current height whose bytes failed a check alone
+    /// since the last call (dropped, or kept counted after an aggregate
+    /// verified them): the host charges whoever delivered them.
+    pub fn take_failed_alone(&mut self) -> Vec<pb::Vote> {
+        self.hs.as_mut().map_or_else(Vec::new, |hs| {
+            hs.votes
+                .values_mut()
+                .flat_map(|vs| vs.take_failed_alone())
+                .collect()
+        })
     }
 
     /// The verified votes of the current height, without the proposals

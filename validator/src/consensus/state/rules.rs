@@ -48,6 +48,7 @@ impl Consensus {
             round,
             vote_type,
             signed: &self.signed,
+            fault: self.config.test_fault,
         };
         let q = |p: Power| quorum_with(fault, set, p);
         match value {
@@ -106,6 +107,7 @@ impl Consensus {
                         round: r,
                         vote_type: t,
                         signed: &self.signed,
+                        fault: self.config.test_fault,
                     };
                     vs.verify_all_pending(&ctx);
                 }

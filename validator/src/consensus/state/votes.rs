@@ -50,9 +50,10 @@ impl Consensus {
             round: r,
             vote_type,
             signed: &self.signed,
+            fault: self.config.test_fault,
         };
         match vs.insert(&ctx, mode, idx, value, v.clone(), keep_conflicting) {
-            Insert::Added | Insert::Duplicate => {}
+            Insert::Added | Insert::Duplicate | Insert::Replaced => {}
             Insert::BadSignature => self.reject(RejectReason::BadSignature(who), out),
             Insert::Equivocation(first) => {
                 if let Some(ev) = self.evidence.admit(evidence::duplicate_vote(*first, v)) {

@@ -51,6 +51,7 @@ fn undecodable_and_off_subgroup_votes_are_dropped_when_verified() {
         round: 0,
         vote_type: VoteType::Precommit,
         signed: &signed,
+        fault: TestFault::None,
     };
     let quorum = |p| n.set.is_quorum(p);
     // A point on the curve outside G2.
