@@ -205,6 +205,10 @@ fn assert_scenarios_exercised(coverage: &Coverage) {
         ("swapped bodies relayed", byz("swapped bodies relayed")),
         ("bad headers proposed", byz("bad headers proposed")),
         ("one-off equivocations", byz("one-off equivocations")),
+        (
+            "cancelling vote pairs sent",
+            byz("cancelling vote pairs sent"),
+        ),
         ("offenders slashed", coverage.slashed),
         ("validator-set changes", coverage.set_changes),
         ("transactions executed", coverage.txs_ok),

@@ -2,6 +2,7 @@
 //! signatures decoded only when verified.
 
 use super::*;
+use crate::crypto::Signature;
 
 #[test]
 fn votes_are_verified_once_per_quorum_and_bad_ones_are_dropped() {
@@ -39,7 +40,6 @@ fn votes_are_verified_once_per_quorum_and_bad_ones_are_dropped() {
 #[test]
 fn undecodable_and_off_subgroup_votes_are_dropped_when_verified() {
     use super::vote_set::{VoteContext, VoteSet};
-    use crate::crypto::Signature;
     use crate::crypto::bls::UncheckedSignature;
     let n = net(&[1, 1, 1, 1, 1]);
     let v = Some([5u8; 32]);
@@ -105,4 +105,121 @@ fn undecodable_and_off_subgroup_votes_are_dropped_when_verified() {
         sum,
         Signature::aggregate(&sigs.iter().collect::<Vec<_>>()).expect("sum")
     );
+}
+
+/// `v` with its signature shifted by `x`.
+fn shifted(v: pb::Vote, x: &crate::crypto::Signature) -> pb::Vote {
+    pb::Vote {
+        signature: crate::crypto::bls::shifted(&v.signature, x),
+        ..v
+    }
+}
+
+/// Cancelling signatures: votes of validators 0 and 1 shifted by +X and −X
+/// verify only together. Their aggregate verifies and they count, but
+/// their bytes are never taken for the validators' own: they are not
+/// relayable, they are reported as failing alone (for the host to charge
+/// who sent them), the real vote replaces a copy instead of being
+/// rejected, and a third byte string is still rejected. The kept sum is
+/// the genuine one.
+#[test]
+fn shifted_votes_verified_in_an_aggregate_never_stand_for_the_real_ones() {
+    use super::vote_set::{Insert, VoteContext, VoteSet};
+    let n = net(&[1, 1, 1, 1, 1]);
+    let v = Some([5u8; 32]);
+    let signed = super::signed_points::SignedPoints::default();
+    let ctx = VoteContext {
+        chain: &n.chain,
+        set: &n.set,
+        height: 1,
+        round: 0,
+        vote_type: VoteType::Precommit,
+        signed: &signed,
+        fault: TestFault::None,
+    };
+    let real = |i: usize| n.vote(i, VoteType::Precommit, 1, 0, v);
+    let (plus, minus) = crate::crypto::bls::cancelling_pair(b"noise");
+    let mut vs = VoteSet::default();
+    for (i, x) in [(0, &plus), (1, &minus)] {
+        let r = vs.insert(&ctx, VerifyMode::Aggregate, i, v, shifted(real(i), x), true);
+        assert!(matches!(r, Insert::Added), "{r:?}");
+    }
+    assert!(
+        vs.verify_pending(&ctx, &v).is_empty(),
+        "the pair verifies together"
+    );
+    assert_eq!(vs.verified_power(&v), 2);
+    assert!(
+        vs.relayable_votes(&ctx).is_empty(),
+        "neither copy is relayed"
+    );
+    let failed = vs.take_failed_alone();
+    assert_eq!(
+        failed,
+        vec![shifted(real(0), &plus), shifted(real(1), &minus)]
+    );
+    assert!(vs.take_failed_alone().is_empty(), "each is reported once");
+    let r = vs.insert(&ctx, VerifyMode::Aggregate, 0, v, real(0), true);
+    assert!(matches!(r, Insert::Replaced), "{r:?}");
+    assert_eq!(vs.relayable_votes(&ctx), vec![real(0)]);
+    // Other bytes for validator 1: a valid point over other bytes.
+    let mut forged = real(1);
+    forged.signature = n.vote(1, VoteType::Precommit, 1, 1, v).signature;
+    let r = vs.insert(&ctx, VerifyMode::Aggregate, 1, v, forged, true);
+    assert!(matches!(r, Insert::BadSignature), "{r:?}");
+    let r = vs.insert(&ctx, VerifyMode::Aggregate, 1, v, real(1), true);
+    assert!(matches!(r, Insert::Replaced), "{r:?}");
+    assert_eq!(vs.verified_power(&v), 2, "replacing counts nothing twice");
+    let (signers, sum) = vs.verified_aggregate(&v).expect("verified");
+    assert_eq!(signers, vec![0, 1]);
+    let genuine: Vec<Signature> = (0..2)
+        .map(|i| Signature::from_bytes(&real(i).signature).expect("sig"))
+        .collect();
+    assert_eq!(
+        sum,
+        Signature::aggregate(&genuine.iter().collect::<Vec<_>>()).expect("sum")
+    );
+}
+
+/// Control: with the old rule (bytes an aggregate verified are trusted),
+/// the real vote is rejected as a forgery and the copies are relayed.
+#[cfg(feature = "test-faults")]
+#[test]
+fn trusting_aggregated_bytes_rejects_the_real_vote() {
+    use super::vote_set::{Insert, VoteContext, VoteSet};
+    let n = net(&[1, 1, 1, 1, 1]);
+    let v = Some([5u8; 32]);
+    let signed = super::signed_points::SignedPoints::default();
+    let ctx = VoteContext {
+        chain: &n.chain,
+        set: &n.set,
+        height: 1,
+        round: 0,
+        vote_type: VoteType::Precommit,
+        signed: &signed,
+        fault: TestFault::TrustAggregatedBytes,
+    };
+    let real = |i: usize| n.vote(i, VoteType::Precommit, 1, 0, v);
+    let (plus, minus) = crate::crypto::bls::cancelling_pair(b"noise");
+    let mut vs = VoteSet::default();
+    vs.insert(
+        &ctx,
+        VerifyMode::Aggregate,
+        0,
+        v,
+        shifted(real(0), &plus),
+        true,
+    );
+    vs.insert(
+        &ctx,
+        VerifyMode::Aggregate,
+        1,
+        v,
+        shifted(real(1), &minus),
+        true,
+    );
+    assert!(vs.verify_pending(&ctx, &v).is_empty());
+    assert_eq!(vs.relayable_votes(&ctx).len(), 2, "the copies are relayed");
+    let r = vs.insert(&ctx, VerifyMode::Aggregate, 0, v, real(0), true);
+    assert!(matches!(r, Insert::BadSignature), "{r:?}");
 }

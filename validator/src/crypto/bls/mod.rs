@@ -468,4 +468,31 @@ pub fn enable_verify_memo() {
 }
 
 #[cfg(test)]
+/// Test support: a point X and −X of G2 as two signatures, H(m) signed
+/// with the scalars 1 and r − 1 (r the group order), so no point
+/// arithmetic is needed. Added to two signatures they cancel in the sum.
+pub(crate) fn cancelling_pair(m: &[u8]) -> (Signature, Signature) {
+    let one = {
+        let mut b = [0u8; 32];
+        b[31] = 1;
+        b
+    };
+    let r_minus_one =
+        hex::decode("73eda753299d7d483339d80809a1d80553bda402fffe5bfeffffffff00000000")
+            .expect("hex");
+    let sign = |k: &[u8]| SecretKey::from_bytes(k).expect("scalar").sign(m);
+    (sign(&one), sign(&r_minus_one))
+}
+
+#[cfg(test)]
+/// Test support: the signature bytes `signature` shifted by `x` (their sum).
+pub(crate) fn shifted(signature: &[u8], x: &Signature) -> Vec<u8> {
+    let sig = Signature::from_bytes(signature).expect("a signature");
+    Signature::aggregate(&[&sig, x])
+        .expect("sum")
+        .to_bytes()
+        .to_vec()
+}
+
+#[cfg(test)]
 mod tests;

@@ -513,3 +513,4 @@ mod signing_alarm;
 mod state_sync_anchor;
 mod sync_batch;
 mod synced_heights;
+mod vote_charges;
