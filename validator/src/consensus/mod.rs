@@ -34,7 +34,8 @@
 //! signed before ([`signing_state`]).
 //!
 //! [`Consensus::regossip_messages`] returns the current height's verified
-//! votes and the proposals that can still matter; the host re-sends them
+//! votes whose bytes verify alone (`vote_set` docs) and the proposals that
+//! can still matter; the host re-sends them
 //! periodically (as Tendermint's reactor gossips from its vote sets), which
 //! is what makes messages lost before the network healed eventually arrive
 //! everywhere. [`Consensus::gossip_messages`] holds every proposal too, for
@@ -42,7 +43,8 @@
 //!
 //! Votes are checked lazily in aggregate by default ([`VerifyMode`]); votes
 //! found bad that way are dropped and show in the check counters of
-//! [`Stats`] rather than as `Output::Rejected`.
+//! [`Stats`] rather than as `Output::Rejected`; the host takes them with
+//! [`Consensus::take_failed_alone`] to charge whoever delivered them.
 //!
 //! [`TestFault`] names deliberately broken rules for the simulator's negative
 //! control; its only variant without the `test-faults` feature is `None`.

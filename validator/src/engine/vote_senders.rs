@@ -9,7 +9,12 @@
 //! after the vote was fed (`Consensus::holds_vote`), one per stored vote,
 //! and all are dropped when votes of a new height come; so at most as many
 //! entries as the core's vote sets hold votes, each its key's bytes
-//! (≈ 170 B of vote fields) plus the map's node overhead.
+//! (≈ 170 B of vote fields) plus the map's node overhead: about as much
+//! again as the stored votes themselves. (The current height's vote sets,
+//! and so this map, are not yet a term of `node/src/memory.rs`: they grow
+//! with the rounds a height takes, up to validators × 2 types × the values
+//! a voter may hold, `vote_set::MAX_UNKNOWN_VALUES_PER_VOTER` + known
+//! blocks, per round.)
 
 use crate::types::{Height, Round};
 use agora_proto::v1 as pb;

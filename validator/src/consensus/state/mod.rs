@@ -238,7 +238,8 @@ impl Consensus {
     /// What the host re-sends every tick, which is what lets every honest
     /// node eventually see the polkas others saw (including an
     /// equivocator's votes that reached only some nodes): every verified
-    /// vote, but of the proposals only those that can still matter: the
+    /// vote whose bytes verify alone (peers charge a relay for bytes that
+    /// do not), but of the proposals only those that can still matter: the
     /// current round's, and the latest one carrying the locked block and
     /// the valid block (a later round may re-propose them).
     ///
