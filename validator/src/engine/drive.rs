@@ -128,7 +128,7 @@ impl<P: Copy + Ord + std::fmt::Debug> Engine<P> {
                 duration_ms,
             }),
             Output::RequestProposal { height, round } => {
-                return Ok(self.our_block(height, round, now_ms, mempool));
+                return Ok(self.our_block(height, round, now_ms, mempool, out));
             }
             Output::ValidateBlock {
                 height,
@@ -163,6 +163,7 @@ impl<P: Copy + Ord + std::fmt::Debug> Engine<P> {
         round: Round,
         now_ms: u64,
         mempool: &dyn MempoolView,
+        out: &mut Vec<Action<P>>,
     ) -> Option<Input> {
         if self.certified_in_hand == Some(height) {
             // Block sync holds this height's certified block and applies it
@@ -173,7 +174,7 @@ impl<P: Copy + Ord + std::fmt::Debug> Engine<P> {
             self.proposal_held_back = Some((height, round));
             return None;
         }
-        let block = self.propose(round, now_ms, mempool);
+        let block = self.propose(round, now_ms, mempool, out);
         Some(Input::ProposalContent {
             height,
             round,
@@ -212,20 +213,30 @@ impl<P: Copy + Ord + std::fmt::Debug> Engine<P> {
     }
 
     /// Our block for `round`: the parent's certificate widened with late
-    /// precommits first (so the signers who were slower are paid too).
+    /// precommits first (so the signers who were slower are paid too); the
+    /// senders of late precommits that fail alone are charged.
     pub(super) fn propose(
         &mut self,
         round: Round,
         now_ms: u64,
         mempool: &dyn MempoolView,
+        out: &mut Vec<Action<P>>,
     ) -> pb::Block {
         if let Some(cert) = &self.tip.certificate
             && let Some(set) = self.ledger.validator_set(cert.height)
-            && let Some(wider) = self
-                .late
-                .widen(cert, set, &self.chain, self.core.signed_points())
         {
-            self.tip.certificate = Some(wider);
+            let widened = self
+                .late
+                .widen(cert, set, &self.chain, self.core.signed_points());
+            for (peer, who) in widened.bad {
+                out.push(Action::Penalize {
+                    peer,
+                    fault: PeerFault::Consensus(RejectReason::BadSignature(who)),
+                });
+            }
+            if let Some(wider) = widened.certificate {
+                self.tip.certificate = Some(wider);
+            }
         }
         let evidence = self.pool.for_block();
         block_rules::build_block(&self.context(), round, now_ms, mempool, evidence)

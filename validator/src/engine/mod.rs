@@ -121,7 +121,7 @@ pub struct Engine<P> {
     pool: EvidencePool,
     sync: SyncState<P>,
     tip: Tip,
-    late: LatePrecommits,
+    late: LatePrecommits<P>,
     /// Verified votes of the tip height, for equivocations that arrive late.
     past_votes: past_votes::PastVotes,
     /// Who sent each vote the core stores at this height, to charge a
@@ -534,7 +534,7 @@ impl<P: Copy + Ord + std::fmt::Debug> Engine<P> {
                 self.past_vote_evidence(peer, &v, ev, &mut out);
             }
             if let Some(set) = self.ledger.validator_set(v.height) {
-                self.late.offer(&v, set);
+                self.late.offer(&v, set, peer);
             }
             return Ok(out);
         }

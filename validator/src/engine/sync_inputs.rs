@@ -203,7 +203,7 @@ impl<P: Copy + Ord + std::fmt::Debug> Engine<P> {
         if height != self.height() || !self.started {
             return Ok(());
         }
-        let block = self.propose(round, now_ms, mempool);
+        let block = self.propose(round, now_ms, mempool, out);
         let input = Input::ProposalContent {
             height,
             round,
