@@ -39,20 +39,12 @@ fn votes_are_verified_once_per_quorum_and_bad_ones_are_dropped() {
 /// sum is the sum of the genuine signatures.
 #[test]
 fn undecodable_and_off_subgroup_votes_are_dropped_when_verified() {
-    use super::vote_set::{VoteContext, VoteSet};
+    use super::vote_set::VoteSet;
     use crate::crypto::bls::UncheckedSignature;
     let n = net(&[1, 1, 1, 1, 1]);
-    let v = Some([5u8; 32]);
+    let v = VALUE;
     let signed = super::signed_points::SignedPoints::default();
-    let ctx = VoteContext {
-        chain: &n.chain,
-        set: &n.set,
-        height: 1,
-        round: 0,
-        vote_type: VoteType::Precommit,
-        signed: &signed,
-        fault: TestFault::None,
-    };
+    let ctx = precommit_ctx(&n, &signed, TestFault::None);
     let quorum = |p| n.set.is_quorum(p);
     // A point on the curve outside G2.
     let mut off = [0u8; 96];
@@ -107,12 +99,47 @@ fn undecodable_and_off_subgroup_votes_are_dropped_when_verified() {
     );
 }
 
-/// `v` with its signature shifted by `x`.
-fn shifted(v: pb::Vote, x: &crate::crypto::Signature) -> pb::Vote {
-    pb::Vote {
-        signature: crate::crypto::bls::shifted(&v.signature, x),
-        ..v
+use crate::crypto::bls::shifted;
+
+const VALUE: Option<Hash> = Some([5u8; 32]);
+
+/// The context of the precommits of height 1, round 0.
+fn precommit_ctx<'a>(
+    n: &'a Net,
+    signed: &'a super::signed_points::SignedPoints,
+    fault: TestFault,
+) -> super::vote_set::VoteContext<'a> {
+    super::vote_set::VoteContext {
+        chain: &n.chain,
+        set: &n.set,
+        height: 1,
+        round: 0,
+        vote_type: VoteType::Precommit,
+        signed,
+        fault,
     }
+}
+
+/// A vote set holding validator 0's and 1's precommits for `VALUE`
+/// shifted by +X and −X, verified together in one aggregate; and X, −X.
+fn verified_cancelling_pair(
+    n: &Net,
+    ctx: &super::vote_set::VoteContext<'_>,
+) -> (super::vote_set::VoteSet, Signature, Signature) {
+    use super::vote_set::Insert;
+    let (plus, minus) = crate::crypto::bls::cancelling_pair(b"noise");
+    let mut vs = super::vote_set::VoteSet::default();
+    for (i, x) in [(0, &plus), (1, &minus)] {
+        let copy = shifted(n.vote(i, VoteType::Precommit, 1, 0, VALUE), x);
+        let r = vs.insert(ctx, VerifyMode::Aggregate, i, VALUE, copy, true);
+        assert!(matches!(r, Insert::Added), "{r:?}");
+    }
+    assert!(
+        vs.verify_pending(ctx, &VALUE).is_empty(),
+        "the pair verifies together"
+    );
+    assert_eq!(vs.verified_power(&VALUE), 2);
+    (vs, plus, minus)
 }
 
 /// Cancelling signatures: votes of validators 0 and 1 shifted by +X and −X
@@ -124,31 +151,13 @@ fn shifted(v: pb::Vote, x: &crate::crypto::Signature) -> pb::Vote {
 /// the genuine one.
 #[test]
 fn shifted_votes_verified_in_an_aggregate_never_stand_for_the_real_ones() {
-    use super::vote_set::{Insert, VoteContext, VoteSet};
+    use super::vote_set::Insert;
     let n = net(&[1, 1, 1, 1, 1]);
-    let v = Some([5u8; 32]);
+    let v = VALUE;
     let signed = super::signed_points::SignedPoints::default();
-    let ctx = VoteContext {
-        chain: &n.chain,
-        set: &n.set,
-        height: 1,
-        round: 0,
-        vote_type: VoteType::Precommit,
-        signed: &signed,
-        fault: TestFault::None,
-    };
+    let ctx = precommit_ctx(&n, &signed, TestFault::None);
     let real = |i: usize| n.vote(i, VoteType::Precommit, 1, 0, v);
-    let (plus, minus) = crate::crypto::bls::cancelling_pair(b"noise");
-    let mut vs = VoteSet::default();
-    for (i, x) in [(0, &plus), (1, &minus)] {
-        let r = vs.insert(&ctx, VerifyMode::Aggregate, i, v, shifted(real(i), x), true);
-        assert!(matches!(r, Insert::Added), "{r:?}");
-    }
-    assert!(
-        vs.verify_pending(&ctx, &v).is_empty(),
-        "the pair verifies together"
-    );
-    assert_eq!(vs.verified_power(&v), 2);
+    let (mut vs, plus, minus) = verified_cancelling_pair(&n, &ctx);
     assert!(
         vs.relayable_votes(&ctx).is_empty(),
         "neither copy is relayed"
@@ -186,40 +195,13 @@ fn shifted_votes_verified_in_an_aggregate_never_stand_for_the_real_ones() {
 #[cfg(feature = "test-faults")]
 #[test]
 fn trusting_aggregated_bytes_rejects_the_real_vote() {
-    use super::vote_set::{Insert, VoteContext, VoteSet};
+    use super::vote_set::Insert;
     let n = net(&[1, 1, 1, 1, 1]);
-    let v = Some([5u8; 32]);
     let signed = super::signed_points::SignedPoints::default();
-    let ctx = VoteContext {
-        chain: &n.chain,
-        set: &n.set,
-        height: 1,
-        round: 0,
-        vote_type: VoteType::Precommit,
-        signed: &signed,
-        fault: TestFault::TrustAggregatedBytes,
-    };
-    let real = |i: usize| n.vote(i, VoteType::Precommit, 1, 0, v);
-    let (plus, minus) = crate::crypto::bls::cancelling_pair(b"noise");
-    let mut vs = VoteSet::default();
-    vs.insert(
-        &ctx,
-        VerifyMode::Aggregate,
-        0,
-        v,
-        shifted(real(0), &plus),
-        true,
-    );
-    vs.insert(
-        &ctx,
-        VerifyMode::Aggregate,
-        1,
-        v,
-        shifted(real(1), &minus),
-        true,
-    );
-    assert!(vs.verify_pending(&ctx, &v).is_empty());
+    let ctx = precommit_ctx(&n, &signed, TestFault::TrustAggregatedBytes);
+    let (mut vs, _, _) = verified_cancelling_pair(&n, &ctx);
     assert_eq!(vs.relayable_votes(&ctx).len(), 2, "the copies are relayed");
-    let r = vs.insert(&ctx, VerifyMode::Aggregate, 0, v, real(0), true);
+    let real = n.vote(0, VoteType::Precommit, 1, 0, VALUE);
+    let r = vs.insert(&ctx, VerifyMode::Aggregate, 0, VALUE, real, true);
     assert!(matches!(r, Insert::BadSignature), "{r:?}");
 }

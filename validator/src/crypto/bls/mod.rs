@@ -485,13 +485,14 @@ pub(crate) fn cancelling_pair(m: &[u8]) -> (Signature, Signature) {
 }
 
 #[cfg(test)]
-/// Test support: the signature bytes `signature` shifted by `x` (their sum).
-pub(crate) fn shifted(signature: &[u8], x: &Signature) -> Vec<u8> {
-    let sig = Signature::from_bytes(signature).expect("a signature");
-    Signature::aggregate(&[&sig, x])
-        .expect("sum")
-        .to_bytes()
-        .to_vec()
+/// Test support: `vote` with its signature shifted by `x` (their sum).
+pub(crate) fn shifted(vote: agora_proto::v1::Vote, x: &Signature) -> agora_proto::v1::Vote {
+    let sig = Signature::from_bytes(&vote.signature).expect("a signature");
+    let sum = Signature::aggregate(&[&sig, x]).expect("sum");
+    agora_proto::v1::Vote {
+        signature: sum.to_bytes().to_vec(),
+        ..vote
+    }
 }
 
 #[cfg(test)]

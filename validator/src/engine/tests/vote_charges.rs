@@ -30,13 +30,7 @@ fn feed(e: &mut Engine<usize>, votes: Vec<(usize, pb::Vote)>) -> Vec<(usize, Pee
     charged
 }
 
-/// `v` with its signature shifted by `x`.
-fn shifted(v: pb::Vote, x: &crate::crypto::Signature) -> pb::Vote {
-    pb::Vote {
-        signature: crate::crypto::bls::shifted(&v.signature, x),
-        ..v
-    }
-}
+use crate::crypto::bls::shifted;
 
 /// A forged prevote is stored unchecked; the aggregate that would prove
 /// more than a third fails, the forgery fails alone and is dropped, and the peer
