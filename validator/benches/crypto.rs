@@ -3,7 +3,9 @@
 //! single and batch) beside the BLS ones they replaced.
 
 use agora_validator::certificate::CommitCertificate;
-use agora_validator::crypto::bls::{HashedMessage, WeightedItem, verify_weighted};
+use agora_validator::crypto::bls::{
+    HashedMessage, UncheckedSignature, WeightedItem, verify_each_of_one_message, verify_weighted,
+};
 use agora_validator::crypto::ed25519::{AccountBatchItem, verify_batch};
 use agora_validator::crypto::sha3_batch::sha3_256_batch;
 use agora_validator::crypto::{
@@ -72,6 +74,48 @@ fn bls(c: &mut Criterion) {
         b.iter(|| Signature::aggregate(black_box(&refs)).is_ok())
     });
     proposal_check(c);
+    quorum_from_bytes(c);
+}
+
+/// What verifying a quorum of votes costs from their bytes: the plain sum
+/// (decompress, sum, one subgroup check, FastAggregateVerify; the rule
+/// before session 40) against the weighted check that vouches for each
+/// vote (decode with each subgroup check, two multi-scalar sums, one
+/// pairing check; `consensus::vote_set` docs).
+fn quorum_from_bytes(c: &mut Criterion) {
+    let msg = b"agora bench vote";
+    let mut g = c.benchmark_group("bls/quorum_from_bytes");
+    for n in [3usize, 11, 67] {
+        let sks = keys(n);
+        let pks: Vec<PublicKey> = sks.iter().map(|s| s.public_key()).collect();
+        let pk_refs: Vec<&PublicKey> = pks.iter().collect();
+        let bytes: Vec<[u8; 96]> = sks.iter().map(|s| s.sign(msg).to_bytes()).collect();
+        let weights: Vec<u64> = (0..n as u64)
+            .map(|i| sha3_256(&i.to_le_bytes())[0] as u64 * 0x0101_0101_0101 + 1)
+            .collect();
+        g.bench_with_input(BenchmarkId::new("plain_sum", n), &n, |b, _| {
+            b.iter(|| {
+                let sigs: Vec<UncheckedSignature> = bytes
+                    .iter()
+                    .map(|s| UncheckedSignature::from_bytes(s).expect("decodes"))
+                    .collect();
+                let refs: Vec<&UncheckedSignature> = sigs.iter().collect();
+                let sum = UncheckedSignature::aggregate_checked(&refs).expect("in G2");
+                sum.fast_aggregate_verify(msg, &pk_refs).is_ok()
+            })
+        });
+        g.bench_with_input(BenchmarkId::new("weighted", n), &n, |b, _| {
+            b.iter(|| {
+                let sigs: Vec<Signature> = bytes
+                    .iter()
+                    .map(|s| Signature::from_bytes(s).expect("decodes"))
+                    .collect();
+                let refs: Vec<&Signature> = sigs.iter().collect();
+                verify_each_of_one_message(msg, None, &pk_refs, &refs, &weights).is_ok()
+            })
+        });
+    }
+    g.finish();
 }
 
 /// The shape of a validator's proposal check: the proposer's signature

@@ -34,15 +34,15 @@
 //! signed before ([`signing_state`]).
 //!
 //! [`Consensus::regossip_messages`] returns the current height's verified
-//! votes whose bytes verify alone (`vote_set` docs) and the proposals that
-//! can still matter; the host re-sends them
+//! votes (each its signer's own signature: `vote_set` docs) and the
+//! proposals that can still matter; the host re-sends them
 //! periodically (as Tendermint's reactor gossips from its vote sets), which
 //! is what makes messages lost before the network healed eventually arrive
 //! everywhere. [`Consensus::gossip_messages`] holds every proposal too, for
 //! a validator that connects.
 //!
-//! Votes are checked lazily in aggregate by default ([`VerifyMode`]); votes
-//! found bad that way are dropped and show in the check counters of
+//! Votes are checked lazily, a quorum at once with random weights, by
+//! default ([`VerifyMode`]); votes found bad that way are dropped and show in the check counters of
 //! [`Stats`] rather than as `Output::Rejected`; the host takes them with
 //! [`Consensus::take_failed_alone`] to charge whoever delivered them.
 //!

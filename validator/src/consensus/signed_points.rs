@@ -79,6 +79,19 @@ pub fn fast_aggregate_verify(
     }
 }
 
+/// The weighted check of many signatures over `msg`
+/// ([`bls::verify_each_of_one_message`]), from the kept point when there is
+/// one.
+pub fn verify_each(
+    points: &SignedPoints,
+    msg: &[u8],
+    keys: &[&bls::PublicKey],
+    sigs: &[&Signature],
+    weights: &[u64],
+) -> Result<(), bls::BlsError> {
+    bls::verify_each_of_one_message(msg, points.get(msg), keys, sigs, weights)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,38 +1,37 @@
 //! Weighted vote tallies for one height, per (round, type, value), with lazy
-//! aggregate verification.
+//! verification of a quorum at once.
 //!
 //! An incoming vote is stored with its signature *bytes*; nothing about the
 //! signature is computed on arrival. Votes for the same (round, type, value)
 //! sign the same bytes, so when the pending votes of a value could complete
-//! a threshold the protocol asks about, their signatures are decompressed,
-//! summed, the *sum* subgroup-checked once, and checked with one
-//! FastAggregateVerify ([`UncheckedSignature`] explains why checking the sum
-//! is sound there). Only if that fails are they checked one by one (each
-//! with its own subgroup check), and the bad ones dropped. Votes that arrive
-//! after their threshold was verified are never decoded at all. Thresholds
-//! are only ever answered from *verified* power. The sum of the verified
+//! a threshold the protocol asks about, their signatures are decoded (each
+//! subgroup-checked) and checked together with random weights
+//! ([`crate::crypto::bls::verify_each_of_one_message`]): one pairing check, as
+//! FastAggregateVerify, plus a multi-scalar sum. Only if that fails are they
+//! checked one by one, and the bad ones dropped. Votes that arrive after
+//! their threshold was verified are never decoded at all. Thresholds are
+//! only ever answered from *verified* power. The plain sum of the verified
 //! signatures of each value is kept, so a decision's certificate costs no
 //! re-aggregation. [`VerifyMode::PerVote`] checks each vote on arrival
 //! instead (the baseline the benchmark compares against).
 //!
-//! **What an aggregate does not prove.** A verified aggregate proves that
-//! each of its signers signed the message (proofs of possession rule out
-//! rogue keys), so counting its votes is sound. It does not prove that each
-//! vote's *bytes* are that signer's signature: a Byzantine validator can
-//! send its own vote shifted by +X with a copy of an honest validator's
-//! vote shifted by −X, and only their sum verifies. Such bytes must never
-//! be taken for the honest validator's: they are not relayed, not used as
-//! evidence and do not shadow the real vote when it comes. So whatever
-//! depends on one vote's bytes first checks that vote alone ([`Alone`]):
-//! the vote replacing a conflicting stored one, the votes relayed to peers
-//! ([`VoteSet::relayable_votes`]) and the halves of evidence. A stored
-//! vote whose bytes fail alone is handed to the host
-//! ([`VoteSet::take_failed_alone`]) to charge whoever delivered it: an
-//! honest node relays only votes it checked alone.
+//! **Verified means valid alone.** The check is weighted, not the plain sum
+//! FastAggregateVerify, because a plain sum proves that each signer signed
+//! but not that each vote's *bytes* are its signer's signature: a Byzantine
+//! validator can send its own vote shifted by +X with a copy of an honest
+//! validator's vote shifted by −X, and only their sum verifies. Counted,
+//! such bytes would be relayed (and charged by every peer that checks them
+//! alone), used as evidence, or shadow the real vote when it comes; held
+//! uncounted-but-unrelayable, they let this node lock on a polka no other
+//! node can be shown (seed 9,026,407 of the simulator). With weights, every
+//! verified vote is its signer's signature, so every verified vote may be
+//! relayed and used as evidence. A vote dropped as bad is handed to the
+//! host ([`VoteSet::take_failed_alone`]) to charge whoever delivered it.
 
 use super::TestFault;
 use super::signed_points::{self, SignedPoints};
 use crate::crypto::bls::UncheckedSignature;
+use crate::crypto::hash::sha3_256_parts;
 use crate::crypto::{Hash, PublicKey, Signature};
 use crate::signing::vote_bytes;
 use crate::types::{ChainId, Height, Power, Round, VoteType};
@@ -60,26 +59,13 @@ pub struct StoredVote {
     pub value: Value,
     /// The voter's power.
     pub power: Power,
-    /// Whether the pairing check has passed (alone or in an aggregate).
+    /// Whether its signature has been checked (alone, or in a weighted check
+    /// that vouches for each signature alone): counted, relayable, usable
+    /// as evidence.
     pub verified: bool,
-    /// What checking this vote's own signature alone found, if it was.
-    pub alone: Alone,
     /// The vote as received (kept for evidence; its signature bytes are
     /// decoded only when the vote is verified).
     pub vote: pb::Vote,
-}
-
-/// What checking one vote's signature alone (its own subgroup and pairing
-/// checks, not only inside an aggregate) found.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Alone {
-    /// Not checked alone: pending, or verified only inside an aggregate.
-    Unchecked,
-    /// The bytes are the validator's signature.
-    Good,
-    /// The bytes fail alone, although an aggregate holding them verified:
-    /// the vote stays counted, but its bytes are never used.
-    Bad,
 }
 
 /// Result of inserting a vote.
@@ -89,9 +75,6 @@ pub enum Insert {
     Added,
     /// The same vote was already stored; ignored.
     Duplicate,
-    /// Bytes of a stored vote that an aggregate verified but that fail
-    /// alone were replaced by these, which verify alone (already counted).
-    Replaced,
     /// The vote's own signature does not verify (checked eagerly here).
     BadSignature,
     /// The validator already voted differently in this round and type, and
@@ -115,11 +98,11 @@ pub struct VoteSet {
     votes: BTreeMap<(usize, Value), StoredVote>,
     verified_power: BTreeMap<Value, Power>,
     pending_power: BTreeMap<Value, Power>,
-    /// Per value, the sum of the verified votes' signatures (a sum of
-    /// checked signatures and of checked aggregates, so itself in G2).
+    /// Per value, the plain sum of the verified votes' signatures (a sum of
+    /// checked signatures, so itself in G2): a certificate's aggregate.
     verified_sums: BTreeMap<Value, Signature>,
-    /// Stored votes whose bytes failed alone since the host last took
-    /// them (bounded by the stored votes: each fails alone at most once).
+    /// Votes dropped as bad since the host last took them (bounded by the
+    /// votes stored: each is dropped at most once).
     failed_alone: Vec<pb::Vote>,
     aggregate_checks: u64,
     single_checks: u64,
@@ -141,6 +124,10 @@ pub struct VoteContext<'a> {
     /// What this validator signed recently, hashed: a vote message found
     /// there is not hashed again ([`super::signed_points`]).
     pub signed: &'a SignedPoints,
+    /// This node's secret salt for the weights of quorum checks (None for
+    /// an observer without a key: its weights are then a public hash of
+    /// the signatures; see [`quorum_weights`]).
+    pub salt: Option<&'a Hash>,
     /// The core's test fault (`TestFault::None` in production).
     pub fault: TestFault,
 }
@@ -161,11 +148,65 @@ impl VoteContext<'_> {
     /// (subgroup check) and the pairing check. The checked signature if good.
     fn verify_one(&self, idx: usize, value: &Value, signature: &[u8]) -> Option<Signature> {
         let sig = Signature::from_bytes(signature).ok()?;
-        let key = &self.set.validators()[idx].public_key;
-        signed_points::verify(self.signed, key, &self.msg(value), &sig)
-            .ok()
-            .map(|()| sig)
+        self.verify_decoded(idx, &self.msg(value), &sig)
+            .then_some(sig)
     }
+
+    /// The pairing check of one decoded (subgroup-checked) signature.
+    fn verify_decoded(&self, idx: usize, msg: &[u8], sig: &Signature) -> bool {
+        let key = &self.set.validators()[idx].public_key;
+        signed_points::verify(self.signed, key, msg, sig).is_ok()
+    }
+}
+
+/// Domain prefix of the weights of a quorum check.
+const QUORUM_WEIGHT_PREFIX: &[u8] = b"agora/vote-quorum-weights/v1";
+
+/// The weights of a weighted quorum check
+/// ([`crate::crypto::bls::verify_each_of_one_message`]) of the signatures `sigs` by the
+/// validators `signers` over `msg`: SHA3-256 over the salt, the message and
+/// every (signer, signature), then 8 bytes per weight from SHA3-256 of that
+/// digest and a counter, never zero.
+///
+/// With a salt (a one-way hash of this validator's secret key, never sent)
+/// the weights are unknown to whoever chose the signatures: a false pass
+/// has probability 2⁻⁶⁴ per try, and each failed try has the bad votes
+/// dropped and their senders charged. Without one (an observer) the weights
+/// are a public hash of the signatures (Fiat–Shamir): the sender must then
+/// grind about 2⁶⁴ hashes per false pass, for a batch whose composition it
+/// must also predict. Deterministic either way, so the simulator replays it.
+fn quorum_weights(
+    salt: Option<&Hash>,
+    msg: &[u8],
+    signers: &[usize],
+    sigs: &[&Signature],
+) -> Vec<u64> {
+    debug_assert_eq!(signers.len(), sigs.len());
+    let indices: Vec<[u8; 8]> = signers.iter().map(|i| (*i as u64).to_le_bytes()).collect();
+    let encoded: Vec<[u8; 96]> = sigs.iter().map(|s| s.to_bytes()).collect();
+    let len = (msg.len() as u64).to_le_bytes();
+    let salted = [u8::from(salt.is_some())];
+    let mut input: Vec<&[u8]> = vec![QUORUM_WEIGHT_PREFIX, &salted];
+    if let Some(salt) = salt {
+        input.push(salt);
+    }
+    // The message's length first: every other part has a fixed length.
+    input.extend([&len[..], msg]);
+    for (i, sig) in indices.iter().zip(&encoded) {
+        input.extend([&i[..], &sig[..]]);
+    }
+    let digest = sha3_256_parts(&input);
+    let mut weights = Vec::with_capacity(sigs.len());
+    for block in 0..sigs.len().div_ceil(4) as u64 {
+        let h = sha3_256_parts(&[&digest, &block.to_le_bytes()]);
+        for chunk in h.chunks_exact(8) {
+            if weights.len() < sigs.len() {
+                let w = u64::from_le_bytes(chunk.try_into().expect("8 bytes"));
+                weights.push(w.max(1));
+            }
+        }
+    }
+    weights
 }
 
 #[cfg(feature = "test-faults")]
@@ -189,34 +230,18 @@ impl VoteSet {
             .is_some_and(|v| v.vote.signature == signature)
     }
 
-    /// Checks a stored vote's signature alone, at most once: a pending one
-    /// is then verified or dropped, a verified one marked good or bad (it
-    /// stays counted). Whether its bytes verify alone; None if not stored.
-    fn check_alone(&mut self, ctx: &VoteContext<'_>, key: (usize, Value)) -> Option<bool> {
+    /// Whether a stored vote's signature is good: a verified one is; a
+    /// pending one is checked alone now and verified or dropped. None if
+    /// not stored.
+    fn check_stored(&mut self, ctx: &VoteContext<'_>, key: (usize, Value)) -> Option<bool> {
         let v = self.votes.get(&key)?;
-        match v.alone {
-            Alone::Good => return Some(true),
-            Alone::Bad => return Some(false),
-            Alone::Unchecked if v.verified && trusts_aggregated_bytes(ctx.fault) => {
-                if let Some(v) = self.votes.get_mut(&key) {
-                    v.alone = Alone::Good;
-                }
-                return Some(true);
-            }
-            Alone::Unchecked => {}
+        if v.verified {
+            return Some(true);
         }
-        let verified = v.verified;
         let checked = ctx.verify_one(key.0, &key.1, &v.vote.signature);
         self.single_checks += 1;
         let ok = checked.is_some();
-        if !verified {
-            self.settle(key, checked);
-        } else if let Some(v) = self.votes.get_mut(&key) {
-            v.alone = if ok { Alone::Good } else { Alone::Bad };
-            if !ok {
-                self.failed_alone.push(v.vote.clone());
-            }
-        }
+        self.settle(key, checked);
         Some(ok)
     }
 
@@ -239,18 +264,13 @@ impl VoteSet {
                 return Insert::Duplicate;
             }
             // Same value, other bytes: BLS signing is deterministic, so at
-            // most one of them is the validator's signature. Which one is
-            // decided alone, never by an aggregate, so that neither a forged
-            // first vote nor a shifted copy verified inside an aggregate
-            // can hide the real one (module docs).
-            if self.check_alone(ctx, (idx, value)) == Some(true) {
+            // most one of them is the validator's signature. If the stored
+            // one is (verified, or checked alone now), these are not.
+            if self.check_stored(ctx, (idx, value)) == Some(true) {
                 return Insert::BadSignature;
             }
-            // Still stored: an aggregate verified it. Else it was pending
-            // and is dropped, and this vote is inserted as any other.
-            if self.votes.contains_key(&(idx, value)) {
-                return self.replace_bytes(ctx, (idx, value), vote);
-            }
+            // The stored one was bad and is dropped: this vote is inserted
+            // as any other.
         }
         let others: Vec<(usize, Value)> =
             self.votes.range(slot_range(idx)).map(|(k, _)| *k).collect();
@@ -275,11 +295,11 @@ impl VoteSet {
         let Some(sig) = ctx.verify_one(idx, &value, &vote.signature) else {
             return Insert::BadSignature;
         };
-        // Evidence needs both halves valid alone: the stored side is
-        // checked alone too (a pending one that fails is dropped).
+        // Evidence needs both halves valid alone: a pending stored side is
+        // checked now (and dropped if it fails).
         let mut first = None;
         for k in &others {
-            if self.check_alone(ctx, *k) == Some(true) && first.is_none() {
+            if self.check_stored(ctx, *k) == Some(true) && first.is_none() {
                 first = Some(*k);
             }
         }
@@ -291,29 +311,6 @@ impl VoteSet {
             Some(first) => Insert::Equivocation(Box::new(self.votes[&first].vote.clone())),
             None => Insert::Added,
         }
-    }
-
-    /// `vote` for a stored vote whose bytes an aggregate verified but which
-    /// fail alone: it replaces those bytes if it verifies alone. The vote
-    /// stays counted, and the value's sum stays that of the aggregate that
-    /// verified (the same signers), whichever bytes are kept.
-    fn replace_bytes(
-        &mut self,
-        ctx: &VoteContext<'_>,
-        key: (usize, Value),
-        vote: pb::Vote,
-    ) -> Insert {
-        self.single_checks += 1;
-        if ctx.verify_one(key.0, &key.1, &vote.signature).is_none() {
-            return Insert::BadSignature;
-        }
-        let Some(stored) = self.votes.get_mut(&key) else {
-            unreachable!("replace_bytes is called for a stored vote");
-        };
-        debug_assert!(stored.verified && stored.alone == Alone::Bad);
-        stored.vote = vote;
-        stored.alone = Alone::Good;
-        Insert::Replaced
     }
 
     /// Inserts this validator's own vote, which needs no check.
@@ -337,7 +334,7 @@ impl VoteSet {
         );
     }
 
-    /// Stores a vote: verified alone if `checked` is its checked signature,
+    /// Stores a vote: verified if `checked` is its checked signature,
     /// pending otherwise.
     fn add(
         &mut self,
@@ -355,7 +352,7 @@ impl VoteSet {
         };
         *bucket.entry(value).or_default() += power;
         if let Some(sig) = checked {
-            self.add_to_sum(value, sig);
+            self.add_to_sum(value, &[&sig]);
         }
         self.votes.insert(
             (idx, value),
@@ -363,29 +360,27 @@ impl VoteSet {
                 value,
                 power,
                 verified,
-                alone: if verified {
-                    Alone::Good
-                } else {
-                    Alone::Unchecked
-                },
                 vote,
             },
         );
     }
 
-    fn add_to_sum(&mut self, value: Value, sig: Signature) {
-        let sum = match self.verified_sums.get(&value) {
-            Some(old) => Signature::aggregate(&[old, &sig]).unwrap_or(sig),
-            None => sig,
-        };
-        self.verified_sums.insert(value, sum);
+    /// Adds checked signatures of votes for `value` to its kept sum.
+    fn add_to_sum(&mut self, value: Value, sigs: &[&Signature]) {
+        let mut parts: Vec<&Signature> = sigs.to_vec();
+        if let Some(old) = self.verified_sums.get(&value) {
+            parts.push(old);
+        }
+        // Checked signatures sum without error (Err only for no input).
+        if let Ok(sum) = Signature::aggregate(&parts) {
+            self.verified_sums.insert(value, sum);
+        }
     }
 
     /// Marks a pending vote as verified (`ok`), or drops it (handing it to
     /// the host, to charge who delivered it). The caller adds verified
-    /// signatures to the value's sum; `alone` says whether the vote was
-    /// checked alone.
-    fn settle_only(&mut self, key: (usize, Value), ok: bool, alone: bool) {
+    /// signatures to the value's sum.
+    fn settle_only(&mut self, key: (usize, Value), ok: bool) {
         let Some(v) = self.votes.get_mut(&key) else {
             return;
         };
@@ -398,9 +393,6 @@ impl VoteSet {
         }
         if ok {
             v.verified = true;
-            if alone {
-                v.alone = Alone::Good;
-            }
             *self.verified_power.entry(value).or_default() += power;
         } else if let Some(dropped) = self.votes.remove(&key) {
             self.failed_alone.push(dropped.vote);
@@ -410,15 +402,15 @@ impl VoteSet {
     /// Settles one vote checked alone (`checked` is its signature if good).
     fn settle(&mut self, key: (usize, Value), checked: Option<Signature>) {
         let pending = self.votes.get(&key).is_some_and(|v| !v.verified);
-        self.settle_only(key, checked.is_some(), true);
+        self.settle_only(key, checked.is_some());
         if pending && let Some(sig) = checked {
-            self.add_to_sum(key.1, sig);
+            self.add_to_sum(key.1, &[&sig]);
         }
     }
 
-    /// Verifies every pending vote for `value`: one FastAggregateVerify over
-    /// all of them, and per-vote checks only if that fails. Returns the indices
-    /// of the validators whose votes were dropped as bad.
+    /// Verifies every pending vote for `value`: one weighted check over all
+    /// of them (module docs), and per-vote checks only if that fails.
+    /// Returns the indices of the validators whose votes were dropped as bad.
     pub fn verify_pending(&mut self, ctx: &VoteContext<'_>, value: &Value) -> Vec<usize> {
         let pending: Vec<usize> = self
             .votes
@@ -429,51 +421,101 @@ impl VoteSet {
         if pending.is_empty() {
             return Vec::new();
         }
-        let mut bad = Vec::new();
         if pending.len() == 1 {
-            if self.check_alone(ctx, (pending[0], *value)) == Some(false) {
-                bad.push(pending[0]);
-            }
-            return bad;
+            let bad = self.check_stored(ctx, (pending[0], *value)) == Some(false);
+            return if bad { pending } else { Vec::new() };
         }
-        // Decompress (no subgroup check); what does not decode is bad.
-        let mut decoded: Vec<(usize, UncheckedSignature)> = Vec::with_capacity(pending.len());
+        if trusts_aggregated_bytes(ctx.fault) {
+            return self.verify_plain_sum(ctx, value, &pending);
+        }
+        // Decode, each with its subgroup check; what fails is bad.
+        let mut bad = Vec::new();
+        let mut signers = Vec::with_capacity(pending.len());
+        let mut sigs = Vec::with_capacity(pending.len());
         for i in pending {
-            match UncheckedSignature::from_bytes(&self.votes[&(i, *value)].vote.signature) {
-                Ok(s) => decoded.push((i, s)),
+            match Signature::from_bytes(&self.votes[&(i, *value)].vote.signature) {
+                Ok(s) => {
+                    signers.push(i);
+                    sigs.push(s);
+                }
                 Err(_) => {
-                    self.settle_only((i, *value), false, false);
+                    self.settle_only((i, *value), false);
                     bad.push(i);
                 }
             }
         }
-        if decoded.is_empty() {
+        if sigs.is_empty() {
             return bad;
         }
         let msg = ctx.msg(value);
-        self.aggregate_checks += 1;
+        let sig_refs: Vec<&Signature> = sigs.iter().collect();
+        let keys: Vec<&PublicKey> = signers
+            .iter()
+            .map(|i| &ctx.set.validators()[*i].public_key)
+            .collect();
+        let weights = quorum_weights(ctx.salt, &msg, &signers, &sig_refs);
+        let all_good = if sigs.len() == 1 {
+            self.single_checks += 1;
+            ctx.verify_decoded(signers[0], &msg, &sigs[0])
+        } else {
+            self.aggregate_checks += 1;
+            signed_points::verify_each(ctx.signed, &msg, &keys, &sig_refs, &weights).is_ok()
+        };
+        if all_good {
+            for i in &signers {
+                self.settle_only((*i, *value), true);
+            }
+            self.add_to_sum(*value, &sig_refs);
+            return bad;
+        }
+        for (i, sig) in signers.into_iter().zip(sigs) {
+            self.single_checks += 1;
+            let ok = ctx.verify_decoded(i, &msg, &sig);
+            self.settle((i, *value), ok.then_some(sig));
+            if !ok {
+                bad.push(i);
+            }
+        }
+        bad
+    }
+
+    /// The rule before weighted checks, kept as a test fault
+    /// (`TestFault::TrustAggregatedBytes`): the pending votes' plain sum,
+    /// one FastAggregateVerify, and each vote in a passing sum taken as
+    /// verified: cancelling errors then pass (module docs).
+    fn verify_plain_sum(
+        &mut self,
+        ctx: &VoteContext<'_>,
+        value: &Value,
+        pending: &[usize],
+    ) -> Vec<usize> {
+        let decoded: Vec<(usize, UncheckedSignature)> = pending
+            .iter()
+            .filter_map(|i| {
+                let bytes = &self.votes[&(*i, *value)].vote.signature;
+                UncheckedSignature::from_bytes(bytes).ok().map(|s| (*i, s))
+            })
+            .collect();
         let sigs: Vec<&UncheckedSignature> = decoded.iter().map(|(_, s)| s).collect();
         let keys: Vec<&PublicKey> = decoded
             .iter()
             .map(|(i, _)| &ctx.set.validators()[*i].public_key)
             .collect();
-        // One subgroup check of the sum, then one FastAggregateVerify.
-        let aggregate = UncheckedSignature::aggregate_checked(&sigs).and_then(|agg| {
+        let msg = ctx.msg(value);
+        self.aggregate_checks += 1;
+        let sum = UncheckedSignature::aggregate_checked(&sigs).and_then(|agg| {
             signed_points::fast_aggregate_verify(ctx.signed, &agg, &msg, &keys).map(|()| agg)
         });
-        match aggregate {
-            Ok(agg) => {
-                for (i, _) in &decoded {
-                    self.settle_only((*i, *value), true, false);
-                }
-                self.add_to_sum(*value, agg);
+        if let Ok(sum) = sum {
+            for (i, _) in &decoded {
+                self.settle_only((*i, *value), true);
             }
-            Err(_) => {
-                for (i, _) in decoded {
-                    if self.check_alone(ctx, (i, *value)) == Some(false) {
-                        bad.push(i);
-                    }
-                }
+            self.add_to_sum(*value, &[&sum]);
+        }
+        let mut bad = Vec::new();
+        for i in pending {
+            if self.check_stored(ctx, (*i, *value)) == Some(false) {
+                bad.push(*i);
             }
         }
         bad
@@ -574,28 +616,8 @@ impl VoteSet {
         self.votes.values().filter(|v| v.verified).map(|v| &v.vote)
     }
 
-    /// The verified votes whose bytes verify alone, checking alone (once)
-    /// those verified only inside an aggregate: what may be relayed to
-    /// peers, who charge us for a vote that fails alone. In canonical order.
-    pub fn relayable_votes(&mut self, ctx: &VoteContext<'_>) -> Vec<pb::Vote> {
-        let unchecked: Vec<(usize, Value)> = self
-            .votes
-            .iter()
-            .filter(|(_, v)| v.verified && v.alone == Alone::Unchecked)
-            .map(|(k, _)| *k)
-            .collect();
-        for k in unchecked {
-            self.check_alone(ctx, k);
-        }
-        self.votes
-            .values()
-            .filter(|v| v.verified && v.alone == Alone::Good)
-            .map(|v| v.vote.clone())
-            .collect()
-    }
-
-    /// The stored votes whose bytes failed alone since the last call, for
-    /// the host to charge whoever delivered them.
+    /// The stored votes dropped as bad since the last call (each failed
+    /// alone), for the host to charge whoever delivered them.
     pub fn take_failed_alone(&mut self) -> Vec<pb::Vote> {
         std::mem::take(&mut self.failed_alone)
     }

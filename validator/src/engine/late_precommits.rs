@@ -17,7 +17,7 @@
 //! whole widening. So when the widened certificate fails, each collected
 //! signature is checked alone: the bad ones are dropped, their validators
 //! may be collected again, their senders are charged (an honest node sends
-//! only its own votes and votes it checked alone), and the good ones still
+//! only its own votes and votes it verified, each its signer's own), and the good ones still
 //! widen the certificate. The extra checks cost the forger's victims
 //! nothing and happen only when a forgery was offered.
 

@@ -73,8 +73,6 @@ impl<P: Copy + Ord + std::fmt::Debug> Engine<P> {
             return Vec::new();
         }
         let (proposals, votes) = self.core.gossip_messages();
-        let mut charges = Vec::new();
-        self.charge_failed_alone(&mut charges);
         let proposals = proposals.into_iter().map(|p| Action::SendProposal {
             peer,
             proposal: Box::new(p),
@@ -82,8 +80,7 @@ impl<P: Copy + Ord + std::fmt::Debug> Engine<P> {
         let votes = votes
             .into_iter()
             .map(|vote| Action::SendVote { peer, vote });
-        charges.extend(proposals.chain(votes));
-        charges
+        proposals.chain(votes).collect()
     }
 
     /// A peer disconnected.
@@ -104,7 +101,6 @@ impl<P: Copy + Ord + std::fmt::Debug> Engine<P> {
         };
         let mut out = self.poll_sync(now_ms, slack);
         let (proposals, votes) = self.core.regossip_messages();
-        self.charge_failed_alone(&mut out);
         out.extend(
             proposals
                 .into_iter()

@@ -1,9 +1,9 @@
 //! Who delivered each vote the core stores at the current height, so that
-//! one whose bytes fail a check alone later (after an aggregate holding it
+//! one found bad later (checked alone after a quorum check holding it
 //! failed, or when it had to stand alone; `consensus::vote_set` docs) is
 //! charged to the peer that sent it, as a vote rejected on arrival is.
 //! Sound because an honest node sends only its own votes and votes it
-//! checked alone.
+//! verified, each of which is its signer's signature.
 //!
 //! Bound: an entry is kept only while the core stores those very bytes
 //! after the vote was fed (`Consensus::holds_vote`), one per stored vote,

@@ -54,9 +54,10 @@ pub enum TestFault {
     /// `timeout_commit` pause ends (`engine::early_start`).
     #[cfg(feature = "test-faults")]
     NoEarlyStart,
-    /// A vote an aggregate verified is taken as checked alone (the old
-    /// rule): its bytes are relayed, and they win a conflict with other
-    /// bytes for the same vote (`vote_set` docs).
+    /// A value's pending votes are verified by their plain sum (one
+    /// FastAggregateVerify, the old rule) and each is then taken as its
+    /// signer's signature: cancelling errors count, are relayed, and win a
+    /// conflict with the real vote's bytes (`vote_set` docs).
     #[cfg(feature = "test-faults")]
     TrustAggregatedBytes,
 }

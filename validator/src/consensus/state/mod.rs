@@ -23,7 +23,7 @@ use super::buffer::{Buffered, FutureBuffer};
 use super::evidence::EvidenceLog;
 use super::signed_points::SignedPoints;
 use super::signing_state::SigningState;
-use super::vote_set::{Value, VoteContext, VoteSet};
+use super::vote_set::{Value, VoteSet};
 use crate::crypto::{Hash, SecretKey, ZERO_HASH, hash::hash_from_slice, sha3_256_parts};
 use crate::types::{Address, ChainId, Height, Round, VoteType};
 use agora_proto::v1 as pb;
@@ -231,15 +231,15 @@ impl Consensus {
     /// order: what a validator that (re)connects is sent at once
     /// (`Engine::on_peer_connected`), so it meets everything the height
     /// holds, its twin's messages included.
-    pub fn gossip_messages(&mut self) -> (Vec<pb::Proposal>, Vec<pb::Vote>) {
+    pub fn gossip_messages(&self) -> (Vec<pb::Proposal>, Vec<pb::Vote>) {
         self.proposals_and_votes(|_| true)
     }
 
     /// What the host re-sends every tick, which is what lets every honest
     /// node eventually see the polkas others saw (including an
     /// equivocator's votes that reached only some nodes): every verified
-    /// vote whose bytes verify alone (peers charge a relay for bytes that
-    /// do not), but of the proposals only those that can still matter: the
+    /// vote (each its signer's own signature, so no peer charges the relay
+    /// for it), but of the proposals only those that can still matter: the
     /// current round's, and the latest one carrying the locked block and
     /// the valid block (a later round may re-propose them).
     ///
@@ -250,7 +250,7 @@ impl Consensus {
     /// validator kept all four at one height for 100 s, until they were
     /// stopped. A node that missed the block of an older round that is then
     /// decided fetches it by block sync once the others move on.
-    pub fn regossip_messages(&mut self) -> (Vec<pb::Proposal>, Vec<pb::Vote>) {
+    pub fn regossip_messages(&self) -> (Vec<pb::Proposal>, Vec<pb::Vote>) {
         let Some(hs) = self.hs.as_ref() else {
             return (Vec::new(), Vec::new());
         };
@@ -270,10 +270,10 @@ impl Consensus {
     }
 
     /// The verified proposals of the rounds `keep` accepts, and every
-    /// verified vote whose bytes verify alone (`VoteSet::relayable_votes`:
-    /// peers charge us for a relayed vote that does not).
+    /// verified vote (each verified alone or in a weighted check, so each
+    /// is its signer's signature: `consensus::vote_set` docs).
     fn proposals_and_votes(
-        &mut self,
+        &self,
         keep: impl Fn(Round) -> bool,
     ) -> (Vec<pb::Proposal>, Vec<pb::Vote>) {
         let Some(hs) = self.hs.as_ref() else {
@@ -294,29 +294,7 @@ impl Consensus {
                 })
             })
             .collect();
-        (proposals, self.relayable_votes())
-    }
-
-    /// The current height's votes that may be relayed, checked alone first
-    /// where an aggregate alone verified them (each at most once).
-    fn relayable_votes(&mut self) -> Vec<pb::Vote> {
-        let Some(hs) = self.hs.as_mut() else {
-            return Vec::new();
-        };
-        let mut out = Vec::new();
-        for ((round, vote_type), vs) in hs.votes.iter_mut() {
-            let ctx = VoteContext {
-                chain: &self.chain,
-                set: &hs.params.validator_set,
-                height: hs.params.height,
-                round: *round,
-                vote_type: *vote_type,
-                signed: &self.signed,
-                fault: self.config.test_fault,
-            };
-            out.extend(vs.relayable_votes(&ctx));
-        }
-        out
+        (proposals, self.verified_votes())
     }
 
     /// Whether the current height stores exactly this vote (its value and
@@ -340,9 +318,8 @@ impl Consensus {
         })
     }
 
-    /// Stored votes of the current height whose bytes failed a check alone
-    /// since the last call (dropped, or kept counted after an aggregate
-    /// verified them): the host charges whoever delivered them.
+    /// Votes of the current height dropped as bad since the last call
+    /// (each failed a check alone): the host charges whoever delivered them.
     pub fn take_failed_alone(&mut self) -> Vec<pb::Vote> {
         self.hs.as_mut().map_or_else(Vec::new, |hs| {
             hs.votes

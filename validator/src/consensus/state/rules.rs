@@ -48,6 +48,7 @@ impl Consensus {
             round,
             vote_type,
             signed: &self.signed,
+            salt: self.verify_salt.as_ref(),
             fault: self.config.test_fault,
         };
         let q = |p: Power| quorum_with(fault, set, p);
@@ -107,6 +108,7 @@ impl Consensus {
                         round: r,
                         vote_type: t,
                         signed: &self.signed,
+                        salt: self.verify_salt.as_ref(),
                         fault: self.config.test_fault,
                     };
                     vs.verify_all_pending(&ctx);

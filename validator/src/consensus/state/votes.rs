@@ -50,10 +50,11 @@ impl Consensus {
             round: r,
             vote_type,
             signed: &self.signed,
+            salt: self.verify_salt.as_ref(),
             fault: self.config.test_fault,
         };
         match vs.insert(&ctx, mode, idx, value, v.clone(), keep_conflicting) {
-            Insert::Added | Insert::Duplicate | Insert::Replaced => {}
+            Insert::Added | Insert::Duplicate => {}
             Insert::BadSignature => self.reject(RejectReason::BadSignature(who), out),
             Insert::Equivocation(first) => {
                 if let Some(ev) = self.evidence.admit(evidence::duplicate_vote(*first, v)) {

@@ -50,6 +50,8 @@ ops! {
     single_verifies: "Single-signature verifications.",
     fast_aggregate_verifies: "FastAggregateVerify calls.",
     multi_pairing_checks: "Randomised multi-pair checks (proposal + VRF, batches).",
+    one_message_weighted_checks: "Signatures of one message checked with random weights (vote quorums).",
+    weighted_points: "Points multiplied by a weight in those checks' sums (keys and signatures).",
     sig_decompressions: "Signatures decompressed from 96 bytes.",
     sig_subgroup_checks: "G2 subgroup checks (single signatures or aggregates).",
     pk_decodes: "Public keys decoded (decompression + G1 subgroup check).",

@@ -90,6 +90,9 @@ pub use hashed::HashedMessage;
 mod weighted;
 pub use weighted::{WeightedItem, verify_weighted};
 
+mod one_message;
+pub use one_message::verify_each_of_one_message;
+
 /// Process-wide counters of the cryptographic operations actually performed
 /// (feature `crypto-counters`, for the benches that count the consensus
 /// path's crypto per validator-height; off in every build that does not
