@@ -165,8 +165,8 @@ const QUORUM_WEIGHT_PREFIX: &[u8] = b"agora/vote-quorum-weights/v1";
 /// The weights of a weighted quorum check
 /// ([`crate::crypto::bls::verify_each_of_one_message`]) of the signatures `sigs` by the
 /// validators `signers` over `msg`: SHA3-256 over the salt, the message and
-/// every (signer, signature), then 8 bytes per weight from SHA3-256 of that
-/// digest and a counter, never zero.
+/// every (signer, signature), then, after a first weight of 1, 8 bytes per
+/// weight from SHA3-256 of that digest and a counter, never zero.
 ///
 /// With a salt (a one-way hash of this validator's secret key, never sent)
 /// the weights are unknown to whoever chose the signatures: a false pass
@@ -181,7 +181,7 @@ fn quorum_weights(
     signers: &[usize],
     sigs: &[&Signature],
 ) -> Vec<u64> {
-    debug_assert_eq!(signers.len(), sigs.len());
+    debug_assert!(!sigs.is_empty() && signers.len() == sigs.len());
     let indices: Vec<[u8; 8]> = signers.iter().map(|i| (*i as u64).to_le_bytes()).collect();
     let encoded: Vec<[u8; 96]> = sigs.iter().map(|s| s.to_bytes()).collect();
     let len = (msg.len() as u64).to_le_bytes();
@@ -196,8 +196,12 @@ fn quorum_weights(
         input.extend([&i[..], &sig[..]]);
     }
     let digest = sha3_256_parts(&input);
+    // The first weight is 1: fixing one weight leaves the argument whole
+    // (if only the first signature were wrong, the sum would be too) and
+    // saves its two scalar multiplications.
     let mut weights = Vec::with_capacity(sigs.len());
-    for block in 0..sigs.len().div_ceil(4) as u64 {
+    weights.push(1);
+    for block in 0..(sigs.len() - 1).div_ceil(4) as u64 {
         let h = sha3_256_parts(&[&digest, &block.to_le_bytes()]);
         for chunk in h.chunks_exact(8) {
             if weights.len() < sigs.len() {
