@@ -126,7 +126,7 @@ pub struct VoteContext<'a> {
     pub signed: &'a SignedPoints,
     /// This node's secret salt for the weights of quorum checks (None for
     /// an observer without a key: its weights are then a public hash of
-    /// the signatures; see [`quorum_weights`]).
+    /// the signatures; see `quorum_weights`).
     pub salt: Option<&'a Hash>,
     /// The core's test fault (`TestFault::None` in production).
     pub fault: TestFault,

@@ -33,8 +33,8 @@ fn votes_are_verified_once_per_quorum_and_bad_ones_are_dropped() {
 }
 
 /// Vote signatures are decoded only when verified: one that does not decode
-/// and one outside G2 are dropped then (the sum's subgroup check catches the
-/// latter, the per-vote fallback finds it), the good ones count, and the
+/// and one outside G2 are dropped then (each signature's own subgroup check
+/// catches the latter), the good ones count, and the
 /// validators' genuine votes still count when they arrive later. The kept
 /// sum is the sum of the genuine signatures.
 #[test]

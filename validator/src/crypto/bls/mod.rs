@@ -371,8 +371,11 @@ impl fmt::Debug for Signature {
 /// ([`Self::check`], which gives a [`Signature`]) or summed with others and
 /// the sum checked ([`Self::aggregate_checked`]).
 ///
-/// Why checking the sum is enough where a quorum of votes is verified with
-/// one FastAggregateVerify (the argument of ARCHITECTURE.md, "The consensus
+/// Vote quorums no longer use it: a counted vote must be its signer's own
+/// signature, which a plain sum does not show (see
+/// [`verify_each_of_one_message`]); it remains the rule of the test fault
+/// that restores the old check. Why checking the sum is enough to *count*
+/// the signers of a FastAggregateVerify (ARCHITECTURE.md, "The consensus
 /// path's crypto"): the curve group E2(Fp2) is G2 × T with T the cofactor
 /// part (gcd(r, h2) = 1), so each σᵢ = aᵢ + tᵢ with aᵢ ∈ G2, tᵢ ∈ T, and
 /// Σσᵢ = Σaᵢ + Σtᵢ. The sum passing the subgroup check means Σtᵢ = 0, so the
@@ -383,8 +386,7 @@ impl fmt::Debug for Signature {
 /// an honest signer becomes possible. What torsion can do is what colluding
 /// signers can always do with FastAggregateVerify (shift value between their
 /// own signatures while the sum stays right); an individual vote of theirs
-/// may then not verify alone, so such a vote is checked alone (subgroup and
-/// pairing) before it is ever used as evidence.
+/// may then not verify alone.
 ///
 /// With random weights (batch verification of *distinct* messages) this
 /// argument fails — a small-order tᵢ cancels with probability 1/ord(tᵢ) — so
