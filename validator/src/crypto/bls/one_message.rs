@@ -60,8 +60,14 @@ pub fn verify_each_of_one_message(
             hash_to_curve += usize::from(hashed.is_none()),
             weighted_points += 2 * weights.iter().filter(|w| **w != 1).count(),
         );
-        let key = PublicKey(imp::PublicKey::from(g1_affine(&g1_weighted(keys, weights))));
-        let sig = Signature(imp::Signature::from(g2_affine(&g2_weighted(sigs, weights))));
+        let key_points: Vec<&blst_p1_affine> = keys.iter().map(|k| (&k.0).into()).collect();
+        let sig_points: Vec<&blst_p2_affine> = sigs.iter().map(|s| (&s.0).into()).collect();
+        let key = g1_affine(&g1_weighted(&key_points, weights));
+        let sig = g2_affine(&g2_weighted(&sig_points, weights));
+        let (key, sig) = (
+            PublicKey(imp::PublicKey::from(key)),
+            Signature(imp::Signature::from(sig)),
+        );
         super::weighted::check_one(&key, msg, hashed, &sig)
     };
     #[cfg(feature = "verify-memo")]
@@ -80,9 +86,11 @@ pub fn verify_each_of_one_message(
     verify()
 }
 
-/// Splits `points` into those of weight 1 (summed plainly) and the others
-/// with their weights as 64-bit little-endian scalars.
+/// Points of weight 1, the other points, and the others' weights as
+/// 64-bit little-endian scalars.
 type Split<'a, T> = (Vec<&'a T>, Vec<&'a T>, Vec<[u8; 8]>);
+
+/// Splits `points` by weight: those of weight 1 are summed plainly.
 fn split_by_weight<'a, T>(points: &[&'a T], weights: &[u64]) -> Split<'a, T> {
     let mut unit = Vec::new();
     let (mut weighted, mut scalars) = (Vec::new(), Vec::new());
@@ -97,40 +105,6 @@ fn split_by_weight<'a, T>(points: &[&'a T], weights: &[u64]) -> Split<'a, T> {
     (unit, weighted, scalars)
 }
 
-/// Σ wᵢ·keyᵢ.
-fn g1_weighted(keys: &[&PublicKey], weights: &[u64]) -> blst_p1 {
-    let points: Vec<&blst_p1_affine> = keys.iter().map(|k| (&k.0).into()).collect();
-    let (unit, weighted, scalars) = split_by_weight(&points, weights);
-    let mut sum = if weighted.is_empty() {
-        blst_p1::default()
-    } else {
-        g1_sum(&weighted, &scalars)
-    };
-    for p in unit {
-        let acc = sum;
-        // SAFETY: valid points; `sum` is an exclusive out-parameter.
-        unsafe { blst::blst_p1_add_or_double_affine(&mut sum, &acc, p) };
-    }
-    sum
-}
-
-/// Σ wᵢ·sigᵢ.
-fn g2_weighted(sigs: &[&Signature], weights: &[u64]) -> blst_p2 {
-    let points: Vec<&blst_p2_affine> = sigs.iter().map(|s| (&s.0).into()).collect();
-    let (unit, weighted, scalars) = split_by_weight(&points, weights);
-    let mut sum = if weighted.is_empty() {
-        blst_p2::default()
-    } else {
-        g2_sum(&weighted, &scalars)
-    };
-    for p in unit {
-        let acc = sum;
-        // SAFETY: as in `g1_weighted`.
-        unsafe { blst::blst_p2_add_or_double_affine(&mut sum, &acc, p) };
-    }
-    sum
-}
-
 /// The pointer arrays blst's multi-scalar multiplication reads: one entry
 /// per point and scalar, then a null. (blst reads a null second entry as
 /// "the first points at a contiguous array", which for one point is the
@@ -141,69 +115,89 @@ fn pointers<T>(items: &[&T]) -> Vec<*const T> {
     out
 }
 
-/// Scratch space for `n` points, in blst's limbs.
+/// Scratch space of `bytes` bytes, in blst's limbs.
 fn scratch(bytes: usize) -> Vec<limb_t> {
     vec![0; bytes.div_ceil(std::mem::size_of::<limb_t>())]
 }
 
-/// Σ scalarsᵢ·pointsᵢ in G1 (64-bit scalars, little-endian).
-fn g1_sum(points: &[&blst_p1_affine], scalars: &[[u8; 8]]) -> blst_p1 {
-    debug_assert!(!points.is_empty() && points.len() == scalars.len());
-    let scalar_refs: Vec<&[u8; 8]> = scalars.iter().collect();
-    let (p, s) = (pointers(points), pointers(&scalar_refs));
-    let mut out = blst_p1::default();
-    // SAFETY: `p` and `s` hold `points.len()` valid pointers (to affine
-    // points and to 8-byte scalars, read as 64 bits) and a trailing null;
-    // the scratch has the size blst asks for that many points; `out` is an
-    // exclusive out-parameter. Everything outlives the call.
-    unsafe {
-        let mut space = scratch(blst::blst_p1s_mult_pippenger_scratch_sizeof(points.len()));
-        blst::blst_p1s_mult_pippenger(
-            &mut out,
-            p.as_ptr(),
-            points.len(),
-            s.as_ptr().cast(),
-            64,
-            space.as_mut_ptr(),
-        );
-    }
-    out
+/// The same three functions for G1 and G2 (blst names their operations
+/// per group): `$weighted` is Σ wᵢ·pointᵢ (weight-1 points added plainly,
+/// the others through `$sum`), `$sum` blst's multi-scalar multiplication
+/// with 64-bit scalars on the calling thread, `$affine` the result in
+/// affine form.
+macro_rules! weighted_sum_in {
+    ($weighted:ident, $sum:ident, $affine:ident, $point:ty, $point_affine:ty,
+     $sizeof:path, $mult:path, $add_affine:path, $to_affine:path) => {
+        fn $weighted(points: &[&$point_affine], weights: &[u64]) -> $point {
+            let (unit, weighted, scalars) = split_by_weight(points, weights);
+            let mut sum = if weighted.is_empty() {
+                <$point>::default()
+            } else {
+                $sum(&weighted, &scalars)
+            };
+            for p in unit {
+                let acc = sum;
+                // SAFETY: valid points; `sum` is an exclusive out-parameter.
+                unsafe { $add_affine(&mut sum, &acc, p) };
+            }
+            sum
+        }
+
+        fn $sum(points: &[&$point_affine], scalars: &[[u8; 8]]) -> $point {
+            debug_assert!(!points.is_empty() && points.len() == scalars.len());
+            let scalar_refs: Vec<&[u8; 8]> = scalars.iter().collect();
+            let (p, s) = (pointers(points), pointers(&scalar_refs));
+            let mut out = <$point>::default();
+            // SAFETY: `p` and `s` hold `points.len()` valid pointers (to
+            // affine points and to 8-byte scalars, read as 64 bits) and a
+            // trailing null; the scratch has the size blst asks for that
+            // many points; `out` is an exclusive out-parameter. Everything
+            // outlives the call.
+            unsafe {
+                let mut space = scratch($sizeof(points.len()));
+                $mult(
+                    &mut out,
+                    p.as_ptr(),
+                    points.len(),
+                    s.as_ptr().cast(),
+                    64,
+                    space.as_mut_ptr(),
+                );
+            }
+            out
+        }
+
+        fn $affine(p: &$point) -> $point_affine {
+            let mut out = <$point_affine>::default();
+            // SAFETY: `p` is a valid point and `out` an exclusive out-parameter.
+            unsafe { $to_affine(&mut out, p) };
+            out
+        }
+    };
 }
 
-/// Σ scalarsᵢ·pointsᵢ in G2 (64-bit scalars, little-endian).
-fn g2_sum(points: &[&blst_p2_affine], scalars: &[[u8; 8]]) -> blst_p2 {
-    debug_assert!(!points.is_empty() && points.len() == scalars.len());
-    let scalar_refs: Vec<&[u8; 8]> = scalars.iter().collect();
-    let (p, s) = (pointers(points), pointers(&scalar_refs));
-    let mut out = blst_p2::default();
-    // SAFETY: as in `g1_sum`, for G2.
-    unsafe {
-        let mut space = scratch(blst::blst_p2s_mult_pippenger_scratch_sizeof(points.len()));
-        blst::blst_p2s_mult_pippenger(
-            &mut out,
-            p.as_ptr(),
-            points.len(),
-            s.as_ptr().cast(),
-            64,
-            space.as_mut_ptr(),
-        );
-    }
-    out
-}
-
-fn g1_affine(p: &blst_p1) -> blst_p1_affine {
-    let mut out = blst_p1_affine::default();
-    // SAFETY: `p` is a valid point and `out` an exclusive out-parameter.
-    unsafe { blst::blst_p1_to_affine(&mut out, p) };
-    out
-}
-
-fn g2_affine(p: &blst_p2) -> blst_p2_affine {
-    let mut out = blst_p2_affine::default();
-    // SAFETY: `p` is a valid point and `out` an exclusive out-parameter.
-    unsafe { blst::blst_p2_to_affine(&mut out, p) };
-    out
-}
+weighted_sum_in!(
+    g1_weighted,
+    g1_sum,
+    g1_affine,
+    blst_p1,
+    blst_p1_affine,
+    blst::blst_p1s_mult_pippenger_scratch_sizeof,
+    blst::blst_p1s_mult_pippenger,
+    blst::blst_p1_add_or_double_affine,
+    blst::blst_p1_to_affine
+);
+weighted_sum_in!(
+    g2_weighted,
+    g2_sum,
+    g2_affine,
+    blst_p2,
+    blst_p2_affine,
+    blst::blst_p2s_mult_pippenger_scratch_sizeof,
+    blst::blst_p2s_mult_pippenger,
+    blst::blst_p2_add_or_double_affine,
+    blst::blst_p2_to_affine
+);
 
 #[cfg(test)]
 mod tests {
