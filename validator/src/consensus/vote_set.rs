@@ -175,7 +175,7 @@ const QUORUM_WEIGHT_PREFIX: &[u8] = b"agora/vote-quorum-weights/v1";
 /// are a public hash of the signatures (Fiat–Shamir): the sender must then
 /// grind about 2⁶⁴ hashes per false pass, for a batch whose composition it
 /// must also predict. Deterministic either way, so the simulator replays it.
-fn quorum_weights(
+pub(super) fn quorum_weights(
     salt: Option<&Hash>,
     msg: &[u8],
     signers: &[usize],

@@ -214,3 +214,41 @@ fn trusting_aggregated_bytes_counts_the_copies_and_rejects_the_real_vote() {
     let r = vs.insert(&ctx, VerifyMode::Aggregate, 0, VALUE, real, true);
     assert!(matches!(r, Insert::BadSignature), "{r:?}");
 }
+
+/// The weights of a quorum check: the first is 1, none is 0, they are
+/// deterministic, and each depends on the salt, the message and every
+/// signature in the batch (so a sender who fixes its bytes first cannot
+/// know them, and the simulator replays them).
+#[test]
+fn quorum_weights_depend_on_everything_in_the_batch() {
+    use super::vote_set::quorum_weights;
+    let n = net(&[1; 9]);
+    let sigs: Vec<Signature> = (0..9)
+        .map(|i| {
+            let v = n.vote(i, VoteType::Prevote, 1, 0, VALUE);
+            Signature::from_bytes(&v.signature).expect("sig")
+        })
+        .collect();
+    let refs: Vec<&Signature> = sigs.iter().collect();
+    let signers: Vec<usize> = (0..9).collect();
+    let (salt, other_salt) = ([1u8; 32], [2u8; 32]);
+    let w = quorum_weights(Some(&salt), b"m", &signers, &refs);
+    assert_eq!(w.len(), 9);
+    assert_eq!(w[0], 1);
+    assert!(w.iter().all(|x| *x != 0));
+    assert_eq!(w, quorum_weights(Some(&salt), b"m", &signers, &refs));
+    let distinct: std::collections::BTreeSet<u64> = w[1..].iter().copied().collect();
+    assert_eq!(distinct.len(), 8, "{w:?}");
+    for changed in [
+        quorum_weights(Some(&other_salt), b"m", &signers, &refs),
+        quorum_weights(None, b"m", &signers, &refs),
+        quorum_weights(Some(&salt), b"m2", &signers, &refs),
+    ] {
+        assert!(w[1..].iter().zip(&changed[1..]).all(|(a, b)| a != b));
+    }
+    // Another signature in the last place changes every weight.
+    let mut swapped = refs.clone();
+    swapped[8] = refs[0];
+    let changed = quorum_weights(Some(&salt), b"m", &signers, &swapped);
+    assert!(w[1..].iter().zip(&changed[1..]).all(|(a, b)| a != b));
+}
