@@ -179,11 +179,10 @@ pub(super) fn quorum_weights(
     salt: Option<&Hash>,
     msg: &[u8],
     signers: &[usize],
-    sigs: &[&Signature],
+    sigs: &[&[u8]],
 ) -> Vec<u64> {
     debug_assert!(!sigs.is_empty() && signers.len() == sigs.len());
     let indices: Vec<[u8; 8]> = signers.iter().map(|i| (*i as u64).to_le_bytes()).collect();
-    let encoded: Vec<[u8; 96]> = sigs.iter().map(|s| s.to_bytes()).collect();
     let len = (msg.len() as u64).to_le_bytes();
     let salted = [u8::from(salt.is_some())];
     let mut input: Vec<&[u8]> = vec![QUORUM_WEIGHT_PREFIX, &salted];
@@ -192,8 +191,9 @@ pub(super) fn quorum_weights(
     }
     // The message's length first: every other part has a fixed length.
     input.extend([&len[..], msg]);
-    for (i, sig) in indices.iter().zip(&encoded) {
-        input.extend([&i[..], &sig[..]]);
+    // Signatures are 96 bytes each (they decoded).
+    for (i, sig) in indices.iter().zip(sigs) {
+        input.extend([&i[..], sig]);
     }
     let digest = sha3_256_parts(&input);
     // The first weight is 1: fixing one weight leaves the argument whole
@@ -432,37 +432,27 @@ impl VoteSet {
         if trusts_aggregated_bytes(ctx.fault) {
             return self.verify_plain_sum(ctx, value, &pending);
         }
-        // Decode, each with its subgroup check; what fails is bad.
-        let mut bad = Vec::new();
-        let mut signers = Vec::with_capacity(pending.len());
-        let mut sigs = Vec::with_capacity(pending.len());
-        for i in pending {
-            match Signature::from_bytes(&self.votes[&(i, *value)].vote.signature) {
-                Ok(s) => {
-                    signers.push(i);
-                    sigs.push(s);
-                }
-                Err(_) => {
-                    self.settle_only((i, *value), false);
-                    bad.push(i);
-                }
-            }
-        }
+        let (signers, sigs, mut bad) = self.decode_pending(value, pending);
         if sigs.is_empty() {
             return bad;
         }
         let msg = ctx.msg(value);
         let sig_refs: Vec<&Signature> = sigs.iter().collect();
-        let keys: Vec<&PublicKey> = signers
-            .iter()
-            .map(|i| &ctx.set.validators()[*i].public_key)
-            .collect();
-        let weights = quorum_weights(ctx.salt, &msg, &signers, &sig_refs);
         let all_good = if sigs.len() == 1 {
             self.single_checks += 1;
             ctx.verify_decoded(signers[0], &msg, &sigs[0])
         } else {
             self.aggregate_checks += 1;
+            let keys: Vec<&PublicKey> = signers
+                .iter()
+                .map(|i| &ctx.set.validators()[*i].public_key)
+                .collect();
+            // The weights hash the bytes as received, not a re-encoding.
+            let bytes: Vec<&[u8]> = signers
+                .iter()
+                .map(|i| &self.votes[&(*i, *value)].vote.signature[..])
+                .collect();
+            let weights = quorum_weights(ctx.salt, &msg, &signers, &bytes);
             signed_points::verify_each(ctx.signed, &msg, &keys, &sig_refs, &weights).is_ok()
         };
         if all_good {
@@ -481,6 +471,32 @@ impl VoteSet {
             }
         }
         bad
+    }
+
+    /// Decodes the pending votes `pending` of `value`, each with its
+    /// subgroup check: the signers and signatures that decode, and the
+    /// signers of those that do not (dropped as bad).
+    fn decode_pending(
+        &mut self,
+        value: &Value,
+        pending: Vec<usize>,
+    ) -> (Vec<usize>, Vec<Signature>, Vec<usize>) {
+        let mut bad = Vec::new();
+        let mut signers = Vec::with_capacity(pending.len());
+        let mut sigs = Vec::with_capacity(pending.len());
+        for i in pending {
+            match Signature::from_bytes(&self.votes[&(i, *value)].vote.signature) {
+                Ok(s) => {
+                    signers.push(i);
+                    sigs.push(s);
+                }
+                Err(_) => {
+                    self.settle_only((i, *value), false);
+                    bad.push(i);
+                }
+            }
+        }
+        (signers, sigs, bad)
     }
 
     /// The rule before weighted checks, kept as a test fault

@@ -229,7 +229,8 @@ fn quorum_weights_depend_on_everything_in_the_batch() {
             Signature::from_bytes(&v.signature).expect("sig")
         })
         .collect();
-    let refs: Vec<&Signature> = sigs.iter().collect();
+    let encoded: Vec<[u8; 96]> = sigs.iter().map(Signature::to_bytes).collect();
+    let refs: Vec<&[u8]> = encoded.iter().map(|b| &b[..]).collect();
     let signers: Vec<usize> = (0..9).collect();
     let (salt, other_salt) = ([1u8; 32], [2u8; 32]);
     let w = quorum_weights(Some(&salt), b"m", &signers, &refs);
