@@ -149,11 +149,12 @@ pub struct GrpcConfig {
     pub max_streams_per_connection: u32,
     /// Requests being answered on one connection at most.
     pub max_requests_per_connection: usize,
-    /// Requests being answered in total at most.
+    /// Requests being answered in total at most (until their answers are
+    /// handed to HTTP/2).
     pub max_requests: usize,
     /// Certificate streams open at most.
     pub max_certificate_streams: usize,
-    /// `GetBlocks` reads running at most.
+    /// `GetBlocks` answers being read or sent at most.
     pub max_block_ranges: usize,
     /// Seconds a connection may send nothing (no request, no answer to the
     /// server's keep-alive ping) before it is closed.

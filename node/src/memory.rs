@@ -289,14 +289,22 @@ fn grpc_terms(grpc: &ServerLimits) -> Vec<Term> {
             bytes: u(grpc.max_connections) * MIB,
         },
         Term {
-            what: "gRPC answers being built (a block and its encoding each at most)",
-            bound_by: "max_requests × 2 × MAX_BLOCK_FRAME, node/src/rpc/limits.rs",
+            what: "gRPC answers being built or sent (a block and its encoding each at most)",
+            bound_by: "max_requests × 2 × MAX_BLOCK_FRAME, places held until sent (node/src/rpc/answer_places.rs)",
             per_peer: false,
             bytes: u(grpc.max_requests) * 2 * block_frame,
         },
         Term {
-            what: "gRPC block ranges (encoded twice)",
-            bound_by: "max_block_ranges × 2 × MAX_RANGE_BYTES, node/src/rpc/limits.rs",
+            what: "gRPC answers' last pieces waiting in h2 (their places freed)",
+            bound_by: "max_connections × max_streams_per_connection × PIECE, node/src/rpc/answer_places.rs",
+            per_peer: false,
+            bytes: u(grpc.max_connections)
+                * u(grpc.max_streams_per_connection as usize)
+                * u(crate::rpc::answer_places::PIECE),
+        },
+        Term {
+            what: "gRPC block ranges being read or sent (encoded twice)",
+            bound_by: "max_block_ranges × 2 × MAX_RANGE_BYTES, places held until sent (node/src/rpc/query.rs)",
             per_peer: false,
             bytes: u(grpc.max_block_ranges) * 2 * u(crate::rpc::limits::MAX_RANGE_BYTES),
         },

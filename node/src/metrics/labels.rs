@@ -71,15 +71,19 @@ pub enum GrpcRefusal {
     BlockRanges = 3,
     /// The maximum number of evidence checks was running.
     EvidenceChecks = 4,
+    /// The maximum number of requests was being answered (answers count
+    /// until sent).
+    Requests = 5,
 }
 
 /// `reason` label values, by [`GrpcRefusal`].
-pub(super) const GRPC_REFUSAL_NAMES: [&str; 5] = [
+pub(super) const GRPC_REFUSAL_NAMES: [&str; 6] = [
     "connections",
     "connections_per_ip",
     "certificate_streams",
     "block_ranges",
     "evidence_checks",
+    "requests",
 ];
 
 /// What a dropped piece of work exceeded (the `kind` label of

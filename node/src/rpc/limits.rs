@@ -34,12 +34,18 @@ pub const MAX_KEY_BYTES: usize = 64;
 ///   are cut at [`MAX_REQUEST_BYTES`] (256 KiB) and whose flow-control windows
 ///   are hyper's defaults (64 KiB per stream, 1 MiB per connection with
 ///   adaptive windows off): about 256 MiB if every window is filled;
-/// - requests being answered: `max_requests` (512) in total, `max_requests_per_connection`
-///   (32) per connection; the excess is refused with UNAVAILABLE at once
-///   (load shedding), never queued. Their decoded bodies: at most 512 ×
-///   256 KiB = 128 MiB;
+/// - requests being answered: `max_requests` (512) in total, counted until
+///   each answer has been handed to HTTP/2 (`answer_places`: an unread
+///   answer holds its place), and `max_requests_per_connection` (32)
+///   handlers running per connection; the excess is refused with
+///   UNAVAILABLE at once (load shedding), never queued. Their decoded
+///   bodies: at most 512 × 256 KiB = 128 MiB;
 /// - block-range reads (`GetBlocks`, up to [`MAX_RANGE_BYTES`] = 8 MiB each,
-///   twice while encoding): `max_block_ranges` (4) at once, 64 MiB;
+///   twice while encoding): `max_block_ranges` (4) at once, read or being
+///   sent, 64 MiB;
+/// - an answer's last piece (`answer_places::PIECE`, 8 KiB) may wait in
+///   HTTP/2 after its place is freed: one per open stream, 256 × 64 × 8 KiB
+///   = 128 MiB;
 /// - certificate streams: `max_certificate_streams` (128) open, each
 ///   buffering at most 64 certificates (a few KiB each): under 64 MiB.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -52,11 +58,12 @@ pub struct ServerLimits {
     pub max_streams_per_connection: u32,
     /// Requests being answered on one connection at most.
     pub max_requests_per_connection: usize,
-    /// Requests being answered in total at most.
+    /// Requests being answered in total at most (until their answers are
+    /// handed to HTTP/2).
     pub max_requests: usize,
     /// `StreamCommitCertificates` streams open at most.
     pub max_certificate_streams: usize,
-    /// `GetBlocks` reads running at most.
+    /// `GetBlocks` answers being read or sent at most.
     pub max_block_ranges: usize,
     /// Longest a connection may send nothing before it is closed
     /// (`conn_limit::LimitedConn`). The server pings an idle HTTP/2 client

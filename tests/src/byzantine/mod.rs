@@ -18,7 +18,8 @@
 //! - [`consensus_flood`] — votes and proposals signed with a self-made key;
 //! - [`evidence_flood`] — evidence that does not hold;
 //! - [`grpc_flood`] — a gRPC client opening thousands of certificate
-//!   streams and submitting malformed and forged transactions and evidence.
+//!   streams, asking for block ranges it never reads, and submitting
+//!   malformed and forged transactions and evidence.
 //!
 //! [`peer`] (one attacker connection) and [`flood`] (connect, send until
 //! closed, come back as someone new) are what they share. Every behaviour

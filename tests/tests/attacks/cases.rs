@@ -246,6 +246,25 @@ fn grpc_certificate_streams(tn: &Testnet) {
     assert!(refusals >= 1 && m.report.rejected >= 1, "{:?}", m.report);
 }
 
+/// Block ranges the attacker never reads: each one the node takes on waits
+/// in its buffers, so a range's place must be held until its answer is
+/// sent, not only while it is read.
+fn grpc_unread_answers(tn: &Testnet) {
+    let limit = tn.config.grpc.max_block_ranges as u64;
+    let (m, refusals) = delta(tn, &[&refused("block_ranges")], || {
+        under_attack(tn, "grpc_unread_answers", WINDOW, |t, d| async move {
+            byzantine::grpc_flood::unread_block_ranges(&t, 32, 64, d).await
+        })
+    });
+    assert!(m.report.sent >= 2_000, "{:?}", m.report);
+    assert!(
+        m.report.accepted <= limit,
+        "{} block ranges held unread, the limit is {limit}",
+        m.report.accepted
+    );
+    assert!(refusals >= 1 && m.report.rejected >= 1, "{:?}", m.report);
+}
+
 fn grpc_submissions(tn: &Testnet) {
     let h = tn.tip();
     let victim = tn.validator_address(1);
@@ -260,7 +279,7 @@ fn grpc_submissions(tn: &Testnet) {
 
 pub(crate) type Case = (&'static str, fn(&Testnet));
 
-pub(crate) const CASES: [Case; 15] = [
+pub(crate) const CASES: [Case; 16] = [
     ("false_height", false_height),
     ("unsolicited_sync_responses", unsolicited_sync_responses),
     ("tampered_sync_responses", tampered_sync_responses),
@@ -276,4 +295,5 @@ pub(crate) const CASES: [Case; 15] = [
     ("evidence_flood", evidence_flood),
     ("grpc_certificate_streams", grpc_certificate_streams),
     ("grpc_submissions", grpc_submissions),
+    ("grpc_unread_answers", grpc_unread_answers),
 ];

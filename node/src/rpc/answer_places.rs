@@ -1,0 +1,336 @@
+//! Places for the requests being answered, held until each answer has been
+//! *sent*, not only built.
+//!
+//! tower's concurrency limits free their place when the handler's future
+//! completes, but the answer (up to a block, or a range of blocks) then
+//! waits in hyper's and h2's buffers until the client's flow-control window
+//! lets it out. A client that asks and never reads (a stream window of a
+//! few bytes) left every answer it asked for in the node's memory: with
+//! `max_streams_per_connection` × `max_connections` streams open that was
+//! 16,384 answers, not the `max_requests` (512) the memory bound counts
+//! (the attack case `grpc_unread_answers` had 1,188 held at once against a
+//! limit of 512).
+//!
+//! So the place is moved into the answer's body ([`HeldBody`]) and freed
+//! when hyper drops it: after the last frame was handed to h2, or when the
+//! stream or the connection ends. That alone is not enough: hyper hands a
+//! data frame to h2 as soon as the stream has one byte of window, and h2
+//! buffers all of it, so a whole answer (tonic encodes a message as one
+//! frame) left the body at once and the body ended, while its bytes still
+//! waited. The body therefore hands its data out in pieces of at most
+//! [`PIECE`]: hyper asks for the next piece only once h2 has sent the one
+//! before, so the body (and its place) lives until all but the last piece
+//! is on the wire. Splitting a `Bytes` copies nothing. A handler that takes a place of its own
+//! (a block range) puts it in the answer's extensions as a [`HeldPlace`],
+//! and it is held the same way. Over the limit a request is refused at once
+//! with UNAVAILABLE, never queued.
+//!
+//! What this does not stop: a client that never reads can keep the places
+//! it got until its connection ends. That costs the node no more memory
+//! than the bound counts, but it can leave other clients refused; the
+//! connection and per-address limits (`conn_limit`) bound how much of the
+//! server one address can take.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tonic::Status;
+use tonic::body::Body;
+use tonic::codegen::http;
+
+use crate::metrics::{GrpcRefusal, Metrics};
+
+/// A handler's own place, carried in its answer's extensions so that it is
+/// held until the answer is sent (cloneable only because extensions must
+/// be; every clone shares the one permit).
+#[derive(Debug, Clone)]
+pub struct HeldPlace {
+    _permit: Arc<OwnedSemaphorePermit>,
+}
+
+impl HeldPlace {
+    /// Puts `permit` in `response`'s extensions.
+    pub fn attach<T>(response: &mut tonic::Response<T>, permit: OwnedSemaphorePermit) {
+        response.extensions_mut().insert(Self {
+            _permit: Arc::new(permit),
+        });
+    }
+}
+
+/// The most of an answer handed to hyper at once. Each open stream may
+/// hold one piece in h2 after its body ended and its place was freed, so
+/// this times the streams the server allows is a term of the memory bound
+/// of its own (`memory.rs`); half h2's default frame size keeps it small
+/// at no cost in frames worth counting (an 8 MiB range is 1,024 pieces).
+pub const PIECE: usize = 8 * 1024;
+
+/// An answer's body with the places it holds; they are freed when hyper
+/// drops it.
+pub struct HeldBody {
+    inner: Body,
+    /// What is left of the data frame being handed out in pieces.
+    rest: bytes::Bytes,
+    _places: Option<(OwnedSemaphorePermit, Option<HeldPlace>)>,
+}
+
+impl HeldBody {
+    fn holding(inner: Body, place: OwnedSemaphorePermit, own: Option<HeldPlace>) -> Self {
+        Self {
+            inner,
+            rest: bytes::Bytes::new(),
+            _places: Some((place, own)),
+        }
+    }
+
+    fn refusal() -> Self {
+        Self {
+            inner: Body::default(),
+            rest: bytes::Bytes::new(),
+            _places: None,
+        }
+    }
+}
+
+impl http_body::Body for HeldBody {
+    type Data = bytes::Bytes;
+    type Error = Status;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<http_body::Frame<Self::Data>, Self::Error>>> {
+        let this = self.get_mut();
+        if this.rest.is_empty() {
+            match std::task::ready!(Pin::new(&mut this.inner).poll_frame(cx)) {
+                Some(Ok(frame)) => match frame.into_data() {
+                    Ok(data) => this.rest = data,
+                    Err(trailers) => return Poll::Ready(Some(Ok(trailers))),
+                },
+                other => return Poll::Ready(other),
+            }
+        }
+        let piece = this.rest.split_to(this.rest.len().min(PIECE));
+        debug_assert!(piece.len() <= PIECE);
+        Poll::Ready(Some(Ok(http_body::Frame::data(piece))))
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.rest.is_empty() && self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        let mut hint = self.inner.size_hint();
+        let rest = self.rest.len() as u64;
+        hint.set_lower(hint.lower() + rest);
+        if let Some(upper) = hint.upper() {
+            hint.set_upper(upper + rest);
+        }
+        hint
+    }
+}
+
+/// The layer giving each request a place of `max_requests`.
+#[derive(Clone)]
+pub struct AnswerPlacesLayer {
+    places: Arc<Semaphore>,
+    metrics: Arc<Metrics>,
+}
+
+impl AnswerPlacesLayer {
+    /// At most `max_requests` requests being answered or sent at once.
+    pub fn new(max_requests: usize, metrics: Arc<Metrics>) -> Self {
+        Self {
+            places: Arc::new(Semaphore::new(max_requests)),
+            metrics,
+        }
+    }
+}
+
+impl<S> tower::Layer<S> for AnswerPlacesLayer {
+    type Service = AnswerPlaces<S>;
+
+    fn layer(&self, inner: S) -> AnswerPlaces<S> {
+        AnswerPlaces {
+            inner,
+            places: self.places.clone(),
+            metrics: self.metrics.clone(),
+        }
+    }
+}
+
+/// The service [`AnswerPlacesLayer`] makes.
+#[derive(Clone)]
+pub struct AnswerPlaces<S> {
+    inner: S,
+    places: Arc<Semaphore>,
+    metrics: Arc<Metrics>,
+}
+
+/// The future of an answer that got a place.
+type Answer<E> = Pin<Box<dyn Future<Output = Result<http::Response<HeldBody>, E>> + Send>>;
+
+impl<S> tower::Service<http::Request<Body>> for AnswerPlaces<S>
+where
+    S: tower::Service<http::Request<Body>, Response = http::Response<Body>>,
+    S::Future: Send + 'static,
+    S::Error: Send + 'static,
+{
+    type Response = http::Response<HeldBody>;
+    type Error = S::Error;
+    type Future = Answer<S::Error>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: http::Request<Body>) -> Self::Future {
+        let Ok(place) = self.places.clone().try_acquire_owned() else {
+            self.metrics.grpc_refused(GrpcRefusal::Requests);
+            let refusal = Status::unavailable(
+                "too many requests being answered on this node right now; try again later",
+            )
+            .into_http::<HeldBody>();
+            return Box::pin(std::future::ready(Ok(refusal)));
+        };
+        let answer = self.inner.call(request);
+        Box::pin(async move {
+            let mut response = answer.await?;
+            let own = response.extensions_mut().remove::<HeldPlace>();
+            Ok(response.map(|body| HeldBody::holding(body, place, own)))
+        })
+    }
+}
+
+impl Default for HeldBody {
+    /// The empty body of a refusal, holding nothing.
+    fn default() -> Self {
+        Self::refusal()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http_body::Body as _;
+    use std::convert::Infallible;
+    use tower::{Layer, Service};
+
+    /// One data frame of `data`, then the gRPC trailers, as tonic's encoder
+    /// gives a unary answer.
+    struct OneMessage(Option<bytes::Bytes>, bool);
+
+    impl http_body::Body for OneMessage {
+        type Data = bytes::Bytes;
+        type Error = Status;
+
+        fn poll_frame(
+            self: Pin<&mut Self>,
+            _: &mut Context<'_>,
+        ) -> Poll<Option<Result<http_body::Frame<bytes::Bytes>, Status>>> {
+            let this = self.get_mut();
+            if let Some(data) = this.0.take() {
+                return Poll::Ready(Some(Ok(http_body::Frame::data(data))));
+            }
+            if !this.1 {
+                this.1 = true;
+                let mut trailers = http::HeaderMap::new();
+                trailers.insert("grpc-status", http::HeaderValue::from_static("0"));
+                return Poll::Ready(Some(Ok(http_body::Frame::trailers(trailers))));
+            }
+            Poll::Ready(None)
+        }
+    }
+
+    /// A handler answering `len` bytes in one message, holding a place of
+    /// `own` in its answer as `GetBlocks` does.
+    #[derive(Clone)]
+    struct Handler {
+        len: usize,
+        own: Arc<Semaphore>,
+    }
+
+    impl tower::Service<http::Request<Body>> for Handler {
+        type Response = http::Response<Body>;
+        type Error = Infallible;
+        type Future = std::future::Ready<Result<http::Response<Body>, Infallible>>;
+
+        fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+            Poll::Ready(Ok(()))
+        }
+
+        fn call(&mut self, _: http::Request<Body>) -> Self::Future {
+            let data = bytes::Bytes::from(vec![7u8; self.len]);
+            let mut answer = http::Response::new(Body::new(OneMessage(Some(data), false)));
+            // What `HeldPlace::attach` puts in a tonic answer, which tonic
+            // moves to the HTTP answer (the attack case covers that path).
+            let permit = self.own.clone().try_acquire_owned().expect("own place");
+            answer.extensions_mut().insert(HeldPlace {
+                _permit: Arc::new(permit),
+            });
+            std::future::ready(Ok(answer))
+        }
+    }
+
+    fn grpc_status(r: &http::Response<HeldBody>) -> Option<&str> {
+        r.headers().get("grpc-status").and_then(|v| v.to_str().ok())
+    }
+
+    async fn next_frame(body: &mut HeldBody) -> Option<http_body::Frame<bytes::Bytes>> {
+        std::future::poll_fn(|cx| Pin::new(&mut *body).poll_frame(cx))
+            .await
+            .map(|f| f.expect("frame"))
+    }
+
+    #[tokio::test]
+    async fn a_place_is_held_until_the_answer_is_handed_out_and_the_excess_is_refused() {
+        let metrics = Metrics::new();
+        let layer = AnswerPlacesLayer::new(1, metrics.clone());
+        let own = Arc::new(Semaphore::new(1));
+        let len = 3 * PIECE + 5;
+        let mut svc = layer.layer(Handler {
+            len,
+            own: own.clone(),
+        });
+        let request = || http::Request::new(Body::default());
+
+        let first = svc.call(request()).await.expect("answer");
+        assert_eq!(grpc_status(&first), None, "the first request is answered");
+        assert_eq!(own.available_permits(), 0, "the handler's place is held");
+
+        // Over the limit while the first answer is unsent: refused at once.
+        let refused = svc.call(request()).await.expect("refusal");
+        assert_eq!(grpc_status(&refused), Some("14"), "UNAVAILABLE");
+        assert_eq!(metrics.grpc_refusals(GrpcRefusal::Requests), 1);
+
+        // The answer comes out in pieces; both places stay taken until the
+        // body is gone.
+        let mut body = first.into_body();
+        let mut sent = Vec::new();
+        for _ in 0..4 {
+            let frame = next_frame(&mut body).await.expect("a piece");
+            let piece = frame.into_data().expect("data");
+            assert!(piece.len() <= PIECE, "a piece of {} bytes", piece.len());
+            sent.extend_from_slice(&piece);
+            let refused = svc.call(request()).await.expect("refusal");
+            assert_eq!(
+                grpc_status(&refused),
+                Some("14"),
+                "the place was freed early"
+            );
+            assert_eq!(own.available_permits(), 0);
+        }
+        assert_eq!(sent, vec![7u8; len], "the pieces are the answer, in order");
+        let trailers = next_frame(&mut body).await.expect("trailers");
+        assert!(trailers.is_trailers());
+        assert!(next_frame(&mut body).await.is_none());
+        drop(body);
+
+        assert_eq!(own.available_permits(), 1, "the handler's place is freed");
+        let again = svc.call(request()).await.expect("answer");
+        assert_eq!(grpc_status(&again), None, "the request place is freed");
+        assert_eq!(metrics.grpc_refusals(GrpcRefusal::Requests), 5);
+    }
+}
