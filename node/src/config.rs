@@ -152,6 +152,8 @@ pub struct GrpcConfig {
     /// Requests being answered in total at most (until their answers are
     /// handed to HTTP/2).
     pub max_requests: usize,
+    /// Of those, held by one client address at most.
+    pub max_requests_per_ip: usize,
     /// Certificate streams open at most.
     pub max_certificate_streams: usize,
     /// `GetBlocks` answers being read or sent at most.
@@ -175,6 +177,7 @@ impl GrpcConfig {
             max_streams_per_connection: self.max_streams_per_connection,
             max_requests_per_connection: self.max_requests_per_connection,
             max_requests: self.max_requests,
+            max_requests_per_ip: self.max_requests_per_ip,
             max_certificate_streams: self.max_certificate_streams,
             max_block_ranges: self.max_block_ranges,
             // `validate` refuses less; the floor keeps the keep-alive
@@ -373,6 +376,7 @@ impl Default for GrpcConfig {
             max_streams_per_connection: l.max_streams_per_connection,
             max_requests_per_connection: l.max_requests_per_connection,
             max_requests: l.max_requests,
+            max_requests_per_ip: l.max_requests_per_ip,
             max_certificate_streams: l.max_certificate_streams,
             max_block_ranges: l.max_block_ranges,
             silent_client_secs: l.silent_client.as_secs(),

@@ -4,7 +4,9 @@
 //! working meanwhile, a socket that says nothing loses its place after
 //! `grpc.silent_client_secs` while an idle client that answers the
 //! server's pings keeps its own, and with `grpc.tls_cert_file` set the
-//! listener speaks TLS only.
+//! listener speaks TLS only; one client address holds at most
+//! `grpc.max_requests_per_ip` of the places of requests being answered,
+//! over plain TCP and over TLS.
 
 use agora_node::client::connect;
 use agora_proto::v1 as pb;
@@ -12,6 +14,7 @@ use agora_proto::v1::query_client::QueryClient;
 use std::time::{Duration, Instant};
 use tonic::Code;
 use tonic::codegen::tokio_stream::StreamExt;
+use tonic::transport::Endpoint;
 
 mod support;
 
@@ -190,6 +193,53 @@ async fn a_socket_that_says_nothing_loses_its_place() {
     node.stop();
 }
 
+/// With `grpc.max_requests_per_ip` = 1: a client at 127.0.0.1 whose
+/// certificate stream holds its address's one place is refused any other
+/// request (UNAVAILABLE), while a client at 127.0.0.2 is served; once the
+/// stream is closed the first is served again. `endpoint` makes a client
+/// endpoint bound to the given local address. (Were the client's address
+/// not found in a request, both would share one place and the second
+/// client would be refused.)
+async fn one_place_per_address(node: &Node, endpoint: impl Fn([u8; 4]) -> Endpoint) {
+    let client_at = |ip: [u8; 4]| {
+        let ep = endpoint(ip).local_address(Some(std::net::IpAddr::from(ip)));
+        async move { QueryClient::new(ep.connect().await.expect("connect")) }
+    };
+    let mut a = client_at([127, 0, 0, 1]).await;
+    let stream = open_stream(&mut a).await.expect("a's stream");
+    let refused = a
+        .get_status(pb::GetStatusRequest {})
+        .await
+        .expect_err("a second place for 127.0.0.1");
+    assert_eq!(refused.code(), Code::Unavailable, "{refused:?}");
+    let mut b = client_at([127, 0, 0, 2]).await;
+    b.get_status(pb::GetStatusRequest {})
+        .await
+        .expect("another address is served");
+    drop(stream);
+    eventually("a closed stream never gave its place back", node, || {
+        let mut a = a.clone();
+        async move { a.get_status(pb::GetStatusRequest {}).await.is_ok() }
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_address_holds_at_most_its_share_of_the_answers() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (mut node, _, _, _) = setup(dir.path());
+    restart_with(&mut node, |cfg| {
+        let g = grpc_table(cfg);
+        g.insert("max_requests_per_ip".into(), toml::Value::Integer(1));
+    });
+    let (mut q, _) = client(&node).await;
+    wait_height(&mut q, &node, 2).await;
+    drop(q);
+    let url = format!("http://{}", node.grpc);
+    one_place_per_address(&node, |_| Endpoint::from_shared(url.clone()).expect("url")).await;
+    node.stop();
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_grpc_listener_speaks_tls_when_configured() {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -208,6 +258,7 @@ async fn the_grpc_listener_speaks_tls_when_configured() {
             "tls_key_file".into(),
             toml::Value::String("grpc.key".into()),
         );
+        g.insert("max_requests_per_ip".into(), toml::Value::Integer(1));
     });
     let port = node.grpc.rsplit(':').next().expect("port").to_string();
     let url = format!("https://localhost:{port}");
@@ -261,5 +312,14 @@ async fn the_grpc_listener_speaks_tls_when_configured() {
             .is_err(),
     };
     assert!(refused, "a client trusting another certificate was served");
+    // Over TLS too, places are counted by the client's address.
+    let url = format!("https://127.0.0.1:{port}");
+    one_place_per_address(&node, |_| {
+        Endpoint::from_shared(url.clone())
+            .expect("url")
+            .tls_config(tls.clone())
+            .expect("tls config")
+    })
+    .await;
     node.stop();
 }

@@ -74,16 +74,19 @@ pub enum GrpcRefusal {
     /// The maximum number of requests was being answered (answers count
     /// until sent).
     Requests = 5,
+    /// That client address held its share of the requests being answered.
+    RequestsPerIp = 6,
 }
 
 /// `reason` label values, by [`GrpcRefusal`].
-pub(super) const GRPC_REFUSAL_NAMES: [&str; 6] = [
+pub(super) const GRPC_REFUSAL_NAMES: [&str; 7] = [
     "connections",
     "connections_per_ip",
     "certificate_streams",
     "block_ranges",
     "evidence_checks",
     "requests",
+    "requests_per_ip",
 ];
 
 /// What a dropped piece of work exceeded (the `kind` label of

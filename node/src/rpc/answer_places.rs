@@ -25,21 +25,24 @@
 //! and it is held the same way. Over the limit a request is refused at once
 //! with UNAVAILABLE, never queued.
 //!
-//! What this does not stop: a client that never reads can keep the places
-//! it got until its connection ends. That costs the node no more memory
-//! than the bound counts, but it can leave other clients refused; the
-//! connection and per-address limits (`conn_limit`) bound how much of the
-//! server one address can take.
+//! A client that never reads keeps the places it got until its connection
+//! ends. That costs the node no more memory than the bound counts, but one
+//! address could then hold every place and leave the others refused, so a
+//! client address holds at most `max_requests_per_ip` of them (a quarter
+//! by default): the rest stay for everyone else.
 
+use std::collections::HashMap;
 use std::future::Future;
+use std::net::IpAddr;
 use std::pin::Pin;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tonic::Status;
 use tonic::body::Body;
 use tonic::codegen::http;
+use tonic::transport::server::{TcpConnectInfo, TlsConnectInfo};
 
 use crate::metrics::{GrpcRefusal, Metrics};
 
@@ -67,21 +70,70 @@ impl HeldPlace {
 /// at no cost in frames worth counting (an 8 MiB range is 1,024 pieces).
 pub const PIECE: usize = 8 * 1024;
 
+/// The places each client address holds.
+struct PlacesPerIp {
+    max: usize,
+    held: Mutex<HashMap<IpAddr, usize>>,
+}
+
+impl PlacesPerIp {
+    /// One more place for `ip`, unless it holds `max` already.
+    fn take(self: &Arc<Self>, ip: IpAddr) -> Option<IpPlace> {
+        let mut held = self.held.lock().unwrap_or_else(|e| e.into_inner());
+        let n = held.entry(ip).or_insert(0);
+        if *n >= self.max {
+            return None;
+        }
+        *n += 1;
+        debug_assert!(*n <= self.max);
+        Some(IpPlace {
+            owner: self.clone(),
+            ip,
+        })
+    }
+}
+
+/// One place of one client address; given back on drop.
+struct IpPlace {
+    owner: Arc<PlacesPerIp>,
+    ip: IpAddr,
+}
+
+impl Drop for IpPlace {
+    fn drop(&mut self) {
+        let mut held = self.owner.held.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(n) = held.get_mut(&self.ip) {
+            debug_assert!(*n > 0, "gave back a place never taken");
+            *n -= 1;
+            if *n == 0 {
+                held.remove(&self.ip);
+            }
+        }
+    }
+}
+
+/// Everything one answer holds until it is sent.
+struct Places {
+    _ip: IpPlace,
+    _total: OwnedSemaphorePermit,
+    _own: Option<HeldPlace>,
+}
+
 /// An answer's body with the places it holds; they are freed when hyper
 /// drops it.
 pub struct HeldBody {
     inner: Body,
     /// What is left of the data frame being handed out in pieces.
     rest: bytes::Bytes,
-    _places: Option<(OwnedSemaphorePermit, Option<HeldPlace>)>,
+    _places: Option<Places>,
 }
 
 impl HeldBody {
-    fn holding(inner: Body, place: OwnedSemaphorePermit, own: Option<HeldPlace>) -> Self {
+    fn holding(inner: Body, places: Places) -> Self {
         Self {
             inner,
             rest: bytes::Bytes::new(),
-            _places: Some((place, own)),
+            _places: Some(places),
         }
     }
 
@@ -132,18 +184,25 @@ impl http_body::Body for HeldBody {
     }
 }
 
-/// The layer giving each request a place of `max_requests`.
+/// The layer giving each request a place of `max_requests`, at most
+/// `max_requests_per_ip` of them to one client address.
 #[derive(Clone)]
 pub struct AnswerPlacesLayer {
     places: Arc<Semaphore>,
+    per_ip: Arc<PlacesPerIp>,
     metrics: Arc<Metrics>,
 }
 
 impl AnswerPlacesLayer {
-    /// At most `max_requests` requests being answered or sent at once.
-    pub fn new(max_requests: usize, metrics: Arc<Metrics>) -> Self {
+    /// At most `max_requests` requests being answered or sent at once,
+    /// `max_requests_per_ip` of them from one address.
+    pub fn new(max_requests: usize, max_requests_per_ip: usize, metrics: Arc<Metrics>) -> Self {
         Self {
             places: Arc::new(Semaphore::new(max_requests)),
+            per_ip: Arc::new(PlacesPerIp {
+                max: max_requests_per_ip,
+                held: Mutex::new(HashMap::new()),
+            }),
             metrics,
         }
     }
@@ -156,6 +215,7 @@ impl<S> tower::Layer<S> for AnswerPlacesLayer {
         AnswerPlaces {
             inner,
             places: self.places.clone(),
+            per_ip: self.per_ip.clone(),
             metrics: self.metrics.clone(),
         }
     }
@@ -166,7 +226,42 @@ impl<S> tower::Layer<S> for AnswerPlacesLayer {
 pub struct AnswerPlaces<S> {
     inner: S,
     places: Arc<Semaphore>,
+    per_ip: Arc<PlacesPerIp>,
     metrics: Arc<Metrics>,
+}
+
+/// The client's address, from the connection info tonic puts in every
+/// request (plain TCP or TLS over it); unspecified if absent, so such
+/// requests share one address's places.
+fn client_ip(request: &http::Request<Body>) -> IpAddr {
+    let ext = request.extensions();
+    ext.get::<TcpConnectInfo>()
+        .and_then(|c| c.remote_addr)
+        .or_else(|| {
+            ext.get::<TlsConnectInfo<TcpConnectInfo>>()
+                .and_then(|c| c.get_ref().remote_addr)
+        })
+        .map(|a| a.ip())
+        .unwrap_or(IpAddr::from([0, 0, 0, 0]))
+}
+
+impl<S> AnswerPlaces<S> {
+    /// The places for a request from `ip`, or the refusal to answer with.
+    fn places_for(&self, ip: IpAddr) -> Result<(IpPlace, OwnedSemaphorePermit), Status> {
+        let Some(ip_place) = self.per_ip.take(ip) else {
+            self.metrics.grpc_refused(GrpcRefusal::RequestsPerIp);
+            return Err(Status::unavailable(
+                "too many requests from your address being answered right now; try again later",
+            ));
+        };
+        let Ok(total) = self.places.clone().try_acquire_owned() else {
+            self.metrics.grpc_refused(GrpcRefusal::Requests);
+            return Err(Status::unavailable(
+                "too many requests being answered on this node right now; try again later",
+            ));
+        };
+        Ok((ip_place, total))
+    }
 }
 
 /// The future of an answer that got a place.
@@ -187,19 +282,22 @@ where
     }
 
     fn call(&mut self, request: http::Request<Body>) -> Self::Future {
-        let Ok(place) = self.places.clone().try_acquire_owned() else {
-            self.metrics.grpc_refused(GrpcRefusal::Requests);
-            let refusal = Status::unavailable(
-                "too many requests being answered on this node right now; try again later",
-            )
-            .into_http::<HeldBody>();
-            return Box::pin(std::future::ready(Ok(refusal)));
+        let (ip, total) = match self.places_for(client_ip(&request)) {
+            Ok(places) => places,
+            Err(refusal) => {
+                let refusal = refusal.into_http::<HeldBody>();
+                return Box::pin(std::future::ready(Ok(refusal)));
+            }
         };
         let answer = self.inner.call(request);
         Box::pin(async move {
             let mut response = answer.await?;
-            let own = response.extensions_mut().remove::<HeldPlace>();
-            Ok(response.map(|body| HeldBody::holding(body, place, own)))
+            let places = Places {
+                _ip: ip,
+                _total: total,
+                _own: response.extensions_mut().remove::<HeldPlace>(),
+            };
+            Ok(response.map(|body| HeldBody::holding(body, places)))
         })
     }
 }
@@ -287,7 +385,7 @@ mod tests {
     #[tokio::test]
     async fn a_place_is_held_until_the_answer_is_handed_out_and_the_excess_is_refused() {
         let metrics = Metrics::new();
-        let layer = AnswerPlacesLayer::new(1, metrics.clone());
+        let layer = AnswerPlacesLayer::new(1, 8, metrics.clone());
         let own = Arc::new(Semaphore::new(1));
         let len = 3 * PIECE + 5;
         let mut svc = layer.layer(Handler {
@@ -332,5 +430,56 @@ mod tests {
         let again = svc.call(request()).await.expect("answer");
         assert_eq!(grpc_status(&again), None, "the request place is freed");
         assert_eq!(metrics.grpc_refusals(GrpcRefusal::Requests), 5);
+    }
+
+    /// A request as tonic hands it on, from a client at `ip`.
+    fn from(ip: [u8; 4]) -> http::Request<Body> {
+        let mut request = http::Request::new(Body::default());
+        request.extensions_mut().insert(TcpConnectInfo {
+            local_addr: None,
+            remote_addr: Some(std::net::SocketAddr::from((ip, 40_000))),
+        });
+        request
+    }
+
+    #[tokio::test]
+    async fn one_address_holds_at_most_its_share_and_the_others_are_still_served() {
+        let metrics = Metrics::new();
+        let layer = AnswerPlacesLayer::new(4, 2, metrics.clone());
+        let mut svc = layer.layer(Handler {
+            len: 10,
+            own: Arc::new(Semaphore::new(8)),
+        });
+        let (a, b) = ([10, 0, 0, 1], [10, 0, 0, 2]);
+        let a1 = svc.call(from(a)).await.expect("a1");
+        let a2 = svc.call(from(a)).await.expect("a2");
+        assert_eq!((grpc_status(&a1), grpc_status(&a2)), (None, None));
+        // Unread, those two answers are all `a` may hold.
+        let a3 = svc.call(from(a)).await.expect("refusal");
+        assert_eq!(grpc_status(&a3), Some("14"));
+        assert_eq!(metrics.grpc_refusals(GrpcRefusal::RequestsPerIp), 1);
+        // Another address still gets the places left.
+        let b1 = svc.call(from(b)).await.expect("b1");
+        let b2 = svc.call(from(b)).await.expect("b2");
+        assert_eq!((grpc_status(&b1), grpc_status(&b2)), (None, None));
+        // Now the total is full too: refused for it, whoever asks.
+        drop(a3);
+        let a4 = svc.call(from(a)).await.expect("refusal");
+        assert_eq!(grpc_status(&a4), Some("14"));
+        assert_eq!(metrics.grpc_refusals(GrpcRefusal::RequestsPerIp), 2);
+        // Sending an answer gives its address's place back.
+        drop(a1);
+        let a5 = svc.call(from(a)).await.expect("a5");
+        assert_eq!(grpc_status(&a5), None);
+        assert_eq!(metrics.grpc_refusals(GrpcRefusal::Requests), 0);
+        drop((a2, a5, b1));
+        let c = svc.call(from([10, 0, 0, 3])).await.expect("c");
+        assert_eq!(grpc_status(&c), None);
+        drop((b2, c));
+        assert!(
+            layer.per_ip.held.lock().expect("lock").is_empty(),
+            "every address's places were given back"
+        );
+        assert_eq!(layer.places.available_permits(), 4);
     }
 }

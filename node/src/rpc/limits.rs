@@ -36,7 +36,8 @@ pub const MAX_KEY_BYTES: usize = 64;
 ///   adaptive windows off): about 256 MiB if every window is filled;
 /// - requests being answered: `max_requests` (512) in total, counted until
 ///   each answer has been handed to HTTP/2 (`answer_places`: an unread
-///   answer holds its place), and `max_requests_per_connection` (32)
+///   answer holds its place), `max_requests_per_ip` (128) of them from one
+///   client address, and `max_requests_per_connection` (32)
 ///   handlers running per connection; the excess is refused with
 ///   UNAVAILABLE at once (load shedding), never queued. Their decoded
 ///   bodies: at most 512 × 256 KiB = 128 MiB;
@@ -61,6 +62,8 @@ pub struct ServerLimits {
     /// Requests being answered in total at most (until their answers are
     /// handed to HTTP/2).
     pub max_requests: usize,
+    /// Of those, held by one client address at most.
+    pub max_requests_per_ip: usize,
     /// `StreamCommitCertificates` streams open at most.
     pub max_certificate_streams: usize,
     /// `GetBlocks` answers being read or sent at most.
@@ -90,6 +93,7 @@ impl Default for ServerLimits {
             max_streams_per_connection: 64,
             max_requests_per_connection: 32,
             max_requests: 512,
+            max_requests_per_ip: 128,
             max_certificate_streams: 128,
             max_block_ranges: 4,
             silent_client: Duration::from_secs(60),

@@ -121,6 +121,7 @@ pub async fn serve<A: NodeApi>(
         // Places held until each answer is sent (`answer_places`).
         .layer(answer_places::AnswerPlacesLayer::new(
             limits.max_requests,
+            limits.max_requests_per_ip,
             metrics.clone(),
         ))
         .add_service(health_service)
