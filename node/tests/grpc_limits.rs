@@ -240,6 +240,114 @@ async fn one_address_holds_at_most_its_share_of_the_answers() {
     node.stop();
 }
 
+/// With one `GetBlocks` place, held by a client that asked for a range and
+/// does not read it, an audit is refused at its first range; it waits that
+/// out and passes once the holder leaves (before, the audit failed with
+/// "over the node's limits").
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_audit_waits_out_a_node_whose_range_place_is_taken() {
+    use agora_node::client::audit;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (mut node, _, _, _) = setup(dir.path());
+    restart_with(&mut node, |cfg| {
+        grpc_table(cfg).insert("max_block_ranges".into(), toml::Value::Integer(1));
+    });
+    let (mut q, ch) = client(&node).await;
+    // A range of 24 empty blocks is larger than one piece of an answer
+    // (`answer_places::PIECE`), so its place is held until it is read.
+    let h = wait_height(&mut q, &node, 24).await;
+    let cfg_text = std::fs::read_to_string(node.home.join("config.toml")).expect("config");
+    let cfg: toml::Table = toml::from_str(&cfg_text).expect("toml");
+    let metrics_port: u16 = cfg["metrics"]["listen"]
+        .as_str()
+        .and_then(|a| a.rsplit(':').next())
+        .and_then(|p| p.parse().ok())
+        .expect("metrics port");
+    let refusals = || {
+        support::net::metric(
+            metrics_port,
+            "agora_grpc_refused_total{reason=\"block_ranges\"}",
+        )
+        .unwrap_or(0)
+    };
+    // The holder: a stream window of 16 bytes, and a range it never reads.
+    let slow = Endpoint::from_shared(format!("http://{}", node.grpc))
+        .expect("url")
+        .initial_stream_window_size(Some(16))
+        .connect()
+        .await
+        .expect("connect");
+    let hold = || {
+        let mut q = QueryClient::new(slow.clone());
+        Box::pin(async move {
+            q.get_blocks(pb::GetBlocksRequest {
+                from_height: 1,
+                max_blocks: 256,
+            })
+            .await
+        })
+    };
+    // Poll it once (the request goes out; its answer is never read), then
+    // probe until another range is refused: the node holds the place. A
+    // holder refused because a probe had the place is asked again.
+    let before = refusals();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut holder = hold();
+    assert!(poll_once(&mut holder).await.is_none(), "answered at once");
+    loop {
+        let probe = q
+            .get_blocks(pb::GetBlocksRequest {
+                from_height: 1,
+                max_blocks: 1,
+            })
+            .await;
+        if matches!(&probe, Err(s) if s.code() == Code::ResourceExhausted) {
+            break;
+        }
+        if let Some(done) = poll_once(&mut holder).await {
+            let refused = done.expect_err("the unread range was answered in full");
+            assert_eq!(refused.code(), Code::ResourceExhausted, "{refused:?}");
+            holder = hold();
+            assert!(poll_once(&mut holder).await.is_none(), "answered at once");
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the unread range never held the place\n{}",
+            node.log_tail()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let g = agora_node::genesis::load(&node.home.join("genesis.json")).expect("genesis");
+    let ledger = agora_validator::ledger::Ledger::from_genesis(&g.genesis).expect("ledger");
+    let cfg = audit::AuditConfig {
+        chain: ledger.chain_id().clone(),
+        seed0: agora_validator::crypto::vrf::genesis_seed(&g.file_hash),
+        genesis_set: ledger.validator_set(1).cloned().expect("set"),
+        from: 1,
+        to: Some(h),
+    };
+    let seen = refusals();
+    let auditing = tokio::spawn(audit::audit(ch, cfg));
+    // Once the audit has been refused, the holder leaves.
+    eventually("the audit was never refused", &node, || async {
+        refusals() > seen
+    })
+    .await;
+    assert!(seen > before);
+    drop(holder);
+    let report = auditing
+        .await
+        .expect("task")
+        .expect("the audit waited and passed");
+    assert_eq!(report.verified, h);
+    node.stop();
+}
+
+/// Polls `f` once: its output if it finished.
+async fn poll_once<F: std::future::Future + Unpin>(f: &mut F) -> Option<F::Output> {
+    tokio::time::timeout(Duration::ZERO, f).await.ok()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_grpc_listener_speaks_tls_when_configured() {
     let dir = tempfile::tempdir().expect("tempdir");

@@ -24,6 +24,7 @@ use agora_validator::ledger::Ledger;
 use agora_validator::{Address, ChainId, Hash, ValidatorSet};
 
 use super::audit_range::{Prepared, Walk, verify_range};
+use super::busy;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -206,14 +207,19 @@ async fn fetch_range(
     to: u64,
 ) -> Result<Vec<Fetched>, AuditError> {
     let want = (to - from + 1).min(u64::from(RANGE)) as u32;
-    let resp = client
-        .get_blocks(pb::GetBlocksRequest {
-            from_height: from,
-            max_blocks: want,
-        })
-        .await
-        .map_err(rpc(from))?
-        .into_inner();
+    let (resp, _) = busy::when_free(busy::BUSY_PATIENCE, || {
+        let mut client = client.clone();
+        async move {
+            client
+                .get_blocks(pb::GetBlocksRequest {
+                    from_height: from,
+                    max_blocks: want,
+                })
+                .await
+        }
+    })
+    .await;
+    let resp = resp.map_err(rpc(from))?.into_inner();
     let mut out = Vec::with_capacity(resp.blocks.len());
     for (i, entry) in resp.blocks.into_iter().take(want as usize).enumerate() {
         let h = from + i as u64;

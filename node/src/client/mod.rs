@@ -4,6 +4,7 @@
 pub mod audit;
 pub mod audit_cli;
 mod audit_range;
+mod busy;
 pub mod cli;
 pub mod light_audit;
 pub mod prove;
