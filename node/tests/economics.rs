@@ -567,14 +567,7 @@ async fn audit_replays_the_blocks_reports_rewards_and_catches_a_diverging_state(
     let (mut q, ch) = client(&node).await;
     let h = wait_height(&mut q, &node, 6).await;
     let g = agora_node::genesis::load(&node.home.join("genesis.json")).expect("genesis");
-    let ledger = agora_validator::ledger::Ledger::from_genesis(&g.genesis).expect("ledger");
-    let cfg = audit::AuditConfig {
-        chain: ledger.chain_id().clone(),
-        seed0: agora_validator::crypto::vrf::genesis_seed(&g.file_hash),
-        genesis_set: ledger.validator_set(1).cloned().expect("set"),
-        from: 1,
-        to: Some(h),
-    };
+    let (cfg, ledger) = audit_config(&node, h);
     let reward = ledger.params().block_reward;
     let report = audit::audit_with_replay(ch.clone(), cfg.clone(), ledger)
         .await

@@ -9,7 +9,6 @@ use agora_node::client::tx::{DEFAULT_FEE, TxAction, submit};
 use agora_proto::v1 as pb;
 use agora_proto::v1::query_client::QueryClient;
 use agora_proto::v1::staking_client::StakingClient;
-use agora_validator::ledger::Ledger;
 use agora_validator::signing::{sign_transaction, vote_bytes};
 use agora_validator::{Address, ChainId, VoteType};
 use std::process::Command;
@@ -441,15 +440,7 @@ async fn audit_passes_on_the_real_chain_and_fails_on_a_tampered_certificate() {
     let (mut node, _a, _b, _bob) = setup(dir.path());
     let (mut q, ch) = client(&node).await;
     let h = wait_height(&mut q, &node, 6).await;
-    let g = agora_node::genesis::load(&node.home.join("genesis.json")).expect("genesis");
-    let ledger = Ledger::from_genesis(&g.genesis).expect("ledger");
-    let cfg = audit::AuditConfig {
-        chain: ledger.chain_id().clone(),
-        seed0: agora_validator::crypto::vrf::genesis_seed(&g.file_hash),
-        genesis_set: ledger.validator_set(1).cloned().expect("set"),
-        from: 1,
-        to: Some(h),
-    };
+    let (cfg, _) = audit_config(&node, h);
     let report = audit::audit(ch.clone(), cfg.clone())
         .await
         .expect("audit passes");

@@ -317,15 +317,7 @@ async fn an_audit_waits_out_a_node_whose_range_place_is_taken() {
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    let g = agora_node::genesis::load(&node.home.join("genesis.json")).expect("genesis");
-    let ledger = agora_validator::ledger::Ledger::from_genesis(&g.genesis).expect("ledger");
-    let cfg = audit::AuditConfig {
-        chain: ledger.chain_id().clone(),
-        seed0: agora_validator::crypto::vrf::genesis_seed(&g.file_hash),
-        genesis_set: ledger.validator_set(1).cloned().expect("set"),
-        from: 1,
-        to: Some(h),
-    };
+    let (cfg, _) = audit_config(&node, h);
     let seen = refusals();
     let auditing = tokio::spawn(audit::audit(ch, cfg));
     // Once the audit has been refused, the holder leaves.

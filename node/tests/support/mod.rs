@@ -253,3 +253,24 @@ pub mod raw_peer;
 /// cannot depend on that crate.
 #[path = "../../../tests/src/udp_relay.rs"]
 pub mod relay;
+
+/// What an audit of `node`'s chain up to `to` trusts, from its genesis
+/// file, and the genesis ledger (for a replay).
+pub fn audit_config(
+    node: &Node,
+    to: u64,
+) -> (
+    agora_node::client::audit::AuditConfig,
+    agora_validator::ledger::Ledger,
+) {
+    let g = agora_node::genesis::load(&node.home.join("genesis.json")).expect("genesis");
+    let ledger = agora_validator::ledger::Ledger::from_genesis(&g.genesis).expect("ledger");
+    let cfg = agora_node::client::audit::AuditConfig {
+        chain: ledger.chain_id().clone(),
+        seed0: agora_validator::crypto::vrf::genesis_seed(&g.file_hash),
+        genesis_set: ledger.validator_set(1).cloned().expect("set"),
+        from: 1,
+        to: Some(to),
+    };
+    (cfg, ledger)
+}

@@ -19,12 +19,16 @@ use tonic::transport::{Channel, Endpoint};
 use super::evidence_flood::bad_evidence;
 use super::{AttackError, Report, Target};
 
+/// The target's gRPC endpoint, with a connect timeout.
+fn endpoint(target: &Target) -> Result<Endpoint, AttackError> {
+    Ok(Endpoint::from_shared(format!("http://{}", target.grpc))
+        .map_err(|e| AttackError::Grpc(e.to_string()))?
+        .connect_timeout(Duration::from_secs(2)))
+}
+
 /// One gRPC connection to the target, or None if the node refused it.
 async fn channel(target: &Target) -> Result<Option<Channel>, AttackError> {
-    let ep = Endpoint::from_shared(format!("http://{}", target.grpc))
-        .map_err(|e| AttackError::Grpc(e.to_string()))?
-        .connect_timeout(Duration::from_secs(2))
-        .timeout(Duration::from_secs(5));
+    let ep = endpoint(target)?.timeout(Duration::from_secs(5));
     Ok(ep.connect().await.ok())
 }
 
@@ -99,10 +103,7 @@ pub async fn unread_block_ranges(
     let mut report = Report::default();
     let mut calls: Vec<Option<Unread>> = Vec::new();
     for _ in 0..connections {
-        let ep = Endpoint::from_shared(format!("http://{}", target.grpc))
-            .map_err(|e| AttackError::Grpc(e.to_string()))?
-            .connect_timeout(Duration::from_secs(2))
-            .initial_stream_window_size(Some(UNREAD_WINDOW));
+        let ep = endpoint(target)?.initial_stream_window_size(Some(UNREAD_WINDOW));
         let Ok(ch) = ep.connect().await else {
             report.refused += 1;
             continue;

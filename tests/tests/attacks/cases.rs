@@ -227,9 +227,12 @@ fn grpc_certificate_streams(tn: &Testnet) {
     let limit = tn.config.grpc.max_certificate_streams as u64;
     let (m, refusals) = delta(
         tn,
+        // From one address the share of request places (`max_requests_per_ip`,
+        // 128 by default, as many as the streams' own limit) refuses first.
         &[
             &refused("certificate_streams"),
             &refused("connections_per_ip"),
+            &refused("requests_per_ip"),
         ],
         || {
             under_attack(tn, "grpc_certificate_streams", WINDOW, |t, d| async move {
