@@ -7,9 +7,10 @@
 //! lets it out. A client that asks and never reads (a stream window of a
 //! few bytes) left every answer it asked for in the node's memory: with
 //! `max_streams_per_connection` × `max_connections` streams open that was
-//! 16,384 answers, not the `max_requests` (512) the memory bound counts
-//! (the attack case `grpc_unread_answers` had 1,188 held at once against a
-//! limit of 512).
+//! 16,384 answers, not the `max_requests` (512) the memory bound counts.
+//! `GetBlocks`' own places were freed after the read the same way: the
+//! attack case `grpc_unread_answers` held 172 ranges of up to 8 MiB at once
+//! against a limit of 4 (now 4, the other 2,044 refused).
 //!
 //! So the place is moved into the answer's body ([`HeldBody`]) and freed
 //! when hyper drops it: after the last frame was handed to h2, or when the
@@ -20,10 +21,10 @@
 //! waited. The body therefore hands its data out in pieces of at most
 //! [`PIECE`]: hyper asks for the next piece only once h2 has sent the one
 //! before, so the body (and its place) lives until all but the last piece
-//! is on the wire. Splitting a `Bytes` copies nothing. A handler that takes a place of its own
-//! (a block range) puts it in the answer's extensions as a [`HeldPlace`],
-//! and it is held the same way. Over the limit a request is refused at once
-//! with UNAVAILABLE, never queued.
+//! is on the wire. Splitting a `Bytes` copies nothing. A handler that takes
+//! a place of its own (a block range) puts it in the answer's extensions as
+//! a [`HeldPlace`], and it is held the same way. Over the limit a request
+//! is refused at once with UNAVAILABLE, never queued.
 //!
 //! A client that never reads keeps the places it got until its connection
 //! ends. That costs the node no more memory than the bound counts, but one
@@ -80,12 +81,13 @@ impl PlacesPerIp {
     /// One more place for `ip`, unless it holds `max` already.
     fn take(self: &Arc<Self>, ip: IpAddr) -> Option<IpPlace> {
         let mut held = self.held.lock().unwrap_or_else(|e| e.into_inner());
-        let n = held.entry(ip).or_insert(0);
-        if *n >= self.max {
+        // No entry is made for a refusal: the map holds only addresses that
+        // hold places (at most `max_requests` of them).
+        let n = held.get(&ip).copied().unwrap_or(0);
+        if n >= self.max {
             return None;
         }
-        *n += 1;
-        debug_assert!(*n <= self.max);
+        held.insert(ip, n + 1);
         Some(IpPlace {
             owner: self.clone(),
             ip,
@@ -481,5 +483,17 @@ mod tests {
             "every address's places were given back"
         );
         assert_eq!(layer.places.available_permits(), 4);
+
+        // A refused address leaves no entry behind.
+        let none = AnswerPlacesLayer::new(4, 0, metrics.clone());
+        let mut svc = none.layer(Handler {
+            len: 10,
+            own: Arc::new(Semaphore::new(8)),
+        });
+        for last in 0..3u8 {
+            let refused = svc.call(from([10, 0, 1, last])).await.expect("refusal");
+            assert_eq!(grpc_status(&refused), Some("14"));
+        }
+        assert!(none.per_ip.held.lock().expect("lock").is_empty());
     }
 }
