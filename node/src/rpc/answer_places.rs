@@ -138,14 +138,6 @@ impl HeldBody {
             _places: Some(places),
         }
     }
-
-    fn refusal() -> Self {
-        Self {
-            inner: Body::default(),
-            rest: bytes::Bytes::new(),
-            _places: None,
-        }
-    }
 }
 
 impl http_body::Body for HeldBody {
@@ -305,9 +297,14 @@ where
 }
 
 impl Default for HeldBody {
-    /// The empty body of a refusal, holding nothing.
+    /// The empty body of a refusal, holding nothing (what
+    /// `Status::into_http` fills a refusal with).
     fn default() -> Self {
-        Self::refusal()
+        Self {
+            inner: Body::default(),
+            rest: bytes::Bytes::new(),
+            _places: None,
+        }
     }
 }
 
