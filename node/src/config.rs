@@ -156,8 +156,12 @@ pub struct GrpcConfig {
     pub max_requests_per_ip: usize,
     /// Certificate streams open at most.
     pub max_certificate_streams: usize,
-    /// `GetBlocks` answers being read or sent at most.
+    /// `GetBlocks` answers being read or sent at most (a quarter of them
+    /// to one client address).
     pub max_block_ranges: usize,
+    /// `GetBlock` and `GetValidatorSet` answers being read or sent at most
+    /// (a quarter of them to one client address).
+    pub max_large_answers: usize,
     /// Seconds a connection may send nothing (no request, no answer to the
     /// server's keep-alive ping) before it is closed.
     pub silent_client_secs: u64,
@@ -180,6 +184,7 @@ impl GrpcConfig {
             max_requests_per_ip: self.max_requests_per_ip,
             max_certificate_streams: self.max_certificate_streams,
             max_block_ranges: self.max_block_ranges,
+            max_large_answers: self.max_large_answers,
             // `validate` refuses less; the floor keeps the keep-alive
             // interval above zero for a config that skipped it.
             silent_client: std::time::Duration::from_secs(
@@ -379,6 +384,7 @@ impl Default for GrpcConfig {
             max_requests_per_ip: l.max_requests_per_ip,
             max_certificate_streams: l.max_certificate_streams,
             max_block_ranges: l.max_block_ranges,
+            max_large_answers: l.max_large_answers,
             silent_client_secs: l.silent_client.as_secs(),
             tls_cert_file: None,
             tls_key_file: None,

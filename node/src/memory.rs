@@ -289,10 +289,16 @@ fn grpc_terms(grpc: &ServerLimits) -> Vec<Term> {
             bytes: u(grpc.max_connections) * MIB,
         },
         Term {
-            what: "gRPC answers being built or sent (a block and its encoding each at most)",
-            bound_by: "max_requests × 2 × MAX_BLOCK_FRAME, places held until sent (node/src/rpc/answer_places.rs)",
+            what: "gRPC answers being built or sent (each decoded and encoded at most MAX_SMALL_ANSWER)",
+            bound_by: "max_requests × 2 × MAX_SMALL_ANSWER, places held until sent (node/src/rpc/answer_places.rs, limits.rs)",
             per_peer: false,
-            bytes: u(grpc.max_requests) * 2 * block_frame,
+            bytes: u(grpc.max_requests) * 2 * u(crate::rpc::limits::MAX_SMALL_ANSWER),
+        },
+        Term {
+            what: "gRPC single blocks and validator sets being read or sent (a block and its encoding each)",
+            bound_by: "max_large_answers × 2 × MAX_BLOCK_FRAME, places held until sent (node/src/rpc/query.rs)",
+            per_peer: false,
+            bytes: u(grpc.max_large_answers) * 2 * block_frame,
         },
         Term {
             what: "gRPC answers' last pieces waiting in h2 (their places freed)",
@@ -304,9 +310,11 @@ fn grpc_terms(grpc: &ServerLimits) -> Vec<Term> {
         },
         Term {
             what: "gRPC block ranges being read or sent (encoded twice)",
-            bound_by: "max_block_ranges × 2 × MAX_RANGE_BYTES, places held until sent (node/src/rpc/query.rs)",
+            bound_by: "max_block_ranges × 2 × (MAX_RANGE_BYTES + MAX_BLOCK_FRAME), places held until sent (node/src/rpc/query.rs)",
             per_peer: false,
-            bytes: u(grpc.max_block_ranges) * 2 * u(crate::rpc::limits::MAX_RANGE_BYTES),
+            bytes: u(grpc.max_block_ranges)
+                * 2
+                * (u(crate::rpc::limits::MAX_RANGE_BYTES) + block_frame),
         },
         Term {
             what: "gRPC certificate streams",

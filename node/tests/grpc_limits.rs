@@ -6,7 +6,7 @@
 //! server's pings keeps its own, and with `grpc.tls_cert_file` set the
 //! listener speaks TLS only; one client address holds at most
 //! `grpc.max_requests_per_ip` of the places of requests being answered,
-//! over plain TCP and over TLS.
+//! over plain TCP and over TLS, and a quarter of the block-range places.
 
 use agora_node::client::connect;
 use agora_proto::v1 as pb;
@@ -81,13 +81,15 @@ async fn certificate_streams_and_connections_beyond_the_limits_are_refused_and_f
     let (mut node, _, _, _) = setup(dir.path());
     restart_with(&mut node, |cfg| {
         let g = grpc_table(cfg);
-        g.insert("max_certificate_streams".into(), toml::Value::Integer(2));
+        g.insert("max_certificate_streams".into(), toml::Value::Integer(8));
         g.insert("max_connections".into(), toml::Value::Integer(3));
     });
     let (mut q, _) = client(&node).await;
     wait_height(&mut q, &node, 2).await;
 
-    // Streams: two places, the third is refused with RESOURCE_EXHAUSTED.
+    // Streams: this address's share is two places (a quarter of eight),
+    // the third is refused with RESOURCE_EXHAUSTED (the pool's own limit:
+    // `place_pool`'s unit test).
     let first = open_stream(&mut q).await.expect("first stream");
     let _second = open_stream(&mut q).await.expect("second stream");
     let third = open_stream(&mut q).await.expect_err("over the limit");
@@ -263,12 +265,16 @@ async fn an_audit_waits_out_a_node_whose_range_place_is_taken() {
         .and_then(|a| a.rsplit(':').next())
         .and_then(|p| p.parse().ok())
         .expect("metrics port");
+    // The audit's client and the holder share 127.0.0.1, whose share of
+    // the one place is that place: refused for either reason.
     let refusals = || {
-        support::net::metric(
-            metrics_port,
-            "agora_grpc_refused_total{reason=\"block_ranges\"}",
-        )
-        .unwrap_or(0)
+        ["block_ranges", "block_ranges_per_ip"]
+            .iter()
+            .map(|r| {
+                let name = format!("agora_grpc_refused_total{{reason=\"{r}\"}}");
+                support::net::metric(metrics_port, &name).unwrap_or(0)
+            })
+            .sum::<u64>()
     };
     // The holder: a stream window of 16 bytes, and a range it never reads.
     let slow = Endpoint::from_shared(format!("http://{}", node.grpc))
@@ -332,6 +338,75 @@ async fn an_audit_waits_out_a_node_whose_range_place_is_taken() {
         .expect("task")
         .expect("the audit waited and passed");
     assert_eq!(report.verified, h);
+    node.stop();
+}
+
+/// With the default four `GetBlocks` places, a client at 127.0.0.1 that
+/// asks for ranges and never reads them holds one (a quarter), is refused
+/// the next with RESOURCE_EXHAUSTED naming its address, and a client at
+/// 127.0.0.2 is still served. Before, one address could hold all four for
+/// as long as its connection lived, and every audit was refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_address_holds_a_quarter_of_the_range_places() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (mut node, _, _, _) = setup(dir.path());
+    let (mut q, _) = client(&node).await;
+    // Ranges of 24 empty blocks are larger than one piece of an answer.
+    wait_height(&mut q, &node, 24).await;
+    let at = |ip: [u8; 4]| {
+        Endpoint::from_shared(format!("http://{}", node.grpc))
+            .expect("url")
+            .local_address(Some(std::net::IpAddr::from(ip)))
+            .initial_stream_window_size(Some(16))
+    };
+    let slow = at([127, 0, 0, 1]).connect().await.expect("connect");
+    let range = |ch: tonic::transport::Channel| {
+        let mut q = QueryClient::new(ch);
+        Box::pin(async move {
+            q.get_blocks(pb::GetBlocksRequest {
+                from_height: 1,
+                max_blocks: 256,
+            })
+            .await
+        })
+    };
+    // The first unread range holds the address's place; the next ones are
+    // refused for the address, not for the pool.
+    let mut held = range(slow.clone());
+    assert!(poll_once(&mut held).await.is_none(), "answered at once");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let refused = loop {
+        let mut again = range(slow.clone());
+        let done = tokio::time::timeout(Duration::from_millis(200), &mut again).await;
+        if let Ok(Err(status)) = done {
+            break status;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the unread range never held its place\n{}",
+            node.log_tail()
+        );
+    };
+    assert_eq!(refused.code(), Code::ResourceExhausted, "{refused:?}");
+    assert!(refused.message().contains("your address"), "{refused:?}");
+    // Another address gets one of the three places left, read in full.
+    let mut other = QueryClient::new(
+        Endpoint::from_shared(format!("http://{}", node.grpc))
+            .expect("url")
+            .local_address(Some(std::net::IpAddr::from([127, 0, 0, 2])))
+            .connect()
+            .await
+            .expect("connect"),
+    );
+    let served = other
+        .get_blocks(pb::GetBlocksRequest {
+            from_height: 1,
+            max_blocks: 256,
+        })
+        .await
+        .expect("another address is served");
+    assert!(served.into_inner().blocks.len() >= 24);
+    drop(held);
     node.stop();
 }
 

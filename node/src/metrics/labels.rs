@@ -76,10 +76,18 @@ pub enum GrpcRefusal {
     Requests = 5,
     /// That client address held its share of the requests being answered.
     RequestsPerIp = 6,
+    /// The maximum number of single-block answers was being read or sent.
+    LargeAnswers = 7,
+    /// That client address held its share of the block-range answers.
+    BlockRangesPerIp = 8,
+    /// That client address held its share of the single-block answers.
+    LargeAnswersPerIp = 9,
+    /// That client address held its share of the certificate streams.
+    CertificateStreamsPerIp = 10,
 }
 
 /// `reason` label values, by [`GrpcRefusal`].
-pub(super) const GRPC_REFUSAL_NAMES: [&str; 7] = [
+pub(super) const GRPC_REFUSAL_NAMES: [&str; 11] = [
     "connections",
     "connections_per_ip",
     "certificate_streams",
@@ -87,6 +95,10 @@ pub(super) const GRPC_REFUSAL_NAMES: [&str; 7] = [
     "evidence_checks",
     "requests",
     "requests_per_ip",
+    "large_answers",
+    "block_ranges_per_ip",
+    "large_answers_per_ip",
+    "certificate_streams_per_ip",
 ];
 
 /// What a dropped piece of work exceeded (the `kind` label of

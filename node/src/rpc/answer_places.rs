@@ -32,34 +32,34 @@
 //! client address holds at most `max_requests_per_ip` of them (a quarter
 //! by default): the rest stay for everyone else.
 
-use std::collections::HashMap;
 use std::future::Future;
-use std::net::IpAddr;
 use std::pin::Pin;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tonic::Status;
 use tonic::body::Body;
 use tonic::codegen::http;
-use tonic::transport::server::{TcpConnectInfo, TlsConnectInfo};
 
+use super::client_addr::{AddressPlace, AddressShares, ClientAddr};
+use super::limits::MAX_SMALL_ANSWER;
+use super::place_pool::PoolPlace;
 use crate::metrics::{GrpcRefusal, Metrics};
 
 /// A handler's own place, carried in its answer's extensions so that it is
 /// held until the answer is sent (cloneable only because extensions must
-/// be; every clone shares the one permit).
+/// be; every clone shares the one place).
 #[derive(Debug, Clone)]
 pub struct HeldPlace {
-    _permit: Arc<OwnedSemaphorePermit>,
+    _place: Arc<PoolPlace>,
 }
 
 impl HeldPlace {
-    /// Puts `permit` in `response`'s extensions.
-    pub fn attach<T>(response: &mut tonic::Response<T>, permit: OwnedSemaphorePermit) {
+    /// Puts `place` in `response`'s extensions.
+    pub fn attach<T>(response: &mut tonic::Response<T>, place: PoolPlace) {
         response.extensions_mut().insert(Self {
-            _permit: Arc::new(permit),
+            _place: Arc::new(place),
         });
     }
 }
@@ -71,54 +71,11 @@ impl HeldPlace {
 /// at no cost in frames worth counting (an 8 MiB range is 1,024 pieces).
 pub const PIECE: usize = 8 * 1024;
 
-/// The places each client address holds.
-struct PlacesPerIp {
-    max: usize,
-    held: Mutex<HashMap<IpAddr, usize>>,
-}
-
-impl PlacesPerIp {
-    /// One more place for `ip`, unless it holds `max` already.
-    fn take(self: &Arc<Self>, ip: IpAddr) -> Option<IpPlace> {
-        let mut held = self.held.lock().unwrap_or_else(|e| e.into_inner());
-        // No entry is made for a refusal: the map holds only addresses that
-        // hold places (at most `max_requests` of them).
-        let n = held.get(&ip).copied().unwrap_or(0);
-        if n >= self.max {
-            return None;
-        }
-        held.insert(ip, n + 1);
-        Some(IpPlace {
-            owner: self.clone(),
-            ip,
-        })
-    }
-}
-
-/// One place of one client address; given back on drop.
-struct IpPlace {
-    owner: Arc<PlacesPerIp>,
-    ip: IpAddr,
-}
-
-impl Drop for IpPlace {
-    fn drop(&mut self) {
-        let mut held = self.owner.held.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(n) = held.get_mut(&self.ip) {
-            debug_assert!(*n > 0, "gave back a place never taken");
-            *n -= 1;
-            if *n == 0 {
-                held.remove(&self.ip);
-            }
-        }
-    }
-}
-
 /// Everything one answer holds until it is sent.
 struct Places {
-    _ip: IpPlace,
+    _client: AddressPlace,
     _total: OwnedSemaphorePermit,
-    _own: Option<HeldPlace>,
+    own: Option<HeldPlace>,
 }
 
 /// An answer's body with the places it holds; they are freed when hyper
@@ -127,7 +84,7 @@ pub struct HeldBody {
     inner: Body,
     /// What is left of the data frame being handed out in pieces.
     rest: bytes::Bytes,
-    _places: Option<Places>,
+    places: Option<Places>,
 }
 
 impl HeldBody {
@@ -135,7 +92,7 @@ impl HeldBody {
         Self {
             inner,
             rest: bytes::Bytes::new(),
-            _places: Some(places),
+            places: Some(places),
         }
     }
 }
@@ -152,7 +109,17 @@ impl http_body::Body for HeldBody {
         if this.rest.is_empty() {
             match std::task::ready!(Pin::new(&mut this.inner).poll_frame(cx)) {
                 Some(Ok(frame)) => match frame.into_data() {
-                    Ok(data) => this.rest = data,
+                    Ok(data) => {
+                        // The memory bound counts an answer with no pool
+                        // place of its own at `MAX_SMALL_ANSWER` at most.
+                        debug_assert!(
+                            this.places.as_ref().is_none_or(|p| p.own.is_some())
+                                || data.len() <= MAX_SMALL_ANSWER + 5,
+                            "an answer of {} bytes holds no pool place",
+                            data.len()
+                        );
+                        this.rest = data;
+                    }
                     Err(trailers) => return Poll::Ready(Some(Ok(trailers))),
                 },
                 other => return Poll::Ready(other),
@@ -183,7 +150,7 @@ impl http_body::Body for HeldBody {
 #[derive(Clone)]
 pub struct AnswerPlacesLayer {
     places: Arc<Semaphore>,
-    per_ip: Arc<PlacesPerIp>,
+    per_ip: Arc<AddressShares>,
     metrics: Arc<Metrics>,
 }
 
@@ -193,10 +160,7 @@ impl AnswerPlacesLayer {
     pub fn new(max_requests: usize, max_requests_per_ip: usize, metrics: Arc<Metrics>) -> Self {
         Self {
             places: Arc::new(Semaphore::new(max_requests)),
-            per_ip: Arc::new(PlacesPerIp {
-                max: max_requests_per_ip,
-                held: Mutex::new(HashMap::new()),
-            }),
+            per_ip: AddressShares::new(max_requests_per_ip),
             metrics,
         }
     }
@@ -220,29 +184,17 @@ impl<S> tower::Layer<S> for AnswerPlacesLayer {
 pub struct AnswerPlaces<S> {
     inner: S,
     places: Arc<Semaphore>,
-    per_ip: Arc<PlacesPerIp>,
+    per_ip: Arc<AddressShares>,
     metrics: Arc<Metrics>,
 }
 
-/// The client's address, from the connection info tonic puts in every
-/// request (plain TCP or TLS over it); unspecified if absent, so such
-/// requests share one address's places.
-fn client_ip(request: &http::Request<Body>) -> IpAddr {
-    let ext = request.extensions();
-    ext.get::<TcpConnectInfo>()
-        .and_then(|c| c.remote_addr)
-        .or_else(|| {
-            ext.get::<TlsConnectInfo<TcpConnectInfo>>()
-                .and_then(|c| c.get_ref().remote_addr)
-        })
-        .map(|a| a.ip())
-        .unwrap_or(IpAddr::from([0, 0, 0, 0]))
-}
-
 impl<S> AnswerPlaces<S> {
-    /// The places for a request from `ip`, or the refusal to answer with.
-    fn places_for(&self, ip: IpAddr) -> Result<(IpPlace, OwnedSemaphorePermit), Status> {
-        let Some(ip_place) = self.per_ip.take(ip) else {
+    /// The places for a request from `client`, or the refusal to answer with.
+    fn places_for(
+        &self,
+        client: ClientAddr,
+    ) -> Result<(AddressPlace, OwnedSemaphorePermit), Status> {
+        let Some(ip_place) = self.per_ip.take(client) else {
             self.metrics.grpc_refused(GrpcRefusal::RequestsPerIp);
             return Err(Status::unavailable(
                 "too many requests from your address being answered right now; try again later",
@@ -276,7 +228,8 @@ where
     }
 
     fn call(&mut self, request: http::Request<Body>) -> Self::Future {
-        let (ip, total) = match self.places_for(client_ip(&request)) {
+        let client = ClientAddr::of_request(request.extensions());
+        let (client, total) = match self.places_for(client) {
             Ok(places) => places,
             Err(refusal) => {
                 let refusal = refusal.into_http::<HeldBody>();
@@ -287,9 +240,9 @@ where
         Box::pin(async move {
             let mut response = answer.await?;
             let places = Places {
-                _ip: ip,
+                _client: client,
                 _total: total,
-                _own: response.extensions_mut().remove::<HeldPlace>(),
+                own: response.extensions_mut().remove::<HeldPlace>(),
             };
             Ok(response.map(|body| HeldBody::holding(body, places)))
         })
@@ -303,7 +256,7 @@ impl Default for HeldBody {
         Self {
             inner: Body::default(),
             rest: bytes::Bytes::new(),
-            _places: None,
+            places: None,
         }
     }
 }
@@ -311,8 +264,10 @@ impl Default for HeldBody {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::rpc::place_pool::PlacePool;
     use http_body::Body as _;
     use std::convert::Infallible;
+    use tonic::transport::server::TcpConnectInfo;
     use tower::{Layer, Service};
 
     /// One data frame of `data`, then the gRPC trailers, as tonic's encoder
@@ -346,7 +301,16 @@ mod tests {
     #[derive(Clone)]
     struct Handler {
         len: usize,
-        own: Arc<Semaphore>,
+        own: Arc<PlacePool>,
+    }
+
+    fn pool(places: usize) -> Arc<PlacePool> {
+        Arc::new(PlacePool::new(
+            places,
+            GrpcRefusal::BlockRanges,
+            GrpcRefusal::BlockRangesPerIp,
+            "test answers",
+        ))
     }
 
     impl tower::Service<http::Request<Body>> for Handler {
@@ -358,14 +322,15 @@ mod tests {
             Poll::Ready(Ok(()))
         }
 
-        fn call(&mut self, _: http::Request<Body>) -> Self::Future {
+        fn call(&mut self, request: http::Request<Body>) -> Self::Future {
             let data = bytes::Bytes::from(vec![7u8; self.len]);
             let mut answer = http::Response::new(Body::new(OneMessage(Some(data), false)));
             // What `HeldPlace::attach` puts in a tonic answer, which tonic
             // moves to the HTTP answer (the attack case covers that path).
-            let permit = self.own.clone().try_acquire_owned().expect("own place");
+            let client = ClientAddr::of_request(request.extensions());
+            let place = self.own.take(client, &Metrics::new()).expect("own place");
             answer.extensions_mut().insert(HeldPlace {
-                _permit: Arc::new(permit),
+                _place: Arc::new(place),
             });
             std::future::ready(Ok(answer))
         }
@@ -385,7 +350,7 @@ mod tests {
     async fn a_place_is_held_until_the_answer_is_handed_out_and_the_excess_is_refused() {
         let metrics = Metrics::new();
         let layer = AnswerPlacesLayer::new(1, 8, metrics.clone());
-        let own = Arc::new(Semaphore::new(1));
+        let own = pool(1);
         let len = 3 * PIECE + 5;
         let mut svc = layer.layer(Handler {
             len,
@@ -395,7 +360,7 @@ mod tests {
 
         let first = svc.call(request()).await.expect("answer");
         assert_eq!(grpc_status(&first), None, "the first request is answered");
-        assert_eq!(own.available_permits(), 0, "the handler's place is held");
+        assert_eq!(own.free(), 0, "the handler's place is held");
 
         // Over the limit while the first answer is unsent: refused at once.
         let refused = svc.call(request()).await.expect("refusal");
@@ -417,7 +382,7 @@ mod tests {
                 Some("14"),
                 "the place was freed early"
             );
-            assert_eq!(own.available_permits(), 0);
+            assert_eq!(own.free(), 0);
         }
         assert_eq!(sent, vec![7u8; len], "the pieces are the answer, in order");
         let trailers = next_frame(&mut body).await.expect("trailers");
@@ -425,7 +390,7 @@ mod tests {
         assert!(next_frame(&mut body).await.is_none());
         drop(body);
 
-        assert_eq!(own.available_permits(), 1, "the handler's place is freed");
+        assert_eq!(own.free(), 1, "the handler's place is freed");
         let again = svc.call(request()).await.expect("answer");
         assert_eq!(grpc_status(&again), None, "the request place is freed");
         assert_eq!(metrics.grpc_refusals(GrpcRefusal::Requests), 5);
@@ -447,7 +412,7 @@ mod tests {
         let layer = AnswerPlacesLayer::new(4, 2, metrics.clone());
         let mut svc = layer.layer(Handler {
             len: 10,
-            own: Arc::new(Semaphore::new(8)),
+            own: pool(8),
         });
         let (a, b) = ([10, 0, 0, 1], [10, 0, 0, 2]);
         let a1 = svc.call(from(a)).await.expect("a1");
@@ -475,22 +440,24 @@ mod tests {
         let c = svc.call(from([10, 0, 0, 3])).await.expect("c");
         assert_eq!(grpc_status(&c), None);
         drop((b2, c));
-        assert!(
-            layer.per_ip.held.lock().expect("lock").is_empty(),
+        assert_eq!(
+            layer.per_ip.clients(),
+            0,
             "every address's places were given back"
         );
         assert_eq!(layer.places.available_permits(), 4);
 
-        // A refused address leaves no entry behind.
-        let none = AnswerPlacesLayer::new(4, 0, metrics.clone());
-        let mut svc = none.layer(Handler {
+        // A refused request leaves no entry behind.
+        let one = AnswerPlacesLayer::new(4, 1, metrics.clone());
+        let mut svc = one.layer(Handler {
             len: 10,
-            own: Arc::new(Semaphore::new(8)),
+            own: pool(8),
         });
-        for last in 0..3u8 {
-            let refused = svc.call(from([10, 0, 1, last])).await.expect("refusal");
+        let _held = svc.call(from([10, 0, 1, 0])).await.expect("held");
+        for _ in 0..3 {
+            let refused = svc.call(from([10, 0, 1, 0])).await.expect("refusal");
             assert_eq!(grpc_status(&refused), Some("14"));
         }
-        assert!(none.per_ip.held.lock().expect("lock").is_empty());
+        assert_eq!(one.per_ip.clients(), 1);
     }
 }

@@ -1,5 +1,6 @@
 //! Admission of gRPC connections: at most so many in total and so many
-//! from one IP address, so a client that opens sockets and never uses them
+//! from one client address (an IPv4 address or an IPv6 /64, `client_addr`),
+//! so a client that opens sockets and never uses them
 //! (or a flood of them) cannot take every slot, and every accepted socket
 //! gets TCP_NODELAY.
 //!
@@ -29,6 +30,8 @@ use tokio::net::TcpStream;
 use tokio::time::{Instant, Sleep};
 use tonic::transport::server::{Connected, TcpConnectInfo};
 
+use super::client_addr::ClientAddr;
+
 /// Counts of open connections, in total and per remote IP.
 #[derive(Debug)]
 pub struct ConnLimiter {
@@ -40,7 +43,7 @@ pub struct ConnLimiter {
 #[derive(Debug, Default)]
 struct Open {
     total: usize,
-    by_ip: HashMap<IpAddr, usize>,
+    by_ip: HashMap<ClientAddr, usize>,
 }
 
 /// Why a connection was refused.
@@ -65,6 +68,7 @@ impl ConnLimiter {
 
     /// Takes a place for a connection from `ip`, or says why not.
     pub fn admit(self: &Arc<Self>, ip: IpAddr) -> Result<Slot, Refusal> {
+        let ip = ClientAddr::from(ip);
         let mut open = self.open.lock().unwrap_or_else(|e| e.into_inner());
         if open.total >= self.max_total {
             return Err(Refusal::Full);
@@ -87,7 +91,7 @@ impl ConnLimiter {
         self.open.lock().unwrap_or_else(|e| e.into_inner()).total
     }
 
-    fn release(&self, ip: IpAddr) {
+    fn release(&self, ip: ClientAddr) {
         let mut open = self.open.lock().unwrap_or_else(|e| e.into_inner());
         debug_assert!(open.total > 0, "released more slots than taken");
         open.total = open.total.saturating_sub(1);
@@ -104,7 +108,7 @@ impl ConnLimiter {
 #[derive(Debug)]
 pub struct Slot {
     limiter: Arc<ConnLimiter>,
-    ip: IpAddr,
+    ip: ClientAddr,
 }
 
 impl Drop for Slot {
@@ -253,5 +257,18 @@ mod tests {
         assert_eq!(l.open(), 2);
         let _c1 = l.admit(c).expect("a freed slot is reused");
         assert_eq!(l.admit(a).err(), Some(Refusal::Full));
+    }
+
+    #[test]
+    fn the_hosts_of_one_ipv6_network_share_its_slots() {
+        let l = ConnLimiter::new(8, 1);
+        let host = |s: &str| s.parse::<IpAddr>().expect("address");
+        let _one = l.admit(host("2001:db8:5:6::1")).expect("first host");
+        assert_eq!(
+            l.admit(host("2001:db8:5:6::2")).err(),
+            Some(Refusal::PerIp),
+            "another host of the same /64"
+        );
+        l.admit(host("2001:db8:5:7::1")).expect("another network");
     }
 }

@@ -2,7 +2,8 @@
 //! terms, with page tokens: an address for validators and delegations,
 //! validator address ‖ entry id (u64) for unbonding entries, source ‖
 //! destination ‖ entry id for redelegation entries, and the event id (u64)
-//! for slashes. A page shorter than asked for is the last one.
+//! for slashes. A page with no next token is the last one (the server may
+//! return fewer items than asked for: it caps every page, proven ones more).
 
 use super::ApiError;
 use super::api::Page;

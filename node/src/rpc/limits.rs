@@ -20,6 +20,21 @@ pub const MAX_RANGE_BYTES: usize = 8 * 1024 * 1024;
 pub const DEFAULT_PAGE: usize = 50;
 /// Items per page at most.
 pub const MAX_PAGE: usize = 200;
+/// Items per page at most when each carries a state proof. A proof is at
+/// most 256 sibling hashes (one per key-hash bit, about 8.7 KiB encoded and
+/// twice that decoded), so this keeps a proven page within
+/// [`MAX_SMALL_ANSWER`]: 32 × (8.9 KiB + the item) ≈ 300 KiB encoded.
+pub const MAX_PROVEN_PAGE: usize = 32;
+/// The most encoded bytes of any answer that takes no place of a pool
+/// (`place_pool`): everything but `GetBlock`, `GetBlocks`,
+/// `GetValidatorSet` and certificate streams. The largest such answers: a
+/// proven page ([`MAX_PROVEN_PAGE`]), a `SubmitTxs` result for 1,000
+/// transactions (a hash and a log of at most 300 bytes each, about 350
+/// KiB), a page of
+/// [`MAX_PAGE`] validator records (about 80 KiB). The memory bound counts
+/// each held answer at twice this (decoded and encoded); `answer_places`
+/// asserts it in debug builds.
+pub const MAX_SMALL_ANSWER: usize = 512 * 1024;
 /// Default wait for a transaction's commit.
 pub const DEFAULT_WAIT: Duration = Duration::from_secs(30);
 /// Longest wait a client may ask for.
@@ -41,9 +56,17 @@ pub const MAX_KEY_BYTES: usize = 64;
 ///   handlers running per connection; the excess is refused with
 ///   UNAVAILABLE at once (load shedding), never queued. Their decoded
 ///   bodies: at most 512 × 256 KiB = 128 MiB;
+///   Any answer but the ones below is at most [`MAX_SMALL_ANSWER`] (512
+///   KiB) encoded, so held answers are at most 512 × 2 × 512 KiB = 512 MiB;
 /// - block-range reads (`GetBlocks`, up to [`MAX_RANGE_BYTES`] = 8 MiB each,
 ///   twice while encoding): `max_block_ranges` (4) at once, read or being
 ///   sent, 64 MiB;
+/// - single blocks and validator sets (`GetBlock`, `GetValidatorSet`, a
+///   block frame of about 4 MiB at most, twice while encoding):
+///   `max_large_answers` (32) at once, read or being sent, 266 MiB;
+/// - each of those three pools (ranges, large answers, certificate streams)
+///   gives one client address (an IPv4 address or an IPv6 /64) a quarter of
+///   its places at most (`place_pool`);
 /// - an answer's last piece (`answer_places::PIECE`, 8 KiB) may wait in
 ///   HTTP/2 after its place is freed: one per open stream, 256 × 64 × 8 KiB
 ///   = 128 MiB;
@@ -64,10 +87,16 @@ pub struct ServerLimits {
     pub max_requests: usize,
     /// Of those, held by one client address at most.
     pub max_requests_per_ip: usize,
-    /// `StreamCommitCertificates` streams open at most.
+    /// `StreamCommitCertificates` streams open at most (a quarter of them
+    /// to one client address).
     pub max_certificate_streams: usize,
-    /// `GetBlocks` answers being read or sent at most.
+    /// `GetBlocks` answers being read or sent at most (a quarter of them
+    /// to one client address, `place_pool`).
     pub max_block_ranges: usize,
+    /// `GetBlock` and `GetValidatorSet` answers being read or sent at most
+    /// (a quarter of them to one client address): the answers that may be
+    /// larger than [`MAX_SMALL_ANSWER`] besides ranges.
+    pub max_large_answers: usize,
     /// Longest a connection may send nothing before it is closed
     /// (`conn_limit::LimitedConn`). The server pings an idle HTTP/2 client
     /// every third of it ([`ServerLimits::keepalive`]), so only a client that
@@ -96,16 +125,18 @@ impl Default for ServerLimits {
             max_requests_per_ip: 128,
             max_certificate_streams: 128,
             max_block_ranges: 4,
+            max_large_answers: 32,
             silent_client: Duration::from_secs(60),
         }
     }
 }
 
-/// The page size for a client's `limit`.
-pub fn page_size(limit: u32) -> usize {
+/// The page size for a client's `limit`, and whether each item is proven.
+pub fn page_size(limit: u32, proven: bool) -> usize {
+    let most = if proven { MAX_PROVEN_PAGE } else { MAX_PAGE };
     match limit as usize {
-        0 => DEFAULT_PAGE,
-        n => n.min(MAX_PAGE),
+        0 => DEFAULT_PAGE.min(most),
+        n => n.min(most),
     }
 }
 
@@ -121,12 +152,113 @@ pub fn wait_timeout(ms: u64) -> Duration {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use agora_proto::v1 as pb;
+    use prost::Message;
+
+    /// A 39-digit amount, the longest a u128 prints.
+    fn amount() -> String {
+        u128::MAX.to_string()
+    }
+
+    /// A proof as deep as a key hash is long, with both non-membership
+    /// fields and a generous leaf value.
+    fn deepest_proof() -> pb::StateProof {
+        pb::StateProof {
+            height: u64::MAX,
+            key: vec![0xff; MAX_KEY_BYTES],
+            value: vec![0xff; 512],
+            present: true,
+            other_key_hash: vec![0xff; 32],
+            other_value_hash: vec![0xff; 32],
+            siblings: vec![vec![0xff; 32]; 256],
+        }
+    }
+
+    #[test]
+    fn the_largest_answers_without_a_pool_place_fit_the_small_answer_bound() {
+        let event = pb::SlashingEvent {
+            validator: vec![0xff; 20],
+            infraction_height: u64::MAX,
+            slash_height: u64::MAX,
+            amount: amount(),
+            fraction_bps: u32::MAX,
+            evidence_hash: vec![0xff; 32],
+            tombstoned: true,
+            reason: 1,
+            from_bonded: amount(),
+            from_unbonding: amount(),
+            from_redelegations: amount(),
+            id: u64::MAX,
+        };
+        let proven = pb::ListSlashingEventsResponse {
+            events: vec![event; MAX_PROVEN_PAGE],
+            proofs: vec![deepest_proof(); MAX_PROVEN_PAGE],
+            page: Some(pb::PageResponse {
+                next_page_token: vec![0xff; MAX_KEY_BYTES],
+            }),
+        };
+        let submitted = pb::SubmitTxsResponse {
+            results: vec![
+                pb::SubmitTxResponse {
+                    tx_hash: vec![0xff; 32],
+                    status: 1,
+                    height: u64::MAX,
+                    log: "x".repeat(crate::rpc::staking::MAX_BATCH_LOG_BYTES),
+                };
+                crate::rpc::staking::MAX_SUBMIT_BATCH
+            ],
+        };
+        let record = pb::ValidatorRecord {
+            address: vec![0xff; 20],
+            operator: vec![0xff; 20],
+            consensus_public_key: vec![0xff; 48],
+            tokens: amount(),
+            shares: amount(),
+            outstanding_rewards: amount(),
+            power: u64::MAX,
+            jailed_until: u64::MAX,
+            commission_changed_at: u64::MAX,
+            missed_blocks: u64::MAX,
+            window_counted: u64::MAX,
+            ..Default::default()
+        };
+        let validators = pb::ListValidatorsResponse {
+            validators: vec![record; MAX_PAGE],
+            page: None,
+        };
+        for (what, len) in [
+            ("a proven page", proven.encoded_len()),
+            ("a SubmitTxs result", submitted.encoded_len()),
+            ("a page of validators", validators.encoded_len()),
+            (
+                "every descriptor reflection may send",
+                agora_proto::FILE_DESCRIPTOR_SET.len()
+                    + tonic_health::pb::FILE_DESCRIPTOR_SET.len(),
+            ),
+        ] {
+            assert!(
+                len <= MAX_SMALL_ANSWER,
+                "{what}: {len} bytes > {MAX_SMALL_ANSWER}"
+            );
+        }
+        // The proven page is the largest; the cap on its items is what keeps
+        // it within the bound (negative control: the plain page size).
+        let uncapped = pb::ListSlashingEventsResponse {
+            events: vec![proven.events[0].clone(); MAX_PAGE],
+            proofs: vec![deepest_proof(); MAX_PAGE],
+            page: None,
+        };
+        assert!(uncapped.encoded_len() > MAX_SMALL_ANSWER);
+    }
 
     #[test]
     fn limits_clamp() {
-        assert_eq!(page_size(0), DEFAULT_PAGE);
-        assert_eq!(page_size(7), 7);
-        assert_eq!(page_size(u32::MAX), MAX_PAGE);
+        assert_eq!(page_size(0, false), DEFAULT_PAGE);
+        assert_eq!(page_size(7, false), 7);
+        assert_eq!(page_size(u32::MAX, false), MAX_PAGE);
+        assert_eq!(page_size(0, true), MAX_PROVEN_PAGE);
+        assert_eq!(page_size(7, true), 7);
+        assert_eq!(page_size(u32::MAX, true), MAX_PROVEN_PAGE);
         assert_eq!(wait_timeout(0), DEFAULT_WAIT);
         assert_eq!(wait_timeout(u64::MAX), MAX_WAIT);
         assert_eq!(wait_timeout(5), Duration::from_millis(5));

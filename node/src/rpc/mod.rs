@@ -7,6 +7,7 @@
 
 pub mod answer_places;
 pub mod api;
+pub mod client_addr;
 pub mod conn_limit;
 pub mod ledger_views;
 /// The refusal of a transaction the node had no room to check (its
@@ -15,6 +16,7 @@ pub mod ledger_views;
 pub const BUSY_CHECKING_TXS: &str = "the node is busy checking transactions; retry shortly";
 
 pub mod limits;
+pub mod place_pool;
 pub mod proofs;
 pub mod pruned;
 pub mod query;

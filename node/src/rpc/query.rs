@@ -2,7 +2,9 @@
 
 use super::answer_places::HeldPlace;
 use super::api::NodeApi;
+use super::client_addr::ClientAddr;
 use super::limits::{self, MAX_KEY_BYTES, MAX_RANGE_BLOCKS, MAX_RANGE_BYTES, ServerLimits};
+use super::place_pool::{PlacePool, PoolPlace};
 use super::proofs;
 use super::pruned;
 use crate::metrics::{GrpcRefusal, Metrics};
@@ -10,7 +12,7 @@ use agora_proto::v1 as pb;
 use agora_proto::v1::query_server::Query;
 use std::pin::Pin;
 use std::sync::Arc;
-use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
+use tokio::sync::mpsc;
 use tonic::codegen::tokio_stream::Stream;
 use tonic::{Request, Response, Status};
 
@@ -18,36 +20,46 @@ use tonic::{Request, Response, Status};
 pub struct QueryService<A: NodeApi> {
     api: Arc<A>,
     /// Places for open certificate streams (`max_certificate_streams`).
-    streams: Arc<Semaphore>,
+    streams: PlacePool,
     /// Places for block-range answers being read or sent (`max_block_ranges`).
-    ranges: Arc<Semaphore>,
+    ranges: PlacePool,
+    /// Places for answers of one block or one validator set being read or
+    /// sent (`max_large_answers`).
+    large: PlacePool,
     metrics: Arc<Metrics>,
 }
 
 impl<A: NodeApi> QueryService<A> {
     /// A service answering from `api` within `limits`.
     pub fn new(api: Arc<A>, limits: &ServerLimits, metrics: Arc<Metrics>) -> Self {
+        use GrpcRefusal as R;
         Self {
             api,
-            streams: Arc::new(Semaphore::new(limits.max_certificate_streams)),
-            ranges: Arc::new(Semaphore::new(limits.max_block_ranges)),
+            streams: PlacePool::new(
+                limits.max_certificate_streams,
+                R::CertificateStreams,
+                R::CertificateStreamsPerIp,
+                "certificate streams",
+            ),
+            ranges: PlacePool::new(
+                limits.max_block_ranges,
+                R::BlockRanges,
+                R::BlockRangesPerIp,
+                "block-range reads",
+            ),
+            large: PlacePool::new(
+                limits.max_large_answers,
+                R::LargeAnswers,
+                R::LargeAnswersPerIp,
+                "large answers (blocks, validator sets)",
+            ),
             metrics,
         }
     }
 
-    /// A place under `sem`, or RESOURCE_EXHAUSTED (counted as `reason`).
-    fn place(
-        &self,
-        sem: &Arc<Semaphore>,
-        reason: GrpcRefusal,
-        what: &str,
-    ) -> Result<OwnedSemaphorePermit, Status> {
-        sem.clone().try_acquire_owned().map_err(|_| {
-            self.metrics.grpc_refused(reason);
-            Status::resource_exhausted(format!(
-                "too many {what} on this node right now; try again later"
-            ))
-        })
+    /// A place of `pool` for the client of `request`, or RESOURCE_EXHAUSTED.
+    fn place<T>(&self, pool: &PlacePool, request: &Request<T>) -> Result<PoolPlace, Status> {
+        pool.take(ClientAddr::of_request(request.extensions()), &self.metrics)
     }
 }
 
@@ -63,7 +75,7 @@ fn address(field: &str, bytes: &[u8]) -> Result<(), Status> {
 }
 
 /// The page token and size of a request.
-fn page(p: &Option<pb::PageRequest>) -> Result<(Vec<u8>, usize), Status> {
+fn page(p: &Option<pb::PageRequest>, proven: bool) -> Result<(Vec<u8>, usize), Status> {
     let (token, limit) = p
         .as_ref()
         .map(|p| (p.page_token.clone(), p.limit))
@@ -71,7 +83,7 @@ fn page(p: &Option<pb::PageRequest>) -> Result<(Vec<u8>, usize), Status> {
     if token.len() > MAX_KEY_BYTES {
         return Err(Status::invalid_argument("page_token is too long"));
     }
-    Ok((token, limits::page_size(limit)))
+    Ok((token, limits::page_size(limit, proven)))
 }
 
 fn page_response(next: Vec<u8>) -> Option<pb::PageResponse> {
@@ -169,15 +181,24 @@ impl<A: NodeApi> Query for QueryService<A> {
         &self,
         r: Request<pb::GetBlockRequest>,
     ) -> Result<Response<pb::GetBlockResponse>, Status> {
+        // Held until the answer is sent, as a range's: a block may be a
+        // few MiB, and a client that never reads would otherwise keep one
+        // per request place.
+        let client = ClientAddr::of_request(r.extensions());
         let h = height_arg(r.into_inner().height)?;
-        let (block, block_hash) = self
-            .api
-            .block(h)
+        let place = self.large.take(client, &self.metrics)?;
+        let api = self.api.clone();
+        // Store reads off the async workers.
+        let (block, block_hash) = tokio::task::spawn_blocking(move || api.block(h))
+            .await
+            .map_err(|_| Status::internal("reading the block failed"))?
             .ok_or_else(|| pruned::missing(&*self.api, "block", h))?;
-        Ok(Response::new(pb::GetBlockResponse {
+        let mut answer = Response::new(pb::GetBlockResponse {
             block: Some(block),
             block_hash,
-        }))
+        });
+        HeldPlace::attach(&mut answer, place);
+        Ok(answer)
     }
 
     async fn get_commit_certificate(
@@ -199,6 +220,7 @@ impl<A: NodeApi> Query for QueryService<A> {
         &self,
         r: Request<pb::GetBlocksRequest>,
     ) -> Result<Response<pb::GetBlocksResponse>, Status> {
+        let client = ClientAddr::of_request(r.extensions());
         let r = r.into_inner();
         if r.from_height == 0 {
             return Err(Status::invalid_argument("from_height must be 1 or more"));
@@ -220,7 +242,7 @@ impl<A: NodeApi> Query for QueryService<A> {
         let api = self.api.clone();
         // The place is held until the answer is sent (`answer_places`), not
         // only while it is read: an unread answer is as large as a read one.
-        let place = self.place(&self.ranges, GrpcRefusal::BlockRanges, "block-range reads")?;
+        let place = self.ranges.take(client, &self.metrics)?;
         // Store reads off the async workers.
         let blocks = tokio::task::spawn_blocking(move || certified_range(&*api, from, last))
             .await
@@ -242,12 +264,8 @@ impl<A: NodeApi> Query for QueryService<A> {
         &self,
         r: Request<pb::StreamCommitCertificatesRequest>,
     ) -> Result<Response<Self::StreamCommitCertificatesStream>, Status> {
+        let place = self.place(&self.streams, &r)?;
         let from = r.into_inner().from_height.max(1);
-        let place = self.place(
-            &self.streams,
-            GrpcRefusal::CertificateStreams,
-            "certificate streams",
-        )?;
         let (tx, rx) = mpsc::channel(STREAM_BUFFER);
         let api = self.api.clone();
         tokio::spawn(async move {
@@ -262,6 +280,9 @@ impl<A: NodeApi> Query for QueryService<A> {
         &self,
         r: Request<pb::GetValidatorSetRequest>,
     ) -> Result<Response<pb::GetValidatorSetResponse>, Status> {
+        // A set may hold up to `max_validators` (10,000) entries: over a
+        // MiB, so it is held as a block is.
+        let place = self.place(&self.large, &r)?;
         let h = r.into_inner().height;
         let (height, set) = self.api.validator_set(h).ok_or_else(|| {
             let decided = self.api.last_decided_set_height();
@@ -273,10 +294,12 @@ impl<A: NodeApi> Query for QueryService<A> {
                 Status::not_found(format!("no validator set known for height {h}"))
             }
         })?;
-        Ok(Response::new(pb::GetValidatorSetResponse {
+        let mut answer = Response::new(pb::GetValidatorSetResponse {
             height,
             validator_set: Some(set),
-        }))
+        });
+        HeldPlace::attach(&mut answer, place);
+        Ok(answer)
     }
 
     async fn get_validator(
@@ -301,7 +324,7 @@ impl<A: NodeApi> Query for QueryService<A> {
         &self,
         r: Request<pb::ListValidatorsRequest>,
     ) -> Result<Response<pb::ListValidatorsResponse>, Status> {
-        let (after, limit) = page(&r.into_inner().page)?;
+        let (after, limit) = page(&r.into_inner().page, false)?;
         let (validators, next) = self.api.validators(&after, limit);
         Ok(Response::new(pb::ListValidatorsResponse {
             validators,
@@ -352,7 +375,7 @@ impl<A: NodeApi> Query for QueryService<A> {
     ) -> Result<Response<pb::ListDelegationsResponse>, Status> {
         let r = r.into_inner();
         address("delegator", &r.delegator)?;
-        let (after, limit) = page(&r.page)?;
+        let (after, limit) = page(&r.page, false)?;
         let (delegations, next) = self.api.delegations(&r.delegator, &after, limit);
         Ok(Response::new(pb::ListDelegationsResponse {
             delegations,
@@ -366,7 +389,7 @@ impl<A: NodeApi> Query for QueryService<A> {
     ) -> Result<Response<pb::ListUnbondingResponse>, Status> {
         let r = r.into_inner();
         address("delegator", &r.delegator)?;
-        let (after, limit) = page(&r.page)?;
+        let (after, limit) = page(&r.page, r.prove)?;
         let (entries, next) = self.api.unbonding(&r.delegator, &after, limit);
         Ok(Response::new(pb::ListUnbondingResponse {
             proofs: proofs::of_items(&*self.api, r.prove, &entries, proofs::unbonding)?,
@@ -383,7 +406,7 @@ impl<A: NodeApi> Query for QueryService<A> {
         if !r.validator.is_empty() {
             address("validator", &r.validator)?;
         }
-        let (after, limit) = page(&r.page)?;
+        let (after, limit) = page(&r.page, r.prove)?;
         let (events, next) = self.api.slashes(&r.validator, &after, limit);
         Ok(Response::new(pb::ListSlashingEventsResponse {
             proofs: proofs::of_items(&*self.api, r.prove, &events, proofs::slash_event)?,
@@ -418,7 +441,7 @@ impl<A: NodeApi> Query for QueryService<A> {
     ) -> Result<Response<pb::ListRedelegationsResponse>, Status> {
         let r = r.into_inner();
         address("delegator", &r.delegator)?;
-        let (after, limit) = page(&r.page)?;
+        let (after, limit) = page(&r.page, r.prove)?;
         let (entries, next) = self.api.redelegations(&r.delegator, &after, limit);
         Ok(Response::new(pb::ListRedelegationsResponse {
             proofs: proofs::of_items(&*self.api, r.prove, &entries, proofs::redelegation)?,

@@ -59,6 +59,26 @@ impl<A: NodeApi> StakingService<A> {
 /// bounded, by `limits::MAX_REQUEST_BYTES`).
 pub const MAX_SUBMIT_BATCH: usize = 1_000;
 
+/// Longest log of one transaction in a `SubmitTxs` answer, so that the
+/// answer to the largest batch stays within `limits::MAX_SMALL_ANSWER`.
+pub const MAX_BATCH_LOG_BYTES: usize = 300;
+
+/// `log` cut to [`MAX_BATCH_LOG_BYTES`] at a character boundary, marked
+/// with an ellipsis when cut.
+fn batch_log(mut log: String) -> String {
+    if log.len() <= MAX_BATCH_LOG_BYTES {
+        return log;
+    }
+    let mut end = MAX_BATCH_LOG_BYTES - '…'.len_utf8();
+    while !log.is_char_boundary(end) {
+        end -= 1;
+    }
+    log.truncate(end);
+    log.push('…');
+    debug_assert!(log.len() <= MAX_BATCH_LOG_BYTES);
+    log
+}
+
 /// Runs `futs` concurrently and returns their outputs in order. Each is
 /// polled first in order, so requests they enqueue on first poll (the
 /// runner's channel is FIFO) arrive in order: one sender's nonces stay in
@@ -245,7 +265,7 @@ impl<A: NodeApi> Staking for StakingService<A> {
                     tx_hash: hash,
                     status: pb::TxStatus::Rejected as i32,
                     height: 0,
-                    log: e.to_string(),
+                    log: batch_log(e.to_string()),
                 },
             })
             .collect();
@@ -265,5 +285,20 @@ impl<A: NodeApi> Staking for StakingService<A> {
         }
         let evidence_hash = self.api.submit_evidence(ev).await?;
         Ok(Response::new(pb::SubmitEvidenceResponse { evidence_hash }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_batch_log_is_cut_at_a_character_boundary() {
+        assert_eq!(batch_log("short".into()), "short");
+        let long = "é".repeat(MAX_BATCH_LOG_BYTES);
+        let cut = batch_log(long.clone());
+        assert!(cut.len() <= MAX_BATCH_LOG_BYTES, "{}", cut.len());
+        assert!(cut.ends_with('…'));
+        assert!(long.starts_with(cut.trim_end_matches('…')));
     }
 }

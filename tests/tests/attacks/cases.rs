@@ -224,13 +224,14 @@ fn evidence_flood(tn: &Testnet) {
 }
 
 fn grpc_certificate_streams(tn: &Testnet) {
-    let limit = tn.config.grpc.max_certificate_streams as u64;
+    // The attacker is one address: it gets a quarter of the streams at most
+    // (`place_pool`).
+    let limit = (tn.config.grpc.max_certificate_streams as u64).div_ceil(4);
     let (m, refusals) = delta(
         tn,
-        // From one address the share of request places (`max_requests_per_ip`,
-        // 128 by default, as many as the streams' own limit) refuses first.
         &[
             &refused("certificate_streams"),
+            &refused("certificate_streams_per_ip"),
             &refused("connections_per_ip"),
             &refused("requests_per_ip"),
         ],
@@ -253,8 +254,10 @@ fn grpc_certificate_streams(tn: &Testnet) {
 /// in its buffers, so a range's place must be held until its answer is
 /// sent, not only while it is read.
 fn grpc_unread_answers(tn: &Testnet) {
-    let limit = tn.config.grpc.max_block_ranges as u64;
-    let (m, refusals) = delta(tn, &[&refused("block_ranges")], || {
+    // One address: a quarter of the range places at most (`place_pool`).
+    let limit = (tn.config.grpc.max_block_ranges as u64).div_ceil(4);
+    let reasons = [refused("block_ranges"), refused("block_ranges_per_ip")];
+    let (m, refusals) = delta(tn, &[&reasons[0], &reasons[1]], || {
         under_attack(tn, "grpc_unread_answers", WINDOW, |t, d| async move {
             byzantine::grpc_flood::unread_block_ranges(&t, 32, 64, d).await
         })
