@@ -228,7 +228,8 @@ where
     }
 
     fn call(&mut self, request: http::Request<Body>) -> Self::Future {
-        let client = ClientAddr::of_request(request.extensions());
+        // Every request the server hands on carries its connection info.
+        let client = ClientAddr::of_request(request.extensions()).unwrap_or(ClientAddr::UNKNOWN);
         let (client, total) = match self.places_for(client) {
             Ok(places) => places,
             Err(refusal) => {

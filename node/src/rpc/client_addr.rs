@@ -39,10 +39,10 @@ impl From<IpAddr> for ClientAddr {
 
 impl ClientAddr {
     /// The client of a request, from the connection info tonic puts in it
-    /// (plain TCP, or TLS over it). Absent info (a request not from a
-    /// socket) counts as the unspecified address, so such requests share
-    /// one client's places.
-    pub fn of_request(extensions: &http::Extensions) -> Self {
+    /// (plain TCP, or TLS over it); None for a request made in process (the
+    /// explorer's gateway calls the query service directly, bounded by its
+    /// own connection limit).
+    pub fn of_request(extensions: &http::Extensions) -> Option<Self> {
         extensions
             .get::<TcpConnectInfo>()
             .and_then(|c| c.remote_addr)
@@ -51,10 +51,12 @@ impl ClientAddr {
                     .get::<TlsConnectInfo<TcpConnectInfo>>()
                     .and_then(|c| c.get_ref().remote_addr)
             })
-            .map(|a| a.ip())
-            .unwrap_or(IpAddr::from([0, 0, 0, 0]))
-            .into()
+            .map(|a| a.ip().into())
     }
+
+    /// The unspecified address: what a request without connection info
+    /// counts as where every request must count as someone.
+    pub const UNKNOWN: Self = Self(IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED));
 }
 
 /// How many of a pool's places each client holds, and the most one may.

@@ -33,7 +33,7 @@ pub struct PlacePool {
 /// One place of a pool, and its client's share of it; both freed on drop.
 #[derive(Debug)]
 pub struct PoolPlace {
-    _share: AddressPlace,
+    _share: Option<AddressPlace>,
     _permit: OwnedSemaphorePermit,
 }
 
@@ -52,15 +52,20 @@ impl PlacePool {
 
     /// A place for `client`, or RESOURCE_EXHAUSTED (counted in `metrics`).
     /// The client's share is checked first, so a client over its share is
-    /// told so even when the pool is full too.
-    pub fn take(&self, client: ClientAddr, metrics: &Metrics) -> Result<PoolPlace, Status> {
+    /// told so even when the pool is full too. A request made in process
+    /// (`client` None: the explorer's gateway) takes no share.
+    pub fn take(&self, client: Option<ClientAddr>, metrics: &Metrics) -> Result<PoolPlace, Status> {
         let what = self.what;
-        let Some(share) = self.shares.take(client) else {
-            metrics.grpc_refused(self.share_full);
-            return Err(Status::resource_exhausted(format!(
-                "your address holds its share of the {what} on this node; \
-                 read the answers you asked for, or try again later"
-            )));
+        let share = match client.map(|c| self.shares.take(c)) {
+            Some(None) => {
+                metrics.grpc_refused(self.share_full);
+                return Err(Status::resource_exhausted(format!(
+                    "your address holds its share of the {what} on this node; \
+                     read the answers you asked for, or try again later"
+                )));
+            }
+            Some(Some(share)) => Some(share),
+            None => None,
         };
         let Ok(permit) = self.total.clone().try_acquire_owned() else {
             metrics.grpc_refused(self.full);
@@ -85,8 +90,8 @@ mod tests {
     use super::*;
     use std::net::IpAddr;
 
-    fn client(s: &str) -> ClientAddr {
-        s.parse::<IpAddr>().unwrap().into()
+    fn client(s: &str) -> Option<ClientAddr> {
+        Some(s.parse::<IpAddr>().unwrap().into())
     }
 
     #[test]
@@ -102,7 +107,7 @@ mod tests {
         let refused = pool.take(client("10.0.0.1"), &metrics).unwrap_err();
         assert_eq!(refused.code(), tonic::Code::ResourceExhausted);
         assert!(refused.message().contains("your address"), "{refused:?}");
-        let _others: Vec<_> = ["10.0.0.2", "10.0.0.3", "10.0.0.4"]
+        let others: Vec<_> = ["10.0.0.2", "10.0.0.3", "10.0.0.4"]
             .iter()
             .map(|c| pool.take(client(c), &metrics).expect("another client"))
             .collect();
@@ -113,7 +118,17 @@ mod tests {
         assert_eq!(metrics.grpc_refusals(GrpcRefusal::BlockRanges), 1);
         drop(a);
         assert_eq!(pool.free(), 1);
-        pool.take(client("10.0.0.1"), &metrics)
-            .expect("a's place given back");
+        let a = pool.take(client("10.0.0.1"), &metrics);
+        assert!(a.is_ok(), "a's place given back");
+        drop((a, others));
+        // In process (no client address): no share, only the pool.
+        let in_process: Vec<_> = (0..4)
+            .map(|_| pool.take(None, &metrics).expect("in process"))
+            .collect();
+        assert!(
+            pool.take(None, &metrics).is_err(),
+            "the pool still bounds them"
+        );
+        drop(in_process);
     }
 }
