@@ -1,6 +1,7 @@
 //! A pool of places for one kind of costly answer (block ranges, single
-//! blocks, certificate streams): at most so many at once in total, and at
-//! most a quarter of them held by one client ([`AddressShares::quarter_of`]).
+//! blocks and validator sets, certificate streams): at most so many at
+//! once in total, and at most a quarter of them held by one client
+//! ([`AddressShares::quarter_of`]).
 //!
 //! The share is what keeps one client from holding the pool: a place is
 //! held until its answer is sent (`answer_places`), so without it a client
