@@ -174,8 +174,8 @@ mod tests {
         }
     }
 
-    #[test]
-    fn the_largest_answers_without_a_pool_place_fit_the_small_answer_bound() {
+    /// A page of `items` slash events, each with the deepest proof.
+    fn proven_page(items: usize) -> pb::ListSlashingEventsResponse {
         let event = pb::SlashingEvent {
             validator: vec![0xff; 20],
             infraction_height: u64::MAX,
@@ -190,24 +190,30 @@ mod tests {
             from_redelegations: amount(),
             id: u64::MAX,
         };
-        let proven = pb::ListSlashingEventsResponse {
-            events: vec![event; MAX_PROVEN_PAGE],
-            proofs: vec![deepest_proof(); MAX_PROVEN_PAGE],
+        pb::ListSlashingEventsResponse {
+            events: vec![event; items],
+            proofs: vec![deepest_proof(); items],
             page: Some(pb::PageResponse {
                 next_page_token: vec![0xff; MAX_KEY_BYTES],
             }),
+        }
+    }
+
+    /// The result of the largest `SubmitTxs` batch, every log at its cut.
+    fn largest_submit_result() -> pb::SubmitTxsResponse {
+        let one = pb::SubmitTxResponse {
+            tx_hash: vec![0xff; 32],
+            status: 1,
+            height: u64::MAX,
+            log: "x".repeat(crate::rpc::staking::MAX_BATCH_LOG_BYTES),
         };
-        let submitted = pb::SubmitTxsResponse {
-            results: vec![
-                pb::SubmitTxResponse {
-                    tx_hash: vec![0xff; 32],
-                    status: 1,
-                    height: u64::MAX,
-                    log: "x".repeat(crate::rpc::staking::MAX_BATCH_LOG_BYTES),
-                };
-                crate::rpc::staking::MAX_SUBMIT_BATCH
-            ],
-        };
+        pb::SubmitTxsResponse {
+            results: vec![one; crate::rpc::staking::MAX_SUBMIT_BATCH],
+        }
+    }
+
+    /// A full page of validator records with every field at its longest.
+    fn largest_validator_page() -> pb::ListValidatorsResponse {
         let record = pb::ValidatorRecord {
             address: vec![0xff; 20],
             operator: vec![0xff; 20],
@@ -222,14 +228,21 @@ mod tests {
             window_counted: u64::MAX,
             ..Default::default()
         };
-        let validators = pb::ListValidatorsResponse {
+        pb::ListValidatorsResponse {
             validators: vec![record; MAX_PAGE],
             page: None,
-        };
+        }
+    }
+
+    #[test]
+    fn the_largest_answers_without_a_pool_place_fit_the_small_answer_bound() {
         for (what, len) in [
-            ("a proven page", proven.encoded_len()),
-            ("a SubmitTxs result", submitted.encoded_len()),
-            ("a page of validators", validators.encoded_len()),
+            ("a proven page", proven_page(MAX_PROVEN_PAGE).encoded_len()),
+            ("a SubmitTxs result", largest_submit_result().encoded_len()),
+            (
+                "a page of validators",
+                largest_validator_page().encoded_len(),
+            ),
             (
                 "every descriptor reflection may send",
                 agora_proto::FILE_DESCRIPTOR_SET.len()
@@ -243,12 +256,7 @@ mod tests {
         }
         // The proven page is the largest; the cap on its items is what keeps
         // it within the bound (negative control: the plain page size).
-        let uncapped = pb::ListSlashingEventsResponse {
-            events: vec![proven.events[0].clone(); MAX_PAGE],
-            proofs: vec![deepest_proof(); MAX_PAGE],
-            page: None,
-        };
-        assert!(uncapped.encoded_len() > MAX_SMALL_ANSWER);
+        assert!(proven_page(MAX_PAGE).encoded_len() > MAX_SMALL_ANSWER);
     }
 
     #[test]
