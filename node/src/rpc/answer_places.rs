@@ -37,14 +37,13 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tonic::Status;
 use tonic::body::Body;
 use tonic::codegen::http;
 
-use super::client_addr::{AddressPlace, AddressShares, ClientAddr};
+use super::client_addr::{AddressShares, ClientAddr};
 use super::limits::MAX_SMALL_ANSWER;
-use super::place_pool::PoolPlace;
+use super::place_pool::{PlacePool, PoolPlace};
 use crate::metrics::{GrpcRefusal, Metrics};
 
 /// A handler's own place, carried in its answer's extensions so that it is
@@ -71,10 +70,13 @@ impl HeldPlace {
 /// at no cost in frames worth counting (an 8 MiB range is 1,024 pieces).
 pub const PIECE: usize = 8 * 1024;
 
+/// Bytes gRPC puts before each message in a data frame (a compression flag
+/// and a 4-byte length).
+const GRPC_MESSAGE_PREFIX: usize = 5;
+
 /// Everything one answer holds until it is sent.
 struct Places {
-    _client: AddressPlace,
-    _total: OwnedSemaphorePermit,
+    _request: PoolPlace,
     own: Option<HeldPlace>,
 }
 
@@ -114,7 +116,7 @@ impl http_body::Body for HeldBody {
                         // place of its own at `MAX_SMALL_ANSWER` at most.
                         debug_assert!(
                             this.places.as_ref().is_none_or(|p| p.own.is_some())
-                                || data.len() <= MAX_SMALL_ANSWER + 5,
+                                || data.len() <= MAX_SMALL_ANSWER + GRPC_MESSAGE_PREFIX,
                             "an answer of {} bytes holds no pool place",
                             data.len()
                         );
@@ -149,8 +151,7 @@ impl http_body::Body for HeldBody {
 /// `max_requests_per_ip` of them to one client address.
 #[derive(Clone)]
 pub struct AnswerPlacesLayer {
-    places: Arc<Semaphore>,
-    per_ip: Arc<AddressShares>,
+    places: Arc<PlacePool>,
     metrics: Arc<Metrics>,
 }
 
@@ -158,9 +159,16 @@ impl AnswerPlacesLayer {
     /// At most `max_requests` requests being answered or sent at once,
     /// `max_requests_per_ip` of them from one address.
     pub fn new(max_requests: usize, max_requests_per_ip: usize, metrics: Arc<Metrics>) -> Self {
+        // UNAVAILABLE: load shedding, as tonic's own limits refuse.
+        let places = PlacePool::with_share(
+            max_requests,
+            AddressShares::new(max_requests_per_ip),
+            tonic::Code::Unavailable,
+            (GrpcRefusal::Requests, GrpcRefusal::RequestsPerIp),
+            "requests being answered",
+        );
         Self {
-            places: Arc::new(Semaphore::new(max_requests)),
-            per_ip: AddressShares::new(max_requests_per_ip),
+            places: Arc::new(places),
             metrics,
         }
     }
@@ -173,7 +181,6 @@ impl<S> tower::Layer<S> for AnswerPlacesLayer {
         AnswerPlaces {
             inner,
             places: self.places.clone(),
-            per_ip: self.per_ip.clone(),
             metrics: self.metrics.clone(),
         }
     }
@@ -183,31 +190,8 @@ impl<S> tower::Layer<S> for AnswerPlacesLayer {
 #[derive(Clone)]
 pub struct AnswerPlaces<S> {
     inner: S,
-    places: Arc<Semaphore>,
-    per_ip: Arc<AddressShares>,
+    places: Arc<PlacePool>,
     metrics: Arc<Metrics>,
-}
-
-impl<S> AnswerPlaces<S> {
-    /// The places for a request from `client`, or the refusal to answer with.
-    fn places_for(
-        &self,
-        client: ClientAddr,
-    ) -> Result<(AddressPlace, OwnedSemaphorePermit), Status> {
-        let Some(ip_place) = self.per_ip.take(client) else {
-            self.metrics.grpc_refused(GrpcRefusal::RequestsPerIp);
-            return Err(Status::unavailable(
-                "too many requests from your address being answered right now; try again later",
-            ));
-        };
-        let Ok(total) = self.places.clone().try_acquire_owned() else {
-            self.metrics.grpc_refused(GrpcRefusal::Requests);
-            return Err(Status::unavailable(
-                "too many requests being answered on this node right now; try again later",
-            ));
-        };
-        Ok((ip_place, total))
-    }
 }
 
 /// The future of an answer that got a place.
@@ -230,8 +214,8 @@ where
     fn call(&mut self, request: http::Request<Body>) -> Self::Future {
         // Every request the server hands on carries its connection info.
         let client = ClientAddr::of_request(request.extensions()).unwrap_or(ClientAddr::UNKNOWN);
-        let (client, total) = match self.places_for(client) {
-            Ok(places) => places,
+        let place = match self.places.take(Some(client), &self.metrics) {
+            Ok(place) => place,
             Err(refusal) => {
                 let refusal = refusal.into_http::<HeldBody>();
                 return Box::pin(std::future::ready(Ok(refusal)));
@@ -241,8 +225,7 @@ where
         Box::pin(async move {
             let mut response = answer.await?;
             let places = Places {
-                _client: client,
-                _total: total,
+                _request: place,
                 own: response.extensions_mut().remove::<HeldPlace>(),
             };
             Ok(response.map(|body| HeldBody::holding(body, places)))
@@ -265,7 +248,6 @@ impl Default for HeldBody {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::rpc::place_pool::PlacePool;
     use http_body::Body as _;
     use std::convert::Infallible;
     use tonic::transport::server::TcpConnectInfo;
@@ -442,11 +424,11 @@ mod tests {
         assert_eq!(grpc_status(&c), None);
         drop((b2, c));
         assert_eq!(
-            layer.per_ip.clients(),
+            layer.places.clients(),
             0,
             "every address's places were given back"
         );
-        assert_eq!(layer.places.available_permits(), 4);
+        assert_eq!(layer.places.free(), 4);
 
         // A refused request leaves no entry behind.
         let one = AnswerPlacesLayer::new(4, 1, metrics.clone());
@@ -459,6 +441,6 @@ mod tests {
             let refused = svc.call(from([10, 0, 1, 0])).await.expect("refusal");
             assert_eq!(grpc_status(&refused), Some("14"));
         }
-        assert_eq!(one.per_ip.clients(), 1);
+        assert_eq!(one.places.clients(), 1);
     }
 }

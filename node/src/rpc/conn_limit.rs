@@ -16,7 +16,6 @@
 //! the connection is dropped, whoever drops it (hyper at the end of the
 //! connection, or tonic's TLS layer on a failed handshake).
 
-use std::collections::HashMap;
 use std::future::Future;
 use std::io;
 use std::net::IpAddr;
@@ -30,20 +29,14 @@ use tokio::net::TcpStream;
 use tokio::time::{Instant, Sleep};
 use tonic::transport::server::{Connected, TcpConnectInfo};
 
-use super::client_addr::ClientAddr;
+use super::client_addr::{AddressPlace, AddressShares, ClientAddr};
 
-/// Counts of open connections, in total and per remote IP.
+/// Counts of open connections, in total and per client address.
 #[derive(Debug)]
 pub struct ConnLimiter {
     max_total: usize,
-    max_per_ip: usize,
-    open: Mutex<Open>,
-}
-
-#[derive(Debug, Default)]
-struct Open {
-    total: usize,
-    by_ip: HashMap<ClientAddr, usize>,
+    total: Mutex<usize>,
+    shares: Arc<AddressShares>,
 }
 
 /// Why a connection was refused.
@@ -61,59 +54,48 @@ impl ConnLimiter {
     pub fn new(max_total: usize, max_per_ip: usize) -> Arc<Self> {
         Arc::new(Self {
             max_total: max_total.max(1),
-            max_per_ip: max_per_ip.max(1),
-            open: Mutex::new(Open::default()),
+            total: Mutex::new(0),
+            shares: AddressShares::new(max_per_ip),
         })
     }
 
-    /// Takes a place for a connection from `ip`, or says why not.
+    /// Takes a place for a connection from `ip`, or says why not (a full
+    /// server first).
     pub fn admit(self: &Arc<Self>, ip: IpAddr) -> Result<Slot, Refusal> {
-        let ip = ClientAddr::from(ip);
-        let mut open = self.open.lock().unwrap_or_else(|e| e.into_inner());
-        if open.total >= self.max_total {
+        let mut total = self.total.lock().unwrap_or_else(|e| e.into_inner());
+        if *total >= self.max_total {
             return Err(Refusal::Full);
         }
-        let n = open.by_ip.entry(ip).or_insert(0);
-        if *n >= self.max_per_ip {
-            return Err(Refusal::PerIp);
-        }
-        *n += 1;
-        open.total += 1;
-        debug_assert!(open.total <= self.max_total);
+        let share = self
+            .shares
+            .take(ClientAddr::from(ip))
+            .ok_or(Refusal::PerIp)?;
+        *total += 1;
+        debug_assert!(*total <= self.max_total);
         Ok(Slot {
             limiter: self.clone(),
-            ip,
+            _share: share,
         })
     }
 
     /// Connections open now.
     pub fn open(&self) -> usize {
-        self.open.lock().unwrap_or_else(|e| e.into_inner()).total
-    }
-
-    fn release(&self, ip: ClientAddr) {
-        let mut open = self.open.lock().unwrap_or_else(|e| e.into_inner());
-        debug_assert!(open.total > 0, "released more slots than taken");
-        open.total = open.total.saturating_sub(1);
-        if let Some(n) = open.by_ip.get_mut(&ip) {
-            *n -= 1;
-            if *n == 0 {
-                open.by_ip.remove(&ip);
-            }
-        }
+        *self.total.lock().unwrap_or_else(|e| e.into_inner())
     }
 }
 
-/// One connection's place; freed on drop.
+/// One connection's place; freed on drop (its address's share with it).
 #[derive(Debug)]
 pub struct Slot {
     limiter: Arc<ConnLimiter>,
-    ip: ClientAddr,
+    _share: AddressPlace,
 }
 
 impl Drop for Slot {
     fn drop(&mut self) {
-        self.limiter.release(self.ip);
+        let mut total = self.limiter.total.lock().unwrap_or_else(|e| e.into_inner());
+        debug_assert!(*total > 0, "released more slots than taken");
+        *total = total.saturating_sub(1);
     }
 }
 

@@ -13,7 +13,7 @@
 use std::sync::Arc;
 
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
-use tonic::Status;
+use tonic::{Code, Status};
 
 use super::client_addr::{AddressPlace, AddressShares, ClientAddr};
 use crate::metrics::{GrpcRefusal, Metrics};
@@ -23,6 +23,8 @@ use crate::metrics::{GrpcRefusal, Metrics};
 pub struct PlacePool {
     total: Arc<Semaphore>,
     shares: Arc<AddressShares>,
+    /// The status of a refusal.
+    code: Code,
     /// Counted when every place is taken.
     full: GrpcRefusal,
     /// Counted when the client holds its share.
@@ -39,45 +41,73 @@ pub struct PoolPlace {
 }
 
 impl PlacePool {
-    /// A pool of `max` places (at least one), a quarter of them per client.
+    /// A pool of `max` places (at least one), a quarter of them per client,
+    /// refused with RESOURCE_EXHAUSTED.
     pub fn new(max: usize, full: GrpcRefusal, share_full: GrpcRefusal, what: &'static str) -> Self {
         let max = max.max(1);
+        Self::with_share(
+            max,
+            AddressShares::quarter_of(max),
+            Code::ResourceExhausted,
+            (full, share_full),
+            what,
+        )
+    }
+
+    /// A pool of `max` places, `shares` of them per client, refused with
+    /// `code` and counted as `(full, share_full)`.
+    pub fn with_share(
+        max: usize,
+        shares: Arc<AddressShares>,
+        code: Code,
+        (full, share_full): (GrpcRefusal, GrpcRefusal),
+        what: &'static str,
+    ) -> Self {
         Self {
             total: Arc::new(Semaphore::new(max)),
-            shares: AddressShares::quarter_of(max),
+            shares,
+            code,
             full,
             share_full,
             what,
         }
     }
 
-    /// A place for `client`, or RESOURCE_EXHAUSTED (counted in `metrics`).
-    /// The client's share is checked first, so a client over its share is
-    /// told so even when the pool is full too. A request made in process
+    /// A place for `client`, or a refusal (counted in `metrics`). The
+    /// client's share is checked first, so a client over its share is told
+    /// so even when the pool is full too. A request made in process
     /// (`client` None: the explorer's gateway) takes no share.
     pub fn take(&self, client: Option<ClientAddr>, metrics: &Metrics) -> Result<PoolPlace, Status> {
         let what = self.what;
-        let share = match client.map(|c| self.shares.take(c)) {
-            Some(None) => {
+        let share = match client {
+            Some(c) => Some(self.shares.take(c).ok_or_else(|| {
                 metrics.grpc_refused(self.share_full);
-                return Err(Status::resource_exhausted(format!(
-                    "your address holds its share of the {what} on this node; \
-                     read the answers you asked for, or try again later"
-                )));
-            }
-            Some(Some(share)) => Some(share),
+                Status::new(
+                    self.code,
+                    format!(
+                        "your address holds its share of the {what} on this node; \
+                         read the answers you asked for, or try again later"
+                    ),
+                )
+            })?),
             None => None,
         };
         let Ok(permit) = self.total.clone().try_acquire_owned() else {
             metrics.grpc_refused(self.full);
-            return Err(Status::resource_exhausted(format!(
-                "too many {what} on this node right now; try again later"
-            )));
+            return Err(Status::new(
+                self.code,
+                format!("too many {what} on this node right now; try again later"),
+            ));
         };
         Ok(PoolPlace {
             _share: share,
             _permit: permit,
         })
+    }
+
+    /// Clients holding at least one place.
+    pub fn clients(&self) -> usize {
+        self.shares.clients()
     }
 
     /// Places free now.
