@@ -10,6 +10,7 @@
 mod support;
 
 use agora_node::client::audit;
+use agora_node::client::pages;
 use agora_node::client::query::{self, QueryKind};
 use agora_node::client::tx::{DEFAULT_FEE, TxAction, submit, submit_with_fee};
 use agora_proto::v1 as pb;
@@ -251,7 +252,7 @@ async fn absent_validator_is_jailed_for_downtime_and_delegators_earn_and_withdra
     assert_eq!(v["missed_blocks"], 0, "{v}");
 
     // The supply identity over gRPC, as the CLI's `agora query supply` reads it.
-    let s = query::run(ch.clone(), &QueryKind::Supply)
+    let s = query::run(ch.clone(), &QueryKind::Supply, pages::PAGE_LIMIT)
         .await
         .expect("supply");
     let f = |k: &str| amount(s[k].as_str().expect("string"));
@@ -278,9 +279,13 @@ async fn absent_validator_is_jailed_for_downtime_and_delegators_earn_and_withdra
     .await
     .expect("redelegate");
     assert_eq!(r.status, pb::TxStatus::Committed as i32, "{}", r.log);
-    let listed = query::run(ch.clone(), &QueryKind::Redelegations(bob_addr))
-        .await
-        .expect("redelegations");
+    let listed = query::run(
+        ch.clone(),
+        &QueryKind::Redelegations(bob_addr),
+        pages::PAGE_LIMIT,
+    )
+    .await
+    .expect("redelegations");
     let listed = listed.as_array().expect("array");
     assert_eq!(listed.len(), 1, "{listed:?}");
     assert_eq!(listed[0]["src_validator"], a_addr.to_string());

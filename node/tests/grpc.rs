@@ -4,6 +4,7 @@
 //! the real chain and failing on a tampered certificate at its height.
 
 use agora_node::client::audit;
+use agora_node::client::pages;
 use agora_node::client::query::{self, QueryKind};
 use agora_node::client::tx::{DEFAULT_FEE, TxAction, submit};
 use agora_proto::v1 as pb;
@@ -56,9 +57,13 @@ async fn delegator_bonds_unbonds_and_double_signer_is_slashed_over_grpc() {
         .expect("some");
     assert_eq!(d.tokens, amount.to_string());
     // `agora query delegations` (the CLI's query code) sees the same.
-    let listed = query::run(ch.clone(), &QueryKind::Delegations(bob_addr))
-        .await
-        .expect("query delegations");
+    let listed = query::run(
+        ch.clone(),
+        &QueryKind::Delegations(bob_addr),
+        pages::PAGE_LIMIT,
+    )
+    .await
+    .expect("query delegations");
     let listed = listed.as_array().expect("a JSON array");
     assert_eq!(listed.len(), 1, "{listed:?}");
     assert_eq!(listed[0]["tokens"], amount.to_string(), "{listed:?}");
@@ -98,9 +103,13 @@ async fn delegator_bonds_unbonds_and_double_signer_is_slashed_over_grpc() {
     assert_eq!(entries.len(), 1);
     let done = entries[0].completion_height;
     assert_eq!(done, r.height + UNBONDING);
-    let listed = query::run(ch.clone(), &QueryKind::Unbonding(bob_addr))
-        .await
-        .expect("query unbonding");
+    let listed = query::run(
+        ch.clone(),
+        &QueryKind::Unbonding(bob_addr),
+        pages::PAGE_LIMIT,
+    )
+    .await
+    .expect("query unbonding");
     assert_eq!(
         listed.as_array().map(|a| a
             .iter()

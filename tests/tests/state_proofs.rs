@@ -2,8 +2,9 @@
 //! Merkle proofs against the app hash of a certified header, which the
 //! client's light client verifies from the genesis file. Membership (an
 //! account, a validator, a delegation, the double signer's slash) and
-//! absence (an unknown account) are proven; a node that forges a proven
-//! value, a wrong genesis file and a wrong checkpoint are all refused.
+//! absence (an unknown account) are proven; a list is followed page by
+//! page, each page proven; a node that forges a proven value, a wrong
+//! genesis file and a wrong checkpoint are all refused.
 
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
@@ -57,6 +58,78 @@ fn validators(net: &Testnet) -> Vec<pb::ValidatorRecord> {
     })
 }
 
+/// Runs `agora` with `args` and returns its stdout as JSON (it must succeed).
+fn agora_json(net: &Testnet, args: &[&str]) -> Value {
+    let out = run(Command::new(&net.agora_bin).args(args).args(["-o", "json"]));
+    assert!(
+        out.status.success(),
+        "{args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).expect("JSON")
+}
+
+/// A delegator bonds to node 0's validator and unbonds twice; its two
+/// unbonding entries, asked one per page, are both listed and proven.
+fn a_list_is_proven_page_by_page(net: &Testnet) {
+    let delegator = net.manifest["delegators"][0]["address"].as_str().unwrap();
+    let validator = net.manifest["nodes"][0]["validator_address"]
+        .as_str()
+        .unwrap();
+    let endpoint = &net.endpoints()[0];
+    let keys = net.dir.join("delegators");
+    let tx = |action: &[&str]| {
+        let mut args = vec!["tx"];
+        args.extend_from_slice(action);
+        args.extend(["--from", "delegator0", "--home", keys.to_str().unwrap()]);
+        args.extend(["--node", endpoint]);
+        let outcome = agora_json(net, &args);
+        assert_eq!(outcome["status"], "committed", "{outcome}");
+    };
+    tx(&["bond", validator, "10000000"]);
+    let query = ["query", "--node", endpoint];
+    let delegation = agora_json(
+        net,
+        &[&query[..], &["delegation", delegator, validator]].concat(),
+    );
+    let shares: u128 = delegation["shares"].as_str().unwrap().parse().unwrap();
+    let quarter = (shares / 4).to_string();
+    tx(&["unbond", validator, &quarter]);
+    tx(&["unbond", validator, &quarter]);
+
+    // Unproven, one item per page: both entries.
+    let one_per_page = ["--page-size", "1"];
+    let listed = agora_json(
+        net,
+        &[&query[..], &["unbonding", delegator], &one_per_page].concat(),
+    );
+    assert_eq!(listed.as_array().map(Vec::len), Some(2), "{listed}");
+    // Proven, one item per page: both entries, each proven at its page's height.
+    let list = proven(net, 0, &["unbonding", delegator, "--page-size", "1"]);
+    let values = list["values"].as_array().unwrap();
+    assert_eq!(values.len(), 2, "{list}");
+    assert_eq!(list["proven"]["items"].as_u64(), Some(2), "{list}");
+    assert_eq!(list["proven"]["more"], false, "{list}");
+    let mut ids = Vec::new();
+    for v in values {
+        let item = v["item"].as_str().unwrap();
+        assert!(item.starts_with("unbonding "), "{list}");
+        ids.push(item.rsplit('#').next().unwrap().to_string());
+        let balance: u128 = v["value"]["balance"].as_str().unwrap().parse().unwrap();
+        assert!(balance > 0, "{list}");
+        let certified = list["proven"]["heights"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|h| h["height"] == v["height"]);
+        assert!(
+            certified,
+            "an item's height has no certified header: {list}"
+        );
+    }
+    assert_ne!(ids[0], ids[1], "the same entry was listed twice: {list}");
+}
+
 fn first_value(v: &Value) -> &Value {
     &v["values"][0]["value"]
 }
@@ -91,6 +164,8 @@ fn state_answers_are_proven_against_certified_headers() {
             .unwrap()
             > 0
     );
+
+    a_list_is_proven_page_by_page(&net);
 
     // Absence: an address nobody has used.
     let nobody = "42".repeat(20);

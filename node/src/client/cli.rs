@@ -151,6 +151,11 @@ pub struct QueryArgs {
     /// was left out is not.
     #[arg(long, global = true)]
     pub prove: bool,
+    /// Items asked per page when listing (delegations, unbonding,
+    /// redelegations, slashes); every page is followed. The node caps it at
+    /// 200, and at 32 with --prove.
+    #[arg(long, global = true, default_value_t = super::pages::PAGE_LIMIT, value_name = "ITEMS")]
+    pub page_size: u32,
     /// With --prove: the genesis file, whose validator set is trusted.
     #[arg(long, global = true, value_name = "PATH")]
     pub genesis: Option<PathBuf>,
@@ -398,11 +403,12 @@ pub async fn run_query(a: QueryArgs) -> Result<ExitCode> {
     };
     if a.prove {
         let trust = prove_trust(&a)?;
-        let v = prove::run(channel_within(&a.node, a.timeout).await?, &q, trust).await?;
+        let channel = channel_within(&a.node, a.timeout).await?;
+        let v = prove::run(channel, &q, trust, a.page_size).await?;
         print(a.output, &v);
         return Ok(ExitCode::SUCCESS);
     }
-    let v = query::run(channel_within(&a.node, a.timeout).await?, &q)
+    let v = query::run(channel_within(&a.node, a.timeout).await?, &q, a.page_size)
         .await
         .map_err(|s| anyhow::anyhow!("{}", super::status_text(&s)))?;
     print(a.output, &v);

@@ -7,6 +7,7 @@ mod audit_range;
 mod busy;
 pub mod cli;
 pub mod light_audit;
+pub mod pages;
 pub mod prove;
 pub mod query;
 mod refusal;

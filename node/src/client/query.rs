@@ -1,5 +1,6 @@
 //! `agora query ...`: read chain state from a node and render it as JSON.
 
+use super::pages;
 use super::tx::status_name;
 use agora_proto::v1 as pb;
 use agora_proto::v1::query_client::QueryClient;
@@ -159,37 +160,27 @@ pub fn slash_json(e: &pb::SlashingEvent) -> Value {
     })
 }
 
-/// Pages requested per call when listing.
-const PAGE_LIMIT: u32 = 200;
-/// Pages followed at most, so a server that keeps returning tokens cannot
-/// keep the client looping for ever.
-const MAX_PAGES: usize = 1000;
-
-/// One page's items and the server's paging answer.
-type Page = (Vec<Value>, Option<pb::PageResponse>);
-
-/// Follows page tokens from the first page until the server returns none
-/// (at most [`MAX_PAGES`]), concatenating the items as a JSON array.
-async fn all_pages<F, Fut>(mut fetch: F) -> Result<Value, tonic::Status>
+/// Follows page tokens from the first page (see [`pages::follow`]),
+/// concatenating the items as a JSON array; a listing cut at
+/// [`pages::MAX_PAGES`] is said on stderr.
+async fn all_pages<F, Fut>(limit: u32, fetch: F) -> Result<Value, tonic::Status>
 where
     F: FnMut(pb::PageRequest) -> Fut,
-    Fut: std::future::Future<Output = Result<Page, tonic::Status>>,
+    Fut: std::future::Future<Output = Result<(Vec<Value>, Vec<u8>), tonic::Status>>,
 {
-    let mut all = Vec::new();
-    let mut token = Vec::new();
-    for _ in 0..MAX_PAGES {
-        let (items, page) = fetch(pb::PageRequest {
-            page_token: token,
-            limit: PAGE_LIMIT,
-        })
-        .await?;
-        all.extend(items);
-        token = page.map(|p| p.next_page_token).unwrap_or_default();
-        if token.is_empty() {
-            break;
-        }
+    let (all, more) = pages::follow(limit, fetch).await?;
+    if more {
+        eprintln!(
+            "warning: the listing stops after {} pages; the node has more",
+            pages::MAX_PAGES
+        );
     }
     Ok(Value::Array(all))
+}
+
+/// A page's next token (empty when the node sent none).
+fn token(p: Option<pb::PageResponse>) -> Vec<u8> {
+    p.map(|p| p.next_page_token).unwrap_or_default()
 }
 
 fn unbonding_json(e: &pb::UnbondingEntry) -> Value {
@@ -207,7 +198,7 @@ fn unbonding_json(e: &pb::UnbondingEntry) -> Value {
 type Client = QueryClient<Channel>;
 
 /// Runs one query and renders the answer.
-pub async fn run(channel: Channel, q: &QueryKind) -> Result<Value, tonic::Status> {
+pub async fn run(channel: Channel, q: &QueryKind, page_size: u32) -> Result<Value, tonic::Status> {
     let mut c = QueryClient::new(channel).max_decoding_message_size(32 * 1024 * 1024);
     match q {
         QueryKind::Status => status(&mut c).await,
@@ -219,15 +210,15 @@ pub async fn run(channel: Channel, q: &QueryKind) -> Result<Value, tonic::Status
             delegator,
             validator,
         } => delegation(&mut c, delegator, validator).await,
-        QueryKind::Delegations(d) => delegations(&c, d).await,
-        QueryKind::Unbonding(d) => unbonding(&c, d).await,
-        QueryKind::Slashes(v) => slashes(&c, *v).await,
+        QueryKind::Delegations(d) => delegations(&c, d, page_size).await,
+        QueryKind::Unbonding(d) => unbonding(&c, d, page_size).await,
+        QueryKind::Slashes(v) => slashes(&c, *v, page_size).await,
         QueryKind::Account(a) => account(&mut c, a).await,
         QueryKind::Rewards {
             delegator,
             validator,
         } => rewards(&mut c, delegator, validator).await,
-        QueryKind::Redelegations(d) => redelegations(&c, d).await,
+        QueryKind::Redelegations(d) => redelegations(&c, d, page_size).await,
         QueryKind::Supply => supply(&mut c).await,
         QueryKind::Tx(h) => tx(&mut c, h).await,
     }
@@ -328,8 +319,8 @@ async fn delegation(
 }
 
 /// `query delegations`: every delegation of a delegator, all pages.
-async fn delegations(c: &Client, d: &Address) -> Result<Value, tonic::Status> {
-    all_pages(|page| {
+async fn delegations(c: &Client, d: &Address, limit: u32) -> Result<Value, tonic::Status> {
+    all_pages(limit, |page| {
         let mut c = c.clone();
         async move {
             let r = c
@@ -339,15 +330,18 @@ async fn delegations(c: &Client, d: &Address) -> Result<Value, tonic::Status> {
                 })
                 .await?
                 .into_inner();
-            Ok((r.delegations.iter().map(delegation_json).collect(), r.page))
+            Ok((
+                r.delegations.iter().map(delegation_json).collect(),
+                token(r.page),
+            ))
         }
     })
     .await
 }
 
 /// `query unbonding`: every unbonding entry of a delegator, all pages.
-async fn unbonding(c: &Client, d: &Address) -> Result<Value, tonic::Status> {
-    all_pages(|page| {
+async fn unbonding(c: &Client, d: &Address, limit: u32) -> Result<Value, tonic::Status> {
+    all_pages(limit, |page| {
         let mut c = c.clone();
         async move {
             let r = c
@@ -358,15 +352,18 @@ async fn unbonding(c: &Client, d: &Address) -> Result<Value, tonic::Status> {
                 })
                 .await?
                 .into_inner();
-            Ok((r.entries.iter().map(unbonding_json).collect(), r.page))
+            Ok((
+                r.entries.iter().map(unbonding_json).collect(),
+                token(r.page),
+            ))
         }
     })
     .await
 }
 
 /// `query slashes`: the slashing events of one validator (or all), all pages.
-async fn slashes(c: &Client, v: Option<Address>) -> Result<Value, tonic::Status> {
-    all_pages(|page| {
+async fn slashes(c: &Client, v: Option<Address>, limit: u32) -> Result<Value, tonic::Status> {
+    all_pages(limit, |page| {
         let mut c = c.clone();
         async move {
             let r = c
@@ -377,7 +374,7 @@ async fn slashes(c: &Client, v: Option<Address>) -> Result<Value, tonic::Status>
                 })
                 .await?
                 .into_inner();
-            Ok((r.events.iter().map(slash_json).collect(), r.page))
+            Ok((r.events.iter().map(slash_json).collect(), token(r.page)))
         }
     })
     .await
@@ -423,8 +420,8 @@ async fn rewards(
 }
 
 /// `query redelegations`: a delegator's pending redelegations, all pages.
-async fn redelegations(c: &Client, d: &Address) -> Result<Value, tonic::Status> {
-    all_pages(|page| {
+async fn redelegations(c: &Client, d: &Address, limit: u32) -> Result<Value, tonic::Status> {
+    all_pages(limit, |page| {
         let mut c = c.clone();
         async move {
             let r = c
@@ -435,7 +432,10 @@ async fn redelegations(c: &Client, d: &Address) -> Result<Value, tonic::Status> 
                 })
                 .await?
                 .into_inner();
-            Ok((r.entries.iter().map(redelegation_json).collect(), r.page))
+            Ok((
+                r.entries.iter().map(redelegation_json).collect(),
+                token(r.page),
+            ))
         }
     })
     .await
