@@ -209,6 +209,7 @@ fn assert_scenarios_exercised(coverage: &Coverage) {
             "cancelling vote pairs sent",
             byz("cancelling vote pairs sent"),
         ),
+        ("stuffed votes sent", byz("stuffed votes sent")),
         ("offenders slashed", coverage.slashed),
         ("validator-set changes", coverage.set_changes),
         ("transactions executed", coverage.txs_ok),
@@ -458,6 +459,38 @@ fn cancelling_vote_pairs_turn_no_honest_node_against_another() {
     eprintln!("cancelling vote pairs sent: {pairs}; charges to the canceller: {charged}");
     assert!(pairs >= 50, "only {pairs} cancelling pairs were sent");
     assert!(charged > 0, "the canceller was never charged");
+}
+
+/// Two vote stuffers of seven validators (`byzantine/vote_stuffer.rs`) on
+/// a lossy network: honest nodes drop the stuffed votes for blocks that do
+/// not count in their round (`consensus/state/votes.rs`), and the chain
+/// stays safe and live, every stuffer's equivocation becoming evidence.
+#[test]
+fn stuffed_vote_sets_keep_the_chain_safe_and_live() {
+    let seeds: u64 = std::env::var("STUFF_SEEDS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(8);
+    let (mut stuffed, mut slashed) = (0, 0);
+    for seed in 0..seeds {
+        let sc = Scenario::vote_stuffing(seed);
+        let r = run_scenario(sc.clone(), TestFault::None);
+        assert!(
+            r.violations.is_empty(),
+            "{}",
+            failure_message(&r, &sc, "vote stuffing")
+        );
+        stuffed += r
+            .coverage
+            .byzantine
+            .get("stuffed votes sent")
+            .copied()
+            .unwrap_or(0);
+        slashed += r.coverage.slashed;
+    }
+    eprintln!("stuffed votes sent: {stuffed}; offenders slashed: {slashed}");
+    assert!(stuffed >= 100, "only {stuffed} stuffed votes were sent");
+    assert!(slashed > 0, "no stuffer was slashed");
 }
 
 /// Regression, seed 9,026,407 of the random mix (seven validators, one

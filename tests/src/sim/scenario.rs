@@ -58,6 +58,10 @@ pub enum Behaviour {
     /// the same message, the signatures shifted so that only their sum
     /// verifies.
     Canceller,
+    /// Byzantine: with each of its votes, also votes for nil, every block
+    /// it has seen proposed at the height and two made-up blocks, to every
+    /// peer.
+    VoteStuffer,
 }
 
 impl Behaviour {
@@ -183,6 +187,17 @@ fn byzantine_kind(rng: &mut ChaCha8Rng) -> Behaviour {
     }
 }
 
+/// Each equivocator, with probability 1/2, becomes a vote stuffer.
+fn stuff_some_equivocators(rng: &mut ChaCha8Rng, behaviours: Vec<Behaviour>) -> Vec<Behaviour> {
+    behaviours
+        .into_iter()
+        .map(|b| match b {
+            Behaviour::Equivocator if rng.random_bool(0.5) => Behaviour::VoteStuffer,
+            b => b,
+        })
+        .collect()
+}
+
 /// Who is Byzantine and how: with probability 0.8, validators in a seeded
 /// order turn Byzantine while their power stays under a third of the
 /// total, stopping early at random.
@@ -306,6 +321,9 @@ impl Scenario {
         // Drawn last, so that every earlier draw of a seed is what it was
         // before pauses were simulated.
         let commit_pauses_ms = random_commit_pauses(&mut rng, n);
+        // After the pauses, for the same reason: half the equivocators
+        // stuff the vote sets instead.
+        let behaviours = stuff_some_equivocators(&mut rng, behaviours);
         Self {
             seed,
             powers,
@@ -359,6 +377,18 @@ impl Scenario {
     pub fn bad_proposer(seed: u64, fault: HeaderFault) -> Self {
         let mut sc = Self::quiet(seed, 4, 8);
         sc.behaviours[3] = Behaviour::BadProposer(fault);
+        sc
+    }
+
+    /// Vote stuffing: nodes 5 and 6 of 7 send, with each of their votes,
+    /// votes for nil and every block they saw proposed
+    /// (`byzantine/vote_stuffer.rs`), on a lossy network that takes rounds.
+    pub fn vote_stuffing(seed: u64) -> Self {
+        let mut sc = Self::quiet(seed, 7, 12);
+        sc.behaviours[5] = Behaviour::VoteStuffer;
+        sc.behaviours[6] = Behaviour::VoteStuffer;
+        sc.loss = 0.2;
+        sc.gst_ms = 10_000;
         sc
     }
 

@@ -88,7 +88,9 @@ pub const MAX_UNKNOWN_VALUES_PER_VOTER: usize = 3;
 
 /// Votes of one (round, type). A validator normally has one vote here; an
 /// equivocating one may have more, one per value, but only for values the
-/// caller allows (nil and blocks it knows), so the size stays bounded. Counting
+/// caller allows (nil and the blocks votes of this round can matter for,
+/// `state/votes.rs`) and [`MAX_UNKNOWN_VALUES_PER_VOTER`] others, so the
+/// size stays bounded. Counting
 /// an equivocator's vote for each value it signed is sound for per-value
 /// quorums (two quorums for different values would need more than a third of
 /// the power to equivocate), and it is what lets an honest node see a polka
@@ -658,6 +660,16 @@ impl VoteSet {
             .map(|((i, _), _)| *i)
             .collect();
         Some((signers, sum))
+    }
+
+    /// Votes stored, verified or pending.
+    pub fn len(&self) -> usize {
+        self.votes.len()
+    }
+
+    /// Whether no vote is stored.
+    pub fn is_empty(&self) -> bool {
+        self.votes.is_empty()
     }
 
     /// (aggregate checks, single checks) done so far.

@@ -12,9 +12,8 @@
 //! (≈ 170 B of vote fields) plus the map's node overhead: about as much
 //! again as the stored votes themselves. (The current height's vote sets,
 //! and so this map, are not yet a term of `node/src/memory.rs`: they grow
-//! with the rounds a height takes, up to validators × 2 types × the values
-//! a voter may hold, `vote_set::MAX_UNKNOWN_VALUES_PER_VOTER` + known
-//! blocks, per round.)
+//! linearly with the rounds a height takes, by the keep rule of
+//! `consensus/state/votes.rs`; ARCHITECTURE.md "Worst-case memory".)
 
 use crate::types::{Height, Round};
 use agora_proto::v1 as pb;

@@ -18,6 +18,7 @@ mod false_height;
 mod junk;
 mod one_off;
 mod tampering_server;
+mod vote_stuffer;
 
 use super::Wire;
 use super::host::Store;
@@ -202,6 +203,7 @@ pub(crate) fn make(b: Behaviour) -> Option<Box<dyn Byzantine>> {
         Behaviour::FalseHeight { answers } => Box::new(false_height::FalseHeight::new(answers)),
         Behaviour::BodySwapper => Box::new(body_swapper::BodySwapper::default()),
         Behaviour::Canceller => Box::new(canceller::Canceller::default()),
+        Behaviour::VoteStuffer => Box::new(vote_stuffer::VoteStuffer::default()),
     })
 }
 

@@ -60,6 +60,12 @@ pub enum TestFault {
     /// conflict with the real vote's bytes (`vote_set` docs).
     #[cfg(feature = "test-faults")]
     TrustAggregatedBytes,
+    /// An equivocator's conflicting votes are kept for every block this
+    /// node knows in every round (the old rule), not only for the blocks
+    /// votes of that round can matter for: the vote sets then grow with
+    /// the square of the rounds (`state/votes.rs`).
+    #[cfg(feature = "test-faults")]
+    KeepVotesForKnownBlocks,
 }
 
 /// Configuration of the core. Build it with `..Default::default()`.

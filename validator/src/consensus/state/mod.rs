@@ -160,6 +160,15 @@ impl Consensus {
         self.hs.as_ref().and_then(|h| h.valid)
     }
 
+    /// Votes stored at the current height, verified or pending, of every
+    /// round and type: what its vote sets hold (bounded as `state/votes.rs`
+    /// says; read by the tests of that bound).
+    pub fn stored_votes(&self) -> usize {
+        self.hs
+            .as_ref()
+            .map_or(0, |h| h.votes.values().map(VoteSet::len).sum())
+    }
+
     /// Whether the current height is decided.
     pub fn is_decided(&self) -> bool {
         self.hs.as_ref().is_some_and(|h| h.decided)

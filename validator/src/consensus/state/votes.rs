@@ -1,12 +1,37 @@
 //! A vote from the network: decoded lazily, counted by its vote set, an
 //! equivocation turned into evidence.
+//!
+//! **Which conflicting votes are kept.** A validator's first vote of a
+//! (round, type) is always stored. A further, conflicting one (an
+//! equivocation, made evidence whether stored or not) is stored only for
+//! nil, for up to `vote_set::MAX_UNKNOWN_VALUES_PER_VOTER` values in all
+//! (votes may come before the proposal that makes them matter), and for
+//! the blocks votes of that round can matter for here
+//! ([`HeightState::counts_in_round`]): the block proposed in that round
+//! (lines 36 and 49 of the paper read votes of a round only with that
+//! round's proposal) and a block a kept proposal re-proposes with that
+//! round as its proof-of-lock round (line 28). Every threshold any honest
+//! node can see for a block in round r holds an honest vote for it, and an
+//! honest validator votes in round r only for a block proposed in round r;
+//! whatever this node's rules can use is in that set.
+//!
+//! Before, a conflicting vote was kept for every block this node knew. One
+//! proposal is kept per round, so after R rounds an equivocator could store
+//! R + 4 votes per round and type: memory quadratic in the rounds of one
+//! height. Now each kept proposal makes its block count in at most two
+//! rounds, so an equivocator stores at most 4 votes per round and type
+//! plus 2 per kept proposal. A vote dropped because its block did not count
+//! yet is not lost for liveness: honest nodes re-send every verified vote
+//! of the height each tick (`Consensus::regossip_messages`), and the node
+//! whose proposal made the block count holds it.
 
 use super::super::buffer::Buffered;
 use super::super::evidence;
 use super::super::vote_set::{Insert, VoteContext};
-use super::{Consensus, Output, RejectReason, value_of};
+use super::{Consensus, HeightState, Output, RejectReason, value_of};
+use crate::crypto::Hash;
 use crate::crypto::bls;
-use crate::types::{Address, VoteType};
+use crate::types::{Address, Round, VoteType};
 use agora_proto::v1 as pb;
 
 impl Consensus {
@@ -31,7 +56,13 @@ impl Consensus {
             return self.reject(RejectReason::UnknownValidator(who), out);
         };
         let set = &hs.params.validator_set;
-        let keep_conflicting = value.is_none_or(|b| hs.blocks.contains_key(&b));
+        let keep_conflicting = match value {
+            None => true,
+            Some(b) if keeps_votes_for_known_blocks(self.config.test_fault) => {
+                hs.blocks.contains_key(&b)
+            }
+            Some(b) => hs.counts_in_round(r, &b),
+        };
         let vs = hs.votes.entry((r, vote_type)).or_default();
         if vs.contains(idx, &value, &v.signature) {
             return; // duplicate delivery: these bytes were already decoded
@@ -63,4 +94,26 @@ impl Consensus {
             }
         }
     }
+}
+
+impl HeightState {
+    /// Whether votes of round `r` for block `b` can matter to this node's
+    /// rules (module docs): `b` is the block of round r's kept proposal, or
+    /// a kept proposal re-proposes `b` with r as its proof-of-lock round.
+    fn counts_in_round(&self, r: Round, b: &Hash) -> bool {
+        self.proposals.get(&r).is_some_and(|p| p.block_hash == *b)
+            || self
+                .proposals
+                .values()
+                .any(|p| p.pol_round == Some(r) && p.block_hash == *b)
+    }
+}
+
+#[cfg(feature = "test-faults")]
+fn keeps_votes_for_known_blocks(f: super::TestFault) -> bool {
+    f == super::TestFault::KeepVotesForKnownBlocks
+}
+#[cfg(not(feature = "test-faults"))]
+fn keeps_votes_for_known_blocks(_: super::TestFault) -> bool {
+    false
 }

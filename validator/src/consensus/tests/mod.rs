@@ -458,6 +458,7 @@ fn future_height_buffer_is_bounded_and_replayed() {
 }
 
 mod carried;
+mod equivocator_votes;
 mod evidence;
 mod gate;
 mod proposals;
