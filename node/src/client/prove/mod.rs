@@ -128,7 +128,14 @@ async fn certify_heights(
 ) -> Result<BTreeMap<u64, (Hash, Value)>, ProveQueryError> {
     let mut counts: BTreeMap<u64, usize> = BTreeMap::new();
     for item in items {
-        *counts.entry(item.proof.height).or_default() += 1;
+        let h = item.proof.height;
+        // Height H is certified by header H + 1.
+        if h == u64::MAX {
+            return Err(ProveQueryError::Answer(format!(
+                "a proof claims height {h}, which no header certifies"
+            )));
+        }
+        *counts.entry(h).or_default() += 1;
     }
     if let Some(top) = counts.keys().next_back() {
         certifier.wait_for(top + 1).await?;
