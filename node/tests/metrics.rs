@@ -76,6 +76,15 @@ fn committing_nodes_time_every_step_and_count_rounds_peers_and_certificates() {
             "{rounds} rounds samples at {height} (then {height_after})"
         );
         assert!(get(&s, "agora_height_rounds_bucket{le=\"+Inf\"}") == rounds);
+        // The vote sets of the height being decided are counted: at most
+        // two validators × two types in each round up to the next one.
+        wait_for("the stored votes are counted", 20, logs, || {
+            let now = scrape(*port);
+            let votes = get(&now, "agora_consensus_votes_stored");
+            let rounds = get(&now, "agora_round") + 2.0;
+            assert!(votes <= 4.0 * rounds, "node {i} holds {votes} votes");
+            votes >= 1.0
+        });
         assert_eq!(get(&s, "agora_peers{kind=\"validator\"}"), 1.0, "node {i}");
         assert_eq!(get(&s, "agora_peers{kind=\"full\"}"), 0.0, "node {i}");
     }

@@ -24,6 +24,9 @@ pub struct Metrics {
     pub height: AtomicU64,
     /// Current consensus round.
     pub round: AtomicU64,
+    /// Votes the core holds for the height being decided, every round and
+    /// type (`Consensus::stored_votes`).
+    pub votes_stored: AtomicU64,
     /// Transactions in the mempool.
     pub mempool_txs: AtomicU64,
     /// Bytes in the mempool.

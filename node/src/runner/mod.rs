@@ -310,7 +310,9 @@ impl Runner {
         }
         self.gate_seen
             .update(self.engine.signing_gate(), &self.metrics);
-        Metrics::set(&self.metrics.round, u64::from(self.engine.core().round()));
+        let core = self.engine.core();
+        Metrics::set(&self.metrics.round, u64::from(core.round()));
+        Metrics::set(&self.metrics.votes_stored, core.stored_votes() as u64);
         self.metrics
             .set_certificates_verified(self.engine.certificates_verified());
     }

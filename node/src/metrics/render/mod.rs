@@ -99,6 +99,13 @@ impl Metrics {
             "Consensus round of the height being decided.",
             &self.round,
         );
+        single(
+            o,
+            "agora_consensus_votes_stored",
+            "gauge",
+            "Votes held for the height being decided, every round and type; an equivocator's grow linearly with the rounds.",
+            &self.votes_stored,
+        );
         labelled(
             o,
             (
