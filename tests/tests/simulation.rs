@@ -439,23 +439,14 @@ fn a_validator_with_a_longer_commit_pause_still_signs_the_certificates() {
 /// relayed), and the chain goes on. `CANCEL_SEEDS` runs more seeds.
 #[test]
 fn cancelling_vote_pairs_turn_no_honest_node_against_another() {
-    let seeds: u64 = std::env::var("CANCEL_SEEDS")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(12);
-    let (mut pairs, mut charged) = (0, 0);
-    for seed in 0..seeds {
-        let sc = Scenario::cancelling_votes(seed);
-        let r = run_scenario(sc.clone(), TestFault::None);
-        assert!(
-            r.violations.is_empty(),
-            "{}",
-            failure_message(&r, &sc, "cancelling votes")
-        );
-        let sent = r.coverage.byzantine.get("cancelling vote pairs sent");
-        pairs += sent.copied().unwrap_or(0);
-        charged += r.coverage.penalties;
-    }
+    let runs = clean_runs(
+        "CANCEL_SEEDS",
+        12,
+        Scenario::cancelling_votes,
+        "cancelling votes",
+    );
+    let pairs = byzantine_count(&runs, "cancelling vote pairs sent");
+    let charged: u64 = runs.iter().map(|r| r.coverage.penalties).sum();
     eprintln!("cancelling vote pairs sent: {pairs}; charges to the canceller: {charged}");
     assert!(pairs >= 50, "only {pairs} cancelling pairs were sent");
     assert!(charged > 0, "the canceller was never charged");
@@ -465,32 +456,42 @@ fn cancelling_vote_pairs_turn_no_honest_node_against_another() {
 /// a lossy network: honest nodes drop the stuffed votes for blocks that do
 /// not count in their round (`consensus/state/votes.rs`), and the chain
 /// stays safe and live, every stuffer's equivocation becoming evidence.
+/// `STUFF_SEEDS` runs more seeds.
 #[test]
 fn stuffed_vote_sets_keep_the_chain_safe_and_live() {
-    let seeds: u64 = std::env::var("STUFF_SEEDS")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(8);
-    let (mut stuffed, mut slashed) = (0, 0);
-    for seed in 0..seeds {
-        let sc = Scenario::vote_stuffing(seed);
-        let r = run_scenario(sc.clone(), TestFault::None);
-        assert!(
-            r.violations.is_empty(),
-            "{}",
-            failure_message(&r, &sc, "vote stuffing")
-        );
-        stuffed += r
-            .coverage
-            .byzantine
-            .get("stuffed votes sent")
-            .copied()
-            .unwrap_or(0);
-        slashed += r.coverage.slashed;
-    }
+    let runs = clean_runs("STUFF_SEEDS", 8, Scenario::vote_stuffing, "vote stuffing");
+    let stuffed = byzantine_count(&runs, "stuffed votes sent");
+    let slashed: u64 = runs.iter().map(|r| r.coverage.slashed).sum();
     eprintln!("stuffed votes sent: {stuffed}; offenders slashed: {slashed}");
     assert!(stuffed >= 100, "only {stuffed} stuffed votes were sent");
     assert!(slashed > 0, "no stuffer was slashed");
+}
+
+/// Runs the scenario `make(seed)` for seeds 0.. (as many as the variable
+/// `var` says, else `default`), each required to pass every check.
+fn clean_runs(var: &str, default: u64, make: fn(u64) -> Scenario, name: &str) -> Vec<Report> {
+    let seeds: u64 = std::env::var(var)
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(default);
+    (0..seeds)
+        .map(|seed| {
+            let sc = make(seed);
+            let r = run_scenario(sc.clone(), TestFault::None);
+            assert!(
+                r.violations.is_empty(),
+                "{}",
+                failure_message(&r, &sc, name)
+            );
+            r
+        })
+        .collect()
+}
+
+/// The sum of a Byzantine behaviour's counter over `runs`.
+fn byzantine_count(runs: &[Report], counter: &str) -> u64 {
+    let count = |r: &Report| r.coverage.byzantine.get(counter).copied().unwrap_or(0);
+    runs.iter().map(count).sum()
 }
 
 /// Regression, seed 9,026,407 of the random mix (seven validators, one

@@ -46,16 +46,7 @@ fn votes_for_every_block_in_every_round(fault: TestFault, rounds: Round) -> (usi
         if r > 0 {
             next_round(&mut c, r - 1);
         }
-        let p = n.proposer(1, r);
-        let (b, hash) = n.block_in(p, 1, r, 1 + u64::from(r));
-        c.handle(Input::Proposal(n.proposal(p, 1, r, -1, &b)));
-        c.handle(Input::BlockValidity {
-            height: 1,
-            round: r,
-            block_hash: hash,
-            valid: true,
-        });
-        blocks.push(hash);
+        blocks.push(n.propose_valid(&mut c, r));
     }
     let before = c.stored_votes();
     let mut evidence = 0;

@@ -195,15 +195,7 @@ fn regossip_carries_the_current_round_and_the_locked_block_only() {
             step: TimeoutStep::Precommit,
         }));
         assert_eq!(c.round(), r);
-        let p = n.proposer(1, r);
-        let (b, hash) = n.block_in(p, 1, r, 1 + u64::from(r));
-        c.handle(Input::Proposal(n.proposal(p, 1, r, -1, &b)));
-        c.handle(Input::BlockValidity {
-            height: 1,
-            round: r,
-            block_hash: hash,
-            valid: true,
-        });
+        n.propose_valid(&mut c, r);
         c.handle(Input::TimeoutFired(Timeout {
             height: 1,
             round: r,
