@@ -70,7 +70,8 @@ fn agora_json(net: &Testnet, args: &[&str]) -> Value {
 }
 
 /// A delegator bonds to node 0's validator and unbonds twice; its two
-/// unbonding entries, asked one per page, are both listed and proven.
+/// unbonding entries, asked one per page, are both listed and proven, and
+/// so is the delegation left.
 fn a_list_is_proven_page_by_page(net: &Testnet) {
     let delegator = net.manifest["delegators"][0]["address"].as_str().unwrap();
     let validator = net.manifest["nodes"][0]["validator_address"]
@@ -128,6 +129,19 @@ fn a_list_is_proven_page_by_page(net: &Testnet) {
         );
     }
     assert_ne!(ids[0], ids[1], "the same entry was listed twice: {list}");
+
+    // The delegator's delegations, proven: the one its unbonds left.
+    let left = agora_json(
+        net,
+        &[&query[..], &["delegation", delegator, validator]].concat(),
+    );
+    let delegations = proven(net, 0, &["delegations", delegator]);
+    let values = delegations["values"].as_array().unwrap();
+    assert_eq!(values.len(), 1, "{delegations}");
+    assert_eq!(
+        values[0]["value"]["shares"], left["shares"],
+        "{delegations}"
+    );
 }
 
 fn first_value(v: &Value) -> &Value {

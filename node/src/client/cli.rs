@@ -144,7 +144,7 @@ pub struct QueryArgs {
     #[arg(short = 'o', long, global = true, value_enum, default_value = "text")]
     pub output: Output,
     /// Check the answer instead of believing the node (account, validator,
-    /// delegation, unbonding, slashes, redelegations): each value comes with
+    /// delegation, delegations, unbonding, slashes, redelegations): each value comes with
     /// a Merkle proof against the app hash of height H, read from the header
     /// of H + 1, which the light client verifies from --genesis or --trust.
     /// Shows the proven values. A list's items are each proven; that none

@@ -325,6 +325,7 @@ async fn delegations(c: &Client, d: &Address, limit: u32) -> Result<Value, tonic
         async move {
             let r = c
                 .list_delegations(pb::ListDelegationsRequest {
+                    prove: false,
                     delegator: d.0.to_vec(),
                     page: Some(page),
                 })

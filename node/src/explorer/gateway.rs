@@ -338,6 +338,7 @@ impl<A: NodeApi> Gateway<A> {
         let delegations = self
             .query
             .list_delegations(Request::new(pb::ListDelegationsRequest {
+                prove: false,
                 delegator: a.clone(),
                 page: Some(page(Vec::new())),
             }))

@@ -199,6 +199,24 @@ mod tests {
         }
     }
 
+    /// A full proven page of a delegator's delegations (session 43).
+    fn proven_delegations() -> pb::ListDelegationsResponse {
+        let delegation = pb::Delegation {
+            delegator: vec![0xff; 20],
+            validator: vec![0xff; 20],
+            shares: amount(),
+            tokens: amount(),
+            rewards: amount(),
+        };
+        pb::ListDelegationsResponse {
+            delegations: vec![delegation; MAX_PROVEN_PAGE],
+            proofs: vec![deepest_proof(); MAX_PROVEN_PAGE],
+            page: Some(pb::PageResponse {
+                next_page_token: vec![0xff; MAX_KEY_BYTES],
+            }),
+        }
+    }
+
     /// The result of the largest `SubmitTxs` batch, every log at its cut.
     fn largest_submit_result() -> pb::SubmitTxsResponse {
         let one = pb::SubmitTxResponse {
@@ -238,6 +256,10 @@ mod tests {
     fn the_largest_answers_without_a_pool_place_fit_the_small_answer_bound() {
         for (what, len) in [
             ("a proven page", proven_page(MAX_PROVEN_PAGE).encoded_len()),
+            (
+                "a proven page of delegations",
+                proven_delegations().encoded_len(),
+            ),
             ("a SubmitTxs result", largest_submit_result().encoded_len()),
             (
                 "a page of validators",

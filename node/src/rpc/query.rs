@@ -375,9 +375,11 @@ impl<A: NodeApi> Query for QueryService<A> {
     ) -> Result<Response<pb::ListDelegationsResponse>, Status> {
         let r = r.into_inner();
         address("delegator", &r.delegator)?;
-        let (after, limit) = page(&r.page, false)?;
+        let (after, limit) = page(&r.page, r.prove)?;
         let (delegations, next) = self.api.delegations(&r.delegator, &after, limit);
+        let key = |d: &pb::Delegation| proofs::delegation(&d.delegator, &d.validator);
         Ok(Response::new(pb::ListDelegationsResponse {
+            proofs: proofs::of_items(&*self.api, r.prove, &delegations, key)?,
             delegations,
             page: page_response(next),
         }))

@@ -110,11 +110,36 @@ pub(super) async fn ask(
                 r.proof,
             )
         }
+        QueryKind::Delegations(d) => ask_delegations(c, d, page).await,
         QueryKind::Unbonding(d) => ask_unbonding(c, d, page).await,
         QueryKind::Redelegations(d) => ask_redelegations(c, d, page).await,
         QueryKind::Slashes(v) => ask_slashes(c, v.as_ref(), page).await,
         _ => Err(ProveQueryError::Unsupported),
     }
+}
+
+/// A page of a delegator's delegations, each with the key of its leaf.
+async fn ask_delegations(
+    c: &mut QueryClient<Channel>,
+    d: &Address,
+    page: pb::PageRequest,
+) -> Result<Page, ProveQueryError> {
+    let req = pb::ListDelegationsRequest {
+        delegator: d.0.to_vec(),
+        page: Some(page),
+        prove: true,
+    };
+    let r = c.list_delegations(req).await?.into_inner();
+    let mut keys = Vec::new();
+    for e in &r.delegations {
+        same(&e.delegator, d, "delegator")?;
+        let v = addr(&e.validator)?;
+        keys.push((
+            format!("delegation {d} → {v}"),
+            leaves::delegation_key(d, &v),
+        ));
+    }
+    listed(keys, r.proofs, r.page)
 }
 
 /// A page of a delegator's unbonding entries, each with the key of its leaf.

@@ -46,7 +46,7 @@ pub enum Trust {
 pub enum ProveQueryError {
     /// The query has no state leaf to prove.
     #[error(
-        "--prove works with: account, validator, delegation, unbonding, slashes, redelegations"
+        "--prove works with: account, validator, delegation, delegations, unbonding, slashes, redelegations"
     )]
     Unsupported,
     /// The node refused or failed.
