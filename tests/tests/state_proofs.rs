@@ -144,6 +144,29 @@ fn a_list_is_proven_page_by_page(net: &Testnet) {
     );
 }
 
+/// A block and validator sets, each checked against a header the light
+/// client verified (`client/prove/chain.rs`); the same as the unproven
+/// answers.
+fn chain_objects_are_proven_by_their_headers(net: &Testnet, h: u64) {
+    let endpoint = &net.endpoints()[1];
+    let height = h.to_string();
+    let block = proven(net, 1, &["block", &height]);
+    let plain = agora_json(net, &["query", "--node", endpoint, "block", &height]);
+    assert_eq!(block["block_hash"], plain["block_hash"], "{block}");
+    assert_eq!(block["proven"]["certified_by_height"].as_u64(), Some(h));
+    let set = proven(net, 1, &["validators", "2"]);
+    let plain = agora_json(net, &["query", "--node", endpoint, "validators", "2"]);
+    assert_eq!(set["hash"], plain["hash"], "{set}");
+    assert_eq!(set["validators"].as_array().map(Vec::len), Some(4), "{set}");
+    // The height being decided: named by the last header as the next set
+    // (or by its own header, if it was committed by the time the client
+    // looked for one).
+    let next = proven(net, 1, &["validators", "0"]);
+    let by = next["proven"]["certified_by_height"].as_u64().unwrap();
+    let of = next["height"].as_u64().unwrap();
+    assert!(of == by + 1 || of == by, "{next}");
+}
+
 fn first_value(v: &Value) -> &Value {
     &v["values"][0]["value"]
 }
@@ -180,6 +203,7 @@ fn state_answers_are_proven_against_certified_headers() {
     );
 
     a_list_is_proven_page_by_page(&net);
+    chain_objects_are_proven_by_their_headers(&net, h);
 
     // Absence: an address nobody has used.
     let nobody = "42".repeat(20);

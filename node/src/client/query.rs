@@ -243,14 +243,18 @@ async fn block(c: &mut Client, h: u64) -> Result<Value, tonic::Status> {
         .get_block(pb::GetBlockRequest { height: h })
         .await?
         .into_inner();
-    let b = r.block.unwrap_or_default();
-    Ok(json!({
-        "block_hash": hex::encode(&r.block_hash),
+    Ok(block_json(&r.block_hash, &r.block.unwrap_or_default()))
+}
+
+/// A block as `query block` shows it: its hash, header, counts and last commit.
+pub fn block_json(hash: &[u8], b: &pb::Block) -> Value {
+    json!({
+        "block_hash": hex::encode(hash),
         "header": b.header.as_ref().map(header_json),
         "txs": b.txs.len(),
         "evidence": b.evidence.len(),
         "last_commit": b.last_commit.as_ref().map(cert_json),
-    }))
+    })
 }
 
 /// `query cert`: a height's commit certificate and the header it commits.
@@ -271,16 +275,23 @@ async fn validators(c: &mut Client, h: u64) -> Result<Value, tonic::Status> {
         .get_validator_set(pb::GetValidatorSetRequest { height: h })
         .await?
         .into_inner();
-    let set = r.validator_set.unwrap_or_default();
-    Ok(json!({
-        "height": r.height,
+    Ok(validator_set_json(
+        r.height,
+        &r.validator_set.unwrap_or_default(),
+    ))
+}
+
+/// A validator set as `query validators` shows it.
+pub fn validator_set_json(height: u64, set: &pb::ValidatorSet) -> Value {
+    json!({
+        "height": height,
         "hash": hex::encode(&set.hash),
         "validators": set.validators.iter().map(|v| json!({
             "address": hex::encode(&v.address),
             "public_key": hex::encode(&v.public_key),
             "power": v.power,
         })).collect::<Vec<_>>(),
-    }))
+    })
 }
 
 /// `query validator`: one validator's staking record (null if none).

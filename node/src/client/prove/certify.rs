@@ -28,15 +28,27 @@ pub(super) struct Certifier {
     /// The last header verified, with its chain and the light client's
     /// state there.
     last: Option<(ChainId, Trusted, pb::Header)>,
+    /// What the user trusts, said for people.
+    trusted: String,
 }
 
 impl Certifier {
     pub(super) fn new(client: QueryClient<Channel>, trust: Trust) -> Self {
+        let trusted = match &trust {
+            Trust::Genesis(..) => "the genesis file".to_string(),
+            Trust::Checkpoint(h, hash) => format!("checkpoint {h}:{}", hex::encode(hash)),
+        };
         Self {
             client,
             trust: Some(trust),
             last: None,
+            trusted,
         }
+    }
+
+    /// What the user trusts, said for people.
+    pub(super) fn trusted(&self) -> &str {
+        &self.trusted
     }
 
     /// Waits until the node has committed `height`.

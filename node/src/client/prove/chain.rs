@@ -1,0 +1,179 @@
+//! What the chain itself commits to, proven without a state proof: a block
+//! (its header is the one the light client verified, its body matches that
+//! header's hashes) and a validator set (its hash is the one a verified
+//! header names: the header of its height, or the previous header's
+//! `next_validators_hash` for the height still being decided).
+
+use agora_proto::v1 as pb;
+use agora_proto::v1::query_client::QueryClient;
+use agora_validator::block::header_hash;
+use agora_validator::engine::block_rules::check_body;
+use agora_validator::validator_set::ValidatorSet;
+use serde_json::{Value, json};
+use tonic::transport::Channel;
+
+use super::ProveQueryError;
+use super::certify::Certifier;
+use crate::client::query::{block_json, validator_set_json};
+
+/// How a chain object was proven, for the answer's `proven` field.
+fn proven(certifier: &Certifier, by: &pb::Header, path: &[u64]) -> Value {
+    json!({
+        "certified_by_height": by.height,
+        "certified_block_hash": hex::encode(header_hash(by)),
+        "trusted": certifier.trusted(),
+        "light_client_heights": path,
+    })
+}
+
+/// Block `h`, its header verified by the light client and its body checked
+/// against that header.
+pub(super) async fn block(
+    c: &mut QueryClient<Channel>,
+    certifier: &mut Certifier,
+    h: u64,
+) -> Result<Value, ProveQueryError> {
+    if h == 0 {
+        return Err(ProveQueryError::Answer("blocks start at height 1".into()));
+    }
+    let (header, path) = certifier.header(h).await?;
+    let r = c
+        .get_block(pb::GetBlockRequest { height: h })
+        .await?
+        .into_inner();
+    let block = r
+        .block
+        .ok_or_else(|| ProveQueryError::Answer(format!("no block in the answer for height {h}")))?;
+    check_block(h, &header, &block)?;
+    let mut answer = block_json(&header_hash(&header), &block);
+    answer["proven"] = proven(certifier, &header, &path);
+    Ok(answer)
+}
+
+/// The validator set of height `h` (0: the height being decided), its hash
+/// found in a verified header.
+pub(super) async fn validator_set(
+    c: &mut QueryClient<Channel>,
+    certifier: &mut Certifier,
+    h: u64,
+) -> Result<Value, ProveQueryError> {
+    let r = c
+        .get_validator_set(pb::GetValidatorSetRequest { height: h })
+        .await?
+        .into_inner();
+    let height = r.height;
+    if height == 0 || (h != 0 && height != h) {
+        return Err(ProveQueryError::Answer(format!(
+            "asked for the set of height {h}, the node answered height {height}"
+        )));
+    }
+    let set = ValidatorSet::from_proto(&r.validator_set.unwrap_or_default())
+        .map_err(|e| ProveQueryError::Answer(format!("the validator set: {e}")))?;
+    let latest = c
+        .get_status(pb::GetStatusRequest {})
+        .await?
+        .into_inner()
+        .latest_height;
+    // A committed height's header names its own set; the height being
+    // decided has none yet, and the last header names its set as the next.
+    if height > latest && latest == 0 {
+        return Err(ProveQueryError::Answer(
+            "no block is committed yet: the first height's set is the genesis file's".into(),
+        ));
+    }
+    let (header, path, named) = if height <= latest {
+        let (header, path) = certifier.header(height).await?;
+        let named = header.validators_hash.clone();
+        (header, path, named)
+    } else {
+        let (header, path) = certifier.header(height - 1).await?;
+        let named = header.next_validators_hash.clone();
+        (header, path, named)
+    };
+    check_set(height, &named, &set)?;
+    let mut answer = validator_set_json(height, &set.to_proto());
+    answer["proven"] = proven(certifier, &header, &path);
+    Ok(answer)
+}
+
+/// Whether `block`, served for height `h`, is the block of the certified
+/// `header`: the same header, and a body its hashes commit to.
+fn check_block(h: u64, header: &pb::Header, block: &pb::Block) -> Result<(), ProveQueryError> {
+    let served = block.header.as_ref().map(header_hash);
+    if served != Some(header_hash(header)) {
+        return Err(ProveQueryError::Answer(format!(
+            "the block served for height {h} is not the certified one"
+        )));
+    }
+    check_body(block).map_err(|e| {
+        ProveQueryError::Answer(format!(
+            "the body of block {h} does not match its certified header: {e}"
+        ))
+    })
+}
+
+/// Whether `set`, served for height `height`, is the one a certified header
+/// names by the hash `named`.
+fn check_set(height: u64, named: &[u8], set: &ValidatorSet) -> Result<(), ProveQueryError> {
+    if named == set.hash() {
+        return Ok(());
+    }
+    Err(ProveQueryError::Answer(format!(
+        "the set served for height {height} hashes to {}, the certified header names {}",
+        hex::encode(set.hash()),
+        hex::encode(named)
+    )))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use agora_validator::block::{hash_list, list_hash};
+    use agora_validator::crypto::{SecretKey, ZERO_HASH, sha3_256};
+    use agora_validator::validator_set::Validator;
+
+    /// An empty block at height 3 whose header commits to its body.
+    fn empty_block() -> pb::Block {
+        pb::Block {
+            header: Some(pb::Header {
+                chain_id: "c".into(),
+                height: 3,
+                txs_hash: hash_list(&[]).to_vec(),
+                evidence_hash: list_hash::<pb::Evidence>(&[]).to_vec(),
+                last_commit_hash: ZERO_HASH.to_vec(),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn a_block_is_taken_only_with_its_certified_header_and_body() {
+        let block = empty_block();
+        let header = block.header.clone().unwrap();
+        check_block(3, &header, &block).unwrap();
+        // Another header than the certified one.
+        let mut other = header.clone();
+        other.time_ms += 1;
+        let err = check_block(3, &other, &block).unwrap_err();
+        assert!(err.to_string().contains("not the certified one"), "{err}");
+        // The certified header with a body it does not commit to.
+        let mut forged = block.clone();
+        forged.txs.push(pb::Transaction::default());
+        let err = check_block(3, &header, &forged).unwrap_err();
+        assert!(err.to_string().contains("does not match"), "{err}");
+    }
+
+    #[test]
+    fn a_set_is_taken_only_with_the_hash_a_certified_header_names() {
+        let key = |i: u8| SecretKey::from_seed(&sha3_256(&[i])).unwrap().public_key();
+        let set = ValidatorSet::new(vec![Validator::new(key(1), 5)]).unwrap();
+        check_set(7, &set.hash(), &set).unwrap();
+        let other = ValidatorSet::new(vec![Validator::new(key(1), 6)]).unwrap();
+        let err = check_set(7, &other.hash(), &set).unwrap_err();
+        assert!(
+            err.to_string().contains("the certified header names"),
+            "{err}"
+        );
+    }
+}
