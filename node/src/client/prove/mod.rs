@@ -12,7 +12,7 @@
 //! shown; they do not prove that no item was left out.
 //!
 //! Blocks and validator sets need no state proof: the verified headers
-//! commit to them ([`chain`]).
+//! commit to them (`prove/chain.rs`).
 
 mod ask;
 mod certify;
