@@ -384,22 +384,25 @@ impl Scenario {
     /// votes for nil and every block they saw proposed
     /// (`byzantine/vote_stuffer.rs`), on a lossy network that takes rounds.
     pub fn vote_stuffing(seed: u64) -> Self {
-        let mut sc = Self::quiet(seed, 7, 12);
-        sc.behaviours[5] = Behaviour::VoteStuffer;
-        sc.behaviours[6] = Behaviour::VoteStuffer;
-        sc.loss = 0.2;
-        sc.gst_ms = 10_000;
-        sc
+        Self::two_of_seven_lossy(seed, Behaviour::VoteStuffer)
     }
 
-    /// Cancelling signatures: node 3 of 4 sends its votes paired with
-    /// shifted copies of honest validators' votes (`byzantine/canceller.rs`).
+    /// Cancelling signatures: nodes 5 and 6 of 7 send their votes paired
+    /// with shifted copies of honest validators' votes
+    /// (`byzantine/canceller.rs`). A lost vote comes again with the next
+    /// tick's re-gossip: the shifted copy then often arrives before the
+    /// real vote.
     pub fn cancelling_votes(seed: u64) -> Self {
+        Self::two_of_seven_lossy(seed, Behaviour::Canceller)
+    }
+
+    /// Seven validators of power 1, nodes 5 and 6 behaving as `b` (two
+    /// sevenths of the power), a fifth of the messages lost until GST at
+    /// 10 s, 12 heights.
+    fn two_of_seven_lossy(seed: u64, b: Behaviour) -> Self {
         let mut sc = Self::quiet(seed, 7, 12);
-        sc.behaviours[5] = Behaviour::Canceller;
-        sc.behaviours[6] = Behaviour::Canceller;
-        // A lost vote comes again with the next tick's re-gossip: the
-        // shifted copy then often arrives before the real vote.
+        sc.behaviours[5] = b;
+        sc.behaviours[6] = b;
         sc.loss = 0.2;
         sc.gst_ms = 10_000;
         sc
