@@ -86,8 +86,15 @@ fn a_list_is_proven_page_by_page(net: &Testnet) {
         args.extend(["--node", endpoint]);
         let outcome = agora_json(net, &args);
         assert_eq!(outcome["status"], "committed", "{outcome}");
+        outcome
     };
-    tx(&["bond", validator, "10000000"]);
+    let bonded = tx(&["bond", validator, "10000000"]);
+    // Its inclusion, proven: in the certified block of the height it
+    // committed at.
+    let hash = bonded["tx_hash"].as_str().unwrap();
+    let included = proven(net, 0, &["tx", hash]);
+    assert_eq!(included["height"], bonded["height"], "{included}");
+    assert_eq!(included["node_says"]["status"], "committed", "{included}");
     let query = ["query", "--node", endpoint];
     let delegation = agora_json(
         net,

@@ -148,8 +148,8 @@ pub struct QueryArgs {
     /// value comes with a Merkle proof against the app hash of height H,
     /// read from the header of H + 1, which the light client verifies from
     /// --genesis or --trust. Shows the proven values. A list's items are
-    /// each proven; that none was left out is not. For block and validators:
-    /// checked against the verified header of their height.
+    /// each proven; that none was left out is not. For block, tx and
+    /// validators: checked against the verified header of their height.
     #[arg(long, global = true)]
     pub prove: bool,
     /// Items asked per page when listing (delegations, unbonding,

@@ -1,12 +1,13 @@
 //! What the chain itself commits to, proven without a state proof: a block
 //! (its header is the one the light client verified, its body matches that
-//! header's hashes) and a validator set (its hash is the one a verified
-//! header names: the header of its height, or the previous header's
-//! `next_validators_hash` for the height still being decided).
+//! header's hashes), a transaction's inclusion (in such a block), and a
+//! validator set (its hash is the one a verified header names: the header
+//! of its height, or the previous header's `next_validators_hash` for the
+//! height still being decided).
 
 use agora_proto::v1 as pb;
 use agora_proto::v1::query_client::QueryClient;
-use agora_validator::block::header_hash;
+use agora_validator::block::{header_hash, tx_hashes};
 use agora_validator::engine::block_rules::check_body;
 use agora_validator::validator_set::ValidatorSet;
 use serde_json::{Value, json};
@@ -48,6 +49,46 @@ pub(super) async fn block(
     let mut answer = block_json(&header_hash(&header), &block);
     answer["proven"] = proven(certifier, &header, &path);
     Ok(answer)
+}
+
+/// The inclusion of transaction `hash` in the block the node says holds
+/// it, that block proven as [`block`] proves one. Whether it succeeded is
+/// not committed by any header: its status and log are shown as the
+/// node's word (`node_says`).
+pub(super) async fn transaction(
+    c: &mut QueryClient<Channel>,
+    certifier: &mut Certifier,
+    hash: &[u8; 32],
+) -> Result<Value, ProveQueryError> {
+    let r = c
+        .get_tx(pb::GetTxRequest {
+            hash: hash.to_vec(),
+        })
+        .await?
+        .into_inner();
+    let status = crate::client::tx::status_name(r.status);
+    if r.height == 0 {
+        return Err(ProveQueryError::Answer(format!(
+            "the node says the transaction is {status}, in no block: there is no inclusion to prove"
+        )));
+    }
+    let h = r.height;
+    let (header, path) = certifier.header(h).await?;
+    let block = c
+        .get_block(pb::GetBlockRequest { height: h })
+        .await?
+        .into_inner()
+        .block
+        .ok_or_else(|| ProveQueryError::Answer(format!("no block in the answer for height {h}")))?;
+    check_block(h, &header, &block)?;
+    let index = position_in(h, &block, hash)?;
+    Ok(json!({
+        "tx_hash": hex::encode(hash),
+        "height": h,
+        "index": index,
+        "proven": proven(certifier, &header, &path),
+        "node_says": {"status": status, "log": r.log},
+    }))
 }
 
 /// The validator set of height `h` (0: the height being decided), its hash
@@ -112,6 +153,20 @@ fn check_block(h: u64, header: &pb::Header, block: &pb::Block) -> Result<(), Pro
     })
 }
 
+/// Where block `h` (checked against its certified header) holds the
+/// transaction `hash`.
+fn position_in(h: u64, block: &pb::Block, hash: &[u8; 32]) -> Result<usize, ProveQueryError> {
+    tx_hashes(&block.txs)
+        .iter()
+        .position(|t| t == hash)
+        .ok_or_else(|| {
+            ProveQueryError::Answer(format!(
+                "the certified block {h} does not hold transaction {}",
+                hex::encode(hash)
+            ))
+        })
+}
+
 /// Whether `set`, served for height `height`, is the one a certified header
 /// names by the hash `named`.
 fn check_set(height: u64, named: &[u8], set: &ValidatorSet) -> Result<(), ProveQueryError> {
@@ -162,6 +217,26 @@ mod tests {
         forged.txs.push(pb::Transaction::default());
         let err = check_block(3, &header, &forged).unwrap_err();
         assert!(err.to_string().contains("does not match"), "{err}");
+    }
+
+    #[test]
+    fn a_transaction_is_found_only_in_the_block_that_holds_it() {
+        let tx = |nonce| pb::Transaction {
+            body: Some(pb::TxBody {
+                nonce,
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        let block = pb::Block {
+            txs: vec![tx(1), tx(2)],
+            ..Default::default()
+        };
+        let second = agora_validator::block::tx_hash(&tx(2));
+        assert_eq!(position_in(4, &block, &second).unwrap(), 1);
+        let absent = agora_validator::block::tx_hash(&tx(3));
+        let err = position_in(4, &block, &absent).unwrap_err();
+        assert!(err.to_string().contains("does not hold"), "{err}");
     }
 
     #[test]

@@ -11,8 +11,8 @@
 //! rising order, each from the last. A list's proofs prove each item
 //! shown; they do not prove that no item was left out.
 //!
-//! Blocks and validator sets need no state proof: the verified headers
-//! commit to them (`prove/chain.rs`).
+//! Blocks, a transaction's inclusion and validator sets need no state
+//! proof: the verified headers commit to them (`prove/chain.rs`).
 
 mod ask;
 mod certify;
@@ -50,7 +50,7 @@ pub enum Trust {
 pub enum ProveQueryError {
     /// The query has no state leaf to prove.
     #[error(
-        "--prove works with: account, validator, delegation, delegations, unbonding, slashes, redelegations, block, validators"
+        "--prove works with: account, validator, delegation, delegations, unbonding, slashes, redelegations, block, validators, tx"
     )]
     Unsupported,
     /// The node refused or failed.
@@ -171,6 +171,7 @@ pub async fn run(
     match q {
         QueryKind::Block(h) => return chain::block(&mut c, &mut certifier, *h).await,
         QueryKind::Validators(h) => return chain::validator_set(&mut c, &mut certifier, *h).await,
+        QueryKind::Tx(hash) => return chain::transaction(&mut c, &mut certifier, hash).await,
         _ => {}
     }
     let (items, more) = ask_pages(&c, q, page_size).await?;
