@@ -37,15 +37,7 @@ pub(super) async fn block(
     if h == 0 {
         return Err(ProveQueryError::Answer("blocks start at height 1".into()));
     }
-    let (header, path) = certifier.header(h).await?;
-    let r = c
-        .get_block(pb::GetBlockRequest { height: h })
-        .await?
-        .into_inner();
-    let block = r
-        .block
-        .ok_or_else(|| ProveQueryError::Answer(format!("no block in the answer for height {h}")))?;
-    check_block(h, &header, &block)?;
+    let (header, path, block) = certified_block(c, certifier, h).await?;
     let mut answer = block_json(&header_hash(&header), &block);
     answer["proven"] = proven(certifier, &header, &path);
     Ok(answer)
@@ -73,14 +65,7 @@ pub(super) async fn transaction(
         )));
     }
     let h = r.height;
-    let (header, path) = certifier.header(h).await?;
-    let block = c
-        .get_block(pb::GetBlockRequest { height: h })
-        .await?
-        .into_inner()
-        .block
-        .ok_or_else(|| ProveQueryError::Answer(format!("no block in the answer for height {h}")))?;
-    check_block(h, &header, &block)?;
+    let (header, path, block) = certified_block(c, certifier, h).await?;
     let index = position_in(h, &block, hash)?;
     Ok(json!({
         "tx_hash": hex::encode(hash),
@@ -151,6 +136,24 @@ fn check_block(h: u64, header: &pb::Header, block: &pb::Block) -> Result<(), Pro
             "the body of block {h} does not match its certified header: {e}"
         ))
     })
+}
+
+/// The verified header of `h`, the light client's path to it, and the
+/// node's block `h`, checked against that header ([`check_block`]).
+async fn certified_block(
+    c: &mut QueryClient<Channel>,
+    certifier: &mut Certifier,
+    h: u64,
+) -> Result<(pb::Header, Vec<u64>, pb::Block), ProveQueryError> {
+    let (header, path) = certifier.header(h).await?;
+    let block = c
+        .get_block(pb::GetBlockRequest { height: h })
+        .await?
+        .into_inner()
+        .block
+        .ok_or_else(|| ProveQueryError::Answer(format!("no block in the answer for height {h}")))?;
+    check_block(h, &header, &block)?;
+    Ok((header, path, block))
 }
 
 /// Where block `h` (checked against its certified header) holds the

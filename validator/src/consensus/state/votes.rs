@@ -56,13 +56,20 @@ impl Consensus {
             return self.reject(RejectReason::UnknownValidator(who), out);
         };
         let set = &hs.params.validator_set;
-        let keep_conflicting = match value {
-            None => true,
-            Some(b) if keeps_votes_for_known_blocks(self.config.test_fault) => {
-                hs.blocks.contains_key(&b)
-            }
-            Some(b) => hs.counts_in_round(r, &b),
-        };
+        // Asked only of a voter that already has a vote here: a first vote
+        // is always stored, and most votes are first votes.
+        let conflicting = hs
+            .votes
+            .get(&(r, vote_type))
+            .is_some_and(|vs| vs.has_vote_of(idx));
+        let keep_conflicting = conflicting
+            && match value {
+                None => true,
+                Some(b) if keeps_votes_for_known_blocks(self.config.test_fault) => {
+                    hs.blocks.contains_key(&b)
+                }
+                Some(b) => hs.counts_in_round(r, &b),
+            };
         let vs = hs.votes.entry((r, vote_type)).or_default();
         if vs.contains(idx, &value, &v.signature) {
             return; // duplicate delivery: these bytes were already decoded

@@ -405,6 +405,11 @@ impl VoteSet {
         Some((signers, sum))
     }
 
+    /// Whether validator `idx` has a vote stored here, for any value.
+    pub fn has_vote_of(&self, idx: usize) -> bool {
+        self.votes.range(slot_range(idx)).next().is_some()
+    }
+
     /// Votes stored, verified or pending.
     pub fn len(&self) -> usize {
         self.votes.len()
