@@ -151,8 +151,8 @@ fn a_list_is_proven_page_by_page(net: &Testnet) {
     );
 }
 
-/// A block and validator sets, each checked against a header the light
-/// client verified (`client/prove/chain.rs`); the same as the unproven
+/// A block, its commit certificate and validator sets, each checked
+/// against a header the light client verified (`client/prove/chain.rs`); the same as the unproven
 /// answers.
 fn chain_objects_are_proven_by_their_headers(net: &Testnet, h: u64) {
     let endpoint = &net.endpoints()[1];
@@ -161,6 +161,19 @@ fn chain_objects_are_proven_by_their_headers(net: &Testnet, h: u64) {
     let plain = agora_json(net, &["query", "--node", endpoint, "block", &height]);
     assert_eq!(block["block_hash"], plain["block_hash"], "{block}");
     assert_eq!(block["proven"]["certified_by_height"].as_u64(), Some(h));
+    // The node's certificate of that block, verified against its header
+    // and the set the light client verified: more than 2/3 signed it.
+    let cert = proven(net, 1, &["cert", &height]);
+    let plain = agora_json(net, &["query", "--node", endpoint, "cert", &height]);
+    assert_eq!(
+        cert["certificate"]["block_hash"], block["block_hash"],
+        "{cert}"
+    );
+    assert_eq!(cert["certificate"]["height"].as_u64(), Some(h), "{cert}");
+    assert_eq!(cert["header"], plain["header"], "{cert}");
+    let signed = cert["signed_power"].as_u64().unwrap();
+    let total = cert["total_power"].as_u64().unwrap();
+    assert!(3 * signed > 2 * total, "{cert}");
     let set = proven(net, 1, &["validators", "2"]);
     let plain = agora_json(net, &["query", "--node", endpoint, "validators", "2"]);
     assert_eq!(set["hash"], plain["hash"], "{set}");

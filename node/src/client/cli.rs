@@ -149,7 +149,8 @@ pub struct QueryArgs {
     /// read from the header of H + 1, which the light client verifies from
     /// --genesis or --trust. Shows the proven values. A list's items are
     /// each proven; that none was left out is not. For block, tx and
-    /// validators: checked against the verified header of their height.
+    /// validators: checked against the verified header of their height;
+    /// for cert: against that header and the height's verified set.
     #[arg(long, global = true)]
     pub prove: bool,
     /// Items asked per page when listing (delegations, unbonding,

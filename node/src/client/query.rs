@@ -51,7 +51,8 @@ pub enum QueryKind {
     Supply,
 }
 
-fn header_json(h: &pb::Header) -> Value {
+/// A header as JSON, every field shown.
+pub(crate) fn header_json(h: &pb::Header) -> Value {
     json!({
         "chain_id": h.chain_id,
         "height": h.height,
@@ -69,7 +70,8 @@ fn header_json(h: &pb::Header) -> Value {
     })
 }
 
-fn cert_json(c: &pb::CommitCertificate) -> Value {
+/// A commit certificate as JSON.
+pub(crate) fn cert_json(c: &pb::CommitCertificate) -> Value {
     json!({
         "height": c.height,
         "round": c.round,

@@ -9,6 +9,7 @@ use agora_proto::v1::query_client::QueryClient;
 use agora_validator::block::header_hash;
 use agora_validator::light_client::{LightError, Trusted, verify_skipping};
 use agora_validator::types::ChainId;
+use agora_validator::validator_set::ValidatorSet;
 use tonic::transport::Channel;
 
 use super::{ProveQueryError, Trust};
@@ -49,6 +50,14 @@ impl Certifier {
     /// What the user trusts, said for people.
     pub(super) fn trusted(&self) -> &str {
         &self.trusted
+    }
+
+    /// The chain and the validator set that certified the last header
+    /// verified (the set of that header's height).
+    pub(super) fn last_set(&self) -> Option<(&ChainId, &ValidatorSet)> {
+        self.last
+            .as_ref()
+            .map(|(chain, t, _)| (chain, &t.validators))
     }
 
     /// Waits until the node has committed `height`.

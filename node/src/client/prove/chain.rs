@@ -3,7 +3,9 @@
 //! header's hashes), a transaction's inclusion (in such a block), and a
 //! validator set (its hash is the one a verified header names: the header
 //! of its height, or the previous header's `next_validators_hash` for the
-//! height still being decided).
+//! height still being decided). A commit certificate is not in any header:
+//! the node's certificate of a height is verified against the header and
+//! the validator set the light client verified for that height.
 
 use agora_proto::v1 as pb;
 use agora_proto::v1::query_client::QueryClient;
@@ -15,7 +17,9 @@ use tonic::transport::Channel;
 
 use super::ProveQueryError;
 use super::certify::Certifier;
-use crate::client::query::{block_json, validator_set_json};
+use crate::client::query::{block_json, cert_json, header_json, validator_set_json};
+use agora_validator::certificate::CommitCertificate;
+use agora_validator::types::{ChainId, Power};
 
 /// How a chain object was proven, for the answer's `proven` field.
 fn proven(certifier: &Certifier, by: &pb::Header, path: &[u64]) -> Value {
@@ -74,6 +78,62 @@ pub(super) async fn transaction(
         "proven": proven(certifier, &header, &path),
         "node_says": {"status": status, "log": r.log},
     }))
+}
+
+/// The node's commit certificate of height `h`, verified as the light
+/// client would: it commits the header the light client verified for `h`,
+/// and more than 2/3 of that height's verified set signed it. The
+/// certificate shown is the node's, which may have more signers than the
+/// one the light client used.
+pub(super) async fn certificate(
+    c: &mut QueryClient<Channel>,
+    certifier: &mut Certifier,
+    h: u64,
+) -> Result<Value, ProveQueryError> {
+    if h == 0 {
+        return Err(ProveQueryError::Answer(
+            "certificates start at height 1".into(),
+        ));
+    }
+    let served = c
+        .get_commit_certificate(pb::GetCommitCertificateRequest { height: h })
+        .await?
+        .into_inner()
+        .certificate
+        .ok_or_else(|| {
+            ProveQueryError::Answer(format!("no certificate in the answer for height {h}"))
+        })?;
+    let (header, path) = certifier.header(h).await?;
+    let (chain, set) = certifier
+        .last_set()
+        .ok_or_else(|| ProveQueryError::Answer("the verified set was not kept".into()))?;
+    let signed = check_certificate(h, chain, set, &header, &served)?;
+    let total = set.total_power();
+    Ok(json!({
+        "certificate": cert_json(&served),
+        "header": header_json(&header),
+        "signed_power": signed,
+        "total_power": total,
+        "proven": proven(certifier, &header, &path),
+    }))
+}
+
+/// Whether `served` certifies the verified `header` of height `h` under
+/// the verified `set`: the same height and block, a bitmap that fits the
+/// set, signers with more than 2/3 of its power, and a valid aggregate
+/// signature. Returns the signed power.
+fn check_certificate(
+    h: u64,
+    chain: &ChainId,
+    set: &ValidatorSet,
+    header: &pb::Header,
+    served: &pb::CommitCertificate,
+) -> Result<Power, ProveQueryError> {
+    let fail = |source| ProveQueryError::Certificate { height: h, source };
+    let cert = CommitCertificate::from_proto(served).map_err(fail)?;
+    cert.verify_for(chain, set, h, &header_hash(header))
+        .map_err(fail)?;
+    cert.signed_power(set).map_err(fail)
 }
 
 /// The validator set of height `h` (0: the height being decided), its hash
@@ -253,5 +313,66 @@ mod tests {
             err.to_string().contains("the certified header names"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn a_certificate_is_taken_only_for_the_verified_header_and_set() {
+        use agora_validator::VoteType;
+        use agora_validator::certificate::CertificateError;
+        use agora_validator::signing::vote_bytes;
+
+        let secret = |i: u8| SecretKey::from_seed(&sha3_256(&[i])).unwrap();
+        let set = ValidatorSet::new(
+            (1..=4)
+                .map(|i| Validator::new(secret(i).public_key(), 10))
+                .collect(),
+        )
+        .unwrap();
+        let chain = ChainId::new("c".to_string()).unwrap();
+        let header = empty_block().header.unwrap();
+        // Certificates of height 3 signed by `signers` over `block_hash`.
+        let cert = |signers: &[u8], height: u64, block_hash: [u8; 32]| {
+            let msg = vote_bytes(&chain, VoteType::Precommit, height, 0, &block_hash);
+            let sigs: Vec<_> = signers
+                .iter()
+                .map(|k| {
+                    let address = Validator::new(secret(*k).public_key(), 10).address;
+                    (set.index_of(&address).unwrap(), secret(*k).sign(&msg))
+                })
+                .collect();
+            CommitCertificate::from_precommits(&set, height, 0, block_hash, &sigs)
+                .unwrap()
+                .to_proto()
+        };
+        let hash = header_hash(&header);
+        let signed = check_certificate(3, &chain, &set, &header, &cert(&[1, 2, 3], 3, hash));
+        assert_eq!(signed.unwrap(), 30);
+        // The controls: each breaks one thing the light client relies on.
+        let refusal = |served: &pb::CommitCertificate| match check_certificate(
+            3, &chain, &set, &header, served,
+        )
+        .unwrap_err()
+        {
+            ProveQueryError::Certificate { height: 3, source } => source,
+            other => panic!("not a certificate refusal: {other}"),
+        };
+        let other_block = cert(&[1, 2, 3], 3, [7; 32]);
+        assert!(matches!(
+            refusal(&other_block),
+            CertificateError::WrongBlock { .. }
+        ));
+        let other_height = cert(&[1, 2, 3], 4, hash);
+        assert!(matches!(
+            refusal(&other_height),
+            CertificateError::WrongHeight { .. }
+        ));
+        let two_thirds = cert(&[1, 2], 3, hash);
+        assert!(matches!(
+            refusal(&two_thirds),
+            CertificateError::InsufficientPower { .. }
+        ));
+        let mut forged = cert(&[1, 2, 3], 3, hash);
+        forged.signers = cert(&[1, 2, 4], 3, hash).signers;
+        assert!(matches!(refusal(&forged), CertificateError::BadSignature));
     }
 }

@@ -12,7 +12,9 @@
 //! shown; they do not prove that no item was left out.
 //!
 //! Blocks, a transaction's inclusion and validator sets need no state
-//! proof: the verified headers commit to them (`prove/chain.rs`).
+//! proof: the verified headers commit to them. A commit certificate is
+//! checked against the header and the set the light client verified
+//! (`prove/chain.rs`).
 
 mod ask;
 mod certify;
@@ -50,7 +52,7 @@ pub enum Trust {
 pub enum ProveQueryError {
     /// The query has no state leaf to prove.
     #[error(
-        "--prove works with: account, validator, delegation, delegations, unbonding, slashes, redelegations, block, validators, tx"
+        "--prove works with: account, validator, delegation, delegations, unbonding, slashes, redelegations, block, cert, validators, tx"
     )]
     Unsupported,
     /// The node refused or failed.
@@ -65,6 +67,17 @@ pub enum ProveQueryError {
     /// The certifying header did not verify.
     #[error("the header certifying the proof did not verify: {0}")]
     Light(#[from] LightError),
+    /// A served commit certificate does not certify the verified header
+    /// with the verified set.
+    #[error(
+        "the certificate served for height {height} does not certify its verified header: {source}"
+    )]
+    Certificate {
+        /// The certificate's height.
+        height: u64,
+        /// Why.
+        source: agora_validator::certificate::CertificateError,
+    },
     /// The node's pages do not advance.
     #[error(transparent)]
     Pages(#[from] StalledPages),
@@ -172,6 +185,7 @@ pub async fn run(
         QueryKind::Block(h) => return chain::block(&mut c, &mut certifier, *h).await,
         QueryKind::Validators(h) => return chain::validator_set(&mut c, &mut certifier, *h).await,
         QueryKind::Tx(hash) => return chain::transaction(&mut c, &mut certifier, hash).await,
+        QueryKind::Cert(h) => return chain::certificate(&mut c, &mut certifier, *h).await,
         _ => {}
     }
     let (items, more) = ask_pages(&c, q, page_size).await?;
