@@ -39,10 +39,10 @@ pub const SEEN_ENTRY: u64 = 192;
 /// Bookkeeping per mempool transaction besides its encoding (the decoded
 /// form with its parsed key, the index entries by hash, sender and fee).
 pub const MEMPOOL_ENTRY: u64 = 1024;
-/// redb's page cache (its default, `redb::Builder::new`, which
-/// `storage::Storage::open` uses): filled only with pages read, so a young
-/// chain uses far less.
-pub const REDB_CACHE: u64 = 1024 * MIB;
+/// redb's page cache ([`crate::storage::CACHE_BYTES`], which
+/// `storage::Storage::open` sets): filled only with pages read and pages
+/// written, so a young chain uses far less.
+pub const REDB_CACHE: u64 = crate::storage::CACHE_BYTES as u64;
 
 const MIB: u64 = 1024 * 1024;
 /// `VERIFY_QUEUE` of `node/src/runner/mod.rs` (private there): the
@@ -331,7 +331,7 @@ fn state_terms(state_bytes: u64) -> Vec<Term> {
     vec![
         Term {
             what: "redb page cache",
-            bound_by: "REDB_CACHE, node/src/memory.rs (redb's default)",
+            bound_by: "CACHE_BYTES, node/src/storage/mod.rs",
             per_peer: false,
             bytes: REDB_CACHE,
         },

@@ -65,6 +65,7 @@ async fn rewards(q: &mut QueryClient<Channel>, d: &Address, v: &Address) -> (u12
         .get_rewards(pb::GetRewardsRequest {
             delegator: d.0.to_vec(),
             validator: v.0.to_vec(),
+            prove: false,
         })
         .await
         .expect("rewards")
@@ -371,6 +372,7 @@ async fn new_requests_get_the_right_status_codes() {
         .get_rewards(pb::GetRewardsRequest {
             delegator: vec![1; 3],
             validator: a_addr.0.to_vec(),
+            prove: false,
         })
         .await
         .expect_err("short");
@@ -379,6 +381,7 @@ async fn new_requests_get_the_right_status_codes() {
         .get_rewards(pb::GetRewardsRequest {
             delegator: bob_addr.0.to_vec(),
             validator: a_addr.0.to_vec(),
+            prove: false,
         })
         .await
         .expect_err("no delegation");

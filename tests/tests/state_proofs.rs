@@ -2,8 +2,9 @@
 //! Merkle proofs against the app hash of a certified header, which the
 //! client's light client verifies from the genesis file. Membership (an
 //! account, a validator, a delegation, the double signer's slash) and
-//! absence (an unknown account) are proven; a list is followed page by
-//! page, each page proven; a node that forges a proven value, a wrong
+//! absence (an unknown account) are proven; a delegation's rewards are
+//! computed from proven leaves; a list is followed page by page, each page
+//! proven; a node that forges a proven value, a wrong
 //! genesis file and a wrong checkpoint are all refused.
 
 use std::process::{Command, Output};
@@ -149,6 +150,30 @@ fn a_list_is_proven_page_by_page(net: &Testnet) {
         values[0]["value"]["shares"], left["shares"],
         "{delegations}"
     );
+
+    // What the delegation is owed, computed by the client from the proven
+    // validator and delegation leaves: between the node's own figures just
+    // before and just after (nothing is withdrawn meanwhile, so they only
+    // grow), and more than nothing.
+    let rewards = ["rewards", delegator, validator];
+    let amount = |v: &Value| v.as_str().unwrap().parse::<u128>().unwrap();
+    let before = agora_json(net, &[&query[..], &rewards].concat());
+    let owed = proven(net, 0, &rewards);
+    let after = agora_json(net, &[&query[..], &rewards].concat());
+    assert_eq!(owed["rewards"]["delegation"], true, "{owed}");
+    let proven_owed = amount(&owed["rewards"]["owed"]);
+    assert!(proven_owed > 0, "{owed}");
+    assert!(
+        amount(&before["rewards"]) <= proven_owed && proven_owed <= amount(&after["rewards"]),
+        "{before} {owed} {after}"
+    );
+    // A delegation that does not exist is proven absent and owed nothing.
+    let other = net.manifest["nodes"][1]["validator_address"]
+        .as_str()
+        .unwrap();
+    let none = proven(net, 0, &["rewards", delegator, other]);
+    assert_eq!(none["rewards"]["delegation"], false, "{none}");
+    assert_eq!(none["rewards"]["owed"], "0", "{none}");
 }
 
 /// A block, its commit certificate and validator sets, each checked

@@ -144,11 +144,12 @@ pub struct QueryArgs {
     #[arg(short = 'o', long, global = true, value_enum, default_value = "text")]
     pub output: Output,
     /// Check the answer instead of believing the node (account, validator,
-    /// delegation, delegations, unbonding, slashes, redelegations): each
-    /// value comes with a Merkle proof against the app hash of height H,
-    /// read from the header of H + 1, which the light client verifies from
-    /// --genesis or --trust. Shows the proven values. A list's items are
-    /// each proven; that none was left out is not. For block, tx and
+    /// delegation, delegations, unbonding, slashes, redelegations,
+    /// rewards): each value comes with a Merkle proof against the app hash
+    /// of height H, read from the header of H + 1, which the light client
+    /// verifies from --genesis or --trust. Shows the proven values (rewards:
+    /// computed from the proven validator and delegation leaves). A list's
+    /// items are each proven; that none was left out is not. For block, tx and
     /// validators: checked against the verified header of their height;
     /// for cert: against that header and the height's verified set.
     #[arg(long, global = true)]

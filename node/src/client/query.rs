@@ -422,6 +422,7 @@ async fn rewards(
         .get_rewards(pb::GetRewardsRequest {
             delegator: delegator.0.to_vec(),
             validator: validator.0.to_vec(),
+            prove: false,
         })
         .await?
         .into_inner();

@@ -105,6 +105,7 @@ pub fn rewards(l: &Ledger, d: &[u8], v: &[u8]) -> Option<pb::GetRewardsResponse>
         validator: v.to_vec(),
         rewards: r.to_string(),
         height: l.height(),
+        proofs: Vec::new(),
     })
 }
 

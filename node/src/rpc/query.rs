@@ -424,17 +424,34 @@ impl<A: NodeApi> Query for QueryService<A> {
         let r = r.into_inner();
         address("delegator", &r.delegator)?;
         address("validator", &r.validator)?;
-        let out = self
-            .api
-            .rewards(&r.delegator, &r.validator)
-            .ok_or_else(|| {
-                Status::not_found(format!(
+        // Both leaves in one call, so both proofs are of one height.
+        let proofs = if r.prove {
+            let keys = [
+                proofs::validator(&r.validator)?,
+                proofs::delegation(&r.delegator, &r.validator)?,
+            ];
+            self.api.prove(&keys)?
+        } else {
+            Vec::new()
+        };
+        let out = match self.api.rewards(&r.delegator, &r.validator) {
+            Some(out) => out,
+            None if r.prove => pb::GetRewardsResponse {
+                delegator: r.delegator,
+                validator: r.validator,
+                rewards: "0".into(),
+                height: proofs.first().map_or(0, |p| p.height),
+                proofs: Vec::new(),
+            },
+            None => {
+                return Err(Status::not_found(format!(
                     "{} has no delegation to {}, so it has no rewards there",
                     hex::encode(&r.delegator),
                     hex::encode(&r.validator)
-                ))
-            })?;
-        Ok(Response::new(out))
+                )));
+            }
+        };
+        Ok(Response::new(pb::GetRewardsResponse { proofs, ..out }))
     }
 
     async fn list_redelegations(

@@ -72,7 +72,7 @@ use agora_proto::v1::{Block, CommitCertificate, Evidence};
 use agora_validator::Hash;
 use agora_validator::crypto::sha3_256;
 use prost::Message;
-use redb::{Database, Durability, ReadableDatabase, ReadableTable, TableDefinition};
+use redb::{Builder, Database, Durability, ReadableDatabase, ReadableTable, TableDefinition};
 
 pub use commit::CommittedBlock;
 pub use identity::{Binding, STORE_FORMAT};
@@ -204,6 +204,16 @@ impl Drop for Storage {
     }
 }
 
+/// redb's page cache: the pages read (evicted only past this) and the
+/// pages written and not yet flushed (at most half of it). redb's default,
+/// 1 GiB, was the largest term of the node's memory bound, and a node that
+/// served a long chain's blocks to auditors kept every page it had read up
+/// to it. The state lives in memory and a block is read once per request,
+/// so what the cache is for, the B-trees' inner pages and one height's
+/// writes, fits far less; the kernel's page cache still holds the file.
+/// Counted in `memory::worst_case`.
+pub const CACHE_BYTES: usize = 128 * 1024 * 1024;
+
 impl std::fmt::Debug for Storage {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Storage").field("path", &self.path).finish()
@@ -217,10 +227,15 @@ impl Storage {
         if !path.exists() {
             create_fresh(&path)?;
         }
-        let db = Database::create(&path).map_err(|e| match e {
-            redb::DatabaseError::DatabaseAlreadyOpen => StorageError::InUse { path: path.clone() },
-            e => db_err(&path, e),
-        })?;
+        let db = Builder::new()
+            .set_cache_size(CACHE_BYTES)
+            .create(&path)
+            .map_err(|e| match e {
+                redb::DatabaseError::DatabaseAlreadyOpen => {
+                    StorageError::InUse { path: path.clone() }
+                }
+                e => db_err(&path, e),
+            })?;
         leaves::check_layout(&db, &path)?;
         identity::check_format(&db, &path)?;
         let s = Self {

@@ -37,9 +37,10 @@
 //! community pool for the pro-rata split among signers and for a pool that
 //! has no recipient. No operation creates tokens.
 
-use super::amount::{fraction_bps, mul_div_floor};
+use super::amount::{AmountError, fraction_bps, mul_div_floor, parse_amount};
 use super::state::{Delegation, State, ValidatorRecord};
 use crate::types::{Address, Power};
+use agora_proto::v1 as pb;
 
 /// Fixed-point scale of `reward_per_share`.
 pub const REWARD_SCALE: u128 = 1_000_000_000_000_000_000;
@@ -47,11 +48,48 @@ pub const REWARD_SCALE: u128 = 1_000_000_000_000_000_000;
 /// What a delegation is owed: `floor(shares · (rps − entry) / SCALE)`,
 /// never more than the validator holds for its delegators.
 pub fn pending(v: &ValidatorRecord, d: &Delegation) -> u128 {
+    owed(
+        d.shares,
+        d.reward_entry,
+        v.reward_per_share,
+        v.outstanding_rewards,
+    )
+}
+
+/// [`pending`]'s formula over the four numbers it reads.
+fn owed(shares: u128, reward_entry: u128, reward_per_share: u128, outstanding: u128) -> u128 {
     // Wrapping difference: the cumulative value may wrap, the accrued span cannot.
-    let delta = v.reward_per_share.wrapping_sub(d.reward_entry);
-    mul_div_floor(d.shares, delta, REWARD_SCALE)
+    let delta = reward_per_share.wrapping_sub(reward_entry);
+    mul_div_floor(shares, delta, REWARD_SCALE)
         .unwrap_or(u128::MAX)
-        .min(v.outstanding_rewards)
+        .min(outstanding)
+}
+
+/// A leaf field that is not an amount.
+#[derive(Debug, thiserror::Error)]
+#[error("{field}: {source}")]
+pub struct LeafAmountError {
+    /// The leaf field.
+    pub field: &'static str,
+    /// Why it is not an amount.
+    pub source: AmountError,
+}
+
+/// [`pending`] from the values of a validator's and a delegation's state
+/// leaves (`state.proto`), for a light client that proved both at one
+/// height: a delegator checks what it is owed against a certified app
+/// hash, trusting no node for the figure.
+pub fn pending_from_leaves(
+    v: &pb::ValidatorLeaf,
+    d: &pb::DelegationLeaf,
+) -> Result<u128, LeafAmountError> {
+    let read = |field, s: &str| parse_amount(s).map_err(|source| LeafAmountError { field, source });
+    Ok(owed(
+        read("delegation shares", &d.shares)?,
+        read("delegation reward_entry", &d.reward_entry)?,
+        read("validator reward_per_share", &v.reward_per_share)?,
+        read("validator outstanding_rewards", &v.outstanding_rewards)?,
+    ))
 }
 
 /// Settles a delegation in a planned change: returns what it is owed and

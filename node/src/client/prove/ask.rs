@@ -110,6 +110,26 @@ pub(super) async fn ask(
                 r.proof,
             )
         }
+        QueryKind::Rewards {
+            delegator: d,
+            validator: v,
+        } => {
+            let req = pb::GetRewardsRequest {
+                delegator: d.0.to_vec(),
+                validator: v.0.to_vec(),
+                prove,
+            };
+            let r = c.get_rewards(req).await?.into_inner();
+            // The order the node promises: the validator, then the delegation.
+            let keys = vec![
+                (format!("validator {v}"), leaves::validator_key(v)),
+                (
+                    format!("delegation {d} → {v}"),
+                    leaves::delegation_key(d, v),
+                ),
+            ];
+            listed(keys, r.proofs, None)
+        }
         QueryKind::Delegations(d) => ask_delegations(c, d, page).await,
         QueryKind::Unbonding(d) => ask_unbonding(c, d, page).await,
         QueryKind::Redelegations(d) => ask_redelegations(c, d, page).await,

@@ -1,9 +1,52 @@
-//! A proven leaf's bytes shown as the value they encode.
+//! A proven leaf's bytes shown as the value they encode, and what follows
+//! from proven leaves (a delegation's rewards).
 
 use agora_proto::v1 as pb;
 use agora_validator::ledger::merkle::leaves::LeafKind;
+use agora_validator::ledger::rewards::pending_from_leaves;
 use prost::Message;
 use serde_json::{Value, json};
+
+use super::{Item, ProveQueryError};
+
+/// The rewards a delegation is owed, computed from the two proven leaves
+/// a rewards query returns (the validator's, then the delegation's; both
+/// proofs verified already) with the ledger's own formula, so the figure
+/// is as certified as the leaves. A delegation proven absent is owed
+/// nothing.
+pub(super) fn proven_rewards(items: &[Item]) -> Result<Value, ProveQueryError> {
+    let [validator, delegation] = items else {
+        return Err(ProveQueryError::Answer(format!(
+            "a rewards proof needs the validator's and the delegation's leaves, got {}",
+            items.len()
+        )));
+    };
+    let height = delegation.proof.height;
+    if validator.proof.height != height {
+        return Err(ProveQueryError::Answer(format!(
+            "the validator was proven at height {}, the delegation at {height}: rewards need one state",
+            validator.proof.height
+        )));
+    }
+    if !delegation.proof.present {
+        return Ok(json!({"height": height, "owed": "0", "delegation": false}));
+    }
+    let unusable = |what: &str, e: &dyn std::fmt::Display| {
+        ProveQueryError::Answer(format!("the proven {what} leaf: {e}"))
+    };
+    if !validator.proof.present {
+        return Err(unusable(
+            "validator",
+            &"absent, while the delegation to it exists",
+        ));
+    }
+    let v = pb::ValidatorLeaf::decode(&validator.proof.value[..])
+        .map_err(|e| unusable("validator", &e))?;
+    let d = pb::DelegationLeaf::decode(&delegation.proof.value[..])
+        .map_err(|e| unusable("delegation", &e))?;
+    let owed = pending_from_leaves(&v, &d).map_err(|e| unusable("leaves'", &e))?;
+    Ok(json!({"height": height, "owed": owed.to_string(), "delegation": true}))
+}
 
 /// A proven leaf, decoded for people (its bytes verified already).
 pub(super) fn leaf_json(key: &[u8], value: &[u8]) -> Value {
@@ -57,4 +100,65 @@ pub(super) fn leaf_json(key: &[u8], value: &[u8]) -> Value {
         _ => return json!({"bytes": hex::encode(value)}),
     };
     decoded.unwrap_or_else(|e| json!({"undecodable": e.to_string(), "bytes": hex::encode(value)}))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn item(height: u64, value: Option<Vec<u8>>) -> Item {
+        Item {
+            what: "leaf".into(),
+            key: Vec::new(),
+            proof: pb::StateProof {
+                height,
+                present: value.is_some(),
+                value: value.unwrap_or_default(),
+                ..Default::default()
+            },
+        }
+    }
+
+    fn validator(rps: &str, outstanding: &str) -> Option<Vec<u8>> {
+        let leaf = pb::ValidatorLeaf {
+            reward_per_share: rps.into(),
+            outstanding_rewards: outstanding.into(),
+            ..Default::default()
+        };
+        Some(leaf.encode_to_vec())
+    }
+
+    fn delegation(shares: &str, entry: &str) -> Option<Vec<u8>> {
+        let leaf = pb::DelegationLeaf {
+            shares: shares.into(),
+            reward_entry: entry.into(),
+        };
+        Some(leaf.encode_to_vec())
+    }
+
+    #[test]
+    fn rewards_are_computed_from_two_leaves_of_one_state() {
+        // 3 shares at 2·10¹⁸ accrued per share since entry: 6, under the 10 held.
+        let scale = "1000000000000000000";
+        let v = || item(9, validator("3000000000000000000", "10"));
+        let owed = proven_rewards(&[v(), item(9, delegation("3", scale))]).unwrap();
+        assert_eq!(owed, json!({"height": 9, "owed": "6", "delegation": true}));
+        // Proven absent: owed nothing.
+        let none = proven_rewards(&[v(), item(9, None)]).unwrap();
+        assert_eq!(none["owed"], "0");
+        assert_eq!(none["delegation"], false);
+        // Leaves of two states, a delegation to no validator, a leaf that
+        // does not decode and a figure that is not an amount are refused.
+        let refused = [
+            vec![item(8, validator("3", "10")), item(9, delegation("3", "0"))],
+            vec![item(9, None), item(9, delegation("3", "0"))],
+            vec![item(9, Some(vec![0xff])), item(9, delegation("3", "0"))],
+            vec![v(), item(9, delegation("three", "0"))],
+            vec![v()],
+        ];
+        for items in refused {
+            let err = proven_rewards(&items).unwrap_err();
+            assert!(matches!(err, ProveQueryError::Answer(_)), "{err}");
+        }
+    }
 }

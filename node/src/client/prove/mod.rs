@@ -52,7 +52,7 @@ pub enum Trust {
 pub enum ProveQueryError {
     /// The query has no state leaf to prove.
     #[error(
-        "--prove works with: account, validator, delegation, delegations, unbonding, slashes, redelegations, block, cert, validators, tx"
+        "--prove works with: account, validator, delegation, delegations, unbonding, slashes, redelegations, rewards, block, cert, validators, tx"
     )]
     Unsupported,
     /// The node refused or failed.
@@ -213,5 +213,9 @@ pub async fn run(
     proven["items"] = json!(items.len());
     proven["heights"] = Value::Array(heights.into_values().map(|(_, v)| v).collect());
     proven["more"] = json!(more);
-    Ok(json!({ "proven": proven, "values": values }))
+    let mut answer = json!({ "proven": proven, "values": values });
+    if let QueryKind::Rewards { .. } = q {
+        answer["rewards"] = leaf::proven_rewards(&items)?;
+    }
+    Ok(answer)
 }

@@ -28,6 +28,7 @@ impl Demo<'_> {
             .get_rewards(pb::GetRewardsRequest {
                 delegator: d.0.to_vec(),
                 validator: v.0.to_vec(),
+                prove: false,
             })
             .await
             .context("GetRewards")?
@@ -48,6 +49,7 @@ impl Demo<'_> {
         let req = pb::GetRewardsRequest {
             delegator: d.0.to_vec(),
             validator: v.0.to_vec(),
+            prove: false,
         };
         let sampler = async move {
             let mut seen = BTreeMap::new();

@@ -165,6 +165,45 @@ fn delegators_with_shares_1_to_3_get_rewards_1_to_3() {
     );
 }
 
+/// What a light client computes from the two proven leaves is what the
+/// ledger says each delegation is owed, after a withdrawal too.
+#[test]
+fn rewards_from_the_proven_leaves_are_the_ledgers() {
+    use crate::ledger::merkle::leaves::{delegation_key, validator_key};
+    use crate::ledger::rewards::pending_from_leaves;
+    use prost::Message;
+
+    let mut l = f1_ledger(5);
+    let v = val(0);
+    let before = l.rewards(&addr(&user(1)), &v).unwrap();
+    let withdraw = tx_at(&l, &user(1), 0, withdraw(v));
+    assert!(step(&mut l, Some(v), &[], &[withdraw]).receipts[0].is_ok());
+    let h = l.height();
+    let leaf = |key: Vec<u8>| {
+        let proof = l.prove(&key, h).expect("provable");
+        assert!(proof.present);
+        proof.value
+    };
+    let vleaf = pb::ValidatorLeaf::decode(&leaf(validator_key(&v))[..]).unwrap();
+    let mut owed = Vec::new();
+    for d in [addr(&user(1)), addr(&user(2)), addr(&operator(0))] {
+        let dleaf = pb::DelegationLeaf::decode(&leaf(delegation_key(&d, &v))[..]).unwrap();
+        let proven = pending_from_leaves(&vleaf, &dleaf).unwrap();
+        assert_eq!(Some(proven), l.rewards(&d, &v));
+        owed.push(proven);
+    }
+    // User 1's withdrawal was settled in its leaf (only the withdrawing
+    // block's own reward is owed since), the others still accrue.
+    assert!(owed[0] < before && owed[0] < owed[1], "{before} {owed:?}");
+    assert!(owed[2] > 0, "{owed:?}");
+    // A damaged figure is refused, not read as zero.
+    let mut bad = vleaf.clone();
+    bad.outstanding_rewards = "-1".into();
+    let dleaf = pb::DelegationLeaf::decode(&leaf(delegation_key(&addr(&user(2)), &v))[..]).unwrap();
+    let err = pending_from_leaves(&bad, &dleaf).unwrap_err();
+    assert_eq!(err.field, "validator outstanding_rewards");
+}
+
 #[test]
 fn withdraw_pays_pending_and_resets_it_and_share_changes_settle() {
     let mut l = f1_ledger(5);
