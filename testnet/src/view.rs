@@ -170,7 +170,7 @@ impl Poller {
                 .map(|v| (hex::encode(&v.address), v))
                 .collect();
         }
-        if let Ok(r) = c.get_supply(pb::GetSupplyRequest {}).await {
+        if let Ok(r) = c.get_supply(pb::GetSupplyRequest { prove: false }).await {
             snap.supply = Some(r.into_inner());
         }
         if let Ok(events) = all_slashes(c, &[]).await {

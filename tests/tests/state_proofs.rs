@@ -212,6 +212,41 @@ fn chain_objects_are_proven_by_their_headers(net: &Testnet, h: u64) {
     assert!(of == by + 1 || of == by, "{next}");
 }
 
+/// The chain-wide leaf, proven: the tokens in existence it implies
+/// (genesis + minted − burned) lie between the node's own totals (the sum
+/// of balances, bonded, unbonding and unclaimed rewards) just before and
+/// just after. Called once the double signer is tombstoned, so only
+/// minting moves them.
+fn supply_is_proven(net: &Testnet) {
+    let endpoint = &net.endpoints()[0];
+    let plain = || agora_json(net, &["query", "--node", endpoint, "supply"]);
+    let amount = |v: &Value| v.as_str().unwrap().parse::<u128>().unwrap();
+    let total = |s: &Value| -> u128 {
+        ["balances", "bonded", "unbonding", "unclaimed_rewards"]
+            .iter()
+            .map(|k| amount(&s[k]))
+            .sum()
+    };
+    let before = plain();
+    let supply = proven(net, 0, &["supply"]);
+    let after = plain();
+    let globals = first_value(&supply);
+    let in_existence = amount(&globals["in_existence"]);
+    assert!(
+        total(&before) <= in_existence && in_existence <= total(&after),
+        "{before} {supply} {after}"
+    );
+    assert_eq!(
+        globals["genesis_supply"], after["genesis_supply"],
+        "{supply}"
+    );
+    assert_eq!(globals["burned"], after["burned"], "{supply}");
+    assert!(
+        amount(&globals["burned"]) > 0,
+        "the slash burned nothing: {supply}"
+    );
+}
+
 fn first_value(v: &Value) -> &Value {
     &v["values"][0]["value"]
 }
@@ -269,6 +304,7 @@ fn state_answers_are_proven_against_certified_headers() {
         first_value(&slashes)["tombstoned"].as_bool().unwrap(),
         "{slashes}"
     );
+    supply_is_proven(&net);
 
     // From a checkpoint instead of genesis.
     let hash = acct["proven"]["certified_block_hash"].as_str().unwrap();

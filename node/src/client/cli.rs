@@ -145,10 +145,11 @@ pub struct QueryArgs {
     pub output: Output,
     /// Check the answer instead of believing the node (account, validator,
     /// delegation, delegations, unbonding, slashes, redelegations,
-    /// rewards): each value comes with a Merkle proof against the app hash
-    /// of height H, read from the header of H + 1, which the light client
-    /// verifies from --genesis or --trust. Shows the proven values (rewards:
-    /// computed from the proven validator and delegation leaves). A list's
+    /// rewards, supply): each value comes with a Merkle proof against the
+    /// app hash of height H, read from the header of H + 1, which the light
+    /// client verifies from --genesis or --trust. Shows the proven values
+    /// (rewards: computed from the proven validator and delegation leaves;
+    /// supply: the counters and the tokens in existence). A list's
     /// items are each proven; that none was left out is not. For block, tx and
     /// validators: checked against the verified header of their height;
     /// for cert: against that header and the height's verified set.

@@ -458,7 +458,10 @@ async fn redelegations(c: &Client, d: &Address, limit: u32) -> Result<Value, ton
 
 /// `query supply`: where every token is.
 async fn supply(c: &mut Client) -> Result<Value, tonic::Status> {
-    let s = c.get_supply(pb::GetSupplyRequest {}).await?.into_inner();
+    let s = c
+        .get_supply(pb::GetSupplyRequest { prove: false })
+        .await?
+        .into_inner();
     Ok(json!({
         "height": s.height,
         "genesis_supply": s.genesis_supply,

@@ -14,6 +14,11 @@ fn addr(b: &[u8]) -> Result<Address, Status> {
     Address::from_slice(b).map_err(|e| Status::invalid_argument(e.to_string()))
 }
 
+/// The key of the chain-wide leaf.
+pub fn globals() -> Vec<u8> {
+    leaves::globals_key()
+}
+
 /// The key of an account.
 pub fn account(a: &[u8]) -> Result<Vec<u8>, Status> {
     Ok(leaves::account_key(&addr(a)?))

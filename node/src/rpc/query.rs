@@ -471,9 +471,13 @@ impl<A: NodeApi> Query for QueryService<A> {
 
     async fn get_supply(
         &self,
-        _r: Request<pb::GetSupplyRequest>,
+        r: Request<pb::GetSupplyRequest>,
     ) -> Result<Response<pb::GetSupplyResponse>, Status> {
-        Ok(Response::new(self.api.supply()))
+        let proof = proofs::of_key(&*self.api, r.into_inner().prove, || Ok(proofs::globals()))?;
+        Ok(Response::new(pb::GetSupplyResponse {
+            proof,
+            ..self.api.supply()
+        }))
     }
 
     async fn get_tx(

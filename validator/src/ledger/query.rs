@@ -239,6 +239,7 @@ impl Supply {
             unclaimed_rewards: self.unclaimed_rewards.to_string(),
             burned: self.burned.to_string(),
             community_pool: self.community_pool.to_string(),
+            proof: None,
         }
     }
 }

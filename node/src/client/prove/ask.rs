@@ -130,6 +130,14 @@ pub(super) async fn ask(
             ];
             listed(keys, r.proofs, None)
         }
+        QueryKind::Supply => {
+            let r = c.get_supply(pb::GetSupplyRequest { prove }).await?;
+            one(
+                "the chain-wide leaf".into(),
+                leaves::globals_key(),
+                r.into_inner().proof,
+            )
+        }
         QueryKind::Delegations(d) => ask_delegations(c, d, page).await,
         QueryKind::Unbonding(d) => ask_unbonding(c, d, page).await,
         QueryKind::Redelegations(d) => ask_redelegations(c, d, page).await,

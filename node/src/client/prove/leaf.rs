@@ -2,6 +2,7 @@
 //! from proven leaves (a delegation's rewards).
 
 use agora_proto::v1 as pb;
+use agora_validator::ledger::amount::parse_amount;
 use agora_validator::ledger::merkle::leaves::LeafKind;
 use agora_validator::ledger::rewards::pending_from_leaves;
 use prost::Message;
@@ -48,10 +49,36 @@ pub(super) fn proven_rewards(items: &[Item]) -> Result<Value, ProveQueryError> {
     Ok(json!({"height": height, "owed": owed.to_string(), "delegation": true}))
 }
 
+/// The chain-wide leaf's supply counters, and the tokens in existence
+/// they imply: genesis_supply + minted − burned (slashed), which the
+/// ledger's invariant makes equal to balances + bonded + unbonding +
+/// unclaimed rewards. `null` when the counters do not add up (not
+/// amounts, or more burned than ever existed).
+fn globals_json(g: &pb::StateGlobals) -> Value {
+    let amount = |s: &str| parse_amount(s).ok();
+    let in_existence = amount(&g.genesis_supply)
+        .zip(amount(&g.minted_total))
+        .and_then(|(genesis, minted)| genesis.checked_add(minted))
+        .zip(amount(&g.slashed_total))
+        .and_then(|(made, burned)| made.checked_sub(burned));
+    json!({
+        "chain_id": g.chain_id,
+        "height": g.height,
+        "genesis_supply": g.genesis_supply,
+        "minted": g.minted_total,
+        "burned": g.slashed_total,
+        "community_pool": g.community_pool,
+        "in_existence": in_existence.map(|t| t.to_string()),
+    })
+}
+
 /// A proven leaf, decoded for people (its bytes verified already).
 pub(super) fn leaf_json(key: &[u8], value: &[u8]) -> Value {
     let kind = key.first().copied();
     let decoded = match kind {
+        Some(k) if k == LeafKind::Globals as u8 => {
+            pb::StateGlobals::decode(value).map(|g| globals_json(&g))
+        }
         Some(k) if k == LeafKind::Account as u8 => {
             pb::AccountLeaf::decode(value).map(|l| json!({"balance": l.balance, "nonce": l.nonce}))
         }
@@ -134,6 +161,23 @@ mod tests {
             reward_entry: entry.into(),
         };
         Some(leaf.encode_to_vec())
+    }
+
+    #[test]
+    fn the_tokens_in_existence_are_genesis_plus_minted_less_burned() {
+        let globals = |slashed: &str| pb::StateGlobals {
+            genesis_supply: "1000".into(),
+            minted_total: "50".into(),
+            slashed_total: slashed.into(),
+            ..Default::default()
+        };
+        assert_eq!(globals_json(&globals("30"))["in_existence"], "1020");
+        // Counters that cannot be: more burned than ever existed, or not an amount.
+        assert!(globals_json(&globals("1051"))["in_existence"].is_null());
+        assert!(globals_json(&globals("x"))["in_existence"].is_null());
+        let leaf = globals("30").encode_to_vec();
+        let key = agora_validator::ledger::merkle::leaves::globals_key();
+        assert_eq!(leaf_json(&key, &leaf)["minted"], "50");
     }
 
     #[test]

@@ -52,7 +52,7 @@ pub enum Trust {
 pub enum ProveQueryError {
     /// The query has no state leaf to prove.
     #[error(
-        "--prove works with: account, validator, delegation, delegations, unbonding, slashes, redelegations, rewards, block, cert, validators, tx"
+        "--prove works with: account, validator, delegation, delegations, unbonding, slashes, redelegations, rewards, supply, block, cert, validators, tx"
     )]
     Unsupported,
     /// The node refused or failed.
