@@ -272,6 +272,17 @@ fn state_answers_are_proven_against_certified_headers() {
         first_value(&val_answer)["operator"].as_str(),
         Some(op.as_str())
     );
+    // Its downtime record, proven with it at the same height.
+    let downtime = &val_answer["values"][1];
+    assert_eq!(downtime["height"], val_answer["values"][0]["height"]);
+    assert!(
+        downtime["item"]
+            .as_str()
+            .unwrap()
+            .starts_with("downtime record")
+    );
+    let counted = downtime["value"]["certificates_counted"].as_u64();
+    assert!(counted.is_some_and(|c| c > 0), "{val_answer}");
     let del = proven(&net, 2, &["delegation", &op, &val]);
     assert!(
         first_value(&del)["shares"]

@@ -29,6 +29,11 @@ pub fn validator(a: &[u8]) -> Result<Vec<u8>, Status> {
     Ok(leaves::validator_key(&addr(a)?))
 }
 
+/// The key of a validator's downtime record.
+pub fn signing_info(a: &[u8]) -> Result<Vec<u8>, Status> {
+    Ok(leaves::signing_info_key(&addr(a)?))
+}
+
 /// The key of a delegation.
 pub fn delegation(d: &[u8], v: &[u8]) -> Result<Vec<u8>, Status> {
     Ok(leaves::delegation_key(&addr(d)?, &addr(v)?))

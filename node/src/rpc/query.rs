@@ -308,7 +308,17 @@ impl<A: NodeApi> Query for QueryService<A> {
     ) -> Result<Response<pb::GetValidatorResponse>, Status> {
         let r = r.into_inner();
         address("address", &r.address)?;
-        let proof = proofs::of_key(&*self.api, r.prove, || proofs::validator(&r.address))?;
+        // Both leaves in one call, so both proofs are of one height.
+        let (proof, signing_info_proof) = if r.prove {
+            let keys = [
+                proofs::validator(&r.address)?,
+                proofs::signing_info(&r.address)?,
+            ];
+            let mut both = self.api.prove(&keys)?.into_iter();
+            (both.next(), both.next())
+        } else {
+            (None, None)
+        };
         let v = self.api.validator(&r.address);
         if v.is_none() && proof.is_none() {
             let a = hex::encode(&r.address);
@@ -317,6 +327,7 @@ impl<A: NodeApi> Query for QueryService<A> {
         Ok(Response::new(pb::GetValidatorResponse {
             validator: v,
             proof,
+            signing_info_proof,
         }))
     }
 

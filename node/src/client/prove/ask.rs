@@ -87,12 +87,18 @@ pub(super) async fn ask(
                     address: a.0.to_vec(),
                     prove,
                 })
-                .await?;
-            one(
-                format!("validator {a}"),
-                leaves::validator_key(a),
-                r.into_inner().proof,
-            )
+                .await?
+                .into_inner();
+            // The record, then its downtime record, of one height.
+            let keys = vec![
+                (format!("validator {a}"), leaves::validator_key(a)),
+                (
+                    format!("downtime record of {a}"),
+                    leaves::signing_info_key(a),
+                ),
+            ];
+            let proofs = r.proof.into_iter().chain(r.signing_info_proof).collect();
+            listed(keys, proofs, None)
         }
         QueryKind::Delegation {
             delegator: d,

@@ -114,6 +114,8 @@ pub(super) fn leaf_json(key: &[u8], value: &[u8]) -> Value {
                 })
             })
         }
+        Some(k) if k == LeafKind::SigningInfo as u8 => pb::SigningInfoLeaf::decode(value)
+            .map(|l| json!({"certificates_counted": l.counted, "missed": l.missed})),
         Some(k) if k == LeafKind::SlashEvent as u8 => pb::SlashEventLeaf::decode(value).map(|l| {
             json!({
                 "validator": hex::encode(&l.validator),
@@ -178,6 +180,19 @@ mod tests {
         let leaf = globals("30").encode_to_vec();
         let key = agora_validator::ledger::merkle::leaves::globals_key();
         assert_eq!(leaf_json(&key, &leaf)["minted"], "50");
+    }
+
+    #[test]
+    fn a_downtime_record_is_shown_by_its_counts() {
+        let leaf = pb::SigningInfoLeaf {
+            counted: 40,
+            missed: 3,
+            bits: vec![0; 13],
+        };
+        let a = agora_validator::Address([7; 20]);
+        let key = agora_validator::ledger::merkle::leaves::signing_info_key(&a);
+        let shown = leaf_json(&key, &leaf.encode_to_vec());
+        assert_eq!(shown, json!({"certificates_counted": 40, "missed": 3}));
     }
 
     #[test]
