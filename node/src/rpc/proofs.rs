@@ -83,8 +83,18 @@ pub fn of_key(
     prove: bool,
     key: impl FnOnce() -> Result<Vec<u8>, Status>,
 ) -> Result<Option<pb::StateProof>, Status> {
+    Ok(of_keys(api, prove, || Ok(vec![key()?]))?.pop())
+}
+
+/// Proofs of several keys in order when `prove` is set (none otherwise):
+/// one call, so all are of one height.
+pub fn of_keys(
+    api: &impl NodeApi,
+    prove: bool,
+    keys: impl FnOnce() -> Result<Vec<Vec<u8>>, Status>,
+) -> Result<Vec<pb::StateProof>, Status> {
     if !prove {
-        return Ok(None);
+        return Ok(Vec::new());
     }
-    Ok(api.prove(&[key()?])?.pop())
+    Ok(api.prove(&keys()?)?)
 }

@@ -308,17 +308,14 @@ impl<A: NodeApi> Query for QueryService<A> {
     ) -> Result<Response<pb::GetValidatorResponse>, Status> {
         let r = r.into_inner();
         address("address", &r.address)?;
-        // Both leaves in one call, so both proofs are of one height.
-        let (proof, signing_info_proof) = if r.prove {
-            let keys = [
+        let mut both = proofs::of_keys(&*self.api, r.prove, || {
+            Ok(vec![
                 proofs::validator(&r.address)?,
                 proofs::signing_info(&r.address)?,
-            ];
-            let mut both = self.api.prove(&keys)?.into_iter();
-            (both.next(), both.next())
-        } else {
-            (None, None)
-        };
+            ])
+        })?
+        .into_iter();
+        let (proof, signing_info_proof) = (both.next(), both.next());
         let v = self.api.validator(&r.address);
         if v.is_none() && proof.is_none() {
             let a = hex::encode(&r.address);
@@ -435,16 +432,12 @@ impl<A: NodeApi> Query for QueryService<A> {
         let r = r.into_inner();
         address("delegator", &r.delegator)?;
         address("validator", &r.validator)?;
-        // Both leaves in one call, so both proofs are of one height.
-        let proofs = if r.prove {
-            let keys = [
+        let proofs = proofs::of_keys(&*self.api, r.prove, || {
+            Ok(vec![
                 proofs::validator(&r.validator)?,
                 proofs::delegation(&r.delegator, &r.validator)?,
-            ];
-            self.api.prove(&keys)?
-        } else {
-            Vec::new()
-        };
+            ])
+        })?;
         let out = match self.api.rewards(&r.delegator, &r.validator) {
             Some(out) => out,
             None if r.prove => pb::GetRewardsResponse {
