@@ -137,6 +137,16 @@ fn a_list_is_proven_page_by_page(net: &Testnet) {
         );
     }
     assert_ne!(ids[0], ids[1], "the same entry was listed twice: {list}");
+    // Complete when both pages were proven at one height (the client asks
+    // again while a block commits between them, a few times).
+    let whole = &list["proven"]["list"];
+    match whole["complete"].as_bool() {
+        Some(true) => assert_eq!(whole["count"], 2, "{list}"),
+        _ => assert!(
+            whole["why"].as_str().unwrap().contains("different heights"),
+            "{list}"
+        ),
+    }
 
     // The delegator's delegations, proven: the one its unbonds left.
     let left = agora_json(
@@ -150,6 +160,11 @@ fn a_list_is_proven_page_by_page(net: &Testnet) {
         values[0]["value"]["shares"], left["shares"],
         "{delegations}"
     );
+    // One page: its items and the delegator's account leaf, which counts
+    // them, are of one height, so the list is shown complete.
+    let whole = &delegations["proven"]["list"];
+    assert_eq!(whole["complete"], true, "{delegations}");
+    assert_eq!(whole["count"], 1, "{delegations}");
 
     // What the delegation is owed, computed by the client from the proven
     // validator and delegation leaves: between the node's own figures just
@@ -247,6 +262,37 @@ fn supply_is_proven(net: &Testnet) {
     );
 }
 
+/// Every slash event is listed with the chain-wide count; one validator's
+/// are asked whole and kept by the client, so they are complete too: the
+/// double signer's include its slash, another validator's are none.
+fn slashes_are_proven_complete(net: &Testnet, all: &Value) {
+    let whole = &all["proven"]["list"];
+    assert_eq!(whole["complete"], true, "{all}");
+    let count = whole["count"].as_u64().unwrap();
+    assert!(count >= 1, "{all}");
+    assert_eq!(
+        all["values"].as_array().unwrap().len() as u64,
+        count,
+        "{all}"
+    );
+    let slashed = first_value(all)["validator"].as_str().unwrap();
+    let own = proven(net, 0, &["slashes", slashed]);
+    assert_eq!(own["proven"]["list"]["complete"], true, "{own}");
+    let values = own["values"].as_array().unwrap();
+    assert!(!values.is_empty(), "{own}");
+    assert!(
+        values.iter().all(|v| v["value"]["validator"] == slashed),
+        "{own}"
+    );
+    let other = (net.manifest["nodes"].as_array().unwrap().iter())
+        .map(|n| n["validator_address"].as_str().unwrap())
+        .find(|a| *a != slashed)
+        .unwrap();
+    let none = proven(net, 0, &["slashes", other]);
+    assert_eq!(none["proven"]["list"]["complete"], true, "{none}");
+    assert!(none["values"].as_array().unwrap().is_empty(), "{none}");
+}
+
 fn first_value(v: &Value) -> &Value {
     &v["values"][0]["value"]
 }
@@ -315,6 +361,7 @@ fn state_answers_are_proven_against_certified_headers() {
         first_value(&slashes)["tombstoned"].as_bool().unwrap(),
         "{slashes}"
     );
+    slashes_are_proven_complete(&net, &slashes);
     supply_is_proven(&net);
 
     // From a checkpoint instead of genesis.

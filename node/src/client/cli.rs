@@ -150,7 +150,10 @@ pub struct QueryArgs {
     /// client verifies from --genesis or --trust. Shows the proven values
     /// (rewards: computed from the proven validator and delegation leaves;
     /// supply: the counters and the tokens in existence). A list's
-    /// items are each proven; that none was left out is not. For block, tx and
+    /// items are each proven, and so is the leaf that counts them (the
+    /// delegator's account; for slashes the chain-wide leaf): a list whose
+    /// pages were proven at one height is shown complete (`list`), and a
+    /// node that leaves an item out is refused. For block, tx and
     /// validators: checked against the verified header of their height;
     /// for cert: against that header and the height's verified set.
     #[arg(long, global = true)]

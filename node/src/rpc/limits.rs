@@ -193,6 +193,7 @@ mod tests {
         pb::ListSlashingEventsResponse {
             events: vec![event; items],
             proofs: vec![deepest_proof(); items],
+            count_proof: Some(deepest_proof()),
             page: Some(pb::PageResponse {
                 next_page_token: vec![0xff; MAX_KEY_BYTES],
             }),
@@ -211,6 +212,7 @@ mod tests {
         pb::ListDelegationsResponse {
             delegations: vec![delegation; MAX_PROVEN_PAGE],
             proofs: vec![deepest_proof(); MAX_PROVEN_PAGE],
+            count_proof: Some(deepest_proof()),
             page: Some(pb::PageResponse {
                 next_page_token: vec![0xff; MAX_KEY_BYTES],
             }),

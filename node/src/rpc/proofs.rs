@@ -63,18 +63,40 @@ pub fn slash_event(e: &pb::SlashingEvent) -> Result<Vec<u8>, Status> {
     Ok(leaves::slash_event_key(e.id))
 }
 
-/// Proofs of the keys of `items` when `prove` is set (none otherwise).
-pub fn of_items<T>(
+/// A proven page of a list: one proof per item, then the proof of the
+/// leaf that counts the list (see `count_proof` in `services.proto`).
+pub struct ProvenPage {
+    /// The items' proofs, in order.
+    pub items: Vec<pb::StateProof>,
+    /// The counting leaf's proof.
+    pub count: Option<pb::StateProof>,
+}
+
+/// When `prove` is set, proofs of the keys of `items` and of `count_key`
+/// (on every page, an empty one too) from one call, so all are of one
+/// height: what lets a client tell a complete list. Nothing otherwise.
+pub fn of_page<T>(
     api: &impl NodeApi,
     prove: bool,
     items: &[T],
     key: impl Fn(&T) -> Result<Vec<u8>, Status>,
-) -> Result<Vec<pb::StateProof>, Status> {
-    if !prove || items.is_empty() {
-        return Ok(Vec::new());
+    count_key: Vec<u8>,
+) -> Result<ProvenPage, Status> {
+    if !prove {
+        return Ok(ProvenPage {
+            items: Vec::new(),
+            count: None,
+        });
     }
-    let keys = items.iter().map(key).collect::<Result<Vec<_>, _>>()?;
-    Ok(api.prove(&keys)?)
+    let mut keys = items.iter().map(key).collect::<Result<Vec<_>, _>>()?;
+    keys.push(count_key);
+    let mut proofs = api.prove(&keys)?;
+    let count = proofs.pop();
+    debug_assert_eq!(proofs.len(), items.len(), "a proof per key");
+    Ok(ProvenPage {
+        items: proofs,
+        count,
+    })
 }
 
 /// The proof of one key when `prove` is set.

@@ -386,8 +386,11 @@ impl<A: NodeApi> Query for QueryService<A> {
         let (after, limit) = page(&r.page, r.prove)?;
         let (delegations, next) = self.api.delegations(&r.delegator, &after, limit);
         let key = |d: &pb::Delegation| proofs::delegation(&d.delegator, &d.validator);
+        let count_key = proofs::account(&r.delegator)?;
+        let proven = proofs::of_page(&*self.api, r.prove, &delegations, key, count_key)?;
         Ok(Response::new(pb::ListDelegationsResponse {
-            proofs: proofs::of_items(&*self.api, r.prove, &delegations, key)?,
+            proofs: proven.items,
+            count_proof: proven.count,
             delegations,
             page: page_response(next),
         }))
@@ -401,8 +404,11 @@ impl<A: NodeApi> Query for QueryService<A> {
         address("delegator", &r.delegator)?;
         let (after, limit) = page(&r.page, r.prove)?;
         let (entries, next) = self.api.unbonding(&r.delegator, &after, limit);
+        let count_key = proofs::account(&r.delegator)?;
+        let proven = proofs::of_page(&*self.api, r.prove, &entries, proofs::unbonding, count_key)?;
         Ok(Response::new(pb::ListUnbondingResponse {
-            proofs: proofs::of_items(&*self.api, r.prove, &entries, proofs::unbonding)?,
+            proofs: proven.items,
+            count_proof: proven.count,
             entries,
             page: page_response(next),
         }))
@@ -418,8 +424,11 @@ impl<A: NodeApi> Query for QueryService<A> {
         }
         let (after, limit) = page(&r.page, r.prove)?;
         let (events, next) = self.api.slashes(&r.validator, &after, limit);
+        let count_key = proofs::globals();
+        let proven = proofs::of_page(&*self.api, r.prove, &events, proofs::slash_event, count_key)?;
         Ok(Response::new(pb::ListSlashingEventsResponse {
-            proofs: proofs::of_items(&*self.api, r.prove, &events, proofs::slash_event)?,
+            proofs: proven.items,
+            count_proof: proven.count,
             events,
             page: page_response(next),
         }))
@@ -466,8 +475,17 @@ impl<A: NodeApi> Query for QueryService<A> {
         address("delegator", &r.delegator)?;
         let (after, limit) = page(&r.page, r.prove)?;
         let (entries, next) = self.api.redelegations(&r.delegator, &after, limit);
+        let count_key = proofs::account(&r.delegator)?;
+        let proven = proofs::of_page(
+            &*self.api,
+            r.prove,
+            &entries,
+            proofs::redelegation,
+            count_key,
+        )?;
         Ok(Response::new(pb::ListRedelegationsResponse {
-            proofs: proofs::of_items(&*self.api, r.prove, &entries, proofs::redelegation)?,
+            proofs: proven.items,
+            count_proof: proven.count,
             entries,
             page: page_response(next),
         }))

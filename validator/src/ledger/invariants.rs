@@ -27,6 +27,7 @@ pub(crate) fn check(s: &State) -> Result<(), InvariantError> {
     check_validators(s)?;
     check_delegations(s)?;
     check_entries(s)?;
+    check_delegators_have_accounts(s)?;
     check_signing(s)?;
     check_slash_events(s)?;
     check_sets(s)?;
@@ -61,6 +62,21 @@ fn check_validators(s: &State) -> Result<(), InvariantError> {
         }
         super::staking::check_commission(&v.commission)
             .map_err(|e| bad(format!("validator {a}: {e}")))?;
+    }
+    Ok(())
+}
+
+/// Every delegator (of a delegation, an unbonding or a redelegation
+/// entry) has an account: its leaf carries the delegator's counts
+/// (`merkle::delegator_counts`), which a proven list relies on.
+fn check_delegators_have_accounts(s: &State) -> Result<(), InvariantError> {
+    let delegators = (s.delegations.keys().map(|k| k.0))
+        .chain(s.unbonding.keys().map(|k| k.0))
+        .chain(s.redelegations.keys().map(|k| k.0));
+    for d in delegators {
+        if !s.accounts.contains_key(&d) {
+            return Err(bad(format!("delegator {d} has no account")));
+        }
     }
     Ok(())
 }

@@ -12,6 +12,7 @@ use crate::signing::vote_bytes;
 use crate::types::VoteType;
 use pb::tx_body::Kind;
 
+mod delegator_counts;
 mod delegators;
 mod snapshot;
 

@@ -12,13 +12,18 @@ use super::ProveQueryError;
 use crate::client::query::QueryKind;
 
 /// One answer of the node: the keys asked about (each with a name for
-/// messages), the proofs it returned in the same order, and the token of
-/// the next page (empty when there is none, and for single items).
+/// messages), the proofs it returned in the same order, the token of the
+/// next page (empty when there is none, and for single items), and for a
+/// list the key and proof of the leaf that counts it.
 pub(super) struct Page {
     pub keys: Vec<(String, Vec<u8>)>,
     pub proofs: Vec<pb::StateProof>,
     pub next: Vec<u8>,
+    pub count: Option<Counter>,
 }
+
+/// The leaf that counts a list (named, keyed) and its proof.
+pub(super) type Counter = ((String, Vec<u8>), pb::StateProof);
 
 fn one(what: String, key: Vec<u8>, proof: Option<pb::StateProof>) -> Result<Page, ProveQueryError> {
     let proof = proof.ok_or_else(|| ProveQueryError::Answer(format!("no proof of {what}")))?;
@@ -26,7 +31,24 @@ fn one(what: String, key: Vec<u8>, proof: Option<pb::StateProof>) -> Result<Page
         keys: vec![(what, key)],
         proofs: vec![proof],
         next: Vec::new(),
+        count: None,
     })
+}
+
+/// The leaf that counts a list, named for messages: the delegator's
+/// account, or the chain-wide leaf for slash events.
+fn count_of(
+    key: (String, Vec<u8>),
+    proof: Option<pb::StateProof>,
+) -> Result<Option<Counter>, ProveQueryError> {
+    let proof = proof.ok_or_else(|| {
+        ProveQueryError::Answer(format!("no proof of {}, which counts the list", key.0))
+    })?;
+    Ok(Some((key, proof)))
+}
+
+fn delegator_count(d: &Address) -> (String, Vec<u8>) {
+    (format!("account {d}"), leaves::account_key(d))
 }
 
 fn same(a: &[u8], b: &Address, what: &str) -> Result<(), ProveQueryError> {
@@ -56,7 +78,12 @@ fn listed(
         )));
     }
     let next = page.map(|p| p.next_page_token).unwrap_or_default();
-    Ok(Page { keys, proofs, next })
+    Ok(Page {
+        keys,
+        proofs,
+        next,
+        count: None,
+    })
 }
 
 /// Asks the node one page of `q`, with `prove`, and pairs each proof with
@@ -147,7 +174,7 @@ pub(super) async fn ask(
         QueryKind::Delegations(d) => ask_delegations(c, d, page).await,
         QueryKind::Unbonding(d) => ask_unbonding(c, d, page).await,
         QueryKind::Redelegations(d) => ask_redelegations(c, d, page).await,
-        QueryKind::Slashes(v) => ask_slashes(c, v.as_ref(), page).await,
+        QueryKind::Slashes(_) => ask_slashes(c, page).await,
         _ => Err(ProveQueryError::Unsupported),
     }
 }
@@ -173,7 +200,10 @@ async fn ask_delegations(
             leaves::delegation_key(d, &v),
         ));
     }
-    listed(keys, r.proofs, r.page)
+    Ok(Page {
+        count: count_of(delegator_count(d), r.count_proof)?,
+        ..listed(keys, r.proofs, r.page)?
+    })
 }
 
 /// A page of a delegator's unbonding entries, each with the key of its leaf.
@@ -197,7 +227,10 @@ async fn ask_unbonding(
             leaves::unbonding_key(d, &v, e.id),
         ));
     }
-    listed(keys, r.proofs, r.page)
+    Ok(Page {
+        count: count_of(delegator_count(d), r.count_proof)?,
+        ..listed(keys, r.proofs, r.page)?
+    })
 }
 
 /// A page of a delegator's redelegation entries, each with the key of its leaf.
@@ -219,32 +252,39 @@ async fn ask_redelegations(
         let key = leaves::redelegation_key(d, &s, &t, e.id);
         keys.push((format!("redelegation {d} {s} → {t} #{}", e.id), key));
     }
-    listed(keys, r.proofs, r.page)
+    Ok(Page {
+        count: count_of(delegator_count(d), r.count_proof)?,
+        ..listed(keys, r.proofs, r.page)?
+    })
 }
 
-/// A page of slash events (of one validator, if given), each with the key
-/// of its leaf.
+/// A page of every slash event, each with the key of its leaf. Asked
+/// unfiltered even for one validator's: only the whole list can be shown
+/// complete (its ids are 0 to the count - 1); the caller keeps the
+/// validator's from the proven leaves.
 async fn ask_slashes(
     c: &mut QueryClient<Channel>,
-    v: Option<&Address>,
     page: pb::PageRequest,
 ) -> Result<Page, ProveQueryError> {
-    let validator = v.map(|v| v.0.to_vec()).unwrap_or_default();
     let req = pb::ListSlashingEventsRequest {
-        validator,
+        validator: Vec::new(),
         page: Some(page),
         prove: true,
     };
     let r = c.list_slashing_events(req).await?.into_inner();
-    let mut keys = Vec::new();
-    for e in &r.events {
-        if let Some(v) = v {
-            same(&e.validator, v, "validator")?;
-        }
-        keys.push((
-            format!("slash event #{}", e.id),
-            leaves::slash_event_key(e.id),
-        ));
-    }
-    listed(keys, r.proofs, r.page)
+    let keys = r
+        .events
+        .iter()
+        .map(|e| {
+            (
+                format!("slash event #{}", e.id),
+                leaves::slash_event_key(e.id),
+            )
+        })
+        .collect();
+    let counter = ("the chain-wide leaf".to_owned(), leaves::globals_key());
+    Ok(Page {
+        count: count_of(counter, r.count_proof)?,
+        ..listed(keys, r.proofs, r.page)?
+    })
 }

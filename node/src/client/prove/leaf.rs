@@ -68,6 +68,7 @@ fn globals_json(g: &pb::StateGlobals) -> Value {
         "minted": g.minted_total,
         "burned": g.slashed_total,
         "community_pool": g.community_pool,
+        "slash_events": g.slash_events,
         "in_existence": in_existence.map(|t| t.to_string()),
     })
 }
@@ -79,9 +80,15 @@ pub(super) fn leaf_json(key: &[u8], value: &[u8]) -> Value {
         Some(k) if k == LeafKind::Globals as u8 => {
             pb::StateGlobals::decode(value).map(|g| globals_json(&g))
         }
-        Some(k) if k == LeafKind::Account as u8 => {
-            pb::AccountLeaf::decode(value).map(|l| json!({"balance": l.balance, "nonce": l.nonce}))
-        }
+        Some(k) if k == LeafKind::Account as u8 => pb::AccountLeaf::decode(value).map(|l| {
+            json!({
+                "balance": l.balance,
+                "nonce": l.nonce,
+                "delegations": l.delegations,
+                "unbonding_entries": l.unbonding_entries,
+                "redelegations": l.redelegations,
+            })
+        }),
         Some(k) if k == LeafKind::Validator as u8 => pb::ValidatorLeaf::decode(value).map(|l| {
             json!({
                 "operator": hex::encode(&l.operator),

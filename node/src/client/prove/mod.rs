@@ -8,8 +8,10 @@
 //! other answer fields. A list is followed page by page; each page is
 //! proven at the height the node answered it from (a block may commit
 //! between two pages), and the light client verifies those heights in
-//! rising order, each from the last. A list's proofs prove each item
-//! shown; they do not prove that no item was left out.
+//! rising order, each from the last. Every page also proves the leaf that
+//! counts the list, so a list whose pages are of one height is shown
+//! complete, or the node is caught leaving items out (`complete.rs`);
+//! pages of different heights are asked again, a few times.
 //!
 //! Blocks, a transaction's inclusion and validator sets need no state
 //! proof: the verified headers commit to them. A commit certificate is
@@ -19,6 +21,7 @@
 mod ask;
 mod certify;
 mod chain;
+mod complete;
 mod leaf;
 
 use std::collections::BTreeMap;
@@ -31,6 +34,7 @@ use agora_validator::ledger::merkle::proof::{ProofError, verify};
 use agora_validator::light_client::LightError;
 use agora_validator::types::ChainId;
 use agora_validator::validator_set::ValidatorSet;
+use prost::Message;
 use serde_json::{Value, json};
 use tonic::transport::Channel;
 
@@ -78,6 +82,20 @@ pub enum ProveQueryError {
         /// Why.
         source: agora_validator::certificate::CertificateError,
     },
+    /// A proven list has fewer items than the proven leaf counting it.
+    #[error(
+        "the node left {missing} of the {count} items {counter} counts at height {height} out of the list"
+    )]
+    Incomplete {
+        /// The height of the list and its count.
+        height: u64,
+        /// Items counted and not listed.
+        missing: u64,
+        /// What the counting leaf says.
+        count: u64,
+        /// The counting leaf.
+        counter: String,
+    },
     /// The node's pages do not advance.
     #[error(transparent)]
     Pages(#[from] StalledPages),
@@ -104,24 +122,91 @@ struct Item {
     proof: pb::StateProof,
 }
 
+/// The items of every page of a query, and of a list its counting leaves.
+struct Answer {
+    /// The items, in the node's order.
+    items: Vec<Item>,
+    /// One counting leaf per page of a list; none for a single item.
+    counters: Vec<Item>,
+    /// Whether the node had more after the last page followed.
+    more: bool,
+}
+
+/// Times a list is asked again when its pages were proven at different
+/// heights (each time a block committed while it was followed).
+const LIST_ATTEMPTS: usize = 3;
+
 /// Every page of `q` (a single item is one page), at most
-/// [`pages::MAX_PAGES`]: the items in the node's order, and whether the
-/// node had more after the last page followed.
+/// [`pages::MAX_PAGES`].
 async fn ask_pages(
     c: &QueryClient<Channel>,
     q: &QueryKind,
     page_size: u32,
-) -> Result<(Vec<Item>, bool), ProveQueryError> {
-    pages::follow(page_size, |request| {
+) -> Result<Answer, ProveQueryError> {
+    let (tagged, more) = pages::follow(page_size, |request| {
         let mut c = c.clone();
         async move {
             let page = ask::ask(&mut c, q, request).await?;
             let items = page.keys.into_iter().zip(page.proofs);
-            let items = items.map(|((what, key), proof)| Item { what, key, proof });
-            Ok((items.collect(), page.next))
+            let items = items.map(|((what, key), proof)| (false, Item { what, key, proof }));
+            let counter = page
+                .count
+                .map(|((what, key), proof)| (true, Item { what, key, proof }));
+            Ok::<_, ProveQueryError>((items.chain(counter).collect::<Vec<_>>(), page.next))
         }
     })
-    .await
+    .await?;
+    let (counters, items): (Vec<_>, Vec<_>) = tagged.into_iter().partition(|(c, _)| *c);
+    Ok(Answer {
+        items: items.into_iter().map(|(_, i)| i).collect(),
+        counters: counters.into_iter().map(|(_, i)| i).collect(),
+        more,
+    })
+}
+
+/// [`ask_pages`], asked again while a list's pages (and counts) are of
+/// different heights, at most [`LIST_ATTEMPTS`] times.
+async fn ask_at_one_height(
+    c: &QueryClient<Channel>,
+    q: &QueryKind,
+    page_size: u32,
+) -> Result<Answer, ProveQueryError> {
+    let mut attempt = 1;
+    loop {
+        let answer = ask_pages(c, q, page_size).await?;
+        let mut heights = answer.items.iter().chain(&answer.counters);
+        let first = heights.next().map(|i| i.proof.height);
+        if attempt == LIST_ATTEMPTS || heights.all(|i| Some(i.proof.height) == first) {
+            return Ok(answer);
+        }
+        attempt += 1;
+    }
+}
+
+/// Verifies each proof against the app hash certified for its height.
+fn verify_all(
+    items: &[Item],
+    heights: &BTreeMap<u64, (Hash, Value)>,
+) -> Result<(), ProveQueryError> {
+    for item in items {
+        let (app_hash, _) = &heights[&item.proof.height];
+        verify(&item.proof, &item.key, app_hash).map_err(|source| ProveQueryError::Proof {
+            what: item.what.clone(),
+            source,
+        })?;
+    }
+    Ok(())
+}
+
+/// Whether a proven item is to be shown: all are, but a list of one
+/// validator's slash events is asked whole (so it can be shown complete)
+/// and keeps that validator's, read from the proven leaf.
+fn shown(q: &QueryKind, item: &Item) -> bool {
+    match q {
+        QueryKind::Slashes(Some(v)) => pb::SlashEventLeaf::decode(&item.proof.value[..])
+            .is_ok_and(|l| l.validator.as_slice() == v.0.as_slice()),
+        _ => true,
+    }
 }
 
 /// What one certified height proves: its header's app hash, and how the
@@ -139,9 +224,9 @@ fn height_json(height: u64, header: &pb::Header, path: &[u64], items: usize) -> 
 
 /// Certifies every height the items were proven at, lowest first: per
 /// height, its app hash and its JSON description.
-async fn certify_heights(
+async fn certify_heights<'a>(
     certifier: &mut Certifier,
-    items: &[Item],
+    items: impl IntoIterator<Item = &'a Item>,
 ) -> Result<BTreeMap<u64, (Hash, Value)>, ProveQueryError> {
     let mut counts: BTreeMap<u64, usize> = BTreeMap::new();
     for item in items {
@@ -188,22 +273,28 @@ pub async fn run(
         QueryKind::Cert(h) => return chain::certificate(&mut c, &mut certifier, *h).await,
         _ => {}
     }
-    let (items, more) = ask_pages(&c, q, page_size).await?;
-    let heights = certify_heights(&mut certifier, &items).await?;
-    let mut values = Vec::with_capacity(items.len());
-    for item in &items {
-        let (app_hash, _) = &heights[&item.proof.height];
-        verify(&item.proof, &item.key, app_hash).map_err(|source| ProveQueryError::Proof {
-            what: item.what.clone(),
-            source,
-        })?;
-        let p = &item.proof;
-        values.push(json!({
-            "item": item.what,
-            "height": p.height,
-            "value": if p.present { leaf::leaf_json(&item.key, &p.value) } else { Value::Null },
-        }));
-    }
+    let Answer {
+        items,
+        counters,
+        more,
+    } = ask_at_one_height(&c, q, page_size).await?;
+    let all: Vec<&Item> = items.iter().chain(&counters).collect();
+    let heights = certify_heights(&mut certifier, all.iter().copied()).await?;
+    verify_all(&items, &heights)?;
+    verify_all(&counters, &heights)?;
+    let complete = complete::check(q, &items, &counters, more)?;
+    let items: Vec<Item> = items.into_iter().filter(|i| shown(q, i)).collect();
+    let values: Vec<Value> = items
+        .iter()
+        .map(|item| {
+            let p = &item.proof;
+            json!({
+                "item": item.what,
+                "height": p.height,
+                "value": if p.present { leaf::leaf_json(&item.key, &p.value) } else { Value::Null },
+            })
+        })
+        .collect();
     // The lowest height's description stays at the top, as for one item.
     let mut proven = match heights.values().next() {
         Some((_, first)) => first.clone(),
@@ -213,6 +304,9 @@ pub async fn run(
     proven["items"] = json!(items.len());
     proven["heights"] = Value::Array(heights.into_values().map(|(_, v)| v).collect());
     proven["more"] = json!(more);
+    if let Some(c) = complete {
+        proven["list"] = c;
+    }
     let mut answer = json!({ "proven": proven, "values": values });
     if let QueryKind::Rewards { .. } = q {
         answer["rewards"] = leaf::proven_rewards(&items)?;

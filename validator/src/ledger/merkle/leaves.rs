@@ -10,10 +10,12 @@ use super::super::state::{
     Account, Delegation, RedelegationEntry, SigningInfo, SlashEvent, SlashReason, State,
     UnbondingEntry, ValidatorRecord,
 };
+use super::delegator_counts::DelegatorCounts;
 use crate::types::{Address, Height};
 use crate::validator_set::ValidatorSet;
 use agora_proto::v1 as pb;
 use prost::Message;
+use std::collections::BTreeSet;
 
 /// The kind byte that starts every leaf key.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -121,14 +123,18 @@ fn globals(s: &State) -> Vec<u8> {
         community_pool: s.community_pool.to_string(),
         next_unbonding_id: s.next_unbonding_id,
         next_redelegation_id: s.next_redelegation_id,
+        slash_events: s.slash_events.len() as u64,
     }
     .encode_to_vec()
 }
 
-fn account(a: &Account) -> Vec<u8> {
+fn account(a: &Account, c: DelegatorCounts) -> Vec<u8> {
     pb::AccountLeaf {
         balance: a.balance.to_string(),
         nonce: a.nonce,
+        delegations: c.delegations,
+        unbonding_entries: c.unbonding_entries,
+        redelegations: c.redelegations,
     }
     .encode_to_vec()
 }
@@ -232,7 +238,15 @@ pub(crate) fn all(s: &State) -> Vec<(LeafKey, Vec<u8>)> {
         1 + s.accounts.len() + s.validators.len() * 2 + s.delegations.len() + s.unbonding.len(),
     );
     out.push((globals_key(), globals(s)));
-    out.extend(s.accounts.iter().map(|(a, v)| (account_key(a), account(v))));
+    let counts = DelegatorCounts::all(s);
+    debug_assert!(
+        counts.keys().all(|d| s.accounts.contains_key(d)),
+        "every delegator has an account"
+    );
+    out.extend(s.accounts.iter().map(|(a, v)| {
+        let c = counts.get(a).copied().unwrap_or_default();
+        (account_key(a), account(v, c))
+    }));
     out.extend(
         s.validators
             .iter()
@@ -274,16 +288,46 @@ pub(crate) fn all(s: &State) -> Vec<(LeafKey, Vec<u8>)> {
 /// A changed leaf: its new value, or `None` when it was removed.
 pub type LeafChange = (LeafKey, Option<Vec<u8>>);
 
+/// Appends the changes of `map`'s touched keys and returns those keys.
 fn changes_of<K: Ord + Clone, V>(
     map: &mut super::super::tracked::TrackedMap<K, V>,
     key: impl Fn(&K) -> LeafKey,
     value: impl Fn(&V) -> Vec<u8>,
     out: &mut Vec<LeafChange>,
-) {
-    for k in map.take_dirty() {
-        let v = map.get(&k).map(&value);
-        out.push((key(&k), v));
+) -> BTreeSet<K> {
+    let dirty = map.take_dirty();
+    for k in &dirty {
+        let v = map.get(k).map(&value);
+        out.push((key(k), v));
     }
+    dirty
+}
+
+/// The account leaves a block changed: the accounts it touched, and the
+/// delegators whose delegator leaves it touched (their counts may have
+/// moved). One change per address.
+fn account_changes(
+    s: &State,
+    touched: BTreeSet<Address>,
+    delegators: BTreeSet<Address>,
+) -> Vec<LeafChange> {
+    let mut out = Vec::with_capacity(touched.len() + delegators.len());
+    for a in touched.union(&delegators) {
+        let v = s
+            .accounts
+            .get(a)
+            .map(|acct| account(acct, DelegatorCounts::of(s, a)));
+        debug_assert!(
+            v.is_some() || DelegatorCounts::of(s, a) == DelegatorCounts::default(),
+            "every delegator has an account"
+        );
+        // A delegator's account that was not touched and does not exist
+        // has no leaf to remove.
+        if v.is_some() || touched.contains(a) {
+            out.push((account_key(a), v));
+        }
+    }
+    out
 }
 
 /// The leaves a block changed: every key its maps recorded, the slash
@@ -291,26 +335,32 @@ fn changes_of<K: Ord + Clone, V>(
 /// (which change every block, with the height).
 pub(crate) fn changed(s: &mut State, slash_events_in_tree: usize) -> Vec<LeafChange> {
     let mut out = vec![(globals_key(), Some(globals(s)))];
-    changes_of(&mut s.accounts, account_key, account, &mut out);
+    let touched = s.accounts.take_dirty();
     changes_of(&mut s.validators, validator_key, validator, &mut out);
-    changes_of(
+    let mut delegators: BTreeSet<Address> = changes_of(
         &mut s.delegations,
         |(d, v)| delegation_key(d, v),
         delegation,
         &mut out,
-    );
-    changes_of(
+    )
+    .into_iter()
+    .map(|(d, _)| d)
+    .collect();
+    let unbonding_keys = changes_of(
         &mut s.unbonding,
         |(d, v, id)| unbonding_key(d, v, *id),
         unbonding,
         &mut out,
     );
-    changes_of(
+    delegators.extend(unbonding_keys.into_iter().map(|(d, _, _)| d));
+    let redelegation_keys = changes_of(
         &mut s.redelegations,
         |(d, a, b, id)| redelegation_key(d, a, b, *id),
         redelegation,
         &mut out,
     );
+    delegators.extend(redelegation_keys.into_iter().map(|(d, _, _, _)| d));
+    out.extend(account_changes(s, touched, delegators));
     changes_of(
         &mut s.validator_sets,
         |h| validator_set_key(*h),

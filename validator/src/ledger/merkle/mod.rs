@@ -34,6 +34,7 @@
 
 pub mod chunks;
 pub mod decode;
+pub mod delegator_counts;
 pub(crate) mod follow;
 pub mod leaves;
 mod node;
