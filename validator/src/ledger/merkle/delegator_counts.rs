@@ -13,7 +13,6 @@ use super::super::state::State;
 use crate::types::Address;
 
 const LOW: Address = Address([0; 20]);
-const HIGH: Address = Address([0xff; 20]);
 
 /// The leaves of the delegator kinds (0x03, 0x04, 0x05) one address holds.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -27,19 +26,24 @@ pub struct DelegatorCounts {
 }
 
 impl DelegatorCounts {
-    /// The counts of delegator `d`: one search per map, then its entries.
+    /// The counts of delegator `d`: one search per map (an open range
+    /// finds one end only), then its entries.
     pub fn of(s: &State, d: &Address) -> Self {
         let count = |n: usize| n as u64;
         Self {
-            delegations: count(s.delegations.range((*d, LOW)..=(*d, HIGH)).count()),
+            delegations: count(
+                (s.delegations.range((*d, LOW)..))
+                    .take_while(|(k, _)| k.0 == *d)
+                    .count(),
+            ),
             unbonding_entries: count(
-                s.unbonding
-                    .range((*d, LOW, 0)..=(*d, HIGH, u64::MAX))
+                (s.unbonding.range((*d, LOW, 0)..))
+                    .take_while(|(k, _)| k.0 == *d)
                     .count(),
             ),
             redelegations: count(
-                s.redelegations
-                    .range((*d, LOW, LOW, 0)..=(*d, HIGH, HIGH, u64::MAX))
+                (s.redelegations.range((*d, LOW, LOW, 0)..))
+                    .take_while(|(k, _)| k.0 == *d)
                     .count(),
             ),
         }
