@@ -108,25 +108,7 @@ pub(super) async fn ask(
                 r.into_inner().proof,
             )
         }
-        QueryKind::Validator(a) => {
-            let r = c
-                .get_validator(pb::GetValidatorRequest {
-                    address: a.0.to_vec(),
-                    prove,
-                })
-                .await?
-                .into_inner();
-            // The record, then its downtime record, of one height.
-            let keys = vec![
-                (format!("validator {a}"), leaves::validator_key(a)),
-                (
-                    format!("downtime record of {a}"),
-                    leaves::signing_info_key(a),
-                ),
-            ];
-            let proofs = r.proof.into_iter().chain(r.signing_info_proof).collect();
-            listed(keys, proofs, None)
-        }
+        QueryKind::Validator(a) => ask_validator(c, a).await,
         QueryKind::Delegation {
             delegator: d,
             validator: v,
@@ -146,23 +128,7 @@ pub(super) async fn ask(
         QueryKind::Rewards {
             delegator: d,
             validator: v,
-        } => {
-            let req = pb::GetRewardsRequest {
-                delegator: d.0.to_vec(),
-                validator: v.0.to_vec(),
-                prove,
-            };
-            let r = c.get_rewards(req).await?.into_inner();
-            // The order the node promises: the validator, then the delegation.
-            let keys = vec![
-                (format!("validator {v}"), leaves::validator_key(v)),
-                (
-                    format!("delegation {d} → {v}"),
-                    leaves::delegation_key(d, v),
-                ),
-            ];
-            listed(keys, r.proofs, None)
-        }
+        } => ask_rewards(c, d, v).await,
         QueryKind::Supply => {
             let r = c.get_supply(pb::GetSupplyRequest { prove }).await?;
             one(
@@ -177,6 +143,49 @@ pub(super) async fn ask(
         QueryKind::Slashes(_) => ask_slashes(c, page).await,
         _ => Err(ProveQueryError::Unsupported),
     }
+}
+
+/// A validator's record, then its downtime record, of one height.
+async fn ask_validator(c: &mut QueryClient<Channel>, a: &Address) -> Result<Page, ProveQueryError> {
+    let r = c
+        .get_validator(pb::GetValidatorRequest {
+            address: a.0.to_vec(),
+            prove: true,
+        })
+        .await?
+        .into_inner();
+    let keys = vec![
+        (format!("validator {a}"), leaves::validator_key(a)),
+        (
+            format!("downtime record of {a}"),
+            leaves::signing_info_key(a),
+        ),
+    ];
+    let proofs = r.proof.into_iter().chain(r.signing_info_proof).collect();
+    listed(keys, proofs, None)
+}
+
+/// The validator's and the delegation's leaves, in the order the node
+/// promises, of one height: what the rewards owed are computed from.
+async fn ask_rewards(
+    c: &mut QueryClient<Channel>,
+    d: &Address,
+    v: &Address,
+) -> Result<Page, ProveQueryError> {
+    let req = pb::GetRewardsRequest {
+        delegator: d.0.to_vec(),
+        validator: v.0.to_vec(),
+        prove: true,
+    };
+    let r = c.get_rewards(req).await?.into_inner();
+    let keys = vec![
+        (format!("validator {v}"), leaves::validator_key(v)),
+        (
+            format!("delegation {d} → {v}"),
+            leaves::delegation_key(d, v),
+        ),
+    ];
+    listed(keys, r.proofs, None)
 }
 
 /// A page of a delegator's delegations, each with the key of its leaf.
