@@ -80,6 +80,9 @@ pub struct Shared {
     pub evidence_checks: Arc<Semaphore>,
     /// `testing.tamper_state_proofs`: forge the value of every proof served.
     pub tamper_state_proofs: bool,
+    /// `testing.hide_listed_items`: leave the first item out of every list
+    /// page served.
+    pub hide_listed_items: bool,
 }
 
 impl Shared {
@@ -161,6 +164,22 @@ impl Api {
         .await
         .map_err(|_| ApiError::Unavailable("the evidence checker stopped".into()))?;
         checked.map_err(|e| ApiError::FailedPrecondition(format!("evidence refused: {e}")))
+    }
+}
+
+impl Api {
+    /// A page of a list read from the ledger view (empty if the view is
+    /// unavailable), without its first item under
+    /// `testing.hide_listed_items`.
+    fn list<T>(&self, read: impl FnOnce(&Ledger) -> Page<T>) -> Page<T> {
+        let Ok(l) = self.0.ledger.read() else {
+            return (Vec::new(), Vec::new());
+        };
+        let (mut items, next) = read(&l);
+        if self.0.hide_listed_items && !items.is_empty() {
+            items.remove(0);
+        }
+        (items, next)
     }
 }
 
@@ -342,24 +361,15 @@ impl NodeApi for Api {
     }
 
     fn delegations(&self, delegator: &[u8], after: &[u8], limit: usize) -> Page<pb::Delegation> {
-        match self.0.ledger.read() {
-            Ok(l) => ledger_views::delegations(&l, delegator, after, limit),
-            Err(_) => (Vec::new(), Vec::new()),
-        }
+        self.list(|l| ledger_views::delegations(l, delegator, after, limit))
     }
 
     fn unbonding(&self, delegator: &[u8], after: &[u8], limit: usize) -> Page<pb::UnbondingEntry> {
-        match self.0.ledger.read() {
-            Ok(l) => ledger_views::unbonding(&l, delegator, after, limit),
-            Err(_) => (Vec::new(), Vec::new()),
-        }
+        self.list(|l| ledger_views::unbonding(l, delegator, after, limit))
     }
 
     fn slashes(&self, validator: &[u8], after: &[u8], limit: usize) -> Page<pb::SlashingEvent> {
-        match self.0.ledger.read() {
-            Ok(l) => ledger_views::slashes(&l, validator, after, limit),
-            Err(_) => (Vec::new(), Vec::new()),
-        }
+        self.list(|l| ledger_views::slashes(l, validator, after, limit))
     }
 
     fn rewards(&self, delegator: &[u8], validator: &[u8]) -> Option<pb::GetRewardsResponse> {
@@ -373,10 +383,7 @@ impl NodeApi for Api {
         after: &[u8],
         limit: usize,
     ) -> Page<pb::RedelegationEntry> {
-        match self.0.ledger.read() {
-            Ok(l) => ledger_views::redelegations(&l, delegator, after, limit),
-            Err(_) => (Vec::new(), Vec::new()),
-        }
+        self.list(|l| ledger_views::redelegations(l, delegator, after, limit))
     }
 
     fn prove(&self, keys: &[Vec<u8>]) -> Result<Vec<pb::StateProof>, ApiError> {

@@ -92,6 +92,11 @@ pub struct TestingConfig {
     /// value flipped, so that a test can watch `agora query --prove` refuse
     /// it.
     pub tamper_state_proofs: bool,
+    /// Serve every page of a list (delegations, unbonding, redelegations,
+    /// slashes) without its first item (and without that item's proof;
+    /// the list's count stays proven), so that a test can watch `agora
+    /// query --prove` catch a node leaving an item out.
+    pub hide_listed_items: bool,
     /// Serve every state-sync chunk with one byte added to its first
     /// leaf's value (offers stay genuine), so that a test can watch a
     /// joining node refuse the chunks and charge this peer.
@@ -114,6 +119,7 @@ impl TestingConfig {
             || self.disable_bans
             || self.tamper_explorer_certificates
             || self.tamper_state_proofs
+            || self.hide_listed_items
             || self.tamper_snapshot_chunks
             || self.clock_offset_ms != 0
             || self.drop_block_requests != 0

@@ -418,6 +418,9 @@ impl Node {
         if self.config.testing.tamper_state_proofs {
             tracing::error!("testing.tamper_state_proofs is ON: gRPC serves forged state proofs");
         }
+        if self.config.testing.hide_listed_items {
+            tracing::error!("testing.hide_listed_items is ON: gRPC lists leave items out");
+        }
         Ok(Arc::new(crate::api::Shared {
             chain: self.chain.clone(),
             address: agora_validator::Address::of(&self.key.public_key()),
@@ -433,6 +436,7 @@ impl Node {
             metrics: self.metrics.clone(),
             evidence_checks: Arc::new(tokio::sync::Semaphore::new(crate::api::MAX_EVIDENCE_CHECKS)),
             tamper_state_proofs: self.config.testing.tamper_state_proofs,
+            hide_listed_items: self.config.testing.hide_listed_items,
         }))
     }
 }

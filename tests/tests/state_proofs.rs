@@ -293,6 +293,47 @@ fn slashes_are_proven_complete(net: &Testnet, all: &Value) {
     assert!(none["values"].as_array().unwrap().is_empty(), "{none}");
 }
 
+/// Restarts node 0 with the `[testing]` switch `on` on and `off` off.
+fn switch_node0(net: &mut Testnet, off: Option<&str>, on: &str) {
+    let pid = net.pid(0);
+    signal(pid, "KILL");
+    let t0 = Instant::now();
+    while alive(pid) {
+        assert!(t0.elapsed() < WAIT, "node0 survived SIGKILL");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let cfg_path = net.home(0).join("config.toml");
+    let cfg = std::fs::read_to_string(&cfg_path).unwrap();
+    let flip = |cfg: &str, name: &str, from: bool| {
+        let flipped = cfg.replace(&format!("{name} = {from}"), &format!("{name} = {}", !from));
+        assert_ne!(cfg, flipped, "{name} = {from} is in node0's config");
+        flipped
+    };
+    let cfg = match off {
+        Some(name) => flip(&cfg, name, true),
+        None => cfg,
+    };
+    let switched = flip(&cfg, on, false);
+    std::fs::write(&cfg_path, switched).unwrap();
+    net.restart(0);
+}
+
+/// A proven query of node 0, from genesis, asked again while node 0 is
+/// still starting (a connection error) or serves no proof yet.
+fn query_when_up(net: &Testnet, args: &[&str]) -> Output {
+    let genesis = net.genesis();
+    let t0 = Instant::now();
+    loop {
+        let out = query(net, 0, args, &["--genesis", genesis.to_str().unwrap()]);
+        let err = String::from_utf8_lossy(&out.stderr).to_string();
+        let refused = err.contains("does not verify") || err.contains("left");
+        if out.status.success() || refused || t0.elapsed() > WAIT {
+            return out;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
 fn first_value(v: &Value) -> &Value {
     &v["values"][0]["value"]
 }
@@ -406,36 +447,20 @@ fn state_answers_are_proven_against_certified_headers() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("did not verify"), "{err}");
 
-    // A node that forges the proven value is caught.
-    let pid = net.pid(0);
-    signal(pid, "KILL");
-    let t0 = Instant::now();
-    while alive(pid) {
-        assert!(t0.elapsed() < WAIT, "node0 survived SIGKILL");
-        std::thread::sleep(Duration::from_millis(50));
+    // A node that leaves an item out of a list is caught: its pages still
+    // prove the count.
+    switch_node0(&mut net, None, "hide_listed_items");
+    let delegator = net.manifest["delegators"][0]["address"].as_str().unwrap();
+    for list in [&["delegations", delegator][..], &["slashes"]] {
+        let out = query_when_up(&net, list);
+        assert!(!out.status.success(), "a list missing an item was accepted");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains("left 1 of the"), "{err}");
     }
-    let cfg_path = net.home(0).join("config.toml");
-    let cfg = std::fs::read_to_string(&cfg_path).unwrap();
-    let switched = cfg.replace("tamper_state_proofs = false", "tamper_state_proofs = true");
-    assert_ne!(cfg, switched, "the switch is in node0's config");
-    std::fs::write(&cfg_path, switched).unwrap();
-    net.restart(0);
-    let genesis = net.genesis();
-    let t0 = Instant::now();
-    let out = loop {
-        let out = query(
-            &net,
-            0,
-            &["account", &op],
-            &["--genesis", genesis.to_str().unwrap()],
-        );
-        let err = String::from_utf8_lossy(&out.stderr).to_string();
-        // Until node0 listens again the error is a connection error.
-        if out.status.success() || err.contains("does not verify") || t0.elapsed() > WAIT {
-            break out;
-        }
-        std::thread::sleep(Duration::from_millis(200));
-    };
+
+    // A node that forges the proven value is caught.
+    switch_node0(&mut net, Some("hide_listed_items"), "tamper_state_proofs");
+    let out = query_when_up(&net, &["account", &op]);
     assert!(!out.status.success(), "a forged value was accepted");
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
