@@ -165,9 +165,7 @@ impl Api {
         .map_err(|_| ApiError::Unavailable("the evidence checker stopped".into()))?;
         checked.map_err(|e| ApiError::FailedPrecondition(format!("evidence refused: {e}")))
     }
-}
 
-impl Api {
     /// A page of a list read from the ledger view (empty if the view is
     /// unavailable), without its first item under
     /// `testing.hide_listed_items`.

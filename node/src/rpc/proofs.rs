@@ -82,17 +82,13 @@ pub fn of_page<T>(
     key: impl Fn(&T) -> Result<Vec<u8>, Status>,
     count_key: Vec<u8>,
 ) -> Result<ProvenPage, Status> {
-    if !prove {
-        return Ok(ProvenPage {
-            items: Vec::new(),
-            count: None,
-        });
-    }
-    let mut keys = items.iter().map(key).collect::<Result<Vec<_>, _>>()?;
-    keys.push(count_key);
-    let mut proofs = api.prove(&keys)?;
+    let mut proofs = of_keys(api, prove, || {
+        let mut keys = items.iter().map(key).collect::<Result<Vec<_>, _>>()?;
+        keys.push(count_key);
+        Ok(keys)
+    })?;
     let count = proofs.pop();
-    debug_assert_eq!(proofs.len(), items.len(), "a proof per key");
+    debug_assert!(!prove || proofs.len() == items.len(), "a proof per key");
     Ok(ProvenPage {
         items: proofs,
         count,

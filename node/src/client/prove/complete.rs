@@ -17,6 +17,12 @@ use super::{Item, ProveQueryError};
 use crate::client::pages::MAX_PAGES;
 use crate::client::query::QueryKind;
 
+/// Whether every item and counting leaf was proven at one height.
+pub(super) fn one_height<'a>(mut proven: impl Iterator<Item = &'a Item>) -> bool {
+    let first = proven.next().map(|i| i.proof.height);
+    proven.all(|i| Some(i.proof.height) == first)
+}
+
 /// The count the proven counting leaf gives for `q`'s list (its proof
 /// verified already). An absent account holds nothing.
 fn counted(q: &QueryKind, counter: &Item) -> Result<u64, ProveQueryError> {
@@ -67,12 +73,7 @@ pub(super) fn check(
         let why = format!("the list has more than the {MAX_PAGES} pages followed");
         return Ok(Some(json!({"complete": null, "why": why})));
     }
-    let heights: BTreeSet<u64> = listed
-        .iter()
-        .chain(counters)
-        .map(|i| i.proof.height)
-        .collect();
-    if heights.len() > 1 {
+    if !one_height(listed.iter().chain(counters)) {
         let why = "the pages were proven at different heights (blocks committed between them)";
         return Ok(Some(json!({"complete": null, "why": why})));
     }

@@ -174,9 +174,8 @@ async fn ask_at_one_height(
     let mut attempt = 1;
     loop {
         let answer = ask_pages(c, q, page_size).await?;
-        let mut heights = answer.items.iter().chain(&answer.counters);
-        let first = heights.next().map(|i| i.proof.height);
-        if attempt == LIST_ATTEMPTS || heights.all(|i| Some(i.proof.height) == first) {
+        let proven = answer.items.iter().chain(&answer.counters);
+        if attempt == LIST_ATTEMPTS || complete::one_height(proven) {
             return Ok(answer);
         }
         attempt += 1;
@@ -184,8 +183,8 @@ async fn ask_at_one_height(
 }
 
 /// Verifies each proof against the app hash certified for its height.
-fn verify_all(
-    items: &[Item],
+fn verify_all<'a>(
+    items: impl IntoIterator<Item = &'a Item>,
     heights: &BTreeMap<u64, (Hash, Value)>,
 ) -> Result<(), ProveQueryError> {
     for item in items {
@@ -278,10 +277,8 @@ pub async fn run(
         counters,
         more,
     } = ask_at_one_height(&c, q, page_size).await?;
-    let all: Vec<&Item> = items.iter().chain(&counters).collect();
-    let heights = certify_heights(&mut certifier, all.iter().copied()).await?;
-    verify_all(&items, &heights)?;
-    verify_all(&counters, &heights)?;
+    let heights = certify_heights(&mut certifier, items.iter().chain(&counters)).await?;
+    verify_all(items.iter().chain(&counters), &heights)?;
     let complete = complete::check(q, &items, &counters, more)?;
     let items: Vec<Item> = items.into_iter().filter(|i| shown(q, i)).collect();
     let values: Vec<Value> = items
