@@ -136,6 +136,9 @@ pub struct P2pConfig {
     pub peers: Vec<SocketAddr>,
     /// Connections at most.
     pub max_peers: usize,
+    /// Inbound connections from addresses not in `peers` that one IPv4
+    /// address or IPv6 /64 may hold at most (bans bind to the same unit).
+    pub max_strangers_per_network: usize,
 }
 
 /// The least `grpc.silent_client_secs`: a keep-alive ping every second.
@@ -373,6 +376,7 @@ impl Default for P2pConfig {
             listen: SocketAddr::from(([0, 0, 0, 0], 26656)),
             peers: Vec::new(),
             max_peers: 200,
+            max_strangers_per_network: crate::transport::DEFAULT_STRANGERS_PER_NETWORK,
         }
     }
 }
@@ -466,8 +470,8 @@ impl Config {
         if self.mempool.max_txs == 0 || self.mempool.max_bytes == 0 {
             return Err("mempool limits must be positive".into());
         }
-        if self.p2p.max_peers == 0 {
-            return Err("p2p.max_peers must be positive".into());
+        if self.p2p.max_peers == 0 || self.p2p.max_strangers_per_network == 0 {
+            return Err("p2p.max_peers and p2p.max_strangers_per_network must be positive".into());
         }
         if self.grpc.silent_client_secs < MIN_SILENT_CLIENT_SECS {
             return Err(format!(

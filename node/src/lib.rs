@@ -14,6 +14,7 @@ pub mod error_text;
 pub mod explorer;
 pub mod genesis;
 pub mod home;
+pub mod host_network;
 pub mod http;
 pub mod keys;
 pub mod logging;

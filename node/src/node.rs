@@ -171,6 +171,7 @@ impl Node {
         );
         tcfg.peers = config.p2p.peers.clone();
         tcfg.max_peers = config.p2p.max_peers;
+        tcfg.max_strangers_per_network = config.p2p.max_strangers_per_network;
         tcfg.metrics = metrics.clone();
         if config.testing.disable_bans {
             tracing::error!(

@@ -319,6 +319,51 @@ async fn a_configured_validator_connects_when_strangers_fill_the_table() {
     a.shutdown().await;
 }
 
+/// One host cannot take the stranger slots by presenting a fresh
+/// certificate per connection: from one socket (on loopback the unit a
+/// network stands for, see `transport/score.rs`) the node admits
+/// `max_strangers_per_network` (2 here) and refuses the rest as
+/// `network_slots`, while the table still has room for a stranger from
+/// elsewhere. Checked that it fails: with the per-network share left out of
+/// `stranger_room`, all five from the one socket got in.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_network_holds_only_its_share_of_the_stranger_slots() {
+    let metrics = Metrics::new();
+    let mut cfg = config(local(), vec![]);
+    cfg.max_peers = 10;
+    cfg.max_strangers_per_network = 2;
+    cfg.metrics = metrics.clone();
+    let (a, mut ra) = Transport::start(cfg).unwrap();
+    let a_addr = a.local_addr().unwrap();
+    let net = chain("agora-test");
+    let host = client_endpoint();
+    let mut got = Vec::new();
+    for seed in 40u8..45 {
+        let id = TlsIdentity::generate().unwrap();
+        if let Ok(c) = connect(&host, a_addr, &net, &GENESIS, Some(&key(seed)), &id).await {
+            got.push(c);
+        }
+    }
+    assert_eq!(got.len(), 2, "one socket held more than its share");
+    wait_until(&mut ra, || a.peers().len() == 2).await;
+    assert_eq!(metrics.budget_drops(BudgetKind::NetworkSlots), 3);
+    assert_eq!(metrics.budget_drops(BudgetKind::Slots), 0);
+    let elsewhere = client_endpoint();
+    let other = connect(
+        &elsewhere,
+        a_addr,
+        &net,
+        &GENESIS,
+        Some(&key(46)),
+        &TlsIdentity::generate().unwrap(),
+    )
+    .await
+    .expect("a stranger from another network still gets a slot");
+    wait_until(&mut ra, || a.peers().len() == 3).await;
+    drop((got, other));
+    a.shutdown().await;
+}
+
 /// Strangers dialling at once cannot overfill the table: admission is
 /// checked again, under the table's lock, when each handshake is done.
 /// Before, only the check when a connection arrived existed, and every

@@ -122,10 +122,13 @@ pub enum BudgetKind {
     /// it, and refuses its account's later nonces as gaps, until a block
     /// carries it).
     TxVerifier = 6,
+    /// An incoming connection from a stranger whose network (IPv4 address
+    /// or IPv6 /64) holds its share of the stranger slots already.
+    NetworkSlots = 7,
 }
 
 /// `kind` label values, by [`BudgetKind`].
-pub(super) const BUDGET_NAMES: [&str; 7] = [
+pub(super) const BUDGET_NAMES: [&str; 8] = [
     "checks",
     "serve",
     "outbound",
@@ -133,6 +136,7 @@ pub(super) const BUDGET_NAMES: [&str; 7] = [
     "slots",
     "banned_address",
     "tx_verifier",
+    "network_slots",
 ];
 
 /// What a connected peer is (the `kind` label of `agora_peers`).

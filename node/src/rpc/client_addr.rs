@@ -1,15 +1,10 @@
-//! Who a per-address limit counts: the client's network, not its literal
-//! address, and the shares of a pool of places each network may hold.
-//!
-//! An IPv4 client is its address. An IPv6 client is its /64 network: one
-//! host is commonly given a whole /64 (SLAAC, privacy addresses, a VPS's
-//! allocation), so counting single IPv6 addresses would let one machine
-//! take every place of every per-address limit by picking new source
-//! addresses. An IPv4 address carried in IPv6 (`::ffff:a.b.c.d`, as a
-//! dual-stack listener reports IPv4 clients) is the IPv4 address.
+//! Who a per-address limit counts: the client's network
+//! ([`crate::host_network`]: an IPv4 address or an IPv6 /64), not its
+//! literal address, and the shares of a pool of places each network may
+//! hold.
 
 use std::collections::HashMap;
-use std::net::{IpAddr, Ipv6Addr};
+use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
 
 use tonic::codegen::http;
@@ -19,21 +14,9 @@ use tonic::transport::server::{TcpConnectInfo, TlsConnectInfo};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct ClientAddr(IpAddr);
 
-/// Bits of an IPv6 address that name the client's network.
-const IPV6_NETWORK_BITS: u32 = 64;
-
 impl From<IpAddr> for ClientAddr {
     fn from(ip: IpAddr) -> Self {
-        match ip {
-            IpAddr::V4(_) => Self(ip),
-            IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
-                Some(v4) => Self(IpAddr::V4(v4)),
-                None => {
-                    let mask = u128::MAX << (128 - IPV6_NETWORK_BITS);
-                    Self(IpAddr::V6(Ipv6Addr::from(u128::from(v6) & mask)))
-                }
-            },
-        }
+        Self(crate::host_network::of(ip))
     }
 }
 
@@ -130,14 +113,6 @@ mod tests {
 
     fn addr(s: &str) -> ClientAddr {
         s.parse::<IpAddr>().unwrap().into()
-    }
-
-    #[test]
-    fn an_ipv6_client_is_its_slash_64_and_a_mapped_ipv4_is_the_ipv4() {
-        assert_eq!(addr("2001:db8:1:2::1"), addr("2001:db8:1:2:ffff:1:2:3"));
-        assert_ne!(addr("2001:db8:1:2::1"), addr("2001:db8:1:3::1"));
-        assert_eq!(addr("::ffff:10.0.0.1"), addr("10.0.0.1"));
-        assert_ne!(addr("10.0.0.1"), addr("10.0.0.2"));
     }
 
     #[test]

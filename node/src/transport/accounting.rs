@@ -56,10 +56,10 @@ impl Transport {
     }
 
     /// Whether an address is one of the configured peers': loopback
-    /// addresses match with their port, others by IP.
+    /// addresses match with their port, others by IP (exactly: a stranger
+    /// elsewhere in a configured peer's IPv6 /64 is still a stranger).
     pub(super) fn is_configured(&self, addr: SocketAddr) -> bool {
-        let key = AddrKey::of(addr);
-        self.inner.cfg.peers.iter().any(|p| AddrKey::of(*p) == key)
+        self.inner.cfg.peers.iter().any(|p| same_host(*p, addr))
     }
 
     /// The key to ban `addr` under, or None for a configured peer's address
@@ -69,40 +69,43 @@ impl Transport {
     }
 
     /// Whether an incoming connection from `remote` may start a handshake:
-    /// not from a banned address, and a slot for it (strangers may not take
-    /// the slots reserved for configured peers).
+    /// a configured peer's address always may (its reserved slot; a ban of
+    /// a stranger in its network does not lock it out); a stranger's not
+    /// from a banned network, and only with a stranger slot for it.
     pub(super) fn admits(&self, remote: SocketAddr) -> Result<(), BudgetKind> {
-        if lock(&self.inner.scores).is_addr_banned(&AddrKey::of(remote), Instant::now()) {
-            return Err(BudgetKind::Banned);
-        }
         if self.is_configured(remote) {
             return Ok(());
         }
-        if !self.stranger_slot_free(&lock(&self.inner.peers)) {
-            return Err(BudgetKind::Slots);
+        if lock(&self.inner.scores).is_addr_banned(&AddrKey::of(remote), Instant::now()) {
+            return Err(BudgetKind::Banned);
         }
-        Ok(())
+        self.stranger_slot_free(&lock(&self.inner.peers), remote)
     }
 
-    /// Whether the table has room for one more stranger: at most
-    /// `max_peers` minus the configured peers. Checked when a connection
-    /// arrives and again when its handshake is done, under the table's
-    /// lock: handshakes run concurrently, so the first check alone let up
-    /// to [`super::MAX_HANDSHAKES`] strangers past a full table.
+    /// Whether the table has room for one more stranger from `remote`: at
+    /// most `max_peers` minus the configured peers in all, and at most
+    /// `max_strangers_per_network` from `remote`'s network (so one host
+    /// cannot take every stranger slot by presenting a fresh certificate per
+    /// connection). Checked when a connection arrives and again when its
+    /// handshake is done, under the table's lock: handshakes run
+    /// concurrently, so the first check alone let up to
+    /// [`super::MAX_HANDSHAKES`] strangers past a full table.
     pub(super) fn stranger_slot_free(
         &self,
         peers: &std::collections::HashMap<PeerId, super::PeerEntry>,
-    ) -> bool {
-        let stranger_slots = self
-            .inner
-            .cfg
-            .max_peers
-            .saturating_sub(self.inner.cfg.peers.len());
+        remote: SocketAddr,
+    ) -> Result<(), BudgetKind> {
+        let cfg = &self.inner.cfg;
         let strangers = peers
             .values()
-            .filter(|e| !self.is_configured(e.remote))
-            .count();
-        strangers < stranger_slots
+            .map(|e| e.remote)
+            .filter(|r| !self.is_configured(*r));
+        stranger_room(
+            strangers,
+            remote,
+            cfg.max_peers.saturating_sub(cfg.peers.len()),
+            cfg.max_strangers_per_network,
+        )
     }
 
     /// Whether a block request of `peer` may be served now (its serving
@@ -125,6 +128,38 @@ impl Transport {
     }
 }
 
+/// Whether `a` and `b` are one host's address: the same IP (an IPv4 address
+/// in IPv6 is the IPv4 address), and on loopback the same port too (see
+/// [`super::score`]).
+fn same_host(a: SocketAddr, b: SocketAddr) -> bool {
+    let ip = a.ip().to_canonical();
+    ip == b.ip().to_canonical() && (!ip.is_loopback() || a.port() == b.port())
+}
+
+/// Whether one more stranger from `remote` fits beside `strangers` (the
+/// connected strangers' addresses): fewer than `slots` in all and fewer than
+/// `per_network` under `remote`'s [`AddrKey`].
+fn stranger_room(
+    strangers: impl Iterator<Item = SocketAddr>,
+    remote: SocketAddr,
+    slots: usize,
+    per_network: usize,
+) -> Result<(), BudgetKind> {
+    let key = AddrKey::of(remote);
+    let (mut all, mut same) = (0usize, 0usize);
+    for r in strangers {
+        all += 1;
+        same += usize::from(AddrKey::of(r) == key);
+    }
+    if all >= slots {
+        Err(BudgetKind::Slots)
+    } else if same >= per_network {
+        Err(BudgetKind::NetworkSlots)
+    } else {
+        Ok(())
+    }
+}
+
 /// The signature and pairing checks a message may cost the node (see
 /// [`super::budget`]): what its peer's check bucket is charged before delivery.
 pub fn check_cost(kind: &Kind) -> u64 {
@@ -133,5 +168,51 @@ pub fn check_cost(kind: &Kind) -> u64 {
         Kind::Proposal(_) | Kind::Evidence(_) => 2,
         Kind::BlockResponse(r) => r.blocks.len() as u64,
         _ => 0,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn a(s: &str) -> SocketAddr {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn one_host_is_one_ip_or_on_loopback_one_socket() {
+        assert!(same_host(a("192.0.2.1:1"), a("192.0.2.1:2")));
+        assert!(same_host(a("[::ffff:192.0.2.1]:1"), a("192.0.2.1:2")));
+        assert!(!same_host(a("127.0.0.1:1"), a("127.0.0.1:2")));
+        // A configured IPv6 address vouches for itself, not for its /64.
+        assert!(!same_host(a("[2001:db8::1]:1"), a("[2001:db8::2]:1")));
+    }
+
+    /// Strangers count against the table and against their network: the
+    /// fifth from one /64 is refused while the table has room, a stranger
+    /// from another network is not, and a full table refuses everyone.
+    #[test]
+    fn a_network_holds_at_most_its_share_of_the_stranger_slots() {
+        let held: Vec<SocketAddr> = (1..=4)
+            .map(|i| a(&format!("[2001:db8:0:1::{i}]:9000")))
+            .chain([a("192.0.2.1:9000")])
+            .collect();
+        let room = |remote, slots| stranger_room(held.iter().copied(), a(remote), slots, 4);
+        assert_eq!(
+            room("[2001:db8:0:1:ffff::9]:1", 10),
+            Err(BudgetKind::NetworkSlots)
+        );
+        assert_eq!(room("[2001:db8:0:2::1]:1", 10), Ok(()));
+        assert_eq!(
+            room("192.0.2.1:1", 10),
+            Ok(()),
+            "one of four from that IPv4"
+        );
+        assert_eq!(room("192.0.2.2:1", 5), Err(BudgetKind::Slots));
+        // On loopback the unit is one socket: another port is another host.
+        let local = [a("127.0.0.1:5000"); 4];
+        let room = |remote| stranger_room(local.iter().copied(), a(remote), 10, 4);
+        assert_eq!(room("127.0.0.1:5000"), Err(BudgetKind::NetworkSlots));
+        assert_eq!(room("127.0.0.1:5001"), Ok(()));
     }
 }

@@ -14,6 +14,11 @@ use super::{
 };
 use crate::metrics::Metrics;
 
+/// The stranger slots one network may hold by default: a few nodes behind
+/// one NAT, or a sentry pair, fit; one host cannot take the table (200
+/// slots by default) by presenting a fresh certificate per connection.
+pub const DEFAULT_STRANGERS_PER_NETWORK: usize = 4;
+
 /// Settings of a [`Transport`].
 ///
 /// [`Transport`]: super::Transport
@@ -33,6 +38,10 @@ pub struct TransportConfig {
     pub peers: Vec<SocketAddr>,
     /// Connections at most (inbound and outbound).
     pub max_peers: usize,
+    /// Of the stranger slots (inbound, not from a configured address), the
+    /// most one network holds: an IPv4 address or IPv6 /64, or one ip:port
+    /// on loopback ([`DEFAULT_STRANGERS_PER_NETWORK`] by default).
+    pub max_strangers_per_network: usize,
     /// First reconnection delay.
     pub backoff_initial: Duration,
     /// Largest reconnection delay.
@@ -87,6 +96,7 @@ impl TransportConfig {
             tls,
             peers: Vec::new(),
             max_peers: 200,
+            max_strangers_per_network: DEFAULT_STRANGERS_PER_NETWORK,
             backoff_initial: Duration::from_millis(100),
             backoff_max: Duration::from_secs(10),
             handshake_timeout: Duration::from_secs(5),

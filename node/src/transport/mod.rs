@@ -53,7 +53,7 @@ use tokio::sync::{Semaphore, mpsc, watch};
 use tracing::debug;
 
 use crate::metrics::BudgetKind;
-pub use config::TransportConfig;
+pub use config::{DEFAULT_STRANGERS_PER_NETWORK, TransportConfig};
 pub use error::TransportError;
 pub use event::{EventBytes, PeerInfo, TransportEvent};
 pub use hello::PeerIdentity;

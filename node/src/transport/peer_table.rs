@@ -16,7 +16,6 @@ use super::handshake::Handshaken;
 use super::hello::PeerIdentity;
 use super::outbound::write_loop;
 use super::{PeerId, Transport, TransportEvent, close_code, lock};
-use crate::metrics::BudgetKind;
 
 /// A connected peer: its connection, what it proved, and its outbound queue
 /// and budgets.
@@ -92,8 +91,11 @@ impl Transport {
         {
             let mut peers = lock(&self.inner.peers);
             let stranger = !outbound && !self.is_configured(conn.remote_address());
-            if stranger && !peers.contains_key(&peer) && !self.stranger_slot_free(&peers) {
-                self.inner.cfg.metrics.budget_drop(BudgetKind::Slots);
+            if stranger
+                && !peers.contains_key(&peer)
+                && let Err(why) = self.stranger_slot_free(&peers, conn.remote_address())
+            {
+                self.inner.cfg.metrics.budget_drop(why);
                 conn.close(close_code::FULL.into(), b"full");
                 return false;
             }

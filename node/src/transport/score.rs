@@ -11,13 +11,16 @@
 //!
 //! Bans bind to the certificate (the [`PeerId`]) and to the remote address,
 //! so a banned peer cannot come back with a fresh self-signed certificate.
-//! The address is the IP, except on loopback where it is IP *and port*:
+//! The address is the host's network ([`crate::host_network`]: an IPv4
+//! address, or an IPv6 /64, so that a host cannot come back from the next
+//! of its 2⁶⁴ addresses), except on loopback where it is IP *and port*:
 //! every local test node shares 127.0.0.1, and a node's QUIC endpoint dials
 //! from the socket it listens on, so ip:port names one process there.
-//! Addresses in the configuration's `peers` are never banned by address:
-//! the operator vouched for them, and a configured validator behind a NAT
-//! shared with a misbehaving host must still get through; their
-//! certificates are banned like anyone's.
+//! Addresses in the configuration's `peers` are never banned by address
+//! and never refused for a ban of their network: the operator vouched for
+//! them, and a configured validator behind a NAT (or in a /64) shared with
+//! a misbehaving host must still get through; their certificates are
+//! banned like anyone's.
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
@@ -110,11 +113,12 @@ impl ChargeReason {
     }
 }
 
-/// The key an address is banned under: the IP, or ip:port on loopback.
+/// The key an address is banned and counted under: the host's network
+/// (its IPv4 address or IPv6 /64), or ip:port on loopback.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum AddrKey {
-    /// A remote host.
-    Ip(IpAddr),
+    /// A remote host's network ([`crate::host_network::of`]).
+    Network(IpAddr),
     /// A process on this host.
     Loopback(SocketAddr),
 }
@@ -126,7 +130,7 @@ impl AddrKey {
         if ip.is_loopback() {
             Self::Loopback(SocketAddr::new(ip, addr.port()))
         } else {
-            Self::Ip(ip)
+            Self::Network(crate::host_network::of(ip))
         }
     }
 }
@@ -337,5 +341,29 @@ mod tests {
         let c = AddrKey::of("192.0.2.7:1".parse().unwrap());
         let d = AddrKey::of("[::ffff:192.0.2.7]:2".parse().unwrap());
         assert_eq!(c, d, "IPv4-mapped IPv6 is the same host");
+        let e = AddrKey::of("[2001:db8:1:2::1]:1".parse().unwrap());
+        let f = AddrKey::of("[2001:db8:1:2:ab:cd:ef:1]:2".parse().unwrap());
+        let g = AddrKey::of("[2001:db8:1:3::1]:1".parse().unwrap());
+        assert_eq!(e, f, "one /64 is one host");
+        assert_ne!(e, g);
+    }
+
+    /// A ban binds to the network: the banned host's next address in its
+    /// /64 is still banned, another /64 is not. Checked that it fails: with
+    /// keys of whole IPv6 addresses (as before), `next` was admitted.
+    #[test]
+    fn a_ban_covers_the_hosts_whole_slash_64() {
+        let mut s = Scores::default();
+        let t0 = Instant::now();
+        let peer = PeerId([7; 32]);
+        let at = AddrKey::of("[2001:db8:0:1::5]:4000".parse().unwrap());
+        assert_eq!(
+            s.charge(peer, Some(at), ChargeReason::BadBlock, BAN, t0),
+            Verdict::Banned(BAN)
+        );
+        let next = AddrKey::of("[2001:db8:0:1:9999::1]:4000".parse().unwrap());
+        let other = AddrKey::of("[2001:db8:0:2::5]:4000".parse().unwrap());
+        assert!(s.is_addr_banned(&next, t0));
+        assert!(!s.is_addr_banned(&other, t0));
     }
 }
