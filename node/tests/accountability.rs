@@ -7,11 +7,12 @@
 mod support;
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use agora_node::metrics::{BudgetKind, Metrics};
 use agora_node::transport::{
-    PeerId, TlsIdentity, Transport, TransportConfig, TransportEvent, close_code, wire,
+    PeerId, TlsIdentity, Transport, TransportConfig, TransportEvent, close_code, tls, wire,
 };
 use agora_validator::{ChainId, SecretKey};
 use support::raw_peer::{client_endpoint, closed_with, connect, filler_vote, send_raw};
@@ -361,6 +362,86 @@ async fn one_network_holds_only_its_share_of_the_stranger_slots() {
     .expect("a stranger from another network still gets a slot");
     wait_until(&mut ra, || a.peers().len() == 3).await;
     drop((got, other));
+    a.shutdown().await;
+}
+
+/// A QUIC connection from `ep` that never sends its Hello: the node holds
+/// a handshake place for it until its handshake timeout.
+async fn without_hello(
+    ep: &quinn::Endpoint,
+    server: SocketAddr,
+) -> Result<quinn::Connection, String> {
+    let id = TlsIdentity::generate().unwrap();
+    let (_, client) = tls::quic_configs(&id, Arc::new(quinn::TransportConfig::default())).unwrap();
+    let connecting = ep
+        .connect_with(client, server, "agora")
+        .map_err(|e| e.to_string())?;
+    connecting.await.map_err(|e| e.to_string())
+}
+
+/// Handshake places are shared out by network, and taken only by senders
+/// that receive at their address. Eight sources whose answers go nowhere
+/// (a relay passing their packets and dropping the replies, as for spoofed
+/// addresses) are each sent a Retry and hold nothing: with one place per
+/// network and four in all, a real stranger still gets through. One socket
+/// holding its place with a QUIC connection that never says Hello is
+/// refused a second (`network_handshakes`). Checked that it fails: without
+/// the Retry the eight held all four places (the stranger was refused), and
+/// without the share the one socket took a second place.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn handshake_places_go_to_validated_senders_a_share_per_network() {
+    let metrics = Metrics::new();
+    let mut cfg = config(local(), vec![]);
+    cfg.max_handshakes = 4;
+    cfg.handshake_timeout = Duration::from_secs(20);
+    cfg.metrics = metrics.clone();
+    let (a, mut ra) = Transport::start(cfg).unwrap();
+    let a_addr = a.local_addr().unwrap();
+    let net = chain("agora-test");
+
+    let relay = support::relay::Relay::start(local(), a_addr).unwrap();
+    relay.set_replies_blocked(true);
+    let spoofers: Vec<_> = (0..8)
+        .map(|_| {
+            let front = relay.front();
+            tokio::spawn(async move {
+                let ep = client_endpoint();
+                let _ = timeout(DEADLINE, without_hello(&ep, front)).await;
+            })
+        })
+        .collect();
+    let end = Instant::now() + DEADLINE;
+    while metrics.address_validations() < 8 {
+        assert!(
+            Instant::now() < end,
+            "the spoofed sources were not all seen"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let honest = client_endpoint();
+    connect(
+        &honest,
+        a_addr,
+        &net,
+        &GENESIS,
+        Some(&key(50)),
+        &TlsIdentity::generate().unwrap(),
+    )
+    .await
+    .expect("a place for a sender that proves its address");
+    wait_until(&mut ra, || a.peers().len() == 1).await;
+
+    let host = client_endpoint();
+    let _held = without_hello(&host, a_addr)
+        .await
+        .expect("the socket's one place");
+    let second = without_hello(&host, a_addr).await;
+    assert!(second.is_err(), "one socket took two handshake places");
+    assert_eq!(metrics.budget_drops(BudgetKind::NetworkHandshakes), 1);
+    assert_eq!(metrics.budget_drops(BudgetKind::Handshakes), 0);
+    for s in spoofers {
+        s.abort();
+    }
     a.shutdown().await;
 }
 

@@ -28,6 +28,7 @@ const MAX_DATAGRAM: usize = 65_535;
 pub struct Relay {
     front: SocketAddr,
     blocked: Arc<AtomicBool>,
+    replies_blocked: Arc<AtomicBool>,
     stop: Arc<AtomicBool>,
     threads: Arc<Mutex<Vec<JoinHandle<()>>>>,
 }
@@ -40,14 +41,21 @@ impl Relay {
         socket.set_read_timeout(Some(POLL))?;
         let front = socket.local_addr()?;
         let blocked = Arc::new(AtomicBool::new(false));
+        let replies_blocked = Arc::new(AtomicBool::new(false));
         let stop = Arc::new(AtomicBool::new(false));
         let threads = Arc::new(Mutex::new(Vec::new()));
-        let (b, s, t) = (blocked.clone(), stop.clone(), threads.clone());
-        let main = std::thread::spawn(move || forward_loop(socket, target, b, s, t));
+        let flags = Flags {
+            blocked: blocked.clone(),
+            replies_blocked: replies_blocked.clone(),
+            stop: stop.clone(),
+        };
+        let t = threads.clone();
+        let main = std::thread::spawn(move || forward_loop(socket, target, flags, t));
         lock(&threads).push(main);
         Ok(Relay {
             front,
             blocked,
+            replies_blocked,
             stop,
             threads,
         })
@@ -61,6 +69,14 @@ impl Relay {
     /// Drops (true) or passes (false) every datagram from now on.
     pub fn set_blocked(&self, blocked: bool) {
         self.blocked.store(blocked, Ordering::SeqCst);
+    }
+
+    /// Drops (true) or passes (false) every datagram from the target back to
+    /// the sources from now on: the sources then look, to the target, like
+    /// senders of spoofed addresses (their packets arrive, answers go
+    /// nowhere).
+    pub fn set_replies_blocked(&self, blocked: bool) {
+        self.replies_blocked.store(blocked, Ordering::SeqCst);
     }
 }
 
@@ -85,15 +101,23 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
+/// The switches every relay thread reads.
+#[derive(Clone)]
+struct Flags {
+    blocked: Arc<AtomicBool>,
+    replies_blocked: Arc<AtomicBool>,
+    stop: Arc<AtomicBool>,
+}
+
 /// Front socket → target, opening one upstream socket (and one reply
 /// thread) per source address.
 fn forward_loop(
     front: Arc<UdpSocket>,
     target: SocketAddr,
-    blocked: Arc<AtomicBool>,
-    stop: Arc<AtomicBool>,
+    flags: Flags,
     threads: Arc<Mutex<Vec<JoinHandle<()>>>>,
 ) {
+    let Flags { blocked, stop, .. } = flags.clone();
     let mut sessions: HashMap<SocketAddr, Arc<UdpSocket>> = HashMap::new();
     let mut buf = vec![0u8; MAX_DATAGRAM];
     while !stop.load(Ordering::SeqCst) {
@@ -114,8 +138,8 @@ fn forward_loop(
                 };
                 let u = Arc::new(u);
                 sessions.insert(src, u.clone());
-                let (f, uu, b, s) = (front.clone(), u.clone(), blocked.clone(), stop.clone());
-                let h = std::thread::spawn(move || reply_loop(uu, f, src, b, s));
+                let (f, uu, fl) = (front.clone(), u.clone(), flags.clone());
+                let h = std::thread::spawn(move || reply_loop(uu, f, src, fl));
                 lock(&threads).push(h);
                 u
             }
@@ -137,17 +161,11 @@ fn open_upstream(target: SocketAddr) -> io::Result<UdpSocket> {
 }
 
 /// Target → the source that opened this session.
-fn reply_loop(
-    up: Arc<UdpSocket>,
-    front: Arc<UdpSocket>,
-    src: SocketAddr,
-    blocked: Arc<AtomicBool>,
-    stop: Arc<AtomicBool>,
-) {
+fn reply_loop(up: Arc<UdpSocket>, front: Arc<UdpSocket>, src: SocketAddr, flags: Flags) {
     let mut buf = vec![0u8; MAX_DATAGRAM];
-    while !stop.load(Ordering::SeqCst) {
+    while !flags.stop.load(Ordering::SeqCst) {
         let Ok(n) = up.recv(&mut buf) else { continue };
-        if blocked.load(Ordering::SeqCst) {
+        if flags.blocked.load(Ordering::SeqCst) || flags.replies_blocked.load(Ordering::SeqCst) {
             continue;
         }
         let _ = front.send_to(&buf[..n], src);
@@ -206,6 +224,13 @@ mod tests {
         assert_eq!(
             roundtrip(&a, &relay, b"healed").as_deref(),
             Some(&b"healed"[..])
+        );
+        relay.set_replies_blocked(true);
+        assert_eq!(roundtrip(&b, &relay, b"spoofed"), None);
+        relay.set_replies_blocked(false);
+        assert_eq!(
+            roundtrip(&b, &relay, b"back").as_deref(),
+            Some(&b"back"[..])
         );
         drop(relay);
         stop.store(true, Ordering::SeqCst);

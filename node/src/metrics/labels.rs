@@ -125,10 +125,13 @@ pub enum BudgetKind {
     /// An incoming connection from a stranger whose network (IPv4 address
     /// or IPv6 /64) holds its share of the stranger slots already.
     NetworkSlots = 7,
+    /// An incoming connection from a network with its share (a quarter) of
+    /// the handshake places in progress already.
+    NetworkHandshakes = 8,
 }
 
 /// `kind` label values, by [`BudgetKind`].
-pub(super) const BUDGET_NAMES: [&str; 8] = [
+pub(super) const BUDGET_NAMES: [&str; 9] = [
     "checks",
     "serve",
     "outbound",
@@ -137,6 +140,7 @@ pub(super) const BUDGET_NAMES: [&str; 8] = [
     "banned_address",
     "tx_verifier",
     "network_slots",
+    "network_handshakes",
 ];
 
 /// What a connected peer is (the `kind` label of `agora_peers`).

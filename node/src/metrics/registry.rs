@@ -67,6 +67,9 @@ pub struct Metrics {
     /// Connections from an incarnation of a peer that this node had
     /// superseded earlier: two processes present that peer's identity.
     pub(super) peer_copies_seen: AtomicU64,
+    /// Incoming connections answered with a QUIC Retry (stateless address
+    /// validation) before any handshake place was given.
+    pub(super) address_validations: AtomicU64,
     /// Connected peers, by [`PeerKind`].
     pub(super) peers: [AtomicU64; PEER_KIND_NAMES.len()],
     /// Commit certificates verified and valid, by [`CertificateSource`].
@@ -161,6 +164,16 @@ impl Metrics {
     /// Connections peers closed for another process presenting our identity.
     pub fn connections_superseded(&self) -> u64 {
         self.connections_superseded.load(Ordering::Relaxed)
+    }
+
+    /// Counts an incoming connection asked to prove its address (a Retry).
+    pub fn address_validation(&self) {
+        Self::inc(&self.address_validations);
+    }
+
+    /// Incoming connections asked to prove their address (Retries sent).
+    pub fn address_validations(&self) -> u64 {
+        self.address_validations.load(Ordering::Relaxed)
     }
 
     /// Counts a peer identity seen from an incarnation it had superseded.

@@ -8,14 +8,24 @@ use std::time::Duration;
 
 use tracing::{debug, warn};
 
+use tokio::sync::OwnedSemaphorePermit;
+
 use super::error::ConnectError;
+use super::score::AddrKey;
 use super::{PeerId, Transport};
+use crate::host_network::Share;
 use crate::metrics::BudgetKind;
+
+/// What a handshake in progress holds: its network's share, and a
+/// stranger's permit.
+type HandshakePlace = (Share<AddrKey>, Option<OwnedSemaphorePermit>);
 
 impl Transport {
     /// Accepts incoming connections until shutdown: refuses those not
-    /// admitted or past the handshake bound, and handshakes with the rest
-    /// (each in its own task, within the handshake timeout).
+    /// admitted, makes every other one prove its address first (a QUIC
+    /// Retry, see [`Self::handshake_place`]), refuses those past the
+    /// handshake bounds, and handshakes with the rest (each in its own task,
+    /// within the handshake timeout).
     pub(super) async fn accept_loop(self) {
         let mut stop = self.inner.shutdown.subscribe();
         loop {
@@ -31,14 +41,26 @@ impl Transport {
                 incoming.refuse();
                 continue;
             }
-            let Ok(permit) = self.inner.handshakes.clone().try_acquire_owned() else {
-                self.inner.cfg.metrics.budget_drop(BudgetKind::Handshakes);
-                incoming.refuse();
+            if !incoming.remote_address_validated() {
+                // Stateless: one small packet, nothing held. Only a sender
+                // that receives at `remote` can answer it.
+                self.inner.cfg.metrics.address_validation();
+                if let Err(e) = incoming.retry() {
+                    e.into_incoming().refuse();
+                }
                 continue;
+            }
+            let place = match self.handshake_place(remote) {
+                Ok(place) => place,
+                Err(why) => {
+                    self.inner.cfg.metrics.budget_drop(why);
+                    incoming.refuse();
+                    continue;
+                }
             };
             let t = self.clone();
             tokio::spawn(async move {
-                let _permit = permit;
+                let _place = place;
                 let res = tokio::time::timeout(t.inner.cfg.handshake_timeout, async {
                     let conn = incoming.await?;
                     t.handshake(conn, false).await
@@ -53,6 +75,29 @@ impl Transport {
                 }
             });
         }
+    }
+
+    /// A place for a handshake with `remote` (whose address is validated),
+    /// held until it ends: its network's share (a quarter of
+    /// `max_handshakes`), and for a stranger one of the `max_handshakes`
+    /// permits too. Each place is held up to `handshake_timeout`, so
+    /// without the Retry one spoofed packet per place held it; without the
+    /// share, one host holding every permit kept everyone else out; and a
+    /// configured address needs no permit, so strangers filling them do
+    /// not keep a validator from reconnecting.
+    fn handshake_place(&self, remote: SocketAddr) -> Result<HandshakePlace, BudgetKind> {
+        let share = self
+            .inner
+            .handshake_shares
+            .take(AddrKey::of(remote))
+            .ok_or(BudgetKind::NetworkHandshakes)?;
+        let permit = if self.is_configured(remote) {
+            None
+        } else {
+            let p = self.inner.handshakes.clone().try_acquire_owned();
+            Some(p.map_err(|_| BudgetKind::Handshakes)?)
+        };
+        Ok((share, permit))
     }
 
     /// Keeps a connection to `addr` alive, redialling with exponential backoff.

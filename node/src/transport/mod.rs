@@ -52,6 +52,7 @@ use agora_validator::{ChainId, SecretKey};
 use tokio::sync::{Semaphore, mpsc, watch};
 use tracing::debug;
 
+use crate::host_network::Shares;
 use crate::metrics::BudgetKind;
 pub use config::{DEFAULT_STRANGERS_PER_NETWORK, TransportConfig};
 pub use error::TransportError;
@@ -60,7 +61,7 @@ pub use hello::PeerIdentity;
 use peer_table::PeerEntry;
 use peers::SeenCache;
 pub use score::ChargeReason;
-use score::Scores;
+use score::{AddrKey, Scores};
 pub use tls::TlsIdentity;
 
 /// QUIC application close codes.
@@ -185,8 +186,11 @@ struct Inner {
     peers: Mutex<HashMap<PeerId, PeerEntry>>,
     seen: Mutex<SeenCache>,
     scores: Mutex<Scores>,
-    /// Permits for handshakes in progress.
+    /// Permits for strangers' handshakes in progress (`max_handshakes`).
     handshakes: Arc<Semaphore>,
+    /// Handshakes in progress per network (a stranger's or a configured
+    /// address's), at most a quarter of `max_handshakes` each.
+    handshake_shares: Arc<Shares<AddrKey>>,
     /// Bytes of messages handed to the runner and not yet handled
     /// ([`MAX_EVENT_BYTES`]).
     event_bytes: Arc<Semaphore>,
@@ -258,6 +262,7 @@ impl Transport {
             own_cert,
             seen: Mutex::new(SeenCache::new(cfg.seen_cache)),
             handshakes: Arc::new(Semaphore::new(cfg.max_handshakes.max(1))),
+            handshake_shares: Shares::quarter_of(cfg.max_handshakes.max(1)),
             event_bytes: Arc::new(Semaphore::new(MAX_EVENT_BYTES)),
             cfg,
             peers: Mutex::new(HashMap::new()),

@@ -202,6 +202,13 @@ impl Metrics {
         );
         single(
             o,
+            "agora_address_validations_total",
+            "counter",
+            "Incoming peer connections answered with a QUIC Retry: each must prove it receives at its source address before it takes a handshake place.",
+            &self.address_validations,
+        );
+        single(
+            o,
             "agora_peer_identity_copies_total",
             "counter",
             "Connections from an incarnation of a peer that this node had superseded: two processes present that peer's TLS identity (a copy of its home is running).",
