@@ -174,6 +174,10 @@ pub struct GrpcConfig {
     /// Seconds a connection may send nothing (no request, no answer to the
     /// server's keep-alive ping) before it is closed.
     pub silent_client_secs: u64,
+    /// Seconds an answer may wait on its client (ready to send, no room in
+    /// the client's window) before the connection is closed and the places
+    /// its answers held are freed (at least 1).
+    pub stalled_answer_secs: u64,
     /// PEM certificate chain for TLS on the gRPC listener (with
     /// `tls_key_file`; relative to the home folder). Unset: plain TCP.
     pub tls_cert_file: Option<std::path::PathBuf>,
@@ -199,6 +203,7 @@ impl GrpcConfig {
             silent_client: std::time::Duration::from_secs(
                 self.silent_client_secs.max(MIN_SILENT_CLIENT_SECS),
             ),
+            stalled_answer: std::time::Duration::from_secs(self.stalled_answer_secs.max(1)),
         }
     }
 }
@@ -396,6 +401,7 @@ impl Default for GrpcConfig {
             max_block_ranges: l.max_block_ranges,
             max_large_answers: l.max_large_answers,
             silent_client_secs: l.silent_client.as_secs(),
+            stalled_answer_secs: l.stalled_answer.as_secs(),
             tls_cert_file: None,
             tls_key_file: None,
         }
@@ -473,6 +479,9 @@ impl Config {
         if self.p2p.max_peers == 0 || self.p2p.max_strangers_per_network == 0 {
             return Err("p2p.max_peers and p2p.max_strangers_per_network must be positive".into());
         }
+        if self.grpc.stalled_answer_secs == 0 {
+            return Err("grpc.stalled_answer_secs must be at least 1".into());
+        }
         if self.grpc.silent_client_secs < MIN_SILENT_CLIENT_SECS {
             return Err(format!(
                 "grpc.silent_client_secs must be at least {MIN_SILENT_CLIENT_SECS} (the server pings an idle client every third of it), not {}",
@@ -516,6 +525,22 @@ mod tests {
         assert_eq!(c.p2p.peers.len(), 1);
         assert_eq!(c.grpc, GrpcConfig::default());
         assert!(toml::from_str::<Config>("bogus = 1").is_err());
+    }
+
+    #[test]
+    fn zero_bounds_of_stalled_answers_and_strangers_are_refused() {
+        let parse = |text: &str| toml::from_str::<Config>(text).unwrap().validate();
+        let e = parse("[grpc]\nstalled_answer_secs = 0\n").unwrap_err();
+        assert!(e.contains("stalled_answer_secs"), "{e}");
+        let e = parse("[p2p]\nmax_strangers_per_network = 0\n").unwrap_err();
+        assert!(e.contains("max_strangers_per_network"), "{e}");
+        parse("[grpc]\nstalled_answer_secs = 1\n").unwrap();
+        let c = Config::default();
+        assert_eq!(
+            c.grpc.limits().stalled_answer,
+            std::time::Duration::from_secs(30)
+        );
+        assert_eq!(c.p2p.max_strangers_per_network, 4);
     }
 
     #[test]

@@ -6,7 +6,9 @@
 //! server's pings keeps its own, and with `grpc.tls_cert_file` set the
 //! listener speaks TLS only; one client address holds at most
 //! `grpc.max_requests_per_ip` of the places of requests being answered,
-//! over plain TCP and over TLS, and a quarter of the block-range places.
+//! over plain TCP and over TLS, and a quarter of the block-range places;
+//! a client that leaves its answers unread loses its connection after
+//! `grpc.stalled_answer_secs`, and the places they held.
 
 use agora_node::client::connect;
 use agora_proto::v1 as pb;
@@ -407,6 +409,86 @@ async fn one_address_holds_a_quarter_of_the_range_places() {
         .expect("another address is served");
     assert!(served.into_inner().blocks.len() >= 24);
     drop(held);
+    node.stop();
+}
+
+/// A client that keeps its connection alive but never reads loses it after
+/// `grpc.stalled_answer_secs`, and with it the places its answers held.
+/// Two block-range places, each held by a range asked and never read: one
+/// over a stream window of 16 bytes (the answer's first piece waits), one
+/// over a window of 0 (no byte of it can go). Both
+/// places are taken (a third address is refused), then both connections
+/// are closed and the third address is served. Checked that it fails:
+/// without the stall clock (`LimitedConn::poll_stall` never firing) the
+/// places stayed taken until the deadline.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unread_answers_free_their_places_when_their_connection_is_closed() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (mut node, _, _, _) = setup(dir.path());
+    restart_with(&mut node, |cfg| {
+        let g = grpc_table(cfg);
+        g.insert("max_block_ranges".into(), toml::Value::Integer(2));
+        g.insert("stalled_answer_secs".into(), toml::Value::Integer(2));
+    });
+    let (mut q, _) = client(&node).await;
+    // A range of 24 empty blocks is larger than one piece of an answer.
+    wait_height(&mut q, &node, 24).await;
+    let at = |ip: [u8; 4], window: u32| {
+        Endpoint::from_shared(format!("http://{}", node.grpc))
+            .expect("url")
+            .local_address(Some(std::net::IpAddr::from(ip)))
+            .initial_stream_window_size(Some(window))
+    };
+    let range = |ch: tonic::transport::Channel, max_blocks: u32| {
+        let mut q = QueryClient::new(ch);
+        Box::pin(async move {
+            q.get_blocks(pb::GetBlocksRequest {
+                from_height: 1,
+                max_blocks,
+            })
+            .await
+        })
+    };
+    let mut held = Vec::new();
+    for (ip, window) in [([127, 0, 0, 1], 16), ([127, 0, 0, 2], 0)] {
+        let ch = at(ip, window).connect().await.expect("connect");
+        let mut h = range(ch, 256);
+        assert!(poll_once(&mut h).await.is_none(), "answered at once");
+        held.push(h);
+    }
+    let third = at([127, 0, 0, 3], 65_535).connect().await.expect("connect");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let probe = range(third.clone(), 1).await;
+        if matches!(&probe, Err(s) if s.code() == Code::ResourceExhausted) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the unread ranges never held both places\n{}",
+            node.log_tail()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // A place comes free (the third address is served a full range), and
+    // both holders' calls then fail at once: their connections were
+    // closed. (Awaiting a holder earlier would read its answer; a holder
+    // still connected either hangs or reads its answer in full.)
+    eventually("the unread ranges kept their places", &node, || {
+        let answer = range(third.clone(), 256);
+        async move {
+            answer
+                .await
+                .is_ok_and(|r| r.into_inner().blocks.len() >= 24)
+        }
+    })
+    .await;
+    for h in &mut held {
+        let done = tokio::time::timeout(Duration::from_secs(5), h)
+            .await
+            .expect("the stalled connection is still open");
+        assert!(done.is_err(), "an unread range was answered in full");
+    }
     node.stop();
 }
 

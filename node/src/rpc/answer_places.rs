@@ -27,10 +27,13 @@
 //! is refused at once with UNAVAILABLE, never queued.
 //!
 //! A client that never reads keeps the places it got until its connection
-//! ends. That costs the node no more memory than the bound counts, but one
-//! address could then hold every place and leave the others refused, so a
-//! client address holds at most `max_requests_per_ip` of them (a quarter
-//! by default): the rest stay for everyone else.
+//! ends, which the server makes happen once an answer has waited on it for
+//! `stalled_answer` (`stalls`; before session 46 a client that answered
+//! the server's pings kept them for good). Meanwhile it costs the node no
+//! more memory than the bound counts, but one address could hold every
+//! place and leave the others refused, so a client address holds at most
+//! `max_requests_per_ip` of them (a quarter by default): the rest stay for
+//! everyone else.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -41,9 +44,10 @@ use tonic::Status;
 use tonic::body::Body;
 use tonic::codegen::http;
 
-use super::client_addr::{AddressShares, ClientAddr};
+use super::client_addr::{AddressShares, ClientAddr, client_socket};
 use super::limits::MAX_SMALL_ANSWER;
 use super::place_pool::{PlacePool, PoolPlace};
+use super::stalls::{StallBook, StallMark};
 use crate::metrics::{GrpcRefusal, Metrics};
 
 /// A handler's own place, carried in its answer's extensions so that it is
@@ -78,6 +82,9 @@ const GRPC_MESSAGE_PREFIX: usize = 5;
 struct Places {
     _request: PoolPlace,
     own: Option<HeldPlace>,
+    /// The answer's record of waiting on its client (`stalls`); None for a
+    /// request made in process.
+    stall: Option<StallMark>,
 }
 
 /// An answer's body with the places it holds; they are freed when hyper
@@ -108,6 +115,10 @@ impl http_body::Body for HeldBody {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<http_body::Frame<Self::Data>, Self::Error>>> {
         let this = self.get_mut();
+        let stall = this.places.as_ref().and_then(|p| p.stall.as_ref());
+        if let Some(mark) = stall {
+            mark.moving();
+        }
         if this.rest.is_empty() {
             match std::task::ready!(Pin::new(&mut this.inner).poll_frame(cx)) {
                 Some(Ok(frame)) => match frame.into_data() {
@@ -129,6 +140,11 @@ impl http_body::Body for HeldBody {
         }
         let piece = this.rest.split_to(this.rest.len().min(PIECE));
         debug_assert!(piece.len() <= PIECE);
+        // hyper asks for the next piece once h2 has sent this one: until
+        // then the answer waits on the client's window.
+        if let Some(mark) = this.places.as_ref().and_then(|p| p.stall.as_ref()) {
+            mark.waiting();
+        }
         Poll::Ready(Some(Ok(http_body::Frame::data(piece))))
     }
 
@@ -153,6 +169,7 @@ impl http_body::Body for HeldBody {
 pub struct AnswerPlacesLayer {
     places: Arc<PlacePool>,
     metrics: Arc<Metrics>,
+    stalls: Option<Arc<StallBook>>,
 }
 
 impl AnswerPlacesLayer {
@@ -170,7 +187,15 @@ impl AnswerPlacesLayer {
         Self {
             places: Arc::new(places),
             metrics,
+            stalls: None,
         }
+    }
+
+    /// The same layer, recording in `book` (by connection) when each
+    /// answer waits on its client.
+    pub fn watching(mut self, book: Arc<StallBook>) -> Self {
+        self.stalls = Some(book);
+        self
     }
 }
 
@@ -182,6 +207,7 @@ impl<S> tower::Layer<S> for AnswerPlacesLayer {
             inner,
             places: self.places.clone(),
             metrics: self.metrics.clone(),
+            stalls: self.stalls.clone(),
         }
     }
 }
@@ -192,6 +218,7 @@ pub struct AnswerPlaces<S> {
     inner: S,
     places: Arc<PlacePool>,
     metrics: Arc<Metrics>,
+    stalls: Option<Arc<StallBook>>,
 }
 
 /// The future of an answer that got a place.
@@ -221,12 +248,24 @@ where
                 return Box::pin(std::future::ready(Ok(refusal)));
             }
         };
+        let stall = self.stalls.as_ref().and_then(|book| {
+            let socket = client_socket(request.extensions())?;
+            Some(book.of(socket)?.mark())
+        });
         let answer = self.inner.call(request);
         Box::pin(async move {
             let mut response = answer.await?;
+            // Ready to go, so waiting until hyper asks for a piece (hyper
+            // 1.12 asks at once and holds the piece until the client's
+            // window has room; one that waited for room first would never
+            // ask a client whose window stays 0).
+            if let Some(mark) = &stall {
+                mark.waiting();
+            }
             let places = Places {
                 _request: place,
                 own: response.extensions_mut().remove::<HeldPlace>(),
+                stall,
             };
             Ok(response.map(|body| HeldBody::holding(body, places)))
         })

@@ -3,7 +3,7 @@
 //! literal address, and the shares of a pool of places each network may
 //! hold.
 
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 
 use tonic::codegen::http;
 use tonic::transport::server::{TcpConnectInfo, TlsConnectInfo};
@@ -24,20 +24,26 @@ impl ClientAddr {
     /// explorer's gateway calls the query service directly, bounded by its
     /// own connection limit).
     pub fn of_request(extensions: &http::Extensions) -> Option<Self> {
-        extensions
-            .get::<TcpConnectInfo>()
-            .and_then(|c| c.remote_addr)
-            .or_else(|| {
-                extensions
-                    .get::<TlsConnectInfo<TcpConnectInfo>>()
-                    .and_then(|c| c.get_ref().remote_addr)
-            })
-            .map(|a| a.ip().into())
+        client_socket(extensions).map(|a| a.ip().into())
     }
 
     /// The unspecified address: what a request without connection info
     /// counts as where every request must count as someone.
     pub const UNKNOWN: Self = Self(IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED));
+}
+
+/// The client's socket address of a request, from the connection info
+/// tonic puts in it (plain TCP, or TLS over it); None for a request made in
+/// process.
+pub fn client_socket(extensions: &http::Extensions) -> Option<SocketAddr> {
+    extensions
+        .get::<TcpConnectInfo>()
+        .and_then(|c| c.remote_addr)
+        .or_else(|| {
+            extensions
+                .get::<TlsConnectInfo<TcpConnectInfo>>()
+                .and_then(|c| c.get_ref().remote_addr)
+        })
 }
 
 /// A pool's places held per client ([`crate::host_network::Shares`]).

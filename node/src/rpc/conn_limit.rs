@@ -11,6 +11,11 @@
 //! always speaks within the bound: the server pings an idle one every third
 //! of it (`ServerLimits::keepalive`), and the ping's answer is a read.
 //!
+//! An answer that waits on its client (ready, no room in the client's
+//! window) for `stalled_answer` (30 s by default) closes the connection too
+//! (`stalls`): answering pings keeps a connection alive, and its unread
+//! answers held their places for good.
+//!
 //! A refused connection is closed at once, before any HTTP/2 or TLS work.
 //! Each accepted connection carries a [`Slot`] that frees its place when
 //! the connection is dropped, whoever drops it (hyper at the end of the
@@ -18,7 +23,7 @@
 
 use std::future::Future;
 use std::io;
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
@@ -30,6 +35,7 @@ use tokio::time::{Instant, Sleep};
 use tonic::transport::server::{Connected, TcpConnectInfo};
 
 use super::client_addr::{AddressPlace, AddressShares, ClientAddr};
+use super::stalls::{StallBook, Stalls};
 
 /// Counts of open connections, in total and per client address.
 #[derive(Debug)]
@@ -99,44 +105,62 @@ impl Drop for Slot {
     }
 }
 
+/// How long a client may keep the server waiting before its connection is
+/// closed.
+#[derive(Debug, Clone, Copy)]
+pub struct ClientClocks {
+    /// Sending nothing at all.
+    pub silent: Duration,
+    /// Giving no room to an answer ready to go (`stalls`).
+    pub stalled_answer: Duration,
+}
+
 /// An admitted TCP connection: the socket and its [`Slot`].
 #[derive(Debug)]
 pub struct LimitedConn {
     io: TcpStream,
     _slot: Slot,
-    /// How long the client may send nothing.
-    silent_limit: Duration,
+    clocks: ClientClocks,
     /// When the client last sent bytes. A read only records it: the timer
     /// is moved on when it fires, not at every read (a timer-wheel update
     /// per read of a busy connection is work the hot path need not do).
     last_read: Instant,
-    /// Fires `silent_limit` after `last_read` at the earliest.
+    /// Fires `clocks.silent` after `last_read` at the earliest.
     silence: Pin<Box<Sleep>>,
+    /// This connection's answers waiting on the client.
+    stalls: Arc<Stalls>,
+    /// Fires `clocks.stalled_answer` after the oldest waiting answer began
+    /// to wait, once one does.
+    stall: Pin<Box<Sleep>>,
 }
 
 impl LimitedConn {
     /// Admits `io` under `limiter` (setting TCP_NODELAY), or refuses it;
     /// the connection is closed once the client sends nothing for
-    /// `silent_limit`. Must be called within a tokio runtime (its timer).
+    /// `clocks.silent`, or leaves an answer waiting for
+    /// `clocks.stalled_answer`; its answers find it in `book`. Must be
+    /// called within a tokio runtime (its timers).
     pub fn admit(
         io: TcpStream,
         limiter: &Arc<ConnLimiter>,
-        silent_limit: Duration,
+        clocks: ClientClocks,
+        book: &StallBook,
     ) -> Result<Self, Refusal> {
-        let ip = io
+        let peer = io
             .peer_addr()
-            .map(|a| a.ip())
-            .unwrap_or(IpAddr::from([0, 0, 0, 0]));
-        let slot = limiter.admit(ip)?;
+            .unwrap_or(SocketAddr::from(([0, 0, 0, 0], 0)));
+        let slot = limiter.admit(peer.ip())?;
         // Small responses must not wait for the client's delayed ACK
         // (Nagle): without TCP_NODELAY every store-backed query took ~40 ms.
         let _ = io.set_nodelay(true);
         Ok(Self {
             io,
             _slot: slot,
-            silent_limit,
+            clocks,
             last_read: Instant::now(),
-            silence: Box::pin(tokio::time::sleep(silent_limit)),
+            silence: Box::pin(tokio::time::sleep(clocks.silent)),
+            stalls: book.open(peer),
+            stall: Box::pin(tokio::time::sleep(clocks.stalled_answer)),
         })
     }
 }
@@ -162,7 +186,10 @@ impl AsyncRead for LimitedConn {
                 this.last_read = Instant::now();
                 Poll::Ready(Ok(()))
             }
-            Poll::Pending => this.poll_silence(cx),
+            Poll::Pending => match this.poll_silence(cx) {
+                Poll::Pending => this.poll_stall(cx),
+                closed => closed,
+            },
             other => other,
         }
     }
@@ -177,14 +204,43 @@ impl LimitedConn {
             if self.silence.as_mut().poll(cx).is_pending() {
                 return Poll::Pending;
             }
-            let runs_out = self.last_read + self.silent_limit;
+            let runs_out = self.last_read + self.clocks.silent;
             if runs_out <= Instant::now() {
                 return Poll::Ready(Err(io::Error::new(
                     io::ErrorKind::TimedOut,
-                    format!("client sent nothing for {:?}", self.silent_limit),
+                    format!("client sent nothing for {:?}", self.clocks.silent),
                 )));
             }
             self.silence.as_mut().reset(runs_out);
+        }
+    }
+
+    /// While the read is pending: an error once an answer has waited on the
+    /// client for `clocks.stalled_answer`, else the timer armed for the
+    /// oldest waiting answer (none while none waits: an answer that starts
+    /// to wait wakes this task, see [`Stalls::set_reader`]).
+    fn poll_stall(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        self.stalls.set_reader(cx.waker());
+        loop {
+            let Some(since) = self.stalls.oldest() else {
+                return Poll::Pending;
+            };
+            let runs_out = since + self.clocks.stalled_answer;
+            if runs_out <= Instant::now() {
+                return Poll::Ready(Err(io::Error::new(
+                    io::ErrorKind::TimedOut,
+                    format!(
+                        "an answer waited {:?} for the client to read",
+                        self.clocks.stalled_answer
+                    ),
+                )));
+            }
+            if self.stall.deadline() != runs_out {
+                self.stall.as_mut().reset(runs_out);
+            }
+            if self.stall.as_mut().poll(cx).is_pending() {
+                return Poll::Pending;
+            }
         }
     }
 }

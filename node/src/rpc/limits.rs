@@ -103,6 +103,9 @@ pub struct ServerLimits {
     /// never answers (one that opened a socket and holds it without a word)
     /// reaches it.
     pub silent_client: Duration,
+    /// How long an answer may wait on its client (ready, with no room in
+    /// the client's window) before the connection is closed (`stalls`).
+    pub stalled_answer: Duration,
 }
 
 impl ServerLimits {
@@ -127,6 +130,7 @@ impl Default for ServerLimits {
             max_block_ranges: 4,
             max_large_answers: 32,
             silent_client: Duration::from_secs(60),
+            stalled_answer: Duration::from_secs(30),
         }
     }
 }

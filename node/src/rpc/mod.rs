@@ -21,6 +21,7 @@ pub mod proofs;
 pub mod pruned;
 pub mod query;
 pub mod staking;
+pub mod stalls;
 
 pub use api::{ApiError, NodeApi, TxInfo};
 pub use limits::ServerLimits;
@@ -102,7 +103,9 @@ pub async fn serve<A: NodeApi>(
     let staking = StakingServer::new(staking::StakingService::new(api))
         .max_decoding_message_size(limits::MAX_REQUEST_BYTES)
         .max_encoding_message_size(limits::MAX_RESPONSE_BYTES);
-    let incoming = admitted(listener, &limits, metrics.clone());
+    // Each connection's answers waiting on its client (`stalls`).
+    let stall_book = Arc::new(stalls::StallBook::default());
+    let incoming = admitted(listener, &limits, stall_book.clone(), metrics.clone());
     let mut server = tonic::transport::Server::builder();
     if let Some(tls) = tls {
         server = server.tls_config(tls).map_err(|source| RpcError::Tls {
@@ -121,11 +124,14 @@ pub async fn serve<A: NodeApi>(
         .http2_keepalive_interval(Some(limits.keepalive()))
         .http2_keepalive_timeout(Some(limits.keepalive()))
         // Places held until each answer is sent (`answer_places`).
-        .layer(answer_places::AnswerPlacesLayer::new(
-            limits.max_requests,
-            limits.max_requests_per_ip,
-            metrics.clone(),
-        ))
+        .layer(
+            answer_places::AnswerPlacesLayer::new(
+                limits.max_requests,
+                limits.max_requests_per_ip,
+                metrics.clone(),
+            )
+            .watching(stall_book),
+        )
         .add_service(health_service)
         .add_service(reflection)
         .add_service(reflection_alpha)
@@ -141,12 +147,16 @@ pub async fn serve<A: NodeApi>(
 fn admitted(
     listener: tokio::net::TcpListener,
     limits: &ServerLimits,
+    stall_book: Arc<stalls::StallBook>,
     metrics: Arc<Metrics>,
 ) -> impl Stream<Item = std::io::Result<LimitedConn>> {
     let limiter = ConnLimiter::new(limits.max_connections, limits.max_connections_per_ip);
-    let silent_limit = limits.silent_client;
+    let clocks = conn_limit::ClientClocks {
+        silent: limits.silent_client,
+        stalled_answer: limits.stalled_answer,
+    };
     TcpListenerStream::new(listener).filter_map(move |conn| match conn {
-        Ok(io) => match LimitedConn::admit(io, &limiter, silent_limit) {
+        Ok(io) => match LimitedConn::admit(io, &limiter, clocks, &stall_book) {
             Ok(c) => Some(Ok(c)),
             Err(refusal) => {
                 metrics.grpc_refused(match refusal {
