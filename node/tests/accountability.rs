@@ -445,6 +445,42 @@ async fn handshake_places_go_to_validated_senders_a_share_per_network() {
     a.shutdown().await;
 }
 
+/// One network starts at most its burst of handshakes, then its rate: each
+/// costs the node a check of the Hello's key proof, and a valid Hello is
+/// never charged. With a burst of 3 and no refill, three handshakes from one
+/// socket (each connection then dropped) get through, the fourth is
+/// refused (`handshake_rate`), and another socket is not held back.
+/// Checked that it fails: without the rate check the fourth got in.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_network_starts_at_most_its_rate_of_handshakes() {
+    let metrics = Metrics::new();
+    let mut cfg = config(local(), vec![]);
+    cfg.budget.handshakes_per_sec = 0;
+    cfg.budget.handshake_burst = 3;
+    cfg.metrics = metrics.clone();
+    let (a, _ra) = Transport::start(cfg).unwrap();
+    let a_addr = a.local_addr().unwrap();
+    let net = chain("agora-test");
+    let hello = |ep: quinn::Endpoint| {
+        let net = net.clone();
+        async move {
+            let id = TlsIdentity::generate().unwrap();
+            connect(&ep, a_addr, &net, &GENESIS, Some(&key(60)), &id).await
+        }
+    };
+    let host = client_endpoint();
+    for i in 0..3 {
+        let conn = hello(host.clone()).await;
+        assert!(conn.is_ok(), "handshake {i} within the burst: {conn:?}");
+    }
+    assert!(hello(host.clone()).await.is_err(), "past the burst");
+    assert_eq!(metrics.budget_drops(BudgetKind::HandshakeRate), 1);
+    hello(client_endpoint())
+        .await
+        .expect("another network has its own bucket");
+    a.shutdown().await;
+}
+
 /// Strangers dialling at once cannot overfill the table: admission is
 /// checked again, under the table's lock, when each handshake is done.
 /// Before, only the check when a connection arrived existed, and every

@@ -128,10 +128,13 @@ pub enum BudgetKind {
     /// An incoming connection from a network with its share (a quarter) of
     /// the handshake places in progress already.
     NetworkHandshakes = 8,
+    /// An incoming connection from a stranger network that started its
+    /// rate's worth of handshakes already.
+    HandshakeRate = 9,
 }
 
 /// `kind` label values, by [`BudgetKind`].
-pub(super) const BUDGET_NAMES: [&str; 9] = [
+pub(super) const BUDGET_NAMES: [&str; 10] = [
     "checks",
     "serve",
     "outbound",
@@ -141,6 +144,7 @@ pub(super) const BUDGET_NAMES: [&str; 9] = [
     "tx_verifier",
     "network_slots",
     "network_handshakes",
+    "handshake_rate",
 ];
 
 /// What a connected peer is (the `kind` label of `agora_peers`).

@@ -43,6 +43,11 @@ pub struct BudgetConfig {
     pub serve_bytes_per_sec: u64,
     /// Block bytes the serving bucket holds at most (and starts with).
     pub serve_bytes_burst: u64,
+    /// Handshakes one stranger network may start per second
+    /// ([`super::handshake_rate`]).
+    pub handshakes_per_sec: u64,
+    /// Handshakes one stranger network may start at once.
+    pub handshake_burst: u64,
 }
 
 /// Default check units per second and peer.
@@ -61,6 +66,8 @@ impl Default for BudgetConfig {
             checks_burst: CHECKS_BURST,
             serve_bytes_per_sec: SERVE_BYTES_PER_SEC,
             serve_bytes_burst: SERVE_BYTES_BURST,
+            handshakes_per_sec: super::handshake_rate::HANDSHAKES_PER_SEC,
+            handshake_burst: super::handshake_rate::HANDSHAKE_BURST,
         }
     }
 }

@@ -4,7 +4,7 @@
 //! [`Transport::register`].
 
 use std::net::SocketAddr;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use tracing::{debug, warn};
 
@@ -12,7 +12,7 @@ use tokio::sync::OwnedSemaphorePermit;
 
 use super::error::ConnectError;
 use super::score::AddrKey;
-use super::{PeerId, Transport};
+use super::{PeerId, Transport, lock};
 use crate::host_network::Share;
 use crate::metrics::BudgetKind;
 
@@ -78,20 +78,26 @@ impl Transport {
     }
 
     /// A place for a handshake with `remote` (whose address is validated),
-    /// held until it ends: its network's share (a quarter of
-    /// `max_handshakes`), and for a stranger one of the `max_handshakes`
-    /// permits too. Each place is held up to `handshake_timeout`, so
-    /// without the Retry one spoofed packet per place held it; without the
-    /// share, one host holding every permit kept everyone else out; and a
-    /// configured address needs no permit, so strangers filling them do
-    /// not keep a validator from reconnecting.
+    /// held until it ends: for a stranger, one of its network's handshakes
+    /// per second (`handshake_rate`) and one of the `max_handshakes`
+    /// permits; for anyone, its network's share of the places in progress
+    /// (a quarter of `max_handshakes`). Each place is held up to
+    /// `handshake_timeout`, so without the Retry one spoofed packet per
+    /// place held it; without the share, one host holding every permit kept
+    /// everyone else out; and a configured address needs no permit, so
+    /// strangers filling them do not keep a validator from reconnecting.
     fn handshake_place(&self, remote: SocketAddr) -> Result<HandshakePlace, BudgetKind> {
+        let network = AddrKey::of(remote);
+        let configured = self.is_configured(remote);
+        if !configured && !lock(&self.inner.handshake_rates).try_start(network, Instant::now()) {
+            return Err(BudgetKind::HandshakeRate);
+        }
         let share = self
             .inner
             .handshake_shares
-            .take(AddrKey::of(remote))
+            .take(network)
             .ok_or(BudgetKind::NetworkHandshakes)?;
-        let permit = if self.is_configured(remote) {
+        let permit = if configured {
             None
         } else {
             let p = self.inner.handshakes.clone().try_acquire_owned();

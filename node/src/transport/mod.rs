@@ -30,6 +30,7 @@ pub mod decoded;
 mod error;
 mod event;
 mod handshake;
+pub mod handshake_rate;
 pub mod hello;
 mod inbound;
 mod outbound;
@@ -191,6 +192,8 @@ struct Inner {
     /// Handshakes in progress per network (a stranger's or a configured
     /// address's), at most a quarter of `max_handshakes` each.
     handshake_shares: Arc<Shares<AddrKey>>,
+    /// Handshakes strangers' networks may start (`handshake_rate`).
+    handshake_rates: Mutex<handshake_rate::HandshakeRates>,
     /// Bytes of messages handed to the runner and not yet handled
     /// ([`MAX_EVENT_BYTES`]).
     event_bytes: Arc<Semaphore>,
@@ -263,6 +266,10 @@ impl Transport {
             seen: Mutex::new(SeenCache::new(cfg.seen_cache)),
             handshakes: Arc::new(Semaphore::new(cfg.max_handshakes.max(1))),
             handshake_shares: Shares::quarter_of(cfg.max_handshakes.max(1)),
+            handshake_rates: Mutex::new(handshake_rate::HandshakeRates::new(
+                cfg.budget.handshakes_per_sec,
+                cfg.budget.handshake_burst,
+            )),
             event_bytes: Arc::new(Semaphore::new(MAX_EVENT_BYTES)),
             cfg,
             peers: Mutex::new(HashMap::new()),
