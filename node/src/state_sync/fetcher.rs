@@ -185,6 +185,22 @@ impl ChunkFetcher {
     /// flight to it is asked of others.
     pub fn drop_source(&mut self, peer: PeerId) {
         self.sources.retain(|p| *p != peer);
+        self.give_back(peer);
+    }
+
+    /// `peer` connected again (its connection was replaced by another, or
+    /// it came back): what was in flight to it went out over a connection
+    /// that is gone and may never be answered, so it is asked again now,
+    /// not after the timeout. Seen on loopback: two nodes that dial each
+    /// other at once settle on one connection, and requests sent over the
+    /// other waited the whole timeout (10 s), by which time the snapshot
+    /// was gone.
+    pub fn reconnected(&mut self, peer: PeerId) {
+        self.give_back(peer);
+    }
+
+    /// Puts what is in flight to `peer` first in line again.
+    fn give_back(&mut self, peer: PeerId) {
         let theirs: Vec<u32> = self
             .in_flight
             .iter()

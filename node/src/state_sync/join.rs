@@ -295,6 +295,9 @@ impl<'a> Joiner<'a> {
     fn on_event(&mut self, ev: TransportEvent, fetch: Option<&mut ChunkFetcher>) {
         match ev {
             TransportEvent::Connected { peer, .. } => {
+                if let Some(f) = fetch {
+                    f.reconnected(peer);
+                }
                 let ask = PeerMessage {
                     kind: Some(Kind::SnapshotRequest(pb::SnapshotRequest {})),
                 };

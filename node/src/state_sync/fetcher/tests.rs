@@ -175,3 +175,32 @@ fn empty_chunks_are_never_asked_for() {
     assert_eq!(asked, 64 - empty);
     assert_eq!(f.into_leaves().count(), 40);
 }
+
+/// Requests in flight to a peer whose connection was replaced are asked
+/// again at once, of the same peer (it still holds the snapshot), not after
+/// the timeout; its late answers to the first requests count once. Checked
+/// that it fails: without `reconnected` nothing went out before the
+/// timeout.
+#[test]
+fn a_reconnected_peer_is_asked_again_at_once() {
+    let s = snapshot(5000);
+    let mut f = ChunkFetcher::new(9, s.manifest.clone(), vec![peer(1), peer(2)], T);
+    let t0 = Instant::now();
+    let first = f.requests(t0);
+    let to_one: Vec<_> = first.iter().filter(|(p, _)| *p == peer(1)).collect();
+    assert!(!to_one.is_empty());
+    f.reconnected(peer(1));
+    let again = f.requests(t0);
+    assert_eq!(again.len(), to_one.len(), "only peer 1's go out again");
+    for (p, r) in &again {
+        assert_eq!(*p, peer(1));
+        assert!(to_one.iter().any(|(_, o)| o.index == r.index));
+    }
+    let (_, r) = again[0];
+    assert_eq!(f.on_response(peer(1), answer(&s, &r)), Verdict::Accepted);
+    assert_eq!(
+        f.on_response(peer(1), answer(&s, &r)),
+        Verdict::Ignored,
+        "the answer to the first request, late, counts once"
+    );
+}
