@@ -97,6 +97,11 @@ pub struct HeldBody {
 }
 
 impl HeldBody {
+    /// The answer's record of waiting on its client, if it has one.
+    fn stall(&self) -> Option<&StallMark> {
+        self.places.as_ref().and_then(|p| p.stall.as_ref())
+    }
+
     fn holding(inner: Body, places: Places) -> Self {
         Self {
             inner,
@@ -115,8 +120,7 @@ impl http_body::Body for HeldBody {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<http_body::Frame<Self::Data>, Self::Error>>> {
         let this = self.get_mut();
-        let stall = this.places.as_ref().and_then(|p| p.stall.as_ref());
-        if let Some(mark) = stall {
+        if let Some(mark) = this.stall() {
             mark.moving();
         }
         if this.rest.is_empty() {
@@ -142,7 +146,7 @@ impl http_body::Body for HeldBody {
         debug_assert!(piece.len() <= PIECE);
         // hyper asks for the next piece once h2 has sent this one: until
         // then the answer waits on the client's window.
-        if let Some(mark) = this.places.as_ref().and_then(|p| p.stall.as_ref()) {
+        if let Some(mark) = this.stall() {
             mark.waiting();
         }
         Poll::Ready(Some(Ok(http_body::Frame::data(piece))))

@@ -6,9 +6,8 @@
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use tracing::{debug, warn};
-
 use tokio::sync::OwnedSemaphorePermit;
+use tracing::{debug, warn};
 
 use super::error::ConnectError;
 use super::score::AddrKey;
