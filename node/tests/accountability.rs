@@ -51,6 +51,25 @@ fn config(listen: SocketAddr, peers: Vec<SocketAddr>) -> TransportConfig {
     c
 }
 
+/// A stranger's connection from `ep` to `server`: a fresh TLS identity and
+/// a Hello of this tests' chain proving `key(seed)`.
+async fn stranger(
+    ep: &quinn::Endpoint,
+    server: SocketAddr,
+    seed: u8,
+) -> Result<quinn::Connection, String> {
+    let id = TlsIdentity::generate().unwrap();
+    connect(
+        ep,
+        server,
+        &chain("agora-test"),
+        &GENESIS,
+        Some(&key(seed)),
+        &id,
+    )
+    .await
+}
+
 /// Waits (driven by events, bounded by the deadline) until `cond` holds.
 async fn wait_until(rx: &mut Receiver<TransportEvent>, mut cond: impl FnMut() -> bool) {
     let end = Instant::now() + DEADLINE;
@@ -286,22 +305,11 @@ async fn a_configured_validator_connects_when_strangers_fill_the_table() {
     let mut strangers = Vec::new();
     for seed in [20u8, 21] {
         let ep = client_endpoint();
-        let id = TlsIdentity::generate().unwrap();
-        let c = connect(&ep, a_addr, &net, &GENESIS, Some(&key(seed)), &id)
-            .await
-            .expect("a stranger slot");
+        let c = stranger(&ep, a_addr, seed).await.expect("a stranger slot");
         strangers.push((ep, c));
     }
     wait_until(&mut ra, || a.peers().len() == 2).await;
-    let third = connect(
-        &client_endpoint(),
-        a_addr,
-        &net,
-        &GENESIS,
-        Some(&key(22)),
-        &TlsIdentity::generate().unwrap(),
-    )
-    .await;
+    let third = stranger(&client_endpoint(), a_addr, 22).await;
     assert!(third.is_err(), "no stranger slot left");
     assert_eq!(metrics.budget_drops(BudgetKind::Slots), 1);
 
@@ -336,12 +344,10 @@ async fn one_network_holds_only_its_share_of_the_stranger_slots() {
     cfg.metrics = metrics.clone();
     let (a, mut ra) = Transport::start(cfg).unwrap();
     let a_addr = a.local_addr().unwrap();
-    let net = chain("agora-test");
     let host = client_endpoint();
     let mut got = Vec::new();
     for seed in 40u8..45 {
-        let id = TlsIdentity::generate().unwrap();
-        if let Ok(c) = connect(&host, a_addr, &net, &GENESIS, Some(&key(seed)), &id).await {
+        if let Ok(c) = stranger(&host, a_addr, seed).await {
             got.push(c);
         }
     }
@@ -350,16 +356,9 @@ async fn one_network_holds_only_its_share_of_the_stranger_slots() {
     assert_eq!(metrics.budget_drops(BudgetKind::NetworkSlots), 3);
     assert_eq!(metrics.budget_drops(BudgetKind::Slots), 0);
     let elsewhere = client_endpoint();
-    let other = connect(
-        &elsewhere,
-        a_addr,
-        &net,
-        &GENESIS,
-        Some(&key(46)),
-        &TlsIdentity::generate().unwrap(),
-    )
-    .await
-    .expect("a stranger from another network still gets a slot");
+    let other = stranger(&elsewhere, a_addr, 46)
+        .await
+        .expect("a stranger from another network still gets a slot");
     wait_until(&mut ra, || a.peers().len() == 3).await;
     drop((got, other));
     a.shutdown().await;
@@ -397,7 +396,6 @@ async fn handshake_places_go_to_validated_senders_a_share_per_network() {
     cfg.metrics = metrics.clone();
     let (a, mut ra) = Transport::start(cfg).unwrap();
     let a_addr = a.local_addr().unwrap();
-    let net = chain("agora-test");
 
     let relay = support::relay::Relay::start(local(), a_addr).unwrap();
     relay.set_replies_blocked(true);
@@ -419,16 +417,9 @@ async fn handshake_places_go_to_validated_senders_a_share_per_network() {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     let honest = client_endpoint();
-    connect(
-        &honest,
-        a_addr,
-        &net,
-        &GENESIS,
-        Some(&key(50)),
-        &TlsIdentity::generate().unwrap(),
-    )
-    .await
-    .expect("a place for a sender that proves its address");
+    stranger(&honest, a_addr, 50)
+        .await
+        .expect("a place for a sender that proves its address");
     wait_until(&mut ra, || a.peers().len() == 1).await;
 
     let host = client_endpoint();
@@ -460,22 +451,14 @@ async fn one_network_starts_at_most_its_rate_of_handshakes() {
     cfg.metrics = metrics.clone();
     let (a, _ra) = Transport::start(cfg).unwrap();
     let a_addr = a.local_addr().unwrap();
-    let net = chain("agora-test");
-    let hello = |ep: quinn::Endpoint| {
-        let net = net.clone();
-        async move {
-            let id = TlsIdentity::generate().unwrap();
-            connect(&ep, a_addr, &net, &GENESIS, Some(&key(60)), &id).await
-        }
-    };
     let host = client_endpoint();
     for i in 0..3 {
-        let conn = hello(host.clone()).await;
+        let conn = stranger(&host, a_addr, 60).await;
         assert!(conn.is_ok(), "handshake {i} within the burst: {conn:?}");
     }
-    assert!(hello(host.clone()).await.is_err(), "past the burst");
+    assert!(stranger(&host, a_addr, 60).await.is_err(), "past the burst");
     assert_eq!(metrics.budget_drops(BudgetKind::HandshakeRate), 1);
-    hello(client_endpoint())
+    stranger(&client_endpoint(), a_addr, 60)
         .await
         .expect("another network has its own bucket");
     a.shutdown().await;
@@ -499,15 +482,7 @@ async fn strangers_connecting_at_once_do_not_overfill_the_table() {
         .map(|i| {
             tokio::spawn(async move {
                 let ep = client_endpoint();
-                let c = connect(
-                    &ep,
-                    a_addr,
-                    &chain("agora-test"),
-                    &GENESIS,
-                    Some(&key(30 + i)),
-                    &TlsIdentity::generate().unwrap(),
-                )
-                .await;
+                let c = stranger(&ep, a_addr, 30 + i).await;
                 (ep, c)
             })
         })

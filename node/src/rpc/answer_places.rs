@@ -98,8 +98,8 @@ pub struct HeldBody {
 
 impl HeldBody {
     /// The answer's record of waiting on its client, if it has one.
-    fn stall(&self) -> Option<&StallMark> {
-        self.places.as_ref().and_then(|p| p.stall.as_ref())
+    fn stall(&mut self) -> Option<&mut StallMark> {
+        self.places.as_mut().and_then(|p| p.stall.as_mut())
     }
 
     fn holding(inner: Body, places: Places) -> Self {
@@ -252,7 +252,7 @@ where
                 return Box::pin(std::future::ready(Ok(refusal)));
             }
         };
-        let stall = self.stalls.as_ref().and_then(|book| {
+        let mut stall = self.stalls.as_ref().and_then(|book| {
             let socket = client_socket(request.extensions())?;
             Some(book.of(socket)?.mark())
         });
@@ -263,7 +263,7 @@ where
             // 1.12 asks at once and holds the piece until the client's
             // window has room; one that waited for room first would never
             // ask a client whose window stays 0).
-            if let Some(mark) = &stall {
+            if let Some(mark) = &mut stall {
                 mark.waiting();
             }
             let places = Places {

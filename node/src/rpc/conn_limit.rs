@@ -217,8 +217,8 @@ impl LimitedConn {
 
     /// While the read is pending: an error once an answer has waited on the
     /// client for `clocks.stalled_answer`, else the timer armed for the
-    /// oldest waiting answer (none while none waits: an answer that starts
-    /// to wait wakes this task, see [`Stalls::set_reader`]).
+    /// oldest waiting answer (none while none waits: the first answer that
+    /// starts to wait wakes this task, see [`Stalls::set_reader`]).
     fn poll_stall(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         self.stalls.set_reader(cx.waker());
         loop {

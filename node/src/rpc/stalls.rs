@@ -29,7 +29,7 @@ use std::task::Waker;
 use tokio::time::Instant;
 
 /// One connection's answers waiting on its client, and the connection's
-/// reader to wake when one starts waiting (so its timer is armed).
+/// reader to wake when the first starts waiting (so its timer is armed).
 #[derive(Debug, Default)]
 pub struct Stalls {
     inner: Mutex<Waiting>,
@@ -58,6 +58,7 @@ impl Stalls {
         StallMark {
             owner: self.clone(),
             id,
+            is_waiting: false,
         }
     }
 
@@ -67,7 +68,7 @@ impl Stalls {
     }
 
     /// Remembers the connection's reader, woken when an answer starts
-    /// waiting.
+    /// waiting while none did.
     pub fn set_reader(&self, waker: &Waker) {
         let mut w = self.lock();
         if !w.reader.as_ref().is_some_and(|r| r.will_wake(waker)) {
@@ -81,21 +82,37 @@ impl Stalls {
 pub struct StallMark {
     owner: Arc<Stalls>,
     id: u64,
+    /// Whether the record is in the connection's waiting set (so that an
+    /// answer handed out piece after piece locks the set only when it
+    /// changes).
+    is_waiting: bool,
 }
 
 impl StallMark {
     /// The answer handed out a piece and waits for hyper to ask again.
-    pub fn waiting(&self) {
+    pub fn waiting(&mut self) {
+        if self.is_waiting {
+            return;
+        }
+        self.is_waiting = true;
         let mut w = self.owner.lock();
-        w.since.entry(self.id).or_insert_with(Instant::now);
-        if let Some(reader) = w.reader.take() {
+        w.since.insert(self.id, Instant::now());
+        // The reader arms its timer for the oldest waiting answer; a younger
+        // one changes nothing, so only the first needs to wake it (one wake
+        // per stall, not one per piece).
+        if w.since.len() == 1
+            && let Some(reader) = w.reader.take()
+        {
             reader.wake();
         }
     }
 
     /// hyper asked for the answer's next piece.
-    pub fn moving(&self) {
-        self.owner.lock().since.remove(&self.id);
+    pub fn moving(&mut self) {
+        if self.is_waiting {
+            self.is_waiting = false;
+            self.owner.lock().since.remove(&self.id);
+        }
     }
 }
 
@@ -142,7 +159,7 @@ mod tests {
         let book = StallBook::default();
         let client: SocketAddr = "10.0.0.1:5000".parse().unwrap();
         let stalls = book.open(client);
-        let (a, b) = (stalls.mark(), stalls.mark());
+        let (mut a, mut b) = (stalls.mark(), stalls.mark());
         assert_eq!(stalls.oldest(), None);
         a.waiting();
         let first = stalls.oldest().expect("a waits");
