@@ -14,6 +14,7 @@ use agora_validator::{Address, VoteType};
 use prost::Message;
 
 use crate::fixtures::{self, Chain, PEER_CERT_DER};
+use crate::state_targets;
 
 /// One seed: its file name and bytes.
 pub type Seed = (String, Vec<u8>);
@@ -94,7 +95,58 @@ pub fn seeds() -> Vec<(&'static str, Vec<Seed>)> {
         ("certificate", certificate_seeds(&chain)),
         ("tx", tx_seeds(&txs)),
         ("block", block_seeds(&chain, ev)),
+        ("state_proof", state_proof_seeds()),
+        ("state_sync", state_sync_seeds()),
     ]
+}
+
+/// A proof of every key of the state after block 1 (present and absent),
+/// and proofs a hostile node might try: a changed value, a present key
+/// claimed absent.
+fn state_proof_seeds() -> Vec<Seed> {
+    let mut seeds = state_targets::proof_inputs();
+    let honest = seeds.clone();
+    for (name, input) in honest.iter().take(3) {
+        let Ok(mut p) = pb::StateProof::decode(&input[1..]) else {
+            unreachable!("a proof the ledger made decodes")
+        };
+        let mut lie = |what: &str, p: &pb::StateProof| {
+            let mut v = vec![input[0]];
+            v.extend(p.encode_to_vec());
+            seeds.push((format!("{name}_{what}"), v));
+        };
+        p.value.push(1);
+        lie("longer_value", &p);
+        p.present = false;
+        p.value.clear();
+        lie("claimed_absent", &p);
+    }
+    seeds
+}
+
+/// Every chunk of small splits under its manifest, and chunks a hostile
+/// peer might serve: a changed value, a leaf left out.
+fn state_sync_seeds() -> Vec<Seed> {
+    let mut seeds = state_targets::sync_inputs();
+    let w = state_targets::state_world();
+    let s = &w.splits[1];
+    let mut r = pb::ChunkResponse {
+        height: w.height,
+        index: 0,
+        leaves: s.chunks[0].clone(),
+        unavailable: false,
+    };
+    r.leaves[0].value.push(1);
+    seeds.push((
+        "changed_value".into(),
+        state_targets::sync_input(&s.manifest, &r),
+    ));
+    r.leaves.remove(0);
+    seeds.push((
+        "leaf_left_out".into(),
+        state_targets::sync_input(&s.manifest, &r),
+    ));
+    seeds
 }
 
 /// Framed peer messages of every kind, and broken frames.

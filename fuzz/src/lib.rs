@@ -1,6 +1,8 @@
 //! Coverage-guided fuzz targets for every decoder of outside bytes: wire
 //! frames, the Hello, WAL records, ledger snapshots, the signing state,
-//! commit certificates, transactions and blocks (see `fuzz/README.md`).
+//! commit certificates, transactions and blocks, and the checks a client
+//! runs on what an untrusted node says of the state: state proofs and
+//! state-sync snapshots (see `fuzz/README.md`).
 //!
 //! Each target is a plain function in [`targets`]; each binary
 //! `fuzz_<name>` wraps one of them, as an AFL++ persistent-mode fuzzer when
@@ -12,6 +14,7 @@
 
 pub mod corpus;
 pub mod fixtures;
+pub mod state_targets;
 pub mod targets;
 
 pub use targets::{TARGETS, Target};

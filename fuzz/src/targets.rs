@@ -18,6 +18,7 @@ use agora_validator::{Address, CommitCertificate};
 use prost::Message;
 
 use crate::fixtures::{self, GENESIS_HASH, NOW_MS, PEER_CERT_DER, world};
+use crate::state_targets;
 
 /// A fuzz target: arbitrary bytes in, a panic for a finding.
 pub type Target = fn(&[u8]);
@@ -34,6 +35,8 @@ pub const TARGETS: &[(&str, Target)] = &[
     ("certificate", certificate),
     ("tx", tx),
     ("block", block),
+    ("state_proof", state_targets::state_proof),
+    ("state_sync", state_targets::state_sync),
 ];
 
 /// Builds everything the targets share (the world, the choice of
@@ -41,6 +44,7 @@ pub const TARGETS: &[(&str, Target)] = &[
 pub fn warm_up() {
     let _ = world();
     let _ = wal_validator();
+    let _ = state_targets::state_world();
 }
 
 /// The peer id the fuzzed bytes come from.

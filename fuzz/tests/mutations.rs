@@ -7,7 +7,8 @@
 //! `cargo test --workspace` on every machine in seconds, and the seed makes
 //! a failure reproducible. `FUZZ_SMOKE_EXECS` sets the executions per
 //! target (default 3,000); `FUZZ_SMOKE_SEED` the seed (default fixed, so
-//! CI is repeatable; set another to explore).
+//! CI is repeatable; set another to explore); `FUZZ_SMOKE_TARGETS` a
+//! comma-separated list of the targets to run (default all).
 
 use std::path::{Path, PathBuf};
 
@@ -116,7 +117,12 @@ fn mutated_corpus_never_panics_any_target() {
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or(0x5eed_a60a);
-    for (name, target) in agora_fuzz::TARGETS {
+    let only = std::env::var("FUZZ_SMOKE_TARGETS").ok();
+    let chosen = |name: &str| {
+        only.as_ref()
+            .is_none_or(|o| o.split(',').any(|t| t == name))
+    };
+    for (name, target) in agora_fuzz::TARGETS.iter().filter(|(n, _)| chosen(n)) {
         let seeds = corpus(name);
         assert!(!seeds.is_empty(), "no corpus for {name}");
         if let Some(data) = smoke(*target, &seeds, execs, seed ^ name.len() as u64) {
