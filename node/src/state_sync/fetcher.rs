@@ -11,14 +11,21 @@
 //! - A chunk that does not hash to its root in the verified manifest is
 //!   refused, its peer is dropped from the sources and reported for a
 //!   charge, and the chunk is asked of another peer.
-//! - A peer that says the snapshot is gone, or is silent past the timeout,
-//!   is dropped or skipped without a charge.
+//! - A peer that says the snapshot is gone is dropped without a charge. A
+//!   request silent past the timeout is asked again (of the next source in
+//!   turn); a peer silent twice on the same chunk is dropped as a source,
+//!   without a charge (silence proves nothing) but reported
+//!   ([`ChunkFetcher::take_silenced`]) so the joiner sets its offer aside.
+//!   Without that, a peer offering a snapshot nobody else offers (a height
+//!   of its own choosing) that answers every chunk but one held the join
+//!   for good: the one chunk went back to it at every timeout.
 //!
 //! Bound: leaves are kept only after their chunk verified, so what is held
 //! is at most the authentic state; answers in flight are at most
-//! `PER_PEER` frames per source.
+//! `PER_PEER` frames per source; silences remembered at most one per chunk
+//! and source.
 
-use std::collections::{BTreeSet, HashMap, VecDeque};
+use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
 use std::time::{Duration, Instant};
 
 use agora_proto::v1 as pb;
@@ -54,6 +61,10 @@ pub struct ChunkFetcher {
     in_flight: HashMap<u32, (PeerId, Instant)>,
     received: Vec<Option<Vec<pb::StateLeaf>>>,
     remaining: usize,
+    /// (chunk, peer) pairs whose request went unanswered past the timeout.
+    silences: HashSet<(u32, PeerId)>,
+    /// Peers dropped for silence, not yet taken by the joiner.
+    silenced: Vec<PeerId>,
 }
 
 impl ChunkFetcher {
@@ -88,6 +99,8 @@ impl ChunkFetcher {
             in_flight: HashMap::new(),
             received,
             remaining,
+            silences: HashSet::new(),
+            silenced: Vec::new(),
         }
     }
 
@@ -111,18 +124,23 @@ impl ChunkFetcher {
         !self.sources.is_empty()
     }
 
-    /// Gives back requests silent past the timeout, then the requests to
-    /// send now, filling each source up to [`PER_PEER`] in flight.
+    /// Gives back requests silent past the timeout (dropping a peer silent
+    /// a second time on the same chunk), then the requests to send now,
+    /// filling each source up to [`PER_PEER`] in flight.
     pub fn requests(&mut self, now: Instant) -> Vec<(PeerId, pb::ChunkRequest)> {
-        let expired: Vec<u32> = self
+        let expired: Vec<(u32, PeerId)> = self
             .in_flight
             .iter()
             .filter(|(_, (_, at))| now.duration_since(*at) >= self.timeout)
-            .map(|(i, _)| *i)
+            .map(|(i, (p, _))| (*i, *p))
             .collect();
-        for i in expired {
+        for (i, peer) in expired {
             self.in_flight.remove(&i);
             self.missing.push_back(i);
+            if !self.silences.insert((i, peer)) && self.sources.contains(&peer) {
+                self.drop_source(peer);
+                self.silenced.push(peer);
+            }
         }
         let mut out = Vec::new();
         let mut load: HashMap<PeerId, usize> = HashMap::new();
@@ -179,6 +197,11 @@ impl ChunkFetcher {
         *slot = Some(r.leaves);
         self.remaining -= 1;
         Verdict::Accepted
+    }
+
+    /// The peers dropped for silence since the last call.
+    pub fn take_silenced(&mut self) -> Vec<PeerId> {
+        std::mem::take(&mut self.silenced)
     }
 
     /// Stops asking `peer` (gone, or it served a bad chunk); what was in

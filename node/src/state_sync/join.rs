@@ -45,7 +45,7 @@ const GATHER: Duration = Duration::from_millis(500);
 /// How often the download is driven (requests, timeouts) between answers.
 const TICK: Duration = Duration::from_millis(100);
 /// How long the offers of a peer whose snapshot header could not be
-/// verified are ignored.
+/// verified, or that left a chunk unanswered twice, are ignored.
 const SET_ASIDE: Duration = Duration::from_secs(30);
 
 /// Why state sync stopped (every other failure is retried).
@@ -367,6 +367,12 @@ impl<'a> Joiner<'a> {
                 if self.transport.send(peer, &msg).is_err() {
                     f.drop_source(peer);
                 }
+            }
+            for peer in f.take_silenced() {
+                warn!(%peer, height = f.height(),
+                    "state sync: peer left a chunk unanswered twice; setting its offers aside");
+                self.offers.remove(&peer);
+                self.set_aside.insert(peer, Instant::now() + SET_ASIDE);
             }
             if Instant::now() >= report {
                 info!(

@@ -204,3 +204,71 @@ fn a_reconnected_peer_is_asked_again_at_once() {
         "the answer to the first request, late, counts once"
     );
 }
+
+/// The attack the rule is for: the only source answers every chunk but
+/// one. Before, that chunk went back to it at every timeout, for good.
+#[test]
+fn a_peer_silent_twice_on_one_chunk_is_dropped_and_reported() {
+    let s = snapshot(5000);
+    let mut f = ChunkFetcher::new(9, s.manifest.clone(), vec![peer(1)], T);
+    let t0 = Instant::now();
+    let first = f.requests(t0);
+    let withheld = first[0].1.index;
+    let mut now = t0;
+    for round in 1..=2u32 {
+        // Everything asked is answered but the withheld chunk, until only
+        // it is left in flight.
+        loop {
+            let asked = f.requests(now);
+            let answered: Vec<_> = asked.iter().filter(|(_, r)| r.index != withheld).collect();
+            if answered.is_empty() {
+                break;
+            }
+            for (p, r) in answered {
+                assert_eq!(f.on_response(*p, answer(&s, r)), Verdict::Accepted);
+            }
+        }
+        assert!(
+            f.take_silenced().is_empty(),
+            "nobody silenced before round {round}'s timeout"
+        );
+        now += T;
+    }
+    let _ = f.requests(now);
+    assert_eq!(
+        f.take_silenced(),
+        vec![peer(1)],
+        "silent twice on one chunk"
+    );
+    assert!(!f.has_sources(), "the silent peer is no longer asked");
+    assert_eq!(f.remaining(), 1, "only the withheld chunk is missing");
+}
+
+/// A slow honest peer misses a timeout now and then, never twice on the
+/// same chunk: it stays a source.
+#[test]
+fn a_peer_slow_once_on_each_chunk_stays_a_source() {
+    let s = snapshot(5000);
+    let mut f = ChunkFetcher::new(9, s.manifest.clone(), vec![peer(1)], T);
+    let mut now = Instant::now();
+    let mut asked_before = std::collections::HashSet::new();
+    let mut timeouts = 0;
+    while !f.is_done() {
+        // Every chunk's first request times out; the second is answered.
+        for (p, r) in f.requests(now) {
+            if asked_before.insert(r.index) {
+                timeouts += 1;
+            } else {
+                assert_eq!(f.on_response(p, answer(&s, &r)), Verdict::Accepted);
+            }
+        }
+        assert!(f.take_silenced().is_empty());
+        assert!(f.has_sources());
+        now += T;
+    }
+    assert_eq!(
+        timeouts,
+        s.manifest.chunks.len(),
+        "each chunk timed out once"
+    );
+}

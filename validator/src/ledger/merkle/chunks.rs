@@ -19,7 +19,14 @@
 //! another chunk, a repeated key, a wrong order) do not hash to its root in
 //! a verified manifest is rejected and charged to the peer that sent it.
 //! The leaf counts of a manifest are bound by the root only in their class
-//! (0, 1, more), so they are used as hints, never as a check.
+//! (0, 1, more), so they are used as hints, never as a check. Even a
+//! chunk's root is not always bound: a lone leaf's hash rises unchanged,
+//! so a chunk of one leaf beside an empty sibling may trade summaries with
+//! it. Under such a manifest the emptied chunk is accepted empty and the
+//! other can never be served (no leaf of its prefix hashes to the moved
+//! root), so a joiner never completes a wrong state from it; the peers
+//! offering it fail that chunk and are charged (test
+//! `a_manifest_may_move_a_lone_leaf_but_never_completes_without_it`).
 
 use super::proof::{PLACEHOLDER, leaf_hash};
 use crate::crypto::{Hash, sha3_256, sha3_256_parts};

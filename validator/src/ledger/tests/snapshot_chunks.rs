@@ -193,3 +193,47 @@ fn chunks_rebuild_the_same_ledger() {
     assert_eq!(rebuilt.app_hash(), l.app_hash());
     assert_eq!(rebuilt.height(), l.height());
 }
+
+/// A manifest's counts are hints, and with them the place of a lone leaf:
+/// a chunk of one leaf beside an empty sibling may swap summaries with it
+/// and the manifest still hashes to the app hash (a lone leaf's hash rises
+/// unchanged). Under such a manifest the emptied chunk is accepted empty,
+/// but the chunk that claims the leaf never is: no leaf of its prefix
+/// hashes to it. So no full set of chunks is ever accepted under it; the
+/// peers that offered it fail to serve that chunk and are charged.
+#[test]
+fn a_manifest_may_move_a_lone_leaf_but_never_completes_without_it() {
+    let l = ledger_with_accounts(0);
+    let leaves = l.leaves();
+    let (s, lone, empty) = (1..=MAX_PREFIX_BITS)
+        .find_map(|bits| {
+            let s = split_with_bits(leaves.clone(), bits);
+            let pair = (0..s.chunks.len()).step_by(2).find_map(|i| {
+                match (s.chunks[i].len(), s.chunks[i + 1].len()) {
+                    (1, 0) => Some((i, i + 1)),
+                    (0, 1) => Some((i + 1, i)),
+                    _ => None,
+                }
+            });
+            pair.map(|(lone, empty)| (s, lone, empty))
+        })
+        .expect("a lone leaf beside an empty chunk at some split");
+    let mut moved = s.manifest.clone();
+    moved.chunks.swap(lone, empty);
+    verify_manifest(&moved, &l.app_hash()).expect("a moved lone leaf still hashes to the root");
+    let (lone, empty) = (lone as u32, empty as u32);
+    let leaf = &s.chunks[lone as usize];
+    verify_chunk(&moved, lone, &[]).expect("the emptied chunk is accepted empty");
+    assert!(matches!(
+        verify_chunk(&moved, lone, leaf),
+        Err(ChunkError::ChunkRoot { .. })
+    ));
+    assert!(matches!(
+        verify_chunk(&moved, empty, leaf),
+        Err(ChunkError::WrongChunk { .. })
+    ));
+    assert!(matches!(
+        verify_chunk(&moved, empty, &[]),
+        Err(ChunkError::ChunkRoot { .. })
+    ));
+}
