@@ -101,6 +101,10 @@ pub struct TestingConfig {
     /// leaf's value (offers stay genuine), so that a test can watch a
     /// joining node refuse the chunks and charge this peer.
     pub tamper_snapshot_chunks: bool,
+    /// Leave every request for the first chunk holding leaves of a
+    /// snapshot unanswered (offers and every other chunk stay genuine), so
+    /// that a test can watch a joining node set this peer aside.
+    pub withhold_snapshot_chunk: bool,
     /// Shift this node's clock by this many milliseconds (negative: behind),
     /// so that a test can watch a validator with a wrong clock.
     pub clock_offset_ms: i64,
@@ -121,6 +125,7 @@ impl TestingConfig {
             || self.tamper_state_proofs
             || self.hide_listed_items
             || self.tamper_snapshot_chunks
+            || self.withhold_snapshot_chunk
             || self.clock_offset_ms != 0
             || self.drop_block_requests != 0
     }

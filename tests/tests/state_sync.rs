@@ -282,3 +282,90 @@ fn a_late_validator_joins_by_state_sync_and_then_votes() {
     }
     net.down();
 }
+
+/// The height a node's log says its last snapshot was taken at.
+fn snapshot_height(net: &Testnet, i: usize) -> u64 {
+    let text = log(net, i);
+    let line = text
+        .lines()
+        .rfind(|l| l.contains("snapshot taken for state sync"))
+        .unwrap_or_else(|| panic!("node {i} took no snapshot"));
+    let rest = &line[line.find("height=").expect("a height field") + 7..];
+    let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
+    digits.parse().unwrap()
+}
+
+/// A peer offering a snapshot nobody else offers (its own height, taken at
+/// its restart) and leaving one chunk unanswered held the join for good
+/// before session 47: the chunk went back to it at every timeout. Now a
+/// peer silent twice on one chunk is dropped and its offers set aside, and
+/// the joiner installs the next honest offer.
+#[test]
+fn a_peer_withholding_a_chunk_is_set_aside_and_the_join_completes() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("net");
+    const HONEST: usize = 1;
+    const WITHHOLDER: usize = 2;
+    // Snapshots only at start: a serving node's offer is the height it
+    // was restarted at, and node 0 (never restarted) offers none.
+    let mut net = Testnet::up(
+        &dir,
+        4,
+        &["--snapshot-interval", "1000000", "--extra-accounts", "3000"],
+    );
+    stop(&net, LATE);
+    std::fs::remove_dir_all(net.home(LATE).join("data")).unwrap();
+    net.wait_heights(&[0, 1, 2], 8, WAIT);
+    let trust_height = 5;
+    let trust = block_hash(&net, 0, trust_height).expect("block 5");
+
+    stop(&net, WITHHOLDER);
+    configure(
+        &net,
+        WITHHOLDER,
+        "testing",
+        &[("withhold_snapshot_chunk", true.into())],
+    );
+    net.restart(WITHHOLDER);
+    wait_log(&net, WITHHOLDER, "snapshot taken for state sync", WAIT);
+    let withheld_height = snapshot_height(&net, WITHHOLDER);
+    net.wait_heights(&[0, 1, 2], withheld_height + 2, WAIT);
+    // With the honest server down, the withholder's is the only offer
+    // (and the chain waits: 0 and 2 hold half the power).
+    stop(&net, HONEST);
+
+    configure(
+        &net,
+        LATE,
+        "state_sync",
+        &[
+            ("enable", true.into()),
+            ("trust_height", (trust_height as i64).into()),
+            ("trust_hash", hex::encode(&trust).into()),
+            ("chunk_timeout_ms", 1000.into()),
+        ],
+    );
+    net.restart(LATE);
+    wait_log(&net, LATE, "left a chunk unanswered twice", WAIT);
+    net.restart(HONEST);
+    wait_log(&net, HONEST, "snapshot taken for state sync", WAIT);
+    let honest_height = snapshot_height(&net, HONEST);
+    assert!(honest_height > withheld_height);
+    wait_log(&net, LATE, "state sync: snapshot installed", WAIT);
+    let text = log(&net, LATE);
+    let installed = text
+        .lines()
+        .find(|l| l.contains("state sync: snapshot installed"))
+        .unwrap();
+    assert!(
+        installed.contains(&format!("height={honest_height}")),
+        "the honest peer's snapshot was installed: {installed}"
+    );
+    assert!(
+        !text.contains("bad_snapshot"),
+        "silence is not charged:\n{text}"
+    );
+    let tip = net.tip();
+    net.wait_heights(&[LATE], tip + 3, WAIT);
+    net.down();
+}

@@ -149,6 +149,8 @@ pub struct Runner {
     last_snapshot: u64,
     /// `testing.tamper_snapshot_chunks`.
     tamper_chunks: bool,
+    /// `testing.withhold_snapshot_chunk`.
+    withhold_chunk: bool,
     /// The engine's only notion of time (proposal `time_ms`, the drift
     /// check, sync timeouts).
     clock: clock::Clock,
@@ -276,6 +278,7 @@ impl Runner {
             snapshot_interval: node.config.state_sync.snapshot_interval,
             last_snapshot: 0,
             tamper_chunks: node.config.testing.tamper_snapshot_chunks,
+            withhold_chunk: node.config.testing.withhold_snapshot_chunk,
             steps: StepClock::default(),
             synced: Vec::new(),
             certificate_job: None,

@@ -48,6 +48,10 @@ impl Runner {
             debug!(%peer, index = req.index, "chunk request over the serving budget; dropped");
             return Ok(());
         }
+        if self.withhold_chunk && self.snapshots.first_filled(req.height) == Some(req.index) {
+            debug!(%peer, index = req.index, "testing: chunk request withheld");
+            return Ok(());
+        }
         let mut chunk = self.snapshots.chunk(req.height, req.index);
         if self.tamper_chunks
             && let Some(first) = chunk.leaves.first_mut()

@@ -42,6 +42,11 @@ pub(super) fn warn_if_on(t: &TestingConfig) {
     if t.tamper_snapshot_chunks {
         error!("testing.tamper_snapshot_chunks is ON: this node serves forged state-sync chunks");
     }
+    if t.withhold_snapshot_chunk {
+        error!(
+            "testing.withhold_snapshot_chunk is ON: this node never serves one state-sync chunk"
+        );
+    }
     if t.clock_offset_ms != 0 {
         error!(
             offset_ms = t.clock_offset_ms,

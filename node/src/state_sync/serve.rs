@@ -120,6 +120,14 @@ impl Snapshots {
         }
     }
 
+    /// The index of the first chunk holding leaves in the snapshot of
+    /// `height` (for `testing.withhold_snapshot_chunk`).
+    pub fn first_filled(&self, height: u64) -> Option<u32> {
+        let s = self.find(Some(height))?;
+        let i = s.chunks.iter().position(|c| !c.is_empty())?;
+        u32::try_from(i).ok()
+    }
+
     /// Heights of the snapshots held, oldest first.
     pub fn heights(&self) -> Vec<u64> {
         let held = self.held.lock().unwrap_or_else(|p| p.into_inner());
