@@ -1,8 +1,9 @@
 //! The joining side: an empty store filled from a peer's snapshot.
 //!
 //! 1. *Offers.* Every connected peer is asked for its newest snapshot
-//!    (again every [`ASK_EVERY`] while none fits); the highest one whose
-//!    next header is at or above the trusted height is taken.
+//!    (again every [`ASK_EVERY`] while none fits); of those whose next
+//!    header is at or above the trusted height, the one most peers offer
+//!    is taken, then the highest ([`super::offers`]).
 //! 2. *Anchor.* Header S + 1 is verified from the checkpoint by the light
 //!    client over gRPC, with blocks S and S + 1 and the offered seed
 //!    ([`super::anchor`]). A seed that does not verify is the offering
@@ -251,13 +252,7 @@ impl<'a> Joiner<'a> {
                 decide_at = Some(Instant::now() + GATHER);
             }
             if decide_at.is_some_and(|t| Instant::now() >= t) {
-                let best = self
-                    .offers
-                    .iter()
-                    .filter(|(_, o)| o.height >= min)
-                    .max_by_key(|(p, o)| (o.height, **p))
-                    .map(|(p, o)| (*p, o.clone()));
-                return Ok(best);
+                return Ok(super::offers::best(&self.offers, min));
             }
             if Instant::now() >= next_ask {
                 if !warned && !self.offers.is_empty() {
