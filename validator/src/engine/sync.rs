@@ -7,6 +7,15 @@
 //! loses its claim and is reported, so the next request goes elsewhere. A
 //! request unanswered for [`REQUEST_TIMEOUT_MS`] is given up the same way.
 //!
+//! Requests go round-robin over the peers that claim more than we have
+//! (in peer order, from the one after the peer asked last). Asking the
+//! highest claim every time let one peer set the pace of a node catching
+//! up: claiming the tip like everyone and answering each request of
+//! [`SYNC_BATCH`] blocks with one block just inside the timeout (an
+//! honest peer may send fewer than asked: its frame is bounded), it held
+//! that node at 0.2 blocks/s, behind any live chain for good. Now it
+//! holds one request in as many as there are able peers.
+//!
 //! A peer may prune old blocks (`storage.keep_blocks` of a node). Its
 //! answer says the lowest height it still stores (`lowest_height`); an
 //! empty answer to a request below that is no false announcement: the
@@ -27,6 +36,7 @@ use crate::crypto::Hash;
 use crate::types::Height;
 use agora_proto::v1 as pb;
 use std::collections::{BTreeMap, VecDeque};
+use std::ops::Bound;
 
 /// Blocks asked for per request. Applying a block costs a few milliseconds
 /// (certificate check, execution, one fsync), so a batch is about a second
@@ -84,6 +94,9 @@ pub struct SyncState<P> {
     /// one entry per connected peer at most, forgotten with its claim).
     floors: BTreeMap<P, Height>,
     in_flight: Option<Request<P>>,
+    /// The peer asked last: the next request goes to the next able peer
+    /// after it (see the module docs).
+    last_asked: Option<P>,
     /// The last request given up for its timeout: a slow honest peer's
     /// answer to it is dropped, not charged.
     timed_out: Option<P>,
@@ -107,6 +120,7 @@ impl<P> Default for SyncState<P> {
             claims: BTreeMap::new(),
             floors: BTreeMap::new(),
             in_flight: None,
+            last_asked: None,
             timed_out: None,
             queue: VecDeque::new(),
             batched_through: 0,
@@ -189,7 +203,8 @@ impl<P: Copy + Ord> SyncState<P> {
 
     /// A request to make, if a peer claims more than `slack` heights above
     /// what we have (`committed`, or the last queued block) and none is in
-    /// flight (a timed-out one is given up and its peer's claim dropped).
+    /// flight (a timed-out one is given up and its peer's claim dropped);
+    /// to the next such peer after the one asked last.
     /// Pipelined: the next range is asked for while the queue still holds
     /// up to [`REQUEST_BELOW`] blocks, so it travels while the queued
     /// blocks are applied. A peer that said it pruned the next height we
@@ -208,12 +223,16 @@ impl<P: Copy + Ord> SyncState<P> {
         }
         let have = self.last_queued().unwrap_or(committed).max(committed);
         let floors = &self.floors;
-        let serves_next = |p: &P| floors.get(p).is_none_or(|f| *f <= have + 1);
-        let (peer, claimed) = self
-            .claims
-            .iter()
-            .filter(|(p, h)| **h > have + slack && serves_next(p))
-            .max_by_key(|(p, h)| (**h, std::cmp::Reverse(**p)))?;
+        let serves = |(p, h): &(&P, &Height)| {
+            **h > have + slack && floors.get(*p).is_none_or(|f| *f <= have + 1)
+        };
+        // Round-robin: the first able peer after the one asked last.
+        let after = self.last_asked.and_then(|last| {
+            self.claims
+                .range((Bound::Excluded(last), Bound::Unbounded))
+                .find(serves)
+        });
+        let (peer, claimed) = after.or_else(|| self.claims.iter().find(serves))?;
         let r = Request {
             peer: *peer,
             from: have + 1,
@@ -222,6 +241,7 @@ impl<P: Copy + Ord> SyncState<P> {
             claimed: *claimed,
         };
         self.in_flight = Some(r);
+        self.last_asked = Some(r.peer);
         Some(r)
     }
 
@@ -375,6 +395,31 @@ mod tests {
             latest_height: latest,
             lowest_height: 0,
         }
+    }
+
+    /// A peer answering each request with one block (an honest peer may
+    /// send fewer than asked) gets one request in three when three peers
+    /// can serve. Control: with the highest claim asked every time (ties
+    /// to the lowest id), peer 1 got all six.
+    #[test]
+    fn requests_go_round_robin_so_no_one_peer_sets_the_pace() {
+        let mut s = SyncState::<u8>::default();
+        for p in [1, 2, 3] {
+            s.note_height(p, 10_000);
+        }
+        // Peer 4 is not ahead of us: never asked.
+        s.note_height(4, 0);
+        let mut asked = Vec::new();
+        let mut have = 0;
+        for _ in 0..6 {
+            let r = s.poll(0, have, 1).expect("a request");
+            asked.push(r.peer);
+            let v = s.on_response(r.peer, blocks(r.from..=r.from, 10_000), have);
+            assert_eq!(v, ResponseVerdict::Accepted { queued: 1 });
+            let next = s.next_block().expect("the block served");
+            have = block_height(&next.block).expect("a height");
+        }
+        assert_eq!(asked, [1, 2, 3, 1, 2, 3]);
     }
 
     #[test]
