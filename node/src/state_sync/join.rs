@@ -306,6 +306,10 @@ impl<'a> Joiner<'a> {
             }
             TransportEvent::Message { peer, message, .. } => match message.kind {
                 Some(Kind::SnapshotOffer(o)) if o.height > 0 => {
+                    if let Err(why) = super::offers::check(&o) {
+                        let _ = self.refuse(peer, &why);
+                        return;
+                    }
                     let now = Instant::now();
                     self.set_aside.retain(|_, until| *until > now);
                     if !self.set_aside.contains_key(&peer) {

@@ -10,11 +10,30 @@
 //! decides how fast (or whether, until `fetcher`'s silence rule drops it)
 //! the join goes.
 
+//!
+//! Bound: one offer kept per connected peer, each checked by [`check`]
+//! when it arrives: a manifest of at most 4,096 chunk summaries with
+//! 32-byte roots, so at most about 330 KB decoded (an offer frame may be
+//! 4 MiB; one that is not of that shape is refused and charged, not kept).
+
 use std::collections::HashMap;
 
 use agora_proto::v1 as pb;
+use agora_validator::crypto::{Hash, sha3_256};
+use agora_validator::ledger::merkle::chunks;
+use prost::Message;
 
 use crate::transport::PeerId;
+
+/// Whether an offer may be kept: a 32-byte seed and a manifest of a
+/// possible shape (its roots are checked once the anchor is verified).
+pub fn check(o: &pb::SnapshotOffer) -> Result<(), String> {
+    if o.seed.len() != 32 {
+        return Err("an offer's seed is not 32 bytes".into());
+    }
+    let m = o.manifest.as_ref().ok_or("an offer without a manifest")?;
+    chunks::check_shape(m).map_err(|e| e.to_string())
+}
 
 /// The offer to take among those at or above `min`, with a peer offering
 /// it; None when none is.
@@ -22,15 +41,29 @@ pub fn best(
     offers: &HashMap<PeerId, pb::SnapshotOffer>,
     min: u64,
 ) -> Option<(PeerId, pb::SnapshotOffer)> {
-    let usable = || offers.iter().filter(|(_, o)| o.height >= min);
-    let backers = |o: &pb::SnapshotOffer| {
-        usable()
-            .filter(|(_, x)| x.height == o.height && x.manifest == o.manifest)
-            .count()
-    };
-    usable()
-        .max_by_key(|(p, o)| (backers(o), o.height, **p))
-        .map(|(p, o)| (*p, o.clone()))
+    // Offers are grouped by height and manifest digest, each hashed once
+    // (comparing manifests pairwise would cost peers² manifests).
+    let usable: Vec<(PeerId, &pb::SnapshotOffer, (u64, Hash))> = offers
+        .iter()
+        .filter(|(_, o)| o.height >= min)
+        .map(|(p, o)| {
+            let digest = sha3_256(
+                &o.manifest
+                    .as_ref()
+                    .map(Message::encode_to_vec)
+                    .unwrap_or_default(),
+            );
+            (*p, o, (o.height, digest))
+        })
+        .collect();
+    let mut backers: HashMap<(u64, Hash), usize> = HashMap::new();
+    for (_, _, group) in &usable {
+        *backers.entry(*group).or_default() += 1;
+    }
+    usable
+        .into_iter()
+        .max_by_key(|(p, o, group)| (backers[group], o.height, *p))
+        .map(|(p, o, _)| (p, o.clone()))
 }
 
 #[cfg(test)]
@@ -38,13 +71,35 @@ mod tests {
     use super::*;
 
     fn offer(height: u64, bits: u32) -> pb::SnapshotOffer {
+        let empty = pb::ChunkSummary {
+            root: agora_validator::ledger::merkle::proof::PLACEHOLDER.to_vec(),
+            leaves: 0,
+        };
         pb::SnapshotOffer {
             height,
             seed: vec![height as u8; 32],
             manifest: Some(pb::SnapshotManifest {
                 prefix_bits: bits,
-                chunks: Vec::new(),
+                chunks: vec![empty; 1 << bits],
             }),
+        }
+    }
+
+    #[test]
+    fn offers_of_an_impossible_shape_are_not_kept() {
+        assert_eq!(check(&offer(100, 2)), Ok(()));
+        let mut short_seed = offer(100, 2);
+        short_seed.seed.pop();
+        let mut none = offer(100, 2);
+        none.manifest = None;
+        // A frame's worth of summaries past the 4,096 a manifest may hold.
+        let mut huge = offer(100, 2);
+        let m = huge.manifest.as_mut().unwrap();
+        m.chunks = vec![m.chunks[0].clone(); 100_000];
+        let mut long_root = offer(100, 2);
+        long_root.manifest.as_mut().unwrap().chunks[1].root = vec![0; 1 << 20];
+        for bad in [short_seed, none, huge, long_root] {
+            assert!(check(&bad).is_err(), "{:?} kept", bad.seed.len());
         }
     }
 
