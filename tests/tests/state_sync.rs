@@ -125,6 +125,33 @@ fn signed(net: &Testnet, who: &agora_validator::Address, h: u64) -> bool {
     })
 }
 
+/// The height every test trusts (its block hash read from node 0).
+const TRUST_HEIGHT: u64 = 5;
+
+/// A 4-validator testnet started with `flags` whose validator [`LATE`] is
+/// stopped and wiped at once (it never keeps anything), once the others
+/// passed height 8; with the hash of block [`TRUST_HEIGHT`].
+fn net_with_a_late_validator(dir: &std::path::Path, flags: &[&str]) -> (Testnet, Vec<u8>) {
+    let net = Testnet::up(dir, 4, flags);
+    stop(&net, LATE);
+    std::fs::remove_dir_all(net.home(LATE).join("data")).unwrap();
+    net.wait_heights(&[0, 1, 2], 8, WAIT);
+    let trust = block_hash(&net, 0, TRUST_HEIGHT).expect("the trusted block");
+    (net, trust)
+}
+
+/// Turns state sync on in [`LATE`]'s config, trusting `hash` at
+/// [`TRUST_HEIGHT`], with `more` settings of the section.
+fn trust_in_late(net: &Testnet, hash: &[u8], more: &[(&str, toml::Value)]) {
+    let mut pairs = vec![
+        ("enable", true.into()),
+        ("trust_height", (TRUST_HEIGHT as i64).into()),
+        ("trust_hash", hex::encode(hash).into()),
+    ];
+    pairs.extend(more.iter().cloned());
+    configure(net, LATE, "state_sync", &pairs);
+}
+
 #[test]
 fn a_late_validator_joins_by_state_sync_and_then_votes() {
     let tmp = tempfile::tempdir().unwrap();
@@ -132,9 +159,8 @@ fn a_late_validator_joins_by_state_sync_and_then_votes() {
     let dir = std::env::var_os("AGORA_STATE_SYNC_DIR")
         .map(std::path::PathBuf::from)
         .unwrap_or_else(|| tmp.path().join("net"));
-    let mut net = Testnet::up(
+    let (mut net, trust) = net_with_a_late_validator(
         &dir,
-        4,
         &[
             "--snapshot-interval",
             "10",
@@ -149,26 +175,11 @@ fn a_late_validator_joins_by_state_sync_and_then_votes() {
             "100000",
         ],
     );
-    // The late validator never keeps anything: stopped and wiped at once.
-    stop(&net, LATE);
-    std::fs::remove_dir_all(net.home(LATE).join("data")).unwrap();
-    net.wait_heights(&[0, 1, 2], 8, WAIT);
-    let trust_height = 5;
-    let trust = block_hash(&net, 0, trust_height).expect("block 5");
 
     // A wrong checkpoint: the node refuses to start, saying why.
     let mut wrong = trust.clone();
     wrong[0] ^= 1;
-    configure(
-        &net,
-        LATE,
-        "state_sync",
-        &[
-            ("enable", true.into()),
-            ("trust_height", (trust_height as i64).into()),
-            ("trust_hash", hex::encode(&wrong).into()),
-        ],
-    );
+    trust_in_late(&net, &wrong, &[]);
     let out_path = tmp.path().join("wrong-checkpoint.log");
     let mut child = Command::new(&net.agora_bin)
         .args(["start", "--home"])
@@ -308,16 +319,10 @@ fn a_peer_withholding_a_chunk_is_set_aside_and_the_join_completes() {
     const WITHHOLDER: usize = 2;
     // Snapshots only at start: a serving node's offer is the height it
     // was restarted at, and node 0 (never restarted) offers none.
-    let mut net = Testnet::up(
+    let (mut net, trust) = net_with_a_late_validator(
         &dir,
-        4,
         &["--snapshot-interval", "1000000", "--extra-accounts", "3000"],
     );
-    stop(&net, LATE);
-    std::fs::remove_dir_all(net.home(LATE).join("data")).unwrap();
-    net.wait_heights(&[0, 1, 2], 8, WAIT);
-    let trust_height = 5;
-    let trust = block_hash(&net, 0, trust_height).expect("block 5");
 
     stop(&net, WITHHOLDER);
     configure(
@@ -334,17 +339,7 @@ fn a_peer_withholding_a_chunk_is_set_aside_and_the_join_completes() {
     // (and the chain waits: 0 and 2 hold half the power).
     stop(&net, HONEST);
 
-    configure(
-        &net,
-        LATE,
-        "state_sync",
-        &[
-            ("enable", true.into()),
-            ("trust_height", (trust_height as i64).into()),
-            ("trust_hash", hex::encode(&trust).into()),
-            ("chunk_timeout_ms", 1000.into()),
-        ],
-    );
+    trust_in_late(&net, &trust, &[("chunk_timeout_ms", 1000.into())]);
     net.restart(LATE);
     wait_log(&net, LATE, "left a chunk unanswered twice", WAIT);
     net.restart(HONEST);
