@@ -21,7 +21,7 @@ set -euo pipefail
 
 SECONDS_PER_TARGET=${1:?usage: fuzz/run.sh SECONDS [TARGET...]}
 shift
-ALL_TARGETS=(wire hello wal snapshot signing_state signing_file certificate tx block state_proof state_sync)
+ALL_TARGETS=(wire hello wal snapshot signing_state signing_file certificate tx block state_proof state_sync light_block)
 if [ $# -gt 0 ]; then TARGETS=("$@"); else TARGETS=("${ALL_TARGETS[@]}"); fi
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)

@@ -14,7 +14,7 @@ use agora_validator::{Address, VoteType};
 use prost::Message;
 
 use crate::fixtures::{self, Chain, PEER_CERT_DER};
-use crate::state_targets;
+use crate::{light_target, state_targets};
 
 /// One seed: its file name and bytes.
 pub type Seed = (String, Vec<u8>);
@@ -97,7 +97,34 @@ pub fn seeds() -> Vec<(&'static str, Vec<Seed>)> {
         ("block", block_seeds(&chain, ev)),
         ("state_proof", state_proof_seeds()),
         ("state_sync", state_sync_seeds()),
+        ("light_block", light_block_seeds()),
     ]
+}
+
+/// Every block of the reference chain as a light client is served it, and
+/// what a hostile node might serve: block 1's header with block 2's
+/// certificate, block 2 naming block 1's set.
+fn light_block_seeds() -> Vec<Seed> {
+    let blocks = &fixtures::world().light_blocks;
+    let mut seeds: Vec<Seed> = blocks
+        .iter()
+        .map(|b| {
+            (
+                format!("height_{}", b.header.height),
+                light_target::light_input(b),
+            )
+        })
+        .collect();
+    let mut other_certificate = blocks[0].clone();
+    other_certificate.certificate = blocks[1].certificate.clone();
+    seeds.push((
+        "other_certificate".into(),
+        light_target::light_input(&other_certificate),
+    ));
+    let mut other_set = blocks[1].clone();
+    other_set.header.height = 1;
+    seeds.push(("lower_height".into(), light_target::light_input(&other_set)));
+    seeds
 }
 
 /// A proof of every key of the state after block 1 (present and absent),

@@ -17,6 +17,7 @@ use agora_validator::engine::{
     Action, CommitRecord, Engine, EngineConfig, MempoolView, Restored, Tip,
 };
 use agora_validator::ledger::{DecodedTx, Ledger, tx};
+use agora_validator::light_client::LightBlock;
 use agora_validator::{ChainId, HasAddress, ValidatorSet};
 
 /// Chain id of the fuzz world.
@@ -359,6 +360,33 @@ pub struct World {
     pub after_block_1: Restored,
     /// The validator set of height 1 (certificates are verified against it).
     pub set: ValidatorSet,
+    /// Each block of the reference chain as a light client is served it:
+    /// header, certificate and the set of its height (index h − 1).
+    pub light_blocks: Vec<LightBlock>,
+}
+
+/// The reference chain's blocks as light blocks, each with the set of its
+/// height as the ledger before it holds it.
+fn light_blocks(chain: &Chain) -> Vec<LightBlock> {
+    let mut before = vec![at_genesis().ledger];
+    before.extend(ledgers_after(chain).into_iter().map(|(_, l)| l));
+    chain
+        .records
+        .iter()
+        .zip(&before)
+        .map(|(rec, ledger)| LightBlock {
+            header: rec
+                .block
+                .header
+                .clone()
+                .unwrap_or_else(|| panic!("a header")),
+            certificate: rec.certificate.clone(),
+            validators: ledger
+                .validator_set(rec.height)
+                .cloned()
+                .unwrap_or_else(|| panic!("the set of height {}", rec.height)),
+        })
+        .collect()
 }
 
 /// The world, made on first use.
@@ -383,11 +411,13 @@ pub fn world() -> &'static World {
             },
             evidence: Vec::new(),
         };
+        let light_blocks = light_blocks(&chain);
         World {
             chain: chain_id(),
             genesis,
             after_block_1,
             set,
+            light_blocks,
         }
     })
 }

@@ -1,7 +1,7 @@
 //! Coverage-guided fuzz targets for every decoder of outside bytes: wire
 //! frames, the Hello, WAL records, ledger snapshots, the signing state,
 //! commit certificates, transactions and blocks, and the checks a client
-//! runs on what an untrusted node says of the state: state proofs and
+//! runs on what an untrusted node says: light blocks, state proofs and
 //! state-sync snapshots (see `fuzz/README.md`).
 //!
 //! Each target is a plain function in [`targets`]; each binary
@@ -14,6 +14,7 @@
 
 pub mod corpus;
 pub mod fixtures;
+pub mod light_target;
 pub mod state_targets;
 pub mod targets;
 

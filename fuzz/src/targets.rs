@@ -18,7 +18,7 @@ use agora_validator::{Address, CommitCertificate};
 use prost::Message;
 
 use crate::fixtures::{self, GENESIS_HASH, NOW_MS, PEER_CERT_DER, world};
-use crate::state_targets;
+use crate::{light_target, state_targets};
 
 /// A fuzz target: arbitrary bytes in, a panic for a finding.
 pub type Target = fn(&[u8]);
@@ -37,6 +37,7 @@ pub const TARGETS: &[(&str, Target)] = &[
     ("block", block),
     ("state_proof", state_targets::state_proof),
     ("state_sync", state_targets::state_sync),
+    ("light_block", light_target::light_block),
 ];
 
 /// Builds everything the targets share (the world, the choice of
