@@ -307,7 +307,7 @@ impl<'a> Joiner<'a> {
             TransportEvent::Message { peer, message, .. } => match message.kind {
                 Some(Kind::SnapshotOffer(o)) if o.height > 0 => {
                     if let Err(why) = super::offers::check(&o) {
-                        let _ = self.refuse(peer, &why);
+                        let _ = self.refuse(peer, &why.to_string());
                         return;
                     }
                     let now = Instant::now();

@@ -9,7 +9,6 @@
 //! newer than the interval's and offered by nobody else, and a lone source
 //! decides how fast (or whether, until `fetcher`'s silence rule drops it)
 //! the join goes.
-
 //!
 //! Bound: one offer kept per connected peer, each checked by [`check`]
 //! when it arrives: a manifest of at most 4,096 chunk summaries with
@@ -25,14 +24,28 @@ use prost::Message;
 
 use crate::transport::PeerId;
 
+/// Why an offer is not kept (the peer is charged: no honest node sends it).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum OfferError {
+    /// The chain seed is not 32 bytes.
+    #[error("an offer's seed is not 32 bytes")]
+    Seed,
+    /// A snapshot offered without its manifest.
+    #[error("an offer without a manifest")]
+    NoManifest,
+    /// The manifest's shape is impossible.
+    #[error(transparent)]
+    Manifest(#[from] chunks::ChunkError),
+}
+
 /// Whether an offer may be kept: a 32-byte seed and a manifest of a
 /// possible shape (its roots are checked once the anchor is verified).
-pub fn check(o: &pb::SnapshotOffer) -> Result<(), String> {
+pub fn check(o: &pb::SnapshotOffer) -> Result<(), OfferError> {
     if o.seed.len() != 32 {
-        return Err("an offer's seed is not 32 bytes".into());
+        return Err(OfferError::Seed);
     }
-    let m = o.manifest.as_ref().ok_or("an offer without a manifest")?;
-    chunks::check_shape(m).map_err(|e| e.to_string())
+    let m = o.manifest.as_ref().ok_or(OfferError::NoManifest)?;
+    Ok(chunks::check_shape(m)?)
 }
 
 /// The offer to take among those at or above `min`, with a peer offering
@@ -88,6 +101,7 @@ mod tests {
     #[test]
     fn offers_of_an_impossible_shape_are_not_kept() {
         assert_eq!(check(&offer(100, 2)), Ok(()));
+        assert_eq!(check(&pb::SnapshotOffer::default()), Err(OfferError::Seed));
         let mut short_seed = offer(100, 2);
         short_seed.seed.pop();
         let mut none = offer(100, 2);
