@@ -17,6 +17,10 @@
 //!   BLS signature verifies for one message only, so no other seed passes
 //!   (the lottery of S + 1 and later then runs as for any node);
 //! - the state after S: its root is `next.app_hash`.
+//!
+//! Which offer to fetch (and which to keep at all) is [`offers`].
+
+pub mod offers;
 
 use agora_proto::v1 as pb;
 

@@ -3,7 +3,7 @@
 //! 1. *Offers.* Every connected peer is asked for its newest snapshot
 //!    (again every [`ASK_EVERY`] while none fits); of those whose next
 //!    header is at or above the trusted height, the one most peers offer
-//!    is taken, then the highest ([`super::offers`]).
+//!    is taken, then the highest (`agora_validator::state_sync::offers`).
 //! 2. *Anchor.* Header S + 1 is verified from the checkpoint by the light
 //!    client over gRPC, with blocks S and S + 1 and the offered seed
 //!    ([`super::anchor`]). A seed that does not verify is the offering
@@ -27,7 +27,7 @@ use agora_proto::v1::{self as pb, PeerMessage, peer_message::Kind};
 use agora_validator::Hash;
 use agora_validator::ledger::Ledger;
 use agora_validator::ledger::merkle::chunks::verify_manifest;
-use agora_validator::state_sync::Anchor;
+use agora_validator::state_sync::{Anchor, offers};
 use agora_validator::types::ChainId;
 use prost::Message;
 use tokio::sync::mpsc;
@@ -252,7 +252,7 @@ impl<'a> Joiner<'a> {
                 decide_at = Some(Instant::now() + GATHER);
             }
             if decide_at.is_some_and(|t| Instant::now() >= t) {
-                return Ok(super::offers::best(&self.offers, min));
+                return Ok(offers::best(&self.offers, min));
             }
             if Instant::now() >= next_ask {
                 if !warned && !self.offers.is_empty() {
@@ -306,7 +306,7 @@ impl<'a> Joiner<'a> {
             }
             TransportEvent::Message { peer, message, .. } => match message.kind {
                 Some(Kind::SnapshotOffer(o)) if o.height > 0 => {
-                    if let Err(why) = super::offers::check(&o) {
+                    if let Err(why) = offers::check(&o) {
                         let _ = self.refuse(peer, &why.to_string());
                         return;
                     }

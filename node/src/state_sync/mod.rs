@@ -3,15 +3,14 @@
 //! sync"). [`serve`] is what every node does for its peers; [`join`] is
 //! what a node with an empty store and `state_sync.enable` does before it
 //! starts; [`anchor`] verifies the header a snapshot is checked against;
-//! [`offers`] picks the snapshot to fetch; [`fetcher`] schedules and
-//! checks the chunks. What a snapshot must prove
-//! is the engine's: `agora_validator::state_sync` (the anchor) and
+//! [`fetcher`] schedules and checks the chunks. What a snapshot must prove
+//! is the engine's: `agora_validator::state_sync` (the anchor, and which
+//! offer to take: `state_sync::offers`) and
 //! `agora_validator::ledger::merkle::chunks` (manifest and chunks).
 
 pub mod anchor;
 pub mod fetcher;
 pub mod join;
-pub mod offers;
 pub mod serve;
 
 pub use join::{Joiner, StateSyncError};

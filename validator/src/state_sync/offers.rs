@@ -1,4 +1,6 @@
-//! Which snapshot offer a joining node takes.
+//! Which snapshot offer a joining node takes, and which it keeps at all
+//! (a rule of the engine's, generic over the peer id; the node's joiner,
+//! `node/src/state_sync/join.rs`, only gathers the offers).
 //!
 //! The one offered by the most peers (the same height and manifest), then
 //! the highest, then by peer id (so the choice is deterministic). Honest
@@ -15,14 +17,13 @@
 //! 32-byte roots, so at most about 330 KB decoded (an offer frame may be
 //! 4 MiB; one that is not of that shape is refused and charged, not kept).
 
-use std::collections::HashMap;
+use std::collections::BTreeMap;
 
 use agora_proto::v1 as pb;
-use agora_validator::crypto::{Hash, sha3_256};
-use agora_validator::ledger::merkle::chunks;
 use prost::Message;
 
-use crate::transport::PeerId;
+use crate::crypto::{Hash, sha3_256};
+use crate::ledger::merkle::chunks;
 
 /// Why an offer is not kept (the peer is charged: no honest node sends it).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -48,28 +49,23 @@ pub fn check(o: &pb::SnapshotOffer) -> Result<(), OfferError> {
     Ok(chunks::check_shape(m)?)
 }
 
-/// The offer to take among those at or above `min`, with a peer offering
-/// it; None when none is.
-pub fn best(
-    offers: &HashMap<PeerId, pb::SnapshotOffer>,
+/// The offer to take among `offers` (peer, offer) at or above `min`, with
+/// a peer offering it; None when none is.
+pub fn best<'a, P: Copy + Ord + 'a>(
+    offers: impl IntoIterator<Item = (&'a P, &'a pb::SnapshotOffer)>,
     min: u64,
-) -> Option<(PeerId, pb::SnapshotOffer)> {
+) -> Option<(P, pb::SnapshotOffer)> {
     // Offers are grouped by height and manifest digest, each hashed once
     // (comparing manifests pairwise would cost peers² manifests).
-    let usable: Vec<(PeerId, &pb::SnapshotOffer, (u64, Hash))> = offers
-        .iter()
+    let usable: Vec<(P, &pb::SnapshotOffer, (u64, Hash))> = offers
+        .into_iter()
         .filter(|(_, o)| o.height >= min)
         .map(|(p, o)| {
-            let digest = sha3_256(
-                &o.manifest
-                    .as_ref()
-                    .map(Message::encode_to_vec)
-                    .unwrap_or_default(),
-            );
-            (*p, o, (o.height, digest))
+            let manifest = o.manifest.as_ref().map(Message::encode_to_vec);
+            (*p, o, (o.height, sha3_256(&manifest.unwrap_or_default())))
         })
         .collect();
-    let mut backers: HashMap<(u64, Hash), usize> = HashMap::new();
+    let mut backers: BTreeMap<(u64, Hash), usize> = BTreeMap::new();
     for (_, _, group) in &usable {
         *backers.entry(*group).or_default() += 1;
     }
@@ -82,10 +78,11 @@ pub fn best(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::collections::HashMap;
 
     fn offer(height: u64, bits: u32) -> pb::SnapshotOffer {
         let empty = pb::ChunkSummary {
-            root: agora_validator::ledger::merkle::proof::PLACEHOLDER.to_vec(),
+            root: crate::ledger::merkle::proof::PLACEHOLDER.to_vec(),
             leaves: 0,
         };
         pb::SnapshotOffer {
@@ -117,8 +114,8 @@ mod tests {
         }
     }
 
-    fn peer(b: u8) -> PeerId {
-        PeerId([b; 32])
+    fn peer(b: u8) -> u8 {
+        b
     }
 
     #[test]
@@ -145,6 +142,6 @@ mod tests {
         ]);
         assert_eq!(best(&offers, 50).unwrap().1.height, 157);
         assert_eq!(best(&offers, 200), None);
-        assert_eq!(best(&HashMap::new(), 0), None);
+        assert_eq!(best(&HashMap::<u8, pb::SnapshotOffer>::new(), 0), None);
     }
 }
