@@ -15,6 +15,7 @@
 pub mod corpus;
 pub mod fixtures;
 pub mod light_target;
+pub mod parts;
 pub mod state_targets;
 pub mod targets;
 

@@ -17,13 +17,7 @@ use agora_validator::{CommitCertificate, ValidatorSet};
 use prost::Message;
 
 use crate::fixtures::world;
-
-/// Splits `data` into a 2-byte big-endian length and that many bytes, and
-/// the rest.
-fn part(data: &[u8]) -> Option<(&[u8], &[u8])> {
-    let (len, rest) = data.split_first_chunk::<2>()?;
-    rest.split_at_checked(usize::from(u16::from_be_bytes(*len)))
-}
+use crate::parts::{join_parts, split_part};
 
 /// Light blocks: a `pb::Header` and a `pb::CommitCertificate`, each
 /// behind a 2-byte length, then a `pb::ValidatorSet`; verified from the
@@ -37,10 +31,10 @@ pub fn check_light_block<E>(
     data: &[u8],
     step: impl Fn(&agora_validator::ChainId, &Trusted, &LightBlock) -> Result<Trusted, E>,
 ) {
-    let Some((header, rest)) = part(data) else {
+    let Some((header, rest)) = split_part(data) else {
         return;
     };
-    let Some((certificate, set)) = part(rest) else {
+    let Some((certificate, set)) = split_part(rest) else {
         return;
     };
     let (Ok(header), Ok(certificate), Ok(set)) = (
@@ -81,15 +75,11 @@ pub fn check_light_block<E>(
 
 /// A [`light_block`] input.
 pub fn light_input(b: &LightBlock) -> Vec<u8> {
-    let mut input = Vec::new();
-    for part in [
-        b.header.encode_to_vec(),
-        b.certificate.to_proto().encode_to_vec(),
-    ] {
-        let len = u16::try_from(part.len()).unwrap_or_else(|_| panic!("a part over 64 KiB"));
-        input.extend(len.to_be_bytes());
-        input.extend(part);
-    }
-    input.extend(b.validators.to_proto().encode_to_vec());
-    input
+    join_parts(
+        &[
+            b.header.encode_to_vec(),
+            b.certificate.to_proto().encode_to_vec(),
+        ],
+        b.validators.to_proto().encode_to_vec(),
+    )
 }

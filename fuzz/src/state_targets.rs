@@ -23,6 +23,7 @@ use agora_validator::ledger::merkle::proof::verify;
 use prost::Message;
 
 use crate::fixtures::{self, world};
+use crate::parts::{join_parts, split_part};
 
 /// The state the targets check against: the ledger after block 1.
 #[derive(Debug)]
@@ -129,11 +130,7 @@ pub fn check_sync(
     data: &[u8],
     accepts: impl Fn(&pb::SnapshotManifest, u32, &[pb::StateLeaf]) -> bool,
 ) {
-    let Some((len, rest)) = data.split_first_chunk::<2>() else {
-        return;
-    };
-    let len = usize::from(u16::from_be_bytes(*len));
-    let Some((manifest, chunk)) = rest.split_at_checked(len) else {
+    let Some((manifest, chunk)) = split_part(data) else {
         return;
     };
     let (Ok(m), Ok(r)) = (
@@ -190,12 +187,7 @@ pub fn proof_inputs() -> Vec<(String, Vec<u8>)> {
 
 /// A [`state_sync`] input: the manifest, then the chunk answer.
 pub fn sync_input(m: &pb::SnapshotManifest, r: &pb::ChunkResponse) -> Vec<u8> {
-    let manifest = m.encode_to_vec();
-    let len = u16::try_from(manifest.len()).unwrap_or_else(|_| panic!("a manifest over 64 KiB"));
-    let mut input = len.to_be_bytes().to_vec();
-    input.extend(manifest);
-    input.extend(r.encode_to_vec());
-    input
+    join_parts(&[m.encode_to_vec()], r.encode_to_vec())
 }
 
 /// What a serving node offers: each chunk of the splits with 0, 1, 2 and
