@@ -11,8 +11,8 @@
 //! 3. *Manifest.* Checked against the header's app hash; a peer whose
 //!    manifest does not hash to it is charged and dropped.
 //! 4. *Chunks.* Fetched from every peer that offered the same manifest
-//!    ([`super::fetcher`]), each checked on arrival; a forged one is
-//!    charged to its peer. With no source left, back to 1.
+//!    (`agora_validator::state_sync::fetcher`), each checked on arrival; a
+//!    forged one is charged to its peer. With no source left, back to 1.
 //! 5. *Install.* The ledger is rebuilt from the leaves (strictly decoded),
 //!    its root compared with the app hash once more, and the store gets
 //!    block S, its certificate, the seed and the state in one durable
@@ -27,6 +27,7 @@ use agora_proto::v1::{self as pb, PeerMessage, peer_message::Kind};
 use agora_validator::Hash;
 use agora_validator::ledger::Ledger;
 use agora_validator::ledger::merkle::chunks::verify_manifest;
+use agora_validator::state_sync::fetcher::{ChunkFetcher, Verdict};
 use agora_validator::state_sync::{Anchor, offers};
 use agora_validator::types::ChainId;
 use prost::Message;
@@ -34,7 +35,6 @@ use tokio::sync::mpsc;
 use tracing::{info, warn};
 
 use super::anchor::{self, AnchorFetchError};
-use super::fetcher::{ChunkFetcher, Verdict};
 use crate::config::StateSyncConfig;
 use crate::storage::{SnapshotBase, Storage};
 use crate::transport::{ChargeReason, PeerId, Transport, TransportEvent};
@@ -146,12 +146,8 @@ impl<'a> Joiner<'a> {
             return Ok(self.refuse(peer, &e.to_string()));
         }
         let sources = self.sources(offer.height, &manifest, &anchor.app_hash);
-        let fetcher = ChunkFetcher::new(
-            anchor.height,
-            manifest,
-            sources,
-            Duration::from_millis(self.cfg.chunk_timeout_ms),
-        );
+        let fetcher =
+            ChunkFetcher::new(anchor.height, manifest, sources, self.cfg.chunk_timeout_ms);
         let Some(leaves) = self.download(fetcher).await? else {
             self.offers.clear();
             return Ok(Pass::Retry);
@@ -287,7 +283,7 @@ impl<'a> Joiner<'a> {
     /// Handles an event outside the download: offers are kept, new peers
     /// asked, a departed peer's offer forgotten; everything else (votes,
     /// proposals, transactions of a chain not yet followed) is dropped.
-    fn on_event(&mut self, ev: TransportEvent, fetch: Option<&mut ChunkFetcher>) {
+    fn on_event(&mut self, ev: TransportEvent, fetch: Option<&mut ChunkFetcher<PeerId>>) {
         match ev {
             TransportEvent::Connected { peer, .. } => {
                 if let Some(f) = fetch {
@@ -326,7 +322,7 @@ impl<'a> Joiner<'a> {
         }
     }
 
-    fn on_chunk(&mut self, f: &mut ChunkFetcher, peer: PeerId, r: pb::ChunkResponse) {
+    fn on_chunk(&mut self, f: &mut ChunkFetcher<PeerId>, peer: PeerId, r: pb::ChunkResponse) {
         let index = r.index;
         match f.on_response(peer, r) {
             Verdict::Accepted | Verdict::Ignored => {}
@@ -346,7 +342,7 @@ impl<'a> Joiner<'a> {
     /// Drives the download to the end; None when every source is gone.
     async fn download(
         &mut self,
-        mut f: ChunkFetcher,
+        mut f: ChunkFetcher<PeerId>,
     ) -> Result<Option<Vec<(Vec<u8>, Vec<u8>)>>, StateSyncError> {
         let t0 = Instant::now();
         let total = f.remaining();
@@ -359,7 +355,8 @@ impl<'a> Joiner<'a> {
                 );
                 return Ok(None);
             }
-            for (peer, req) in f.requests(Instant::now()) {
+            // The fetcher's clock: milliseconds since the download began.
+            for (peer, req) in f.requests(t0.elapsed().as_millis() as u64) {
                 let msg = PeerMessage {
                     kind: Some(Kind::ChunkRequest(req)),
                 };

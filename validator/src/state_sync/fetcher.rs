@@ -1,7 +1,11 @@
 //! Which chunk to ask of which peer, and what to make of each answer: the
-//! joiner's download of one snapshot, as a state machine without I/O (the
-//! caller sends the requests it returns and feeds it the answers), so the
-//! hostile cases are tested without a network.
+//! joiner's download of one snapshot, a rule of the engine's like
+//! [`super::offers`]. A state machine without I/O or a clock, generic over
+//! the peer id: the host (`node/src/state_sync/join.rs`) sends the requests
+//! it returns, feeds it the answers and says what time it is, in
+//! milliseconds since any fixed instant, so the hostile cases are tested
+//! without a network and replay the same way every run (ordered maps only:
+//! which chunk goes out first never depends on a hash seed).
 //!
 //! - Requests go round-robin to the peers that offered this snapshot, at
 //!   most [`PER_PEER`] in flight each, so no one peer holds the download.
@@ -25,13 +29,11 @@
 //! `PER_PEER` frames per source; silences remembered at most one per chunk
 //! and source.
 
-use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
-use std::time::{Duration, Instant};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 use agora_proto::v1 as pb;
-use agora_validator::ledger::merkle::chunks::{ChunkError, verify_chunk};
 
-use crate::transport::PeerId;
+use crate::ledger::merkle::chunks::{ChunkError, verify_chunk};
 
 /// Chunk requests in flight to one peer at once.
 pub const PER_PEER: usize = 4;
@@ -51,32 +53,34 @@ pub enum Verdict {
 
 /// The download of one snapshot (see the module docs).
 #[derive(Debug)]
-pub struct ChunkFetcher {
+pub struct ChunkFetcher<P> {
     height: u64,
     manifest: pb::SnapshotManifest,
-    timeout: Duration,
-    sources: Vec<PeerId>,
+    timeout_ms: u64,
+    sources: Vec<P>,
     next_source: usize,
     missing: VecDeque<u32>,
-    in_flight: HashMap<u32, (PeerId, Instant)>,
+    /// Chunk → the peer asked and when (the host's milliseconds).
+    in_flight: BTreeMap<u32, (P, u64)>,
     received: Vec<Option<Vec<pb::StateLeaf>>>,
     remaining: usize,
     /// (chunk, peer) pairs whose request went unanswered past the timeout.
-    silences: HashSet<(u32, PeerId)>,
+    silences: BTreeSet<(u32, P)>,
     /// Peers dropped for silence, not yet taken by the joiner.
-    silenced: Vec<PeerId>,
+    silenced: Vec<P>,
 }
 
-impl ChunkFetcher {
+impl<P: Copy + Ord> ChunkFetcher<P> {
     /// A download of the snapshot of `height` whose `manifest` was verified
-    /// against the certified app hash, from the peers that offered it.
+    /// against the certified app hash, from the peers that offered it; a
+    /// request unanswered `timeout_ms` after it went out is given up.
     /// Chunks the manifest says are empty are done at once (an empty
     /// chunk's root is the placeholder, which the manifest check binds).
     pub fn new(
         height: u64,
         manifest: pb::SnapshotManifest,
-        sources: Vec<PeerId>,
-        timeout: Duration,
+        sources: Vec<P>,
+        timeout_ms: u64,
     ) -> Self {
         let n = manifest.chunks.len();
         let mut received = vec![None; n];
@@ -92,14 +96,14 @@ impl ChunkFetcher {
         Self {
             height,
             manifest,
-            timeout,
+            timeout_ms,
             sources,
             next_source: 0,
             missing,
-            in_flight: HashMap::new(),
+            in_flight: BTreeMap::new(),
             received,
             remaining,
-            silences: HashSet::new(),
+            silences: BTreeSet::new(),
             silenced: Vec::new(),
         }
     }
@@ -126,12 +130,13 @@ impl ChunkFetcher {
 
     /// Gives back requests silent past the timeout (dropping a peer silent
     /// a second time on the same chunk), then the requests to send now,
-    /// filling each source up to [`PER_PEER`] in flight.
-    pub fn requests(&mut self, now: Instant) -> Vec<(PeerId, pb::ChunkRequest)> {
-        let expired: Vec<(u32, PeerId)> = self
+    /// filling each source up to [`PER_PEER`] in flight. `now_ms` is the
+    /// host's clock; it never runs backwards.
+    pub fn requests(&mut self, now_ms: u64) -> Vec<(P, pb::ChunkRequest)> {
+        let expired: Vec<(u32, P)> = self
             .in_flight
             .iter()
-            .filter(|(_, (_, at))| now.duration_since(*at) >= self.timeout)
+            .filter(|(_, (_, at))| now_ms.saturating_sub(*at) >= self.timeout_ms)
             .map(|(i, (p, _))| (*i, *p))
             .collect();
         for (i, peer) in expired {
@@ -143,7 +148,7 @@ impl ChunkFetcher {
             }
         }
         let mut out = Vec::new();
-        let mut load: HashMap<PeerId, usize> = HashMap::new();
+        let mut load: BTreeMap<P, usize> = BTreeMap::new();
         for (p, _) in self.in_flight.values() {
             *load.entry(*p).or_default() += 1;
         }
@@ -160,7 +165,7 @@ impl ChunkFetcher {
                 break;
             };
             *n += 1;
-            self.in_flight.insert(index, (peer, now));
+            self.in_flight.insert(index, (peer, now_ms));
             out.push((
                 peer,
                 pb::ChunkRequest {
@@ -173,7 +178,7 @@ impl ChunkFetcher {
     }
 
     /// Takes `peer`'s answer.
-    pub fn on_response(&mut self, peer: PeerId, r: pb::ChunkResponse) -> Verdict {
+    pub fn on_response(&mut self, peer: P, r: pb::ChunkResponse) -> Verdict {
         if r.height != self.height {
             return Verdict::Ignored;
         }
@@ -200,13 +205,13 @@ impl ChunkFetcher {
     }
 
     /// The peers dropped for silence since the last call.
-    pub fn take_silenced(&mut self) -> Vec<PeerId> {
+    pub fn take_silenced(&mut self) -> Vec<P> {
         std::mem::take(&mut self.silenced)
     }
 
     /// Stops asking `peer` (gone, or it served a bad chunk); what was in
     /// flight to it is asked of others.
-    pub fn drop_source(&mut self, peer: PeerId) {
+    pub fn drop_source(&mut self, peer: P) {
         self.sources.retain(|p| *p != peer);
         self.give_back(peer);
     }
@@ -218,12 +223,12 @@ impl ChunkFetcher {
     /// other at once settle on one connection, and requests sent over the
     /// other waited the whole timeout (10 s), by which time the snapshot
     /// was gone.
-    pub fn reconnected(&mut self, peer: PeerId) {
+    pub fn reconnected(&mut self, peer: P) {
         self.give_back(peer);
     }
 
     /// Puts what is in flight to `peer` first in line again.
-    fn give_back(&mut self, peer: PeerId) {
+    fn give_back(&mut self, peer: P) {
         let theirs: Vec<u32> = self
             .in_flight
             .iter()
