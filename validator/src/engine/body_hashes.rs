@@ -18,10 +18,24 @@
 //! The certificate is decoded once too (its signature's subgroup check is
 //! about 0.1 ms): the block rules take it from here instead of the bytes.
 //!
-//! Bound: `MAX_BODIES` entries, each at most `max_block_txs` × 32 bytes
-//! plus one certificate (under 13 KiB with its bitmap; the default limits:
-//! 8 × (10,000 × 32 B + 13 KiB) ≈ 2.6 MiB); emptied at each
-//! commit. When full, new entries are not kept: a miss only costs hashing.
+//! Who gets an entry: the body is checked before the proposal's signature
+//! (a relay that swapped a body is at fault, and must not make the genuine
+//! block look invalid), so any peer can have a body checked and entered,
+//! under a header nobody signed. When the cache is full, entries for
+//! blocks the core does not hold (it holds only blocks of proposals whose
+//! signature verified, and our own) make way for the new one. Before that
+//! rule, eight unsigned proposals at a height (each charged, each a few
+//! hundred bytes) filled the cache, and the genuine block's transactions
+//! were hashed twice more, at validation and at commit (test
+//! `engine/tests/body_cache.rs`).
+//!
+//! Bound: `MAX_BODIES` entries, each at most one hash per transaction of a
+//! body that passed the decode estimate (`node/src/transport/decoded.rs`:
+//! a 4 MiB proposal frame holds at most about 87,000 transactions, so
+//! 2.8 MiB of hashes; an honest block under the default limits holds
+//! 10,000, 320 KiB) plus one certificate (under 13 KiB with its bitmap);
+//! emptied at each commit. When full of blocks the core holds, new entries
+//! are not kept: a miss only costs hashing.
 
 use std::collections::HashMap;
 
@@ -40,8 +54,12 @@ pub struct BodyHashes {
 
 impl BodyHashes {
     /// Remembers what the body check computed for a body that passed it
-    /// under the header hashing to `header`.
-    pub fn insert(&mut self, header: Hash, body: CheckedBody) {
+    /// under the header hashing to `header`; when full, first forgets the
+    /// entries whose block `held` says the core does not hold.
+    pub fn insert(&mut self, header: Hash, body: CheckedBody, held: impl Fn(&Hash) -> bool) {
+        if self.by_header.len() >= MAX_BODIES {
+            self.by_header.retain(|h, _| held(h));
+        }
         if self.by_header.len() < MAX_BODIES {
             self.by_header.entry(header).or_insert(body);
         }
@@ -81,13 +99,35 @@ mod tests {
     fn bounded_first_kept_cleared() {
         let mut b = BodyHashes::default();
         for i in 0..=MAX_BODIES as u8 {
-            b.insert([i; 32], body([i; 32]));
+            b.insert([i; 32], body([i; 32]), |_| true);
         }
         assert_eq!(b.tx_hashes(&[0; 32]), Some(&[[0u8; 32]][..]));
         assert_eq!(b.tx_hashes(&[MAX_BODIES as u8; 32]), None, "past the bound");
-        b.insert([0; 32], body([7; 32]));
+        b.insert([0; 32], body([7; 32]), |_| true);
         assert_eq!(b.tx_hashes(&[0; 32]), Some(&[[0u8; 32]][..]), "first kept");
         b.clear();
         assert_eq!(b.tx_hashes(&[0; 32]), None);
+    }
+
+    /// When full, entries for blocks the core does not hold make way;
+    /// those it holds stay, and a cache full of them keeps them.
+    #[test]
+    fn when_full_entries_the_core_does_not_hold_make_way() {
+        let mut b = BodyHashes::default();
+        let held = |h: &Hash| h[0].is_multiple_of(2);
+        for i in 0..MAX_BODIES as u8 {
+            b.insert([i; 32], body([i; 32]), held);
+        }
+        b.insert([100; 32], body([100; 32]), held);
+        assert!(b.get(&[100; 32]).is_some(), "the new entry is kept");
+        assert!(b.get(&[1; 32]).is_none(), "an unheld entry made way");
+        assert!(b.get(&[2; 32]).is_some(), "a held entry stays");
+        let all_held = |_: &Hash| true;
+        for i in 0..MAX_BODIES as u8 {
+            b.insert([200 + i; 32], body([i; 32]), all_held);
+        }
+        assert_eq!(b.by_header.len(), MAX_BODIES);
+        b.insert([250; 32], body([250; 32]), all_held);
+        assert!(b.get(&[250; 32]).is_none(), "full of held blocks: not kept");
     }
 }

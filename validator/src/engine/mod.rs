@@ -494,7 +494,8 @@ impl<P: Copy + Ord + std::fmt::Debug> Engine<P> {
                                 .clone()
                                 .and_then(|c| carried_commit::offer(&self.context(), hash, c));
                         }
-                        self.bodies.insert(hash, body);
+                        let core = &self.core;
+                        self.bodies.insert(hash, body, |h| core.holds_block(h));
                     }
                 }
             }
@@ -517,6 +518,13 @@ impl<P: Copy + Ord + std::fmt::Debug> Engine<P> {
         let rejected = self.drive(input, Log::All, now_ms, mempool, &mut out)?;
         charge(peer, rejected, &mut out);
         Ok(out)
+    }
+
+    /// Whether what the body check computed for the block of `header` is
+    /// remembered (tests of the cache's admission rule).
+    #[cfg(test)]
+    pub(crate) fn remembers_body(&self, header: &Hash) -> bool {
+        self.bodies.get(header).is_some()
     }
 
     /// A vote from `peer`. A precommit for the block just committed that

@@ -306,6 +306,14 @@ impl Consensus {
         (proposals, self.verified_votes())
     }
 
+    /// Whether the current height holds the block hashing to `block_hash`
+    /// (from a proposal whose signature verified, or our own).
+    pub fn holds_block(&self, block_hash: &Hash) -> bool {
+        self.hs
+            .as_ref()
+            .is_some_and(|hs| hs.blocks.contains_key(block_hash))
+    }
+
     /// Whether the current height stores exactly this vote (its value and
     /// signature bytes), pending or verified.
     pub fn holds_vote(&self, v: &pb::Vote) -> bool {

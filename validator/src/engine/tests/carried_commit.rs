@@ -11,7 +11,7 @@ use crate::signing::proposal_bytes;
 
 /// Validator `me`'s engine at height 2 (block 1 synced from the chain),
 /// and the chain's proposal of height 2 with its proposer's index.
-fn at_height_two(
+pub(super) fn at_height_two(
     records: &[CommitRecord],
     msgs: &BTreeMap<Height, Vec<Msg>>,
 ) -> (Engine<usize>, pb::Proposal, usize) {

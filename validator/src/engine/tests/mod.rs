@@ -505,6 +505,7 @@ fn a_connecting_validator_is_sent_the_height_so_far_and_an_outsider_nothing() {
     assert!(e.on_peer_connected(8, None).is_empty());
 }
 
+mod body_cache;
 mod carried_commit;
 mod early_start;
 mod evidence;
