@@ -17,8 +17,12 @@ use crate::mempool::MempoolConfig;
 use crate::rpc::ServerLimits;
 use crate::transport;
 use crate::transport::wire::MAX_BLOCK_FRAME;
+use agora_proto::v1 as pb;
+use agora_validator::consensus::ConsensusConfig;
 use agora_validator::consensus::buffer::MAX_BUFFER_BYTES;
+use agora_validator::consensus::vote_set::MAX_UNKNOWN_VALUES_PER_VOTER;
 use agora_validator::crypto::AccountKeyCache;
+use agora_validator::engine::MAX_CHECKED_BODIES;
 use agora_validator::engine::evidence_pool::MAX_POOL_BYTES;
 
 /// Resident memory of an idle node besides its buffers: code, tokio's
@@ -39,6 +43,15 @@ pub const SEEN_ENTRY: u64 = 192;
 /// Bookkeeping per mempool transaction besides its encoding (the decoded
 /// form with its parsed key, the index entries by hash, sender and fee).
 pub const MEMPOOL_ENTRY: u64 = 1024;
+/// Bookkeeping and bytes of one vote of the current height: in the core
+/// about 430 B (the decoded `pb::Vote` with its three byte fields, the
+/// stored vote's value, power and flag, the vote set's key and node), in
+/// the engine about 320 B (its first sender, `engine/vote_senders.rs`),
+/// and its hash in the WAL filter. An upper estimate.
+pub const VOTE_ENTRY: u64 = 800;
+/// A carried certificate decoded, with its bitmap (under 13 KiB for the
+/// largest validator set a frame can carry).
+const CERTIFICATE_BYTES: u64 = 13 * 1024;
 /// redb's page cache ([`crate::storage::CACHE_BYTES`], which
 /// `storage::Storage::open` sets): filled only with pages read and pages
 /// written, so a young chain uses far less.
@@ -62,6 +75,37 @@ pub struct Term {
     pub per_peer: bool,
     /// Bytes, for one peer if `per_peer`.
     pub bytes: u64,
+}
+
+/// What the chain itself makes a node hold, as opposed to what its peers
+/// send: it grows with the chain's accounts and validators and with how
+/// long the height being decided has run, none of which a peer moves for
+/// free.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ChainAllowance {
+    /// Bytes of ledger state (in memory; it grows with the accounts, which
+    /// cost fees).
+    pub state_bytes: u64,
+    /// Validators in the set (at most the chain's `max_validators`, 100 by
+    /// default).
+    pub validators: u64,
+    /// Rounds the height being decided has passed. Each lasts at least its
+    /// propose timeout (1 s + 0.5 s per round by default: 16 rounds take
+    /// at least 76 s), and a skip to a later round needs more than a third
+    /// of the power, so an honest validator that waited them.
+    pub rounds_passed: u64,
+}
+
+impl ChainAllowance {
+    /// The figures ARCHITECTURE.md quotes: the default `max_validators`
+    /// (100), a height 16 rounds old, and `state_bytes` of state.
+    pub fn quoted(state_bytes: u64) -> Self {
+        Self {
+            state_bytes,
+            validators: 100,
+            rounds_passed: 16,
+        }
+    }
 }
 
 /// The worst case of a node: every term and their sum for `peers` peers.
@@ -121,11 +165,9 @@ impl std::fmt::Display for MemoryBound {
 }
 
 /// The worst-case memory of a node configured by `config` with `peers`
-/// connections, and `state_bytes` of ledger state (the ledger lives in
-/// memory; it grows with the chain's accounts, not with anything a peer
-/// can send for free).
-pub fn worst_case(config: &Config, peers: u64, state_bytes: u64) -> MemoryBound {
-    let mut bound = worst_case_with(&config.grpc.limits(), &config.mempool, peers, state_bytes);
+/// connections, on a chain of the size `chain` allows for.
+pub fn worst_case(config: &Config, peers: u64, chain: &ChainAllowance) -> MemoryBound {
+    let mut bound = worst_case_with(&config.grpc.limits(), &config.mempool, peers, chain);
     if config.explorer.enabled {
         bound.terms.push(Term {
             what: "explorer answers being built (a block and its JSON each at most)",
@@ -143,12 +185,13 @@ pub fn worst_case_with(
     grpc: &ServerLimits,
     mempool: &MempoolConfig,
     peers: u64,
-    state_bytes: u64,
+    chain: &ChainAllowance,
 ) -> MemoryBound {
     let mut terms = per_peer_terms();
     terms.extend(node_terms(mempool));
+    terms.extend(height_terms(chain));
     terms.extend(grpc_terms(grpc));
-    terms.extend(state_terms(state_bytes));
+    terms.extend(state_terms(chain.state_bytes));
     MemoryBound { peers, terms }
 }
 
@@ -278,6 +321,48 @@ fn node_terms(mempool: &MempoolConfig) -> Vec<Term> {
     ]
 }
 
+/// What the height being decided holds, in the core and the engine:
+/// rounds up to `max_rounds_ahead` past the current one are admitted, and
+/// every round the height passed stays (a later decision may need its
+/// block and votes). A block is held decoded, up to `MAX_DECODE_RATIO`
+/// times its frame (the transport refuses more; honest blocks decode into
+/// at most about four times their length); only a validator's signed
+/// proposal gets one held, a second one per round only as evidence of
+/// double signing.
+fn height_terms(chain: &ChainAllowance) -> Vec<Term> {
+    let rounds = u64::from(ConsensusConfig::default().max_rounds_ahead) + 1 + chain.rounds_passed;
+    let decoded_block = u(transport::decoded::MAX_DECODE_RATIO) * u(MAX_BLOCK_FRAME);
+    // The most transactions a block frame can hold within the decode
+    // estimate (each priced at twice its in-memory size): their hashes.
+    let most_txs = decoded_block / (2 * u(std::mem::size_of::<pb::Transaction>()));
+    // Per voter, round and type: nil, the round's proposal's block, one per
+    // later proposal naming the round as its POL round (at most one per
+    // round in all), and the unknown values an equivocator may add
+    // (`consensus/state/votes.rs`). An honest voter has one: the term is
+    // every validator equivocating.
+    let values = 3 + u(MAX_UNKNOWN_VALUES_PER_VOTER);
+    vec![
+        Term {
+            what: "blocks held at the current height (the first verified proposal's and one conflicting one per round, decoded)",
+            bound_by: "2 × (max_rounds_ahead + 1 + rounds passed) × MAX_DECODE_RATIO × MAX_BLOCK_FRAME, validator/src/consensus/state/proposal.rs, node/src/transport/decoded.rs",
+            per_peer: false,
+            bytes: 2 * rounds * decoded_block,
+        },
+        Term {
+            what: "votes held at the current height (core and engine)",
+            bound_by: "validators × 2 types × (max_rounds_ahead + 1 + rounds passed) × (3 + MAX_UNKNOWN_VALUES_PER_VOTER) × VOTE_ENTRY, validator/src/consensus/state/votes.rs, node/src/memory.rs",
+            per_peer: false,
+            bytes: chain.validators * 2 * rounds * values * VOTE_ENTRY,
+        },
+        Term {
+            what: "checked bodies' transaction hashes and carried certificates",
+            bound_by: "MAX_CHECKED_BODIES × (the transactions a block frame can decode into × 32 B + 13 KiB), validator/src/engine/body_hashes.rs",
+            per_peer: false,
+            bytes: u(MAX_CHECKED_BODIES) * (most_txs * 32 + CERTIFICATE_BYTES),
+        },
+    ]
+}
+
 /// What gRPC clients can make the node hold, by the server's limits.
 fn grpc_terms(grpc: &ServerLimits) -> Vec<Term> {
     let block_frame = u(MAX_BLOCK_FRAME);
@@ -357,8 +442,9 @@ mod tests {
     #[test]
     fn the_bound_is_fixed_plus_peers_times_per_peer() {
         let cfg = Config::default();
-        let zero = worst_case(&cfg, 0, 0);
-        let four = worst_case(&cfg, 4, 0);
+        let chain = ChainAllowance::quoted(0);
+        let zero = worst_case(&cfg, 0, &chain);
+        let four = worst_case(&cfg, 4, &chain);
         assert_eq!(zero.total(), zero.fixed());
         assert_eq!(four.total() - zero.total(), 4 * four.per_peer());
         // Every per-peer buffer is in: inbound, QUIC both ways, outbound.
@@ -368,6 +454,49 @@ mod tests {
         assert!(four.to_string().contains("MAX_INBOUND_BYTES"));
         // The table ARCHITECTURE.md quotes (`cargo test -p agora-node --lib
         // memory -- --nocapture`).
-        eprintln!("{}\n{}", worst_case(&cfg, 3, 0), worst_case(&cfg, 200, 0));
+        eprintln!(
+            "{}\n{}",
+            worst_case(&cfg, 3, &chain),
+            worst_case(&cfg, 200, &chain)
+        );
+    }
+
+    /// The height's terms grow with the rounds it passed and the
+    /// validators, not with the peers.
+    #[test]
+    fn the_height_terms_grow_with_rounds_and_validators() {
+        let cfg = Config::default();
+        let small = ChainAllowance {
+            state_bytes: 0,
+            validators: 4,
+            rounds_passed: 0,
+        };
+        let base = worst_case(&cfg, 4, &small);
+        let later = worst_case(
+            &cfg,
+            4,
+            &ChainAllowance {
+                rounds_passed: 10,
+                ..small
+            },
+        );
+        let more = worst_case(
+            &cfg,
+            4,
+            &ChainAllowance {
+                validators: 100,
+                ..small
+            },
+        );
+        assert!(later.fixed() > base.fixed() && more.fixed() > base.fixed());
+        assert_eq!(later.per_peer(), base.per_peer());
+        let held = |b: &MemoryBound| {
+            b.terms
+                .iter()
+                .find(|t| t.what.starts_with("blocks held"))
+                .map(|t| t.bytes)
+        };
+        // 33 rounds held at round 0, 43 ten rounds later.
+        assert_eq!(held(&later).unwrap() * 33, held(&base).unwrap() * 43);
     }
 }

@@ -44,7 +44,7 @@ use crate::crypto::Hash;
 
 /// Bodies remembered per height at most (one per round, proposals beyond
 /// the eighth round are hashed again).
-const MAX_BODIES: usize = 8;
+pub const MAX_BODIES: usize = 8;
 
 /// What the body check computed for checked bodies, by header hash.
 #[derive(Debug, Default)]

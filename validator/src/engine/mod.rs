@@ -55,6 +55,7 @@ mod wal_filter;
 
 pub use actions::{Action, CommitRecord, PeerFault};
 pub use block_rules::{BlockError, BlockLimits, Checked, MempoolView, NoMempool, Tip};
+pub use body_hashes::MAX_BODIES as MAX_CHECKED_BODIES;
 pub use certificate_job::{CertificateJob, CertificateVerdict};
 pub use evidence_pool::{Added, EvidencePool, PoolError};
 
