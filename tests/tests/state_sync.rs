@@ -364,3 +364,91 @@ fn a_peer_withholding_a_chunk_is_set_aside_and_the_join_completes() {
     net.wait_heights(&[LATE], tip + 3, WAIT);
     net.down();
 }
+
+/// The chain id in the testnet's genesis file.
+fn chain_id(net: &Testnet) -> agora_validator::ChainId {
+    let g: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(net.genesis()).unwrap()).unwrap();
+    agora_validator::ChainId::new(g["chain_id"].as_str().expect("chain_id")).unwrap()
+}
+
+/// A hostile peer answers the joiner's snapshot request with offers no
+/// honest node sends (a 5-byte seed, no manifest, a manifest of 8,192
+/// chunks): each is refused before it is kept, charged `bad_snapshot` and
+/// costs the peer its connection (closed as misbehaved, its identity
+/// banned), and the joiner goes on and joins. To hold the joiner in its offer loop while the attacker works,
+/// its only gRPC server first refuses every connection (no anchor can be
+/// verified, so it keeps asking peers for offers); then it is given the
+/// real servers.
+#[test]
+fn malformed_snapshot_offers_are_charged_to_their_sender() {
+    use agora_tests::byzantine::Target;
+    use agora_tests::byzantine::snapshot_offers::{Malformed, malformed_offers};
+
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("net");
+    let (mut net, trust) = net_with_a_late_validator(&dir, &["--snapshot-interval", "10"]);
+    let servers = rpc_servers(&net, LATE);
+    let refusing = toml::Value::from("http://127.0.0.1:1");
+    trust_in_late(
+        &net,
+        &trust,
+        &[("rpc_servers", toml::Value::Array(vec![refusing]))],
+    );
+    net.restart(LATE);
+    let target = Target {
+        p2p: net.p2p(LATE),
+        grpc: net.endpoints()[LATE].parse().unwrap(),
+        chain: chain_id(&net),
+        genesis_hash: agora_validator::crypto::sha3_256(&std::fs::read(net.genesis()).unwrap()),
+    };
+    let report = Target::attacker_runtime()
+        .block_on(async {
+            let deadline = tokio::time::Instant::now() + WAIT;
+            malformed_offers(&target, TRUST_HEIGHT + 100, deadline).await
+        })
+        .expect("the attacker ran");
+    let text = log(&net, LATE);
+    assert_eq!(
+        report.sent,
+        Malformed::ALL.len() as u64,
+        "each kind was asked for and sent: {report:?}\n{text}"
+    );
+    assert_eq!(
+        report.closed_with(agora_node::transport::close_code::MISBEHAVED),
+        Malformed::ALL.len(),
+        "each offer cost its connection (a charge to the ban threshold): {report:?}"
+    );
+    assert!(
+        text.matches("bad_snapshot").count() >= Malformed::ALL.len(),
+        "charged bad_snapshot:\n{text}"
+    );
+    for reason in [
+        "an offer's seed is not 32 bytes",
+        "an offer without a manifest",
+        "malformed snapshot manifest",
+    ] {
+        assert!(
+            text.lines()
+                .any(|l| l.contains("does not verify") && l.contains(reason)),
+            "refused as {reason:?}:\n{text}"
+        );
+    }
+    assert!(alive(net.pid(LATE)), "the joiner kept running");
+    assert!(!text.contains("snapshot installed"));
+
+    // With the real servers it joins.
+    stop(&net, LATE);
+    configure(
+        &net,
+        LATE,
+        "state_sync",
+        &[("rpc_servers", toml::Value::Array(servers))],
+    );
+    net.wait_heights(&[0, 1, 2], 12, WAIT);
+    net.restart(LATE);
+    wait_log(&net, LATE, "state sync: snapshot installed", WAIT);
+    let tip = net.tip();
+    net.wait_heights(&[LATE], tip + 3, WAIT);
+    net.down();
+}

@@ -17,6 +17,8 @@
 //!   certificate;
 //! - [`consensus_flood`] — votes and proposals signed with a self-made key;
 //! - [`evidence_flood`] — evidence that does not hold;
+//! - [`snapshot_offers`] — snapshot offers of impossible shape, to a node
+//!   joining by state sync;
 //! - [`grpc_flood`] — a gRPC client opening thousands of certificate
 //!   streams, asking for block ranges it never reads, and submitting
 //!   malformed and forged transactions and evidence.
@@ -37,6 +39,7 @@ pub mod frames;
 pub mod grpc_flood;
 pub mod peer;
 pub mod request_flood;
+pub mod snapshot_offers;
 pub mod sync_responses;
 
 use std::net::SocketAddr;
