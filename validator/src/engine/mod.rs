@@ -48,6 +48,7 @@ mod key_watch;
 mod restart;
 mod sync_batch;
 mod sync_inputs;
+mod sync_pace;
 #[cfg(test)]
 mod tests;
 mod vote_senders;

@@ -7,14 +7,19 @@
 //! loses its claim and is reported, so the next request goes elsewhere. A
 //! request unanswered for [`REQUEST_TIMEOUT_MS`] is given up the same way.
 //!
-//! Requests go round-robin over the peers that claim more than we have
-//! (in peer order, from the one after the peer asked last). Asking the
-//! highest claim every time let one peer set the pace of a node catching
-//! up: claiming the tip like everyone and answering each request of
-//! [`SYNC_BATCH`] blocks with one block just inside the timeout (an
-//! honest peer may send fewer than asked: its frame is bounded), it held
-//! that node at 0.2 blocks/s, behind any live chain for good. Now it
-//! holds one request in as many as there are able peers.
+//! Requests go round-robin (in peer order, from the one after the peer
+//! asked last) over the peers that claim more than we have and whose
+//! answers cost at most [`SPREAD`] times the cheapest's (`sync_pace.rs`:
+//! milliseconds per full answer; peers never asked cost nothing, so each
+//! is tried). Asking the highest
+//! claim every time let one peer set the pace of a node catching up:
+//! claiming the tip like everyone and answering each request of
+//! [`SYNC_BATCH`] blocks with one block just inside the timeout (an honest
+//! peer may send fewer than asked: its frame is bounded), it held that
+//! node at 0.2 blocks/s, behind any live chain for good. Round-robin alone
+//! (session 47) still gave it one request in as many as there are able
+//! peers; measured, it is asked once and then passed over while a faster
+//! peer can serve (session 48).
 //!
 //! A peer may prune old blocks (`storage.keep_blocks` of a node). Its
 //! answer says the lowest height it still stores (`lowest_height`); an
@@ -31,12 +36,12 @@
 //! the last queued height on: the answer travels, and its certificates
 //! are checked off the loop, while the queue is applied.
 
+use super::sync_pace::SyncPace;
 use crate::certificate::CommitCertificate;
 use crate::crypto::Hash;
 use crate::types::Height;
 use agora_proto::v1 as pb;
 use std::collections::{BTreeMap, VecDeque};
-use std::ops::Bound;
 
 /// Blocks asked for per request. Applying a block costs a few milliseconds
 /// (certificate check, execution, one fsync), so a batch is about a second
@@ -44,6 +49,12 @@ use std::ops::Bound;
 pub const SYNC_BATCH: u32 = 256;
 /// A request unanswered this long is given up (ms).
 pub const REQUEST_TIMEOUT_MS: u64 = 5_000;
+/// Requests go round-robin over the able peers whose answers cost at most
+/// this many times the cheapest's (`sync_pace.rs`): spread over the honest
+/// ones, whose costs are alike (each peer's serving budget then sees a
+/// share of the catch-up, not all of it), never to one that is orders of
+/// magnitude slower while they can serve.
+pub const SPREAD: u64 = 2;
 /// Blocks queued from responses, at most.
 pub const MAX_QUEUED_BLOCKS: usize = 3 * SYNC_BATCH as usize;
 /// The next range is asked for once the queue holds this many blocks or
@@ -94,9 +105,11 @@ pub struct SyncState<P> {
     /// one entry per connected peer at most, forgotten with its claim).
     floors: BTreeMap<P, Height>,
     in_flight: Option<Request<P>>,
-    /// The peer asked last: the next request goes to the next able peer
-    /// after it (see the module docs).
+    /// The peer asked last: among able peers of equal cost, the next
+    /// request goes to the first after it (see the module docs).
     last_asked: Option<P>,
+    /// What each peer's answers cost.
+    pace: SyncPace<P>,
     /// The last request given up for its timeout: a slow honest peer's
     /// answer to it is dropped, not charged.
     timed_out: Option<P>,
@@ -121,6 +134,7 @@ impl<P> Default for SyncState<P> {
             floors: BTreeMap::new(),
             in_flight: None,
             last_asked: None,
+            pace: SyncPace::default(),
             timed_out: None,
             queue: VecDeque::new(),
             batched_through: 0,
@@ -164,6 +178,7 @@ impl<P: Copy + Ord> SyncState<P> {
     pub fn remove(&mut self, peer: &P) {
         self.claims.remove(peer);
         self.floors.remove(peer);
+        self.pace.forget(peer);
         if self.in_flight.is_some_and(|r| r.peer == *peer) {
             self.in_flight = None;
         }
@@ -196,6 +211,7 @@ impl<P: Copy + Ord> SyncState<P> {
         }
         self.in_flight = None;
         self.claims.remove(&r.peer);
+        self.pace.failed(r.peer);
         // Its answer may still come: dropped then, not charged twice.
         self.timed_out = Some(r.peer);
         Some(r.peer)
@@ -204,7 +220,8 @@ impl<P: Copy + Ord> SyncState<P> {
     /// A request to make, if a peer claims more than `slack` heights above
     /// what we have (`committed`, or the last queued block) and none is in
     /// flight (a timed-out one is given up and its peer's claim dropped);
-    /// to the next such peer after the one asked last.
+    /// to the first such peer after the one asked last whose answers cost
+    /// at most [`SPREAD`] times the cheapest's.
     /// Pipelined: the next range is asked for while the queue still holds
     /// up to [`REQUEST_BELOW`] blocks, so it travels while the queued
     /// blocks are applied. A peer that said it pruned the next height we
@@ -215,6 +232,7 @@ impl<P: Copy + Ord> SyncState<P> {
                 return None;
             }
             self.claims.insert(r.peer, committed);
+            self.pace.failed(r.peer);
             self.in_flight = None;
             self.timed_out = Some(r.peer);
         }
@@ -226,19 +244,33 @@ impl<P: Copy + Ord> SyncState<P> {
         let serves = |(p, h): &(&P, &Height)| {
             **h > have + slack && floors.get(*p).is_none_or(|f| *f <= have + 1)
         };
-        // Round-robin: the first able peer after the one asked last.
-        let after = self.last_asked.and_then(|last| {
-            self.claims
-                .range((Bound::Excluded(last), Bound::Unbounded))
-                .find(serves)
-        });
-        let (peer, claimed) = after.or_else(|| self.claims.iter().find(serves))?;
+        // The able peers from the one after the peer asked last, round
+        // the ring; the first whose cost is within `SPREAD` of the
+        // cheapest's.
+        let last = self.last_asked;
+        let after = self
+            .claims
+            .iter()
+            .filter(|(p, _)| last.is_none_or(|l| **p > l));
+        let before = self
+            .claims
+            .iter()
+            .filter(|(p, _)| last.is_some_and(|l| **p <= l));
+        let able: Vec<(P, Height)> = after
+            .chain(before)
+            .filter(serves)
+            .map(|(p, h)| (*p, *h))
+            .collect();
+        let cheapest = able.iter().map(|(p, _)| self.pace.cost(p)).min()?;
+        let (peer, claimed) = *able
+            .iter()
+            .find(|(p, _)| self.pace.cost(p) <= cheapest.saturating_mul(SPREAD))?;
         let r = Request {
-            peer: *peer,
+            peer,
             from: have + 1,
             count: SYNC_BATCH,
             sent_ms: now_ms,
-            claimed: *claimed,
+            claimed,
         };
         self.in_flight = Some(r);
         self.last_asked = Some(r.peer);
@@ -250,12 +282,14 @@ impl<P: Copy + Ord> SyncState<P> {
         self.queue.back().and_then(|q| block_height(&q.block))
     }
 
-    /// Takes a response from `peer`: queued if it answers our request.
+    /// Takes a response from `peer`, arrived at `now_ms`: queued if it
+    /// answers our request, and its time counted to the peer's pace.
     pub fn on_response(
         &mut self,
         peer: P,
         resp: pb::BlockResponse,
         committed: Height,
+        now_ms: u64,
     ) -> ResponseVerdict {
         if self.in_flight.is_none_or(|r| r.peer != peer) {
             if self.timed_out == Some(peer) {
@@ -269,10 +303,12 @@ impl<P: Copy + Ord> SyncState<P> {
         };
         // Judged against what was asked, not against where we are now:
         // consensus may have taken us past its blocks in the meantime.
-        let served = resp
+        let in_range = resp
             .blocks
             .iter()
-            .any(|b| block_height(b).is_some_and(|h| h >= asked.from));
+            .filter(|b| block_height(b).is_some_and(|h| h >= asked.from))
+            .count() as u64;
+        let served = in_range > 0;
         // Only what follows what we have, queued or committed.
         let have = self.last_queued().unwrap_or(committed).max(committed);
         if asked.from > have + 1 {
@@ -304,8 +340,16 @@ impl<P: Copy + Ord> SyncState<P> {
         }
         if !served && asked.claimed >= asked.from {
             self.claims.insert(peer, committed);
+            self.pace.failed(peer);
             return ResponseVerdict::FalseHeight;
         }
+        // What it could serve: the blocks asked for, up to its claim then.
+        let expected = u64::from(asked.count)
+            .min(asked.claimed.saturating_sub(asked.from) + 1)
+            .max(1);
+        let elapsed = now_ms.saturating_sub(asked.sent_ms);
+        self.pace
+            .answered(peer, elapsed, in_range.min(expected), expected);
         if usable.is_empty() {
             return ResponseVerdict::Accepted { queued: 0 };
         }
@@ -375,167 +419,4 @@ pub(super) fn block_height(b: &pb::CertifiedBlock) -> Option<Height> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn blocks(heights: std::ops::RangeInclusive<Height>, latest: Height) -> pb::BlockResponse {
-        pb::BlockResponse {
-            blocks: heights
-                .map(|height| pb::CertifiedBlock {
-                    block: Some(pb::Block {
-                        header: Some(pb::Header {
-                            height,
-                            ..Default::default()
-                        }),
-                        ..Default::default()
-                    }),
-                    certificate: None,
-                })
-                .collect(),
-            latest_height: latest,
-            lowest_height: 0,
-        }
-    }
-
-    /// A peer answering each request with one block (an honest peer may
-    /// send fewer than asked) gets one request in three when three peers
-    /// can serve. Control: with the highest claim asked every time (ties
-    /// to the lowest id), peer 1 got all six.
-    #[test]
-    fn requests_go_round_robin_so_no_one_peer_sets_the_pace() {
-        let mut s = SyncState::<u8>::default();
-        for p in [1, 2, 3] {
-            s.note_height(p, 10_000);
-        }
-        // Peer 4 is not ahead of us: never asked.
-        s.note_height(4, 0);
-        let mut asked = Vec::new();
-        let mut have = 0;
-        for _ in 0..6 {
-            let r = s.poll(0, have, 1).expect("a request");
-            asked.push(r.peer);
-            let v = s.on_response(r.peer, blocks(r.from..=r.from, 10_000), have);
-            assert_eq!(v, ResponseVerdict::Accepted { queued: 1 });
-            let next = s.next_block().expect("the block served");
-            have = block_height(&next.block).expect("a height");
-        }
-        assert_eq!(asked, [1, 2, 3, 1, 2, 3]);
-    }
-
-    #[test]
-    fn a_request_to_a_reconnected_peer_is_given_up_uncharged_and_asked_again() {
-        let mut s = SyncState::<u8>::default();
-        s.note_height(1, 100);
-        let r = s.poll(0, 2, 1).expect("request");
-        assert_eq!(r.peer, 1);
-        // Another peer's reconnection changes nothing.
-        s.reconnected(&2);
-        assert_eq!(s.in_flight().map(|r| r.peer), Some(1));
-        s.reconnected(&1);
-        assert!(s.in_flight().is_none());
-        // Nothing to charge when the timeout passes, and the peer is asked
-        // again at once (its claim is kept).
-        assert_eq!(s.expire(REQUEST_TIMEOUT_MS + 1), None);
-        let again = s.poll(1, 2, 1).expect("asked again");
-        assert_eq!((again.peer, again.from), (1, 3));
-        // Negative control: without the reconnection the same request
-        // expires as a false claim.
-        let mut t = SyncState::<u8>::default();
-        t.note_height(1, 100);
-        t.poll(0, 2, 1).expect("request");
-        assert_eq!(t.expire(REQUEST_TIMEOUT_MS + 1), Some(1));
-    }
-
-    #[test]
-    fn a_bad_block_drops_the_whole_queue_and_the_answer_asked_after_it() {
-        let mut s = SyncState::<u8>::default();
-        s.note_height(1, 100);
-        s.note_height(2, 100);
-        // The first peer asked answers 3..=258; the next range is asked
-        // for while those wait in the queue.
-        let first = s.poll(0, 2, 1).expect("request");
-        let r = s.on_response(first.peer, blocks(3..=258, 1_000), 2);
-        assert_eq!(r, ResponseVerdict::Accepted { queued: 256 });
-        let next = s.poll(1, 2, 1).expect("pipelined request");
-        assert_eq!(next.from, 259);
-        // Block 3 of the first answer is bad: everything queued goes.
-        let bad = s.next_block().expect("queued").peer;
-        s.drop_queue_from(&bad);
-        assert!(s.next_is_empty());
-        // The pipelined answer (259..) no longer follows height 2: dropped
-        // uncharged, not queued to be refused as out of order.
-        assert_eq!(
-            s.on_response(next.peer, blocks(259..=300, 1_000), 2),
-            ResponseVerdict::Late
-        );
-        assert!(s.next_is_empty());
-        // And the next request starts where we are.
-        s.note_height(2, 1_000);
-        assert_eq!(s.poll(2, 2, 1).expect("asked again").from, 3);
-    }
-
-    #[test]
-    fn a_late_answer_after_a_reconnection_is_dropped_uncharged() {
-        let mut s = SyncState::<u8>::default();
-        s.note_height(1, 100);
-        s.poll(0, 2, 1).expect("request");
-        s.reconnected(&1);
-        assert_eq!(
-            s.on_response(1, blocks(3..=4, 100), 2),
-            ResponseVerdict::Late
-        );
-    }
-
-    #[test]
-    fn a_peer_that_pruned_the_heights_asked_is_skipped_not_charged() {
-        let mut s = SyncState::<u8>::default();
-        s.note_height(1, 100);
-        s.note_height(2, 90);
-        let r = s.poll(0, 2, 1).expect("request");
-        assert_eq!((r.peer, r.from), (1, 3));
-        // Peer 1 keeps 40..=100 only: an empty answer saying so.
-        let pruned = pb::BlockResponse {
-            blocks: Vec::new(),
-            latest_height: 100,
-            lowest_height: 40,
-        };
-        assert_eq!(
-            s.on_response(1, pruned.clone(), 2),
-            ResponseVerdict::Pruned { lowest: 40 }
-        );
-        // The next request goes to peer 2, although peer 1 claims more.
-        let r = s.poll(1, 2, 1).expect("request");
-        assert_eq!((r.peer, r.from), (2, 3));
-        // Negative control: the same empty answer claiming nothing pruned
-        // (or a floor at or below what was asked) is a false height.
-        let mut lying = pruned;
-        lying.lowest_height = 3;
-        assert_eq!(s.on_response(2, lying, 2), ResponseVerdict::FalseHeight);
-        // Once we are past its floor, peer 1 is asked again.
-        let r = s.poll(2, 39, 1).expect("request");
-        assert_eq!((r.peer, r.from), (1, 40));
-    }
-
-    #[test]
-    fn an_answer_overtaken_by_consensus_is_not_a_false_height() {
-        // Asked at height 2 for 3.., the peer then reached 5; by the time
-        // its answer (3..=4) arrives consensus took us to 4 on its own.
-        let mut s = SyncState::<u8>::default();
-        s.note_height(1, 4);
-        let r = s.poll(0, 2, 1).expect("request");
-        assert_eq!((r.peer, r.from, r.claimed), (1, 3, 4));
-        s.note_height(1, 5);
-        assert_eq!(
-            s.on_response(1, blocks(3..=4, 4), 4),
-            ResponseVerdict::Accepted { queued: 0 }
-        );
-        // The same peer claiming 5 and serving nothing of it is caught.
-        s.note_height(1, 5);
-        let r = s.poll(1, 4, 0).expect("request");
-        assert_eq!(r.from, 5);
-        assert_eq!(
-            s.on_response(1, blocks(1..=4, 4), 4),
-            ResponseVerdict::FalseHeight
-        );
-    }
-}
+mod tests;

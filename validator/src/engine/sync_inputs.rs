@@ -140,7 +140,7 @@ impl<P: Copy + Ord + std::fmt::Debug> Engine<P> {
         resp: pb::BlockResponse,
         now_ms: u64,
     ) -> Vec<Action<P>> {
-        match self.sync.on_response(peer, resp, self.tip_height()) {
+        match self.sync.on_response(peer, resp, self.tip_height(), now_ms) {
             ResponseVerdict::Accepted { queued } if queued > 0 && self.sync.wants_more() => {
                 self.poll_sync(now_ms, 1)
             }
