@@ -10,9 +10,9 @@
 //! Requests go round-robin (in peer order, from the one after the peer
 //! asked last) over the peers that claim more than we have and whose
 //! answers cost at most [`SPREAD`] times the cheapest's (`sync_pace.rs`:
-//! milliseconds per full answer; peers never asked cost nothing, so each
-//! is tried). Asking the highest
-//! claim every time let one peer set the pace of a node catching up:
+//! milliseconds per full answer; a peer never asked takes its turn).
+//! Asking the highest claim every time let one peer set the pace of a
+//! node catching up:
 //! claiming the tip like everyone and answering each request of
 //! [`SYNC_BATCH`] blocks with one block just inside the timeout (an honest
 //! peer may send fewer than asked: its frame is bounded), it held that
@@ -174,11 +174,11 @@ impl<P: Copy + Ord> SyncState<P> {
         *h = (*h).max(height);
     }
 
-    /// Forgets a disconnected peer (and a request to it).
+    /// Forgets a disconnected peer's claim (and a request to it); its pace
+    /// is kept (`sync_pace.rs`).
     pub fn remove(&mut self, peer: &P) {
         self.claims.remove(peer);
         self.floors.remove(peer);
-        self.pace.forget(peer);
         if self.in_flight.is_some_and(|r| r.peer == *peer) {
             self.in_flight = None;
         }
@@ -261,10 +261,16 @@ impl<P: Copy + Ord> SyncState<P> {
             .filter(serves)
             .map(|(p, h)| (*p, *h))
             .collect();
-        let cheapest = able.iter().map(|(p, _)| self.pace.cost(p)).min()?;
-        let (peer, claimed) = *able
+        // Unmeasured peers cost what the cheapest measured one does (all
+        // of them nothing when none is measured: plain round-robin).
+        let cheapest = able
             .iter()
-            .find(|(p, _)| self.pace.cost(p) <= cheapest.saturating_mul(SPREAD))?;
+            .filter_map(|(p, _)| self.pace.cost(p))
+            .min()
+            .unwrap_or(0);
+        let (peer, claimed) = *able.iter().find(|(p, _)| {
+            self.pace.cost(p).unwrap_or(cheapest) <= cheapest.saturating_mul(SPREAD)
+        })?;
         let r = Request {
             peer,
             from: have + 1,

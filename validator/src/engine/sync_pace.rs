@@ -3,10 +3,17 @@
 //!
 //! A peer's cost is the time one of its answers took, scaled up by the
 //! share of the asked-for blocks it did not hold (milliseconds per full
-//! answer), averaged with its previous cost. A peer not measured yet costs
-//! nothing, so each new peer is tried once; a request given up for its
+//! answer), averaged with its previous cost; a request given up for its
 //! timeout costs [`TIMED_OUT`]. Requests go round-robin over the peers
-//! within [`super::sync::SPREAD`] of the cheapest (`sync.rs`).
+//! within [`super::sync::SPREAD`] of the cheapest (`sync.rs`). A peer not
+//! measured yet is taken to cost what the cheapest able peer costs: it
+//! gets its turn in the round, no more. Costs are kept when a peer
+//! disconnects. Both close the same hole: if a new or returning peer came
+//! first, a slow peer that reconnects after each answer would be asked at
+//! every reconnection, and the one request in flight would wait on it
+//! each time; now reconnecting changes nothing, and a fresh identity per
+//! answer (each a new handshake) wins one request per round of the able
+//! peers, as round-robin alone gave it.
 //!
 //! Why not round-robin alone: a peer that answers each request with one
 //! block just inside the timeout was asked one request in every p (p the
@@ -17,7 +24,9 @@
 //! faster peer can serve (test `a_slow_peer_is_asked_once_then_passed_over`
 //! in `sync.rs`).
 //!
-//! Bound: one cost per peer that was asked, forgotten with the peer.
+//! Bound: at most [`MAX_REMEMBERED`] costs; past it the entry of the
+//! lowest peer id is forgotten (that peer is then unmeasured again): about
+//! 80 KiB with the node's 32-byte peer ids.
 
 use std::collections::BTreeMap;
 
@@ -26,6 +35,10 @@ use super::sync::{REQUEST_TIMEOUT_MS, SYNC_BATCH};
 /// The cost of a request given up for its timeout (and the most any
 /// answer costs): the timeout, as if one block of a full batch had come.
 pub const TIMED_OUT: u64 = REQUEST_TIMEOUT_MS * SYNC_BATCH as u64;
+
+/// Peers whose costs are remembered, at most (a few times the most peers
+/// a node connects to).
+pub const MAX_REMEMBERED: usize = 1024;
 
 /// Per peer, milliseconds per full answer (see the module docs).
 #[derive(Debug, Clone)]
@@ -62,18 +75,17 @@ impl<P: Copy + Ord> SyncPace<P> {
     }
 
     fn record(&mut self, peer: P, sample: u64) {
+        if self.cost.len() >= MAX_REMEMBERED && !self.cost.contains_key(&peer) {
+            self.cost.pop_first();
+        }
         let c = self.cost.entry(peer).or_insert(sample);
         *c = c.midpoint(sample);
+        debug_assert!(self.cost.len() <= MAX_REMEMBERED);
     }
 
-    /// What asking `peer` is expected to cost (0 if never measured).
-    pub fn cost(&self, peer: &P) -> u64 {
-        self.cost.get(peer).copied().unwrap_or(0)
-    }
-
-    /// Forgets a disconnected peer.
-    pub fn forget(&mut self, peer: &P) {
-        self.cost.remove(peer);
+    /// What asking `peer` was measured to cost, if it was.
+    pub fn cost(&self, peer: &P) -> Option<u64> {
+        self.cost.get(peer).copied()
     }
 }
 
@@ -83,27 +95,31 @@ mod tests {
 
     #[test]
     fn a_full_fast_answer_costs_its_time_and_a_thin_slow_one_far_more() {
-        let mut p = SyncPace::<u8>::default();
-        assert_eq!(p.cost(&1), 0, "unmeasured peers are tried first");
+        let mut p = SyncPace::<u16>::default();
+        assert_eq!(p.cost(&1), None);
         p.answered(1, 100, 256, 256);
-        assert_eq!(p.cost(&1), 100);
+        assert_eq!(p.cost(&1), Some(100));
         p.answered(2, 4_900, 1, 256);
-        assert_eq!(p.cost(&2), 4_900 * 256);
+        assert_eq!(p.cost(&2), Some(4_900 * 256));
         // Near the tip fewer blocks exist: a full answer of what was
         // expected is not penalised.
         p.answered(3, 100, 10, 10);
-        assert_eq!(p.cost(&3), 100);
+        assert_eq!(p.cost(&3), Some(100));
         // Averaged: one bad answer does not exile an honest peer for good,
         // and one good answer does not clear a slow one.
         p.answered(1, 300, 256, 256);
-        assert_eq!(p.cost(&1), 200);
+        assert_eq!(p.cost(&1), Some(200));
         p.answered(2, 100, 256, 256);
-        assert!(p.cost(&2) > 600_000);
+        assert!(p.cost(&2) > Some(600_000));
         p.failed(3);
-        assert_eq!(p.cost(&3), (100 + TIMED_OUT) / 2);
+        assert_eq!(p.cost(&3), Some((100 + TIMED_OUT) / 2));
         p.answered(4, 10, 0, 256);
-        assert_eq!(p.cost(&4), TIMED_OUT, "nothing served");
-        p.forget(&4);
-        assert_eq!(p.cost(&4), 0);
+        assert_eq!(p.cost(&4), Some(TIMED_OUT), "nothing served");
+        // Bounded: past MAX_REMEMBERED the lowest id is forgotten.
+        for peer in 10..10 + MAX_REMEMBERED as u16 {
+            p.answered(peer, 100, 256, 256);
+        }
+        assert_eq!(p.cost.len(), MAX_REMEMBERED);
+        assert_eq!(p.cost(&1), None);
     }
 }
