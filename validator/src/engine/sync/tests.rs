@@ -22,6 +22,19 @@ fn blocks(heights: std::ops::RangeInclusive<Height>, latest: Height) -> pb::Bloc
     }
 }
 
+/// Every height a request asked for.
+fn asked_range(r: &Request<u8>) -> std::ops::RangeInclusive<Height> {
+    r.from..=r.from + u64::from(r.count) - 1
+}
+
+/// Takes every queued block as applied: the height then reached.
+fn apply_queue(s: &mut SyncState<u8>, mut have: Height) -> Height {
+    while let Some(q) = s.next_block() {
+        have = block_height(&q.block).expect("a height");
+    }
+    have
+}
+
 /// A peer answering each request with one block (an honest peer may
 /// send fewer than asked) gets one request in three when three peers
 /// can serve. Control: with the highest claim asked every time (ties
@@ -87,14 +100,12 @@ fn slow_peer_run(churn: bool) -> (Vec<u8>, u64) {
         let (took, served) = if r.peer == 2 {
             (4_900, r.from..=r.from)
         } else {
-            (100, r.from..=r.from + u64::from(r.count) - 1)
+            (100, asked_range(&r))
         };
         now += took;
         let v = s.on_response(r.peer, blocks(served, 1_000_000), have, now);
         assert!(matches!(v, ResponseVerdict::Accepted { .. }));
-        while let Some(q) = s.next_block() {
-            have = block_height(&q.block).expect("a height");
-        }
+        have = apply_queue(&mut s, have);
         if churn && r.peer == 2 {
             s.remove(&2);
             s.note_height(2, 1_000_000);
@@ -108,11 +119,9 @@ fn slow_peer_run(churn: bool) -> (Vec<u8>, u64) {
     for _ in 0..3 {
         let r = s.poll(now, have, 1).expect("a request");
         turn.push(r.peer);
-        let full = blocks(r.from..=r.from + u64::from(r.count) - 1, 1_000_000);
+        let full = blocks(asked_range(&r), 1_000_000);
         s.on_response(r.peer, full, have, now + 100);
-        while let Some(q) = s.next_block() {
-            have = block_height(&q.block).expect("a height");
-        }
+        have = apply_queue(&mut s, have);
     }
     assert!(turn.contains(&4), "the newcomer's turn: {turn:?}");
     (asked, now)
@@ -138,11 +147,9 @@ fn peers_of_similar_pace_share_the_requests() {
         let r = s.poll(now, have, 1).expect("a request");
         asked.push(r.peer);
         now += took(r.peer);
-        let full = blocks(r.from..=r.from + u64::from(r.count) - 1, 1_000_000);
+        let full = blocks(asked_range(&r), 1_000_000);
         s.on_response(r.peer, full, have, now);
-        while let Some(q) = s.next_block() {
-            have = block_height(&q.block).expect("a height");
-        }
+        have = apply_queue(&mut s, have);
     }
     assert_eq!(asked, [1, 2, 3, 1, 2, 1, 2, 1, 2]);
 }
