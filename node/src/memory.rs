@@ -228,6 +228,12 @@ fn per_peer_terms() -> Vec<Term> {
             bytes: transport::SEND_WINDOW,
         },
         Term {
+            what: "a snapshot offer kept while joining by state sync (one per peer, of a possible shape)",
+            bound_by: "MAX_OFFER_BYTES, validator/src/state_sync/offers.rs",
+            per_peer: true,
+            bytes: u(agora_validator::state_sync::offers::MAX_OFFER_BYTES),
+        },
+        Term {
             what: "connection state, stream tasks, budgets",
             bound_by: "CONNECTION_STATE, node/src/memory.rs",
             per_peer: true,
@@ -353,6 +359,12 @@ fn height_terms(chain: &ChainAllowance) -> Vec<Term> {
             bound_by: "validators × 2 types × (max_rounds_ahead + 1 + rounds passed) × (3 + MAX_UNKNOWN_VALUES_PER_VOTER) × VOTE_ENTRY, validator/src/consensus/state/votes.rs, node/src/memory.rs",
             per_peer: false,
             bytes: chain.validators * 2 * rounds * values * VOTE_ENTRY,
+        },
+        Term {
+            what: "block sync: each peer's pace, kept across reconnections",
+            bound_by: "MAX_REMEMBERED × 80 B, validator/src/engine/sync_pace.rs",
+            per_peer: false,
+            bytes: u(agora_validator::engine::SYNC_PACES_REMEMBERED) * 80,
         },
         Term {
             what: "checked bodies' transaction hashes and carried certificates",

@@ -59,6 +59,7 @@ pub use block_rules::{BlockError, BlockLimits, Checked, MempoolView, NoMempool, 
 pub use body_hashes::MAX_BODIES as MAX_CHECKED_BODIES;
 pub use certificate_job::{CertificateJob, CertificateVerdict};
 pub use evidence_pool::{Added, EvidencePool, PoolError};
+pub use sync_pace::MAX_REMEMBERED as SYNC_PACES_REMEMBERED;
 
 use crate::block::header_hash;
 use crate::consensus::buffer::{Buffered, ByteLimits, FutureBuffer};

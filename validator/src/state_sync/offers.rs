@@ -14,8 +14,9 @@
 //!
 //! Bound: one offer kept per connected peer, each checked by [`check`]
 //! when it arrives: a manifest of at most 4,096 chunk summaries with
-//! 32-byte roots, so at most about 330 KB decoded (an offer frame may be
-//! 4 MiB; one that is not of that shape is refused and charged, not kept).
+//! 32-byte roots, so at most [`MAX_OFFER_BYTES`] (330 KB) decoded (an
+//! offer frame may be 4 MiB; one that is not of that shape is refused and
+//! charged, not kept).
 
 use std::collections::BTreeMap;
 
@@ -24,6 +25,12 @@ use prost::Message;
 
 use crate::crypto::{Hash, sha3_256};
 use crate::ledger::merkle::chunks;
+
+/// The most an offer kept by [`check`] holds in memory: per chunk summary
+/// its struct, its 32-byte root on the heap and the allocator's rounding
+/// (80 bytes), for at most `2^MAX_PREFIX_BITS` summaries. Counted per peer
+/// in `node/src/memory.rs`.
+pub const MAX_OFFER_BYTES: usize = (1 << chunks::MAX_PREFIX_BITS) * 80;
 
 /// Why an offer is not kept (the peer is charged: no honest node sends it).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
