@@ -18,9 +18,9 @@ use crate::rpc::ServerLimits;
 use crate::transport;
 use crate::transport::wire::MAX_BLOCK_FRAME;
 use agora_proto::v1 as pb;
-use agora_validator::consensus::ConsensusConfig;
 use agora_validator::consensus::buffer::MAX_BUFFER_BYTES;
 use agora_validator::consensus::vote_set::MAX_UNKNOWN_VALUES_PER_VOTER;
+use agora_validator::consensus::{ConsensusConfig, PROPOSAL_ROUNDS_AHEAD};
 use agora_validator::crypto::AccountKeyCache;
 use agora_validator::engine::MAX_CHECKED_BODIES;
 use agora_validator::engine::evidence_pool::MAX_POOL_BYTES;
@@ -328,15 +328,16 @@ fn node_terms(mempool: &MempoolConfig) -> Vec<Term> {
 }
 
 /// What the height being decided holds, in the core and the engine:
-/// rounds up to `max_rounds_ahead` past the current one are admitted, and
-/// every round the height passed stays (a later decision may need its
-/// block and votes). A block is held decoded, up to `MAX_DECODE_RATIO`
+/// votes of rounds up to `max_rounds_ahead` past the current one are
+/// admitted, proposals up to `PROPOSAL_ROUNDS_AHEAD`, and every round the
+/// height passed stays (a later decision may need its block and votes). A block is held decoded, up to `MAX_DECODE_RATIO`
 /// times its frame (the transport refuses more; honest blocks decode into
 /// at most about four times their length); only a validator's signed
 /// proposal gets one held, a second one per round only as evidence of
 /// double signing.
 fn height_terms(chain: &ChainAllowance) -> Vec<Term> {
     let rounds = u64::from(ConsensusConfig::default().max_rounds_ahead) + 1 + chain.rounds_passed;
+    let block_rounds = u64::from(PROPOSAL_ROUNDS_AHEAD) + 1 + chain.rounds_passed;
     let decoded_block = u(transport::decoded::MAX_DECODE_RATIO) * u(MAX_BLOCK_FRAME);
     // The most transactions a block frame can hold within the decode
     // estimate (each priced at twice its in-memory size): their hashes.
@@ -350,9 +351,9 @@ fn height_terms(chain: &ChainAllowance) -> Vec<Term> {
     vec![
         Term {
             what: "blocks held at the current height (the first verified proposal's and one conflicting one per round, decoded)",
-            bound_by: "2 × (max_rounds_ahead + 1 + rounds passed) × MAX_DECODE_RATIO × MAX_BLOCK_FRAME, validator/src/consensus/state/proposal.rs, node/src/transport/decoded.rs",
+            bound_by: "2 × (PROPOSAL_ROUNDS_AHEAD + 1 + rounds passed) × MAX_DECODE_RATIO × MAX_BLOCK_FRAME, validator/src/consensus/state/proposal.rs, node/src/transport/decoded.rs",
             per_peer: false,
-            bytes: 2 * rounds * decoded_block,
+            bytes: 2 * block_rounds * decoded_block,
         },
         Term {
             what: "votes held at the current height (core and engine)",
@@ -508,7 +509,8 @@ mod tests {
                 .find(|t| t.what.starts_with("blocks held"))
                 .map(|t| t.bytes)
         };
-        // 33 rounds held at round 0, 43 ten rounds later.
-        assert_eq!(held(&later).unwrap() * 33, held(&base).unwrap() * 43);
+        // Blocks of 2 rounds held at round 0 (this one and the next), of
+        // 12 ten rounds later.
+        assert_eq!(held(&later).unwrap() * 2, held(&base).unwrap() * 12);
     }
 }

@@ -11,6 +11,7 @@ use super::host::serve_blocks;
 use super::wire::{SignedTag, Wire};
 use agora_proto::v1 as pb;
 use agora_validator::Height;
+use agora_validator::consensus::PROPOSAL_ROUNDS_AHEAD;
 use agora_validator::engine::{PeerFault, block_rules};
 use prost::Message;
 
@@ -117,7 +118,8 @@ impl Sim {
     }
 
     /// Records a validly signed proposal or vote that the receiver's core
-    /// is actually given at its height, within its round window, from a
+    /// is actually given at its height, within its round window (narrower
+    /// for proposals: `PROPOSAL_ROUNDS_AHEAD`), from a
     /// member of that height's set (a proposal only with a body that
     /// matches its header: the engine drops any other before its core):
     /// what the checker expects to become evidence when two contents share
@@ -130,10 +132,16 @@ impl Sim {
             return;
         };
         let c = e.core();
+        // The core keeps proposals (kind 0) fewer rounds ahead than votes.
+        let rounds_ahead = if tag.key.kind == 0 {
+            PROPOSAL_ROUNDS_AHEAD
+        } else {
+            c.config().max_rounds_ahead
+        };
         let counts = !e.awaiting_start()
             && tag.key.height == e.height()
             && c.height() == e.height()
-            && tag.key.round <= c.round().saturating_add(c.config().max_rounds_ahead)
+            && tag.key.round <= c.round().saturating_add(rounds_ahead)
             && e.ledger()
                 .validator_set(tag.key.height)
                 .is_some_and(|s| s.get(&tag.key.offender).is_some());

@@ -71,8 +71,8 @@ pub use evidence::verify_evidence;
 pub use signing_gate::{GateStatus, SigningGate, WaitReason};
 pub use signing_state::{SignStep, SigningState, WalSync};
 pub use state::{
-    CarriedCommit, Consensus, ConsensusConfig, Decision, HeightParams, Input, Output, RejectReason,
-    Stats, Step, TestFault,
+    CarriedCommit, Consensus, ConsensusConfig, Decision, HeightParams, Input, Output,
+    PROPOSAL_ROUNDS_AHEAD, RejectReason, Stats, Step, TestFault,
 };
 pub use timeouts::{Timeout, TimeoutConfig, TimeoutStep};
 pub use vote_set::VerifyMode;

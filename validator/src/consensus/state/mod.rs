@@ -18,6 +18,7 @@ pub use interface::{
     CarriedCommit, ConsensusConfig, Decision, HeightParams, Input, Output, RejectReason, Stats,
     Step, TestFault,
 };
+pub use proposal::PROPOSAL_ROUNDS_AHEAD;
 
 use super::buffer::{Buffered, FutureBuffer};
 use super::evidence::EvidenceLog;

@@ -10,7 +10,7 @@ use crate::crypto::bls::WeightedItem;
 use crate::crypto::{Hash, PublicKey, Signature, bls, sha3_256_parts, vrf};
 use crate::lottery;
 use crate::signing::{self, proposal_bytes};
-use crate::types::Address;
+use crate::types::{Address, Round};
 use crate::validator_set::Validator;
 use agora_proto::v1 as pb;
 
@@ -52,6 +52,17 @@ struct Arrived {
     sig: Signature,
 }
 
+/// Rounds past the current one whose proposals are kept. A kept proposal's
+/// block is held until the height ends (a later decision or re-proposal may
+/// need it), so with the 32 rounds ahead that votes may come from, a
+/// proposer winning the next rounds' lotteries made every node hold 33
+/// blocks of up to 4 MiB (decoded, up to 8× that) before any of those
+/// rounds began (`node/src/memory.rs`). A node that reaches a round by a
+/// skip without its proposal gets it from the re-gossip of the peers in
+/// that round (every tick: the current round's proposal), or the decided
+/// block by block sync, as CometBFT takes only the current round's.
+pub const PROPOSAL_ROUNDS_AHEAD: Round = 1;
+
 impl Consensus {
     /// A proposal from the network (the paper's `⟨PROPOSAL, h, r, v, vr⟩`):
     /// kept, and its block sent for validation, once its header fits the
@@ -65,6 +76,14 @@ impl Consensus {
             return;
         };
         let p = *p;
+        // Votes are taken up to `max_rounds_ahead` rounds ahead (they drive
+        // the round skip); a proposal only up to PROPOSAL_ROUNDS_AHEAD, as
+        // its block would be held for the rest of the height (see the
+        // constant).
+        if r > self.round().saturating_add(PROPOSAL_ROUNDS_AHEAD) {
+            self.stats.ignored += 1;
+            return;
+        }
         let Some(hs) = self.hs.as_ref() else { return };
         // Decided: the block is in hand and nothing more is voted here. A
         // host that decided by a synced block has applied it already and

@@ -218,3 +218,43 @@ fn regossip_carries_the_current_round_and_the_locked_block_only() {
     assert_eq!(votes, all_votes, "every verified vote is re-sent");
     assert!(!votes.is_empty());
 }
+
+/// A proposal is kept for the current round and the next only: its block
+/// is held for the rest of the height, so one for a round further ahead is
+/// ignored (not charged: a peer ahead of us in rounds sends it honestly)
+/// and taken when it comes again in its round, as the re-gossip brings
+/// it. Control: with the window votes have (`max_rounds_ahead`) the
+/// proposal two rounds ahead was kept and its block held at once.
+#[test]
+fn a_proposal_two_rounds_ahead_is_not_kept() {
+    let n = net(&[1, 1, 1, 1]);
+    let mut c = Consensus::new(ConsensusConfig::default(), n.chain.clone(), None, None);
+    c.handle(Input::StartHeight(Box::new(n.params(1))));
+    assert_eq!(c.round(), 0);
+    let validated = |out: &[Output]| {
+        out.iter()
+            .any(|o| matches!(o, Output::ValidateBlock { .. }))
+    };
+    let p2 = n.proposer(1, 2);
+    let (b2, h2) = n.block_in(p2, 1, 2, 3);
+    let out = c.handle(Input::Proposal(n.proposal(p2, 1, 2, -1, &b2)));
+    assert!(rejections(&out).is_empty(), "not charged: {out:?}");
+    assert!(!validated(&out) && !c.holds_block(&h2), "not kept: {out:?}");
+    let p1 = n.proposer(1, 1);
+    let (b1, h1) = n.block_in(p1, 1, 1, 2);
+    let out = c.handle(Input::Proposal(n.proposal(p1, 1, 1, -1, &b1)));
+    assert!(
+        validated(&out) && c.holds_block(&h1),
+        "the next round's is kept"
+    );
+    // In round 1, round 2's proposal is the next round's: kept when it
+    // comes again.
+    c.handle(Input::TimeoutFired(Timeout {
+        height: 1,
+        round: 0,
+        step: TimeoutStep::Precommit,
+    }));
+    assert_eq!(c.round(), 1);
+    let out = c.handle(Input::Proposal(n.proposal(p2, 1, 2, -1, &b2)));
+    assert!(validated(&out) && c.holds_block(&h2), "{out:?}");
+}
