@@ -12,10 +12,9 @@
 //! answers cost at most [`SPREAD`] times the cheapest's (`sync_pace.rs`:
 //! milliseconds per full answer; a peer never asked takes its turn).
 //! Asking the highest claim every time let one peer set the pace of a
-//! node catching up:
-//! claiming the tip like everyone and answering each request of
-//! [`SYNC_BATCH`] blocks with one block just inside the timeout (an honest
-//! peer may send fewer than asked: its frame is bounded), it held that
+//! node catching up: claiming the tip like everyone and answering each
+//! request of [`SYNC_BATCH`] blocks with one block just inside the timeout
+//! (an honest peer may send fewer than asked: its frame is bounded), it held that
 //! node at 0.2 blocks/s, behind any live chain for good. Round-robin alone
 //! (session 47) still gave it one request in as many as there are able
 //! peers; measured, it is asked once and then passed over while a faster
@@ -105,8 +104,9 @@ pub struct SyncState<P> {
     /// one entry per connected peer at most, forgotten with its claim).
     floors: BTreeMap<P, Height>,
     in_flight: Option<Request<P>>,
-    /// The peer asked last: among able peers of equal cost, the next
-    /// request goes to the first after it (see the module docs).
+    /// The peer asked last: among able peers within [`SPREAD`] of the
+    /// cheapest, the next request goes to the first after it (see the
+    /// module docs).
     last_asked: Option<P>,
     /// What each peer's answers cost.
     pace: SyncPace<P>,
