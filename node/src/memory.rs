@@ -20,7 +20,7 @@ use crate::transport::wire::MAX_BLOCK_FRAME;
 use agora_proto::v1 as pb;
 use agora_validator::consensus::buffer::MAX_BUFFER_BYTES;
 use agora_validator::consensus::vote_set::MAX_UNKNOWN_VALUES_PER_VOTER;
-use agora_validator::consensus::{ConsensusConfig, PROPOSAL_ROUNDS_AHEAD};
+use agora_validator::consensus::{ConsensusConfig, PAST_ROUNDS_KEPT, PROPOSAL_ROUNDS_AHEAD};
 use agora_validator::crypto::AccountKeyCache;
 use agora_validator::engine::MAX_CHECKED_BODIES;
 use agora_validator::engine::evidence_pool::MAX_POOL_BYTES;
@@ -330,14 +330,19 @@ fn node_terms(mempool: &MempoolConfig) -> Vec<Term> {
 /// What the height being decided holds, in the core and the engine:
 /// votes of rounds up to `max_rounds_ahead` past the current one are
 /// admitted, proposals up to `PROPOSAL_ROUNDS_AHEAD`, and every round the
-/// height passed stays (a later decision may need its block and votes). A block is held decoded, up to `MAX_DECODE_RATIO`
+/// height passed keeps its votes (a later decision may need them); blocks
+/// are held for the rounds from `PAST_ROUNDS_KEPT` before the current one
+/// to `PROPOSAL_ROUNDS_AHEAD` past it, older ones only as the locked and
+/// the valid value. A block is held decoded, up to `MAX_DECODE_RATIO`
 /// times its frame (the transport refuses more; honest blocks decode into
 /// at most about four times their length); only a validator's signed
 /// proposal gets one held, a second one per round only as evidence of
 /// double signing.
 fn height_terms(chain: &ChainAllowance) -> Vec<Term> {
     let rounds = u64::from(ConsensusConfig::default().max_rounds_ahead) + 1 + chain.rounds_passed;
-    let block_rounds = u64::from(PROPOSAL_ROUNDS_AHEAD) + 1 + chain.rounds_passed;
+    // Two a round in the window, plus the locked and valid values; not
+    // growing with the rounds passed.
+    let blocks = 2 * (u64::from(PAST_ROUNDS_KEPT) + 1 + u64::from(PROPOSAL_ROUNDS_AHEAD)) + 2;
     let decoded_block = u(transport::decoded::MAX_DECODE_RATIO) * u(MAX_BLOCK_FRAME);
     // The most transactions a block frame can hold within the decode
     // estimate (each priced at twice its in-memory size): their hashes.
@@ -350,10 +355,10 @@ fn height_terms(chain: &ChainAllowance) -> Vec<Term> {
     let values = 3 + u(MAX_UNKNOWN_VALUES_PER_VOTER);
     vec![
         Term {
-            what: "blocks held at the current height (the first verified proposal's and one conflicting one per round, decoded)",
-            bound_by: "2 × (PROPOSAL_ROUNDS_AHEAD + 1 + rounds passed) × MAX_DECODE_RATIO × MAX_BLOCK_FRAME, validator/src/consensus/state/proposal.rs, node/src/transport/decoded.rs",
+            what: "blocks held at the current height (the first verified proposal's and one conflicting one per round in the window, the locked and valid values; decoded)",
+            bound_by: "(2 × (PAST_ROUNDS_KEPT + 1 + PROPOSAL_ROUNDS_AHEAD) + 2) × MAX_DECODE_RATIO × MAX_BLOCK_FRAME, validator/src/consensus/state/held_blocks.rs, node/src/transport/decoded.rs",
             per_peer: false,
-            bytes: 2 * block_rounds * decoded_block,
+            bytes: blocks * decoded_block,
         },
         Term {
             what: "votes held at the current height (core and engine)",
@@ -474,10 +479,10 @@ mod tests {
         );
     }
 
-    /// The height's terms grow with the rounds it passed and the
-    /// validators, not with the peers.
+    /// The height's votes grow with the rounds it passed and the
+    /// validators, not with the peers; its blocks with neither.
     #[test]
-    fn the_height_terms_grow_with_rounds_and_validators() {
+    fn the_votes_grow_with_rounds_and_validators_the_blocks_do_not() {
         let cfg = Config::default();
         let small = ChainAllowance {
             state_bytes: 0,
@@ -509,8 +514,11 @@ mod tests {
                 .find(|t| t.what.starts_with("blocks held"))
                 .map(|t| t.bytes)
         };
-        // Blocks of 2 rounds held at round 0 (this one and the next), of
-        // 12 ten rounds later.
-        assert_eq!(held(&later).unwrap() * 2, held(&base).unwrap() * 12);
+        // The blocks held do not grow with the rounds passed (a window of
+        // three rounds, two blocks each, and the locked and valid values);
+        // the votes do.
+        assert_eq!(held(&later), held(&base));
+        let one_block = transport::decoded::MAX_DECODE_RATIO as u64 * MAX_BLOCK_FRAME as u64;
+        assert_eq!(held(&base), Some(8 * one_block));
     }
 }

@@ -72,7 +72,7 @@ pub use signing_gate::{GateStatus, SigningGate, WaitReason};
 pub use signing_state::{SignStep, SigningState, WalSync};
 pub use state::{
     CarriedCommit, Consensus, ConsensusConfig, Decision, HeightParams, Input, Output,
-    PROPOSAL_ROUNDS_AHEAD, RejectReason, Stats, Step, TestFault,
+    PAST_ROUNDS_KEPT, PROPOSAL_ROUNDS_AHEAD, RejectReason, Stats, Step, TestFault,
 };
 pub use timeouts::{Timeout, TimeoutConfig, TimeoutStep};
 pub use vote_set::VerifyMode;

@@ -7,6 +7,7 @@
 //! refer to Algorithm 1 of the paper.
 
 mod decide;
+mod held_blocks;
 mod interface;
 mod proposal;
 mod rounds;
@@ -14,6 +15,7 @@ mod rules;
 mod signing;
 mod votes;
 
+pub use held_blocks::PAST_ROUNDS_KEPT;
 pub use interface::{
     CarriedCommit, ConsensusConfig, Decision, HeightParams, Input, Output, RejectReason, Stats,
     Step, TestFault,
@@ -28,6 +30,7 @@ use super::vote_set::{Value, VoteSet};
 use crate::crypto::{Hash, SecretKey, ZERO_HASH, hash::hash_from_slice, sha3_256_parts};
 use crate::types::{Address, ChainId, Height, Round, VoteType};
 use agora_proto::v1 as pb;
+use held_blocks::HeldBlocks;
 use std::collections::{BTreeMap, BTreeSet};
 
 #[derive(Debug, Clone)]
@@ -46,7 +49,9 @@ struct HeightState {
     locked: Option<(Hash, Round)>,
     valid: Option<(Hash, Round)>,
     proposals: BTreeMap<Round, ProposalEntry>,
-    blocks: BTreeMap<Hash, pb::Block>,
+    /// Blocks of verified proposals (and our own), past rounds' released
+    /// ([`held_blocks`]).
+    blocks: HeldBlocks,
     validity: BTreeMap<Hash, bool>,
     validation_requested: BTreeSet<Hash>,
     votes: BTreeMap<(Round, VoteType), VoteSet>,
@@ -312,7 +317,7 @@ impl Consensus {
     pub fn holds_block(&self, block_hash: &Hash) -> bool {
         self.hs
             .as_ref()
-            .is_some_and(|hs| hs.blocks.contains_key(block_hash))
+            .is_some_and(|hs| hs.blocks.contains(block_hash))
     }
 
     /// Whether the current height stores exactly this vote (its value and
@@ -380,7 +385,7 @@ impl Consensus {
             } => {
                 if let Some(hs) = self.hs.as_mut()
                     && hs.params.height == height
-                    && hs.blocks.contains_key(&block_hash)
+                    && hs.blocks.contains(&block_hash)
                 {
                     hs.validity.insert(block_hash, valid);
                 }

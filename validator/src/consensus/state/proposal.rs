@@ -53,8 +53,9 @@ struct Arrived {
 }
 
 /// Rounds past the current one whose proposals are kept. A kept proposal's
-/// block is held until the height ends (a later decision or re-proposal may
-/// need it), so with the 32 rounds ahead that votes may come from, a
+/// block is held until its round falls behind ([`super::PAST_ROUNDS_KEPT`])
+/// or longer (a later decision or re-proposal may need it), so with the 32
+/// rounds ahead that votes may come from, a
 /// proposer winning the next rounds' lotteries made every node hold 33
 /// blocks of up to 4 MiB (decoded, up to 8× that) before any of those
 /// rounds began (`node/src/memory.rs`). A node that reaches a round by a
@@ -78,7 +79,7 @@ impl Consensus {
         let p = *p;
         // Votes are taken up to `max_rounds_ahead` rounds ahead (they drive
         // the round skip); a proposal only up to PROPOSAL_ROUNDS_AHEAD, as
-        // its block would be held for the rest of the height (see the
+        // its block would be held until that round is behind (see the
         // constant).
         if r > self.round().saturating_add(PROPOSAL_ROUNDS_AHEAD) {
             self.stats.ignored += 1;
@@ -186,7 +187,7 @@ impl Consensus {
             // Remember the second block too (once per round, so bounded):
             // other validators may lock on it, and its votes must count.
             if let (Some(hs), Some(block)) = (self.hs.as_mut(), p.block) {
-                hs.blocks.entry(a.block_hash).or_insert(block);
+                hs.blocks.insert(a.block_hash, block, p.round);
             }
         }
     }
@@ -345,7 +346,7 @@ impl Consensus {
                 carried_commit_verified: verified.carried_commit_verified,
             });
         }
-        hs.blocks.entry(block_hash).or_insert(block);
+        hs.blocks.insert(block_hash, block, r);
     }
 }
 

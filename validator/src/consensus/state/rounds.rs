@@ -3,7 +3,8 @@
 
 use super::super::buffer::Buffered;
 use super::super::timeouts::{Timeout, TimeoutStep};
-use super::{Consensus, HeightParams, HeightState, Output, Step};
+use super::{Consensus, HeightParams, HeightState, HeldBlocks, Output, Step};
+use crate::crypto::Hash;
 use crate::lottery;
 use crate::types::{Round, VoteType};
 use std::collections::{BTreeMap, BTreeSet};
@@ -33,7 +34,7 @@ impl Consensus {
             // in its round (validRound ≥ lockedRound always holds).
             valid: locked,
             proposals: BTreeMap::new(),
-            blocks: BTreeMap::new(),
+            blocks: HeldBlocks::default(),
             validity: BTreeMap::new(),
             validation_requested: BTreeSet::new(),
             votes: BTreeMap::new(),
@@ -61,13 +62,25 @@ impl Consensus {
         hs.round = round;
         hs.step = Step::Propose;
         hs.awaiting_content = None;
+        let keep: Vec<Hash> = [hs.locked, hs.valid]
+            .into_iter()
+            .flatten()
+            .map(|(v, _)| v)
+            .collect();
+        for v in hs.blocks.release_before(round, &keep) {
+            // Its verdict, if still to come, is dropped (the block is not
+            // held): a proposal bringing the block back asks again.
+            hs.validation_requested.remove(&v);
+        }
         let h = hs.params.height;
         let proposer =
             lottery::proposer(&hs.params.validator_set, &hs.params.prev_seed, h, round).address;
         if Some(proposer) == self.address {
-            match hs.valid {
-                Some((v, vr)) if hs.blocks.contains_key(&v) => {
-                    let block = hs.blocks[&v].clone();
+            let valid = hs
+                .valid
+                .and_then(|(v, vr)| Some((v, vr, hs.blocks.get(&v)?.clone())));
+            match valid {
+                Some((v, vr, block)) => {
                     self.sign_and_send_proposal(round, vr as i32, block, v, out);
                 }
                 _ => {

@@ -81,7 +81,7 @@ impl Consensus {
                 pol_round: u32::try_from(pol_round).ok(),
                 signed,
             });
-            hs.blocks.insert(block_hash, block);
+            hs.blocks.insert(block_hash, block, round);
             // The host built it; our own block needs no second opinion.
             hs.validity.entry(block_hash).or_insert(true);
         }

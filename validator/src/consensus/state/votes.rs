@@ -66,7 +66,7 @@ impl Consensus {
             && match value {
                 None => true,
                 Some(b) if keeps_votes_for_known_blocks(self.config.test_fault) => {
-                    hs.blocks.contains_key(&b)
+                    hs.blocks.contains(&b)
                 }
                 Some(b) => hs.counts_in_round(r, &b),
             };

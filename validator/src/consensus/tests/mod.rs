@@ -476,6 +476,7 @@ mod carried;
 mod equivocator_votes;
 mod evidence;
 mod gate;
+mod held_blocks;
 mod proposals;
 mod restart;
 mod votes;
