@@ -18,11 +18,13 @@
 //!   (the lottery of S + 1 and later then runs as for any node);
 //! - the state after S: its root is `next.app_hash`.
 //!
-//! Which offer to fetch (and which to keep at all) is [`offers`]; which
-//! chunk to ask of which peer, and what to make of each answer, is
-//! [`fetcher`].
+//! The course of the join (when to ask, whom to charge or set aside, when
+//! to start over) is [`join`]; which offer to fetch (and which to keep at
+//! all) is [`offers`]; which chunk to ask of which peer, and what to make
+//! of each answer, is [`fetcher`].
 
 pub mod fetcher;
+pub mod join;
 pub mod offers;
 
 use agora_proto::v1 as pb;

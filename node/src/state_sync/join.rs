@@ -1,7 +1,11 @@
-//! The joining side: an empty store filled from a peer's snapshot.
+//! The joining side: an empty store filled from a peer's snapshot. Every
+//! choice below is the engine's (`agora_validator::state_sync::join`, a
+//! state machine clocked by this loop's milliseconds); this file moves its
+//! messages, runs the light client it asks for, charges whom it names,
+//! logs what it reports and stores the result.
 //!
 //! 1. *Offers.* Every connected peer is asked for its newest snapshot
-//!    (again every [`ASK_EVERY`] while none fits); of those whose next
+//!    (again every `join::ASK_EVERY_MS` while none fits); of those whose next
 //!    header is at or above the trusted height, the one most peers offer
 //!    is taken, then the highest (`agora_validator::state_sync::offers`).
 //! 2. *Anchor.* Header S + 1 is verified from the checkpoint by the light
@@ -20,15 +24,14 @@
 //!    then starts as one that pruned every block below S, and block sync
 //!    takes it from S + 1 to the tip.
 
-use std::collections::HashMap;
+use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
 use agora_proto::v1::{self as pb, PeerMessage, peer_message::Kind};
 use agora_validator::Hash;
 use agora_validator::ledger::Ledger;
-use agora_validator::ledger::merkle::chunks::verify_manifest;
-use agora_validator::state_sync::fetcher::{ChunkFetcher, Verdict};
-use agora_validator::state_sync::{Anchor, offers};
+use agora_validator::state_sync::Anchor;
+use agora_validator::state_sync::join::{Action, AnchorFailure, Join, JoinFault, Notice};
 use agora_validator::types::ChainId;
 use prost::Message;
 use tokio::sync::mpsc;
@@ -39,15 +42,11 @@ use crate::config::StateSyncConfig;
 use crate::storage::{SnapshotBase, Storage};
 use crate::transport::{ChargeReason, PeerId, Transport, TransportEvent};
 
-/// How often offers are asked for again while none fits.
-const ASK_EVERY: Duration = Duration::from_secs(2);
-/// How long to wait for more offers after the first usable one.
-const GATHER: Duration = Duration::from_millis(500);
-/// How often the download is driven (requests, timeouts) between answers.
+/// How often the join is driven (offers asked, requests sent or given up)
+/// between events.
 const TICK: Duration = Duration::from_millis(100);
-/// How long the offers of a peer whose snapshot header could not be
-/// verified, or that left a chunk unanswered twice, are ignored.
-const SET_ASIDE: Duration = Duration::from_secs(30);
+/// How often the download's progress is logged.
+const REPORT_EVERY: Duration = Duration::from_secs(5);
 
 /// Why state sync stopped (every other failure is retried).
 #[derive(Debug, thiserror::Error)]
@@ -66,12 +65,6 @@ pub enum StateSyncError {
     Storage(#[from] crate::storage::StorageError),
 }
 
-/// What one pass over the steps came to.
-enum Pass {
-    Installed(Box<Ledger>),
-    Retry,
-}
-
 /// The state-sync client over a running transport (see the module docs).
 pub struct Joiner<'a> {
     cfg: &'a StateSyncConfig,
@@ -80,14 +73,13 @@ pub struct Joiner<'a> {
     transport: &'a Transport,
     events: &'a mut mpsc::Receiver<TransportEvent>,
     checkpoint: (u64, Hash),
-    offers: HashMap<PeerId, pb::SnapshotOffer>,
-    /// Peers whose offers are ignored until the instant given.
-    set_aside: HashMap<PeerId, Instant>,
     /// `cfg.rpc_servers`, those that last failed moved to the back
     /// ([`anchor::verify`]): a silent server costs its timeout once, not at
     /// every offer (peers drop a snapshot a few intervals later, so an offer
     /// that waited on it every time could go stale every time).
     servers: Vec<String>,
+    /// The join's clock starts here.
+    started: Instant,
 }
 
 impl<'a> Joiner<'a> {
@@ -107,291 +99,176 @@ impl<'a> Joiner<'a> {
             transport,
             events,
             checkpoint,
-            offers: HashMap::new(),
-            set_aside: HashMap::new(),
             servers: cfg.rpc_servers.clone(),
+            started: Instant::now(),
         })
     }
 
     /// Runs until a verified snapshot is installed; the ledger rebuilt
     /// from it.
     pub async fn run(mut self) -> Result<Ledger, StateSyncError> {
-        let t0 = Instant::now();
         info!(
             trust_height = self.checkpoint.0,
             trust_hash = %hex::encode(self.checkpoint.1),
             "state sync: looking for a snapshot"
         );
+        let peers = self.transport.peers().into_iter().map(|p| p.id);
+        let (mut join, first) = Join::start(
+            self.checkpoint.0,
+            self.cfg.chunk_timeout_ms,
+            peers,
+            self.now_ms(),
+        );
+        let mut actions: VecDeque<Action<PeerId>> = first.into();
+        let mut report = Instant::now() + REPORT_EVERY;
         loop {
-            if let Pass::Installed(ledger) = self.pass().await? {
-                info!(
-                    height = ledger.height(),
-                    seconds = t0.elapsed().as_secs_f64(),
-                    "state sync: snapshot installed; following blocks from here"
-                );
-                return Ok(*ledger);
+            while let Some(a) = actions.pop_front() {
+                if let Some(ledger) = self.perform(&mut join, a, &mut actions).await? {
+                    info!(
+                        height = ledger.height(),
+                        seconds = self.started.elapsed().as_secs_f64(),
+                        "state sync: snapshot installed; following blocks from here"
+                    );
+                    return Ok(ledger);
+                }
             }
+            if Instant::now() >= report {
+                if let Some((height, done, total)) = join.progress() {
+                    info!(height, done, total, "state sync: fetching chunks");
+                }
+                report = Instant::now() + REPORT_EVERY;
+            }
+            match tokio::time::timeout(TICK, self.events.recv()).await {
+                Err(_) => {}
+                Ok(None) => return Err(StateSyncError::TransportClosed),
+                Ok(Some(ev)) => actions.extend(self.on_event(&mut join, ev)),
+            }
+            actions.extend(join.tick(self.now_ms()));
         }
     }
 
-    async fn pass(&mut self) -> Result<Pass, StateSyncError> {
-        let Some((peer, offer)) = self.best_offer().await? else {
-            return Ok(Pass::Retry);
-        };
-        let Some(anchor) = self.anchor_of(peer, &offer).await? else {
-            return Ok(Pass::Retry);
-        };
-        let manifest = offer.manifest.clone().unwrap_or_default();
-        if let Err(e) = verify_manifest(&manifest, &anchor.app_hash) {
-            return Ok(self.refuse(peer, &e.to_string()));
-        }
-        let sources = self.sources(offer.height, &manifest, &anchor.app_hash);
-        let fetcher =
-            ChunkFetcher::new(anchor.height, manifest, sources, self.cfg.chunk_timeout_ms);
-        let Some(leaves) = self.download(fetcher).await? else {
-            self.offers.clear();
-            return Ok(Pass::Retry);
-        };
-        let ledger = self.install(anchor, leaves).await?;
-        Ok(Pass::Installed(Box::new(ledger)))
+    /// The join's clock: milliseconds since the joiner was made.
+    fn now_ms(&self) -> u64 {
+        self.started.elapsed().as_millis() as u64
     }
 
-    /// The verified anchor of `peer`'s offer; None (the offer dropped or
-    /// set aside) when it cannot be had now.
-    async fn anchor_of(
+    /// Hands an event to the join: connections, offers and chunks; anything
+    /// else (votes, proposals, transactions of a chain not yet followed)
+    /// is dropped.
+    fn on_event(&self, join: &mut Join<PeerId>, ev: TransportEvent) -> Vec<Action<PeerId>> {
+        let now = self.now_ms();
+        match ev {
+            TransportEvent::Connected { peer, .. } => join.connected(peer),
+            TransportEvent::Disconnected { peer } => {
+                join.disconnected(peer);
+                Vec::new()
+            }
+            TransportEvent::Message { peer, message, .. } => match message.kind {
+                Some(Kind::SnapshotOffer(o)) => join.offer(peer, o, now),
+                Some(Kind::ChunkResponse(r)) => join.chunk(peer, r, now),
+                _ => Vec::new(),
+            },
+        }
+    }
+
+    /// Carries out one action; the ledger once installed.
+    async fn perform(
+        &mut self,
+        join: &mut Join<PeerId>,
+        action: Action<PeerId>,
+        more: &mut VecDeque<Action<PeerId>>,
+    ) -> Result<Option<Ledger>, StateSyncError> {
+        match action {
+            Action::AskOffer(peer) => {
+                let ask = PeerMessage {
+                    kind: Some(Kind::SnapshotRequest(pb::SnapshotRequest {})),
+                };
+                let _ = self.transport.send(peer, &ask);
+            }
+            Action::RequestChunk(peer, req) => {
+                let msg = PeerMessage {
+                    kind: Some(Kind::ChunkRequest(req)),
+                };
+                if self.transport.send(peer, &msg).is_err() {
+                    join.unreachable(peer);
+                }
+            }
+            Action::Charge(peer, fault) => self.charge(peer, &fault),
+            Action::VerifyAnchor { peer, height, seed } => {
+                let verdict = self.anchor(peer, height, &seed).await?;
+                more.extend(join.anchor_verified(verdict, self.now_ms()));
+            }
+            Action::Install { anchor, leaves } => {
+                info!(
+                    height = anchor.height,
+                    leaves = leaves.len(),
+                    ms = self.now_ms(),
+                    "state sync: every chunk verified"
+                );
+                return Ok(Some(self.install(*anchor, leaves).await?));
+            }
+            Action::Notice(n) => self.log(n),
+        }
+        Ok(None)
+    }
+
+    /// The light client's verdict on the anchor of `peer`'s offer; a
+    /// checkpoint that does not hold stops the join.
+    async fn anchor(
         &mut self,
         peer: PeerId,
-        offer: &pb::SnapshotOffer,
-    ) -> Result<Option<Anchor>, StateSyncError> {
-        let Ok(seed) = Hash::try_from(offer.seed.as_slice()) else {
-            self.refuse(peer, "a seed that is not 32 bytes");
-            return Ok(None);
-        };
+        height: u64,
+        seed: &Hash,
+    ) -> Result<Result<Anchor, AnchorFailure>, StateSyncError> {
         let t0 = Instant::now();
-        let servers = &mut self.servers;
-        match anchor::verify(servers, self.chain, self.checkpoint, offer.height, &seed).await {
+        match anchor::verify(&mut self.servers, self.chain, self.checkpoint, height, seed).await {
             Ok(a) => {
                 info!(
                     height = a.height,
                     ms = t0.elapsed().as_millis() as u64,
                     "state sync: snapshot header verified from the checkpoint"
                 );
-                Ok(Some(a))
+                Ok(Ok(a))
             }
             Err(e @ AnchorFetchError::Checkpoint(_)) => Err(StateSyncError::Config(e.to_string())),
-            Err(AnchorFetchError::Seed(e)) => {
-                self.refuse(peer, &e.to_string());
-                Ok(None)
-            }
+            Err(AnchorFetchError::Seed(e)) => Ok(Err(AnchorFailure::Seed(e))),
             Err(e) => {
-                // Not provably the peer's fault (the servers may lag behind
-                // it), but an offer no server can back is set aside for a
-                // while, so a peer announcing a height that does not exist
-                // cannot hold the sync on its offer.
-                warn!(%peer, height = offer.height, error = %e,
+                warn!(%peer, height, error = %e,
                     "state sync: cannot verify the snapshot's header; trying other offers");
-                self.offers.remove(&peer);
-                self.set_aside.insert(peer, Instant::now() + SET_ASIDE);
-                if self.offers.is_empty() {
-                    tokio::time::sleep(ASK_EVERY).await;
-                }
-                Ok(None)
+                Ok(Err(AnchorFailure::Unavailable))
             }
         }
     }
 
-    /// The peers offering `manifest` (verified) at `height`: the sources of
-    /// its chunks. One offering another manifest for this height is checked
-    /// the same way and charged if it does not verify.
-    fn sources(
-        &mut self,
-        height: u64,
-        manifest: &pb::SnapshotManifest,
-        app_hash: &Hash,
-    ) -> Vec<PeerId> {
-        let mut sources = Vec::new();
-        for (p, o) in self.offers.clone() {
-            match o.manifest {
-                _ if o.height != height => {}
-                Some(m) if m == *manifest => sources.push(p),
-                Some(m) => {
-                    if let Err(e) = verify_manifest(&m, app_hash) {
-                        self.refuse(p, &e.to_string());
-                    }
-                }
-                None => {}
+    /// Charges `peer` for a snapshot that does not verify.
+    fn charge(&self, peer: PeerId, fault: &JoinFault) {
+        let why = fault.to_string();
+        match fault {
+            JoinFault::Chunk { index, error } => {
+                warn!(%peer, index, error = %error, "state sync: forged chunk refused");
+            }
+            _ => {
+                warn!(%peer, reason = why, "state sync: peer served a snapshot that does not verify");
             }
         }
-        sources
+        self.transport.charge(peer, ChargeReason::BadSnapshot, &why);
     }
 
-    /// Charges `peer` for a snapshot that does not verify and forgets its offer.
-    fn refuse(&mut self, peer: PeerId, why: &str) -> Pass {
-        warn!(%peer, reason = why, "state sync: peer served a snapshot that does not verify");
-        self.transport.charge(peer, ChargeReason::BadSnapshot, why);
-        self.offers.remove(&peer);
-        Pass::Retry
-    }
-
-    /// Asks every connected peer for offers and returns the best one at or
-    /// above the checkpoint, after a short wait for others.
-    async fn best_offer(&mut self) -> Result<Option<(PeerId, pb::SnapshotOffer)>, StateSyncError> {
-        let min = self.checkpoint.0.saturating_sub(1).max(1);
-        self.offers.retain(|_, o| o.height >= min);
-        self.ask_all();
-        let mut next_ask = Instant::now() + ASK_EVERY;
-        let mut decide_at: Option<Instant> = None;
-        let mut warned = false;
-        loop {
-            let usable = self.offers.values().any(|o| o.height >= min);
-            if usable && decide_at.is_none() {
-                decide_at = Some(Instant::now() + GATHER);
-            }
-            if decide_at.is_some_and(|t| Instant::now() >= t) {
-                return Ok(offers::best(&self.offers, min));
-            }
-            if Instant::now() >= next_ask {
-                if !warned && !self.offers.is_empty() {
-                    warn!(
-                        trust_height = self.checkpoint.0,
-                        offered = ?self.offers.values().map(|o| o.height).collect::<Vec<_>>(),
-                        "state sync: no peer holds a snapshot at or above the trusted height yet; waiting"
-                    );
-                    warned = true;
-                }
-                self.ask_all();
-                next_ask = Instant::now() + ASK_EVERY;
-            }
-            let wake = decide_at.unwrap_or(next_ask).min(next_ask);
-            match tokio::time::timeout_at(wake.into(), self.events.recv()).await {
-                Err(_) => {}
-                Ok(None) => return Err(StateSyncError::TransportClosed),
-                Ok(Some(ev)) => self.on_event(ev, None),
-            }
+    fn log(&self, n: Notice<PeerId>) {
+        match n {
+            Notice::NoneHighEnough { offered } => warn!(
+                trust_height = self.checkpoint.0,
+                ?offered,
+                "state sync: no peer holds a snapshot at or above the trusted height yet; waiting"
+            ),
+            Notice::Gone(peer) => info!(%peer, "state sync: peer no longer holds the snapshot"),
+            Notice::Silenced(peer) => warn!(%peer,
+                "state sync: peer left a chunk unanswered twice; setting its offers aside"),
+            Notice::SourcesGone { height } => warn!(
+                height,
+                "state sync: every source of the snapshot left; looking again"
+            ),
         }
-    }
-
-    fn ask_all(&self) {
-        let ask = PeerMessage {
-            kind: Some(Kind::SnapshotRequest(pb::SnapshotRequest {})),
-        };
-        for p in self.transport.peers() {
-            let _ = self.transport.send(p.id, &ask);
-        }
-    }
-
-    /// Handles an event outside the download: offers are kept, new peers
-    /// asked, a departed peer's offer forgotten; everything else (votes,
-    /// proposals, transactions of a chain not yet followed) is dropped.
-    fn on_event(&mut self, ev: TransportEvent, fetch: Option<&mut ChunkFetcher<PeerId>>) {
-        match ev {
-            TransportEvent::Connected { peer, .. } => {
-                if let Some(f) = fetch {
-                    f.reconnected(peer);
-                }
-                let ask = PeerMessage {
-                    kind: Some(Kind::SnapshotRequest(pb::SnapshotRequest {})),
-                };
-                let _ = self.transport.send(peer, &ask);
-            }
-            TransportEvent::Disconnected { peer } => {
-                self.offers.remove(&peer);
-                if let Some(f) = fetch {
-                    f.drop_source(peer);
-                }
-            }
-            TransportEvent::Message { peer, message, .. } => match message.kind {
-                Some(Kind::SnapshotOffer(o)) if o.height > 0 => {
-                    if let Err(why) = offers::check(&o) {
-                        let _ = self.refuse(peer, &why.to_string());
-                        return;
-                    }
-                    let now = Instant::now();
-                    self.set_aside.retain(|_, until| *until > now);
-                    if !self.set_aside.contains_key(&peer) {
-                        self.offers.insert(peer, o);
-                    }
-                }
-                Some(Kind::ChunkResponse(r)) => {
-                    if let Some(f) = fetch {
-                        self.on_chunk(f, peer, r);
-                    }
-                }
-                _ => {}
-            },
-        }
-    }
-
-    fn on_chunk(&mut self, f: &mut ChunkFetcher<PeerId>, peer: PeerId, r: pb::ChunkResponse) {
-        let index = r.index;
-        match f.on_response(peer, r) {
-            Verdict::Accepted | Verdict::Ignored => {}
-            Verdict::Gone => {
-                info!(%peer, "state sync: peer no longer holds the snapshot");
-                self.offers.remove(&peer);
-            }
-            Verdict::Bad(e) => {
-                warn!(%peer, index, error = %e, "state sync: forged chunk refused");
-                self.transport
-                    .charge(peer, ChargeReason::BadSnapshot, &e.to_string());
-                self.offers.remove(&peer);
-            }
-        }
-    }
-
-    /// Drives the download to the end; None when every source is gone.
-    async fn download(
-        &mut self,
-        mut f: ChunkFetcher<PeerId>,
-    ) -> Result<Option<Vec<(Vec<u8>, Vec<u8>)>>, StateSyncError> {
-        let t0 = Instant::now();
-        let total = f.remaining();
-        let mut report = Instant::now() + Duration::from_secs(5);
-        while !f.is_done() {
-            if !f.has_sources() {
-                warn!(
-                    height = f.height(),
-                    "state sync: every source of the snapshot left; looking again"
-                );
-                return Ok(None);
-            }
-            // The fetcher's clock: milliseconds since the download began.
-            for (peer, req) in f.requests(t0.elapsed().as_millis() as u64) {
-                let msg = PeerMessage {
-                    kind: Some(Kind::ChunkRequest(req)),
-                };
-                if self.transport.send(peer, &msg).is_err() {
-                    f.drop_source(peer);
-                }
-            }
-            for peer in f.take_silenced() {
-                warn!(%peer, height = f.height(),
-                    "state sync: peer left a chunk unanswered twice; setting its offers aside");
-                self.offers.remove(&peer);
-                self.set_aside.insert(peer, Instant::now() + SET_ASIDE);
-            }
-            if Instant::now() >= report {
-                info!(
-                    height = f.height(),
-                    done = total - f.remaining(),
-                    total,
-                    "state sync: fetching chunks"
-                );
-                report = Instant::now() + Duration::from_secs(5);
-            }
-            match tokio::time::timeout(TICK, self.events.recv()).await {
-                Err(_) => {}
-                Ok(None) => return Err(StateSyncError::TransportClosed),
-                Ok(Some(ev)) => self.on_event(ev, Some(&mut f)),
-            }
-        }
-        info!(
-            height = f.height(),
-            chunks = total,
-            ms = t0.elapsed().as_millis() as u64,
-            "state sync: every chunk verified"
-        );
-        Ok(Some(f.into_leaves().collect()))
     }
 
     /// Rebuilds the ledger off the loop, checks it once more against the

@@ -1,7 +1,7 @@
 //! Which chunk to ask of which peer, and what to make of each answer: the
 //! joiner's download of one snapshot, a rule of the engine's like
 //! [`super::offers`]. A state machine without I/O or a clock, generic over
-//! the peer id: the host (`node/src/state_sync/join.rs`) sends the requests
+//! the peer id: the join ([`super::join`]) sends the requests
 //! it returns, feeds it the answers and says what time it is, in
 //! milliseconds since any fixed instant, so the hostile cases are tested
 //! without a network and replay the same way every run (ordered maps only:
@@ -111,6 +111,11 @@ impl<P: Copy + Ord> ChunkFetcher<P> {
     /// The snapshot's height.
     pub fn height(&self) -> u64 {
         self.height
+    }
+
+    /// Chunks in the manifest (empty ones included).
+    pub fn chunks(&self) -> usize {
+        self.manifest.chunks.len()
     }
 
     /// Chunks not yet verified.

@@ -1,6 +1,6 @@
 //! Which snapshot offer a joining node takes, and which it keeps at all
-//! (a rule of the engine's, generic over the peer id; the node's joiner,
-//! `node/src/state_sync/join.rs`, only gathers the offers).
+//! (a rule of the engine's, generic over the peer id; the join,
+//! [`super::join`], gathers the offers and asks this which to take).
 //!
 //! The one offered by the most peers (the same height and manifest), then
 //! the highest, then by peer id (so the choice is deterministic). Honest

@@ -274,14 +274,20 @@ pub fn check_shape(m: &pb::SnapshotManifest) -> Result<(), ChunkError> {
     summaries(m).map(drop)
 }
 
-/// Checks that a manifest's chunk roots hash up to `app_hash` (the app
-/// hash of the header after the snapshot's height, verified by the caller).
-pub fn verify_manifest(m: &pb::SnapshotManifest, app_hash: &Hash) -> Result<(), ChunkError> {
+/// The root a manifest's chunk roots hash up to (what a snapshot of that
+/// state has as its app hash).
+pub fn manifest_root(m: &pb::SnapshotManifest) -> Result<Hash, ChunkError> {
     let mut level = summaries(m)?;
     while level.len() > 1 {
         level = level.chunks(2).map(|p| combine(p[0], p[1])).collect();
     }
-    let root = level.first().map_or(PLACEHOLDER, |s| s.root);
+    Ok(level.first().map_or(PLACEHOLDER, |s| s.root))
+}
+
+/// Checks that a manifest's chunk roots hash up to `app_hash` (the app
+/// hash of the header after the snapshot's height, verified by the caller).
+pub fn verify_manifest(m: &pb::SnapshotManifest, app_hash: &Hash) -> Result<(), ChunkError> {
+    let root = manifest_root(m)?;
     if root != *app_hash {
         return Err(ChunkError::ManifestRoot {
             computed: hex::encode(root),
