@@ -403,6 +403,20 @@ fn negative_control_drop_own_evidence_is_caught() {
     );
 }
 
+/// Control of the join's chunk checks: a joiner that keeps chunks
+/// unverified installs node 0's forged state and the host's install check
+/// reports it (the root rebuilt is not the certified one); with the checks
+/// the forger is charged and the join completes from the others.
+#[test]
+fn negative_control_skip_chunk_checks_is_caught() {
+    control(
+        "SkipChunkChecks",
+        TestFault::SkipChunkChecks,
+        Scenario::forged_state_sync,
+        |v| matches!(v, Violation::Engine { error, .. } if error.contains("state sync")),
+    );
+}
+
 /// A validator whose commit pause outlasts the others' still gets its
 /// precommits into the certificates that pay rewards and count downtime:
 /// it starts a height as soon as its proposal arrives
@@ -467,14 +481,49 @@ fn stuffed_vote_sets_keep_the_chain_safe_and_live() {
     assert!(slashed > 0, "no stuffer was slashed");
 }
 
-/// Runs the scenario `make(seed)` for seeds 0.. (as many as the variable
-/// `var` says, else `default`), each required to pass every check.
+/// State sync among liars (`Scenario::state_sync_join`): honest node 6
+/// starts at 2 s with an empty store and joins by the engine's join while
+/// two validators serve bad snapshots (two of forged chunks, another
+/// state's manifest, a false seed and silence, drawn per seed). Every run
+/// must pass every check: the joiner's base is the block and state the
+/// others decided, its chain verifies from there, no honest peer is
+/// charged (a liar may be: `snapshot_charges`), and it reaches the target
+/// height and signs (its signing state names a height past the
+/// snapshot's). `JOIN_SEEDS` runs more seeds.
+#[test]
+fn a_late_node_joins_by_state_sync_among_bad_snapshot_servers() {
+    let runs = clean_runs(
+        "JOIN_SEEDS",
+        8,
+        Scenario::state_sync_join,
+        "state sync join",
+    );
+    let joined: u64 = runs.iter().map(|r| r.coverage.state_synced).sum();
+    let charged: u64 = runs.iter().map(|r| r.coverage.snapshot_charges).sum();
+    eprintln!(
+        "{} runs: {joined} joined, {charged} bad snapshots charged",
+        runs.len()
+    );
+    assert_eq!(
+        joined,
+        runs.len() as u64,
+        "every run's joiner installed a snapshot"
+    );
+    assert!(charged > 0, "no bad snapshot was charged");
+    for r in &runs {
+        let signed = r.coverage.state_synced_then_signed;
+        assert_eq!(signed, 1, "seed {}: the joiner never signed", r.seed);
+    }
+}
+
+/// Runs the scenario `make(seed)` for seeds from `<var>_FIRST` (default
+/// 0), as many as the variable `var` says, else `default`, each required
+/// to pass every check.
 fn clean_runs(var: &str, default: u64, make: fn(u64) -> Scenario, name: &str) -> Vec<Report> {
-    let seeds: u64 = std::env::var(var)
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(default);
-    (0..seeds)
+    let number = |v: &str| std::env::var(v).ok().and_then(|s| s.parse::<u64>().ok());
+    let seeds = number(var).unwrap_or(default);
+    let first = number(&format!("{var}_FIRST")).unwrap_or(0);
+    (first..first + seeds)
         .map(|seed| {
             let sc = make(seed);
             let r = run_scenario(sc.clone(), TestFault::None);

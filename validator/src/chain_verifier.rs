@@ -173,6 +173,25 @@ impl ChainVerifier {
         }
     }
 
+    /// Starts after a block already trusted (the base a node installed by
+    /// state sync, bound to a header its light client verified): its
+    /// height, hash and the seed after it, and the set of the next height.
+    pub fn after(
+        chain: ChainId,
+        height: Height,
+        block_hash: Hash,
+        seed: Hash,
+        next_set: ValidatorSet,
+    ) -> Self {
+        Self {
+            chain,
+            next_height: height + 1,
+            prev_hash: block_hash,
+            seed,
+            set: next_set,
+        }
+    }
+
     /// The next height this verifier expects.
     pub fn next_height(&self) -> Height {
         self.next_height

@@ -208,12 +208,18 @@ impl Sim {
     /// the transport bans the peer (`BAN_MS`, doubling with each strike)
     /// and the engine sees the connection go.
     pub(super) fn penalize(&mut self, i: usize, peer: usize, fault: PeerFault) {
+        self.charge(i, peer, fault.to_string());
+    }
+
+    /// Node `i`'s host charges `peer` for `fault` (an engine's penalty, or
+    /// a bad snapshot its join refused) and bans it like the transport.
+    pub(super) fn charge(&mut self, i: usize, peer: usize, fault: String) {
         *self.nodes[i].stats.penalized.entry(peer).or_default() += 1;
         if self.honest(i) && self.honest(peer) {
             self.violations.push(Violation::HonestPenalized {
                 node: i,
                 peer,
-                fault: fault.to_string(),
+                fault,
             });
         }
         let now = self.now;

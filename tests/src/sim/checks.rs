@@ -373,12 +373,41 @@ pub(super) fn final_checks(sim: &mut Sim) {
 }
 
 /// Node `i`'s chain passes the chain verifier from genesis, as `agora
-/// audit` checks it, with the validator sets its store recorded.
+/// audit` checks it, with the validator sets its store recorded; for a
+/// node that joined by state sync, from its base, which must be the
+/// block and state the honest nodes decided at that height.
 fn chain_from_genesis(sim: &Sim, i: usize, found: &mut Vec<Violation>) {
     let n = &sim.nodes[i];
     let mut verifier =
         ChainVerifier::from_genesis(sim.g.chain.clone(), sim.g.seed0, sim.g.set().clone());
-    for (h, b) in &n.store.blocks {
+    if let Some(s) = n.joined_at {
+        let base = n.store.blocks.get(&s);
+        let decided = sim.decided.get(&s);
+        let next_set = n.store.set_at(s + 1);
+        let (Some(base), Some(decided), Some(next_set)) = (base, decided, next_set) else {
+            found.push(Violation::Chain {
+                node: i,
+                error: format!("joined at {s}: no base, no decision or no set"),
+            });
+            return;
+        };
+        if (base.block_hash, base.app_hash) != (decided.hash, decided.app_hash) {
+            found.push(Violation::Chain {
+                node: i,
+                error: format!("joined at {s}: its base is not the decided block and state"),
+            });
+            return;
+        }
+        verifier = ChainVerifier::after(
+            sim.g.chain.clone(),
+            s,
+            base.block_hash,
+            base.seed,
+            next_set.clone(),
+        );
+    }
+    let first = verifier.next_height();
+    for (h, b) in n.store.blocks.range(first..) {
         let (Some(header), Some(next)) = (b.block.header.as_ref(), n.store.set_at(h + 1)) else {
             found.push(Violation::Chain {
                 node: i,

@@ -41,6 +41,7 @@ impl Sim {
         self.record_decision(i, &rec);
         let next = rec.height + 1;
         self.keep_commit(i, rec);
+        self.maybe_snapshot(i, next - 1);
         let epoch = self.nodes[i].epoch;
         self.push(
             self.now + self.sc.commit_pauses_ms[i],

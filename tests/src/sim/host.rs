@@ -133,6 +133,8 @@ pub struct NodeStats {
     pub restarts: u64,
     /// Crashes inside a signing-state write.
     pub torn_crashes: u64,
+    /// Bad snapshots its join charged.
+    pub snapshot_charges: u64,
 }
 
 /// One validator's host.
@@ -176,6 +178,12 @@ pub struct Node {
     /// Whether its last signature's WAL record is durable (the node's
     /// executor keeps the same record; rebuilt at boot from the store).
     pub wal_sync: agora_validator::consensus::WalSync,
+    /// The snapshots it serves, newest last (volatile, as the node's).
+    pub snapshots: Vec<super::state_sync::SimSnapshot>,
+    /// Its join by state sync, while one runs.
+    pub join: Option<agora_validator::state_sync::join::Join<usize>>,
+    /// The height of the snapshot it joined from, if it did.
+    pub joined_at: Option<Height>,
 }
 
 impl Node {
@@ -198,7 +206,15 @@ impl Node {
             torn_crash: None,
             crash_after_batch: None,
             wal_sync: Default::default(),
+            snapshots: Vec::new(),
+            join: None,
+            joined_at: None,
         }
+    }
+
+    /// Whether it is up: running its engine, or joining by state sync.
+    pub fn is_up(&self) -> bool {
+        self.engine.is_some() || self.join.is_some()
     }
 
     /// Whether `peer` is banned at `now`.
@@ -218,5 +234,7 @@ impl Node {
         self.seen.clear();
         self.banned.clear();
         self.received.clear();
+        self.snapshots.clear();
+        self.join = None;
     }
 }

@@ -26,6 +26,9 @@
 //! are reliable for requests and responses; gossip may be lost before GST
 //! and duplicated ([`network`], carrying [`Wire`] messages).
 //!
+//! Every node takes and serves snapshots, and a scenario's late node
+//! joins by the engine's own state-sync join ([`state_sync`]).
+//!
 //! Byzantine validators ([`byzantine`]) run the same engine behind a module
 //! that rewrites what they send. The properties checked on every run are
 //! in [`checks`]; what a run reports is in [`report`].
@@ -45,13 +48,14 @@ mod network;
 mod receive;
 mod report;
 mod scenario;
+mod state_sync;
 mod violation;
 mod wire;
 mod workload;
 
 pub use checks::EVIDENCE_BOUND;
 pub use report::{Coverage, Report};
-pub use scenario::{Behaviour, Crash, HeaderFault, Scenario, Torn};
+pub use scenario::{Behaviour, Crash, HeaderFault, Scenario, SnapshotFault, Torn};
 pub use violation::Violation;
 pub use wire::Wire;
 
@@ -119,6 +123,10 @@ enum Event {
     PartitionStart,
     /// The workload submits its next transaction.
     Workload,
+    /// A node with an empty store starts to join by state sync.
+    Join(usize),
+    /// A joining node's join is driven (every `state_sync::JOIN_TICK_MS`).
+    JoinTick(usize),
 }
 
 /// The simulator of one seed.
@@ -169,8 +177,13 @@ impl Sim {
         let rng = ChaCha8Rng::seed_from_u64(sc.seed ^ 0x5eed_0fa6_0a00);
         let g = SimGenesis::new(sc.seed, &sc.powers);
         let keys = (0..sc.powers.len()).map(|i| g.key(i)).collect();
-        let honest: Vec<bool> = sc.behaviours.iter().map(Behaviour::is_honest).collect();
-        let workload = Workload::new(sc.seed, &g, &honest);
+        // Users bond only to validators that are honest and up from the
+        // start: bonds to a late joiner could give it the power the chain
+        // needs to decide the block its join waits for.
+        let bondable: Vec<bool> = (0..sc.behaviours.len())
+            .map(|i| sc.behaviours[i].is_honest() && !sc.joiners.iter().any(|(j, _)| *j == i))
+            .collect();
+        let workload = Workload::new(sc.seed, &g, &bondable);
         let mut nodes: Vec<Node> = sc
             .behaviours
             .iter()
@@ -207,7 +220,8 @@ impl Sim {
         };
         sim.schedule_scenario();
         for i in 0..sim.nodes.len() {
-            if sim.nodes[i].behaviour != Behaviour::Silent {
+            let joins = sim.sc.joiners.iter().any(|(j, _)| *j == i);
+            if sim.nodes[i].behaviour != Behaviour::Silent && !joins {
                 sim.boot(i);
             }
         }
@@ -239,6 +253,9 @@ impl Sim {
         if self.sc.tx_interval_ms > 0 {
             let d = self.workload.next_delay(self.sc.tx_interval_ms);
             self.push(d, Event::Workload);
+        }
+        for (i, at) in self.sc.joiners.clone() {
+            self.push(at, Event::Join(i));
         }
     }
 
@@ -288,13 +305,20 @@ impl Sim {
         self.required = self.sc.target_height.max(height);
     }
 
-    /// Whether the run may end: no inclusion pending, and every honest node
-    /// up at the required height.
+    /// Whether the run may end: no inclusion pending, every honest node up
+    /// at the required height, and every joiner joined and signing (its
+    /// signing state past its base: it takes part, not only follows).
     fn done(&self) -> bool {
+        let signing = |i: usize| {
+            let n = &self.nodes[i];
+            n.joined_at
+                .is_some_and(|s| n.store.signing.is_some_and(|g| g.height > s))
+        };
         !self.evidence_pending
             && self.honest_nodes().all(|i| {
                 self.nodes[i].engine.is_some() && self.nodes[i].store.tip_height() >= self.required
             })
+            && self.sc.joiners.iter().all(|(j, _)| signing(*j))
     }
 
     /// Does what event `ev` says.
@@ -345,6 +369,8 @@ impl Sim {
             Event::Disarm(i) => self.nodes[i].torn_crash = None,
             Event::PartitionStart => self.partition_started(),
             Event::Workload => self.submit_tx(),
+            Event::Join(i) => self.start_join(i),
+            Event::JoinTick(i) => self.join_tick(i),
         }
     }
 

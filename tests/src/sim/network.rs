@@ -34,7 +34,7 @@ impl Sim {
     /// is down: gossip (and status) may be lost before GST, gossip may be
     /// duplicated, and each copy takes a seeded delay.
     pub(super) fn send(&mut self, from: usize, to: usize, wire: Wire, tag: Option<SignedTag>) {
-        if from == to || self.partitioned(from, to) || self.nodes[to].engine.is_none() {
+        if from == to || self.partitioned(from, to) || !self.nodes[to].is_up() {
             return;
         }
         if self.nodes[from].is_banned(to, self.now) {
@@ -125,7 +125,7 @@ impl Sim {
         // A connection of a previous life of either end, or cut meanwhile,
         // delivers nothing more.
         if self.nodes[to].epoch != to_epoch
-            || self.nodes[to].engine.is_none()
+            || !self.nodes[to].is_up()
             || self.nodes[from].epoch != from_epoch
             || self.partitioned(from, to)
             || self.nodes[to].is_banned(from, self.now)

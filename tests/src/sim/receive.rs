@@ -57,6 +57,9 @@ impl Sim {
             }
             Wire::BlockRequest { from: fh, count } => self.answer_request(to, from, fh, count),
             Wire::BlockResponse(resp) => self.take_response(to, from, resp),
+            Wire::SnapshotRequest => self.answer_snapshot_request(to, from),
+            Wire::ChunkRequest(r) => self.answer_chunk_request(to, from, r),
+            w @ (Wire::SnapshotOffer(_) | Wire::ChunkResponse(_)) => self.join_receive(to, from, w),
         }
     }
 

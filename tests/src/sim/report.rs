@@ -35,6 +35,13 @@ pub struct Coverage {
     /// Largest number of honest-created blocks after the reference height
     /// an inclusion took (see `checks::EVIDENCE_BOUND`).
     pub max_evidence_delay: u64,
+    /// Honest nodes that joined by state sync (installed a snapshot).
+    pub state_synced: u64,
+    /// Of those, the ones that then signed (their signing state names a
+    /// height above the snapshot's).
+    pub state_synced_then_signed: u64,
+    /// Bad snapshots honest joiners charged.
+    pub snapshot_charges: u64,
 }
 
 impl Coverage {
@@ -54,6 +61,9 @@ impl Coverage {
         self.set_changes += o.set_changes;
         self.txs_ok += o.txs_ok;
         self.max_evidence_delay = self.max_evidence_delay.max(o.max_evidence_delay);
+        self.state_synced += o.state_synced;
+        self.state_synced_then_signed += o.state_synced_then_signed;
+        self.snapshot_charges += o.snapshot_charges;
     }
 }
 
@@ -165,6 +175,13 @@ impl Sim {
             }
             c.penalties += s.penalized.values().sum::<u64>();
             c.torn_crashes += s.torn_crashes;
+            c.snapshot_charges += s.snapshot_charges;
+            let n = &self.nodes[i];
+            if let Some(s) = n.joined_at {
+                c.state_synced += 1;
+                c.state_synced_then_signed +=
+                    u64::from(n.store.signing.is_some_and(|g| g.height > s));
+            }
         }
         c.restarted_and_synced = self
             .honest_nodes()

@@ -62,6 +62,32 @@ pub enum Behaviour {
     /// it has seen proposed at the height and two made-up blocks, to every
     /// peer.
     VoteStuffer,
+    /// Byzantine: follows the protocol in consensus but serves a joining
+    /// node bad snapshots (`sim/state_sync.rs`).
+    BadSnapshots(SnapshotFault),
+}
+
+/// How a snapshot server lies to a node joining by state sync.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SnapshotFault {
+    /// Offers the genuine snapshot, serves chunks with a leaf changed.
+    ForgedChunks,
+    /// Offers its genuine height with a manifest of another state.
+    OtherManifest,
+    /// Offers a snapshot higher than any other with a seed of its own.
+    WrongSeed,
+    /// Offers the genuine snapshot, never answers a chunk request.
+    Silent,
+}
+
+impl SnapshotFault {
+    /// Every fault, in a fixed order.
+    pub const ALL: [Self; 4] = [
+        Self::ForgedChunks,
+        Self::OtherManifest,
+        Self::WrongSeed,
+        Self::Silent,
+    ];
 }
 
 impl Behaviour {
@@ -162,6 +188,9 @@ pub struct Scenario {
     /// whose pause outlasts the proposer's starts on the next proposal
     /// (`engine/early_start.rs`).
     pub commit_pauses_ms: Vec<u64>,
+    /// Honest nodes that start late with an empty store and join by state
+    /// sync: (node, when in ms).
+    pub joiners: Vec<(usize, u64)>,
 }
 
 fn byzantine_kind(rng: &mut ChaCha8Rng) -> Behaviour {
@@ -339,6 +368,7 @@ impl Scenario {
             liveness_bound_ms: 60_000,
             tx_interval_ms,
             commit_pauses_ms,
+            joiners: Vec::new(),
         }
     }
 
@@ -359,6 +389,7 @@ impl Scenario {
             liveness_bound_ms: 30_000,
             tx_interval_ms: 100,
             commit_pauses_ms: vec![0; n],
+            joiners: Vec::new(),
         }
     }
 
@@ -474,6 +505,35 @@ impl Scenario {
             down: 50,
             torn: Torn::NextProposal,
         }];
+        sc
+    }
+
+    /// State sync among liars: 7 validators of power 1, honest node 6
+    /// starts with an empty store at 2 s and joins from a snapshot; nodes 4
+    /// and 5 vote honestly but serve bad snapshots (two of the faults,
+    /// drawn by the seed); the others serve genuine ones. Node 6 must
+    /// install a snapshot, charge only the liars and reach the target.
+    pub fn state_sync_join(seed: u64) -> Self {
+        // The run also waits for the joiner to sign (`Sim::done`).
+        let mut sc = Self::quiet(seed, 7, 40);
+        let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0x5747_e5e4);
+        let mut faults = SnapshotFault::ALL.to_vec();
+        faults.shuffle(&mut rng);
+        sc.behaviours[4] = Behaviour::BadSnapshots(faults[0]);
+        sc.behaviours[5] = Behaviour::BadSnapshots(faults[1]);
+        sc.joiners = vec![(6, 2_000)];
+        sc.liveness_bound_ms = 60_000;
+        sc
+    }
+
+    /// Control of the join's chunk checks: node 0, the first source a
+    /// joiner asks, serves forged chunks of the genuine snapshot (nodes 4
+    /// and 5 are honest here).
+    pub fn forged_state_sync(seed: u64) -> Self {
+        let mut sc = Self::state_sync_join(seed);
+        sc.behaviours[4] = Behaviour::Honest;
+        sc.behaviours[5] = Behaviour::Honest;
+        sc.behaviours[0] = Behaviour::BadSnapshots(SnapshotFault::ForgedChunks);
         sc
     }
 

@@ -36,6 +36,14 @@ pub enum Wire {
     },
     /// Blocks with their certificates.
     BlockResponse(Box<pb::BlockResponse>),
+    /// A joining node asks for the newest snapshot.
+    SnapshotRequest,
+    /// The sender's newest snapshot (height 0: none).
+    SnapshotOffer(Box<pb::SnapshotOffer>),
+    /// One chunk of a snapshot wanted.
+    ChunkRequest(pb::ChunkRequest),
+    /// One chunk's leaves.
+    ChunkResponse(Box<pb::ChunkResponse>),
 }
 
 impl Wire {
@@ -44,7 +52,13 @@ impl Wire {
     pub(super) fn is_gossip(&self) -> bool {
         !matches!(
             self,
-            Self::Status(_) | Self::BlockRequest { .. } | Self::BlockResponse(_)
+            Self::Status(_)
+                | Self::BlockRequest { .. }
+                | Self::BlockResponse(_)
+                | Self::SnapshotRequest
+                | Self::SnapshotOffer(_)
+                | Self::ChunkRequest(_)
+                | Self::ChunkResponse(_)
         )
     }
 
@@ -152,6 +166,12 @@ pub(super) fn describe_wire(w: &Wire) -> String {
             r.blocks.len(),
             r.latest_height
         ),
+        Wire::SnapshotRequest => "snapshot request".into(),
+        Wire::SnapshotOffer(o) => format!("snapshot offer {}", o.height),
+        Wire::ChunkRequest(r) => format!("chunk request {}#{}", r.height, r.index),
+        Wire::ChunkResponse(r) => {
+            format!("chunk {}#{}, {} leaves", r.height, r.index, r.leaves.len())
+        }
     }
 }
 

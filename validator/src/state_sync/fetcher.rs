@@ -68,6 +68,9 @@ pub struct ChunkFetcher<P> {
     silences: BTreeSet<(u32, P)>,
     /// Peers dropped for silence, not yet taken by the joiner.
     silenced: Vec<P>,
+    /// Off only in the simulator's negative control (feature
+    /// `test-faults`): chunks are kept unverified.
+    check_chunks: bool,
 }
 
 impl<P: Copy + Ord> ChunkFetcher<P> {
@@ -105,7 +108,16 @@ impl<P: Copy + Ord> ChunkFetcher<P> {
             remaining,
             silences: BTreeSet::new(),
             silenced: Vec::new(),
+            check_chunks: true,
         }
+    }
+
+    /// Keeps every chunk unverified: the negative control of the
+    /// simulator's state-sync scenario, which must then catch the forged
+    /// state.
+    #[cfg(feature = "test-faults")]
+    pub fn skip_chunk_checks(&mut self) {
+        self.check_chunks = false;
     }
 
     /// The snapshot's height.
@@ -197,7 +209,12 @@ impl<P: Copy + Ord> ChunkFetcher<P> {
             self.drop_source(peer);
             return Verdict::Gone;
         }
-        if let Err(e) = verify_chunk(&self.manifest, r.index, &r.leaves) {
+        let checked = if self.check_chunks {
+            verify_chunk(&self.manifest, r.index, &r.leaves)
+        } else {
+            Ok(())
+        };
+        if let Err(e) = checked {
             self.missing.push_front(r.index);
             self.drop_source(peer);
             return Verdict::Bad(e);

@@ -173,6 +173,9 @@ pub struct Join<P> {
     /// Peers whose offers are ignored until the instant given.
     set_aside: BTreeMap<P, u64>,
     phase: Phase<P>,
+    /// Off only in the simulator's negative control (feature `test-faults`).
+    #[cfg_attr(not(feature = "test-faults"), allow(dead_code))]
+    check_chunks: bool,
 }
 
 impl<P: Copy + Ord> Join<P> {
@@ -192,10 +195,18 @@ impl<P: Copy + Ord> Join<P> {
             offers: BTreeMap::new(),
             set_aside: BTreeMap::new(),
             phase: Phase::Done,
+            check_chunks: true,
         };
         let mut out = Vec::new();
         join.gather(now_ms, true, &mut out);
         (join, out)
+    }
+
+    /// Takes chunks unverified from now on: the negative control of the
+    /// simulator's state-sync scenario ([`ChunkFetcher::skip_chunk_checks`]).
+    #[cfg(feature = "test-faults")]
+    pub fn skip_chunk_checks(&mut self) {
+        self.check_chunks = false;
     }
 
     /// Whether the join is over (the install action was given).
@@ -408,7 +419,13 @@ impl<P: Copy + Ord> Join<P> {
         }
         let sources = self.sources(offer.height, &manifest, &anchor.app_hash, now_ms, out);
         debug_assert!(sources.contains(&peer), "the offer taken is its own source");
-        let fetcher = ChunkFetcher::new(anchor.height, manifest, sources, self.chunk_timeout_ms);
+        #[allow(unused_mut)] // only the negative control changes it
+        let mut fetcher =
+            ChunkFetcher::new(anchor.height, manifest, sources, self.chunk_timeout_ms);
+        #[cfg(feature = "test-faults")]
+        if !self.check_chunks {
+            fetcher.skip_chunk_checks();
+        }
         self.phase = Phase::Downloading {
             fetcher,
             anchor: Box::new(anchor),

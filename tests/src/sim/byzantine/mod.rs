@@ -194,7 +194,9 @@ pub(crate) trait Byzantine {
 /// The module of a behaviour (None for honest and silent validators).
 pub(crate) fn make(b: Behaviour) -> Option<Box<dyn Byzantine>> {
     Some(match b {
-        Behaviour::Honest | Behaviour::Silent => return None,
+        // A bad snapshot server is honest in consensus; its lies are the
+        // host's (`sim/state_sync.rs`).
+        Behaviour::Honest | Behaviour::Silent | Behaviour::BadSnapshots(_) => return None,
         Behaviour::Equivocator => Box::new(equivocator::Equivocator::default()),
         Behaviour::Junk => Box::new(junk::Junk),
         Behaviour::OneOffEquivocator { at_height } => Box::new(one_off::OneOff::new(at_height)),

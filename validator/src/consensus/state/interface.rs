@@ -66,6 +66,11 @@ pub enum TestFault {
     /// the square of the rounds (`state/votes.rs`).
     #[cfg(feature = "test-faults")]
     KeepVotesForKnownBlocks,
+    /// A node joining by state sync keeps chunks without checking them
+    /// against the manifest (`state_sync::join::Join::skip_chunk_checks`).
+    /// Read by the simulator's host, which runs the join.
+    #[cfg(feature = "test-faults")]
+    SkipChunkChecks,
 }
 
 /// Configuration of the core. Build it with `..Default::default()`.
