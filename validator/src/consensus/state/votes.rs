@@ -65,8 +65,9 @@ impl Consensus {
         let keep_conflicting = conflicting
             && match value {
                 None => true,
+                // Every block a kept proposal named, held or released.
                 Some(b) if keeps_votes_for_known_blocks(self.config.test_fault) => {
-                    hs.blocks.contains(&b)
+                    hs.proposals.values().any(|p| p.block_hash == b)
                 }
                 Some(b) => hs.counts_in_round(r, &b),
             };

@@ -56,15 +56,7 @@ fn a_late_quorum_of_the_previous_round_decides() {
     let n = net(&[1, 1, 1, 1]);
     let mut c = Consensus::new(ConsensusConfig::default(), n.chain.clone(), None, None);
     c.handle(Input::StartHeight(Box::new(n.params(1))));
-    let p0 = n.proposer(1, 0);
-    let (b0, h0) = n.block(p0, 1, 1);
-    c.handle(Input::Proposal(n.proposal(p0, 1, 0, -1, &b0)));
-    c.handle(Input::BlockValidity {
-        height: 1,
-        round: 0,
-        block_hash: h0,
-        valid: true,
-    });
+    let h0 = n.propose_valid(&mut c, 0);
     precommit_timeout(&mut c, 0);
     assert_eq!(c.round(), 1);
     let mut decided = Vec::new();
