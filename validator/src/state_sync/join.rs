@@ -417,8 +417,9 @@ impl<P: Copy + Ord> Join<P> {
             out.push(self.refuse(peer, JoinFault::Manifest(e), now_ms));
             return self.gather(now_ms, true, out);
         }
+        // The offering peer is among them unless it left meanwhile (then,
+        // with no source, the next tick starts over).
         let sources = self.sources(offer.height, &manifest, &anchor.app_hash, now_ms, out);
-        debug_assert!(sources.contains(&peer), "the offer taken is its own source");
         #[allow(unused_mut)] // only the negative control changes it
         let mut fetcher =
             ChunkFetcher::new(anchor.height, manifest, sources, self.chunk_timeout_ms);
@@ -426,11 +427,12 @@ impl<P: Copy + Ord> Join<P> {
         if !self.check_chunks {
             fetcher.skip_chunk_checks();
         }
+        let empty = fetcher.is_done();
         self.phase = Phase::Downloading {
             fetcher,
             anchor: Box::new(anchor),
         };
-        if matches!(&self.phase, Phase::Downloading { fetcher, .. } if fetcher.is_done()) {
+        if empty {
             return self.finish(out);
         }
         self.request_chunks(now_ms, out);
