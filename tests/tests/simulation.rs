@@ -213,6 +213,11 @@ fn assert_scenarios_exercised(coverage: &Coverage) {
         ("offenders slashed", coverage.slashed),
         ("validator-set changes", coverage.set_changes),
         ("transactions executed", coverage.txs_ok),
+        (
+            "late nodes that joined by state sync",
+            coverage.state_synced,
+        ),
+        ("bad snapshots charged", coverage.snapshot_charges),
     ] {
         assert!(n > 0, "no seed exercised: {what}");
     }
@@ -553,8 +558,10 @@ fn byzantine_count(runs: &[Report], counter: &str) -> u64 {
 #[test]
 fn a_polka_holding_a_cancelled_vote_does_not_stall_the_chain() {
     const SEED: u64 = 9_026_407;
-    let r = run(SEED, TestFault::None);
-    let sc = Scenario::generate(SEED, TARGET_HEIGHT);
+    // As the seed was drawn then: its late joiner (session 50) turns the
+    // canceller into a bad snapshot server.
+    let sc = Scenario::without_joiner(SEED, TARGET_HEIGHT);
+    let r = run_scenario(sc.clone(), TestFault::None);
     assert!(
         r.violations.is_empty(),
         "{}",
@@ -562,6 +569,29 @@ fn a_polka_holding_a_cancelled_vote_does_not_stall_the_chain() {
     );
     let sent = r.coverage.byzantine.get("cancelling vote pairs sent");
     assert!(sent.is_some_and(|n| *n > 0), "the canceller sent no pair");
+}
+
+/// Regression, seed 9,120,864 of the random mix (eight validators, a late
+/// joiner holding 7 of 41 power, a false-height peer): node 0 reached
+/// height 4 after the others had left round 0, and its own prevote
+/// completed round 0's polka, so it locked there alone. Without the
+/// past-round polka rule (`consensus/state/rules.rs`,
+/// `raise_valid_on_past_polka`) nobody else took the value as valid, node
+/// 0's nil prevotes kept every later round short of a quorum, and the
+/// lottery did not make node 0 proposer in the 20 rounds of the liveness
+/// bound. With it, every proposer re-proposes the value and node 0 accepts.
+#[test]
+fn a_lock_taken_alone_after_its_round_does_not_stall_the_chain() {
+    const SEED: u64 = 9_120_864;
+    let sc = Scenario::generate(SEED, TARGET_HEIGHT);
+    assert!(!sc.joiners.is_empty(), "the seed draws a joiner");
+    let r = run_scenario(sc.clone(), TestFault::None);
+    assert!(
+        r.violations.is_empty(),
+        "{}",
+        failure_message(&r, &sc, "SIM_SEED=9120864")
+    );
+    assert_eq!(r.coverage.state_synced, 1, "the joiner joined");
 }
 
 /// Control of the rule that a quorum check vouches for each vote's bytes:

@@ -355,6 +355,14 @@ pub(super) fn final_checks(sim: &mut Sim) {
             });
         }
     }
+    for (i, _) in &sim.sc.joiners {
+        if !sim.joiner_settled(*i) {
+            found.push(Violation::Join {
+                node: *i,
+                joined_at: sim.nodes[*i].joined_at,
+            });
+        }
+    }
     for key in sim.infractions.keys() {
         match inclusion(sim, key) {
             Inclusion::Included(s) => tombstoned_everywhere(sim, key, s, &mut found),

@@ -101,20 +101,23 @@ impl Store {
     }
 }
 
-/// An honest answer to a block request from this store.
+/// An honest answer to a block request from this store, as the node's
+/// `sync::serve_request` makes it: consecutive blocks from `from` (none
+/// when `from` is below the store's first block: a node that joined by
+/// state sync holds nothing below its base, and a later block in their
+/// place would be out of order for the asker), and the lowest height held.
 pub fn serve_blocks(store: &Store, from: Height, count: u32) -> pb::BlockResponse {
     let to = from.saturating_add(u64::from(count.min(MAX_SERVED)));
     pb::BlockResponse {
-        blocks: store
-            .blocks
-            .range(from..to)
-            .map(|(_, b)| pb::CertifiedBlock {
+        blocks: (from.max(1)..to)
+            .map_while(|h| store.blocks.get(&h))
+            .map(|b| pb::CertifiedBlock {
                 block: Some(b.block.clone()),
                 certificate: Some(b.certificate.to_proto()),
             })
             .collect(),
         latest_height: store.tip_height(),
-        lowest_height: 0,
+        lowest_height: store.blocks.keys().next().copied().unwrap_or(0),
     }
 }
 

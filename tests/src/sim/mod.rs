@@ -306,19 +306,31 @@ impl Sim {
     }
 
     /// Whether the run may end: no inclusion pending, every honest node up
-    /// at the required height, and every joiner joined and signing (its
-    /// signing state past its base: it takes part, not only follows).
+    /// at the required height, and every joiner joined and taking part
+    /// ([`Self::joiner_settled`]).
     fn done(&self) -> bool {
-        let signing = |i: usize| {
-            let n = &self.nodes[i];
-            n.joined_at
-                .is_some_and(|s| n.store.signing.is_some_and(|g| g.height > s))
-        };
         !self.evidence_pending
             && self.honest_nodes().all(|i| {
                 self.nodes[i].engine.is_some() && self.nodes[i].store.tip_height() >= self.required
             })
-            && self.sc.joiners.iter().all(|(j, _)| signing(*j))
+            && self.sc.joiners.iter().all(|(j, _)| self.joiner_settled(*j))
+    }
+
+    /// Whether joiner `i` joined and takes part: its signing state is past
+    /// its base, or its chain's next set leaves it out (a validator that
+    /// missed most of the downtime window before it joined is jailed, and
+    /// the simulated operators never unjail).
+    fn joiner_settled(&self, i: usize) -> bool {
+        let n = &self.nodes[i];
+        let Some(base) = n.joined_at else {
+            return false;
+        };
+        let signed = n.store.signing.is_some_and(|g| g.height > base);
+        let member = n
+            .store
+            .set_at(n.store.tip_height() + 1)
+            .is_some_and(|set| set.index_of(&self.g.addresses[i]).is_some());
+        signed || !member
     }
 
     /// Does what event `ev` says.

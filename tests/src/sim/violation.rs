@@ -126,6 +126,14 @@ pub enum Violation {
         /// The height the gate names.
         height: Height,
     },
+    /// A node that started late never joined by state sync, or joined and,
+    /// a member of its chain's validator set, never signed.
+    Join {
+        /// The joiner.
+        node: usize,
+        /// The height of the snapshot it installed (None: it installed none).
+        joined_at: Option<Height>,
+    },
     /// The run needed more events than the budget.
     EventBudget,
 }

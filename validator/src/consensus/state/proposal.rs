@@ -96,7 +96,7 @@ impl Consensus {
         let second = hs.proposals.contains_key(&r);
         let arrived = match self.arrive(&p) {
             Ok(Some(a)) => a,
-            Ok(None) => return, // a duplicate delivery
+            Ok(None) => return self.hold_valid_again(p), // a duplicate delivery
             Err(reason) => return self.reject(reason, out),
         };
         if second {
@@ -106,6 +106,29 @@ impl Consensus {
         match self.verify_fresh(&p, &arrived, carried.as_ref()) {
             Ok(verified) => self.keep_proposal(p, arrived.block_hash, verified, out),
             Err(reason) => self.reject(reason, out),
+        }
+    }
+
+    /// A duplicate of a kept proposal whose block is the valid value but
+    /// was released (a polka for a past round's block can be seen only
+    /// after the block left the window: `rules.rs`,
+    /// `raise_valid_on_past_polka`): the block is held again, so that this
+    /// validator can propose it. Only the valid value's block, so the held
+    /// blocks stay bounded. Its signature verified when it was first kept,
+    /// and the engine checks every proposal's body against its header
+    /// before the core sees it (`Engine::on_proposal`), so this is the
+    /// block whose verdict is kept.
+    fn hold_valid_again(&mut self, p: pb::Proposal) {
+        let Some(hs) = self.hs.as_mut() else { return };
+        let Some(entry) = hs.proposals.get(&p.round) else {
+            return;
+        };
+        let hash = entry.block_hash;
+        if hs.valid.is_some_and(|(v, _)| v == hash)
+            && !hs.blocks.contains(&hash)
+            && let Some(block) = p.block
+        {
+            hs.blocks.insert(hash, block, p.round);
         }
     }
 

@@ -132,6 +132,7 @@ impl Consensus {
             || self.prevote_on_proposal(out)
             || self.schedule_prevote_timeout(out)
             || self.lock_on_polka(out)
+            || self.raise_valid_on_past_polka()
             || self.precommit_nil_on_nil_polka(out)
             || self.schedule_precommit_timeout(out)
     }
@@ -251,6 +252,54 @@ impl Consensus {
             self.set_step(Step::Precommit);
         }
         true
+    }
+
+    /// Line 36 for a round already left (an extension of the paper, whose
+    /// rule looks at the current round only): a polka for a past round's
+    /// valid proposal, in a round above the valid round, makes it the valid
+    /// value. The lock never moves here, and nothing is signed.
+    ///
+    /// Why: a validator that reaches a round late can complete its polka
+    /// with its own prevote and lock on it (line 36 in its view) after
+    /// everyone else left that round. The others then never take the value
+    /// as valid, the locked validator prevotes nil on every fresh proposal,
+    /// and when its power is needed for a quorum the height waits until it
+    /// is itself the proposer and re-proposes its lock (line 16). The
+    /// paper's proposers rotate, so that wait is bounded; a stake-weighted
+    /// lottery picks a validator with a tenth of the power with no bound
+    /// (the simulator found a height stalled for the 20 rounds of its
+    /// liveness bound, seed 9,120,864). With this rule every honest
+    /// validator that sees the late polka (every vote is re-gossiped each
+    /// tick) proposes the value with that valid round, which the locked
+    /// validator accepts by line 28.
+    ///
+    /// Safe: the valid value only says what this validator proposes (line
+    /// 16), and a proposal naming a round with a real polka for its value
+    /// is what any proposer, a Byzantine one too, may send; line 28 at each
+    /// receiver checks the polka and the lock as before. Terminates: each
+    /// firing raises the valid round.
+    fn raise_valid_on_past_polka(&mut self) -> bool {
+        let Some(hs) = self.hs.as_ref() else {
+            return false;
+        };
+        let floor = hs.valid.map(|(_, r)| r);
+        let candidates: Vec<(Round, Hash)> = hs
+            .proposals
+            .range(..hs.round)
+            .rev()
+            .filter(|(r, _)| floor.is_none_or(|f| **r > f))
+            .filter(|(_, e)| hs.validity.get(&e.block_hash) == Some(&true))
+            .map(|(r, e)| (*r, e.block_hash))
+            .collect();
+        for (r, v) in candidates {
+            if self.quorum_prevotes_for(r, &Some(v)) {
+                let hs = self.hs.as_mut().expect("checked above");
+                debug_assert!(hs.valid.is_none_or(|(_, vr)| vr < r));
+                hs.valid = Some((v, r));
+                return true;
+            }
+        }
+        false
     }
 
     /// Line 44: a polka for nil precommits nil.

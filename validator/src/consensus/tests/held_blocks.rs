@@ -70,18 +70,6 @@ fn a_late_quorum_of_the_previous_round_decides() {
     assert_eq!(decided, vec![(0, h0)], "line 49 for the round just left");
 }
 
-/// A net where validator `me` proposes in round `round` and in none before.
-fn net_where_first_proposer_in(me: usize, round: Round) -> Net {
-    let mut n = net(&[1, 1, 1, 1]);
-    for s in 0u32.. {
-        n.seed = sha3_256(&s.to_be_bytes());
-        if n.proposer(1, round) == me && (0..round).all(|r| n.proposer(1, r) != me) {
-            return n;
-        }
-    }
-    unreachable!()
-}
-
 #[test]
 fn the_locked_block_is_held_through_later_rounds_and_re_proposed() {
     let me = 0;

@@ -324,6 +324,18 @@ fn net_where_not_proposer(powers: &[u64], me: usize, rounds: Round) -> Net {
     unreachable!()
 }
 
+/// A net where validator `me` proposes in round `round` and in none before.
+fn net_where_first_proposer_in(me: usize, round: Round) -> Net {
+    let mut n = net(&[1, 1, 1, 1]);
+    for s in 0u32.. {
+        n.seed = sha3_256(&s.to_be_bytes());
+        if n.proposer(1, round) == me && (0..round).all(|r| n.proposer(1, r) != me) {
+            return n;
+        }
+    }
+    unreachable!()
+}
+
 /// Height 1, round 0 on `c` (validator `me`, not the proposer): the
 /// proposal of a block v, valid, and a polka for v; returns v, locked.
 fn lock_in_round_0(n: &Net, me: usize, c: &mut Consensus) -> Hash {
@@ -477,6 +489,7 @@ mod equivocator_votes;
 mod evidence;
 mod gate;
 mod held_blocks;
+mod late_polka;
 mod proposals;
 mod restart;
 mod votes;
