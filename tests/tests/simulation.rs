@@ -218,6 +218,11 @@ fn assert_scenarios_exercised(coverage: &Coverage) {
             coverage.state_synced,
         ),
         ("bad snapshots charged", coverage.snapshot_charges),
+        ("joiners that crashed while joining", coverage.rejoins),
+        (
+            "joiners that crashed after joining",
+            coverage.restarts_after_join,
+        ),
     ] {
         assert!(n > 0, "no seed exercised: {what}");
     }

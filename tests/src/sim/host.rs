@@ -138,6 +138,10 @@ pub struct NodeStats {
     pub torn_crashes: u64,
     /// Bad snapshots its join charged.
     pub snapshot_charges: u64,
+    /// Restarts while joining by state sync (the join starts over).
+    pub rejoins: u64,
+    /// Restarts after joining by state sync (from the installed base).
+    pub restarts_after_join: u64,
 }
 
 /// One validator's host.

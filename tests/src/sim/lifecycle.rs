@@ -20,6 +20,21 @@ impl Sim {
         }
     }
 
+    /// Node `i` comes back after a crash: from its store, or, a joiner
+    /// that had not installed a snapshot yet (its store is empty), by
+    /// joining again from the start, as a restarted node configured for
+    /// state sync does.
+    pub(super) fn restart(&mut self, i: usize) {
+        let joiner = self.sc.joiners.iter().any(|(j, _)| *j == i);
+        if joiner && self.nodes[i].joined_at.is_none() {
+            self.nodes[i].stats.rejoins += 1;
+            self.start_join(i);
+        } else {
+            self.nodes[i].stats.restarts_after_join += u64::from(joiner);
+            self.boot(i);
+        }
+    }
+
     /// Whether node `node` is up and still in life `epoch` (what a timer or
     /// tick of that life needs to fire).
     pub(super) fn live(&self, node: usize, epoch: u64) -> bool {

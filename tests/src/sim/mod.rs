@@ -125,8 +125,14 @@ enum Event {
     Workload,
     /// A node with an empty store starts to join by state sync.
     Join(usize),
-    /// A joining node's join is driven (every `state_sync::JOIN_TICK_MS`).
-    JoinTick(usize),
+    /// A joining node's join is driven (every `state_sync::JOIN_TICK_MS`),
+    /// in the life `epoch` of the node that started it.
+    JoinTick {
+        /// The joining node.
+        node: usize,
+        /// Its life when the join started.
+        epoch: u64,
+    },
 }
 
 /// The simulator of one seed.
@@ -305,11 +311,14 @@ impl Sim {
         self.required = self.sc.target_height.max(height);
     }
 
-    /// Whether the run may end: no inclusion pending, every honest node up
-    /// at the required height, and every joiner joined and taking part
+    /// Whether the run may end: past GST (every crash, partition and join
+    /// the scenario drew has happened; before session 50 a run could end
+    /// before its later crashes), no inclusion pending, every honest node
+    /// up at the required height, and every joiner joined and taking part
     /// ([`Self::joiner_settled`]).
     fn done(&self) -> bool {
-        !self.evidence_pending
+        self.now >= self.sc.gst_ms
+            && !self.evidence_pending
             && self.honest_nodes().all(|i| {
                 self.nodes[i].engine.is_some() && self.nodes[i].store.tip_height() >= self.required
             })
@@ -377,12 +386,15 @@ impl Sim {
             }
             Event::Crash(i, Torn::No, _) => self.crash(i),
             Event::Crash(i, torn, down) => self.nodes[i].torn_crash = Some((torn, down)),
-            Event::Restart(i) => self.boot(i),
+            Event::Restart(i) => self.restart(i),
             Event::Disarm(i) => self.nodes[i].torn_crash = None,
             Event::PartitionStart => self.partition_started(),
             Event::Workload => self.submit_tx(),
             Event::Join(i) => self.start_join(i),
-            Event::JoinTick(i) => self.join_tick(i),
+            Event::JoinTick { node, epoch } if self.nodes[node].epoch == epoch => {
+                self.join_tick(node)
+            }
+            Event::JoinTick { .. } => {}
         }
     }
 

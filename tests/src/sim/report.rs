@@ -42,6 +42,10 @@ pub struct Coverage {
     pub state_synced_then_signed: u64,
     /// Bad snapshots honest joiners charged.
     pub snapshot_charges: u64,
+    /// Joiners that crashed while joining and joined again from the start.
+    pub rejoins: u64,
+    /// Joiners that crashed after joining and restarted from their base.
+    pub restarts_after_join: u64,
 }
 
 impl Coverage {
@@ -64,6 +68,8 @@ impl Coverage {
         self.state_synced += o.state_synced;
         self.state_synced_then_signed += o.state_synced_then_signed;
         self.snapshot_charges += o.snapshot_charges;
+        self.rejoins += o.rejoins;
+        self.restarts_after_join += o.restarts_after_join;
     }
 }
 
@@ -176,6 +182,8 @@ impl Sim {
             c.penalties += s.penalized.values().sum::<u64>();
             c.torn_crashes += s.torn_crashes;
             c.snapshot_charges += s.snapshot_charges;
+            c.rejoins += s.rejoins;
+            c.restarts_after_join += s.restarts_after_join;
             let n = &self.nodes[i];
             if let Some(s) = n.joined_at {
                 c.state_synced += 1;

@@ -313,16 +313,19 @@ fn random_commit_pauses(rng: &mut ChaCha8Rng, n: usize) -> Vec<u64> {
         .collect()
 }
 
-/// With probability 1/4, a late joiner: an honest node that never crashes,
-/// whose power and the Byzantine power stay under a third of the total
-/// (the others must decide the heights its snapshot and anchor need
-/// without it), starting with an empty store at 0.5–6 s. Each Byzantine
-/// validator then serves bad snapshots instead, with probability 1/2.
+/// With probability 1/4, a late joiner: an honest node that the drawn
+/// crashes spare, whose power and the Byzantine power stay under a third
+/// of the total (the others must decide the heights its snapshot and
+/// anchor need without it), starting with an empty store at 0.5–6 s. Each
+/// Byzantine validator then serves bad snapshots instead, with probability
+/// 1/2, and with probability 1/3 the joiner itself crashes, 0–3 s or
+/// 8–15 s after its start, for 0.3–3 s (while joining, it joins again;
+/// once joined, it restarts from the base it installed).
 fn random_joiner(
     rng: &mut ChaCha8Rng,
     powers: &[u64],
     behaviours: &mut [Behaviour],
-    crashes: &[Crash],
+    crashes: &mut Vec<Crash>,
 ) -> Option<(usize, u64)> {
     if !rng.random_bool(0.25) {
         return None;
@@ -342,7 +345,19 @@ fn random_joiner(
             *b = Behaviour::BadSnapshots(SnapshotFault::ALL[rng.random_range(0..4usize)]);
         }
     }
-    Some((joiner, rng.random_range(500..6_000)))
+    let at = rng.random_range(500..6_000);
+    if rng.random_bool(1.0 / 3.0) {
+        // Early, most often while it joins; or late, most often after.
+        let after = if rng.random_bool(0.5) {
+            rng.random_range(0..3_000)
+        } else {
+            rng.random_range(8_000..15_000)
+        };
+        let crash_at = at + after;
+        let back = crash_at + rng.random_range(300..3_000);
+        crashes.push(Crash::clean(joiner, crash_at, back));
+    }
+    Some((joiner, at))
 }
 
 impl Scenario {
@@ -398,12 +413,17 @@ impl Scenario {
         let mut behaviours = stuff_some_equivocators(&mut rng, behaviours);
         // Last, for the same reason. A joiner's start is one more event
         // the network must have settled by.
+        let mut crashes = crashes;
         let joiners: Vec<(usize, u64)> = with_joiner
-            .then(|| random_joiner(&mut rng, &powers, &mut behaviours, &crashes))
+            .then(|| random_joiner(&mut rng, &powers, &mut behaviours, &mut crashes))
             .flatten()
             .into_iter()
             .collect();
-        let gst_ms = joiners.iter().map(|j| j.1).fold(gst_ms, u64::max);
+        let gst_ms = joiners
+            .iter()
+            .map(|j| j.1)
+            .chain(crashes.iter().map(Crash::latest_back))
+            .fold(gst_ms, u64::max);
         Self {
             seed,
             powers,

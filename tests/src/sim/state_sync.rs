@@ -137,7 +137,8 @@ impl Sim {
         }
         self.nodes[i].join = Some(join);
         self.exec_join(i, actions);
-        self.push(self.now + JOIN_TICK_MS, Event::JoinTick(i));
+        let epoch = self.nodes[i].epoch;
+        self.push(self.now + JOIN_TICK_MS, Event::JoinTick { node: i, epoch });
     }
 
     /// The join's clock moves (while it runs).
@@ -148,7 +149,8 @@ impl Sim {
         };
         self.exec_join(i, actions);
         if self.nodes[i].join.is_some() {
-            self.push(now + JOIN_TICK_MS, Event::JoinTick(i));
+            let epoch = self.nodes[i].epoch;
+            self.push(now + JOIN_TICK_MS, Event::JoinTick { node: i, epoch });
         }
     }
 
