@@ -218,6 +218,10 @@ fn assert_scenarios_exercised(coverage: &Coverage) {
             coverage.state_synced,
         ),
         ("bad snapshots charged", coverage.snapshot_charges),
+        (
+            "joiners that trusted a decided header",
+            coverage.joined_from_checkpoint,
+        ),
         ("joiners that crashed while joining", coverage.rejoins),
         (
             "joiners that crashed after joining",

@@ -191,6 +191,10 @@ pub struct Node {
     pub join: Option<agora_validator::state_sync::join::Join<usize>>,
     /// The height of the snapshot it joined from, if it did.
     pub joined_at: Option<Height>,
+    /// What its join trusts, drawn when it first starts and kept across
+    /// restarts (its operator's configuration): a decided header's height
+    /// and hash, or None for the genesis set.
+    pub checkpoint: Option<(Height, Hash)>,
 }
 
 impl Node {
@@ -216,6 +220,7 @@ impl Node {
             snapshots: Vec::new(),
             join: None,
             joined_at: None,
+            checkpoint: None,
         }
     }
 

@@ -42,6 +42,8 @@ pub struct Coverage {
     pub state_synced_then_signed: u64,
     /// Bad snapshots honest joiners charged.
     pub snapshot_charges: u64,
+    /// Joiners that joined trusting a decided header, not the genesis set.
+    pub joined_from_checkpoint: u64,
     /// Joiners that crashed while joining and joined again from the start.
     pub rejoins: u64,
     /// Joiners that crashed after joining and restarted from their base.
@@ -68,6 +70,7 @@ impl Coverage {
         self.state_synced += o.state_synced;
         self.state_synced_then_signed += o.state_synced_then_signed;
         self.snapshot_charges += o.snapshot_charges;
+        self.joined_from_checkpoint += o.joined_from_checkpoint;
         self.rejoins += o.rejoins;
         self.restarts_after_join += o.restarts_after_join;
     }
@@ -187,6 +190,7 @@ impl Sim {
             let n = &self.nodes[i];
             if let Some(s) = n.joined_at {
                 c.state_synced += 1;
+                c.joined_from_checkpoint += u64::from(n.checkpoint.is_some());
                 c.state_synced_then_signed +=
                     u64::from(n.store.signing.is_some_and(|g| g.height > s));
             }

@@ -22,6 +22,7 @@ use agora_validator::ledger::merkle::chunks::{SnapshotChunks, split, split_with_
 use agora_validator::light_client::{LightBlock, Trusted, verify_skipping};
 use agora_validator::state_sync::join::{Action, AnchorFailure, Join};
 use agora_validator::state_sync::{Anchor, AnchorError, verify_anchor};
+use rand::Rng;
 use std::collections::VecDeque;
 
 /// Heights between two snapshots (a run decides a few dozen, up to ten a
@@ -127,11 +128,20 @@ impl Sim {
         self.send(to, from, Wire::ChunkResponse(Box::new(resp)), None);
     }
 
-    /// Node `i` starts with an empty store and joins by state sync,
-    /// trusting the genesis set (the checkpoint of height 1).
+    /// Node `i` starts with an empty store and joins by state sync. On its
+    /// first start it draws what it trusts: half the joiners the genesis
+    /// set (the checkpoint of height 1), the others the latest decided
+    /// header, as an operator copies a recent height and hash from a
+    /// source it trusts (`agora start` with `state_sync.trust_height` and
+    /// `trust_hash`); from there the light client crosses whatever set
+    /// changes lie before the snapshot by skipping.
     pub(super) fn start_join(&mut self, i: usize) {
+        if self.nodes[i].checkpoint.is_none() && self.rng.random_bool(0.5) {
+            self.nodes[i].checkpoint = self.decided.iter().next_back().map(|(h, d)| (*h, d.hash));
+        }
+        let trust_height = self.nodes[i].checkpoint.map_or(1, |c| c.0);
         let peers = (0..self.nodes.len()).filter(|p| *p != i);
-        let (mut join, actions) = Join::start(1, CHUNK_TIMEOUT_MS, peers, self.now);
+        let (mut join, actions) = Join::start(trust_height, CHUNK_TIMEOUT_MS, peers, self.now);
         if self.config.consensus.test_fault == TestFault::SkipChunkChecks {
             join.skip_chunk_checks();
         }
@@ -194,8 +204,9 @@ impl Sim {
     }
 
     /// The light client over the store of the honest node furthest ahead
-    /// (the joiner's gRPC server): header `s + 1` verified from the genesis
-    /// set, then the anchor of `s` with the offered seed.
+    /// (the joiner's gRPC server): header `s + 1` verified from the
+    /// joiner's checkpoint or the genesis set (as `node/src/state_sync/
+    /// anchor.rs` does), then the anchor of `s` with the offered seed.
     fn light_anchor(&self, i: usize, s: Height, seed: &Hash) -> Result<Anchor, AnchorFailure> {
         let server = self
             .honest_nodes()
@@ -211,9 +222,20 @@ impl Sim {
                 validators: store.set_at(h).cloned().ok_or("no set")?,
             })
         };
-        let trusted = Trusted::from_genesis(self.g.set().clone());
-        verify_skipping(&self.g.chain, trusted, s + 1, fetch)
-            .map_err(|_| AnchorFailure::Unavailable)?;
+        let trusted = match self.nodes[i].checkpoint {
+            None => Trusted::from_genesis(self.g.set().clone()),
+            Some((t, hash)) => {
+                let first = fetch(t).map_err(|_| AnchorFailure::Unavailable)?;
+                Trusted::from_checkpoint(&first, &hash).map_err(|_| AnchorFailure::Unavailable)?
+            }
+        };
+        // The join takes no snapshot below the trusted height less one, so
+        // S + 1 is the trusted header itself or above it.
+        debug_assert!(s + 1 >= trusted.height);
+        if s + 1 > trusted.height {
+            verify_skipping(&self.g.chain, trusted, s + 1, fetch)
+                .map_err(|_| AnchorFailure::Unavailable)?;
+        }
         let (Ok(next), Some(next_block), Some(block)) = (
             fetch(s + 1),
             store.blocks.get(&(s + 1)),
