@@ -96,10 +96,14 @@ impl Runner {
         if let Some(stood) = self.stall.committed(std::time::Instant::now()) {
             super::stall::info_resumed(h, stood);
         }
+        let mut pause = self.commit_delay;
         if let Some(header) = recs.last().and_then(|r| r.block.header.as_ref()) {
             let now = self.clock.now_ms();
             self.clock_watch
                 .report(h, header.time_ms, now, &self.metrics);
+            let ms = u64::try_from(self.commit_delay.as_millis()).unwrap_or(u64::MAX);
+            let pause_ms = self.engine.start_pause_ms(ms, header.time_ms, now);
+            pause = std::time::Duration::from_millis(pause_ms);
         }
         Metrics::set(&self.metrics.mempool_txs, self.mempool.len() as u64);
         Metrics::set(&self.metrics.mempool_bytes, self.mempool.bytes() as u64);
@@ -118,7 +122,7 @@ impl Runner {
         self.update_peer_metrics();
         self.transport.set_height(h);
         self.transport.announce_height();
-        self.next_start = Some(tokio::time::Instant::now() + self.commit_delay);
+        self.next_start = Some(tokio::time::Instant::now() + pause);
         self.publish(recs);
         self.maybe_snapshot(h, false);
         self.prune_old_blocks(h)

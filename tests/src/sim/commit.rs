@@ -40,11 +40,17 @@ impl Sim {
         checks::on_commit(self, i, &rec);
         self.record_decision(i, &rec);
         let next = rec.height + 1;
+        let time = rec.block.header.as_ref().map_or(0, |h| h.time_ms);
+        let configured = self.sc.commit_pauses_ms[i];
+        let pause = self.nodes[i]
+            .engine
+            .as_ref()
+            .map_or(configured, |e| e.start_pause_ms(configured, time, self.now));
         self.keep_commit(i, rec);
         self.maybe_snapshot(i, next - 1);
         let epoch = self.nodes[i].epoch;
         self.push(
-            self.now + self.sc.commit_pauses_ms[i],
+            self.now + pause,
             Event::StartHeight {
                 node: i,
                 epoch,

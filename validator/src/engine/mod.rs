@@ -46,6 +46,7 @@ mod early_start;
 mod evidence_inputs;
 mod key_watch;
 mod restart;
+mod start_pause;
 mod sync_batch;
 mod sync_inputs;
 mod sync_pace;
