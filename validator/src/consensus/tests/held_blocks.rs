@@ -5,14 +5,6 @@
 
 use super::*;
 
-fn precommit_timeout(c: &mut Consensus, round: Round) -> Vec<Output> {
-    c.handle(Input::TimeoutFired(Timeout {
-        height: 1,
-        round,
-        step: TimeoutStep::Precommit,
-    }))
-}
-
 fn validations(out: &[Output]) -> usize {
     out.iter()
         .filter(|o| matches!(o, Output::ValidateBlock { .. }))

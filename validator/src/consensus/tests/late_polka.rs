@@ -6,14 +6,6 @@
 
 use super::*;
 
-fn precommit_timeout(c: &mut Consensus, round: Round) -> Vec<Output> {
-    c.handle(Input::TimeoutFired(Timeout {
-        height: 1,
-        round,
-        step: TimeoutStep::Precommit,
-    }))
-}
-
 fn proposed(out: &[Output]) -> Vec<(Round, i32, Hash)> {
     out.iter()
         .filter_map(|o| match o {
@@ -40,12 +32,7 @@ fn a_polka_seen_after_its_round_makes_its_value_valid_and_re_proposed() {
     let (b0, v) = n.block_in(p0, 1, 0, 1);
     let round_0 = n.proposal(p0, 1, 0, -1, &b0);
     c.handle(Input::Proposal(round_0.clone()));
-    c.handle(Input::BlockValidity {
-        height: 1,
-        round: 0,
-        block_hash: v,
-        valid: true,
-    });
+    judge(&mut c, 0, v, true);
     precommit_timeout(&mut c, 0);
     precommit_timeout(&mut c, 1);
     assert_eq!(c.round(), 2);
@@ -75,12 +62,7 @@ fn only_a_higher_past_polka_for_a_valid_block_moves_the_valid_value() {
     let p1 = n.proposer(1, 1);
     let (b1, v1) = n.block_in(p1, 1, 1, 2);
     c.handle(Input::Proposal(n.proposal(p1, 1, 1, -1, &b1)));
-    c.handle(Input::BlockValidity {
-        height: 1,
-        round: 1,
-        block_hash: v1,
-        valid: false,
-    });
+    judge(&mut c, 1, v1, false);
     precommit_timeout(&mut c, 1);
     let v2 = n.propose_valid(&mut c, 2);
     precommit_timeout(&mut c, 2);

@@ -336,6 +336,25 @@ fn net_where_first_proposer_in(me: usize, round: Round) -> Net {
     unreachable!()
 }
 
+/// The precommit timeout of `round` at height 1 fires on `c`.
+fn precommit_timeout(c: &mut Consensus, round: Round) -> Vec<Output> {
+    c.handle(Input::TimeoutFired(Timeout {
+        height: 1,
+        round,
+        step: TimeoutStep::Precommit,
+    }))
+}
+
+/// The host's verdict `valid` on block `hash` of round `round`, height 1.
+fn judge(c: &mut Consensus, round: Round, hash: Hash, valid: bool) -> Vec<Output> {
+    c.handle(Input::BlockValidity {
+        height: 1,
+        round,
+        block_hash: hash,
+        valid,
+    })
+}
+
 /// Height 1, round 0 on `c` (validator `me`, not the proposer): the
 /// proposal of a block v, valid, and a polka for v; returns v, locked.
 fn lock_in_round_0(n: &Net, me: usize, c: &mut Consensus) -> Hash {
