@@ -25,12 +25,17 @@ use agora_validator::state_sync::{Anchor, AnchorError, verify_anchor};
 use rand::Rng;
 use std::collections::VecDeque;
 
-/// Heights between two snapshots (a run decides a few dozen, up to ten a
-/// second: a snapshot is kept about two seconds, longer than a join
-/// waits on a silent source).
+/// Heights between two snapshots (a run decides a few dozen at least).
 pub(super) const SNAPSHOT_EVERY: Height = 10;
-/// Snapshots a node keeps (as `state_sync::serve::KEEP`).
+/// Snapshots a node keeps at least (as `state_sync::serve::KEEP`).
 const KEEP: usize = 2;
+/// The least time a snapshot is kept (simulated ms). The node's snapshots
+/// are 1,000 heights apart, tens of seconds at any speed; ten heights are
+/// a fraction of a second on a fast simulated chain (40 heights a second
+/// with 5–10 ms delays and no commit pause), less than a join takes to
+/// gather offers and verify an anchor, so a joiner found every snapshot
+/// gone by the time it asked for chunks (seed 9,130,358, 60 s after GST).
+const KEPT_MS: u64 = 6_000;
 /// A joiner's chunk request timeout.
 const CHUNK_TIMEOUT_MS: u64 = 2_000;
 /// How often a joiner's join is driven.
@@ -43,6 +48,8 @@ pub struct SimSnapshot {
     /// The chain seed after `height`.
     seed: Hash,
     chunks: SnapshotChunks,
+    /// When it was taken (simulated ms).
+    taken_ms: u64,
 }
 
 impl Sim {
@@ -63,8 +70,9 @@ impl Sim {
             height: h,
             seed: b.seed,
             chunks: split(leaves.collect()),
+            taken_ms: self.now,
         });
-        if n.snapshots.len() > KEEP {
+        while n.snapshots.len() > KEEP && n.snapshots[0].taken_ms + KEPT_MS <= self.now {
             n.snapshots.remove(0);
         }
     }
