@@ -25,7 +25,7 @@ impl Sim {
     /// joining again from the start, as a restarted node configured for
     /// state sync does.
     pub(super) fn restart(&mut self, i: usize) {
-        let joiner = self.sc.joiners.iter().any(|(j, _)| *j == i);
+        let joiner = self.sc.is_joiner(i);
         if joiner && self.nodes[i].joined_at.is_none() {
             self.nodes[i].stats.rejoins += 1;
             self.start_join(i);

@@ -187,7 +187,7 @@ impl Sim {
         // start: bonds to a late joiner could give it the power the chain
         // needs to decide the block its join waits for.
         let bondable: Vec<bool> = (0..sc.behaviours.len())
-            .map(|i| sc.behaviours[i].is_honest() && !sc.joiners.iter().any(|(j, _)| *j == i))
+            .map(|i| sc.behaviours[i].is_honest() && !sc.is_joiner(i))
             .collect();
         let workload = Workload::new(sc.seed, &g, &bondable);
         let mut nodes: Vec<Node> = sc
@@ -226,7 +226,7 @@ impl Sim {
         };
         sim.schedule_scenario();
         for i in 0..sim.nodes.len() {
-            let joins = sim.sc.joiners.iter().any(|(j, _)| *j == i);
+            let joins = sim.sc.is_joiner(i);
             if sim.nodes[i].behaviour != Behaviour::Silent && !joins {
                 sim.boot(i);
             }

@@ -608,6 +608,11 @@ impl Scenario {
         sc
     }
 
+    /// Whether node `i` starts late and joins by state sync.
+    pub fn is_joiner(&self, i: usize) -> bool {
+        self.joiners.iter().any(|(j, _)| *j == i)
+    }
+
     /// Summed power of the Byzantine validators.
     pub fn byzantine_power(&self) -> u64 {
         self.powers
