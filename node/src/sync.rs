@@ -9,58 +9,48 @@
 //! runner only carries messages (`runner/sync.rs`).
 
 use agora_proto::v1::{BlockRequest, BlockResponse, CertifiedBlock};
-use prost::Message;
+use agora_validator::engine::sync::serve::{self, BlockSource};
 
 use crate::storage::{Storage, StorageError};
 use crate::transport::wire::MAX_BLOCK_FRAME;
 
-/// Most blocks returned per request, whatever was asked (the frame budget
-/// below bounds the bytes: an empty block with its certificate is well under
-/// 1 KiB, so 512 of them fit in one 4 MiB frame many times over).
-pub const MAX_BLOCKS_PER_RESPONSE: u32 = 512;
 /// Bytes kept free in a response frame for the envelope.
 const ENVELOPE_SLACK: usize = 1024;
+/// Most encoded bytes of one block response (the simulator serves within
+/// the same bound).
+pub const RESPONSE_BUDGET: usize = MAX_BLOCK_FRAME - ENVELOPE_SLACK;
 
-/// Answers a block request: consecutive blocks with their certificates from
-/// `from_height`, as many as fit in one frame (at least one if it exists and
-/// fits at all), plus our latest height and the lowest height we store.
-///
-/// A node that prunes (`storage.keep_blocks`) has no blocks below its
-/// floor: asked from there it serves none (never a later block in their
-/// place: the asker needs consecutive heights) and its `lowest_height`,
-/// read after the blocks so that a prune running meanwhile shows, tells
-/// the asker to look elsewhere without charging us (`engine::sync`).
-pub fn serve_request(storage: &Storage, req: &BlockRequest) -> Result<BlockResponse, StorageError> {
-    let latest = storage.latest_height()?.unwrap_or(0);
-    let mut resp = BlockResponse {
-        blocks: Vec::new(),
-        latest_height: latest,
-        lowest_height: 0,
-    };
-    let budget = MAX_BLOCK_FRAME - ENVELOPE_SLACK;
-    let count = req.count.min(MAX_BLOCKS_PER_RESPONSE);
-    let mut used = resp.encoded_len();
-    for h in req.from_height.max(1)..req.from_height.max(1).saturating_add(u64::from(count)) {
-        if h > latest {
-            break;
-        }
-        let (Some(block), Some(cert)) = (storage.block(h)?, storage.certificate(h)?) else {
-            break;
-        };
-        let item = CertifiedBlock {
-            block: Some(block),
-            certificate: Some(cert),
-        };
-        let len = item.encoded_len();
-        let cost = 1 + prost::length_delimiter_len(len) + len;
-        if used + cost > budget {
-            break;
-        }
-        used += cost;
-        resp.blocks.push(item);
+impl BlockSource for Storage {
+    type Error = StorageError;
+
+    fn latest_height(&self) -> Result<u64, StorageError> {
+        Ok(Storage::latest_height(self)?.unwrap_or(0))
     }
-    resp.lowest_height = storage.lowest_block_height()?.unwrap_or(0);
-    Ok(resp)
+
+    fn certified_block(&self, height: u64) -> Result<Option<CertifiedBlock>, StorageError> {
+        // Two reads, not one transaction: a prune between them leaves a
+        // block without its certificate, which is served as not held.
+        Ok(match (self.block(height)?, self.certificate(height)?) {
+            (Some(block), Some(cert)) => Some(CertifiedBlock {
+                block: Some(block),
+                certificate: Some(cert),
+            }),
+            _ => None,
+        })
+    }
+
+    fn lowest_height(&self) -> Result<u64, StorageError> {
+        Ok(self.lowest_block_height()?.unwrap_or(0))
+    }
+}
+
+/// Answers a block request from storage by the engine's rule
+/// (`engine::sync::serve`): consecutive blocks with their certificates
+/// from `from_height`, as many as fit in one block frame, plus our latest
+/// height and the lowest height we store (a node that prunes,
+/// `storage.keep_blocks`, has none below its floor and serves none there).
+pub fn serve_request(storage: &Storage, req: &BlockRequest) -> Result<BlockResponse, StorageError> {
+    serve::serve_request(storage, req, RESPONSE_BUDGET)
 }
 
 #[cfg(test)]
@@ -69,6 +59,7 @@ mod tests {
     use crate::storage::CommittedBlock;
     use agora_proto::v1::{Block, CommitCertificate, Header, Transaction};
     use agora_validator::block::header_hash;
+    use prost::Message;
 
     fn store(s: &Storage, h: u64, pad: usize) {
         let header = Header {

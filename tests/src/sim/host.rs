@@ -4,17 +4,17 @@
 use super::byzantine::Byzantine;
 use super::mempool::SimMempool;
 use super::scenario::Behaviour;
+use agora_node::sync::RESPONSE_BUDGET;
 use agora_proto::v1 as pb;
 use agora_validator::consensus::evidence::InfractionKey;
 use agora_validator::consensus::{Input, SigningState};
 use agora_validator::crypto::Hash;
+use agora_validator::engine::sync::serve::{BlockSource, serve_request};
 use agora_validator::engine::{Engine, Restored, Tip};
 use agora_validator::ledger::Ledger;
 use agora_validator::{Address, CommitCertificate, Height, ValidatorSet};
 use std::collections::{BTreeMap, BTreeSet};
-
-/// Most blocks one response carries (the node caps a response at 512).
-const MAX_SERVED: u32 = 512;
+use std::convert::Infallible;
 
 /// A committed block as the store keeps it.
 #[derive(Debug, Clone)]
@@ -101,24 +101,33 @@ impl Store {
     }
 }
 
-/// An honest answer to a block request from this store, as the node's
-/// `sync::serve_request` makes it: consecutive blocks from `from` (none
-/// when `from` is below the store's first block: a node that joined by
-/// state sync holds nothing below its base, and a later block in their
-/// place would be out of order for the asker), and the lowest height held.
-pub fn serve_blocks(store: &Store, from: Height, count: u32) -> pb::BlockResponse {
-    let to = from.saturating_add(u64::from(count.min(MAX_SERVED)));
-    pb::BlockResponse {
-        blocks: (from.max(1)..to)
-            .map_while(|h| store.blocks.get(&h))
-            .map(|b| pb::CertifiedBlock {
-                block: Some(b.block.clone()),
-                certificate: Some(b.certificate.to_proto()),
-            })
-            .collect(),
-        latest_height: store.tip_height(),
-        lowest_height: store.blocks.keys().next().copied().unwrap_or(0),
+impl BlockSource for Store {
+    type Error = Infallible;
+
+    fn latest_height(&self) -> Result<u64, Infallible> {
+        Ok(self.tip_height())
     }
+
+    fn certified_block(&self, height: u64) -> Result<Option<pb::CertifiedBlock>, Infallible> {
+        Ok(self.blocks.get(&height).map(|b| pb::CertifiedBlock {
+            block: Some(b.block.clone()),
+            certificate: Some(b.certificate.to_proto()),
+        }))
+    }
+
+    fn lowest_height(&self) -> Result<u64, Infallible> {
+        Ok(self.blocks.keys().next().copied().unwrap_or(0))
+    }
+}
+
+/// An honest answer to a block request from this store, by the engine's
+/// rule and within the node's byte budget, as the node makes it.
+pub fn serve_blocks(store: &Store, from: Height, count: u32) -> pb::BlockResponse {
+    let req = pb::BlockRequest {
+        from_height: from,
+        count,
+    };
+    serve_request(store, &req, RESPONSE_BUDGET).unwrap_or_else(|e| match e {})
 }
 
 /// Counters of one node, over all its lives.

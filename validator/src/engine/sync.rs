@@ -35,6 +35,8 @@
 //! the last queued height on: the answer travels, and its certificates
 //! are checked off the loop, while the queue is applied.
 
+pub mod serve;
+
 use super::sync_pace::SyncPace;
 use crate::certificate::CommitCertificate;
 use crate::crypto::Hash;
