@@ -82,3 +82,46 @@ fn only_a_higher_past_polka_for_a_valid_block_moves_the_valid_value() {
     assert_eq!(c.valid(), Some((v2, 2)), "round 0 is below the valid round");
     assert_eq!(c.locked(), None);
 }
+
+/// Replayed copies of kept proposals hold a released block again only
+/// while it is the valid value: before the late polka, and for another
+/// round's block, a replay holds nothing, so a peer replaying every
+/// proposal it saw cannot grow the held blocks past the valid value's.
+#[test]
+fn replayed_proposals_hold_again_only_the_valid_value() {
+    let me = 0;
+    let n = net_where_first_proposer_in(me, 4);
+    let mut c = n.core(me, ConsensusConfig::default());
+    c.handle(Input::StartHeight(Box::new(n.params(1))));
+    let p0 = n.proposer(1, 0);
+    let (b0, v) = n.block_in(p0, 1, 0, 1);
+    let round_0 = n.proposal(p0, 1, 0, -1, &b0);
+    c.handle(Input::Proposal(round_0.clone()));
+    judge(&mut c, 0, v, true);
+    precommit_timeout(&mut c, 0);
+    let p1 = n.proposer(1, 1);
+    let (b1, w) = n.block_in(p1, 1, 1, 2);
+    let round_1 = n.proposal(p1, 1, 1, -1, &b1);
+    c.handle(Input::Proposal(round_1.clone()));
+    judge(&mut c, 1, w, true);
+    for r in 1..=2 {
+        precommit_timeout(&mut c, r);
+    }
+    assert_eq!(c.round(), 3);
+    assert!(!c.holds_block(&v) && !c.holds_block(&w), "both released");
+    c.handle(Input::Proposal(round_0.clone()));
+    assert!(!c.holds_block(&v), "not the valid value: not held again");
+    for i in (0..4).filter(|i| *i != me).take(2) {
+        c.handle(Input::Vote(n.vote(i, VoteType::Prevote, 1, 0, Some(v))));
+    }
+    assert_eq!(c.valid(), Some((v, 0)));
+    c.handle(Input::Proposal(round_1));
+    assert!(
+        !c.holds_block(&w),
+        "another round's block is not held again"
+    );
+    c.handle(Input::Proposal(round_0));
+    assert!(c.holds_block(&v), "the valid value is");
+    let out = precommit_timeout(&mut c, 3);
+    assert_eq!(proposed(&out), vec![(4, 0, v)], "line 16 with v: {out:?}");
+}
