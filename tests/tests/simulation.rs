@@ -17,7 +17,9 @@
 //! once by a `TestFault` in a scenario built to exercise it, and the run
 //! must report the matching violation (and pass without the fault).
 
-use agora_tests::sim::{Coverage, HeaderFault, Report, Scenario, Sim, Violation};
+use agora_tests::sim::{
+    Coverage, HeaderFault, MAX_CLOCK_SKEW_MS, Report, Scenario, Sim, Violation,
+};
 use agora_validator::consensus::{ConsensusConfig, TestFault, TimeoutConfig};
 
 /// Seeds of the default run. With the engine, the ledger and a workload a
@@ -227,6 +229,10 @@ fn assert_scenarios_exercised(coverage: &Coverage) {
             "joiners that crashed after joining",
             coverage.restarts_after_join,
         ),
+        (
+            "heights decided with clocks half a drift apart",
+            coverage.skewed_heights,
+        ),
     ] {
         assert!(n > 0, "no seed exercised: {what}");
     }
@@ -401,6 +407,35 @@ fn negative_control_forget_own_votes_is_caught() {
         TestFault::ForgetOwnVotes,
         |s| Scenario::generate(s, TARGET_HEIGHT),
         |v| matches!(v, Violation::HonestAlarm { .. }),
+    );
+}
+
+/// Clock skew: clocks at the bound the random mix draws within
+/// (`MAX_CLOCK_SKEW_MS` either way, a quarter of the allowed drift)
+/// decide with every honest block accepted; clocks three times as far
+/// apart (the control) make the node behind refuse the node ahead's
+/// blocks as dated past its clock and the allowed drift, and the
+/// simulator reports it.
+#[test]
+fn honest_clocks_within_the_skew_bound_accept_each_others_blocks() {
+    let sc = Scenario::clocks_apart(1, MAX_CLOCK_SKEW_MS);
+    let r = run_scenario(sc.clone(), TestFault::None);
+    assert!(
+        r.violations.is_empty(),
+        "{}",
+        failure_message(&r, &sc, "clocks at the skew bound")
+    );
+    assert!(r.coverage.skewed_heights >= 8);
+    let r = run_scenario(
+        Scenario::clocks_apart(1, 3 * MAX_CLOCK_SKEW_MS),
+        TestFault::None,
+    );
+    assert!(
+        r.violations
+            .iter()
+            .any(|v| matches!(v, Violation::HonestBlockRefused { node: 1, .. })),
+        "clocks 3 s apart, yet no honest block refused: {:?}",
+        r.violations
     );
 }
 

@@ -36,7 +36,7 @@ impl Sim {
         i: usize,
         f: impl FnOnce(&mut Engine<usize>, &mempool::SimMempool, u64) -> R,
     ) -> Option<R> {
-        let now = self.now;
+        let now = self.clock(i);
         let n = &mut self.nodes[i];
         let e = n.engine.as_mut()?;
         Some(f(e, &n.mempool, now))
@@ -105,6 +105,10 @@ impl Sim {
             Action::Wal(input) => self.nodes[i].store.wal.push(input),
             Action::PersistSigningState(s) => self.persist_signing(i, s),
             Action::BroadcastProposal(p) => {
+                // Its own, not a relayed one.
+                if self.honest(i) && p.proposer_address == self.g.addresses[i].0 {
+                    self.honest_proposals.insert((p.height, p.round));
+                }
                 let outs = self
                     .with_byz(i, |b, cx| b.proposal(cx, (*p).clone()))
                     .unwrap_or_else(|| vec![Out::all(Wire::Proposal(p))]);
@@ -146,7 +150,21 @@ impl Sim {
                 self.send(i, peer, Wire::BlockRequest { from, count }, None);
             }
             Action::Penalize { peer, fault } => self.penalize(i, peer, fault),
-            Action::InvalidBlock { .. } => self.nodes[i].stats.invalid_blocks += 1,
+            Action::InvalidBlock {
+                height,
+                round,
+                error,
+            } => {
+                self.nodes[i].stats.invalid_blocks += 1;
+                if self.honest(i) && self.honest_proposals.contains(&(height, round)) {
+                    self.violations.push(Violation::HonestBlockRefused {
+                        node: i,
+                        height,
+                        round,
+                        error: error.to_string(),
+                    });
+                }
+            }
             Action::Rejected(_) => {}
         }
     }

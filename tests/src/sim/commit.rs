@@ -42,10 +42,11 @@ impl Sim {
         let next = rec.height + 1;
         let time = rec.block.header.as_ref().map_or(0, |h| h.time_ms);
         let configured = self.sc.commit_pauses_ms[i];
+        let clock = self.clock(i);
         let pause = self.nodes[i]
             .engine
             .as_ref()
-            .map_or(configured, |e| e.start_pause_ms(configured, time, self.now));
+            .map_or(configured, |e| e.start_pause_ms(configured, time, clock));
         self.keep_commit(i, rec);
         self.maybe_snapshot(i, next - 1);
         let epoch = self.nodes[i].epoch;

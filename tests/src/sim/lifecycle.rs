@@ -84,7 +84,7 @@ impl Sim {
     /// announces its height, and its Byzantine module (if any) acts.
     pub(super) fn tick(&mut self, i: usize) {
         self.nodes[i].seen.clear();
-        let now = self.now;
+        let now = self.clock(i);
         let actions = self.nodes[i]
             .engine
             .as_mut()

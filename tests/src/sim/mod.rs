@@ -55,23 +55,25 @@ mod workload;
 
 pub use checks::EVIDENCE_BOUND;
 pub use report::{Coverage, Report};
-pub use scenario::{Behaviour, Crash, HeaderFault, Scenario, SnapshotFault, Torn};
+pub use scenario::{
+    Behaviour, Crash, HeaderFault, MAX_CLOCK_SKEW_MS, Scenario, SnapshotFault, Torn,
+};
 pub use violation::Violation;
 pub use wire::Wire;
 
 use actions::Origin;
-use agora_validator::Height;
 use agora_validator::consensus::evidence::InfractionKey;
 use agora_validator::consensus::{ConsensusConfig, Timeout};
 use agora_validator::crypto::SecretKey;
 use agora_validator::engine::{EngineConfig, TICK_MS};
+use agora_validator::{Height, Round};
 use commit::Decided;
 use genesis::SimGenesis;
 use host::Node;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use std::cmp::Reverse;
-use std::collections::{BTreeMap, BinaryHeap};
+use std::collections::{BTreeMap, BTreeSet, BinaryHeap};
 use wire::SignedTag;
 use workload::Workload;
 
@@ -167,6 +169,9 @@ pub struct Sim {
     decided: BTreeMap<Height, Decided>,
     /// Equivocations that reached an honest validator: first time, node.
     infractions: BTreeMap<InfractionKey, (u64, usize)>,
+    /// (height, round) of every proposal an honest node made and
+    /// broadcast: an honest node must find each block valid.
+    honest_proposals: BTreeSet<(Height, Round)>,
     /// Height every honest node must reach before the run may end.
     required: Height,
     /// Whether an equivocation's inclusion deadline is still ahead.
@@ -221,6 +226,7 @@ impl Sim {
             processed: 0,
             decided: BTreeMap::new(),
             infractions: BTreeMap::new(),
+            honest_proposals: BTreeSet::new(),
             violations: Vec::new(),
             trace: std::env::var("SIM_TRACE").ok().and_then(|s| s.parse().ok()),
         };
@@ -309,6 +315,14 @@ impl Sim {
         let (pending, height) = checks::evidence_progress(self);
         self.evidence_pending = pending;
         self.required = self.sc.target_height.max(height);
+    }
+
+    /// Node `i`'s clock: simulated time off by its skew (never below 0, so
+    /// a clock behind starts at 0 and stays monotonic). Everything a node's
+    /// engine or join is told the time is reads this; the simulator's own
+    /// schedule, bans and checks read simulated time.
+    pub(super) fn clock(&self, i: usize) -> u64 {
+        self.now.saturating_add_signed(self.sc.clock_skews_ms[i])
     }
 
     /// Whether the run may end: past GST (every crash, partition and join

@@ -3,7 +3,7 @@
 //! and each node's final state, for diagnosing a failing seed.
 
 use super::host::Node;
-use super::{Behaviour, Sim, Violation, checks};
+use super::{Behaviour, MAX_CLOCK_SKEW_MS, Sim, Violation, checks};
 use agora_validator::{Address, Height};
 use std::collections::BTreeMap;
 
@@ -48,6 +48,9 @@ pub struct Coverage {
     pub rejoins: u64,
     /// Joiners that crashed after joining and restarted from their base.
     pub restarts_after_join: u64,
+    /// Heights decided in runs whose fastest and slowest clocks were at
+    /// least `MAX_CLOCK_SKEW_MS` apart.
+    pub skewed_heights: u64,
 }
 
 impl Coverage {
@@ -73,6 +76,7 @@ impl Coverage {
         self.joined_from_checkpoint += o.joined_from_checkpoint;
         self.rejoins += o.rejoins;
         self.restarts_after_join += o.restarts_after_join;
+        self.skewed_heights += o.skewed_heights;
     }
 }
 
@@ -194,6 +198,15 @@ impl Sim {
                 c.state_synced_then_signed +=
                     u64::from(n.store.signing.is_some_and(|g| g.height > s));
             }
+        }
+        let skews = &self.sc.clock_skews_ms;
+        let spread = skews
+            .iter()
+            .max()
+            .zip(skews.iter().min())
+            .map_or(0, |(a, b)| a - b);
+        if spread >= MAX_CLOCK_SKEW_MS {
+            c.skewed_heights = self.decided.len() as u64;
         }
         c.restarted_and_synced = self
             .honest_nodes()

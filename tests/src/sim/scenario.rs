@@ -192,6 +192,29 @@ pub struct Scenario {
     /// Honest nodes that start late with an empty store and join by state
     /// sync: (node, when in ms).
     pub joiners: Vec<(usize, u64)>,
+    /// Each node's clock minus simulated time (ms), within
+    /// ±[`MAX_CLOCK_SKEW_MS`]: what its engine is told the time is.
+    pub clock_skews_ms: Vec<i64>,
+}
+
+/// Largest offset of a node's clock from simulated time (ms): a quarter of
+/// the default `max_clock_drift_ms` (2 s). A proposer dates its block at
+/// most half the drift ahead of its own clock (`engine/start_pause.rs`),
+/// so with two clocks at most half the drift apart an honest block is
+/// never more than the drift ahead of an honest receiver's clock: the
+/// skew honest operators' clocks must stay within.
+pub const MAX_CLOCK_SKEW_MS: i64 = 500;
+
+/// Which draws of the random mix a scenario takes. Each session's new
+/// draws come last, so a seed drawn before them replays as it was.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Draws {
+    /// Before late joiners (session 50).
+    BeforeJoiners,
+    /// Before clock skews (session 51).
+    BeforeClockSkews,
+    /// Every draw.
+    All,
 }
 
 fn byzantine_kind(rng: &mut ChaCha8Rng) -> Behaviour {
@@ -360,19 +383,35 @@ fn random_joiner(
     Some((joiner, at))
 }
 
+/// With probability 1/2, every node's clock is off simulated time by up
+/// to [`MAX_CLOCK_SKEW_MS`] either way; otherwise all clocks agree.
+fn random_clock_skews(rng: &mut ChaCha8Rng, n: usize) -> Vec<i64> {
+    if !rng.random_bool(0.5) {
+        return vec![0; n];
+    }
+    (0..n)
+        .map(|_| rng.random_range(-MAX_CLOCK_SKEW_MS..=MAX_CLOCK_SKEW_MS))
+        .collect()
+}
+
 impl Scenario {
     /// The scenario of `seed`.
     pub fn generate(seed: u64, target_height: u64) -> Self {
-        Self::mix(seed, target_height, true)
+        Self::mix(seed, target_height, Draws::All)
     }
 
     /// The scenario `seed` made before late joiners were drawn (session
     /// 50): what a regression test pinned to an older seed replays.
     pub fn without_joiner(seed: u64, target_height: u64) -> Self {
-        Self::mix(seed, target_height, false)
+        Self::mix(seed, target_height, Draws::BeforeJoiners)
     }
 
-    fn mix(seed: u64, target_height: u64, with_joiner: bool) -> Self {
+    /// The scenario `seed` made before clock skews were drawn (session 51).
+    pub fn without_clock_skews(seed: u64, target_height: u64) -> Self {
+        Self::mix(seed, target_height, Draws::BeforeClockSkews)
+    }
+
+    fn mix(seed: u64, target_height: u64, draws: Draws) -> Self {
         let mut rng = ChaCha8Rng::seed_from_u64(seed);
         let n = rng.random_range(4..=10usize);
         let powers: Vec<u64> = (0..n).map(|_| rng.random_range(1..=10u64)).collect();
@@ -414,7 +453,7 @@ impl Scenario {
         // Last, for the same reason. A joiner's start is one more event
         // the network must have settled by.
         let mut crashes = crashes;
-        let joiners: Vec<(usize, u64)> = with_joiner
+        let joiners: Vec<(usize, u64)> = (draws >= Draws::BeforeClockSkews)
             .then(|| random_joiner(&mut rng, &powers, &mut behaviours, &mut crashes))
             .flatten()
             .into_iter()
@@ -424,6 +463,12 @@ impl Scenario {
             .map(|j| j.1)
             .chain(crashes.iter().map(Crash::latest_back))
             .fold(gst_ms, u64::max);
+        // After the joiners, for the same reason.
+        let clock_skews_ms = if draws == Draws::All {
+            random_clock_skews(&mut rng, n)
+        } else {
+            vec![0; n]
+        };
         Self {
             seed,
             powers,
@@ -440,6 +485,7 @@ impl Scenario {
             tx_interval_ms,
             commit_pauses_ms,
             joiners,
+            clock_skews_ms,
         }
     }
 
@@ -461,6 +507,7 @@ impl Scenario {
             tx_interval_ms: 100,
             commit_pauses_ms: vec![0; n],
             joiners: Vec::new(),
+            clock_skews_ms: vec![0; n],
         }
     }
 
@@ -532,6 +579,15 @@ impl Scenario {
         sc.behaviours[1] = Behaviour::FalseHeight { answers: true };
         sc.crashes = vec![Crash::clean(9, 1_000, 4_000)];
         sc.gst_ms = 4_000;
+        sc
+    }
+
+    /// Control of the clock rule and of the simulator's check that honest
+    /// nodes accept honest blocks: node 0's clock runs `skew_ms` ahead and
+    /// node 1's as far behind, on a quiet network of four.
+    pub fn clocks_apart(seed: u64, skew_ms: i64) -> Self {
+        let mut sc = Self::quiet(seed, 4, 8);
+        sc.clock_skews_ms = vec![skew_ms, -skew_ms, 0, 0];
         sc
     }
 

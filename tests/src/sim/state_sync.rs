@@ -149,7 +149,7 @@ impl Sim {
         }
         let trust_height = self.nodes[i].checkpoint.map_or(1, |c| c.0);
         let peers = (0..self.nodes.len()).filter(|p| *p != i);
-        let (mut join, actions) = Join::start(trust_height, CHUNK_TIMEOUT_MS, peers, self.now);
+        let (mut join, actions) = Join::start(trust_height, CHUNK_TIMEOUT_MS, peers, self.clock(i));
         if self.config.consensus.test_fault == TestFault::SkipChunkChecks {
             join.skip_chunk_checks();
         }
@@ -161,21 +161,21 @@ impl Sim {
 
     /// The join's clock moves (while it runs).
     pub(super) fn join_tick(&mut self, i: usize) {
-        let now = self.now;
-        let Some(actions) = self.nodes[i].join.as_mut().map(|j| j.tick(now)) else {
+        let clock = self.clock(i);
+        let Some(actions) = self.nodes[i].join.as_mut().map(|j| j.tick(clock)) else {
             return;
         };
         self.exec_join(i, actions);
         if self.nodes[i].join.is_some() {
             let epoch = self.nodes[i].epoch;
-            self.push(now + JOIN_TICK_MS, Event::JoinTick { node: i, epoch });
+            self.push(self.now + JOIN_TICK_MS, Event::JoinTick { node: i, epoch });
         }
     }
 
     /// A joiner takes an offer or a chunk (anything else waits for its
     /// engine).
     pub(super) fn join_receive(&mut self, to: usize, from: usize, wire: Wire) {
-        let now = self.now;
+        let now = self.clock(to);
         let Some(join) = self.nodes[to].join.as_mut() else {
             return;
         };
@@ -200,7 +200,7 @@ impl Sim {
                 }
                 Action::VerifyAnchor { height, seed, .. } => {
                     let verdict = self.light_anchor(i, height, &seed);
-                    let now = self.now;
+                    let now = self.clock(i);
                     if let Some(j) = self.nodes[i].join.as_mut() {
                         queue.extend(j.anchor_verified(verdict, now));
                     }

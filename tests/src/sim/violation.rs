@@ -1,7 +1,7 @@
 //! What a run can find wrong: one variant per property the checker
 //! ([`super::checks`]) or the event loop reports.
 
-use agora_validator::Height;
+use agora_validator::{Height, Round};
 
 /// A property that failed.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -101,6 +101,19 @@ pub enum Violation {
         peer: usize,
         /// The fault charged.
         fault: String,
+    },
+    /// An honest node found an honest proposer's block invalid (block
+    /// validity is a function of the chain but for the clock rule, so
+    /// this is clocks too far apart, or a rule that is not deterministic).
+    HonestBlockRefused {
+        /// The node that refused it.
+        node: usize,
+        /// The block's height.
+        height: Height,
+        /// The round it was proposed in.
+        round: Round,
+        /// The rule it broke there.
+        error: String,
     },
     /// An honest engine failed (it could not apply a decided block).
     Engine {
