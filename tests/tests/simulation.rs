@@ -233,6 +233,7 @@ fn assert_scenarios_exercised(coverage: &Coverage) {
             "heights decided with clocks half a drift apart",
             coverage.skewed_heights,
         ),
+        ("clocks stepped backwards", coverage.clock_steps_back),
     ] {
         assert!(n > 0, "no seed exercised: {what}");
     }

@@ -127,6 +127,9 @@ enum Event {
     Workload,
     /// A node with an empty store starts to join by state sync.
     Join(usize),
+    /// A node's clock is stepped: its skew from simulated time becomes
+    /// the one given (ms).
+    ClockStep(usize, i64),
     /// A joining node's join is driven (every `state_sync::JOIN_TICK_MS`),
     /// in the life `epoch` of the node that started it.
     JoinTick {
@@ -169,6 +172,9 @@ pub struct Sim {
     decided: BTreeMap<Height, Decided>,
     /// Equivocations that reached an honest validator: first time, node.
     infractions: BTreeMap<InfractionKey, (u64, usize)>,
+    /// Each node's clock minus simulated time now (ms): the scenario's
+    /// skews, then its steps.
+    skews_ms: Vec<i64>,
     /// (height, round) of every proposal an honest node made and
     /// broadcast: an honest node must find each block valid.
     honest_proposals: BTreeSet<(Height, Round)>,
@@ -206,6 +212,7 @@ impl Sim {
                 .filter_map(|h| Some((h, g.ledger.validator_set(h)?.clone())))
                 .collect();
         }
+        let skews_ms = sc.clock_skews_ms.clone();
         let mut sim = Self {
             required: sc.target_height,
             evidence_pending: false,
@@ -227,6 +234,7 @@ impl Sim {
             decided: BTreeMap::new(),
             infractions: BTreeMap::new(),
             honest_proposals: BTreeSet::new(),
+            skews_ms,
             violations: Vec::new(),
             trace: std::env::var("SIM_TRACE").ok().and_then(|s| s.parse().ok()),
         };
@@ -268,6 +276,9 @@ impl Sim {
         }
         for (i, at) in self.sc.joiners.clone() {
             self.push(at, Event::Join(i));
+        }
+        for (i, at, skew) in self.sc.clock_steps.clone() {
+            self.push(at, Event::ClockStep(i, skew));
         }
     }
 
@@ -317,12 +328,12 @@ impl Sim {
         self.required = self.sc.target_height.max(height);
     }
 
-    /// Node `i`'s clock: simulated time off by its skew (never below 0, so
-    /// a clock behind starts at 0 and stays monotonic). Everything a node's
+    /// Node `i`'s clock: simulated time off by its current skew (never
+    /// below 0; it steps back when a step lowers the skew). Everything a node's
     /// engine or join is told the time is reads this; the simulator's own
     /// schedule, bans and checks read simulated time.
     pub(super) fn clock(&self, i: usize) -> u64 {
-        self.now.saturating_add_signed(self.sc.clock_skews_ms[i])
+        self.now.saturating_add_signed(self.skews_ms[i])
     }
 
     /// Whether the run may end: past GST (every crash, partition and join
@@ -405,6 +416,7 @@ impl Sim {
             Event::PartitionStart => self.partition_started(),
             Event::Workload => self.submit_tx(),
             Event::Join(i) => self.start_join(i),
+            Event::ClockStep(i, skew) => self.skews_ms[i] = skew,
             Event::JoinTick { node, epoch } if self.nodes[node].epoch == epoch => {
                 self.join_tick(node)
             }

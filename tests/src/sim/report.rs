@@ -51,6 +51,9 @@ pub struct Coverage {
     /// Heights decided in runs whose fastest and slowest clocks were at
     /// least `MAX_CLOCK_SKEW_MS` apart.
     pub skewed_heights: u64,
+    /// Clocks stepped backwards (every step falls before GST, so before
+    /// the run ends).
+    pub clock_steps_back: u64,
 }
 
 impl Coverage {
@@ -77,6 +80,7 @@ impl Coverage {
         self.rejoins += o.rejoins;
         self.restarts_after_join += o.restarts_after_join;
         self.skewed_heights += o.skewed_heights;
+        self.clock_steps_back += o.clock_steps_back;
     }
 }
 
@@ -207,6 +211,13 @@ impl Sim {
             .map_or(0, |(a, b)| a - b);
         if spread >= MAX_CLOCK_SKEW_MS {
             c.skewed_heights = self.decided.len() as u64;
+        }
+        let mut steps = self.sc.clock_steps.clone();
+        steps.sort_by_key(|s| s.1);
+        let mut skew = skews.clone();
+        for (i, _, to) in steps {
+            c.clock_steps_back += u64::from(to < skew[i]);
+            skew[i] = to;
         }
         c.restarted_and_synced = self
             .honest_nodes()

@@ -192,9 +192,12 @@ pub struct Scenario {
     /// Honest nodes that start late with an empty store and join by state
     /// sync: (node, when in ms).
     pub joiners: Vec<(usize, u64)>,
-    /// Each node's clock minus simulated time (ms), within
+    /// Each node's clock minus simulated time (ms) at the start, within
     /// ±[`MAX_CLOCK_SKEW_MS`]: what its engine is told the time is.
     pub clock_skews_ms: Vec<i64>,
+    /// Steps of a node's clock (an NTP correction, possibly backwards):
+    /// (node, when in ms, its skew from then on).
+    pub clock_steps: Vec<(usize, u64, i64)>,
 }
 
 /// Largest offset of a node's clock from simulated time (ms): a quarter of
@@ -384,14 +387,27 @@ fn random_joiner(
 }
 
 /// With probability 1/2, every node's clock is off simulated time by up
-/// to [`MAX_CLOCK_SKEW_MS`] either way; otherwise all clocks agree.
-fn random_clock_skews(rng: &mut ChaCha8Rng, n: usize) -> Vec<i64> {
+/// to [`MAX_CLOCK_SKEW_MS`] either way, and each node's clock is stepped
+/// with probability 1/4, once in the first 8 s, to another skew in that
+/// range (backwards by up to a second, as an NTP correction may); otherwise
+/// all clocks agree.
+fn random_clocks(rng: &mut ChaCha8Rng, n: usize) -> (Vec<i64>, Vec<(usize, u64, i64)>) {
     if !rng.random_bool(0.5) {
-        return vec![0; n];
+        return (vec![0; n], Vec::new());
     }
-    (0..n)
-        .map(|_| rng.random_range(-MAX_CLOCK_SKEW_MS..=MAX_CLOCK_SKEW_MS))
-        .collect()
+    let range = -MAX_CLOCK_SKEW_MS..=MAX_CLOCK_SKEW_MS;
+    let skews = (0..n).map(|_| rng.random_range(range.clone())).collect();
+    let mut steps = Vec::new();
+    for i in 0..n {
+        if rng.random_bool(0.25) {
+            steps.push((
+                i,
+                rng.random_range(0..8_000),
+                rng.random_range(range.clone()),
+            ));
+        }
+    }
+    (skews, steps)
 }
 
 impl Scenario {
@@ -463,12 +479,14 @@ impl Scenario {
             .map(|j| j.1)
             .chain(crashes.iter().map(Crash::latest_back))
             .fold(gst_ms, u64::max);
-        // After the joiners, for the same reason.
-        let clock_skews_ms = if draws == Draws::All {
-            random_clock_skews(&mut rng, n)
+        // After the joiners, for the same reason. A step is one more event
+        // the network must have settled by.
+        let (clock_skews_ms, clock_steps) = if draws == Draws::All {
+            random_clocks(&mut rng, n)
         } else {
-            vec![0; n]
+            (vec![0; n], Vec::new())
         };
+        let gst_ms = clock_steps.iter().map(|s| s.1).fold(gst_ms, u64::max);
         Self {
             seed,
             powers,
@@ -486,6 +504,7 @@ impl Scenario {
             commit_pauses_ms,
             joiners,
             clock_skews_ms,
+            clock_steps,
         }
     }
 
@@ -508,6 +527,7 @@ impl Scenario {
             commit_pauses_ms: vec![0; n],
             joiners: Vec::new(),
             clock_skews_ms: vec![0; n],
+            clock_steps: Vec::new(),
         }
     }
 

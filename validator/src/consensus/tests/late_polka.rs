@@ -18,6 +18,17 @@ fn proposed(out: &[Output]) -> Vec<(Round, i32, Hash)> {
         .collect()
 }
 
+/// A core for validator 0, first proposer in `round`, at height 1: it took
+/// round `r`'s proposal of a valid block, prevoted it and left the round
+/// without a polka. Returns the core, the proposal and the block's hash.
+fn left_without_polka(n: &Net, r: Round) -> (Consensus, pb::Proposal, Hash) {
+    let mut c = n.core(0, ConsensusConfig::default());
+    c.handle(Input::StartHeight(Box::new(n.params(1))));
+    let (proposal, v) = n.propose_valid_copy(&mut c, r);
+    precommit_timeout(&mut c, r);
+    (c, proposal, v)
+}
+
 /// Validator `me` prevotes round 0's block v and leaves the round without a
 /// polka; two rounds on (v released), the two prevotes that complete the
 /// polka arrive, then a re-gossiped copy of round 0's proposal. In round
@@ -26,14 +37,7 @@ fn proposed(out: &[Output]) -> Vec<(Round, i32, Hash)> {
 fn a_polka_seen_after_its_round_makes_its_value_valid_and_re_proposed() {
     let me = 0;
     let n = net_where_first_proposer_in(me, 3);
-    let mut c = n.core(me, ConsensusConfig::default());
-    c.handle(Input::StartHeight(Box::new(n.params(1))));
-    let p0 = n.proposer(1, 0);
-    let (b0, v) = n.block_in(p0, 1, 0, 1);
-    let round_0 = n.proposal(p0, 1, 0, -1, &b0);
-    c.handle(Input::Proposal(round_0.clone()));
-    judge(&mut c, 0, v, true);
-    precommit_timeout(&mut c, 0);
+    let (mut c, round_0, v) = left_without_polka(&n, 0);
     precommit_timeout(&mut c, 1);
     assert_eq!(c.round(), 2);
     assert_eq!(c.valid(), None, "no polka yet");
@@ -91,19 +95,8 @@ fn only_a_higher_past_polka_for_a_valid_block_moves_the_valid_value() {
 fn replayed_proposals_hold_again_only_the_valid_value() {
     let me = 0;
     let n = net_where_first_proposer_in(me, 4);
-    let mut c = n.core(me, ConsensusConfig::default());
-    c.handle(Input::StartHeight(Box::new(n.params(1))));
-    let p0 = n.proposer(1, 0);
-    let (b0, v) = n.block_in(p0, 1, 0, 1);
-    let round_0 = n.proposal(p0, 1, 0, -1, &b0);
-    c.handle(Input::Proposal(round_0.clone()));
-    judge(&mut c, 0, v, true);
-    precommit_timeout(&mut c, 0);
-    let p1 = n.proposer(1, 1);
-    let (b1, w) = n.block_in(p1, 1, 1, 2);
-    let round_1 = n.proposal(p1, 1, 1, -1, &b1);
-    c.handle(Input::Proposal(round_1.clone()));
-    judge(&mut c, 1, w, true);
+    let (mut c, round_0, v) = left_without_polka(&n, 0);
+    let (round_1, w) = n.propose_valid_copy(&mut c, 1);
     for r in 1..=2 {
         precommit_timeout(&mut c, r);
     }

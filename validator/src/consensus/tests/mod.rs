@@ -119,16 +119,17 @@ impl Net {
     /// Round `r`'s proposer proposes a fresh block at height 1 to `c`,
     /// which the host finds valid; its hash.
     fn propose_valid(&self, c: &mut Consensus, r: Round) -> Hash {
+        self.propose_valid_copy(c, r).1
+    }
+
+    /// [`Self::propose_valid`], returning the proposal too (to send again).
+    fn propose_valid_copy(&self, c: &mut Consensus, r: Round) -> (pb::Proposal, Hash) {
         let p = self.proposer(1, r);
         let (b, hash) = self.block_in(p, 1, r, 1 + u64::from(r));
-        c.handle(Input::Proposal(self.proposal(p, 1, r, -1, &b)));
-        c.handle(Input::BlockValidity {
-            height: 1,
-            round: r,
-            block_hash: hash,
-            valid: true,
-        });
-        hash
+        let proposal = self.proposal(p, 1, r, -1, &b);
+        c.handle(Input::Proposal(proposal.clone()));
+        judge(c, r, hash, true);
+        (proposal, hash)
     }
 
     fn vote(&self, i: usize, t: VoteType, h: Height, r: Round, value: Option<Hash>) -> pb::Vote {
