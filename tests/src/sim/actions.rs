@@ -105,8 +105,15 @@ impl Sim {
             Action::Wal(input) => self.nodes[i].store.wal.push(input),
             Action::PersistSigningState(s) => self.persist_signing(i, s),
             Action::BroadcastProposal(p) => {
-                // Its own, not a relayed one.
-                if self.honest(i) && p.proposer_address == self.g.addresses[i].0 {
+                // Its own proposal of a block it created: not a relayed
+                // copy, nor a valid value re-proposed (a Byzantine creator
+                // may date a block that only the clocks ahead accept).
+                let me = &self.g.addresses[i].0;
+                let created = p.block.as_ref().and_then(|b| b.header.as_ref());
+                if self.honest(i)
+                    && p.proposer_address == *me
+                    && created.is_some_and(|h| h.proposer_address == *me)
+                {
                     self.honest_proposals.insert((p.height, p.round));
                 }
                 let outs = self

@@ -175,8 +175,8 @@ pub struct Sim {
     /// Each node's clock minus simulated time now (ms): the scenario's
     /// skews, then its steps.
     skews_ms: Vec<i64>,
-    /// (height, round) of every proposal an honest node made and
-    /// broadcast: an honest node must find each block valid.
+    /// (height, round) of every proposal an honest node made of a block it
+    /// created: an honest node must find each such block valid.
     honest_proposals: BTreeSet<(Height, Round)>,
     /// Height every honest node must reach before the run may end.
     required: Height,

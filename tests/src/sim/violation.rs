@@ -102,9 +102,10 @@ pub enum Violation {
         /// The fault charged.
         fault: String,
     },
-    /// An honest node found an honest proposer's block invalid (block
-    /// validity is a function of the chain but for the clock rule, so
-    /// this is clocks too far apart, or a rule that is not deterministic).
+    /// An honest node found invalid a block an honest node created and
+    /// proposed (block validity is a function of the chain but for the
+    /// clock rule, so this is clocks too far apart, or a rule that is not
+    /// deterministic).
     HonestBlockRefused {
         /// The node that refused it.
         node: usize,
