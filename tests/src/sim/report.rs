@@ -212,13 +212,13 @@ impl Sim {
         if spread >= MAX_CLOCK_SKEW_MS {
             c.skewed_heights = self.decided.len() as u64;
         }
-        let mut steps = self.sc.clock_steps.clone();
-        steps.sort_by_key(|s| s.1);
-        let mut skew = skews.clone();
-        for (i, _, to) in steps {
-            c.clock_steps_back += u64::from(to < skew[i]);
-            skew[i] = to;
-        }
+        // At most one step per node: each is from the node's first skew.
+        c.clock_steps_back = self
+            .sc
+            .clock_steps
+            .iter()
+            .filter(|(i, _, to)| *to < skews[*i])
+            .count() as u64;
         c.restarted_and_synced = self
             .honest_nodes()
             .filter(|i| self.nodes[*i].stats.restarts > 0 && self.nodes[*i].stats.synced >= 2)

@@ -195,8 +195,8 @@ pub struct Scenario {
     /// Each node's clock minus simulated time (ms) at the start, within
     /// ±[`MAX_CLOCK_SKEW_MS`]: what its engine is told the time is.
     pub clock_skews_ms: Vec<i64>,
-    /// Steps of a node's clock (an NTP correction, possibly backwards):
-    /// (node, when in ms, its skew from then on).
+    /// Steps of a node's clock (an NTP correction, possibly backwards), at
+    /// most one per node: (node, when in ms, its skew from then on).
     pub clock_steps: Vec<(usize, u64, i64)>,
 }
 
@@ -469,7 +469,7 @@ impl Scenario {
         // Last, for the same reason. A joiner's start is one more event
         // the network must have settled by.
         let mut crashes = crashes;
-        let joiners: Vec<(usize, u64)> = (draws >= Draws::BeforeClockSkews)
+        let joiners: Vec<(usize, u64)> = (draws > Draws::BeforeJoiners)
             .then(|| random_joiner(&mut rng, &powers, &mut behaviours, &mut crashes))
             .flatten()
             .into_iter()
@@ -481,7 +481,7 @@ impl Scenario {
             .fold(gst_ms, u64::max);
         // After the joiners, for the same reason. A step is one more event
         // the network must have settled by.
-        let (clock_skews_ms, clock_steps) = if draws == Draws::All {
+        let (clock_skews_ms, clock_steps) = if draws > Draws::BeforeClockSkews {
             random_clocks(&mut rng, n)
         } else {
             (vec![0; n], Vec::new())
